@@ -1,0 +1,82 @@
+/**
+ * The captioning model as the rest of the program sees it. The implementation (src/model/native-model.ts)
+ * runs every kernel in the C++ addon; a CUDA implementation could sit behind the same interface later.
+ *
+ * Shapes: B batch, L locations, C channels (from the encoder), E embedding, U GRU units,
+ * A attention units, V vocabulary, T decoder steps (caption length - 1, teacher forcing).
+ */
+export interface ModelConfig {
+  locations: number;       // L (64 for InceptionV3 mixed10, 49 for MobileNetV2)
+  channels: number;        // C (2048, 1280, 768 ...)
+  embedDim: number;        // E, seed: 256 (also the width of the Dense+ReLU feature encoder)
+  units: number;           // U, seed: 512 (GRU state and fc1 width)
+  attentionUnits: number;  // A, seed: 512 (Bahdanau W1, W2: -> A, V: A -> 1)
+  vocabSize: number;       // V, vocabulary size including <pad>=0
+  dropout: number;         // 0 = seed (no dropout)
+  attentionLambda: number; // doubly stochastic attention regulariser weight, 0 = seed
+}
+
+export const SEED_MODEL_DEFAULTS: Omit<ModelConfig, 'locations' | 'channels' | 'vocabSize'> = {
+  embedDim: 256,
+  units: 512,
+  attentionUnits: 512,
+  dropout: 0,
+  attentionLambda: 0,
+};
+
+/** One padded training batch. */
+export interface TrainBatch {
+  size: number;            // B
+  steps: number;           // T: tokens per row minus one
+  features: Float32Array;  // [B, L, C]
+  tokens: Int32Array;      // [B, T+1], <start> first, 0-padded after <end>
+}
+
+export interface StepStats {
+  loss: number;            // mean cross-entropy over real (non-pad) target tokens (+ attention term, if any)
+  tokens: number;          // real target tokens in the batch
+}
+
+export interface OptimizerOptions {
+  learningRate: number;    // Adam, Keras defaults beta1 .9, beta2 .999, eps 1e-7
+  clipNorm?: number;       // global-norm gradient clipping, 0/undefined = off
+}
+
+export interface NamedTensor {
+  shape: number[];
+  data: Float32Array;      // live view of the model's storage: write to it to load weights
+}
+
+/** Per-image state carried through decoding. */
+export interface DecoderState {
+  size: number;            // N images (or beams)
+  hidden: Float32Array;    // [N, U]
+  encoded: Float32Array;   // [N, L, E]  encoder output
+  projected: Float32Array; // [N, L, A]  W1 · encoded, computed once per image
+}
+
+export interface StepOutput {
+  logits: Float32Array;    // [N, V]
+  attention: Float32Array; // [N, L], sums to 1 per row
+  hidden: Float32Array;    // [N, U]  new state
+}
+
+export interface CaptionModel {
+  readonly config: ModelConfig;
+  /** Parameters by name (stable names, also used in safetensors checkpoints). */
+  parameters(): Map<string, NamedTensor>;
+  /** Adam moments by parameter name, and the step counter, for checkpoints. */
+  optimizerState(): { step: number; m: Map<string, NamedTensor>; v: Map<string, NamedTensor> };
+  setOptimizerStep(step: number): void;
+  /** Forward + backward + Adam update. `dropoutSeed` makes the dropout masks reproducible. */
+  trainStep(batch: TrainBatch, opt: OptimizerOptions, dropoutSeed?: number): StepStats;
+  /** Forward only (no dropout), for validation loss. */
+  evalLoss(batch: TrainBatch): StepStats;
+  /** Encode N images' features [N, L, C] for decoding; hidden starts at zeros (as the seed). */
+  encode(features: Float32Array, n: number): DecoderState;
+  /** One decoder step for every row of `state` fed `tokens` [N]. Does not modify `state`. */
+  step(state: DecoderState, tokens: Int32Array): StepOutput;
+  /** Reorder/duplicate state rows (beam search): new row i = old row rows[i]. */
+  selectRows(state: DecoderState, rows: Int32Array, hidden?: Float32Array): DecoderState;
+  dispose(): void;
+}
