@@ -1,0 +1,161 @@
+/**
+ * Training checkpoints. A checkpoint folder is self-contained for `sat caption`:
+ *
+ *   checkpoints/
+ *     latest.safetensors   weights ("<param>") and Adam moments ("optimizer.m.<param>", "optimizer.v.<param>"),
+ *                          with the whole CheckpointMeta as JSON in __metadata__["sat.checkpoint"]
+ *     latest.json          the same CheckpointMeta, pretty-printed for people and tools
+ *     best.safetensors / best.json   the epoch with the best validation score so far
+ *     vocab.json           copy of the run's vocabulary
+ *     loss.svg, loss.png   train/validation loss per epoch
+ *
+ * Every file is written to a temporary name and renamed, so a crash (or kill -9) leaves either the old
+ * or the new file, never half of one. The safetensors metadata is the authoritative copy of the meta:
+ * weights and progress can never come from two different steps.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { CaptionModel, ModelConfig } from '../model/types.js';
+import type { TrainConfig } from '../train/config.js';
+import type { RngState } from '../util/rng.js';
+import { UserError } from '../util/errors.js';
+import { readSafetensors, writeSafetensors, type Tensor } from './safetensors.js';
+
+export const CHECKPOINT_FORMAT = 'show-attend-tell/checkpoint@1';
+const META_KEY = 'sat.checkpoint';
+
+export interface EpochRecord {
+  epoch: number;             // 1-based
+  trainLoss: number;         // token-weighted mean over the epoch's batches
+  valLoss: number | null;    // token-weighted mean over the dev split; null without a dev split
+  metric?: { name: string; value: number };  // from the validate hook, if any
+  learningRate: number;
+  steps: number;             // optimizer steps at the end of this epoch
+  seconds: number;           // training time of this epoch (without validation)
+  tokensPerSecond: number;
+}
+
+/** Where training stands; enough to continue exactly where it stopped. */
+export interface TrainProgress {
+  epoch: number;             // completed epochs
+  batchInEpoch: number;      // batches of epoch `epoch + 1` already trained (0 at an epoch boundary)
+  step: number;              // optimizer steps in total
+  epochRngState: RngState;   // shuffle Rng state at the start of epoch `epoch + 1`, before its shuffle
+  partial: { lossSum: number; tokens: number; seconds: number };  // the unfinished epoch's sums
+  learningRate: number;      // current learning rate (after any decay)
+  lastDecayEpoch: number;    // epoch of the last learning-rate decay (0 = none)
+  history: EpochRecord[];
+  best: { epoch: number; score: number; by: string } | null;  // `by`: "valLoss" or the metric name
+}
+
+export interface CheckpointMeta {
+  format: string;
+  createdAt: string;
+  config: TrainConfig;
+  model: ModelConfig;
+  encoder: { id: string; locations: number; channels: number };
+  vocab: string;             // file name of the vocabulary, beside the checkpoint
+  run: string | null;        // run directory the checkpoint was trained from (informational)
+  progress: TrainProgress;
+}
+
+export const checkpointFiles = (dir: string, tag: 'latest' | 'best') => ({
+  weights: path.join(dir, `${tag}.safetensors`),
+  meta: path.join(dir, `${tag}.json`),
+});
+
+function writeFileAtomic(file: string, data: string | Uint8Array): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, data);
+  fs.renameSync(tmp, file);
+}
+
+/** Save the model, its Adam state and `meta` as `<dir>/<tag>.*`. */
+export function saveCheckpoint(dir: string, tag: 'latest' | 'best', model: CaptionModel, meta: CheckpointMeta): void {
+  fs.mkdirSync(dir, { recursive: true });
+  const tensors = new Map<string, Tensor>();
+  for (const [name, t] of model.parameters()) tensors.set(name, t);
+  const opt = model.optimizerState();
+  for (const [name, t] of opt.m) tensors.set(`optimizer.m.${name}`, t);
+  for (const [name, t] of opt.v) tensors.set(`optimizer.v.${name}`, t);
+  const json = JSON.stringify(meta);
+  const files = checkpointFiles(dir, tag);
+  writeSafetensors(files.weights, tensors, { format: 'pt', [META_KEY]: json });
+  writeFileAtomic(files.meta, JSON.stringify(meta, null, 2) + '\n');
+}
+
+/** Copy `<dir>/latest.*` to `<dir>/best.*` (both atomically). */
+export function promoteLatestToBest(dir: string): void {
+  const from = checkpointFiles(dir, 'latest');
+  const to = checkpointFiles(dir, 'best');
+  for (const key of ['weights', 'meta'] as const) {
+    const tmp = `${to[key]}.tmp-${process.pid}`;
+    fs.copyFileSync(from[key], tmp);
+    fs.renameSync(tmp, to[key]);
+  }
+}
+
+/** Copy the vocabulary next to the checkpoints so the folder works on its own. */
+export function copyVocab(vocabFile: string, dir: string): string {
+  fs.mkdirSync(dir, { recursive: true });
+  writeFileAtomic(path.join(dir, 'vocab.json'), fs.readFileSync(vocabFile));
+  return 'vocab.json';
+}
+
+export interface LoadedCheckpoint {
+  file: string;
+  meta: CheckpointMeta;
+  tensors: Map<string, Tensor>;
+}
+
+/**
+ * Load a checkpoint given its .safetensors file, its .json file, or a checkpoints folder (then
+ * `best` if present, else `latest`; pass `prefer: 'latest'` to resume).
+ */
+export function loadCheckpoint(target: string, prefer: 'best' | 'latest' = 'best'): LoadedCheckpoint {
+  let file = target;
+  if (fs.existsSync(target) && fs.statSync(target).isDirectory()) {
+    const order = prefer === 'best' ? ['best', 'latest'] as const : ['latest'] as const;
+    const found = order.map((t) => checkpointFiles(target, t).weights).find((f) => fs.existsSync(f));
+    if (!found) {
+      throw new UserError(`${target}: no ${order.map((t) => t + '.safetensors').join(' or ')} in this folder. ` +
+        'Train first with `sat train --run DIR`, or point at a checkpoints folder.');
+    }
+    file = found;
+  } else if (target.endsWith('.json')) {
+    file = target.slice(0, -'.json'.length) + '.safetensors';
+  }
+  if (!fs.existsSync(file)) throw new UserError(`Checkpoint ${file} does not exist. Check the path.`);
+  const { tensors, metadata } = readSafetensors(file);
+  const raw = metadata[META_KEY];
+  if (!raw) throw new UserError(`${file} has no "${META_KEY}" metadata: it was not written by sat train.`);
+  const meta = JSON.parse(raw) as CheckpointMeta;
+  if (meta.format !== CHECKPOINT_FORMAT) {
+    throw new UserError(`${file} is format "${meta.format}"; this version reads "${CHECKPOINT_FORMAT}".`);
+  }
+  return { file, meta, tensors };
+}
+
+/** Absolute path of the vocabulary file that belongs to a loaded checkpoint. */
+export const checkpointVocabPath = (ckpt: LoadedCheckpoint): string => path.join(path.dirname(ckpt.file), ckpt.meta.vocab);
+
+/** Copy weights (and, with `optimizer`, Adam moments and step) from a checkpoint into a model of the same shape. */
+export function restoreModel(model: CaptionModel, ckpt: LoadedCheckpoint, opts: { optimizer: boolean }): void {
+  const copy = (target: Map<string, { shape: number[]; data: Float32Array }>, prefix: string) => {
+    for (const [name, t] of target) {
+      const saved = ckpt.tensors.get(prefix + name);
+      if (!saved) throw new UserError(`${ckpt.file} has no tensor "${prefix + name}": it belongs to a different model.`);
+      if (saved.shape.join('x') !== t.shape.join('x')) {
+        throw new UserError(`${ckpt.file}: "${prefix + name}" has shape [${saved.shape}] but the model expects [${t.shape}].`);
+      }
+      t.data.set(saved.data);
+    }
+  };
+  copy(model.parameters(), '');
+  if (opts.optimizer) {
+    const opt = model.optimizerState();
+    copy(opt.m, 'optimizer.m.');
+    copy(opt.v, 'optimizer.v.');
+    model.setOptimizerStep(ckpt.meta.progress.step);
+  }
+}

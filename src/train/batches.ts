@@ -1,0 +1,111 @@
+/**
+ * Training examples and batches. As in the seed, every (image, caption) pair of a split is one example.
+ * Each epoch shuffles the examples with the seeded Rng; with length bucketing on, the shuffled list is cut
+ * into chunks of `bucketBatches` batches, each chunk is sorted by caption length and cut into batches, and
+ * the batches of the whole epoch are shuffled again. A batch is padded only to its own longest caption, so
+ * little compute goes to padding, while every epoch still sees a different mix.
+ *
+ * Features are read from the store per batch (only this batch's images), so RAM does not grow with the
+ * dataset; the batch buffers are reused from batch to batch.
+ */
+import type { PreparedImage } from '../run.js';
+import type { Split } from '../dataset/types.js';
+import type { FeatureStoreReader } from '../features/types.js';
+import type { TrainBatch } from '../model/types.js';
+import type { Rng } from '../util/rng.js';
+import { UserError } from '../util/errors.js';
+
+export interface Example {
+  image: string;        // image id in the feature store
+  tokens: Int32Array;   // <start> w1 ... wn <end>
+}
+
+/**
+ * All (image, caption) pairs of one split. `maxLength` > 0 cuts longer captions to that many tokens,
+ * keeping the final <end> so the model still learns to stop.
+ */
+export function splitExamples(images: PreparedImage[], split: Split, maxLength = 0): Example[] {
+  const out: Example[] = [];
+  for (const img of images) {
+    if (img.split !== split) continue;
+    for (const caption of img.tokens) {
+      if (caption.length < 2) continue; // nothing to predict
+      let toks = caption;
+      if (maxLength > 0 && toks.length > maxLength) toks = [...toks.slice(0, maxLength - 1), toks[toks.length - 1]];
+      out.push({ image: img.id, tokens: Int32Array.from(toks) });
+    }
+  }
+  return out;
+}
+
+/** Target tokens an example contributes (everything after <start>). */
+export const targetTokens = (e: Example): number => e.tokens.length - 1;
+
+/**
+ * One epoch's batches as lists of example indices. Consumes `rng` (its state after this call is the
+ * next epoch's starting state). `bucketBatches` = 0 gives the seed's plain shuffled batches.
+ */
+export function epochBatches(examples: Example[], batchSize: number, bucketBatches: number, rng: Rng): number[][] {
+  const order = rng.shuffle(Array.from(examples, (_, i) => i));
+  const batches: number[][] = [];
+  if (bucketBatches <= 0) {
+    for (let i = 0; i < order.length; i += batchSize) batches.push(order.slice(i, i + batchSize));
+    return batches;
+  }
+  const chunk = bucketBatches * batchSize;
+  for (let c = 0; c < order.length; c += chunk) {
+    // Sort by length, ties by position in the shuffle, so the result depends on nothing but the rng.
+    const part = order.slice(c, c + chunk).map((idx, pos) => ({ idx, pos }));
+    part.sort((a, b) => examples[a.idx].tokens.length - examples[b.idx].tokens.length || a.pos - b.pos);
+    for (let i = 0; i < part.length; i += batchSize) batches.push(part.slice(i, i + batchSize).map((p) => p.idx));
+  }
+  return rng.shuffle(batches);
+}
+
+/** Validation batches: no shuffle, sorted by length for little padding (the loss does not depend on order). */
+export function fixedBatches(examples: Example[], batchSize: number): number[][] {
+  const order = Array.from(examples, (_, i) => i).sort((a, b) => examples[a].tokens.length - examples[b].tokens.length || a - b);
+  const batches: number[][] = [];
+  for (let i = 0; i < order.length; i += batchSize) batches.push(order.slice(i, i + batchSize));
+  return batches;
+}
+
+/** Fills TrainBatch objects from a feature store, reusing one feature buffer of [batchSize, L, C]. */
+export class BatchAssembler {
+  private readonly features: Float32Array;
+  private readonly perImage: number;
+  /** Milliseconds spent reading features, to show whether prefetching would pay off. */
+  readMs = 0;
+
+  constructor(private readonly store: FeatureStoreReader, private readonly examples: Example[], batchSize: number) {
+    this.perImage = store.locations * store.channels;
+    this.features = new Float32Array(batchSize * this.perImage);
+  }
+
+  /** The returned batch views internal buffers: it is valid until the next call. */
+  assemble(indices: number[]): TrainBatch {
+    const size = indices.length;
+    let longest = 0;
+    for (const i of indices) longest = Math.max(longest, this.examples[i].tokens.length);
+    const tokens = new Int32Array(size * longest); // [B, T+1], 0 = <pad>
+    const t0 = performance.now();
+    const rowOf = new Map<string, number>(); // an image twice in one batch is read once
+    indices.forEach((exampleIndex, row) => {
+      const ex = this.examples[exampleIndex];
+      tokens.set(ex.tokens, row * longest);
+      const earlier = rowOf.get(ex.image);
+      if (earlier !== undefined) {
+        this.features.copyWithin(row * this.perImage, earlier * this.perImage, (earlier + 1) * this.perImage);
+      } else {
+        if (!this.store.has(ex.image)) {
+          throw new UserError(`Image "${ex.image}" has no features in the store (${this.store.encoderId}). ` +
+            'Run `sat features` on this run again to extract the missing images.');
+        }
+        this.store.read(ex.image, this.features, row * this.perImage);
+        rowOf.set(ex.image, row);
+      }
+    });
+    this.readMs += performance.now() - t0;
+    return { size, steps: longest - 1, features: this.features.subarray(0, size * this.perImage), tokens };
+  }
+}

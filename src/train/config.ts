@@ -1,0 +1,155 @@
+/**
+ * Training configuration: one typed object with the seed's defaults, overridden by an optional JSON file
+ * (`--config file.json`) and then by CLI flags (nanoGPT style). The effective config is printed at the
+ * start of training and stored in every checkpoint, so a checkpoint says exactly how it was made.
+ */
+import fs from 'node:fs';
+import { SEED_MODEL_DEFAULTS } from '../model/types.js';
+import { UserError } from '../util/errors.js';
+
+export type LrSchedule = 'constant' | 'step' | 'plateau';
+
+export interface TrainConfig {
+  // Model shape (the seed: E 256, U 512, A 512, no dropout, no attention regulariser).
+  embedDim: number;
+  units: number;
+  attentionUnits: number;
+  dropout: number;
+  attentionLambda: number;
+
+  // Optimisation (the seed: batch 64, 20 epochs, Adam lr 1e-3, no gradient clipping).
+  batchSize: number;
+  epochs: number;
+  learningRate: number;
+  clipNorm: number;           // global-norm clipping; 0 = off
+
+  // Learning-rate decay. 'step': lr *= lrDecayFactor every lrStepEpochs epochs.
+  // 'plateau': lr *= lrDecayFactor once the validation score has not improved for lrPatience epochs.
+  lrSchedule: LrSchedule;
+  lrDecayFactor: number;
+  lrStepEpochs: number;
+  lrPatience: number;
+  minLearningRate: number;
+
+  // Early stopping on the validation score (validation loss, or the metric once a validate hook is given).
+  earlyStopPatience: number;  // epochs without improvement before stopping; 0 = never stop early
+  minEpochs: number;          // never stop early before this many epochs
+
+  // Data.
+  seed: number;               // shuffling, model initialisation, dropout masks
+  maxCaptionLength: number;   // tokens per caption incl. <start>/<end>; longer ones are cut (keeping <end>); 0 = as prepared
+  bucketBatches: number;      // length bucketing: sort by length within shuffled chunks of this many batches; 0 = off (seed)
+  maxValExamples: number;     // cap on dev (image, caption) pairs for validation loss; 0 = all
+
+  // Checkpointing.
+  checkpointMinutes: number;  // also save "latest" mid-epoch this often, so a crash loses little; 0 = epoch ends only
+}
+
+export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
+  ...SEED_MODEL_DEFAULTS,
+  batchSize: 64,
+  epochs: 20,
+  learningRate: 1e-3,
+  clipNorm: 0,
+  lrSchedule: 'constant',
+  lrDecayFactor: 0.5,
+  lrStepEpochs: 5,
+  lrPatience: 2,
+  minLearningRate: 1e-5,
+  earlyStopPatience: 0,
+  minEpochs: 1,
+  seed: 42,
+  maxCaptionLength: 0,
+  bucketBatches: 50,
+  maxValExamples: 0,
+  checkpointMinutes: 10,
+});
+
+/** Fields that define the network or the data order: they cannot change when resuming a run. */
+export const FROZEN_ON_RESUME: readonly (keyof TrainConfig)[] = [
+  'embedDim', 'units', 'attentionUnits', 'dropout', 'attentionLambda', 'batchSize', 'seed',
+  'maxCaptionLength', 'bucketBatches',
+];
+
+type Rule = { integer?: boolean; min?: number; max?: number; oneOf?: readonly string[] };
+const RULES: Record<keyof TrainConfig, Rule> = {
+  embedDim: { integer: true, min: 1 },
+  units: { integer: true, min: 1 },
+  attentionUnits: { integer: true, min: 1 },
+  dropout: { min: 0, max: 0.95 },
+  attentionLambda: { min: 0 },
+  batchSize: { integer: true, min: 1 },
+  epochs: { integer: true, min: 0 },
+  learningRate: { min: 0 },
+  clipNorm: { min: 0 },
+  lrSchedule: { oneOf: ['constant', 'step', 'plateau'] },
+  lrDecayFactor: { min: 0, max: 1 },
+  lrStepEpochs: { integer: true, min: 1 },
+  lrPatience: { integer: true, min: 0 },
+  minLearningRate: { min: 0 },
+  earlyStopPatience: { integer: true, min: 0 },
+  minEpochs: { integer: true, min: 0 },
+  seed: { integer: true, min: 0, max: 2 ** 32 - 1 },
+  maxCaptionLength: { integer: true, min: 0 },
+  bucketBatches: { integer: true, min: 0 },
+  maxValExamples: { integer: true, min: 0 },
+  checkpointMinutes: { min: 0 },
+};
+
+/**
+ * Check every field of a partial config, naming `source` (a file or "flag") in the error.
+ * Unknown keys are errors too: a typo in a config file must not be silently ignored.
+ */
+export function validateConfigPatch(patch: Record<string, unknown>, source: string): Partial<TrainConfig> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(patch)) {
+    const rule = RULES[key as keyof TrainConfig];
+    if (!rule) {
+      throw new UserError(`${source}: unknown training option "${key}". Known options: ${Object.keys(RULES).join(', ')}.`);
+    }
+    if (rule.oneOf) {
+      if (typeof value !== 'string' || !rule.oneOf.includes(value)) {
+        throw new UserError(`${source}: "${key}" must be one of ${rule.oneOf.join(', ')}, got ${JSON.stringify(value)}.`);
+      }
+    } else {
+      const ok = typeof value === 'number' && Number.isFinite(value) && (!rule.integer || Number.isInteger(value)) &&
+        (rule.min === undefined || value >= rule.min) && (rule.max === undefined || value <= rule.max);
+      if (!ok) {
+        const want = [rule.integer ? 'an integer' : 'a number', rule.min !== undefined ? `>= ${rule.min}` : '',
+          rule.max !== undefined ? `<= ${rule.max}` : ''].filter(Boolean).join(' ');
+        throw new UserError(`${source}: "${key}" must be ${want}, got ${JSON.stringify(value)}.`);
+      }
+    }
+    out[key] = value;
+  }
+  return out as Partial<TrainConfig>;
+}
+
+/** Read a `--config` JSON file: an object with any subset of TrainConfig's fields. */
+export function readConfigFile(file: string): Partial<TrainConfig> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new UserError(`--config ${file}: cannot read it as JSON (${(e as Error).message}). ` +
+      'Give a JSON object such as {"epochs": 5, "dropout": 0.5}.');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new UserError(`--config ${file}: expected a JSON object such as {"epochs": 5}, got ${Array.isArray(parsed) ? 'an array' : typeof parsed}.`);
+  }
+  return validateConfigPatch(parsed as Record<string, unknown>, `--config ${file}`);
+}
+
+/** defaults <- file <- flags. */
+export function resolveConfig(file: Partial<TrainConfig> = {}, flags: Partial<TrainConfig> = {}): TrainConfig {
+  return { ...DEFAULT_TRAIN_CONFIG, ...file, ...flags };
+}
+
+/** One line per field, marking the ones that differ from the seed's defaults. */
+export function formatConfig(config: TrainConfig): string {
+  const width = Math.max(...Object.keys(config).map((k) => k.length));
+  return Object.entries(config).map(([k, v]) => {
+    const changed = DEFAULT_TRAIN_CONFIG[k as keyof TrainConfig] !== v ? '   (default ' + String(DEFAULT_TRAIN_CONFIG[k as keyof TrainConfig]) + ')' : '';
+    return `  ${k.padEnd(width)}  ${String(v)}${changed}`;
+  }).join('\n');
+}

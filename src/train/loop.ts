@@ -1,0 +1,214 @@
+/**
+ * The training loop, independent of where its pieces come from (src/train/train.ts wires it to a run
+ * directory; tests give it a small model and an in-memory feature store).
+ *
+ * Per epoch: shuffle + bucket the training examples, one Adam step per batch, validation loss on the dev
+ * split, the optional `validate` hook (a metric such as CIDEr), learning-rate schedule, checkpoint
+ * "latest" (and "best" when the validation score improved), loss plot, early stopping.
+ *
+ * Resuming continues exactly: the checkpoint holds weights, Adam moments and step, the shuffle Rng state
+ * at the start of the current epoch, how many of its batches are done and the epoch's partial loss sums.
+ * Dropout masks are seeded from (seed, step), so they need no state of their own.
+ */
+import type { CaptionModel } from '../model/types.js';
+import type { FeatureStoreReader } from '../features/types.js';
+import { Rng } from '../util/rng.js';
+import { ProgressBar } from '../util/progress.js';
+import { UserError } from '../util/errors.js';
+import type { TrainConfig } from './config.js';
+import { BatchAssembler, epochBatches, fixedBatches, targetTokens, type Example } from './batches.js';
+import {
+  CHECKPOINT_FORMAT, checkpointFiles, copyVocab, promoteLatestToBest, saveCheckpoint,
+  type CheckpointMeta, type EpochRecord, type TrainProgress,
+} from '../checkpoint/checkpoint.js';
+import { writeLossCurve } from './loss-curve.js';
+
+/** A validation metric computed on the model after each epoch (higher is better, e.g. CIDEr or BLEU-4). */
+export type ValidateHook = (model: CaptionModel, epoch: number) => Promise<{ metric: string; value: number }> | { metric: string; value: number };
+
+export interface TrainLoopOptions {
+  config: TrainConfig;
+  model: CaptionModel;
+  store: FeatureStoreReader;
+  train: Example[];
+  dev: Example[];
+  checkpointDir: string;
+  vocabFile: string;
+  runDir?: string | null;
+  /** Progress from a checkpoint to continue from (its weights must already be in `model`). */
+  resume?: TrainProgress;
+  validate?: ValidateHook;
+  /** Stop at the next batch boundary (saving "latest") once this many seconds of training have passed. */
+  timeBudgetSeconds?: number;
+  /** Set `requested` (e.g. from a SIGINT handler) to save at the next batch boundary and return. */
+  stop?: { requested: boolean };
+  log?: (line: string) => void;
+  quiet?: boolean;  // no progress bars
+}
+
+export type StopReason = 'completed' | 'early-stopped' | 'interrupted' | 'time-budget';
+
+export interface TrainResult {
+  reason: StopReason;
+  progress: TrainProgress;
+  checkpointDir: string;
+  /** Milliseconds reading features vs total training milliseconds, summed over this call. */
+  featureReadMs: number;
+  trainMs: number;
+}
+
+/** Training stopped because the loss stopped being a number. The last good checkpoint is untouched. */
+export class DivergedError extends UserError {}
+
+/** Dropout seed for one optimizer step: a 32-bit hash of (seed, step). */
+export function dropoutSeed(seed: number, step: number): number {
+  let z = (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) + Math.imul(step, 0xc2b2ae35)) >>> 0;
+  z = Math.imul(z ^ (z >>> 16), 0x7feb352d) >>> 0;
+  z = Math.imul(z ^ (z >>> 15), 0x846ca68b) >>> 0;
+  return (z ^ (z >>> 16)) >>> 0;
+}
+
+export function initialProgress(config: TrainConfig): TrainProgress {
+  return {
+    epoch: 0, batchInEpoch: 0, step: 0, epochRngState: new Rng(config.seed).state(),
+    partial: { lossSum: 0, tokens: 0, seconds: 0 }, learningRate: config.learningRate, lastDecayEpoch: 0,
+    history: [], best: null,
+  };
+}
+
+/** Token-weighted mean loss of `examples` in fixed batches, forward only. */
+export function evaluateLoss(model: CaptionModel, assembler: BatchAssembler, batches: number[][]): number {
+  let sum = 0, tokens = 0;
+  for (const b of batches) {
+    const s = model.evalLoss(assembler.assemble(b));
+    sum += s.loss * s.tokens;
+    tokens += s.tokens;
+  }
+  return tokens > 0 ? sum / tokens : NaN;
+}
+
+export async function trainLoop(opts: TrainLoopOptions): Promise<TrainResult> {
+  const { config, model, store, train, dev, checkpointDir } = opts;
+  const log = opts.log ?? ((l: string) => console.error(l));
+  if (train.length === 0) throw new UserError('The training split has no captions: check the run\'s splits (`sat prepare`).');
+  const progress: TrainProgress = structuredClone(opts.resume ?? initialProgress(config));
+  if (progress.epoch >= config.epochs) {
+    throw new UserError(`This run has already trained ${progress.epoch} epochs (epochs = ${config.epochs}). ` +
+      `Pass a larger --epochs to continue it.`);
+  }
+  const vocabName = copyVocab(opts.vocabFile, checkpointDir);
+  const assembler = new BatchAssembler(store, train, config.batchSize);
+  const devSet = config.maxValExamples > 0 && dev.length > config.maxValExamples
+    ? new Rng(config.seed ^ 0x5eed).shuffle([...dev]).slice(0, config.maxValExamples) : dev;
+  const devAssembler = new BatchAssembler(store, devSet, config.batchSize);
+  const devBatches = fixedBatches(devSet, config.batchSize);
+  const higherIsBetter = Boolean(opts.validate);
+  const meta = (): CheckpointMeta => ({
+    format: CHECKPOINT_FORMAT, createdAt: new Date().toISOString(), config, model: model.config,
+    encoder: { id: store.encoderId, locations: store.locations, channels: store.channels },
+    vocab: vocabName, run: opts.runDir ?? null, progress,
+  });
+  const started = performance.now();
+  let trainMs = 0;
+  let lastSave = performance.now();
+
+  while (progress.epoch < config.epochs) {
+    const epoch = progress.epoch + 1;
+    const rng = new Rng(progress.epochRngState);
+    const batches = epochBatches(train, config.batchSize, config.bucketBatches, rng);
+    const nextEpochRng = rng.state();
+    const epochTokens = batches.reduce((s, b) => s + b.reduce((t, i) => t + targetTokens(train[i]), 0), 0);
+    const bar = new ProgressBar({ total: epochTokens, label: `epoch ${epoch}/${config.epochs}`, unit: 'tok', silent: opts.quiet });
+    // Skip what a resumed checkpoint already trained of this epoch.
+    const doneTokens = batches.slice(0, progress.batchInEpoch).reduce((s, b) => s + b.reduce((t, i) => t + targetTokens(train[i]), 0), 0);
+    if (doneTokens > 0) bar.tick(doneTokens);
+    const epochStart = performance.now() - progress.partial.seconds * 1000;
+
+    for (let bi = progress.batchInEpoch; bi < batches.length; bi++) {
+      const t0 = performance.now();
+      const batch = assembler.assemble(batches[bi]);
+      const stats = model.trainStep(batch, { learningRate: progress.learningRate, clipNorm: config.clipNorm || undefined },
+        config.dropout > 0 ? dropoutSeed(config.seed, progress.step) : undefined);
+      trainMs += performance.now() - t0;
+      if (!Number.isFinite(stats.loss)) {
+        const last = progress.step > 0 ? checkpointFiles(checkpointDir, 'latest').weights : null;
+        throw new DivergedError(`The training loss became ${stats.loss} at epoch ${epoch}, batch ${bi + 1}/${batches.length} ` +
+          `(optimizer step ${progress.step + 1}, learning rate ${progress.learningRate}). Training stopped; ` +
+          (last ? `the last good checkpoint (${last}) was kept. ` : 'no checkpoint had been saved yet. ') +
+          'Lower the learning rate (--lr) or clip gradients (--clip 5), then start again' + (last ? ' or --resume.' : '.'));
+      }
+      progress.step++;
+      progress.batchInEpoch = bi + 1;
+      progress.partial.lossSum += stats.loss * stats.tokens;
+      progress.partial.tokens += stats.tokens;
+      progress.partial.seconds = (performance.now() - epochStart) / 1000;
+      bar.tick(stats.tokens, `loss ${(progress.partial.lossSum / progress.partial.tokens).toFixed(4)}`);
+
+      const outOfTime = opts.timeBudgetSeconds !== undefined && (performance.now() - started) / 1000 >= opts.timeBudgetSeconds;
+      const interrupted = opts.stop?.requested === true;
+      const periodic = config.checkpointMinutes > 0 && performance.now() - lastSave >= config.checkpointMinutes * 60_000;
+      if ((outOfTime || interrupted || periodic) && bi + 1 < batches.length) {
+        saveCheckpoint(checkpointDir, 'latest', model, meta());
+        lastSave = performance.now();
+        if (outOfTime || interrupted) {
+          bar.finish();
+          log(`${interrupted ? 'Interrupted' : 'Time budget reached'}: saved ${checkpointFiles(checkpointDir, 'latest').weights} ` +
+            `at epoch ${epoch}, batch ${bi + 1}/${batches.length}. Continue with --resume.`);
+          return { reason: interrupted ? 'interrupted' : 'time-budget', progress, checkpointDir, featureReadMs: assembler.readMs, trainMs };
+        }
+      }
+    }
+    const seconds = (performance.now() - epochStart) / 1000;
+    bar.finish();
+
+    // Validation: loss always (when there is a dev split), metric when a hook is given.
+    const valLoss = devBatches.length > 0 ? evaluateLoss(model, devAssembler, devBatches) : null;
+    const metric = opts.validate ? await opts.validate(model, epoch) : undefined;
+    const record: EpochRecord = {
+      epoch, trainLoss: progress.partial.lossSum / progress.partial.tokens, valLoss,
+      ...(metric ? { metric: { name: metric.metric, value: metric.value } } : {}),
+      learningRate: progress.learningRate, steps: progress.step, seconds,
+      tokensPerSecond: progress.partial.tokens / seconds,
+    };
+    progress.history.push(record);
+    progress.epoch = epoch;
+    progress.batchInEpoch = 0;
+    progress.epochRngState = nextEpochRng;
+    progress.partial = { lossSum: 0, tokens: 0, seconds: 0 };
+
+    // The score that picks "best", drives the plateau schedule and early stopping.
+    const by = metric ? metric.metric : valLoss !== null ? 'valLoss' : 'trainLoss';
+    const score = metric ? metric.value : valLoss ?? record.trainLoss;
+    const improved = progress.best === null || (higherIsBetter ? score > progress.best.score : score < progress.best.score);
+    if (improved) progress.best = { epoch, score, by };
+    const sinceBest = epoch - (progress.best?.epoch ?? epoch);
+
+    // Learning rate for the next epoch.
+    const decay = config.lrSchedule === 'step' ? epoch % config.lrStepEpochs === 0
+      : config.lrSchedule === 'plateau' ? epoch - Math.max(progress.best?.epoch ?? 0, progress.lastDecayEpoch) >= config.lrPatience && config.lrPatience > 0
+        : false;
+    if (decay && progress.learningRate > config.minLearningRate) {
+      progress.learningRate = Math.max(config.minLearningRate, progress.learningRate * config.lrDecayFactor);
+      progress.lastDecayEpoch = epoch;
+    }
+
+    saveCheckpoint(checkpointDir, 'latest', model, meta());
+    lastSave = performance.now();
+    if (improved) promoteLatestToBest(checkpointDir);
+    await writeLossCurve(checkpointDir, progress.history);
+    log(`epoch ${epoch}: train loss ${record.trainLoss.toFixed(4)}` +
+      (valLoss !== null ? `, val loss ${valLoss.toFixed(4)}` : '') +
+      (metric ? `, ${metric.metric} ${metric.value.toFixed(4)}` : '') +
+      `, ${record.tokensPerSecond.toFixed(0)} tok/s, ${seconds.toFixed(1)} s` + (improved ? ' (best)' : '') +
+      (decay && progress.lastDecayEpoch === epoch ? `; learning rate -> ${progress.learningRate}` : ''));
+
+    if (config.earlyStopPatience > 0 && epoch >= config.minEpochs && sinceBest >= config.earlyStopPatience) {
+      log(`Early stop: no improvement of ${by} for ${sinceBest} epochs (best ${progress.best!.score.toFixed(4)} at epoch ${progress.best!.epoch}).`);
+      return { reason: 'early-stopped', progress, checkpointDir, featureReadMs: assembler.readMs, trainMs };
+    }
+    if (opts.stop?.requested || (opts.timeBudgetSeconds !== undefined && (performance.now() - started) / 1000 >= opts.timeBudgetSeconds)) {
+      return { reason: opts.stop?.requested ? 'interrupted' : 'time-budget', progress, checkpointDir, featureReadMs: assembler.readMs, trainMs };
+    }
+  }
+  return { reason: 'completed', progress, checkpointDir, featureReadMs: assembler.readMs, trainMs };
+}

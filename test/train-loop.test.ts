@@ -1,0 +1,170 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { resolveConfig, validateConfigPatch, DEFAULT_TRAIN_CONFIG, type TrainConfig } from '../src/train/config.js';
+import { epochBatches, splitExamples } from '../src/train/batches.js';
+import { trainLoop, DivergedError } from '../src/train/loop.js';
+import { loadCheckpoint, restoreModel } from '../src/checkpoint/checkpoint.js';
+import { Rng } from '../src/util/rng.js';
+import { ToyModel, tempDir, toyTask, writeToyVocab } from './train-helpers.js';
+
+const quiet = { quiet: true, log: () => {} };
+
+function toyConfig(over: Partial<TrainConfig> = {}): TrainConfig {
+  return resolveConfig({}, { batchSize: 8, epochs: 2, learningRate: 0.05, bucketBatches: 2, checkpointMinutes: 0, ...over });
+}
+
+function setup(seed = 7) {
+  const task = toyTask(40, 3);
+  const dev = toyTask(10, 4);
+  for (const [id, f] of (dev.store as unknown as { data: Map<string, Float32Array> }).data) {
+    (task.store as unknown as { data: Map<string, Float32Array> }).data.set('dev-' + id, f);
+  }
+  const devExamples = dev.examples.map((e) => ({ ...e, image: 'dev-' + e.image }));
+  const dir = tempDir('sat-train-');
+  const model = new ToyModel(2, 8, task.vocabSize, seed);
+  return { ...task, dev: devExamples, dir, vocabFile: writeToyVocab(dir), model, checkpointDir: path.join(dir, 'ckpt') };
+}
+
+test('config: defaults are the seed, file then flags override, bad values are named', () => {
+  assert.equal(DEFAULT_TRAIN_CONFIG.batchSize, 64);
+  assert.equal(DEFAULT_TRAIN_CONFIG.epochs, 20);
+  assert.equal(DEFAULT_TRAIN_CONFIG.learningRate, 1e-3);
+  assert.equal(DEFAULT_TRAIN_CONFIG.embedDim, 256);
+  assert.equal(DEFAULT_TRAIN_CONFIG.units, 512);
+  assert.equal(DEFAULT_TRAIN_CONFIG.clipNorm, 0);
+  const c = resolveConfig({ epochs: 5, dropout: 0.3 }, { epochs: 7 });
+  assert.equal(c.epochs, 7);
+  assert.equal(c.dropout, 0.3);
+  assert.throws(() => validateConfigPatch({ epochz: 3 }, 'x.json'), /unknown training option "epochz"/);
+  assert.throws(() => validateConfigPatch({ batchSize: 0 }, 'x.json'), /"batchSize" must be an integer >= 1/);
+  assert.throws(() => validateConfigPatch({ lrSchedule: 'cosine' }, 'flag'), /one of constant, step, plateau/);
+});
+
+test('batches: every example once per epoch, bucketing cuts padding, order depends only on the rng', () => {
+  const { examples } = toyTask(100, 9);
+  const padded = (batches: number[][]) => batches.reduce((s, b) => s + b.length * Math.max(...b.map((i) => examples[i].tokens.length)), 0);
+  const plain = epochBatches(examples, 16, 0, new Rng(1));
+  const bucketed = epochBatches(examples, 16, 4, new Rng(1));
+  for (const batches of [plain, bucketed]) {
+    assert.deepEqual(batches.flat().sort((a, b) => a - b), examples.map((_, i) => i));
+    assert.ok(batches.every((b) => b.length <= 16));
+  }
+  assert.ok(padded(bucketed) < padded(plain), `bucketed ${padded(bucketed)} vs plain ${padded(plain)} padded tokens`);
+  assert.deepEqual(epochBatches(examples, 16, 4, new Rng(1)), bucketed);
+  assert.notDeepEqual(epochBatches(examples, 16, 4, new Rng(2)), bucketed);
+});
+
+test('splitExamples: one example per caption of the split; long captions keep <end>', () => {
+  const images = [
+    { id: 'a', path: '/a.jpg', captions: ['x', 'y'], split: 'train' as const, tokens: [[1, 5, 6, 7, 2], [1, 5, 2]] },
+    { id: 'b', path: '/b.jpg', captions: ['z'], split: 'dev' as const, tokens: [[1, 5, 2]] },
+  ];
+  const ex = splitExamples(images, 'train', 4);
+  assert.equal(ex.length, 2);
+  assert.deepEqual([...ex[0].tokens], [1, 5, 6, 2]);
+  assert.equal(splitExamples(images, 'dev').length, 1);
+});
+
+test('loop: the toy model learns, checkpoints and the loss plot are written', async () => {
+  const s = setup();
+  const result = await trainLoop({ config: toyConfig({ epochs: 4 }), model: s.model, store: s.store, train: s.examples, dev: s.dev,
+    checkpointDir: s.checkpointDir, vocabFile: s.vocabFile, ...quiet });
+  assert.equal(result.reason, 'completed');
+  const h = result.progress.history;
+  assert.equal(h.length, 4);
+  assert.ok(h[3].trainLoss < h[0].trainLoss * 0.7, `train loss ${h.map((e) => e.trainLoss)}`);
+  assert.ok(h[3].valLoss! < h[0].valLoss!, `val loss ${h.map((e) => e.valLoss)}`);
+  for (const f of ['latest.safetensors', 'latest.json', 'best.safetensors', 'best.json', 'vocab.json', 'loss.svg', 'loss.png']) {
+    assert.ok(fs.existsSync(path.join(s.checkpointDir, f)), f);
+  }
+  const png = fs.readFileSync(path.join(s.checkpointDir, 'loss.png'));
+  assert.deepEqual([...png.subarray(1, 4)], [...Buffer.from('PNG')]);
+  const ckpt = loadCheckpoint(s.checkpointDir, 'latest');
+  assert.equal(ckpt.meta.progress.epoch, 4);
+  assert.equal(ckpt.meta.config.learningRate, 0.05);
+  assert.deepEqual([...ckpt.tensors.get('W')!.data], [...s.model.parameters().get('W')!.data]);
+  assert.ok(ckpt.tensors.has('optimizer.m.W') && ckpt.tensors.has('optimizer.v.b'));
+});
+
+test('resume: 1 epoch + resume + 1 epoch gives bit-identical losses and weights to 2 straight epochs', async () => {
+  const straight = setup();
+  const a = await trainLoop({ config: toyConfig(), model: straight.model, store: straight.store, train: straight.examples,
+    dev: straight.dev, checkpointDir: straight.checkpointDir, vocabFile: straight.vocabFile, ...quiet });
+
+  const split = setup();
+  await trainLoop({ config: toyConfig({ epochs: 1 }), model: split.model, store: split.store, train: split.examples,
+    dev: split.dev, checkpointDir: split.checkpointDir, vocabFile: split.vocabFile, ...quiet });
+  const ckpt = loadCheckpoint(split.checkpointDir, 'latest');
+  const fresh = new ToyModel(2, 8, split.vocabSize, 999); // different init: everything must come from the checkpoint
+  restoreModel(fresh, ckpt, { optimizer: true });
+  const b = await trainLoop({ config: toyConfig(), model: fresh, store: split.store, train: split.examples, dev: split.dev,
+    checkpointDir: split.checkpointDir, vocabFile: split.vocabFile, resume: ckpt.meta.progress, ...quiet });
+
+  const losses = (r: typeof a) => r.progress.history.map((e) => [e.trainLoss, e.valLoss]);
+  assert.deepEqual(losses(b), losses(a));
+  assert.equal(b.progress.step, a.progress.step);
+  assert.deepEqual([...fresh.parameters().get('W')!.data], [...straight.model.parameters().get('W')!.data]);
+});
+
+test('resume mid-epoch after an interrupt continues the same batches and partial sums', async () => {
+  const straight = setup();
+  const a = await trainLoop({ config: toyConfig(), model: straight.model, store: straight.store, train: straight.examples,
+    dev: straight.dev, checkpointDir: straight.checkpointDir, vocabFile: straight.vocabFile, ...quiet });
+
+  const cut = setup();
+  // Request a stop after the 3rd optimizer step of epoch 2 (as the SIGINT handler does).
+  const stop = { requested: false };
+  const model = cut.model;
+  const inner = model.trainStep.bind(model);
+  const batchesPerEpoch = a.progress.step / 2;
+  model.trainStep = (batch, opt, seed?: number) => {
+    const r = inner(batch, opt, seed);
+    if (model.optimizerState().step === batchesPerEpoch + 3) stop.requested = true;
+    return r;
+  };
+  const first = await trainLoop({ config: toyConfig(), model, store: cut.store, train: cut.examples, dev: cut.dev,
+    checkpointDir: cut.checkpointDir, vocabFile: cut.vocabFile, stop, ...quiet });
+  assert.equal(first.reason, 'interrupted');
+  const ckpt = loadCheckpoint(cut.checkpointDir, 'latest');
+  assert.equal(ckpt.meta.progress.epoch, 1);
+  assert.equal(ckpt.meta.progress.batchInEpoch, 3);
+  const fresh = new ToyModel(2, 8, cut.vocabSize, 5);
+  restoreModel(fresh, ckpt, { optimizer: true });
+  const b = await trainLoop({ config: toyConfig(), model: fresh, store: cut.store, train: cut.examples, dev: cut.dev,
+    checkpointDir: cut.checkpointDir, vocabFile: cut.vocabFile, resume: ckpt.meta.progress, ...quiet });
+  assert.deepEqual(b.progress.history.map((e) => [e.trainLoss, e.valLoss]), a.progress.history.map((e) => [e.trainLoss, e.valLoss]));
+});
+
+test('NaN loss stops with the epoch and step named and keeps the last good checkpoint', async () => {
+  const s = setup();
+  const config = toyConfig({ epochs: 3 });
+  await trainLoop({ config: { ...config, epochs: 1 }, model: s.model, store: s.store, train: s.examples, dev: s.dev,
+    checkpointDir: s.checkpointDir, vocabFile: s.vocabFile, ...quiet });
+  const good = fs.readFileSync(path.join(s.checkpointDir, 'latest.safetensors'));
+  const stepsPerEpoch = s.model.optimizerState().step;
+  s.model.failAtStep = stepsPerEpoch + 2;
+  const ckpt = loadCheckpoint(s.checkpointDir, 'latest');
+  await assert.rejects(
+    trainLoop({ config, model: s.model, store: s.store, train: s.examples, dev: s.dev, checkpointDir: s.checkpointDir,
+      vocabFile: s.vocabFile, resume: ckpt.meta.progress, ...quiet }),
+    (e: unknown) => e instanceof DivergedError && /became NaN at epoch 2, batch 2\//.test(e.message) &&
+      e.message.includes(`optimizer step ${stepsPerEpoch + 2}`) && /last good checkpoint/.test(e.message));
+  assert.deepEqual(fs.readFileSync(path.join(s.checkpointDir, 'latest.safetensors')), good);
+});
+
+test('plateau schedule decays the learning rate and early stopping ends the run', async () => {
+  const s = setup();
+  // A validate hook whose metric never improves after epoch 1.
+  const result = await trainLoop({
+    config: toyConfig({ epochs: 10, lrSchedule: 'plateau', lrPatience: 1, lrDecayFactor: 0.5, earlyStopPatience: 3, minEpochs: 2 }),
+    model: s.model, store: s.store, train: s.examples, dev: s.dev, checkpointDir: s.checkpointDir, vocabFile: s.vocabFile,
+    validate: (_m, epoch) => ({ metric: 'CIDEr', value: epoch === 1 ? 1 : 0.5 }), ...quiet,
+  });
+  assert.equal(result.reason, 'early-stopped');
+  assert.equal(result.progress.epoch, 4);
+  assert.deepEqual(result.progress.history.map((e) => e.learningRate), [0.05, 0.05, 0.025, 0.0125]);
+  assert.equal(result.progress.best?.epoch, 1);
+  assert.equal(loadCheckpoint(s.checkpointDir, 'best').meta.progress.epoch, 1);
+});
