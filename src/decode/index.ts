@@ -1,0 +1,53 @@
+/**
+ * Caption many images with any CaptionModel: greedy, beam search or the seed's sampling, in batches of
+ * `batchSize` images (x beams) per model call. Used by `sat caption` and by per-epoch validation.
+ */
+import type { CaptionModel } from '../model/types.js';
+import { decodeBeam } from './beam.js';
+import { argmaxChooser, categoricalChooser, forbiddenTokens, imageRng } from './logits.js';
+import { decodeStepwise } from './stepwise.js';
+import type { DecodedCaption, DecodeOptions, DecodeVocab } from './types.js';
+
+export type { DecodedCaption, DecodeOptions, DecodeStrategy, DecodeVocab } from './types.js';
+
+export const DEFAULT_DECODE_BATCH = 64;
+
+/** Decodes features [n, L, C] (row-major, as the feature store reads them) into n captions. */
+export function decodeImages(model: CaptionModel, features: Float32Array, n: number, vocab: DecodeVocab,
+                             opts: DecodeOptions): DecodedCaption[] {
+  const { locations: L, channels: C } = model.config;
+  if (features.length !== n * L * C) {
+    throw new Error(`features hold ${features.length} floats, expected n * L * C = ${n} * ${L} * ${C} = ${n * L * C}`);
+  }
+  if (!Number.isInteger(opts.maxLength) || opts.maxLength < 1) throw new Error(`maxLength must be an integer >= 1, got ${opts.maxLength}`);
+  const batch = opts.batchSize ?? DEFAULT_DECODE_BATCH;
+  if (!Number.isInteger(batch) || batch < 1) throw new Error(`batchSize must be an integer >= 1, got ${batch}`);
+  const forbidden = forbiddenTokens(vocab, opts.suppressUnk);
+  const strategy = opts.strategy;
+
+  const out: DecodedCaption[] = [];
+  for (let first = 0; first < n; first += batch) {
+    const count = Math.min(batch, n - first);
+    const slice = features.subarray(first * L * C, (first + count) * L * C);
+    if (strategy.kind === 'beam') {
+      out.push(...decodeBeam(model, slice, count, vocab, { beam: strategy.beam, alpha: strategy.alpha ?? 0, maxLength: opts.maxLength, forbidden }));
+    } else {
+      const chooser = strategy.kind === 'greedy'
+        ? () => argmaxChooser
+        : (imageOf: (row: number) => number) => {
+            // One stream per image index of the whole call, created lazily.
+            const seed = strategy.seed ?? 0;
+            const rngs = new Map<number, ReturnType<typeof imageRng>>();
+            return categoricalChooser(strategy.temperature ?? 1, (row) => {
+              const image = first + imageOf(row);
+              let rng = rngs.get(image);
+              if (!rng) rngs.set(image, (rng = imageRng(seed, image)));
+              return rng;
+            });
+          };
+      out.push(...decodeStepwise(model, slice, count, vocab, { maxLength: opts.maxLength, forbidden, chooser }));
+    }
+    opts.onBatch?.(first + count);
+  }
+  return out;
+}

@@ -1,0 +1,63 @@
+/**
+ * Greedy and sampled decoding: one token per image per step, as the seed's evaluate() loop, for N images
+ * at once. Rows whose caption reached <end> are dropped from the batch (model.selectRows), so a batch
+ * costs as many steps as its longest caption and no compute goes to finished rows.
+ */
+import type { CaptionModel, DecoderState } from '../model/types.js';
+import { logSoftmaxRows, suppressTokens, type TokenChooser } from './logits.js';
+import type { DecodedCaption, DecodeVocab } from './types.js';
+
+export interface StepwiseOptions {
+  maxLength: number;
+  forbidden: number[];
+  /** Builds the chooser; `imageOf(row)` maps a batch row to its image index in this call. */
+  chooser: (imageOf: (row: number) => number) => TokenChooser;
+}
+
+/** Decodes features [n, L, C] one token per step. */
+export function decodeStepwise(model: CaptionModel, features: Float32Array, n: number, vocab: DecodeVocab,
+                               opts: StepwiseOptions): DecodedCaption[] {
+  const V = model.config.vocabSize;
+  const L = model.config.locations;
+  const results: DecodedCaption[] = Array.from({ length: n }, () => ({ ids: [], words: [], attention: [], logProb: 0, finished: false }));
+  if (n === 0) return results;
+  const mask = suppressTokens(opts.forbidden);
+
+  let state: DecoderState = model.encode(features, n);
+  let active = Array.from({ length: n }, (_, i) => i); // batch row -> image index
+  const choose = opts.chooser((row) => active[row]);
+  let tokens = new Int32Array(n).fill(vocab.start);
+
+  for (let t = 0; t < opts.maxLength && active.length > 0; t++) {
+    const out = model.step(state, tokens);
+    const rows = active.length;
+    mask(out.logits, rows, V);
+    const logProbs = logSoftmaxRows(out.logits, rows, V);
+
+    const keep: number[] = [];
+    const next: number[] = [];
+    for (let r = 0; r < rows; r++) {
+      const id = choose(logProbs, r, V);
+      const res = results[active[r]];
+      res.logProb += logProbs[r * V + id];
+      if (id === vocab.end) { res.finished = true; continue; }
+      res.ids.push(id);
+      res.words.push(vocab.word(id));
+      res.attention.push(out.attention.slice(r * L, (r + 1) * L));
+      keep.push(r);
+      next.push(id);
+    }
+    if (keep.length === 0 || t === opts.maxLength - 1) break;
+    state = keep.length === rows
+      ? withHidden(state, out.hidden)
+      : model.selectRows(state, Int32Array.from(keep), out.hidden);
+    active = keep.map((r) => active[r]);
+    tokens = Int32Array.from(next);
+  }
+  return results;
+}
+
+/** The same rows with the step's new hidden state [N, U] (DecoderState is plain data, see model/types.ts). */
+export function withHidden(state: DecoderState, hidden: Float32Array): DecoderState {
+  return { ...state, hidden };
+}

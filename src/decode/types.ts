@@ -1,0 +1,45 @@
+/**
+ * Decoding contracts: what a caller asks for and what it gets back, for every search strategy.
+ *
+ * Shapes: N images, k beams, L encoder locations, V vocabulary.
+ */
+
+/** The few vocabulary facts decoding needs. Any vocabulary with these ids and a word lookup fits. */
+export interface DecodeVocab {
+  pad: number;               // never emitted (its logit is masked)
+  start: number;             // fed at step 0 as the seed does; never emitted
+  end: number;               // stops a caption; not included in the words
+  unk?: number;              // masked when `suppressUnk` is set
+  word(id: number): string;
+}
+
+export type DecodeStrategy =
+  | { kind: 'greedy' }
+  /** Beam search of width `beam`; finished hypotheses are ranked by logProb / length^alpha (alpha 0 = raw). */
+  | { kind: 'beam'; beam: number; alpha?: number }
+  /** The seed's tf.random.categorical on logits / temperature, reproducible from `seed`. */
+  | { kind: 'sample'; temperature?: number; seed?: number };
+
+export interface DecodeOptions {
+  strategy: DecodeStrategy;
+  /** Most tokens generated per image, <end> included (the seed's max_length). */
+  maxLength: number;
+  /** Mask <unk> so it is never emitted (default false, as the seed). */
+  suppressUnk?: boolean;
+  /** Images decoded per model batch; bounds memory (rows = images x beams). Default 64. */
+  batchSize?: number;
+  /** Called after each image batch with the number of images done, e.g. to drive a ProgressBar. */
+  onBatch?: (imagesDone: number) => void;
+}
+
+export interface DecodedCaption {
+  /** Emitted token ids, without <start> and without <end>. */
+  ids: number[];
+  words: string[];
+  /** One row [L] per word: the attention the decoder used when it emitted that word (along the chosen beam). */
+  attention: Float32Array[];
+  /** Sum of log p(token) under the model (temperature 1, masked tokens removed), <end> included if reached. */
+  logProb: number;
+  /** Whether the caption reached <end> before maxLength. */
+  finished: boolean;
+}
