@@ -9,6 +9,8 @@ import { UserError } from './util/errors.js';
 
 // name -> loader. Add a command here and in README.md.
 const COMMANDS: Record<string, () => Promise<Command>> = {
+  train: async () => (await import('./cli/train.js')).default,
+  prepare: async () => (await import('./cli/prepare.js')).default,
 };
 
 async function main(argv: string[]): Promise<void> {

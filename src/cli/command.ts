@@ -25,7 +25,13 @@ export interface Command {
 export function parseCommandArgs(cmd: Command, argv: string[]) {
   const options: NonNullable<ParseArgsConfig['options']> = {};
   for (const [name, spec] of Object.entries(cmd.options)) {
-    options[name] = { type: spec.type, short: spec.short, multiple: spec.multiple, default: spec.default as never };
+    // parseArgs rejects keys that are present but undefined, so only pass what the spec sets.
+    options[name] = {
+      type: spec.type,
+      ...(spec.short !== undefined ? { short: spec.short } : {}),
+      ...(spec.multiple !== undefined ? { multiple: spec.multiple } : {}),
+      ...(spec.default !== undefined ? { default: spec.default as never } : {}),
+    };
   }
   try {
     return parseArgs({ args: argv, options, allowPositionals: cmd.allowPositionals ?? false, strict: true });
