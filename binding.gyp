@@ -1,0 +1,28 @@
+{
+  "targets": [
+    {
+      "target_name": "sat_native",
+      "sources": ["native/binding.cc", "native/train.cc", "native/infer.cc", "native/adam.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_CPP_EXCEPTIONS", "NAPI_VERSION=8"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "conditions": [
+        ["OS=='linux'", {
+          "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-fopenmp", "-march=native", "-Wno-unknown-pragmas"],
+          "ldflags": ["-fopenmp"],
+          "libraries": ["-lopenblas"]
+        }],
+        ["OS=='mac'", {
+          "xcode_settings": {
+            "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
+            "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
+            "GCC_OPTIMIZATION_LEVEL": "3",
+            "OTHER_CPLUSPLUSFLAGS": ["-Wno-unknown-pragmas"]
+          },
+          "libraries": ["-framework Accelerate"]
+        }]
+      ]
+    }
+  ]
+}

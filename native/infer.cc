@@ -1,0 +1,40 @@
+// Inference for decoding and beam search: encode a batch of images once, then one decoder step at a
+// time for N rows (images or beams). Same kernels as training, no dropout.
+#include <algorithm>
+#include <cstring>
+
+#include "layers.h"
+#include "model.h"
+
+namespace sat {
+
+void encode(const Dims& d, const Params<float>& p, const float* features, float* enc, float* proj) {
+  const int NL = d.B * d.L;
+  encoder_forward(enc, features, p.enc_w, p.enc_b, NL, d.C, d.E);  // [N,L,E]
+  dense_forward(proj, enc, p.w1, p.b1, NL, d.E, d.A);              // [N,L,A]
+}
+
+void decode_step(DecodeWorkspace& ws, const Dims& d, const Params<float>& p, const float* enc, const float* proj,
+                 const float* hidden, const int32_t* tokens, float* logits, float* alpha, float* hidden_out) {
+  const int N = d.B, L = d.L, E = d.E, U = d.U, A = d.A, V = d.V, G = 3 * U;
+  auto grow = [](std::vector<float>& v, size_t n) { if (v.size() < n) v.resize(n); return v.data(); };
+  float* hw2 = grow(ws.hw2, (size_t)N * A);
+  float* ctx = grow(ws.ctx, (size_t)N * E);
+  float* gx = grow(ws.gx, (size_t)N * G);
+  float* gh = grow(ws.gh, (size_t)N * G);
+  float* gates = grow(ws.gates, (size_t)N * 4 * U);
+  float* f1 = grow(ws.f1, (size_t)N * U);
+  float* x = grow(ws.x, (size_t)N * E);
+
+  dense_forward(hw2, hidden, p.w2, p.b2, N, U, A);
+  attention_forward(alpha, ctx, enc, proj, hw2, p.v, p.bv[0], N, L, E, A);
+  for (int i = 0; i < N; i++) std::memcpy(x + (size_t)i * E, p.emb + (size_t)tokens[i] * E, sizeof(float) * E);
+  dense_forward(gx, x, p.gru_k + (size_t)E * G, p.gru_b, N, E, G);         // embedding share + b_in
+  gemm(false, false, N, G, E, 1.0f, ctx, E, p.gru_k, G, 1.0f, gx, G);      // + context share
+  gemm(false, false, N, G, U, 1.0f, hidden, U, p.gru_rk, G, 0.0f, gh, G);
+  gru_forward(hidden_out, gates, gx, gh, p.gru_b + G, hidden, N, U);
+  dense_forward(f1, hidden_out, p.fc1_w, p.fc1_b, N, U, U);
+  dense_forward(logits, f1, p.fc2_w, p.fc2_b, N, U, V);
+}
+
+}  // namespace sat

@@ -1,0 +1,60 @@
+// Scalar helpers written so that gcc/clang vectorise the loops that call them (no libm calls in the
+// hot attention loops). float uses a Cephes-style exp; double (finite-difference tests) uses libm.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+namespace sat {
+
+// exp(x) for float, relative error ~1e-7 on [-87, 88]; branch-free so it vectorises.
+inline float fast_exp(float x) {
+  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  float n = std::floor(x * 1.44269504088896341f + 0.5f);
+  float r = x - n * 0.693359375f + n * 2.12194440e-4f;  // x - n*ln2 in two parts
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;  // 2^n
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+inline double fast_exp(double x) { return std::exp(x); }
+
+// tanh: odd Taylor series near 0 (where 1 - 2/(e^2x + 1) cancels), the exp form elsewhere.
+inline float fast_tanh(float x) {
+  float ax = std::fabs(x);
+  float t = fast_exp(-2.0f * ax);
+  float big = (1.0f - t) / (1.0f + t);
+  float x2 = ax * ax;
+  float small = ax * (1.0f + x2 * (-0.333333333f + x2 * (0.133333333f + x2 * -0.0539682540f)));
+  float y = ax < 0.125f ? small : big;
+  return x < 0.0f ? -y : y;
+}
+inline double fast_tanh(double x) { return std::tanh(x); }
+
+template <typename T>
+inline T sigmoid(T x) { return T(1) / (T(1) + fast_exp(-x)); }
+
+// Counter-based dropout masks: keep(seed, stream, i) is a pure function, so the backward pass
+// regenerates the forward pass's mask instead of storing it, and a seed reproduces a run.
+inline uint32_t hash_u32(uint32_t seed, uint32_t stream, uint32_t i) {
+  uint32_t h = seed * 0x9E3779B1u ^ (stream + 0x7F4A7C15u) * 0x85EBCA77u ^ i * 0xC2B2AE3Du;
+  h ^= h >> 16; h *= 0x7FEB352Du;
+  h ^= h >> 15; h *= 0x846CA68Bu;
+  h ^= h >> 16;
+  return h;
+}
+// Multiplier for element i: 0 (dropped) or 1/(1-p) (kept, inverted dropout).
+template <typename T>
+inline T dropout_scale(uint32_t seed, uint32_t stream, uint32_t i, double p) {
+  double u = (hash_u32(seed, stream, i) >> 8) * (1.0 / 16777216.0);
+  return u < p ? T(0) : T(1.0 / (1.0 - p));
+}
+
+}  // namespace sat

@@ -1,0 +1,89 @@
+// The captioning model's training step and inference, over caller-owned parameter buffers.
+// Shapes: B batch, T decoder steps, L locations, C feature channels, E embedding, U GRU units,
+// A attention units, V vocabulary. The TypeScript side (src/model/native-model.ts) allocates and
+// validates everything; this side only computes.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace sat {
+
+struct Dims {
+  int B, T, L, C, E, U, A, V;
+};
+
+// Parameter order shared with src/model/binding.ts (PARAMETER_ORDER). Keras-like layout:
+// kernels are [in, out]; gru_k is [2E, 3U] with rows 0..E-1 for the context and E..2E-1 for the
+// embedding (input = concat(context, embedding)); gru_b is [2, 3U] = (input bias, recurrent bias).
+template <typename T>
+struct Params {
+  T* enc_w;   // [C, E]
+  T* enc_b;   // [E]
+  T* w1;      // [E, A]
+  T* b1;      // [A]
+  T* w2;      // [U, A]
+  T* b2;      // [A]
+  T* v;       // [A, 1]
+  T* bv;      // [1]
+  T* emb;     // [V, E]
+  T* gru_k;   // [2E, 3U]
+  T* gru_rk;  // [U, 3U]
+  T* gru_b;   // [2, 3U]
+  T* fc1_w;   // [U, U]
+  T* fc1_b;   // [U]
+  T* fc2_w;   // [U, V]
+  T* fc2_b;   // [V]
+  T* at(int i) const { return reinterpret_cast<T* const*>(this)[i]; }
+};
+static_assert(sizeof(Params<float>) == 16 * sizeof(float*), "Params must be exactly its 16 pointers");
+constexpr int kNumParams = 16;
+
+// Expected element count of parameter i for the given sizes (used by the binding's bounds checks).
+size_t param_size(const Dims& d, int i);
+
+struct StepOptions {
+  double dropout = 0;   // on the embeddings (GRU input) and on the GRU output (fc1 input); training only
+  double lambda = 0;    // doubly stochastic attention regulariser weight
+  uint32_t seed = 0;    // dropout masks
+};
+
+struct StepResult {
+  double loss;     // ce_sum / tokens + reg
+  double ce_sum;   // summed cross-entropy over real target tokens
+  double reg;      // attention regulariser term (already weighted by lambda)
+  int tokens;      // real (non-pad) target tokens
+};
+
+// Buffers kept across steps; they grow when a batch needs more and never shrink.
+template <typename T>
+struct Workspace {
+  std::vector<T> enc, proj, x, xg, h, gates, alpha, ctx, hw2, gh, hd, f1, logits, row_loss, reg_sum, reg_grad;
+  std::vector<T> dhd, df1, dh_out, dh, dhn, dhp, dgx, dgh, dctx, dproj, dhw2, dv_rows, dbv_rows, dx, denc, scratch;
+  std::vector<int32_t> rows, targets;
+  std::vector<uint8_t> real;
+};
+
+// Forward (+ backward when grads != nullptr) of one padded batch. features [B,L,C], tokens [B,T+1].
+// Gradients are written (not accumulated) into grads.
+template <typename T>
+StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const Params<T>* grads,
+                      const T* features, const int32_t* tokens, const StepOptions& opt);
+
+// Inference. encode: features [N,L,C] -> enc [N,L,E], proj [N,L,A]. d.B = N.
+void encode(const Dims& d, const Params<float>& p, const float* features, float* enc, float* proj);
+
+struct DecodeWorkspace {
+  std::vector<float> hw2, ctx, gx, gh, gates, f1, x;
+};
+// One decoder step for N = d.B rows: tokens [N], hidden [N,U] -> logits [N,V], alpha [N,L], hidden_out [N,U].
+void decode_step(DecodeWorkspace& ws, const Dims& d, const Params<float>& p, const float* enc, const float* proj,
+                 const float* hidden, const int32_t* tokens, float* logits, float* alpha, float* hidden_out);
+
+// Adam (Keras formulation: eps added to sqrt(v), bias correction folded into the step size) over one
+// contiguous arena; gradients are multiplied by grad_scale first (global-norm clipping).
+void adam_update(float* p, const float* g, float* m, float* v, size_t n, double lr, double beta1, double beta2,
+                 double eps, int step, double grad_scale);
+double sum_squares(const float* x, size_t n);
+
+}  // namespace sat

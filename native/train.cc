@@ -1,0 +1,240 @@
+// One training step: forward over the whole padded batch, then backward, written to be fast on CPUs
+// without changing what the model computes:
+//  - the encoder and W1·enc run once per sequence (not once per decoder step);
+//  - the embedding share of the GRU input gates (x·Wx + b_in) runs as one GEMM over all T*B rows;
+//  - fc1/fc2 and their gradients run as one large GEMM over the real (non-pad) rows of all steps,
+//    with softmax + cross-entropy fused in place;
+//  - weight gradients of per-step matmuls (Wc, Wx, Wr, W2, W1) are one GEMM after the recurrence;
+//  - attention tanh is recomputed in the backward pass instead of storing [T,B,L,A].
+#include <algorithm>
+#include <cstring>
+
+#include "layers.h"
+#include "model.h"
+
+namespace sat {
+
+size_t param_size(const Dims& d, int i) {
+  const size_t C = d.C, E = d.E, U = d.U, A = d.A, V = d.V;
+  const size_t sizes[kNumParams] = {C * E, E, E * A, A, U * A, A, A, 1, V * E, 2 * E * 3 * U, U * 3 * U,
+                                    2 * 3 * U, U * U, U, U * V, V};
+  return sizes[i];
+}
+
+template <typename T>
+static T* grow(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+template <typename T>
+StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const Params<T>* grads,
+                      const T* features, const int32_t* tokens, const StepOptions& opt) {
+  const int B = d.B, Tn = d.T, L = d.L, C = d.C, E = d.E, U = d.U, A = d.A, V = d.V;
+  const int TB = Tn * B, BL = B * L, G = 3 * U, W = Tn + 1;  // W: token row width
+  const bool train = grads != nullptr;
+  const double drop = train ? opt.dropout : 0.0;
+  const uint32_t seed = opt.seed;
+
+  T* enc = grow(ws.enc, (size_t)BL * E);        // [B,L,E]
+  T* proj = grow(ws.proj, (size_t)BL * A);      // [B,L,A]
+  T* x = grow(ws.x, (size_t)TB * E);            // [T,B,E] embeddings (after dropout)
+  T* xg = grow(ws.xg, (size_t)TB * G);          // [T,B,3U] input-side gate pre-activations
+  T* H = grow(ws.h, (size_t)(TB + B) * U);      // [T+1,B,U] states, H[0] = 0
+  T* gates = grow(ws.gates, (size_t)TB * 4 * U);// [T,B,4U]
+  T* alpha = grow(ws.alpha, (size_t)TB * L);    // [T,B,L]
+  T* ctx = grow(ws.ctx, (size_t)TB * E);        // [T,B,E]
+  T* hw2 = grow(ws.hw2, (size_t)TB * A);        // [T,B,A]
+  T* gh = grow(ws.gh, (size_t)B * G);           // [B,3U] scratch
+  int32_t* rows = grow(ws.rows, (size_t)TB);
+  int32_t* targets = grow(ws.targets, (size_t)TB);
+
+  // ---- encoder and attention projection, once per sequence
+  encoder_forward(enc, features, p.enc_w, p.enc_b, BL, C, E);
+  dense_forward(proj, enc, p.w1, p.b1, BL, E, A);
+
+  // ---- embeddings of every input token, then their share of the GRU input gates
+  for (int t = 0; t < Tn; t++)
+    for (int b = 0; b < B; b++) {
+      const int tok = tokens[b * W + t];
+      T* dst = x + ((size_t)t * B + b) * E;
+      const T* src = p.emb + (size_t)tok * E;
+      if (drop > 0) {
+        const uint32_t base = (uint32_t)((t * B + b) * E);
+        for (int k = 0; k < E; k++) dst[k] = src[k] * dropout_scale<T>(seed, 0, base + k, drop);
+      } else {
+        std::memcpy(dst, src, sizeof(T) * E);
+      }
+    }
+  const T* Wc = p.gru_k;                  // [E,3U] context rows of the GRU kernel
+  const T* Wx = p.gru_k + (size_t)E * G;  // [E,3U] embedding rows
+  dense_forward(xg, x, Wx, p.gru_b, TB, E, G);
+
+  // ---- the recurrence
+  std::fill(H, H + (size_t)B * U, T(0));
+  for (int t = 0; t < Tn; t++) {
+    const T* h = H + (size_t)t * B * U;
+    T* hn = H + (size_t)(t + 1) * B * U;
+    T* hw2_t = hw2 + (size_t)t * B * A;
+    T* alpha_t = alpha + (size_t)t * BL;
+    T* ctx_t = ctx + (size_t)t * B * E;
+    T* gx_t = xg + (size_t)t * B * G;
+    dense_forward(hw2_t, h, p.w2, p.b2, B, U, A);
+    attention_forward(alpha_t, ctx_t, enc, proj, hw2_t, p.v, p.bv[0], B, L, E, A);
+    gemm(false, false, B, G, E, T(1), ctx_t, E, Wc, G, T(1), gx_t, G);  // += context share
+    gemm(false, false, B, G, U, T(1), h, U, p.gru_rk, G, T(0), gh, G);
+    gru_forward(hn, gates + (size_t)t * B * 4 * U, gx_t, gh, p.gru_b + G, h, B, U);
+  }
+
+  // ---- output layers over the real rows of every step at once
+  int nr = 0;
+  for (int t = 0; t < Tn; t++)
+    for (int b = 0; b < B; b++) {
+      const int y = tokens[b * W + t + 1];
+      if (y != 0) { rows[nr] = t * B + b; targets[nr] = y; nr++; }
+    }
+  T* hd = grow(ws.hd, (size_t)std::max(nr, 1) * U);      // [nr,U] GRU outputs (after dropout)
+  T* f1 = grow(ws.f1, (size_t)std::max(nr, 1) * U);      // [nr,U]
+  T* logits = grow(ws.logits, (size_t)std::max(nr, 1) * V);  // [nr,V], becomes dlogits
+  T* row_loss = grow(ws.row_loss, (size_t)std::max(nr, 1));
+  parallel_for(nr, [&](int i) {
+    const int r = rows[i];
+    const T* src = H + ((size_t)r + B) * U;  // H[t+1][b]
+    T* dst = hd + (size_t)i * U;
+    if (drop > 0) {
+      for (int k = 0; k < U; k++) dst[k] = src[k] * dropout_scale<T>(seed, 1, (uint32_t)(r * U + k), drop);
+    } else {
+      std::memcpy(dst, src, sizeof(T) * U);
+    }
+  }, (double)nr * U * (drop > 0 ? 20 : 1));
+  dense_forward(f1, hd, p.fc1_w, p.fc1_b, nr, U, U);
+  dense_forward(logits, f1, p.fc2_w, p.fc2_b, nr, U, V);
+  const T grad_scale = (train && nr > 0) ? T(1.0 / nr) : T(0);
+  softmax_xent(logits, row_loss, targets, nr, V, grad_scale);
+  double ce_sum = 0;
+  for (int i = 0; i < nr; i++) ce_sum += row_loss[i];
+
+  // ---- doubly stochastic attention regulariser: lambda/B * sum_b sum_l (1 - sum_{real t} alpha)^2
+  double reg = 0;
+  T* reg_grad = nullptr;
+  uint8_t* real = grow(ws.real, (size_t)TB);  // [T,B] target at step t is a real token
+  for (int t = 0; t < Tn; t++)
+    for (int b = 0; b < B; b++) real[t * B + b] = tokens[b * W + t + 1] != 0;
+  if (opt.lambda > 0) {
+    T* S = grow(ws.reg_sum, (size_t)BL);
+    reg_grad = grow(ws.reg_grad, (size_t)BL);
+    std::fill(S, S + BL, T(0));
+    for (int t = 0; t < Tn; t++)
+      for (int b = 0; b < B; b++)
+        if (real[t * B + b])
+          for (int l = 0; l < L; l++) S[b * L + l] += alpha[(size_t)t * BL + b * L + l];
+    for (int i = 0; i < BL; i++) {
+      const double gap = 1.0 - S[i];
+      reg += gap * gap;
+      reg_grad[i] = T(-2.0 * opt.lambda / B * gap);
+    }
+    reg *= opt.lambda / B;
+  }
+  StepResult result{(nr > 0 ? ce_sum / nr : 0.0) + reg, ce_sum, reg, nr};
+  if (!train) return result;
+
+  // ================================================================ backward
+  const Params<T>& g = *grads;
+  for (int i = 0; i < kNumParams; i++) std::fill(g.at(i), g.at(i) + param_size(d, i), T(0));
+
+  T* df1 = grow(ws.df1, (size_t)std::max(nr, 1) * U);
+  T* dhd = grow(ws.dhd, (size_t)std::max(nr, 1) * U);
+  T* dh_out = grow(ws.dh_out, (size_t)TB * U);  // [T,B,U] loss gradient w.r.t. each step's output
+  dense_backward(df1, g.fc2_w, g.fc2_b, logits, f1, p.fc2_w, nr, U, V);
+  dense_backward(dhd, g.fc1_w, g.fc1_b, df1, hd, p.fc1_w, nr, U, U);
+  std::fill(dh_out, dh_out + (size_t)TB * U, T(0));
+  parallel_for(nr, [&](int i) {
+    const int r = rows[i];
+    T* dst = dh_out + (size_t)r * U;
+    const T* src = dhd + (size_t)i * U;
+    if (drop > 0) {
+      for (int k = 0; k < U; k++) dst[k] = src[k] * dropout_scale<T>(seed, 1, (uint32_t)(r * U + k), drop);
+    } else {
+      std::memcpy(dst, src, sizeof(T) * U);
+    }
+  }, (double)nr * U * (drop > 0 ? 20 : 1));
+
+  T* dh = grow(ws.dh, (size_t)B * U);     // gradient w.r.t. H[t+1] from later steps
+  T* dhn = grow(ws.dhn, (size_t)B * U);   // total gradient w.r.t. H[t+1]
+  T* dhp = grow(ws.dhp, (size_t)B * U);   // gradient w.r.t. H[t]
+  T* dgx = grow(ws.dgx, (size_t)TB * G);  // [T,B,3U]
+  T* dgh = grow(ws.dgh, (size_t)TB * G);  // [T,B,3U]
+  T* dctx = grow(ws.dctx, (size_t)TB * E);
+  T* dproj = grow(ws.dproj, (size_t)BL * A);
+  T* dhw2 = grow(ws.dhw2, (size_t)TB * A);
+  T* dv_rows = grow(ws.dv_rows, (size_t)TB * A);
+  T* dbv_rows = grow(ws.dbv_rows, (size_t)TB);
+  T* scratch = grow(ws.scratch, (size_t)BL);
+  std::fill(dh, dh + (size_t)B * U, T(0));
+  std::fill(dproj, dproj + (size_t)BL * A, T(0));
+  for (int t = Tn - 1; t >= 0; t--) {
+    const T* h = H + (size_t)t * B * U;
+    const T* dout = dh_out + (size_t)t * B * U;
+    for (int i = 0; i < B * U; i++) dhn[i] = dh[i] + dout[i];
+    T* dgx_t = dgx + (size_t)t * B * G;
+    T* dgh_t = dgh + (size_t)t * B * G;
+    T* dctx_t = dctx + (size_t)t * B * E;
+    T* dhw2_t = dhw2 + (size_t)t * B * A;
+    gru_backward(dgx_t, dgh_t, dhp, dhn, gates + (size_t)t * B * 4 * U, h, B, U);
+    gemm(false, true, B, U, G, T(1), dgh_t, G, p.gru_rk, G, T(1), dhp, U);  // += dgh Wr^T
+    gemm(false, true, B, E, G, T(1), dgx_t, G, Wc, G, T(0), dctx_t, E);     // dctx = dgx Wc^T
+    attention_backward(dproj, dhw2_t, dv_rows + (size_t)t * B * A, dbv_rows + (size_t)t * B, dctx_t, reg_grad,
+                       real + (size_t)t * B, alpha + (size_t)t * BL, enc, proj, hw2 + (size_t)t * B * A, p.v, B,
+                       L, E, A, scratch);
+    gemm(false, true, B, U, A, T(1), dhw2_t, A, p.w2, A, T(1), dhp, U);  // += dhw2 W2^T
+    std::swap(dh, dhp);
+  }
+
+  // ---- weight gradients of the per-step matmuls, batched over all T*B rows
+  gemm(true, false, E, G, TB, T(1), ctx, E, dgx, G, T(1), g.gru_k, G);                   // dWc
+  gemm(true, false, E, G, TB, T(1), x, E, dgx, G, T(1), g.gru_k + (size_t)E * G, G);     // dWx
+  colsum_add(g.gru_b, dgx, TB, G);
+  colsum_add(g.gru_b + G, dgh, TB, G);
+  gemm(true, false, U, G, TB, T(1), H, U, dgh, G, T(1), g.gru_rk, G);                    // dWr (H[0..T-1])
+  gemm(true, false, U, A, TB, T(1), H, U, dhw2, A, T(1), g.w2, A);                       // dW2
+  colsum_add(g.b2, dhw2, TB, A);
+  colsum_add(g.v, dv_rows, TB, A);
+  double dbv = 0;
+  for (int i = 0; i < TB; i++) dbv += dbv_rows[i];
+  g.bv[0] += T(dbv);
+
+  // ---- embedding gradient: dx = dgx Wx^T, through dropout, scattered by token id
+  T* dx = grow(ws.dx, (size_t)TB * E);
+  gemm(false, true, TB, E, G, T(1), dgx, G, Wx, G, T(0), dx, E);
+  for (int t = 0; t < Tn; t++)
+    for (int b = 0; b < B; b++) {
+      const int tok = tokens[b * W + t];
+      const T* src = dx + ((size_t)t * B + b) * E;
+      T* dst = g.emb + (size_t)tok * E;
+      if (drop > 0) {
+        const uint32_t base = (uint32_t)((t * B + b) * E);
+        for (int k = 0; k < E; k++) dst[k] += src[k] * dropout_scale<T>(seed, 0, base + k, drop);
+      } else {
+        for (int k = 0; k < E; k++) dst[k] += src[k];
+      }
+    }
+
+  // ---- encoder output gradient: through the context (alpha^T dctx per image) and through W1
+  T* denc = grow(ws.denc, (size_t)BL * E);
+  for (int b = 0; b < B; b++) {  // denc[b] [L,E] = alpha[:,b,:]^T [L,T] . dctx[:,b,:] [T,E]
+    gemm(true, false, L, E, Tn, T(1), alpha + (size_t)b * L, BL, dctx + (size_t)b * E, B * E, T(0),
+         denc + (size_t)b * L * E, E);
+  }
+  gemm(false, true, BL, E, A, T(1), dproj, A, p.w1, A, T(1), denc, E);  // += dproj W1^T
+  gemm(true, false, E, A, BL, T(1), enc, E, dproj, A, T(1), g.w1, A);   // dW1
+  colsum_add(g.b1, dproj, BL, A);
+  encoder_backward(denc, g.enc_w, g.enc_b, enc, features, BL, C, E);
+  return result;
+}
+
+template StepResult train_step<float>(Workspace<float>&, const Dims&, const Params<float>&, const Params<float>*,
+                                      const float*, const int32_t*, const StepOptions&);
+template StepResult train_step<double>(Workspace<double>&, const Dims&, const Params<double>&,
+                                       const Params<double>*, const double*, const int32_t*, const StepOptions&);
+
+}  // namespace sat

@@ -1,0 +1,91 @@
+/**
+ * The single typed declaration of the C++ addon (native/binding.cc) and its loader.
+ * The native side only computes: callers (native-model.ts) own every buffer and validate shapes first;
+ * the addon still checks array types and lengths so a bad call throws instead of corrupting memory.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { UserError } from '../util/errors.js';
+
+/** Parameter order shared with native/model.h `Params`. Names are also the checkpoint tensor names. */
+export const PARAMETER_ORDER = [
+  'encoder.kernel',           // [C, E]
+  'encoder.bias',             // [E]
+  'attention.W1.kernel',      // [E, A]
+  'attention.W1.bias',        // [A]
+  'attention.W2.kernel',      // [U, A]
+  'attention.W2.bias',        // [A]
+  'attention.V.kernel',       // [A, 1]
+  'attention.V.bias',         // [1]
+  'embedding.embeddings',     // [V, E]
+  'gru.kernel',               // [2E, 3U]: rows 0..E-1 context, E..2E-1 embedding; gate blocks z, r, n
+  'gru.recurrent_kernel',     // [U, 3U]
+  'gru.bias',                 // [2, 3U]: input bias, recurrent bias (Keras reset_after=True)
+  'fc1.kernel',               // [U, U]
+  'fc1.bias',                 // [U]
+  'fc2.kernel',               // [U, V]
+  'fc2.bias',                 // [V]
+] as const;
+export type ParameterName = (typeof PARAMETER_ORDER)[number];
+
+/** Opaque handle to native scratch buffers kept across steps (they grow, never shrink). */
+export type NativeWorkspace = { readonly __brand: 'NativeWorkspace' };
+
+/** Sizes as the addon reads them: Int32Array [B, T, L, C, E, U, A, V] (B = N rows for inference). */
+export type NativeDims = Int32Array;
+
+export type FloatArray = Float32Array | Float64Array;
+
+export interface NativeStepResult {
+  loss: number;              // crossEntropySum / tokens + attentionPenalty
+  crossEntropySum: number;
+  attentionPenalty: number;  // lambda/B * sum_b sum_l (1 - sum_t alpha)^2, 0 when lambda = 0
+  tokens: number;
+}
+
+export interface NativeBinding {
+  createWorkspace(): NativeWorkspace;
+  /** Frees the workspace's buffers now. */
+  releaseWorkspace(ws: NativeWorkspace): void;
+  /**
+   * Forward over a padded batch; with `grads` also backward (gradients are overwritten, not added).
+   * params/grads: 16 arrays in PARAMETER_ORDER, all Float32Array or all Float64Array (test-only path),
+   * features [B, L, C] of the same type, tokens [B, T+1].
+   */
+  trainStep<A extends FloatArray>(ws: NativeWorkspace, params: A[], grads: A[] | null, dims: NativeDims,
+    features: A, tokens: Int32Array, dropout: number, attentionLambda: number, dropoutSeed: number): NativeStepResult;
+  /** features [N, L, C] -> encoded [N, L, E], projected [N, L, A]. */
+  encode(params: Float32Array[], dims: NativeDims, features: Float32Array, encoded: Float32Array, projected: Float32Array): void;
+  /** One decoder step for N rows: writes logits [N, V], attention [N, L], hiddenOut [N, U]. */
+  decodeStep(ws: NativeWorkspace, params: Float32Array[], dims: NativeDims, encoded: Float32Array,
+    projected: Float32Array, hidden: Float32Array, tokens: Int32Array, logits: Float32Array,
+    attention: Float32Array, hiddenOut: Float32Array): void;
+  /** Keras Adam over whole arenas; gradients are multiplied by gradScale first (clipping). */
+  adamUpdate(params: Float32Array, grads: Float32Array, m: Float32Array, v: Float32Array, learningRate: number,
+    beta1: number, beta2: number, epsilon: number, step: number, gradScale: number): void;
+  sumSquares(x: Float32Array): number;
+  /** c[M, N] = a[M, K] b[K, N] through the BLAS (benchmark peak). */
+  sgemm(m: number, n: number, k: number, a: Float32Array, b: Float32Array, c: Float32Array): void;
+  setThreads(blas: number, workers: number): void;
+  threads(): { blas: number; workers: number };
+}
+
+let cached: NativeBinding | undefined;
+
+/** Loads build/Release/sat_native.node (built by `npm ci` through node-gyp). */
+export function loadBinding(): NativeBinding {
+  if (cached) return cached;
+  // Works from src/model (tsx) and from dist/src/model (compiled): walk up to the package root.
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5 && !existsSync(join(dir, 'binding.gyp')); i++) dir = dirname(dir);
+  const file = join(dir, 'build', 'Release', 'sat_native.node');
+  if (!existsSync(file)) {
+    throw new UserError(`The native training core is not built (${file} is missing). ` +
+      'Run `npm ci` (or `npx node-gyp rebuild`) in the package directory; on Debian/Ubuntu it needs ' +
+      '`sudo apt-get install libopenblas-dev` first.');
+  }
+  cached = createRequire(import.meta.url)(file) as NativeBinding;
+  return cached;
+}

@@ -1,0 +1,191 @@
+/**
+ * CaptionModel on the C++ addon (CBLAS). This class owns the parameter, gradient and Adam-moment
+ * arenas and validates every input; the addon only computes. See native/train.cc for the kernels.
+ */
+import { UserError } from '../util/errors.js';
+import { loadBinding, PARAMETER_ORDER, type NativeBinding, type NativeWorkspace } from './binding.js';
+import { allocateArena, initialiseParameters, type Arena } from './params.js';
+import type {
+  CaptionModel, DecoderState, ModelConfig, NamedTensor, OptimizerOptions, StepOutput, StepStats, TrainBatch,
+} from './types.js';
+
+const ADAM = { beta1: 0.9, beta2: 0.999, epsilon: 1e-7 }; // Keras defaults
+
+export function validateConfig(c: ModelConfig): void {
+  for (const key of ['locations', 'channels', 'embedDim', 'units', 'attentionUnits', 'vocabSize'] as const) {
+    const v = c[key];
+    if (!Number.isInteger(v) || v < 1) throw new UserError(`model config: ${key} must be a positive integer, got ${v}.`);
+  }
+  if (c.vocabSize < 2) throw new UserError(`model config: vocabSize must be at least 2 (<pad> and one word), got ${c.vocabSize}.`);
+  if (!(c.dropout >= 0 && c.dropout < 1)) throw new UserError(`model config: dropout must be in [0, 1), got ${c.dropout}.`);
+  if (!(c.attentionLambda >= 0)) throw new UserError(`model config: attentionLambda must be >= 0, got ${c.attentionLambda}.`);
+}
+
+export class NativeCaptionModel implements CaptionModel {
+  readonly config: ModelConfig;
+  private readonly native: NativeBinding;
+  private readonly params: Arena;
+  private readonly grads: Arena;
+  private readonly m: Arena;
+  private readonly v: Arena;
+  private step_ = 0;
+  private workspace: NativeWorkspace | null;
+
+  constructor(config: ModelConfig, seed = 42) {
+    validateConfig(config);
+    this.config = { ...config };
+    this.native = loadBinding();
+    this.params = allocateArena(config);
+    this.grads = allocateArena(config);
+    this.m = allocateArena(config);
+    this.v = allocateArena(config);
+    initialiseParameters(this.params, seed);
+    this.workspace = this.native.createWorkspace();
+  }
+
+  parameters(): Map<string, NamedTensor> {
+    return toNamed(this.params);
+  }
+
+  /** Gradients of the last trainStep (before clipping), by parameter name. */
+  gradients(): Map<string, NamedTensor> {
+    return toNamed(this.grads);
+  }
+
+  optimizerState() {
+    return { step: this.step_, m: toNamed(this.m), v: toNamed(this.v) };
+  }
+
+  setOptimizerStep(step: number): void {
+    if (!Number.isInteger(step) || step < 0) throw new UserError(`optimizer step must be a non-negative integer, got ${step}.`);
+    this.step_ = step;
+  }
+
+  trainStep(batch: TrainBatch, opt: OptimizerOptions, dropoutSeed = 0): StepStats {
+    if (!(opt.learningRate > 0)) throw new UserError(`learningRate must be > 0, got ${opt.learningRate}.`);
+    if (opt.clipNorm !== undefined && !(opt.clipNorm >= 0)) throw new UserError(`clipNorm must be >= 0, got ${opt.clipNorm}.`);
+    const r = this.run(batch, true, dropoutSeed);
+    let scale = 1;
+    if (opt.clipNorm) {
+      const norm = Math.sqrt(this.native.sumSquares(this.grads.data));
+      if (norm > opt.clipNorm) scale = opt.clipNorm / norm;
+    }
+    this.step_ += 1;
+    this.native.adamUpdate(this.params.data, this.grads.data, this.m.data, this.v.data, opt.learningRate,
+      ADAM.beta1, ADAM.beta2, ADAM.epsilon, this.step_, scale);
+    return r;
+  }
+
+  evalLoss(batch: TrainBatch): StepStats {
+    return this.run(batch, false, 0);
+  }
+
+  encode(features: Float32Array, n: number): DecoderState {
+    const { locations: L, channels: C, embedDim: E, attentionUnits: A, units: U } = this.config;
+    if (!Number.isInteger(n) || n < 1) throw new UserError(`encode: n must be a positive integer, got ${n}.`);
+    expectLength('encode: features', features, n * L * C, `[N=${n}, L=${L}, C=${C}]`);
+    const encoded = new Float32Array(n * L * E);
+    const projected = new Float32Array(n * L * A);
+    this.native.encode(this.params.views, this.dims(n, 0), features, encoded, projected);
+    return { size: n, hidden: new Float32Array(n * U), encoded, projected };
+  }
+
+  step(state: DecoderState, tokens: Int32Array): StepOutput {
+    const { locations: L, units: U, vocabSize: V } = this.config;
+    const n = state.size;
+    this.checkState(state);
+    expectLength('step: tokens', tokens, n, `[N=${n}]`);
+    checkTokens('step: tokens', tokens, V);
+    const out = { logits: new Float32Array(n * V), attention: new Float32Array(n * L), hidden: new Float32Array(n * U) };
+    this.native.decodeStep(this.ws(), this.params.views, this.dims(n, 0), state.encoded, state.projected, state.hidden,
+      tokens, out.logits, out.attention, out.hidden);
+    return out;
+  }
+
+  selectRows(state: DecoderState, rows: Int32Array, hidden?: Float32Array): DecoderState {
+    const { locations: L, embedDim: E, attentionUnits: A, units: U } = this.config;
+    this.checkState(state);
+    const source = hidden ?? state.hidden;
+    expectLength('selectRows: hidden', source, state.size * U, `[N=${state.size}, U=${U}]`);
+    const n = rows.length;
+    const next: DecoderState = {
+      size: n, hidden: new Float32Array(n * U), encoded: new Float32Array(n * L * E), projected: new Float32Array(n * L * A),
+    };
+    for (let i = 0; i < n; i++) {
+      const r = rows[i];
+      if (!Number.isInteger(r) || r < 0 || r >= state.size) {
+        throw new UserError(`selectRows: rows[${i}] = ${r} is outside the state's ${state.size} rows.`);
+      }
+      next.hidden.set(source.subarray(r * U, (r + 1) * U), i * U);
+      next.encoded.set(state.encoded.subarray(r * L * E, (r + 1) * L * E), i * L * E);
+      next.projected.set(state.projected.subarray(r * L * A, (r + 1) * L * A), i * L * A);
+    }
+    return next;
+  }
+
+  dispose(): void {
+    if (this.workspace) this.native.releaseWorkspace(this.workspace);
+    this.workspace = null;
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  private run(batch: TrainBatch, train: boolean, dropoutSeed: number): StepStats {
+    const { locations: L, channels: C, vocabSize: V } = this.config;
+    const { size: B, steps: T } = batch;
+    if (!Number.isInteger(B) || B < 1) throw new UserError(`batch.size must be a positive integer, got ${B}.`);
+    if (!Number.isInteger(T) || T < 1) throw new UserError(`batch.steps must be a positive integer, got ${T}.`);
+    expectLength('batch.features', batch.features, B * L * C, `[B=${B}, L=${L}, C=${C}]`);
+    expectLength('batch.tokens', batch.tokens, B * (T + 1), `[B=${B}, T+1=${T + 1}]`);
+    checkTokens('batch.tokens', batch.tokens, V);
+    if (!Number.isInteger(dropoutSeed) || dropoutSeed < 0) throw new UserError(`dropoutSeed must be a non-negative integer, got ${dropoutSeed}.`);
+    const r = this.native.trainStep(this.ws(), this.params.views, train ? this.grads.views : null, this.dims(B, T),
+      batch.features, batch.tokens, train ? this.config.dropout : 0, this.config.attentionLambda, dropoutSeed >>> 0);
+    if (r.tokens === 0) throw new UserError('batch has no real target tokens (every target is <pad>=0): check the tokenised captions.');
+    if (!Number.isFinite(r.loss)) throw new Error(`training diverged: loss is ${r.loss} at optimizer step ${this.step_}. Lower the learning rate or set clipNorm.`);
+    return { loss: r.loss, tokens: r.tokens };
+  }
+
+  private dims(b: number, t: number): Int32Array {
+    const c = this.config;
+    return Int32Array.of(b, t, c.locations, c.channels, c.embedDim, c.units, c.attentionUnits, c.vocabSize);
+  }
+
+  private ws(): NativeWorkspace {
+    if (!this.workspace) throw new Error('this model was disposed');
+    return this.workspace;
+  }
+
+  private checkState(s: DecoderState): void {
+    const { locations: L, embedDim: E, attentionUnits: A, units: U } = this.config;
+    const n = s.size;
+    if (!Number.isInteger(n) || n < 1) throw new UserError(`decoder state size must be a positive integer, got ${n}.`);
+    expectLength('state.hidden', s.hidden, n * U, `[N=${n}, U=${U}]`);
+    expectLength('state.encoded', s.encoded, n * L * E, `[N=${n}, L=${L}, E=${E}]`);
+    expectLength('state.projected', s.projected, n * L * A, `[N=${n}, L=${L}, A=${A}]`);
+  }
+}
+
+function toNamed(a: Arena): Map<string, NamedTensor> {
+  const out = new Map<string, NamedTensor>();
+  for (const name of PARAMETER_ORDER) {
+    const t = a.byName.get(name)!;
+    out.set(name, { shape: [...t.shape], data: t.data });
+  }
+  return out;
+}
+
+function expectLength(what: string, a: ArrayLike<number>, n: number, shape: string): void {
+  const type = what.includes('tokens') ? Int32Array : Float32Array;
+  if (!(a instanceof type)) throw new UserError(`${what} must be a ${type.name} ${shape}.`);
+  if (a.length !== n) {
+    throw new UserError(`${what} has ${a.length} elements but ${shape} needs ${n}.`);
+  }
+}
+
+function checkTokens(what: string, tokens: Int32Array, vocab: number): void {
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i];
+    if (t < 0 || t >= vocab) throw new UserError(`${what}[${i}] = ${t} is outside the vocabulary [0, ${vocab}): the model was built for vocabSize ${vocab}.`);
+  }
+}

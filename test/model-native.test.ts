@@ -1,0 +1,136 @@
+/**
+ * The CaptionModel API on the native core: validation, float32 vs float64 agreement (the float32
+ * path uses vectorised exp/tanh approximations), inference (encode/step) reproducing the training
+ * forward pass step by step, selectRows, and a tiny batch being overfitted by Adam.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createModel, type ModelConfig, type TrainBatch } from '../src/model/index.js';
+import { loadBinding, PARAMETER_ORDER } from '../src/model/binding.js';
+import { Rng } from '../src/util/rng.js';
+import { UserError } from '../src/util/errors.js';
+
+const config: ModelConfig = {
+  locations: 5, channels: 12, embedDim: 8, units: 16, attentionUnits: 10, vocabSize: 11, dropout: 0, attentionLambda: 0,
+};
+
+function batch(seed: number, B = 4, T = 6): TrainBatch {
+  const rng = new Rng(seed);
+  const features = Float32Array.from({ length: B * config.locations * config.channels }, () => rng.next() * 2 - 0.5);
+  const tokens = new Int32Array(B * (T + 1));
+  for (let b = 0; b < B; b++) {
+    const len = 2 + rng.int(T - 1); // real targets per row: 2..T
+    tokens[b * (T + 1)] = 1;
+    for (let t = 1; t <= len; t++) tokens[b * (T + 1) + t] = t === len ? 2 : 3 + rng.int(config.vocabSize - 3);
+  }
+  return { size: B, steps: T, features, tokens };
+}
+
+test('parameters have the documented names and Keras-style initial values', () => {
+  const model = createModel(config, { seed: 5 });
+  const params = model.parameters();
+  assert.deepEqual([...params.keys()], [...PARAMETER_ORDER]);
+  assert.deepEqual(params.get('gru.kernel')!.shape, [16, 48]);
+  assert.ok(params.get('fc2.bias')!.data.every((x) => x === 0), 'biases start at zero');
+  const emb = params.get('embedding.embeddings')!.data;
+  assert.ok(emb.every((x) => Math.abs(x) <= 0.05) && emb.some((x) => x !== 0), 'embeddings uniform(-0.05, 0.05)');
+  // orthogonal recurrent kernel [U, 3U]: rows are orthonormal
+  const rk = params.get('gru.recurrent_kernel')!.data, U = 16;
+  for (const [i, j] of [[0, 0], [0, 1], [3, 9], [15, 15]]) {
+    let dot = 0;
+    for (let k = 0; k < 3 * U; k++) dot += rk[i * 3 * U + k] * rk[j * 3 * U + k];
+    assert.ok(Math.abs(dot - (i === j ? 1 : 0)) < 1e-5, `rows ${i}.${j} = ${dot}`);
+  }
+  const again = createModel(config, { seed: 5 }).parameters().get('fc1.kernel')!.data;
+  assert.deepEqual(again, params.get('fc1.kernel')!.data, 'same seed, same weights');
+  model.dispose();
+});
+
+test('bad inputs are rejected with messages naming them', () => {
+  const model = createModel(config);
+  const b = batch(1);
+  assert.throws(() => model.evalLoss({ ...b, features: b.features.subarray(1) }), (e: Error) => e instanceof UserError && /batch.features/.test(e.message));
+  const bad = b.tokens.slice(); bad[3] = 99;
+  assert.throws(() => model.evalLoss({ ...b, tokens: bad }), /outside the vocabulary/);
+  assert.throws(() => createModel({ ...config, dropout: 1 }), /dropout/);
+  assert.throws(() => model.step(model.encode(b.features, 4), Int32Array.of(1, 2)), /tokens/);
+  model.dispose();
+});
+
+test('float32 training path agrees with the float64 path (loss and every gradient)', () => {
+  const native = loadBinding();
+  const model = createModel({ ...config, attentionLambda: 0.5 }, { seed: 9 });
+  const p32 = [...model.parameters().values()].map((t) => t.data);
+  const p64 = p32.map((a) => Float64Array.from(a));
+  const g32 = p32.map((a) => new Float32Array(a.length));
+  const g64 = p64.map((a) => new Float64Array(a.length));
+  const b = batch(2);
+  const dims = Int32Array.of(b.size, b.steps, config.locations, config.channels, config.embedDim, config.units, config.attentionUnits, config.vocabSize);
+  const ws = native.createWorkspace();
+  const r32 = native.trainStep(ws, p32, g32, dims, b.features, b.tokens, 0, 0.5, 0);
+  const r64 = native.trainStep(ws, p64, g64, dims, Float64Array.from(b.features), b.tokens, 0, 0.5, 0);
+  assert.ok(Math.abs(r32.loss - r64.loss) < 1e-5 * r64.loss, `loss ${r32.loss} vs ${r64.loss}`);
+  PARAMETER_ORDER.forEach((name, i) => {
+    let scale = 0, diff = 0;
+    for (let k = 0; k < g64[i].length; k++) { scale = Math.max(scale, Math.abs(g64[i][k])); diff = Math.max(diff, Math.abs(g32[i][k] - g64[i][k])); }
+    assert.ok(diff <= 1e-4 * scale + 1e-7, `${name}: max diff ${diff} vs max |grad| ${scale}`);
+  });
+  native.releaseWorkspace(ws);
+  model.dispose();
+});
+
+test('encode + step with teacher forcing reproduces evalLoss, attention rows sum to 1', () => {
+  const model = createModel(config, { seed: 3 });
+  const b = batch(4);
+  const { loss, tokens } = model.evalLoss(b);
+  const T = b.steps, B = b.size, V = config.vocabSize;
+  let state = model.encode(b.features, B);
+  let sum = 0, count = 0;
+  for (let t = 0; t < T; t++) {
+    const input = Int32Array.from({ length: B }, (_, i) => b.tokens[i * (T + 1) + t]);
+    const out = model.step(state, input);
+    for (let i = 0; i < B; i++) {
+      let s = 0;
+      for (let l = 0; l < config.locations; l++) s += out.attention[i * config.locations + l];
+      assert.ok(Math.abs(s - 1) < 1e-5);
+      const y = b.tokens[i * (T + 1) + t + 1];
+      if (y === 0) continue;
+      const row = out.logits.subarray(i * V, (i + 1) * V);
+      const mx = Math.max(...row);
+      const lse = Math.log(row.reduce((a, x) => a + Math.exp(x - mx), 0)) + mx;
+      sum += lse - row[y]; count++;
+    }
+    state = { ...state, hidden: out.hidden };
+  }
+  assert.equal(count, tokens);
+  assert.ok(Math.abs(sum / count - loss) < 1e-5, `step-by-step ${sum / count} vs evalLoss ${loss}`);
+  model.dispose();
+});
+
+test('selectRows reorders and duplicates rows (beam search)', () => {
+  const model = createModel(config);
+  const b = batch(5, 3);
+  const state = model.encode(b.features, 3);
+  const out = model.step(state, Int32Array.of(1, 1, 1));
+  const picked = model.selectRows(state, Int32Array.of(2, 0, 2, 2), out.hidden);
+  assert.equal(picked.size, 4);
+  const U = config.units, LE = config.locations * config.embedDim;
+  assert.deepEqual(picked.hidden.subarray(0, U), out.hidden.subarray(2 * U, 3 * U));
+  assert.deepEqual(picked.encoded.subarray(LE, 2 * LE), state.encoded.subarray(0, LE));
+  const next = model.step(picked, Int32Array.of(4, 4, 4, 5));
+  const V = config.vocabSize; // rows 0 and 2 are both old row 2 fed the same token
+  assert.deepEqual(next.logits.subarray(0, V), next.logits.subarray(2 * V, 3 * V));
+  assert.throws(() => model.selectRows(state, Int32Array.of(3)), /outside/);
+  model.dispose();
+});
+
+test('Adam overfits a tiny batch (with dropout, regulariser and clipping on)', () => {
+  const model = createModel({ ...config, dropout: 0.1, attentionLambda: 0.1 }, { seed: 1 });
+  const b = batch(6);
+  const first = model.evalLoss(b).loss;
+  for (let i = 0; i < 150; i++) model.trainStep(b, { learningRate: 1e-2, clipNorm: 5 }, i);
+  const last = model.evalLoss(b).loss;
+  assert.equal(model.optimizerState().step, 150);
+  assert.ok(last < first * 0.2, `loss ${first} -> ${last}`);
+  model.dispose();
+});
