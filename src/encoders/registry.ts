@@ -1,0 +1,109 @@
+import type { OptionSpec } from '../cli/command.js';
+import { UserError } from '../util/errors.js';
+import { fetchVerified } from './download.js';
+import { DEFAULT_INCEPTION_V3_LAYER, INCEPTION_V3_LAYERS, inceptionV3Imagenet, inceptionV3Nsfwjs } from './inception_v3.js';
+import { mobilenetV2, npyFolder } from './mobilenet/index.js';
+import type { EncoderModel } from './types.js';
+import { parseScaling, SCALINGS, userOnnxEncoder } from './user-onnx.js';
+
+/**
+ * Turns encoder options (CLI flags) into an EncoderModel. Built graphs are kept in memory per option set,
+ * so resolving the same encoder again is free within a process.
+ */
+export interface EncoderOptions {
+  /** Known encoder name, or a path to a user .onnx file. Default: inception_v3_nsfwjs. */
+  encoder?: string;
+  /** Cut layer for InceptionV3 (mixed0..mixed10). */
+  layer?: string;
+  /** Weights file/folder; downloaded into the cache when omitted and the encoder has a download. */
+  weights?: string;
+  /** User ONNX only: output tensor, input side, input scaling, layout. */
+  output?: string;
+  size?: number;
+  scaling?: string;
+  layout?: string;
+}
+
+export const DEFAULT_ENCODER = 'inception_v3_nsfwjs';
+
+export const ENCODERS: Record<string, string> = {
+  inception_v3_nsfwjs: `Keras InceptionV3 fine-tuned by nsfwjs (weights in node_modules), 299x299, --layer ${Object.keys(INCEPTION_V3_LAYERS).join('|')} (default ${DEFAULT_INCEPTION_V3_LAYER})`,
+  inception_v3_imagenet: 'Keras ImageNet InceptionV3 (the seed\'s encoder; "notop" HDF5 downloaded once, or --encoder-weights FILE), 299x299, --layer as above',
+  mobilenet_v2: 'ImageNet MobileNetV2 1.0 224 (--encoder-weights DIR of .npy tensors), 7x7x1280',
+};
+
+export const INCEPTION_V3_IMAGENET_WEIGHTS = {
+  url: 'https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5',
+  fileName: 'inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5',
+  md5: 'bcbd6486424b2319ff4ef7d526e38f63', // keras.applications.inception_v3 WEIGHTS_PATH_NO_TOP file_hash
+  manualFlag: '--encoder-weights FILE',
+};
+
+/** CLI flags for choosing an encoder, for commands that extract features. */
+export const ENCODER_CLI_OPTIONS: Record<string, OptionSpec> = {
+  encoder: { type: 'string', description: `image encoder: ${Object.keys(ENCODERS).join(', ')}, or a path to an .onnx file`, default: DEFAULT_ENCODER },
+  // No parser defaults below: each applies to some encoders only, and giving one to another is an error.
+  layer: { type: 'string', description: `InceptionV3 layer to take features from, mixed0..mixed10 (default ${DEFAULT_INCEPTION_V3_LAYER})` },
+  'encoder-weights': { type: 'string', description: 'weights file (inception_v3_imagenet: the notop .h5) or folder (mobilenet_v2: .npy tensors)' },
+  'encoder-output': { type: 'string', description: 'user ONNX: output tensor name (needed when the model has several outputs)' },
+  'encoder-size': { type: 'string', description: 'user ONNX: square input side in pixels (default 224)' },
+  'encoder-scaling': { type: 'string', description: `user ONNX: input scaling, ${Object.keys(SCALINGS).join('|')} (default imagenet)` },
+  'encoder-layout': { type: 'string', description: 'user ONNX: nchw|nhwc, of both input and output (default nchw)' },
+};
+
+export function encoderOptionsFromArgs(values: Record<string, unknown>): EncoderOptions {
+  const str = (k: string) => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
+  const size = str('encoder-size');
+  if (size !== undefined && !(Number.isInteger(Number(size)) && Number(size) >= 16)) throw new UserError(`--encoder-size must be an integer >= 16, got "${size}".`);
+  return {
+    encoder: str('encoder'), layer: str('layer'), weights: str('encoder-weights'), output: str('encoder-output'),
+    size: size === undefined ? undefined : Number(size), scaling: str('encoder-scaling'), layout: str('encoder-layout'),
+  };
+}
+
+const cache = new Map<string, Promise<EncoderModel>>();
+
+export function resolveEncoder(options: EncoderOptions = {}): Promise<EncoderModel> {
+  const key = JSON.stringify(options, Object.keys(options).sort());
+  let model = cache.get(key);
+  if (!model) {
+    model = build(options);
+    cache.set(key, model);
+    model.catch(() => cache.delete(key)); // a failed build (e.g. offline) may succeed later
+  }
+  return model;
+}
+
+async function build(o: EncoderOptions): Promise<EncoderModel> {
+  const name = o.encoder ?? DEFAULT_ENCODER;
+  const onlyFor = (flag: string, value: unknown, encoders: string) => {
+    if (value !== undefined) throw new UserError(`${flag} applies to ${encoders} only, not to --encoder ${name}.`);
+  };
+  if (name.endsWith('.onnx')) {
+    onlyFor('--layer', o.layer, 'inception_v3_*');
+    onlyFor('--encoder-weights', o.weights, 'inception_v3_imagenet and mobilenet_v2');
+    const layout = o.layout ?? 'nchw';
+    if (layout !== 'nchw' && layout !== 'nhwc') throw new UserError(`--encoder-layout must be nchw or nhwc, got "${layout}".`);
+    return userOnnxEncoder({ file: name, output: o.output, size: o.size ?? 224, scaling: parseScaling(o.scaling ?? 'imagenet'), layout });
+  }
+  for (const [flag, v] of [['--encoder-output', o.output], ['--encoder-size', o.size], ['--encoder-scaling', o.scaling], ['--encoder-layout', o.layout]] as const) {
+    onlyFor(flag, v, 'a user .onnx encoder');
+  }
+  switch (name) {
+    case 'inception_v3_nsfwjs':
+      onlyFor('--encoder-weights', o.weights, 'inception_v3_imagenet and mobilenet_v2');
+      return inceptionV3Nsfwjs(o.layer);
+    case 'inception_v3_imagenet':
+      return inceptionV3Imagenet(o.weights ?? (await fetchVerified(INCEPTION_V3_IMAGENET_WEIGHTS)), o.layer);
+    case 'mobilenet_v2': {
+      if (o.layer !== undefined && o.layer !== 'Conv_1') throw new UserError(`--layer ${o.layer}: mobilenet_v2 has one feature layer, Conv_1 (7x7x1280).`);
+      if (!o.weights) {
+        throw new UserError('--encoder mobilenet_v2 needs --encoder-weights DIR: the folder of .npy tensors described in ../shared/models/README.md.');
+      }
+      return mobilenetV2(npyFolder(o.weights), o.weights);
+    }
+    default:
+      throw new UserError(`Unknown --encoder "${name}". Known encoders:\n${Object.entries(ENCODERS).map(([k, v]) => `  ${k}: ${v}`).join('\n')}\n` +
+        'or a path to an .onnx file (with --encoder-output, --encoder-size, --encoder-scaling, --encoder-layout).');
+  }
+}
