@@ -174,7 +174,7 @@ export function formatReport(info: RunInfo): string {
     if (c.images > 0) lines.push(`  ${s.padEnd(5)} ${String(c.images).padStart(7)} images ${String(c.captions).padStart(8)} captions`);
   }
   const v = info.vocab;
-  lines.push(`vocabulary: V = ${v.size} (top-k ${v.topK}; ${v.distinctTrainTokens} distinct train tokens incl. <start>/<end>; +<pad>, <unk>)`);
+  lines.push(`vocabulary: V = ${v.size} (<pad>, <unk> + ${v.size - 2} of ${v.distinctTrainTokens} distinct train tokens incl. <start>/<end>; top-k ${v.topK})`);
   const l = info.captionLength;
   lines.push(`train caption length (tokens incl. <start>/<end>): min ${l.min}, median ${l.median}, p95 ${l.p95}, max ${l.max}; ` +
     `max length ${v.maxLength}, ${info.truncatedCaptions} captions truncated`);
