@@ -11,6 +11,8 @@ import { UserError } from './util/errors.js';
 const COMMANDS: Record<string, () => Promise<Command>> = {
   train: async () => (await import('./cli/train.js')).default,
   prepare: async () => (await import('./cli/prepare.js')).default,
+  features: async () => (await import('./cli/features.js')).default,
+  bench: async () => (await import('./cli/bench.js')).default,
 };
 
 async function main(argv: string[]): Promise<void> {

@@ -1,0 +1,121 @@
+/**
+ * Image file -> the encoder's float32 input, with sharp (libvips).
+ *
+ * Pipeline per image, matching the seed's `load_image` (tf.io.decode_jpeg(channels=3) +
+ * tf.image.resize((299, 299)) + the model's preprocess):
+ *   decode JPEG/PNG/WebP/TIFF/GIF ... -> auto-orient by EXIF -> sRGB (greyscale and CMYK converted) ->
+ *   drop alpha -> resize to size x size ignoring the aspect ratio (fit 'fill', like tf.image.resize) ->
+ *   uint8 HWC RGB -> float32 with the encoder's scaling, written into a batch tensor (NHWC or NCHW).
+ *
+ * Resize kernel: 'linear' (bilinear, half-pixel centres), the same interpolation as tf.image.resize's
+ * default and PIL's BILINEAR in the PyTorch peer. Upsampling (Flickr8k's 224 px -> 299) is identical to
+ * TF's; for downsampling libvips widens the kernel (antialiasing, as PIL does) where TF would alias, a
+ * deliberate difference that only removes aliasing. JPEG shrink-on-load stays on: it is what makes big
+ * COCO photos cheap and its DCT-domain box filter is a good antialiased downsample.
+ *
+ * Errors are classified (missing / not an image / too many pixels / corrupt) so the extractor can skip
+ * the file with a message that says what is wrong with it.
+ */
+import fs from 'node:fs';
+import sharp, { type OutputInfo } from 'sharp';
+import type { InputScaling } from '../encoders/types.js';
+
+/** Default pixel bound against decompression bombs: 100 megapixels (a 10000x10000 image). */
+export const DEFAULT_MAX_PIXELS = 100_000_000;
+
+export interface ImageInputOptions {
+  size: number;
+  scaling: InputScaling;
+  layout: 'nhwc' | 'nchw';
+  /** Refuse images with more pixels than this before decoding them. */
+  maxPixels?: number;
+}
+
+export type ImageErrorKind = 'missing' | 'not-an-image' | 'too-large' | 'corrupt';
+
+export class ImageLoadError extends Error {
+  constructor(readonly file: string, readonly kind: ImageErrorKind, detail: string) {
+    super(`${file}: ${describe(kind)} (${detail})`);
+    this.name = 'ImageLoadError';
+  }
+}
+
+function describe(kind: ImageErrorKind): string {
+  switch (kind) {
+    case 'missing': return 'file not found';
+    case 'not-an-image': return 'not an image file sharp can decode (JPEG, PNG, WebP, TIFF, GIF, AVIF)';
+    case 'too-large': return 'too many pixels: refused as a possible decompression bomb; raise --max-pixels if the image is genuine';
+    case 'corrupt': return 'truncated or corrupt image data';
+  }
+}
+
+/** Decode + resize one file to `size` x `size` RGB uint8, HWC. */
+export async function loadRgb(file: string, size: number, maxPixels = DEFAULT_MAX_PIXELS): Promise<Uint8Array> {
+  let data: Buffer;
+  let info: OutputInfo;
+  try {
+    ({ data, info } = await sharp(file, { limitInputPixels: maxPixels, failOn: 'error', sequentialRead: true })
+      .rotate() // EXIF orientation
+      .toColourspace('srgb')
+      .removeAlpha()
+      .resize(size, size, { fit: 'fill', kernel: 'linear' })
+      .raw()
+      .toBuffer({ resolveWithObject: true }));
+  } catch (e) {
+    throw classify(file, e as Error);
+  }
+  if (info.channels !== 3 || info.width !== size || info.height !== size) {
+    throw new ImageLoadError(file, 'corrupt', `decoded to ${info.width}x${info.height}x${info.channels}, expected ${size}x${size}x3`);
+  }
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+function classify(file: string, e: Error): ImageLoadError {
+  const msg = e.message.split('\n')[0];
+  if ((e as NodeJS.ErrnoException).code === 'ENOENT' || /missing|no such file/i.test(msg) || !fs.existsSync(file)) {
+    return new ImageLoadError(file, 'missing', msg);
+  }
+  if (/pixel limit/i.test(msg)) return new ImageLoadError(file, 'too-large', msg);
+  if (/unsupported image format|not a known file format|bad seek|is not a/i.test(msg)) return new ImageLoadError(file, 'not-an-image', msg);
+  return new ImageLoadError(file, 'corrupt', msg);
+}
+
+/**
+ * Per-channel affine map x_uint8 -> x * mul[c] + add[c] implementing the encoder's input scaling.
+ *   zero_one:       x / 255
+ *   minus_one_one:  x / 127.5 - 1
+ *   mean/std:       (x / 255 - mean) / std
+ */
+export function scalingCoefficients(scaling: InputScaling): { mul: Float32Array; add: Float32Array } {
+  const mul = new Float32Array(3);
+  const add = new Float32Array(3);
+  for (let c = 0; c < 3; c++) {
+    if (scaling === 'zero_one') { mul[c] = 1 / 255; add[c] = 0; }
+    else if (scaling === 'minus_one_one') { mul[c] = 1 / 127.5; add[c] = -1; }
+    else { mul[c] = 1 / (255 * scaling.std[c]); add[c] = -scaling.mean[c] / scaling.std[c]; }
+  }
+  return { mul, add };
+}
+
+/**
+ * Write one RGB uint8 HWC image into slot `slot` of a float32 batch tensor, scaled, in `layout`
+ * ([n, size, size, 3] for nhwc, [n, 3, size, size] for nchw).
+ */
+export function writeImageToBatch(rgb: Uint8Array, batch: Float32Array, slot: number, opts: ImageInputOptions): void {
+  const hw = opts.size * opts.size;
+  const base = slot * hw * 3;
+  const { mul, add } = scalingCoefficients(opts.scaling);
+  if (opts.layout === 'nhwc') {
+    for (let i = 0; i < hw * 3; i += 3) {
+      batch[base + i] = rgb[i] * mul[0] + add[0];
+      batch[base + i + 1] = rgb[i + 1] * mul[1] + add[1];
+      batch[base + i + 2] = rgb[i + 2] * mul[2] + add[2];
+    }
+  } else {
+    for (let c = 0; c < 3; c++) {
+      const plane = base + c * hw;
+      const m = mul[c], a = add[c];
+      for (let p = 0; p < hw; p++) batch[plane + p] = rgb[p * 3 + c] * m + a;
+    }
+  }
+}

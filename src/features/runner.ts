@@ -1,0 +1,104 @@
+/**
+ * Runs an encoder's ONNX graph with onnxruntime-node (CPU execution provider) and returns features in the
+ * decoder's layout: [n, locations, channels] row-major, whatever the graph's own output layout.
+ */
+import * as ort from 'onnxruntime-node';
+import type { EncoderModel, EncoderSpec } from '../encoders/types.js';
+import { UserError } from '../util/errors.js';
+
+export interface RunnerOptions {
+  /** onnxruntime intra-op threads (the convolution thread pool). Default 2: this project's dev machines. */
+  threads?: number;
+}
+
+export class EncoderRunner {
+  /** Largest batch the graph accepts: 1 when its input has a fixed batch dimension of 1. */
+  readonly maxBatch: number;
+
+  private constructor(readonly spec: EncoderSpec, private readonly session: ort.InferenceSession) {
+    const meta = session.inputMetadata.find((m) => m.name === spec.inputName);
+    const dim0 = meta && meta.isTensor ? meta.shape[0] : undefined;
+    this.maxBatch = typeof dim0 === 'number' && dim0 > 0 ? dim0 : Number.MAX_SAFE_INTEGER;
+  }
+
+  static async create(model: EncoderModel, opts: RunnerOptions = {}): Promise<EncoderRunner> {
+    const { spec } = model;
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(model.onnx, {
+        executionProviders: ['cpu'],
+        graphOptimizationLevel: 'all',
+        intraOpNumThreads: opts.threads ?? 2,
+        interOpNumThreads: 1,
+        executionMode: 'sequential',
+      });
+    } catch (e) {
+      throw new UserError(`onnxruntime could not load the graph of encoder "${spec.id}": ${(e as Error).message.split('\n')[0]}`);
+    }
+    if (!session.inputNames.includes(spec.inputName)) {
+      throw new UserError(`Encoder "${spec.id}": the graph has no input "${spec.inputName}" (it has ${session.inputNames.join(', ')}).`);
+    }
+    if (!session.outputNames.includes(spec.outputName)) {
+      throw new UserError(`Encoder "${spec.id}": the graph has no output "${spec.outputName}" (it has ${session.outputNames.join(', ')}).`);
+    }
+    return new EncoderRunner(spec, session);
+  }
+
+  /** Shape of the graph's input for a batch of `n` images. */
+  inputDims(n: number): number[] {
+    const s = this.spec.inputSize;
+    return this.spec.inputLayout === 'nhwc' ? [n, s, s, 3] : [n, 3, s, s];
+  }
+
+  /**
+   * Run `n` images held in `input` (float32, already scaled, in spec.inputLayout; only the first
+   * n * 3 * size^2 values are used). Resolves to features [n, locations, channels].
+   */
+  async run(input: Float32Array, n: number): Promise<Float32Array> {
+    const { spec } = this;
+    const s = spec.inputSize;
+    const tensor = new ort.Tensor('float32', input.subarray(0, n * 3 * s * s), this.inputDims(n));
+    const result = await this.session.run({ [spec.inputName]: tensor }, [spec.outputName]);
+    const out = result[spec.outputName] as ort.Tensor;
+    const dims = out.dims;
+    const data = out.data as Float32Array;
+    const perImage = spec.locations * spec.channels;
+    if (out.type !== 'float32' || dims[0] !== n || data.length !== n * perImage) {
+      throw new UserError(`Encoder "${spec.id}": output "${spec.outputName}" has type ${out.type} and shape [${dims.join(', ')}], ` +
+        `expected float32 with ${n} x ${spec.locations} locations x ${spec.channels} channels.`);
+    }
+    if (spec.outputLayout === 'nhwc') {
+      if (dims[dims.length - 1] !== spec.channels) throw layoutError(spec, dims);
+      return data;
+    }
+    // NCHW [n, c, h, w] (or [n, c, locations]) -> [n, locations, c].
+    if (dims[1] !== spec.channels) throw layoutError(spec, dims);
+    return nchwToNhwc(data, n, spec.channels, spec.locations);
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+function layoutError(spec: EncoderSpec, dims: readonly number[]): UserError {
+  return new UserError(`Encoder "${spec.id}": output shape [${dims.join(', ')}] does not match its declared ${spec.outputLayout.toUpperCase()} ` +
+    `layout with ${spec.channels} channels. Check the encoder's output layout option.`);
+}
+
+/** [n, c, l] -> [n, l, c], blocked over channels so both sides stay cache-friendly. */
+export function nchwToNhwc(src: Float32Array, n: number, c: number, l: number): Float32Array {
+  const dst = new Float32Array(n * c * l);
+  const B = 16;
+  for (let i = 0; i < n; i++) {
+    const base = i * c * l;
+    for (let c0 = 0; c0 < c; c0 += B) {
+      const c1 = Math.min(c, c0 + B);
+      for (let p = 0; p < l; p++) {
+        const d = base + p * c;
+        for (let k = c0; k < c1; k++) dst[d + k] = src[base + k * l + p];
+      }
+    }
+  }
+  return dst;
+}
