@@ -14,6 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { downloadDataset, downloadFile } from '../src/dataset/download.js';
 import { readFlickr8k } from '../src/dataset/flickr8k.js';
 import { extractZip, listZip } from '../src/dataset/zip.js';
+import { prepareRun } from '../src/prepare.js';
 import { UserError } from '../src/util/errors.js';
 import { makeZip } from './dataset-zipfixture.js';
 
@@ -129,6 +130,17 @@ describe('downloadFile', () => {
     assert.equal(fs.existsSync(dest + '.part'), false);
   });
 
+  it('accepts a .part that is already complete (HTTP 416) and restarts an oversized one', async () => {
+    files.set('/done.bin', body);
+    const dest = path.join(tmp, 'dl', 'done.bin');
+    fs.writeFileSync(dest + '.part', body);
+    assert.equal((await downloadFile(`${base}/done.bin`, dest, { retries: 0, silent: true })).sha256, sha(body));
+    fs.rmSync(dest);
+    fs.writeFileSync(dest + '.part', Buffer.concat([body, Buffer.from('extra')]));
+    assert.equal((await downloadFile(`${base}/done.bin`, dest, { retries: 1, silent: true })).bytes, body.length);
+    assert.deepEqual(fs.readFileSync(dest), body);
+  });
+
   it('retries automatically and follows redirects', async () => {
     files.set('/retry.bin', body);
     cutOnce.add('/retry.bin');
@@ -193,8 +205,9 @@ describe('downloadDataset', () => {
     assert.equal(fs.existsSync(path.join(root, 'downloads', 'Flickr8k_Dataset.zip')), false); // archives removed
 
     log.length = 0;
-    await downloadDataset('flickr8k', root, { baseUrl: `${base}/f8k`, silent: true });
+    const run = await prepareRun({ dataset: 'flickr8k', root, out: path.join(tmp, 'f8k-run'), download: true, downloadBaseUrl: `${base}/f8k`, silent: true });
     assert.equal(log.length, 0, 'already extracted archives are not fetched again');
+    assert.deepEqual(run.info.counts.train, { images: 2, captions: 4 });
   });
 
   it('uses the SAT_COCO_BASE_URL override and the seed\'s archive paths', async () => {

@@ -96,7 +96,14 @@ async function fetchInto(url: string, part: string, silent: boolean): Promise<vo
   const have = fs.existsSync(part) ? fs.statSync(part).size : 0;
   const res = await request(url, have > 0 ? { range: `bytes=${have}-` } : {});
   const status = res.statusCode ?? 0;
-  if (status === 416) { res.resume(); return; } // nothing left to fetch: the .part is complete
+  if (status === 416) {
+    // Nothing left to fetch: fine if the .part has exactly the server's size, else start over.
+    res.resume();
+    const total = Number(/\/(\d+)$/.exec(String(res.headers['content-range'] ?? ''))?.[1] ?? NaN);
+    if (total === have) return;
+    fs.rmSync(part, { force: true });
+    throw new Interrupted(`the partial file is larger than the server's ${total} bytes`);
+  }
   if (status !== 200 && status !== 206) {
     res.resume();
     throw new UserError(`download of ${url} failed: HTTP ${status}. Check the URL (or the base URL override) or download it manually.`);
@@ -114,15 +121,22 @@ async function fetchInto(url: string, part: string, silent: boolean): Promise<vo
   const out = fs.createWriteStream(part, { flags: status === 206 ? 'a' : 'w' });
   let got = 0, ticked = 0;
   await new Promise<void>((resolve, reject) => {
+    // Settle once, and only after the .part is flushed and closed, so a retry appends to a complete file.
+    let settled = false;
+    const settle = (err?: Error) => {
+      if (settled) return;
+      settled = true;
+      out.end(() => (err ? reject(err) : resolve()));
+    };
     res.on('data', (chunk: Buffer) => {
       got += chunk.length;
       const mib = Math.floor((start + got) / MiB) - Math.floor(start / MiB);
       if (mib > ticked) { bar.tick(mib - ticked); ticked = mib; }
       if (!out.write(chunk)) { res.pause(); out.once('drain', () => res.resume()); }
     });
-    res.on('end', () => out.end(resolve));
-    res.on('error', (e) => out.end(() => reject(e)));
-    res.on('aborted', () => out.end(() => reject(new Interrupted('connection closed early'))));
+    res.on('end', () => settle());
+    res.on('error', (e) => settle(e));
+    res.on('close', () => settle(res.complete ? undefined : new Interrupted('connection closed early')));
   });
   bar.finish();
   if (Number.isFinite(length) && got < length) throw new Interrupted(`got ${start + got} of ${total} bytes`);
