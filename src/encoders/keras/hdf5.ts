@@ -21,6 +21,7 @@ export interface H5Layer {
 /** Reads every layer that has weights, in the file's layer_names order. */
 export async function readKerasH5(file: string): Promise<H5Layer[]> {
   if (!fs.existsSync(file)) throw new Error(`Keras weights file ${file} does not exist.`);
+  if (!hasHdf5Signature(file)) throw new Error(`${file} is not a readable HDF5 file (no HDF5 signature).`);
   const h5wasm = (await import('h5wasm/node')).default;
   await h5wasm.ready;
   let f: InstanceType<typeof h5wasm.File>;
@@ -52,6 +53,21 @@ export async function readKerasH5(file: string): Promise<H5Layer[]> {
     return layers;
   } finally {
     f.close();
+  }
+}
+
+/** The HDF5 superblock signature sits at byte 0, 512, 1024, 2048... (we look at the first few places). */
+function hasHdf5Signature(file: string): boolean {
+  const signature = Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]);
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(8);
+    for (const offset of [0, 512, 1024, 2048, 4096]) {
+      if (fs.readSync(fd, buf, 0, 8, offset) === 8 && buf.equals(signature)) return true;
+    }
+    return false;
+  } finally {
+    fs.closeSync(fd);
   }
 }
 
