@@ -13,6 +13,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   prepare: async () => (await import('./cli/prepare.js')).default,
   features: async () => (await import('./cli/features.js')).default,
   bench: async () => (await import('./cli/bench.js')).default,
+  caption: async () => (await import('./cli/caption.js')).default,
 };
 
 async function main(argv: string[]): Promise<void> {
