@@ -14,6 +14,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   features: async () => (await import('./cli/features.js')).default,
   bench: async () => (await import('./cli/bench.js')).default,
   caption: async () => (await import('./cli/caption.js')).default,
+  score: async () => (await import('./cli/score.js')).default,
 };
 
 async function main(argv: string[]): Promise<void> {
