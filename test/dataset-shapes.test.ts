@@ -92,5 +92,10 @@ describe('generateShapesDataset', () => {
     await generateShapesDataset({ dir, count: 12, seed: 4, size: 96, silent: true });
     assert.deepEqual(fs.readFileSync(path.join(dir, 'shapes.json')), before);
     assert.equal(fs.statSync(path.join(dir, m.images[0].file)).mtimeMs, mtime);
+
+    // A smaller generation in the same folder removes the images it no longer lists.
+    await generateShapesDataset({ dir, count: 5, seed: 4, size: 96, silent: true });
+    assert.equal(fs.readdirSync(path.join(dir, 'images')).length, 5);
+    assert.equal(readShapes({ root: dir }).images.length, 5);
   });
 });

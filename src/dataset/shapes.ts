@@ -183,6 +183,11 @@ export async function generateShapesDataset(opts: ShapesOptions): Promise<Shapes
   };
   await Promise.all(Array.from({ length: 4 }, worker));
   bar.finish();
+  // Images of an earlier, larger generation in the same folder would be confusing leftovers.
+  const current = new Set(manifest.images.map((im) => path.basename(im.file)));
+  for (const f of fs.readdirSync(path.join(dir, 'images'))) {
+    if (/^shape_\d{5}\.(png|jpg)$/.test(f) && !current.has(f)) fs.rmSync(path.join(dir, 'images', f));
+  }
   // Written last, so an interrupted generation is redone rather than trusted.
   fs.writeFileSync(manifestPath, text);
   return manifest;
