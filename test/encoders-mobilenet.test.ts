@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import { mobilenetV2, npyFolder } from '../src/encoders/mobilenet/index.js';
+import { buildMobileNetGraph, mobilenetV2Blocks, type MbBlock } from '../src/encoders/mobilenet/mobilenet_v2.js';
+import { encodeNpy, type NpyArray } from '../src/encoders/mobilenet/npy.js';
+import { Rng } from '../src/util/rng.js';
+import { add, conv2d, map, maxAbsDiff, randomArray, type Image3 } from './encoders-reference.js';
+
+const relu6 = (v: number) => Math.min(6, Math.max(0, v));
+
+test('MobileNetV2 blocks (stride-2 SAME stem, residual block, stride-2 block) match plain-loop convolutions', async () => {
+  const rng = new Rng(21);
+  const tensors = new Map<string, NpyArray>();
+  const put = (name: string, shape: number[], scale = 1) => {
+    tensors.set(name, { data: randomArray(shape.reduce((a, b) => a * b, 1), () => rng.next(), scale), shape });
+    return name;
+  };
+  const conv = (name: string, shape: number[], depthwise: boolean, stride: number, relu: boolean) =>
+    ({ weight: put(`Const_${name}`, shape, 3), bias: put(`MobilenetV2_${name}_bias`, [depthwise ? shape[3] : shape[0]], 0.5), depthwise, stride, relu6: relu });
+  const blocks: MbBlock[] = [
+    { name: 'Conv', convs: [conv('stem', [4, 3, 3, 3], false, 2, true)], residual: false },
+    { name: 'res', convs: [conv('e1', [8, 1, 1, 4], false, 1, true), conv('d1', [1, 3, 3, 8], true, 1, true), conv('p1', [4, 1, 1, 8], false, 1, false)], residual: true },
+    { name: 'down', convs: [conv('e2', [8, 1, 1, 4], false, 1, true), conv('d2', [1, 3, 3, 8], true, 2, true), conv('p2', [6, 1, 1, 8], false, 1, false)], residual: false },
+  ];
+  const { onnx, outputShape } = buildMobileNetGraph({
+    blocks, tensors: (n) => tensors.get(n)!, inputSize: 8, inputName: 'image', outputName: 'features', source: 'random tensors',
+  });
+  assert.deepEqual(outputShape, [2, 2, 6]);
+
+  const x: Image3 = { data: randomArray(8 * 8 * 3, () => rng.next()), h: 8, w: 8, c: 3 };
+  const session = await ort.InferenceSession.create(onnx);
+  const out = (await session.run({ image: new ort.Tensor('float32', x.data, [1, 8, 8, 3]) })).features;
+  assert.deepEqual(out.dims, [1, 2, 2, 6]);
+
+  // Reference: OHWI weights read as [o][ky][kx][i], depthwise [1][ky][kx][c].
+  let clamped = 0; // weights in [-3, 3] so that some activations exceed 6
+  const apply = (input: Image3, c: MbBlock['convs'][number]) => {
+    const w = tensors.get(c.weight)!;
+    const [o, kh, kw, i] = w.shape;
+    const read = c.depthwise ? (ch: number, ky: number, kx: number) => w.data[(ky * kw + kx) * i + ch]
+      : (oc: number, ky: number, kx: number, ic: number) => w.data[((oc * kh + ky) * kw + kx) * i + ic];
+    const y = conv2d(input, read, { cout: c.depthwise ? i : o, kh, kw, stride: c.stride, same: true, bias: tensors.get(c.bias)!.data, depthwise: c.depthwise });
+    clamped += y.data.filter((v) => c.relu6 && v > 6).length;
+    return c.relu6 ? map(y, relu6) : y;
+  };
+  let ref = x;
+  for (const b of blocks) {
+    const input = ref;
+    for (const c of b.convs) ref = apply(ref, c);
+    if (b.residual) ref = add(input, ref);
+  }
+  assert.ok(clamped > 0, 'no activation exceeded 6: the ReLU6 upper clamp went untested');
+  const diff = maxAbsDiff(out.data as Float32Array, ref.data);
+  assert.ok(diff < 1e-4, `max abs difference ${diff}`);
+});
+
+test('full MobileNetV2 wiring from a folder of .npy tensors gives 7x7x1280; missing tensors are named', async () => {
+  // Output channels of expanded_conv_1..16 (expansion 6), ImageNet MobileNetV2 1.0.
+  const outs = [24, 24, 32, 32, 32, 64, 64, 64, 64, 96, 96, 96, 160, 160, 160, 320];
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-mbv2-'));
+  try {
+    const rng = new Rng(4);
+    const write = (name: string, shape: number[]) =>
+      fs.writeFileSync(path.join(dir, `${name}.npy`), encodeNpy({ data: randomArray(shape.reduce((a, b) => a * b, 1), () => rng.next(), 0.1), shape }));
+    let cin = 3;
+    for (const [bi, block] of mobilenetV2Blocks().entries()) {
+      for (const c of block.convs) {
+        const isProject = c.bias.includes('project');
+        const cout = c.depthwise ? cin : block.name === 'Conv' ? 32 : block.name === 'Conv_1' ? 1280 : isProject ? (bi === 1 ? 16 : outs[bi - 2]) : cin * 6;
+        const k = block.name === 'Conv' ? 3 : 1; // the stem is the only full 3x3 conv
+        write(c.weight, c.depthwise ? [1, 3, 3, cin] : [cout, k, k, cin]);
+        write(c.bias, [cout]);
+        cin = cout;
+      }
+    }
+    const model = mobilenetV2(npyFolder(dir), dir);
+    assert.deepEqual(model.spec, {
+      id: 'mobilenet_v2_imagenet', inputSize: 224, scaling: 'minus_one_one', inputLayout: 'nhwc', outputLayout: 'nhwc',
+      inputName: 'image', outputName: 'features', locations: 49, channels: 1280,
+    });
+    const session = await ort.InferenceSession.create(model.onnx);
+    const out = (await session.run({ image: new ort.Tensor('float32', new Float32Array(224 * 224 * 3).fill(0.5), [1, 224, 224, 3]) })).features;
+    assert.deepEqual(out.dims, [1, 7, 7, 1280]);
+
+    fs.rmSync(path.join(dir, 'Const_71.npy'));
+    assert.throws(() => npyFolder(dir), /1 MobileNetV2 tensors are missing \(e\.g\. Const_71\.npy\)/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
