@@ -9,7 +9,7 @@
       "cflags_cc!": ["-fno-exceptions"],
       "conditions": [
         ["OS=='linux'", {
-          "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-fopenmp", "-march=native", "-Wno-unknown-pragmas"],
+          "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-fopenmp", "-march=native", "-fno-trapping-math", "-fno-math-errno", "-Wno-unknown-pragmas"],
           "ldflags": ["-fopenmp"],
           "libraries": ["-lopenblas"]
         }],
@@ -18,7 +18,7 @@
             "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
             "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
             "GCC_OPTIMIZATION_LEVEL": "3",
-            "OTHER_CPLUSPLUSFLAGS": ["-Wno-unknown-pragmas"]
+            "OTHER_CPLUSPLUSFLAGS": ["-fno-trapping-math", "-fno-math-errno", "-Wno-unknown-pragmas"]
           },
           "libraries": ["-framework Accelerate"]
         }]

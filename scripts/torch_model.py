@@ -1,0 +1,94 @@
+"""The captioning model in PyTorch, written independently of the C++ core, for the reference fixture
+(scripts/torch_reference.py) and the speed peer (bench/train_torch.py).
+
+Same model and parameter layout as src/model (Keras [in, out] kernels, GRU reset_after=True with gate
+blocks z, r, n, input = concat(context, embedding)). Only PyTorch autograd computes gradients here.
+Shapes: B batch, T steps, L locations, C channels, E embedding, U units, A attention units, V vocab.
+"""
+import torch
+
+PARAMETER_ORDER = [
+    "encoder.kernel", "encoder.bias", "attention.W1.kernel", "attention.W1.bias", "attention.W2.kernel",
+    "attention.W2.bias", "attention.V.kernel", "attention.V.bias", "embedding.embeddings", "gru.kernel",
+    "gru.recurrent_kernel", "gru.bias", "fc1.kernel", "fc1.bias", "fc2.kernel", "fc2.bias",
+]
+
+
+def parameter_shapes(L, C, E, U, A, V):
+    return {
+        "encoder.kernel": [C, E], "encoder.bias": [E],
+        "attention.W1.kernel": [E, A], "attention.W1.bias": [A],
+        "attention.W2.kernel": [U, A], "attention.W2.bias": [A],
+        "attention.V.kernel": [A, 1], "attention.V.bias": [1],
+        "embedding.embeddings": [V, E],
+        "gru.kernel": [2 * E, 3 * U], "gru.recurrent_kernel": [U, 3 * U], "gru.bias": [2, 3 * U],
+        "fc1.kernel": [U, U], "fc1.bias": [U], "fc2.kernel": [U, V], "fc2.bias": [V],
+    }
+
+
+def loss_fn(p, features, tokens, attention_lambda=0.0, dropout_masks=None):
+    """p: dict name -> tensor. features [B,L,C], tokens [B,T+1] (int64, 0 = pad).
+    dropout_masks: optional (embedding mask [T,B,E], output mask [T,B,U]) already scaled by 1/(1-p).
+    Returns (loss, number of real target tokens)."""
+    B, T1 = tokens.shape
+    T = T1 - 1
+    U = p["gru.recurrent_kernel"].shape[0]
+    enc = torch.relu(features @ p["encoder.kernel"] + p["encoder.bias"])          # [B,L,E]
+    proj = enc @ p["attention.W1.kernel"] + p["attention.W1.bias"]                # [B,L,A], once per sequence
+    x_all = p["embedding.embeddings"][tokens[:, :T]]                               # [B,T,E]
+    wk, wr, bias = p["gru.kernel"], p["gru.recurrent_kernel"], p["gru.bias"]
+    h = torch.zeros(B, U, dtype=features.dtype)
+    outputs, alphas = [], []
+    for t in range(T):
+        hw2 = h @ p["attention.W2.kernel"] + p["attention.W2.bias"]               # [B,A]
+        score = torch.tanh(proj + hw2[:, None, :]) @ p["attention.V.kernel"] + p["attention.V.bias"]  # [B,L,1]
+        alpha = torch.softmax(score, dim=1)                                        # [B,L,1]
+        ctx = (alpha * enc).sum(dim=1)                                             # [B,E]
+        x = x_all[:, t]
+        if dropout_masks is not None:
+            x = x * dropout_masks[0][t]
+        gx = torch.cat([ctx, x], dim=-1) @ wk + bias[0]                            # [B,3U]
+        gh = h @ wr + bias[1]                                                      # [B,3U]
+        xz, xr, xn = gx.chunk(3, dim=-1)
+        hz, hr, hn = gh.chunk(3, dim=-1)
+        z = torch.sigmoid(xz + hz)
+        r = torch.sigmoid(xr + hr)
+        n = torch.tanh(xn + r * hn)
+        h = z * h + (1 - z) * n
+        out = h if dropout_masks is None else h * dropout_masks[1][t]
+        outputs.append(out)
+        alphas.append(alpha[..., 0])
+    H = torch.stack(outputs, dim=1)                                                # [B,T,U]
+    logits = (H @ p["fc1.kernel"] + p["fc1.bias"]) @ p["fc2.kernel"] + p["fc2.bias"]  # [B,T,V]
+    targets = tokens[:, 1:]
+    mask = targets != 0
+    ce = torch.nn.functional.cross_entropy(logits[mask], targets[mask])           # mean over real tokens
+    loss = ce
+    if attention_lambda > 0:
+        S = (torch.stack(alphas, dim=1) * mask[..., None]).sum(dim=1)              # [B,L], real steps only
+        loss = loss + attention_lambda * ((1 - S) ** 2).sum(dim=1).mean()
+    return loss, int(mask.sum())
+
+
+class KerasAdam:
+    """Adam as Keras applies it: eps added to sqrt(v), bias correction folded into the step size."""
+
+    def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-7, clip_norm=None):
+        self.params, self.lr, self.b1, self.b2, self.eps, self.clip = params, lr, beta1, beta2, eps, clip_norm
+        self.m = [torch.zeros_like(q) for q in params]
+        self.v = [torch.zeros_like(q) for q in params]
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self):
+        grads = [q.grad for q in self.params]
+        if self.clip:
+            norm = torch.sqrt(sum((g.double() ** 2).sum() for g in grads))
+            if norm > self.clip:
+                grads = [g * (self.clip / norm) for g in grads]
+        self.t += 1
+        alpha = self.lr * (1 - self.b2 ** self.t) ** 0.5 / (1 - self.b1 ** self.t)
+        for q, g, m, v in zip(self.params, grads, self.m, self.v):
+            m.mul_(self.b1).add_((1 - self.b1) * g)
+            v.mul_(self.b2).add_((1 - self.b2) * g * g)
+            q.sub_(alpha * m / (v.sqrt() + self.eps))
