@@ -15,10 +15,14 @@ export function pythonSplit(s: string): string[] {
  * so the key is unambiguous); the n of a key is its number of spaces + 1.
  */
 export function ngramCounts(words: readonly string[], n: number): Map<string, number> {
+  // Grown one word at a time from each start. Within one order, keys are still first inserted in
+  // order of position, as in precook, so sums over a Map's n-grams of one order add in the same order.
   const counts = new Map<string, number>();
-  for (let k = 1; k <= n; k++) {
-    for (let i = 0; i + k <= words.length; i++) {
-      const key = words.slice(i, i + k).join(' ');
+  for (let i = 0; i < words.length; i++) {
+    let key = words[i];
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+    for (let k = 2; k <= n && i + k <= words.length; k++) {
+      key += ' ' + words[i + k - 1];
       counts.set(key, (counts.get(key) ?? 0) + 1);
     }
   }
