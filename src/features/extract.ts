@@ -95,6 +95,9 @@ export async function extractFeatures(opts: ExtractOptions): Promise<ExtractResu
   // Previously skipped images outside this request stay listed; those inside it are retried now.
   const skipped = readSkipped(opts.dir).filter((s) => !unique.has(s.id) && !writer.has(s.id));
   const newlySkipped: SkippedImage[] = [];
+  if (alreadyStored > 0 && opts.progress !== false) {
+    log(`sat features: resuming ${opts.dir}: ${alreadyStored} of ${unique.size} images already stored, ${todo.length} to go`);
+  }
   const bar = opts.progress === false ? undefined
     : new ProgressBar({ total: todo.length, label: opts.progress ?? `features ${spec.id}`, unit: 'img' });
 
