@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decodeImages, type DecodedCaption, type DecodeOptions, type DecodeStrategy, type DecodeVocab } from '../src/decode/index.js';
-import { logSoftmaxRows } from '../src/decode/logits.js';
+import { logSumExpRows } from '../src/decode/logits.js';
 import { Rng } from '../src/util/rng.js';
 import { keyFeatures, TableModel, type NextTokenTable } from './decode-fake-model.js';
 
@@ -158,7 +158,8 @@ function bruteForce(table: NextTokenTable, key: number, maxLength: number, alpha
   const visit = (prefix: number[], logProb: number) => {
     const logits = Float32Array.from(table(key, prefix), (q) => Math.log(q));
     for (const id of [vocab.pad, vocab.start]) logits[id] = -Infinity;
-    const lp = logSoftmaxRows(logits, 1, V);
+    const lse = logSumExpRows(logits, 1, V)[0];
+    const lp = Array.from(logits, (x) => x - lse);
     const done = logProb + lp[vocab.end];
     const score = done / Math.pow(prefix.length + 1, alpha);
     if (score > best.score) best = { ids: prefix, logProb: done, score };

@@ -129,13 +129,25 @@ export function decodeBeam(model: CaptionModel, features: Float32Array, n: numbe
     }
     history.push({ attention, tokens: Int32Array.from(nextTokens), parents: Int32Array.from(nextParents) });
     if (nextImages.length === 0) break;
-    state = model.selectRows(state, Int32Array.from(nextParents), out.hidden);
+    const parents = Int32Array.from(nextParents);
+    // Beams only ever extend beams of their own image, so while no image has left the batch every
+    // row keeps its image's encoder rows and only the hidden state needs reordering (no big copy).
+    state = nextImages.length === images.length && perImage === k
+      ? { ...state, hidden: gatherRows(out.hidden, parents, model.config.units) }
+      : model.selectRows(state, parents, out.hidden);
     tokens = Int32Array.from(nextTokens);
     scores = Float64Array.from(nextScores);
     images = nextImages;
     perImage = k;
   }
   return results;
+}
+
+/** rows [R, width] picked by `index` -> [index.length, width]. */
+function gatherRows(rows: Float32Array, index: Int32Array, width: number): Float32Array {
+  const out = new Float32Array(index.length * width);
+  index.forEach((r, i) => out.set(rows.subarray(r * width, (r + 1) * width), i * width));
+  return out;
 }
 
 function emptyCaption(): DecodedCaption {

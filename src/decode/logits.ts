@@ -1,7 +1,7 @@
 /**
  * The small seams every search strategy is built from (in the spirit of transformers.js's logits
- * processors and samplers): processors edit a step's logits [rows, V] in place, `logSoftmaxRows` turns
- * them into log-probabilities, and choosers pick one token id from a row.
+ * processors and samplers): processors edit a step's logits [rows, V] in place, `logSumExpRows` gives each
+ * row's normaliser (log p = logit - lse), and choosers pick one token id from a row.
  *
  * Log-probabilities are float64 so that summed scores (and their ties) do not depend on summation noise.
  */
@@ -40,43 +40,36 @@ export function logSumExpRows(logits: Float32Array, rows: number, V: number): Fl
   return out;
 }
 
-/** Row-wise log-softmax of logits [rows, V] -> float64 [rows, V]; -Infinity logits stay -Infinity. */
-export function logSoftmaxRows(logits: Float32Array, rows: number, V: number): Float64Array {
-  const lse = logSumExpRows(logits, rows, V);
-  const out = new Float64Array(rows * V);
-  for (let r = 0; r < rows; r++) {
-    const o = r * V;
-    for (let v = 0; v < V; v++) out[o + v] = lse[r] === -Infinity ? -Infinity : logits[o + v] - lse[r];
-  }
-  return out;
-}
-
-/** Picks a token id from row `row` of log-probabilities [rows, V]. */
-export type TokenChooser = (logProbs: Float64Array, row: number, V: number) => number;
+/**
+ * Picks a token id from row `row` of logits [rows, V], given the row's log-sum-exp `lse[row]`
+ * (so log p(v) = logits[row, v] - lse[row] without materialising the whole log-softmax).
+ */
+export type TokenChooser = (logits: Float32Array, lse: Float64Array, row: number, V: number) => number;
 
 /** Greedy: the most likely token; ties go to the lowest id. */
-export const argmaxChooser: TokenChooser = (lp, row, V) => {
+export const argmaxChooser: TokenChooser = (logits, _lse, row, V) => {
   const o = row * V;
   let best = 0;
-  for (let v = 1; v < V; v++) if (lp[o + v] > lp[o + best]) best = v;
+  for (let v = 1; v < V; v++) if (logits[o + v] > logits[o + best]) best = v;
   return best;
 };
 
 /**
- * The seed's tf.random.categorical(logits / temperature): p(v) ∝ exp(logProb(v) / T), which equals
- * softmax(logits / T) because the log-sum-exp is a per-row constant. `rngOf(row)` gives the row's
- * random stream (one per image, so a caption does not depend on which other images share its batch).
+ * The seed's tf.random.categorical(logits / temperature): p(v) ∝ exp((logit(v) - max) / T).
+ * `rngOf(row)` gives the row's random stream (one per image, so a caption does not depend on which
+ * other images share its batch).
  */
 export function categoricalChooser(temperature: number, rngOf: (row: number) => Rng): TokenChooser {
   if (!(temperature > 0)) throw new Error(`temperature must be > 0, got ${temperature}`);
-  return (lp, row, V) => {
+  let weights = new Float64Array(0);
+  return (logits, lse, row, V) => {
+    if (weights.length < V) weights = new Float64Array(V);
     const o = row * V;
     let max = -Infinity;
-    for (let v = 0; v < V; v++) if (lp[o + v] > max) max = lp[o + v];
+    for (let v = 0; v < V; v++) if (logits[o + v] > max) max = logits[o + v];
     let total = 0;
-    const weights = new Float64Array(V);
     for (let v = 0; v < V; v++) {
-      const w = lp[o + v] === -Infinity ? 0 : Math.exp((lp[o + v] - max) / temperature);
+      const w = logits[o + v] === -Infinity ? 0 : Math.exp((logits[o + v] - max) / temperature);
       weights[v] = w;
       total += w;
     }

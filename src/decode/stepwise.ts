@@ -4,7 +4,7 @@
  * costs as many steps as its longest caption and no compute goes to finished rows.
  */
 import type { CaptionModel, DecoderState } from '../model/types.js';
-import { logSoftmaxRows, suppressTokens, type TokenChooser } from './logits.js';
+import { logSumExpRows, suppressTokens, type TokenChooser } from './logits.js';
 import type { DecodedCaption, DecodeVocab } from './types.js';
 
 export interface StepwiseOptions {
@@ -32,14 +32,14 @@ export function decodeStepwise(model: CaptionModel, features: Float32Array, n: n
     const out = model.step(state, tokens);
     const rows = active.length;
     mask(out.logits, rows, V);
-    const logProbs = logSoftmaxRows(out.logits, rows, V);
+    const lse = logSumExpRows(out.logits, rows, V);
 
     const keep: number[] = [];
     const next: number[] = [];
     for (let r = 0; r < rows; r++) {
-      const id = choose(logProbs, r, V);
+      const id = choose(out.logits, lse, r, V);
       const res = results[active[r]];
-      res.logProb += logProbs[r * V + id];
+      res.logProb += out.logits[r * V + id] - lse[r];
       if (id === vocab.end) { res.finished = true; continue; }
       res.ids.push(id);
       res.words.push(vocab.word(id));
