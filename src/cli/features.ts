@@ -24,6 +24,7 @@ const command: Command = {
     split: { type: 'string', description: 'comma-separated splits to extract', default: SPLITS.join(',') },
     batch: { type: 'string', description: 'images per onnxruntime run', default: String(DEFAULT_BATCH) },
     threads: { type: 'string', description: 'onnxruntime intra-op threads', default: '2' },
+    spin: { type: 'boolean', description: 'let onnxruntime threads spin-wait between ops (only helps on an idle machine)' },
     shard: { type: 'string', description: 'extract only slice i of n (0-based, e.g. $JOB_COMPLETION_INDEX/8) into features/<encoder>/parts/' },
     merge: { type: 'boolean', description: 'join the finished --shard parts into the run\'s feature store' },
     'max-pixels': { type: 'string', description: 'refuse images with more pixels than this (decompression bombs)', default: String(DEFAULT_MAX_PIXELS) },
@@ -64,6 +65,7 @@ const command: Command = {
       threads: numberOption(values, 'threads', { integer: true, min: 1, max: 256 }),
       maxPixels: numberOption(values, 'max-pixels', { integer: true, min: 1 }),
       slice: shard,
+      spin: Boolean(values.spin),
       progress: `features ${model.spec.id}${shard ? ` ${shard.index}/${shard.count}` : ''}`,
     });
     const rate = res.stored > 0 ? ` at ${(res.stored / res.seconds).toFixed(1)} img/s` : '';

@@ -25,6 +25,7 @@ export const FEATURES_BENCH_OPTIONS: Record<string, OptionSpec> = {
   batch: { type: 'string', description: 'features: images per inference batch, both sides', default: String(DEFAULT_BATCH) },
   threads: { type: 'string', description: 'features: compute threads, both sides (onnxruntime intra-op / torch.set_num_threads)', default: '2' },
   repeats: { type: 'string', description: 'features: timed repeats per side (median reported)', default: '3' },
+  spin: { type: 'boolean', description: 'features: let onnxruntime threads spin-wait between ops (as `sat features --spin`)' },
   python: { type: 'string', description: 'features: Python with PyTorch + torchvision for the peer', default: '/usr/bin/python3' },
   'no-torch': { type: 'boolean', description: 'features: skip the PyTorch peer' },
   ...ENCODER_CLI_OPTIONS,
@@ -60,7 +61,7 @@ export async function runFeaturesBench(values: Record<string, unknown>): Promise
   const encoderOptions = encoderOptionsFromArgs(values);
   const model = await resolveEncoder(encoderOptions);
   const torchArch = values['no-torch'] ? null : peerArch(model.spec.id);
-  const runner = await EncoderRunner.create(model, { threads });
+  const runner = await EncoderRunner.create(model, { threads, spin: Boolean(values.spin) });
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-bench-features-'));
   const runs: number[] = [];
   const torchRuns: number[] = [];

@@ -33,6 +33,8 @@ export interface ExtractOptions {
   batchSize?: number;
   /** onnxruntime intra-op threads. */
   threads?: number;
+  /** onnxruntime pool threads spin-wait between ops (see RunnerOptions.spin). */
+  spin?: boolean;
   maxPixels?: number;
   slice?: { index: number; count: number } | null;
   shardMaxBytes?: number;
@@ -84,7 +86,7 @@ export async function extractFeatures(opts: ExtractOptions): Promise<ExtractResu
   const alreadyStored = [...unique.keys()].filter((id) => writer.has(id)).length;
   const todo = [...unique.values()].filter((im) => !writer.has(im.id));
 
-  const runner = opts.runner ?? await EncoderRunner.create(model, { threads: opts.threads });
+  const runner = opts.runner ?? await EncoderRunner.create(model, { threads: opts.threads, spin: opts.spin });
   const batchSize = Math.max(1, Math.min(opts.batchSize ?? DEFAULT_BATCH, runner.maxBatch));
   const input: ImageInputOptions = { size: spec.inputSize, scaling: spec.scaling, layout: spec.inputLayout, maxPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS };
   const perImageIn = 3 * spec.inputSize * spec.inputSize;

@@ -9,6 +9,11 @@ import { UserError } from '../util/errors.js';
 export interface RunnerOptions {
   /** onnxruntime intra-op threads (the convolution thread pool). Default 2: this project's dev machines. */
   threads?: number;
+  /**
+   * Let idle pool threads spin-wait for the next op instead of sleeping. onnxruntime's default; it only
+   * pays on an otherwise idle machine and burns CPU that other processes need on a shared one. Default off.
+   */
+  spin?: boolean;
 }
 
 export class EncoderRunner {
@@ -31,6 +36,7 @@ export class EncoderRunner {
         intraOpNumThreads: opts.threads ?? 2,
         interOpNumThreads: 1,
         executionMode: 'sequential',
+        extra: { session: { intra_op: { allow_spinning: opts.spin ? '1' : '0' }, inter_op: { allow_spinning: opts.spin ? '1' : '0' } } },
       });
     } catch (e) {
       throw new UserError(`onnxruntime could not load the graph of encoder "${spec.id}": ${(e as Error).message.split('\n')[0]}`);
