@@ -13,17 +13,20 @@
  * PUNCTUATIONS (the list is upper case), so brackets survive as "-lrb-"/"-rrb-" tokens in the official
  * scores, and so they do here.
  *
- * Known differences from the real jar (none expected on ordinary caption text):
+ * Where this may differ from the real jar (rare in ordinary caption text; not checkable here without it):
  * - Rules not reproduced: phone numbers, "likely URLs" without a scheme, SGML entities other than
  *   &amp; &quot; &apos; &lt; &gt;, accented-letter entities, acronyms followed by a sentence-initial
  *   word (only adds a "." token, which is dropped anyway), and the sentence-end lookahead of
  *   abbreviations (same: only an extra "." token).
  * - Newline-like characters other than "\n" (\r, U+2028/9, \v, \f, U+0085) make the real tokenizer emit
  *   a line break, which misaligns every later caption in pycocoevalcap; we treat them as spaces.
- * - Letters outside the Basic Multilingual Plane are letters here; the 2014 lexer saw UTF-16 halves
+ * - Letters outside the Basic Multilingual Plane are letters here; the JFlex lexer of that time saw UTF-16 halves
  *   and deleted them.
- * - CoreNLP 3.4.1 may differ from the older PTBLexer.flex we followed in abbreviation lists and in
- *   escaping "/" and "*" ("and/or" -> "and\/or"); we escape, as ptb3Escaping does there.
+ * - CoreNLP 3.4.1 may differ from the older PTBLexer.flex we followed in abbreviation lists, in
+ *   escaping "/" and "*" ("and/or" -> "and\/or"; we escape, as ptb3Escaping does there) and in
+ *   writing "[" "]" as -LRB- -RRB- (later versions write -LSB- -RSB-; both survive the filter).
+ * - Americanize is applied as in that lexer: to purely alphabetic tokens, case-sensitively, with its
+ *   word list and its "-our" -> "-or" rule (so "colour" -> "color" but also "downpour" -> "downpor").
  */
 import { americanize } from './americanize.js';
 
