@@ -54,7 +54,7 @@ test('sat features extracts the chosen splits, resumes for the rest and points r
   assert.match(out, /all checksums match/);
   info = JSON.parse(fs.readFileSync(runPaths(run).runJson, 'utf8')).features;
   assert.equal(info.images, images.length);
-  assert.equal(info.path, runPaths(run).features(info.encoder));
+  assert.equal(info.dir, runPaths(run).features(info.encoderId));
   const store = openRunFeatures(run);
   assert.deepEqual(store.ids().sort(), images.map((im) => im.id).sort());
   assert.equal(store.read(images[0].id).length, 256 * 3);
@@ -70,7 +70,7 @@ test('--shard i/n slices then --merge gives the same store as one extraction; a 
   await sat(['--run', run, ...encoder, '--shard', '2/3']);
   const out = await sat(['--run', run, ...encoder, '--merge']);
   assert.match(out, /merged 3 parts/);
-  const storeDir = JSON.parse(fs.readFileSync(runPaths(run).runJson, 'utf8')).features.path as string;
+  const storeDir = JSON.parse(fs.readFileSync(runPaths(run).runJson, 'utf8')).features.dir as string;
   assert.equal(fs.existsSync(partsDir(storeDir)), false);
   const merged = openFeatureStore(storeDir);
   assert.equal(merged.size, images.length - 1);

@@ -43,7 +43,7 @@ const command: Command = {
       const res = mergeParts(storeDir);
       const info = recordRunFeatures(run.dir, storeDir);
       console.log(`merged ${res.parts} parts into ${storeDir}: ${res.images} images, ${res.skipped} skipped (see skipped.json)`);
-      console.log(`run.json now points at it: ${info.encoder}, ${info.locations} locations x ${info.channels} channels`);
+      console.log(`run.json now points at it: ${info.encoderId}, ${info.locations} locations x ${info.channels} channels`);
       if (values.verify) verify(storeDir);
       return;
     }
@@ -76,7 +76,7 @@ const command: Command = {
       console.log(`slice ${shard.index}/${shard.count} done; once every slice is, run \`sat features --run ${runDir} --merge\` with the same encoder flags.`);
     } else {
       const info = recordRunFeatures(run.dir, dir);
-      console.log(`run.json now points at it: ${info.encoder}, ${info.images} images`);
+      console.log(`run.json now points at it: ${info.encoderId}, ${info.images} images`);
     }
     if (values.verify) verify(dir);
   },

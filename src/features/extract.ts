@@ -29,7 +29,7 @@ export interface ExtractOptions {
   model: EncoderModel;
   /** Store folder (created or resumed). */
   dir: string;
-  /** Images per onnxruntime run. Default 8 (measured: larger batches gave no speed-up on 2 cores). */
+  /** Images per onnxruntime run. Default DEFAULT_BATCH. */
   batchSize?: number;
   /** onnxruntime intra-op threads. */
   threads?: number;

@@ -3,9 +3,9 @@
  * run.json (the rest of run.json belongs to `sat prepare`):
  *
  *   "features": {
- *     "encoder": "inception_v3_nsfwjs-mixed10",   // EncoderSpec.id
+ *     "encoderId": "inception_v3_nsfwjs-mixed10", // EncoderSpec.id
  *     "locations": 64, "channels": 2048,          // per-image feature shape [locations, channels]
- *     "path": "/abs/runs/f8k/features/inception_v3_nsfwjs-mixed10",
+ *     "dir": "/abs/runs/f8k/features/inception_v3_nsfwjs-mixed10",
  *     "images": 7000, "skipped": 0,                // entries in the store, images listed in skipped.json
  *     "updatedAt": "2026-11-26T17:00:00.000Z"
  *   }
@@ -21,10 +21,11 @@ import { writeJsonAtomic } from './format.js';
 import { openFeatureStore, type FeatureStore } from './store.js';
 
 export interface RunFeaturesInfo {
-  encoder: string;
+  encoderId: string;
   locations: number;
   channels: number;
-  path: string;
+  /** Absolute path of the store folder. */
+  dir: string;
   images: number;
   skipped: number;
   updatedAt: string;
@@ -36,7 +37,7 @@ export function recordRunFeatures(runDir: string, storeDir: string): RunFeatures
   const info = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
   const store = openFeatureStore(storeDir);
   const features: RunFeaturesInfo = {
-    encoder: store.encoderId, locations: store.locations, channels: store.channels, path: path.resolve(storeDir),
+    encoderId: store.encoderId, locations: store.locations, channels: store.channels, dir: path.resolve(storeDir),
     images: store.size, skipped: store.skipped().length, updatedAt: new Date().toISOString(),
   };
   store.close();
@@ -49,5 +50,5 @@ export function openRunFeatures(runDir: string): FeatureStore {
   const file = runPaths(runDir).runJson;
   const info = JSON.parse(fs.readFileSync(file, 'utf8')) as { features?: RunFeaturesInfo };
   if (!info.features) throw new UserError(`${file} has no features yet. Run \`sat features --run ${runDir}\` first.`);
-  return openFeatureStore(info.features.path);
+  return openFeatureStore(info.features.dir);
 }
