@@ -8,9 +8,11 @@ numbers here must come from the official Python code, never from our port.
 How the committed fixtures were generated
 -----------------------------------------
 pycocoevalcap is not installable on the build machine (no PyPI access), so its five pure-Python
-scorer files were reconstructed verbatim from the public tylin/coco-caption repository (the Python 3
-versions that salaniz/pycocoevalcap ships): bleu/bleu.py, bleu/bleu_scorer.py, rouge/rouge.py,
-cider/cider.py, cider/cider_scorer.py, laid out as a package OUTSIDE this repository:
+scorer files were reconstructed verbatim from Python 3 versions in the public tylin/coco-caption
+repository (the code the pip package salaniz/pycocoevalcap was made from; that repository itself was
+not available to compare): pycocoevalcap/bleu/bleu.py @1336670, bleu/bleu_scorer.py @4b0b2ba,
+rouge/rouge.py @bfd1596, cider/cider.py @70eeb53, cider/cider_scorer.py @bfd1596 (the version that
+skips the division when a tf-idf norm is 0), laid out as a package OUTSIDE this repository:
 
     /tmp/pycocoevalcap/pycocoevalcap/{__init__.py, bleu/, rouge/, cider/}   (each with __init__.py)
 
