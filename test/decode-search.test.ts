@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decodeImages, type DecodedCaption, type DecodeOptions, type DecodeStrategy, type DecodeVocab } from '../src/decode/index.js';
 import { logSumExpRows } from '../src/decode/logits.js';
+import { decodeStoreImages } from '../src/decode/store.js';
+import type { FeatureStoreReader } from '../src/features/types.js';
 import { Rng } from '../src/util/rng.js';
 import { keyFeatures, TableModel, type NextTokenTable } from './decode-fake-model.js';
 
@@ -215,4 +217,28 @@ test('bad options are refused with the option named', () => {
   assert.throws(() => decode(story, [0], { strategy: { kind: 'sample', temperature: 0 } }), /temperature/);
   const model = new TableModel(V, L, story);
   assert.throws(() => decodeImages(model, new Float32Array(3), 1, vocab, { strategy: { kind: 'greedy' }, maxLength: 3 }), /expected n \* L \* C/);
+});
+
+test('decoding from a feature store reads one batch at a time and matches decoding the features directly', () => {
+  const table = randomTable();
+  const keys = [2, 7, 1, 8, 2, 8, 1];
+  const ids = keys.map((_, i) => `img${i}`);
+  const features = keyFeatures(keys, L);
+  let reads = 0;
+  const store: FeatureStoreReader = {
+    locations: L, channels: 1, encoderId: 'keys',
+    ids: () => ids, has: (id) => ids.includes(id), close: () => {},
+    read(id, out = new Float32Array(L), offset = 0) {
+      reads++;
+      const i = ids.indexOf(id);
+      out.set(features.subarray(i * L, (i + 1) * L), offset);
+      return out;
+    },
+  };
+  const strategy = { kind: 'beam', beam: 3 } as const;
+  const direct = decodeImages(new TableModel(V, L, table), features, keys.length, vocab, { strategy, maxLength: 6 });
+  const fromStore = decodeStoreImages(new TableModel(V, L, table), store, ids, vocab, { strategy, maxLength: 6, batchSize: 3, progress: false });
+  assert.deepEqual(fromStore, direct);
+  assert.equal(reads, keys.length);
+  assert.throws(() => decodeStoreImages(new TableModel(V, L, table), store, ['nope'], vocab, { strategy, maxLength: 6, progress: false }), /no stored features/);
 });

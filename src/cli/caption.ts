@@ -51,12 +51,15 @@ export function figurePaths(out: string, files: string[]): string[] {
   });
 }
 
+/** The caption as printed; "..." marks one that reached --max-length without <end>. */
+const text = (c: CaptionedImage) => c.words.join(' ') + (c.finished ? '' : ' ...');
+
 /** Rounded to 6 significant digits to keep --json output readable. */
 const round = (x: number) => Number(x.toPrecision(6));
 
-function toJson(c: CaptionedImage, grid: number | null) {
+function toJson(c: CaptionedImage, image: string, grid: number | null) {
   return {
-    image: c.file,
+    image,
     caption: c.words.join(' '),
     words: c.words,
     ids: c.ids,
@@ -111,18 +114,15 @@ const command: Command = {
           encoder: captioner.spec.id,
           locations: captioner.spec.locations,
           decoding: { ...strategy, maxLength: maxLength ?? captioner.defaultMaxLength },
-          captions: captions.map((c) => toJson(c, grid)),
+          captions: captions.map((c, i) => toJson(c, positionals[i], grid)),
         }));
       } else {
-        for (const c of captions) {
-          const text = c.words.join(' ') + (c.finished ? '' : ' ...');
-          console.log(positionals.length === 1 ? text : `${c.file}\t${text}`);
-        }
+        captions.forEach((c, i) => console.log(positionals.length === 1 ? text(c) : `${positionals[i]}\t${text(c)}`));
       }
       for (let i = 0; i < figures.length; i++) {
         const c = captions[i];
         const png = await renderAttentionFigure({ rgb: c.rgb, size: captioner.spec.inputSize, words: c.words, attention: c.attention },
-          { heading: `${path.basename(c.file)}: ${c.words.join(' ')}` });
+          { heading: `${path.basename(c.file)}: ${text(c)}` });
         fs.mkdirSync(path.dirname(path.resolve(figures[i])), { recursive: true });
         fs.writeFileSync(figures[i], png);
         console.error(`sat caption: attention figure ${figures[i]}`);

@@ -1,0 +1,42 @@
+/**
+ * Decode images straight from a feature store (e.g. the dev split after every epoch): features are read
+ * one decoding batch at a time, so memory stays at batchSize x L x C floats however many images there are
+ * (1000 InceptionV3 images at once would be 1000 x 64 x 2048 floats = 0.5 GB).
+ */
+import type { FeatureStoreReader } from '../features/types.js';
+import type { CaptionModel } from '../model/types.js';
+import { ProgressBar } from '../util/progress.js';
+import { UserError } from '../util/errors.js';
+import { decodeImages, DEFAULT_DECODE_BATCH } from './index.js';
+import type { DecodedCaption, DecodeOptions, DecodeVocab } from './types.js';
+
+export interface StoreDecodeOptions extends DecodeOptions {
+  /** Progress bar label, or false for none (default: a bar labelled "decode"). */
+  progress?: string | false;
+}
+
+/** Captions for `ids` (in that order) from their stored features. */
+export function decodeStoreImages(model: CaptionModel, store: FeatureStoreReader, ids: readonly string[], vocab: DecodeVocab,
+                                  opts: StoreDecodeOptions): DecodedCaption[] {
+  const { locations: L, channels: C } = model.config;
+  if (store.locations !== L || store.channels !== C) {
+    throw new UserError(`feature store "${store.encoderId}" holds [${store.locations} x ${store.channels}] features but the model expects [${L} x ${C}].`);
+  }
+  const missing = ids.filter((id) => !store.has(id));
+  if (missing.length > 0) {
+    throw new UserError(`${missing.length} image(s) have no stored features (first: ${missing[0]}); run \`sat features\` for them first.`);
+  }
+  const batch = opts.batchSize ?? DEFAULT_DECODE_BATCH;
+  const bar = opts.progress === false ? undefined : new ProgressBar({ total: ids.length, label: opts.progress ?? 'decode', unit: 'img' });
+  const buffer = new Float32Array(Math.min(batch, Math.max(ids.length, 1)) * L * C);
+  const out: DecodedCaption[] = [];
+  for (let first = 0; first < ids.length; first += batch) {
+    const chunk = ids.slice(first, first + batch);
+    chunk.forEach((id, i) => store.read(id, buffer, i * L * C));
+    out.push(...decodeImages(model, buffer.subarray(0, chunk.length * L * C), chunk.length, vocab, { ...opts, batchSize: chunk.length, onBatch: undefined }));
+    bar?.tick(chunk.length);
+    opts.onBatch?.(first + chunk.length);
+  }
+  bar?.finish();
+  return out;
+}
