@@ -7,11 +7,14 @@
  *   drop alpha -> resize to size x size ignoring the aspect ratio (fit 'fill', like tf.image.resize) ->
  *   uint8 HWC RGB -> float32 with the encoder's scaling, written into a batch tensor (NHWC or NCHW).
  *
- * Resize kernel: 'linear' (bilinear, half-pixel centres), the same interpolation as tf.image.resize's
- * default and PIL's BILINEAR in the PyTorch peer. Upsampling (Flickr8k's 224 px -> 299) is identical to
- * TF's; for downsampling libvips widens the kernel (antialiasing, as PIL does) where TF would alias, a
- * deliberate difference that only removes aliasing. JPEG shrink-on-load stays on: it is what makes big
- * COCO photos cheap and its DCT-domain box filter is a good antialiased downsample.
+ * Resize kernel: 'linear', the closest of sharp's kernels to the seed's bilinear tf.image.resize and to PIL's
+ * BILINEAR in the PyTorch peer. Measured against PIL on real images (mean |difference| in 0..255 levels):
+ * downsampling a 640x424 COCO photo to 299: 0.16 (both use an antialiased triangle filter; TF would alias);
+ * upsampling a 224 px Flickr8k image to 299: 4.8 (libvips' upsampler places samples differently from the
+ * half-pixel-centre bilinear of PIL/TF; 'cubic'/'lanczos3' give 5.2, 'nearest' 5.9). Training and captioning
+ * both go through this same function, so the features are consistent; only bit-exactness with the seed's
+ * pixels is given up. JPEG shrink-on-load stays on: it is what makes big photos cheap, and its DCT-domain
+ * box filter is a good antialiased first step.
  *
  * Errors are classified (missing / not an image / too many pixels / corrupt) so the extractor can skip
  * the file with a message that says what is wrong with it.
