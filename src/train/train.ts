@@ -1,0 +1,132 @@
+/**
+ * `train(options)`: train (or resume) a captioning model on a prepared run directory (src/run.ts):
+ * images.jsonl + vocab.json from `sat prepare`, features from `sat features`. Checkpoints go to
+ * RUN/checkpoints unless told otherwise. The loop itself is src/train/loop.ts.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { CaptionModel, ModelConfig } from '../model/types.js';
+import { createModel } from '../model/index.js';
+import type { FeatureStoreReader } from '../features/types.js';
+import { openFeatureStore } from '../features/store.js';
+import { runPaths } from '../run.js';
+import { loadRun } from '../prepare.js';
+import type { Vocabulary } from '../vocab/vocabulary.js';
+import { UserError } from '../util/errors.js';
+import { loadCheckpoint, restoreModel } from '../checkpoint/checkpoint.js';
+import { FROZEN_ON_RESUME, formatConfig, readConfigFile, resolveConfig, type TrainConfig } from './config.js';
+import { splitExamples } from './batches.js';
+import { trainLoop, type TrainResult, type ValidateHook } from './loop.js';
+
+export interface TrainOptions {
+  runDir: string;
+  /** JSON file with TrainConfig fields (`--config`). */
+  configFile?: string;
+  /** Explicit settings (CLI flags); they win over the file. */
+  overrides?: Partial<TrainConfig>;
+  /** Continue from CHECKPOINTS/latest.*: weights, Adam state, data order and loss history. */
+  resume?: boolean;
+  checkpointDir?: string;
+  /** Feature store folder; default: the one run.json names, or the only one under RUN/features. */
+  featuresDir?: string;
+  validate?: ValidateHook;
+  timeBudgetSeconds?: number;
+  /** Save and stop at the next batch boundary on Ctrl-C (default true). */
+  handleSigint?: boolean;
+  quiet?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface TrainOutcome extends TrainResult {
+  config: TrainConfig;
+  model: CaptionModel;
+  vocab: Vocabulary;
+  store: FeatureStoreReader;
+}
+
+/** Which feature store a run trains on: explicit, then run.json's record, then the only folder present. */
+export function findFeatureDir(runDir: string, explicit?: string): string {
+  if (explicit) return explicit;
+  const paths = runPaths(runDir);
+  if (fs.existsSync(paths.runJson)) {
+    const run = JSON.parse(fs.readFileSync(paths.runJson, 'utf8')) as { features?: { encoderId?: string; dir?: string } | string };
+    const rec = run.features;
+    if (typeof rec === 'string') return path.resolve(runDir, rec);
+    if (rec?.dir) return path.resolve(runDir, rec.dir);
+    if (rec?.encoderId) return paths.features(rec.encoderId);
+  }
+  const root = path.join(runDir, 'features');
+  const found = fs.existsSync(root) ? fs.readdirSync(root).filter((d) => fs.existsSync(path.join(root, d, 'meta.json'))) : [];
+  if (found.length === 1) return path.join(root, found[0]);
+  if (found.length === 0) throw new UserError(`${runDir} has no features yet: run \`sat features --run ${runDir}\` first.`);
+  throw new UserError(`${runDir} has several feature stores (${found.join(', ')}): choose one with --features ${path.join(root, found[0])}.`);
+}
+
+export async function train(opts: TrainOptions): Promise<TrainOutcome> {
+  const log = opts.log ?? ((l: string) => console.error(l));
+  const runDir = path.resolve(opts.runDir);
+  const paths = runPaths(runDir);
+  const checkpointDir = path.resolve(opts.checkpointDir ?? paths.checkpoints);
+  const { vocab, images } = loadRun(runDir);
+  const store = openFeatureStore(findFeatureDir(runDir, opts.featuresDir));
+
+  const fromFile = opts.configFile ? readConfigFile(opts.configFile) : {};
+  let config = resolveConfig(fromFile, opts.overrides);
+  const resumed = opts.resume ? loadCheckpoint(checkpointDir, 'latest') : null;
+  if (resumed) {
+    // The checkpoint's config is the base; only schedule-like settings may change when continuing.
+    const asked = { ...fromFile, ...opts.overrides };
+    for (const key of FROZEN_ON_RESUME) {
+      if (asked[key] !== undefined && asked[key] !== resumed.meta.config[key]) {
+        throw new UserError(`--resume: "${key}" was ${resumed.meta.config[key]} in ${resumed.file} and cannot change to ${asked[key]} ` +
+          'when continuing a run. Drop that option, or train from scratch into another --checkpoints folder.');
+      }
+    }
+    config = { ...resumed.meta.config, ...asked };
+    if (resumed.meta.encoder.id !== store.encoderId) {
+      throw new UserError(`--resume: ${resumed.file} was trained on features "${resumed.meta.encoder.id}" but this run's store is ` +
+        `"${store.encoderId}". Pass --features with the matching store.`);
+    }
+  }
+
+  const modelConfig: ModelConfig = {
+    locations: store.locations, channels: store.channels, vocabSize: vocab.size,
+    embedDim: config.embedDim, units: config.units, attentionUnits: config.attentionUnits,
+    dropout: config.dropout, attentionLambda: config.attentionLambda,
+  };
+  const model = createModel(modelConfig, { seed: config.seed });
+  if (resumed) restoreModel(model, resumed, { optimizer: true });
+
+  const trainSet = splitExamples(images, 'train', config.maxCaptionLength);
+  const devSet = splitExamples(images, 'dev', config.maxCaptionLength);
+  const tokens = trainSet.reduce((s, e) => s + e.tokens.length - 1, 0);
+  log(`sat train: ${runDir}\n  features ${store.encoderId} [${store.locations} x ${store.channels}], vocabulary ${vocab.size} words\n` +
+    `  train ${trainSet.length} captions (${tokens} target tokens), dev ${devSet.length} captions\n` +
+    `  checkpoints ${checkpointDir}` + (resumed ? `\n  resuming ${resumed.file} at epoch ${resumed.meta.progress.epoch}` +
+      (resumed.meta.progress.batchInEpoch ? `, batch ${resumed.meta.progress.batchInEpoch}` : '') : '') +
+    `\nconfig:\n${formatConfig(config)}`);
+
+  const stop = { requested: false };
+  const onSigint = () => {
+    if (stop.requested) {
+      log('\nSecond Ctrl-C: quitting without saving.');
+      process.exit(130);
+    }
+    stop.requested = true;
+    log('\nCtrl-C: saving a checkpoint at the end of this batch (Ctrl-C again to quit without saving).');
+  };
+  if (opts.handleSigint !== false) process.on('SIGINT', onSigint);
+  try {
+    const result = await trainLoop({
+      config, model, store, train: trainSet, dev: devSet, checkpointDir, vocabFile: paths.vocab, runDir,
+      resume: resumed?.meta.progress, validate: opts.validate, timeBudgetSeconds: opts.timeBudgetSeconds, stop,
+      log, quiet: opts.quiet,
+    });
+    const readShare = result.trainMs > 0 ? (100 * result.featureReadMs) / result.trainMs : 0;
+    log(`Done (${result.reason}). Checkpoints in ${checkpointDir}; loss plot ${path.join(checkpointDir, 'loss.png')}. ` +
+      `Reading features took ${readShare.toFixed(1)}% of the training time.`);
+    return { ...result, config, model, vocab, store };
+  } finally {
+    if (opts.handleSigint !== false) process.off('SIGINT', onSigint);
+  }
+}
