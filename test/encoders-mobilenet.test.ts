@@ -8,7 +8,7 @@ import { mobilenetV2, npyFolder } from '../src/encoders/mobilenet/index.js';
 import { buildMobileNetGraph, mobilenetV2Blocks, type MbBlock } from '../src/encoders/mobilenet/mobilenet_v2.js';
 import { encodeNpy, type NpyArray } from '../src/encoders/mobilenet/npy.js';
 import { Rng } from '../src/util/rng.js';
-import { add, conv2d, map, maxAbsDiff, randomArray, type Image3 } from './encoders-reference.js';
+import { add, conv2d, map, maxAbsDiff, mobilenetV2Shapes, randomArray, type Image3 } from './encoders-reference.js';
 
 const relu6 = (v: number) => Math.min(6, Math.max(0, v));
 
@@ -59,23 +59,11 @@ test('MobileNetV2 blocks (stride-2 SAME stem, residual block, stride-2 block) ma
 });
 
 test('full MobileNetV2 wiring from a folder of .npy tensors gives 7x7x1280; missing tensors are named', async () => {
-  // Output channels of expanded_conv_1..16 (expansion 6), ImageNet MobileNetV2 1.0.
-  const outs = [24, 24, 32, 32, 32, 64, 64, 64, 64, 96, 96, 96, 160, 160, 160, 320];
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-mbv2-'));
   try {
     const rng = new Rng(4);
-    const write = (name: string, shape: number[]) =>
+    for (const [name, shape] of mobilenetV2Shapes(mobilenetV2Blocks())) {
       fs.writeFileSync(path.join(dir, `${name}.npy`), encodeNpy({ data: randomArray(shape.reduce((a, b) => a * b, 1), () => rng.next(), 0.1), shape }));
-    let cin = 3;
-    for (const [bi, block] of mobilenetV2Blocks().entries()) {
-      for (const c of block.convs) {
-        const isProject = c.bias.includes('project');
-        const cout = c.depthwise ? cin : block.name === 'Conv' ? 32 : block.name === 'Conv_1' ? 1280 : isProject ? (bi === 1 ? 16 : outs[bi - 2]) : cin * 6;
-        const k = block.name === 'Conv' ? 3 : 1; // the stem is the only full 3x3 conv
-        write(c.weight, c.depthwise ? [1, 3, 3, cin] : [cout, k, k, cin]);
-        write(c.bias, [cout]);
-        cin = cout;
-      }
     }
     const model = mobilenetV2(npyFolder(dir), dir);
     assert.deepEqual(model.spec, {

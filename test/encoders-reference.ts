@@ -85,3 +85,25 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 export function randomArray(n: number, next: () => number, scale = 1): Float32Array {
   return Float32Array.from({ length: n }, () => (next() * 2 - 1) * scale);
 }
+
+/**
+ * Shapes of every ImageNet MobileNetV2 1.0 trunk tensor, keyed by name (OHWI conv weights, [1, 3, 3, C]
+ * depthwise weights, [C] biases), walking `blocks` in order: 32-channel stem, 16-channel first block,
+ * expansion 6, block outputs 24,24,32,32,32,64,64,64,64,96,96,96,160,160,160,320, then 1280.
+ */
+export function mobilenetV2Shapes(blocks: { name: string; convs: { weight: string; bias: string; depthwise: boolean }[] }[]): Map<string, number[]> {
+  const outs = [24, 24, 32, 32, 32, 64, 64, 64, 64, 96, 96, 96, 160, 160, 160, 320];
+  const shapes = new Map<string, number[]>();
+  let cin = 3;
+  for (const [bi, block] of blocks.entries()) {
+    for (const c of block.convs) {
+      const isProject = c.bias.includes('project');
+      const cout = c.depthwise ? cin : block.name === 'Conv' ? 32 : block.name === 'Conv_1' ? 1280 : isProject ? (bi === 1 ? 16 : outs[bi - 2]) : cin * 6;
+      const k = block.name === 'Conv' ? 3 : 1; // the stem is the only full 3x3 conv
+      shapes.set(c.weight, c.depthwise ? [1, 3, 3, cin] : [cout, k, k, cin]);
+      shapes.set(c.bias, [cout]);
+      cin = cout;
+    }
+  }
+  return shapes;
+}

@@ -14,7 +14,7 @@ test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 test('unknown encoders and misplaced flags are refused with the list of choices', async () => {
   await assert.rejects(resolveEncoder({ encoder: 'resnet50' }), /Unknown --encoder "resnet50"[^]*inception_v3_nsfwjs[^]*inception_v3_imagenet[^]*mobilenet_v2[^]*\.onnx/);
   await assert.rejects(resolveEncoder({ encoder: 'inception_v3_nsfwjs', output: 'x' }), /--encoder-output applies to a user \.onnx encoder only/);
-  await assert.rejects(resolveEncoder({ encoder: 'mobilenet_v2' }), /mobilenet_v2 needs --encoder-weights DIR|--encoder-weights/);
+  await assert.rejects(resolveEncoder({ encoder: 'mobilenet_v2', weights: path.join(tmp, 'nothing-here') }), /--encoder-weights .*nothing-here does not exist/);
   await assert.rejects(resolveEncoder({ encoder: 'mobilenet_v2', weights: tmp }), /MobileNetV2 tensors are missing/);
   await assert.rejects(resolveEncoder({ encoder: 'mobilenet_v2', layer: 'mixed10', weights: tmp }), /mobilenet_v2 has one feature layer, Conv_1/);
   assert.throws(() => encoderOptionsFromArgs({ 'encoder-size': 'big' }), /--encoder-size must be an integer/);

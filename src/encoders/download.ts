@@ -9,6 +9,7 @@ import { UserError } from '../util/errors.js';
  * Verified, resumable downloads into the cache directory ($SAT_CACHE, else ~/.cache/show-attend-tell).
  * A download goes to `<file>.part`; a rerun continues it with an HTTP Range request. The file gets its
  * final name only after its MD5 matches, so a file in the cache under its own name is always verified.
+ * Files without a published MD5 get their final name once complete; their caller checks the content.
  */
 export function cacheDir(): string {
   return process.env.SAT_CACHE || path.join(os.homedir(), '.cache', 'show-attend-tell');
@@ -18,7 +19,8 @@ export interface RemoteFile {
   url: string;
   /** Name inside the cache directory. */
   fileName: string;
-  md5: string;
+  /** Hex MD5 of the file; absent when the caller verifies the content itself (and deletes a bad file). */
+  md5?: string;
   /** Shown in the error when the download fails, e.g. "--encoder-weights FILE". */
   manualFlag: string;
 }
@@ -36,7 +38,7 @@ export async function fetchVerified(remote: RemoteFile, opts: { fetchImpl?: type
   } catch (e) {
     throw new UserError(`Could not download ${remote.url}: ${(e as Error).message}.\n${manual}`);
   }
-  const md5 = await fileMd5(part);
+  const md5 = remote.md5 === undefined ? undefined : await fileMd5(part);
   if (md5 !== remote.md5) {
     fs.rmSync(part);
     throw new UserError(`${remote.url} downloaded with MD5 ${md5}, expected ${remote.md5}; the partial file was deleted, rerun to retry.\n${manual}`);

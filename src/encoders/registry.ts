@@ -2,7 +2,7 @@ import type { OptionSpec } from '../cli/command.js';
 import { UserError } from '../util/errors.js';
 import { fetchVerified } from './download.js';
 import { DEFAULT_INCEPTION_V3_LAYER, INCEPTION_V3_LAYERS, inceptionV3Imagenet, inceptionV3Nsfwjs } from './inception_v3.js';
-import { mobilenetV2, npyFolder } from './mobilenet/index.js';
+import { mobilenetV2, mobilenetV2Tensors } from './mobilenet/index.js';
 import type { EncoderModel } from './types.js';
 import { parseScaling, SCALINGS, userOnnxEncoder } from './user-onnx.js';
 
@@ -29,7 +29,7 @@ export const DEFAULT_ENCODER = 'inception_v3_nsfwjs';
 export const ENCODERS: Record<string, string> = {
   inception_v3_nsfwjs: `Keras InceptionV3 fine-tuned by nsfwjs (weights in node_modules), 299x299, --layer ${Object.keys(INCEPTION_V3_LAYERS).join('|')} (default ${DEFAULT_INCEPTION_V3_LAYER})`,
   inception_v3_imagenet: 'Keras ImageNet InceptionV3 (the seed\'s encoder; "notop" HDF5 downloaded once, or --encoder-weights FILE), 299x299, --layer as above',
-  mobilenet_v2: 'ImageNet MobileNetV2 1.0 224 (--encoder-weights DIR of .npy tensors), 7x7x1280',
+  mobilenet_v2: 'ImageNet MobileNetV2 1.0 224 (TensorFlow\'s .tflite downloaded once, or --encoder-weights DIR of .npy tensors / .tflite / .tgz), 7x7x1280',
 };
 
 export const INCEPTION_V3_IMAGENET_WEIGHTS = {
@@ -44,7 +44,7 @@ export const ENCODER_CLI_OPTIONS: Record<string, OptionSpec> = {
   encoder: { type: 'string', description: `image encoder: ${Object.keys(ENCODERS).join(', ')}, or a path to an .onnx file`, default: DEFAULT_ENCODER },
   // No parser defaults below: each applies to some encoders only, and giving one to another is an error.
   layer: { type: 'string', description: `InceptionV3 layer to take features from, mixed0..mixed10 (default ${DEFAULT_INCEPTION_V3_LAYER})` },
-  'encoder-weights': { type: 'string', description: 'weights file (inception_v3_imagenet: the notop .h5) or folder (mobilenet_v2: .npy tensors)' },
+  'encoder-weights': { type: 'string', description: 'weights: inception_v3_imagenet, the notop .h5 file; mobilenet_v2, a folder of .npy tensors or the .tflite/.tgz (default: download into the cache)' },
   'encoder-output': { type: 'string', description: 'user ONNX: output tensor name (needed when the model has several outputs)' },
   'encoder-size': { type: 'string', description: 'user ONNX: square input side in pixels (default 224)' },
   'encoder-scaling': { type: 'string', description: `user ONNX: input scaling, ${Object.keys(SCALINGS).join('|')} (default imagenet)` },
@@ -97,10 +97,8 @@ async function build(o: EncoderOptions): Promise<EncoderModel> {
       return inceptionV3Imagenet(o.weights ?? (await fetchVerified(INCEPTION_V3_IMAGENET_WEIGHTS)), o.layer);
     case 'mobilenet_v2': {
       if (o.layer !== undefined && o.layer !== 'Conv_1') throw new UserError(`--layer ${o.layer}: mobilenet_v2 has one feature layer, Conv_1 (7x7x1280).`);
-      if (!o.weights) {
-        throw new UserError('--encoder mobilenet_v2 needs --encoder-weights DIR: the folder of .npy tensors described in ../shared/models/README.md.');
-      }
-      return mobilenetV2(npyFolder(o.weights), o.weights);
+      const { tensors, source } = await mobilenetV2Tensors(o.weights);
+      return mobilenetV2(tensors, source);
     }
     default:
       throw new UserError(`Unknown --encoder "${name}". Known encoders:\n${Object.entries(ENCODERS).map(([k, v]) => `  ${k}: ${v}`).join('\n')}\n` +
