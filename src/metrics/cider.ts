@@ -17,21 +17,43 @@ import { ngramCounts, ngramOrder, pythonSplit } from './python-split.js';
 const N = 4;
 const SIGMA = 6.0;
 
+/** A sentence's n-grams as interned ids, in first-occurrence order (precook's dict order within an order). */
+interface Cooked {
+  ids: Int32Array;
+  orders: Uint8Array; // n - 1, in 0..N-1
+  tfs: Float64Array;
+}
+
 interface TfIdfVector {
-  vec: Map<string, number>[]; // [N] n-gram -> weight
+  vec: Map<number, number>[]; // [N] n-gram id -> weight
   norm: number[]; // [N]
   length: number; // number of bigrams (see file comment)
 }
 
-function toVector(counts: Map<string, number>, docFreq: Map<string, number>, refLen: number): TfIdfVector {
-  const vec = Array.from({ length: N }, () => new Map<string, number>());
+function cook(sentence: string, intern: Map<string, number>): Cooked {
+  const counts = ngramCounts(pythonSplit(sentence), N);
+  const ids = new Int32Array(counts.size), orders = new Uint8Array(counts.size), tfs = new Float64Array(counts.size);
+  let i = 0;
+  for (const [g, tf] of counts) {
+    let id = intern.get(g);
+    if (id === undefined) intern.set(g, (id = intern.size));
+    ids[i] = id;
+    orders[i] = ngramOrder(g) - 1;
+    tfs[i++] = tf;
+  }
+  return { ids, orders, tfs };
+}
+
+function toVector(c: Cooked, docFreq: Float64Array, refLen: number): TfIdfVector {
+  const vec = Array.from({ length: N }, () => new Map<number, number>());
   const normSq = new Array<number>(N).fill(0);
   let length = 0;
-  for (const [g, tf] of counts) {
-    const df = Math.log(Math.max(1, docFreq.get(g) ?? 0));
-    const n = ngramOrder(g) - 1;
+  for (let i = 0; i < c.ids.length; i++) {
+    const id = c.ids[i], n = c.orders[i], tf = c.tfs[i];
+    // n-grams of the hypothesis that no reference has get df 0 -> log(max(1, 0)) = 0.
+    const df = Math.log(Math.max(1, id < docFreq.length ? docFreq[id] : 0));
     const w = tf * (refLen - df);
-    vec[n].set(g, w);
+    vec[n].set(id, w);
     normSq[n] += w ** 2;
     if (n === 1) length += tf;
   }
@@ -54,26 +76,35 @@ function similarity(hyp: TfIdfVector, ref: TfIdfVector): number[] {
 
 /** Per-image CIDEr-D scores of tokenised hypotheses against their tokenised references (same order). */
 export function ciderDImages(hyps: readonly string[], refs: readonly (readonly string[])[]): number[] {
-  const refCounts = refs.map((rs) => {
+  // N-gram strings are interned to ids once; the references' ids come first, so docFreq covers them.
+  const intern = new Map<string, number>();
+  const refCooked = refs.map((rs) => {
     if (rs.length === 0) throw new Error('CIDEr needs at least one reference per image.');
-    return rs.map((r) => ngramCounts(pythonSplit(r), N));
+    return rs.map((r) => cook(r, intern));
   });
-  const docFreq = new Map<string, number>();
-  for (const counts of refCounts) {
-    const seen = new Set<string>();
-    for (const c of counts) for (const g of c.keys()) seen.add(g);
-    for (const g of seen) docFreq.set(g, (docFreq.get(g) ?? 0) + 1);
-  }
+  // docFreq[id]: number of images whose references contain the n-gram (counted once per image).
+  const docFreq = new Float64Array(intern.size);
+  const lastImage = new Int32Array(intern.size).fill(-1);
+  refCooked.forEach((cooked, image) => {
+    for (const c of cooked) {
+      for (const id of c.ids) {
+        if (lastImage[id] !== image) {
+          lastImage[id] = image;
+          docFreq[id] += 1;
+        }
+      }
+    }
+  });
   const refLen = Math.log(refs.length);
   return hyps.map((hyp, i) => {
-    const h = toVector(ngramCounts(pythonSplit(hyp), N), docFreq, refLen);
+    const h = toVector(cook(hyp, intern), docFreq, refLen);
     const score = new Array<number>(N).fill(0);
-    for (const rc of refCounts[i]) {
+    for (const rc of refCooked[i]) {
       const sim = similarity(h, toVector(rc, docFreq, refLen));
       for (let n = 0; n < N; n++) score[n] += sim[n];
     }
     const mean = (score[0] + score[1] + score[2] + score[3]) / N;
-    return (mean / refCounts[i].length) * 10.0;
+    return (mean / refCooked[i].length) * 10.0;
   });
 }
 
