@@ -27,12 +27,12 @@ void decode_step(DecodeWorkspace& ws, const Dims& d, const Params<float>& p, con
   float* x = grow(ws.x, (size_t)N * E);
 
   dense_forward(hw2, hidden, p.w2, p.b2, N, U, A);
-  attention_forward(alpha, ctx, enc, proj, hw2, p.v, p.bv[0], N, L, E, A);
+  attention_forward(alpha, ctx, enc, proj, hw2, A, p.v, p.bv[0], N, L, E, A);
   for (int i = 0; i < N; i++) std::memcpy(x + (size_t)i * E, p.emb + (size_t)tokens[i] * E, sizeof(float) * E);
   dense_forward(gx, x, p.gru_k + (size_t)E * G, p.gru_b, N, E, G);         // embedding share + b_in
   gemm(false, false, N, G, E, 1.0f, ctx, E, p.gru_k, G, 1.0f, gx, G);      // + context share
   gemm(false, false, N, G, U, 1.0f, hidden, U, p.gru_rk, G, 0.0f, gh, G);
-  gru_forward(hidden_out, gates, gx, gh, p.gru_b + G, hidden, N, U);
+  gru_forward(hidden_out, gates, gx, gh, G, p.gru_b + G, hidden, N, U);
   dense_forward(f1, hidden_out, p.fc1_w, p.fc1_b, N, U, U);
   dense_forward(logits, f1, p.fc2_w, p.fc2_b, N, U, V);
 }

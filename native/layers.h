@@ -20,14 +20,15 @@ inline void fill_rows(T* out, const T* bias, int N, int M) {
   for (int i = 0; i < N; i++) std::memcpy(out + (size_t)i * M, bias, sizeof(T) * M);
 }
 
-// out[M] += sum over rows of x[N,M]. Split by column blocks across threads (no shared writes).
+// out[M] += sum over rows of x[N,M] (row stride ld, default M). Split by column blocks across threads.
 template <typename T>
-inline void colsum_add(T* out, const T* x, int N, int M) {
+inline void colsum_add(T* out, const T* x, int N, int M, int ld = 0) {
+  if (ld == 0) ld = M;
   const int block = 256;
   parallel_for((M + block - 1) / block, [&](int cb) {
     int c0 = cb * block, c1 = std::min(M, c0 + block);
     for (int i = 0; i < N; i++) {
-      const T* row = x + (size_t)i * M;
+      const T* row = x + (size_t)i * ld;
       for (int c = c0; c < c1; c++) out[c] += row[c];
     }
   }, (double)N * M);
@@ -66,15 +67,15 @@ void encoder_backward(T* denc, T* dw, T* db, const T* enc, const T* features, in
 }
 
 // ---------------------------------------------------------------- Bahdanau attention, one step
-// enc [B,L,E]; proj [B,L,A] = enc W1 + b1 (once per sequence); hw2 [B,A] = h W2 + b2;
+// enc [B,L,E]; proj [B,L,A] = enc W1 + b1 (once per sequence); hw2 [B,A] = h W2 + b2 (row stride hs);
 // v [A], bv: score[b,l] = v . tanh(proj[b,l] + hw2[b]) + bv; alpha = softmax_l(score) [B,L];
 // ctx [B,E] = sum_l alpha[b,l] enc[b,l].
 template <typename T>
-void attention_forward(T* alpha, T* ctx, const T* enc, const T* proj, const T* hw2, const T* v, T bv,
+void attention_forward(T* alpha, T* ctx, const T* enc, const T* proj, const T* hw2, int hs, const T* v, T bv,
                        int B, int L, int E, int A) {
   parallel_for(B, [&](int b) {
     T* al = alpha + (size_t)b * L;
-    const T* h = hw2 + (size_t)b * A;
+    const T* h = hw2 + (size_t)b * hs;
     for (int l = 0; l < L; l++) {
       const T* p = proj + ((size_t)b * L + l) * A;
       T s = 0;
@@ -100,12 +101,13 @@ void attention_forward(T* alpha, T* ctx, const T* enc, const T* proj, const T* h
 
 // Backward of one attention step. dctx [B,E]; dalpha_extra [B,L] is added to dalpha for rows with
 // extra_on[b] != 0 (the doubly stochastic regulariser; may be null). tanh is recomputed, not stored.
-// Outputs: dproj [B,L,A] +=, dhw2 [B,A] =, dv_rows [B,A] = per-row dv (summed later in a fixed order),
+// Outputs: dproj [B,L,A] +=, dhw2 [B,A] = (row stride hs, like hw2), dv_rows [B,A] = per-row dv (summed
+// later in a fixed order),
 // dbv_rows [B] =. The enc gradient through ctx (alpha x dctx) is done by the caller as one batched GEMM.
 template <typename T>
 void attention_backward(T* dproj, T* dhw2, T* dv_rows, T* dbv_rows, const T* dctx, const T* dalpha_extra,
                         const uint8_t* extra_on, const T* alpha, const T* enc, const T* proj, const T* hw2,
-                        const T* v, int B, int L, int E, int A, T* scratch /*[B,L]*/) {
+                        int hs, const T* v, int B, int L, int E, int A, T* scratch /*[B,L]*/) {
   parallel_for(B, [&](int b) {
     const T* al = alpha + (size_t)b * L;
     const T* dc = dctx + (size_t)b * E;
@@ -121,8 +123,8 @@ void attention_backward(T* dproj, T* dhw2, T* dv_rows, T* dbv_rows, const T* dct
       dot += al[l] * s;
     }
     // softmax backward: dscore = alpha * (dalpha - sum(alpha * dalpha))
-    const T* h = hw2 + (size_t)b * A;
-    T* dh = dhw2 + (size_t)b * A;
+    const T* h = hw2 + (size_t)b * hs;
+    T* dh = dhw2 + (size_t)b * hs;
     T* dv = dv_rows + (size_t)b * A;
     std::fill(dh, dh + A, T(0));
     std::fill(dv, dv + A, T(0));
@@ -147,15 +149,16 @@ void attention_backward(T* dproj, T* dhw2, T* dv_rows, T* dbv_rows, const T* dct
 
 // ---------------------------------------------------------------- GRU cell (Keras, reset_after=True)
 // Gate blocks in the 3U columns: z (update), r (reset), n (candidate).
-// gx [B,3U] = input x Wk + b_in; gh [B,3U] = h Wr (bias brec [3U] added here); h [B,U] -> hn [B,U]
+// gx [B,3U] = input x Wk + b_in; gh [B,3U] = h Wr (row stride ghs; bias brec [3U] added here);
+// h [B,U] -> hn [B,U]
 //   z = sig(gx_z + gh_z + bz), r = sig(gx_r + gh_r + br), n = tanh(gx_n + r * (gh_n + bn))
 //   hn = z * h + (1 - z) * n
 // Saves gates [B,4U] = (z, r, n, gh_n + bn) for the backward pass.
 template <typename T>
-void gru_forward(T* hn, T* gates, const T* gx, const T* gh, const T* brec, const T* h, int B, int U) {
+void gru_forward(T* hn, T* gates, const T* gx, const T* gh, int ghs, const T* brec, const T* h, int B, int U) {
   parallel_for(B, [&](int b) {
     const T* x = gx + (size_t)b * 3 * U;
-    const T* r_ = gh + (size_t)b * 3 * U;
+    const T* r_ = gh + (size_t)b * ghs;
     const T* hp = h + (size_t)b * U;
     T* g = gates + (size_t)b * 4 * U;
     T* out = hn + (size_t)b * U;
@@ -170,15 +173,15 @@ void gru_forward(T* hn, T* gates, const T* gx, const T* gh, const T* brec, const
   }, (double)B * U * 40);
 }
 // dhn [B,U] -> dgx [B,3U] (input-side pre-activation grads = also d b_in), dgh [B,3U] (recurrent side,
-// = d brec), dh [B,U] = direct path dhn * z (the caller adds dgh Wr^T).
+// = d brec; row stride ghs), dh [B,U] = direct path dhn * z (the caller adds dgh Wr^T).
 template <typename T>
-void gru_backward(T* dgx, T* dgh, T* dh, const T* dhn, const T* gates, const T* h, int B, int U) {
+void gru_backward(T* dgx, T* dgh, int ghs, T* dh, const T* dhn, const T* gates, const T* h, int B, int U) {
   parallel_for(B, [&](int b) {
     const T* g = gates + (size_t)b * 4 * U;
     const T* hp = h + (size_t)b * U;
     const T* d = dhn + (size_t)b * U;
     T* dx = dgx + (size_t)b * 3 * U;
-    T* dr_ = dgh + (size_t)b * 3 * U;
+    T* dr_ = dgh + (size_t)b * ghs;
     T* dhp = dh + (size_t)b * U;
     for (int j = 0; j < U; j++) {
       const T z = g[j], r = g[U + j], n = g[2 * U + j], hh = g[3 * U + j];

@@ -58,8 +58,8 @@ struct StepResult {
 // Buffers kept across steps; they grow when a batch needs more and never shrink.
 template <typename T>
 struct Workspace {
-  std::vector<T> enc, proj, x, xg, h, gates, alpha, ctx, hw2, gh, hd, f1, logits, row_loss, reg_sum, reg_grad;
-  std::vector<T> dhd, df1, dh_out, dh, dhn, dhp, dgx, dgh, dctx, dproj, dhw2, dv_rows, dbv_rows, dx, denc, scratch;
+  std::vector<T> enc, proj, x, xg, h, gates, alpha, ctx, wcat, hg, hd, f1, logits, row_loss, reg_sum, reg_grad;
+  std::vector<T> dhd, df1, dh_out, dh, dhn, dhp, dgx, dghw, dctx, dproj, dv_rows, dbv_rows, dx, denc, scratch;
   std::vector<int32_t> rows, targets;
   std::vector<uint8_t> real;
 };

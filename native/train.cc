@@ -4,6 +4,8 @@
 //  - the embedding share of the GRU input gates (x·Wx + b_in) runs as one GEMM over all T*B rows;
 //  - fc1/fc2 and their gradients run as one large GEMM over the real (non-pad) rows of all steps,
 //    with softmax + cross-entropy fused in place;
+//  - the two matmuls of the state per step (h W2 for attention, h Wr for the GRU) are one GEMM with
+//    [W2 | Wr], and likewise their input gradients in the backward pass;
 //  - weight gradients of per-step matmuls (Wc, Wx, Wr, W2, W1) are one GEMM after the recurrence;
 //  - attention tanh is recomputed in the backward pass instead of storing [T,B,L,A].
 #include <algorithm>
@@ -32,6 +34,7 @@ StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const
                       const T* features, const int32_t* tokens, const StepOptions& opt) {
   const int B = d.B, Tn = d.T, L = d.L, C = d.C, E = d.E, U = d.U, A = d.A, V = d.V;
   const int TB = Tn * B, BL = B * L, G = 3 * U, W = Tn + 1;  // W: token row width
+  const int K = A + G;                                       // width of [h W2 | h Wr]
   const bool train = grads != nullptr;
   const double drop = train ? opt.dropout : 0.0;
   const uint32_t seed = opt.seed;
@@ -44,8 +47,8 @@ StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const
   T* gates = grow(ws.gates, (size_t)TB * 4 * U);// [T,B,4U]
   T* alpha = grow(ws.alpha, (size_t)TB * L);    // [T,B,L]
   T* ctx = grow(ws.ctx, (size_t)TB * E);        // [T,B,E]
-  T* hw2 = grow(ws.hw2, (size_t)TB * A);        // [T,B,A]
-  T* gh = grow(ws.gh, (size_t)B * G);           // [B,3U] scratch
+  T* wcat = grow(ws.wcat, (size_t)U * K);      // [U, A+3U] = [W2 | Wr]
+  T* hg = grow(ws.hg, (size_t)TB * K);          // [T,B,A+3U] = [h W2 + b2 | h Wr]
   int32_t* rows = grow(ws.rows, (size_t)TB);
   int32_t* targets = grow(ws.targets, (size_t)TB);
 
@@ -71,19 +74,26 @@ StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const
   dense_forward(xg, x, Wx, p.gru_b, TB, E, G);
 
   // ---- the recurrence
+  for (int u = 0; u < U; u++) {
+    std::memcpy(wcat + (size_t)u * K, p.w2 + (size_t)u * A, sizeof(T) * A);
+    std::memcpy(wcat + (size_t)u * K + A, p.gru_rk + (size_t)u * G, sizeof(T) * G);
+  }
   std::fill(H, H + (size_t)B * U, T(0));
   for (int t = 0; t < Tn; t++) {
     const T* h = H + (size_t)t * B * U;
     T* hn = H + (size_t)(t + 1) * B * U;
-    T* hw2_t = hw2 + (size_t)t * B * A;
+    T* hg_t = hg + (size_t)t * B * K;
     T* alpha_t = alpha + (size_t)t * BL;
     T* ctx_t = ctx + (size_t)t * B * E;
     T* gx_t = xg + (size_t)t * B * G;
-    dense_forward(hw2_t, h, p.w2, p.b2, B, U, A);
-    attention_forward(alpha_t, ctx_t, enc, proj, hw2_t, p.v, p.bv[0], B, L, E, A);
+    for (int b = 0; b < B; b++) {
+      std::memcpy(hg_t + (size_t)b * K, p.b2, sizeof(T) * A);
+      std::fill(hg_t + (size_t)b * K + A, hg_t + (size_t)(b + 1) * K, T(0));
+    }
+    gemm(false, false, B, K, U, T(1), h, U, wcat, K, T(1), hg_t, K);     // [h W2 + b2 | h Wr]
+    attention_forward(alpha_t, ctx_t, enc, proj, hg_t, K, p.v, p.bv[0], B, L, E, A);
     gemm(false, false, B, G, E, T(1), ctx_t, E, Wc, G, T(1), gx_t, G);  // += context share
-    gemm(false, false, B, G, U, T(1), h, U, p.gru_rk, G, T(0), gh, G);
-    gru_forward(hn, gates + (size_t)t * B * 4 * U, gx_t, gh, p.gru_b + G, h, B, U);
+    gru_forward(hn, gates + (size_t)t * B * 4 * U, gx_t, hg_t + A, K, p.gru_b + G, h, B, U);
   }
 
   // ---- output layers over the real rows of every step at once
@@ -162,11 +172,10 @@ StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const
   T* dh = grow(ws.dh, (size_t)B * U);     // gradient w.r.t. H[t+1] from later steps
   T* dhn = grow(ws.dhn, (size_t)B * U);   // total gradient w.r.t. H[t+1]
   T* dhp = grow(ws.dhp, (size_t)B * U);   // gradient w.r.t. H[t]
-  T* dgx = grow(ws.dgx, (size_t)TB * G);  // [T,B,3U]
-  T* dgh = grow(ws.dgh, (size_t)TB * G);  // [T,B,3U]
+  T* dgx = grow(ws.dgx, (size_t)TB * G);    // [T,B,3U]
+  T* dghw = grow(ws.dghw, (size_t)TB * K);  // [T,B,A+3U] = gradients of [h W2 + b2 | h Wr]
   T* dctx = grow(ws.dctx, (size_t)TB * E);
   T* dproj = grow(ws.dproj, (size_t)BL * A);
-  T* dhw2 = grow(ws.dhw2, (size_t)TB * A);
   T* dv_rows = grow(ws.dv_rows, (size_t)TB * A);
   T* dbv_rows = grow(ws.dbv_rows, (size_t)TB);
   T* scratch = grow(ws.scratch, (size_t)BL);
@@ -177,16 +186,14 @@ StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const
     const T* dout = dh_out + (size_t)t * B * U;
     for (int i = 0; i < B * U; i++) dhn[i] = dh[i] + dout[i];
     T* dgx_t = dgx + (size_t)t * B * G;
-    T* dgh_t = dgh + (size_t)t * B * G;
+    T* dg_t = dghw + (size_t)t * B * K;
     T* dctx_t = dctx + (size_t)t * B * E;
-    T* dhw2_t = dhw2 + (size_t)t * B * A;
-    gru_backward(dgx_t, dgh_t, dhp, dhn, gates + (size_t)t * B * 4 * U, h, B, U);
-    gemm(false, true, B, U, G, T(1), dgh_t, G, p.gru_rk, G, T(1), dhp, U);  // += dgh Wr^T
-    gemm(false, true, B, E, G, T(1), dgx_t, G, Wc, G, T(0), dctx_t, E);     // dctx = dgx Wc^T
-    attention_backward(dproj, dhw2_t, dv_rows + (size_t)t * B * A, dbv_rows + (size_t)t * B, dctx_t, reg_grad,
-                       real + (size_t)t * B, alpha + (size_t)t * BL, enc, proj, hw2 + (size_t)t * B * A, p.v, B,
+    gru_backward(dgx_t, dg_t + A, K, dhp, dhn, gates + (size_t)t * B * 4 * U, h, B, U);
+    gemm(false, true, B, E, G, T(1), dgx_t, G, Wc, G, T(0), dctx_t, E);  // dctx = dgx Wc^T
+    attention_backward(dproj, dg_t, dv_rows + (size_t)t * B * A, dbv_rows + (size_t)t * B, dctx_t, reg_grad,
+                       real + (size_t)t * B, alpha + (size_t)t * BL, enc, proj, hg + (size_t)t * B * K, K, p.v, B,
                        L, E, A, scratch);
-    gemm(false, true, B, U, A, T(1), dhw2_t, A, p.w2, A, T(1), dhp, U);  // += dhw2 W2^T
+    gemm(false, true, B, U, K, T(1), dg_t, K, wcat, K, T(1), dhp, U);  // += [dhw2 | dgh] [W2 | Wr]^T
     std::swap(dh, dhp);
   }
 
@@ -194,10 +201,10 @@ StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const
   gemm(true, false, E, G, TB, T(1), ctx, E, dgx, G, T(1), g.gru_k, G);                   // dWc
   gemm(true, false, E, G, TB, T(1), x, E, dgx, G, T(1), g.gru_k + (size_t)E * G, G);     // dWx
   colsum_add(g.gru_b, dgx, TB, G);
-  colsum_add(g.gru_b + G, dgh, TB, G);
-  gemm(true, false, U, G, TB, T(1), H, U, dgh, G, T(1), g.gru_rk, G);                    // dWr (H[0..T-1])
-  gemm(true, false, U, A, TB, T(1), H, U, dhw2, A, T(1), g.w2, A);                       // dW2
-  colsum_add(g.b2, dhw2, TB, A);
+  colsum_add(g.gru_b + G, dghw + A, TB, G, K);
+  gemm(true, false, U, G, TB, T(1), H, U, dghw + A, K, T(1), g.gru_rk, G);               // dWr (H[0..T-1])
+  gemm(true, false, U, A, TB, T(1), H, U, dghw, K, T(1), g.w2, A);                       // dW2
+  colsum_add(g.b2, dghw, TB, A, K);
   colsum_add(g.v, dv_rows, TB, A);
   double dbv = 0;
   for (int i = 0; i < TB; i++) dbv += dbv_rows[i];

@@ -134,3 +134,18 @@ test('Adam overfits a tiny batch (with dropout, regulariser and clipping on)', (
   assert.ok(last < first * 0.2, `loss ${first} -> ${last}`);
   model.dispose();
 });
+
+test('variable batch and step counts reuse the workspace without leaking state between batches', () => {
+  const model = createModel(config, { seed: 2 });
+  const small = batch(8, 2, 3), big = batch(9, 6, 7);
+  const before = model.evalLoss(small).loss;
+  model.evalLoss(big); // grows the buffers
+  assert.equal(model.evalLoss(small).loss, before);
+  const fresh = createModel(config, { seed: 2 });
+  for (const b of [big, small, big]) {
+    const x = model.trainStep(b, { learningRate: 1e-3 }, 1);
+    const y = fresh.trainStep(b, { learningRate: 1e-3 }, 1);
+    assert.equal(x.loss, y.loss);
+  }
+  model.dispose(); fresh.dispose();
+});

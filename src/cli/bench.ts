@@ -1,5 +1,6 @@
 import { FEATURES_BENCH_OPTIONS, formatFeaturesBench, runFeaturesBench } from '../features/bench.js';
 import { UserError } from '../util/errors.js';
+import { TRAIN_BENCH_OPTIONS, formatTrainBench, runTrainBench } from '../../bench/train-bench.js';
 import type { Command, OptionSpec } from './command.js';
 
 /**
@@ -22,8 +23,18 @@ const features: Bench = {
   },
 };
 
+const train: Bench = {
+  summary: 'native training step (tokens/s, GFLOP/s) vs the sgemm peak and the PyTorch peer bench/train_torch.py',
+  options: TRAIN_BENCH_OPTIONS,
+  async run(values) {
+    const r = await runTrainBench(values);
+    return { json: r, text: formatTrainBench(r) };
+  },
+};
+
 const BENCHES: Record<string, Bench> = {
   features,
+  train,
 };
 
 const command: Command = {

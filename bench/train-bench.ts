@@ -1,0 +1,141 @@
+/**
+ * `sat bench train`: tokens/s and effective GFLOP/s of the native training step at the seed's shapes
+ * (batch 64, 64x2048 features, E 256, U 512, A 512, vocab 5001, 16 steps) on random data, next to an
+ * OpenBLAS sgemm peak (1024^3 through the addon) and the PyTorch peer bench/train_torch.py, all
+ * measured in the same run. Medians of several repeats (the machine is shared: loads are printed).
+ */
+import { spawnSync } from 'node:child_process';
+import { loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import type { OptionSpec } from '../src/cli/command.js';
+import { numberOption } from '../src/cli/command.js';
+import { loadBinding } from '../src/model/binding.js';
+import { createModel } from '../src/model/index.js';
+import { SEED_MODEL_DEFAULTS, type ModelConfig } from '../src/model/types.js';
+import { ProgressBar } from '../src/util/progress.js';
+import { Rng } from '../src/util/rng.js';
+import { UserError } from '../src/util/errors.js';
+
+export const TRAIN_BENCH_OPTIONS: Record<string, OptionSpec> = {
+  'train-batch': { type: 'string', description: 'train: batch size B', default: '64' },
+  'train-steps': { type: 'string', description: 'train: decoder steps T per caption', default: '16' },
+  'train-repeats': { type: 'string', description: 'train: timed steps per side after one warm-up (median reported)', default: '5' },
+  'train-threads': { type: 'string', description: 'train: threads, both sides (OpenBLAS + workers / torch.set_num_threads)', default: '2' },
+};
+
+const TORCH_SCRIPT = fileURLToPath(new URL('./train_torch.py', import.meta.url));
+const SHAPES = { locations: 64, channels: 2048, vocabSize: 5001 };
+
+export interface TrainBenchResult {
+  config: ModelConfig & { batch: number; steps: number };
+  threads: number;
+  gflop_per_step: number;
+  native: { step_s: number[]; median_step_s: number; tokens_per_s: number; gflops: number };
+  sgemm_peak_gflops: number;
+  torch: { step_s: number[]; median_step_s: number; tokens_per_s: number; version: string } | null;
+  speedup_vs_torch: number | null;
+  fraction_of_sgemm_peak: number;
+  loadavg_1min: [number, number];
+}
+
+/**
+ * Matmul FLOPs of one training step as the model defines them (independent of our restructuring):
+ * forward + backward, where backward costs two matmuls per forward matmul, except the encoder, whose
+ * input (the features) needs no gradient.
+ */
+export function trainStepFlops(c: ModelConfig, B: number, T: number, tokens: number): number {
+  const { locations: L, channels: C, embedDim: E, units: U, attentionUnits: A, vocabSize: V } = c;
+  const encoder = 2 * B * L * C * E;
+  const perStep = 2 * B * (U * A + L * A + L * E + 2 * E * 3 * U + U * 3 * U); // W2, V.tanh, context, GRU
+  const forward = encoder + 2 * B * L * E * A + T * perStep + 2 * tokens * (U * U + U * V);
+  return 3 * forward - encoder;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+
+export async function runTrainBench(values: Record<string, unknown>): Promise<TrainBenchResult> {
+  const B = numberOption(values, 'train-batch', { integer: true, min: 1 })!;
+  const T = numberOption(values, 'train-steps', { integer: true, min: 1 })!;
+  const repeats = numberOption(values, 'train-repeats', { integer: true, min: 1 })!;
+  const threads = numberOption(values, 'train-threads', { integer: true, min: 1 })!;
+  const python = typeof values.python === 'string' ? values.python : '/usr/bin/python3';
+  const load0 = loadavg()[0];
+
+  const native = loadBinding();
+  native.setThreads(threads, threads);
+  const config: ModelConfig = { ...SEED_MODEL_DEFAULTS, ...SHAPES };
+  const model = createModel(config, { seed: 1 });
+  const rng = new Rng(7);
+  const features = Float32Array.from({ length: B * config.locations * config.channels }, () => rng.next());
+  const tokens = Int32Array.from({ length: B * (T + 1) }, () => 1 + rng.int(config.vocabSize - 1)); // all real
+  const batch = { size: B, steps: T, features, tokens };
+
+  // sgemm peak, same threads, same process
+  const n = 1024;
+  const a = Float32Array.from({ length: n * n }, () => rng.next()), b = a.slice(), c = new Float32Array(n * n);
+  native.sgemm(n, n, n, a, b, c);
+  const sgemm: number[] = [];
+  for (let i = 0; i < 7; i++) {
+    const t0 = performance.now();
+    native.sgemm(n, n, n, a, b, c);
+    sgemm.push((2 * n ** 3) / ((performance.now() - t0) / 1000) / 1e9);
+  }
+
+  const bar = new ProgressBar({ total: repeats + 1, label: 'native train steps', unit: 'step' });
+  const steps: number[] = [];
+  for (let i = 0; i <= repeats; i++) {
+    const t0 = performance.now();
+    model.trainStep(batch, { learningRate: 1e-3 });
+    const dt = (performance.now() - t0) / 1000;
+    if (i > 0) steps.push(dt);
+    bar.tick(1, `${dt.toFixed(2)} s/step`);
+  }
+  bar.finish();
+  model.dispose();
+  const gflop = trainStepFlops(config, B, T, B * T) / 1e9;
+  const nativeMedian = median(steps);
+
+  let torch: TrainBenchResult['torch'] = null;
+  if (!values['no-torch']) {
+    const args = [TORCH_SCRIPT, '--json', '--batch', String(B), '--steps', String(T), '--repeats', String(repeats),
+      '--threads', String(threads), '--locations', String(config.locations), '--channels', String(config.channels),
+      '--embed', String(config.embedDim), '--units', String(config.units), '--attention', String(config.attentionUnits),
+      '--vocab', String(config.vocabSize)];
+    process.stderr.write(`running the PyTorch peer: ${python} bench/train_torch.py (${repeats + 1} steps)\n`);
+    const r = spawnSync(python, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    if (r.status !== 0) {
+      throw new UserError(`the PyTorch peer failed (${python} ${TORCH_SCRIPT}, exit ${r.status}${r.error ? `: ${r.error.message}` : ''}). ` +
+        'Point --python at a Python with torch installed, or pass --no-torch.');
+    }
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    torch = { step_s: out.step_s, median_step_s: out.median_step_s, tokens_per_s: out.tokens_per_s, version: out.torch };
+  }
+  const tokensPerS = (B * T) / nativeMedian;
+  const peak = median(sgemm);
+  return {
+    config: { ...config, batch: B, steps: T },
+    threads,
+    gflop_per_step: gflop,
+    native: { step_s: steps, median_step_s: nativeMedian, tokens_per_s: tokensPerS, gflops: gflop / nativeMedian },
+    sgemm_peak_gflops: peak,
+    torch,
+    speedup_vs_torch: torch ? tokensPerS / torch.tokens_per_s : null,
+    fraction_of_sgemm_peak: gflop / nativeMedian / peak,
+    loadavg_1min: [load0, loadavg()[0]],
+  };
+}
+
+export function formatTrainBench(r: TrainBenchResult): string {
+  const c = r.config;
+  const lines = [
+    `train step, B ${c.batch} x T ${c.steps}, features ${c.locations}x${c.channels}, E ${c.embedDim}, U ${c.units}, A ${c.attentionUnits}, V ${c.vocabSize}; ${r.threads} threads; ${r.gflop_per_step.toFixed(1)} GFLOP/step`,
+    `  native:  ${r.native.tokens_per_s.toFixed(0)} tokens/s (median ${r.native.median_step_s.toFixed(3)} s/step of ${r.native.step_s.length}), ${r.native.gflops.toFixed(1)} GFLOP/s`,
+    `  sgemm 1024^3 peak: ${r.sgemm_peak_gflops.toFixed(1)} GFLOP/s -> native reaches ${(100 * r.fraction_of_sgemm_peak).toFixed(0)}% of it`,
+  ];
+  if (r.torch) {
+    lines.push(`  PyTorch ${r.torch.version}: ${r.torch.tokens_per_s.toFixed(0)} tokens/s (median ${r.torch.median_step_s.toFixed(3)} s/step)`);
+    lines.push(`  speed-up vs PyTorch: ${r.speedup_vs_torch!.toFixed(2)}x`);
+  }
+  lines.push(`  (1-min load average ${r.loadavg_1min[0].toFixed(1)} -> ${r.loadavg_1min[1].toFixed(1)} on this machine; medians of repeats)`);
+  return lines.join('\n');
+}

@@ -1,0 +1,59 @@
+"""PyTorch peer for `sat bench train`: the same model (scripts/torch_model.py: encoder and W1 projection
+once per sequence, autograd backward) and Adam, float32, on random data with the seed's shapes.
+Prints one JSON object: per-step seconds and the median tokens/s.
+Run: /usr/bin/python3 bench/train_torch.py --json  (torch.set_num_threads from --threads, default 2)
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+from torch_model import PARAMETER_ORDER, loss_fn, parameter_shapes  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=16)
+    ap.add_argument("--locations", type=int, default=64)
+    ap.add_argument("--channels", type=int, default=2048)
+    ap.add_argument("--embed", type=int, default=256)
+    ap.add_argument("--units", type=int, default=512)
+    ap.add_argument("--attention", type=int, default=512)
+    ap.add_argument("--vocab", type=int, default=5001)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    shapes = parameter_shapes(a.locations, a.channels, a.embed, a.units, a.attention, a.vocab)
+    params = {n: ((torch.rand(shapes[n]) * 2 - 1) * 0.05).requires_grad_(True) for n in PARAMETER_ORDER}
+    opt = torch.optim.Adam(list(params.values()), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
+    features = torch.rand(a.batch, a.locations, a.channels)
+    tokens = torch.randint(1, a.vocab, (a.batch, a.steps + 1))  # every target real: B*T tokens per step
+    times = []
+    for i in range(a.warmup + a.repeats):
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss, n_tokens = loss_fn(params, features, tokens)
+        loss.backward()
+        opt.step()
+        dt = time.perf_counter() - t0
+        if i >= a.warmup:
+            times.append(dt)
+        print(f"torch step {i + 1}/{a.warmup + a.repeats}: {dt:.3f} s, loss {loss.item():.4f}", file=sys.stderr)
+    median = statistics.median(times)
+    result = {"step_s": times, "median_step_s": median, "tokens_per_step": n_tokens,
+              "tokens_per_s": n_tokens / median, "threads": a.threads, "torch": torch.__version__}
+    print(json.dumps(result) if a.json else result)
+
+
+if __name__ == "__main__":
+    main()
