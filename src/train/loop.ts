@@ -10,7 +10,7 @@
  * at the start of the current epoch, how many of its batches are done and the epoch's partial loss sums.
  * Dropout masks are seeded from (seed, step), so they need no state of their own.
  */
-import type { CaptionModel } from '../model/types.js';
+import type { CaptionModel, StepStats } from '../model/types.js';
 import type { FeatureStoreReader } from '../features/types.js';
 import { Rng } from '../util/rng.js';
 import { ProgressBar } from '../util/progress.js';
@@ -66,6 +66,20 @@ export function dropoutSeed(seed: number, step: number): number {
   z = Math.imul(z ^ (z >>> 16), 0x7feb352d) >>> 0;
   z = Math.imul(z ^ (z >>> 15), 0x846ca68b) >>> 0;
   return (z ^ (z >>> 16)) >>> 0;
+}
+
+/**
+ * The loop decides what a non-finite loss means (stop, name the step, keep the last checkpoint). A model
+ * may report it as a NaN loss, or refuse the step with an error saying so (the native model does, before
+ * its Adam update, so its weights stay finite); both come out of here as a NaN loss.
+ */
+function guardDivergence(step: () => StepStats): StepStats {
+  try {
+    return step();
+  } catch (e) {
+    if (e instanceof Error && !(e instanceof UserError) && /diverged|NaN|Infinity|not finite/i.test(e.message)) return { loss: NaN, tokens: 0 };
+    throw e;
+  }
 }
 
 export function initialProgress(config: TrainConfig): TrainProgress {
@@ -127,8 +141,8 @@ export async function trainLoop(opts: TrainLoopOptions): Promise<TrainResult> {
     for (let bi = progress.batchInEpoch; bi < batches.length; bi++) {
       const t0 = performance.now();
       const batch = assembler.assemble(batches[bi]);
-      const stats = model.trainStep(batch, { learningRate: progress.learningRate, clipNorm: config.clipNorm || undefined },
-        config.dropout > 0 ? dropoutSeed(config.seed, progress.step) : undefined);
+      const stats = guardDivergence(() => model.trainStep(batch, { learningRate: progress.learningRate, clipNorm: config.clipNorm || undefined },
+        config.dropout > 0 ? dropoutSeed(config.seed, progress.step) : undefined));
       trainMs += performance.now() - t0;
       if (!Number.isFinite(stats.loss)) {
         const last = progress.step > 0 ? checkpointFiles(checkpointDir, 'latest').weights : null;

@@ -95,7 +95,12 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
     dropout: config.dropout, attentionLambda: config.attentionLambda,
   };
   const model = createModel(modelConfig, { seed: config.seed });
-  if (resumed) restoreModel(model, resumed, { optimizer: true });
+  if (resumed) {
+    restoreModel(model, resumed, { optimizer: true });
+    // An explicit learning rate replaces the (possibly decayed) current one, e.g. to continue more gently after a divergence.
+    const lr = opts.overrides?.learningRate ?? fromFile.learningRate;
+    if (lr !== undefined) resumed.meta.progress.learningRate = lr;
+  }
 
   const trainSet = splitExamples(images, 'train', config.maxCaptionLength);
   const devSet = splitExamples(images, 'dev', config.maxCaptionLength);

@@ -1,0 +1,81 @@
+/**
+ * `train()` end to end with the native model on a tiny synthetic-shapes run. The features are an
+ * "oracle" encoder written straight into a feature store (2x2 grid; each object's colour and shape
+ * one-hot at the cell of its centre), so the test needs no CNN and runs in seconds.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { prepareRun } from '../src/prepare.js';
+import { runPaths } from '../src/run.js';
+import { loadShapesAnnotations, SHAPE_COLORS, SHAPE_KINDS } from '../src/dataset/shapes.js';
+import { FeatureStoreWriter } from '../src/features/store-writer.js';
+import { encodeHalf } from '../src/features/fp16.js';
+import { train } from '../src/train/train.js';
+import { DivergedError } from '../src/train/loop.js';
+import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
+import type { TrainConfig } from '../src/train/config.js';
+import { tempDir } from './train-helpers.js';
+
+const COLORS = Object.keys(SHAPE_COLORS);
+const C = COLORS.length + SHAPE_KINDS.length;
+
+async function oracleRun(): Promise<string> {
+  const dir = path.join(tempDir('sat-train-native-'), 'run');
+  const run = await prepareRun({ dataset: 'shapes', out: dir, images: 40, imageSize: 32, seed: 3, silent: true });
+  const objects = loadShapesAnnotations(run.info.dataset.root);
+  const spec = { id: 'oracle', inputSize: 32, scaling: 'zero_one' as const, inputLayout: 'nhwc' as const, outputLayout: 'nhwc' as const,
+    inputName: 'x', outputName: 'y', locations: 4, channels: C };
+  const w = FeatureStoreWriter.open(runPaths(dir).features('oracle'), { spec, requested: run.images.length });
+  for (const im of run.images) {
+    const f = new Float32Array(4 * C);
+    for (const o of objects.get(im.id)!) {
+      const cell = ((o.box[1] + o.box[3]) / 2 >= 16 ? 2 : 0) + ((o.box[0] + o.box[2]) / 2 >= 16 ? 1 : 0);
+      f[cell * C + COLORS.indexOf(o.color)] = 1;
+      f[cell * C + COLORS.length + SHAPE_KINDS.indexOf(o.shape)] = 1;
+    }
+    w.append(im.id, encodeHalf(f));
+  }
+  w.commit();
+  w.close();
+  return dir;
+}
+
+const tiny: Partial<TrainConfig> = {
+  embedDim: 8, units: 16, attentionUnits: 8, batchSize: 16, learningRate: 1e-2, epochs: 2, bucketBatches: 2, checkpointMinutes: 0,
+};
+const quiet = { quiet: true, handleSigint: false, log: () => {} };
+const losses = (h: { trainLoss: number; valLoss: number | null }[]) => h.map((e) => [e.trainLoss, e.valLoss]);
+
+test('native: 1 epoch + --resume + 1 epoch equals 2 straight epochs bit for bit (dropout on)', async () => {
+  const runDir = await oracleRun();
+  const config = { ...tiny, dropout: 0.2 };
+  const a = await train({ runDir, checkpointDir: path.join(runDir, 'a'), overrides: config, ...quiet });
+  await train({ runDir, checkpointDir: path.join(runDir, 'b'), overrides: { ...config, epochs: 1 }, ...quiet });
+  const b = await train({ runDir, checkpointDir: path.join(runDir, 'b'), overrides: { epochs: 2 }, resume: true, ...quiet });
+  assert.equal(a.progress.history.length, 2);
+  assert.deepEqual(losses(b.progress.history), losses(a.progress.history));
+  assert.ok(a.progress.history[1].trainLoss < a.progress.history[0].trainLoss, 'the loss goes down');
+  for (const [name, t] of a.model.parameters()) assert.deepEqual(b.model.parameters().get(name)!.data, t.data, name);
+  // The checkpoint is self-contained: config, encoder, vocabulary copy.
+  const ckpt = loadCheckpoint(path.join(runDir, 'b'));
+  assert.equal(ckpt.meta.encoder.id, 'oracle');
+  assert.equal(ckpt.meta.config.dropout, 0.2);
+  assert.ok(fs.existsSync(path.join(runDir, 'b', ckpt.meta.vocab)));
+  assert.ok(ckpt.tensors.has('optimizer.m.gru.kernel'));
+  // Architecture cannot change on resume.
+  await assert.rejects(train({ runDir, checkpointDir: path.join(runDir, 'b'), overrides: { epochs: 3, units: 32 }, resume: true, ...quiet }),
+    /"units" was 16 .* cannot change to 32/);
+});
+
+test('native: a huge learning rate stops with a NaN/Infinity message and keeps the last good checkpoint', async () => {
+  const runDir = await oracleRun();
+  const checkpointDir = path.join(runDir, 'c');
+  await train({ runDir, checkpointDir, overrides: { ...tiny, epochs: 1 }, ...quiet });
+  const good = fs.readFileSync(path.join(checkpointDir, 'latest.safetensors'));
+  await assert.rejects(train({ runDir, checkpointDir, overrides: { epochs: 3, learningRate: 1e30 }, resume: true, ...quiet }),
+    (e: unknown) => e instanceof DivergedError && /loss became (NaN|Infinity|-Infinity) at epoch 2, batch \d+\//.test(e.message) &&
+      e.message.includes(path.join(checkpointDir, 'latest.safetensors')));
+  assert.deepEqual(fs.readFileSync(path.join(checkpointDir, 'latest.safetensors')), good);
+});
