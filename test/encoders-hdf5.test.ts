@@ -46,12 +46,15 @@ async function writeKerasH5(file: string, layerNames: string[], weights: H5Weigh
   await h5wasm.ready;
   const f = new h5wasm.File(file, 'w');
   const root = opts.nested ? f.create_group('model_weights') : f;
-  root.create_attribute('layer_names', layerNames);
+  // h5py (Keras) stores name lists as fixed-length byte strings, numpy dtype 'S<longest>'
+  const fixed = (xs: string[]) => `S${Math.max(...xs.map((x) => x.length))}`;
+  root.create_attribute('layer_names', layerNames, [layerNames.length], fixed(layerNames));
   for (const name of layerNames) {
     const g = root.create_group(name);
     const ws = weights[name];
     if (!ws) continue;
-    g.create_attribute('weight_names', Object.keys(ws).map((w) => `${name}/${w}:0`));
+    const weightNames = Object.keys(ws).map((w) => `${name}/${w}:0`);
+    g.create_attribute('weight_names', weightNames, [weightNames.length], fixed(weightNames));
     const inner = g.create_group(name);
     for (const [w, data] of Object.entries(ws)) inner.create_dataset({ name: `${w}:0`, data: Float32Array.from(data), shape: shapes[`${name}/${w}`] });
   }
