@@ -7,7 +7,8 @@ import h5wasm from 'h5wasm/node';
 import * as ort from 'onnxruntime-node';
 import { inceptionV3Imagenet } from '../src/encoders/inception_v3.js';
 import { mapH5Weights, readKerasH5 } from '../src/encoders/keras/hdf5.js';
-import { parseKerasLayers, type KerasLayer } from '../src/encoders/keras/model.js';
+import { layersUpTo, parseKerasLayers, type KerasLayer } from '../src/encoders/keras/model.js';
+import { loadNsfwjsInceptionV3, tfjsWeights } from '../src/encoders/keras/tfjs.js';
 import { kerasToOnnx } from '../src/encoders/keras/to-onnx.js';
 import { Rng } from '../src/util/rng.js';
 import { avgPoolSame3, concat, conv2d, map, maxAbsDiff, randomArray, type Image3 } from './encoders-reference.js';
@@ -146,6 +147,41 @@ test('wrong Keras weight files are rejected with the file and layer named', asyn
   await writeKerasH5(tiny, FILE_NAMES, fileWeights(w), FILE_SHAPES);
   await assert.rejects(inceptionV3Imagenet(tiny),
     /weights\.h5 has 2 "conv2d" layers with weights, the architecture needs 94[^]*inception_v3_weights_tf_dim_ordering_tf_kernels_notop\.h5/);
+});
+
+test('a full-size InceptionV3 HDF5 (tf.keras names, nsfwjs values) maps all 188 weighted layers and builds', async () => {
+  const art = loadNsfwjsInceptionV3();
+  const nsfwjs = tfjsWeights(art, 'nsfwjs');
+  const trunk = layersUpTo(parseKerasLayers(art.modelTopology.model_config), 'mixed10');
+  // tf.keras numbering: "conv2d", "conv2d_1", ... for our conv2d_1, conv2d_2, ...
+  const rename = (n: string) => n.replace(/_(\d+)$/, (_, k: string) => (k === '1' ? '' : `_${Number(k) - 1}`));
+  const weights: H5Weights = {};
+  const shapes: Record<string, number[]> = {};
+  for (const spec of art.weightSpecs) {
+    const [layerName, w] = spec.name.split('/');
+    if (!trunk.some((l) => l.name === layerName)) continue; // the classifier head is not in a notop file
+    const name = rename(layerName);
+    (weights[name] ??= {})[w] = nsfwjs.get(layerName, w)!.data;
+    shapes[`${name}/${w}`] = spec.shape;
+  }
+  const file = path.join(tmp, 'inception-notop.h5');
+  await writeKerasH5(file, trunk.map((l) => rename(l.name)), weights, shapes);
+
+  const model = await inceptionV3Imagenet(file, 'mixed7');
+  assert.equal(model.spec.id, 'inception_v3_imagenet-mixed7');
+  assert.equal(model.spec.scaling, 'minus_one_one');
+  const mapped = mapH5Weights(file, await readKerasH5(file), trunk, (l) =>
+    Object.fromEntries(art.weightSpecs.filter((s) => s.name.startsWith(`${l.name}/`)).map((s) => [s.name.split('/')[1], s.shape])));
+  let checked = 0;
+  for (const l of trunk) {
+    for (const w of ['kernel', 'beta', 'moving_mean', 'moving_variance']) {
+      const ours = nsfwjs.get(l.name, w);
+      if (!ours) continue;
+      assert.deepEqual(mapped.get(l.name, w)!.data, ours.data, `${l.name}/${w}`);
+      checked++;
+    }
+  }
+  assert.equal(checked, 94 + 94 * 3);
 });
 
 test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
