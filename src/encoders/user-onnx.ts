@@ -67,9 +67,10 @@ export async function userOnnxEncoder(opts: UserOnnxOptions): Promise<EncoderMod
       throw new UserError(`--encoder-output ${outputName} has shape [${d.join(', ')}]; expected a feature map [n, c, h, w] (nchw) or [n, h, w, c] / [n, locations, c] (nhwc).`);
     }
     const hash = createHash('sha1').update(onnx).digest('hex').slice(0, 8);
+    const safe = (s: string) => s.replace(/[^A-Za-z0-9_.-]/g, '_'); // the id names a folder
     return {
       spec: {
-        id: `${path.basename(opts.file, '.onnx')}-${outputName.replace(/[^A-Za-z0-9_.-]/g, '_')}-${hash}`,
+        id: `${safe(path.basename(opts.file, '.onnx'))}-${safe(outputName)}-${hash}`,
         inputSize: s, scaling: opts.scaling, inputLayout: opts.layout, outputLayout: opts.layout,
         inputName, outputName, locations, channels,
       },
