@@ -21,6 +21,7 @@ const NUMERIC: Record<string, [keyof TrainConfig, boolean, string]> = {
   'max-length': ['maxCaptionLength', true, 'cut captions to this many tokens incl. <start>/<end> (0 = as prepared)'],
   bucket: ['bucketBatches', true, 'length bucketing: sort within shuffled chunks of this many batches (0 = off)'],
   'val-max': ['maxValExamples', true, 'at most this many dev captions for the validation loss (0 = all)'],
+  'val-images': ['valImages', true, 'greedy-caption this many seeded dev images for --val-metric cider|bleu4 (0 = all)'],
   'checkpoint-minutes': ['checkpointMinutes', false, 'also save mid-epoch this often (0 = epoch ends only)'],
   'embed-dim': ['embedDim', true, 'embedding size E'],
   units: ['units', true, 'GRU units U'],
@@ -34,6 +35,7 @@ const options: Command['options'] = {
   checkpoints: { type: 'string', description: 'checkpoint folder (default RUN/checkpoints)' },
   features: { type: 'string', description: 'feature store folder (default: the one the run uses)' },
   'lr-schedule': { type: 'string', description: `constant | step | plateau (default ${D.lrSchedule})` },
+  'val-metric': { type: 'string', description: `cider | bleu4 | loss: picks best, drives plateau decay and early stopping (default ${D.valMetric})` },
   minutes: { type: 'string', description: 'stop (with a checkpoint) after this many minutes of training' },
   quiet: { type: 'boolean', description: 'no progress bars' },
 };
@@ -54,6 +56,7 @@ const command: Command = {
       if (v !== undefined) overrides[field] = v;
     }
     if (values['lr-schedule'] !== undefined) overrides.lrSchedule = values['lr-schedule'];
+    if (values['val-metric'] !== undefined) overrides.valMetric = values['val-metric'];
     const minutes = numberOption(values, 'minutes', { min: 0 });
     const outcome = await train({
       runDir,

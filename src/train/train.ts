@@ -17,6 +17,8 @@ import { loadCheckpoint, restoreModel } from '../checkpoint/checkpoint.js';
 import { FROZEN_ON_RESUME, formatConfig, readConfigFile, resolveConfig, type TrainConfig } from './config.js';
 import { splitExamples } from './batches.js';
 import { trainLoop, type TrainResult, type ValidateHook } from './loop.js';
+import type { PreparedImage } from '../run.js';
+import { makeValidateHook, METRIC_LABEL } from '../eval/validation.js';
 
 export interface TrainOptions {
   runDir: string;
@@ -62,6 +64,20 @@ export function findFeatureDir(runDir: string, explicit?: string): string {
   throw new UserError(`${runDir} has several feature stores (${found.join(', ')}): choose one with --features ${path.join(root, found[0])}.`);
 }
 
+/** The per-epoch metric hook for config.valMetric (none for 'loss', or when the run has no dev captions). */
+function validationHook(config: TrainConfig, images: PreparedImage[], vocab: Vocabulary, store: FeatureStoreReader,
+                        quiet: boolean | undefined, log: (line: string) => void): ValidateHook | undefined {
+  if (config.valMetric === 'loss') return undefined;
+  const dev = images.filter((im) => im.split === 'dev' && im.captions.length > 0);
+  if (dev.length === 0) {
+    log(`  no dev captions: best epoch by training loss instead of ${config.valMetric} (val-metric).`);
+    return undefined;
+  }
+  const n = config.valImages > 0 ? Math.min(config.valImages, dev.length) : dev.length;
+  log(`  validation: ${METRIC_LABEL[config.valMetric]} of greedy captions for ${n} of ${dev.length} dev images each epoch`);
+  return makeValidateHook({ store, images: dev, vocab, metric: config.valMetric, maxImages: config.valImages, seed: config.seed, quiet });
+}
+
 export async function train(opts: TrainOptions): Promise<TrainOutcome> {
   const log = opts.log ?? ((l: string) => console.error(l));
   const runDir = path.resolve(opts.runDir);
@@ -82,7 +98,9 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
           'when continuing a run. Drop that option, or train from scratch into another --checkpoints folder.');
       }
     }
-    config = { ...resumed.meta.config, ...asked };
+    // Checkpoints made before the validation metric existed picked `best` by the dev loss: keep it so.
+    const saved: Partial<TrainConfig> = resumed.meta.config;
+    config = { ...resumed.meta.config, valMetric: saved.valMetric ?? 'loss', valImages: saved.valImages ?? 0, ...asked };
     if (resumed.meta.encoder.id !== store.encoderId) {
       throw new UserError(`--resume: ${resumed.file} was trained on features "${resumed.meta.encoder.id}" but this run's store is ` +
         `"${store.encoderId}". Pass --features with the matching store.`);
@@ -111,6 +129,8 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
       (resumed.meta.progress.batchInEpoch ? `, batch ${resumed.meta.progress.batchInEpoch}` : '') : '') +
     `\nconfig:\n${formatConfig(config)}`);
 
+  const validate = opts.validate ?? validationHook(config, images, vocab, store, opts.quiet, log);
+
   const stop = { requested: false };
   const onSigint = () => {
     if (stop.requested) {
@@ -124,7 +144,7 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
   try {
     const result = await trainLoop({
       config, model, store, train: trainSet, dev: devSet, checkpointDir, vocabFile: paths.vocab, runDir,
-      resume: resumed?.meta.progress, validate: opts.validate, timeBudgetSeconds: opts.timeBudgetSeconds, stop,
+      resume: resumed?.meta.progress, validate, timeBudgetSeconds: opts.timeBudgetSeconds, stop,
       log, quiet: opts.quiet,
     });
     const readShare = result.trainMs > 0 ? (100 * result.featureReadMs) / result.trainMs : 0;
