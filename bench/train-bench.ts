@@ -2,9 +2,11 @@
  * `sat bench train`: tokens/s and effective GFLOP/s of the native training step at the seed's shapes
  * (batch 64, 64x2048 features, E 256, U 512, A 512, vocab 5001, 16 steps) on random data, next to an
  * OpenBLAS sgemm peak (1024^3 through the addon) and the PyTorch peer bench/train_torch.py, all
- * measured in the same run. Medians of several repeats (the machine is shared: loads are printed).
+ * measured in the same run: each round times one native step, one PyTorch step (a long-lived child
+ * process) and three sgemms, so all three see the same machine load. Medians over the rounds.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { OptionSpec } from '../src/cli/command.js';
@@ -70,46 +72,38 @@ export async function runTrainBench(values: Record<string, unknown>): Promise<Tr
   const tokens = Int32Array.from({ length: B * (T + 1) }, () => 1 + rng.int(config.vocabSize - 1)); // all real
   const batch = { size: B, steps: T, features, tokens };
 
-  // sgemm peak, same threads, same process
   const n = 1024;
   const a = Float32Array.from({ length: n * n }, () => rng.next()), b = a.slice(), c = new Float32Array(n * n);
-  native.sgemm(n, n, n, a, b, c);
-  const sgemm: number[] = [];
-  for (let i = 0; i < 7; i++) {
+  const sgemmOnce = () => {
     const t0 = performance.now();
     native.sgemm(n, n, n, a, b, c);
-    sgemm.push((2 * n ** 3) / ((performance.now() - t0) / 1000) / 1e9);
-  }
-
-  const bar = new ProgressBar({ total: repeats + 1, label: 'native train steps', unit: 'step' });
-  const steps: number[] = [];
-  for (let i = 0; i <= repeats; i++) {
+    return (2 * n ** 3) / ((performance.now() - t0) / 1000) / 1e9;
+  };
+  const nativeOnce = () => {
     const t0 = performance.now();
     model.trainStep(batch, { learningRate: 1e-3 });
-    const dt = (performance.now() - t0) / 1000;
-    if (i > 0) steps.push(dt);
-    bar.tick(1, `${dt.toFixed(2)} s/step`);
+    return (performance.now() - t0) / 1000;
+  };
+  const peer = values['no-torch'] ? null : await startTorchPeer(python, config, B, T, threads);
+
+  const bar = new ProgressBar({ total: repeats + 1, label: `train bench rounds (native${peer ? ' + PyTorch' : ''} + sgemm)`, unit: 'round' });
+  const steps: number[] = [], torchSteps: number[] = [], sgemm: number[] = [];
+  sgemmOnce();
+  for (let round = 0; round <= repeats; round++) { // round 0 warms both sides up
+    const dt = nativeOnce();
+    const dtTorch = peer ? await peer.step() : NaN;
+    const peaks = [sgemmOnce(), sgemmOnce(), sgemmOnce()];
+    if (round > 0) { steps.push(dt); torchSteps.push(dtTorch); sgemm.push(...peaks); }
+    bar.tick(1, `native ${dt.toFixed(2)} s${peer ? `, torch ${dtTorch.toFixed(2)} s` : ''}`);
   }
   bar.finish();
+  peer?.close();
   model.dispose();
   const gflop = trainStepFlops(config, B, T, B * T) / 1e9;
   const nativeMedian = median(steps);
-
-  let torch: TrainBenchResult['torch'] = null;
-  if (!values['no-torch']) {
-    const args = [TORCH_SCRIPT, '--json', '--batch', String(B), '--steps', String(T), '--repeats', String(repeats),
-      '--threads', String(threads), '--locations', String(config.locations), '--channels', String(config.channels),
-      '--embed', String(config.embedDim), '--units', String(config.units), '--attention', String(config.attentionUnits),
-      '--vocab', String(config.vocabSize)];
-    process.stderr.write(`running the PyTorch peer: ${python} bench/train_torch.py (${repeats + 1} steps)\n`);
-    const r = spawnSync(python, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-    if (r.status !== 0) {
-      throw new UserError(`the PyTorch peer failed (${python} ${TORCH_SCRIPT}, exit ${r.status}${r.error ? `: ${r.error.message}` : ''}). ` +
-        'Point --python at a Python with torch installed, or pass --no-torch.');
-    }
-    const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
-    torch = { step_s: out.step_s, median_step_s: out.median_step_s, tokens_per_s: out.tokens_per_s, version: out.torch };
-  }
+  const torch: TrainBenchResult['torch'] = peer
+    ? { step_s: torchSteps, median_step_s: median(torchSteps), tokens_per_s: (B * T) / median(torchSteps), version: peer.version }
+    : null;
   const tokensPerS = (B * T) / nativeMedian;
   const peak = median(sgemm);
   return {
@@ -125,17 +119,51 @@ export async function runTrainBench(values: Record<string, unknown>): Promise<Tr
   };
 }
 
+/** bench/train_torch.py --serve: set up once, then one timed step per request. */
+async function startTorchPeer(python: string, c: ModelConfig, B: number, T: number, threads: number) {
+  const args = [TORCH_SCRIPT, '--serve', '--batch', String(B), '--steps', String(T), '--threads', String(threads),
+    '--locations', String(c.locations), '--channels', String(c.channels), '--embed', String(c.embedDim),
+    '--units', String(c.units), '--attention', String(c.attentionUnits), '--vocab', String(c.vocabSize)];
+  process.stderr.write(`starting the PyTorch peer: ${python} bench/train_torch.py --serve\n`);
+  const child = spawn(python, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  const failed = new Promise<never>((_, reject) => {
+    const fail = (why: string) => reject(new UserError(`the PyTorch peer failed (${python} ${TORCH_SCRIPT}: ${why}). ` +
+      'Point --python at a Python with torch installed, or pass --no-torch.'));
+    child.on('error', (e) => fail(e.message));
+    child.on('exit', (code) => fail(`exited with ${code}`));
+  });
+  failed.catch(() => undefined); // observed below; avoid an unhandled rejection after a clean close
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const next = async () => {
+    const r = await Promise.race([lines.next(), failed]);
+    if (r.done) throw new UserError(`the PyTorch peer (${TORCH_SCRIPT}) closed its output early.`);
+    return JSON.parse(r.value);
+  };
+  const ready = await next();
+  return {
+    version: String(ready.torch),
+    async step(): Promise<number> {
+      child.stdin!.write('step\n');
+      return (await next()).step_s as number;
+    },
+    close(): void {
+      child.removeAllListeners('exit');
+      child.stdin!.end('quit\n');
+    },
+  };
+}
+
 export function formatTrainBench(r: TrainBenchResult): string {
   const c = r.config;
   const lines = [
     `train step, B ${c.batch} x T ${c.steps}, features ${c.locations}x${c.channels}, E ${c.embedDim}, U ${c.units}, A ${c.attentionUnits}, V ${c.vocabSize}; ${r.threads} threads; ${r.gflop_per_step.toFixed(1)} GFLOP/step`,
-    `  native:  ${r.native.tokens_per_s.toFixed(0)} tokens/s (median ${r.native.median_step_s.toFixed(3)} s/step of ${r.native.step_s.length}), ${r.native.gflops.toFixed(1)} GFLOP/s`,
+    `  native:  ${r.native.tokens_per_s.toFixed(0)} tokens/s (median ${r.native.median_step_s.toFixed(3)} s/step over ${r.native.step_s.length} rounds), ${r.native.gflops.toFixed(1)} GFLOP/s`,
     `  sgemm 1024^3 peak: ${r.sgemm_peak_gflops.toFixed(1)} GFLOP/s -> native reaches ${(100 * r.fraction_of_sgemm_peak).toFixed(0)}% of it`,
   ];
   if (r.torch) {
     lines.push(`  PyTorch ${r.torch.version}: ${r.torch.tokens_per_s.toFixed(0)} tokens/s (median ${r.torch.median_step_s.toFixed(3)} s/step)`);
     lines.push(`  speed-up vs PyTorch: ${r.speedup_vs_torch!.toFixed(2)}x`);
   }
-  lines.push(`  (1-min load average ${r.loadavg_1min[0].toFixed(1)} -> ${r.loadavg_1min[1].toFixed(1)} on this machine; medians of repeats)`);
+  lines.push(`  (1-min load average ${r.loadavg_1min[0].toFixed(1)} -> ${r.loadavg_1min[1].toFixed(1)}; medians over rounds that alternate the sides)`);
   return lines.join('\n');
 }

@@ -2,6 +2,8 @@
 once per sequence, autograd backward) and Adam, float32, on random data with the seed's shapes.
 Prints one JSON object: per-step seconds and the median tokens/s.
 Run: /usr/bin/python3 bench/train_torch.py --json  (torch.set_num_threads from --threads, default 2)
+With --serve it sets up, prints {"ready": true} and then times one step per "step" line on stdin (one JSON
+line each), so `sat bench train` can alternate its steps with ours and both sides see the same machine load.
 """
 import argparse
 import json
@@ -30,6 +32,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--serve", action="store_true", help="time one step per 'step' line on stdin")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -38,14 +41,27 @@ def main():
     opt = torch.optim.Adam(list(params.values()), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
     features = torch.rand(a.batch, a.locations, a.channels)
     tokens = torch.randint(1, a.vocab, (a.batch, a.steps + 1))  # every target real: B*T tokens per step
-    times = []
-    for i in range(a.warmup + a.repeats):
+
+    def step():
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         loss, n_tokens = loss_fn(params, features, tokens)
         loss.backward()
         opt.step()
-        dt = time.perf_counter() - t0
+        return time.perf_counter() - t0, loss, n_tokens
+
+    if a.serve:
+        print(json.dumps({"ready": True, "torch": torch.__version__, "threads": a.threads}), flush=True)
+        for line in sys.stdin:
+            if line.strip() != "step":
+                break
+            dt, loss, n_tokens = step()
+            print(json.dumps({"step_s": dt, "tokens": n_tokens, "loss": loss.item()}), flush=True)
+        return
+
+    times = []
+    for i in range(a.warmup + a.repeats):
+        dt, loss, n_tokens = step()
         if i >= a.warmup:
             times.append(dt)
         print(f"torch step {i + 1}/{a.warmup + a.repeats}: {dt:.3f} s, loss {loss.item():.4f}", file=sys.stderr)
