@@ -15,6 +15,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   bench: async () => (await import('./cli/bench.js')).default,
   caption: async () => (await import('./cli/caption.js')).default,
   score: async () => (await import('./cli/score.js')).default,
+  eval: async () => (await import('./cli/eval.js')).default,
 };
 
 async function main(argv: string[]): Promise<void> {

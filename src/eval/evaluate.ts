@@ -1,0 +1,220 @@
+/**
+ * `evaluate(options)`: the library behind `sat eval`. Captions a split of a prepared run straight from its
+ * feature store with a trained checkpoint, scores them like pycocoevalcap and writes, into one folder:
+ *
+ *   results.json    COCO results format [{"image_id", "caption"}] (`sat score --hyps` reads it)
+ *   metrics.json    BLEU-1..4, ROUGE-L, CIDEr-D (METEOR/SPICE listed as unavailable), what was evaluated
+ *                   and how, and the attention check on synthetic-shapes runs
+ *   index.html      metrics + a seeded sample of images: caption vs references, per-image CIDEr-D,
+ *                   attention figures (figures/ID.png) and the images themselves (images/ID.ext)
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { checkpointVocabPath, loadCheckpoint, type LoadedCheckpoint } from '../checkpoint/checkpoint.js';
+import { restoreModel } from '../checkpoint/checkpoint.js';
+import { loadShapesManifest } from '../dataset/shapes.js';
+import type { Split } from '../dataset/types.js';
+import { decodeStoreImages } from '../decode/store.js';
+import type { DecodeStrategy } from '../decode/types.js';
+import { openFeatureStore } from '../features/store.js';
+import { loadRgb } from '../features/image.js';
+import { renderAttentionFigure } from '../figures/attention.js';
+import { ciderDImages } from '../metrics/cider.js';
+import { tokenizeCaption } from '../metrics/ptb-tokenizer.js';
+import { scoreTokenized, type Scores } from '../metrics/score.js';
+import { createModel } from '../model/index.js';
+import { loadRun, type LoadedRun } from '../prepare.js';
+import { runPaths } from '../run.js';
+import { findFeatureDir } from '../train/train.js';
+import { UserError } from '../util/errors.js';
+import { Vocabulary } from '../vocab/vocabulary.js';
+import { checkAttention, type AttentionCheck } from './attention-check.js';
+import { reportHtml, type ReportItem } from './report.js';
+import { decodeVocabOf, defaultMaxLength, seededSubset } from './validation.js';
+
+export interface EvaluateOptions {
+  runDir: string;
+  split: Split;
+  /** 'best' (default; falls back to latest), 'latest', or a checkpoint file/folder. */
+  checkpoint?: string;
+  /** Beam width; 1 (default) is greedy decoding. */
+  beam?: number;
+  /** Tokens generated per image, <end> included (default: the vocabulary's max length - 1). */
+  maxLength?: number;
+  /** Evaluate only this many images of the split, picked by `seed` (default: all). */
+  limit?: number;
+  /** Output folder (default RUN/eval/SPLIT-CHECKPOINT-DECODING). */
+  outDir?: string;
+  /** Feature store folder (default: the run's store of the checkpoint's encoder). */
+  featuresDir?: string;
+  /** Images shown in the HTML report, with attention figures (default 12; 0 = none). */
+  sample?: number;
+  seed?: number;
+  /** Run the attention check (needs a synthetic-shapes run). Default: on for shapes runs, off otherwise. */
+  attentionCheck?: boolean;
+  quiet?: boolean;
+}
+
+export interface EvaluateResult {
+  outDir: string;
+  files: { results: string; metrics: string; report: string };
+  metrics: EvalMetrics;
+  attention?: AttentionCheck;
+}
+
+export interface EvalMetrics {
+  run: string;
+  split: Split;
+  checkpoint: { file: string; epoch: number; best: { epoch: number; score: number; by: string } | null };
+  encoder: string;
+  decoding: DecodeStrategy & { maxLength: number };
+  images: number;
+  /** Split images left out because the feature store has no features for them (unreadable files). */
+  missingFeatures: number;
+  /** Captions that reached maxLength without <end>. */
+  unfinished: number;
+  scores: Scores;
+  unavailable: Record<'METEOR' | 'SPICE', string>;
+  seconds: { decode: number; score: number };
+}
+
+const UNAVAILABLE = {
+  METEOR: 'not computed: needs the METEOR 1.5 Java jar (pycocoevalcap runs it through Java)',
+  SPICE: 'not computed: needs the SPICE 1.0 Java jar and Stanford CoreNLP',
+};
+
+/** 'best' | 'latest' | PATH -> the loaded checkpoint. */
+export function resolveCheckpoint(runDir: string, which = 'best'): LoadedCheckpoint {
+  const dir = runPaths(runDir).checkpoints;
+  if (which === 'best' || which === 'latest') {
+    if (!fs.existsSync(dir)) throw new UserError(`${runDir} has no checkpoints folder: train first with \`sat train --run ${runDir}\`, or pass --checkpoint PATH.`);
+    return loadCheckpoint(dir, which);
+  }
+  if (!fs.existsSync(which)) throw new UserError(`--checkpoint ${which}: no such file or folder. Use best, latest, or a .safetensors file.`);
+  return loadCheckpoint(which);
+}
+
+/** The store the checkpoint was trained on: explicit, else RUN/features/<its encoder>, else the run's. */
+function openStoreFor(run: LoadedRun, ckpt: LoadedCheckpoint, explicit?: string) {
+  const own = runPaths(run.dir).features(ckpt.meta.encoder.id);
+  const dir = explicit ?? (fs.existsSync(path.join(own, 'meta.json')) ? own : findFeatureDir(run.dir));
+  const store = openFeatureStore(dir);
+  if (store.encoderId !== ckpt.meta.encoder.id || store.locations !== ckpt.meta.model.locations || store.channels !== ckpt.meta.model.channels) {
+    store.close();
+    throw new UserError(`${ckpt.file} was trained on "${ckpt.meta.encoder.id}" features [${ckpt.meta.model.locations} x ${ckpt.meta.model.channels}] ` +
+      `but ${dir} holds "${store.encoderId}" [${store.locations} x ${store.channels}]. Extract matching features ` +
+      `(\`sat features --run ${run.dir}\` with that encoder) or pass --features DIR.`);
+  }
+  return store;
+}
+
+const safeName = (id: string) => id.replace(/[^A-Za-z0-9_.-]/g, '_');
+
+export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
+  const run = loadRun(opts.runDir);
+  const which = opts.checkpoint ?? 'best';
+  const ckpt = resolveCheckpoint(run.dir, which);
+  const vocabFile = checkpointVocabPath(ckpt);
+  if (!fs.existsSync(vocabFile)) throw new UserError(`${ckpt.file}: its vocabulary ${vocabFile} is missing; copy the run's vocab.json next to it.`);
+  const vocab = Vocabulary.load(vocabFile);
+  if (vocab.size !== ckpt.meta.model.vocabSize) {
+    throw new UserError(`${vocabFile} has ${vocab.size} words but ${ckpt.file} was trained with ${ckpt.meta.model.vocabSize}: they belong to different runs.`);
+  }
+  const beam = opts.beam ?? 1;
+  const strategy: DecodeStrategy = beam > 1 ? { kind: 'beam', beam } : { kind: 'greedy' };
+  const maxLength = opts.maxLength ?? defaultMaxLength(vocab);
+  const seed = opts.seed ?? 0;
+
+  const store = openStoreFor(run, ckpt, opts.featuresDir);
+  const model = createModel(ckpt.meta.model);
+  try {
+    restoreModel(model, ckpt, { optimizer: false });
+    const inSplit = run.images.filter((im) => im.split === opts.split && im.captions.length > 0);
+    if (inSplit.length === 0) {
+      const counts = Object.entries(run.info.counts).map(([s, c]) => `${s} ${c.images}`).join(', ');
+      throw new UserError(`${run.dir} has no ${opts.split} images with captions (${counts}). Choose another --split.`);
+    }
+    const withFeatures = inSplit.filter((im) => store.has(im.id));
+    if (withFeatures.length === 0) throw new UserError(`none of the ${inSplit.length} ${opts.split} images has stored features: run \`sat features --run ${run.dir}\` first.`);
+    const images = seededSubset(withFeatures, opts.limit ?? 0, seed);
+
+    const t0 = performance.now();
+    const captions = decodeStoreImages(model, store, images.map((im) => im.id), decodeVocabOf(vocab), {
+      strategy, maxLength, progress: opts.quiet ? false : `eval ${opts.split}`,
+    });
+    const t1 = performance.now();
+    const hyps = captions.map((c) => tokenizeCaption(c.words.join(' ')));
+    const refs = images.map((im) => im.captions.map(tokenizeCaption));
+    const scores = scoreTokenized(hyps, refs);
+    const perImage = ciderDImages(hyps, refs);
+    const t2 = performance.now();
+
+    const tag = which === 'best' || which === 'latest' ? which : safeName(path.basename(which, '.safetensors'));
+    const outDir = path.resolve(opts.outDir ?? path.join(run.dir, 'eval', `${opts.split}-${tag}-${beam > 1 ? `beam${beam}` : 'greedy'}`));
+    fs.mkdirSync(outDir, { recursive: true });
+
+    // The attention check: on by default for shapes runs, whose manifest has the boxes.
+    const isShapes = run.info.dataset.kind === 'shapes';
+    if (opts.attentionCheck && !isShapes) {
+      throw new UserError(`--attention-check needs a synthetic shapes run (sat prepare --dataset shapes); ${run.dir} is "${run.info.dataset.kind}".`);
+    }
+    let attention: AttentionCheck | undefined;
+    if (opts.attentionCheck ?? isShapes) {
+      const manifest = loadShapesManifest(run.info.dataset.root);
+      const objects = new Map(manifest.images.map((im) => [im.id, im.objects]));
+      attention = checkAttention(images.map((im, i) => ({ id: im.id, words: captions[i].words, attention: captions[i].attention })), objects, manifest.size);
+    }
+
+    // COCO ids are numbers; other datasets' ids stay strings (sat score compares ids as strings).
+    const results = images.map((im, i) => ({ image_id: /^\d+$/.test(im.id) ? Number(im.id) : im.id, caption: captions[i].words.join(' ') }));
+    const metrics: EvalMetrics = {
+      run: run.dir, split: opts.split,
+      checkpoint: { file: ckpt.file, epoch: ckpt.meta.progress.epoch, best: ckpt.meta.progress.best },
+      encoder: ckpt.meta.encoder.id, decoding: { ...strategy, maxLength }, images: images.length,
+      missingFeatures: inSplit.length - withFeatures.length, unfinished: captions.filter((c) => !c.finished).length,
+      scores, unavailable: UNAVAILABLE, seconds: { decode: (t1 - t0) / 1000, score: (t2 - t1) / 1000 },
+    };
+    const files = { results: path.join(outDir, 'results.json'), metrics: path.join(outDir, 'metrics.json'), report: path.join(outDir, 'index.html') };
+    fs.writeFileSync(files.results, JSON.stringify(results) + '\n');
+    fs.writeFileSync(files.metrics, JSON.stringify({ ...metrics, ...(attention ? { attentionCheck: attention } : {}) }, null, 2) + '\n');
+
+    // The report's sample: seeded picks, each with its image and attention figure written beside the page.
+    const picks = seededSubset(images.map((_, i) => i), Math.min(opts.sample ?? 12, images.length), seed + 1);
+    for (const sub of ['images', 'figures']) {
+      fs.rmSync(path.join(outDir, sub), { recursive: true, force: true });
+      if (picks.length > 0) fs.mkdirSync(path.join(outDir, sub));
+    }
+    const items: ReportItem[] = [];
+    for (const i of picks) {
+      const im = images[i], cap = captions[i];
+      const item: ReportItem = { id: im.id, image: null, figure: null, caption: cap.words.join(' '), finished: cap.finished, references: im.captions, cider: perImage[i] };
+      try {
+        const image = path.join('images', safeName(im.id) + path.extname(im.path).toLowerCase());
+        fs.copyFileSync(im.path, path.join(outDir, image));
+        item.image = image;
+        const size = 224;
+        const png = await renderAttentionFigure({ rgb: await loadRgb(im.path, size), size, words: cap.words, attention: cap.attention },
+          { heading: item.caption });
+        item.figure = path.join('figures', `${safeName(im.id)}.png`);
+        fs.writeFileSync(path.join(outDir, item.figure), png);
+      } catch (e) {
+        // A moved or unreadable image file costs its thumbnail and figure, not the evaluation.
+        if (!opts.quiet) console.error(`sat eval: no figure for ${im.id}: ${(e as Error).message}`);
+      }
+      items.push(item);
+    }
+    const decoding = beam > 1 ? `beam search (width ${beam})` : 'greedy decoding';
+    fs.writeFileSync(files.report, reportHtml({
+      title: `${path.basename(run.dir)}: ${opts.split} split, checkpoint ${tag} (epoch ${ckpt.meta.progress.epoch})`,
+      details: [
+        `${images.length} images${metrics.missingFeatures ? ` (${metrics.missingFeatures} without features left out)` : ''}, ${decoding}, ` +
+          `at most ${maxLength} tokens; ${metrics.unfinished} captions cut at that length. Features ${ckpt.meta.encoder.id}.`,
+        `Checkpoint ${ckpt.file}. Metrics as pycocoevalcap computes them (PTB-tokenised), over all ${images.length} images.`,
+      ],
+    }, scores, items, attention));
+    return { outDir, files, metrics, attention };
+  } finally {
+    model.dispose();
+    store.close();
+  }
+}

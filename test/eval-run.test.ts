@@ -1,0 +1,178 @@
+/**
+ * Evaluation end to end on a tiny synthetic-shapes run: prepare -> features -> `train()` with the
+ * validation metric -> `sat eval`. The features come from an "oracle" encoder written straight into a
+ * feature store (a 4x4 grid over the image; each cell holds the colour and shape one-hots of the objects
+ * covering it, weighted by how much of the cell they cover), so no CNN runs and the test takes seconds.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { before, test } from 'node:test';
+import sharp from 'sharp';
+import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
+import command from '../src/cli/eval.js';
+import { parseCommandArgs } from '../src/cli/command.js';
+import { loadShapesAnnotations, SHAPE_COLORS, SHAPE_KINDS } from '../src/dataset/shapes.js';
+import { cellCoverage } from '../src/eval/attention-check.js';
+import { evaluate } from '../src/eval/evaluate.js';
+import { seededSubset } from '../src/eval/validation.js';
+import { encodeHalf } from '../src/features/fp16.js';
+import { FeatureStoreWriter } from '../src/features/store-writer.js';
+import { readHypotheses } from '../src/metrics/caption-files.js';
+import { scoreCaptions } from '../src/metrics/score.js';
+import { prepareRun } from '../src/prepare.js';
+import { runPaths } from '../src/run.js';
+import type { TrainConfig } from '../src/train/config.js';
+import { train } from '../src/train/train.js';
+import { UserError } from '../src/util/errors.js';
+import { tempDir } from './train-helpers.js';
+
+const COLORS = Object.keys(SHAPE_COLORS);
+const C = COLORS.length + SHAPE_KINDS.length, G = 4, SIZE = 32;
+let runDir: string;
+
+before(async () => {
+  runDir = path.join(tempDir('sat-eval-'), 'run');
+  const run = await prepareRun({ dataset: 'shapes', out: runDir, images: 60, imageSize: SIZE, seed: 5, silent: true });
+  const objects = loadShapesAnnotations(run.info.dataset.root);
+  const spec = { id: 'oracle-4x4', inputSize: SIZE, scaling: 'zero_one' as const, inputLayout: 'nhwc' as const, outputLayout: 'nhwc' as const,
+    inputName: 'x', outputName: 'y', locations: G * G, channels: C };
+  const w = FeatureStoreWriter.open(runPaths(runDir).features(spec.id), { spec, requested: run.images.length });
+  for (const im of run.images) {
+    const f = new Float32Array(G * G * C);
+    for (const o of objects.get(im.id)!) {
+      const cover = cellCoverage([o.box], G, SIZE);
+      cover.forEach((x, l) => {
+        f[l * C + COLORS.indexOf(o.color)] += x;
+        f[l * C + COLORS.length + SHAPE_KINDS.indexOf(o.shape)] += x;
+      });
+    }
+    w.append(im.id, encodeHalf(f));
+  }
+  w.commit();
+  w.close();
+});
+
+const tiny: Partial<TrainConfig> = {
+  embedDim: 16, units: 32, attentionUnits: 16, batchSize: 16, learningRate: 1e-2, epochs: 3, bucketBatches: 2, checkpointMinutes: 0,
+};
+const quiet = { quiet: true, handleSigint: false, log: () => {} };
+
+test('training records the CIDEr of greedy dev captions per epoch and keeps best by it', async () => {
+  const out = await train({ runDir, overrides: tiny, ...quiet });
+  const meta = loadCheckpoint(runPaths(runDir).checkpoints, 'latest').meta;
+  assert.equal(meta.config.valMetric, 'cider');
+  assert.equal(meta.progress.history.length, 3);
+  for (const e of meta.progress.history) {
+    assert.equal(e.metric?.name, 'CIDEr');
+    assert.ok(Number.isFinite(e.metric!.value) && e.metric!.value >= 0, `epoch ${e.epoch}: ${e.metric!.value}`);
+  }
+  const values = meta.progress.history.map((e) => e.metric!.value);
+  const bestEpoch = values.indexOf(Math.max(...values)) + 1;
+  assert.deepEqual(meta.progress.best, { epoch: bestEpoch, score: values[bestEpoch - 1], by: 'CIDEr' });
+  assert.equal(loadCheckpoint(runPaths(runDir).checkpoints, 'best').meta.progress.epoch, bestEpoch);
+  out.store.close();
+  out.model.dispose();
+
+  // The metric the trainer recorded is the one `sat eval` computes on the same weights and images.
+  const dev = await evaluate({ runDir, split: 'dev', checkpoint: 'latest', sample: 0, quiet: true, outDir: path.join(runDir, 'eval-dev') });
+  assert.equal(dev.metrics.scores.CIDEr, values[2]);
+});
+
+test('BLEU-4 on a seeded subset of dev images; the loss keeps working as before', async () => {
+  const bleu = await train({ runDir, checkpointDir: path.join(runDir, 'ck-bleu'), overrides: { ...tiny, epochs: 1, valMetric: 'bleu4', valImages: 3 }, ...quiet });
+  assert.equal(bleu.progress.history[0].metric?.name, 'BLEU-4');
+  assert.equal(bleu.progress.best?.by, 'BLEU-4');
+  bleu.store.close();
+  bleu.model.dispose();
+  const loss = await train({ runDir, checkpointDir: path.join(runDir, 'ck-loss'), overrides: { ...tiny, epochs: 1, valMetric: 'loss' }, ...quiet });
+  assert.equal(loss.progress.history[0].metric, undefined);
+  assert.equal(loss.progress.best?.by, 'valLoss');
+  loss.store.close();
+  loss.model.dispose();
+  assert.deepEqual(seededSubset([1, 2, 3, 4, 5], 3, 9), seededSubset([1, 2, 3, 4, 5], 3, 9));
+  assert.equal(new Set(seededSubset([1, 2, 3, 4, 5], 3, 9)).size, 3);
+});
+
+test('a stalled metric decays the learning rate after --lr-patience epochs and stops after --early-stop epochs', async () => {
+  const sequence = [0.3, 0.5, 0.4, 0.45, 0.2, 0.1, 0.9];
+  const out = await train({
+    runDir, checkpointDir: path.join(runDir, 'ck-fake'), ...quiet,
+    overrides: { ...tiny, epochs: 7, lrSchedule: 'plateau', lrPatience: 2, lrDecayFactor: 0.5, earlyStopPatience: 3 },
+    validate: (_model, epoch) => ({ metric: 'CIDEr', value: sequence[epoch - 1] }),
+  });
+  assert.equal(out.reason, 'early-stopped');
+  const history = loadCheckpoint(path.join(runDir, 'ck-fake'), 'latest').meta.progress.history;
+  assert.deepEqual(history.map((e) => e.metric?.value), [0.3, 0.5, 0.4, 0.45, 0.2]);
+  // best at epoch 2; no improvement at 3, 4 -> decay after epoch 4; early stop after epoch 5
+  assert.deepEqual(history.map((e) => e.learningRate), [1e-2, 1e-2, 1e-2, 1e-2, 5e-3]);
+  assert.equal(loadCheckpoint(path.join(runDir, 'ck-fake'), 'best').meta.progress.epoch, 2);
+  out.store.close();
+  out.model.dispose();
+});
+
+async function sat(args: string[]): Promise<string> {
+  const lines: string[] = [];
+  const log = console.log;
+  console.log = (...a: unknown[]) => lines.push(a.join(' '));
+  try {
+    await command.run(parseCommandArgs(command, args) as never);
+  } finally {
+    console.log = log;
+  }
+  return lines.join('\n');
+}
+
+test('sat eval writes COCO results, metrics equal to sat score, and a self-contained HTML report', async () => {
+  const out = path.join(runDir, 'eval-test');
+  const table = await sat(['--run', runDir, '--split', 'test', '--sample', '3', '--out', out, '--attention-check', '--quiet']);
+  assert.match(table, /test: 6 images, greedy, checkpoint best\.safetensors/);
+  assert.match(table, /CIDEr\s+\d\.\d{4}/);
+  assert.match(table, /METEOR and SPICE: not computed/);
+  assert.match(table, /Attention check on 6 images \(4x4 grid\)/);
+
+  const metrics = JSON.parse(fs.readFileSync(path.join(out, 'metrics.json'), 'utf8'));
+  const results = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8')) as { image_id: string; caption: string }[];
+  const run = fs.readFileSync(runPaths(runDir).images, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { id: string; split: string; captions: string[] });
+  const test = run.filter((im) => im.split === 'test');
+  assert.deepEqual(results.map((r) => r.image_id).sort(), test.map((im) => im.id).sort());
+  // the same numbers `sat score` gets from the files
+  const refs = new Map(test.map((im) => [im.id, im.captions]));
+  assert.deepEqual(metrics.scores, scoreCaptions(refs, readHypotheses(path.join(out, 'results.json'))));
+  assert.equal(metrics.images, 6);
+  assert.match(metrics.unavailable.METEOR, /not computed/);
+  assert.equal(metrics.attentionCheck.images, 6);
+  assert.equal(metrics.attentionCheck.grid, 4);
+
+  const html = fs.readFileSync(path.join(out, 'index.html'), 'utf8');
+  const links = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]);
+  assert.equal(links.filter((l) => l.startsWith('figures/')).length, 6, 'three figures, each an <a> and an <img>');
+  for (const link of links) {
+    assert.ok(!path.isAbsolute(link), link);
+    assert.ok(fs.existsSync(path.join(out, link)), `${link} exists`);
+  }
+  const figure = await sharp(path.join(out, links.find((l) => l.startsWith('figures/'))!)).metadata();
+  assert.equal(figure.format, 'png');
+
+  const json = JSON.parse(await sat(['--run', runDir, '--split', 'dev', '--checkpoint', 'latest', '--beam', '2', '--limit', '4',
+    '--sample', '0', '--json', '--quiet']));
+  assert.equal(json.images, 4);
+  assert.deepEqual(json.decoding, { kind: 'beam', beam: 2, maxLength: json.decoding.maxLength });
+  assert.equal(json.files.report, path.join(runDir, 'eval', 'dev-latest-beam2', 'index.html'));
+});
+
+test('sat eval: clear errors for a bad split, a missing checkpoint and a store of another encoder', async () => {
+  await assert.rejects(sat(['--run', runDir, '--split', 'train']), (e) => e instanceof UserError && /--split must be dev or test/.test(e.message));
+  await assert.rejects(sat(['--run', runDir, '--checkpoint', path.join(runDir, 'nope.safetensors')]), /no such file or folder/);
+  const other = tempDir('sat-eval-other-');
+  await assert.rejects(sat(['--run', other]), /not a prepared run/);
+  const spec = { id: 'other-2x2', inputSize: SIZE, scaling: 'zero_one' as const, inputLayout: 'nhwc' as const, outputLayout: 'nhwc' as const,
+    inputName: 'x', outputName: 'y', locations: 4, channels: 3 };
+  const otherStore = path.join(other, 'features');
+  const w = FeatureStoreWriter.open(otherStore, { spec, requested: 1 });
+  w.append('shape_00000', encodeHalf(new Float32Array(12)));
+  w.commit();
+  w.close();
+  await assert.rejects(evaluate({ runDir, split: 'test', featuresDir: otherStore, quiet: true }),
+    /trained on "oracle-4x4" features \[16 x 8\] but .* holds "other-2x2" \[4 x 3\]/);
+});
