@@ -71,6 +71,8 @@ test('training records the CIDEr of greedy dev captions per epoch and keeps best
   const bestEpoch = values.indexOf(Math.max(...values)) + 1;
   assert.deepEqual(meta.progress.best, { epoch: bestEpoch, score: values[bestEpoch - 1], by: 'CIDEr' });
   assert.equal(loadCheckpoint(runPaths(runDir).checkpoints, 'best').meta.progress.epoch, bestEpoch);
+  const json = JSON.parse(fs.readFileSync(path.join(runPaths(runDir).checkpoints, 'latest.json'), 'utf8'));
+  assert.deepEqual(json.progress.history.map((e: { metric: unknown }) => e.metric), meta.progress.history.map((e) => e.metric));
   out.store.close();
   out.model.dispose();
 

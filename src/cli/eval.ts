@@ -57,7 +57,8 @@ const command: Command = {
     for (const name of SCORE_NAMES) console.log(`  ${name.padEnd(8)} ${m.scores[name].toFixed(4)}`);
     console.log('  METEOR and SPICE: not computed (they need the official Java jars)');
     if (result.attention && values['attention-check']) console.log(formatAttentionCheck(result.attention));
-    console.log(`Wrote ${path.relative(process.cwd(), result.files.report) || result.files.report} (and results.json, metrics.json beside it).`);
+    const rel = path.relative(process.cwd(), result.files.report);
+    console.log(`Wrote ${rel.startsWith('..') ? result.files.report : rel} (and results.json, metrics.json beside it).`);
   },
 };
 
