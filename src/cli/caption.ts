@@ -14,9 +14,11 @@ import { numberOption, requireString, type Command, type OptionSpec } from './co
 // The encoder comes from the checkpoint; these flags only fill in what it cannot know (no defaults here).
 const encoderFlags: Record<string, OptionSpec> = Object.fromEntries(Object.entries(ENCODER_CLI_OPTIONS).map(([name, spec]) => {
   const { default: _ignored, ...rest } = spec;
-  return [name, name === 'encoder'
-    ? { ...rest, description: 'encoder override; normally read from the checkpoint (needed for a user .onnx encoder)' }
-    : rest];
+  const fromCheckpoint: Record<string, string> = {
+    encoder: 'encoder override; normally read from the checkpoint (needed for a user .onnx encoder)',
+    layer: 'InceptionV3 layer override; normally read from the checkpoint',
+  };
+  return [name, fromCheckpoint[name] ? { ...rest, description: fromCheckpoint[name] } : rest];
 }));
 
 /** Decoding strategy from the flags; --beam and --sample exclude each other. */
