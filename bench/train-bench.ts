@@ -32,10 +32,12 @@ export interface TrainBenchResult {
   config: ModelConfig & { batch: number; steps: number };
   threads: number;
   gflop_per_step: number;
-  native: { step_s: number[]; median_step_s: number; tokens_per_s: number; gflops: number };
+  native: { step_s: number[]; median_step_s: number; tokens_per_s: number; gflops: number; median_cpu_s: number };
   sgemm_peak_gflops: number;
-  torch: { step_s: number[]; median_step_s: number; tokens_per_s: number; version: string } | null;
+  torch: { step_s: number[]; median_step_s: number; tokens_per_s: number; median_cpu_s: number; version: string } | null;
   speedup_vs_torch: number | null;
+  /** PyTorch CPU-seconds per step / ours: the work ratio, less sensitive to other processes' load than wall time. */
+  cpu_time_ratio_vs_torch: number | null;
   fraction_of_sgemm_peak: number;
   loadavg_1min: [number, number];
 }
@@ -79,10 +81,12 @@ export async function runTrainBench(values: Record<string, unknown>): Promise<Tr
     native.sgemm(n, n, n, a, b, c);
     return (2 * n ** 3) / ((performance.now() - t0) / 1000) / 1e9;
   };
+  const cpu: number[] = [], torchCpu: number[] = [];
   const nativeOnce = () => {
-    const t0 = performance.now();
+    const t0 = performance.now(), c0 = process.cpuUsage();
     model.trainStep(batch, { learningRate: 1e-3 });
-    return (performance.now() - t0) / 1000;
+    const c = process.cpuUsage(c0);
+    return { wall: (performance.now() - t0) / 1000, cpu: (c.user + c.system) / 1e6 };
   };
   const peer = values['no-torch'] ? null : await startTorchPeer(python, config, B, T, threads);
 
@@ -90,10 +94,12 @@ export async function runTrainBench(values: Record<string, unknown>): Promise<Tr
   const steps: number[] = [], torchSteps: number[] = [], sgemm: number[] = [];
   sgemmOnce();
   for (let round = 0; round <= repeats; round++) { // round 0 warms both sides up
-    const dt = nativeOnce();
-    const dtTorch = peer ? await peer.step() : NaN;
+    const { wall: dt, cpu: dtCpu } = nativeOnce();
+    const { wall: dtTorch, cpu: dtTorchCpu } = peer ? await peer.step() : { wall: NaN, cpu: NaN };
     const peaks = [sgemmOnce(), sgemmOnce(), sgemmOnce()];
-    if (round > 0) { steps.push(dt); torchSteps.push(dtTorch); sgemm.push(...peaks); }
+    if (round > 0) {
+      steps.push(dt); torchSteps.push(dtTorch); sgemm.push(...peaks); cpu.push(dtCpu); torchCpu.push(dtTorchCpu);
+    }
     bar.tick(1, `native ${dt.toFixed(2)} s${peer ? `, torch ${dtTorch.toFixed(2)} s` : ''}`);
   }
   bar.finish();
@@ -102,7 +108,7 @@ export async function runTrainBench(values: Record<string, unknown>): Promise<Tr
   const gflop = trainStepFlops(config, B, T, B * T) / 1e9;
   const nativeMedian = median(steps);
   const torch: TrainBenchResult['torch'] = peer
-    ? { step_s: torchSteps, median_step_s: median(torchSteps), tokens_per_s: (B * T) / median(torchSteps), version: peer.version }
+    ? { step_s: torchSteps, median_step_s: median(torchSteps), tokens_per_s: (B * T) / median(torchSteps), median_cpu_s: median(torchCpu), version: peer.version }
     : null;
   const tokensPerS = (B * T) / nativeMedian;
   const peak = median(sgemm);
@@ -110,10 +116,11 @@ export async function runTrainBench(values: Record<string, unknown>): Promise<Tr
     config: { ...config, batch: B, steps: T },
     threads,
     gflop_per_step: gflop,
-    native: { step_s: steps, median_step_s: nativeMedian, tokens_per_s: tokensPerS, gflops: gflop / nativeMedian },
+    native: { step_s: steps, median_step_s: nativeMedian, tokens_per_s: tokensPerS, gflops: gflop / nativeMedian, median_cpu_s: median(cpu) },
     sgemm_peak_gflops: peak,
     torch,
     speedup_vs_torch: torch ? tokensPerS / torch.tokens_per_s : null,
+    cpu_time_ratio_vs_torch: torch ? torch.median_cpu_s / median(cpu) : null,
     fraction_of_sgemm_peak: gflop / nativeMedian / peak,
     loadavg_1min: [load0, loadavg()[0]],
   };
@@ -142,9 +149,10 @@ async function startTorchPeer(python: string, c: ModelConfig, B: number, T: numb
   const ready = await next();
   return {
     version: String(ready.torch),
-    async step(): Promise<number> {
+    async step(): Promise<{ wall: number; cpu: number }> {
       child.stdin!.write('step\n');
-      return (await next()).step_s as number;
+      const r = await next();
+      return { wall: r.step_s as number, cpu: r.cpu_s as number };
     },
     close(): void {
       child.removeAllListeners('exit');
@@ -157,12 +165,12 @@ export function formatTrainBench(r: TrainBenchResult): string {
   const c = r.config;
   const lines = [
     `train step, B ${c.batch} x T ${c.steps}, features ${c.locations}x${c.channels}, E ${c.embedDim}, U ${c.units}, A ${c.attentionUnits}, V ${c.vocabSize}; ${r.threads} threads; ${r.gflop_per_step.toFixed(1)} GFLOP/step`,
-    `  native:  ${r.native.tokens_per_s.toFixed(0)} tokens/s (median ${r.native.median_step_s.toFixed(3)} s/step over ${r.native.step_s.length} rounds), ${r.native.gflops.toFixed(1)} GFLOP/s`,
+    `  native:  ${r.native.tokens_per_s.toFixed(0)} tokens/s (median ${r.native.median_step_s.toFixed(3)} s/step over ${r.native.step_s.length} rounds, ${r.native.median_cpu_s.toFixed(2)} CPU-s), ${r.native.gflops.toFixed(1)} GFLOP/s`,
     `  sgemm 1024^3 peak: ${r.sgemm_peak_gflops.toFixed(1)} GFLOP/s -> native reaches ${(100 * r.fraction_of_sgemm_peak).toFixed(0)}% of it`,
   ];
   if (r.torch) {
-    lines.push(`  PyTorch ${r.torch.version}: ${r.torch.tokens_per_s.toFixed(0)} tokens/s (median ${r.torch.median_step_s.toFixed(3)} s/step)`);
-    lines.push(`  speed-up vs PyTorch: ${r.speedup_vs_torch!.toFixed(2)}x`);
+    lines.push(`  PyTorch ${r.torch.version}: ${r.torch.tokens_per_s.toFixed(0)} tokens/s (median ${r.torch.median_step_s.toFixed(3)} s/step, ${r.torch.median_cpu_s.toFixed(2)} CPU-s)`);
+    lines.push(`  speed-up vs PyTorch: ${r.speedup_vs_torch!.toFixed(2)}x wall time, ${r.cpu_time_ratio_vs_torch!.toFixed(2)}x CPU time`);
   }
   lines.push(`  (1-min load average ${r.loadavg_1min[0].toFixed(1)} -> ${r.loadavg_1min[1].toFixed(1)}; medians over rounds that alternate the sides)`);
   return lines.join('\n');

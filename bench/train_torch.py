@@ -43,11 +43,12 @@ def main():
     tokens = torch.randint(1, a.vocab, (a.batch, a.steps + 1))  # every target real: B*T tokens per step
 
     def step():
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         opt.zero_grad(set_to_none=True)
         loss, n_tokens = loss_fn(params, features, tokens)
         loss.backward()
         opt.step()
+        step.cpu_s = time.process_time() - c0  # CPU seconds of all threads
         return time.perf_counter() - t0, loss, n_tokens
 
     if a.serve:
@@ -56,7 +57,7 @@ def main():
             if line.strip() != "step":
                 break
             dt, loss, n_tokens = step()
-            print(json.dumps({"step_s": dt, "tokens": n_tokens, "loss": loss.item()}), flush=True)
+            print(json.dumps({"step_s": dt, "cpu_s": step.cpu_s, "tokens": n_tokens, "loss": loss.item()}), flush=True)
         return
 
     times = []
