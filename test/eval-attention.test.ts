@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ShapeObject } from '../src/dataset/shapes.js';
-import { cellCoverage, checkAttention, formatAttentionCheck, namedTargets, rates } from '../src/eval/attention-check.js';
+import { cellCoverage, checkAttention, formatAttentionCheck, formatAttentionLine, namedTargets, rates } from '../src/eval/attention-check.js';
 
 // A 40x40 image, 4x4 grid of 10 px cells. Red circle in cell (0, 0) exactly; blue square covering
 // cells (2..3, 2..3) fully; red square half over cell (0, 3).
@@ -62,6 +62,7 @@ test('attention on the named object scores 100%, elsewhere 0%, uniform attention
   const u = rates(check(flat).all);
   assert.ok(Math.abs(u.massInBox - u.massChance) < 1e-7, `uniform attention: mass ${u.massInBox} vs chance ${u.massChance}`);
   assert.match(formatAttentionCheck(good), /all\s+4\s+100\.0%/);
+  assert.match(formatAttentionLine(good), /^attention peak on the named object for 100\.0% of 4 colour\/shape words \(chance 15\.6%\); attention mass inside its box 100\.0% \(chance 6\.3%\)$/);
 });
 
 test('an image without annotations is an error, not a silent skip', () => {

@@ -160,3 +160,11 @@ export function formatAttentionCheck(r: AttentionCheck): string {
   if (r.absent > 0) lines.push(`  (${r.absent} colour/shape words named something not in the image: not scored)`);
   return lines.join('\n');
 }
+
+/** One summary line, e.g. for `sat demo`: "attention peak on the named object 48.0% (chance 11.1%), ...". */
+export function formatAttentionLine(r: AttentionCheck): string {
+  const x = rates(r.all);
+  const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
+  return `attention peak on the named object for ${pct(x.peakHitRate)} of ${x.words} colour/shape words (chance ${pct(x.peakChance)}); ` +
+    `attention mass inside its box ${pct(x.massInBox)} (chance ${pct(x.massChance)})`;
+}
