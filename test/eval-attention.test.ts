@@ -62,7 +62,7 @@ test('attention on the named object scores 100%, elsewhere 0%, uniform attention
   const u = rates(check(flat).all);
   assert.ok(Math.abs(u.massInBox - u.massChance) < 1e-7, `uniform attention: mass ${u.massInBox} vs chance ${u.massChance}`);
   assert.match(formatAttentionCheck(good), /all\s+4\s+100\.0%/);
-  assert.match(formatAttentionLine(good), /^attention peak on the named object for 100\.0% of 4 colour\/shape words \(chance 15\.6%\); attention mass inside its box 100\.0% \(chance 6\.3%\)$/);
+  assert.match(formatAttentionLine(good), /^attention peak on the named object for 100\.0% of 4 colour\/shape words \(chance 15\.6%\); attention mass inside its box 100\.0% \(chance 15\.6%\)$/);
 });
 
 test('an image without annotations is an error, not a silent skip', () => {
