@@ -10,6 +10,7 @@ import { UserError } from './util/errors.js';
 // name -> loader. Add a command here and in README.md.
 const COMMANDS: Record<string, () => Promise<Command>> = {
   train: async () => (await import('./cli/train.js')).default,
+  demo: async () => (await import('./cli/demo.js')).default,
   prepare: async () => (await import('./cli/prepare.js')).default,
   features: async () => (await import('./cli/features.js')).default,
   bench: async () => (await import('./cli/bench.js')).default,

@@ -168,3 +168,19 @@ test('plateau schedule decays the learning rate and early stopping ends the run'
   assert.equal(result.progress.best?.epoch, 1);
   assert.equal(loadCheckpoint(s.checkpointDir, 'best').meta.progress.epoch, 1);
 });
+
+test('time budget: mid-epoch stop with a resumable checkpoint, or whole epochs only (at least one)', async () => {
+  const s = setup();
+  const cut = await trainLoop({ config: toyConfig({ epochs: 3 }), model: s.model, store: s.store, train: s.examples, dev: s.dev,
+    checkpointDir: s.checkpointDir, vocabFile: s.vocabFile, timeBudgetSeconds: 0, ...quiet });
+  assert.equal(cut.reason, 'time-budget');
+  assert.deepEqual([cut.progress.epoch, cut.progress.batchInEpoch], [0, 1]);
+  assert.equal(loadCheckpoint(s.checkpointDir, 'latest').meta.progress.batchInEpoch, 1);
+
+  const w = setup();
+  const whole = await trainLoop({ config: toyConfig({ epochs: 3 }), model: w.model, store: w.store, train: w.examples, dev: w.dev,
+    checkpointDir: w.checkpointDir, vocabFile: w.vocabFile, timeBudgetSeconds: 0, wholeEpochs: true, ...quiet });
+  assert.equal(whole.reason, 'time-budget');
+  assert.deepEqual([whole.progress.epoch, whole.progress.batchInEpoch, whole.progress.history.length], [1, 0, 1]);
+  assert.ok(fs.existsSync(path.join(w.checkpointDir, 'loss.png')));
+});

@@ -40,6 +40,11 @@ export interface TrainLoopOptions {
   validate?: ValidateHook;
   /** Stop at the next batch boundary (saving "latest") once this many seconds of training have passed. */
   timeBudgetSeconds?: number;
+  /**
+   * With a time budget: train whole epochs only (at least one), stopping when the next epoch, as long as the
+   * last one, would not fit. Every epoch then has its validation score and the plot is complete (sat demo).
+   */
+  wholeEpochs?: boolean;
   /** Set `requested` (e.g. from a SIGINT handler) to save at the next batch boundary and return. */
   stop?: { requested: boolean };
   log?: (line: string) => void;
@@ -158,7 +163,7 @@ export async function trainLoop(opts: TrainLoopOptions): Promise<TrainResult> {
       progress.partial.seconds = (performance.now() - epochStart) / 1000;
       bar.tick(stats.tokens, `loss ${(progress.partial.lossSum / progress.partial.tokens).toFixed(4)}`);
 
-      const outOfTime = opts.timeBudgetSeconds !== undefined && (performance.now() - started) / 1000 >= opts.timeBudgetSeconds;
+      const outOfTime = opts.timeBudgetSeconds !== undefined && !opts.wholeEpochs && (performance.now() - started) / 1000 >= opts.timeBudgetSeconds;
       const interrupted = opts.stop?.requested === true;
       const periodic = config.checkpointMinutes > 0 && performance.now() - lastSave >= config.checkpointMinutes * 60_000;
       if ((outOfTime || interrupted || periodic) && bi + 1 < batches.length) {
@@ -220,7 +225,11 @@ export async function trainLoop(opts: TrainLoopOptions): Promise<TrainResult> {
       log(`Early stop: no improvement of ${by} for ${sinceBest} epochs (best ${progress.best!.score.toFixed(4)} at epoch ${progress.best!.epoch}).`);
       return { reason: 'early-stopped', progress, checkpointDir, featureReadMs: assembler.readMs, trainMs };
     }
-    if (opts.stop?.requested || (opts.timeBudgetSeconds !== undefined && (performance.now() - started) / 1000 >= opts.timeBudgetSeconds)) {
+    const used = (performance.now() - started) / 1000;
+    const wholeEpochSeconds = (performance.now() - epochStart) / 1000; // training + validation of this epoch
+    const budgetLeft = opts.timeBudgetSeconds === undefined ? Infinity : opts.timeBudgetSeconds - used;
+    if (epoch < config.epochs && (opts.stop?.requested || budgetLeft <= 0 || (opts.wholeEpochs && budgetLeft < wholeEpochSeconds))) {
+      if (!opts.stop?.requested) log(`Time budget: stopping after epoch ${epoch} (${used.toFixed(0)} s of ${opts.timeBudgetSeconds} s used).`);
       return { reason: opts.stop?.requested ? 'interrupted' : 'time-budget', progress, checkpointDir, featureReadMs: assembler.readMs, trainMs };
     }
   }

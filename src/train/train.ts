@@ -33,6 +33,8 @@ export interface TrainOptions {
   featuresDir?: string;
   validate?: ValidateHook;
   timeBudgetSeconds?: number;
+  /** With timeBudgetSeconds: whole epochs only, stopping when the next one would not fit (see trainLoop). */
+  wholeEpochs?: boolean;
   /** Save and stop at the next batch boundary on Ctrl-C (default true). */
   handleSigint?: boolean;
   quiet?: boolean;
@@ -144,7 +146,7 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
   try {
     const result = await trainLoop({
       config, model, store, train: trainSet, dev: devSet, checkpointDir, vocabFile: paths.vocab, runDir,
-      resume: resumed?.meta.progress, validate, timeBudgetSeconds: opts.timeBudgetSeconds, stop,
+      resume: resumed?.meta.progress, validate, timeBudgetSeconds: opts.timeBudgetSeconds, wholeEpochs: opts.wholeEpochs, stop,
       log, quiet: opts.quiet,
     });
     const readShare = result.trainMs > 0 ? (100 * result.featureReadMs) / result.trainMs : 0;

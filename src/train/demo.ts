@@ -1,0 +1,175 @@
+/**
+ * `sat demo`: the whole pipeline on a fresh machine, no download, in a few minutes:
+ *
+ *   synthetic shapes images (src/dataset/shapes.ts) -> run directory (sat prepare)
+ *   -> InceptionV3 features (nsfwjs weights from node_modules; sat features)
+ *   -> training under a time budget (sat train, a smaller model than the seed's so it learns in minutes)
+ *   -> greedy captions for the held-out test images, scored against the generator's ground truth,
+ *      with attention figures, a loss plot and an HTML page in the output folder.
+ *
+ * Rerunning with the same --images/--seed reuses the images and features (both steps resume) and trains
+ * again from scratch.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { prepareRun, loadRun, imagesOf, type LoadedRun } from '../prepare.js';
+import { runPaths } from '../run.js';
+import { loadShapesAnnotations } from '../dataset/shapes.js';
+import { resolveEncoder } from '../encoders/registry.js';
+import { extractFeatures } from '../features/extract.js';
+import { loadRgb } from '../features/image.js';
+import { decodeImages } from '../decode/index.js';
+import { renderAttentionFigure } from '../figures/attention.js';
+import { tokenize } from '../vocab/vocabulary.js';
+import { UserError } from '../util/errors.js';
+import { loadCheckpoint, restoreModel } from '../checkpoint/checkpoint.js';
+import type { TrainConfig } from './config.js';
+import { train } from './train.js';
+import { demoHtml, scoreCaption, summarise, type CaptionResult, type DemoScores } from './demo-report.js';
+
+export interface DemoOptions {
+  outDir: string;
+  /** Wall-clock budget for the whole demo; training gets what the data steps leave. */
+  minutes: number;
+  images: number;
+  seed: number;
+  /** InceptionV3 layer for the features (default mixed10, 8x8x2048). */
+  layer?: string;
+  /** Attention figures for this many held-out images. */
+  figures?: number;
+  log?: (line: string) => void;
+}
+
+/**
+ * The demo's training settings: the seed's architecture scaled down (E 128, U 256, A 128) and a larger
+ * learning rate on smaller batches, so a few minutes on two CPU cores are enough for the toy task.
+ */
+export const DEMO_TRAIN_CONFIG: Partial<TrainConfig> = {
+  embedDim: 128, units: 256, attentionUnits: 128, batchSize: 32, learningRate: 3e-3, epochs: 200,
+  checkpointMinutes: 0,
+};
+
+/** Seconds kept for captioning, figures and the report after training stops. */
+const REPORT_RESERVE_S = 20;
+const MIN_TRAIN_S = 30;
+
+/** Reuse the prepared run when it was made with the same image count and seed, else make it afresh. */
+async function demoRun(outDir: string, images: number, seed: number, log: (l: string) => void): Promise<LoadedRun> {
+  const runDir = path.join(outDir, 'run');
+  const paths = runPaths(runDir);
+  if (fs.existsSync(paths.runJson)) {
+    const existing = loadRun(runDir);
+    if (existing.info.dataset.kind === 'shapes' && existing.info.dataset.images === images && existing.info.seed === seed) return existing;
+    // Different images under the same ids: the old features and checkpoints would be wrong, remove them.
+    log(`${runDir} was made with other settings: making it again.`);
+    fs.rmSync(path.join(runDir, 'features'), { recursive: true, force: true });
+    fs.rmSync(paths.checkpoints, { recursive: true, force: true });
+  }
+  return prepareRun({ dataset: 'shapes', out: runDir, root: path.join(outDir, 'shapes'), images, seed, force: true });
+}
+
+export interface DemoResult {
+  scores: DemoScores;
+  results: CaptionResult[];
+  epochs: number;
+  seconds: { data: number; features: number; train: number; report: number };
+}
+
+export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
+  const log = opts.log ?? ((l: string) => console.error(l));
+  const outDir = path.resolve(opts.outDir);
+  if (fs.existsSync(outDir) && fs.readdirSync(outDir).length > 0 && !fs.existsSync(path.join(outDir, 'run'))) {
+    throw new UserError(`${outDir} exists and is not a sat demo folder; choose another --out (it would be written into).`);
+  }
+  fs.mkdirSync(outDir, { recursive: true });
+  const t0 = performance.now();
+  const elapsed = () => (performance.now() - t0) / 1000;
+
+  log(`sat demo: ${opts.images} synthetic shapes images (seed ${opts.seed}) into ${outDir}, budget ${opts.minutes} min`);
+  const run = await demoRun(outDir, opts.images, opts.seed, log);
+  const tData = elapsed();
+
+  const encoder = await resolveEncoder({ layer: opts.layer });
+  const featuresDir = runPaths(run.dir).features(encoder.spec.id);
+  const ex = await extractFeatures({ images: run.images, model: encoder, dir: featuresDir, progress: `features ${encoder.spec.id}` });
+  if (ex.skipped.length > 0) throw new UserError(`${ex.skipped.length} generated images could not be read (first: ${ex.skipped[0].reason}).`);
+  const tFeatures = elapsed();
+
+  const checkpointDir = path.join(outDir, 'checkpoints');
+  fs.rmSync(checkpointDir, { recursive: true, force: true });
+  const budget = Math.max(MIN_TRAIN_S, opts.minutes * 60 - elapsed() - REPORT_RESERVE_S);
+  log(`training for up to ${budget.toFixed(0)} s`);
+  const outcome = await train({
+    runDir: run.dir, checkpointDir, featuresDir, overrides: { ...DEMO_TRAIN_CONFIG, seed: opts.seed },
+    timeBudgetSeconds: budget, wholeEpochs: true, log,
+  });
+  const tTrain = elapsed();
+
+  // Caption the held-out images with the best epoch's weights.
+  const { model, store, vocab } = outcome;
+  if (fs.existsSync(path.join(checkpointDir, 'best.safetensors'))) restoreModel(model, loadCheckpoint(checkpointDir, 'best'), { optimizer: false });
+  const test = imagesOf(run, 'test');
+  const L = store.locations, C = store.channels;
+  const features = new Float32Array(test.length * L * C);
+  test.forEach((im, i) => store.read(im.id, features, i * L * C));
+  const captions = decodeImages(model, features, test.length,
+    { pad: vocab.padId, start: vocab.startId, end: vocab.endId, unk: vocab.unkId, word: (id) => vocab.words[id] ?? '<unk>' },
+    { strategy: { kind: 'greedy' }, maxLength: vocab.maxLength });
+
+  const objects = loadShapesAnnotations(run.info.dataset.root);
+  const figureDir = path.join(outDir, 'attention');
+  fs.rmSync(figureDir, { recursive: true, force: true });
+  fs.mkdirSync(figureDir, { recursive: true });
+  const results: CaptionResult[] = [];
+  for (let i = 0; i < test.length; i++) {
+    const im = test[i], cap = captions[i];
+    const refs = im.captions.map((c) => tokenize(c));
+    const result: CaptionResult = {
+      id: im.id, image: path.relative(outDir, im.path), generated: cap.words.join(' '), references: refs.map((r) => r.join(' ')),
+      ...scoreCaption(cap.words, refs, objects.get(im.id) ?? []),
+    };
+    if (i < (opts.figures ?? 12)) {
+      const size = 224;
+      const png = await renderAttentionFigure({ rgb: await loadRgb(im.path, size), size, words: cap.words, attention: cap.attention },
+        { heading: result.generated });
+      const file = path.join(figureDir, `${im.id}.png`);
+      fs.writeFileSync(file, png);
+      result.attentionFigure = path.relative(outDir, file);
+    }
+    results.push(result);
+  }
+  const scores = summarise(results);
+  for (const f of ['loss.png', 'loss.svg']) fs.copyFileSync(path.join(checkpointDir, f), path.join(outDir, f)); // >= 1 whole epoch
+  const epochs = outcome.progress.epoch;
+  const heading = `${run.info.counts.train.images} training images, ${epochs} epochs in ${(tTrain - tFeatures).toFixed(0)} s ` +
+    `(E ${outcome.config.embedDim}, U ${outcome.config.units}, A ${outcome.config.attentionUnits}, features ${encoder.spec.id}); ` +
+    `best epoch ${outcome.progress.best?.epoch ?? '-'} by validation loss; greedy decoding.`;
+  fs.writeFileSync(path.join(outDir, 'captions.json'), JSON.stringify({ heading, scores, results }, null, 2) + '\n');
+  fs.writeFileSync(path.join(outDir, 'index.html'), demoHtml(results, scores, heading));
+  store.close();
+  model.dispose();
+  return {
+    scores, results, epochs,
+    seconds: { data: tData, features: tFeatures - tData, train: tTrain - tFeatures, report: elapsed() - tTrain },
+  };
+}
+
+/** The short text summary printed at the end. */
+export function formatDemoSummary(r: DemoResult, outDir: string, examples = 5): string {
+  const { scores } = r;
+  const pct = (n: number) => `${((100 * n) / Math.max(1, scores.images)).toFixed(1)}%`;
+  const right = r.results.filter((x) => x.exact).slice(0, Math.ceil(examples / 2));
+  const wrong = r.results.filter((x) => !x.exact).slice(0, examples - right.length);
+  const lines = [
+    '', `Held-out test images: ${scores.images}`,
+    `  exact caption (matches one of its 5 references): ${scores.exact} (${pct(scores.exact)})`,
+    `  objects right (names exactly the drawn colour+shape pairs): ${scores.objectsRight} (${pct(scores.objectsRight)})`,
+    `  mean word accuracy: ${(100 * scores.wordAccuracy).toFixed(1)}%`,
+    `  trained ${r.epochs} epochs; time: data ${r.seconds.data.toFixed(0)} s, features ${r.seconds.features.toFixed(0)} s, ` +
+      `training ${r.seconds.train.toFixed(0)} s, captions+figures ${r.seconds.report.toFixed(0)} s`,
+    'Examples:',
+    ...[...right, ...wrong].map((x) => `  ${x.exact ? 'OK ' : 'XX '} ${x.id}: "${x.generated}"${x.exact ? '' : `  (truth: "${x.references[0]}")`}`),
+    '', `Open ${path.join(outDir, 'index.html')} (captions, attention maps, loss plot).`,
+  ];
+  return lines.join('\n');
+}
