@@ -22,6 +22,10 @@ import statistics
 import tempfile
 import time
 
+# Idle OpenMP threads sleep instead of spin-waiting, as our onnxruntime threads do (allow_spinning=0):
+# on a shared machine spinning threads burn the CPU the working ones need. Must be set before torch loads.
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+
 import numpy as np
 import torch
 import torchvision
