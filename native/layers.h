@@ -101,9 +101,9 @@ void attention_forward(T* alpha, T* ctx, const T* enc, const T* proj, const T* h
 
 // Backward of one attention step. dctx [B,E]; dalpha_extra [B,L] is added to dalpha for rows with
 // extra_on[b] != 0 (the doubly stochastic regulariser; may be null). tanh is recomputed, not stored.
-// Outputs: dproj [B,L,A] +=, dhw2 [B,A] = (row stride hs, like hw2), dv_rows [B,A] = per-row dv (summed
-// later in a fixed order),
-// dbv_rows [B] =. The enc gradient through ctx (alpha x dctx) is done by the caller as one batched GEMM.
+// Outputs: dproj [B,L,A] +=, dhw2 [B,A] = (row stride hs, like hw2), dv_rows [B,A] = and dbv_rows [B] =
+// per-row dv and dbv (summed later in a fixed order, so results do not depend on the thread count).
+// The enc gradient through ctx (alpha x dctx) is done by the caller as one batched GEMM.
 template <typename T>
 void attention_backward(T* dproj, T* dhw2, T* dv_rows, T* dbv_rows, const T* dctx, const T* dalpha_extra,
                         const uint8_t* extra_on, const T* alpha, const T* enc, const T* proj, const T* hw2,
