@@ -79,6 +79,8 @@ test('training records the CIDEr of greedy dev captions per epoch and keeps best
   // The metric the trainer recorded is the one `sat eval` computes on the same weights and images.
   const dev = await evaluate({ runDir, split: 'dev', checkpoint: 'latest', sample: 0, quiet: true, outDir: path.join(runDir, 'eval-dev') });
   assert.equal(dev.metrics.scores.CIDEr, values[2]);
+  const mean = dev.captions.reduce((sum, c) => sum + c.cider, 0) / dev.captions.length;
+  assert.ok(Math.abs(mean - dev.metrics.scores.CIDEr) < 1e-12, 'corpus CIDEr-D is the mean of the per-image scores');
 });
 
 test('BLEU-4 on a seeded subset of dev images; the loss keeps working as before', async () => {
@@ -142,6 +144,7 @@ test('sat eval writes COCO results, metrics equal to sat score, and a self-conta
   const refs = new Map(test.map((im) => [im.id, im.captions]));
   assert.deepEqual(metrics.scores, scoreCaptions(refs, readHypotheses(path.join(out, 'results.json'))));
   assert.equal(metrics.images, 6);
+  assert.equal(metrics.subset, null);
   assert.match(metrics.unavailable.METEOR, /not computed/);
   assert.equal(metrics.attentionCheck.images, 6);
   assert.equal(metrics.attentionCheck.grid, 4);
@@ -159,6 +162,7 @@ test('sat eval writes COCO results, metrics equal to sat score, and a self-conta
   const json = JSON.parse(await sat(['--run', runDir, '--split', 'dev', '--checkpoint', 'latest', '--beam', '2', '--limit', '4',
     '--sample', '0', '--json', '--quiet']));
   assert.equal(json.images, 4);
+  assert.deepEqual(json.subset, { limit: 4, seed: 0 });
   assert.deepEqual(json.decoding, { kind: 'beam', beam: 2, maxLength: json.decoding.maxLength });
   assert.equal(json.files.report, path.join(runDir, 'eval', 'dev-latest-beam2', 'index.html'));
 });

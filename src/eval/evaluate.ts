@@ -59,6 +59,8 @@ export interface EvaluateResult {
   outDir: string;
   files: { results: string; metrics: string; report: string };
   metrics: EvalMetrics;
+  /** Per evaluated image, in evaluation order: the generated caption and its own CIDEr-D. */
+  captions: { id: string; caption: string; cider: number }[];
   attention?: AttentionCheck;
 }
 
@@ -69,6 +71,8 @@ export interface EvalMetrics {
   encoder: string;
   decoding: DecodeStrategy & { maxLength: number };
   images: number;
+  /** Set when --limit evaluated a seeded subset of the split. */
+  subset: { limit: number; seed: number } | null;
   /** Split images left out because the feature store has no features for them (unreadable files). */
   missingFeatures: number;
   /** Captions that reached maxLength without <end>. */
@@ -146,7 +150,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
     const hyps = captions.map((c) => tokenizeCaption(c.words.join(' ')));
     const refs = images.map((im) => im.captions.map(tokenizeCaption));
     const scores = scoreTokenized(hyps, refs);
-    const perImage = ciderDImages(hyps, refs);
+    const imageCider = ciderDImages(hyps, refs);
     const t2 = performance.now();
 
     const tag = which === 'best' || which === 'latest' ? which : safeName(path.basename(which, '.safetensors'));
@@ -171,6 +175,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
       run: run.dir, split: opts.split,
       checkpoint: { file: ckpt.file, epoch: ckpt.meta.progress.epoch, best: ckpt.meta.progress.best },
       encoder: ckpt.meta.encoder.id, decoding: { ...strategy, maxLength }, images: images.length,
+      subset: images.length < withFeatures.length ? { limit: images.length, seed } : null,
       missingFeatures: inSplit.length - withFeatures.length, unfinished: captions.filter((c) => !c.finished).length,
       scores, unavailable: UNAVAILABLE, seconds: { decode: (t1 - t0) / 1000, score: (t2 - t1) / 1000 },
     };
@@ -187,7 +192,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
     const items: ReportItem[] = [];
     for (const i of picks) {
       const im = images[i], cap = captions[i];
-      const item: ReportItem = { id: im.id, image: null, figure: null, caption: cap.words.join(' '), finished: cap.finished, references: im.captions, cider: perImage[i] };
+      const item: ReportItem = { id: im.id, image: null, figure: null, caption: cap.words.join(' '), finished: cap.finished, references: im.captions, cider: imageCider[i] };
       try {
         const image = path.join('images', safeName(im.id) + path.extname(im.path).toLowerCase());
         fs.copyFileSync(im.path, path.join(outDir, image));
@@ -212,7 +217,8 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
         `Checkpoint ${ckpt.file}. Metrics as pycocoevalcap computes them (PTB-tokenised), over all ${images.length} images.`,
       ],
     }, scores, items, attention));
-    return { outDir, files, metrics, attention };
+    const perImage = images.map((im, i) => ({ id: im.id, caption: results[i].caption, cider: imageCider[i] }));
+    return { outDir, files, metrics, captions: perImage, attention };
   } finally {
     model.dispose();
     store.close();

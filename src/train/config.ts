@@ -35,7 +35,7 @@ export interface TrainConfig {
 
   // Validation score: CIDEr-D or BLEU-4 of greedy captions for the dev images (valImages of them, picked by
   // the seed; 0 = all), or the dev loss as in the seed. Measured on Flickr8k: greedy decoding of all 1000 dev
-  // images costs about 3.5% of a training epoch (bench/eval-validation-cost.ts), so the default is all.
+  // images costs about 3% of a training epoch (bench/eval-validation-cost.ts), so the default is all.
   valMetric: ValMetric;
   valImages: number;
 
