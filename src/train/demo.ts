@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { prepareRun, loadRun, imagesOf, type LoadedRun } from '../prepare.js';
 import { runPaths } from '../run.js';
-import { loadShapesAnnotations } from '../dataset/shapes.js';
+import { loadShapesAnnotations, loadShapesManifest } from '../dataset/shapes.js';
 import { resolveEncoder } from '../encoders/registry.js';
 import { extractFeatures } from '../features/extract.js';
 import { loadRgb } from '../features/image.js';
@@ -26,6 +26,7 @@ import { loadCheckpoint, restoreModel } from '../checkpoint/checkpoint.js';
 import type { TrainConfig } from './config.js';
 import { train } from './train.js';
 import { demoHtml, scoreCaption, summarise, type CaptionResult, type DemoScores } from './demo-report.js';
+import { checkAttention, formatAttentionLine, type AttentionCheck } from '../eval/attention-check.js';
 
 export interface DemoOptions {
   outDir: string;
@@ -71,6 +72,8 @@ async function demoRun(outDir: string, images: number, seed: number, log: (l: st
 export interface DemoResult {
   scores: DemoScores;
   results: CaptionResult[];
+  /** Where the attention looks when a word names an object, vs its ground-truth box (src/eval/attention-check.ts). */
+  attention?: AttentionCheck;
   epochs: number;
   seconds: { data: number; features: number; train: number; report: number };
 }
@@ -139,17 +142,20 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     results.push(result);
   }
   const scores = summarise(results);
+  const attention = checkAttention(test.map((im, i) => ({ id: im.id, words: captions[i].words, attention: captions[i].attention })),
+    objects, loadShapesManifest(run.info.dataset.root).size);
   for (const f of ['loss.png', 'loss.svg']) fs.copyFileSync(path.join(checkpointDir, f), path.join(outDir, f)); // >= 1 whole epoch
   const epochs = outcome.progress.epoch;
   const heading = `${run.info.counts.train.images} training images, ${epochs} epochs in ${(tTrain - tFeatures).toFixed(0)} s ` +
     `(E ${outcome.config.embedDim}, U ${outcome.config.units}, A ${outcome.config.attentionUnits}, features ${encoder.spec.id}); ` +
-    `best epoch ${outcome.progress.best?.epoch ?? '-'} by validation loss; greedy decoding.`;
-  fs.writeFileSync(path.join(outDir, 'captions.json'), JSON.stringify({ heading, scores, results }, null, 2) + '\n');
+    `best epoch ${outcome.progress.best?.epoch ?? '-'} by ${outcome.progress.best?.by ?? 'validation loss'}; greedy decoding; ` +
+    formatAttentionLine(attention) + '.';
+  fs.writeFileSync(path.join(outDir, 'captions.json'), JSON.stringify({ heading, scores, attentionCheck: attention, results }, null, 2) + '\n');
   fs.writeFileSync(path.join(outDir, 'index.html'), demoHtml(results, scores, heading));
   store.close();
   model.dispose();
   return {
-    scores, results, epochs,
+    scores, results, attention, epochs,
     seconds: { data: tData, features: tFeatures - tData, train: tTrain - tFeatures, report: elapsed() - tTrain },
   };
 }
@@ -165,6 +171,7 @@ export function formatDemoSummary(r: DemoResult, outDir: string, examples = 5): 
     `  exact caption (matches one of its 5 references): ${scores.exact} (${pct(scores.exact)})`,
     `  objects right (names exactly the drawn colour+shape pairs): ${scores.objectsRight} (${pct(scores.objectsRight)})`,
     `  mean word accuracy: ${(100 * scores.wordAccuracy).toFixed(1)}%`,
+    ...(r.attention ? [`  ${formatAttentionLine(r.attention)}`] : []),
     `  trained ${r.epochs} epochs; time: data ${r.seconds.data.toFixed(0)} s, features ${r.seconds.features.toFixed(0)} s, ` +
       `training ${r.seconds.train.toFixed(0)} s, captions+figures ${r.seconds.report.toFixed(0)} s`,
     'Examples:',
