@@ -137,10 +137,9 @@ export async function trainLoop(opts: TrainLoopOptions): Promise<TrainResult> {
     const batches = epochBatches(train, config.batchSize, config.bucketBatches, rng);
     const nextEpochRng = rng.state();
     const epochTokens = batches.reduce((s, b) => s + b.reduce((t, i) => t + targetTokens(train[i]), 0), 0);
-    const bar = new ProgressBar({ total: epochTokens, label: `epoch ${epoch}/${config.epochs}`, unit: 'tok', silent: opts.quiet });
-    // Skip what a resumed checkpoint already trained of this epoch.
+    // A resumed checkpoint already trained the first batchInEpoch batches of this epoch.
     const doneTokens = batches.slice(0, progress.batchInEpoch).reduce((s, b) => s + b.reduce((t, i) => t + targetTokens(train[i]), 0), 0);
-    if (doneTokens > 0) bar.tick(doneTokens);
+    const bar = new ProgressBar({ total: epochTokens, initial: doneTokens, label: `epoch ${epoch}/${config.epochs}`, unit: 'tok', silent: opts.quiet });
     const epochStart = performance.now() - progress.partial.seconds * 1000;
 
     for (let bi = progress.batchInEpoch; bi < batches.length; bi++) {

@@ -10,6 +10,8 @@ export interface ProgressOptions {
   stream?: NodeJS.WriteStream;
   plainEveryMs?: number;
   silent?: boolean;
+  /** Units already done before this bar started (a resumed job): shown in the count, left out of the rate. */
+  initial?: number;
 }
 
 export class ProgressBar {
@@ -21,6 +23,7 @@ export class ProgressBar {
   private readonly tty: boolean;
 
   constructor(private readonly opts: ProgressOptions) {
+    this.done = opts.initial ?? 0;
     this.stream = opts.stream ?? process.stderr;
     this.tty = Boolean(this.stream.isTTY);
   }
@@ -40,7 +43,7 @@ export class ProgressBar {
   /** Units per second since the bar started. */
   rate(): number {
     const s = (Date.now() - this.start) / 1000;
-    return s > 0 ? this.done / s : 0;
+    return s > 0 ? (this.done - (this.opts.initial ?? 0)) / s : 0;
   }
 
   finish(info?: string): void {
