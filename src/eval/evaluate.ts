@@ -153,7 +153,8 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
     const imageCider = ciderDImages(hyps, refs);
     const t2 = performance.now();
 
-    const tag = which === 'best' || which === 'latest' ? which : safeName(path.basename(which, '.safetensors'));
+    // 'best' falls back to latest when no epoch has been validated yet: name what was actually loaded.
+    const tag = which === 'best' || which === 'latest' ? path.basename(ckpt.file, '.safetensors') : safeName(path.basename(which, '.safetensors'));
     const outDir = path.resolve(opts.outDir ?? path.join(run.dir, 'eval', `${opts.split}-${tag}-${beam > 1 ? `beam${beam}` : 'greedy'}`));
     fs.mkdirSync(outDir, { recursive: true });
 
