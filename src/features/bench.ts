@@ -43,6 +43,9 @@ export interface FeaturesBenchResult {
   threads: number;
   runs: number[];
   torch_runs: number[];
+  /** CPU seconds (all threads of the process) per image, medians: less sensitive to other load than img/s. */
+  cpu_s_per_image: number;
+  torch_cpu_s_per_image: number | null;
   torch_arch: string | null;
 }
 
@@ -64,7 +67,9 @@ export async function runFeaturesBench(values: Record<string, unknown>): Promise
   const runner = await EncoderRunner.create(model, { threads, spin: Boolean(values.spin) });
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-bench-features-'));
   const runs: number[] = [];
+  const cpu: number[] = [];
   const torchRuns: number[] = [];
+  const torchCpu: number[] = [];
   try {
     const once = async (name: string, list = images) => {
       const res = await extractFeatures({ images: list, model, runner, dir: path.join(tmp, name), batchSize: batch, progress: false, log: () => {} });
@@ -73,13 +78,17 @@ export async function runFeaturesBench(values: Record<string, unknown>): Promise
     };
     await once('warmup', images.slice(0, batch));
     for (let r = 0; r < repeats; r++) {
+      const c0 = process.cpuUsage();
       const res = await once(`run${r}`);
+      const c = process.cpuUsage(c0);
       runs.push(images.length / res.seconds);
+      cpu.push((c.user + c.system) / 1e6 / images.length);
       process.stderr.write(`bench features: ours ${runs[r].toFixed(2)} img/s (repeat ${r + 1}/${repeats})\n`);
       if (torchArch) {
         const t = await runTorch(String(values.python), { images: dir, limit, batch, threads, arch: torchArch, layer: encoderOptions.layer });
-        torchRuns.push(t);
-        process.stderr.write(`bench features: PyTorch ${t.toFixed(2)} img/s (repeat ${r + 1}/${repeats})\n`);
+        torchRuns.push(t.images_per_s);
+        torchCpu.push(t.cpu_s_per_image);
+        process.stderr.write(`bench features: PyTorch ${t.images_per_s.toFixed(2)} img/s (repeat ${r + 1}/${repeats})\n`);
       }
       fs.rmSync(path.join(tmp, `run${r}`), { recursive: true, force: true });
     }
@@ -92,6 +101,7 @@ export async function runFeaturesBench(values: Record<string, unknown>): Promise
   return {
     images_per_s: round(ours), torch_images_per_s: torch === null ? null : round(torch), ratio: torch === null ? null : round(ours / torch),
     encoder: model.spec.id, images: images.length, batch, threads, runs: runs.map(round), torch_runs: torchRuns.map(round), torch_arch: torchArch,
+    cpu_s_per_image: round(median(cpu)), torch_cpu_s_per_image: torchCpu.length ? round(median(torchCpu)) : null,
   };
 }
 
@@ -103,7 +113,7 @@ function peerArch(encoderId: string): string | null {
   return null;
 }
 
-async function runTorch(python: string, o: { images: string; limit: number; batch: number; threads: number; arch: string; layer?: string }): Promise<number> {
+async function runTorch(python: string, o: { images: string; limit: number; batch: number; threads: number; arch: string; layer?: string }): Promise<{ images_per_s: number; cpu_s_per_image: number }> {
   const args = [TORCH_SCRIPT, '--images', o.images, '--limit', String(o.limit), '--batch', String(o.batch), '--threads', String(o.threads), '--arch', o.arch];
   if (o.arch === 'inception_v3' && o.layer) args.push('--layer', o.layer);
   let stdout: string;
@@ -113,7 +123,7 @@ async function runTorch(python: string, o: { images: string; limit: number; batc
     throw new UserError(`The PyTorch peer failed (${python} ${path.basename(TORCH_SCRIPT)}): ${(e as Error).message.split('\n').slice(-3).join(' ')}\n` +
       'Point --python at a Python with torch and torchvision, or pass --no-torch.');
   }
-  return (JSON.parse(stdout.trim().split('\n').pop()!) as { images_per_s: number }).images_per_s;
+  return JSON.parse(stdout.trim().split('\n').pop()!) as { images_per_s: number; cpu_s_per_image: number };
 }
 
 function median(xs: number[]): number {
@@ -125,9 +135,10 @@ function median(xs: number[]): number {
 const round = (x: number) => Math.round(x * 1000) / 1000;
 
 export function formatFeaturesBench(r: FeaturesBenchResult): string {
-  const lines = [`${r.encoder}: ${r.images_per_s} img/s (median of ${r.runs.length}: ${r.runs.join(', ')}), ${r.images} JPEGs, batch ${r.batch}, ${r.threads} threads`];
+  const lines = [`${r.encoder}: ${r.images_per_s} img/s (median of ${r.runs.length}: ${r.runs.join(', ')}), ` +
+    `${r.cpu_s_per_image} CPU s/img, ${r.images} JPEGs, batch ${r.batch}, ${r.threads} threads`];
   if (r.torch_images_per_s !== null) {
-    lines.push(`PyTorch ${r.torch_arch}: ${r.torch_images_per_s} img/s (median of ${r.torch_runs.length}: ${r.torch_runs.join(', ')})`);
+    lines.push(`PyTorch ${r.torch_arch}: ${r.torch_images_per_s} img/s (median of ${r.torch_runs.length}: ${r.torch_runs.join(', ')}), ${r.torch_cpu_s_per_image} CPU s/img`);
     lines.push(`ratio: ${r.ratio}x`);
   }
   return lines.join('\n');
