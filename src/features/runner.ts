@@ -11,7 +11,9 @@ export interface RunnerOptions {
   threads?: number;
   /**
    * Let idle pool threads spin-wait for the next op instead of sleeping. onnxruntime's default; it only
-   * pays on an otherwise idle machine and burns CPU that other processes need on a shared one. Default off.
+   * pays on an otherwise idle machine and burns CPU that other processes need on a shared one. Default off:
+   * on the busy 2-core dev machine InceptionV3 took 205 CPU ms (350 ms wall) per image at batch 8 without
+   * spinning and 299 CPU ms (469 ms wall) with it.
    */
   spin?: boolean;
 }
