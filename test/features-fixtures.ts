@@ -92,8 +92,16 @@ export function scaleEncoder(opts: { size?: number; layoutIn?: 'nhwc' | 'nchw'; 
 
 // --- images -------------------------------------------------------------------------------------
 
+const created: string[] = [];
+process.on('exit', () => {
+  for (const d of created) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/** A fresh temporary folder, removed when the test process exits. */
 export function tmpDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `sat-${prefix}-`));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `sat-${prefix}-`));
+  created.push(dir);
+  return dir;
 }
 
 /** A solid-colour JPEG/PNG; colour derived from `k` so every image differs. */
