@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { EncoderSpec } from '../src/encoders/types.js';
@@ -146,4 +148,23 @@ test('a merge interrupted after its index was committed finishes on rerun instea
   assert.deepEqual(mergeParts(store), { parts: 2, images: 3, skipped: 0 });
   const r = openFeatureStore(store);
   for (let k = 0; k < 3; k++) assert.deepEqual(r.read(`img${k}`), features(k));
+});
+
+test('one writer per store: a live owner is refused by pid, a dead owner\'s lock is taken over', () => {
+  const dir = tmpDir('store-lock');
+  writeImages(dir, [0]).close();
+  const lock = path.join(dir, 'writer.lock');
+  assert.equal(fs.existsSync(lock), false);
+  // A lock held by a live process (our parent, the test runner) on this host.
+  fs.writeFileSync(lock, JSON.stringify({ pid: process.ppid, host: os.hostname() }));
+  assert.throws(() => FeatureStoreWriter.open(dir, { spec: spec(), requested: 1 }), new RegExp(`another \`sat features\` \\(pid ${process.ppid}\\)`));
+  assert.throws(() => mergeParts(dir), /being written/);
+  // The same lock after its process died (kill -9 leaves it behind).
+  const dead = spawnSync(process.execPath, ['-e', 'process.exit(0)']).pid!;
+  fs.writeFileSync(lock, JSON.stringify({ pid: dead, host: os.hostname() }));
+  const w = FeatureStoreWriter.open(dir, { spec: spec(), requested: 2 });
+  w.append('img1', encodeHalf(features(1)));
+  w.close();
+  assert.equal(fs.existsSync(lock), false);
+  assert.equal(openFeatureStore(dir).size, 2);
 });

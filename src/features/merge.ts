@@ -16,6 +16,7 @@ import {
   STORE_FORMAT, STORE_VERSION, formatIndexLine, indexPath, metaPath, parseIndex, partName, partsDir, readMeta,
   readSkipped, shardPath, skippedPath, writeJsonAtomic, type IndexEntry, type SkippedImage, type StoreMeta,
 } from './format.js';
+import { acquireLock, releaseLock } from './store-writer.js';
 
 export interface MergeResult {
   parts: number;
@@ -24,6 +25,16 @@ export interface MergeResult {
 }
 
 export function mergeParts(dir: string): MergeResult {
+  fs.mkdirSync(dir, { recursive: true });
+  acquireLock(dir);
+  try {
+    return merge(dir);
+  } finally {
+    releaseLock(dir);
+  }
+}
+
+function merge(dir: string): MergeResult {
   const root = partsDir(dir);
   const names = fs.existsSync(root) ? fs.readdirSync(root).filter((n) => /^\d{5}-of-\d{5}$/.test(n)).sort() : [];
   if (names.length === 0) throw new UserError(`Nothing to merge: ${root} has no parts. Run \`sat features --shard i/n\` for each i first.`);

@@ -10,6 +10,8 @@
  * in flight and never leaves a corrupt entry. Extraction then continues with the images not yet indexed.
  */
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { EncoderSpec } from '../encoders/types.js';
 import { UserError } from '../util/errors.js';
 import {
@@ -34,6 +36,7 @@ export class FeatureStoreWriter {
   private shardSize = 0;
   private shardFd: number | undefined;
   private indexFd: number;
+  private locked = true;
 
   private constructor(readonly dir: string, readonly meta: StoreMeta) {
     this.indexFd = -1;
@@ -45,27 +48,33 @@ export class FeatureStoreWriter {
     const { spec } = opts;
     const slice = opts.slice ?? null;
     fs.mkdirSync(dir, { recursive: true });
-    let meta: StoreMeta;
-    if (fs.existsSync(metaPath(dir))) {
-      meta = readMeta(dir);
-      checkCompatible(dir, meta, spec, slice);
-      if (meta.requested !== opts.requested || meta.complete) {
-        meta = { ...meta, requested: opts.requested, complete: false };
+    acquireLock(dir);
+    try {
+      let meta: StoreMeta;
+      if (fs.existsSync(metaPath(dir))) {
+        meta = readMeta(dir);
+        checkCompatible(dir, meta, spec, slice);
+        if (meta.requested !== opts.requested || meta.complete) {
+          meta = { ...meta, requested: opts.requested, complete: false };
+          writeJsonAtomic(metaPath(dir), meta);
+        }
+      } else {
+        meta = {
+          format: STORE_FORMAT, version: STORE_VERSION, encoderId: spec.id, encoder: spec,
+          locations: spec.locations, channels: spec.channels, dtype: 'float16', byteOrder: 'little',
+          recordBytes: spec.locations * spec.channels * 2,
+          shardMaxBytes: Math.max(opts.shardMaxBytes ?? DEFAULT_SHARD_MAX_BYTES, spec.locations * spec.channels * 2),
+          slice, complete: false, requested: opts.requested,
+        };
         writeJsonAtomic(metaPath(dir), meta);
       }
-    } else {
-      meta = {
-        format: STORE_FORMAT, version: STORE_VERSION, encoderId: spec.id, encoder: spec,
-        locations: spec.locations, channels: spec.channels, dtype: 'float16', byteOrder: 'little',
-        recordBytes: spec.locations * spec.channels * 2,
-        shardMaxBytes: Math.max(opts.shardMaxBytes ?? DEFAULT_SHARD_MAX_BYTES, spec.locations * spec.channels * 2),
-        slice, complete: false, requested: opts.requested,
-      };
-      writeJsonAtomic(metaPath(dir), meta);
+      const w = new FeatureStoreWriter(dir, meta);
+      w.recover();
+      return w;
+    } catch (e) {
+      releaseLock(dir);
+      throw e;
     }
-    const w = new FeatureStoreWriter(dir, meta);
-    w.recover();
-    return w;
   }
 
   get count(): number {
@@ -135,6 +144,8 @@ export class FeatureStoreWriter {
     if (this.indexFd >= 0) fs.closeSync(this.indexFd);
     this.shardFd = undefined;
     this.indexFd = -1;
+    if (this.locked) releaseLock(this.dir);
+    this.locked = false;
   }
 
   /** Cut a torn index tail and un-indexed shard bytes left by a crash; position at the append point. */
@@ -185,6 +196,54 @@ export class FeatureStoreWriter {
     this.shardFd = undefined;
     this.shard++;
     this.shardSize = 0;
+  }
+}
+
+const lockPath = (dir: string) => path.join(dir, 'writer.lock');
+
+/**
+ * One writer per store: two processes appending to the same shard would interleave records (e.g. two array
+ * tasks given the same --shard index). The lock names its owner; a lock left by a killed process on this
+ * host is taken over, one from another host (shared filesystem) must be removed by hand.
+ */
+export function acquireLock(dir: string): void {
+  const file = lockPath(dir);
+  const me = JSON.stringify({ pid: process.pid, host: os.hostname() });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(file, me, { flag: 'wx' });
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    let owner: { pid: number; host: string } | undefined;
+    try {
+      owner = JSON.parse(fs.readFileSync(file, 'utf8')) as { pid: number; host: string };
+    } catch {
+      owner = undefined; // torn lock file: its writer died while creating it
+    }
+    if (owner && owner.host !== os.hostname()) {
+      throw new UserError(`${dir} is being written by process ${owner.pid} on host ${owner.host} (${file}). ` +
+        'Wait for it, or delete the lock file if that process is gone.');
+    }
+    if (owner && owner.pid !== process.pid && isAlive(owner.pid)) {
+      throw new UserError(`${dir} is being written by another \`sat features\` (pid ${owner.pid}). Wait for it to finish, or stop it first.`);
+    }
+    fs.rmSync(file, { force: true }); // stale: its process was killed
+  }
+  throw new UserError(`Could not lock ${dir} for writing (${file} keeps reappearing): is another \`sat features\` starting on it?`);
+}
+
+export function releaseLock(dir: string): void {
+  fs.rmSync(lockPath(dir), { force: true });
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
