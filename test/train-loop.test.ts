@@ -184,3 +184,27 @@ test('time budget: mid-epoch stop with a resumable checkpoint, or whole epochs o
   assert.deepEqual([whole.progress.epoch, whole.progress.batchInEpoch, whole.progress.history.length], [1, 0, 1]);
   assert.ok(fs.existsSync(path.join(w.checkpointDir, 'loss.png')));
 });
+
+test('feature cache: bounded LRU, and batches read through it are identical', async () => {
+  const { FeatureCache, BatchAssembler } = await import('../src/train/batches.js');
+  const cache = new FeatureCache(3 * 16); // room for three 4-float arrays
+  for (const id of ['a', 'b', 'c']) cache.put(id, new Float32Array(4).fill(id.charCodeAt(0)));
+  assert.ok(cache.get('a'));        // a is now the most recently used
+  cache.put('d', new Float32Array(4));
+  assert.equal(cache.get('b'), undefined, 'the least recently used entry was evicted');
+  assert.ok(cache.get('a') && cache.get('c') && cache.get('d'));
+  cache.put('huge', new Float32Array(100));
+  assert.equal(cache.get('huge'), undefined, 'an entry larger than the cap is not kept');
+
+  const { store, examples } = toyTask(20, 5);
+  const plain = new BatchAssembler(store, examples, 8);
+  const cached = new BatchAssembler(store, examples, 8, new FeatureCache(1 << 20));
+  const batches = epochBatches(examples, 8, 2, new Rng(3));
+  for (const pass of [0, 1]) {
+    for (const b of batches) {
+      const x = plain.assemble(b), y = cached.assemble(b);
+      assert.deepEqual([x.size, x.steps, [...x.tokens]], [y.size, y.steps, [...y.tokens]]);
+      assert.deepEqual(y.features, x.features, `pass ${pass}`);
+    }
+  }
+});

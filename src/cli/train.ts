@@ -22,6 +22,7 @@ const NUMERIC: Record<string, [keyof TrainConfig, boolean, string]> = {
   bucket: ['bucketBatches', true, 'length bucketing: sort within shuffled chunks of this many batches (0 = off)'],
   'val-max': ['maxValExamples', true, 'at most this many dev captions for the validation loss (0 = all)'],
   'val-images': ['valImages', true, 'greedy-caption this many seeded dev images for --val-metric cider|bleu4 (0 = all)'],
+  'cache-mb': ['featureCacheMB', false, 'MB of decoded features kept in RAM between batches (0 = off)'],
   'checkpoint-minutes': ['checkpointMinutes', false, 'also save mid-epoch this often (0 = epoch ends only)'],
   'embed-dim': ['embedDim', true, 'embedding size E'],
   units: ['units', true, 'GRU units U'],

@@ -70,6 +70,44 @@ export function fixedBatches(examples: Example[], batchSize: number): number[][]
   return batches;
 }
 
+/**
+ * Decoded features of recently used images, least recently used evicted first, at most `capBytes`.
+ * Each image is read and converted from fp16 once per epoch per caption otherwise (5 times per epoch on
+ * Flickr8k/COCO/shapes); when the whole training set fits (the demo) reads stop after the first epoch.
+ * The cap keeps RAM bounded whatever the dataset size.
+ */
+export class FeatureCache {
+  private readonly map = new Map<string, Float32Array>(); // Map iteration order = least recently used first
+  private bytes = 0;
+  hits = 0;
+  misses = 0;
+
+  constructor(private readonly capBytes: number) {}
+
+  get(id: string): Float32Array | undefined {
+    const f = this.map.get(id);
+    if (f) {
+      this.map.delete(id);
+      this.map.set(id, f);
+      this.hits++;
+    } else {
+      this.misses++;
+    }
+    return f;
+  }
+
+  put(id: string, features: Float32Array): void {
+    if (features.byteLength > this.capBytes || this.map.has(id)) return;
+    for (const [old, f] of this.map) {
+      if (this.bytes + features.byteLength <= this.capBytes) break;
+      this.map.delete(old);
+      this.bytes -= f.byteLength;
+    }
+    this.map.set(id, features);
+    this.bytes += features.byteLength;
+  }
+}
+
 /** Fills TrainBatch objects from a feature store, reusing one feature buffer of [batchSize, L, C]. */
 export class BatchAssembler {
   private readonly features: Float32Array;
@@ -77,7 +115,8 @@ export class BatchAssembler {
   /** Milliseconds spent reading features, to show whether prefetching would pay off. */
   readMs = 0;
 
-  constructor(private readonly store: FeatureStoreReader, private readonly examples: Example[], batchSize: number) {
+  constructor(private readonly store: FeatureStoreReader, private readonly examples: Example[], batchSize: number,
+              private readonly cache: FeatureCache = new FeatureCache(0)) {
     this.perImage = store.locations * store.channels;
     this.features = new Float32Array(batchSize * this.perImage);
   }
@@ -94,16 +133,23 @@ export class BatchAssembler {
       const ex = this.examples[exampleIndex];
       tokens.set(ex.tokens, row * longest);
       const earlier = rowOf.get(ex.image);
+      const at = row * this.perImage;
       if (earlier !== undefined) {
-        this.features.copyWithin(row * this.perImage, earlier * this.perImage, (earlier + 1) * this.perImage);
-      } else {
-        if (!this.store.has(ex.image)) {
-          throw new UserError(`Image "${ex.image}" has no features in the store (${this.store.encoderId}). ` +
-            'Run `sat features` on this run again to extract the missing images.');
-        }
-        this.store.read(ex.image, this.features, row * this.perImage);
-        rowOf.set(ex.image, row);
+        this.features.copyWithin(at, earlier * this.perImage, (earlier + 1) * this.perImage);
+        return;
       }
+      rowOf.set(ex.image, row);
+      const cached = this.cache.get(ex.image);
+      if (cached) {
+        this.features.set(cached, at);
+        return;
+      }
+      if (!this.store.has(ex.image)) {
+        throw new UserError(`Image "${ex.image}" has no features in the store (${this.store.encoderId}). ` +
+          'Run `sat features` on this run again to extract the missing images.');
+      }
+      this.store.read(ex.image, this.features, at);
+      this.cache.put(ex.image, this.features.slice(at, at + this.perImage));
     });
     this.readMs += performance.now() - t0;
     return { size, steps: longest - 1, features: this.features.subarray(0, size * this.perImage), tokens };

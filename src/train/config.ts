@@ -48,6 +48,7 @@ export interface TrainConfig {
   maxCaptionLength: number;   // tokens per caption incl. <start>/<end>; longer ones are cut (keeping <end>); 0 = as prepared
   bucketBatches: number;      // length bucketing: sort by length within shuffled chunks of this many batches; 0 = off (seed)
   maxValExamples: number;     // cap on dev (image, caption) pairs for validation loss; 0 = all
+  featureCacheMB: number;     // keep up to this many MB of decoded (float32) features in RAM, least recently used out; 0 = off
 
   // Checkpointing.
   checkpointMinutes: number;  // also save "latest" mid-epoch this often, so a crash loses little; 0 = epoch ends only
@@ -72,6 +73,7 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
   maxCaptionLength: 0,
   bucketBatches: 50,
   maxValExamples: 0,
+  featureCacheMB: 256,
   checkpointMinutes: 10,
 });
 
@@ -108,6 +110,7 @@ const RULES: Record<keyof TrainConfig, Rule> = {
   maxCaptionLength: { integer: true, min: 0 },
   bucketBatches: { integer: true, min: 0 },
   maxValExamples: { integer: true, min: 0 },
+  featureCacheMB: { min: 0 },
   checkpointMinutes: { min: 0 },
 };
 

@@ -16,7 +16,7 @@ import { Rng } from '../util/rng.js';
 import { ProgressBar } from '../util/progress.js';
 import { UserError } from '../util/errors.js';
 import type { TrainConfig } from './config.js';
-import { BatchAssembler, epochBatches, fixedBatches, targetTokens, type Example } from './batches.js';
+import { BatchAssembler, FeatureCache, epochBatches, fixedBatches, targetTokens, type Example } from './batches.js';
 import {
   CHECKPOINT_FORMAT, checkpointFiles, copyVocab, promoteLatestToBest, saveCheckpoint,
   type CheckpointMeta, type EpochRecord, type TrainProgress,
@@ -116,10 +116,12 @@ export async function trainLoop(opts: TrainLoopOptions): Promise<TrainResult> {
       `Pass a larger --epochs to continue it.`);
   }
   const vocabName = copyVocab(opts.vocabFile, checkpointDir);
-  const assembler = new BatchAssembler(store, train, config.batchSize);
+  // One cache for training and validation batches; ?? 0 for checkpoints made before the option existed.
+  const cache = new FeatureCache((config.featureCacheMB ?? 0) * 1024 * 1024);
+  const assembler = new BatchAssembler(store, train, config.batchSize, cache);
   const devSet = config.maxValExamples > 0 && dev.length > config.maxValExamples
     ? new Rng(config.seed ^ 0x5eed).shuffle([...dev]).slice(0, config.maxValExamples) : dev;
-  const devAssembler = new BatchAssembler(store, devSet, config.batchSize);
+  const devAssembler = new BatchAssembler(store, devSet, config.batchSize, cache);
   const devBatches = fixedBatches(devSet, config.batchSize);
   const higherIsBetter = Boolean(opts.validate);
   const meta = (): CheckpointMeta => ({
@@ -228,7 +230,7 @@ export async function trainLoop(opts: TrainLoopOptions): Promise<TrainResult> {
     const wholeEpochSeconds = (performance.now() - epochStart) / 1000; // training + validation of this epoch
     const budgetLeft = opts.timeBudgetSeconds === undefined ? Infinity : opts.timeBudgetSeconds - used;
     if (epoch < config.epochs && (opts.stop?.requested || budgetLeft <= 0 || (opts.wholeEpochs && budgetLeft < wholeEpochSeconds))) {
-      if (!opts.stop?.requested) log(`Time budget: stopping after epoch ${epoch} (${used.toFixed(0)} s of ${opts.timeBudgetSeconds} s used).`);
+      if (!opts.stop?.requested) log(`Time budget: stopping after epoch ${epoch} (${used.toFixed(0)} s of ${opts.timeBudgetSeconds?.toFixed(0)} s used).`);
       return { reason: opts.stop?.requested ? 'interrupted' : 'time-budget', progress, checkpointDir, featureReadMs: assembler.readMs, trainMs };
     }
   }

@@ -14,7 +14,7 @@ import { loadRun } from '../prepare.js';
 import type { Vocabulary } from '../vocab/vocabulary.js';
 import { UserError } from '../util/errors.js';
 import { loadCheckpoint, restoreModel } from '../checkpoint/checkpoint.js';
-import { FROZEN_ON_RESUME, formatConfig, readConfigFile, resolveConfig, type TrainConfig } from './config.js';
+import { DEFAULT_TRAIN_CONFIG, FROZEN_ON_RESUME, formatConfig, readConfigFile, resolveConfig, type TrainConfig } from './config.js';
 import { splitExamples } from './batches.js';
 import { trainLoop, type TrainResult, type ValidateHook } from './loop.js';
 import type { PreparedImage } from '../run.js';
@@ -102,7 +102,7 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
     }
     // Checkpoints made before the validation metric existed picked `best` by the dev loss: keep it so.
     const saved: Partial<TrainConfig> = resumed.meta.config;
-    config = { ...resumed.meta.config, valMetric: saved.valMetric ?? 'loss', valImages: saved.valImages ?? 0, ...asked };
+    config = { ...DEFAULT_TRAIN_CONFIG, ...resumed.meta.config, valMetric: saved.valMetric ?? 'loss', valImages: saved.valImages ?? 0, ...asked };
     if (resumed.meta.encoder.id !== store.encoderId) {
       throw new UserError(`--resume: ${resumed.file} was trained on features "${resumed.meta.encoder.id}" but this run's store is ` +
         `"${store.encoderId}". Pass --features with the matching store.`);
