@@ -1,0 +1,35 @@
+/**
+ * show-attend-tell as a library: the same pipeline the `sat` CLI runs, one stage per export group,
+ * in the order data flows: dataset → features → model/training → checkpoint → decoding → metrics.
+ */
+// dataset → run directory (vocabulary, captions as token ids, splits by image)
+export { prepareRun, loadRun, imagesOf, readDataset, DATASET_KINDS } from './prepare.js';
+export type { PrepareOptions, RunInfo, LoadedRun } from './prepare.js';
+export type { Dataset, DatasetImage, Split } from './dataset/types.js';
+export { generateShapesDataset, loadShapesAnnotations } from './dataset/shapes.js';
+export { Vocabulary, tokenize } from './vocab/vocabulary.js';
+
+// image encoders (ONNX graphs built in TypeScript) → cached fp16 features
+export { resolveEncoder, ENCODERS, DEFAULT_ENCODER } from './encoders/registry.js';
+export type { EncoderOptions } from './encoders/registry.js';
+export type { EncoderSpec, EncoderModel, InputScaling } from './encoders/types.js';
+export { extractFeatures } from './features/extract.js';
+export { openFeatureStore } from './features/store.js';
+export type { FeatureStoreReader } from './features/types.js';
+
+// the native model and its training loop
+export { createModel } from './model/index.js';
+export type { CaptionModel, ModelConfig, TrainBatch, DecoderState, StepOutput } from './model/types.js';
+export { train } from './train/train.js';
+export type { TrainOptions, TrainOutcome } from './train/train.js';
+export { runDemo } from './train/demo.js';
+export { saveCheckpoint, loadCheckpoint, restoreModel } from './checkpoint/checkpoint.js';
+
+// decoding, attention figures, evaluation and metrics
+export { decodeImages } from './decode/index.js';
+export { Captioner } from './decode/captioner.js';
+export { renderAttentionFigure } from './figures/attention.js';
+export { evaluate } from './eval/evaluate.js';
+export type { EvaluateOptions, EvaluateResult } from './eval/evaluate.js';
+export { scoreCaptions, scoreTokenized } from './metrics/score.js';
+export type { Scores } from './metrics/score.js';
