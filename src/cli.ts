@@ -9,14 +9,15 @@ import { UserError } from './util/errors.js';
 
 // name -> loader. Add a command here and in README.md.
 const COMMANDS: Record<string, () => Promise<Command>> = {
-  train: async () => (await import('./cli/train.js')).default,
-  demo: async () => (await import('./cli/demo.js')).default,
+  // in data-flow order: dataset → features → training → decoding → metrics; then the all-in-one demo and benchmarks
   prepare: async () => (await import('./cli/prepare.js')).default,
   features: async () => (await import('./cli/features.js')).default,
-  bench: async () => (await import('./cli/bench.js')).default,
+  train: async () => (await import('./cli/train.js')).default,
   caption: async () => (await import('./cli/caption.js')).default,
-  score: async () => (await import('./cli/score.js')).default,
   eval: async () => (await import('./cli/eval.js')).default,
+  score: async () => (await import('./cli/score.js')).default,
+  demo: async () => (await import('./cli/demo.js')).default,
+  bench: async () => (await import('./cli/bench.js')).default,
 };
 
 async function main(argv: string[]): Promise<void> {
