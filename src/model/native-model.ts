@@ -3,6 +3,7 @@
  * arenas and validates every input; the addon only computes. See native/train.cc for the kernels.
  */
 import { UserError } from '../util/errors.js';
+import { NonFiniteLossError } from './types.js';
 import { loadBinding, PARAMETER_ORDER, type NativeBinding, type NativeWorkspace } from './binding.js';
 import { allocateArena, initialiseParameters, type Arena } from './params.js';
 import type {
@@ -142,7 +143,7 @@ export class NativeCaptionModel implements CaptionModel {
     const r = this.native.trainStep(this.ws(), this.params.views, train ? this.grads.views : null, this.dims(B, T),
       batch.features, batch.tokens, train ? this.config.dropout : 0, this.config.attentionLambda, dropoutSeed >>> 0);
     if (r.tokens === 0) throw new UserError('batch has no real target tokens (every target is <pad>=0): check the tokenised captions.');
-    if (!Number.isFinite(r.loss)) throw new Error(`training diverged: loss is ${r.loss} at optimizer step ${this.step_}. Lower the learning rate or set clipNorm.`);
+    if (!Number.isFinite(r.loss)) throw new NonFiniteLossError(r.loss, this.step_);
     return { loss: r.loss, tokens: r.tokens };
   }
 

@@ -80,3 +80,14 @@ export interface CaptionModel {
   selectRows(state: DecoderState, rows: Int32Array, hidden?: Float32Array): DecoderState;
   dispose(): void;
 }
+
+/**
+ * Thrown by `trainStep` when the loss is not finite, before the optimizer update (so the weights stay finite).
+ * The training loop turns it into its own stop-and-keep-the-checkpoint message.
+ */
+export class NonFiniteLossError extends Error {
+  constructor(readonly loss: number, readonly optimizerStep: number) {
+    super(`training diverged: loss is ${loss} at optimizer step ${optimizerStep}. Lower the learning rate or set clipNorm.`);
+    this.name = 'NonFiniteLossError';
+  }
+}

@@ -10,7 +10,7 @@
  * at the start of the current epoch, how many of its batches are done and the epoch's partial loss sums.
  * Dropout masks are seeded from (seed, step), so they need no state of their own.
  */
-import type { CaptionModel, StepStats } from '../model/types.js';
+import { NonFiniteLossError, type CaptionModel, type StepStats } from '../model/types.js';
 import type { FeatureStoreReader } from '../features/types.js';
 import { Rng } from '../util/rng.js';
 import { ProgressBar } from '../util/progress.js';
@@ -75,14 +75,14 @@ export function dropoutSeed(seed: number, step: number): number {
 
 /**
  * The loop decides what a non-finite loss means (stop, name the step, keep the last checkpoint). A model
- * may report it as a NaN loss, or refuse the step with an error saying so (the native model does, before
+ * may report it as a NaN loss, or refuse the step with a NonFiniteLossError (the native model does, before
  * its Adam update, so its weights stay finite); both come out of here as a NaN loss.
  */
 function guardDivergence(step: () => StepStats): StepStats {
   try {
     return step();
   } catch (e) {
-    if (e instanceof Error && !(e instanceof UserError) && /diverged|NaN|Infinity|not finite/i.test(e.message)) return { loss: NaN, tokens: 0 };
+    if (e instanceof NonFiniteLossError) return { loss: NaN, tokens: 0 };
     throw e;
   }
 }
