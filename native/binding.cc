@@ -88,6 +88,7 @@ Napi::Value TrainStepT(const Napi::CallbackInfo& info) {
   opt.dropout = info[6].As<Napi::Number>().DoubleValue();
   opt.lambda = info[7].As<Napi::Number>().DoubleValue();
   opt.seed = info[8].As<Napi::Number>().Uint32Value();
+  opt.reset_state = info[9].ToBoolean().Value();
   Workspace<T>* w;
   if constexpr (std::is_same_v<T, float>) w = &ws->f32; else w = &ws->f64;
   StepResult r = train_step<T>(*w, d, p, with_grads ? &g : nullptr, features, tokens, opt);
@@ -128,7 +129,8 @@ Napi::Value DecodeStep(const Napi::CallbackInfo& info) {
   decode_step(ws->decode, d, p, data_of<float>(env, info[3], NL * d.E, "encoded"),
               data_of<float>(env, info[4], NL * d.A, "projected"), data_of<float>(env, info[5], N * d.U, "hidden"),
               data_of<int32_t>(env, info[6], N, "tokens"), data_of<float>(env, info[7], N * d.V, "logits"),
-              data_of<float>(env, info[8], NL, "attention"), data_of<float>(env, info[9], N * d.U, "hiddenOut"));
+              data_of<float>(env, info[8], NL, "attention"), data_of<float>(env, info[9], N * d.U, "hiddenOut"),
+              info[10].ToBoolean().Value());
   return env.Undefined();
 }
 

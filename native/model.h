@@ -46,6 +46,9 @@ struct StepOptions {
   double dropout = 0;   // on the embeddings (GRU input) and on the GRU output (fc1 input); training only
   double lambda = 0;    // doubly stochastic attention regulariser weight
   uint32_t seed = 0;    // dropout masks
+  // false: a real recurrence, h_t = GRU(x_t, h_{t-1}). true: the TF tutorial's GRU, restarted from zeros
+  // every step, h_t = GRU(x_t, 0); h_{t-1} is then only the attention query (and Wr is unused).
+  bool reset_state = false;
 };
 
 struct StepResult {
@@ -60,6 +63,7 @@ template <typename T>
 struct Workspace {
   std::vector<T> enc, proj, x, xg, h, gates, alpha, ctx, wcat, hg, hd, f1, logits, row_loss, reg_sum, reg_grad;
   std::vector<T> dhd, df1, dh_out, dh, dhn, dhp, dgx, dghw, dctx, dproj, dv_rows, dbv_rows, dx, denc, scratch;
+  std::vector<T> zeros;  // [B,U] the GRU's previous state in reset mode
   std::vector<int32_t> rows, targets;
   std::vector<uint8_t> real;
 };
@@ -74,11 +78,13 @@ StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const
 void encode(const Dims& d, const Params<float>& p, const float* features, float* enc, float* proj);
 
 struct DecodeWorkspace {
-  std::vector<float> hw2, ctx, gx, gh, gates, f1, x;
+  std::vector<float> hw2, ctx, gx, gh, gates, f1, x, zeros;
 };
 // One decoder step for N = d.B rows: tokens [N], hidden [N,U] -> logits [N,V], alpha [N,L], hidden_out [N,U].
+// reset_state as in StepOptions: `hidden` is then only the attention query and the GRU starts from zeros.
 void decode_step(DecodeWorkspace& ws, const Dims& d, const Params<float>& p, const float* enc, const float* proj,
-                 const float* hidden, const int32_t* tokens, float* logits, float* alpha, float* hidden_out);
+                 const float* hidden, const int32_t* tokens, float* logits, float* alpha, float* hidden_out,
+                 bool reset_state);
 
 // Adam (Keras formulation: eps added to sqrt(v), bias correction folded into the step size) over one
 // contiguous arena; gradients are multiplied by grad_scale first (global-norm clipping).

@@ -8,6 +8,8 @@
 //    [W2 | Wr], and likewise their input gradients in the backward pass;
 //  - weight gradients of per-step matmuls (Wc, Wx, Wr, W2, W1) are one GEMM after the recurrence;
 //  - attention tanh is recomputed in the backward pass instead of storing [T,B,L,A].
+// With opt.reset_state (the TF tutorial's GRU, restarted from zeros every step) H[t] is only the attention
+// query: the GRU's previous state is zeros, so h Wr is skipped, and no gradient flows back through the GRU.
 #include <algorithm>
 #include <cstring>
 
@@ -36,6 +38,7 @@ StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const
   const int TB = Tn * B, BL = B * L, G = 3 * U, W = Tn + 1;  // W: token row width
   const int K = A + G;                                       // width of [h W2 | h Wr]
   const bool train = grads != nullptr;
+  const bool reset = opt.reset_state;
   const double drop = train ? opt.dropout : 0.0;
   const uint32_t seed = opt.seed;
 
@@ -49,6 +52,8 @@ StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const
   T* ctx = grow(ws.ctx, (size_t)TB * E);        // [T,B,E]
   T* wcat = grow(ws.wcat, (size_t)U * K);      // [U, A+3U] = [W2 | Wr]
   T* hg = grow(ws.hg, (size_t)TB * K);          // [T,B,A+3U] = [h W2 + b2 | h Wr]
+  T* zeros = grow(ws.zeros, (size_t)B * U);     // [B,U] the GRU's previous state in reset mode
+  std::fill(zeros, zeros + (size_t)B * U, T(0));
   int32_t* rows = grow(ws.rows, (size_t)TB);
   int32_t* targets = grow(ws.targets, (size_t)TB);
 
@@ -90,10 +95,11 @@ StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const
       std::memcpy(hg_t + (size_t)b * K, p.b2, sizeof(T) * A);
       std::fill(hg_t + (size_t)b * K + A, hg_t + (size_t)(b + 1) * K, T(0));
     }
-    gemm(false, false, B, K, U, T(1), h, U, wcat, K, T(1), hg_t, K);     // [h W2 + b2 | h Wr]
+    // [h W2 + b2 | h Wr]; in reset mode only h W2 + b2, the GRU's share stays 0 (its state is zeros)
+    gemm(false, false, B, reset ? A : K, U, T(1), h, U, wcat, K, T(1), hg_t, K);
     attention_forward(alpha_t, ctx_t, enc, proj, hg_t, K, p.v, p.bv[0], B, L, E, A);
     gemm(false, false, B, G, E, T(1), ctx_t, E, Wc, G, T(1), gx_t, G);  // += context share
-    gru_forward(hn, gates + (size_t)t * B * 4 * U, gx_t, hg_t + A, K, p.gru_b + G, h, B, U);
+    gru_forward(hn, gates + (size_t)t * B * 4 * U, gx_t, hg_t + A, K, p.gru_b + G, reset ? zeros : h, B, U);
   }
 
   // ---- output layers over the real rows of every step at once
@@ -188,12 +194,15 @@ StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const
     T* dgx_t = dgx + (size_t)t * B * G;
     T* dg_t = dghw + (size_t)t * B * K;
     T* dctx_t = dctx + (size_t)t * B * E;
-    gru_backward(dgx_t, dg_t + A, K, dhp, dhn, gates + (size_t)t * B * 4 * U, h, B, U);
+    gru_backward(dgx_t, dg_t + A, K, dhp, dhn, gates + (size_t)t * B * 4 * U, reset ? zeros : h, B, U);
     gemm(false, true, B, E, G, T(1), dgx_t, G, Wc, G, T(0), dctx_t, E);  // dctx = dgx Wc^T
     attention_backward(dproj, dg_t, dv_rows + (size_t)t * B * A, dbv_rows + (size_t)t * B, dctx_t, reg_grad,
                        real + (size_t)t * B, alpha + (size_t)t * BL, enc, proj, hg + (size_t)t * B * K, K, p.v, B,
                        L, E, A, scratch);
-    gemm(false, true, B, U, K, T(1), dg_t, K, wcat, K, T(1), dhp, U);  // += [dhw2 | dgh] [W2 | Wr]^T
+    if (reset)  // H[t] reached only the attention query: dhp = dhw2 W2^T (overwrites gru_backward's z * dhn)
+      gemm(false, true, B, U, A, T(1), dg_t, K, wcat, K, T(0), dhp, U);
+    else
+      gemm(false, true, B, U, K, T(1), dg_t, K, wcat, K, T(1), dhp, U);  // += [dhw2 | dgh] [W2 | Wr]^T
     std::swap(dh, dhp);
   }
 
@@ -202,7 +211,7 @@ StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const
   gemm(true, false, E, G, TB, T(1), x, E, dgx, G, T(1), g.gru_k + (size_t)E * G, G);     // dWx
   colsum_add(g.gru_b, dgx, TB, G);
   colsum_add(g.gru_b + G, dghw + A, TB, G, K);
-  gemm(true, false, U, G, TB, T(1), H, U, dghw + A, K, T(1), g.gru_rk, G);               // dWr (H[0..T-1])
+  if (!reset) gemm(true, false, U, G, TB, T(1), H, U, dghw + A, K, T(1), g.gru_rk, G);   // dWr (H[0..T-1]); 0 in reset mode
   gemm(true, false, U, A, TB, T(1), H, U, dghw, K, T(1), g.w2, A);                       // dW2
   colsum_add(g.b2, dghw, TB, A, K);
   colsum_add(g.v, dv_rows, TB, A);

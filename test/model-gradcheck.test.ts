@@ -1,7 +1,8 @@
 /**
  * Finite-difference check of every parameter's gradient, in float64 through the addon's test-only
  * double-precision path (the same templated kernels as float32 training). Central differences with
- * h = 1e-5 on small shapes; prints the largest relative error per parameter.
+ * h = 1e-5 on small shapes; prints the largest relative error per parameter. Both GRU state modes:
+ * carry (a real recurrence) and reset (the TF tutorial's GRU, restarted from zeros every step).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -25,18 +26,18 @@ function randomParams(seed: number): Float64Array[] {
   return PARAMETER_ORDER.map((n) => Float64Array.from({ length: shapes[n].reduce((a, b) => a * b, 1) }, () => rng.normal() * 0.5));
 }
 
-function check(label: string, dropout: number, lambda: number) {
+function check(label: string, dropout: number, lambda: number, resetState = false) {
   const ws = native.createWorkspace();
   const params = randomParams(7);
   const grads = params.map((p) => new Float64Array(p.length));
   const rng = new Rng(3);
   const features = Float64Array.from({ length: B * config.locations * config.channels }, () => rng.normal());
   const dims = Int32Array.of(B, T, config.locations, config.channels, config.embedDim, config.units, config.attentionUnits, config.vocabSize);
-  const loss = () => native.trainStep(ws, params, null, dims, features, tokens, dropout, lambda, 11).loss;
+  const loss = () => native.trainStep(ws, params, null, dims, features, tokens, dropout, lambda, 11, resetState).loss;
   // The forward-only pass never applies dropout, so compare against a training pass's loss with grads,
   // then differentiate the training loss by re-running trainStep (it recomputes the same masks).
-  const trainLoss = () => native.trainStep(ws, params, grads.map((g) => new Float64Array(g.length)), dims, features, tokens, dropout, lambda, 11).loss;
-  const base = native.trainStep(ws, params, grads, dims, features, tokens, dropout, lambda, 11);
+  const trainLoss = () => native.trainStep(ws, params, grads.map((g) => new Float64Array(g.length)), dims, features, tokens, dropout, lambda, 11, resetState).loss;
+  const base = native.trainStep(ws, params, grads, dims, features, tokens, dropout, lambda, 11, resetState);
   assert.ok(Number.isFinite(base.loss) && base.tokens === 9, `loss ${base.loss}, tokens ${base.tokens}`);
   if (dropout === 0) assert.ok(Math.abs(loss() - base.loss) < 1e-12, 'eval loss equals training loss without dropout');
   const f = dropout > 0 ? trainLoss : loss;
@@ -65,6 +66,7 @@ function check(label: string, dropout: number, lambda: number) {
   console.log(`gradient check (${label}), loss ${base.loss.toFixed(6)}:\n${lines.join('\n')}`);
   native.releaseWorkspace(ws);
   assert.ok(worst < 1e-5, `largest relative gradient error ${worst} (see table above)`);
+  return grads;
 }
 
 test('float64 gradients match central finite differences (seed model: no dropout, no regulariser)', () => {
@@ -73,4 +75,18 @@ test('float64 gradients match central finite differences (seed model: no dropout
 
 test('float64 gradients match finite differences with the attention regulariser and dropout', () => {
   check('dropout 0.3, lambda 0.7', 0.3, 0.7);
+});
+
+test('float64 gradients match finite differences with --gru-state reset (the TF tutorial\'s GRU)', () => {
+  const grads = check('reset, dropout 0, lambda 0', 0, 0, true);
+  // The recurrent kernel is unused in reset mode (the GRU's previous state is zeros): exactly zero gradient,
+  // while the recurrent bias (gru.bias row 1) still learns.
+  const rk = grads[PARAMETER_ORDER.indexOf('gru.recurrent_kernel')];
+  assert.ok(rk.every((x) => x === 0), 'gru.recurrent_kernel gradient is exactly 0');
+  const bias = grads[PARAMETER_ORDER.indexOf('gru.bias')], G = 3 * config.units;
+  assert.ok(bias.subarray(G).some((x) => x !== 0), 'recurrent bias gradient is not 0');
+});
+
+test('float64 gradients match finite differences with --gru-state reset, the attention regulariser and dropout', () => {
+  check('reset, dropout 0.3, lambda 0.7', 0.3, 0.7, true);
 });

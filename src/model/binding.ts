@@ -52,16 +52,18 @@ export interface NativeBinding {
   /**
    * Forward over a padded batch; with `grads` also backward (gradients are overwritten, not added).
    * params/grads: 16 arrays in PARAMETER_ORDER, all Float32Array or all Float64Array (test-only path),
-   * features [B, L, C] of the same type, tokens [B, T+1].
+   * features [B, L, C] of the same type, tokens [B, T+1]. resetState: the TF tutorial's GRU, restarted from
+   * zeros every step (the previous output is only the attention query); false = a real recurrence.
    */
   trainStep<A extends FloatArray>(ws: NativeWorkspace, params: A[], grads: A[] | null, dims: NativeDims,
-    features: A, tokens: Int32Array, dropout: number, attentionLambda: number, dropoutSeed: number): NativeStepResult;
+    features: A, tokens: Int32Array, dropout: number, attentionLambda: number, dropoutSeed: number,
+    resetState: boolean): NativeStepResult;
   /** features [N, L, C] -> encoded [N, L, E], projected [N, L, A]. */
   encode(params: Float32Array[], dims: NativeDims, features: Float32Array, encoded: Float32Array, projected: Float32Array): void;
-  /** One decoder step for N rows: writes logits [N, V], attention [N, L], hiddenOut [N, U]. */
+  /** One decoder step for N rows: writes logits [N, V], attention [N, L], hiddenOut [N, U]. resetState as in trainStep. */
   decodeStep(ws: NativeWorkspace, params: Float32Array[], dims: NativeDims, encoded: Float32Array,
     projected: Float32Array, hidden: Float32Array, tokens: Int32Array, logits: Float32Array,
-    attention: Float32Array, hiddenOut: Float32Array): void;
+    attention: Float32Array, hiddenOut: Float32Array, resetState: boolean): void;
   /** Keras Adam over whole arenas; gradients are multiplied by gradScale first (clipping). */
   adamUpdate(params: Float32Array, grads: Float32Array, m: Float32Array, v: Float32Array, learningRate: number,
     beta1: number, beta2: number, epsilon: number, step: number, gradScale: number): void;

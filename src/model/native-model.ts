@@ -3,7 +3,7 @@
  * arenas and validates every input; the addon only computes. See native/train.cc for the kernels.
  */
 import { UserError } from '../util/errors.js';
-import { NonFiniteLossError } from './types.js';
+import { GRU_STATES, NonFiniteLossError } from './types.js';
 import { loadBinding, PARAMETER_ORDER, type NativeBinding, type NativeWorkspace } from './binding.js';
 import { allocateArena, initialiseParameters, type Arena } from './params.js';
 import type {
@@ -20,6 +20,9 @@ export function validateConfig(c: ModelConfig): void {
   if (c.vocabSize < 2) throw new UserError(`model config: vocabSize must be at least 2 (<pad> and one word), got ${c.vocabSize}.`);
   if (!(c.dropout >= 0 && c.dropout < 1)) throw new UserError(`model config: dropout must be in [0, 1), got ${c.dropout}.`);
   if (!(c.attentionLambda >= 0)) throw new UserError(`model config: attentionLambda must be >= 0, got ${c.attentionLambda}.`);
+  if (c.gruState !== undefined && !GRU_STATES.includes(c.gruState)) {
+    throw new UserError(`model config: gruState must be one of ${GRU_STATES.join(', ')}, got ${JSON.stringify(c.gruState)}.`);
+  }
 }
 
 export class NativeCaptionModel implements CaptionModel {
@@ -99,7 +102,7 @@ export class NativeCaptionModel implements CaptionModel {
     checkTokens('step: tokens', tokens, V);
     const out = { logits: new Float32Array(n * V), attention: new Float32Array(n * L), hidden: new Float32Array(n * U) };
     this.native.decodeStep(this.ws(), this.params.views, this.dims(n, 0), state.encoded, state.projected, state.hidden,
-      tokens, out.logits, out.attention, out.hidden);
+      tokens, out.logits, out.attention, out.hidden, this.resetState);
     return out;
   }
 
@@ -141,10 +144,16 @@ export class NativeCaptionModel implements CaptionModel {
     checkTokens('batch.tokens', batch.tokens, V);
     if (!Number.isInteger(dropoutSeed) || dropoutSeed < 0) throw new UserError(`dropoutSeed must be a non-negative integer, got ${dropoutSeed}.`);
     const r = this.native.trainStep(this.ws(), this.params.views, train ? this.grads.views : null, this.dims(B, T),
-      batch.features, batch.tokens, train ? this.config.dropout : 0, this.config.attentionLambda, dropoutSeed >>> 0);
+      batch.features, batch.tokens, train ? this.config.dropout : 0, this.config.attentionLambda, dropoutSeed >>> 0,
+      this.resetState);
     if (r.tokens === 0) throw new UserError('batch has no real target tokens (every target is <pad>=0): check the tokenised captions.');
     if (!Number.isFinite(r.loss)) throw new NonFiniteLossError(r.loss, this.step_);
     return { loss: r.loss, tokens: r.tokens };
+  }
+
+  /** The TF tutorial's GRU (state restarted from zeros every step); absent gruState = carry. */
+  private get resetState(): boolean {
+    return this.config.gruState === 'reset';
   }
 
   private dims(b: number, t: number): Int32Array {

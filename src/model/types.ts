@@ -14,7 +14,16 @@ export interface ModelConfig {
   vocabSize: number;       // V, vocabulary size including <pad>=0
   dropout: number;         // 0 = seed (no dropout)
   attentionLambda: number; // doubly stochastic attention regulariser weight, 0 = seed
+  gruState?: GruState;     // absent = 'carry' (checkpoints made before this field existed)
 }
+
+/**
+ * How the GRU state moves between decoder steps. 'carry': a real recurrence, h_t = GRU(x_t, h_{t-1}).
+ * 'reset': the TF tutorial's `self.gru(x)` with no initial state, h_t = GRU(x_t, 0); h_{t-1} is then
+ * only the attention query, and the recurrent kernel is unused (kept so the checkpoint layout is the same).
+ */
+export type GruState = 'carry' | 'reset';
+export const GRU_STATES: readonly GruState[] = ['carry', 'reset'];
 
 export const SEED_MODEL_DEFAULTS: Omit<ModelConfig, 'locations' | 'channels' | 'vocabSize'> = {
   embedDim: 256,
