@@ -4,7 +4,7 @@
  * start of training and stored in every checkpoint, so a checkpoint says exactly how it was made.
  */
 import fs from 'node:fs';
-import { SEED_MODEL_DEFAULTS } from '../model/types.js';
+import { GRU_STATES, SEED_MODEL_DEFAULTS, type GruState } from '../model/types.js';
 import { UserError } from '../util/errors.js';
 
 export type LrSchedule = 'constant' | 'step' | 'plateau';
@@ -18,6 +18,9 @@ export interface TrainConfig {
   attentionUnits: number;
   dropout: number;
   attentionLambda: number;
+  // 'carry' (default): a real recurrence. 'reset': the TF tutorial's GRU, which restarts from zeros every step
+  // (its previous output is only the attention query). Checkpoints without the field are 'carry'.
+  gruState: GruState;
 
   // Optimisation (the seed: batch 64, 20 epochs, Adam lr 1e-3, no gradient clipping).
   batchSize: number;
@@ -56,6 +59,7 @@ export interface TrainConfig {
 
 export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
   ...SEED_MODEL_DEFAULTS,
+  gruState: 'carry',
   batchSize: 64,
   epochs: 20,
   learningRate: 1e-3,
@@ -82,7 +86,7 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
  * on its scale): they cannot change when resuming a run.
  */
 export const FROZEN_ON_RESUME: readonly (keyof TrainConfig)[] = [
-  'embedDim', 'units', 'attentionUnits', 'dropout', 'attentionLambda', 'batchSize', 'seed',
+  'embedDim', 'units', 'attentionUnits', 'dropout', 'attentionLambda', 'gruState', 'batchSize', 'seed',
   'maxCaptionLength', 'bucketBatches', 'valMetric',
 ];
 
@@ -93,6 +97,7 @@ const RULES: Record<keyof TrainConfig, Rule> = {
   attentionUnits: { integer: true, min: 1 },
   dropout: { min: 0, max: 0.95 },
   attentionLambda: { min: 0 },
+  gruState: { oneOf: GRU_STATES },
   batchSize: { integer: true, min: 1 },
   epochs: { integer: true, min: 0 },
   learningRate: { min: 0 },
