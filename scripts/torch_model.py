@@ -3,6 +3,8 @@
 
 Same model and parameter layout as src/model (Keras [in, out] kernels, GRU reset_after=True with gate
 blocks z, r, n, input = concat(context, embedding)). Only PyTorch autograd computes gradients here.
+Both GRU state modes: carry (h_t = GRU(x_t, h_{t-1})) and reset (the TF tutorial's `self.gru(x)` with no
+initial state: h_t = GRU(x_t, 0), h_{t-1} only the attention query).
 Shapes: B batch, T steps, L locations, C channels, E embedding, U units, A attention units, V vocab.
 """
 import torch
@@ -26,9 +28,22 @@ def parameter_shapes(L, C, E, U, A, V):
     }
 
 
-def loss_fn(p, features, tokens, attention_lambda=0.0, dropout_masks=None):
+def gru_cell(gx, prev, wr, brec):
+    """Keras GRU (reset_after=True): gx [B,3U] = input share incl. its bias, prev [B,U] -> new state [B,U]."""
+    gh = prev @ wr + brec                                                          # [B,3U]
+    xz, xr, xn = gx.chunk(3, dim=-1)
+    hz, hr, hn = gh.chunk(3, dim=-1)
+    z = torch.sigmoid(xz + hz)
+    r = torch.sigmoid(xr + hr)
+    n = torch.tanh(xn + r * hn)
+    return z * prev + (1 - z) * n
+
+
+def loss_fn(p, features, tokens, attention_lambda=0.0, dropout_masks=None, reset_state=False):
     """p: dict name -> tensor. features [B,L,C], tokens [B,T+1] (int64, 0 = pad).
     dropout_masks: optional (embedding mask [T,B,E], output mask [T,B,U]) already scaled by 1/(1-p).
+    reset_state: the GRU restarts from zeros every step (the TF tutorial); the previous output is then only
+    the attention query.
     Returns (loss, number of real target tokens)."""
     B, T1 = tokens.shape
     T = T1 - 1
@@ -48,13 +63,7 @@ def loss_fn(p, features, tokens, attention_lambda=0.0, dropout_masks=None):
         if dropout_masks is not None:
             x = x * dropout_masks[0][t]
         gx = torch.cat([ctx, x], dim=-1) @ wk + bias[0]                            # [B,3U]
-        gh = h @ wr + bias[1]                                                      # [B,3U]
-        xz, xr, xn = gx.chunk(3, dim=-1)
-        hz, hr, hn = gh.chunk(3, dim=-1)
-        z = torch.sigmoid(xz + hz)
-        r = torch.sigmoid(xr + hr)
-        n = torch.tanh(xn + r * hn)
-        h = z * h + (1 - z) * n
+        h = gru_cell(gx, torch.zeros_like(h) if reset_state else h, wr, bias[1])   # [B,U]
         out = h if dropout_masks is None else h * dropout_masks[1][t]
         outputs.append(out)
         alphas.append(alpha[..., 0])

@@ -2,6 +2,7 @@
 after 3 Adam steps, computed by PyTorch autograd in float64 (stored as float32) for two cases:
   case0: the seed model (no dropout, no regulariser, no clipping)
   case1: doubly stochastic attention regulariser lambda=0.5 and global-norm clipping at 0.5
+  case2: as case1 with the TF tutorial's GRU (reset_state: restarted from zeros every step, `--gru-state reset`)
 test/model-torch-reference.test.ts replays them through the native core tensor by tensor.
 Run: /usr/bin/python3 scripts/torch_reference.py   (needs torch; CI never does)
 """
@@ -15,8 +16,9 @@ from torch_model import PARAMETER_ORDER, KerasAdam, loss_fn, parameter_shapes
 
 SIZES = dict(L=6, C=10, E=8, U=12, A=9, V=15)
 B, T = 3, 5
-CASES = [dict(name="case0", attention_lambda=0.0, clip_norm=None, lr=1e-2),
-         dict(name="case1", attention_lambda=0.5, clip_norm=0.5, lr=1e-2)]
+CASES = [dict(name="case0", attention_lambda=0.0, clip_norm=None, lr=1e-2, reset_state=False),
+         dict(name="case1", attention_lambda=0.5, clip_norm=0.5, lr=1e-2, reset_state=False),
+         dict(name="case2", attention_lambda=0.5, clip_norm=0.5, lr=1e-2, reset_state=True)]
 
 
 def main():
@@ -36,7 +38,8 @@ def main():
         for step in range(3):
             for q in params:
                 q.grad = None
-            loss, _ = loss_fn(dict(zip(PARAMETER_ORDER, params)), features, tokens, case["attention_lambda"])
+            loss, _ = loss_fn(dict(zip(PARAMETER_ORDER, params)), features, tokens, case["attention_lambda"],
+                              reset_state=case["reset_state"])
             loss.backward()
             losses.append(loss.item())
             if step == 0:

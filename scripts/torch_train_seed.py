@@ -3,7 +3,8 @@
 
 Recipe (the seed, as `sat train --bucket 0 --val-metric loss` with default settings): every (image, caption)
 pair of the train split is one example, shuffled each epoch, batches of 64 (the last one smaller), each padded
-to its own longest caption; teacher forcing with the GRU state carried across steps from a zero initial state;
+to its own longest caption; teacher forcing with the GRU state carried across steps from a zero initial state
+(--gru-state reset: restarted from zeros every step, as the TF tutorial's GRU and `sat train --gru-state reset`);
 loss = mean cross-entropy over real (non-pad) target tokens; Keras Adam (lr 1e-3, eps 1e-7 added to sqrt(v));
 no dropout, no attention regulariser, no clipping; E 256, U 512, A 512; Keras initialisers (glorot_uniform
 kernels, orthogonal GRU recurrent kernel, zero biases, Embedding uniform(-0.05, 0.05)). The model and the
@@ -38,7 +39,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_model import PARAMETER_ORDER, KerasAdam, loss_fn, parameter_shapes  # noqa: E402
+from torch_model import PARAMETER_ORDER, KerasAdam, gru_cell, loss_fn, parameter_shapes  # noqa: E402
 
 
 # --- the run directory and its feature store (layouts: src/run.ts, src/features/format.ts) ----------------
@@ -139,7 +140,7 @@ def keras_init(shapes, generator):
 
 
 @torch.no_grad()
-def greedy_decode(p, features, vocab, max_length):
+def greedy_decode(p, features, vocab, max_length, reset_state=False):
     """features [N, L, C] -> N captions (lists of words, <end> excluded). Same steps as native/infer.cc."""
     N = features.shape[0]
     U = p["gru.recurrent_kernel"].shape[0]
@@ -156,11 +157,7 @@ def greedy_decode(p, features, vocab, max_length):
         ctx = (torch.softmax(score, dim=1) * enc).sum(dim=1)                         # [N,E]
         x = p["embedding.embeddings"][token]
         gx = torch.cat([ctx, x], dim=-1) @ p["gru.kernel"] + p["gru.bias"][0]
-        gh = h @ p["gru.recurrent_kernel"] + p["gru.bias"][1]
-        xz, xr, xn = gx.chunk(3, dim=-1)
-        hz, hr, hn = gh.chunk(3, dim=-1)
-        z, r = torch.sigmoid(xz + hz), torch.sigmoid(xr + hr)
-        h = z * h + (1 - z) * torch.tanh(xn + r * hn)
+        h = gru_cell(gx, torch.zeros_like(h) if reset_state else h, p["gru.recurrent_kernel"], p["gru.bias"][1])
         logits = (h @ p["fc1.kernel"] + p["fc1.bias"]) @ p["fc2.kernel"] + p["fc2.bias"]  # [N,V]
         logits[:, 0] = -math.inf       # <pad>
         logits[:, start] = -math.inf
@@ -210,24 +207,24 @@ def load_sat_checkpoint(file, shapes):
     return params
 
 
-def dev_loss(p, store, dev, batch):
+def dev_loss(p, store, dev, batch, reset_state):
     """Token-weighted mean cross-entropy over all dev pairs (as evaluateLoss in src/train/loop.ts)."""
     total, tokens = 0.0, 0
     with torch.no_grad():
         for i in range(0, len(dev), batch):
             features, toks = make_batch(store, dev[i:i + batch])
-            loss, n = loss_fn(p, features, toks)
+            loss, n = loss_fn(p, features, toks, reset_state=reset_state)
             total += loss.item() * n
             tokens += n
     return total / tokens if tokens else None
 
 
-def dev_captions(p, store, dev_images, vocab, max_length, batch):
+def dev_captions(p, store, dev_images, vocab, max_length, batch, reset_state):
     """COCO results [{"image_id", "caption"}] with `sat eval`'s ids: numeric ids as numbers."""
     results = []
     for i in range(0, len(dev_images), batch):
         chunk = dev_images[i:i + batch]
-        words = greedy_decode(p, torch.from_numpy(store.read_batch([im["id"] for im in chunk])), vocab, max_length)
+        words = greedy_decode(p, torch.from_numpy(store.read_batch([im["id"] for im in chunk])), vocab, max_length, reset_state)
         for im, w in zip(chunk, words):
             results.append({"image_id": int(im["id"]) if re.fullmatch(r"\d+", im["id"]) else im["id"], "caption": " ".join(w)})
     return results
@@ -248,8 +245,11 @@ def main():
     ap.add_argument("--seed", type=int, default=42, help="torch generator for initialisation and shuffling")
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     ap.add_argument("--decode-batch", type=int, default=64)
+    ap.add_argument("--gru-state", choices=["carry", "reset"], default="carry",
+                    help="reset = the TF tutorial's GRU, which restarts from zeros every step; carry = a real recurrence (default)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    reset_state = a.gru_state == "reset"
 
     info, vocab, images = load_run(a.run)
     store = FeatureStore(find_feature_dir(a.run, info, a.features))
@@ -268,15 +268,15 @@ def main():
     p = load_sat_checkpoint(a.init_from, shapes) if a.init_from else keras_init(shapes, gen)
     opt = KerasAdam([p[n] for n in PARAMETER_ORDER], lr=a.lr, eps=1e-7)
     os.makedirs(a.out, exist_ok=True)
-    print(f"torch {torch.__version__}, {a.threads} threads; features {store.encoder_id} [{store.L} x {store.C}], V {V}; "
+    print(f"torch {torch.__version__}, {a.threads} threads, GRU state {a.gru_state}; features {store.encoder_id} [{store.L} x {store.C}], V {V}; "
           f"train {len(train)} captions, dev {len(dev)} captions / {len(dev_images)} images", file=sys.stderr, flush=True)
 
     history = []
 
     def finish_epoch(epoch, record):
         t1 = time.perf_counter()
-        record["valLoss"] = dev_loss(p, store, dev, a.batch)
-        results = dev_captions(p, store, dev_images, vocab, max_length, a.decode_batch)
+        record["valLoss"] = dev_loss(p, store, dev, a.batch, reset_state)
+        results = dev_captions(p, store, dev_images, vocab, max_length, a.decode_batch, reset_state)
         record["decodeSeconds"] = time.perf_counter() - t1
         record["results"] = f"results-e{epoch:03d}.json"
         with open(os.path.join(a.out, record["results"]), "w") as f:
@@ -303,7 +303,7 @@ def main():
             features, tokens = make_batch(store, [train[i] for i in batch])
             for q in opt.params:
                 q.grad = None
-            loss, n = loss_fn(p, features, tokens)
+            loss, n = loss_fn(p, features, tokens, reset_state=reset_state)
             if not math.isfinite(loss.item()):
                 sys.exit(f"loss became {loss.item()} at epoch {epoch}, batch {bi + 1}")
             loss.backward()

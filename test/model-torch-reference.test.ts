@@ -2,7 +2,8 @@
  * Replays test/fixtures/model-reference.safetensors (written by scripts/torch_reference.py: PyTorch
  * autograd in float64) through the native float32 core and compares tensor by tensor: the loss of
  * 3 steps, every gradient of the first step and every weight after 3 Adam steps (llm.c's test_gpt2
- * pattern). Prints the largest difference per tensor. Needs no PyTorch.
+ * pattern), in both GRU state modes (case2: reset_state, the TF tutorial's GRU). Prints the largest
+ * difference per tensor. Needs no PyTorch.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -29,7 +30,8 @@ function readSafetensors(path: string): Fixture {
 
 const fixture = readSafetensors(new URL('./fixtures/model-reference.safetensors', import.meta.url).pathname);
 const sizes = JSON.parse(fixture.meta.sizes);
-const cases: { name: string; attention_lambda: number; clip_norm: number | null; lr: number }[] = JSON.parse(fixture.meta.cases);
+const cases: { name: string; attention_lambda: number; clip_norm: number | null; lr: number; reset_state?: boolean }[] =
+  JSON.parse(fixture.meta.cases);
 const get = (name: string) => {
   const t = fixture.tensors.get(name);
   if (!t) throw new Error(`fixture has no tensor ${name}`);
@@ -46,10 +48,11 @@ function compare(label: string, ours: Float32Array, ref: Float32Array, lines: st
 }
 
 for (const c of cases) {
-  test(`native core matches PyTorch float64: ${c.name} (lambda ${c.attention_lambda}, clipNorm ${c.clip_norm ?? 'off'})`, () => {
+  const gruState = c.reset_state ? 'reset' : 'carry';
+  test(`native core matches PyTorch float64: ${c.name} (lambda ${c.attention_lambda}, clipNorm ${c.clip_norm ?? 'off'}, GRU state ${gruState})`, () => {
     const model = createModel({
       locations: sizes.L, channels: sizes.C, embedDim: sizes.E, units: sizes.U, attentionUnits: sizes.A,
-      vocabSize: sizes.V, dropout: 0, attentionLambda: c.attention_lambda,
+      vocabSize: sizes.V, dropout: 0, attentionLambda: c.attention_lambda, gruState,
     }) as NativeCaptionModel;
     for (const [name, t] of model.parameters()) t.data.set(get(`param.${name}`) as Float32Array);
     const batch = { size: sizes.B, steps: sizes.T, features: get('input.features') as Float32Array, tokens: get('input.tokens') as Int32Array };
@@ -77,6 +80,13 @@ for (const c of cases) {
     assert.ok(worstGrad < 1e-5, `largest gradient difference ${worstGrad} (relative to max(|ref|, 1))`);
     assert.ok(worstWeight < 1e-5, `largest weight difference after 3 Adam steps ${worstWeight}`);
     assert.ok(vBias < 1e-3, `attention.V.bias after 3 Adam steps differs by ${vBias}`);
+    if (c.reset_state) {
+      assert.ok(model.gradients().get('gru.recurrent_kernel')!.data.every((x) => x === 0), 'reset mode: Wr gradient is exactly 0');
+    }
     model.dispose();
   });
 }
+
+test('the fixture covers both GRU state modes', () => {
+  assert.deepEqual(cases.map((c) => Boolean(c.reset_state)), [false, false, true]);
+});
