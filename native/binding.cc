@@ -52,7 +52,7 @@ Dims dims_of(Napi::Env env, const Napi::Value& v) {
 template <typename T>
 Params<T> params_of(Napi::Env env, const Napi::Value& v, const Dims& d, const char* what) {
   if (!v.IsArray() || v.As<Napi::Array>().Length() != kNumParams)
-    throw Napi::TypeError::New(env, std::string(what) + " must be an array of 16 typed arrays");
+    throw Napi::TypeError::New(env, std::string(what) + " must be an array of " + std::to_string(kNumParams) + " typed arrays");
   auto arr = v.As<Napi::Array>();
   Params<T> p;
   T** slots = reinterpret_cast<T**>(&p);
@@ -89,6 +89,7 @@ Napi::Value TrainStepT(const Napi::CallbackInfo& info) {
   opt.lambda = info[7].As<Napi::Number>().DoubleValue();
   opt.seed = info[8].As<Napi::Number>().Uint32Value();
   opt.reset_state = info[9].ToBoolean().Value();
+  opt.mean_init = info[10].ToBoolean().Value();
   Workspace<T>* w;
   if constexpr (std::is_same_v<T, float>) w = &ws->f32; else w = &ws->f64;
   StepResult r = train_step<T>(*w, d, p, with_grads ? &g : nullptr, features, tokens, opt);
@@ -103,7 +104,7 @@ Napi::Value TrainStepT(const Napi::CallbackInfo& info) {
 Napi::Value TrainStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[1].IsArray() || info[1].As<Napi::Array>().Length() == 0)
-    throw Napi::TypeError::New(env, "params must be an array of 16 typed arrays");
+    throw Napi::TypeError::New(env, "params must be an array of " + std::to_string(kNumParams) + " typed arrays");
   Napi::Value first = info[1].As<Napi::Array>().Get(0u);
   if (first.IsTypedArray() && first.As<Napi::TypedArray>().TypedArrayType() == napi_float64_array)
     return TrainStepT<double>(info);
@@ -116,7 +117,8 @@ Napi::Value Encode(const Napi::CallbackInfo& info) {
   Params<float> p = params_of<float>(env, info[0], d, "params");
   const size_t NL = (size_t)d.B * d.L;
   encode(d, p, data_of<float>(env, info[2], NL * d.C, "features"), data_of<float>(env, info[3], NL * d.E, "encoded"),
-         data_of<float>(env, info[4], NL * d.A, "projected"));
+         data_of<float>(env, info[4], NL * d.A, "projected"), data_of<float>(env, info[5], (size_t)d.B * d.U, "hidden"),
+         info[6].ToBoolean().Value());
   return env.Undefined();
 }
 

@@ -8,10 +8,17 @@
 
 namespace sat {
 
-void encode(const Dims& d, const Params<float>& p, const float* features, float* enc, float* proj) {
+void encode(const Dims& d, const Params<float>& p, const float* features, float* enc, float* proj, float* hidden,
+            bool mean_init) {
   const int NL = d.B * d.L;
   encoder_forward(enc, features, p.enc_w, p.enc_b, NL, d.C, d.E);  // [N,L,E]
   dense_forward(proj, enc, p.w1, p.b1, NL, d.E, d.A);              // [N,L,A]
+  if (mean_init) {  // the same H[0] as training (train.cc)
+    std::vector<float> enc_mean((size_t)d.B * d.E);
+    initial_state_forward(hidden, enc_mean.data(), enc, p.init_w, p.init_b, d.B, d.L, d.E, d.U);
+  } else {
+    std::fill(hidden, hidden + (size_t)d.B * d.U, 0.0f);
+  }
 }
 
 void decode_step(DecodeWorkspace& ws, const Dims& d, const Params<float>& p, const float* enc, const float* proj,

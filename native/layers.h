@@ -49,6 +49,25 @@ void dense_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, in
   if (dx) gemm(false, true, N, K, M, T(1), dy, M, w, M, T(0), dx, K);
 }
 
+// ---------------------------------------------------------------- Initial decoder state
+// The paper's initial decoder state: enc [B,L,E] -> enc_mean [B,E] (mean over locations),
+// h0 [B,U] = tanh(enc_mean w + b), w [E,U], b [U].
+template <typename T>
+void initial_state_forward(T* h0, T* enc_mean, const T* enc, const T* w, const T* b, int B, int L, int E, int U) {
+  const T inv = T(1) / T(L);
+  for (int i = 0; i < B; i++) {
+    T* m = enc_mean + (size_t)i * E;
+    std::fill(m, m + E, T(0));
+    for (int l = 0; l < L; l++) {
+      const T* e = enc + ((size_t)i * L + l) * E;
+      for (int k = 0; k < E; k++) m[k] += e[k];
+    }
+    for (int k = 0; k < E; k++) m[k] *= inv;
+  }
+  dense_forward(h0, enc_mean, w, b, B, E, U);
+  for (size_t i = 0; i < (size_t)B * U; i++) h0[i] = std::tanh(h0[i]);
+}
+
 // ---------------------------------------------------------------- Encoder: enc = relu(F We + be)
 // features [N,C] (N = B*L) -> enc [N,E]
 template <typename T>

@@ -16,6 +16,8 @@ struct Dims {
 // Parameter order shared with src/model/binding.ts (PARAMETER_ORDER). Keras-like layout:
 // kernels are [in, out]; gru_k is [2E, 3U] with rows 0..E-1 for the context and E..2E-1 for the
 // embedding (input = concat(context, embedding)); gru_b is [2, 3U] = (input bias, recurrent bias).
+// init_w/init_b predict the decoder's initial state from the mean annotation vector (Xu et al. 2015,
+// sec. 3.1.2): H[0] = tanh(mean_l enc[b,l,:] init_w + init_b); unused (zero gradient) when H[0] = 0.
 template <typename T>
 struct Params {
   T* enc_w;   // [C, E]
@@ -34,10 +36,12 @@ struct Params {
   T* fc1_b;   // [U]
   T* fc2_w;   // [U, V]
   T* fc2_b;   // [V]
+  T* init_w;  // [E, U]
+  T* init_b;  // [U]
   T* at(int i) const { return reinterpret_cast<T* const*>(this)[i]; }
 };
-static_assert(sizeof(Params<float>) == 16 * sizeof(float*), "Params must be exactly its 16 pointers");
-constexpr int kNumParams = 16;
+static_assert(sizeof(Params<float>) == 18 * sizeof(float*), "Params must be exactly its 18 pointers");
+constexpr int kNumParams = 18;
 
 // Expected element count of parameter i for the given sizes (used by the binding's bounds checks).
 size_t param_size(const Dims& d, int i);
@@ -49,6 +53,8 @@ struct StepOptions {
   // false: a real recurrence, h_t = GRU(x_t, h_{t-1}). true: the TF tutorial's GRU, restarted from zeros
   // every step, h_t = GRU(x_t, 0); h_{t-1} is then only the attention query (and Wr is unused).
   bool reset_state = false;
+  // false: H[0] = 0 (the TF tutorial). true: H[0] = tanh(mean_l(enc) init_w + init_b) (the paper).
+  bool mean_init = false;
 };
 
 struct StepResult {
@@ -64,6 +70,7 @@ struct Workspace {
   std::vector<T> enc, proj, x, xg, h, gates, alpha, ctx, wcat, hg, hd, f1, logits, row_loss, reg_sum, reg_grad;
   std::vector<T> dhd, df1, dh_out, dh, dhn, dhp, dgx, dghw, dctx, dproj, dv_rows, dbv_rows, dx, denc, scratch;
   std::vector<T> zeros;  // [B,U] the GRU's previous state in reset mode
+  std::vector<T> enc_mean, dinit;  // [B,E] mean annotation vector; [B,U] gradient of init's pre-activation
   std::vector<int32_t> rows, targets;
   std::vector<uint8_t> real;
 };
@@ -74,8 +81,10 @@ template <typename T>
 StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const Params<T>* grads,
                       const T* features, const int32_t* tokens, const StepOptions& opt);
 
-// Inference. encode: features [N,L,C] -> enc [N,L,E], proj [N,L,A]. d.B = N.
-void encode(const Dims& d, const Params<float>& p, const float* features, float* enc, float* proj);
+// Inference. encode: features [N,L,C] -> enc [N,L,E], proj [N,L,A], hidden [N,U] the decoder's initial
+// state (zeros, or from the mean annotation vector when mean_init). d.B = N.
+void encode(const Dims& d, const Params<float>& p, const float* features, float* enc, float* proj, float* hidden,
+            bool mean_init);
 
 struct DecodeWorkspace {
   std::vector<float> hw2, ctx, gx, gh, gates, f1, x, zeros;

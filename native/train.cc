@@ -10,6 +10,8 @@
 //  - attention tanh is recomputed in the backward pass instead of storing [T,B,L,A].
 // With opt.reset_state (the TF tutorial's GRU, restarted from zeros every step) H[t] is only the attention
 // query: the GRU's previous state is zeros, so h Wr is skipped, and no gradient flows back through the GRU.
+// With opt.mean_init (the paper's sec. 3.1.2) H[0] = tanh(mean_l(enc) init_w + init_b) instead of zeros; the
+// gradient left for H[0] after the recurrence flows back through it into init_w, init_b and enc.
 #include <algorithm>
 #include <cstring>
 
@@ -21,7 +23,7 @@ namespace sat {
 size_t param_size(const Dims& d, int i) {
   const size_t C = d.C, E = d.E, U = d.U, A = d.A, V = d.V;
   const size_t sizes[kNumParams] = {C * E, E, E * A, A, U * A, A, A, 1, V * E, 2 * E * 3 * U, U * 3 * U,
-                                    2 * 3 * U, U * U, U, U * V, V};
+                                    2 * 3 * U, U * U, U, U * V, V, E * U, U};
   return sizes[i];
 }
 
@@ -39,6 +41,7 @@ StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const
   const int K = A + G;                                       // width of [h W2 | h Wr]
   const bool train = grads != nullptr;
   const bool reset = opt.reset_state;
+  const bool mean_init = opt.mean_init;
   const double drop = train ? opt.dropout : 0.0;
   const uint32_t seed = opt.seed;
 
@@ -46,7 +49,8 @@ StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const
   T* proj = grow(ws.proj, (size_t)BL * A);      // [B,L,A]
   T* x = grow(ws.x, (size_t)TB * E);            // [T,B,E] embeddings (after dropout)
   T* xg = grow(ws.xg, (size_t)TB * G);          // [T,B,3U] input-side gate pre-activations
-  T* H = grow(ws.h, (size_t)(TB + B) * U);      // [T+1,B,U] states, H[0] = 0
+  T* H = grow(ws.h, (size_t)(TB + B) * U);      // [T+1,B,U] states; H[0] = 0 or from the mean annotation
+  T* enc_mean = grow(ws.enc_mean, (size_t)B * E); // [B,E] (mean_init only)
   T* gates = grow(ws.gates, (size_t)TB * 4 * U);// [T,B,4U]
   T* alpha = grow(ws.alpha, (size_t)TB * L);    // [T,B,L]
   T* ctx = grow(ws.ctx, (size_t)TB * E);        // [T,B,E]
@@ -83,7 +87,10 @@ StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const
     std::memcpy(wcat + (size_t)u * K, p.w2 + (size_t)u * A, sizeof(T) * A);
     std::memcpy(wcat + (size_t)u * K + A, p.gru_rk + (size_t)u * G, sizeof(T) * G);
   }
-  std::fill(H, H + (size_t)B * U, T(0));
+  if (mean_init)
+    initial_state_forward(H, enc_mean, enc, p.init_w, p.init_b, B, L, E, U);
+  else
+    std::fill(H, H + (size_t)B * U, T(0));
   for (int t = 0; t < Tn; t++) {
     const T* h = H + (size_t)t * B * U;
     T* hn = H + (size_t)(t + 1) * B * U;
@@ -242,6 +249,22 @@ StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const
          denc + (size_t)b * L * E, E);
   }
   gemm(false, true, BL, E, A, T(1), dproj, A, p.w1, A, T(1), denc, E);  // += dproj W1^T
+  if (mean_init) {
+    // dh = dLoss/dH[0] after the recurrence. Through tanh: dinit [B,U] = dh * (1 - H[0]^2); then
+    // dinit_w = enc_mean^T dinit, dinit_b = colsum, d(enc_mean) [B,E] = dinit init_w^T, which each of
+    // the L locations receives 1/L of (the mean), before the encoder's ReLU backward.
+    T* dinit = grow(ws.dinit, (size_t)B * U);
+    for (size_t i = 0; i < (size_t)B * U; i++) dinit[i] = dh[i] * (T(1) - H[i] * H[i]);
+    T* dmean = grow(ws.dx, (size_t)std::max(TB, B) * E);  // dx is free again: reuse it as [B,E]
+    dense_backward(dmean, g.init_w, g.init_b, dinit, enc_mean, p.init_w, B, E, U);
+    const T inv = T(1) / T(L);
+    for (int b = 0; b < B; b++)
+      for (int l = 0; l < L; l++) {
+        T* dst = denc + ((size_t)b * L + l) * E;
+        const T* src = dmean + (size_t)b * E;
+        for (int k = 0; k < E; k++) dst[k] += src[k] * inv;
+      }
+  }
   gemm(true, false, E, A, BL, T(1), enc, E, dproj, A, T(1), g.w1, A);   // dW1
   colsum_add(g.b1, dproj, BL, A);
   encoder_backward(denc, g.enc_w, g.enc_b, enc, features, BL, C, E);

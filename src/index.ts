@@ -19,8 +19,8 @@ export type { FeatureStoreReader } from './features/types.js';
 
 // the native model and its training loop
 export { createModel } from './model/index.js';
-export type { CaptionModel, ModelConfig, GruState, TrainBatch, DecoderState, StepOutput } from './model/types.js';
-export { GRU_STATES } from './model/types.js';
+export type { CaptionModel, ModelConfig, GruState, InitState, TrainBatch, DecoderState, StepOutput } from './model/types.js';
+export { GRU_STATES, INIT_STATES } from './model/types.js';
 export { train } from './train/train.js';
 export type { TrainOptions, TrainOutcome } from './train/train.js';
 export { runDemo } from './train/demo.js';

@@ -2,7 +2,8 @@
  * Finite-difference check of every parameter's gradient, in float64 through the addon's test-only
  * double-precision path (the same templated kernels as float32 training). Central differences with
  * h = 1e-5 on small shapes; prints the largest relative error per parameter. Both GRU state modes:
- * carry (a real recurrence) and reset (the TF tutorial's GRU, restarted from zeros every step).
+ * carry (a real recurrence) and reset (the TF tutorial's GRU, restarted from zeros every step), and both
+ * initial states: zeros (the tutorial) and mean (the paper's H[0] = tanh(mean annotation · W + b)).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -26,18 +27,18 @@ function randomParams(seed: number): Float64Array[] {
   return PARAMETER_ORDER.map((n) => Float64Array.from({ length: shapes[n].reduce((a, b) => a * b, 1) }, () => rng.normal() * 0.5));
 }
 
-function check(label: string, dropout: number, lambda: number, resetState = false) {
+function check(label: string, dropout: number, lambda: number, resetState = false, meanInit = false) {
   const ws = native.createWorkspace();
   const params = randomParams(7);
   const grads = params.map((p) => new Float64Array(p.length));
   const rng = new Rng(3);
   const features = Float64Array.from({ length: B * config.locations * config.channels }, () => rng.normal());
   const dims = Int32Array.of(B, T, config.locations, config.channels, config.embedDim, config.units, config.attentionUnits, config.vocabSize);
-  const loss = () => native.trainStep(ws, params, null, dims, features, tokens, dropout, lambda, 11, resetState).loss;
+  const loss = () => native.trainStep(ws, params, null, dims, features, tokens, dropout, lambda, 11, resetState, meanInit).loss;
   // The forward-only pass never applies dropout, so compare against a training pass's loss with grads,
   // then differentiate the training loss by re-running trainStep (it recomputes the same masks).
-  const trainLoss = () => native.trainStep(ws, params, grads.map((g) => new Float64Array(g.length)), dims, features, tokens, dropout, lambda, 11, resetState).loss;
-  const base = native.trainStep(ws, params, grads, dims, features, tokens, dropout, lambda, 11, resetState);
+  const trainLoss = () => native.trainStep(ws, params, grads.map((g) => new Float64Array(g.length)), dims, features, tokens, dropout, lambda, 11, resetState, meanInit).loss;
+  const base = native.trainStep(ws, params, grads, dims, features, tokens, dropout, lambda, 11, resetState, meanInit);
   assert.ok(Number.isFinite(base.loss) && base.tokens === 9, `loss ${base.loss}, tokens ${base.tokens}`);
   if (dropout === 0) assert.ok(Math.abs(loss() - base.loss) < 1e-12, 'eval loss equals training loss without dropout');
   const f = dropout > 0 ? trainLoss : loss;
@@ -70,7 +71,26 @@ function check(label: string, dropout: number, lambda: number, resetState = fals
 }
 
 test('float64 gradients match central finite differences (seed model: no dropout, no regulariser)', () => {
-  check('dropout 0, lambda 0', 0, 0);
+  const grads = check('dropout 0, lambda 0', 0, 0);
+  // H[0] = 0: the initial-state parameters are unused and get exactly zero gradient.
+  for (const name of ['init_state.kernel', 'init_state.bias'] as const) {
+    assert.ok(grads[PARAMETER_ORDER.indexOf(name)].every((x) => x === 0), `${name} gradient is exactly 0 with initState zeros`);
+  }
+});
+
+test('float64 gradients match finite differences with --init-state mean (the paper\'s initial state)', () => {
+  const grads = check('init mean, dropout 0, lambda 0', 0, 0, false, true);
+  for (const name of ['init_state.kernel', 'init_state.bias'] as const) {
+    assert.ok(grads[PARAMETER_ORDER.indexOf(name)].some((x) => x !== 0), `${name} gradient is not 0 with initState mean`);
+  }
+});
+
+test('float64 gradients match finite differences with --init-state mean, the attention regulariser and dropout', () => {
+  check('init mean, dropout 0.3, lambda 0.7', 0.3, 0.7, false, true);
+});
+
+test('float64 gradients match finite differences with --init-state mean and --gru-state reset, regulariser and dropout', () => {
+  check('init mean, reset, dropout 0.3, lambda 0.7', 0.3, 0.7, true, true);
 });
 
 test('float64 gradients match finite differences with the attention regulariser and dropout', () => {

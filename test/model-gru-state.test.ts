@@ -4,11 +4,13 @@
  * attention query). Checks that they compute different things, that reset mode never reads the recurrent
  * kernel, and that decoding (encode + step) reproduces the training forward step by step in both modes:
  * every step's full softmax (recovered from fc2.bias gradients of growing prefixes) and its attention
- * (through the doubly stochastic penalty of growing prefixes).
+ * (through the doubly stochastic penalty of growing prefixes), with both initial states (initState zeros
+ * and the paper's mean: decoding must start from the same H[0] as training).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createModel, type GruState, type ModelConfig, type TrainBatch } from '../src/model/index.js';
+import type { InitState } from '../src/model/types.js';
 import { loadBinding, PARAMETER_ORDER } from '../src/model/binding.js';
 import { NativeCaptionModel } from '../src/model/native-model.js';
 import { Rng } from '../src/util/rng.js';
@@ -73,12 +75,13 @@ test('reset mode computes a different forward than carry, never reads Wr, and gi
   carry.dispose(); reset.dispose();
 });
 
-for (const mode of ['carry', 'reset'] as const) {
-  test(`decode steps reproduce the training forward step by step (gruState ${mode}): softmax and attention`, () => {
+for (const [mode, init] of [['carry', 'zeros'], ['reset', 'zeros'], ['carry', 'mean'], ['reset', 'mean']] as const) {
+  test(`decode steps reproduce the training forward step by step (gruState ${mode}, initState ${init}): softmax and attention`, () => {
     const native = loadBinding();
     const lambda = 0.5;
     const { carry, reset } = modelPair(6);
-    const model = mode === 'reset' ? reset : carry;
+    const model = createModel({ ...config, gruState: mode, initState: init as InitState });
+    for (const [name, t] of carry.parameters()) model.parameters().get(name)!.data.set(t.data);
     const b = batch(3);
     const { locations: L, channels: C, vocabSize: V } = config;
     const params = PARAMETER_ORDER.map((n) => model.parameters().get(n)!.data);
@@ -97,7 +100,7 @@ for (const mode of ['carry', 'reset'] as const) {
         state = { ...state, hidden: out.hidden };
         // Training forward on the prefix of t+1 steps: tokens * d loss / d fc2.bias = sum_s (softmax_s - onehot_s).
         const dims = Int32Array.of(1, t + 1, L, C, config.embedDim, config.units, config.attentionUnits, V);
-        const r = native.trainStep(ws, params, grads, dims, features, rowTokens.slice(0, t + 2), 0, lambda, 0, mode === 'reset');
+        const r = native.trainStep(ws, params, grads, dims, features, rowTokens.slice(0, t + 2), 0, lambda, 0, mode === 'reset', init === 'mean');
         const cumulative = Float64Array.from(grads[fc2Bias], (g) => g * r.tokens);
         const mx = Math.max(...out.logits);
         const sum = out.logits.reduce((a, x) => a + Math.exp(x - mx), 0);
@@ -119,7 +122,7 @@ for (const mode of ['carry', 'reset'] as const) {
     }
     assert.equal(checked, 12);
     native.releaseWorkspace(ws);
-    carry.dispose(); reset.dispose();
+    carry.dispose(); reset.dispose(); model.dispose();
   });
 }
 

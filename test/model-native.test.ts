@@ -67,8 +67,8 @@ test('float32 training path agrees with the float64 path (loss and every gradien
   const b = batch(2);
   const dims = Int32Array.of(b.size, b.steps, config.locations, config.channels, config.embedDim, config.units, config.attentionUnits, config.vocabSize);
   const ws = native.createWorkspace();
-  const r32 = native.trainStep(ws, p32, g32, dims, b.features, b.tokens, 0, 0.5, 0, false);
-  const r64 = native.trainStep(ws, p64, g64, dims, Float64Array.from(b.features), b.tokens, 0, 0.5, 0, false);
+  const r32 = native.trainStep(ws, p32, g32, dims, b.features, b.tokens, 0, 0.5, 0, false, false);
+  const r64 = native.trainStep(ws, p64, g64, dims, Float64Array.from(b.features), b.tokens, 0, 0.5, 0, false, false);
   assert.ok(Math.abs(r32.loss - r64.loss) < 1e-5 * r64.loss, `loss ${r32.loss} vs ${r64.loss}`);
   PARAMETER_ORDER.forEach((name, i) => {
     let scale = 0, diff = 0;

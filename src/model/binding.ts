@@ -27,6 +27,8 @@ export const PARAMETER_ORDER = [
   'fc1.bias',                 // [U]
   'fc2.kernel',               // [U, V]
   'fc2.bias',                 // [V]
+  'init_state.kernel',        // [E, U]: H[0] = tanh(mean_l(encoded) · kernel + bias) with initState 'mean'
+  'init_state.bias',          // [U]
 ] as const;
 export type ParameterName = (typeof PARAMETER_ORDER)[number];
 
@@ -51,15 +53,20 @@ export interface NativeBinding {
   releaseWorkspace(ws: NativeWorkspace): void;
   /**
    * Forward over a padded batch; with `grads` also backward (gradients are overwritten, not added).
-   * params/grads: 16 arrays in PARAMETER_ORDER, all Float32Array or all Float64Array (test-only path),
+   * params/grads: 18 arrays in PARAMETER_ORDER, all Float32Array or all Float64Array (test-only path),
    * features [B, L, C] of the same type, tokens [B, T+1]. resetState: the TF tutorial's GRU, restarted from
    * zeros every step (the previous output is only the attention query); false = a real recurrence.
+   * meanInit: H[0] = tanh(mean_l(encoded) · init_state.kernel + init_state.bias) (the paper) instead of zeros.
    */
   trainStep<A extends FloatArray>(ws: NativeWorkspace, params: A[], grads: A[] | null, dims: NativeDims,
     features: A, tokens: Int32Array, dropout: number, attentionLambda: number, dropoutSeed: number,
-    resetState: boolean): NativeStepResult;
-  /** features [N, L, C] -> encoded [N, L, E], projected [N, L, A]. */
-  encode(params: Float32Array[], dims: NativeDims, features: Float32Array, encoded: Float32Array, projected: Float32Array): void;
+    resetState: boolean, meanInit: boolean): NativeStepResult;
+  /**
+   * features [N, L, C] -> encoded [N, L, E], projected [N, L, A], hidden [N, U] the decoder's initial state
+   * (zeros, or from the mean annotation vector with meanInit, as trainStep's H[0]).
+   */
+  encode(params: Float32Array[], dims: NativeDims, features: Float32Array, encoded: Float32Array, projected: Float32Array,
+    hidden: Float32Array, meanInit: boolean): void;
   /** One decoder step for N rows: writes logits [N, V], attention [N, L], hiddenOut [N, U]. resetState as in trainStep. */
   decodeStep(ws: NativeWorkspace, params: Float32Array[], dims: NativeDims, encoded: Float32Array,
     projected: Float32Array, hidden: Float32Array, tokens: Int32Array, logits: Float32Array,

@@ -3,7 +3,7 @@
  * arenas and validates every input; the addon only computes. See native/train.cc for the kernels.
  */
 import { UserError } from '../util/errors.js';
-import { GRU_STATES, NonFiniteLossError } from './types.js';
+import { GRU_STATES, INIT_STATES, NonFiniteLossError } from './types.js';
 import { loadBinding, PARAMETER_ORDER, type NativeBinding, type NativeWorkspace } from './binding.js';
 import { allocateArena, initialiseParameters, type Arena } from './params.js';
 import type {
@@ -22,6 +22,9 @@ export function validateConfig(c: ModelConfig): void {
   if (!(c.attentionLambda >= 0)) throw new UserError(`model config: attentionLambda must be >= 0, got ${c.attentionLambda}.`);
   if (c.gruState !== undefined && !GRU_STATES.includes(c.gruState)) {
     throw new UserError(`model config: gruState must be one of ${GRU_STATES.join(', ')}, got ${JSON.stringify(c.gruState)}.`);
+  }
+  if (c.initState !== undefined && !INIT_STATES.includes(c.initState)) {
+    throw new UserError(`model config: initState must be one of ${INIT_STATES.join(', ')}, got ${JSON.stringify(c.initState)}.`);
   }
 }
 
@@ -90,8 +93,9 @@ export class NativeCaptionModel implements CaptionModel {
     expectLength('encode: features', features, n * L * C, `[N=${n}, L=${L}, C=${C}]`);
     const encoded = new Float32Array(n * L * E);
     const projected = new Float32Array(n * L * A);
-    this.native.encode(this.params.views, this.dims(n, 0), features, encoded, projected);
-    return { size: n, hidden: new Float32Array(n * U), encoded, projected };
+    const hidden = new Float32Array(n * U);
+    this.native.encode(this.params.views, this.dims(n, 0), features, encoded, projected, hidden, this.meanInit);
+    return { size: n, hidden, encoded, projected };
   }
 
   step(state: DecoderState, tokens: Int32Array): StepOutput {
@@ -145,7 +149,7 @@ export class NativeCaptionModel implements CaptionModel {
     if (!Number.isInteger(dropoutSeed) || dropoutSeed < 0) throw new UserError(`dropoutSeed must be a non-negative integer, got ${dropoutSeed}.`);
     const r = this.native.trainStep(this.ws(), this.params.views, train ? this.grads.views : null, this.dims(B, T),
       batch.features, batch.tokens, train ? this.config.dropout : 0, this.config.attentionLambda, dropoutSeed >>> 0,
-      this.resetState);
+      this.resetState, this.meanInit);
     if (r.tokens === 0) throw new UserError('batch has no real target tokens (every target is <pad>=0): check the tokenised captions.');
     if (!Number.isFinite(r.loss)) throw new NonFiniteLossError(r.loss, this.step_);
     return { loss: r.loss, tokens: r.tokens };
@@ -154,6 +158,11 @@ export class NativeCaptionModel implements CaptionModel {
   /** The TF tutorial's GRU (state restarted from zeros every step); absent gruState = carry. */
   private get resetState(): boolean {
     return this.config.gruState === 'reset';
+  }
+
+  /** The paper's initial state from the mean annotation vector; absent initState = zeros. */
+  private get meanInit(): boolean {
+    return this.config.initState === 'mean';
   }
 
   private dims(b: number, t: number): Int32Array {

@@ -25,6 +25,8 @@ export function parameterShapes(c: ModelConfig): Record<ParameterName, number[]>
     'fc1.bias': [U],
     'fc2.kernel': [U, V],
     'fc2.bias': [V],
+    'init_state.kernel': [E, U],
+    'init_state.bias': [U],
   };
 }
 

@@ -15,6 +15,7 @@ export interface ModelConfig {
   dropout: number;         // 0 = seed (no dropout)
   attentionLambda: number; // doubly stochastic attention regulariser weight, 0 = seed
   gruState?: GruState;     // absent = 'carry' (checkpoints made before this field existed)
+  initState?: InitState;   // absent = 'zeros' (checkpoints made before this field existed)
 }
 
 /**
@@ -24,6 +25,14 @@ export interface ModelConfig {
  */
 export type GruState = 'carry' | 'reset';
 export const GRU_STATES: readonly GruState[] = ['carry', 'reset'];
+
+/**
+ * The decoder's initial state H[0]. 'zeros': the TF tutorial. 'mean': the paper (Xu et al. 2015, sec. 3.1.2),
+ * H[0] = tanh(mean_l(encoded[l]) · init_state.kernel + init_state.bias), learnt with the rest. The
+ * init_state.* parameters exist in both modes (one checkpoint layout) and get zero gradient with 'zeros'.
+ */
+export type InitState = 'zeros' | 'mean';
+export const INIT_STATES: readonly InitState[] = ['zeros', 'mean'];
 
 export const SEED_MODEL_DEFAULTS: Omit<ModelConfig, 'locations' | 'channels' | 'vocabSize'> = {
   embedDim: 256,
@@ -81,7 +90,7 @@ export interface CaptionModel {
   trainStep(batch: TrainBatch, opt: OptimizerOptions, dropoutSeed?: number): StepStats;
   /** Forward only (no dropout), for validation loss. */
   evalLoss(batch: TrainBatch): StepStats;
-  /** Encode N images' features [N, L, C] for decoding; hidden starts at zeros (as the seed). */
+  /** Encode N images' features [N, L, C] for decoding; hidden starts at H[0] (zeros, or from the mean annotation with initState 'mean'). */
   encode(features: Float32Array, n: number): DecoderState;
   /** One decoder step for every row of `state` fed `tokens` [N]. Does not modify `state`. */
   step(state: DecoderState, tokens: Int32Array): StepOutput;
