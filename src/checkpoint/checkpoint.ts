@@ -139,11 +139,25 @@ export function loadCheckpoint(target: string, prefer: 'best' | 'latest' = 'best
 /** Absolute path of the vocabulary file that belongs to a loaded checkpoint. */
 export const checkpointVocabPath = (ckpt: LoadedCheckpoint): string => path.join(path.dirname(ckpt.file), ckpt.meta.vocab);
 
-/** Copy weights (and, with `optimizer`, Adam moments and step) from a checkpoint into a model of the same shape. */
+/** Parameters that checkpoints made before initState existed lack; such a model starts from H[0] = 0 and never used them. */
+const INIT_STATE_TENSORS = new Set(['init_state.kernel', 'init_state.bias']);
+
+/**
+ * Copy weights (and, with `optimizer`, Adam moments and step) from a checkpoint into a model of the same shape.
+ * A checkpoint without init_state.* (made before initState existed) loads as zeros into an initState 'zeros' model.
+ */
 export function restoreModel(model: CaptionModel, ckpt: LoadedCheckpoint, opts: { optimizer: boolean }): void {
   const copy = (target: Map<string, { shape: number[]; data: Float32Array }>, prefix: string) => {
     for (const [name, t] of target) {
       const saved = ckpt.tensors.get(prefix + name);
+      if (!saved && INIT_STATE_TENSORS.has(name)) {
+        if ((model.config.initState ?? 'zeros') === 'mean') {
+          throw new UserError(`${ckpt.file} has no tensor "${prefix + name}" but its model config says initState "mean": ` +
+            'the file is damaged or was edited. Use a checkpoint written by sat train with --init-state mean.');
+        }
+        t.data.fill(0);  // unused with initState 'zeros' (zero gradient), so zeros reproduce the old model exactly
+        continue;
+      }
       if (!saved) throw new UserError(`${ckpt.file} has no tensor "${prefix + name}": it belongs to a different model.`);
       if (saved.shape.join('x') !== t.shape.join('x')) {
         throw new UserError(`${ckpt.file}: "${prefix + name}" has shape [${saved.shape}] but the model expects [${t.shape}].`);

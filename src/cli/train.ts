@@ -38,6 +38,7 @@ const options: Command['options'] = {
   'lr-schedule': { type: 'string', description: `constant | step | plateau (default ${D.lrSchedule})` },
   'val-metric': { type: 'string', description: `cider | bleu4 | loss: picks best, drives plateau decay and early stopping (default ${D.valMetric})` },
   'gru-state': { type: 'string', description: `carry | reset: reset = the TF tutorial's GRU, which restarts from zeros every step; carry = a real recurrence (default)` },
+  'init-state': { type: 'string', description: `zeros | mean: the decoder's initial state; mean = the paper's tanh(W·mean annotation + b), zeros = the TF tutorial (default)` },
   minutes: { type: 'string', description: 'stop (with a checkpoint) after this many minutes of training' },
   quiet: { type: 'boolean', description: 'no progress bars' },
 };
@@ -48,7 +49,7 @@ for (const [flag, [field, , text]] of Object.entries(NUMERIC)) {
 const command: Command = {
   name: 'train',
   summary: 'Train the attention captioner on a run\'s cached features (checkpoints, exact --resume)',
-  usage: 'sat train --run DIR [--epochs N] [--batch N] [--lr X] [--dropout X] [--clip X] [--gru-state carry|reset] [--config FILE] [--resume]',
+  usage: 'sat train --run DIR [--epochs N] [--batch N] [--lr X] [--dropout X] [--clip X] [--gru-state carry|reset] [--init-state zeros|mean] [--config FILE] [--resume]',
   options,
   async run({ values }) {
     const runDir = requireString(values, 'run', 'the run directory made by `sat prepare` and `sat features`.');
@@ -60,6 +61,7 @@ const command: Command = {
     if (values['lr-schedule'] !== undefined) overrides.lrSchedule = values['lr-schedule'];
     if (values['val-metric'] !== undefined) overrides.valMetric = values['val-metric'];
     if (values['gru-state'] !== undefined) overrides.gruState = values['gru-state'];
+    if (values['init-state'] !== undefined) overrides.initState = values['init-state'];
     const minutes = numberOption(values, 'minutes', { min: 0 });
     const outcome = await train({
       runDir,

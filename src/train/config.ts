@@ -4,7 +4,7 @@
  * start of training and stored in every checkpoint, so a checkpoint says exactly how it was made.
  */
 import fs from 'node:fs';
-import { GRU_STATES, SEED_MODEL_DEFAULTS, type GruState } from '../model/types.js';
+import { GRU_STATES, INIT_STATES, SEED_MODEL_DEFAULTS, type GruState, type InitState } from '../model/types.js';
 import { UserError } from '../util/errors.js';
 
 export type LrSchedule = 'constant' | 'step' | 'plateau';
@@ -21,6 +21,9 @@ export interface TrainConfig {
   // 'carry' (default): a real recurrence. 'reset': the TF tutorial's GRU, which restarts from zeros every step
   // (its previous output is only the attention query). Checkpoints without the field are 'carry'.
   gruState: GruState;
+  // The decoder's initial state: 'zeros' (default, the TF tutorial) or 'mean' (the paper: predicted from the
+  // mean annotation vector through tanh(W·mean + b)). Checkpoints without the field are 'zeros'.
+  initState: InitState;
 
   // Optimisation (the seed: batch 64, 20 epochs, Adam lr 1e-3, no gradient clipping).
   batchSize: number;
@@ -60,6 +63,7 @@ export interface TrainConfig {
 export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
   ...SEED_MODEL_DEFAULTS,
   gruState: 'carry',
+  initState: 'zeros',
   batchSize: 64,
   epochs: 20,
   learningRate: 1e-3,
@@ -86,7 +90,7 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
  * on its scale): they cannot change when resuming a run.
  */
 export const FROZEN_ON_RESUME: readonly (keyof TrainConfig)[] = [
-  'embedDim', 'units', 'attentionUnits', 'dropout', 'attentionLambda', 'gruState', 'batchSize', 'seed',
+  'embedDim', 'units', 'attentionUnits', 'dropout', 'attentionLambda', 'gruState', 'initState', 'batchSize', 'seed',
   'maxCaptionLength', 'bucketBatches', 'valMetric',
 ];
 
@@ -98,6 +102,7 @@ const RULES: Record<keyof TrainConfig, Rule> = {
   dropout: { min: 0, max: 0.95 },
   attentionLambda: { min: 0 },
   gruState: { oneOf: GRU_STATES },
+  initState: { oneOf: INIT_STATES },
   batchSize: { integer: true, min: 1 },
   epochs: { integer: true, min: 0 },
   learningRate: { min: 0 },

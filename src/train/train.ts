@@ -95,6 +95,7 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
     // The checkpoint's config is the base; only schedule-like settings may change when continuing.
     const asked = { ...fromFile, ...opts.overrides };
     resumed.meta.config.gruState ??= 'carry';  // checkpoints made before gruState existed carried the state
+    resumed.meta.config.initState ??= 'zeros';  // and started from H[0] = 0 before initState existed
     for (const key of FROZEN_ON_RESUME) {
       if (asked[key] !== undefined && asked[key] !== resumed.meta.config[key]) {
         throw new UserError(`--resume: "${key}" was ${resumed.meta.config[key]} in ${resumed.file} and cannot change to ${asked[key]} ` +
@@ -114,6 +115,7 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
     locations: store.locations, channels: store.channels, vocabSize: vocab.size,
     embedDim: config.embedDim, units: config.units, attentionUnits: config.attentionUnits,
     dropout: config.dropout, attentionLambda: config.attentionLambda, gruState: config.gruState,
+    initState: config.initState,
   };
   const model = createModel(modelConfig, { seed: config.seed });
   if (resumed) {
