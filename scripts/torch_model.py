@@ -4,7 +4,8 @@
 Same model and parameter layout as src/model (Keras [in, out] kernels, GRU reset_after=True with gate
 blocks z, r, n, input = concat(context, embedding)). Only PyTorch autograd computes gradients here.
 Both GRU state modes: carry (h_t = GRU(x_t, h_{t-1})) and reset (the TF tutorial's `self.gru(x)` with no
-initial state: h_t = GRU(x_t, 0), h_{t-1} only the attention query).
+initial state: h_t = GRU(x_t, 0), h_{t-1} only the attention query). Both initial states: zeros (the tutorial)
+and mean (the paper, sec. 3.1.2: H[0] = tanh(mean_l enc · init_state.kernel + init_state.bias)).
 Shapes: B batch, T steps, L locations, C channels, E embedding, U units, A attention units, V vocab.
 """
 import torch
@@ -13,6 +14,7 @@ PARAMETER_ORDER = [
     "encoder.kernel", "encoder.bias", "attention.W1.kernel", "attention.W1.bias", "attention.W2.kernel",
     "attention.W2.bias", "attention.V.kernel", "attention.V.bias", "embedding.embeddings", "gru.kernel",
     "gru.recurrent_kernel", "gru.bias", "fc1.kernel", "fc1.bias", "fc2.kernel", "fc2.bias",
+    "init_state.kernel", "init_state.bias",
 ]
 
 
@@ -25,7 +27,17 @@ def parameter_shapes(L, C, E, U, A, V):
         "embedding.embeddings": [V, E],
         "gru.kernel": [2 * E, 3 * U], "gru.recurrent_kernel": [U, 3 * U], "gru.bias": [2, 3 * U],
         "fc1.kernel": [U, U], "fc1.bias": [U], "fc2.kernel": [U, V], "fc2.bias": [V],
+        "init_state.kernel": [E, U], "init_state.bias": [U],
     }
+
+
+def initial_state(p, enc, init_state):
+    """The decoder's H[0] [B,U] from enc [B,L,E]: zeros, or the paper's tanh(mean_l enc · W + b)."""
+    if init_state == "mean":
+        return torch.tanh(enc.mean(dim=1) @ p["init_state.kernel"] + p["init_state.bias"])
+    if init_state != "zeros":
+        raise ValueError(f"init_state must be 'zeros' or 'mean', got {init_state!r}")
+    return torch.zeros(enc.shape[0], p["gru.recurrent_kernel"].shape[0], dtype=enc.dtype)
 
 
 def gru_cell(gx, prev, wr, brec):
@@ -39,20 +51,19 @@ def gru_cell(gx, prev, wr, brec):
     return z * prev + (1 - z) * n
 
 
-def loss_fn(p, features, tokens, attention_lambda=0.0, dropout_masks=None, reset_state=False):
+def loss_fn(p, features, tokens, attention_lambda=0.0, dropout_masks=None, reset_state=False, init_state="zeros"):
     """p: dict name -> tensor. features [B,L,C], tokens [B,T+1] (int64, 0 = pad).
     dropout_masks: optional (embedding mask [T,B,E], output mask [T,B,U]) already scaled by 1/(1-p).
     reset_state: the GRU restarts from zeros every step (the TF tutorial); the previous output is then only
-    the attention query.
+    the attention query. init_state: 'zeros' or 'mean' (see initial_state).
     Returns (loss, number of real target tokens)."""
     B, T1 = tokens.shape
     T = T1 - 1
-    U = p["gru.recurrent_kernel"].shape[0]
     enc = torch.relu(features @ p["encoder.kernel"] + p["encoder.bias"])          # [B,L,E]
     proj = enc @ p["attention.W1.kernel"] + p["attention.W1.bias"]                # [B,L,A], once per sequence
     x_all = p["embedding.embeddings"][tokens[:, :T]]                               # [B,T,E]
     wk, wr, bias = p["gru.kernel"], p["gru.recurrent_kernel"], p["gru.bias"]
-    h = torch.zeros(B, U, dtype=features.dtype)
+    h = initial_state(p, enc, init_state)                                          # [B,U]
     outputs, alphas = [], []
     for t in range(T):
         hw2 = h @ p["attention.W2.kernel"] + p["attention.W2.bias"]               # [B,A]
@@ -90,7 +101,8 @@ class KerasAdam:
 
     @torch.no_grad()
     def step(self):
-        grads = [q.grad for q in self.params]
+        # A parameter the loss does not use (init_state.* with init_state 'zeros') has no grad: zero, as in the native core.
+        grads = [q.grad if q.grad is not None else torch.zeros_like(q) for q in self.params]
         if self.clip:
             norm = torch.sqrt(sum((g.double() ** 2).sum() for g in grads))
             if norm > self.clip:

@@ -4,7 +4,8 @@
 Recipe (the seed, as `sat train --bucket 0 --val-metric loss` with default settings): every (image, caption)
 pair of the train split is one example, shuffled each epoch, batches of 64 (the last one smaller), each padded
 to its own longest caption; teacher forcing with the GRU state carried across steps from a zero initial state
-(--gru-state reset: restarted from zeros every step, as the TF tutorial's GRU and `sat train --gru-state reset`);
+(--gru-state reset: restarted from zeros every step, as the TF tutorial's GRU and `sat train --gru-state reset`;
+--init-state mean: the paper's initial state tanh(mean annotation · W + b) instead of zeros, as `sat train --init-state mean`);
 loss = mean cross-entropy over real (non-pad) target tokens; Keras Adam (lr 1e-3, eps 1e-7 added to sqrt(v));
 no dropout, no attention regulariser, no clipping; E 256, U 512, A 512; Keras initialisers (glorot_uniform
 kernels, orthogonal GRU recurrent kernel, zero biases, Embedding uniform(-0.05, 0.05)). The model and the
@@ -13,7 +14,7 @@ our native core is tested against. Only the random streams (initial weights, shu
 
 After every epoch: the dev loss (token-weighted mean over all dev pairs) and greedy captions of the dev
 images (those with captions and stored features, in images.jsonl order, as `sat eval` picks them): decoding
-starts from <start> with a zero state, never emits <pad>/<start>, stops at <end> or after the vocabulary's
+starts from <start> with the initial state (zeros, or from the mean annotation with --init-state mean), never emits <pad>/<start>, stops at <end> or after the vocabulary's
 max length - 1 tokens. Written to OUT/results-eNNN.json in the COCO results format [{"image_id", "caption"}]
 with `sat eval`'s ids (numeric ids as numbers), and OUT/history.json. Scoring is left to our scorer
 (`sat score`), so both systems are scored by the same code.
@@ -39,7 +40,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_model import PARAMETER_ORDER, KerasAdam, gru_cell, loss_fn, parameter_shapes  # noqa: E402
+from torch_model import PARAMETER_ORDER, KerasAdam, gru_cell, initial_state, loss_fn, parameter_shapes  # noqa: E402
 
 
 # --- the run directory and its feature store (layouts: src/run.ts, src/features/format.ts) ----------------
@@ -119,12 +120,16 @@ class FeatureStore:
 
 # --- model ------------------------------------------------------------------------------------------------
 
-def keras_init(shapes, generator):
-    """Keras defaults, drawn from torch's generator (so the sample differs from ours; the distribution does not)."""
+def keras_init(shapes, generator, init_state="zeros"):
+    """Keras defaults, drawn from torch's generator (so the sample differs from ours; the distribution does not).
+    init_state.* is drawn only with init_state 'mean' (unused otherwise), so the default run's random stream
+    (initial weights, then shuffling) is the one it had before the option existed."""
     params = {}
     for name in PARAMETER_ORDER:
         shape = shapes[name]
-        if name == "embedding.embeddings":
+        if name.startswith("init_state.") and init_state != "mean":
+            t = torch.zeros(shape)
+        elif name == "embedding.embeddings":
             t = torch.empty(shape).uniform_(-0.05, 0.05, generator=generator)
         elif name == "gru.recurrent_kernel":
             # Keras Orthogonal for [U, 3U]: U orthonormal rows (QR of a normal [3U, U] matrix, sign-fixed, transposed).
@@ -140,14 +145,13 @@ def keras_init(shapes, generator):
 
 
 @torch.no_grad()
-def greedy_decode(p, features, vocab, max_length, reset_state=False):
+def greedy_decode(p, features, vocab, max_length, reset_state=False, init_state="zeros"):
     """features [N, L, C] -> N captions (lists of words, <end> excluded). Same steps as native/infer.cc."""
     N = features.shape[0]
-    U = p["gru.recurrent_kernel"].shape[0]
     start, end = vocab["words"].index("<start>"), vocab["words"].index("<end>")
     enc = torch.relu(features @ p["encoder.kernel"] + p["encoder.bias"])           # [N,L,E]
     proj = enc @ p["attention.W1.kernel"] + p["attention.W1.bias"]                 # [N,L,A]
-    h = torch.zeros(N, U)
+    h = initial_state(p, enc, init_state)                                           # [N,U]
     token = torch.full((N,), start, dtype=torch.int64)
     words = [[] for _ in range(N)]
     done = [False] * N
@@ -189,7 +193,7 @@ def make_batch(store, examples):
     return torch.from_numpy(store.read_batch([i for i, _ in examples])), tokens
 
 
-def load_sat_checkpoint(file, shapes):
+def load_sat_checkpoint(file, shapes, init_state="zeros"):
     """Weights from a `sat train` checkpoint (safetensors: u64 header length, JSON header, raw F32 data)."""
     with open(file, "rb") as f:
         header_len = int.from_bytes(f.read(8), "little")
@@ -198,6 +202,9 @@ def load_sat_checkpoint(file, shapes):
     params = {}
     for name in PARAMETER_ORDER:
         h = header.get(name)
+        if h is None and name.startswith("init_state.") and init_state == "zeros":
+            params[name] = torch.zeros(shapes[name]).requires_grad_(True)  # checkpoints from before initState: unused
+            continue
         if h is None or h["dtype"] != "F32" or list(h["shape"]) != list(shapes[name]):
             sys.exit(f"{file}: parameter {name} is {h and (h['dtype'], h['shape'])}, expected F32 {shapes[name]} "
                      "(was it trained on this run's features and vocabulary?)")
@@ -207,24 +214,25 @@ def load_sat_checkpoint(file, shapes):
     return params
 
 
-def dev_loss(p, store, dev, batch, reset_state):
+def dev_loss(p, store, dev, batch, reset_state, init_state):
     """Token-weighted mean cross-entropy over all dev pairs (as evaluateLoss in src/train/loop.ts)."""
     total, tokens = 0.0, 0
     with torch.no_grad():
         for i in range(0, len(dev), batch):
             features, toks = make_batch(store, dev[i:i + batch])
-            loss, n = loss_fn(p, features, toks, reset_state=reset_state)
+            loss, n = loss_fn(p, features, toks, reset_state=reset_state, init_state=init_state)
             total += loss.item() * n
             tokens += n
     return total / tokens if tokens else None
 
 
-def dev_captions(p, store, dev_images, vocab, max_length, batch, reset_state):
+def dev_captions(p, store, dev_images, vocab, max_length, batch, reset_state, init_state):
     """COCO results [{"image_id", "caption"}] with `sat eval`'s ids: numeric ids as numbers."""
     results = []
     for i in range(0, len(dev_images), batch):
         chunk = dev_images[i:i + batch]
-        words = greedy_decode(p, torch.from_numpy(store.read_batch([im["id"] for im in chunk])), vocab, max_length, reset_state)
+        words = greedy_decode(p, torch.from_numpy(store.read_batch([im["id"] for im in chunk])), vocab, max_length, reset_state,
+                              init_state)
         for im, w in zip(chunk, words):
             results.append({"image_id": int(im["id"]) if re.fullmatch(r"\d+", im["id"]) else im["id"], "caption": " ".join(w)})
     return results
@@ -247,6 +255,8 @@ def main():
     ap.add_argument("--decode-batch", type=int, default=64)
     ap.add_argument("--gru-state", choices=["carry", "reset"], default="carry",
                     help="reset = the TF tutorial's GRU, which restarts from zeros every step; carry = a real recurrence (default)")
+    ap.add_argument("--init-state", choices=["zeros", "mean"], default="zeros",
+                    help="mean = the paper's initial state tanh(mean annotation · W + b); zeros = the TF tutorial (default)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     reset_state = a.gru_state == "reset"
@@ -265,18 +275,18 @@ def main():
     max_length = max(1, vocab["maxLength"] - 1)
     shapes = parameter_shapes(store.L, store.C, a.embed, a.units, a.attention, V)
     gen = torch.Generator().manual_seed(a.seed)
-    p = load_sat_checkpoint(a.init_from, shapes) if a.init_from else keras_init(shapes, gen)
+    p = load_sat_checkpoint(a.init_from, shapes, a.init_state) if a.init_from else keras_init(shapes, gen, a.init_state)
     opt = KerasAdam([p[n] for n in PARAMETER_ORDER], lr=a.lr, eps=1e-7)
     os.makedirs(a.out, exist_ok=True)
-    print(f"torch {torch.__version__}, {a.threads} threads, GRU state {a.gru_state}; features {store.encoder_id} [{store.L} x {store.C}], V {V}; "
+    print(f"torch {torch.__version__}, {a.threads} threads, GRU state {a.gru_state}, initial state {a.init_state}; features {store.encoder_id} [{store.L} x {store.C}], V {V}; "
           f"train {len(train)} captions, dev {len(dev)} captions / {len(dev_images)} images", file=sys.stderr, flush=True)
 
     history = []
 
     def finish_epoch(epoch, record):
         t1 = time.perf_counter()
-        record["valLoss"] = dev_loss(p, store, dev, a.batch, reset_state)
-        results = dev_captions(p, store, dev_images, vocab, max_length, a.decode_batch, reset_state)
+        record["valLoss"] = dev_loss(p, store, dev, a.batch, reset_state, a.init_state)
+        results = dev_captions(p, store, dev_images, vocab, max_length, a.decode_batch, reset_state, a.init_state)
         record["decodeSeconds"] = time.perf_counter() - t1
         record["results"] = f"results-e{epoch:03d}.json"
         with open(os.path.join(a.out, record["results"]), "w") as f:
@@ -303,7 +313,7 @@ def main():
             features, tokens = make_batch(store, [train[i] for i in batch])
             for q in opt.params:
                 q.grad = None
-            loss, n = loss_fn(p, features, tokens, reset_state=reset_state)
+            loss, n = loss_fn(p, features, tokens, reset_state=reset_state, init_state=a.init_state)
             if not math.isfinite(loss.item()):
                 sys.exit(f"loss became {loss.item()} at epoch {epoch}, batch {bi + 1}")
             loss.backward()

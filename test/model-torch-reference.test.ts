@@ -2,7 +2,8 @@
  * Replays test/fixtures/model-reference.safetensors (written by scripts/torch_reference.py: PyTorch
  * autograd in float64) through the native float32 core and compares tensor by tensor: the loss of
  * 3 steps, every gradient of the first step and every weight after 3 Adam steps (llm.c's test_gpt2
- * pattern), in both GRU state modes (case2: reset_state, the TF tutorial's GRU). Prints the largest
+ * pattern), in both GRU state modes (case2: reset_state, the TF tutorial's GRU) and both initial states
+ * (case3: init_state 'mean', the paper's H[0] from the mean annotation vector). Prints the largest
  * difference per tensor. Needs no PyTorch.
  */
 import { test } from 'node:test';
@@ -30,7 +31,8 @@ function readSafetensors(path: string): Fixture {
 
 const fixture = readSafetensors(new URL('./fixtures/model-reference.safetensors', import.meta.url).pathname);
 const sizes = JSON.parse(fixture.meta.sizes);
-const cases: { name: string; attention_lambda: number; clip_norm: number | null; lr: number; reset_state?: boolean }[] =
+const cases: { name: string; attention_lambda: number; clip_norm: number | null; lr: number; reset_state?: boolean;
+  init_state?: 'zeros' | 'mean' }[] =
   JSON.parse(fixture.meta.cases);
 const get = (name: string) => {
   const t = fixture.tensors.get(name);
@@ -49,10 +51,11 @@ function compare(label: string, ours: Float32Array, ref: Float32Array, lines: st
 
 for (const c of cases) {
   const gruState = c.reset_state ? 'reset' : 'carry';
-  test(`native core matches PyTorch float64: ${c.name} (lambda ${c.attention_lambda}, clipNorm ${c.clip_norm ?? 'off'}, GRU state ${gruState})`, () => {
+  const initState = c.init_state ?? 'zeros';
+  test(`native core matches PyTorch float64: ${c.name} (lambda ${c.attention_lambda}, clipNorm ${c.clip_norm ?? 'off'}, GRU state ${gruState}, initial state ${initState})`, () => {
     const model = createModel({
       locations: sizes.L, channels: sizes.C, embedDim: sizes.E, units: sizes.U, attentionUnits: sizes.A,
-      vocabSize: sizes.V, dropout: 0, attentionLambda: c.attention_lambda, gruState,
+      vocabSize: sizes.V, dropout: 0, attentionLambda: c.attention_lambda, gruState, initState,
     }) as NativeCaptionModel;
     for (const [name, t] of model.parameters()) t.data.set(get(`param.${name}`) as Float32Array);
     const batch = { size: sizes.B, steps: sizes.T, features: get('input.features') as Float32Array, tokens: get('input.tokens') as Int32Array };
@@ -80,6 +83,11 @@ for (const c of cases) {
     assert.ok(worstGrad < 1e-5, `largest gradient difference ${worstGrad} (relative to max(|ref|, 1))`);
     assert.ok(worstWeight < 1e-5, `largest weight difference after 3 Adam steps ${worstWeight}`);
     assert.ok(vBias < 1e-3, `attention.V.bias after 3 Adam steps differs by ${vBias}`);
+    for (const name of ['init_state.kernel', 'init_state.bias']) {
+      const g = model.gradients().get(name)!.data;
+      if (initState === 'zeros') assert.ok(g.every((x) => x === 0), `initState zeros: ${name} gradient is exactly 0`);
+      else assert.ok(g.some((x) => x !== 0), `initState mean: ${name} learns`);
+    }
     if (c.reset_state) {
       assert.ok(model.gradients().get('gru.recurrent_kernel')!.data.every((x) => x === 0), 'reset mode: Wr gradient is exactly 0');
     }
@@ -87,6 +95,7 @@ for (const c of cases) {
   });
 }
 
-test('the fixture covers both GRU state modes', () => {
-  assert.deepEqual(cases.map((c) => Boolean(c.reset_state)), [false, false, true]);
+test('the fixture covers both GRU state modes and both initial states', () => {
+  assert.deepEqual(cases.map((c) => Boolean(c.reset_state)), [false, false, true, false]);
+  assert.deepEqual(cases.map((c) => c.init_state), ['zeros', 'zeros', 'zeros', 'mean']);
 });
