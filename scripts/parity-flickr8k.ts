@@ -8,9 +8,11 @@
  *   node --import tsx scripts/parity-flickr8k.ts --run runs/f8k --gru-state reset   # the TF tutorial's GRU, both sides
  *
  * --gru-state carry|reset goes to both trainers (and the cross-check's decoding): reset = the TF tutorial's GRU,
- * which restarts from zeros every step; carry = a real recurrence (default).
+ * which restarts from zeros every step; carry = a real recurrence (default). --init-state zeros|mean likewise:
+ * mean = the paper's initial state from the mean annotation vector; zeros = the TF tutorial (default).
  *
- * What it does, in OUT (default out/parity-<run name>-seed<seed>, with -reset appended for --gru-state reset):
+ * What it does, in OUT (default out/parity-<run name>-seed<seed>, with -reset appended for --gru-state reset
+ * and -mean for --init-state mean):
  *   run/            a copy of the run (run.json, vocab.json, images.jsonl) restricted to --train-images /
  *                   --dev-images seeded images; the features stay where they are (run.json points at them).
  *                   Both systems train on this run, so they see the same examples and the same vocabulary.
@@ -53,6 +55,7 @@ const { values } = parseArgs({
     'skip-torch': { type: 'boolean', default: false },
     python: { type: 'string', default: '/usr/bin/python3' },
     'gru-state': { type: 'string', default: 'carry' },  // carry | reset (the TF tutorial's GRU), both trainers
+    'init-state': { type: 'string', default: 'zeros' },  // zeros | mean (the paper's initial state), both trainers
   },
 });
 const int = (name: string, min: number) => {
@@ -64,8 +67,10 @@ const epochs = int('epochs', 1), trainImages = int('train-images', 0), devImages
 const seed = int('seed', 0), subsetSeed = int('subset-seed', 0), threads = int('threads', 1);
 const gruState = values['gru-state']!;
 if (gruState !== 'carry' && gruState !== 'reset') throw new Error(`--gru-state must be carry or reset, got ${gruState}`);
+const initState = values['init-state']!;
+if (initState !== 'zeros' && initState !== 'mean') throw new Error(`--init-state must be zeros or mean, got ${initState}`);
 const source = path.resolve(values.run!);
-const out = path.resolve(values.out ?? path.join('out', `parity-${path.basename(source)}-seed${seed}${gruState === 'reset' ? '-reset' : ''}`));
+const out = path.resolve(values.out ?? path.join('out', `parity-${path.basename(source)}-seed${seed}${gruState === 'reset' ? '-reset' : ''}${initState === 'mean' ? '-mean' : ''}`));
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const pad3 = (n: number) => String(n).padStart(3, '0');
 
@@ -129,7 +134,7 @@ if (!values['skip-ours']) {
     }
     if (done < e) {
       sat(['train', '--run', parityRun, '--checkpoints', ckptDir, '--epochs', String(e), '--seed', String(seed), ...SEED_RECIPE,
-        '--gru-state', gruState, ...(done > 0 ? ['--resume'] : [])]);
+        '--gru-state', gruState, '--init-state', initState, ...(done > 0 ? ['--resume'] : [])]);
     }
     if (!fs.existsSync(path.join(evalDir, 'results.json'))) {
       sat(['eval', '--run', parityRun, '--split', 'dev', '--checkpoint', path.join(ckptDir, 'latest.safetensors'),
@@ -142,7 +147,7 @@ if (!values['skip-ours']) {
 const torchDir = path.join(out, 'torch');
 if (!values['skip-torch']) {
   run(values.python!, ['scripts/torch_train_seed.py', '--run', parityRun, '--out', torchDir, '--epochs', String(epochs),
-    '--threads', String(threads), '--seed', String(seed), '--gru-state', gruState]);
+    '--threads', String(threads), '--seed', String(seed), '--gru-state', gruState, '--init-state', initState]);
 }
 
 // --- 4. score both with our scorer against the same references, print the table -----------------------------
@@ -179,7 +184,7 @@ const lastResults = last && path.join(oursDir, `eval-e${pad3(last.epoch)}`, 'res
 if (last && lastResults && fs.existsSync(lastResults) && !values['skip-torch']) {
   const checkDir = path.join(out, 'crosscheck');
   run(values.python!, ['scripts/torch_train_seed.py', '--run', parityRun, '--out', checkDir, '--epochs', '0',
-    '--init-from', path.join(ckptDir, 'latest.safetensors'), '--threads', String(threads), '--gru-state', gruState]);
+    '--init-from', path.join(ckptDir, 'latest.safetensors'), '--threads', String(threads), '--gru-state', gruState, '--init-state', initState]);
   const theirs = readHypotheses(path.join(checkDir, 'results-e000.json'));
   const mine = readHypotheses(lastResults);
   const identical = [...mine].filter(([id, caption]) => theirs.get(id) === caption).length;
@@ -187,7 +192,7 @@ if (last && lastResults && fs.existsSync(lastResults) && !values['skip-torch']) 
   crossCheck = { epoch: last.epoch, identicalCaptions: identical, images: mine.size, valLossOurs: last.valLoss, valLossTorch: torchVal };
 }
 fs.writeFileSync(path.join(out, 'parity.json'),
-  JSON.stringify({ source, trainImages, devImages, subsetSeed, seed, threads, gruState, epochs: rows, crossCheck }, null, 2) + '\n');
+  JSON.stringify({ source, trainImages, devImages, subsetSeed, seed, threads, gruState, initState, epochs: rows, crossCheck }, null, 2) + '\n');
 
 const f = (v: number | null | undefined, d = 4) => (v === null || v === undefined ? '-' : v.toFixed(d));
 const lines = [
@@ -196,7 +201,7 @@ const lines = [
   ...rows.map((r) => `| ${r.epoch} | ${f(r.ours?.valLoss)} | ${f(r.ours?.bleu4)} | ${f(r.ours?.cider)} | ${f(r.ours?.trainSeconds, 0)} | ` +
     `${f(r.torch?.valLoss)} | ${f(r.torch?.bleu4)} | ${f(r.torch?.cider)} | ${f(r.torch?.trainSeconds, 0)} |`),
 ];
-console.log(`\nParity on ${path.basename(source)} dev (${refs.size} images), seed recipe, GRU state ${gruState}, seed ${seed}, ${threads} threads; ${path.join(out, 'parity.json')}`);
+console.log(`\nParity on ${path.basename(source)} dev (${refs.size} images), seed recipe, GRU state ${gruState}, initial state ${initState}, seed ${seed}, ${threads} threads; ${path.join(out, 'parity.json')}`);
 console.log(lines.join('\n'));
 if (crossCheck) {
   console.log(`Cross-check (PyTorch evaluating our epoch-${crossCheck.epoch} weights): ${crossCheck.identicalCaptions}/${crossCheck.images} ` +
