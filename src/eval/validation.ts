@@ -12,7 +12,7 @@ import type { CaptionModel } from '../model/types.js';
 import type { PreparedImage } from '../run.js';
 import type { ValMetric } from '../train/config.js';
 import type { ValidateHook } from '../train/loop.js';
-import { decodeStoreImages } from '../decode/store.js';
+import { decodeStoreImagesInterruptible } from '../decode/store.js';
 import type { DecodeVocab } from '../decode/types.js';
 import { bleu } from '../metrics/bleu.js';
 import { ciderD } from '../metrics/cider.js';
@@ -78,11 +78,13 @@ export function makeValidateHook(opts: ValidationOptions): ValidateHook {
   const vocab = decodeVocabOf(opts.vocab);
   const maxLength = opts.maxLength ?? defaultMaxLength(opts.vocab);
   const label = METRIC_LABEL[opts.metric];
-  return (model: CaptionModel, epoch: number) => {
-    const captions = decodeStoreImages(model, opts.store, ids, vocab, {
+  return async (model: CaptionModel, epoch: number, shouldStop = () => false) => {
+    // Interruptible: the event loop runs between decoding batches, so Ctrl-C during a long pass is heard.
+    const captions = await decodeStoreImagesInterruptible(model, opts.store, ids, vocab, {
       strategy: { kind: 'greedy' }, maxLength, batchSize: opts.batchSize,
-      progress: opts.quiet ? false : `validate ${label} e${epoch}`,
+      progress: opts.quiet ? false : `validate ${label} e${epoch}`, shouldStop,
     });
+    if (captions === null) return null;
     const hyps = captions.map((c) => tokenizeCaption(c.words.join(' ')));
     return { metric: label, value: metricValue(opts.metric, hyps, refs) };
   };

@@ -22,9 +22,15 @@ import {
   type CheckpointMeta, type EpochRecord, type TrainProgress,
 } from '../checkpoint/checkpoint.js';
 import { writeLossCurve } from './loss-curve.js';
+import { yieldToEventLoop } from '../util/event-loop.js';
 
-/** A validation metric computed on the model after each epoch (higher is better, e.g. CIDEr or BLEU-4). */
-export type ValidateHook = (model: CaptionModel, epoch: number) => Promise<{ metric: string; value: number }> | { metric: string; value: number };
+/**
+ * A validation metric computed on the model after each epoch (higher is better, e.g. CIDEr or BLEU-4).
+ * A long hook should let the event loop run now and then and give up (return null) once `shouldStop()` is
+ * true: that is how Ctrl-C during validation is heard (see src/eval/validation.ts).
+ */
+export type ValidateHook = (model: CaptionModel, epoch: number, shouldStop?: () => boolean) =>
+  Promise<{ metric: string; value: number } | null> | { metric: string; value: number } | null;
 
 export interface TrainLoopOptions {
   config: TrainConfig;
@@ -95,13 +101,19 @@ export function initialProgress(config: TrainConfig): TrainProgress {
   };
 }
 
-/** Token-weighted mean loss of `examples` in fixed batches, forward only. */
-export function evaluateLoss(model: CaptionModel, assembler: BatchAssembler, batches: number[][]): number {
+/**
+ * Token-weighted mean loss of `examples` in fixed batches, forward only. The event loop runs between
+ * batches (a SIGINT handler can set `stop`); null when stopped that way before the end.
+ */
+export async function evaluateLoss(model: CaptionModel, assembler: BatchAssembler, batches: number[][],
+                                   stop?: { requested: boolean }): Promise<number | null> {
   let sum = 0, tokens = 0;
   for (const b of batches) {
     const s = model.evalLoss(assembler.assemble(b));
     sum += s.loss * s.tokens;
     tokens += s.tokens;
+    await yieldToEventLoop();
+    if (stop?.requested) return null;
   }
   return tokens > 0 ? sum / tokens : NaN;
 }
@@ -163,6 +175,9 @@ export async function trainLoop(opts: TrainLoopOptions): Promise<TrainResult> {
       progress.partial.tokens += stats.tokens;
       progress.partial.seconds = (performance.now() - epochStart) / 1000;
       bar.tick(stats.tokens, `loss ${(progress.partial.lossSum / progress.partial.tokens).toFixed(4)}`);
+      // The batch loop is otherwise synchronous: without this the SIGINT handler (Ctrl-C) would never run.
+      // setImmediate has no timer delay; it is microseconds against a batch's 0.1-0.5 s.
+      await yieldToEventLoop();
 
       const outOfTime = opts.timeBudgetSeconds !== undefined && !opts.wholeEpochs && (performance.now() - started) / 1000 >= opts.timeBudgetSeconds;
       const interrupted = opts.stop?.requested === true;
@@ -181,9 +196,19 @@ export async function trainLoop(opts: TrainLoopOptions): Promise<TrainResult> {
     const seconds = (performance.now() - epochStart) / 1000;
     bar.finish();
 
-    // Validation: loss always (when there is a dev split), metric when a hook is given.
-    const valLoss = devBatches.length > 0 ? evaluateLoss(model, devAssembler, devBatches) : null;
-    const metric = opts.validate ? await opts.validate(model, epoch) : undefined;
+    // Validation: loss always (when there is a dev split), metric when a hook is given. Ctrl-C before or
+    // during it saves "latest" with all of the epoch's batches done: --resume then starts with this validation.
+    const interruptedBeforeValidation = () => {
+      saveCheckpoint(checkpointDir, 'latest', model, meta());
+      log(`Interrupted: saved ${checkpointFiles(checkpointDir, 'latest').weights} after the last batch of epoch ${epoch}, ` +
+        'before its validation. Continue with --resume.');
+      return { reason: 'interrupted' as const, progress, checkpointDir, featureReadMs: assembler.readMs, trainMs };
+    };
+    if (opts.stop?.requested) return interruptedBeforeValidation();
+    const valLoss = devBatches.length > 0 ? await evaluateLoss(model, devAssembler, devBatches, opts.stop) : null;
+    if (opts.stop?.requested) return interruptedBeforeValidation();
+    const metric = opts.validate ? await opts.validate(model, epoch, () => opts.stop?.requested === true) : undefined;
+    if (metric === null || opts.stop?.requested) return interruptedBeforeValidation();
     const record: EpochRecord = {
       epoch, trainLoss: progress.partial.lossSum / progress.partial.tokens, valLoss,
       ...(metric ? { metric: { name: metric.metric, value: metric.value } } : {}),
@@ -230,7 +255,8 @@ export async function trainLoop(opts: TrainLoopOptions): Promise<TrainResult> {
     const wholeEpochSeconds = (performance.now() - epochStart) / 1000; // training + validation of this epoch
     const budgetLeft = opts.timeBudgetSeconds === undefined ? Infinity : opts.timeBudgetSeconds - used;
     if (epoch < config.epochs && (opts.stop?.requested || budgetLeft <= 0 || (opts.wholeEpochs && budgetLeft < wholeEpochSeconds))) {
-      if (!opts.stop?.requested) log(`Time budget: stopping after epoch ${epoch} (${used.toFixed(0)} s of ${opts.timeBudgetSeconds?.toFixed(0)} s used).`);
+      log(opts.stop?.requested ? `Interrupted: saved ${checkpointFiles(checkpointDir, 'latest').weights} at the end of epoch ${epoch}. Continue with --resume.`
+        : `Time budget: stopping after epoch ${epoch} (${used.toFixed(0)} s of ${opts.timeBudgetSeconds?.toFixed(0)} s used).`);
       return { reason: opts.stop?.requested ? 'interrupted' : 'time-budget', progress, checkpointDir, featureReadMs: assembler.readMs, trainMs };
     }
   }
