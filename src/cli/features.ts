@@ -59,6 +59,14 @@ const command: Command = {
         '(after every slice finished) before extracting into the main store, or delete the parts folder.');
     }
 
+    // Ctrl-C quits at once: every committed record survives a kill (the store is written for kill -9), and a
+    // rerun skips the images already stored. Extraction awaits the encoder per batch, so this runs promptly.
+    const onSigint = () => {
+      console.error(`\nCtrl-C: stopped. The images extracted so far are kept in ${dir}; run the same command again to ` +
+        'continue from there (the feature store is resumable).');
+      process.exit(130);
+    };
+    process.once('SIGINT', onSigint);
     const res = await extractFeatures({
       images, model, dir,
       batchSize: numberOption(values, 'batch', { integer: true, min: 1, max: 256 }),
@@ -67,7 +75,7 @@ const command: Command = {
       slice: shard,
       spin: Boolean(values.spin),
       progress: `features ${model.spec.id}${shard ? ` ${shard.index}/${shard.count}` : ''}`,
-    });
+    }).finally(() => process.off('SIGINT', onSigint));
     const rate = res.stored > 0 ? ` at ${(res.stored / res.seconds).toFixed(1)} img/s` : '';
     console.log(`${dir}: ${res.stored} images extracted${rate}, ${res.alreadyStored} already there (resumed), ` +
       `${res.skipped.length} skipped; ${model.spec.locations} locations x ${model.spec.channels} channels, fp16`);
