@@ -165,10 +165,17 @@ test('sat eval writes COCO results, metrics equal to sat score, and a self-conta
   assert.deepEqual(json.subset, { limit: 4, seed: 0 });
   assert.deepEqual(json.decoding, { kind: 'beam', beam: 2, maxLength: json.decoding.maxLength });
   assert.equal(json.files.report, path.join(runDir, 'eval', 'dev-latest-beam2', 'index.html'));
+
+  // Length normalisation is recorded with the decoding and gets its own output folder.
+  const normed = JSON.parse(await sat(['--run', runDir, '--split', 'dev', '--checkpoint', 'latest', '--beam', '2', '--alpha', '0.7',
+    '--limit', '4', '--sample', '0', '--json', '--quiet']));
+  assert.deepEqual(normed.decoding, { kind: 'beam', beam: 2, alpha: 0.7, maxLength: json.decoding.maxLength });
+  assert.equal(normed.files.report, path.join(runDir, 'eval', 'dev-latest-beam2-alpha0.7', 'index.html'));
 });
 
 test('sat eval: clear errors for a bad split, a missing checkpoint and a store of another encoder', async () => {
   await assert.rejects(sat(['--run', runDir, '--split', 'train']), (e) => e instanceof UserError && /--split must be dev or test/.test(e.message));
+  await assert.rejects(sat(['--run', runDir, '--split', 'dev', '--alpha', '0.7']), (e) => e instanceof UserError && /--alpha .* applies to --beam/.test(e.message));
   await assert.rejects(sat(['--run', runDir, '--checkpoint', path.join(runDir, 'nope.safetensors')]), /no such file or folder/);
   const other = tempDir('sat-eval-other-');
   await assert.rejects(sat(['--run', other]), /not a prepared run/);

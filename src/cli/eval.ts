@@ -13,12 +13,13 @@ import { numberOption, requireString, type Command } from './command.js';
 const command: Command = {
   name: 'eval',
   summary: 'Caption a dev/test split from cached features and score it (BLEU, ROUGE-L, CIDEr) with an HTML report',
-  usage: 'sat eval --run DIR --split dev|test [--checkpoint best|latest|PATH] [--beam K] [--max-length N] [--limit N] [--json] [--out DIR]',
+  usage: 'sat eval --run DIR --split dev|test [--checkpoint best|latest|PATH] [--beam K [--alpha A]] [--max-length N] [--limit N] [--json] [--out DIR]',
   options: {
     run: { type: 'string', description: 'run directory (sat prepare + sat features + sat train)' },
     split: { type: 'string', description: 'dev or test', default: 'test' },
     checkpoint: { type: 'string', description: 'best, latest, or a checkpoint .safetensors file / folder', default: 'best' },
     beam: { type: 'string', description: 'beam search width (1 = greedy)', default: '1' },
+    alpha: { type: 'string', description: 'beam search length normalisation: rank by logProb / length^alpha (0 = off)', default: '0' },
     'max-length': { type: 'string', description: 'most tokens per caption, <end> included (default: the vocabulary\'s max length - 1)' },
     limit: { type: 'string', description: 'evaluate only this many images of the split, picked by --seed (default: all)' },
     sample: { type: 'string', description: 'images shown in the HTML report with attention figures', default: '12' },
@@ -37,6 +38,7 @@ const command: Command = {
       runDir, split,
       checkpoint: values.checkpoint as string,
       beam: numberOption(values, 'beam', { integer: true, min: 1, max: 100 }),
+      alpha: numberOption(values, 'alpha', { min: 0, max: 5 }),
       maxLength: numberOption(values, 'max-length', { integer: true, min: 1, max: 1000 }),
       limit: numberOption(values, 'limit', { integer: true, min: 1 }),
       sample: numberOption(values, 'sample', { integer: true, min: 0 }),
@@ -51,7 +53,7 @@ const command: Command = {
       console.log(JSON.stringify({ ...m, ...(result.attention ? { attentionCheck: result.attention } : {}), files: result.files }));
       return;
     }
-    const decoding = m.decoding.kind === 'beam' ? `beam ${m.decoding.beam}` : 'greedy';
+    const decoding = m.decoding.kind === 'beam' ? `beam ${m.decoding.beam}${m.decoding.alpha ? ` alpha ${m.decoding.alpha}` : ''}` : 'greedy';
     console.log(`${m.split}: ${m.images} images, ${decoding}, checkpoint ${path.basename(m.checkpoint.file)} (epoch ${m.checkpoint.epoch})` +
       (m.missingFeatures ? `; ${m.missingFeatures} images without features left out` : ''));
     for (const name of SCORE_NAMES) console.log(`  ${name.padEnd(8)} ${m.scores[name].toFixed(4)}`);

@@ -39,6 +39,8 @@ export interface EvaluateOptions {
   checkpoint?: string;
   /** Beam width; 1 (default) is greedy decoding. */
   beam?: number;
+  /** Beam search length normalisation: rank finished captions by logProb / length^alpha (0 = raw log-prob). */
+  alpha?: number;
   /** Tokens generated per image, <end> included (default: the vocabulary's max length - 1). */
   maxLength?: number;
   /** Evaluate only this many images of the split, picked by `seed` (default: all). */
@@ -125,7 +127,9 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
     throw new UserError(`${vocabFile} has ${vocab.size} words but ${ckpt.file} was trained with ${ckpt.meta.model.vocabSize}: they belong to different runs.`);
   }
   const beam = opts.beam ?? 1;
-  const strategy: DecodeStrategy = beam > 1 ? { kind: 'beam', beam } : { kind: 'greedy' };
+  const alpha = opts.alpha ?? 0;
+  if (alpha > 0 && beam <= 1) throw new UserError('--alpha (length normalisation) applies to --beam K with K > 1.');
+  const strategy: DecodeStrategy = beam > 1 ? { kind: 'beam', beam, ...(alpha > 0 ? { alpha } : {}) } : { kind: 'greedy' };
   const maxLength = opts.maxLength ?? defaultMaxLength(vocab);
   const seed = opts.seed ?? 0;
 
@@ -155,7 +159,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
 
     // 'best' falls back to latest when no epoch has been validated yet: name what was actually loaded.
     const tag = which === 'best' || which === 'latest' ? path.basename(ckpt.file, '.safetensors') : safeName(path.basename(which, '.safetensors'));
-    const outDir = path.resolve(opts.outDir ?? path.join(run.dir, 'eval', `${opts.split}-${tag}-${beam > 1 ? `beam${beam}` : 'greedy'}`));
+    const outDir = path.resolve(opts.outDir ?? path.join(run.dir, 'eval', `${opts.split}-${tag}-${beam > 1 ? `beam${beam}${alpha > 0 ? `-alpha${alpha}` : ''}` : 'greedy'}`));
     fs.mkdirSync(outDir, { recursive: true });
 
     // The attention check: on by default for shapes runs, whose manifest has the boxes.
@@ -209,7 +213,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
       }
       items.push(item);
     }
-    const decoding = beam > 1 ? `beam search (width ${beam})` : 'greedy decoding';
+    const decoding = beam > 1 ? `beam search (width ${beam}${alpha > 0 ? `, length normalisation alpha ${alpha}` : ''})` : 'greedy decoding';
     fs.writeFileSync(files.report, reportHtml({
       title: `${path.basename(run.dir)}: ${opts.split} split, checkpoint ${tag} (epoch ${ckpt.meta.progress.epoch})`,
       details: [
