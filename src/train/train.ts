@@ -128,11 +128,6 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
   const trainSet = splitExamples(images, 'train', config.maxCaptionLength);
   const devSet = splitExamples(images, 'dev', config.maxCaptionLength);
   const tokens = trainSet.reduce((s, e) => s + e.tokens.length - 1, 0);
-  log(`sat train: ${runDir}\n  features ${store.encoderId} [${store.locations} x ${store.channels}], vocabulary ${vocab.size} words\n` +
-    `  train ${trainSet.length} captions (${tokens} target tokens), dev ${devSet.length} captions\n` +
-    `  checkpoints ${checkpointDir}` + (resumed ? `\n  resuming ${resumed.file} at epoch ${resumed.meta.progress.epoch}` +
-      (resumed.meta.progress.batchInEpoch ? `, batch ${resumed.meta.progress.batchInEpoch}` : '') : '') +
-    `\nconfig:\n${formatConfig(config)}`);
 
   const validate = opts.validate ?? validationHook(config, images, vocab, store, opts.quiet, log);
 
@@ -146,6 +141,12 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
     log('\nCtrl-C: saving a checkpoint at the end of this batch (Ctrl-C again to quit without saving).');
   };
   if (opts.handleSigint !== false) process.on('SIGINT', onSigint);
+  // Printed only once Ctrl-C is handled, so whoever sees the config knows Ctrl-C saves from here on.
+  log(`sat train: ${runDir}\n  features ${store.encoderId} [${store.locations} x ${store.channels}], vocabulary ${vocab.size} words\n` +
+    `  train ${trainSet.length} captions (${tokens} target tokens), dev ${devSet.length} captions\n` +
+    `  checkpoints ${checkpointDir}` + (resumed ? `\n  resuming ${resumed.file} at epoch ${resumed.meta.progress.epoch}` +
+      (resumed.meta.progress.batchInEpoch ? `, batch ${resumed.meta.progress.batchInEpoch}` : '') : '') +
+    `\nconfig:\n${formatConfig(config)}`);
   try {
     const result = await trainLoop({
       config, model, store, train: trainSet, dev: devSet, checkpointDir, vocabFile: paths.vocab, runDir,
