@@ -171,6 +171,10 @@ test('sat eval writes COCO results, metrics equal to sat score, and a self-conta
     '--limit', '4', '--sample', '0', '--json', '--quiet']));
   assert.deepEqual(normed.decoding, { kind: 'beam', beam: 2, alpha: 0.7, maxLength: json.decoding.maxLength });
   assert.equal(normed.files.report, path.join(runDir, 'eval', 'dev-latest-beam2-alpha0.7', 'index.html'));
+  const noUnk = JSON.parse(await sat(['--run', runDir, '--split', 'dev', '--checkpoint', 'latest', '--suppress-unk',
+    '--limit', '4', '--sample', '0', '--json', '--quiet']));
+  assert.deepEqual(noUnk.decoding, { kind: 'greedy', suppressUnk: true, maxLength: json.decoding.maxLength });
+  assert.equal(noUnk.files.report, path.join(runDir, 'eval', 'dev-latest-greedy-nounk', 'index.html'));
 });
 
 test('sat eval: clear errors for a bad split, a missing checkpoint and a store of another encoder', async () => {

@@ -20,6 +20,7 @@ const command: Command = {
     checkpoint: { type: 'string', description: 'best, latest, or a checkpoint .safetensors file / folder', default: 'best' },
     beam: { type: 'string', description: 'beam search width (1 = greedy)', default: '1' },
     alpha: { type: 'string', description: 'beam search length normalisation: rank by logProb / length^alpha (0 = off)', default: '0' },
+    'suppress-unk': { type: 'boolean', description: 'never emit <unk> (default: off, as the seed)' },
     'max-length': { type: 'string', description: 'most tokens per caption, <end> included (default: the vocabulary\'s max length - 1)' },
     limit: { type: 'string', description: 'evaluate only this many images of the split, picked by --seed (default: all)' },
     sample: { type: 'string', description: 'images shown in the HTML report with attention figures', default: '12' },
@@ -39,6 +40,7 @@ const command: Command = {
       checkpoint: values.checkpoint as string,
       beam: numberOption(values, 'beam', { integer: true, min: 1, max: 100 }),
       alpha: numberOption(values, 'alpha', { min: 0, max: 5 }),
+      suppressUnk: values['suppress-unk'] === true,
       maxLength: numberOption(values, 'max-length', { integer: true, min: 1, max: 1000 }),
       limit: numberOption(values, 'limit', { integer: true, min: 1 }),
       sample: numberOption(values, 'sample', { integer: true, min: 0 }),
@@ -53,7 +55,8 @@ const command: Command = {
       console.log(JSON.stringify({ ...m, ...(result.attention ? { attentionCheck: result.attention } : {}), files: result.files }));
       return;
     }
-    const decoding = m.decoding.kind === 'beam' ? `beam ${m.decoding.beam}${m.decoding.alpha ? ` alpha ${m.decoding.alpha}` : ''}` : 'greedy';
+    const decoding = (m.decoding.kind === 'beam' ? `beam ${m.decoding.beam}${m.decoding.alpha ? ` alpha ${m.decoding.alpha}` : ''}` : 'greedy') +
+      (m.decoding.suppressUnk ? ', no <unk>' : '');
     console.log(`${m.split}: ${m.images} images, ${decoding}, checkpoint ${path.basename(m.checkpoint.file)} (epoch ${m.checkpoint.epoch})` +
       (m.missingFeatures ? `; ${m.missingFeatures} images without features left out` : ''));
     for (const name of SCORE_NAMES) console.log(`  ${name.padEnd(8)} ${m.scores[name].toFixed(4)}`);

@@ -43,6 +43,8 @@ export interface EvaluateOptions {
   alpha?: number;
   /** Tokens generated per image, <end> included (default: the vocabulary's max length - 1). */
   maxLength?: number;
+  /** Never emit <unk> (masked at every step); default false, as the seed. */
+  suppressUnk?: boolean;
   /** Evaluate only this many images of the split, picked by `seed` (default: all). */
   limit?: number;
   /** Output folder (default RUN/eval/SPLIT-CHECKPOINT-DECODING). */
@@ -71,7 +73,7 @@ export interface EvalMetrics {
   split: Split;
   checkpoint: { file: string; epoch: number; best: { epoch: number; score: number; by: string } | null };
   encoder: string;
-  decoding: DecodeStrategy & { maxLength: number };
+  decoding: DecodeStrategy & { maxLength: number; suppressUnk?: true };
   images: number;
   /** Set when --limit evaluated a seeded subset of the split. */
   subset: { limit: number; seed: number } | null;
@@ -148,7 +150,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
 
     const t0 = performance.now();
     const captions = decodeStoreImages(model, store, images.map((im) => im.id), decodeVocabOf(vocab), {
-      strategy, maxLength, progress: opts.quiet ? false : `eval ${opts.split}`,
+      strategy, maxLength, suppressUnk: opts.suppressUnk === true, progress: opts.quiet ? false : `eval ${opts.split}`,
     });
     const t1 = performance.now();
     const hyps = captions.map((c) => tokenizeCaption(c.words.join(' ')));
@@ -159,7 +161,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
 
     // 'best' falls back to latest when no epoch has been validated yet: name what was actually loaded.
     const tag = which === 'best' || which === 'latest' ? path.basename(ckpt.file, '.safetensors') : safeName(path.basename(which, '.safetensors'));
-    const outDir = path.resolve(opts.outDir ?? path.join(run.dir, 'eval', `${opts.split}-${tag}-${beam > 1 ? `beam${beam}${alpha > 0 ? `-alpha${alpha}` : ''}` : 'greedy'}`));
+    const outDir = path.resolve(opts.outDir ?? path.join(run.dir, 'eval', `${opts.split}-${tag}-${beam > 1 ? `beam${beam}${alpha > 0 ? `-alpha${alpha}` : ''}` : 'greedy'}${opts.suppressUnk ? '-nounk' : ''}`));
     fs.mkdirSync(outDir, { recursive: true });
 
     // The attention check: on by default for shapes runs, whose manifest has the boxes.
@@ -179,7 +181,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
     const metrics: EvalMetrics = {
       run: run.dir, split: opts.split,
       checkpoint: { file: ckpt.file, epoch: ckpt.meta.progress.epoch, best: ckpt.meta.progress.best },
-      encoder: ckpt.meta.encoder.id, decoding: { ...strategy, maxLength }, images: images.length,
+      encoder: ckpt.meta.encoder.id, decoding: { ...strategy, maxLength, ...(opts.suppressUnk ? { suppressUnk: true as const } : {}) }, images: images.length,
       subset: images.length < withFeatures.length ? { limit: images.length, seed } : null,
       missingFeatures: inSplit.length - withFeatures.length, unfinished: captions.filter((c) => !c.finished).length,
       scores, unavailable: UNAVAILABLE, seconds: { decode: (t1 - t0) / 1000, score: (t2 - t1) / 1000 },
