@@ -7,42 +7,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { prepareRun } from '../src/prepare.js';
 import { runPaths } from '../src/run.js';
-import { loadShapesAnnotations, SHAPE_COLORS, SHAPE_KINDS } from '../src/dataset/shapes.js';
-import { FeatureStoreWriter } from '../src/features/store-writer.js';
-import { encodeHalf } from '../src/features/fp16.js';
 import { train } from '../src/train/train.js';
 import { DEFAULT_TRAIN_CONFIG, resolveConfig, validateConfigPatch, type TrainConfig } from '../src/train/config.js';
 import { loadCheckpoint, restoreModel } from '../src/checkpoint/checkpoint.js';
 import { createModel } from '../src/model/index.js';
 import { openFeatureStore } from '../src/features/store.js';
-import { tempDir } from './train-helpers.js';
+import { oracleRun } from './oracle-run.js';
 
-const COLORS = Object.keys(SHAPE_COLORS);
-const C = COLORS.length + SHAPE_KINDS.length;
 
-/** A 40-image shapes run whose features are each object's colour and shape one-hot at its 2x2 grid cell. */
-async function oracleRun(): Promise<string> {
-  const dir = path.join(tempDir('sat-train-gru-state-'), 'run');
-  const run = await prepareRun({ dataset: 'shapes', out: dir, images: 40, imageSize: 32, seed: 3, silent: true });
-  const objects = loadShapesAnnotations(run.info.dataset.root);
-  const spec = { id: 'oracle', inputSize: 32, scaling: 'zero_one' as const, inputLayout: 'nhwc' as const, outputLayout: 'nhwc' as const,
-    inputName: 'x', outputName: 'y', locations: 4, channels: C };
-  const w = FeatureStoreWriter.open(runPaths(dir).features('oracle'), { spec, requested: run.images.length });
-  for (const im of run.images) {
-    const f = new Float32Array(4 * C);
-    for (const o of objects.get(im.id)!) {
-      const cell = ((o.box[1] + o.box[3]) / 2 >= 16 ? 2 : 0) + ((o.box[0] + o.box[2]) / 2 >= 16 ? 1 : 0);
-      f[cell * C + COLORS.indexOf(o.color)] = 1;
-      f[cell * C + COLORS.length + SHAPE_KINDS.indexOf(o.shape)] = 1;
-    }
-    w.append(im.id, encodeHalf(f));
-  }
-  w.commit();
-  w.close();
-  return dir;
-}
 
 test('gruState: carry by default, validated with a message naming the choices', () => {
   assert.equal(DEFAULT_TRAIN_CONFIG.gruState, 'carry');
@@ -51,7 +24,7 @@ test('gruState: carry by default, validated with a message naming the choices', 
 });
 
 test('train --gru-state reset: saved in the checkpoint, decoded as trained, frozen on --resume', async () => {
-  const runDir = await oracleRun();
+  const runDir = await oracleRun('sat-train-gru-state-');
   const checkpointDir = path.join(runDir, 'reset');
   const tiny: Partial<TrainConfig> = {
     embedDim: 8, units: 16, attentionUnits: 8, batchSize: 16, learningRate: 1e-2, epochs: 1, bucketBatches: 2,

@@ -7,40 +7,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { prepareRun } from '../src/prepare.js';
-import { runPaths } from '../src/run.js';
-import { loadShapesAnnotations, SHAPE_COLORS, SHAPE_KINDS } from '../src/dataset/shapes.js';
-import { FeatureStoreWriter } from '../src/features/store-writer.js';
-import { encodeHalf } from '../src/features/fp16.js';
 import { train } from '../src/train/train.js';
 import { DivergedError } from '../src/train/loop.js';
 import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
 import type { TrainConfig } from '../src/train/config.js';
-import { tempDir } from './train-helpers.js';
+import { oracleRun } from './oracle-run.js';
 
-const COLORS = Object.keys(SHAPE_COLORS);
-const C = COLORS.length + SHAPE_KINDS.length;
 
-async function oracleRun(): Promise<string> {
-  const dir = path.join(tempDir('sat-train-native-'), 'run');
-  const run = await prepareRun({ dataset: 'shapes', out: dir, images: 40, imageSize: 32, seed: 3, silent: true });
-  const objects = loadShapesAnnotations(run.info.dataset.root);
-  const spec = { id: 'oracle', inputSize: 32, scaling: 'zero_one' as const, inputLayout: 'nhwc' as const, outputLayout: 'nhwc' as const,
-    inputName: 'x', outputName: 'y', locations: 4, channels: C };
-  const w = FeatureStoreWriter.open(runPaths(dir).features('oracle'), { spec, requested: run.images.length });
-  for (const im of run.images) {
-    const f = new Float32Array(4 * C);
-    for (const o of objects.get(im.id)!) {
-      const cell = ((o.box[1] + o.box[3]) / 2 >= 16 ? 2 : 0) + ((o.box[0] + o.box[2]) / 2 >= 16 ? 1 : 0);
-      f[cell * C + COLORS.indexOf(o.color)] = 1;
-      f[cell * C + COLORS.length + SHAPE_KINDS.indexOf(o.shape)] = 1;
-    }
-    w.append(im.id, encodeHalf(f));
-  }
-  w.commit();
-  w.close();
-  return dir;
-}
 
 const tiny: Partial<TrainConfig> = {
   embedDim: 8, units: 16, attentionUnits: 8, batchSize: 16, learningRate: 1e-2, epochs: 2, bucketBatches: 2, checkpointMinutes: 0,
@@ -49,7 +22,7 @@ const quiet = { quiet: true, handleSigint: false, log: () => {} };
 const losses = (h: { trainLoss: number; valLoss: number | null }[]) => h.map((e) => [e.trainLoss, e.valLoss]);
 
 test('native: 1 epoch + --resume + 1 epoch equals 2 straight epochs bit for bit (dropout on)', async () => {
-  const runDir = await oracleRun();
+  const runDir = await oracleRun('sat-train-native-');
   const config = { ...tiny, dropout: 0.2 };
   const a = await train({ runDir, checkpointDir: path.join(runDir, 'a'), overrides: config, ...quiet });
   await train({ runDir, checkpointDir: path.join(runDir, 'b'), overrides: { ...config, epochs: 1 }, ...quiet });
@@ -70,7 +43,7 @@ test('native: 1 epoch + --resume + 1 epoch equals 2 straight epochs bit for bit 
 });
 
 test('native: a huge learning rate stops with a NaN/Infinity message and keeps the last good checkpoint', async () => {
-  const runDir = await oracleRun();
+  const runDir = await oracleRun('sat-train-native-');
   const checkpointDir = path.join(runDir, 'c');
   await train({ runDir, checkpointDir, overrides: { ...tiny, epochs: 1 }, ...quiet });
   const good = fs.readFileSync(path.join(checkpointDir, 'latest.safetensors'));

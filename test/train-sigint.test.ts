@@ -11,38 +11,16 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { before, test } from 'node:test';
 import { loadCheckpoint, restoreModel } from '../src/checkpoint/checkpoint.js';
-import { loadShapesAnnotations, SHAPE_COLORS, SHAPE_KINDS } from '../src/dataset/shapes.js';
-import { encodeHalf } from '../src/features/fp16.js';
-import { FeatureStoreWriter } from '../src/features/store-writer.js';
-import { prepareRun } from '../src/prepare.js';
-import { runPaths } from '../src/run.js';
 import { resolveConfig } from '../src/train/config.js';
 import { trainLoop, type ValidateHook } from '../src/train/loop.js';
 import { ToyModel, tempDir, toyTask, writeToyVocab } from './train-helpers.js';
+import { oracleRun } from './oracle-run.js';
 
-const COLORS = Object.keys(SHAPE_COLORS);
-const C = COLORS.length + SHAPE_KINDS.length;
 let runDir: string;
 
 before(async () => {
   // 200 images x 4 train captions: with --batch 1 an epoch is 800 batches.
-  runDir = path.join(tempDir('sat-sigint-'), 'run');
-  const run = await prepareRun({ dataset: 'shapes', out: runDir, images: 200, imageSize: 32, seed: 3, silent: true });
-  const objects = loadShapesAnnotations(run.info.dataset.root);
-  const spec = { id: 'oracle', inputSize: 32, scaling: 'zero_one' as const, inputLayout: 'nhwc' as const, outputLayout: 'nhwc' as const,
-    inputName: 'x', outputName: 'y', locations: 4, channels: C };
-  const w = FeatureStoreWriter.open(runPaths(runDir).features('oracle'), { spec, requested: run.images.length });
-  for (const im of run.images) {
-    const f = new Float32Array(4 * C);  // 2x2 grid: colour and shape one-hots at the cell of each object's centre
-    for (const o of objects.get(im.id)!) {
-      const cell = ((o.box[1] + o.box[3]) / 2 >= 16 ? 2 : 0) + ((o.box[0] + o.box[2]) / 2 >= 16 ? 1 : 0);
-      f[cell * C + COLORS.indexOf(o.color)] = 1;
-      f[cell * C + COLORS.length + SHAPE_KINDS.indexOf(o.shape)] = 1;
-    }
-    w.append(im.id, encodeHalf(f));
-  }
-  w.commit();
-  w.close();
+  runDir = await oracleRun('sat-sigint-', 200);
 });
 
 interface Child { proc: ChildProcess; stderr: () => string; exited: Promise<{ code: number | null; signal: string | null }> }
