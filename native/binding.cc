@@ -82,7 +82,17 @@ Napi::Value TrainStepT(const Napi::CallbackInfo& info) {
   const bool with_grads = !info[2].IsNull() && !info[2].IsUndefined();
   Params<T> g{};
   if (with_grads) g = params_of<T>(env, info[2], d, "grads");
-  const T* features = data_of<T>(env, info[4], (size_t)d.B * d.L * d.C, "features");
+  // info[12], info[13]: optional image_of_row Int32Array [B] and the number of images features holds
+  const bool shared = info.Length() > 12 && !info[12].IsNull() && !info[12].IsUndefined();
+  const int32_t* image_of_row = shared ? data_of<int32_t>(env, info[12], (size_t)d.B, "imageOfRow") : nullptr;
+  const int num_images = shared ? info[13].As<Napi::Number>().Int32Value() : d.B;
+  if (shared) {
+    if (num_images < 1) throw Napi::RangeError::New(env, "numImages must be >= 1");
+    for (int b = 0; b < d.B; b++)
+      if (image_of_row[b] < 0 || image_of_row[b] >= num_images)
+        throw Napi::RangeError::New(env, "imageOfRow[" + std::to_string(b) + "] is outside [0, numImages)");
+  }
+  const T* features = data_of<T>(env, info[4], (size_t)num_images * d.L * d.C, "features");
   const int32_t* tokens = data_of<int32_t>(env, info[5], (size_t)d.B * (d.T + 1), "tokens");
   StepOptions opt;
   opt.dropout = info[6].As<Napi::Number>().DoubleValue();
@@ -92,7 +102,11 @@ Napi::Value TrainStepT(const Napi::CallbackInfo& info) {
   opt.mean_init = info[10].ToBoolean().Value();
   Workspace<T>* w;
   if constexpr (std::is_same_v<T, float>) w = &ws->f32; else w = &ws->f64;
-  StepResult r = train_step<T>(*w, d, p, with_grads ? &g : nullptr, features, tokens, opt);
+  // info[11]: optional per-sequence loss weights [B] (null/undefined = all 1)
+  const T* weights = info.Length() > 11 && !info[11].IsNull() && !info[11].IsUndefined()
+      ? data_of<T>(env, info[11], (size_t)d.B, "weights") : nullptr;
+  StepResult r = train_step<T>(*w, d, p, with_grads ? &g : nullptr, features, tokens, opt, weights, image_of_row,
+                               num_images);
   Napi::Object out = Napi::Object::New(env);
   out.Set("loss", r.loss);
   out.Set("crossEntropySum", r.ce_sum);

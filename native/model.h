@@ -59,7 +59,7 @@ struct StepOptions {
 
 struct StepResult {
   double loss;     // ce_sum / tokens + reg
-  double ce_sum;   // summed cross-entropy over real target tokens
+  double ce_sum;   // summed cross-entropy over real target tokens (each times its sequence's weight)
   double reg;      // attention regulariser term (already weighted by lambda)
   int tokens;      // real (non-pad) target tokens
 };
@@ -71,15 +71,22 @@ struct Workspace {
   std::vector<T> dhd, df1, dh_out, dh, dhn, dhp, dgx, dghw, dctx, dproj, dv_rows, dbv_rows, dx, denc, scratch;
   std::vector<T> zeros;  // [B,U] the GRU's previous state in reset mode
   std::vector<T> enc_mean, dinit;  // [B,E] mean annotation vector; [B,U] gradient of init's pre-activation
-  std::vector<int32_t> rows, targets;
+  std::vector<T> enc_img, proj_img, denc_img, dproj_img;  // per distinct image when rows share images
+  std::vector<int32_t> rows, targets, live;
   std::vector<uint8_t> real;
 };
 
 // Forward (+ backward when grads != nullptr) of one padded batch. features [B,L,C], tokens [B,T+1].
-// Gradients are written (not accumulated) into grads.
+// Gradients are written (not accumulated) into grads. weights [B] or nullptr (all 1): each sequence's
+// cross-entropy terms are multiplied by its weight (self-critical training passes the reward advantage), so
+// loss = sum_tokens w_b * ce / tokens + reg and ce_sum is the weighted sum.
+// image_of_row [B] or nullptr: rows share images (several captions of one image, e.g. self-critical samples);
+// features then hold num_images rows [num_images,L,C], and the encoder and W1 run once per image, their
+// gradients summed over the rows that use it. nullptr: features [B,L,C], one image per row.
 template <typename T>
 StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const Params<T>* grads,
-                      const T* features, const int32_t* tokens, const StepOptions& opt);
+                      const T* features, const int32_t* tokens, const StepOptions& opt, const T* weights = nullptr,
+                      const int32_t* image_of_row = nullptr, int num_images = 0);
 
 // Inference. encode: features [N,L,C] -> enc [N,L,E], proj [N,L,A], hidden [N,U] the decoder's initial
 // state (zeros, or from the mean annotation vector when mean_init). d.B = N.

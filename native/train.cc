@@ -35,7 +35,8 @@ static T* grow(std::vector<T>& v, size_t n) {
 
 template <typename T>
 StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const Params<T>* grads,
-                      const T* features, const int32_t* tokens, const StepOptions& opt) {
+                      const T* features, const int32_t* tokens, const StepOptions& opt, const T* weights,
+                      const int32_t* image_of_row, int num_images) {
   const int B = d.B, Tn = d.T, L = d.L, C = d.C, E = d.E, U = d.U, A = d.A, V = d.V;
   const int TB = Tn * B, BL = B * L, G = 3 * U, W = Tn + 1;  // W: token row width
   const int K = A + G;                                       // width of [h W2 | h Wr]
@@ -61,9 +62,19 @@ StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const
   int32_t* rows = grow(ws.rows, (size_t)TB);
   int32_t* targets = grow(ws.targets, (size_t)TB);
 
-  // ---- encoder and attention projection, once per sequence
-  encoder_forward(enc, features, p.enc_w, p.enc_b, BL, C, E);
-  dense_forward(proj, enc, p.w1, p.b1, BL, E, A);
+  // ---- encoder and attention projection, once per image; gathered to rows when rows share images
+  const bool shared = image_of_row != nullptr;
+  const int NL = (shared ? num_images : B) * L;  // encoder rows
+  T* enc_img = shared ? grow(ws.enc_img, (size_t)NL * E) : enc;    // [N,L,E]
+  T* proj_img = shared ? grow(ws.proj_img, (size_t)NL * A) : proj; // [N,L,A]
+  encoder_forward(enc_img, features, p.enc_w, p.enc_b, NL, C, E);
+  dense_forward(proj_img, enc_img, p.w1, p.b1, NL, E, A);
+  if (shared) {
+    for (int b = 0; b < B; b++) {
+      std::memcpy(enc + (size_t)b * L * E, enc_img + (size_t)image_of_row[b] * L * E, sizeof(T) * L * E);
+      std::memcpy(proj + (size_t)b * L * A, proj_img + (size_t)image_of_row[b] * L * A, sizeof(T) * L * A);
+    }
+  }
 
   // ---- embeddings of every input token, then their share of the GRU input gates
   for (int t = 0; t < Tn; t++)
@@ -91,22 +102,38 @@ StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const
     initial_state_forward(H, enc_mean, enc, p.init_w, p.init_b, B, L, E, U);
   else
     std::fill(H, H + (size_t)B * U, T(0));
+  // live[t]: the recurrence at step t runs over rows 0..live[t]-1 only, every row with a real target at t or
+  // later (a suffix maximum, so any padding layout is exact). Rows sorted by length, longest first, make
+  // this the active rows exactly (pack_padded_sequence): self-critical batches of sampled captions, whose
+  // longest sets T, skip most padding that way. The rows past live[t] are zeroed, forward and backward.
+  int32_t* live = grow(ws.live, (size_t)Tn);
+  for (int t = Tn - 1, m = 0; t >= 0; t--) {
+    for (int b = B - 1; b >= m; b--)
+      if (tokens[b * W + t + 1] != 0) { m = b + 1; break; }
+    live[t] = m;
+  }
   for (int t = 0; t < Tn; t++) {
+    const int Bt = live[t];
     const T* h = H + (size_t)t * B * U;
     T* hn = H + (size_t)(t + 1) * B * U;
     T* hg_t = hg + (size_t)t * B * K;
     T* alpha_t = alpha + (size_t)t * BL;
     T* ctx_t = ctx + (size_t)t * B * E;
     T* gx_t = xg + (size_t)t * B * G;
-    for (int b = 0; b < B; b++) {
+    for (int b = 0; b < Bt; b++) {
       std::memcpy(hg_t + (size_t)b * K, p.b2, sizeof(T) * A);
       std::fill(hg_t + (size_t)b * K + A, hg_t + (size_t)(b + 1) * K, T(0));
     }
+    std::fill(hg_t + (size_t)Bt * K, hg_t + (size_t)B * K, T(0));
+    std::fill(alpha_t + (size_t)Bt * L, alpha_t + (size_t)B * L, T(0));
+    std::fill(ctx_t + (size_t)Bt * E, ctx_t + (size_t)B * E, T(0));
+    std::fill(hn + (size_t)Bt * U, hn + (size_t)B * U, T(0));
+    if (Bt == 0) continue;
     // [h W2 + b2 | h Wr]; in reset mode only h W2 + b2, the GRU's share stays 0 (its state is zeros)
-    gemm(false, false, B, reset ? A : K, U, T(1), h, U, wcat, K, T(1), hg_t, K);
-    attention_forward(alpha_t, ctx_t, enc, proj, hg_t, K, p.v, p.bv[0], B, L, E, A);
-    gemm(false, false, B, G, E, T(1), ctx_t, E, Wc, G, T(1), gx_t, G);  // += context share
-    gru_forward(hn, gates + (size_t)t * B * 4 * U, gx_t, hg_t + A, K, p.gru_b + G, reset ? zeros : h, B, U);
+    gemm(false, false, Bt, reset ? A : K, U, T(1), h, U, wcat, K, T(1), hg_t, K);
+    attention_forward(alpha_t, ctx_t, enc, proj, hg_t, K, p.v, p.bv[0], Bt, L, E, A);
+    gemm(false, false, Bt, G, E, T(1), ctx_t, E, Wc, G, T(1), gx_t, G);  // += context share
+    gru_forward(hn, gates + (size_t)t * B * 4 * U, gx_t, hg_t + A, K, p.gru_b + G, reset ? zeros : h, Bt, U);
   }
 
   // ---- output layers over the real rows of every step at once
@@ -134,6 +161,16 @@ StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const
   dense_forward(logits, f1, p.fc2_w, p.fc2_b, nr, U, V);
   const T grad_scale = (train && nr > 0) ? T(1.0 / nr) : T(0);
   softmax_xent(logits, row_loss, targets, nr, V, grad_scale);
+  if (weights) {  // per-sequence weights: scale each real row's loss and its logit gradient
+    parallel_for(nr, [&](int i) {
+      const T w = weights[rows[i] % B];
+      row_loss[i] *= w;
+      if (train) {
+        T* g = logits + (size_t)i * V;
+        for (int k = 0; k < V; k++) g[k] *= w;
+      }
+    }, (double)nr * V);
+  }
   double ce_sum = 0;
   for (int i = 0; i < nr; i++) ce_sum += row_loss[i];
 
@@ -195,21 +232,30 @@ StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const
   std::fill(dh, dh + (size_t)B * U, T(0));
   std::fill(dproj, dproj + (size_t)BL * A, T(0));
   for (int t = Tn - 1; t >= 0; t--) {
+    const int Bt = live[t];  // rows past it: zero gradients (the batched weight gradients below read them)
     const T* h = H + (size_t)t * B * U;
     const T* dout = dh_out + (size_t)t * B * U;
-    for (int i = 0; i < B * U; i++) dhn[i] = dh[i] + dout[i];
+    for (int i = 0; i < Bt * U; i++) dhn[i] = dh[i] + dout[i];
     T* dgx_t = dgx + (size_t)t * B * G;
     T* dg_t = dghw + (size_t)t * B * K;
     T* dctx_t = dctx + (size_t)t * B * E;
-    gru_backward(dgx_t, dg_t + A, K, dhp, dhn, gates + (size_t)t * B * 4 * U, reset ? zeros : h, B, U);
-    gemm(false, true, B, E, G, T(1), dgx_t, G, Wc, G, T(0), dctx_t, E);  // dctx = dgx Wc^T
-    attention_backward(dproj, dg_t, dv_rows + (size_t)t * B * A, dbv_rows + (size_t)t * B, dctx_t, reg_grad,
-                       real + (size_t)t * B, alpha + (size_t)t * BL, enc, proj, hg + (size_t)t * B * K, K, p.v, B,
-                       L, E, A, scratch);
-    if (reset)  // H[t] reached only the attention query: dhp = dhw2 W2^T (overwrites gru_backward's z * dhn)
-      gemm(false, true, B, U, A, T(1), dg_t, K, wcat, K, T(0), dhp, U);
-    else
-      gemm(false, true, B, U, K, T(1), dg_t, K, wcat, K, T(1), dhp, U);  // += [dhw2 | dgh] [W2 | Wr]^T
+    std::fill(dgx_t + (size_t)Bt * G, dgx_t + (size_t)B * G, T(0));
+    std::fill(dg_t + (size_t)Bt * K, dg_t + (size_t)B * K, T(0));
+    std::fill(dctx_t + (size_t)Bt * E, dctx_t + (size_t)B * E, T(0));
+    std::fill(dv_rows + ((size_t)t * B + Bt) * A, dv_rows + (size_t)(t + 1) * B * A, T(0));
+    std::fill(dbv_rows + (size_t)t * B + Bt, dbv_rows + (size_t)(t + 1) * B, T(0));
+    std::fill(dhp + (size_t)Bt * U, dhp + (size_t)B * U, T(0));
+    if (Bt > 0) {
+      gru_backward(dgx_t, dg_t + A, K, dhp, dhn, gates + (size_t)t * B * 4 * U, reset ? zeros : h, Bt, U);
+      gemm(false, true, Bt, E, G, T(1), dgx_t, G, Wc, G, T(0), dctx_t, E);  // dctx = dgx Wc^T
+      attention_backward(dproj, dg_t, dv_rows + (size_t)t * B * A, dbv_rows + (size_t)t * B, dctx_t, reg_grad,
+                         real + (size_t)t * B, alpha + (size_t)t * BL, enc, proj, hg + (size_t)t * B * K, K, p.v, Bt,
+                         L, E, A, scratch);
+      if (reset)  // H[t] reached only the attention query: dhp = dhw2 W2^T (overwrites gru_backward's z * dhn)
+        gemm(false, true, Bt, U, A, T(1), dg_t, K, wcat, K, T(0), dhp, U);
+      else
+        gemm(false, true, Bt, U, K, T(1), dg_t, K, wcat, K, T(1), dhp, U);  // += [dhw2 | dgh] [W2 | Wr]^T
+    }
     std::swap(dh, dhp);
   }
 
@@ -248,7 +294,6 @@ StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const
     gemm(true, false, L, E, Tn, T(1), alpha + (size_t)b * L, BL, dctx + (size_t)b * E, B * E, T(0),
          denc + (size_t)b * L * E, E);
   }
-  gemm(false, true, BL, E, A, T(1), dproj, A, p.w1, A, T(1), denc, E);  // += dproj W1^T
   if (mean_init) {
     // dh = dLoss/dH[0] after the recurrence. Through tanh: dinit [B,U] = dh * (1 - H[0]^2); then
     // dinit_w = enc_mean^T dinit, dinit_b = colsum, d(enc_mean) [B,E] = dinit init_w^T, which each of
@@ -265,15 +310,35 @@ StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const
         for (int k = 0; k < E; k++) dst[k] += src[k] * inv;
       }
   }
-  gemm(true, false, E, A, BL, T(1), enc, E, dproj, A, T(1), g.w1, A);   // dW1
-  colsum_add(g.b1, dproj, BL, A);
-  encoder_backward(denc, g.enc_w, g.enc_b, enc, features, BL, C, E);
+  // Rows sharing an image: sum their encoder-output and projection gradients per image.
+  T* denc_img = denc;
+  T* dproj_img = dproj;
+  if (shared) {
+    denc_img = grow(ws.denc_img, (size_t)NL * E);
+    dproj_img = grow(ws.dproj_img, (size_t)NL * A);
+    std::fill(denc_img, denc_img + (size_t)NL * E, T(0));
+    std::fill(dproj_img, dproj_img + (size_t)NL * A, T(0));
+    for (int b = 0; b < B; b++) {
+      T* de = denc_img + (size_t)image_of_row[b] * L * E;
+      const T* se = denc + (size_t)b * L * E;
+      for (size_t k = 0; k < (size_t)L * E; k++) de[k] += se[k];
+      T* dp = dproj_img + (size_t)image_of_row[b] * L * A;
+      const T* sp = dproj + (size_t)b * L * A;
+      for (size_t k = 0; k < (size_t)L * A; k++) dp[k] += sp[k];
+    }
+  }
+  gemm(false, true, NL, E, A, T(1), dproj_img, A, p.w1, A, T(1), denc_img, E);  // += dproj W1^T
+  gemm(true, false, E, A, NL, T(1), enc_img, E, dproj_img, A, T(1), g.w1, A);   // dW1
+  colsum_add(g.b1, dproj_img, NL, A);
+  encoder_backward(denc_img, g.enc_w, g.enc_b, enc_img, features, NL, C, E);
   return result;
 }
 
 template StepResult train_step<float>(Workspace<float>&, const Dims&, const Params<float>&, const Params<float>*,
-                                      const float*, const int32_t*, const StepOptions&);
+                                      const float*, const int32_t*, const StepOptions&, const float*, const int32_t*,
+                                      int);
 template StepResult train_step<double>(Workspace<double>&, const Dims&, const Params<double>&,
-                                       const Params<double>*, const double*, const int32_t*, const StepOptions&);
+                                       const Params<double>*, const double*, const int32_t*, const StepOptions&,
+                                       const double*, const int32_t*, int);
 
 }  // namespace sat

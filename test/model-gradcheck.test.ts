@@ -3,7 +3,8 @@
  * double-precision path (the same templated kernels as float32 training). Central differences with
  * h = 1e-5 on small shapes; prints the largest relative error per parameter. Both GRU state modes:
  * carry (a real recurrence) and reset (the TF tutorial's GRU, restarted from zeros every step), and both
- * initial states: zeros (the tutorial) and mean (the paper's H[0] = tanh(mean annotation · W + b)).
+ * initial states: zeros (the tutorial) and mean (the paper's H[0] = tanh(mean annotation · W + b)), and with
+ * per-sequence loss weights (self-critical training's reward advantages, which may be negative).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,18 +28,20 @@ function randomParams(seed: number): Float64Array[] {
   return PARAMETER_ORDER.map((n) => Float64Array.from({ length: shapes[n].reduce((a, b) => a * b, 1) }, () => rng.normal() * 0.5));
 }
 
-function check(label: string, dropout: number, lambda: number, resetState = false, meanInit = false) {
+function check(label: string, dropout: number, lambda: number, resetState = false, meanInit = false, weights: Float64Array | null = null,
+               imageOfRow: Int32Array | null = null) {
   const ws = native.createWorkspace();
   const params = randomParams(7);
   const grads = params.map((p) => new Float64Array(p.length));
   const rng = new Rng(3);
-  const features = Float64Array.from({ length: B * config.locations * config.channels }, () => rng.normal());
+  const images = imageOfRow ? Math.max(...imageOfRow) + 1 : B;
+  const features = Float64Array.from({ length: images * config.locations * config.channels }, () => rng.normal());
   const dims = Int32Array.of(B, T, config.locations, config.channels, config.embedDim, config.units, config.attentionUnits, config.vocabSize);
-  const loss = () => native.trainStep(ws, params, null, dims, features, tokens, dropout, lambda, 11, resetState, meanInit).loss;
+  const loss = () => native.trainStep(ws, params, null, dims, features, tokens, dropout, lambda, 11, resetState, meanInit, weights, imageOfRow, images).loss;
   // The forward-only pass never applies dropout, so compare against a training pass's loss with grads,
   // then differentiate the training loss by re-running trainStep (it recomputes the same masks).
-  const trainLoss = () => native.trainStep(ws, params, grads.map((g) => new Float64Array(g.length)), dims, features, tokens, dropout, lambda, 11, resetState, meanInit).loss;
-  const base = native.trainStep(ws, params, grads, dims, features, tokens, dropout, lambda, 11, resetState, meanInit);
+  const trainLoss = () => native.trainStep(ws, params, grads.map((g) => new Float64Array(g.length)), dims, features, tokens, dropout, lambda, 11, resetState, meanInit, weights, imageOfRow, images).loss;
+  const base = native.trainStep(ws, params, grads, dims, features, tokens, dropout, lambda, 11, resetState, meanInit, weights, imageOfRow, images);
   assert.ok(Number.isFinite(base.loss) && base.tokens === 9, `loss ${base.loss}, tokens ${base.tokens}`);
   if (dropout === 0) assert.ok(Math.abs(loss() - base.loss) < 1e-12, 'eval loss equals training loss without dropout');
   const f = dropout > 0 ? trainLoss : loss;
@@ -109,4 +112,71 @@ test('float64 gradients match finite differences with --gru-state reset (the TF 
 
 test('float64 gradients match finite differences with --gru-state reset, the attention regulariser and dropout', () => {
   check('reset, dropout 0.3, lambda 0.7', 0.3, 0.7, true);
+});
+
+test('float64 gradients match finite differences with per-sequence loss weights (self-critical training)', () => {
+  // Advantages of any sign; with dropout and the regulariser, whose term the weights do not touch.
+  check('weights 0.7/-1.3/0.2, dropout 0.3, lambda 0.7', 0.3, 0.7, false, false, Float64Array.of(0.7, -1.3, 0.2));
+});
+
+test('per-sequence weights scale each sequence\'s cross-entropy: all 1 equals no weights, a 0 drops the row', () => {
+  const ws = native.createWorkspace();
+  const params = randomParams(7);
+  const rng = new Rng(3);
+  const features = Float64Array.from({ length: B * config.locations * config.channels }, () => rng.normal());
+  const dims = Int32Array.of(B, T, config.locations, config.channels, config.embedDim, config.units, config.attentionUnits, config.vocabSize);
+  const run = (w: Float64Array | null) => native.trainStep(ws, params, null, dims, features, tokens, 0, 0, 0, false, false, w);
+  const plain = run(null);
+  assert.equal(run(Float64Array.of(1, 1, 1)).crossEntropySum, plain.crossEntropySum);
+  // Per-row cross-entropy sums from one-hot weights add up to the whole, and scale linearly.
+  const rows = [0, 1, 2].map((b) => run(Float64Array.from([0, 1, 2], (i) => (i === b ? 1 : 0))).crossEntropySum);
+  assert.ok(Math.abs(rows[0] + rows[1] + rows[2] - plain.crossEntropySum) < 1e-12);
+  const mixed = run(Float64Array.of(2, -0.5, 0));
+  assert.ok(Math.abs(mixed.crossEntropySum - (2 * rows[0] - 0.5 * rows[1])) < 1e-12);
+  assert.equal(mixed.tokens, plain.tokens, 'tokens still count every real target');
+  assert.throws(() => run(Float64Array.of(1, 1)), /weights has 2 elements, needs 3/);
+  native.releaseWorkspace(ws);
+});
+
+test('rows sharing images (encoder once per image): finite differences, and equal to duplicating the features', () => {
+  // Rows 0 and 2 are captions of image 1, row 1 of image 0; with the paper's initial state, which also reads enc.
+  const imageOfRow = Int32Array.of(1, 0, 1);
+  const shared = check('shared images, init mean, weights, dropout 0.3, lambda 0.7', 0.3, 0.7, false, true, Float64Array.of(0.7, -1.3, 0.2), imageOfRow);
+  // The same batch with each row's image copied into its own feature row: the same loss and gradients.
+  const ws = native.createWorkspace();
+  const params = randomParams(7);
+  const rng = new Rng(3);
+  const per = config.locations * config.channels;
+  const imageFeatures = Float64Array.from({ length: 2 * per }, () => rng.normal());
+  const features = new Float64Array(B * per);
+  imageOfRow.forEach((img, b) => features.set(imageFeatures.subarray(img * per, (img + 1) * per), b * per));
+  const grads = params.map((p) => new Float64Array(p.length));
+  const dims = Int32Array.of(B, T, config.locations, config.channels, config.embedDim, config.units, config.attentionUnits, config.vocabSize);
+  native.trainStep(ws, params, grads, dims, features, tokens, 0.3, 0.7, 11, false, true, Float64Array.of(0.7, -1.3, 0.2));
+  grads.forEach((g, i) => g.forEach((x, k) => assert.ok(Math.abs(x - shared[i][k]) < 1e-12, `${PARAMETER_ORDER[i]}[${k}]: ${x} vs ${shared[i][k]}`)));
+  assert.throws(() => native.trainStep(ws, params, grads, dims, imageFeatures, tokens, 0, 0, 0, false, false, null, Int32Array.of(0, 2, 1), 2),
+    /imageOfRow\[1\] is outside/);
+  native.releaseWorkspace(ws);
+});
+
+test('row order does not matter: the recurrence skips finished rows (live prefix) with sorted or unsorted lengths', () => {
+  // The fixture's rows have 4, 3 and 2 targets (longest first: steps 2 and 3 run on fewer rows). Reversed, no row
+  // can be skipped before the last step; both orders must give the same loss and gradients.
+  const ws = native.createWorkspace();
+  const params = randomParams(7);
+  const rng = new Rng(3);
+  const per = config.locations * config.channels;
+  const features = Float64Array.from({ length: B * per }, () => rng.normal());
+  const dims = Int32Array.of(B, T, config.locations, config.channels, config.embedDim, config.units, config.attentionUnits, config.vocabSize);
+  const order = [2, 1, 0];
+  const reversedTokens = Int32Array.from(order.flatMap((b) => Array.from(tokens.subarray(b * (T + 1), (b + 1) * (T + 1)))));
+  const reversedFeatures = Float64Array.from(order.flatMap((b) => Array.from(features.subarray(b * per, (b + 1) * per))));
+  for (const [resetState, meanInit] of [[false, false], [true, true]]) {
+    const g1 = params.map((p) => new Float64Array(p.length)), g2 = params.map((p) => new Float64Array(p.length));
+    const a = native.trainStep(ws, params, g1, dims, features, tokens, 0, 0.7, 0, resetState, meanInit);
+    const b = native.trainStep(ws, params, g2, dims, reversedFeatures, reversedTokens, 0, 0.7, 0, resetState, meanInit);
+    assert.ok(Math.abs(a.loss - b.loss) < 1e-12, `loss ${a.loss} vs ${b.loss}`);
+    g1.forEach((g, i) => g.forEach((x, k) => assert.ok(Math.abs(x - g2[i][k]) < 1e-12, `${PARAMETER_ORDER[i]}[${k}]`)));
+  }
+  native.releaseWorkspace(ws);
 });

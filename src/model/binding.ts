@@ -57,10 +57,14 @@ export interface NativeBinding {
    * features [B, L, C] of the same type, tokens [B, T+1]. resetState: the TF tutorial's GRU, restarted from
    * zeros every step (the previous output is only the attention query); false = a real recurrence.
    * meanInit: H[0] = tanh(mean_l(encoded) · init_state.kernel + init_state.bias) (the paper) instead of zeros.
+   * weights [B] (same type as features, or null = all 1): each sequence's cross-entropy terms are multiplied by
+   * its weight (self-critical training: the reward advantage); crossEntropySum is then the weighted sum.
+   * imageOfRow [B] (or null): rows share images, features then hold numImages rows [numImages, L, C] and the
+   * encoder runs once per image (self-critical training's K samples of one image).
    */
   trainStep<A extends FloatArray>(ws: NativeWorkspace, params: A[], grads: A[] | null, dims: NativeDims,
     features: A, tokens: Int32Array, dropout: number, attentionLambda: number, dropoutSeed: number,
-    resetState: boolean, meanInit: boolean): NativeStepResult;
+    resetState: boolean, meanInit: boolean, weights?: A | null, imageOfRow?: Int32Array | null, numImages?: number): NativeStepResult;
   /**
    * features [N, L, C] -> encoded [N, L, E], projected [N, L, A], hidden [N, U] the decoder's initial state
    * (zeros, or from the mean annotation vector with meanInit, as trainStep's H[0]).

@@ -143,13 +143,29 @@ export class NativeCaptionModel implements CaptionModel {
     const { size: B, steps: T } = batch;
     if (!Number.isInteger(B) || B < 1) throw new UserError(`batch.size must be a positive integer, got ${B}.`);
     if (!Number.isInteger(T) || T < 1) throw new UserError(`batch.steps must be a positive integer, got ${T}.`);
-    expectLength('batch.features', batch.features, B * L * C, `[B=${B}, L=${L}, C=${C}]`);
+    let images = B;
+    if (batch.imageOfRow) {
+      expectLength('batch.imageOfRow', batch.imageOfRow, B, `[B=${B}]`);
+      images = batch.features.length / (L * C);
+      if (!Number.isInteger(images) || images < 1) {
+        throw new UserError(`batch.features holds ${batch.features.length} floats: with imageOfRow it must be [images, L=${L}, C=${C}].`);
+      }
+      const bad = batch.imageOfRow.findIndex((i) => !(i >= 0 && i < images));
+      if (bad >= 0) throw new UserError(`batch.imageOfRow[${bad}] = ${batch.imageOfRow[bad]} is outside the ${images} images of batch.features.`);
+    } else {
+      expectLength('batch.features', batch.features, B * L * C, `[B=${B}, L=${L}, C=${C}]`);
+    }
     expectLength('batch.tokens', batch.tokens, B * (T + 1), `[B=${B}, T+1=${T + 1}]`);
     checkTokens('batch.tokens', batch.tokens, V);
     if (!Number.isInteger(dropoutSeed) || dropoutSeed < 0) throw new UserError(`dropoutSeed must be a non-negative integer, got ${dropoutSeed}.`);
+    if (batch.weights) {
+      expectLength('batch.weights', batch.weights, B, `[B=${B}]`);
+      const bad = batch.weights.findIndex((w) => !Number.isFinite(w));
+      if (bad >= 0) throw new UserError(`batch.weights[${bad}] is ${batch.weights[bad]}: caption weights must be finite numbers.`);
+    }
     const r = this.native.trainStep(this.ws(), this.params.views, train ? this.grads.views : null, this.dims(B, T),
       batch.features, batch.tokens, train ? this.config.dropout : 0, this.config.attentionLambda, dropoutSeed >>> 0,
-      this.resetState, this.meanInit);
+      this.resetState, this.meanInit, batch.weights ?? null, batch.imageOfRow ?? null, images);
     if (r.tokens === 0) throw new UserError('batch has no real target tokens (every target is <pad>=0): check the tokenised captions.');
     if (!Number.isFinite(r.loss)) throw new NonFiniteLossError(r.loss, this.step_);
     return { loss: r.loss, tokens: r.tokens };
@@ -195,7 +211,7 @@ function toNamed(a: Arena): Map<string, NamedTensor> {
 }
 
 function expectLength(what: string, a: ArrayLike<number>, n: number, shape: string): void {
-  const type = what.includes('tokens') ? Int32Array : Float32Array;
+  const type = what.includes('tokens') || what.includes('imageOfRow') ? Int32Array : Float32Array;
   if (!(a instanceof type)) throw new UserError(`${what} must be a ${type.name} ${shape}.`);
   if (a.length !== n) {
     throw new UserError(`${what} has ${a.length} elements but ${shape} needs ${n}.`);

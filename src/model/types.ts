@@ -46,13 +46,24 @@ export const SEED_MODEL_DEFAULTS: Omit<ModelConfig, 'locations' | 'channels' | '
 export interface TrainBatch {
   size: number;            // B
   steps: number;           // T: tokens per row minus one
-  features: Float32Array;  // [B, L, C]
+  features: Float32Array;  // [B, L, C], or [images, L, C] with imageOfRow
   tokens: Int32Array;      // [B, T+1], <start> first, 0-padded after <end>
+  /**
+   * [B] optional: row b is a caption of image imageOfRow[b] of `features`, which then holds each distinct image
+   * once; the encoder runs once per image (self-critical training samples K captions of every image).
+   */
+  imageOfRow?: Int32Array;
+  /**
+   * [B] optional per-caption weights on the cross-entropy (absent = all 1). Self-critical training passes each
+   * sampled caption's reward advantage: the gradient of sum_b w_b * (-log p(caption_b)) is the policy gradient.
+   */
+  weights?: Float32Array;
 }
 
 export interface StepStats {
-  loss: number;            // mean cross-entropy over real (non-pad) target tokens (+ attention term, if any)
+  loss: number;            // mean cross-entropy over real (non-pad) target tokens (+ attention term, if any); weighted by batch.weights
   tokens: number;          // real target tokens in the batch
+  reward?: number;         // self-critical training: mean reward (CIDEr-D) of the batch's sampled captions
 }
 
 export interface OptimizerOptions {
