@@ -44,6 +44,19 @@ function cook(sentence: string, intern: Map<string, number>): Cooked {
   return { ids, orders, tfs };
 }
 
+/** As cook, for a hypothesis: known n-grams keep their ids, unknown ones get distinct negative ids. */
+function cookLookup(sentence: string, intern: ReadonlyMap<string, number>): Cooked {
+  const counts = ngramCounts(pythonSplit(sentence), N);
+  const ids = new Int32Array(counts.size), orders = new Uint8Array(counts.size), tfs = new Float64Array(counts.size);
+  let i = 0, unknown = 0;
+  for (const [g, tf] of counts) {
+    ids[i] = intern.get(g) ?? -(++unknown);
+    orders[i] = ngramOrder(g) - 1;
+    tfs[i++] = tf;
+  }
+  return { ids, orders, tfs };
+}
+
 function toVector(c: Cooked, docFreq: Float64Array, refLen: number): TfIdfVector {
   const vec = Array.from({ length: N }, () => new Map<number, number>());
   const normSq = new Array<number>(N).fill(0);
@@ -51,7 +64,7 @@ function toVector(c: Cooked, docFreq: Float64Array, refLen: number): TfIdfVector
   for (let i = 0; i < c.ids.length; i++) {
     const id = c.ids[i], n = c.orders[i], tf = c.tfs[i];
     // n-grams of the hypothesis that no reference has get df 0 -> log(max(1, 0)) = 0.
-    const df = Math.log(Math.max(1, id < docFreq.length ? docFreq[id] : 0));
+    const df = Math.log(Math.max(1, id >= 0 && id < docFreq.length ? docFreq[id] : 0));
     const w = tf * (refLen - df);
     vec[n].set(id, w);
     normSq[n] += w ** 2;
@@ -74,38 +87,68 @@ function similarity(hyp: TfIdfVector, ref: TfIdfVector): number[] {
   return val;
 }
 
-/** Per-image CIDEr-D scores of tokenised hypotheses against their tokenised references (same order). */
-export function ciderDImages(hyps: readonly string[], refs: readonly (readonly string[])[]): number[] {
-  // N-gram strings are interned to ids once; the references' ids come first, so docFreq covers them.
-  const intern = new Map<string, number>();
-  const refCooked = refs.map((rs) => {
-    if (rs.length === 0) throw new Error('CIDEr needs at least one reference per image.');
-    return rs.map((r) => cook(r, intern));
-  });
-  // docFreq[id]: number of images whose references contain the n-gram (counted once per image).
-  const docFreq = new Float64Array(intern.size);
-  const lastImage = new Int32Array(intern.size).fill(-1);
-  refCooked.forEach((cooked, image) => {
-    for (const c of cooked) {
-      for (const id of c.ids) {
-        if (lastImage[id] !== image) {
-          lastImage[id] = image;
-          docFreq[id] += 1;
+/**
+ * CIDEr-D against a fixed reference corpus: document frequencies and reference vectors are computed once,
+ * then any number of hypotheses are scored against one image's references. `ciderDImages` is this with the
+ * evaluated set as the corpus (pycocoevalcap); self-critical training scores sampled captions against the
+ * training corpus (its df, as in Rennie et al. 2017 and ruotianluo/self-critical.pytorch).
+ */
+export class CiderD {
+  // N-gram strings interned to ids; the references' ids are exactly 0..docFreq.length-1.
+  private readonly intern = new Map<string, number>();
+  private readonly docFreq: Float64Array;
+  private readonly refLen: number;
+  private readonly refVectors: TfIdfVector[][];
+
+  /** refs[i]: the tokenised references of image i (at least one each). */
+  constructor(refs: readonly (readonly string[])[]) {
+    const refCooked = refs.map((rs, i) => {
+      if (rs.length === 0) throw new Error(`CIDEr needs at least one reference per image (image ${i} has none).`);
+      return rs.map((r) => cook(r, this.intern));
+    });
+    // docFreq[id]: number of images whose references contain the n-gram (counted once per image).
+    this.docFreq = new Float64Array(this.intern.size);
+    const lastImage = new Int32Array(this.intern.size).fill(-1);
+    refCooked.forEach((cooked, image) => {
+      for (const c of cooked) {
+        for (const id of c.ids) {
+          if (lastImage[id] !== image) {
+            lastImage[id] = image;
+            this.docFreq[id] += 1;
+          }
         }
       }
-    }
-  });
-  const refLen = Math.log(refs.length);
-  return hyps.map((hyp, i) => {
-    const h = toVector(cook(hyp, intern), docFreq, refLen);
+    });
+    this.refLen = Math.log(refs.length);
+    this.refVectors = refCooked.map((cs) => cs.map((c) => toVector(c, this.docFreq, this.refLen)));
+  }
+
+  get images(): number {
+    return this.refVectors.length;
+  }
+
+  /** CIDEr-D of one tokenised hypothesis against the references of image `image`. */
+  score(hyp: string, image: number): number {
+    const refs = this.refVectors[image];
+    if (!refs) throw new Error(`CIDEr: image ${image} is outside the ${this.refVectors.length} reference images.`);
+    // N-grams that no reference has get fresh negative ids: df 0, and they never match (no interning, so
+    // scoring millions of sampled captions does not grow the table).
+    const h = toVector(cookLookup(hyp, this.intern), this.docFreq, this.refLen);
     const score = new Array<number>(N).fill(0);
-    for (const rc of refCooked[i]) {
-      const sim = similarity(h, toVector(rc, docFreq, refLen));
+    for (const ref of refs) {
+      const sim = similarity(h, ref);
       for (let n = 0; n < N; n++) score[n] += sim[n];
     }
     const mean = (score[0] + score[1] + score[2] + score[3]) / N;
-    return (mean / refCooked[i].length) * 10.0;
-  });
+    return (mean / refs.length) * 10.0;
+  }
+}
+
+/** Per-image CIDEr-D scores of tokenised hypotheses against their tokenised references (same order). */
+export function ciderDImages(hyps: readonly string[], refs: readonly (readonly string[])[]): number[] {
+  if (hyps.length !== refs.length) throw new Error(`CIDEr: ${hyps.length} hypotheses for ${refs.length} reference sets.`);
+  const scorer = new CiderD(refs);
+  return hyps.map((hyp, i) => scorer.score(hyp, i));
 }
 
 /** Corpus CIDEr-D: the mean of the per-image scores. */
