@@ -15,6 +15,7 @@ export class TableModel implements CaptionModel {
   readonly config: ModelConfig;
   /** Rows fed to step() so far, summed: shows that finished captions leave the batch. */
   rowsStepped = 0;
+  encodedRows = 0;
   steps = 0;
   private readonly U: number;
 
@@ -24,6 +25,7 @@ export class TableModel implements CaptionModel {
   }
 
   encode(features: Float32Array, n: number): DecoderState {
+    this.encodedRows += n;
     const L = this.config.locations;
     return { size: n, hidden: new Float32Array(n * this.U), encoded: Float32Array.from(features.subarray(0, n * L)), projected: new Float32Array(n * L) };
   }

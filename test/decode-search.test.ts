@@ -211,6 +211,19 @@ test('sampling: reproducible per seed, temperature -> 0 is greedy, frequencies f
   assert.ok(Math.abs(b.logProb - Math.log(0.3)) < 1e-6);
 });
 
+test('samplesPerImage: K samples per image, each image encoded once, equal to decoding the image K times', () => {
+  const keys = [0, 1, 2];
+  const strategy = { kind: 'sample', seed: 4 } as const;
+  const repeated = decode(story, keys.flatMap((k) => [k, k, k, k]), { strategy });
+  for (const batchSize of [1, 2, 64]) {
+    const { captions, model } = decode(story, keys, { strategy, samplesPerImage: 4, batchSize });
+    assert.deepEqual(captions, repeated.captions, `batchSize ${batchSize}`);
+    assert.equal(model.encodedRows, keys.length, 'each image encoded once');
+  }
+  assert.throws(() => decode(story, keys, { strategy: { kind: 'beam', beam: 2 }, samplesPerImage: 2 }), /samplesPerImage/);
+  assert.throws(() => decode(story, keys, { strategy, samplesPerImage: 0 }), /samplesPerImage/);
+});
+
 test('bad options are refused with the option named', () => {
   assert.throws(() => decode(story, [0], { strategy: { kind: 'beam', beam: 0 } }), /beam width/);
   assert.throws(() => decode(story, [0], { strategy: { kind: 'greedy' }, maxLength: 0 }), /maxLength/);

@@ -24,6 +24,9 @@ export function decodeImages(model: CaptionModel, features: Float32Array, n: num
   if (!Number.isInteger(batch) || batch < 1) throw new Error(`batchSize must be an integer >= 1, got ${batch}`);
   const forbidden = forbiddenTokens(vocab, opts.suppressUnk);
   const strategy = opts.strategy;
+  const repeat = opts.samplesPerImage ?? 1;
+  if (!Number.isInteger(repeat) || repeat < 1) throw new Error(`samplesPerImage must be an integer >= 1, got ${opts.samplesPerImage}`);
+  if (repeat > 1 && strategy.kind === 'beam') throw new Error('samplesPerImage > 1 is for sampling; beam search returns one caption per image');
 
   const out: DecodedCaption[] = [];
   for (let first = 0; first < n; first += batch) {
@@ -39,13 +42,13 @@ export function decodeImages(model: CaptionModel, features: Float32Array, n: num
             const seed = strategy.seed ?? 0;
             const rngs = new Map<number, ReturnType<typeof imageRng>>();
             return categoricalChooser(strategy.temperature ?? 1, (row) => {
-              const image = first + imageOf(row);
+              const image = first * repeat + imageOf(row);  // one stream per output caption
               let rng = rngs.get(image);
               if (!rng) rngs.set(image, (rng = imageRng(seed, image)));
               return rng;
             });
           };
-      out.push(...decodeStepwise(model, slice, count, vocab, { maxLength: opts.maxLength, forbidden, chooser }));
+      out.push(...decodeStepwise(model, slice, count, vocab, { maxLength: opts.maxLength, forbidden, chooser, repeat }));
     }
     opts.onBatch?.(first + count);
   }

@@ -12,18 +12,23 @@ export interface StepwiseOptions {
   forbidden: number[];
   /** Builds the chooser; `imageOf(row)` maps a batch row to its image index in this call. */
   chooser: (imageOf: (row: number) => number) => TokenChooser;
+  /** Captions per image (default 1): rows i * repeat + k all decode image i, which is encoded once. */
+  repeat?: number;
 }
 
-/** Decodes features [n, L, C] one token per step. */
-export function decodeStepwise(model: CaptionModel, features: Float32Array, n: number, vocab: DecodeVocab,
+/** Decodes features [images, L, C] one token per step: images * repeat captions. */
+export function decodeStepwise(model: CaptionModel, features: Float32Array, images: number, vocab: DecodeVocab,
                                opts: StepwiseOptions): DecodedCaption[] {
   const V = model.config.vocabSize;
   const L = model.config.locations;
+  const repeat = opts.repeat ?? 1;
+  const n = images * repeat;
   const results: DecodedCaption[] = Array.from({ length: n }, () => ({ ids: [], words: [], attention: [], logProb: 0, finished: false }));
   if (n === 0) return results;
   const mask = suppressTokens(opts.forbidden);
 
-  let state: DecoderState = model.encode(features, n);
+  let state: DecoderState = model.encode(features, images);
+  if (repeat > 1) state = model.selectRows(state, Int32Array.from({ length: n }, (_, i) => Math.floor(i / repeat)));
   let active = Array.from({ length: n }, (_, i) => i); // batch row -> image index
   const choose = opts.chooser((row) => active[row]);
   let tokens = new Int32Array(n).fill(vocab.start);

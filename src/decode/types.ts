@@ -26,6 +26,11 @@ export interface DecodeOptions {
   maxLength: number;
   /** Mask <unk> so it is never emitted (default false, as the seed). */
   suppressUnk?: boolean;
+  /**
+   * Captions per image (default 1), for sampling: each image is encoded once and decoded this many times;
+   * the results come image by image (caption k of image i at i * samplesPerImage + k). Not with beam search.
+   */
+  samplesPerImage?: number;
   /** Images decoded per model batch; bounds memory (rows = images x beams). Default 64. */
   batchSize?: number;
   /** Called after each image batch with the number of images done, e.g. to drive a ProgressBar. */
