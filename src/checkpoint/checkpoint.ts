@@ -33,6 +33,7 @@ export interface EpochRecord {
   steps: number;             // optimizer steps at the end of this epoch
   seconds: number;           // training time of this epoch (without validation)
   tokensPerSecond: number;
+  trainReward?: number;      // self-critical training: mean CIDEr-D reward of the epoch's sampled captions
 }
 
 /** Where training stands; enough to continue exactly where it stopped. */
@@ -41,7 +42,8 @@ export interface TrainProgress {
   batchInEpoch: number;      // batches of epoch `epoch + 1` already trained (0 at an epoch boundary)
   step: number;              // optimizer steps in total
   epochRngState: RngState;   // shuffle Rng state at the start of epoch `epoch + 1`, before its shuffle
-  partial: { lossSum: number; tokens: number; seconds: number };  // the unfinished epoch's sums
+  // the unfinished epoch's sums (rewardSum/rewardCount: self-critical training's sampled-caption rewards)
+  partial: { lossSum: number; tokens: number; seconds: number; rewardSum?: number; rewardCount?: number };
   learningRate: number;      // current learning rate (after any decay)
   lastDecayEpoch: number;    // epoch of the last learning-rate decay (0 = none)
   history: EpochRecord[];

@@ -27,6 +27,8 @@ const NUMERIC: Record<string, [keyof TrainConfig, boolean, string]> = {
   'embed-dim': ['embedDim', true, 'embedding size E'],
   units: ['units', true, 'GRU units U'],
   'attention-units': ['attentionUnits', true, 'attention units A'],
+  'scst-samples': ['scstSamples', true, 'self-critical: captions sampled per image'],
+  'scst-max-length': ['scstMaxLength', true, 'self-critical: tokens sampled per caption at most, <end> included'],
 };
 
 const options: Command['options'] = {
@@ -39,6 +41,8 @@ const options: Command['options'] = {
   'val-metric': { type: 'string', description: `cider | bleu4 | loss: picks best, drives plateau decay and early stopping (default ${D.valMetric})` },
   'gru-state': { type: 'string', description: `carry | reset: reset = the TF tutorial's GRU, which restarts from zeros every step; carry = a real recurrence (default)` },
   'init-state': { type: 'string', description: `zeros | mean: the decoder's initial state; mean = the paper's tanh(W·mean annotation + b), zeros = the TF tutorial (default)` },
+  objective: { type: 'string', description: `xe | scst: cross-entropy on the human captions, or self-critical training on CIDEr-D (with --init; see configs/scst.json) (default ${D.objective})` },
+  init: { type: 'string', description: 'start from this checkpoint\'s weights (file or folder: its best), fresh optimizer and schedule' },
   minutes: { type: 'string', description: 'stop (with a checkpoint) after this many minutes of training' },
   quiet: { type: 'boolean', description: 'no progress bars' },
 };
@@ -49,7 +53,7 @@ for (const [flag, [field, , text]] of Object.entries(NUMERIC)) {
 const command: Command = {
   name: 'train',
   summary: 'Train the attention captioner on a run\'s cached features (checkpoints, exact --resume)',
-  usage: 'sat train --run DIR [--epochs N] [--batch N] [--lr X] [--dropout X] [--clip X] [--gru-state carry|reset] [--init-state zeros|mean] [--config FILE] [--resume]',
+  usage: 'sat train --run DIR [--epochs N] [--batch N] [--lr X] [--dropout X] [--clip X] [--gru-state carry|reset] [--init-state zeros|mean] [--config FILE] [--resume] [--init CKPT --config configs/scst.json]',
   options,
   async run({ values }) {
     const runDir = requireString(values, 'run', 'the run directory made by `sat prepare` and `sat features`.');
@@ -62,12 +66,14 @@ const command: Command = {
     if (values['val-metric'] !== undefined) overrides.valMetric = values['val-metric'];
     if (values['gru-state'] !== undefined) overrides.gruState = values['gru-state'];
     if (values['init-state'] !== undefined) overrides.initState = values['init-state'];
+    if (values.objective !== undefined) overrides.objective = values.objective;
     const minutes = numberOption(values, 'minutes', { min: 0 });
     const outcome = await train({
       runDir,
       configFile: values.config as string | undefined,
       overrides: validateConfigPatch(overrides, 'flag'),
       resume: values.resume === true,
+      init: values.init as string | undefined,
       checkpointDir: values.checkpoints as string | undefined,
       featuresDir: values.features as string | undefined,
       timeBudgetSeconds: minutes !== undefined ? minutes * 60 : undefined,

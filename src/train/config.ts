@@ -62,7 +62,16 @@ export interface TrainConfig {
 
   // Checkpointing.
   checkpointMinutes: number;  // also save "latest" mid-epoch this often, so a crash loses little; 0 = epoch ends only
+
+  // What a step optimises. 'xe': cross-entropy with teacher forcing on the human captions (the seed).
+  // 'scst': self-critical sequence training on CIDEr-D (src/train/self-critical.ts), started from a
+  // cross-entropy checkpoint with `--init`; configs/scst.json has its usual settings (no dropout, small LR).
+  objective: Objective;
+  scstSamples: number;        // captions sampled per image; each one's baseline is the mean reward of the others
+  scstMaxLength: number;      // tokens sampled per caption at most, <end> included
 }
+
+export type Objective = 'xe' | 'scst';
 
 export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
   ...SEED_MODEL_DEFAULTS,
@@ -90,6 +99,9 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
   maxValExamples: 0,
   featureCacheMB: 256,
   checkpointMinutes: 10,
+  objective: 'xe',
+  scstSamples: 5,
+  scstMaxLength: 20,          // 97.7% of Flickr8k's training captions fit (with <end>); self-critical.pytorch uses 16 on COCO
 });
 
 /**
@@ -98,7 +110,7 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
  */
 export const FROZEN_ON_RESUME: readonly (keyof TrainConfig)[] = [
   'embedDim', 'units', 'attentionUnits', 'dropout', 'attentionLambda', 'gruState', 'initState', 'batchSize', 'seed',
-  'maxCaptionLength', 'bucketBatches', 'valMetric',
+  'maxCaptionLength', 'bucketBatches', 'valMetric', 'objective', 'scstSamples',
 ];
 
 type Rule = { integer?: boolean; min?: number; max?: number; oneOf?: readonly string[] };
@@ -129,6 +141,9 @@ const RULES: Record<keyof TrainConfig, Rule> = {
   maxValExamples: { integer: true, min: 0 },
   featureCacheMB: { min: 0 },
   checkpointMinutes: { min: 0 },
+  objective: { oneOf: ['xe', 'scst'] },
+  scstSamples: { integer: true, min: 2 },
+  scstMaxLength: { integer: true, min: 1 },
 };
 
 /**

@@ -22,6 +22,7 @@ import {
   type CheckpointMeta, type EpochRecord, type TrainProgress,
 } from '../checkpoint/checkpoint.js';
 import { writeLossCurve } from './loss-curve.js';
+import type { BatchObjective } from './self-critical.js';
 import { yieldToEventLoop } from '../util/event-loop.js';
 
 /**
@@ -44,6 +45,11 @@ export interface TrainLoopOptions {
   /** Progress from a checkpoint to continue from (its weights must already be in `model`). */
   resume?: TrainProgress;
   validate?: ValidateHook;
+  /**
+   * Replaces the teacher-forced cross-entropy step (src/train/self-critical.ts). `train` then holds one example
+   * per image, batches have objective.examplesPerBatch of them, unbucketed, and the bar counts examples.
+   */
+  objective?: BatchObjective;
   /** Stop at the next batch boundary (saving "latest") once this many seconds of training have passed. */
   timeBudgetSeconds?: number;
   /**
@@ -130,7 +136,11 @@ export async function trainLoop(opts: TrainLoopOptions): Promise<TrainResult> {
   const vocabName = copyVocab(opts.vocabFile, checkpointDir);
   // One cache for training and validation batches; ?? 0 for checkpoints made before the option existed.
   const cache = new FeatureCache((config.featureCacheMB ?? 0) * 1024 * 1024);
-  const assembler = new BatchAssembler(store, train, config.batchSize, cache);
+  const objective = opts.objective;
+  const batchSize = objective ? objective.examplesPerBatch : config.batchSize;
+  const assembler = new BatchAssembler(store, train, batchSize, cache);
+  // What the progress bar counts: target tokens, or examples (images) with an objective.
+  const units = (b: number[]) => (objective ? b.length : b.reduce((t, i) => t + targetTokens(train[i]), 0));
   const devSet = config.maxValExamples > 0 && dev.length > config.maxValExamples
     ? new Rng(config.seed ^ 0x5eed).shuffle([...dev]).slice(0, config.maxValExamples) : dev;
   const devAssembler = new BatchAssembler(store, devSet, config.batchSize, cache);
@@ -148,19 +158,23 @@ export async function trainLoop(opts: TrainLoopOptions): Promise<TrainResult> {
   while (progress.epoch < config.epochs) {
     const epoch = progress.epoch + 1;
     const rng = new Rng(progress.epochRngState);
-    const batches = epochBatches(train, config.batchSize, config.bucketBatches, rng);
+    const batches = epochBatches(train, batchSize, objective ? 0 : config.bucketBatches, rng);
     const nextEpochRng = rng.state();
-    const epochTokens = batches.reduce((s, b) => s + b.reduce((t, i) => t + targetTokens(train[i]), 0), 0);
+    const epochUnits = batches.reduce((s, b) => s + units(b), 0);
     // A resumed checkpoint already trained the first batchInEpoch batches of this epoch.
-    const doneTokens = batches.slice(0, progress.batchInEpoch).reduce((s, b) => s + b.reduce((t, i) => t + targetTokens(train[i]), 0), 0);
-    const bar = new ProgressBar({ total: epochTokens, initial: doneTokens, label: `epoch ${epoch}/${config.epochs}`, unit: 'tok', silent: opts.quiet });
+    const doneUnits = batches.slice(0, progress.batchInEpoch).reduce((s, b) => s + units(b), 0);
+    const bar = new ProgressBar({ total: epochUnits, initial: doneUnits, label: `epoch ${epoch}/${config.epochs}`, unit: objective?.unit ?? 'tok', silent: opts.quiet });
     const epochStart = performance.now() - progress.partial.seconds * 1000;
 
     for (let bi = progress.batchInEpoch; bi < batches.length; bi++) {
       const t0 = performance.now();
       const batch = assembler.assemble(batches[bi]);
-      const stats = guardDivergence(() => model.trainStep(batch, { learningRate: progress.learningRate, clipNorm: config.clipNorm || undefined },
-        config.dropout > 0 ? dropoutSeed(config.seed, progress.step) : undefined));
+      const optimizer = { learningRate: progress.learningRate, clipNorm: config.clipNorm || undefined };
+      // One seed per step for dropout masks and sampling, so --resume repeats the same randomness.
+      const stepSeed = dropoutSeed(config.seed, progress.step);
+      const stats = guardDivergence(() => objective
+        ? objective.step(model, batch, batches[bi].map((i) => train[i]), optimizer, stepSeed)
+        : model.trainStep(batch, optimizer, config.dropout > 0 ? stepSeed : undefined));
       trainMs += performance.now() - t0;
       if (!Number.isFinite(stats.loss)) {
         const last = progress.step > 0 ? checkpointFiles(checkpointDir, 'latest').weights : null;
@@ -174,7 +188,13 @@ export async function trainLoop(opts: TrainLoopOptions): Promise<TrainResult> {
       progress.partial.lossSum += stats.loss * stats.tokens;
       progress.partial.tokens += stats.tokens;
       progress.partial.seconds = (performance.now() - epochStart) / 1000;
-      bar.tick(stats.tokens, `loss ${(progress.partial.lossSum / progress.partial.tokens).toFixed(4)}`);
+      if (stats.reward !== undefined) {
+        progress.partial.rewardSum = (progress.partial.rewardSum ?? 0) + stats.reward * batches[bi].length;
+        progress.partial.rewardCount = (progress.partial.rewardCount ?? 0) + batches[bi].length;
+      }
+      bar.tick(objective ? batches[bi].length : stats.tokens, progress.partial.rewardCount
+        ? `reward ${(progress.partial.rewardSum! / progress.partial.rewardCount).toFixed(4)}`
+        : `loss ${(progress.partial.lossSum / progress.partial.tokens).toFixed(4)}`);
       // The batch loop is otherwise synchronous: without this the SIGINT handler (Ctrl-C) would never run.
       // setImmediate has no timer delay; it is microseconds against a batch's 0.1-0.5 s.
       await yieldToEventLoop();
@@ -214,6 +234,7 @@ export async function trainLoop(opts: TrainLoopOptions): Promise<TrainResult> {
       ...(metric ? { metric: { name: metric.metric, value: metric.value } } : {}),
       learningRate: progress.learningRate, steps: progress.step, seconds,
       tokensPerSecond: progress.partial.tokens / seconds,
+      ...(progress.partial.rewardCount ? { trainReward: progress.partial.rewardSum! / progress.partial.rewardCount } : {}),
     };
     progress.history.push(record);
     progress.epoch = epoch;
@@ -241,7 +262,7 @@ export async function trainLoop(opts: TrainLoopOptions): Promise<TrainResult> {
     lastSave = performance.now();
     if (improved) promoteLatestToBest(checkpointDir);
     await writeLossCurve(checkpointDir, progress.history);
-    log(`epoch ${epoch}: train loss ${record.trainLoss.toFixed(4)}` +
+    log(`epoch ${epoch}: ` + (record.trainReward !== undefined ? `train reward (CIDEr-D of samples) ${record.trainReward.toFixed(4)}` : `train loss ${record.trainLoss.toFixed(4)}`) +
       (valLoss !== null ? `, val loss ${valLoss.toFixed(4)}` : '') +
       (metric ? `, ${metric.metric} ${metric.value.toFixed(4)}` : '') +
       `, ${record.tokensPerSecond.toFixed(0)} tok/s, ${seconds.toFixed(1)} s` + (improved ? ' (best)' : '') +

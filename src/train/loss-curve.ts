@@ -25,7 +25,8 @@ const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
 
 export function lossCurveSvg(history: EpochRecord[], title = 'Loss Plot'): string {
   const series = [
-    { name: 'train', color: '#1f77b4', points: history.map((h) => [h.epoch, h.trainLoss] as const) },
+    // Self-critical epochs (trainReward set) have an advantage-weighted loss, not a cross-entropy: not plotted.
+    { name: 'train', color: '#1f77b4', points: history.filter((h) => h.trainReward === undefined).map((h) => [h.epoch, h.trainLoss] as const) },
     { name: 'validation', color: '#ff7f0e', points: history.filter((h) => h.valLoss !== null).map((h) => [h.epoch, h.valLoss as number] as const) },
   ].filter((s) => s.points.length > 0);
   const all = series.flatMap((s) => s.points);

@@ -15,7 +15,8 @@ import type { Vocabulary } from '../vocab/vocabulary.js';
 import { UserError } from '../util/errors.js';
 import { loadCheckpoint, restoreModel } from '../checkpoint/checkpoint.js';
 import { DEFAULT_TRAIN_CONFIG, FROZEN_ON_RESUME, formatConfig, readConfigFile, resolveConfig, type TrainConfig } from './config.js';
-import { splitExamples } from './batches.js';
+import { splitExamples, type Example } from './batches.js';
+import { selfCriticalExamples, selfCriticalObjective, type BatchObjective } from './self-critical.js';
 import { trainLoop, type TrainResult, type ValidateHook } from './loop.js';
 import type { PreparedImage } from '../run.js';
 import { makeValidateHook, METRIC_LABEL } from '../eval/validation.js';
@@ -28,6 +29,12 @@ export interface TrainOptions {
   overrides?: Partial<TrainConfig>;
   /** Continue from CHECKPOINTS/latest.*: weights, Adam state, data order and loss history. */
   resume?: boolean;
+  /**
+   * Start a new run from this checkpoint's weights (a .safetensors file, or a folder: its best): fresh Adam
+   * state, schedule and history; the network shape comes from the checkpoint. How self-critical training
+   * (objective 'scst') starts from a cross-entropy model.
+   */
+  init?: string;
   checkpointDir?: string;
   /** Feature store folder; default: the one run.json names, or the only one under RUN/features. */
   featuresDir?: string;
@@ -47,6 +54,9 @@ export interface TrainOutcome extends TrainResult {
   vocab: Vocabulary;
   store: FeatureStoreReader;
 }
+
+/** Fields that shape the network: `--init` takes them from its checkpoint. */
+const INIT_SHAPE = ['embedDim', 'units', 'attentionUnits', 'gruState', 'initState'] as const;
 
 /** Which feature store a run trains on: explicit, then run.json's record, then the only folder present. */
 export function findFeatureDir(runDir: string, explicit?: string): string {
@@ -90,6 +100,9 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
 
   const fromFile = opts.configFile ? readConfigFile(opts.configFile) : {};
   let config = resolveConfig(fromFile, opts.overrides);
+  if (opts.init && opts.resume) {
+    throw new UserError(`--init ${opts.init} starts a new run from a checkpoint's weights, --resume continues ${checkpointDir}: use one of them.`);
+  }
   const resumed = opts.resume ? loadCheckpoint(checkpointDir, 'latest') : null;
   if (resumed) {
     // The checkpoint's config is the base; only schedule-like settings may change when continuing.
@@ -111,6 +124,30 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
     }
   }
 
+  const initial = opts.init ? loadCheckpoint(opts.init, 'best') : null;
+  if (initial) {
+    // The network's shape is the checkpoint's; asking for another one is a mistake worth stopping for.
+    const asked = { ...fromFile, ...opts.overrides };
+    // Checkpoints made before gruState / initState existed carried the state and started from zeros.
+    const saved: Partial<TrainConfig> = { ...initial.meta.config };
+    saved.gruState ??= 'carry';
+    saved.initState ??= 'zeros';
+    for (const key of INIT_SHAPE) {
+      if (asked[key] !== undefined && asked[key] !== saved[key]) {
+        throw new UserError(`--init: "${key}" is ${saved[key]} in ${initial.file} and cannot be ${asked[key]}. Drop that option.`);
+      }
+      (config as unknown as Record<string, unknown>)[key] = saved[key];
+    }
+    if (initial.meta.encoder.id !== store.encoderId) {
+      throw new UserError(`--init: ${initial.file} was trained on features "${initial.meta.encoder.id}" but this run's store is ` +
+        `"${store.encoderId}". Pass --features with the matching store.`);
+    }
+    if (initial.meta.model.vocabSize !== vocab.size) {
+      throw new UserError(`--init: ${initial.file} has a ${initial.meta.model.vocabSize}-word vocabulary, this run ${vocab.size}: ` +
+        'start from a checkpoint of this run (same `sat prepare`).');
+    }
+  }
+
   const modelConfig: ModelConfig = {
     locations: store.locations, channels: store.channels, vocabSize: vocab.size,
     embedDim: config.embedDim, units: config.units, attentionUnits: config.attentionUnits,
@@ -124,8 +161,22 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
     const lr = opts.overrides?.learningRate ?? fromFile.learningRate;
     if (lr !== undefined) resumed.meta.progress.learningRate = lr;
   }
+  if (initial) restoreModel(model, initial, { optimizer: false });
 
-  const trainSet = splitExamples(images, 'train', config.maxCaptionLength);
+  // Self-critical training steps over images (sampling its own captions); cross-entropy over (image, caption) pairs.
+  let objective: BatchObjective | undefined;
+  let trainSet: Example[];
+  if (config.objective === 'scst') {
+    trainSet = selfCriticalExamples(images);
+    objective = selfCriticalObjective({
+      images: images.filter((im) => im.split === 'train'), vocab, samples: config.scstSamples,
+      captionsPerBatch: config.batchSize, maxLength: config.scstMaxLength,
+    });
+    if (!initial && !resumed) log('  note: self-critical training from random weights rarely learns; start from a cross-entropy checkpoint with --init.');
+    if (config.dropout > 0) log(`  note: dropout ${config.dropout} with self-critical training scores the samples under another policy than drew them; configs/scst.json uses 0.`);
+  } else {
+    trainSet = splitExamples(images, 'train', config.maxCaptionLength);
+  }
   const devSet = splitExamples(images, 'dev', config.maxCaptionLength);
   const tokens = trainSet.reduce((s, e) => s + e.tokens.length - 1, 0);
 
@@ -143,14 +194,17 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
   if (opts.handleSigint !== false) process.on('SIGINT', onSigint);
   // Printed only once Ctrl-C is handled, so whoever sees the config knows Ctrl-C saves from here on.
   log(`sat train: ${runDir}\n  features ${store.encoderId} [${store.locations} x ${store.channels}], vocabulary ${vocab.size} words\n` +
-    `  train ${trainSet.length} captions (${tokens} target tokens), dev ${devSet.length} captions\n` +
+    (objective
+      ? `  self-critical: ${trainSet.length} train images, ${config.scstSamples} sampled captions each, ${objective.examplesPerBatch} images per step; dev ${devSet.length} captions\n`
+      : `  train ${trainSet.length} captions (${tokens} target tokens), dev ${devSet.length} captions\n`) +
+    (initial ? `  weights from ${initial.file}\n` : '') +
     `  checkpoints ${checkpointDir}` + (resumed ? `\n  resuming ${resumed.file} at epoch ${resumed.meta.progress.epoch}` +
       (resumed.meta.progress.batchInEpoch ? `, batch ${resumed.meta.progress.batchInEpoch}` : '') : '') +
     `\nconfig:\n${formatConfig(config)}`);
   try {
     const result = await trainLoop({
       config, model, store, train: trainSet, dev: devSet, checkpointDir, vocabFile: paths.vocab, runDir,
-      resume: resumed?.meta.progress, validate, timeBudgetSeconds: opts.timeBudgetSeconds, wholeEpochs: opts.wholeEpochs, stop,
+      resume: resumed?.meta.progress, validate, objective, timeBudgetSeconds: opts.timeBudgetSeconds, wholeEpochs: opts.wholeEpochs, stop,
       log, quiet: opts.quiet,
     });
     const readShare = result.trainMs > 0 ? (100 * result.featureReadMs) / result.trainMs : 0;
