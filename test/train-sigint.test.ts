@@ -77,7 +77,7 @@ const INTERRUPTED = /Interrupted: saved (\S+) at epoch (\d+), batch (\d+)\/(\d+)
 
 test('Ctrl-C mid-epoch: saves latest at a batch boundary, exits promptly with 130, and --resume continues from there', async () => {
   const first = satTrain(SLOW_EPOCH);
-  await waitFor(first, /^config:/m, 30_000);
+  await waitFor(first, /^config:/m, 120_000);
   await sleep(300);  // well inside the batch loop
   first.proc.kill('SIGINT');
   const done = await exitWithin(first, EXIT_BOUND_MS);
@@ -92,8 +92,8 @@ test('Ctrl-C mid-epoch: saves latest at a batch boundary, exits promptly with 13
   assert.doesNotMatch(log, /Second Ctrl-C/);
 
   const again = satTrain([...SLOW_EPOCH, '--resume']);
-  await waitFor(again, new RegExp(`resuming \\S+ at epoch ${saved.epoch}, batch ${saved.batchInEpoch}\\b`), 30_000);
-  await waitFor(again, /^config:/m, 10_000);
+  await waitFor(again, new RegExp(`resuming \\S+ at epoch ${saved.epoch}, batch ${saved.batchInEpoch}\\b`), 120_000);
+  await waitFor(again, /^config:/m, 60_000);
   await sleep(300);
   again.proc.kill('SIGINT');
   const done2 = await exitWithin(again, EXIT_BOUND_MS);
@@ -112,7 +112,7 @@ test('a second Ctrl-C quits at once with 130, without saving', async () => {
   const checkpoints = path.join(tempDir('sat-sigint2-'), 'checkpoints');
   const child = satTrain(['--epochs', '100000', '--batch', '128', '--checkpoint-minutes', '0', '--quiet', '--val-metric', 'loss',
     '--embed-dim', '384', '--units', '768', '--attention-units', '384', '--checkpoints', checkpoints]);
-  await waitFor(child, /^config:/m, 30_000);
+  await waitFor(child, /^config:/m, 120_000);
   await sleep(150);
   child.proc.kill('SIGINT');
   await sleep(150);
