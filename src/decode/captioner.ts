@@ -18,13 +18,8 @@ import type { CaptionModel } from '../model/types.js';
 import { runPaths } from '../run.js';
 import { UserError } from '../util/errors.js';
 import { Vocabulary } from '../vocab/vocabulary.js';
-import { decodeImages } from './index.js';
-import type { DecodedCaption, DecodeOptions, DecodeVocab } from './types.js';
-
-/** The decoding view of a vocabulary. */
-export function decodeVocab(vocab: Vocabulary): DecodeVocab {
-  return { pad: vocab.padId, start: vocab.startId, end: vocab.endId, unk: vocab.unkId, word: (id) => vocab.words[id] ?? '<unk>' };
-}
+import { decodeImages, decodeVocab } from './index.js';
+import type { DecodedCaption, DecodeOptions } from './types.js';
 
 /**
  * The encoder options that rebuild the features a checkpoint was trained on: options the checkpoint

@@ -7,10 +7,16 @@ import { decodeBeam } from './beam.js';
 import { argmaxChooser, categoricalChooser, forbiddenTokens, imageRng } from './logits.js';
 import { decodeStepwise } from './stepwise.js';
 import type { DecodedCaption, DecodeOptions, DecodeVocab } from './types.js';
+import type { Vocabulary } from '../vocab/vocabulary.js';
 
 export type { DecodedCaption, DecodeOptions, DecodeStrategy, DecodeVocab } from './types.js';
 
 export const DEFAULT_DECODE_BATCH = 64;
+
+/** The decoding view of a vocabulary (ids of the special tokens and the id -> word lookup). */
+export function decodeVocab(vocab: Vocabulary): DecodeVocab {
+  return { pad: vocab.padId, start: vocab.startId, end: vocab.endId, unk: vocab.unkId, word: (id) => vocab.words[id] ?? '<unk>' };
+}
 
 /** Decodes features [n, L, C] (row-major, as the feature store reads them) into n captions. */
 export function decodeImages(model: CaptionModel, features: Float32Array, n: number, vocab: DecodeVocab,

@@ -29,7 +29,7 @@ export function decodeStepwise(model: CaptionModel, features: Float32Array, imag
 
   let state: DecoderState = model.encode(features, images);
   if (repeat > 1) state = model.selectRows(state, Int32Array.from({ length: n }, (_, i) => Math.floor(i / repeat)));
-  let active = Array.from({ length: n }, (_, i) => i); // batch row -> image index
+  let active = Array.from({ length: n }, (_, i) => i); // batch row -> caption index (image * repeat + k)
   const choose = opts.chooser((row) => active[row]);
   let tokens = new Int32Array(n).fill(vocab.start);
 

@@ -30,7 +30,8 @@ import { UserError } from '../util/errors.js';
 import { Vocabulary } from '../vocab/vocabulary.js';
 import { checkAttention, type AttentionCheck } from './attention-check.js';
 import { reportHtml, type ReportItem } from './report.js';
-import { decodeVocabOf, defaultMaxLength, seededSubset } from './validation.js';
+import { defaultMaxLength, seededSubset } from './validation.js';
+import { decodeVocab } from '../decode/index.js';
 
 export interface EvaluateOptions {
   runDir: string;
@@ -149,7 +150,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
     const images = seededSubset(withFeatures, opts.limit ?? 0, seed);
 
     const t0 = performance.now();
-    const captions = decodeStoreImages(model, store, images.map((im) => im.id), decodeVocabOf(vocab), {
+    const captions = decodeStoreImages(model, store, images.map((im) => im.id), decodeVocab(vocab), {
       strategy, maxLength, suppressUnk: opts.suppressUnk === true, progress: opts.quiet ? false : `eval ${opts.split}`,
     });
     const t1 = performance.now();

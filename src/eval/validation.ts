@@ -13,7 +13,7 @@ import type { PreparedImage } from '../run.js';
 import type { ValMetric } from '../train/config.js';
 import type { ValidateHook } from '../train/loop.js';
 import { decodeStoreImagesInterruptible } from '../decode/store.js';
-import type { DecodeVocab } from '../decode/types.js';
+import { decodeVocab } from '../decode/index.js';
 import { bleu } from '../metrics/bleu.js';
 import { ciderD } from '../metrics/cider.js';
 import { tokenizeCaption } from '../metrics/ptb-tokenizer.js';
@@ -25,11 +25,6 @@ export type { ValMetric };
 
 /** The metric's name as it appears in logs, checkpoint history and metrics.json. */
 export const METRIC_LABEL: Record<Exclude<ValMetric, 'loss'>, 'CIDEr' | 'BLEU-4'> = { cider: 'CIDEr', bleu4: 'BLEU-4' };
-
-/** The decoding view of a vocabulary (ids of the special tokens and the id -> word lookup). */
-export function decodeVocabOf(vocab: Vocabulary): DecodeVocab {
-  return { pad: vocab.padId, start: vocab.startId, end: vocab.endId, unk: vocab.unkId, word: (id) => vocab.words[id] ?? '<unk>' };
-}
 
 /** Tokens generated per image, <end> included: the vocabulary's longest sequence minus <start>. */
 export const defaultMaxLength = (vocab: Vocabulary) => Math.max(1, vocab.maxLength - 1);
@@ -75,7 +70,7 @@ export function makeValidateHook(opts: ValidationOptions): ValidateHook {
   const chosen = seededSubset(usable, opts.maxImages, opts.seed);
   const ids = chosen.map((im) => im.id);
   const refs = chosen.map((im) => im.captions.map(tokenizeCaption));
-  const vocab = decodeVocabOf(opts.vocab);
+  const vocab = decodeVocab(opts.vocab);
   const maxLength = opts.maxLength ?? defaultMaxLength(opts.vocab);
   const label = METRIC_LABEL[opts.metric];
   return async (model: CaptionModel, epoch: number, shouldStop = () => false) => {

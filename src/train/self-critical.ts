@@ -16,8 +16,7 @@
 import type { CaptionModel, OptimizerOptions, StepStats, TrainBatch } from '../model/types.js';
 import type { PreparedImage } from '../run.js';
 import type { Vocabulary } from '../vocab/vocabulary.js';
-import { decodeImages } from '../decode/index.js';
-import { decodeVocabOf } from '../eval/validation.js';
+import { decodeImages, decodeVocab } from '../decode/index.js';
 import { CiderD } from '../metrics/cider.js';
 import { tokenizeCaption } from '../metrics/ptb-tokenizer.js';
 import { UserError } from '../util/errors.js';
@@ -70,7 +69,7 @@ export function selfCriticalObjective(opts: SelfCriticalOptions): SelfCriticalOb
   const withRefs = opts.images.filter((im) => im.captions.length > 0);
   const imageIndex = new Map(withRefs.map((im, i) => [im.id, i]));
   const scorer = new CiderD(withRefs.map((im) => im.captions.map(tokenizeCaption)));
-  const vocab = decodeVocabOf(opts.vocab);
+  const vocab = decodeVocab(opts.vocab);
   /** Row b*K + k of the sampled captions is sample k of image b: each image is encoded once, for sampling and training. */
   const sampleImages = (model: CaptionModel, batch: TrainBatch, examples: readonly Example[], seed: number) => {
     const captions = decodeImages(model, batch.features, batch.size, vocab, {
