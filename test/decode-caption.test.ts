@@ -138,6 +138,7 @@ test('encoder options come from the checkpoint\'s encoder id, flags fill the gap
   const meta = (id: string) => ({ encoder: { id, locations: 64, channels: 2048 } });
   assert.deepEqual(encoderOptionsFor(meta('inception_v3_nsfwjs-mixed10')), { encoder: 'inception_v3_nsfwjs', layer: 'mixed10' });
   assert.deepEqual(encoderOptionsFor(meta('inception_v3_imagenet-mixed7'), { weights: 'w.h5' }), { encoder: 'inception_v3_imagenet', layer: 'mixed7', weights: 'w.h5' });
+  assert.deepEqual(encoderOptionsFor(meta('inception_v3_nsfwjs-mixed2-96')), { encoder: 'inception_v3_nsfwjs', layer: 'mixed2', size: 96 });
   assert.deepEqual(encoderOptionsFor(meta('mobilenet_v2_imagenet'), { weights: 'dir' }), { encoder: 'mobilenet_v2', weights: 'dir' });
   assert.throws(() => encoderOptionsFor(meta('resnet-out-1234abcd')), /pass the same --encoder FILE\.onnx/);
 });

@@ -65,5 +65,15 @@ test('registry: default encoder spec and known layers', async () => {
   const m7 = await resolveEncoder({ encoder: 'inception_v3_nsfwjs', layer: 'mixed7' });
   assert.deepEqual([m7.spec.locations, m7.spec.channels], [289, 768]);
   await assert.rejects(resolveEncoder({ layer: 'mixed11' }), /--layer mixed11 .*mixed0, mixed1, .*mixed10/);
+  // A smaller input: the same weights, a coarser grid, its own feature-store id (and the graph really has that output).
+  const small = await resolveEncoder({ layer: 'mixed2', size: 96 });
+  assert.deepEqual([small.spec.id, small.spec.inputSize, small.spec.locations, small.spec.channels], ['inception_v3_nsfwjs-mixed2-96', 96, 81, 288]);
+  const session = await ort.InferenceSession.create(small.onnx);
+  const out = (await session.run({ image: new ort.Tensor('float32', new Float32Array(96 * 96 * 3).fill(0.5), [1, 96, 96, 3]) })).features;
+  await session.release();
+  assert.deepEqual(out.dims, [1, 9, 9, 288]);
+  assert.equal((await resolveEncoder({ layer: 'mixed10', size: 299 })).spec.id, 'inception_v3_nsfwjs-mixed10', '299 is the default: no suffix');
+  await assert.rejects(resolveEncoder({ layer: 'mixed2', size: 74 }), /--encoder-size 74: InceptionV3 needs an integer input side of at least 75/);
+  await assert.rejects(resolveEncoder({ encoder: 'mobilenet_v2', size: 96 }), /--encoder-size applies to inception_v3_\* and a user \.onnx encoder only/);
   await assert.rejects(resolveEncoder({ layer: 'dense_1' }), /--layer dense_1: .*"flatten_1" \(Flatten\), which cannot be converted/);
 });

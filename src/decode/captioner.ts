@@ -24,15 +24,16 @@ import type { DecodedCaption, DecodeOptions } from './types.js';
 /**
  * The encoder options that rebuild the features a checkpoint was trained on: options the checkpoint
  * records (meta.encoder.options, when the trainer wrote them), else what its encoder id says
- * ("inception_v3_nsfwjs-mixed10" -> InceptionV3 nsfwjs cut at mixed10). `given` (command-line flags)
- * fills in what neither knows, such as a weights folder or a user .onnx file.
+ * ("inception_v3_nsfwjs-mixed10" -> InceptionV3 nsfwjs cut at mixed10; "inception_v3_nsfwjs-mixed7-160" -> the
+ * same at a 160 x 160 input). `given` (command-line flags) fills in what neither knows, such as a weights folder
+ * or a user .onnx file.
  */
 export function encoderOptionsFor(meta: Pick<CheckpointMeta, 'encoder'>, given: EncoderOptions = {}): EncoderOptions {
   const recorded = (meta.encoder as { options?: EncoderOptions }).options;
   const fromId = ((): EncoderOptions => {
     const id = meta.encoder.id;
-    const inception = /^(inception_v3_(?:nsfwjs|imagenet))-(mixed\d+)$/.exec(id);
-    if (inception) return { encoder: inception[1], layer: inception[2] };
+    const inception = /^(inception_v3_(?:nsfwjs|imagenet))-(mixed\d+)(?:-(\d+))?$/.exec(id);
+    if (inception) return { encoder: inception[1], layer: inception[2], ...(inception[3] ? { size: Number(inception[3]) } : {}) };
     if (id === 'mobilenet_v2_imagenet') return { encoder: 'mobilenet_v2' };
     return {};
   })();

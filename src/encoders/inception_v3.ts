@@ -19,6 +19,23 @@ export const INCEPTION_V3_LAYERS: Record<string, [h: number, w: number, c: numbe
 /** The seed's layer; the project's default is to be settled by measured caption quality (BLEU/CIDEr) per layer. */
 export const DEFAULT_INCEPTION_V3_LAYER = 'mixed10';
 export const INCEPTION_V3_INPUT_SIZE = 299;
+/** Smallest input the Keras InceptionV3 accepts (keras.applications: min_size 75). */
+export const INCEPTION_V3_MIN_INPUT_SIZE = 75;
+
+/**
+ * The feature-store id of a cut: "inception_v3_nsfwjs-mixed10" at the usual 299 x 299 input, with the input
+ * side appended otherwise ("inception_v3_nsfwjs-mixed7-160"): the network is fully convolutional up to mixed10,
+ * so a smaller input gives a coarser grid from the same weights, and a different feature store.
+ */
+export function inceptionV3Id(encoder: string, layer: string, inputSize: number): string {
+  return inputSize === INCEPTION_V3_INPUT_SIZE ? `${encoder}-${layer}` : `${encoder}-${layer}-${inputSize}`;
+}
+
+function checkInputSize(size: number): void {
+  if (!Number.isInteger(size) || size < INCEPTION_V3_MIN_INPUT_SIZE) {
+    throw new UserError(`--encoder-size ${size}: InceptionV3 needs an integer input side of at least ${INCEPTION_V3_MIN_INPUT_SIZE} pixels (default ${INCEPTION_V3_INPUT_SIZE}).`);
+  }
+}
 
 let artifacts: TfjsModelArtifacts | undefined;
 function nsfwjsArtifacts(): TfjsModelArtifacts {
@@ -34,34 +51,40 @@ function checkLayer(layers: KerasLayer[], layer: string, encoder: string): void 
   }
 }
 
-function build(encoder: string, layer: string, layers: KerasLayer[], weights: KerasWeights, scaling: InputScaling): EncoderModel {
+function build(encoder: string, layer: string, inputSize: number, layers: KerasLayer[], weights: KerasWeights, scaling: InputScaling): EncoderModel {
   const inputName = 'image', outputName = 'features';
   let converted: ReturnType<typeof kerasToOnnx>;
   try {
-    converted = kerasToOnnx({ layers, weights, outputLayer: layer, inputSize: INCEPTION_V3_INPUT_SIZE, inputName, outputName });
+    converted = kerasToOnnx({ layers, weights, outputLayer: layer, inputSize, inputName, outputName });
   } catch (e) {
     throw new UserError(`--layer ${layer}: ${(e as Error).message}`);
   }
   const { onnx, outputShape: [h, w, c] } = converted;
   return {
     spec: {
-      id: `${encoder}-${layer}`, inputSize: INCEPTION_V3_INPUT_SIZE, scaling, inputLayout: 'nhwc', outputLayout: 'nhwc',
+      id: inceptionV3Id(encoder, layer, inputSize), inputSize, scaling, inputLayout: 'nhwc', outputLayout: 'nhwc',
       inputName, outputName, locations: h * w, channels: c,
     },
     onnx,
   };
 }
 
-/** nsfwjs InceptionV3 (the default encoder): no download, the weights are in node_modules. */
-export function inceptionV3Nsfwjs(layer = DEFAULT_INCEPTION_V3_LAYER): EncoderModel {
+/**
+ * nsfwjs InceptionV3 (the default encoder): no download, the weights are in node_modules. `inputSize`: the
+ * square input side (default 299).
+ */
+export function inceptionV3Nsfwjs(layer = DEFAULT_INCEPTION_V3_LAYER, inputSize = INCEPTION_V3_INPUT_SIZE): EncoderModel {
+  checkInputSize(inputSize);
   const art = nsfwjsArtifacts();
   const layers = parseKerasLayers(art.modelTopology.model_config);
   checkLayer(layers, layer, 'inception_v3_nsfwjs');
-  return build('inception_v3_nsfwjs', layer, layers, tfjsWeights(art, 'nsfwjs InceptionV3 weights'), 'zero_one');
+  return build('inception_v3_nsfwjs', layer, inputSize, layers, tfjsWeights(art, 'nsfwjs InceptionV3 weights'), 'zero_one');
 }
 
 /** ImageNet InceptionV3 from the keras-applications "notop" HDF5 weights file at `h5File`. */
-export async function inceptionV3Imagenet(h5File: string, layer = DEFAULT_INCEPTION_V3_LAYER): Promise<EncoderModel> {
+export async function inceptionV3Imagenet(h5File: string, layer = DEFAULT_INCEPTION_V3_LAYER,
+                                          inputSize = INCEPTION_V3_INPUT_SIZE): Promise<EncoderModel> {
+  checkInputSize(inputSize);
   const art = nsfwjsArtifacts();
   const layers = parseKerasLayers(art.modelTopology.model_config);
   checkLayer(layers, layer, 'inception_v3_imagenet');
@@ -80,5 +103,5 @@ export async function inceptionV3Imagenet(h5File: string, layer = DEFAULT_INCEPT
     throw new UserError(`${(e as Error).message}\nExpected the Keras ImageNet InceptionV3 notop weights ` +
       '(inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5).');
   }
-  return build('inception_v3_imagenet', layer, layers, weights, 'minus_one_one');
+  return build('inception_v3_imagenet', layer, inputSize, layers, weights, 'minus_one_one');
 }

@@ -27,7 +27,7 @@ export interface EncoderOptions {
 export const DEFAULT_ENCODER = 'inception_v3_nsfwjs';
 
 export const ENCODERS: Record<string, string> = {
-  inception_v3_nsfwjs: `Keras InceptionV3 fine-tuned by nsfwjs (weights in node_modules), 299x299, --layer ${Object.keys(INCEPTION_V3_LAYERS).join('|')} (default ${DEFAULT_INCEPTION_V3_LAYER})`,
+  inception_v3_nsfwjs: `Keras InceptionV3 fine-tuned by nsfwjs (weights in node_modules), 299x299 (--encoder-size N for another side), --layer ${Object.keys(INCEPTION_V3_LAYERS).join('|')} (default ${DEFAULT_INCEPTION_V3_LAYER})`,
   inception_v3_imagenet: 'Keras ImageNet InceptionV3 (the seed\'s encoder; "notop" HDF5 downloaded once, or --encoder-weights FILE), 299x299, --layer as above',
   mobilenet_v2: 'ImageNet MobileNetV2 1.0 224 (TensorFlow\'s .tflite downloaded once, or --encoder-weights DIR of .npy tensors / .tflite / .tgz), 7x7x1280',
 };
@@ -46,7 +46,7 @@ export const ENCODER_CLI_OPTIONS: Record<string, OptionSpec> = {
   layer: { type: 'string', description: `InceptionV3 layer to take features from, mixed0..mixed10 (default ${DEFAULT_INCEPTION_V3_LAYER})` },
   'encoder-weights': { type: 'string', description: 'weights: inception_v3_imagenet, the notop .h5 file; mobilenet_v2, a folder of .npy tensors or the .tflite/.tgz (default: download into the cache)' },
   'encoder-output': { type: 'string', description: 'user ONNX: output tensor name (needed when the model has several outputs)' },
-  'encoder-size': { type: 'string', description: 'user ONNX: square input side in pixels (default 224)' },
+  'encoder-size': { type: 'string', description: 'square input side in pixels: user ONNX (default 224), InceptionV3 (default 299, a smaller side gives a coarser grid)' },
   'encoder-scaling': { type: 'string', description: `user ONNX: input scaling, ${Object.keys(SCALINGS).join('|')} (default imagenet)` },
   'encoder-layout': { type: 'string', description: 'user ONNX: nchw|nhwc, of both input and output (default nchw)' },
 };
@@ -86,15 +86,16 @@ async function build(o: EncoderOptions): Promise<EncoderModel> {
     if (layout !== 'nchw' && layout !== 'nhwc') throw new UserError(`--encoder-layout must be nchw or nhwc, got "${layout}".`);
     return userOnnxEncoder({ file: name, output: o.output, size: o.size ?? 224, scaling: parseScaling(o.scaling ?? 'imagenet'), layout });
   }
-  for (const [flag, v] of [['--encoder-output', o.output], ['--encoder-size', o.size], ['--encoder-scaling', o.scaling], ['--encoder-layout', o.layout]] as const) {
+  for (const [flag, v] of [['--encoder-output', o.output], ['--encoder-scaling', o.scaling], ['--encoder-layout', o.layout]] as const) {
     onlyFor(flag, v, 'a user .onnx encoder');
   }
+  if (!name.startsWith('inception_v3_')) onlyFor('--encoder-size', o.size, 'inception_v3_* and a user .onnx encoder');
   switch (name) {
     case 'inception_v3_nsfwjs':
       onlyFor('--encoder-weights', o.weights, 'inception_v3_imagenet and mobilenet_v2');
-      return inceptionV3Nsfwjs(o.layer);
+      return inceptionV3Nsfwjs(o.layer, o.size);
     case 'inception_v3_imagenet':
-      return inceptionV3Imagenet(o.weights ?? (await fetchVerified(INCEPTION_V3_IMAGENET_WEIGHTS)), o.layer);
+      return inceptionV3Imagenet(o.weights ?? (await fetchVerified(INCEPTION_V3_IMAGENET_WEIGHTS)), o.layer, o.size);
     case 'mobilenet_v2': {
       if (o.layer !== undefined && o.layer !== 'Conv_1') throw new UserError(`--layer ${o.layer}: mobilenet_v2 has one feature layer, Conv_1 (7x7x1280).`);
       const { tensors, source } = await mobilenetV2Tensors(o.weights);
