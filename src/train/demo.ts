@@ -78,6 +78,8 @@ export const DEMO_TRAIN_CONFIG: Partial<TrainConfig> = {
 /** Seconds kept for captioning, figures and the report after training stops. */
 const REPORT_RESERVE_S = 15;
 const MIN_TRAIN_S = 30;
+/** Fewest feature locations (a 3x3 grid) the demo accepts: attention over fewer has nothing to show. */
+const MIN_LOCATIONS = 9;
 
 /** Reuse the prepared run when it was made with the same image count and seed, else make it afresh. */
 async function demoRun(outDir: string, images: number, seed: number, log: (l: string) => void): Promise<LoadedRun> {
@@ -114,15 +116,21 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   if (fs.existsSync(outDir) && fs.readdirSync(outDir).length > 0 && !fs.existsSync(path.join(outDir, 'run'))) {
     throw new UserError(`${outDir} exists and is not a sat demo folder; choose another --out (it would be written into).`);
   }
-  fs.mkdirSync(outDir, { recursive: true });
   const t0 = performance.now();
   const elapsed = () => (performance.now() - t0) / 1000;
-
+  // The encoder first: a bad --layer/--encoder-size fails before any image is made.
+  const layer = opts.layer ?? DEMO_ENCODER.layer, size = opts.encoderSize ?? DEMO_ENCODER.size;
+  const encoder = await resolveEncoder({ layer, size });
+  if (encoder.spec.locations < MIN_LOCATIONS) {
+    const g = gridSide(encoder.spec.locations);
+    throw new UserError(`--layer ${layer} at --encoder-size ${size} gives a ${g}x${g} grid, too coarse to attend over: pass a larger --encoder-size ` +
+      '(299, InceptionV3\'s usual input, gives mixed8..mixed10 an 8x8 grid) or an earlier --layer.');
+  }
+  fs.mkdirSync(outDir, { recursive: true });
   log(`sat demo: ${opts.images} synthetic shapes images (seed ${opts.seed}) into ${outDir}, at most ${opts.minutes} min`);
   const run = await demoRun(outDir, opts.images, opts.seed, log);
   const tData = elapsed();
 
-  const encoder = await resolveEncoder({ layer: opts.layer ?? DEMO_ENCODER.layer, size: opts.encoderSize ?? DEMO_ENCODER.size });
   const featuresDir = runPaths(run.dir).features(encoder.spec.id);
   const ex = await extractFeatures({ images: run.images, model: encoder, dir: featuresDir, progress: `features ${encoder.spec.id}` });
   if (ex.skipped.length > 0) throw new UserError(`${ex.skipped.length} generated images could not be read (first: ${ex.skipped[0].reason}).`);
