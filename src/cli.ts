@@ -9,13 +9,14 @@ import { UserError } from './util/errors.js';
 
 // name -> loader. Add a command here and in README.md.
 const COMMANDS: Record<string, () => Promise<Command>> = {
-  // in data-flow order: dataset → features → training → decoding → metrics; then the all-in-one demo and benchmarks
+  // in data-flow order: dataset → features → training → decoding → metrics → serving; then the all-in-one demo and benchmarks
   prepare: async () => (await import('./cli/prepare.js')).default,
   features: async () => (await import('./cli/features.js')).default,
   train: async () => (await import('./cli/train.js')).default,
   caption: async () => (await import('./cli/caption.js')).default,
   eval: async () => (await import('./cli/eval.js')).default,
   score: async () => (await import('./cli/score.js')).default,
+  serve: async () => (await import('./cli/serve.js')).default,
   demo: async () => (await import('./cli/demo.js')).default,
   bench: async () => (await import('./cli/bench.js')).default,
 };

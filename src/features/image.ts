@@ -52,12 +52,17 @@ function describe(kind: ImageErrorKind): string {
   }
 }
 
-/** Decode + resize one file to `size` x `size` RGB uint8, HWC. */
-export async function loadRgb(file: string, size: number, maxPixels = DEFAULT_MAX_PIXELS): Promise<Uint8Array> {
+/**
+ * Decode + resize one image (a file, or its bytes with `label` naming it in errors) to `size` x `size`
+ * RGB uint8, HWC.
+ */
+export async function loadRgb(input: string | Buffer, size: number, maxPixels = DEFAULT_MAX_PIXELS,
+                              label = typeof input === 'string' ? input : 'image'): Promise<Uint8Array> {
+  const file = typeof input === 'string' ? input : label;
   let data: Buffer;
   let info: OutputInfo;
   try {
-    ({ data, info } = await sharp(file, { limitInputPixels: maxPixels, failOn: 'error', sequentialRead: true })
+    ({ data, info } = await sharp(input, { limitInputPixels: maxPixels, failOn: 'error', sequentialRead: true })
       .rotate() // EXIF orientation
       .toColourspace('srgb')
       .removeAlpha()
@@ -65,7 +70,7 @@ export async function loadRgb(file: string, size: number, maxPixels = DEFAULT_MA
       .raw()
       .toBuffer({ resolveWithObject: true }));
   } catch (e) {
-    throw classify(file, e as Error);
+    throw classify(file, e as Error, typeof input !== 'string');
   }
   if (info.channels !== 3 || info.width !== size || info.height !== size) {
     throw new ImageLoadError(file, 'corrupt', `decoded to ${info.width}x${info.height}x${info.channels}, expected ${size}x${size}x3`);
@@ -73,9 +78,9 @@ export async function loadRgb(file: string, size: number, maxPixels = DEFAULT_MA
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
-function classify(file: string, e: Error): ImageLoadError {
+function classify(file: string, e: Error, inMemory: boolean): ImageLoadError {
   const msg = e.message.split('\n')[0];
-  if ((e as NodeJS.ErrnoException).code === 'ENOENT' || /missing|no such file/i.test(msg) || !fs.existsSync(file)) {
+  if (!inMemory && ((e as NodeJS.ErrnoException).code === 'ENOENT' || /missing|no such file/i.test(msg) || !fs.existsSync(file))) {
     return new ImageLoadError(file, 'missing', msg);
   }
   if (/pixel limit/i.test(msg)) return new ImageLoadError(file, 'too-large', msg);
