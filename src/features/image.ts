@@ -84,7 +84,7 @@ function classify(file: string, e: Error, inMemory: boolean): ImageLoadError {
     return new ImageLoadError(file, 'missing', msg);
   }
   if (/pixel limit/i.test(msg)) return new ImageLoadError(file, 'too-large', msg);
-  if (/unsupported image format|not a known file format|bad seek|is not a/i.test(msg)) return new ImageLoadError(file, 'not-an-image', msg);
+  if (/unsupported image format|not a known file format|not in a known format|bad seek|is not a/i.test(msg)) return new ImageLoadError(file, 'not-an-image', msg);
   return new ImageLoadError(file, 'corrupt', msg);
 }
 

@@ -96,6 +96,8 @@ export async function startServer(loadEngine: () => Promise<CaptionEngine>, opti
     metrics.requests.inc({ route, method: request.method, status: String(reply.statusCode) });
     if (route === '/v1/captions') metrics.latency.observe({ route }, reply.elapsedTime / 1000);
   });
+  // While closing, every answer ends its connection, so kept-alive clients do not hold the shutdown open.
+  app.addHook('onSend', async (_request, reply) => { if (state === 'closing') reply.header('connection', 'close'); });
   app.addHook('onRequestAbort', async (request) => ticketOf.get(request)?.release());
 
   app.setErrorHandler((error: FastifyError | Refusal, request, reply) => {
@@ -206,8 +208,10 @@ export async function startServer(loadEngine: () => Promise<CaptionEngine>, opti
   let closing: Promise<void> | null = null;
   const close = () => closing ??= (async () => {
     if (state !== 'failed') state = 'closing';
-    await app.close(); // stops listening, answers 503 on kept-alive connections, waits for requests in flight
+    const closed = app.close(); // stops listening, answers 503 on kept-alive connections, waits for requests in flight
     await batcher?.drained();
+    app.server.closeIdleConnections();
+    await closed;
     const loaded = await loading.catch(() => null);
     await loaded?.dispose();
   })();
