@@ -34,7 +34,7 @@ async function serve(options: Partial<ServeOptions> = {}, load: () => Promise<Ca
 }
 
 const post = (server: CaptionServer, body: Buffer | FormData, query = '', type = 'image/png') =>
-  fetch(`${server.url}/v1/captions${query}`, { method: 'POST', body, ...(body instanceof FormData ? {} : { headers: { 'content-type': type } }) });
+  fetch(`${server.url}/v1/captions${query}`, body instanceof FormData ? { method: 'POST', body } : { method: 'POST', body: new Uint8Array(body), headers: { 'content-type': type } });
 
 async function refusal(response: Response, status: number, code: string) {
   const body = await response.json();
@@ -133,7 +133,7 @@ test('POST /v1/captions: raw body and multipart, attention grids, alternatives, 
 
   const form = new FormData();
   form.append('beam', '2');
-  form.append('image', new Blob([blue], { type: 'image/jpeg' }), 'blue.jpg');
+  form.append('image', new Blob([new Uint8Array(blue)], { type: 'image/jpeg' }), 'blue.jpg');
   const multi = await post(server, form);
   const b = await multi.json();
   assert.equal(multi.status, 200, JSON.stringify(b));
@@ -149,7 +149,7 @@ test('every limit refuses with its status, names the limit and the fix, and neve
   const noise = await sharp(Buffer.from(Array.from({ length: 60 * 60 * 3 }, () => rng.int(256))), { raw: { width: 60, height: 60, channels: 3 } }).png().toBuffer();
   assert.ok(noise.length > 4096);
   const big = new FormData();
-  big.append('image', new Blob([noise], { type: 'image/png' }), 'noise.png');
+  big.append('image', new Blob([new Uint8Array(noise)], { type: 'image/png' }), 'noise.png');
   const corrupt = (await solidImage('#808080', 'jpeg', 30, 20)).subarray(0, 120);
   const wide = await solidImage('#e01010', 'png', 50, 30); // 1500 pixels > 1300
   const form = (fields: Record<string, string>) => { const f = new FormData(); for (const [k, v] of Object.entries(fields)) f.append(k, v); return f; };

@@ -34,7 +34,7 @@ test('SIGTERM: requests in flight are answered, then the server exits 0', { time
       });
       void exited.then((code) => reject(new Error(`sat serve exited (${code}) before it was ready:\n${stderr}`)));
     });
-    const red = await solidImage('#e01010');
+    const red = new Uint8Array(await solidImage('#e01010'));
     const inFlight = Array.from({ length: 4 }, () => fetch(`${url}/v1/captions`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: red }));
     await new Promise((r) => setTimeout(r, 150));
     child.kill('SIGTERM');
