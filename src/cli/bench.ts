@@ -1,3 +1,4 @@
+import { SERVE_BENCH_OPTIONS, formatServeBench, runServeBench } from '../bench/serve-bench.js';
 import { FEATURES_BENCH_OPTIONS, formatFeaturesBench, runFeaturesBench } from '../features/bench.js';
 import { UserError } from '../util/errors.js';
 import { TRAIN_BENCH_OPTIONS, formatTrainBench, runTrainBench } from '../../bench/train-bench.js';
@@ -32,9 +33,19 @@ const train: Bench = {
   },
 };
 
+const serve: Bench = {
+  summary: 'sat serve under load (captions/s, p50/p95/p99 latency, errors) vs the PyTorch peer bench/serve_torch.py; --overload',
+  options: SERVE_BENCH_OPTIONS,
+  async run(values) {
+    const r = await runServeBench(values);
+    return { json: r, text: formatServeBench(r) };
+  },
+};
+
 const BENCHES: Record<string, Bench> = {
   features,
   train,
+  serve,
 };
 
 const command: Command = {

@@ -3,6 +3,8 @@
  * The model runs on its own thread (src/serve/model-worker.ts). SIGTERM or SIGINT: stop taking requests,
  * finish those in flight, exit 0.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { ENCODER_CLI_OPTIONS, encoderOptionsFromArgs } from '../encoders/registry.js';
 import { DEFAULT_SERVE_OPTIONS, startServer, type ServeOptions } from '../serve/server.js';
 import { WorkerEngine } from '../serve/worker-engine.js';
@@ -32,8 +34,10 @@ export const SERVE_OPTIONS: Record<string, OptionSpec> = {
   timeout: { type: 'string', description: 'seconds a request may take from arrival to answer; longer: 503', default: String(d.timeoutMs / 1000) },
   'max-beam': { type: 'string', description: 'widest beam a request may ask for; wider: 400', default: String(d.maxBeam) },
   beam: { type: 'string', description: 'beam width for requests that name none (1: greedy)', default: String(d.defaultBeam) },
-  threads: { type: 'string', description: 'onnxruntime threads for the image encoder', default: '2' },
-  'blas-threads': { type: 'string', description: 'OpenBLAS threads for the decoder', default: '1' },
+  instances: { type: 'string', description: 'model instances, each on its own thread, running batches side by side', default: '1' },
+  threads: { type: 'string', description: 'onnxruntime threads for the image encoder, per instance', default: '2' },
+  'blas-threads': { type: 'string', description: 'OpenBLAS threads for the decoder, per instance', default: '1' },
+  bundle: { type: 'string', description: 'export bundle folder (sat export) published at /v1/bundle/ so the page can caption in the browser too' },
   log: { type: 'boolean', description: 'log every request (JSON lines on stdout)' },
   ...encoderFlags,
 };
@@ -54,7 +58,11 @@ export function serveOptionsFromArgs(values: Record<string, unknown>): ServeOpti
     maxBeam: int('max-beam', 1, 100),
     defaultBeam: int('beam', 1, 100),
     log: Boolean(values.log),
+    bundleDir: typeof values.bundle === 'string' ? values.bundle : null,
   };
+  if (options.bundleDir && !fs.existsSync(path.join(options.bundleDir, 'manifest.json'))) {
+    throw new UserError(`--bundle ${options.bundleDir}: no manifest.json there. Pass a folder written by \`sat export\`.`);
+  }
   if (options.defaultBeam > options.maxBeam) throw new UserError(`--beam ${options.defaultBeam} is wider than --max-beam ${options.maxBeam}: lower --beam or raise --max-beam.`);
   return options;
 }
@@ -70,7 +78,9 @@ const command: Command = {
     const encoderThreads = numberOption(values, 'threads', { integer: true, min: 1, max: 64 })!;
     const blasThreads = numberOption(values, 'blas-threads', { integer: true, min: 1, max: 64 })!;
     const encoder = encoderOptionsFromArgs(values);
-    const server = await startServer(() => WorkerEngine.start({ source: model, options: { encoder, encoderThreads, blasThreads } }), options);
+    const instances = numberOption(values, 'instances', { integer: true, min: 1, max: 16 })!;
+    const load = () => Promise.all(Array.from({ length: instances }, () => WorkerEngine.start({ source: model, options: { encoder, encoderThreads, blasThreads } })));
+    const server = await startServer(load, options);
     console.error(`sat serve: listening on ${server.url} (loading ${model} ...)`);
 
     let stopping = false;

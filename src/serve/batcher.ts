@@ -1,11 +1,13 @@
 /**
- * Dynamic batching in front of one CaptionEngine, which runs one batch at a time.
+ * Dynamic batching in front of a pool of CaptionEngine instances (model replicas), each running one
+ * batch at a time.
  *
  * A request first takes a place in the queue (`reserve`, refused when `maxQueue` places are taken), then,
  * once its image is decoded, joins it as a job (`submit`). Batches form from the head of the queue: the
  * oldest job and every later job with the same decoding settings, up to `maxBatch`; jobs with other
- * settings wait for the next batch, which starts as soon as this one ends. While the engine is idle, a
- * batch starts when `maxBatch` jobs are queued or `batchWaitMs` after the oldest job arrived.
+ * settings wait for the next batch. When an instance is free, a batch starts at once if `maxBatch` jobs
+ * are queued or no other admitted request is still on its way (reading its body, decoding its image);
+ * otherwise it waits for those until `batchWaitMs` after the oldest queued job arrived.
  *
  * Every job has a deadline. A job still queued at its deadline leaves the queue; a job whose batch is
  * still running is answered at its deadline and its result is dropped when the batch ends. Neither
@@ -75,13 +77,17 @@ const settingsKey = (s: DecodeSettings) => `${s.beam}/${s.alpha}/${s.maxLength}`
 export class Batcher {
   private readonly queue: Job[] = [];
   private reserved = 0;
-  private running: Promise<void> | null = null;
+  private readonly free: CaptionEngine[];
+  private running = 0;
   private waitTimer: NodeJS.Timeout | null = null;
   private idleWaiters: (() => void)[] = [];
   /** Exponentially weighted mean batch duration, for Retry-After. */
   private batchMs = 0;
 
-  constructor(private readonly engine: CaptionEngine, private readonly opts: BatcherOptions, private readonly hooks: BatcherHooks = {}) {}
+  constructor(engines: CaptionEngine | CaptionEngine[], private readonly opts: BatcherOptions, private readonly hooks: BatcherHooks = {}) {
+    this.free = Array.isArray(engines) ? [...engines] : [engines];
+    if (this.free.length === 0) throw new Error('Batcher: no engine');
+  }
 
   /** Requests admitted and not yet running: reserved places plus queued jobs. */
   get depth(): number {
@@ -90,7 +96,7 @@ export class Batcher {
 
   /** Nothing queued, reserved or running. */
   get idle(): boolean {
-    return this.depth === 0 && this.running === null;
+    return this.depth === 0 && this.running === 0;
   }
 
   /** Seconds a client refused now should wait: the batches ahead of it, at the recent batch duration. */
@@ -112,6 +118,7 @@ export class Batcher {
         ticket.held = false;
         this.reserved--;
         this.hooks.onQueueDepth?.(this.depth);
+        this.schedule(); // a batch may have been waiting for this request
         this.notifyIdle();
       },
     };
@@ -159,19 +166,20 @@ export class Batcher {
   }
 
   private schedule(): void {
-    if (this.running || this.queue.length === 0) return;
-    if (this.queue.length >= this.opts.maxBatch || this.opts.batchWaitMs <= 0) {
-      this.startBatch();
-      return;
+    while (this.free.length > 0 && this.queue.length > 0) {
+      const full = this.queue.length >= this.opts.maxBatch;
+      const waited = performance.now() - this.queue[0].queuedAt;
+      if (!full && this.reserved > 0 && waited < this.opts.batchWaitMs) {
+        // Requests are on their way: give them until batchWaitMs to join this batch.
+        this.waitTimer ??= setTimeout(() => { this.waitTimer = null; this.schedule(); }, this.opts.batchWaitMs - waited);
+        return;
+      }
+      this.startBatch(this.free.pop()!);
     }
-    if (this.waitTimer) return;
-    const wait = this.queue[0].queuedAt + this.opts.batchWaitMs - performance.now();
-    this.waitTimer = setTimeout(() => { this.waitTimer = null; this.startBatch(); }, Math.max(0, wait));
   }
 
-  private startBatch(): void {
+  private startBatch(engine: CaptionEngine): void {
     if (this.waitTimer) { clearTimeout(this.waitTimer); this.waitTimer = null; }
-    if (this.running || this.queue.length === 0) return;
     const key = this.queue[0].key;
     const batch: Job[] = [];
     for (let i = 0; i < this.queue.length && batch.length < this.opts.maxBatch;) {
@@ -179,17 +187,19 @@ export class Batcher {
       else i++;
     }
     this.hooks.onQueueDepth?.(this.depth);
-    this.running = this.runBatch(batch).finally(() => {
-      this.running = null;
+    this.running++;
+    void this.runBatch(engine, batch).finally(() => {
+      this.running--;
+      this.free.push(engine);
       this.schedule();
       this.notifyIdle();
     });
   }
 
-  private async runBatch(batch: Job[]): Promise<void> {
+  private async runBatch(engine: CaptionEngine, batch: Job[]): Promise<void> {
     const started = performance.now();
     try {
-      const result = await this.engine.captionBatch(batch.map((j) => j.image), batch[0].settings);
+      const result = await engine.captionBatch(batch.map((j) => j.image), batch[0].settings);
       const took = performance.now() - started;
       this.batchMs = this.batchMs === 0 ? took : 0.8 * this.batchMs + 0.2 * took;
       this.hooks.onBatch?.(batch.length, result.encodeMs, result.decodeMs);

@@ -9,22 +9,11 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from './static-files.js';
 
 export interface PageAsset {
   body: Buffer;
   type: string;
-}
-
-/** The package root: the nearest folder above this file with a package.json (src/serve or dist/src/serve). */
-function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!fs.existsSync(path.join(dir, 'package.json'))) {
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
-    dir = up;
-  }
-  return dir;
 }
 
 const SOURCE = () => path.join(packageRoot(), 'src', 'web', 'page');

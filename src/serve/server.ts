@@ -8,11 +8,14 @@
  *   GET  /readyz        the model is loaded and the server takes requests (503 while loading or closing)
  *   GET  /metrics       Prometheus text
  *   GET  /              the web page (src/web/page), /assets/* its files
+ *   GET  /v1/bundle/*   the export bundle, when one is published (--bundle), for captioning in the browser
+ *   GET  /assets/web/*  the browser build of show-attend-tell/web (onnxruntime-web), when built
  *
  * The server listens before the model is loaded; captions are refused with 503 until it is. Every
  * refusal is a JSON error naming the limit and the fix (src/serve/refusal.ts). The service reads only
  * the bytes a client sends: it never opens a path or URL named in a request.
  */
+import fs from 'node:fs';
 import fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import sharp from 'sharp';
@@ -22,6 +25,7 @@ import type { CaptionEngine, EngineCaption, EngineInfo } from './engine.js';
 import { ServeMetrics } from './metrics.js';
 import { loadPageAssets, type PageAsset } from './page-assets.js';
 import { formatBytes, Refusal } from './refusal.js';
+import { publishFolder, webBuildFolder, type PublishedFile } from './static-files.js';
 import { bodyTooLarge, parseOptions, readCaptionRequest, type CaptionOptions } from './request.js';
 
 export interface ServeOptions {
@@ -37,6 +41,10 @@ export interface ServeOptions {
   defaultBeam: number;
   /** fastify's request log (pino, JSON lines on stdout). */
   log?: boolean;
+  /** Export bundle (`sat export`) published at /v1/bundle/ for the page's in-browser captioning. */
+  bundleDir?: string | null;
+  /** Browser build of show-attend-tell/web published at /assets/web/ (default: this package's dist/web). */
+  webDir?: string | null;
 }
 
 export const DEFAULT_SERVE_OPTIONS: ServeOptions = {
@@ -62,8 +70,11 @@ type State = 'loading' | 'ready' | 'closing' | 'failed';
 const round = (x: number, digits = 6) => Number(x.toPrecision(digits));
 const ms = (x: number) => Math.round(x * 10) / 10;
 
-/** Start listening at once; load the engine in the background (GET /readyz says when it is there). */
-export async function startServer(loadEngine: () => Promise<CaptionEngine>, options: Partial<ServeOptions> = {}): Promise<CaptionServer> {
+/**
+ * Start listening at once; load the engine in the background (GET /readyz says when it is there). Several
+ * engines are instances of one model that run batches side by side.
+ */
+export async function startServer(loadEngine: () => Promise<CaptionEngine | CaptionEngine[]>, options: Partial<ServeOptions> = {}): Promise<CaptionServer> {
   const opts: ServeOptions = { ...DEFAULT_SERVE_OPTIONS, ...options };
   sharp.block({ operation: ['VipsForeignLoad'] });
   sharp.unblock({ operation: IMAGE_LOADERS });
@@ -136,6 +147,15 @@ export async function startServer(loadEngine: () => Promise<CaptionEngine>, opti
   const sendAsset = (asset: PageAsset) => async (_request: FastifyRequest, reply: FastifyReply) =>
     reply.type(asset.type).header('cache-control', 'no-cache').header('x-content-type-options', 'nosniff').send(asset.body);
   for (const [route, asset] of page) app.get(route, sendAsset(asset));
+  const publish = (prefix: string, files: Map<string, PublishedFile>, missing: string) => {
+    app.get(`${prefix}:name`, async (request, reply) => {
+      const found = files.get((request.params as { name: string }).name);
+      if (!found) throw new Refusal(404, 'not_found', `no file ${request.url.split('?')[0]}${files.size === 0 ? `: ${missing}` : ''}.`, `the files here are: ${[...files.keys()].join(', ') || 'none'}.`);
+      return reply.type(found.type).header('content-length', found.size).header('cache-control', 'no-cache').send(fs.createReadStream(found.file));
+    });
+  };
+  publish('/v1/bundle/', publishFolder(opts.bundleDir ?? null), 'this server publishes no export bundle (start sat serve with --bundle DIR, a folder written by sat export)');
+  publish('/assets/web/', publishFolder(opts.webDir === undefined ? webBuildFolder() : opts.webDir), 'this installation has no browser build (npm run build writes dist/web)');
 
   app.post('/v1/captions', {
     onRequest: async (request) => {
@@ -185,10 +205,11 @@ export async function startServer(loadEngine: () => Promise<CaptionEngine>, opti
   const url = typeof address === 'object' && address
     ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : String(address);
 
-  let loading: Promise<CaptionEngine | null>;
+  let loading: Promise<CaptionEngine | CaptionEngine[]>;
   const ready = (loading = loadEngine()).then((loaded) => {
-    engine = loaded;
-    batcher = new Batcher(loaded, opts, {
+    const instances = Array.isArray(loaded) ? loaded : [loaded];
+    engine = instances[0];
+    batcher = new Batcher(instances, opts, {
       onBatch: (size, encodeMs, decodeMs) => {
         metrics.batchSize.observe(size);
         metrics.stage.observe({ stage: 'encode' }, encodeMs / 1000);
@@ -197,7 +218,7 @@ export async function startServer(loadEngine: () => Promise<CaptionEngine>, opti
       onQueueDepth: (depth) => metrics.queueDepth.set(depth),
     });
     if (state === 'loading') state = 'ready';
-    return loaded.info;
+    return engine.info;
   }, (e: Error) => {
     state = 'failed';
     loadError = e;
@@ -212,8 +233,8 @@ export async function startServer(loadEngine: () => Promise<CaptionEngine>, opti
     await batcher?.drained();
     app.server.closeIdleConnections();
     await closed;
-    const loaded = await loading.catch(() => null);
-    await loaded?.dispose();
+    const loaded = await loading.catch(() => []);
+    await Promise.all((Array.isArray(loaded) ? loaded : [loaded]).map((e) => e.dispose()));
   })();
   return { app, url, ready, close };
 }

@@ -21,7 +21,7 @@ interface ErrorAnswer { error: { message: string; fix: string } }
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const ui = {
   model: $('model'), drop: $('drop'), file: $<HTMLInputElement>('file'), choose: $<HTMLButtonElement>('choose'),
-  beam: $<HTMLSelectElement>('beam'), inBrowser: $<HTMLInputElement>('in-browser'), status: $('status'), result: $('result'),
+  beam: $<HTMLSelectElement>('beam'), inBrowser: $<HTMLInputElement>('in-browser'), inBrowserNote: $('in-browser-note'), status: $('status'), result: $('result'),
   photo: $<HTMLCanvasElement>('photo'), heat: $<HTMLCanvasElement>('heat'), play: $<HTMLButtonElement>('play'), words: $('words'),
   timings: $('timings'), alternatives: $('alternatives'), browserResult: $('browser-result'), browserCaption: $('browser-caption'),
 };
@@ -46,6 +46,7 @@ async function init(): Promise<void> {
   if (!inBrowser.ok) {
     ui.inBrowser.disabled = true;
     ui.inBrowser.parentElement!.title = `Not available: ${inBrowser.reason}`;
+    ui.inBrowserNote.textContent = `(not available: ${inBrowser.reason})`;
   }
 }
 
