@@ -50,6 +50,10 @@ def read_safetensors(path):
             continue
         a, b = t['data_offsets']
         tensors[name] = torch.from_numpy(np.frombuffer(data[a:b], dtype=DTYPES[t['dtype']]).reshape(t['shape']).copy())
+    # The Dense projection of the CNN features is 'projection.*' in newer checkpoints, 'encoder.*' in older ones.
+    for suffix in ('kernel', 'bias'):
+        if f'projection.{suffix}' in tensors:
+            tensors[f'encoder.{suffix}'] = tensors[f'projection.{suffix}']
     return tensors, meta
 
 

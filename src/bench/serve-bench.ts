@@ -19,28 +19,37 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { loadCheckpoint } from '../checkpoint/checkpoint.js';
-import { numberOption, requireString, type OptionSpec } from '../cli/command.js';
 import { checkpointTarget } from '../decode/captioner.js';
 import { packageRoot } from '../serve/static-files.js';
 import { UserError } from '../util/errors.js';
 import { ProgressBar } from '../util/progress.js';
 
-export const SERVE_BENCH_OPTIONS: Record<string, OptionSpec> = {
-  model: { type: 'string', description: 'serve: run folder or checkpoint to serve (both sides use its decoder weights)' },
-  concurrency: { type: 'string', description: 'serve: clients sending requests at once', default: '8' },
-  seconds: { type: 'string', description: 'serve: measured seconds per side (split into --rounds alternating rounds)', default: '20' },
-  rounds: { type: 'string', description: 'serve: alternating rounds (ours, peer, ours, peer ...)', default: '2' },
-  beam: { type: 'string', description: 'serve: beam width of every request, both sides', default: '3' },
-  instances: { type: 'string', description: 'serve: model instances of our server (sat serve --instances)', default: '2' },
-  'blas-threads': { type: 'string', description: 'serve: OpenBLAS threads per instance of our server', default: '1' },
-  'encoder-threads': { type: 'string', description: 'serve: onnxruntime threads per instance of our server', default: '1' },
-  'max-batch': { type: 'string', description: 'serve: sat serve --max-batch', default: '8' },
-  'batch-wait-ms': { type: 'string', description: 'serve: sat serve --batch-wait-ms', default: '5' },
-  'max-queue': { type: 'string', description: 'serve: sat serve --max-queue (the overload burst is 4x this)', default: '16' },
-  overload: { type: 'boolean', description: 'serve: the overload check instead of the peer comparison' },
-};
+export interface ServeBenchOptions {
+  /** Run folder or checkpoint to serve; the peer loads the same checkpoint's decoder weights. */
+  model: string;
+  /** Encoder weights for our server (sat serve --encoder-weights), when the checkpoint's encoder needs them. */
+  encoderWeights?: string;
+  /** Folder of JPEG files; the first `limit` by name are sent, round-robin. */
+  images: string;
+  limit: number;
+  concurrency: number;
+  /** Measured seconds per side, split into `rounds` alternating rounds. */
+  seconds: number;
+  rounds: number;
+  beam: number;
+  /** Our server: sat serve --instances, --threads, --blas-threads, --max-batch, --batch-wait-ms, --max-queue. */
+  server: { instances: number; encoderThreads: number; blasThreads: number; maxBatch: number; batchWaitMs: number; maxQueue: number };
+  /** torch.set_num_threads of the peer. */
+  peerThreads: number;
+  /** Python with torch + torchvision for the peer, or null for ours only. */
+  python: string | null;
+  /** The overload check instead of the comparison. */
+  overload: boolean;
+}
 
 export interface LoadStats {
+  /** CPU seconds the server process used per caption answered (all its threads): robust to other load on the machine. */
+  cpu_ms_per_caption?: number;
   requests: number;
   ok: number;
   /** Non-200 answers by status, plus "timeout" (no answer within the client timeout) and "network" (connection failed). */
@@ -124,6 +133,16 @@ async function runLoad(url: string, images: Uint8Array<ArrayBuffer>[], concurren
   return { samples, seconds: (performance.now() - t0) / 1000 };
 }
 
+/** CPU seconds (user + system, all threads) a process has used so far, from /proc; NaN where there is no /proc. */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return NaN;
+  }
+}
+
 /** Start a server child process; resolves with its URL once `readyLine` matches a line of its output. */
 function startChild(command: string, args: string[], readyLine: RegExp, what: string): Promise<{ child: ChildProcess; url: string; line: string }> {
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -158,37 +177,29 @@ function readImages(dir: string, limit: number): Uint8Array<ArrayBuffer>[] {
   return files.map((f) => new Uint8Array(fs.readFileSync(path.join(dir, f))));
 }
 
-export async function runServeBench(values: Record<string, unknown>): Promise<ServeBenchResult> {
-  const model = requireString(values, 'model', 'the run folder or checkpoint to serve, e.g. --model runs/f8k');
-  const imagesDir = requireString(values, 'images', 'a folder of JPEG files, e.g. --images ../shared/data/flickr8k/Flicker8k_Dataset');
-  const int = (name: string, min: number, max = 1_000_000) => numberOption(values, name, { integer: true, min, max })!;
-  const concurrency = int('concurrency', 1, 1024);
-  const seconds = numberOption(values, 'seconds', { min: 1, max: 3600 })!;
-  const rounds = int('rounds', 1, 100);
-  const beam = int('beam', 1, 10);
-  const maxQueue = int('max-queue', 1);
-  const threads = int('threads', 1, 64);
-  const images = readImages(imagesDir, int('limit', 1));
+export async function runServeBench(o: ServeBenchOptions): Promise<ServeBenchResult> {
+  const { model, concurrency, seconds, rounds, beam } = o;
+  const images = readImages(o.images, o.limit);
   const checkpoint = loadCheckpoint(checkpointTarget(model)).file;
   const load0 = loadavg()[0];
 
+  const maxQueue = o.server.maxQueue;
   const server = {
-    instances: int('instances', 1, 16), encoder_threads: int('encoder-threads', 1, 64), blas_threads: int('blas-threads', 1, 64),
-    max_batch: int('max-batch', 1, 256), batch_wait_ms: numberOption(values, 'batch-wait-ms', { min: 0 })!, max_queue: maxQueue,
+    instances: o.server.instances, encoder_threads: o.server.encoderThreads, blas_threads: o.server.blasThreads,
+    max_batch: o.server.maxBatch, batch_wait_ms: o.server.batchWaitMs, max_queue: maxQueue,
   };
   const cli = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../cli.ts' : '../cli.js', import.meta.url));
   const serveArgs = [...process.execArgv, cli, 'serve', '--model', model, '--port', '0', '--instances', String(server.instances),
     '--threads', String(server.encoder_threads), '--blas-threads', String(server.blas_threads), '--max-batch', String(server.max_batch),
     '--batch-wait-ms', String(server.batch_wait_ms), '--max-queue', String(maxQueue), '--max-beam', String(Math.max(10, beam)),
-    ...(typeof values['encoder-weights'] === 'string' ? ['--encoder-weights', values['encoder-weights']] : [])];
+    ...(o.encoderWeights ? ['--encoder-weights', o.encoderWeights] : [])];
   process.stderr.write(`starting sat serve (${server.instances} instance(s), ${server.encoder_threads} onnxruntime + ${server.blas_threads} BLAS thread(s) each)\n`);
   const ours = await startChild(process.execPath, serveArgs, /ready: .* page at (http:\/\/127\.0\.0\.1:\d+)\//, 'sat serve');
   const peerScript = path.join(packageRoot(), 'bench', 'serve_torch.py');
-  const python = typeof values.python === 'string' ? values.python : '/usr/bin/python3';
-  const wantPeer = !values['no-torch'] && !values.overload;
+  const { python, peerThreads: threads } = o;
   let peer: { child: ChildProcess; url: string; line: string } | null = null;
   try {
-    if (wantPeer) {
+    if (python && !o.overload) {
       process.stderr.write(`starting the PyTorch peer: ${python} bench/serve_torch.py (${threads} threads)\n`);
       peer = await startChild(python, [peerScript, '--checkpoint', checkpoint, '--port', '0', '--threads', String(threads)],
         /"listening": "(http:\/\/127\.0\.0\.1:\d+)"/, 'the PyTorch peer (point --python at a Python with torch and torchvision, or pass --no-torch)');
@@ -197,7 +208,7 @@ export async function runServeBench(values: Record<string, unknown>): Promise<Se
     // Warm-up, not measured: first requests pay one-off costs (thread pools, allocations, lazy loading).
     for (const side of [ours, peer]) if (side) await runLoad(side.url, images, concurrency, 2, beam);
 
-    if (values.overload) {
+    if (o.overload) {
       const overload = await runOverload(ours.url, images, concurrency, seconds, beam, maxQueue);
       const stats = { ...overload.before, server };
       return {
@@ -208,21 +219,27 @@ export async function runServeBench(values: Record<string, unknown>): Promise<Se
 
     const sides = peer ? [ours, peer] : [ours];
     const bar = new ProgressBar({ total: Math.round(seconds * sides.length), label: `serve bench (concurrency ${concurrency}, ${sides.length === 2 ? 'ours + PyTorch peer' : 'ours'})`, unit: 's' });
-    const collected = sides.map(() => ({ samples: [] as Sample[], seconds: 0 }));
+    const collected = sides.map(() => ({ samples: [] as Sample[], seconds: 0, cpu: 0 }));
     for (let r = 0; r < rounds; r++) {
       for (let s = 0; s < sides.length; s++) {
         let ticked = 0;
         const t0 = performance.now();
         const timer = setInterval(() => { const now = Math.floor((performance.now() - t0) / 1000); if (now > ticked) { bar.tick(now - ticked, s === 0 ? 'ours' : 'peer'); ticked = now; } }, 250);
+        const cpu0 = cpuSeconds(sides[s].child.pid);
         const run = await runLoad(sides[s].url, images, concurrency, seconds / rounds, beam);
         clearInterval(timer);
+        collected[s].cpu += cpuSeconds(sides[s].child.pid) - cpu0;
         collected[s].samples.push(...run.samples);
         collected[s].seconds += run.seconds;
       }
     }
     bar.finish();
-    const oursStats = { ...summarise(collected[0].samples, collected[0].seconds), server };
-    const peerStats = peer ? { ...summarise(collected[1].samples, collected[1].seconds), torch: peerVersion, threads } : null;
+    const stats = (i: number) => {
+      const st = summarise(collected[i].samples, collected[i].seconds);
+      return { ...st, cpu_ms_per_caption: round1((1000 * collected[i].cpu) / Math.max(1, st.ok)) };
+    };
+    const oursStats = { ...stats(0), server };
+    const peerStats = peer ? { ...stats(1), torch: peerVersion, threads } : null;
     const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100;
     return {
       model, images: images.length, beam, concurrency, ours: oursStats, peer: peerStats,
@@ -254,7 +271,8 @@ async function runOverload(url: string, images: Uint8Array<ArrayBuffer>[], concu
 export function formatServeBench(r: ServeBenchResult): string {
   const line = (name: string, s: LoadStats) => `  ${name.padEnd(22)} ${s.captions_per_s.toFixed(2).padStart(7)} captions/s   p50 ${s.latency_ms.p50.toFixed(0).padStart(5)} ms   ` +
     `p95 ${s.latency_ms.p95.toFixed(0).padStart(5)} ms   p99 ${s.latency_ms.p99.toFixed(0).padStart(5)} ms   ${s.ok}/${s.requests} ok` +
-    `${Object.keys(s.errors).length ? `, errors ${JSON.stringify(s.errors)}` : ''}${s.mean_batch_size ? `, mean batch ${s.mean_batch_size}` : ''}`;
+    `${Object.keys(s.errors).length ? `, errors ${JSON.stringify(s.errors)}` : ''}${s.mean_batch_size ? `, mean batch ${s.mean_batch_size}` : ''}` +
+    `${s.cpu_ms_per_caption !== undefined ? `, ${s.cpu_ms_per_caption.toFixed(0)} CPU-ms/caption` : ''}`;
   const srv = r.ours.server;
   const lines = [
     `sat bench serve: ${r.model}, beam ${r.beam}, ${r.images} images, concurrency ${r.concurrency}; ` +

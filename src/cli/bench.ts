@@ -1,7 +1,8 @@
-import { SERVE_BENCH_OPTIONS, formatServeBench, runServeBench } from '../bench/serve-bench.js';
+import { formatServeBench, runServeBench } from '../bench/serve-bench.js';
 import { FEATURES_BENCH_OPTIONS, formatFeaturesBench, runFeaturesBench } from '../features/bench.js';
 import { UserError } from '../util/errors.js';
 import { TRAIN_BENCH_OPTIONS, formatTrainBench, runTrainBench } from '../../bench/train-bench.js';
+import { SERVE_BENCH_OPTIONS, serveBenchOptionsFromArgs } from './bench-serve.js';
 import type { Command, OptionSpec } from './command.js';
 
 /**
@@ -37,7 +38,7 @@ const serve: Bench = {
   summary: 'sat serve under load (captions/s, p50/p95/p99 latency, errors) vs the PyTorch peer bench/serve_torch.py; --overload',
   options: SERVE_BENCH_OPTIONS,
   async run(values) {
-    const r = await runServeBench(values);
+    const r = await runServeBench(serveBenchOptionsFromArgs(values));
     return { json: r, text: formatServeBench(r) };
   },
 };

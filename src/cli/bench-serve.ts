@@ -1,0 +1,46 @@
+/** The flags of `sat bench serve` (src/bench/serve-bench.ts), registered by src/cli/bench.ts. */
+import type { ServeBenchOptions } from '../bench/serve-bench.js';
+import { DEFAULT_SERVE_OPTIONS } from '../serve/server.js';
+import { numberOption, requireString, type OptionSpec } from './command.js';
+
+export const SERVE_BENCH_OPTIONS: Record<string, OptionSpec> = {
+  model: { type: 'string', description: 'serve: run folder or checkpoint to serve (both sides use its decoder weights)' },
+  'encoder-weights': { type: 'string', description: 'serve: sat serve --encoder-weights (MobileNetV2: a folder of .npy tensors)' },
+  images: { type: 'string', description: 'features, serve: folder of JPEG files, e.g. ../shared/data/flickr8k/Flicker8k_Dataset' },
+  limit: { type: 'string', description: 'features, serve: number of images (the first N by name)', default: '64' },
+  concurrency: { type: 'string', description: 'serve: clients sending requests at once', default: '8' },
+  seconds: { type: 'string', description: 'serve: measured seconds per side (split into --rounds alternating rounds)', default: '20' },
+  rounds: { type: 'string', description: 'serve: alternating rounds (ours, peer, ours, peer ...)', default: '2' },
+  beam: { type: 'string', description: 'serve: beam width of every request, both sides', default: '3' },
+  instances: { type: 'string', description: 'serve: sat serve --instances', default: '2' },
+  'encoder-threads': { type: 'string', description: 'serve: sat serve --threads (onnxruntime threads per instance)', default: '1' },
+  'blas-threads': { type: 'string', description: 'serve: sat serve --blas-threads (per instance)', default: '1' },
+  'max-batch': { type: 'string', description: 'serve: sat serve --max-batch', default: String(DEFAULT_SERVE_OPTIONS.maxBatch) },
+  'batch-wait-ms': { type: 'string', description: 'serve: sat serve --batch-wait-ms', default: String(DEFAULT_SERVE_OPTIONS.batchWaitMs) },
+  'max-queue': { type: 'string', description: 'serve: sat serve --max-queue (the overload burst is 4x this)', default: '16' },
+  threads: { type: 'string', description: 'features: compute threads, both sides; serve: the peer\'s torch.set_num_threads', default: '2' },
+  python: { type: 'string', description: 'features, serve: Python with PyTorch + torchvision for the peer', default: '/usr/bin/python3' },
+  'no-torch': { type: 'boolean', description: 'features, serve: skip the PyTorch peer' },
+  overload: { type: 'boolean', description: 'serve: the overload check (a burst of 4x --max-queue between two throughput runs) instead of the peer comparison' },
+};
+
+export function serveBenchOptionsFromArgs(values: Record<string, unknown>): ServeBenchOptions {
+  const int = (name: string, min: number, max = 1_000_000) => numberOption(values, name, { integer: true, min, max })!;
+  return {
+    model: requireString(values, 'model', 'the run folder or checkpoint to serve, e.g. --model runs/f8k'),
+    encoderWeights: typeof values['encoder-weights'] === 'string' ? values['encoder-weights'] : undefined,
+    images: requireString(values, 'images', 'a folder of JPEG files, e.g. --images ../shared/data/flickr8k/Flicker8k_Dataset'),
+    limit: int('limit', 1),
+    concurrency: int('concurrency', 1, 1024),
+    seconds: numberOption(values, 'seconds', { min: 1, max: 3600 })!,
+    rounds: int('rounds', 1, 100),
+    beam: int('beam', 1, 10),
+    server: {
+      instances: int('instances', 1, 16), encoderThreads: int('encoder-threads', 1, 64), blasThreads: int('blas-threads', 1, 64),
+      maxBatch: int('max-batch', 1, 256), batchWaitMs: numberOption(values, 'batch-wait-ms', { min: 0, max: 10_000 })!, maxQueue: int('max-queue', 1),
+    },
+    peerThreads: int('threads', 1, 64),
+    python: values['no-torch'] ? null : String(values.python ?? '/usr/bin/python3'),
+    overload: Boolean(values.overload),
+  };
+}
