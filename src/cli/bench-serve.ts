@@ -12,8 +12,9 @@ export const SERVE_BENCH_OPTIONS: Record<string, OptionSpec> = {
   seconds: { type: 'string', description: 'serve: measured seconds per side (split into --rounds alternating rounds)', default: '20' },
   rounds: { type: 'string', description: 'serve: alternating rounds (ours, peer, ours, peer ...)', default: '2' },
   beam: { type: 'string', description: 'serve: beam width of every request, both sides', default: '3' },
+  // defaults: sat serve's own
   instances: { type: 'string', description: 'serve: sat serve --instances', default: '2' },
-  'encoder-threads': { type: 'string', description: 'serve: sat serve --threads (onnxruntime threads per instance)', default: '1' },
+  'encoder-threads': { type: 'string', description: 'serve: sat serve --threads (onnxruntime threads per instance)', default: '2' },
   'blas-threads': { type: 'string', description: 'serve: sat serve --blas-threads (per instance)', default: '1' },
   'max-batch': { type: 'string', description: 'serve: sat serve --max-batch', default: String(DEFAULT_SERVE_OPTIONS.maxBatch) },
   'batch-wait-ms': { type: 'string', description: 'serve: sat serve --batch-wait-ms', default: String(DEFAULT_SERVE_OPTIONS.batchWaitMs) },
