@@ -96,8 +96,11 @@ interface Hypothesis { logProb: number; normalised: number; step: number; row: n
 interface StepRecord { attention: Float32Array; tokens: Int32Array; parents: Int32Array }
 
 /**
- * decodeBeam's search (see its header for the rules) that also returns, per image, every hypothesis that
- * reached <end> within the top k of its step, best first, at most k of them. Width 1 is greedy decoding.
+ * decodeBeam's search (see its header for the rules) that also returns, per image, up to k hypotheses
+ * that reached <end> within the top k of their step, best first. Once no live beam can beat an image's
+ * best hypothesis (where decodeBeam stops), the best is fixed, and the search goes on until k hypotheses
+ * have finished (or maxLength): later hypotheses can only score lower, so the best stays decodeBeam's.
+ * Width 1 is greedy decoding.
  */
 export function beamWithAlternatives(model: CaptionModel, features: Float32Array, n: number, vocab: DecodeVocab,
                                      opts: DecodeSettings & { forbidden: number[] }): { best: DecodedCaption; alternatives: CaptionAlternative[] }[] {
@@ -107,6 +110,8 @@ export function beamWithAlternatives(model: CaptionModel, features: Float32Array
   const mask = suppressTokens(opts.forbidden);
   const history: StepRecord[] = [];
   const finished: Hypothesis[][] = Array.from({ length: n }, () => []);
+  /** The best caption, fixed once no live beam can beat it (decodeBeam stops there; this search goes on for alternatives). */
+  const settled: (Hypothesis | null)[] = new Array(n).fill(null);
   const results: { best: DecodedCaption; alternatives: CaptionAlternative[] }[] = new Array(n);
 
   const readBack = (step: number, row: number) => {
@@ -156,9 +161,10 @@ export function beamWithAlternatives(model: CaptionModel, features: Float32Array
         if (c.token === vocab.end && rank < k) finished[image].push({ logProb: c.score, normalised: norm(c.score, t + 1), step: t, row: c.row });
       });
       // decodeBeam keeps the first of equal scores: the earliest hypothesis wins ties.
-      const best = finished[image].reduce<Hypothesis | null>((b, h) => (!b || h.normalised > b.normalised ? h : b), null);
+      const best = settled[image] ?? finished[image].reduce<Hypothesis | null>((b, h) => (!b || h.normalised > b.normalised ? h : b), null);
       const liveBound = live.length > 0 ? norm(live[0].score, opts.maxLength) : -Infinity;
-      if (best && best.normalised >= liveBound) {
+      if (best && best.normalised >= liveBound) settled[image] = best;
+      if (best && settled[image] && (finished[image].length >= k || last || live.length === 0)) {
         conclude(image, caption(best, true), best.normalised);
       } else if (last || live.length === 0) {
         if (best) conclude(image, caption(best, true), best.normalised);
