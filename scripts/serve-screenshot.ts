@@ -22,6 +22,8 @@ if (!values.model || !values.image) throw new Error('usage: scripts/serve-screen
 const engine = await loadCaptionerEngine(values.model, { encoder: { weights: values['encoder-weights'] } });
 const server = await startServer(async () => engine, { port: 0 });
 await server.ready;
+// one request first, so the page shows warm timings
+await fetch(`${server.url}/v1/captions`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: new Uint8Array(fs.readFileSync(values.image)) });
 const browser = await chromium.launch({
   executablePath: values.chromium, headless: true,
   args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
