@@ -1,19 +1,21 @@
 /**
  * The `sat serve` page in headless Chromium (Debian's /usr/bin/chromium through playwright-core): pick an
  * image and see the server's caption; hover a word and see the heat map change on the overlay canvas;
- * the keyboard reaches and moves through the words; no horizontal scrolling at a phone's width.
- * Screenshots go to out/test/serve-page-{desktop,phone}.png. Skipped where chromium is not installed.
+ * the keyboard reaches and moves through the words; no horizontal scrolling at a phone's width; with an
+ * export bundle, "caption in this browser" agrees with the server. Screenshots go to
+ * out/test/serve-page-*.png. Skipped where chromium is not installed.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { after, before, test } from 'node:test';
 import type { BrowserContext, Page } from 'playwright-core';
 import { loadCaptionerEngine } from '../src/serve/captioner-adapter.js';
 import type { CaptionEngine } from '../src/serve/engine.js';
 import { startServer, type CaptionServer } from '../src/serve/server.js';
-import { makeTinyModel, splitImage } from './serve-fixture.js';
+import { makeTinyModel, splitImage, type TinyModel } from './serve-fixture.js';
 
 const CHROMIUM = process.env.SAT_CHROMIUM ?? '/usr/bin/chromium';
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
@@ -25,11 +27,12 @@ let engine: CaptionEngine;
 let server: CaptionServer;
 let browser: BrowserContext;
 let image: Buffer;
+let tiny: TinyModel;
 
 before(async () => {
   if (skip) return;
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-serve-page-'));
-  const tiny = await makeTinyModel(dir);
+  tiny = await makeTinyModel(dir);
   engine = await loadCaptionerEngine(tiny.run, { encoder: tiny.encoder });
   server = await startServer(async () => engine, { port: 0 });
   await server.ready;
@@ -105,15 +108,42 @@ test('the page captions an image, hovering a word lays its attention over it, th
   t.diagnostic(`screenshots: ${SHOTS}/serve-page-{desktop,phone}.png`);
 });
 
-test('caption in this browser: the switch says why it is off while the server has no export bundle', { skip }, async (t) => {
-  const page = await browser.newPage();
-  await page.goto(`${server.url}/`);
-  const bundle = await fetch(`${server.url}/v1/bundle/manifest.json`);
-  if (bundle.ok) {
-    t.skip('this server serves an export bundle: in-browser captioning is checked by the bundle tests');
+/**
+ * The export bundle's writer (src/export/bundle.ts, buildBundle + writeBundle) and the browser build
+ * (dist/web/show-attend-tell.mjs, npm run build), when this checkout has both; null otherwise.
+ */
+async function bundleTools(): Promise<{ buildBundle(target: string, o: object): Promise<unknown>; writeBundle(dir: string, b: unknown): string[] } | null> {
+  const writer = path.resolve('src', 'export', 'bundle.ts');
+  if (!fs.existsSync(writer) || !fs.existsSync(path.resolve('dist', 'web', 'show-attend-tell.mjs'))) return null;
+  return import(pathToFileURL(writer).href);
+}
+
+test('caption in this browser: the page captions with the export bundle and onnxruntime-web, and agrees with the server', { skip, timeout: 180_000 }, async (t) => {
+  const tools = await bundleTools();
+  if (!tools) {
+    // Without them the switch must be off and say why.
+    const page = await browser.newPage();
+    await page.goto(`${server.url}/`);
+    await page.waitForFunction(() => (document.getElementById('in-browser') as HTMLInputElement).disabled);
+    assert.match(await page.locator('#in-browser-note').innerText(), /not available: .*(\/assets\/web\/|\/v1\/bundle\/)/);
+    t.skip('no export bundle writer (src/export/bundle.ts) or browser build (dist/web): checked that the switch is off and says why');
     return;
   }
-  await page.waitForFunction(() => (document.getElementById('in-browser') as HTMLInputElement).disabled);
-  assert.match(await page.locator('label.switch').getAttribute('title') ?? '', /Not available: .*(\/assets\/web\/|\/v1\/bundle\/)/);
-  t.diagnostic('in-browser captioning needs the export bundle and the show-attend-tell/web build: not part of this server yet');
+  const bundleDir = path.join(dir, 'bundle');
+  tools.writeBundle(bundleDir, await tools.buildBundle(tiny.run, { encoder: tiny.encoder }));
+  const withBundle = await startServer(async () => engine, { port: 0, bundleDir });
+  try {
+    await withBundle.ready;
+    const page = await browser.newPage();
+    await page.goto(`${withBundle.url}/`);
+    await page.waitForFunction(() => !(document.getElementById('in-browser') as HTMLInputElement).disabled);
+    await page.locator('#in-browser').check();
+    await page.setInputFiles('#file', { name: 'split.png', mimeType: 'image/png', buffer: image });
+    await page.waitForFunction(() => /same as|differs|could not/.test(document.getElementById('browser-caption')?.textContent ?? ''), null, { timeout: 150_000 });
+    const verdict = await page.locator('#browser-caption').innerText();
+    await page.screenshot({ path: path.join(SHOTS, 'serve-page-in-browser.png'), fullPage: true });
+    assert.match(verdict, /same as the server/, verdict);
+  } finally {
+    await withBundle.close();
+  }
 });
