@@ -53,16 +53,14 @@ function describe(kind: ImageErrorKind): string {
 }
 
 /**
- * Decode + resize one image (a file, or its bytes with `label` naming it in errors) to `size` x `size`
- * RGB uint8, HWC.
+ * Decode + resize one image to `size` x `size` RGB uint8, HWC: a file, or encoded bytes (then `name` labels errors).
  */
-export async function loadRgb(input: string | Buffer, size: number, maxPixels = DEFAULT_MAX_PIXELS,
-                              label = typeof input === 'string' ? input : 'image'): Promise<Uint8Array> {
-  const file = typeof input === 'string' ? input : label;
+export async function loadRgb(file: string | Uint8Array, size: number, maxPixels = DEFAULT_MAX_PIXELS,
+                              name = typeof file === 'string' ? file : 'image bytes'): Promise<Uint8Array> {
   let data: Buffer;
   let info: OutputInfo;
   try {
-    ({ data, info } = await sharp(input, { limitInputPixels: maxPixels, failOn: 'error', sequentialRead: true })
+    ({ data, info } = await sharp(file, { limitInputPixels: maxPixels, failOn: 'error', sequentialRead: true })
       .rotate() // EXIF orientation
       .toColourspace('srgb')
       .removeAlpha()
@@ -70,21 +68,21 @@ export async function loadRgb(input: string | Buffer, size: number, maxPixels = 
       .raw()
       .toBuffer({ resolveWithObject: true }));
   } catch (e) {
-    throw classify(file, e as Error, typeof input !== 'string');
+    throw classify(name, e as Error, typeof file === 'string');
   }
   if (info.channels !== 3 || info.width !== size || info.height !== size) {
-    throw new ImageLoadError(file, 'corrupt', `decoded to ${info.width}x${info.height}x${info.channels}, expected ${size}x${size}x3`);
+    throw new ImageLoadError(name, 'corrupt', `decoded to ${info.width}x${info.height}x${info.channels}, expected ${size}x${size}x3`);
   }
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
-function classify(file: string, e: Error, inMemory: boolean): ImageLoadError {
+function classify(file: string, e: Error, isFile = true): ImageLoadError {
   const msg = e.message.split('\n')[0];
-  if (!inMemory && ((e as NodeJS.ErrnoException).code === 'ENOENT' || /missing|no such file/i.test(msg) || !fs.existsSync(file))) {
+  if (isFile && ((e as NodeJS.ErrnoException).code === 'ENOENT' || /missing|no such file/i.test(msg) || !fs.existsSync(file))) {
     return new ImageLoadError(file, 'missing', msg);
   }
   if (/pixel limit/i.test(msg)) return new ImageLoadError(file, 'too-large', msg);
-  if (/unsupported image format|not a known file format|not in a known format|bad seek|is not a/i.test(msg)) return new ImageLoadError(file, 'not-an-image', msg);
+  if (/unsupported image format|not a known file format|bad seek|is not a/i.test(msg)) return new ImageLoadError(file, 'not-an-image', msg);
   return new ImageLoadError(file, 'corrupt', msg);
 }
 

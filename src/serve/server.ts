@@ -239,7 +239,7 @@ export async function startServer(loadEngine: () => Promise<CaptionEngine | Capt
   return { app, url, ready, close };
 }
 
-async function decodeImage(image: Buffer, size: number, maxPixels: number): Promise<Uint8Array> {
+async function decodeImage(image: Uint8Array, size: number, maxPixels: number): Promise<Uint8Array> {
   try {
     return await loadRgb(image, size, maxPixels, 'the uploaded image');
   } catch (e) {
@@ -248,7 +248,8 @@ async function decodeImage(image: Buffer, size: number, maxPixels: number): Prom
       throw new Refusal(422, 'too_many_pixels', `the image has more than ${maxPixels} pixels (${e.message}).`,
         'send a smaller image (downscale it first), or start sat serve with a larger --max-pixels.', { name: '--max-pixels', value: maxPixels });
     }
-    if (e.kind === 'not-an-image') {
+    // A format whose loader is blocked here (SVG, PDF ...) reads as "not in a known format": not an image we take.
+    if (e.kind === 'not-an-image' || /not in a known format/i.test(e.message)) {
       throw new Refusal(415, 'not_an_image', e.message, 'send a JPEG, PNG, WebP, GIF, TIFF or AVIF/HEIF image.');
     }
     throw new Refusal(422, 'corrupt_image', e.message, 'the image data is truncated or damaged: send the file again, or re-save it with an image editor.');
