@@ -131,7 +131,8 @@ test('caption in this browser: the page captions with the export bundle and onnx
   }
   const bundleDir = path.join(dir, 'bundle');
   tools.writeBundle(bundleDir, await tools.buildBundle(tiny.run, { encoder: tiny.encoder }));
-  const withBundle = await startServer(async () => engine, { port: 0, bundleDir });
+  // the same engine; this server's close() must leave it to the first server
+  const withBundle = await startServer(async () => ({ info: engine.info, captionBatch: (i, o) => engine.captionBatch(i, o), dispose: async () => undefined }), { port: 0, bundleDir });
   try {
     await withBundle.ready;
     const page = await browser.newPage();

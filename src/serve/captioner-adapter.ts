@@ -87,7 +87,11 @@ class CaptionerEngine implements CaptionEngine {
     return { captions, encodeMs: t1 - t0, decodeMs: t2 - t1 };
   }
 
+  private disposed = false;
+
   async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
     await this.captioner.dispose();
   }
 }
