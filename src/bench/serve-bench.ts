@@ -214,7 +214,7 @@ export async function runServeBench(o: ServeBenchOptions): Promise<ServeBenchRes
     for (const side of [ours, peer]) if (side) await runLoad(side.url, images, concurrency, 2, beam);
 
     if (o.overload) {
-      const overload = await runOverload(ours.url, images, concurrency, seconds, beam, maxQueue);
+      const overload = await runOverload(ours.url, ours.child.pid, images, concurrency, seconds, beam, maxQueue);
       return {
         model, images: images.length, beam, concurrency, ours: { ...overload.before, server }, peer: null, captions_per_s_ratio: null, p95_ratio: null, p50_ratio: null,
         overload, machine: { cpus: cpus().length, loadavg_1min: [load0, loadavg()[0]] },
@@ -258,14 +258,19 @@ export async function runServeBench(o: ServeBenchOptions): Promise<ServeBenchRes
   }
 }
 
-async function runOverload(url: string, images: Uint8Array<ArrayBuffer>[], concurrency: number, seconds: number, beam: number, maxQueue: number) {
+async function runOverload(url: string, pid: number | undefined, images: Uint8Array<ArrayBuffer>[], concurrency: number, seconds: number, beam: number, maxQueue: number) {
   process.stderr.write(`overload: ${seconds / 2} s at concurrency ${concurrency}, a burst of ${4 * maxQueue}, ${seconds / 2} s again\n`);
-  const before = await runLoad(url, images, concurrency, seconds / 2, beam);
+  const measured = async () => {
+    const cpu0 = cpuSeconds(pid);
+    const run = await runLoad(url, images, concurrency, seconds / 2, beam);
+    const stats = summarise(run.samples, run.seconds);
+    return { ...stats, cpu_ms_per_caption: round1((1000 * (cpuSeconds(pid) - cpu0)) / Math.max(1, stats.ok)) };
+  };
+  const b = await measured();
   const burst = await Promise.all(Array.from({ length: 4 * maxQueue }, (_, i) => captionOnce(url, images[i % images.length], beam)));
   const answers: Record<string, number> = {};
   for (const s of burst) answers[s.status] = (answers[s.status] ?? 0) + 1;
-  const after = await runLoad(url, images, concurrency, seconds / 2, beam);
-  const b = summarise(before.samples, before.seconds), a = summarise(after.samples, after.seconds);
+  const a = await measured();
   const afterOverBefore = Math.round((a.captions_per_s / b.captions_per_s) * 100) / 100;
   const onlyOkOr503 = Object.keys(answers).every((status) => status === '200' || status === '503');
   return {

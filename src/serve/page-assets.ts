@@ -33,8 +33,16 @@ async function bundle(): Promise<Buffer> {
   return Buffer.from(result.outputFiles[0].contents);
 }
 
-/** Read (or, from the sources, build) the page's files. */
-export async function loadPageAssets(): Promise<Map<string, PageAsset>> {
+let loaded: Promise<Map<string, PageAsset>> | null = null;
+
+/** Read (or, from the sources, build) the page's files, once per process. */
+export function loadPageAssets(): Promise<Map<string, PageAsset>> {
+  loaded ??= readPageAssets();
+  loaded.catch(() => { loaded = null; });
+  return loaded;
+}
+
+async function readPageAssets(): Promise<Map<string, PageAsset>> {
   const fromSources = import.meta.url.endsWith('.ts') || !fs.existsSync(path.join(BUILT(), 'app.js'));
   const dir = fromSources ? SOURCE() : BUILT();
   const script = fromSources ? await bundle() : fs.readFileSync(path.join(dir, 'app.js'));
