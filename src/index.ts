@@ -34,3 +34,9 @@ export { evaluate } from './eval/evaluate.js';
 export type { EvaluateOptions, EvaluateResult } from './eval/evaluate.js';
 export { scoreCaptions, scoreTokenized } from './metrics/score.js';
 export type { Scores } from './metrics/score.js';
+
+// serving: the HTTP captioning service behind `sat serve`
+export { startServer, DEFAULT_SERVE_OPTIONS } from './serve/server.js';
+export type { ServeOptions, CaptionServer } from './serve/server.js';
+export type { CaptionEngine, EngineInfo, DecodeSettings, EngineCaption } from './serve/engine.js';
+export { loadCaptionerEngine } from './serve/captioner-adapter.js';
