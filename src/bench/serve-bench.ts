@@ -259,10 +259,11 @@ export async function runServeBench(o: ServeBenchOptions): Promise<ServeBenchRes
 }
 
 async function runOverload(url: string, pid: number | undefined, images: Uint8Array<ArrayBuffer>[], concurrency: number, seconds: number, beam: number, maxQueue: number) {
-  process.stderr.write(`overload: ${seconds / 2} s at concurrency ${concurrency}, a burst of ${4 * maxQueue}, ${seconds / 2} s again\n`);
+  const bar = new ProgressBar({ total: 3, label: `overload: ${seconds / 2} s at concurrency ${concurrency}, a burst of ${4 * maxQueue}, ${seconds / 2} s again`, unit: 'phase' });
   const measured = async () => {
     const cpu0 = cpuSeconds(pid);
     const run = await runLoad(url, images, concurrency, seconds / 2, beam);
+    bar.tick(1);
     const stats = summarise(run.samples, run.seconds);
     return { ...stats, cpu_ms_per_caption: round1((1000 * (cpuSeconds(pid) - cpu0)) / Math.max(1, stats.ok)) };
   };
@@ -270,7 +271,9 @@ async function runOverload(url: string, pid: number | undefined, images: Uint8Ar
   const burst = await Promise.all(Array.from({ length: 4 * maxQueue }, (_, i) => captionOnce(url, images[i % images.length], beam)));
   const answers: Record<string, number> = {};
   for (const s of burst) answers[s.status] = (answers[s.status] ?? 0) + 1;
+  bar.tick(1, JSON.stringify(answers));
   const a = await measured();
+  bar.finish();
   const afterOverBefore = Math.round((a.captions_per_s / b.captions_per_s) * 100) / 100;
   const onlyOkOr503 = Object.keys(answers).every((status) => status === '200' || status === '503');
   return {

@@ -30,7 +30,7 @@ export const SERVE_OPTIONS: Record<string, OptionSpec> = {
   'max-pixels': { type: 'string', description: 'most pixels (width x height) an image may have; more: 422', default: String(d.maxPixels) },
   'max-queue': { type: 'string', description: 'caption requests admitted and waiting; more: 503 with Retry-After', default: String(d.maxQueue) },
   'max-batch': { type: 'string', description: 'most images per model batch', default: String(d.maxBatch) },
-  'batch-wait-ms': { type: 'string', description: 'how long an idle model waits for more requests to batch with the first', default: String(d.batchWaitMs) },
+  'batch-wait-ms': { type: 'string', description: 'how long a free model instance waits for requests still being read or decoded to join its batch', default: String(d.batchWaitMs) },
   timeout: { type: 'string', description: 'seconds a request may take from arrival to answer; longer: 503', default: String(d.timeoutMs / 1000) },
   'max-beam': { type: 'string', description: 'widest beam a request may ask for; wider: 400', default: String(d.maxBeam) },
   beam: { type: 'string', description: 'beam width for requests that name none (1: greedy)', default: String(d.defaultBeam) },
