@@ -90,8 +90,31 @@ export interface StepOutput {
   hidden: Float32Array;    // [N, U]  new state
 }
 
-export interface CaptionModel {
+/**
+ * What decoding needs from a model, whatever runs it: the native addon (synchronous, DecoderModel) or an
+ * ONNX runtime (asynchronous, AsyncDecoderModel). DecoderState is plain data, so selectRows is always synchronous.
+ */
+export interface DecoderModelBase {
   readonly config: ModelConfig;
+  /** Reorder/duplicate state rows (beam search): new row i = old row rows[i]; `hidden` replaces state.hidden. */
+  selectRows(state: DecoderState, rows: Int32Array, hidden?: Float32Array): DecoderState;
+  dispose(): void;
+}
+
+export interface DecoderModel extends DecoderModelBase {
+  /** Encode N images' features [N, L, C] for decoding; hidden starts at H[0] (zeros, or from the mean annotation with initState 'mean'). */
+  encode(features: Float32Array, n: number): DecoderState;
+  /** One decoder step for every row of `state` fed `tokens` [N]. Does not modify `state`. */
+  step(state: DecoderState, tokens: Int32Array): StepOutput;
+}
+
+/** DecoderModel whose encode and step resolve later (onnxruntime's `run` is asynchronous). */
+export interface AsyncDecoderModel extends DecoderModelBase {
+  encode(features: Float32Array, n: number): Promise<DecoderState>;
+  step(state: DecoderState, tokens: Int32Array): Promise<StepOutput>;
+}
+
+export interface CaptionModel extends DecoderModel {
   /** Parameters by name (stable names, also used in safetensors checkpoints). */
   parameters(): Map<string, NamedTensor>;
   /** Adam moments by parameter name, and the step counter, for checkpoints. */
@@ -101,13 +124,6 @@ export interface CaptionModel {
   trainStep(batch: TrainBatch, opt: OptimizerOptions, dropoutSeed?: number): StepStats;
   /** Forward only (no dropout), for validation loss. */
   evalLoss(batch: TrainBatch): StepStats;
-  /** Encode N images' features [N, L, C] for decoding; hidden starts at H[0] (zeros, or from the mean annotation with initState 'mean'). */
-  encode(features: Float32Array, n: number): DecoderState;
-  /** One decoder step for every row of `state` fed `tokens` [N]. Does not modify `state`. */
-  step(state: DecoderState, tokens: Int32Array): StepOutput;
-  /** Reorder/duplicate state rows (beam search): new row i = old row rows[i]. */
-  selectRows(state: DecoderState, rows: Int32Array, hidden?: Float32Array): DecoderState;
-  dispose(): void;
 }
 
 /**
