@@ -14,6 +14,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   features: async () => (await import('./cli/features.js')).default,
   train: async () => (await import('./cli/train.js')).default,
   caption: async () => (await import('./cli/caption.js')).default,
+  export: async () => (await import('./cli/export.js')).default,
   eval: async () => (await import('./cli/eval.js')).default,
   score: async () => (await import('./cli/score.js')).default,
   demo: async () => (await import('./cli/demo.js')).default,
