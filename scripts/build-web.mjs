@@ -7,7 +7,9 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
-const out = path.join(root, 'dist', 'web');
+// `--out DIR` builds elsewhere (the browser tests build a fresh copy of the current sources).
+const outFlag = process.argv.indexOf('--out');
+const out = outFlag > 0 ? path.resolve(process.argv[outFlag + 1]) : path.join(root, 'dist', 'web');
 fs.rmSync(out, { recursive: true, force: true });
 const result = await build({
   entryPoints: [path.join(root, 'src', 'web', 'index.ts')],

@@ -44,8 +44,9 @@ export async function fetchImageUrl(url: string, opts: ImageUrlOptions = {}): Pr
   try {
     res = await fetch(url, { redirect: 'follow', signal: AbortSignal.timeout(opts.timeoutMs ?? 60_000) });
   } catch (e) {
-    const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
-    throw new UserError(`cannot download ${url} (${cause}). Check the URL and your connection, or download the image and pass the file.`);
+    const { cause } = e as { cause?: { code?: string; message?: string } };
+    const why = cause?.code ?? cause?.message ?? (e as Error).message;
+    throw new UserError(`cannot download ${url} (${why}). Check the URL and your connection, or download the image and pass the file.`);
   }
   const refuse = async (why: string): Promise<never> => {
     await res.body?.cancel().catch(() => {});
