@@ -1,3 +1,4 @@
+import { BROWSER_BENCH_OPTIONS, formatBrowserBench, runBrowserBench } from '../bench/browser.js';
 import { FEATURES_BENCH_OPTIONS, formatFeaturesBench, runFeaturesBench } from '../features/bench.js';
 import { UserError } from '../util/errors.js';
 import { TRAIN_BENCH_OPTIONS, formatTrainBench, runTrainBench } from '../../bench/train-bench.js';
@@ -32,9 +33,19 @@ const train: Bench = {
   },
 };
 
+const browser: Bench = {
+  summary: 'ms per image (encoder + beam 3) in headless Chromium (onnxruntime-web), vs onnxruntime-node and the native backend',
+  options: BROWSER_BENCH_OPTIONS,
+  async run(values) {
+    const r = await runBrowserBench(values);
+    return { json: r, text: formatBrowserBench(r) };
+  },
+};
+
 const BENCHES: Record<string, Bench> = {
   features,
   train,
+  browser,
 };
 
 const command: Command = {

@@ -9,6 +9,7 @@ import type { DecodeVocab } from '../decode/types.js';
 import { writeImageToBatch, type ImageInputOptions } from '../features/pixels.js';
 import type { BundleManifest } from './manifest.js';
 import { OnnxDecoderModel, OnnxImageEncoder, type OrtNamespace } from './onnx-backend.js';
+import { expandStoredWeights } from './onnx-rewrite.js';
 
 export interface Bundle {
   manifest: BundleManifest;
@@ -32,11 +33,13 @@ export function manifestVocab(m: BundleManifest): DecodeVocab {
 }
 
 export async function bundleBackend<Image>(ort: OrtNamespace, bundle: Bundle, opts: BundleBackendOptions<Image>): Promise<CaptionBackend<Image>> {
-  const { manifest: m, files } = bundle;
-  const encoder = await OnnxImageEncoder.create(ort, m.encoder, files.get(m.encoder.file)!, opts.sessionOptions);
+  const { manifest: m } = bundle;
+  // fp16/int8 weights become float32 once, here, instead of in every run (see expandStoredWeights)
+  const graph = (file: string) => (m.dtype === 'fp32' ? bundle.files.get(file)! : expandStoredWeights(bundle.files.get(file)!));
+  const encoder = await OnnxImageEncoder.create(ort, m.encoder, graph(m.encoder.file), opts.sessionOptions);
   let model: OnnxDecoderModel;
   try {
-    model = await OnnxDecoderModel.create(ort, m.model, { init: files.get(m.decoder.init.file)!, step: files.get(m.decoder.step.file)! }, opts.sessionOptions);
+    model = await OnnxDecoderModel.create(ort, m.model, { init: graph(m.decoder.init.file), step: graph(m.decoder.step.file) }, opts.sessionOptions);
   } catch (e) {
     await encoder.release();
     throw e;

@@ -1,5 +1,7 @@
 /**
- * Rewrites the float32 weights of a serialized ONNX model as float16 + Cast (for fp16/int8 bundles: the
+ * Weight storage rewrites of serialized ONNX models (pure TypeScript, browsers included).
+ *
+ * halfPrecisionInitializers: the float32 weights of a model as float16 + Cast (for fp16/int8 bundles: the
  * encoder's weights at half the download size, computed in float32). Works on any ModelProto, ours or a
  * user's: the protobuf is walked field by field and every field we do not touch is copied byte for byte.
  *
@@ -7,7 +9,7 @@
  * TensorProto.dims = 1, data_type = 2, float_data = 4, name = 8, raw_data = 9; ValueInfoProto.name = 1.
  */
 import { ProtoWriter } from '../encoders/onnx/protobuf.js';
-import { encodeHalf } from '../features/fp16.js';
+import { decodeHalf, encodeHalf } from '../features/fp16.js';
 
 interface Field { field: number; wire: number; start: number; end: number; value: number | Uint8Array }
 
@@ -126,5 +128,111 @@ export function halfPrecisionInitializers(model: Uint8Array, minElements = 1024)
     if (f === graphField) out.push(new ProtoWriter().bytes(7, newGraph).finish());
     else out.push(model.subarray(f.start, f.end));
   }
+  return concat(out);
+}
+
+interface StoredTensor { name: string; dims: number[]; type: number; raw: Uint8Array }
+
+/** An initializer's name, dims, type and raw bytes (null when it keeps its values elsewhere than raw_data). */
+function storedTensor(bytes: Uint8Array): StoredTensor | null {
+  let name = '', type = 0;
+  const dims: number[] = [];
+  let raw: Uint8Array | null = null;
+  for (const f of readFields(bytes)) {
+    if (f.field === 1 && f.wire === 0) dims.push(f.value as number);
+    else if (f.field === 1 && f.wire === 2) dims.push(...readPackedVarints(f.value as Uint8Array));
+    else if (f.field === 2) type = f.value as number;
+    else if (f.field === 8) name = text(f.value as Uint8Array);
+    else if (f.field === 9) raw = f.value as Uint8Array;
+  }
+  return raw ? { name, dims, type, raw } : null;
+}
+
+interface NodeInfo { inputs: string[]; outputs: string[]; op: string; attrs: Map<string, number> }
+
+function nodeInfo(bytes: Uint8Array): NodeInfo {
+  const n: NodeInfo = { inputs: [], outputs: [], op: '', attrs: new Map() };
+  for (const f of readFields(bytes)) {
+    if (f.field === 1) n.inputs.push(text(f.value as Uint8Array));
+    else if (f.field === 2) n.outputs.push(text(f.value as Uint8Array));
+    else if (f.field === 4) n.op = text(f.value as Uint8Array);
+    else if (f.field === 5) {
+      const a = readFields(f.value as Uint8Array);
+      const name = a.find((x) => x.field === 1);
+      const int = a.find((x) => x.field === 3);
+      if (name && int) n.attrs.set(text(name.value as Uint8Array), int.value as number);
+    }
+  }
+  return n;
+}
+
+const aligned = (raw: Uint8Array) => raw.slice(); // a copy starts at offset 0, so typed views of any width line up
+
+function float32Initializer(name: string, dims: number[], data: Float32Array): Uint8Array {
+  const t = new ProtoWriter();
+  for (const d of dims) t.varint(1, d);
+  t.varint(2, 1).string(8, name).bytes(9, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  return new ProtoWriter().message(5, t).finish();
+}
+
+/**
+ * The inverse of the storage formats, done once when a graph is loaded: every `Cast(float16 initializer)` and
+ * `DequantizeLinear(int8 initializer, scale, zero point)` whose inputs are all initializers becomes the float32
+ * initializer it computes, so the runtime multiplies plain float32 matrices (onnxruntime does not fold these
+ * nodes itself: onnxruntime-web redid them at every decoder step, 5-10x slower). Other fields are kept as they are.
+ */
+export function expandStoredWeights(model: Uint8Array): Uint8Array {
+  const top = readFields(model);
+  const graphField = top.find((f) => f.field === 7 && f.wire === 2);
+  if (!graphField) throw new Error('not an ONNX model: no graph');
+  const graphBytes = graphField.value as Uint8Array;
+  const graph = readFields(graphBytes);
+  const inits = new Map<string, StoredTensor>();
+  for (const f of graph) if (f.field === 5) { const t = storedTensor(f.value as Uint8Array); if (t) inits.set(t.name, t); }
+  const replaced = new Map<number, Uint8Array>(); // graph field index -> new bytes (empty = dropped)
+  const consumed = new Map<string, number>();     // initializer -> uses by folded nodes
+  graph.forEach((f, i) => {
+    if (f.field !== 1) return;
+    const node = nodeInfo(f.value as Uint8Array);
+    let data: Float32Array | null = null, dims: number[] = [];
+    if (node.op === 'Cast' && node.attrs.get('to') === 1 && inits.get(node.inputs[0])?.type === 10) {
+      const t = inits.get(node.inputs[0])!;
+      data = decodeHalf(new Uint16Array(aligned(t.raw).buffer), new Float32Array(t.raw.length / 2));
+      dims = t.dims;
+    } else if (node.op === 'DequantizeLinear' && node.inputs.every((n) => inits.has(n)) && inits.get(node.inputs[0])!.type === 3) {
+      const [q, s, z] = node.inputs.map((n) => inits.get(n)!);
+      const values = new Int8Array(aligned(q.raw).buffer);
+      const scale = new Float32Array(aligned(s.raw).buffer);
+      const zero = z ? new Int8Array(aligned(z.raw).buffer) : new Int8Array(scale.length);
+      const axis = node.attrs.get('axis') ?? 1;
+      dims = q.dims;
+      const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1), channels = dims[axis];
+      data = new Float32Array(values.length);
+      for (let i = 0; i < values.length; i++) {
+        const c = scale.length === 1 ? 0 : Math.floor(i / inner) % channels;
+        data[i] = (values[i] - zero[c]) * scale[c];
+      }
+    }
+    if (!data) return;
+    replaced.set(i, float32Initializer(node.outputs[0], dims, data));
+    for (const n of node.inputs) consumed.set(n, (consumed.get(n) ?? 0) + 1);
+  });
+  if (replaced.size === 0) return model;
+  // drop the stored initializers that only the folded nodes read
+  const uses = new Map<string, number>();
+  for (const f of graph) if (f.field === 1) for (const n of nodeInfo(f.value as Uint8Array).inputs) uses.set(n, (uses.get(n) ?? 0) + 1);
+  const graphOutputs = new Set(graph.filter((f) => f.field === 12).map((f) => text(readFields(f.value as Uint8Array).find((x) => x.field === 1)!.value as Uint8Array)));
+  const parts: Uint8Array[] = [];
+  const folded: Uint8Array[] = [];
+  graph.forEach((f, i) => {
+    if (replaced.has(i)) { folded.push(replaced.get(i)!); return; }
+    if (f.field === 5) {
+      const t = storedTensor(f.value as Uint8Array);
+      if (t && consumed.get(t.name) === uses.get(t.name) && !graphOutputs.has(t.name)) return;
+    }
+    parts.push(graphBytes.subarray(f.start, f.end));
+  });
+  const out: Uint8Array[] = [];
+  for (const f of top) out.push(f === graphField ? new ProtoWriter().bytes(7, concat([...folded, ...parts])).finish() : model.subarray(f.start, f.end));
   return concat(out);
 }

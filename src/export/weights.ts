@@ -1,7 +1,11 @@
 /**
  * Weight formats of an exported bundle. They only change how weights are stored (download size); every
- * graph computes in float32, because each stored weight is turned back into float32 by a node that
- * onnxruntime folds into a constant when the session loads:
+ * graph computes in float32. Each stored weight is turned back into float32 by a node in the graph, and the
+ * loaders (bundle-backend.ts) replace those nodes by the float32 initializers they compute when a bundle is
+ * loaded (expandStoredWeights in onnx-rewrite.ts): onnxruntime does not fold them itself; onnxruntime-web
+ * recomputed them at every decoder step (measured 5x slower), and onnxruntime-node's CPU provider fused
+ * DequantizeLinear + MatMul into an integer matmul that also quantises the activations (logits off by 1e-2).
+ * Another ONNX runtime can run the stored graphs as they are.
  *
  *   fp32  float32 initializers, as trained
  *   fp16  float16 initializers + Cast(to float32)
