@@ -20,7 +20,6 @@ const result = await build({
   target: 'es2022',
   // onnxruntime-web's build that loads ort-wasm-simd-threaded.mjs/.wasm from files (next to this bundle)
   conditions: ['onnxruntime-web-use-extern-wasm'],
-  external: ['node:*'],
   minify: true,
   sourcemap: true,
   metafile: true,

@@ -29,6 +29,12 @@ export { saveCheckpoint, loadCheckpoint, restoreModel } from './checkpoint/check
 // decoding, attention figures, evaluation and metrics
 export { decodeImages } from './decode/index.js';
 export { Captioner } from './decode/captioner.js';
+// one Captioner API on the native addon or onnxruntime (bundles from `sat export`; the browser entry is show-attend-tell/web)
+export { loadCaptioner } from './export/load.js';
+export type { LoadCaptionerOptions, NodeImageInput, RgbImage } from './export/load.js';
+export type { Captioner as ImageCaptioner, CaptionOptions, CaptionResult, CaptionWord, CaptionerInfo } from './decode/captioner-api.js';
+export { buildBundle, writeBundle } from './export/bundle.js';
+export type { BundleManifest } from './export/manifest.js';
 export { renderAttentionFigure } from './figures/attention.js';
 export { evaluate } from './eval/evaluate.js';
 export type { EvaluateOptions, EvaluateResult } from './eval/evaluate.js';

@@ -220,3 +220,7 @@ test('broken bundles are refused with the file named and the fix', async () => {
   // a user .onnx encoder cannot be rebuilt from the checkpoint alone: the refusal says which flags to pass
   await assert.rejects(buildBundle(fx.run), /pass the same --encoder FILE\.onnx \(with --encoder-output, --encoder-size/);
 });
+
+test('PACKAGE_VERSION (written into manifests, read by browsers) is package.json\'s version', () => {
+  assert.equal(PACKAGE_VERSION, JSON.parse(fs.readFileSync('package.json', 'utf8')).version);
+});
