@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -23,6 +24,7 @@ import { OnnxDecoderModel, type OrtNamespace } from '../src/export/onnx-backend.
 import { expandStoredWeights } from '../src/export/onnx-rewrite.js';
 import type { BundleDtype } from '../src/export/weights.js';
 import { createModel } from '../src/model/index.js';
+import { sha256HexSync } from '../src/util/sha256.js';
 import { PACKAGE_VERSION } from '../src/util/version.js';
 import { Rng } from '../src/util/rng.js';
 import { loadCaptioner as loadWebCaptioner } from '../src/web/index.js';
@@ -61,7 +63,9 @@ test('the exported graphs compute the native encode and step: both GRU modes, bo
       const s = native.encode(features, 3);
       const o1 = native.step(s, tokens);
       const o2 = native.step({ ...s, hidden: o1.hidden }, tokens);
-      for (const [dtype, tol] of [['fp32', 1e-5], ['fp16', 2e-2], ['int8', 2e-2]] as [BundleDtype, number][]) {
+      // every mode in fp32; the weight formats once (they change storage, not the graph's math)
+      const formats = (gruState === 'carry' && initState === 'mean' ? [['fp32', 1e-5], ['fp16', 2e-2], ['int8', 2e-2]] : [['fp32', 1e-5]]) as [BundleDtype, number][];
+      for (const [dtype, tol] of formats) {
         const init = decoderInitGraph(config, params, dtype), step = decoderStepGraph(config, params, dtype);
         if (dtype === 'int8') assert.ok(Buffer.from(step).includes('DequantizeLinear'), 'int8 graphs dequantise their big matrices');
         const what = `${gruState}/${initState}/${dtype}`;
@@ -223,4 +227,11 @@ test('broken bundles are refused with the file named and the fix', async () => {
 
 test('PACKAGE_VERSION (written into manifests, read by browsers) is package.json\'s version', () => {
   assert.equal(PACKAGE_VERSION, JSON.parse(fs.readFileSync('package.json', 'utf8')).version);
+});
+
+test('the TypeScript SHA-256 (pages without Web Crypto) agrees with node:crypto', () => {
+  for (const n of [0, 1, 55, 56, 63, 64, 65, 1000, 100_003]) {
+    const bytes = Uint8Array.from({ length: n }, (_, i) => (i * 7 + 3) & 255);
+    assert.equal(sha256HexSync(bytes), createHash('sha256').update(bytes).digest('hex'), `${n} bytes`);
+  }
 });

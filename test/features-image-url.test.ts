@@ -13,6 +13,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
+import { loadCaptioner } from '../src/export/load.js';
 import { fetchImageUrl } from '../src/features/image-url.js';
 import { makeCaptionRun, type CaptionFixture } from './export-fixture.js';
 
@@ -24,6 +25,7 @@ const hits = new Map<string, number>();
 
 before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-url-'));
+  process.env.SAT_CACHE = path.join(dir, 'cache');  // loadCaptioner's downloads stay in the test folder
   png = await sharp({ create: { width: 20, height: 12, channels: 3, background: '#1030e0' } }).png().toBuffer();
   server = http.createServer((req, res) => {
     const url = req.url!;
@@ -78,7 +80,7 @@ test('not an image, too large, 404, undecodable: refused, nothing cached', async
   assert.deepEqual(fs.existsSync(cache) ? fs.readdirSync(cache) : [], []);
 });
 
-test('sat caption takes URLs next to files, and names a bad URL', async () => {
+test('sat caption takes URLs next to files; loadCaptioner names a bad URL', async () => {
   const fx: CaptionFixture = await makeCaptionRun(path.join(dir, 'fixture'));
   const e = fx.encoder;
   const args = ['--import', 'tsx', 'src/cli.ts', 'caption', '--model', fx.run, '--encoder', e.encoder!, '--encoder-size', String(e.size),
@@ -86,6 +88,11 @@ test('sat caption takes URLs next to files, and names a bad URL', async () => {
   const env = { ...process.env, SAT_CACHE: path.join(dir, 'cli-cache') };
   const { stdout } = await promisify(execFile)(process.execPath, [...args, `${base}/blue.png`, fx.images.red], { env });
   assert.deepEqual(stdout.trim().split('\n'), [`${base}/blue.png\ta blue circle on the left`, `${fx.images.red}\ta red square`]);
-  await assert.rejects(promisify(execFile)(process.execPath, [...args, '--max-image-mb', '1', `${base}/big.png`], { env }),
-    (err: { code: number; stderr: string }) => err.code === 2 && /big\.png: 3145728 bytes is larger than the 1\.0 MiB limit/.test(err.stderr));
+  const captioner = await loadCaptioner(fx.run, { encoder: e, maxImageBytes: 1 << 20 });
+  try {
+    await assert.rejects(captioner.caption(`${base}/big.png`), /big\.png: 3145728 bytes is larger than the 1\.0 MiB limit/);
+    await assert.rejects(captioner.caption(`${base}/page`), /page: not an image/);
+  } finally {
+    await captioner.dispose();
+  }
 });

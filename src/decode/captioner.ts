@@ -1,5 +1,6 @@
 /**
- * Image files -> captions with a trained checkpoint: the library behind `sat caption` (and `sat demo`).
+ * Image files -> captions with a trained checkpoint on the native addon: the native backend behind
+ * `loadCaptioner` (src/export/load.ts), which `sat caption` and library users should call instead.
  *
  *   checkpoint (weights + model config + encoder id) + its vocab.json
  *   -> the same encoder rebuilt and checked against the checkpoint's encoder id

@@ -10,6 +10,7 @@
  */
 import type { InputScaling } from '../encoders/types.js';
 import type { ModelConfig } from '../model/types.js';
+import { sha256HexSync } from '../util/sha256.js';
 import { PACKAGE_NAME, PACKAGE_VERSION } from '../util/version.js';
 import { DECODER_INIT_IO, DECODER_STEP_IO } from './io-names.js';
 import { BUNDLE_DTYPES, type BundleDtype } from './weights.js';
@@ -113,8 +114,9 @@ export function parseManifest(json: unknown, where: string): BundleManifest {
   return m as BundleManifest;
 }
 
-/** SHA-256 (hex) with the Web Crypto API (browsers and Node >= 20 alike). */
+/** SHA-256 (hex) with the Web Crypto API (browsers and Node >= 20), or in TypeScript where a page has none (plain http). */
 export async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  if (!globalThis.crypto?.subtle) return sha256HexSync(bytes);
   const digest = await globalThis.crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>);
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
 }
