@@ -5,7 +5,7 @@
  */
 import { loadCheckpoint, restoreModel } from '../src/checkpoint/checkpoint.js';
 import { createModel } from '../src/model/index.js';
-import { loadRun } from '../src/prepare.js';
+import { loadRun } from '../src/dataset/prepare.js';
 import { openFeatureStore } from '../src/features/store.js';
 import { findFeatureDir } from '../src/train/train.js';
 import { selfCriticalExamples, selfCriticalObjective } from '../src/train/self-critical.js';

@@ -37,7 +37,7 @@ import { parseArgs } from 'node:util';
 import { seededSubset } from '../src/eval/validation.js';
 import { readHypotheses, readReferences } from '../src/metrics/caption-files.js';
 import { scoreCaptions, type Scores } from '../src/metrics/score.js';
-import { loadRun } from '../src/prepare.js';
+import { loadRun } from '../src/dataset/prepare.js';
 import { findFeatureDir } from '../src/train/train.js';
 
 const { values } = parseArgs({

@@ -43,7 +43,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_model import PARAMETER_ORDER, KerasAdam, gru_cell, initial_state, loss_fn, parameter_shapes  # noqa: E402
 
 
-# --- the run directory and its feature store (layouts: src/run.ts, src/features/format.ts) ----------------
+# --- the run directory and its feature store (layouts: src/dataset/run.ts, src/features/format.ts) ----------------
 
 def load_run(run_dir):
     with open(os.path.join(run_dir, "run.json")) as f:

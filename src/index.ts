@@ -3,8 +3,8 @@
  * in the order data flows: dataset → features → model/training → checkpoint → decoding → metrics.
  */
 // dataset → run directory (vocabulary, captions as token ids, splits by image)
-export { prepareRun, loadRun, imagesOf, readDataset, DATASET_KINDS } from './prepare.js';
-export type { PrepareOptions, RunInfo, LoadedRun } from './prepare.js';
+export { prepareRun, loadRun, imagesOf, readDataset, DATASET_KINDS } from './dataset/prepare.js';
+export type { PrepareOptions, RunInfo, LoadedRun } from './dataset/prepare.js';
 export type { Dataset, DatasetImage, Split } from './dataset/types.js';
 export { generateShapesDataset, loadShapesAnnotations } from './dataset/shapes.js';
 export { Vocabulary, tokenize } from './vocab/vocabulary.js';

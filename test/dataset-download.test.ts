@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { downloadDataset, downloadFile } from '../src/dataset/download.js';
 import { readFlickr8k } from '../src/dataset/flickr8k.js';
 import { extractZip, listZip } from '../src/dataset/zip.js';
-import { prepareRun } from '../src/prepare.js';
+import { prepareRun } from '../src/dataset/prepare.js';
 import { UserError } from '../src/util/errors.js';
 import { makeZip } from './dataset-zipfixture.js';
 

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { formatReport, imagesOf, loadRun, prepareRun } from '../src/prepare.js';
+import { formatReport, imagesOf, loadRun, prepareRun } from '../src/dataset/prepare.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-prepare-'));
 

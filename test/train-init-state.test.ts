@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { runPaths } from '../src/run.js';
+import { runPaths } from '../src/dataset/run.js';
 import { train } from '../src/train/train.js';
 import { DEFAULT_TRAIN_CONFIG, resolveConfig, validateConfigPatch, type TrainConfig } from '../src/train/config.js';
 import { checkpointFiles, loadCheckpoint, restoreModel, type CheckpointMeta } from '../src/checkpoint/checkpoint.js';

@@ -1,4 +1,4 @@
-import { DATASET_KINDS, formatReport, prepareRun, type DatasetKind } from '../prepare.js';
+import { DATASET_KINDS, formatReport, prepareRun, type DatasetKind } from '../dataset/prepare.js';
 import { UserError } from '../util/errors.js';
 import { numberOption, requireString, type Command } from './command.js';
 

@@ -15,7 +15,7 @@ import { ImageLoadError, loadRgb, writeImageToBatch } from '../features/image.js
 import { EncoderRunner } from '../features/runner.js';
 import { createModel } from '../model/index.js';
 import type { CaptionModel } from '../model/types.js';
-import { runPaths } from '../run.js';
+import { runPaths } from '../dataset/run.js';
 import { UserError } from '../util/errors.js';
 import { Vocabulary } from '../vocab/vocabulary.js';
 import { decodeImages, decodeVocab } from './index.js';

@@ -9,7 +9,7 @@
  */
 import type { FeatureStoreReader } from '../features/types.js';
 import type { CaptionModel } from '../model/types.js';
-import type { PreparedImage } from '../run.js';
+import type { PreparedImage } from '../dataset/run.js';
 import type { ValMetric } from '../train/config.js';
 import type { ValidateHook } from '../train/loop.js';
 import { decodeStoreImagesInterruptible } from '../decode/store.js';

@@ -15,7 +15,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { runPaths } from '../run.js';
+import { runPaths } from '../dataset/run.js';
 import { UserError } from '../util/errors.js';
 import { writeJsonAtomic } from './format.js';
 import { openFeatureStore, type FeatureStore } from './store.js';

@@ -8,7 +8,7 @@
  * Features are read from the store per batch (only this batch's images), so RAM does not grow with the
  * dataset; the batch buffers are reused from batch to batch.
  */
-import type { PreparedImage } from '../run.js';
+import type { PreparedImage } from '../dataset/run.js';
 import type { Split } from '../dataset/types.js';
 import type { FeatureStoreReader } from '../features/types.js';
 import type { TrainBatch } from '../model/types.js';

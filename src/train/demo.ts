@@ -12,8 +12,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { prepareRun, loadRun, imagesOf, type LoadedRun } from '../prepare.js';
-import { runPaths } from '../run.js';
+import { prepareRun, loadRun, imagesOf, type LoadedRun } from '../dataset/prepare.js';
+import { runPaths } from '../dataset/run.js';
 import { loadShapesAnnotations, loadShapesManifest } from '../dataset/shapes.js';
 import { resolveEncoder } from '../encoders/registry.js';
 import { extractFeatures } from '../features/extract.js';

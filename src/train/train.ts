@@ -1,5 +1,5 @@
 /**
- * `train(options)`: train (or resume) a captioning model on a prepared run directory (src/run.ts):
+ * `train(options)`: train (or resume) a captioning model on a prepared run directory (src/dataset/run.ts):
  * images.jsonl + vocab.json from `sat prepare`, features from `sat features`. Checkpoints go to
  * RUN/checkpoints unless told otherwise. The loop itself is src/train/loop.ts.
  */
@@ -9,8 +9,8 @@ import type { CaptionModel, ModelConfig } from '../model/types.js';
 import { createModel } from '../model/index.js';
 import type { FeatureStoreReader } from '../features/types.js';
 import { openFeatureStore } from '../features/store.js';
-import { runPaths } from '../run.js';
-import { loadRun } from '../prepare.js';
+import { runPaths } from '../dataset/run.js';
+import { loadRun } from '../dataset/prepare.js';
 import type { Vocabulary } from '../vocab/vocabulary.js';
 import { UserError } from '../util/errors.js';
 import { loadCheckpoint, restoreModel } from '../checkpoint/checkpoint.js';
@@ -18,7 +18,7 @@ import { DEFAULT_TRAIN_CONFIG, FROZEN_ON_RESUME, formatConfig, readConfigFile, r
 import { splitExamples, type Example } from './batches.js';
 import { selfCriticalExamples, selfCriticalObjective, type BatchObjective } from './self-critical.js';
 import { trainLoop, type TrainResult, type ValidateHook } from './loop.js';
-import type { PreparedImage } from '../run.js';
+import type { PreparedImage } from '../dataset/run.js';
 import { makeValidateHook, METRIC_LABEL } from '../eval/validation.js';
 
 export interface TrainOptions {
