@@ -23,7 +23,7 @@ export type { CaptionModel, ModelConfig, GruState, InitState, TrainBatch, Decode
 export { GRU_STATES, INIT_STATES } from './model/types.js';
 export { train } from './train/train.js';
 export type { TrainOptions, TrainOutcome } from './train/train.js';
-export { runDemo } from './train/demo.js';
+export { runDemo } from './demo/demo.js';
 export { saveCheckpoint, loadCheckpoint, restoreModel } from './checkpoint/checkpoint.js';
 
 // decoding, attention figures, evaluation and metrics

@@ -23,8 +23,8 @@ import { renderAttentionFigure } from '../figures/attention.js';
 import { tokenize } from '../vocab/vocabulary.js';
 import { UserError } from '../util/errors.js';
 import { loadCheckpoint, restoreModel } from '../checkpoint/checkpoint.js';
-import type { TrainConfig } from './config.js';
-import { train } from './train.js';
+import type { TrainConfig } from '../train/config.js';
+import { train } from '../train/train.js';
 import { demoHtml, scoreCaption, summarise, type CaptionResult, type DemoScores } from './demo-report.js';
 import { checkAttention, formatAttentionLine, type AttentionCheck } from '../eval/attention-check.js';
 
