@@ -21,6 +21,7 @@ import { tokenizeCaption } from '../src/metrics/ptb-tokenizer.js';
 import { createModel } from '../src/model/index.js';
 import { SEED_MODEL_DEFAULTS } from '../src/model/types.js';
 import { Rng } from '../src/util/rng.js';
+import { median } from '../src/util/stats.js';
 
 const { values } = parseArgs({ options: {
   images: { type: 'string', default: '1000' }, 'max-length': { type: 'string', default: '20' },
@@ -42,7 +43,6 @@ class RandomStore implements FeatureStoreReader {
   close() {}
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const time = (fn: () => void) => { const t = performance.now(); fn(); return (performance.now() - t) / 1000; };
 
 const dev = readFlickr8k({ root: values.root }).images.filter((im) => im.split === 'dev').slice(0, N);

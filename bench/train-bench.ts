@@ -17,6 +17,7 @@ import { SEED_MODEL_DEFAULTS, type ModelConfig } from '../src/model/types.js';
 import { ProgressBar } from '../src/util/progress.js';
 import { Rng } from '../src/util/rng.js';
 import { UserError } from '../src/util/errors.js';
+import { median } from '../src/util/stats.js';
 
 export const TRAIN_BENCH_OPTIONS: Record<string, OptionSpec> = {
   'train-batch': { type: 'string', description: 'train: batch size B', default: '64' },
@@ -54,8 +55,6 @@ export function trainStepFlops(c: ModelConfig, B: number, T: number, tokens: num
   const forward = encoder + 2 * B * L * E * A + T * perStep + 2 * tokens * (U * U + U * V);
   return 3 * forward - encoder;
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
 export async function runTrainBench(values: Record<string, unknown>): Promise<TrainBenchResult> {
   const B = numberOption(values, 'train-batch', { integer: true, min: 1 })!;

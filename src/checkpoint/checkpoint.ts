@@ -9,8 +9,8 @@
  *     vocab.json           copy of the run's vocabulary
  *     loss.svg, loss.png   train/validation loss per epoch
  *
- * Every file is written to a temporary name and renamed, so a crash (or kill -9) leaves either the old
- * or the new file, never half of one. The safetensors metadata is the authoritative copy of the meta:
+ * Every file is written with writeFileAtomic (src/util/atomic-write.ts): a temporary name, fsync, rename,
+ * fsync of the folder, so a crash (or kill -9, or a power cut) leaves either the old or the new file. The safetensors metadata is the authoritative copy of the meta:
  * weights and progress can never come from two different steps.
  */
 import fs from 'node:fs';
@@ -18,6 +18,7 @@ import path from 'node:path';
 import type { CaptionModel, ModelConfig } from '../model/types.js';
 import type { TrainConfig } from '../train/config.js';
 import type { RngState } from '../util/rng.js';
+import { copyFileAtomic, writeFileAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
 import { readSafetensors, writeSafetensors, type Tensor } from './safetensors.js';
 
@@ -66,12 +67,6 @@ export const checkpointFiles = (dir: string, tag: 'latest' | 'best') => ({
   meta: path.join(dir, `${tag}.json`),
 });
 
-function writeFileAtomic(file: string, data: string | Uint8Array): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, data);
-  fs.renameSync(tmp, file);
-}
-
 /** Save the model, its Adam state and `meta` as `<dir>/<tag>.*`. */
 export function saveCheckpoint(dir: string, tag: 'latest' | 'best', model: CaptionModel, meta: CheckpointMeta): void {
   fs.mkdirSync(dir, { recursive: true });
@@ -90,11 +85,7 @@ export function saveCheckpoint(dir: string, tag: 'latest' | 'best', model: Capti
 export function promoteLatestToBest(dir: string): void {
   const from = checkpointFiles(dir, 'latest');
   const to = checkpointFiles(dir, 'best');
-  for (const key of ['weights', 'meta'] as const) {
-    const tmp = `${to[key]}.tmp-${process.pid}`;
-    fs.copyFileSync(from[key], tmp);
-    fs.renameSync(tmp, to[key]);
-  }
+  for (const key of ['weights', 'meta'] as const) copyFileAtomic(from[key], to[key]);
 }
 
 /** Copy the vocabulary next to the checkpoints so the folder works on its own. */

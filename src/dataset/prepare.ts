@@ -19,6 +19,7 @@ import { generateShapesDataset, readShapes } from './shapes.js';
 import { limitCaptions, splitCounts } from './split.js';
 import { SPLITS, type Dataset, type Split } from './types.js';
 import { runPaths, type PreparedImage } from './run.js';
+import { writeJsonAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
 import { tokenize, Vocabulary } from '../vocab/vocabulary.js';
 
@@ -144,7 +145,7 @@ export async function prepareRun(opts: PrepareOptions): Promise<LoadedRun & { da
   vocab.save(paths.vocab);
   fs.writeFileSync(paths.images, images.map((im) => JSON.stringify(im)).join('\n') + '\n');
   // run.json last: its presence means the run directory is complete.
-  fs.writeFileSync(paths.runJson, JSON.stringify(info, null, 2) + '\n');
+  writeJsonAtomic(paths.runJson, info);
   return { dir: paths.dir, info, vocab, images, dataset };
 }
 

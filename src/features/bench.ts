@@ -16,6 +16,7 @@ import type { OptionSpec } from '../cli/command.js';
 import { numberOption } from '../cli/command.js';
 import { ENCODER_CLI_OPTIONS, encoderOptionsFromArgs, resolveEncoder } from '../encoders/registry.js';
 import { UserError } from '../util/errors.js';
+import { median } from '../util/stats.js';
 import { DEFAULT_BATCH, extractFeatures } from './extract.js';
 import { EncoderRunner } from './runner.js';
 
@@ -124,12 +125,6 @@ async function runTorch(python: string, o: { images: string; limit: number; batc
       'Point --python at a Python with torch and torchvision, or pass --no-torch.');
   }
   return JSON.parse(stdout.trim().split('\n').pop()!) as { images_per_s: number; cpu_s_per_image: number };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 const round = (x: number) => Math.round(x * 1000) / 1000;

@@ -16,8 +16,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { runPaths } from '../dataset/run.js';
+import { writeJsonAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
-import { writeJsonAtomic } from './format.js';
 import { openFeatureStore, type FeatureStore } from './store.js';
 
 export interface RunFeaturesInfo {
