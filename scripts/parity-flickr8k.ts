@@ -38,7 +38,7 @@ import { seededSubset } from '../src/eval/validation.js';
 import { readHypotheses, readReferences } from '../src/metrics/caption-files.js';
 import { scoreCaptions, type Scores } from '../src/metrics/score.js';
 import { loadRun } from '../src/dataset/prepare.js';
-import { findFeatureDir } from '../src/train/train.js';
+import { runFeatureDir } from '../src/features/run-features.js';
 
 const { values } = parseArgs({
   options: {
@@ -89,7 +89,7 @@ const parityRun = path.join(out, 'run');
 const refsFile = path.join(out, 'refs-dev.json');
 {
   const src = loadRun(source);
-  const store = path.resolve(findFeatureDir(source, values.features));
+  const store = path.resolve(runFeatureDir(source, { explicit: values.features }));
   const train = seededSubset(src.images.filter((im) => im.split === 'train'), trainImages, subsetSeed);
   const dev = seededSubset(src.images.filter((im) => im.split === 'dev' && im.captions.length > 0), devImages, subsetSeed);
   if (train.length === 0 || dev.length === 0) throw new Error(`${source} needs train and dev images (has ${train.length} train, ${dev.length} dev).`);

@@ -16,6 +16,7 @@ import { loadShapesManifest } from '../dataset/shapes.js';
 import type { Split } from '../dataset/types.js';
 import { decodeStoreImages } from '../decode/store.js';
 import type { DecodeStrategy } from '../decode/types.js';
+import { runFeatureDir } from '../features/run-features.js';
 import { openFeatureStore } from '../features/store.js';
 import { loadRgb } from '../features/image.js';
 import { renderAttentionFigure } from '../figures/attention.js';
@@ -25,7 +26,6 @@ import { scoreTokenized, type Scores } from '../metrics/score.js';
 import { createModel } from '../model/index.js';
 import { loadRun, type LoadedRun } from '../dataset/prepare.js';
 import { runPaths } from '../dataset/run.js';
-import { findFeatureDir } from '../train/train.js';
 import { UserError } from '../util/errors.js';
 import { Vocabulary } from '../vocab/vocabulary.js';
 import { checkAttention, type AttentionCheck } from './attention-check.js';
@@ -103,10 +103,9 @@ export function resolveCheckpoint(runDir: string, which = 'best'): LoadedCheckpo
   return loadCheckpoint(which);
 }
 
-/** The store the checkpoint was trained on: explicit, else RUN/features/<its encoder>, else the run's. */
+/** The store the checkpoint was trained on (runFeatureDir), checked against the checkpoint's encoder and shape. */
 function openStoreFor(run: LoadedRun, ckpt: LoadedCheckpoint, explicit?: string) {
-  const own = runPaths(run.dir).features(ckpt.meta.encoder.id);
-  const dir = explicit ?? (fs.existsSync(path.join(own, 'meta.json')) ? own : findFeatureDir(run.dir));
+  const dir = runFeatureDir(run.dir, { explicit, encoderId: ckpt.meta.encoder.id });
   const store = openFeatureStore(dir);
   if (store.encoderId !== ckpt.meta.encoder.id || store.locations !== ckpt.meta.model.locations || store.channels !== ckpt.meta.model.channels) {
     store.close();

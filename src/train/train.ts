@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { CaptionModel, ModelConfig } from '../model/types.js';
 import { createModel } from '../model/index.js';
 import type { FeatureStoreReader } from '../features/types.js';
-import { openFeatureStore } from '../features/store.js';
+import { openRunFeatures } from '../features/run-features.js';
 import { runPaths } from '../dataset/run.js';
 import { loadRun } from '../dataset/prepare.js';
 import type { Vocabulary } from '../vocab/vocabulary.js';
@@ -58,24 +58,6 @@ export interface TrainOutcome extends TrainResult {
 /** Fields that shape the network: `--init` takes them from its checkpoint. */
 const INIT_SHAPE = ['embedDim', 'units', 'attentionUnits', 'gruState', 'initState'] as const;
 
-/** Which feature store a run trains on: explicit, then run.json's record, then the only folder present. */
-export function findFeatureDir(runDir: string, explicit?: string): string {
-  if (explicit) return explicit;
-  const paths = runPaths(runDir);
-  if (fs.existsSync(paths.runJson)) {
-    const run = JSON.parse(fs.readFileSync(paths.runJson, 'utf8')) as { features?: { encoderId?: string; dir?: string } | string };
-    const rec = run.features;
-    if (typeof rec === 'string') return path.resolve(runDir, rec);
-    if (rec?.dir) return path.resolve(runDir, rec.dir);
-    if (rec?.encoderId) return paths.features(rec.encoderId);
-  }
-  const root = path.join(runDir, 'features');
-  const found = fs.existsSync(root) ? fs.readdirSync(root).filter((d) => fs.existsSync(path.join(root, d, 'meta.json'))) : [];
-  if (found.length === 1) return path.join(root, found[0]);
-  if (found.length === 0) throw new UserError(`${runDir} has no features yet: run \`sat features --run ${runDir}\` first.`);
-  throw new UserError(`${runDir} has several feature stores (${found.join(', ')}): choose one with --features ${path.join(root, found[0])}.`);
-}
-
 /** The per-epoch metric hook for config.valMetric (none for 'loss', or when the run has no dev captions). */
 function validationHook(config: TrainConfig, images: PreparedImage[], vocab: Vocabulary, store: FeatureStoreReader,
                         quiet: boolean | undefined, log: (line: string) => void): ValidateHook | undefined {
@@ -96,7 +78,7 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
   const paths = runPaths(runDir);
   const checkpointDir = path.resolve(opts.checkpointDir ?? paths.checkpoints);
   const { vocab, images } = loadRun(runDir);
-  const store = openFeatureStore(findFeatureDir(runDir, opts.featuresDir));
+  const store = openRunFeatures(runDir, { explicit: opts.featuresDir });
 
   const fromFile = opts.configFile ? readConfigFile(opts.configFile) : {};
   let config = resolveConfig(fromFile, opts.overrides);
