@@ -34,7 +34,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { seededSubset } from '../src/eval/validation.js';
+import { seededSubset } from '../src/util/rng.js';
 import { readHypotheses, readReferences } from '../src/metrics/caption-files.js';
 import { scoreCaptions, type Scores } from '../src/metrics/score.js';
 import { loadRun } from '../src/dataset/prepare.js';

@@ -15,7 +15,7 @@ import { parseCommandArgs } from '../src/cli/command.js';
 import { loadShapesAnnotations, SHAPE_COLORS, SHAPE_KINDS } from '../src/dataset/shapes.js';
 import { cellCoverage } from '../src/eval/attention-check.js';
 import { evaluate } from '../src/eval/evaluate.js';
-import { seededSubset } from '../src/eval/validation.js';
+import { seededSubset } from '../src/util/rng.js';
 import { encodeHalf } from '../src/features/fp16.js';
 import { FeatureStoreWriter } from '../src/features/store-writer.js';
 import { readHypotheses } from '../src/metrics/caption-files.js';

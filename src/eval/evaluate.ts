@@ -27,10 +27,10 @@ import { createModel } from '../model/index.js';
 import { loadRun, type LoadedRun } from '../dataset/prepare.js';
 import { runPaths } from '../dataset/run.js';
 import { UserError } from '../util/errors.js';
-import { Vocabulary } from '../vocab/vocabulary.js';
+import { seededSubset } from '../util/rng.js';
+import { defaultMaxLength, Vocabulary } from '../vocab/vocabulary.js';
 import { checkAttention, type AttentionCheck } from './attention-check.js';
 import { reportHtml, type ReportItem } from './report.js';
-import { defaultMaxLength, seededSubset } from './validation.js';
 import { decodeVocab } from '../decode/index.js';
 
 export interface EvaluateOptions {

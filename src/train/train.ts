@@ -19,7 +19,7 @@ import { splitExamples, type Example } from './batches.js';
 import { selfCriticalExamples, selfCriticalObjective, type BatchObjective } from './self-critical.js';
 import { trainLoop, type TrainResult, type ValidateHook } from './loop.js';
 import type { PreparedImage } from '../dataset/run.js';
-import { makeValidateHook, METRIC_LABEL } from '../eval/validation.js';
+import { validationHook } from './validation.js';
 
 export interface TrainOptions {
   runDir: string;
@@ -57,20 +57,6 @@ export interface TrainOutcome extends TrainResult {
 
 /** Fields that shape the network: `--init` takes them from its checkpoint. */
 const INIT_SHAPE = ['embedDim', 'units', 'attentionUnits', 'gruState', 'initState'] as const;
-
-/** The per-epoch metric hook for config.valMetric (none for 'loss', or when the run has no dev captions). */
-function validationHook(config: TrainConfig, images: PreparedImage[], vocab: Vocabulary, store: FeatureStoreReader,
-                        quiet: boolean | undefined, log: (line: string) => void): ValidateHook | undefined {
-  if (config.valMetric === 'loss') return undefined;
-  const dev = images.filter((im) => im.split === 'dev' && im.captions.length > 0);
-  if (dev.length === 0) {
-    log(`  no dev captions: best epoch by training loss instead of ${config.valMetric} (val-metric).`);
-    return undefined;
-  }
-  const n = config.valImages > 0 ? Math.min(config.valImages, dev.length) : dev.length;
-  log(`  validation: ${METRIC_LABEL[config.valMetric]} of greedy captions for ${n} of ${dev.length} dev images each epoch`);
-  return makeValidateHook({ store, images: dev, vocab, metric: config.valMetric, maxImages: config.valImages, seed: config.seed, quiet });
-}
 
 export async function train(opts: TrainOptions): Promise<TrainOutcome> {
   const log = opts.log ?? ((l: string) => console.error(l));

@@ -186,3 +186,9 @@ export class Vocabulary {
     return this.decodeTokens(ids).join(' ');
   }
 }
+
+/**
+ * How many tokens decoding generates per caption by default, <end> included: the vocabulary's longest
+ * sequence minus <start> (the tutorial's max_length). Every decoder (sat caption, eval, validation, demo) uses it.
+ */
+export const defaultMaxLength = (vocab: Pick<Vocabulary, 'maxLength'>): number => Math.max(1, vocab.maxLength - 1);
