@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { checkpointVocabPath, loadCheckpoint, restoreModel, type CheckpointMeta } from '../checkpoint/checkpoint.js';
+import { loadCheckpoint, loadCheckpointVocab, restoreModel, type CheckpointMeta } from '../checkpoint/checkpoint.js';
 import { resolveEncoder, type EncoderOptions } from '../encoders/registry.js';
 import type { EncoderSpec } from '../encoders/types.js';
 import { ImageLoadError, loadRgb, writeImageToBatch } from '../features/image.js';
@@ -72,13 +72,8 @@ export class Captioner {
   /** Load a checkpoint, its vocabulary and its encoder (see encoderOptionsFor for `encoder`). */
   static async load(target: string, opts: { encoder?: EncoderOptions; threads?: number } = {}): Promise<Captioner> {
     const ckpt = loadCheckpoint(checkpointTarget(target));
-    const vocabFile = checkpointVocabPath(ckpt);
-    if (!fs.existsSync(vocabFile)) throw new UserError(`${ckpt.file}: its vocabulary ${vocabFile} is missing; copy the run's vocab.json next to the checkpoint.`);
-    const vocab = Vocabulary.load(vocabFile);
+    const vocab = loadCheckpointVocab(ckpt);
     const { meta } = ckpt;
-    if (vocab.size !== meta.model.vocabSize) {
-      throw new UserError(`${vocabFile} has ${vocab.size} words but ${ckpt.file} was trained with ${meta.model.vocabSize}: they belong to different runs.`);
-    }
     const encoder = await resolveEncoder(encoderOptionsFor(meta, opts.encoder));
     const { spec } = encoder;
     if (spec.id !== meta.encoder.id || spec.locations !== meta.model.locations || spec.channels !== meta.model.channels) {

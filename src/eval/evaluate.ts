@@ -10,7 +10,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { checkpointVocabPath, loadCheckpoint, type LoadedCheckpoint } from '../checkpoint/checkpoint.js';
+import { loadCheckpoint, loadCheckpointVocab, type LoadedCheckpoint } from '../checkpoint/checkpoint.js';
 import { restoreModel } from '../checkpoint/checkpoint.js';
 import { loadShapesManifest } from '../dataset/shapes.js';
 import type { Split } from '../dataset/types.js';
@@ -28,7 +28,7 @@ import { loadRun, type LoadedRun } from '../dataset/prepare.js';
 import { runPaths } from '../dataset/run.js';
 import { UserError } from '../util/errors.js';
 import { seededSubset } from '../util/rng.js';
-import { defaultMaxLength, Vocabulary } from '../vocab/vocabulary.js';
+import { defaultMaxLength } from '../vocab/vocabulary.js';
 import { checkAttention, type AttentionCheck } from './attention-check.js';
 import { reportHtml, type ReportItem } from './report.js';
 import { decodeVocab } from '../decode/index.js';
@@ -122,12 +122,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
   const run = loadRun(opts.runDir);
   const which = opts.checkpoint ?? 'best';
   const ckpt = resolveCheckpoint(run.dir, which);
-  const vocabFile = checkpointVocabPath(ckpt);
-  if (!fs.existsSync(vocabFile)) throw new UserError(`${ckpt.file}: its vocabulary ${vocabFile} is missing; copy the run's vocab.json next to it.`);
-  const vocab = Vocabulary.load(vocabFile);
-  if (vocab.size !== ckpt.meta.model.vocabSize) {
-    throw new UserError(`${vocabFile} has ${vocab.size} words but ${ckpt.file} was trained with ${ckpt.meta.model.vocabSize}: they belong to different runs.`);
-  }
+  const vocab = loadCheckpointVocab(ckpt);
   const beam = opts.beam ?? 1;
   const alpha = opts.alpha ?? 0;
   if (alpha > 0 && beam <= 1) throw new UserError('--alpha (length normalisation) applies to --beam K with K > 1.');

@@ -190,6 +190,16 @@ export function readConfigFile(file: string): Partial<TrainConfig> {
   return validateConfigPatch(parsed as Record<string, unknown>, `--config ${file}`);
 }
 
+/**
+ * A config saved in a checkpoint, completed for this version. Fields added since take the value that
+ * reproduces how that checkpoint was trained, not today's defaults: gruState 'carry' and initState 'zeros'
+ * (what training did before those options existed), `best` picked by the dev loss (valMetric 'loss', all
+ * images); any other missing field is a schedule-like setting and takes its default.
+ */
+export function upgradeSavedConfig(saved: Partial<TrainConfig>): TrainConfig {
+  return { ...DEFAULT_TRAIN_CONFIG, gruState: 'carry', initState: 'zeros', valMetric: 'loss', valImages: 0, ...saved };
+}
+
 /** defaults <- file <- flags. */
 export function resolveConfig(file: Partial<TrainConfig> = {}, flags: Partial<TrainConfig> = {}): TrainConfig {
   return { ...DEFAULT_TRAIN_CONFIG, ...file, ...flags };

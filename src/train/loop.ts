@@ -146,7 +146,7 @@ export async function trainLoop(opts: TrainLoopOptions): Promise<TrainResult> {
   const devAssembler = new BatchAssembler(store, devSet, config.batchSize, cache);
   const devBatches = fixedBatches(devSet, config.batchSize);
   const higherIsBetter = Boolean(opts.validate);
-  const meta = (): CheckpointMeta => ({
+  const meta = (): CheckpointMeta<TrainConfig> => ({
     format: CHECKPOINT_FORMAT, createdAt: new Date().toISOString(), config, model: model.config,
     encoder: { id: store.encoderId, locations: store.locations, channels: store.channels },
     vocab: vocabName, run: opts.runDir ?? null, progress,

@@ -13,8 +13,8 @@ import { runPaths } from '../dataset/run.js';
 import { loadRun } from '../dataset/prepare.js';
 import type { Vocabulary } from '../vocab/vocabulary.js';
 import { UserError } from '../util/errors.js';
-import { loadCheckpoint, restoreModel } from '../checkpoint/checkpoint.js';
-import { DEFAULT_TRAIN_CONFIG, FROZEN_ON_RESUME, formatConfig, readConfigFile, resolveConfig, type TrainConfig } from './config.js';
+import { checkVocabularySize, loadCheckpoint, restoreModel } from '../checkpoint/checkpoint.js';
+import { FROZEN_ON_RESUME, formatConfig, readConfigFile, resolveConfig, upgradeSavedConfig, type TrainConfig } from './config.js';
 import { splitExamples, type Example } from './batches.js';
 import { selfCriticalExamples, selfCriticalObjective, type BatchObjective } from './self-critical.js';
 import { trainLoop, type TrainResult, type ValidateHook } from './loop.js';
@@ -71,35 +71,29 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
   if (opts.init && opts.resume) {
     throw new UserError(`--init ${opts.init} starts a new run from a checkpoint's weights, --resume continues ${checkpointDir}: use one of them.`);
   }
-  const resumed = opts.resume ? loadCheckpoint(checkpointDir, 'latest') : null;
+  const resumed = opts.resume ? loadCheckpoint<Partial<TrainConfig>>(checkpointDir, 'latest') : null;
   if (resumed) {
     // The checkpoint's config is the base; only schedule-like settings may change when continuing.
     const asked = { ...fromFile, ...opts.overrides };
-    resumed.meta.config.gruState ??= 'carry';  // checkpoints made before gruState existed carried the state
-    resumed.meta.config.initState ??= 'zeros';  // and started from H[0] = 0 before initState existed
+    const saved = upgradeSavedConfig(resumed.meta.config);
     for (const key of FROZEN_ON_RESUME) {
-      if (asked[key] !== undefined && asked[key] !== resumed.meta.config[key]) {
-        throw new UserError(`--resume: "${key}" was ${resumed.meta.config[key]} in ${resumed.file} and cannot change to ${asked[key]} ` +
+      if (asked[key] !== undefined && asked[key] !== saved[key]) {
+        throw new UserError(`--resume: "${key}" was ${saved[key]} in ${resumed.file} and cannot change to ${asked[key]} ` +
           'when continuing a run. Drop that option, or train from scratch into another --checkpoints folder.');
       }
     }
-    // Checkpoints made before the validation metric existed picked `best` by the dev loss: keep it so.
-    const saved: Partial<TrainConfig> = resumed.meta.config;
-    config = { ...DEFAULT_TRAIN_CONFIG, ...resumed.meta.config, valMetric: saved.valMetric ?? 'loss', valImages: saved.valImages ?? 0, ...asked };
+    config = { ...saved, ...asked };
     if (resumed.meta.encoder.id !== store.encoderId) {
       throw new UserError(`--resume: ${resumed.file} was trained on features "${resumed.meta.encoder.id}" but this run's store is ` +
         `"${store.encoderId}". Pass --features with the matching store.`);
     }
   }
 
-  const initial = opts.init ? loadCheckpoint(opts.init, 'best') : null;
+  const initial = opts.init ? loadCheckpoint<Partial<TrainConfig>>(opts.init, 'best') : null;
   if (initial) {
     // The network's shape is the checkpoint's; asking for another one is a mistake worth stopping for.
     const asked = { ...fromFile, ...opts.overrides };
-    // Checkpoints made before gruState / initState existed carried the state and started from zeros.
-    const saved: Partial<TrainConfig> = { ...initial.meta.config };
-    saved.gruState ??= 'carry';
-    saved.initState ??= 'zeros';
+    const saved = upgradeSavedConfig(initial.meta.config);
     for (const key of INIT_SHAPE) {
       if (asked[key] !== undefined && asked[key] !== saved[key]) {
         throw new UserError(`--init: "${key}" is ${saved[key]} in ${initial.file} and cannot be ${asked[key]}. Drop that option.`);
@@ -110,10 +104,8 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
       throw new UserError(`--init: ${initial.file} was trained on features "${initial.meta.encoder.id}" but this run's store is ` +
         `"${store.encoderId}". Pass --features with the matching store.`);
     }
-    if (initial.meta.model.vocabSize !== vocab.size) {
-      throw new UserError(`--init: ${initial.file} has a ${initial.meta.model.vocabSize}-word vocabulary, this run ${vocab.size}: ` +
-        'start from a checkpoint of this run (same `sat prepare`).');
-    }
+    checkVocabularySize(initial, vocab, `--init: this run's vocabulary (${paths.vocab})`,
+      'start from a checkpoint of this run (same `sat prepare`).');
   }
 
   const modelConfig: ModelConfig = {
