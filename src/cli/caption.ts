@@ -6,9 +6,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Captioner, type CaptionedImage } from '../decode/captioner.js';
 import type { DecodeStrategy } from '../decode/types.js';
-import { ENCODER_CLI_OPTIONS, encoderOptionsFromArgs } from '../encoders/registry.js';
 import { renderAttentionFigure } from '../figures/attention.js';
 import { UserError } from '../util/errors.js';
+import { ENCODER_CLI_OPTIONS, encoderOptionsFromArgs } from './encoder-options.js';
 import { numberOption, requireString, type Command, type OptionSpec } from './command.js';
 
 // The encoder comes from the checkpoint; these flags only fill in what it cannot know (no defaults here).

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { SPLITS, type Split } from '../dataset/types.js';
-import { ENCODER_CLI_OPTIONS, encoderOptionsFromArgs, resolveEncoder } from '../encoders/registry.js';
+import { resolveEncoder } from '../encoders/registry.js';
+import { ENCODER_CLI_OPTIONS, encoderOptionsFromArgs } from './encoder-options.js';
 import { DEFAULT_BATCH, extractFeatures, selectSlice } from '../features/extract.js';
 import { partName, partsDir, type SkippedImage } from '../features/format.js';
 import { DEFAULT_MAX_PIXELS } from '../features/image.js';
