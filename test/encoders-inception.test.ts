@@ -11,7 +11,7 @@ import { Rng } from '../src/util/rng.js';
  * Our ONNX conversion of the nsfwjs InceptionV3 against TF.js running the very same Keras model
  * (the reference implementation of the format), on one random image, at four cut points:
  * the first conv block (VALID stride-2 conv + folded BN + ReLU), mixed2 (SAME average pooling),
- * mixed7 (1x7/7x1 convs) and mixed10 (the seed's layer). One TF.js pass on the cpu backend: ~30 s.
+ * mixed7 (1x7/7x1 convs) and mixed10 (the tutorial's layer). One TF.js pass on the cpu backend: ~30 s.
  */
 const LAYERS: [string, number[]][] = [
   ['activation_1', [1, 149, 149, 32]], ['mixed2', [1, 35, 35, 288]], ['mixed7', [1, 17, 17, 768]], ['mixed10', [1, 8, 8, 2048]],

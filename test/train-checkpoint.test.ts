@@ -33,7 +33,7 @@ test('safetensors: the layout Python\'s safetensors reads (LE u64 header length,
   assert.throws(() => writeSafetensors(file, new Map([['bad', { shape: [4], data: new Float32Array(3) }]])), /shape \[4\]/);
 });
 
-test('loss curve: one point per epoch per series, axes labelled like the seed', () => {
+test('loss curve: one point per epoch per series, axes labelled like the tutorial', () => {
   const rec = (epoch: number, trainLoss: number, valLoss: number | null) =>
     ({ epoch, trainLoss, valLoss, learningRate: 1e-3, steps: epoch * 10, seconds: 1, tokensPerSecond: 1 });
   const svg = lossCurveSvg([rec(1, 2.5, 2.6), rec(2, 1.5, 1.9), rec(3, 1.1, 1.8)]);

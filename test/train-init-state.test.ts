@@ -51,8 +51,7 @@ function toOldLayout(dir: string, meta: (m: CheckpointMeta) => void = () => {}):
   writeSafetensors(checkpointFiles(dir, 'latest').weights, tensors, { format: 'pt', 'sat.checkpoint': JSON.stringify(m) });
 }
 
-test('initState: zeros by default, validated with a message naming the choices', () => {
-  assert.equal(DEFAULT_TRAIN_CONFIG.initState, 'zeros');
+test('initState: validated with a message naming the choices', () => {
   assert.equal(resolveConfig({}, validateConfigPatch({ initState: 'mean' }, 'flag')).initState, 'mean');
   assert.throws(() => validateConfigPatch({ initState: 'average' }, 'flag'), /"initState" must be one of zeros, mean, got "average"/);
   assert.throws(() => createModel({ locations: 2, channels: 3, embedDim: 4, units: 5, attentionUnits: 3, vocabSize: 6, dropout: 0,

@@ -1,7 +1,7 @@
 /**
  * `sat bench features`: JPEG files -> stored fp16 features (decode + resize + inference + store write, the
  * whole `sat features` pipeline), against the PyTorch peer bench/features_torch.py doing the same work the
- * seed's way (PIL decode/resize, torchvision CNN body, one float16 .npy per image), measured in the same run.
+ * tutorial's way (PIL decode/resize, torchvision CNN body, one float16 .npy per image), measured in the same run.
  *
  * Repeats alternate ours / PyTorch so that load from other processes hits both sides alike; each side
  * warms up first (one batch, untimed) and model build/load time is excluded on both. Medians are reported.

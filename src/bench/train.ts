@@ -1,5 +1,5 @@
 /**
- * `sat bench train`: tokens/s and effective GFLOP/s of the native training step at the seed's shapes
+ * `sat bench train`: tokens/s and effective GFLOP/s of the native training step at the tutorial's shapes
  * (batch 64, 64x2048 features, E 256, U 512, A 512, vocab 5001, 16 steps) on random data, next to an
  * OpenBLAS sgemm peak (1024^3 through the addon) and the PyTorch peer bench/train_torch.py, all
  * measured in the same run: each round times one native step, one PyTorch step (a long-lived child
@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline';
 import { loadavg } from 'node:os';
 import { loadBinding } from '../model/binding.js';
 import { createModel } from '../model/index.js';
-import { SEED_MODEL_DEFAULTS, type ModelConfig } from '../model/types.js';
+import { TUTORIAL_MODEL_DEFAULTS, type ModelConfig } from '../model/types.js';
 import { ProgressBar } from '../util/progress.js';
 import { Rng } from '../util/rng.js';
 import { UserError } from '../util/errors.js';
@@ -66,7 +66,7 @@ export async function runTrainBench(opts: TrainBenchOptions): Promise<TrainBench
 
   const native = loadBinding();
   native.setThreads(threads, threads);
-  const config: ModelConfig = { ...SEED_MODEL_DEFAULTS, ...SHAPES };
+  const config: ModelConfig = { ...TUTORIAL_MODEL_DEFAULTS, ...SHAPES };
   const model = createModel(config, { seed: 1 });
   const rng = new Rng(7);
   const features = Float32Array.from({ length: B * config.locations * config.channels }, () => rng.next());

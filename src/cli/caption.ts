@@ -81,7 +81,7 @@ const command: Command = {
     model: { type: 'string', description: 'run folder, its checkpoints/ folder, or a .safetensors checkpoint (best.* preferred over latest.*)' },
     beam: { type: 'string', description: 'beam search width (default 1: greedy, the most likely word at each step)' },
     alpha: { type: 'string', description: 'beam search length normalisation: rank by logProb / length^alpha (0 = off)' },
-    sample: { type: 'boolean', description: 'sample each word from softmax(logits / temperature), as the seed tutorial does' },
+    sample: { type: 'boolean', description: 'sample each word from softmax(logits / temperature), as the TF tutorial does' },
     temperature: { type: 'string', description: 'sampling temperature (with --sample; default 1)' },
     seed: { type: 'string', description: 'sampling seed (with --sample; default 0)' },
     'max-length': { type: 'string', description: 'most words per caption, <end> included (default: the vocabulary\'s max length - 1)' },

@@ -9,7 +9,7 @@ const NUMERIC: Record<string, [keyof TrainConfig, boolean, string]> = {
   epochs: ['epochs', true, 'epochs to train in total'],
   batch: ['batchSize', true, 'captions per batch'],
   lr: ['learningRate', false, 'Adam learning rate'],
-  dropout: ['dropout', false, 'dropout rate on the decoder (0 = off, as the seed)'],
+  dropout: ['dropout', false, 'dropout rate on the decoder (0 = off, as the tutorial)'],
   clip: ['clipNorm', false, 'global gradient-norm clipping (0 = off)'],
   'attention-lambda': ['attentionLambda', false, 'doubly stochastic attention regulariser weight (0 = off)'],
   'lr-factor': ['lrDecayFactor', false, 'learning-rate decay factor'],

@@ -36,7 +36,7 @@ export interface PrepareOptions {
   captionsFile?: string;
   topK?: number;
   maxLength?: number;
-  /** Keep only this many captions, chosen by a seeded shuffle (the seed trains COCO on 30,000). */
+  /** Keep only this many captions, chosen by a seeded shuffle (the tutorial trains COCO on 30,000). */
   limitCaptions?: number;
   seed?: number;
   /** Download (and extract) the dataset into root first: coco and flickr8k only. */

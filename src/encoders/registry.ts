@@ -27,7 +27,7 @@ export const DEFAULT_ENCODER = 'inception_v3_nsfwjs';
 
 export const ENCODERS: Record<string, string> = {
   inception_v3_nsfwjs: `Keras InceptionV3 fine-tuned by nsfwjs (weights in node_modules), 299x299, --layer ${Object.keys(INCEPTION_V3_LAYERS).join('|')} (default ${DEFAULT_INCEPTION_V3_LAYER})`,
-  inception_v3_imagenet: 'Keras ImageNet InceptionV3 (the seed\'s encoder; "notop" HDF5 downloaded once, or --encoder-weights FILE), 299x299, --layer as above',
+  inception_v3_imagenet: 'Keras ImageNet InceptionV3 (the tutorial\'s encoder; "notop" HDF5 downloaded once, or --encoder-weights FILE), 299x299, --layer as above',
   mobilenet_v2: 'ImageNet MobileNetV2 1.0 224 (TensorFlow\'s .tflite downloaded once, or --encoder-weights DIR of .npy tensors / .tflite / .tgz), 7x7x1280',
 };
 

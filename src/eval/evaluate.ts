@@ -44,7 +44,7 @@ export interface EvaluateOptions {
   alpha?: number;
   /** Tokens generated per image, <end> included (default: the vocabulary's max length - 1). */
   maxLength?: number;
-  /** Never emit <unk> (masked at every step); default false, as the seed. */
+  /** Never emit <unk> (masked at every step); default false, as the tutorial. */
   suppressUnk?: boolean;
   /** Evaluate only this many images of the split, picked by `seed` (default: all). */
   limit?: number;

@@ -1,5 +1,5 @@
 /**
- * The loss plot, like the seed's matplotlib "Loss Plot" (loss per epoch), with the validation loss beside
+ * The loss plot, like the tutorial's matplotlib "Loss Plot" (loss per epoch), with the validation loss beside
  * the training loss. The SVG is written by hand; the PNG is sharp rendering that SVG.
  */
 import path from 'node:path';

@@ -1,5 +1,5 @@
 /**
- * The caption vocabulary, with the semantics of the seed (TensorFlow's "Image captioning with visual
+ * The caption vocabulary, with the semantics of the TF tutorial (TensorFlow's "Image captioning with visual
  * attention" tutorial, which uses `tf.keras.preprocessing.text.Tokenizer`):
  *
  *   tokenizer = Tokenizer(num_words=top_k, oov_token="<unk>",

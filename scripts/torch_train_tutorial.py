@@ -1,7 +1,7 @@
-"""The seed's training recipe in PyTorch, on the same cached features as `sat train`, for the parity check
+"""The tutorial's training recipe in PyTorch, on the same cached features as `sat train`, for the parity check
 (scripts/parity-flickr8k.ts): does our native trainer land within noise of the same model written in PyTorch?
 
-Recipe (the seed, as `sat train --bucket 0 --val-metric loss` with default settings): every (image, caption)
+Recipe (the tutorial's, as `sat train --bucket 0 --val-metric loss` with default settings): every (image, caption)
 pair of the train split is one example, shuffled each epoch, batches of 64 (the last one smaller), each padded
 to its own longest caption; teacher forcing with the GRU state carried across steps from a zero initial state
 (--gru-state reset: restarted from zeros every step, as the TF tutorial's GRU and `sat train --gru-state reset`;
@@ -23,7 +23,7 @@ with `sat eval`'s ids (numeric ids as numbers), and OUT/history.json. Scoring is
 check that this side's feature reading, dev loss and greedy decoding give our numbers on our weights, so any
 difference left in the comparison comes from training.
 
-Run: /usr/bin/python3 scripts/torch_train_seed.py --run runs/f8k --epochs 20 --out parity/torch [--threads 2]
+Run: /usr/bin/python3 scripts/torch_train_tutorial.py --run runs/f8k --epochs 20 --out parity/torch [--threads 2]
 """
 import argparse
 import json
@@ -239,7 +239,7 @@ def dev_captions(p, store, dev_images, vocab, max_length, batch, reset_state, in
 
 
 def main():
-    ap = argparse.ArgumentParser(description="The seed's recipe in PyTorch on a sat run's cached features.")
+    ap = argparse.ArgumentParser(description="The tutorial's recipe in PyTorch on a sat run's cached features.")
     ap.add_argument("--run", required=True, help="run directory (sat prepare + sat features)")
     ap.add_argument("--out", required=True, help="output folder: results-eNNN.json per epoch and history.json")
     ap.add_argument("--epochs", type=int, default=20, help="0: only evaluate the initial weights (see --init-from)")
