@@ -1,4 +1,4 @@
-"""PyTorch peer for `sat bench train`: the same model (scripts/torch_model.py: encoder and W1 projection
+"""PyTorch peer for `sat bench train`: the same model (scripts/torch_model.py: the feature projection and W1
 once per sequence, autograd backward) and Adam, float32, on random data with the tutorial's shapes.
 Prints one JSON object: per-step seconds and the median tokens/s.
 Run: /usr/bin/python3 bench/train_torch.py --json  (torch.set_num_threads from --threads, default 2)

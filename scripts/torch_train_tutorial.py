@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_model import PARAMETER_ORDER, KerasAdam, gru_cell, initial_state, loss_fn, parameter_shapes  # noqa: E402
+from torch_model import PARAMETER_ORDER, KerasAdam, current_name, gru_cell, initial_state, loss_fn, parameter_shapes  # noqa: E402
 
 
 # --- the run directory and its feature store (layouts: src/dataset/run.ts, src/features/format.ts) ----------------
@@ -149,7 +149,7 @@ def greedy_decode(p, features, vocab, max_length, reset_state=False, init_state=
     """features [N, L, C] -> N captions (lists of words, <end> excluded). Same steps as native/infer.cc."""
     N = features.shape[0]
     start, end = vocab["words"].index("<start>"), vocab["words"].index("<end>")
-    enc = torch.relu(features @ p["encoder.kernel"] + p["encoder.bias"])           # [N,L,E]
+    enc = torch.relu(features @ p["projection.kernel"] + p["projection.bias"])     # [N,L,E]
     proj = enc @ p["attention.W1.kernel"] + p["attention.W1.bias"]                 # [N,L,A]
     h = initial_state(p, enc, init_state)                                           # [N,U]
     token = torch.full((N,), start, dtype=torch.int64)
@@ -197,7 +197,7 @@ def load_sat_checkpoint(file, shapes, init_state="zeros"):
     """Weights from a `sat train` checkpoint (safetensors: u64 header length, JSON header, raw F32 data)."""
     with open(file, "rb") as f:
         header_len = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(header_len))
+        header = {current_name(k): v for k, v in json.loads(f.read(header_len)).items()}
         data = f.read()
     params = {}
     for name in PARAMETER_ORDER:

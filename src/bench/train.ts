@@ -49,15 +49,15 @@ export interface TrainBenchResult {
 
 /**
  * Matmul FLOPs of one training step as the model defines them (independent of our restructuring):
- * forward + backward, where backward costs two matmuls per forward matmul, except the encoder, whose
+ * forward + backward, where backward costs two matmuls per forward matmul, except the feature projection, whose
  * input (the features) needs no gradient.
  */
 export function trainStepFlops(c: ModelConfig, B: number, T: number, tokens: number): number {
   const { locations: L, channels: C, embedDim: E, units: U, attentionUnits: A, vocabSize: V } = c;
-  const encoder = 2 * B * L * C * E;
+  const projection = 2 * B * L * C * E;
   const perStep = 2 * B * (U * A + L * A + L * E + 2 * E * 3 * U + U * 3 * U); // W2, V.tanh, context, GRU
-  const forward = encoder + 2 * B * L * E * A + T * perStep + 2 * tokens * (U * U + U * V);
-  return 3 * forward - encoder;
+  const forward = projection + 2 * B * L * E * A + T * perStep + 2 * tokens * (U * U + U * V);
+  return 3 * forward - projection;
 }
 
 export async function runTrainBench(opts: TrainBenchOptions): Promise<TrainBenchResult> {

@@ -2,8 +2,8 @@
  * Training checkpoints. A checkpoint folder is self-contained for `sat caption`:
  *
  *   checkpoints/
- *     latest.safetensors   weights ("<param>") and Adam moments ("optimizer.m.<param>", "optimizer.v.<param>"),
- *                          with the whole CheckpointMeta as JSON in __metadata__["sat.checkpoint"]
+ *     latest.safetensors   weights ("<param>", src/model/binding.ts; older names are mapped on load) and Adam
+ *                          moments ("optimizer.m.<param>", "optimizer.v.<param>"), with the whole CheckpointMeta as JSON in __metadata__["sat.checkpoint"]
  *     latest.json          the same CheckpointMeta, pretty-printed for people and tools
  *     best.safetensors / best.json   the epoch with the best validation score so far
  *     vocab.json           copy of the run's vocabulary
@@ -15,6 +15,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { RENAMED_PARAMETERS } from '../model/binding.js';
 import type { CaptionModel, ModelConfig } from '../model/types.js';
 import type { RngState } from '../util/rng.js';
 import { copyFileAtomic, writeFileAtomic } from '../util/atomic-write.js';
@@ -132,7 +133,24 @@ export function loadCheckpoint<Config = Record<string, unknown>>(target: string,
   if (meta.format !== CHECKPOINT_FORMAT) {
     throw new UserError(`${file} is format "${meta.format}"; this version reads "${CHECKPOINT_FORMAT}".`);
   }
-  return { file, meta, tensors };
+  return { file, meta, tensors: withCurrentNames(tensors) };
+}
+
+/**
+ * Tensors under current parameter names (RENAMED_PARAMETERS): "encoder.kernel" -> "projection.kernel", also behind a
+ * prefix such as "optimizer.m.", so checkpoints written before a rename keep loading.
+ */
+export function withCurrentNames<T>(tensors: Map<string, T>): Map<string, T> {
+  const out = new Map<string, T>();
+  for (const [name, t] of tensors) out.set(currentTensorName(name), t);
+  return out;
+}
+
+function currentTensorName(name: string): string {
+  for (const [old, current] of Object.entries(RENAMED_PARAMETERS)) {
+    if (name === old || name.endsWith('.' + old)) return name.slice(0, name.length - old.length) + current;
+  }
+  return name;
 }
 
 /** Absolute path of the vocabulary file that belongs to a loaded checkpoint. */

@@ -11,8 +11,8 @@ import { UserError } from '../util/errors.js';
 
 /** Parameter order shared with native/model.h `Params`. Names are also the checkpoint tensor names. */
 export const PARAMETER_ORDER = [
-  'encoder.kernel',           // [C, E]
-  'encoder.bias',             // [E]
+  'projection.kernel',        // [C, E]: the Dense+ReLU projection of the CNN features, encoded = relu(features · kernel + bias)
+  'projection.bias',          // [E]
   'attention.W1.kernel',      // [E, A]
   'attention.W1.bias',        // [A]
   'attention.W2.kernel',      // [U, A]
@@ -31,6 +31,12 @@ export const PARAMETER_ORDER = [
   'init_state.bias',          // [U]
 ] as const;
 export type ParameterName = (typeof PARAMETER_ORDER)[number];
+
+/** Earlier names of parameters, as checkpoints written before the rename hold them: old name -> current name. */
+export const RENAMED_PARAMETERS: Readonly<Record<string, ParameterName>> = {
+  'encoder.kernel': 'projection.kernel',
+  'encoder.bias': 'projection.bias',
+};
 
 /** Opaque handle to native scratch buffers kept across steps (they grow, never shrink). */
 export type NativeWorkspace = { readonly __brand: 'NativeWorkspace' };
