@@ -116,9 +116,9 @@ const refsFile = path.join(out, 'refs-dev.json');
 }
 
 // --- 2. ours: the tutorial recipe, one epoch per call, eval after each ------------------------------------------
-const TUTORIAL_RECIPE = ['--batch', '64', '--lr', '0.001', '--embed-dim', '256', '--units', '512', '--attention-units', '512',
-  '--dropout', '0', '--attention-lambda', '0', '--clip', '0', '--lr-schedule', 'constant', '--bucket', '0',
-  '--val-metric', 'loss', '--early-stop', '0', '--max-length', '0', '--val-max', '0', '--checkpoint-minutes', '0'];
+const TUTORIAL_RECIPE = ['--batch-size', '64', '--learning-rate', '0.001', '--embed-dim', '256', '--units', '512', '--attention-units', '512',
+  '--dropout', '0', '--attention-lambda', '0', '--clip-norm', '0', '--lr-schedule', 'constant', '--bucket-batches', '0',
+  '--val-metric', 'loss', '--early-stop-patience', '0', '--max-caption-length', '0', '--max-val-examples', '0', '--checkpoint-minutes', '0'];
 const oursDir = path.join(out, 'ours');
 const ckptDir = path.join(oursDir, 'checkpoints');
 const latestMeta = path.join(ckptDir, 'latest.json');

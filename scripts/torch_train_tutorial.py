@@ -1,7 +1,7 @@
 """The tutorial's training recipe in PyTorch, on the same cached features as `sat train`, for the parity check
 (scripts/parity-flickr8k.ts): does our native trainer land within noise of the same model written in PyTorch?
 
-Recipe (the tutorial's, as `sat train --bucket 0 --val-metric loss` with default settings): every (image, caption)
+Recipe (the tutorial's, as `sat train --bucket-batches 0 --val-metric loss` with default settings): every (image, caption)
 pair of the train split is one example, shuffled each epoch, batches of 64 (the last one smaller), each padded
 to its own longest caption; teacher forcing with the GRU state carried across steps from a zero initial state
 (--gru-state reset: restarted from zeros every step, as the TF tutorial's GRU and `sat train --gru-state reset`;

@@ -98,7 +98,7 @@ test('BLEU-4 on a seeded subset of dev images; the loss keeps working as before'
   assert.equal(new Set(seededSubset([1, 2, 3, 4, 5], 3, 9)).size, 3);
 });
 
-test('a stalled metric decays the learning rate after --lr-patience epochs and stops after --early-stop epochs', async () => {
+test('a stalled metric decays the learning rate after --lr-patience epochs and stops after --early-stop-patience epochs', async () => {
   const sequence = [0.3, 0.5, 0.4, 0.45, 0.2, 0.1, 0.9];
   const out = await train({
     runDir, checkpointDir: path.join(runDir, 'ck-fake'), ...quiet,

@@ -113,8 +113,9 @@ export const FROZEN_ON_RESUME: readonly (keyof TrainConfig)[] = [
   'maxCaptionLength', 'bucketBatches', 'valMetric', 'objective', 'scstSamples',
 ];
 
-type Rule = { integer?: boolean; min?: number; max?: number; oneOf?: readonly string[] };
-const RULES: Record<keyof TrainConfig, Rule> = {
+/** What a field accepts: a number (integer, within min..max), or one of a few names. */
+export type ConfigRule = { integer?: boolean; min?: number; max?: number; oneOf?: readonly string[] };
+export const CONFIG_RULES: Readonly<Record<keyof TrainConfig, ConfigRule>> = {
   embedDim: { integer: true, min: 1 },
   units: { integer: true, min: 1 },
   attentionUnits: { integer: true, min: 1 },
@@ -153,9 +154,9 @@ const RULES: Record<keyof TrainConfig, Rule> = {
 export function validateConfigPatch(patch: Record<string, unknown>, source: string): Partial<TrainConfig> {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(patch)) {
-    const rule = RULES[key as keyof TrainConfig];
+    const rule = CONFIG_RULES[key as keyof TrainConfig];
     if (!rule) {
-      throw new UserError(`${source}: unknown training option "${key}". Known options: ${Object.keys(RULES).join(', ')}.`);
+      throw new UserError(`${source}: unknown training option "${key}". Known options: ${Object.keys(CONFIG_RULES).join(', ')}.`);
     }
     if (rule.oneOf) {
       if (typeof value !== 'string' || !rule.oneOf.includes(value)) {
