@@ -1,6 +1,6 @@
 /**
- * The `sat` executable itself (one child process: --help, and a user mistake as exit status 2 with one line and
- * no stack trace), and `sat train`'s flags, which are generated from the training config's fields.
+ * `sat --help`, the executable itself (one child process: a user mistake is exit status 2 with one line and no
+ * stack trace), and `sat train`'s flags, which are generated from the training config's fields.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -9,13 +9,12 @@ import train, { configFromFlags, flagOf, OLD_TRAIN_FLAGS } from '../src/cli/trai
 import { parseCommandArgs, commandHelp } from '../src/cli/command.js';
 import { DEFAULT_TRAIN_CONFIG } from '../src/train/config.js';
 import { UserError } from '../src/util/errors.js';
+import { sat } from './cli-run.js';
 
-test('the executable: --help lists the commands; a mistake exits 2 with one line, no stack trace', () => {
-  const sat = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { encoding: 'utf8' });
-  const help = sat('--help');
-  assert.equal(help.status, 0, help.stderr);
-  for (const name of ['prepare', 'features', 'train', 'caption', 'eval', 'score', 'demo', 'bench']) assert.match(help.stdout, new RegExp(`^  ${name} `, 'm'));
-  const bad = sat('train', '--run', 'runs/none', '--batch-size', 'many');
+test('sat --help lists the commands; the executable exits 2 on a mistake, with one line and no stack trace', async () => {
+  const help = await sat(['--help']);
+  for (const name of ['prepare', 'features', 'train', 'caption', 'eval', 'score', 'demo', 'bench']) assert.match(help, new RegExp(`^  ${name} `, 'm'));
+  const bad = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'train', '--run', 'runs/none', '--batch-size', 'many'], { encoding: 'utf8' });
   assert.equal(bad.status, 2, bad.stderr);
   assert.equal(bad.stderr, 'sat: --batch-size must be an integer >= 1, got "many".\n');
 });
