@@ -66,7 +66,7 @@ export interface NativeBinding {
    * weights [B] (same type as features, or null = all 1): each sequence's cross-entropy terms are multiplied by
    * its weight (self-critical training: the reward advantage); crossEntropySum is then the weighted sum.
    * imageOfRow [B] (or null): rows share images, features then hold numImages rows [numImages, L, C] and the
-   * encoder runs once per image (self-critical training's K samples of one image).
+   * projection runs once per image (self-critical training's K samples of one image).
    */
   trainStep<A extends FloatArray>(ws: NativeWorkspace, params: A[], grads: A[] | null, dims: NativeDims,
     features: A, tokens: Int32Array, dropout: number, attentionLambda: number, dropoutSeed: number,

@@ -50,7 +50,7 @@ export interface TrainBatch {
   tokens: Int32Array;      // [B, T+1], <start> first, 0-padded after <end>
   /**
    * [B] optional: row b is a caption of image imageOfRow[b] of `features`, which then holds each distinct image
-   * once; the encoder runs once per image (self-critical training samples K captions of every image).
+   * once; the feature projection runs once per image (self-critical training samples K captions of every image).
    */
   imageOfRow?: Int32Array;
   /**
