@@ -24,8 +24,8 @@ import { loadCaptioner } from '../src/export/load.js';
 import { OnnxDecoderModel, type OrtNamespace } from '../src/export/onnx-backend.js';
 import { openFeatureStore } from '../src/features/store.js';
 import { createModel } from '../src/model/index.js';
-import { loadRun } from '../src/prepare.js';
-import { findFeatureDir } from '../src/train/train.js';
+import { loadRun } from '../src/dataset/prepare.js';
+import { runFeatureDir } from '../src/features/run-features.js';
 
 const { values } = parseArgs({ options: {
   model: { type: 'string', default: '/work/runs/f8k/ck-xe5-cblas' },
@@ -43,7 +43,7 @@ const src = await openCheckpointSource(values.model!, encoder);
 const runDir = values.run ?? src.ckpt.meta.run ?? path.dirname(path.resolve(values.model!));
 const run = loadRun(runDir);
 const dev = run.images.filter((im) => im.split === 'dev' && im.captions.length > 0).slice(0, N);
-const store = openFeatureStore(findFeatureDir(runDir));
+const store = openFeatureStore(runFeatureDir(runDir, { encoderId: src.ckpt.meta.encoder.id }));
 const { locations: L, channels: C, vocabSize: V } = src.ckpt.meta.model;
 const features = new Float32Array(dev.length * L * C);
 dev.forEach((im, i) => store.read(im.id, features, i * L * C));

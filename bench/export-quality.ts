@@ -22,8 +22,8 @@ import { openFeatureStore } from '../src/features/store.js';
 import { tokenizeCaption } from '../src/metrics/ptb-tokenizer.js';
 import { scoreTokenized, type Scores } from '../src/metrics/score.js';
 import { createModel } from '../src/model/index.js';
-import { loadRun } from '../src/prepare.js';
-import { findFeatureDir } from '../src/train/train.js';
+import { loadRun } from '../src/dataset/prepare.js';
+import { runFeatureDir } from '../src/features/run-features.js';
 import { ProgressBar } from '../src/util/progress.js';
 
 const { values } = parseArgs({ options: {
@@ -50,7 +50,7 @@ const rows: Row[] = [];
   const t0 = performance.now();
   const model = createModel(src.ckpt.meta.model);
   restoreModel(model, src.ckpt, { optimizer: false });
-  const store = openFeatureStore(findFeatureDir(runDir));
+  const store = openFeatureStore(runFeatureDir(runDir, { encoderId: src.ckpt.meta.encoder.id }));
   const captions = decodeStoreImages(model, store, dev.map((im) => im.id), decodeVocab(src.vocab),
     { strategy: { kind: 'beam', beam: 3 }, maxLength: Math.max(1, src.vocab.maxLength - 1), progress: 'native, stored features' });
   rows.push({ name: 'native, stored features (sat eval)', megabytes: null, scores: score(captions.map((c) => c.words.join(' '))), seconds: (performance.now() - t0) / 1000 });

@@ -21,7 +21,7 @@ const result = await build({
   // onnxruntime-web's build that loads ort-wasm-simd-threaded.mjs/.wasm from files (next to this bundle)
   conditions: ['onnxruntime-web-use-extern-wasm'],
   minify: true,
-  sourcemap: true,
+  sourcemap: false,
   metafile: true,
   logLevel: 'warning',
   legalComments: 'linked',

@@ -1,5 +1,5 @@
 /**
- * `sat bench browser --model BUNDLE --images DIR`: milliseconds per image (decode + resize + encoder + beam 3) in
+ * `sat bench browser --model BUNDLE --images DIR` (flags parsed in src/cli/bench.ts): milliseconds per image (decode + resize + encoder + beam 3) in
  * headless Chromium with onnxruntime-web, next to the same bundle on onnxruntime-node and (with --checkpoint)
  * the native backend in Node, measured in the same run on the same images.
  *
@@ -17,19 +17,26 @@ import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
 import { loadCheckpoint } from '../checkpoint/checkpoint.js';
 import { checkpointTarget } from '../decode/checkpoint-source.js';
-import type { OptionSpec } from '../cli/command.js';
+import type { EncoderOptions } from '../encoders/registry.js';
 import { loadCaptioner } from '../export/load.js';
 import { UserError } from '../util/errors.js';
 
-export const BROWSER_BENCH_OPTIONS: Record<string, OptionSpec> = {
-  model: { type: 'string', description: 'browser: bundle folder (sat export)' },
-  checkpoint: { type: 'string', description: 'browser: the checkpoint the bundle came from, to time the native backend too' },
-  'encoder-weights': { type: 'string', description: 'browser: encoder weights for --checkpoint (e.g. ../shared/models/mobilenet_v2_1.0_224)' },
-  images: { type: 'string', description: 'features, browser: folder of JPEG files, e.g. ../shared/data/flickr8k/Flicker8k_Dataset (browser: the first --count, sorted)' },
-  count: { type: 'string', description: 'browser: images to time (default 20)' },
-  beam: { type: 'string', description: 'browser: beam width (default 3)' },
-  chromium: { type: 'string', description: 'browser: Chromium executable (default /usr/bin/chromium)' },
-};
+export interface BrowserBenchOptions {
+  /** Bundle folder (sat export). */
+  bundle: string;
+  /** Folder of images: the first `count` JPEG/PNG files by name are timed. */
+  images: string;
+  count: number;
+  beam: number;
+  /** Chromium executable. */
+  chromium: string;
+  /** The checkpoint the bundle came from, to time the native backend too. */
+  checkpoint?: string;
+  /** Encoder options for `checkpoint` (e.g. a weights folder). */
+  encoder?: EncoderOptions;
+}
+
+export const BROWSER_BENCH_DEFAULTS = { count: 20, beam: 3, chromium: '/usr/bin/chromium' } as const;
 
 export interface Timing { median: number; p10: number; p90: number; n: number }
 export interface BrowserBenchResult {
@@ -133,16 +140,14 @@ async function timeInNode(source: string, files: string[], beam: number, opts: P
   }
 }
 
-export async function runBrowserBench(values: Record<string, unknown>): Promise<BrowserBenchResult> {
-  const bundle = values.model as string | undefined;
-  const imagesDir = values.images as string | undefined;
-  if (!bundle || !fs.existsSync(path.join(bundle, 'manifest.json'))) throw new UserError('--model BUNDLE is required: a folder written by `sat export`.');
-  if (!imagesDir || !fs.existsSync(imagesDir)) throw new UserError('--images DIR is required: a folder of JPEG/PNG images.');
-  const chromiumPath = (values.chromium as string | undefined) ?? '/usr/bin/chromium';
+export async function runBrowserBench(opts: BrowserBenchOptions): Promise<BrowserBenchResult> {
+  const { bundle, beam } = opts;
+  if (!fs.existsSync(path.join(bundle, 'manifest.json'))) throw new UserError(`${bundle} is not a bundle folder (no manifest.json): pass a folder written by \`sat export\`.`);
+  if (!fs.existsSync(opts.images)) throw new UserError(`--images ${opts.images} does not exist: pass a folder of JPEG/PNG images.`);
+  const chromiumPath = opts.chromium;
   if (!fs.existsSync(chromiumPath)) throw new UserError(`${chromiumPath} does not exist: install Chromium (apt-get install chromium) or pass --chromium PATH.`);
-  const count = Number(values.count ?? 20);
-  const beam = Number(values.beam ?? 3);
-  const files = fs.readdirSync(imagesDir).filter((f) => /\.(jpe?g|png)$/i.test(f)).sort().slice(0, count).map((f) => path.join(imagesDir, f));
+  const files = fs.readdirSync(opts.images).filter((f) => /\.(jpe?g|png)$/i.test(f)).sort().slice(0, opts.count).map((f) => path.join(opts.images, f));
+  if (files.length === 0) throw new UserError(`--images ${opts.images} holds no JPEG/PNG files.`);
   const web = webDist();
   const single = await timeInBrowser(chromiumPath, web, bundle, files, beam, false);
   let isolated: BrowserBenchResult['browser']['isolated'];
@@ -153,10 +158,8 @@ export async function runBrowserBench(values: Record<string, unknown>): Promise<
     isolated = { error: (e as Error).message.split('\n')[0] };
   }
   const onnxNode = await timeInNode(bundle, files, beam, { backend: 'onnx' });
-  const checkpoint = values.checkpoint as string | undefined;
-  const native = checkpoint
-    ? await timeInNode(checkpoint, files, beam, { backend: 'native', encoder: values['encoder-weights'] ? { weights: values['encoder-weights'] as string } : undefined })
-    : null;
+  const checkpoint = opts.checkpoint;
+  const native = checkpoint ? await timeInNode(checkpoint, files, beam, { backend: 'native', encoder: opts.encoder }) : null;
   const agree = (a: string[], b: string[]) => a.filter((x, i) => x === b[i]).length;
   let checkpointIsBundleSource: boolean | null = null;
   if (checkpoint) {

@@ -7,11 +7,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { CaptionOptions, CaptionResult } from '../decode/captioner-api.js';
 import type { DecodeStrategy } from '../decode/types.js';
-import { ENCODER_CLI_OPTIONS, encoderOptionsFromArgs, type EncoderOptions } from '../encoders/registry.js';
+import type { EncoderOptions } from '../encoders/registry.js';
 import { loadCaptioner } from '../export/load.js';
 import { DEFAULT_MAX_IMAGE_BYTES, isImageUrl } from '../features/image-url.js';
 import { renderAttentionFigure } from '../figures/attention.js';
 import { UserError } from '../util/errors.js';
+import { ENCODER_CLI_OPTIONS, encoderOptionsFromArgs } from './encoder-options.js';
 import { numberOption, requireString, type Command, type OptionSpec } from './command.js';
 
 // The encoder comes from the checkpoint; these flags only fill in what it cannot know (no defaults here).
@@ -99,7 +100,7 @@ const command: Command = {
     'max-image-mb': { type: 'string', description: `size limit of images downloaded from http(s) URLs, in MiB (default ${DEFAULT_MAX_IMAGE_BYTES / 1024 / 1024})` },
     beam: { type: 'string', description: 'beam search width (default 1: greedy, the most likely word at each step)' },
     alpha: { type: 'string', description: 'beam search length normalisation: rank by logProb / length^alpha (0 = off)' },
-    sample: { type: 'boolean', description: 'sample each word from softmax(logits / temperature), as the seed tutorial does' },
+    sample: { type: 'boolean', description: 'sample each word from softmax(logits / temperature), as the TF tutorial does' },
     temperature: { type: 'string', description: 'sampling temperature (with --sample; default 1)' },
     seed: { type: 'string', description: 'sampling seed (with --sample; default 0)' },
     'max-length': { type: 'string', description: 'most words per caption, <end> included (default: the vocabulary\'s max length - 1)' },

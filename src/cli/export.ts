@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { ENCODER_CLI_OPTIONS, encoderOptionsFromArgs } from '../encoders/registry.js';
+import { ENCODER_CLI_OPTIONS, encoderOptionsFromArgs } from './encoder-options.js';
 import { buildBundle, writeBundle } from '../export/bundle.js';
 import { BUNDLE_DTYPES, type BundleDtype } from '../export/weights.js';
 import { UserError } from '../util/errors.js';

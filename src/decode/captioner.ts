@@ -16,7 +16,7 @@ import { EncoderRunner } from '../features/runner.js';
 import { createModel } from '../model/index.js';
 import type { CaptionModel } from '../model/types.js';
 import { UserError } from '../util/errors.js';
-import type { Vocabulary } from '../vocab/vocabulary.js';
+import { defaultMaxLength, type Vocabulary } from '../vocab/vocabulary.js';
 import { openCheckpointSource } from './checkpoint-source.js';
 import { decodeImages, decodeVocab } from './index.js';
 import type { DecodedCaption, DecodeOptions } from './types.js';
@@ -50,7 +50,7 @@ export class Captioner {
 
   /** Default maxLength: the vocabulary's longest sequence minus <start> (tokens generated, <end> included). */
   get defaultMaxLength(): number {
-    return Math.max(1, this.vocab.maxLength - 1);
+    return defaultMaxLength(this.vocab);
   }
 
   /** Load images as the encoder's input: RGB uint8 [size, size, 3] each, with a UserError for a bad file. */

@@ -4,12 +4,12 @@
  * Shared by the native captioner and `sat export`.
  */
 import fs from 'node:fs';
-import { checkpointVocabPath, loadCheckpoint, type CheckpointMeta, type LoadedCheckpoint } from '../checkpoint/checkpoint.js';
+import { checkpointVocabPath, loadCheckpoint, loadCheckpointVocab, type CheckpointMeta, type LoadedCheckpoint } from '../checkpoint/checkpoint.js';
 import { resolveEncoder, type EncoderOptions } from '../encoders/registry.js';
 import type { EncoderModel } from '../encoders/types.js';
-import { runPaths } from '../run.js';
+import { runPaths } from '../dataset/run.js';
 import { UserError } from '../util/errors.js';
-import { Vocabulary } from '../vocab/vocabulary.js';
+import type { Vocabulary } from '../vocab/vocabulary.js';
 
 /**
  * The encoder options that rebuild the features a checkpoint was trained on: options the checkpoint
@@ -54,12 +54,8 @@ export interface CheckpointSource {
 export async function openCheckpointSource(target: string, given?: EncoderOptions): Promise<CheckpointSource> {
   const ckpt = loadCheckpoint(checkpointTarget(target));
   const vocabFile = checkpointVocabPath(ckpt);
-  if (!fs.existsSync(vocabFile)) throw new UserError(`${ckpt.file}: its vocabulary ${vocabFile} is missing; copy the run's vocab.json next to the checkpoint.`);
-  const vocab = Vocabulary.load(vocabFile);
+  const vocab = loadCheckpointVocab(ckpt);
   const { meta } = ckpt;
-  if (vocab.size !== meta.model.vocabSize) {
-    throw new UserError(`${vocabFile} has ${vocab.size} words but ${ckpt.file} was trained with ${meta.model.vocabSize}: they belong to different runs.`);
-  }
   const encoder = await resolveEncoder(encoderOptionsFor(meta, given));
   const { spec } = encoder;
   if (spec.id !== meta.encoder.id || spec.locations !== meta.model.locations || spec.channels !== meta.model.channels) {

@@ -1,18 +1,18 @@
 /**
  * Image file -> the encoder's float32 input, with sharp (libvips).
  *
- * Pipeline per image, matching the seed's `load_image` (tf.io.decode_jpeg(channels=3) +
+ * Pipeline per image, matching the tutorial's `load_image` (tf.io.decode_jpeg(channels=3) +
  * tf.image.resize((299, 299)) + the model's preprocess):
  *   decode JPEG/PNG/WebP/TIFF/GIF ... -> auto-orient by EXIF -> sRGB (greyscale and CMYK converted) ->
  *   drop alpha -> resize to size x size ignoring the aspect ratio (fit 'fill', like tf.image.resize) ->
  *   uint8 HWC RGB -> float32 with the encoder's scaling, written into a batch tensor (NHWC or NCHW).
  *
- * Resize kernel: 'linear', the closest of sharp's kernels to the seed's bilinear tf.image.resize and to PIL's
+ * Resize kernel: 'linear', the closest of sharp's kernels to the tutorial's bilinear tf.image.resize and to PIL's
  * BILINEAR in the PyTorch peer. Measured against PIL on real images (mean |difference| in 0..255 levels):
  * downsampling a 640x424 COCO photo to 299: 0.16 (both use an antialiased triangle filter; TF would alias);
  * upsampling a 224 px Flickr8k image to 299: 4.8 (libvips' upsampler places samples differently from the
  * half-pixel-centre bilinear of PIL/TF; 'cubic'/'lanczos3' give 5.2, 'nearest' 5.9). Training and captioning
- * both go through this same function, so the features are consistent; only bit-exactness with the seed's
+ * both go through this same function, so the features are consistent; only bit-exactness with the tutorial's
  * pixels is given up. JPEG shrink-on-load stays on: it is what makes big photos cheap, and its DCT-domain
  * box filter is a good antialiased first step.
  *

@@ -8,12 +8,12 @@
 export interface ModelConfig {
   locations: number;       // L (64 for InceptionV3 mixed10, 49 for MobileNetV2)
   channels: number;        // C (2048, 1280, 768 ...)
-  embedDim: number;        // E, seed: 256 (also the width of the Dense+ReLU feature encoder)
-  units: number;           // U, seed: 512 (GRU state and fc1 width)
-  attentionUnits: number;  // A, seed: 512 (Bahdanau W1, W2: -> A, V: A -> 1)
+  embedDim: number;        // E, tutorial: 256 (also the width of the Dense+ReLU projection of the features)
+  units: number;           // U, tutorial: 512 (GRU state and fc1 width)
+  attentionUnits: number;  // A, tutorial: 512 (Bahdanau W1, W2: -> A, V: A -> 1)
   vocabSize: number;       // V, vocabulary size including <pad>=0
-  dropout: number;         // 0 = seed (no dropout)
-  attentionLambda: number; // doubly stochastic attention regulariser weight, 0 = seed
+  dropout: number;         // 0 = the tutorial (no dropout)
+  attentionLambda: number; // doubly stochastic attention regulariser weight, 0 = the tutorial
   gruState?: GruState;     // absent = 'carry' (checkpoints made before this field existed)
   initState?: InitState;   // absent = 'zeros' (checkpoints made before this field existed)
 }
@@ -34,7 +34,7 @@ export const GRU_STATES: readonly GruState[] = ['carry', 'reset'];
 export type InitState = 'zeros' | 'mean';
 export const INIT_STATES: readonly InitState[] = ['zeros', 'mean'];
 
-export const SEED_MODEL_DEFAULTS: Omit<ModelConfig, 'locations' | 'channels' | 'vocabSize'> = {
+export const TUTORIAL_MODEL_DEFAULTS: Omit<ModelConfig, 'locations' | 'channels' | 'vocabSize'> = {
   embedDim: 256,
   units: 512,
   attentionUnits: 512,
@@ -50,7 +50,7 @@ export interface TrainBatch {
   tokens: Int32Array;      // [B, T+1], <start> first, 0-padded after <end>
   /**
    * [B] optional: row b is a caption of image imageOfRow[b] of `features`, which then holds each distinct image
-   * once; the encoder runs once per image (self-critical training samples K captions of every image).
+   * once; the feature projection runs once per image (self-critical training samples K captions of every image).
    */
   imageOfRow?: Int32Array;
   /**
