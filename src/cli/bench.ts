@@ -72,6 +72,12 @@ const train: Bench = {
   },
 };
 
+/** Encoder flags for --checkpoint: the checkpoint names its encoder, so --encoder counts only as a user .onnx file. */
+function checkpointEncoder(values: Record<string, unknown>) {
+  const given = encoderOptionsFromArgs(values);
+  return { ...given, encoder: given.encoder?.endsWith('.onnx') ? given.encoder : undefined };
+}
+
 const B = BROWSER_BENCH_DEFAULTS;
 const browser: Bench = {
   summary: 'ms per image (encoder + beam 3) in headless Chromium (onnxruntime-web), vs onnxruntime-node and the native backend',
@@ -90,7 +96,7 @@ const browser: Bench = {
       beam: numberOption(values, 'beam', { integer: true, min: 1, max: 100 })!,
       chromium: String(values.chromium),
       checkpoint: typeof values.checkpoint === 'string' ? values.checkpoint : undefined,
-      encoder: encoderOptionsFromArgs(values),
+      encoder: checkpointEncoder(values),
     });
     return { json: r, text: formatBrowserBench(r) };
   },
