@@ -1,5 +1,5 @@
-"""PyTorch peer for `sat bench train`: the same model (scripts/torch_model.py: encoder and W1 projection
-once per sequence, autograd backward) and Adam, float32, on random data with the seed's shapes.
+"""PyTorch peer for `sat bench train`: the same model (scripts/torch_model.py: the feature projection and W1
+once per sequence, autograd backward) and Adam, float32, on random data with the tutorial's shapes.
 Prints one JSON object: per-step seconds and the median tokens/s.
 Run: /usr/bin/python3 bench/train_torch.py --json  (torch.set_num_threads from --threads, default 2)
 With --serve it sets up, prints {"ready": true} and then times one step per "step" line on stdin (one JSON

@@ -1,17 +1,16 @@
-/** The flags of `sat bench serve` (src/bench/serve-bench.ts), registered by src/cli/bench.ts. */
+/**
+ * The flags of `sat bench serve` (src/bench/serve-bench.ts), registered by src/cli/bench.ts. The flags it shares
+ * with the other benchmarks (--model, --images, --limit, --beam, --threads, --python, --no-torch,
+ * --encoder-weights) are declared there.
+ */
 import type { ServeBenchOptions } from '../bench/serve-bench.js';
 import { DEFAULT_SERVE_OPTIONS } from '../serve/server.js';
 import { numberOption, requireString, type OptionSpec } from './command.js';
 
 export const SERVE_BENCH_OPTIONS: Record<string, OptionSpec> = {
-  model: { type: 'string', description: 'serve: run folder or checkpoint to serve (both sides use its decoder weights)' },
-  'encoder-weights': { type: 'string', description: 'serve: sat serve --encoder-weights (MobileNetV2: a folder of .npy tensors)' },
-  images: { type: 'string', description: 'features, serve: folder of JPEG files, e.g. ../shared/data/flickr8k/Flicker8k_Dataset' },
-  limit: { type: 'string', description: 'features, serve: number of images (the first N by name)', default: '64' },
   concurrency: { type: 'string', description: 'serve: clients sending requests at once', default: '8' },
   seconds: { type: 'string', description: 'serve: measured seconds per side (split into --rounds alternating rounds)', default: '20' },
   rounds: { type: 'string', description: 'serve: alternating rounds (ours, peer, ours, peer ...)', default: '2' },
-  beam: { type: 'string', description: 'serve: beam width of every request, both sides', default: '3' },
   // defaults: sat serve's own
   instances: { type: 'string', description: 'serve: sat serve --instances', default: '2' },
   'encoder-threads': { type: 'string', description: 'serve: sat serve --threads (onnxruntime threads per instance)', default: '2' },
@@ -19,9 +18,6 @@ export const SERVE_BENCH_OPTIONS: Record<string, OptionSpec> = {
   'max-batch': { type: 'string', description: 'serve: sat serve --max-batch', default: String(DEFAULT_SERVE_OPTIONS.maxBatch) },
   'batch-wait-ms': { type: 'string', description: 'serve: sat serve --batch-wait-ms', default: String(DEFAULT_SERVE_OPTIONS.batchWaitMs) },
   'max-queue': { type: 'string', description: 'serve: sat serve --max-queue (the overload burst is 4x this)', default: '16' },
-  threads: { type: 'string', description: 'features: compute threads, both sides; serve: the peer\'s torch.set_num_threads', default: '2' },
-  python: { type: 'string', description: 'features, serve: Python with PyTorch + torchvision for the peer', default: '/usr/bin/python3' },
-  'no-torch': { type: 'boolean', description: 'features, serve: skip the PyTorch peer' },
   overload: { type: 'boolean', description: 'serve: the overload check (a burst of 4x --max-queue between two throughput runs) instead of the peer comparison' },
 };
 

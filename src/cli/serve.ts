@@ -5,11 +5,11 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { ENCODER_CLI_OPTIONS, encoderOptionsFromArgs } from '../encoders/registry.js';
 import { DEFAULT_SERVE_OPTIONS, startServer, type ServeOptions } from '../serve/server.js';
 import { WorkerEngine } from '../serve/worker-engine.js';
 import { UserError } from '../util/errors.js';
 import { numberOption, requireString, type Command, type OptionSpec } from './command.js';
+import { ENCODER_CLI_OPTIONS, encoderOptionsFromArgs } from './encoder-options.js';
 
 const d = DEFAULT_SERVE_OPTIONS;
 

@@ -11,8 +11,8 @@ import { UserError } from '../util/errors.js';
 
 /** Parameter order shared with native/model.h `Params`. Names are also the checkpoint tensor names. */
 export const PARAMETER_ORDER = [
-  'encoder.kernel',           // [C, E]
-  'encoder.bias',             // [E]
+  'projection.kernel',        // [C, E]: the Dense+ReLU projection of the CNN features, encoded = relu(features · kernel + bias)
+  'projection.bias',          // [E]
   'attention.W1.kernel',      // [E, A]
   'attention.W1.bias',        // [A]
   'attention.W2.kernel',      // [U, A]
@@ -31,6 +31,12 @@ export const PARAMETER_ORDER = [
   'init_state.bias',          // [U]
 ] as const;
 export type ParameterName = (typeof PARAMETER_ORDER)[number];
+
+/** Earlier names of parameters, as checkpoints written before the rename hold them: old name -> current name. */
+export const RENAMED_PARAMETERS: Readonly<Record<string, ParameterName>> = {
+  'encoder.kernel': 'projection.kernel',
+  'encoder.bias': 'projection.bias',
+};
 
 /** Opaque handle to native scratch buffers kept across steps (they grow, never shrink). */
 export type NativeWorkspace = { readonly __brand: 'NativeWorkspace' };
@@ -60,7 +66,7 @@ export interface NativeBinding {
    * weights [B] (same type as features, or null = all 1): each sequence's cross-entropy terms are multiplied by
    * its weight (self-critical training: the reward advantage); crossEntropySum is then the weighted sum.
    * imageOfRow [B] (or null): rows share images, features then hold numImages rows [numImages, L, C] and the
-   * encoder runs once per image (self-critical training's K samples of one image).
+   * projection runs once per image (self-critical training's K samples of one image).
    */
   trainStep<A extends FloatArray>(ws: NativeWorkspace, params: A[], grads: A[] | null, dims: NativeDims,
     features: A, tokens: Int32Array, dropout: number, attentionLambda: number, dropoutSeed: number,

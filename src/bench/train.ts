@@ -1,5 +1,5 @@
 /**
- * `sat bench train`: tokens/s and effective GFLOP/s of the native training step at the seed's shapes
+ * `sat bench train`: tokens/s and effective GFLOP/s of the native training step at the tutorial's shapes
  * (batch 64, 64x2048 features, E 256, U 512, A 512, vocab 5001, 16 steps) on random data, next to an
  * OpenBLAS sgemm peak (1024^3 through the addon) and the PyTorch peer bench/train_torch.py, all
  * measured in the same run: each round times one native step, one PyTorch step (a long-lived child
@@ -8,24 +8,29 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { loadavg } from 'node:os';
-import { fileURLToPath } from 'node:url';
-import type { OptionSpec } from '../src/cli/command.js';
-import { numberOption } from '../src/cli/command.js';
-import { loadBinding } from '../src/model/binding.js';
-import { createModel } from '../src/model/index.js';
-import { SEED_MODEL_DEFAULTS, type ModelConfig } from '../src/model/types.js';
-import { ProgressBar } from '../src/util/progress.js';
-import { Rng } from '../src/util/rng.js';
-import { UserError } from '../src/util/errors.js';
+import { loadBinding } from '../model/binding.js';
+import { createModel } from '../model/index.js';
+import { TUTORIAL_MODEL_DEFAULTS, type ModelConfig } from '../model/types.js';
+import { ProgressBar } from '../util/progress.js';
+import { Rng } from '../util/rng.js';
+import { UserError } from '../util/errors.js';
+import { packageFile } from '../util/package-files.js';
+import { median } from '../util/stats.js';
 
-export const TRAIN_BENCH_OPTIONS: Record<string, OptionSpec> = {
-  'train-batch': { type: 'string', description: 'train: batch size B', default: '64' },
-  'train-steps': { type: 'string', description: 'train: decoder steps T per caption', default: '16' },
-  'train-repeats': { type: 'string', description: 'train: timed steps per side after one warm-up (median reported)', default: '5' },
-  'train-threads': { type: 'string', description: 'train: threads, both sides (OpenBLAS + workers / torch.set_num_threads)', default: '2' },
-};
+export interface TrainBenchOptions {
+  /** Batch size B. */
+  batch: number;
+  /** Decoder steps T per caption. */
+  steps: number;
+  /** Timed steps per side after one warm-up; medians are reported. */
+  repeats: number;
+  /** Threads, both sides (OpenBLAS + workers / torch.set_num_threads). */
+  threads: number;
+  /** Python with PyTorch for the peer, or null to measure ours only. */
+  python: string | null;
+}
 
-const TORCH_SCRIPT = fileURLToPath(new URL('./train_torch.py', import.meta.url));
+export const TRAIN_BENCH_DEFAULTS = { batch: 64, steps: 16, repeats: 5, threads: 2, python: '/usr/bin/python3' } as const;
 const SHAPES = { locations: 64, channels: 2048, vocabSize: 5001 };
 
 export interface TrainBenchResult {
@@ -44,30 +49,24 @@ export interface TrainBenchResult {
 
 /**
  * Matmul FLOPs of one training step as the model defines them (independent of our restructuring):
- * forward + backward, where backward costs two matmuls per forward matmul, except the encoder, whose
+ * forward + backward, where backward costs two matmuls per forward matmul, except the feature projection, whose
  * input (the features) needs no gradient.
  */
 export function trainStepFlops(c: ModelConfig, B: number, T: number, tokens: number): number {
   const { locations: L, channels: C, embedDim: E, units: U, attentionUnits: A, vocabSize: V } = c;
-  const encoder = 2 * B * L * C * E;
+  const projection = 2 * B * L * C * E;
   const perStep = 2 * B * (U * A + L * A + L * E + 2 * E * 3 * U + U * 3 * U); // W2, V.tanh, context, GRU
-  const forward = encoder + 2 * B * L * E * A + T * perStep + 2 * tokens * (U * U + U * V);
-  return 3 * forward - encoder;
+  const forward = projection + 2 * B * L * E * A + T * perStep + 2 * tokens * (U * U + U * V);
+  return 3 * forward - projection;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
-
-export async function runTrainBench(values: Record<string, unknown>): Promise<TrainBenchResult> {
-  const B = numberOption(values, 'train-batch', { integer: true, min: 1 })!;
-  const T = numberOption(values, 'train-steps', { integer: true, min: 1 })!;
-  const repeats = numberOption(values, 'train-repeats', { integer: true, min: 1 })!;
-  const threads = numberOption(values, 'train-threads', { integer: true, min: 1 })!;
-  const python = typeof values.python === 'string' ? values.python : '/usr/bin/python3';
+export async function runTrainBench(opts: TrainBenchOptions): Promise<TrainBenchResult> {
+  const { batch: B, steps: T, repeats, threads } = opts;
   const load0 = loadavg()[0];
 
   const native = loadBinding();
   native.setThreads(threads, threads);
-  const config: ModelConfig = { ...SEED_MODEL_DEFAULTS, ...SHAPES };
+  const config: ModelConfig = { ...TUTORIAL_MODEL_DEFAULTS, ...SHAPES };
   const model = createModel(config, { seed: 1 });
   const rng = new Rng(7);
   const features = Float32Array.from({ length: B * config.locations * config.channels }, () => rng.next());
@@ -88,7 +87,7 @@ export async function runTrainBench(values: Record<string, unknown>): Promise<Tr
     const c = process.cpuUsage(c0);
     return { wall: (performance.now() - t0) / 1000, cpu: (c.user + c.system) / 1e6 };
   };
-  const peer = values['no-torch'] ? null : await startTorchPeer(python, config, B, T, threads);
+  const peer = opts.python === null ? null : await startTorchPeer(opts.python, config, B, T, threads);
 
   const bar = new ProgressBar({ total: repeats + 1, label: `train bench rounds (native${peer ? ' + PyTorch' : ''} + sgemm)`, unit: 'round' });
   const steps: number[] = [], torchSteps: number[] = [], sgemm: number[] = [];
@@ -128,14 +127,17 @@ export async function runTrainBench(values: Record<string, unknown>): Promise<Tr
 
 /** bench/train_torch.py --serve: set up once, then one timed step per request. */
 async function startTorchPeer(python: string, c: ModelConfig, B: number, T: number, threads: number) {
-  const args = [TORCH_SCRIPT, '--serve', '--batch', String(B), '--steps', String(T), '--threads', String(threads),
+  const script = packageFile('bench', 'train_torch.py');
+  packageFile('scripts', 'torch_model.py'); // the model the peer imports
+  const args = [script, '--serve', '--batch', String(B), '--steps', String(T), '--threads', String(threads),
     '--locations', String(c.locations), '--channels', String(c.channels), '--embed', String(c.embedDim),
     '--units', String(c.units), '--attention', String(c.attentionUnits), '--vocab', String(c.vocabSize)];
   process.stderr.write(`starting the PyTorch peer: ${python} bench/train_torch.py --serve\n`);
   const child = spawn(python, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   const failed = new Promise<never>((_, reject) => {
-    const fail = (why: string) => reject(new UserError(`the PyTorch peer failed (${python} ${TORCH_SCRIPT}: ${why}). ` +
-      'Point --python at a Python with torch installed, or pass --no-torch.'));
+    const fail = (why: string) => reject(new UserError(`the PyTorch peer failed (${python} ${script}: ${why}). ` +
+      'Point --python at a Python with torch (e.g. /usr/bin/python3 with the python3-torch package, or `pip install torch`), ' +
+      'or pass --no-torch.'));
     child.on('error', (e) => fail(e.message));
     child.on('exit', (code) => fail(`exited with ${code}`));
   });
@@ -143,7 +145,7 @@ async function startTorchPeer(python: string, c: ModelConfig, B: number, T: numb
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
   const next = async () => {
     const r = await Promise.race([lines.next(), failed]);
-    if (r.done) throw new UserError(`the PyTorch peer (${TORCH_SCRIPT}) closed its output early.`);
+    if (r.done) throw new UserError(`the PyTorch peer (${script}) closed its output early.`);
     return JSON.parse(r.value);
   };
   const ready = await next();
