@@ -1,8 +1,8 @@
 /**
  * `sat serve` over real HTTP on 127.0.0.1 (random ports), with the tiny captioner of serve-fixture.ts
  * loaded in this process: every endpoint, every refusal of the limits table (each naming its limit and
- * fix, none disturbing the requests beside it), batching that answers exactly as one-by-one, and beam
- * alternatives that agree with the library's beam search.
+ * fix, none disturbing the requests beside it), batching that answers exactly as one-by-one, and the engine
+ * on both backends and on an export bundle giving the Captioner API's captions.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -10,9 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
-import { decodeImages } from '../src/decode/index.js';
-import { createModel } from '../src/model/index.js';
-import { beamWithAlternatives, loadCaptionerEngine } from '../src/serve/captioner-adapter.js';
+import { buildBundle, writeBundle } from '../src/export/bundle.js';
+import { loadCaptioner } from '../src/export/load.js';
+import { loadCaptionerEngine } from '../src/serve/captioner-adapter.js';
 import type { CaptionEngine } from '../src/serve/engine.js';
 import { startServer, type CaptionServer, type ServeOptions } from '../src/serve/server.js';
 import { Rng } from '../src/util/rng.js';
@@ -43,6 +43,13 @@ async function refusal(response: Response, status: number, code: string) {
   assert.ok(body.error.message.length > 10 && body.error.fix.length > 10, JSON.stringify(body));
   return body.error;
 }
+
+/** Resolves once `ready()` holds, checking every 5 ms (instead of sleeping for a guessed time). */
+async function until(ready: () => boolean | Promise<boolean>): Promise<void> {
+  while (!(await ready())) await new Promise((r) => setTimeout(r, 5));
+}
+
+const queueDepth = async (server: CaptionServer) => Number(/^sat_queue_depth (\d+)$/m.exec(await (await fetch(`${server.url}/metrics`)).text())?.[1]);
 
 /** An engine whose batches wait until `open()`; the gate closes again after each opening. */
 function gated(): { engine: CaptionEngine; open(): void; batches: number[] } {
@@ -89,7 +96,8 @@ test('endpoints: healthz, readyz (503 while loading), model manifest, metrics, t
   assert.equal((await ready.json()).model, engine.info.id);
 
   const manifest = await (await fetch(`${server.url}/v1/model`)).json();
-  assert.match(manifest.id, /^run\/best@[0-9a-f]{12}$/);
+  assert.match(manifest.id, /^checkpoints-best-[0-9a-f]{12}$/);
+  assert.equal(manifest.backend, engine.info.backend);
   assert.deepEqual(manifest.attention_grid, [4, 4]);
   assert.equal(manifest.encoder.input_size, 16);
   assert.deepEqual(manifest.decoding.max_length, { default: 4, max: 4 });
@@ -99,7 +107,7 @@ test('endpoints: healthz, readyz (503 while loading), model manifest, metrics, t
   const metrics = await (await fetch(`${server.url}/metrics`)).text();
   for (const line of [/sat_http_requests_total\{route="\/v1\/captions",method="POST",status="200"\} 1/,
     /sat_http_requests_total\{route="\/v1\/captions",method="POST",status="503"\} 1/, /sat_http_request_duration_seconds_bucket\{le="[\d.]+",route="\/v1\/captions"\}/,
-    /sat_queue_depth 0/, /sat_batch_size_count 1/, /sat_refusals_total\{reason="model_loading"\} 1/, /sat_caption_stage_seconds_count\{stage="encode"\} 1/]) {
+    /sat_queue_depth 0/, /sat_batch_size_count 1/, /sat_refusals_total\{reason="model_loading"\} 1/, /sat_caption_stage_seconds_count\{stage="model"\} 1/]) {
     assert.match(metrics, line);
   }
   const page = await fetch(`${server.url}/`);
@@ -128,7 +136,7 @@ test('POST /v1/captions: raw body and multipart, attention grids, alternatives, 
   assert.equal(a.alternatives[0].caption, 'a red square');
   assert.equal(a.alternatives[0].log_prob, a.log_prob);
   for (let i = 1; i < a.alternatives.length; i++) assert.ok(a.alternatives[i].score <= a.alternatives[i - 1].score);
-  assert.deepEqual(Object.keys(a.timings_ms), ['image', 'queue', 'encode', 'decode', 'total']);
+  assert.deepEqual(Object.keys(a.timings_ms), ['image', 'queue', 'model', 'total']);
   assert.deepEqual(a.options, { beam: 3, alpha: 0, max_length: 4, attention: true });
 
   const form = new FormData();
@@ -187,14 +195,17 @@ test('queue over --max-queue: 503 with Retry-After; past --timeout: 503; the oth
   const server = await serve({ maxQueue: 2, maxBatch: 1, batchWaitMs: 0, timeoutMs: 60_000 }, async () => g.engine);
   await server.ready;
   const first = post(server, red);           // runs, held at the gate
-  while (g.batches.length === 0) await new Promise((r) => setTimeout(r, 5));
+  await until(() => g.batches.length === 1);
   const queued = [post(server, blue, '', 'image/jpeg'), post(server, red)];
-  await new Promise((r) => setTimeout(r, 100)); // both admitted and queued
+  await until(async () => (await queueDepth(server)) === 2);
   const full = await post(server, red);
   const error = await refusal(full, 503, 'queue_full');
   assert.equal(error.limit.name, '--max-queue');
   assert.ok(Number(full.headers.get('retry-after')) >= 1);
-  for (let i = 0; i < 3; i++) { g.open(); await new Promise((r) => setTimeout(r, 20)); }
+  for (let i = 1; i <= 3; i++) {
+    g.open();
+    if (i < 3) await until(() => g.batches.length === i + 1);
+  }
   const answered = await Promise.all([first, ...queued].map(async (r) => (await (await r).json()).caption));
   assert.deepEqual(answered, ['a red square', 'a blue circle', 'a red square']);
 
@@ -206,7 +217,7 @@ test('queue over --max-queue: 503 with Retry-After; past --timeout: 503; the oth
   assert.equal(lateError.limit.name, '--timeout');
   slow.open();
   const next = post(timed, blue, '', 'image/jpeg');
-  while (slow.batches.length < 2) await new Promise((r) => setTimeout(r, 5));
+  await until(() => slow.batches.length === 2);
   slow.open();
   assert.equal((await (await next).json()).caption, 'a blue circle');
 });
@@ -228,27 +239,31 @@ test('batching: concurrent requests share model batches, grouped by options, wit
   assert.equal(sizes.filter((_, i) => requests[i][1] === 3).every((s) => s <= 4), true);
 });
 
-test('beam alternatives: the best caption is the library beam search\'s, the alternatives are ranked', () => {
-  const rng = new Rng(11);
-  const config = { locations: 9, channels: 5, embedDim: 6, units: 10, attentionUnits: 7, vocabSize: 12, dropout: 0, attentionLambda: 0 };
-  const model = createModel(config, { seed: 5 });
+test('the engine gives the Captioner API\'s captions, on both backends and from an export bundle of the same model', async () => {
+  const bundleDir = path.join(dir, 'bundle');
+  writeBundle(bundleDir, await buildBundle(tiny.run, { encoder: tiny.encoder }));
+  const api = await loadCaptioner(tiny.run, { encoder: tiny.encoder, backend: 'native' });
+  const engines = [
+    await loadCaptionerEngine(tiny.run, { encoder: tiny.encoder, backend: 'native' }),
+    await loadCaptionerEngine(bundleDir),
+  ];
   try {
-    const n = 5;
-    const features = Float32Array.from({ length: n * 9 * 5 }, () => rng.next() * 2);
-    const vocab = { pad: 0, start: 2, end: 3, unk: 1, word: (id: number) => `w${id}` };
-    for (const [beam, alpha, maxLength] of [[1, 0, 6], [3, 0, 6], [4, 0.7, 5], [2, 1, 2]]) {
-      const expected = decodeImages(model, features, n, vocab, { strategy: beam === 1 ? { kind: 'greedy' } : { kind: 'beam', beam, alpha }, maxLength });
-      const got = beamWithAlternatives(model, features, n, vocab, { beam, alpha, maxLength, forbidden: [0, 2] });
-      got.forEach((g, i) => {
-        assert.deepEqual(g.best.ids, expected[i].ids, `beam ${beam} alpha ${alpha} image ${i}`);
-        assert.ok(Math.abs(g.best.logProb - expected[i].logProb) < 1e-9);
-        assert.deepEqual(g.best.attention, expected[i].attention);
-        assert.ok(g.alternatives.length >= 1 && g.alternatives.length <= beam);
-        assert.equal(g.alternatives[0].caption, g.best.words.join(' '));
-        for (let j = 1; j < g.alternatives.length; j++) assert.ok(g.alternatives[j].score <= g.alternatives[j - 1].score);
+    const rgb = await Promise.all([red, blue].map((image) => api.preprocess(image)));
+    const expected = await api.captionBatch([red, blue], { beam: 3 });
+    assert.deepEqual(expected.map((c) => c.caption), ['a red square', 'a blue circle']);
+    for (const e of engines) {
+      assert.equal(e.info.id, engine.info.id, 'one model, one id, whichever backend or file');
+      const { captions } = await e.captionBatch(rgb, { beam: 3, alpha: 0, maxLength: 4 });
+      assert.deepEqual(captions.map((c) => c.caption), expected.map((c) => c.caption), e.info.backend);
+      captions.forEach((c, i) => {
+        assert.ok(Math.abs(c.logProb - expected[i].logProb) < 1e-4, `${e.info.backend}: log p ${c.logProb} vs ${expected[i].logProb}`);
+        assert.deepEqual(c.alternatives.map((a) => a.caption), expected[i].alternatives.map((a) => a.caption));
       });
     }
+    assert.deepEqual(engines.map((e) => [e.info.backend, e.info.dtype]), [['native', 'fp32'], ['onnx', 'fp32']]);
+    await assert.rejects(loadCaptionerEngine(bundleDir, { backend: 'native' }), /native backend needs the checkpoint/);
   } finally {
-    model.dispose();
+    await api.dispose();
+    for (const e of engines) await e.dispose();
   }
 });

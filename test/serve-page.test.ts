@@ -1,20 +1,22 @@
 /**
  * The `sat serve` page in headless Chromium (Debian's /usr/bin/chromium through playwright-core): pick an
  * image and see the server's caption; hover a word and see the heat map change on the overlay canvas;
- * the keyboard reaches and moves through the words; no horizontal scrolling at a phone's width; with an
- * export bundle, "caption in this browser" agrees with the server. Screenshots go to
- * out/test/serve-page-*.png. Skipped where chromium is not installed.
+ * the keyboard reaches and moves through the words; no horizontal scrolling at a phone's width; "caption in
+ * this browser" (the export bundle on onnxruntime-web, the browser build made from the sources) agrees with the
+ * server, and is off, saying why, on a server that publishes no bundle. One Chromium and one server serve all
+ * the tests. Screenshots go to out/test/serve-page-*.png. Skipped where chromium is not installed.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { after, before, test } from 'node:test';
 import type { BrowserContext, Page } from 'playwright-core';
+import { buildBundle } from '../src/export/bundle.js';
 import { loadCaptionerEngine } from '../src/serve/captioner-adapter.js';
 import type { CaptionEngine } from '../src/serve/engine.js';
 import { startServer, type CaptionServer } from '../src/serve/server.js';
+import { bundleFiles, lazyFiles } from '../src/serve/static-files.js';
 import { makeTinyModel, splitImage, type TinyModel } from './serve-fixture.js';
 
 const CHROMIUM = process.env.SAT_CHROMIUM ?? '/usr/bin/chromium';
@@ -32,13 +34,15 @@ let tiny: TinyModel;
 before(async () => {
   if (skip) return;
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-serve-page-'));
+  const { chromium } = await import('playwright-core');
+  const launched = chromium.launchPersistentContext(path.join(dir, 'profile'), { executablePath: CHROMIUM, headless: true, args: FLAGS, viewport: { width: 1100, height: 900 } });
   tiny = await makeTinyModel(dir);
   engine = await loadCaptionerEngine(tiny.run, { encoder: tiny.encoder });
-  server = await startServer(async () => engine, { port: 0 });
-  await server.ready;
+  // the bundle the CLI would export on first use (there on a thread of its own)
+  server = await startServer(async () => engine, { port: 0, bundle: lazyFiles(async () => bundleFiles(await buildBundle(tiny.run, { encoder: tiny.encoder }))) });
   image = await splitImage(96, 64);
-  const { chromium } = await import('playwright-core');
-  browser = await chromium.launchPersistentContext(path.join(dir, 'profile'), { executablePath: CHROMIUM, headless: true, args: FLAGS, viewport: { width: 1100, height: 900 } });
+  await server.ready;
+  browser = await launched;
   fs.mkdirSync(SHOTS, { recursive: true });
 });
 
@@ -72,7 +76,7 @@ test('the page captions an image, hovering a word lays its attention over it, th
   page.on('pageerror', (e) => errors.push(e.message));
   assert.equal(await captionOnPage(page), api.caption);
   assert.match(await page.locator('#alternatives').innerText(), new RegExp(api.alternatives[0].caption));
-  assert.match(await page.locator('#model').innerText(), /run\/best@/);
+  assert.match(await page.locator('#model').innerText(), /checkpoints-best-[0-9a-f]{12}/);
 
   assert.equal((await heat(page)).alpha, 0);
   const words = page.locator('#words .word');
@@ -108,43 +112,34 @@ test('the page captions an image, hovering a word lays its attention over it, th
   t.diagnostic(`screenshots: ${SHOTS}/serve-page-{desktop,phone}.png`);
 });
 
-/**
- * The export bundle's writer (src/export/bundle.ts, buildBundle + writeBundle) and the browser build
- * (dist/web/show-attend-tell.mjs, npm run build), when this checkout has both; null otherwise.
- */
-async function bundleTools(): Promise<{ buildBundle(target: string, o: object): Promise<unknown>; writeBundle(dir: string, b: unknown): string[] } | null> {
-  const writer = path.resolve('src', 'export', 'bundle.ts');
-  if (!fs.existsSync(writer) || !fs.existsSync(path.resolve('dist', 'web', 'show-attend-tell.mjs'))) return null;
-  return import(pathToFileURL(writer).href);
-}
+test('caption in this browser: the page captions with the export bundle and onnxruntime-web, and agrees with the server', { skip, timeout: 120_000 }, async () => {
+  const page = await browser.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`${server.url}/`);
+  await page.waitForFunction(() => (document.getElementById('beam') as HTMLSelectElement).options.length > 0);
+  assert.equal(await page.locator('#in-browser').isDisabled(), false, await page.locator('#in-browser-note').innerText());
+  await page.locator('#in-browser').check();
+  await page.setInputFiles('#file', { name: 'split.png', mimeType: 'image/png', buffer: image });
+  await page.waitForFunction(() => /same as|differs|could not/.test(document.getElementById('browser-caption')?.textContent ?? ''), null, { timeout: 100_000 });
+  const verdict = await page.locator('#browser-caption').innerText();
+  await page.screenshot({ path: path.join(SHOTS, 'serve-page-in-browser.png'), fullPage: true });
+  assert.match(verdict, /same as the server/, verdict);
+  assert.doesNotMatch(verdict, /bundle /, 'the bundle is the served model');
+  assert.deepEqual(errors, []);
+});
 
-test('caption in this browser: the page captions with the export bundle and onnxruntime-web, and agrees with the server', { skip, timeout: 180_000 }, async (t) => {
-  const tools = await bundleTools();
-  if (!tools) {
-    // Without them the switch must be off and say why.
-    const page = await browser.newPage();
-    await page.goto(`${server.url}/`);
-    await page.waitForFunction(() => (document.getElementById('in-browser') as HTMLInputElement).disabled);
-    assert.match(await page.locator('#in-browser-note').innerText(), /not available: .*(\/assets\/web\/|\/v1\/bundle\/)/);
-    t.skip('no export bundle writer (src/export/bundle.ts) or browser build (dist/web): checked that the switch is off and says why');
-    return;
-  }
-  const bundleDir = path.join(dir, 'bundle');
-  tools.writeBundle(bundleDir, await tools.buildBundle(tiny.run, { encoder: tiny.encoder }));
-  // the same engine; this server's close() must leave it to the first server
-  const withBundle = await startServer(async () => ({ info: engine.info, captionBatch: (i, o) => engine.captionBatch(i, o), dispose: async () => undefined }), { port: 0, bundleDir });
+test('a server that publishes no bundle keeps the switch off and says why', { skip }, async () => {
+  const closed = await startServer(async () => ({ info: engine.info, captionBatch: (i, o) => engine.captionBatch(i, o), dispose: async () => undefined }),
+    { port: 0, bundle: { none: 'sat serve runs with --no-bundle' } });
   try {
-    await withBundle.ready;
+    await closed.ready;
     const page = await browser.newPage();
-    await page.goto(`${withBundle.url}/`);
-    await page.waitForFunction(() => !(document.getElementById('in-browser') as HTMLInputElement).disabled);
-    await page.locator('#in-browser').check();
-    await page.setInputFiles('#file', { name: 'split.png', mimeType: 'image/png', buffer: image });
-    await page.waitForFunction(() => /same as|differs|could not/.test(document.getElementById('browser-caption')?.textContent ?? ''), null, { timeout: 150_000 });
-    const verdict = await page.locator('#browser-caption').innerText();
-    await page.screenshot({ path: path.join(SHOTS, 'serve-page-in-browser.png'), fullPage: true });
-    assert.match(verdict, /same as the server/, verdict);
+    await page.goto(`${closed.url}/`);
+    await page.waitForFunction(() => (document.getElementById('in-browser') as HTMLInputElement).disabled);
+    assert.match(await page.locator('#in-browser-note').innerText(), /not available: sat serve runs with --no-bundle/);
+    assert.equal((await fetch(`${closed.url}/v1/bundle/manifest.json`)).status, 404);
   } finally {
-    await withBundle.close();
+    await closed.close();
   }
 });

@@ -35,6 +35,17 @@ function halfSent(url: string, body: Buffer): { finish(): Promise<[number, strin
   return { finish: () => { request.end(body.subarray(body.length >> 1)); return answer; } };
 }
 
+/** GET on a connection of its own, closed after the answer (none stays open for the shutdown to close). */
+function getOnce(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http.get(url, { agent: false }, (res) => {
+      let text = '';
+      res.on('data', (chunk: Buffer) => (text += chunk));
+      res.on('end', () => resolve(text));
+    }).on('error', reject);
+  });
+}
+
 test('SIGTERM: requests in flight are answered, new connections refused, then the server exits 0', { timeout: 120_000 }, async () => {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--model', tiny.run, ...tiny.encoderFlags,
     '--port', '0', '--instances', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -52,7 +63,8 @@ test('SIGTERM: requests in flight are answered, new connections refused, then th
     const red = await solidImage('#e01010');
     // Requests whose bodies are half uploaded are surely in flight when the signal comes.
     const inFlight = Array.from({ length: 3 }, () => halfSent(url, red));
-    await new Promise((r) => setTimeout(r, 200));
+    const admitted = async () => /^sat_queue_depth 3$/m.test(await getOnce(`${url}/metrics`));
+    while (!(await admitted())) await new Promise((r) => setTimeout(r, 5));
     child.kill('SIGTERM');
     while (!/SIGTERM: finishing/.test(stderr)) await new Promise((r) => setTimeout(r, 10));
     await assert.rejects(fetch(`${url}/healthz`), 'a new connection after SIGTERM is refused');

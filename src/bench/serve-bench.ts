@@ -20,7 +20,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { loadCheckpoint } from '../checkpoint/checkpoint.js';
 import { checkpointTarget } from '../decode/captioner.js';
-import { packageRoot } from '../serve/static-files.js';
+import { packageRoot } from '../util/package-files.js';
 import { UserError } from '../util/errors.js';
 import { ProgressBar } from '../util/progress.js';
 
@@ -37,8 +37,8 @@ export interface ServeBenchOptions {
   seconds: number;
   rounds: number;
   beam: number;
-  /** Our server: sat serve --instances, --threads, --blas-threads, --max-batch, --batch-wait-ms, --max-queue. */
-  server: { instances: number; encoderThreads: number; blasThreads: number; maxBatch: number; batchWaitMs: number; maxQueue: number };
+  /** Our server: sat serve --backend, --instances, --threads, --blas-threads, --max-batch, --batch-wait-ms, --max-queue. */
+  server: { backend: 'native' | 'onnx'; instances: number; encoderThreads: number; blasThreads: number; maxBatch: number; batchWaitMs: number; maxQueue: number };
   /** torch.set_num_threads of the peer. */
   peerThreads: number;
   /** Python with torch + torchvision for the peer, or null for ours only. */
@@ -66,7 +66,7 @@ export interface ServeBenchResult {
   images: number;
   beam: number;
   concurrency: number;
-  ours: LoadStats & { server: Record<string, number> };
+  ours: LoadStats & { server: Record<string, number | string> };
   peer: (LoadStats & { torch: string; threads: number }) | null;
   captions_per_s_ratio: number | null;
   p95_ratio: number | null;
@@ -190,15 +190,15 @@ export async function runServeBench(o: ServeBenchOptions): Promise<ServeBenchRes
 
   const maxQueue = o.server.maxQueue;
   const server = {
-    instances: o.server.instances, encoder_threads: o.server.encoderThreads, blas_threads: o.server.blasThreads,
+    backend: o.server.backend, instances: o.server.instances, encoder_threads: o.server.encoderThreads, blas_threads: o.server.blasThreads,
     max_batch: o.server.maxBatch, batch_wait_ms: o.server.batchWaitMs, max_queue: maxQueue,
   };
   const cli = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../cli.ts' : '../cli.js', import.meta.url));
-  const serveArgs = [...process.execArgv, cli, 'serve', '--model', model, '--port', '0', '--instances', String(server.instances),
+  const serveArgs = [...process.execArgv, cli, 'serve', '--model', model, '--port', '0', '--backend', server.backend, '--no-bundle', '--instances', String(server.instances),
     '--threads', String(server.encoder_threads), '--blas-threads', String(server.blas_threads), '--max-batch', String(server.max_batch),
     '--batch-wait-ms', String(server.batch_wait_ms), '--max-queue', String(maxQueue), '--max-beam', String(Math.max(10, beam)),
     ...(o.encoderWeights ? ['--encoder-weights', o.encoderWeights] : [])];
-  process.stderr.write(`starting sat serve (${server.instances} instance(s), ${server.encoder_threads} onnxruntime + ${server.blas_threads} BLAS thread(s) each)\n`);
+  process.stderr.write(`starting sat serve (--backend ${server.backend}, ${server.instances} instance(s), ${describeThreads(server)} each)\n`);
   const ours = await startChild(process.execPath, serveArgs, /ready: .* page at (http:\/\/127\.0\.0\.1:\d+)\//, 'sat serve');
   const peerScript = path.join(packageRoot(), 'bench', 'serve_torch.py');
   const { python, peerThreads: threads } = o;
@@ -282,6 +282,9 @@ async function runOverload(url: string, pid: number | undefined, images: Uint8Ar
   };
 }
 
+const describeThreads = (s: Record<string, number | string>) =>
+  s.backend === 'native' ? `${s.encoder_threads} onnxruntime + ${s.blas_threads} BLAS threads` : `${s.encoder_threads} onnxruntime threads`;
+
 export function formatServeBench(r: ServeBenchResult): string {
   const line = (name: string, s: LoadStats) => `  ${name.padEnd(22)} ${s.captions_per_s.toFixed(2).padStart(7)} captions/s   p50 ${s.latency_ms.p50.toFixed(0).padStart(5)} ms   ` +
     `p95 ${s.latency_ms.p95.toFixed(0).padStart(5)} ms   p99 ${s.latency_ms.p99.toFixed(0).padStart(5)} ms   ${s.ok}/${s.requests} ok` +
@@ -290,7 +293,7 @@ export function formatServeBench(r: ServeBenchResult): string {
   const srv = r.ours.server;
   const lines = [
     `sat bench serve: ${r.model}, beam ${r.beam}, ${r.images} images, concurrency ${r.concurrency}; ` +
-      `ours: ${srv.instances} instance(s) x (${srv.encoder_threads} onnxruntime + ${srv.blas_threads} BLAS threads), max batch ${srv.max_batch}, batch wait ${srv.batch_wait_ms} ms`,
+      `ours: --backend ${srv.backend}, ${srv.instances} instance(s) x (${describeThreads(srv)}), max batch ${srv.max_batch}, batch wait ${srv.batch_wait_ms} ms`,
   ];
   if (r.overload) {
     const o = r.overload;

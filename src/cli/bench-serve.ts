@@ -4,7 +4,9 @@
  * --encoder-weights) are declared there.
  */
 import type { ServeBenchOptions } from '../bench/serve-bench.js';
+import { DEFAULT_ENGINE_BACKEND } from '../serve/engine.js';
 import { DEFAULT_SERVE_OPTIONS } from '../serve/server.js';
+import { UserError } from '../util/errors.js';
 import { numberOption, requireString, type OptionSpec } from './command.js';
 
 export const SERVE_BENCH_OPTIONS: Record<string, OptionSpec> = {
@@ -12,6 +14,7 @@ export const SERVE_BENCH_OPTIONS: Record<string, OptionSpec> = {
   seconds: { type: 'string', description: 'serve: measured seconds per side (split into --rounds alternating rounds)', default: '20' },
   rounds: { type: 'string', description: 'serve: alternating rounds (ours, peer, ours, peer ...)', default: '2' },
   // defaults: sat serve's own
+  backend: { type: 'string', description: 'serve: sat serve --backend (native or onnx)', default: DEFAULT_ENGINE_BACKEND },
   instances: { type: 'string', description: 'serve: sat serve --instances', default: '2' },
   'encoder-threads': { type: 'string', description: 'serve: sat serve --threads (onnxruntime threads per instance)', default: '2' },
   'blas-threads': { type: 'string', description: 'serve: sat serve --blas-threads (per instance)', default: '1' },
@@ -21,10 +24,15 @@ export const SERVE_BENCH_OPTIONS: Record<string, OptionSpec> = {
   overload: { type: 'boolean', description: 'serve: the overload check (a burst of 4x --max-queue between two throughput runs) instead of the peer comparison' },
 };
 
+function backendOption(value: unknown): 'native' | 'onnx' {
+  if (value === 'native' || value === 'onnx') return value;
+  throw new UserError(`--backend ${String(value)} is not known: use onnx or native.`);
+}
+
 export function serveBenchOptionsFromArgs(values: Record<string, unknown>): ServeBenchOptions {
   const int = (name: string, min: number, max = 1_000_000) => numberOption(values, name, { integer: true, min, max })!;
   return {
-    model: requireString(values, 'model', 'the run folder or checkpoint to serve, e.g. --model runs/f8k'),
+    model: requireString(values, 'model', 'the run folder or checkpoint to serve (the peer loads its weights), e.g. --model runs/f8k'),
     encoderWeights: typeof values['encoder-weights'] === 'string' ? values['encoder-weights'] : undefined,
     images: requireString(values, 'images', 'a folder of JPEG files, e.g. --images ../shared/data/flickr8k/Flicker8k_Dataset'),
     limit: int('limit', 1),
@@ -33,6 +41,7 @@ export function serveBenchOptionsFromArgs(values: Record<string, unknown>): Serv
     rounds: int('rounds', 1, 100),
     beam: int('beam', 1, 10),
     server: {
+      backend: backendOption(values.backend),
       instances: int('instances', 1, 16), encoderThreads: int('encoder-threads', 1, 64), blasThreads: int('blas-threads', 1, 64),
       maxBatch: int('max-batch', 1, 256), batchWaitMs: numberOption(values, 'batch-wait-ms', { min: 0, max: 10_000 })!, maxQueue: int('max-queue', 1),
     },

@@ -1,12 +1,16 @@
 /**
  * `sat serve --model RUN|CKPT|BUNDLE`: the HTTP captioning service and its web page (src/serve/server.ts).
- * The model runs on its own thread (src/serve/model-worker.ts). SIGTERM or SIGINT: stop taking requests,
- * finish those in flight, exit 0.
+ * The model runs on threads of its own (src/serve/model-worker.ts, --instances of them). SIGTERM or SIGINT:
+ * stop taking requests, finish those in flight, exit 0.
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { MANIFEST_FILE } from '../export/manifest.js';
+import { DEFAULT_ENGINE_BACKEND, type EngineBackend } from '../serve/engine.js';
 import { DEFAULT_SERVE_OPTIONS, startServer, type ServeOptions } from '../serve/server.js';
-import { WorkerEngine } from '../serve/worker-engine.js';
+import { bundleFiles, bundleFolderFiles, lazyFiles, type FileSource } from '../serve/static-files.js';
+import { exportBundleInWorker, WorkerEngine } from '../serve/worker-engine.js';
+import type { EncoderOptions } from '../encoders/registry.js';
 import { UserError } from '../util/errors.js';
 import { numberOption, requireString, type Command, type OptionSpec } from './command.js';
 import { ENCODER_CLI_OPTIONS, encoderOptionsFromArgs } from './encoder-options.js';
@@ -23,7 +27,8 @@ const encoderFlags: Record<string, OptionSpec> = Object.fromEntries(Object.entri
 }));
 
 export const SERVE_OPTIONS: Record<string, OptionSpec> = {
-  model: { type: 'string', description: 'run folder, its checkpoints/ folder, or a .safetensors checkpoint' },
+  model: { type: 'string', description: 'run folder, its checkpoints/ folder, a .safetensors checkpoint, or a bundle folder from sat export' },
+  backend: { type: 'string', description: 'native (the C++ decoder; checkpoints only) or onnx (onnxruntime-node; a checkpoint is exported in memory first)', default: DEFAULT_ENGINE_BACKEND },
   host: { type: 'string', description: 'address to listen on (127.0.0.1: this machine only; 0.0.0.0 exposes the service)', default: d.host },
   port: { type: 'string', description: 'TCP port (0: any free port)', default: String(d.port) },
   'max-bytes': { type: 'string', description: 'largest request body (the image) in bytes; larger: 413', default: String(d.maxBytes) },
@@ -35,9 +40,10 @@ export const SERVE_OPTIONS: Record<string, OptionSpec> = {
   'max-beam': { type: 'string', description: 'widest beam a request may ask for; wider: 400', default: String(d.maxBeam) },
   beam: { type: 'string', description: 'beam width for requests that name none (1: greedy)', default: String(d.defaultBeam) },
   instances: { type: 'string', description: 'model instances, each on its own thread, running batches side by side (one encodes while the other decodes)', default: '2' },
-  threads: { type: 'string', description: 'onnxruntime threads for the image encoder, per instance', default: '2' },
-  'blas-threads': { type: 'string', description: 'OpenBLAS threads for the decoder, per instance (1: the decoder\'s small matrices gain nothing from more, and idle OpenBLAS threads spin)', default: '1' },
-  bundle: { type: 'string', description: 'export bundle folder (sat export) published at /v1/bundle/ so the page can caption in the browser too' },
+  threads: { type: 'string', description: 'onnxruntime threads per instance (the encoder; with --backend onnx also the decoder)', default: '2' },
+  'blas-threads': { type: 'string', description: '--backend native: OpenBLAS threads for the decoder (1: its small matrices gain nothing from more, and idle OpenBLAS threads spin)', default: '1' },
+  bundle: { type: 'string', description: 'the export bundle the page loads to caption in the browser, e.g. an int8 `sat export` of the model (default: the --model bundle, or the checkpoint exported in memory, fp32, on first use)' },
+  'no-bundle': { type: 'boolean', description: 'publish no export bundle: the model\'s weights stay on the server and the page\'s in-browser switch is off' },
   log: { type: 'boolean', description: 'log every request (JSON lines on stdout)' },
   ...encoderFlags,
 };
@@ -58,28 +64,50 @@ export function serveOptionsFromArgs(values: Record<string, unknown>): ServeOpti
     maxBeam: int('max-beam', 1, 100),
     defaultBeam: int('beam', 1, 100),
     log: Boolean(values.log),
-    bundleDir: typeof values.bundle === 'string' ? values.bundle : null,
   };
-  if (options.bundleDir && !fs.existsSync(path.join(options.bundleDir, 'manifest.json'))) {
-    throw new UserError(`--bundle ${options.bundleDir}: no manifest.json there. Pass a folder written by \`sat export\`.`);
-  }
   if (options.defaultBeam > options.maxBeam) throw new UserError(`--beam ${options.defaultBeam} is wider than --max-beam ${options.maxBeam}: lower --beam or raise --max-beam.`);
   return options;
+}
+
+/** The encoder flags given (none for a bundle, which brings its own encoder). */
+function givenEncoderOptions(values: Record<string, unknown>): EncoderOptions | undefined {
+  const e = encoderOptionsFromArgs(values);
+  return Object.values(e).some((v) => v !== undefined) ? e : undefined;
+}
+
+const readModelId = (dir: string) => (JSON.parse(fs.readFileSync(path.join(dir, MANIFEST_FILE), 'utf8')) as { modelId?: string }).modelId ?? null;
+
+/** The bundle for the page's in-browser captioning: --bundle, the --model bundle, or the checkpoint exported (fp32) on first use. */
+function bundleSource(model: string, values: Record<string, unknown>, encoder: EncoderOptions | undefined): FileSource {
+  if (values['no-bundle']) {
+    if (values.bundle !== undefined) throw new UserError('--bundle and --no-bundle exclude each other: choose one.');
+    return { none: 'sat serve runs with --no-bundle' };
+  }
+  if (typeof values.bundle === 'string') {
+    const dir = values.bundle;
+    if (!fs.existsSync(path.join(dir, MANIFEST_FILE))) throw new UserError(`--bundle ${dir}: no ${MANIFEST_FILE} there. Pass a folder written by \`sat export\`.`);
+    return lazyFiles(async () => bundleFolderFiles(dir));
+  }
+  if (fs.existsSync(path.join(model, MANIFEST_FILE))) return lazyFiles(async () => bundleFolderFiles(model));
+  return lazyFiles(async () => bundleFiles(await exportBundleInWorker({ source: model, options: { encoder } })));
 }
 
 const command: Command = {
   name: 'serve',
   summary: 'HTTP captioning service with a web page that shows where the model looks (batching, limits, metrics)',
-  usage: 'sat serve --model RUN_OR_CHECKPOINT [--host 127.0.0.1] [--port 8080] [options]',
+  usage: 'sat serve --model RUN_CHECKPOINT_OR_BUNDLE [--backend onnx|native] [--host 127.0.0.1] [--port 8080] [options]',
   options: SERVE_OPTIONS,
   async run({ values }) {
-    const model = requireString(values, 'model', 'the run (or checkpoints) folder of a trained model, e.g. --model runs/f8k');
-    const options = serveOptionsFromArgs(values);
-    const encoderThreads = numberOption(values, 'threads', { integer: true, min: 1, max: 64 })!;
+    const model = requireString(values, 'model', 'a run folder, checkpoint or bundle folder of a trained model, e.g. --model runs/f8k');
+    if (!fs.existsSync(model)) throw new UserError(`--model ${model}: no such file or folder. Pass a run folder, a checkpoint or a bundle folder (sat export).`);
+    const backend = String(values.backend) as EngineBackend;
+    if (backend !== 'native' && backend !== 'onnx') throw new UserError(`--backend ${backend} is not known: use onnx or native.`);
+    const threads = numberOption(values, 'threads', { integer: true, min: 1, max: 64 })!;
     const blasThreads = numberOption(values, 'blas-threads', { integer: true, min: 1, max: 64 })!;
-    const encoder = encoderOptionsFromArgs(values);
+    const encoder = givenEncoderOptions(values);
     const instances = numberOption(values, 'instances', { integer: true, min: 1, max: 16 })!;
-    const load = () => Promise.all(Array.from({ length: instances }, () => WorkerEngine.start({ source: model, options: { encoder, encoderThreads, blasThreads } })));
+    const options: ServeOptions = { ...serveOptionsFromArgs(values), bundle: bundleSource(model, values, encoder) };
+    const load = () => Promise.all(Array.from({ length: instances }, () => WorkerEngine.start({ source: model, options: { backend, encoder, threads, blasThreads } })));
     const server = await startServer(load, options);
     console.error(`sat serve: listening on ${server.url} (loading ${model} ...)`);
 
@@ -96,7 +124,11 @@ const command: Command = {
 
     try {
       const info = await server.ready;
-      console.error(`sat serve: ready: model ${info.id} (encoder ${info.encoder.id}, ${info.encoder.inputSize} px); page at ${server.url}/`);
+      console.error(`sat serve: ready: model ${info.id} on ${info.backend} (encoder ${info.encoder.id}, ${info.encoder.inputSize} px); page at ${server.url}/`);
+      const published = typeof values.bundle === 'string' ? readModelId(values.bundle) : null;
+      if (published && published !== info.id) {
+        console.error(`sat serve: warning: --bundle ${values.bundle} holds model ${published}, not the served ${info.id}: the page's in-browser captions may differ from the server's.`);
+      }
     } catch (e) {
       await server.close().catch(() => undefined);
       throw e;

@@ -22,7 +22,7 @@ export interface BatcherOptions {
 }
 
 export interface BatcherHooks {
-  onBatch?(size: number, encodeMs: number, decodeMs: number): void;
+  onBatch?(size: number, modelMs: number): void;
   onQueueDepth?(depth: number): void;
 }
 
@@ -30,8 +30,8 @@ export interface JobResult {
   caption: EngineCaption;
   /** From submit (image decoded) to the start of its batch. */
   queueMs: number;
-  encodeMs: number;
-  decodeMs: number;
+  /** The whole batch's time in the model (encoder + decoder). */
+  modelMs: number;
   batchSize: number;
 }
 
@@ -202,9 +202,9 @@ export class Batcher {
       const result = await engine.captionBatch(batch.map((j) => j.image), batch[0].settings);
       const took = performance.now() - started;
       this.batchMs = this.batchMs === 0 ? took : 0.8 * this.batchMs + 0.2 * took;
-      this.hooks.onBatch?.(batch.length, result.encodeMs, result.decodeMs);
+      this.hooks.onBatch?.(batch.length, result.modelMs);
       batch.forEach((job, i) => job.resolve({
-        caption: result.captions[i], queueMs: started - job.queuedAt, encodeMs: result.encodeMs, decodeMs: result.decodeMs, batchSize: batch.length,
+        caption: result.captions[i], queueMs: started - job.queuedAt, modelMs: result.modelMs, batchSize: batch.length,
       }));
     } catch (e) {
       for (const job of batch) job.reject(e as Error);

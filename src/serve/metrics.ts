@@ -22,7 +22,7 @@ export class ServeMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     });
     this.stage = new Histogram({
-      name: 'sat_caption_stage_seconds', help: 'Time each caption spent per stage: image (decode + resize), queue, encode, decode', labelNames: ['stage'], registers,
+      name: 'sat_caption_stage_seconds', help: 'Time per stage: image (decode + resize of one image), queue (one caption waiting for its batch), model (one batch in encoder + decoder)', labelNames: ['stage'], registers,
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     });
     this.refusals = new Counter({ name: 'sat_refusals_total', help: 'Caption requests refused, by reason (the error code in the JSON answer)', labelNames: ['reason'], registers });

@@ -8,12 +8,12 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { UserError } from '../util/errors.js';
-import { loadCaptionerEngine, type AdapterOptions } from './captioner-adapter.js';
+import { loadCaptionerEngine, type EngineOptions } from './captioner-adapter.js';
 import type { CaptionEngine, DecodeSettings } from './engine.js';
 
 export interface ModelWorkerData {
   source: string;
-  options: AdapterOptions;
+  options: EngineOptions;
 }
 
 type Incoming = { type: 'batch'; id: number; images: Uint8Array[]; settings: DecodeSettings } | { type: 'close' };

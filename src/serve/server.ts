@@ -8,8 +8,8 @@
  *   GET  /readyz        the model is loaded and the server takes requests (503 while loading or closing)
  *   GET  /metrics       Prometheus text
  *   GET  /              the web page (src/web/page), /assets/* its files
- *   GET  /v1/bundle/*   the export bundle, when one is published (--bundle), for captioning in the browser
- *   GET  /assets/web/*  the browser build of show-attend-tell/web (onnxruntime-web), when built
+ *   GET  /v1/bundle/*   the export bundle of the served model, for captioning in the browser (onnxruntime-web)
+ *   GET  /assets/web/*  the browser build of show-attend-tell/web that the page loads to do that
  *
  * The server listens before the model is loaded; captions are refused with 503 until it is. Every
  * refusal is a JSON error naming the limit and the fix (src/serve/refusal.ts). The service reads only
@@ -23,9 +23,9 @@ import { ImageLoadError, loadRgb } from '../features/image.js';
 import { Batcher, DeadlineError, QueueFullError, type Ticket } from './batcher.js';
 import type { CaptionEngine, EngineCaption, EngineInfo } from './engine.js';
 import { ServeMetrics } from './metrics.js';
-import { loadPageAssets, type PageAsset } from './page-assets.js';
+import { loadPageAssets, webBuildFiles, type PageAsset } from './page-assets.js';
 import { formatBytes, Refusal } from './refusal.js';
-import { publishFolder, webBuildFolder, type PublishedFile } from './static-files.js';
+import type { FileSource } from './static-files.js';
 import { bodyTooLarge, parseOptions, readCaptionRequest, type CaptionOptions } from './request.js';
 
 export interface ServeOptions {
@@ -41,10 +41,10 @@ export interface ServeOptions {
   defaultBeam: number;
   /** fastify's request log (pino, JSON lines on stdout). */
   log?: boolean;
-  /** Export bundle (`sat export`) published at /v1/bundle/ for the page's in-browser captioning. */
-  bundleDir?: string | null;
-  /** Browser build of show-attend-tell/web published at /assets/web/ (default: this package's dist/web). */
-  webDir?: string | null;
+  /** The export bundle published at /v1/bundle/ for the page's in-browser captioning (default: none). */
+  bundle?: FileSource;
+  /** The browser build of show-attend-tell/web published at /assets/web/ (default: this package's, webBuildFiles). */
+  webBuild?: FileSource;
 }
 
 export const DEFAULT_SERVE_OPTIONS: ServeOptions = {
@@ -142,20 +142,34 @@ export async function startServer(loadEngine: () => Promise<CaptionEngine | Capt
   });
   app.get('/v1/model', async () => {
     if (!engine) throw notReady();
-    return manifest(engine.info, opts);
+    return { ...manifest(engine.info, opts), browser };
   });
   const sendAsset = (asset: PageAsset) => async (_request: FastifyRequest, reply: FastifyReply) =>
     reply.type(asset.type).header('cache-control', 'no-cache').header('x-content-type-options', 'nosniff').send(asset.body);
   for (const [route, asset] of page) app.get(route, sendAsset(asset));
-  const publish = (prefix: string, files: Map<string, PublishedFile>, missing: string) => {
+  const bundle = opts.bundle ?? { none: 'this server publishes no export bundle of its model' };
+  const webBuild = opts.webBuild ?? webBuildFiles();
+  const publish = (prefix: string, source: FileSource) => {
     app.get(`${prefix}:name`, async (request, reply) => {
+      const where = request.url.split('?')[0];
+      if ('none' in source) throw new Refusal(404, 'not_found', `no file ${where}: ${source.none}.`, 'the page\'s in-browser captioning is off on this server.');
+      let files;
+      try {
+        files = await source.files();
+      } catch (e) {
+        throw new Refusal(503, 'not_available', `${where} cannot be made: ${(e as Error).message}`, 'fix the cause named here; the next request tries again.');
+      }
       const found = files.get((request.params as { name: string }).name);
-      if (!found) throw new Refusal(404, 'not_found', `no file ${request.url.split('?')[0]}${files.size === 0 ? `: ${missing}` : ''}.`, `the files here are: ${[...files.keys()].join(', ') || 'none'}.`);
-      return reply.type(found.type).header('content-length', found.size).header('cache-control', 'no-cache').send(fs.createReadStream(found.file));
+      if (!found) throw new Refusal(404, 'not_found', `no file ${where}.`, `the files here are: ${[...files.keys()].join(', ')}.`);
+      reply.type(found.type).header('content-length', found.size).header('cache-control', 'no-cache');
+      return reply.send(found.body ? Buffer.from(found.body.buffer, found.body.byteOffset, found.body.byteLength) : fs.createReadStream(found.file!));
     });
   };
-  publish('/v1/bundle/', publishFolder(opts.bundleDir ?? null), 'this server publishes no export bundle (start sat serve with --bundle DIR, a folder written by sat export)');
-  publish('/assets/web/', publishFolder(opts.webDir === undefined ? webBuildFolder() : opts.webDir), 'this installation has no browser build (npm run build writes dist/web)');
+  publish('/v1/bundle/', bundle);
+  publish('/assets/web/', webBuild);
+  const browser = 'none' in bundle || 'none' in webBuild
+    ? { available: false, reason: 'none' in bundle ? bundle.none : (webBuild as { none: string }).none }
+    : { available: true, module: '/assets/web/show-attend-tell.mjs', bundle: '/v1/bundle/' };
 
   app.post('/v1/captions', {
     onRequest: async (request) => {
@@ -194,7 +208,7 @@ export async function startServer(loadEngine: () => Promise<CaptionEngine | Capt
       options: { beam: options.beam, alpha: options.alpha, max_length: options.maxLength, attention: options.attention },
       batch_size: result.batchSize,
       timings_ms: {
-        image: ms(imageMs), queue: ms(result.queueMs), encode: ms(result.encodeMs), decode: ms(result.decodeMs),
+        image: ms(imageMs), queue: ms(result.queueMs), model: ms(result.modelMs),
         total: ms(performance.now() - ticket.admittedAt),
       },
     };
@@ -210,10 +224,9 @@ export async function startServer(loadEngine: () => Promise<CaptionEngine | Capt
     const instances = Array.isArray(loaded) ? loaded : [loaded];
     engine = instances[0];
     batcher = new Batcher(instances, opts, {
-      onBatch: (size, encodeMs, decodeMs) => {
+      onBatch: (size, modelMs) => {
         metrics.batchSize.observe(size);
-        metrics.stage.observe({ stage: 'encode' }, encodeMs / 1000);
-        metrics.stage.observe({ stage: 'decode' }, decodeMs / 1000);
+        metrics.stage.observe({ stage: 'model' }, modelMs / 1000);
       },
       onQueueDepth: (depth) => metrics.queueDepth.set(depth),
     });
@@ -289,16 +302,14 @@ function asRefusal(error: FastifyError, opts: ServeOptions): Refusal | null {
 }
 
 function captionJson(c: EngineCaption, options: CaptionOptions, info: EngineInfo) {
-  const grid = info.attentionGrid;
-  const asGrid = (a: Float32Array) => grid
-    ? Array.from({ length: grid }, (_, r) => Array.from(a.subarray(r * grid, (r + 1) * grid), (x) => round(x, 4)))
-    : Array.from(a, (x) => round(x, 4));
+  const [h, w] = info.grid;
+  const asGrid = (a: Float32Array) => Array.from({ length: h }, (_, r) => Array.from(a.subarray(r * w, (r + 1) * w), (x) => round(x, 4)));
   return {
     caption: c.caption,
     finished: c.finished,
     log_prob: round(c.logProb),
     words: c.words.map((w) => (options.attention ? { word: w.word, attention: asGrid(w.attention) } : { word: w.word })),
-    ...(options.attention ? { attention_grid: grid ? [grid, grid] : [info.encoder.locations] } : {}),
+    ...(options.attention ? { attention_grid: info.grid } : {}),
     alternatives: c.alternatives.map((a) => ({ caption: a.caption, log_prob: round(a.logProb), score: round(a.score), finished: a.finished })),
   };
 }
@@ -307,8 +318,9 @@ function manifest(info: EngineInfo, opts: ServeOptions) {
   return {
     id: info.id,
     backend: info.backend,
-    encoder: { id: info.encoder.id, input_size: info.encoder.inputSize, locations: info.encoder.locations, channels: info.encoder.channels },
-    attention_grid: info.attentionGrid ? [info.attentionGrid, info.attentionGrid] : null,
+    dtype: info.dtype,
+    encoder: { id: info.encoder.id, input_size: info.encoder.inputSize, locations: info.encoder.locations },
+    attention_grid: info.grid,
     vocab_size: info.vocabSize,
     decoding: { beam: { default: opts.defaultBeam, max: opts.maxBeam }, alpha: { default: 0, max: 5 }, max_length: { default: info.maxLength, max: info.maxLength } },
     limits: {

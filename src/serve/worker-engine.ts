@@ -1,10 +1,14 @@
 /**
  * A CaptionEngine that lives on its own thread (src/serve/model-worker.ts), seen from the server thread.
  * Batches go over as messages (the images copied, a few hundred KB each); results come back the same way.
+ * Also the export of a bundle on a thread of its own (src/serve/export-worker.ts).
  */
 import { Worker } from 'node:worker_threads';
+import type { Bundle } from '../export/bundle-backend.js';
+import type { BundleManifest } from '../export/manifest.js';
 import { UserError } from '../util/errors.js';
 import type { BatchResult, CaptionEngine, DecodeSettings, EngineInfo } from './engine.js';
+import type { ExportWorkerData } from './export-worker.js';
 import type { ModelWorkerData } from './model-worker.js';
 
 type Outgoing =
@@ -13,13 +17,26 @@ type Outgoing =
   | { type: 'result'; id: number; result: BatchResult }
   | { type: 'error'; id: number; message: string };
 
-/** The worker's entry; under tsx (running from src/) the worker registers tsx first so it can load .ts. */
-function spawnWorker(data: ModelWorkerData): Worker {
-  const entry = new URL(import.meta.url.endsWith('.ts') ? './model-worker.ts' : './model-worker.js', import.meta.url);
-  if (!entry.pathname.endsWith('.ts')) return new Worker(entry, { workerData: data });
+/** A thread running `entry` (a module beside this one); under tsx (running from src/) it registers tsx first so it can load .ts. */
+export function spawnWorker(entry: 'model-worker' | 'export-worker', data: unknown): Worker {
+  const url = new URL(`./${entry}${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
+  if (!url.pathname.endsWith('.ts')) return new Worker(url, { workerData: data });
   const tsx = import.meta.resolve('tsx/esm/api');
-  const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); })`;
+  const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); })`;
   return new Worker(boot, { eval: true, workerData: data });
+}
+
+/** `buildBundle(source, options)` on a thread of its own (src/serve/export-worker.ts). */
+export function exportBundleInWorker(data: ExportWorkerData): Promise<Bundle> {
+  const worker = spawnWorker('export-worker', data);
+  return new Promise((resolve, reject) => {
+    worker.once('message', (m: { type: 'done'; manifest: BundleManifest; files: [string, Uint8Array][] } | { type: 'failed'; message: string }) => {
+      if (m.type === 'done') resolve({ manifest: m.manifest, files: new Map(m.files) });
+      else reject(new Error(m.message));
+    });
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`the export thread exited (code ${code}) without a bundle`)));
+  });
 }
 
 export class WorkerEngine implements CaptionEngine {
@@ -46,7 +63,7 @@ export class WorkerEngine implements CaptionEngine {
 
   /** Start the thread and load the model; rejects with the loader's error (a UserError stays one). */
   static start(data: ModelWorkerData): Promise<WorkerEngine> {
-    const worker = spawnWorker(data);
+    const worker = spawnWorker('model-worker', data);
     return new Promise((resolve, reject) => {
       const onMessage = (m: Outgoing) => {
         if (m.type === 'ready') { cleanup(); resolve(new WorkerEngine(worker, m.info)); }

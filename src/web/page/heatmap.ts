@@ -1,21 +1,21 @@
 /**
- * One word's attention grid [g][g] as a smooth heat map: bilinearly upsampled with half-pixel centres
+ * One word's attention grid [h][w] as a smooth heat map: bilinearly upsampled with half-pixel centres
  * (as src/figures/attention.ts does for the PNG figures), scaled to the word's own min..max, coloured
  * black-red-yellow-white ("hot") and made more opaque where the model looked more.
  */
 
 /** RGBA pixels [height][width] of the heat map for `grid`, stretched over the whole image (the encoder saw it squashed to a square). */
 export function heatPixels(grid: number[][], width: number, height: number): Uint8ClampedArray<ArrayBuffer> {
-  const g = grid.length;
+  const rows = grid.length, cols = grid[0]?.length ?? 0;
   let min = Infinity, max = -Infinity;
   for (const row of grid) for (const v of row) { min = Math.min(min, v); max = Math.max(max, v); }
   const range = max - min;
-  const axis = (n: number) => Array.from({ length: n }, (_, i) => {
+  const axis = (n: number, g: number) => Array.from({ length: n }, (_, i) => {
     const src = Math.min(Math.max((i + 0.5) * (g / n) - 0.5, 0), g - 1);
     const lo = Math.floor(src);
     return [lo, Math.min(lo + 1, g - 1), src - lo] as const;
   });
-  const xs = axis(width), ys = axis(height);
+  const xs = axis(width, cols), ys = axis(height, rows);
   const out = new Uint8ClampedArray(width * height * 4);
   for (let y = 0; y < height; y++) {
     const [y0, y1, wy] = ys[y];

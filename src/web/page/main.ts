@@ -23,10 +23,11 @@ const ui = {
   model: $('model'), drop: $('drop'), file: $<HTMLInputElement>('file'), choose: $<HTMLButtonElement>('choose'),
   beam: $<HTMLSelectElement>('beam'), inBrowser: $<HTMLInputElement>('in-browser'), inBrowserNote: $('in-browser-note'), status: $('status'), result: $('result'),
   photo: $<HTMLCanvasElement>('photo'), heat: $<HTMLCanvasElement>('heat'), play: $<HTMLButtonElement>('play'), words: $('words'),
-  timings: $('timings'), alternatives: $('alternatives'), browserResult: $('browser-result'), browserCaption: $('browser-caption'),
+  timings: $('timings'), alternatives: $('alternatives'), alternativesNote: $('alternatives-note'), browserResult: $('browser-result'), browserCaption: $('browser-caption'),
 };
 
 let current: CaptionAnswer | null = null;
+let browserSupport: here.BrowserSupport = { available: false, reason: 'the model is not loaded yet' };
 let selected = -1;       // the word whose attention is shown (-1: none)
 let pinned = false;      // a click or Enter keeps the selection when the pointer leaves
 let playing: number | null = null;
@@ -42,11 +43,11 @@ async function init(): Promise<void> {
   const defaultBeam = model?.decoding?.beam?.default ?? 3;
   for (let k = 1; k <= Math.min(maxBeam, 8); k++) ui.beam.add(new Option(k === 1 ? '1 (greedy)' : String(k), String(k), k === defaultBeam, k === defaultBeam));
   ui.model.textContent = model ? `model ${model.id} · encoder ${model.encoder.id} · attention ${model.attention_grid?.join('×') ?? 'n/a'}` : 'the model is not loaded yet: reload in a moment';
-  const inBrowser = await here.available();
-  if (!inBrowser.ok) {
+  browserSupport = model?.browser ?? browserSupport;
+  if (!browserSupport.available) {
     ui.inBrowser.disabled = true;
-    ui.inBrowser.parentElement!.title = `Not available: ${inBrowser.reason}`;
-    ui.inBrowserNote.textContent = `(not available: ${inBrowser.reason})`;
+    ui.inBrowser.parentElement!.title = `Not available: ${browserSupport.reason}`;
+    ui.inBrowserNote.textContent = `(not available: ${browserSupport.reason})`;
   }
 }
 
@@ -89,6 +90,7 @@ function show(answer: CaptionAnswer, bitmap: ImageBitmap): void {
     b.addEventListener('click', () => { stop(); pinned = !(pinned && selected === i); select(i); });
     return b;
   }));
+  ui.alternativesNote.hidden = answer.alternatives.length > 0;
   ui.alternatives.replaceChildren(...answer.alternatives.map((a) => {
     const li = document.createElement('li');
     const score = document.createElement('span');
@@ -98,7 +100,7 @@ function show(answer: CaptionAnswer, bitmap: ImageBitmap): void {
     return li;
   }));
   const t = answer.timings_ms;
-  ui.timings.textContent = `model ${answer.model} · image ${t.image} ms · queue ${t.queue} ms · encode ${t.encode} ms · decode ${t.decode} ms · batch of ${answer.batch_size}`;
+  ui.timings.textContent = `model ${answer.model} · image ${t.image} ms · queue ${t.queue} ms · model ${t.model} ms (batch of ${answer.batch_size})`;
   ui.play.disabled = answer.words.length === 0;
   ui.browserResult.hidden = true;
   ui.result.hidden = false;
@@ -139,14 +141,16 @@ function play(): void {
 async function compareInBrowser(image: Blob, beam: number, serverCaption: string): Promise<void> {
   ui.browserResult.hidden = false;
   ui.browserCaption.textContent = 'loading the model in this browser…';
+  if (!browserSupport.available) return;
   try {
-    const r = await here.captionHere(image, beam);
+    const r = await here.captionHere(browserSupport, image, beam);
     const same = r.caption === serverCaption;
     ui.browserCaption.innerHTML = '';
     const verdict = document.createElement('span');
     verdict.className = same ? 'agree' : 'differ';
     verdict.textContent = same ? '✓ same as the server' : '✗ differs from the server';
-    ui.browserCaption.append(`“${r.caption}” (${Math.round(r.ms)} ms) `, verdict);
+    const otherModel = current && r.modelId !== current.model ? ` (bundle ${r.modelId})` : '';
+    ui.browserCaption.append(`“${r.caption}” (${Math.round(r.ms)} ms in onnxruntime-web${otherModel}) `, verdict);
   } catch (e) {
     ui.browserCaption.textContent = `could not caption in this browser: ${(e as Error).message}`;
   }
