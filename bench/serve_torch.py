@@ -171,6 +171,12 @@ def make_handler(captioner, max_bytes):
     return Handler
 
 
+class PeerServer(HTTPServer):
+    # One request at a time, but the clients waiting for their turn queue in the listen backlog instead of having
+    # their connections dropped (HTTPServer's default backlog of 5 made clients beyond it retry after 1 s).
+    request_queue_size = 128
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--checkpoint', required=True, help='a .safetensors checkpoint written by sat train')
@@ -180,7 +186,7 @@ def main():
     ap.add_argument('--max-bytes', type=int, default=10 * 1024 * 1024)
     args = ap.parse_args()
     captioner = Captioner(args.checkpoint, args.threads)
-    server = HTTPServer((args.host, args.port), make_handler(captioner, args.max_bytes))
+    server = PeerServer((args.host, args.port), make_handler(captioner, args.max_bytes))
     print(json.dumps({'listening': f'http://{args.host}:{server.server_address[1]}', 'torch': torch.__version__,
                       'torchvision': torchvision.__version__, 'threads': args.threads}), flush=True)
     try:
