@@ -84,7 +84,7 @@ const B = BROWSER_BENCH_DEFAULTS;
 const browser: Bench = {
   summary: 'ms per image (encoder + beam 3) in headless Chromium (onnxruntime-web), vs onnxruntime-node and the native backend',
   options: {
-    model: { type: 'string', description: 'browser: bundle folder (sat export); serve: run folder, checkpoint or bundle to serve' },
+    model: { type: 'string', description: 'browser: bundle folder (sat export); serve: run folder or checkpoint to serve (the peer loads its weights)' },
     checkpoint: { type: 'string', description: 'browser: the checkpoint the bundle came from, to time the native backend too (encoder flags as for features)' },
     count: { type: 'string', description: 'browser: images to time, the first N JPEG/PNG files of --images by name', default: String(B.count) },
     beam: { type: 'string', description: 'browser, serve: beam width (serve: of every request, both sides)', default: String(B.beam) },
