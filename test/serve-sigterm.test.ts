@@ -1,6 +1,7 @@
 /**
- * `sat serve` as a child process (the CLI, the model on its own thread): SIGTERM while requests are in
- * flight (their bodies half uploaded) answers all of them, refuses new connections, and exits 0.
+ * `sat serve` as a child process (the CLI, the model on its own thread): it publishes the checkpoint exported
+ * on first use (on a thread of its own) for the page; SIGTERM while requests are in flight (their bodies half
+ * uploaded) answers all of them, refuses new connections, and exits 0.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -60,6 +61,10 @@ test('SIGTERM: requests in flight are answered, new connections refused, then th
       });
       void exited.then((code) => reject(new Error(`sat serve exited (${code}) before it was ready:\n${stderr}`)));
     });
+    const model = JSON.parse(await getOnce(`${url}/v1/model`));
+    assert.deepEqual(model.browser, { available: true, module: '/assets/web/show-attend-tell.mjs', bundle: '/v1/bundle/' });
+    const bundle = JSON.parse(await getOnce(`${url}/v1/bundle/manifest.json`));
+    assert.equal(bundle.modelId, model.id, 'the published bundle is the served model');
     const red = await solidImage('#e01010');
     // Requests whose bodies are half uploaded are surely in flight when the signal comes.
     const inFlight = Array.from({ length: 3 }, () => halfSent(url, red));
