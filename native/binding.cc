@@ -55,9 +55,8 @@ Params<T> params_of(Napi::Env env, const Napi::Value& v, const Dims& d, const ch
     throw Napi::TypeError::New(env, std::string(what) + " must be an array of " + std::to_string(kNumParams) + " typed arrays");
   auto arr = v.As<Napi::Array>();
   Params<T> p;
-  T** slots = reinterpret_cast<T**>(&p);
   for (int i = 0; i < kNumParams; i++)
-    slots[i] = data_of<T>(env, arr.Get(i), param_size(d, i), std::string(what) + "[" + std::to_string(i) + "]");
+    p.at[i] = data_of<T>(env, arr.Get(i), param_size(d, i), std::string(what) + "[" + std::to_string(i) + "]");
   return p;
 }
 

@@ -1,7 +1,7 @@
 // The model's layers as forward/backward pairs (llm.c style), templated on the element type
 // (float for training and inference, double for the finite-difference tests). Row-major buffers;
 // shapes in brackets. Backward functions ACCUMULATE (+=) into weight gradients, so one gradient
-// arena is summed over every use of a weight (time steps, encoder paths).
+// arena is summed over every use of a weight (time steps, paths into the annotation vectors).
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -41,12 +41,13 @@ void dense_forward(T* y, const T* x, const T* w, const T* b, int N, int K, int M
   fill_rows(y, b, N, M);
   gemm(false, false, N, M, K, T(1), x, K, w, M, T(1), y, M);
 }
-// dy [N,M] -> dW [K,M] +=, db [M] +=, dx [N,K] = (dx may be null: no input gradient)
+// dy [N,M] -> dW [K,M] +=, db [M] +=, dx [N,K] = (or += with accumulate_dx; dx may be null: no input gradient)
 template <typename T>
-void dense_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, int N, int K, int M) {
+void dense_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, int N, int K, int M,
+                    bool accumulate_dx = false) {
   gemm(true, false, K, M, N, T(1), x, K, dy, M, T(1), dw, M);
   if (db) colsum_add(db, dy, N, M);
-  if (dx) gemm(false, true, N, K, M, T(1), dy, M, w, M, T(0), dx, K);
+  if (dx) gemm(false, true, N, K, M, T(1), dy, M, w, M, accumulate_dx ? T(1) : T(0), dx, K);
 }
 
 // ---------------------------------------------------------------- Initial decoder state
@@ -68,35 +69,143 @@ void initial_state_forward(T* h0, T* enc_mean, const T* enc, const T* w, const T
   for (size_t i = 0; i < (size_t)B * U; i++) h0[i] = std::tanh(h0[i]);
 }
 
-// ---------------------------------------------------------------- Encoder: enc = relu(F We + be)
-// features [N,C] (N = B*L) -> enc [N,E]
+// dh0 [B,U] (the loss gradient w.r.t. H[0]) -> dw [E,U] +=, db [U] +=, denc [B,L,E] += 1/L of d(enc_mean) at
+// every location. Scratch: dpre [B,U] (through tanh), dmean [B,E].
 template <typename T>
-void encoder_forward(T* enc, const T* features, const T* w, const T* b, int N, int C, int E) {
+void initial_state_backward(T* denc, T* dw, T* db, const T* dh0, const T* h0, const T* enc_mean, const T* w, int B,
+                            int L, int E, int U, T* dpre, T* dmean) {
+  for (size_t i = 0; i < (size_t)B * U; i++) dpre[i] = dh0[i] * (T(1) - h0[i] * h0[i]);
+  dense_backward(dmean, dw, db, dpre, enc_mean, w, B, E, U);
+  const T inv = T(1) / T(L);
+  for (int i = 0; i < B; i++)
+    for (int l = 0; l < L; l++) {
+      T* dst = denc + ((size_t)i * L + l) * E;
+      const T* src = dmean + (size_t)i * E;
+      for (int k = 0; k < E; k++) dst[k] += src[k] * inv;
+    }
+}
+
+// ---------------------------------------------------------------- Feature projection: enc = relu(F Wp + bp)
+// The model's Dense + ReLU from CNN features to annotation vectors. features [N,C] (N = B*L) -> enc [N,E]
+template <typename T>
+void projection_forward(T* enc, const T* features, const T* w, const T* b, int N, int C, int E) {
   dense_forward(enc, features, w, b, N, C, E);
   const size_t n = (size_t)N * E;
   for (size_t i = 0; i < n; i++) enc[i] = enc[i] > T(0) ? enc[i] : T(0);
 }
-// denc [N,E] (overwritten by the pre-activation gradient) -> dWe +=, dbe +=. No feature gradient.
+// denc [N,E] (overwritten by the pre-activation gradient) -> dWp +=, dbp +=. No feature gradient.
 template <typename T>
-void encoder_backward(T* denc, T* dw, T* db, const T* enc, const T* features, int N, int C, int E) {
+void projection_backward(T* denc, T* dw, T* db, const T* enc, const T* features, int N, int C, int E) {
   const size_t n = (size_t)N * E;
   for (size_t i = 0; i < n; i++) denc[i] = enc[i] > T(0) ? denc[i] : T(0);
   gemm(true, false, C, E, N, T(1), features, C, denc, E, T(1), dw, E);
   colsum_add(db, denc, N, E);
 }
 
+// ---------------------------------------------------------------- Rows that share images
+// Several rows (captions) of one image: x_img [N,R] per image -> x [B,R] per row, x[b] = x_img[image_of_row[b]]
+// (R = L*E annotation vectors, or L*A attention keys).
+template <typename T>
+void image_gather_forward(T* x, const T* x_img, const int32_t* image_of_row, int B, size_t R) {
+  for (int b = 0; b < B; b++) std::memcpy(x + (size_t)b * R, x_img + (size_t)image_of_row[b] * R, sizeof(T) * R);
+}
+// dx [B,R] -> dx_img [N,R] = the sum over the rows of each image (overwritten; rows added in order b).
+template <typename T>
+void image_gather_backward(T* dx_img, const T* dx, const int32_t* image_of_row, int B, int N, size_t R) {
+  std::fill(dx_img, dx_img + (size_t)N * R, T(0));
+  for (int b = 0; b < B; b++) {
+    T* dst = dx_img + (size_t)image_of_row[b] * R;
+    const T* src = dx + (size_t)b * R;
+    for (size_t k = 0; k < R; k++) dst[k] += src[k];
+  }
+}
+
+// ---------------------------------------------------------------- Dropout (inverted, counter-based masks)
+// Element (i,k) of an [N,M] activation keeps with probability 1-p (scaled by 1/(1-p)), drawn from counter
+// row_id(i)*M + k of `stream` (math.h dropout_scale). The mask is a pure function of (seed, stream, row id, k):
+// the backward pass regenerates it, and a gathered row keeps the mask of the row it came from.
+struct DropoutMask {
+  double p = 0;        // drop probability; 0 = off
+  uint32_t seed = 0;
+  uint32_t stream = 0; // one stream per dropout site
+  bool on() const { return p > 0; }
+  // Counter of element (row, k) of an [*,M] activation.
+  static uint32_t base(uint32_t row, int M) { return row * (uint32_t)M; }
+  template <typename T>
+  T scale(uint32_t base, int k) const { return dropout_scale<T>(seed, stream, base + (uint32_t)k, p); }
+};
+
+// x [N,M] *= mask, in place; row_ids [N] (row i's id) or null (id = i).
+template <typename T>
+void dropout_forward(T* x, int N, int M, const int32_t* row_ids, const DropoutMask& mask) {
+  if (!mask.on()) return;
+  parallel_for(N, [&](int i) {
+    T* row = x + (size_t)i * M;
+    const uint32_t base = DropoutMask::base((uint32_t)(row_ids ? row_ids[i] : i), M);
+    for (int k = 0; k < M; k++) row[k] *= mask.scale<T>(base, k);
+  }, (double)N * M * 20);
+}
+// dx [N,M] *= the forward pass's mask.
+template <typename T>
+void dropout_backward(T* dx, int N, int M, const int32_t* row_ids, const DropoutMask& mask) {
+  dropout_forward(dx, N, M, row_ids, mask);
+}
+
+// ---------------------------------------------------------------- Embedding: token gather / gradient scatter
+// tokens [B,W] (row b's input token at step t in column t), emb [V,E] -> x [T,B,E], x[t,b] = emb[tokens[b,t]].
+template <typename T>
+void embedding_forward(T* x, const T* emb, const int32_t* tokens, int W, int Tn, int B, int E) {
+  for (int t = 0; t < Tn; t++)
+    for (int b = 0; b < B; b++)
+      std::memcpy(x + ((size_t)t * B + b) * E, emb + (size_t)tokens[(size_t)b * W + t] * E, sizeof(T) * E);
+}
+// dx [T,B,E] -> demb [V,E] += dx, scattered by token id in (t, b) order. `mask`: the dropout that followed the
+// gather in the forward pass (row ids t*B+b), applied inside the scatter-add so each element is one fused
+// multiply-add, as dropout_backward followed by a plain scatter would round twice.
+template <typename T>
+void embedding_backward(T* demb, const T* dx, const int32_t* tokens, int W, int Tn, int B, int E,
+                        const DropoutMask& mask) {
+  for (int t = 0; t < Tn; t++)
+    for (int b = 0; b < B; b++) {
+      const T* src = dx + ((size_t)t * B + b) * E;
+      T* dst = demb + (size_t)tokens[(size_t)b * W + t] * E;
+      if (mask.on()) {
+        const uint32_t base = DropoutMask::base((uint32_t)(t * B + b), E);
+        for (int k = 0; k < E; k++) dst[k] += src[k] * mask.scale<T>(base, k);
+      } else {
+        for (int k = 0; k < E; k++) dst[k] += src[k];
+      }
+    }
+}
+
+// ---------------------------------------------------------------- Row gather / scatter
+// x [R,M] -> out [N,M], out[i] = x[rows[i]]
+template <typename T>
+void gather_rows(T* out, const T* x, const int32_t* rows, int N, int M) {
+  parallel_for(N, [&](int i) {
+    std::memcpy(out + (size_t)i * M, x + (size_t)rows[i] * M, sizeof(T) * M);
+  }, (double)N * M);
+}
+// dout [N,M] -> dx [R,M], dx[rows[i]] = dout[i] (rows must be distinct; other rows are left as they are).
+template <typename T>
+void scatter_rows(T* dx, const T* dout, const int32_t* rows, int N, int M) {
+  parallel_for(N, [&](int i) {
+    std::memcpy(dx + (size_t)rows[i] * M, dout + (size_t)i * M, sizeof(T) * M);
+  }, (double)N * M);
+}
+
 // ---------------------------------------------------------------- Bahdanau attention, one step
-// enc [B,L,E]; proj [B,L,A] = enc W1 + b1 (once per sequence); hw2 [B,A] = h W2 + b2 (row stride hs);
-// v [A], bv: score[b,l] = v . tanh(proj[b,l] + hw2[b]) + bv; alpha = softmax_l(score) [B,L];
+// enc [B,L,E]; keys [B,L,A] = enc W1 + b1 (once per image); hw2 [B,A] = h W2 + b2 (row stride hs);
+// v [A], bv: score[b,l] = v . tanh(keys[b,l] + hw2[b]) + bv; alpha = softmax_l(score) [B,L];
 // ctx [B,E] = sum_l alpha[b,l] enc[b,l].
 template <typename T>
-void attention_forward(T* alpha, T* ctx, const T* enc, const T* proj, const T* hw2, int hs, const T* v, T bv,
+void attention_forward(T* alpha, T* ctx, const T* enc, const T* keys, const T* hw2, int hs, const T* v, T bv,
                        int B, int L, int E, int A) {
   parallel_for(B, [&](int b) {
     T* al = alpha + (size_t)b * L;
     const T* h = hw2 + (size_t)b * hs;
     for (int l = 0; l < L; l++) {
-      const T* p = proj + ((size_t)b * L + l) * A;
+      const T* p = keys + ((size_t)b * L + l) * A;
       T s = 0;
 #pragma omp simd reduction(+ : s)
       for (int a = 0; a < A; a++) s += v[a] * fast_tanh(p[a] + h[a]);
@@ -120,12 +229,12 @@ void attention_forward(T* alpha, T* ctx, const T* enc, const T* proj, const T* h
 
 // Backward of one attention step. dctx [B,E]; dalpha_extra [B,L] is added to dalpha for rows with
 // extra_on[b] != 0 (the doubly stochastic regulariser; may be null). tanh is recomputed, not stored.
-// Outputs: dproj [B,L,A] +=, dhw2 [B,A] = (row stride hs, like hw2), dv_rows [B,A] = and dbv_rows [B] =
+// Outputs: dkeys [B,L,A] +=, dhw2 [B,A] = (row stride hs, like hw2), dv_rows [B,A] = and dbv_rows [B] =
 // per-row dv and dbv (summed later in a fixed order, so results do not depend on the thread count).
 // The enc gradient through ctx (alpha x dctx) is done by the caller as one batched GEMM.
 template <typename T>
-void attention_backward(T* dproj, T* dhw2, T* dv_rows, T* dbv_rows, const T* dctx, const T* dalpha_extra,
-                        const uint8_t* extra_on, const T* alpha, const T* enc, const T* proj, const T* hw2,
+void attention_backward(T* dkeys, T* dhw2, T* dv_rows, T* dbv_rows, const T* dctx, const T* dalpha_extra,
+                        const uint8_t* extra_on, const T* alpha, const T* enc, const T* keys, const T* hw2,
                         int hs, const T* v, int B, int L, int E, int A, T* scratch /*[B,L]*/) {
   parallel_for(B, [&](int b) {
     const T* al = alpha + (size_t)b * L;
@@ -151,8 +260,8 @@ void attention_backward(T* dproj, T* dhw2, T* dv_rows, T* dbv_rows, const T* dct
     for (int l = 0; l < L; l++) {
       const T ds = al[l] * (da[l] - dot);
       dbv += ds;
-      const T* p = proj + ((size_t)b * L + l) * A;
-      T* dp = dproj + ((size_t)b * L + l) * A;
+      const T* p = keys + ((size_t)b * L + l) * A;
+      T* dp = dkeys + ((size_t)b * L + l) * A;
 #pragma omp simd
       for (int a = 0; a < A; a++) {
         const T th = fast_tanh(p[a] + h[a]);
@@ -164,6 +273,44 @@ void attention_backward(T* dproj, T* dhw2, T* dv_rows, T* dbv_rows, const T* dct
     }
     dbv_rows[b] = dbv;
   }, (double)B * L * (30.0 * A + 2.0 * E));
+}
+
+// The annotation vectors' gradient through the contexts of all T steps, per row: alpha [T,B,L], dctx [T,B,E]
+// -> denc [B,L,E] = (overwritten) denc[b] = alpha[:,b,:]^T dctx[:,b,:], one [L,T]x[T,E] GEMM per row.
+template <typename T>
+void attention_context_backward(T* denc, const T* alpha, const T* dctx, int Tn, int B, int L, int E) {
+  for (int b = 0; b < B; b++)
+    gemm(true, false, L, E, Tn, T(1), alpha + (size_t)b * L, B * L, dctx + (size_t)b * E, B * E, T(0),
+         denc + (size_t)b * L * E, E);
+}
+
+// ---------------------------------------------------------------- Doubly stochastic attention regulariser
+// Xu et al. 2015 eq. (14): every location should receive about one unit of attention over the caption.
+// alpha [T,B,L], real [T,B] (the target at step t is a real token) -> S [B,L] = sum over real steps of alpha;
+// returns lambda/B * sum_{b,l} (1 - S[b,l])^2.
+template <typename T>
+double attention_regularizer_forward(T* S, const T* alpha, const uint8_t* real, int Tn, int B, int L, double lambda) {
+  const int BL = B * L;
+  std::fill(S, S + BL, T(0));
+  for (int t = 0; t < Tn; t++)
+    for (int b = 0; b < B; b++)
+      if (real[t * B + b])
+        for (int l = 0; l < L; l++) S[b * L + l] += alpha[(size_t)t * BL + b * L + l];
+  double reg = 0;
+  for (int i = 0; i < BL; i++) {
+    const double gap = 1.0 - S[i];
+    reg += gap * gap;
+  }
+  return reg * (lambda / B);
+}
+// S [B,L] -> dalpha [B,L], the gradient w.r.t. alpha[t,b,l] for every real step t (the same for all of them):
+// -2 lambda/B (1 - S). attention_backward adds it on the real steps.
+template <typename T>
+void attention_regularizer_backward(T* dalpha, const T* S, int B, int L, double lambda) {
+  for (int i = 0; i < B * L; i++) {
+    const double gap = 1.0 - S[i];
+    dalpha[i] = T(-2.0 * lambda / B * gap);
+  }
 }
 
 // ---------------------------------------------------------------- GRU cell (Keras, reset_after=True)
