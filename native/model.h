@@ -68,6 +68,10 @@ struct Params {
 
 // Expected element count of parameter i for the given sizes (used by the binding's bounds checks).
 size_t param_size(const Dims& d, int i);
+// The name of a buffer the kernels would use for these sizes (with `images` feature rows) that would hold more
+// than 2^31-1 elements, or nullptr when every one fits. Kernels index within a buffer in int arithmetic, so the
+// binding refuses such sizes before any product of them can overflow.
+const char* oversized_buffer(const Dims& d, int images);
 
 struct StepOptions {
   double dropout = 0;   // on the embeddings (GRU input) and on the GRU output (fc1 input); training only

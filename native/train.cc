@@ -29,6 +29,55 @@ size_t param_size(const Dims& d, int i) {
 
 namespace {
 
+// Product of sizes if it is at most kMaxElements, else -1 (never overflows: each factor is checked first).
+constexpr int64_t kMaxElements = 2147483647;  // 2^31-1
+int64_t bounded_product(const int64_t (&factors)[3]) {
+  int64_t n = 1;
+  for (int64_t f : factors) {
+    if (f < 0 || f > kMaxElements) return -1;
+    n *= f;  // both <= 2^31-1: fits int64
+    if (n > kMaxElements) return -1;
+  }
+  return n;
+}
+
+}  // namespace
+
+const char* oversized_buffer(const Dims& d, int images) {
+  const int64_t B = d.B, T = d.T, L = d.L, C = d.C, E = d.E, U = d.U, A = d.A, V = d.V, N = images;
+  struct Buffer { const char* name; int64_t factors[3]; };
+  const int64_t R = std::max(N, B);  // rows of annotation vectors / keys (per image and per caption row)
+  const Buffer buffers[] = {
+      {"features [N,L,C]", {N, L, C}},
+      {"tokens [B,T+1]", {B, T + 1, 1}},
+      {"annotation vectors [N,L,E]", {R, L, E}},
+      {"attention keys [N,L,A]", {R, L, A}},
+      {"states [T+1,B,U]", {T + 1, B, U}},
+      {"gates [T,B,4U]", {T, B, 4 * U}},
+      {"embeddings [T,B,E]", {T, B, E}},
+      {"state products [T,B,A+3U]", {T, B, A + 3 * U}},
+      {"attention [T,B,L]", {T, B, L}},
+      {"logits [T*B,V]", {T, B, V}},
+      {"per-row dv [T,B,A]", {T, B, A}},
+      {"logits [N,V]", {B, V, 1}},
+      {"gate inputs [N,4U]", {B, 4 * U, 1}},
+      {"projection kernel [C,E]", {C, E, 1}},
+      {"W1 [E,A]", {E, A, 1}},
+      {"W2 [U,A]", {U, A, 1}},
+      {"embeddings [V,E]", {V, E, 1}},
+      {"gru.kernel [2E,3U]", {2 * E, 3 * U, 1}},
+      {"[W2 | Wr] [U,A+3U]", {U, A + 3 * U, 1}},
+      {"fc1 [U,U]", {U, U, 1}},
+      {"fc2 [U,V]", {U, V, 1}},
+      {"init_state [E,U]", {E, U, 1}},
+  };
+  for (const Buffer& b : buffers)
+    if (bounded_product(b.factors) < 0) return b.name;
+  return nullptr;
+}
+
+namespace {
+
 template <typename T>
 T* grow(std::vector<T>& v, size_t n) {
   if (v.size() < n) v.resize(n);

@@ -1,7 +1,9 @@
 /**
  * The single typed declaration of the C++ addon (native/binding.cc) and its loader.
  * The native side only computes: callers (native-model.ts) own every buffer and validate shapes first;
- * the addon still checks array types and lengths so a bad call throws instead of corrupting memory.
+ * the addon still checks argument counts and types, array kinds and lengths, size products against overflow,
+ * token ids and image indices, so a bad call throws a JS error naming the argument instead of corrupting memory
+ * (test/native-binding-safety.test.ts).
  */
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
@@ -83,6 +85,8 @@ export interface NativeBinding {
   sgemm(m: number, n: number, k: number, a: Float32Array, b: Float32Array, c: Float32Array): void;
   setThreads(blas: number, workers: number): void;
   threads(): { blas: number; workers: number };
+  /** Test-only: throws that C++ exception inside an entry point (it must arrive as a JS error). */
+  throwForTest(kind: 'bad_alloc' | 'length_error' | 'runtime_error'): never;
 }
 
 let cached: NativeBinding | undefined;
