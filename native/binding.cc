@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "blas.h"
+#include "gemm.h"
 #include "model.h"
 #include "parallel.h"
 
@@ -286,7 +286,7 @@ Napi::Value SumSquares(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), sum_squares(data_arg<float>(info, 0, n, "x"), n));
 }
 
-// sgemm(m, n, k, a, b, c): c[M,N] = a[M,K] b[K,N], for measuring the BLAS peak in benchmarks.
+// sgemm(m, n, k, a, b, c): c[M,N] = a[M,K] b[K,N] through CBLAS whatever the backend (the benchmark's peak).
 Napi::Value Sgemm(const Napi::CallbackInfo& info) {
   expect_args(info, 6, "sgemm(m, n, k, a, b, c)");
   const int M = (int)integer_arg(info, 0, "m", 1, INT_MAX), N = (int)integer_arg(info, 1, "n", 1, INT_MAX),
@@ -296,8 +296,69 @@ Napi::Value Sgemm(const Napi::CallbackInfo& info) {
   const float* a = data_arg<float>(info, 3, (size_t)M * K, "a");
   const float* b = data_arg<float>(info, 4, (size_t)K * N, "b");
   float* c = data_arg<float>(info, 5, (size_t)M * N, "c");
-  gemm(false, false, M, N, K, 1.0f, a, K, b, N, 0.0f, c, N);
+  cblas_gemm(false, false, M, N, K, 1.0f, a, K, b, N, 0.0f, c, N);
   return info.Env().Undefined();
+}
+
+GemmBackend backend_arg(const Napi::CallbackInfo& info, size_t i) {
+  const std::string name = i < info.Length() && info[i].IsString() ? info[i].As<Napi::String>().Utf8Value() : "";
+  if (name == "cblas") return GemmBackend::cblas;
+  if (name == "onednn") {
+    if (!onednn_built()) range_error(info.Env(), "the oneDNN backend is not in this build (install libdnnl-dev, then rebuild the addon)");
+    return GemmBackend::onednn;
+  }
+  type_error(info.Env(), "backend must be 'cblas' or 'onednn'");
+}
+
+// gemmPeak(backend, precision, m, n, k, repeats): seconds of each of `repeats` products c[M,N] = a[M,K] b[K,N]
+// on random operands prepared beforehand (bf16 operands converted before timing), for the benchmark's roofs.
+Napi::Value GemmPeak(const Napi::CallbackInfo& info) {
+  expect_args(info, 6, "gemmPeak(backend, precision, m, n, k, repeats)");
+  const GemmBackend backend = backend_arg(info, 0);
+  const std::string precision = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+  if (precision != "fp32" && precision != "bf16") type_error(info.Env(), "precision must be 'fp32' or 'bf16'");
+  const bool bf16 = precision == "bf16";
+  if (bf16 && backend != GemmBackend::onednn) range_error(info.Env(), "bf16 products need the oneDNN backend");
+  const int M = (int)integer_arg(info, 2, "m", 1, 1 << 16), N = (int)integer_arg(info, 3, "n", 1, 1 << 16),
+            K = (int)integer_arg(info, 4, "k", 1, 1 << 16);
+  const int repeats = (int)integer_arg(info, 5, "repeats", 1, 1000);
+  if ((int64_t)M * N > INT_MAX || (int64_t)M * K > INT_MAX || (int64_t)K * N > INT_MAX)
+    range_error(info.Env(), "gemmPeak: m*n, m*k and k*n must each be at most 2^31-1");
+  const std::vector<double> seconds = gemm_peak(backend, bf16, M, N, K, repeats);
+  Napi::Array out = Napi::Array::New(info.Env(), seconds.size());
+  for (size_t i = 0; i < seconds.size(); i++) out.Set((uint32_t)i, seconds[i]);
+  return out;
+}
+
+// setGemmBackend('cblas' | 'onednn'): the backend of every float product from now on.
+Napi::Value SetGemmBackend(const Napi::CallbackInfo& info) {
+  expect_args(info, 1, "setGemmBackend(backend)");
+  set_gemm_backend(backend_arg(info, 0));
+  return info.Env().Undefined();
+}
+
+// gemmInfo(): the backend in use, the backends built, and which kernels ran.
+Napi::Value GemmInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("backend", gemm_backend_name(gemm_backend()));
+  Napi::Array built = Napi::Array::New(env);
+  built.Set(0u, "cblas");
+  if (onednn_built()) built.Set(1u, "onednn");
+  out.Set("built", built);
+  out.Set("blas", blas_kernels());
+  if (onednn_built()) {
+    Napi::Object d = Napi::Object::New(env);
+    d.Set("version", onednn_version());
+    d.Set("isa", onednn_isa());
+    d.Set("nativeBf16", onednn_has_native_bf16());
+    const std::vector<std::string> names = onednn_kernels();
+    Napi::Array kernels = Napi::Array::New(env, names.size());
+    for (size_t i = 0; i < names.size(); i++) kernels.Set((uint32_t)i, names[i]);
+    d.Set("kernels", kernels);
+    out.Set("onednn", d);
+  }
+  return out;
 }
 
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
@@ -338,6 +399,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sgemm", Napi::Function::New(env, guarded<Sgemm>));
   exports.Set("setThreads", Napi::Function::New(env, guarded<SetThreads>));
   exports.Set("threads", Napi::Function::New(env, guarded<Threads>));
+  exports.Set("gemmPeak", Napi::Function::New(env, guarded<GemmPeak>));
+  exports.Set("setGemmBackend", Napi::Function::New(env, guarded<SetGemmBackend>));
+  exports.Set("gemmInfo", Napi::Function::New(env, guarded<GemmInfo>));
   exports.Set("throwForTest", Napi::Function::New(env, guarded<ThrowForTest>));
   return exports;
 }

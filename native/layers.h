@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "blas.h"
+#include "gemm.h"
 #include "math.h"
 #include "parallel.h"
 

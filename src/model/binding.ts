@@ -42,6 +42,21 @@ export type NativeDims = Int32Array;
 
 export type FloatArray = Float32Array | Float64Array;
 
+/** Matrix products: oneDNN matmul primitives (Linux with libdnnl-dev) or CBLAS (OpenBLAS, macOS Accelerate). */
+export type GemmBackend = 'cblas' | 'onednn';
+export const GEMM_BACKENDS: readonly GemmBackend[] = ['cblas', 'onednn'];
+/** Operands of the big training matmuls: fp32, or bf16 with f32 accumulation (oneDNN only). */
+export type Precision = 'fp32' | 'bf16';
+
+export interface GemmInfo {
+  backend: GemmBackend;                 // in use now
+  built: GemmBackend[];                 // in this build
+  blas: string;                         // e.g. 'OpenBLAS Haswell' (the CBLAS library and its kernels)
+  /** Where the build has oneDNN: its version, effective ISA, whether that has bf16 instructions (AVX512-BF16 or
+   * AMX), and the implementations of the matmul primitives created so far (e.g. 'brg:avx512_core_bf16'). */
+  onednn?: { version: string; isa: string; nativeBf16: boolean; kernels: string[] };
+}
+
 export interface NativeStepResult {
   loss: number;              // crossEntropySum / tokens + attentionPenalty
   crossEntropySum: number;
@@ -81,8 +96,16 @@ export interface NativeBinding {
   adamUpdate(params: Float32Array, grads: Float32Array, m: Float32Array, v: Float32Array, learningRate: number,
     beta1: number, beta2: number, epsilon: number, step: number, gradScale: number): void;
   sumSquares(x: Float32Array): number;
-  /** c[M, N] = a[M, K] b[K, N] through the BLAS (benchmark peak). */
+  /** c[M, N] = a[M, K] b[K, N] through CBLAS, whatever the backend (benchmark peak). */
   sgemm(m: number, n: number, k: number, a: Float32Array, b: Float32Array, c: Float32Array): void;
+  /**
+   * Seconds of each of `repeats` products c[M, N] = a[M, K] b[K, N] on random operands prepared beforehand (bf16
+   * operands converted before timing), after one untimed product: the benchmark's matmul roofs.
+   */
+  gemmPeak(backend: GemmBackend, precision: Precision, m: number, n: number, k: number, repeats: number): number[];
+  /** The backend of every float matrix product from now on ('onednn' only where the build has it). */
+  setGemmBackend(backend: GemmBackend): void;
+  gemmInfo(): GemmInfo;
   setThreads(blas: number, workers: number): void;
   threads(): { blas: number; workers: number };
   /** Test-only: throws that C++ exception inside an entry point (it must arrive as a JS error). */
@@ -91,7 +114,10 @@ export interface NativeBinding {
 
 let cached: NativeBinding | undefined;
 
-/** Loads build/Release/sat_native.node (built by `npm ci` through node-gyp). */
+/**
+ * Loads build/Release/sat_native.node (built by `npm ci` through node-gyp). SAT_GEMM_BACKEND=cblas|onednn picks the
+ * matmul backend for the whole process (default: oneDNN where the build has it), e.g. to run the tests on either.
+ */
 export function loadBinding(): NativeBinding {
   if (cached) return cached;
   // Works from src/model (tsx) and from dist/src/model (compiled): walk up to the package root.
@@ -107,6 +133,18 @@ export function loadBinding(): NativeBinding {
       'Run `npm ci` (or `npx node-gyp rebuild`) in the package directory; on Debian/Ubuntu it needs ' +
       '`sudo apt-get install libopenblas-dev` first.');
   }
-  cached = createRequire(import.meta.url)(file) as NativeBinding;
+  const binding = createRequire(import.meta.url)(file) as NativeBinding;
+  const backend = process.env.SAT_GEMM_BACKEND;
+  if (backend) {
+    if (!GEMM_BACKENDS.includes(backend as GemmBackend)) {
+      throw new UserError(`SAT_GEMM_BACKEND=${backend}: must be one of ${GEMM_BACKENDS.join(', ')} (or unset for the build's default).`);
+    }
+    if (!binding.gemmInfo().built.includes(backend as GemmBackend)) {
+      throw new UserError(`SAT_GEMM_BACKEND=${backend}: this build of the native core has only ${binding.gemmInfo().built.join(', ')}. ` +
+        'Install libdnnl-dev (Debian/Ubuntu) and rebuild with `npm rebuild` to get oneDNN, or unset SAT_GEMM_BACKEND.');
+    }
+    binding.setGemmBackend(backend as GemmBackend);
+  }
+  cached = binding;
   return cached;
 }

@@ -1,5 +1,5 @@
 /**
- * CaptionModel on the C++ addon (CBLAS). This class owns the parameter, gradient and Adam-moment
+ * CaptionModel on the C++ addon (oneDNN or CBLAS matmuls). This class owns the parameter, gradient and Adam-moment
  * arenas and validates every input; the addon only computes. See native/train.cc for the kernels.
  */
 import { UserError } from '../util/errors.js';

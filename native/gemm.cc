@@ -1,0 +1,139 @@
+// CBLAS side of native/gemm.h and the backend switch.
+#include "gemm.h"
+
+#include <stdexcept>
+
+#if defined(__APPLE__)
+#define ACCELERATE_NEW_LAPACK 1
+#include <Accelerate/Accelerate.h>
+#elif __has_include(<cblas.h>)
+#include <cblas.h>
+#else
+#error "cblas.h not found: the native training core needs OpenBLAS. Install it (Debian/Ubuntu: `sudo apt-get install libopenblas-dev`), then rerun `npm ci`."
+#endif
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+
+#include "bf16.h"
+#include "onednn.h"
+
+namespace sat {
+
+namespace {
+GemmBackend g_backend = default_gemm_backend();
+
+// K = 0: C = beta * C (what BLAS does; oneDNN has no empty reduction).
+template <typename T>
+void scale_only(int M, int N, T beta, T* C, int ldc) {
+  for (int i = 0; i < M; i++)
+    for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == T(0) ? T(0) : beta * C[(size_t)i * ldc + j];
+}
+}  // namespace
+
+bool onednn_built() { return onednn::built(); }
+GemmBackend default_gemm_backend() { return onednn::built() ? GemmBackend::onednn : GemmBackend::cblas; }
+GemmBackend gemm_backend() { return g_backend; }
+const char* gemm_backend_name(GemmBackend b) { return b == GemmBackend::onednn ? "onednn" : "cblas"; }
+
+void set_gemm_backend(GemmBackend b) {
+  if (b == GemmBackend::onednn && !onednn::built())
+    throw std::invalid_argument("this build has no oneDNN (install libdnnl-dev, then rebuild the addon)");
+  g_backend = b;
+}
+
+void cblas_gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+                float beta, float* C, int ldc) {
+  if (M == 0 || N == 0) return;
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
+              B, ldb, beta, C, ldc);
+}
+
+void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+          float beta, float* C, int ldc) {
+  if (M == 0 || N == 0) return;
+  if (g_backend == GemmBackend::onednn) {
+    if (K == 0) return scale_only(M, N, beta, C, ldc);
+    return onednn::gemm_f32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  }
+  cblas_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void gemm(bool ta, bool tb, int M, int N, int K, double alpha, const double* A, int lda, const double* B, int ldb,
+          double beta, double* C, int ldc) {
+  if (M == 0 || N == 0) return;
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
+              B, ldb, beta, C, ldc);
+}
+
+void gemm_bf16(bool ta, bool tb, int M, int N, int K, const uint16_t* A, int lda, const uint16_t* B, int ldb,
+               float beta, float* C, int ldc) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) return scale_only(M, N, beta, C, ldc);
+  onednn::gemm_bf16(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+
+void set_blas_threads(int n) {
+#if !defined(__APPLE__) && defined(OPENBLAS_VERSION)
+  openblas_set_num_threads(n);
+#else
+  (void)n;
+#endif
+}
+
+int get_blas_threads() {
+#if !defined(__APPLE__) && defined(OPENBLAS_VERSION)
+  return openblas_get_num_threads();
+#else
+  return 1;
+#endif
+}
+
+std::string blas_kernels() {
+#if defined(__APPLE__)
+  return "Accelerate";
+#elif defined(OPENBLAS_VERSION)
+  return std::string("OpenBLAS ") + openblas_get_corename();
+#else
+  return "CBLAS";
+#endif
+}
+
+std::vector<double> gemm_peak(GemmBackend backend, bool bf16, int M, int N, int K, int repeats) {
+  std::vector<float> a((size_t)M * K), b((size_t)K * N), c((size_t)M * N);
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (float& x : a) x = u(rng);
+  for (float& x : b) x = u(rng);
+  std::vector<uint16_t> a16, b16;
+  if (bf16) {
+    a16.resize(a.size());
+    b16.resize(b.size());
+    to_bf16(a16.data(), a.data(), a.size());
+    to_bf16(b16.data(), b.data(), b.size());
+  }
+  const auto once = [&] {
+    if (bf16)
+      onednn::gemm_bf16(false, false, M, N, K, a16.data(), K, b16.data(), N, 0.0f, c.data(), N);
+    else if (backend == GemmBackend::onednn)
+      onednn::gemm_f32(false, false, M, N, K, 1.0f, a.data(), K, b.data(), N, 0.0f, c.data(), N);
+    else
+      cblas_gemm(false, false, M, N, K, 1.0f, a.data(), K, b.data(), N, 0.0f, c.data(), N);
+  };
+  once();  // creates the primitive, warms the caches
+  std::vector<double> seconds;
+  for (int r = 0; r < repeats; r++) {
+    const auto t0 = std::chrono::steady_clock::now();
+    once();
+    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return seconds;
+}
+
+std::string onednn_version() { return onednn::version(); }
+std::string onednn_isa() { return onednn::isa(); }
+bool onednn_has_native_bf16() { return onednn::has_native_bf16(); }
+std::vector<std::string> onednn_kernels() { return onednn::kernels(); }
+
+}  // namespace sat

@@ -1,0 +1,191 @@
+// oneDNN matmul primitives: one per shape (transposes, strides, beta and data types), created on first use and
+// kept in a bounded per-thread cache. Transposes are strides, beta = 1 accumulation is a sum post-op, alpha an
+// output scale. Any oneDNN error becomes a std::runtime_error naming the primitive and its shapes (the binding
+// turns it into a JS error).
+#include "onednn.h"
+
+#ifdef SAT_HAVE_ONEDNN
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <cstring>
+#include <list>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <unordered_map>
+
+namespace sat::onednn {
+
+namespace {
+
+using dnnl::memory;
+using dt = memory::data_type;
+
+struct Key {
+  bool ta, tb;
+  int M, N, K, lda, ldb, ldc;
+  float alpha, beta;
+  dt type;  // of A and B (C is f32)
+  bool operator==(const Key& o) const {
+    return ta == o.ta && tb == o.tb && M == o.M && N == o.N && K == o.K && lda == o.lda && ldb == o.ldb &&
+           ldc == o.ldc && alpha == o.alpha && beta == o.beta && type == o.type;
+  }
+};
+
+struct KeyHash {
+  size_t operator()(const Key& k) const {
+    size_t h = (size_t)k.ta | (size_t)k.tb << 1 | (size_t)k.type << 2;
+    for (int v : {k.M, k.N, k.K, k.lda, k.ldb, k.ldc}) h = h * 1000003u ^ (size_t)(unsigned)v;
+    const auto bits = [](float f) { uint32_t u; std::memcpy(&u, &f, 4); return (size_t)u; };
+    return h * 31 ^ bits(k.alpha) * 17 ^ bits(k.beta);
+  }
+};
+
+struct Primitive {
+  dnnl::matmul matmul;
+  memory::desc a, b, c;
+};
+
+std::string describe(const Key& k) {
+  const char* type = k.type == dt::bf16 ? "bf16" : "f32";
+  return std::string("oneDNN matmul ") + type + " C[" + std::to_string(k.M) + "," + std::to_string(k.N) + "] = " +
+         (k.ta ? "A^T" : "A") + "[" + std::to_string(k.M) + "," + std::to_string(k.K) + "] (ld " +
+         std::to_string(k.lda) + ") x " + (k.tb ? "B^T" : "B") + "[" + std::to_string(k.K) + "," +
+         std::to_string(k.N) + "] (ld " + std::to_string(k.ldb) + "), ldc " + std::to_string(k.ldc) +
+         ", alpha " + std::to_string(k.alpha) + ", beta " + std::to_string(k.beta);
+}
+
+dnnl::engine& engine() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+
+std::mutex kernels_mutex;
+std::set<std::string> kernel_names;  // implementations of every primitive created (for `sat bench train`)
+
+Primitive create(const Key& k) {
+  const memory::dim M = k.M, N = k.N, K = k.K;
+  memory::desc a({M, K}, k.type, k.ta ? memory::dims{1, k.lda} : memory::dims{k.lda, 1});
+  memory::desc b({K, N}, k.type, k.tb ? memory::dims{1, k.ldb} : memory::dims{k.ldb, 1});
+  memory::desc c({M, N}, dt::f32, memory::dims{k.ldc, 1});
+  dnnl::primitive_attr attr;
+  if (k.alpha != 1.0f) attr.set_output_scales(0, {k.alpha});
+  if (k.beta != 0.0f) {
+    dnnl::post_ops ops;
+    ops.append_sum(k.beta);
+    attr.set_post_ops(ops);
+  }
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), attr, engine());
+  {
+    std::lock_guard<std::mutex> lock(kernels_mutex);
+    kernel_names.insert(pd.impl_info_str());
+  }
+  return Primitive{dnnl::matmul(pd), a, b, c};
+}
+
+// Least-recently-used cache of primitives, one per thread (a primitive per distinct shape: the decoder's live
+// rows give up to B shapes per per-step product, so the bound is generous).
+class Cache {
+ public:
+  const Primitive& get(const Key& k) {
+    auto it = index_.find(k);
+    if (it != index_.end()) {
+      order_.splice(order_.begin(), order_, it->second);
+      return it->second->second;
+    }
+    if (index_.size() >= kCapacity) {
+      index_.erase(order_.back().first);
+      order_.pop_back();
+    }
+    order_.emplace_front(k, create(k));
+    index_[k] = order_.begin();
+    return order_.front().second;
+  }
+
+ private:
+  static constexpr size_t kCapacity = 1024;
+  std::list<std::pair<Key, Primitive>> order_;
+  std::unordered_map<Key, std::list<std::pair<Key, Primitive>>::iterator, KeyHash> index_;
+};
+
+void run(const Key& k, const void* A, const void* B, float* C) {
+  thread_local Cache cache;
+  thread_local dnnl::stream stream(engine());
+  try {
+    const Primitive& p = cache.get(k);
+    memory a(p.a, engine(), const_cast<void*>(A));
+    memory b(p.b, engine(), const_cast<void*>(B));
+    memory c(p.c, engine(), C);
+    p.matmul.execute(stream, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
+    stream.wait();
+  } catch (const dnnl::error& e) {
+    throw std::runtime_error(describe(k) + ": " + e.what());
+  }
+}
+
+}  // namespace
+
+bool built() { return true; }
+
+void gemm_f32(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+              float beta, float* C, int ldc) {
+  run(Key{ta, tb, M, N, K, lda, ldb, ldc, alpha, beta, dt::f32}, A, B, C);
+}
+
+void gemm_bf16(bool ta, bool tb, int M, int N, int K, const uint16_t* A, int lda, const uint16_t* B, int ldb,
+               float beta, float* C, int ldc) {
+  run(Key{ta, tb, M, N, K, lda, ldb, ldc, 1.0f, beta, dt::bf16}, A, B, C);
+}
+
+std::string version() {
+  const dnnl_version_t* v = dnnl_version();
+  return std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
+}
+
+std::string isa() {
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::sse41: return "sse41";
+    case dnnl::cpu_isa::avx: return "avx";
+    case dnnl::cpu_isa::avx2: return "avx2";
+    case dnnl::cpu_isa::avx2_vnni: return "avx2_vnni";
+    case dnnl::cpu_isa::avx512_core: return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
+    default: return "other";
+  }
+}
+
+bool has_native_bf16() {
+  const auto i = dnnl::get_effective_cpu_isa();
+  return i == dnnl::cpu_isa::avx512_core_bf16 || i == dnnl::cpu_isa::avx512_core_amx;
+}
+
+std::vector<std::string> kernels() {
+  std::lock_guard<std::mutex> lock(kernels_mutex);
+  return std::vector<std::string>(kernel_names.begin(), kernel_names.end());
+}
+
+}  // namespace sat::onednn
+
+#else  // no oneDNN in this build
+
+#include <stdexcept>
+
+namespace sat::onednn {
+
+bool built() { return false; }
+void gemm_f32(bool, bool, int, int, int, float, const float*, int, const float*, int, float, float*, int) {
+  throw std::runtime_error("this build has no oneDNN");
+}
+void gemm_bf16(bool, bool, int, int, int, const uint16_t*, int, const uint16_t*, int, float, float*, int) {
+  throw std::runtime_error("bf16 matmuls need oneDNN, and this build has none (install libdnnl-dev, then rebuild)");
+}
+std::string version() { return ""; }
+std::string isa() { return ""; }
+bool has_native_bf16() { return false; }
+std::vector<std::string> kernels() { return {}; }
+
+}  // namespace sat::onednn
+
+#endif
