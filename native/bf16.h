@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 #if defined(__AVX512BF16__) && defined(__AVX512F__)
 #include <immintrin.h>
 #endif
@@ -55,5 +56,80 @@ inline void to_bf16_rows(uint16_t* dst, size_t ldd, const float* src, size_t lds
   parallel_for(R, [&](int r) { to_bf16_serial(dst + (size_t)r * ldd, src + (size_t)r * lds, (size_t)M); },
                (double)R * M);
 }
+
+}  // namespace sat
+
+namespace sat {
+
+// bf16 copies ("mirrors") of float buffers for the matrix products of one training step in bf16 precision.
+// While a Bf16Scope is open on this thread, gemm() runs a float product with bf16 operands (f32 accumulation and
+// output) when both operands lie inside mirrored buffers; every other product stays f32. The step mirrors each
+// weight once per step and each activation or gradient once, where it is produced (add / refresh), so no
+// operand is converted per product. Storage is kept across steps (entries are reused by buffer address).
+class Bf16Mirrors {
+ public:
+  // Opens a new step: every mirror becomes stale until added again.
+  void begin_step() {
+    for (Entry& e : entries_) e.active = false;
+  }
+  // Mirrors x[0..n) now (converting every element).
+  void add(const float* x, size_t n) {
+    Entry& e = entry_for(x, n);
+    to_bf16(e.bf16.data(), x, n);
+  }
+  // Mirrors x[0..n) without converting: its parts are converted by refresh() as they are written.
+  void reserve(const float* x, size_t n) { entry_for(x, n); }
+  // Reconverts x[0..n), which must lie inside a mirrored buffer.
+  void refresh(const float* x, size_t n) {
+    if (uint16_t* m = find(x, n)) to_bf16(m, x, n);
+  }
+  void refresh_rows(const float* x, size_t ld, int rows, int cols) {
+    if (rows <= 0) return;
+    if (uint16_t* m = find(x, (size_t)(rows - 1) * ld + cols)) to_bf16_rows(m, ld, x, ld, rows, cols);
+  }
+  // The bf16 copy of x[0..extent), or null when x is not inside an active mirror.
+  uint16_t* find(const float* x, size_t extent) {
+    for (Entry& e : entries_)
+      if (e.active && x >= e.begin && x + extent <= e.begin + e.n) return e.bf16.data() + (x - e.begin);
+    return nullptr;
+  }
+
+ private:
+  struct Entry {
+    const float* begin = nullptr;
+    size_t n = 0;
+    bool active = false;
+    std::vector<uint16_t> bf16;
+  };
+  Entry& entry_for(const float* x, size_t n) {
+    Entry* free_entry = nullptr;
+    for (Entry& e : entries_) {
+      if (e.begin == x) { free_entry = &e; break; }
+      if (!e.active && !free_entry) free_entry = &e;
+    }
+    if (!free_entry) free_entry = &entries_.emplace_back();
+    Entry& e = *free_entry;
+    e.begin = x;
+    e.n = n;
+    e.active = true;
+    if (e.bf16.size() < n) e.bf16.resize(n);
+    return e;
+  }
+  std::vector<Entry> entries_;
+};
+
+// The mirrors gemm() consults on this thread (null: all products f32).
+inline thread_local Bf16Mirrors* active_bf16_mirrors = nullptr;
+
+class Bf16Scope {
+ public:
+  explicit Bf16Scope(Bf16Mirrors* m) : previous_(active_bf16_mirrors) { active_bf16_mirrors = m; }
+  ~Bf16Scope() { active_bf16_mirrors = previous_; }
+  Bf16Scope(const Bf16Scope&) = delete;
+  Bf16Scope& operator=(const Bf16Scope&) = delete;
+
+ private:
+  Bf16Mirrors* previous_;
+};
 
 }  // namespace sat

@@ -15,6 +15,7 @@
 #include "gemm.h"
 #include "model.h"
 #include "parallel.h"
+#include "profile.h"
 
 using namespace sat;
 
@@ -133,6 +134,21 @@ void check_tokens(Napi::Env env, const int32_t* tokens, size_t n, int V, const c
                            " is outside the vocabulary [0, " + std::to_string(V) + ")");
 }
 
+// 'fp32' (or absent) -> false, 'bf16' -> true when this build and CPU can run bf16 products natively.
+bool precision_arg(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || is_absent(info[i])) return false;
+  const std::string p = info[i].IsString() ? info[i].As<Napi::String>().Utf8Value() : "";
+  if (p == "fp32") return false;
+  if (p != "bf16") type_error(info.Env(), "precision must be 'fp32' or 'bf16'");
+  if (gemm_backend() != GemmBackend::onednn)
+    range_error(info.Env(), "precision 'bf16' needs the oneDNN matmul backend, and the backend is " +
+                                std::string(gemm_backend_name(gemm_backend())));
+  if (!onednn_has_native_bf16())
+    range_error(info.Env(), "precision 'bf16' needs bf16 instructions (AVX512-BF16 or AMX), and oneDNN's ISA on this CPU is " +
+                                onednn_isa());
+  return true;
+}
+
 // ---------------------------------------------------------------- entry points
 
 // Every entry point runs through this: argument errors are already Napi::Error; allocation failures (workspace
@@ -168,7 +184,7 @@ Napi::Value ReleaseWorkspace(const Napi::CallbackInfo& info) {
 }
 
 // trainStep(ws, params, grads|null, dims, features, tokens, dropout, lambda, seed, resetState, meanInit,
-//           weights?, imageOfRow?, numImages?)
+//           weights?, imageOfRow?, numImages?, precision?)
 template <typename T>
 Napi::Value TrainStepT(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -201,6 +217,9 @@ Napi::Value TrainStepT(const Napi::CallbackInfo& info) {
   opt.mean_init = bool_arg(info, 10, "meanInit");
   // info[11]: optional per-sequence loss weights [B] (null/undefined = all 1)
   const T* weights = info.Length() > 11 && !is_absent(info[11]) ? data_arg<T>(info, 11, (size_t)d.B, "weights") : nullptr;
+  // info[14]: optional precision 'fp32' (default) or 'bf16'
+  opt.bf16 = precision_arg(info, 14);
+  if (opt.bf16 && !std::is_same_v<T, float>) range_error(env, "precision 'bf16' applies to Float32Array steps only");
   Workspace<T>* w;
   if constexpr (std::is_same_v<T, float>) w = &ws->f32; else w = &ws->f64;
   StepResult r = train_step<T>(*w, d, p, with_grads ? &g : nullptr, features, tokens, opt, weights, image_of_row,
@@ -215,7 +234,7 @@ Napi::Value TrainStepT(const Napi::CallbackInfo& info) {
 
 Napi::Value TrainStep(const Napi::CallbackInfo& info) {
   expect_args(info, 11, "trainStep(ws, params, grads, dims, features, tokens, dropout, attentionLambda, dropoutSeed, "
-                        "resetState, meanInit, weights?, imageOfRow?, numImages?)");
+                        "resetState, meanInit, weights?, imageOfRow?, numImages?, precision?)");
   // The element type follows params[0]: Float64Array selects the test-only float64 path.
   if (info[1].IsArray() && info[1].As<Napi::Array>().Length() > 0) {
     Napi::Value first = info[1].As<Napi::Array>().Get(0u);
@@ -330,6 +349,28 @@ Napi::Value GemmPeak(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// setProfiling(on): timers inside the training step (native/profile.h); profile() returns and clears them.
+Napi::Value SetProfiling(const Napi::CallbackInfo& info) {
+  expect_args(info, 1, "setProfiling(on)");
+  set_profiling(bool_arg(info, 0, "on"));
+  return info.Env().Undefined();
+}
+
+Napi::Value Profile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::vector<ProfileEntry> entries = take_profile();
+  Napi::Array out = Napi::Array::New(env, entries.size());
+  for (size_t i = 0; i < entries.size(); i++) {
+    Napi::Object e = Napi::Object::New(env);
+    e.Set("name", entries[i].name);
+    e.Set("seconds", entries[i].seconds);
+    e.Set("matmulSeconds", entries[i].matmul_seconds);
+    e.Set("calls", (double)entries[i].calls);
+    out.Set((uint32_t)i, e);
+  }
+  return out;
+}
+
 // setGemmBackend('cblas' | 'onednn'): the backend of every float product from now on.
 Napi::Value SetGemmBackend(const Napi::CallbackInfo& info) {
   expect_args(info, 1, "setGemmBackend(backend)");
@@ -401,6 +442,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("threads", Napi::Function::New(env, guarded<Threads>));
   exports.Set("gemmPeak", Napi::Function::New(env, guarded<GemmPeak>));
   exports.Set("setGemmBackend", Napi::Function::New(env, guarded<SetGemmBackend>));
+  exports.Set("setProfiling", Napi::Function::New(env, guarded<SetProfiling>));
+  exports.Set("profile", Napi::Function::New(env, guarded<Profile>));
   exports.Set("gemmInfo", Napi::Function::New(env, guarded<GemmInfo>));
   exports.Set("throwForTest", Napi::Function::New(env, guarded<ThrowForTest>));
   return exports;

@@ -18,6 +18,7 @@
 
 #include "bf16.h"
 #include "onednn.h"
+#include "profile.h"
 
 namespace sat {
 
@@ -53,8 +54,14 @@ void cblas_gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float*
 void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
           float beta, float* C, int ldc) {
   if (M == 0 || N == 0) return;
+  ProfileMatmul timer;
   if (g_backend == GemmBackend::onednn) {
     if (K == 0) return scale_only(M, N, beta, C, ldc);
+    if (Bf16Mirrors* mirrors = active_bf16_mirrors; mirrors && alpha == 1.0f) {
+      const uint16_t* A16 = mirrors->find(A, ta ? (size_t)(K - 1) * lda + M : (size_t)(M - 1) * lda + K);
+      const uint16_t* B16 = A16 ? mirrors->find(B, tb ? (size_t)(N - 1) * ldb + K : (size_t)(K - 1) * ldb + N) : nullptr;
+      if (A16 && B16) return onednn::gemm_bf16(ta, tb, M, N, K, A16, lda, B16, ldb, beta, C, ldc);
+    }
     return onednn::gemm_f32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   }
   cblas_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -70,6 +77,7 @@ void gemm(bool ta, bool tb, int M, int N, int K, double alpha, const double* A, 
 void gemm_bf16(bool ta, bool tb, int M, int N, int K, const uint16_t* A, int lda, const uint16_t* B, int ldb,
                float beta, float* C, int ldc) {
   if (M == 0 || N == 0) return;
+  ProfileMatmul timer;
   if (K == 0) return scale_only(M, N, beta, C, ldc);
   onednn::gemm_bf16(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
 }

@@ -94,10 +94,16 @@ void projection_forward(T* enc, const T* features, const T* w, const T* b, int N
   for (size_t i = 0; i < n; i++) enc[i] = enc[i] > T(0) ? enc[i] : T(0);
 }
 // denc [N,E] (overwritten by the pre-activation gradient) -> dWp +=, dbp +=. No feature gradient.
-template <typename T>
-void projection_backward(T* denc, T* dw, T* db, const T* enc, const T* features, int N, int C, int E) {
+// on_masked(denc) runs between the ReLU backward and the products (the bf16 step mirrors denc there).
+struct NoHook {
+  template <typename... Args> void operator()(Args&&...) const {}
+};
+template <typename T, typename Hook = NoHook>
+void projection_backward(T* denc, T* dw, T* db, const T* enc, const T* features, int N, int C, int E,
+                         Hook&& on_masked = {}) {
   const size_t n = (size_t)N * E;
   for (size_t i = 0; i < n; i++) denc[i] = enc[i] > T(0) ? denc[i] : T(0);
+  on_masked(static_cast<const T*>(denc));
   gemm(true, false, C, E, N, T(1), features, C, denc, E, T(1), dw, E);
   colsum_add(db, denc, N, E);
 }

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "bf16.h"
+
 namespace sat {
 
 struct Dims {
@@ -82,6 +84,10 @@ struct StepOptions {
   bool reset_state = false;
   // false: H[0] = 0 (the TF tutorial). true: H[0] = tanh(mean_l(enc) init_w + init_b) (the paper).
   bool mean_init = false;
+  // float only, oneDNN backend: the step's matrix products take bf16 operands (weights converted once per step,
+  // activations and gradients once where they are produced) with f32 accumulation and output; everything else
+  // (weights, gradients, softmax, loss, the optimizer) stays f32.
+  bool bf16 = false;
 };
 
 struct StepResult {
@@ -101,6 +107,7 @@ struct Workspace {
   std::vector<T> enc_img, keys_img, denc_img, dkeys_img;  // per distinct image when rows share images
   std::vector<int32_t> rows, targets, live;
   std::vector<uint8_t> real;
+  Bf16Mirrors bf16;  // bf16 copies of the matmul operands (StepOptions::bf16)
 };
 
 // Forward (+ backward when grads != nullptr) of one padded batch. features [B,L,C], tokens [B,T+1].

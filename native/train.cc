@@ -15,8 +15,10 @@
 #include <algorithm>
 #include <cstring>
 
+#include "bf16.h"
 #include "layers.h"
 #include "model.h"
+#include "profile.h"
 
 namespace sat {
 
@@ -84,6 +86,23 @@ T* grow(std::vector<T>& v, size_t n) {
   return v.data();
 }
 
+// bf16 mirrors of the step's matmul operands (native/bf16.h) when it runs in bf16 precision; without (fp32, and
+// always for double) every call is a no-op and every product stays in the element type.
+template <typename T>
+struct Mirrors {
+  Bf16Mirrors* m = nullptr;
+  bool on() const { return m != nullptr; }
+  void add(const T* x, size_t n) const {
+    if constexpr (std::is_same_v<T, float>) if (m) m->add(x, n);
+  }
+  void reserve(const T* x, size_t n) const {
+    if constexpr (std::is_same_v<T, float>) if (m) m->reserve(x, n);
+  }
+  void refresh(const T* x, size_t n) const {
+    if constexpr (std::is_same_v<T, float>) if (m) m->refresh(x, n);
+  }
+};
+
 // The step's sizes and the layout of its token rows.
 struct StepShape {
   int B, Tn, L, C, E, U, A, V;
@@ -126,6 +145,7 @@ struct Activations {
   T* logits;    // [nr,V] fc2 output, replaced by dlogits
   T* row_loss;  // [nr] cross-entropy per real target (times its sequence weight)
   T* reg_sum;   // [B,L] attention summed over the real steps (lambda > 0 only)
+  Mirrors<T> bf16;  // bf16 copies of the matmul operands (precision bf16)
 };
 
 // live[t]: the recurrence at step t runs over rows 0..live[t]-1 only, every row with a real target at t or
@@ -185,12 +205,27 @@ void recurrence_forward(const StepShape& s, const Params<T>& p, Activations<T>& 
     std::fill(alpha_t + (size_t)Bt * L, alpha_t + (size_t)B * L, T(0));
     std::fill(ctx_t + (size_t)Bt * E, ctx_t + (size_t)B * E, T(0));
     std::fill(hn + (size_t)Bt * U, hn + (size_t)B * U, T(0));
-    if (Bt == 0) continue;
-    // [h W2 + b2 | h Wr]; in reset mode only h W2 + b2, the GRU's share stays 0 (its state is zeros)
-    gemm(false, false, Bt, reset ? A : K, U, T(1), h, U, a.wcat, K, T(1), hg_t, K);
-    attention_forward(alpha_t, ctx_t, a.enc, a.keys, hg_t, K, p.v(), p.bv()[0], Bt, L, E, A);
-    gemm(false, false, Bt, G, E, T(1), ctx_t, E, Wc, G, T(1), gx_t, G);  // += context share
+    if (Bt == 0) {
+      a.bf16.refresh(ctx_t, (size_t)B * E);
+      a.bf16.refresh(hn, (size_t)B * U);
+      continue;
+    }
+    {  // [h W2 + b2 | h Wr]; in reset mode only h W2 + b2, the GRU's share stays 0 (its state is zeros)
+      ProfileSection section("fwd state matmul");
+      gemm(false, false, Bt, reset ? A : K, U, T(1), h, U, a.wcat, K, T(1), hg_t, K);
+    }
+    {
+      ProfileSection section("fwd attention");
+      attention_forward(alpha_t, ctx_t, a.enc, a.keys, hg_t, K, p.v(), p.bv()[0], Bt, L, E, A);
+      a.bf16.refresh(ctx_t, (size_t)B * E);
+    }
+    {
+      ProfileSection section("fwd context matmul");
+      gemm(false, false, Bt, G, E, T(1), ctx_t, E, Wc, G, T(1), gx_t, G);  // += context share
+    }
+    ProfileSection section("fwd gru");
     gru_forward(hn, a.gates + (size_t)t * B * 4 * U, gx_t, hg_t + A, K, p.gru_b() + G, reset ? a.zeros : h, Bt, U);
+    a.bf16.refresh(hn, (size_t)B * U);
   }
 }
 
@@ -223,6 +258,7 @@ void recurrence_backward(const StepShape& s, const Params<T>& p, const Activatio
     const int Bt = a.live[t];  // rows past it: zero gradients (the batched weight gradients read them)
     const T* h = a.H + (size_t)t * B * U;
     const T* dout = r.dh_out + (size_t)t * B * U;
+    ProfileSection section("bwd gru");
     for (int i = 0; i < Bt * U; i++) r.dhn[i] = dh[i] + dout[i];
     T* dgx_t = r.dgx + (size_t)t * B * G;
     T* dg_t = r.dghw + (size_t)t * B * K;
@@ -235,14 +271,25 @@ void recurrence_backward(const StepShape& s, const Params<T>& p, const Activatio
     std::fill(dhp + (size_t)Bt * U, dhp + (size_t)B * U, T(0));
     if (Bt > 0) {
       gru_backward(dgx_t, dg_t + A, K, dhp, r.dhn, a.gates + (size_t)t * B * 4 * U, reset ? a.zeros : h, Bt, U);
-      gemm(false, true, Bt, E, G, T(1), dgx_t, G, Wc, G, T(0), dctx_t, E);  // dctx = dgx Wc^T
+      a.bf16.refresh(dgx_t, (size_t)B * G);
+      {
+        ProfileSection section("bwd context matmul");
+        gemm(false, true, Bt, E, G, T(1), dgx_t, G, Wc, G, T(0), dctx_t, E);  // dctx = dgx Wc^T
+      }
+      ProfileSection section("bwd attention");
       attention_backward(r.dkeys, dg_t, r.dv_rows + (size_t)t * B * A, r.dbv_rows + (size_t)t * B, dctx_t,
                          dalpha_reg, a.real + (size_t)t * B, a.alpha + (size_t)t * BL, a.enc, a.keys,
                          a.hg + (size_t)t * B * K, K, p.v(), Bt, L, E, A, r.scratch);
+      a.bf16.refresh(dg_t, (size_t)B * K);
+      ProfileSection section2("bwd state matmul");
       if (reset)  // H[t] reached only the attention query: dhp = dhw2 W2^T (overwrites gru_backward's z * dhn)
         gemm(false, true, Bt, U, A, T(1), dg_t, K, a.wcat, K, T(0), dhp, U);
       else
         gemm(false, true, Bt, U, K, T(1), dg_t, K, a.wcat, K, T(1), dhp, U);  // += [dhw2 | dgh] [W2 | Wr]^T
+    }
+    if (Bt == 0) {
+      a.bf16.refresh(dgx_t, (size_t)B * G);
+      a.bf16.refresh(dg_t, (size_t)B * K);
     }
     std::swap(dh, dhp);
   }
@@ -255,6 +302,7 @@ template <typename T>
 void recurrence_weight_grads(const StepShape& s, const Activations<T>& a, const RecurrenceGrads<T>& r,
                              const Params<T>& g, bool reset) {
   const int E = s.E, U = s.U, A = s.A, G = s.G, K = s.K, TB = s.TB;
+  ProfileSection section("bwd recurrence weight grads");
   gemm(true, false, E, G, TB, T(1), a.ctx, E, r.dgx, G, T(1), g.gru_k(), G);                  // dWc
   gemm(true, false, E, G, TB, T(1), a.x, E, r.dgx, G, T(1), g.gru_k() + (size_t)E * G, G);    // dWx
   colsum_add(g.gru_b(), r.dgx, TB, G);
@@ -314,24 +362,45 @@ StepResult forward_pass(Workspace<T>& ws, const StepShape& s, const Params<T>& p
                         const StepInputs<T>& in) {
   const int B = s.B, Tn = s.Tn, L = s.L, C = s.C, E = s.E, U = s.U, A = s.A, V = s.V, G = s.G;
   // annotation vectors and attention keys, once per image; gathered to rows when rows share images
+  ProfileSteps prof;
+  if (a.bf16.on()) {  // weights once per step; the features, whose products are the step's largest
+    prof.next("fwd bf16 weights and features");
+    a.bf16.add(p.projection_w(), (size_t)C * E);
+    a.bf16.add(p.w1(), (size_t)E * A);
+    a.bf16.add(p.gru_k(), (size_t)2 * E * G);
+    a.bf16.add(p.fc1_w(), (size_t)U * U);
+    a.bf16.add(p.fc2_w(), (size_t)U * V);
+    a.bf16.add(in.features, (size_t)s.NL * C);
+  }
+  prof.next("fwd projection and keys");
   projection_forward(a.enc_img, in.features, p.projection_w(), p.projection_b(), s.NL, C, E);
+  a.bf16.add(a.enc_img, (size_t)s.NL * E);
   dense_forward(a.keys_img, a.enc_img, p.w1(), p.b1(), s.NL, E, A);
   if (s.shared) {
     image_gather_forward(a.enc, a.enc_img, in.image_of_row, B, (size_t)L * E);
     image_gather_forward(a.keys, a.keys_img, in.image_of_row, B, (size_t)L * A);
   }
   // embeddings of every input token, then their share of the GRU input gates
+  prof.next("fwd embedding and input gates");
   embedding_forward(a.x, p.emb(), in.tokens, s.W, Tn, B, E);
   dropout_forward(a.x, s.TB, E, nullptr, in.embedding_dropout);
+  a.bf16.add(a.x, (size_t)s.TB * E);
   dense_forward(a.xg, a.x, p.gru_k() + (size_t)E * G, p.gru_b(), s.TB, E, G);  // embedding rows of the kernel
   // the recurrence
+  prof.next("fwd initial state");
   pack_state_weights(a.wcat, p.w2(), p.gru_rk(), U, A, G);
+  a.bf16.add(a.wcat, (size_t)U * s.K);
+  a.bf16.reserve(a.H, (size_t)(s.TB + B) * U);  // rows converted as the recurrence writes them
+  a.bf16.reserve(a.ctx, (size_t)s.TB * E);
   if (in.mean_init)
     initial_state_forward(a.H, a.enc_mean, a.enc, p.init_w(), p.init_b(), B, L, E, U);
   else
     std::fill(a.H, a.H + (size_t)B * U, T(0));
+  a.bf16.refresh(a.H, (size_t)B * U);
   find_live_rows(a.live, in.tokens, B, Tn);
+  prof.next("fwd recurrence other");
   recurrence_forward(s, p, a, in.reset);
+  prof.next("fwd output rows");
   // output layers over the real rows of every step at once
   const int nr = a.nr = find_real_targets(a.rows, a.targets, a.real, in.tokens, B, Tn);
   const size_t nr1 = (size_t)std::max(nr, 1);
@@ -341,8 +410,12 @@ StepResult forward_pass(Workspace<T>& ws, const StepShape& s, const Params<T>& p
   a.row_loss = grow(ws.row_loss, nr1);
   gather_rows(a.hd, a.H + (size_t)B * U, a.rows, nr, U);  // H[t+1][b] for row t*B+b
   dropout_forward(a.hd, nr, U, a.rows, in.output_dropout);
+  a.bf16.add(a.hd, (size_t)nr * U);
+  prof.next("fwd fc1 and fc2");
   dense_forward(a.f1, a.hd, p.fc1_w(), p.fc1_b(), nr, U, U);
+  a.bf16.add(a.f1, (size_t)nr * U);
   dense_forward(a.logits, a.f1, p.fc2_w(), p.fc2_b(), nr, U, V);
+  prof.next("fwd softmax and loss");
   const T grad_scale = (in.train && nr > 0) ? T(1.0 / nr) : T(0);
   softmax_xent(a.logits, a.row_loss, a.targets, nr, V, grad_scale);
   if (in.weights) {  // per-sequence weights: scale each real row's loss and its logit gradient
@@ -355,8 +428,10 @@ StepResult forward_pass(Workspace<T>& ws, const StepShape& s, const Params<T>& p
       }
     }, (double)nr * V);
   }
+  if (in.train) a.bf16.add(a.logits, (size_t)nr * V);  // dlogits, for both of fc2's backward products
   double ce_sum = 0;
   for (int i = 0; i < nr; i++) ce_sum += a.row_loss[i];
+  prof.next("fwd regularizer");
   double reg = 0;
   if (in.lambda > 0) {
     a.reg_sum = grow(ws.reg_sum, (size_t)s.BL);
@@ -372,14 +447,19 @@ void backward_pass(Workspace<T>& ws, const StepShape& s, const Params<T>& p, con
   const int B = s.B, Tn = s.Tn, L = s.L, C = s.C, E = s.E, U = s.U, A = s.A, V = s.V;
   const int TB = s.TB, BL = s.BL, G = s.G, NL = s.NL, nr = a.nr;
   const size_t nr1 = (size_t)std::max(nr, 1);
+  ProfileSteps prof;
+  prof.next("bwd zero gradients");
   for (int i = 0; i < kNumParams; i++) std::fill(g.at[i], g.at[i] + param_size(d, i), T(0));
   // output layers (logits already hold dlogits), back to each step's output
   T* df1 = grow(ws.df1, nr1 * U);
   T* dhd = grow(ws.dhd, nr1 * U);
   RecurrenceGrads<T> r{};
   r.dh_out = grow(ws.dh_out, (size_t)TB * U);
+  prof.next("bwd fc2 and fc1");
   dense_backward(df1, g.fc2_w(), g.fc2_b(), a.logits, a.f1, p.fc2_w(), nr, U, V);
+  a.bf16.add(df1, (size_t)nr * U);
   dense_backward(dhd, g.fc1_w(), g.fc1_b(), df1, a.hd, p.fc1_w(), nr, U, U);
+  prof.next("bwd output rows");
   dropout_backward(dhd, nr, U, a.rows, in.output_dropout);
   std::fill(r.dh_out, r.dh_out + (size_t)TB * U, T(0));
   scatter_rows(r.dh_out, dhd, a.rows, nr, U);
@@ -399,13 +479,19 @@ void backward_pass(Workspace<T>& ws, const StepShape& s, const Params<T>& p, con
   r.dv_rows = grow(ws.dv_rows, (size_t)TB * A);
   r.dbv_rows = grow(ws.dbv_rows, (size_t)TB);
   r.scratch = grow(ws.scratch, (size_t)BL);
+  a.bf16.reserve(r.dgx, (size_t)TB * G);  // rows converted as the recurrence writes them
+  a.bf16.reserve(r.dghw, (size_t)TB * s.K);
+  prof.next("bwd recurrence other");
   recurrence_backward(s, p, a, r, dalpha_reg, in.reset);
+  prof.next("bwd recurrence other");
   recurrence_weight_grads(s, a, r, g, in.reset);
   // embedding gradient: dx = dgx Wx^T, back through dropout, scattered by token id
+  prof.next("bwd embedding");
   T* dx = grow(ws.dx, (size_t)TB * E);
   gemm(false, true, TB, E, G, T(1), r.dgx, G, p.gru_k() + (size_t)E * G, G, T(0), dx, E);
   embedding_backward(g.emb(), dx, in.tokens, s.W, Tn, B, E, in.embedding_dropout);
   // annotation vectors' gradient: through the contexts, the initial state, then per image through W1
+  prof.next("bwd annotation vectors");
   T* denc = grow(ws.denc, (size_t)BL * E);
   attention_context_backward(denc, a.alpha, r.dctx, Tn, B, L, E);
   if (in.mean_init) {
@@ -421,8 +507,11 @@ void backward_pass(Workspace<T>& ws, const StepShape& s, const Params<T>& p, con
     image_gather_backward(denc_img, denc, in.image_of_row, B, s.N, (size_t)L * E);
     image_gather_backward(dkeys_img, r.dkeys, in.image_of_row, B, s.N, (size_t)L * A);
   }
+  a.bf16.add(dkeys_img, (size_t)NL * A);
+  prof.next("bwd keys and projection");
   dense_backward(denc_img, g.w1(), g.b1(), dkeys_img, a.enc_img, p.w1(), NL, E, A, /*accumulate_dx=*/true);
-  projection_backward(denc_img, g.projection_w(), g.projection_b(), a.enc_img, in.features, NL, C, E);
+  projection_backward(denc_img, g.projection_w(), g.projection_b(), a.enc_img, in.features, NL, C, E,
+                      [&](const T* denc_masked) { a.bf16.add(denc_masked, (size_t)NL * E); });
 }
 
 }  // namespace
@@ -437,6 +526,13 @@ StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const
   const StepInputs<T> in{features, tokens, weights, image_of_row, train, opt.reset_state, opt.mean_init, opt.lambda,
                          DropoutMask{drop, opt.seed, 0}, DropoutMask{drop, opt.seed, 1}};
   Activations<T> a = bind_activations(ws, s);
+  if constexpr (std::is_same_v<T, float>) {
+    if (opt.bf16) {
+      ws.bf16.begin_step();
+      a.bf16.m = &ws.bf16;
+    }
+  }
+  Bf16Scope bf16_scope(a.bf16.m);  // products whose operands are both mirrored run in bf16
   const StepResult result = forward_pass(ws, s, p, a, in);
   if (train) backward_pass(ws, s, p, *grads, a, in, d);
   return result;

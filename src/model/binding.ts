@@ -48,6 +48,9 @@ export const GEMM_BACKENDS: readonly GemmBackend[] = ['cblas', 'onednn'];
 /** Operands of the big training matmuls: fp32, or bf16 with f32 accumulation (oneDNN only). */
 export type Precision = 'fp32' | 'bf16';
 
+/** One timed section of the training step: seconds excludes nested sections; matmulSeconds is the part in matmuls. */
+export interface ProfileSection { name: string; seconds: number; matmulSeconds: number; calls: number }
+
 export interface GemmInfo {
   backend: GemmBackend;                 // in use now
   built: GemmBackend[];                 // in this build
@@ -77,11 +80,14 @@ export interface NativeBinding {
    * weights [B] (same type as features, or null = all 1): each sequence's cross-entropy terms are multiplied by
    * its weight (self-critical training: the reward advantage); crossEntropySum is then the weighted sum.
    * imageOfRow [B] (or null): rows share images, features then hold numImages rows [numImages, L, C] and the
-   * encoder runs once per image (self-critical training's K samples of one image).
+   * feature projection runs once per image (self-critical training's K samples of one image).
+   * precision 'bf16' (Float32Array steps on the oneDNN backend, on CPUs with AVX512-BF16 or AMX): the step's matrix
+   * products take bf16 operands with f32 accumulation; weights, gradients, softmax and loss stay f32.
    */
   trainStep<A extends FloatArray>(ws: NativeWorkspace, params: A[], grads: A[] | null, dims: NativeDims,
     features: A, tokens: Int32Array, dropout: number, attentionLambda: number, dropoutSeed: number,
-    resetState: boolean, meanInit: boolean, weights?: A | null, imageOfRow?: Int32Array | null, numImages?: number): NativeStepResult;
+    resetState: boolean, meanInit: boolean, weights?: A | null, imageOfRow?: Int32Array | null, numImages?: number,
+    precision?: Precision): NativeStepResult;
   /**
    * features [N, L, C] -> encoded [N, L, E], projected [N, L, A], hidden [N, U] the decoder's initial state
    * (zeros, or from the mean annotation vector with meanInit, as trainStep's H[0]).
@@ -106,6 +112,9 @@ export interface NativeBinding {
   /** The backend of every float matrix product from now on ('onednn' only where the build has it). */
   setGemmBackend(backend: GemmBackend): void;
   gemmInfo(): GemmInfo;
+  /** Timers inside the training step (off by default); profile() returns the sections since the last call. */
+  setProfiling(on: boolean): void;
+  profile(): ProfileSection[];
   setThreads(blas: number, workers: number): void;
   threads(): { blas: number; workers: number };
   /** Test-only: throws that C++ exception inside an entry point (it must arrive as a JS error). */
