@@ -41,6 +41,7 @@ const options: Command['options'] = {
   'val-metric': { type: 'string', description: `cider | bleu4 | loss: picks best, drives plateau decay and early stopping (default ${D.valMetric})` },
   'gru-state': { type: 'string', description: `carry | reset: reset = the TF tutorial's GRU, which restarts from zeros every step; carry = a real recurrence (default)` },
   'init-state': { type: 'string', description: `zeros | mean: the decoder's initial state; mean = the paper's tanh(W·mean annotation + b), zeros = the TF tutorial (default)` },
+  precision: { type: 'string', description: `fp32 | bf16 | auto: matmul operands of the training step; bf16 (f32 accumulation) needs AVX512-BF16 or AMX, auto picks it where the CPU has it (default ${D.precision})` },
   objective: { type: 'string', description: `xe | scst: cross-entropy on the human captions, or self-critical training on CIDEr-D (with --init; see configs/scst.json) (default ${D.objective})` },
   init: { type: 'string', description: 'start from this checkpoint\'s weights (file or folder: its best), fresh optimizer and schedule' },
   minutes: { type: 'string', description: 'stop (with a checkpoint) after this many minutes of training' },
@@ -53,7 +54,7 @@ for (const [flag, [field, , text]] of Object.entries(NUMERIC)) {
 const command: Command = {
   name: 'train',
   summary: 'Train the attention captioner on a run\'s cached features (checkpoints, exact --resume)',
-  usage: 'sat train --run DIR [--epochs N] [--batch N] [--lr X] [--dropout X] [--clip X] [--gru-state carry|reset] [--init-state zeros|mean] [--config FILE] [--resume] [--init CKPT --config configs/scst.json]',
+  usage: 'sat train --run DIR [--epochs N] [--batch N] [--lr X] [--dropout X] [--clip X] [--gru-state carry|reset] [--init-state zeros|mean] [--precision fp32|bf16|auto] [--config FILE] [--resume] [--init CKPT --config configs/scst.json]',
   options,
   async run({ values }) {
     const runDir = requireString(values, 'run', 'the run directory made by `sat prepare` and `sat features`.');
@@ -67,6 +68,7 @@ const command: Command = {
     if (values['gru-state'] !== undefined) overrides.gruState = values['gru-state'];
     if (values['init-state'] !== undefined) overrides.initState = values['init-state'];
     if (values.objective !== undefined) overrides.objective = values.objective;
+    if (values.precision !== undefined) overrides.precision = values.precision;
     const minutes = numberOption(values, 'minutes', { min: 0 });
     const outcome = await train({
       runDir,

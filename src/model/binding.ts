@@ -143,17 +143,21 @@ export function loadBinding(): NativeBinding {
       '`sudo apt-get install libopenblas-dev` first.');
   }
   const binding = createRequire(import.meta.url)(file) as NativeBinding;
-  const backend = process.env.SAT_GEMM_BACKEND;
-  if (backend) {
-    if (!GEMM_BACKENDS.includes(backend as GemmBackend)) {
-      throw new UserError(`SAT_GEMM_BACKEND=${backend}: must be one of ${GEMM_BACKENDS.join(', ')} (or unset for the build's default).`);
-    }
-    if (!binding.gemmInfo().built.includes(backend as GemmBackend)) {
-      throw new UserError(`SAT_GEMM_BACKEND=${backend}: this build of the native core has only ${binding.gemmInfo().built.join(', ')}. ` +
-        'Install libdnnl-dev (Debian/Ubuntu) and rebuild with `npm rebuild` to get oneDNN, or unset SAT_GEMM_BACKEND.');
-    }
-    binding.setGemmBackend(backend as GemmBackend);
-  }
+  selectGemmBackend(binding, process.env.SAT_GEMM_BACKEND);
   cached = binding;
   return cached;
+}
+
+/** Applies SAT_GEMM_BACKEND's value (unset or empty: the build's default), refusing a name or backend it lacks. */
+export function selectGemmBackend(binding: NativeBinding, backend: string | undefined): void {
+  if (!backend) return;
+  if (!GEMM_BACKENDS.includes(backend as GemmBackend)) {
+    throw new UserError(`SAT_GEMM_BACKEND=${backend}: must be one of ${GEMM_BACKENDS.join(', ')} (or unset for the build's default).`);
+  }
+  const built = binding.gemmInfo().built;
+  if (!built.includes(backend as GemmBackend)) {
+    throw new UserError(`SAT_GEMM_BACKEND=${backend}: this build of the native core has only ${built.join(', ')}. ` +
+      'Install libdnnl-dev (Debian/Ubuntu) and rebuild with `npm rebuild` to get oneDNN, or unset SAT_GEMM_BACKEND.');
+  }
+  binding.setGemmBackend(backend as GemmBackend);
 }

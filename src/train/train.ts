@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { CaptionModel, ModelConfig } from '../model/types.js';
-import { createModel } from '../model/index.js';
+import { createModel, resolvePrecision } from '../model/index.js';
 import type { FeatureStoreReader } from '../features/types.js';
 import { openFeatureStore } from '../features/store.js';
 import { runPaths } from '../run.js';
@@ -154,7 +154,8 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
     dropout: config.dropout, attentionLambda: config.attentionLambda, gruState: config.gruState,
     initState: config.initState,
   };
-  const model = createModel(modelConfig, { seed: config.seed });
+  const precision = resolvePrecision(config.precision);
+  const model = createModel(modelConfig, { seed: config.seed, precision: precision.precision });
   if (resumed) {
     restoreModel(model, resumed, { optimizer: true });
     // An explicit learning rate replaces the (possibly decayed) current one, e.g. to continue more gently after a divergence.
@@ -200,7 +201,7 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
     (initial ? `  weights from ${initial.file}\n` : '') +
     `  checkpoints ${checkpointDir}` + (resumed ? `\n  resuming ${resumed.file} at epoch ${resumed.meta.progress.epoch}` +
       (resumed.meta.progress.batchInEpoch ? `, batch ${resumed.meta.progress.batchInEpoch}` : '') : '') +
-    `\nconfig:\n${formatConfig(config)}`);
+    `\nconfig:\n${formatConfig(config)}\n  precision ${precision.precision} (${precision.reason})`);
   try {
     const result = await trainLoop({
       config, model, store, train: trainSet, dev: devSet, checkpointDir, vocabFile: paths.vocab, runDir,
