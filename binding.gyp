@@ -15,7 +15,8 @@
       "cflags_cc!": ["-fno-exceptions"],
       "conditions": [
         ["OS=='linux'", {
-          "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-fopenmp", "-march=native", "-fno-trapping-math", "-fno-math-errno", "-Wno-unknown-pragmas"],
+          "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-fopenmp", "-march=native", "-fno-trapping-math", "-fno-math-errno", "-Wno-unknown-pragmas",
+                        "-Wno-maybe-uninitialized"],
           "ldflags": ["-fopenmp"],
           "libraries": ["-lopenblas"]
         }],

@@ -365,6 +365,8 @@ Napi::Value Profile(const Napi::CallbackInfo& info) {
     e.Set("name", entries[i].name);
     e.Set("seconds", entries[i].seconds);
     e.Set("matmulSeconds", entries[i].matmul_seconds);
+    e.Set("cpuSeconds", entries[i].cpu_seconds);
+    e.Set("matmulCpuSeconds", entries[i].matmul_cpu_seconds);
     e.Set("calls", (double)entries[i].calls);
     out.Set((uint32_t)i, e);
   }

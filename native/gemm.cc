@@ -24,6 +24,7 @@ namespace sat {
 
 namespace {
 GemmBackend g_backend = default_gemm_backend();
+thread_local StepWeights* g_step_weights = nullptr;
 
 // K = 0: C = beta * C (what BLAS does; oneDNN has no empty reduction).
 template <typename T>
@@ -51,18 +52,36 @@ void cblas_gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float*
               B, ldb, beta, C, ldc);
 }
 
+StepWeights::StepWeights() : previous_(g_step_weights) {
+  g_step_weights = this;
+  onednn::new_weight_generation();
+}
+StepWeights::~StepWeights() {
+  g_step_weights = previous_;
+  onednn::new_weight_generation();
+}
+void StepWeights::add(const float* w, size_t n) { ranges_.emplace_back(w, n); }
+bool StepWeights::contains(const float* x, size_t extent) const {
+  for (const auto& [w, n] : ranges_)
+    if (x >= w && x + extent <= w + n) return true;
+  return false;
+}
+
 void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
           float beta, float* C, int ldc) {
   if (M == 0 || N == 0) return;
   ProfileMatmul timer;
   if (g_backend == GemmBackend::onednn) {
     if (K == 0) return scale_only(M, N, beta, C, ldc);
+    const size_t a_extent = ta ? (size_t)(K - 1) * lda + M : (size_t)(M - 1) * lda + K;
+    const size_t b_extent = tb ? (size_t)(N - 1) * ldb + K : (size_t)(K - 1) * ldb + N;
+    const bool weight = g_step_weights && g_step_weights->contains(B, b_extent);
     if (Bf16Mirrors* mirrors = active_bf16_mirrors; mirrors && alpha == 1.0f) {
-      const uint16_t* A16 = mirrors->find(A, ta ? (size_t)(K - 1) * lda + M : (size_t)(M - 1) * lda + K);
-      const uint16_t* B16 = A16 ? mirrors->find(B, tb ? (size_t)(N - 1) * ldb + K : (size_t)(K - 1) * ldb + N) : nullptr;
-      if (A16 && B16) return onednn::gemm_bf16(ta, tb, M, N, K, A16, lda, B16, ldb, beta, C, ldc);
+      const uint16_t* A16 = mirrors->find(A, a_extent);
+      const uint16_t* B16 = A16 ? mirrors->find(B, b_extent) : nullptr;
+      if (A16 && B16) return onednn::gemm_bf16(ta, tb, M, N, K, A16, lda, B16, ldb, beta, C, ldc, weight);
     }
-    return onednn::gemm_f32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return onednn::gemm_f32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, weight);
   }
   cblas_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
@@ -72,6 +91,20 @@ void gemm(bool ta, bool tb, int M, int N, int K, double alpha, const double* A, 
   if (M == 0 || N == 0) return;
   cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
               B, ldb, beta, C, ldc);
+}
+
+void gemm_batched(bool ta, bool tb, int batch, int M, int N, int K, const float* A, int lda, int64_t sa,
+                  const float* B, int ldb, int64_t sb, float beta, float* C, int ldc, int64_t sc) {
+  if (M == 0 || N == 0 || batch == 0) return;
+  ProfileMatmul timer;
+  if (g_backend == GemmBackend::onednn && K > 0)
+    return onednn::gemm_f32_batched(ta, tb, batch, M, N, K, A, lda, sa, B, ldb, sb, beta, C, ldc, sc);
+  for (int i = 0; i < batch; i++) cblas_gemm(ta, tb, M, N, K, 1.0f, A + i * sa, lda, B + i * sb, ldb, beta, C + i * sc, ldc);
+}
+
+void gemm_batched(bool ta, bool tb, int batch, int M, int N, int K, const double* A, int lda, int64_t sa,
+                  const double* B, int ldb, int64_t sb, double beta, double* C, int ldc, int64_t sc) {
+  for (int i = 0; i < batch; i++) gemm(ta, tb, M, N, K, 1.0, A + i * sa, lda, B + i * sb, ldb, beta, C + i * sc, ldc);
 }
 
 void gemm_bf16(bool ta, bool tb, int M, int N, int K, const uint16_t* A, int lda, const uint16_t* B, int ldb,

@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace sat {
@@ -25,6 +26,30 @@ void gemm(bool ta, bool tb, int M, int N, int K, double alpha, const double* A, 
 // The same with bf16 operands (raw bf16 bits) and f32 accumulation and output, through oneDNN.
 void gemm_bf16(bool ta, bool tb, int M, int N, int K, const uint16_t* A, int lda, const uint16_t* B, int ldb,
                float beta, float* C, int ldc);
+// `batch` products C_i = op(A_i) op(B_i) + beta C_i with A_i = A + i*sa, B_i = B + i*sb, C_i = C + i*sc (one
+// oneDNN primitive, or a loop of CBLAS calls); float32, or float64 through CBLAS.
+void gemm_batched(bool ta, bool tb, int batch, int M, int N, int K, const float* A, int lda, int64_t sa,
+                  const float* B, int ldb, int64_t sb, float beta, float* C, int ldc, int64_t sc);
+void gemm_batched(bool ta, bool tb, int batch, int M, int N, int K, const double* A, int lda, int64_t sa,
+                  const double* B, int ldb, int64_t sb, double beta, double* C, int ldc, int64_t sc);
+
+// The weights of one training step: while a StepWeights is open on this thread, a float product whose B operand
+// lies in one of them may use a copy of it in oneDNN's preferred layout, made once per StepWeights (weights must
+// not change while it is open). Decoding opens none: its products read the weights as stored.
+class StepWeights {
+ public:
+  StepWeights();
+  ~StepWeights();
+  void add(const float* w, size_t n);
+  bool contains(const float* x, size_t extent) const;
+  StepWeights(const StepWeights&) = delete;
+  StepWeights& operator=(const StepWeights&) = delete;
+
+ private:
+  std::vector<std::pair<const float*, size_t>> ranges_;
+  StepWeights* previous_;
+};
+
 // CBLAS sgemm directly, whatever the backend (the benchmark's peak).
 void cblas_gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
                 float beta, float* C, int ldc);

@@ -200,6 +200,53 @@ void scatter_rows(T* dx, const T* dout, const int32_t* rows, int N, int M) {
   }, (double)N * M);
 }
 
+// ---------------------------------------------------------------- Attention score, per location
+// s = sum_a v[a] tanh(p[a] + h[a]) over A attention units (p: the location's key, h: the query's share).
+template <typename T>
+inline T attention_score(const T* p, const T* h, const T* v, int A) {
+  T s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int a = 0; a < A; a++) s += v[a] * fast_tanh(p[a] + h[a]);
+  return s;
+}
+// Its backward for the score gradient ds, with tanh recomputed: th = tanh(p + h), dv += ds th,
+// dpre = ds v (1 - th^2), dp += dpre, dh += dpre.
+template <typename T>
+inline void attention_score_backward(T ds, const T* p, const T* h, const T* v, T* dv, T* dp, T* dh, int A) {
+#pragma omp simd
+  for (int a = 0; a < A; a++) {
+    const T th = fast_tanh(p[a] + h[a]);
+    dv[a] += ds * th;
+    const T dpre = ds * v[a] * (T(1) - th * th);
+    dp[a] += dpre;
+    dh[a] += dpre;
+  }
+}
+#if defined(__AVX512F__)
+// float on AVX-512: 16 units at a time with fast_tanh16; masked tails.
+inline float attention_score(const float* p, const float* h, const float* v, int A) {
+  __m512 acc = _mm512_setzero_ps();
+  for (int a = 0; a < A; a += 16) {
+    const __mmask16 m = A - a >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (A - a)) - 1);
+    const __m512 th = fast_tanh16(_mm512_add_ps(_mm512_maskz_loadu_ps(m, p + a), _mm512_maskz_loadu_ps(m, h + a)));
+    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, v + a), th, acc);  // v = 0 in masked lanes
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+inline void attention_score_backward(float ds, const float* p, const float* h, const float* v, float* dv, float* dp,
+                                     float* dh, int A) {
+  const __m512 vds = _mm512_set1_ps(ds), one = _mm512_set1_ps(1.0f);
+  for (int a = 0; a < A; a += 16) {
+    const __mmask16 m = A - a >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (A - a)) - 1);
+    const __m512 th = fast_tanh16(_mm512_add_ps(_mm512_maskz_loadu_ps(m, p + a), _mm512_maskz_loadu_ps(m, h + a)));
+    _mm512_mask_storeu_ps(dv + a, m, _mm512_fmadd_ps(vds, th, _mm512_maskz_loadu_ps(m, dv + a)));
+    const __m512 dpre = _mm512_mul_ps(_mm512_mul_ps(vds, _mm512_maskz_loadu_ps(m, v + a)), _mm512_fnmadd_ps(th, th, one));
+    _mm512_mask_storeu_ps(dp + a, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dp + a), dpre));
+    _mm512_mask_storeu_ps(dh + a, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dh + a), dpre));
+  }
+}
+#endif
+
 // ---------------------------------------------------------------- Bahdanau attention, one step
 // enc [B,L,E]; keys [B,L,A] = enc W1 + b1 (once per image); hw2 [B,A] = h W2 + b2 (row stride hs);
 // v [A], bv: score[b,l] = v . tanh(keys[b,l] + hw2[b]) + bv; alpha = softmax_l(score) [B,L];
@@ -210,13 +257,7 @@ void attention_forward(T* alpha, T* ctx, const T* enc, const T* keys, const T* h
   parallel_for(B, [&](int b) {
     T* al = alpha + (size_t)b * L;
     const T* h = hw2 + (size_t)b * hs;
-    for (int l = 0; l < L; l++) {
-      const T* p = keys + ((size_t)b * L + l) * A;
-      T s = 0;
-#pragma omp simd reduction(+ : s)
-      for (int a = 0; a < A; a++) s += v[a] * fast_tanh(p[a] + h[a]);
-      al[l] = s + bv;
-    }
+    for (int l = 0; l < L; l++) al[l] = attention_score(keys + ((size_t)b * L + l) * A, h, v, A) + bv;
     T mx = al[0];
     for (int l = 1; l < L; l++) mx = std::max(mx, al[l]);
     T sum = 0;
@@ -266,28 +307,17 @@ void attention_backward(T* dkeys, T* dhw2, T* dv_rows, T* dbv_rows, const T* dct
     for (int l = 0; l < L; l++) {
       const T ds = al[l] * (da[l] - dot);
       dbv += ds;
-      const T* p = keys + ((size_t)b * L + l) * A;
-      T* dp = dkeys + ((size_t)b * L + l) * A;
-#pragma omp simd
-      for (int a = 0; a < A; a++) {
-        const T th = fast_tanh(p[a] + h[a]);
-        dv[a] += ds * th;
-        const T dpre = ds * v[a] * (T(1) - th * th);
-        dp[a] += dpre;
-        dh[a] += dpre;
-      }
+      attention_score_backward(ds, keys + ((size_t)b * L + l) * A, h, v, dv, dkeys + ((size_t)b * L + l) * A, dh, A);
     }
     dbv_rows[b] = dbv;
   }, (double)B * L * (30.0 * A + 2.0 * E));
 }
 
 // The annotation vectors' gradient through the contexts of all T steps, per row: alpha [T,B,L], dctx [T,B,E]
-// -> denc [B,L,E] = (overwritten) denc[b] = alpha[:,b,:]^T dctx[:,b,:], one [L,T]x[T,E] GEMM per row.
+// -> denc [B,L,E] = (overwritten) denc[b] = alpha[:,b,:]^T dctx[:,b,:], a batch of B [L,T]x[T,E] products.
 template <typename T>
 void attention_context_backward(T* denc, const T* alpha, const T* dctx, int Tn, int B, int L, int E) {
-  for (int b = 0; b < B; b++)
-    gemm(true, false, L, E, Tn, T(1), alpha + (size_t)b * L, B * L, dctx + (size_t)b * E, B * E, T(0),
-         denc + (size_t)b * L * E, E);
+  gemm_batched(true, false, B, L, E, Tn, alpha, B * L, L, dctx, B * E, E, T(0), denc, E, (int64_t)L * E);
 }
 
 // ---------------------------------------------------------------- Doubly stochastic attention regulariser
@@ -334,6 +364,7 @@ void gru_forward(T* hn, T* gates, const T* gx, const T* gh, int ghs, const T* br
     const T* hp = h + (size_t)b * U;
     T* g = gates + (size_t)b * 4 * U;
     T* out = hn + (size_t)b * U;
+#pragma omp simd
     for (int j = 0; j < U; j++) {
       const T z = sigmoid(x[j] + r_[j] + brec[j]);
       const T r = sigmoid(x[U + j] + r_[U + j] + brec[U + j]);
@@ -355,6 +386,7 @@ void gru_backward(T* dgx, T* dgh, int ghs, T* dh, const T* dhn, const T* gates, 
     T* dx = dgx + (size_t)b * 3 * U;
     T* dr_ = dgh + (size_t)b * ghs;
     T* dhp = dh + (size_t)b * U;
+#pragma omp simd
     for (int j = 0; j < U; j++) {
       const T z = g[j], r = g[U + j], n = g[2 * U + j], hh = g[3 * U + j];
       const T dz = d[j] * (hp[j] - n);
@@ -369,6 +401,35 @@ void gru_backward(T* dgx, T* dgh, int ghs, T* dh, const T* dhn, const T* gates, 
 }
 
 // ---------------------------------------------------------------- softmax + cross-entropy, fused
+// x[k] = exp(x[k] - mx) in place; returns their sum.
+template <typename T>
+inline T exp_shifted(T* x, T mx, int V) {
+#pragma omp simd
+  for (int k = 0; k < V; k++) x[k] = fast_exp(x[k] - mx);
+  T sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int k = 0; k < V; k++) sum += x[k];
+  return sum;
+}
+#if defined(__AVX512F__)
+inline float exp_shifted(float* x, float mx, int V) {
+  const __m512 m = _mm512_set1_ps(mx);
+  __m512 acc = _mm512_setzero_ps();
+  int k = 0;
+  for (; k + 16 <= V; k += 16) {
+    const __m512 e = fast_exp16(_mm512_sub_ps(_mm512_loadu_ps(x + k), m));
+    _mm512_storeu_ps(x + k, e);
+    acc = _mm512_add_ps(acc, e);
+  }
+  float sum = _mm512_reduce_add_ps(acc);
+  for (; k < V; k++) {
+    x[k] = fast_exp(x[k] - mx);
+    sum += x[k];
+  }
+  return sum;
+}
+#endif
+
 // logits [N,V] with targets [N] (all real). Writes row_loss [N] = logsumexp - logit[target]; when
 // grad_scale != 0 replaces logits in place with dlogits = grad_scale * (softmax - onehot).
 template <typename T>
@@ -377,14 +438,12 @@ void softmax_xent(T* logits, T* row_loss, const int32_t* targets, int N, int V, 
     T* x = logits + (size_t)i * V;
     const int y = targets[i];
     T mx = x[0];
+#pragma omp simd reduction(max : mx)
     for (int k = 1; k < V; k++) mx = std::max(mx, x[k]);
     const T shifted_y = x[y] - mx;
     T sum = 0;
     if (grad_scale != T(0)) {
-#pragma omp simd
-      for (int k = 0; k < V; k++) x[k] = fast_exp(x[k] - mx);
-#pragma omp simd reduction(+ : sum)
-      for (int k = 0; k < V; k++) sum += x[k];
+      sum = exp_shifted(x, mx, V);
       const T s = grad_scale / sum;
 #pragma omp simd
       for (int k = 0; k < V; k++) x[k] *= s;

@@ -4,6 +4,7 @@
 // of sections opened inside it. Single-threaded callers only (the step is driven from one thread).
 #pragma once
 #include <chrono>
+#include <ctime>
 #include <new>
 #include <string>
 #include <vector>
@@ -14,6 +15,10 @@ struct ProfileEntry {
   const char* name;
   double seconds = 0;         // wall time inside the section, less its nested sections
   double matmul_seconds = 0;  // of which in gemm / gemm_bf16
+  // The same in CPU time of the calling thread: with one thread (setThreads(1, 1)) all the work runs on it, and
+  // CPU time does not count the time the thread waited for a core, so it profiles a loaded machine reliably.
+  double cpu_seconds = 0;
+  double matmul_cpu_seconds = 0;
   long calls = 0;
 };
 
@@ -29,6 +34,11 @@ inline int index_of(const char* name) {
 }
 inline double now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+inline double thread_cpu() {
+  timespec t;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 }  // namespace profile_detail
 
@@ -50,14 +60,19 @@ class ProfileSection {
     parent_ = profile_detail::current;
     profile_detail::current = index_;
     t0_ = profile_detail::now();
+    c0_ = profile_detail::thread_cpu();
   }
   ~ProfileSection() {
     if (index_ < 0) return;
     ProfileEntry& e = profile_detail::entries[index_];
-    const double dt = profile_detail::now() - t0_;
+    const double dt = profile_detail::now() - t0_, dc = profile_detail::thread_cpu() - c0_;
     e.seconds += dt;
+    e.cpu_seconds += dc;
     e.calls++;
-    if (parent_ >= 0) profile_detail::entries[parent_].seconds -= dt;
+    if (parent_ >= 0) {
+      profile_detail::entries[parent_].seconds -= dt;
+      profile_detail::entries[parent_].cpu_seconds -= dc;
+    }
     profile_detail::current = parent_;
   }
   ProfileSection(const ProfileSection&) = delete;
@@ -65,7 +80,7 @@ class ProfileSection {
 
  private:
   int index_ = -1, parent_ = -1;
-  double t0_ = 0;
+  double t0_ = 0, c0_ = 0;
 };
 
 // Consecutive sections of one function: next(name) closes the open one and opens `name`.
@@ -90,17 +105,20 @@ class ProfileSteps {
 class ProfileMatmul {
  public:
   ProfileMatmul() {
-    if (profile_detail::enabled && profile_detail::current >= 0) t0_ = profile_detail::now();
+    if (!profile_detail::enabled || profile_detail::current < 0) return;
+    t0_ = profile_detail::now();
+    c0_ = profile_detail::thread_cpu();
   }
   ~ProfileMatmul() {
     if (t0_ == 0) return;
-    const double dt = profile_detail::now() - t0_;
-    // Attribute to the innermost section only (parents get the time through their own inclusive total).
-    profile_detail::entries[profile_detail::current].matmul_seconds += dt;
+    // Attributed to the innermost open section (the one whose own time contains it).
+    ProfileEntry& e = profile_detail::entries[profile_detail::current];
+    e.matmul_seconds += profile_detail::now() - t0_;
+    e.matmul_cpu_seconds += profile_detail::thread_cpu() - c0_;
   }
 
  private:
-  double t0_ = 0;
+  double t0_ = 0, c0_ = 0;
 };
 
 }  // namespace sat

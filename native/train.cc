@@ -533,6 +533,11 @@ StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const
     }
   }
   Bf16Scope bf16_scope(a.bf16.m);  // products whose operands are both mirrored run in bf16
+  StepWeights step_weights;        // products reading these may use them in oneDNN's preferred layout
+  if constexpr (std::is_same_v<T, float>) {
+    for (int i : {kProjectionW, kW1, kGruK, kFc1W, kFc2W}) step_weights.add(p.at[i], param_size(d, i));
+    step_weights.add(a.wcat, (size_t)d.U * s.K);  // packed from W2 and Wr in the forward pass, before its first use
+  }
   const StepResult result = forward_pass(ws, s, p, a, in);
   if (train) backward_pass(ws, s, p, *grads, a, in, d);
   return result;

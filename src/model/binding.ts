@@ -48,8 +48,12 @@ export const GEMM_BACKENDS: readonly GemmBackend[] = ['cblas', 'onednn'];
 /** Operands of the big training matmuls: fp32, or bf16 with f32 accumulation (oneDNN only). */
 export type Precision = 'fp32' | 'bf16';
 
-/** One timed section of the training step: seconds excludes nested sections; matmulSeconds is the part in matmuls. */
-export interface ProfileSection { name: string; seconds: number; matmulSeconds: number; calls: number }
+/**
+ * One timed section of the training step: seconds excludes nested sections; matmulSeconds is the part in matmuls.
+ * cpuSeconds / matmulCpuSeconds: the same in CPU time of the calling thread, which with setThreads(1, 1) holds all
+ * the work and ignores the time spent waiting for a core (a reliable profile on a loaded machine).
+ */
+export interface ProfileSection { name: string; seconds: number; matmulSeconds: number; cpuSeconds: number; matmulCpuSeconds: number; calls: number }
 
 export interface GemmInfo {
   backend: GemmBackend;                 // in use now
