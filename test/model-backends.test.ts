@@ -41,7 +41,7 @@ function step(params: Float32Array[] | Float64Array[], o: typeof CASES[number]) 
   const f64 = params[0] instanceof Float64Array;
   const grads = params.map((p) => (f64 ? new Float64Array(p.length) : new Float32Array(p.length)));
   const r = native.trainStep(ws, params as Float32Array[], grads as Float32Array[], dims,
-    (f64 ? Float64Array.from(imageFeatures) : imageFeatures) as Float32Array, tokens, ...o,
+    (f64 ? Float64Array.from(imageFeatures) : imageFeatures) as Float32Array, tokens, o[0], o[1], o[2], o[3], o[4],
     (f64 ? Float64Array.from(weights) : weights) as Float32Array, imageOfRow, 3);
   native.releaseWorkspace(ws);
   return { loss: r.loss, grads };
@@ -97,7 +97,7 @@ test('the backends agree with each other, and the switch is checked', { skip: in
   const a = withBackend('cblas', () => step(p32, CASES[1])), b = withBackend('onednn', () => step(p32, CASES[1]));
   assert.ok(Math.abs(a.loss - b.loss) < 1e-6 * a.loss);
   a.grads.forEach((g, i) => {
-    const scale = g.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+    const scale = Math.max(...Array.from(g, Math.abs));
     g.forEach((x, k) => assert.ok(Math.abs(x - b.grads[i][k]) <= 1e-4 * scale + 1e-7, `${PARAMETER_ORDER[i]}[${k}]`));
   });
   model.dispose();
