@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <random>
 
 #include "bf16.h"
@@ -67,23 +68,53 @@ bool StepWeights::contains(const float* x, size_t extent) const {
   return false;
 }
 
+// A float product on oneDNN (K > 0): bf16 when both operands are mirrored (native/bf16.h), B in its preferred
+// layout when it is a step weight, bias (beta 0) or beta accumulation.
+static void onednn_product(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
+                           int ldb, float beta, float* C, int ldc, const float* bias) {
+  const size_t a_extent = ta ? (size_t)(K - 1) * lda + M : (size_t)(M - 1) * lda + K;
+  const size_t b_extent = tb ? (size_t)(N - 1) * ldb + K : (size_t)(K - 1) * ldb + N;
+  const bool weight = g_step_weights && g_step_weights->contains(B, b_extent);
+  if (Bf16Mirrors* mirrors = active_bf16_mirrors; mirrors && alpha == 1.0f) {
+    const uint16_t* A16 = mirrors->find(A, a_extent);
+    const uint16_t* B16 = A16 ? mirrors->find(B, b_extent) : nullptr;
+    if (A16 && B16) return onednn::gemm_bf16(ta, tb, M, N, K, A16, lda, B16, ldb, beta, C, ldc, weight, bias);
+  }
+  onednn::gemm_f32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, weight, bias);
+}
+
 void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
           float beta, float* C, int ldc) {
   if (M == 0 || N == 0) return;
   ProfileMatmul timer;
   if (g_backend == GemmBackend::onednn) {
     if (K == 0) return scale_only(M, N, beta, C, ldc);
-    const size_t a_extent = ta ? (size_t)(K - 1) * lda + M : (size_t)(M - 1) * lda + K;
-    const size_t b_extent = tb ? (size_t)(N - 1) * ldb + K : (size_t)(K - 1) * ldb + N;
-    const bool weight = g_step_weights && g_step_weights->contains(B, b_extent);
-    if (Bf16Mirrors* mirrors = active_bf16_mirrors; mirrors && alpha == 1.0f) {
-      const uint16_t* A16 = mirrors->find(A, a_extent);
-      const uint16_t* B16 = A16 ? mirrors->find(B, b_extent) : nullptr;
-      if (A16 && B16) return onednn::gemm_bf16(ta, tb, M, N, K, A16, lda, B16, ldb, beta, C, ldc, weight);
-    }
-    return onednn::gemm_f32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, weight);
+    return onednn_product(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nullptr);
   }
   cblas_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+template <typename T>
+static void fill_bias(T* C, int ldc, const T* bias, int M, int N) {
+  for (int i = 0; i < M; i++) std::memcpy(C + (size_t)i * ldc, bias, sizeof(T) * N);
+}
+
+void gemm_bias(int M, int N, int K, const float* A, int lda, const float* B, int ldb, const float* bias, float* C,
+               int ldc) {
+  if (M == 0 || N == 0) return;
+  if (g_backend == GemmBackend::onednn && K > 0) {
+    ProfileMatmul timer;
+    return onednn_product(false, false, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, bias);
+  }
+  fill_bias(C, ldc, bias, M, N);
+  gemm(false, false, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, C, ldc);
+}
+
+void gemm_bias(int M, int N, int K, const double* A, int lda, const double* B, int ldb, const double* bias, double* C,
+               int ldc) {
+  if (M == 0 || N == 0) return;
+  fill_bias(C, ldc, bias, M, N);
+  gemm(false, false, M, N, K, 1.0, A, lda, B, ldb, 1.0, C, ldc);
 }
 
 void gemm(bool ta, bool tb, int M, int N, int K, double alpha, const double* A, int lda, const double* B, int ldb,
@@ -112,7 +143,7 @@ void gemm_bf16(bool ta, bool tb, int M, int N, int K, const uint16_t* A, int lda
   if (M == 0 || N == 0) return;
   ProfileMatmul timer;
   if (K == 0) return scale_only(M, N, beta, C, ldc);
-  onednn::gemm_bf16(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+  onednn::gemm_bf16(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, false, nullptr);
 }
 
 void set_blas_threads(int n) {

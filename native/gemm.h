@@ -23,6 +23,12 @@ void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, in
           float beta, float* C, int ldc);
 void gemm(bool ta, bool tb, int M, int N, int K, double alpha, const double* A, int lda, const double* B, int ldb,
           double beta, double* C, int ldc);
+// C[M,N] = A[M,K] B[K,N] + bias[N] broadcast over the rows (a Dense layer). oneDNN adds the bias inside the
+// product; CBLAS (and double) fill C with it and accumulate onto it.
+void gemm_bias(int M, int N, int K, const float* A, int lda, const float* B, int ldb, const float* bias, float* C,
+               int ldc);
+void gemm_bias(int M, int N, int K, const double* A, int lda, const double* B, int ldb, const double* bias, double* C,
+               int ldc);
 // The same with bf16 operands (raw bf16 bits) and f32 accumulation and output, through oneDNN.
 void gemm_bf16(bool ta, bool tb, int M, int N, int K, const uint16_t* A, int lda, const uint16_t* B, int ldb,
                float beta, float* C, int ldc);

@@ -14,12 +14,6 @@
 
 namespace sat {
 
-// out[N,M] = bias[M] broadcast over rows.
-template <typename T>
-inline void fill_rows(T* out, const T* bias, int N, int M) {
-  for (int i = 0; i < N; i++) std::memcpy(out + (size_t)i * M, bias, sizeof(T) * M);
-}
-
 // out[M] += sum over rows of x[N,M] (row stride ld, default M). Split by column blocks across threads.
 template <typename T>
 inline void colsum_add(T* out, const T* x, int N, int M, int ld = 0) {
@@ -38,8 +32,7 @@ inline void colsum_add(T* out, const T* x, int N, int M, int ld = 0) {
 // x [N,K], W [K,M], b [M] -> y [N,M]
 template <typename T>
 void dense_forward(T* y, const T* x, const T* w, const T* b, int N, int K, int M) {
-  fill_rows(y, b, N, M);
-  gemm(false, false, N, M, K, T(1), x, K, w, M, T(1), y, M);
+  gemm_bias(N, M, K, x, K, w, M, b, y, M);
 }
 // dy [N,M] -> dW [K,M] +=, db [M] +=, dx [N,K] = (or += with accumulate_dx; dx may be null: no input gradient)
 template <typename T>

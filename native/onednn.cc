@@ -32,18 +32,19 @@ struct Key {
   float alpha, beta;
   dt type;      // of A and B (C is f32)
   bool packed;  // B in the primitive's preferred layout (a step weight)
+  bool bias = false;  // a [N] f32 bias added to every row
   int batch = 1;
   int64_t sa = 0, sb = 0, sc = 0;  // batch strides
   bool operator==(const Key& o) const {
     return ta == o.ta && tb == o.tb && M == o.M && N == o.N && K == o.K && lda == o.lda && ldb == o.ldb &&
-           ldc == o.ldc && alpha == o.alpha && beta == o.beta && type == o.type && packed == o.packed &&
+           ldc == o.ldc && alpha == o.alpha && beta == o.beta && type == o.type && packed == o.packed && bias == o.bias &&
            batch == o.batch && sa == o.sa && sb == o.sb && sc == o.sc;
   }
 };
 
 struct KeyHash {
   size_t operator()(const Key& k) const {
-    size_t h = (size_t)k.ta | (size_t)k.tb << 1 | (size_t)k.packed << 2 | (size_t)k.type << 3;
+    size_t h = (size_t)k.ta | (size_t)k.tb << 1 | (size_t)k.packed << 2 | (size_t)k.bias << 3 | (size_t)k.type << 4;
     for (int v : {k.M, k.N, k.K, k.lda, k.ldb, k.ldc, k.batch}) h = h * 1000003u ^ (size_t)(unsigned)v;
     for (int64_t v : {k.sa, k.sb, k.sc}) h = h * 1000003u ^ (size_t)v;
     const auto bits = [](float f) { uint32_t u; std::memcpy(&u, &f, 4); return (size_t)u; };
@@ -53,13 +54,13 @@ struct KeyHash {
 
 struct Primitive {
   dnnl::matmul matmul;
-  memory::desc a, b, c;  // b: as the caller stores it
+  memory::desc a, b, c, bias;  // b: as the caller stores it
   memory::desc b_run;    // as the primitive reads it (= b, or the preferred layout when Key::packed)
 };
 
 std::string describe(const Key& k) {
   const char* type = k.type == dt::bf16 ? "bf16" : "f32";
-  return std::string("oneDNN matmul ") + type + (k.packed ? " (packed weights)" : "") +
+  return std::string("oneDNN matmul ") + type + (k.packed ? " (packed weights)" : "") + (k.bias ? " + bias" : "") +
          (k.batch > 1 ? " batch " + std::to_string(k.batch) : std::string()) + " C[" + std::to_string(k.M) + "," + std::to_string(k.N) + "] = " +
          (k.ta ? "A^T" : "A") + "[" + std::to_string(k.M) + "," + std::to_string(k.K) + "] (ld " +
          std::to_string(k.lda) + ") x " + (k.tb ? "B^T" : "B") + "[" + std::to_string(k.K) + "," +
@@ -96,12 +97,14 @@ Primitive create(const Key& k) {
     ops.append_sum(k.beta);
     attr.set_post_ops(ops);
   }
-  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b_want, c), attr, engine());
+  const memory::desc bias = k.bias ? memory::desc({1, N}, dt::f32, memory::dims{N, 1}) : memory::desc();
+  dnnl::matmul::primitive_desc pd(k.bias ? dnnl::matmul::desc(a, b_want, bias, c) : dnnl::matmul::desc(a, b_want, c), attr,
+                                  engine());
   {
     std::lock_guard<std::mutex> lock(kernels_mutex);
     kernel_names.insert(pd.impl_info_str());
   }
-  return Primitive{dnnl::matmul(pd), a, b, c, pd.weights_desc()};
+  return Primitive{dnnl::matmul(pd), a, b, c, bias, pd.weights_desc()};
 }
 
 // Step weights in a primitive's preferred layout: one copy per (source buffer, layouts), reordered again when the
@@ -167,20 +170,21 @@ class Cache {
   std::unordered_map<Key, std::list<std::pair<Key, Primitive>>::iterator, KeyHash> index_;
 };
 
-void run(const Key& k, const void* A, const void* B, float* C) {
+void run(const Key& k, const void* A, const void* B, float* C, const float* bias = nullptr) {
   thread_local Cache cache;
   thread_local PackedWeights packed;
   thread_local dnnl::stream stream(engine());
   try {
     const Primitive& p = cache.get(k);
-    memory a(p.a, engine(), const_cast<void*>(A));
-    memory c(p.c, engine(), C);
-    if (k.packed && !(p.b_run == p.b)) {
-      p.matmul.execute(stream, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, packed.get(B, p.b, p.b_run)}, {DNNL_ARG_DST, c}});
-    } else {
-      memory b(p.b, engine(), const_cast<void*>(B));
-      p.matmul.execute(stream, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
-    }
+    std::unordered_map<int, memory> args;
+    args.emplace(DNNL_ARG_SRC, memory(p.a, engine(), const_cast<void*>(A)));
+    args.emplace(DNNL_ARG_DST, memory(p.c, engine(), C));
+    if (k.bias) args.emplace(DNNL_ARG_BIAS, memory(p.bias, engine(), const_cast<float*>(bias)));
+    if (k.packed && !(p.b_run == p.b))
+      args.emplace(DNNL_ARG_WEIGHTS, packed.get(B, p.b, p.b_run));
+    else
+      args.emplace(DNNL_ARG_WEIGHTS, memory(p.b, engine(), const_cast<void*>(B)));
+    p.matmul.execute(stream, args);
     stream.wait();
   } catch (const dnnl::error& e) {
     throw std::runtime_error(describe(k) + ": " + e.what());
@@ -192,18 +196,18 @@ void run(const Key& k, const void* A, const void* B, float* C) {
 bool built() { return true; }
 
 void gemm_f32(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
-              float beta, float* C, int ldc, bool packed_b) {
-  run(Key{ta, tb, M, N, K, lda, ldb, ldc, alpha, beta, dt::f32, packed_b}, A, B, C);
+              float beta, float* C, int ldc, bool packed_b, const float* bias) {
+  run(Key{ta, tb, M, N, K, lda, ldb, ldc, alpha, beta, dt::f32, packed_b, bias != nullptr}, A, B, C, bias);
 }
 
 void gemm_bf16(bool ta, bool tb, int M, int N, int K, const uint16_t* A, int lda, const uint16_t* B, int ldb,
-               float beta, float* C, int ldc, bool packed_b) {
-  run(Key{ta, tb, M, N, K, lda, ldb, ldc, 1.0f, beta, dt::bf16, packed_b}, A, B, C);
+               float beta, float* C, int ldc, bool packed_b, const float* bias) {
+  run(Key{ta, tb, M, N, K, lda, ldb, ldc, 1.0f, beta, dt::bf16, packed_b, bias != nullptr}, A, B, C, bias);
 }
 
 void gemm_f32_batched(bool ta, bool tb, int batch, int M, int N, int K, const float* A, int lda, int64_t sa,
                       const float* B, int ldb, int64_t sb, float beta, float* C, int ldc, int64_t sc) {
-  run(Key{ta, tb, M, N, K, lda, ldb, ldc, 1.0f, beta, dt::f32, false, batch, sa, sb, sc}, A, B, C);
+  run(Key{ta, tb, M, N, K, lda, ldb, ldc, 1.0f, beta, dt::f32, false, false, batch, sa, sb, sc}, A, B, C);
 }
 
 void new_weight_generation() { weight_generation++; }
@@ -246,10 +250,12 @@ std::vector<std::string> kernels() {
 namespace sat::onednn {
 
 bool built() { return false; }
-void gemm_f32(bool, bool, int, int, int, float, const float*, int, const float*, int, float, float*, int, bool) {
+void gemm_f32(bool, bool, int, int, int, float, const float*, int, const float*, int, float, float*, int, bool,
+              const float*) {
   throw std::runtime_error("this build has no oneDNN");
 }
-void gemm_bf16(bool, bool, int, int, int, const uint16_t*, int, const uint16_t*, int, float, float*, int, bool) {
+void gemm_bf16(bool, bool, int, int, int, const uint16_t*, int, const uint16_t*, int, float, float*, int, bool,
+               const float*) {
   throw std::runtime_error("bf16 matmuls need oneDNN, and this build has none (install libdnnl-dev, then rebuild)");
 }
 void gemm_f32_batched(bool, bool, int, int, int, int, const float*, int, int64_t, const float*, int, int64_t, float,
