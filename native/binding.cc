@@ -14,6 +14,7 @@
 
 #include "gemm.h"
 #include "model.h"
+#include "onednn.h"
 #include "parallel.h"
 #include "profile.h"
 
@@ -421,14 +422,16 @@ Napi::Value Threads(const Napi::CallbackInfo& info) {
 }
 
 // throwForTest(kind): throws std::bad_alloc, std::length_error or std::runtime_error inside an entry point, so
-// the tests can check that `guarded` turns each into a JS error (a real allocation failure is not reproducible).
+// the tests can check that `guarded` turns each into a JS error (a real allocation failure is not reproducible);
+// 'onednn' runs a product oneDNN refuses, through the error path of every oneDNN call.
 Napi::Value ThrowForTest(const Napi::CallbackInfo& info) {
   expect_args(info, 1, "throwForTest(kind)");
   const std::string kind = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
   if (kind == "bad_alloc") throw std::bad_alloc();
   if (kind == "length_error") std::vector<float>().reserve(SIZE_MAX);  // throws std::length_error
   if (kind == "runtime_error") throw std::runtime_error("runtime_error for a test");
-  type_error(info.Env(), "kind must be 'bad_alloc', 'length_error' or 'runtime_error'");
+  if (kind == "onednn") onednn::fail_for_test();
+  type_error(info.Env(), "kind must be 'bad_alloc', 'length_error', 'runtime_error' or 'onednn'");
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {

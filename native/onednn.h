@@ -20,6 +20,9 @@ void gemm_f32_batched(bool ta, bool tb, int batch, int M, int N, int K, const fl
                       const float* B, int ldb, int64_t sb, float beta, float* C, int ldc, int64_t sc);
 // The step weights changed: packed copies are reordered again on their next use.
 void new_weight_generation();
+// Runs a product oneDNN refuses (a negative size), for the test of the error path: throws what any oneDNN error
+// becomes, a std::runtime_error naming the primitive and its shapes.
+void fail_for_test();
 std::string version();
 std::string isa();
 bool has_native_bf16();

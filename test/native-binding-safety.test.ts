@@ -136,6 +136,11 @@ test('image indices of rows that share images are checked against the images giv
   assert.ok(Number.isFinite(ok.loss));
 });
 
+test('a oneDNN error becomes a JS error naming the primitive and its shapes', { skip: !native.gemmInfo().onednn && 'this build has no oneDNN' }, () => {
+  assert.throws(() => native.throwForTest('onednn'),
+    /native core error: oneDNN matmul f32 C\[-3,4\] = A\[-3,5\] \(ld 5\) x B\[5,4\] \(ld 4\), ldc 4, alpha 1\.0+, beta 0\.0+: \S/);
+});
+
 test('C++ exceptions (allocation failures) become JS errors, and the addon still works afterwards', () => {
   assert.throws(() => native.throwForTest('bad_alloc'), (e: Error) => e instanceof RangeError && /out of memory/.test(e.message));
   assert.throws(() => native.throwForTest('length_error'), /out of memory: a native buffer would be too large/);

@@ -119,10 +119,11 @@ export interface NativeBinding {
   /** Timers inside the training step (off by default); profile() returns the sections since the last call. */
   setProfiling(on: boolean): void;
   profile(): ProfileSection[];
+  /** OpenBLAS threads, and OpenMP workers (the elementwise and attention kernels, and oneDNN's matmuls). */
   setThreads(blas: number, workers: number): void;
   threads(): { blas: number; workers: number };
-  /** Test-only: throws that C++ exception inside an entry point (it must arrive as a JS error). */
-  throwForTest(kind: 'bad_alloc' | 'length_error' | 'runtime_error'): never;
+  /** Test-only: throws that C++ exception inside an entry point, or runs a product oneDNN refuses ('onednn'): each must arrive as a JS error. */
+  throwForTest(kind: 'bad_alloc' | 'length_error' | 'runtime_error' | 'onednn'): never;
 }
 
 let cached: NativeBinding | undefined;
