@@ -128,8 +128,12 @@ Params<T> params_arg(const Napi::CallbackInfo& info, size_t i, const Dims& d, co
   return p;
 }
 
-void check_tokens(Napi::Env env, const int32_t* tokens, size_t n, int V, const char* what) {
-  for (size_t k = 0; k < n; k++)
+// Indices (token ids, image rows) are copied before they are checked, and the kernels read the copy: a typed
+// array on a SharedArrayBuffer could change between the check and the use.
+std::vector<int32_t> copy_of(const int32_t* x, size_t n) { return std::vector<int32_t>(x, x + n); }
+
+void check_tokens(Napi::Env env, const std::vector<int32_t>& tokens, int V, const char* what) {
+  for (size_t k = 0; k < tokens.size(); k++)
     if (tokens[k] < 0 || tokens[k] >= V)
       range_error(env, std::string(what) + "[" + std::to_string(k) + "] = " + std::to_string(tokens[k]) +
                            " is outside the vocabulary [0, " + std::to_string(V) + ")");
@@ -198,7 +202,9 @@ Napi::Value TrainStepT(const Napi::CallbackInfo& info) {
   const bool with_grads = !is_absent(info[2]);
   Params<T> g{};
   if (with_grads) g = params_arg<T>(info, 2, d, "grads");
-  const int32_t* image_of_row = shared ? data_arg<int32_t>(info, 12, (size_t)d.B, "imageOfRow") : nullptr;
+  const std::vector<int32_t> image_rows =
+      shared ? copy_of(data_arg<int32_t>(info, 12, (size_t)d.B, "imageOfRow"), (size_t)d.B) : std::vector<int32_t>();
+  const int32_t* image_of_row = shared ? image_rows.data() : nullptr;
   if (shared)
     for (int b = 0; b < d.B; b++)
       if (image_of_row[b] < 0 || image_of_row[b] >= num_images)
@@ -207,8 +213,8 @@ Napi::Value TrainStepT(const Napi::CallbackInfo& info) {
   const int images = shared ? num_images : d.B;
   const T* features = data_arg<T>(info, 4, (size_t)images * d.L * d.C, "features");
   const size_t ntok = (size_t)d.B * (d.T + 1);
-  const int32_t* tokens = data_arg<int32_t>(info, 5, ntok, "tokens");
-  check_tokens(env, tokens, ntok, d.V, "tokens");
+  const std::vector<int32_t> tokens = copy_of(data_arg<int32_t>(info, 5, ntok, "tokens"), ntok);
+  check_tokens(env, tokens, d.V, "tokens");
   StepOptions opt;
   opt.dropout = number_arg(info, 6, "dropout");
   if (!(opt.dropout >= 0 && opt.dropout < 1)) range_error(env, "dropout must be in [0, 1)");
@@ -223,7 +229,7 @@ Napi::Value TrainStepT(const Napi::CallbackInfo& info) {
   if (opt.bf16 && !std::is_same_v<T, float>) range_error(env, "precision 'bf16' applies to Float32Array steps only");
   Workspace<T>* w;
   if constexpr (std::is_same_v<T, float>) w = &ws->f32; else w = &ws->f64;
-  StepResult r = train_step<T>(*w, d, p, with_grads ? &g : nullptr, features, tokens, opt, weights, image_of_row,
+  StepResult r = train_step<T>(*w, d, p, with_grads ? &g : nullptr, features, tokens.data(), opt, weights, image_of_row,
                                images);
   Napi::Object out = Napi::Object::New(env);
   out.Set("loss", r.loss);
@@ -270,12 +276,12 @@ Napi::Value DecodeStep(const Napi::CallbackInfo& info) {
   const float* enc = data_arg<float>(info, 3, NL * d.E, "encoded");
   const float* keys = data_arg<float>(info, 4, NL * d.A, "projected");
   const float* hidden = data_arg<float>(info, 5, N * d.U, "hidden");
-  const int32_t* tokens = data_arg<int32_t>(info, 6, N, "tokens");
-  check_tokens(info.Env(), tokens, N, d.V, "tokens");
+  const std::vector<int32_t> tokens = copy_of(data_arg<int32_t>(info, 6, N, "tokens"), N);
+  check_tokens(info.Env(), tokens, d.V, "tokens");
   float* logits = data_arg<float>(info, 7, N * d.V, "logits");
   float* alpha = data_arg<float>(info, 8, NL, "attention");
   float* hidden_out = data_arg<float>(info, 9, N * d.U, "hiddenOut");
-  decode_step(ws->decode, d, p, enc, keys, hidden, tokens, logits, alpha, hidden_out, bool_arg(info, 10, "resetState"));
+  decode_step(ws->decode, d, p, enc, keys, hidden, tokens.data(), logits, alpha, hidden_out, bool_arg(info, 10, "resetState"));
   return info.Env().Undefined();
 }
 
