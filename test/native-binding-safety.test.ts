@@ -66,6 +66,10 @@ test('negative, zero and huge sizes are refused before any product of them overf
   assert.throws(() => trainStep({ 3: dims({ T: INT_MAX }) }), /tokens \[B,T\+1\] would hold more/);     // T+1 overflows int
   assert.throws(() => native.encode(params, dims({ B: 2 ** 20, T: 0, V: 2 ** 20 }), features, features, features, features, false),
     /would hold more than 2\^31-1 elements/);
+  // T = 0 (no decoder step, no target): no cross-entropy, nothing read or written out of bounds; the attention
+  // penalty (lambda 0.5) sees no attention at all: lambda/B * B*L*(1 - 0)^2 = lambda * L
+  const empty = trainStep({ 3: dims({ T: 0 }), 5: Int32Array.of(1, 1, 1) });
+  assert.deepEqual(empty, { loss: 0.5 * L, crossEntropySum: 0, attentionPenalty: 0.5 * L, tokens: 0 });
   // sizes that fit but do not match the buffers: the buffers are checked against them
   assert.throws(() => trainStep({ 3: dims({ B: 1000 }) }), /params\[\d+\] has \d+ elements, needs|features has 45 elements, needs 15000/);
   assert.throws(() => trainStep({ 3: dims({ C: 5000 }) }), /params\[0\] has 20 elements, needs 20000/);
