@@ -12,6 +12,7 @@
  */
 import { createRequire } from 'node:module';
 import { createHash } from 'node:crypto';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { NativeBinding } from '../src/model/binding.js';
 
@@ -28,7 +29,7 @@ if (positionals.length !== 2) {
   process.exit(2);
 }
 const require = createRequire(import.meta.url);
-const builds = positionals.map((file) => ({ file, native: require(file) as NativeBinding }));
+const builds = positionals.map((file) => ({ file, native: require(resolve(file)) as NativeBinding }));
 if (values.backend) builds[1].native.setGemmBackend(values.backend as 'cblas' | 'onednn');
 type FloatArrayCtor = Float32ArrayConstructor | Float64ArrayConstructor;
 
