@@ -1,5 +1,5 @@
-"""PyTorch peer for `sat bench train`: the same model (scripts/torch_model.py: feature projection and W1 once
-per sequence, autograd backward) and Adam, float32 weights, on random data with the seed's shapes.
+"""PyTorch peer for `sat bench train`: the same model (scripts/torch_model.py: the feature projection and W1
+once per sequence, autograd backward) and Adam, float32 weights, on random data with the tutorial's shapes.
 --bf16 runs the forward pass under torch.autocast("cpu", dtype=torch.bfloat16) (PyTorch's mixed precision: bf16
 matmuls, f32 weights and optimizer), the backward pass outside it as PyTorch recommends.
 Prints one JSON object: per-step seconds and the median tokens/s.

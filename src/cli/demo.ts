@@ -1,6 +1,6 @@
 import type { Command } from './command.js';
 import { numberOption } from './command.js';
-import { formatDemoSummary, runDemo } from '../train/demo.js';
+import { formatDemoSummary, runDemo } from '../demo/demo.js';
 
 const command: Command = {
   name: 'demo',

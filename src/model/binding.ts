@@ -13,8 +13,8 @@ import { UserError } from '../util/errors.js';
 
 /** Parameter order shared with native/model.h `Params`. Names are also the checkpoint tensor names. */
 export const PARAMETER_ORDER = [
-  'encoder.kernel',           // [C, E]
-  'encoder.bias',             // [E]
+  'projection.kernel',        // [C, E]: the Dense+ReLU projection of the CNN features, encoded = relu(features · kernel + bias)
+  'projection.bias',          // [E]
   'attention.W1.kernel',      // [E, A]
   'attention.W1.bias',        // [A]
   'attention.W2.kernel',      // [U, A]
@@ -33,6 +33,12 @@ export const PARAMETER_ORDER = [
   'init_state.bias',          // [U]
 ] as const;
 export type ParameterName = (typeof PARAMETER_ORDER)[number];
+
+/** Earlier names of parameters, as checkpoints written before the rename hold them: old name -> current name. */
+export const RENAMED_PARAMETERS: Readonly<Record<string, ParameterName>> = {
+  'encoder.kernel': 'projection.kernel',
+  'encoder.bias': 'projection.bias',
+};
 
 /** Opaque handle to native scratch buffers kept across steps (they grow, never shrink). */
 export type NativeWorkspace = { readonly __brand: 'NativeWorkspace' };
@@ -84,7 +90,7 @@ export interface NativeBinding {
    * weights [B] (same type as features, or null = all 1): each sequence's cross-entropy terms are multiplied by
    * its weight (self-critical training: the reward advantage); crossEntropySum is then the weighted sum.
    * imageOfRow [B] (or null): rows share images, features then hold numImages rows [numImages, L, C] and the
-   * feature projection runs once per image (self-critical training's K samples of one image).
+   * projection runs once per image (self-critical training's K samples of one image).
    * precision 'bf16' (Float32Array steps on the oneDNN backend, on CPUs with AVX512-BF16 or AMX): the step's matrix
    * products take bf16 operands with f32 accumulation; weights, gradients, softmax and loss stay f32.
    */

@@ -1,5 +1,5 @@
 /**
- * `sat bench train`: tokens/s and effective GFLOP/s of the native training step at the seed's shapes
+ * `sat bench train`: tokens/s and effective GFLOP/s of the native training step at the tutorial's shapes
  * (batch 64, 64x2048 features, E 256, U 512, A 512, vocab 5001, 16 steps) on random data, on every matmul backend
  * and precision this build and CPU run (CBLAS fp32, oneDNN fp32, oneDNN bf16), next to the PyTorch peer
  * bench/train_torch.py in fp32 and with bf16 autocast, and next to the matmul roofs: OpenBLAS sgemm, oneDNN f32 and
@@ -10,31 +10,40 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { loadavg } from 'node:os';
-import { fileURLToPath } from 'node:url';
-import type { OptionSpec } from '../src/cli/command.js';
-import { numberOption } from '../src/cli/command.js';
-import { loadBinding, type GemmBackend, type GemmInfo, type Precision } from '../src/model/binding.js';
-import { bf16Unavailable, createModel } from '../src/model/index.js';
-import { SEED_MODEL_DEFAULTS, type CaptionModel, type ModelConfig } from '../src/model/types.js';
-import { ProgressBar } from '../src/util/progress.js';
-import { Rng } from '../src/util/rng.js';
-import { UserError } from '../src/util/errors.js';
+import { loadBinding, type GemmBackend, type GemmInfo, type Precision } from '../model/binding.js';
+import { bf16Unavailable, createModel } from '../model/index.js';
+import { TUTORIAL_MODEL_DEFAULTS, type CaptionModel, type ModelConfig } from '../model/types.js';
+import { ProgressBar } from '../util/progress.js';
+import { Rng } from '../util/rng.js';
+import { UserError } from '../util/errors.js';
+import { packageFile } from '../util/package-files.js';
+import { median } from '../util/stats.js';
 
-export const TRAIN_BENCH_OPTIONS: Record<string, OptionSpec> = {
-  'train-batch': { type: 'string', description: 'train: batch size B', default: '64' },
-  'train-steps': { type: 'string', description: 'train: decoder steps T per caption', default: '16' },
-  'train-repeats': { type: 'string', description: 'train: timed rounds after one warm-up round (medians reported)', default: '5' },
-  'train-threads': { type: 'string', description: 'train: threads, every side (OpenBLAS + OpenMP workers / torch.set_num_threads)', default: '2' },
-  'train-sides': { type: 'string', description: 'train: our sides as backend/precision, comma-separated (default: each of cblas/fp32, onednn/fp32, onednn/bf16 that runs here)' },
-  'train-profile': { type: 'boolean', description: 'train: time the sections of our step per side (matmul vs elementwise), means over the timed rounds' },
-};
+export interface TrainBenchOptions {
+  /** Batch size B. */
+  batch: number;
+  /** Decoder steps T per caption. */
+  steps: number;
+  /** Timed rounds after one warm-up round; medians are reported. */
+  repeats: number;
+  /** Threads, every side (OpenBLAS + OpenMP workers / torch.set_num_threads). */
+  threads: number;
+  /** Python with PyTorch for the peers, or null to measure ours only. */
+  python: string | null;
+  /** Our sides (trainBenchSides); default: every one this build and CPU run. */
+  sides?: TrainBenchSide[];
+  /** Time the sections of our step per side (matmul vs elementwise). */
+  profile?: boolean;
+}
 
-const TORCH_SCRIPT = fileURLToPath(new URL('./train_torch.py', import.meta.url));
+export const TRAIN_BENCH_DEFAULTS = { batch: 64, steps: 16, repeats: 5, threads: 2, python: '/usr/bin/python3' } as const;
 const SHAPES = { locations: 64, channels: 2048, vocabSize: 5001 };
 /** Roof products as M x K x N: 1024^3, then the model's fc2 (rows x U x V), feature projection (B*L x C x E), and a per-step product. */
 export const ROOF_SHAPES: readonly [number, number, number][] = [[1024, 1024, 1024], [1024, 512, 5001], [4096, 2048, 256], [64, 1024, 1536]];
-const ALL_SIDES = ['cblas/fp32', 'onednn/fp32', 'onednn/bf16'] as const;
-type Side = (typeof ALL_SIDES)[number];
+export const TRAIN_BENCH_SIDES = ['cblas/fp32', 'onednn/fp32', 'onednn/bf16'] as const;
+export type TrainBenchSide = (typeof TRAIN_BENCH_SIDES)[number];
+type Side = TrainBenchSide;
+const ALL_SIDES = TRAIN_BENCH_SIDES;
 
 export interface Timing { step_s: number[]; median_step_s: number; tokens_per_s: number; gflops: number; median_cpu_s: number }
 export interface Roof { backend: GemmBackend; precision: Precision; shapes: Record<string, number>; roof_gflops: number }
@@ -68,14 +77,17 @@ export function trainStepFlops(c: ModelConfig, B: number, T: number, tokens: num
   return 3 * forward - projection;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
-
-function parseSides(values: Record<string, unknown>, built: GemmBackend[]): Side[] {
+/**
+ * Our sides from a comma-separated list of backend/precision (`--train-sides`), or every one this build and CPU
+ * run; one that cannot run here is refused with the reason.
+ */
+export function trainBenchSides(spec?: string): TrainBenchSide[] {
+  const built = loadBinding().gemmInfo().built;
   const bf16Why = bf16Unavailable();
-  if (typeof values['train-sides'] !== 'string') {
+  if (spec === undefined) {
     return ALL_SIDES.filter((s) => built.includes(s.split('/')[0] as GemmBackend) && (s !== 'onednn/bf16' || !bf16Why));
   }
-  return values['train-sides'].split(',').map((s) => {
+  return spec.split(',').map((s) => {
     if (!ALL_SIDES.includes(s as Side)) throw new UserError(`--train-sides: "${s}" is not one of ${ALL_SIDES.join(', ')}.`);
     if (!built.includes(s.split('/')[0] as GemmBackend)) throw new UserError(`--train-sides ${s}: this build has only ${built.join(', ')}.`);
     if (s === 'onednn/bf16' && bf16Why) throw new UserError(`--train-sides ${s}: ${bf16Why}.`);
@@ -83,20 +95,16 @@ function parseSides(values: Record<string, unknown>, built: GemmBackend[]): Side
   });
 }
 
-export async function runTrainBench(values: Record<string, unknown>): Promise<TrainBenchResult> {
-  const B = numberOption(values, 'train-batch', { integer: true, min: 1 })!;
-  const T = numberOption(values, 'train-steps', { integer: true, min: 1 })!;
-  const repeats = numberOption(values, 'train-repeats', { integer: true, min: 1 })!;
-  const threads = numberOption(values, 'train-threads', { integer: true, min: 1 })!;
-  const python = typeof values.python === 'string' ? values.python : '/usr/bin/python3';
-  const profiling = values['train-profile'] === true;
+export async function runTrainBench(opts: TrainBenchOptions): Promise<TrainBenchResult> {
+  const { batch: B, steps: T, repeats, threads } = opts;
+  const profiling = opts.profile === true;
   const load0 = loadavg()[0];
 
   const native = loadBinding();
   native.setThreads(threads, threads);
   const backendBefore = native.gemmInfo().backend;
-  const sides = parseSides(values, native.gemmInfo().built);
-  const config: ModelConfig = { ...SEED_MODEL_DEFAULTS, ...SHAPES };
+  const sides = opts.sides ?? trainBenchSides();
+  const config: ModelConfig = { ...TUTORIAL_MODEL_DEFAULTS, ...SHAPES };
   const rng = new Rng(7);
   const features = Float32Array.from({ length: B * config.locations * config.channels }, () => rng.next());
   const tokens = Int32Array.from({ length: B * (T + 1) }, () => 1 + rng.int(config.vocabSize - 1)); // all real
@@ -140,7 +148,7 @@ export async function runTrainBench(values: Record<string, unknown>): Promise<Tr
     }
   };
 
-  const peer = values['no-torch'] ? null : await startTorchPeer(python, config, B, T, threads);
+  const peer = opts.python === null ? null : await startTorchPeer(opts.python, config, B, T, threads);
   const order: string[] = [...sides, ...(peer ? ['torch/fp32', 'torch/bf16'] : [])];
   const bar = new ProgressBar({ total: repeats + 1, label: `train bench rounds (${order.join(', ')}, roofs)`, unit: 'round' });
   try {
@@ -212,14 +220,17 @@ export async function runTrainBench(values: Record<string, unknown>): Promise<Tr
 
 /** bench/train_torch.py --serve: set up once, then one timed step per request, in the precision asked. */
 async function startTorchPeer(python: string, c: ModelConfig, B: number, T: number, threads: number) {
-  const args = [TORCH_SCRIPT, '--serve', '--batch', String(B), '--steps', String(T), '--threads', String(threads),
+  const script = packageFile('bench', 'train_torch.py');
+  packageFile('scripts', 'torch_model.py'); // the model the peer imports
+  const args = [script, '--serve', '--batch', String(B), '--steps', String(T), '--threads', String(threads),
     '--locations', String(c.locations), '--channels', String(c.channels), '--embed', String(c.embedDim),
     '--units', String(c.units), '--attention', String(c.attentionUnits), '--vocab', String(c.vocabSize)];
   process.stderr.write(`starting the PyTorch peer: ${python} bench/train_torch.py --serve\n`);
   const child = spawn(python, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   const failed = new Promise<never>((_, reject) => {
-    const fail = (why: string) => reject(new UserError(`the PyTorch peer failed (${python} ${TORCH_SCRIPT}: ${why}). ` +
-      'Point --python at a Python with torch installed, or pass --no-torch.'));
+    const fail = (why: string) => reject(new UserError(`the PyTorch peer failed (${python} ${script}: ${why}). ` +
+      'Point --python at a Python with torch (e.g. /usr/bin/python3 with the python3-torch package, or `pip install torch`), ' +
+      'or pass --no-torch.'));
     child.on('error', (e) => fail(e.message));
     child.on('exit', (code) => fail(`exited with ${code}`));
   });
@@ -227,7 +238,7 @@ async function startTorchPeer(python: string, c: ModelConfig, B: number, T: numb
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
   const next = async () => {
     const r = await Promise.race([lines.next(), failed]);
-    if (r.done) throw new UserError(`the PyTorch peer (${TORCH_SCRIPT}) closed its output early.`);
+    if (r.done) throw new UserError(`the PyTorch peer (${script}) closed its output early.`);
     return JSON.parse(r.value);
   };
   const ready = await next();
