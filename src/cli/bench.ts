@@ -1,7 +1,7 @@
 import { formatServeBench, runServeBench } from '../bench/serve-bench.js';
 import { BROWSER_BENCH_DEFAULTS, formatBrowserBench, runBrowserBench } from '../bench/browser.js';
 import { FEATURES_BENCH_DEFAULTS, formatFeaturesBench, runFeaturesBench } from '../bench/features.js';
-import { TRAIN_BENCH_DEFAULTS, formatTrainBench, runTrainBench } from '../bench/train.js';
+import { TRAIN_BENCH_DEFAULTS, formatTrainBench, runTrainBench, trainBenchSides } from '../bench/train.js';
 import { UserError } from '../util/errors.js';
 import { numberOption, requireString, type Command, type OptionSpec } from './command.js';
 import { SERVE_BENCH_OPTIONS, serveBenchOptionsFromArgs } from './bench-serve.js';
@@ -55,12 +55,14 @@ const features: Bench = {
 
 const T = TRAIN_BENCH_DEFAULTS;
 const train: Bench = {
-  summary: 'native training step (tokens/s, GFLOP/s) vs the sgemm peak and the PyTorch peer bench/train_torch.py',
+  summary: 'native training step (tokens/s, GFLOP/s) per matmul backend and precision vs the matmul roofs and the PyTorch peers (fp32, bf16 autocast) of bench/train_torch.py',
   options: {
     'train-batch': { type: 'string', description: 'train: batch size B', default: String(T.batch) },
     'train-steps': { type: 'string', description: 'train: decoder steps T per caption', default: String(T.steps) },
-    'train-repeats': { type: 'string', description: 'train: timed steps per side after one warm-up (median reported)', default: String(T.repeats) },
-    'train-threads': { type: 'string', description: 'train: threads, both sides (OpenBLAS + workers / torch.set_num_threads)', default: String(T.threads) },
+    'train-repeats': { type: 'string', description: 'train: timed rounds after one warm-up round (medians reported)', default: String(T.repeats) },
+    'train-threads': { type: 'string', description: 'train: threads, every side (OpenBLAS + OpenMP workers / torch.set_num_threads)', default: String(T.threads) },
+    'train-sides': { type: 'string', description: 'train: our sides as backend/precision, comma-separated (default: each of cblas/fp32, onednn/fp32, onednn/bf16 that runs here)' },
+    'train-profile': { type: 'boolean', description: 'train: time the sections of our step per side (matmul vs elementwise), means over the timed rounds' },
   },
   async run(values) {
     const r = await runTrainBench({
@@ -69,6 +71,8 @@ const train: Bench = {
       repeats: numberOption(values, 'train-repeats', { integer: true, min: 1 })!,
       threads: numberOption(values, 'train-threads', { integer: true, min: 1 })!,
       python: python(values),
+      sides: trainBenchSides(typeof values['train-sides'] === 'string' ? values['train-sides'] : undefined),
+      profile: values['train-profile'] === true,
     });
     return { json: r, text: formatTrainBench(r) };
   },

@@ -24,6 +24,7 @@ const FIELD_HELP: Record<keyof TrainConfig, string> = {
   epochs: 'epochs to train in total',
   learningRate: 'Adam learning rate (with --resume: replaces the current, possibly decayed, rate)',
   clipNorm: 'global gradient-norm clipping (0 = off)',
+  precision: 'fp32 | bf16 | auto: matmul operands of the training step; bf16 (f32 accumulation) needs AVX512-BF16 or AMX, auto picks it where the CPU has it',
   lrSchedule: 'constant | step | plateau',
   lrDecayFactor: 'learning-rate decay factor',
   lrStepEpochs: 'epochs between decays for --lr-schedule step',
@@ -95,7 +96,7 @@ const command: Command = {
   name: 'train',
   summary: 'Train the attention captioner on a run\'s cached features (checkpoints, exact --resume)',
   usage: 'sat train --run DIR [--epochs N] [--batch-size N] [--learning-rate X] [--dropout X] [--clip-norm X] [--gru-state carry|reset] ' +
-    '[--init-state zeros|mean] [--config FILE] [--resume] [--init CKPT --config configs/scst.json]',
+    '[--init-state zeros|mean] [--precision fp32|bf16|auto] [--config FILE] [--resume] [--init CKPT --config configs/scst.json]',
   options,
   async run({ values }) {
     const runDir = requireString(values, 'run', 'the run directory made by `sat prepare` and `sat features`.');

@@ -9,6 +9,7 @@
  */
 import fs from 'node:fs';
 import { GRU_STATES, INIT_STATES, TUTORIAL_MODEL_DEFAULTS, type GruState, type InitState } from '../model/types.js';
+import { PRECISION_CHOICES, type PrecisionChoice } from '../model/precision.js';
 import { UserError } from '../util/errors.js';
 
 export type LrSchedule = 'constant' | 'step' | 'plateau';
@@ -34,6 +35,9 @@ export interface TrainConfig {
   epochs: number;
   learningRate: number;
   clipNorm: number;           // global-norm clipping; 0 = off
+  // Matmul operands of the training step: 'fp32', 'bf16' (f32 accumulation, weights/Adam/softmax/loss f32; needs
+  // oneDNN and AVX512-BF16 or AMX) or 'auto' (bf16 where the CPU has it). Checkpoints without the field are fp32.
+  precision: PrecisionChoice;
 
   // Learning-rate decay. 'step': lr *= lrDecayFactor every lrStepEpochs epochs.
   // 'plateau': lr *= lrDecayFactor once the validation score has not improved for lrPatience epochs.
@@ -84,6 +88,7 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
   epochs: 20,
   learningRate: 1e-3,
   clipNorm: 5,                // tutorial 0
+  precision: 'fp32',
   lrSchedule: 'plateau',      // tutorial 'constant'
   lrDecayFactor: 0.5,
   lrStepEpochs: 5,
@@ -127,6 +132,7 @@ export const CONFIG_RULES: Readonly<Record<keyof TrainConfig, ConfigRule>> = {
   epochs: { integer: true, min: 0 },
   learningRate: { min: 0 },
   clipNorm: { min: 0 },
+  precision: { oneOf: PRECISION_CHOICES },
   lrSchedule: { oneOf: ['constant', 'step', 'plateau'] },
   lrDecayFactor: { min: 0, max: 1 },
   lrStepEpochs: { integer: true, min: 1 },

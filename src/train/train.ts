@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import type { CaptionModel, ModelConfig } from '../model/types.js';
-import { createModel } from '../model/index.js';
+import { createModel, resolvePrecision, type Precision } from '../model/index.js';
 import type { FeatureStoreReader } from '../features/types.js';
 import { openRunFeatures } from '../features/run-features.js';
 import { runPaths } from '../dataset/run.js';
@@ -66,14 +66,15 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
   const store = openRunFeatures(runDir, { explicit: opts.featuresDir });
   const start = startingPoint(opts, checkpointDir, store, vocab, paths.vocab);
   const { config, resumed, initial } = start;
-  const model = buildModel(start, store, vocab);
+  const precision = resolvePrecision(config.precision);  // bf16 where it cannot run is refused here, with the reason
+  const model = buildModel(start, store, vocab, precision.precision);
   const data = trainingData(start, images, vocab, log);
   const validate = opts.validate ?? validationHook(config, images, vocab, store, opts.quiet, log);
 
   // Everything up to the first batch runs synchronously, so Ctrl-C is heard from the first batch on.
   return withCtrlC(opts.handleSigint !== false, log, async (stop) => {
     // Printed only once Ctrl-C is handled, so whoever sees the config knows Ctrl-C saves from here on.
-    log(describeRun(runDir, store, vocab, start, data, checkpointDir));
+    log(`${describeRun(runDir, store, vocab, start, data, checkpointDir)}\n  precision ${precision.precision} (${precision.reason})`);
     const result = await trainLoop({
       config, model, store, train: data.train, dev: data.dev, checkpointDir, vocabFile: paths.vocab, runDir,
       resume: resumed?.meta.progress, validate, objective: data.objective, timeBudgetSeconds: opts.timeBudgetSeconds,
@@ -145,14 +146,15 @@ function checkSameFeatures(flag: string, ckpt: LoadedCheckpoint<unknown>, store:
 }
 
 /** The model for the config, with the weights (and with --resume the Adam state) of the starting checkpoint. */
-function buildModel({ config, resumed, initial }: StartingPoint, store: FeatureStoreReader, vocab: Vocabulary): CaptionModel {
+function buildModel({ config, resumed, initial }: StartingPoint, store: FeatureStoreReader, vocab: Vocabulary,
+                    precision: Precision): CaptionModel {
   const modelConfig: ModelConfig = {
     locations: store.locations, channels: store.channels, vocabSize: vocab.size,
     embedDim: config.embedDim, units: config.units, attentionUnits: config.attentionUnits,
     dropout: config.dropout, attentionLambda: config.attentionLambda, gruState: config.gruState,
     initState: config.initState,
   };
-  const model = createModel(modelConfig, { seed: config.seed });
+  const model = createModel(modelConfig, { seed: config.seed, precision });
   if (resumed) restoreModel(model, resumed, { optimizer: true });
   if (initial) restoreModel(model, initial, { optimizer: false });
   return model;
