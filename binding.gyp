@@ -1,17 +1,29 @@
 {
+  "variables": {
+    # Prefix of oneDNN (libdnnl-dev) when installed: the float matmuls then run on oneDNN, with CBLAS kept
+    # behind a run-time switch; empty builds the CBLAS backend only (macOS Accelerate, or SAT_ONEDNN=0).
+    "onednn_prefix%": "<!(node native/find-onednn.cjs)"
+  },
   "targets": [
     {
       "target_name": "sat_native",
-      "sources": ["native/binding.cc", "native/train.cc", "native/infer.cc", "native/adam.cc"],
+      "sources": ["native/binding.cc", "native/train.cc", "native/infer.cc", "native/adam.cc", "native/gemm.cc",
+                  "native/onednn.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_CPP_EXCEPTIONS", "NAPI_VERSION=8"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
       "conditions": [
         ["OS=='linux'", {
-          "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-fopenmp", "-march=native", "-fno-trapping-math", "-fno-math-errno", "-Wno-unknown-pragmas"],
+          "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-fopenmp", "-march=native", "-fno-trapping-math", "-fno-math-errno", "-Wno-unknown-pragmas",
+                        "-Wno-maybe-uninitialized"],
           "ldflags": ["-fopenmp"],
           "libraries": ["-lopenblas"]
+        }],
+        ["OS=='linux' and onednn_prefix!=''", {
+          "defines": ["SAT_HAVE_ONEDNN"],
+          "include_dirs": ["<(onednn_prefix)/include"],
+          "libraries": ["-L<(onednn_prefix)/lib", "-ldnnl"]
         }],
         ["OS=='mac'", {
           "xcode_settings": {

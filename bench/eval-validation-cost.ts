@@ -1,6 +1,6 @@
 /**
  * What does the per-epoch validation metric cost on Flickr8k? Greedy decoding of the 1000 dev images at
- * the seed's shapes (64x2048 InceptionV3 features, E 256, U 512, A 512, vocabulary 5001) plus CIDEr-D /
+ * the tutorial's shapes (64x2048 InceptionV3 features, E 256, U 512, A 512, vocabulary 5001) plus CIDEr-D /
  * BLEU-4 against the real dev references (../shared/data/flickr8k), next to the cost of one training epoch
  * (30,000 captions) measured with the same model in the same run.
  *
@@ -19,8 +19,9 @@ import { bleu } from '../src/metrics/bleu.js';
 import { ciderD } from '../src/metrics/cider.js';
 import { tokenizeCaption } from '../src/metrics/ptb-tokenizer.js';
 import { createModel } from '../src/model/index.js';
-import { SEED_MODEL_DEFAULTS } from '../src/model/types.js';
+import { TUTORIAL_MODEL_DEFAULTS } from '../src/model/types.js';
 import { Rng } from '../src/util/rng.js';
+import { median } from '../src/util/stats.js';
 
 const { values } = parseArgs({ options: {
   images: { type: 'string', default: '1000' }, 'max-length': { type: 'string', default: '20' },
@@ -42,11 +43,10 @@ class RandomStore implements FeatureStoreReader {
   close() {}
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const time = (fn: () => void) => { const t = performance.now(); fn(); return (performance.now() - t) / 1000; };
 
 const dev = readFlickr8k({ root: values.root }).images.filter((im) => im.split === 'dev').slice(0, N);
-const model = createModel({ ...SEED_MODEL_DEFAULTS, locations: L, channels: C, vocabSize: V }, { seed: 1 });
+const model = createModel({ ...TUTORIAL_MODEL_DEFAULTS, locations: L, channels: C, vocabSize: V }, { seed: 1 });
 const vocab = { pad: 0, start: 1, end: 2, word: (id: number) => `w${id}` };
 const store = new RandomStore();
 const ids = dev.map((_, i) => `img${i + 1}`);

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""PyTorch peer of `sat bench features`: JPEG files -> stored float16 features, the seed's way.
+"""PyTorch peer of `sat bench features`: JPEG files -> stored float16 features, the tutorial's way.
 
 Same work as the TypeScript side: decode each JPEG (PIL), convert to RGB, resize to the input size
 ignoring aspect (bilinear), scale, run the CNN body in batches, and save each image's features as a
-float16 .npy file laid out [locations, channels] (the seed caches one float32 .npy per image; float16
+float16 .npy file laid out [locations, channels] (the tutorial caches one float32 .npy per image; float16
 matches our store's size). Random weights: speed does not depend on them.
 
 Architectures (torchvision, same as the ONNX graphs we run):

@@ -5,16 +5,16 @@
  */
 import { loadCheckpoint, restoreModel } from '../src/checkpoint/checkpoint.js';
 import { createModel } from '../src/model/index.js';
-import { loadRun } from '../src/prepare.js';
+import { loadRun } from '../src/dataset/prepare.js';
 import { openFeatureStore } from '../src/features/store.js';
-import { findFeatureDir } from '../src/train/train.js';
+import { runFeatureDir } from '../src/features/run-features.js';
 import { selfCriticalExamples, selfCriticalObjective } from '../src/train/self-critical.js';
 import { BatchAssembler } from '../src/train/batches.js';
 import type { CaptionModel } from '../src/model/types.js';
 
 const [runDir, ckptFile, featuresDir, stepsArg] = process.argv.slice(2);
 const { vocab, images } = loadRun(runDir);
-const store = openFeatureStore(findFeatureDir(runDir, featuresDir));
+const store = openFeatureStore(runFeatureDir(runDir, { explicit: featuresDir }));
 const ckpt = loadCheckpoint(ckptFile);
 const model = createModel(ckpt.meta.model);
 restoreModel(model, ckpt, { optimizer: false });

@@ -1,9 +1,12 @@
-"""PyTorch peer for `sat bench train`: the same model (scripts/torch_model.py: encoder and W1 projection
-once per sequence, autograd backward) and Adam, float32, on random data with the seed's shapes.
+"""PyTorch peer for `sat bench train`: the same model (scripts/torch_model.py: the feature projection and W1
+once per sequence, autograd backward) and Adam, float32 weights, on random data with the tutorial's shapes.
+--bf16 runs the forward pass under torch.autocast("cpu", dtype=torch.bfloat16) (PyTorch's mixed precision: bf16
+matmuls, f32 weights and optimizer), the backward pass outside it as PyTorch recommends.
 Prints one JSON object: per-step seconds and the median tokens/s.
-Run: /usr/bin/python3 bench/train_torch.py --json  (torch.set_num_threads from --threads, default 2)
-With --serve it sets up, prints {"ready": true} and then times one step per "step" line on stdin (one JSON
-line each), so `sat bench train` can alternate its steps with ours and both sides see the same machine load.
+Run: /usr/bin/python3 bench/train_torch.py --json [--bf16]  (torch.set_num_threads from --threads, default 2)
+With --serve it sets up, prints {"ready": true} and then times one step per line on stdin ("step": the --bf16
+setting; "step fp32" / "step bf16": that precision), one JSON line each, so `sat bench train` can alternate its
+steps with ours and both sides see the same machine load.
 """
 import argparse
 import json
@@ -32,6 +35,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--bf16", action="store_true", help='forward under torch.autocast("cpu", dtype=torch.bfloat16)')
     ap.add_argument("--serve", action="store_true", help="time one step per 'step' line on stdin")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -42,10 +46,11 @@ def main():
     features = torch.rand(a.batch, a.locations, a.channels)
     tokens = torch.randint(1, a.vocab, (a.batch, a.steps + 1))  # every target real: B*T tokens per step
 
-    def step():
+    def step(bf16=a.bf16):
         t0, c0 = time.perf_counter(), time.process_time()
         opt.zero_grad(set_to_none=True)
-        loss, n_tokens = loss_fn(params, features, tokens)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss, n_tokens = loss_fn(params, features, tokens)
         loss.backward()
         opt.step()
         step.cpu_s = time.process_time() - c0  # CPU seconds of all threads
@@ -53,11 +58,14 @@ def main():
 
     if a.serve:
         print(json.dumps({"ready": True, "torch": torch.__version__, "threads": a.threads}), flush=True)
+        modes = {"step": a.bf16, "step fp32": False, "step bf16": True}
         for line in sys.stdin:
-            if line.strip() != "step":
+            if line.strip() not in modes:
                 break
-            dt, loss, n_tokens = step()
-            print(json.dumps({"step_s": dt, "cpu_s": step.cpu_s, "tokens": n_tokens, "loss": loss.item()}), flush=True)
+            bf16 = modes[line.strip()]
+            dt, loss, n_tokens = step(bf16)
+            print(json.dumps({"step_s": dt, "cpu_s": step.cpu_s, "tokens": n_tokens, "loss": loss.item(),
+                              "precision": "bf16" if bf16 else "fp32"}), flush=True)
         return
 
     times = []
@@ -68,7 +76,8 @@ def main():
         print(f"torch step {i + 1}/{a.warmup + a.repeats}: {dt:.3f} s, loss {loss.item():.4f}", file=sys.stderr)
     median = statistics.median(times)
     result = {"step_s": times, "median_step_s": median, "tokens_per_step": n_tokens,
-              "tokens_per_s": n_tokens / median, "threads": a.threads, "torch": torch.__version__}
+              "tokens_per_s": n_tokens / median, "threads": a.threads, "torch": torch.__version__,
+              "precision": "bf16" if a.bf16 else "fp32"}
     print(json.dumps(result) if a.json else result)
 
 

@@ -3,9 +3,12 @@
 // A attention units, V vocabulary. The TypeScript side (src/model/native-model.ts) allocates and
 // validates everything; this side only computes.
 #pragma once
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
+
+#include "bf16.h"
 
 namespace sat {
 
@@ -13,38 +16,64 @@ struct Dims {
   int B, T, L, C, E, U, A, V;
 };
 
-// Parameter order shared with src/model/binding.ts (PARAMETER_ORDER). Keras-like layout:
+// Parameter table, indexed in the order shared with src/model/binding.ts (PARAMETER_ORDER). Keras-like layout:
 // kernels are [in, out]; gru_k is [2E, 3U] with rows 0..E-1 for the context and E..2E-1 for the
 // embedding (input = concat(context, embedding)); gru_b is [2, 3U] = (input bias, recurrent bias).
+// The feature projection (a Dense layer + ReLU) maps CNN features [L,C] to annotation vectors [L,E].
 // init_w/init_b predict the decoder's initial state from the mean annotation vector (Xu et al. 2015,
 // sec. 3.1.2): H[0] = tanh(mean_l enc[b,l,:] init_w + init_b); unused (zero gradient) when H[0] = 0.
+enum ParamId : int {
+  kProjectionW,  // [C, E]
+  kProjectionB,  // [E]
+  kW1,           // [E, A]
+  kB1,           // [A]
+  kW2,           // [U, A]
+  kB2,           // [A]
+  kV,            // [A, 1]
+  kBv,           // [1]
+  kEmb,          // [V, E]
+  kGruK,         // [2E, 3U]
+  kGruRk,        // [U, 3U]
+  kGruB,         // [2, 3U]
+  kFc1W,         // [U, U]
+  kFc1B,         // [U]
+  kFc2W,         // [U, V]
+  kFc2B,         // [V]
+  kInitW,        // [E, U]
+  kInitB,        // [U]
+  kNumParams
+};
+
+// One pointer per parameter (weights or their gradients), with named accessors.
 template <typename T>
 struct Params {
-  T* enc_w;   // [C, E]
-  T* enc_b;   // [E]
-  T* w1;      // [E, A]
-  T* b1;      // [A]
-  T* w2;      // [U, A]
-  T* b2;      // [A]
-  T* v;       // [A, 1]
-  T* bv;      // [1]
-  T* emb;     // [V, E]
-  T* gru_k;   // [2E, 3U]
-  T* gru_rk;  // [U, 3U]
-  T* gru_b;   // [2, 3U]
-  T* fc1_w;   // [U, U]
-  T* fc1_b;   // [U]
-  T* fc2_w;   // [U, V]
-  T* fc2_b;   // [V]
-  T* init_w;  // [E, U]
-  T* init_b;  // [U]
-  T* at(int i) const { return reinterpret_cast<T* const*>(this)[i]; }
+  std::array<T*, kNumParams> at{};
+  T* projection_w() const { return at[kProjectionW]; }
+  T* projection_b() const { return at[kProjectionB]; }
+  T* w1() const { return at[kW1]; }
+  T* b1() const { return at[kB1]; }
+  T* w2() const { return at[kW2]; }
+  T* b2() const { return at[kB2]; }
+  T* v() const { return at[kV]; }
+  T* bv() const { return at[kBv]; }
+  T* emb() const { return at[kEmb]; }
+  T* gru_k() const { return at[kGruK]; }
+  T* gru_rk() const { return at[kGruRk]; }
+  T* gru_b() const { return at[kGruB]; }
+  T* fc1_w() const { return at[kFc1W]; }
+  T* fc1_b() const { return at[kFc1B]; }
+  T* fc2_w() const { return at[kFc2W]; }
+  T* fc2_b() const { return at[kFc2B]; }
+  T* init_w() const { return at[kInitW]; }
+  T* init_b() const { return at[kInitB]; }
 };
-static_assert(sizeof(Params<float>) == 18 * sizeof(float*), "Params must be exactly its 18 pointers");
-constexpr int kNumParams = 18;
 
 // Expected element count of parameter i for the given sizes (used by the binding's bounds checks).
 size_t param_size(const Dims& d, int i);
+// The name of a buffer the kernels would use for these sizes (with `images` feature rows) that would hold more
+// than 2^31-1 elements, or nullptr when every one fits. Kernels index within a buffer in int arithmetic, so the
+// binding refuses such sizes before any product of them can overflow.
+const char* oversized_buffer(const Dims& d, int images);
 
 struct StepOptions {
   double dropout = 0;   // on the embeddings (GRU input) and on the GRU output (fc1 input); training only
@@ -55,6 +84,10 @@ struct StepOptions {
   bool reset_state = false;
   // false: H[0] = 0 (the TF tutorial). true: H[0] = tanh(mean_l(enc) init_w + init_b) (the paper).
   bool mean_init = false;
+  // float only, oneDNN backend: the step's matrix products take bf16 operands (weights converted once per step,
+  // activations and gradients once where they are produced) with f32 accumulation and output; everything else
+  // (weights, gradients, softmax, loss, the optimizer) stays f32.
+  bool bf16 = false;
 };
 
 struct StepResult {
@@ -67,13 +100,14 @@ struct StepResult {
 // Buffers kept across steps; they grow when a batch needs more and never shrink.
 template <typename T>
 struct Workspace {
-  std::vector<T> enc, proj, x, xg, h, gates, alpha, ctx, wcat, hg, hd, f1, logits, row_loss, reg_sum, reg_grad;
-  std::vector<T> dhd, df1, dh_out, dh, dhn, dhp, dgx, dghw, dctx, dproj, dv_rows, dbv_rows, dx, denc, scratch;
+  std::vector<T> enc, keys, x, xg, h, gates, alpha, ctx, wcat, hg, hd, f1, logits, row_loss, reg_sum, reg_grad;
+  std::vector<T> dhd, df1, dh_out, dh, dhn, dhp, dgx, dghw, dctx, dkeys, dv_rows, dbv_rows, dx, denc, scratch;
   std::vector<T> zeros;  // [B,U] the GRU's previous state in reset mode
   std::vector<T> enc_mean, dinit;  // [B,E] mean annotation vector; [B,U] gradient of init's pre-activation
-  std::vector<T> enc_img, proj_img, denc_img, dproj_img;  // per distinct image when rows share images
+  std::vector<T> enc_img, keys_img, denc_img, dkeys_img;  // per distinct image when rows share images
   std::vector<int32_t> rows, targets, live;
   std::vector<uint8_t> real;
+  Bf16Mirrors bf16;  // bf16 copies of the matmul operands (StepOptions::bf16)
 };
 
 // Forward (+ backward when grads != nullptr) of one padded batch. features [B,L,C], tokens [B,T+1].
@@ -81,16 +115,16 @@ struct Workspace {
 // cross-entropy terms are multiplied by its weight (self-critical training passes the reward advantage), so
 // loss = sum_tokens w_b * ce / tokens + reg and ce_sum is the weighted sum.
 // image_of_row [B] or nullptr: rows share images (several captions of one image, e.g. self-critical samples);
-// features then hold num_images rows [num_images,L,C], and the encoder and W1 run once per image, their
+// features then hold num_images rows [num_images,L,C], and the feature projection and W1 run once per image, their
 // gradients summed over the rows that use it. nullptr: features [B,L,C], one image per row.
 template <typename T>
 StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const Params<T>* grads,
                       const T* features, const int32_t* tokens, const StepOptions& opt, const T* weights = nullptr,
                       const int32_t* image_of_row = nullptr, int num_images = 0);
 
-// Inference. encode: features [N,L,C] -> enc [N,L,E], proj [N,L,A], hidden [N,U] the decoder's initial
+// Inference. encode: features [N,L,C] -> enc [N,L,E], keys [N,L,A] (attention keys enc W1 + b1), hidden [N,U] the decoder's initial
 // state (zeros, or from the mean annotation vector when mean_init). d.B = N.
-void encode(const Dims& d, const Params<float>& p, const float* features, float* enc, float* proj, float* hidden,
+void encode(const Dims& d, const Params<float>& p, const float* features, float* enc, float* keys, float* hidden,
             bool mean_init);
 
 struct DecodeWorkspace {
@@ -98,7 +132,7 @@ struct DecodeWorkspace {
 };
 // One decoder step for N = d.B rows: tokens [N], hidden [N,U] -> logits [N,V], alpha [N,L], hidden_out [N,U].
 // reset_state as in StepOptions: `hidden` is then only the attention query and the GRU starts from zeros.
-void decode_step(DecodeWorkspace& ws, const Dims& d, const Params<float>& p, const float* enc, const float* proj,
+void decode_step(DecodeWorkspace& ws, const Dims& d, const Params<float>& p, const float* enc, const float* keys,
                  const float* hidden, const int32_t* tokens, float* logits, float* alpha, float* hidden_out,
                  bool reset_state);
 

@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { resolveEncoder } from '../src/encoders/registry.js';
+import { median } from '../src/util/stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -18,7 +19,6 @@ const { values } = parseArgs({
   },
 });
 const batch = Number(values.batch), threads = Number(values.threads), repeats = Number(values.repeats);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 let t = performance.now();
 const model = await resolveEncoder({ encoder: values.encoder, layer: values.layer, weights: values['encoder-weights'] });

@@ -1,6 +1,6 @@
 /**
- * Parity check: the seed's recipe trained by our native core (`sat train`) and by the same model written in
- * PyTorch (scripts/torch_train_seed.py), on identical cached features, compared epoch by epoch on the dev split:
+ * Parity check: the tutorial's recipe trained by our native core (`sat train`) and by the same model written in
+ * PyTorch (scripts/torch_train_tutorial.py), on identical cached features, compared epoch by epoch on the dev split:
  * dev loss, BLEU-4 and CIDEr-D of greedy captions, both scored by our scorer against the same references.
  *
  *   node --import tsx scripts/parity-flickr8k.ts --run runs/f8k --epochs 20            # the full comparison
@@ -20,7 +20,7 @@
  *                   by the scorer exactly as `sat eval` tokenises them.
  *   ours/           `sat train` one epoch at a time (--resume continues exactly, so this equals one N-epoch run),
  *                   each epoch followed by `sat eval --checkpoint latest` into ours/eval-eNNN/.
- *   torch/          scripts/torch_train_seed.py: results-eNNN.json per epoch and history.json.
+ *   torch/          scripts/torch_train_tutorial.py: results-eNNN.json per epoch and history.json.
  *   crosscheck/     the PyTorch side evaluating OUR last checkpoint: its dev loss and greedy captions must equal
  *                   ours, so that what differs in the table comes from training alone.
  *   parity.json     the table (and the cross-check) as data.
@@ -34,11 +34,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { seededSubset } from '../src/eval/validation.js';
+import { seededSubset } from '../src/util/rng.js';
 import { readHypotheses, readReferences } from '../src/metrics/caption-files.js';
 import { scoreCaptions, type Scores } from '../src/metrics/score.js';
-import { loadRun } from '../src/prepare.js';
-import { findFeatureDir } from '../src/train/train.js';
+import { loadRun } from '../src/dataset/prepare.js';
+import { runFeatureDir } from '../src/features/run-features.js';
 
 const { values } = parseArgs({
   options: {
@@ -89,7 +89,7 @@ const parityRun = path.join(out, 'run');
 const refsFile = path.join(out, 'refs-dev.json');
 {
   const src = loadRun(source);
-  const store = path.resolve(findFeatureDir(source, values.features));
+  const store = path.resolve(runFeatureDir(source, { explicit: values.features }));
   const train = seededSubset(src.images.filter((im) => im.split === 'train'), trainImages, subsetSeed);
   const dev = seededSubset(src.images.filter((im) => im.split === 'dev' && im.captions.length > 0), devImages, subsetSeed);
   if (train.length === 0 || dev.length === 0) throw new Error(`${source} needs train and dev images (has ${train.length} train, ${dev.length} dev).`);
@@ -115,10 +115,10 @@ const refsFile = path.join(out, 'refs-dev.json');
     `${info.counts.dev.images} dev images; features ${store}`);
 }
 
-// --- 2. ours: the seed recipe, one epoch per call, eval after each ------------------------------------------
-const SEED_RECIPE = ['--batch', '64', '--lr', '0.001', '--embed-dim', '256', '--units', '512', '--attention-units', '512',
-  '--dropout', '0', '--attention-lambda', '0', '--clip', '0', '--lr-schedule', 'constant', '--bucket', '0',
-  '--val-metric', 'loss', '--early-stop', '0', '--max-length', '0', '--val-max', '0', '--checkpoint-minutes', '0'];
+// --- 2. ours: the tutorial recipe, one epoch per call, eval after each ------------------------------------------
+const TUTORIAL_RECIPE = ['--batch-size', '64', '--learning-rate', '0.001', '--embed-dim', '256', '--units', '512', '--attention-units', '512',
+  '--dropout', '0', '--attention-lambda', '0', '--clip-norm', '0', '--lr-schedule', 'constant', '--bucket-batches', '0',
+  '--val-metric', 'loss', '--early-stop-patience', '0', '--max-caption-length', '0', '--max-val-examples', '0', '--checkpoint-minutes', '0'];
 const oursDir = path.join(out, 'ours');
 const ckptDir = path.join(oursDir, 'checkpoints');
 const latestMeta = path.join(ckptDir, 'latest.json');
@@ -133,7 +133,7 @@ if (!values['skip-ours']) {
       throw new Error(`${ckptDir} is past epoch ${e} but ${evalDir} is missing; delete ${oursDir} to start our side again.`);
     }
     if (done < e) {
-      sat(['train', '--run', parityRun, '--checkpoints', ckptDir, '--epochs', String(e), '--seed', String(seed), ...SEED_RECIPE,
+      sat(['train', '--run', parityRun, '--checkpoints', ckptDir, '--epochs', String(e), '--seed', String(seed), ...TUTORIAL_RECIPE,
         '--gru-state', gruState, '--init-state', initState, ...(done > 0 ? ['--resume'] : [])]);
     }
     if (!fs.existsSync(path.join(evalDir, 'results.json'))) {
@@ -146,7 +146,7 @@ if (!values['skip-ours']) {
 // --- 3. PyTorch: the same recipe and run -------------------------------------------------------------------
 const torchDir = path.join(out, 'torch');
 if (!values['skip-torch']) {
-  run(values.python!, ['scripts/torch_train_seed.py', '--run', parityRun, '--out', torchDir, '--epochs', String(epochs),
+  run(values.python!, ['scripts/torch_train_tutorial.py', '--run', parityRun, '--out', torchDir, '--epochs', String(epochs),
     '--threads', String(threads), '--seed', String(seed), '--gru-state', gruState, '--init-state', initState]);
 }
 
@@ -183,7 +183,7 @@ const last = ours.at(-1);
 const lastResults = last && path.join(oursDir, `eval-e${pad3(last.epoch)}`, 'results.json');
 if (last && lastResults && fs.existsSync(lastResults) && !values['skip-torch']) {
   const checkDir = path.join(out, 'crosscheck');
-  run(values.python!, ['scripts/torch_train_seed.py', '--run', parityRun, '--out', checkDir, '--epochs', '0',
+  run(values.python!, ['scripts/torch_train_tutorial.py', '--run', parityRun, '--out', checkDir, '--epochs', '0',
     '--init-from', path.join(ckptDir, 'latest.safetensors'), '--threads', String(threads), '--gru-state', gruState, '--init-state', initState]);
   const theirs = readHypotheses(path.join(checkDir, 'results-e000.json'));
   const mine = readHypotheses(lastResults);
@@ -201,7 +201,7 @@ const lines = [
   ...rows.map((r) => `| ${r.epoch} | ${f(r.ours?.valLoss)} | ${f(r.ours?.bleu4)} | ${f(r.ours?.cider)} | ${f(r.ours?.trainSeconds, 0)} | ` +
     `${f(r.torch?.valLoss)} | ${f(r.torch?.bleu4)} | ${f(r.torch?.cider)} | ${f(r.torch?.trainSeconds, 0)} |`),
 ];
-console.log(`\nParity on ${path.basename(source)} dev (${refs.size} images), seed recipe, GRU state ${gruState}, initial state ${initState}, seed ${seed}, ${threads} threads; ${path.join(out, 'parity.json')}`);
+console.log(`\nParity on ${path.basename(source)} dev (${refs.size} images), tutorial recipe, GRU state ${gruState}, initial state ${initState}, seed ${seed}, ${threads} threads; ${path.join(out, 'parity.json')}`);
 console.log(lines.join('\n'));
 if (crossCheck) {
   console.log(`Cross-check (PyTorch evaluating our epoch-${crossCheck.epoch} weights): ${crossCheck.identicalCaptions}/${crossCheck.images} ` +

@@ -11,16 +11,27 @@ Shapes: B batch, T steps, L locations, C channels, E embedding, U units, A atten
 import torch
 
 PARAMETER_ORDER = [
-    "encoder.kernel", "encoder.bias", "attention.W1.kernel", "attention.W1.bias", "attention.W2.kernel",
+    "projection.kernel", "projection.bias", "attention.W1.kernel", "attention.W1.bias", "attention.W2.kernel",
     "attention.W2.bias", "attention.V.kernel", "attention.V.bias", "embedding.embeddings", "gru.kernel",
     "gru.recurrent_kernel", "gru.bias", "fc1.kernel", "fc1.bias", "fc2.kernel", "fc2.bias",
     "init_state.kernel", "init_state.bias",
 ]
 
+# Earlier parameter names (checkpoints and fixtures written before the rename): old name -> current name.
+RENAMED_PARAMETERS = {"encoder.kernel": "projection.kernel", "encoder.bias": "projection.bias"}
+
+
+def current_name(name):
+    """A tensor name with an earlier parameter name replaced, keeping a prefix such as "optimizer.m."."""
+    for old, new in RENAMED_PARAMETERS.items():
+        if name == old or name.endswith("." + old):
+            return name[: len(name) - len(old)] + new
+    return name
+
 
 def parameter_shapes(L, C, E, U, A, V):
     return {
-        "encoder.kernel": [C, E], "encoder.bias": [E],
+        "projection.kernel": [C, E], "projection.bias": [E],
         "attention.W1.kernel": [E, A], "attention.W1.bias": [A],
         "attention.W2.kernel": [U, A], "attention.W2.bias": [A],
         "attention.V.kernel": [A, 1], "attention.V.bias": [1],
@@ -59,7 +70,7 @@ def loss_fn(p, features, tokens, attention_lambda=0.0, dropout_masks=None, reset
     Returns (loss, number of real target tokens)."""
     B, T1 = tokens.shape
     T = T1 - 1
-    enc = torch.relu(features @ p["encoder.kernel"] + p["encoder.bias"])          # [B,L,E]
+    enc = torch.relu(features @ p["projection.kernel"] + p["projection.bias"])    # [B,L,E]
     proj = enc @ p["attention.W1.kernel"] + p["attention.W1.bias"]                # [B,L,A], once per sequence
     x_all = p["embedding.embeddings"][tokens[:, :T]]                               # [B,T,E]
     wk, wr, bias = p["gru.kernel"], p["gru.recurrent_kernel"], p["gru.bias"]

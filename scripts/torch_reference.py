@@ -1,6 +1,6 @@
 """Writes test/fixtures/model-reference.safetensors: inputs, weights, loss, every gradient and the weights
 after 3 Adam steps, computed by PyTorch autograd in float64 (stored as float32) for four cases:
-  case0: the seed model (no dropout, no regulariser, no clipping)
+  case0: the tutorial's model (no dropout, no regulariser, no clipping)
   case1: doubly stochastic attention regulariser lambda=0.5 and global-norm clipping at 0.5
   case2: as case1 with the TF tutorial's GRU (reset_state: restarted from zeros every step, `--gru-state reset`)
   case3: as case1 with the paper's initial state (init_state 'mean': H[0] = tanh(mean annotation · W + b),

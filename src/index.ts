@@ -3,8 +3,8 @@
  * in the order data flows: dataset → features → model/training → checkpoint → decoding → metrics.
  */
 // dataset → run directory (vocabulary, captions as token ids, splits by image)
-export { prepareRun, loadRun, imagesOf, readDataset, DATASET_KINDS } from './prepare.js';
-export type { PrepareOptions, RunInfo, LoadedRun } from './prepare.js';
+export { prepareRun, loadRun, imagesOf, readDataset, DATASET_KINDS } from './dataset/prepare.js';
+export type { PrepareOptions, RunInfo, LoadedRun } from './dataset/prepare.js';
 export type { Dataset, DatasetImage, Split } from './dataset/types.js';
 export { generateShapesDataset, loadShapesAnnotations } from './dataset/shapes.js';
 export { Vocabulary, tokenize } from './vocab/vocabulary.js';
@@ -23,14 +23,26 @@ export type { CaptionModel, ModelConfig, GruState, InitState, TrainBatch, Decode
 export { GRU_STATES, INIT_STATES } from './model/types.js';
 export { train } from './train/train.js';
 export type { TrainOptions, TrainOutcome } from './train/train.js';
-export { runDemo } from './train/demo.js';
+export { runDemo } from './demo/demo.js';
 export { saveCheckpoint, loadCheckpoint, restoreModel } from './checkpoint/checkpoint.js';
 
 // decoding, attention figures, evaluation and metrics
 export { decodeImages } from './decode/index.js';
 export { Captioner } from './decode/captioner.js';
+// one Captioner API on the native addon or onnxruntime (bundles from `sat export`; the browser entry is show-attend-tell/web)
+export { loadCaptioner } from './export/load.js';
+export type { LoadCaptionerOptions, NodeImageInput, RgbImage } from './export/load.js';
+export type { Captioner as ImageCaptioner, CaptionOptions, CaptionResult, CaptionWord, CaptionerInfo } from './decode/captioner-api.js';
+export { buildBundle, writeBundle } from './export/bundle.js';
+export type { BundleManifest } from './export/manifest.js';
 export { renderAttentionFigure } from './figures/attention.js';
 export { evaluate } from './eval/evaluate.js';
 export type { EvaluateOptions, EvaluateResult } from './eval/evaluate.js';
 export { scoreCaptions, scoreTokenized } from './metrics/score.js';
 export type { Scores } from './metrics/score.js';
+
+// serving: the HTTP captioning service behind `sat serve`
+export { startServer, DEFAULT_SERVE_OPTIONS } from './serve/server.js';
+export type { ServeOptions, CaptionServer } from './serve/server.js';
+export type { CaptionEngine, EngineInfo, DecodeSettings, EngineCaption } from './serve/engine.js';
+export { loadCaptionerEngine } from './serve/captioner-adapter.js';

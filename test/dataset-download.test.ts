@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { downloadDataset, downloadFile } from '../src/dataset/download.js';
 import { readFlickr8k } from '../src/dataset/flickr8k.js';
 import { extractZip, listZip } from '../src/dataset/zip.js';
-import { prepareRun } from '../src/prepare.js';
+import { prepareRun } from '../src/dataset/prepare.js';
 import { UserError } from '../src/util/errors.js';
 import { makeZip } from './dataset-zipfixture.js';
 
@@ -210,7 +210,7 @@ describe('downloadDataset', () => {
     assert.deepEqual(run.info.counts.train, { images: 2, captions: 4 });
   });
 
-  it('uses the SAT_COCO_BASE_URL override and the seed\'s archive paths', async () => {
+  it('uses the SAT_COCO_BASE_URL override and the tutorial\'s archive paths', async () => {
     files.set('/coco/annotations/annotations_trainval2014.zip', makeZip([{ name: 'annotations/captions_train2014.json', data: '{"images":[],"annotations":[]}' }]));
     files.set('/coco/zips/train2014.zip', makeZip([{ name: 'train2014/COCO_train2014_000000000009.jpg', data: 'jpg', store: true }]));
     process.env.SAT_COCO_BASE_URL = `${base}/coco`;

@@ -4,12 +4,13 @@
  * and the CLI prints the report (and a clean error for bad input).
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { formatReport, imagesOf, loadRun, prepareRun } from '../src/prepare.js';
+import { formatReport, imagesOf, loadRun, prepareRun } from '../src/dataset/prepare.js';
+import { UserError } from '../src/util/errors.js';
+import { sat } from './cli-run.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-prepare-'));
 
@@ -68,9 +69,8 @@ describe('prepareRun / loadRun', () => {
 });
 
 describe('sat prepare (CLI)', () => {
-  const cli = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'prepare', ...args], { encoding: 'utf8' });
 
-  it('prints counts, vocabulary size, length stats and the skipped report', () => {
+  it('prints counts, vocabulary size, length stats and the skipped report', async () => {
     const root = path.join(tmp, 'cli');
     fs.mkdirSync(root, { recursive: true });
     const rows = ['image,caption'];
@@ -80,18 +80,16 @@ describe('sat prepare (CLI)', () => {
     }
     rows.push('gone.png,not there');
     fs.writeFileSync(path.join(root, 'captions.csv'), rows.join('\n'));
-    const r = cli(['--dataset', 'folder', '--root', root, '--out', path.join(tmp, 'cli-run'), '--top-k', '8']);
-    assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /train +8 images +8 captions/);
-    assert.match(r.stdout, /dev +1 images +1 captions/);
-    assert.match(r.stdout, /vocabulary: V = 8 \(<pad>, <unk> \+ 6 of 13 distinct train tokens incl\. <start>\/<end>; top-k 8\)/);
-    assert.match(r.stdout, /min 6, median 6, p95 6, max 6/);
-    assert.match(r.stdout, /1 x image file not found .*: gone\.png/);
+    const stdout = await sat(['prepare', '--dataset', 'folder', '--root', root, '--out', path.join(tmp, 'cli-run'), '--top-k', '8']);
+    assert.match(stdout, /train +8 images +8 captions/);
+    assert.match(stdout, /dev +1 images +1 captions/);
+    assert.match(stdout, /vocabulary: V = 8 \(<pad>, <unk> \+ 6 of 13 distinct train tokens incl\. <start>\/<end>; top-k 8\)/);
+    assert.match(stdout, /min 6, median 6, p95 6, max 6/);
+    assert.match(stdout, /1 x image file not found .*: gone\.png/);
   });
 
-  it('exits 2 with a message naming the bad option', () => {
-    const r = cli(['--dataset', 'nope', '--out', path.join(tmp, 'x')]);
-    assert.equal(r.status, 2);
-    assert.match(r.stderr, /--dataset must be one of flickr8k, coco, karpathy, folder, shapes/);
+  it('refuses a bad option with a message naming it', async () => {
+    await assert.rejects(sat(['prepare', '--dataset', 'nope', '--out', path.join(tmp, 'x')]),
+      (e) => e instanceof UserError && /--dataset must be one of flickr8k, coco, karpathy, folder, shapes/.test(e.message));
   });
 });

@@ -6,7 +6,8 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { fetchVerified } from '../src/encoders/download.js';
 import { OnnxGraph } from '../src/encoders/onnx/graph.js';
-import { encoderOptionsFromArgs, resolveEncoder } from '../src/encoders/registry.js';
+import { encoderOptionsFromArgs } from '../src/cli/encoder-options.js';
+import { resolveEncoder } from '../src/encoders/registry.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-enc-'));
 test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));

@@ -15,13 +15,13 @@ import { parseCommandArgs } from '../src/cli/command.js';
 import { loadShapesAnnotations, SHAPE_COLORS, SHAPE_KINDS } from '../src/dataset/shapes.js';
 import { cellCoverage } from '../src/eval/attention-check.js';
 import { evaluate } from '../src/eval/evaluate.js';
-import { seededSubset } from '../src/eval/validation.js';
+import { seededSubset } from '../src/util/rng.js';
 import { encodeHalf } from '../src/features/fp16.js';
 import { FeatureStoreWriter } from '../src/features/store-writer.js';
 import { readHypotheses } from '../src/metrics/caption-files.js';
 import { scoreCaptions } from '../src/metrics/score.js';
-import { prepareRun } from '../src/prepare.js';
-import { runPaths } from '../src/run.js';
+import { prepareRun } from '../src/dataset/prepare.js';
+import { runPaths } from '../src/dataset/run.js';
 import type { TrainConfig } from '../src/train/config.js';
 import { train } from '../src/train/train.js';
 import { UserError } from '../src/util/errors.js';
@@ -98,7 +98,7 @@ test('BLEU-4 on a seeded subset of dev images; the loss keeps working as before'
   assert.equal(new Set(seededSubset([1, 2, 3, 4, 5], 3, 9)).size, 3);
 });
 
-test('a stalled metric decays the learning rate after --lr-patience epochs and stops after --early-stop epochs', async () => {
+test('a stalled metric decays the learning rate after --lr-patience epochs and stops after --early-stop-patience epochs', async () => {
   const sequence = [0.3, 0.5, 0.4, 0.45, 0.2, 0.1, 0.9];
   const out = await train({
     runDir, checkpointDir: path.join(runDir, 'ck-fake'), ...quiet,

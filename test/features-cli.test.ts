@@ -7,8 +7,8 @@ import { parseCommandArgs } from '../src/cli/command.js';
 import { partsDir } from '../src/features/format.js';
 import { openRunFeatures } from '../src/features/run-features.js';
 import { openFeatureStore } from '../src/features/store.js';
-import { prepareRun } from '../src/prepare.js';
-import { runPaths } from '../src/run.js';
+import { prepareRun } from '../src/dataset/prepare.js';
+import { runPaths } from '../src/dataset/run.js';
 import { UserError } from '../src/util/errors.js';
 import { scaleGraph, tmpDir } from './features-fixtures.js';
 

@@ -1,6 +1,5 @@
 /** scoreCaptions (tokenise + score), the caption file formats, and the `sat score` command. */
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,6 +7,7 @@ import { test } from 'node:test';
 import { parseHypotheses, parseReferences } from '../src/metrics/caption-files.js';
 import { MissingReferencesError, SCORE_NAMES, scoreCaptions, scoreTokenized } from '../src/metrics/score.js';
 import { UserError } from '../src/util/errors.js';
+import { sat } from './cli-run.js';
 
 const refs = new Map([
   ['1', ['A man riding a horse on a beach.', 'A person rides a horse near the ocean.']],
@@ -46,28 +46,23 @@ test('reads both reference formats and both hypothesis formats, ids as strings',
   assert.throws(() => parseHypotheses([{ id: 7 }], 'h.json'), /entry #0 must look like/);
 });
 
-const cli = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'score', ...args], { encoding: 'utf8' });
-
-test('sat score prints the six scores as JSON and as a table; missing ids are a clear error', () => {
+test('sat score prints the six scores as JSON and as a table; missing ids are a clear error', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'sat-score-'));
   const refsFile = path.join(dir, 'refs.json');
   const hypsFile = path.join(dir, 'hyps.json');
   writeFileSync(refsFile, JSON.stringify({ annotations: [...refs].flatMap(([id, cs]) => cs.map((caption) => ({ image_id: Number(id), caption }))) }));
   writeFileSync(hypsFile, JSON.stringify([...hyps].map(([id, caption]) => ({ image_id: Number(id), caption }))));
 
-  const json = JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'score', '--refs', refsFile, '--hyps', hypsFile, '--json'], { encoding: 'utf8' }));
+  const json = JSON.parse(await sat(['score', '--refs', refsFile, '--hyps', hypsFile, '--json']));
   assert.deepEqual(Object.keys(json), [...SCORE_NAMES]);
   const expected = scoreCaptions(refs, hyps);
   for (const name of SCORE_NAMES) assert.ok(Math.abs(json[name] - expected[name]) < 1e-12, name);
 
-  const table = cli(['--refs', refsFile, '--hyps', hypsFile]);
-  assert.equal(table.status, 0, table.stderr);
-  assert.match(table.stdout, /BLEU-4\s+\d\.\d{4}/);
-  assert.match(table.stdout, /CIDEr\s+\d\.\d{4}/);
+  const table = await sat(['score', '--refs', refsFile, '--hyps', hypsFile]);
+  assert.match(table, /BLEU-4\s+\d\.\d{4}/);
+  assert.match(table, /CIDEr\s+\d\.\d{4}/);
 
   writeFileSync(hypsFile, JSON.stringify({ 1: 'a man', 404: 'a ghost' }));
-  const missing = cli(['--refs', refsFile, '--hyps', hypsFile]);
-  assert.equal(missing.status, 2);
-  assert.match(missing.stderr, /no reference captions: "404"/);
-  assert.doesNotMatch(missing.stderr, /at .*\.ts:\d+/); // a message, not a stack trace
+  await assert.rejects(sat(['score', '--refs', refsFile, '--hyps', hypsFile]),
+    (e) => e instanceof UserError && /no reference captions: "404"/.test(e.message));
 });

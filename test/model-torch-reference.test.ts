@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createModel, PARAMETER_ORDER } from '../src/model/index.js';
 import { NativeCaptionModel } from '../src/model/native-model.js';
+import { withCurrentNames } from '../src/checkpoint/checkpoint.js';
 
 interface Fixture { tensors: Map<string, Float32Array | Int32Array>; meta: Record<string, string> }
 
@@ -26,7 +27,7 @@ function readSafetensors(path: string): Fixture {
     const copy = new Uint8Array(bytes).buffer; // aligned copy
     tensors.set(name, info.dtype === 'I32' ? new Int32Array(copy) : new Float32Array(copy));
   }
-  return { tensors, meta: header.__metadata__ };
+  return { tensors: withCurrentNames(tensors), meta: header.__metadata__ };  // the fixture predates the projection.* names
 }
 
 const fixture = readSafetensors(new URL('./fixtures/model-reference.safetensors', import.meta.url).pathname);

@@ -7,8 +7,8 @@ import path from 'node:path';
 import { loadShapesAnnotations, SHAPE_COLORS, SHAPE_KINDS } from '../src/dataset/shapes.js';
 import { encodeHalf } from '../src/features/fp16.js';
 import { FeatureStoreWriter } from '../src/features/store-writer.js';
-import { prepareRun } from '../src/prepare.js';
-import { runPaths } from '../src/run.js';
+import { prepareRun } from '../src/dataset/prepare.js';
+import { runPaths } from '../src/dataset/run.js';
 import { tempDir } from './train-helpers.js';
 
 const COLORS = Object.keys(SHAPE_COLORS);

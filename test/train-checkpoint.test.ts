@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { readSafetensors, writeSafetensors } from '../src/checkpoint/safetensors.js';
+import { CHECKPOINT_FORMAT, checkpointFiles, loadCheckpoint, restoreModel, saveCheckpoint, type CheckpointMeta } from '../src/checkpoint/checkpoint.js';
+import { createModel } from '../src/model/index.js';
 import { lossCurveSvg } from '../src/train/loss-curve.js';
 import { tempDir } from './train-helpers.js';
 
@@ -33,7 +35,7 @@ test('safetensors: the layout Python\'s safetensors reads (LE u64 header length,
   assert.throws(() => writeSafetensors(file, new Map([['bad', { shape: [4], data: new Float32Array(3) }]])), /shape \[4\]/);
 });
 
-test('loss curve: one point per epoch per series, axes labelled like the seed', () => {
+test('loss curve: one point per epoch per series, axes labelled like the tutorial', () => {
   const rec = (epoch: number, trainLoss: number, valLoss: number | null) =>
     ({ epoch, trainLoss, valLoss, learningRate: 1e-3, steps: epoch * 10, seconds: 1, tokensPerSecond: 1 });
   const svg = lossCurveSvg([rec(1, 2.5, 2.6), rec(2, 1.5, 1.9), rec(3, 1.1, 1.8)]);
@@ -43,4 +45,32 @@ test('loss curve: one point per epoch per series, axes labelled like the seed', 
   assert.equal((svg.match(/<polyline /g) ?? []).length, 2);
   const noVal = lossCurveSvg([rec(1, 2.5, null)]);
   assert.equal((noVal.match(/<polyline /g) ?? []).length, 1);
+});
+
+test('checkpoints written before the projection.* names (encoder.kernel, encoder.bias) load, Adam moments included', () => {
+  const config = { locations: 3, channels: 4, embedDim: 5, units: 6, attentionUnits: 3, vocabSize: 7, dropout: 0, attentionLambda: 0 };
+  const model = createModel(config, { seed: 3 });
+  model.setOptimizerStep(4);
+  for (const [, t] of model.optimizerState().m) t.data.fill(0.5);
+  const dir = tempDir('sat-old-names-');
+  const meta: CheckpointMeta = {
+    format: CHECKPOINT_FORMAT, createdAt: new Date(0).toISOString(), config: {}, model: config,
+    encoder: { id: 'x', locations: 3, channels: 4 }, vocab: 'vocab.json', run: null,
+    progress: { epoch: 1, batchInEpoch: 0, step: 4, epochRngState: [1, 2, 3, 4], partial: { lossSum: 0, tokens: 0, seconds: 0 }, learningRate: 1e-3, lastDecayEpoch: 0, history: [], best: null },
+  };
+  saveCheckpoint(dir, 'latest', model, meta);
+  // Rewrite the file as an older version wrote it.
+  const file = checkpointFiles(dir, 'latest').weights;
+  const { tensors, metadata } = readSafetensors(file);
+  const old = new Map([...tensors].map(([name, t]) => [name.replace(/(^|\.)projection\./, '$1encoder.'), t]));
+  assert.ok(old.has('encoder.kernel') && old.has('optimizer.v.encoder.bias') && !old.has('projection.kernel'));
+  writeSafetensors(file, old, metadata);
+
+  const fresh = createModel(config, { seed: 9 });
+  restoreModel(fresh, loadCheckpoint(dir, 'latest'), { optimizer: true });
+  for (const [name, t] of model.parameters()) assert.deepEqual(fresh.parameters().get(name)!.data, t.data, name);
+  assert.ok(fresh.optimizerState().m.get('projection.kernel')!.data.every((x) => x === 0.5));
+  assert.equal(fresh.optimizerState().step, 4);
+  model.dispose();
+  fresh.dispose();
 });

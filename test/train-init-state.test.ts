@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { runPaths } from '../src/run.js';
+import { runPaths } from '../src/dataset/run.js';
 import { train } from '../src/train/train.js';
 import { DEFAULT_TRAIN_CONFIG, resolveConfig, validateConfigPatch, type TrainConfig } from '../src/train/config.js';
 import { checkpointFiles, loadCheckpoint, restoreModel, type CheckpointMeta } from '../src/checkpoint/checkpoint.js';
@@ -51,8 +51,7 @@ function toOldLayout(dir: string, meta: (m: CheckpointMeta) => void = () => {}):
   writeSafetensors(checkpointFiles(dir, 'latest').weights, tensors, { format: 'pt', 'sat.checkpoint': JSON.stringify(m) });
 }
 
-test('initState: zeros by default, validated with a message naming the choices', () => {
-  assert.equal(DEFAULT_TRAIN_CONFIG.initState, 'zeros');
+test('initState: validated with a message naming the choices', () => {
   assert.equal(resolveConfig({}, validateConfigPatch({ initState: 'mean' }, 'flag')).initState, 'mean');
   assert.throws(() => validateConfigPatch({ initState: 'average' }, 'flag'), /"initState" must be one of zeros, mean, got "average"/);
   assert.throws(() => createModel({ locations: 2, channels: 3, embedDim: 4, units: 5, attentionUnits: 3, vocabSize: 6, dropout: 0,

@@ -12,9 +12,9 @@ import { leaveOneOutAdvantages, selfCriticalExamples, selfCriticalObjective } fr
 import { train } from '../src/train/train.js';
 import type { TrainConfig } from '../src/train/config.js';
 import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
-import { loadRun } from '../src/prepare.js';
+import { loadRun } from '../src/dataset/prepare.js';
 import { openFeatureStore } from '../src/features/store.js';
-import { runPaths } from '../src/run.js';
+import { runPaths } from '../src/dataset/run.js';
 import { oracleRun } from './oracle-run.js';
 
 const quiet = { quiet: true, handleSigint: false, log: () => {} };

@@ -1,12 +1,13 @@
 /**
- * Ctrl-C during a real `sat train` process (the CLI in a child process, SIGINT sent to it): the handler
- * must run mid-epoch, save "latest" and exit, and that checkpoint must continue with --resume. A second
- * Ctrl-C quits at once without saving. Last, in process: a Ctrl-C during validation keeps the epoch's training
- * and --resume starts with that validation. The run is a tiny synthetic-shapes run with "oracle" features
- * written straight into a feature store (as in train-native.test.ts), so no CNN runs.
+ * Ctrl-C during a real `sat train` process (the CLI command in a child process that sends itself SIGINT right
+ * after its first batch, test/sigint-child.ts): once, the handler saves "latest" at that batch boundary and the
+ * process exits with 130, and --resume continues from there; twice, it quits at once with 130 without saving.
+ * Last, in process: a Ctrl-C during validation keeps the epoch's training and --resume starts with that validation.
+ * The run is a tiny synthetic-shapes run with "oracle" features written straight into a feature store (as in
+ * train-native.test.ts), so no CNN runs.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { before, test } from 'node:test';
@@ -19,107 +20,46 @@ import { oracleRun } from './oracle-run.js';
 let runDir: string;
 
 before(async () => {
-  // 200 images x 4 train captions: with --batch 1 an epoch is 800 batches.
-  runDir = await oracleRun('sat-sigint-', 200);
+  runDir = await oracleRun('sat-sigint-');  // 40 images: with --batch-size 1 an epoch has over 100 batches
 });
 
-interface Child { proc: ChildProcess; stderr: () => string; exited: Promise<{ code: number | null; signal: string | null }> }
+const TINY = ['--epochs', '3', '--batch-size', '1', '--checkpoint-minutes', '0', '--quiet', '--val-metric', 'loss',
+  '--embed-dim', '8', '--units', '16', '--attention-units', '8'];
 
-/** `sat train` as a user runs it (through tsx, like the other CLI tests), collecting stderr. */
-function satTrain(args: string[]): Child {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'train', '--run', runDir, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  proc.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
-  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
-  return { proc, stderr: () => err, exited };
+/** `sat train --run RUN ARGS...` in a child that presses Ctrl-C `presses` times after its first batch. */
+function satTrainCtrlC(presses: number, args: string[]) {
+  const child = spawnSync(process.execPath, ['--import', 'tsx', 'test/sigint-child.ts', String(presses), '--run', runDir, ...TINY, ...args],
+    { encoding: 'utf8', timeout: 120_000 });
+  return { code: child.status, log: child.stderr };
 }
 
-/** Resolves once stderr matches `pattern`; rejects (and kills the child) if the child exits first or `ms` pass. */
-async function waitFor(child: Child, pattern: RegExp, ms: number): Promise<RegExpMatchArray> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const m = child.stderr().match(pattern);
-    if (m) return m;
-    if (child.proc.exitCode !== null || Date.now() > deadline) {
-      child.proc.kill('SIGKILL');
-      throw new Error(`sat train never printed ${pattern} (exit ${child.proc.exitCode}); stderr:\n${child.stderr()}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** The exit status, or a failure naming what the child printed if it is still running after `ms` (then killed). */
-async function exitWithin(child: Child, ms: number) {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      child.proc.kill('SIGKILL');
-      reject(new Error(`sat train still running ${ms / 1000} s after Ctrl-C; stderr:\n${child.stderr()}`));
-    }, ms);
-  });
-  try {
-    return await Promise.race([child.exited, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-// Without the fix the run never exits (100000 epochs); with it, it exits within a batch (~25 ms). The bound is
-// generous so that a heavily loaded machine (seen here: nice 19 under two busy trainings) cannot fail it.
-const EXIT_BOUND_MS = 60_000;
-// 800 batches of ~25 ms (512 GRU units, batch 1): the first epoch takes ~20 s, so a Ctrl-C sent soon after the
-// start lands mid-epoch, where only the per-batch yield lets the handler run (before the fix it waited for the
-// epoch's end). Many epochs: without Ctrl-C the run would go on for hours.
-const SLOW_EPOCH = ['--epochs', '100000', '--batch', '1', '--checkpoint-minutes', '0', '--quiet', '--val-metric', 'loss',
-  '--embed-dim', '256', '--units', '512', '--attention-units', '256'];
 const INTERRUPTED = /Interrupted: saved (\S+) at epoch (\d+), batch (\d+)\/(\d+)\. Continue with --resume\./;
 
-test('Ctrl-C mid-epoch: saves latest at a batch boundary, exits promptly with 130, and --resume continues from there', async () => {
-  const first = satTrain(SLOW_EPOCH);
-  await waitFor(first, /^config:/m, 120_000);
-  await sleep(300);  // well inside the batch loop
-  first.proc.kill('SIGINT');
-  const done = await exitWithin(first, EXIT_BOUND_MS);
-  const log = first.stderr();
-  assert.equal(done.code, 130, `an interrupted run exits with 130; stderr:\n${log}`);
-  assert.match(log, /Ctrl-C: saving a checkpoint/);
-  // Mid-epoch: before the fix the handler could only run at an epoch's end (the first await), never here.
-  const [, weights, epoch, batch] = log.match(INTERRUPTED) ?? assert.fail(`no mid-epoch "Interrupted: saved" line; stderr:\n${log}`);
+test('Ctrl-C mid-epoch: saves latest at the batch boundary, exits with 130, and --resume continues from there', () => {
+  const first = satTrainCtrlC(1, []);
+  assert.equal(first.code, 130, `an interrupted run exits with 130; stderr:\n${first.log}`);
+  assert.match(first.log, /Ctrl-C: saving a checkpoint/);
+  const [, weights, epoch, batch] = first.log.match(INTERRUPTED) ?? assert.fail(`no mid-epoch "Interrupted: saved" line; stderr:\n${first.log}`);
+  assert.deepEqual([epoch, batch], ['1', '1'], 'saved at the boundary after the first batch');
   assert.ok(fs.existsSync(weights), weights);
   const saved = loadCheckpoint(path.join(runDir, 'checkpoints'), 'latest').meta.progress;
-  assert.deepEqual([saved.epoch + 1, saved.batchInEpoch], [Number(epoch), Number(batch)]);
-  assert.doesNotMatch(log, /Second Ctrl-C/);
+  assert.deepEqual([saved.epoch, saved.batchInEpoch, saved.step], [0, 1, 1]);
+  assert.doesNotMatch(first.log, /Second Ctrl-C/);
 
-  const again = satTrain([...SLOW_EPOCH, '--resume']);
-  await waitFor(again, new RegExp(`resuming \\S+ at epoch ${saved.epoch}, batch ${saved.batchInEpoch}\\b`), 120_000);
-  await waitFor(again, /^config:/m, 60_000);
-  await sleep(300);
-  again.proc.kill('SIGINT');
-  const done2 = await exitWithin(again, EXIT_BOUND_MS);
-  const log2 = again.stderr();
-  assert.equal(done2.code, 130, log2);
-  const [, , epoch2, batch2] = log2.match(INTERRUPTED) ?? assert.fail(`no "Interrupted: saved" line after --resume; stderr:\n${log2}`);
+  const again = satTrainCtrlC(1, ['--resume']);
+  assert.equal(again.code, 130, again.log);
+  assert.match(again.log, /resuming \S+ at epoch 0, batch 1\b/);
+  const [, , epoch2, batch2] = again.log.match(INTERRUPTED) ?? assert.fail(`no "Interrupted: saved" line after --resume; stderr:\n${again.log}`);
+  assert.deepEqual([epoch2, batch2], ['1', '2'], 'one more batch, then saved again');
   const resumed = loadCheckpoint(path.join(runDir, 'checkpoints'), 'latest').meta.progress;
-  assert.ok(resumed.step > saved.step, `training went on from step ${saved.step} (now ${resumed.step})`);
-  assert.deepEqual([resumed.epoch + 1, resumed.batchInEpoch], [Number(epoch2), Number(batch2)]);
-  assert.ok(Number(epoch2) > Number(epoch) || Number(batch2) > Number(batch), 'continued after the saved batch');
+  assert.deepEqual([resumed.epoch, resumed.batchInEpoch, resumed.step], [0, 2, 2]);
 });
 
-test('a second Ctrl-C quits at once with 130, without saving', async () => {
-  // Big batches (768 units x 128 captions, ~2 s each here): both signals arrive during the first batch, so
-  // both handlers run at its end and the second exits before the loop can save.
+test('a second Ctrl-C quits at once with 130, without saving', () => {
   const checkpoints = path.join(tempDir('sat-sigint2-'), 'checkpoints');
-  const child = satTrain(['--epochs', '100000', '--batch', '128', '--checkpoint-minutes', '0', '--quiet', '--val-metric', 'loss',
-    '--embed-dim', '384', '--units', '768', '--attention-units', '384', '--checkpoints', checkpoints]);
-  await waitFor(child, /^config:/m, 120_000);
-  await sleep(150);
-  child.proc.kill('SIGINT');
-  await sleep(150);
-  child.proc.kill('SIGINT');
-  const done = await exitWithin(child, EXIT_BOUND_MS);
-  const log = child.stderr();
-  assert.equal(done.code, 130, log);
+  const { code, log } = satTrainCtrlC(2, ['--checkpoints', checkpoints]);
+  assert.equal(code, 130, log);
+  assert.match(log, /Ctrl-C: saving a checkpoint at the end of this batch/);
   assert.match(log, /Second Ctrl-C: quitting without saving\./);
   assert.doesNotMatch(log, /Interrupted: saved/);
   assert.ok(!fs.existsSync(path.join(checkpoints, 'latest.safetensors')), 'nothing saved');

@@ -1,5 +1,5 @@
 /**
- * The vocabulary against hand-computed expectations of the Keras Tokenizer as the seed uses it:
+ * The vocabulary against hand-computed expectations of the Keras Tokenizer as the tutorial uses it:
  * filters, lowercasing, counts on train captions with <start>/<end>, count-then-first-occurrence order,
  * the top_k cut to <unk>, max-length truncation that keeps <end>, and the JSON round trip.
  */

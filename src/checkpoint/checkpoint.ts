@@ -2,23 +2,25 @@
  * Training checkpoints. A checkpoint folder is self-contained for `sat caption`:
  *
  *   checkpoints/
- *     latest.safetensors   weights ("<param>") and Adam moments ("optimizer.m.<param>", "optimizer.v.<param>"),
- *                          with the whole CheckpointMeta as JSON in __metadata__["sat.checkpoint"]
+ *     latest.safetensors   weights ("<param>", src/model/binding.ts; older names are mapped on load) and Adam
+ *                          moments ("optimizer.m.<param>", "optimizer.v.<param>"), with the whole CheckpointMeta as JSON in __metadata__["sat.checkpoint"]
  *     latest.json          the same CheckpointMeta, pretty-printed for people and tools
  *     best.safetensors / best.json   the epoch with the best validation score so far
  *     vocab.json           copy of the run's vocabulary
  *     loss.svg, loss.png   train/validation loss per epoch
  *
- * Every file is written to a temporary name and renamed, so a crash (or kill -9) leaves either the old
- * or the new file, never half of one. The safetensors metadata is the authoritative copy of the meta:
+ * Every file is written with writeFileAtomic (src/util/atomic-write.ts): a temporary name, fsync, rename,
+ * fsync of the folder, so a crash (or kill -9, or a power cut) leaves either the old or the new file. The safetensors metadata is the authoritative copy of the meta:
  * weights and progress can never come from two different steps.
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { RENAMED_PARAMETERS } from '../model/binding.js';
 import type { CaptionModel, ModelConfig } from '../model/types.js';
-import type { TrainConfig } from '../train/config.js';
 import type { RngState } from '../util/rng.js';
+import { copyFileAtomic, writeFileAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
+import { Vocabulary } from '../vocab/vocabulary.js';
 import { readSafetensors, writeSafetensors, type Tensor } from './safetensors.js';
 
 export const CHECKPOINT_FORMAT = 'show-attend-tell/checkpoint@1';
@@ -50,10 +52,16 @@ export interface TrainProgress {
   best: { epoch: number; score: number; by: string } | null;  // `by`: "valLoss" or the metric name
 }
 
-export interface CheckpointMeta {
+/**
+ * What a checkpoint records besides its tensors. `Config` is the training configuration that made it
+ * (src/train/config.ts TrainConfig): this module stores it as given and never interprets it, so that the
+ * checkpoint format sits below training; loaders that need its fields name the type (a Partial one for
+ * files written by older versions).
+ */
+export interface CheckpointMeta<Config = Record<string, unknown>> {
   format: string;
   createdAt: string;
-  config: TrainConfig;
+  config: Config;
   model: ModelConfig;
   encoder: { id: string; locations: number; channels: number };
   vocab: string;             // file name of the vocabulary, beside the checkpoint
@@ -66,14 +74,8 @@ export const checkpointFiles = (dir: string, tag: 'latest' | 'best') => ({
   meta: path.join(dir, `${tag}.json`),
 });
 
-function writeFileAtomic(file: string, data: string | Uint8Array): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, data);
-  fs.renameSync(tmp, file);
-}
-
 /** Save the model, its Adam state and `meta` as `<dir>/<tag>.*`. */
-export function saveCheckpoint(dir: string, tag: 'latest' | 'best', model: CaptionModel, meta: CheckpointMeta): void {
+export function saveCheckpoint<Config>(dir: string, tag: 'latest' | 'best', model: CaptionModel, meta: CheckpointMeta<Config>): void {
   fs.mkdirSync(dir, { recursive: true });
   const tensors = new Map<string, Tensor>();
   for (const [name, t] of model.parameters()) tensors.set(name, t);
@@ -90,11 +92,7 @@ export function saveCheckpoint(dir: string, tag: 'latest' | 'best', model: Capti
 export function promoteLatestToBest(dir: string): void {
   const from = checkpointFiles(dir, 'latest');
   const to = checkpointFiles(dir, 'best');
-  for (const key of ['weights', 'meta'] as const) {
-    const tmp = `${to[key]}.tmp-${process.pid}`;
-    fs.copyFileSync(from[key], tmp);
-    fs.renameSync(tmp, to[key]);
-  }
+  for (const key of ['weights', 'meta'] as const) copyFileAtomic(from[key], to[key]);
 }
 
 /** Copy the vocabulary next to the checkpoints so the folder works on its own. */
@@ -104,9 +102,9 @@ export function copyVocab(vocabFile: string, dir: string): string {
   return 'vocab.json';
 }
 
-export interface LoadedCheckpoint {
+export interface LoadedCheckpoint<Config = Record<string, unknown>> {
   file: string;
-  meta: CheckpointMeta;
+  meta: CheckpointMeta<Config>;
   tensors: Map<string, Tensor>;
 }
 
@@ -114,7 +112,7 @@ export interface LoadedCheckpoint {
  * Load a checkpoint given its .safetensors file, its .json file, or a checkpoints folder (then
  * `best` if present, else `latest`; pass `prefer: 'latest'` to resume).
  */
-export function loadCheckpoint(target: string, prefer: 'best' | 'latest' = 'best'): LoadedCheckpoint {
+export function loadCheckpoint<Config = Record<string, unknown>>(target: string, prefer: 'best' | 'latest' = 'best'): LoadedCheckpoint<Config> {
   let file = target;
   if (fs.existsSync(target) && fs.statSync(target).isDirectory()) {
     const order = prefer === 'best' ? ['best', 'latest'] as const : ['latest'] as const;
@@ -131,15 +129,52 @@ export function loadCheckpoint(target: string, prefer: 'best' | 'latest' = 'best
   const { tensors, metadata } = readSafetensors(file);
   const raw = metadata[META_KEY];
   if (!raw) throw new UserError(`${file} has no "${META_KEY}" metadata: it was not written by sat train.`);
-  const meta = JSON.parse(raw) as CheckpointMeta;
+  const meta = JSON.parse(raw) as CheckpointMeta<Config>;
   if (meta.format !== CHECKPOINT_FORMAT) {
     throw new UserError(`${file} is format "${meta.format}"; this version reads "${CHECKPOINT_FORMAT}".`);
   }
-  return { file, meta, tensors };
+  return { file, meta, tensors: withCurrentNames(tensors) };
+}
+
+/**
+ * Tensors under current parameter names (RENAMED_PARAMETERS): "encoder.kernel" -> "projection.kernel", also behind a
+ * prefix such as "optimizer.m.", so checkpoints written before a rename keep loading.
+ */
+export function withCurrentNames<T>(tensors: Map<string, T>): Map<string, T> {
+  const out = new Map<string, T>();
+  for (const [name, t] of tensors) out.set(currentTensorName(name), t);
+  return out;
+}
+
+function currentTensorName(name: string): string {
+  for (const [old, current] of Object.entries(RENAMED_PARAMETERS)) {
+    if (name === old || name.endsWith('.' + old)) return name.slice(0, name.length - old.length) + current;
+  }
+  return name;
 }
 
 /** Absolute path of the vocabulary file that belongs to a loaded checkpoint. */
-export const checkpointVocabPath = (ckpt: LoadedCheckpoint): string => path.join(path.dirname(ckpt.file), ckpt.meta.vocab);
+export const checkpointVocabPath = (ckpt: LoadedCheckpoint<unknown>): string => path.join(path.dirname(ckpt.file), ckpt.meta.vocab);
+
+/**
+ * Stop unless `vocab` (named `name` in the message) has the size the checkpoint's model was built for: a
+ * checkpoint only decodes with the vocabulary of the run that trained it.
+ */
+export function checkVocabularySize(ckpt: LoadedCheckpoint<unknown>, vocab: { size: number }, name: string,
+                                    fix = 'they belong to different runs.'): void {
+  if (vocab.size !== ckpt.meta.model.vocabSize) {
+    throw new UserError(`${name} has ${vocab.size} words but ${ckpt.file} was trained with ${ckpt.meta.model.vocabSize}: ${fix}`);
+  }
+}
+
+/** The vocabulary saved beside a checkpoint (checkpointVocabPath), checked against the model's size. */
+export function loadCheckpointVocab(ckpt: LoadedCheckpoint<unknown>): Vocabulary {
+  const file = checkpointVocabPath(ckpt);
+  if (!fs.existsSync(file)) throw new UserError(`${ckpt.file}: its vocabulary ${file} is missing; copy the run's vocab.json next to the checkpoint.`);
+  const vocab = Vocabulary.load(file);
+  checkVocabularySize(ckpt, vocab, file);
+  return vocab;
+}
 
 /** Parameters that checkpoints made before initState existed lack; such a model starts from H[0] = 0 and never used them. */
 const INIT_STATE_TENSORS = new Set(['init_state.kernel', 'init_state.bias']);
@@ -148,7 +183,7 @@ const INIT_STATE_TENSORS = new Set(['init_state.kernel', 'init_state.bias']);
  * Copy weights (and, with `optimizer`, Adam moments and step) from a checkpoint into a model of the same shape.
  * A checkpoint without init_state.* (made before initState existed) loads as zeros into an initState 'zeros' model.
  */
-export function restoreModel(model: CaptionModel, ckpt: LoadedCheckpoint, opts: { optimizer: boolean }): void {
+export function restoreModel(model: CaptionModel, ckpt: LoadedCheckpoint<unknown>, opts: { optimizer: boolean }): void {
   const copy = (target: Map<string, { shape: number[]; data: Float32Array }>, prefix: string) => {
     for (const [name, t] of target) {
       const saved = ckpt.tensors.get(prefix + name);

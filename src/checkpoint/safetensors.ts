@@ -9,6 +9,7 @@
  *   [...]      raw little-endian tensor bytes; offsets are relative to the start of this block
  */
 import fs from 'node:fs';
+import { writeFileAtomic } from '../util/atomic-write.js';
 
 export interface Tensor {
   shape: number[];
@@ -41,20 +42,9 @@ export function writeSafetensors(file: string, tensors: Map<string, Tensor>, met
   const prefix = Buffer.alloc(8);
   prefix.writeBigUInt64LE(BigInt(headerBytes.length));
 
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    fs.writeSync(fd, prefix);
-    fs.writeSync(fd, headerBytes);
-    for (const t of tensors.values()) {
-      // Float32Array bytes are in the platform's order; every platform Node supports is little-endian.
-      fs.writeSync(fd, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
-    }
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
+  // Float32Array bytes are in the platform's order; every platform Node supports is little-endian.
+  const data = [...tensors.values()].map((t) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+  writeFileAtomic(file, [prefix, headerBytes, ...data]);
 }
 
 export interface SafetensorsFile {

@@ -11,6 +11,8 @@ export interface OptionSpec {
   default?: string | boolean;
   short?: string;
   multiple?: boolean;
+  /** Accepted but left out of --help (an old spelling kept for one release). */
+  hidden?: boolean;
 }
 
 export interface Command {
@@ -42,7 +44,7 @@ export function parseCommandArgs(cmd: Command, argv: string[]) {
 
 export function commandHelp(cmd: Command): string {
   const lines = [`${cmd.summary}`, '', `Usage: ${cmd.usage}`, '', 'Options:'];
-  const names = Object.keys(cmd.options);
+  const names = Object.keys(cmd.options).filter((n) => !cmd.options[n].hidden);
   const width = Math.max(...names.map((n) => n.length + (cmd.options[n].type === 'string' ? 6 : 0)), 8) + 4;
   for (const n of names) {
     const o = cmd.options[n];

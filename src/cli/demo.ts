@@ -1,6 +1,6 @@
 import type { Command } from './command.js';
 import { numberOption } from './command.js';
-import { DEMO_ENCODER, DEMO_IMAGES, DEMO_MINUTES, formatDemoSummary, runDemo } from '../train/demo.js';
+import { DEMO_ENCODER, DEMO_IMAGES, DEMO_MINUTES, formatDemoSummary, runDemo } from '../demo/demo.js';
 
 const command: Command = {
   name: 'demo',

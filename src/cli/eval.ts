@@ -20,7 +20,7 @@ const command: Command = {
     checkpoint: { type: 'string', description: 'best, latest, or a checkpoint .safetensors file / folder', default: 'best' },
     beam: { type: 'string', description: 'beam search width (1 = greedy)', default: '1' },
     alpha: { type: 'string', description: 'beam search length normalisation: rank by logProb / length^alpha (0 = off)', default: '0' },
-    'suppress-unk': { type: 'boolean', description: 'never emit <unk> (default: off, as the seed)' },
+    'suppress-unk': { type: 'boolean', description: 'never emit <unk> (default: off, as the tutorial)' },
     'max-length': { type: 'string', description: 'most tokens per caption, <end> included (default: the vocabulary\'s max length - 1)' },
     limit: { type: 'string', description: 'evaluate only this many images of the split, picked by --seed (default: all)' },
     sample: { type: 'string', description: 'images shown in the HTML report with attention figures', default: '12' },

@@ -1,4 +1,4 @@
-import { DATASET_KINDS, formatReport, prepareRun, type DatasetKind } from '../prepare.js';
+import { DATASET_KINDS, formatReport, prepareRun, type DatasetKind } from '../dataset/prepare.js';
 import { UserError } from '../util/errors.js';
 import { numberOption, requireString, type Command } from './command.js';
 
@@ -13,7 +13,7 @@ const command: Command = {
     captions: { type: 'string', description: 'caption file overriding the default (token file, captions_*.json, dataset_*.json, CSV or JSONL)' },
     'top-k': { type: 'string', description: 'keep the top-k most frequent train words; V = min(top-k, 2 + distinct tokens)', default: '5000' },
     'max-length': { type: 'string', description: 'truncate token sequences to this length, <start>/<end> included (default: longest train caption)' },
-    'limit-captions': { type: 'string', description: 'keep only N captions chosen by a seeded shuffle (the seed uses 30000 on COCO)' },
+    'limit-captions': { type: 'string', description: 'keep only N captions chosen by a seeded shuffle (the tutorial uses 30000 on COCO)' },
     seed: { type: 'string', description: 'seed for shuffles, splits and shapes generation', default: '42' },
     download: { type: 'boolean', description: 'download and extract coco (2014 train) or flickr8k into --root first' },
     'download-base': { type: 'string', description: 'base URL overriding the official download location (also SAT_COCO_BASE_URL / SAT_FLICKR8K_BASE_URL)' },

@@ -8,9 +8,9 @@
  * image folder exists (a caption file without its images, e.g. captions_val2014.json after downloading
  * only train2014.zip, is reported and left out).
  *
- * Splits, by image: with a train and a val file, train -> train and val -> dev. With one file (the seed's
+ * Splits, by image: with a train and a val file, train -> train and val -> dev. With one file (the tutorial's
  * setup: captions_train2014.json only), the captions are optionally limited to the first N of a seeded
- * shuffle (the seed keeps 30,000) and the images are then split 80/20 train/dev with the same seed.
+ * shuffle (the tutorial keeps 30,000) and the images are then split 80/20 train/dev with the same seed.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -25,7 +25,7 @@ export interface CocoOptions {
   /** Keep only this many captions (seeded shuffle), before splitting. */
   limitCaptions?: number;
   seed?: number;
-  /** Fraction of images that go to dev when one caption file is split (default 0.2, the seed's). */
+  /** Fraction of images that go to dev when one caption file is split (default 0.2, the tutorial's). */
   devFraction?: number;
 }
 

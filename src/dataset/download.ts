@@ -36,7 +36,7 @@ export interface DatasetDownload {
   layout: string;
 }
 
-// The seed's COCO 2014 URLs, and the Flickr8k release most tutorials use. No sha256 is published for
+// The tutorial's COCO 2014 URLs, and the Flickr8k release most tutorials use. No sha256 is published for
 // these, so none is hard-coded: the first download records it (downloads.json).
 export const DOWNLOADS: Record<'coco' | 'flickr8k', DatasetDownload> = {
   coco: {

@@ -12,17 +12,25 @@
  * the same as searching all the way to maxLength. If no beam ever emits <end>, the image still gets a
  * caption: its best live beam at maxLength, marked finished: false (never an empty result or a crash).
  *
+ * With `alternatives: m` each caption also lists the m best finished hypotheses (best first, the caption
+ * itself among them). An image then stops only once its m-th best finished hypothesis beats every live
+ * beam (or at maxLength), so it may search longer; the beams themselves and the best caption are the same,
+ * because later hypotheses never beat one that already beat every live beam (ties keep the earlier one).
+ *
  * Shapes: L locations, V vocabulary, R_t rows fed at step t.
  */
-import type { CaptionModel, DecoderState } from '../model/types.js';
+import type { DecoderModelBase, DecoderState } from '../model/types.js';
 import { logSumExpRows, suppressTokens } from './logits.js';
-import type { DecodedCaption, DecodeVocab } from './types.js';
+import { encodeRequest, stepRequest, type Search } from './search.js';
+import type { CaptionAlternative, DecodedCaption, DecodeVocab } from './types.js';
 
 export interface BeamOptions {
   beam: number;       // k >= 1
   alpha: number;      // length-normalisation exponent, 0 = raw log-prob
   maxLength: number;  // most tokens per caption, <end> included
   forbidden: number[];
+  /** Finished hypotheses to list per caption (0 = none, the default); at most `beam`. */
+  alternatives?: number;
 }
 
 /** What one step decided, kept to read back each caption's tokens and attention at the end. */
@@ -37,11 +45,13 @@ interface Candidate { score: number; row: number; token: number }
 
 interface Finished { logProb: number; normalised: number; step: number; row: number }
 
-/** Decodes features [n, L, C] with beam search of width opts.beam. */
-export function decodeBeam(model: CaptionModel, features: Float32Array, n: number, vocab: DecodeVocab,
-                           opts: BeamOptions): DecodedCaption[] {
+/** Decodes features [n, L, C] with beam search of width opts.beam (a search: run it with runSearch/runSearchAsync). */
+export function* decodeBeam(model: DecoderModelBase, features: Float32Array, n: number, vocab: DecodeVocab,
+                            opts: BeamOptions): Search<DecodedCaption[]> {
   const k = opts.beam;
   if (!Number.isInteger(k) || k < 1) throw new Error(`beam width must be an integer >= 1, got ${k}`);
+  const keep = opts.alternatives ?? 0;
+  if (!Number.isInteger(keep) || keep < 0 || keep > k) throw new Error(`alternatives must be an integer in [0, beam = ${k}], got ${keep}`);
   const V = model.config.vocabSize;
   const L = model.config.locations;
   const norm = (logProb: number, length: number) => (opts.alpha === 0 ? logProb : logProb / Math.pow(length, opts.alpha));
@@ -51,6 +61,7 @@ export function decodeBeam(model: CaptionModel, features: Float32Array, n: numbe
 
   const history: StepRecord[] = [];
   const best: (Finished | null)[] = new Array(n).fill(null);
+  const ranked: Finished[][] = Array.from({ length: n }, () => []); // with alternatives: the best `keep` finished, best first
 
   /** Tokens and attention of the beam in row `row` fed at step `step` (it has `step` tokens). */
   const readBack = (step: number, row: number): Pick<DecodedCaption, 'ids' | 'words' | 'attention'> => {
@@ -68,15 +79,25 @@ export function decodeBeam(model: CaptionModel, features: Float32Array, n: numbe
     return { ids, words: ids.map((id) => vocab.word(id)), attention };
   };
   const finishedCaption = (f: Finished): DecodedCaption => ({ ...readBack(f.step, f.row), logProb: f.logProb, finished: true });
+  /** The image's caption, with its alternatives when they were asked for. */
+  const result = (image: number, caption: DecodedCaption): DecodedCaption => {
+    if (keep === 0) return caption;
+    const alternatives: CaptionAlternative[] = ranked[image].map((f) => {
+      const { ids, words } = readBack(f.step, f.row);
+      return { ids, words, logProb: f.logProb, score: f.normalised, finished: true };
+    });
+    if (!caption.finished) alternatives.unshift({ ids: caption.ids, words: caption.words, logProb: caption.logProb, score: norm(caption.logProb, caption.ids.length), finished: false });
+    return { ...caption, alternatives: alternatives.slice(0, keep) };
+  };
 
-  let state: DecoderState = model.encode(features, n);
+  let state: DecoderState = yield* encodeRequest(features, n);
   let images = Array.from({ length: n }, (_, i) => i); // active images, in row-block order
   let perImage = 1;                                      // rows per image: 1 at step 0 (only <start>), then k
   let scores = new Float64Array(n);                      // [R_t] summed log-prob of each row's beam
   let tokens = new Int32Array(n).fill(vocab.start);
 
   for (let t = 0; t < opts.maxLength && images.length > 0; t++) {
-    const out = model.step(state, tokens);
+    const out = yield* stepRequest(state, tokens);
     const rows = images.length * perImage;
     mask(out.logits, rows, V);
     const lse = logSumExpRows(out.logits, rows, V);
@@ -97,25 +118,29 @@ export function decodeBeam(model: CaptionModel, features: Float32Array, n: numbe
     const nextImages: number[] = [];
     for (let g = 0; g < images.length; g++) {
       const image = images[g];
-      const ranked = topExtensions(out.logits, lse, scores, g * perImage, perImage, V, 2 * k);
+      const extensions = topExtensions(out.logits, lse, scores, g * perImage, perImage, V, 2 * k);
       const live: Candidate[] = [];
-      ranked.forEach((c, rank) => {
+      extensions.forEach((c, rank) => {
         if (c.token !== vocab.end) {
           if (live.length < k) live.push(c);
         } else if (rank < k) {
           const normalised = norm(c.score, t + 1);
+          const f: Finished = { logProb: c.score, normalised, step: t, row: c.row };
           const prev = best[image];
-          if (!prev || normalised > prev.normalised) best[image] = { logProb: c.score, normalised, step: t, row: c.row };
+          if (!prev || normalised > prev.normalised) best[image] = f;
+          if (keep > 0) insertRanked(ranked[image], f, keep);
         }
       });
 
       const finished = best[image];
       const liveBound = live.length > 0 ? norm(live[0].score, opts.maxLength) : -Infinity;
-      if (finished && finished.normalised >= liveBound) {
-        results[image] = finishedCaption(finished);
+      // The hypothesis that must beat every live beam: the best, or with alternatives the keep-th best.
+      const bar = keep > 0 ? (ranked[image].length >= keep ? ranked[image][keep - 1] : null) : finished;
+      if (bar && bar.normalised >= liveBound) {
+        results[image] = result(image, finishedCaption(finished!));
       } else if (last || live.length === 0) {
         // Out of steps: a finished hypothesis if there is one, else the best live beam (never nothing).
-        results[image] = finished ? finishedCaption(finished) : live.length > 0 ? unfinishedCaption(live[0]) : emptyCaption();
+        results[image] = result(image, finished ? finishedCaption(finished) : live.length > 0 ? unfinishedCaption(live[0]) : emptyCaption());
       } else {
         nextImages.push(image);
         for (let j = 0; j < k; j++) {
@@ -141,6 +166,15 @@ export function decodeBeam(model: CaptionModel, features: Float32Array, n: numbe
     perImage = k;
   }
   return results;
+}
+
+/** Inserts `f` into `list` (best first, at most `size`); an equal score goes after the earlier ones. */
+function insertRanked(list: Finished[], f: Finished, size: number): void {
+  let p = list.length;
+  while (p > 0 && f.normalised > list[p - 1].normalised) p--;
+  if (p >= size) return;
+  list.splice(p, 0, f);
+  if (list.length > size) list.pop();
 }
 
 /** rows [R, width] picked by `index` -> [index.length, width]. */

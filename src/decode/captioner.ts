@@ -1,58 +1,27 @@
 /**
- * Image files -> captions with a trained checkpoint: the library behind `sat caption` (and `sat demo`).
+ * Image files -> captions with a trained checkpoint on the native addon: the native backend behind
+ * `loadCaptioner` (src/export/load.ts), which `sat caption` and library users should call instead.
  *
  *   checkpoint (weights + model config + encoder id) + its vocab.json
  *   -> the same encoder rebuilt and checked against the checkpoint's encoder id
  *   -> images loaded exactly as `sat features` loads them (src/features/image.ts), run through onnxruntime
  *   -> features [n, L, C] decoded in one batch (src/decode/index.ts)
  */
-import fs from 'node:fs';
 import path from 'node:path';
-import { checkpointVocabPath, loadCheckpoint, restoreModel, type CheckpointMeta } from '../checkpoint/checkpoint.js';
-import { resolveEncoder, type EncoderOptions } from '../encoders/registry.js';
+import { restoreModel, type CheckpointMeta } from '../checkpoint/checkpoint.js';
+import type { EncoderOptions } from '../encoders/registry.js';
 import type { EncoderSpec } from '../encoders/types.js';
 import { ImageLoadError, loadRgb, writeImageToBatch } from '../features/image.js';
 import { EncoderRunner } from '../features/runner.js';
 import { createModel } from '../model/index.js';
 import type { CaptionModel } from '../model/types.js';
-import { runPaths } from '../run.js';
 import { UserError } from '../util/errors.js';
-import { Vocabulary } from '../vocab/vocabulary.js';
+import { defaultMaxLength, type Vocabulary } from '../vocab/vocabulary.js';
+import { openCheckpointSource } from './checkpoint-source.js';
 import { decodeImages, decodeVocab } from './index.js';
 import type { DecodedCaption, DecodeOptions } from './types.js';
 
-/**
- * The encoder options that rebuild the features a checkpoint was trained on: options the checkpoint
- * records (meta.encoder.options, when the trainer wrote them), else what its encoder id says
- * ("inception_v3_nsfwjs-mixed10" -> InceptionV3 nsfwjs cut at mixed10; "inception_v3_nsfwjs-mixed7-160" -> the
- * same at a 160 x 160 input). `given` (command-line flags) fills in what neither knows, such as a weights folder
- * or a user .onnx file.
- */
-export function encoderOptionsFor(meta: Pick<CheckpointMeta, 'encoder'>, given: EncoderOptions = {}): EncoderOptions {
-  const recorded = (meta.encoder as { options?: EncoderOptions }).options;
-  const fromId = ((): EncoderOptions => {
-    const id = meta.encoder.id;
-    const inception = /^(inception_v3_(?:nsfwjs|imagenet))-(mixed\d+)(?:-(\d+))?$/.exec(id);
-    if (inception) return { encoder: inception[1], layer: inception[2], ...(inception[3] ? { size: Number(inception[3]) } : {}) };
-    if (id === 'mobilenet_v2_imagenet') return { encoder: 'mobilenet_v2' };
-    return {};
-  })();
-  const merged: EncoderOptions = { ...fromId, ...recorded };
-  for (const [key, value] of Object.entries(given) as [keyof EncoderOptions, never][]) if (value !== undefined) merged[key] = value;
-  if (!merged.encoder) {
-    throw new UserError(`the checkpoint was trained on features of encoder "${meta.encoder.id}", which sat cannot rebuild by itself: ` +
-      'pass the same --encoder FILE.onnx (with --encoder-output, --encoder-size, --encoder-scaling, --encoder-layout) used for `sat features`.');
-  }
-  return merged;
-}
-
-/** Resolve RUN_OR_CHECKPOINT_DIR (a run folder, its checkpoints folder, or a .safetensors/.json file). */
-export function checkpointTarget(target: string): string {
-  if (!fs.existsSync(target)) throw new UserError(`--model ${target}: no such file or folder. Pass a run folder or its checkpoints folder.`);
-  const checkpoints = runPaths(target).checkpoints;
-  if (fs.statSync(target).isDirectory() && fs.existsSync(checkpoints) && fs.statSync(checkpoints).isDirectory()) return checkpoints;
-  return target;
-}
+export { checkpointTarget, encoderOptionsFor } from './checkpoint-source.js';
 
 export interface CaptionedImage extends DecodedCaption {
   file: string;
@@ -72,29 +41,16 @@ export class Captioner {
 
   /** Load a checkpoint, its vocabulary and its encoder (see encoderOptionsFor for `encoder`). */
   static async load(target: string, opts: { encoder?: EncoderOptions; threads?: number } = {}): Promise<Captioner> {
-    const ckpt = loadCheckpoint(checkpointTarget(target));
-    const vocabFile = checkpointVocabPath(ckpt);
-    if (!fs.existsSync(vocabFile)) throw new UserError(`${ckpt.file}: its vocabulary ${vocabFile} is missing; copy the run's vocab.json next to the checkpoint.`);
-    const vocab = Vocabulary.load(vocabFile);
-    const { meta } = ckpt;
-    if (vocab.size !== meta.model.vocabSize) {
-      throw new UserError(`${vocabFile} has ${vocab.size} words but ${ckpt.file} was trained with ${meta.model.vocabSize}: they belong to different runs.`);
-    }
-    const encoder = await resolveEncoder(encoderOptionsFor(meta, opts.encoder));
-    const { spec } = encoder;
-    if (spec.id !== meta.encoder.id || spec.locations !== meta.model.locations || spec.channels !== meta.model.channels) {
-      throw new UserError(`encoder "${spec.id}" (${spec.locations} x ${spec.channels}) does not match the checkpoint, trained on ` +
-        `"${meta.encoder.id}" (${meta.model.locations} x ${meta.model.channels}). Pass the encoder flags used for \`sat features\`.`);
-    }
-    const model = createModel(meta.model);
+    const { ckpt, vocab, encoder } = await openCheckpointSource(target, opts.encoder);
+    const model = createModel(ckpt.meta.model);
     restoreModel(model, ckpt, { optimizer: false });
     const runner = await EncoderRunner.create(encoder, { threads: opts.threads });
-    return new Captioner(model, vocab, meta, ckpt.file, spec, runner);
+    return new Captioner(model, vocab, ckpt.meta, ckpt.file, encoder.spec, runner);
   }
 
   /** Default maxLength: the vocabulary's longest sequence minus <start> (tokens generated, <end> included). */
   get defaultMaxLength(): number {
-    return Math.max(1, this.vocab.maxLength - 1);
+    return defaultMaxLength(this.vocab);
   }
 
   /** Load images as the encoder's input: RGB uint8 [size, size, 3] each, with a UserError for a bad file. */

@@ -2,14 +2,15 @@
  * Caption many images with any CaptionModel: greedy, beam search or the seed's sampling, in batches of
  * `batchSize` images (x beams) per model call. Used by `sat caption` and by per-epoch validation.
  */
-import type { CaptionModel } from '../model/types.js';
+import type { AsyncDecoderModel, DecoderModel, DecoderModelBase } from '../model/types.js';
 import { decodeBeam } from './beam.js';
 import { argmaxChooser, categoricalChooser, forbiddenTokens, imageRng } from './logits.js';
+import { runSearch, runSearchAsync, type Search } from './search.js';
 import { decodeStepwise } from './stepwise.js';
 import type { DecodedCaption, DecodeOptions, DecodeVocab } from './types.js';
 import type { Vocabulary } from '../vocab/vocabulary.js';
 
-export type { DecodedCaption, DecodeOptions, DecodeStrategy, DecodeVocab } from './types.js';
+export type { CaptionAlternative, DecodedCaption, DecodeOptions, DecodeStrategy, DecodeVocab } from './types.js';
 
 export const DEFAULT_DECODE_BATCH = 64;
 
@@ -19,8 +20,20 @@ export function decodeVocab(vocab: Vocabulary): DecodeVocab {
 }
 
 /** Decodes features [n, L, C] (row-major, as the feature store reads them) into n captions. */
-export function decodeImages(model: CaptionModel, features: Float32Array, n: number, vocab: DecodeVocab,
+export function decodeImages(model: DecoderModel, features: Float32Array, n: number, vocab: DecodeVocab,
                              opts: DecodeOptions): DecodedCaption[] {
+  return runSearch(model, decodeImagesSearch(model, features, n, vocab, opts));
+}
+
+/** decodeImages on an asynchronous model (the ONNX backends): the same search, the same captions. */
+export function decodeImagesAsync(model: AsyncDecoderModel, features: Float32Array, n: number, vocab: DecodeVocab,
+                                  opts: DecodeOptions): Promise<DecodedCaption[]> {
+  return runSearchAsync(model, decodeImagesSearch(model, features, n, vocab, opts));
+}
+
+/** The search behind decodeImages: batches of images, each decoded with the chosen strategy. */
+export function* decodeImagesSearch(model: DecoderModelBase, features: Float32Array, n: number, vocab: DecodeVocab,
+                                    opts: DecodeOptions): Search<DecodedCaption[]> {
   const { locations: L, channels: C } = model.config;
   if (features.length !== n * L * C) {
     throw new Error(`features hold ${features.length} floats, expected n * L * C = ${n} * ${L} * ${C} = ${n * L * C}`);
@@ -33,13 +46,15 @@ export function decodeImages(model: CaptionModel, features: Float32Array, n: num
   const repeat = opts.samplesPerImage ?? 1;
   if (!Number.isInteger(repeat) || repeat < 1) throw new Error(`samplesPerImage must be an integer >= 1, got ${opts.samplesPerImage}`);
   if (repeat > 1 && strategy.kind === 'beam') throw new Error('samplesPerImage > 1 is for sampling; beam search returns one caption per image');
+  if (opts.alternatives && strategy.kind !== 'beam') throw new Error('alternatives are the hypotheses of a beam search: use strategy beam');
 
   const out: DecodedCaption[] = [];
   for (let first = 0; first < n; first += batch) {
     const count = Math.min(batch, n - first);
     const slice = features.subarray(first * L * C, (first + count) * L * C);
     if (strategy.kind === 'beam') {
-      out.push(...decodeBeam(model, slice, count, vocab, { beam: strategy.beam, alpha: strategy.alpha ?? 0, maxLength: opts.maxLength, forbidden }));
+      out.push(...yield* decodeBeam(model, slice, count, vocab,
+        { beam: strategy.beam, alpha: strategy.alpha ?? 0, maxLength: opts.maxLength, forbidden, alternatives: opts.alternatives }));
     } else {
       const chooser = strategy.kind === 'greedy'
         ? () => argmaxChooser
@@ -54,7 +69,7 @@ export function decodeImages(model: CaptionModel, features: Float32Array, n: num
               return rng;
             });
           };
-      out.push(...decodeStepwise(model, slice, count, vocab, { maxLength: opts.maxLength, forbidden, chooser, repeat }));
+      out.push(...yield* decodeStepwise(model, slice, count, vocab, { maxLength: opts.maxLength, forbidden, chooser, repeat }));
     }
     opts.onBatch?.(first + count);
   }

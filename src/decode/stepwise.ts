@@ -3,8 +3,9 @@
  * at once. Rows whose caption reached <end> are dropped from the batch (model.selectRows), so a batch
  * costs as many steps as its longest caption and no compute goes to finished rows.
  */
-import type { CaptionModel, DecoderState } from '../model/types.js';
+import type { DecoderModelBase, DecoderState } from '../model/types.js';
 import { logSumExpRows, suppressTokens, type TokenChooser } from './logits.js';
+import { encodeRequest, stepRequest, type Search } from './search.js';
 import type { DecodedCaption, DecodeVocab } from './types.js';
 
 export interface StepwiseOptions {
@@ -16,9 +17,9 @@ export interface StepwiseOptions {
   repeat?: number;
 }
 
-/** Decodes features [images, L, C] one token per step: images * repeat captions. */
-export function decodeStepwise(model: CaptionModel, features: Float32Array, images: number, vocab: DecodeVocab,
-                               opts: StepwiseOptions): DecodedCaption[] {
+/** Decodes features [images, L, C] one token per step: images * repeat captions (a search, see search.ts). */
+export function* decodeStepwise(model: DecoderModelBase, features: Float32Array, images: number, vocab: DecodeVocab,
+                                opts: StepwiseOptions): Search<DecodedCaption[]> {
   const V = model.config.vocabSize;
   const L = model.config.locations;
   const repeat = opts.repeat ?? 1;
@@ -27,14 +28,14 @@ export function decodeStepwise(model: CaptionModel, features: Float32Array, imag
   if (n === 0) return results;
   const mask = suppressTokens(opts.forbidden);
 
-  let state: DecoderState = model.encode(features, images);
+  let state: DecoderState = yield* encodeRequest(features, images);
   if (repeat > 1) state = model.selectRows(state, Int32Array.from({ length: n }, (_, i) => Math.floor(i / repeat)));
   let active = Array.from({ length: n }, (_, i) => i); // batch row -> caption index (image * repeat + k)
   const choose = opts.chooser((row) => active[row]);
   let tokens = new Int32Array(n).fill(vocab.start);
 
   for (let t = 0; t < opts.maxLength && active.length > 0; t++) {
-    const out = model.step(state, tokens);
+    const out = yield* stepRequest(state, tokens);
     const rows = active.length;
     mask(out.logits, rows, V);
     const lse = logSumExpRows(out.logits, rows, V);

@@ -4,7 +4,7 @@
  * (1000 InceptionV3 images at once would be 1000 x 64 x 2048 floats = 0.5 GB).
  */
 import type { FeatureStoreReader } from '../features/types.js';
-import type { CaptionModel } from '../model/types.js';
+import type { DecoderModel } from '../model/types.js';
 import { ProgressBar } from '../util/progress.js';
 import { UserError } from '../util/errors.js';
 import { yieldToEventLoop } from '../util/event-loop.js';
@@ -17,7 +17,7 @@ export interface StoreDecodeOptions extends DecodeOptions {
 }
 
 /** Captions for `ids` (in that order) from their stored features. */
-export function decodeStoreImages(model: CaptionModel, store: FeatureStoreReader, ids: readonly string[], vocab: DecodeVocab,
+export function decodeStoreImages(model: DecoderModel, store: FeatureStoreReader, ids: readonly string[], vocab: DecodeVocab,
                                   opts: StoreDecodeOptions): DecodedCaption[] {
   const out: DecodedCaption[] = [];
   for (const captions of decodeStoreBatches(model, store, ids, vocab, opts)) out.push(...captions);
@@ -29,7 +29,7 @@ export function decodeStoreImages(model: CaptionModel, store: FeatureStoreReader
  * trainer's Ctrl-C) gets to run during a long validation pass; once `shouldStop()` is true the pass
  * stops and this returns null. A yield per batch (tens of images, ~0.1 s or more) costs nothing measurable.
  */
-export async function decodeStoreImagesInterruptible(model: CaptionModel, store: FeatureStoreReader, ids: readonly string[], vocab: DecodeVocab,
+export async function decodeStoreImagesInterruptible(model: DecoderModel, store: FeatureStoreReader, ids: readonly string[], vocab: DecodeVocab,
                                                      opts: StoreDecodeOptions & { shouldStop: () => boolean }): Promise<DecodedCaption[] | null> {
   const out: DecodedCaption[] = [];
   for (const captions of decodeStoreBatches(model, store, ids, vocab, opts)) {
@@ -41,7 +41,7 @@ export async function decodeStoreImagesInterruptible(model: CaptionModel, store:
 }
 
 /** The captions of one decoding batch at a time (features read per batch; see the file comment). */
-function* decodeStoreBatches(model: CaptionModel, store: FeatureStoreReader, ids: readonly string[], vocab: DecodeVocab,
+function* decodeStoreBatches(model: DecoderModel, store: FeatureStoreReader, ids: readonly string[], vocab: DecodeVocab,
                              opts: StoreDecodeOptions): Generator<DecodedCaption[]> {
   const { locations: L, channels: C } = model.config;
   if (store.locations !== L || store.channels !== C) {

@@ -31,6 +31,11 @@ export interface DecodeOptions {
    * the results come image by image (caption k of image i at i * samplesPerImage + k). Not with beam search.
    */
   samplesPerImage?: number;
+  /**
+   * Beam search only: list this many of the best finished hypotheses with each caption (at most the beam
+   * width; default 0, none). The best caption is the same with or without them.
+   */
+  alternatives?: number;
   /** Images decoded per model batch; bounds memory (rows = images x beams). Default 64. */
   batchSize?: number;
   /** Called after each image batch with the number of images done, e.g. to drive a ProgressBar. */
@@ -46,5 +51,17 @@ export interface DecodedCaption {
   /** Sum of log p(token) under the model (temperature 1, masked tokens removed), <end> included if reached. */
   logProb: number;
   /** Whether the caption reached <end> before maxLength. */
+  finished: boolean;
+  /** With DecodeOptions.alternatives: the best hypotheses of the beam search, best first. */
+  alternatives?: CaptionAlternative[];
+}
+
+/** One hypothesis of a beam search. */
+export interface CaptionAlternative {
+  ids: number[];
+  words: string[];
+  logProb: number;
+  /** The beam's ranking score: logProb / length^alpha (length counts <end>). */
+  score: number;
   finished: boolean;
 }

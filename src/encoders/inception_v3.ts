@@ -16,7 +16,7 @@ export const INCEPTION_V3_LAYERS: Record<string, [h: number, w: number, c: numbe
   mixed4: [17, 17, 768], mixed5: [17, 17, 768], mixed6: [17, 17, 768], mixed7: [17, 17, 768],
   mixed8: [8, 8, 1280], mixed9: [8, 8, 2048], mixed10: [8, 8, 2048],
 };
-/** The seed's layer; the project's default is to be settled by measured caption quality (BLEU/CIDEr) per layer. */
+/** The tutorial's layer; the project's default is to be settled by measured caption quality (BLEU/CIDEr) per layer. */
 export const DEFAULT_INCEPTION_V3_LAYER = 'mixed10';
 export const INCEPTION_V3_INPUT_SIZE = 299;
 /** Smallest input the Keras InceptionV3 accepts (keras.applications: min_size 75). */

@@ -1,13 +1,12 @@
-import type { OptionSpec } from '../cli/command.js';
 import { UserError } from '../util/errors.js';
 import { fetchVerified } from './download.js';
 import { DEFAULT_INCEPTION_V3_LAYER, INCEPTION_V3_LAYERS, inceptionV3Imagenet, inceptionV3Nsfwjs } from './inception_v3.js';
 import { mobilenetV2, mobilenetV2Tensors } from './mobilenet/index.js';
 import type { EncoderModel } from './types.js';
-import { parseScaling, SCALINGS, userOnnxEncoder } from './user-onnx.js';
+import { parseScaling, userOnnxEncoder } from './user-onnx.js';
 
 /**
- * Turns encoder options (CLI flags) into an EncoderModel. Built graphs are kept in memory per option set,
+ * Turns encoder options (the CLI's flags: src/cli/encoder-options.ts) into an EncoderModel. Built graphs are kept in memory per option set,
  * so resolving the same encoder again is free within a process.
  */
 export interface EncoderOptions {
@@ -28,7 +27,7 @@ export const DEFAULT_ENCODER = 'inception_v3_nsfwjs';
 
 export const ENCODERS: Record<string, string> = {
   inception_v3_nsfwjs: `Keras InceptionV3 fine-tuned by nsfwjs (weights in node_modules), 299x299 (--encoder-size N for another side), --layer ${Object.keys(INCEPTION_V3_LAYERS).join('|')} (default ${DEFAULT_INCEPTION_V3_LAYER})`,
-  inception_v3_imagenet: 'Keras ImageNet InceptionV3 (the seed\'s encoder; "notop" HDF5 downloaded once, or --encoder-weights FILE), 299x299, --layer as above',
+  inception_v3_imagenet: 'Keras ImageNet InceptionV3 (the tutorial\'s encoder; "notop" HDF5 downloaded once, or --encoder-weights FILE), 299x299, --layer as above',
   mobilenet_v2: 'ImageNet MobileNetV2 1.0 224 (TensorFlow\'s .tflite downloaded once, or --encoder-weights DIR of .npy tensors / .tflite / .tgz), 7x7x1280',
 };
 
@@ -38,28 +37,6 @@ export const INCEPTION_V3_IMAGENET_WEIGHTS = {
   md5: 'bcbd6486424b2319ff4ef7d526e38f63', // keras.applications.inception_v3 WEIGHTS_PATH_NO_TOP file_hash
   manualFlag: '--encoder-weights FILE',
 };
-
-/** CLI flags for choosing an encoder, for commands that extract features. */
-export const ENCODER_CLI_OPTIONS: Record<string, OptionSpec> = {
-  encoder: { type: 'string', description: `image encoder: ${Object.keys(ENCODERS).join(', ')}, or a path to an .onnx file`, default: DEFAULT_ENCODER },
-  // No parser defaults below: each applies to some encoders only, and giving one to another is an error.
-  layer: { type: 'string', description: `InceptionV3 layer to take features from, mixed0..mixed10 (default ${DEFAULT_INCEPTION_V3_LAYER})` },
-  'encoder-weights': { type: 'string', description: 'weights: inception_v3_imagenet, the notop .h5 file; mobilenet_v2, a folder of .npy tensors or the .tflite/.tgz (default: download into the cache)' },
-  'encoder-output': { type: 'string', description: 'user ONNX: output tensor name (needed when the model has several outputs)' },
-  'encoder-size': { type: 'string', description: 'square input side in pixels: user ONNX (default 224), InceptionV3 (default 299, a smaller side gives a coarser grid)' },
-  'encoder-scaling': { type: 'string', description: `user ONNX: input scaling, ${Object.keys(SCALINGS).join('|')} (default imagenet)` },
-  'encoder-layout': { type: 'string', description: 'user ONNX: nchw|nhwc, of both input and output (default nchw)' },
-};
-
-export function encoderOptionsFromArgs(values: Record<string, unknown>): EncoderOptions {
-  const str = (k: string) => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
-  const size = str('encoder-size');
-  if (size !== undefined && !(Number.isInteger(Number(size)) && Number(size) >= 16)) throw new UserError(`--encoder-size must be an integer >= 16, got "${size}".`);
-  return {
-    encoder: str('encoder'), layer: str('layer'), weights: str('encoder-weights'), output: str('encoder-output'),
-    size: size === undefined ? undefined : Number(size), scaling: str('encoder-scaling'), layout: str('encoder-layout'),
-  };
-}
 
 const cache = new Map<string, Promise<EncoderModel>>();
 

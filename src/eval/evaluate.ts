@@ -10,12 +10,13 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { checkpointVocabPath, loadCheckpoint, type LoadedCheckpoint } from '../checkpoint/checkpoint.js';
+import { loadCheckpoint, loadCheckpointVocab, type LoadedCheckpoint } from '../checkpoint/checkpoint.js';
 import { restoreModel } from '../checkpoint/checkpoint.js';
 import { loadShapesManifest } from '../dataset/shapes.js';
 import type { Split } from '../dataset/types.js';
 import { decodeStoreImages } from '../decode/store.js';
 import type { DecodeStrategy } from '../decode/types.js';
+import { runFeatureDir } from '../features/run-features.js';
 import { openFeatureStore } from '../features/store.js';
 import { loadRgb } from '../features/image.js';
 import { renderAttentionFigure } from '../figures/attention.js';
@@ -23,14 +24,13 @@ import { ciderDImages } from '../metrics/cider.js';
 import { tokenizeCaption } from '../metrics/ptb-tokenizer.js';
 import { scoreTokenized, type Scores } from '../metrics/score.js';
 import { createModel } from '../model/index.js';
-import { loadRun, type LoadedRun } from '../prepare.js';
-import { runPaths } from '../run.js';
-import { findFeatureDir } from '../train/train.js';
+import { loadRun, type LoadedRun } from '../dataset/prepare.js';
+import { runPaths } from '../dataset/run.js';
 import { UserError } from '../util/errors.js';
-import { Vocabulary } from '../vocab/vocabulary.js';
+import { seededSubset } from '../util/rng.js';
+import { defaultMaxLength } from '../vocab/vocabulary.js';
 import { checkAttention, type AttentionCheck } from './attention-check.js';
 import { reportHtml, type ReportItem } from './report.js';
-import { defaultMaxLength, seededSubset } from './validation.js';
 import { decodeVocab } from '../decode/index.js';
 
 export interface EvaluateOptions {
@@ -44,7 +44,7 @@ export interface EvaluateOptions {
   alpha?: number;
   /** Tokens generated per image, <end> included (default: the vocabulary's max length - 1). */
   maxLength?: number;
-  /** Never emit <unk> (masked at every step); default false, as the seed. */
+  /** Never emit <unk> (masked at every step); default false, as the tutorial. */
   suppressUnk?: boolean;
   /** Evaluate only this many images of the split, picked by `seed` (default: all). */
   limit?: number;
@@ -103,10 +103,9 @@ export function resolveCheckpoint(runDir: string, which = 'best'): LoadedCheckpo
   return loadCheckpoint(which);
 }
 
-/** The store the checkpoint was trained on: explicit, else RUN/features/<its encoder>, else the run's. */
+/** The store the checkpoint was trained on (runFeatureDir), checked against the checkpoint's encoder and shape. */
 function openStoreFor(run: LoadedRun, ckpt: LoadedCheckpoint, explicit?: string) {
-  const own = runPaths(run.dir).features(ckpt.meta.encoder.id);
-  const dir = explicit ?? (fs.existsSync(path.join(own, 'meta.json')) ? own : findFeatureDir(run.dir));
+  const dir = runFeatureDir(run.dir, { explicit, encoderId: ckpt.meta.encoder.id });
   const store = openFeatureStore(dir);
   if (store.encoderId !== ckpt.meta.encoder.id || store.locations !== ckpt.meta.model.locations || store.channels !== ckpt.meta.model.channels) {
     store.close();
@@ -123,12 +122,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
   const run = loadRun(opts.runDir);
   const which = opts.checkpoint ?? 'best';
   const ckpt = resolveCheckpoint(run.dir, which);
-  const vocabFile = checkpointVocabPath(ckpt);
-  if (!fs.existsSync(vocabFile)) throw new UserError(`${ckpt.file}: its vocabulary ${vocabFile} is missing; copy the run's vocab.json next to it.`);
-  const vocab = Vocabulary.load(vocabFile);
-  if (vocab.size !== ckpt.meta.model.vocabSize) {
-    throw new UserError(`${vocabFile} has ${vocab.size} words but ${ckpt.file} was trained with ${ckpt.meta.model.vocabSize}: they belong to different runs.`);
-  }
+  const vocab = loadCheckpointVocab(ckpt);
   const beam = opts.beam ?? 1;
   const alpha = opts.alpha ?? 0;
   if (alpha > 0 && beam <= 1) throw new UserError('--alpha (length normalisation) applies to --beam K with K > 1.');

@@ -12,9 +12,10 @@
  * retried on the next run, in case it was fixed.
  */
 import type { EncoderModel } from '../encoders/types.js';
+import { writeJsonAtomic } from '../util/atomic-write.js';
 import { ProgressBar } from '../util/progress.js';
 import { encodeHalf } from './fp16.js';
-import { readSkipped, skippedPath, writeJsonAtomic, type SkippedImage } from './format.js';
+import { readSkipped, skippedPath, type SkippedImage } from './format.js';
 import { DEFAULT_MAX_PIXELS, ImageLoadError, loadRgb, writeImageToBatch, type ImageInputOptions } from './image.js';
 import { EncoderRunner } from './runner.js';
 import { FeatureStoreWriter } from './store-writer.js';

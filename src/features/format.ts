@@ -133,19 +133,6 @@ export function readMeta(dir: string): StoreMeta {
   return meta;
 }
 
-/** Write JSON atomically: to a temporary file, fsync, then rename over the target. */
-export function writeJsonAtomic(file: string, value: unknown): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    fs.writeSync(fd, JSON.stringify(value, null, 2) + '\n');
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
-}
-
 export function readSkipped(dir: string): SkippedImage[] {
   try {
     return JSON.parse(fs.readFileSync(skippedPath(dir), 'utf8')) as SkippedImage[];

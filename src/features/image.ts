@@ -1,18 +1,18 @@
 /**
  * Image file -> the encoder's float32 input, with sharp (libvips).
  *
- * Pipeline per image, matching the seed's `load_image` (tf.io.decode_jpeg(channels=3) +
+ * Pipeline per image, matching the tutorial's `load_image` (tf.io.decode_jpeg(channels=3) +
  * tf.image.resize((299, 299)) + the model's preprocess):
  *   decode JPEG/PNG/WebP/TIFF/GIF ... -> auto-orient by EXIF -> sRGB (greyscale and CMYK converted) ->
  *   drop alpha -> resize to size x size ignoring the aspect ratio (fit 'fill', like tf.image.resize) ->
  *   uint8 HWC RGB -> float32 with the encoder's scaling, written into a batch tensor (NHWC or NCHW).
  *
- * Resize kernel: 'linear', the closest of sharp's kernels to the seed's bilinear tf.image.resize and to PIL's
+ * Resize kernel: 'linear', the closest of sharp's kernels to the tutorial's bilinear tf.image.resize and to PIL's
  * BILINEAR in the PyTorch peer. Measured against PIL on real images (mean |difference| in 0..255 levels):
  * downsampling a 640x424 COCO photo to 299: 0.16 (both use an antialiased triangle filter; TF would alias);
  * upsampling a 224 px Flickr8k image to 299: 4.8 (libvips' upsampler places samples differently from the
  * half-pixel-centre bilinear of PIL/TF; 'cubic'/'lanczos3' give 5.2, 'nearest' 5.9). Training and captioning
- * both go through this same function, so the features are consistent; only bit-exactness with the seed's
+ * both go through this same function, so the features are consistent; only bit-exactness with the tutorial's
  * pixels is given up. JPEG shrink-on-load stays on: it is what makes big photos cheap, and its DCT-domain
  * box filter is a good antialiased first step.
  *
@@ -21,18 +21,13 @@
  */
 import fs from 'node:fs';
 import sharp, { type OutputInfo } from 'sharp';
-import type { InputScaling } from '../encoders/types.js';
+
+export { scalingCoefficients, writeImageToBatch } from './pixels.js';
 
 /** Default pixel bound against decompression bombs: 100 megapixels (a 10000x10000 image). */
 export const DEFAULT_MAX_PIXELS = 100_000_000;
 
-export interface ImageInputOptions {
-  size: number;
-  scaling: InputScaling;
-  layout: 'nhwc' | 'nchw';
-  /** Refuse images with more pixels than this before decoding them. */
-  maxPixels?: number;
-}
+export type { ImageInputOptions } from './pixels.js';
 
 export type ImageErrorKind = 'missing' | 'not-an-image' | 'too-large' | 'corrupt';
 
@@ -52,8 +47,11 @@ function describe(kind: ImageErrorKind): string {
   }
 }
 
-/** Decode + resize one file to `size` x `size` RGB uint8, HWC. */
-export async function loadRgb(file: string, size: number, maxPixels = DEFAULT_MAX_PIXELS): Promise<Uint8Array> {
+/**
+ * Decode + resize one image to `size` x `size` RGB uint8, HWC: a file, or encoded bytes (then `name` labels errors).
+ */
+export async function loadRgb(file: string | Uint8Array, size: number, maxPixels = DEFAULT_MAX_PIXELS,
+                              name = typeof file === 'string' ? file : 'image bytes'): Promise<Uint8Array> {
   let data: Buffer;
   let info: OutputInfo;
   try {
@@ -65,17 +63,17 @@ export async function loadRgb(file: string, size: number, maxPixels = DEFAULT_MA
       .raw()
       .toBuffer({ resolveWithObject: true }));
   } catch (e) {
-    throw classify(file, e as Error);
+    throw classify(name, e as Error, typeof file === 'string');
   }
   if (info.channels !== 3 || info.width !== size || info.height !== size) {
-    throw new ImageLoadError(file, 'corrupt', `decoded to ${info.width}x${info.height}x${info.channels}, expected ${size}x${size}x3`);
+    throw new ImageLoadError(name, 'corrupt', `decoded to ${info.width}x${info.height}x${info.channels}, expected ${size}x${size}x3`);
   }
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
-function classify(file: string, e: Error): ImageLoadError {
+function classify(file: string, e: Error, isFile = true): ImageLoadError {
   const msg = e.message.split('\n')[0];
-  if ((e as NodeJS.ErrnoException).code === 'ENOENT' || /missing|no such file/i.test(msg) || !fs.existsSync(file)) {
+  if (isFile && ((e as NodeJS.ErrnoException).code === 'ENOENT' || /missing|no such file/i.test(msg) || !fs.existsSync(file))) {
     return new ImageLoadError(file, 'missing', msg);
   }
   if (/pixel limit/i.test(msg)) return new ImageLoadError(file, 'too-large', msg);
@@ -83,42 +81,3 @@ function classify(file: string, e: Error): ImageLoadError {
   return new ImageLoadError(file, 'corrupt', msg);
 }
 
-/**
- * Per-channel affine map x_uint8 -> x * mul[c] + add[c] implementing the encoder's input scaling.
- *   zero_one:       x / 255
- *   minus_one_one:  x / 127.5 - 1
- *   mean/std:       (x / 255 - mean) / std
- */
-export function scalingCoefficients(scaling: InputScaling): { mul: Float32Array; add: Float32Array } {
-  const mul = new Float32Array(3);
-  const add = new Float32Array(3);
-  for (let c = 0; c < 3; c++) {
-    if (scaling === 'zero_one') { mul[c] = 1 / 255; add[c] = 0; }
-    else if (scaling === 'minus_one_one') { mul[c] = 1 / 127.5; add[c] = -1; }
-    else { mul[c] = 1 / (255 * scaling.std[c]); add[c] = -scaling.mean[c] / scaling.std[c]; }
-  }
-  return { mul, add };
-}
-
-/**
- * Write one RGB uint8 HWC image into slot `slot` of a float32 batch tensor, scaled, in `layout`
- * ([n, size, size, 3] for nhwc, [n, 3, size, size] for nchw).
- */
-export function writeImageToBatch(rgb: Uint8Array, batch: Float32Array, slot: number, opts: ImageInputOptions): void {
-  const hw = opts.size * opts.size;
-  const base = slot * hw * 3;
-  const { mul, add } = scalingCoefficients(opts.scaling);
-  if (opts.layout === 'nhwc') {
-    for (let i = 0; i < hw * 3; i += 3) {
-      batch[base + i] = rgb[i] * mul[0] + add[0];
-      batch[base + i + 1] = rgb[i + 1] * mul[1] + add[1];
-      batch[base + i + 2] = rgb[i + 2] * mul[2] + add[2];
-    }
-  } else {
-    for (let c = 0; c < 3; c++) {
-      const plane = base + c * hw;
-      const m = mul[c], a = add[c];
-      for (let p = 0; p < hw; p++) batch[plane + p] = rgb[p * 3 + c] * m + a;
-    }
-  }
-}

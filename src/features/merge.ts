@@ -11,10 +11,11 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { writeJsonAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
 import {
   STORE_FORMAT, STORE_VERSION, formatIndexLine, indexPath, metaPath, parseIndex, partName, partsDir, readMeta,
-  readSkipped, shardPath, skippedPath, writeJsonAtomic, type IndexEntry, type SkippedImage, type StoreMeta,
+  readSkipped, shardPath, skippedPath, type IndexEntry, type SkippedImage, type StoreMeta,
 } from './format.js';
 import { acquireLock, releaseLock } from './store-writer.js';
 

@@ -10,14 +10,14 @@
  *     "updatedAt": "2026-11-26T17:00:00.000Z"
  *   }
  *
- * The last extraction (or merge) wins; older stores stay on disk under features/ and can be opened with
- * openFeatureStore(runPaths(run).features(encoderId)).
+ * The last extraction (or merge) wins; older stores stay on disk under features/<encoder> and are chosen
+ * with --features DIR, or by a checkpoint's encoder (runFeatureDir).
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { runPaths } from '../run.js';
+import { runPaths } from '../dataset/run.js';
+import { writeJsonAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
-import { writeJsonAtomic } from './format.js';
 import { openFeatureStore, type FeatureStore } from './store.js';
 
 export interface RunFeaturesInfo {
@@ -45,10 +45,40 @@ export function recordRunFeatures(runDir: string, storeDir: string): RunFeatures
   return features;
 }
 
-/** The feature store run.json points at (for the trainer and evaluator). */
-export function openRunFeatures(runDir: string): FeatureStore {
-  const file = runPaths(runDir).runJson;
-  const info = JSON.parse(fs.readFileSync(file, 'utf8')) as { features?: RunFeaturesInfo };
-  if (!info.features) throw new UserError(`${file} has no features yet. Run \`sat features --run ${runDir}\` first.`);
-  return openFeatureStore(info.features.dir);
+export interface FeatureChoice {
+  /** A store folder named by the user (--features DIR): always wins. */
+  explicit?: string;
+  /** The encoder a checkpoint was trained on: its store RUN/features/<encoder>, when present, comes next. */
+  encoderId?: string;
+}
+
+/**
+ * Which feature store a run uses: `explicit`, else the store of `encoderId` when it exists, else the one
+ * run.json records (the last `sat features`), else the only store under RUN/features. Every command that
+ * reads a run's features (train, eval, the benchmarks and scripts) asks this one function.
+ */
+export function runFeatureDir(runDir: string, choice: FeatureChoice = {}): string {
+  if (choice.explicit) return choice.explicit;
+  const paths = runPaths(runDir);
+  if (choice.encoderId) {
+    const own = paths.features(choice.encoderId);
+    if (fs.existsSync(path.join(own, 'meta.json'))) return own;
+  }
+  if (fs.existsSync(paths.runJson)) {
+    // Older runs recorded the store as a path string, or by encoder id only.
+    const rec = (JSON.parse(fs.readFileSync(paths.runJson, 'utf8')) as { features?: Partial<RunFeaturesInfo> | string }).features;
+    if (typeof rec === 'string') return path.resolve(runDir, rec);
+    if (rec?.dir) return path.resolve(runDir, rec.dir);
+    if (rec?.encoderId) return paths.features(rec.encoderId);
+  }
+  const root = path.join(runDir, 'features');
+  const found = fs.existsSync(root) ? fs.readdirSync(root).filter((d) => fs.existsSync(path.join(root, d, 'meta.json'))) : [];
+  if (found.length === 1) return path.join(root, found[0]);
+  if (found.length === 0) throw new UserError(`${runDir} has no features yet: run \`sat features --run ${runDir}\` first.`);
+  throw new UserError(`${runDir} has several feature stores (${found.join(', ')}): choose one with --features ${path.join(root, found[0])}.`);
+}
+
+/** Open the store runFeatureDir chooses. */
+export function openRunFeatures(runDir: string, choice: FeatureChoice = {}): FeatureStore {
+  return openFeatureStore(runFeatureDir(runDir, choice));
 }

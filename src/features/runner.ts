@@ -5,6 +5,9 @@
 import * as ort from 'onnxruntime-node';
 import type { EncoderModel, EncoderSpec } from '../encoders/types.js';
 import { UserError } from '../util/errors.js';
+import { nchwToNhwc } from './pixels.js';
+
+export { nchwToNhwc } from './pixels.js';
 
 export interface RunnerOptions {
   /** onnxruntime intra-op threads (the convolution thread pool). Default 2: this project's dev machines. */
@@ -92,21 +95,4 @@ export class EncoderRunner {
 function layoutError(spec: EncoderSpec, dims: readonly number[]): UserError {
   return new UserError(`Encoder "${spec.id}": output shape [${dims.join(', ')}] does not match its declared ${spec.outputLayout.toUpperCase()} ` +
     `layout with ${spec.channels} channels. Check the encoder's output layout option.`);
-}
-
-/** [n, c, l] -> [n, l, c], blocked over channels so both sides stay cache-friendly. */
-export function nchwToNhwc(src: Float32Array, n: number, c: number, l: number): Float32Array {
-  const dst = new Float32Array(n * c * l);
-  const B = 16;
-  for (let i = 0; i < n; i++) {
-    const base = i * c * l;
-    for (let c0 = 0; c0 < c; c0 += B) {
-      const c1 = Math.min(c, c0 + B);
-      for (let p = 0; p < l; p++) {
-        const d = base + p * c;
-        for (let k = c0; k < c1; k++) dst[d + k] = src[base + k * l + p];
-      }
-    }
-  }
-  return dst;
 }

@@ -13,10 +13,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { EncoderSpec } from '../encoders/types.js';
+import { writeJsonAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
 import {
   STORE_FORMAT, STORE_VERSION, assertLittleEndian, crc32, formatIndexLine, indexPath, metaPath, parseIndex,
-  readMeta, shardPath, writeJsonAtomic, type IndexEntry, type StoreMeta,
+  readMeta, shardPath, type IndexEntry, type StoreMeta,
 } from './format.js';
 
 export const DEFAULT_SHARD_MAX_BYTES = 1 << 30; // 1 GiB: a few files for COCO (32 GB), one for Flickr8k

@@ -1,12 +1,12 @@
 /**
- * The seed's plot_attention as a PNG: one panel per word, titled with the word, showing the image (as the
+ * The tutorial's plot_attention as a PNG: one panel per word, titled with the word, showing the image (as the
  * encoder saw it: resized to its square input) under that word's attention weights. The weights [L] form
  * a sqrt(L) x sqrt(L) grid (8x8 for InceptionV3, 7x7 for MobileNetV2 ...) that is bilinearly upsampled to
  * the panel and laid over the image as a semi-transparent heat map. Panels are tiled in rows of
  * `columns`, drawn with sharp; titles are SVG text (DejaVu Sans when installed, any sans otherwise; if
  * text cannot be rendered at all the figure is still written, untitled).
  *
- * Like matplotlib's imshow in the seed, each panel's colours span that word's own min..max weight.
+ * Like matplotlib's imshow in the tutorial, each panel's colours span that word's own min..max weight.
  */
 import sharp, { type OverlayOptions } from 'sharp';
 
@@ -21,8 +21,8 @@ export interface AttentionFigureInput {
 
 export interface AttentionFigureOptions {
   columns?: number;       // panels per row, default 4
-  opacity?: number;       // of the heat overlay, default 0.6 (the seed's alpha)
-  colormap?: 'heat' | 'gray'; // 'gray' is the seed's cmap
+  opacity?: number;       // of the heat overlay, default 0.6 (the tutorial's alpha)
+  colormap?: 'heat' | 'gray'; // 'gray' is the tutorial's cmap
   /** Title above the panels, e.g. the whole caption. */
   heading?: string;
 }

@@ -1,10 +1,10 @@
 /**
- * CaptionModel on the C++ addon (CBLAS). This class owns the parameter, gradient and Adam-moment
+ * CaptionModel on the C++ addon (oneDNN or CBLAS matmuls). This class owns the parameter, gradient and Adam-moment
  * arenas and validates every input; the addon only computes. See native/train.cc for the kernels.
  */
 import { UserError } from '../util/errors.js';
 import { GRU_STATES, INIT_STATES, NonFiniteLossError } from './types.js';
-import { loadBinding, PARAMETER_ORDER, type NativeBinding, type NativeWorkspace } from './binding.js';
+import { loadBinding, PARAMETER_ORDER, type NativeBinding, type NativeWorkspace, type Precision } from './binding.js';
 import { allocateArena, initialiseParameters, type Arena } from './params.js';
 import type {
   CaptionModel, DecoderState, ModelConfig, NamedTensor, OptimizerOptions, StepOutput, StepStats, TrainBatch,
@@ -38,8 +38,13 @@ export class NativeCaptionModel implements CaptionModel {
   private step_ = 0;
   private workspace: NativeWorkspace | null;
 
-  constructor(config: ModelConfig, seed = 42) {
+  /** Precision of training steps ('bf16': bf16 matmul operands, f32 accumulation); evalLoss and decoding are fp32. */
+  readonly precision: Precision;
+
+  constructor(config: ModelConfig, seed = 42, precision: Precision = 'fp32') {
     validateConfig(config);
+    if (precision !== 'fp32' && precision !== 'bf16') throw new UserError(`precision must be fp32 or bf16, got ${JSON.stringify(precision)}.`);
+    this.precision = precision;
     this.config = { ...config };
     this.native = loadBinding();
     this.params = allocateArena(config);
@@ -165,7 +170,7 @@ export class NativeCaptionModel implements CaptionModel {
     }
     const r = this.native.trainStep(this.ws(), this.params.views, train ? this.grads.views : null, this.dims(B, T),
       batch.features, batch.tokens, train ? this.config.dropout : 0, this.config.attentionLambda, dropoutSeed >>> 0,
-      this.resetState, this.meanInit, batch.weights ?? null, batch.imageOfRow ?? null, images);
+      this.resetState, this.meanInit, batch.weights ?? null, batch.imageOfRow ?? null, images, train ? this.precision : 'fp32');
     if (r.tokens === 0) throw new UserError('batch has no real target tokens (every target is <pad>=0): check the tokenised captions.');
     if (!Number.isFinite(r.loss)) throw new NonFiniteLossError(r.loss, this.step_);
     return { loss: r.loss, tokens: r.tokens };

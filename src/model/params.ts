@@ -9,8 +9,8 @@ import type { ModelConfig } from './types.js';
 export function parameterShapes(c: ModelConfig): Record<ParameterName, number[]> {
   const { channels: C, embedDim: E, units: U, attentionUnits: A, vocabSize: V } = c;
   return {
-    'encoder.kernel': [C, E],
-    'encoder.bias': [E],
+    'projection.kernel': [C, E],
+    'projection.bias': [E],
     'attention.W1.kernel': [E, A],
     'attention.W1.bias': [A],
     'attention.W2.kernel': [U, A],

@@ -8,12 +8,12 @@
 export interface ModelConfig {
   locations: number;       // L (64 for InceptionV3 mixed10, 49 for MobileNetV2)
   channels: number;        // C (2048, 1280, 768 ...)
-  embedDim: number;        // E, seed: 256 (also the width of the Dense+ReLU feature encoder)
-  units: number;           // U, seed: 512 (GRU state and fc1 width)
-  attentionUnits: number;  // A, seed: 512 (Bahdanau W1, W2: -> A, V: A -> 1)
+  embedDim: number;        // E, tutorial: 256 (also the width of the Dense+ReLU projection of the features)
+  units: number;           // U, tutorial: 512 (GRU state and fc1 width)
+  attentionUnits: number;  // A, tutorial: 512 (Bahdanau W1, W2: -> A, V: A -> 1)
   vocabSize: number;       // V, vocabulary size including <pad>=0
-  dropout: number;         // 0 = seed (no dropout)
-  attentionLambda: number; // doubly stochastic attention regulariser weight, 0 = seed
+  dropout: number;         // 0 = the tutorial (no dropout)
+  attentionLambda: number; // doubly stochastic attention regulariser weight, 0 = the tutorial
   gruState?: GruState;     // absent = 'carry' (checkpoints made before this field existed)
   initState?: InitState;   // absent = 'zeros' (checkpoints made before this field existed)
 }
@@ -34,7 +34,7 @@ export const GRU_STATES: readonly GruState[] = ['carry', 'reset'];
 export type InitState = 'zeros' | 'mean';
 export const INIT_STATES: readonly InitState[] = ['zeros', 'mean'];
 
-export const SEED_MODEL_DEFAULTS: Omit<ModelConfig, 'locations' | 'channels' | 'vocabSize'> = {
+export const TUTORIAL_MODEL_DEFAULTS: Omit<ModelConfig, 'locations' | 'channels' | 'vocabSize'> = {
   embedDim: 256,
   units: 512,
   attentionUnits: 512,
@@ -50,7 +50,7 @@ export interface TrainBatch {
   tokens: Int32Array;      // [B, T+1], <start> first, 0-padded after <end>
   /**
    * [B] optional: row b is a caption of image imageOfRow[b] of `features`, which then holds each distinct image
-   * once; the encoder runs once per image (self-critical training samples K captions of every image).
+   * once; the feature projection runs once per image (self-critical training samples K captions of every image).
    */
   imageOfRow?: Int32Array;
   /**
@@ -90,8 +90,31 @@ export interface StepOutput {
   hidden: Float32Array;    // [N, U]  new state
 }
 
-export interface CaptionModel {
+/**
+ * What decoding needs from a model, whatever runs it: the native addon (synchronous, DecoderModel) or an
+ * ONNX runtime (asynchronous, AsyncDecoderModel). DecoderState is plain data, so selectRows is always synchronous.
+ */
+export interface DecoderModelBase {
   readonly config: ModelConfig;
+  /** Reorder/duplicate state rows (beam search): new row i = old row rows[i]; `hidden` replaces state.hidden. */
+  selectRows(state: DecoderState, rows: Int32Array, hidden?: Float32Array): DecoderState;
+  dispose(): void;
+}
+
+export interface DecoderModel extends DecoderModelBase {
+  /** Encode N images' features [N, L, C] for decoding; hidden starts at H[0] (zeros, or from the mean annotation with initState 'mean'). */
+  encode(features: Float32Array, n: number): DecoderState;
+  /** One decoder step for every row of `state` fed `tokens` [N]. Does not modify `state`. */
+  step(state: DecoderState, tokens: Int32Array): StepOutput;
+}
+
+/** DecoderModel whose encode and step resolve later (onnxruntime's `run` is asynchronous). */
+export interface AsyncDecoderModel extends DecoderModelBase {
+  encode(features: Float32Array, n: number): Promise<DecoderState>;
+  step(state: DecoderState, tokens: Int32Array): Promise<StepOutput>;
+}
+
+export interface CaptionModel extends DecoderModel {
   /** Parameters by name (stable names, also used in safetensors checkpoints). */
   parameters(): Map<string, NamedTensor>;
   /** Adam moments by parameter name, and the step counter, for checkpoints. */
@@ -101,13 +124,6 @@ export interface CaptionModel {
   trainStep(batch: TrainBatch, opt: OptimizerOptions, dropoutSeed?: number): StepStats;
   /** Forward only (no dropout), for validation loss. */
   evalLoss(batch: TrainBatch): StepStats;
-  /** Encode N images' features [N, L, C] for decoding; hidden starts at H[0] (zeros, or from the mean annotation with initState 'mean'). */
-  encode(features: Float32Array, n: number): DecoderState;
-  /** One decoder step for every row of `state` fed `tokens` [N]. Does not modify `state`. */
-  step(state: DecoderState, tokens: Int32Array): StepOutput;
-  /** Reorder/duplicate state rows (beam search): new row i = old row rows[i]. */
-  selectRows(state: DecoderState, rows: Int32Array, hidden?: Float32Array): DecoderState;
-  dispose(): void;
 }
 
 /**

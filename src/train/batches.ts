@@ -1,5 +1,5 @@
 /**
- * Training examples and batches. As in the seed, every (image, caption) pair of a split is one example.
+ * Training examples and batches. As in the tutorial, every (image, caption) pair of a split is one example.
  * Each epoch shuffles the examples with the seeded Rng; with length bucketing on, the shuffled list is cut
  * into chunks of `bucketBatches` batches, each chunk is sorted by caption length and cut into batches, and
  * the batches of the whole epoch are shuffled again. A batch is padded only to its own longest caption, so
@@ -8,7 +8,7 @@
  * Features are read from the store per batch (only this batch's images), so RAM does not grow with the
  * dataset; the batch buffers are reused from batch to batch.
  */
-import type { PreparedImage } from '../run.js';
+import type { PreparedImage } from '../dataset/run.js';
 import type { Split } from '../dataset/types.js';
 import type { FeatureStoreReader } from '../features/types.js';
 import type { TrainBatch } from '../model/types.js';
@@ -43,7 +43,7 @@ export const targetTokens = (e: Example): number => e.tokens.length - 1;
 
 /**
  * One epoch's batches as lists of example indices. Consumes `rng` (its state after this call is the
- * next epoch's starting state). `bucketBatches` = 0 gives the seed's plain shuffled batches.
+ * next epoch's starting state). `bucketBatches` = 0 gives the tutorial's plain shuffled batches.
  */
 export function epochBatches(examples: Example[], batchSize: number, bucketBatches: number, rng: Rng): number[][] {
   const order = rng.shuffle(Array.from(examples, (_, i) => i));

@@ -3,12 +3,13 @@
  * (`--config file.json`) and then by CLI flags (nanoGPT style). The effective config is printed at the
  * start of training and stored in every checkpoint, so a checkpoint says exactly how it was made.
  *
- * The defaults are the recipe that scored best on Flickr8k dev (RESULTS.md): the seed's batch 64 and Adam 1e-3,
+ * The defaults are the recipe that scored best on Flickr8k dev (RESULTS.md): the tutorial's batch 64 and Adam 1e-3,
  * with E 512, dropout 0.5, attention regulariser 0.1, clipping 5, LR halved on a CIDEr plateau, early stopping.
- * The seed itself (the TF tutorial) is configs/seed.json: `sat train --config configs/seed.json`.
+ * The TF tutorial's own recipe is configs/tutorial.json: `sat train --config configs/tutorial.json`.
  */
 import fs from 'node:fs';
-import { GRU_STATES, INIT_STATES, SEED_MODEL_DEFAULTS, type GruState, type InitState } from '../model/types.js';
+import { GRU_STATES, INIT_STATES, TUTORIAL_MODEL_DEFAULTS, type GruState, type InitState } from '../model/types.js';
+import { PRECISION_CHOICES, type PrecisionChoice } from '../model/precision.js';
 import { UserError } from '../util/errors.js';
 
 export type LrSchedule = 'constant' | 'step' | 'plateau';
@@ -16,7 +17,7 @@ export type LrSchedule = 'constant' | 'step' | 'plateau';
 export type ValMetric = 'cider' | 'bleu4' | 'loss';
 
 export interface TrainConfig {
-  // Model shape (the seed: E 256, U 512, A 512, no dropout, no attention regulariser).
+  // Model shape (the tutorial: E 256, U 512, A 512, no dropout, no attention regulariser).
   embedDim: number;
   units: number;
   attentionUnits: number;
@@ -29,11 +30,14 @@ export interface TrainConfig {
   // mean annotation vector through tanh(W·mean + b)). Checkpoints without the field are 'zeros'.
   initState: InitState;
 
-  // Optimisation (the seed: batch 64, 20 epochs, Adam lr 1e-3, no gradient clipping).
+  // Optimisation (the tutorial: batch 64, 20 epochs, Adam lr 1e-3, no gradient clipping).
   batchSize: number;
   epochs: number;
   learningRate: number;
   clipNorm: number;           // global-norm clipping; 0 = off
+  // Matmul operands of the training step: 'fp32', 'bf16' (f32 accumulation, weights/Adam/softmax/loss f32; needs
+  // oneDNN and AVX512-BF16 or AMX) or 'auto' (bf16 where the CPU has it). Checkpoints without the field are fp32.
+  precision: PrecisionChoice;
 
   // Learning-rate decay. 'step': lr *= lrDecayFactor every lrStepEpochs epochs.
   // 'plateau': lr *= lrDecayFactor once the validation score has not improved for lrPatience epochs.
@@ -44,7 +48,7 @@ export interface TrainConfig {
   minLearningRate: number;
 
   // Validation score: CIDEr-D or BLEU-4 of greedy captions for the dev images (valImages of them, picked by
-  // the seed; 0 = all), or the dev loss as in the seed. Measured on Flickr8k: greedy decoding of all 1000 dev
+  // `seed`; 0 = all), or the dev loss as in the tutorial. Measured on Flickr8k: greedy decoding of all 1000 dev
   // images costs about 3% of a training epoch (bench/eval-validation-cost.ts), so the default is all.
   valMetric: ValMetric;
   valImages: number;
@@ -56,14 +60,14 @@ export interface TrainConfig {
   // Data.
   seed: number;               // shuffling, model initialisation, dropout masks
   maxCaptionLength: number;   // tokens per caption incl. <start>/<end>; longer ones are cut (keeping <end>); 0 = as prepared
-  bucketBatches: number;      // length bucketing: sort by length within shuffled chunks of this many batches; 0 = off (seed)
+  bucketBatches: number;      // length bucketing: sort by length within shuffled chunks of this many batches; 0 = off (the tutorial)
   maxValExamples: number;     // cap on dev (image, caption) pairs for validation loss; 0 = all
   featureCacheMB: number;     // keep up to this many MB of decoded (float32) features in RAM, least recently used out; 0 = off
 
   // Checkpointing.
   checkpointMinutes: number;  // also save "latest" mid-epoch this often, so a crash loses little; 0 = epoch ends only
 
-  // What a step optimises. 'xe': cross-entropy with teacher forcing on the human captions (the seed).
+  // What a step optimises. 'xe': cross-entropy with teacher forcing on the human captions (the tutorial).
   // 'scst': self-critical sequence training on CIDEr-D (src/train/self-critical.ts), started from a
   // cross-entropy checkpoint with `--init`; configs/scst.json has its usual settings (no dropout, small LR).
   objective: Objective;
@@ -74,24 +78,25 @@ export interface TrainConfig {
 export type Objective = 'xe' | 'scst';
 
 export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
-  ...SEED_MODEL_DEFAULTS,
-  embedDim: 512,              // seed 256
-  dropout: 0.5,               // seed 0
-  attentionLambda: 0.1,       // seed 0
-  gruState: 'carry',          // seed 'reset'
+  ...TUTORIAL_MODEL_DEFAULTS,
+  embedDim: 512,              // tutorial 256
+  dropout: 0.5,               // tutorial 0
+  attentionLambda: 0.1,       // tutorial 0
+  gruState: 'carry',          // tutorial 'reset'
   initState: 'zeros',
   batchSize: 64,
   epochs: 20,
   learningRate: 1e-3,
-  clipNorm: 5,                // seed 0
-  lrSchedule: 'plateau',      // seed 'constant'
+  clipNorm: 5,                // tutorial 0
+  precision: 'fp32',
+  lrSchedule: 'plateau',      // tutorial 'constant'
   lrDecayFactor: 0.5,
   lrStepEpochs: 5,
   lrPatience: 1,
   minLearningRate: 1e-5,
   valMetric: 'cider',
   valImages: 0,
-  earlyStopPatience: 3,       // seed 0
+  earlyStopPatience: 3,       // tutorial 0
   minEpochs: 1,
   seed: 42,
   maxCaptionLength: 0,
@@ -113,8 +118,9 @@ export const FROZEN_ON_RESUME: readonly (keyof TrainConfig)[] = [
   'maxCaptionLength', 'bucketBatches', 'valMetric', 'objective', 'scstSamples',
 ];
 
-type Rule = { integer?: boolean; min?: number; max?: number; oneOf?: readonly string[] };
-const RULES: Record<keyof TrainConfig, Rule> = {
+/** What a field accepts: a number (integer, within min..max), or one of a few names. */
+export type ConfigRule = { integer?: boolean; min?: number; max?: number; oneOf?: readonly string[] };
+export const CONFIG_RULES: Readonly<Record<keyof TrainConfig, ConfigRule>> = {
   embedDim: { integer: true, min: 1 },
   units: { integer: true, min: 1 },
   attentionUnits: { integer: true, min: 1 },
@@ -126,6 +132,7 @@ const RULES: Record<keyof TrainConfig, Rule> = {
   epochs: { integer: true, min: 0 },
   learningRate: { min: 0 },
   clipNorm: { min: 0 },
+  precision: { oneOf: PRECISION_CHOICES },
   lrSchedule: { oneOf: ['constant', 'step', 'plateau'] },
   lrDecayFactor: { min: 0, max: 1 },
   lrStepEpochs: { integer: true, min: 1 },
@@ -153,9 +160,9 @@ const RULES: Record<keyof TrainConfig, Rule> = {
 export function validateConfigPatch(patch: Record<string, unknown>, source: string): Partial<TrainConfig> {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(patch)) {
-    const rule = RULES[key as keyof TrainConfig];
+    const rule = CONFIG_RULES[key as keyof TrainConfig];
     if (!rule) {
-      throw new UserError(`${source}: unknown training option "${key}". Known options: ${Object.keys(RULES).join(', ')}.`);
+      throw new UserError(`${source}: unknown training option "${key}". Known options: ${Object.keys(CONFIG_RULES).join(', ')}.`);
     }
     if (rule.oneOf) {
       if (typeof value !== 'string' || !rule.oneOf.includes(value)) {
@@ -188,6 +195,16 @@ export function readConfigFile(file: string): Partial<TrainConfig> {
     throw new UserError(`--config ${file}: expected a JSON object such as {"epochs": 5}, got ${Array.isArray(parsed) ? 'an array' : typeof parsed}.`);
   }
   return validateConfigPatch(parsed as Record<string, unknown>, `--config ${file}`);
+}
+
+/**
+ * A config saved in a checkpoint, completed for this version. Fields added since take the value that
+ * reproduces how that checkpoint was trained, not today's defaults: gruState 'carry' and initState 'zeros'
+ * (what training did before those options existed), `best` picked by the dev loss (valMetric 'loss', all
+ * images); any other missing field is a schedule-like setting and takes its default.
+ */
+export function upgradeSavedConfig(saved: Partial<TrainConfig>): TrainConfig {
+  return { ...DEFAULT_TRAIN_CONFIG, gruState: 'carry', initState: 'zeros', valMetric: 'loss', valImages: 0, ...saved };
 }
 
 /** defaults <- file <- flags. */

@@ -12,7 +12,7 @@
  */
 import { NonFiniteLossError, type CaptionModel, type StepStats } from '../model/types.js';
 import type { FeatureStoreReader } from '../features/types.js';
-import { Rng } from '../util/rng.js';
+import { Rng, type RngState } from '../util/rng.js';
 import { ProgressBar } from '../util/progress.js';
 import { UserError } from '../util/errors.js';
 import type { TrainConfig } from './config.js';
@@ -124,9 +124,52 @@ export async function evaluateLoss(model: CaptionModel, assembler: BatchAssemble
   return tokens > 0 ? sum / tokens : NaN;
 }
 
+/** What one call of trainLoop shares between its steps. */
+interface Loop {
+  opts: TrainLoopOptions;
+  log: (line: string) => void;
+  progress: TrainProgress;
+  /** Examples per batch: config.batchSize, or objective.examplesPerBatch. */
+  batchSize: number;
+  assembler: BatchAssembler;
+  dev: { assembler: BatchAssembler; batches: number[][] };
+  /** The vocabulary's file name beside the checkpoints. */
+  vocabName: string;
+  started: number;
+  lastSave: number;
+  /** Milliseconds in training steps (batch assembly included), summed over this call. */
+  trainMs: number;
+}
+
+/** How an epoch's batches went: trained to the end, or stopped (checkpoint saved) with a reason. */
+type EpochTraining = { epochStart: number; seconds: number; nextEpochRng: RngState } | { stopped: StopReason };
+
 export async function trainLoop(opts: TrainLoopOptions): Promise<TrainResult> {
-  const { config, model, store, train, dev, checkpointDir } = opts;
-  const log = opts.log ?? ((l: string) => console.error(l));
+  const loop = startLoop(opts);
+  const result = (reason: StopReason): TrainResult => ({
+    reason, progress: loop.progress, checkpointDir: opts.checkpointDir, featureReadMs: loop.assembler.readMs, trainMs: loop.trainMs,
+  });
+  while (loop.progress.epoch < opts.config.epochs) {
+    const epoch = loop.progress.epoch + 1;
+    const training = await trainEpochBatches(loop, epoch);
+    if ('stopped' in training) return result(training.stopped);
+    const validation = await validateEpoch(loop, epoch);
+    if (validation === null) {
+      // Ctrl-C before or during validation: "latest" has all of the epoch's batches, and --resume starts with this validation.
+      const file = saveLatest(loop);
+      loop.log(`Interrupted: saved ${file} after the last batch of epoch ${epoch}, before its validation. Continue with --resume.`);
+      return result('interrupted');
+    }
+    const standing = await finishEpoch(loop, epoch, training.seconds, training.nextEpochRng, validation);
+    const stop = stopAfterEpoch(loop, epoch, training.epochStart, standing);
+    if (stop) return result(stop);
+  }
+  return result('completed');
+}
+
+/** Check the inputs and set up batching, caches and the dev split. */
+function startLoop(opts: TrainLoopOptions): Loop {
+  const { config, store, train, dev, checkpointDir } = opts;
   if (train.length === 0) throw new UserError('The training split has no captions: check the run\'s splits (`sat prepare`).');
   const progress: TrainProgress = structuredClone(opts.resume ?? initialProgress(config));
   if (progress.epoch >= config.epochs) {
@@ -136,150 +179,220 @@ export async function trainLoop(opts: TrainLoopOptions): Promise<TrainResult> {
   const vocabName = copyVocab(opts.vocabFile, checkpointDir);
   // One cache for training and validation batches; ?? 0 for checkpoints made before the option existed.
   const cache = new FeatureCache((config.featureCacheMB ?? 0) * 1024 * 1024);
-  const objective = opts.objective;
-  const batchSize = objective ? objective.examplesPerBatch : config.batchSize;
-  const assembler = new BatchAssembler(store, train, batchSize, cache);
-  // What the progress bar counts: target tokens, or examples (images) with an objective.
-  const units = (b: number[]) => (objective ? b.length : b.reduce((t, i) => t + targetTokens(train[i]), 0));
+  const batchSize = opts.objective ? opts.objective.examplesPerBatch : config.batchSize;
   const devSet = config.maxValExamples > 0 && dev.length > config.maxValExamples
     ? new Rng(config.seed ^ 0x5eed).shuffle([...dev]).slice(0, config.maxValExamples) : dev;
-  const devAssembler = new BatchAssembler(store, devSet, config.batchSize, cache);
-  const devBatches = fixedBatches(devSet, config.batchSize);
-  const higherIsBetter = Boolean(opts.validate);
-  const meta = (): CheckpointMeta => ({
+  const now = performance.now();
+  return {
+    opts, log: opts.log ?? ((l: string) => console.error(l)), progress, batchSize,
+    assembler: new BatchAssembler(store, train, batchSize, cache),
+    dev: { assembler: new BatchAssembler(store, devSet, config.batchSize, cache), batches: fixedBatches(devSet, config.batchSize) },
+    vocabName, started: now, lastSave: now, trainMs: 0,
+  };
+}
+
+function checkpointMeta(loop: Loop): CheckpointMeta<TrainConfig> {
+  const { config, model, store } = loop.opts;
+  return {
     format: CHECKPOINT_FORMAT, createdAt: new Date().toISOString(), config, model: model.config,
     encoder: { id: store.encoderId, locations: store.locations, channels: store.channels },
-    vocab: vocabName, run: opts.runDir ?? null, progress,
+    vocab: loop.vocabName, run: loop.opts.runDir ?? null, progress: loop.progress,
+  };
+}
+
+/** Save the model and progress as "latest"; returns the weights file. */
+function saveLatest(loop: Loop): string {
+  saveCheckpoint(loop.opts.checkpointDir, 'latest', loop.opts.model, checkpointMeta(loop));
+  loop.lastSave = performance.now();
+  return checkpointFiles(loop.opts.checkpointDir, 'latest').weights;
+}
+
+/** What the progress bar counts for a batch: target tokens, or examples (images) with an objective. */
+function batchUnits(loop: Loop, batch: number[]): number {
+  return loop.opts.objective ? batch.length : batch.reduce((t, i) => t + targetTokens(loop.opts.train[i]), 0);
+}
+
+/**
+ * Train the rest of epoch `epoch` (all of it, or what a resumed checkpoint left), one optimizer step per batch.
+ * Between batches the event loop runs (Ctrl-C), and "latest" is saved when stopping or when checkpointMinutes are up.
+ */
+async function trainEpochBatches(loop: Loop, epoch: number): Promise<EpochTraining> {
+  const { config, objective, train } = loop.opts;
+  const progress = loop.progress;
+  const rng = new Rng(progress.epochRngState);
+  const batches = epochBatches(train, loop.batchSize, objective ? 0 : config.bucketBatches, rng);
+  const nextEpochRng = rng.state();
+  // A resumed checkpoint already trained the first batchInEpoch batches of this epoch.
+  const bar = new ProgressBar({
+    total: batches.reduce((s, b) => s + batchUnits(loop, b), 0),
+    initial: batches.slice(0, progress.batchInEpoch).reduce((s, b) => s + batchUnits(loop, b), 0),
+    label: `epoch ${epoch}/${config.epochs}`, unit: objective?.unit ?? 'tok', silent: loop.opts.quiet,
   });
-  const started = performance.now();
-  let trainMs = 0;
-  let lastSave = performance.now();
+  const epochStart = performance.now() - progress.partial.seconds * 1000;
 
-  while (progress.epoch < config.epochs) {
-    const epoch = progress.epoch + 1;
-    const rng = new Rng(progress.epochRngState);
-    const batches = epochBatches(train, batchSize, objective ? 0 : config.bucketBatches, rng);
-    const nextEpochRng = rng.state();
-    const epochUnits = batches.reduce((s, b) => s + units(b), 0);
-    // A resumed checkpoint already trained the first batchInEpoch batches of this epoch.
-    const doneUnits = batches.slice(0, progress.batchInEpoch).reduce((s, b) => s + units(b), 0);
-    const bar = new ProgressBar({ total: epochUnits, initial: doneUnits, label: `epoch ${epoch}/${config.epochs}`, unit: objective?.unit ?? 'tok', silent: opts.quiet });
-    const epochStart = performance.now() - progress.partial.seconds * 1000;
-
-    for (let bi = progress.batchInEpoch; bi < batches.length; bi++) {
-      const t0 = performance.now();
-      const batch = assembler.assemble(batches[bi]);
-      const optimizer = { learningRate: progress.learningRate, clipNorm: config.clipNorm || undefined };
-      // One seed per step for dropout masks and sampling, so --resume repeats the same randomness.
-      const stepSeed = dropoutSeed(config.seed, progress.step);
-      const stats = guardDivergence(() => objective
-        ? objective.step(model, batch, batches[bi].map((i) => train[i]), optimizer, stepSeed)
-        : model.trainStep(batch, optimizer, config.dropout > 0 ? stepSeed : undefined));
-      trainMs += performance.now() - t0;
-      if (!Number.isFinite(stats.loss)) {
-        const last = progress.step > 0 ? checkpointFiles(checkpointDir, 'latest').weights : null;
-        throw new DivergedError(`The training loss became ${stats.loss} at epoch ${epoch}, batch ${bi + 1}/${batches.length} ` +
-          `(optimizer step ${progress.step + 1}, learning rate ${progress.learningRate}). Training stopped; ` +
-          (last ? `the last good checkpoint (${last}) was kept. ` : 'no checkpoint had been saved yet. ') +
-          'Lower the learning rate (--lr) or clip gradients (--clip 5), then start again' + (last ? ' or --resume.' : '.'));
+  for (let bi = progress.batchInEpoch; bi < batches.length; bi++) {
+    const stats = trainBatch(loop, batches[bi], `epoch ${epoch}, batch ${bi + 1}/${batches.length}`);
+    progress.batchInEpoch = bi + 1;
+    progress.partial.seconds = (performance.now() - epochStart) / 1000;
+    bar.tick(objective ? batches[bi].length : stats.tokens, progress.partial.rewardCount
+      ? `reward ${(progress.partial.rewardSum! / progress.partial.rewardCount).toFixed(4)}`
+      : `loss ${(progress.partial.lossSum / progress.partial.tokens).toFixed(4)}`);
+    // The batch loop is otherwise synchronous: without this the SIGINT handler (Ctrl-C) would never run.
+    // setImmediate has no timer delay; it is microseconds against a batch's 0.1-0.5 s.
+    await yieldToEventLoop();
+    if (bi + 1 < batches.length) {
+      const stopped = checkpointMidEpoch(loop);
+      if (stopped) {
+        bar.finish();
+        loop.log(`${stopped === 'interrupted' ? 'Interrupted' : 'Time budget reached'}: saved ${checkpointFiles(loop.opts.checkpointDir, 'latest').weights} ` +
+          `at epoch ${epoch}, batch ${bi + 1}/${batches.length}. Continue with --resume.`);
+        return { stopped };
       }
-      progress.step++;
-      progress.batchInEpoch = bi + 1;
-      progress.partial.lossSum += stats.loss * stats.tokens;
-      progress.partial.tokens += stats.tokens;
-      progress.partial.seconds = (performance.now() - epochStart) / 1000;
-      if (stats.reward !== undefined) {
-        progress.partial.rewardSum = (progress.partial.rewardSum ?? 0) + stats.reward * batches[bi].length;
-        progress.partial.rewardCount = (progress.partial.rewardCount ?? 0) + batches[bi].length;
-      }
-      bar.tick(objective ? batches[bi].length : stats.tokens, progress.partial.rewardCount
-        ? `reward ${(progress.partial.rewardSum! / progress.partial.rewardCount).toFixed(4)}`
-        : `loss ${(progress.partial.lossSum / progress.partial.tokens).toFixed(4)}`);
-      // The batch loop is otherwise synchronous: without this the SIGINT handler (Ctrl-C) would never run.
-      // setImmediate has no timer delay; it is microseconds against a batch's 0.1-0.5 s.
-      await yieldToEventLoop();
-
-      const outOfTime = opts.timeBudgetSeconds !== undefined && !opts.wholeEpochs && (performance.now() - started) / 1000 >= opts.timeBudgetSeconds;
-      const interrupted = opts.stop?.requested === true;
-      const periodic = config.checkpointMinutes > 0 && performance.now() - lastSave >= config.checkpointMinutes * 60_000;
-      if ((outOfTime || interrupted || periodic) && bi + 1 < batches.length) {
-        saveCheckpoint(checkpointDir, 'latest', model, meta());
-        lastSave = performance.now();
-        if (outOfTime || interrupted) {
-          bar.finish();
-          log(`${interrupted ? 'Interrupted' : 'Time budget reached'}: saved ${checkpointFiles(checkpointDir, 'latest').weights} ` +
-            `at epoch ${epoch}, batch ${bi + 1}/${batches.length}. Continue with --resume.`);
-          return { reason: interrupted ? 'interrupted' : 'time-budget', progress, checkpointDir, featureReadMs: assembler.readMs, trainMs };
-        }
-      }
-    }
-    const seconds = (performance.now() - epochStart) / 1000;
-    bar.finish();
-
-    // Validation: loss always (when there is a dev split), metric when a hook is given. Ctrl-C before or
-    // during it saves "latest" with all of the epoch's batches done: --resume then starts with this validation.
-    const interruptedBeforeValidation = () => {
-      saveCheckpoint(checkpointDir, 'latest', model, meta());
-      log(`Interrupted: saved ${checkpointFiles(checkpointDir, 'latest').weights} after the last batch of epoch ${epoch}, ` +
-        'before its validation. Continue with --resume.');
-      return { reason: 'interrupted' as const, progress, checkpointDir, featureReadMs: assembler.readMs, trainMs };
-    };
-    if (opts.stop?.requested) return interruptedBeforeValidation();
-    const valLoss = devBatches.length > 0 ? await evaluateLoss(model, devAssembler, devBatches, opts.stop) : null;
-    if (opts.stop?.requested) return interruptedBeforeValidation();
-    const metric = opts.validate ? await opts.validate(model, epoch, () => opts.stop?.requested === true) : undefined;
-    if (metric === null || opts.stop?.requested) return interruptedBeforeValidation();
-    const record: EpochRecord = {
-      epoch, trainLoss: progress.partial.lossSum / progress.partial.tokens, valLoss,
-      ...(metric ? { metric: { name: metric.metric, value: metric.value } } : {}),
-      learningRate: progress.learningRate, steps: progress.step, seconds,
-      tokensPerSecond: progress.partial.tokens / seconds,
-      ...(progress.partial.rewardCount ? { trainReward: progress.partial.rewardSum! / progress.partial.rewardCount } : {}),
-    };
-    progress.history.push(record);
-    progress.epoch = epoch;
-    progress.batchInEpoch = 0;
-    progress.epochRngState = nextEpochRng;
-    progress.partial = { lossSum: 0, tokens: 0, seconds: 0 };
-
-    // The score that picks "best", drives the plateau schedule and early stopping.
-    const by = metric ? metric.metric : valLoss !== null ? 'valLoss' : 'trainLoss';
-    const score = metric ? metric.value : valLoss ?? record.trainLoss;
-    const improved = progress.best === null || (higherIsBetter ? score > progress.best.score : score < progress.best.score);
-    if (improved) progress.best = { epoch, score, by };
-    const sinceBest = epoch - (progress.best?.epoch ?? epoch);
-
-    // Learning rate for the next epoch.
-    const decay = config.lrSchedule === 'step' ? epoch % config.lrStepEpochs === 0
-      : config.lrSchedule === 'plateau' ? epoch - Math.max(progress.best?.epoch ?? 0, progress.lastDecayEpoch) >= config.lrPatience && config.lrPatience > 0
-        : false;
-    if (decay && progress.learningRate > config.minLearningRate) {
-      progress.learningRate = Math.max(config.minLearningRate, progress.learningRate * config.lrDecayFactor);
-      progress.lastDecayEpoch = epoch;
-    }
-
-    saveCheckpoint(checkpointDir, 'latest', model, meta());
-    lastSave = performance.now();
-    if (improved) promoteLatestToBest(checkpointDir);
-    await writeLossCurve(checkpointDir, progress.history);
-    log(`epoch ${epoch}: ` + (record.trainReward !== undefined ? `train reward (CIDEr-D of samples) ${record.trainReward.toFixed(4)}` : `train loss ${record.trainLoss.toFixed(4)}`) +
-      (valLoss !== null ? `, val loss ${valLoss.toFixed(4)}` : '') +
-      (metric ? `, ${metric.metric} ${metric.value.toFixed(4)}` : '') +
-      `, ${record.tokensPerSecond.toFixed(0)} tok/s, ${seconds.toFixed(1)} s` + (improved ? ' (best)' : '') +
-      (decay && progress.lastDecayEpoch === epoch ? `; learning rate -> ${progress.learningRate}` : ''));
-
-    if (config.earlyStopPatience > 0 && epoch >= config.minEpochs && sinceBest >= config.earlyStopPatience) {
-      log(`Early stop: no improvement of ${by} for ${sinceBest} epochs (best ${progress.best!.score.toFixed(4)} at epoch ${progress.best!.epoch}).`);
-      return { reason: 'early-stopped', progress, checkpointDir, featureReadMs: assembler.readMs, trainMs };
-    }
-    const used = (performance.now() - started) / 1000;
-    const wholeEpochSeconds = (performance.now() - epochStart) / 1000; // training + validation of this epoch
-    const budgetLeft = opts.timeBudgetSeconds === undefined ? Infinity : opts.timeBudgetSeconds - used;
-    if (epoch < config.epochs && (opts.stop?.requested || budgetLeft <= 0 || (opts.wholeEpochs && budgetLeft < wholeEpochSeconds))) {
-      log(opts.stop?.requested ? `Interrupted: saved ${checkpointFiles(checkpointDir, 'latest').weights} at the end of epoch ${epoch}. Continue with --resume.`
-        : `Time budget: stopping after epoch ${epoch} (${used.toFixed(0)} s of ${opts.timeBudgetSeconds?.toFixed(0)} s used).`);
-      return { reason: opts.stop?.requested ? 'interrupted' : 'time-budget', progress, checkpointDir, featureReadMs: assembler.readMs, trainMs };
     }
   }
-  return { reason: 'completed', progress, checkpointDir, featureReadMs: assembler.readMs, trainMs };
+  const seconds = (performance.now() - epochStart) / 1000;
+  bar.finish();
+  return { epochStart, seconds, nextEpochRng };
+}
+
+/**
+ * One optimizer step on the examples `batch` (indices into the training set), added to the epoch's partial
+ * sums. A non-finite loss stops training with a DivergedError naming `where`; the last checkpoint is kept.
+ */
+function trainBatch(loop: Loop, batch: number[], where: string): StepStats {
+  const { config, model, objective, train, checkpointDir } = loop.opts;
+  const progress = loop.progress;
+  const t0 = performance.now();
+  const assembled = loop.assembler.assemble(batch);
+  const optimizer = { learningRate: progress.learningRate, clipNorm: config.clipNorm || undefined };
+  // One seed per step for dropout masks and sampling, so --resume repeats the same randomness.
+  const stepSeed = dropoutSeed(config.seed, progress.step);
+  const stats = guardDivergence(() => objective
+    ? objective.step(model, assembled, batch.map((i) => train[i]), optimizer, stepSeed)
+    : model.trainStep(assembled, optimizer, config.dropout > 0 ? stepSeed : undefined));
+  loop.trainMs += performance.now() - t0;
+  if (!Number.isFinite(stats.loss)) {
+    const last = progress.step > 0 ? checkpointFiles(checkpointDir, 'latest').weights : null;
+    throw new DivergedError(`The training loss became ${stats.loss} at ${where} ` +
+      `(optimizer step ${progress.step + 1}, learning rate ${progress.learningRate}). Training stopped; ` +
+      (last ? `the last good checkpoint (${last}) was kept. ` : 'no checkpoint had been saved yet. ') +
+      'Lower the learning rate (--learning-rate) or clip gradients (--clip-norm 5), then start again' + (last ? ' or --resume.' : '.'));
+  }
+  progress.step++;
+  progress.partial.lossSum += stats.loss * stats.tokens;
+  progress.partial.tokens += stats.tokens;
+  if (stats.reward !== undefined) {
+    progress.partial.rewardSum = (progress.partial.rewardSum ?? 0) + stats.reward * batch.length;
+    progress.partial.rewardCount = (progress.partial.rewardCount ?? 0) + batch.length;
+  }
+  return stats;
+}
+
+/**
+ * Between two batches of an epoch: save "latest" when Ctrl-C was pressed, the time budget is used up (whole
+ * epochs only: never mid-epoch) or checkpointMinutes have passed since the last save. Returns why to stop now, if so.
+ */
+function checkpointMidEpoch(loop: Loop): StopReason | null {
+  const { opts } = loop;
+  const now = performance.now();
+  const outOfTime = opts.timeBudgetSeconds !== undefined && !opts.wholeEpochs && (now - loop.started) / 1000 >= opts.timeBudgetSeconds;
+  const interrupted = opts.stop?.requested === true;
+  const periodic = opts.config.checkpointMinutes > 0 && now - loop.lastSave >= opts.config.checkpointMinutes * 60_000;
+  if (!outOfTime && !interrupted && !periodic) return null;
+  saveLatest(loop);
+  return interrupted ? 'interrupted' : outOfTime ? 'time-budget' : null;
+}
+
+interface Validation {
+  valLoss: number | null;
+  metric?: { metric: string; value: number };
+}
+
+/**
+ * The epoch's validation: the dev loss (when there is a dev split) and the validate hook's metric (when given).
+ * Null when Ctrl-C came before or during it.
+ */
+async function validateEpoch(loop: Loop, epoch: number): Promise<Validation | null> {
+  const { opts } = loop;
+  if (opts.stop?.requested) return null;
+  const valLoss = loop.dev.batches.length > 0 ? await evaluateLoss(opts.model, loop.dev.assembler, loop.dev.batches, opts.stop) : null;
+  if (opts.stop?.requested) return null;
+  const metric = opts.validate ? await opts.validate(opts.model, epoch, () => opts.stop?.requested === true) : undefined;
+  if (metric === null || opts.stop?.requested) return null;
+  return { valLoss, metric };
+}
+
+/**
+ * Close epoch `epoch`: its record in the history, the best epoch so far (by the metric, else the dev loss, else
+ * the training loss), the learning rate for the next epoch, checkpoints ("latest", and "best" when it improved),
+ * the loss plot and the log line. Returns what the score is (`by`) and the epochs since the best one.
+ */
+async function finishEpoch(loop: Loop, epoch: number, seconds: number, nextEpochRng: RngState,
+                           { valLoss, metric }: Validation): Promise<{ by: string; sinceBest: number }> {
+  const { config, checkpointDir } = loop.opts;
+  const progress = loop.progress;
+  const record: EpochRecord = {
+    epoch, trainLoss: progress.partial.lossSum / progress.partial.tokens, valLoss,
+    ...(metric ? { metric: { name: metric.metric, value: metric.value } } : {}),
+    learningRate: progress.learningRate, steps: progress.step, seconds,
+    tokensPerSecond: progress.partial.tokens / seconds,
+    ...(progress.partial.rewardCount ? { trainReward: progress.partial.rewardSum! / progress.partial.rewardCount } : {}),
+  };
+  progress.history.push(record);
+  progress.epoch = epoch;
+  progress.batchInEpoch = 0;
+  progress.epochRngState = nextEpochRng;
+  progress.partial = { lossSum: 0, tokens: 0, seconds: 0 };
+
+  // The score that picks "best", drives the plateau schedule and early stopping.
+  const by = metric ? metric.metric : valLoss !== null ? 'valLoss' : 'trainLoss';
+  const score = metric ? metric.value : valLoss ?? record.trainLoss;
+  const higherIsBetter = Boolean(loop.opts.validate);
+  const improved = progress.best === null || (higherIsBetter ? score > progress.best.score : score < progress.best.score);
+  if (improved) progress.best = { epoch, score, by };
+  const decayed = decayLearningRate(config, progress, epoch);
+
+  saveLatest(loop);
+  if (improved) promoteLatestToBest(checkpointDir);
+  await writeLossCurve(checkpointDir, progress.history);
+  loop.log(`epoch ${epoch}: ` + (record.trainReward !== undefined ? `train reward (CIDEr-D of samples) ${record.trainReward.toFixed(4)}` : `train loss ${record.trainLoss.toFixed(4)}`) +
+    (valLoss !== null ? `, val loss ${valLoss.toFixed(4)}` : '') +
+    (metric ? `, ${metric.metric} ${metric.value.toFixed(4)}` : '') +
+    `, ${record.tokensPerSecond.toFixed(0)} tok/s, ${seconds.toFixed(1)} s` + (improved ? ' (best)' : '') +
+    (decayed ? `; learning rate -> ${progress.learningRate}` : ''));
+  return { by, sinceBest: epoch - (progress.best?.epoch ?? epoch) };
+}
+
+/** The learning-rate schedule after epoch `epoch` ('step' or 'plateau'); true when it lowered the rate. */
+function decayLearningRate(config: TrainConfig, progress: TrainProgress, epoch: number): boolean {
+  const decay = config.lrSchedule === 'step' ? epoch % config.lrStepEpochs === 0
+    : config.lrSchedule === 'plateau' ? epoch - Math.max(progress.best?.epoch ?? 0, progress.lastDecayEpoch) >= config.lrPatience && config.lrPatience > 0
+      : false;
+  if (!decay || progress.learningRate <= config.minLearningRate) return false;
+  progress.learningRate = Math.max(config.minLearningRate, progress.learningRate * config.lrDecayFactor);
+  progress.lastDecayEpoch = epoch;
+  return true;
+}
+
+/** After a finished epoch: stop early (no improvement), on Ctrl-C, or when the time budget is used up? */
+function stopAfterEpoch(loop: Loop, epoch: number, epochStart: number, { by, sinceBest }: { by: string; sinceBest: number }): StopReason | null {
+  const { opts, progress } = loop;
+  const { config } = opts;
+  if (config.earlyStopPatience > 0 && epoch >= config.minEpochs && sinceBest >= config.earlyStopPatience) {
+    loop.log(`Early stop: no improvement of ${by} for ${sinceBest} epochs (best ${progress.best!.score.toFixed(4)} at epoch ${progress.best!.epoch}).`);
+    return 'early-stopped';
+  }
+  if (epoch >= config.epochs) return null;
+  const used = (performance.now() - loop.started) / 1000;
+  const wholeEpochSeconds = (performance.now() - epochStart) / 1000; // training + validation of this epoch
+  const budgetLeft = opts.timeBudgetSeconds === undefined ? Infinity : opts.timeBudgetSeconds - used;
+  if (opts.stop?.requested) {
+    loop.log(`Interrupted: saved ${checkpointFiles(opts.checkpointDir, 'latest').weights} at the end of epoch ${epoch}. Continue with --resume.`);
+    return 'interrupted';
+  }
+  if (budgetLeft <= 0 || (opts.wholeEpochs && budgetLeft < wholeEpochSeconds)) {
+    loop.log(`Time budget: stopping after epoch ${epoch} (${used.toFixed(0)} s of ${opts.timeBudgetSeconds?.toFixed(0)} s used).`);
+    return 'time-budget';
+  }
+  return null;
 }

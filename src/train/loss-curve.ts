@@ -1,11 +1,11 @@
 /**
- * The loss plot, like the seed's matplotlib "Loss Plot" (loss per epoch), with the validation loss beside
+ * The loss plot, like the tutorial's matplotlib "Loss Plot" (loss per epoch), with the validation loss beside
  * the training loss. The SVG is written by hand; the PNG is sharp rendering that SVG.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import type { EpochRecord } from '../checkpoint/checkpoint.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 
 const W = 640, H = 400;
 const M = { left: 64, right: 24, top: 40, bottom: 52 };
@@ -74,10 +74,7 @@ export function lossCurveSvg(history: EpochRecord[], title = 'Loss Plot'): strin
 export async function writeLossCurve(dir: string, history: EpochRecord[], title?: string): Promise<{ svg: string; png: string }> {
   const svg = lossCurveSvg(history, title);
   const files = { svg: path.join(dir, 'loss.svg'), png: path.join(dir, 'loss.png') };
-  const tmp = (f: string) => `${f}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp(files.svg), svg);
-  fs.renameSync(tmp(files.svg), files.svg);
-  await sharp(Buffer.from(svg)).png().toFile(tmp(files.png));
-  fs.renameSync(tmp(files.png), files.png);
+  writeFileAtomic(files.svg, svg);
+  writeFileAtomic(files.png, await sharp(Buffer.from(svg)).png().toBuffer());
   return files;
 }

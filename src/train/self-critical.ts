@@ -14,7 +14,7 @@
  * run without dropout too (configs/scst.json sets dropout 0): with dropout the gradient is for another policy.
  */
 import type { CaptionModel, OptimizerOptions, StepStats, TrainBatch } from '../model/types.js';
-import type { PreparedImage } from '../run.js';
+import type { PreparedImage } from '../dataset/run.js';
 import type { Vocabulary } from '../vocab/vocabulary.js';
 import { decodeImages, decodeVocab } from '../decode/index.js';
 import { CiderD } from '../metrics/cider.js';

@@ -5,6 +5,16 @@
  */
 export type RngState = [number, number, number, number];
 
+/**
+ * `count` items picked by a seeded shuffle, kept in their original order (all of them when count is 0 or
+ * at least the number of items). The same seed always picks the same items.
+ */
+export function seededSubset<T>(items: readonly T[], count: number, seed: number): T[] {
+  if (count <= 0 || count >= items.length) return [...items];
+  const order = new Rng(seed).shuffle(items.map((_, i) => i)).slice(0, count).sort((a, b) => a - b);
+  return order.map((i) => items[i]);
+}
+
 export class Rng {
   private s: Uint32Array;
 

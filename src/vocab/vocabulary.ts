@@ -1,5 +1,5 @@
 /**
- * The caption vocabulary, with the semantics of the seed (TensorFlow's "Image captioning with visual
+ * The caption vocabulary, with the semantics of the TF tutorial (TensorFlow's "Image captioning with visual
  * attention" tutorial, which uses `tf.keras.preprocessing.text.Tokenizer`):
  *
  *   tokenizer = Tokenizer(num_words=top_k, oov_token="<unk>",
@@ -186,3 +186,9 @@ export class Vocabulary {
     return this.decodeTokens(ids).join(' ');
   }
 }
+
+/**
+ * How many tokens decoding generates per caption by default, <end> included: the vocabulary's longest
+ * sequence minus <start> (the tutorial's max_length). Every decoder (sat caption, eval, validation, demo) uses it.
+ */
+export const defaultMaxLength = (vocab: Pick<Vocabulary, 'maxLength'>): number => Math.max(1, vocab.maxLength - 1);

@@ -2,23 +2,25 @@ import { ProtoWriter } from './protobuf.js';
 
 /**
  * A small ONNX graph builder that serializes to a ModelProto (ir_version 8, default-domain opset 13).
- * Field numbers follow onnx/onnx.proto; only what our encoders need is supported: float32/int64
- * initializers as raw_data, nodes with int/float/string/ints/floats attributes, and typed
- * inputs/outputs whose dimensions may be symbolic (e.g. 'n' for the batch).
+ * Field numbers follow onnx/onnx.proto; only what our encoders and decoder graphs need is supported:
+ * float32/float16/int8/int32/int64 initializers as raw_data, nodes with int/float/string/ints/floats
+ * attributes, and typed inputs/outputs whose dimensions may be symbolic (e.g. 'n' for the batch).
  */
 export type Dim = number | string;
 export type AttrValue = number | string | number[] | { floats: number[] } | { float: number };
 
 /** TensorProto.DataType values. */
-const FLOAT = 1;
-const INT64 = 7;
+export const ONNX_TYPES = { float32: 1, int8: 3, int32: 6, int64: 7, float16: 10 } as const;
+export type OnnxElementType = keyof typeof ONNX_TYPES;
+const FLOAT = ONNX_TYPES.float32;
+const INT64 = ONNX_TYPES.int64;
 
 /** AttributeProto.AttributeType values. */
 const ATTR_FLOAT = 1, ATTR_INT = 2, ATTR_STRING = 3, ATTR_FLOATS = 6, ATTR_INTS = 7;
 
 interface Initializer { name: string; dims: number[]; dataType: number; raw: Uint8Array }
 interface Node { opType: string; inputs: string[]; outputs: string[]; attrs: Record<string, AttrValue>; name: string }
-interface ValueInfo { name: string; dims: Dim[] }
+interface ValueInfo { name: string; dims: Dim[]; type: OnnxElementType }
 
 export class OnnxGraph {
   private readonly initializers: Initializer[] = [];
@@ -38,15 +40,23 @@ export class OnnxGraph {
     return n;
   }
 
-  addInput(name: string, dims: Dim[]): string {
+  addInput(name: string, dims: Dim[], type: OnnxElementType = 'float32'): string {
     this.claim(name);
-    this.inputs.push({ name, dims });
+    this.inputs.push({ name, dims, type });
     return name;
   }
 
-  /** Declares an existing tensor as a float32 graph output. */
-  addOutput(name: string, dims: Dim[]): void {
-    this.outputs.push({ name, dims });
+  /** Declares an existing tensor as a graph output (float32 unless `type` says otherwise). */
+  addOutput(name: string, dims: Dim[], type: OnnxElementType = 'float32'): void {
+    this.outputs.push({ name, dims, type });
+  }
+
+  /** A constant of any supported type from its little-endian bytes (e.g. float16 bits from encodeHalf). */
+  addRaw(prefix: string, type: OnnxElementType, data: ArrayBufferView & { length: number }, dims: number[]): string {
+    checkSize(prefix, data.length, dims);
+    const name = this.fresh(prefix);
+    this.initializers.push({ name, dims, dataType: ONNX_TYPES[type], raw: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
+    return name;
   }
 
   /** A float32 constant; the data is stored little-endian in raw_data (the only byte order x86/ARM Node runs on). */
@@ -143,6 +153,6 @@ function tensorProto(t: Initializer): ProtoWriter {
 function valueInfoProto(v: ValueInfo): ProtoWriter {
   const shape = new ProtoWriter();
   for (const d of v.dims) shape.message(1, typeof d === 'number' ? new ProtoWriter().varint(1, d) : new ProtoWriter().string(2, d));
-  const tensorType = new ProtoWriter().varint(1, FLOAT).message(2, shape);
+  const tensorType = new ProtoWriter().varint(1, ONNX_TYPES[v.type]).message(2, shape);
   return new ProtoWriter().string(1, v.name).message(2, new ProtoWriter().message(1, tensorType));
 }

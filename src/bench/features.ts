@@ -1,7 +1,7 @@
 /**
  * `sat bench features`: JPEG files -> stored fp16 features (decode + resize + inference + store write, the
  * whole `sat features` pipeline), against the PyTorch peer bench/features_torch.py doing the same work the
- * seed's way (PIL decode/resize, torchvision CNN body, one float16 .npy per image), measured in the same run.
+ * tutorial's way (PIL decode/resize, torchvision CNN body, one float16 .npy per image), measured in the same run.
  *
  * Repeats alternate ours / PyTorch so that load from other processes hits both sides alike; each side
  * warms up first (one batch, untimed) and model build/load time is excluded on both. Medians are reported.
@@ -10,28 +10,33 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import type { OptionSpec } from '../cli/command.js';
-import { numberOption } from '../cli/command.js';
-import { ENCODER_CLI_OPTIONS, encoderOptionsFromArgs, resolveEncoder } from '../encoders/registry.js';
+import { resolveEncoder, type EncoderOptions } from '../encoders/registry.js';
 import { UserError } from '../util/errors.js';
-import { DEFAULT_BATCH, extractFeatures } from './extract.js';
-import { EncoderRunner } from './runner.js';
+import { packageFile } from '../util/package-files.js';
+import { median } from '../util/stats.js';
+import { DEFAULT_BATCH, extractFeatures } from '../features/extract.js';
+import { EncoderRunner } from '../features/runner.js';
 
-export const FEATURES_BENCH_OPTIONS: Record<string, OptionSpec> = {
-  images: { type: 'string', description: 'features: folder of JPEG files, e.g. ../shared/data/flickr8k/Flicker8k_Dataset' },
-  limit: { type: 'string', description: 'features: number of images (the first N by name)', default: '64' },
-  batch: { type: 'string', description: 'features: images per inference batch, both sides', default: String(DEFAULT_BATCH) },
-  threads: { type: 'string', description: 'features: compute threads, both sides (onnxruntime intra-op / torch.set_num_threads)', default: '2' },
-  repeats: { type: 'string', description: 'features: timed repeats per side (median reported)', default: '3' },
-  spin: { type: 'boolean', description: 'features: let onnxruntime threads spin-wait between ops (as `sat features --spin`)' },
-  python: { type: 'string', description: 'features: Python with PyTorch + torchvision for the peer', default: '/usr/bin/python3' },
-  'no-torch': { type: 'boolean', description: 'features: skip the PyTorch peer' },
-  ...ENCODER_CLI_OPTIONS,
-};
+export interface FeaturesBenchOptions {
+  /** Folder of JPEG files. */
+  images: string;
+  /** Number of images: the first N by name. */
+  limit: number;
+  /** Images per inference batch, both sides. */
+  batch: number;
+  /** Compute threads, both sides (onnxruntime intra-op / torch.set_num_threads). */
+  threads: number;
+  /** Timed repeats per side; medians are reported. */
+  repeats: number;
+  /** onnxruntime threads spin-wait between ops (as `sat features --spin`). */
+  spin: boolean;
+  /** Python with PyTorch and torchvision for the peer, or null to measure ours only. */
+  python: string | null;
+  encoder: EncoderOptions;
+}
 
-const TORCH_SCRIPT = fileURLToPath(new URL('../../bench/features_torch.py', import.meta.url));
+export const FEATURES_BENCH_DEFAULTS = { limit: 64, batch: DEFAULT_BATCH, threads: 2, repeats: 3, python: '/usr/bin/python3' } as const;
 
 export interface FeaturesBenchResult {
   images_per_s: number;
@@ -49,22 +54,16 @@ export interface FeaturesBenchResult {
   torch_arch: string | null;
 }
 
-export async function runFeaturesBench(values: Record<string, unknown>): Promise<FeaturesBenchResult> {
-  const dir = values.images;
-  if (typeof dir !== 'string') throw new UserError('--images is required: a folder of JPEG files, e.g. --images ../shared/data/flickr8k/Flicker8k_Dataset');
+export async function runFeaturesBench(opts: FeaturesBenchOptions): Promise<FeaturesBenchResult> {
+  const { images: dir, limit, batch, threads, repeats } = opts;
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UserError(`--images ${dir}: not a folder.`);
-  const limit = numberOption(values, 'limit', { integer: true, min: 1 })!;
-  const batch = numberOption(values, 'batch', { integer: true, min: 1, max: 256 })!;
-  const threads = numberOption(values, 'threads', { integer: true, min: 1, max: 256 })!;
-  const repeats = numberOption(values, 'repeats', { integer: true, min: 1, max: 50 })!;
   const files = fs.readdirSync(dir).filter((f) => /\.jpe?g$/i.test(f)).sort().slice(0, limit);
   if (files.length === 0) throw new UserError(`--images ${dir} has no .jpg/.jpeg files.`);
   const images = files.map((f) => ({ id: f, path: path.resolve(dir, f) }));
 
-  const encoderOptions = encoderOptionsFromArgs(values);
-  const model = await resolveEncoder(encoderOptions);
-  const torchArch = values['no-torch'] ? null : peerArch(model.spec.id);
-  const runner = await EncoderRunner.create(model, { threads, spin: Boolean(values.spin) });
+  const model = await resolveEncoder(opts.encoder);
+  const torchArch = opts.python === null ? null : peerArch(model.spec.id);
+  const runner = await EncoderRunner.create(model, { threads, spin: opts.spin });
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-bench-features-'));
   const runs: number[] = [];
   const cpu: number[] = [];
@@ -85,7 +84,7 @@ export async function runFeaturesBench(values: Record<string, unknown>): Promise
       cpu.push((c.user + c.system) / 1e6 / images.length);
       process.stderr.write(`bench features: ours ${runs[r].toFixed(2)} img/s (repeat ${r + 1}/${repeats})\n`);
       if (torchArch) {
-        const t = await runTorch(String(values.python), { images: dir, limit, batch, threads, arch: torchArch, layer: encoderOptions.layer });
+        const t = await runTorch(opts.python!, { images: dir, limit, batch, threads, arch: torchArch, layer: opts.encoder.layer });
         torchRuns.push(t.images_per_s);
         torchCpu.push(t.cpu_s_per_image);
         process.stderr.write(`bench features: PyTorch ${t.images_per_s.toFixed(2)} img/s (repeat ${r + 1}/${repeats})\n`);
@@ -114,22 +113,18 @@ function peerArch(encoderId: string): string | null {
 }
 
 async function runTorch(python: string, o: { images: string; limit: number; batch: number; threads: number; arch: string; layer?: string }): Promise<{ images_per_s: number; cpu_s_per_image: number }> {
-  const args = [TORCH_SCRIPT, '--images', o.images, '--limit', String(o.limit), '--batch', String(o.batch), '--threads', String(o.threads), '--arch', o.arch];
+  const script = packageFile('bench', 'features_torch.py');
+  const args = [script, '--images', o.images, '--limit', String(o.limit), '--batch', String(o.batch), '--threads', String(o.threads), '--arch', o.arch];
   if (o.arch === 'inception_v3' && o.layer) args.push('--layer', o.layer);
   let stdout: string;
   try {
     ({ stdout } = await promisify(execFile)(python, args, { maxBuffer: 1 << 20 }));
   } catch (e) {
-    throw new UserError(`The PyTorch peer failed (${python} ${path.basename(TORCH_SCRIPT)}): ${(e as Error).message.split('\n').slice(-3).join(' ')}\n` +
-      'Point --python at a Python with torch and torchvision, or pass --no-torch.');
+    throw new UserError(`The PyTorch peer failed (${python} ${script}): ${(e as Error).message.split('\n').slice(-3).join(' ')}\n` +
+      'Point --python at a Python with torch and torchvision (e.g. /usr/bin/python3 with the python3-torch and ' +
+      'python3-torchvision packages, or `pip install torch torchvision`), or pass --no-torch.');
   }
   return JSON.parse(stdout.trim().split('\n').pop()!) as { images_per_s: number; cpu_s_per_image: number };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 const round = (x: number) => Math.round(x * 1000) / 1000;

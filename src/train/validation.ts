@@ -2,42 +2,30 @@
  * The validation metric computed after every training epoch: greedy captions for the dev images (all of
  * them, or a seeded subset), scored with CIDEr-D or BLEU-4 exactly as `sat score` / pycocoevalcap do.
  * The trainer uses the value to keep the `best` checkpoint, to decay the learning rate on a plateau and
- * to stop early (src/train/loop.ts, `validate` hook).
+ * to stop early (src/train/loop.ts, `validate` hook). `sat eval` scores whole splits the same way
+ * (src/eval/evaluate.ts).
  *
  * The references are PTB-tokenised once when the hook is made; each epoch only tokenises the new
  * hypotheses, so an epoch's metric costs one greedy decoding pass plus a few hundred milliseconds.
  */
 import type { FeatureStoreReader } from '../features/types.js';
 import type { CaptionModel } from '../model/types.js';
-import type { PreparedImage } from '../run.js';
-import type { ValMetric } from '../train/config.js';
-import type { ValidateHook } from '../train/loop.js';
+import type { PreparedImage } from '../dataset/run.js';
+import type { TrainConfig, ValMetric } from './config.js';
+import type { ValidateHook } from './loop.js';
 import { decodeStoreImagesInterruptible } from '../decode/store.js';
 import { decodeVocab } from '../decode/index.js';
 import { bleu } from '../metrics/bleu.js';
 import { ciderD } from '../metrics/cider.js';
 import { tokenizeCaption } from '../metrics/ptb-tokenizer.js';
-import { Rng } from '../util/rng.js';
+import { seededSubset } from '../util/rng.js';
 import { UserError } from '../util/errors.js';
-import type { Vocabulary } from '../vocab/vocabulary.js';
+import { defaultMaxLength, type Vocabulary } from '../vocab/vocabulary.js';
 
 export type { ValMetric };
 
 /** The metric's name as it appears in logs, checkpoint history and metrics.json. */
 export const METRIC_LABEL: Record<Exclude<ValMetric, 'loss'>, 'CIDEr' | 'BLEU-4'> = { cider: 'CIDEr', bleu4: 'BLEU-4' };
-
-/** Tokens generated per image, <end> included: the vocabulary's longest sequence minus <start>. */
-export const defaultMaxLength = (vocab: Vocabulary) => Math.max(1, vocab.maxLength - 1);
-
-/**
- * `count` images picked by a seeded shuffle (all of them, in their original order, when count is 0 or
- * at least the number of images). The same seed always picks the same images.
- */
-export function seededSubset<T>(items: readonly T[], count: number, seed: number): T[] {
-  if (count <= 0 || count >= items.length) return [...items];
-  const order = new Rng(seed).shuffle(items.map((_, i) => i)).slice(0, count).sort((a, b) => a - b);
-  return order.map((i) => items[i]);
-}
 
 /** Corpus score of already PTB-tokenised hypotheses against tokenised references (same order). */
 export function metricValue(metric: Exclude<ValMetric, 'loss'>, hyps: readonly string[], refs: readonly (readonly string[])[]): number {
@@ -83,4 +71,18 @@ export function makeValidateHook(opts: ValidationOptions): ValidateHook {
     const hyps = captions.map((c) => tokenizeCaption(c.words.join(' ')));
     return { metric: label, value: metricValue(opts.metric, hyps, refs) };
   };
+}
+
+/** The per-epoch metric hook for config.valMetric (none for 'loss', or when the run has no dev captions). */
+export function validationHook(config: TrainConfig, images: readonly PreparedImage[], vocab: Vocabulary, store: FeatureStoreReader,
+                               quiet: boolean | undefined, log: (line: string) => void): ValidateHook | undefined {
+  if (config.valMetric === 'loss') return undefined;
+  const dev = images.filter((im) => im.split === 'dev' && im.captions.length > 0);
+  if (dev.length === 0) {
+    log(`  no dev captions: best epoch by training loss instead of ${config.valMetric} (val-metric).`);
+    return undefined;
+  }
+  const n = config.valImages > 0 ? Math.min(config.valImages, dev.length) : dev.length;
+  log(`  validation: ${METRIC_LABEL[config.valMetric]} of greedy captions for ${n} of ${dev.length} dev images each epoch`);
+  return makeValidateHook({ store, images: dev, vocab, metric: config.valMetric, maxImages: config.valImages, seed: config.seed, quiet });
 }

@@ -13,20 +13,20 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { prepareRun, loadRun, imagesOf, type LoadedRun } from '../prepare.js';
-import { runPaths } from '../run.js';
+import { prepareRun, loadRun, imagesOf, type LoadedRun } from '../dataset/prepare.js';
+import { runPaths } from '../dataset/run.js';
 import { loadShapesAnnotations, loadShapesManifest } from '../dataset/shapes.js';
 import { resolveEncoder } from '../encoders/registry.js';
 import { extractFeatures } from '../features/extract.js';
 import { loadRgb } from '../features/image.js';
 import { decodeImages } from '../decode/index.js';
 import { gridSide, renderAttentionFigure } from '../figures/attention.js';
-import { tokenize } from '../vocab/vocabulary.js';
+import { defaultMaxLength, tokenize } from '../vocab/vocabulary.js';
 import { UserError } from '../util/errors.js';
 import { loadCheckpoint, restoreModel } from '../checkpoint/checkpoint.js';
-import type { TrainConfig } from './config.js';
-import { train } from './train.js';
-import type { StopReason } from './loop.js';
+import type { TrainConfig } from '../train/config.js';
+import { train } from '../train/train.js';
+import type { StopReason } from '../train/loop.js';
 import { demoHtml, scoreCaption, summarise, type CaptionResult, type DemoScores } from './demo-report.js';
 import { checkAttention, formatAttentionLine, type AttentionCheck } from '../eval/attention-check.js';
 
@@ -159,7 +159,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   test.forEach((im, i) => store.read(im.id, features, i * L * C));
   const captions = decodeImages(model, features, test.length,
     { pad: vocab.padId, start: vocab.startId, end: vocab.endId, unk: vocab.unkId, word: (id) => vocab.words[id] ?? '<unk>' },
-    { strategy: { kind: 'greedy' }, maxLength: vocab.maxLength - 1 }); // maxLength counts <start>
+    { strategy: { kind: 'greedy' }, maxLength: defaultMaxLength(vocab) });
 
   const objects = loadShapesAnnotations(run.info.dataset.root);
   const figureDir = path.join(outDir, 'attention');

@@ -1,6 +1,6 @@
 /**
  * `sat prepare` as a library: read a dataset, build the vocabulary on its train captions, tokenise every
- * caption and write the run directory (see src/run.ts):
+ * caption and write the run directory (see src/dataset/run.ts):
  *
  *   run.json      RunInfo below: source, options, per-split counts, caption length stats, skipped items
  *   vocab.json    src/vocab/vocabulary.ts
@@ -10,17 +10,18 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { readCoco } from './dataset/coco.js';
-import { downloadDataset } from './dataset/download.js';
-import { readFlickr8k } from './dataset/flickr8k.js';
-import { readFolder } from './dataset/folder.js';
-import { readKarpathy } from './dataset/karpathy.js';
-import { generateShapesDataset, readShapes } from './dataset/shapes.js';
-import { limitCaptions, splitCounts } from './dataset/split.js';
-import { SPLITS, type Dataset, type Split } from './dataset/types.js';
+import { readCoco } from './coco.js';
+import { downloadDataset } from './download.js';
+import { readFlickr8k } from './flickr8k.js';
+import { readFolder } from './folder.js';
+import { readKarpathy } from './karpathy.js';
+import { generateShapesDataset, readShapes } from './shapes.js';
+import { limitCaptions, splitCounts } from './split.js';
+import { SPLITS, type Dataset, type Split } from './types.js';
 import { runPaths, type PreparedImage } from './run.js';
-import { UserError } from './util/errors.js';
-import { tokenize, Vocabulary } from './vocab/vocabulary.js';
+import { writeJsonAtomic } from '../util/atomic-write.js';
+import { UserError } from '../util/errors.js';
+import { tokenize, Vocabulary } from '../vocab/vocabulary.js';
 
 export const DATASET_KINDS = ['flickr8k', 'coco', 'karpathy', 'folder', 'shapes'] as const;
 export type DatasetKind = (typeof DATASET_KINDS)[number];
@@ -35,7 +36,7 @@ export interface PrepareOptions {
   captionsFile?: string;
   topK?: number;
   maxLength?: number;
-  /** Keep only this many captions, chosen by a seeded shuffle (the seed trains COCO on 30,000). */
+  /** Keep only this many captions, chosen by a seeded shuffle (the tutorial trains COCO on 30,000). */
   limitCaptions?: number;
   seed?: number;
   /** Download (and extract) the dataset into root first: coco and flickr8k only. */
@@ -144,7 +145,7 @@ export async function prepareRun(opts: PrepareOptions): Promise<LoadedRun & { da
   vocab.save(paths.vocab);
   fs.writeFileSync(paths.images, images.map((im) => JSON.stringify(im)).join('\n') + '\n');
   // run.json last: its presence means the run directory is complete.
-  fs.writeFileSync(paths.runJson, JSON.stringify(info, null, 2) + '\n');
+  writeJsonAtomic(paths.runJson, info);
   return { dir: paths.dir, info, vocab, images, dataset };
 }
 

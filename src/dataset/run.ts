@@ -11,7 +11,7 @@
  * Paths inside run.json/images.jsonl are absolute so a run can be read from any working directory.
  */
 import path from 'node:path';
-import type { DatasetImage } from './dataset/types.js';
+import type { DatasetImage } from './types.js';
 
 export interface PreparedImage extends DatasetImage {
   /** Token ids per caption: <start> w1 ... wn <end>, truncated to the vocabulary's maxLength. */

@@ -1,7 +1,7 @@
-"""The seed's training recipe in PyTorch, on the same cached features as `sat train`, for the parity check
+"""The tutorial's training recipe in PyTorch, on the same cached features as `sat train`, for the parity check
 (scripts/parity-flickr8k.ts): does our native trainer land within noise of the same model written in PyTorch?
 
-Recipe (the seed, as `sat train --bucket 0 --val-metric loss` with default settings): every (image, caption)
+Recipe (the tutorial's, as `sat train --bucket-batches 0 --val-metric loss` with default settings): every (image, caption)
 pair of the train split is one example, shuffled each epoch, batches of 64 (the last one smaller), each padded
 to its own longest caption; teacher forcing with the GRU state carried across steps from a zero initial state
 (--gru-state reset: restarted from zeros every step, as the TF tutorial's GRU and `sat train --gru-state reset`;
@@ -23,7 +23,7 @@ with `sat eval`'s ids (numeric ids as numbers), and OUT/history.json. Scoring is
 check that this side's feature reading, dev loss and greedy decoding give our numbers on our weights, so any
 difference left in the comparison comes from training.
 
-Run: /usr/bin/python3 scripts/torch_train_seed.py --run runs/f8k --epochs 20 --out parity/torch [--threads 2]
+Run: /usr/bin/python3 scripts/torch_train_tutorial.py --run runs/f8k --epochs 20 --out parity/torch [--threads 2]
 """
 import argparse
 import json
@@ -40,10 +40,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_model import PARAMETER_ORDER, KerasAdam, gru_cell, initial_state, loss_fn, parameter_shapes  # noqa: E402
+from torch_model import PARAMETER_ORDER, KerasAdam, current_name, gru_cell, initial_state, loss_fn, parameter_shapes  # noqa: E402
 
 
-# --- the run directory and its feature store (layouts: src/run.ts, src/features/format.ts) ----------------
+# --- the run directory and its feature store (layouts: src/dataset/run.ts, src/features/format.ts) ----------------
 
 def load_run(run_dir):
     with open(os.path.join(run_dir, "run.json")) as f:
@@ -149,7 +149,7 @@ def greedy_decode(p, features, vocab, max_length, reset_state=False, init_state=
     """features [N, L, C] -> N captions (lists of words, <end> excluded). Same steps as native/infer.cc."""
     N = features.shape[0]
     start, end = vocab["words"].index("<start>"), vocab["words"].index("<end>")
-    enc = torch.relu(features @ p["encoder.kernel"] + p["encoder.bias"])           # [N,L,E]
+    enc = torch.relu(features @ p["projection.kernel"] + p["projection.bias"])     # [N,L,E]
     proj = enc @ p["attention.W1.kernel"] + p["attention.W1.bias"]                 # [N,L,A]
     h = initial_state(p, enc, init_state)                                           # [N,U]
     token = torch.full((N,), start, dtype=torch.int64)
@@ -197,7 +197,7 @@ def load_sat_checkpoint(file, shapes, init_state="zeros"):
     """Weights from a `sat train` checkpoint (safetensors: u64 header length, JSON header, raw F32 data)."""
     with open(file, "rb") as f:
         header_len = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(header_len))
+        header = {current_name(k): v for k, v in json.loads(f.read(header_len)).items()}
         data = f.read()
     params = {}
     for name in PARAMETER_ORDER:
@@ -239,7 +239,7 @@ def dev_captions(p, store, dev_images, vocab, max_length, batch, reset_state, in
 
 
 def main():
-    ap = argparse.ArgumentParser(description="The seed's recipe in PyTorch on a sat run's cached features.")
+    ap = argparse.ArgumentParser(description="The tutorial's recipe in PyTorch on a sat run's cached features.")
     ap.add_argument("--run", required=True, help="run directory (sat prepare + sat features)")
     ap.add_argument("--out", required=True, help="output folder: results-eNNN.json per epoch and history.json")
     ap.add_argument("--epochs", type=int, default=20, help="0: only evaluate the initial weights (see --init-from)")

@@ -1,0 +1,299 @@
+/**
+ * `sat bench train`: tokens/s and effective GFLOP/s of the native training step at the tutorial's shapes
+ * (batch 64, 64x2048 features, E 256, U 512, A 512, vocab 5001, 16 steps) on random data, on every matmul backend
+ * and precision this build and CPU run (CBLAS fp32, oneDNN fp32, oneDNN bf16), next to the PyTorch peer
+ * bench/train_torch.py in fp32 and with bf16 autocast, and next to the matmul roofs: OpenBLAS sgemm, oneDNN f32 and
+ * oneDNN bf16 on 1024^3 and the model's own shapes. Everything is measured in the same run: each round times one
+ * step of every side (in an order that rotates between rounds) and then the roof products, so all see the same
+ * machine load. Medians over the rounds; a side's roof is the best of its backend's per-shape medians.
+ */
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { loadavg } from 'node:os';
+import { loadBinding, type GemmBackend, type GemmInfo, type Precision } from '../model/binding.js';
+import { bf16Unavailable, createModel } from '../model/index.js';
+import { TUTORIAL_MODEL_DEFAULTS, type CaptionModel, type ModelConfig } from '../model/types.js';
+import { ProgressBar } from '../util/progress.js';
+import { Rng } from '../util/rng.js';
+import { UserError } from '../util/errors.js';
+import { packageFile } from '../util/package-files.js';
+import { median } from '../util/stats.js';
+
+export interface TrainBenchOptions {
+  /** Batch size B. */
+  batch: number;
+  /** Decoder steps T per caption. */
+  steps: number;
+  /** Timed rounds after one warm-up round; medians are reported. */
+  repeats: number;
+  /** Threads, every side (OpenBLAS + OpenMP workers / torch.set_num_threads). */
+  threads: number;
+  /** Python with PyTorch for the peers, or null to measure ours only. */
+  python: string | null;
+  /** Our sides (trainBenchSides); default: every one this build and CPU run. */
+  sides?: TrainBenchSide[];
+  /** Time the sections of our step per side (matmul vs elementwise). */
+  profile?: boolean;
+}
+
+export const TRAIN_BENCH_DEFAULTS = { batch: 64, steps: 16, repeats: 5, threads: 2, python: '/usr/bin/python3' } as const;
+const SHAPES = { locations: 64, channels: 2048, vocabSize: 5001 };
+/** Roof products as M x K x N: 1024^3, then the model's fc2 (rows x U x V), feature projection (B*L x C x E), and a per-step product. */
+export const ROOF_SHAPES: readonly [number, number, number][] = [[1024, 1024, 1024], [1024, 512, 5001], [4096, 2048, 256], [64, 1024, 1536]];
+export const TRAIN_BENCH_SIDES = ['cblas/fp32', 'onednn/fp32', 'onednn/bf16'] as const;
+export type TrainBenchSide = (typeof TRAIN_BENCH_SIDES)[number];
+type Side = TrainBenchSide;
+const ALL_SIDES = TRAIN_BENCH_SIDES;
+
+export interface Timing { step_s: number[]; median_step_s: number; tokens_per_s: number; gflops: number; median_cpu_s: number }
+export interface Roof { backend: GemmBackend; precision: Precision; shapes: Record<string, number>; roof_gflops: number }
+
+export interface TrainBenchResult {
+  config: ModelConfig & { batch: number; steps: number };
+  threads: number;
+  gflop_per_step: number;
+  /** What ran: the BLAS and its kernels (OpenBLAS core name), oneDNN's version, effective ISA and matmul implementations. */
+  kernels: GemmInfo;
+  /** Our step per backend/precision, with the fraction of its matching roof. */
+  ours: Partial<Record<Side, Timing & { roof: string; fraction_of_roof: number }>>;
+  torch: { version: string; fp32: Timing; bf16: Timing } | null;
+  /** GFLOP/s medians per shape ("MxKxN") and the roof (their best): OpenBLAS sgemm, oneDNN f32, oneDNN bf16 (f32 output). */
+  roofs: Partial<Record<Side, Roof>>;
+  ratios: Record<string, number>;
+  profile?: Partial<Record<Side, { name: string; ms: number; matmul_ms: number }[]>>;
+  loadavg_1min: [number, number];
+}
+
+/**
+ * Matmul FLOPs of one training step as the model defines them (independent of our restructuring):
+ * forward + backward, where backward costs two matmuls per forward matmul, except the feature projection,
+ * whose input (the features) needs no gradient.
+ */
+export function trainStepFlops(c: ModelConfig, B: number, T: number, tokens: number): number {
+  const { locations: L, channels: C, embedDim: E, units: U, attentionUnits: A, vocabSize: V } = c;
+  const projection = 2 * B * L * C * E;
+  const perStep = 2 * B * (U * A + L * A + L * E + 2 * E * 3 * U + U * 3 * U); // W2, V.tanh, context, GRU
+  const forward = projection + 2 * B * L * E * A + T * perStep + 2 * tokens * (U * U + U * V);
+  return 3 * forward - projection;
+}
+
+/**
+ * Our sides from a comma-separated list of backend/precision (`--train-sides`), or every one this build and CPU
+ * run; one that cannot run here is refused with the reason.
+ */
+export function trainBenchSides(spec?: string): TrainBenchSide[] {
+  const built = loadBinding().gemmInfo().built;
+  const bf16Why = bf16Unavailable();
+  if (spec === undefined) {
+    return ALL_SIDES.filter((s) => built.includes(s.split('/')[0] as GemmBackend) && (s !== 'onednn/bf16' || !bf16Why));
+  }
+  return spec.split(',').map((s) => {
+    if (!ALL_SIDES.includes(s as Side)) throw new UserError(`--train-sides: "${s}" is not one of ${ALL_SIDES.join(', ')}.`);
+    if (!built.includes(s.split('/')[0] as GemmBackend)) throw new UserError(`--train-sides ${s}: this build has only ${built.join(', ')}.`);
+    if (s === 'onednn/bf16' && bf16Why) throw new UserError(`--train-sides ${s}: ${bf16Why}.`);
+    return s as Side;
+  });
+}
+
+export async function runTrainBench(opts: TrainBenchOptions): Promise<TrainBenchResult> {
+  const { batch: B, steps: T, repeats, threads } = opts;
+  const profiling = opts.profile === true;
+  const load0 = loadavg()[0];
+
+  const native = loadBinding();
+  native.setThreads(threads, threads);
+  const backendBefore = native.gemmInfo().backend;
+  const sides = opts.sides ?? trainBenchSides();
+  const config: ModelConfig = { ...TUTORIAL_MODEL_DEFAULTS, ...SHAPES };
+  const rng = new Rng(7);
+  const features = Float32Array.from({ length: B * config.locations * config.channels }, () => rng.next());
+  const tokens = Int32Array.from({ length: B * (T + 1) }, () => 1 + rng.int(config.vocabSize - 1)); // all real
+  const batch = { size: B, steps: T, features, tokens };
+  const models = new Map<Side, CaptionModel>(sides.map((s) => [s, createModel(config, { seed: 1, precision: s.split('/')[1] as Precision })]));
+
+  const times = new Map<string, { wall: number[]; cpu: number[] }>();
+  const record = (key: string, wall: number, cpu: number) => {
+    const t = times.get(key) ?? { wall: [], cpu: [] };
+    t.wall.push(wall); t.cpu.push(cpu);
+    times.set(key, t);
+  };
+  const profiles = new Map<Side, Map<string, [number, number]>>();
+  const ourStep = (side: Side, timed: boolean) => {
+    native.setGemmBackend(side.split('/')[0] as GemmBackend);
+    native.setProfiling(profiling && timed);
+    native.profile();
+    const t0 = performance.now(), c0 = process.cpuUsage();
+    models.get(side)!.trainStep(batch, { learningRate: 1e-3 });
+    const c = process.cpuUsage(c0);
+    if (!timed) return;
+    record(side, (performance.now() - t0) / 1000, (c.user + c.system) / 1e6);
+    const sections = profiles.get(side) ?? new Map<string, [number, number]>();
+    for (const e of native.profile()) {
+      const v = sections.get(e.name) ?? [0, 0];
+      sections.set(e.name, [v[0] + e.seconds, v[1] + e.matmulSeconds]);
+    }
+    profiles.set(side, sections);
+  };
+  const roofGflops = new Map<string, number[]>();  // "side|MxKxN" -> GFLOP/s per product
+  const measureRoofs = (timed: boolean) => {
+    for (const side of ALL_SIDES) {
+      const [backend, precision] = side.split('/') as [GemmBackend, Precision];
+      if (!native.gemmInfo().built.includes(backend) || (precision === 'bf16' && bf16Unavailable())) continue;
+      for (const [m, k, n] of ROOF_SHAPES) {
+        const seconds = native.gemmPeak(backend, precision, m, n, k, 2);
+        if (!timed) continue;
+        const key = `${side}|${m}x${k}x${n}`;
+        roofGflops.set(key, [...(roofGflops.get(key) ?? []), ...seconds.map((s) => (2 * m * n * k) / s / 1e9)]);
+      }
+    }
+  };
+
+  const peer = opts.python === null ? null : await startTorchPeer(opts.python, config, B, T, threads);
+  const order: string[] = [...sides, ...(peer ? ['torch/fp32', 'torch/bf16'] : [])];
+  const bar = new ProgressBar({ total: repeats + 1, label: `train bench rounds (${order.join(', ')}, roofs)`, unit: 'round' });
+  try {
+    for (let round = 0; round <= repeats; round++) { // round 0 warms every side up
+      const timed = round > 0;
+      const rotated = order.map((_, i) => order[(i + round) % order.length]);
+      for (const side of rotated) {
+        if (side.startsWith('torch/')) {
+          const r = await peer!.step(side === 'torch/bf16' ? 'bf16' : 'fp32');
+          if (timed) record(side, r.wall, r.cpu);
+        } else {
+          ourStep(side as Side, timed);
+        }
+      }
+      measureRoofs(timed);
+      bar.tick(1, order.filter((s) => times.has(s)).map((s) => `${s} ${times.get(s)!.wall.at(-1)!.toFixed(2)} s`).join(', '));
+    }
+  } finally {
+    bar.finish();
+    peer?.close();
+    for (const m of models.values()) m.dispose();
+    native.setProfiling(false);
+    native.setGemmBackend(backendBefore);
+  }
+
+  const gflop = trainStepFlops(config, B, T, B * T) / 1e9;
+  const timing = (key: string): Timing => {
+    const t = times.get(key)!;
+    const m = median(t.wall);
+    return { step_s: t.wall, median_step_s: m, tokens_per_s: (B * T) / m, gflops: gflop / m, median_cpu_s: median(t.cpu) };
+  };
+  const roofs: TrainBenchResult['roofs'] = {};
+  for (const side of ALL_SIDES) {
+    const shapes: Record<string, number> = {};
+    for (const [m, k, n] of ROOF_SHAPES) {
+      const g = roofGflops.get(`${side}|${m}x${k}x${n}`);
+      if (g) shapes[`${m}x${k}x${n}`] = median(g);
+    }
+    if (Object.keys(shapes).length === 0) continue;
+    const [backend, precision] = side.split('/') as [GemmBackend, Precision];
+    roofs[side] = { backend, precision, shapes, roof_gflops: Math.max(...Object.values(shapes)) };
+  }
+  const ours: TrainBenchResult['ours'] = {};
+  for (const side of sides) {
+    const t = timing(side);
+    ours[side] = { ...t, roof: side, fraction_of_roof: t.gflops / roofs[side]!.roof_gflops };
+  }
+  const torch = peer ? { version: peer.version, fp32: timing('torch/fp32'), bf16: timing('torch/bf16') } : null;
+  const ratios: Record<string, number> = {};
+  const speed = (a?: Timing, b?: Timing) => (a && b ? a.tokens_per_s / b.tokens_per_s : undefined);
+  const put = (name: string, v: number | undefined) => { if (v !== undefined) ratios[name] = v; };
+  put('onednn_fp32_vs_cblas_fp32', speed(ours['onednn/fp32'], ours['cblas/fp32']));
+  put('onednn_bf16_vs_onednn_fp32', speed(ours['onednn/bf16'], ours['onednn/fp32']));
+  put('onednn_bf16_vs_torch_bf16', speed(ours['onednn/bf16'], torch?.bf16));
+  put('onednn_fp32_vs_torch_fp32', speed(ours['onednn/fp32'], torch?.fp32));
+  put('cblas_fp32_vs_torch_fp32', speed(ours['cblas/fp32'], torch?.fp32));
+  const result: TrainBenchResult = {
+    config: { ...config, batch: B, steps: T }, threads, gflop_per_step: gflop, kernels: native.gemmInfo(), ours, torch, roofs,
+    ratios, loadavg_1min: [load0, loadavg()[0]],
+  };
+  if (profiling) {
+    result.profile = {};
+    for (const [side, sections] of profiles) {
+      result.profile[side] = [...sections].map(([name, [s, mm]]) => ({ name, ms: (1000 * s) / repeats, matmul_ms: (1000 * mm) / repeats }));
+    }
+  }
+  return result;
+}
+
+/** bench/train_torch.py --serve: set up once, then one timed step per request, in the precision asked. */
+async function startTorchPeer(python: string, c: ModelConfig, B: number, T: number, threads: number) {
+  const script = packageFile('bench', 'train_torch.py');
+  packageFile('scripts', 'torch_model.py'); // the model the peer imports
+  const args = [script, '--serve', '--batch', String(B), '--steps', String(T), '--threads', String(threads),
+    '--locations', String(c.locations), '--channels', String(c.channels), '--embed', String(c.embedDim),
+    '--units', String(c.units), '--attention', String(c.attentionUnits), '--vocab', String(c.vocabSize)];
+  process.stderr.write(`starting the PyTorch peer: ${python} bench/train_torch.py --serve\n`);
+  const child = spawn(python, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  const failed = new Promise<never>((_, reject) => {
+    const fail = (why: string) => reject(new UserError(`the PyTorch peer failed (${python} ${script}: ${why}). ` +
+      'Point --python at a Python with torch (e.g. /usr/bin/python3 with the python3-torch package, or `pip install torch`), ' +
+      'or pass --no-torch.'));
+    child.on('error', (e) => fail(e.message));
+    child.on('exit', (code) => fail(`exited with ${code}`));
+  });
+  failed.catch(() => undefined); // observed below; avoid an unhandled rejection after a clean close
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const next = async () => {
+    const r = await Promise.race([lines.next(), failed]);
+    if (r.done) throw new UserError(`the PyTorch peer (${script}) closed its output early.`);
+    return JSON.parse(r.value);
+  };
+  const ready = await next();
+  return {
+    version: String(ready.torch),
+    async step(precision: Precision): Promise<{ wall: number; cpu: number }> {
+      child.stdin!.write(`step ${precision}\n`);
+      const r = await next();
+      return { wall: r.step_s as number, cpu: r.cpu_s as number };
+    },
+    close(): void {
+      child.removeAllListeners('exit');
+      child.stdin!.end('quit\n');
+    },
+  };
+}
+
+export function formatTrainBench(r: TrainBenchResult): string {
+  const c = r.config;
+  const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
+  const k = r.kernels;
+  const lines = [
+    `train step, B ${c.batch} x T ${c.steps}, features ${c.locations}x${c.channels}, E ${c.embedDim}, U ${c.units}, A ${c.attentionUnits}, V ${c.vocabSize}; ${r.threads} threads; ${r.gflop_per_step.toFixed(1)} GFLOP/step`,
+    `  kernels: CBLAS = ${k.blas}` + (k.onednn ? `; oneDNN ${k.onednn.version}, ISA ${k.onednn.isa}, matmuls ${k.onednn.kernels.join(', ') || 'none'}` : '; no oneDNN in this build'),
+  ];
+  const row = (label: string, t: Timing) =>
+    `  ${label.padEnd(22)} ${t.tokens_per_s.toFixed(0).padStart(6)} tokens/s  ${t.gflops.toFixed(1).padStart(6)} GFLOP/s  (median ${t.median_step_s.toFixed(3)} s/step, ${t.median_cpu_s.toFixed(2)} CPU-s)`;
+  for (const [side, t] of Object.entries(r.ours)) {
+    lines.push(`${row(`ours ${side}`, t)}  ${pct(t.fraction_of_roof)} of the ${side} roof`);
+  }
+  if (r.torch) {
+    lines.push(row(`PyTorch ${r.torch.version} fp32`, r.torch.fp32));
+    lines.push(row(`PyTorch bf16 autocast`, r.torch.bf16));
+  }
+  lines.push('  matmul roofs, GFLOP/s (M x K x N):');
+  for (const [side, roof] of Object.entries(r.roofs)) {
+    const name = side === 'cblas/fp32' ? `${k.blas} sgemm` : side === 'onednn/fp32' ? 'oneDNN f32' : 'oneDNN bf16 (f32 out)';
+    lines.push(`    ${name.padEnd(26)} ${Object.entries(roof.shapes).map(([s, g]) => `${s} ${g.toFixed(0)}`).join(', ')}; roof ${roof.roof_gflops.toFixed(0)}`);
+  }
+  const ratio = (key: string, text: string) => (r.ratios[key] !== undefined ? [`${text} ${r.ratios[key].toFixed(2)}x`] : []);
+  const ratios = [
+    ...ratio('onednn_fp32_vs_cblas_fp32', 'oneDNN fp32 / CBLAS fp32'),
+    ...ratio('onednn_bf16_vs_torch_bf16', 'oneDNN bf16 / PyTorch bf16 autocast'),
+    ...ratio('onednn_fp32_vs_torch_fp32', 'oneDNN fp32 / PyTorch fp32'),
+    ...ratio('cblas_fp32_vs_torch_fp32', 'CBLAS fp32 / PyTorch fp32'),
+  ];
+  if (ratios.length) lines.push(`  tokens/s ratios: ${ratios.join('; ')}`);
+  if (r.profile) {
+    for (const [side, sections] of Object.entries(r.profile)) {
+      const total = sections.reduce((s, e) => s + e.ms, 0), mm = sections.reduce((s, e) => s + e.matmul_ms, 0);
+      lines.push(`  profile ${side}: ${total.toFixed(1)} ms/step in sections, ${mm.toFixed(1)} ms in matmuls; elementwise by section:`);
+      const rest = sections.map((e) => ({ ...e, rest: e.ms - e.matmul_ms })).sort((a, b) => b.rest - a.rest).filter((e) => e.rest >= 0.05 * (total - mm) / sections.length);
+      lines.push('    ' + rest.map((e) => `${e.name} ${e.rest.toFixed(1)}`).join(', '));
+    }
+  }
+  lines.push(`  (1-min load average ${r.loadavg_1min[0].toFixed(1)} -> ${r.loadavg_1min[1].toFixed(1)}; medians over rounds that rotate the sides)`);
+  return lines.join('\n');
+}

@@ -1,0 +1,140 @@
+/**
+ * `sat serve --model RUN|CKPT|BUNDLE`: the HTTP captioning service and its web page (src/serve/server.ts).
+ * The model runs on threads of its own (src/serve/model-worker.ts, --instances of them). SIGTERM or SIGINT:
+ * stop taking requests, finish those in flight, exit 0.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { MANIFEST_FILE } from '../export/manifest.js';
+import { DEFAULT_ENGINE_BACKEND, type EngineBackend } from '../serve/engine.js';
+import { DEFAULT_SERVE_OPTIONS, startServer, type ServeOptions } from '../serve/server.js';
+import { bundleFiles, bundleFolderFiles, lazyFiles, type FileSource } from '../serve/static-files.js';
+import { exportBundleInWorker, WorkerEngine } from '../serve/worker-engine.js';
+import type { EncoderOptions } from '../encoders/registry.js';
+import { UserError } from '../util/errors.js';
+import { numberOption, requireString, type Command, type OptionSpec } from './command.js';
+import { ENCODER_CLI_OPTIONS, encoderOptionsFromArgs } from './encoder-options.js';
+
+const d = DEFAULT_SERVE_OPTIONS;
+
+// The encoder comes from the checkpoint; these flags only fill in what it cannot know (no defaults here).
+const encoderFlags: Record<string, OptionSpec> = Object.fromEntries(Object.entries(ENCODER_CLI_OPTIONS).map(([name, { default: _ignored, ...spec }]) => {
+  const fromCheckpoint: Record<string, string> = {
+    encoder: 'encoder override; normally read from the checkpoint (needed for a user .onnx encoder)',
+    layer: 'InceptionV3 layer override; normally read from the checkpoint',
+  };
+  return [name, fromCheckpoint[name] ? { ...spec, description: fromCheckpoint[name] } : spec];
+}));
+
+export const SERVE_OPTIONS: Record<string, OptionSpec> = {
+  model: { type: 'string', description: 'run folder, its checkpoints/ folder, a .safetensors checkpoint, or a bundle folder from sat export' },
+  backend: { type: 'string', description: 'native (the C++ decoder; checkpoints only) or onnx (onnxruntime-node; a checkpoint is exported in memory first)', default: DEFAULT_ENGINE_BACKEND },
+  host: { type: 'string', description: 'address to listen on (127.0.0.1: this machine only; 0.0.0.0 exposes the service)', default: d.host },
+  port: { type: 'string', description: 'TCP port (0: any free port)', default: String(d.port) },
+  'max-bytes': { type: 'string', description: 'largest request body (the image) in bytes; larger: 413', default: String(d.maxBytes) },
+  'max-pixels': { type: 'string', description: 'most pixels (width x height) an image may have; more: 422', default: String(d.maxPixels) },
+  'max-queue': { type: 'string', description: 'caption requests admitted and waiting; more: 503 with Retry-After', default: String(d.maxQueue) },
+  'max-batch': { type: 'string', description: 'most images per model batch', default: String(d.maxBatch) },
+  'batch-wait-ms': { type: 'string', description: 'how long a free model instance waits for requests still being read or decoded to join its batch', default: String(d.batchWaitMs) },
+  timeout: { type: 'string', description: 'seconds a request may take from arrival to answer; longer: 503', default: String(d.timeoutMs / 1000) },
+  'max-beam': { type: 'string', description: 'widest beam a request may ask for; wider: 400', default: String(d.maxBeam) },
+  beam: { type: 'string', description: 'beam width for requests that name none (1: greedy)', default: String(d.defaultBeam) },
+  instances: { type: 'string', description: 'model instances, each on its own thread, running batches side by side (one encodes while the other decodes)', default: '2' },
+  threads: { type: 'string', description: 'onnxruntime threads per instance (the encoder; with --backend onnx also the decoder)', default: '2' },
+  'blas-threads': { type: 'string', description: '--backend native: OpenBLAS threads for the decoder (1: its small matrices gain nothing from more, and idle OpenBLAS threads spin)', default: '1' },
+  bundle: { type: 'string', description: 'the export bundle the page loads to caption in the browser, e.g. an int8 `sat export` of the model (default: the --model bundle, or the checkpoint exported in memory, fp32, on first use)' },
+  'no-bundle': { type: 'boolean', description: 'publish no export bundle: the model\'s weights stay on the server and the page\'s in-browser switch is off' },
+  log: { type: 'boolean', description: 'log every request (JSON lines on stdout)' },
+  ...encoderFlags,
+};
+
+/** ServeOptions from the flags, each checked with a message naming it. */
+export function serveOptionsFromArgs(values: Record<string, unknown>): ServeOptions {
+  const int = (name: string, min: number, max = Number.MAX_SAFE_INTEGER) => numberOption(values, name, { integer: true, min, max })!;
+  const host = typeof values.host === 'string' ? values.host : d.host;
+  const options: ServeOptions = {
+    host,
+    port: int('port', 0, 65535),
+    maxBytes: int('max-bytes', 1024),
+    maxPixels: int('max-pixels', 1),
+    maxQueue: int('max-queue', 1),
+    maxBatch: int('max-batch', 1, 256),
+    batchWaitMs: numberOption(values, 'batch-wait-ms', { min: 0, max: 10_000 })!,
+    timeoutMs: numberOption(values, 'timeout', { min: 0.001, max: 86_400 })! * 1000,
+    maxBeam: int('max-beam', 1, 100),
+    defaultBeam: int('beam', 1, 100),
+    log: Boolean(values.log),
+  };
+  if (options.defaultBeam > options.maxBeam) throw new UserError(`--beam ${options.defaultBeam} is wider than --max-beam ${options.maxBeam}: lower --beam or raise --max-beam.`);
+  return options;
+}
+
+/** The encoder flags given (none for a bundle, which brings its own encoder). */
+function givenEncoderOptions(values: Record<string, unknown>): EncoderOptions | undefined {
+  const e = encoderOptionsFromArgs(values);
+  return Object.values(e).some((v) => v !== undefined) ? e : undefined;
+}
+
+const readModelId = (dir: string) => (JSON.parse(fs.readFileSync(path.join(dir, MANIFEST_FILE), 'utf8')) as { modelId?: string }).modelId ?? null;
+
+/** The bundle for the page's in-browser captioning: --bundle, the --model bundle, or the checkpoint exported (fp32) on first use. */
+function bundleSource(model: string, values: Record<string, unknown>, encoder: EncoderOptions | undefined): FileSource {
+  if (values['no-bundle']) {
+    if (values.bundle !== undefined) throw new UserError('--bundle and --no-bundle exclude each other: choose one.');
+    return { none: 'sat serve runs with --no-bundle' };
+  }
+  if (typeof values.bundle === 'string') {
+    const dir = values.bundle;
+    if (!fs.existsSync(path.join(dir, MANIFEST_FILE))) throw new UserError(`--bundle ${dir}: no ${MANIFEST_FILE} there. Pass a folder written by \`sat export\`.`);
+    return lazyFiles(async () => bundleFolderFiles(dir));
+  }
+  if (fs.existsSync(path.join(model, MANIFEST_FILE))) return lazyFiles(async () => bundleFolderFiles(model));
+  return lazyFiles(async () => bundleFiles(await exportBundleInWorker({ source: model, options: { encoder } })));
+}
+
+const command: Command = {
+  name: 'serve',
+  summary: 'HTTP captioning service with a web page that shows where the model looks (batching, limits, metrics)',
+  usage: 'sat serve --model RUN_CHECKPOINT_OR_BUNDLE [--backend onnx|native] [--host 127.0.0.1] [--port 8080] [options]',
+  options: SERVE_OPTIONS,
+  async run({ values }) {
+    const model = requireString(values, 'model', 'a run folder, checkpoint or bundle folder of a trained model, e.g. --model runs/f8k');
+    if (!fs.existsSync(model)) throw new UserError(`--model ${model}: no such file or folder. Pass a run folder, a checkpoint or a bundle folder (sat export).`);
+    const backend = String(values.backend) as EngineBackend;
+    if (backend !== 'native' && backend !== 'onnx') throw new UserError(`--backend ${backend} is not known: use onnx or native.`);
+    const threads = numberOption(values, 'threads', { integer: true, min: 1, max: 64 })!;
+    const blasThreads = numberOption(values, 'blas-threads', { integer: true, min: 1, max: 64 })!;
+    const encoder = givenEncoderOptions(values);
+    const instances = numberOption(values, 'instances', { integer: true, min: 1, max: 16 })!;
+    const options: ServeOptions = { ...serveOptionsFromArgs(values), bundle: bundleSource(model, values, encoder) };
+    const load = () => Promise.all(Array.from({ length: instances }, () => WorkerEngine.start({ source: model, options: { backend, encoder, threads, blasThreads } })));
+    const server = await startServer(load, options);
+    console.error(`sat serve: listening on ${server.url} (loading ${model} ...)`);
+
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      console.error(`sat serve: ${signal}: finishing the requests in flight, then exiting`);
+      server.close().then(() => { console.error('sat serve: stopped'); process.exit(0); },
+        (e: Error) => { console.error(`sat serve: error while stopping: ${e.message}`); process.exit(1); });
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+
+    try {
+      const info = await server.ready;
+      console.error(`sat serve: ready: model ${info.id} on ${info.backend} (encoder ${info.encoder.id}, ${info.encoder.inputSize} px); page at ${server.url}/`);
+      const published = typeof values.bundle === 'string' ? readModelId(values.bundle) : null;
+      if (published && published !== info.id) {
+        console.error(`sat serve: warning: --bundle ${values.bundle} holds model ${published}, not the served ${info.id}: the page's in-browser captions may differ from the server's.`);
+      }
+    } catch (e) {
+      await server.close().catch(() => undefined);
+      throw e;
+    }
+    await new Promise<never>(() => undefined); // serve until a signal
+  },
+};
+
+export default command;

@@ -1,0 +1,67 @@
+/**
+ * A trained checkpoint as a captioning source: the checkpoint file, its vocabulary, and its image encoder
+ * rebuilt with the options it was trained with (checked against the checkpoint's encoder id and shape).
+ * Shared by the native captioner and `sat export`.
+ */
+import fs from 'node:fs';
+import { checkpointVocabPath, loadCheckpoint, loadCheckpointVocab, type CheckpointMeta, type LoadedCheckpoint } from '../checkpoint/checkpoint.js';
+import { resolveEncoder, type EncoderOptions } from '../encoders/registry.js';
+import type { EncoderModel } from '../encoders/types.js';
+import { runPaths } from '../dataset/run.js';
+import { UserError } from '../util/errors.js';
+import type { Vocabulary } from '../vocab/vocabulary.js';
+
+/**
+ * The encoder options that rebuild the features a checkpoint was trained on: options the checkpoint
+ * records (meta.encoder.options, when the trainer wrote them), else what its encoder id says
+ * ("inception_v3_nsfwjs-mixed10" -> InceptionV3 nsfwjs cut at mixed10; "inception_v3_nsfwjs-mixed2-96" -> cut at
+ * mixed2 with a 96 x 96 input). `given` (command-line flags) fills in what neither knows, such as a weights
+ * folder or a user .onnx file.
+ */
+export function encoderOptionsFor(meta: Pick<CheckpointMeta, 'encoder'>, given: EncoderOptions = {}): EncoderOptions {
+  const recorded = (meta.encoder as { options?: EncoderOptions }).options;
+  const fromId = ((): EncoderOptions => {
+    const id = meta.encoder.id;
+    const inception = /^(inception_v3_(?:nsfwjs|imagenet))-(mixed\d+)(?:-(\d+))?$/.exec(id);
+    if (inception) return { encoder: inception[1], layer: inception[2], ...(inception[3] ? { size: Number(inception[3]) } : {}) };
+    if (id === 'mobilenet_v2_imagenet') return { encoder: 'mobilenet_v2' };
+    return {};
+  })();
+  const merged: EncoderOptions = { ...fromId, ...recorded };
+  for (const [key, value] of Object.entries(given) as [keyof EncoderOptions, never][]) if (value !== undefined) merged[key] = value;
+  if (!merged.encoder) {
+    throw new UserError(`the checkpoint was trained on features of encoder "${meta.encoder.id}", which sat cannot rebuild by itself: ` +
+      'pass the same --encoder FILE.onnx (with --encoder-output, --encoder-size, --encoder-scaling, --encoder-layout) used for `sat features`.');
+  }
+  return merged;
+}
+
+/** Resolve RUN_OR_CHECKPOINT_DIR (a run folder, its checkpoints folder, or a .safetensors/.json file). */
+export function checkpointTarget(target: string): string {
+  if (!fs.existsSync(target)) throw new UserError(`--model ${target}: no such file or folder. Pass a run folder or its checkpoints folder.`);
+  const checkpoints = runPaths(target).checkpoints;
+  if (fs.statSync(target).isDirectory() && fs.existsSync(checkpoints) && fs.statSync(checkpoints).isDirectory()) return checkpoints;
+  return target;
+}
+
+export interface CheckpointSource {
+  ckpt: LoadedCheckpoint;
+  vocab: Vocabulary;
+  vocabFile: string;
+  encoder: EncoderModel;
+}
+
+/** Loads a checkpoint (run folder, checkpoints folder or file), its vocabulary and its encoder (see encoderOptionsFor). */
+export async function openCheckpointSource(target: string, given?: EncoderOptions): Promise<CheckpointSource> {
+  const ckpt = loadCheckpoint(checkpointTarget(target));
+  const vocabFile = checkpointVocabPath(ckpt);
+  const vocab = loadCheckpointVocab(ckpt);
+  const { meta } = ckpt;
+  const encoder = await resolveEncoder(encoderOptionsFor(meta, given));
+  const { spec } = encoder;
+  if (spec.id !== meta.encoder.id || spec.locations !== meta.model.locations || spec.channels !== meta.model.channels) {
+    throw new UserError(`encoder "${spec.id}" (${spec.locations} x ${spec.channels}) does not match the checkpoint, trained on ` +
+      `"${meta.encoder.id}" (${meta.model.locations} x ${meta.model.channels}). Pass the encoder flags used for \`sat features\`.`);
+  }
+  return { ckpt, vocab, vocabFile, encoder };
+}

@@ -1,0 +1,93 @@
+/**
+ * `sat export`: a trained checkpoint -> a self-contained bundle folder (see manifest.ts for the layout) that
+ * onnxruntime-node, onnxruntime-web or any ONNX runtime can caption with. Built in memory first, so the ONNX
+ * backend can also caption straight from a checkpoint without writing anything.
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { restoreModel } from '../checkpoint/checkpoint.js';
+import { openCheckpointSource } from '../decode/checkpoint-source.js';
+import type { EncoderOptions } from '../encoders/registry.js';
+import { createModel } from '../model/index.js';
+import { UserError } from '../util/errors.js';
+import { PACKAGE_NAME, PACKAGE_VERSION } from '../util/version.js';
+import { decoderInitGraph, decoderStepGraph, parameterArrays } from './graphs.js';
+import {
+  attentionGrid, BUNDLE_FILES, BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, decoderIo, MANIFEST_FILE, type BundleManifest,
+} from './manifest.js';
+import type { Bundle } from './bundle-backend.js';
+import { halfPrecisionInitializers } from './onnx-rewrite.js';
+import { BUNDLE_DTYPES, type BundleDtype } from './weights.js';
+
+export interface ExportOptions {
+  dtype?: BundleDtype;
+  /** Encoder flags for what the checkpoint cannot say itself (a weights folder, a user .onnx and its flags). */
+  encoder?: EncoderOptions;
+}
+
+export type { Bundle } from './bundle-backend.js';
+
+const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+/** Exports the checkpoint at `target` (run folder, checkpoints folder or .safetensors file) in memory. */
+export async function buildBundle(target: string, opts: ExportOptions = {}): Promise<Bundle> {
+  const dtype = opts.dtype ?? 'fp32';
+  if (!BUNDLE_DTYPES.includes(dtype)) throw new UserError(`--dtype ${dtype} is not known; use one of ${BUNDLE_DTYPES.join(', ')}.`);
+  const { ckpt, vocab, encoder } = await openCheckpointSource(target, opts.encoder);
+  const { meta } = ckpt;
+  const model = createModel(meta.model);
+  let params: Float32Array[];
+  try {
+    restoreModel(model, ckpt, { optimizer: false });
+    params = parameterArrays(model.parameters()).map((p) => p.slice());
+  } finally {
+    model.dispose();
+  }
+  const config = { ...meta.model, dropout: 0 };
+  const files = new Map<string, Uint8Array>([
+    // fp32: byte for byte the graph `sat features` runs; fp16/int8: the same graph with float16 weights
+    [BUNDLE_FILES.encoder, dtype === 'fp32' ? encoder.onnx : halfPrecisionInitializers(encoder.onnx)],
+    [BUNDLE_FILES.decoderInit, decoderInitGraph(config, params, dtype)],
+    [BUNDLE_FILES.decoderStep, decoderStepGraph(config, params, dtype)],
+  ]);
+  const checkpointSha = sha256(fs.readFileSync(ckpt.file));
+  const { spec } = encoder;
+  const manifest: BundleManifest = {
+    format: BUNDLE_FORMAT,
+    formatVersion: BUNDLE_FORMAT_VERSION,
+    writtenBy: { package: PACKAGE_NAME, version: PACKAGE_VERSION },
+    createdAt: new Date().toISOString(),
+    modelId: `${path.basename(path.dirname(path.resolve(ckpt.file)))}-${path.basename(ckpt.file, '.safetensors')}-${checkpointSha.slice(0, 12)}`,
+    dtype,
+    source: { checkpoint: path.basename(ckpt.file), sha256: checkpointSha, epoch: meta.progress.epoch, best: meta.progress.best, run: meta.run },
+    model: config,
+    encoder: {
+      id: spec.id, file: BUNDLE_FILES.encoder, inputName: spec.inputName, outputName: spec.outputName, inputSize: spec.inputSize,
+      scaling: spec.scaling, inputLayout: spec.inputLayout, outputLayout: spec.outputLayout,
+      locations: spec.locations, channels: spec.channels, grid: attentionGrid(spec.locations),
+    },
+    decoder: decoderIo(),
+    vocab: { words: vocab.words.slice(), pad: vocab.padId, start: vocab.startId, end: vocab.endId, unk: vocab.unkId, maxLength: vocab.maxLength },
+    files: Object.fromEntries([...files].map(([name, bytes]) => [name, { sha256: sha256(bytes), bytes: bytes.length }])),
+  };
+  return { manifest, files };
+}
+
+/** Writes a bundle into `dir` (created; files there of the same names are replaced, the manifest last). */
+export function writeBundle(dir: string, bundle: Bundle): string[] {
+  if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw new UserError(`--out ${dir} is a file; pass a folder for the bundle.`);
+  fs.mkdirSync(dir, { recursive: true });
+  const written: string[] = [];
+  const write = (name: string, data: Uint8Array | string) => {
+    const file = path.join(dir, name);
+    const tmp = `${file}.tmp-${process.pid}`;
+    fs.writeFileSync(tmp, data);
+    fs.renameSync(tmp, file);
+    written.push(file);
+  };
+  fs.rmSync(path.join(dir, MANIFEST_FILE), { force: true }); // a half-written bundle has no manifest
+  for (const [name, bytes] of bundle.files) write(name, bytes);
+  write(MANIFEST_FILE, JSON.stringify(bundle.manifest, null, 2) + '\n');
+  return written;
+}

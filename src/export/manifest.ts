@@ -1,0 +1,133 @@
+/**
+ * manifest.json of an exported bundle (`sat export`): what the files are, how to feed them, and a SHA-256 of
+ * each. Pure (no Node built-ins): the browser entry reads bundles with it too.
+ *
+ *   BUNDLE/
+ *     manifest.json        this file
+ *     encoder.onnx         image [n, size, size, 3] (or NCHW) -> features: exactly the graph `sat features` ran
+ *     decoder-init.onnx    features [n, L, C] -> encoded, projected, hidden (src/export/graphs.ts)
+ *     decoder-step.onnx    token, hidden, encoded, projected -> logits, attention, hidden_out
+ */
+import type { InputScaling } from '../encoders/types.js';
+import type { ModelConfig } from '../model/types.js';
+import { sha256HexSync } from '../util/sha256.js';
+import { PACKAGE_NAME, PACKAGE_VERSION } from '../util/version.js';
+import { DECODER_INIT_IO, DECODER_STEP_IO } from './io-names.js';
+import { BUNDLE_DTYPES, type BundleDtype } from './weights.js';
+
+export const BUNDLE_FORMAT = 'show-attend-tell/bundle';
+/** The newest bundle format this package reads and writes. */
+export const BUNDLE_FORMAT_VERSION = 1;
+export const MANIFEST_FILE = 'manifest.json';
+export const BUNDLE_FILES = { encoder: 'encoder.onnx', decoderInit: 'decoder-init.onnx', decoderStep: 'decoder-step.onnx' } as const;
+
+export interface BundleManifest {
+  format: typeof BUNDLE_FORMAT;
+  formatVersion: number;
+  /** The package that wrote the bundle; a reader of an older format version names it in its refusal. */
+  writtenBy: { package: string; version: string };
+  createdAt: string;
+  /** Stable id of the model: the source checkpoint's name and the first 12 hex digits of its SHA-256. */
+  modelId: string;
+  dtype: BundleDtype;
+  source: {
+    checkpoint: string;          // file name of the .safetensors the bundle was exported from
+    sha256: string;              // of that file
+    epoch: number;               // completed training epochs
+    best: { epoch: number; score: number; by: string } | null;
+    run: string | null;
+  };
+  model: ModelConfig;
+  encoder: {
+    id: string;
+    file: string;
+    inputName: string;
+    outputName: string;
+    inputSize: number;           // square side in pixels
+    scaling: InputScaling;       // uint8 RGB -> float (see src/features/pixels.ts)
+    inputLayout: 'nhwc' | 'nchw';
+    outputLayout: 'nhwc' | 'nchw';
+    locations: number;
+    channels: number;
+    /** [h, w] of the attention grid: location l is row floor(l / w), column l % w. */
+    grid: [number, number];
+  };
+  decoder: {
+    init: { file: string; inputs: Record<string, string>; outputs: Record<string, string> };
+    step: { file: string; inputs: Record<string, string>; outputs: Record<string, string> };
+  };
+  vocab: { words: string[]; pad: number; start: number; end: number; unk: number; maxLength: number };
+  /** Every other file of the bundle: SHA-256 (hex) and size. */
+  files: Record<string, { sha256: string; bytes: number }>;
+}
+
+/** The attention grid of L locations: square when L is, else one row. */
+export function attentionGrid(locations: number): [number, number] {
+  const side = Math.round(Math.sqrt(locations));
+  return side * side === locations ? [side, side] : [1, locations];
+}
+
+export const decoderIo = () => ({
+  init: { file: BUNDLE_FILES.decoderInit, inputs: { ...DECODER_INIT_IO.inputs }, outputs: { ...DECODER_INIT_IO.outputs } },
+  step: { file: BUNDLE_FILES.decoderStep, inputs: { ...DECODER_STEP_IO.inputs }, outputs: { ...DECODER_STEP_IO.outputs } },
+});
+
+/** A bundle that cannot be used; the message names the file and the fix. */
+export class BundleError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'BundleError';
+  }
+}
+
+/**
+ * Checks a parsed manifest.json (from `where`, a folder or URL used in messages) and returns it typed.
+ * Refuses another format, a newer format version (naming the package version that wrote it) and missing fields.
+ */
+export function parseManifest(json: unknown, where: string): BundleManifest {
+  const m = json as Partial<BundleManifest> | null;
+  const fix = 'Export it again with `sat export --model RUN --out DIR`.';
+  if (!m || typeof m !== 'object' || m.format !== BUNDLE_FORMAT) {
+    throw new BundleError(`${where}/${MANIFEST_FILE} is not a show-attend-tell bundle manifest (format ${JSON.stringify(m?.format)}, expected "${BUNDLE_FORMAT}"). ` +
+      'Point at a folder written by `sat export`.');
+  }
+  if (typeof m.formatVersion !== 'number' || m.formatVersion > BUNDLE_FORMAT_VERSION) {
+    const by = m.writtenBy ? `${m.writtenBy.package} ${m.writtenBy.version}` : 'a newer package';
+    throw new BundleError(`${where}/${MANIFEST_FILE} is bundle format version ${m.formatVersion}, written by ${by}; ` +
+      `${PACKAGE_NAME} ${PACKAGE_VERSION} reads format version ${BUNDLE_FORMAT_VERSION} and older. Upgrade to ${by} or newer, ` +
+      `or export the checkpoint again with this version.`);
+  }
+  const missing = (['modelId', 'dtype', 'model', 'encoder', 'decoder', 'vocab', 'files'] as const).filter((k) => m[k] === undefined);
+  if (missing.length > 0) throw new BundleError(`${where}/${MANIFEST_FILE} lacks ${missing.join(', ')}: it is damaged. ${fix}`);
+  if (!BUNDLE_DTYPES.includes(m.dtype!)) throw new BundleError(`${where}/${MANIFEST_FILE}: unknown dtype ${JSON.stringify(m.dtype)}. ${fix}`);
+  const model = m.model!, enc = m.encoder!, vocab = m.vocab!;
+  if (vocab.words.length !== model.vocabSize) {
+    throw new BundleError(`${where}/${MANIFEST_FILE}: the vocabulary has ${vocab.words.length} words but the model ${model.vocabSize}. ${fix}`);
+  }
+  if (enc.locations !== model.locations || enc.channels !== model.channels) {
+    throw new BundleError(`${where}/${MANIFEST_FILE}: the encoder gives ${enc.locations} x ${enc.channels} features but the decoder takes ` +
+      `${model.locations} x ${model.channels}. ${fix}`);
+  }
+  for (const file of [enc.file, m.decoder!.init.file, m.decoder!.step.file]) {
+    if (!m.files![file]) throw new BundleError(`${where}/${MANIFEST_FILE} lists no SHA-256 for ${file}. ${fix}`);
+  }
+  return m as BundleManifest;
+}
+
+/** SHA-256 (hex) with the Web Crypto API (browsers and Node >= 20), or in TypeScript where a page has none (plain http). */
+export async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  if (!globalThis.crypto?.subtle) return sha256HexSync(bytes);
+  const digest = await globalThis.crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** Refuses a bundle file whose size or SHA-256 differs from the manifest's. */
+export async function verifyBundleFile(manifest: BundleManifest, file: string, bytes: Uint8Array, where: string): Promise<void> {
+  const want = manifest.files[file];
+  if (!want) throw new BundleError(`${where}/${MANIFEST_FILE} does not list ${file}.`);
+  const got = bytes.length === want.bytes ? await sha256Hex(bytes) : null;
+  if (got !== want.sha256) {
+    throw new BundleError(`${where}/${file} does not match its manifest (${got === null ? `${bytes.length} bytes instead of ${want.bytes}` : `SHA-256 ${got} instead of ${want.sha256}`}): ` +
+      'the file is damaged, truncated, or from another export. Copy the whole bundle folder again, or export it again with `sat export`.');
+  }
+}

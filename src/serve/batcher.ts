@@ -1,0 +1,220 @@
+/**
+ * Dynamic batching in front of a pool of CaptionEngine instances (model replicas), each running one
+ * batch at a time.
+ *
+ * A request first takes a place in the queue (`reserve`, refused when `maxQueue` places are taken), then,
+ * once its image is decoded, joins it as a job (`submit`). Batches form from the head of the queue: the
+ * oldest job and every later job with the same decoding settings, up to `maxBatch`; jobs with other
+ * settings wait for the next batch. When an instance is free, a batch starts at once if `maxBatch` jobs
+ * are queued or no other admitted request is still on its way (reading its body, decoding its image);
+ * otherwise it waits for those until `batchWaitMs` after the oldest queued job arrived.
+ *
+ * Every job has a deadline. A job still queued at its deadline leaves the queue; a job whose batch is
+ * still running is answered at its deadline and its result is dropped when the batch ends. Neither
+ * touches the other jobs.
+ */
+import type { CaptionEngine, DecodeSettings, EngineCaption } from './engine.js';
+
+export interface BatcherOptions {
+  maxBatch: number;
+  batchWaitMs: number;
+  maxQueue: number;
+}
+
+export interface BatcherHooks {
+  onBatch?(size: number, modelMs: number): void;
+  onQueueDepth?(depth: number): void;
+}
+
+export interface JobResult {
+  caption: EngineCaption;
+  /** From submit (image decoded) to the start of its batch. */
+  queueMs: number;
+  /** The whole batch's time in the model (encoder + decoder). */
+  modelMs: number;
+  batchSize: number;
+}
+
+/** The queue is full: answer 503 and ask the client to come back after `retryAfterS`. */
+export class QueueFullError extends Error {
+  constructor(readonly depth: number, readonly retryAfterS: number) {
+    super(`the queue holds ${depth} requests, its limit`);
+    this.name = 'QueueFullError';
+  }
+}
+
+/** The job passed its deadline (queued or while its batch ran). */
+export class DeadlineError extends Error {
+  constructor(readonly waitedMs: number, readonly stage: 'queued' | 'running') {
+    super(`no caption within the deadline (${Math.round(waitedMs)} ms, still ${stage})`);
+    this.name = 'DeadlineError';
+  }
+}
+
+/** A place in the queue, held from the moment a request is admitted until its job starts running. */
+export interface Ticket {
+  readonly admittedAt: number;
+  /** Give the place back without submitting (the request failed before its image was decoded). */
+  release(): void;
+}
+
+interface HeldTicket extends Ticket { held: boolean }
+
+interface Job {
+  image: Uint8Array;
+  settings: DecodeSettings;
+  key: string;
+  admittedAt: number;
+  queuedAt: number;
+  timer: NodeJS.Timeout | null;
+  done: boolean;
+  resolve(r: JobResult): void;
+  reject(e: Error): void;
+}
+
+const settingsKey = (s: DecodeSettings) => `${s.beam}/${s.alpha}/${s.maxLength}`;
+
+export class Batcher {
+  private readonly queue: Job[] = [];
+  private reserved = 0;
+  private readonly free: CaptionEngine[];
+  private running = 0;
+  private waitTimer: NodeJS.Timeout | null = null;
+  private idleWaiters: (() => void)[] = [];
+  /** Exponentially weighted mean batch duration, for Retry-After. */
+  private batchMs = 0;
+
+  constructor(engines: CaptionEngine | CaptionEngine[], private readonly opts: BatcherOptions, private readonly hooks: BatcherHooks = {}) {
+    this.free = Array.isArray(engines) ? [...engines] : [engines];
+    if (this.free.length === 0) throw new Error('Batcher: no engine');
+  }
+
+  /** Requests admitted and not yet running: reserved places plus queued jobs. */
+  get depth(): number {
+    return this.reserved + this.queue.length;
+  }
+
+  /** Nothing queued, reserved or running. */
+  get idle(): boolean {
+    return this.depth === 0 && this.running === 0;
+  }
+
+  /** Seconds a client refused now should wait: the batches ahead of it, at the recent batch duration. */
+  retryAfterSeconds(): number {
+    const batchesAhead = Math.ceil(Math.max(1, this.depth) / this.opts.maxBatch);
+    return Math.max(1, Math.ceil((batchesAhead * Math.max(this.batchMs, 100)) / 1000));
+  }
+
+  /** Take a place in the queue, or throw QueueFullError. */
+  reserve(now = performance.now()): Ticket {
+    if (this.depth >= this.opts.maxQueue) throw new QueueFullError(this.depth, this.retryAfterSeconds());
+    this.reserved++;
+    this.hooks.onQueueDepth?.(this.depth);
+    const ticket: HeldTicket = {
+      admittedAt: now,
+      held: true,
+      release: () => {
+        if (!ticket.held) return;
+        ticket.held = false;
+        this.reserved--;
+        this.hooks.onQueueDepth?.(this.depth);
+        this.schedule(); // a batch may have been waiting for this request
+        this.notifyIdle();
+      },
+    };
+    return ticket;
+  }
+
+  /**
+   * Queue one decoded image on its ticket; resolves with its caption, or rejects with DeadlineError
+   * `deadlineMs` after the ticket was admitted.
+   */
+  submit(ticket: Ticket, image: Uint8Array, settings: DecodeSettings, deadlineMs: number): Promise<JobResult> {
+    const held = ticket as HeldTicket;
+    if (!held.held) throw new Error('submit: this ticket was released or already used');
+    return new Promise<JobResult>((resolve, reject) => {
+      const now = performance.now();
+      const job: Job = {
+        image, settings, key: settingsKey(settings), admittedAt: ticket.admittedAt, queuedAt: now, timer: null, done: false,
+        resolve: (r) => { if (!job.done) { job.done = true; clearTimeout(job.timer!); resolve(r); } },
+        reject: (e) => { if (!job.done) { job.done = true; clearTimeout(job.timer!); reject(e); } },
+      };
+      held.held = false; // the place moves from the ticket to the job
+      this.reserved--;
+      this.queue.push(job);
+      const left = ticket.admittedAt + deadlineMs - now;
+      job.timer = setTimeout(() => this.expire(job), Math.max(0, left));
+      this.hooks.onQueueDepth?.(this.depth);
+      this.schedule();
+    });
+  }
+
+  /** Resolves once nothing is queued, reserved or running (for a graceful shutdown). */
+  drained(): Promise<void> {
+    if (this.idle) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private expire(job: Job): void {
+    const at = this.queue.indexOf(job);
+    if (at >= 0) {
+      this.queue.splice(at, 1);
+      this.hooks.onQueueDepth?.(this.depth);
+      this.notifyIdle();
+    }
+    job.reject(new DeadlineError(performance.now() - job.admittedAt, at >= 0 ? 'queued' : 'running'));
+  }
+
+  private schedule(): void {
+    while (this.free.length > 0 && this.queue.length > 0) {
+      const full = this.queue.length >= this.opts.maxBatch;
+      const waited = performance.now() - this.queue[0].queuedAt;
+      if (!full && this.reserved > 0 && waited < this.opts.batchWaitMs) {
+        // Requests are on their way: give them until batchWaitMs to join this batch.
+        this.waitTimer ??= setTimeout(() => { this.waitTimer = null; this.schedule(); }, this.opts.batchWaitMs - waited);
+        return;
+      }
+      this.startBatch(this.free.pop()!);
+    }
+  }
+
+  private startBatch(engine: CaptionEngine): void {
+    if (this.waitTimer) { clearTimeout(this.waitTimer); this.waitTimer = null; }
+    const key = this.queue[0].key;
+    const batch: Job[] = [];
+    for (let i = 0; i < this.queue.length && batch.length < this.opts.maxBatch;) {
+      if (this.queue[i].key === key) batch.push(...this.queue.splice(i, 1));
+      else i++;
+    }
+    this.hooks.onQueueDepth?.(this.depth);
+    this.running++;
+    void this.runBatch(engine, batch).finally(() => {
+      this.running--;
+      this.free.push(engine);
+      this.schedule();
+      this.notifyIdle();
+    });
+  }
+
+  private async runBatch(engine: CaptionEngine, batch: Job[]): Promise<void> {
+    const started = performance.now();
+    try {
+      const result = await engine.captionBatch(batch.map((j) => j.image), batch[0].settings);
+      const took = performance.now() - started;
+      this.batchMs = this.batchMs === 0 ? took : 0.8 * this.batchMs + 0.2 * took;
+      this.hooks.onBatch?.(batch.length, result.modelMs);
+      batch.forEach((job, i) => job.resolve({
+        caption: result.captions[i], queueMs: started - job.queuedAt, modelMs: result.modelMs, batchSize: batch.length,
+      }));
+    } catch (e) {
+      for (const job of batch) job.reject(e as Error);
+    }
+  }
+
+  private notifyIdle(): void {
+    if (!this.idle) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * CaptionEngine over the Captioner API (`loadCaptioner`, src/export/load.ts): a run folder, a checkpoint or an
+ * export bundle, on the native decoder or onnxruntime-node.
+ *
+ *   images RGB [N, S, S, 3] -> Captioner.captionBatch: one encoder batch [N, L, C], one decoder batch of
+ *   N images x k beams -> captions with words, attention and the beam's alternatives
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Captioner } from '../decode/captioner-api.js';
+import { checkpointTarget } from '../decode/checkpoint-source.js';
+import type { EncoderOptions } from '../encoders/registry.js';
+import { isBundleFolder, loadCaptioner, type NodeImageInput } from '../export/load.js';
+import { MANIFEST_FILE } from '../export/manifest.js';
+import { loadBinding } from '../model/binding.js';
+import { DEFAULT_ENGINE_BACKEND, type BatchResult, type CaptionEngine, type DecodeSettings, type EngineBackend, type EngineInfo } from './engine.js';
+
+export interface EngineOptions {
+  /** 'native' or 'onnx'; a bundle runs on 'onnx' only. Default: 'onnx' (see DEFAULT_ENGINE_BACKEND). */
+  backend?: EngineBackend;
+  /** Fills in what a checkpoint cannot say about its encoder (weights folder, user .onnx flags); not for bundles. */
+  encoder?: EncoderOptions;
+  /** onnxruntime intra-op threads (the encoder; with backend 'onnx' also the decoder). */
+  threads?: number;
+  /** OpenBLAS threads of the native decoder (process-wide). */
+  blasThreads?: number;
+}
+
+/** Whether any encoder flag was given (a bundle refuses them all). */
+const givenEncoder = (e: EncoderOptions | undefined) => (e && Object.values(e).some((v) => v !== undefined) ? e : undefined);
+
+export async function loadCaptionerEngine(source: string, opts: EngineOptions = {}): Promise<CaptionEngine> {
+  const backend = opts.backend ?? DEFAULT_ENGINE_BACKEND;
+  if (backend === 'native' && opts.blasThreads !== undefined) loadBinding().setThreads(opts.blasThreads, opts.blasThreads);
+  const captioner = await loadCaptioner(source, { backend, encoder: givenEncoder(opts.encoder), threads: opts.threads });
+  return new CaptionerEngine(captioner, describe(captioner, source));
+}
+
+function describe(c: Captioner<NodeImageInput>, source: string): EngineInfo {
+  const { info } = c;
+  const bundle = isBundleFolder(source);
+  return {
+    // A checkpoint on the native backend is named as `sat export` names its bundle, so both say the same model.
+    id: info.backend === 'native' ? exportedModelId(info.source) : info.modelId,
+    backend: info.backend === 'native' ? 'native' : 'onnx',
+    source: info.backend === 'native' ? info.source : source,
+    encoder: { id: info.encoderId, inputSize: info.inputSize, locations: info.locations },
+    grid: info.grid,
+    vocabSize: info.vocabSize,
+    maxLength: info.maxLength,
+    dtype: info.dtype,
+    details: bundle ? bundleDetails(source) : checkpointDetails(source),
+  };
+}
+
+/** "<folder>-<name>-<SHA-256 prefix>" of a checkpoint file, the modelId `sat export` writes. */
+function exportedModelId(checkpointFile: string): string {
+  const digest = createHash('sha256').update(fs.readFileSync(checkpointFile)).digest('hex').slice(0, 12);
+  return `${path.basename(path.dirname(path.resolve(checkpointFile)))}-${path.basename(checkpointFile, '.safetensors')}-${digest}`;
+}
+
+const readJson = (file: string): Record<string, unknown> | null => {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch {
+    return null;
+  }
+};
+
+function bundleDetails(dir: string): Record<string, unknown> {
+  const m = readJson(path.join(dir, MANIFEST_FILE));
+  return m ? { format: m.format, createdAt: m.createdAt, dtype: m.dtype, decoder: m.model, source: m.source } : {};
+}
+
+/** The JSON beside the checkpoint that loadCaptioner picks (best before latest). */
+function checkpointDetails(source: string): Record<string, unknown> {
+  const target = checkpointTarget(source);
+  const candidates = fs.statSync(target).isDirectory()
+    ? ['best.json', 'latest.json'].map((f) => path.join(target, f))
+    : [target.replace(/\.(safetensors|json)$/, '.json')];
+  const meta = candidates.map(readJson).find((m) => m !== null) as { format?: string; createdAt?: string; model?: unknown; progress?: { epoch?: number; best?: unknown } } | undefined;
+  if (!meta) return {};
+  return { format: meta.format, createdAt: meta.createdAt, decoder: meta.model, epochs: meta.progress?.epoch ?? null, best: meta.progress?.best ?? null };
+}
+
+class CaptionerEngine implements CaptionEngine {
+  private disposed = false;
+
+  constructor(private readonly captioner: Captioner<NodeImageInput>, readonly info: EngineInfo) {}
+
+  async captionBatch(images: Uint8Array[], settings: DecodeSettings): Promise<BatchResult> {
+    const size = this.info.encoder.inputSize;
+    const t0 = performance.now();
+    const captions = await this.captioner.captionBatch(
+      images.map((data) => ({ data, width: size, height: size, channels: 3 as const })),
+      { beam: settings.beam, alpha: settings.alpha, maxLength: settings.maxLength },
+    );
+    return { captions, modelMs: performance.now() - t0 };
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await this.captioner.dispose();
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * The model's thread: loads the CaptionEngine and captions the batches the server thread sends, one at a
+ * time, so encoding and decoding (both synchronous native code) never block the server's event loop.
+ *
+ * Messages in:  { type: 'batch', id, images: Uint8Array[], settings } | { type: 'close' }
+ * Messages out: { type: 'ready', info } | { type: 'failed', message, userError }
+ *               { type: 'result', id, result } | { type: 'error', id, message }
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { UserError } from '../util/errors.js';
+import { loadCaptionerEngine, type EngineOptions } from './captioner-adapter.js';
+import type { CaptionEngine, DecodeSettings } from './engine.js';
+
+export interface ModelWorkerData {
+  source: string;
+  options: EngineOptions;
+}
+
+type Incoming = { type: 'batch'; id: number; images: Uint8Array[]; settings: DecodeSettings } | { type: 'close' };
+
+const port = parentPort!;
+const { source, options } = workerData as ModelWorkerData;
+
+let engine: CaptionEngine;
+try {
+  engine = await loadCaptionerEngine(source, options);
+  port.postMessage({ type: 'ready', info: engine.info });
+} catch (e) {
+  port.postMessage({ type: 'failed', message: (e as Error).message, userError: e instanceof UserError });
+  port.close();
+}
+
+let work = Promise.resolve();
+port.on('message', (m: Incoming) => {
+  if (m.type === 'close') {
+    work = work.then(async () => { await engine.dispose(); port.close(); });
+    return;
+  }
+  work = work.then(async () => {
+    try {
+      const result = await engine.captionBatch(m.images, m.settings);
+      port.postMessage({ type: 'result', id: m.id, result });
+    } catch (e) {
+      port.postMessage({ type: 'error', id: m.id, message: (e as Error).message });
+    }
+  });
+});

@@ -1,0 +1,103 @@
+/**
+ * A CaptionEngine that lives on its own thread (src/serve/model-worker.ts), seen from the server thread.
+ * Batches go over as messages (the images copied, a few hundred KB each); results come back the same way.
+ * Also the export of a bundle on a thread of its own (src/serve/export-worker.ts).
+ */
+import { Worker } from 'node:worker_threads';
+import type { Bundle } from '../export/bundle-backend.js';
+import type { BundleManifest } from '../export/manifest.js';
+import { UserError } from '../util/errors.js';
+import type { BatchResult, CaptionEngine, DecodeSettings, EngineInfo } from './engine.js';
+import type { ExportWorkerData } from './export-worker.js';
+import type { ModelWorkerData } from './model-worker.js';
+
+type Outgoing =
+  | { type: 'ready'; info: EngineInfo }
+  | { type: 'failed'; message: string; userError: boolean }
+  | { type: 'result'; id: number; result: BatchResult }
+  | { type: 'error'; id: number; message: string };
+
+/** A thread running `entry` (a module beside this one); under tsx (running from src/) it registers tsx first so it can load .ts. */
+export function spawnWorker(entry: 'model-worker' | 'export-worker', data: unknown): Worker {
+  const url = new URL(`./${entry}${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
+  if (!url.pathname.endsWith('.ts')) return new Worker(url, { workerData: data });
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); })`;
+  return new Worker(boot, { eval: true, workerData: data });
+}
+
+/** `buildBundle(source, options)` on a thread of its own (src/serve/export-worker.ts). */
+export function exportBundleInWorker(data: ExportWorkerData): Promise<Bundle> {
+  const worker = spawnWorker('export-worker', data);
+  return new Promise((resolve, reject) => {
+    worker.once('message', (m: { type: 'done'; manifest: BundleManifest; files: [string, Uint8Array][] } | { type: 'failed'; message: string }) => {
+      if (m.type === 'done') resolve({ manifest: m.manifest, files: new Map(m.files) });
+      else reject(new Error(m.message));
+    });
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`the export thread exited (code ${code}) without a bundle`)));
+  });
+}
+
+export class WorkerEngine implements CaptionEngine {
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve(r: BatchResult): void; reject(e: Error): void }>();
+  private exited: Error | null = null;
+
+  private constructor(private readonly worker: Worker, readonly info: EngineInfo) {
+    worker.on('message', (m: Outgoing) => {
+      if (m.type !== 'result' && m.type !== 'error') return;
+      const p = this.pending.get(m.id);
+      this.pending.delete(m.id);
+      if (m.type === 'result') p?.resolve(m.result);
+      else p?.reject(new Error(`the model failed on this batch: ${m.message}`));
+    });
+    const fail = (why: Error) => {
+      this.exited = why;
+      for (const p of this.pending.values()) p.reject(why);
+      this.pending.clear();
+    };
+    worker.on('error', (e) => fail(new Error(`the model thread crashed: ${e.message}`)));
+    worker.on('exit', (code) => fail(new Error(`the model thread exited (code ${code})`)));
+  }
+
+  /** Start the thread and load the model; rejects with the loader's error (a UserError stays one). */
+  static start(data: ModelWorkerData): Promise<WorkerEngine> {
+    const worker = spawnWorker('model-worker', data);
+    return new Promise((resolve, reject) => {
+      const onMessage = (m: Outgoing) => {
+        if (m.type === 'ready') { cleanup(); resolve(new WorkerEngine(worker, m.info)); }
+        if (m.type === 'failed') { cleanup(); void worker.terminate(); reject(m.userError ? new UserError(m.message) : new Error(m.message)); }
+      };
+      const onError = (e: Error) => { cleanup(); reject(e); };
+      const onExit = (code: number) => { cleanup(); reject(new Error(`the model thread exited while loading (code ${code})`)); };
+      const cleanup = () => { worker.off('message', onMessage); worker.off('error', onError); worker.off('exit', onExit); };
+      worker.on('message', onMessage);
+      worker.on('error', onError);
+      worker.on('exit', onExit);
+    });
+  }
+
+  /** Whether the thread is still there to take batches. */
+  get alive(): boolean {
+    return this.exited === null;
+  }
+
+  captionBatch(images: Uint8Array[], settings: DecodeSettings): Promise<BatchResult> {
+    if (this.exited) return Promise.reject(this.exited);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ type: 'batch', id, images, settings });
+    });
+  }
+
+  async dispose(): Promise<void> {
+    if (this.exited) return;
+    const gone = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    this.worker.postMessage({ type: 'close' });
+    const timer = setTimeout(() => void this.worker.terminate(), 10_000);
+    await gone;
+    clearTimeout(timer);
+  }
+}

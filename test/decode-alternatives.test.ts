@@ -1,0 +1,90 @@
+/**
+ * Beam alternatives and the asynchronous search driver, over the hand-written next-token tables of
+ * test/decode-fake-model.ts: the best caption never changes when alternatives are asked for, and an
+ * asynchronous model decodes exactly as the synchronous one.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { decodeImages, decodeImagesAsync, type DecodeStrategy, type DecodeVocab } from '../src/decode/index.js';
+import type { AsyncDecoderModel, DecoderState } from '../src/model/types.js';
+import { Rng } from '../src/util/rng.js';
+import { keyFeatures, TableModel, type NextTokenTable } from './decode-fake-model.js';
+
+const WORDS = ['<pad>', '<start>', '<end>', '<unk>', 'a', 'b', 'c'];
+const V = WORDS.length;
+const L = 4;
+const vocab: DecodeVocab = { pad: 0, start: 1, end: 2, unk: 3, word: (id) => WORDS[id] };
+const p = (named: Record<string, number>) => WORDS.map((w) => named[w] ?? 0);
+
+/** "a c" .2, "b" .27, "a" .15, "" .2 ... (see decode-search.test.ts) */
+const story: NextTokenTable = (_key, words) => {
+  switch (words.map((id) => WORDS[id]).join(' ')) {
+    case '': return p({ a: 0.5, b: 0.3, '<end>': 0.2 });
+    case 'a': return p({ c: 0.4, '<end>': 0.3, b: 0.3 });
+    case 'a b': return p({ '<end>': 0.5, c: 0.5 });
+    case 'b': return p({ '<end>': 0.9, a: 0.1 });
+    default: return p({ '<end>': 1 });
+  }
+};
+
+function randomTable(key0 = 0): NextTokenTable {
+  return (key, prefix) => {
+    const rng = new Rng((((key + key0) * 7919) ^ prefix.reduce((h, t) => Math.imul(h, 31) + t + 1, 17)) >>> 0);
+    const row = new Array(V).fill(0);
+    row[vocab.end] = 0.05 + rng.next() * (0.1 + 0.2 * prefix.length);
+    for (const w of [3, 4, 5, 6]) row[w] = rng.next();
+    return row;
+  };
+}
+
+/** The same table model behind promises, as the ONNX backends are. */
+class AsyncTableModel implements AsyncDecoderModel {
+  constructor(readonly inner: TableModel) {}
+  get config() { return this.inner.config; }
+  async encode(features: Float32Array, n: number) { await Promise.resolve(); return this.inner.encode(features, n); }
+  async step(state: DecoderState, tokens: Int32Array) { await Promise.resolve(); return this.inner.step(state, tokens); }
+  selectRows(state: DecoderState, rows: Int32Array, hidden?: Float32Array) { return this.inner.selectRows(state, rows, hidden); }
+  dispose() {}
+}
+
+test('alternatives: the k best finished hypotheses, best first, and the best caption is unchanged', () => {
+  const model = new TableModel(V, L, story);
+  const [c] = decodeImages(model, keyFeatures([0], L), 1, vocab, { strategy: { kind: 'beam', beam: 3 }, maxLength: 5, alternatives: 3 });
+  assert.deepEqual(c.words, ['b']);
+  // Complete captions by probability: "b" .27, then "a c" and "" at .2 each (k = 3 keeps "": <end> ranks 3rd at step 0)
+  const texts = c.alternatives!.map((a) => a.words.join(' '));
+  assert.equal(texts[0], 'b');
+  assert.deepEqual(texts.slice(1).sort(), ['', 'a c']);
+  assert.ok(c.alternatives!.slice(1).every((a) => Math.abs(a.logProb - Math.log(0.2)) < 1e-6));
+  assert.ok(c.alternatives!.every((a, i) => a.finished && (i === 0 || a.score <= c.alternatives![i - 1].score)));
+
+  const table = randomTable();
+  const keys = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3];
+  for (const alpha of [0, 0.7, 1]) {
+    for (const beam of [2, 3, 5]) {
+      const opts = { strategy: { kind: 'beam', beam, alpha } as DecodeStrategy, maxLength: 7 };
+      const plain = decodeImages(new TableModel(V, L, table), keyFeatures(keys, L), keys.length, vocab, opts);
+      const withAlt = decodeImages(new TableModel(V, L, table), keyFeatures(keys, L), keys.length, vocab, { ...opts, alternatives: beam });
+      withAlt.forEach((c, i) => {
+        const { alternatives, ...best } = c;
+        assert.deepEqual(best, plain[i], `alpha ${alpha} beam ${beam} image ${i}`);
+        assert.ok(alternatives!.length >= 1 && alternatives!.length <= beam);
+        assert.deepEqual(alternatives![0].ids, c.ids);
+      });
+    }
+  }
+  assert.throws(() => decodeImages(model, keyFeatures([0], L), 1, vocab, { strategy: { kind: 'beam', beam: 2 }, maxLength: 5, alternatives: 3 }), /alternatives/);
+  assert.throws(() => decodeImages(model, keyFeatures([0], L), 1, vocab, { strategy: { kind: 'greedy' }, maxLength: 5, alternatives: 1 }), /alternatives/);
+});
+
+test('an asynchronous model decodes exactly as the synchronous one (greedy, beam, sampling)', async () => {
+  const table = randomTable(5);
+  const keys = [2, 7, 1, 8, 2, 8];
+  const strategies: DecodeStrategy[] = [{ kind: 'greedy' }, { kind: 'beam', beam: 3, alpha: 0.5 }, { kind: 'sample', seed: 3, temperature: 0.9 }];
+  for (const strategy of strategies) {
+    const opts = { strategy, maxLength: 6, batchSize: 4 };
+    const sync = decodeImages(new TableModel(V, L, table), keyFeatures(keys, L), keys.length, vocab, opts);
+    const async = await decodeImagesAsync(new AsyncTableModel(new TableModel(V, L, table)), keyFeatures(keys, L), keys.length, vocab, opts);
+    assert.deepEqual(async, sync, JSON.stringify(strategy));
+  }
+});

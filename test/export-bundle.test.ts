@@ -1,0 +1,237 @@
+/**
+ * `sat export` and loadCaptioner: the exported graphs compute the native model's math (both GRU modes, both
+ * initial states, every weight format), a bundle captions exactly as its checkpoint, onnxruntime-web (single-
+ * threaded wasm, in Node) captions as onnxruntime-node, and broken bundles are refused with the file named.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
+import * as ortNode from 'onnxruntime-node';
+import * as ortWeb from 'onnxruntime-web';
+import sharp from 'sharp';
+import type { CaptionResult } from '../src/decode/captioner-api.js';
+import { buildBundle, writeBundle } from '../src/export/bundle.js';
+import { decoderInitGraph, decoderStepGraph, parameterArrays } from '../src/export/graphs.js';
+import { loadCaptioner } from '../src/export/load.js';
+import { OnnxDecoderModel, type OrtNamespace } from '../src/export/onnx-backend.js';
+import { expandStoredWeights } from '../src/export/onnx-rewrite.js';
+import type { BundleDtype } from '../src/export/weights.js';
+import { createModel } from '../src/model/index.js';
+import { sha256HexSync } from '../src/util/sha256.js';
+import { PACKAGE_VERSION } from '../src/util/version.js';
+import { Rng } from '../src/util/rng.js';
+import { loadCaptioner as loadWebCaptioner } from '../src/web/index.js';
+import { makeCaptionRun, type CaptionFixture } from './export-fixture.js';
+
+const run = promisify(execFile);
+let dir: string;
+let fx: CaptionFixture;
+let bundle: string;
+
+before(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-export-'));
+  fx = await makeCaptionRun(dir);
+  bundle = path.join(dir, 'bundle');
+  const e = fx.encoder;
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'export', '--model', fx.run, '--out', bundle,
+    '--encoder', e.encoder!, '--encoder-size', String(e.size), '--encoder-scaling', e.scaling!, '--encoder-layout', e.layout!]);
+  assert.match(stdout, /total .* MB .*fp32/);
+});
+
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i])), 0);
+
+test('the exported graphs compute the native encode and step: both GRU modes, both initial states, every dtype', async () => {
+  for (const gruState of ['carry', 'reset'] as const) {
+    for (const initState of ['zeros', 'mean'] as const) {
+      // fc2 [64, 300] is big enough to be quantised in int8 bundles
+      const config = { locations: 5, channels: 6, embedDim: 32, units: 64, attentionUnits: 24, vocabSize: 300, dropout: 0, attentionLambda: 0, gruState, initState };
+      const native = createModel(config, { seed: 1 });
+      const rng = new Rng(3);
+      for (const [, t] of native.parameters()) for (let i = 0; i < t.data.length; i++) t.data[i] += (rng.next() - 0.5) * 0.2;
+      const params = parameterArrays(native.parameters());
+      const features = Float32Array.from({ length: 3 * 5 * 6 }, () => rng.next());
+      const tokens = Int32Array.of(1, 40, 299);
+      const s = native.encode(features, 3);
+      const o1 = native.step(s, tokens);
+      const o2 = native.step({ ...s, hidden: o1.hidden }, tokens);
+      // every mode in fp32; the weight formats once (they change storage, not the graph's math)
+      const formats = (gruState === 'carry' && initState === 'mean' ? [['fp32', 1e-5], ['fp16', 2e-2], ['int8', 2e-2]] : [['fp32', 1e-5]]) as [BundleDtype, number][];
+      for (const [dtype, tol] of formats) {
+        const init = decoderInitGraph(config, params, dtype), step = decoderStepGraph(config, params, dtype);
+        if (dtype === 'int8') assert.ok(Buffer.from(step).includes('DequantizeLinear'), 'int8 graphs dequantise their big matrices');
+        const what = `${gruState}/${initState}/${dtype}`;
+        // the loaders turn stored fp16/int8 weights into float32 initializers once (expandStoredWeights)
+        const graphs = dtype === 'fp32' ? { init, step } : { init: expandStoredWeights(init), step: expandStoredWeights(step) };
+        if (dtype !== 'fp32') assert.ok(!Buffer.from(graphs.step).includes('DequantizeLinear') && !Buffer.from(graphs.step).includes('Cast'), what);
+        const onnx = await OnnxDecoderModel.create(ortNode as unknown as OrtNamespace, config, graphs);
+        const e = await onnx.encode(features, 3);
+        const p1 = await onnx.step(e, tokens);
+        const p2 = await onnx.step({ ...e, hidden: p1.hidden }, tokens);
+        for (const [name, a, b] of [['hidden0', s.hidden, e.hidden], ['encoded', s.encoded, e.encoded], ['projected', s.projected, e.projected],
+          ['logits', o1.logits, p1.logits], ['attention', o1.attention, p1.attention], ['hidden1', o1.hidden, p1.hidden],
+          ['hidden2', o2.hidden, p2.hidden], ['logits2', o2.logits, p2.logits]] as const) {
+          assert.ok(maxDiff(a, b) < tol, `${what} ${name}: max |difference| ${maxDiff(a, b)}`);
+        }
+        await onnx.release();
+      }
+      native.dispose();
+    }
+  }
+});
+
+/** Captions of the three fixture images, greedy and beam 3 (with alternatives). */
+async function captionsOf(captioner: { captionBatch(images: string[], o?: object): Promise<CaptionResult[]> }) {
+  const images = Object.values(fx.images);
+  return { greedy: await captioner.captionBatch(images), beam: await captioner.captionBatch(images, { beam: 3 }) };
+}
+
+function assertSame(a: CaptionResult[], b: CaptionResult[], tolerance: number, what: string) {
+  assert.deepEqual(a.map((c) => c.caption), b.map((c) => c.caption), what);
+  a.forEach((c, i) => {
+    assert.ok(Math.abs(c.logProb - b[i].logProb) < tolerance, `${what}: logProb ${c.logProb} vs ${b[i].logProb}`);
+    c.words.forEach((w, k) => assert.ok(maxDiff(w.attention, b[i].words[k].attention) < tolerance * 10, `${what}: attention of "${w.word}"`));
+    assert.deepEqual(c.alternatives.map((x) => x.caption), b[i].alternatives.map((x) => x.caption), `${what}: alternatives`);
+  });
+}
+
+test('a bundle captions exactly as its checkpoint: same captions, log-probs within 1e-4, the same alternatives', async () => {
+  const native = await loadCaptioner(fx.run, { encoder: fx.encoder });
+  const onnx = await loadCaptioner(bundle);
+  try {
+    assert.equal(native.info.backend, 'native');
+    assert.equal(onnx.info.backend, 'onnx');
+    assert.deepEqual(onnx.info.grid, [4, 4]);
+    const a = await captionsOf(native), b = await captionsOf(onnx);
+    assert.deepEqual(a.greedy.map((c) => c.caption), ['a red square', 'a blue circle on the left', 'two green dots']);
+    assertSame(a.greedy, b.greedy, 1e-4, 'greedy');
+    assertSame(a.beam, b.beam, 1e-4, 'beam 3');
+    assert.equal(b.beam[0].alternatives.length, 3);
+    assert.equal(b.beam[0].alternatives[0].caption, b.beam[0].caption);
+    // each input kind gives the same caption: path, bytes, decoded pixels
+    const bytes = fs.readFileSync(fx.images.blue);
+    const { data, info } = await sharp(fx.images.blue).raw().toBuffer({ resolveWithObject: true });
+    for (const input of [bytes, new Uint8Array(bytes), { data, width: info.width, height: info.height }]) {
+      assert.equal((await onnx.caption(input)).caption, 'a blue circle on the left');
+    }
+    await assert.rejects(onnx.caption(new Uint8Array([1, 2, 3])), /not an image|corrupt/);
+    await assert.rejects(onnx.caption(fx.images.red, { beam: 2, sample: true }), /exclude each other/);
+    // a checkpoint through onnxruntime (exported in memory) is the same model again
+    const inMemory = await loadCaptioner(fx.run, { backend: 'onnx', encoder: fx.encoder });
+    assertSame((await captionsOf(inMemory)).beam, a.beam, 1e-4, 'in-memory export');
+    await inMemory.dispose();
+  } finally {
+    await native.dispose();
+    await onnx.dispose();
+  }
+});
+
+test('fp16 and int8 bundles are smaller and caption the fixture the same', async () => {
+  const reference = await loadCaptioner(bundle);
+  const want = (await captionsOf(reference)).beam.map((c) => c.caption);
+  await reference.dispose();
+  const size = (d: string) => fs.readdirSync(d).reduce((s, f) => s + fs.statSync(path.join(d, f)).size, 0);
+  for (const dtype of ['fp16', 'int8'] as const) {
+    const out = path.join(dir, `bundle-${dtype}`);
+    writeBundle(out, await buildBundle(fx.run, { dtype, encoder: fx.encoder }));
+    assert.ok(size(out) < size(bundle), `${dtype} bundle ${size(out)} bytes vs fp32 ${size(bundle)}`);
+    const c = await loadCaptioner(out);
+    assert.equal(c.info.dtype, dtype);
+    assert.deepEqual((await captionsOf(c)).beam.map((x) => x.caption), want, dtype);
+    await c.dispose();
+  }
+});
+
+/** Serves `root` on 127.0.0.1 (random port) until closed. */
+async function serve(root: string): Promise<{ url: string; close: () => Promise<void> }> {
+  const server = http.createServer((req, res) => {
+    const file = path.join(root, decodeURIComponent(new URL(req.url!, 'http://x').pathname));
+    if (!file.startsWith(root) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) { res.writeHead(404).end('not found'); return; }
+    res.writeHead(200, { 'content-type': file.endsWith('.json') ? 'application/json' : 'application/octet-stream' }).end(fs.readFileSync(file));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((r) => server.close(() => r())) };
+}
+
+test('onnxruntime-web (single-threaded wasm, in Node) captions a served bundle as onnxruntime-node does', async () => {
+  const server = await serve(dir);
+  const web = ortWeb as unknown as OrtNamespace & { env: { wasm: { numThreads: number } } };
+  const captioner = await loadWebCaptioner(`${server.url}/bundle/`, { ort: web, numThreads: 1 });
+  const node = await loadCaptioner(bundle);
+  try {
+    assert.equal(captioner.info.backend, 'onnx-web');
+    assert.equal(web.env.wasm.numThreads, 1);
+    // decoded pixels through the browser entry's own resize (src/features/resize.ts) vs files through sharp
+    const pixels = await Promise.all(Object.values(fx.images).map(async (f) => {
+      const { data, info } = await sharp(f).raw().toBuffer({ resolveWithObject: true });
+      return { data: new Uint8Array(data), width: info.width, height: info.height, channels: 3 as const };
+    }));
+    for (const options of [{}, { beam: 3 }, { sample: true, seed: 7 }]) {
+      const a = await captioner.captionBatch(pixels, options);
+      const b = await node.captionBatch(Object.values(fx.images), options);
+      assertSame(a, b, 1e-4, `web vs node ${JSON.stringify(options)}`);
+    }
+    await assert.rejects(loadWebCaptioner(`${server.url}/nowhere/`, { ort: web }), /HTTP 404 .*bundle manifest/);
+  } finally {
+    await captioner.dispose();
+    await node.dispose();
+    await server.close();
+  }
+});
+
+test('broken bundles are refused with the file named and the fix', async () => {
+  const copy = (name: string) => {
+    const d = path.join(dir, name);
+    fs.cpSync(bundle, d, { recursive: true });
+    return d;
+  };
+  const manifestOf = (d: string) => JSON.parse(fs.readFileSync(path.join(d, 'manifest.json'), 'utf8'));
+  const writeManifest = (d: string, m: unknown) => fs.writeFileSync(path.join(d, 'manifest.json'), JSON.stringify(m));
+
+  const missing = copy('missing');
+  fs.rmSync(path.join(missing, 'decoder-step.onnx'));
+  await assert.rejects(loadCaptioner(missing), /decoder-step\.onnx is missing from the bundle\. Copy the whole bundle folder/);
+
+  const damaged = copy('damaged');
+  const enc = fs.readFileSync(path.join(damaged, 'encoder.onnx'));
+  enc[enc.length - 10] ^= 0xff;
+  fs.writeFileSync(path.join(damaged, 'encoder.onnx'), enc);
+  await assert.rejects(loadCaptioner(damaged), /encoder\.onnx does not match its manifest \(SHA-256 .*export it again/);
+
+  const newer = copy('newer');
+  writeManifest(newer, { ...manifestOf(newer), formatVersion: 2, writtenBy: { package: 'show-attend-tell', version: '9.9.9' } });
+  await assert.rejects(loadCaptioner(newer), new RegExp(`format version 2, written by show-attend-tell 9\\.9\\.9; show-attend-tell ${PACKAGE_VERSION.replace(/\./g, '\\.')} reads format version 1.*Upgrade to show-attend-tell 9\\.9\\.9`));
+
+  const unknown = copy('unknown');
+  writeManifest(unknown, { format: 'something-else' });
+  await assert.rejects(loadCaptioner(unknown), /manifest\.json is not a show-attend-tell bundle manifest/);
+
+  const mismatched = copy('mismatched');
+  const m = manifestOf(mismatched);
+  writeManifest(mismatched, { ...m, vocab: { ...m.vocab, words: m.vocab.words.slice(1) } });
+  await assert.rejects(loadCaptioner(mismatched), /the vocabulary has \d+ words but the model \d+/);
+
+  await assert.rejects(loadCaptioner(bundle, { backend: 'native' }), /native backend needs the checkpoint it came from \(best\.safetensors\)/);
+  // a user .onnx encoder cannot be rebuilt from the checkpoint alone: the refusal says which flags to pass
+  await assert.rejects(buildBundle(fx.run), /pass the same --encoder FILE\.onnx \(with --encoder-output, --encoder-size/);
+});
+
+test('PACKAGE_VERSION (written into manifests, read by browsers) is package.json\'s version', () => {
+  assert.equal(PACKAGE_VERSION, JSON.parse(fs.readFileSync('package.json', 'utf8')).version);
+});
+
+test('the TypeScript SHA-256 (pages without Web Crypto) agrees with node:crypto', () => {
+  for (const n of [0, 1, 55, 56, 63, 64, 65, 1000, 100_003]) {
+    const bytes = Uint8Array.from({ length: n }, (_, i) => (i * 7 + 3) & 255);
+    assert.equal(sha256HexSync(bytes), createHash('sha256').update(bytes).digest('hex'), `${n} bytes`);
+  }
+});

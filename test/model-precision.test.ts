@@ -1,0 +1,156 @@
+/**
+ * bf16 training precision (src/model/precision.ts, native/bf16.h): the bf16 step's loss and gradients agree with
+ * the fp32 step's within bounds derived from bf16's precision, a short training on synthetic shapes reaches the
+ * same quality in both, resume is exact within bf16, decoding stays fp32, and bf16 is refused with the reason where
+ * it cannot run. Skipped (with the reason) on CPUs without AVX512-BF16 or AMX, or builds without oneDNN.
+ *
+ * Tolerances. bf16 keeps 8 significant bits, so rounding one operand costs at most u = 2^-8 relative error and a
+ * product of two rounded operands up to 2u per term, accumulated in f32. The loss comes out of the forward products
+ * only and averages per-token errors of either sign: |loss_bf16 - loss_fp32| <= u * loss. A gradient picks up the
+ * rounding of every bf16 product on its way back from the loss; the longest way, to the feature projection,
+ * passes through 8 (dlogits, df1, the GRU gate gradients and [dh W2 | dh Wr] of the recurrence, the attention keys'
+ * gradient, the annotation vectors' gradient, the features), so the relative L2 error of every parameter's gradient
+ * is bounded by 8 x 2u = 16u when all those errors add coherently. Independent roundings mostly cancel: the
+ * measured errors (printed) are 1-11u, largest for the feature projection, whose gradient is a sum of two paths
+ * (through the contexts and through the keys) that partly cancel. attention.V.bias has zero gradient in exact
+ * arithmetic (softmax is shift-invariant), so it is compared on the scale of the other gradients.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { bf16Unavailable, createModel, resolvePrecision, type ModelConfig } from '../src/model/index.js';
+import { loadBinding, PARAMETER_ORDER, type Precision } from '../src/model/binding.js';
+import { train } from '../src/train/train.js';
+import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
+import { Rng } from '../src/util/rng.js';
+import type { TrainConfig } from '../src/train/config.js';
+import { oracleRun } from './oracle-run.js';
+
+const unavailable = bf16Unavailable();
+const skip = unavailable ? `bf16 cannot run here: ${unavailable}` : false;
+const u = 2 ** -8;
+
+test('the bf16 step\'s loss and gradients agree with the fp32 step within bf16 bounds', { skip }, () => {
+  const native = loadBinding();
+  const [B, T, L, C, E, U, A, V] = [12, 7, 10, 96, 32, 40, 24, 60];
+  const config: ModelConfig = { locations: L, channels: C, embedDim: E, units: U, attentionUnits: A, vocabSize: V, dropout: 0, attentionLambda: 0 };
+  const dims = Int32Array.of(B, T, L, C, E, U, A, V);
+  const lines: string[] = [];
+  for (const seed of [1, 3]) {
+    const model = createModel(config, { seed });
+    const params = [...model.parameters().values()].map((t) => t.data);
+    const rng = new Rng(seed);
+    const features = Float32Array.from({ length: B * L * C }, () => rng.next() * 2 - 0.5);
+    const tokens = new Int32Array(B * (T + 1));
+    for (let b = 0; b < B; b++) {
+      const len = 2 + rng.int(T);
+      for (let t = 0; t <= T; t++) tokens[b * (T + 1) + t] = t < len ? 1 + rng.int(V - 1) : 0;
+    }
+    const ws = native.createWorkspace();
+    // [dropout, lambda, dropout seed, resetState, meanInit]: the seed model, and the paths dropout, the
+    // regulariser, the paper's initial state and the tutorial's reset GRU add.
+    const cases = [['plain', [0, 0, 0, false, false]], ['dropout, lambda, mean init', [0.3, 0.5, 7, false, true]],
+      ['dropout, lambda, reset', [0.3, 0.5, 7, true, false]]] as const;
+    for (const [label, [dropout, lambda, dropSeed, reset, meanInit]] of cases) {
+      const run = (precision: Precision) => {
+        const grads = params.map((p) => new Float32Array(p.length));
+        const r = native.trainStep(ws, params, grads, dims, features, tokens, dropout, lambda, dropSeed, reset, meanInit, null, null, undefined, precision);
+        return { loss: r.loss, grads };
+      };
+      const fp32 = run('fp32'), bf16 = run('bf16');
+      assert.ok(Math.abs(bf16.loss - fp32.loss) <= u * fp32.loss, `seed ${seed}, ${label}: loss ${bf16.loss} vs ${fp32.loss}`);
+      let largestNorm = 0;
+      const errors = PARAMETER_ORDER.map((name, i) => {
+        let diff = 0, norm = 0;
+        for (let k = 0; k < params[i].length; k++) { diff += (bf16.grads[i][k] - fp32.grads[i][k]) ** 2; norm += fp32.grads[i][k] ** 2; }
+        largestNorm = Math.max(largestNorm, Math.sqrt(norm / params[i].length));
+        return { name, diff: Math.sqrt(diff), norm: Math.sqrt(norm), n: params[i].length };
+      });
+      const worst = errors.filter((e) => e.norm > 0 && e.name !== 'attention.V.bias')
+        .map((e) => ({ ...e, rel: e.diff / e.norm })).sort((a, b) => b.rel - a.rel);
+      lines.push(`  seed ${seed}, ${label}: loss rel ${(Math.abs(bf16.loss - fp32.loss) / fp32.loss / u).toFixed(3)}u; gradient rel L2 ` +
+        worst.slice(0, 3).map((e) => `${e.name} ${(e.rel / u).toFixed(1)}u`).join(', ') + ` ... ${worst.at(-1)!.name} ${(worst.at(-1)!.rel / u).toFixed(1)}u`);
+      for (const e of worst) assert.ok(e.rel <= 16 * u, `seed ${seed}, ${label}: ${e.name} gradient differs by ${(e.rel / u).toFixed(1)}u (relative L2)`);
+      const vBias = errors.find((e) => e.name === 'attention.V.bias')!;
+      assert.ok(vBias.diff <= 16 * u * largestNorm, `attention.V.bias gradient ${vBias.diff} on the scale ${largestNorm}`);
+    }
+    native.releaseWorkspace(ws);
+    model.dispose();
+  }
+  console.log(`bf16 vs fp32 step (u = 2^-8; bounds: loss u, gradients 16u):\n${lines.join('\n')}`);
+});
+
+const tiny: Partial<TrainConfig> = {
+  embedDim: 16, units: 32, attentionUnits: 16, batchSize: 16, learningRate: 1e-2, epochs: 10, bucketBatches: 2,
+  checkpointMinutes: 0, lrSchedule: 'constant', earlyStopPatience: 0, dropout: 0.2,
+};
+const quiet = { quiet: true, handleSigint: false, log: () => {} };
+
+test('a short training on synthetic shapes reaches the same quality in bf16 as in fp32; resume is exact in bf16', { skip }, async () => {
+  const runDir = await oracleRun('sat-precision-', 60);
+  const outcome: Record<string, { devLoss: number; cider: number; first: number }> = {};
+  for (const precision of ['fp32', 'bf16'] as const) {
+    const o = await train({ runDir, checkpointDir: path.join(runDir, precision), overrides: { ...tiny, precision }, ...quiet });
+    const h = o.progress.history;
+    // Greedy captions of the few dev images flip a word at a time, so CIDEr is taken over the last 3 epochs.
+    const cider = h.slice(-3).reduce((sum, e) => sum + e.metric!.value, 0) / 3;
+    outcome[precision] = { devLoss: h.at(-1)!.valLoss!, cider, first: h[0].valLoss! };
+    assert.equal(loadCheckpoint(path.join(runDir, precision)).meta.config.precision, precision, 'stored in the checkpoint');
+    o.store.close(); o.model.dispose();
+  }
+  const { fp32, bf16 } = outcome;
+  console.log(`10 epochs on 60 shapes images: fp32 dev loss ${fp32.first.toFixed(3)} -> ${fp32.devLoss.toFixed(4)}, CIDEr (last 3 epochs) ` +
+    `${fp32.cider.toFixed(3)}; bf16 dev loss ${bf16.first.toFixed(3)} -> ${bf16.devLoss.toFixed(4)}, CIDEr ${bf16.cider.toFixed(3)}`);
+  assert.ok(fp32.devLoss < 0.75 * fp32.first && fp32.cider > 1, 'fp32 learns');
+  assert.ok(Math.abs(bf16.devLoss - fp32.devLoss) <= 0.02 * fp32.devLoss, `dev loss bf16 ${bf16.devLoss} vs fp32 ${fp32.devLoss}`);
+  assert.ok(Math.abs(bf16.cider - fp32.cider) <= 0.1 * fp32.cider, `dev CIDEr bf16 ${bf16.cider} vs fp32 ${fp32.cider}`);
+
+  // 2 epochs straight vs 1 + --resume + 1, both bf16: bit for bit.
+  const short = { ...tiny, precision: 'bf16' as const, epochs: 2 };
+  const a = await train({ runDir, checkpointDir: path.join(runDir, 'a'), overrides: short, ...quiet });
+  await train({ runDir, checkpointDir: path.join(runDir, 'b'), overrides: { ...short, epochs: 1 }, ...quiet });
+  const b = await train({ runDir, checkpointDir: path.join(runDir, 'b'), overrides: { epochs: 2 }, resume: true, ...quiet });
+  assert.equal(b.model.config.embedDim, 16);
+  assert.deepEqual(b.progress.history.map((e) => e.trainLoss), a.progress.history.map((e) => e.trainLoss));
+  for (const [name, t] of a.model.parameters()) assert.deepEqual(b.model.parameters().get(name)!.data, t.data, name);
+  for (const o of [a, b]) { o.store.close(); o.model.dispose(); }
+});
+
+test('decoding and evalLoss stay fp32 in a bf16 model', { skip }, () => {
+  const config: ModelConfig = { locations: 5, channels: 12, embedDim: 8, units: 16, attentionUnits: 10, vocabSize: 11, dropout: 0, attentionLambda: 0 };
+  const fp32 = createModel(config, { seed: 4 }), bf16 = createModel(config, { seed: 4, precision: 'bf16' });
+  const rng = new Rng(2);
+  const features = Float32Array.from({ length: 2 * 5 * 12 }, () => rng.next());
+  const batch = { size: 2, steps: 3, features, tokens: Int32Array.of(1, 4, 5, 2, 1, 3, 2, 0) };
+  assert.equal(bf16.evalLoss(batch).loss, fp32.evalLoss(batch).loss);
+  const s32 = fp32.encode(features, 2), s16 = bf16.encode(features, 2);
+  assert.deepEqual(s16, s32);
+  assert.deepEqual(bf16.step(s16, Int32Array.of(1, 1)), fp32.step(s32, Int32Array.of(1, 1)));
+  // ... while their training steps differ (the bf16 one's products take bf16 operands).
+  fp32.trainStep(batch, { learningRate: 1e-3 });
+  bf16.trainStep(batch, { learningRate: 1e-3 });
+  assert.notDeepEqual(bf16.parameters().get('fc2.kernel')!.data, fp32.parameters().get('fc2.kernel')!.data);
+  fp32.dispose(); bf16.dispose();
+});
+
+test('precision: auto says what it chose; bf16 is refused with the reason where it cannot run', () => {
+  const native = loadBinding();
+  const before = native.gemmInfo().backend;
+  const auto = resolvePrecision('auto');
+  assert.equal(auto.precision, unavailable ? 'fp32' : 'bf16');
+  assert.match(auto.reason, unavailable ? /^auto: / : /^auto: this CPU has bf16 instructions \(oneDNN ISA \w+\)/);
+  assert.deepEqual(resolvePrecision('fp32'), { precision: 'fp32', reason: 'as asked' });
+  try {
+    native.setGemmBackend('cblas');  // bf16 needs oneDNN: refused with the reason, here and in the binding
+    assert.throws(() => resolvePrecision('bf16'), native.gemmInfo().onednn
+      ? /precision bf16: the matmul backend is cblas .*Use --precision fp32/
+      : /precision bf16: this build of the native core has no oneDNN \(install libdnnl-dev, then `npm rebuild`\)\. Use --precision fp32/);
+    assert.equal(resolvePrecision('auto').precision, 'fp32');
+    const model = createModel({ locations: 2, channels: 3, embedDim: 4, units: 4, attentionUnits: 3, vocabSize: 5, dropout: 0, attentionLambda: 0 }, { precision: 'bf16' });
+    const batch = { size: 1, steps: 2, features: new Float32Array(6), tokens: Int32Array.of(1, 3, 2) };
+    assert.throws(() => model.trainStep(batch, { learningRate: 1e-3 }), /precision 'bf16' needs the oneDNN matmul backend, and the backend is cblas/);
+    model.dispose();
+  } finally {
+    native.setGemmBackend(before);
+  }
+});

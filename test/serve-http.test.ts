@@ -1,0 +1,269 @@
+/**
+ * `sat serve` over real HTTP on 127.0.0.1 (random ports), with the tiny captioner of serve-fixture.ts
+ * loaded in this process: every endpoint, every refusal of the limits table (each naming its limit and
+ * fix, none disturbing the requests beside it), batching that answers exactly as one-by-one, and the engine
+ * on both backends and on an export bundle giving the Captioner API's captions.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import sharp from 'sharp';
+import { buildBundle, writeBundle } from '../src/export/bundle.js';
+import { loadCaptioner } from '../src/export/load.js';
+import { loadCaptionerEngine } from '../src/serve/captioner-adapter.js';
+import type { CaptionEngine } from '../src/serve/engine.js';
+import { startServer, type CaptionServer, type ServeOptions } from '../src/serve/server.js';
+import { Rng } from '../src/util/rng.js';
+import { makeTinyModel, solidImage, type TinyModel } from './serve-fixture.js';
+
+let dir: string;
+let tiny: TinyModel;
+let engine: CaptionEngine;
+let red: Buffer, blue: Buffer;
+const servers: CaptionServer[] = [];
+
+/** The engine, shared by the servers of this file; a server's close() must not dispose it. */
+const shared = (): CaptionEngine => ({ info: engine.info, captionBatch: (i, s) => engine.captionBatch(i, s), dispose: async () => undefined });
+
+async function serve(options: Partial<ServeOptions> = {}, load: () => Promise<CaptionEngine> = async () => shared()): Promise<CaptionServer> {
+  const server = await startServer(load, { port: 0, ...options });
+  servers.push(server);
+  return server;
+}
+
+const post = (server: CaptionServer, body: Buffer | FormData, query = '', type = 'image/png') =>
+  fetch(`${server.url}/v1/captions${query}`, body instanceof FormData ? { method: 'POST', body } : { method: 'POST', body: new Uint8Array(body), headers: { 'content-type': type } });
+
+async function refusal(response: Response, status: number, code: string) {
+  const body = await response.json();
+  assert.equal(response.status, status, JSON.stringify(body));
+  assert.equal(body.error.code, code, JSON.stringify(body));
+  assert.ok(body.error.message.length > 10 && body.error.fix.length > 10, JSON.stringify(body));
+  return body.error;
+}
+
+/** Resolves once `ready()` holds, checking every 5 ms (instead of sleeping for a guessed time). */
+async function until(ready: () => boolean | Promise<boolean>): Promise<void> {
+  while (!(await ready())) await new Promise((r) => setTimeout(r, 5));
+}
+
+const queueDepth = async (server: CaptionServer) => Number(/^sat_queue_depth (\d+)$/m.exec(await (await fetch(`${server.url}/metrics`)).text())?.[1]);
+
+/** An engine whose batches wait until `open()`; the gate closes again after each opening. */
+function gated(): { engine: CaptionEngine; open(): void; batches: number[] } {
+  let release: () => void = () => undefined;
+  let gate = new Promise<void>((r) => (release = r));
+  const batches: number[] = [];
+  return {
+    batches,
+    open: () => { release(); gate = new Promise<void>((r) => (release = r)); },
+    engine: {
+      info: engine.info,
+      dispose: async () => undefined,
+      captionBatch: async (images, settings) => { batches.push(images.length); await gate; return engine.captionBatch(images, settings); },
+    },
+  };
+}
+
+before(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-serve-http-'));
+  tiny = await makeTinyModel(dir);
+  engine = await loadCaptionerEngine(tiny.run, { encoder: tiny.encoder });
+  red = await solidImage('#e01010');
+  blue = await solidImage('#1030e0', 'jpeg');
+});
+
+after(async () => {
+  for (const s of servers) await s.close();
+  await engine?.dispose();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('endpoints: healthz, readyz (503 while loading), model manifest, metrics, the page', async () => {
+  let finishLoading: (e: CaptionEngine) => void = () => undefined;
+  const server = await serve({}, () => new Promise((resolve) => (finishLoading = resolve)));
+  assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+  assert.deepEqual(await (await fetch(`${server.url}/healthz`)).json(), { status: 'ok' });
+  assert.equal((await fetch(`${server.url}/readyz`)).status, 503);
+  await refusal(await post(server, red), 503, 'model_loading');
+  await refusal(await fetch(`${server.url}/v1/model`), 503, 'model_loading');
+  finishLoading(shared());
+  await server.ready;
+  const ready = await fetch(`${server.url}/readyz`);
+  assert.equal(ready.status, 200);
+  assert.equal((await ready.json()).model, engine.info.id);
+
+  const manifest = await (await fetch(`${server.url}/v1/model`)).json();
+  assert.match(manifest.id, /^checkpoints-best-[0-9a-f]{12}$/);
+  assert.equal(manifest.backend, engine.info.backend);
+  assert.deepEqual(manifest.attention_grid, [4, 4]);
+  assert.equal(manifest.encoder.input_size, 16);
+  assert.deepEqual(manifest.decoding.max_length, { default: 4, max: 4 });
+  assert.equal(manifest.limits.max_bytes, 10 * 1024 * 1024);
+
+  assert.equal((await post(server, red)).status, 200);
+  const metrics = await (await fetch(`${server.url}/metrics`)).text();
+  for (const line of [/sat_http_requests_total\{route="\/v1\/captions",method="POST",status="200"\} 1/,
+    /sat_http_requests_total\{route="\/v1\/captions",method="POST",status="503"\} 1/, /sat_http_request_duration_seconds_bucket\{le="[\d.]+",route="\/v1\/captions"\}/,
+    /sat_queue_depth 0/, /sat_batch_size_count 1/, /sat_refusals_total\{reason="model_loading"\} 1/, /sat_caption_stage_seconds_count\{stage="model"\} 1/]) {
+    assert.match(metrics, line);
+  }
+  const page = await fetch(`${server.url}/`);
+  assert.match(page.headers.get('content-type')!, /text\/html/);
+  assert.match(await page.text(), /<script type="module" src="\/assets\/app.js">/);
+  assert.match((await fetch(`${server.url}/assets/app.js`)).headers.get('content-type')!, /javascript/);
+  await refusal(await fetch(`${server.url}/etc/passwd`), 404, 'not_found');
+});
+
+test('POST /v1/captions: raw body and multipart, attention grids, alternatives, timings', async () => {
+  const server = await serve();
+  await server.ready;
+  const raw = await post(server, red, '?attention=true&beam=3');
+  assert.equal(raw.status, 200);
+  const a = await raw.json();
+  assert.equal(a.caption, 'a red square');
+  assert.equal(a.model, engine.info.id);
+  assert.deepEqual(a.attention_grid, [4, 4]);
+  assert.deepEqual(a.words.map((w: { word: string }) => w.word), ['a', 'red', 'square']);
+  for (const w of a.words) {
+    assert.equal(w.attention.length, 4);
+    const sum = w.attention.flat().reduce((s: number, x: number) => s + x, 0);
+    assert.ok(Math.abs(sum - 1) < 1e-3, `attention sums to ${sum}`);
+  }
+  assert.ok(a.alternatives.length >= 1 && a.alternatives.length <= 3);
+  assert.equal(a.alternatives[0].caption, 'a red square');
+  assert.equal(a.alternatives[0].log_prob, a.log_prob);
+  for (let i = 1; i < a.alternatives.length; i++) assert.ok(a.alternatives[i].score <= a.alternatives[i - 1].score);
+  assert.deepEqual(Object.keys(a.timings_ms), ['image', 'queue', 'model', 'total']);
+  assert.deepEqual(a.options, { beam: 3, alpha: 0, max_length: 4, attention: true });
+
+  const form = new FormData();
+  form.append('beam', '2');
+  form.append('image', new Blob([new Uint8Array(blue)], { type: 'image/jpeg' }), 'blue.jpg');
+  const multi = await post(server, form);
+  const b = await multi.json();
+  assert.equal(multi.status, 200, JSON.stringify(b));
+  assert.equal(b.caption, 'a blue circle');
+  assert.deepEqual(b.words, [{ word: 'a' }, { word: 'blue' }, { word: 'circle' }]); // no attention unless asked
+  assert.equal(b.options.beam, 2);
+});
+
+test('every limit refuses with its status, names the limit and the fix, and never disturbs the requests beside it', async () => {
+  const server = await serve({ maxBytes: 4096, maxPixels: 1300 }); // the good images have 40 x 30 = 1200 pixels
+  await server.ready;
+  const rng = new Rng(3);
+  const noise = await sharp(Buffer.from(Array.from({ length: 60 * 60 * 3 }, () => rng.int(256))), { raw: { width: 60, height: 60, channels: 3 } }).png().toBuffer();
+  assert.ok(noise.length > 4096);
+  const big = new FormData();
+  big.append('image', new Blob([new Uint8Array(noise)], { type: 'image/png' }), 'noise.png');
+  const corrupt = (await solidImage('#808080', 'jpeg', 30, 20)).subarray(0, 120);
+  const wide = await solidImage('#e01010', 'png', 50, 30); // 1500 pixels > 1300
+  const form = (fields: Record<string, string>) => { const f = new FormData(); for (const [k, v] of Object.entries(fields)) f.append(k, v); return f; };
+
+  const cases: [Promise<Response>, number, string, string | null][] = [
+    [post(server, noise), 413, 'body_too_large', '--max-bytes'],
+    [post(server, big), 413, 'body_too_large', '--max-bytes'],
+    [post(server, Buffer.from('plain text'), '', 'text/plain'), 415, 'not_an_image_body', null],
+    [post(server, Buffer.from('<a/>'), '', 'application/xml'), 415, 'unsupported_media_type', null],
+    [post(server, Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"><image href="file:///etc/passwd"/></svg>'), '', 'image/svg+xml'), 415, 'not_an_image', null],
+    [post(server, Buffer.from('hello, not an image')), 415, 'not_an_image', null],
+    [post(server, Buffer.from('GIF89a and then nothing')), 422, 'corrupt_image', null],
+    [post(server, corrupt, '', 'image/jpeg'), 422, 'corrupt_image', null],
+    [post(server, wide), 422, 'too_many_pixels', '--max-pixels'],
+    [post(server, red, '?beam=0'), 400, 'bad_option', '--max-beam'],
+    [post(server, red, '?beam=11'), 400, 'bad_option', '--max-beam'],
+    [post(server, red, '?max_length=5'), 400, 'bad_option', null],
+    [post(server, red, '?beams=2'), 400, 'unknown_option', null],
+    [post(server, form({ note: 'x' })), 400, 'missing_image', null],
+  ];
+  // valid requests sent in the same moment as the refused ones
+  const good = [post(server, red), post(server, blue, '?beam=2', 'image/jpeg'), post(server, red, '?beam=1')];
+  for (const [response, status, code, limit] of cases) {
+    const error = await refusal(await response, status, code);
+    if (limit) assert.equal(error.limit.name, limit, JSON.stringify(error));
+  }
+  const answers = await Promise.all(good.map(async (r) => (await r).json()));
+  assert.deepEqual(answers.map((x) => x.caption), ['a red square', 'a blue circle', 'a red square']);
+  const corruptError = await (await post(server, corrupt, '', 'image/jpeg')).json();
+  assert.match(corruptError.error.message, /premature end|corrupt|truncated/i); // sharp's reason
+});
+
+test('queue over --max-queue: 503 with Retry-After; past --timeout: 503; the others are answered', async () => {
+  const g = gated();
+  const server = await serve({ maxQueue: 2, maxBatch: 1, batchWaitMs: 0, timeoutMs: 60_000 }, async () => g.engine);
+  await server.ready;
+  const first = post(server, red);           // runs, held at the gate
+  await until(() => g.batches.length === 1);
+  const queued = [post(server, blue, '', 'image/jpeg'), post(server, red)];
+  await until(async () => (await queueDepth(server)) === 2);
+  const full = await post(server, red);
+  const error = await refusal(full, 503, 'queue_full');
+  assert.equal(error.limit.name, '--max-queue');
+  assert.ok(Number(full.headers.get('retry-after')) >= 1);
+  for (let i = 1; i <= 3; i++) {
+    g.open();
+    if (i < 3) await until(() => g.batches.length === i + 1);
+  }
+  const answered = await Promise.all([first, ...queued].map(async (r) => (await (await r).json()).caption));
+  assert.deepEqual(answered, ['a red square', 'a blue circle', 'a red square']);
+
+  const slow = gated();
+  const timed = await serve({ timeoutMs: 150, batchWaitMs: 0 }, async () => slow.engine);
+  await timed.ready;
+  const late = await post(timed, red);
+  const lateError = await refusal(late, 503, 'timeout');
+  assert.equal(lateError.limit.name, '--timeout');
+  slow.open();
+  const next = post(timed, blue, '', 'image/jpeg');
+  await until(() => slow.batches.length === 2);
+  slow.open();
+  assert.equal((await (await next).json()).caption, 'a blue circle');
+});
+
+test('batching: concurrent requests share model batches, grouped by options, with the answers of one-by-one requests', async () => {
+  const server = await serve({ batchWaitMs: 100, maxBatch: 4 });
+  await server.ready;
+  const requests = [[red, 3], [blue, 3], [red, 1], [blue, 3], [red, 3], [blue, 1]] as const;
+  const strip = (a: { caption: string; log_prob: number; words: unknown; alternatives: unknown }) =>
+    ({ caption: a.caption, log_prob: a.log_prob, words: a.words, alternatives: a.alternatives });
+  const alone = [];
+  for (const [image, beam] of requests) alone.push(await (await post(server, image, `?beam=${beam}&attention=1`, image === red ? 'image/png' : 'image/jpeg')).json());
+  assert.ok(alone.every((a) => a.batch_size === 1));
+  const together = await Promise.all(requests.map(async ([image, beam]) =>
+    (await post(server, image, `?beam=${beam}&attention=1`, image === red ? 'image/png' : 'image/jpeg')).json()));
+  assert.deepEqual(together.map(strip), alone.map(strip));
+  const sizes = together.map((a) => a.batch_size);
+  assert.ok(sizes.some((s) => s > 1), `batch sizes ${sizes}`);
+  assert.equal(sizes.filter((_, i) => requests[i][1] === 3).every((s) => s <= 4), true);
+});
+
+test('the engine gives the Captioner API\'s captions, on both backends and from an export bundle of the same model', async () => {
+  const bundleDir = path.join(dir, 'bundle');
+  writeBundle(bundleDir, await buildBundle(tiny.run, { encoder: tiny.encoder }));
+  const api = await loadCaptioner(tiny.run, { encoder: tiny.encoder, backend: 'native' });
+  const engines = [
+    await loadCaptionerEngine(tiny.run, { encoder: tiny.encoder, backend: 'native' }),
+    await loadCaptionerEngine(bundleDir),
+  ];
+  try {
+    const rgb = await Promise.all([red, blue].map((image) => api.preprocess(image)));
+    const expected = await api.captionBatch([red, blue], { beam: 3 });
+    assert.deepEqual(expected.map((c) => c.caption), ['a red square', 'a blue circle']);
+    for (const e of engines) {
+      assert.equal(e.info.id, engine.info.id, 'one model, one id, whichever backend or file');
+      const { captions } = await e.captionBatch(rgb, { beam: 3, alpha: 0, maxLength: 4 });
+      assert.deepEqual(captions.map((c) => c.caption), expected.map((c) => c.caption), e.info.backend);
+      captions.forEach((c, i) => {
+        assert.ok(Math.abs(c.logProb - expected[i].logProb) < 1e-4, `${e.info.backend}: log p ${c.logProb} vs ${expected[i].logProb}`);
+        assert.deepEqual(c.alternatives.map((a) => a.caption), expected[i].alternatives.map((a) => a.caption));
+      });
+    }
+    assert.deepEqual(engines.map((e) => [e.info.backend, e.info.dtype]), [['native', 'fp32'], ['onnx', 'fp32']]);
+    await assert.rejects(loadCaptionerEngine(bundleDir, { backend: 'native' }), /native backend needs the checkpoint/);
+  } finally {
+    await api.dispose();
+    for (const e of engines) await e.dispose();
+  }
+});
