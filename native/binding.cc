@@ -1,10 +1,13 @@
 // N-API glue: unwraps and checks every argument, then calls the kernels. The addon is dumb but memory-safe:
 // before touching memory it checks argument counts and types, typed-array kinds and lengths, every size product
 // against overflow, token ids against the vocabulary and image indices against the images given, and it turns
-// allocation failures and oneDNN errors into JS errors instead of aborting. Friendlier validation (messages that
+// allocation failures and oneDNN errors into JS errors instead of aborting. Reading an array element can run
+// JavaScript (a getter), which could detach or shrink any ArrayBuffer: each entry point fetches every JS value it
+// needs first (param_values), and only then takes data pointers, so no JavaScript runs while it holds one. Friendlier validation (messages that
 // name config fields) lives in src/model/native-model.ts; the typed declaration is src/model/binding.ts.
 #include <napi.h>
 
+#include <array>
 #include <climits>
 #include <exception>
 #include <new>
@@ -116,15 +119,25 @@ Dims dims_arg(const Napi::CallbackInfo& info, size_t i, int images = -1) {
   return d;
 }
 
-template <typename T>
-Params<T> params_arg(const Napi::CallbackInfo& info, size_t i, const Dims& d, const char* what) {
-  Napi::Env env = info.Env();
+// The elements of a parameter array (params or grads), fetched before any data pointer is taken: Get may run a
+// getter. A Proxy is not an Array here (napi_is_array), so it is refused like any other non-array.
+using ParamValues = std::array<Napi::Value, kNumParams>;
+
+ParamValues param_values(const Napi::CallbackInfo& info, size_t i, const char* what) {
   if (i >= info.Length() || !info[i].IsArray() || info[i].As<Napi::Array>().Length() != kNumParams)
-    type_error(env, std::string(what) + " must be an array of " + std::to_string(kNumParams) + " typed arrays");
+    type_error(info.Env(), std::string(what) + " must be an array of " + std::to_string(kNumParams) + " typed arrays");
   auto arr = info[i].As<Napi::Array>();
+  ParamValues values;
+  for (int k = 0; k < kNumParams; k++) values[k] = arr.Get((uint32_t)k);
+  return values;
+}
+
+// Data pointers of fetched parameter values; runs no JavaScript.
+template <typename T>
+Params<T> params_of(Napi::Env env, const ParamValues& values, const Dims& d, const char* what) {
   Params<T> p;
   for (int k = 0; k < kNumParams; k++)
-    p.at[k] = data_of<T>(env, arr.Get(k), param_size(d, k), std::string(what) + "[" + std::to_string(k) + "]");
+    p.at[k] = data_of<T>(env, values[k], param_size(d, k), std::string(what) + "[" + std::to_string(k) + "]");
   return p;
 }
 
@@ -189,19 +202,19 @@ Napi::Value ReleaseWorkspace(const Napi::CallbackInfo& info) {
 }
 
 // trainStep(ws, params, grads|null, dims, features, tokens, dropout, lambda, seed, resetState, meanInit,
-//           weights?, imageOfRow?, numImages?, precision?)
+//           weights?, imageOfRow?, numImages?, precision?); `params` and `grads` (absent: forward only) already fetched.
 template <typename T>
-Napi::Value TrainStepT(const Napi::CallbackInfo& info) {
+Napi::Value TrainStepT(const Napi::CallbackInfo& info, const ParamValues& params, const ParamValues* grads) {
   Napi::Env env = info.Env();
   NativeWorkspace* ws = workspace_arg(info, 0);
   // info[12], info[13]: optional imageOfRow Int32Array [B] and the number of images features holds
   const bool shared = info.Length() > 12 && !is_absent(info[12]);
   const int num_images = shared ? (int)integer_arg(info, 13, "numImages", 1, INT_MAX) : -1;
   const Dims d = dims_arg(info, 3, num_images);
-  const Params<T> p = params_arg<T>(info, 1, d, "params");
-  const bool with_grads = !is_absent(info[2]);
+  const Params<T> p = params_of<T>(env, params, d, "params");
+  const bool with_grads = grads != nullptr;
   Params<T> g{};
-  if (with_grads) g = params_arg<T>(info, 2, d, "grads");
+  if (with_grads) g = params_of<T>(env, *grads, d, "grads");
   const std::vector<int32_t> image_rows =
       shared ? copy_of(data_arg<int32_t>(info, 12, (size_t)d.B, "imageOfRow"), (size_t)d.B) : std::vector<int32_t>();
   const int32_t* image_of_row = shared ? image_rows.data() : nullptr;
@@ -242,20 +255,22 @@ Napi::Value TrainStepT(const Napi::CallbackInfo& info) {
 Napi::Value TrainStep(const Napi::CallbackInfo& info) {
   expect_args(info, 11, "trainStep(ws, params, grads, dims, features, tokens, dropout, attentionLambda, dropoutSeed, "
                         "resetState, meanInit, weights?, imageOfRow?, numImages?, precision?)");
+  const ParamValues params = param_values(info, 1, "params");
+  const bool with_grads = !is_absent(info[2]);
+  const ParamValues grads = with_grads ? param_values(info, 2, "grads") : ParamValues{};
   // The element type follows params[0]: Float64Array selects the test-only float64 path.
-  if (info[1].IsArray() && info[1].As<Napi::Array>().Length() > 0) {
-    Napi::Value first = info[1].As<Napi::Array>().Get(0u);
-    if (first.IsTypedArray() && first.As<Napi::TypedArray>().TypedArrayType() == napi_float64_array)
-      return TrainStepT<double>(info);
-  }
-  return TrainStepT<float>(info);
+  const Napi::Value& first = params[0];
+  if (first.IsTypedArray() && first.As<Napi::TypedArray>().TypedArrayType() == napi_float64_array)
+    return TrainStepT<double>(info, params, with_grads ? &grads : nullptr);
+  return TrainStepT<float>(info, params, with_grads ? &grads : nullptr);
 }
 
 // encode(params, dims, features, encoded, projected, hidden, meanInit)
 Napi::Value Encode(const Napi::CallbackInfo& info) {
   expect_args(info, 7, "encode(params, dims, features, encoded, projected, hidden, meanInit)");
+  const ParamValues params = param_values(info, 0, "params");
   const Dims d = dims_arg(info, 1);
-  const Params<float> p = params_arg<float>(info, 0, d, "params");
+  const Params<float> p = params_of<float>(info.Env(), params, d, "params");
   const size_t NL = (size_t)d.B * d.L;
   const float* features = data_arg<float>(info, 2, NL * d.C, "features");
   float* enc = data_arg<float>(info, 3, NL * d.E, "encoded");
@@ -269,9 +284,10 @@ Napi::Value Encode(const Napi::CallbackInfo& info) {
 Napi::Value DecodeStep(const Napi::CallbackInfo& info) {
   expect_args(info, 11, "decodeStep(ws, params, dims, encoded, projected, hidden, tokens, logits, attention, "
                         "hiddenOut, resetState)");
+  const ParamValues params = param_values(info, 1, "params");
   NativeWorkspace* ws = workspace_arg(info, 0);
   const Dims d = dims_arg(info, 2);
-  const Params<float> p = params_arg<float>(info, 1, d, "params");
+  const Params<float> p = params_of<float>(info.Env(), params, d, "params");
   const size_t N = d.B, NL = (size_t)d.B * d.L;
   const float* enc = data_arg<float>(info, 3, NL * d.E, "encoded");
   const float* keys = data_arg<float>(info, 4, NL * d.A, "projected");

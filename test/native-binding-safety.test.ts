@@ -140,6 +140,44 @@ test('image indices of rows that share images are checked against the images giv
   assert.ok(Number.isFinite(ok.loss));
 });
 
+/** A copy of `arrays` whose element `at` is a getter that runs `sideEffect` first (user JavaScript inside the call). */
+function withGetter<A>(arrays: A[], at: number, sideEffect: () => void): A[] {
+  const out = [...arrays];
+  Object.defineProperty(out, at, { get() { sideEffect(); return arrays[at]; }, enumerable: true });
+  return out;
+}
+const detach = (a: Float32Array) => { structuredClone(a.buffer, { transfer: [a.buffer] }); };
+
+test('an element getter that detaches or shrinks another argument\'s buffer is refused, never read', () => {
+  // Every JS value is fetched before any data pointer is taken: whatever the getter did shows up as a short buffer.
+  const ps = params.map((p) => p.slice());
+  assert.throws(() => trainStep({ 1: withGetter(ps, 5, () => detach(ps[2])) }), new RegExp(`params\\[2\\] has 0 elements, needs ${params[2].length}`));
+  const resizable = new ArrayBuffer(params[3].byteLength, { maxByteLength: params[3].byteLength });
+  const tracking = new Float32Array(resizable);
+  tracking.set(params[3]);
+  const ps2 = params.map((p, i) => (i === 3 ? tracking : p.slice()));
+  assert.throws(() => trainStep({ 1: withGetter(ps2, 17, () => resizable.resize(4)) }), new RegExp(`params\\[3\\] has 1 elements, needs ${params[3].length}`));
+  // a getter in grads detaching params, the features or an output buffer of decoding
+  const ps3 = params.map((p) => p.slice());
+  assert.throws(() => trainStep({ 1: ps3, 2: withGetter(grads(), 9, () => detach(ps3[0])) }), /params\[0\] has 0 elements/);
+  const f = features.slice();
+  assert.throws(() => trainStep({ 2: withGetter(grads(), 0, () => detach(f)), 4: f }), /features has 0 elements, needs 45/);
+  const N = 2, d = dims({ B: N, T: 0 });
+  const enc = new Float32Array(N * L * E), keys = new Float32Array(N * L * A), hidden = new Float32Array(N * U);
+  assert.throws(() => native.encode(withGetter(params, 1, () => detach(enc)), d, features, enc, keys, hidden, false), /encoded has 0 elements/);
+  const logits = new Float32Array(N * V), encoded = new Float32Array(N * L * E);
+  native.encode(params, d, features, encoded, keys, hidden, false);
+  assert.throws(() => native.decodeStep(ws, withGetter(params, 11, () => detach(logits)), d, encoded, keys, hidden, Int32Array.of(1, 2),
+    logits, new Float32Array(N * L), new Float32Array(N * U), false), /logits has 0 elements/);
+  // A Proxy is not an array to the addon; a getter that throws surfaces as the call's error.
+  assert.throws(() => trainStep({ 1: new Proxy(params, {}) }), /params must be an array of 18 typed arrays/);
+  assert.throws(() => trainStep({ 1: withGetter(params, 4, () => { throw new Error('getter says no'); }) }), /getter says no/);
+  // Each element is read once: params[0] picks float32 or float64 and is then used as read.
+  let reads = 0;
+  assert.deepEqual(trainStep({ 1: withGetter(params, 0, () => { reads++; }) }), reference);
+  assert.equal(reads, 1);
+});
+
 test('a oneDNN error becomes a JS error naming the primitive and its shapes', { skip: !native.gemmInfo().onednn && 'this build has no oneDNN' }, () => {
   assert.throws(() => native.throwForTest('onednn'),
     /native core error: oneDNN matmul f32 C\[-3,4\] = A\[-3,5\] \(ld 5\) x B\[5,4\] \(ld 4\), ldc 4, alpha 1\.0+, beta 0\.0+: \S/);
