@@ -2,6 +2,8 @@
   "variables": {
     # Prefix of oneDNN (libdnnl-dev) when installed: the float matmuls then run on oneDNN, with CBLAS kept
     # behind a run-time switch; empty builds the CBLAS backend only (macOS Accelerate, or SAT_ONEDNN=0).
+    # Symbols are hidden except the module's entry point: two builds loaded into one process (bench/native-ab.ts)
+    # then never bind to each other's functions or inline variables.
     "onednn_prefix%": "<!(node native/find-onednn.cjs)"
   },
   "targets": [
@@ -16,7 +18,7 @@
       "conditions": [
         ["OS=='linux'", {
           "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-fopenmp", "-march=native", "-fno-trapping-math", "-fno-math-errno", "-Wno-unknown-pragmas",
-                        "-Wno-maybe-uninitialized"],
+                        "-fvisibility=hidden", "-fvisibility-inlines-hidden"],
           "ldflags": ["-fopenmp"],
           "libraries": ["-lopenblas"]
         }],
@@ -30,6 +32,7 @@
             "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
             "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
             "GCC_OPTIMIZATION_LEVEL": "3",
+            "GCC_SYMBOLS_PRIVATE_EXTERN": "YES",
             "OTHER_CPLUSPLUSFLAGS": ["-fno-trapping-math", "-fno-math-errno", "-Wno-unknown-pragmas"]
           },
           "libraries": ["-framework Accelerate"]

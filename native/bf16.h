@@ -6,11 +6,9 @@
 #include <cstdint>
 #include <cstring>
 #include <vector>
-#if defined(__AVX512BF16__) && defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 
 #include "parallel.h"
+#include "simd.h"
 
 namespace sat {
 

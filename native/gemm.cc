@@ -13,6 +13,7 @@
 #endif
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <random>
@@ -24,7 +25,9 @@
 namespace sat {
 
 namespace {
-GemmBackend g_backend = default_gemm_backend();
+// Process-wide, read once per product: atomic because model threads may run steps while another thread switches it.
+std::atomic<GemmBackend> g_backend{default_gemm_backend()};
+GemmBackend backend_now() { return g_backend.load(std::memory_order_relaxed); }
 thread_local StepWeights* g_step_weights = nullptr;
 
 // K = 0: C = beta * C (what BLAS does; oneDNN has no empty reduction).
@@ -37,13 +40,13 @@ void scale_only(int M, int N, T beta, T* C, int ldc) {
 
 bool onednn_built() { return onednn::built(); }
 GemmBackend default_gemm_backend() { return onednn::built() ? GemmBackend::onednn : GemmBackend::cblas; }
-GemmBackend gemm_backend() { return g_backend; }
+GemmBackend gemm_backend() { return backend_now(); }
 const char* gemm_backend_name(GemmBackend b) { return b == GemmBackend::onednn ? "onednn" : "cblas"; }
 
 void set_gemm_backend(GemmBackend b) {
   if (b == GemmBackend::onednn && !onednn::built())
     throw std::invalid_argument("this build has no oneDNN (install libdnnl-dev, then rebuild the addon)");
-  g_backend = b;
+  g_backend.store(b, std::memory_order_relaxed);
 }
 
 void cblas_gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
@@ -87,7 +90,7 @@ void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, in
           float beta, float* C, int ldc) {
   if (M == 0 || N == 0) return;
   ProfileMatmul timer;
-  if (g_backend == GemmBackend::onednn) {
+  if (backend_now() == GemmBackend::onednn) {
     if (K == 0) return scale_only(M, N, beta, C, ldc);
     return onednn_product(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nullptr);
   }
@@ -102,7 +105,7 @@ static void fill_bias(T* C, int ldc, const T* bias, int M, int N) {
 void gemm_bias(int M, int N, int K, const float* A, int lda, const float* B, int ldb, const float* bias, float* C,
                int ldc) {
   if (M == 0 || N == 0) return;
-  if (g_backend == GemmBackend::onednn && K > 0) {
+  if (backend_now() == GemmBackend::onednn && K > 0) {
     ProfileMatmul timer;
     return onednn_product(false, false, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, bias);
   }
@@ -128,7 +131,7 @@ void gemm_batched(bool ta, bool tb, int batch, int M, int N, int K, const float*
                   const float* B, int ldb, int64_t sb, float beta, float* C, int ldc, int64_t sc) {
   if (M == 0 || N == 0 || batch == 0) return;
   ProfileMatmul timer;
-  if (g_backend == GemmBackend::onednn && K > 0)
+  if (backend_now() == GemmBackend::onednn && K > 0)
     return onednn::gemm_f32_batched(ta, tb, batch, M, N, K, A, lda, sa, B, ldb, sb, beta, C, ldc, sc);
   for (int i = 0; i < batch; i++) cblas_gemm(ta, tb, M, N, K, 1.0f, A + i * sa, lda, B + i * sb, ldb, beta, C + i * sc, ldc);
 }

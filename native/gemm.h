@@ -12,6 +12,10 @@ namespace sat {
 
 enum class GemmBackend { cblas, onednn };
 
+// The backend is one setting for the whole process (every thread, every model). Switching it is atomic and
+// applies to the products that start afterwards, so it is safe while another thread runs a step; that step may
+// then mix the two backends (still correct, no longer bit-identical to a step on either). Set it before starting
+// steps when results must reproduce (SAT_GEMM_BACKEND does, when the addon is loaded).
 bool onednn_built();                  // the build has oneDNN
 GemmBackend default_gemm_backend();   // oneDNN when built, else CBLAS
 void set_gemm_backend(GemmBackend b); // throws std::invalid_argument for oneDNN when not built

@@ -1,7 +1,9 @@
 // Timers inside the training step, off unless switched on (setProfiling in the binding; `sat bench train
 // --profile`): each named section accumulates its wall time, and the matrix products run inside it add to its
 // matmul time, so the rest is the section's elementwise work. Sections nest; a section's time excludes the time
-// of sections opened inside it. Single-threaded callers only (the step is driven from one thread).
+// of sections opened inside it. The state is per thread: set_profiling and take_profile act on the sections of the
+// calling thread's steps only (a step is driven from one thread; its OpenMP workers open no sections), so model
+// threads running steps at the same time neither race on it nor mix into each other's profile.
 #pragma once
 #include <chrono>
 #include <ctime>
@@ -23,9 +25,9 @@ struct ProfileEntry {
 };
 
 namespace profile_detail {
-inline bool enabled = false;
-inline std::vector<ProfileEntry> entries;
-inline int current = -1;  // index of the innermost open section
+inline thread_local bool enabled = false;
+inline thread_local std::vector<ProfileEntry> entries;
+inline thread_local int current = -1;  // index of the innermost open section
 inline int index_of(const char* name) {
   for (size_t i = 0; i < entries.size(); i++)
     if (entries[i].name == name || std::string(entries[i].name) == name) return (int)i;

@@ -302,7 +302,6 @@ template <typename T>
 void recurrence_weight_grads(const StepShape& s, const Activations<T>& a, const RecurrenceGrads<T>& r,
                              const Params<T>& g, bool reset) {
   const int E = s.E, U = s.U, A = s.A, G = s.G, K = s.K, TB = s.TB;
-  ProfileSection section("bwd recurrence weight grads");
   gemm(true, false, E, G, TB, T(1), a.ctx, E, r.dgx, G, T(1), g.gru_k(), G);                  // dWc
   gemm(true, false, E, G, TB, T(1), a.x, E, r.dgx, G, T(1), g.gru_k() + (size_t)E * G, G);    // dWx
   colsum_add(g.gru_b(), r.dgx, TB, G);
@@ -483,7 +482,7 @@ void backward_pass(Workspace<T>& ws, const StepShape& s, const Params<T>& p, con
   a.bf16.reserve(r.dghw, (size_t)TB * s.K);
   prof.next("bwd recurrence other");
   recurrence_backward(s, p, a, r, dalpha_reg, in.reset);
-  prof.next("bwd recurrence other");
+  prof.next("bwd recurrence weight grads");
   recurrence_weight_grads(s, a, r, g, in.reset);
   // embedding gradient: dx = dgx Wx^T, back through dropout, scattered by token id
   prof.next("bwd embedding");

@@ -1,10 +1,14 @@
 /**
  * The CaptionModel API on the native core: validation, float32 vs float64 agreement (the float32
  * path uses vectorised exp/tanh approximations), inference (encode/step) reproducing the training
- * forward pass step by step, selectRows, and a tiny batch being overfitted by Adam.
+ * forward pass step by step, selectRows, a tiny batch being overfitted by Adam, and the step's profile
+ * (per thread).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { createModel, type ModelConfig, type TrainBatch } from '../src/model/index.js';
 import { loadBinding, PARAMETER_ORDER } from '../src/model/binding.js';
 import { Rng } from '../src/util/rng.js';
@@ -148,4 +152,44 @@ test('variable batch and step counts reuse the workspace without leaking state b
     assert.equal(x.loss, y.loss);
   }
   model.dispose(); fresh.dispose();
+});
+
+test('profiling times the calling thread\'s steps only, each backward section once per step', async () => {
+  const native = loadBinding();
+  const model = createModel(config, { seed: 3 });
+  native.profile();
+  native.setProfiling(true);
+  try {
+    model.trainStep(batch(4), { learningRate: 1e-3 });
+    model.trainStep(batch(5), { learningRate: 1e-3 });
+  } finally {
+    native.setProfiling(false);
+  }
+  const sections = new Map(native.profile().map((e) => [e.name, e]));
+  for (const name of ['bwd recurrence other', 'bwd recurrence weight grads', 'bwd embedding', 'fwd softmax and loss']) {
+    assert.equal(sections.get(name)?.calls, 2, `${name}: ${JSON.stringify(sections.get(name))}`);
+  }
+  assert.ok([...sections.values()].every((e) => e.seconds >= 0 && e.matmulSeconds >= 0), 'nested sections are subtracted, never below 0');
+
+  // Another thread (a model thread) that switches profiling on and runs a step neither shows up here nor turns
+  // profiling on for this thread.
+  const addon = fileURLToPath(new URL('../build/Release/sat_native.node', import.meta.url));
+  const worker = new Worker(`
+    const { parentPort, workerData } = require('node:worker_threads');
+    const native = require(workerData.addon);
+    const d = workerData.dims;
+    native.setProfiling(true);
+    const params = workerData.sizes.map((n) => new Float32Array(n).fill(0.01));
+    const tokens = Int32Array.from({ length: d[0] * (d[1] + 1) }, (_, i) => 1 + (i % (d[7] - 1)));
+    native.trainStep(native.createWorkspace(), params, null, Int32Array.from(d), new Float32Array(d[0] * d[2] * d[3]), tokens, 0, 0, 0, false, false);
+    parentPort.postMessage(native.profile().length);`, {
+    eval: true,
+    workerData: { addon, dims: [2, 3, 5, 12, 8, 16, 10, 11], sizes: [...model.parameters().values()].map((t) => t.data.length) },
+  });
+  const [workerSections] = await once(worker, 'message') as [number];
+  await once(worker, 'exit');
+  assert.ok(workerSections > 0, 'the worker profiled its own step');
+  model.evalLoss(batch(6));
+  assert.deepEqual(native.profile(), [], 'nothing from the worker, and this thread still does not profile');
+  model.dispose();
 });
