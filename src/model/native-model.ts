@@ -6,6 +6,7 @@ import { UserError } from '../util/errors.js';
 import { GRU_STATES, INIT_STATES, NonFiniteLossError } from './types.js';
 import { loadBinding, PARAMETER_ORDER, type NativeBinding, type NativeWorkspace, type Precision } from './binding.js';
 import { allocateArena, initialiseParameters, type Arena } from './params.js';
+import { selectStateRows } from './state.js';
 import type {
   CaptionModel, DecoderState, ModelConfig, NamedTensor, OptimizerOptions, StepOutput, StepStats, TrainBatch,
 } from './types.js';
@@ -116,24 +117,9 @@ export class NativeCaptionModel implements CaptionModel {
   }
 
   selectRows(state: DecoderState, rows: Int32Array, hidden?: Float32Array): DecoderState {
-    const { locations: L, embedDim: E, attentionUnits: A, units: U } = this.config;
     this.checkState(state);
-    const source = hidden ?? state.hidden;
-    expectLength('selectRows: hidden', source, state.size * U, `[N=${state.size}, U=${U}]`);
-    const n = rows.length;
-    const next: DecoderState = {
-      size: n, hidden: new Float32Array(n * U), encoded: new Float32Array(n * L * E), projected: new Float32Array(n * L * A),
-    };
-    for (let i = 0; i < n; i++) {
-      const r = rows[i];
-      if (!Number.isInteger(r) || r < 0 || r >= state.size) {
-        throw new UserError(`selectRows: rows[${i}] = ${r} is outside the state's ${state.size} rows.`);
-      }
-      next.hidden.set(source.subarray(r * U, (r + 1) * U), i * U);
-      next.encoded.set(state.encoded.subarray(r * L * E, (r + 1) * L * E), i * L * E);
-      next.projected.set(state.projected.subarray(r * L * A, (r + 1) * L * A), i * L * A);
-    }
-    return next;
+    if (hidden) expectLength('selectRows: hidden', hidden, state.size * this.config.units, `[N=${state.size}, U=${this.config.units}]`);
+    return selectStateRows(this.config, state, rows, hidden);
   }
 
   dispose(): void {
