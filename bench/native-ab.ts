@@ -2,9 +2,10 @@
  * Two builds of the native addon side by side, for changes to native/ that must not change results or get slower:
  *   1. --check: both compute the same floats, bit for bit: the loss and every gradient of training steps in
  *      float32 and float64 over dropout, the regulariser, both GRU and initial-state modes, per-caption weights,
- *      rows that share images, padded rows, at small and at the seed's shapes;
- *   2. timing: the seed's training step (batch 64, T 16, 64x2048 features, E 256, U 512, A 512, V 5001) on each
- *      build, alternating builds step by step (the order flips every round), medians of wall and CPU time.
+ *      rows that share images, padded rows, at small and at the TF tutorial's shapes;
+ *   2. timing: the training step at the TF tutorial's shapes (batch 64, T 16, 64x2048 features, E 256, U 512,
+ *      A 512, V 5001) on each build, alternating builds step by step (the order flips every round), medians of wall
+ *      and CPU time (src/util/stats.ts).
  * Usage: node --import tsx bench/native-ab.ts OLD.node NEW.node [--check-only | --time-only] [--rounds 9]
  *          [--threads 2] [--backend cblas|onednn] [--precision fp32|bf16]
  * (--backend applies to NEW, --precision to NEW's timing only: an older build knows neither.)
@@ -15,6 +16,7 @@ import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { NativeBinding } from '../src/model/binding.js';
+import { median } from '../src/util/stats.js';
 
 process.env.OMP_WAIT_POLICY ??= 'PASSIVE';  // as loadBinding() sets it
 const { values, positionals } = parseArgs({
@@ -93,7 +95,7 @@ function check(): boolean {
       native.releaseWorkspace(ws);
       return digest(r, grads);
     });
-    if (out[0] !== out[1]) { same = false; console.log(`differ: seed shapes, dropout ${dropout}, lambda ${lambda}`); }
+    if (out[0] !== out[1]) { same = false; console.log(`differ: tutorial shapes, dropout ${dropout}, lambda ${lambda}`); }
   }
   console.log(same ? 'bit-identical: every case, float32 and float64' : 'NOT bit-identical');
   return same;
@@ -117,7 +119,6 @@ function time(): void {
       if (round > 0) { side.wall.push((performance.now() - t0) / 1000); side.cpu.push((c.user + c.system) / 1e6); }
     }
   }
-  const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor((xs.length - 1) / 2)];
   const [old, neu] = sides;
   for (const [name, s] of [['OLD', old], ['NEW', neu]] as const) {
     console.log(`${name} ${s.file}: median ${median(s.wall).toFixed(3)} s/step (${(1024 / median(s.wall)).toFixed(0)} tokens/s), ${median(s.cpu).toFixed(3)} CPU-s; ` +

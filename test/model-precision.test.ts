@@ -47,8 +47,8 @@ test('the bf16 step\'s loss and gradients agree with the fp32 step within bf16 b
       for (let t = 0; t <= T; t++) tokens[b * (T + 1) + t] = t < len ? 1 + rng.int(V - 1) : 0;
     }
     const ws = native.createWorkspace();
-    // [dropout, lambda, dropout seed, resetState, meanInit]: the seed model, and the paths dropout, the
-    // regulariser, the paper's initial state and the tutorial's reset GRU add.
+    // [dropout, lambda, dropout seed, resetState, meanInit]: the TF tutorial's model (none of them), and the paths
+    // dropout, the regulariser, the paper's initial state and the tutorial's reset GRU add.
     const cases = [['plain', [0, 0, 0, false, false]], ['dropout, lambda, mean init', [0.3, 0.5, 7, false, true]],
       ['dropout, lambda, reset', [0.3, 0.5, 7, true, false]]] as const;
     for (const [label, [dropout, lambda, dropSeed, reset, meanInit]] of cases) {

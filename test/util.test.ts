@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { copyFileAtomic, writeFileAtomic, writeJsonAtomic } from '../src/util/atomic-write.js';
-import { median } from '../src/util/stats.js';
+import { median, quantile } from '../src/util/stats.js';
 
 test('median: the middle value, or the mean of the two middle ones; input order does not matter', () => {
   assert.equal(median([3, 1, 2]), 2);
@@ -14,6 +14,20 @@ test('median: the middle value, or the mean of the two middle ones; input order 
   const xs = [5, 1, 4];
   median(xs);
   assert.deepEqual(xs, [5, 1, 4], 'the input is not sorted in place');
+  assert.equal(median([0.1, 0.2]), (0.1 + 0.2) / 2, 'the mean of the middle two, bit for bit');
+});
+
+test('quantile: linear interpolation between order statistics (numpy.quantile\'s default)', () => {
+  const xs = [10, 1, 4, 3, 2];
+  assert.equal(quantile(xs, 0), 1);
+  assert.equal(quantile(xs, 1), 10);
+  assert.equal(quantile(xs, 0.25), 2);             // h = 1
+  assert.ok(Math.abs(quantile(xs, 0.9) - 7.6) < 1e-12);   // h = 3.6: 4 + 0.6 (10 - 4), as numpy.quantile gives
+  assert.ok(Math.abs(quantile([1, 2, 3, 4], 0.95) - 3.85) < 1e-12);
+  assert.equal(quantile([7], 0.99), 7);
+  assert.equal(quantile([1, 1e308, Infinity], 0.5), 1e308, 'exact at an order statistic, even next to Infinity');
+  assert.ok(Number.isNaN(quantile([], 0.5)));
+  for (const q of [-0.1, 1.5, NaN]) assert.throws(() => quantile(xs, q), /q must be in \[0, 1\]/);
 });
 
 test('writeFileAtomic: the data is fsynced before the rename, the folder after it; a failed write leaves the old file', () => {
