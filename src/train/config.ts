@@ -13,7 +13,7 @@ import { PRECISION_CHOICES, type PrecisionChoice } from '../model/precision.js';
 import { UserError } from '../util/errors.js';
 
 export type LrSchedule = 'constant' | 'step' | 'plateau';
-/** What picks `best`, drives the plateau schedule and early stopping (src/eval/validation.ts). */
+/** What picks `best`, drives the plateau schedule and early stopping (src/train/validation.ts). */
 export type ValMetric = 'cider' | 'bleu4' | 'loss';
 
 export interface TrainConfig {

@@ -28,7 +28,7 @@ import { yieldToEventLoop } from '../util/event-loop.js';
 /**
  * A validation metric computed on the model after each epoch (higher is better, e.g. CIDEr or BLEU-4).
  * A long hook should let the event loop run now and then and give up (return null) once `shouldStop()` is
- * true: that is how Ctrl-C during validation is heard (see src/eval/validation.ts).
+ * true: that is how Ctrl-C during validation is heard (see makeValidateHook in src/train/validation.ts).
  */
 export type ValidateHook = (model: CaptionModel, epoch: number, shouldStop?: () => boolean) =>
   Promise<{ metric: string; value: number } | null> | { metric: string; value: number } | null;
@@ -237,8 +237,8 @@ async function trainEpochBatches(loop: Loop, epoch: number): Promise<EpochTraini
     bar.tick(objective ? batches[bi].length : stats.tokens, progress.partial.rewardCount
       ? `reward ${(progress.partial.rewardSum! / progress.partial.rewardCount).toFixed(4)}`
       : `loss ${(progress.partial.lossSum / progress.partial.tokens).toFixed(4)}`);
-    // The batch loop is otherwise synchronous: without this the SIGINT handler (Ctrl-C) would never run.
-    // setImmediate has no timer delay; it is microseconds against a batch's 0.1-0.5 s.
+    // The batch loop is otherwise synchronous: without this the SIGINT handler (Ctrl-C) would never run. It must
+    // stay a setImmediate turn (no timer delay), so that it costs next to nothing against a batch.
     await yieldToEventLoop();
     if (bi + 1 < batches.length) {
       const stopped = checkpointMidEpoch(loop);
