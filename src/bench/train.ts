@@ -42,8 +42,6 @@ const SHAPES = { locations: 64, channels: 2048, vocabSize: 5001 };
 export const ROOF_SHAPES: readonly [number, number, number][] = [[1024, 1024, 1024], [1024, 512, 5001], [4096, 2048, 256], [64, 1024, 1536]];
 export const TRAIN_BENCH_SIDES = ['cblas/fp32', 'onednn/fp32', 'onednn/bf16'] as const;
 export type TrainBenchSide = (typeof TRAIN_BENCH_SIDES)[number];
-type Side = TrainBenchSide;
-const ALL_SIDES = TRAIN_BENCH_SIDES;
 
 export interface Timing { step_s: number[]; median_step_s: number; tokens_per_s: number; gflops: number; median_cpu_s: number }
 export interface Roof { backend: GemmBackend; precision: Precision; shapes: Record<string, number>; roof_gflops: number }
@@ -55,12 +53,12 @@ export interface TrainBenchResult {
   /** What ran: the BLAS and its kernels (OpenBLAS core name), oneDNN's version, effective ISA and matmul implementations. */
   kernels: GemmInfo;
   /** Our step per backend/precision, with the fraction of its matching roof. */
-  ours: Partial<Record<Side, Timing & { roof: string; fraction_of_roof: number }>>;
+  ours: Partial<Record<TrainBenchSide, Timing & { roof: string; fraction_of_roof: number }>>;
   torch: { version: string; fp32: Timing; bf16: Timing } | null;
   /** GFLOP/s medians per shape ("MxKxN") and the roof (their best): OpenBLAS sgemm, oneDNN f32, oneDNN bf16 (f32 output). */
-  roofs: Partial<Record<Side, Roof>>;
+  roofs: Partial<Record<TrainBenchSide, Roof>>;
   ratios: Record<string, number>;
-  profile?: Partial<Record<Side, { name: string; ms: number; matmul_ms: number }[]>>;
+  profile?: Partial<Record<TrainBenchSide, { name: string; ms: number; matmul_ms: number }[]>>;
   loadavg_1min: [number, number];
 }
 
@@ -85,40 +83,69 @@ export function trainBenchSides(spec?: string): TrainBenchSide[] {
   const built = loadBinding().gemmInfo().built;
   const bf16Why = bf16Unavailable();
   if (spec === undefined) {
-    return ALL_SIDES.filter((s) => built.includes(s.split('/')[0] as GemmBackend) && (s !== 'onednn/bf16' || !bf16Why));
+    return TRAIN_BENCH_SIDES.filter((s) => built.includes(s.split('/')[0] as GemmBackend) && (s !== 'onednn/bf16' || !bf16Why));
   }
   return spec.split(',').map((s) => {
-    if (!ALL_SIDES.includes(s as Side)) throw new UserError(`--train-sides: "${s}" is not one of ${ALL_SIDES.join(', ')}.`);
+    if (!TRAIN_BENCH_SIDES.includes(s as TrainBenchSide)) throw new UserError(`--train-sides: "${s}" is not one of ${TRAIN_BENCH_SIDES.join(', ')}.`);
     if (!built.includes(s.split('/')[0] as GemmBackend)) throw new UserError(`--train-sides ${s}: this build has only ${built.join(', ')}.`);
     if (s === 'onednn/bf16' && bf16Why) throw new UserError(`--train-sides ${s}: ${bf16Why}.`);
-    return s as Side;
+    return s as TrainBenchSide;
   });
 }
 
 export async function runTrainBench(opts: TrainBenchOptions): Promise<TrainBenchResult> {
   const { batch: B, steps: T, repeats, threads } = opts;
-  const profiling = opts.profile === true;
   const load0 = loadavg()[0];
-
   const native = loadBinding();
-  native.setThreads(threads, threads);
-  const backendBefore = native.gemmInfo().backend;
   const sides = opts.sides ?? trainBenchSides();
   const config: ModelConfig = { ...TUTORIAL_MODEL_DEFAULTS, ...SHAPES };
+  const before = { backend: native.gemmInfo().backend, threads: native.threads() };
+  const models = new Map<TrainBenchSide, CaptionModel>();
+  let peer: TorchPeer | null = null;
+  let measured: Measurements;
+  try {
+    native.setThreads(threads, threads);
+    for (const side of sides) models.set(side, createModel(config, { seed: 1, precision: side.split('/')[1] as Precision }));
+    if (opts.python !== null) peer = await startTorchPeer(opts.python, config, B, T, threads);
+    measured = await measureRounds(models, peer, config, opts);
+  } finally {
+    peer?.close();
+    for (const m of models.values()) m.dispose();
+    native.setProfiling(false);
+    native.setGemmBackend(before.backend);
+    native.setThreads(before.threads.blas, before.threads.workers);
+  }
+  return summarise(measured, sides, peer, config, opts, [load0, loadavg()[0]]);
+}
+
+/** Per side (ours, torch/fp32, torch/bf16): the wall and CPU seconds of each timed step; roofs; profiles. */
+interface Measurements {
+  times: Map<string, { wall: number[]; cpu: number[] }>;
+  /** "side|MxKxN" -> GFLOP/s of each timed product. */
+  roofGflops: Map<string, number[]>;
+  profiles: Map<TrainBenchSide, Map<string, [number, number]>>;
+}
+
+/**
+ * Round 0 warms every side up, then `repeats` timed rounds: one step of every side, in an order that rotates
+ * between rounds, then the roof products.
+ */
+async function measureRounds(models: Map<TrainBenchSide, CaptionModel>, peer: TorchPeer | null, config: ModelConfig,
+                             opts: TrainBenchOptions): Promise<Measurements> {
+  const { batch: B, steps: T, repeats } = opts;
+  const profiling = opts.profile === true;
+  const native = loadBinding();
   const rng = new Rng(7);
   const features = Float32Array.from({ length: B * config.locations * config.channels }, () => rng.next());
   const tokens = Int32Array.from({ length: B * (T + 1) }, () => 1 + rng.int(config.vocabSize - 1)); // all real
   const batch = { size: B, steps: T, features, tokens };
-  const models = new Map<Side, CaptionModel>(sides.map((s) => [s, createModel(config, { seed: 1, precision: s.split('/')[1] as Precision })]));
-
-  const times = new Map<string, { wall: number[]; cpu: number[] }>();
+  const m: Measurements = { times: new Map(), roofGflops: new Map(), profiles: new Map() };
   const record = (key: string, wall: number, cpu: number) => {
-    const t = times.get(key) ?? { wall: [], cpu: [] };
+    const t = m.times.get(key) ?? { wall: [], cpu: [] };
     t.wall.push(wall); t.cpu.push(cpu);
-    times.set(key, t);
+    m.times.set(key, t);
   };
-  const profiles = new Map<Side, Map<string, [number, number]>>();
-  const ourStep = (side: Side, timed: boolean) => {
+  const ourStep = (side: TrainBenchSide, timed: boolean) => {
     native.setGemmBackend(side.split('/')[0] as GemmBackend);
     native.setProfiling(profiling && timed);
     native.profile();
@@ -127,53 +154,52 @@ export async function runTrainBench(opts: TrainBenchOptions): Promise<TrainBench
     const c = process.cpuUsage(c0);
     if (!timed) return;
     record(side, (performance.now() - t0) / 1000, (c.user + c.system) / 1e6);
-    const sections = profiles.get(side) ?? new Map<string, [number, number]>();
+    const sections = m.profiles.get(side) ?? new Map<string, [number, number]>();
     for (const e of native.profile()) {
       const v = sections.get(e.name) ?? [0, 0];
       sections.set(e.name, [v[0] + e.seconds, v[1] + e.matmulSeconds]);
     }
-    profiles.set(side, sections);
+    m.profiles.set(side, sections);
   };
-  const roofGflops = new Map<string, number[]>();  // "side|MxKxN" -> GFLOP/s per product
   const measureRoofs = (timed: boolean) => {
-    for (const side of ALL_SIDES) {
+    for (const side of TRAIN_BENCH_SIDES) {
       const [backend, precision] = side.split('/') as [GemmBackend, Precision];
       if (!native.gemmInfo().built.includes(backend) || (precision === 'bf16' && bf16Unavailable())) continue;
-      for (const [m, k, n] of ROOF_SHAPES) {
-        const seconds = native.gemmPeak(backend, precision, m, n, k, 2);
+      for (const [rows, k, n] of ROOF_SHAPES) {
+        const seconds = native.gemmPeak(backend, precision, rows, n, k, 2);
         if (!timed) continue;
-        const key = `${side}|${m}x${k}x${n}`;
-        roofGflops.set(key, [...(roofGflops.get(key) ?? []), ...seconds.map((s) => (2 * m * n * k) / s / 1e9)]);
+        const key = `${side}|${rows}x${k}x${n}`;
+        m.roofGflops.set(key, [...(m.roofGflops.get(key) ?? []), ...seconds.map((s) => (2 * rows * n * k) / s / 1e9)]);
       }
     }
   };
 
-  const peer = opts.python === null ? null : await startTorchPeer(opts.python, config, B, T, threads);
-  const order: string[] = [...sides, ...(peer ? ['torch/fp32', 'torch/bf16'] : [])];
+  const order: string[] = [...models.keys(), ...(peer ? ['torch/fp32', 'torch/bf16'] : [])];
   const bar = new ProgressBar({ total: repeats + 1, label: `train bench rounds (${order.join(', ')}, roofs)`, unit: 'round' });
   try {
-    for (let round = 0; round <= repeats; round++) { // round 0 warms every side up
+    for (let round = 0; round <= repeats; round++) {
       const timed = round > 0;
-      const rotated = order.map((_, i) => order[(i + round) % order.length]);
-      for (const side of rotated) {
+      for (const side of order.map((_, i) => order[(i + round) % order.length])) {
         if (side.startsWith('torch/')) {
           const r = await peer!.step(side === 'torch/bf16' ? 'bf16' : 'fp32');
           if (timed) record(side, r.wall, r.cpu);
         } else {
-          ourStep(side as Side, timed);
+          ourStep(side as TrainBenchSide, timed);
         }
       }
       measureRoofs(timed);
-      bar.tick(1, order.filter((s) => times.has(s)).map((s) => `${s} ${times.get(s)!.wall.at(-1)!.toFixed(2)} s`).join(', '));
+      bar.tick(1, order.filter((s) => m.times.has(s)).map((s) => `${s} ${m.times.get(s)!.wall.at(-1)!.toFixed(2)} s`).join(', '));
     }
   } finally {
     bar.finish();
-    peer?.close();
-    for (const m of models.values()) m.dispose();
-    native.setProfiling(false);
-    native.setGemmBackend(backendBefore);
   }
+  return m;
+}
 
+/** Medians over the rounds, each side's fraction of its roof, the ratios between sides and the profiles per step. */
+function summarise({ times, roofGflops, profiles }: Measurements, sides: TrainBenchSide[], peer: TorchPeer | null,
+                   config: ModelConfig, opts: TrainBenchOptions, load: [number, number]): TrainBenchResult {
+  const { batch: B, steps: T, repeats, threads } = opts;
   const gflop = trainStepFlops(config, B, T, B * T) / 1e9;
   const timing = (key: string): Timing => {
     const t = times.get(key)!;
@@ -181,7 +207,7 @@ export async function runTrainBench(opts: TrainBenchOptions): Promise<TrainBench
     return { step_s: t.wall, median_step_s: m, tokens_per_s: (B * T) / m, gflops: gflop / m, median_cpu_s: median(t.cpu) };
   };
   const roofs: TrainBenchResult['roofs'] = {};
-  for (const side of ALL_SIDES) {
+  for (const side of TRAIN_BENCH_SIDES) {
     const shapes: Record<string, number> = {};
     for (const [m, k, n] of ROOF_SHAPES) {
       const g = roofGflops.get(`${side}|${m}x${k}x${n}`);
@@ -206,10 +232,10 @@ export async function runTrainBench(opts: TrainBenchOptions): Promise<TrainBench
   put('onednn_fp32_vs_torch_fp32', speed(ours['onednn/fp32'], torch?.fp32));
   put('cblas_fp32_vs_torch_fp32', speed(ours['cblas/fp32'], torch?.fp32));
   const result: TrainBenchResult = {
-    config: { ...config, batch: B, steps: T }, threads, gflop_per_step: gflop, kernels: native.gemmInfo(), ours, torch, roofs,
-    ratios, loadavg_1min: [load0, loadavg()[0]],
+    config: { ...config, batch: B, steps: T }, threads, gflop_per_step: gflop, kernels: loadBinding().gemmInfo(), ours, torch, roofs,
+    ratios, loadavg_1min: load,
   };
-  if (profiling) {
+  if (opts.profile === true) {
     result.profile = {};
     for (const [side, sections] of profiles) {
       result.profile[side] = [...sections].map(([name, [s, mm]]) => ({ name, ms: (1000 * s) / repeats, matmul_ms: (1000 * mm) / repeats }));
@@ -217,6 +243,8 @@ export async function runTrainBench(opts: TrainBenchOptions): Promise<TrainBench
   }
   return result;
 }
+
+type TorchPeer = Awaited<ReturnType<typeof startTorchPeer>>;
 
 /** bench/train_torch.py --serve: set up once, then one timed step per request, in the precision asked. */
 async function startTorchPeer(python: string, c: ModelConfig, B: number, T: number, threads: number) {
@@ -241,7 +269,14 @@ async function startTorchPeer(python: string, c: ModelConfig, B: number, T: numb
     if (r.done) throw new UserError(`the PyTorch peer (${script}) closed its output early.`);
     return JSON.parse(r.value);
   };
-  const ready = await next();
+  let ready: { torch: unknown };
+  try {
+    ready = await next();
+  } catch (e) {
+    child.removeAllListeners('exit');
+    child.kill();
+    throw e;
+  }
   return {
     version: String(ready.torch),
     async step(precision: Precision): Promise<{ wall: number; cpu: number }> {
@@ -281,6 +316,7 @@ export function formatTrainBench(r: TrainBenchResult): string {
   const ratio = (key: string, text: string) => (r.ratios[key] !== undefined ? [`${text} ${r.ratios[key].toFixed(2)}x`] : []);
   const ratios = [
     ...ratio('onednn_fp32_vs_cblas_fp32', 'oneDNN fp32 / CBLAS fp32'),
+    ...ratio('onednn_bf16_vs_onednn_fp32', 'oneDNN bf16 / oneDNN fp32'),
     ...ratio('onednn_bf16_vs_torch_bf16', 'oneDNN bf16 / PyTorch bf16 autocast'),
     ...ratio('onednn_fp32_vs_torch_fp32', 'oneDNN fp32 / PyTorch fp32'),
     ...ratio('cblas_fp32_vs_torch_fp32', 'CBLAS fp32 / PyTorch fp32'),
