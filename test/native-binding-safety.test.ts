@@ -152,7 +152,10 @@ test('an element getter that detaches or shrinks another argument\'s buffer is r
   // Every JS value is fetched before any data pointer is taken: whatever the getter did shows up as a short buffer.
   const ps = params.map((p) => p.slice());
   assert.throws(() => trainStep({ 1: withGetter(ps, 5, () => detach(ps[2])) }), new RegExp(`params\\[2\\] has 0 elements, needs ${params[2].length}`));
-  const resizable = new ArrayBuffer(params[3].byteLength, { maxByteLength: params[3].byteLength });
+  // A resizable ArrayBuffer (ES2024; Node 20 has it, this TypeScript lib does not declare it yet).
+  type Resizable = ArrayBuffer & { resize(bytes: number): void };
+  const resizable = new (ArrayBuffer as unknown as new (bytes: number, o: { maxByteLength: number }) => Resizable)(
+    params[3].byteLength, { maxByteLength: params[3].byteLength });
   const tracking = new Float32Array(resizable);
   tracking.set(params[3]);
   const ps2 = params.map((p, i) => (i === 3 ? tracking : p.slice()));
