@@ -2,7 +2,8 @@
  * bf16 training precision (src/model/precision.ts, native/bf16.h): the bf16 step's loss and gradients agree with
  * the fp32 step's within bounds derived from bf16's precision, a short training on synthetic shapes reaches the
  * same quality in both, resume is exact within bf16, decoding stays fp32, and bf16 is refused with the reason where
- * it cannot run. Skipped (with the reason) on CPUs without AVX512-BF16 or AMX, or builds without oneDNN.
+ * it cannot run; checkpoints record the precision used and asked, and a resumed run keeps it. The bf16 tests are
+ * skipped (with the reason) on CPUs without AVX512-BF16 or AMX, or builds without oneDNN.
  *
  * Tolerances. bf16 keeps 8 significant bits, so rounding one operand costs at most u = 2^-8 relative error and a
  * product of two rounded operands up to 2u per term, accumulated in f32. The loss comes out of the forward products
@@ -17,11 +18,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { bf16Unavailable, createModel, resolvePrecision, type ModelConfig } from '../src/model/index.js';
 import { loadBinding, PARAMETER_ORDER, type Precision } from '../src/model/binding.js';
 import { train } from '../src/train/train.js';
 import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
+import { readSafetensors, writeSafetensors } from '../src/checkpoint/safetensors.js';
 import { Rng } from '../src/util/rng.js';
 import type { TrainConfig } from '../src/train/config.js';
 import { oracleRun } from './oracle-run.js';
@@ -95,7 +98,9 @@ test('a short training on synthetic shapes reaches the same quality in bf16 as i
     // Greedy captions of the few dev images flip a word at a time, so CIDEr is taken over the last 3 epochs.
     const cider = h.slice(-3).reduce((sum, e) => sum + e.metric!.value, 0) / 3;
     outcome[precision] = { devLoss: h.at(-1)!.valLoss!, cider, first: h[0].valLoss! };
-    assert.equal(loadCheckpoint(path.join(runDir, precision)).meta.config.precision, precision, 'stored in the checkpoint');
+    const { meta } = loadCheckpoint(path.join(runDir, precision));
+    assert.equal(meta.config.precision, precision, 'stored in the checkpoint');
+    assert.deepEqual(meta.precision, { asked: precision, used: precision, reason: precision === 'fp32' ? 'as asked' : meta.precision!.reason });
     o.store.close(); o.model.dispose();
   }
   const { fp32, bf16 } = outcome;
@@ -153,4 +158,53 @@ test('precision: auto says what it chose; bf16 is refused with the reason where 
   } finally {
     native.setGemmBackend(before);
   }
+});
+
+test('checkpoints record the precision used (never auto) and asked; --resume keeps it, --init may change it', async () => {
+  const native = loadBinding();
+  const backend = native.gemmInfo().backend;
+  const runDir = await oracleRun('sat-precision-resume-', 40);
+  const dir = (name: string) => path.join(runDir, name);
+  const one = { ...tiny, epochs: 1 };
+  const done = (o: { store: { close(): void }; model: { dispose(): void } }) => { o.store.close(); o.model.dispose(); };
+  const cblas = async <T>(body: () => Promise<T>): Promise<T> => {
+    native.setGemmBackend('cblas');  // bf16 cannot run on CBLAS, whatever the CPU: 'auto' resolves to fp32
+    try { return await body(); } finally { native.setGemmBackend(backend); }
+  };
+
+  // 'auto' is resolved before training; the checkpoint's config says what ran, its meta what was asked and why.
+  done(await cblas(() => train({ runDir, checkpointDir: dir('auto'), overrides: { ...one, precision: 'auto' }, ...quiet })));
+  const auto = loadCheckpoint(dir('auto'), 'latest');
+  assert.equal(auto.meta.config.precision, 'fp32');
+  assert.equal(auto.meta.precision!.asked, 'auto');
+  assert.equal(auto.meta.precision!.used, 'fp32');
+  assert.match(auto.meta.precision!.reason, /^auto: the matmul backend is cblas/);
+
+  // Another explicit precision on --resume is refused, naming both ways on.
+  await assert.rejects(train({ runDir, checkpointDir: dir('auto'), overrides: { epochs: 2, precision: 'bf16' }, resume: true, ...quiet }),
+    /--resume: \S+latest\.safetensors was trained in fp32, and a run keeps its precision when it continues \(asked: bf16\)\. Drop --precision \(or pass auto\) to continue in fp32, or start a new run .*--init \S+ --precision bf16 with another --checkpoints folder/);
+  // 'auto' on --resume means the recorded precision, even where a fresh 'auto' would pick bf16.
+  const resumed = await train({ runDir, checkpointDir: dir('auto'), overrides: { epochs: 2, precision: 'auto' }, resume: true, ...quiet });
+  assert.equal(resolvePrecision('auto').precision, unavailable ? 'fp32' : 'bf16');
+  assert.equal((resumed.model as unknown as { precision: string }).precision, 'fp32');
+  assert.deepEqual(loadCheckpoint(dir('auto'), 'latest').meta.precision, { asked: 'auto', used: 'fp32', reason: 'resumed: latest.safetensors was trained in fp32' });
+  done(resumed);
+
+  // A checkpoint trained in bf16 resumes only where bf16 runs: elsewhere the refusal says why and how to go on in fp32.
+  fs.cpSync(dir('auto'), dir('bf16'), { recursive: true });
+  const file = path.join(dir('bf16'), 'latest.safetensors');
+  const { tensors, metadata } = readSafetensors(file);
+  const meta = JSON.parse(metadata['sat.checkpoint']);
+  meta.config.precision = 'bf16';
+  meta.config.epochs = 1;
+  meta.progress.epoch = 1;
+  meta.precision = { asked: 'bf16', used: 'bf16', reason: 'as asked' };
+  writeSafetensors(file, tensors, { ...metadata, 'sat.checkpoint': JSON.stringify(meta) });
+  for (const precision of [undefined, 'auto'] as const) {
+    await assert.rejects(cblas(() => train({ runDir, checkpointDir: dir('bf16'), overrides: { epochs: 3, precision }, resume: true, ...quiet })),
+      /--resume: \S+ was trained in bf16, which cannot run here: the matmul backend is cblas .*bf16 needs onednn\. Resume it where bf16 runs, or start a new run .*--init \S+latest\.safetensors --precision fp32 with another --checkpoints folder/);
+  }
+  // --init starts a new run from those weights, in the precision asked (fp32 by default).
+  done(await cblas(() => train({ runDir, checkpointDir: dir('init'), init: file, overrides: one, ...quiet })));
+  assert.deepEqual(loadCheckpoint(dir('init'), 'latest').meta.precision, { asked: 'fp32', used: 'fp32', reason: 'as asked' });
 });

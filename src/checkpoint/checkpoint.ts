@@ -17,6 +17,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { RENAMED_PARAMETERS } from '../model/binding.js';
 import type { CaptionModel, ModelConfig } from '../model/types.js';
+import type { TrainingPrecision } from '../model/precision.js';
 import type { RngState } from '../util/rng.js';
 import { copyFileAtomic, writeFileAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
@@ -67,6 +68,11 @@ export interface CheckpointMeta<Config = Record<string, unknown>> {
   vocab: string;             // file name of the vocabulary, beside the checkpoint
   run: string | null;        // run directory the checkpoint was trained from (informational)
   progress: TrainProgress;
+  /**
+   * The precision of the training steps: as asked ('auto' resolves per machine), as used (fp32 or bf16, never
+   * 'auto'; the config's precision holds the same) and why. Absent in checkpoints written before it was recorded.
+   */
+  precision?: TrainingPrecision;
 }
 
 export const checkpointFiles = (dir: string, tag: 'latest' | 'best') => ({

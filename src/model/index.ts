@@ -9,7 +9,9 @@ import type { Precision } from './binding.js';
 export * from './types.js';
 export { PARAMETER_ORDER, RENAMED_PARAMETERS } from './binding.js';
 export { parameterShapes } from './params.js';
-export { PRECISION_CHOICES, bf16Unavailable, resolvePrecision, type PrecisionChoice, type ResolvedPrecision } from './precision.js';
+export {
+  PRECISION_CHOICES, bf16Unavailable, resolvePrecision, type PrecisionChoice, type ResolvedPrecision, type TrainingPrecision,
+} from './precision.js';
 export type { Precision } from './binding.js';
 
 export function createModel(config: ModelConfig, opts: { seed?: number; precision?: Precision } = {}): CaptionModel {

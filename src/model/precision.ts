@@ -15,6 +15,13 @@ export interface ResolvedPrecision {
   reason: string;
 }
 
+/** A training run's precision as its checkpoints record it: what was asked, what the steps ran in, and why. */
+export interface TrainingPrecision {
+  asked: PrecisionChoice;
+  used: Precision;
+  reason: string;
+}
+
 /** Why bf16 cannot run here, or null when it can. */
 export function bf16Unavailable(): string | null {
   const info = loadBinding().gemmInfo();

@@ -36,7 +36,8 @@ export interface TrainConfig {
   learningRate: number;
   clipNorm: number;           // global-norm clipping; 0 = off
   // Matmul operands of the training step: 'fp32', 'bf16' (f32 accumulation, weights/Adam/softmax/loss f32; needs
-  // oneDNN and AVX512-BF16 or AMX) or 'auto' (bf16 where the CPU has it). Checkpoints without the field are fp32.
+  // oneDNN and AVX512-BF16 or AMX) or 'auto' (bf16 where the CPU has it). Checkpoints store the one used (never
+  // 'auto'; what was asked is in their meta); checkpoints without the field are fp32. Frozen on resume.
   precision: PrecisionChoice;
 
   // Learning-rate decay. 'step': lr *= lrDecayFactor every lrStepEpochs epochs.
@@ -111,7 +112,8 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
 
 /**
  * Fields that define the network or the data order, and the validation metric (the best score so far is
- * on its scale): they cannot change when resuming a run.
+ * on its scale): they cannot change when resuming a run. The precision cannot either, with its own rule for
+ * 'auto' (src/train/train.ts trainingPrecision).
  */
 export const FROZEN_ON_RESUME: readonly (keyof TrainConfig)[] = [
   'embedDim', 'units', 'attentionUnits', 'dropout', 'attentionLambda', 'gruState', 'initState', 'batchSize', 'seed',

@@ -11,6 +11,7 @@
  * Dropout masks are seeded from (seed, step), so they need no state of their own.
  */
 import { NonFiniteLossError, type CaptionModel, type StepStats } from '../model/types.js';
+import type { TrainingPrecision } from '../model/precision.js';
 import type { FeatureStoreReader } from '../features/types.js';
 import { Rng, type RngState } from '../util/rng.js';
 import { ProgressBar } from '../util/progress.js';
@@ -34,8 +35,11 @@ export type ValidateHook = (model: CaptionModel, epoch: number, shouldStop?: () 
   Promise<{ metric: string; value: number } | null> | { metric: string; value: number } | null;
 
 export interface TrainLoopOptions {
+  /** Its precision is the one the model's steps run in: fp32 or bf16 (resolvePrecision), never 'auto'. */
   config: TrainConfig;
   model: CaptionModel;
+  /** What was asked for the precision and why config.precision was chosen (recorded in every checkpoint); default: as asked. */
+  precision?: TrainingPrecision;
   store: FeatureStoreReader;
   train: Example[];
   dev: Example[];
@@ -170,6 +174,12 @@ export async function trainLoop(opts: TrainLoopOptions): Promise<TrainResult> {
 /** Check the inputs and set up batching, caches and the dev split. */
 function startLoop(opts: TrainLoopOptions): Loop {
   const { config, store, train, dev, checkpointDir } = opts;
+  if (config.precision !== 'fp32' && config.precision !== 'bf16') {
+    throw new Error(`trainLoop: config.precision must be the precision the steps run in (fp32 or bf16), got ${config.precision}: resolve it first (resolvePrecision).`);
+  }
+  if (opts.precision && opts.precision.used !== config.precision) {
+    throw new Error(`trainLoop: precision.used (${opts.precision.used}) and config.precision (${config.precision}) differ.`);
+  }
   if (train.length === 0) throw new UserError('The training split has no captions: check the run\'s splits (`sat prepare`).');
   const progress: TrainProgress = structuredClone(opts.resume ?? initialProgress(config));
   if (progress.epoch >= config.epochs) {
@@ -193,10 +203,12 @@ function startLoop(opts: TrainLoopOptions): Loop {
 
 function checkpointMeta(loop: Loop): CheckpointMeta<TrainConfig> {
   const { config, model, store } = loop.opts;
+  const used = config.precision as TrainingPrecision['used'];  // checked in startLoop
   return {
     format: CHECKPOINT_FORMAT, createdAt: new Date().toISOString(), config, model: model.config,
     encoder: { id: store.encoderId, locations: store.locations, channels: store.channels },
     vocab: loop.vocabName, run: loop.opts.runDir ?? null, progress: loop.progress,
+    precision: loop.opts.precision ?? { asked: used, used, reason: 'as asked' },
   };
 }
 

@@ -5,14 +5,18 @@
  */
 import path from 'node:path';
 import type { CaptionModel, ModelConfig } from '../model/types.js';
-import { createModel, resolvePrecision, type Precision } from '../model/index.js';
+import {
+  bf16Unavailable, createModel, resolvePrecision, type Precision, type PrecisionChoice, type TrainingPrecision,
+} from '../model/index.js';
 import type { FeatureStoreReader } from '../features/types.js';
 import { openRunFeatures } from '../features/run-features.js';
 import { runPaths } from '../dataset/run.js';
 import { loadRun } from '../dataset/prepare.js';
 import type { Vocabulary } from '../vocab/vocabulary.js';
 import { UserError } from '../util/errors.js';
-import { checkVocabularySize, loadCheckpoint, restoreModel, type LoadedCheckpoint } from '../checkpoint/checkpoint.js';
+import {
+  checkVocabularySize, loadCheckpoint, restoreModel, type CheckpointMeta, type LoadedCheckpoint,
+} from '../checkpoint/checkpoint.js';
 import { FROZEN_ON_RESUME, formatConfig, readConfigFile, resolveConfig, upgradeSavedConfig, type TrainConfig } from './config.js';
 import { splitExamples, type Example } from './batches.js';
 import { selfCriticalExamples, selfCriticalObjective, type BatchObjective } from './self-critical.js';
@@ -65,18 +69,17 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
   const { vocab, images } = loadRun(runDir);
   const store = openRunFeatures(runDir, { explicit: opts.featuresDir });
   const start = startingPoint(opts, checkpointDir, store, vocab, paths.vocab);
-  const { config, resumed, initial } = start;
-  const precision = resolvePrecision(config.precision);  // bf16 where it cannot run is refused here, with the reason
-  const model = buildModel(start, store, vocab, precision.precision);
+  const { config, resumed, precision } = start;
+  const model = buildModel(start, store, vocab);
   const data = trainingData(start, images, vocab, log);
   const validate = opts.validate ?? validationHook(config, images, vocab, store, opts.quiet, log);
 
   // Everything up to the first batch runs synchronously, so Ctrl-C is heard from the first batch on.
   return withCtrlC(opts.handleSigint !== false, log, async (stop) => {
     // Printed only once Ctrl-C is handled, so whoever sees the config knows Ctrl-C saves from here on.
-    log(`${describeRun(runDir, store, vocab, start, data, checkpointDir)}\n  precision ${precision.precision} (${precision.reason})`);
+    log(`${describeRun(runDir, store, vocab, start, data, checkpointDir)}\n  precision ${precision.used} (${precision.reason})`);
     const result = await trainLoop({
-      config, model, store, train: data.train, dev: data.dev, checkpointDir, vocabFile: paths.vocab, runDir,
+      config, model, precision, store, train: data.train, dev: data.dev, checkpointDir, vocabFile: paths.vocab, runDir,
       resume: resumed?.meta.progress, validate, objective: data.objective, timeBudgetSeconds: opts.timeBudgetSeconds,
       wholeEpochs: opts.wholeEpochs, stop, log, quiet: opts.quiet,
     });
@@ -87,9 +90,13 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
   });
 }
 
-/** Where training starts: the effective config, and the checkpoint it continues (--resume) or starts from (--init). */
+/**
+ * Where training starts: the effective config (its precision resolved: fp32 or bf16), the precision as asked and
+ * why it resolved so, and the checkpoint it continues (--resume) or starts from (--init).
+ */
 interface StartingPoint {
   config: TrainConfig;
+  precision: TrainingPrecision;
   resumed: LoadedCheckpoint<Partial<TrainConfig>> | null;
   initial: LoadedCheckpoint<Partial<TrainConfig>> | null;
 }
@@ -135,7 +142,46 @@ function startingPoint(opts: TrainOptions, checkpointDir: string, store: Feature
     checkSameFeatures('--init', initial, store);
     checkVocabularySize(initial, vocab, `--init: this run's vocabulary (${vocabFile})`, 'start from a checkpoint of this run (same `sat prepare`).');
   }
-  return { config, resumed, initial };
+  const precision = trainingPrecision(config.precision, asked.precision, resumed);
+  return { config: { ...config, precision: precision.used }, precision, resumed, initial };
+}
+
+/**
+ * The precision of the training steps: the one asked ('auto': bf16 where this machine runs it natively), resolved
+ * here; bf16 where it cannot run is refused with the reason. A resumed run keeps its checkpoint's, so that it stays
+ * exact: another explicit precision is refused, and 'auto' (or none) means the recorded one, refused with the
+ * reason where this machine cannot run it. --init starts a new run, which may take any precision.
+ */
+function trainingPrecision(choice: PrecisionChoice, explicit: PrecisionChoice | undefined,
+                           resumed: LoadedCheckpoint<Partial<TrainConfig>> | null): TrainingPrecision {
+  const recorded = resumed ? recordedPrecision(resumed.meta) : null;
+  if (resumed && recorded) {
+    const { file } = resumed;
+    if (explicit !== undefined && explicit !== 'auto' && explicit !== recorded) {
+      throw new UserError(`--resume: ${file} was trained in ${recorded}, and a run keeps its precision when it continues ` +
+        `(asked: ${explicit}). Drop --precision (or pass auto) to continue in ${recorded}, or start a new run (fresh Adam state ` +
+        `and schedule) from these weights: --init ${file} --precision ${explicit} with another --checkpoints folder.`);
+    }
+    const why = recorded === 'bf16' ? bf16Unavailable() : null;
+    if (why) {
+      throw new UserError(`--resume: ${file} was trained in bf16, which cannot run here: ${why}. Resume it where bf16 runs, ` +
+        `or start a new run (fresh Adam state and schedule) from these weights: --init ${file} --precision fp32 with another --checkpoints folder.`);
+    }
+    return { asked: explicit ?? resumed.meta.precision?.asked ?? recorded, used: recorded, reason: `resumed: ${path.basename(file)} was trained in ${recorded}` };
+  }
+  const { precision, reason } = resolvePrecision(choice);
+  return { asked: choice, used: precision, reason };
+}
+
+/**
+ * The precision a checkpoint's steps ran in: as recorded, else its config's when that names one (none: fp32, the
+ * only one before the option existed); null when its config says 'auto' without recording what that resolved to.
+ */
+function recordedPrecision(meta: CheckpointMeta<Partial<TrainConfig>>): Precision | null {
+  if (meta.precision) return meta.precision.used;
+  const saved = meta.config.precision;
+  if (saved === undefined) return 'fp32';
+  return saved === 'fp32' || saved === 'bf16' ? saved : null;
 }
 
 function checkSameFeatures(flag: string, ckpt: LoadedCheckpoint<unknown>, store: FeatureStoreReader): void {
@@ -146,15 +192,14 @@ function checkSameFeatures(flag: string, ckpt: LoadedCheckpoint<unknown>, store:
 }
 
 /** The model for the config, with the weights (and with --resume the Adam state) of the starting checkpoint. */
-function buildModel({ config, resumed, initial }: StartingPoint, store: FeatureStoreReader, vocab: Vocabulary,
-                    precision: Precision): CaptionModel {
+function buildModel({ config, precision, resumed, initial }: StartingPoint, store: FeatureStoreReader, vocab: Vocabulary): CaptionModel {
   const modelConfig: ModelConfig = {
     locations: store.locations, channels: store.channels, vocabSize: vocab.size,
     embedDim: config.embedDim, units: config.units, attentionUnits: config.attentionUnits,
     dropout: config.dropout, attentionLambda: config.attentionLambda, gruState: config.gruState,
     initState: config.initState,
   };
-  const model = createModel(modelConfig, { seed: config.seed, precision });
+  const model = createModel(modelConfig, { seed: config.seed, precision: precision.used });
   if (resumed) restoreModel(model, resumed, { optimizer: true });
   if (initial) restoreModel(model, initial, { optimizer: false });
   return model;
