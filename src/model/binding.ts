@@ -144,9 +144,9 @@ export function loadBinding(): NativeBinding {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5 && !existsSync(join(dir, 'binding.gyp')); i++) dir = dirname(dir);
   const file = join(dir, 'build', 'Release', 'sat_native.node');
-  // Idle OpenMP workers sleep instead of spinning: the elementwise regions alternate with OpenBLAS calls
-  // on the same cores, and spinning threads steal them (measured ~1.5x slower steps on a busy 2-core
-  // machine). Read by libgomp when the addon loads, so set before; a user's setting wins.
+  // Idle OpenMP workers sleep instead of spinning: the elementwise regions alternate with OpenBLAS calls on the
+  // same cores, and spinning threads steal them, worst on a busy machine (docs/design.md, "Idle OpenMP workers").
+  // Read by libgomp when the addon loads, so set before; a user's setting wins.
   process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
   if (!existsSync(file)) {
     throw new UserError(`The native training core is not built (${file} is missing). ` +
