@@ -63,9 +63,8 @@ export interface ExtractResult {
 }
 
 /**
- * Images per onnxruntime run. Batch size barely matters on CPU: InceptionV3 mixed10 forward, 2 threads, measured
- * on the (busy) 2-core dev machine: 201 / 209 / 205 / 205 CPU ms per image at batch 1 / 4 / 8 / 16. 8 keeps
- * the decode of the next batch long enough to hide behind inference and the batch buffers small (2 x 8.6 MB).
+ * Images per onnxruntime run. On CPU the batch size barely changes the CPU time per image; 8 keeps the decode of
+ * the next batch long enough to hide behind inference and the batch buffers small (2 x 8.6 MB for InceptionV3).
  */
 export const DEFAULT_BATCH = 8;
 const MAX_SKIP_MESSAGES = 20;
