@@ -12,7 +12,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { restoreModel } from '../src/checkpoint/checkpoint.js';
 import type { Captioner } from '../src/decode/captioner-api.js';
-import { openCheckpointSource } from '../src/decode/checkpoint-source.js';
+import { openCheckpointSource } from '../src/checkpoint/source.js';
 import { decodeVocab } from '../src/decode/index.js';
 import { decodeStoreImages } from '../src/decode/store.js';
 import { buildBundle, writeBundle } from '../src/export/bundle.js';

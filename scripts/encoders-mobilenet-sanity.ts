@@ -10,7 +10,8 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { resolveEncoder } from '../src/encoders/registry.js';
-import { loadRgb, writeImageToBatch } from '../src/features/image.js';
+import { loadRgb } from '../src/features/image.js';
+import { writeImageToBatch } from '../src/features/pixels.js';
 import { ProgressBar } from '../src/util/progress.js';
 
 const { values } = parseArgs({

@@ -28,13 +28,16 @@ export { saveCheckpoint, loadCheckpoint, restoreModel } from './checkpoint/check
 
 // decoding, attention figures, evaluation and metrics
 export { decodeImages } from './decode/index.js';
-export { Captioner } from './decode/captioner.js';
 // one Captioner API on the native addon or onnxruntime (bundles from `sat export`; the browser entry is show-attend-tell/web)
-export { loadCaptioner } from './export/load.js';
-export type { LoadCaptionerOptions, NodeImageInput, RgbImage } from './export/load.js';
-export type { Captioner as ImageCaptioner, CaptionOptions, CaptionResult, CaptionWord, CaptionerInfo } from './decode/captioner-api.js';
+export { loadCaptioner, loadBundleCaptioner, CAPTIONER_BACKENDS } from './export/load.js';
+export type { LoadCaptionerOptions, NodeImageInput, RgbImage, CaptionerBackend } from './export/load.js';
+export { checkCaptionOptions, CAPTION_OPTION_LIMITS } from './decode/captioner-api.js';
+export type { Captioner, CaptionOptions, CaptionResult, CaptionWord, CaptionAlternativeText, CaptionerInfo } from './decode/captioner-api.js';
 export { buildBundle, writeBundle } from './export/bundle.js';
+export { readBundleFolder, readManifest } from './export/bundle-folder.js';
+export type { Bundle } from './export/bundle-backend.js';
 export type { BundleManifest } from './export/manifest.js';
+export { attentionGrid, upsampleBilinear, heatMap, heatColour } from './figures/heat.js';
 export { renderAttentionFigure } from './figures/attention.js';
 export { evaluate } from './eval/evaluate.js';
 export type { EvaluateOptions, EvaluateResult } from './eval/evaluate.js';

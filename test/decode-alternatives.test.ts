@@ -44,7 +44,7 @@ class AsyncTableModel implements AsyncDecoderModel {
   async encode(features: Float32Array, n: number) { await Promise.resolve(); return this.inner.encode(features, n); }
   async step(state: DecoderState, tokens: Int32Array) { await Promise.resolve(); return this.inner.step(state, tokens); }
   selectRows(state: DecoderState, rows: Int32Array, hidden?: Float32Array) { return this.inner.selectRows(state, rows, hidden); }
-  dispose() {}
+  async release() {}
 }
 
 test('alternatives: the k best finished hypotheses, best first, and the best caption is unchanged', () => {

@@ -1,7 +1,6 @@
 /**
- * `sat caption` end to end on a checkpoint made here: a tiny ONNX encoder (16x16 image -> 4x4 average
- * pool, so L = 16 locations x C = 3 channels), a tiny native model trained for a few hundred Adam steps
- * to tell a red image ("a red square") from a blue one ("a blue circle"), saved as `sat train` saves it.
+ * `sat caption` end to end on the tiny model of test/tiny-model.ts (16x16 image -> 4x4 average pool, so L = 16
+ * locations x C = 3 channels), trained to tell a red image ("a red square") from a blue one ("a blue circle").
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -9,32 +8,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
-import { copyVocab, saveCheckpoint, CHECKPOINT_FORMAT } from '../src/checkpoint/checkpoint.js';
-import { Captioner, encoderOptionsFor } from '../src/decode/captioner.js';
-import { OnnxGraph } from '../src/encoders/onnx/graph.js';
-import { userOnnxEncoder } from '../src/encoders/user-onnx.js';
-import { createModel } from '../src/model/index.js';
-import { DEFAULT_TRAIN_CONFIG } from '../src/train/config.js';
-import { initialProgress } from '../src/train/loop.js';
+import { encoderOptionsFor } from '../src/checkpoint/source.js';
+import { loadCaptioner } from '../src/export/load.js';
 import { UserError } from '../src/util/errors.js';
-import { Vocabulary } from '../src/vocab/vocabulary.js';
 import { sat } from './cli-run.js';
+import { makeTinyRun, RED_BLUE, SIZE, type TinyRun } from './tiny-model.js';
 
-const SIZE = 16;
 let dir: string;
+let tiny: TinyRun;
 let encoderFlags: string[];
 let red: string, blue: string;
-
-/** NHWC [n, 16, 16, 3] -> average pool 4x4 -> NHWC [n, 4, 4, 3]. */
-function poolEncoderOnnx(): Uint8Array {
-  const g = new OnnxGraph('pool4');
-  const x = g.addInput('image', ['n', SIZE, SIZE, 3]);
-  const nchw = g.addNode('Transpose', [x], 'nchw', { perm: [0, 3, 1, 2] });
-  const pooled = g.addNode('AveragePool', [nchw], 'pooled', { kernel_shape: [4, 4], strides: [4, 4] });
-  g.addNode('Transpose', [pooled], ['features'], { perm: [0, 2, 3, 1] });
-  g.addOutput('features', ['n', 4, 4, 3]);
-  return g.toModel();
-}
 
 async function solid(file: string, colour: string): Promise<string> {
   await sharp({ create: { width: 20, height: 12, channels: 3, background: colour } }).png().toFile(file);
@@ -43,51 +26,27 @@ async function solid(file: string, colour: string): Promise<string> {
 
 before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-caption-'));
-  const onnxFile = path.join(dir, 'pool4.onnx');
-  fs.writeFileSync(onnxFile, poolEncoderOnnx());
-  encoderFlags = ['--encoder', onnxFile, '--encoder-size', String(SIZE), '--encoder-scaling', 'zero_one', '--encoder-layout', 'nhwc'];
-  const encoder = await userOnnxEncoder({ file: onnxFile, size: SIZE, scaling: 'zero_one', layout: 'nhwc' });
-  assert.equal(encoder.spec.locations, 16);
+  tiny = await makeTinyRun(dir, RED_BLUE, { steps: 300 });
+  encoderFlags = tiny.encoderFlags;
   red = await solid(path.join(dir, 'red.png'), '#e01010');
   blue = await solid(path.join(dir, 'blue.jpg'), '#1030e0');
-
-  const captions = ['a red square', 'a blue circle'];
-  const vocab = Vocabulary.build(captions);
-  const config = { locations: 16, channels: 3, embedDim: 8, units: 16, attentionUnits: 8, vocabSize: vocab.size, dropout: 0, attentionLambda: 0 };
-  const model = createModel(config, { seed: 3 });
-  // features of the two images: their pooled colours, every location the same (pixels / 255)
-  const features = new Float32Array(2 * 16 * 3);
-  [[0xe0, 0x10, 0x10], [0x10, 0x30, 0xe0]].forEach((rgb, i) => {
-    for (let l = 0; l < 16; l++) for (let c = 0; c < 3; c++) features[(i * 16 + l) * 3 + c] = rgb[c] / 255;
-  });
-  const tokens = Int32Array.from(captions.flatMap((c) => vocab.encode(c)));
-  for (let s = 0; s < 300; s++) model.trainStep({ size: 2, steps: 4, features, tokens }, { learningRate: 0.01 });
-
-  const checkpoints = path.join(dir, 'run', 'checkpoints');
-  const vocabFile = path.join(dir, 'vocab.json');
-  vocab.save(vocabFile);
-  const config0 = { ...DEFAULT_TRAIN_CONFIG };
-  saveCheckpoint(checkpoints, 'best', model, {
-    format: CHECKPOINT_FORMAT, createdAt: new Date(0).toISOString(), config: config0, model: config,
-    encoder: { id: encoder.spec.id, locations: 16, channels: 3 }, vocab: copyVocab(vocabFile, checkpoints), run: null,
-    progress: initialProgress(config0),
-  });
-  model.dispose();
 });
 
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 test('the library: a trained checkpoint captions its two images, batched and alone alike', async () => {
-  const captioner = await Captioner.load(path.join(dir, 'run'), { encoder: { encoder: encoderFlags[1], size: SIZE, scaling: 'zero_one', layout: 'nhwc' } });
+  const captioner = await loadCaptioner(tiny.run, { backend: 'native', encoder: tiny.encoder });
   try {
-    for (const strategy of [{ kind: 'greedy' }, { kind: 'beam', beam: 3 }] as const) {
-      const both = await captioner.caption([red, blue], { strategy });
-      assert.deepEqual(both.map((c) => c.words.join(' ')), ['a red square', 'a blue circle'], JSON.stringify(strategy));
-      assert.ok(both.every((c) => c.finished && c.attention.length === 3 && c.attention.every((a) => a.length === 16)));
-      const sum = both[0].attention[0].reduce((s, a) => s + a, 0);
+    assert.equal(captioner.info.backend, 'native');
+    assert.match(captioner.info.modelId, /^checkpoints-best-[0-9a-f]{12}$/);
+    for (const options of [{}, { beam: 3 }]) {
+      const both = await captioner.captionBatch([red, blue], options);
+      assert.deepEqual(both.map((c) => c.caption), ['a red square', 'a blue circle'], JSON.stringify(options));
+      assert.ok(both.every((c) => c.finished && c.words.length === 3 && c.words.every((w) => w.attention.length === 16)));
+      const sum = both[0].words[0].attention.reduce((s, a) => s + a, 0);
       assert.ok(Math.abs(sum - 1) < 1e-4, `attention sums to ${sum}`);
-      const alone = await captioner.caption([blue], { strategy });
-      assert.deepEqual(alone[0].ids, both[1].ids);
+      const alone = await captioner.caption(blue, options);
+      assert.deepEqual(alone.ids, both[1].ids);
     }
   } finally {
     await captioner.dispose();
@@ -109,6 +68,10 @@ test('the CLI: plain captions, --json with per-word attention, --attention figur
   assert.deepEqual(out.captions[0].grid, [4, 4]);
   assert.equal(out.captions[0].attention.length, 3);
   assert.equal(out.captions[0].attention[0].length, 16);
+  // --json lists the beam's alternatives (plain output does not ask for them)
+  const beam = JSON.parse(await cli(['--model', path.join(dir, 'run'), ...encoderFlags, '--json', '--beam', '2', red]));
+  assert.deepEqual(beam.decoding, { kind: 'beam', beam: 2, alpha: 0, maxLength: 4 });
+  assert.equal(beam.captions[0].alternatives[0].caption, 'a red square');
   for (const name of ['red.attention.png', 'blue.attention.png']) {
     const meta = await sharp(path.join(figures, name)).metadata();
     assert.equal(meta.format, 'png');
@@ -126,6 +89,26 @@ test('the CLI: clear errors for a missing image, a folder without a checkpoint, 
   await fails(['--model', path.join(dir, 'run'), '--attention', path.join(dir, 'x.png'), red, blue], /need a folder/);
   // a user .onnx encoder cannot be rebuilt from its id alone: the error says which flags to pass
   await fails(['--model', path.join(dir, 'run'), red], /pass the same --encoder FILE\.onnx/);
+});
+
+test('caption options: one set of rules for the library and the CLI, the CLI naming its flags', async () => {
+  const captioner = await loadCaptioner(tiny.run, { encoder: tiny.encoder });
+  try {
+    for (const [options, flags, api, cliMessage] of [
+      [{ alpha: 0.5 }, ['--alpha', '0.5'], /^alpha \(length normalisation\) applies to beam search: give beam K with K > 1/, /^--alpha \(length normalisation\) applies to beam search: give --beam K/],
+      [{ beam: 0 }, ['--beam', '0'], /^beam must be an integer from 1 to 100, got 0\.$/, /^--beam must be an integer from 1 to 100, got 0\.$/],
+      [{ maxLength: 1.5 }, ['--max-length', '1.5'], /^maxLength must be an integer/, /^--max-length must be an integer/],
+      [{ seed: 3 }, ['--seed', '3'], /^temperature and seed apply to sample only/, /^--temperature and --seed apply to --sample only/],
+      [{ beam: 2, sample: true }, ['--beam', '2', '--sample'], /^beam and sample exclude each other/, /^--beam and --sample exclude each other/],
+    ] as const) {
+      await assert.rejects(captioner.caption(red, options), (e) => e instanceof UserError && api.test(e.message), JSON.stringify(options));
+      await assert.rejects(cli(['--model', tiny.run, ...flags, red]), (e) => e instanceof UserError && cliMessage.test(e.message), flags.join(' '));
+    }
+    await assert.rejects(cli(['--model', tiny.run, '--beam', 'wide', red]), /--beam must be an integer from 1 to 100, got "wide"/);
+    await assert.rejects(captioner.caption(red, { beam: 2, alternatives: 3 }), /alternatives must be true, false or a count from 0 to beam \(2\), got 3/);
+  } finally {
+    await captioner.dispose();
+  }
 });
 
 test('encoder options come from the checkpoint\'s encoder id, flags fill the gaps', () => {

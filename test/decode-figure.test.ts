@@ -5,23 +5,31 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import sharp from 'sharp';
-import { gridSide, overlayPanel, renderAttentionFigure, upsampleBilinear } from '../src/figures/attention.js';
+import { overlayPanel, renderAttentionFigure } from '../src/figures/attention.js';
+import { attentionGrid, gridSide, heatMap, upsampleBilinear } from '../src/figures/heat.js';
 
 test('attention grids must be square', () => {
   assert.equal(gridSide(64), 8);
   assert.equal(gridSide(49), 7);
   assert.equal(gridSide(289), 17);
   assert.throws(() => gridSide(50), /not a square grid/);
+  assert.deepEqual(attentionGrid(49), [7, 7]);
+  assert.deepEqual(attentionGrid(50), [1, 50]);
 });
 
 test('bilinear upsampling: half-pixel centres, clamped edges, constants stay constant', () => {
   // 2x2 -> 4x4: output x = 0..3 samples source (x + 0.5) / 2 - 0.5 = -0.25 (clamped 0), 0.25, 0.75, 1.25 (clamped 1)
-  const up = upsampleBilinear(Float32Array.from([0, 1, 2, 3]), 2, 4);
+  const up = upsampleBilinear(Float32Array.from([0, 1, 2, 3]), 2, 2, 4, 4);
   assert.deepEqual(Array.from(up.subarray(0, 4)), [0, 0.25, 0.75, 1]);
   assert.deepEqual(Array.from(up.subarray(12, 16)), [2, 2.25, 2.75, 3]);
-  assert.deepEqual(upsampleBilinear(Float32Array.from([7, 7, 7, 7]), 2, 5), new Float32Array(25).fill(7));
+  assert.deepEqual(upsampleBilinear(Float32Array.from([7, 7, 7, 7]), 2, 2, 5, 5), new Float32Array(25).fill(7));
   const same = Float32Array.from({ length: 9 }, (_, i) => i);
-  assert.deepEqual(upsampleBilinear(same, 3, 3), same);
+  assert.deepEqual(upsampleBilinear(same, 3, 3, 3, 3), same);
+  // a non-square target: 2x2 -> 4 wide, 2 high (rows keep their values)
+  assert.deepEqual(Array.from(upsampleBilinear([0, 1, 2, 3], 2, 2, 4, 2)), [0, 0.25, 0.75, 1, 2, 2.25, 2.75, 3]);
+  // heat spans the weights' own min..max
+  assert.deepEqual(Array.from(heatMap([1, 3], 1, 2, 2, 1)), [0, 1]);
+  assert.deepEqual(Array.from(heatMap([5, 5], 1, 2, 2, 1)), [0, 0]);
 });
 
 test('the heat overlay is brightest where the weight is', () => {

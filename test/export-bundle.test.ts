@@ -18,9 +18,12 @@ import * as ortWeb from 'onnxruntime-web';
 import sharp from 'sharp';
 import type { CaptionResult } from '../src/decode/captioner-api.js';
 import { buildBundle, writeBundle } from '../src/export/bundle.js';
-import { decoderInitGraph, decoderStepGraph, parameterArrays } from '../src/export/graphs.js';
+import { bundleBackend } from '../src/export/bundle-backend.js';
+import { readBundleFolder } from '../src/export/bundle-folder.js';
+import { decoderInitGraph, decoderStepGraph, parametersByName } from '../src/export/graphs.js';
 import { loadCaptioner } from '../src/export/load.js';
-import { OnnxDecoderModel, type OrtNamespace } from '../src/export/onnx-backend.js';
+import type { OrtNamespace } from '../src/encoders/onnx/runtime.js';
+import { OnnxDecoderModel } from '../src/model/onnx-model.js';
 import { expandStoredWeights } from '../src/export/onnx-rewrite.js';
 import type { BundleDtype } from '../src/export/weights.js';
 import { createModel } from '../src/model/index.js';
@@ -57,7 +60,7 @@ test('the exported graphs compute the native encode and step: both GRU modes, bo
       const native = createModel(config, { seed: 1 });
       const rng = new Rng(3);
       for (const [, t] of native.parameters()) for (let i = 0; i < t.data.length; i++) t.data[i] += (rng.next() - 0.5) * 0.2;
-      const params = parameterArrays(native.parameters());
+      const params = parametersByName(native.parameters());
       const features = Float32Array.from({ length: 3 * 5 * 6 }, () => rng.next());
       const tokens = Int32Array.of(1, 40, 299);
       const s = native.encode(features, 3);
@@ -91,7 +94,7 @@ test('the exported graphs compute the native encode and step: both GRU modes, bo
 /** Captions of the three fixture images, greedy and beam 3 (with alternatives). */
 async function captionsOf(captioner: { captionBatch(images: string[], o?: object): Promise<CaptionResult[]> }) {
   const images = Object.values(fx.images);
-  return { greedy: await captioner.captionBatch(images), beam: await captioner.captionBatch(images, { beam: 3 }) };
+  return { greedy: await captioner.captionBatch(images), beam: await captioner.captionBatch(images, { beam: 3, alternatives: true }) };
 }
 
 function assertSame(a: CaptionResult[], b: CaptionResult[], tolerance: number, what: string) {
@@ -116,6 +119,15 @@ test('a bundle captions exactly as its checkpoint: same captions, log-probs with
     assertSame(a.beam, b.beam, 1e-4, 'beam 3');
     assert.equal(b.beam[0].alternatives.length, 3);
     assert.equal(b.beam[0].alternatives[0].caption, b.beam[0].caption);
+    // alternatives are opt-in; without them the best caption is bit for bit the same
+    for (const captioner of [native, onnx]) {
+      const plain = await captioner.captionBatch(Object.values(fx.images), { beam: 3 });
+      const withAlternatives = captioner === native ? a.beam : b.beam;
+      assert.ok(plain.every((c) => c.alternatives.length === 0));
+      assert.deepEqual(plain.map((c) => [c.caption, c.logProb, c.ids]), withAlternatives.map((c) => [c.caption, c.logProb, c.ids]));
+      assert.equal((await captioner.caption(fx.images.red, { beam: 3, alternatives: 2 })).alternatives.length, 2);
+    }
+    assert.equal(native.info.modelId, onnx.info.modelId, 'a checkpoint and its bundle have one model id');
     // each input kind gives the same caption: path, bytes, decoded pixels
     const bytes = fs.readFileSync(fx.images.blue);
     const { data, info } = await sharp(fx.images.blue).raw().toBuffer({ resolveWithObject: true });
@@ -215,6 +227,18 @@ test('broken bundles are refused with the file named and the fix', async () => {
   writeManifest(unknown, { format: 'something-else' });
   await assert.rejects(loadCaptioner(unknown), /manifest\.json is not a show-attend-tell bundle manifest/);
 
+  // a manifest that lacks a field or has one of another type names the file, the field and the fix
+  const noVocab = copy('no-vocab');
+  const { vocab: _vocab, ...withoutVocab } = manifestOf(noVocab);
+  writeManifest(noVocab, withoutVocab);
+  await assert.rejects(loadCaptioner(noVocab), /no-vocab\/manifest\.json is damaged: vocab \(missing\)\. Export it again with `sat export/);
+  const badWords = copy('bad-words');
+  writeManifest(badWords, { ...manifestOf(badWords), vocab: { ...manifestOf(badWords).vocab, words: 'a b c' } });
+  await assert.rejects(loadCaptioner(badWords), /bad-words\/manifest\.json is damaged: vocab\.words \(string, expected string\[\]\)/);
+  const notJson = copy('not-json');
+  fs.writeFileSync(path.join(notJson, 'manifest.json'), '{"format": ');
+  await assert.rejects(loadCaptioner(notJson), /not-json\/manifest\.json is not valid JSON .*Export it again/);
+
   const mismatched = copy('mismatched');
   const m = manifestOf(mismatched);
   writeManifest(mismatched, { ...m, vocab: { ...m.vocab, words: m.vocab.words.slice(1) } });
@@ -223,6 +247,51 @@ test('broken bundles are refused with the file named and the fix', async () => {
   await assert.rejects(loadCaptioner(bundle, { backend: 'native' }), /native backend needs the checkpoint it came from \(best\.safetensors\)/);
   // a user .onnx encoder cannot be rebuilt from the checkpoint alone: the refusal says which flags to pass
   await assert.rejects(buildBundle(fx.run), /pass the same --encoder FILE\.onnx \(with --encoder-output, --encoder-size/);
+});
+
+/** An onnxruntime stand-in whose sessions record whether they were released; session number `failAt` is refused. */
+function fakeOrt(opts: { failAt?: number; namelessAt?: number; releaseFails?: boolean }) {
+  const sessions: { released: boolean }[] = [];
+  const inputNames = ['image', 'features', 'token', 'hidden', 'encoded', 'projected'];
+  const outputNames = ['features', 'encoded', 'projected', 'hidden', 'logits', 'attention', 'hidden_out'];
+  const ort = {
+    InferenceSession: {
+      create: async () => {
+        const n = sessions.length + 1;
+        if (n === opts.failAt) throw new Error('no such operator');
+        const session = {
+          released: false,
+          inputNames: n === opts.namelessAt ? [] : inputNames, outputNames: n === opts.namelessAt ? [] : outputNames,
+          run: async () => ({}),
+          release: async () => { session.released = true; if (opts.releaseFails) throw new Error('release failed'); },
+        };
+        sessions.push(session);
+        return session;
+      },
+    },
+    Tensor: class {},
+  } as unknown as OrtNamespace;
+  return { ort, sessions };
+}
+
+test('a load that fails releases every session it made; dispose releases all and reports a failure', async () => {
+  const files = await readBundleFolder(bundle);
+  const load = (ort: OrtNamespace) => bundleBackend(ort, files, { source: bundle, backend: 'onnx', sessionOptions: {}, preprocess: async () => new Uint8Array() });
+  for (const [what, opts, message] of [
+    ['decoder-init refused', { failAt: 2 }, /could not load decoder-init\.onnx: no such operator/],
+    ['decoder-step refused', { failAt: 3 }, /could not load decoder-step\.onnx/],
+    ['decoder-step without its tensors', { namelessAt: 3 }, /decoder-step\.onnx has no tensor token/],
+    ['encoder without its tensors', { namelessAt: 1 }, /graph of encoder .* has no tensor image/],
+  ] as const) {
+    const { ort, sessions } = fakeOrt(opts);
+    await assert.rejects(load(ort), message, what);
+    assert.ok(sessions.length > 0 && sessions.every((x) => x.released), `${what}: every session released`);
+  }
+  const { ort, sessions } = fakeOrt({ releaseFails: true });
+  const backend = await load(ort);
+  await assert.rejects(backend.dispose(), /release failed/);
+  assert.equal(sessions.length, 3);
+  assert.ok(sessions.every((x) => x.released), 'a failed release does not stop the others');
 });
 
 test('PACKAGE_VERSION (written into manifests, read by browsers) is package.json\'s version', () => {

@@ -7,9 +7,11 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { extractFeatures, selectSlice, type ImageRef } from '../src/features/extract.js';
 import { indexPath, readMeta, readSkipped } from '../src/features/format.js';
-import { loadRgb, scalingCoefficients, writeImageToBatch } from '../src/features/image.js';
-import { nchwToNhwc } from '../src/features/runner.js';
+import { loadRgb } from '../src/features/image.js';
+import { nchwToNhwc, scalingCoefficients, writeImageToBatch } from '../src/features/pixels.js';
+import { asPixelBuffer, resizeToSquareRgb } from '../src/features/resize.js';
 import { openFeatureStore } from '../src/features/store.js';
+import { Rng } from '../src/util/rng.js';
 import { scaleEncoder, tmpDir, writeBadImages, writeSolidImage } from './features-fixtures.js';
 
 const quiet = { progress: false as const, log: () => {} };
@@ -78,6 +80,27 @@ test('input scaling and batch layout helpers', () => {
   writeImageToBatch(rgb, nchw, 1, { size: 2, scaling: 'zero_one', layout: 'nchw' });
   assert.deepEqual(Array.from(nchw.subarray(12, 16)).map((v) => Math.round(v * 255)), [0, 102, 255, 1]); // red plane
   assert.deepEqual(Array.from(nchwToNhwc(Float32Array.from([1, 2, 3, 4, 5, 6]), 1, 2, 3)), [1, 4, 2, 5, 3, 6]);
+});
+
+test('the browser resize (TypeScript) is sharp\'s when shrinking, within a fraction of a level; pixels are checked once', async () => {
+  const rng = new Rng(5);
+  for (const [W, H, S] of [[640, 424, 224], [97, 131, 64]]) {
+    // a photo-like image: smooth gradients, edges of 16 px blocks and noise
+    const data = Uint8Array.from({ length: W * H * 3 }, (_, i) => {
+      const p = Math.floor(i / 3), x = p % W, y = Math.floor(p / W), c = i % 3;
+      const v = 128 + 100 * Math.sin((x * (c + 1)) / 37 + y / 23) + (((x >> 4) + (y >> 4)) % 2 ? 20 : -20) + (rng.next() - 0.5) * 30;
+      return Math.max(0, Math.min(255, Math.round(v)));
+    });
+    const ours = resizeToSquareRgb({ data, width: W, height: H, channels: 3 }, S);
+    const ref = await sharp(data, { raw: { width: W, height: H, channels: 3 } }).resize(S, S, { fit: 'fill', kernel: 'linear' }).raw().toBuffer();
+    let sum = 0, max = 0;
+    ours.forEach((v, i) => { sum += Math.abs(v - ref[i]); max = Math.max(max, Math.abs(v - ref[i])); });
+    assert.ok(sum / ours.length < 0.5 && max <= 4, `${W}x${H} -> ${S}: mean |difference| ${sum / ours.length}, max ${max}`);
+  }
+  assert.deepEqual(asPixelBuffer({ data: new Uint8Array(24), width: 2, height: 3 }), { data: new Uint8Array(24), width: 2, height: 3, channels: 4 });
+  for (const bad of [null, 'x', { data: [1, 2, 3], width: 1, height: 1 }, { data: new Uint8Array(5), width: 1, height: 1 }, { data: new Uint8Array(6), width: 2, height: 1, channels: 4 }]) {
+    assert.equal(asPixelBuffer(bad), null, JSON.stringify(bad));
+  }
 });
 
 test('bad files are skipped with a message naming them, listed in skipped.json, and retried on the next run', async () => {

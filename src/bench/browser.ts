@@ -13,13 +13,13 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createHash } from 'node:crypto';
 import { loadCheckpoint } from '../checkpoint/checkpoint.js';
-import { checkpointTarget } from '../decode/checkpoint-source.js';
+import { checkpointSha256, checkpointTarget } from '../checkpoint/source.js';
 import type { EncoderOptions } from '../encoders/registry.js';
+import { readManifest } from '../export/bundle-folder.js';
 import { loadCaptioner } from '../export/load.js';
 import { UserError } from '../util/errors.js';
+import { packageRoot } from '../util/package-files.js';
 
 export interface BrowserBenchOptions {
   /** Bundle folder (sat export). */
@@ -54,12 +54,24 @@ function stats(ms: number[]): Timing {
   return { median: q(0.5), p10: q(0.1), p90: q(0.9), n: s.length };
 }
 
+/** dist/web of this package (the browser build of show-attend-tell/web). */
 function webDist(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5 && !fs.existsSync(path.join(dir, 'package.json')); i++) dir = path.dirname(dir);
-  const web = path.join(dir, 'dist', 'web');
+  const web = path.join(packageRoot(), 'dist', 'web');
   if (!fs.existsSync(path.join(web, 'show-attend-tell.mjs'))) throw new UserError(`${web}/show-attend-tell.mjs is missing: run \`npm run build\` first.`);
   return web;
+}
+
+type Chromium = (typeof import('playwright-core'))['chromium'];
+
+/** playwright-core's Chromium driver: a development dependency, so an installed package may lack it. */
+async function chromiumDriver(): Promise<Chromium> {
+  try {
+    return (await import('playwright-core')).chromium;
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw e;
+    throw new UserError('sat bench browser drives Chromium with playwright-core, which is not installed (it is a development ' +
+      'dependency of show-attend-tell): run `npm install playwright-core` where show-attend-tell is installed, or run from a clone with `npm ci`.');
+  }
 }
 
 const page = (images: string[], beam: number, warmup: number, runs: number, isolated: boolean) => `<!doctype html><meta charset="utf-8"><pre id="out">benchmarking...</pre>
@@ -84,9 +96,8 @@ try {
 } catch (e) { window.__error = String(e && e.stack || e); }
 </script>`;
 
-async function timeInBrowser(chromiumPath: string, web: string, bundle: string, files: string[], beam: number, isolated: boolean) {
-  const imageUrls = files.map((_, i) => `/images/${i}${path.extname(files[i])}`);
-  const html = page(imageUrls, beam, 3, 2, isolated);
+/** The bench page, onnxruntime-web's files, the bundle and the images on 127.0.0.1 (random port) until closed. */
+async function benchServer(web: string, bundle: string, files: string[], html: string, isolated: boolean): Promise<{ url: string; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
     const p = decodeURIComponent(new URL(req.url!, 'http://x').pathname);
     const headers: Record<string, string> = isolated ? { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' } : {};
@@ -99,25 +110,38 @@ async function timeInBrowser(chromiumPath: string, web: string, bundle: string, 
     const type = p.endsWith('.mjs') ? 'text/javascript' : p.endsWith('.wasm') ? 'application/wasm' : p.endsWith('.json') ? 'application/json' : 'application/octet-stream';
     res.writeHead(200, { ...headers, 'content-type': type }).end(fs.readFileSync(file));
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { chromium } = await import('playwright-core');
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+async function timeInBrowser(chromium: Chromium, chromiumPath: string, web: string, bundle: string, files: string[], beam: number, isolated: boolean) {
+  const imageUrls = files.map((_, i) => `/images/${i}${path.extname(files[i])}`);
+  const server = await benchServer(web, bundle, files, page(imageUrls, beam, 3, 2, isolated), isolated);
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-bench-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: chromiumPath, headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
   try {
-    const tab = await context.newPage();
-    await tab.goto(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
-    await tab.waitForFunction(() => (window as any).__result || (window as any).__error, undefined, { timeout: 600_000, polling: 500 });
-    const error = await tab.evaluate(() => (window as any).__error);
-    if (error) throw new Error(`in the browser: ${error}`);
-    return await tab.evaluate(() => (window as any).__result) as { ms: number[]; captions: string[]; threads: number; crossOriginIsolated: boolean };
+    const context = await chromium.launchPersistentContext(profile, {
+      executablePath: chromiumPath, headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    });
+    try {
+      const tab = await context.newPage();
+      await tab.goto(server.url);
+      await tab.waitForFunction(() => (window as any).__result || (window as any).__error, undefined, { timeout: 600_000, polling: 500 });
+      const error = await tab.evaluate(() => (window as any).__error);
+      if (error) throw new Error(`in the browser: ${error}`);
+      return await tab.evaluate(() => (window as any).__result) as { ms: number[]; captions: string[]; threads: number; crossOriginIsolated: boolean };
+    } finally {
+      await context.close();
+    }
   } finally {
-    await context.close();
     fs.rmSync(profile, { recursive: true, force: true });
-    server.closeAllConnections();
-    await new Promise((r) => server.close(r));
+    await server.close();
   }
 }
 
@@ -142,17 +166,18 @@ async function timeInNode(source: string, files: string[], beam: number, opts: P
 
 export async function runBrowserBench(opts: BrowserBenchOptions): Promise<BrowserBenchResult> {
   const { bundle, beam } = opts;
-  if (!fs.existsSync(path.join(bundle, 'manifest.json'))) throw new UserError(`${bundle} is not a bundle folder (no manifest.json): pass a folder written by \`sat export\`.`);
+  const manifest = readManifest(bundle);
   if (!fs.existsSync(opts.images)) throw new UserError(`--images ${opts.images} does not exist: pass a folder of JPEG/PNG images.`);
   const chromiumPath = opts.chromium;
   if (!fs.existsSync(chromiumPath)) throw new UserError(`${chromiumPath} does not exist: install Chromium (apt-get install chromium) or pass --chromium PATH.`);
   const files = fs.readdirSync(opts.images).filter((f) => /\.(jpe?g|png)$/i.test(f)).sort().slice(0, opts.count).map((f) => path.join(opts.images, f));
   if (files.length === 0) throw new UserError(`--images ${opts.images} holds no JPEG/PNG files.`);
   const web = webDist();
-  const single = await timeInBrowser(chromiumPath, web, bundle, files, beam, false);
+  const chromium = await chromiumDriver();
+  const single = await timeInBrowser(chromium, chromiumPath, web, bundle, files, beam, false);
   let isolated: BrowserBenchResult['browser']['isolated'];
   try {
-    const r = await timeInBrowser(chromiumPath, web, bundle, files, beam, true);
+    const r = await timeInBrowser(chromium, chromiumPath, web, bundle, files, beam, true);
     isolated = { ...stats(r.ms), threads: r.crossOriginIsolated ? r.threads : 1 };
   } catch (e) {
     isolated = { error: (e as Error).message.split('\n')[0] };
@@ -163,9 +188,8 @@ export async function runBrowserBench(opts: BrowserBenchOptions): Promise<Browse
   const agree = (a: string[], b: string[]) => a.filter((x, i) => x === b[i]).length;
   let checkpointIsBundleSource: boolean | null = null;
   if (checkpoint) {
-    const manifest = JSON.parse(fs.readFileSync(path.join(bundle, 'manifest.json'), 'utf8')) as { source: { sha256: string } };
     const file = fs.statSync(checkpoint).isDirectory() ? loadCheckpoint(checkpointTarget(checkpoint)).file : checkpoint;
-    checkpointIsBundleSource = createHash('sha256').update(fs.readFileSync(file)).digest('hex') === manifest.source.sha256;
+    checkpointIsBundleSource = checkpointSha256(file) === manifest.source.sha256;
   }
   return {
     checkpointIsBundleSource,

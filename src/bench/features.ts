@@ -16,7 +16,7 @@ import { UserError } from '../util/errors.js';
 import { packageFile } from '../util/package-files.js';
 import { median } from '../util/stats.js';
 import { DEFAULT_BATCH, extractFeatures } from '../features/extract.js';
-import { EncoderRunner } from '../features/runner.js';
+import { createEncoderRunner } from '../features/runner.js';
 
 export interface FeaturesBenchOptions {
   /** Folder of JPEG files. */
@@ -63,7 +63,7 @@ export async function runFeaturesBench(opts: FeaturesBenchOptions): Promise<Feat
 
   const model = await resolveEncoder(opts.encoder);
   const torchArch = opts.python === null ? null : peerArch(model.spec.id);
-  const runner = await EncoderRunner.create(model, { threads, spin: opts.spin });
+  const runner = await createEncoderRunner(model, { threads, spin: opts.spin });
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-bench-features-'));
   const runs: number[] = [];
   const cpu: number[] = [];

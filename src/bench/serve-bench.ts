@@ -19,7 +19,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { loadCheckpoint } from '../checkpoint/checkpoint.js';
-import { checkpointTarget } from '../decode/captioner.js';
+import { checkpointTarget } from '../checkpoint/source.js';
 import { packageRoot } from '../util/package-files.js';
 import { UserError } from '../util/errors.js';
 import { ProgressBar } from '../util/progress.js';

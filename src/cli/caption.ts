@@ -5,48 +5,40 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { CaptionOptions, CaptionResult } from '../decode/captioner-api.js';
-import type { DecodeStrategy } from '../decode/types.js';
-import type { EncoderOptions } from '../encoders/registry.js';
-import { loadCaptioner } from '../export/load.js';
+import { checkCaptionOptions, strategyOf, type CaptionOptionName, type CaptionOptions, type CaptionResult } from '../decode/captioner-api.js';
+import { checkBackend, loadCaptioner } from '../export/load.js';
 import { DEFAULT_MAX_IMAGE_BYTES, isImageUrl } from '../features/image-url.js';
 import { renderAttentionFigure } from '../figures/attention.js';
+import { isSquareGrid } from '../figures/heat.js';
 import { UserError } from '../util/errors.js';
-import { ENCODER_CLI_OPTIONS, encoderOptionsFromArgs } from './encoder-options.js';
-import { numberOption, requireString, type Command, type OptionSpec } from './command.js';
+import { numberOption, requireString, type Command } from './command.js';
+import { CHECKPOINT_ENCODER_OPTIONS, givenEncoderFlags } from './encoder-options.js';
 
-// The encoder comes from the checkpoint; these flags only fill in what it cannot know (no defaults here).
-const encoderFlags: Record<string, OptionSpec> = Object.fromEntries(Object.entries(ENCODER_CLI_OPTIONS).map(([name, spec]) => {
-  const { default: _ignored, ...rest } = spec;
-  const fromCheckpoint: Record<string, string> = {
-    encoder: 'encoder override; normally read from the checkpoint (needed for a user .onnx encoder)',
-    layer: 'InceptionV3 layer override; normally read from the checkpoint',
+/** The flag of each caption option. */
+const FLAGS: Record<CaptionOptionName, string> = {
+  beam: '--beam', alpha: '--alpha', maxLength: '--max-length', sample: '--sample', temperature: '--temperature', seed: '--seed',
+  suppressUnk: '--suppress-unk', alternatives: '--json',
+};
+
+/**
+ * CaptionOptions straight from the flags, checked by the Captioner API's own rules (checkCaptionOptions) with
+ * the flags named. A value that is not a number stays a string, so the refusal quotes it as given.
+ */
+export function captionOptionsFromArgs(values: Record<string, unknown>): CaptionOptions {
+  const num = (flag: string): number | string | undefined => {
+    const v = values[flag];
+    if (typeof v !== 'string') return undefined;
+    return v.trim() !== '' && Number.isFinite(Number(v)) ? Number(v) : v;
   };
-  return [name, fromCheckpoint[name] ? { ...rest, description: fromCheckpoint[name] } : rest];
-}));
-
-/** Decoding strategy from the flags; --beam and --sample exclude each other. */
-export function strategyFromArgs(values: Record<string, unknown>): DecodeStrategy {
-  const beam = numberOption(values, 'beam', { integer: true, min: 1, max: 100 });
-  const alpha = numberOption(values, 'alpha', { min: 0, max: 5 });
-  const temperature = numberOption(values, 'temperature', { min: 1e-6 });
-  const seed = numberOption(values, 'seed', { integer: true, min: 0 });
-  if (values.sample) {
-    if (beam !== undefined) throw new UserError('--beam and --sample exclude each other: choose beam search or sampling.');
-    return { kind: 'sample', temperature: temperature ?? 1, seed: seed ?? 0 };
-  }
-  if (temperature !== undefined || seed !== undefined) throw new UserError('--temperature and --seed apply to --sample only.');
-  if (beam !== undefined && beam > 1) return { kind: 'beam', beam, alpha: alpha ?? 0 };
-  if (alpha !== undefined) throw new UserError('--alpha (length normalisation) applies to --beam K with K > 1.');
-  return { kind: 'greedy' };
-}
-
-/** The CaptionOptions of a decoding strategy. */
-export function captionOptionsFor(strategy: DecodeStrategy, maxLength: number | undefined, suppressUnk: boolean): CaptionOptions {
-  const base = { maxLength, suppressUnk };
-  if (strategy.kind === 'beam') return { ...base, beam: strategy.beam, alpha: strategy.alpha };
-  if (strategy.kind === 'sample') return { ...base, sample: true, temperature: strategy.temperature, seed: strategy.seed };
-  return base;
+  const raw = {
+    beam: num('beam'), alpha: num('alpha'), maxLength: num('max-length'), temperature: num('temperature'), seed: num('seed'),
+    sample: values.sample === true ? true : undefined, suppressUnk: values['suppress-unk'] === true ? true : undefined,
+    // --json prints the beam's alternatives; plain output does not, so the search need not wait for them
+    alternatives: values.json === true ? true : undefined,
+  };
+  const options = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)) as CaptionOptions;
+  checkCaptionOptions(options, { fail: (m) => new UserError(m), name: (k) => FLAGS[k] });
+  return options;
 }
 
 /** A file's or URL's name without folders (and without a URL's query). */
@@ -75,7 +67,7 @@ const text = (c: CaptionResult) => c.caption + (c.finished ? '' : ' ...');
 /** Rounded to 6 significant digits to keep --json output readable. */
 const round = (x: number) => Number(x.toPrecision(6));
 
-function toJson(c: CaptionResult, image: string, grid: number | null) {
+function toJson(c: CaptionResult, image: string, grid: [number, number] | null) {
   return {
     image,
     caption: c.caption,
@@ -83,7 +75,7 @@ function toJson(c: CaptionResult, image: string, grid: number | null) {
     ids: c.ids,
     logProb: round(c.logProb),
     finished: c.finished,
-    grid: grid === null ? null : [grid, grid],
+    grid,
     attention: c.words.map((w) => Array.from(w.attention, round)),
     alternatives: c.alternatives.map((a) => ({ caption: a.caption, logProb: round(a.logProb), score: round(a.score), finished: a.finished })),
   };
@@ -107,7 +99,7 @@ const command: Command = {
     'suppress-unk': { type: 'boolean', description: 'never emit <unk>' },
     json: { type: 'boolean', description: 'print JSON: per image the words and, per word, the attention weights over the encoder locations' },
     attention: { type: 'string', description: 'write attention figures: OUT.png for one image, or a folder (one IMAGE.attention.png each)' },
-    ...encoderFlags,
+    ...CHECKPOINT_ENCODER_OPTIONS,
   },
   async run({ values, positionals }) {
     const model = requireString(values, 'model', 'the run (or checkpoints) folder of a trained model, e.g. --model runs/shapes');
@@ -117,22 +109,17 @@ const command: Command = {
       if (!fs.existsSync(f)) throw new UserError(`image ${f} does not exist. Check the path.`);
       if (fs.statSync(f).isDirectory()) throw new UserError(`${f} is a folder; pass image files (e.g. ${path.join(f, '*.jpg')}).`);
     }
-    const strategy = strategyFromArgs(values);
-    const maxLength = numberOption(values, 'max-length', { integer: true, min: 1, max: 1000 });
+    const options = captionOptionsFromArgs(values);
     const figures = typeof values.attention === 'string' ? figurePaths(values.attention, positionals) : [];
     const maxImageMb = numberOption(values, 'max-image-mb', { min: 0.001 });
-    const backend = values.backend as string | undefined;
-    if (backend !== undefined && backend !== 'native' && backend !== 'onnx') throw new UserError(`--backend must be native or onnx, got "${backend}".`);
-    const encoder = encoderOptionsFromArgs(values);
-    const given = Object.values(encoder).some((v) => v !== undefined) ? encoder : undefined;
+    const backend = values.backend === undefined ? undefined : checkBackend(values.backend, '--backend');
 
     const captioner = await loadCaptioner(model, {
-      backend, encoder: given as EncoderOptions | undefined, maxImageBytes: maxImageMb === undefined ? undefined : Math.round(maxImageMb * 1024 * 1024),
+      backend, encoder: givenEncoderFlags(values), maxImageBytes: maxImageMb === undefined ? undefined : Math.round(maxImageMb * 1024 * 1024),
     });
     try {
       const { encoderId: id, locations, inputSize } = captioner.info;
-      const side = Math.round(Math.sqrt(locations));
-      const grid = side * side === locations ? side : null; // null: not a square feature map
+      const grid = isSquareGrid(captioner.info.grid) ? captioner.info.grid : null; // null: not a square feature map
       if (figures.length > 0 && grid === null) {
         throw new UserError(`--attention: encoder "${id}" has ${locations} locations, not a square grid, so there is no map to draw. Omit --attention.`);
       }
@@ -140,13 +127,13 @@ const command: Command = {
       const rgb: Uint8Array[] = [];
       for (const image of positionals) rgb.push(await captioner.preprocess(image));
       const pixels = rgb.map((data) => ({ data, width: inputSize, height: inputSize }));
-      const captions = await captioner.captionBatch(pixels, captionOptionsFor(strategy, maxLength, Boolean(values['suppress-unk'])));
+      const captions = await captioner.captionBatch(pixels, options);
       if (values.json) {
         console.log(JSON.stringify({
           checkpoint: captioner.info.source,
           encoder: id,
           locations,
-          decoding: { ...strategy, maxLength: maxLength ?? captioner.info.maxLength },
+          decoding: { ...strategyOf(options), maxLength: options.maxLength ?? captioner.info.maxLength },
           captions: captions.map((c, i) => toJson(c, positionals[i], grid)),
         }));
       } else {

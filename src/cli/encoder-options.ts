@@ -1,4 +1,4 @@
-/** The flags that choose an image encoder, shared by the commands that build one (features, caption, bench). */
+/** The flags that choose an image encoder, shared by the commands that build one (features, caption, export, serve, bench). */
 import { DEFAULT_INCEPTION_V3_LAYER } from '../encoders/inception_v3.js';
 import { DEFAULT_ENCODER, ENCODERS, type EncoderOptions } from '../encoders/registry.js';
 import { SCALINGS } from '../encoders/user-onnx.js';
@@ -24,4 +24,24 @@ export function encoderOptionsFromArgs(values: Record<string, unknown>): Encoder
     encoder: str('encoder'), layer: str('layer'), weights: str('encoder-weights'), output: str('encoder-output'),
     size: size === undefined ? undefined : Number(size), scaling: str('encoder-scaling'), layout: str('encoder-layout'),
   };
+}
+
+/**
+ * The encoder flags of the commands that load a checkpoint (caption, export, serve): the checkpoint names its
+ * encoder, so these only fill in what it cannot know (a weights folder, a user .onnx file and its flags) and
+ * have no defaults.
+ */
+export const CHECKPOINT_ENCODER_OPTIONS: Record<string, OptionSpec> = Object.fromEntries(Object.entries(ENCODER_CLI_OPTIONS).map(([name, spec]) => {
+  const { default: _noDefault, ...rest } = spec;
+  const fromCheckpoint: Record<string, string> = {
+    encoder: 'encoder override; normally read from the checkpoint (needed for a user .onnx encoder)',
+    layer: 'InceptionV3 layer override; normally read from the checkpoint',
+  };
+  return [name, fromCheckpoint[name] ? { ...rest, description: fromCheckpoint[name] } : rest];
+}));
+
+/** The encoder flags given on the command line, or undefined when none is (a bundle refuses them all). */
+export function givenEncoderFlags(values: Record<string, unknown>): EncoderOptions | undefined {
+  const e = encoderOptionsFromArgs(values);
+  return Object.values(e).some((v) => v !== undefined) ? e : undefined;
 }

@@ -5,17 +5,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { ENCODER_CLI_OPTIONS, encoderOptionsFromArgs } from './encoder-options.js';
 import { buildBundle, writeBundle } from '../export/bundle.js';
-import { BUNDLE_DTYPES, type BundleDtype } from '../export/weights.js';
-import { UserError } from '../util/errors.js';
-import { requireString, type Command, type OptionSpec } from './command.js';
-
-// The encoder comes from the checkpoint; these flags only fill in what it cannot know (no defaults here).
-const encoderFlags: Record<string, OptionSpec> = Object.fromEntries(Object.entries(ENCODER_CLI_OPTIONS).map(([name, spec]) => {
-  const { default: _ignored, ...rest } = spec;
-  return [name, name === 'encoder' ? { ...rest, description: 'encoder override; normally read from the checkpoint (needed for a user .onnx encoder)' } : rest];
-}));
+import type { BundleDtype } from '../export/weights.js';
+import { requireString, type Command } from './command.js';
+import { CHECKPOINT_ENCODER_OPTIONS, givenEncoderFlags } from './encoder-options.js';
 
 const command: Command = {
   name: 'export',
@@ -25,15 +18,13 @@ const command: Command = {
     model: { type: 'string', description: 'run folder, its checkpoints/ folder, or a .safetensors checkpoint (best.* preferred over latest.*)' },
     out: { type: 'string', description: 'bundle folder to write (created; a previous bundle there is replaced)' },
     dtype: { type: 'string', description: 'weight format: fp32 (exact), fp16 (half the size), int8 (decoder matrices per-channel int8, encoder fp16)', default: 'fp32' },
-    ...encoderFlags,
+    ...CHECKPOINT_ENCODER_OPTIONS,
   },
   async run({ values }) {
     const model = requireString(values, 'model', 'the run (or checkpoints) folder of a trained model, e.g. --model runs/shapes');
     const out = requireString(values, 'out', 'the folder to write the bundle into, e.g. --out bundles/f8k');
-    const dtype = values.dtype as BundleDtype;
-    if (!BUNDLE_DTYPES.includes(dtype)) throw new UserError(`--dtype must be one of ${BUNDLE_DTYPES.join(', ')}, got "${dtype}".`);
-    const encoder = encoderOptionsFromArgs(values);
-    const bundle = await buildBundle(model, { dtype, encoder });
+    const dtype = values.dtype as BundleDtype; // checked by buildBundle
+    const bundle = await buildBundle(model, { dtype, encoder: givenEncoderFlags(values) });
     const written = writeBundle(out, bundle);
     let total = 0;
     for (const file of written) {

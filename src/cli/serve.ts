@@ -3,32 +3,25 @@
  * The model runs on threads of its own (src/serve/model-worker.ts, --instances of them). SIGTERM or SIGINT:
  * stop taking requests, finish those in flight, exit 0.
  */
-import fs from 'node:fs';
-import path from 'node:path';
-import { MANIFEST_FILE } from '../export/manifest.js';
-import { DEFAULT_ENGINE_BACKEND, type EngineBackend } from '../serve/engine.js';
+import { requireModelPath } from '../checkpoint/source.js';
+import type { EncoderOptions } from '../encoders/registry.js';
+import type { Bundle } from '../export/bundle-backend.js';
+import { isBundleFolder, readManifest } from '../export/bundle-folder.js';
+import { checkBackend } from '../export/load.js';
+import { DEFAULT_ENGINE_BACKEND } from '../serve/engine.js';
+import type { ModelWorkerData } from '../serve/model-worker.js';
 import { DEFAULT_SERVE_OPTIONS, startServer, type ServeOptions } from '../serve/server.js';
 import { bundleFiles, bundleFolderFiles, lazyFiles, type FileSource } from '../serve/static-files.js';
-import { exportBundleInWorker, WorkerEngine } from '../serve/worker-engine.js';
-import type { EncoderOptions } from '../encoders/registry.js';
+import { exportBundleInWorker, shareBundle, WorkerEngine } from '../serve/worker-engine.js';
 import { UserError } from '../util/errors.js';
 import { numberOption, requireString, type Command, type OptionSpec } from './command.js';
-import { ENCODER_CLI_OPTIONS, encoderOptionsFromArgs } from './encoder-options.js';
+import { CHECKPOINT_ENCODER_OPTIONS, givenEncoderFlags } from './encoder-options.js';
 
 const d = DEFAULT_SERVE_OPTIONS;
 
-// The encoder comes from the checkpoint; these flags only fill in what it cannot know (no defaults here).
-const encoderFlags: Record<string, OptionSpec> = Object.fromEntries(Object.entries(ENCODER_CLI_OPTIONS).map(([name, { default: _ignored, ...spec }]) => {
-  const fromCheckpoint: Record<string, string> = {
-    encoder: 'encoder override; normally read from the checkpoint (needed for a user .onnx encoder)',
-    layer: 'InceptionV3 layer override; normally read from the checkpoint',
-  };
-  return [name, fromCheckpoint[name] ? { ...spec, description: fromCheckpoint[name] } : spec];
-}));
-
 export const SERVE_OPTIONS: Record<string, OptionSpec> = {
   model: { type: 'string', description: 'run folder, its checkpoints/ folder, a .safetensors checkpoint, or a bundle folder from sat export' },
-  backend: { type: 'string', description: 'native (the C++ decoder; checkpoints only) or onnx (onnxruntime-node; a checkpoint is exported in memory first)', default: DEFAULT_ENGINE_BACKEND },
+  backend: { type: 'string', description: 'native (the C++ decoder; checkpoints only) or onnx (onnxruntime-node; a checkpoint is exported in memory once, and the export is shared by the model threads and the page)', default: DEFAULT_ENGINE_BACKEND },
   host: { type: 'string', description: 'address to listen on (127.0.0.1: this machine only; 0.0.0.0 exposes the service)', default: d.host },
   port: { type: 'string', description: 'TCP port (0: any free port)', default: String(d.port) },
   'max-bytes': { type: 'string', description: 'largest request body (the image) in bytes; larger: 413', default: String(d.maxBytes) },
@@ -45,7 +38,7 @@ export const SERVE_OPTIONS: Record<string, OptionSpec> = {
   bundle: { type: 'string', description: 'the export bundle the page loads to caption in the browser, e.g. an int8 `sat export` of the model (default: the --model bundle, or the checkpoint exported in memory, fp32, on first use)' },
   'no-bundle': { type: 'boolean', description: 'publish no export bundle: the model\'s weights stay on the server and the page\'s in-browser switch is off' },
   log: { type: 'boolean', description: 'log every request (JSON lines on stdout)' },
-  ...encoderFlags,
+  ...CHECKPOINT_ENCODER_OPTIONS,
 };
 
 /** ServeOptions from the flags, each checked with a message naming it. */
@@ -69,27 +62,42 @@ export function serveOptionsFromArgs(values: Record<string, unknown>): ServeOpti
   return options;
 }
 
-/** The encoder flags given (none for a bundle, which brings its own encoder). */
-function givenEncoderOptions(values: Record<string, unknown>): EncoderOptions | undefined {
-  const e = encoderOptionsFromArgs(values);
-  return Object.values(e).some((v) => v !== undefined) ? e : undefined;
+/** The checkpoint exported once, on first use, on a thread of its own, its files shared between threads (shareBundle). */
+function exportOnce(model: string, encoder: EncoderOptions | undefined): () => Promise<Bundle> {
+  let exported: Promise<Bundle> | null = null;
+  return () => {
+    exported ??= exportBundleInWorker({ source: model, options: { encoder } }).then(shareBundle);
+    exported.catch(() => { exported = null; }); // a failure is not kept: the next use tries again
+    return exported;
+  };
 }
 
-const readModelId = (dir: string) => (JSON.parse(fs.readFileSync(path.join(dir, MANIFEST_FILE), 'utf8')) as { modelId?: string }).modelId ?? null;
-
-/** The bundle for the page's in-browser captioning: --bundle, the --model bundle, or the checkpoint exported (fp32) on first use. */
-function bundleSource(model: string, values: Record<string, unknown>, encoder: EncoderOptions | undefined): FileSource {
+/** The bundle for the page's in-browser captioning: --bundle, the --model bundle, or the checkpoint's export. */
+function bundleSource(model: string, values: Record<string, unknown>, exported: (() => Promise<Bundle>) | null): FileSource {
   if (values['no-bundle']) {
     if (values.bundle !== undefined) throw new UserError('--bundle and --no-bundle exclude each other: choose one.');
     return { none: 'sat serve runs with --no-bundle' };
   }
   if (typeof values.bundle === 'string') {
     const dir = values.bundle;
-    if (!fs.existsSync(path.join(dir, MANIFEST_FILE))) throw new UserError(`--bundle ${dir}: no ${MANIFEST_FILE} there. Pass a folder written by \`sat export\`.`);
+    readManifest(dir); // refuses a folder that is not a bundle now, not at the first request
     return lazyFiles(async () => bundleFolderFiles(dir));
   }
-  if (fs.existsSync(path.join(model, MANIFEST_FILE))) return lazyFiles(async () => bundleFolderFiles(model));
-  return lazyFiles(async () => bundleFiles(await exportBundleInWorker({ source: model, options: { encoder } })));
+  if (!exported) return lazyFiles(async () => bundleFolderFiles(model));
+  return lazyFiles(async () => bundleFiles(await exported()));
+}
+
+/** Starts `count` model threads; if any fails to load, the others are stopped before its error is passed on. */
+async function startEngines(count: number, data: () => Promise<ModelWorkerData>): Promise<WorkerEngine[]> {
+  const workerData = await data();
+  const started = await Promise.allSettled(Array.from({ length: count }, () => WorkerEngine.start(workerData)));
+  const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  const engines = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  if (failed) {
+    await Promise.allSettled(engines.map((e) => e.dispose()));
+    throw failed.reason;
+  }
+  return engines;
 }
 
 const command: Command = {
@@ -99,15 +107,18 @@ const command: Command = {
   options: SERVE_OPTIONS,
   async run({ values }) {
     const model = requireString(values, 'model', 'a run folder, checkpoint or bundle folder of a trained model, e.g. --model runs/f8k');
-    if (!fs.existsSync(model)) throw new UserError(`--model ${model}: no such file or folder. Pass a run folder, a checkpoint or a bundle folder (sat export).`);
-    const backend = String(values.backend) as EngineBackend;
-    if (backend !== 'native' && backend !== 'onnx') throw new UserError(`--backend ${backend} is not known: use onnx or native.`);
+    requireModelPath(model);
+    const backend = checkBackend(values.backend, '--backend');
     const threads = numberOption(values, 'threads', { integer: true, min: 1, max: 64 })!;
     const blasThreads = numberOption(values, 'blas-threads', { integer: true, min: 1, max: 64 })!;
-    const encoder = givenEncoderOptions(values);
+    const encoder = givenEncoderFlags(values);
     const instances = numberOption(values, 'instances', { integer: true, min: 1, max: 16 })!;
-    const options: ServeOptions = { ...serveOptionsFromArgs(values), bundle: bundleSource(model, values, encoder) };
-    const load = () => Promise.all(Array.from({ length: instances }, () => WorkerEngine.start({ source: model, options: { backend, encoder, threads, blasThreads } })));
+    // A checkpoint is exported at most once: for the onnx model threads at start, and for the page's bundle.
+    const exported = isBundleFolder(model) ? null : exportOnce(model, encoder);
+    const options: ServeOptions = { ...serveOptionsFromArgs(values), bundle: bundleSource(model, values, exported) };
+    const load = () => startEngines(instances, async () => ({
+      source: model, options: { backend, encoder, threads, blasThreads }, exported: backend === 'onnx' && exported ? await exported() : undefined,
+    }));
     const server = await startServer(load, options);
     console.error(`sat serve: listening on ${server.url} (loading ${model} ...)`);
 
@@ -125,7 +136,7 @@ const command: Command = {
     try {
       const info = await server.ready;
       console.error(`sat serve: ready: model ${info.id} on ${info.backend} (encoder ${info.encoder.id}, ${info.encoder.inputSize} px); page at ${server.url}/`);
-      const published = typeof values.bundle === 'string' ? readModelId(values.bundle) : null;
+      const published = typeof values.bundle === 'string' ? readManifest(values.bundle).modelId : null;
       if (published && published !== info.id) {
         console.error(`sat serve: warning: --bundle ${values.bundle} holds model ${published}, not the served ${info.id}: the page's in-browser captions may differ from the server's.`);
       }

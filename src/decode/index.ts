@@ -1,5 +1,5 @@
 /**
- * Caption many images with any CaptionModel: greedy, beam search or the seed's sampling, in batches of
+ * Caption many images with any CaptionModel: greedy, beam search or the TF tutorial's sampling, in batches of
  * `batchSize` images (x beams) per model call. Used by `sat caption` and by per-epoch validation.
  */
 import type { AsyncDecoderModel, DecoderModel, DecoderModelBase } from '../model/types.js';

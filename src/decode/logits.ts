@@ -55,7 +55,7 @@ export const argmaxChooser: TokenChooser = (logits, _lse, row, V) => {
 };
 
 /**
- * The seed's tf.random.categorical(logits / temperature): p(v) ∝ exp((logit(v) - max) / T).
+ * The TF tutorial's tf.random.categorical(logits / temperature): p(v) ∝ exp((logit(v) - max) / T).
  * `rngOf(row)` gives the row's random stream (one per image, so a caption does not depend on which
  * other images share its batch).
  */

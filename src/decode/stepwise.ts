@@ -1,5 +1,5 @@
 /**
- * Greedy and sampled decoding: one token per image per step, as the seed's evaluate() loop, for N images
+ * Greedy and sampled decoding: one token per image per step, as the TF tutorial's evaluate() loop, for N images
  * at once. Rows whose caption reached <end> are dropped from the batch (model.selectRows), so a batch
  * costs as many steps as its longest caption and no compute goes to finished rows.
  */

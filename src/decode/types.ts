@@ -7,7 +7,7 @@
 /** The few vocabulary facts decoding needs. Any vocabulary with these ids and a word lookup fits. */
 export interface DecodeVocab {
   pad: number;               // never emitted (its logit is masked)
-  start: number;             // fed at step 0 as the seed does; never emitted
+  start: number;             // fed at step 0 as the TF tutorial does; never emitted
   end: number;               // stops a caption; not included in the words
   unk?: number;              // masked when `suppressUnk` is set
   word(id: number): string;
@@ -17,14 +17,14 @@ export type DecodeStrategy =
   | { kind: 'greedy' }
   /** Beam search of width `beam`; finished hypotheses are ranked by logProb / length^alpha (alpha 0 = raw). */
   | { kind: 'beam'; beam: number; alpha?: number }
-  /** The seed's tf.random.categorical on logits / temperature, reproducible from `seed`. */
+  /** The TF tutorial's tf.random.categorical on logits / temperature, reproducible from `seed`. */
   | { kind: 'sample'; temperature?: number; seed?: number };
 
 export interface DecodeOptions {
   strategy: DecodeStrategy;
-  /** Most tokens generated per image, <end> included (the seed's max_length). */
+  /** Most tokens generated per image, <end> included (the TF tutorial's max_length). */
   maxLength: number;
-  /** Mask <unk> so it is never emitted (default false, as the seed). */
+  /** Mask <unk> so it is never emitted (default false, as the TF tutorial). */
   suppressUnk?: boolean;
   /**
    * Captions per image (default 1), for sampling: each image is encoded once and decoded this many times;

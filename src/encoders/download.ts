@@ -1,19 +1,9 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
+import { cacheDir } from '../util/cache-dir.js';
 import { ProgressBar } from '../util/progress.js';
 import { UserError } from '../util/errors.js';
-
-/**
- * Verified, resumable downloads into the cache directory ($SAT_CACHE, else ~/.cache/show-attend-tell).
- * A download goes to `<file>.part`; a rerun continues it with an HTTP Range request. The file gets its
- * final name only after its MD5 matches, so a file in the cache under its own name is always verified.
- * Files without a published MD5 get their final name once complete; their caller checks the content.
- */
-export function cacheDir(): string {
-  return process.env.SAT_CACHE || path.join(os.homedir(), '.cache', 'show-attend-tell');
-}
 
 export interface RemoteFile {
   url: string;
@@ -25,6 +15,12 @@ export interface RemoteFile {
   manualFlag: string;
 }
 
+/**
+ * Verified, resumable downloads into the cache directory (src/util/cache-dir.ts).
+ * A download goes to `<file>.part`; a rerun continues it with an HTTP Range request. The file gets its
+ * final name only after its MD5 matches, so a file in the cache under its own name is always verified.
+ * Files without a published MD5 get their final name once complete; their caller checks the content.
+ */
 export async function fetchVerified(remote: RemoteFile, opts: { fetchImpl?: typeof fetch; silent?: boolean } = {}): Promise<string> {
   const dir = cacheDir();
   const dest = path.join(dir, remote.fileName);

@@ -16,7 +16,7 @@
  * counted as `absent` and not scored.
  */
 import { SHAPE_COLORS, SHAPE_KINDS, type ShapeObject } from '../dataset/shapes.js';
-import { gridSide } from '../figures/attention.js';
+import { gridSide } from '../figures/heat.js';
 
 export interface CaptionAttention {
   id: string;

@@ -6,9 +6,11 @@
 import type { CaptionBackend, CaptionerInfo } from '../decode/captioner-api.js';
 import { decodeImagesAsync } from '../decode/index.js';
 import type { DecodeVocab } from '../decode/types.js';
-import { writeImageToBatch, type ImageInputOptions } from '../features/pixels.js';
+import type { OrtNamespace } from '../encoders/onnx/runtime.js';
+import { encodeImages, OnnxImageEncoder } from '../features/onnx-encoder.js';
+import { OnnxDecoderModel } from '../model/onnx-model.js';
+import { defaultMaxLength } from '../vocab/max-length.js';
 import type { BundleManifest } from './manifest.js';
-import { OnnxDecoderModel, OnnxImageEncoder, type OrtNamespace } from './onnx-backend.js';
 import { expandStoredWeights } from './onnx-rewrite.js';
 
 export interface Bundle {
@@ -32,41 +34,39 @@ export function manifestVocab(m: BundleManifest): DecodeVocab {
   return { pad, start, end, unk, word: (id) => words[id] ?? '<unk>' };
 }
 
+/** Sessions for the bundle's three graphs; if any is refused, those already made are released first. */
 export async function bundleBackend<Image>(ort: OrtNamespace, bundle: Bundle, opts: BundleBackendOptions<Image>): Promise<CaptionBackend<Image>> {
   const { manifest: m } = bundle;
-  // fp16/int8 weights become float32 once, here, instead of in every run (see expandStoredWeights)
-  const graph = (file: string) => (m.dtype === 'fp32' ? bundle.files.get(file)! : expandStoredWeights(bundle.files.get(file)!));
+  const graph = (file: string) => {
+    const stored = bundle.files.get(file)!;
+    // onnxruntime takes model bytes in an ArrayBuffer only: bytes shared between threads are copied here
+    const bytes = stored.buffer instanceof ArrayBuffer ? stored : stored.slice();
+    // fp16/int8 weights become float32 once, here, instead of in every run (see expandStoredWeights)
+    return m.dtype === 'fp32' ? bytes : expandStoredWeights(bytes);
+  };
   const encoder = await OnnxImageEncoder.create(ort, m.encoder, graph(m.encoder.file), opts.sessionOptions);
   let model: OnnxDecoderModel;
   try {
     model = await OnnxDecoderModel.create(ort, m.model, { init: graph(m.decoder.init.file), step: graph(m.decoder.step.file) }, opts.sessionOptions);
   } catch (e) {
-    await encoder.release();
+    await encoder.release().catch(() => undefined); // the load's own error is the one to report
     throw e;
   }
   const vocab = manifestVocab(m);
   const info: CaptionerInfo = {
     modelId: m.modelId, backend: opts.backend, source: opts.source, encoderId: m.encoder.id, inputSize: m.encoder.inputSize,
     scaling: m.encoder.scaling, inputLayout: m.encoder.inputLayout, locations: m.encoder.locations, grid: m.encoder.grid,
-    vocabSize: m.model.vocabSize, maxLength: Math.max(1, m.vocab.maxLength - 1), dtype: m.dtype,
+    vocabSize: m.model.vocabSize, maxLength: defaultMaxLength(m.vocab), dtype: m.dtype,
   };
-  const scale: ImageInputOptions = { size: m.encoder.inputSize, scaling: m.encoder.scaling, layout: m.encoder.inputLayout };
-  const perImage = m.encoder.locations * m.encoder.channels;
-  const batch = opts.encoderBatch ?? 16;
   return {
     info, vocab,
     preprocess: opts.preprocess,
-    async encode(rgb) {
-      const out = new Float32Array(rgb.length * perImage);
-      const input = new Float32Array(Math.min(batch, rgb.length) * 3 * scale.size * scale.size);
-      for (let first = 0; first < rgb.length; first += batch) {
-        const count = Math.min(batch, rgb.length - first);
-        for (let i = 0; i < count; i++) writeImageToBatch(rgb[first + i], input, i, scale);
-        out.set(await encoder.run(input, count), first * perImage);
-      }
-      return out;
-    },
+    encode: (rgb) => encodeImages(encoder, rgb, opts.encoderBatch),
     decode: (features, n, o) => decodeImagesAsync(model, features, n, vocab, o),
-    dispose: async () => { await Promise.all([model.release(), encoder.release()]); },
+    dispose: async () => {
+      const results = await Promise.allSettled([model.release(), encoder.release()]);
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+    },
   };
 }

@@ -3,19 +3,18 @@
  * onnxruntime-node, onnxruntime-web or any ONNX runtime can caption with. Built in memory first, so the ONNX
  * backend can also caption straight from a checkpoint without writing anything.
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { restoreModel } from '../checkpoint/checkpoint.js';
-import { openCheckpointSource } from '../decode/checkpoint-source.js';
+import { checkpointModelId, checkpointSha256, openCheckpointSource } from '../checkpoint/source.js';
 import type { EncoderOptions } from '../encoders/registry.js';
+import { attentionGrid } from '../figures/heat.js';
 import { createModel } from '../model/index.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
 import { PACKAGE_NAME, PACKAGE_VERSION } from '../util/version.js';
-import { decoderInitGraph, decoderStepGraph, parameterArrays } from './graphs.js';
-import {
-  attentionGrid, BUNDLE_FILES, BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, decoderIo, MANIFEST_FILE, type BundleManifest,
-} from './manifest.js';
+import { decoderInitGraph, decoderStepGraph, parametersByName, type DecoderParameters } from './graphs.js';
+import { BUNDLE_FILES, BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, decoderIo, MANIFEST_FILE, sha256Hex, type BundleManifest } from './manifest.js';
 import type { Bundle } from './bundle-backend.js';
 import { halfPrecisionInitializers } from './onnx-rewrite.js';
 import { BUNDLE_DTYPES, type BundleDtype } from './weights.js';
@@ -28,8 +27,6 @@ export interface ExportOptions {
 
 export type { Bundle } from './bundle-backend.js';
 
-const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
-
 /** Exports the checkpoint at `target` (run folder, checkpoints folder or .safetensors file) in memory. */
 export async function buildBundle(target: string, opts: ExportOptions = {}): Promise<Bundle> {
   const dtype = opts.dtype ?? 'fp32';
@@ -37,10 +34,10 @@ export async function buildBundle(target: string, opts: ExportOptions = {}): Pro
   const { ckpt, vocab, encoder } = await openCheckpointSource(target, opts.encoder);
   const { meta } = ckpt;
   const model = createModel(meta.model);
-  let params: Float32Array[];
+  let params: DecoderParameters;
   try {
     restoreModel(model, ckpt, { optimizer: false });
-    params = parameterArrays(model.parameters()).map((p) => p.slice());
+    params = parametersByName(model.parameters());
   } finally {
     model.dispose();
   }
@@ -51,14 +48,14 @@ export async function buildBundle(target: string, opts: ExportOptions = {}): Pro
     [BUNDLE_FILES.decoderInit, decoderInitGraph(config, params, dtype)],
     [BUNDLE_FILES.decoderStep, decoderStepGraph(config, params, dtype)],
   ]);
-  const checkpointSha = sha256(fs.readFileSync(ckpt.file));
+  const checkpointSha = checkpointSha256(ckpt.file);
   const { spec } = encoder;
   const manifest: BundleManifest = {
     format: BUNDLE_FORMAT,
     formatVersion: BUNDLE_FORMAT_VERSION,
     writtenBy: { package: PACKAGE_NAME, version: PACKAGE_VERSION },
     createdAt: new Date().toISOString(),
-    modelId: `${path.basename(path.dirname(path.resolve(ckpt.file)))}-${path.basename(ckpt.file, '.safetensors')}-${checkpointSha.slice(0, 12)}`,
+    modelId: checkpointModelId(ckpt.file, checkpointSha),
     dtype,
     source: { checkpoint: path.basename(ckpt.file), sha256: checkpointSha, epoch: meta.progress.epoch, best: meta.progress.best, run: meta.run },
     model: config,
@@ -69,21 +66,23 @@ export async function buildBundle(target: string, opts: ExportOptions = {}): Pro
     },
     decoder: decoderIo(),
     vocab: { words: vocab.words.slice(), pad: vocab.padId, start: vocab.startId, end: vocab.endId, unk: vocab.unkId, maxLength: vocab.maxLength },
-    files: Object.fromEntries([...files].map(([name, bytes]) => [name, { sha256: sha256(bytes), bytes: bytes.length }])),
+    files: Object.fromEntries(await Promise.all([...files].map(async ([name, bytes]) => [name, { sha256: await sha256Hex(bytes), bytes: bytes.length }]))),
   };
   return { manifest, files };
 }
 
-/** Writes a bundle into `dir` (created; files there of the same names are replaced, the manifest last). */
+/**
+ * Writes a bundle into `dir` (created; files there of the same names are replaced, the manifest last). Each file
+ * is replaced atomically and durably (src/util/atomic-write.ts), and the old manifest is removed first, so a
+ * crash leaves either the whole new bundle or a folder without a manifest, which every reader refuses.
+ */
 export function writeBundle(dir: string, bundle: Bundle): string[] {
   if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw new UserError(`--out ${dir} is a file; pass a folder for the bundle.`);
   fs.mkdirSync(dir, { recursive: true });
   const written: string[] = [];
   const write = (name: string, data: Uint8Array | string) => {
     const file = path.join(dir, name);
-    const tmp = `${file}.tmp-${process.pid}`;
-    fs.writeFileSync(tmp, data);
-    fs.renameSync(tmp, file);
+    writeFileAtomic(file, data);
     written.push(file);
   };
   fs.rmSync(path.join(dir, MANIFEST_FILE), { force: true }); // a half-written bundle has no manifest

@@ -5,7 +5,7 @@
  * A attention units, V vocabulary.
  *
  * decoder-init.onnx   features [n, L, C] (float32)
- *                     -> encoded   [n, L, E] = relu(features · We + be)
+ *                     -> encoded   [n, L, E] = relu(features · Wp + bp)       (the Dense+ReLU projection)
  *                        projected [n, L, A] = encoded · W1 + b1              (the attention's W1 term, once per image)
  *                        hidden    [n, U]    = H[0]: zeros, or tanh(mean_l(encoded) · Wi + bi) with initState 'mean'
  *
@@ -16,45 +16,40 @@
  *                     where context = sum_l attention · encoded, h_prev = hidden ('carry') or zeros ('reset'),
  *                     and logits = (hidden_out · Wfc1 + bfc1) · Wfc2 + bfc2.
  *
- * Parameters are read by their index in PARAMETER_ORDER (the checkpoint's order, shared with native/model.h).
+ * Parameters are read by their checkpoint names (PARAMETER_ORDER in src/model/binding.ts).
  */
 import { OnnxGraph } from '../encoders/onnx/graph.js';
-import { PARAMETER_ORDER } from '../model/binding.js';
+import { PARAMETER_ORDER, type ParameterName } from '../model/binding.js';
+import { DECODER_INIT_IO, DECODER_STEP_IO } from '../model/onnx-io.js';
 import type { ModelConfig } from '../model/types.js';
-import { DECODER_INIT_IO, DECODER_STEP_IO } from './io-names.js';
 import { addWeight, type BundleDtype } from './weights.js';
 
-/** PARAMETER_ORDER indices (see src/model/binding.ts). */
-const P = {
-  encoderKernel: 0, encoderBias: 1, w1: 2, b1: 3, w2: 4, b2: 5, v: 6, bv: 7, embedding: 8,
-  gruKernel: 9, gruRecurrent: 10, gruBias: 11, fc1: 12, fc1Bias: 13, fc2: 14, fc2Bias: 15, initKernel: 16, initBias: 17,
-} as const;
+/** The model's parameters by checkpoint name. */
+export type DecoderParameters = Readonly<Record<ParameterName, Float32Array>>;
 
-/** The model's parameters in PARAMETER_ORDER (e.g. `PARAMETER_ORDER.map((n) => model.parameters().get(n)!.data)`). */
-export type ParameterArrays = readonly Float32Array[];
-
-export function parameterArrays(named: Map<string, { data: Float32Array }>): Float32Array[] {
-  return PARAMETER_ORDER.map((name) => {
+/** Every parameter of `named` (e.g. model.parameters()), as copies, so the model can be disposed after. */
+export function parametersByName(named: Map<string, { data: Float32Array }>): DecoderParameters {
+  return Object.fromEntries(PARAMETER_ORDER.map((name) => {
     const t = named.get(name);
     if (!t) throw new Error(`model has no parameter "${name}"`);
-    return t.data;
-  });
+    return [name, t.data.slice()];
+  })) as DecoderParameters;
 }
 
-export function decoderInitGraph(config: ModelConfig, p: ParameterArrays, dtype: BundleDtype): Uint8Array {
+export function decoderInitGraph(config: ModelConfig, p: DecoderParameters, dtype: BundleDtype): Uint8Array {
   const { locations: L, channels: C, embedDim: E, attentionUnits: A, units: U } = config;
   const g = new OnnxGraph('decoder_init');
   const io = DECODER_INIT_IO;
   const features = g.addInput(io.inputs.features, ['n', L, C]);
-  const we = addWeight(g, 'encoder_kernel', p[P.encoderKernel], [C, E], dtype);
-  const pre = g.addNode('Add', [g.addNode('MatMul', [features, we], 'encoder_mm'), g.addFloat('encoder_bias', p[P.encoderBias], [E])], 'encoder_pre');
+  const wp = addWeight(g, 'projection_kernel', p['projection.kernel'], [C, E], dtype);
+  const pre = g.addNode('Add', [g.addNode('MatMul', [features, wp], 'projection_mm'), g.addFloat('projection_bias', p['projection.bias'], [E])], 'projection_pre');
   const encoded = g.addNode('Relu', [pre], [io.outputs.encoded]);
-  const w1 = addWeight(g, 'w1_kernel', p[P.w1], [E, A], dtype);
-  g.addNode('Add', [g.addNode('MatMul', [encoded, w1], 'w1_mm'), g.addFloat('w1_bias', p[P.b1], [A])], [io.outputs.projected]);
+  const w1 = addWeight(g, 'w1_kernel', p['attention.W1.kernel'], [E, A], dtype);
+  g.addNode('Add', [g.addNode('MatMul', [encoded, w1], 'w1_mm'), g.addFloat('w1_bias', p['attention.W1.bias'], [A])], [io.outputs.projected]);
   if (config.initState === 'mean') {
     const mean = g.addNode('ReduceMean', [encoded], 'encoded_mean', { axes: [1], keepdims: 0 });
-    const wi = addWeight(g, 'init_kernel', p[P.initKernel], [E, U], dtype);
-    const h0 = g.addNode('Gemm', [mean, wi, g.addFloat('init_bias', p[P.initBias], [U])], 'init_pre');
+    const wi = addWeight(g, 'init_kernel', p['init_state.kernel'], [E, U], dtype);
+    const h0 = g.addNode('Gemm', [mean, wi, g.addFloat('init_bias', p['init_state.bias'], [U])], 'init_pre');
     g.addNode('Tanh', [h0], [io.outputs.hidden]);
   } else {
     // zeros [n, U]: a [1, U] zero row expanded to the batch size read from the input's shape
@@ -68,7 +63,7 @@ export function decoderInitGraph(config: ModelConfig, p: ParameterArrays, dtype:
   return g.toModel({ docString: `show-attend-tell decoder init (initState ${config.initState ?? 'zeros'}, ${dtype} weights)` });
 }
 
-export function decoderStepGraph(config: ModelConfig, p: ParameterArrays, dtype: BundleDtype): Uint8Array {
+export function decoderStepGraph(config: ModelConfig, p: DecoderParameters, dtype: BundleDtype): Uint8Array {
   const { locations: L, embedDim: E, attentionUnits: A, units: U, vocabSize: V } = config;
   const reset = config.gruState === 'reset';
   const g = new OnnxGraph('decoder_step');
@@ -80,17 +75,17 @@ export function decoderStepGraph(config: ModelConfig, p: ParameterArrays, dtype:
   const axis = (k: number) => g.addInt64(`axis${k}`, [k]);
 
   // Bahdanau attention
-  const hw2 = g.addNode('Gemm', [hidden, addWeight(g, 'w2_kernel', p[P.w2], [U, A], dtype), g.addFloat('w2_bias', p[P.b2], [A])], 'hw2');
+  const hw2 = g.addNode('Gemm', [hidden, addWeight(g, 'w2_kernel', p['attention.W2.kernel'], [U, A], dtype), g.addFloat('w2_bias', p['attention.W2.bias'], [A])], 'hw2');
   const th = g.addNode('Tanh', [g.addNode('Add', [projected, g.addNode('Unsqueeze', [hw2, axis(1)], 'hw2_row')], 'score_pre')], 'score_tanh');
-  const score = g.addNode('Add', [g.addNode('MatMul', [th, g.addFloat('v_kernel', p[P.v], [A, 1])], 'score_mm'), g.addFloat('v_bias', p[P.bv], [1])], 'score_col');
+  const score = g.addNode('Add', [g.addNode('MatMul', [th, g.addFloat('v_kernel', p['attention.V.kernel'], [A, 1])], 'score_mm'), g.addFloat('v_bias', p['attention.V.bias'], [1])], 'score_col');
   const attention = g.addNode('Softmax', [g.addNode('Squeeze', [score, axis(2)], 'score')], [io.outputs.attention], { axis: 1 });
   const context = g.addNode('Squeeze', [g.addNode('MatMul', [g.addNode('Unsqueeze', [attention, axis(1)], 'attention_row'), encoded], 'context_row'), axis(1)], 'context');
 
   // GRU input: concat(context, embedding), as the kernel's rows 0..E-1 (context) and E..2E-1 (embedding)
-  const embedded = g.addNode('Gather', [addWeight(g, 'embedding', p[P.embedding], [V, E], dtype, 0), token], 'embedded', { axis: 0 });
+  const embedded = g.addNode('Gather', [addWeight(g, 'embedding', p['embedding.embeddings'], [V, E], dtype, 0), token], 'embedded', { axis: 0 });
   const x = g.addNode('Concat', [context, embedded], 'gru_input', { axis: 1 });
-  const bias = p[P.gruBias];
-  const gx = g.addNode('Gemm', [x, addWeight(g, 'gru_kernel', p[P.gruKernel], [2 * E, 3 * U], dtype), g.addFloat('gru_input_bias', bias.subarray(0, 3 * U), [3 * U])], 'gx');
+  const bias = p['gru.bias'];
+  const gx = g.addNode('Gemm', [x, addWeight(g, 'gru_kernel', p['gru.kernel'], [2 * E, 3 * U], dtype), g.addFloat('gru_input_bias', bias.subarray(0, 3 * U), [3 * U])], 'gx');
   const split = g.addInt64('gate_sizes', [U, U, U]);
   const gxParts = ['gx_z', 'gx_r', 'gx_n'];
   g.addNode('Split', [gx, split], gxParts, { axis: 1 });
@@ -99,7 +94,7 @@ export function decoderStepGraph(config: ModelConfig, p: ParameterArrays, dtype:
     // h_prev = 0: the recurrent side is its bias alone
     ghParts = [0, 1, 2].map((k) => g.addFloat(`gh_bias_${'zrn'[k]}`, bias.slice(3 * U + k * U, 3 * U + (k + 1) * U), [U]));
   } else {
-    const gh = g.addNode('Gemm', [hidden, addWeight(g, 'gru_recurrent', p[P.gruRecurrent], [U, 3 * U], dtype), g.addFloat('gru_recurrent_bias', bias.subarray(3 * U, 6 * U), [3 * U])], 'gh');
+    const gh = g.addNode('Gemm', [hidden, addWeight(g, 'gru_recurrent', p['gru.recurrent_kernel'], [U, 3 * U], dtype), g.addFloat('gru_recurrent_bias', bias.subarray(3 * U, 6 * U), [3 * U])], 'gh');
     ghParts = ['gh_z', 'gh_r', 'gh_n'];
     g.addNode('Split', [gh, split], ghParts, { axis: 1 });
   }
@@ -111,9 +106,9 @@ export function decoderStepGraph(config: ModelConfig, p: ParameterArrays, dtype:
     ? g.addNode('Identity', [keepNew], [io.outputs.hidden])
     : g.addNode('Add', [g.addNode('Mul', [z, hidden], 'old_part'), keepNew], [io.outputs.hidden]);
 
-  // output layers: fc1 (no activation, as the seed), fc2 -> logits
-  const f1 = g.addNode('Gemm', [hNext, addWeight(g, 'fc1_kernel', p[P.fc1], [U, U], dtype), g.addFloat('fc1_bias', p[P.fc1Bias], [U])], 'fc1');
-  g.addNode('Gemm', [f1, addWeight(g, 'fc2_kernel', p[P.fc2], [U, V], dtype), g.addFloat('fc2_bias', p[P.fc2Bias], [V])], [io.outputs.logits]);
+  // output layers: fc1 (no activation, as the TF tutorial), fc2 -> logits
+  const f1 = g.addNode('Gemm', [hNext, addWeight(g, 'fc1_kernel', p['fc1.kernel'], [U, U], dtype), g.addFloat('fc1_bias', p['fc1.bias'], [U])], 'fc1');
+  g.addNode('Gemm', [f1, addWeight(g, 'fc2_kernel', p['fc2.kernel'], [U, V], dtype), g.addFloat('fc2_bias', p['fc2.bias'], [V])], [io.outputs.logits]);
 
   g.addOutput(io.outputs.logits, ['n', V]);
   g.addOutput(io.outputs.attention, ['n', L]);

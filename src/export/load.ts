@@ -13,36 +13,39 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
-import { createCaptioner, type CaptionBackend, type Captioner, type CaptionerInfo } from '../decode/captioner-api.js';
-import { Captioner as NativeCheckpointCaptioner } from '../decode/captioner.js';
-import { decodeImages, decodeVocab } from '../decode/index.js';
+import { requireModelPath } from '../checkpoint/source.js';
+import { createCaptioner, type Captioner } from '../decode/captioner-api.js';
+import { nativeCaptionBackend } from '../decode/native-backend.js';
 import type { EncoderOptions } from '../encoders/registry.js';
 import { fetchImageUrl, isImageUrl } from '../features/image-url.js';
 import { DEFAULT_MAX_PIXELS, ImageLoadError, loadRgb } from '../features/image.js';
+import { asPixelBuffer, PIXELS_SHAPE, type RgbImage } from '../features/resize.js';
+import { nodeOrt, nodeSessionOptions } from '../features/runner.js';
 import { UserError } from '../util/errors.js';
 import { bundleBackend, type Bundle } from './bundle-backend.js';
+import { isBundleFolder, readBundleFolder, readManifest } from './bundle-folder.js';
 import { buildBundle } from './bundle.js';
-import {
-  attentionGrid, BundleError, MANIFEST_FILE, parseManifest, verifyBundleFile, type BundleManifest,
-} from './manifest.js';
-import type { OrtNamespace } from './onnx-backend.js';
 import type { BundleDtype } from './weights.js';
 
-/** Decoded pixels: HWC, 3 (RGB) or 4 (RGBA, alpha dropped) channels. */
-export interface RgbImage {
-  data: Uint8Array | Uint8ClampedArray;
-  width: number;
-  height: number;
-  channels?: 3 | 4;
-}
+export type { RgbImage } from '../features/resize.js';
 
 /** An image in Node: a file path or http(s) URL, encoded bytes, or decoded pixels. */
 export type NodeImageInput = string | Uint8Array | RgbImage;
 
+export const CAPTIONER_BACKENDS = ['native', 'onnx'] as const;
+export type CaptionerBackend = (typeof CAPTIONER_BACKENDS)[number];
+
+/** `value` as a backend name, refused with the choices otherwise; `what` names the flag or option in the refusal. */
+export function checkBackend(value: unknown, what = 'backend'): CaptionerBackend {
+  if (!CAPTIONER_BACKENDS.includes(value as CaptionerBackend)) {
+    throw new UserError(`${what} ${JSON.stringify(value)} is not known: use ${CAPTIONER_BACKENDS.join(' or ')}.`);
+  }
+  return value as CaptionerBackend;
+}
+
 export interface LoadCaptionerOptions {
-  backend?: 'native' | 'onnx';
+  backend?: CaptionerBackend;
   /** Encoder flags a checkpoint cannot supply itself (weights folder, user .onnx flags); not for bundles. */
   encoder?: EncoderOptions;
   /** Checkpoint with backend 'onnx': the weight format of the in-memory export (default fp32). */
@@ -55,95 +58,42 @@ export interface LoadCaptionerOptions {
   maxPixels?: number;
 }
 
-export const isBundleFolder = (source: string) => fs.existsSync(path.join(source, MANIFEST_FILE));
+/** The encoder options given, or undefined when none is set (commands pass every flag, most of them undefined). */
+export function givenEncoderOptions(e: EncoderOptions | undefined): EncoderOptions | undefined {
+  return e && Object.values(e).some((v) => v !== undefined) ? e : undefined;
+}
 
 /** Loads a captioner; see the file comment for sources and backends. */
 export async function loadCaptioner(source: string, opts: LoadCaptionerOptions = {}): Promise<Captioner<NodeImageInput>> {
-  if (!fs.existsSync(source)) throw new UserError(`${source}: no such file or folder. Pass a run folder, a checkpoint or a bundle folder (sat export).`);
+  requireModelPath(source);
   const bundle = isBundleFolder(source);
-  const backend = opts.backend ?? (bundle ? 'onnx' : 'native');
-  if (backend !== 'native' && backend !== 'onnx') throw new UserError(`backend "${backend}" is not known; use native or onnx.`);
+  const backend = checkBackend(opts.backend ?? (bundle ? 'onnx' : 'native'));
+  const encoder = givenEncoderOptions(opts.encoder);
   if (bundle && backend === 'native') {
     throw new UserError(`${source} is an exported bundle: the native backend needs the checkpoint it came from ` +
       `(${readManifest(source).source.checkpoint}). Use backend 'onnx' for the bundle, or pass the run folder.`);
   }
-  if (bundle && opts.encoder) throw new UserError(`${source} is an exported bundle with its own encoder.onnx: encoder options do not apply.`);
-  const fail = (m: string) => new UserError(m);
-  if (backend === 'native') return createCaptioner(await nativeBackend(source, opts), fail);
-  if (bundle) return createCaptioner(await onnxBackend(await readBundleFolder(source), path.resolve(source), opts), fail);
-  const exported = await buildBundle(source, { dtype: opts.dtype, encoder: opts.encoder });
-  return createCaptioner(await onnxBackend(exported, source, opts), fail);
-}
-
-function readManifest(dir: string): BundleManifest {
-  const file = path.join(dir, MANIFEST_FILE);
-  let json: unknown;
-  try {
-    json = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new UserError(`${file} is not valid JSON (${(e as Error).message}): the bundle is damaged. Export it again with \`sat export\`.`);
-  }
-  try {
-    return parseManifest(json, dir);
-  } catch (e) {
-    throw e instanceof BundleError ? new UserError(e.message) : e;
-  }
-}
-
-/** Reads a bundle folder and checks every file against the manifest's SHA-256. */
-export async function readBundleFolder(dir: string): Promise<Bundle> {
-  const manifest = readManifest(dir);
-  const files = new Map<string, Uint8Array>();
-  for (const name of Object.keys(manifest.files)) {
-    const file = path.join(dir, name);
-    if (!fs.existsSync(file)) throw new UserError(`${file} is missing from the bundle. Copy the whole bundle folder, or export it again with \`sat export\`.`);
-    const bytes = new Uint8Array(fs.readFileSync(file));
-    try {
-      await verifyBundleFile(manifest, name, bytes, dir);
-    } catch (e) {
-      throw e instanceof BundleError ? new UserError(e.message) : e;
-    }
-    files.set(name, bytes);
-  }
-  return { manifest, files };
-}
-
-/** onnxruntime-node session options: CPU, full graph optimisation (folds the fp16/int8 weight casts), no spinning. */
-function sessionOptions(threads = 2): object {
-  return {
-    executionProviders: ['cpu'], graphOptimizationLevel: 'all', intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential',
-    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
-  };
-}
-
-async function onnxBackend(bundle: Bundle, source: string, opts: LoadCaptionerOptions): Promise<CaptionBackend<NodeImageInput>> {
-  try {
-    return await bundleBackend(ort as unknown as OrtNamespace, bundle, {
-      source, backend: 'onnx', sessionOptions: sessionOptions(opts.threads),
-      preprocess: (image: NodeImageInput) => preprocessImage(image, bundle.manifest.encoder.inputSize, opts),
+  if (bundle && encoder) throw new UserError(`${source} is an exported bundle with its own encoder.onnx: encoder options do not apply.`);
+  if (backend === 'native') {
+    const native = await nativeCaptionBackend(source, {
+      encoder, threads: opts.threads, preprocess: (image: NodeImageInput, size) => preprocessImage(image, size, opts),
     });
-  } catch (e) {
-    throw e instanceof Error && !(e instanceof UserError) && /onnxruntime|has no tensor/.test(e.message) ? new UserError(e.message) : e;
+    return createCaptioner(native, (m) => new UserError(m));
   }
+  if (bundle) return loadBundleCaptioner(await readBundleFolder(source), path.resolve(source), opts);
+  return loadBundleCaptioner(await buildBundle(source, { dtype: opts.dtype, encoder }), source, opts);
 }
 
-async function nativeBackend(source: string, opts: LoadCaptionerOptions): Promise<CaptionBackend<NodeImageInput>> {
-  const c = await NativeCheckpointCaptioner.load(source, { encoder: opts.encoder, threads: opts.threads });
-  const { spec } = c;
-  const vocab = decodeVocab(c.vocab);
-  const info: CaptionerInfo = {
-    modelId: `${path.basename(path.dirname(path.resolve(c.checkpointFile)))}-${path.basename(c.checkpointFile, '.safetensors')}`,
-    backend: 'native', source: c.checkpointFile, encoderId: spec.id, inputSize: spec.inputSize, scaling: spec.scaling,
-    inputLayout: spec.inputLayout, locations: spec.locations, grid: attentionGrid(spec.locations), vocabSize: c.vocab.size,
-    maxLength: c.defaultMaxLength, dtype: 'fp32',
-  };
-  return {
-    info, vocab,
-    preprocess: (image) => preprocessImage(image, spec.inputSize, opts),
-    encode: (rgb) => c.features([...rgb]),
-    decode: async (features, n, o) => decodeImages(c.model, features, n, vocab, o),
-    dispose: () => c.dispose(),
-  };
+/**
+ * A captioner on onnxruntime-node over a bundle already in memory (read from a folder, exported from a
+ * checkpoint, or shared between threads as `sat serve` shares one export); `source` names where it came from.
+ */
+export async function loadBundleCaptioner(bundle: Bundle, source: string, opts: Omit<LoadCaptionerOptions, 'backend' | 'encoder' | 'dtype'> = {}): Promise<Captioner<NodeImageInput>> {
+  const backend = await bundleBackend(nodeOrt, bundle, {
+    source, backend: 'onnx', sessionOptions: nodeSessionOptions({ threads: opts.threads }),
+    preprocess: (image: NodeImageInput) => preprocessImage(image, bundle.manifest.encoder.inputSize, opts),
+  });
+  return createCaptioner(backend, (m) => new UserError(m));
 }
 
 /** Any NodeImageInput -> RGB uint8 HWC, size x size, exactly as `sat features` loads files. */
@@ -164,13 +114,11 @@ export async function preprocessImage(image: NodeImageInput, size: number, opts:
 }
 
 async function resizePixels(image: RgbImage, size: number): Promise<Uint8Array> {
-  const { data, width, height } = image ?? {};
-  const channels = image?.channels ?? (data && width && height ? data.length / (width * height) : NaN);
-  if (!(data instanceof Uint8Array || data instanceof Uint8ClampedArray) || !Number.isInteger(width) || !Number.isInteger(height) ||
-      (channels !== 3 && channels !== 4) || data.length !== width * height * channels) {
-    throw new UserError('an image must be a file path, an http(s) URL, encoded bytes (Buffer/Uint8Array) or decoded pixels ' +
-      '{ data: Uint8Array, width, height, channels: 3 | 4 } with data.length = width * height * channels.');
+  const pixels = asPixelBuffer(image);
+  if (!pixels) {
+    throw new UserError(`an image must be a file path, an http(s) URL, encoded bytes (Buffer/Uint8Array) or decoded pixels ${PIXELS_SHAPE}.`);
   }
+  const { data, width, height, channels } = pixels;
   const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   if (channels === 3 && width === size && height === size) return bytes;
   const out = await sharp(bytes, { raw: { width, height, channels } }).removeAlpha()

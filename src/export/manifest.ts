@@ -12,7 +12,7 @@ import type { InputScaling } from '../encoders/types.js';
 import type { ModelConfig } from '../model/types.js';
 import { sha256HexSync } from '../util/sha256.js';
 import { PACKAGE_NAME, PACKAGE_VERSION } from '../util/version.js';
-import { DECODER_INIT_IO, DECODER_STEP_IO } from './io-names.js';
+import { DECODER_INIT_IO, DECODER_STEP_IO } from '../model/onnx-io.js';
 import { BUNDLE_DTYPES, type BundleDtype } from './weights.js';
 
 export const BUNDLE_FORMAT = 'show-attend-tell/bundle';
@@ -61,12 +61,6 @@ export interface BundleManifest {
   files: Record<string, { sha256: string; bytes: number }>;
 }
 
-/** The attention grid of L locations: square when L is, else one row. */
-export function attentionGrid(locations: number): [number, number] {
-  const side = Math.round(Math.sqrt(locations));
-  return side * side === locations ? [side, side] : [1, locations];
-}
-
 export const decoderIo = () => ({
   init: { file: BUNDLE_FILES.decoderInit, inputs: { ...DECODER_INIT_IO.inputs }, outputs: { ...DECODER_INIT_IO.outputs } },
   step: { file: BUNDLE_FILES.decoderStep, inputs: { ...DECODER_STEP_IO.inputs }, outputs: { ...DECODER_STEP_IO.outputs } },
@@ -80,36 +74,73 @@ export class BundleError extends Error {
   }
 }
 
+/** The fields a manifest must have, and the type of each (checked before anything reads them). */
+const REQUIRED: Record<string, 'string' | 'number' | 'object' | 'string[]' | 'number[]'> = {
+  modelId: 'string', dtype: 'string', model: 'object', encoder: 'object', decoder: 'object', vocab: 'object', files: 'object',
+  'model.locations': 'number', 'model.channels': 'number', 'model.embedDim': 'number', 'model.units': 'number',
+  'model.attentionUnits': 'number', 'model.vocabSize': 'number',
+  'encoder.id': 'string', 'encoder.file': 'string', 'encoder.inputName': 'string', 'encoder.outputName': 'string',
+  'encoder.inputSize': 'number', 'encoder.inputLayout': 'string', 'encoder.outputLayout': 'string',
+  'encoder.locations': 'number', 'encoder.channels': 'number', 'encoder.grid': 'number[]',
+  'decoder.init': 'object', 'decoder.init.file': 'string', 'decoder.step': 'object', 'decoder.step.file': 'string',
+  'vocab.words': 'string[]', 'vocab.pad': 'number', 'vocab.start': 'number', 'vocab.end': 'number', 'vocab.unk': 'number',
+  'vocab.maxLength': 'number',
+};
+
+function typeOf(value: unknown): string {
+  if (Array.isArray(value)) {
+    if (value.every((v) => typeof v === 'string')) return 'string[]';
+    return value.every((v) => typeof v === 'number') ? 'number[]' : 'array';
+  }
+  return value === null ? 'null' : typeof value;
+}
+
+/** The required fields that are absent or of another type, e.g. ["vocab.words (missing)"]. */
+function badFields(m: object): string[] {
+  const bad: string[] = [];
+  for (const [key, want] of Object.entries(REQUIRED)) {
+    const parent = key.split('.').slice(0, -1).join('.');
+    if (parent && bad.some((b) => b.startsWith(`${parent} `))) continue; // the parent is already reported
+    const value = key.split('.').reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), m);
+    const got = typeOf(value);
+    if (got !== want) bad.push(`${key} (${value === undefined ? 'missing' : `${got}, expected ${want}`})`);
+  }
+  return bad;
+}
+
 /**
  * Checks a parsed manifest.json (from `where`, a folder or URL used in messages) and returns it typed.
- * Refuses another format, a newer format version (naming the package version that wrote it) and missing fields.
+ * Refuses another format, a newer format version (naming the package version that wrote it), missing or
+ * mistyped fields and inconsistent sizes, each with the file named and the fix.
  */
 export function parseManifest(json: unknown, where: string): BundleManifest {
   const m = json as Partial<BundleManifest> | null;
+  const file = `${where}/${MANIFEST_FILE}`;
   const fix = 'Export it again with `sat export --model RUN --out DIR`.';
   if (!m || typeof m !== 'object' || m.format !== BUNDLE_FORMAT) {
-    throw new BundleError(`${where}/${MANIFEST_FILE} is not a show-attend-tell bundle manifest (format ${JSON.stringify(m?.format)}, expected "${BUNDLE_FORMAT}"). ` +
+    throw new BundleError(`${file} is not a show-attend-tell bundle manifest (format ${JSON.stringify(m?.format)}, expected "${BUNDLE_FORMAT}"). ` +
       'Point at a folder written by `sat export`.');
   }
   if (typeof m.formatVersion !== 'number' || m.formatVersion > BUNDLE_FORMAT_VERSION) {
     const by = m.writtenBy ? `${m.writtenBy.package} ${m.writtenBy.version}` : 'a newer package';
-    throw new BundleError(`${where}/${MANIFEST_FILE} is bundle format version ${m.formatVersion}, written by ${by}; ` +
+    throw new BundleError(`${file} is bundle format version ${m.formatVersion}, written by ${by}; ` +
       `${PACKAGE_NAME} ${PACKAGE_VERSION} reads format version ${BUNDLE_FORMAT_VERSION} and older. Upgrade to ${by} or newer, ` +
       `or export the checkpoint again with this version.`);
   }
-  const missing = (['modelId', 'dtype', 'model', 'encoder', 'decoder', 'vocab', 'files'] as const).filter((k) => m[k] === undefined);
-  if (missing.length > 0) throw new BundleError(`${where}/${MANIFEST_FILE} lacks ${missing.join(', ')}: it is damaged. ${fix}`);
-  if (!BUNDLE_DTYPES.includes(m.dtype!)) throw new BundleError(`${where}/${MANIFEST_FILE}: unknown dtype ${JSON.stringify(m.dtype)}. ${fix}`);
+  const bad = badFields(m);
+  if (bad.length > 0) throw new BundleError(`${file} is damaged: ${bad.join(', ')}. ${fix}`);
+  if (!BUNDLE_DTYPES.includes(m.dtype!)) throw new BundleError(`${file}: unknown dtype ${JSON.stringify(m.dtype)}. ${fix}`);
   const model = m.model!, enc = m.encoder!, vocab = m.vocab!;
   if (vocab.words.length !== model.vocabSize) {
-    throw new BundleError(`${where}/${MANIFEST_FILE}: the vocabulary has ${vocab.words.length} words but the model ${model.vocabSize}. ${fix}`);
+    throw new BundleError(`${file}: the vocabulary has ${vocab.words.length} words but the model ${model.vocabSize}. ${fix}`);
   }
   if (enc.locations !== model.locations || enc.channels !== model.channels) {
-    throw new BundleError(`${where}/${MANIFEST_FILE}: the encoder gives ${enc.locations} x ${enc.channels} features but the decoder takes ` +
+    throw new BundleError(`${file}: the encoder gives ${enc.locations} x ${enc.channels} features but the decoder takes ` +
       `${model.locations} x ${model.channels}. ${fix}`);
   }
-  for (const file of [enc.file, m.decoder!.init.file, m.decoder!.step.file]) {
-    if (!m.files![file]) throw new BundleError(`${where}/${MANIFEST_FILE} lists no SHA-256 for ${file}. ${fix}`);
+  for (const listed of [enc.file, m.decoder!.init.file, m.decoder!.step.file]) {
+    const entry = m.files![listed];
+    if (!entry || typeof entry.sha256 !== 'string' || typeof entry.bytes !== 'number') throw new BundleError(`${file} lists no SHA-256 and size for ${listed}. ${fix}`);
   }
   return m as BundleManifest;
 }

@@ -3,7 +3,7 @@
  * graph computes in float32. Each stored weight is turned back into float32 by a node in the graph, and the
  * loaders (bundle-backend.ts) replace those nodes by the float32 initializers they compute when a bundle is
  * loaded (expandStoredWeights in onnx-rewrite.ts): onnxruntime does not fold them itself; onnxruntime-web
- * recomputed them at every decoder step (measured 5x slower), and onnxruntime-node's CPU provider fused
+ * recomputed them at every decoder step (several times slower), and onnxruntime-node's CPU provider fused
  * DequantizeLinear + MatMul into an integer matmul that also quantises the activations (logits off by 1e-2).
  * Another ONNX runtime can run the stored graphs as they are.
  *

@@ -16,8 +16,10 @@ import { writeJsonAtomic } from '../util/atomic-write.js';
 import { ProgressBar } from '../util/progress.js';
 import { encodeHalf } from './fp16.js';
 import { readSkipped, skippedPath, type SkippedImage } from './format.js';
-import { DEFAULT_MAX_PIXELS, ImageLoadError, loadRgb, writeImageToBatch, type ImageInputOptions } from './image.js';
-import { EncoderRunner } from './runner.js';
+import { DEFAULT_MAX_PIXELS, ImageLoadError, loadRgb } from './image.js';
+import type { OnnxImageEncoder } from './onnx-encoder.js';
+import { writeImageToBatch, type ImageInputOptions } from './pixels.js';
+import { createEncoderRunner } from './runner.js';
 import { FeatureStoreWriter } from './store-writer.js';
 
 export interface ImageRef {
@@ -44,7 +46,7 @@ export interface ExtractOptions {
   /** Where skip messages go (default: stderr). */
   log?: (line: string) => void;
   /** Reuse an already created runner (benchmarks create one session for several repeats). */
-  runner?: EncoderRunner;
+  runner?: OnnxImageEncoder;
   /** Awaited after each committed batch (the kill -9 test uses it to pace a child process). */
   afterBatch?: (storedSoFar: number) => void | Promise<void>;
 }
@@ -61,9 +63,8 @@ export interface ExtractResult {
 }
 
 /**
- * Images per onnxruntime run. Batch size barely matters on CPU: InceptionV3 mixed10 forward, 2 threads, measured
- * on the (busy) 2-core dev machine: 201 / 209 / 205 / 205 CPU ms per image at batch 1 / 4 / 8 / 16. 8 keeps
- * the decode of the next batch long enough to hide behind inference and the batch buffers small (2 x 8.6 MB).
+ * Images per onnxruntime run. On CPU the batch size barely changes the CPU time per image; 8 keeps the decode of
+ * the next batch long enough to hide behind inference and the batch buffers small (2 x 8.6 MB for InceptionV3).
  */
 export const DEFAULT_BATCH = 8;
 const MAX_SKIP_MESSAGES = 20;
@@ -92,7 +93,7 @@ export async function extractFeatures(opts: ExtractOptions): Promise<ExtractResu
   const alreadyStored = [...unique.keys()].filter((id) => writer.has(id)).length;
   const todo = [...unique.values()].filter((im) => !writer.has(im.id));
 
-  const runner = opts.runner ?? await EncoderRunner.create(model, { threads: opts.threads, spin: opts.spin });
+  const runner = opts.runner ?? await createEncoderRunner(model, { threads: opts.threads, spin: opts.spin });
   const batchSize = Math.max(1, Math.min(opts.batchSize ?? DEFAULT_BATCH, runner.maxBatch));
   const input: ImageInputOptions = { size: spec.inputSize, scaling: spec.scaling, layout: spec.inputLayout, maxPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS };
   const perImageIn = 3 * spec.inputSize * spec.inputSize;

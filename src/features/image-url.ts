@@ -1,5 +1,5 @@
 /**
- * http(s) image URLs -> a file in the cache, like the seed's `tf.keras.utils.get_file(origin=image_url)`:
+ * http(s) image URLs -> a file in the cache, like the TF tutorial's `tf.keras.utils.get_file(origin=image_url)`:
  * downloaded once to <cache>/images/<sha256(url)[:16]><ext> and reused after. A download must answer 2xx
  * (redirects followed), say it is an image (Content-Type image/*), stay under a size limit (checked against
  * Content-Length first and while streaming) and decode as an image; otherwise it is refused and nothing stays
@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
-import { cacheDir } from '../encoders/download.js';
+import { cacheDir } from '../util/cache-dir.js';
 import { UserError } from '../util/errors.js';
 
 /** Default size limit of a downloaded image: 20 MiB. */

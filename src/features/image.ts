@@ -22,12 +22,8 @@
 import fs from 'node:fs';
 import sharp, { type OutputInfo } from 'sharp';
 
-export { scalingCoefficients, writeImageToBatch } from './pixels.js';
-
 /** Default pixel bound against decompression bombs: 100 megapixels (a 10000x10000 image). */
 export const DEFAULT_MAX_PIXELS = 100_000_000;
-
-export type { ImageInputOptions } from './pixels.js';
 
 export type ImageErrorKind = 'missing' | 'not-an-image' | 'too-large' | 'corrupt';
 

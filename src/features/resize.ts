@@ -6,13 +6,32 @@
  * float and rounded once at the end. Same size in and out is a copy. Alpha is dropped.
  */
 
-/** Source pixels: HWC uint8 with `channels` 3 (RGB) or 4 (RGBA). */
-export interface PixelBuffer {
+/** Decoded pixels as callers pass them: HWC uint8, RGB or RGBA; `channels` absent = read from the data's length. */
+export interface RgbImage {
   data: Uint8Array | Uint8ClampedArray;
   width: number;
   height: number;
+  channels?: 3 | 4;
+}
+
+/** Decoded pixels, checked: HWC uint8 with `channels` 3 (RGB) or 4 (RGBA), data.length = width * height * channels. */
+export interface PixelBuffer extends RgbImage {
   channels: 3 | 4;
 }
+
+/** `image` as a checked PixelBuffer if it is decoded pixels ({ data, width, height, channels? }), else null. */
+export function asPixelBuffer(image: unknown): PixelBuffer | null {
+  const px = image as Partial<RgbImage> | null | undefined;
+  if (!px || typeof px !== 'object' || !(px.data instanceof Uint8Array || px.data instanceof Uint8ClampedArray)) return null;
+  const { data, width, height } = px;
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width! < 1 || height! < 1) return null;
+  const channels = px.channels ?? data.length / (width! * height!);
+  if ((channels !== 3 && channels !== 4) || data.length !== width! * height! * channels) return null;
+  return { data, width: width!, height: height!, channels };
+}
+
+/** What decoded pixels must look like, for the refusal of anything else. */
+export const PIXELS_SHAPE = '{ data: Uint8Array, width, height, channels: 3 | 4 } with data.length = width * height * channels';
 
 interface Taps { first: Int32Array; count: Int32Array; weights: Float32Array; stride: number }
 

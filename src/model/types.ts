@@ -98,10 +98,11 @@ export interface DecoderModelBase {
   readonly config: ModelConfig;
   /** Reorder/duplicate state rows (beam search): new row i = old row rows[i]; `hidden` replaces state.hidden. */
   selectRows(state: DecoderState, rows: Int32Array, hidden?: Float32Array): DecoderState;
-  dispose(): void;
 }
 
 export interface DecoderModel extends DecoderModelBase {
+  /** Frees the native memory; the model cannot be used after. */
+  dispose(): void;
   /** Encode N images' features [N, L, C] for decoding; hidden starts at H[0] (zeros, or from the mean annotation with initState 'mean'). */
   encode(features: Float32Array, n: number): DecoderState;
   /** One decoder step for every row of `state` fed `tokens` [N]. Does not modify `state`. */
@@ -112,6 +113,8 @@ export interface DecoderModel extends DecoderModelBase {
 export interface AsyncDecoderModel extends DecoderModelBase {
   encode(features: Float32Array, n: number): Promise<DecoderState>;
   step(state: DecoderState, tokens: Int32Array): Promise<StepOutput>;
+  /** Frees the runtime's sessions; the model cannot be used after. */
+  release(): Promise<void>;
 }
 
 export interface CaptionModel extends DecoderModel {

@@ -1,18 +1,20 @@
 /**
  * CaptionEngine over the Captioner API (`loadCaptioner`, src/export/load.ts): a run folder, a checkpoint or an
- * export bundle, on the native decoder or onnxruntime-node.
+ * export bundle, on the native decoder or onnxruntime-node; or a bundle already in memory (`sat serve` exports a
+ * checkpoint once and shares the bytes with every model thread).
  *
  *   images RGB [N, S, S, 3] -> Captioner.captionBatch: one encoder batch [N, L, C], one decoder batch of
  *   N images x k beams -> captions with words, attention and the beam's alternatives
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { checkpointTarget } from '../checkpoint/source.js';
 import type { Captioner } from '../decode/captioner-api.js';
-import { checkpointTarget } from '../decode/checkpoint-source.js';
 import type { EncoderOptions } from '../encoders/registry.js';
-import { isBundleFolder, loadCaptioner, type NodeImageInput } from '../export/load.js';
-import { MANIFEST_FILE } from '../export/manifest.js';
+import type { Bundle } from '../export/bundle-backend.js';
+import { isBundleFolder, readManifest } from '../export/bundle-folder.js';
+import { loadBundleCaptioner, loadCaptioner, type NodeImageInput } from '../export/load.js';
+import type { BundleManifest } from '../export/manifest.js';
 import { loadBinding } from '../model/binding.js';
 import { DEFAULT_ENGINE_BACKEND, type BatchResult, type CaptionEngine, type DecodeSettings, type EngineBackend, type EngineInfo } from './engine.js';
 
@@ -27,22 +29,23 @@ export interface EngineOptions {
   blasThreads?: number;
 }
 
-/** Whether any encoder flag was given (a bundle refuses them all). */
-const givenEncoder = (e: EncoderOptions | undefined) => (e && Object.values(e).some((v) => v !== undefined) ? e : undefined);
-
-export async function loadCaptionerEngine(source: string, opts: EngineOptions = {}): Promise<CaptionEngine> {
+/**
+ * Loads `source` as a CaptionEngine. With `exported` (the bundle `source` was exported to, e.g. shared by the
+ * thread that exported it), backend 'onnx' runs those bytes instead of exporting the checkpoint again.
+ */
+export async function loadCaptionerEngine(source: string, opts: EngineOptions = {}, exported?: Bundle): Promise<CaptionEngine> {
   const backend = opts.backend ?? DEFAULT_ENGINE_BACKEND;
   if (backend === 'native' && opts.blasThreads !== undefined) loadBinding().setThreads(opts.blasThreads, opts.blasThreads);
-  const captioner = await loadCaptioner(source, { backend, encoder: givenEncoder(opts.encoder), threads: opts.threads });
+  const captioner = exported && backend === 'onnx'
+    ? await loadBundleCaptioner(exported, source, { threads: opts.threads })
+    : await loadCaptioner(source, { backend, encoder: opts.encoder, threads: opts.threads });
   return new CaptionerEngine(captioner, describe(captioner, source));
 }
 
 function describe(c: Captioner<NodeImageInput>, source: string): EngineInfo {
   const { info } = c;
-  const bundle = isBundleFolder(source);
   return {
-    // A checkpoint on the native backend is named as `sat export` names its bundle, so both say the same model.
-    id: info.backend === 'native' ? exportedModelId(info.source) : info.modelId,
+    id: info.modelId,
     backend: info.backend === 'native' ? 'native' : 'onnx',
     source: info.backend === 'native' ? info.source : source,
     encoder: { id: info.encoderId, inputSize: info.inputSize, locations: info.locations },
@@ -50,14 +53,12 @@ function describe(c: Captioner<NodeImageInput>, source: string): EngineInfo {
     vocabSize: info.vocabSize,
     maxLength: info.maxLength,
     dtype: info.dtype,
-    details: bundle ? bundleDetails(source) : checkpointDetails(source),
+    details: isBundleFolder(source) ? bundleDetails(readManifest(source)) : checkpointDetails(source),
   };
 }
 
-/** "<folder>-<name>-<SHA-256 prefix>" of a checkpoint file, the modelId `sat export` writes. */
-function exportedModelId(checkpointFile: string): string {
-  const digest = createHash('sha256').update(fs.readFileSync(checkpointFile)).digest('hex').slice(0, 12);
-  return `${path.basename(path.dirname(path.resolve(checkpointFile)))}-${path.basename(checkpointFile, '.safetensors')}-${digest}`;
+function bundleDetails(m: BundleManifest): Record<string, unknown> {
+  return { format: m.format, createdAt: m.createdAt, dtype: m.dtype, decoder: m.model, source: m.source };
 }
 
 const readJson = (file: string): Record<string, unknown> | null => {
@@ -67,11 +68,6 @@ const readJson = (file: string): Record<string, unknown> | null => {
     return null;
   }
 };
-
-function bundleDetails(dir: string): Record<string, unknown> {
-  const m = readJson(path.join(dir, MANIFEST_FILE));
-  return m ? { format: m.format, createdAt: m.createdAt, dtype: m.dtype, decoder: m.model, source: m.source } : {};
-}
 
 /** The JSON beside the checkpoint that loadCaptioner picks (best before latest). */
 function checkpointDetails(source: string): Record<string, unknown> {
@@ -94,7 +90,8 @@ class CaptionerEngine implements CaptionEngine {
     const t0 = performance.now();
     const captions = await this.captioner.captionBatch(
       images.map((data) => ({ data, width: size, height: size, channels: 3 as const })),
-      { beam: settings.beam, alpha: settings.alpha, maxLength: settings.maxLength },
+      // the service answers with the beam's alternatives (see POST /v1/captions)
+      { beam: settings.beam, ...(settings.beam > 1 ? { alpha: settings.alpha } : {}), maxLength: settings.maxLength, alternatives: true },
     );
     return { captions, modelMs: performance.now() - t0 };
   }

@@ -7,6 +7,7 @@
  *               { type: 'result', id, result } | { type: 'error', id, message }
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import type { Bundle } from '../export/bundle-backend.js';
 import { UserError } from '../util/errors.js';
 import { loadCaptionerEngine, type EngineOptions } from './captioner-adapter.js';
 import type { CaptionEngine, DecodeSettings } from './engine.js';
@@ -14,16 +15,18 @@ import type { CaptionEngine, DecodeSettings } from './engine.js';
 export interface ModelWorkerData {
   source: string;
   options: EngineOptions;
+  /** The bundle `source` was exported to, its files in SharedArrayBuffers (one copy for every model thread). */
+  exported?: Bundle;
 }
 
 type Incoming = { type: 'batch'; id: number; images: Uint8Array[]; settings: DecodeSettings } | { type: 'close' };
 
 const port = parentPort!;
-const { source, options } = workerData as ModelWorkerData;
+const { source, options, exported } = workerData as ModelWorkerData;
 
 let engine: CaptionEngine;
 try {
-  engine = await loadCaptionerEngine(source, options);
+  engine = await loadCaptionerEngine(source, options, exported);
   port.postMessage({ type: 'ready', info: engine.info });
 } catch (e) {
   port.postMessage({ type: 'failed', message: (e as Error).message, userError: e instanceof UserError });

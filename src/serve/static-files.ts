@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Bundle } from '../export/bundle-backend.js';
+import { readManifest } from '../export/bundle-folder.js';
 import { MANIFEST_FILE } from '../export/manifest.js';
 
 export interface PublishedFile {
@@ -64,10 +65,10 @@ export function lazyFiles(make: () => Promise<FileSet>): FileSource {
 
 /** A bundle folder as published: manifest.json and the files it lists, nothing else that lies in the folder. */
 export function bundleFolderFiles(dir: string): FileSet {
-  const manifest = JSON.parse(fs.readFileSync(path.join(dir, MANIFEST_FILE), 'utf8')) as { files?: Record<string, unknown> };
+  const manifest = readManifest(dir);
   const all = folderFiles(dir);
   const out: FileSet = new Map();
-  for (const name of [MANIFEST_FILE, ...Object.keys(manifest.files ?? {})]) {
+  for (const name of [MANIFEST_FILE, ...Object.keys(manifest.files)]) {
     const found = all.get(name);
     if (!found) throw new Error(`${path.join(dir, name)} is missing from the bundle: copy the whole folder, or export it again with \`sat export\``);
     out.set(name, found);

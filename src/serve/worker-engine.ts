@@ -1,7 +1,8 @@
 /**
  * A CaptionEngine that lives on its own thread (src/serve/model-worker.ts), seen from the server thread.
  * Batches go over as messages (the images copied, a few hundred KB each); results come back the same way.
- * Also the export of a bundle on a thread of its own (src/serve/export-worker.ts).
+ * Also the export of a bundle on a thread of its own (src/serve/export-worker.ts), and the bundle shared
+ * between threads without copies (shareBundle).
  */
 import { Worker } from 'node:worker_threads';
 import type { Bundle } from '../export/bundle-backend.js';
@@ -24,6 +25,20 @@ export function spawnWorker(entry: 'model-worker' | 'export-worker', data: unkno
   const tsx = import.meta.resolve('tsx/esm/api');
   const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); })`;
   return new Worker(boot, { eval: true, workerData: data });
+}
+
+/**
+ * The bundle with every file copied once into a SharedArrayBuffer: posted to any number of threads, its bytes are
+ * shared, not copied (the model threads and the server's /v1/bundle/ read the same memory).
+ */
+export function shareBundle(bundle: Bundle): Bundle {
+  const files = new Map<string, Uint8Array>();
+  for (const [name, bytes] of bundle.files) {
+    const shared = new Uint8Array(new SharedArrayBuffer(bytes.byteLength));
+    shared.set(bytes);
+    files.set(name, shared);
+  }
+  return { manifest: bundle.manifest, files };
 }
 
 /** `buildBundle(source, options)` on a thread of its own (src/serve/export-worker.ts). */

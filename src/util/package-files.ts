@@ -7,8 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from './errors.js';
-
-const PACKAGE_NAME = 'show-attend-tell';
+import { PACKAGE_NAME } from './version.js';
 
 /** The package's root folder (the one holding its package.json). */
 export function packageRoot(): string {

@@ -29,6 +29,8 @@
 import fs from 'node:fs';
 import { UserError } from '../util/errors.js';
 
+export { defaultMaxLength } from './max-length.js';
+
 export const PAD = '<pad>';
 export const UNK = '<unk>';
 export const START = '<start>';
@@ -186,9 +188,3 @@ export class Vocabulary {
     return this.decodeTokens(ids).join(' ');
   }
 }
-
-/**
- * How many tokens decoding generates per caption by default, <end> included: the vocabulary's longest
- * sequence minus <start> (the tutorial's max_length). Every decoder (sat caption, eval, validation, demo) uses it.
- */
-export const defaultMaxLength = (vocab: Pick<Vocabulary, 'maxLength'>): number => Math.max(1, vocab.maxLength - 1);

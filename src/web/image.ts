@@ -6,21 +6,17 @@
  *   ImageData, { data, width, height, channels? }       used as they are
  *   -> full-size RGBA pixels -> resizeToSquareRgb (src/features/resize.ts): the triangle filter of libvips'
  *      'linear' reduce that sharp uses, in TypeScript, so the result does not depend on the browser's canvas
- *      scaler. Measured against sharp on COCO photos (424..640 px -> 224/299): mean |difference| 0.15-0.22 levels.
+ *      scaler. Shrinking, it is sharp's within a fraction of a level on average (test/features-extract.test.ts);
+ *      enlarging (e.g. a 224 px image for a 299 px encoder) differs by a few levels, as libvips' upsampler places
+ *      its samples differently (see src/features/image.ts).
  *   -> scaling and layout are the shared src/features/pixels.ts.
  *
  * The browser decodes the JPEG/PNG itself; its decoder (libjpeg-turbo in Chromium) may differ from libvips'
  * by a level here and there. An image the browser cannot decode is refused with an Error that names it.
  */
-import { resizeToSquareRgb, type PixelBuffer } from '../features/resize.js';
+import { asPixelBuffer, PIXELS_SHAPE, resizeToSquareRgb, type PixelBuffer, type RgbImage } from '../features/resize.js';
 
-/** Decoded pixels, HWC, RGB or RGBA. */
-export interface RgbImage {
-  data: Uint8Array | Uint8ClampedArray;
-  width: number;
-  height: number;
-  channels?: 3 | 4;
-}
+export type { RgbImage } from '../features/resize.js';
 
 /** What the browser entry captions. */
 export type WebImageInput = string | Blob | ImageBitmap | HTMLImageElement | HTMLCanvasElement | OffscreenCanvas | ImageData | RgbImage;
@@ -39,7 +35,10 @@ function drawablePixels(source: CanvasImageSource, width: number, height: number
   if (!(width > 0 && height > 0)) throw new ImageDecodeError(describe(source), `it has size ${width}x${height}; is it loaded?`);
   const canvas = typeof OffscreenCanvas !== 'undefined' ? new OffscreenCanvas(width, height) : Object.assign(document.createElement('canvas'), { width, height });
   const ctx = (canvas as HTMLCanvasElement).getContext('2d', { willReadFrequently: true }) as CanvasRenderingContext2D | null;
-  if (!ctx) throw new Error('no 2D canvas context in this browser');
+  if (!ctx) {
+    throw new Error(`${describe(source)}: this browser gives no 2D canvas context to read the image's pixels with. ` +
+      'Pass the pixels yourself, as ImageData or { data, width, height, channels }.');
+  }
   ctx.drawImage(source, 0, 0);
   const { data } = ctx.getImageData(0, 0, width, height);
   return { data, width, height, channels: 4 };
@@ -66,9 +65,13 @@ export async function imagePixels(image: WebImageInput, fetchImpl: typeof fetch 
     try {
       res = await fetchImpl(image);
     } catch (e) {
-      throw new Error(`${image}: cannot fetch the image (${(e as Error).message}).`);
+      throw new Error(`${image}: cannot fetch the image (${(e as Error).message}). Check the URL; an image on another site ` +
+        'must be served with CORS headers (Access-Control-Allow-Origin), or fetch it yourself and pass the Blob.');
     }
-    if (!res.ok) throw new Error(`${image}: HTTP ${res.status} ${res.statusText}.`);
+    if (!res.ok) {
+      throw new Error(`${image}: HTTP ${res.status} ${res.statusText} for the image. ` +
+        (res.status === 404 ? 'Check the URL.' : 'Check the URL and the server that serves it.'));
+    }
     return blobPixels(await res.blob(), image);
   }
   if (typeof Blob !== 'undefined' && image instanceof Blob) return blobPixels(image, describe(image));
@@ -83,14 +86,10 @@ export async function imagePixels(image: WebImageInput, fetchImpl: typeof fetch 
       (typeof OffscreenCanvas !== 'undefined' && image instanceof OffscreenCanvas)) {
     return drawablePixels(image as CanvasImageSource, drawable.width!, drawable.height!);
   }
-  const px = image as RgbImage;
-  const channels = px?.channels ?? (px?.data && px.width && px.height ? px.data.length / (px.width * px.height) : NaN);
-  if ((px?.data instanceof Uint8Array || px?.data instanceof Uint8ClampedArray) && (channels === 3 || channels === 4) &&
-      px.data.length === px.width * px.height * channels) {
-    return { data: px.data, width: px.width, height: px.height, channels };
-  }
+  const pixels = asPixelBuffer(image);
+  if (pixels) return pixels;
   throw new Error(`${describe(image)} is not an image: pass a URL, a Blob/File, an <img>, an ImageBitmap, a canvas, ImageData ` +
-    'or { data, width, height, channels: 3 | 4 }.');
+    `or decoded pixels ${PIXELS_SHAPE}.`);
 }
 
 /** Any WebImageInput -> RGB uint8 size x size (HWC). */

@@ -17,10 +17,12 @@
 import { createCaptioner, type Captioner } from '../decode/captioner-api.js';
 import { bundleBackend, type Bundle } from '../export/bundle-backend.js';
 import { BundleError, MANIFEST_FILE, parseManifest, verifyBundleFile } from '../export/manifest.js';
-import type { OrtNamespace } from '../export/onnx-backend.js';
+import type { OrtNamespace } from '../encoders/onnx/runtime.js';
 import { preprocessWebImage, type WebImageInput } from './image.js';
 
 export type { CaptionOptions, CaptionResult, CaptionWord, CaptionAlternativeText, Captioner, CaptionerInfo } from '../decode/captioner-api.js';
+export { checkCaptionOptions, CAPTION_OPTION_LIMITS } from '../decode/captioner-api.js';
+export { attentionGrid, heatMap, heatColour, upsampleBilinear } from '../figures/heat.js';
 export type { BundleManifest } from '../export/manifest.js';
 export { BundleError } from '../export/manifest.js';
 export type { WebImageInput, RgbImage } from './image.js';

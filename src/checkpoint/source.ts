@@ -1,10 +1,13 @@
 /**
  * A trained checkpoint as a captioning source: the checkpoint file, its vocabulary, and its image encoder
- * rebuilt with the options it was trained with (checked against the checkpoint's encoder id and shape).
+ * rebuilt with the options it was trained with (checked against the checkpoint's encoder id and shape),
+ * and the model id that names it everywhere (`sat export` manifests, the native backend, `sat serve`).
  * Shared by the native captioner and `sat export`.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import { checkpointVocabPath, loadCheckpoint, loadCheckpointVocab, type CheckpointMeta, type LoadedCheckpoint } from '../checkpoint/checkpoint.js';
+import path from 'node:path';
+import { checkpointVocabPath, loadCheckpoint, loadCheckpointVocab, type CheckpointMeta, type LoadedCheckpoint } from './checkpoint.js';
 import { resolveEncoder, type EncoderOptions } from '../encoders/registry.js';
 import type { EncoderModel } from '../encoders/types.js';
 import { runPaths } from '../dataset/run.js';
@@ -36,9 +39,17 @@ export function encoderOptionsFor(meta: Pick<CheckpointMeta, 'encoder'>, given: 
   return merged;
 }
 
+/** Refuses a --model path that does not exist. */
+export function requireModelPath(source: string): void {
+  if (!fs.existsSync(source)) {
+    throw new UserError(`--model ${source}: no such file or folder. Pass a run folder, its checkpoints folder, a .safetensors checkpoint ` +
+      'or a bundle folder (sat export).');
+  }
+}
+
 /** Resolve RUN_OR_CHECKPOINT_DIR (a run folder, its checkpoints folder, or a .safetensors/.json file). */
 export function checkpointTarget(target: string): string {
-  if (!fs.existsSync(target)) throw new UserError(`--model ${target}: no such file or folder. Pass a run folder or its checkpoints folder.`);
+  requireModelPath(target);
   const checkpoints = runPaths(target).checkpoints;
   if (fs.statSync(target).isDirectory() && fs.existsSync(checkpoints) && fs.statSync(checkpoints).isDirectory()) return checkpoints;
   return target;
@@ -64,4 +75,17 @@ export async function openCheckpointSource(target: string, given?: EncoderOption
       `"${meta.encoder.id}" (${meta.model.locations} x ${meta.model.channels}). Pass the encoder flags used for \`sat features\`.`);
   }
   return { ckpt, vocab, vocabFile, encoder };
+}
+
+/** SHA-256 (hex) of a checkpoint file. */
+export function checkpointSha256(file: string): string {
+  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+/**
+ * The stable id of a checkpoint's model: "<folder>-<name>-<first 12 hex digits of its SHA-256>", e.g.
+ * "checkpoints-best-3f2a9c01d4e5". A bundle exported from the checkpoint carries the same id.
+ */
+export function checkpointModelId(file: string, sha256 = checkpointSha256(file)): string {
+  return `${path.basename(path.dirname(path.resolve(file)))}-${path.basename(file, '.safetensors')}-${sha256.slice(0, 12)}`;
 }

@@ -1,4 +1,4 @@
-/** Tensor names of the exported decoder graphs (see graphs.ts for their shapes). Pure: read by every backend. */
+/** Tensor names of the exported decoder graphs (see src/export/graphs.ts for their shapes). Pure: read by every backend. */
 export const DECODER_INIT_IO = { inputs: { features: 'features' }, outputs: { encoded: 'encoded', projected: 'projected', hidden: 'hidden' } } as const;
 export const DECODER_STEP_IO = {
   inputs: { token: 'token', hidden: 'hidden', encoded: 'encoded', projected: 'projected' },

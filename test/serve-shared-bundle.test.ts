@@ -1,0 +1,47 @@
+/**
+ * `sat serve` exports a checkpoint once and shares the bundle's bytes with its model threads: the files sit in
+ * SharedArrayBuffers, a model thread captions from them without exporting again, and the captions are those of
+ * the Captioner API on the same model.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import sharp from 'sharp';
+import { buildBundle } from '../src/export/bundle.js';
+import { loadCaptioner } from '../src/export/load.js';
+import { shareBundle, WorkerEngine } from '../src/serve/worker-engine.js';
+import { makeTinyRun, RED_BLUE, type TinyRun } from './tiny-model.js';
+
+let dir: string;
+let tiny: TinyRun;
+
+before(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-shared-bundle-'));
+  tiny = await makeTinyRun(dir, RED_BLUE, { steps: 300 });
+});
+
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+test('a model thread captions from a shared export without exporting again', async () => {
+  const exported = await buildBundle(tiny.run, { encoder: tiny.encoder });
+  const shared = shareBundle(exported);
+  assert.ok([...shared.files.values()].every((bytes) => bytes.buffer instanceof SharedArrayBuffer));
+  assert.deepEqual([...shared.files.keys()], [...exported.files.keys()]);
+  // no encoder options: exporting the checkpoint (a user .onnx encoder) would fail, so the thread must use the bytes
+  const engine = await WorkerEngine.start({ source: tiny.run, options: { backend: 'onnx' }, exported: shared });
+  const api = await loadCaptioner(tiny.run, { encoder: tiny.encoder });
+  try {
+    assert.equal(engine.info.id, api.info.modelId);
+    const images = await Promise.all(['#e01010', '#1030e0'].map((c) => sharp({ create: { width: 20, height: 12, channels: 3, background: c } }).png().toBuffer()));
+    const rgb = await Promise.all(images.map((b) => api.preprocess(b)));
+    const { captions } = await engine.captionBatch(rgb, { beam: 3, alpha: 0, maxLength: 4 });
+    const expected = await api.captionBatch(images, { beam: 3, alternatives: true });
+    assert.deepEqual(captions.map((c) => c.caption), ['a red square', 'a blue circle']);
+    assert.deepEqual(captions.map((c) => c.alternatives.map((a) => a.caption)), expected.map((c) => c.alternatives.map((a) => a.caption)));
+  } finally {
+    await engine.dispose();
+    await api.dispose();
+  }
+});
