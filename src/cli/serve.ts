@@ -116,8 +116,9 @@ const command: Command = {
       if (stopping) return;
       stopping = true;
       console.error(`sat serve: ${signal}: finishing the requests in flight, then exiting`);
+      // process.exit would wait for a model thread stuck in native code; SIGKILL does not.
       server.close().then(() => { console.error('sat serve: stopped'); process.exit(0); },
-        (e: Error) => { console.error(`sat serve: error while stopping: ${e.message}`); process.exit(1); });
+        (e: Error) => { console.error(`sat serve: error while stopping: ${e.message}`); process.kill(process.pid, 'SIGKILL'); });
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
