@@ -410,3 +410,28 @@ test('sharp\'s loaders: SVG is refused while a server runs and decodes again onc
   await server.close();
   await loadRgb(svg, 16);
 });
+
+test('sat bench serve: sat serve\'s flags with its names and defaults; the old --encoder-threads still read, with a note', async () => {
+  const { default: bench } = await import('../src/cli/bench.js');
+  const { SERVE_OPTIONS, serveOptionsFromArgs } = await import('../src/cli/serve.js');
+  const { parseCommandArgs } = await import('../src/cli/command.js');
+  const { serveBenchOptionsFromArgs } = await import('../src/cli/bench-serve.js');
+  const parse = (...argv: string[]) => {
+    const notes: string[] = [];
+    const o = serveBenchOptionsFromArgs(parseCommandArgs(bench, ['serve', '--model', 'm', '--images', 'i', ...argv]).values, (n) => notes.push(n));
+    return { o, notes };
+  };
+  const { o, notes } = parse();
+  const served = serveOptionsFromArgs(parseCommandArgs({ name: 'serve', summary: '', usage: '', options: SERVE_OPTIONS, run: async () => undefined }, []).values);
+  assert.deepEqual({ ...o.server, maxQueue: 0 }, {
+    backend: SERVE_OPTIONS.backend.default, instances: Number(SERVE_OPTIONS.instances.default), threads: Number(SERVE_OPTIONS.threads.default),
+    blasThreads: Number(SERVE_OPTIONS['blas-threads'].default), maxBatch: served.maxBatch, batchWaitMs: served.batchWaitMs, maxQueue: 0,
+  });
+  assert.deepEqual(notes, []);
+  assert.equal(parse('--threads', '3', '--peer-threads', '4').o.server.threads, 3);
+  assert.equal(parse('--threads', '3', '--peer-threads', '4').o.peerThreads, 4);
+  const old = parse('--encoder-threads', '5');
+  assert.equal(old.o.server.threads, 5);
+  assert.match(old.notes.join('\n'), /--encoder-threads is now --threads/);
+  assert.match(parse('--threads', '3').notes.join('\n'), /--peer-threads/);
+});
