@@ -128,7 +128,6 @@ export async function startServer(loadEngine: () => Promise<CaptionEngine | Capt
     http: { connectionsCheckingInterval: Math.min(1000, Math.max(50, opts.timeoutMs / 4)), headersTimeout: Math.min(60_000, opts.timeoutMs) },
     // No proxy headers are trusted: the client is the socket's peer.
   });
-  const unblockLoaders = blockUntrustedLoaders();
   await app.register(multipart, {
     limits: { fileSize: opts.maxBytes, files: 1, fields: 8, fieldSize: 64, fieldNameSize: 32, parts: 10, headerPairs: 50 },
   });
@@ -260,7 +259,13 @@ export async function startServer(loadEngine: () => Promise<CaptionEngine | Capt
     };
   });
 
-  await app.listen({ host: opts.host, port: opts.port });
+  const unblockLoaders = blockUntrustedLoaders();
+  try {
+    await app.listen({ host: opts.host, port: opts.port });
+  } catch (e) {
+    unblockLoaders();
+    throw e;
+  }
   const address = app.server.address();
   const url = typeof address === 'object' && address
     ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : String(address);
