@@ -5,20 +5,23 @@ POST /v1/captions?beam=K with a JPEG/PNG body -> {"caption", "log_prob", "altern
 straightforward PyTorch service does it, in eager mode:
   PIL decode -> RGB -> resize to 224x224 ignoring aspect (bilinear) -> x/127.5-1 ->
   torchvision MobileNetV2 .features (random weights: speed does not depend on them) -> [1, 49, 1280] ->
-  the project's PyTorch twin of the decoder (scripts/torch_model.py: same parameters, GRU and attention),
-  with the checkpoint's own weights -> beam search (k rows per step; finished hypotheses ranked by log-prob,
-  stop once no live beam can beat the best finished one; <pad> and <start> never emitted).
+  the project's PyTorch twin of the decoder (scripts/torch_model.py: its checkpoint reader, encode, decoder_step
+  and output_logits), with the checkpoint's own weights -> beam search (k rows per step; finished hypotheses
+  ranked by log-prob, stop once no live beam can beat the best finished one; <pad> and <start> never emitted).
 GET /healthz answers {"status": "ok"} once the model is loaded (it is loaded before the port opens).
 
 Run with the system Python that has torch:
   /usr/bin/python3 bench/serve_torch.py --checkpoint RUN/checkpoints/best.safetensors --port 0
 It prints one JSON line {"listening": "http://127.0.0.1:PORT", ...} on stdout when it takes requests.
+
+  /usr/bin/python3 bench/serve_torch.py --checkpoint CKPT --caption-features FEATURES.npy [--beam 3]
+captions the CNN features in a float32 .npy [N, L, C] instead (one JSON line {"caption", "log_prob"} per row) and
+exits: the peer's decoder on real features, to check that it captions as our model does.
 """
 import argparse
 import io
 import json
 import os
-import struct
 import sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qs, urlparse
@@ -32,29 +35,7 @@ import torchvision
 from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'scripts'))
-from torch_model import gru_cell, initial_state  # noqa: E402
-
-DTYPES = {'F32': np.float32}
-
-
-def read_safetensors(path):
-    """name -> torch tensor (float32) of a .safetensors file, and its metadata."""
-    with open(path, 'rb') as f:
-        (n,) = struct.unpack('<Q', f.read(8))
-        header = json.loads(f.read(n))
-        data = f.read()
-    meta = header.pop('__metadata__', {})
-    tensors = {}
-    for name, t in header.items():
-        if name.startswith('optimizer.'):
-            continue
-        a, b = t['data_offsets']
-        tensors[name] = torch.from_numpy(np.frombuffer(data[a:b], dtype=DTYPES[t['dtype']]).reshape(t['shape']).copy())
-    # The Dense projection of the CNN features is 'projection.*' in newer checkpoints, 'encoder.*' in older ones.
-    for suffix in ('kernel', 'bias'):
-        if f'projection.{suffix}' in tensors:
-            tensors[f'encoder.{suffix}'] = tensors[f'projection.{suffix}']
-    return tensors, meta
+from torch_model import decoder_step, encode, initial_state, output_logits, read_safetensors  # noqa: E402
 
 
 class Captioner:
@@ -64,8 +45,8 @@ class Captioner:
         self.p, meta = read_safetensors(checkpoint)
         info = json.loads(meta['sat.checkpoint'])
         self.model = info['model']
-        if self.model.get('gruState', 'carry') != 'carry':
-            raise SystemExit('serve_torch.py decodes gruState "carry" checkpoints only')
+        self.reset_state = self.model.get('gruState', 'carry') == 'reset'
+        self.init_state = self.model.get('initState', 'zeros')
         with open(os.path.join(os.path.dirname(checkpoint), info['vocab'])) as f:
             vocab = json.load(f)
         self.words = vocab['words']
@@ -81,25 +62,17 @@ class Captioner:
         return y.flatten(2).transpose(1, 2)                                # [1, 49, 1280]
 
     def step(self, enc, proj, h, tokens):
-        """One decoder step for rows of (enc [R,L,E], proj [R,L,A], h [R,U]) fed tokens [R] -> log-probs [R,V], new h."""
-        p = self.p
-        hw2 = h @ p['attention.W2.kernel'] + p['attention.W2.bias']
-        score = torch.tanh(proj + hw2[:, None, :]) @ p['attention.V.kernel'] + p['attention.V.bias']
-        alpha = torch.softmax(score, dim=1)
-        ctx = (alpha * enc).sum(dim=1)
-        x = p['embedding.embeddings'][tokens]
-        gx = torch.cat([ctx, x], dim=-1) @ p['gru.kernel'] + p['gru.bias'][0]
-        h = gru_cell(gx, h, p['gru.recurrent_kernel'], p['gru.bias'][1])
-        logits = (h @ p['fc1.kernel'] + p['fc1.bias']) @ p['fc2.kernel'] + p['fc2.bias']
+        """One decoder step of the twin for rows of (enc [R,L,E], proj [R,L,A], h [R,U]) fed tokens [R] -> log-probs [R,V], new h."""
+        h, _ = decoder_step(self.p, enc, proj, h, self.p['embedding.embeddings'][tokens], self.reset_state)
+        logits = output_logits(self.p, h)
         logits[:, 0] = -float('inf')          # <pad>
         logits[:, self.start] = -float('inf')  # <start>
         return torch.log_softmax(logits, dim=-1), h
 
     def beam_search(self, feats, k):
         p = self.p
-        enc = torch.relu(feats @ p['encoder.kernel'] + p['encoder.bias'])    # [1, L, E]
-        proj = enc @ p['attention.W1.kernel'] + p['attention.W1.bias']       # [1, L, A]
-        h = initial_state(p, enc, self.model.get('initState', 'zeros'))      # [1, U]
+        enc, proj = encode(p, feats)                                          # [1, L, E], [1, L, A]
+        h = initial_state(p, enc, self.init_state)                           # [1, U]
         tokens = torch.tensor([self.start])
         scores = torch.zeros(1)
         seqs = [[]]
@@ -184,8 +157,16 @@ def main():
     ap.add_argument('--port', type=int, default=0)
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--max-bytes', type=int, default=10 * 1024 * 1024)
+    ap.add_argument('--caption-features', help='caption the rows of this float32 .npy [N, L, C] of CNN features, print them, exit')
+    ap.add_argument('--beam', type=int, default=3, help='beam width for --caption-features')
     args = ap.parse_args()
     captioner = Captioner(args.checkpoint, args.threads)
+    if args.caption_features:
+        with torch.no_grad():
+            for row in np.load(args.caption_features):
+                r = captioner.beam_search(torch.from_numpy(np.ascontiguousarray(row, dtype=np.float32))[None], args.beam)
+                print(json.dumps({'caption': r['caption'], 'log_prob': r['log_prob']}), flush=True)
+        return
     server = PeerServer((args.host, args.port), make_handler(captioner, args.max_bytes))
     print(json.dumps({'listening': f'http://{args.host}:{server.server_address[1]}', 'torch': torch.__version__,
                       'torchvision': torchvision.__version__, 'threads': args.threads}), flush=True)

@@ -1,5 +1,6 @@
 """The captioning model in PyTorch, written independently of the C++ core, for the reference fixture
-(scripts/torch_reference.py) and the speed peer (bench/train_torch.py).
+(scripts/torch_reference.py), the speed peers (bench/train_torch.py, bench/serve_torch.py) and the tutorial's
+recipe in PyTorch (scripts/torch_train_tutorial.py); with the reader of `sat train` checkpoints they all use.
 
 Same model and parameter layout as src/model (Keras [in, out] kernels, GRU reset_after=True with gate
 blocks z, r, n, input = concat(context, embedding)). Only PyTorch autograd computes gradients here.
@@ -8,6 +9,10 @@ initial state: h_t = GRU(x_t, 0), h_{t-1} only the attention query). Both initia
 and mean (the paper, sec. 3.1.2: H[0] = tanh(mean_l enc · init_state.kernel + init_state.bias)).
 Shapes: B batch, T steps, L locations, C channels, E embedding, U units, A attention units, V vocab.
 """
+import json
+import struct
+
+import numpy as np
 import torch
 
 PARAMETER_ORDER = [
@@ -27,6 +32,26 @@ def current_name(name):
         if name == old or name.endswith("." + old):
             return name[: len(name) - len(old)] + new
     return name
+
+
+def read_safetensors(path, skip_prefixes=("optimizer.",)):
+    """A `sat train` checkpoint (safetensors: u64 little-endian header length, JSON header, raw little-endian data)
+    -> ({current parameter name: float32 tensor}, {metadata}). Earlier parameter names are renamed (current_name);
+    tensors whose names start with one of `skip_prefixes` (the optimizer's moments by default) are not read."""
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+        data = f.read()
+    meta = header.pop("__metadata__", {})
+    tensors = {}
+    for name, t in header.items():
+        if name.startswith(tuple(skip_prefixes)):
+            continue
+        if t["dtype"] != "F32":
+            raise ValueError(f"{path}: tensor {name} is {t['dtype']}; `sat train` checkpoints hold F32 only (is this one?)")
+        a, b = t["data_offsets"]
+        tensors[current_name(name)] = torch.from_numpy(np.frombuffer(data[a:b], dtype="<f4").reshape(t["shape"]).copy())
+    return tensors, meta
 
 
 def parameter_shapes(L, C, E, U, A, V):
@@ -62,6 +87,30 @@ def gru_cell(gx, prev, wr, brec):
     return z * prev + (1 - z) * n
 
 
+def decoder_step(p, enc, proj, h, x, reset_state=False):
+    """One decoder step: enc [B,L,E], proj [B,L,A] (enc · W1 + b1), h [B,U] the previous output, x [B,E] the embedded
+    input token -> (new state h [B,U], attention alpha [B,L,1]). reset_state: the GRU starts from zeros (the TF
+    tutorial); h is then only the attention query."""
+    hw2 = h @ p["attention.W2.kernel"] + p["attention.W2.bias"]                   # [B,A]
+    score = torch.tanh(proj + hw2[:, None, :]) @ p["attention.V.kernel"] + p["attention.V.bias"]  # [B,L,1]
+    alpha = torch.softmax(score, dim=1)                                            # [B,L,1]
+    ctx = (alpha * enc).sum(dim=1)                                                 # [B,E]
+    gx = torch.cat([ctx, x], dim=-1) @ p["gru.kernel"] + p["gru.bias"][0]          # [B,3U]
+    h = gru_cell(gx, torch.zeros_like(h) if reset_state else h, p["gru.recurrent_kernel"], p["gru.bias"][1])
+    return h, alpha
+
+
+def output_logits(p, h):
+    """Decoder outputs h [..., U] -> logits [..., V] (fc1 then fc2, no activation between, as the tutorial)."""
+    return (h @ p["fc1.kernel"] + p["fc1.bias"]) @ p["fc2.kernel"] + p["fc2.bias"]
+
+
+def encode(p, features):
+    """CNN features [B,L,C] -> (enc [B,L,E] = relu(features · projection), proj [B,L,A] = enc · W1 + b1)."""
+    enc = torch.relu(features @ p["projection.kernel"] + p["projection.bias"])
+    return enc, enc @ p["attention.W1.kernel"] + p["attention.W1.bias"]
+
+
 def loss_fn(p, features, tokens, attention_lambda=0.0, dropout_masks=None, reset_state=False, init_state="zeros"):
     """p: dict name -> tensor. features [B,L,C], tokens [B,T+1] (int64, 0 = pad).
     dropout_masks: optional (embedding mask [T,B,E], output mask [T,B,U]) already scaled by 1/(1-p).
@@ -70,27 +119,20 @@ def loss_fn(p, features, tokens, attention_lambda=0.0, dropout_masks=None, reset
     Returns (loss, number of real target tokens)."""
     B, T1 = tokens.shape
     T = T1 - 1
-    enc = torch.relu(features @ p["projection.kernel"] + p["projection.bias"])    # [B,L,E]
-    proj = enc @ p["attention.W1.kernel"] + p["attention.W1.bias"]                # [B,L,A], once per sequence
+    enc, proj = encode(p, features)                                                # [B,L,E], [B,L,A]: once per sequence
     x_all = p["embedding.embeddings"][tokens[:, :T]]                               # [B,T,E]
-    wk, wr, bias = p["gru.kernel"], p["gru.recurrent_kernel"], p["gru.bias"]
     h = initial_state(p, enc, init_state)                                          # [B,U]
     outputs, alphas = [], []
     for t in range(T):
-        hw2 = h @ p["attention.W2.kernel"] + p["attention.W2.bias"]               # [B,A]
-        score = torch.tanh(proj + hw2[:, None, :]) @ p["attention.V.kernel"] + p["attention.V.bias"]  # [B,L,1]
-        alpha = torch.softmax(score, dim=1)                                        # [B,L,1]
-        ctx = (alpha * enc).sum(dim=1)                                             # [B,E]
         x = x_all[:, t]
         if dropout_masks is not None:
             x = x * dropout_masks[0][t]
-        gx = torch.cat([ctx, x], dim=-1) @ wk + bias[0]                            # [B,3U]
-        h = gru_cell(gx, torch.zeros_like(h) if reset_state else h, wr, bias[1])   # [B,U]
+        h, alpha = decoder_step(p, enc, proj, h, x, reset_state)                   # [B,U], [B,L,1]
         out = h if dropout_masks is None else h * dropout_masks[1][t]
         outputs.append(out)
         alphas.append(alpha[..., 0])
     H = torch.stack(outputs, dim=1)                                                # [B,T,U]
-    logits = (H @ p["fc1.kernel"] + p["fc1.bias"]) @ p["fc2.kernel"] + p["fc2.bias"]  # [B,T,V]
+    logits = output_logits(p, H)                                                   # [B,T,V]
     targets = tokens[:, 1:]
     mask = targets != 0
     ce = torch.nn.functional.cross_entropy(logits[mask], targets[mask])           # mean over real tokens

@@ -40,7 +40,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_model import PARAMETER_ORDER, KerasAdam, current_name, gru_cell, initial_state, loss_fn, parameter_shapes  # noqa: E402
+from torch_model import (PARAMETER_ORDER, KerasAdam, decoder_step, encode, initial_state, loss_fn, output_logits,  # noqa: E402
+                         parameter_shapes, read_safetensors)
 
 
 # --- the run directory and its feature store (layouts: src/dataset/run.ts, src/features/format.ts) ----------------
@@ -149,20 +150,14 @@ def greedy_decode(p, features, vocab, max_length, reset_state=False, init_state=
     """features [N, L, C] -> N captions (lists of words, <end> excluded). Same steps as native/infer.cc."""
     N = features.shape[0]
     start, end = vocab["words"].index("<start>"), vocab["words"].index("<end>")
-    enc = torch.relu(features @ p["projection.kernel"] + p["projection.bias"])     # [N,L,E]
-    proj = enc @ p["attention.W1.kernel"] + p["attention.W1.bias"]                 # [N,L,A]
+    enc, proj = encode(p, features)                                                 # [N,L,E], [N,L,A]
     h = initial_state(p, enc, init_state)                                           # [N,U]
     token = torch.full((N,), start, dtype=torch.int64)
     words = [[] for _ in range(N)]
     done = [False] * N
     for _ in range(max_length):
-        hw2 = h @ p["attention.W2.kernel"] + p["attention.W2.bias"]
-        score = torch.tanh(proj + hw2[:, None, :]) @ p["attention.V.kernel"] + p["attention.V.bias"]  # [N,L,1]
-        ctx = (torch.softmax(score, dim=1) * enc).sum(dim=1)                         # [N,E]
-        x = p["embedding.embeddings"][token]
-        gx = torch.cat([ctx, x], dim=-1) @ p["gru.kernel"] + p["gru.bias"][0]
-        h = gru_cell(gx, torch.zeros_like(h) if reset_state else h, p["gru.recurrent_kernel"], p["gru.bias"][1])
-        logits = (h @ p["fc1.kernel"] + p["fc1.bias"]) @ p["fc2.kernel"] + p["fc2.bias"]  # [N,V]
+        h, _ = decoder_step(p, enc, proj, h, p["embedding.embeddings"][token], reset_state)  # [N,U]
+        logits = output_logits(p, h)                                                 # [N,V]
         logits[:, 0] = -math.inf       # <pad>
         logits[:, start] = -math.inf
         token = logits.argmax(dim=-1)
@@ -194,23 +189,21 @@ def make_batch(store, examples):
 
 
 def load_sat_checkpoint(file, shapes, init_state="zeros"):
-    """Weights from a `sat train` checkpoint (safetensors: u64 header length, JSON header, raw F32 data)."""
-    with open(file, "rb") as f:
-        header_len = int.from_bytes(f.read(8), "little")
-        header = {current_name(k): v for k, v in json.loads(f.read(header_len)).items()}
-        data = f.read()
+    """Weights from a `sat train` checkpoint (read by torch_model.read_safetensors), checked against `shapes`."""
+    try:
+        tensors, _ = read_safetensors(file)
+    except ValueError as e:
+        sys.exit(str(e))
     params = {}
     for name in PARAMETER_ORDER:
-        h = header.get(name)
-        if h is None and name.startswith("init_state.") and init_state == "zeros":
+        t = tensors.get(name)
+        if t is None and name.startswith("init_state.") and init_state == "zeros":
             params[name] = torch.zeros(shapes[name]).requires_grad_(True)  # checkpoints from before initState: unused
             continue
-        if h is None or h["dtype"] != "F32" or list(h["shape"]) != list(shapes[name]):
-            sys.exit(f"{file}: parameter {name} is {h and (h['dtype'], h['shape'])}, expected F32 {shapes[name]} "
+        if t is None or list(t.shape) != list(shapes[name]):
+            sys.exit(f"{file}: parameter {name} is {None if t is None else list(t.shape)}, expected {shapes[name]} "
                      "(was it trained on this run's features and vocabulary?)")
-        start, end = h["data_offsets"]
-        array = np.frombuffer(data[start:end], dtype="<f4").reshape(h["shape"])
-        params[name] = torch.from_numpy(array.copy()).requires_grad_(True)
+        params[name] = t.requires_grad_(True)
     return params
 
 

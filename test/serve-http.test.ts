@@ -6,15 +6,19 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
 import { buildBundle, writeBundle } from '../src/export/bundle.js';
 import { loadCaptioner } from '../src/export/load.js';
+import { loadRgb } from '../src/features/image.js';
+import { Batcher, TicketReleasedError } from '../src/serve/batcher.js';
+import { BUILD_FOLDERS } from '../src/serve/browser-build.js';
 import { loadCaptionerEngine } from '../src/serve/captioner-adapter.js';
-import type { CaptionEngine } from '../src/serve/engine.js';
-import { startServer, type CaptionServer, type ServeOptions } from '../src/serve/server.js';
+import type { CaptionEngine, DecodeSettings } from '../src/serve/engine.js';
+import { CLOSE_MARGIN_MS, startServer, type CaptionServer, type ServeOptions } from '../src/serve/server.js';
 import { Rng } from '../src/util/rng.js';
 import { makeTinyModel, solidImage, type TinyModel } from './serve-fixture.js';
 
@@ -266,4 +270,168 @@ test('the engine gives the Captioner API\'s captions, on both backends and from 
     await api.dispose();
     for (const e of engines) await e.dispose();
   }
+});
+
+/** A fake engine whose model thread can die: `kill()` makes it dead; `dieOnNextBatch` kills it as its next batch runs. */
+function mortal(name: string): { engine: CaptionEngine; kill(): void; dieOnNextBatch: boolean; batches: number; disposed: boolean } {
+  const m = {
+    alive: true, dieOnNextBatch: false, batches: 0, disposed: false,
+    kill: () => { m.alive = false; },
+    engine: {
+      info: engine.info,
+      get alive() { return m.alive; },
+      dispose: async () => { m.disposed = true; },
+      captionBatch: async (images: Uint8Array[], settings: DecodeSettings) => {
+        m.batches++;
+        if (m.dieOnNextBatch) { m.alive = false; throw new Error(`the model thread ${name} crashed: out of memory`); }
+        return engine.captionBatch(images, settings);
+      },
+    } as CaptionEngine,
+  };
+  return m;
+}
+
+test('a dead model instance takes no more batches: its batch is retried on a live one; none alive: /readyz and captions 503', async () => {
+  const [a, b] = [mortal('A'), mortal('B')];
+  a.dieOnNextBatch = true;
+  const server = await serve({ batchWaitMs: 0 }, async () => [a.engine, b.engine] as unknown as CaptionEngine);
+  await server.ready;
+  const answers = await Promise.all([red, red, red, red].map(async (image) => (await post(server, image, '?beam=1')).json()));
+  assert.deepEqual(answers.map((x) => x.caption), Array(4).fill('a red square'), JSON.stringify(answers));
+  assert.equal(a.batches, 1, 'the dead instance got no batch after the one it died on');
+  assert.deepEqual(await (await fetch(`${server.url}/readyz`)).json(), { status: 'ready', model: engine.info.id, instances: 1 });
+
+  b.kill();
+  const readyz = await fetch(`${server.url}/readyz`);
+  assert.equal(readyz.status, 503);
+  assert.match((await readyz.json()).error, /restart sat serve/);
+  const error = await refusal(await post(server, red), 503, 'model_unavailable');
+  assert.match(error.fix, /restart sat serve/);
+  await server.close();
+  assert.ok(a.disposed && b.disposed);
+});
+
+test('a batch whose instance fails but lives is a 500 naming the cause; a batch on the last instance that dies is a 503', async () => {
+  const failing: CaptionEngine = { info: engine.info, dispose: async () => undefined, captionBatch: async () => { throw new Error('onnxruntime: bad allocation'); } };
+  const server = await serve({}, async () => failing);
+  await server.ready;
+  const error = await refusal(await post(server, red), 500, 'model_error');
+  assert.match(error.message, /onnxruntime: bad allocation/);
+  assert.doesNotMatch(error.fix, /bug/);
+
+  const last = mortal('C');
+  last.dieOnNextBatch = true;
+  const lone = await serve({}, async () => last.engine);
+  await lone.ready;
+  const gone = await refusal(await post(lone, red), 503, 'model_unavailable');
+  assert.match(gone.message, /the model thread C crashed/);
+});
+
+test('batcher: "full" counts only jobs with the head\'s settings; a released ticket cannot be submitted', async () => {
+  const sizes: number[] = [];
+  const counting: CaptionEngine = { info: engine.info, dispose: async () => undefined, captionBatch: async (images, s) => { sizes.push(images.length); return engine.captionBatch(images, s); } };
+  const batcher = new Batcher(counting, { maxBatch: 2, batchWaitMs: 60_000, maxQueue: 8 });
+  const rgb = new Uint8Array(16 * 16 * 3).fill(200);
+  const greedy = { beam: 1, alpha: 0, maxLength: 4 }, beam2 = { beam: 2, alpha: 0, maxLength: 4 };
+  const tickets = Array.from({ length: 4 }, () => batcher.reserve());
+  const first = batcher.submit(tickets[0], rgb, greedy, 60_000);
+  const other = batcher.submit(tickets[1], rgb, beam2, 60_000);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(sizes, [], 'two queued jobs with different settings are not a full batch while a request is on its way');
+  const second = batcher.submit(tickets[2], rgb, greedy, 60_000);
+  await Promise.all([first, second]);
+  assert.deepEqual(sizes, [2]);
+  tickets[3].release();
+  await other;
+  assert.deepEqual(sizes, [2, 1]);
+  await assert.rejects(batcher.submit(tickets[3], rgb, greedy, 60_000), TicketReleasedError);
+});
+
+/** POST the first half of `body` and stop sending; resolves with the status the server answers (0: connection closed). */
+function stalledUpload(url: string, body: Buffer): Promise<number> {
+  return new Promise((resolve) => {
+    const request = http.request(`${url}/v1/captions`, { method: 'POST', agent: false, headers: { 'content-type': 'image/png', 'content-length': body.length } });
+    request.on('response', (res) => { res.resume(); res.on('end', () => resolve(res.statusCode!)); });
+    request.on('error', () => resolve(0));
+    request.write(body.subarray(0, body.length >> 1));
+  });
+}
+
+test('--timeout bounds reading the body: a stalled upload is cut off, gives its queue place back, and cannot hold up close()', async () => {
+  const server = await serve({ timeoutMs: 400, maxQueue: 1, batchWaitMs: 0 });
+  await server.ready;
+  const stalled = stalledUpload(server.url, red);
+  await until(async () => (await queueDepth(server)) === 1);
+  await refusal(await post(server, blue, '', 'image/jpeg'), 503, 'queue_full');
+  assert.ok([0, 408].includes(await stalled), 'the stalled upload is answered 408 or its connection closed');
+  await until(async () => (await queueDepth(server)) === 0);
+  assert.equal((await (await post(server, blue, '', 'image/jpeg')).json()).caption, 'a blue circle');
+
+  const again = stalledUpload(server.url, red);
+  await until(async () => (await queueDepth(server)) === 1);
+  const t0 = performance.now();
+  await server.close();
+  assert.ok(performance.now() - t0 < 400 + CLOSE_MARGIN_MS + 1000, `close() took ${Math.round(performance.now() - t0)} ms`);
+  assert.ok([0, 408, 503].includes(await again));
+});
+
+test('a hung model cannot hang close(): its requests get 503 at --timeout, then the instance is disposed', async () => {
+  let disposed = false, running = false;
+  const hung: CaptionEngine = { info: engine.info, dispose: async () => { disposed = true; }, captionBatch: () => { running = true; return new Promise(() => undefined); } };
+  const server = await serve({ timeoutMs: 300, batchWaitMs: 0 }, async () => hung);
+  await server.ready;
+  const pending = post(server, red);
+  await until(() => running);
+  const t0 = performance.now();
+  const closed = server.close();
+  await refusal(await pending, 503, 'timeout');
+  await closed;
+  assert.ok(disposed);
+  assert.ok(performance.now() - t0 < 300 + CLOSE_MARGIN_MS + 1000, `close() took ${Math.round(performance.now() - t0)} ms`);
+});
+
+test('the page is optional: a server without its files answers the API and says at GET / why there is no page', async () => {
+  const server = await serve({ page: { none: 'this installation of show-attend-tell has no dist/page (run `npm run build`)' } });
+  await server.ready;
+  const error = await refusal(await fetch(`${server.url}/`), 404, 'not_found');
+  assert.match(error.message, /npm run build/);
+  assert.equal((await post(server, red)).status, 200);
+  // what an installed package reads is what it ships
+  const files = (JSON.parse(fs.readFileSync('package.json', 'utf8')) as { files: string[] }).files;
+  for (const dir of Object.values(BUILD_FOLDERS)) assert.ok(files.includes(dir), `package.json "files" ships ${dir}`);
+});
+
+test('sharp\'s loaders: SVG is refused while a server runs and decodes again once the last one closed', async () => {
+  const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8" fill="red"/></svg>');
+  for (const s of servers) await s.close();
+  await loadRgb(svg, 16);
+  const server = await serve();
+  await assert.rejects(loadRgb(svg, 16), /not an image/);
+  await server.close();
+  await loadRgb(svg, 16);
+});
+
+test('sat bench serve: sat serve\'s flags with its names and defaults; the old --encoder-threads still read, with a note', async () => {
+  const { default: bench } = await import('../src/cli/bench.js');
+  const { SERVE_OPTIONS, serveOptionsFromArgs } = await import('../src/cli/serve.js');
+  const { parseCommandArgs } = await import('../src/cli/command.js');
+  const { serveBenchOptionsFromArgs } = await import('../src/cli/bench-serve.js');
+  const parse = (...argv: string[]) => {
+    const notes: string[] = [];
+    const o = serveBenchOptionsFromArgs(parseCommandArgs(bench, ['serve', '--model', 'm', '--images', 'i', ...argv]).values, (n) => notes.push(n));
+    return { o, notes };
+  };
+  const { o, notes } = parse();
+  const served = serveOptionsFromArgs(parseCommandArgs({ name: 'serve', summary: '', usage: '', options: SERVE_OPTIONS, run: async () => undefined }, []).values);
+  assert.deepEqual({ ...o.server, maxQueue: 0 }, {
+    backend: SERVE_OPTIONS.backend.default, instances: Number(SERVE_OPTIONS.instances.default), threads: Number(SERVE_OPTIONS.threads.default),
+    blasThreads: Number(SERVE_OPTIONS['blas-threads'].default), maxBatch: served.maxBatch, batchWaitMs: served.batchWaitMs, maxQueue: 0,
+  });
+  assert.deepEqual(notes, []);
+  assert.equal(parse('--threads', '3', '--peer-threads', '4').o.server.threads, 3);
+  assert.equal(parse('--threads', '3', '--peer-threads', '4').o.peerThreads, 4);
+  const old = parse('--encoder-threads', '5');
+  assert.equal(old.o.server.threads, 5);
+  assert.match(old.notes.join('\n'), /--encoder-threads is now --threads/);
+  assert.match(parse('--threads', '3').notes.join('\n'), /--peer-threads/);
 });

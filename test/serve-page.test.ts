@@ -3,7 +3,8 @@
  * image and see the server's caption; hover a word and see the heat map change on the overlay canvas;
  * the keyboard reaches and moves through the words; no horizontal scrolling at a phone's width; "caption in
  * this browser" (the export bundle on onnxruntime-web, the browser build made from the sources) agrees with the
- * server, and is off, saying why, on a server that publishes no bundle. One Chromium and one server serve all
+ * server (for a dropped image too), and is off, saying why, on a server that publishes no bundle; an answer that is not
+ * JSON ends in an error line. One Chromium and one server serve all
  * the tests. Screenshots go to out/test/serve-page-*.png. Skipped where chromium is not installed.
  */
 import assert from 'node:assert/strict';
@@ -108,6 +109,13 @@ test('the page captions an image, hovering a word lays its attention over it, th
   await page.setViewportSize({ width: 390, height: 844 });
   assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'no horizontal scroll at 390 px');
   await page.screenshot({ path: path.join(SHOTS, 'serve-page-phone.png'), fullPage: true });
+
+  // an answer that is not JSON (a proxy's error page) ends in a status line that says so
+  await page.route('**/v1/captions*', (route) => route.fulfill({ status: 502, contentType: 'text/html', body: '<h1>Bad Gateway</h1>' }));
+  await page.setInputFiles('#file', { name: 'again.png', mimeType: 'image/png', buffer: image });
+  await page.waitForFunction(() => document.getElementById('status')?.classList.contains('error'));
+  assert.match(await page.locator('#status').innerText(), /answered 502/);
+  await page.unroute('**/v1/captions*');
   assert.deepEqual(errors, []);
   t.diagnostic(`screenshots: ${SHOTS}/serve-page-{desktop,phone}.png`);
 });
@@ -119,8 +127,14 @@ test('caption in this browser: the page captions with the export bundle and onnx
   await page.goto(`${server.url}/`);
   await page.waitForFunction(() => (document.getElementById('beam') as HTMLSelectElement).options.length > 0);
   assert.equal(await page.locator('#in-browser').isDisabled(), false, await page.locator('#in-browser-note').innerText());
+  // a dropped image (not the file input's), then the switch: the page captions that image in the browser
+  await page.evaluate((bytes) => {
+    const data = new DataTransfer();
+    data.items.add(new File([new Uint8Array(bytes)], 'split.png', { type: 'image/png' }));
+    document.getElementById('drop')!.dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));
+  }, [...image]);
+  await page.waitForSelector('#words .word');
   await page.locator('#in-browser').check();
-  await page.setInputFiles('#file', { name: 'split.png', mimeType: 'image/png', buffer: image });
   await page.waitForFunction(() => /same as|differs|could not/.test(document.getElementById('browser-caption')?.textContent ?? ''), null, { timeout: 100_000 });
   const verdict = await page.locator('#browser-caption').innerText();
   await page.screenshot({ path: path.join(SHOTS, 'serve-page-in-browser.png'), fullPage: true });

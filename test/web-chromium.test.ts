@@ -6,16 +6,15 @@
  * page is saved to out/web-chromium.png. Skipped with a message where chromium is not installed.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { promisify } from 'node:util';
 import { buildBundle, writeBundle } from '../src/export/bundle.js';
 import { loadCaptioner } from '../src/export/load.js';
+import { writeBrowserBuild } from '../src/serve/browser-build.js';
 import { makeCaptionRun, type CaptionFixture } from './export-fixture.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -59,7 +58,7 @@ before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-chromium-'));
   fx = await makeCaptionRun(path.join(dir, 'fixture'));
   writeBundle(path.join(dir, 'bundle'), await buildBundle(fx.run, { encoder: fx.encoder }));
-  await promisify(execFile)(process.execPath, ['scripts/build-web.mjs', '--out', path.join(dir, 'web')]);
+  await writeBrowserBuild('web', path.join(dir, 'web')); // a fresh build of the current sources, as npm run build makes it
   fs.mkdirSync(path.join(dir, 'images'));
   for (const [name, file] of Object.entries(fx.images)) fs.copyFileSync(file, path.join(dir, 'images', `${name}.png`));
   fs.writeFileSync(path.join(dir, 'images', 'fake.png'), 'this is not a png');

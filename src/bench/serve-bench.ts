@@ -38,7 +38,7 @@ export interface ServeBenchOptions {
   rounds: number;
   beam: number;
   /** Our server: sat serve --backend, --instances, --threads, --blas-threads, --max-batch, --batch-wait-ms, --max-queue. */
-  server: { backend: 'native' | 'onnx'; instances: number; encoderThreads: number; blasThreads: number; maxBatch: number; batchWaitMs: number; maxQueue: number };
+  server: { backend: 'native' | 'onnx'; instances: number; threads: number; blasThreads: number; maxBatch: number; batchWaitMs: number; maxQueue: number };
   /** torch.set_num_threads of the peer. */
   peerThreads: number;
   /** Python with torch + torchvision for the peer, or null for ours only. */
@@ -79,6 +79,9 @@ export interface ServeBenchResult {
   };
   machine: { cpus: number; loadavg_1min: [number, number] };
 }
+
+/** The peer's threads (bench/serve_torch.py's own default too), and a --max-queue small enough for the overload burst to fill. */
+export const SERVE_BENCH_DEFAULTS = { peerThreads: 2, maxQueue: 16 } as const;
 
 const CLIENT_TIMEOUT_MS = 120_000;
 
@@ -190,12 +193,12 @@ export async function runServeBench(o: ServeBenchOptions): Promise<ServeBenchRes
 
   const maxQueue = o.server.maxQueue;
   const server = {
-    backend: o.server.backend, instances: o.server.instances, encoder_threads: o.server.encoderThreads, blas_threads: o.server.blasThreads,
+    backend: o.server.backend, instances: o.server.instances, threads: o.server.threads, blas_threads: o.server.blasThreads,
     max_batch: o.server.maxBatch, batch_wait_ms: o.server.batchWaitMs, max_queue: maxQueue,
   };
   const cli = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../cli.ts' : '../cli.js', import.meta.url));
   const serveArgs = [...process.execArgv, cli, 'serve', '--model', model, '--port', '0', '--backend', server.backend, '--no-bundle', '--instances', String(server.instances),
-    '--threads', String(server.encoder_threads), '--blas-threads', String(server.blas_threads), '--max-batch', String(server.max_batch),
+    '--threads', String(server.threads), '--blas-threads', String(server.blas_threads), '--max-batch', String(server.max_batch),
     '--batch-wait-ms', String(server.batch_wait_ms), '--max-queue', String(maxQueue), '--max-beam', String(Math.max(10, beam)),
     ...(o.encoderWeights ? ['--encoder-weights', o.encoderWeights] : [])];
   process.stderr.write(`starting sat serve (--backend ${server.backend}, ${server.instances} instance(s), ${describeThreads(server)} each)\n`);
@@ -283,7 +286,7 @@ async function runOverload(url: string, pid: number | undefined, images: Uint8Ar
 }
 
 const describeThreads = (s: Record<string, number | string>) =>
-  s.backend === 'native' ? `${s.encoder_threads} onnxruntime + ${s.blas_threads} BLAS threads` : `${s.encoder_threads} onnxruntime threads`;
+  s.backend === 'native' ? `${s.threads} onnxruntime + ${s.blas_threads} BLAS threads` : `${s.threads} onnxruntime threads`;
 
 export function formatServeBench(r: ServeBenchResult): string {
   const line = (name: string, s: LoadStats) => `  ${name.padEnd(22)} ${s.captions_per_s.toFixed(2).padStart(7)} captions/s   p50 ${s.latency_ms.p50.toFixed(0).padStart(5)} ms   ` +

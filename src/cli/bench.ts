@@ -4,7 +4,7 @@ import { FEATURES_BENCH_DEFAULTS, formatFeaturesBench, runFeaturesBench } from '
 import { TRAIN_BENCH_DEFAULTS, formatTrainBench, runTrainBench, trainBenchSides } from '../bench/train.js';
 import { UserError } from '../util/errors.js';
 import { numberOption, requireString, type Command, type OptionSpec } from './command.js';
-import { SERVE_BENCH_OPTIONS, serveBenchOptionsFromArgs } from './bench-serve.js';
+import { SERVE_BENCH_OPTIONS, SERVE_THREADS_DEFAULT, serveBenchOptionsFromArgs } from './bench-serve.js';
 import { ENCODER_CLI_OPTIONS, encoderOptionsFromArgs } from './encoder-options.js';
 
 /**
@@ -33,7 +33,7 @@ const features: Bench = {
     images: { type: 'string', description: 'features, browser, serve: folder of JPEG files, e.g. ../shared/data/flickr8k/Flicker8k_Dataset' },
     limit: { type: 'string', description: 'features, serve: number of images (the first N by name)', default: String(F.limit) },
     batch: { type: 'string', description: 'features: images per inference batch, both sides', default: String(F.batch) },
-    threads: { type: 'string', description: 'features: compute threads, both sides (onnxruntime intra-op / torch.set_num_threads); serve: the peer\'s torch.set_num_threads', default: String(F.threads) },
+    threads: { type: 'string', description: `features: compute threads, both sides (onnxruntime intra-op / torch.set_num_threads; default ${F.threads}); serve: sat serve --threads (onnxruntime threads per instance; default sat serve's, ${SERVE_THREADS_DEFAULT})` },
     repeats: { type: 'string', description: 'features: timed repeats per side (median reported)', default: String(F.repeats) },
     spin: { type: 'boolean', description: 'features: let onnxruntime threads spin-wait between ops (as `sat features --spin`)' },
     ...ENCODER_CLI_OPTIONS,
@@ -43,7 +43,7 @@ const features: Bench = {
       images: requireString(values, 'images', 'a folder of JPEG files, e.g. --images ../shared/data/flickr8k/Flicker8k_Dataset'),
       limit: numberOption(values, 'limit', { integer: true, min: 1 })!,
       batch: numberOption(values, 'batch', { integer: true, min: 1, max: 256 })!,
-      threads: numberOption(values, 'threads', { integer: true, min: 1, max: 256 })!,
+      threads: numberOption(values, 'threads', { integer: true, min: 1, max: 256 }) ?? F.threads,
       repeats: numberOption(values, 'repeats', { integer: true, min: 1, max: 50 })!,
       spin: values.spin === true,
       python: python(values),

@@ -29,7 +29,7 @@ export const SERVE_OPTIONS: Record<string, OptionSpec> = {
   'max-queue': { type: 'string', description: 'caption requests admitted and waiting; more: 503 with Retry-After', default: String(d.maxQueue) },
   'max-batch': { type: 'string', description: 'most images per model batch', default: String(d.maxBatch) },
   'batch-wait-ms': { type: 'string', description: 'how long a free model instance waits for requests still being read or decoded to join its batch', default: String(d.batchWaitMs) },
-  timeout: { type: 'string', description: 'seconds a request may take from arrival to answer; longer: 503', default: String(d.timeoutMs / 1000) },
+  timeout: { type: 'string', description: 'seconds a request may take from arrival to answer; longer: 503 (an upload still arriving then: 408). SIGTERM waits at most this long for requests in flight', default: String(d.timeoutMs / 1000) },
   'max-beam': { type: 'string', description: 'widest beam a request may ask for; wider: 400', default: String(d.maxBeam) },
   beam: { type: 'string', description: 'beam width for requests that name none (1: greedy)', default: String(d.defaultBeam) },
   instances: { type: 'string', description: 'model instances, each on its own thread, running batches side by side (one encodes while the other decodes)', default: '2' },
@@ -127,8 +127,9 @@ const command: Command = {
       if (stopping) return;
       stopping = true;
       console.error(`sat serve: ${signal}: finishing the requests in flight, then exiting`);
+      // process.exit would wait for a model thread stuck in native code; SIGKILL does not.
       server.close().then(() => { console.error('sat serve: stopped'); process.exit(0); },
-        (e: Error) => { console.error(`sat serve: error while stopping: ${e.message}`); process.exit(1); });
+        (e: Error) => { console.error(`sat serve: error while stopping: ${e.message}`); process.kill(process.pid, 'SIGKILL'); });
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));

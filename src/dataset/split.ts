@@ -29,7 +29,7 @@ export function splitByImage<T extends { split: Split }>(images: T[], fractions:
 
 /**
  * Keep only `limit` captions, chosen by a seeded shuffle of all (image, caption) pairs, the way the
- * seed keeps the first 30,000 captions of its shuffled COCO list. Images left with no caption are
+ * TF tutorial keeps the first 30,000 captions of its shuffled COCO list. Images left with no caption are
  * dropped; image order and caption order inside an image are preserved.
  */
 export function limitCaptions(images: DatasetImage[], limit: number, seed: number): DatasetImage[] {

@@ -19,7 +19,7 @@ import { loadShapesAnnotations, loadShapesManifest } from '../dataset/shapes.js'
 import { resolveEncoder } from '../encoders/registry.js';
 import { extractFeatures } from '../features/extract.js';
 import { loadRgb } from '../features/image.js';
-import { decodeImages } from '../decode/index.js';
+import { decodeImages, decodeVocab } from '../decode/index.js';
 import { renderAttentionFigure } from '../figures/attention.js';
 import { gridSide } from '../figures/heat.js';
 import { defaultMaxLength, tokenize } from '../vocab/vocabulary.js';
@@ -48,25 +48,19 @@ export interface DemoOptions {
 
 /**
  * The demo's features: the bundled InceptionV3 cut at mixed2 with a 96 x 96 input, 9 x 9 locations x 288
- * channels. Colour and position survive there (by mixed10 most colour is gone: blue/purple and
- * yellow/green were its commonest errors), 81 locations keep attention cheap, and the cut network takes
- * 1/14 of the CPU time of mixed10 at 299 x 299 per image (10 vs 135 ms). Measured with 600 images and
- * 40 epochs of E 64 / U 256 / A 64, as held-out captions with the right objects (60 test images):
- * mixed10 at 299 57%, mixed7 at 160 68%, mixed4 at 160 75%, mixed2 at 139 80%, mixed2 at 112 87%,
- * mixed2 at 96 92% (88% of 500 extra images).
+ * channels. Colour and position survive at that depth, 81 locations keep attention cheap and the cut network
+ * is an order of magnitude cheaper per image than mixed10 at 299 x 299 (docs/training.md, `sat demo`, has the
+ * comparison of layers and sizes).
  */
 export const DEMO_ENCODER = { layer: 'mixed2', size: 96 } as const;
 export const DEMO_IMAGES = 2000;
 export const DEMO_MINUTES = 3;
 
 /**
- * The demo's training settings: the seed's architecture scaled down (E 64, U 128, A 64), Adam 3e-3 on
+ * The demo's training settings: the TF tutorial's architecture scaled down (E 64, U 128, A 64), Adam 3e-3 on
  * batches of 32, halved after every epoch without a better dev CIDEr, stopped after 3 such epochs (by 30
- * epochs, and by the --minutes cap, at the latest). Measured on 2000 images with 3 seeds: this stops after
- * 15-17 epochs with 93-97% of 500 extra held-out captions naming the right objects; halving after 2 flat
- * epochs and stopping after 4 runs 22-25 epochs for 95-97% (more exact captions, twice the training time);
- * stopping after 3 of those stops at 9-12 epochs and 89-92%. More images beat more epochs: 600 images
- * reach 82-88% after 40 epochs.
+ * epochs, and by the --minutes cap, at the latest). docs/training.md (`sat demo`) gives the alternatives
+ * that were measured against it.
  */
 export const DEMO_TRAIN_CONFIG: Partial<TrainConfig> = {
   embedDim: 64, units: 128, attentionUnits: 64, batchSize: 32, learningRate: 3e-3, epochs: 30,
@@ -159,8 +153,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const features = new Float32Array(test.length * L * C);
   test.forEach((im, i) => store.read(im.id, features, i * L * C));
   const captions = decodeImages(model, features, test.length,
-    { pad: vocab.padId, start: vocab.startId, end: vocab.endId, unk: vocab.unkId, word: (id) => vocab.words[id] ?? '<unk>' },
-    { strategy: { kind: 'greedy' }, maxLength: defaultMaxLength(vocab) });
+    decodeVocab(vocab), { strategy: { kind: 'greedy' }, maxLength: defaultMaxLength(vocab) });
 
   const objects = loadShapesAnnotations(run.info.dataset.root);
   const figureDir = path.join(outDir, 'attention');

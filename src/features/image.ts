@@ -73,7 +73,8 @@ function classify(file: string, e: Error, isFile = true): ImageLoadError {
     return new ImageLoadError(file, 'missing', msg);
   }
   if (/pixel limit/i.test(msg)) return new ImageLoadError(file, 'too-large', msg);
-  if (/unsupported image format|not a known file format|bad seek|is not a/i.test(msg)) return new ImageLoadError(file, 'not-an-image', msg);
+  // libvips names a format it has no loader for (or whose loader is blocked, e.g. SVG and PDF in sat serve) in several ways
+  if (/unsupported image format|not a known file format|not in a known format|bad seek|is not a/i.test(msg)) return new ImageLoadError(file, 'not-an-image', msg);
   return new ImageLoadError(file, 'corrupt', msg);
 }
 

@@ -12,8 +12,13 @@
  * Every job has a deadline. A job still queued at its deadline leaves the queue; a job whose batch is
  * still running is answered at its deadline and its result is dropped when the batch ends. Neither
  * touches the other jobs.
+ *
+ * An engine whose `alive` turns false (its model thread crashed or exited) never takes another batch. A batch
+ * it failed goes back to the head of the queue once, for a live engine; when no engine is alive every job is
+ * refused with NoEngineError, and so is every later submit.
  */
-import type { CaptionEngine, DecodeSettings, EngineCaption } from './engine.js';
+import type { CaptionResult } from '../decode/captioner-api.js';
+import type { CaptionEngine, DecodeSettings } from './engine.js';
 
 export interface BatcherOptions {
   maxBatch: number;
@@ -27,7 +32,7 @@ export interface BatcherHooks {
 }
 
 export interface JobResult {
-  caption: EngineCaption;
+  caption: CaptionResult;
   /** From submit (image decoded) to the start of its batch. */
   queueMs: number;
   /** The whole batch's time in the model (encoder + decoder). */
@@ -51,6 +56,30 @@ export class DeadlineError extends Error {
   }
 }
 
+/** No model instance is alive to run the job: the server cannot caption until it is restarted. */
+export class NoEngineError extends Error {
+  constructor(readonly lastFailure: Error | null) {
+    super(`no model instance is running${lastFailure ? ` (the last one stopped: ${lastFailure.message})` : ''}`);
+    this.name = 'NoEngineError';
+  }
+}
+
+/** The model failed on the job's batch (the cause is the engine's error); the engine may still run other batches. */
+export class EngineFailure extends Error {
+  constructor(readonly engineError: Error) {
+    super(engineError.message);
+    this.name = 'EngineFailure';
+  }
+}
+
+/** The ticket was released (its request was aborted or refused) before its image was submitted. */
+export class TicketReleasedError extends Error {
+  constructor() {
+    super('the request gave up its place in the queue before its image was submitted');
+    this.name = 'TicketReleasedError';
+  }
+}
+
 /** A place in the queue, held from the moment a request is admitted until its job starts running. */
 export interface Ticket {
   readonly admittedAt: number;
@@ -68,6 +97,8 @@ interface Job {
   queuedAt: number;
   timer: NodeJS.Timeout | null;
   done: boolean;
+  /** Whether the job already went back to the queue once after its engine died. */
+  retried: boolean;
   resolve(r: JobResult): void;
   reject(e: Error): void;
 }
@@ -77,7 +108,10 @@ const settingsKey = (s: DecodeSettings) => `${s.beam}/${s.alpha}/${s.maxLength}`
 export class Batcher {
   private readonly queue: Job[] = [];
   private reserved = 0;
+  private readonly engines: CaptionEngine[];
   private readonly free: CaptionEngine[];
+  /** The error of the last engine that died, for NoEngineError. */
+  private lastDeath: Error | null = null;
   private running = 0;
   private waitTimer: NodeJS.Timeout | null = null;
   private idleWaiters: (() => void)[] = [];
@@ -85,8 +119,14 @@ export class Batcher {
   private batchMs = 0;
 
   constructor(engines: CaptionEngine | CaptionEngine[], private readonly opts: BatcherOptions, private readonly hooks: BatcherHooks = {}) {
-    this.free = Array.isArray(engines) ? [...engines] : [engines];
-    if (this.free.length === 0) throw new Error('Batcher: no engine');
+    this.engines = Array.isArray(engines) ? [...engines] : [engines];
+    if (this.engines.length === 0) throw new Error('Batcher: no engine');
+    this.free = [...this.engines];
+  }
+
+  /** Engines still able to take batches (running one or free). */
+  get liveEngines(): number {
+    return this.engines.filter(isAlive).length;
   }
 
   /** Requests admitted and not yet running: reserved places plus queued jobs. */
@@ -131,11 +171,11 @@ export class Batcher {
    */
   submit(ticket: Ticket, image: Uint8Array, settings: DecodeSettings, deadlineMs: number): Promise<JobResult> {
     const held = ticket as HeldTicket;
-    if (!held.held) throw new Error('submit: this ticket was released or already used');
+    if (!held.held) return Promise.reject(new TicketReleasedError());
     return new Promise<JobResult>((resolve, reject) => {
       const now = performance.now();
       const job: Job = {
-        image, settings, key: settingsKey(settings), admittedAt: ticket.admittedAt, queuedAt: now, timer: null, done: false,
+        image, settings, key: settingsKey(settings), admittedAt: ticket.admittedAt, queuedAt: now, timer: null, done: false, retried: false,
         resolve: (r) => { if (!job.done) { job.done = true; clearTimeout(job.timer!); resolve(r); } },
         reject: (e) => { if (!job.done) { job.done = true; clearTimeout(job.timer!); reject(e); } },
       };
@@ -166,8 +206,12 @@ export class Batcher {
   }
 
   private schedule(): void {
+    for (let i = this.free.length - 1; i >= 0; i--) if (!isAlive(this.free[i])) this.free.splice(i, 1);
+    if (this.queue.length > 0 && this.liveEngines === 0) return this.refuseAll();
     while (this.free.length > 0 && this.queue.length > 0) {
-      const full = this.queue.length >= this.opts.maxBatch;
+      // "full": as many jobs as one batch takes, counting only those with the head's settings
+      const key = this.queue[0].key;
+      const full = this.queue.reduce((n, j) => n + (j.key === key ? 1 : 0), 0) >= this.opts.maxBatch;
       const waited = performance.now() - this.queue[0].queuedAt;
       if (!full && this.reserved > 0 && waited < this.opts.batchWaitMs) {
         // Requests are on their way: give them until batchWaitMs to join this batch.
@@ -190,10 +234,18 @@ export class Batcher {
     this.running++;
     void this.runBatch(engine, batch).finally(() => {
       this.running--;
-      this.free.push(engine);
+      if (isAlive(engine)) this.free.push(engine);
       this.schedule();
       this.notifyIdle();
     });
+  }
+
+  /** No engine is alive: every queued job is refused (nothing would ever run it). */
+  private refuseAll(): void {
+    const jobs = this.queue.splice(0);
+    this.hooks.onQueueDepth?.(this.depth);
+    for (const job of jobs) job.reject(new NoEngineError(this.lastDeath));
+    this.notifyIdle();
   }
 
   private async runBatch(engine: CaptionEngine, batch: Job[]): Promise<void> {
@@ -207,7 +259,18 @@ export class Batcher {
         caption: result.captions[i], queueMs: started - job.queuedAt, modelMs: result.modelMs, batchSize: batch.length,
       }));
     } catch (e) {
-      for (const job of batch) job.reject(e as Error);
+      const error = e instanceof Error ? e : new Error(String(e));
+      if (isAlive(engine)) {
+        for (const job of batch) job.reject(new EngineFailure(error));
+        return;
+      }
+      // The engine died under this batch: its jobs go back to the head of the queue once, for a live engine.
+      this.lastDeath = error;
+      const again = batch.filter((job) => !job.done && !job.retried);
+      for (const job of batch) if (job.retried) job.reject(new NoEngineError(error));
+      for (const job of again) job.retried = true;
+      this.queue.unshift(...again);
+      this.hooks.onQueueDepth?.(this.depth);
     }
   }
 
@@ -218,3 +281,5 @@ export class Batcher {
     for (const w of waiters) w();
   }
 }
+
+const isAlive = (engine: CaptionEngine) => engine.alive !== false;

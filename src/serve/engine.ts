@@ -39,17 +39,17 @@ export interface DecodeSettings {
   maxLength: number;  // most tokens generated, <end> included
 }
 
-/** A caption as the Captioner API gives it: words with their attention [h * w], the beam's alternatives (none for greedy). */
-export type EngineCaption = CaptionResult;
-
 export interface BatchResult {
-  captions: EngineCaption[];
+  /** As the Captioner API gives them: words with their attention [h * w], the beam's alternatives (none for greedy). */
+  captions: CaptionResult[];
   /** Milliseconds the whole batch spent in the model (encoder batch + decoder batch). */
   modelMs: number;
 }
 
 export interface CaptionEngine {
   readonly info: EngineInfo;
+  /** False once the engine can take no more batches (its model thread crashed or exited); absent: always alive. */
+  readonly alive?: boolean;
   /** Caption N images, each RGB uint8 [S, S, 3] as the encoder takes it, with one set of options. */
   captionBatch(images: Uint8Array[], settings: DecodeSettings): Promise<BatchResult>;
   dispose(): Promise<void>;

@@ -17,7 +17,6 @@ export interface OptionLimits {
   defaultBeam: number;
   /** Longest caption the model's vocabulary allows: the default and the upper bound of max_length. */
   maxLength: number;
-  maxBytes: number;
 }
 
 const OPTION_NAMES = ['beam', 'alpha', 'max_length', 'attention'];
@@ -64,11 +63,9 @@ function queryStrings(request: FastifyRequest): Record<string, string> {
   return out;
 }
 
-const tooLarge = (maxBytes: number) => new Refusal(413, 'body_too_large', `the image is larger than ${formatBytes(maxBytes)}.`,
+/** The refusal for a body over --max-bytes (raw body or multipart file). */
+export const bodyTooLarge = (maxBytes: number) => new Refusal(413, 'body_too_large', `the image is larger than ${formatBytes(maxBytes)}.`,
   `send a smaller image (resize or recompress it), or start sat serve with a larger --max-bytes.`, { name: '--max-bytes', value: maxBytes });
-
-/** The refusal for a body over --max-bytes, shared with the server's error handler. */
-export const bodyTooLarge = tooLarge;
 
 /** Image bytes and option strings of one request, from either a raw image body or a multipart form. */
 export async function readCaptionRequest(request: FastifyRequest, maxBytes: number): Promise<{ image: Buffer; raw: Record<string, string> }> {
@@ -91,7 +88,7 @@ export async function readCaptionRequest(request: FastifyRequest, maxBytes: numb
       try {
         image = await part.toBuffer();
       } catch (e) {
-        if ((e as { code?: string }).code === 'FST_REQ_FILE_TOO_LARGE') throw tooLarge(maxBytes);
+        if ((e as { code?: string }).code === 'FST_REQ_FILE_TOO_LARGE') throw bodyTooLarge(maxBytes);
         throw e;
       }
     } else {

@@ -14,18 +14,26 @@
  * The server listens before the model is loaded; captions are refused with 503 until it is. Every
  * refusal is a JSON error naming the limit and the fix (src/serve/refusal.ts). The service reads only
  * the bytes a client sends: it never opens a path or URL named in a request.
+ *
+ * Time bounds: a request's headers and body must arrive within --timeout (else the connection gets 408 and is
+ * closed, and its queue place is given back), and its caption within --timeout of its arrival (else 503). close()
+ * waits at most --timeout + CLOSE_MARGIN_MS for the requests in flight, then for the model to stop.
+ *
+ * While a server runs, sharp's image loaders are blocked process-wide except IMAGE_LOADERS (libvips can only block
+ * and unblock them globally); when the last server of the process closes, every loader is unblocked again.
  */
 import fs from 'node:fs';
 import fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import sharp from 'sharp';
+import type { CaptionResult } from '../decode/captioner-api.js';
 import { ImageLoadError, loadRgb } from '../features/image.js';
-import { Batcher, DeadlineError, QueueFullError, type Ticket } from './batcher.js';
-import type { CaptionEngine, EngineCaption, EngineInfo } from './engine.js';
+import { Batcher, DeadlineError, EngineFailure, NoEngineError, QueueFullError, TicketReleasedError, type Ticket } from './batcher.js';
+import type { CaptionEngine, EngineInfo } from './engine.js';
 import { ServeMetrics } from './metrics.js';
-import { loadPageAssets, webBuildFiles, type PageAsset } from './page-assets.js';
+import { PAGE_ROUTES, pageFiles, webBuildFiles } from './page-assets.js';
 import { formatBytes, Refusal } from './refusal.js';
-import type { FileSource } from './static-files.js';
+import type { FileSource, PublishedFile } from './static-files.js';
 import { bodyTooLarge, parseOptions, readCaptionRequest, type CaptionOptions } from './request.js';
 
 export interface ServeOptions {
@@ -45,6 +53,8 @@ export interface ServeOptions {
   bundle?: FileSource;
   /** The browser build of show-attend-tell/web published at /assets/web/ (default: this package's, webBuildFiles). */
   webBuild?: FileSource;
+  /** The web page's files (index.html, style.css, app.js) served at / and /assets/ (default: this package's, pageFiles). */
+  page?: FileSource;
 }
 
 export const DEFAULT_SERVE_OPTIONS: ServeOptions = {
@@ -55,13 +65,35 @@ export const DEFAULT_SERVE_OPTIONS: ServeOptions = {
 /** Image formats decoded from request bodies; every other libvips loader (SVG, PDF, ...) stays blocked. */
 const IMAGE_LOADERS = ['VipsForeignLoadJpeg', 'VipsForeignLoadPng', 'VipsForeignLoadWebp', 'VipsForeignLoadNsgif', 'VipsForeignLoadTiff', 'VipsForeignLoadHeif'];
 
+/** Servers of this process that block sharp's other loaders; the last one to close unblocks them. */
+let loaderBlockers = 0;
+function blockUntrustedLoaders(): () => void {
+  if (loaderBlockers++ === 0) {
+    sharp.block({ operation: ['VipsForeignLoad'] });
+    sharp.unblock({ operation: IMAGE_LOADERS });
+  }
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    if (--loaderBlockers === 0) sharp.unblock({ operation: ['VipsForeignLoad'] });
+  };
+}
+
+/** close() gives the requests in flight --timeout plus this, then stops the model whatever it is doing. */
+export const CLOSE_MARGIN_MS = 1000;
+
 export interface CaptionServer {
   app: FastifyInstance;
   /** http://host:port of the listening socket. */
   url: string;
   /** Resolves when the model is loaded; rejects with the loader's error. */
   ready: Promise<EngineInfo>;
-  /** Stop taking requests, finish those in flight, release the model. */
+  /**
+   * Stop taking requests, answer those in flight (within --timeout + CLOSE_MARGIN_MS; connections still open then are
+   * closed), then stop the model instances (a batch still running is abandoned). Rejects, after all that, when an
+   * instance could not be stopped (a model thread stuck in native code: only ending the process stops it).
+   */
   close(): Promise<void>;
 }
 
@@ -76,11 +108,7 @@ const ms = (x: number) => Math.round(x * 10) / 10;
  */
 export async function startServer(loadEngine: () => Promise<CaptionEngine | CaptionEngine[]>, options: Partial<ServeOptions> = {}): Promise<CaptionServer> {
   const opts: ServeOptions = { ...DEFAULT_SERVE_OPTIONS, ...options };
-  sharp.block({ operation: ['VipsForeignLoad'] });
-  sharp.unblock({ operation: IMAGE_LOADERS });
-
   const metrics = new ServeMetrics(opts.maxBatch);
-  const page = await loadPageAssets();
   let state: State = 'loading';
   let engine: CaptionEngine | null = null;
   let batcher: Batcher | null = null;
@@ -89,8 +117,15 @@ export async function startServer(loadEngine: () => Promise<CaptionEngine | Capt
   const app = fastify({
     logger: opts.log ? { level: 'info' } : false,
     bodyLimit: opts.maxBytes,
-    return503OnClosing: true,
+    // While closing, requests on kept-alive connections are answered by the routes: captions refused (shutting_down), with the others
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
+    // A request (headers and body) must arrive within --timeout: a slow upload cannot hold its queue place longer.
+    // Node answers 408 and closes the connection; it checks every connectionsCheckingInterval.
+    requestTimeout: opts.timeoutMs,
+    // A connection with no traffic at all for longer than any request may take is closed.
+    connectionTimeout: opts.timeoutMs + CLOSE_MARGIN_MS,
+    http: { connectionsCheckingInterval: Math.min(1000, Math.max(50, opts.timeoutMs / 4)), headersTimeout: Math.min(60_000, opts.timeoutMs) },
     // No proxy headers are trusted: the client is the socket's peer.
   });
   await app.register(multipart, {
@@ -115,7 +150,7 @@ export async function startServer(loadEngine: () => Promise<CaptionEngine | Capt
     const refusal = error instanceof Refusal ? error : asRefusal(error as FastifyError, opts);
     if (!refusal) {
       request.log.error(error);
-      return reply.status(500).send({ error: { status: 500, code: 'internal', message: error.message, fix: 'this is a bug in the server; the log has the details.' } });
+      return reply.status(500).send({ error: { status: 500, code: 'internal', message: error.message, fix: 'this is a bug in sat serve: please report it with the request and the server log (start sat serve with --log).' } });
     }
     if (request.routeOptions.url === '/v1/captions') metrics.refusals.inc({ reason: refusal.code });
     return reply.status(refusal.status).headers(refusal.headers).send(refusal.toJSON());
@@ -127,6 +162,7 @@ export async function startServer(loadEngine: () => Promise<CaptionEngine | Capt
 
   const notReady = () => {
     if (state === 'failed') return new Refusal(503, 'model_failed', `the model could not be loaded: ${loadError?.message}`, 'fix the model and restart sat serve.');
+    if (state === 'ready' && batcher?.liveEngines === 0) return noEngineRefusal(null);
     if (state === 'closing') return new Refusal(503, 'shutting_down', 'the server is shutting down.', 'send the request to another instance, or retry once it is back.', undefined, { 'retry-after': '5' });
     return new Refusal(503, 'model_loading', 'the model is still loading.', 'retry in a few seconds; GET /readyz answers 200 once it is loaded.', undefined, { 'retry-after': '2' });
   };
@@ -134,7 +170,9 @@ export async function startServer(loadEngine: () => Promise<CaptionEngine | Capt
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
     if (state !== 'ready') return reply.status(503).send({ status: state, ...(loadError ? { error: loadError.message } : {}) });
-    return { status: 'ready', model: engine!.info.id };
+    const alive = batcher!.liveEngines;
+    if (alive === 0) return reply.status(503).send({ status: 'no_model', error: 'no model instance is running (their threads stopped): restart sat serve' });
+    return { status: 'ready', model: engine!.info.id, instances: alive };
   });
   app.get('/metrics', async (_request, reply) => {
     reply.type(metrics.registry.contentType);
@@ -144,26 +182,33 @@ export async function startServer(loadEngine: () => Promise<CaptionEngine | Capt
     if (!engine) throw notReady();
     return { ...manifest(engine.info, opts), browser };
   });
-  const sendAsset = (asset: PageAsset) => async (_request: FastifyRequest, reply: FastifyReply) =>
-    reply.type(asset.type).header('cache-control', 'no-cache').header('x-content-type-options', 'nosniff').send(asset.body);
-  for (const [route, asset] of page) app.get(route, sendAsset(asset));
   const bundle = opts.bundle ?? { none: 'this server publishes no export bundle of its model' };
   const webBuild = opts.webBuild ?? webBuildFiles();
+  const page = opts.page ?? pageFiles();
+  /** One file of `source`, or a refusal saying why there is none. */
+  const fileOf = async (source: FileSource, name: string, where: string, noneFix: string): Promise<PublishedFile> => {
+    if ('none' in source) throw new Refusal(404, 'not_found', `no file ${where}: ${source.none}.`, noneFix);
+    let files;
+    try {
+      files = await source.files();
+    } catch (e) {
+      throw new Refusal(503, 'not_available', `${where} cannot be made: ${(e as Error).message}`, 'fix the cause named here; the next request tries again.');
+    }
+    const found = files.get(name);
+    if (!found) throw new Refusal(404, 'not_found', `no file ${where}.`, `the files here are: ${[...files.keys()].join(', ')}.`);
+    return found;
+  };
+  const sendFile = (reply: FastifyReply, found: PublishedFile) => {
+    reply.type(found.type).header('content-length', found.size).header('cache-control', 'no-cache').header('x-content-type-options', 'nosniff');
+    return reply.send(found.body ? Buffer.from(found.body.buffer, found.body.byteOffset, found.body.byteLength) : fs.createReadStream(found.file!));
+  };
+  for (const [route, name] of Object.entries(PAGE_ROUTES)) {
+    app.get(route, async (_request, reply) =>
+      sendFile(reply, await fileOf(page, name, route, 'the API (POST /v1/captions, GET /v1/model) works without the page.')));
+  }
   const publish = (prefix: string, source: FileSource) => {
-    app.get(`${prefix}:name`, async (request, reply) => {
-      const where = request.url.split('?')[0];
-      if ('none' in source) throw new Refusal(404, 'not_found', `no file ${where}: ${source.none}.`, 'the page\'s in-browser captioning is off on this server.');
-      let files;
-      try {
-        files = await source.files();
-      } catch (e) {
-        throw new Refusal(503, 'not_available', `${where} cannot be made: ${(e as Error).message}`, 'fix the cause named here; the next request tries again.');
-      }
-      const found = files.get((request.params as { name: string }).name);
-      if (!found) throw new Refusal(404, 'not_found', `no file ${where}.`, `the files here are: ${[...files.keys()].join(', ')}.`);
-      reply.type(found.type).header('content-length', found.size).header('cache-control', 'no-cache');
-      return reply.send(found.body ? Buffer.from(found.body.buffer, found.body.byteOffset, found.body.byteLength) : fs.createReadStream(found.file!));
-    });
+    app.get(`${prefix}:name`, async (request, reply) =>
+      sendFile(reply, await fileOf(source, (request.params as { name: string }).name, request.url.split('?')[0], 'the page\'s in-browser captioning is off on this server.')));
   };
   publish('/v1/bundle/', bundle);
   publish('/assets/web/', webBuild);
@@ -173,7 +218,7 @@ export async function startServer(loadEngine: () => Promise<CaptionEngine | Capt
 
   app.post('/v1/captions', {
     onRequest: async (request) => {
-      if (state !== 'ready' || !batcher) throw notReady();
+      if (state !== 'ready' || !batcher || batcher.liveEngines === 0) throw notReady();
       try {
         ticketOf.set(request, batcher.reserve());
       } catch (e) {
@@ -187,7 +232,7 @@ export async function startServer(loadEngine: () => Promise<CaptionEngine | Capt
     const ticket = ticketOf.get(request)!;
     const { image, raw } = await readCaptionRequest(request, opts.maxBytes);
     const info = engine!.info;
-    const options = parseOptions(raw, { maxBeam: opts.maxBeam, defaultBeam: opts.defaultBeam, maxLength: info.maxLength, maxBytes: opts.maxBytes });
+    const options = parseOptions(raw, { maxBeam: opts.maxBeam, defaultBeam: opts.defaultBeam, maxLength: info.maxLength });
     const t0 = performance.now();
     const rgb = await decodeImage(image, info.encoder.inputSize, opts.maxPixels);
     const imageMs = performance.now() - t0;
@@ -197,8 +242,8 @@ export async function startServer(loadEngine: () => Promise<CaptionEngine | Capt
     try {
       result = await batcher!.submit(ticket, rgb, { beam: options.beam, alpha: options.alpha, maxLength: options.maxLength }, opts.timeoutMs);
     } catch (e) {
-      if (e instanceof DeadlineError) throw timeoutRefusal(e, opts);
-      throw e;
+      if (e instanceof EngineFailure || e instanceof NoEngineError) request.log.error({ err: e }, 'the model could not caption this request');
+      throw batchRefusal(e as Error, opts);
     }
     metrics.stage.observe({ stage: 'image' }, imageMs / 1000);
     metrics.stage.observe({ stage: 'queue' }, result.queueMs / 1000);
@@ -214,7 +259,13 @@ export async function startServer(loadEngine: () => Promise<CaptionEngine | Capt
     };
   });
 
-  await app.listen({ host: opts.host, port: opts.port });
+  const unblockLoaders = blockUntrustedLoaders();
+  try {
+    await app.listen({ host: opts.host, port: opts.port });
+  } catch (e) {
+    unblockLoaders();
+    throw e;
+  }
   const address = app.server.address();
   const url = typeof address === 'object' && address
     ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : String(address);
@@ -242,14 +293,54 @@ export async function startServer(loadEngine: () => Promise<CaptionEngine | Capt
   let closing: Promise<void> | null = null;
   const close = () => closing ??= (async () => {
     if (state !== 'failed') state = 'closing';
+    // Every admitted request has its answer within --timeout (its body and its caption have that deadline).
+    const graceEnds = performance.now() + opts.timeoutMs + CLOSE_MARGIN_MS;
     const closed = app.close(); // stops listening, answers 503 on kept-alive connections, waits for requests in flight
-    await batcher?.drained();
+    const answered = await within(Promise.all([closed, batcher?.drained()]), graceEnds - performance.now());
     app.server.closeIdleConnections();
+    if (!answered) app.server.closeAllConnections();
     await closed;
-    const loaded = await loading.catch(() => []);
-    await Promise.all((Array.isArray(loaded) ? loaded : [loaded]).map((e) => e.dispose()));
+    unblockLoaders();
+    const loaded = await within(loading.catch(() => []), graceEnds - performance.now());
+    if (!loaded) return void loading.then(disposeAll).catch(() => undefined); // still loading: stopped once it is loaded
+    await disposeAll(loaded);
   })();
   return { app, url, ready, close };
+}
+
+/** Resolves with `promise`'s value, or with undefined once `ms` have passed. */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => { timer = setTimeout(() => resolve(undefined), Math.max(0, ms)); });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Stop every instance; rejects, once all were asked, with the reasons of those that would not stop. */
+async function disposeAll(loaded: CaptionEngine | CaptionEngine[]): Promise<void> {
+  const results = await Promise.allSettled((Array.isArray(loaded) ? loaded : [loaded]).map((e) => e.dispose()));
+  const failed = results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).message] : []));
+  if (failed.length > 0) throw new Error(failed.join('; '));
+}
+
+/** A caption job that did not end in a caption, as the answer to its request. */
+function batchRefusal(e: Error, opts: ServeOptions): Error {
+  if (e instanceof DeadlineError) return timeoutRefusal(e, opts);
+  if (e instanceof NoEngineError) return noEngineRefusal(e);
+  if (e instanceof EngineFailure) {
+    return new Refusal(500, 'model_error', `the model failed on this image's batch: ${e.message}`,
+      'retry once; if it fails again, the server log has the details (start sat serve with --log): report it with the image.');
+  }
+  if (e instanceof TicketReleasedError) return new Refusal(499, 'client_closed', 'the client closed the request before it was captioned.', 'none: nobody is waiting for this answer.');
+  return e;
+}
+
+function noEngineRefusal(e: NoEngineError | null): Refusal {
+  return new Refusal(503, 'model_unavailable', e ? `${e.message}.` : 'no model instance is running: their threads stopped.',
+    'restart sat serve (a supervisor does this when GET /readyz answers 503); the server log says why the model stopped.', undefined, { 'retry-after': '5' });
 }
 
 async function decodeImage(image: Uint8Array, size: number, maxPixels: number): Promise<Uint8Array> {
@@ -261,8 +352,8 @@ async function decodeImage(image: Uint8Array, size: number, maxPixels: number): 
       throw new Refusal(422, 'too_many_pixels', `the image has more than ${maxPixels} pixels (${e.message}).`,
         'send a smaller image (downscale it first), or start sat serve with a larger --max-pixels.', { name: '--max-pixels', value: maxPixels });
     }
-    // A format whose loader is blocked here (SVG, PDF ...) reads as "not in a known format": not an image we take.
-    if (e.kind === 'not-an-image' || /not in a known format/i.test(e.message)) {
+    // including a format whose loader is blocked here (SVG, PDF ...)
+    if (e.kind === 'not-an-image') {
       throw new Refusal(415, 'not_an_image', e.message, 'send a JPEG, PNG, WebP, GIF, TIFF or AVIF/HEIF image.');
     }
     throw new Refusal(422, 'corrupt_image', e.message, 'the image data is truncated or damaged: send the file again, or re-save it with an image editor.');
@@ -301,7 +392,7 @@ function asRefusal(error: FastifyError, opts: ServeOptions): Refusal | null {
   }
 }
 
-function captionJson(c: EngineCaption, options: CaptionOptions, info: EngineInfo) {
+function captionJson(c: CaptionResult, options: CaptionOptions, info: EngineInfo) {
   const [h, w] = info.grid;
   const asGrid = (a: Float32Array) => Array.from({ length: h }, (_, r) => Array.from(a.subarray(r * w, (r + 1) * w), (x) => round(x, 4)));
   return {

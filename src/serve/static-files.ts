@@ -28,6 +28,7 @@ export type FileSource = { files(): Promise<FileSet> } | { none: string };
 const TYPES: Record<string, string> = {
   '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8', '.wasm': 'application/wasm',
   '.json': 'application/json; charset=utf-8', '.txt': 'text/plain; charset=utf-8', '.onnx': 'application/octet-stream',
+  '.html': 'text/html; charset=utf-8', '.css': 'text/css; charset=utf-8',
 };
 export const contentType = (name: string) => TYPES[path.extname(name).toLowerCase()] ?? 'application/octet-stream';
 

@@ -50,9 +50,13 @@ export function exportBundleInWorker(data: ExportWorkerData): Promise<Bundle> {
       else reject(new Error(m.message));
     });
     worker.once('error', reject);
-    worker.once('exit', (code) => reject(new Error(`the export thread exited (code ${code}) without a bundle`)));
+    worker.once('exit', (code) => reject(new Error(`the export thread exited (code ${code}) without a bundle: `
+      + 'start sat serve with --log to see why, or pass --bundle DIR (a `sat export` of the model) or --no-bundle')));
   });
 }
+
+const CLOSE_GRACE_MS = 10_000;
+const TERMINATE_GRACE_MS = 3_000;
 
 export class WorkerEngine implements CaptionEngine {
   private nextId = 1;
@@ -65,7 +69,7 @@ export class WorkerEngine implements CaptionEngine {
       const p = this.pending.get(m.id);
       this.pending.delete(m.id);
       if (m.type === 'result') p?.resolve(m.result);
-      else p?.reject(new Error(`the model failed on this batch: ${m.message}`));
+      else p?.reject(new Error(m.message));
     });
     const fail = (why: Error) => {
       this.exited = why;
@@ -107,12 +111,21 @@ export class WorkerEngine implements CaptionEngine {
     });
   }
 
+  /**
+   * Let the thread release the model and exit; a thread still running a batch, or not gone within CLOSE_GRACE_MS,
+   * is terminated. Rejects when even that does not stop it within TERMINATE_GRACE_MS (stuck in native code, which
+   * only ending the process stops).
+   */
   async dispose(): Promise<void> {
     if (this.exited) return;
-    const gone = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
-    this.worker.postMessage({ type: 'close' });
-    const timer = setTimeout(() => void this.worker.terminate(), 10_000);
-    await gone;
-    clearTimeout(timer);
+    const gone = new Promise<boolean>((resolve) => this.worker.once('exit', () => resolve(true)));
+    const after = (ms: number) => new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms).unref());
+    if (this.pending.size === 0) {
+      this.worker.postMessage({ type: 'close' });
+      if (await Promise.race([gone, after(CLOSE_GRACE_MS)])) return;
+    }
+    void this.worker.terminate();
+    if (await Promise.race([gone, after(TERMINATE_GRACE_MS)])) return;
+    throw new Error(`a model thread did not stop within ${TERMINATE_GRACE_MS / 1000} s of being terminated (stuck in native code): end the process (SIGKILL)`);
   }
 }

@@ -13,6 +13,7 @@ interface CaptionAnswer {
   caption: string;
   words: Word[];
   alternatives: { caption: string; log_prob: number; score: number; finished: boolean }[];
+  options: { beam: number };
   timings_ms: Record<string, number>;
   batch_size: number;
 }
@@ -27,6 +28,7 @@ const ui = {
 };
 
 let current: CaptionAnswer | null = null;
+let currentImage: Blob | null = null; // the image `current` captions, however it came (picked, dropped, pasted)
 let browserSupport: here.BrowserSupport = { available: false, reason: 'the model is not loaded yet' };
 let selected = -1;       // the word whose attention is shown (-1: none)
 let pinned = false;      // a click or Enter keeps the selection when the pointer leaves
@@ -51,20 +53,28 @@ async function init(): Promise<void> {
   }
 }
 
-async function caption(image: Blob): Promise<void> {
+/** Caption `image` on the server and show it; every failure ends in a status line that says what happened. */
+function caption(image: Blob): void {
+  captionOnServer(image).catch((e: Error) => setStatus(`something went wrong on this page: ${e.message}. Reload the page and try again.`, true));
+}
+
+async function captionOnServer(image: Blob): Promise<void> {
   stop();
   setStatus('captioning…');
-  const bitmap = await createImageBitmap(image).catch(() => null);
   const beam = Number(ui.beam.value || 3);
   const response = await fetch(`/v1/captions?attention=true&beam=${beam}`, {
     method: 'POST', headers: { 'content-type': image.type || 'application/octet-stream' }, body: image,
   }).catch((e: Error) => e);
-  if (response instanceof Error) return setStatus(`the server did not answer: ${response.message}`, true);
-  const answer = await response.json() as CaptionAnswer | ErrorAnswer;
+  if (response instanceof Error) return setStatus(`the server did not answer: ${response.message}. Check that sat serve is running, then try again.`, true);
+  const answer = await response.json().catch(() => null) as CaptionAnswer | ErrorAnswer | null;
+  if (!answer) return setStatus(`the server answered ${response.status} ${response.statusText} without a caption. Try again; if it repeats, the server log says why.`, true);
   if ('error' in answer) return setStatus(`${answer.error.message} ${answer.error.fix}`, true);
-  if (!bitmap) return setStatus('the server captioned the image, but this browser cannot display it', true);
+  const bitmap = await createImageBitmap(image).catch(() => null);
+  if (!bitmap) return setStatus(`the server captioned the image (“${answer.caption}”), but this browser cannot display it: try a JPEG or PNG.`, true);
   current = answer;
+  currentImage = image;
   show(answer, bitmap);
+  bitmap.close(); // drawn into the canvas; its pixels are not needed any more
   setStatus(`captioned in ${Math.round(answer.timings_ms.total)} ms`);
   if (ui.inBrowser.checked) void compareInBrowser(image, beam, answer.caption);
 }
@@ -157,7 +167,7 @@ async function compareInBrowser(image: Blob, beam: number, serverCaption: string
 }
 
 ui.choose.addEventListener('click', () => ui.file.click());
-ui.file.addEventListener('change', () => { if (ui.file.files?.[0]) void caption(ui.file.files[0]); });
+ui.file.addEventListener('change', () => { if (ui.file.files?.[0]) caption(ui.file.files[0]); });
 ui.play.addEventListener('click', play);
 ui.words.addEventListener('keydown', (e) => {
   if (!current) return;
@@ -177,16 +187,16 @@ ui.drop.addEventListener('drop', (e) => {
   e.preventDefault();
   ui.drop.classList.remove('over');
   const file = [...(e.dataTransfer?.files ?? [])].find((f) => f.type.startsWith('image/'));
-  if (file) void caption(file);
+  if (file) caption(file);
   else setStatus('drop an image file (JPEG, PNG, WebP ...)', true);
 });
 document.addEventListener('paste', (e) => {
   const item = [...(e.clipboardData?.items ?? [])].find((it) => it.type.startsWith('image/'));
   const file = item?.getAsFile();
-  if (file) void caption(file);
+  if (file) caption(file);
 });
 ui.inBrowser.addEventListener('change', () => {
-  if (ui.inBrowser.checked && current && ui.file.files?.[0]) void compareInBrowser(ui.file.files[0], Number(ui.beam.value), current.caption);
+  if (ui.inBrowser.checked && current && currentImage) void compareInBrowser(currentImage, current.options.beam, current.caption);
   if (!ui.inBrowser.checked) ui.browserResult.hidden = true;
 });
 void init();

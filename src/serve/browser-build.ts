@@ -1,0 +1,87 @@
+/**
+ * The two browser builds, made by esbuild with one set of options; `npm run build` writes them (scripts/build-browser.mjs)
+ * and `sat serve` run from the sources (tsx, the tests) builds them in memory instead, so they never lag behind:
+ *
+ *   web    src/web/index.ts       -> show-attend-tell.mjs (show-attend-tell/web), with onnxruntime-web's
+ *                                     ort-wasm-simd-threaded.{mjs,wasm} beside it (pages load them from us, never a CDN)
+ *   page   src/web/page/main.ts   -> app.js, with index.html and style.css: the `sat serve` web page
+ *
+ * Both are single ES modules for platform 'browser': a build that pulls in a Node built-in, sharp, the native addon
+ * or onnxruntime-node fails, naming the modules. esbuild is a devDependency: an installed package serves dist/web and
+ * dist/page and never builds.
+ */
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { packageRoot } from '../util/package-files.js';
+import { contentType, type FileSet } from './static-files.js';
+
+export type BrowserBuild = 'web' | 'page';
+
+/** What `npm run build` writes, under the package root. */
+export const BUILD_FOLDERS: Record<BrowserBuild, string> = { web: path.join('dist', 'web'), page: path.join('dist', 'page') };
+
+export const WEB_MODULE = 'show-attend-tell.mjs';
+/** onnxruntime-web's runtime, loaded by the web module from its own folder. */
+const ORT_FILES = ['ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm'];
+const PAGE_STATIC = ['index.html', 'style.css'];
+
+const ENTRIES: Record<BrowserBuild, { entry: string[]; out: string }> = {
+  web: { entry: ['src', 'web', 'index.ts'], out: WEB_MODULE },
+  page: { entry: ['src', 'web', 'page', 'main.ts'], out: 'app.js' },
+};
+
+async function loadEsbuild(): Promise<typeof import('esbuild')> {
+  try {
+    return await import('esbuild');
+  } catch {
+    throw new Error('esbuild is not installed, so the browser builds cannot be made from the sources: run `npm ci` in the '
+      + 'show-attend-tell checkout (esbuild is a devDependency), or use a built package (`npm run build` writes dist/web and dist/page).');
+  }
+}
+
+/** One build in memory: its bundle (and esbuild's legal-comments file, if any) plus the files copied beside it. */
+export async function buildBrowser(which: BrowserBuild): Promise<FileSet> {
+  const root = packageRoot();
+  const { entry, out } = ENTRIES[which];
+  const result = await (await loadEsbuild()).build({
+    entryPoints: [path.join(root, ...entry)],
+    outfile: out, // names the output files; nothing is written
+    write: false,
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2022',
+    // onnxruntime-web's build that loads ort-wasm-simd-threaded.mjs/.wasm from files beside the bundle
+    conditions: ['onnxruntime-web-use-extern-wasm'],
+    minify: true,
+    sourcemap: false,
+    metafile: true,
+    logLevel: 'silent',
+    legalComments: 'linked',
+  });
+  const forbidden = Object.keys(result.metafile.inputs).filter((f) => /(^|\/)(sharp|onnxruntime-node)\/|\.node$|^node:/.test(f));
+  if (forbidden.length > 0) throw new Error(`the ${which} build pulls in Node-only modules: ${forbidden.join(', ')}; browser code must not import them.`);
+  const files: FileSet = new Map();
+  for (const f of result.outputFiles) {
+    const name = path.basename(f.path);
+    files.set(name, { body: f.contents, type: contentType(name), size: f.contents.length });
+  }
+  const copied = which === 'web'
+    ? ORT_FILES.map((name) => path.join(path.dirname(createRequire(import.meta.url).resolve(`onnxruntime-web/${ORT_FILES[1]}`)), name))
+    : PAGE_STATIC.map((name) => path.join(root, 'src', 'web', 'page', name));
+  for (const file of copied) files.set(path.basename(file), { file, type: contentType(file), size: fs.statSync(file).size });
+  return files;
+}
+
+/** Write a build to `dir` (emptied first). */
+export async function writeBrowserBuild(which: BrowserBuild, dir = path.join(packageRoot(), BUILD_FOLDERS[which])): Promise<FileSet> {
+  const files = await buildBrowser(which);
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  for (const [name, f] of files) {
+    if (f.body) fs.writeFileSync(path.join(dir, name), f.body);
+    else fs.copyFileSync(f.file!, path.join(dir, name));
+  }
+  return files;
+}
