@@ -23,6 +23,7 @@ import { checkpointTarget } from '../checkpoint/source.js';
 import { packageRoot } from '../util/package-files.js';
 import { UserError } from '../util/errors.js';
 import { ProgressBar } from '../util/progress.js';
+import { quantile } from '../util/stats.js';
 
 export interface ServeBenchOptions {
   /** Run folder or checkpoint to serve; the peer loads the same checkpoint's decoder weights. */
@@ -85,7 +86,6 @@ export const SERVE_BENCH_DEFAULTS = { peerThreads: 2, maxQueue: 16 } as const;
 
 const CLIENT_TIMEOUT_MS = 120_000;
 
-const percentile = (sorted: number[], q: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]);
 const round1 = (x: number) => Math.round(x * 10) / 10;
 
 interface Sample { ms: number; status: string; batch?: number }
@@ -114,7 +114,7 @@ function summarise(samples: Sample[], seconds: number): LoadStats {
     requests: samples.length, ok: ok.length, errors, seconds: round1(seconds),
     captions_per_s: Math.round((ok.length / seconds) * 100) / 100,
     latency_ms: {
-      p50: round1(percentile(latencies, 0.5)), p95: round1(percentile(latencies, 0.95)), p99: round1(percentile(latencies, 0.99)),
+      p50: round1(quantile(latencies, 0.5)), p95: round1(quantile(latencies, 0.95)), p99: round1(quantile(latencies, 0.99)),
       mean: round1(latencies.reduce((s, x) => s + x, 0) / Math.max(1, latencies.length)), max: round1(latencies.at(-1) ?? NaN),
     },
     ...(batches.length > 0 ? { mean_batch_size: Math.round((batches.reduce((s, b) => s + b, 0) / batches.length) * 100) / 100 } : {}),
