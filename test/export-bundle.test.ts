@@ -119,12 +119,15 @@ test('a bundle captions exactly as its checkpoint: same captions, log-probs with
     assertSame(a.beam, b.beam, 1e-4, 'beam 3');
     assert.equal(b.beam[0].alternatives.length, 3);
     assert.equal(b.beam[0].alternatives[0].caption, b.beam[0].caption);
-    // alternatives are opt-in; without them the best caption is bit for bit the same
+    // alternatives are opt-in; without them the best caption is the same. Its log-prob may differ in the last
+    // bits: images that stop at other steps change the batch's row count, and a BLAS may round by row count.
     for (const captioner of [native, onnx]) {
       const plain = await captioner.captionBatch(Object.values(fx.images), { beam: 3 });
       const withAlternatives = captioner === native ? a.beam : b.beam;
       assert.ok(plain.every((c) => c.alternatives.length === 0));
-      assert.deepEqual(plain.map((c) => [c.caption, c.logProb, c.ids]), withAlternatives.map((c) => [c.caption, c.logProb, c.ids]));
+      assert.deepEqual(plain.map((c) => [c.caption, c.ids]), withAlternatives.map((c) => [c.caption, c.ids]));
+      plain.forEach((c, i) => assert.ok(Math.abs(c.logProb - withAlternatives[i].logProb) <= 1e-6 * Math.max(1, Math.abs(c.logProb)),
+        `log-prob with and without alternatives: ${c.logProb} vs ${withAlternatives[i].logProb}`));
       assert.equal((await captioner.caption(fx.images.red, { beam: 3, alternatives: 2 })).alternatives.length, 2);
     }
     assert.equal(native.info.modelId, onnx.info.modelId, 'a checkpoint and its bundle have one model id');
