@@ -8,10 +8,15 @@ import path from 'node:path';
 
 /** Replace `file` with `data` (a string, bytes, or byte chunks written back to back). */
 export function writeFileAtomic(file: string, data: string | Uint8Array | readonly Uint8Array[]): void {
-  replaceAtomically(file, (fd) => {
-    if (typeof data === 'string') fs.writeSync(fd, data);
-    else if (data instanceof Uint8Array) fs.writeSync(fd, data);
-    else for (const chunk of data) fs.writeSync(fd, chunk);
+  replaceAtomically(file, (tmp) => {
+    const fd = fs.openSync(tmp, 'w');
+    try {
+      if (typeof data === 'string') fs.writeSync(fd, data);
+      else if (data instanceof Uint8Array) fs.writeSync(fd, data);
+      else for (const chunk of data) fs.writeSync(fd, chunk);
+    } finally {
+      fs.closeSync(fd);
+    }
   });
 }
 
@@ -22,29 +27,16 @@ export function writeJsonAtomic(file: string, value: unknown): void {
 
 /** Replace `to` with a copy of `from`. */
 export function copyFileAtomic(from: string, to: string): void {
-  const tmp = tempName(to);
-  try {
-    fs.copyFileSync(from, tmp);
-    const fd = fs.openSync(tmp, 'r+');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, to);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-  fsyncFolder(path.dirname(to));
+  replaceAtomically(to, (tmp) => fs.copyFileSync(from, tmp));
 }
 
-function replaceAtomically(file: string, write: (fd: number) => void): void {
+/** `fill` writes the temporary file; it is then fsynced and renamed over `file`, and the folder fsynced. */
+function replaceAtomically(file: string, fill: (tmp: string) => void): void {
   const tmp = tempName(file);
   try {
-    const fd = fs.openSync(tmp, 'w');
+    fill(tmp);
+    const fd = fs.openSync(tmp, 'r+');
     try {
-      write(fd);
       fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);
