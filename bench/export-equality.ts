@@ -9,8 +9,8 @@
  *  3. image files: `loadCaptioner(checkpoint, native)` (sat features' encoder graph + native decoder) vs
  *     `loadCaptioner(bundle, onnx)` (the bundle's encoder.onnx + decoder graphs), greedy and beam 3.
  *
- *   node --import tsx bench/export-equality.ts --model /work/runs/f8k/ck-xe5-cblas \
- *     --encoder-weights ../shared/models/mobilenet_v2_1.0_224 [--run /work/runs/f8k] [--images 200] [--json]
+ *   node --import tsx bench/export-equality.ts --model runs/f8k/ck-xe5-cblas \
+ *     --encoder-weights ../shared/models/mobilenet_v2_1.0_224 [--run runs/f8k] [--images 200] [--json]
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -29,13 +29,14 @@ import { loadRun } from '../src/dataset/prepare.js';
 import { runFeatureDir } from '../src/features/run-features.js';
 
 const { values } = parseArgs({ options: {
-  model: { type: 'string', default: '/work/runs/f8k/ck-xe5-cblas' },
+  model: { type: 'string' },
   run: { type: 'string' },
   'encoder-weights': { type: 'string' },
   images: { type: 'string', default: '200' },
   out: { type: 'string', default: 'out/export-equality-bundle' },
   json: { type: 'boolean' },
 } });
+if (!values.model) throw new Error('usage: node --import tsx bench/export-equality.ts --model RUN_OR_CHECKPOINT [--encoder-weights DIR] [--run DIR] [--images 200] [--json]');
 const N = Number(values.images);
 const encoder = values['encoder-weights'] ? { weights: values['encoder-weights'] } : undefined;
 const log = (s: string) => console.error(s);

@@ -4,8 +4,8 @@
  * `sat eval --beam 3`), scored with src/metrics (pycocoevalcap's BLEU/ROUGE-L/CIDEr-D). Peers in the same run:
  * the native model on the stored features (exactly `sat eval --beam 3`) and on the image files.
  *
- *   node --import tsx bench/export-quality.ts --model /work/runs/f8k/ck-xe5-cblas \
- *     --encoder-weights ../shared/models/mobilenet_v2_1.0_224 [--run /work/runs/f8k] [--images 1000] [--out out/bundles] [--json]
+ *   node --import tsx bench/export-quality.ts --model runs/f8k/ck-xe5-cblas \
+ *     --encoder-weights ../shared/models/mobilenet_v2_1.0_224 [--run runs/f8k] [--images 1000] [--out out/bundles] [--json]
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -27,13 +27,14 @@ import { runFeatureDir } from '../src/features/run-features.js';
 import { ProgressBar } from '../src/util/progress.js';
 
 const { values } = parseArgs({ options: {
-  model: { type: 'string', default: '/work/runs/f8k/ck-xe5-cblas' },
+  model: { type: 'string' },
   run: { type: 'string' },
   'encoder-weights': { type: 'string' },
   images: { type: 'string', default: '1000' },
   out: { type: 'string', default: 'out/bundles' },
   json: { type: 'boolean' },
 } });
+if (!values.model) throw new Error('usage: node --import tsx bench/export-quality.ts --model RUN_OR_CHECKPOINT [--encoder-weights DIR] [--run DIR] [--images 1000] [--out out/bundles] [--json]');
 const encoder = values['encoder-weights'] ? { weights: values['encoder-weights'] } : undefined;
 const src = await openCheckpointSource(values.model!, encoder);
 const runDir = values.run ?? src.ckpt.meta.run ?? path.dirname(path.resolve(values.model!));
