@@ -115,10 +115,10 @@ export interface LoadedCheckpoint<Config = Record<string, unknown>> {
 }
 
 /**
- * Load a checkpoint given its .safetensors file, its .json file, or a checkpoints folder (then
- * `best` if present, else `latest`; pass `prefer: 'latest'` to resume).
+ * The weights file `target` names: a .safetensors file, its .json, or a folder's best (else latest) checkpoint
+ * (`prefer: 'latest'` takes only latest). Refuses a folder without one, or a file that does not exist.
  */
-export function loadCheckpoint<Config = Record<string, unknown>>(target: string, prefer: 'best' | 'latest' = 'best'): LoadedCheckpoint<Config> {
+export function checkpointFile(target: string, prefer: 'best' | 'latest' = 'best'): string {
   let file = target;
   if (fs.existsSync(target) && fs.statSync(target).isDirectory()) {
     const order = prefer === 'best' ? ['best', 'latest'] as const : ['latest'] as const;
@@ -132,6 +132,15 @@ export function loadCheckpoint<Config = Record<string, unknown>>(target: string,
     file = target.slice(0, -'.json'.length) + '.safetensors';
   }
   if (!fs.existsSync(file)) throw new UserError(`Checkpoint ${file} does not exist. Check the path.`);
+  return file;
+}
+
+/**
+ * Load a checkpoint given its .safetensors file, its .json file, or a checkpoints folder (then
+ * `best` if present, else `latest`; pass `prefer: 'latest'` to resume).
+ */
+export function loadCheckpoint<Config = Record<string, unknown>>(target: string, prefer: 'best' | 'latest' = 'best'): LoadedCheckpoint<Config> {
+  const file = checkpointFile(target, prefer);
   const { tensors, metadata } = readSafetensors(file);
   const raw = metadata[META_KEY];
   if (!raw) throw new UserError(`${file} has no "${META_KEY}" metadata: it was not written by sat train.`);

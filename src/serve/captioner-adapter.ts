@@ -7,7 +7,7 @@
  *   N images x k beams -> captions with words, attention and the beam's alternatives
  */
 import fs from 'node:fs';
-import path from 'node:path';
+import { checkpointFile } from '../checkpoint/checkpoint.js';
 import { checkpointTarget } from '../checkpoint/source.js';
 import type { Captioner } from '../decode/captioner-api.js';
 import type { EncoderOptions } from '../encoders/registry.js';
@@ -61,22 +61,14 @@ function bundleDetails(m: BundleManifest): Record<string, unknown> {
   return { format: m.format, createdAt: m.createdAt, dtype: m.dtype, decoder: m.model, source: m.source };
 }
 
-const readJson = (file: string): Record<string, unknown> | null => {
-  try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-  } catch {
-    return null;
-  }
-};
-
-/** The JSON beside the checkpoint that loadCaptioner picks (best before latest). */
+/** What the JSON beside the checkpoint that loadCaptioner picks (best before latest) says about it. */
 function checkpointDetails(source: string): Record<string, unknown> {
-  const target = checkpointTarget(source);
-  const candidates = fs.statSync(target).isDirectory()
-    ? ['best.json', 'latest.json'].map((f) => path.join(target, f))
-    : [target.replace(/\.(safetensors|json)$/, '.json')];
-  const meta = candidates.map(readJson).find((m) => m !== null) as { format?: string; createdAt?: string; model?: unknown; progress?: { epoch?: number; best?: unknown } } | undefined;
-  if (!meta) return {};
+  let meta: { format?: string; createdAt?: string; model?: unknown; progress?: { epoch?: number; best?: unknown } };
+  try {
+    meta = JSON.parse(fs.readFileSync(checkpointFile(checkpointTarget(source)).replace(/\.safetensors$/, '.json'), 'utf8'));
+  } catch {
+    return {};
+  }
   return { format: meta.format, createdAt: meta.createdAt, decoder: meta.model, epochs: meta.progress?.epoch ?? null, best: meta.progress?.best ?? null };
 }
 
