@@ -13,9 +13,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { checkpointFile } from '../src/checkpoint/checkpoint.js';
-import { checkpointTarget, openCheckpointSource } from '../src/checkpoint/source.js';
-import { loadCaptioner } from '../src/export/load.js';
+import { checkpointWeightsFile } from '../src/checkpoint/checkpoint.js';
+import { openCheckpointSource } from '../src/checkpoint/source.js';
+import { loadCaptioner } from '../src/models/load-captioner.js';
 import { loadRgb } from '../src/features/image.js';
 import { encodeImages } from '../src/features/onnx-encoder.js';
 import { createEncoderRunner } from '../src/features/runner.js';
@@ -55,7 +55,7 @@ fs.writeFileSync(featureFile, npy(features, [files.length, spec.locations, spec.
 const captioner = await loadCaptioner(values.model, { backend: 'native', encoder });
 const ours = await captioner.captionBatch(files, { beam });
 await captioner.dispose();
-const checkpoint = checkpointFile(checkpointTarget(values.model));
+const checkpoint = checkpointWeightsFile(values.model);
 const peerScript = path.join(import.meta.dirname, '..', 'bench', 'serve_torch.py');
 const peer = execFileSync(values.python!, [peerScript, '--checkpoint', checkpoint, '--caption-features', featureFile, '--beam', String(beam)], { encoding: 'utf8' })
   .trim().split('\n').map((line) => JSON.parse(line) as { caption: string; log_prob: number });

@@ -29,14 +29,22 @@ export { saveCheckpoint, loadCheckpoint, restoreModel } from './checkpoint/check
 // decoding, attention figures, evaluation and metrics
 export { decodeImages } from './decode/index.js';
 // one Captioner API on the native addon or onnxruntime (bundles from `sat export`; the browser entry is show-attend-tell/web)
-export { loadCaptioner, loadBundleCaptioner, CAPTIONER_BACKENDS } from './export/load.js';
-export type { LoadCaptionerOptions, NodeImageInput, RgbImage, CaptionerBackend } from './export/load.js';
+export { loadCaptioner, loadBundleCaptioner, CAPTIONER_BACKENDS } from './models/load-captioner.js';
+export type { LoadCaptionerOptions, NodeImageInput, RgbImage, CaptionerBackend } from './models/load-captioner.js';
+// models by name, path or URL: the shipped default, the cache, installs from a bundle's manifest URL
+export { resolveModelSource, locateModel } from './models/source.js';
+export type { ModelSource, ModelLocation, ModelOrigin, ResolveModelOptions } from './models/source.js';
+export { DEFAULT_MODEL_NAME } from './models/default-model.js';
+export { listInstalledModels, removeInstalledModel } from './models/installed.js';
+export type { InstalledModel } from './models/installed.js';
+export { installModelFromUrl } from './models/install.js';
+export type { InstallOptions } from './models/install.js';
 export { checkCaptionOptions, CAPTION_OPTION_LIMITS } from './decode/captioner-api.js';
 export type { Captioner, CaptionOptions, CaptionResult, CaptionWord, CaptionAlternativeText, CaptionerInfo } from './decode/captioner-api.js';
 export { buildBundle, writeBundle } from './export/bundle.js';
 export { readBundleFolder, readManifest } from './export/bundle-folder.js';
 export type { Bundle } from './export/bundle-backend.js';
-export type { BundleManifest } from './export/manifest.js';
+export type { BundleManifest, ModelCard } from './export/manifest.js';
 export { attentionGrid, upsampleBilinear, heatMap, heatColour } from './figures/heat.js';
 export { renderAttentionFigure } from './figures/attention.js';
 export { evaluate } from './eval/evaluate.js';
