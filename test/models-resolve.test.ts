@@ -13,6 +13,7 @@ import { DEFAULT_MODEL_NAME } from '../src/models/default-model.js';
 import { listInstalledModels, removeInstalledModel } from '../src/models/installed.js';
 import { loadCaptioner } from '../src/models/load-captioner.js';
 import { resolveModelSource } from '../src/models/source.js';
+import { defaultModelUrl } from '../src/web/index.js';
 import { sat } from './cli-run.js';
 import { makeBundleFixture, type BundleFixture } from './models-fixture.js';
 
@@ -112,4 +113,11 @@ test('remove deletes a cached model, refuses a shipped one, and lists the instal
   assert.equal(fs.existsSync(path.join(cacheModelsDir, 'doomed')), false);
   assert.deepEqual(fs.readdirSync(cacheModelsDir).sort(), [DEFAULT_MODEL_NAME, 'mine']);
   assert.throws(() => removeInstalledModel('doomed', places), /no model named "doomed" is installed\. Installed models: .*mine \(cache\)/);
+});
+
+test('in browsers the shipped model is found beside the script, in the installed package\'s models/ folder', () => {
+  assert.equal(defaultModelUrl('https://cdn.example/npm/show-attend-tell@0.1.0/dist/web/show-attend-tell.mjs'),
+    `https://cdn.example/npm/show-attend-tell@0.1.0/models/${DEFAULT_MODEL_NAME}/`);
+  assert.equal(defaultModelUrl('http://localhost:8080/node_modules/show-attend-tell/dist/web/show-attend-tell.mjs'),
+    `http://localhost:8080/node_modules/show-attend-tell/models/${DEFAULT_MODEL_NAME}/`);
 });
