@@ -19,7 +19,6 @@
 import fs from 'node:fs';
 import sharp from 'sharp';
 import { createCaptioner, type Captioner } from '../decode/captioner-api.js';
-import { nativeCaptionBackend } from '../decode/native-backend.js';
 import type { EncoderOptions } from '../encoders/registry.js';
 import { fetchImageUrl, isImageUrl } from '../features/image-url.js';
 import { DEFAULT_MAX_PIXELS, ImageLoadError, loadRgb } from '../features/image.js';
@@ -28,7 +27,6 @@ import { nodeOrt, nodeSessionOptions } from '../features/runner.js';
 import { UserError } from '../util/errors.js';
 import { bundleBackend, type Bundle } from '../export/bundle-backend.js';
 import { readBundleFolder, readManifest } from '../export/bundle-folder.js';
-import { buildBundle } from '../export/bundle.js';
 import type { BundleDtype } from '../export/weights.js';
 import type { InstallOptions } from './install.js';
 import { locateModel, type ModelLocation } from './source.js';
@@ -90,6 +88,8 @@ export async function loadLocatedCaptioner(model: ModelLocation, opts: LoadCapti
   if (bundle && encoder) throw new UserError(`${model.path} is an exported bundle with its own encoder.onnx: encoder options do not apply.`);
   let captioner: Captioner<NodeImageInput>;
   if (backend === 'native') {
+    // Loaded on use: a bundle needs neither the native addon nor the encoder builders (faster `sat caption` start).
+    const { nativeCaptionBackend } = await import('../decode/native-backend.js');
     const native = await nativeCaptionBackend(model.path, {
       encoder, threads: opts.threads, preprocess: (image: NodeImageInput, size) => preprocessImage(image, size, opts),
     });
@@ -97,6 +97,7 @@ export async function loadLocatedCaptioner(model: ModelLocation, opts: LoadCapti
   } else if (bundle) {
     captioner = await loadBundleCaptioner(await readBundleFolder(model.path), model.path, opts);
   } else {
+    const { buildBundle } = await import('../export/bundle.js');
     captioner = await loadBundleCaptioner(await buildBundle(model.path, { dtype: opts.dtype, encoder }), model.path, opts);
   }
   if (model.name !== undefined) captioner.info.modelName = model.name;
