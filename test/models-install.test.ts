@@ -107,6 +107,14 @@ test('redirects are followed; a redirect loop is refused', async () => {
   assert.deepEqual(cached(), ['good', 'via-redirect']);
 });
 
+test('two installs of one URL at once end with one model and no leftovers', async () => {
+  publish('twice');
+  const [a, b] = await Promise.all([installModelFromUrl(`${base}/twice/manifest.json`), installModelFromUrl(`${base}/twice/manifest.json`)]);
+  assert.equal(a.path, b.path);
+  assert.equal(a.name, 'twice');
+  assert.deepEqual(cached().filter((n) => n.startsWith('.') || n.startsWith('twice')), ['twice']);
+});
+
 test('the card names the install; a pinned manifest SHA-256 is checked first', async () => {
   const manifest = files.get('/named/manifest.json')!;
   const wrong = sha(Buffer.from('something else'));
