@@ -1,6 +1,6 @@
 """The captioning model in PyTorch, written independently of the C++ core, for the reference fixture
-(scripts/torch_reference.py), the speed peers (bench/train_torch.py, bench/serve_torch.py) and the tutorial's
-recipe in PyTorch (scripts/torch_train_tutorial.py); with the reader of `sat train` checkpoints they all use.
+(scripts/torch_reference.py), the speed peers (peers/train_torch.py, peers/serve_torch.py) and the tutorial's
+recipe in PyTorch (peers/torch_train_tutorial.py); with the reader of `sat train` checkpoints they all use.
 
 Same model and parameter layout as src/model (Keras [in, out] kernels, GRU reset_after=True with gate
 blocks z, r, n, input = concat(context, embedding)). Only PyTorch autograd computes gradients here.
