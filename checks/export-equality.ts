@@ -30,7 +30,7 @@ import { OnnxDecoderModel } from '../src/model/onnx-model.js';
 import { openFeatureStore } from '../src/features/store.js';
 import { createModel } from '../src/model/index.js';
 import { loadRun } from '../src/dataset/prepare.js';
-import { runFeatureDir } from '../src/features/run-features.js';
+import { runFeatureDir } from '../src/features/run-feature-store.js';
 
 const { values } = parseArgs({ options: {
   model: { type: 'string' },

@@ -26,7 +26,7 @@ import { tokenizeCaption } from '../src/metrics/ptb-tokenizer.js';
 import { scoreTokenized, type Scores } from '../src/metrics/score.js';
 import { createModel } from '../src/model/index.js';
 import { loadRun } from '../src/dataset/prepare.js';
-import { runFeatureDir } from '../src/features/run-features.js';
+import { runFeatureDir } from '../src/features/run-feature-store.js';
 import { ProgressBar } from '../src/util/progress.js';
 
 const { values } = parseArgs({ options: {

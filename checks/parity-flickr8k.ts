@@ -38,7 +38,7 @@ import { seededSubset } from '../src/util/rng.js';
 import { readHypotheses, readReferences } from '../src/metrics/caption-files.js';
 import { scoreCaptions, type Scores } from '../src/metrics/score.js';
 import { loadRun } from '../src/dataset/prepare.js';
-import { runFeatureDir } from '../src/features/run-features.js';
+import { runFeatureDir } from '../src/features/run-feature-store.js';
 
 const { values } = parseArgs({
   options: {

@@ -18,7 +18,7 @@ import { checkpointTarget, openCheckpointSource } from '../src/checkpoint/source
 import { loadCaptioner } from '../src/export/load.js';
 import { loadRgb } from '../src/features/image.js';
 import { encodeImages } from '../src/features/onnx-encoder.js';
-import { createEncoderRunner } from '../src/features/runner.js';
+import { createEncoderRunner } from '../src/features/node-onnxruntime.js';
 import { torchPeerCommand, torchPeerPath } from '../src/bench/torch-peer.js';
 
 const { values } = parseArgs({

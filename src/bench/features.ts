@@ -15,7 +15,7 @@ import { resolveEncoder, type EncoderOptions } from '../encoders/registry.js';
 import { UserError } from '../util/errors.js';
 import { median } from '../util/stats.js';
 import { DEFAULT_BATCH, extractFeatures } from '../features/extract.js';
-import { createEncoderRunner } from '../features/runner.js';
+import { createEncoderRunner } from '../features/node-onnxruntime.js';
 import { torchPeerCommand, torchPeerPath } from './torch-peer.js';
 
 export interface FeaturesBenchOptions {
