@@ -11,7 +11,7 @@
  *   4 src/decode, src/export
  *   5 src/train, src/eval          (eval may import train; train never imports eval)
  *   6 src/demo, src/serve, src/bench, src/web
- *   7 src/cli, src/cli.ts, src/index.ts
+ *   7 src/cli, src/cli.ts, src/index.ts, src/internals.ts
  *
  * bench/ (measurements), checks/ (correctness checks on real data) and scripts/ (fixture writers, dev tools) sit
  * outside the package's layers and may import anything in src/; src/ never imports them. peers/ holds Python only.
@@ -24,7 +24,7 @@ const RANKS = [
   { name: 'decoding', folders: ['decode', 'export'] },
   { name: 'training', folders: ['train', 'eval'] },
   { name: 'applications', folders: ['demo', 'serve', 'bench', 'web'] },
-  { name: 'entry points', folders: ['cli'], files: ['cli.ts', 'index.ts'] },
+  { name: 'entry points', folders: ['cli'], files: ['cli.ts', 'index.ts', 'internals.ts'] },
 ];
 
 const escape = (s) => s.replace(/[.]/g, '\\.');
