@@ -15,7 +15,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { RENAMED_PARAMETERS } from '../model/binding.js';
+import { RENAMED_PARAMETERS } from '../model/params.js';
 import type { CaptionModel, ModelConfig } from '../model/types.js';
 import type { TrainingPrecision } from '../model/precision.js';
 import type { RngState } from '../util/rng.js';

@@ -23,7 +23,7 @@ import type { EncoderOptions } from '../encoders/registry.js';
 import { fetchImageUrl, isImageUrl } from '../features/image-url.js';
 import { DEFAULT_MAX_PIXELS, ImageLoadError, loadRgb } from '../features/image.js';
 import { asPixelBuffer, PIXELS_SHAPE, type RgbImage } from '../features/resize.js';
-import { nodeOrt, nodeSessionOptions } from '../features/runner.js';
+import { nodeOrt, nodeSessionOptions } from '../features/node-onnxruntime.js';
 import { UserError } from '../util/errors.js';
 import { bundleBackend, type Bundle } from '../export/bundle-backend.js';
 import { readBundleFolder, readManifest } from '../export/bundle-folder.js';

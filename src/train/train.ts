@@ -9,7 +9,7 @@ import {
   bf16Unavailable, createModel, resolvePrecision, type Precision, type PrecisionChoice, type TrainingPrecision,
 } from '../model/index.js';
 import type { FeatureStoreReader } from '../features/types.js';
-import { openRunFeatures } from '../features/run-features.js';
+import { openRunFeatures } from '../features/run-feature-store.js';
 import { runPaths } from '../dataset/run.js';
 import { loadRun } from '../dataset/prepare.js';
 import type { Vocabulary } from '../vocab/vocabulary.js';
