@@ -8,7 +8,7 @@
  *   1 src/vocab, src/dataset, src/encoders, src/metrics, src/figures
  *   2 src/features
  *   3 src/model, src/checkpoint
- *   4 src/decode, src/export
+ *   4 src/decode, src/export, src/models   (models: what a model source names, loadCaptioner, installs)
  *   5 src/train, src/eval          (eval may import train; train never imports eval)
  *   6 src/demo, src/serve, src/bench, src/web
  *   7 src/cli, src/cli.ts, src/index.ts, src/internals.ts
@@ -21,7 +21,7 @@ const RANKS = [
   { name: 'data', folders: ['vocab', 'dataset', 'encoders', 'metrics', 'figures'] },
   { name: 'features', folders: ['features'] },
   { name: 'model', folders: ['model', 'checkpoint'] },
-  { name: 'decoding', folders: ['decode', 'export'] },
+  { name: 'decoding', folders: ['decode', 'export', 'models'] },
   { name: 'training', folders: ['train', 'eval'] },
   { name: 'applications', folders: ['demo', 'serve', 'bench', 'web'] },
   { name: 'entry points', folders: ['cli'], files: ['cli.ts', 'index.ts', 'internals.ts'] },

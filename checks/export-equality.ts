@@ -24,7 +24,7 @@ import { openCheckpointSource } from '../src/checkpoint/source.js';
 import { decodeImages, decodeImagesAsync, decodeVocab } from '../src/decode/index.js';
 import { logSumExpRows } from '../src/decode/logits.js';
 import { buildBundle, writeBundle } from '../src/export/bundle.js';
-import { loadCaptioner } from '../src/export/load.js';
+import { loadCaptioner } from '../src/models/load-captioner.js';
 import type { OrtNamespace } from '../src/encoders/onnx/runtime.js';
 import { OnnxDecoderModel } from '../src/model/onnx-model.js';
 import { openFeatureStore } from '../src/features/store.js';

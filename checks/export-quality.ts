@@ -19,7 +19,7 @@ import { openCheckpointSource } from '../src/checkpoint/source.js';
 import { decodeVocab } from '../src/decode/index.js';
 import { decodeStoreImages } from '../src/decode/store.js';
 import { buildBundle, writeBundle } from '../src/export/bundle.js';
-import { loadCaptioner, type NodeImageInput } from '../src/export/load.js';
+import { loadCaptioner, type NodeImageInput } from '../src/models/load-captioner.js';
 import { BUNDLE_DTYPES } from '../src/export/weights.js';
 import { openFeatureStore } from '../src/features/store.js';
 import { tokenizeCaption } from '../src/metrics/ptb-tokenizer.js';

@@ -13,9 +13,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { checkpointFile } from '../src/checkpoint/checkpoint.js';
-import { checkpointTarget, openCheckpointSource } from '../src/checkpoint/source.js';
-import { loadCaptioner } from '../src/export/load.js';
+import { checkpointWeightsFile } from '../src/checkpoint/checkpoint.js';
+import { openCheckpointSource } from '../src/checkpoint/source.js';
+import { loadCaptioner } from '../src/models/load-captioner.js';
 import { loadRgb } from '../src/features/image.js';
 import { encodeImages } from '../src/features/onnx-encoder.js';
 import { createEncoderRunner } from '../src/features/node-onnxruntime.js';
@@ -56,7 +56,7 @@ fs.writeFileSync(featureFile, npy(features, [files.length, spec.locations, spec.
 const captioner = await loadCaptioner(values.model, { backend: 'native', encoder });
 const ours = await captioner.captionBatch(files, { beam });
 await captioner.dispose();
-const checkpoint = checkpointFile(checkpointTarget(values.model));
+const checkpoint = checkpointWeightsFile(values.model);
 const peerCommand = torchPeerCommand(values.python!, 'serve_torch', ['--checkpoint', torchPeerPath(checkpoint), '--caption-features', featureFile, '--beam', String(beam)]);
 const peer = execFileSync(peerCommand.command, peerCommand.args, { encoding: 'utf8', cwd: peerCommand.cwd })
   .trim().split('\n').map((line) => JSON.parse(line) as { caption: string; log_prob: number });

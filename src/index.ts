@@ -14,7 +14,8 @@
  *   await extractFeatures({ images: run.images, model: encoder, dir: `runs/shapes/features/${encoder.spec.id}` });
  *   await train({ runDir: 'runs/shapes', overrides: { epochs: 8 } });                      // runs/shapes/checkpoints
  *
- *   const captioner = await loadCaptioner('runs/shapes');       // a run, a checkpoint or an exported bundle
+ *   const captioner = await loadCaptioner('runs/shapes');       // a run, a checkpoint, a bundle, a model name or URL;
+ *                                                                // loadCaptioner() alone: the shipped Flickr8k model
  *   const { caption, words } = await captioner.caption(run.images[0].path, { beam: 3 });
  *   console.log(caption, words.map((w) => w.word));
  *   await captioner.dispose();
@@ -49,16 +50,24 @@ export { runDemo } from './demo/demo.js';
 export { saveCheckpoint, loadCheckpoint, restoreModel } from './checkpoint/checkpoint.js';
 
 // captioning: one Captioner API on the native addon or onnxruntime (bundles from `sat export`), and stored features
-export { loadCaptioner, CAPTIONER_BACKENDS } from './export/load.js';
-export type { LoadCaptionerOptions, NodeImageInput, RgbImage, CaptionerBackend } from './export/load.js';
+export { loadCaptioner, CAPTIONER_BACKENDS } from './models/load-captioner.js';
+export type { LoadCaptionerOptions, NodeImageInput, RgbImage, CaptionerBackend } from './models/load-captioner.js';
 export { CAPTION_OPTION_LIMITS } from './decode/captioner-api.js';
+// models by name, path or URL: the shipped default, the cache, installs from a bundle's manifest URL (docs/models.md)
+export { resolveModelSource } from './models/source.js';
+export type { ModelSource, ModelOrigin } from './models/source.js';
+export { listInstalledModels, removeInstalledModel } from './models/installed.js';
+export type { InstalledModel } from './models/installed.js';
+export { installModelFromUrl } from './models/install.js';
+export type { InstallOptions } from './models/install.js';
+export { DEFAULT_MODEL_NAME } from './models/default-model.js';
 export type { Captioner, CaptionOptions, CaptionResult, CaptionWord, CaptionAlternativeText, CaptionerInfo } from './decode/captioner-api.js';
 export { decodeImages, decodeVocab } from './decode/index.js';
 export type { DecodeOptions, DecodedCaption, DecodeStrategy, DecodeVocab } from './decode/index.js';
 export { buildBundle, writeBundle } from './export/bundle.js';
 export { readManifest } from './export/bundle-folder.js';
 export type { Bundle } from './export/bundle-backend.js';
-export type { BundleManifest } from './export/manifest.js';
+export type { BundleManifest, ModelCard } from './export/manifest.js';
 
 // evaluation: metrics and attention figures
 export { evaluate } from './eval/evaluate.js';

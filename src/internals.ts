@@ -13,7 +13,9 @@ export type { TrainBatch, DecoderState, StepOutput } from './model/types.js';
 
 // captioning internals: option checks, bundles already read, the service's engine
 export { checkCaptionOptions } from './decode/captioner-api.js';
-export { loadBundleCaptioner } from './export/load.js';
+export { loadBundleCaptioner, loadLocatedCaptioner } from './models/load-captioner.js';
+export { locateModel } from './models/source.js';
+export type { ModelLocation, ResolveModelOptions } from './models/source.js';
 export { readBundleFolder } from './export/bundle-folder.js';
 export type { EngineInfo, DecodeSettings } from './serve/engine.js';
 

@@ -9,18 +9,19 @@ import fs from 'node:fs';
 import ts from 'typescript';
 
 const PUBLIC_VALUES = [
-  'CAPTIONER_BACKENDS', 'CAPTION_OPTION_LIMITS', 'DATASET_KINDS', 'DEFAULT_ENCODER', 'DEFAULT_SERVE_OPTIONS', 'ENCODERS',
-  'GRU_STATES', 'INIT_STATES', 'Vocabulary', 'buildBundle', 'createModel', 'decodeImages', 'decodeVocab', 'evaluate',
-  'extractFeatures', 'imagesOf', 'loadCaptioner', 'loadCaptionerEngine', 'loadCheckpoint', 'loadRun', 'openFeatureStore',
-  'prepareRun', 'readManifest', 'renderAttentionFigure', 'resolveEncoder', 'restoreModel', 'runDemo', 'saveCheckpoint',
-  'scoreCaptions', 'startServer', 'tokenize', 'train', 'writeBundle',
+  'CAPTIONER_BACKENDS', 'CAPTION_OPTION_LIMITS', 'DATASET_KINDS', 'DEFAULT_ENCODER', 'DEFAULT_MODEL_NAME', 'DEFAULT_SERVE_OPTIONS',
+  'ENCODERS', 'GRU_STATES', 'INIT_STATES', 'Vocabulary', 'buildBundle', 'createModel', 'decodeImages', 'decodeVocab', 'evaluate',
+  'extractFeatures', 'imagesOf', 'installModelFromUrl', 'listInstalledModels', 'loadCaptioner', 'loadCaptionerEngine',
+  'loadCheckpoint', 'loadRun', 'openFeatureStore', 'prepareRun', 'readManifest', 'removeInstalledModel', 'renderAttentionFigure',
+  'resolveEncoder', 'resolveModelSource', 'restoreModel', 'runDemo', 'saveCheckpoint', 'scoreCaptions', 'startServer', 'tokenize',
+  'train', 'writeBundle',
 ];
 const PUBLIC_TYPES = [
   'Bundle', 'BundleManifest', 'CaptionAlternativeText', 'CaptionEngine', 'CaptionModel', 'CaptionOptions', 'CaptionResult',
   'CaptionServer', 'CaptionWord', 'Captioner', 'CaptionerBackend', 'CaptionerInfo', 'Dataset', 'DatasetImage',
   'DecodeOptions', 'DecodeStrategy', 'DecodeVocab', 'DecodedCaption', 'EncoderModel', 'EncoderOptions', 'EncoderSpec',
-  'EvaluateOptions', 'EvaluateResult', 'FeatureStoreReader', 'GruState', 'InitState', 'LoadCaptionerOptions', 'LoadedRun',
-  'ModelConfig', 'NodeImageInput', 'PrepareOptions', 'RgbImage', 'RunInfo', 'Scores', 'ServeOptions', 'Split',
+  'EvaluateOptions', 'EvaluateResult', 'FeatureStoreReader', 'GruState', 'InitState', 'InstallOptions', 'InstalledModel',
+  'LoadCaptionerOptions', 'LoadedRun', 'ModelCard', 'ModelConfig', 'ModelOrigin', 'ModelSource', 'NodeImageInput', 'PrepareOptions', 'RgbImage', 'RunInfo', 'Scores', 'ServeOptions', 'Split',
   'TrainOptions', 'TrainOutcome',
 ];
 
@@ -62,9 +63,9 @@ test('the example of the @file comment uses only public names', () => {
   for (const name of example[1].split(',').map((s) => s.trim()).filter(Boolean)) assert.ok(PUBLIC_VALUES.includes(name), name);
 });
 
-test('package.json publishes the entry, the browser entry and the internals, and nothing else of dist/src', () => {
+test('package.json publishes the entry, the browser entry, the internals and the shipped models, and nothing else of dist/src', () => {
   const manifest = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { exports: Record<string, unknown> };
-  assert.deepEqual(Object.keys(manifest.exports).sort(), ['.', './internals', './package.json', './web', './web/*']);
+  assert.deepEqual(Object.keys(manifest.exports).sort(), ['.', './internals', './models/*', './package.json', './web', './web/*']);
 });
 
 test('show-attend-tell/internals loads and repeats no public name', async () => {

@@ -18,8 +18,7 @@ import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { checkpointFile } from '../checkpoint/checkpoint.js';
-import { checkpointTarget } from '../checkpoint/source.js';
+import { checkpointWeightsFile } from '../checkpoint/checkpoint.js';
 import { UserError } from '../util/errors.js';
 import { ProgressBar } from '../util/progress.js';
 import { quantile } from '../util/stats.js';
@@ -188,7 +187,7 @@ function readImages(dir: string, limit: number): Uint8Array<ArrayBuffer>[] {
 export async function runServeBench(o: ServeBenchOptions): Promise<ServeBenchResult> {
   const { model, concurrency, seconds, rounds, beam } = o;
   const images = readImages(o.images, o.limit);
-  const checkpoint = checkpointFile(checkpointTarget(model));
+  const checkpoint = checkpointWeightsFile(model);
   const load0 = loadavg()[0];
 
   const maxQueue = o.server.maxQueue;

@@ -1,17 +1,19 @@
 /**
- * `sat caption --model RUN_OR_CHECKPOINT_OR_BUNDLE IMAGE_OR_URL...`: caption image files or http(s) URLs with a
- * trained checkpoint (native addon) or an exported bundle (onnxruntime-node), optionally with per-word
- * attention figures (--attention) or machine-readable output (--json). Built on loadCaptioner (src/export/load.ts).
+ * `sat caption [--model NAME|URL|RUN|CHECKPOINT|BUNDLE] IMAGE_OR_URL...`: caption image files or http(s) URLs with
+ * the shipped model (no --model), an installed model, a trained checkpoint (native addon) or an exported bundle
+ * (onnxruntime-node), optionally with per-word
+ * attention figures (--attention) or machine-readable output (--json). Built on loadCaptioner (src/models/load-captioner.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { checkCaptionOptions, strategyOf, type CaptionOptionName, type CaptionOptions, type CaptionResult } from '../decode/captioner-api.js';
-import { checkBackend, loadCaptioner } from '../export/load.js';
+import { checkBackend, loadLocatedCaptioner } from '../models/load-captioner.js';
+import { locateModel } from '../models/source.js';
 import { DEFAULT_MAX_IMAGE_BYTES, isImageUrl } from '../features/image-url.js';
 import { renderAttentionFigure } from '../figures/attention.js';
 import { isSquareGrid } from '../figures/heat.js';
 import { UserError } from '../util/errors.js';
-import { numberOption, requireString, type Command } from './command.js';
+import { numberOption, type Command } from './command.js';
 import { CHECKPOINT_ENCODER_OPTIONS, givenEncoderFlags } from './encoder-options.js';
 
 /** The flag of each caption option. */
@@ -83,11 +85,11 @@ function toJson(c: CaptionResult, image: string, grid: [number, number] | null) 
 
 const command: Command = {
   name: 'caption',
-  summary: 'Caption image files or URLs with a trained checkpoint or bundle (greedy, beam search or sampling), with attention maps',
-  usage: 'sat caption --model RUN_CHECKPOINT_OR_BUNDLE IMAGE_OR_URL... [--beam K] [--sample --temperature T --seed N] [--json] [--attention OUT]',
+  summary: 'Caption image files or URLs with the shipped model, an installed one, a checkpoint or a bundle (greedy, beam, sampling), with attention maps',
+  usage: 'sat caption [--model NAME_URL_RUN_CHECKPOINT_OR_BUNDLE] IMAGE_OR_URL... [--beam K] [--sample --temperature T --seed N] [--json] [--attention OUT]',
   allowPositionals: true,
   options: {
-    model: { type: 'string', description: 'run folder, its checkpoints/ folder, a .safetensors checkpoint (best.* preferred over latest.*), or a bundle folder from sat export' },
+    model: { type: 'string', description: 'an installed model\'s name (`sat models`), a bundle folder from sat export, a run folder, its checkpoints/ folder, a .safetensors checkpoint (best.* preferred over latest.*), or the https URL of a bundle\'s manifest.json (installed once; #sha256=HEX pins it). Default: the shipped model' },
     backend: { type: 'string', description: 'native (the C++ addon; a checkpoint) or onnx (onnxruntime-node; a bundle, or a checkpoint exported in memory). Default: onnx for a bundle, else native' },
     'max-image-mb': { type: 'string', description: `size limit of images downloaded from http(s) URLs, in MiB (default ${DEFAULT_MAX_IMAGE_BYTES / 1024 / 1024})` },
     beam: { type: 'string', description: 'beam search width (default 1: greedy, the most likely word at each step)' },
@@ -102,8 +104,7 @@ const command: Command = {
     ...CHECKPOINT_ENCODER_OPTIONS,
   },
   async run({ values, positionals }) {
-    const model = requireString(values, 'model', 'the run (or checkpoints) folder of a trained model, e.g. --model runs/shapes');
-    if (positionals.length === 0) throw new UserError('no images given: sat caption --model DIR IMAGE... (JPEG or PNG files, or http(s) URLs).');
+    if (positionals.length === 0) throw new UserError('no images given: sat caption [--model MODEL] IMAGE... (JPEG or PNG files, or http(s) URLs).');
     for (const f of positionals) {
       if (isImageUrl(f)) continue;
       if (!fs.existsSync(f)) throw new UserError(`image ${f} does not exist. Check the path.`);
@@ -114,7 +115,8 @@ const command: Command = {
     const maxImageMb = numberOption(values, 'max-image-mb', { min: 0.001 });
     const backend = values.backend === undefined ? undefined : checkBackend(values.backend, '--backend');
 
-    const captioner = await loadCaptioner(model, {
+    const model = await locateModel(typeof values.model === 'string' ? values.model : undefined, { silent: false });
+    const captioner = await loadLocatedCaptioner(model, {
       backend, encoder: givenEncoderFlags(values), maxImageBytes: maxImageMb === undefined ? undefined : Math.round(maxImageMb * 1024 * 1024),
     });
     try {
@@ -128,8 +130,10 @@ const command: Command = {
       for (const image of positionals) rgb.push(await captioner.preprocess(image));
       const pixels = rgb.map((data) => ({ data, width: inputSize, height: inputSize }));
       const captions = await captioner.captionBatch(pixels, options);
+      const { modelId, modelName } = captioner.info;
       if (values.json) {
         console.log(JSON.stringify({
+          model: { id: modelId, ...(modelName !== undefined ? { name: modelName } : {}), origin: model.origin, path: model.path },
           checkpoint: captioner.info.source,
           encoder: id,
           locations,
@@ -137,6 +141,7 @@ const command: Command = {
           captions: captions.map((c, i) => toJson(c, positionals[i], grid)),
         }));
       } else {
+        console.error(`sat caption: model ${modelName !== undefined ? `${modelName} (${model.origin}), id ` : ''}${modelId}`);
         captions.forEach((c, i) => console.log(positionals.length === 1 ? text(c) : `${positionals[i]}\t${text(c)}`));
       }
       for (let i = 0; i < figures.length; i++) {

@@ -1,5 +1,5 @@
 /**
- * The native backend of the Captioner API (`loadCaptioner(..., { backend: 'native' })`, src/export/load.ts):
+ * The native backend of the Captioner API (`loadCaptioner(..., { backend: 'native' })`, src/models/load-captioner.ts):
  *
  *   checkpoint (weights + model config + encoder id) + its vocab.json
  *   -> the same encoder rebuilt and checked against the checkpoint's encoder id, run on onnxruntime-node
