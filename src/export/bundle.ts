@@ -57,7 +57,7 @@ export async function buildBundle(target: string, opts: ExportOptions = {}): Pro
     createdAt: new Date().toISOString(),
     modelId: checkpointModelId(ckpt.file, checkpointSha),
     dtype,
-    source: { checkpoint: path.basename(ckpt.file), sha256: checkpointSha, epoch: meta.progress.epoch, best: meta.progress.best, run: meta.run },
+    source: { checkpoint: path.basename(ckpt.file), sha256: checkpointSha, epoch: meta.progress.epoch, best: meta.progress.best, run: meta.run === null ? null : path.basename(meta.run) },
     model: config,
     encoder: {
       id: spec.id, file: BUNDLE_FILES.encoder, inputName: spec.inputName, outputName: spec.outputName, inputSize: spec.inputSize,

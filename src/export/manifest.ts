@@ -35,7 +35,7 @@ export interface BundleManifest {
     sha256: string;              // of that file
     epoch: number;               // completed training epochs
     best: { epoch: number; score: number; by: string } | null;
-    run: string | null;
+    run: string | null;         // name of the run folder it was trained in (not its path: bundles travel)
   };
   model: ModelConfig;
   encoder: {
