@@ -128,6 +128,11 @@ export interface NativeBinding {
   /** OpenBLAS threads, and OpenMP workers (the elementwise and attention kernels, and oneDNN's matmuls). */
   setThreads(blas: number, workers: number): void;
   threads(): { blas: number; workers: number };
+  /**
+   * dst[i] = the bf16 bits of src[i] (round to nearest even; NaN stays a quiet NaN; denormals become signed zero),
+   * through the conversion of the bf16 training step (native/bf16.h): held to a reference by the tests.
+   */
+  toBf16(src: Float32Array, dst: Uint16Array): void;
   /** Test-only: throws that C++ exception inside an entry point, or runs a product oneDNN refuses ('onednn'): each must arrive as a JS error. */
   throwForTest(kind: 'bad_alloc' | 'length_error' | 'runtime_error' | 'onednn'): never;
 }
