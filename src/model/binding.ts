@@ -140,7 +140,8 @@ export interface NativeBinding {
 let cached: NativeBinding | undefined;
 
 /**
- * Loads build/Release/sat_native.node (built by `npm ci` through node-gyp). SAT_GEMM_BACKEND=cblas|onednn picks the
+ * Loads build/Release/sat_native.node (built by `npm ci` through node-gyp), or the build SAT_NATIVE_ADDON names (a
+ * .node file, e.g. the sanitizer build of `npm run check:sanitize`). SAT_GEMM_BACKEND=cblas|onednn picks the
  * matmul backend for the whole process (default: oneDNN where the build has it), e.g. to run the tests on either.
  */
 export function loadBinding(): NativeBinding {
@@ -148,7 +149,11 @@ export function loadBinding(): NativeBinding {
   // Works from src/model (tsx) and from dist/src/model (compiled): walk up to the package root.
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5 && !existsSync(join(dir, 'binding.gyp')); i++) dir = dirname(dir);
-  const file = join(dir, 'build', 'Release', 'sat_native.node');
+  const alternate = process.env.SAT_NATIVE_ADDON;
+  if (alternate && !existsSync(alternate)) {
+    throw new UserError(`SAT_NATIVE_ADDON=${alternate}: no such file. Give the path of a built sat_native.node, or unset it.`);
+  }
+  const file = alternate || join(dir, 'build', 'Release', 'sat_native.node');
   // Idle OpenMP workers sleep instead of spinning: the elementwise regions alternate with OpenBLAS calls on the
   // same cores, and spinning threads steal them, worst on a busy machine (docs/design.md, "Idle OpenMP workers").
   // Read by libgomp when the addon loads, so set before; a user's setting wins.
