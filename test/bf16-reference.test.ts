@@ -4,8 +4,8 @@
  * the values (the two bf16 neighbours of x and their distances, in float64, which holds them exactly), not with the
  * addon's bit trick; overflow past the largest bf16 rounds to infinity; NaN stays a quiet NaN with its sign and top
  * payload bits; denormal inputs become zero of the same sign (as AVX512-BF16's vcvtneps2bf16 does). The buffers
- * are long and odd-sized so they cross the conversion's 16-wide vector loop, its scalar tail and its parallel
- * chunks (2^15 elements), with 1 and 2 worker threads.
+ * are long and odd-sized so they cross the conversion's 16-wide vector loop, its scalar tail and its chunks (2^15
+ * elements), enough of them to run threaded, with 1 and 2 worker threads.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -61,7 +61,7 @@ test('toBf16 rounds every kind of float like the reference, across vector tails 
   const rng = new Rng(11);
   const special = [0, 0x80000000, 0x7f800000, 0xff800000, 0x7fc00000, 0x7f800001, 0xffbfffff, 0x7f7fffff, 0xff7fffff,
     0x7f7f8000, 0x7f7f7fff, 0x00800000, 0x00800001, 0x0080ffff, 0x00808000, 0x00018000, 0x007fffff, 0x807fffff, 0x00000001];
-  const n = 3 * (1 << 15) + 37;
+  const n = 7 * (1 << 15) + 37;  // over the 2e5 elements at which the conversion's chunks run threaded (native/parallel.h)
   const bits = new Uint32Array(n);
   for (let i = 0; i < n; i++) {
     const r = rng.int(4);
@@ -70,7 +70,7 @@ test('toBf16 rounds every kind of float like the reference, across vector tails 
     bits[i] = r === 0 ? ((random & 0xffff0000) | 0x8000) >>> 0 : r === 1 ? ((random & 0xffff0000) | (rng.int(2) ? 0x7fff : 0x8001)) >>> 0 : random;
   }
   // the special values at the start, at the chunk boundaries and in the last, partial vector
-  for (const at of [0, (1 << 15) - 7, 2 * (1 << 15) - 3, n - special.length]) bits.set(special, at);
+  for (const at of [0, (1 << 15) - 7, 4 * (1 << 15) - 3, n - special.length]) bits.set(special, at);
   const want = Uint16Array.from(bits, referenceBf16);
   for (const threads of [1, 2]) {
     const got = convert(bits, threads);
