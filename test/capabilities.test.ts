@@ -20,10 +20,12 @@ test('SAT_REQUIRE: a list of known capabilities or none; unset, derived from the
   assert.deepEqual([...parseRequire(' bf16 ')], ['bf16']);
   assert.deepEqual([...parseRequire('none')], []);
   assert.deepEqual([...parseRequire('')], []);
-  assert.throws(() => parseRequire('onednn,avx'), /SAT_REQUIRE=onednn,avx: unknown capability "avx"; give a comma-separated list of onednn, bf16, or none/);
+  assert.deepEqual([...parseRequire('onednn,bf16,chromium')], ['onednn', 'bf16', 'chromium']);
+  assert.throws(() => parseRequire('onednn,avx'), /SAT_REQUIRE=onednn,avx: unknown capability "avx"; give a comma-separated list of onednn, bf16, chromium, or none/);
   const derived = requirements({});
   assert.equal(derived.required.has('onednn'), onednnInstallation() !== null, derived.source);
   assert.equal(derived.required.has('bf16'), onednnInstallation() !== null && cpuHasBf16() === true, derived.source);
+  assert.equal(derived.required.has('chromium'), false, 'Chromium only where SAT_REQUIRE says so');
   assert.equal(requirements({ SAT_GEMM_BACKEND: 'cblas' }).required.has('bf16'), false, 'bf16 is not required on the CBLAS backend');
   assert.deepEqual([...requirements({ SAT_REQUIRE: 'bf16' }).required], ['bf16']);
 });

@@ -2,18 +2,19 @@
  * What this machine must run, decided without asking the addon: tests that need oneDNN or bf16 declare it through
  * testNeeding(), and a required capability that is missing fails those tests instead of skipping them.
  *
- * SAT_REQUIRE=onednn,bf16 (or `none`) states the required capabilities; .ci/run sets it from /proc/cpuinfo.
- * Unset, they are derived from independent sources: oneDNN when its headers and library are installed
- * (dnnl.hpp and libdnnl.so, where native/find-onednn.cjs looks), bf16 when oneDNN is required, the backend in use
- * is oneDNN (SAT_GEMM_BACKEND) and /proc/cpuinfo lists avx512_bf16 or amx_bf16.
+ * SAT_REQUIRE=onednn,bf16,chromium (or `none`) states the required capabilities; .ci/run sets it (bf16 from
+ * /proc/cpuinfo). Unset, they are derived from independent sources: oneDNN when its headers and library are
+ * installed (dnnl.hpp and libdnnl.so, where native/find-onednn.cjs looks), bf16 when oneDNN is required, the
+ * backend in use is oneDNN (SAT_GEMM_BACKEND) and /proc/cpuinfo lists avx512_bf16 or amx_bf16. Chromium (the
+ * browser tests) has no source but its own presence, so it is required only where SAT_REQUIRE says so.
  */
 import { test, type TestFn } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 
-export type Capability = 'onednn' | 'bf16';
-export const CAPABILITIES: readonly Capability[] = ['onednn', 'bf16'];
+export type Capability = 'onednn' | 'bf16' | 'chromium';
+export const CAPABILITIES: readonly Capability[] = ['onednn', 'bf16', 'chromium'];
 
 /** The CPU's flags from /proc/cpuinfo (first processor), or null where there is none (not Linux). */
 export function cpuFlags(cpuinfo = '/proc/cpuinfo'): Set<string> | null {
