@@ -8,7 +8,7 @@
  * backend in use is oneDNN (SAT_GEMM_BACKEND) and /proc/cpuinfo lists avx512_bf16 or amx_bf16. Chromium (the
  * browser tests) has no source but its own presence, so it is required only where SAT_REQUIRE says so.
  */
-import { test, type TestFn } from 'node:test';
+import { test, type TestFn, type TestOptions } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -71,10 +71,11 @@ const current = requirements();
  * Unavailable and not required: skipped with that reason. Unavailable and required: the test runs and fails,
  * naming the requirement, so a broken build or CPU detection cannot pass by skipping.
  */
-export function testNeeding(capability: Capability, unavailable: string | null, name: string, fn: TestFn): void {
-  if (!unavailable) { test(name, fn); return; }
-  if (!current.required.has(capability)) { test(name, { skip: `needs ${capability}: ${unavailable}` }, fn); return; }
-  test(name, () => assert.fail(`${capability} is required here (${current.source}), but ${unavailable}`));
+export function testNeeding(capability: Capability, unavailable: string | null, name: string, fn: TestFn,
+                            options: Omit<TestOptions, 'skip'> = {}): void {
+  if (!unavailable) { test(name, options, fn); return; }
+  if (!current.required.has(capability)) { test(name, { ...options, skip: `needs ${capability}: ${unavailable}` }, fn); return; }
+  test(name, options, () => assert.fail(`${capability} is required here (${current.source}), but ${unavailable}`));
 }
 
 export function isRequired(capability: Capability): boolean {
