@@ -63,11 +63,10 @@ test('training records the CIDEr of greedy dev captions per epoch and keeps best
   const meta = loadCheckpoint(runPaths(runDir).checkpoints, 'latest').meta;
   assert.equal(meta.config.valMetric, 'cider');
   assert.equal(meta.progress.history.length, 3);
-  for (const e of meta.progress.history) {
-    assert.equal(e.metric?.name, 'CIDEr');
-    assert.ok(Number.isFinite(e.metric!.value) && e.metric!.value >= 0, `epoch ${e.epoch}: ${e.metric!.value}`);
-  }
+  for (const e of meta.progress.history) assert.equal(e.metric?.name, 'CIDEr');
   const values = meta.progress.history.map((e) => e.metric!.value);
+  // Learning shows in the metric (measured: 0.05, 0.82, 0.47 over the 3 epochs).
+  assert.ok(values[0] < 0.2 && Math.max(...values) > 0.4 && Math.max(...values) > 4 * values[0], `CIDEr by epoch: ${values.join(', ')}`);
   const bestEpoch = values.indexOf(Math.max(...values)) + 1;
   assert.deepEqual(meta.progress.best, { epoch: bestEpoch, score: values[bestEpoch - 1], by: 'CIDEr' });
   assert.equal(loadCheckpoint(runPaths(runDir).checkpoints, 'best').meta.progress.epoch, bestEpoch);
@@ -94,8 +93,11 @@ test('BLEU-4 on a seeded subset of dev images; the loss keeps working as before'
   assert.equal(loss.progress.best?.by, 'valLoss');
   loss.store.close();
   loss.model.dispose();
-  assert.deepEqual(seededSubset([1, 2, 3, 4, 5], 3, 9), seededSubset([1, 2, 3, 4, 5], 3, 9));
-  assert.equal(new Set(seededSubset([1, 2, 3, 4, 5], 3, 9)).size, 3);
+  // The subset is pinned per seed (the dev images a run validates on must not change between versions), keeps
+  // the input order, and another seed picks other images.
+  assert.deepEqual(seededSubset([1, 2, 3, 4, 5], 3, 9), [1, 3, 5]);
+  assert.deepEqual(seededSubset([1, 2, 3, 4, 5], 3, 10), [1, 4, 5]);
+  assert.deepEqual(seededSubset([1, 2, 3, 4, 5], 5, 9), [1, 2, 3, 4, 5]);
 });
 
 test('a stalled metric decays the learning rate after --lr-patience epochs and stops after --early-stop-patience epochs', async () => {
