@@ -68,9 +68,9 @@ module.exports = {
     {
       name: 'src-not-outside',
       severity: 'error',
-      comment: 'src/ must not import bench/ or scripts/ (they are not part of the package layers): move the code into src/.',
+      comment: 'src/ must not import bench/, scripts/, test/ or fuzz/ (they are not part of the package layers): move the code into src/.',
       from: { path: '^src/' },
-      to: { path: '^(bench|scripts|test)/' },
+      to: { path: '^(bench|scripts|test|fuzz)/' },
     },
     {
       name: 'src-in-a-layer',
