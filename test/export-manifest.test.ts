@@ -86,3 +86,10 @@ test('numbers are bounded integers, hashes are hex, and the grid matches the loc
   assert.throws(() => parseManifest(null, 'b'), bundleError(/not a show-attend-tell bundle manifest/));
   assert.equal(parseManifest(base, 'b').encoder.inputSize, 16);
 });
+
+test('values shown in messages are never converted by their own toString (found by fuzz/run.ts, target manifest)', () => {
+  const base = manifestFor(bundleFiles());
+  const hostile = { toString: { not: 'a function' } };
+  const m = { ...base, formatVersion: hostile, writtenBy: { package: hostile, version: '1' } };
+  assert.throws(() => parseManifest(m, 'b'), bundleError(/b\/manifest\.json is bundle format version \{"toString":\{"not":"a function"\}\}, written by \{"toString"/));
+});

@@ -172,8 +172,8 @@ export function parseManifest(json: unknown, where: string, limits: ManifestLimi
       'Point at a folder written by `sat export`.');
   }
   if (typeof m.formatVersion !== 'number' || m.formatVersion > BUNDLE_FORMAT_VERSION) {
-    const by = isRecord(m.writtenBy) ? `${String(m.writtenBy.package)} ${String(m.writtenBy.version)}` : 'a newer package';
-    throw new BundleError(`${file} is bundle format version ${m.formatVersion}, written by ${by}; ` +
+    const by = isRecord(m.writtenBy) ? `${shown(m.writtenBy.package)} ${shown(m.writtenBy.version)}` : 'a newer package';
+    throw new BundleError(`${file} is bundle format version ${shown(m.formatVersion)}, written by ${by}; ` +
       `${PACKAGE_NAME} ${PACKAGE_VERSION} reads format version ${BUNDLE_FORMAT_VERSION} and older. Upgrade to ${by} or newer, ` +
       `or export the checkpoint again with this version.`);
   }
@@ -201,6 +201,8 @@ export function parseManifest(json: unknown, where: string, limits: ManifestLimi
   return m as BundleManifest;
 }
 
+/** An untrusted value in a message: strings as they are, anything else as JSON (never its own toString). */
+const shown = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v) ?? String(v));
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** The `files` table: plain names inside the bundle, a hex SHA-256 and a bounded size each; the three graphs listed. */
