@@ -52,10 +52,8 @@ async function work(job: Job): Promise<void> {
       if (t.expected(e)) refused++;
       else { failures++; post({ kind: 'failure', k, error: (e as Error)?.stack ?? String(e), input }); }
     }
-    if ((k & 63) === 0) {
-      const rssMb = process.resourceUsage().maxRSS / 1024;
-      if (rssMb > job.maxRssMb) { post({ kind: 'memory', k, rssMb, input }); break; }
-    }
+    const rssMb = process.resourceUsage().maxRSS / 1024; // the peak so far: an allocation freed again still shows
+    if (rssMb > job.maxRssMb) { post({ kind: 'memory', k, rssMb, input }); k++; break; }
   }
   post({ kind: 'done', executed: k, refused, seeds: seeds.length });
 }
@@ -67,7 +65,7 @@ function runTarget(job: Job, timeoutMs: number, outDir: string): Promise<Outcome
   return new Promise((resolve) => {
     const worker = new Worker(new URL('./worker.mjs', import.meta.url), { workerData: job, resourceLimits: { maxOldGenerationSizeMb: job.maxRssMb } });
     const outcome: Outcome = { target: job.target, executed: 0, refused: 0, seeds: 0, failures: [] };
-    let current = -1, startedAt = Date.now(), finished = false;
+    let current = -1, startedAt = Date.now(), finished = false, stopping = false;
     const save = (k: number, input: Uint8Array | undefined, why: string) => {
       fs.mkdirSync(outDir, { recursive: true });
       const file = path.join(outDir, `${job.target}-seed${job.seed}-input${k}.bin`);
@@ -77,7 +75,8 @@ function runTarget(job: Job, timeoutMs: number, outDir: string): Promise<Outcome
     };
     const finish = () => { if (!finished) { finished = true; clearInterval(watch); resolve(outcome); } };
     const watch = setInterval(() => {
-      if (current >= 0 && Date.now() - startedAt > timeoutMs) {
+      if (!stopping && current >= 0 && Date.now() - startedAt > timeoutMs) {
+        stopping = true;
         save(current, undefined, `hang: no result after ${timeoutMs} ms`);
         outcome.executed = current + 1;
         void worker.terminate().then(finish);
@@ -90,6 +89,7 @@ function runTarget(job: Job, timeoutMs: number, outDir: string): Promise<Outcome
       else { outcome.executed = r.executed; outcome.refused = r.refused; outcome.seeds = r.seeds; current = -1; }
     });
     worker.on('error', (e) => {
+      if (stopping) return;
       if (current >= 0) save(current, undefined, `worker died: ${e.message}`);
       else outcome.failures.push(`worker died before the first input: ${e.stack}`);
       outcome.executed = Math.max(outcome.executed, current + 1);
