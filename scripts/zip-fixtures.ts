@@ -2,7 +2,7 @@
  * Writes the zip fixtures of test/dataset-zip.test.ts with real zip tools, next to the hand-made archives of
  * test/dataset-zipfixture.ts (which are written with the reader's own CRC and carry no extra fields):
  *
- *   infozip.zip          Info-ZIP `zip -r` with an archive comment; deflated and stored (-n .bin) entries, a folder,
+ *   infozip.zip          Info-ZIP `zip` with an archive comment; deflated and stored (-n .bin) entries, a folder,
  *                        and the extended-timestamp / unix extra fields, longer in the local header than in the
  *                        central directory (a reader that takes the data offset from the directory reads garbage)
  *   infozip-fd.zip       `zip -fd`: every entry followed by a data descriptor
@@ -36,18 +36,20 @@ const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 for (const [name, data] of Object.entries(files)) {
   fs.mkdirSync(path.dirname(path.join(src, name)), { recursive: true });
   fs.writeFileSync(path.join(src, name), data);
-  fs.utimesSync(path.join(src, name), 1_700_000_000, 1_700_000_000);
 }
-fs.utimesSync(path.join(src, 'images'), 1_700_000_000, 1_700_000_000);
-const run = (cmd: string, args: string[], input?: Buffer) =>
-  execFileSync(cmd, args, { cwd: src, input, env: { ...process.env, TZ: 'UTC' }, stdio: [input ? 'pipe' : 'ignore', 'pipe', 'inherit'] });
+/** Fixed access and modification times (Info-ZIP stores both): set again before each tool, since reading moves atime. */
+const fixTimes = () => { for (const name of [...Object.keys(files), 'images']) fs.utimesSync(path.join(src, name), 1_700_000_000, 1_700_000_000); };
+const run = (cmd: string, args: string[], input?: Buffer) => {
+  fixTimes();
+  return execFileSync(cmd, args, { cwd: src, input, env: { ...process.env, TZ: 'UTC' }, stdio: [input ? 'pipe' : 'ignore', 'pipe', 'inherit'] });
+};
 const names = Object.keys(files).sort();
 const expected: Record<string, Record<string, string>> = {};
 const all = Object.fromEntries(names.map((n) => [n, sha(files[n])]));
 
 fs.rmSync(OUT, { recursive: true, force: true });
 fs.mkdirSync(OUT, { recursive: true });
-run('zip', ['-q', '-r', '-n', '.bin', '-z', path.join(OUT, 'infozip.zip'), ...names, 'images/'], Buffer.from('fixture archive comment\n'));
+run('zip', ['-q', '-n', '.bin', '-z', path.join(OUT, 'infozip.zip'), ...names, 'images/'], Buffer.from('fixture archive comment\n'));
 expected['infozip.zip'] = all;
 run('zip', ['-q', '-fd', '-n', '.bin', path.join(OUT, 'infozip-fd.zip'), ...names]);
 expected['infozip-fd.zip'] = all;
