@@ -10,6 +10,8 @@
  *   infozip-zip64.zip    `zip -fz`: ZIP64 extra fields and a ZIP64 end record and locator
  *   python-zip64.zip     Python zipfile with force_zip64: a ZIP64 extra field in each local header only (so the
  *                        local extra field is 20 bytes, the directory's 0), and a comment
+ *   python-stream.zip    Python zipfile writing to a pipe (not seekable): data descriptors with their signature, as
+ *                        macOS Archive Utility and Java write them
  *
  * and expected.json: each archive's files with their SHA-256. Needs Debian's zip and unzip (`apt-get install zip
  * unzip`) and python3; the tests read the committed files and need none of them.
@@ -68,6 +70,16 @@ with zipfile.ZipFile(sys.argv[1], 'w') as z:
             f.write(open(name, 'rb').read())
 `, path.join(OUT, 'python-zip64.zip'), ...names]);
 expected['python-zip64.zip'] = all;
+fs.writeFileSync(path.join(OUT, 'python-stream.zip'), run('/usr/bin/python3', ['-c', `
+import zipfile, sys
+with zipfile.ZipFile(sys.stdout.buffer, 'w', zipfile.ZIP_DEFLATED) as z:
+    for name in sys.argv[1:]:
+        info = zipfile.ZipInfo(name, date_time=(2024, 1, 2, 3, 4, 6))
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with z.open(info, 'w') as f:
+            f.write(open(name, 'rb').read())
+`, ...names]));
+expected['python-stream.zip'] = all;
 
 for (const f of Object.keys(expected)) run('unzip', ['-tq', path.join(OUT, f)]); // the real tool accepts each archive
 fs.writeFileSync(path.join(OUT, 'expected.json'), JSON.stringify(expected, null, 2) + '\n');
