@@ -5,9 +5,11 @@
  */
 import fs from 'node:fs';
 import os from 'node:os';
+import zlib from 'node:zlib';
 import path from 'node:path';
 import { parseSafetensors, writeSafetensors } from '../src/checkpoint/safetensors.js';
 import { bufferSource, extractZip, readZipDirectory } from '../src/dataset/zip.js';
+import { extractFromTar } from '../src/encoders/mobilenet/archive.js';
 import { encodeNpy, parseNpy } from '../src/encoders/mobilenet/npy.js';
 import { CONV_2D, DEPTHWISE_CONV_2D, readTfliteConvs } from '../src/encoders/mobilenet/tflite.js';
 import { readFields } from '../src/encoders/onnx/protobuf.js';
@@ -21,7 +23,7 @@ import { UserError } from '../src/util/errors.js';
 import { ParseError } from '../src/util/parse-error.js';
 import { makeZip } from '../test/dataset-zipfixture.js';
 import { writeBundleFolder } from '../test/manifest-fixture.js';
-import { tfliteModel } from '../test/tflite-fixture.js';
+import { tarFile, tfliteModel } from '../test/tflite-fixture.js';
 import { poolEncoderOnnx } from '../test/tiny-model.js';
 
 export interface FuzzTarget {
@@ -137,6 +139,20 @@ const tflite: FuzzTarget = {
   expected: isParseError,
 };
 
+const tar: FuzzTarget = {
+  name: 'tar',
+  seeds() {
+    const files = [{ name: 'mobilenet_v2_1.0_224.tflite', data: tflite.seeds()[1] }, { name: 'README', data: new TextEncoder().encode('weights\n') }];
+    const plain = tarFile(files);
+    return [plain, new Uint8Array(zlib.gzipSync(plain)), tarFile([files[1], files[0]])];
+  },
+  run(input) {
+    const found = extractFromTar(input, (n) => n.endsWith('.tflite'), 'fuzz.tgz', 8 * 2 ** 20);
+    check(found.data.length <= 8 * 2 ** 20, 'the file fits in the inflated archive');
+  },
+  expected: isParseError,
+};
+
 /** Every length-delimited payload that parses as a message, walked to `depth` (strings usually do not parse). */
 function walk(bytes: Uint8Array, depth: number): number {
   let fields = 0;
@@ -188,4 +204,4 @@ const manifest: FuzzTarget = {
   expected: (e) => e instanceof UserError,
 };
 
-export const TARGETS: FuzzTarget[] = [safetensors, zip, npy, tflite, onnx, manifest];
+export const TARGETS: FuzzTarget[] = [safetensors, zip, npy, tflite, tar, onnx, manifest];

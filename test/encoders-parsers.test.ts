@@ -1,15 +1,17 @@
 /**
- * The binary readers under src/encoders check before they trust: the protobuf walker (ONNX), .npy and TFLite
- * FlatBuffers. Bad input is refused with a ParseError naming the input; a sweep over every truncation and
+ * The binary readers under src/encoders check before they trust: the protobuf walker (ONNX), .npy, TFLite
+ * FlatBuffers and tar. Bad input is refused with a ParseError naming the input; a sweep over every truncation and
  * every 4-byte overwrite of a valid file must give either a result or a ParseError, never another exception.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { gzipSync } from 'node:zlib';
+import { extractFromTar } from '../src/encoders/mobilenet/archive.js';
 import { encodeNpy, parseNpy } from '../src/encoders/mobilenet/npy.js';
 import { CONV_2D, DEPTHWISE_CONV_2D, readTfliteConvs } from '../src/encoders/mobilenet/tflite.js';
 import { ProtoWriter, readFields, readPackedVarints } from '../src/encoders/onnx/protobuf.js';
 import { ParseError } from '../src/util/parse-error.js';
-import { tfliteModel } from './tflite-fixture.js';
+import { tarFile, tfliteModel } from './tflite-fixture.js';
 
 const isParseError = (pattern: RegExp) => (e: unknown) => e instanceof ParseError && pattern.test(e.message);
 
@@ -87,4 +89,15 @@ test('TFLite: every offset is checked before it is followed; one copy per buffer
   assert.throws(() => readTfliteConvs(negative, 'n.tflite'), isParseError(/n\.tflite: tensor "w" has a negative dimension/));
   const refused = sweep(model, (b) => readTfliteConvs(b, 'm.tflite'));
   assert.ok(refused > model.length, `${refused} damaged models refused`);
+});
+
+test('tar and .tar.gz: sizes are octal numbers inside the archive, and a .tar.gz has an inflated-size cap', () => {
+  const tar = tarFile([{ name: 'a.txt', data: new TextEncoder().encode('hello') }, { name: 'm.tflite', data: new Uint8Array(700) }]);
+  assert.equal(extractFromTar(tar, (n) => n === 'm.tflite', 't.tar').data.length, 700);
+  const badSize = tar.slice(); badSize.set(new TextEncoder().encode('-0000000005\0'), 124);
+  assert.throws(() => extractFromTar(badSize, () => true, 'b.tar'), isParseError(/b\.tar: corrupt tar header at byte 0 \(size "-0000000005"\)/));
+  const bomb = gzipSync(new Uint8Array(5 * 2 ** 20)); // 5 MB of zeros in about 5 KB
+  assert.throws(() => extractFromTar(bomb, () => true, 'bomb.tgz', 2 ** 20), isParseError(/bomb\.tgz inflates to more than 1048576 bytes/));
+  assert.throws(() => extractFromTar(Uint8Array.from([0x1f, 0x8b, 8, 0, 1, 2]), () => true, 'g.tgz'), isParseError(/g\.tgz is not a valid gzip file/));
+  assert.ok(sweep(tar.subarray(0, 1536), (b) => extractFromTar(b, (n) => n === 'm.tflite', 't.tar')) > 0);
 });

@@ -11,27 +11,9 @@ import type { NpyArray } from '../src/encoders/mobilenet/npy.js';
 import { CONV_2D, DEPTHWISE_CONV_2D, readTfliteConvs, tensorsFromTflite } from '../src/encoders/mobilenet/tflite.js';
 import { Rng } from '../src/util/rng.js';
 import { mobilenetV2Shapes, randomArray } from './encoders-reference.js';
-import { tfliteModel, type TfTensor } from './tflite-fixture.js';
+import { tarFile, tfliteModel, type TfTensor } from './tflite-fixture.js';
 
 const ADD = 0;
-
-function tarFile(entries: { name: string; data: Uint8Array }[]): Uint8Array {
-  const blocks: Uint8Array[] = [];
-  for (const e of entries) {
-    const h = new Uint8Array(512);
-    const put = (at: number, s: string) => h.set(new TextEncoder().encode(s), at);
-    put(0, e.name);
-    put(100, '0000644\0');
-    put(124, e.data.length.toString(8).padStart(11, '0') + '\0');
-    put(156, '0');
-    put(257, 'ustar\0' + '00');
-    put(148, '        ');
-    put(148, h.reduce((a, b) => a + b, 0).toString(8).padStart(6, '0') + '\0 ');
-    blocks.push(h, e.data, new Uint8Array((512 - (e.data.length % 512)) % 512));
-  }
-  blocks.push(new Uint8Array(1024));
-  return new Uint8Array(Buffer.concat(blocks));
-}
 
 test('TFLite reader: convolutions in execution order with float32 weights, bias and names', () => {
   const rng = new Rng(1);

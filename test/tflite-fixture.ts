@@ -1,5 +1,6 @@
 /**
- * A minimal FlatBuffer writer and a TFLite model built with it, for the TFLite reader's tests and fuzz seeds.
+ * A minimal FlatBuffer writer and a TFLite model built with it, and a ustar writer, for the TFLite and tar
+ * readers' tests and fuzz seeds.
  */
 import { CONV_2D } from '../src/encoders/mobilenet/tflite.js';
 
@@ -97,3 +98,22 @@ export function tfliteModel(tensors: TfTensor[], ops: { code: number; inputs: nu
   }, 'TFL3');
 }
 
+
+/** A ustar archive of regular files. */
+export function tarFile(entries: { name: string; data: Uint8Array }[]): Uint8Array {
+  const blocks: Uint8Array[] = [];
+  for (const e of entries) {
+    const h = new Uint8Array(512);
+    const put = (at: number, s: string) => h.set(new TextEncoder().encode(s), at);
+    put(0, e.name);
+    put(100, '0000644\0');
+    put(124, e.data.length.toString(8).padStart(11, '0') + '\0');
+    put(156, '0');
+    put(257, 'ustar\0' + '00');
+    put(148, '        ');
+    put(148, h.reduce((a, b) => a + b, 0).toString(8).padStart(6, '0') + '\0 ');
+    blocks.push(h, e.data, new Uint8Array((512 - (e.data.length % 512)) % 512));
+  }
+  blocks.push(new Uint8Array(1024));
+  return new Uint8Array(Buffer.concat(blocks));
+}
