@@ -5,8 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
-import { parseSafetensors } from '../src/checkpoint/safetensors.js';
+import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
+import { parseSafetensors, writeSafetensors } from '../src/checkpoint/safetensors.js';
+import { UserError } from '../src/util/errors.js';
 import { ParseError } from '../src/util/parse-error.js';
 
 /** A safetensors file with this header (object or raw JSON text) and `dataBytes` data bytes (values 0..). */
@@ -78,4 +82,17 @@ test('refuses overlapping tensors, gaps, data past the end and trailing bytes', 
 
 test('accepts the structure of a file written by Python safetensors (its I32 tensor is then refused by dtype)', () => {
   refused(fs.readFileSync(new URL('./fixtures/model-reference.safetensors', import.meta.url)), /tensor "[^"]+" is I32; only F32 is supported/);
+});
+
+test('a checkpoint whose metadata is not a JSON object is refused by name', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-ckmeta-'));
+  try {
+    for (const [raw, pattern] of [['{"format": ', /its "sat\.checkpoint" metadata is not valid JSON/], ['null', /is format undefined; this version reads/], ['"x"', /is format undefined/]] as const) {
+      const file = path.join(dir, 'latest.safetensors');
+      writeSafetensors(file, new Map([['w', { shape: [1], data: new Float32Array(1) }]]), { 'sat.checkpoint': raw });
+      assert.throws(() => loadCheckpoint(file), (e: unknown) => e instanceof UserError && e.message.startsWith(file) && pattern.test(e.message));
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
