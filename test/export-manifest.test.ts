@@ -35,10 +35,10 @@ test('file names must be plain names inside the bundle folder', async () => {
   for (const name of ['../../dev/zero', '/etc/passwd', 'sub/x.onnx', '..', '.hidden', 'C:x', 'a\\b', '', 'manifest.json', 'x%2f..']) {
     assert.equal(isBundleFileName(name) && name !== 'manifest.json', false, name);
     const files = { ...bundleFiles(), [name]: Buffer.from('x') };
-    assert.throws(() => parseManifest(manifestFor(files), 'b'), bundleError(/names the file .*plain names inside the bundle folder/), name);
+    assert.throws(() => parseManifest(manifestFor(files), 'b'), bundleError(/lists a file named .*: bundle files are plain names inside the bundle folder/), name);
   }
   const escaping = folder((m) => ({ ...m, encoder: { ...m.encoder, file: '../../dev/zero' } }));
-  assert.throws(() => readManifest(escaping), userError(/names the file "\.\.\/\.\.\/dev\/zero"/));
+  assert.throws(() => readManifest(escaping), userError(/lists a file named "\.\.\/\.\.\/dev\/zero"/));
 });
 
 test('only regular files of the listed size are read: no symbolic links, FIFOs or devices', async () => {

@@ -211,7 +211,7 @@ function checkFiles(m: BundleManifest, file: string, limits: Required<ManifestLi
   if (names.length > limits.maxFiles) throw new BundleError(`${file} lists ${names.length} files, more than ${limits.maxFiles}. ${fix}`);
   for (const name of [...names, m.encoder.file, m.decoder.init.file, m.decoder.step.file]) {
     if (!isBundleFileName(name) || name === MANIFEST_FILE) {
-      throw new BundleError(`${file} names the file ${JSON.stringify(name)}: bundle files must be plain names inside the bundle folder ` +
+      throw new BundleError(`${file} lists a file named ${JSON.stringify(name)}: bundle files are plain names inside the bundle folder ` +
         `(letters, digits, '.', '_', '-'; no folders, no "..", no absolute paths). ${fix}`);
     }
   }
