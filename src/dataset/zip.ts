@@ -64,7 +64,7 @@ function fileSource(fd: number): ZipSource {
   return {
     size: fs.fstatSync(fd).size,
     read(position, length) {
-      const buf = Buffer.alloc(length);
+      const buf = Buffer.allocUnsafe(length);
       return buf.subarray(0, fs.readSync(fd, buf, 0, length, position));
     },
   };
@@ -95,7 +95,7 @@ export function readZipDirectory(source: ZipSource, label: string, limits: ZipLi
   };
   const u64 = (b: Buffer, at: number, what: string): number => {
     const v = b.readBigUInt64LE(at);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw corrupt(`${what} ${v} is out of range`);
+    if (v > MAX_SAFE) throw corrupt(`${what} ${v} is out of range`);
     return Number(v);
   };
 
@@ -153,17 +153,17 @@ export function readZipDirectory(source: ZipSource, label: string, limits: ZipLi
     if (name === '' || name.includes('\0')) throw corrupt(`central directory entry ${k} has an empty name or one with a NUL byte`);
     if (flags & FLAG_ENCRYPTED) throw new ParseError(`${label}: entry "${name}" is encrypted; decrypt the archive (unzip) and pass the extracted folder as --root.`);
     // ZIP64 extra field (id 1): the 64-bit values of whichever fields were 0xFFFFFFFF, in this order.
-    for (const field of extraFields(cd, extraStart, extraEnd, () => corrupt(`entry "${name}": an extra field runs past the extra block`))) {
-      if (field.id !== 1) continue;
-      let q = field.start;
-      const take = (what: string): number => {
-        if (q + 8 > field.end) throw corrupt(`entry "${name}": the ZIP64 extra field has no ${what}`);
-        q += 8;
-        return u64(cd, q - 8, `entry "${name}": ZIP64 ${what}`);
-      };
-      if (size === MAX32) size = take('size');
-      if (compressedSize === MAX32) compressedSize = take('compressed size');
-      if (localOffset === MAX32) localOffset = take('local header offset');
+    // Fewer than 4 bytes left over is padding some writers add; it is ignored.
+    for (let e = extraStart; e + 4 <= extraEnd;) {
+      const id = cd.readUInt16LE(e), end = e + 4 + cd.readUInt16LE(e + 2);
+      if (end > extraEnd) throw corrupt(`entry "${name}": an extra field runs past the extra block`);
+      if (id === 1) {
+        let q = e + 4;
+        if (size === MAX32) { size = zip64Value(cd, q, end, `entry "${name}": ZIP64 size`, corrupt); q += 8; }
+        if (compressedSize === MAX32) { compressedSize = zip64Value(cd, q, end, `entry "${name}": ZIP64 compressed size`, corrupt); q += 8; }
+        if (localOffset === MAX32) localOffset = zip64Value(cd, q, end, `entry "${name}": ZIP64 local header offset`, corrupt);
+      }
+      e = end;
     }
     if (names.has(name)) throw corrupt(`entry "${name}" appears twice`);
     names.add(name);
@@ -179,11 +179,12 @@ export function readZipDirectory(source: ZipSource, label: string, limits: ZipLi
   // Local headers: the data starts after the local header's OWN name and extra field.
   const spans: { entry: ZipEntry; end: number }[] = [];
   for (const [k, entry] of entries.entries()) {
-    const local = readExact(entry.localOffset, 30, `the local header of "${entry.name}"`);
+    // One read for the header and the name it should hold (a local name of another length is refused anyway).
+    const local = readExact(entry.localOffset, 30 + rawNames[k].length, `the local header of "${entry.name}"`);
     if (local.readUInt32LE(0) !== SIG_LOCAL) throw corrupt(`no local header for "${entry.name}" at byte ${entry.localOffset}`);
     const localMethod = local.readUInt16LE(8), localNameLen = local.readUInt16LE(26), localExtraLen = local.readUInt16LE(28);
     if (localMethod !== entry.method) throw corrupt(`"${entry.name}": its local header says compression method ${localMethod}, the central directory ${entry.method}`);
-    const localName = readExact(entry.localOffset + 30, localNameLen, `the local name of "${entry.name}"`);
+    const localName = localNameLen === rawNames[k].length ? local.subarray(30) : readExact(entry.localOffset + 30, localNameLen, `the local name of "${entry.name}"`);
     if (!localName.equals(rawNames[k])) {
       throw corrupt(`"${entry.name}": its local header names it "${localName.toString('latin1')}"`);
     }
@@ -202,15 +203,14 @@ export function readZipDirectory(source: ZipSource, label: string, limits: ZipLi
   return entries;
 }
 
-/** The extra fields (id, payload [start, end)) in cd[from, to); a field running past `to` is an error. */
-function* extraFields(b: Buffer, from: number, to: number, tooLong: () => Error): Generator<{ id: number; start: number; end: number }> {
-  // Fewer than 4 bytes left over is padding some writers add; it is ignored.
-  for (let e = from; e + 4 <= to;) {
-    const id = b.readUInt16LE(e), len = b.readUInt16LE(e + 2);
-    if (e + 4 + len > to) throw tooLong();
-    yield { id, start: e + 4, end: e + 4 + len };
-    e += 4 + len;
-  }
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** The 8-byte value at b[q] of a ZIP64 field ending at `end`: missing or out of range is an error. */
+function zip64Value(b: Buffer, q: number, end: number, what: string, corrupt: (what: string) => Error): number {
+  if (q + 8 > end) throw corrupt(`${what} is missing from its extra field`);
+  const v = b.readBigUInt64LE(q);
+  if (v > MAX_SAFE) throw corrupt(`${what} ${v} is out of range`);
+  return Number(v);
 }
 
 /**
