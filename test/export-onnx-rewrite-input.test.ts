@@ -1,6 +1,8 @@
 /**
- * The ONNX weight rewrites (src/export/onnx-rewrite.ts) on damaged models: each case below was found by the fuzz
- * harness (fuzz/run.ts, target "onnx") as a TypeError, RangeError or plain Error, and is now a ParseError.
+ * The ONNX weight rewrites (src/export/onnx-rewrite.ts) on damaged models, each now a ParseError or left alone:
+ * the fuzz harness (fuzz/run.ts, target "onnx") found the plain Error of a model without a graph and the TypeError
+ * of a field of the wrong wire type; the RangeError of odd-length raw data and the TypeError of a DequantizeLinear
+ * without inputs were found reading the code while fixing those.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
