@@ -30,13 +30,13 @@ const show = (c: { ids: number[]; finished: boolean }) => c.ids.join(',') + (c.f
 test('tiny seeded native model: greedy, beam and sampled captions are pinned', () => {
   const { model, features } = tinyModel();
   const cases: [Omit<DecodeOptions, 'maxLength'>, string[]][] = [
-    [{ strategy: { kind: 'greedy' } }, ['1,1,1,1,1,1,1,1…', '1,6,6,6,6,6,6,6…', '1,1,1,1,1,1,1,1…', '9,6']],
+    [{}, ['1,1,1,1,1,1,1,1…', '1,6,6,6,6,6,6,6…', '1,1,1,1,1,1,1,1…', '9,6']],
     // beam search finds a likelier second caption than greedy (-1.8303 vs -1.9203)
-    [{ strategy: { kind: 'beam', beam: 3 } }, ['1,1,1,1,1,1,1,1…', '9,6,6,6,6,6,6,6…', '1,1,1,1,1,1,1,1…', '9,6']],
-    [{ strategy: { kind: 'greedy' }, suppressUnk: true }, ['9,9,9,9,9,9,9,9…', '9,6,6,6,6,6,6,6…', '9,6,6,6,6,6,6,6…', '9,6']],
+    [{ beam: 3 }, ['1,1,1,1,1,1,1,1…', '9,6,6,6,6,6,6,6…', '1,1,1,1,1,1,1,1…', '9,6']],
+    [{ suppressUnk: true }, ['9,9,9,9,9,9,9,9…', '9,6,6,6,6,6,6,6…', '9,6,6,6,6,6,6,6…', '9,6']],
     // ... and a finished caption where greedy runs out of steps
-    [{ strategy: { kind: 'beam', beam: 3 }, suppressUnk: true }, ['9,6,6,6,6,6,6', '9,6,6,6,6,6,6,6…', '9,6,6,6,6,6,6,6…', '9,6']],
-    [{ strategy: { kind: 'sample', seed: 1 }, suppressUnk: true }, ['9,6,6,6,6,6,6', '9,6,6,6,6,6,6', '9,6,6,6,6,6,6,6…', '9,9,6,6,6,6,6,6…']],
+    [{ beam: 3, suppressUnk: true }, ['9,6,6,6,6,6,6', '9,6,6,6,6,6,6,6…', '9,6,6,6,6,6,6,6…', '9,6']],
+    [{ sample: true, seed: 1, suppressUnk: true }, ['9,6,6,6,6,6,6', '9,6,6,6,6,6,6', '9,6,6,6,6,6,6,6…', '9,9,6,6,6,6,6,6…']],
   ];
   for (const [opts, want] of cases) {
     const got = decodeImages(model, features, N, vocab, { ...opts, maxLength: 8 });
@@ -46,8 +46,8 @@ test('tiny seeded native model: greedy, beam and sampled captions are pinned', (
       for (const a of c.attention) assert.ok(Math.abs(a.reduce((s, x) => s + x, 0) - 1) < 1e-5);
     }
   }
-  const greedy = decodeImages(model, features, N, vocab, { strategy: { kind: 'greedy' }, maxLength: 8 });
-  const beam = decodeImages(model, features, N, vocab, { strategy: { kind: 'beam', beam: 3 }, maxLength: 8 });
+  const greedy = decodeImages(model, features, N, vocab, { maxLength: 8 });
+  const beam = decodeImages(model, features, N, vocab, { beam: 3, maxLength: 8 });
   assert.ok(Math.abs(greedy[1].logProb - -1.9203) < 1e-3 && Math.abs(beam[1].logProb - -1.8303) < 1e-3);
   model.dispose();
 });

@@ -130,7 +130,7 @@ async function sat(args: string[]): Promise<string> {
 test('sat eval writes COCO results, metrics equal to sat score, and a self-contained HTML report', async () => {
   const out = path.join(runDir, 'eval-test');
   const table = await sat(['--run', runDir, '--split', 'test', '--sample', '3', '--out', out, '--attention-check', '--quiet']);
-  assert.match(table, /test: 6 images, greedy, checkpoint best\.safetensors/);
+  assert.match(table, /test: 6 images, greedy decoding, checkpoint best\.safetensors/);
   assert.match(table, /CIDEr\s+\d\.\d{4}/);
   assert.match(table, /METEOR and SPICE: not computed/);
   assert.match(table, /Attention check on 6 images \(4x4 grid\)/);
@@ -179,7 +179,7 @@ test('sat eval writes COCO results, metrics equal to sat score, and a self-conta
 
 test('sat eval: clear errors for a bad split, a missing checkpoint and a store of another encoder', async () => {
   await assert.rejects(sat(['--run', runDir, '--split', 'train']), (e) => e instanceof UserError && /--split must be dev or test/.test(e.message));
-  await assert.rejects(sat(['--run', runDir, '--split', 'dev', '--alpha', '0.7']), (e) => e instanceof UserError && /--alpha .* applies to --beam/.test(e.message));
+  await assert.rejects(sat(['--run', runDir, '--split', 'dev', '--alpha', '0.7']), (e) => e instanceof UserError && /--alpha .* applies to beam search: give --beam K/.test(e.message));
   await assert.rejects(sat(['--run', runDir, '--checkpoint', path.join(runDir, 'nope.safetensors')]), /no such file or folder/);
   const other = tempDir('sat-eval-other-');
   await assert.rejects(sat(['--run', other]), /not a prepared run/);

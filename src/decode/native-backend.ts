@@ -14,7 +14,7 @@ import { createEncoderRunner } from '../features/runner.js';
 import { createModel } from '../model/index.js';
 import type { CaptionModel } from '../model/types.js';
 import { defaultMaxLength } from '../vocab/max-length.js';
-import type { CaptionBackend, CaptionerInfo } from './captioner-api.js';
+import type { CaptionRuntime, CaptionerInfo } from './captioner-api.js';
 import { decodeImages, decodeVocab } from './index.js';
 
 export interface NativeBackendOptions<Image> {
@@ -27,7 +27,7 @@ export interface NativeBackendOptions<Image> {
 }
 
 /** Loads the checkpoint at `target` (run folder, checkpoints folder or file); nothing stays allocated if it fails. */
-export async function nativeCaptionBackend<Image>(target: string, opts: NativeBackendOptions<Image>): Promise<CaptionBackend<Image>> {
+export async function nativeCaptionBackend<Image>(target: string, opts: NativeBackendOptions<Image>): Promise<CaptionRuntime<Image>> {
   const { ckpt, vocab, encoder: encoderModel } = await openCheckpointSource(target, opts.encoder);
   const modelId = checkpointModelId(ckpt.file);
   let model: CaptionModel | null = null;

@@ -1,9 +1,9 @@
 /**
- * A bundle (manifest + file bytes) as a CaptionBackend on any onnxruntime: onnxruntime-node in Node
+ * A bundle (manifest + file bytes) as a CaptionRuntime on any onnxruntime: onnxruntime-node in Node
  * (src/export/load.ts), onnxruntime-web in browsers (src/web). Pure: no Node built-ins; the caller brings the
  * runtime, its session options and the image preprocessing of its platform.
  */
-import type { CaptionBackend, CaptionerInfo } from '../decode/captioner-api.js';
+import type { CaptionRuntime, CaptionerInfo } from '../decode/captioner-api.js';
 import { decodeImagesAsync } from '../decode/index.js';
 import type { DecodeVocab } from '../decode/types.js';
 import type { OrtNamespace } from '../encoders/onnx/runtime.js';
@@ -35,7 +35,7 @@ export function manifestVocab(m: BundleManifest): DecodeVocab {
 }
 
 /** Sessions for the bundle's three graphs; if any is refused, those already made are released first. */
-export async function bundleBackend<Image>(ort: OrtNamespace, bundle: Bundle, opts: BundleBackendOptions<Image>): Promise<CaptionBackend<Image>> {
+export async function bundleBackend<Image>(ort: OrtNamespace, bundle: Bundle, opts: BundleBackendOptions<Image>): Promise<CaptionRuntime<Image>> {
   const { manifest: m } = bundle;
   const graph = (file: string) => {
     const stored = bundle.files.get(file)!;
