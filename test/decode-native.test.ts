@@ -27,7 +27,7 @@ function tinyModel() {
 /** "9,6,6" and a trailing "…" when the caption hit maxLength without <end>. */
 const show = (c: { ids: number[]; finished: boolean }) => c.ids.join(',') + (c.finished ? '' : '…');
 
-test('tiny seeded native model: greedy, beam and sampled captions are pinned', () => {
+test('tiny seeded native model: greedy, beam, diverse beam, sampled and trigram-blocked captions are pinned', () => {
   const { model, features } = tinyModel();
   const cases: [Omit<DecodeOptions, 'maxLength'>, string[]][] = [
     [{}, ['1,1,1,1,1,1,1,1…', '1,6,6,6,6,6,6,6…', '1,1,1,1,1,1,1,1…', '9,6']],
@@ -37,6 +37,15 @@ test('tiny seeded native model: greedy, beam and sampled captions are pinned', (
     // ... and a finished caption where greedy runs out of steps
     [{ beam: 3, suppressUnk: true }, ['9,6,6,6,6,6,6', '9,6,6,6,6,6,6,6…', '9,6,6,6,6,6,6,6…', '9,6']],
     [{ sample: true, seed: 1, suppressUnk: true }, ['9,6,6,6,6,6,6', '9,6,6,6,6,6,6', '9,6,6,6,6,6,6,6…', '9,9,6,6,6,6,6,6…']],
+    // trigram blocking breaks greedy's and the beam's loops (no trigram twice: 1,1,1 then 6 ...)
+    [{ blockTrigrams: true }, ['1,1,1,6,1,1,9,6…', '1,6,6,6,1,6', '1,1,1,6,6,6,1,1…', '9,6']],
+    [{ beam: 3, blockTrigrams: true }, ['1,1,1,6,1,1,9,6…', '9,6,6,6', '1,1,1,9,6,6,6,1…', '9,6']],
+    // diverse beam search (2 groups of 2) against plain beam 4
+    [{ beam: 4, suppressUnk: true }, ['9,6', '9,6,6,6,6,6,6,6…', '9,6,6', '9,6']],
+    [{ beam: 4, groups: 2, suppressUnk: true }, ['9,6,6,6,6,6,6', '9,6,6,6,6,6,6,6…', '9,6,6,6,6,6,6,6…', '9,6']],
+    // the nucleus (p 0.8) keeps the draw near the likeliest words; top-k 1 is greedy
+    [{ sample: true, seed: 1, suppressUnk: true, topP: 0.8 }, ['9,6,6,6,6,6,6,6…', '9,6,6,6,6,6,6,6…', '9,6,6,6,6,6,6,6…', '9,9,6,6,6,6,6,6…']],
+    [{ sample: true, seed: 1, suppressUnk: true, topK: 1 }, ['9,9,9,9,9,9,9,9…', '9,6,6,6,6,6,6,6…', '9,6,6,6,6,6,6,6…', '9,6']],
   ];
   for (const [opts, want] of cases) {
     const got = decodeImages(model, features, N, vocab, { ...opts, maxLength: 8 });
