@@ -2,7 +2,7 @@
  * The decoding flags of `sat caption` and `sat eval`: one flag per CaptionOptions field (src/decode/options.ts),
  * parsed the same way and checked by the Captioner API's own function (checkCaptionOptions), with the refusals
  * naming the flags. `sat eval` already uses --sample and --seed for its report, so there sampling is --sampling
- * and its seed --sampling-seed.
+ * and its seed --sampling-seed. listFlag reads the repeated or comma-separated --model / --checkpoint of an ensemble.
  */
 import { CAPTION_OPTION_LIMITS, checkCaptionOptions, type CaptionOptionName, type CaptionOptions } from '../decode/options.js';
 import { UserError } from '../util/errors.js';
@@ -70,4 +70,16 @@ export function captionOptionsFromFlags(values: Record<string, unknown>, flags: 
     name: (k) => (flags[k] === null ? k : `--${flags[k]}`),
   });
   return options as CaptionOptions;
+}
+
+/**
+ * A flag given once, repeated, or with comma-separated values (--model a --model b, --model a,b), as one list;
+ * undefined when it is absent. An ensemble's members are given this way.
+ */
+export function listFlag(values: Record<string, unknown>, flag: string): string[] | undefined {
+  const value = values[flag];
+  if (value === undefined) return undefined;
+  const list = (Array.isArray(value) ? value : [value]).flatMap((v) => String(v).split(',')).map((v) => v.trim());
+  if (list.some((v) => v === '')) throw new UserError(`--${flag} ${JSON.stringify(value)} has an empty entry: give one path per model.`);
+  return list;
 }

@@ -11,8 +11,8 @@ import { DEFAULT_MAX_IMAGE_BYTES, isImageUrl } from '../features/image-url.js';
 import { renderAttentionFigure } from '../figures/attention.js';
 import { isSquareGrid } from '../figures/heat.js';
 import { UserError } from '../util/errors.js';
-import { CAPTION_FLAGS, captionOptionFlags, captionOptionsFromFlags, type CaptionFlagNames } from './caption-options.js';
-import { numberOption, requireString, type Command } from './command.js';
+import { CAPTION_FLAGS, captionOptionFlags, captionOptionsFromFlags, listFlag, type CaptionFlagNames } from './caption-options.js';
+import { numberOption, type Command } from './command.js';
 import { CHECKPOINT_ENCODER_OPTIONS, givenEncoderFlags } from './encoder-options.js';
 
 /** The decoding flags; --json prints the beam's alternatives (plain output does not, so the search need not wait for them). */
@@ -69,7 +69,11 @@ const command: Command = {
   usage: 'sat caption --model RUN_CHECKPOINT_OR_BUNDLE IMAGE_OR_URL... [--beam K [--groups G --diversity D]] [--sample --temperature T --top-k K --top-p P --seed N] [--block-trigrams] [--json] [--attention OUT]',
   allowPositionals: true,
   options: {
-    model: { type: 'string', description: 'run folder, its checkpoints/ folder, a .safetensors checkpoint (best.* preferred over latest.*), or a bundle folder from sat export' },
+    model: {
+      type: 'string', multiple: true,
+      description: 'run folder, its checkpoints/ folder, a .safetensors checkpoint (best.* preferred over latest.*), or a bundle folder from sat export; ' +
+        'repeat it (or separate with commas) for an ensemble of checkpoints',
+    },
     backend: { type: 'string', description: 'native (the C++ addon; a checkpoint) or onnx (onnxruntime-node; a bundle, or a checkpoint exported in memory). Default: onnx for a bundle, else native' },
     'max-image-mb': { type: 'string', description: `size limit of images downloaded from http(s) URLs, in MiB (default ${DEFAULT_MAX_IMAGE_BYTES / 1024 / 1024})` },
     ...captionOptionFlags(FLAGS),
@@ -78,7 +82,8 @@ const command: Command = {
     ...CHECKPOINT_ENCODER_OPTIONS,
   },
   async run({ values, positionals }) {
-    const model = requireString(values, 'model', 'the run (or checkpoints) folder of a trained model, e.g. --model runs/shapes');
+    const models = listFlag(values, 'model');
+    if (!models) throw new UserError('--model is required: the run (or checkpoints) folder of a trained model, e.g. --model runs/shapes');
     if (positionals.length === 0) throw new UserError('no images given: sat caption --model DIR IMAGE... (JPEG or PNG files, or http(s) URLs).');
     for (const f of positionals) {
       if (isImageUrl(f)) continue;
@@ -90,7 +95,7 @@ const command: Command = {
     const maxImageMb = numberOption(values, 'max-image-mb', { min: 0.001 });
     const backend = values.backend === undefined ? undefined : checkBackend(values.backend, '--backend');
 
-    const captioner = await loadCaptioner(model, {
+    const captioner = await loadCaptioner(models, {
       backend, encoder: givenEncoderFlags(values), maxImageBytes: maxImageMb === undefined ? undefined : Math.round(maxImageMb * 1024 * 1024),
     });
     try {

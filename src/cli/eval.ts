@@ -8,16 +8,8 @@ import { SCORE_NAMES } from '../metrics/score.js';
 import { describeDecoding, evaluate } from '../eval/evaluate.js';
 import { formatAttentionCheck } from '../eval/attention-check.js';
 import { UserError } from '../util/errors.js';
-import { captionOptionFlags, captionOptionsFromFlags, EVAL_CAPTION_FLAGS } from './caption-options.js';
+import { captionOptionFlags, captionOptionsFromFlags, EVAL_CAPTION_FLAGS, listFlag } from './caption-options.js';
 import { numberOption, requireString, type Command } from './command.js';
-
-/** --checkpoint values, repeated or comma-separated, as one list (undefined: the default, best). */
-function checkpointList(value: unknown): string[] | undefined {
-  if (value === undefined) return undefined;
-  const list = (Array.isArray(value) ? value : [value]).flatMap((v) => String(v).split(',')).map((v) => v.trim());
-  if (list.some((v) => v === '')) throw new UserError(`--checkpoint ${JSON.stringify(value)} has an empty entry: give best, latest or a path per model.`);
-  return list;
-}
 
 const command: Command = {
   name: 'eval',
@@ -46,7 +38,7 @@ const command: Command = {
     if (split !== 'dev' && split !== 'test') throw new UserError(`--split must be dev or test, got "${split}".`);
     const result = await evaluate({
       runDir, split,
-      checkpoint: checkpointList(values.checkpoint),
+      checkpoint: listFlag(values, 'checkpoint'),
       decoding: captionOptionsFromFlags(values, EVAL_CAPTION_FLAGS),
       limit: numberOption(values, 'limit', { integer: true, min: 1 }),
       sample: numberOption(values, 'sample', { integer: true, min: 0 }),

@@ -10,6 +10,9 @@
  * (Buffer/Uint8Array: JPEG, PNG, WebP ...) or decoded pixels { data, width, height, channels? } (RGB or RGBA,
  * HWC). All go through the `sat features` path (src/features/image.ts): sharp, resize 'fill' with the linear
  * kernel, then the encoder's scaling and layout.
+ *
+ * Ensembles: a list of run folders or checkpoints (decoded as one model, src/decode/ensemble.ts), or one
+ * ensemble bundle folder (`sat export` with several --model).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -63,8 +66,9 @@ export function givenEncoderOptions(e: EncoderOptions | undefined): EncoderOptio
   return e && Object.values(e).some((v) => v !== undefined) ? e : undefined;
 }
 
-/** Loads a captioner; see the file comment for sources and backends. */
-export async function loadCaptioner(source: string, opts: LoadCaptionerOptions = {}): Promise<Captioner<NodeImageInput>> {
+/** Loads a captioner; see the file comment for sources and backends. Several sources make an ensemble (loadEnsembleCaptioner). */
+export async function loadCaptioner(source: string | readonly string[], opts: LoadCaptionerOptions = {}): Promise<Captioner<NodeImageInput>> {
+  if (typeof source !== 'string') return loadEnsembleCaptioner(source, opts);
   requireModelPath(source);
   const bundle = isBundleFolder(source);
   const backend = checkBackend(opts.backend ?? (bundle ? 'onnx' : 'native'));
@@ -82,6 +86,32 @@ export async function loadCaptioner(source: string, opts: LoadCaptionerOptions =
   }
   if (bundle) return loadBundleCaptioner(await readBundleFolder(source), path.resolve(source), opts);
   return loadBundleCaptioner(await buildBundle(source, { dtype: opts.dtype, encoder }), source, opts);
+}
+
+/**
+ * An ensemble of checkpoints (src/decode/ensemble.ts: the same vocabulary and encoder, refused otherwise with what
+ * differs): the native backend decodes them with the addon, 'onnx' exports them in memory as one ensemble bundle.
+ * An exported ensemble bundle is one folder: pass it alone. A list of one source is that source.
+ */
+async function loadEnsembleCaptioner(sources: readonly string[], opts: LoadCaptionerOptions): Promise<Captioner<NodeImageInput>> {
+  if (sources.length === 1) return loadCaptioner(sources[0], opts);
+  if (sources.length === 0) throw new UserError('no model given: pass a run folder, checkpoint or bundle folder (several checkpoints for an ensemble).');
+  for (const source of sources) {
+    requireModelPath(source);
+    if (isBundleFolder(source)) {
+      throw new UserError(`${source} is an exported bundle: an ensemble is made from checkpoints (runs). Pass the run folders, ` +
+        'or export them together with `sat export --model RUN1 --model RUN2 --out DIR` and load that one bundle.');
+    }
+  }
+  const backend = checkBackend(opts.backend ?? 'native');
+  const encoder = givenEncoderOptions(opts.encoder);
+  if (backend === 'native') {
+    const native = await nativeCaptionBackend(sources, {
+      encoder, threads: opts.threads, preprocess: (image: NodeImageInput, size) => preprocessImage(image, size, opts),
+    });
+    return createCaptioner(native, (m) => new UserError(m));
+  }
+  return loadBundleCaptioner(await buildBundle(sources, { dtype: opts.dtype, encoder }), sources.join(' + '), opts);
 }
 
 /**
