@@ -17,6 +17,9 @@ import type { CaptionResult } from '../src/decode/captioner-api.js';
 import type { CaptionOptions } from '../src/decode/options.js';
 import { readBundleFolder } from '../src/export/bundle-folder.js';
 import { loadCaptioner } from '../src/export/load.js';
+import type { OrtNamespace } from '../src/encoders/onnx/runtime.js';
+import { loadCaptioner as loadWebCaptioner } from '../src/web/index.js';
+import * as ortWeb from 'onnxruntime-web';
 import { BUNDLE_FORMAT_VERSION } from '../src/export/manifest.js';
 import { createModel } from '../src/model/index.js';
 import type { AsyncDecoderModel, DecoderModel, DecoderState } from '../src/model/types.js';
@@ -135,7 +138,7 @@ before(async () => {
 
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-test('loadCaptioner, sat caption and sat export: an ensemble of a model with itself captions as the model', async () => {
+test('loadCaptioner, sat caption, sat export and the browser entry: an ensemble of a model with itself captions as the model', async () => {
   const options = [{}, { beam: 3, alternatives: true }] as const;
   const single = await loadCaptioner(tiny.run, { encoder: tiny.encoder });
   const expected: CaptionResult[][] = [];
@@ -162,8 +165,21 @@ test('loadCaptioner, sat caption and sat export: an ensemble of a model with its
   assert.equal(manifest.ensemble?.length, 1);
   assert.deepEqual([...files.keys()].sort(), ['decoder-2-init.onnx', 'decoder-2-step.onnx', 'decoder-init.onnx', 'decoder-step.onnx', 'encoder.onnx']);
   const fromBundle = await loadCaptioner(bundle);
-  assert.deepEqual((await fromBundle.captionBatch([red, blue], { beam: 3 })).map((c) => c.caption), ['a red square', 'a blue circle']);
+  const nodeCaptions = await fromBundle.captionBatch([red, blue], { beam: 3 });
+  assert.deepEqual(nodeCaptions.map((c) => c.caption), ['a red square', 'a blue circle']);
   await fromBundle.dispose();
+
+  // the browser entry runs the ensemble bundle too (onnxruntime-web's wasm in Node, files fetched from the folder)
+  const fetchFile = (async (url: string) => new Response(fs.readFileSync(path.join(bundle, new URL(url).pathname.split('/').pop()!)))) as typeof fetch;
+  const web = await loadWebCaptioner('http://bundle.test/ensemble/', { ort: ortWeb as unknown as OrtNamespace, numThreads: 1, fetch: fetchFile });
+  const pixels = await Promise.all([red, blue].map(async (f) => {
+    const { data, info } = await sharp(f).raw().toBuffer({ resolveWithObject: true });
+    return { data: new Uint8Array(data), width: info.width, height: info.height, channels: 3 as const };
+  }));
+  const webCaptions = await web.captionBatch(pixels, { beam: 3 });
+  assert.deepEqual(webCaptions.map((c) => c.caption), nodeCaptions.map((c) => c.caption));
+  webCaptions.forEach((c, i) => assert.ok(Math.abs(c.logProb - nodeCaptions[i].logProb) < 1e-4));
+  await web.dispose();
 });
 
 test('an ensemble of models with different vocabularies is refused by the library, the CLI and sat export', async () => {
