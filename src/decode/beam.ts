@@ -268,17 +268,28 @@ export function topExtensions(logits: Float32Array, lse: Float64Array, scores: F
                               first: number, count: number, V: number, m: number,
                               penalty: Float64Array | null = null, strength = 0): Candidate[] {
   const top: Candidate[] = [];
+  const offer = (score: number, row: number, token: number) => {
+    if (score === -Infinity || (top.length === m && !(score > top[m - 1].score))) return;
+    let p = top.length;
+    while (p > 0 && score > top[p - 1].score) p--;
+    top.splice(p, 0, { score, row, token });
+    if (top.length > m) top.pop();
+  };
   for (let row = first; row < first + count; row++) {
     const base = scores[row] - lse[row];
     if (base === -Infinity || Number.isNaN(base)) continue;
     const o = row * V;
-    for (let v = 0; v < V; v++) {
-      const score = penalty ? base + logits[o + v] - strength * penalty[v] : base + logits[o + v];
-      if (score === -Infinity || (top.length === m && !(score > top[m - 1].score))) continue;
-      let p = top.length;
-      while (p > 0 && score > top[p - 1].score) p--;
-      top.splice(p, 0, { score, row, token: v });
-      if (top.length > m) top.pop();
+    // the bar a token must pass (the m-th best so far) is checked inline: most tokens never reach offer()
+    if (penalty) {
+      for (let v = 0; v < V; v++) {
+        const score = base + logits[o + v] - strength * penalty[v];
+        if (top.length < m || score > top[m - 1].score) offer(score, row, v);
+      }
+    } else {
+      for (let v = 0; v < V; v++) {
+        const score = base + logits[o + v];
+        if (top.length < m || score > top[m - 1].score) offer(score, row, v);
+      }
     }
   }
   return top;
