@@ -62,10 +62,9 @@ interface Candidate { score: number; row: number; token: number }
 
 interface Finished { logProb: number; normalised: number; step: number; row: number }
 
-/** One group of one image: where its rows are this step and what it has found. */
+/** One group of one image (an image's groups are kept in group order): where its rows are this step and what it has found. */
 interface Unit {
   image: number;
-  group: number;
   first: number;             // its first row this step
   count: number;             // its rows this step (1 at step 0: the image's <start> row)
   best: Finished | null;
@@ -140,7 +139,7 @@ export function* decodeBeam(model: DecoderModelBase, features: Float32Array, n: 
   let units: Unit[] = [];
   for (let image = 0; image < n; image++) {
     for (let group = 0; group < G; group++) {
-      const u: Unit = { image, group, first: image, count: 1, best: null, ranked: [], unfinished: null };
+      const u: Unit = { image, first: image, count: 1, best: null, ranked: [], unfinished: null };
       allUnits[image].push(u);
       units.push(u);
     }
