@@ -132,7 +132,7 @@ async function sat(args: string[]): Promise<string> {
 test('sat eval writes COCO results, metrics equal to sat score, and a self-contained HTML report', async () => {
   const out = path.join(runDir, 'eval-test');
   const table = await sat(['--run', runDir, '--split', 'test', '--sample', '3', '--out', out, '--attention-check', '--quiet']);
-  assert.match(table, /test: 6 images, greedy, checkpoint best\.safetensors/);
+  assert.match(table, /test: 6 images, greedy decoding, checkpoint best\.safetensors/);
   assert.match(table, /CIDEr\s+\d\.\d{4}/);
   assert.match(table, /METEOR and SPICE: not computed/);
   assert.match(table, /Attention check on 6 images \(4x4 grid\)/);
@@ -177,11 +177,28 @@ test('sat eval writes COCO results, metrics equal to sat score, and a self-conta
     '--limit', '4', '--sample', '0', '--json', '--quiet']));
   assert.deepEqual(noUnk.decoding, { kind: 'greedy', suppressUnk: true, maxLength: json.decoding.maxLength });
   assert.equal(noUnk.files.report, path.join(runDir, 'eval', 'dev-latest-greedy-nounk', 'index.html'));
+
+  // An ensemble of the checkpoint with itself (--checkpoint repeated or comma-separated) scores as the checkpoint
+  // alone; the new decoding options are recorded and name the folder.
+  const twin = JSON.parse(await sat(['--run', runDir, '--split', 'dev', '--checkpoint', 'latest,latest', '--beam', '2', '--limit', '4',
+    '--sample', '0', '--json', '--quiet']));
+  assert.deepEqual(twin.scores, json.scores);
+  assert.equal(twin.ensemble.length, 2);
+  assert.equal(twin.files.report, path.join(runDir, 'eval', 'dev-latest-ensemble2-beam2', 'index.html'));
+  const diverse = JSON.parse(await sat(['--run', runDir, '--split', 'dev', '--checkpoint', 'latest', '--beam', '4', '--groups', '2',
+    '--block-trigrams', '--limit', '4', '--sample', '0', '--json', '--quiet']));
+  assert.deepEqual(diverse.decoding, { kind: 'beam', beam: 4, groups: 2, diversity: 0.5, blockTrigrams: true, maxLength: json.decoding.maxLength });
+  assert.equal(diverse.files.report, path.join(runDir, 'eval', 'dev-latest-beam4-groups2-div0.5-notrigram', 'index.html'));
+  const sampled = JSON.parse(await sat(['--run', runDir, '--split', 'dev', '--checkpoint', 'latest', '--sampling', '--top-p', '0.9',
+    '--sampling-seed', '3', '--limit', '4', '--sample', '0', '--json', '--quiet']));
+  assert.deepEqual(sampled.decoding, { kind: 'sample', temperature: 1, seed: 3, topP: 0.9, maxLength: json.decoding.maxLength });
 });
 
 test('sat eval: clear errors for a bad split, a missing checkpoint and a store of another encoder', async () => {
   await assert.rejects(sat(['--run', runDir, '--split', 'train']), (e) => e instanceof UserError && /--split must be dev or test/.test(e.message));
-  await assert.rejects(sat(['--run', runDir, '--split', 'dev', '--alpha', '0.7']), (e) => e instanceof UserError && /--alpha .* applies to --beam/.test(e.message));
+  await assert.rejects(sat(['--run', runDir, '--split', 'dev', '--alpha', '0.7']), (e) => e instanceof UserError && /--alpha .* applies to beam search: give --beam K/.test(e.message));
+  await assert.rejects(sat(['--run', runDir, '--split', 'dev', '--top-k', '3']), (e) => e instanceof UserError && /^--top-k applies to --sampling only/.test(e.message));
+  await assert.rejects(sat(['--run', runDir, '--split', 'dev', '--beam', '3', '--groups', '2']), /--groups 2 does not divide the beam \(--beam 3\)/);
   await assert.rejects(sat(['--run', runDir, '--checkpoint', path.join(runDir, 'nope.safetensors')]), /no such file or folder/);
   const other = tempDir('sat-eval-other-');
   await assert.rejects(sat(['--run', other]), /not a prepared run/);

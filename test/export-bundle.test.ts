@@ -20,6 +20,7 @@ import type { CaptionResult } from '../src/decode/captioner-api.js';
 import { buildBundle, writeBundle } from '../src/export/bundle.js';
 import { bundleBackend } from '../src/export/bundle-backend.js';
 import { readBundleFolder } from '../src/export/bundle-folder.js';
+import { BUNDLE_FORMAT_VERSION } from '../src/export/manifest.js';
 import { decoderInitGraph, decoderStepGraph, parametersByName } from '../src/export/graphs.js';
 import { loadCaptioner } from '../src/models/load-captioner.js';
 import type { OrtNamespace } from '../src/encoders/onnx/runtime.js';
@@ -288,8 +289,8 @@ test('broken bundles are refused with the file named and the fix', async () => {
   await assert.rejects(loadCaptioner(damaged), /encoder\.onnx does not match its manifest \(SHA-256 .*export it again/);
 
   const newer = copy('newer');
-  writeManifest(newer, { ...manifestOf(newer), formatVersion: 2, writtenBy: { package: 'show-attend-tell', version: '9.9.9' } });
-  await assert.rejects(loadCaptioner(newer), new RegExp(`format version 2, written by show-attend-tell 9\\.9\\.9; show-attend-tell ${PACKAGE_VERSION.replace(/\./g, '\\.')} reads format version 1.*Upgrade to show-attend-tell 9\\.9\\.9`));
+  writeManifest(newer, { ...manifestOf(newer), formatVersion: BUNDLE_FORMAT_VERSION + 1, writtenBy: { package: 'show-attend-tell', version: '9.9.9' } });
+  await assert.rejects(loadCaptioner(newer), new RegExp(`format version ${BUNDLE_FORMAT_VERSION + 1}, written by show-attend-tell 9\\.9\\.9; show-attend-tell ${PACKAGE_VERSION.replace(/\./g, '\\.')} reads format version ${BUNDLE_FORMAT_VERSION}.*Upgrade to show-attend-tell 9\\.9\\.9`));
 
   const unknown = copy('unknown');
   writeManifest(unknown, { format: 'something-else' });

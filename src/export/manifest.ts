@@ -7,6 +7,7 @@
  *     encoder.onnx         image [n, size, size, 3] (or NCHW) -> features: exactly the graph `sat features` ran
  *     decoder-init.onnx    features [n, L, C] -> encoded, projected, hidden (src/export/graphs.ts)
  *     decoder-step.onnx    token, hidden, encoded, projected -> logits, attention, hidden_out
+ *     decoder-K-init.onnx, decoder-K-step.onnx   an ensemble's member K = 2, 3 ... (manifest `ensemble`)
  */
 import type { InputScaling } from '../encoders/types.js';
 import type { ModelConfig } from '../model/types.js';
@@ -16,8 +17,13 @@ import { DECODER_INIT_IO, DECODER_STEP_IO } from '../model/onnx-io.js';
 import { BUNDLE_DTYPES, type BundleDtype } from './weights.js';
 
 export const BUNDLE_FORMAT = 'show-attend-tell/bundle';
-/** The newest bundle format this package reads and writes. */
-export const BUNDLE_FORMAT_VERSION = 1;
+/**
+ * The newest bundle format this package reads and writes: 2 adds ensembles (`ensemble`). A one-model bundle is
+ * still written as version 1, which older packages read; they refuse an ensemble instead of running one member.
+ */
+export const BUNDLE_FORMAT_VERSION = 2;
+/** The format version of bundles without `ensemble`. */
+export const SINGLE_MODEL_FORMAT_VERSION = 1;
 export const MANIFEST_FILE = 'manifest.json';
 export const BUNDLE_FILES = { encoder: 'encoder.onnx', decoderInit: 'decoder-init.onnx', decoderStep: 'decoder-step.onnx' } as const;
 
@@ -57,6 +63,11 @@ export interface BundleManifest {
     step: { file: string; inputs: Record<string, string>; outputs: Record<string, string> };
   };
   vocab: { words: string[]; pad: number; start: number; end: number; unk: number; maxLength: number };
+  /**
+   * An ensemble's other members (2..K; member 1 is `modelId`, `source`, `model` and `decoder` above): each decodes
+   * the one encoder's features with the same vocabulary (src/decode/ensemble.ts). Absent for one model.
+   */
+  ensemble?: BundleEnsembleMember[];
   /** Every other file of the bundle: SHA-256 (hex) and size. */
   files: Record<string, { sha256: string; bytes: number }>;
   /** What the model is, for people and `sat models` (optional; `sat export --card FILE`). */
@@ -77,10 +88,41 @@ export interface ModelCard {
   scores?: Record<string, number>;
 }
 
-export const decoderIo = () => ({
-  init: { file: BUNDLE_FILES.decoderInit, inputs: { ...DECODER_INIT_IO.inputs }, outputs: { ...DECODER_INIT_IO.outputs } },
-  step: { file: BUNDLE_FILES.decoderStep, inputs: { ...DECODER_STEP_IO.inputs }, outputs: { ...DECODER_STEP_IO.outputs } },
+export interface BundleEnsembleMember {
+  modelId: string;
+  source: BundleManifest['source'];
+  model: ModelConfig;
+  decoder: BundleManifest['decoder'];
+}
+
+/** The decoder graphs' files and io names of ensemble member `member` (1 = the first, or only, model). */
+export const decoderIo = (member = 1) => ({
+  init: { file: member === 1 ? BUNDLE_FILES.decoderInit : `decoder-${member}-init.onnx`, inputs: { ...DECODER_INIT_IO.inputs }, outputs: { ...DECODER_INIT_IO.outputs } },
+  step: { file: member === 1 ? BUNDLE_FILES.decoderStep : `decoder-${member}-step.onnx`, inputs: { ...DECODER_STEP_IO.inputs }, outputs: { ...DECODER_STEP_IO.outputs } },
 });
+
+/** Problems of an ensemble manifest's members (none for one model): sizes that differ from member 1, files not listed. */
+function ensembleProblems(m: BundleManifest): string[] {
+  if (m.ensemble === undefined) return [];
+  if (!Array.isArray(m.ensemble)) return ['ensemble is not a list'];
+  const problems: string[] = [];
+  m.ensemble.forEach((member, i) => {
+    const at = `ensemble[${i}] (member ${i + 2})`;
+    const model = member?.model;
+    if (!model || typeof model !== 'object' || !member.decoder?.init?.file || !member.decoder?.step?.file) {
+      problems.push(`${at} lacks its model or decoder files`);
+      return;
+    }
+    for (const key of ['locations', 'channels', 'vocabSize'] as const) {
+      if (model[key] !== m.model[key]) problems.push(`${at} has model.${key} ${model[key]}, member 1 ${m.model[key]}`);
+    }
+    for (const key of ['embedDim', 'units', 'attentionUnits'] as const) {
+      if (typeof model[key] !== 'number') problems.push(`${at} model.${key} (missing)`);
+    }
+    for (const listed of [member.decoder.init.file, member.decoder.step.file]) if (!m.files[listed]) problems.push(`${at} file ${listed} is not listed`);
+  });
+  return problems;
+}
 
 /** A bundle that cannot be used; the message names the file and the fix. */
 export class BundleError extends Error {
@@ -214,6 +256,8 @@ export function parseManifest(json: unknown, where: string, limits: ManifestLimi
       `${model.locations} x ${model.channels}. ${fix}`);
   }
   checkFiles(m as BundleManifest, file, all, fix);
+  const ensemble = ensembleProblems(m as BundleManifest);
+  if (ensemble.length > 0) throw new BundleError(`${file}: the ensemble is damaged: ${ensemble.join('; ')}. ${fix}`);
   return m as BundleManifest;
 }
 
