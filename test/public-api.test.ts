@@ -19,7 +19,7 @@ const PUBLIC_VALUES = [
 const PUBLIC_TYPES = [
   'Bundle', 'BundleManifest', 'CaptionAlternativeText', 'CaptionEngine', 'CaptionModel', 'CaptionOptions', 'CaptionResult',
   'CaptionServer', 'CaptionWord', 'Captioner', 'CaptionerBackend', 'CaptionerInfo', 'Dataset', 'DatasetImage',
-  'DecodeOptions', 'DecodeStrategy', 'DecodeVocab', 'DecodedCaption', 'EncoderModel', 'EncoderOptions', 'EncoderSpec',
+  'DecodeOptions', 'DecodeVocab', 'DecodedCaption', 'EncoderModel', 'EncoderOptions', 'EncoderSpec',
   'EvaluateOptions', 'EvaluateResult', 'FeatureStoreReader', 'GruState', 'InitState', 'InstallOptions', 'InstalledModel',
   'LoadCaptionerOptions', 'LoadedRun', 'ModelCard', 'ModelConfig', 'ModelOrigin', 'ModelSource', 'NodeImageInput', 'PrepareOptions', 'RgbImage', 'RunInfo', 'Scores', 'ServeOptions', 'Split',
   'TrainOptions', 'TrainOutcome',
