@@ -147,6 +147,15 @@ test('sat features --encoder-from BUNDLE, sat train --init BUNDLE, then sat capt
     (e: Error) => /trained on other features/.test(e.message) && /encoder "pool4-features-\w+" \(this run: "pool8-features-\w+"\)/.test(e.message) &&
       /grid 16 locations x 3 channels \(this run: 4 x 3\)/.test(e.message) && e.message.includes(`sat features --run ${run} --encoder-from ${bundleDir}`));
 
+  // A bundle's manifest says how to run its encoder: flags for another encoder are refused, as are two choices.
+  await assert.rejects(sat(['features', '--run', run, '--encoder', bundleDir, '--encoder-size', '32']), /--encoder-size does not apply to --encoder .*a bundle's manifest/);
+  await assert.rejects(sat(['features', '--run', run, '--encoder', other, '--encoder-from', bundleDir]), /both choose the encoder: give one of them/);
+  // A damaged encoder.onnx is refused against the manifest's SHA-256.
+  const damaged = path.join(dir, 'damaged');
+  fs.cpSync(bundleDir, damaged, { recursive: true });
+  fs.appendFileSync(path.join(damaged, 'encoder.onnx'), 'x');
+  await assert.rejects(sat(['features', '--run', run, '--encoder-from', damaged]), /encoder\.onnx does not match its manifest/);
+
   // The fix: features from the bundle's own encoder; run.json and the store remember it.
   await sat(['features', '--run', run, '--encoder-from', bundleDir]);
   const runJson = JSON.parse(fs.readFileSync(path.join(run, 'run.json'), 'utf8'));

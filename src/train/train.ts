@@ -10,7 +10,6 @@ import {
 } from '../model/index.js';
 import type { FeatureStoreReader } from '../features/types.js';
 import { openRunFeatures, recordedEncoderOptions } from '../features/run-features.js';
-import type { FeatureStore } from '../features/store.js';
 import { runPaths } from '../dataset/run.js';
 import { loadRun } from '../dataset/prepare.js';
 import type { Vocabulary } from '../vocab/vocabulary.js';
@@ -84,7 +83,7 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
     log(`${describeRun(runDir, store, vocab, start, data, checkpointDir, remap)}\n  precision ${precision.used} (${precision.reason})`);
     const result = await trainLoop({
       config, model, precision, store, train: data.train, dev: data.dev, checkpointDir, vocabFile: paths.vocab, runDir,
-      encoderOptions: recordedEncoderOptions((store as FeatureStore).dir),
+      encoderOptions: recordedEncoderOptions(store.dir),
       resume: resumed?.meta.progress, validate, objective: data.objective, timeBudgetSeconds: opts.timeBudgetSeconds,
       wholeEpochs: opts.wholeEpochs, stop, log, quiet: opts.quiet,
     });
