@@ -108,30 +108,60 @@ const TRANSFORM_SCALE = 64;      // libvips' subpixel positions of a mask (VIPS_
 const INTERPOLATE_SHIFT = 12;    // fixed-point bits of mask coefficients (VIPS_INTERPOLATE_SHIFT)
 const REDUCE_GAP = 2;            // the integer pre-shrink leaves at least this much to the reduce
 
-/** Pixel `i` along `axis` of row/column `a`, as an index into the data (times 3). */
-const at = (img: Rgb, axis: 'h' | 'v', a: number, i: number) => (axis === 'h' ? a * img.width + i : i * img.width + a) * 3;
-
 /** A new image of `img` with `axis` resized to `n`. */
 const blank = (img: Rgb, axis: 'h' | 'v', n: number): Rgb =>
   axis === 'h' ? { data: new Uint8Array(n * img.height * 3), width: n, height: img.height } : { data: new Uint8Array(img.width * n * 3), width: img.width, height: n };
 
-/** libvips' shrinkh/shrinkv (ceil): the mean of each k pixels along `axis`, the last box padded with the edge pixel. */
-function boxShrink(img: Rgb, axis: 'h' | 'v', k: number): Rgb {
-  const inSize = axis === 'h' ? img.width : img.height, across = axis === 'h' ? img.height : img.width;
-  const outSize = Math.ceil(inSize / k);
+/**
+ * One axis of a separable filter in integers: output q along `axis` is (round + sum_t weights[q][t] * pixel at
+ * taps[q][t]) * multiplier / 2^shift, clipped to 0..255. Rows (axis 'v') are combined whole, columns per pixel.
+ */
+function applyTaps(img: Rgb, axis: 'h' | 'v', outSize: number, points: number, taps: Int32Array, weights: Int32Array,
+                   round: number, multiplier: number, shift: number): Rgb {
   const out = blank(img, axis, outSize);
-  const amend = Math.floor(k / 2), multiplier = Math.floor(2 ** 32 / (256 * k));
-  for (let a = 0; a < across; a++) {
+  const src = img.data, dst = out.data, scale = multiplier / 2 ** shift;
+  if (axis === 'v') {
+    const rowLength = img.width * 3;
+    const acc = new Float64Array(rowLength);
     for (let q = 0; q < outSize; q++) {
-      const o = at(out, axis, a, q);
-      for (let c = 0; c < 3; c++) {
-        let sum = amend;
-        for (let i = 0; i < k; i++) sum += img.data[at(img, axis, a, Math.min(inSize - 1, q * k + i)) + c];
-        out.data[o + c] = Math.floor((sum * multiplier) / 2 ** 24);
+      acc.fill(round);
+      for (let t = 0; t < points; t++) {
+        const w = weights[q * points + t], start = taps[q * points + t] * rowLength;
+        if (w !== 0) for (let j = 0; j < rowLength; j++) acc[j] += w * src[start + j];
       }
+      const o = q * rowLength;
+      for (let j = 0; j < rowLength; j++) {
+        const v = Math.floor(acc[j] * scale);
+        dst[o + j] = v < 0 ? 0 : v > 255 ? 255 : v;
+      }
+    }
+    return out;
+  }
+  for (let y = 0; y < img.height; y++) {
+    const row = y * img.width * 3, o = y * outSize * 3;
+    for (let q = 0; q < outSize; q++) {
+      let r = round, g = round, b = round;
+      for (let t = 0; t < points; t++) {
+        const w = weights[q * points + t], s = row + taps[q * points + t] * 3;
+        r += w * src[s]; g += w * src[s + 1]; b += w * src[s + 2];
+      }
+      const vr = Math.floor(r * scale), vg = Math.floor(g * scale), vb = Math.floor(b * scale);
+      dst[o + q * 3] = vr < 0 ? 0 : vr > 255 ? 255 : vr;
+      dst[o + q * 3 + 1] = vg < 0 ? 0 : vg > 255 ? 255 : vg;
+      dst[o + q * 3 + 2] = vb < 0 ? 0 : vb > 255 ? 255 : vb;
     }
   }
   return out;
+}
+
+/** libvips' shrinkh/shrinkv (ceil): the mean of each k pixels along `axis`, the last box padded with the edge pixel. */
+function boxShrink(img: Rgb, axis: 'h' | 'v', k: number): Rgb {
+  const inSize = axis === 'h' ? img.width : img.height;
+  const outSize = Math.ceil(inSize / k);
+  const taps = new Int32Array(outSize * k), weights = new Int32Array(outSize * k).fill(1);
+  for (let q = 0; q < outSize; q++) for (let i = 0; i < k; i++) taps[q * k + i] = Math.min(inSize - 1, q * k + i);
+  // (sum + floor(k/2)) * floor(2^32 / 256k) >> 24: libvips' fixed-point mean
+  return applyTaps(img, axis, outSize, k, taps, weights, Math.floor(k / 2), Math.floor(2 ** 32 / (256 * k)), 24);
 }
 
 /** The fixed-point triangle masks of libvips' reduce for shrink `s` at the 65 subpixel positions. */
@@ -159,26 +189,21 @@ function reduceAxis(img: Rgb, axis: 'h' | 'v', outSize: number): Rgb {
     extra /= k;
     if (s === 1) return img;
   }
-  const n = axis === 'h' ? img.width : img.height, across = axis === 'h' ? img.height : img.width;
+  const n = axis === 'h' ? img.width : img.height;
   const points = 2 * rint(s) + 1, halfPoints = Math.floor(points / 2);
   const masks = reduceMasks(s, points);
   const offset = (1 + extra) / 2 - 1;
-  const out = blank(img, axis, outSize);
-  const round = 1 << (INTERPOLATE_SHIFT - 1);
+  const taps = new Int32Array(outSize * points), weights = new Int32Array(outSize * points);
   let X = 0.5 * s - 0.5 - offset;
   for (let q = 0; q < outSize; q++) {
     const ix = Math.trunc(X);
     const sub = Math.trunc(X * TRANSFORM_SCALE * 2) & (TRANSFORM_SCALE * 2 - 1);
     const mask = masks[(sub + 1) >> 1];
-    for (let a = 0; a < across; a++) {
-      const o = at(out, axis, a, q);
-      for (let c = 0; c < 3; c++) {
-        let sum = round;
-        for (let i = 0; i < points; i++) sum += mask[i] * img.data[at(img, axis, a, Math.min(n - 1, Math.max(0, ix + i - halfPoints))) + c];
-        out.data[o + c] = Math.min(255, Math.max(0, sum >> INTERPOLATE_SHIFT));
-      }
+    for (let i = 0; i < points; i++) {
+      taps[q * points + i] = Math.min(n - 1, Math.max(0, ix + i - halfPoints));
+      weights[q * points + i] = mask[i];
     }
     X += s;
   }
-  return out;
+  return applyTaps(img, axis, outSize, points, taps, weights, 1 << (INTERPOLATE_SHIFT - 1), 1, INTERPOLATE_SHIFT);
 }
