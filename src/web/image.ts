@@ -6,7 +6,7 @@
  *   ImageData, { data, width, height, channels? }       used as they are
  *   -> full-size RGBA pixels -> resizeToSquareRgb (src/features/resize.ts): libvips' 'linear' resize as sharp runs
  *      it, in TypeScript, so the result does not depend on the browser's canvas scaler. Shrinking, it is sharp's
- *      exactly (bench/resize-parity.ts: 0 of 40 COCO val photos differ at 224 or 299, except one panorama that is
+ *      exactly (checks/resize-parity.ts: 0 of 40 COCO val photos differ at 224 or 299, except one panorama that is
  *      enlarged on one side); enlarging, within one level. Big JPEGs, which sharp decodes at 1/2 to 1/8 of their size
  *      (shrink-on-load, when both sides shrink 3x or more), still differ by that decoder scaling.
  *   -> scaling and layout are the shared src/features/pixels.ts.

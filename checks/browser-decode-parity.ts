@@ -4,7 +4,10 @@
  * orientation -> canvas -> RGBA), and the pixels are compared with sharp's decode as `sat features` runs it
  * (rotate, sRGB, no alpha), at full size and after the shared resize to SIZE (src/features/resize.ts).
  *
- *   npx tsx bench/browser-decode-parity.ts [--size 224] [--limit 20] DIR
+ *   node --import tsx checks/browser-decode-parity.ts [--size 224] [--limit 20] [--max-diff 2] DIR
+ *
+ * Verdict (exit 1 otherwise): at SIZE, no value differs by more than --max-diff levels (the JPEG decoders of
+ * Chromium and libvips round a few values differently; the resize itself is exact).
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -15,7 +18,14 @@ import sharp from 'sharp';
 import { loadRgb } from '../src/features/image.js';
 import { resizeToSquareRgb } from '../src/features/resize.js';
 
-const { values, positionals } = parseArgs({ options: { size: { type: 'string', default: '224' }, limit: { type: 'string', default: '20' }, chromium: { type: 'string', default: '/usr/bin/chromium' } }, allowPositionals: true });
+const { values, positionals } = parseArgs({
+  options: {
+    size: { type: 'string', default: '224' }, limit: { type: 'string', default: '20' }, chromium: { type: 'string', default: '/usr/bin/chromium' },
+    'max-diff': { type: 'string', default: '2' },
+  },
+  allowPositionals: true,
+});
+let worstAtSize = 0;
 const dir = positionals[0];
 const size = Number(values.size);
 const files = fs.readdirSync(dir).filter((f) => /\.(jpe?g|png)$/i.test(f)).sort().slice(0, Number(values.limit));
@@ -56,6 +66,7 @@ try {
     const { data, info } = await sharp(path.join(dir, file)).rotate().toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
     const full = stat(rgba, data, [4, 3]);
     const small = stat(resizeToSquareRgb({ data: rgba, width: b64.width, height: b64.height, channels: 4 }, size), await loadRgb(path.join(dir, file), size), [3, 3]);
+    worstAtSize = Math.max(worstAtSize, small.max);
     console.log(`${file} ${info.width}x${info.height}${b64.width !== info.width ? ` (browser ${b64.width}x${b64.height})` : ''}: decoded max ${full.max} mean ${full.mean.toFixed(3)} ` +
       `differing ${(100 * full.differing).toFixed(1)}%; at ${size}: max ${small.max} mean ${small.mean.toFixed(3)} differing ${(100 * small.differing).toFixed(1)}%`);
   }
@@ -63,3 +74,6 @@ try {
   await browser.close();
   server.close();
 }
+const ok = worstAtSize <= Number(values['max-diff']);
+console.log(ok ? `PASS: max |diff| at ${size} is ${worstAtSize}` : `FAIL: max |diff| at ${size} is ${worstAtSize} > ${values['max-diff']}`);
+if (!ok) process.exitCode = 1;

@@ -3,10 +3,11 @@
  * runs) comes to sharp's (src/features/image.ts loadRgb, what `sat features` and Node captioning run) on real photos:
  * both start from the same decoded pixels (sharp's decode, EXIF-rotated, sRGB), so only the resize differs.
  *
- *   npx tsx bench/resize-parity.ts [--size 224] [--limit 20] DIR_OR_FILES...
+ *   node --import tsx checks/resize-parity.ts [--size 224] [--limit 20] [--max-diff 1] [--max-differing 0.001] DIR_OR_FILES...
  *
  * Prints per image and over all: max |difference| and mean |difference| in 0..255 levels, and the share of
- * values that differ at all.
+ * values that differ at all. Verdict (exit 1 otherwise): over all images, max |difference| <= --max-diff and the
+ * share of differing values <= --max-differing (shrinking is exact; an axis that is enlarged may be one level off).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -15,7 +16,13 @@ import sharp from 'sharp';
 import { loadRgb } from '../src/features/image.js';
 import { resizeToSquareRgb } from '../src/features/resize.js';
 
-const { values, positionals } = parseArgs({ options: { size: { type: 'string', default: '224' }, limit: { type: 'string', default: '20' } }, allowPositionals: true });
+const { values, positionals } = parseArgs({
+  options: {
+    size: { type: 'string', default: '224' }, limit: { type: 'string', default: '20' },
+    'max-diff': { type: 'string', default: '1' }, 'max-differing': { type: 'string', default: '0.001' },
+  },
+  allowPositionals: true,
+});
 const size = Number(values.size);
 const files = positionals.flatMap((p) => fs.statSync(p).isDirectory()
   ? fs.readdirSync(p).filter((f) => /\.(jpe?g|png|webp)$/i.test(f)).sort().map((f) => path.join(p, f)) : [p]).slice(0, Number(values.limit));
@@ -36,3 +43,6 @@ for (const file of files) {
   console.log(`${path.basename(file)} ${info.width}x${info.height} -> ${size}: max ${max}, mean ${(total / ours.length).toFixed(4)}, differing ${(100 * diff / ours.length).toFixed(2)}%`);
 }
 console.log(`${files.length} images -> ${size}x${size}: max |diff| ${worst}, mean |diff| ${(sum / count).toFixed(4)}, differing ${(100 * differing / count).toFixed(2)}% of values`);
+const ok = worst <= Number(values['max-diff']) && differing / count <= Number(values['max-differing']);
+console.log(ok ? 'PASS' : `FAIL: max |diff| must be <= ${values['max-diff']} and the differing share <= ${values['max-differing']}`);
+if (!ok) process.exitCode = 1;
