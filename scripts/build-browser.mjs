@@ -7,3 +7,8 @@ for (const which of ['web', 'page']) {
   const sizes = [...files].map(([name, f]) => `${name} ${(f.size / 1e6).toFixed(2)} MB`).join(', ');
   console.log(`${BUILD_FOLDERS[which]}: ${sizes}`);
 }
+
+// The static captioning site's page (`sat export --site DIR` copies it): src/web/site-build.ts.
+const { SITE_BUILD_FOLDER, writeSitePage } = await import('../dist/src/web/site-build.js');
+const site = await writeSitePage();
+console.log(`${SITE_BUILD_FOLDER}: ${[...site].map(([name, bytes]) => `${name} ${(bytes.length / 1e6).toFixed(2)} MB`).join(', ')}`);

@@ -15,6 +15,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import type { EncoderOptions } from '../encoders/registry.js';
 import { RENAMED_PARAMETERS } from '../model/params.js';
 import type { CaptionModel, ModelConfig } from '../model/types.js';
 import type { TrainingPrecision } from '../model/precision.js';
@@ -64,7 +65,8 @@ export interface CheckpointMeta<Config = Record<string, unknown>> {
   createdAt: string;
   config: Config;
   model: ModelConfig;
-  encoder: { id: string; locations: number; channels: number };
+  /** The features trained on; `options` rebuild their encoder (src/encoders/registry.ts EncoderOptions), when recorded. */
+  encoder: { id: string; locations: number; channels: number; options?: EncoderOptions };
   vocab: string;             // file name of the vocabulary, beside the checkpoint
   run: string | null;        // run directory the checkpoint was trained from (informational)
   progress: TrainProgress;

@@ -208,3 +208,16 @@ function foldNode(node: NodeInfo, inits: Map<string, StoredTensor>): { dims: num
   }
   return null;
 }
+
+/** The float32 initializers of a model (raw_data or float_data; external data skipped), by name. */
+export function floatInitializers(model: Uint8Array): Map<string, { dims: number[]; data: Float32Array }> {
+  const out = new Map<string, { dims: number[]; data: Float32Array }>();
+  const graph = readFields(model).find((f) => f.field === 7 && f.wire === 2);
+  if (!graph) throw new Error('not an ONNX model: no graph');
+  for (const f of readFields(graph.value as Uint8Array)) {
+    if (f.field !== 5) continue;
+    const t = floatTensor(f.value as Uint8Array);
+    if (t) out.set(t.name, { dims: t.dims, data: t.data.slice() });
+  }
+  return out;
+}

@@ -7,8 +7,14 @@
  *     "locations": 64, "channels": 2048,          // per-image feature shape [locations, channels]
  *     "dir": "/abs/runs/f8k/features/inception_v3_nsfwjs-mixed10",
  *     "images": 7000, "skipped": 0,                // entries in the store, images listed in skipped.json
- *     "updatedAt": "2026-11-26T17:00:00.000Z"
+ *     "updatedAt": "2026-11-26T17:00:00.000Z",
+ *     "encoderOptions": { "encoder": "mobilenet_v2", "weights": "/abs/models/mobilenet_v2_1.0_224" }
  *   }
+ *
+ * `encoderOptions` are the options the store's encoder was built from (src/encoders/registry.ts, paths made
+ * absolute). The store folder keeps its own copy in encoder-options.json, so that every store of a run remembers
+ * its encoder; `sat train` copies it into each checkpoint (meta.encoder.options), and `sat caption`, `sat serve`
+ * and `sat export` rebuild the encoder from it: no download and no --encoder-weights again.
  *
  * The last extraction (or merge) wins; older stores stay on disk under features/<encoder> and are chosen
  * with --features DIR, or by a checkpoint's encoder (runFeatureDir).
@@ -18,7 +24,10 @@ import path from 'node:path';
 import { runPaths } from '../dataset/run.js';
 import { writeJsonAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
+import { ENCODERS, type EncoderOptions } from '../encoders/registry.js';
 import { openFeatureStore, type FeatureStore } from './store.js';
+
+const ENCODER_OPTIONS_FILE = 'encoder-options.json';
 
 export interface RunFeaturesInfo {
   encoderId: string;
@@ -29,10 +38,36 @@ export interface RunFeaturesInfo {
   images: number;
   skipped: number;
   updatedAt: string;
+  encoderOptions?: EncoderOptions;
 }
 
-/** Point run.json's `features` field at the store in `storeDir`. */
-export function recordRunFeatures(runDir: string, storeDir: string): RunFeaturesInfo {
+/**
+ * `options` with its paths (weights, a user .onnx file, a bundle folder) made absolute, so that they name the same
+ * files from any working directory. Names of built-in encoders stay as they are.
+ */
+export function absoluteEncoderOptions(options: EncoderOptions): EncoderOptions {
+  const out: EncoderOptions = {};
+  for (const [key, value] of Object.entries(options) as [keyof EncoderOptions, string | number | undefined][]) {
+    if (value === undefined) continue;
+    const isPath = key === 'weights' || (key === 'encoder' && !Object.hasOwn(ENCODERS, String(value)));
+    (out as Record<string, unknown>)[key] = isPath ? path.resolve(String(value)) : value;
+  }
+  return out;
+}
+
+/** The encoder options recorded beside a feature store (encoder-options.json), or undefined for stores made before. */
+export function recordedEncoderOptions(storeDir: string): EncoderOptions | undefined {
+  const file = path.join(storeDir, ENCODER_OPTIONS_FILE);
+  if (!fs.existsSync(file)) return undefined;
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as EncoderOptions;
+}
+
+/**
+ * Point run.json's `features` field at the store in `storeDir`; with `encoderOptions` (the options its encoder was
+ * built from), record them there and in the store folder (encoder-options.json).
+ */
+export function recordRunFeatures(runDir: string, storeDir: string, encoderOptions?: EncoderOptions): RunFeaturesInfo {
+  if (encoderOptions) writeJsonAtomic(path.join(storeDir, ENCODER_OPTIONS_FILE), absoluteEncoderOptions(encoderOptions));
   const file = runPaths(runDir).runJson;
   const info = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
   const store = openFeatureStore(storeDir);
@@ -40,6 +75,8 @@ export function recordRunFeatures(runDir: string, storeDir: string): RunFeatures
     encoderId: store.encoderId, locations: store.locations, channels: store.channels, dir: path.resolve(storeDir),
     images: store.size, skipped: store.skipped().length, updatedAt: new Date().toISOString(),
   };
+  const options = recordedEncoderOptions(storeDir);
+  if (options) features.encoderOptions = options;
   store.close();
   writeJsonAtomic(file, { ...info, features });
   return features;

@@ -10,6 +10,7 @@
  * at the start of the current epoch, how many of its batches are done and the epoch's partial loss sums.
  * Dropout masks are seeded from (seed, step), so they need no state of their own.
  */
+import type { EncoderOptions } from '../encoders/registry.js';
 import { NonFiniteLossError, type CaptionModel, type StepStats } from '../model/types.js';
 import type { TrainingPrecision } from '../model/precision.js';
 import type { FeatureStoreReader } from '../features/types.js';
@@ -46,6 +47,8 @@ export interface TrainLoopOptions {
   checkpointDir: string;
   vocabFile: string;
   runDir?: string | null;
+  /** The options the store's encoder was built from (src/features/run-features.ts); recorded in every checkpoint. */
+  encoderOptions?: EncoderOptions;
   /** Progress from a checkpoint to continue from (its weights must already be in `model`). */
   resume?: TrainProgress;
   validate?: ValidateHook;
@@ -206,7 +209,8 @@ function checkpointMeta(loop: Loop): CheckpointMeta<TrainConfig> {
   const used = config.precision as TrainingPrecision['used'];  // checked in startLoop
   return {
     format: CHECKPOINT_FORMAT, createdAt: new Date().toISOString(), config, model: model.config,
-    encoder: { id: store.encoderId, locations: store.locations, channels: store.channels },
+    encoder: { id: store.encoderId, locations: store.locations, channels: store.channels,
+      ...(loop.opts.encoderOptions ? { options: loop.opts.encoderOptions } : {}) },
     vocab: loop.vocabName, run: loop.opts.runDir ?? null, progress: loop.progress,
     precision: loop.opts.precision ?? { asked: used, used, reason: 'as asked' },
   };
