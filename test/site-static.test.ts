@@ -53,7 +53,7 @@ test('sat export --site writes the page, the runtime and the bundle; a bundle fo
   const fromBundle = path.join(dir, 'site-from-bundle');
   await sat(['export', '--model', bundle, '--site', fromBundle]);
   assert.equal(fs.readFileSync(path.join(fromBundle, 'model', 'encoder.onnx')).compare(fs.readFileSync(path.join(bundle, 'encoder.onnx'))), 0);
-  await assert.rejects(sat(['export', '--model', bundle, '--site', fromBundle, '--dtype', 'int8']), /is a fp32 bundle with its own encoder: --dtype .* do not apply/);
+  await assert.rejects(sat(['export', '--model', bundle, '--site', fromBundle, '--dtype', 'int8']), /is a fp32 bundle with its own encoder and card: --dtype.* do not apply/);
   await assert.rejects(sat(['export', '--model', bundle, '--out', path.join(dir, 'copy')]), /already a bundle/);
   await assert.rejects(sat(['export', '--model', fx.run]), /--out DIR \(a bundle folder\) or --site DIR/);
   fs.writeFileSync(path.join(dir, 'a-file'), 'x');
