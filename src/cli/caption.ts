@@ -5,12 +5,16 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { checkCaptionOptions, strategyOf, type CaptionOptionName, type CaptionOptions, type CaptionResult } from '../decode/captioner-api.js';
-import { checkBackend, loadCaptioner } from '../export/load.js';
+import { DEFAULT_STREAM_BATCH, MAX_STREAM_BATCH } from '../decode/caption-stream.js';
+import {
+  checkCaptionOptions, strategyOf, type CaptionOptionName, type CaptionOptions, type CaptionResult, type Captioner,
+} from '../decode/captioner-api.js';
+import { checkBackend, loadCaptioner, type NodeImageInput } from '../export/load.js';
 import { DEFAULT_MAX_IMAGE_BYTES, isImageUrl } from '../features/image-url.js';
 import { renderAttentionFigure } from '../figures/attention.js';
 import { isSquareGrid } from '../figures/heat.js';
 import { UserError } from '../util/errors.js';
+import { ProgressBar } from '../util/progress.js';
 import { numberOption, requireString, type Command } from './command.js';
 import { CHECKPOINT_ENCODER_OPTIONS, givenEncoderFlags } from './encoder-options.js';
 
@@ -81,6 +85,47 @@ function toJson(c: CaptionResult, image: string, grid: [number, number] | null) 
   };
 }
 
+interface StreamOutput {
+  batchSize: number;
+  /** Attention figure paths, one per image (none: no figures). */
+  figures: string[];
+  json: boolean;
+  grid: [number, number] | null;
+  quiet: boolean;
+}
+
+/**
+ * Captions `images` batch by batch (Captioner.captionStream) and writes each caption, figure and JSON entry as
+ * its batch is done, so memory stays bounded for any number of images; a progress bar on stderr when there is
+ * more than one batch. --json is one JSON object, its captions one per line.
+ */
+async function captionInBatches(captioner: Captioner<NodeImageInput>, images: string[], options: CaptionOptions, out: StreamOutput): Promise<void> {
+  const { info } = captioner;
+  if (out.json) {
+    const head = JSON.stringify({
+      checkpoint: info.source, encoder: info.encoderId, locations: info.locations,
+      decoding: { ...strategyOf(options), maxLength: options.maxLength ?? info.maxLength }, captions: [],
+    });
+    console.log(head.slice(0, -2)); // without the closing "]}" of the empty captions list
+  }
+  const progress = new ProgressBar({ total: images.length, label: 'caption', unit: 'img', silent: out.quiet || images.length <= out.batchSize });
+  const stream = captioner.captionStream(images, options, { batchSize: out.batchSize, pixels: out.figures.length > 0 });
+  for await (const { index: i, result: c, rgb } of stream) {
+    if (out.json) console.log((i > 0 ? ',' : '') + JSON.stringify(toJson(c, images[i], out.grid)));
+    else console.log(images.length === 1 ? text(c) : `${images[i]}\t${text(c)}`);
+    if (rgb && out.figures[i]) {
+      const png = await renderAttentionFigure({ rgb, size: info.inputSize, words: c.words.map((w) => w.word), attention: c.words.map((w) => w.attention) },
+        { heading: `${imageName(images[i])}: ${text(c)}` });
+      fs.mkdirSync(path.dirname(path.resolve(out.figures[i])), { recursive: true });
+      fs.writeFileSync(out.figures[i], png);
+      if (out.quiet || images.length <= out.batchSize) console.error(`sat caption: attention figure ${out.figures[i]}`);
+    }
+    progress.tick();
+  }
+  if (out.json) console.log(']}');
+  if (images.length > out.batchSize) progress.finish();
+}
+
 const command: Command = {
   name: 'caption',
   summary: 'Caption image files or URLs with a trained checkpoint or bundle (greedy, beam search or sampling), with attention maps',
@@ -97,6 +142,8 @@ const command: Command = {
     seed: { type: 'string', description: 'sampling seed (with --sample; default 0)' },
     'max-length': { type: 'string', description: 'most words per caption, <end> included (default: the vocabulary\'s max length - 1)' },
     'suppress-unk': { type: 'boolean', description: 'never emit <unk>' },
+    'batch-size': { type: 'string', description: `images read, encoded and decoded together; memory holds one batch (default ${DEFAULT_STREAM_BATCH})` },
+    quiet: { type: 'boolean', description: 'no progress bar' },
     json: { type: 'boolean', description: 'print JSON: per image the words and, per word, the attention weights over the encoder locations' },
     attention: { type: 'string', description: 'write attention figures: OUT.png for one image, or a folder (one IMAGE.attention.png each)' },
     ...CHECKPOINT_ENCODER_OPTIONS,
@@ -113,40 +160,18 @@ const command: Command = {
     const figures = typeof values.attention === 'string' ? figurePaths(values.attention, positionals) : [];
     const maxImageMb = numberOption(values, 'max-image-mb', { min: 0.001 });
     const backend = values.backend === undefined ? undefined : checkBackend(values.backend, '--backend');
+    const batchSize = numberOption(values, 'batch-size', { integer: true, min: 1, max: MAX_STREAM_BATCH }) ?? DEFAULT_STREAM_BATCH;
 
     const captioner = await loadCaptioner(model, {
       backend, encoder: givenEncoderFlags(values), maxImageBytes: maxImageMb === undefined ? undefined : Math.round(maxImageMb * 1024 * 1024),
     });
     try {
-      const { encoderId: id, locations, inputSize } = captioner.info;
+      const { encoderId: id, locations } = captioner.info;
       const grid = isSquareGrid(captioner.info.grid) ? captioner.info.grid : null; // null: not a square feature map
       if (figures.length > 0 && grid === null) {
         throw new UserError(`--attention: encoder "${id}" has ${locations} locations, not a square grid, so there is no map to draw. Omit --attention.`);
       }
-      // Each image once (a URL is downloaded once), then one encoder batch and one decoder batch.
-      const rgb: Uint8Array[] = [];
-      for (const image of positionals) rgb.push(await captioner.preprocess(image));
-      const pixels = rgb.map((data) => ({ data, width: inputSize, height: inputSize }));
-      const captions = await captioner.captionBatch(pixels, options);
-      if (values.json) {
-        console.log(JSON.stringify({
-          checkpoint: captioner.info.source,
-          encoder: id,
-          locations,
-          decoding: { ...strategyOf(options), maxLength: options.maxLength ?? captioner.info.maxLength },
-          captions: captions.map((c, i) => toJson(c, positionals[i], grid)),
-        }));
-      } else {
-        captions.forEach((c, i) => console.log(positionals.length === 1 ? text(c) : `${positionals[i]}\t${text(c)}`));
-      }
-      for (let i = 0; i < figures.length; i++) {
-        const c = captions[i];
-        const png = await renderAttentionFigure({ rgb: rgb[i], size: inputSize, words: c.words.map((w) => w.word), attention: c.words.map((w) => w.attention) },
-          { heading: `${imageName(positionals[i])}: ${text(c)}` });
-        fs.mkdirSync(path.dirname(path.resolve(figures[i])), { recursive: true });
-        fs.writeFileSync(figures[i], png);
-        console.error(`sat caption: attention figure ${figures[i]}`);
-      }
+      await captionInBatches(captioner, positionals, options, { batchSize, figures, json: values.json === true, grid, quiet: values.quiet === true });
     } finally {
       await captioner.dispose();
     }

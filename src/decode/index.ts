@@ -63,7 +63,7 @@ export function* decodeImagesSearch(model: DecoderModelBase, features: Float32Ar
             const seed = strategy.seed ?? 0;
             const rngs = new Map<number, ReturnType<typeof imageRng>>();
             return categoricalChooser(strategy.temperature ?? 1, (row) => {
-              const image = first * repeat + imageOf(row);  // one stream per output caption
+              const image = ((opts.firstImage ?? 0) + first) * repeat + imageOf(row);  // one stream per output caption
               let rng = rngs.get(image);
               if (!rng) rngs.set(image, (rng = imageRng(seed, image)));
               return rng;
