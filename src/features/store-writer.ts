@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { EncoderSpec } from '../encoders/types.js';
-import { writeJsonAtomic } from '../util/atomic-write.js';
+import { outOfSpaceError, writeAllSync, writeJsonAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
 import {
   STORE_FORMAT, STORE_VERSION, assertLittleEndian, crc32, formatIndexLine, indexPath, metaPath, parseIndex,
@@ -38,6 +38,8 @@ export class FeatureStoreWriter {
   private shardFd: number | undefined;
   private indexFd: number;
   private locked = true;
+  /** The error of a failed commit: the writer takes no more records. */
+  private failed: Error | undefined;
 
   private constructor(readonly dir: string, readonly meta: StoreMeta) {
     this.indexFd = -1;
@@ -100,15 +102,39 @@ export class FeatureStoreWriter {
     this.pending.push({ id, data: new Uint8Array(halves.buffer.slice(halves.byteOffset, halves.byteOffset + halves.byteLength)) });
   }
 
-  /** Make every queued record durable (data fsync, then index append + fsync). */
+  /**
+   * Make every queued record durable (data fsync, then index append + fsync). If any write fails (a full disk,
+   * a file-size limit) the index is cut back to its last good record and the writer refuses further commits;
+   * the store then holds every record committed before, and a rerun resumes from there.
+   */
   commit(): void {
+    if (this.failed) throw this.failed;
     if (this.pending.length === 0) return;
+    const indexBefore = fs.fstatSync(this.indexFd).size;
+    const bytes = this.pending.length * this.meta.recordBytes;
+    try {
+      this.appendPending();
+    } catch (e) {
+      try {
+        fs.ftruncateSync(this.indexFd, indexBefore);
+        fs.fsyncSync(this.indexFd);
+      } catch {
+        // reopening the store cuts a torn tail too (recover)
+      }
+      this.pending = [];
+      this.failed = outOfSpaceError(e, this.dir, `${bytes} bytes of features`, bytes,
+        `the store keeps the ${this.entries.size} images committed before (a rerun resumes from there)`) as Error;
+      throw this.failed;
+    }
+  }
+
+  private appendPending(): void {
     const { recordBytes, shardMaxBytes } = this.meta;
     const added: IndexEntry[] = [];
     let chunk: Uint8Array[] = [];
     const flush = () => {
       if (chunk.length === 0) return;
-      writeAll(this.currentShardFd(), Buffer.concat(chunk), this.shardSize - chunk.length * recordBytes);
+      writeAllSync(this.currentShardFd(), Buffer.concat(chunk), this.shardSize - chunk.length * recordBytes);
       chunk = [];
     };
     const touched = new Set<number>();
@@ -125,8 +151,7 @@ export class FeatureStoreWriter {
     }
     flush();
     fs.fsyncSync(this.currentShardFd());
-    const lines = added.map(formatIndexLine).join('');
-    fs.writeSync(this.indexFd, lines);
+    writeAllSync(this.indexFd, added.map(formatIndexLine).join(''));
     fs.fsyncSync(this.indexFd);
     for (const e of added) this.entries.set(e.id, e);
     this.pending = [];
@@ -140,7 +165,7 @@ export class FeatureStoreWriter {
   }
 
   close(): void {
-    this.commit();
+    if (!this.failed) this.commit();
     if (this.shardFd !== undefined) fs.closeSync(this.shardFd);
     if (this.indexFd >= 0) fs.closeSync(this.indexFd);
     this.shardFd = undefined;
@@ -259,8 +284,3 @@ function checkCompatible(dir: string, meta: StoreMeta, spec: EncoderSpec, slice:
   if (a !== b) throw new UserError(`${dir} was extracted for slice ${a}, not ${b}. ${fix}`);
 }
 
-/** Positional write of the whole buffer (writeSync may write less than asked). */
-function writeAll(fd: number, buf: Buffer, position: number): void {
-  let done = 0;
-  while (done < buf.length) done += fs.writeSync(fd, buf, done, buf.length - done, position + done);
-}
