@@ -17,7 +17,7 @@ import {
   STORE_FORMAT, STORE_VERSION, formatIndexLine, indexPath, metaPath, parseIndex, partName, partsDir, readMeta,
   readSkipped, shardPath, skippedPath, type IndexEntry, type SkippedImage, type StoreMeta,
 } from './format.js';
-import { acquireLock, releaseLock } from './store-writer.js';
+import { lockStore } from './store-writer.js';
 
 export interface MergeResult {
   parts: number;
@@ -27,11 +27,11 @@ export interface MergeResult {
 
 export function mergeParts(dir: string): MergeResult {
   fs.mkdirSync(dir, { recursive: true });
-  acquireLock(dir);
+  const lock = lockStore(dir, 'sat features --merge');
   try {
     return merge(dir);
   } finally {
-    releaseLock(dir);
+    lock.release();
   }
 }
 
