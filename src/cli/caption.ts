@@ -164,6 +164,7 @@ const command: Command = {
 
     const captioner = await loadCaptioner(model, {
       backend, encoder: givenEncoderFlags(values), maxImageBytes: maxImageMb === undefined ? undefined : Math.round(maxImageMb * 1024 * 1024),
+      allowFiles: true, allowPrivateNetwork: true, // the user at the terminal names files and may name local servers
     });
     try {
       const { encoderId: id, locations } = captioner.info;
