@@ -301,6 +301,26 @@ Napi::Value DecodeStep(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// parameterTable(dims): [{name, shape}] of every parameter in ParamId order for the sizes dims (the table of
+// native/model.h), so TypeScript and the PyTorch twin can be checked against the one declaration.
+Napi::Value ParameterTable(const Napi::CallbackInfo& info) {
+  expect_args(info, 1, "parameterTable(dims)");
+  Napi::Env env = info.Env();
+  const Dims d = dims_arg(info, 0);
+  Napi::Array out = Napi::Array::New(env, kNumParams);
+  for (int i = 0; i < kNumParams; i++) {
+    const ParamShape s = param_shape(d, i);
+    Napi::Array shape = Napi::Array::New(env, s.cols ? 2 : 1);
+    shape.Set(0u, (double)s.rows);
+    if (s.cols) shape.Set(1u, (double)s.cols);
+    Napi::Object row = Napi::Object::New(env);
+    row.Set("name", s.name);
+    row.Set("shape", shape);
+    out.Set((uint32_t)i, row);
+  }
+  return out;
+}
+
 size_t length_of(const Napi::CallbackInfo& info, size_t i, const char* what) {
   if (i >= info.Length() || !info[i].IsTypedArray() ||
       info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
@@ -457,6 +477,7 @@ Napi::Value ThrowForTest(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("parameterTable", Napi::Function::New(env, guarded<ParameterTable>));
   exports.Set("createWorkspace", Napi::Function::New(env, guarded<CreateWorkspace>));
   exports.Set("releaseWorkspace", Napi::Function::New(env, guarded<ReleaseWorkspace>));
   exports.Set("trainStep", Napi::Function::New(env, guarded<TrainStep>));

@@ -2,7 +2,7 @@
  * Any number of images: `sat caption` and Captioner.captionStream read, encode and decode images in bounded
  * batches, write each caption as it is done, and give the captions one big batch gives (sampling included);
  * and a command line as long as thousands of file names does not crash onnxruntime (its telemetry's regex
- * over /proc/self/cmdline overflowed the stack; src/features/runner.ts).
+ * over /proc/self/cmdline overflowed the stack; src/features/node-onnxruntime.ts).
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
 import type { CaptionedImage } from '../src/decode/captioner-api.js';
-import { loadCaptioner, type NodeImageInput } from '../src/export/load.js';
+import { loadCaptioner, type NodeImageInput } from '../src/models/load-captioner.js';
 import { sat } from './cli-run.js';
 import { makeTinyRun, RED_BLUE, SIZE, type TinyRun } from './tiny-model.js';
 

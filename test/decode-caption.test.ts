@@ -9,7 +9,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
 import { encoderOptionsFor } from '../src/checkpoint/source.js';
-import { loadCaptioner } from '../src/export/load.js';
+import { loadCaptioner } from '../src/models/load-captioner.js';
 import { UserError } from '../src/util/errors.js';
 import { sat } from './cli-run.js';
 import { makeTinyRun, RED_BLUE, SIZE, type TinyRun } from './tiny-model.js';

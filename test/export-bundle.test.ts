@@ -21,7 +21,7 @@ import { buildBundle, writeBundle } from '../src/export/bundle.js';
 import { bundleBackend } from '../src/export/bundle-backend.js';
 import { readBundleFolder } from '../src/export/bundle-folder.js';
 import { decoderInitGraph, decoderStepGraph, parametersByName } from '../src/export/graphs.js';
-import { loadCaptioner } from '../src/export/load.js';
+import { loadCaptioner } from '../src/models/load-captioner.js';
 import type { OrtNamespace } from '../src/encoders/onnx/runtime.js';
 import { OnnxDecoderModel } from '../src/model/onnx-model.js';
 import { expandStoredWeights } from '../src/export/onnx-rewrite.js';

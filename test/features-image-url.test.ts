@@ -13,7 +13,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
-import { loadCaptioner } from '../src/export/load.js';
+import { loadCaptioner } from '../src/models/load-captioner.js';
 import { fetchImageUrl } from '../src/features/image-url.js';
 import { makeCaptionRun, type CaptionFixture } from './export-fixture.js';
 

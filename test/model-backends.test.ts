@@ -8,7 +8,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createModel, type ModelConfig } from '../src/model/index.js';
-import { loadBinding, PARAMETER_ORDER, selectGemmBackend, type GemmBackend } from '../src/model/binding.js';
+import { loadBinding, selectGemmBackend, type GemmBackend } from '../src/model/binding.js';
+import { PARAMETER_ORDER } from '../src/model/params.js';
 import { Rng } from '../src/util/rng.js';
 
 const native = loadBinding();

@@ -1,5 +1,5 @@
 /**
- * URLs with care (src/features/image-url.ts, src/util/special-address.ts, preprocessImage in src/export/load.ts):
+ * URLs with care (src/features/image-url.ts, src/util/special-address.ts, preprocessImage in src/models/load-captioner.ts):
  * the library refuses loopback, private, link-local and other special-use addresses, written in any form and
  * after DNS, and on every redirect, unless the caller allows them; SVG is never decoded from a URL; strings are
  * read as files only where the caller allows it. Servers bind 127.0.0.1 (and 127.0.0.2 where the system has it).
@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
-import { preprocessImage } from '../src/export/load.js';
+import { preprocessImage } from '../src/models/load-captioner.js';
 import { fetchImageUrl, rasterFormat } from '../src/features/image-url.js';
 import { specialAddressKind } from '../src/util/special-address.js';
 

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { buildBundle, writeBundle } from '../src/export/bundle.js';
-import { loadCaptioner } from '../src/export/load.js';
+import { loadCaptioner } from '../src/models/load-captioner.js';
 import { writeBrowserBuild } from '../src/serve/browser-build.js';
 import { makeCaptionRun, type CaptionFixture } from './export-fixture.js';
 

@@ -16,7 +16,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { RENAMED_PARAMETERS } from '../model/binding.js';
+import { RENAMED_PARAMETERS } from '../model/params.js';
 import type { CaptionModel, ModelConfig } from '../model/types.js';
 import type { TrainingPrecision } from '../model/precision.js';
 import type { RngState } from '../util/rng.js';
@@ -76,7 +76,8 @@ export interface CheckpointMeta<Config = Record<string, unknown>> {
   precision?: TrainingPrecision;
 }
 
-export const checkpointFiles = (dir: string, tag: 'latest' | 'best') => ({
+/** The two files of the checkpoint `tag` in the checkpoints folder `dir`: its weights and its pretty-printed meta. */
+export const checkpointTagPaths = (dir: string, tag: 'latest' | 'best') => ({
   weights: path.join(dir, `${tag}.safetensors`),
   meta: path.join(dir, `${tag}.json`),
 });
@@ -90,7 +91,7 @@ export function saveCheckpoint<Config>(dir: string, tag: 'latest' | 'best', mode
   for (const [name, t] of opt.m) tensors.set(`optimizer.m.${name}`, t);
   for (const [name, t] of opt.v) tensors.set(`optimizer.v.${name}`, t);
   const json = JSON.stringify(meta);
-  const files = checkpointFiles(dir, tag);
+  const files = checkpointTagPaths(dir, tag);
   // Both files are written and checked before either replaces its old version: a full disk keeps the old pair.
   writeFilesAtomic([
     { file: files.weights, data: safetensorsChunks(tensors, { format: 'pt', [META_KEY]: json }) },
@@ -100,8 +101,8 @@ export function saveCheckpoint<Config>(dir: string, tag: 'latest' | 'best', mode
 
 /** Copy `<dir>/latest.*` to `<dir>/best.*` (both copied and checked before either replaces the old best). */
 export function promoteLatestToBest(dir: string): void {
-  const from = checkpointFiles(dir, 'latest');
-  const to = checkpointFiles(dir, 'best');
+  const from = checkpointTagPaths(dir, 'latest');
+  const to = checkpointTagPaths(dir, 'best');
   copyFilesAtomic((['weights', 'meta'] as const).map((key) => ({ from: from[key], to: to[key] })), 'the "best" checkpoint');
 }
 
@@ -119,14 +120,17 @@ export interface LoadedCheckpoint<Config = Record<string, unknown>> {
 }
 
 /**
- * The weights file `target` names: a .safetensors file, its .json, or a folder's best (else latest) checkpoint
- * (`prefer: 'latest'` takes only latest). Refuses a folder without one, or a file that does not exist.
+ * The weights file (.safetensors) that `target` names: a run folder (its checkpoints/ folder), a checkpoints
+ * folder (best, else latest; `prefer: 'latest'` takes only latest), a .safetensors file or its .json. Refuses a
+ * folder without a checkpoint, or a file that does not exist.
  */
-export function checkpointFile(target: string, prefer: 'best' | 'latest' = 'best'): string {
+export function checkpointWeightsFile(target: string, prefer: 'best' | 'latest' = 'best'): string {
   let file = target;
   if (fs.existsSync(target) && fs.statSync(target).isDirectory()) {
+    const runCheckpoints = path.join(target, 'checkpoints');
+    const dir = fs.existsSync(runCheckpoints) && fs.statSync(runCheckpoints).isDirectory() ? runCheckpoints : target;
     const order = prefer === 'best' ? ['best', 'latest'] as const : ['latest'] as const;
-    const found = order.map((t) => checkpointFiles(target, t).weights).find((f) => fs.existsSync(f));
+    const found = order.map((t) => checkpointTagPaths(dir, t).weights).find((f) => fs.existsSync(f));
     if (!found) {
       throw new UserError(`${target}: no ${order.map((t) => t + '.safetensors').join(' or ')} in this folder. ` +
         'Train first with `sat train --run DIR`, or point at a checkpoints folder.');
@@ -139,12 +143,9 @@ export function checkpointFile(target: string, prefer: 'best' | 'latest' = 'best
   return file;
 }
 
-/**
- * Load a checkpoint given its .safetensors file, its .json file, or a checkpoints folder (then
- * `best` if present, else `latest`; pass `prefer: 'latest'` to resume).
- */
+/** Load the checkpoint `target` names (see checkpointWeightsFile; pass `prefer: 'latest'` to resume). */
 export function loadCheckpoint<Config = Record<string, unknown>>(target: string, prefer: 'best' | 'latest' = 'best'): LoadedCheckpoint<Config> {
-  const file = checkpointFile(target, prefer);
+  const file = checkpointWeightsFile(target, prefer);
   const { tensors, metadata } = readSafetensors(file);
   const raw = metadata[META_KEY];
   if (!raw) throw new UserError(`${file} has no "${META_KEY}" metadata: it was not written by sat train.`);

@@ -1,7 +1,8 @@
 /**
- * `sat caption --model RUN_OR_CHECKPOINT_OR_BUNDLE IMAGE_OR_URL...`: caption image files or http(s) URLs with a
- * trained checkpoint (native addon) or an exported bundle (onnxruntime-node), optionally with per-word
- * attention figures (--attention) or machine-readable output (--json). Built on loadCaptioner (src/export/load.ts).
+ * `sat caption [--model NAME|URL|RUN|CHECKPOINT|BUNDLE] IMAGE_OR_URL...`: caption image files or http(s) URLs with
+ * the shipped model (no --model), an installed model, a trained checkpoint (native addon) or an exported bundle
+ * (onnxruntime-node), optionally with per-word
+ * attention figures (--attention) or machine-readable output (--json). Built on loadCaptioner (src/models/load-captioner.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -9,13 +10,14 @@ import { DEFAULT_STREAM_BATCH, MAX_STREAM_BATCH } from '../decode/caption-stream
 import {
   checkCaptionOptions, strategyOf, type CaptionOptionName, type CaptionOptions, type CaptionResult, type Captioner,
 } from '../decode/captioner-api.js';
-import { checkBackend, loadCaptioner, type NodeImageInput } from '../export/load.js';
+import { checkBackend, loadLocatedCaptioner, type NodeImageInput } from '../models/load-captioner.js';
+import { locateModel } from '../models/source.js';
 import { DEFAULT_MAX_IMAGE_BYTES, isImageUrl } from '../features/image-url.js';
 import { renderAttentionFigure } from '../figures/attention.js';
 import { isSquareGrid } from '../figures/heat.js';
 import { UserError } from '../util/errors.js';
 import { ProgressBar } from '../util/progress.js';
-import { numberOption, requireString, type Command } from './command.js';
+import { numberOption, type Command } from './command.js';
 import { CHECKPOINT_ENCODER_OPTIONS, givenEncoderFlags } from './encoder-options.js';
 
 /** The flag of each caption option. */
@@ -89,7 +91,8 @@ interface StreamOutput {
   batchSize: number;
   /** Attention figure paths, one per image (none: no figures). */
   figures: string[];
-  json: boolean;
+  /** With --json: the fields of the document before its captions (model, decoding ...); null: plain lines. */
+  json: Record<string, unknown> | null;
   grid: [number, number] | null;
   quiet: boolean;
 }
@@ -101,13 +104,8 @@ interface StreamOutput {
  */
 async function captionInBatches(captioner: Captioner<NodeImageInput>, images: string[], options: CaptionOptions, out: StreamOutput): Promise<void> {
   const { info } = captioner;
-  if (out.json) {
-    const head = JSON.stringify({
-      checkpoint: info.source, encoder: info.encoderId, locations: info.locations,
-      decoding: { ...strategyOf(options), maxLength: options.maxLength ?? info.maxLength }, captions: [],
-    });
-    console.log(head.slice(0, -2)); // without the closing "]}" of the empty captions list
-  }
+  if (out.json) console.log(JSON.stringify({ ...out.json, captions: [] }).slice(0, -2)); // without the closing "]}"
+
   const progress = new ProgressBar({ total: images.length, label: 'caption', unit: 'img', silent: out.quiet || images.length <= out.batchSize });
   const stream = captioner.captionStream(images, options, { batchSize: out.batchSize, pixels: out.figures.length > 0 });
   for await (const { index: i, result: c, rgb } of stream) {
@@ -128,11 +126,11 @@ async function captionInBatches(captioner: Captioner<NodeImageInput>, images: st
 
 const command: Command = {
   name: 'caption',
-  summary: 'Caption image files or URLs with a trained checkpoint or bundle (greedy, beam search or sampling), with attention maps',
-  usage: 'sat caption --model RUN_CHECKPOINT_OR_BUNDLE IMAGE_OR_URL... [--beam K] [--sample --temperature T --seed N] [--json] [--attention OUT]',
+  summary: 'Caption image files or URLs with the shipped model, an installed one, a checkpoint or a bundle (greedy, beam, sampling), with attention maps',
+  usage: 'sat caption [--model NAME_URL_RUN_CHECKPOINT_OR_BUNDLE] IMAGE_OR_URL... [--beam K] [--sample --temperature T --seed N] [--json] [--attention OUT]',
   allowPositionals: true,
   options: {
-    model: { type: 'string', description: 'run folder, its checkpoints/ folder, a .safetensors checkpoint (best.* preferred over latest.*), or a bundle folder from sat export' },
+    model: { type: 'string', description: 'an installed model\'s name (`sat models`), a bundle folder from sat export, a run folder, its checkpoints/ folder, a .safetensors checkpoint (best.* preferred over latest.*), or the https URL of a bundle\'s manifest.json (installed once; #sha256=HEX pins it). Default: the shipped model' },
     backend: { type: 'string', description: 'native (the C++ addon; a checkpoint) or onnx (onnxruntime-node; a bundle, or a checkpoint exported in memory). Default: onnx for a bundle, else native' },
     'max-image-mb': { type: 'string', description: `size limit of images downloaded from http(s) URLs, in MiB (default ${DEFAULT_MAX_IMAGE_BYTES / 1024 / 1024})` },
     beam: { type: 'string', description: 'beam search width (default 1: greedy, the most likely word at each step)' },
@@ -149,8 +147,7 @@ const command: Command = {
     ...CHECKPOINT_ENCODER_OPTIONS,
   },
   async run({ values, positionals }) {
-    const model = requireString(values, 'model', 'the run (or checkpoints) folder of a trained model, e.g. --model runs/shapes');
-    if (positionals.length === 0) throw new UserError('no images given: sat caption --model DIR IMAGE... (JPEG or PNG files, or http(s) URLs).');
+    if (positionals.length === 0) throw new UserError('no images given: sat caption [--model MODEL] IMAGE... (JPEG or PNG files, or http(s) URLs).');
     for (const f of positionals) {
       if (isImageUrl(f)) continue;
       if (!fs.existsSync(f)) throw new UserError(`image ${f} does not exist. Check the path.`);
@@ -162,7 +159,8 @@ const command: Command = {
     const backend = values.backend === undefined ? undefined : checkBackend(values.backend, '--backend');
     const batchSize = numberOption(values, 'batch-size', { integer: true, min: 1, max: MAX_STREAM_BATCH }) ?? DEFAULT_STREAM_BATCH;
 
-    const captioner = await loadCaptioner(model, {
+    const model = await locateModel(typeof values.model === 'string' ? values.model : undefined, { silent: false });
+    const captioner = await loadLocatedCaptioner(model, {
       backend, encoder: givenEncoderFlags(values), maxImageBytes: maxImageMb === undefined ? undefined : Math.round(maxImageMb * 1024 * 1024),
       allowFiles: true, allowPrivateNetwork: true, // the user at the terminal names files and may name local servers
     });
@@ -172,7 +170,16 @@ const command: Command = {
       if (figures.length > 0 && grid === null) {
         throw new UserError(`--attention: encoder "${id}" has ${locations} locations, not a square grid, so there is no map to draw. Omit --attention.`);
       }
-      await captionInBatches(captioner, positionals, options, { batchSize, figures, json: values.json === true, grid, quiet: values.quiet === true });
+      const { modelId, modelName } = captioner.info;
+      const head = {
+        model: { id: modelId, ...(modelName !== undefined ? { name: modelName } : {}), origin: model.origin, path: model.path },
+        checkpoint: captioner.info.source, encoder: id, locations,
+        decoding: { ...strategyOf(options), maxLength: options.maxLength ?? captioner.info.maxLength },
+      };
+      if (!values.json) console.error(`sat caption: model ${modelName !== undefined ? `${modelName} (${model.origin}), id ` : ''}${modelId}`);
+      await captionInBatches(captioner, positionals, options, {
+        batchSize, figures, json: values.json === true ? head : null, grid, quiet: values.quiet === true,
+      });
     } finally {
       await captioner.dispose();
     }

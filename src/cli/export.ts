@@ -7,8 +7,34 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { buildBundle, writeBundle } from '../export/bundle.js';
 import type { BundleDtype } from '../export/weights.js';
+import type { ModelCard } from '../export/manifest.js';
+import { isModelName } from '../models/installed.js';
+import { UserError } from '../util/errors.js';
 import { requireString, type Command } from './command.js';
 import { CHECKPOINT_ENCODER_OPTIONS, givenEncoderFlags } from './encoder-options.js';
+
+/** The model card in `file`, checked: known fields of the right types, scores as numbers, a valid name. */
+export function readModelCard(file: string): ModelCard {
+  if (!fs.existsSync(file)) throw new UserError(`--card ${file} does not exist. Check the path.`);
+  let card: ModelCard;
+  try {
+    card = JSON.parse(fs.readFileSync(file, 'utf8')) as ModelCard;
+  } catch (e) {
+    throw new UserError(`--card ${file} is not valid JSON (${(e as Error).message}).`);
+  }
+  if (!card || typeof card !== 'object' || Array.isArray(card)) throw new UserError(`--card ${file} must hold a JSON object.`);
+  for (const key of ['name', 'description', 'data', 'license', 'evaluatedOn'] as const) {
+    if (card[key] !== undefined && typeof card[key] !== 'string') throw new UserError(`--card ${file}: "${key}" must be a string.`);
+  }
+  if (card.name !== undefined && !isModelName(card.name)) {
+    throw new UserError(`--card ${file}: name ${JSON.stringify(card.name)} is not a model name (letters, digits, '.', '_', '-'; at most 64).`);
+  }
+  const scores = card.scores ?? {};
+  if (typeof scores !== 'object' || Object.values(scores).some((v) => typeof v !== 'number' || !Number.isFinite(v))) {
+    throw new UserError(`--card ${file}: "scores" must map metric names to numbers, e.g. { "BLEU-4": 0.21 }.`);
+  }
+  return card;
+}
 
 const command: Command = {
   name: 'export',
@@ -18,13 +44,16 @@ const command: Command = {
     model: { type: 'string', description: 'run folder, its checkpoints/ folder, or a .safetensors checkpoint (best.* preferred over latest.*)' },
     out: { type: 'string', description: 'bundle folder to write (created; a previous bundle there is replaced)' },
     dtype: { type: 'string', description: 'weight format: fp32 (exact), fp16 (half the size), int8 (decoder matrices per-channel int8, encoder fp16)', default: 'fp32' },
+    card: { type: 'string', description: 'a JSON model card to put in the manifest: { name, description, data, license, evaluatedOn, scores: { METRIC: number } } (shown by sat models)' },
     ...CHECKPOINT_ENCODER_OPTIONS,
   },
   async run({ values }) {
     const model = requireString(values, 'model', 'the run (or checkpoints) folder of a trained model, e.g. --model runs/shapes');
     const out = requireString(values, 'out', 'the folder to write the bundle into, e.g. --out bundles/f8k');
     const dtype = values.dtype as BundleDtype; // checked by buildBundle
+    const card = typeof values.card === 'string' ? readModelCard(values.card) : undefined;
     const bundle = await buildBundle(model, { dtype, encoder: givenEncoderFlags(values) });
+    if (card) bundle.manifest.card = card;
     const written = writeBundle(out, bundle);
     let total = 0;
     for (const file of written) {

@@ -7,7 +7,7 @@ import { DEFAULT_BATCH, extractFeatures, selectSlice } from '../features/extract
 import { partName, partsDir, type SkippedImage } from '../features/format.js';
 import { DEFAULT_MAX_PIXELS } from '../features/image.js';
 import { mergeParts } from '../features/merge.js';
-import { recordRunFeatures } from '../features/run-features.js';
+import { recordRunFeatures } from '../features/run-feature-store.js';
 import { openFeatureStore } from '../features/store.js';
 import { loadRun } from '../dataset/prepare.js';
 import { runPaths } from '../dataset/run.js';

@@ -1,5 +1,5 @@
 /**
- * The Captioner API, the same in Node (`loadCaptioner` from src/export/load.ts: native addon or
+ * The Captioner API, the same in Node (`loadCaptioner` from src/models/load-captioner.ts: native addon or
  * onnxruntime-node) and in browsers (`show-attend-tell/web`: onnxruntime-web). Pure: no Node built-ins.
  *
  * @example
@@ -131,6 +131,8 @@ export interface CaptionResult {
 export interface CaptionerInfo {
   /** Which model: the bundle's modelId, or the checkpoint's name and SHA-256 prefix. */
   modelId: string;
+  /** The installed model's name (the shipped model, or one in the cache), when it was loaded by name, URL or default. */
+  modelName?: string;
   backend: 'native' | 'onnx' | 'onnx-web';
   /** Where it was loaded from (checkpoint file, bundle folder or URL). */
   source: string;

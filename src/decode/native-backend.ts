@@ -1,5 +1,5 @@
 /**
- * The native backend of the Captioner API (`loadCaptioner(..., { backend: 'native' })`, src/export/load.ts):
+ * The native backend of the Captioner API (`loadCaptioner(..., { backend: 'native' })`, src/models/load-captioner.ts):
  *
  *   checkpoint (weights + model config + encoder id) + its vocab.json
  *   -> the same encoder rebuilt and checked against the checkpoint's encoder id, run on onnxruntime-node
@@ -10,7 +10,7 @@ import { checkpointModelId, openCheckpointSource } from '../checkpoint/source.js
 import type { EncoderOptions } from '../encoders/registry.js';
 import { attentionGrid } from '../figures/heat.js';
 import { encodeImages, type OnnxImageEncoder } from '../features/onnx-encoder.js';
-import { createEncoderRunner } from '../features/runner.js';
+import { createEncoderRunner } from '../features/node-onnxruntime.js';
 import { createModel } from '../model/index.js';
 import type { CaptionModel } from '../model/types.js';
 import { defaultMaxLength } from '../vocab/max-length.js';

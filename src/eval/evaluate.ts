@@ -16,7 +16,7 @@ import { loadShapesManifest } from '../dataset/shapes.js';
 import type { Split } from '../dataset/types.js';
 import { decodeStoreImages } from '../decode/store.js';
 import type { DecodeStrategy } from '../decode/types.js';
-import { runFeatureDir } from '../features/run-features.js';
+import { runFeatureDir } from '../features/run-feature-store.js';
 import { openFeatureStore } from '../features/store.js';
 import { loadRgb } from '../features/image.js';
 import { renderAttentionFigure } from '../figures/attention.js';

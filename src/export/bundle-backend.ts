@@ -1,6 +1,6 @@
 /**
  * A bundle (manifest + file bytes) as a CaptionBackend on any onnxruntime: onnxruntime-node in Node
- * (src/export/load.ts), onnxruntime-web in browsers (src/web). Pure: no Node built-ins; the caller brings the
+ * (src/models/load-captioner.ts), onnxruntime-web in browsers (src/web). Pure: no Node built-ins; the caller brings the
  * runtime, its session options and the image preprocessing of its platform.
  */
 import type { CaptionBackend, CaptionerInfo } from '../decode/captioner-api.js';

@@ -59,6 +59,22 @@ export interface BundleManifest {
   vocab: { words: string[]; pad: number; start: number; end: number; unk: number; maxLength: number };
   /** Every other file of the bundle: SHA-256 (hex) and size. */
   files: Record<string, { sha256: string; bytes: number }>;
+  /** What the model is, for people and `sat models` (optional; `sat export --card FILE`). */
+  card?: ModelCard;
+}
+
+/** A model card's essentials in the manifest; docs/models.md has the full card of the shipped model. */
+export interface ModelCard {
+  /** The name it installs under from a URL, e.g. "flickr8k-mobilenet-v2". */
+  name?: string;
+  description?: string;
+  /** The training data and its terms. */
+  data?: string;
+  license?: string;
+  /** What `scores` were measured on, e.g. "Flickr8k dev, beam 3". */
+  evaluatedOn?: string;
+  /** Metric -> value, e.g. { "BLEU-4": 0.21, "CIDEr-D": 0.52 }. */
+  scores?: Record<string, number>;
 }
 
 export const decoderIo = () => ({

@@ -19,7 +19,7 @@ import { UserError } from '../util/errors.js';
 import type { TrainConfig } from './config.js';
 import { BatchAssembler, FeatureCache, epochBatches, fixedBatches, targetTokens, type Example } from './batches.js';
 import {
-  CHECKPOINT_FORMAT, checkpointFiles, copyVocab, promoteLatestToBest, saveCheckpoint,
+  CHECKPOINT_FORMAT, checkpointTagPaths, copyVocab, promoteLatestToBest, saveCheckpoint,
   type CheckpointMeta, type EpochRecord, type TrainProgress,
 } from '../checkpoint/checkpoint.js';
 import { writeLossCurve } from './loss-curve.js';
@@ -216,7 +216,7 @@ function checkpointMeta(loop: Loop): CheckpointMeta<TrainConfig> {
 function saveLatest(loop: Loop): string {
   saveCheckpoint(loop.opts.checkpointDir, 'latest', loop.opts.model, checkpointMeta(loop));
   loop.lastSave = performance.now();
-  return checkpointFiles(loop.opts.checkpointDir, 'latest').weights;
+  return checkpointTagPaths(loop.opts.checkpointDir, 'latest').weights;
 }
 
 /** What the progress bar counts for a batch: target tokens, or examples (images) with an objective. */
@@ -256,7 +256,7 @@ async function trainEpochBatches(loop: Loop, epoch: number): Promise<EpochTraini
       const stopped = checkpointMidEpoch(loop);
       if (stopped) {
         bar.finish();
-        loop.log(`${stopped === 'interrupted' ? 'Interrupted' : 'Time budget reached'}: saved ${checkpointFiles(loop.opts.checkpointDir, 'latest').weights} ` +
+        loop.log(`${stopped === 'interrupted' ? 'Interrupted' : 'Time budget reached'}: saved ${checkpointTagPaths(loop.opts.checkpointDir, 'latest').weights} ` +
           `at epoch ${epoch}, batch ${bi + 1}/${batches.length}. Continue with --resume.`);
         return { stopped };
       }
@@ -284,7 +284,7 @@ function trainBatch(loop: Loop, batch: number[], where: string): StepStats {
     : model.trainStep(assembled, optimizer, config.dropout > 0 ? stepSeed : undefined));
   loop.trainMs += performance.now() - t0;
   if (!Number.isFinite(stats.loss)) {
-    const last = progress.step > 0 ? checkpointFiles(checkpointDir, 'latest').weights : null;
+    const last = progress.step > 0 ? checkpointTagPaths(checkpointDir, 'latest').weights : null;
     throw new DivergedError(`The training loss became ${stats.loss} at ${where} ` +
       `(optimizer step ${progress.step + 1}, learning rate ${progress.learningRate}). Training stopped; ` +
       (last ? `the last good checkpoint (${last}) was kept. ` : 'no checkpoint had been saved yet. ') +
@@ -399,7 +399,7 @@ function stopAfterEpoch(loop: Loop, epoch: number, epochStart: number, { by, sin
   const wholeEpochSeconds = (performance.now() - epochStart) / 1000; // training + validation of this epoch
   const budgetLeft = opts.timeBudgetSeconds === undefined ? Infinity : opts.timeBudgetSeconds - used;
   if (opts.stop?.requested) {
-    loop.log(`Interrupted: saved ${checkpointFiles(opts.checkpointDir, 'latest').weights} at the end of epoch ${epoch}. Continue with --resume.`);
+    loop.log(`Interrupted: saved ${checkpointTagPaths(opts.checkpointDir, 'latest').weights} at the end of epoch ${epoch}. Continue with --resume.`);
     return 'interrupted';
   }
   if (budgetLeft <= 0 || (opts.wholeEpochs && budgetLeft < wholeEpochSeconds)) {

@@ -10,14 +10,14 @@ import {
   bf16Unavailable, createModel, resolvePrecision, type Precision, type PrecisionChoice, type TrainingPrecision,
 } from '../model/index.js';
 import type { FeatureStoreReader } from '../features/types.js';
-import { openRunFeatures } from '../features/run-features.js';
+import { openRunFeatures } from '../features/run-feature-store.js';
 import { runPaths } from '../dataset/run.js';
 import { loadRun } from '../dataset/prepare.js';
 import type { Vocabulary } from '../vocab/vocabulary.js';
 import { UserError } from '../util/errors.js';
 import { lockFolder } from '../util/folder-lock.js';
 import {
-  checkpointFiles, checkVocabularySize, loadCheckpoint, restoreModel, type CheckpointMeta, type LoadedCheckpoint,
+  checkpointTagPaths, checkVocabularySize, loadCheckpoint, restoreModel, type CheckpointMeta, type LoadedCheckpoint,
 } from '../checkpoint/checkpoint.js';
 import { FROZEN_ON_RESUME, formatConfig, readConfigFile, resolveConfig, upgradeSavedConfig, type TrainConfig } from './config.js';
 import { splitExamples, type Example } from './batches.js';
@@ -123,7 +123,7 @@ function refuseTrainedFolder(checkpointDir: string, opts: TrainOptions): void {
     throw new UserError(`--force starts over in ${checkpointDir}, --resume continues it: use one of them.`);
   }
   if (opts.resume || opts.force) return;
-  const found = ['latest', 'best'].map((tag) => checkpointFiles(checkpointDir, tag as 'latest' | 'best').weights).filter((f) => fs.existsSync(f));
+  const found = ['latest', 'best'].map((tag) => checkpointTagPaths(checkpointDir, tag as 'latest' | 'best').weights).filter((f) => fs.existsSync(f));
   if (found.length === 0) return;
   let progress = '';
   try {

@@ -1,24 +1,22 @@
-"""PyTorch peer for `sat bench train`: the same model (scripts/torch_model.py: the feature projection and W1
+"""PyTorch peer for `sat bench train`: the same model (peers/torch_model.py: the feature projection and W1
 once per sequence, autograd backward) and Adam, float32 weights, on random data with the tutorial's shapes.
 --bf16 runs the forward pass under torch.autocast("cpu", dtype=torch.bfloat16) (PyTorch's mixed precision: bf16
 matmuls, f32 weights and optimizer), the backward pass outside it as PyTorch recommends.
 Prints one JSON object: per-step seconds and the median tokens/s.
-Run: /usr/bin/python3 bench/train_torch.py --json [--bf16]  (torch.set_num_threads from --threads, default 2)
+Run from the package root: /usr/bin/python3 -m peers.train_torch --json [--bf16]  (torch.set_num_threads from --threads, default 2)
 With --serve it sets up, prints {"ready": true} and then times one step per line on stdin ("step": the --bf16
 setting; "step fp32" / "step bf16": that precision), one JSON line each, so `sat bench train` can alternate its
 steps with ours and both sides see the same machine load.
 """
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
-from torch_model import PARAMETER_ORDER, loss_fn, parameter_shapes  # noqa: E402
+from peers.torch_model import PARAMETER_ORDER, loss_fn, parameter_shapes
 
 
 def main():

@@ -2,10 +2,10 @@
  * Does the PyTorch peer of `sat bench serve` caption as our model does? The peer's CNN has random weights (its
  * speed does not depend on them), so its decoder is checked on our real features instead: the first N JPEG files
  * of a folder go through our encoder (onnxruntime, real weights) into a float32 .npy [N, L, C], which
- * bench/serve_torch.py --caption-features decodes with the PyTorch twin (beam search as it serves); our native
+ * peers/serve_torch.py --caption-features decodes with the PyTorch twin (beam search as it serves); our native
  * Captioner captions the same images at the same beam. Prints both captions per image and exits 1 on a difference.
  *
- *   node --import tsx scripts/serve-peer-parity.ts --model RUN_OR_CHECKPOINT --images DIR [--encoder-weights DIR]
+ *   node --import tsx checks/serve-peer-parity.ts --model RUN_OR_CHECKPOINT --images DIR [--encoder-weights DIR]
  *       [--limit 8] [--beam 3] [--python /usr/bin/python3]
  */
 import { execFileSync } from 'node:child_process';
@@ -13,12 +13,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { checkpointFile } from '../src/checkpoint/checkpoint.js';
-import { checkpointTarget, openCheckpointSource } from '../src/checkpoint/source.js';
-import { loadCaptioner } from '../src/export/load.js';
+import { checkpointWeightsFile } from '../src/checkpoint/checkpoint.js';
+import { openCheckpointSource } from '../src/checkpoint/source.js';
+import { loadCaptioner } from '../src/models/load-captioner.js';
 import { loadRgb } from '../src/features/image.js';
 import { encodeImages } from '../src/features/onnx-encoder.js';
-import { createEncoderRunner } from '../src/features/runner.js';
+import { createEncoderRunner } from '../src/features/node-onnxruntime.js';
+import { torchPeerCommand, torchPeerPath } from '../src/bench/torch-peer.js';
 
 const { values } = parseArgs({
   options: {
@@ -26,7 +27,7 @@ const { values } = parseArgs({
     limit: { type: 'string', default: '8' }, beam: { type: 'string', default: '3' }, python: { type: 'string', default: '/usr/bin/python3' },
   },
 });
-if (!values.model || !values.images) throw new Error('usage: scripts/serve-peer-parity.ts --model RUN_OR_CHECKPOINT --images DIR [--encoder-weights DIR]');
+if (!values.model || !values.images) throw new Error('usage: checks/serve-peer-parity.ts --model RUN_OR_CHECKPOINT --images DIR [--encoder-weights DIR]');
 const beam = Number(values.beam);
 const encoder = values['encoder-weights'] ? { weights: values['encoder-weights'] } : {};
 const files = fs.readdirSync(values.images).filter((f) => /\.jpe?g$/i.test(f)).sort().slice(0, Number(values.limit)).map((f) => path.join(values.images!, f));
@@ -55,9 +56,9 @@ fs.writeFileSync(featureFile, npy(features, [files.length, spec.locations, spec.
 const captioner = await loadCaptioner(values.model, { backend: 'native', encoder });
 const ours = await captioner.captionBatch(files, { beam });
 await captioner.dispose();
-const checkpoint = checkpointFile(checkpointTarget(values.model));
-const peerScript = path.join(import.meta.dirname, '..', 'bench', 'serve_torch.py');
-const peer = execFileSync(values.python!, [peerScript, '--checkpoint', checkpoint, '--caption-features', featureFile, '--beam', String(beam)], { encoding: 'utf8' })
+const checkpoint = checkpointWeightsFile(values.model);
+const peerCommand = torchPeerCommand(values.python!, 'serve_torch', ['--checkpoint', torchPeerPath(checkpoint), '--caption-features', featureFile, '--beam', String(beam)]);
+const peer = execFileSync(peerCommand.command, peerCommand.args, { encoding: 'utf8', cwd: peerCommand.cwd })
   .trim().split('\n').map((line) => JSON.parse(line) as { caption: string; log_prob: number });
 fs.rmSync(tmp, { recursive: true, force: true });
 

@@ -1,6 +1,6 @@
 """The captioning model in PyTorch, written independently of the C++ core, for the reference fixture
-(scripts/torch_reference.py), the speed peers (bench/train_torch.py, bench/serve_torch.py) and the tutorial's
-recipe in PyTorch (scripts/torch_train_tutorial.py); with the reader of `sat train` checkpoints they all use.
+(scripts/torch_reference.py), the speed peers (peers/train_torch.py, peers/serve_torch.py) and the tutorial's
+recipe in PyTorch (peers/torch_train_tutorial.py); with the reader of `sat train` checkpoints they all use.
 
 Same model and parameter layout as src/model (Keras [in, out] kernels, GRU reset_after=True with gate
 blocks z, r, n, input = concat(context, embedding)). Only PyTorch autograd computes gradients here.
@@ -14,13 +14,6 @@ import struct
 
 import numpy as np
 import torch
-
-PARAMETER_ORDER = [
-    "projection.kernel", "projection.bias", "attention.W1.kernel", "attention.W1.bias", "attention.W2.kernel",
-    "attention.W2.bias", "attention.V.kernel", "attention.V.bias", "embedding.embeddings", "gru.kernel",
-    "gru.recurrent_kernel", "gru.bias", "fc1.kernel", "fc1.bias", "fc2.kernel", "fc2.bias",
-    "init_state.kernel", "init_state.bias",
-]
 
 # Earlier parameter names (checkpoints and fixtures written before the rename): old name -> current name.
 RENAMED_PARAMETERS = {"encoder.kernel": "projection.kernel", "encoder.bias": "projection.bias"}
@@ -55,16 +48,34 @@ def read_safetensors(path, skip_prefixes=("optimizer.",)):
 
 
 def parameter_shapes(L, C, E, U, A, V):
+    """Name -> shape of every parameter, in the native core's order: the parameter table of native/model.h
+    (param_shape), its one declaration. test/model-parameter-table.test.ts reads this table as text and fails when
+    it drifts from the addon's, so keep it a literal dict, one "name": [shape] per entry, each axis a product of
+    sizes and integers. L (locations) shapes no parameter."""
     return {
-        "projection.kernel": [C, E], "projection.bias": [E],
-        "attention.W1.kernel": [E, A], "attention.W1.bias": [A],
-        "attention.W2.kernel": [U, A], "attention.W2.bias": [A],
-        "attention.V.kernel": [A, 1], "attention.V.bias": [1],
+        "projection.kernel": [C, E],
+        "projection.bias": [E],
+        "attention.W1.kernel": [E, A],
+        "attention.W1.bias": [A],
+        "attention.W2.kernel": [U, A],
+        "attention.W2.bias": [A],
+        "attention.V.kernel": [A, 1],
+        "attention.V.bias": [1],
         "embedding.embeddings": [V, E],
-        "gru.kernel": [2 * E, 3 * U], "gru.recurrent_kernel": [U, 3 * U], "gru.bias": [2, 3 * U],
-        "fc1.kernel": [U, U], "fc1.bias": [U], "fc2.kernel": [U, V], "fc2.bias": [V],
-        "init_state.kernel": [E, U], "init_state.bias": [U],
+        "gru.kernel": [2 * E, 3 * U],
+        "gru.recurrent_kernel": [U, 3 * U],
+        "gru.bias": [2, 3 * U],
+        "fc1.kernel": [U, U],
+        "fc1.bias": [U],
+        "fc2.kernel": [U, V],
+        "fc2.bias": [V],
+        "init_state.kernel": [E, U],
+        "init_state.bias": [U],
     }
+
+
+# Parameter names in the native core's order (the order of the table above).
+PARAMETER_ORDER = list(parameter_shapes(1, 1, 1, 1, 1, 1))
 
 
 def initial_state(p, enc, init_state):

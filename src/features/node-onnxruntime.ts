@@ -1,6 +1,8 @@
 /**
- * Image encoders on onnxruntime-node (CPU execution provider): the session options every Node session of this
- * package uses, and the encoder of an EncoderModel as an OnnxImageEncoder (src/features/onnx-encoder.ts).
+ * The package's glue to onnxruntime-node (CPU execution provider): the session options every Node session of this
+ * package uses, onnxruntime-node as the runtime namespace the pure modules take, and the encoder of an
+ * EncoderModel as an OnnxImageEncoder (src/features/onnx-encoder.ts). The only module of src/features that loads
+ * onnxruntime-node; run-feature-store.ts, by contrast, says which feature store a run folder uses.
  */
 import * as ort from 'onnxruntime-node';
 import type { OrtNamespace } from '../encoders/onnx/runtime.js';

@@ -1,11 +1,11 @@
 /**
  * Parity check: the tutorial's recipe trained by our native core (`sat train`) and by the same model written in
- * PyTorch (scripts/torch_train_tutorial.py), on identical cached features, compared epoch by epoch on the dev split:
+ * PyTorch (peers/torch_train_tutorial.py), on identical cached features, compared epoch by epoch on the dev split:
  * dev loss, BLEU-4 and CIDEr-D of greedy captions, both scored by our scorer against the same references.
  *
- *   node --import tsx scripts/parity-flickr8k.ts --run runs/f8k --epochs 20            # the full comparison
- *   node --import tsx scripts/parity-flickr8k.ts --run runs/f8k --epochs 2 --train-images 500 --dev-images 200
- *   node --import tsx scripts/parity-flickr8k.ts --run runs/f8k --gru-state reset   # the TF tutorial's GRU, both sides
+ *   node --import tsx checks/parity-flickr8k.ts --run runs/f8k --epochs 20            # the full comparison
+ *   node --import tsx checks/parity-flickr8k.ts --run runs/f8k --epochs 2 --train-images 500 --dev-images 200
+ *   node --import tsx checks/parity-flickr8k.ts --run runs/f8k --gru-state reset   # the TF tutorial's GRU, both sides
  *
  * --gru-state carry|reset goes to both trainers (and the cross-check's decoding): reset = the TF tutorial's GRU,
  * which restarts from zeros every step; carry = a real recurrence (default). --init-state zeros|mean likewise:
@@ -20,7 +20,7 @@
  *                   by the scorer exactly as `sat eval` tokenises them.
  *   ours/           `sat train` one epoch at a time (--resume continues exactly, so this equals one N-epoch run),
  *                   each epoch followed by `sat eval --checkpoint latest` into ours/eval-eNNN/.
- *   torch/          scripts/torch_train_tutorial.py: results-eNNN.json per epoch and history.json.
+ *   torch/          peers/torch_train_tutorial.py: results-eNNN.json per epoch and history.json.
  *   crosscheck/     the PyTorch side evaluating OUR last checkpoint: its dev loss and greedy captions must equal
  *                   ours, so that what differs in the table comes from training alone.
  *   parity.json     the table (and the cross-check) as data.
@@ -38,7 +38,7 @@ import { seededSubset } from '../src/util/rng.js';
 import { readHypotheses, readReferences } from '../src/metrics/caption-files.js';
 import { scoreCaptions, type Scores } from '../src/metrics/score.js';
 import { loadRun } from '../src/dataset/prepare.js';
-import { runFeatureDir } from '../src/features/run-features.js';
+import { runFeatureDir } from '../src/features/run-feature-store.js';
 
 const { values } = parseArgs({
   options: {
@@ -146,7 +146,7 @@ if (!values['skip-ours']) {
 // --- 3. PyTorch: the same recipe and run -------------------------------------------------------------------
 const torchDir = path.join(out, 'torch');
 if (!values['skip-torch']) {
-  run(values.python!, ['scripts/torch_train_tutorial.py', '--run', parityRun, '--out', torchDir, '--epochs', String(epochs),
+  run(values.python!, ['-m', 'peers.torch_train_tutorial', '--run', parityRun, '--out', torchDir, '--epochs', String(epochs),
     '--threads', String(threads), '--seed', String(seed), '--gru-state', gruState, '--init-state', initState]);
 }
 
@@ -183,7 +183,7 @@ const last = ours.at(-1);
 const lastResults = last && path.join(oursDir, `eval-e${pad3(last.epoch)}`, 'results.json');
 if (last && lastResults && fs.existsSync(lastResults) && !values['skip-torch']) {
   const checkDir = path.join(out, 'crosscheck');
-  run(values.python!, ['scripts/torch_train_tutorial.py', '--run', parityRun, '--out', checkDir, '--epochs', '0',
+  run(values.python!, ['-m', 'peers.torch_train_tutorial', '--run', parityRun, '--out', checkDir, '--epochs', '0',
     '--init-from', path.join(ckptDir, 'latest.safetensors'), '--threads', String(threads), '--gru-state', gruState, '--init-state', initState]);
   const theirs = readHypotheses(path.join(checkDir, 'results-e000.json'));
   const mine = readHypotheses(lastResults);
@@ -206,4 +206,13 @@ console.log(lines.join('\n'));
 if (crossCheck) {
   console.log(`Cross-check (PyTorch evaluating our epoch-${crossCheck.epoch} weights): ${crossCheck.identicalCaptions}/${crossCheck.images} ` +
     `greedy captions identical to ours; dev loss ${f(crossCheck.valLossTorch, 6)} vs ours ${f(crossCheck.valLossOurs, 6)}.`);
+}
+// The cross-check is the verdict of this script: the PyTorch side must reproduce our captions and dev loss on our
+// weights (the table itself is a comparison within noise, read by a person).
+if (crossCheck) {
+  const lossGap = Math.abs((crossCheck.valLossTorch ?? NaN) - (crossCheck.valLossOurs ?? NaN));
+  const same = crossCheck.identicalCaptions === crossCheck.images && lossGap <= 1e-4;
+  console.error(same ? 'ok: the PyTorch twin reproduces our captions and dev loss on our weights'
+    : `FAIL cross-check: ${crossCheck.images - crossCheck.identicalCaptions} captions differ, dev loss gap ${lossGap} (at most 1e-4)`);
+  process.exitCode = same ? 0 : 1;
 }

@@ -1,15 +1,16 @@
 /**
  * Encoder compute speed: our ONNX graph in onnxruntime-node vs the same architecture in PyTorch (torchvision,
- * scripts/encoders_bench_torch.py), both on random float input, batch 8, 2 threads, measured in this run.
+ * peers/encoders_bench_torch.py), both on random float input, batch 8, 2 threads, measured in this run.
  * Decoding/resizing is not included (see `sat bench features` for the end-to-end figure).
  *
- *   node --import tsx scripts/encoders-bench.ts [--encoder inception_v3_nsfwjs] [--layer mixed10] [--repeats 5] [--no-peer]
+ *   node --import tsx bench/encoders-bench.ts [--encoder inception_v3_nsfwjs] [--layer mixed10] [--repeats 5] [--no-peer]
  */
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { resolveEncoder } from '../src/encoders/registry.js';
 import { median } from '../src/util/stats.js';
+import { torchPeerCommand } from '../src/bench/torch-peer.js';
 
 const { values } = parseArgs({
   options: {
@@ -42,7 +43,8 @@ const result: Record<string, unknown> = {
 };
 const arch = model.spec.id.startsWith('inception_v3') ? 'inception_v3' : model.spec.id.startsWith('mobilenet_v2') ? 'mobilenet_v2' : undefined;
 if (!values['no-peer'] && arch) {
-  const out = execFileSync('/usr/bin/python3', ['scripts/encoders_bench_torch.py', '--arch', arch, '--batch', String(batch), '--threads', String(threads), '--repeats', String(repeats)], { encoding: 'utf8' });
+  const peer = torchPeerCommand('/usr/bin/python3', 'encoders_bench_torch', ['--arch', arch, '--batch', String(batch), '--threads', String(threads), '--repeats', String(repeats)]);
+  const out = execFileSync(peer.command, peer.args, { encoding: 'utf8', cwd: peer.cwd });
   const torchRuns = (JSON.parse(out) as { ms_per_image: number[] }).ms_per_image;
   result.torch_ms_per_image = +median(torchRuns).toFixed(1);
   result.torch_runs = torchRuns.map((v) => +v.toFixed(1));

@@ -3,7 +3,10 @@
  * ../shared/models/README.md says that on Flickr8k train images the 7x7x1280 output has mean 0.45 and about
  * 18% of its values above zero. Images go through the same decode/resize/scaling as `sat features`.
  *
- *   node --import tsx scripts/encoders-mobilenet-sanity.ts [--images 200] [--weights ../shared/models/mobilenet_v2_1.0_224]
+ *   node --import tsx checks/encoders-mobilenet-sanity.ts [--images 200] [--weights ../shared/models/mobilenet_v2_1.0_224]
+ *       [--flickr ../shared/data/flickr8k] [--tolerance 0.25]
+ *
+ * Exits 1 when the mean or the fraction above zero is further than --tolerance (relative) from the README's figure.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -19,6 +22,7 @@ const { values } = parseArgs({
     images: { type: 'string', default: '200' },
     weights: { type: 'string', default: '../shared/models/mobilenet_v2_1.0_224' },
     flickr: { type: 'string', default: '../shared/data/flickr8k' },
+    tolerance: { type: 'string', default: '0.25' },
   },
 });
 const model = await resolveEncoder({ encoder: 'mobilenet_v2', weights: values.weights });
@@ -41,4 +45,11 @@ for (let b = 0; b < names.length; b += batchSize) {
   bar.tick(chunk.length);
 }
 bar.finish();
-console.log(JSON.stringify({ images: names.length, mean: +(sum / count).toFixed(4), fraction_above_zero: +(positive / count).toFixed(4), readme: { mean: 0.45, fraction_above_zero: 0.18 } }));
+const readme = { mean: 0.45, fraction_above_zero: 0.18 };
+const measured = { mean: +(sum / count).toFixed(4), fraction_above_zero: +(positive / count).toFixed(4) };
+console.log(JSON.stringify({ images: names.length, ...measured, readme }));
+const tolerance = Number(values.tolerance);
+const off = (Object.keys(readme) as (keyof typeof readme)[]).filter((k) => !(Math.abs(measured[k] - readme[k]) <= tolerance * readme[k]));
+for (const k of off) console.error(`FAIL ${k} ${measured[k]} is further than --tolerance ${tolerance} (relative) from the README's ${readme[k]}`);
+if (off.length === 0) console.error(`ok: mean and fraction above zero within ${tolerance * 100}% of the README's figures`);
+process.exitCode = off.length === 0 ? 0 : 1;

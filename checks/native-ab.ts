@@ -6,7 +6,7 @@
  *   2. timing: the training step at the TF tutorial's shapes (batch 64, T 16, 64x2048 features, E 256, U 512,
  *      A 512, V 5001) on each build, alternating builds step by step (the order flips every round), medians of wall
  *      and CPU time (src/util/stats.ts).
- * Usage: node --import tsx bench/native-ab.ts OLD.node NEW.node [--check-only | --time-only] [--rounds 9]
+ * Usage: node --import tsx checks/native-ab.ts OLD.node NEW.node [--check-only | --time-only] [--rounds 9]
  *          [--threads 2] [--backend cblas|onednn] [--precision fp32|bf16]
  * (--backend applies to NEW, --precision to NEW's timing only: an older build knows neither.)
  * Build OLD from another checkout (`npx node-gyp rebuild` there) and copy its build/Release/sat_native.node aside.
@@ -27,7 +27,7 @@ const { values, positionals } = parseArgs({
   },
 });
 if (positionals.length !== 2) {
-  console.error('usage: node --import tsx bench/native-ab.ts OLD.node NEW.node [--check-only | --time-only] [--rounds N] [--threads N] [--backend cblas|onednn] [--precision fp32|bf16]');
+  console.error('usage: node --import tsx checks/native-ab.ts OLD.node NEW.node [--check-only | --time-only] [--rounds N] [--threads N] [--backend cblas|onednn] [--precision fp32|bf16]');
   process.exit(2);
 }
 const require = createRequire(import.meta.url);

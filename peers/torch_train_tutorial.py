@@ -1,5 +1,5 @@
 """The tutorial's training recipe in PyTorch, on the same cached features as `sat train`, for the parity check
-(scripts/parity-flickr8k.ts): does our native trainer land within noise of the same model written in PyTorch?
+(checks/parity-flickr8k.ts): does our native trainer land within noise of the same model written in PyTorch?
 
 Recipe (the tutorial's, as `sat train --bucket-batches 0 --val-metric loss` with default settings): every (image, caption)
 pair of the train split is one example, shuffled each epoch, batches of 64 (the last one smaller), each padded
@@ -9,7 +9,7 @@ to its own longest caption; teacher forcing with the GRU state carried across st
 loss = mean cross-entropy over real (non-pad) target tokens; Keras Adam (lr 1e-3, eps 1e-7 added to sqrt(v));
 no dropout, no attention regulariser, no clipping; E 256, U 512, A 512; Keras initialisers (glorot_uniform
 kernels, orthogonal GRU recurrent kernel, zero biases, Embedding uniform(-0.05, 0.05)). The model and the
-optimizer are scripts/torch_model.py (loss_fn, KerasAdam), the module that also produced the gradient fixture
+optimizer are peers/torch_model.py (loss_fn, KerasAdam), the module that also produced the gradient fixture
 our native core is tested against. Only the random streams (initial weights, shuffling) differ from ours.
 
 After every epoch: the dev loss (token-weighted mean over all dev pairs) and greedy captions of the dev
@@ -23,7 +23,7 @@ with `sat eval`'s ids (numeric ids as numbers), and OUT/history.json. Scoring is
 check that this side's feature reading, dev loss and greedy decoding give our numbers on our weights, so any
 difference left in the comparison comes from training.
 
-Run: /usr/bin/python3 scripts/torch_train_tutorial.py --run runs/f8k --epochs 20 --out parity/torch [--threads 2]
+Run from the package root: /usr/bin/python3 -m peers.torch_train_tutorial --run runs/f8k --epochs 20 --out parity/torch [--threads 2]
 """
 import argparse
 import json
@@ -39,8 +39,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as our native core: idle 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_model import (PARAMETER_ORDER, KerasAdam, decoder_step, encode, initial_state, loss_fn, output_logits,  # noqa: E402
+from peers.torch_model import (PARAMETER_ORDER, KerasAdam, decoder_step, encode, initial_state, loss_fn, output_logits,  # noqa: E402
                          parameter_shapes, read_safetensors)
 
 

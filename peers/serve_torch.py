@@ -5,16 +5,16 @@ POST /v1/captions?beam=K with a JPEG/PNG body -> {"caption", "log_prob", "altern
 straightforward PyTorch service does it, in eager mode:
   PIL decode -> RGB -> resize to 224x224 ignoring aspect (bilinear) -> x/127.5-1 ->
   torchvision MobileNetV2 .features (random weights: speed does not depend on them) -> [1, 49, 1280] ->
-  the project's PyTorch twin of the decoder (scripts/torch_model.py: its checkpoint reader, encode, decoder_step
+  the project's PyTorch twin of the decoder (peers/torch_model.py: its checkpoint reader, encode, decoder_step
   and output_logits), with the checkpoint's own weights -> beam search (k rows per step; finished hypotheses
   ranked by log-prob, stop once no live beam can beat the best finished one; <pad> and <start> never emitted).
 GET /healthz answers {"status": "ok"} once the model is loaded (it is loaded before the port opens).
 
-Run with the system Python that has torch:
-  /usr/bin/python3 bench/serve_torch.py --checkpoint RUN/checkpoints/best.safetensors --port 0
+Run from the package root with the system Python that has torch:
+  /usr/bin/python3 -m peers.serve_torch --checkpoint RUN/checkpoints/best.safetensors --port 0
 It prints one JSON line {"listening": "http://127.0.0.1:PORT", ...} on stdout when it takes requests.
 
-  /usr/bin/python3 bench/serve_torch.py --checkpoint CKPT --caption-features FEATURES.npy [--beam 3]
+  /usr/bin/python3 -m peers.serve_torch --checkpoint CKPT --caption-features FEATURES.npy [--beam 3]
 captions the CNN features in a float32 .npy [N, L, C] instead (one JSON line {"caption", "log_prob"} per row) and
 exits: the peer's decoder on real features, to check that it captions as our model does.
 """
@@ -22,7 +22,6 @@ import argparse
 import io
 import json
 import os
-import sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -34,8 +33,7 @@ import torch
 import torchvision
 from PIL import Image
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'scripts'))
-from torch_model import decoder_step, encode, initial_state, output_logits, read_safetensors  # noqa: E402
+from peers.torch_model import decoder_step, encode, initial_state, output_logits, read_safetensors  # noqa: E402
 
 
 class Captioner:

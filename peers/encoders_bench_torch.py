@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""PyTorch peer for scripts/encoders-bench.ts: the same CNN body on random input, compute only.
+"""PyTorch peer for bench/encoders-bench.ts: the same CNN body on random input, compute only.
 
 torchvision Inception3 up to Mixed_7c (= Keras mixed10) or MobileNetV2 .features, random weights (speed does
 not depend on them), eval mode, no_grad, float32, NCHW. Prints one JSON line: {"ms_per_image": [...per repeat]}.
-Run with the system Python that has torch: /usr/bin/python3 scripts/encoders_bench_torch.py --arch inception_v3
+Run from the package root with a Python that has torch: /usr/bin/python3 -m peers.encoders_bench_torch --arch inception_v3
 """
 import argparse
 import json

@@ -9,8 +9,12 @@
  *  3. image files: `loadCaptioner(checkpoint, native)` (sat features' encoder graph + native decoder) vs
  *     `loadCaptioner(bundle, onnx)` (the bundle's encoder.onnx + decoder graphs), greedy and beam 3.
  *
- *   node --import tsx bench/export-equality.ts --model runs/f8k/ck-xe5-cblas \
+ *   node --import tsx checks/export-equality.ts --model runs/f8k/ck-xe5-cblas \
  *     --encoder-weights ../shared/models/mobilenet_v2_1.0_224 [--run runs/f8k] [--images 200] [--json]
+ *     [--max-log-prob-diff 1e-3] [--max-differ 0.01]
+ *
+ * Exits 1 when the lockstep log-probabilities differ by more than --max-log-prob-diff, or when more than the fraction
+ * --max-differ of the captions of any decode differ (a near tie may flip one word on the way).
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -20,13 +24,13 @@ import { openCheckpointSource } from '../src/checkpoint/source.js';
 import { decodeImages, decodeImagesAsync, decodeVocab } from '../src/decode/index.js';
 import { logSumExpRows } from '../src/decode/logits.js';
 import { buildBundle, writeBundle } from '../src/export/bundle.js';
-import { loadCaptioner } from '../src/export/load.js';
+import { loadCaptioner } from '../src/models/load-captioner.js';
 import type { OrtNamespace } from '../src/encoders/onnx/runtime.js';
 import { OnnxDecoderModel } from '../src/model/onnx-model.js';
 import { openFeatureStore } from '../src/features/store.js';
 import { createModel } from '../src/model/index.js';
 import { loadRun } from '../src/dataset/prepare.js';
-import { runFeatureDir } from '../src/features/run-features.js';
+import { runFeatureDir } from '../src/features/run-feature-store.js';
 
 const { values } = parseArgs({ options: {
   model: { type: 'string' },
@@ -35,8 +39,10 @@ const { values } = parseArgs({ options: {
   images: { type: 'string', default: '200' },
   out: { type: 'string', default: 'out/export-equality-bundle' },
   json: { type: 'boolean' },
+  'max-log-prob-diff': { type: 'string', default: '1e-3' },
+  'max-differ': { type: 'string', default: '0.01' },
 } });
-if (!values.model) throw new Error('usage: node --import tsx bench/export-equality.ts --model RUN_OR_CHECKPOINT [--encoder-weights DIR] [--run DIR] [--images 200] [--json]');
+if (!values.model) throw new Error('usage: node --import tsx checks/export-equality.ts --model RUN_OR_CHECKPOINT [--encoder-weights DIR] [--run DIR] [--images 200] [--json]');
 const N = Number(values.images);
 const encoder = values['encoder-weights'] ? { weights: values['encoder-weights'] } : undefined;
 const log = (s: string) => console.error(s);
@@ -128,3 +134,15 @@ await b.dispose();
 
 const result = { checkpoint: src.ckpt.file, images: dev.length, lockstep: { maxAbsLogProbDiff: maxAll, maxAbsChosenLogProbDiff: maxChosen, imageSteps: steps, vocab: V }, stored, files };
 console.log(values.json ? JSON.stringify(result) : JSON.stringify(result, null, 2));
+
+const maxLogProbDiff = Number(values['max-log-prob-diff']), maxDiffer = Number(values['max-differ']);
+const failures: string[] = [];
+if (!(maxAll <= maxLogProbDiff)) failures.push(`lockstep log p differs by ${maxAll.toExponential(3)} > --max-log-prob-diff ${maxLogProbDiff}`);
+for (const [where, decodes] of [['stored features', stored], ['image files', files]] as const) {
+  for (const [name, c] of Object.entries(decodes as Record<string, { differ: number }>)) {
+    if (c.differ > maxDiffer * dev.length) failures.push(`${where} ${name}: ${c.differ}/${dev.length} captions differ > --max-differ ${maxDiffer}`);
+  }
+}
+for (const f of failures) console.error(`FAIL ${f}`);
+if (failures.length === 0) console.error(`ok: the fp32 bundle computes the native model (${dev.length} images)`);
+process.exitCode = failures.length === 0 ? 0 : 1;

@@ -4,8 +4,11 @@
  * `sat eval --beam 3`), scored with src/metrics (pycocoevalcap's BLEU/ROUGE-L/CIDEr-D). Peers in the same run:
  * the native model on the stored features (exactly `sat eval --beam 3`) and on the image files.
  *
- *   node --import tsx bench/export-quality.ts --model runs/f8k/ck-xe5-cblas \
+ *   node --import tsx checks/export-quality.ts --model runs/f8k/ck-xe5-cblas \
  *     --encoder-weights ../shared/models/mobilenet_v2_1.0_224 [--run runs/f8k] [--images 1000] [--out out/bundles] [--json]
+ *     [--max-cider-drop 0.01]
+ *
+ * Exits 1 when a configuration's CIDEr-D is more than --max-cider-drop below `sat eval --beam 3`'s (the first row).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -16,14 +19,14 @@ import { openCheckpointSource } from '../src/checkpoint/source.js';
 import { decodeVocab } from '../src/decode/index.js';
 import { decodeStoreImages } from '../src/decode/store.js';
 import { buildBundle, writeBundle } from '../src/export/bundle.js';
-import { loadCaptioner, type NodeImageInput } from '../src/export/load.js';
+import { loadCaptioner, type NodeImageInput } from '../src/models/load-captioner.js';
 import { BUNDLE_DTYPES } from '../src/export/weights.js';
 import { openFeatureStore } from '../src/features/store.js';
 import { tokenizeCaption } from '../src/metrics/ptb-tokenizer.js';
 import { scoreTokenized, type Scores } from '../src/metrics/score.js';
 import { createModel } from '../src/model/index.js';
 import { loadRun } from '../src/dataset/prepare.js';
-import { runFeatureDir } from '../src/features/run-features.js';
+import { runFeatureDir } from '../src/features/run-feature-store.js';
 import { ProgressBar } from '../src/util/progress.js';
 
 const { values } = parseArgs({ options: {
@@ -33,8 +36,9 @@ const { values } = parseArgs({ options: {
   images: { type: 'string', default: '1000' },
   out: { type: 'string', default: 'out/bundles' },
   json: { type: 'boolean' },
+  'max-cider-drop': { type: 'string', default: '0.01' },
 } });
-if (!values.model) throw new Error('usage: node --import tsx bench/export-quality.ts --model RUN_OR_CHECKPOINT [--encoder-weights DIR] [--run DIR] [--images 1000] [--out out/bundles] [--json]');
+if (!values.model) throw new Error('usage: node --import tsx checks/export-quality.ts --model RUN_OR_CHECKPOINT [--encoder-weights DIR] [--run DIR] [--images 1000] [--out out/bundles] [--json]');
 const encoder = values['encoder-weights'] ? { weights: values['encoder-weights'] } : undefined;
 const src = await openCheckpointSource(values.model!, encoder);
 const runDir = values.run ?? src.ckpt.meta.run ?? path.dirname(path.resolve(values.model!));
@@ -104,3 +108,12 @@ else {
       `${r.sameAsFp32 === undefined ? '-'.padStart(20) : `${r.sameAsFp32}/${dev.length}`.padStart(20)}   ${r.seconds.toFixed(1)}`);
   }
 }
+
+const maxDrop = Number(values['max-cider-drop']);
+const reference = rows[0];
+const failing = rows.filter((r) => !(r.scores.CIDEr >= reference.scores.CIDEr - maxDrop));
+for (const r of failing) {
+  console.error(`FAIL ${r.name}: CIDEr-D ${r.scores.CIDEr.toFixed(4)} is more than --max-cider-drop ${maxDrop} below ${reference.name}'s ${reference.scores.CIDEr.toFixed(4)}`);
+}
+if (failing.length === 0) console.error(`ok: every configuration within ${maxDrop} CIDEr-D of ${reference.name}`);
+process.exitCode = failing.length === 0 ? 0 : 1;

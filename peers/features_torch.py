@@ -12,7 +12,7 @@ Architectures (torchvision, same as the ONNX graphs we run):
   mobilenet_v2  torchvision MobileNetV2 .features (7x7x1280), input 224, x/127.5-1
 
 Prints one JSON object: {"images_per_s": median over repeats, "runs": [...], ...}.
-Run with the system Python that has torch: /usr/bin/python3 bench/features_torch.py --images DIR
+Run from the package root with a Python that has torch: /usr/bin/python3 -m peers.features_torch --images DIR
 """
 import argparse
 import json

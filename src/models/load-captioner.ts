@@ -1,5 +1,10 @@
 /**
- * `loadCaptioner` in Node: the Captioner API (src/decode/captioner-api.ts) on a run, a checkpoint or a bundle.
+ * `loadCaptioner` in Node: the Captioner API (src/decode/captioner-api.ts) on any model source
+ * (src/models/source.ts: nothing for the shipped model, a name, a path, or a bundle's manifest URL).
+ *
+ *   const captioner = await loadCaptioner();                      // the shipped model
+ *   const { caption } = await captioner.caption('photo.jpg', { beam: 3 });
+ *   console.log(caption, captioner.info.modelId);
  *
  *   backend 'native'  the C++ addon decodes; the encoder runs on onnxruntime-node. Needs a checkpoint.
  *   backend 'onnx'    onnxruntime-node runs the bundle's graphs: a bundle folder is read and verified
@@ -12,21 +17,19 @@
  * kernel, then the encoder's scaling and layout.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import sharp from 'sharp';
-import { requireModelPath } from '../checkpoint/source.js';
 import { createCaptioner, type Captioner } from '../decode/captioner-api.js';
-import { nativeCaptionBackend } from '../decode/native-backend.js';
 import type { EncoderOptions } from '../encoders/registry.js';
 import { fetchImageUrl, isImageUrl } from '../features/image-url.js';
 import { DEFAULT_MAX_PIXELS, ImageLoadError, loadRgb } from '../features/image.js';
 import { asPixelBuffer, PIXELS_SHAPE, type RgbImage } from '../features/resize.js';
-import { nodeOrt, nodeSessionOptions } from '../features/runner.js';
+import { nodeOrt, nodeSessionOptions } from '../features/node-onnxruntime.js';
 import { UserError } from '../util/errors.js';
-import { bundleBackend, type Bundle } from './bundle-backend.js';
-import { isBundleFolder, readBundleFolder, readManifest } from './bundle-folder.js';
-import { buildBundle } from './bundle.js';
-import type { BundleDtype } from './weights.js';
+import { bundleBackend, type Bundle } from '../export/bundle-backend.js';
+import { readBundleFolder, readManifest } from '../export/bundle-folder.js';
+import type { BundleDtype } from '../export/weights.js';
+import type { InstallOptions } from './install.js';
+import { locateModel, type ModelLocation } from './source.js';
 
 export type { RgbImage } from '../features/resize.js';
 
@@ -66,6 +69,8 @@ export interface LoadCaptionerOptions {
    * passes strings from its users sets false: then only URLs, bytes and pixels are accepted.
    */
   allowFiles?: boolean;
+  /** A manifest URL source: the pinned SHA-256 of its manifest.json, download limits (src/models/install.ts). */
+  install?: InstallOptions;
 }
 
 /** The encoder options given, or undefined when none is set (commands pass every flag, most of them undefined). */
@@ -73,25 +78,40 @@ export function givenEncoderOptions(e: EncoderOptions | undefined): EncoderOptio
   return e && Object.values(e).some((v) => v !== undefined) ? e : undefined;
 }
 
-/** Loads a captioner; see the file comment for sources and backends. */
-export async function loadCaptioner(source: string, opts: LoadCaptionerOptions = {}): Promise<Captioner<NodeImageInput>> {
-  requireModelPath(source);
-  const bundle = isBundleFolder(source);
+/**
+ * Loads a captioner on `source` (default: the shipped model; see src/models/source.ts for names, paths and URLs).
+ * Its `info` says which model it is: `modelId`, and `modelName` for an installed model.
+ */
+export async function loadCaptioner(source?: string, opts: LoadCaptionerOptions = {}): Promise<Captioner<NodeImageInput>> {
+  return loadLocatedCaptioner(await locateModel(source, opts.install), opts);
+}
+
+/** Loads a captioner on a model already located (locateModel). */
+export async function loadLocatedCaptioner(model: ModelLocation, opts: LoadCaptionerOptions = {}): Promise<Captioner<NodeImageInput>> {
+  const bundle = model.kind === 'bundle';
   const backend = checkBackend(opts.backend ?? (bundle ? 'onnx' : 'native'));
   const encoder = givenEncoderOptions(opts.encoder);
   if (bundle && backend === 'native') {
-    throw new UserError(`${source} is an exported bundle: the native backend needs the checkpoint it came from ` +
-      `(${readManifest(source).source.checkpoint}). Use backend 'onnx' for the bundle, or pass the run folder.`);
+    throw new UserError(`${model.path} is an exported bundle: the native backend needs the checkpoint it came from ` +
+      `(${readManifest(model.path).source.checkpoint}). Use backend 'onnx' for the bundle, or pass the run folder.`);
   }
-  if (bundle && encoder) throw new UserError(`${source} is an exported bundle with its own encoder.onnx: encoder options do not apply.`);
+  if (bundle && encoder) throw new UserError(`${model.path} is an exported bundle with its own encoder.onnx: encoder options do not apply.`);
+  let captioner: Captioner<NodeImageInput>;
   if (backend === 'native') {
-    const native = await nativeCaptionBackend(source, {
+    // Loaded on use: a bundle needs neither the native addon nor the encoder builders (faster `sat caption` start).
+    const { nativeCaptionBackend } = await import('../decode/native-backend.js');
+    const native = await nativeCaptionBackend(model.path, {
       encoder, threads: opts.threads, preprocess: (image: NodeImageInput, size) => preprocessImage(image, size, opts),
     });
-    return createCaptioner(native, (m) => new UserError(m));
+    captioner = createCaptioner(native, (m) => new UserError(m));
+  } else if (bundle) {
+    captioner = await loadBundleCaptioner(await readBundleFolder(model.path), model.path, opts);
+  } else {
+    const { buildBundle } = await import('../export/bundle.js');
+    captioner = await loadBundleCaptioner(await buildBundle(model.path, { dtype: opts.dtype, encoder }), model.path, opts);
   }
-  if (bundle) return loadBundleCaptioner(await readBundleFolder(source), path.resolve(source), opts);
-  return loadBundleCaptioner(await buildBundle(source, { dtype: opts.dtype, encoder }), source, opts);
+  if (model.name !== undefined) captioner.info.modelName = model.name;
+  return captioner;
 }
 
 /**
