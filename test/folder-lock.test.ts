@@ -70,20 +70,40 @@ test('a takeover interrupted by kill -9 (its marker left behind) does not block 
 
 test('several processes that all see the same dead holder: exactly one takes the lock over', async () => {
   const child = fileURLToPath(new URL('./folder-lock-child.ts', import.meta.url));
-  for (let round = 0; round < 1; round++) {
-    const dir = tempDir('sat-lock-race-');
-    fs.writeFileSync(path.join(dir, 'writer.lock'), JSON.stringify({ pid: deadPid(), host: os.hostname(), token: `dead${round}` }));
-    const start = Date.now() + 2000; // after every child has started
-    const outputs = await Promise.all(Array.from({ length: 8 }, () => new Promise<string>((resolve, reject) => {
-      const p = spawn(process.execPath, ['--import', 'tsx', child, dir, String(start), '1000'], { stdio: ['ignore', 'pipe', 'inherit'] });
-      let out = '';
-      p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-      p.on('error', reject);
-      p.on('close', () => resolve(out.trim()));
-    })));
-    const won = outputs.filter((o) => o === 'won');
-    assert.equal(won.length, 1, `round ${round}: ${JSON.stringify(outputs)}`);
-    for (const o of outputs.filter((x) => x !== 'won')) assert.match(o, /^refused: .* is being written by another `race` \(pid \d+/);
-    assert.deepEqual(fs.readdirSync(dir), [], 'the winner released its lock; no marker or temporary file is left');
-  }
+  const dir = tempDir('sat-lock-race-');
+  const signals = tempDir('sat-lock-signals-');
+  fs.writeFileSync(path.join(dir, 'writer.lock'), JSON.stringify({ pid: deadPid(), host: os.hostname(), token: 'dead' }));
+  // Every child loads, says "ready", and waits for "go": they all try at the same moment, and a winner holds the
+  // lock until every child has answered, so "exactly one won" cannot come from turns taken one after another.
+  const children = Array.from({ length: 8 }, () => {
+    const p = spawn(process.execPath, ['--import', 'tsx', child, dir, signals], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const lines: string[] = [];
+    let wake = () => {};
+    p.stdout.setEncoding('utf8');
+    let buffered = '';
+    p.stdout.on('data', (d: string) => {
+      buffered += d;
+      const parts = buffered.split('\n');
+      buffered = parts.pop()!;
+      lines.push(...parts);
+      wake();
+    });
+    const exited = new Promise<void>((resolve) => p.on('close', () => { wake(); resolve(); }));
+    const line = async (k: number) => {
+      while (lines.length <= k) {
+        if (p.exitCode !== null) throw new Error(`child ${p.pid} exited after ${JSON.stringify(lines)}`);
+        await new Promise<void>((r) => { wake = r; setTimeout(r, 200); });
+      }
+      return lines[k];
+    };
+    return { line, exited };
+  });
+  for (const c of children) assert.equal(await c.line(0), 'ready');
+  fs.writeFileSync(path.join(signals, 'go'), '');
+  const outputs = await Promise.all(children.map((c) => c.line(1)));
+  fs.writeFileSync(path.join(signals, 'done'), '');
+  await Promise.all(children.map((c) => c.exited));
+  assert.equal(outputs.filter((o) => o === 'won').length, 1, JSON.stringify(outputs));
+  for (const o of outputs.filter((x) => x !== 'won')) assert.match(o, /^refused: .* is being written by another `race` \(pid \d+/);
+  assert.deepEqual(fs.readdirSync(dir), [], 'the winner released its lock; no marker or temporary file is left');
 });
