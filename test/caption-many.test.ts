@@ -56,6 +56,17 @@ test('sat caption: 520 image files in batches of 64, one line each, in order', a
   lines.forEach((line, i) => assert.equal(line, `${files[i]}\t${expected(i)}`));
 });
 
+test('sat caption --images-from: a list file (more images than a command line holds) after the named ones', async () => {
+  const list = path.join(dir, 'list.txt');
+  fs.writeFileSync(list, ['# holiday photos', ...files.slice(1, 100), '', files[100]].join('\n') + '\n');
+  const out = await sat(['caption', '--model', tiny.run, ...tiny.encoderFlags, files[0], '--images-from', list]);
+  const lines = out.trim().split('\n');
+  assert.equal(lines.length, 101);
+  lines.forEach((line, i) => assert.equal(line, `${files[i]}\t${expected(i)}`));
+  await assert.rejects(sat(['caption', '--model', tiny.run, ...tiny.encoderFlags, '--images-from', path.join(dir, 'none.txt')]),
+    /--images-from .*none\.txt: ENOENT.*one image path or URL per line/);
+});
+
 test('sat caption --json streams one caption per line and parses as one document', async () => {
   const some = files.slice(0, 70);
   const out = await sat(['caption', '--model', tiny.run, ...tiny.encoderFlags, '--json', '--batch-size', '16', ...some]);

@@ -87,6 +87,17 @@ function toJson(c: CaptionResult, image: string, grid: [number, number] | null) 
   };
 }
 
+/** The images listed in `file` (- for stdin): one path or URL per line; blank lines and lines starting with # are skipped. */
+export function readImageList(file: string): string[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file === '-' ? 0 : file, 'utf8');
+  } catch (e) {
+    throw new UserError(`--images-from ${file}: ${(e as Error).message}. Pass a text file with one image path or URL per line.`);
+  }
+  return text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('#'));
+}
+
 interface StreamOutput {
   batchSize: number;
   /** Attention figure paths, one per image (none: no figures). */
@@ -127,7 +138,7 @@ async function captionInBatches(captioner: Captioner<NodeImageInput>, images: st
 const command: Command = {
   name: 'caption',
   summary: 'Caption image files or URLs with the shipped model, an installed one, a checkpoint or a bundle (greedy, beam, sampling), with attention maps',
-  usage: 'sat caption [--model NAME_URL_RUN_CHECKPOINT_OR_BUNDLE] IMAGE_OR_URL... [--beam K] [--sample --temperature T --seed N] [--json] [--attention OUT]',
+  usage: 'sat caption [--model NAME_URL_RUN_CHECKPOINT_OR_BUNDLE] IMAGE_OR_URL... [--images-from LIST] [--beam K] [--sample --temperature T --seed N] [--json] [--attention OUT]',
   allowPositionals: true,
   options: {
     model: { type: 'string', description: 'an installed model\'s name (`sat models`), a bundle folder from sat export, a run folder, its checkpoints/ folder, a .safetensors checkpoint (best.* preferred over latest.*), or the https URL of a bundle\'s manifest.json (installed once; #sha256=HEX pins it). Default: the shipped model' },
@@ -140,14 +151,16 @@ const command: Command = {
     seed: { type: 'string', description: 'sampling seed (with --sample; default 0)' },
     'max-length': { type: 'string', description: 'most words per caption, <end> included (default: the vocabulary\'s max length - 1)' },
     'suppress-unk': { type: 'boolean', description: 'never emit <unk>' },
+    'images-from': { type: 'string', description: 'also caption the images listed in this file, one path or URL per line (- reads stdin; for more files than a command line holds)' },
     'batch-size': { type: 'string', description: `images read, encoded and decoded together; memory holds one batch (default ${DEFAULT_STREAM_BATCH})` },
     quiet: { type: 'boolean', description: 'no progress bar' },
     json: { type: 'boolean', description: 'print JSON: per image the words and, per word, the attention weights over the encoder locations' },
     attention: { type: 'string', description: 'write attention figures: OUT.png for one image, or a folder (one IMAGE.attention.png each)' },
     ...CHECKPOINT_ENCODER_OPTIONS,
   },
-  async run({ values, positionals }) {
-    if (positionals.length === 0) throw new UserError('no images given: sat caption [--model MODEL] IMAGE... (JPEG or PNG files, or http(s) URLs).');
+  async run({ values, positionals: named }) {
+    const positionals = [...named, ...(typeof values['images-from'] === 'string' ? readImageList(values['images-from']) : [])];
+    if (positionals.length === 0) throw new UserError('no images given: sat caption [--model MODEL] IMAGE... (JPEG or PNG files, or http(s) URLs), or --images-from LIST.');
     for (const f of positionals) {
       if (isImageUrl(f)) continue;
       if (!fs.existsSync(f)) throw new UserError(`image ${f} does not exist. Check the path.`);
