@@ -11,11 +11,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
+import { loadRun, prepareRun } from '../src/dataset/prepare.js';
+import { buildBundle, writeBundle } from '../src/export/bundle.js';
+import { readBundleFolder } from '../src/export/bundle-folder.js';
 import { encodeHalf } from '../src/features/fp16.js';
 import { openFeatureStore } from '../src/features/store.js';
 import { FeatureStoreWriter } from '../src/features/store-writer.js';
 import { writeFileAtomic, writeFilesAtomic, writeAllSync } from '../src/util/atomic-write.js';
 import { UserError } from '../src/util/errors.js';
+import { makeTinyRun, RED_BLUE } from './tiny-model.js';
 import { oracleRun } from './oracle-run.js';
 import { tempDir } from './train-helpers.js';
 
@@ -27,6 +31,17 @@ function withWriteSync<T>(fake: (real: WriteSync, ...args: Parameters<WriteSync>
   fs.writeSync = ((...args: Parameters<WriteSync>) => fake(real, ...args)) as WriteSync;
   try {
     return body();
+  } finally {
+    fs.writeSync = real;
+  }
+}
+
+/** withWriteSync around an async body: the fake stays in place until `body` settles. */
+async function withWriteSyncAsync<T>(fake: (real: WriteSync, ...args: Parameters<WriteSync>) => number, body: () => Promise<T>): Promise<T> {
+  const real = fs.writeSync;
+  fs.writeSync = ((...args: Parameters<WriteSync>) => fake(real, ...args)) as WriteSync;
+  try {
+    return await body();
   } finally {
     fs.writeSync = real;
   }
@@ -95,6 +110,40 @@ test('a group of files is written whole before any is replaced: out of space, ev
   assert.equal(replacing, false);
   for (const f of files) assert.equal(fs.readFileSync(f, 'utf8'), `old ${path.basename(f)}`);
   assert.equal(fs.readdirSync(dir).length, 3, 'no temporary file is left');
+});
+
+/** A writeSync that finds the disk full once `budget` bytes have been written. */
+function diskFullAfter(budget: number) {
+  return (real: WriteSync, fd: number, buf: unknown, offset?: unknown, length?: unknown, position?: unknown) => {
+    const want = typeof length === 'number' ? length : (buf as Uint8Array).length;
+    if (budget <= 0) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    const n = Math.min(budget, want);
+    budget -= n;
+    return (real as (...a: unknown[]) => number)(fd, buf, offset, n, position);
+  };
+}
+
+test('a full disk while replacing a bundle or a prepared run: refused, the previous one still loads', async () => {
+  const dir = tempDir('sat-bundle-full-');
+  const tiny = await makeTinyRun(dir, RED_BLUE, { steps: 20 });
+  const out = path.join(dir, 'bundle');
+  const bundle = await buildBundle(tiny.run, { encoder: tiny.encoder });
+  writeBundle(out, bundle);
+  const before = Object.fromEntries(fs.readdirSync(out).map((f) => [f, fs.readFileSync(path.join(out, f))]));
+  const again = await buildBundle(tiny.run, { encoder: tiny.encoder, dtype: 'fp16' });
+  assert.throws(() => withWriteSync(diskFullAfter(2000), () => writeBundle(out, again)),
+    (e: Error) => e instanceof UserError && /Could not write the bundle in .*bundle: the disk is full \(ENOSPC\)/.test(e.message));
+  assert.deepEqual(Object.fromEntries(fs.readdirSync(out).map((f) => [f, fs.readFileSync(path.join(out, f))])), before, 'every file as it was');
+  assert.equal((await readBundleFolder(out)).manifest.dtype, 'fp32', 'the previous bundle reads and verifies');
+
+  const runDir = path.join(dir, 'run-prepared');
+  const prepare = (seed: number) => prepareRun({ dataset: 'shapes', out: runDir, images: 12, imageSize: 32, seed, silent: true });
+  await prepare(1);
+  const first = loadRun(runDir);
+  await assert.rejects(withWriteSyncAsync(diskFullAfter(100), () => prepare(2)),
+    (e: Error) => e instanceof UserError && /Could not write the prepared run \(vocab\.json, images\.jsonl, run\.json\) in /.test(e.message));
+  const still = loadRun(runDir);
+  assert.deepEqual([still.info.seed, still.images.length, still.vocab.size], [first.info.seed, first.images.length, first.vocab.size]);
 });
 
 test('feature store: a failed index append is cut back to the last good record; the store reopens with it', () => {
