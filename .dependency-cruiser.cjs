@@ -69,9 +69,9 @@ module.exports = {
     {
       name: 'src-not-outside',
       severity: 'error',
-      comment: 'src/ must not import bench/, checks/, scripts/ or test/ (they are not part of the package layers): move the code into src/.',
+      comment: 'src/ must not import bench/, checks/, scripts/, test/ or fuzz/ (they are not part of the package layers): move the code into src/.',
       from: { path: '^src/' },
-      to: { path: '^(bench|checks|scripts|test)/' },
+      to: { path: '^(bench|checks|scripts|test|fuzz)/' },
     },
     {
       name: 'src-in-a-layer',

@@ -57,7 +57,7 @@ const rows: Row[] = [];
   restoreModel(model, src.ckpt, { optimizer: false });
   const store = openFeatureStore(runFeatureDir(runDir, { encoderId: src.ckpt.meta.encoder.id }));
   const captions = decodeStoreImages(model, store, dev.map((im) => im.id), decodeVocab(src.vocab),
-    { strategy: { kind: 'beam', beam: 3 }, maxLength: Math.max(1, src.vocab.maxLength - 1), progress: 'native, stored features' });
+    { beam: 3, maxLength: Math.max(1, src.vocab.maxLength - 1), progress: 'native, stored features' });
   rows.push({ name: 'native, stored features (sat eval)', megabytes: null, scores: score(captions.map((c) => c.words.join(' '))), seconds: (performance.now() - t0) / 1000 });
   model.dispose();
   store.close();

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "bf16.h"
 #include "gemm.h"
 #include "model.h"
 #include "onednn.h"
@@ -70,6 +71,7 @@ template <typename T> struct ArrayKind;
 template <> struct ArrayKind<float> { static constexpr napi_typedarray_type type = napi_float32_array; static constexpr const char* name = "Float32Array"; };
 template <> struct ArrayKind<double> { static constexpr napi_typedarray_type type = napi_float64_array; static constexpr const char* name = "Float64Array"; };
 template <> struct ArrayKind<int32_t> { static constexpr napi_typedarray_type type = napi_int32_array; static constexpr const char* name = "Int32Array"; };
+template <> struct ArrayKind<uint16_t> { static constexpr napi_typedarray_type type = napi_uint16_array; static constexpr const char* name = "Uint16Array"; };
 
 // The elements of a typed array of kind T with at least `need` elements.
 template <typename T>
@@ -463,6 +465,17 @@ Napi::Value Threads(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// toBf16(src, dst): dst[i] = the bf16 bits of src[i], through the conversion the bf16 training step uses (chunked
+// over the worker threads, AVX512-BF16 where the build has it): the tests hold it to a reference rounding.
+Napi::Value ToBf16(const Napi::CallbackInfo& info) {
+  expect_args(info, 2, "toBf16(src, dst)");
+  const size_t n = length_of(info, 0, "src");
+  const float* src = data_arg<float>(info, 0, n, "src");
+  uint16_t* dst = data_arg<uint16_t>(info, 1, n, "dst");
+  to_bf16(dst, src, n);
+  return info.Env().Undefined();
+}
+
 // throwForTest(kind): throws std::bad_alloc, std::length_error or std::runtime_error inside an entry point, so
 // the tests can check that `guarded` turns each into a JS error (a real allocation failure is not reproducible);
 // 'onednn' runs a product oneDNN refuses, through the error path of every oneDNN call.
@@ -493,6 +506,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setProfiling", Napi::Function::New(env, guarded<SetProfiling>));
   exports.Set("profile", Napi::Function::New(env, guarded<Profile>));
   exports.Set("gemmInfo", Napi::Function::New(env, guarded<GemmInfo>));
+  exports.Set("toBf16", Napi::Function::New(env, guarded<ToBf16>));
   exports.Set("throwForTest", Napi::Function::New(env, guarded<ThrowForTest>));
   return exports;
 }

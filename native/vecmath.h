@@ -22,7 +22,10 @@ inline float fast_exp(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;  // 2^n
+  // 2^n. A NaN x gives a NaN n (and a NaN result through p): cast 0 then, since casting NaN to int and shifting
+  // the negative int it gives are undefined behaviour (found by `npm run check:sanitize`).
+  const float n_finite = n == n ? n : 0.0f;
+  int32_t bits = (static_cast<int32_t>(n_finite) + 127) << 23;
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
   return p * scale;

@@ -64,7 +64,7 @@ export { DEFAULT_MODEL_NAME } from './models/default-model.js';
 export type { Captioner, CaptionOptions, CaptionResult, CaptionWord, CaptionAlternativeText, CaptionerInfo, CaptionedImage } from './decode/captioner-api.js';
 export type { CaptionStreamOptions } from './decode/caption-stream.js';
 export { decodeImages, decodeVocab } from './decode/index.js';
-export type { DecodeOptions, DecodedCaption, DecodeStrategy, DecodeVocab } from './decode/index.js';
+export type { DecodeOptions, DecodedCaption, DecodeVocab } from './decode/index.js';
 export { buildBundle, writeBundle } from './export/bundle.js';
 export { readManifest } from './export/bundle-folder.js';
 export type { Bundle } from './export/bundle-backend.js';

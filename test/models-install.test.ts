@@ -14,6 +14,7 @@ import path from 'node:path';
 import { after, before, beforeEach, test } from 'node:test';
 import { installModelFromUrl, parseModelUrl } from '../src/models/install.js';
 import { loadCaptioner } from '../src/models/load-captioner.js';
+import { BUNDLE_FORMAT_VERSION } from '../src/export/manifest.js';
 import { resolveModelSource } from '../src/models/source.js';
 import { sat } from './cli-run.js';
 import { makeBundleFixture, type BundleFixture } from './models-fixture.js';
@@ -48,7 +49,7 @@ before(async () => {
   publish('bad-hash', (f) => { const b = Buffer.from(f.get('decoder-step.onnx')!); b[100] ^= 1; f.set('decoder-step.onnx', b); });
   publish('truncated', (f) => f.set('decoder-step.onnx', f.get('decoder-step.onnx')!.subarray(0, 1000)));
   publish('stops');
-  publish('newer', (f) => setManifest(f, { ...manifestOf(f), formatVersion: 2, writtenBy: { package: 'show-attend-tell', version: '9.9.9' } }));
+  publish('newer', (f) => setManifest(f, { ...manifestOf(f), formatVersion: BUNDLE_FORMAT_VERSION + 1, writtenBy: { package: 'show-attend-tell', version: '9.9.9' } }));
   publish('evil', (f) => { const m = manifestOf(f); m.files['../escape.onnx'] = m.files['encoder.onnx']; setManifest(f, m); });
   files.set('/page/manifest.json', Buffer.from('<html>not a bundle</html>'));
   files.set('/other/manifest.json', Buffer.from(JSON.stringify({ format: 'someone-else', files: {} })));
@@ -150,7 +151,7 @@ test('a URL that is not a bundle, a newer format, a file outside the bundle and 
   await assert.rejects(installModelFromUrl(`${base}/other/manifest.json`), /is not a show-attend-tell bundle manifest .*Nothing was installed/);
   await assert.rejects(installModelFromUrl(`${base}/missing/manifest.json`), /HTTP 404/);
   await assert.rejects(installModelFromUrl(`${base}/newer/manifest.json`),
-    /format version 2, written by show-attend-tell 9\.9\.9; .*Upgrade to show-attend-tell 9\.9\.9 or newer/);
+    new RegExp(`format version ${BUNDLE_FORMAT_VERSION + 1}, written by show-attend-tell 9\\.9\\.9; .*Upgrade to show-attend-tell 9\\.9\\.9 or newer`));
   await assert.rejects(installModelFromUrl(`${base}/evil/manifest.json`), /lists a file named "\.\.\/escape\.onnx": bundle files are plain names/);
   await assert.rejects(installModelFromUrl(`${base}/good/manifest.json`, { name: 'small', maxBytes: 1000 }), /lists a bundle of \d+ bytes, more than the limit of 1000/);
   await assert.rejects(installModelFromUrl(`${base}/good/manifest.json`, { name: 'small', maxManifestBytes: 100 }), /larger than the limit of 100 bytes/);

@@ -20,7 +20,7 @@ const PUBLIC_TYPES = [
   'Bundle', 'BundleManifest', 'CaptionAlternativeText', 'CaptionEngine', 'CaptionModel', 'CaptionOptions', 'CaptionResult',
   'CaptionStreamOptions', 'CaptionedImage',
   'CaptionServer', 'CaptionWord', 'Captioner', 'CaptionerBackend', 'CaptionerInfo', 'Dataset', 'DatasetImage',
-  'DecodeOptions', 'DecodeStrategy', 'DecodeVocab', 'DecodedCaption', 'EncoderModel', 'EncoderOptions', 'EncoderSpec',
+  'DecodeOptions', 'DecodeVocab', 'DecodedCaption', 'EncoderModel', 'EncoderOptions', 'EncoderSpec',
   'EvaluateOptions', 'EvaluateResult', 'FeatureStoreReader', 'GruState', 'InitState', 'InstallOptions', 'InstalledModel',
   'LoadCaptionerOptions', 'LoadedRun', 'ModelCard', 'ModelConfig', 'ModelOrigin', 'ModelSource', 'NodeImageInput', 'PrepareOptions', 'RgbImage', 'RunInfo', 'Scores', 'ServeOptions', 'Split',
   'TrainOptions', 'TrainOutcome',

@@ -149,9 +149,14 @@ export function loadCheckpoint<Config = Record<string, unknown>>(target: string,
   const { tensors, metadata } = readSafetensors(file);
   const raw = metadata[META_KEY];
   if (!raw) throw new UserError(`${file} has no "${META_KEY}" metadata: it was not written by sat train.`);
-  const meta = JSON.parse(raw) as CheckpointMeta<Config>;
-  if (meta.format !== CHECKPOINT_FORMAT) {
-    throw new UserError(`${file} is format "${meta.format}"; this version reads "${CHECKPOINT_FORMAT}".`);
+  let meta: CheckpointMeta<Config>;
+  try {
+    meta = JSON.parse(raw) as CheckpointMeta<Config>;
+  } catch (e) {
+    throw new UserError(`${file}: its "${META_KEY}" metadata is not valid JSON (${(e as Error).message}); the checkpoint is damaged.`);
+  }
+  if (typeof meta !== 'object' || meta === null || meta.format !== CHECKPOINT_FORMAT) {
+    throw new UserError(`${file} is format ${JSON.stringify((meta as { format?: unknown } | null)?.format)}; this version reads "${CHECKPOINT_FORMAT}".`);
   }
   return { file, meta, tensors: withCurrentNames(tensors) };
 }

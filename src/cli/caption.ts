@@ -7,44 +7,24 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { DEFAULT_STREAM_BATCH, MAX_STREAM_BATCH } from '../decode/caption-stream.js';
-import {
-  checkCaptionOptions, strategyOf, type CaptionOptionName, type CaptionOptions, type CaptionResult, type Captioner,
-} from '../decode/captioner-api.js';
-import { checkBackend, loadLocatedCaptioner, type NodeImageInput } from '../models/load-captioner.js';
+import { decodingSummary, type CaptionOptions, type CaptionResult, type Captioner } from '../decode/captioner-api.js';
+import { checkBackend, loadCaptioner, loadLocatedCaptioner, type NodeImageInput } from '../models/load-captioner.js';
 import { locateModel } from '../models/source.js';
 import { DEFAULT_MAX_IMAGE_BYTES, isImageUrl } from '../features/image-url.js';
 import { renderAttentionFigure } from '../figures/attention.js';
 import { isSquareGrid } from '../figures/heat.js';
 import { UserError } from '../util/errors.js';
 import { ProgressBar } from '../util/progress.js';
+import { CAPTION_FLAGS, captionOptionFlags, captionOptionsFromFlags, listFlag, type CaptionFlagNames } from './caption-options.js';
 import { numberOption, type Command } from './command.js';
 import { CHECKPOINT_ENCODER_OPTIONS, givenEncoderFlags } from './encoder-options.js';
 
-/** The flag of each caption option. */
-const FLAGS: Record<CaptionOptionName, string> = {
-  beam: '--beam', alpha: '--alpha', maxLength: '--max-length', sample: '--sample', temperature: '--temperature', seed: '--seed',
-  suppressUnk: '--suppress-unk', alternatives: '--json',
-};
+/** The decoding flags; --json prints the beam's alternatives (plain output does not, so the search need not wait for them). */
+const FLAGS: CaptionFlagNames = { ...CAPTION_FLAGS, alternatives: 'json' };
 
-/**
- * CaptionOptions straight from the flags, checked by the Captioner API's own rules (checkCaptionOptions) with
- * the flags named. A value that is not a number stays a string, so the refusal quotes it as given.
- */
+/** CaptionOptions straight from the flags, checked by the Captioner API's own rules with the flags named. */
 export function captionOptionsFromArgs(values: Record<string, unknown>): CaptionOptions {
-  const num = (flag: string): number | string | undefined => {
-    const v = values[flag];
-    if (typeof v !== 'string') return undefined;
-    return v.trim() !== '' && Number.isFinite(Number(v)) ? Number(v) : v;
-  };
-  const raw = {
-    beam: num('beam'), alpha: num('alpha'), maxLength: num('max-length'), temperature: num('temperature'), seed: num('seed'),
-    sample: values.sample === true ? true : undefined, suppressUnk: values['suppress-unk'] === true ? true : undefined,
-    // --json prints the beam's alternatives; plain output does not, so the search need not wait for them
-    alternatives: values.json === true ? true : undefined,
-  };
-  const options = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)) as CaptionOptions;
-  checkCaptionOptions(options, { fail: (m) => new UserError(m), name: (k) => FLAGS[k] });
-  return options;
+  return captionOptionsFromFlags(values, FLAGS);
 }
 
 /** A file's or URL's name without folders (and without a URL's query). */
@@ -138,19 +118,18 @@ async function captionInBatches(captioner: Captioner<NodeImageInput>, images: st
 const command: Command = {
   name: 'caption',
   summary: 'Caption image files or URLs with the shipped model, an installed one, a checkpoint or a bundle (greedy, beam, sampling), with attention maps',
-  usage: 'sat caption [--model NAME_URL_RUN_CHECKPOINT_OR_BUNDLE] IMAGE_OR_URL... [--images-from LIST] [--beam K] [--sample --temperature T --seed N] [--json] [--attention OUT]',
+  usage: 'sat caption [--model NAME_URL_RUN_CHECKPOINT_OR_BUNDLE] IMAGE_OR_URL... [--images-from LIST] [--beam K [--groups G --diversity D]] [--sample --temperature T --top-k K --top-p P --seed N] [--block-trigrams] [--json] [--attention OUT]',
   allowPositionals: true,
   options: {
-    model: { type: 'string', description: 'an installed model\'s name (`sat models`), a bundle folder from sat export, a run folder, its checkpoints/ folder, a .safetensors checkpoint (best.* preferred over latest.*), or the https URL of a bundle\'s manifest.json (installed once; #sha256=HEX pins it). Default: the shipped model' },
+    model: {
+      type: 'string', multiple: true,
+      description: 'an installed model\'s name (`sat models`), a bundle folder from sat export, a run folder, its checkpoints/ folder, a .safetensors checkpoint ' +
+        '(best.* preferred over latest.*), or the https URL of a bundle\'s manifest.json (installed once; #sha256=HEX pins it). Default: the shipped model. ' +
+        'Repeat it (or separate with commas) for an ensemble of checkpoints',
+    },
     backend: { type: 'string', description: 'native (the C++ addon; a checkpoint) or onnx (onnxruntime-node; a bundle, or a checkpoint exported in memory). Default: onnx for a bundle, else native' },
     'max-image-mb': { type: 'string', description: `size limit of images downloaded from http(s) URLs, in MiB (default ${DEFAULT_MAX_IMAGE_BYTES / 1024 / 1024})` },
-    beam: { type: 'string', description: 'beam search width (default 1: greedy, the most likely word at each step)' },
-    alpha: { type: 'string', description: 'beam search length normalisation: rank by logProb / length^alpha (0 = off)' },
-    sample: { type: 'boolean', description: 'sample each word from softmax(logits / temperature), as the TF tutorial does' },
-    temperature: { type: 'string', description: 'sampling temperature (with --sample; default 1)' },
-    seed: { type: 'string', description: 'sampling seed (with --sample; default 0)' },
-    'max-length': { type: 'string', description: 'most words per caption, <end> included (default: the vocabulary\'s max length - 1)' },
-    'suppress-unk': { type: 'boolean', description: 'never emit <unk>' },
+    ...captionOptionFlags(FLAGS),
     'images-from': { type: 'string', description: 'also caption the images listed in this file, one path or URL per line (- reads stdin; for more files than a command line holds)' },
     'batch-size': { type: 'string', description: `images read, encoded and decoded together; memory holds one batch (default ${DEFAULT_STREAM_BATCH})` },
     quiet: { type: 'boolean', description: 'no progress bar' },
@@ -159,6 +138,7 @@ const command: Command = {
     ...CHECKPOINT_ENCODER_OPTIONS,
   },
   async run({ values, positionals: named }) {
+    const models = listFlag(values, 'model');
     const positionals = [...named, ...(typeof values['images-from'] === 'string' ? readImageList(values['images-from']) : [])];
     if (positionals.length === 0) throw new UserError('no images given: sat caption [--model MODEL] IMAGE... (JPEG or PNG files, or http(s) URLs), or --images-from LIST.');
     for (const f of positionals) {
@@ -172,11 +152,15 @@ const command: Command = {
     const backend = values.backend === undefined ? undefined : checkBackend(values.backend, '--backend');
     const batchSize = numberOption(values, 'batch-size', { integer: true, min: 1, max: MAX_STREAM_BATCH }) ?? DEFAULT_STREAM_BATCH;
 
-    const model = await locateModel(typeof values.model === 'string' ? values.model : undefined, { silent: false });
-    const captioner = await loadLocatedCaptioner(model, {
+    const loadOptions = {
       backend, encoder: givenEncoderFlags(values), maxImageBytes: maxImageMb === undefined ? undefined : Math.round(maxImageMb * 1024 * 1024),
       allowFiles: true, allowPrivateNetwork: true, // the user at the terminal names files and may name local servers
-    });
+    };
+    // One model (or none: the shipped one) is located first, so the output can say where it came from.
+    const model = models && models.length > 1
+      ? { origin: 'path' as const, path: models.join(',') }
+      : await locateModel(models?.[0], { silent: false });
+    const captioner = 'kind' in model ? await loadLocatedCaptioner(model, loadOptions) : await loadCaptioner(models!, loadOptions);
     try {
       const { encoderId: id, locations } = captioner.info;
       const grid = isSquareGrid(captioner.info.grid) ? captioner.info.grid : null; // null: not a square feature map
@@ -186,8 +170,7 @@ const command: Command = {
       const { modelId, modelName } = captioner.info;
       const head = {
         model: { id: modelId, ...(modelName !== undefined ? { name: modelName } : {}), origin: model.origin, path: model.path },
-        checkpoint: captioner.info.source, encoder: id, locations,
-        decoding: { ...strategyOf(options), maxLength: options.maxLength ?? captioner.info.maxLength },
+        checkpoint: captioner.info.source, encoder: id, locations, decoding: decodingSummary(options, captioner.info.maxLength),
       };
       if (!values.json) console.error(`sat caption: model ${modelName !== undefined ? `${modelName} (${model.origin}), id ` : ''}${modelId}`);
       await captionInBatches(captioner, positionals, options, {

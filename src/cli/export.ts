@@ -10,6 +10,7 @@ import type { BundleDtype } from '../export/weights.js';
 import type { ModelCard } from '../export/manifest.js';
 import { isModelName } from '../models/installed.js';
 import { UserError } from '../util/errors.js';
+import { listFlag } from './caption-options.js';
 import { requireString, type Command } from './command.js';
 import { CHECKPOINT_ENCODER_OPTIONS, givenEncoderFlags } from './encoder-options.js';
 
@@ -39,20 +40,25 @@ export function readModelCard(file: string): ModelCard {
 const command: Command = {
   name: 'export',
   summary: 'Export a trained checkpoint as an ONNX bundle (encoder + decoder graphs + manifest) for onnxruntime-node/web',
-  usage: 'sat export --model RUN_OR_CHECKPOINT --out DIR [--dtype fp32|fp16|int8]',
+  usage: 'sat export --model RUN_OR_CHECKPOINT [--model ...] --out DIR [--dtype fp32|fp16|int8]',
   options: {
-    model: { type: 'string', description: 'run folder, its checkpoints/ folder, or a .safetensors checkpoint (best.* preferred over latest.*)' },
+    model: {
+      type: 'string', multiple: true,
+      description: 'run folder, its checkpoints/ folder, or a .safetensors checkpoint (best.* preferred over latest.*); ' +
+        'repeat it (or separate with commas) for an ensemble bundle: one encoder, one decoder per checkpoint',
+    },
     out: { type: 'string', description: 'bundle folder to write (created; a previous bundle there is replaced)' },
     dtype: { type: 'string', description: 'weight format: fp32 (exact), fp16 (half the size), int8 (decoder matrices per-channel int8, encoder fp16)', default: 'fp32' },
     card: { type: 'string', description: 'a JSON model card to put in the manifest: { name, description, data, license, evaluatedOn, scores: { METRIC: number } } (shown by sat models)' },
     ...CHECKPOINT_ENCODER_OPTIONS,
   },
   async run({ values }) {
-    const model = requireString(values, 'model', 'the run (or checkpoints) folder of a trained model, e.g. --model runs/shapes');
+    const models = listFlag(values, 'model');
+    if (!models) throw new UserError('--model is required: the run (or checkpoints) folder of a trained model, e.g. --model runs/shapes');
     const out = requireString(values, 'out', 'the folder to write the bundle into, e.g. --out bundles/f8k');
     const dtype = values.dtype as BundleDtype; // checked by buildBundle
     const card = typeof values.card === 'string' ? readModelCard(values.card) : undefined;
-    const bundle = await buildBundle(model, { dtype, encoder: givenEncoderFlags(values) });
+    const bundle = await buildBundle(models, { dtype, encoder: givenEncoderFlags(values) });
     if (card) bundle.manifest.card = card;
     const written = writeBundle(out, bundle);
     let total = 0;

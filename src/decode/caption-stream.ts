@@ -30,7 +30,7 @@ export interface DecodedImage<Image> {
   rgb?: Uint8Array;
 }
 
-/** The part of a CaptionBackend (captioner-api.ts) a stream uses. */
+/** The part of a CaptionRuntime (captioner-api.ts) a stream uses. */
 export interface StreamBackend<Image> {
   preprocess(image: Image): Promise<Uint8Array>;
   /** RGB images -> features [n, L, C]. */

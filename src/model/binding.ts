@@ -111,6 +111,11 @@ export interface NativeBinding {
   /** OpenBLAS threads, and OpenMP workers (the elementwise and attention kernels, and oneDNN's matmuls). */
   setThreads(blas: number, workers: number): void;
   threads(): { blas: number; workers: number };
+  /**
+   * dst[i] = the bf16 bits of src[i] (round to nearest even; NaN stays a quiet NaN; denormals become signed zero),
+   * through the conversion of the bf16 training step (native/bf16.h): held to a reference by the tests.
+   */
+  toBf16(src: Float32Array, dst: Uint16Array): void;
   /** Test-only: throws that C++ exception inside an entry point, or runs a product oneDNN refuses ('onednn'): each must arrive as a JS error. */
   throwForTest(kind: 'bad_alloc' | 'length_error' | 'runtime_error' | 'onednn'): never;
 }
@@ -118,7 +123,8 @@ export interface NativeBinding {
 let cached: NativeBinding | undefined;
 
 /**
- * Loads build/Release/sat_native.node (built by `npm ci` through node-gyp). SAT_GEMM_BACKEND=cblas|onednn picks the
+ * Loads build/Release/sat_native.node (built by `npm ci` through node-gyp), or the build SAT_NATIVE_ADDON names (a
+ * .node file, e.g. the sanitizer build of `npm run check:sanitize`). SAT_GEMM_BACKEND=cblas|onednn picks the
  * matmul backend for the whole process (default: oneDNN where the build has it), e.g. to run the tests on either.
  */
 export function loadBinding(): NativeBinding {
@@ -126,7 +132,11 @@ export function loadBinding(): NativeBinding {
   // Works from src/model (tsx) and from dist/src/model (compiled): walk up to the package root.
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5 && !existsSync(join(dir, 'binding.gyp')); i++) dir = dirname(dir);
-  const file = join(dir, 'build', 'Release', 'sat_native.node');
+  const alternate = process.env.SAT_NATIVE_ADDON;
+  if (alternate && !existsSync(alternate)) {
+    throw new UserError(`SAT_NATIVE_ADDON=${alternate}: no such file. Give the path of a built sat_native.node, or unset it.`);
+  }
+  const file = alternate || join(dir, 'build', 'Release', 'sat_native.node');
   // Idle OpenMP workers sleep instead of spinning: the elementwise regions alternate with OpenBLAS calls on the
   // same cores, and spinning threads steal them, worst on a busy machine (docs/design.md, "Idle OpenMP workers").
   // Read by libgomp when the addon loads, so set before; a user's setting wins.

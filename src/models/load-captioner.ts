@@ -15,6 +15,9 @@
  * (Buffer/Uint8Array: JPEG, PNG, WebP ...) or decoded pixels { data, width, height, channels? } (RGB or RGBA,
  * HWC). All go through the `sat features` path (src/features/image.ts): sharp, resize 'fill' with the linear
  * kernel, then the encoder's scaling and layout.
+ *
+ * Ensembles: a list of run folders or checkpoints (decoded as one model, src/decode/ensemble.ts), or one
+ * ensemble bundle folder (`sat export` with several --model).
  */
 import fs from 'node:fs';
 import sharp from 'sharp';
@@ -80,9 +83,10 @@ export function givenEncoderOptions(e: EncoderOptions | undefined): EncoderOptio
 
 /**
  * Loads a captioner on `source` (default: the shipped model; see src/models/source.ts for names, paths and URLs).
- * Its `info` says which model it is: `modelId`, and `modelName` for an installed model.
+ * Several sources make an ensemble (loadEnsembleCaptioner). Its `info` says which model it is: `modelId`, and `modelName` for an installed model.
  */
-export async function loadCaptioner(source?: string, opts: LoadCaptionerOptions = {}): Promise<Captioner<NodeImageInput>> {
+export async function loadCaptioner(source?: string | readonly string[], opts: LoadCaptionerOptions = {}): Promise<Captioner<NodeImageInput>> {
+  if (source !== undefined && typeof source !== 'string') return loadEnsembleCaptioner(source, opts);
   return loadLocatedCaptioner(await locateModel(source, opts.install), opts);
 }
 
@@ -112,6 +116,36 @@ export async function loadLocatedCaptioner(model: ModelLocation, opts: LoadCapti
   }
   if (model.name !== undefined) captioner.info.modelName = model.name;
   return captioner;
+}
+
+/**
+ * An ensemble of checkpoints (src/decode/ensemble.ts: the same vocabulary and encoder, refused otherwise with what
+ * differs): the native backend decodes them with the addon, 'onnx' exports them in memory as one ensemble bundle.
+ * An exported ensemble bundle is one folder: pass it alone. A list of one source is that source.
+ */
+async function loadEnsembleCaptioner(sources: readonly string[], opts: LoadCaptionerOptions): Promise<Captioner<NodeImageInput>> {
+  if (sources.length === 1) return loadCaptioner(sources[0], opts);
+  if (sources.length === 0) throw new UserError('no model given: pass a run folder, checkpoint or bundle folder (several checkpoints for an ensemble).');
+  const members: string[] = [];
+  for (const source of sources) {
+    const model = await locateModel(source, opts.install);
+    if (model.kind === 'bundle') {
+      throw new UserError(`${source} is an exported bundle: an ensemble is made from checkpoints (runs). Pass the run folders, ` +
+        'or export them together with `sat export --model RUN1 --model RUN2 --out DIR` and load that one bundle.');
+    }
+    members.push(model.path);
+  }
+  const backend = checkBackend(opts.backend ?? 'native');
+  const encoder = givenEncoderOptions(opts.encoder);
+  if (backend === 'native') {
+    const { nativeCaptionBackend } = await import('../decode/native-backend.js');
+    const native = await nativeCaptionBackend(members, {
+      encoder, threads: opts.threads, preprocess: (image: NodeImageInput, size) => preprocessImage(image, size, opts),
+    });
+    return createCaptioner(native, (m) => new UserError(m));
+  }
+  const { buildBundle } = await import('../export/bundle.js');
+  return loadBundleCaptioner(await buildBundle(members, { dtype: opts.dtype, encoder }), members.join(' + '), opts);
 }
 
 /**
