@@ -18,6 +18,7 @@ const PUBLIC_VALUES = [
 ];
 const PUBLIC_TYPES = [
   'Bundle', 'BundleManifest', 'CaptionAlternativeText', 'CaptionEngine', 'CaptionModel', 'CaptionOptions', 'CaptionResult',
+  'CaptionStreamOptions', 'CaptionedImage',
   'CaptionServer', 'CaptionWord', 'Captioner', 'CaptionerBackend', 'CaptionerInfo', 'Dataset', 'DatasetImage',
   'DecodeOptions', 'DecodeVocab', 'DecodedCaption', 'EncoderModel', 'EncoderOptions', 'EncoderSpec',
   'EvaluateOptions', 'EvaluateResult', 'FeatureStoreReader', 'GruState', 'InitState', 'InstallOptions', 'InstalledModel',

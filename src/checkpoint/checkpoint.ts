@@ -9,8 +9,9 @@
  *     vocab.json           copy of the run's vocabulary
  *     loss.svg, loss.png   train/validation loss per epoch
  *
- * Every file is written with writeFileAtomic (src/util/atomic-write.ts): a temporary name, fsync, rename,
- * fsync of the folder, so a crash (or kill -9, or a power cut) leaves either the old or the new file. The safetensors metadata is the authoritative copy of the meta:
+ * Every file is written with src/util/atomic-write.ts: a temporary name, every byte checked written, fsync, size
+ * check, rename, fsync of the folder, so a crash (or kill -9, a power cut, a full disk) leaves either the old or
+ * the new file; a checkpoint's .safetensors and .json are both written before either is renamed into place. The safetensors metadata is the authoritative copy of the meta:
  * weights and progress can never come from two different steps.
  */
 import fs from 'node:fs';
@@ -20,10 +21,10 @@ import { RENAMED_PARAMETERS } from '../model/params.js';
 import type { CaptionModel, ModelConfig } from '../model/types.js';
 import type { TrainingPrecision } from '../model/precision.js';
 import type { RngState } from '../util/rng.js';
-import { copyFileAtomic, writeFileAtomic } from '../util/atomic-write.js';
+import { copyFilesAtomic, writeFileAtomic, writeFilesAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
 import { Vocabulary } from '../vocab/vocabulary.js';
-import { readSafetensors, writeSafetensors, type Tensor } from './safetensors.js';
+import { readSafetensors, safetensorsChunks, type Tensor } from './safetensors.js';
 
 export const CHECKPOINT_FORMAT = 'show-attend-tell/checkpoint@1';
 const META_KEY = 'sat.checkpoint';
@@ -93,21 +94,24 @@ export function saveCheckpoint<Config>(dir: string, tag: 'latest' | 'best', mode
   for (const [name, t] of opt.v) tensors.set(`optimizer.v.${name}`, t);
   const json = JSON.stringify(meta);
   const files = checkpointTagPaths(dir, tag);
-  writeSafetensors(files.weights, tensors, { format: 'pt', [META_KEY]: json });
-  writeFileAtomic(files.meta, JSON.stringify(meta, null, 2) + '\n');
+  // Both files are written and checked before either replaces its old version: a full disk keeps the old pair.
+  writeFilesAtomic([
+    { file: files.weights, data: safetensorsChunks(tensors, { format: 'pt', [META_KEY]: json }) },
+    { file: files.meta, data: JSON.stringify(meta, null, 2) + '\n' },
+  ], `the "${tag}" checkpoint`);
 }
 
-/** Copy `<dir>/latest.*` to `<dir>/best.*` (both atomically). */
+/** Copy `<dir>/latest.*` to `<dir>/best.*` (both copied and checked before either replaces the old best). */
 export function promoteLatestToBest(dir: string): void {
   const from = checkpointTagPaths(dir, 'latest');
   const to = checkpointTagPaths(dir, 'best');
-  for (const key of ['weights', 'meta'] as const) copyFileAtomic(from[key], to[key]);
+  copyFilesAtomic((['weights', 'meta'] as const).map((key) => ({ from: from[key], to: to[key] })), 'the "best" checkpoint');
 }
 
 /** Copy the vocabulary next to the checkpoints so the folder works on its own. */
 export function copyVocab(vocabFile: string, dir: string): string {
   fs.mkdirSync(dir, { recursive: true });
-  writeFileAtomic(path.join(dir, 'vocab.json'), fs.readFileSync(vocabFile));
+  writeFileAtomic(path.join(dir, 'vocab.json'), fs.readFileSync(vocabFile), 'the vocabulary');
   return 'vocab.json';
 }
 

@@ -25,6 +25,11 @@ interface HeaderEntry {
 
 /** Write tensors (in the map's order) and string metadata to `file` atomically: temp file, fsync, rename. */
 export function writeSafetensors(file: string, tensors: Map<string, Tensor>, metadata: Record<string, string> = {}): void {
+  writeFileAtomic(file, safetensorsChunks(tensors, metadata));
+}
+
+/** The bytes of a safetensors file of `tensors` (in the map's order) and `metadata`, as chunks written back to back. */
+export function safetensorsChunks(tensors: Map<string, Tensor>, metadata: Record<string, string> = {}): Uint8Array[] {
   const header: Record<string, HeaderEntry | Record<string, string>> = {};
   if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
   let offset = 0;
@@ -45,7 +50,7 @@ export function writeSafetensors(file: string, tensors: Map<string, Tensor>, met
 
   // Float32Array bytes are in the platform's order; every platform Node supports is little-endian.
   const data = [...tensors.values()].map((t) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
-  writeFileAtomic(file, [prefix, headerBytes, ...data]);
+  return [prefix, headerBytes, ...data];
 }
 
 export interface SafetensorsFile {

@@ -9,9 +9,10 @@
  *   await captioner.dispose();
  *
  * Contract (stable; `sat serve` is built on it):
- *  - `caption(image, options)` -> CaptionResult; `captionBatch(images, options)` encodes the images as one
- *    encoder batch and decodes them as one model batch (N images x k beams as rows; 64 images at most per model
- *    batch, larger batches in chunks of 64); results in input order.
+ *  - `caption(image, options)` -> CaptionResult; `captionBatch(images, options)` reads, encodes and decodes the
+ *    images in batches of 64 (N images x k beams as rows per model batch); results in input order.
+ *    `captionStream(images, options, { batchSize, pixels })` does the same for any (async) iterable of images,
+ *    yielding each caption as its batch is done: memory stays bounded for any number of images.
  *    A batch gives each image the caption it gets alone.
  *  - options (CaptionOptions, src/decode/options.ts, checked by checkCaptionOptions within CAPTION_OPTION_LIMITS):
  *    `beam` (width, default 1 = greedy), `alpha` (length normalisation of beam scores, default 0; beam search
@@ -27,6 +28,7 @@
  *    vocabulary size; `dispose()` frees the model and runtime sessions.
  *  Bad input is refused with an Error naming it (a UserError in Node).
  */
+import { decodeInBatches, type CaptionStreamOptions } from './caption-stream.js';
 import { resolveCaptionOptions, type CaptionOptions } from './options.js';
 import type { DecodedCaption, DecodeOptions, DecodeVocab } from './types.js';
 
@@ -86,8 +88,18 @@ export interface Captioner<Image> {
   readonly info: CaptionerInfo;
   caption(image: Image, options?: CaptionOptions): Promise<CaptionResult>;
   captionBatch(images: readonly Image[], options?: CaptionOptions): Promise<CaptionResult[]>;
+  /** Any number of images with bounded memory, in batches (src/decode/caption-stream.ts); results in input order. */
+  captionStream(images: Iterable<Image> | AsyncIterable<Image>, options?: CaptionOptions, stream?: CaptionStreamOptions): AsyncGenerator<CaptionedImage<Image>>;
   preprocess(image: Image): Promise<Uint8Array>;
   dispose(): Promise<void>;
+}
+
+/** One image's caption from captionStream; `rgb` (the image as the encoder saw it) with `pixels: true`. */
+export interface CaptionedImage<Image> {
+  index: number;
+  image: Image;
+  result: CaptionResult;
+  rgb?: Uint8Array;
 }
 
 /**
@@ -131,16 +143,23 @@ export function createCaptioner<Image>(backend: CaptionRuntime<Image>, fail?: (m
   const captionBatch = async (images: readonly Image[], options: CaptionOptions = {}): Promise<CaptionResult[]> => {
     live();
     const decodeOptions = decodeOptionsFor(options, backend.info.maxLength, fail);
-    if (images.length === 0) return [];
-    const rgb: Uint8Array[] = [];
-    for (const image of images) rgb.push(await backend.preprocess(image));
-    const features = await backend.encode(rgb);
-    const decoded = await backend.decode(features, images.length, decodeOptions);
-    return decoded.map(captionResult);
+    const results: CaptionResult[] = [];
+    for await (const { decoded } of decodeInBatches(backend, images, decodeOptions, {}, fail)) results.push(captionResult(decoded));
+    return results;
   };
+  async function* captionStream(images: Iterable<Image> | AsyncIterable<Image>, options: CaptionOptions = {},
+                                stream: CaptionStreamOptions = {}): AsyncGenerator<CaptionedImage<Image>> {
+    live();
+    const decodeOptions = decodeOptionsFor(options, backend.info.maxLength, fail);
+    for await (const d of decodeInBatches(backend, images, decodeOptions, stream, fail)) {
+      live();
+      yield { index: d.index, image: d.image, result: captionResult(d.decoded), ...(d.rgb ? { rgb: d.rgb } : {}) };
+    }
+  }
   return {
     info: backend.info,
     captionBatch,
+    captionStream,
     caption: async (image, options) => (await captionBatch([image], options))[0],
     preprocess: (image) => { live(); return backend.preprocess(image); },
     dispose: async () => {

@@ -48,7 +48,7 @@ export function* decodeImagesSearch(model: DecoderModelBase, features: Float32Ar
   if (features.length !== n * L * C) {
     throw new Error(`features hold ${features.length} floats, expected n * L * C = ${n} * ${L} * ${C} = ${n * L * C}`);
   }
-  const { samplesPerImage, batchSize, onBatch, ...caption } = opts;
+  const { samplesPerImage, batchSize, onBatch, firstImage, ...caption } = opts;
   const o = resolveCaptionOptions(caption, opts.maxLength);
   const batch = batchSize ?? DEFAULT_DECODE_BATCH;
   if (!Number.isInteger(batch) || batch < 1) throw new Error(`batchSize must be an integer >= 1, got ${batch}`);
@@ -71,7 +71,7 @@ export function* decodeImagesSearch(model: DecoderModelBase, features: Float32Ar
             // One stream per image index of the whole call, created lazily.
             const rngs = new Map<number, ReturnType<typeof imageRng>>();
             return categoricalChooser(o.temperature, (row) => {
-              const image = first * repeat + imageOf(row);  // one stream per output caption
+              const image = ((firstImage ?? 0) + first) * repeat + imageOf(row);  // one stream per output caption
               let rng = rngs.get(image);
               if (!rng) rngs.set(image, (rng = imageRng(o.seed, image)));
               return rng;

@@ -29,6 +29,11 @@ export interface DecodeBatching {
    * the results come image by image (caption k of image i at i * samplesPerImage + k). Not with beam search.
    */
   samplesPerImage?: number;
+  /**
+   * Sampling: the index of the first image among all images of the job (default 0). Image i's random stream is
+   * seeded by its index in the job, so a job decoded in parts (a stream of batches) samples what it samples whole.
+   */
+  firstImage?: number;
   /** Images decoded per model batch; bounds memory (rows = images x beams). Default 64. */
   batchSize?: number;
   /** Called after each image batch with the number of images done, e.g. to drive a ProgressBar. */

@@ -11,7 +11,7 @@ import { openEnsembleSources } from '../decode/native-backend.js';
 import type { EncoderOptions } from '../encoders/registry.js';
 import { attentionGrid } from '../figures/heat.js';
 import { createModel } from '../model/index.js';
-import { writeFileAtomic } from '../util/atomic-write.js';
+import { writeFilesAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
 import { PACKAGE_NAME, PACKAGE_VERSION } from '../util/version.js';
 import { decoderInitGraph, decoderStepGraph, parametersByName, type DecoderParameters } from './graphs.js';
@@ -94,21 +94,19 @@ export async function buildBundle(target: string | readonly string[], opts: Expo
 }
 
 /**
- * Writes a bundle into `dir` (created; files there of the same names are replaced, the manifest last). Each file
- * is replaced atomically and durably (src/util/atomic-write.ts), and the old manifest is removed first, so a
- * crash leaves either the whole new bundle or a folder without a manifest, which every reader refuses.
+ * Writes a bundle into `dir` (created; files there of the same names are replaced, the manifest last). Every
+ * file is first written beside its target and checked (src/util/atomic-write.ts), so a full disk leaves the
+ * previous bundle whole; then the old manifest is removed and the files renamed into place, the manifest last,
+ * so a crash during the renames leaves either the whole new bundle or a folder without a manifest, which every
+ * reader refuses.
  */
 export function writeBundle(dir: string, bundle: Bundle): string[] {
   if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw new UserError(`--out ${dir} is a file; pass a folder for the bundle.`);
   fs.mkdirSync(dir, { recursive: true });
-  const written: string[] = [];
-  const write = (name: string, data: Uint8Array | string) => {
-    const file = path.join(dir, name);
-    writeFileAtomic(file, data);
-    written.push(file);
-  };
-  fs.rmSync(path.join(dir, MANIFEST_FILE), { force: true }); // a half-written bundle has no manifest
-  for (const [name, bytes] of bundle.files) write(name, bytes);
-  write(MANIFEST_FILE, JSON.stringify(bundle.manifest, null, 2) + '\n');
-  return written;
+  const files = [...bundle.files].map(([name, data]) => ({ file: path.join(dir, name), data }));
+  files.push({ file: path.join(dir, MANIFEST_FILE), data: Buffer.from(JSON.stringify(bundle.manifest, null, 2) + '\n') });
+  writeFilesAtomic(files, 'the bundle', {
+    beforeReplace: () => fs.rmSync(path.join(dir, MANIFEST_FILE), { force: true }), // a half-replaced bundle has no manifest
+  });
+  return files.map((f) => f.file);
 }

@@ -9,6 +9,15 @@ import type { OrtNamespace } from '../encoders/onnx/runtime.js';
 import type { EncoderModel } from '../encoders/types.js';
 import { OnnxImageEncoder } from './onnx-encoder.js';
 
+/**
+ * onnxruntime's POSIX telemetry (1.30: core/platform/posix/telemetry.cc) runs when the first session creates the
+ * runtime's environment: it matches std::regex patterns against the process's command line (/proc/self/cmdline),
+ * and GCC's backtracking regex recurses once per character. A command line over about 30 KB (`sat caption
+ * photos/*.jpg` with some 450 Flickr8k paths) overflows the main thread's 8 MB stack: SIGSEGV inside
+ * libonnxruntime, about 87,000 frames deep. Telemetry is off here unless the user's environment sets it.
+ */
+process.env.ORT_DISABLE_TELEMETRY ??= '1';
+
 export interface RunnerOptions {
   /** onnxruntime intra-op threads (the convolution thread pool). Default 2. */
   threads?: number;

@@ -62,6 +62,16 @@ export interface LoadCaptionerOptions {
   maxImageBytes?: number;
   /** Refuse images with more pixels than this (default 100 megapixels). */
   maxPixels?: number;
+  /**
+   * Load image URLs whose host is or resolves to a loopback, private, link-local or other special-use address
+   * (default false: refused, also on redirects; see src/features/image-url.ts). `sat caption` allows them.
+   */
+  allowPrivateNetwork?: boolean;
+  /**
+   * Read image strings that are not http(s) URLs as file paths (default true, as sharp and fs do). An app that
+   * passes strings from its users sets false: then only URLs, bytes and pixels are accepted.
+   */
+  allowFiles?: boolean;
   /** A manifest URL source: the pinned SHA-256 of its manifest.json, download limits (src/models/install.ts). */
   install?: InstallOptions;
 }
@@ -150,12 +160,22 @@ export async function loadBundleCaptioner(bundle: Bundle, source: string, opts: 
   return createCaptioner(backend, (m) => new UserError(m));
 }
 
+/** How preprocessImage treats strings and sizes (the image options of LoadCaptionerOptions). */
+export type ImageLoadOptions = Pick<LoadCaptionerOptions, 'maxImageBytes' | 'maxPixels' | 'allowPrivateNetwork' | 'allowFiles'>;
+
 /** Any NodeImageInput -> RGB uint8 HWC, size x size, exactly as `sat features` loads files. */
-export async function preprocessImage(image: NodeImageInput, size: number, opts: { maxImageBytes?: number; maxPixels?: number } = {}): Promise<Uint8Array> {
+export async function preprocessImage(image: NodeImageInput, size: number, opts: ImageLoadOptions = {}): Promise<Uint8Array> {
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
   try {
     if (typeof image === 'string') {
-      if (isImageUrl(image)) return await loadRgb(await fetchImageUrl(image, { maxBytes: opts.maxImageBytes }), size, maxPixels, image);
+      if (isImageUrl(image)) {
+        const file = await fetchImageUrl(image, { maxBytes: opts.maxImageBytes, allowPrivateNetwork: opts.allowPrivateNetwork });
+        return await loadRgb(file, size, maxPixels, image);
+      }
+      if (opts.allowFiles === false) {
+        throw new UserError(`image ${JSON.stringify(image.slice(0, 200))} is not an http(s) URL, and this captioner reads no files ` +
+          '(allowFiles: false). Pass a URL, encoded bytes or decoded pixels.');
+      }
       if (!fs.existsSync(image)) throw new UserError(`image ${image} does not exist. Check the path.`);
       return await loadRgb(image, size, maxPixels);
     }

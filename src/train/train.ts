@@ -3,6 +3,7 @@
  * images.jsonl + vocab.json from `sat prepare`, features from `sat features`. Checkpoints go to
  * RUN/checkpoints unless told otherwise. The loop itself is src/train/loop.ts.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import type { CaptionModel, ModelConfig } from '../model/types.js';
 import {
@@ -14,7 +15,10 @@ import { runPaths } from '../dataset/run.js';
 import { loadRun } from '../dataset/prepare.js';
 import type { Vocabulary } from '../vocab/vocabulary.js';
 import { UserError } from '../util/errors.js';
-import { loadCheckpoint, restoreModel, type CheckpointMeta, type LoadedCheckpoint } from '../checkpoint/checkpoint.js';
+import { lockFolder } from '../util/folder-lock.js';
+import {
+  checkpointTagPaths, checkVocabularySize, loadCheckpoint, restoreModel, type CheckpointMeta, type LoadedCheckpoint,
+} from '../checkpoint/checkpoint.js';
 import { checkInitFeatures, describeRemap, initFromSource, loadInitSource, type InitSource } from './init-source.js';
 import { FROZEN_ON_RESUME, formatConfig, readConfigFile, resolveConfig, upgradeSavedConfig, type TrainConfig } from './config.js';
 import { splitExamples, type Example } from './batches.js';
@@ -31,6 +35,11 @@ export interface TrainOptions {
   overrides?: Partial<TrainConfig>;
   /** Continue from CHECKPOINTS/latest.*: weights, Adam state, data order and loss history. */
   resume?: boolean;
+  /**
+   * Start over in a checkpoints folder that already holds checkpoints, removing them (latest.*, best.*, the loss
+   * plot). Without it (or resume) such a folder is refused, so a trained run is never overwritten by accident.
+   */
+  force?: boolean;
   /**
    * Start a new run from a trained model's weights: a checkpoint (.safetensors, a checkpoints folder or a run
    * folder: its best) or a bundle folder (`sat export`). Fresh Adam state, schedule and history; the network shape
@@ -68,6 +77,19 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
   const paths = runPaths(runDir);
   const checkpointDir = path.resolve(opts.checkpointDir ?? paths.checkpoints);
   const { vocab, images } = loadRun(runDir);
+  // One trainer per checkpoints folder: two would interleave their latest and best.
+  const lock = lockFolder(checkpointDir, { command: 'sat train' });
+  try {
+    refuseTrainedFolder(checkpointDir, opts);
+    return await trainLocked(opts, log, runDir, checkpointDir, vocab, images);
+  } finally {
+    lock.release();
+  }
+}
+
+async function trainLocked(opts: TrainOptions, log: (line: string) => void, runDir: string, checkpointDir: string,
+                           vocab: Vocabulary, images: PreparedImage[]): Promise<TrainOutcome> {
+  const paths = runPaths(runDir);
   const store = openRunFeatures(runDir, { explicit: opts.featuresDir });
   const initSource = opts.init ? await loadInitSource(opts.init) : null;
   const start = startingPoint(opts, checkpointDir, store, runDir, initSource);
@@ -76,6 +98,7 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
   const remap = initSource ? describeRemap(initSource, initFromSource(model, initSource, vocab.words), vocab.size) : null;
   const data = trainingData(start, images, vocab, log);
   const validate = opts.validate ?? validationHook(config, images, vocab, store, opts.quiet, log);
+  if (opts.force) removeCheckpoints(checkpointDir, log);
 
   // Everything up to the first batch runs synchronously, so Ctrl-C is heard from the first batch on.
   return withCtrlC(opts.handleSigint !== false, log, async (stop) => {
@@ -92,6 +115,38 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
       `Reading features took ${readShare.toFixed(1)}% of the training time.`);
     return { ...result, config, model, vocab, store };
   });
+}
+
+/** The files of a trained run in a checkpoints folder: --force removes them, their presence refuses a plain start. */
+const CHECKPOINT_FILES = ['latest.safetensors', 'latest.json', 'best.safetensors', 'best.json', 'loss.svg', 'loss.png'];
+
+/**
+ * Refuses to start a new run (neither --resume nor --force) in a folder holding checkpoints: it would overwrite
+ * latest and then best. --force with --resume is refused as contradictory.
+ */
+function refuseTrainedFolder(checkpointDir: string, opts: TrainOptions): void {
+  if (opts.force && opts.resume) {
+    throw new UserError(`--force starts over in ${checkpointDir}, --resume continues it: use one of them.`);
+  }
+  if (opts.resume || opts.force) return;
+  const found = ['latest', 'best'].map((tag) => checkpointTagPaths(checkpointDir, tag as 'latest' | 'best').weights).filter((f) => fs.existsSync(f));
+  if (found.length === 0) return;
+  let progress = '';
+  try {
+    const meta = JSON.parse(fs.readFileSync(path.join(checkpointDir, 'latest.json'), 'utf8')) as CheckpointMeta;
+    progress = ` (${meta.progress.epoch} epoch${meta.progress.epoch === 1 ? '' : 's'} trained, saved ${meta.createdAt})`;
+  } catch {
+    progress = '';
+  }
+  throw new UserError(`${checkpointDir} already holds checkpoints${progress}: ${found.map((f) => path.basename(f)).join(', ')}. ` +
+    'Continue that run with --resume, train into another folder with --checkpoints DIR, or pass --force to start over (it deletes them).');
+}
+
+/** --force: the previous run's checkpoints and loss plot go before the new run writes its own. */
+function removeCheckpoints(checkpointDir: string, log: (line: string) => void): void {
+  const removed = CHECKPOINT_FILES.filter((name) => fs.existsSync(path.join(checkpointDir, name)));
+  for (const name of removed) fs.rmSync(path.join(checkpointDir, name), { force: true });
+  if (removed.length > 0) log(`--force: removed ${removed.join(', ')} from ${checkpointDir}`);
 }
 
 /**
