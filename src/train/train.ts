@@ -17,7 +17,7 @@ import type { Vocabulary } from '../vocab/vocabulary.js';
 import { UserError } from '../util/errors.js';
 import { lockFolder } from '../util/folder-lock.js';
 import {
-  checkpointTagPaths, checkVocabularySize, loadCheckpoint, restoreModel, type CheckpointMeta, type LoadedCheckpoint,
+  checkpointTagPaths, loadCheckpoint, restoreModel, type CheckpointMeta, type LoadedCheckpoint,
 } from '../checkpoint/checkpoint.js';
 import { checkInitFeatures, describeRemap, initFromSource, loadInitSource, type InitSource } from './init-source.js';
 import { FROZEN_ON_RESUME, formatConfig, readConfigFile, resolveConfig, upgradeSavedConfig, type TrainConfig } from './config.js';
