@@ -10,10 +10,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { buildBundle, writeBundle } from '../export/bundle.js';
-import { isBundleFolder, readBundleFolder } from '../export/bundle-folder.js';
+import { readBundleFolder } from '../export/bundle-folder.js';
 import type { BundleDtype } from '../export/weights.js';
 import type { ModelCard } from '../export/manifest.js';
 import { isModelName } from '../models/installed.js';
+import { locateModel } from '../models/source.js';
 import { UserError } from '../util/errors.js';
 import { writeSite } from '../web/site-build.js';
 import { listFlag } from './caption-options.js';
@@ -67,9 +68,12 @@ const command: Command = {
     if (!out && !site) throw new UserError('--out DIR (a bundle folder) or --site DIR (a static captioning site) is required, e.g. --out bundles/f8k.');
     const dtype = values.dtype as BundleDtype; // checked by buildBundle
     const card = typeof values.card === 'string' ? readModelCard(values.card) : undefined;
-    const fromBundle = models.length === 1 && isBundleFolder(models[0]);
+    // Paths, or names of the shipped and installed models (src/models/source.ts).
+    const located = await Promise.all(models.map((m) => locateModel(m, { silent: false })));
+    const fromBundle = located.length === 1 && located[0].kind === 'bundle';
     if (fromBundle && out) throw new UserError(`--model ${models[0]} is already a bundle: copy the folder, or use --site DIR to make a site of it.`);
-    const bundle = fromBundle ? await readBundleFolder(models[0]) : await buildBundle(models, { dtype, encoder: givenEncoderFlags(values) });
+    const bundle = fromBundle ? await readBundleFolder(located[0].path)
+      : await buildBundle(located.map((l) => l.path), { dtype, encoder: givenEncoderFlags(values) });
     if (fromBundle && (dtype !== 'fp32' || givenEncoderFlags(values) || card)) {
       throw new UserError(`--model ${models[0]} is a ${bundle.manifest.dtype} bundle with its own encoder and card: --dtype, --card and the encoder flags ` +
         'do not apply; export the checkpoint it came from to choose them.');
