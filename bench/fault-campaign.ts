@@ -8,11 +8,12 @@
  *             the error is one clear line, and the command finishes once there is room
  *   soak      sat serve at concurrency 16 under good, bad, oversized, slow-upload, malformed-multipart and
  *             disconnecting clients: success rate, p95, statuses by kind, RSS and fd slopes, 500s
+ *   attack    8 well-behaved clients alone, then beside 64 slow uploaders (a byte a second): success and p95
  *   coco      a generated COCO-format dataset (123,287 images x 5 captions at --scale 1) through sat prepare,
  *             sat features and one training epoch: wall time, throughput and peak RSS per size
  *
  * Usage: node --import tsx bench/fault-campaign.ts [--only kill,diskfull,soak,coco] [--n 5] [--seed 1]
- *          [--images 300] [--epochs 12] [--disk fsize,tmpfs] [--soak-seconds 600] [--model PATH]
+ *          [--images 300] [--epochs 12] [--disk fsize,tmpfs] [--soak-seconds 600] [--attack-seconds 60] [--attackers 64] [--model PATH]
  *          [--scale 1/8,1/4,1/2,1] [--work DIR] [--keep] [--sat src|dist] [--quiet]
  * docs/benchmarks.md ("The fault campaign") says how to read the table.
  */
@@ -21,13 +22,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatTable, satCommand, type CampaignContext, type Row } from './fault-campaign/common.js';
+import { attackCampaign } from './fault-campaign/attack.js';
 import { cocoCampaign, parseScales } from './fault-campaign/coco.js';
 import { canMountTmpfs, diskFullCampaign, type DiskMode } from './fault-campaign/diskfull.js';
 import { makeShapesFixture, type ShapesFixture } from './fault-campaign/fixture.js';
 import { killCampaign } from './fault-campaign/kill.js';
 import { soakCampaign } from './fault-campaign/soak.js';
 
-const SCENARIOS = ['kill', 'diskfull', 'soak', 'coco'] as const;
+const SCENARIOS = ['kill', 'diskfull', 'soak', 'attack', 'coco'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const { values } = parseArgs({
@@ -39,6 +41,8 @@ const { values } = parseArgs({
     epochs: { type: 'string', default: '12' },
     disk: { type: 'string', default: 'fsize,tmpfs' },
     'soak-seconds': { type: 'string', default: '600' },
+    'attack-seconds': { type: 'string', default: '60' },
+    attackers: { type: 'string', default: '64' },
     concurrency: { type: 'string', default: '16' },
     model: { type: 'string' },
     scale: { type: 'string', default: '1/8,1/4,1/2,1' },
@@ -108,6 +112,10 @@ try {
     if (scenario === 'soak') {
       const model = values.model ? path.resolve(values.model) : (await shapes()).checkpoints;
       rows.push(...await soakCampaign(ctx, { model, seconds: int('soak-seconds', 5), concurrency: int('concurrency', 1) }));
+    }
+    if (scenario === 'attack') {
+      const model = values.model ? path.resolve(values.model) : (await shapes()).checkpoints;
+      rows.push(...await attackCampaign(ctx, { model, seconds: int('attack-seconds', 5), good: 8, attackers: int('attackers', 1) }));
     }
     if (scenario === 'coco') rows.push(...await cocoCampaign(ctx, scales));
   }

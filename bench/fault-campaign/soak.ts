@@ -45,7 +45,7 @@ interface Sample { t: number; rssMB: number; fds: number }
 /** `status`: the HTTP status, or what happened instead (closed by server, EPIPE, client deadline ...). */
 interface Outcome { kind: Kind; status: string; ms: number; variant?: string }
 
-function startServer(ctx: CampaignContext, model: string): Promise<{ child: ChildProcess; url: string; stderr: () => string }> {
+export function startServer(ctx: CampaignContext, model: string): Promise<{ child: ChildProcess; url: string; stderr: () => string }> {
   const bundle = fs.existsSync(path.join(model, 'manifest.json'));
   const args = [...ctx.sat.slice(1), 'serve', '--model', model, '--port', '0', '--max-bytes', String(MAX_BYTES),
     '--timeout', String(SERVER_TIMEOUT_S), ...(bundle ? ['--backend', 'onnx'] : [])];
@@ -62,7 +62,15 @@ function startServer(ctx: CampaignContext, model: string): Promise<{ child: Chil
   });
 }
 
-async function waitReady(url: string, seconds: number): Promise<void> {
+/** SIGTERM (the server finishes what is in flight), SIGKILL after 40 s. */
+export async function stopServer(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  await new Promise((r) => { child.once('exit', r); setTimeout(r, 40_000).unref(); });
+  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+}
+
+export async function waitReady(url: string, seconds: number): Promise<void> {
   const until = Date.now() + seconds * 1000;
   while (Date.now() < until) {
     try { if ((await fetch(`${url}/readyz`)).status === 200) return; } catch { /* not yet */ }
@@ -72,10 +80,10 @@ async function waitReady(url: string, seconds: number): Promise<void> {
 }
 
 /**
- * Send `head` and `body` (all at once, or `slowBytes` of it one byte per 200 ms) over a fresh socket and read
- * the status line of the answer. `closeAfterMs`: the client hangs up then, whatever happened.
+ * Send `head` and `body` (all at once, or one byte every `slowMs`) over a fresh socket and read the status line
+ * of the answer. `closeAfterMs`: the client hangs up then, whatever happened; `stop`: checked before each slow byte.
  */
-function rawRequest(url: URL, head: string, body: Buffer, opts: { slow?: boolean; closeAfterMs?: number } = {}): Promise<string> {
+export function rawRequest(url: URL, head: string, body: Buffer, opts: { slowMs?: number; closeAfterMs?: number; stop?: () => boolean } = {}): Promise<string> {
   return new Promise((resolve) => {
     const socket = net.connect(Number(url.port), url.hostname);
     let answer = '', done = false, drip: NodeJS.Timeout | null = null;
@@ -90,9 +98,12 @@ function rawRequest(url: URL, head: string, body: Buffer, opts: { slow?: boolean
     const deadline = setTimeout(() => finish(opts.closeAfterMs !== undefined ? 'closed by client' : 'client deadline'), opts.closeAfterMs ?? CLIENT_DEADLINE_MS);
     socket.on('connect', () => {
       socket.write(head);
-      if (!opts.slow) { socket.write(body); return; }
+      if (opts.slowMs === undefined) { socket.write(body); return; }
       let i = 0;
-      drip = setInterval(() => { if (i < body.length && !socket.destroyed) socket.write(body.subarray(i, ++i)); }, 200);
+      drip = setInterval(() => {
+        if (opts.stop?.()) finish('stopped');
+        else if (i < body.length && !socket.destroyed) socket.write(body.subarray(i, ++i));
+      }, opts.slowMs);
     });
     socket.on('data', (d: Buffer) => {
       answer += d.toString('latin1');
@@ -104,7 +115,7 @@ function rawRequest(url: URL, head: string, body: Buffer, opts: { slow?: boolean
   });
 }
 
-const header = (path: string, type: string, length: number, extra = '') =>
+export const header = (path: string, type: string, length: number, extra = '') =>
   `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: ${type}\r\nContent-Length: ${length}\r\nConnection: close\r\n${extra}\r\n`;
 
 const MALFORMED = ['no boundary', 'truncated', 'long boundary'] as const;
@@ -124,7 +135,7 @@ async function oneRequest(kind: Kind, url: URL, jpeg: Buffer, rng: Rng, variant:
     case 'good': return rawRequest(url, header(endpoint, 'image/jpeg', jpeg.length), jpeg);
     case 'bad': { const junk = Buffer.from('this is not an image '.repeat(50)); return rawRequest(url, header(endpoint, 'image/jpeg', junk.length), junk); }
     case 'oversized': { const big = Buffer.alloc(2 * MAX_BYTES, 7); return rawRequest(url, header(endpoint, 'image/jpeg', big.length), big); }
-    case 'slow': return rawRequest(url, header(endpoint, 'image/jpeg', 100_000), Buffer.alloc(100_000, 1), { slow: true });
+    case 'slow': return rawRequest(url, header(endpoint, 'image/jpeg', 100_000), Buffer.alloc(100_000, 1), { slowMs: 200 });
     case 'malformed': { const m = malformedMultipart(variant, jpeg); return rawRequest(url, header(endpoint, m.type, m.body.length), m.body); }
     case 'disconnect': return rawRequest(url, header(endpoint, 'image/jpeg', jpeg.length * 2), jpeg, { closeAfterMs: 50 + rng.int(500) });
   }
@@ -180,9 +191,7 @@ export async function soakCampaign(ctx: CampaignContext, opts: SoakOptions): Pro
     clearInterval(sampler);
   } finally {
     stopping = true;
-    server.child.kill('SIGTERM');
-    await new Promise((r) => { if (server.child.exitCode !== null) r(null); else server.child.once('exit', r); setTimeout(r, 40_000); });
-    if (server.child.exitCode === null) server.child.kill('SIGKILL');
+    await stopServer(server.child);
   }
   return soakRows(opts, outcomes, samples, exited);
 }
