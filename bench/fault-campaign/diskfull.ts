@@ -144,7 +144,10 @@ export async function diskFullCampaign(ctx: CampaignContext, fx: ShapesFixture, 
     for (let i = 0; i < n; i++) {
       const mode = modes[i % modes.length];
       const dir = path.join(ctx.work, 'diskfull', `${subject}-${i}`);
-      const trial = await diskTrial(ctx, all[subject], mode, dir, rng);
+      const trial = await diskTrial(ctx, all[subject], mode, dir, rng).catch((e: Error): Trial => ({
+        outcome: 'failed', problems: [`campaign error: ${e.message.split('\n')[0]}`], broken: 0, limit: '?',
+        run: { code: null, signal: null, stdout: '', stderr: '', seconds: 0, killed: false },
+      }));
       trials.push(trial);
       ctx.log(`disk full ${subject} #${i} (${trial.limit}): exit ${trial.run.code ?? trial.run.signal}, ${trial.outcome}` +
         `${trial.run.code !== 0 ? `, said "${lastMessage(trial.run.stderr, 200)}"` : ''}${trial.problems.length ? `: ${trial.problems.join('; ')}` : ''}`);

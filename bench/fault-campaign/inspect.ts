@@ -114,17 +114,23 @@ export async function bundleHealth(dir: string): Promise<string[]> {
   }
 }
 
-const manifestWithoutTime = (file: string) => {
-  const m = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-  delete m.createdAt;
-  return JSON.stringify(m);
-};
+/** The manifest without its createdAt time, or null when it is not JSON. */
+function manifestWithoutTime(file: string): string | null {
+  try {
+    const m = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+    delete m.createdAt;
+    return JSON.stringify(m);
+  } catch {
+    return null;
+  }
+}
 
 export function bundlesDiffer(dir: string, reference: string): string[] {
   const out: string[] = [];
   for (const f of listFiles(reference)) {
     const a = path.join(dir, f), b = path.join(reference, f);
     if (!fs.existsSync(a)) out.push(`${f} missing`);
+    else if (f === 'manifest.json' && manifestWithoutTime(a) === null) out.push('manifest.json is not JSON');
     else if (f === 'manifest.json' ? manifestWithoutTime(a) !== manifestWithoutTime(b) : sha256File(a) !== sha256File(b)) out.push(`${f} SHA-256 differs`);
   }
   return out;

@@ -58,6 +58,18 @@ function targets(fx: ShapesFixture, previousBundle: string): Record<Subject, Kil
   };
 }
 
+/** Kill the command `at` seconds in, judge what it left, run it again and compare: the problems found. */
+async function killTrial(ctx: CampaignContext, t: KillTarget, dir: string, at: number): Promise<{ killed: boolean; trial: string[] }> {
+  const killed = await runSat(ctx, t.args(dir), { killAfterMs: at * 1000 });
+  const trial: string[] = (await t.afterKill(dir)).map((p) => `after kill: ${p.replaceAll(dir, '<dir>')}`);
+  if (!killed.killed && killed.code !== 0) trial.push(`ended before the kill with exit ${killed.code ?? killed.signal}: ${lastMessage(killed.stderr)}`);
+  const again = killed.killed ? t.resumeArgs(dir) : null;
+  const resumed = again ? await runSat(ctx, again) : null;
+  if (resumed && resumed.code !== 0) trial.push(`rerun exit ${resumed.code ?? resumed.signal}: ${lastMessage(resumed.stderr)}`);
+  else trial.push(...t.differs(dir).map((d) => `after rerun: ${d}`));
+  return { killed: killed.killed, trial };
+}
+
 export async function killCampaign(ctx: CampaignContext, fx: ShapesFixture, n: number): Promise<Row[]> {
   const rng = new Rng(ctx.seed + 1);
   const previousBundle = path.join(ctx.work, 'kill', 'previous-bundle');
@@ -74,17 +86,11 @@ export async function killCampaign(ctx: CampaignContext, fx: ShapesFixture, n: n
       await t.prepare(dir);
       const at = (0.02 + 0.96 * rng.next()) * fx.seconds[subject];
       points.push(at);
-      const killed = await runSat(ctx, t.args(dir), { killAfterMs: at * 1000 });
-      if (!killed.killed) finishedFirst++;
-      const trial: string[] = (await t.afterKill(dir)).map((p) => `after kill: ${p.replaceAll(dir, '<dir>')}`);
-      if (!killed.killed && killed.code !== 0) trial.push(`ended before the kill with exit ${killed.code ?? killed.signal}: ${lastMessage(killed.stderr)}`);
-      const again = killed.killed ? t.resumeArgs(dir) : null;
-      const resumed = again ? await runSat(ctx, again) : null;
-      if (resumed && resumed.code !== 0) trial.push(`rerun exit ${resumed.code ?? resumed.signal}: ${lastMessage(resumed.stderr)}`);
-      else trial.push(...t.differs(dir).map((d) => `after rerun: ${d}`));
+      const { killed, trial } = await killTrial(ctx, t, dir, at).catch((e: Error) => ({ killed: true, trial: [`campaign error: ${e.message.split('\n')[0]}`] }));
+      if (!killed) finishedFirst++;
       if (trial.length === 0) ok++;
       failures.push(...trial);
-      ctx.log(`kill ${subject} #${i} at ${at.toFixed(2)} s${killed.killed ? '' : ' (had finished)'}: ${trial.length ? trial.join('; ') : 'ok'}`);
+      ctx.log(`kill ${subject} #${i} at ${at.toFixed(2)} s${killed ? '' : ' (had finished)'}: ${trial.length ? trial.join('; ') : 'ok'}`);
       fs.rmSync(dir, { recursive: true, force: true });
     }
     const diffs = failures.filter((f) => f.startsWith('after rerun')).length;
