@@ -145,7 +145,7 @@ export function tally(items: string[]): string {
   return [...m].sort((a, b) => b[1] - a[1]).map(([k, n]) => (n > 1 ? `${k} (x${n})` : k)).join('; ');
 }
 
-/** Print rows as one aligned text table; long `failures` cells wrap onto indented lines below their row. */
+/** Rows as one aligned text table; the `failures` cell, often long, comes last and is not padded. */
 export function formatTable(rows: Row[]): string {
   const head: Row = { scenario: 'scenario', subject: 'subject', trials: 'trials', ok: 'ok', figures: 'figures', failures: 'failures' };
   const cols = ['scenario', 'subject', 'trials', 'ok', 'figures'] as const;

@@ -2,8 +2,9 @@
  * A full disk at random (seeded) points of `sat features`, `sat train --resume` and `sat export`, each starting
  * from earlier good files (a store with the train split only, checkpoints of half the epochs, an fp16 bundle):
  *
- *   fsize  RLIMIT_FSIZE (bash `ulimit -f` with SIGXFSZ ignored): a write past the limit fails with EFBIG; the
- *          limit is drawn log-uniformly between 1 KiB and 1.1x the largest file the command writes.
+ *   fsize  RLIMIT_FSIZE (bash `ulimit -f` with SIGXFSZ ignored): a write that starts past the limit fails with
+ *          EFBIG, one that crosses it is cut short; half of the limits are drawn log-uniformly between 1 KiB and
+ *          1.1x the largest file the command writes, half 1 B-4 KiB short of one of its files' sizes.
  *   tmpfs  the output folder on a tmpfs (mount -t tmpfs, root only) whose size leaves a random part of the
  *          room the command needs: writes fail with ENOSPC.
  *
@@ -34,12 +35,18 @@ interface DiskTarget {
   rerunArgs(dir: string): string[];
   health(dir: string): Promise<string[]>;
   differs(dir: string): string[];
-  /** Bytes of the finished output: the scale of the limits drawn. */
+  /** Bytes of the finished output (sizes the tmpfs before the limit is set). */
   outputBytes: number;
+  /** The largest file the command writes: the range of the RLIMIT_FSIZE limits drawn. */
   largestFile: number;
+  /** Sizes of the files the command writes: half of the limits fall just below one of them (the end of a write). */
+  fileSizes: number[];
+  /** Free bytes the command needs on top of the earlier files in `dir`: the range of the tmpfs room drawn. */
+  roomNeeded(dir: string): number;
 }
 
-const largest = (dir: string) => Math.max(...listFiles(dir).map((f) => fs.statSync(path.join(dir, f)).size));
+const sizes = (dir: string) => listFiles(dir).map((f) => fs.statSync(path.join(dir, f)).size);
+const largest = (dir: string) => Math.max(...sizes(dir));
 
 async function diskTargets(ctx: CampaignContext, fx: ShapesFixture): Promise<Record<Subject, DiskTarget>> {
   const base = path.join(ctx.work, 'diskfull');
@@ -59,21 +66,24 @@ async function diskTargets(ctx: CampaignContext, fx: ShapesFixture): Promise<Rec
       rerunArgs: (dir) => fx.featuresArgs(dir),
       health: async (dir) => featureStoreHealth(storeOf(dir)),
       differs: (dir) => featureStoresDiffer(storeOf(dir), storeOf(fx.run)),
-      outputBytes: dirBytes(storeOf(fx.run)), largestFile: largest(storeOf(fx.run)),
+      outputBytes: dirBytes(storeOf(fx.run)), largestFile: largest(storeOf(fx.run)), fileSizes: sizes(storeOf(fx.run)),
+      roomNeeded: (dir) => dirBytes(storeOf(fx.run)) - dirBytes(storeOf(dir)), // the store only grows
     },
     train: {
       prepare: (dir) => copyDir(halfCheckpoints, dir),
       args: resume, rerunArgs: resume,
       health: async (dir) => [...checkpointHealth(dir), ...strayFiles(dir, 'checkpoints').map((f) => `left over: ${f}`)],
       differs: (dir) => checkpointsDiffer(dir, fx.checkpoints),
-      outputBytes: dirBytes(fx.checkpoints), largestFile: largest(fx.checkpoints),
+      outputBytes: dirBytes(fx.checkpoints), largestFile: largest(fx.checkpoints), fileSizes: sizes(fx.checkpoints),
+      roomNeeded: () => largest(fx.checkpoints), // a new checkpoint beside the old one until the rename
     },
     export: {
       prepare: (dir) => copyDir(previousBundle, dir),
       args: (dir) => fx.exportArgs(dir), rerunArgs: (dir) => fx.exportArgs(dir),
       health: async (dir) => [...(await bundleHealth(dir)), ...strayFiles(dir, 'bundle').map((f) => `left over: ${f}`)],
       differs: (dir) => bundlesDiffer(dir, fx.bundle),
-      outputBytes: dirBytes(fx.bundle), largestFile: largest(fx.bundle),
+      outputBytes: dirBytes(fx.bundle), largestFile: largest(fx.bundle), fileSizes: sizes(fx.bundle),
+      roomNeeded: (dir) => Math.max(dirBytes(fx.bundle) - dirBytes(dir), largest(fx.bundle)),
     },
   };
 }
@@ -106,13 +116,13 @@ async function diskTrial(ctx: CampaignContext, t: DiskTarget, mode: DiskMode, mo
     t.prepare(dir);
     let limit: string, run: SatRun;
     if (mode === 'fsize') {
-      const bytes = Math.round(1024 * Math.pow((1.1 * t.largestFile) / 1024, rng.next()));
+      // Half log-uniform over all sizes, half 1 B-4 KiB short of one file's size (a write that ends past the limit).
+      const file = t.fileSizes[rng.int(t.fileSizes.length)];
+      const bytes = rng.next() < 0.5 ? Math.round(1024 * Math.pow((1.1 * t.largestFile) / 1024, rng.next())) : Math.max(1024, file - 1 - rng.int(4096));
       limit = `fsize ${(bytes / 1024).toFixed(0)} KiB`;
       run = await runSat(ctx, t.args(dir), { fileSizeLimit: bytes });
     } else {
-      // The room the command needs: what its output grows by, or at least one whole file beside its old copy.
-      const need = Math.max(t.outputBytes - dirBytes(dir), t.largestFile);
-      const room = Math.round(rng.next() * 1.2 * need);
+      const room = Math.round(rng.next() * 1.2 * t.roomNeeded(dir));
       setTmpfsSize(mount, usedBytes(mount) + room);
       limit = `tmpfs +${(room / 1024).toFixed(0)} KiB`;
       run = await runSat(ctx, t.args(dir));
