@@ -15,6 +15,7 @@
  * Usage: node --import tsx bench/fault-campaign.ts [--only kill,diskfull,soak,coco] [--n 5] [--seed 1]
  *          [--images 300] [--epochs 12] [--disk fsize,tmpfs] [--soak-seconds 600] [--attack-seconds 60] [--attackers 64] [--model PATH]
  *          [--scale 1/8,1/4,1/2,1] [--work DIR] [--keep] [--sat src|dist] [--quiet]
+ * Exit status 0 when every row kept its promise, 1 when any row lists failures, 2 for a bad flag.
  * docs/benchmarks.md ("The fault campaign") says how to read the table.
  */
 import fs from 'node:fs';
@@ -68,7 +69,8 @@ for (const s of only) if (!SCENARIOS.includes(s as Scenario)) fail(`--only: unkn
 if (values.sat !== 'src' && values.sat !== 'dist') fail(`--sat must be src (node --import tsx src/cli.ts) or dist (node dist/src/cli.js), got "${values.sat}".`);
 const modes = String(values.disk).split(',').map((s) => s.trim()) as DiskMode[];
 for (const m of modes) if (m !== 'fsize' && m !== 'tmpfs') fail(`--disk: unknown mode "${m}"; use fsize, tmpfs or both.`);
-const scales = only.includes('coco') ? parseScales(String(values.scale)) : [];
+let scales: ReturnType<typeof parseScales> = [];
+try { if (only.includes('coco')) scales = parseScales(String(values.scale)); } catch (e) { fail((e as Error).message); }
 if (scales.length === 0 && only.includes('coco')) fail('--scale: give sizes such as 1/8,1/4,1/2,1.');
 
 const work = values.work ? path.resolve(values.work) : fs.mkdtempSync(path.join(os.tmpdir(), 'sat-fault-campaign-'));
@@ -99,25 +101,31 @@ try {
     rows.push(baselineRow(fixture));
     return fixture;
   };
-  for (const scenario of SCENARIOS.filter((s) => only.includes(s))) {
-    if (scenario === 'kill') rows.push(...await killCampaign(ctx, await shapes(), int('n', 1)));
-    if (scenario === 'diskfull') {
-      let use = modes;
-      if (use.includes('tmpfs') && !canMountTmpfs(path.join(work, 'mount-check'))) {
-        ctx.log('disk full: cannot mount a tmpfs here (needs root); using RLIMIT_FSIZE only');
-        use = use.filter((m) => m !== 'tmpfs');
+  const runScenario = async (scenario: Scenario): Promise<Row[]> => {
+    const model = async () => (values.model ? path.resolve(values.model) : (await shapes()).checkpoints);
+    switch (scenario) {
+      case 'kill': return killCampaign(ctx, await shapes(), int('n', 1));
+      case 'diskfull': {
+        let use = modes;
+        if (use.includes('tmpfs') && !canMountTmpfs(path.join(work, 'mount-check'))) {
+          ctx.log('disk full: cannot mount a tmpfs here (needs root); using RLIMIT_FSIZE only');
+          use = use.filter((m) => m !== 'tmpfs');
+        }
+        return use.length > 0 ? diskFullCampaign(ctx, await shapes(), int('n', 1), use) : [];
       }
-      if (use.length > 0) rows.push(...await diskFullCampaign(ctx, await shapes(), int('n', 1), use));
+      case 'soak': return soakCampaign(ctx, { model: await model(), seconds: int('soak-seconds', 5), concurrency: int('concurrency', 1) });
+      case 'attack': return attackCampaign(ctx, { model: await model(), seconds: int('attack-seconds', 5), good: 8, attackers: int('attackers', 1) });
+      case 'coco': return cocoCampaign(ctx, scales);
     }
-    if (scenario === 'soak') {
-      const model = values.model ? path.resolve(values.model) : (await shapes()).checkpoints;
-      rows.push(...await soakCampaign(ctx, { model, seconds: int('soak-seconds', 5), concurrency: int('concurrency', 1) }));
+  };
+  for (const scenario of SCENARIOS.filter((s) => only.includes(s))) {
+    // A scenario that cannot run (a server that does not start, a setup command that fails) is a row, not the end.
+    try {
+      rows.push(...await runScenario(scenario));
+    } catch (e) {
+      ctx.log(`${scenario}: ${(e as Error).stack ?? String(e)}`);
+      rows.push({ scenario, subject: '(could not run)', trials: 0, ok: 0, figures: '-', failures: (e as Error).message.split('\n').slice(0, 3).join(' ').slice(0, 300) });
     }
-    if (scenario === 'attack') {
-      const model = values.model ? path.resolve(values.model) : (await shapes()).checkpoints;
-      rows.push(...await attackCampaign(ctx, { model, seconds: int('attack-seconds', 5), good: 8, attackers: int('attackers', 1) }));
-    }
-    if (scenario === 'coco') rows.push(...await cocoCampaign(ctx, scales));
   }
 } finally {
   if (!values.keep) fs.rmSync(work, { recursive: true, force: true });
@@ -125,3 +133,5 @@ try {
 }
 console.log(formatTable(rows));
 console.log(`(${((performance.now() - started) / 60000).toFixed(1)} min, seed ${ctx.seed}, sat from ${values.sat})`);
+// Exit 1 when any row names a failure: a broken promise, or a scenario that could not run.
+if (rows.some((r) => r.failures !== '')) process.exitCode = 1;
