@@ -20,14 +20,14 @@ async function phase(url: URL, jpeg: Buffer, opts: AttackOptions, attackers: num
   const goodLoop = async () => {
     while (!stop()) {
       const t0 = performance.now();
-      const status = await rawRequest(url, header('/v1/captions?beam=1', 'image/jpeg', jpeg.length), jpeg);
+      const status = await rawRequest(url, header(url, '/v1/captions?beam=1', 'image/jpeg', jpeg.length), jpeg);
       result.statuses.push(status);
       if (status === '200') result.okMs.push(performance.now() - t0);
     }
   };
   const attackLoop = async () => {
     while (!stop()) {
-      const status = await rawRequest(url, header('/v1/captions', 'image/jpeg', 1_000_000), Buffer.alloc(1_000_000, 1), { slowMs: 1000, stop });
+      const status = await rawRequest(url, header(url, '/v1/captions', 'image/jpeg', 1_000_000), Buffer.alloc(1_000_000, 1), { slowMs: 1000, stop });
       if (status !== 'stopped') result.attackerStatuses.push(status);
     }
   };

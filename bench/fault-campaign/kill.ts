@@ -39,10 +39,11 @@ function targets(fx: ShapesFixture, previousBundle: string): Record<Subject, Kil
       prepare: async (dir) => { fs.mkdirSync(dir, { recursive: true }); },
       args: (dir) => fx.trainArgs(ckpt(dir)),
       resumeArgs: (dir) => {
-        const latest = path.join(ckpt(dir), 'latest.json');
-        if (!fs.existsSync(latest)) return fx.trainArgs(ckpt(dir));
-        const progress = (JSON.parse(fs.readFileSync(latest, 'utf8')) as { progress: { epoch: number; batchInEpoch: number } }).progress;
-        return progress.epoch >= fx.epochs && progress.batchInEpoch === 0 ? null : [...fx.trainArgs(ckpt(dir)), '--resume'];
+        const latest = path.join(ckpt(dir), 'latest');
+        if (!fs.existsSync(`${latest}.json`) && !fs.existsSync(`${latest}.safetensors`)) return fx.trainArgs(ckpt(dir));
+        const progress = fs.existsSync(`${latest}.json`)
+          ? (JSON.parse(fs.readFileSync(`${latest}.json`, 'utf8')) as { progress: { epoch: number; batchInEpoch: number } }).progress : null;
+        return progress && progress.epoch >= fx.epochs && progress.batchInEpoch === 0 ? null : [...fx.trainArgs(ckpt(dir)), '--resume'];
       },
       afterKill: async (dir) => [...checkpointHealth(ckpt(dir)), ...strayFiles(ckpt(dir), 'checkpoints').map((f) => `left over: ${f}`)],
       differs: (dir) => checkpointsDiffer(ckpt(dir), fx.checkpoints),

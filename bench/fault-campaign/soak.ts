@@ -115,8 +115,9 @@ export function rawRequest(url: URL, head: string, body: Buffer, opts: { slowMs?
   });
 }
 
-export const header = (path: string, type: string, length: number, extra = '') =>
-  `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: ${type}\r\nContent-Length: ${length}\r\nConnection: close\r\n${extra}\r\n`;
+/** A POST request head naming the server's own host:port (a server may refuse other Host headers). */
+export const header = (url: URL, path: string, type: string, length: number) =>
+  `POST ${path} HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: ${type}\r\nContent-Length: ${length}\r\nConnection: close\r\n\r\n`;
 
 const MALFORMED = ['no boundary', 'truncated', 'long boundary'] as const;
 
@@ -132,12 +133,12 @@ function malformedMultipart(variant: number, jpeg: Buffer): { type: string; body
 async function oneRequest(kind: Kind, url: URL, jpeg: Buffer, rng: Rng, variant: number): Promise<string> {
   const endpoint = '/v1/captions?beam=1';
   switch (kind) {
-    case 'good': return rawRequest(url, header(endpoint, 'image/jpeg', jpeg.length), jpeg);
-    case 'bad': { const junk = Buffer.from('this is not an image '.repeat(50)); return rawRequest(url, header(endpoint, 'image/jpeg', junk.length), junk); }
-    case 'oversized': { const big = Buffer.alloc(2 * MAX_BYTES, 7); return rawRequest(url, header(endpoint, 'image/jpeg', big.length), big); }
-    case 'slow': return rawRequest(url, header(endpoint, 'image/jpeg', 100_000), Buffer.alloc(100_000, 1), { slowMs: 200 });
-    case 'malformed': { const m = malformedMultipart(variant, jpeg); return rawRequest(url, header(endpoint, m.type, m.body.length), m.body); }
-    case 'disconnect': return rawRequest(url, header(endpoint, 'image/jpeg', jpeg.length * 2), jpeg, { closeAfterMs: 50 + rng.int(500) });
+    case 'good': return rawRequest(url, header(url, endpoint, 'image/jpeg', jpeg.length), jpeg);
+    case 'bad': { const junk = Buffer.from('this is not an image '.repeat(50)); return rawRequest(url, header(url, endpoint, 'image/jpeg', junk.length), junk); }
+    case 'oversized': { const big = Buffer.alloc(2 * MAX_BYTES, 7); return rawRequest(url, header(url, endpoint, 'image/jpeg', big.length), big); }
+    case 'slow': return rawRequest(url, header(url, endpoint, 'image/jpeg', 100_000), Buffer.alloc(100_000, 1), { slowMs: 200 });
+    case 'malformed': { const m = malformedMultipart(variant, jpeg); return rawRequest(url, header(url, endpoint, m.type, m.body.length), m.body); }
+    case 'disconnect': return rawRequest(url, header(url, endpoint, 'image/jpeg', jpeg.length * 2), jpeg, { closeAfterMs: 50 + rng.int(500) });
   }
 }
 
