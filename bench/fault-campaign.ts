@@ -12,7 +12,7 @@
  *   coco      a generated COCO-format dataset (123,287 images x 5 captions at --scale 1) through sat prepare,
  *             sat features and one training epoch: wall time, throughput and peak RSS per size
  *
- * Usage: node --import tsx bench/fault-campaign.ts [--only kill,diskfull,soak,coco] [--n 5] [--seed 1]
+ * Usage: node --import tsx bench/fault-campaign.ts [--only kill,diskfull,soak,attack,coco] [--n 5] [--seed 1]
  *          [--images 300] [--epochs 12] [--disk fsize,tmpfs] [--soak-seconds 600] [--attack-seconds 60] [--attackers 64] [--model PATH]
  *          [--scale 1/8,1/4,1/2,1] [--work DIR] [--keep] [--sat src|dist] [--quiet]
  * Exit status 0 when every row kept its promise, 1 when any row lists failures, 2 for a bad flag.
