@@ -1,7 +1,7 @@
 /**
  * The fault campaign (issue 18, part 7): what `sat` promises under faults, tried at random (seeded) points and
- * printed as one table. Not part of `npm test`: a full run takes the better part of an hour (the COCO-size part
- * alone much longer at the whole size).
+ * printed as one table. Not part of `npm test`: without the COCO part a run takes about 25 minutes on two cores;
+ * COCO at 1/8..1 takes hours.
  *
  *   kill      kill -9 during sat features / train / export, then the same command again: equal results
  *   diskfull  a full disk (RLIMIT_FSIZE and a small tmpfs) during the same commands: earlier files still load,
