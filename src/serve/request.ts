@@ -3,7 +3,7 @@
  * beam, alpha, max_length and attention (query string or multipart fields), checked against the limits.
  */
 import type { FastifyRequest } from 'fastify';
-import { formatBytes, Refusal, type RefusalLimit } from './refusal.js';
+import { bodyTooLarge, ERRORS, refuse, type RefusalLimit } from './errors.js';
 
 export interface CaptionOptions {
   beam: number;
@@ -22,8 +22,8 @@ export interface OptionLimits {
 const OPTION_NAMES = ['beam', 'alpha', 'max_length', 'attention'];
 
 const badOption = (name: string, value: string, rule: string, limit?: RefusalLimit, widen = '') =>
-  new Refusal(400, 'bad_option', `${name}=${JSON.stringify(value)} is out of range: ${name} must be ${rule}.`,
-    `send ${name} as ${rule}, or leave it out for the default${widen}.`, limit);
+  refuse(ERRORS.bad_option, `${name}=${JSON.stringify(value)}: ${name} must be ${rule}`,
+    { limit, fix: `send ${name} as ${rule}, or leave it out for the default${widen}.` });
 
 function integerOption(raw: Record<string, string>, name: string, max: number, fallback: number, limit: RefusalLimit, widen = ''): number {
   const value = raw[name];
@@ -37,8 +37,8 @@ function integerOption(raw: Record<string, string>, name: string, max: number, f
 export function parseOptions(raw: Record<string, string>, limits: OptionLimits): CaptionOptions {
   const unknown = Object.keys(raw).filter((k) => !OPTION_NAMES.includes(k));
   if (unknown.length > 0) {
-    throw new Refusal(400, 'unknown_option', `unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((u) => JSON.stringify(u)).join(', ')}.`,
-      `use only ${OPTION_NAMES.join(', ')} (query string, or multipart fields beside "image").`);
+    throw refuse(ERRORS.unknown_option, unknown.map((u) => JSON.stringify(u)).join(', '),
+      { fix: `use only ${OPTION_NAMES.join(', ')} (query string, or multipart fields beside "image").` });
   }
   const beam = integerOption(raw, 'beam', limits.maxBeam, limits.defaultBeam, { name: '--max-beam', value: limits.maxBeam },
     '; wider beams need a server started with a larger --max-beam');
@@ -57,15 +57,11 @@ export function parseOptions(raw: Record<string, string>, limits: OptionLimits):
 function queryStrings(request: FastifyRequest): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries((request.query ?? {}) as Record<string, unknown>)) {
-    if (Array.isArray(v)) throw new Refusal(400, 'bad_option', `option ${k} is given ${v.length} times.`, `send ${k} once.`);
+    if (Array.isArray(v)) throw refuse(ERRORS.bad_option, `option ${k} is given ${v.length} times`, { fix: `send ${k} once.` });
     out[k] = String(v);
   }
   return out;
 }
-
-/** The refusal for a body over --max-bytes (raw body or multipart file). */
-export const bodyTooLarge = (maxBytes: number) => new Refusal(413, 'body_too_large', `the image is larger than ${formatBytes(maxBytes)}.`,
-  `send a smaller image (resize or recompress it), or start sat serve with a larger --max-bytes.`, { name: '--max-bytes', value: maxBytes });
 
 /** Image bytes and option strings of one request, from either a raw image body or a multipart form. */
 export async function readCaptionRequest(request: FastifyRequest, maxBytes: number): Promise<{ image: Buffer; raw: Record<string, string> }> {
@@ -73,8 +69,8 @@ export async function readCaptionRequest(request: FastifyRequest, maxBytes: numb
   if (!request.isMultipart()) {
     const body = request.body;
     if (!Buffer.isBuffer(body) || body.length === 0) {
-      throw new Refusal(415, 'not_an_image_body', `the body is ${body === undefined || (Buffer.isBuffer(body) && body.length === 0) ? 'empty' : `of type ${request.headers['content-type']}`}, not an image.`,
-        'send the image bytes as the body with Content-Type image/jpeg (or image/png, image/webp ...), or as the field "image" of a multipart/form-data form.');
+      const empty = body === undefined || (Buffer.isBuffer(body) && body.length === 0);
+      throw refuse(ERRORS.not_an_image_body, empty ? 'it is empty' : `it is of type ${request.headers['content-type']}`);
     }
     return { image: body, raw };
   }
@@ -83,7 +79,7 @@ export async function readCaptionRequest(request: FastifyRequest, maxBytes: numb
     if (part.type === 'file') {
       if (part.fieldname !== 'image' || image) {
         await part.toBuffer().catch(() => undefined);
-        throw new Refusal(400, 'bad_form', `the form has ${image ? 'a second file' : `a file field "${part.fieldname}"`}; it takes one file, in the field "image".`, 'send one image in the multipart field "image".');
+        throw refuse(ERRORS.bad_form, `it has ${image ? 'a second file' : `a file field "${part.fieldname}"`}; it takes one file, in the field "image"`);
       }
       try {
         image = await part.toBuffer();
@@ -92,12 +88,14 @@ export async function readCaptionRequest(request: FastifyRequest, maxBytes: numb
         throw e;
       }
     } else {
-      if (raw[part.fieldname] !== undefined) throw new Refusal(400, 'bad_option', `option ${part.fieldname} is given twice.`, `send ${part.fieldname} once, in the query string or in the form.`);
+      if (raw[part.fieldname] !== undefined) {
+        throw refuse(ERRORS.bad_option, `option ${part.fieldname} is given twice`, { fix: `send ${part.fieldname} once, in the query string or in the form.` });
+      }
       raw[part.fieldname] = String(part.value);
     }
   }
   if (!image || image.length === 0) {
-    throw new Refusal(400, 'missing_image', 'the form has no file in the field "image".', 'send the image as the multipart field "image" (curl -F image=@photo.jpg).');
+    throw refuse(ERRORS.missing_image);
   }
   return { image, raw };
 }

@@ -1,0 +1,33 @@
+/**
+ * What `sat serve` can be told (src/cli/serve.ts maps its flags onto these), with safe defaults.
+ */
+import type { FileSource } from './static-files.js';
+
+export interface ServeOptions {
+  host: string;
+  port: number;
+  maxBytes: number;
+  maxPixels: number;
+  maxQueue: number;
+  maxBatch: number;
+  batchWaitMs: number;
+  timeoutMs: number;
+  maxBeam: number;
+  defaultBeam: number;
+  /** fastify's request log (pino, JSON lines on stdout). */
+  log?: boolean;
+  /** The export bundle published at /v1/bundle/ for the page's in-browser captioning (default: none). */
+  bundle?: FileSource;
+  /** The browser build of show-attend-tell/web published at /assets/web/ (default: this package's dist/web). */
+  webBuild?: FileSource;
+  /** The web page's files (index.html, style.css, app.js) served at / and /assets/ (default: this package's dist/page). */
+  page?: FileSource;
+}
+
+export const DEFAULT_SERVE_OPTIONS: ServeOptions = {
+  host: '127.0.0.1', port: 8080, maxBytes: 10 * 1024 * 1024, maxPixels: 50_000_000, maxQueue: 64, maxBatch: 8,
+  batchWaitMs: 5, timeoutMs: 30_000, maxBeam: 10, defaultBeam: 3,
+};
+
+/** close() gives the requests in flight --timeout plus this, then stops the model whatever it is doing. */
+export const CLOSE_MARGIN_MS = 1000;
