@@ -47,5 +47,5 @@ export type { Scores } from './metrics/score.js';
 // serving: the HTTP captioning service behind `sat serve`
 export { startServer, DEFAULT_SERVE_OPTIONS } from './serve/server.js';
 export type { ServeOptions, CaptionServer } from './serve/server.js';
-export type { CaptionEngine, EngineInfo, DecodeSettings } from './serve/engine.js';
+export type { CaptionEngine } from './serve/engine.js';
 export { loadCaptionerEngine } from './serve/captioner-adapter.js';

@@ -17,7 +17,8 @@ import { loadRgb } from '../src/features/image.js';
 import { Batcher, TicketReleasedError } from '../src/serve/batcher.js';
 import { BUILD_FOLDERS } from '../src/serve/browser-build.js';
 import { loadCaptionerEngine } from '../src/serve/captioner-adapter.js';
-import type { CaptionEngine, DecodeSettings } from '../src/serve/engine.js';
+import { CAPTION_OPTION_LIMITS, type CaptionOptions } from '../src/decode/captioner-api.js';
+import type { CaptionEngine } from '../src/serve/engine.js';
 import { CLOSE_MARGIN_MS, startServer, type CaptionServer, type ServeOptions } from '../src/serve/server.js';
 import { Rng } from '../src/util/rng.js';
 import { makeTinyModel, solidImage, type TinyModel } from './serve-fixture.js';
@@ -97,14 +98,18 @@ test('endpoints: healthz, readyz (503 while loading), model manifest, metrics, t
   await server.ready;
   const ready = await fetch(`${server.url}/readyz`);
   assert.equal(ready.status, 200);
-  assert.equal((await ready.json()).model, engine.info.id);
+  assert.equal((await ready.json()).model, engine.info.modelId);
 
   const manifest = await (await fetch(`${server.url}/v1/model`)).json();
   assert.match(manifest.id, /^checkpoints-best-[0-9a-f]{12}$/);
   assert.equal(manifest.backend, engine.info.backend);
   assert.deepEqual(manifest.attention_grid, [4, 4]);
   assert.equal(manifest.encoder.input_size, 16);
-  assert.deepEqual(manifest.decoding.max_length, { default: 4, max: 4 });
+  assert.deepEqual(manifest.decoding.max_length, { min: 1, default: 4, max: 4 });
+  // the shared limits table (CAPTION_OPTION_LIMITS) under wire names, with the service's caps on top
+  assert.deepEqual(manifest.decoding.beam, { min: 1, default: 3, max: 10 });
+  assert.deepEqual(manifest.decoding.alpha, { min: CAPTION_OPTION_LIMITS.alpha.min, max: CAPTION_OPTION_LIMITS.alpha.max, default: 0 });
+  for (const key of Object.keys(CAPTION_OPTION_LIMITS)) assert.ok(manifest.decoding[key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)], key);
   assert.equal(manifest.limits.max_bytes, 10 * 1024 * 1024);
 
   assert.equal((await post(server, red)).status, 200);
@@ -128,7 +133,7 @@ test('POST /v1/captions: raw body and multipart, attention grids, alternatives, 
   assert.equal(raw.status, 200);
   const a = await raw.json();
   assert.equal(a.caption, 'a red square');
-  assert.equal(a.model, engine.info.id);
+  assert.equal(a.model, engine.info.modelId);
   assert.deepEqual(a.attention_grid, [4, 4]);
   assert.deepEqual(a.words.map((w: { word: string }) => w.word), ['a', 'red', 'square']);
   for (const w of a.words) {
@@ -152,6 +157,35 @@ test('POST /v1/captions: raw body and multipart, attention grids, alternatives, 
   assert.equal(b.caption, 'a blue circle');
   assert.deepEqual(b.words, [{ word: 'a' }, { word: 'blue' }, { word: 'circle' }]); // no attention unless asked
   assert.equal(b.options.beam, 2);
+});
+
+test('caption options are the Captioner API\'s, passed down unchanged and checked by its one function; the service adds only its caps', async () => {
+  const seen: CaptionOptions[] = [];
+  const recording: CaptionEngine = { info: engine.info, dispose: async () => undefined, captionBatch: (i, o) => { seen.push(o); return engine.captionBatch(i, o); } };
+  const server = await serve({ batchWaitMs: 0 }, async () => recording);
+  await server.ready;
+  const answer = async (query: string) => { const r = await post(server, red, query); return { status: r.status, body: await r.json() }; };
+
+  const sampled = await answer('?sample=true&temperature=0.5&seed=7&suppress_unk=1');
+  assert.equal(sampled.status, 200, JSON.stringify(sampled.body));
+  assert.deepEqual(seen.at(-1), { sample: true, temperature: 0.5, seed: 7, suppressUnk: true, maxLength: 4, alternatives: true });
+  assert.deepEqual(sampled.body.options, { beam: 1, alpha: 0, max_length: 4, attention: false, sample: true, temperature: 0.5, seed: 7, suppress_unk: true });
+  const beamed = await answer('?beam=3&alpha=0.5&alternatives=2');
+  assert.equal(beamed.status, 200, JSON.stringify(beamed.body));
+  assert.deepEqual(seen.at(-1), { beam: 3, alpha: 0.5, alternatives: 2, maxLength: 4 });
+  assert.ok(beamed.body.alternatives.length >= 1 && beamed.body.alternatives.length <= 2);
+  await answer('');
+  assert.deepEqual(seen.at(-1), { beam: 3, alpha: 0, maxLength: 4, alternatives: true }, 'the service\'s defaults: --beam, the model\'s longest caption, the alternatives');
+
+  // the shared limits and rules refuse, named by their wire names; no limit of the service's own beside them
+  const shared = [['?alpha=5.5', /alpha must be a number from 0 to 5/], ['?beam=1&alpha=1', /alpha .* applies to beam search/],
+    ['?beam=2&sample=1', /beam and sample exclude each other/], ['?temperature=2', /temperature and seed apply to sample only/],
+    ['?beam=2&alternatives=3', /alternatives must be/], ['?sample=maybe', /sample="maybe"/]] as const;
+  for (const [query, message] of shared) {
+    const error = await refusal(await post(server, red, query), 400, 'bad_option');
+    assert.match(error.message, message, query);
+  }
+  assert.equal(seen.length, 3, 'refused options never reach the model');
 });
 
 test('every limit refuses with its status, names the limit and the fix, and never disturbs the requests beside it', async () => {
@@ -256,8 +290,8 @@ test('the engine gives the Captioner API\'s captions, on both backends and from 
     const expected = await api.captionBatch([red, blue], { beam: 3, alternatives: true });
     assert.deepEqual(expected.map((c) => c.caption), ['a red square', 'a blue circle']);
     for (const e of engines) {
-      assert.equal(e.info.id, engine.info.id, 'one model, one id, whichever backend or file');
-      const { captions } = await e.captionBatch(rgb, { beam: 3, alpha: 0, maxLength: 4 });
+      assert.equal(e.info.modelId, engine.info.modelId, 'one model, one id, whichever backend or file');
+      const { captions } = await e.captionBatch(rgb, { beam: 3, alpha: 0, maxLength: 4, alternatives: true });
       assert.deepEqual(captions.map((c) => c.caption), expected.map((c) => c.caption), e.info.backend);
       captions.forEach((c, i) => {
         assert.ok(Math.abs(c.logProb - expected[i].logProb) < 1e-4, `${e.info.backend}: log p ${c.logProb} vs ${expected[i].logProb}`);
@@ -281,10 +315,10 @@ function mortal(name: string): { engine: CaptionEngine; kill(): void; dieOnNextB
       info: engine.info,
       get alive() { return m.alive; },
       dispose: async () => { m.disposed = true; },
-      captionBatch: async (images: Uint8Array[], settings: DecodeSettings) => {
+      captionBatch: async (images: Uint8Array[], options: CaptionOptions) => {
         m.batches++;
         if (m.dieOnNextBatch) { m.alive = false; throw new Error(`the model thread ${name} crashed: out of memory`); }
-        return engine.captionBatch(images, settings);
+        return engine.captionBatch(images, options);
       },
     } as CaptionEngine,
   };
@@ -299,7 +333,7 @@ test('a dead model instance takes no more batches: its batch is retried on a liv
   const answers = await Promise.all([red, red, red, red].map(async (image) => (await post(server, image, '?beam=1')).json()));
   assert.deepEqual(answers.map((x) => x.caption), Array(4).fill('a red square'), JSON.stringify(answers));
   assert.equal(a.batches, 1, 'the dead instance got no batch after the one it died on');
-  assert.deepEqual(await (await fetch(`${server.url}/readyz`)).json(), { status: 'ready', model: engine.info.id, instances: 1 });
+  assert.deepEqual(await (await fetch(`${server.url}/readyz`)).json(), { status: 'ready', model: engine.info.modelId, instances: 1 });
 
   b.kill();
   const readyz = await fetch(`${server.url}/readyz`);

@@ -33,10 +33,10 @@ test('a model thread captions from a shared export without exporting again', asy
   const engine = await WorkerEngine.start({ source: tiny.run, options: { backend: 'onnx' }, exported: shared });
   const api = await loadCaptioner(tiny.run, { encoder: tiny.encoder });
   try {
-    assert.equal(engine.info.id, api.info.modelId);
+    assert.equal(engine.info.modelId, api.info.modelId);
     const images = await Promise.all(['#e01010', '#1030e0'].map((c) => sharp({ create: { width: 20, height: 12, channels: 3, background: c } }).png().toBuffer()));
     const rgb = await Promise.all(images.map((b) => api.preprocess(b)));
-    const { captions } = await engine.captionBatch(rgb, { beam: 3, alpha: 0, maxLength: 4 });
+    const { captions } = await engine.captionBatch(rgb, { beam: 3, alpha: 0, maxLength: 4, alternatives: true });
     const expected = await api.captionBatch(images, { beam: 3, alternatives: true });
     assert.deepEqual(captions.map((c) => c.caption), ['a red square', 'a blue circle']);
     assert.deepEqual(captions.map((c) => c.alternatives.map((a) => a.caption)), expected.map((c) => c.alternatives.map((a) => a.caption)));

@@ -8,7 +8,7 @@ import type { EncoderOptions } from '../encoders/registry.js';
 import type { Bundle } from '../export/bundle-backend.js';
 import { isBundleFolder, readManifest } from '../export/bundle-folder.js';
 import { checkBackend } from '../export/load.js';
-import { DEFAULT_ENGINE_BACKEND } from '../serve/engine.js';
+import { DEFAULT_SERVE_BACKEND } from '../serve/engine.js';
 import type { ModelWorkerData } from '../serve/model-worker.js';
 import { DEFAULT_SERVE_OPTIONS, startServer, type ServeOptions } from '../serve/server.js';
 import { bundleFiles, bundleFolderFiles, lazyFiles, type FileSource } from '../serve/static-files.js';
@@ -21,7 +21,7 @@ const d = DEFAULT_SERVE_OPTIONS;
 
 export const SERVE_OPTIONS: Record<string, OptionSpec> = {
   model: { type: 'string', description: 'run folder, its checkpoints/ folder, a .safetensors checkpoint, or a bundle folder from sat export' },
-  backend: { type: 'string', description: 'native (the C++ decoder; checkpoints only) or onnx (onnxruntime-node; a checkpoint is exported in memory once, and the export is shared by the model threads and the page)', default: DEFAULT_ENGINE_BACKEND },
+  backend: { type: 'string', description: 'native (the C++ decoder; checkpoints only) or onnx (onnxruntime-node; a checkpoint is exported in memory once, and the export is shared by the model threads and the page)', default: DEFAULT_SERVE_BACKEND },
   host: { type: 'string', description: 'address to listen on (127.0.0.1: this machine only; 0.0.0.0 exposes the service)', default: d.host },
   port: { type: 'string', description: 'TCP port (0: any free port)', default: String(d.port) },
   'max-bytes': { type: 'string', description: 'largest request body (the image) in bytes; larger: 413', default: String(d.maxBytes) },
@@ -136,10 +136,10 @@ const command: Command = {
 
     try {
       const info = await server.ready;
-      console.error(`sat serve: ready: model ${info.id} on ${info.backend} (encoder ${info.encoder.id}, ${info.encoder.inputSize} px); page at ${server.url}/`);
+      console.error(`sat serve: ready: model ${info.modelId} on ${info.backend} (encoder ${info.encoderId}, ${info.inputSize} px); page at ${server.url}/`);
       const published = typeof values.bundle === 'string' ? readManifest(values.bundle).modelId : null;
-      if (published && published !== info.id) {
-        console.error(`sat serve: warning: --bundle ${values.bundle} holds model ${published}, not the served ${info.id}: the page's in-browser captions may differ from the server's.`);
+      if (published && published !== info.modelId) {
+        console.error(`sat serve: warning: --bundle ${values.bundle} holds model ${published}, not the served ${info.modelId}: the page's in-browser captions may differ from the server's.`);
       }
     } catch (e) {
       await server.close().catch(() => undefined);

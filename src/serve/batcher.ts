@@ -4,8 +4,8 @@
  *
  * A request first takes a place in the queue (`reserve`, refused when `maxQueue` places are taken), then,
  * once its image is decoded, joins it as a job (`submit`). Batches form from the head of the queue: the
- * oldest job and every later job with the same decoding settings, up to `maxBatch`; jobs with other
- * settings wait for the next batch. When an instance is free, a batch starts at once if `maxBatch` jobs
+ * oldest job and every later job with the same decoding options, up to `maxBatch`; jobs with other
+ * options wait for the next batch. When an instance is free, a batch starts at once if `maxBatch` jobs
  * are queued or no other admitted request is still on its way (reading its body, decoding its image);
  * otherwise it waits for those until `batchWaitMs` after the oldest queued job arrived.
  *
@@ -17,8 +17,8 @@
  * it failed goes back to the head of the queue once, for a live engine; when no engine is alive every job is
  * refused with NoEngineError, and so is every later submit.
  */
-import type { CaptionResult } from '../decode/captioner-api.js';
-import type { CaptionEngine, DecodeSettings } from './engine.js';
+import type { CaptionOptions, CaptionResult } from '../decode/captioner-api.js';
+import type { CaptionEngine } from './engine.js';
 
 export interface BatcherOptions {
   maxBatch: number;
@@ -91,7 +91,7 @@ interface HeldTicket extends Ticket { held: boolean }
 
 interface Job {
   image: Uint8Array;
-  settings: DecodeSettings;
+  options: CaptionOptions;
   key: string;
   admittedAt: number;
   queuedAt: number;
@@ -103,7 +103,8 @@ interface Job {
   reject(e: Error): void;
 }
 
-const settingsKey = (s: DecodeSettings) => `${s.beam}/${s.alpha}/${s.maxLength}`;
+/** Jobs with equal keys decode together: the options as JSON, keys sorted. */
+const optionsKey = (o: CaptionOptions) => JSON.stringify(Object.entries(o).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : 1)));
 
 export class Batcher {
   private readonly queue: Job[] = [];
@@ -169,13 +170,13 @@ export class Batcher {
    * Queue one decoded image on its ticket; resolves with its caption, or rejects with DeadlineError
    * `deadlineMs` after the ticket was admitted.
    */
-  submit(ticket: Ticket, image: Uint8Array, settings: DecodeSettings, deadlineMs: number): Promise<JobResult> {
+  submit(ticket: Ticket, image: Uint8Array, options: CaptionOptions, deadlineMs: number): Promise<JobResult> {
     const held = ticket as HeldTicket;
     if (!held.held) return Promise.reject(new TicketReleasedError());
     return new Promise<JobResult>((resolve, reject) => {
       const now = performance.now();
       const job: Job = {
-        image, settings, key: settingsKey(settings), admittedAt: ticket.admittedAt, queuedAt: now, timer: null, done: false, retried: false,
+        image, options, key: optionsKey(options), admittedAt: ticket.admittedAt, queuedAt: now, timer: null, done: false, retried: false,
         resolve: (r) => { if (!job.done) { job.done = true; clearTimeout(job.timer!); resolve(r); } },
         reject: (e) => { if (!job.done) { job.done = true; clearTimeout(job.timer!); reject(e); } },
       };
@@ -209,7 +210,7 @@ export class Batcher {
     for (let i = this.free.length - 1; i >= 0; i--) if (!isAlive(this.free[i])) this.free.splice(i, 1);
     if (this.queue.length > 0 && this.liveEngines === 0) return this.refuseAll();
     while (this.free.length > 0 && this.queue.length > 0) {
-      // "full": as many jobs as one batch takes, counting only those with the head's settings
+      // "full": as many jobs as one batch takes, counting only those with the head's options
       const key = this.queue[0].key;
       const full = this.queue.reduce((n, j) => n + (j.key === key ? 1 : 0), 0) >= this.opts.maxBatch;
       const waited = performance.now() - this.queue[0].queuedAt;
@@ -251,7 +252,7 @@ export class Batcher {
   private async runBatch(engine: CaptionEngine, batch: Job[]): Promise<void> {
     const started = performance.now();
     try {
-      const result = await engine.captionBatch(batch.map((j) => j.image), batch[0].settings);
+      const result = await engine.captionBatch(batch.map((j) => j.image), batch[0].options);
       const took = performance.now() - started;
       this.batchMs = this.batchMs === 0 ? took : 0.8 * this.batchMs + 0.2 * took;
       this.hooks.onBatch?.(batch.length, result.modelMs);

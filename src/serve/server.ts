@@ -18,7 +18,8 @@
  */
 import fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import multipart from '@fastify/multipart';
-import type { CaptionEngine, EngineInfo } from './engine.js';
+import type { CaptionerInfo } from '../decode/captioner-api.js';
+import type { CaptionEngine } from './engine.js';
 import { ERRORS, fromFastifyError, refuse, Refusal } from './errors.js';
 import { blockUntrustedLoaders } from './images.js';
 import { ServeMetrics } from './metrics.js';
@@ -36,7 +37,7 @@ export interface CaptionServer {
   /** http://host:port of the listening socket. */
   url: string;
   /** Resolves when the model is loaded; rejects with the loader's error. */
-  ready: Promise<EngineInfo>;
+  ready: Promise<CaptionerInfo>;
   /**
    * Stop taking requests, answer those in flight (within --timeout + CLOSE_MARGIN_MS; connections still open then are
    * closed), then stop the model instances (a batch still running is abandoned). Rejects, after all that, when an

@@ -3,7 +3,8 @@
  * them, and the refusal for a caption request the model cannot take now. The routes see only this.
  */
 import { Batcher } from './batcher.js';
-import type { CaptionEngine, EngineInfo } from './engine.js';
+import type { CaptionerInfo } from '../decode/captioner-api.js';
+import type { CaptionEngine } from './engine.js';
 import { ERRORS, refuse, type Refusal } from './errors.js';
 import type { ServeMetrics } from './metrics.js';
 import type { ServeOptions } from './options.js';
@@ -21,7 +22,7 @@ export class ModelService {
   constructor(private readonly opts: ServeOptions, private readonly metrics: ServeMetrics) {}
 
   /** Load the instances in the background; resolves with the model's facts, rejects with the loader's error. */
-  load(loadEngine: () => Promise<CaptionEngine | CaptionEngine[]>): Promise<EngineInfo> {
+  load(loadEngine: () => Promise<CaptionEngine | CaptionEngine[]>): Promise<CaptionerInfo> {
     this.loading = loadEngine().then((loaded) => (Array.isArray(loaded) ? loaded : [loaded]));
     return this.loading.then((instances) => {
       this.engine = instances[0];

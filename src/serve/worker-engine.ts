@@ -8,12 +8,13 @@ import { Worker } from 'node:worker_threads';
 import type { Bundle } from '../export/bundle-backend.js';
 import type { BundleManifest } from '../export/manifest.js';
 import { UserError } from '../util/errors.js';
-import type { BatchResult, CaptionEngine, DecodeSettings, EngineInfo } from './engine.js';
+import type { CaptionerInfo, CaptionOptions } from '../decode/captioner-api.js';
+import type { BatchResult, CaptionEngine } from './engine.js';
 import type { ExportWorkerData } from './export-worker.js';
 import type { ModelWorkerData } from './model-worker.js';
 
 type Outgoing =
-  | { type: 'ready'; info: EngineInfo }
+  | { type: 'ready'; info: CaptionerInfo; details?: Record<string, unknown> }
   | { type: 'failed'; message: string; userError: boolean }
   | { type: 'result'; id: number; result: BatchResult }
   | { type: 'error'; id: number; message: string };
@@ -63,7 +64,7 @@ export class WorkerEngine implements CaptionEngine {
   private readonly pending = new Map<number, { resolve(r: BatchResult): void; reject(e: Error): void }>();
   private exited: Error | null = null;
 
-  private constructor(private readonly worker: Worker, readonly info: EngineInfo) {
+  private constructor(private readonly worker: Worker, readonly info: CaptionerInfo, readonly details?: Record<string, unknown>) {
     worker.on('message', (m: Outgoing) => {
       if (m.type !== 'result' && m.type !== 'error') return;
       const p = this.pending.get(m.id);
@@ -85,7 +86,7 @@ export class WorkerEngine implements CaptionEngine {
     const worker = spawnWorker('model-worker', data);
     return new Promise((resolve, reject) => {
       const onMessage = (m: Outgoing) => {
-        if (m.type === 'ready') { cleanup(); resolve(new WorkerEngine(worker, m.info)); }
+        if (m.type === 'ready') { cleanup(); resolve(new WorkerEngine(worker, m.info, m.details)); }
         if (m.type === 'failed') { cleanup(); void worker.terminate(); reject(m.userError ? new UserError(m.message) : new Error(m.message)); }
       };
       const onError = (e: Error) => { cleanup(); reject(e); };
@@ -102,12 +103,12 @@ export class WorkerEngine implements CaptionEngine {
     return this.exited === null;
   }
 
-  captionBatch(images: Uint8Array[], settings: DecodeSettings): Promise<BatchResult> {
+  captionBatch(images: Uint8Array[], options: CaptionOptions): Promise<BatchResult> {
     if (this.exited) return Promise.reject(this.exited);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ type: 'batch', id, images, settings });
+      this.worker.postMessage({ type: 'batch', id, images, options });
     });
   }
 

@@ -6,13 +6,12 @@
  * decodes its image and joins a batch; it is answered within --timeout of its arrival, or refused.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { CaptionResult } from '../../decode/captioner-api.js';
+import type { CaptionerInfo, CaptionResult } from '../../decode/captioner-api.js';
 import { DeadlineError, EngineFailure, NoEngineError, QueueFullError, TicketReleasedError, type Ticket } from '../batcher.js';
-import type { EngineInfo } from '../engine.js';
 import { ERRORS, refuse } from '../errors.js';
 import { decodeImage } from '../images.js';
 import type { ServeOptions } from '../options.js';
-import { parseOptions, readCaptionRequest, type CaptionOptions } from '../request.js';
+import { parseOptions, readCaptionRequest, wireName, type CaptionRequestOptions } from '../request.js';
 import type { ServeContext } from '../service.js';
 
 const round = (x: number, digits = 6) => Number(x.toPrecision(digits));
@@ -38,15 +37,15 @@ export function captionRoutes(app: FastifyInstance, { service, opts, metrics }: 
     const ticket = ticketOf.get(request)!;
     const { image, raw } = await readCaptionRequest(request, opts.maxBytes);
     const info = service.engine!.info;
-    const options = parseOptions(raw, { maxBeam: opts.maxBeam, defaultBeam: opts.defaultBeam, maxLength: info.maxLength });
+    const parsed = parseOptions(raw, { maxBeam: opts.maxBeam, defaultBeam: opts.defaultBeam, maxLength: info.maxLength });
     const t0 = performance.now();
-    const rgb = await decodeImage(image, info.encoder.inputSize, opts.maxPixels);
+    const rgb = await decodeImage(image, info.inputSize, opts.maxPixels);
     const imageMs = performance.now() - t0;
     const elapsed = performance.now() - ticket.admittedAt;
     if (elapsed >= opts.timeoutMs) throw timeoutRefusal(new DeadlineError(elapsed, 'queued'), opts);
     let result;
     try {
-      result = await service.batcher!.submit(ticket, rgb, { beam: options.beam, alpha: options.alpha, maxLength: options.maxLength }, opts.timeoutMs);
+      result = await service.batcher!.submit(ticket, rgb, parsed.options, opts.timeoutMs);
     } catch (e) {
       if (e instanceof EngineFailure || e instanceof NoEngineError) request.log.error({ err: e }, 'the model could not caption this request');
       throw batchRefusal(e as Error, opts);
@@ -54,9 +53,9 @@ export function captionRoutes(app: FastifyInstance, { service, opts, metrics }: 
     metrics.stage.observe({ stage: 'image' }, imageMs / 1000);
     metrics.stage.observe({ stage: 'queue' }, result.queueMs / 1000);
     return {
-      model: info.id,
-      ...captionJson(result.caption, options, info),
-      options: { beam: options.beam, alpha: options.alpha, max_length: options.maxLength, attention: options.attention },
+      model: info.modelId,
+      ...captionJson(result.caption, parsed.attention, info),
+      options: echo(parsed),
       batch_size: result.batchSize,
       timings_ms: {
         image: ms(imageMs), queue: ms(result.queueMs), model: ms(result.modelMs),
@@ -80,15 +79,22 @@ function batchRefusal(e: Error, opts: ServeOptions): Error {
   return e;
 }
 
-function captionJson(c: CaptionResult, options: CaptionOptions, info: EngineInfo) {
+/** The options a caption was made with: beam, alpha, max_length and attention, and whatever else the client named. */
+function echo({ options, attention, given }: CaptionRequestOptions): Record<string, unknown> {
+  const out: Record<string, unknown> = { beam: options.beam ?? 1, alpha: options.alpha ?? 0, max_length: options.maxLength, attention };
+  for (const [key, value] of Object.entries(options)) if (given.includes(wireName(key))) out[wireName(key)] = value;
+  return out;
+}
+
+function captionJson(c: CaptionResult, attention: boolean, info: CaptionerInfo) {
   const [h, w] = info.grid;
   const asGrid = (a: Float32Array) => Array.from({ length: h }, (_, r) => Array.from(a.subarray(r * w, (r + 1) * w), (x) => round(x, 4)));
   return {
     caption: c.caption,
     finished: c.finished,
     log_prob: round(c.logProb),
-    words: c.words.map((w) => (options.attention ? { word: w.word, attention: asGrid(w.attention) } : { word: w.word })),
-    ...(options.attention ? { attention_grid: info.grid } : {}),
+    words: c.words.map((w) => (attention ? { word: w.word, attention: asGrid(w.attention) } : { word: w.word })),
+    ...(attention ? { attention_grid: info.grid } : {}),
     alternatives: c.alternatives.map((a) => ({ caption: a.caption, log_prob: round(a.logProb), score: round(a.score), finished: a.finished })),
   };
 }

@@ -15,7 +15,7 @@ export function healthRoutes(app: FastifyInstance, { service, metrics }: ServeCo
     }
     const alive = service.liveInstances;
     if (alive === 0) return reply.status(503).send({ status: 'no_model', error: 'no model instance is running (their threads stopped): restart sat serve' });
-    return { status: 'ready', model: service.engine!.info.id, instances: alive };
+    return { status: 'ready', model: service.engine!.info.modelId, instances: alive };
   });
   app.get('/metrics', async (_request, reply) => {
     reply.type(metrics.registry.contentType);
