@@ -15,7 +15,7 @@ import { buildBundle, writeBundle } from '../src/export/bundle.js';
 import { loadCaptioner } from '../src/export/load.js';
 import { loadRgb } from '../src/features/image.js';
 import { Batcher, TicketReleasedError } from '../src/serve/batcher.js';
-import { BUILD_FOLDERS } from '../src/serve/browser-build.js';
+import { BUILD_FOLDERS } from '../src/serve/page-assets.js';
 import { loadCaptionerEngine } from '../src/serve/captioner-adapter.js';
 import { CAPTION_OPTION_LIMITS, type CaptionOptions } from '../src/decode/captioner-api.js';
 import type { CaptionEngine } from '../src/serve/engine.js';

@@ -1,9 +1,0 @@
-// `npm run build`, after tsc: the browser builds of src/serve/browser-build.ts written to dist/web (show-attend-tell/web
-// with onnxruntime-web's wasm files) and dist/page (the sat serve web page).
-import { BUILD_FOLDERS, writeBrowserBuild } from '../dist/src/serve/browser-build.js';
-
-for (const which of ['web', 'page']) {
-  const files = await writeBrowserBuild(which);
-  const sizes = [...files].map(([name, f]) => `${name} ${(f.size / 1e6).toFixed(2)} MB`).join(', ');
-  console.log(`${BUILD_FOLDERS[which]}: ${sizes}`);
-}
