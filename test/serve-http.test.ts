@@ -49,12 +49,19 @@ async function refusal(response: Response, status: number, code: string) {
   return body.error;
 }
 
-/** Resolves once `ready()` holds, checking every 5 ms (instead of sleeping for a guessed time). */
-async function until(ready: () => boolean | Promise<boolean>): Promise<void> {
-  while (!(await ready())) await new Promise((r) => setTimeout(r, 5));
+/** Resolves once `ready()` holds, checking every 5 ms (instead of sleeping for a guessed time); fails after `ms`. */
+async function until(ready: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  const end = performance.now() + ms;
+  while (!(await ready())) {
+    if (performance.now() > end) throw new Error(`not within ${ms} ms: ${ready.toString()}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }
 
-const queueDepth = async (server: CaptionServer) => Number(/^sat_queue_depth (\d+)$/m.exec(await (await fetch(`${server.url}/metrics`)).text())?.[1]);
+const gauge = async (server: CaptionServer, name: string) =>
+  Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await (await fetch(`${server.url}/metrics`)).text())?.[1]);
+const queueDepth = (server: CaptionServer) => gauge(server, 'sat_queue_depth');
+const uploadsInFlight = (server: CaptionServer) => gauge(server, 'sat_uploads_in_flight');
 
 /** An engine whose batches wait until `open()`; the gate closes again after each opening. */
 function gated(): { engine: CaptionEngine; open(): void; batches: number[] } {
@@ -203,11 +210,13 @@ test('every limit refuses with its status, names the limit and the fix, and neve
   const cases: [Promise<Response>, number, string, string | null][] = [
     [post(server, noise), 413, 'body_too_large', '--max-bytes'],
     [post(server, big), 413, 'body_too_large', '--max-bytes'],
-    [post(server, Buffer.from('plain text'), '', 'text/plain'), 415, 'not_an_image_body', null],
+    [post(server, Buffer.from('plain text'), '', 'text/plain'), 415, 'unsupported_media_type', null],
+    [post(server, Buffer.from('{"image": "x"}'), '', 'application/json'), 415, 'unsupported_media_type', null],
     [post(server, Buffer.from('<a/>'), '', 'application/xml'), 415, 'unsupported_media_type', null],
+    [post(server, Buffer.alloc(0)), 415, 'not_an_image_body', null],
     [post(server, Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"><image href="file:///etc/passwd"/></svg>'), '', 'image/svg+xml'), 415, 'not_an_image', null],
     [post(server, Buffer.from('hello, not an image')), 415, 'not_an_image', null],
-    [post(server, Buffer.from('GIF89a and then nothing')), 422, 'corrupt_image', null],
+    [post(server, Buffer.from('GIF89a and then nothing')), 415, 'format_not_enabled', '--image-formats'],
     [post(server, corrupt, '', 'image/jpeg'), 422, 'corrupt_image', null],
     [post(server, wide), 422, 'too_many_pixels', '--max-pixels'],
     [post(server, red, '?beam=0'), 400, 'bad_option', '--max-beam'],
@@ -391,18 +400,20 @@ function stalledUpload(url: string, body: Buffer): Promise<number> {
   });
 }
 
-test('--timeout bounds reading the body: a stalled upload is cut off, gives its queue place back, and cannot hold up close()', async () => {
-  const server = await serve({ timeoutMs: 400, maxQueue: 1, batchWaitMs: 0 });
+test('--timeout bounds reading the body: a stalled upload holds an upload place, never a queue place, is cut off, and cannot hold up close()', async () => {
+  const server = await serve({ timeoutMs: 400, maxUploads: 1, maxQueue: 1, minUploadRate: 0, batchWaitMs: 0 });
   await server.ready;
   const stalled = stalledUpload(server.url, red);
-  await until(async () => (await queueDepth(server)) === 1);
-  await refusal(await post(server, blue, '', 'image/jpeg'), 503, 'queue_full');
+  await until(async () => (await uploadsInFlight(server)) === 1);
+  assert.equal(await queueDepth(server), 0, 'a body still arriving takes no queue place');
+  const full = await refusal(await post(server, blue, '', 'image/jpeg'), 503, 'uploads_full');
+  assert.equal(full.limit.name, '--max-uploads');
   assert.ok([0, 408].includes(await stalled), 'the stalled upload is answered 408 or its connection closed');
-  await until(async () => (await queueDepth(server)) === 0);
+  await until(async () => (await uploadsInFlight(server)) === 0);
   assert.equal((await (await post(server, blue, '', 'image/jpeg')).json()).caption, 'a blue circle');
 
   const again = stalledUpload(server.url, red);
-  await until(async () => (await queueDepth(server)) === 1);
+  await until(async () => (await uploadsInFlight(server)) === 1);
   const t0 = performance.now();
   await server.close();
   assert.ok(performance.now() - t0 < 400 + CLOSE_MARGIN_MS + 1000, `close() took ${Math.round(performance.now() - t0)} ms`);
@@ -438,11 +449,14 @@ test('the page is optional: a server without its files answers the API and says 
 test('sharp\'s loaders: SVG is refused while a server runs and decodes again once the last one closed', async () => {
   const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8" fill="red"/></svg>');
   for (const s of servers) await s.close();
-  await loadRgb(svg, 16);
+  const red = [0xff, 0, 0];
+  assert.deepEqual([...(await loadRgb(svg, 16)).subarray(0, 3)], red);
   const server = await serve();
   await assert.rejects(loadRgb(svg, 16), /not an image/);
   await server.close();
-  await loadRgb(svg, 16);
+  const after = await loadRgb(svg, 16);
+  assert.equal(after.length, 16 * 16 * 3);
+  assert.deepEqual([...after.subarray(0, 3)], red);
 });
 
 test('sat bench serve: sat serve\'s flags with its names and defaults; the old --encoder-threads still read, with a note', async () => {

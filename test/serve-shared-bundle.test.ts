@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test';
 import sharp from 'sharp';
 import { buildBundle } from '../src/export/bundle.js';
 import { loadCaptioner } from '../src/export/load.js';
-import { shareBundle, WorkerEngine } from '../src/serve/worker-engine.js';
+import { modelThreadLimits, shareBundle, WorkerEngine } from '../src/serve/worker-engine.js';
 import { makeTinyRun, RED_BLUE, type TinyRun } from './tiny-model.js';
 
 let dir: string;
@@ -30,7 +30,9 @@ test('a model thread captions from a shared export without exporting again', asy
   assert.ok([...shared.files.values()].every((bytes) => bytes.buffer instanceof SharedArrayBuffer));
   assert.deepEqual([...shared.files.keys()], [...exported.files.keys()]);
   // no encoder options: exporting the checkpoint (a user .onnx encoder) would fail, so the thread must use the bytes
-  const engine = await WorkerEngine.start({ source: tiny.run, options: { backend: 'onnx' }, exported: shared });
+  const engine = await WorkerEngine.start({ source: tiny.run, options: { backend: 'onnx' }, exported: shared }, modelThreadLimits(256));
+  assert.equal(engine.resourceLimits?.maxOldGenerationSizeMb, 256, 'the model thread runs under its heap limit');
+  assert.equal(engine.resourceLimits?.stackSizeMb, 4);
   const api = await loadCaptioner(tiny.run, { encoder: tiny.encoder });
   try {
     assert.equal(engine.info.modelId, api.info.modelId);

@@ -13,9 +13,10 @@
  * still running is answered at its deadline and its result is dropped when the batch ends. Neither
  * touches the other jobs.
  *
- * An engine whose `alive` turns false (its model thread crashed or exited) never takes another batch. A batch
- * it failed goes back to the head of the queue once, for a live engine; when no engine is alive every job is
- * refused with NoEngineError, and so is every later submit.
+ * An engine whose `alive` turns false (its model thread crashed, exited or was ended) takes no batch until it
+ * is alive again (a supervised engine comes back: `recovering`, `onRevive`). A batch it failed goes back to the
+ * head of the queue once, for a live engine; when no engine is alive or recovering every job is refused with
+ * NoEngineError, and so is every later submit.
  */
 import type { CaptionOptions, CaptionResult } from '../decode/captioner-api.js';
 import type { CaptionEngine } from './engine.js';
@@ -80,6 +81,14 @@ export class TicketReleasedError extends Error {
   }
 }
 
+/** The request went away (its client disconnected): a queued job leaves the queue, a running one's result is dropped. */
+export class CancelledError extends Error {
+  constructor() {
+    super('the client went away before its caption was made');
+    this.name = 'CancelledError';
+  }
+}
+
 /** A place in the queue, held from the moment a request is admitted until its job starts running. */
 export interface Ticket {
   readonly admittedAt: number;
@@ -114,6 +123,7 @@ export class Batcher {
   /** The error of the last engine that died, for NoEngineError. */
   private lastDeath: Error | null = null;
   private running = 0;
+  private readonly busy = new Set<CaptionEngine>();
   private waitTimer: NodeJS.Timeout | null = null;
   private idleWaiters: (() => void)[] = [];
   /** Exponentially weighted mean batch duration, for Retry-After. */
@@ -123,6 +133,12 @@ export class Batcher {
     this.engines = Array.isArray(engines) ? [...engines] : [engines];
     if (this.engines.length === 0) throw new Error('Batcher: no engine');
     this.free = [...this.engines];
+    for (const engine of this.engines) {
+      engine.onRevive?.(() => {
+        if (!this.free.includes(engine) && !this.busy.has(engine)) this.free.push(engine);
+        this.schedule();
+      });
+    }
   }
 
   /** Engines still able to take batches (running one or free). */
@@ -168,11 +184,16 @@ export class Batcher {
 
   /**
    * Queue one decoded image on its ticket; resolves with its caption, or rejects with DeadlineError
-   * `deadlineMs` after the ticket was admitted.
+   * `deadlineMs` after the ticket was admitted, or with CancelledError when `signal` aborts (a queued job then
+   * leaves the queue: its image never reaches the model).
    */
-  submit(ticket: Ticket, image: Uint8Array, options: CaptionOptions, deadlineMs: number): Promise<JobResult> {
+  submit(ticket: Ticket, image: Uint8Array, options: CaptionOptions, deadlineMs: number, signal?: AbortSignal): Promise<JobResult> {
     const held = ticket as HeldTicket;
     if (!held.held) return Promise.reject(new TicketReleasedError());
+    if (signal?.aborted) {
+      ticket.release();
+      return Promise.reject(new CancelledError());
+    }
     return new Promise<JobResult>((resolve, reject) => {
       const now = performance.now();
       const job: Job = {
@@ -185,6 +206,7 @@ export class Batcher {
       this.queue.push(job);
       const left = ticket.admittedAt + deadlineMs - now;
       job.timer = setTimeout(() => this.expire(job), Math.max(0, left));
+      signal?.addEventListener('abort', () => this.cancel(job), { once: true });
       this.hooks.onQueueDepth?.(this.depth);
       this.schedule();
     });
@@ -194,6 +216,17 @@ export class Batcher {
   drained(): Promise<void> {
     if (this.idle) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private cancel(job: Job): void {
+    if (job.done) return;
+    const at = this.queue.indexOf(job);
+    if (at >= 0) {
+      this.queue.splice(at, 1);
+      this.hooks.onQueueDepth?.(this.depth);
+      this.notifyIdle();
+    }
+    job.reject(new CancelledError());
   }
 
   private expire(job: Job): void {
@@ -208,7 +241,7 @@ export class Batcher {
 
   private schedule(): void {
     for (let i = this.free.length - 1; i >= 0; i--) if (!isAlive(this.free[i])) this.free.splice(i, 1);
-    if (this.queue.length > 0 && this.liveEngines === 0) return this.refuseAll();
+    if (this.queue.length > 0 && this.liveEngines === 0 && !this.engines.some((e) => e.recovering)) return this.refuseAll();
     while (this.free.length > 0 && this.queue.length > 0) {
       // "full": as many jobs as one batch takes, counting only those with the head's options
       const key = this.queue[0].key;
@@ -233,8 +266,10 @@ export class Batcher {
     }
     this.hooks.onQueueDepth?.(this.depth);
     this.running++;
+    this.busy.add(engine);
     void this.runBatch(engine, batch).finally(() => {
       this.running--;
+      this.busy.delete(engine);
       if (isAlive(engine)) this.free.push(engine);
       this.schedule();
       this.notifyIdle();

@@ -25,6 +25,10 @@ export interface CaptionEngine {
   readonly details?: Record<string, unknown>;
   /** False once the engine can take no more batches (its model thread crashed or exited); absent: always alive. */
   readonly alive?: boolean;
+  /** True while not alive but coming back (its thread being replaced, src/serve/supervisor.ts). */
+  readonly recovering?: boolean;
+  /** Called each time the engine is alive again after recovering. */
+  onRevive?(listener: () => void): void;
   /** Caption N images, each RGB uint8 [S, S, 3] as the encoder takes it, with one set of (checked) options. */
   captionBatch(images: Uint8Array[], options: CaptionOptions): Promise<BatchResult>;
   dispose(): Promise<void>;

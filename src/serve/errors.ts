@@ -46,11 +46,40 @@ export const ERRORS = catalogue({
   missing_image: { status: 400, message: 'the form has no file in the field "image"', fix: 'send the image as the multipart field "image" (curl -F image=@photo.jpg).' },
   bad_option: { status: 400, message: 'a caption option is out of range', fix: 'send the option within the range GET /v1/model lists, or leave it out for the default.' },
   unknown_option: { status: 400, message: 'unknown caption option', fix: 'use only the options GET /v1/model lists (query string, or multipart fields beside "image").' },
+  bad_multipart: {
+    status: 400, message: 'the multipart body is malformed',
+    fix: 'send a well-formed multipart/form-data body (boundary in the Content-Type, at most 70 characters, the closing boundary at the end), as curl -F or a browser\'s FormData do.',
+  },
+  host_not_allowed: {
+    status: 403, message: 'the Host header names another server', limit: '--allow-origin',
+    fix: 'address the server by its IP address or localhost; to serve under a host name (a proxy, DNS), start sat serve with --allow-origin http://NAME[:PORT].',
+  },
+  origin_not_allowed: {
+    status: 403, message: 'requests from this web page\'s origin are not allowed', limit: '--allow-origin',
+    fix: 'use the page sat serve itself serves (GET /), or start sat serve with --allow-origin ORIGIN for the site that should use it.',
+  },
+  // the upload
+  uploads_full: {
+    status: 503, message: 'too many uploads are in flight', limit: '--max-uploads', retryAfter: 1,
+    fix: 'retry in a second, or start sat serve with a larger --max-uploads.',
+  },
+  upload_too_slow: {
+    status: 408, message: 'the body arrives too slowly', limit: '--min-upload-rate',
+    fix: 'send the whole body at once, from a faster connection, or start sat serve with a lower --min-upload-rate.',
+  },
   // the image
-  not_an_image: { status: 415, message: 'the body is not an image this server decodes', fix: 'send a JPEG, PNG, WebP, GIF, TIFF or AVIF/HEIF image.' },
+  format_not_enabled: {
+    status: 415, message: 'this image format is not enabled on this server', limit: '--image-formats',
+    fix: 'send a JPEG, PNG or WebP image, or start sat serve with the format in --image-formats.',
+  },
+  image_too_slow: {
+    status: 422, message: 'decoding the image took too long', limit: '--image-timeout',
+    fix: 'send a smaller or simpler image (e.g. re-saved as a baseline JPEG), or start sat serve with a larger --image-timeout.',
+  },
+  not_an_image: { status: 415, message: 'the body is not an image this server decodes', fix: 'send a JPEG, PNG or WebP image (GET /v1/model lists the formats enabled).' },
   corrupt_image: { status: 422, message: 'the image data is truncated or damaged', fix: 'send the file again, or re-save it with an image editor.' },
   too_many_pixels: {
-    status: 422, message: 'the image has too many pixels', limit: '--max-pixels',
+    status: 422, message: 'the image has too many pixels (16-bit samples, alpha, extra pages and interlacing count at their memory cost)', limit: '--max-pixels',
     fix: 'send a smaller image (downscale it first), or start sat serve with a larger --max-pixels.',
   },
   // the server's state and load

@@ -5,9 +5,9 @@
  * the model unchanged, checked by that one function; the service adds only its own caps (--max-beam, the model's
  * longest caption) and one option of its own, `attention` (send the attention grids with the words).
  */
-import type { FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyRequest } from 'fastify';
 import { CAPTION_OPTION_LIMITS, checkCaptionOptions, type CaptionOptionName, type CaptionOptions } from '../decode/captioner-api.js';
-import { bodyTooLarge, ERRORS, refuse, type RefusalLimit } from './errors.js';
+import { ERRORS, fromFastifyError, refuse, Refusal, type RefusalLimit } from './errors.js';
 
 /** The service's caps on top of CAPTION_OPTION_LIMITS, and its defaults. */
 export interface ServiceCaps {
@@ -126,6 +126,26 @@ export async function readCaptionRequest(request: FastifyRequest, maxBytes: numb
     }
     return { image: body, raw };
   }
+  const boundary = /;\s*boundary=(?:"([^"]*)"|([^;\s]*))/i.exec(request.headers['content-type'] ?? '');
+  const b = boundary?.[1] ?? boundary?.[2] ?? '';
+  if (b.length < 1 || b.length > 70) {
+    throw refuse(ERRORS.bad_multipart, b.length === 0 ? 'its Content-Type names no boundary' : `its boundary has ${b.length} characters, more than the 70 allowed (RFC 2046)`);
+  }
+  let image: Buffer | null;
+  try {
+    image = await readForm(request, raw);
+  } catch (e) {
+    if (e instanceof Refusal) throw e;
+    const refusal = fromFastifyError(e as FastifyError, maxBytes);
+    // busboy's own errors (no boundary, a boundary over 70 characters, a body that ends mid-part) have no status
+    throw refusal ?? refuse(ERRORS.bad_multipart, (e as Error).message);
+  }
+  if (!image || image.length === 0) throw refuse(ERRORS.missing_image);
+  return { image, raw };
+}
+
+/** The form's file "image" (an image/* or application/octet-stream part), its other fields into `raw`. */
+async function readForm(request: FastifyRequest, raw: Record<string, string>): Promise<Buffer | null> {
   let image: Buffer | null = null;
   for await (const part of request.parts()) {
     if (part.type === 'file') {
@@ -133,12 +153,11 @@ export async function readCaptionRequest(request: FastifyRequest, maxBytes: numb
         await part.toBuffer().catch(() => undefined);
         throw refuse(ERRORS.bad_form, `it has ${image ? 'a second file' : `a file field "${part.fieldname}"`}; it takes one file, in the field "image"`);
       }
-      try {
-        image = await part.toBuffer();
-      } catch (e) {
-        if ((e as { code?: string }).code === 'FST_REQ_FILE_TOO_LARGE') throw bodyTooLarge(maxBytes);
-        throw e;
+      if (!/^(image\/[\w.+-]+|application\/octet-stream)$/i.test(part.mimetype)) {
+        part.file.resume();
+        throw refuse(ERRORS.unsupported_media_type, `the file "image" is of type ${JSON.stringify(part.mimetype)}`);
       }
+      image = await part.toBuffer();
     } else {
       if (raw[part.fieldname] !== undefined) {
         throw refuse(ERRORS.bad_option, `option ${part.fieldname} is given twice`, { fix: `send ${part.fieldname} once, in the query string or in the form.` });
@@ -146,8 +165,5 @@ export async function readCaptionRequest(request: FastifyRequest, maxBytes: numb
       raw[part.fieldname] = String(part.value);
     }
   }
-  if (!image || image.length === 0) {
-    throw refuse(ERRORS.missing_image);
-  }
-  return { image, raw };
+  return image;
 }

@@ -16,12 +16,14 @@
  * closed, and its queue place is given back), and its caption within --timeout of its arrival (else 503). close()
  * waits at most --timeout + CLOSE_MARGIN_MS for the requests in flight, then for the model to stop.
  */
+import type { Socket } from 'node:net';
 import fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import multipart from '@fastify/multipart';
 import type { CaptionerInfo } from '../decode/captioner-api.js';
 import type { CaptionEngine } from './engine.js';
 import { ERRORS, fromFastifyError, refuse, Refusal } from './errors.js';
 import { blockUntrustedLoaders } from './images.js';
+import { checkHostAndOrigin, preflightRoute } from './origin.js';
 import { ServeMetrics } from './metrics.js';
 import { CLOSE_MARGIN_MS, DEFAULT_SERVE_OPTIONS, type ServeOptions } from './options.js';
 import { captionRoutes } from './routes/captions.js';
@@ -100,15 +102,31 @@ async function buildApp(ctx: ServeContext): Promise<FastifyInstance> {
     requestTimeout: opts.timeoutMs,
     // A connection with no traffic at all for longer than any request may take is closed.
     connectionTimeout: opts.timeoutMs + CLOSE_MARGIN_MS,
-    http: { connectionsCheckingInterval: Math.min(1000, Math.max(50, opts.timeoutMs / 4)), headersTimeout: Math.min(60_000, opts.timeoutMs) },
+    http: {
+      connectionsCheckingInterval: Math.min(1000, Math.max(50, Math.min(opts.timeoutMs, opts.headersTimeoutMs) / 4)),
+      headersTimeout: Math.min(opts.headersTimeoutMs, opts.timeoutMs),
+    },
     // No proxy headers are trusted: the client is the socket's peer.
   });
+  // Only images are read: no JSON or text body is ever parsed (fastify's default parsers would, up to --max-bytes).
+  app.removeAllContentTypeParsers();
   await app.register(multipart, {
-    limits: { fileSize: opts.maxBytes, files: 1, fields: 8, fieldSize: 64, fieldNameSize: 32, parts: 10, headerPairs: 50 },
+    limits: { fileSize: opts.maxBytes, files: 1, fields: 16, fieldSize: 64, fieldNameSize: 32, parts: 17, headerPairs: 50 },
   });
   for (const type of ['application/octet-stream', /^image\/[\w.+-]+$/i]) {
     app.addContentTypeParser(type, { parseAs: 'buffer', bodyLimit: opts.maxBytes }, (_req, body, done) => done(null, body));
   }
+  app.server.maxConnections = opts.maxConnections;
+  // A connection whose first request's headers have not all arrived within --headers-timeout is ended (Node's own
+  // headersTimeout misses connections that send nothing, or begin their headers late); later requests on a kept-alive
+  // connection have Node's headersTimeout and keepAliveTimeout.
+  const answered = new WeakSet<Socket>();
+  app.server.on('request', (request: { socket: Socket }) => answered.add(request.socket));
+  app.server.on('connection', (socket: Socket) => {
+    const stalled = setTimeout(() => { if (!answered.has(socket)) socket.destroy(); }, Math.min(opts.headersTimeoutMs, opts.timeoutMs)).unref();
+    socket.once('close', () => clearTimeout(stalled));
+  });
+  app.addHook('onRequest', checkHostAndOrigin(opts));
 
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
@@ -135,5 +153,6 @@ async function buildApp(ctx: ServeContext): Promise<FastifyInstance> {
   const browser = fileRoutes(app, opts);
   modelRoutes(app, ctx, browser);
   captionRoutes(app, ctx);
+  preflightRoute(app);
   return app;
 }

@@ -4,7 +4,7 @@
  * Also the export of a bundle on a thread of its own (src/serve/export-worker.ts), and the bundle shared
  * between threads without copies (shareBundle).
  */
-import { Worker } from 'node:worker_threads';
+import { Worker, type ResourceLimits } from 'node:worker_threads';
 import type { Bundle } from '../export/bundle-backend.js';
 import type { BundleManifest } from '../export/manifest.js';
 import { UserError } from '../util/errors.js';
@@ -20,13 +20,21 @@ type Outgoing =
   | { type: 'error'; id: number; message: string };
 
 /** A thread running `entry` (a module beside this one); under tsx (running from src/) it registers tsx first so it can load .ts. */
-export function spawnWorker(entry: 'model-worker' | 'export-worker', data: unknown): Worker {
+export function spawnWorker(entry: 'model-worker' | 'export-worker', data: unknown, resourceLimits?: ResourceLimits): Worker {
   const url = new URL(`./${entry}${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
-  if (!url.pathname.endsWith('.ts')) return new Worker(url, { workerData: data });
+  if (!url.pathname.endsWith('.ts')) return new Worker(url, { workerData: data, resourceLimits });
   const tsx = import.meta.resolve('tsx/esm/api');
   const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); })`;
-  return new Worker(boot, { eval: true, workerData: data });
+  return new Worker(boot, { eval: true, workerData: data, resourceLimits });
 }
+
+/**
+ * The limits a model thread runs under (worker resourceLimits: V8's heaps and stack; the model's native memory,
+ * onnxruntime's and the addon's, is outside them). A thread over them is ended (ERR_WORKER_OUT_OF_MEMORY), and
+ * replaced by its supervisor (src/serve/supervisor.ts).
+ */
+export const modelThreadLimits = (heapMb: number): ResourceLimits =>
+  ({ maxOldGenerationSizeMb: heapMb, maxYoungGenerationSizeMb: Math.min(64, Math.max(4, heapMb / 8)), stackSizeMb: 4 });
 
 /**
  * The bundle with every file copied once into a SharedArrayBuffer: posted to any number of threads, its bytes are
@@ -63,6 +71,7 @@ export class WorkerEngine implements CaptionEngine {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve(r: BatchResult): void; reject(e: Error): void }>();
   private exited: Error | null = null;
+  private readonly gone: Promise<Error>;
 
   private constructor(private readonly worker: Worker, readonly info: CaptionerInfo, readonly details?: Record<string, unknown>) {
     worker.on('message', (m: Outgoing) => {
@@ -72,8 +81,11 @@ export class WorkerEngine implements CaptionEngine {
       if (m.type === 'result') p?.resolve(m.result);
       else p?.reject(new Error(m.message));
     });
+    let ended: (why: Error) => void = () => undefined;
+    this.gone = new Promise((resolve) => (ended = resolve));
     const fail = (why: Error) => {
-      this.exited = why;
+      if (!this.exited) ended(why);
+      this.exited ??= why;
       for (const p of this.pending.values()) p.reject(why);
       this.pending.clear();
     };
@@ -82,8 +94,8 @@ export class WorkerEngine implements CaptionEngine {
   }
 
   /** Start the thread and load the model; rejects with the loader's error (a UserError stays one). */
-  static start(data: ModelWorkerData): Promise<WorkerEngine> {
-    const worker = spawnWorker('model-worker', data);
+  static start(data: ModelWorkerData, resourceLimits?: ResourceLimits): Promise<WorkerEngine> {
+    const worker = spawnWorker('model-worker', data, resourceLimits);
     return new Promise((resolve, reject) => {
       const onMessage = (m: Outgoing) => {
         if (m.type === 'ready') { cleanup(); resolve(new WorkerEngine(worker, m.info, m.details)); }
@@ -96,6 +108,21 @@ export class WorkerEngine implements CaptionEngine {
       worker.on('error', onError);
       worker.on('exit', onExit);
     });
+  }
+
+  /** The limits the thread runs under (as the Worker reports them). */
+  get resourceLimits(): ResourceLimits | undefined {
+    return this.worker.resourceLimits;
+  }
+
+  /** Resolves with the reason once the thread has crashed or exited. */
+  whenGone(): Promise<Error> {
+    return this.gone;
+  }
+
+  /** End the thread now, whatever it is doing (a batch in flight is rejected). */
+  async terminate(): Promise<void> {
+    await this.worker.terminate();
   }
 
   /** Whether the thread is still there to take batches. */
