@@ -16,6 +16,7 @@ import { loadCaptioner } from '../src/export/load.js';
 import { loadRgb } from '../src/features/image.js';
 import { Batcher, TicketReleasedError } from '../src/serve/batcher.js';
 import { BUILD_FOLDERS } from '../src/serve/page-assets.js';
+import { ERRORS } from '../src/serve/errors.js';
 import { loadCaptionerEngine } from '../src/serve/captioner-adapter.js';
 import { CAPTION_OPTION_LIMITS, type CaptionOptions } from '../src/decode/captioner-api.js';
 import type { CaptionEngine } from '../src/serve/engine.js';
@@ -482,4 +483,10 @@ test('sat bench serve: sat serve\'s flags with its names and defaults; the old -
   assert.equal(old.o.server.threads, 5);
   assert.match(old.notes.join('\n'), /--encoder-threads is now --threads/);
   assert.match(parse('--threads', '3').notes.join('\n'), /--peer-threads/);
+});
+
+test('docs/serve-errors.md lists every code of the refusal catalogue with its status', () => {
+  const doc = fs.readFileSync('docs/serve-errors.md', 'utf8');
+  const listed = new Map([...doc.matchAll(/^\| `(\w+)` \| (\d+) \|/gm)].map((m) => [m[1], Number(m[2])]));
+  assert.deepEqual(Object.fromEntries(listed), Object.fromEntries(Object.values(ERRORS).map((e) => [e.code, e.status])));
 });
