@@ -358,3 +358,18 @@ test('watchdog: a batch past --batch-timeout ends its thread; a new one is start
   assert.equal((await post(server, red, '?beam=1')).status, 200);
   assert.equal(spares[2].batches, 1);
 });
+
+test('sat serve\'s flags for the limits: parsed, checked, with messages naming the flag', async () => {
+  const { SERVE_OPTIONS, serveOptionsFromArgs } = await import('../src/cli/serve.js');
+  const { parseCommandArgs } = await import('../src/cli/command.js');
+  const parse = (...argv: string[]) => serveOptionsFromArgs(parseCommandArgs({ name: 'serve', summary: '', usage: '', options: SERVE_OPTIONS, run: async () => undefined }, argv).values);
+  const defaults = parse();
+  assert.deepEqual([defaults.maxUploads, defaults.minUploadRate, defaults.uploadGraceMs, defaults.headersTimeoutMs, defaults.maxConnections, defaults.imageFormats, defaults.allowOrigins],
+    [128, 8192, 2000, 10_000, 512, ['jpeg', 'png', 'webp'], []]);
+  const o = parse('--max-uploads', '4', '--min-upload-rate', '0', '--image-formats', 'jpg,PNG,avif', '--allow-origin', 'https://a.example', '--allow-origin', 'http://b.example:8080', '--image-timeout', '0.5');
+  assert.deepEqual([o.maxUploads, o.minUploadRate, o.imageFormats, o.allowOrigins, o.imageTimeoutMs], [4, 0, ['jpeg', 'png', 'heif'], ['https://a.example', 'http://b.example:8080'], 500]);
+  assert.throws(() => parse('--image-formats', 'jpeg,bmp'), /--image-formats .*unknown bmp/);
+  assert.throws(() => parse('--allow-origin', 'https://a.example/path'), /--allow-origin .* no path/);
+  assert.throws(() => parse('--allow-origin', 'a.example'), /--allow-origin "a.example" is not an origin/);
+  assert.throws(() => parse('--max-uploads', '0'), /--max-uploads/);
+});
