@@ -337,8 +337,11 @@ test('watchdog: a batch past --batch-timeout ends its thread; a new one is start
   const pending = post(server, red, '?beam=1');
   await until(() => first.terminated, 3000);
   assert.match(events[0], /ran past --batch-timeout 0.2 s; a new one starts in 20 ms/);
-  assert.equal((await fetch(`${server.url}/readyz`)).status, 503, 'no instance can work while its thread is replaced');
-  await refusal(await post(server, red), 503, 'model_unavailable');
+  const readyz = await fetch(`${server.url}/readyz`);
+  assert.equal(readyz.status, 503, 'no instance can work while its thread is replaced');
+  assert.equal((await readyz.json()).status, 'recovering');
+  const error = await refusal(await post(server, red), 503, 'model_unavailable');
+  assert.match(error.message, /being replaced/);
   await until(() => supervised.starts === 2);
   gate = null;
   letStart();

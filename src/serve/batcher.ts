@@ -146,6 +146,11 @@ export class Batcher {
     return this.engines.filter(isAlive).length;
   }
 
+  /** Whether an engine that is not alive now is coming back (its thread being replaced). */
+  get recovering(): boolean {
+    return this.engines.some((e) => e.recovering === true);
+  }
+
   /** Requests admitted and not yet running: reserved places plus queued jobs. */
   get depth(): number {
     return this.reserved + this.queue.length;

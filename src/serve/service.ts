@@ -55,7 +55,10 @@ export class ModelService {
   /** Why a caption request cannot be taken now. */
   notReady(): Refusal {
     if (this.state === 'failed') return refuse(ERRORS.model_failed, this.loadError?.message);
-    if (this.state === 'ready' && this.liveInstances === 0) return refuse(ERRORS.model_unavailable, 'their threads stopped');
+    if (this.state === 'ready' && this.liveInstances === 0) {
+      if (this.batcher?.recovering) return refuse(ERRORS.model_unavailable, 'their threads are being replaced', { fix: 'retry in a few seconds (Retry-After); the server log says why the threads were replaced.' });
+      return refuse(ERRORS.model_unavailable, 'their threads stopped');
+    }
     if (this.state === 'closing') return refuse(ERRORS.shutting_down);
     return refuse(ERRORS.model_loading);
   }

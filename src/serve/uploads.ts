@@ -25,6 +25,8 @@ export interface Upload {
   readonly socket: Socket;
   readonly startedAt: number;
   readonly startBytes: number;
+  /** Whether the whole body has arrived (it is no longer judged, though its place is given back only when it is read). */
+  complete(): boolean;
   /** Answer the request with `refusal` and close its connection. */
   cut(refusal: Refusal): void;
 }
@@ -79,7 +81,7 @@ export class UploadTracker {
     if (this.limits.minUploadRate <= 0) return null;
     let worst: Upload | null = null;
     for (const u of this.uploads) {
-      if (now - u.startedAt < EVICTABLE_AFTER_MS || this.deficit(u, now) <= 0) continue;
+      if (u.complete() || now - u.startedAt < EVICTABLE_AFTER_MS || this.deficit(u, now) <= 0) continue;
       if (!worst || this.deficit(u, now) > this.deficit(worst, now)) worst = u;
     }
     return worst;
@@ -89,7 +91,7 @@ export class UploadTracker {
   private check(now = performance.now()): void {
     for (const u of this.uploads) {
       const after = now - u.startedAt - this.limits.uploadGraceMs;
-      if (after > 0 && this.received(u) < (this.limits.minUploadRate * after) / 1000) this.cut(u, now, 'too slow');
+      if (after > 0 && !u.complete() && this.received(u) < (this.limits.minUploadRate * after) / 1000) this.cut(u, now, 'too slow');
     }
   }
 

@@ -48,7 +48,7 @@ export function captionRoutes(app: FastifyInstance, { service, opts, metrics }: 
       if (!service.accepting) throw service.notReady();
       const socket = request.raw.socket;
       const upload: Upload = {
-        socket, startedAt: performance.now(), startBytes: socket.bytesRead,
+        socket, startedAt: performance.now(), startBytes: socket.bytesRead, complete: () => request.raw.complete,
         cut: (refusal) => {
           metrics.refusals.inc({ reason: refusal.code });
           if (!reply.sent) reply.code(refusal.status).headers({ ...refusal.headers, connection: 'close' }).send(refusal.toJSON());

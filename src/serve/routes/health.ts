@@ -14,7 +14,10 @@ export function healthRoutes(app: FastifyInstance, { service, metrics }: ServeCo
       return reply.status(503).send({ status: service.state, ...(service.loadError ? { error: service.loadError.message } : {}) });
     }
     const alive = service.liveInstances;
-    if (alive === 0) return reply.status(503).send({ status: 'no_model', error: 'no model instance is running (their threads stopped): restart sat serve' });
+    if (alive === 0) {
+      if (service.batcher?.recovering) return reply.status(503).send({ status: 'recovering', error: 'no model instance can work now: their threads are being replaced' });
+      return reply.status(503).send({ status: 'no_model', error: 'no model instance is running (their threads stopped): restart sat serve' });
+    }
     return { status: 'ready', model: service.engine!.info.modelId, instances: alive };
   });
   app.get('/metrics', async (_request, reply) => {
