@@ -11,6 +11,7 @@ import { after, before, test } from 'node:test';
 import sharp from 'sharp';
 import { buildBundle } from '../src/export/bundle.js';
 import { loadCaptioner } from '../src/export/load.js';
+import { SupervisedEngine } from '../src/serve/supervisor.js';
 import { modelThreadLimits, shareBundle, WorkerEngine } from '../src/serve/worker-engine.js';
 import { makeTinyRun, RED_BLUE, type TinyRun } from './tiny-model.js';
 
@@ -45,5 +46,26 @@ test('a model thread captions from a shared export without exporting again', asy
   } finally {
     await engine.dispose();
     await api.dispose();
+  }
+});
+
+test('a real model thread that overruns its batch is terminated and replaced by a new one', async () => {
+  const shared = shareBundle(await buildBundle(tiny.run, { encoder: tiny.encoder }));
+  const start = () => WorkerEngine.start({ source: tiny.run, options: { backend: 'onnx' }, exported: shared }, modelThreadLimits(256));
+  const first = await start();
+  const events: string[] = [];
+  const supervised = new SupervisedEngine(first, start, { batchTimeoutMs: 1, restartBackoffMs: { first: 10, max: 100 }, onEvent: (m) => events.push(m) });
+  try {
+    const rgb = new Uint8Array(first.info.inputSize * first.info.inputSize * 3).fill(128);
+    await assert.rejects(supervised.captionBatch([rgb, rgb, rgb, rgb], { beam: 3 }), /ran past --batch-timeout/);
+    assert.match(String(await first.whenGone()), /exited|crashed/, 'the overrunning thread was ended');
+    assert.equal(first.alive, false);
+    const end = performance.now() + 30_000;
+    while (!supervised.alive && performance.now() < end) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(supervised.alive, true, events.join('; '));
+    assert.equal(supervised.starts, 2);
+    assert.match(events.join('\n'), /the new one is ready/);
+  } finally {
+    await supervised.dispose();
   }
 });
