@@ -117,15 +117,7 @@ async function buildApp(ctx: ServeContext): Promise<FastifyInstance> {
     app.addContentTypeParser(type, { parseAs: 'buffer', bodyLimit: opts.maxBytes }, (_req, body, done) => done(null, body));
   }
   app.server.maxConnections = opts.maxConnections;
-  // A connection whose first request's headers have not all arrived within --headers-timeout is ended (Node's own
-  // headersTimeout misses connections that send nothing, or begin their headers late); later requests on a kept-alive
-  // connection have Node's headersTimeout and keepAliveTimeout.
-  const answered = new WeakSet<Socket>();
-  app.server.on('request', (request: { socket: Socket }) => answered.add(request.socket));
-  app.server.on('connection', (socket: Socket) => {
-    const stalled = setTimeout(() => { if (!answered.has(socket)) socket.destroy(); }, Math.min(opts.headersTimeoutMs, opts.timeoutMs)).unref();
-    socket.once('close', () => clearTimeout(stalled));
-  });
+  endStalledConnections(app.server, opts);
   app.addHook('onRequest', checkHostAndOrigin(opts));
 
   app.addHook('onResponse', async (request, reply) => {
@@ -155,4 +147,24 @@ async function buildApp(ctx: ServeContext): Promise<FastifyInstance> {
   captionRoutes(app, ctx);
   preflightRoute(app);
   return app;
+}
+
+/**
+ * A connection whose first request has begun but whose headers have not all arrived within --headers-timeout is
+ * ended (Node's own headersTimeout misses headers begun late). One that has sent nothing at all is ended then too
+ * while more than half of --max-connections are open (an attack holding connections); otherwise it may idle until
+ * the connection timeout, as browsers' pre-opened connections do.
+ */
+function endStalledConnections(server: FastifyInstance['server'], opts: ServeOptions): void {
+  const answered = new WeakSet<Socket>();
+  let open = 0;
+  server.on('request', (request: { socket: Socket }) => answered.add(request.socket));
+  server.on('connection', (socket: Socket) => {
+    open++;
+    const stalled = setTimeout(() => {
+      if (answered.has(socket)) return;
+      if (socket.bytesRead > 0 || open > opts.maxConnections / 2) socket.destroy();
+    }, Math.min(opts.headersTimeoutMs, opts.timeoutMs)).unref();
+    socket.once('close', () => { open--; clearTimeout(stalled); });
+  });
 }
