@@ -2,7 +2,7 @@
   "variables": {
     # Prefix of oneDNN (libdnnl-dev) when installed: the float matmuls then run on oneDNN, with CBLAS kept
     # behind a run-time switch; empty builds the CBLAS backend only (macOS Accelerate, or SAT_ONEDNN=0).
-    # Symbols are hidden except the module's entry point: two builds loaded into one process (bench/native-ab.ts)
+    # Symbols are hidden except the module's entry point: two builds loaded into one process (checks/native-ab.ts)
     # then never bind to each other's functions or inline variables.
     "onednn_prefix%": "<!(node native/find-onednn.cjs)"
   },

@@ -73,7 +73,7 @@ let lengths = 0;
 for (let r = 0; r < repeats; r++) {
   const steps = [trainStep(), trainStep()];
   const dec = time(() => {
-    const caps = decodeStoreImages(model, store, ids, vocab, { strategy: { kind: 'greedy' }, maxLength, progress: `decode ${r + 1}/${repeats}` });
+    const caps = decodeStoreImages(model, store, ids, vocab, { maxLength, progress: `decode ${r + 1}/${repeats}` });
     lengths = caps.reduce((s, c) => s + c.ids.length + (c.finished ? 1 : 0), 0) / caps.length;
   });
   const cider = time(() => { ciderD(hypsRaw.map(tokenizeCaption), refs); });

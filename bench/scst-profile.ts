@@ -7,7 +7,7 @@ import { loadCheckpoint, restoreModel } from '../src/checkpoint/checkpoint.js';
 import { createModel } from '../src/model/index.js';
 import { loadRun } from '../src/dataset/prepare.js';
 import { openFeatureStore } from '../src/features/store.js';
-import { runFeatureDir } from '../src/features/run-features.js';
+import { runFeatureDir } from '../src/features/run-feature-store.js';
 import { selfCriticalExamples, selfCriticalObjective } from '../src/train/self-critical.js';
 import { BatchAssembler } from '../src/train/batches.js';
 import type { CaptionModel } from '../src/model/types.js';

@@ -1,5 +1,6 @@
 // bfloat16 storage: the top 16 bits of an IEEE float (sign, 8-bit exponent, 7 stored mantissa bits), rounded to
-// nearest even. Only matmul operands are stored in bf16; everything else stays float.
+// nearest even; denormal inputs flush to signed zero (test/bf16-reference.test.ts holds both to a reference).
+// Only matmul operands are stored in bf16; everything else stays float.
 #pragma once
 #include <algorithm>
 #include <cstddef>
@@ -12,10 +13,13 @@
 
 namespace sat {
 
+// Denormal inputs (0 < |x| < 2^-126) become zero of the same sign, as AVX512-BF16's vcvtneps2bf16 does: the
+// vector and scalar paths below must agree, or a value's rounding would depend on its position in the buffer.
 inline uint16_t to_bf16(float x) {
   uint32_t u;
   std::memcpy(&u, &x, sizeof u);
   if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);  // NaN stays a (quiet) NaN
+  if ((u & 0x7f800000u) == 0) return (uint16_t)((u >> 16) & 0x8000u);        // zero or denormal: signed zero
   u += 0x7fffu + ((u >> 16) & 1u);
   return (uint16_t)(u >> 16);
 }

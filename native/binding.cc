@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "bf16.h"
 #include "gemm.h"
 #include "model.h"
 #include "onednn.h"
@@ -70,6 +71,7 @@ template <typename T> struct ArrayKind;
 template <> struct ArrayKind<float> { static constexpr napi_typedarray_type type = napi_float32_array; static constexpr const char* name = "Float32Array"; };
 template <> struct ArrayKind<double> { static constexpr napi_typedarray_type type = napi_float64_array; static constexpr const char* name = "Float64Array"; };
 template <> struct ArrayKind<int32_t> { static constexpr napi_typedarray_type type = napi_int32_array; static constexpr const char* name = "Int32Array"; };
+template <> struct ArrayKind<uint16_t> { static constexpr napi_typedarray_type type = napi_uint16_array; static constexpr const char* name = "Uint16Array"; };
 
 // The elements of a typed array of kind T with at least `need` elements.
 template <typename T>
@@ -301,6 +303,26 @@ Napi::Value DecodeStep(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// parameterTable(dims): [{name, shape}] of every parameter in ParamId order for the sizes dims (the table of
+// native/model.h), so TypeScript and the PyTorch twin can be checked against the one declaration.
+Napi::Value ParameterTable(const Napi::CallbackInfo& info) {
+  expect_args(info, 1, "parameterTable(dims)");
+  Napi::Env env = info.Env();
+  const Dims d = dims_arg(info, 0);
+  Napi::Array out = Napi::Array::New(env, kNumParams);
+  for (int i = 0; i < kNumParams; i++) {
+    const ParamShape s = param_shape(d, i);
+    Napi::Array shape = Napi::Array::New(env, s.cols ? 2 : 1);
+    shape.Set(0u, (double)s.rows);
+    if (s.cols) shape.Set(1u, (double)s.cols);
+    Napi::Object row = Napi::Object::New(env);
+    row.Set("name", s.name);
+    row.Set("shape", shape);
+    out.Set((uint32_t)i, row);
+  }
+  return out;
+}
+
 size_t length_of(const Napi::CallbackInfo& info, size_t i, const char* what) {
   if (i >= info.Length() || !info[i].IsTypedArray() ||
       info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
@@ -443,6 +465,17 @@ Napi::Value Threads(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// toBf16(src, dst): dst[i] = the bf16 bits of src[i], through the conversion the bf16 training step uses (chunked
+// over the worker threads, AVX512-BF16 where the build has it): the tests hold it to a reference rounding.
+Napi::Value ToBf16(const Napi::CallbackInfo& info) {
+  expect_args(info, 2, "toBf16(src, dst)");
+  const size_t n = length_of(info, 0, "src");
+  const float* src = data_arg<float>(info, 0, n, "src");
+  uint16_t* dst = data_arg<uint16_t>(info, 1, n, "dst");
+  to_bf16(dst, src, n);
+  return info.Env().Undefined();
+}
+
 // throwForTest(kind): throws std::bad_alloc, std::length_error or std::runtime_error inside an entry point, so
 // the tests can check that `guarded` turns each into a JS error (a real allocation failure is not reproducible);
 // 'onednn' runs a product oneDNN refuses, through the error path of every oneDNN call.
@@ -457,6 +490,7 @@ Napi::Value ThrowForTest(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("parameterTable", Napi::Function::New(env, guarded<ParameterTable>));
   exports.Set("createWorkspace", Napi::Function::New(env, guarded<CreateWorkspace>));
   exports.Set("releaseWorkspace", Napi::Function::New(env, guarded<ReleaseWorkspace>));
   exports.Set("trainStep", Napi::Function::New(env, guarded<TrainStep>));
@@ -472,6 +506,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setProfiling", Napi::Function::New(env, guarded<SetProfiling>));
   exports.Set("profile", Napi::Function::New(env, guarded<Profile>));
   exports.Set("gemmInfo", Napi::Function::New(env, guarded<GemmInfo>));
+  exports.Set("toBf16", Napi::Function::New(env, guarded<ToBf16>));
   exports.Set("throwForTest", Napi::Function::New(env, guarded<ThrowForTest>));
   return exports;
 }

@@ -9,7 +9,7 @@
 #include <cstring>
 
 #include "gemm.h"
-#include "math.h"
+#include "vecmath.h"
 #include "parallel.h"
 
 namespace sat {
@@ -121,7 +121,7 @@ void image_gather_backward(T* dx_img, const T* dx, const int32_t* image_of_row, 
 
 // ---------------------------------------------------------------- Dropout (inverted, counter-based masks)
 // Element (i,k) of an [N,M] activation keeps with probability 1-p (scaled by 1/(1-p)), drawn from counter
-// row_id(i)*M + k of `stream` (math.h dropout_scale). The mask is a pure function of (seed, stream, row id, k):
+// row_id(i)*M + k of `stream` (vecmath.h dropout_scale). The mask is a pure function of (seed, stream, row id, k):
 // the backward pass regenerates it, and a gathered row keeps the mask of the row it came from.
 struct DropoutMask {
   double p = 0;        // drop probability; 0 = off

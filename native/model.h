@@ -16,33 +16,57 @@ struct Dims {
   int B, T, L, C, E, U, A, V;
 };
 
-// Parameter table, indexed in the order shared with src/model/binding.ts (PARAMETER_ORDER). Keras-like layout:
-// kernels are [in, out]; gru_k is [2E, 3U] with rows 0..E-1 for the context and E..2E-1 for the
-// embedding (input = concat(context, embedding)); gru_b is [2, 3U] = (input bias, recurrent bias).
-// The feature projection (a Dense layer + ReLU) maps CNN features [L,C] to annotation vectors [L,E].
-// init_w/init_b predict the decoder's initial state from the mean annotation vector (Xu et al. 2015,
-// sec. 3.1.2): H[0] = tanh(mean_l enc[b,l,:] init_w + init_b); unused (zero gradient) when H[0] = 0.
+// The parameter table: the one declaration of every parameter's name (also its checkpoint tensor name) and shape.
+// The addon reports it (parameterTable in native/binding.cc); src/model/params.ts and the PyTorch twin
+// (peers/sat_torch/model.py) are checked against it by test/model-parameter-table.test.ts. Keras-like layout:
+// kernels are [in, out]; gru.kernel is [2E, 3U] with rows 0..E-1 for the context and E..2E-1 for the
+// embedding (input = concat(context, embedding)), gate blocks z, r, n; gru.bias is [2, 3U] = (input bias,
+// recurrent bias) as Keras reset_after=True. The feature projection (a Dense layer + ReLU) maps CNN features [L,C]
+// to annotation vectors [L,E]. init_state predicts the decoder's initial state from the mean annotation vector
+// (Xu et al. 2015, sec. 3.1.2): H[0] = tanh(mean_l enc[b,l,:] init_w + init_b); unused (zero gradient) when H[0] = 0.
 enum ParamId : int {
-  kProjectionW,  // [C, E]
-  kProjectionB,  // [E]
-  kW1,           // [E, A]
-  kB1,           // [A]
-  kW2,           // [U, A]
-  kB2,           // [A]
-  kV,            // [A, 1]
-  kBv,           // [1]
-  kEmb,          // [V, E]
-  kGruK,         // [2E, 3U]
-  kGruRk,        // [U, 3U]
-  kGruB,         // [2, 3U]
-  kFc1W,         // [U, U]
-  kFc1B,         // [U]
-  kFc2W,         // [U, V]
-  kFc2B,         // [V]
-  kInitW,        // [E, U]
-  kInitB,        // [U]
+  kProjectionW, kProjectionB, kW1, kB1, kW2, kB2, kV, kBv, kEmb, kGruK, kGruRk, kGruB,
+  kFc1W, kFc1B, kFc2W, kFc2B, kInitW, kInitB,
   kNumParams
 };
+
+// One row of the table: a kernel has two axes [rows, cols]; a bias one axis [rows] (cols = 0).
+struct ParamShape {
+  const char* name;
+  size_t rows, cols;
+};
+
+// Row i (a ParamId) of the table for the sizes d.
+inline ParamShape param_shape(const Dims& d, int i) {
+  const size_t C = d.C, E = d.E, U = d.U, A = d.A, V = d.V;
+  const ParamShape table[kNumParams] = {
+      {"projection.kernel", C, E},         // kProjectionW
+      {"projection.bias", E, 0},           // kProjectionB
+      {"attention.W1.kernel", E, A},       // kW1
+      {"attention.W1.bias", A, 0},         // kB1
+      {"attention.W2.kernel", U, A},       // kW2
+      {"attention.W2.bias", A, 0},         // kB2
+      {"attention.V.kernel", A, 1},        // kV
+      {"attention.V.bias", 1, 0},          // kBv
+      {"embedding.embeddings", V, E},      // kEmb
+      {"gru.kernel", 2 * E, 3 * U},        // kGruK
+      {"gru.recurrent_kernel", U, 3 * U},  // kGruRk
+      {"gru.bias", 2, 3 * U},              // kGruB
+      {"fc1.kernel", U, U},                // kFc1W
+      {"fc1.bias", U, 0},                  // kFc1B
+      {"fc2.kernel", U, V},                // kFc2W
+      {"fc2.bias", V, 0},                  // kFc2B
+      {"init_state.kernel", E, U},         // kInitW
+      {"init_state.bias", U, 0},           // kInitB
+  };
+  return table[i];
+}
+
+// Element count of parameter i for the sizes d (the binding's bounds checks, the step's loops over parameters).
+inline size_t param_size(const Dims& d, int i) {
+  const ParamShape s = param_shape(d, i);
+  return s.cols ? s.rows * s.cols : s.rows;
+}
 
 // One pointer per parameter (weights or their gradients), with named accessors.
 template <typename T>
@@ -68,8 +92,6 @@ struct Params {
   T* init_b() const { return at[kInitB]; }
 };
 
-// Expected element count of parameter i for the given sizes (used by the binding's bounds checks).
-size_t param_size(const Dims& d, int i);
 // The name of a buffer the kernels would use for these sizes (with `images` feature rows) that would hold more
 // than 2^31-1 elements, or nullptr when every one fits. Kernels index within a buffer in int arithmetic, so the
 // binding refuses such sizes before any product of them can overflow.

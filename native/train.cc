@@ -22,13 +22,6 @@
 
 namespace sat {
 
-size_t param_size(const Dims& d, int i) {
-  const size_t C = d.C, E = d.E, U = d.U, A = d.A, V = d.V;
-  const size_t sizes[kNumParams] = {C * E, E, E * A, A, U * A, A, A, 1, V * E, 2 * E * 3 * U, U * 3 * U,
-                                    2 * 3 * U, U * U, U, U * V, V, E * U, U};
-  return sizes[i];
-}
-
 namespace {
 
 // Product of sizes if it is at most kMaxElements, else -1 (never overflows: each factor is checked first).

@@ -18,6 +18,7 @@ import { pathToFileURL } from 'node:url';
 import { BUILD_FOLDERS, WEB_MODULE, type BrowserBuild } from '../src/serve/page-assets.js';
 import { contentType, type FileSet } from '../src/serve/static-files.js';
 import { packageRoot } from '../src/util/package-files.js';
+import { SITE_BUILD_FOLDER, writeSitePage } from '../src/web/site-build.js';
 /** onnxruntime-web's runtime, loaded by the web module from its own folder. */
 const ORT_FILES = ['ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm'];
 const PAGE_STATIC = ['index.html', 'style.css'];
@@ -88,4 +89,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     const sizes = [...files].map(([name, f]) => `${name} ${(f.size / 1e6).toFixed(2)} MB`).join(', ');
     console.log(`${BUILD_FOLDERS[which]}: ${sizes}`);
   }
+  // The static captioning site's page (`sat export --site DIR` copies it): src/web/site-build.ts.
+  const site = await writeSitePage();
+  console.log(`${SITE_BUILD_FOLDER}: ${[...site].map(([name, bytes]) => `${name} ${(bytes.length / 1e6).toFixed(2)} MB`).join(', ')}`);
 }

@@ -7,7 +7,7 @@ after 3 Adam steps, computed by PyTorch autograd in float64 (stored as float32) 
          `--init-state mean`)
 The init_state.* weights are drawn after the inputs, so cases 0-2 keep the numbers they had before they existed.
 test/model-torch-reference.test.ts replays them through the native core tensor by tensor.
-Run: /usr/bin/python3 scripts/torch_reference.py   (needs torch; CI never does)
+Run from the repository root: /usr/bin/python3 -m scripts.torch_reference   (needs torch; CI never does)
 """
 import json
 import os
@@ -15,7 +15,7 @@ import struct
 
 import torch
 
-from torch_model import PARAMETER_ORDER, KerasAdam, loss_fn, parameter_shapes
+from peers.torch_model import PARAMETER_ORDER, KerasAdam, loss_fn, parameter_shapes
 
 SIZES = dict(L=6, C=10, E=8, U=12, A=9, V=15)
 B, T = 3, 5

@@ -186,7 +186,7 @@ describe('folder reader', () => {
     ].join('\n'));
     assert.throws(() => readFolder({ root, captionsFile: both }), /two different splits/);
     const some = write('folder/some.csv', 'image,caption,split\nimg/0.png,a,train\nimg/1.png,b,\n');
-    assert.throws(() => readFolder({ root, captionsFile: some }), /some\.csv row 3: no split/);
+    assert.throws(() => readFolder({ root, captionsFile: some }), /some\.csv line 3: no split/);
   });
 });
 

@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeImages, decodeImagesAsync, type DecodeStrategy, type DecodeVocab } from '../src/decode/index.js';
+import { decodeImages, decodeImagesAsync, type DecodeVocab } from '../src/decode/index.js';
+import type { CaptionOptions } from '../src/decode/options.js';
 import type { AsyncDecoderModel, DecoderState } from '../src/model/types.js';
 import { Rng } from '../src/util/rng.js';
 import { keyFeatures, TableModel, type NextTokenTable } from './decode-fake-model.js';
@@ -49,7 +50,7 @@ class AsyncTableModel implements AsyncDecoderModel {
 
 test('alternatives: the k best finished hypotheses, best first, and the best caption is unchanged', () => {
   const model = new TableModel(V, L, story);
-  const [c] = decodeImages(model, keyFeatures([0], L), 1, vocab, { strategy: { kind: 'beam', beam: 3 }, maxLength: 5, alternatives: 3 });
+  const [c] = decodeImages(model, keyFeatures([0], L), 1, vocab, { beam: 3, maxLength: 5, alternatives: 3 });
   assert.deepEqual(c.words, ['b']);
   // Complete captions by probability: "b" .27, then "a c" and "" at .2 each (k = 3 keeps "": <end> ranks 3rd at step 0)
   const texts = c.alternatives!.map((a) => a.words.join(' '));
@@ -62,7 +63,7 @@ test('alternatives: the k best finished hypotheses, best first, and the best cap
   const keys = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3];
   for (const alpha of [0, 0.7, 1]) {
     for (const beam of [2, 3, 5]) {
-      const opts = { strategy: { kind: 'beam', beam, alpha } as DecodeStrategy, maxLength: 7 };
+      const opts = { beam, alpha, maxLength: 7 };
       const plain = decodeImages(new TableModel(V, L, table), keyFeatures(keys, L), keys.length, vocab, opts);
       const withAlt = decodeImages(new TableModel(V, L, table), keyFeatures(keys, L), keys.length, vocab, { ...opts, alternatives: beam });
       withAlt.forEach((c, i) => {
@@ -73,16 +74,17 @@ test('alternatives: the k best finished hypotheses, best first, and the best cap
       });
     }
   }
-  assert.throws(() => decodeImages(model, keyFeatures([0], L), 1, vocab, { strategy: { kind: 'beam', beam: 2 }, maxLength: 5, alternatives: 3 }), /alternatives/);
-  assert.throws(() => decodeImages(model, keyFeatures([0], L), 1, vocab, { strategy: { kind: 'greedy' }, maxLength: 5, alternatives: 1 }), /alternatives/);
+  assert.throws(() => decodeImages(model, keyFeatures([0], L), 1, vocab, { beam: 2, maxLength: 5, alternatives: 3 }), /alternatives/);
+  // greedy decoding has no hypotheses to list: the list stays empty (as the Captioner API documents)
+  assert.equal(decodeImages(model, keyFeatures([0], L), 1, vocab, { maxLength: 5, alternatives: 1 })[0].alternatives, undefined);
 });
 
 test('an asynchronous model decodes exactly as the synchronous one (greedy, beam, sampling)', async () => {
   const table = randomTable(5);
   const keys = [2, 7, 1, 8, 2, 8];
-  const strategies: DecodeStrategy[] = [{ kind: 'greedy' }, { kind: 'beam', beam: 3, alpha: 0.5 }, { kind: 'sample', seed: 3, temperature: 0.9 }];
+  const strategies: CaptionOptions[] = [{}, { beam: 3, alpha: 0.5 }, { sample: true, seed: 3, temperature: 0.9 }];
   for (const strategy of strategies) {
-    const opts = { strategy, maxLength: 6, batchSize: 4 };
+    const opts = { ...strategy, maxLength: 6, batchSize: 4 };
     const sync = decodeImages(new TableModel(V, L, table), keyFeatures(keys, L), keys.length, vocab, opts);
     const async = await decodeImagesAsync(new AsyncTableModel(new TableModel(V, L, table)), keyFeatures(keys, L), keys.length, vocab, opts);
     assert.deepEqual(async, sync, JSON.stringify(strategy));

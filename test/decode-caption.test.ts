@@ -9,7 +9,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
 import { encoderOptionsFor } from '../src/checkpoint/source.js';
-import { loadCaptioner } from '../src/export/load.js';
+import { loadCaptioner } from '../src/models/load-captioner.js';
 import { UserError } from '../src/util/errors.js';
 import { sat } from './cli-run.js';
 import { makeTinyRun, RED_BLUE, SIZE, type TinyRun } from './tiny-model.js';
@@ -70,7 +70,7 @@ test('the CLI: plain captions, --json with per-word attention, --attention figur
   assert.equal(out.captions[0].attention[0].length, 16);
   // --json lists the beam's alternatives (plain output does not ask for them)
   const beam = JSON.parse(await cli(['--model', path.join(dir, 'run'), ...encoderFlags, '--json', '--beam', '2', red]));
-  assert.deepEqual(beam.decoding, { kind: 'beam', beam: 2, alpha: 0, maxLength: 4 });
+  assert.deepEqual(beam.decoding, { kind: 'beam', beam: 2, maxLength: 4 });
   assert.equal(beam.captions[0].alternatives[0].caption, 'a red square');
   for (const name of ['red.attention.png', 'blue.attention.png']) {
     const meta = await sharp(path.join(figures, name)).metadata();
@@ -98,13 +98,21 @@ test('caption options: one set of rules for the library and the CLI, the CLI nam
       [{ alpha: 0.5 }, ['--alpha', '0.5'], /^alpha \(length normalisation\) applies to beam search: give beam K with K > 1/, /^--alpha \(length normalisation\) applies to beam search: give --beam K/],
       [{ beam: 0 }, ['--beam', '0'], /^beam must be an integer from 1 to 100, got 0\.$/, /^--beam must be an integer from 1 to 100, got 0\.$/],
       [{ maxLength: 1.5 }, ['--max-length', '1.5'], /^maxLength must be an integer/, /^--max-length must be an integer/],
-      [{ seed: 3 }, ['--seed', '3'], /^temperature and seed apply to sample only/, /^--temperature and --seed apply to --sample only/],
+      [{ seed: 3 }, ['--seed', '3'], /^seed applies to sample only/, /^--seed applies to --sample only/],
       [{ beam: 2, sample: true }, ['--beam', '2', '--sample'], /^beam and sample exclude each other/, /^--beam and --sample exclude each other/],
+      [{ beam: 2, groups: 3 }, ['--beam', '2', '--groups', '3'], /^groups 3 is larger than the beam \(beam 2\)/, /^--groups 3 is larger than the beam \(--beam 2\)/],
+      [{ sample: true, topP: 0 }, ['--sample', '--top-p', '0'], /^topP must be a number greater than 0 and at most 1, got 0\.$/, /^--top-p must be a number greater than 0/],
+      [{ topK: 3 }, ['--top-k', '3'], /^topK applies to sample only/, /^--top-k applies to --sample only/],
     ] as const) {
       await assert.rejects(captioner.caption(red, options), (e) => e instanceof UserError && api.test(e.message), JSON.stringify(options));
       await assert.rejects(cli(['--model', tiny.run, ...flags, red]), (e) => e instanceof UserError && cliMessage.test(e.message), flags.join(' '));
     }
     await assert.rejects(cli(['--model', tiny.run, '--beam', 'wide', red]), /--beam must be an integer from 1 to 100, got "wide"/);
+    // the new options reach the model through the same path: diverse beam, trigram blocking, nucleus sampling
+    const flags = ['--beam', '4', '--groups', '2', '--diversity', '1', '--block-trigrams'];
+    assert.equal((await cli(['--model', tiny.run, ...encoderFlags, ...flags, red])).trim(), 'a red square');
+    const nucleus = await captioner.caption(blue, { sample: true, topP: 1e-6, seed: 9 });
+    assert.equal(nucleus.caption, 'a blue circle');
     await assert.rejects(captioner.caption(red, { beam: 2, alternatives: 3 }), /alternatives must be true, false or a count from 0 to beam \(2\), got 3/);
   } finally {
     await captioner.dispose();

@@ -27,16 +27,25 @@ function tinyModel() {
 /** "9,6,6" and a trailing "…" when the caption hit maxLength without <end>. */
 const show = (c: { ids: number[]; finished: boolean }) => c.ids.join(',') + (c.finished ? '' : '…');
 
-test('tiny seeded native model: greedy, beam and sampled captions are pinned', () => {
+test('tiny seeded native model: greedy, beam, diverse beam, sampled and trigram-blocked captions are pinned', () => {
   const { model, features } = tinyModel();
   const cases: [Omit<DecodeOptions, 'maxLength'>, string[]][] = [
-    [{ strategy: { kind: 'greedy' } }, ['1,1,1,1,1,1,1,1…', '1,6,6,6,6,6,6,6…', '1,1,1,1,1,1,1,1…', '9,6']],
+    [{}, ['1,1,1,1,1,1,1,1…', '1,6,6,6,6,6,6,6…', '1,1,1,1,1,1,1,1…', '9,6']],
     // beam search finds a likelier second caption than greedy (-1.8303 vs -1.9203)
-    [{ strategy: { kind: 'beam', beam: 3 } }, ['1,1,1,1,1,1,1,1…', '9,6,6,6,6,6,6,6…', '1,1,1,1,1,1,1,1…', '9,6']],
-    [{ strategy: { kind: 'greedy' }, suppressUnk: true }, ['9,9,9,9,9,9,9,9…', '9,6,6,6,6,6,6,6…', '9,6,6,6,6,6,6,6…', '9,6']],
+    [{ beam: 3 }, ['1,1,1,1,1,1,1,1…', '9,6,6,6,6,6,6,6…', '1,1,1,1,1,1,1,1…', '9,6']],
+    [{ suppressUnk: true }, ['9,9,9,9,9,9,9,9…', '9,6,6,6,6,6,6,6…', '9,6,6,6,6,6,6,6…', '9,6']],
     // ... and a finished caption where greedy runs out of steps
-    [{ strategy: { kind: 'beam', beam: 3 }, suppressUnk: true }, ['9,6,6,6,6,6,6', '9,6,6,6,6,6,6,6…', '9,6,6,6,6,6,6,6…', '9,6']],
-    [{ strategy: { kind: 'sample', seed: 1 }, suppressUnk: true }, ['9,6,6,6,6,6,6', '9,6,6,6,6,6,6', '9,6,6,6,6,6,6,6…', '9,9,6,6,6,6,6,6…']],
+    [{ beam: 3, suppressUnk: true }, ['9,6,6,6,6,6,6', '9,6,6,6,6,6,6,6…', '9,6,6,6,6,6,6,6…', '9,6']],
+    [{ sample: true, seed: 1, suppressUnk: true }, ['9,6,6,6,6,6,6', '9,6,6,6,6,6,6', '9,6,6,6,6,6,6,6…', '9,9,6,6,6,6,6,6…']],
+    // trigram blocking breaks greedy's and the beam's loops (no trigram twice: 1,1,1 then 6 ...)
+    [{ blockTrigrams: true }, ['1,1,1,6,1,1,9,6…', '1,6,6,6,1,6', '1,1,1,6,6,6,1,1…', '9,6']],
+    [{ beam: 3, blockTrigrams: true }, ['1,1,1,6,1,1,9,6…', '9,6,6,6', '1,1,1,9,6,6,6,1…', '9,6']],
+    // diverse beam search (2 groups of 2) against plain beam 4
+    [{ beam: 4, suppressUnk: true }, ['9,6', '9,6,6,6,6,6,6,6…', '9,6,6', '9,6']],
+    [{ beam: 4, groups: 2, suppressUnk: true }, ['9,6,6,6,6,6,6', '9,6,6,6,6,6,6,6…', '9,6,6,6,6,6,6,6…', '9,6']],
+    // the nucleus (p 0.8) keeps the draw near the likeliest words; top-k 1 is greedy
+    [{ sample: true, seed: 1, suppressUnk: true, topP: 0.8 }, ['9,6,6,6,6,6,6,6…', '9,6,6,6,6,6,6,6…', '9,6,6,6,6,6,6,6…', '9,9,6,6,6,6,6,6…']],
+    [{ sample: true, seed: 1, suppressUnk: true, topK: 1 }, ['9,9,9,9,9,9,9,9…', '9,6,6,6,6,6,6,6…', '9,6,6,6,6,6,6,6…', '9,6']],
   ];
   for (const [opts, want] of cases) {
     const got = decodeImages(model, features, N, vocab, { ...opts, maxLength: 8 });
@@ -46,8 +55,8 @@ test('tiny seeded native model: greedy, beam and sampled captions are pinned', (
       for (const a of c.attention) assert.ok(Math.abs(a.reduce((s, x) => s + x, 0) - 1) < 1e-5);
     }
   }
-  const greedy = decodeImages(model, features, N, vocab, { strategy: { kind: 'greedy' }, maxLength: 8 });
-  const beam = decodeImages(model, features, N, vocab, { strategy: { kind: 'beam', beam: 3 }, maxLength: 8 });
+  const greedy = decodeImages(model, features, N, vocab, { maxLength: 8 });
+  const beam = decodeImages(model, features, N, vocab, { beam: 3, maxLength: 8 });
   assert.ok(Math.abs(greedy[1].logProb - -1.9203) < 1e-3 && Math.abs(beam[1].logProb - -1.8303) < 1e-3);
   model.dispose();
 });

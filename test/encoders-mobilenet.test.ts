@@ -3,10 +3,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { mobilenetV2, npyFolder } from '../src/encoders/mobilenet/index.js';
 import { buildMobileNetGraph, mobilenetV2Blocks, type MbBlock } from '../src/encoders/mobilenet/mobilenet_v2.js';
-import { encodeNpy, type NpyArray } from '../src/encoders/mobilenet/npy.js';
+import { encodeNpy, readNpy, type NpyArray } from '../src/encoders/mobilenet/npy.js';
 import { Rng } from '../src/util/rng.js';
 import { add, conv2d, map, maxAbsDiff, mobilenetV2Shapes, randomArray, type Image3 } from './encoders-reference.js';
 
@@ -58,21 +59,61 @@ test('MobileNetV2 blocks (stride-2 SAME stem, residual block, stride-2 block) ma
   assert.ok(diff < 1e-4, `max abs difference ${diff}`);
 });
 
-test('full MobileNetV2 wiring from a folder of .npy tensors gives 7x7x1280; missing tensors are named', async () => {
+/** The 32-bit LCG of scripts/mobilenet_v2_reference.py: values (x / 2^32 - 0.5) * scale, rounded to float32. */
+class Lcg {
+  constructor(private state: number) {}
+  take(n: number, scale: number): Float32Array {
+    const out = new Float32Array(n);
+    let s = this.state;
+    for (let i = 0; i < n; i++) {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      out[i] = (s / 2 ** 32 - 0.5) * scale;
+    }
+    this.state = s;
+    return out;
+  }
+}
+
+test('full MobileNetV2 from a folder of .npy tensors matches an independent numpy float64 reference end to end; missing tensors are named', async () => {
+  // The seeded network and image of scripts/mobilenet_v2_reference.py, which computed the fixture from the paper's
+  // architecture table with numpy (TF SAME padding, ReLU6, residuals): the centre and corner outputs and the mean.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-mbv2-'));
   try {
-    const rng = new Rng(4);
-    for (const [name, shape] of mobilenetV2Shapes(mobilenetV2Blocks())) {
-      fs.writeFileSync(path.join(dir, `${name}.npy`), encodeNpy({ data: randomArray(shape.reduce((a, b) => a * b, 1), () => rng.next(), 0.1), shape }));
+    const stream = new Lcg(2024);
+    const image = stream.take(224 * 224 * 3, 2);
+    const blocks = mobilenetV2Blocks(), shapes = mobilenetV2Shapes(blocks);
+    let convs = 0;
+    for (const c of blocks.flatMap((b) => b.convs)) {
+      const [ws, bs] = [shapes.get(c.weight)!, shapes.get(c.bias)!];
+      const fanIn = ws[1] * ws[2] * (c.depthwise ? 1 : ws[3]);
+      const weightScale = 2 ** Math.floor(0.5 * Math.log2(24 / fanIn) + 0.5);
+      fs.writeFileSync(path.join(dir, `${c.weight}.npy`), encodeNpy({ data: stream.take(ws.reduce((a, b) => a * b, 1), weightScale), shape: ws }));
+      fs.writeFileSync(path.join(dir, `${c.bias}.npy`), encodeNpy({ data: stream.take(bs[0], 1 / 8), shape: bs }));
+      convs++;
     }
+    assert.equal(convs, 52);
     const model = mobilenetV2(npyFolder(dir), dir);
     assert.deepEqual(model.spec, {
       id: 'mobilenet_v2_imagenet', inputSize: 224, scaling: 'minus_one_one', inputLayout: 'nhwc', outputLayout: 'nhwc',
       inputName: 'image', outputName: 'features', locations: 49, channels: 1280,
     });
     const session = await ort.InferenceSession.create(model.onnx);
-    const out = (await session.run({ image: new ort.Tensor('float32', new Float32Array(224 * 224 * 3).fill(0.5), [1, 224, 224, 3]) })).features;
+    const out = (await session.run({ image: new ort.Tensor('float32', image, [1, 224, 224, 3]) })).features;
     assert.deepEqual(out.dims, [1, 7, 7, 1280]);
+    const y = out.data as Float32Array;
+    const at = (row: number, col: number) => y.subarray((row * 7 + col) * 1280, (row * 7 + col + 1) * 1280);
+    const mean = new Float32Array(1280).map((_, c) => { let sum = 0; for (let l = 0; l < 49; l++) sum += y[l * 1280 + c]; return sum / 49; });
+
+    const reference = readNpy(fileURLToPath(new URL('fixtures/mobilenet-v2-reference.npy', import.meta.url)));
+    assert.deepEqual(reference.shape, [3, 1280]);
+    const scale = reference.data.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    for (const [k, [name, got]] of ([['centre (3, 3)', at(3, 3)], ['corner (0, 0)', at(0, 0)], ['mean over locations', mean]] as const).entries()) {
+      const want = reference.data.subarray(k * 1280, (k + 1) * 1280);
+      const diff = maxAbsDiff(got, want);
+      // float32 through 52 convolutions against float64: measured up to 8e-5 of the output's scale (6)
+      assert.ok(diff <= 2e-4 * scale, `${name}: max |difference| ${diff} against the reference (scale ${scale})`);
+    }
+    assert.ok(scale > 1 && reference.data.some((v) => v === 0), 'the reference output is neither tiny nor free of ReLU zeros');
 
     fs.rmSync(path.join(dir, 'Const_71.npy'));
     assert.throws(() => npyFolder(dir), /1 MobileNetV2 tensors are missing \(e\.g\. Const_71\.npy\)/);

@@ -63,11 +63,10 @@ test('training records the CIDEr of greedy dev captions per epoch and keeps best
   const meta = loadCheckpoint(runPaths(runDir).checkpoints, 'latest').meta;
   assert.equal(meta.config.valMetric, 'cider');
   assert.equal(meta.progress.history.length, 3);
-  for (const e of meta.progress.history) {
-    assert.equal(e.metric?.name, 'CIDEr');
-    assert.ok(Number.isFinite(e.metric!.value) && e.metric!.value >= 0, `epoch ${e.epoch}: ${e.metric!.value}`);
-  }
+  for (const e of meta.progress.history) assert.equal(e.metric?.name, 'CIDEr');
   const values = meta.progress.history.map((e) => e.metric!.value);
+  // Learning shows in the metric (measured: 0.05, 0.82, 0.47 over the 3 epochs).
+  assert.ok(values[0] < 0.2 && Math.max(...values) > 0.4 && Math.max(...values) > 4 * values[0], `CIDEr by epoch: ${values.join(', ')}`);
   const bestEpoch = values.indexOf(Math.max(...values)) + 1;
   assert.deepEqual(meta.progress.best, { epoch: bestEpoch, score: values[bestEpoch - 1], by: 'CIDEr' });
   assert.equal(loadCheckpoint(runPaths(runDir).checkpoints, 'best').meta.progress.epoch, bestEpoch);
@@ -94,8 +93,11 @@ test('BLEU-4 on a seeded subset of dev images; the loss keeps working as before'
   assert.equal(loss.progress.best?.by, 'valLoss');
   loss.store.close();
   loss.model.dispose();
-  assert.deepEqual(seededSubset([1, 2, 3, 4, 5], 3, 9), seededSubset([1, 2, 3, 4, 5], 3, 9));
-  assert.equal(new Set(seededSubset([1, 2, 3, 4, 5], 3, 9)).size, 3);
+  // The subset is pinned per seed (the dev images a run validates on must not change between versions), keeps
+  // the input order, and another seed picks other images.
+  assert.deepEqual(seededSubset([1, 2, 3, 4, 5], 3, 9), [1, 3, 5]);
+  assert.deepEqual(seededSubset([1, 2, 3, 4, 5], 3, 10), [1, 4, 5]);
+  assert.deepEqual(seededSubset([1, 2, 3, 4, 5], 5, 9), [1, 2, 3, 4, 5]);
 });
 
 test('a stalled metric decays the learning rate after --lr-patience epochs and stops after --early-stop-patience epochs', async () => {
@@ -130,7 +132,7 @@ async function sat(args: string[]): Promise<string> {
 test('sat eval writes COCO results, metrics equal to sat score, and a self-contained HTML report', async () => {
   const out = path.join(runDir, 'eval-test');
   const table = await sat(['--run', runDir, '--split', 'test', '--sample', '3', '--out', out, '--attention-check', '--quiet']);
-  assert.match(table, /test: 6 images, greedy, checkpoint best\.safetensors/);
+  assert.match(table, /test: 6 images, greedy decoding, checkpoint best\.safetensors/);
   assert.match(table, /CIDEr\s+\d\.\d{4}/);
   assert.match(table, /METEOR and SPICE: not computed/);
   assert.match(table, /Attention check on 6 images \(4x4 grid\)/);
@@ -175,11 +177,28 @@ test('sat eval writes COCO results, metrics equal to sat score, and a self-conta
     '--limit', '4', '--sample', '0', '--json', '--quiet']));
   assert.deepEqual(noUnk.decoding, { kind: 'greedy', suppressUnk: true, maxLength: json.decoding.maxLength });
   assert.equal(noUnk.files.report, path.join(runDir, 'eval', 'dev-latest-greedy-nounk', 'index.html'));
+
+  // An ensemble of the checkpoint with itself (--checkpoint repeated or comma-separated) scores as the checkpoint
+  // alone; the new decoding options are recorded and name the folder.
+  const twin = JSON.parse(await sat(['--run', runDir, '--split', 'dev', '--checkpoint', 'latest,latest', '--beam', '2', '--limit', '4',
+    '--sample', '0', '--json', '--quiet']));
+  assert.deepEqual(twin.scores, json.scores);
+  assert.equal(twin.ensemble.length, 2);
+  assert.equal(twin.files.report, path.join(runDir, 'eval', 'dev-latest-ensemble2-beam2', 'index.html'));
+  const diverse = JSON.parse(await sat(['--run', runDir, '--split', 'dev', '--checkpoint', 'latest', '--beam', '4', '--groups', '2',
+    '--block-trigrams', '--limit', '4', '--sample', '0', '--json', '--quiet']));
+  assert.deepEqual(diverse.decoding, { kind: 'beam', beam: 4, groups: 2, diversity: 0.5, blockTrigrams: true, maxLength: json.decoding.maxLength });
+  assert.equal(diverse.files.report, path.join(runDir, 'eval', 'dev-latest-beam4-groups2-div0.5-notrigram', 'index.html'));
+  const sampled = JSON.parse(await sat(['--run', runDir, '--split', 'dev', '--checkpoint', 'latest', '--sampling', '--top-p', '0.9',
+    '--sampling-seed', '3', '--limit', '4', '--sample', '0', '--json', '--quiet']));
+  assert.deepEqual(sampled.decoding, { kind: 'sample', temperature: 1, seed: 3, topP: 0.9, maxLength: json.decoding.maxLength });
 });
 
 test('sat eval: clear errors for a bad split, a missing checkpoint and a store of another encoder', async () => {
   await assert.rejects(sat(['--run', runDir, '--split', 'train']), (e) => e instanceof UserError && /--split must be dev or test/.test(e.message));
-  await assert.rejects(sat(['--run', runDir, '--split', 'dev', '--alpha', '0.7']), (e) => e instanceof UserError && /--alpha .* applies to --beam/.test(e.message));
+  await assert.rejects(sat(['--run', runDir, '--split', 'dev', '--alpha', '0.7']), (e) => e instanceof UserError && /--alpha .* applies to beam search: give --beam K/.test(e.message));
+  await assert.rejects(sat(['--run', runDir, '--split', 'dev', '--top-k', '3']), (e) => e instanceof UserError && /^--top-k applies to --sampling only/.test(e.message));
+  await assert.rejects(sat(['--run', runDir, '--split', 'dev', '--beam', '3', '--groups', '2']), /--groups 2 does not divide the beam \(--beam 3\)/);
   await assert.rejects(sat(['--run', runDir, '--checkpoint', path.join(runDir, 'nope.safetensors')]), /no such file or folder/);
   const other = tempDir('sat-eval-other-');
   await assert.rejects(sat(['--run', other]), /not a prepared run/);

@@ -20,8 +20,9 @@ import type { CaptionResult } from '../src/decode/captioner-api.js';
 import { buildBundle, writeBundle } from '../src/export/bundle.js';
 import { bundleBackend } from '../src/export/bundle-backend.js';
 import { readBundleFolder } from '../src/export/bundle-folder.js';
+import { BUNDLE_FORMAT_VERSION } from '../src/export/manifest.js';
 import { decoderInitGraph, decoderStepGraph, parametersByName } from '../src/export/graphs.js';
-import { loadCaptioner } from '../src/export/load.js';
+import { loadCaptioner } from '../src/models/load-captioner.js';
 import type { OrtNamespace } from '../src/encoders/onnx/runtime.js';
 import { OnnxDecoderModel } from '../src/model/onnx-model.js';
 import { expandStoredWeights } from '../src/export/onnx-rewrite.js';
@@ -165,6 +166,71 @@ test('fp16 and int8 bundles are smaller and caption the fixture the same', async
   }
 });
 
+/**
+ * Teacher-forced log-probs of `tokens` [N, T+1] (token t+1 given 0..t) per caption, through any decoder model:
+ * the sum over steps of log softmax(logits)[next token].
+ */
+async function captionLogProbs(model: { encode(f: Float32Array, n: number): unknown; step(s: never, t: Int32Array): unknown },
+  features: Float32Array, tokens: Int32Array, N: number, T: number, V: number): Promise<Float64Array> {
+  type State = { hidden: Float32Array };
+  let state = (await model.encode(features, N)) as State;
+  const out = new Float64Array(N);
+  for (let t = 0; t < T; t++) {
+    const step = (await model.step(state as never, Int32Array.from({ length: N }, (_, b) => tokens[b * (T + 1) + t]))) as { logits: Float32Array; hidden: Float32Array };
+    for (let b = 0; b < N; b++) {
+      const row = step.logits.subarray(b * V, (b + 1) * V);
+      const max = row.reduce((m, x) => Math.max(m, x), -Infinity);
+      const logSum = Math.log(row.reduce((sum, x) => sum + Math.exp(x - max), 0)) + max;
+      out[b] += row[tokens[b * (T + 1) + t + 1]] - logSum;
+    }
+    state = { ...state, hidden: step.hidden };
+  }
+  return out;
+}
+
+test('fp16 and int8 decoders hold caption log-probs within a bound on realistic features and sizes', async () => {
+  // MobileNetV2's grid (7x7 of 1280 channels after ReLU6: sparse, non-negative, up to 6) and a decoder of a
+  // real vocabulary's size, with weights spread as after training (init + noise) so predictions are confident.
+  const [N, T, L, C] = [8, 12, 49, 1280];
+  const config = { locations: L, channels: C, embedDim: 128, units: 256, attentionUnits: 128, vocabSize: 3000, dropout: 0, attentionLambda: 0 };
+  const V = config.vocabSize;
+  const native = createModel(config, { seed: 2 });
+  const rng = new Rng(8);
+  for (const [, t] of native.parameters()) for (let i = 0; i < t.data.length; i++) t.data[i] += rng.normal() * 0.1;
+  const features = Float32Array.from({ length: N * L * C }, () => Math.min(6, Math.max(0, rng.normal() * 1.5 - 0.4)));
+  // The captions the fp32 model itself would write (greedy), so the log-probs compared are those of its choices.
+  const tokens = new Int32Array(N * (T + 1));
+  let state = native.encode(features, N);
+  for (let t = 0; t < T; t++) {
+    const step = native.step(state, Int32Array.from({ length: N }, (_, b) => (t === 0 ? 1 : tokens[b * (T + 1) + t])));
+    for (let b = 0; b < N; b++) {
+      const row = step.logits.subarray(b * V, (b + 1) * V);
+      tokens[b * (T + 1) + t + 1] = row.indexOf(row.reduce((m, x) => Math.max(m, x), -Infinity));
+    }
+    state = { ...state, hidden: step.hidden };
+  }
+  for (let b = 0; b < N; b++) tokens[b * (T + 1)] = 1;
+  const want = await captionLogProbs(native as never, features, tokens, N, T, V);
+  const params = parametersByName(native.parameters());
+  const lines: string[] = [];
+  // Bounds on the |log-prob difference| per token of each caption: fp16 keeps 11 bits of each weight, int8 about 7
+  // per output channel (steps of 1/127 of the channel's largest weight), 16x coarser; measured at most 7.6e-4 (fp16)
+  // and 2.2e-2 (int8) with the greedy captions' mean log-prob -2.7 per token: the bounds leave 2.5x.
+  for (const [dtype, perToken] of [['fp16', 2e-3], ['int8', 5e-2]] as const) {
+    const graphs = { init: expandStoredWeights(decoderInitGraph(config, params, dtype)), step: expandStoredWeights(decoderStepGraph(config, params, dtype)) };
+    const onnx = await OnnxDecoderModel.create(ortNode as unknown as OrtNamespace, config, graphs);
+    const got = await captionLogProbs(onnx as never, features, tokens, N, T, V);
+    await onnx.release();
+    const diffs = Array.from(want, (w, b) => Math.abs(got[b] - w) / T);
+    lines.push(`${dtype}: per-token |difference| mean ${(diffs.reduce((a, b) => a + b) / N).toExponential(2)}, max ${Math.max(...diffs).toExponential(2)} (bound ${perToken})`);
+    diffs.forEach((d, b) => assert.ok(d <= perToken, `${dtype}: caption ${b} log-prob ${got[b]} vs ${want[b]} (${d} per token)`));
+  }
+  const mean = want.reduce((a, b) => a + b) / N / T;
+  console.log(`teacher-forced log-probs (fp32 mean ${mean.toFixed(3)} per token, uniform ${(-Math.log(V)).toFixed(3)}):\n  ${lines.join('\n  ')}`);
+  assert.ok(mean > -Math.log(V) + 2, 'the model is confident (far from uniform), so the comparison is not of flat distributions');
+  native.dispose();
+});
+
 /** Serves `root` on 127.0.0.1 (random port) until closed. */
 async function serve(root: string): Promise<{ url: string; close: () => Promise<void> }> {
   const server = http.createServer((req, res) => {
@@ -223,8 +289,8 @@ test('broken bundles are refused with the file named and the fix', async () => {
   await assert.rejects(loadCaptioner(damaged), /encoder\.onnx does not match its manifest \(SHA-256 .*export it again/);
 
   const newer = copy('newer');
-  writeManifest(newer, { ...manifestOf(newer), formatVersion: 2, writtenBy: { package: 'show-attend-tell', version: '9.9.9' } });
-  await assert.rejects(loadCaptioner(newer), new RegExp(`format version 2, written by show-attend-tell 9\\.9\\.9; show-attend-tell ${PACKAGE_VERSION.replace(/\./g, '\\.')} reads format version 1.*Upgrade to show-attend-tell 9\\.9\\.9`));
+  writeManifest(newer, { ...manifestOf(newer), formatVersion: BUNDLE_FORMAT_VERSION + 1, writtenBy: { package: 'show-attend-tell', version: '9.9.9' } });
+  await assert.rejects(loadCaptioner(newer), new RegExp(`format version ${BUNDLE_FORMAT_VERSION + 1}, written by show-attend-tell 9\\.9\\.9; show-attend-tell ${PACKAGE_VERSION.replace(/\./g, '\\.')} reads format version ${BUNDLE_FORMAT_VERSION}.*Upgrade to show-attend-tell 9\\.9\\.9`));
 
   const unknown = copy('unknown');
   writeManifest(unknown, { format: 'something-else' });

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import command from '../src/cli/features.js';
 import { parseCommandArgs } from '../src/cli/command.js';
 import { partsDir } from '../src/features/format.js';
-import { openRunFeatures } from '../src/features/run-features.js';
+import { openRunFeatures } from '../src/features/run-feature-store.js';
 import { openFeatureStore } from '../src/features/store.js';
 import { prepareRun } from '../src/dataset/prepare.js';
 import { runPaths } from '../src/dataset/run.js';

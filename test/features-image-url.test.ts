@@ -13,7 +13,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
-import { loadCaptioner } from '../src/export/load.js';
+import { loadCaptioner } from '../src/models/load-captioner.js';
 import { fetchImageUrl } from '../src/features/image-url.js';
 import { makeCaptionRun, type CaptionFixture } from './export-fixture.js';
 
@@ -41,6 +41,7 @@ before(async () => {
       for (let i = 0; i < 8; i++) res.write(Buffer.alloc(256 << 10));
       res.end();
     } else if (url === '/fake.jpg') res.writeHead(200, { 'content-type': 'image/jpeg' }).end('not really a jpeg');
+    else if (url === '/broken.jpg') res.writeHead(200, { 'content-type': 'image/jpeg' }).end(Buffer.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3]));
     else res.writeHead(404, { 'content-type': 'text/plain' }).end('no such thing');
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -55,23 +56,24 @@ after(async () => {
 
 test('an image URL downloads once into the cache; redirects are followed', async () => {
   const cache = path.join(dir, 'cache');
-  const file = await fetchImageUrl(`${base}/blue.png`, { dir: cache });
+  const file = await fetchImageUrl(`${base}/blue.png`, { dir: cache, allowPrivateNetwork: true });
   assert.ok(file.startsWith(cache) && file.endsWith('.png'));
   assert.deepEqual(fs.readFileSync(file), png);
-  assert.equal(await fetchImageUrl(`${base}/blue.png`, { dir: cache }), file);
+  assert.equal(await fetchImageUrl(`${base}/blue.png`, { dir: cache, allowPrivateNetwork: true }), file);
   assert.equal(hits.get('/blue.png'), 1, 'the second call reads the cache');
-  const moved = await fetchImageUrl(`${base}/moved`, { dir: cache });
+  const moved = await fetchImageUrl(`${base}/moved`, { dir: cache, allowPrivateNetwork: true });
   assert.deepEqual(fs.readFileSync(moved), png);
 });
 
 test('not an image, too large, 404, undecodable: refused, nothing cached', async () => {
   const cache = path.join(dir, 'refusals');
-  const opts = { dir: cache, maxBytes: 1 << 20 };
+  const opts = { dir: cache, maxBytes: 1 << 20, allowPrivateNetwork: true };
   await assert.rejects(fetchImageUrl(`${base}/page`, opts), /not an image \(Content-Type "text\/html"\)/);
   await assert.rejects(fetchImageUrl(`${base}/big.png`, opts), /3145728 bytes is larger than the 1\.0 MiB limit/);
   await assert.rejects(fetchImageUrl(`${base}/stream.png`, opts), /more than the 1\.0 MiB limit/);
   await assert.rejects(fetchImageUrl(`${base}/nope.jpg`, opts), /HTTP 404/);
-  await assert.rejects(fetchImageUrl(`${base}/fake.jpg`, opts), /says it is image\/jpeg but does not decode/);
+  await assert.rejects(fetchImageUrl(`${base}/fake.jpg`, opts), /says it is image\/jpeg but its bytes are not JPEG, PNG/);
+  await assert.rejects(fetchImageUrl(`${base}/broken.jpg`, opts), /says it is image\/jpeg but does not decode/);
   const closed = http.createServer();
   await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
   const port = (closed.address() as AddressInfo).port;
@@ -88,7 +90,7 @@ test('sat caption takes URLs next to files; loadCaptioner names a bad URL', asyn
   const env = { ...process.env, SAT_CACHE: path.join(dir, 'cli-cache') };
   const { stdout } = await promisify(execFile)(process.execPath, [...args, `${base}/blue.png`, fx.images.red], { env });
   assert.deepEqual(stdout.trim().split('\n'), [`${base}/blue.png\ta blue circle on the left`, `${fx.images.red}\ta red square`]);
-  const captioner = await loadCaptioner(fx.run, { encoder: e, maxImageBytes: 1 << 20 });
+  const captioner = await loadCaptioner(fx.run, { encoder: e, maxImageBytes: 1 << 20, allowPrivateNetwork: true });
   try {
     await assert.rejects(captioner.caption(`${base}/big.png`), /big\.png: 3145728 bytes is larger than the 1\.0 MiB limit/);
     await assert.rejects(captioner.caption(`${base}/page`), /page: not an image/);

@@ -3,13 +3,16 @@
  * switched in-process: each agrees with the float64 path (loss and every gradient, as test/model-native does for
  * the default backend), with rows that share images, per-caption weights, dropout, the regulariser and both GRU and
  * initial-state modes; decoding reproduces evalLoss; and the backends agree with each other. The whole suite runs
- * on either backend with SAT_GEMM_BACKEND=cblas|onednn.
+ * on either backend with SAT_GEMM_BACKEND=cblas|onednn. The oneDNN tests are skipped on a build without it, unless oneDNN is required
+ * (test/capabilities.ts): a build that lost oneDNN then fails here instead of testing CBLAS alone.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createModel, type ModelConfig } from '../src/model/index.js';
-import { loadBinding, PARAMETER_ORDER, selectGemmBackend, type GemmBackend } from '../src/model/binding.js';
+import { GEMM_BACKENDS, loadBinding, selectGemmBackend, type GemmBackend } from '../src/model/binding.js';
+import { PARAMETER_ORDER } from '../src/model/params.js';
 import { Rng } from '../src/util/rng.js';
+import { testNeeding } from './capabilities.js';
 
 const native = loadBinding();
 const info = native.gemmInfo();
@@ -47,8 +50,11 @@ function step(params: Float32Array[] | Float64Array[], o: typeof CASES[number]) 
   return { loss: r.loss, grads };
 }
 
-for (const backend of info.built) {
-  test(`${backend}: the float32 step agrees with the float64 path (shared images, weights, dropout, regulariser, GRU and initial-state modes)`, () => {
+/** Why `backend` cannot be tested here (not in this build), or null. */
+const missing = (backend: GemmBackend) => (info.built.includes(backend) ? null : `this build has ${info.built.join(', ')} only`);
+
+for (const backend of GEMM_BACKENDS) {
+  testNeeding('onednn', missing(backend), `${backend}: the float32 step agrees with the float64 path (shared images, weights, dropout, regulariser, GRU and initial-state modes)`, () => {
     const model = createModel(config, { seed: 8 });
     const p32 = [...model.parameters().values()].map((t) => t.data);
     const p64 = p32.map((a) => Float64Array.from(a));
@@ -67,7 +73,7 @@ for (const backend of info.built) {
     model.dispose();
   });
 
-  test(`${backend}: decoding step by step reproduces evalLoss`, () => {
+  testNeeding('onednn', missing(backend), `${backend}: decoding step by step reproduces evalLoss`, () => {
     withBackend(backend, () => {
       const model = createModel({ ...config, initState: 'mean' }, { seed: 3 });
       const features = imageFeatures.subarray(0, 2 * L * C);
@@ -91,7 +97,7 @@ for (const backend of info.built) {
   });
 }
 
-test('the backends agree with each other, and the switch is checked', { skip: info.built.length < 2 && 'this build has CBLAS only' }, () => {
+testNeeding('onednn', missing('onednn'), 'the backends agree with each other, and the switch is checked', () => {
   const model = createModel(config, { seed: 8 });
   const p32 = [...model.parameters().values()].map((t) => t.data);
   const a = withBackend('cblas', () => step(p32, CASES[1])), b = withBackend('onednn', () => step(p32, CASES[1]));

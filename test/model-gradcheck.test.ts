@@ -8,8 +8,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadBinding, PARAMETER_ORDER } from '../src/model/binding.js';
-import { parameterShapes } from '../src/model/params.js';
+import { loadBinding } from '../src/model/binding.js';
+import { PARAMETER_ORDER, parameterShapes } from '../src/model/params.js';
 import { Rng } from '../src/util/rng.js';
 import type { ModelConfig } from '../src/model/types.js';
 

@@ -10,7 +10,8 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { createModel, type ModelConfig, type TrainBatch } from '../src/model/index.js';
-import { loadBinding, PARAMETER_ORDER } from '../src/model/binding.js';
+import { loadBinding } from '../src/model/binding.js';
+import { PARAMETER_ORDER } from '../src/model/params.js';
 import { Rng } from '../src/util/rng.js';
 import { UserError } from '../src/util/errors.js';
 

@@ -6,10 +6,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadBinding, PARAMETER_ORDER } from '../src/model/binding.js';
-import { parameterShapes } from '../src/model/params.js';
+import { loadBinding } from '../src/model/binding.js';
+import { PARAMETER_ORDER, parameterShapes } from '../src/model/params.js';
 import { Rng } from '../src/util/rng.js';
 import type { ModelConfig } from '../src/model/types.js';
+import { testNeeding } from './capabilities.js';
 
 // The raw binding, called the way a buggy caller could (wrong types, missing arguments).
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -181,7 +182,7 @@ test('an element getter that detaches or shrinks another argument\'s buffer is r
   assert.equal(reads, 1);
 });
 
-test('a oneDNN error becomes a JS error naming the primitive and its shapes', { skip: !native.gemmInfo().onednn && 'this build has no oneDNN' }, () => {
+testNeeding('onednn', native.gemmInfo().onednn ? null : 'this build has no oneDNN', 'a oneDNN error becomes a JS error naming the primitive and its shapes', () => {
   assert.throws(() => native.throwForTest('onednn'),
     /native core error: oneDNN matmul f32 C\[-3,4\] = A\[-3,5\] \(ld 5\) x B\[5,4\] \(ld 4\), ldc 4, alpha 1\.0+, beta 0\.0+: \S/);
 });

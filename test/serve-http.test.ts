@@ -12,7 +12,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
 import { buildBundle, writeBundle } from '../src/export/bundle.js';
-import { loadCaptioner } from '../src/export/load.js';
+import { loadCaptioner } from '../src/models/load-captioner.js';
 import { loadRgb } from '../src/features/image.js';
 import { Batcher, TicketReleasedError } from '../src/serve/batcher.js';
 import { BUILD_FOLDERS } from '../src/serve/page-assets.js';

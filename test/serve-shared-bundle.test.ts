@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
 import { buildBundle } from '../src/export/bundle.js';
-import { loadCaptioner } from '../src/export/load.js';
+import { loadCaptioner } from '../src/models/load-captioner.js';
 import { SupervisedEngine } from '../src/serve/supervisor.js';
 import { modelThreadLimits, shareBundle, WorkerEngine } from '../src/serve/worker-engine.js';
 import { makeTinyRun, RED_BLUE, type TinyRun } from './tiny-model.js';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { readSafetensors, writeSafetensors } from '../src/checkpoint/safetensors.js';
-import { CHECKPOINT_FORMAT, checkpointFiles, loadCheckpoint, restoreModel, saveCheckpoint, type CheckpointMeta } from '../src/checkpoint/checkpoint.js';
+import { CHECKPOINT_FORMAT, checkpointTagPaths, loadCheckpoint, restoreModel, saveCheckpoint, type CheckpointMeta } from '../src/checkpoint/checkpoint.js';
 import { createModel } from '../src/model/index.js';
 import { lossCurveSvg } from '../src/train/loss-curve.js';
 import { tempDir } from './train-helpers.js';
@@ -60,7 +60,7 @@ test('checkpoints written before the projection.* names (encoder.kernel, encoder
   };
   saveCheckpoint(dir, 'latest', model, meta);
   // Rewrite the file as an older version wrote it.
-  const file = checkpointFiles(dir, 'latest').weights;
+  const file = checkpointTagPaths(dir, 'latest').weights;
   const { tensors, metadata } = readSafetensors(file);
   const old = new Map([...tensors].map(([name, t]) => [name.replace(/(^|\.)projection\./, '$1encoder.'), t]));
   assert.ok(old.has('encoder.kernel') && old.has('optimizer.v.encoder.bias') && !old.has('projection.kernel'));

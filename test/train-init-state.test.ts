@@ -11,7 +11,7 @@ import path from 'node:path';
 import { runPaths } from '../src/dataset/run.js';
 import { train } from '../src/train/train.js';
 import { DEFAULT_TRAIN_CONFIG, resolveConfig, validateConfigPatch, type TrainConfig } from '../src/train/config.js';
-import { checkpointFiles, loadCheckpoint, restoreModel, type CheckpointMeta } from '../src/checkpoint/checkpoint.js';
+import { checkpointTagPaths, loadCheckpoint, restoreModel, type CheckpointMeta } from '../src/checkpoint/checkpoint.js';
 import { writeSafetensors, type Tensor } from '../src/checkpoint/safetensors.js';
 import { createModel } from '../src/model/index.js';
 import type { InitState } from '../src/model/types.js';
@@ -48,7 +48,7 @@ function toOldLayout(dir: string, meta: (m: CheckpointMeta) => void = () => {}):
   delete (m.config as Partial<TrainConfig>).initState;
   delete m.model.initState;
   meta(m);
-  writeSafetensors(checkpointFiles(dir, 'latest').weights, tensors, { format: 'pt', 'sat.checkpoint': JSON.stringify(m) });
+  writeSafetensors(checkpointTagPaths(dir, 'latest').weights, tensors, { format: 'pt', 'sat.checkpoint': JSON.stringify(m) });
 }
 
 test('initState: validated with a message naming the choices', () => {
@@ -90,7 +90,7 @@ test('train --init-state mean: learns init_state.*, saved in the checkpoint, dec
 
   // A 'mean' checkpoint that lost its init_state tensors is refused, naming the file.
   toOldLayout(checkpointDir, (m) => { m.model.initState = 'mean'; });
-  const damaged = checkpointFiles(checkpointDir, 'latest').weights;
+  const damaged = checkpointTagPaths(checkpointDir, 'latest').weights;
   assert.throws(() => rebuilt(damaged), (e: Error) => e instanceof UserError && e.message.includes(damaged) && /init_state\.kernel/.test(e.message));
 });
 

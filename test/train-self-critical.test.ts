@@ -83,7 +83,7 @@ test('sat train --objective scst --init: network from the checkpoint, rewards in
   // Shape options come from the checkpoint; asking for another shape, or --init with --resume, is refused.
   const straightDir = path.join(runDir, 'scst');
   await assert.rejects(train({ runDir, checkpointDir: straightDir, init: xeDir, overrides: { ...scst, embedDim: 16 }, ...quiet }),
-    /--init: "embedDim" is 8 in .* cannot be 16/);
+    /--init \S+: the model's size is fixed by its weights.*embedDim 8 \(asked 16\)/);
   await assert.rejects(train({ runDir, checkpointDir: xeDir, init: xeDir, resume: true, overrides: scst, ...quiet }), /use one of them/);
 
   const straight = await train({ runDir, checkpointDir: straightDir, init: xeDir, overrides: { ...scst, epochs: 2 }, ...quiet });
@@ -91,7 +91,12 @@ test('sat train --objective scst --init: network from the checkpoint, rewards in
   assert.equal(ckpt.meta.config.objective, 'scst');
   assert.equal(ckpt.meta.config.embedDim, 8, 'shape taken from the --init checkpoint, not the defaults');
   assert.equal(ckpt.meta.progress.history.length, 2);
-  for (const h of ckpt.meta.progress.history) assert.ok(h.trainReward! > 0 && h.metric?.name === 'CIDEr', JSON.stringify(h));
+  // Each epoch records the mean CIDEr-D of its own samples (measured 0.35 and 0.40; CIDEr-D lies in [0, 10]), and
+  // the history keeps a metric per epoch.
+  const rewards = ckpt.meta.progress.history.map((h) => h.trainReward!);
+  assert.ok(rewards.every((r) => r > 0.1 && r < 2), `train rewards ${rewards}`);
+  assert.notEqual(rewards[1], rewards[0], 'each epoch\'s own samples');
+  assert.deepEqual(ckpt.meta.progress.history.map((h) => h.metric?.name), ['CIDEr', 'CIDEr']);
   const weights = [...straight.model.parameters()].map(([, t]) => t.data.slice());
   straight.store.close(); straight.model.dispose();
 

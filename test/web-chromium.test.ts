@@ -13,9 +13,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { buildBundle, writeBundle } from '../src/export/bundle.js';
-import { loadCaptioner } from '../src/export/load.js';
+import { loadCaptioner } from '../src/models/load-captioner.js';
 import { writeBrowserBuild } from '../scripts/build-browser.js';
 import { makeCaptionRun, type CaptionFixture } from './export-fixture.js';
+import { testNeeding } from './capabilities.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOT = path.join('out', 'web-chromium.png');
@@ -68,7 +69,7 @@ after(() => { if (dir) fs.rmSync(dir, { recursive: true, force: true }); });
 
 const TYPES: Record<string, string> = { '.html': 'text/html', '.mjs': 'text/javascript', '.js': 'text/javascript', '.json': 'application/json', '.wasm': 'application/wasm', '.png': 'image/png' };
 
-test('headless Chromium captions images with the bundle as Node does', { skip: haveChromium ? false : `${CHROMIUM} is not installed (apt-get install chromium)` }, async () => {
+testNeeding('chromium', haveChromium ? null : `${CHROMIUM} is not installed (apt-get install chromium)`, 'headless Chromium captions images with the bundle as Node does', async () => {
   const server = http.createServer((req, res) => {
     const pathname = decodeURIComponent(new URL(req.url!, 'http://x').pathname);
     if (pathname === '/') { res.writeHead(200, { 'content-type': 'text/html' }).end(PAGE); return; }

@@ -13,11 +13,11 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { checkpointFile } from '../checkpoint/checkpoint.js';
-import { checkpointSha256, checkpointTarget } from '../checkpoint/source.js';
+import { checkpointWeightsFile } from '../checkpoint/checkpoint.js';
+import { checkpointSha256 } from '../checkpoint/source.js';
 import type { EncoderOptions } from '../encoders/registry.js';
 import { readManifest } from '../export/bundle-folder.js';
-import { loadCaptioner } from '../export/load.js';
+import { loadCaptioner } from '../models/load-captioner.js';
 import { UserError } from '../util/errors.js';
 import { packageRoot } from '../util/package-files.js';
 
@@ -188,7 +188,7 @@ export async function runBrowserBench(opts: BrowserBenchOptions): Promise<Browse
   const agree = (a: string[], b: string[]) => a.filter((x, i) => x === b[i]).length;
   let checkpointIsBundleSource: boolean | null = null;
   if (checkpoint) {
-    const file = checkpointFile(checkpointTarget(checkpoint));
+    const file = checkpointWeightsFile(checkpoint);
     checkpointIsBundleSource = checkpointSha256(file) === manifest.source.sha256;
   }
   return {

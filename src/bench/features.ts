@@ -1,6 +1,6 @@
 /**
  * `sat bench features`: JPEG files -> stored fp16 features (decode + resize + inference + store write, the
- * whole `sat features` pipeline), against the PyTorch peer bench/features_torch.py doing the same work the
+ * whole `sat features` pipeline), against the PyTorch peer peers/features_torch.py doing the same work the
  * tutorial's way (PIL decode/resize, torchvision CNN body, one float16 .npy per image), measured in the same run.
  *
  * Repeats alternate ours / PyTorch so that load from other processes hits both sides alike; each side
@@ -13,10 +13,10 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { resolveEncoder, type EncoderOptions } from '../encoders/registry.js';
 import { UserError } from '../util/errors.js';
-import { packageFile } from '../util/package-files.js';
 import { median } from '../util/stats.js';
 import { DEFAULT_BATCH, extractFeatures } from '../features/extract.js';
-import { createEncoderRunner } from '../features/runner.js';
+import { createEncoderRunner } from '../features/node-onnxruntime.js';
+import { torchPeerCommand, torchPeerPath } from './torch-peer.js';
 
 export interface FeaturesBenchOptions {
   /** Folder of JPEG files. */
@@ -113,14 +113,14 @@ function peerArch(encoderId: string): string | null {
 }
 
 async function runTorch(python: string, o: { images: string; limit: number; batch: number; threads: number; arch: string; layer?: string }): Promise<{ images_per_s: number; cpu_s_per_image: number }> {
-  const script = packageFile('bench', 'features_torch.py');
-  const args = [script, '--images', o.images, '--limit', String(o.limit), '--batch', String(o.batch), '--threads', String(o.threads), '--arch', o.arch];
-  if (o.arch === 'inception_v3' && o.layer) args.push('--layer', o.layer);
+  const peer = torchPeerCommand(python, 'features_torch', ['--images', torchPeerPath(o.images), '--limit', String(o.limit),
+    '--batch', String(o.batch), '--threads', String(o.threads), '--arch', o.arch]);
+  if (o.arch === 'inception_v3' && o.layer) peer.args.push('--layer', o.layer);
   let stdout: string;
   try {
-    ({ stdout } = await promisify(execFile)(python, args, { maxBuffer: 1 << 20 }));
+    ({ stdout } = await promisify(execFile)(peer.command, peer.args, { maxBuffer: 1 << 20, cwd: peer.cwd }));
   } catch (e) {
-    throw new UserError(`The PyTorch peer failed (${python} ${script}): ${(e as Error).message.split('\n').slice(-3).join(' ')}\n` +
+    throw new UserError(`The PyTorch peer failed (${python} ${peer.script}): ${(e as Error).message.split('\n').slice(-3).join(' ')}\n` +
       'Point --python at a Python with torch and torchvision (e.g. /usr/bin/python3 with the python3-torch and ' +
       'python3-torchvision packages, or `pip install torch torchvision`), or pass --no-torch.');
   }

@@ -1,6 +1,6 @@
 /**
  * `sat bench serve`: a bounded load generator against `sat serve` on 127.0.0.1, next to the PyTorch peer
- * bench/serve_torch.py (torchvision MobileNetV2 + the PyTorch twin of the decoder, eager, behind Python's
+ * peers/serve_torch.py (torchvision MobileNetV2 + the PyTorch twin of the decoder, eager, behind Python's
  * http.server, one request at a time) measured in the same run, with the same images and the same beam.
  *
  *   both servers start as child processes and are warmed up;
@@ -18,12 +18,11 @@ import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { checkpointFile } from '../checkpoint/checkpoint.js';
-import { checkpointTarget } from '../checkpoint/source.js';
-import { packageRoot } from '../util/package-files.js';
+import { checkpointWeightsFile } from '../checkpoint/checkpoint.js';
 import { UserError } from '../util/errors.js';
 import { ProgressBar } from '../util/progress.js';
 import { quantile } from '../util/stats.js';
+import { torchPeerCommand, torchPeerPath } from './torch-peer.js';
 
 export interface ServeBenchOptions {
   /** Run folder or checkpoint to serve; the peer loads the same checkpoint's decoder weights. */
@@ -81,7 +80,7 @@ export interface ServeBenchResult {
   machine: { cpus: number; loadavg_1min: [number, number] };
 }
 
-/** The peer's threads (bench/serve_torch.py's own default too), and a --max-queue small enough for the overload burst to fill. */
+/** The peer's threads (peers/serve_torch.py's own default too), and a --max-queue small enough for the overload burst to fill. */
 export const SERVE_BENCH_DEFAULTS = { peerThreads: 2, maxQueue: 16 } as const;
 
 const CLIENT_TIMEOUT_MS = 120_000;
@@ -152,8 +151,8 @@ function cpuSeconds(pid: number | undefined): number {
 }
 
 /** Start a server child process; resolves with its URL once `readyLine` matches a line of its output. */
-function startChild(command: string, args: string[], readyLine: RegExp, what: string): Promise<{ child: ChildProcess; url: string; line: string }> {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+function startChild(command: string, args: string[], readyLine: RegExp, what: string, cwd?: string): Promise<{ child: ChildProcess; url: string; line: string }> {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd });
   let log = '';
   return new Promise((resolve, reject) => {
     const onLine = (line: string) => {
@@ -188,7 +187,7 @@ function readImages(dir: string, limit: number): Uint8Array<ArrayBuffer>[] {
 export async function runServeBench(o: ServeBenchOptions): Promise<ServeBenchResult> {
   const { model, concurrency, seconds, rounds, beam } = o;
   const images = readImages(o.images, o.limit);
-  const checkpoint = checkpointFile(checkpointTarget(model));
+  const checkpoint = checkpointWeightsFile(model);
   const load0 = loadavg()[0];
 
   const maxQueue = o.server.maxQueue;
@@ -203,14 +202,14 @@ export async function runServeBench(o: ServeBenchOptions): Promise<ServeBenchRes
     ...(o.encoderWeights ? ['--encoder-weights', o.encoderWeights] : [])];
   process.stderr.write(`starting sat serve (--backend ${server.backend}, ${server.instances} instance(s), ${describeThreads(server)} each)\n`);
   const ours = await startChild(process.execPath, serveArgs, /ready: .* page at (http:\/\/127\.0\.0\.1:\d+)\//, 'sat serve');
-  const peerScript = path.join(packageRoot(), 'bench', 'serve_torch.py');
   const { python, peerThreads: threads } = o;
   let peer: { child: ChildProcess; url: string; line: string } | null = null;
   try {
     if (python && !o.overload) {
-      process.stderr.write(`starting the PyTorch peer: ${python} bench/serve_torch.py (${threads} threads)\n`);
-      peer = await startChild(python, [peerScript, '--checkpoint', checkpoint, '--port', '0', '--threads', String(threads)],
-        /"listening": "(http:\/\/127\.0\.0\.1:\d+)"/, 'the PyTorch peer (point --python at a Python with torch and torchvision, or pass --no-torch)');
+      const peerCommand = torchPeerCommand(python, 'serve_torch', ['--checkpoint', torchPeerPath(checkpoint), '--port', '0', '--threads', String(threads)]);
+      process.stderr.write(`starting the PyTorch peer: ${python} -m peers.serve_torch (${threads} threads)\n`);
+      peer = await startChild(peerCommand.command, peerCommand.args, /"listening": "(http:\/\/127\.0\.0\.1:\d+)"/,
+        'the PyTorch peer (point --python at a Python with torch and torchvision, or pass --no-torch)', peerCommand.cwd);
     }
     const peerVersion = peer ? String(JSON.parse(peer.line).torch) : '';
     // Warm-up, not measured: first requests pay one-off costs (thread pools, allocations, lazy loading).

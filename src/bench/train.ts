@@ -2,7 +2,7 @@
  * `sat bench train`: tokens/s and effective GFLOP/s of the native training step at the tutorial's shapes
  * (batch 64, 64x2048 features, E 256, U 512, A 512, vocab 5001, 16 steps) on random data, on every matmul backend
  * and precision this build and CPU run (CBLAS fp32, oneDNN fp32, oneDNN bf16), next to the PyTorch peer
- * bench/train_torch.py in fp32 and with bf16 autocast, and next to the matmul roofs: OpenBLAS sgemm, oneDNN f32 and
+ * peers/train_torch.py in fp32 and with bf16 autocast, and next to the matmul roofs: OpenBLAS sgemm, oneDNN f32 and
  * oneDNN bf16 on 1024^3 and the model's own shapes. Everything is measured in the same run: each round times one
  * step of every side (in an order that rotates between rounds) and then the roof products, so all see the same
  * machine load. Medians over the rounds; a side's roof is the best of its backend's per-shape medians.
@@ -16,8 +16,8 @@ import { TUTORIAL_MODEL_DEFAULTS, type CaptionModel, type ModelConfig } from '..
 import { ProgressBar } from '../util/progress.js';
 import { Rng } from '../util/rng.js';
 import { UserError } from '../util/errors.js';
-import { packageFile } from '../util/package-files.js';
 import { median } from '../util/stats.js';
+import { torchPeerCommand } from './torch-peer.js';
 
 export interface TrainBenchOptions {
   /** Batch size B. */
@@ -246,15 +246,14 @@ function summarise({ times, roofGflops, profiles }: Measurements, sides: TrainBe
 
 type TorchPeer = Awaited<ReturnType<typeof startTorchPeer>>;
 
-/** bench/train_torch.py --serve: set up once, then one timed step per request, in the precision asked. */
+/** peers/train_torch.py --serve (src/bench/torch-peer.ts): set up once, then one timed step per request, in the precision asked. */
 async function startTorchPeer(python: string, c: ModelConfig, B: number, T: number, threads: number) {
-  const script = packageFile('bench', 'train_torch.py');
-  packageFile('scripts', 'torch_model.py'); // the model the peer imports
-  const args = [script, '--serve', '--batch', String(B), '--steps', String(T), '--threads', String(threads),
+  const peer = torchPeerCommand(python, 'train_torch', ['--serve', '--batch', String(B), '--steps', String(T), '--threads', String(threads),
     '--locations', String(c.locations), '--channels', String(c.channels), '--embed', String(c.embedDim),
-    '--units', String(c.units), '--attention', String(c.attentionUnits), '--vocab', String(c.vocabSize)];
-  process.stderr.write(`starting the PyTorch peer: ${python} bench/train_torch.py --serve\n`);
-  const child = spawn(python, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+    '--units', String(c.units), '--attention', String(c.attentionUnits), '--vocab', String(c.vocabSize)]);
+  const script = peer.script;
+  process.stderr.write(`starting the PyTorch peer: ${python} -m peers.train_torch --serve\n`);
+  const child = spawn(peer.command, peer.args, { stdio: ['pipe', 'pipe', 'inherit'], cwd: peer.cwd });
   const failed = new Promise<never>((_, reject) => {
     const fail = (why: string) => reject(new UserError(`the PyTorch peer failed (${python} ${script}: ${why}). ` +
       'Point --python at a Python with torch (e.g. /usr/bin/python3 with the python3-torch package, or `pip install torch`), ' +

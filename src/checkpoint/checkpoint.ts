@@ -9,20 +9,22 @@
  *     vocab.json           copy of the run's vocabulary
  *     loss.svg, loss.png   train/validation loss per epoch
  *
- * Every file is written with writeFileAtomic (src/util/atomic-write.ts): a temporary name, fsync, rename,
- * fsync of the folder, so a crash (or kill -9, or a power cut) leaves either the old or the new file. The safetensors metadata is the authoritative copy of the meta:
+ * Every file is written with src/util/atomic-write.ts: a temporary name, every byte checked written, fsync, size
+ * check, rename, fsync of the folder, so a crash (or kill -9, a power cut, a full disk) leaves either the old or
+ * the new file; a checkpoint's .safetensors and .json are both written before either is renamed into place. The safetensors metadata is the authoritative copy of the meta:
  * weights and progress can never come from two different steps.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { RENAMED_PARAMETERS } from '../model/binding.js';
+import type { EncoderOptions } from '../encoders/registry.js';
+import { RENAMED_PARAMETERS } from '../model/params.js';
 import type { CaptionModel, ModelConfig } from '../model/types.js';
 import type { TrainingPrecision } from '../model/precision.js';
 import type { RngState } from '../util/rng.js';
-import { copyFileAtomic, writeFileAtomic } from '../util/atomic-write.js';
+import { copyFilesAtomic, writeFileAtomic, writeFilesAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
 import { Vocabulary } from '../vocab/vocabulary.js';
-import { readSafetensors, writeSafetensors, type Tensor } from './safetensors.js';
+import { readSafetensors, safetensorsChunks, type Tensor } from './safetensors.js';
 
 export const CHECKPOINT_FORMAT = 'show-attend-tell/checkpoint@1';
 const META_KEY = 'sat.checkpoint';
@@ -64,7 +66,8 @@ export interface CheckpointMeta<Config = Record<string, unknown>> {
   createdAt: string;
   config: Config;
   model: ModelConfig;
-  encoder: { id: string; locations: number; channels: number };
+  /** The features trained on; `options` rebuild their encoder (src/encoders/registry.ts EncoderOptions), when recorded. */
+  encoder: { id: string; locations: number; channels: number; options?: EncoderOptions };
   vocab: string;             // file name of the vocabulary, beside the checkpoint
   run: string | null;        // run directory the checkpoint was trained from (informational)
   progress: TrainProgress;
@@ -75,7 +78,8 @@ export interface CheckpointMeta<Config = Record<string, unknown>> {
   precision?: TrainingPrecision;
 }
 
-export const checkpointFiles = (dir: string, tag: 'latest' | 'best') => ({
+/** The two files of the checkpoint `tag` in the checkpoints folder `dir`: its weights and its pretty-printed meta. */
+export const checkpointTagPaths = (dir: string, tag: 'latest' | 'best') => ({
   weights: path.join(dir, `${tag}.safetensors`),
   meta: path.join(dir, `${tag}.json`),
 });
@@ -89,22 +93,25 @@ export function saveCheckpoint<Config>(dir: string, tag: 'latest' | 'best', mode
   for (const [name, t] of opt.m) tensors.set(`optimizer.m.${name}`, t);
   for (const [name, t] of opt.v) tensors.set(`optimizer.v.${name}`, t);
   const json = JSON.stringify(meta);
-  const files = checkpointFiles(dir, tag);
-  writeSafetensors(files.weights, tensors, { format: 'pt', [META_KEY]: json });
-  writeFileAtomic(files.meta, JSON.stringify(meta, null, 2) + '\n');
+  const files = checkpointTagPaths(dir, tag);
+  // Both files are written and checked before either replaces its old version: a full disk keeps the old pair.
+  writeFilesAtomic([
+    { file: files.weights, data: safetensorsChunks(tensors, { format: 'pt', [META_KEY]: json }) },
+    { file: files.meta, data: JSON.stringify(meta, null, 2) + '\n' },
+  ], `the "${tag}" checkpoint`);
 }
 
-/** Copy `<dir>/latest.*` to `<dir>/best.*` (both atomically). */
+/** Copy `<dir>/latest.*` to `<dir>/best.*` (both copied and checked before either replaces the old best). */
 export function promoteLatestToBest(dir: string): void {
-  const from = checkpointFiles(dir, 'latest');
-  const to = checkpointFiles(dir, 'best');
-  for (const key of ['weights', 'meta'] as const) copyFileAtomic(from[key], to[key]);
+  const from = checkpointTagPaths(dir, 'latest');
+  const to = checkpointTagPaths(dir, 'best');
+  copyFilesAtomic((['weights', 'meta'] as const).map((key) => ({ from: from[key], to: to[key] })), 'the "best" checkpoint');
 }
 
 /** Copy the vocabulary next to the checkpoints so the folder works on its own. */
 export function copyVocab(vocabFile: string, dir: string): string {
   fs.mkdirSync(dir, { recursive: true });
-  writeFileAtomic(path.join(dir, 'vocab.json'), fs.readFileSync(vocabFile));
+  writeFileAtomic(path.join(dir, 'vocab.json'), fs.readFileSync(vocabFile), 'the vocabulary');
   return 'vocab.json';
 }
 
@@ -115,14 +122,17 @@ export interface LoadedCheckpoint<Config = Record<string, unknown>> {
 }
 
 /**
- * The weights file `target` names: a .safetensors file, its .json, or a folder's best (else latest) checkpoint
- * (`prefer: 'latest'` takes only latest). Refuses a folder without one, or a file that does not exist.
+ * The weights file (.safetensors) that `target` names: a run folder (its checkpoints/ folder), a checkpoints
+ * folder (best, else latest; `prefer: 'latest'` takes only latest), a .safetensors file or its .json. Refuses a
+ * folder without a checkpoint, or a file that does not exist.
  */
-export function checkpointFile(target: string, prefer: 'best' | 'latest' = 'best'): string {
+export function checkpointWeightsFile(target: string, prefer: 'best' | 'latest' = 'best'): string {
   let file = target;
   if (fs.existsSync(target) && fs.statSync(target).isDirectory()) {
+    const runCheckpoints = path.join(target, 'checkpoints');
+    const dir = fs.existsSync(runCheckpoints) && fs.statSync(runCheckpoints).isDirectory() ? runCheckpoints : target;
     const order = prefer === 'best' ? ['best', 'latest'] as const : ['latest'] as const;
-    const found = order.map((t) => checkpointFiles(target, t).weights).find((f) => fs.existsSync(f));
+    const found = order.map((t) => checkpointTagPaths(dir, t).weights).find((f) => fs.existsSync(f));
     if (!found) {
       throw new UserError(`${target}: no ${order.map((t) => t + '.safetensors').join(' or ')} in this folder. ` +
         'Train first with `sat train --run DIR`, or point at a checkpoints folder.');
@@ -135,18 +145,20 @@ export function checkpointFile(target: string, prefer: 'best' | 'latest' = 'best
   return file;
 }
 
-/**
- * Load a checkpoint given its .safetensors file, its .json file, or a checkpoints folder (then
- * `best` if present, else `latest`; pass `prefer: 'latest'` to resume).
- */
+/** Load the checkpoint `target` names (see checkpointWeightsFile; pass `prefer: 'latest'` to resume). */
 export function loadCheckpoint<Config = Record<string, unknown>>(target: string, prefer: 'best' | 'latest' = 'best'): LoadedCheckpoint<Config> {
-  const file = checkpointFile(target, prefer);
+  const file = checkpointWeightsFile(target, prefer);
   const { tensors, metadata } = readSafetensors(file);
   const raw = metadata[META_KEY];
   if (!raw) throw new UserError(`${file} has no "${META_KEY}" metadata: it was not written by sat train.`);
-  const meta = JSON.parse(raw) as CheckpointMeta<Config>;
-  if (meta.format !== CHECKPOINT_FORMAT) {
-    throw new UserError(`${file} is format "${meta.format}"; this version reads "${CHECKPOINT_FORMAT}".`);
+  let meta: CheckpointMeta<Config>;
+  try {
+    meta = JSON.parse(raw) as CheckpointMeta<Config>;
+  } catch (e) {
+    throw new UserError(`${file}: its "${META_KEY}" metadata is not valid JSON (${(e as Error).message}); the checkpoint is damaged.`);
+  }
+  if (typeof meta !== 'object' || meta === null || meta.format !== CHECKPOINT_FORMAT) {
+    throw new UserError(`${file} is format ${JSON.stringify((meta as { format?: unknown } | null)?.format)}; this version reads "${CHECKPOINT_FORMAT}".`);
   }
   return { file, meta, tensors: withCurrentNames(tensors) };
 }

@@ -10,7 +10,6 @@ import path from 'node:path';
 import { checkpointVocabPath, loadCheckpoint, loadCheckpointVocab, type CheckpointMeta, type LoadedCheckpoint } from './checkpoint.js';
 import { resolveEncoder, type EncoderOptions } from '../encoders/registry.js';
 import type { EncoderModel } from '../encoders/types.js';
-import { runPaths } from '../dataset/run.js';
 import { UserError } from '../util/errors.js';
 import type { Vocabulary } from '../vocab/vocabulary.js';
 
@@ -39,22 +38,6 @@ export function encoderOptionsFor(meta: Pick<CheckpointMeta, 'encoder'>, given: 
   return merged;
 }
 
-/** Refuses a --model path that does not exist. */
-export function requireModelPath(source: string): void {
-  if (!fs.existsSync(source)) {
-    throw new UserError(`--model ${source}: no such file or folder. Pass a run folder, its checkpoints folder, a .safetensors checkpoint ` +
-      'or a bundle folder (sat export).');
-  }
-}
-
-/** Resolve RUN_OR_CHECKPOINT_DIR (a run folder, its checkpoints folder, or a .safetensors/.json file). */
-export function checkpointTarget(target: string): string {
-  requireModelPath(target);
-  const checkpoints = runPaths(target).checkpoints;
-  if (fs.statSync(target).isDirectory() && fs.existsSync(checkpoints) && fs.statSync(checkpoints).isDirectory()) return checkpoints;
-  return target;
-}
-
 export interface CheckpointSource {
   ckpt: LoadedCheckpoint;
   vocab: Vocabulary;
@@ -64,7 +47,7 @@ export interface CheckpointSource {
 
 /** Loads a checkpoint (run folder, checkpoints folder or file), its vocabulary and its encoder (see encoderOptionsFor). */
 export async function openCheckpointSource(target: string, given?: EncoderOptions): Promise<CheckpointSource> {
-  const ckpt = loadCheckpoint(checkpointTarget(target));
+  const ckpt = loadCheckpoint(target);
   const vocabFile = checkpointVocabPath(ckpt);
   const vocab = loadCheckpointVocab(ckpt);
   const { meta } = ckpt;

@@ -28,7 +28,7 @@ const python = (values: Record<string, unknown>) => (values['no-torch'] ? null :
 
 const F = FEATURES_BENCH_DEFAULTS;
 const features: Bench = {
-  summary: 'JPEG files -> stored fp16 features, vs the PyTorch peer bench/features_torch.py',
+  summary: 'JPEG files -> stored fp16 features, vs the PyTorch peer peers/features_torch.py',
   options: {
     images: { type: 'string', description: 'features, browser, serve: folder of JPEG files, e.g. ../shared/data/flickr8k/Flicker8k_Dataset' },
     limit: { type: 'string', description: 'features, serve: number of images (the first N by name)', default: String(F.limit) },
@@ -55,7 +55,7 @@ const features: Bench = {
 
 const T = TRAIN_BENCH_DEFAULTS;
 const train: Bench = {
-  summary: 'native training step (tokens/s, GFLOP/s) per matmul backend and precision vs the matmul roofs and the PyTorch peers (fp32, bf16 autocast) of bench/train_torch.py',
+  summary: 'native training step (tokens/s, GFLOP/s) per matmul backend and precision vs the matmul roofs and the PyTorch peers (fp32, bf16 autocast) of peers/train_torch.py',
   options: {
     'train-batch': { type: 'string', description: 'train: batch size B', default: String(T.batch) },
     'train-steps': { type: 'string', description: 'train: decoder steps T per caption', default: String(T.steps) },
@@ -109,7 +109,7 @@ const browser: Bench = {
 };
 
 const serve: Bench = {
-  summary: 'sat serve under load (captions/s, p50/p95/p99 latency, errors) vs the PyTorch peer bench/serve_torch.py; --overload',
+  summary: 'sat serve under load (captions/s, p50/p95/p99 latency, errors) vs the PyTorch peer peers/serve_torch.py; --overload',
   options: SERVE_BENCH_OPTIONS,
   async run(values) {
     const r = await runServeBench(serveBenchOptionsFromArgs(values));

@@ -1,44 +1,30 @@
 /**
- * `sat caption --model RUN_OR_CHECKPOINT_OR_BUNDLE IMAGE_OR_URL...`: caption image files or http(s) URLs with a
- * trained checkpoint (native addon) or an exported bundle (onnxruntime-node), optionally with per-word
- * attention figures (--attention) or machine-readable output (--json). Built on loadCaptioner (src/export/load.ts).
+ * `sat caption [--model NAME|URL|RUN|CHECKPOINT|BUNDLE] IMAGE_OR_URL...`: caption image files or http(s) URLs with
+ * the shipped model (no --model), an installed model, a trained checkpoint (native addon) or an exported bundle
+ * (onnxruntime-node), optionally with per-word
+ * attention figures (--attention) or machine-readable output (--json). Built on loadCaptioner (src/models/load-captioner.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { checkCaptionOptions, strategyOf, type CaptionOptionName, type CaptionOptions, type CaptionResult } from '../decode/captioner-api.js';
-import { checkBackend, loadCaptioner } from '../export/load.js';
+import { DEFAULT_STREAM_BATCH, MAX_STREAM_BATCH } from '../decode/caption-stream.js';
+import { decodingSummary, type CaptionOptions, type CaptionResult, type Captioner } from '../decode/captioner-api.js';
+import { checkBackend, loadCaptioner, loadLocatedCaptioner, type NodeImageInput } from '../models/load-captioner.js';
+import { locateModel } from '../models/source.js';
 import { DEFAULT_MAX_IMAGE_BYTES, isImageUrl } from '../features/image-url.js';
 import { renderAttentionFigure } from '../figures/attention.js';
 import { isSquareGrid } from '../figures/heat.js';
 import { UserError } from '../util/errors.js';
-import { numberOption, requireString, type Command } from './command.js';
+import { ProgressBar } from '../util/progress.js';
+import { CAPTION_FLAGS, captionOptionFlags, captionOptionsFromFlags, listFlag, type CaptionFlagNames } from './caption-options.js';
+import { numberOption, type Command } from './command.js';
 import { CHECKPOINT_ENCODER_OPTIONS, givenEncoderFlags } from './encoder-options.js';
 
-/** The flag of each caption option. */
-const FLAGS: Record<CaptionOptionName, string> = {
-  beam: '--beam', alpha: '--alpha', maxLength: '--max-length', sample: '--sample', temperature: '--temperature', seed: '--seed',
-  suppressUnk: '--suppress-unk', alternatives: '--json',
-};
+/** The decoding flags; --json prints the beam's alternatives (plain output does not, so the search need not wait for them). */
+const FLAGS: CaptionFlagNames = { ...CAPTION_FLAGS, alternatives: 'json' };
 
-/**
- * CaptionOptions straight from the flags, checked by the Captioner API's own rules (checkCaptionOptions) with
- * the flags named. A value that is not a number stays a string, so the refusal quotes it as given.
- */
+/** CaptionOptions straight from the flags, checked by the Captioner API's own rules with the flags named. */
 export function captionOptionsFromArgs(values: Record<string, unknown>): CaptionOptions {
-  const num = (flag: string): number | string | undefined => {
-    const v = values[flag];
-    if (typeof v !== 'string') return undefined;
-    return v.trim() !== '' && Number.isFinite(Number(v)) ? Number(v) : v;
-  };
-  const raw = {
-    beam: num('beam'), alpha: num('alpha'), maxLength: num('max-length'), temperature: num('temperature'), seed: num('seed'),
-    sample: values.sample === true ? true : undefined, suppressUnk: values['suppress-unk'] === true ? true : undefined,
-    // --json prints the beam's alternatives; plain output does not, so the search need not wait for them
-    alternatives: values.json === true ? true : undefined,
-  };
-  const options = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)) as CaptionOptions;
-  checkCaptionOptions(options, { fail: (m) => new UserError(m), name: (k) => FLAGS[k] });
-  return options;
+  return captionOptionsFromFlags(values, FLAGS);
 }
 
 /** A file's or URL's name without folders (and without a URL's query). */
@@ -81,29 +67,80 @@ function toJson(c: CaptionResult, image: string, grid: [number, number] | null) 
   };
 }
 
+/** The images listed in `file` (- for stdin): one path or URL per line; blank lines and lines starting with # are skipped. */
+export function readImageList(file: string): string[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file === '-' ? 0 : file, 'utf8');
+  } catch (e) {
+    throw new UserError(`--images-from ${file}: ${(e as Error).message}. Pass a text file with one image path or URL per line.`);
+  }
+  return text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('#'));
+}
+
+interface StreamOutput {
+  batchSize: number;
+  /** Attention figure paths, one per image (none: no figures). */
+  figures: string[];
+  /** With --json: the fields of the document before its captions (model, decoding ...); null: plain lines. */
+  json: Record<string, unknown> | null;
+  grid: [number, number] | null;
+  quiet: boolean;
+}
+
+/**
+ * Captions `images` batch by batch (Captioner.captionStream) and writes each caption, figure and JSON entry as
+ * its batch is done, so memory stays bounded for any number of images; a progress bar on stderr when there is
+ * more than one batch. --json is one JSON object, its captions one per line.
+ */
+async function captionInBatches(captioner: Captioner<NodeImageInput>, images: string[], options: CaptionOptions, out: StreamOutput): Promise<void> {
+  const { info } = captioner;
+  if (out.json) console.log(JSON.stringify({ ...out.json, captions: [] }).slice(0, -2)); // without the closing "]}"
+
+  const progress = new ProgressBar({ total: images.length, label: 'caption', unit: 'img', silent: out.quiet || images.length <= out.batchSize });
+  const stream = captioner.captionStream(images, options, { batchSize: out.batchSize, pixels: out.figures.length > 0 });
+  for await (const { index: i, result: c, rgb } of stream) {
+    if (out.json) console.log((i > 0 ? ',' : '') + JSON.stringify(toJson(c, images[i], out.grid)));
+    else console.log(images.length === 1 ? text(c) : `${images[i]}\t${text(c)}`);
+    if (rgb && out.figures[i]) {
+      const png = await renderAttentionFigure({ rgb, size: info.inputSize, words: c.words.map((w) => w.word), attention: c.words.map((w) => w.attention) },
+        { heading: `${imageName(images[i])}: ${text(c)}` });
+      fs.mkdirSync(path.dirname(path.resolve(out.figures[i])), { recursive: true });
+      fs.writeFileSync(out.figures[i], png);
+      if (out.quiet || images.length <= out.batchSize) console.error(`sat caption: attention figure ${out.figures[i]}`);
+    }
+    progress.tick();
+  }
+  if (out.json) console.log(']}');
+  if (images.length > out.batchSize) progress.finish();
+}
+
 const command: Command = {
   name: 'caption',
-  summary: 'Caption image files or URLs with a trained checkpoint or bundle (greedy, beam search or sampling), with attention maps',
-  usage: 'sat caption --model RUN_CHECKPOINT_OR_BUNDLE IMAGE_OR_URL... [--beam K] [--sample --temperature T --seed N] [--json] [--attention OUT]',
+  summary: 'Caption image files or URLs with the shipped model, an installed one, a checkpoint or a bundle (greedy, beam, sampling), with attention maps',
+  usage: 'sat caption [--model NAME_URL_RUN_CHECKPOINT_OR_BUNDLE] IMAGE_OR_URL... [--images-from LIST] [--beam K [--groups G --diversity D]] [--sample --temperature T --top-k K --top-p P --seed N] [--block-trigrams] [--json] [--attention OUT]',
   allowPositionals: true,
   options: {
-    model: { type: 'string', description: 'run folder, its checkpoints/ folder, a .safetensors checkpoint (best.* preferred over latest.*), or a bundle folder from sat export' },
+    model: {
+      type: 'string', multiple: true,
+      description: 'an installed model\'s name (`sat models`), a bundle folder from sat export, a run folder, its checkpoints/ folder, a .safetensors checkpoint ' +
+        '(best.* preferred over latest.*), or the https URL of a bundle\'s manifest.json (installed once; #sha256=HEX pins it). Default: the shipped model. ' +
+        'Repeat it (or separate with commas) for an ensemble of checkpoints',
+    },
     backend: { type: 'string', description: 'native (the C++ addon; a checkpoint) or onnx (onnxruntime-node; a bundle, or a checkpoint exported in memory). Default: onnx for a bundle, else native' },
     'max-image-mb': { type: 'string', description: `size limit of images downloaded from http(s) URLs, in MiB (default ${DEFAULT_MAX_IMAGE_BYTES / 1024 / 1024})` },
-    beam: { type: 'string', description: 'beam search width (default 1: greedy, the most likely word at each step)' },
-    alpha: { type: 'string', description: 'beam search length normalisation: rank by logProb / length^alpha (0 = off)' },
-    sample: { type: 'boolean', description: 'sample each word from softmax(logits / temperature), as the TF tutorial does' },
-    temperature: { type: 'string', description: 'sampling temperature (with --sample; default 1)' },
-    seed: { type: 'string', description: 'sampling seed (with --sample; default 0)' },
-    'max-length': { type: 'string', description: 'most words per caption, <end> included (default: the vocabulary\'s max length - 1)' },
-    'suppress-unk': { type: 'boolean', description: 'never emit <unk>' },
+    ...captionOptionFlags(FLAGS),
+    'images-from': { type: 'string', description: 'also caption the images listed in this file, one path or URL per line (- reads stdin; for more files than a command line holds)' },
+    'batch-size': { type: 'string', description: `images read, encoded and decoded together; memory holds one batch (default ${DEFAULT_STREAM_BATCH})` },
+    quiet: { type: 'boolean', description: 'no progress bar' },
     json: { type: 'boolean', description: 'print JSON: per image the words and, per word, the attention weights over the encoder locations' },
     attention: { type: 'string', description: 'write attention figures: OUT.png for one image, or a folder (one IMAGE.attention.png each)' },
     ...CHECKPOINT_ENCODER_OPTIONS,
   },
-  async run({ values, positionals }) {
-    const model = requireString(values, 'model', 'the run (or checkpoints) folder of a trained model, e.g. --model runs/shapes');
-    if (positionals.length === 0) throw new UserError('no images given: sat caption --model DIR IMAGE... (JPEG or PNG files, or http(s) URLs).');
+  async run({ values, positionals: named }) {
+    const models = listFlag(values, 'model');
+    const positionals = [...named, ...(typeof values['images-from'] === 'string' ? readImageList(values['images-from']) : [])];
+    if (positionals.length === 0) throw new UserError('no images given: sat caption [--model MODEL] IMAGE... (JPEG or PNG files, or http(s) URLs), or --images-from LIST.');
     for (const f of positionals) {
       if (isImageUrl(f)) continue;
       if (!fs.existsSync(f)) throw new UserError(`image ${f} does not exist. Check the path.`);
@@ -113,40 +150,32 @@ const command: Command = {
     const figures = typeof values.attention === 'string' ? figurePaths(values.attention, positionals) : [];
     const maxImageMb = numberOption(values, 'max-image-mb', { min: 0.001 });
     const backend = values.backend === undefined ? undefined : checkBackend(values.backend, '--backend');
+    const batchSize = numberOption(values, 'batch-size', { integer: true, min: 1, max: MAX_STREAM_BATCH }) ?? DEFAULT_STREAM_BATCH;
 
-    const captioner = await loadCaptioner(model, {
+    const loadOptions = {
       backend, encoder: givenEncoderFlags(values), maxImageBytes: maxImageMb === undefined ? undefined : Math.round(maxImageMb * 1024 * 1024),
-    });
+      allowFiles: true, allowPrivateNetwork: true, // the user at the terminal names files and may name local servers
+    };
+    // One model (or none: the shipped one) is located first, so the output can say where it came from.
+    const model = models && models.length > 1
+      ? { origin: 'path' as const, path: models.join(',') }
+      : await locateModel(models?.[0], { silent: false });
+    const captioner = 'kind' in model ? await loadLocatedCaptioner(model, loadOptions) : await loadCaptioner(models!, loadOptions);
     try {
-      const { encoderId: id, locations, inputSize } = captioner.info;
+      const { encoderId: id, locations } = captioner.info;
       const grid = isSquareGrid(captioner.info.grid) ? captioner.info.grid : null; // null: not a square feature map
       if (figures.length > 0 && grid === null) {
         throw new UserError(`--attention: encoder "${id}" has ${locations} locations, not a square grid, so there is no map to draw. Omit --attention.`);
       }
-      // Each image once (a URL is downloaded once), then one encoder batch and one decoder batch.
-      const rgb: Uint8Array[] = [];
-      for (const image of positionals) rgb.push(await captioner.preprocess(image));
-      const pixels = rgb.map((data) => ({ data, width: inputSize, height: inputSize }));
-      const captions = await captioner.captionBatch(pixels, options);
-      if (values.json) {
-        console.log(JSON.stringify({
-          checkpoint: captioner.info.source,
-          encoder: id,
-          locations,
-          decoding: { ...strategyOf(options), maxLength: options.maxLength ?? captioner.info.maxLength },
-          captions: captions.map((c, i) => toJson(c, positionals[i], grid)),
-        }));
-      } else {
-        captions.forEach((c, i) => console.log(positionals.length === 1 ? text(c) : `${positionals[i]}\t${text(c)}`));
-      }
-      for (let i = 0; i < figures.length; i++) {
-        const c = captions[i];
-        const png = await renderAttentionFigure({ rgb: rgb[i], size: inputSize, words: c.words.map((w) => w.word), attention: c.words.map((w) => w.attention) },
-          { heading: `${imageName(positionals[i])}: ${text(c)}` });
-        fs.mkdirSync(path.dirname(path.resolve(figures[i])), { recursive: true });
-        fs.writeFileSync(figures[i], png);
-        console.error(`sat caption: attention figure ${figures[i]}`);
-      }
+      const { modelId, modelName } = captioner.info;
+      const head = {
+        model: { id: modelId, ...(modelName !== undefined ? { name: modelName } : {}), origin: model.origin, path: model.path },
+        checkpoint: captioner.info.source, encoder: id, locations, decoding: decodingSummary(options, captioner.info.maxLength),
+      };
+      if (!values.json) console.error(`sat caption: model ${modelName !== undefined ? `${modelName} (${model.origin}), id ` : ''}${modelId}`);
+      await captionInBatches(captioner, positionals, options, {
+        batchSize, figures, json: values.json === true ? head : null, grid, quiet: values.quiet === true,
+      });
     } finally {
       await captioner.dispose();
     }

@@ -5,23 +5,24 @@
  */
 import path from 'node:path';
 import { SCORE_NAMES } from '../metrics/score.js';
-import { evaluate } from '../eval/evaluate.js';
+import { describeDecoding, evaluate } from '../eval/evaluate.js';
 import { formatAttentionCheck } from '../eval/attention-check.js';
 import { UserError } from '../util/errors.js';
+import { captionOptionFlags, captionOptionsFromFlags, EVAL_CAPTION_FLAGS, listFlag } from './caption-options.js';
 import { numberOption, requireString, type Command } from './command.js';
 
 const command: Command = {
   name: 'eval',
   summary: 'Caption a dev/test split from cached features and score it (BLEU, ROUGE-L, CIDEr) with an HTML report',
-  usage: 'sat eval --run DIR --split dev|test [--checkpoint best|latest|PATH] [--beam K [--alpha A]] [--max-length N] [--limit N] [--json] [--out DIR]',
+  usage: 'sat eval --run DIR --split dev|test [--checkpoint best|latest|PATH[,PATH...]] [--beam K [--alpha A] [--groups G]] [--block-trigrams] [--limit N] [--json] [--out DIR]',
   options: {
     run: { type: 'string', description: 'run directory (sat prepare + sat features + sat train)' },
     split: { type: 'string', description: 'dev or test', default: 'test' },
-    checkpoint: { type: 'string', description: 'best, latest, or a checkpoint .safetensors file / folder', default: 'best' },
-    beam: { type: 'string', description: 'beam search width (1 = greedy)', default: '1' },
-    alpha: { type: 'string', description: 'beam search length normalisation: rank by logProb / length^alpha (0 = off)', default: '0' },
-    'suppress-unk': { type: 'boolean', description: 'never emit <unk> (default: off, as the tutorial)' },
-    'max-length': { type: 'string', description: 'most tokens per caption, <end> included (default: the vocabulary\'s max length - 1)' },
+    checkpoint: {
+      type: 'string', multiple: true,
+      description: 'best, latest, or a checkpoint .safetensors file / folder (default best); repeat it or separate with commas for an ensemble of checkpoints',
+    },
+    ...captionOptionFlags(EVAL_CAPTION_FLAGS),
     limit: { type: 'string', description: 'evaluate only this many images of the split, picked by --seed (default: all)' },
     sample: { type: 'string', description: 'images shown in the HTML report with attention figures', default: '12' },
     seed: { type: 'string', description: 'seed for --limit and the report sample', default: '0' },
@@ -37,11 +38,8 @@ const command: Command = {
     if (split !== 'dev' && split !== 'test') throw new UserError(`--split must be dev or test, got "${split}".`);
     const result = await evaluate({
       runDir, split,
-      checkpoint: values.checkpoint as string,
-      beam: numberOption(values, 'beam', { integer: true, min: 1, max: 100 }),
-      alpha: numberOption(values, 'alpha', { min: 0, max: 5 }),
-      suppressUnk: values['suppress-unk'] === true,
-      maxLength: numberOption(values, 'max-length', { integer: true, min: 1, max: 1000 }),
+      checkpoint: listFlag(values, 'checkpoint'),
+      decoding: captionOptionsFromFlags(values, EVAL_CAPTION_FLAGS),
       limit: numberOption(values, 'limit', { integer: true, min: 1 }),
       sample: numberOption(values, 'sample', { integer: true, min: 0 }),
       seed: numberOption(values, 'seed', { integer: true, min: 0 }),
@@ -55,9 +53,9 @@ const command: Command = {
       console.log(JSON.stringify({ ...m, ...(result.attention ? { attentionCheck: result.attention } : {}), files: result.files }));
       return;
     }
-    const decoding = (m.decoding.kind === 'beam' ? `beam ${m.decoding.beam}${m.decoding.alpha ? ` alpha ${m.decoding.alpha}` : ''}` : 'greedy') +
-      (m.decoding.suppressUnk ? ', no <unk>' : '');
-    console.log(`${m.split}: ${m.images} images, ${decoding}, checkpoint ${path.basename(m.checkpoint.file)} (epoch ${m.checkpoint.epoch})` +
+    const decoding = describeDecoding(m.decoding);
+    const checkpoints = (m.ensemble ?? [m.checkpoint]).map((c) => `${path.basename(c.file)} (epoch ${c.epoch})`).join(' + ');
+    console.log(`${m.split}: ${m.images} images, ${decoding}, checkpoint ${checkpoints}` +
       (m.missingFeatures ? `; ${m.missingFeatures} images without features left out` : ''));
     for (const name of SCORE_NAMES) console.log(`  ${name.padEnd(8)} ${m.scores[name].toFixed(4)}`);
     console.log('  METEOR and SPICE: not computed (they need the official Java jars)');

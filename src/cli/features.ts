@@ -1,13 +1,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { SPLITS, type Split } from '../dataset/types.js';
-import { resolveEncoder } from '../encoders/registry.js';
+import { DEFAULT_ENCODER, resolveEncoder, type EncoderOptions } from '../encoders/registry.js';
+import { encoderOptionsFor } from '../checkpoint/source.js';
+import { loadInitSource } from '../train/init-source.js';
 import { ENCODER_CLI_OPTIONS, encoderOptionsFromArgs } from './encoder-options.js';
 import { DEFAULT_BATCH, extractFeatures, selectSlice } from '../features/extract.js';
 import { partName, partsDir, type SkippedImage } from '../features/format.js';
 import { DEFAULT_MAX_PIXELS } from '../features/image.js';
 import { mergeParts } from '../features/merge.js';
-import { recordRunFeatures } from '../features/run-features.js';
+import { recordRunFeatures } from '../features/run-feature-store.js';
 import { openFeatureStore } from '../features/store.js';
 import { loadRun } from '../dataset/prepare.js';
 import { runPaths } from '../dataset/run.js';
@@ -18,10 +20,11 @@ import { numberOption, requireString, type Command } from './command.js';
 const command: Command = {
   name: 'features',
   summary: 'Extract CNN features of a prepared run\'s images into its fp16 feature store (resumable)',
-  usage: 'sat features --run RUN [--encoder NAME|model.onnx] [--layer mixedN] [--split train,dev,test] [--shard i/n | --merge]',
+  usage: 'sat features --run RUN [--encoder NAME|model.onnx|BUNDLE_DIR | --encoder-from MODEL] [--layer mixedN] [--split train,dev,test] [--shard i/n | --merge]',
   options: {
     run: { type: 'string', description: 'run directory written by `sat prepare`' },
     ...ENCODER_CLI_OPTIONS,
+    'encoder-from': { type: 'string', description: 'the encoder of a trained model: a bundle folder (its encoder.onnx) or a checkpoint/run (the encoder it recorded); for `sat train --init MODEL`' },
     split: { type: 'string', description: 'comma-separated splits to extract', default: SPLITS.join(',') },
     batch: { type: 'string', description: 'images per onnxruntime run', default: String(DEFAULT_BATCH) },
     threads: { type: 'string', description: 'onnxruntime intra-op threads', default: '2' },
@@ -37,12 +40,13 @@ const command: Command = {
     const splits = parseSplits(String(values.split));
     const shard = values.shard === undefined ? null : parseShard(String(values.shard));
     if (shard && values.merge) throw new UserError('--shard and --merge do not go together: extract every slice with --shard i/n, then run --merge once.');
-    const model = await resolveEncoder(encoderOptionsFromArgs(values));
+    const encoderOptions = await chosenEncoderOptions(values);
+    const model = await resolveEncoder(encoderOptions);
     const storeDir = runPaths(run.dir).features(model.spec.id);
 
     if (values.merge) {
       const res = mergeParts(storeDir);
-      const info = recordRunFeatures(run.dir, storeDir);
+      const info = recordRunFeatures(run.dir, storeDir, encoderOptions);
       console.log(`merged ${res.parts} parts into ${storeDir}: ${res.images} images, ${res.skipped} skipped (see skipped.json)`);
       console.log(`run.json now points at it: ${info.encoderId}, ${info.locations} locations x ${info.channels} channels`);
       if (values.verify) verify(storeDir);
@@ -84,12 +88,30 @@ const command: Command = {
     if (shard) {
       console.log(`slice ${shard.index}/${shard.count} done; once every slice is, run \`sat features --run ${runDir} --merge\` with the same encoder flags.`);
     } else {
-      const info = recordRunFeatures(run.dir, dir);
-      console.log(`run.json now points at it: ${info.encoderId}, ${info.images} images`);
+      const info = recordRunFeatures(run.dir, dir, encoderOptions);
+      console.log(`run.json now points at it: ${info.encoderId}, ${info.images} images; encoder options recorded for sat train, caption, serve and export`);
     }
     if (values.verify) verify(dir);
   },
 };
+
+/**
+ * The encoder options of the command line, or with --encoder-from MODEL those that rebuild MODEL's encoder: a
+ * bundle folder's own encoder.onnx, or the encoder a checkpoint recorded (the encoder flags given fill in what it
+ * did not record, such as a weights folder).
+ */
+async function chosenEncoderOptions(values: Record<string, unknown>): Promise<EncoderOptions> {
+  const flags = encoderOptionsFromArgs(values);
+  const from = values['encoder-from'];
+  if (typeof from !== 'string') return flags;
+  if (flags.encoder !== DEFAULT_ENCODER) {
+    throw new UserError(`--encoder ${flags.encoder} and --encoder-from ${from} both choose the encoder: give one of them.`);
+  }
+  const source = await loadInitSource(from);
+  if (source.kind === 'bundle') return { ...flags, encoder: source.where };
+  const given = { ...flags, encoder: undefined };
+  return encoderOptionsFor({ encoder: source.encoder }, given);
+}
 
 function parseSplits(value: string): Split[] {
   const parts = value.split(',').map((s) => s.trim()).filter(Boolean);

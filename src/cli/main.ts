@@ -17,6 +17,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   eval: async () => (await import('./eval.js')).default,
   score: async () => (await import('./score.js')).default,
   serve: async () => (await import('./serve.js')).default,
+  models: async () => (await import('./models.js')).default,
   demo: async () => (await import('./demo.js')).default,
   bench: async () => (await import('./bench.js')).default,
 };

@@ -1,14 +1,14 @@
 /**
- * `sat serve --model RUN|CKPT|BUNDLE`: the HTTP captioning service and its web page (src/serve/server.ts).
+ * `sat serve [--model NAME|URL|RUN|CKPT|BUNDLE]` (default: the shipped model): the HTTP captioning service and its web page (src/serve/server.ts).
  * The model runs on threads of its own (src/serve/model-worker.ts, --instances of them). SIGTERM or SIGINT:
  * stop taking requests, finish those in flight, exit 0.
  */
 import type { ResourceLimits } from 'node:worker_threads';
-import { requireModelPath } from '../checkpoint/source.js';
 import type { EncoderOptions } from '../encoders/registry.js';
 import type { Bundle } from '../export/bundle-backend.js';
-import { isBundleFolder, readManifest } from '../export/bundle-folder.js';
-import { checkBackend } from '../export/load.js';
+import { readManifest } from '../export/bundle-folder.js';
+import { checkBackend } from '../models/load-captioner.js';
+import { locateModel } from '../models/source.js';
 import { DEFAULT_SERVE_BACKEND } from '../serve/engine.js';
 import type { ModelWorkerData } from '../serve/model-worker.js';
 import { DEFAULT_SERVE_OPTIONS, startServer, type ServeOptions } from '../serve/server.js';
@@ -18,13 +18,13 @@ import { IMAGE_FORMATS } from '../serve/options.js';
 import { parseOrigin } from '../serve/origin.js';
 import { SupervisedEngine, type SupervisorOptions } from '../serve/supervisor.js';
 import { UserError } from '../util/errors.js';
-import { numberOption, requireString, type Command, type OptionSpec } from './command.js';
+import { numberOption, type Command, type OptionSpec } from './command.js';
 import { CHECKPOINT_ENCODER_OPTIONS, givenEncoderFlags } from './encoder-options.js';
 
 const d = DEFAULT_SERVE_OPTIONS;
 
 export const SERVE_OPTIONS: Record<string, OptionSpec> = {
-  model: { type: 'string', description: 'run folder, its checkpoints/ folder, a .safetensors checkpoint, or a bundle folder from sat export' },
+  model: { type: 'string', description: 'an installed model\'s name (`sat models`), a bundle folder from sat export, a run folder, its checkpoints/ folder, a .safetensors checkpoint, or the https URL of a bundle\'s manifest.json (installed once; #sha256=HEX pins it). Default: the shipped model' },
   backend: { type: 'string', description: 'native (the C++ decoder; checkpoints only) or onnx (onnxruntime-node; a checkpoint is exported in memory once, and the export is shared by the model threads and the page)', default: DEFAULT_SERVE_BACKEND },
   host: { type: 'string', description: 'address to listen on (127.0.0.1: this machine only; 0.0.0.0 exposes the service)', default: d.host },
   port: { type: 'string', description: 'TCP port (0: any free port)', default: String(d.port) },
@@ -153,18 +153,18 @@ async function startEngines(count: number, data: () => Promise<ModelWorkerData>,
 const command: Command = {
   name: 'serve',
   summary: 'HTTP captioning service with a web page that shows where the model looks (batching, limits, metrics)',
-  usage: 'sat serve --model RUN_CHECKPOINT_OR_BUNDLE [--backend onnx|native] [--host 127.0.0.1] [--port 8080] [options]',
+  usage: 'sat serve [--model NAME_URL_RUN_CHECKPOINT_OR_BUNDLE] [--backend onnx|native] [--host 127.0.0.1] [--port 8080] [options]',
   options: SERVE_OPTIONS,
   async run({ values }) {
-    const model = requireString(values, 'model', 'a run folder, checkpoint or bundle folder of a trained model, e.g. --model runs/f8k');
-    requireModelPath(model);
+    const located = await locateModel(typeof values.model === 'string' ? values.model : undefined, { silent: false });
+    const model = located.path;
     const backend = checkBackend(values.backend, '--backend');
     const threads = numberOption(values, 'threads', { integer: true, min: 1, max: 64 })!;
     const blasThreads = numberOption(values, 'blas-threads', { integer: true, min: 1, max: 64 })!;
     const encoder = givenEncoderFlags(values);
     const instances = numberOption(values, 'instances', { integer: true, min: 1, max: 16 })!;
     // A checkpoint is exported at most once: for the onnx model threads at start, and for the page's bundle.
-    const exported = isBundleFolder(model) ? null : exportOnce(model, encoder);
+    const exported = located.kind === 'bundle' ? null : exportOnce(model, encoder);
     const options: ServeOptions = { ...serveOptionsFromArgs(values), bundle: bundleSource(model, values, exported) };
     const limits = modelThreadLimits(numberOption(values, 'thread-heap-mb', { integer: true, min: 64, max: 1_000_000 })!);
     const supervision: SupervisorOptions = {
@@ -176,7 +176,7 @@ const command: Command = {
       source: model, options: { backend, encoder, threads, blasThreads }, exported: backend === 'onnx' && exported ? await exported() : undefined,
     }), limits, supervision);
     const server = await startServer(load, options);
-    console.error(`sat serve: listening on ${server.url} (loading ${model} ...)`);
+    console.error(`sat serve: listening on ${server.url} (loading ${located.name ?? model} ...)`);
 
     let stopping = false;
     const stop = (signal: string) => {

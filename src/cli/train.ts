@@ -61,7 +61,8 @@ const options: Command['options'] = {
   run: { type: 'string', description: 'run directory (from sat prepare + sat features)' },
   config: { type: 'string', description: 'JSON file of training settings (field names as printed at start, e.g. configs/tutorial.json); flags win over it' },
   resume: { type: 'boolean', description: 'continue from CHECKPOINTS/latest exactly where it stopped' },
-  init: { type: 'string', description: 'start from this checkpoint\'s weights (file or folder: its best), fresh optimizer and schedule' },
+  force: { type: 'boolean', description: 'start over in a checkpoints folder that holds checkpoints, deleting them (without it, or --resume, such a folder is refused)' },
+  init: { type: 'string', description: 'start from a trained model: a checkpoint (file, checkpoints or run folder: its best) or a bundle folder; shared words keep their rows, new words start fresh; fresh optimizer and schedule' },
   checkpoints: { type: 'string', description: 'checkpoint folder (default RUN/checkpoints)' },
   features: { type: 'string', description: 'feature store folder (default: the one the run uses)' },
   minutes: { type: 'string', description: 'stop (with a checkpoint) after this many minutes of training' },
@@ -96,7 +97,7 @@ const command: Command = {
   name: 'train',
   summary: 'Train the attention captioner on a run\'s cached features (checkpoints, exact --resume)',
   usage: 'sat train --run DIR [--epochs N] [--batch-size N] [--learning-rate X] [--dropout X] [--clip-norm X] [--gru-state carry|reset] ' +
-    '[--init-state zeros|mean] [--precision fp32|bf16|auto] [--config FILE] [--resume] [--init CKPT --config configs/scst.json]',
+    '[--init-state zeros|mean] [--precision fp32|bf16|auto] [--config FILE] [--resume | --force] [--init MODEL [--config configs/scst.json]]',
   options,
   async run({ values }) {
     const runDir = requireString(values, 'run', 'the run directory made by `sat prepare` and `sat features`.');
@@ -106,6 +107,7 @@ const command: Command = {
       configFile: values.config as string | undefined,
       overrides: configFromFlags(values),
       resume: values.resume === true,
+      force: values.force === true,
       init: values.init as string | undefined,
       checkpointDir: values.checkpoints as string | undefined,
       featuresDir: values.features as string | undefined,

@@ -85,6 +85,25 @@ export function readCoco(opts: CocoOptions): Dataset {
   return { kind: 'coco', images, skipped };
 }
 
+const isId = (v: unknown) => typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v));
+
+/** Every image has an id and a file name, every annotation an image id and a caption; the first that does not is named. */
+function checkCocoEntries(json: CocoJson, file: string): void {
+  const fix = 'each image needs {"id", "file_name"} and each annotation {"image_id", "caption"}';
+  json.images.forEach((im: unknown, i) => {
+    const o = im as Record<string, unknown> | null;
+    if (typeof o !== 'object' || o === null || !isId(o.id) || typeof o.file_name !== 'string' || o.file_name === '') {
+      throw new UserError(`${file}: images[${i}] is ${JSON.stringify(im)?.slice(0, 120)}; ${fix}.`);
+    }
+  });
+  json.annotations.forEach((ann: unknown, i) => {
+    const o = ann as Record<string, unknown> | null;
+    if (typeof o !== 'object' || o === null || !isId(o.image_id) || typeof o.caption !== 'string') {
+      throw new UserError(`${file}: annotations[${i}] is ${JSON.stringify(ann)?.slice(0, 120)}; ${fix}.`);
+    }
+  });
+}
+
 function readCocoFile(file: string, imageDir: string, skipped: Dataset['skipped']): DatasetImage[] {
   let json: CocoJson;
   try {
@@ -95,6 +114,7 @@ function readCocoFile(file: string, imageDir: string, skipped: Dataset['skipped'
   if (!Array.isArray(json.images) || !Array.isArray(json.annotations)) {
     throw new UserError(`${file} is not a COCO captions file (expected "images" and "annotations" arrays).`);
   }
+  checkCocoEntries(json, file);
   const byId = new Map<string, DatasetImage>();
   const missing = new Set<string>();
   for (const im of json.images) {
@@ -107,7 +127,7 @@ function readCocoFile(file: string, imageDir: string, skipped: Dataset['skipped'
   for (const ann of json.annotations) {
     const id = String(ann.image_id);
     const img = byId.get(id);
-    if (img) img.captions.push(String(ann.caption).trim());
+    if (img) img.captions.push(ann.caption.trim());
     else if (!missing.has(id)) orphans.set(id, (orphans.get(id) ?? 0) + 1);
   }
   for (const id of missing) skipped.push({ id, reason: `image file not found in ${imageDir}` });

@@ -7,16 +7,22 @@ import { UserError } from '../util/errors.js';
 
 /** Parse CSV text into rows of fields. `source` names the file in error messages. */
 export function parseCsv(text: string, source = 'CSV'): string[][] {
-  const rows: string[][] = [];
+  return parseCsvLines(text, source).map((r) => r.fields);
+}
+
+/** Parse CSV text into rows of fields, each with the line it starts on (1-based). */
+export function parseCsvLines(text: string, source = 'CSV'): { fields: string[]; line: number }[] {
+  const rows: { fields: string[]; line: number }[] = [];
   let row: string[] = [];
   let field = '';
   let quoted = false; // inside a quoted field
   let line = 1;
+  let rowLine = 1;
   let i = text.charCodeAt(0) === 0xfeff ? 1 : 0; // skip a UTF-8 byte order mark
   const endField = () => { row.push(field); field = ''; };
   const endRow = () => {
     endField();
-    if (!(row.length === 1 && row[0] === '')) rows.push(row); // blank lines are not rows
+    if (!(row.length === 1 && row[0] === '')) rows.push({ fields: row, line: rowLine }); // blank lines are not rows
     row = [];
   };
   for (; i < text.length; i++) {
@@ -32,7 +38,7 @@ export function parseCsv(text: string, source = 'CSV'): string[][] {
       if (field !== '') throw new UserError(`${source} line ${line}: a quote inside an unquoted field; quote the whole field and double inner quotes ("").`);
       quoted = true;
     } else if (c === ',') endField();
-    else if (c === '\n') { endRow(); line++; }
+    else if (c === '\n') { endRow(); line++; rowLine = line; }
     else if (c === '\r' && text[i + 1] === '\n') { /* CRLF: the \n ends the row */ }
     else field += c;
   }

@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../util/errors.js';
-import { parseCsv } from './csv.js';
+import { parseCsvLines } from './csv.js';
 import { parseSplitName, splitByImage } from './split.js';
 import type { Dataset, DatasetImage, Split } from './types.js';
 
@@ -75,39 +75,46 @@ export function readFolder(opts: FolderOptions): Dataset {
 }
 
 function csvRows(text: string, file: string): Row[] {
-  const table = parseCsv(text, file);
+  const table = parseCsvLines(text, file);
   if (table.length === 0) throw new UserError(`${file} is empty; expected a header "image,caption".`);
-  const header = table[0].map((h) => h.trim().toLowerCase());
+  const header = table[0].fields.map((h) => h.trim().toLowerCase());
   const col = (name: string) => header.indexOf(name);
   const [ci, cc, cs] = [col('image'), col('caption'), col('split')];
-  if (ci < 0 || cc < 0) throw new UserError(`${file}: header must name columns "image" and "caption" (got "${table[0].join(',')}").`);
-  const rows = table.slice(1).map((r, k) => ({
-    image: (r[ci] ?? '').trim(),
-    captions: [r[cc] ?? ''],
-    split: cs >= 0 ? (r[cs] ?? '').trim() : undefined,
-    where: `${path.basename(file)} row ${k + 2}`,
-  }));
-  const empty = rows.find((r) => r.image === '');
-  if (empty) throw new UserError(`${empty.where}: empty image column.`);
-  return rows;
+  if (ci < 0 || cc < 0) throw new UserError(`${file}: header must name columns "image" and "caption" (got "${table[0].fields.join(',')}").`);
+  return table.slice(1).map(({ fields: r, line }) => {
+    const where = `${path.basename(file)} line ${line}`;
+    if (r.length > header.length) {
+      throw new UserError(`${where}: ${r.length} fields but the header has ${header.length}; put a caption that contains commas in double quotes.`);
+    }
+    if (r.length <= Math.max(ci, cc)) throw new UserError(`${where}: ${r.length} field${r.length === 1 ? '' : 's'}, no "${r.length <= ci ? 'image' : 'caption'}" column.`);
+    const image = r[ci].trim();
+    if (image === '') throw new UserError(`${where}: empty image column.`);
+    return { image, captions: [r[cc]], split: cs >= 0 ? (r[cs] ?? '').trim() : undefined, where };
+  });
 }
 
+/** One JSON object per line; a line that is not one (null, a list, bad JSON, wrong field types) names the file and line. */
 function jsonlRows(text: string, file: string): Row[] {
   const rows: Row[] = [];
-  text.split(/\r?\n/).forEach((line, k) => {
+  text.replace(/^\uFEFF/, '').split(/\r?\n/).forEach((line, k) => {
     if (line.trim() === '') return;
     const where = `${path.basename(file)} line ${k + 1}`;
-    let o: { image?: unknown; caption?: unknown; captions?: unknown; split?: unknown };
+    let o: unknown;
     try {
       o = JSON.parse(line);
     } catch (e) {
       throw new UserError(`${where}: not valid JSON (${(e as Error).message}).`);
     }
-    if (typeof o.image !== 'string' || o.image === '') throw new UserError(`${where}: needs a string "image" field.`);
-    const captions = typeof o.caption === 'string' ? [o.caption]
-      : Array.isArray(o.captions) && o.captions.every((c) => typeof c === 'string') ? (o.captions as string[]) : undefined;
+    if (typeof o !== 'object' || o === null || Array.isArray(o)) {
+      throw new UserError(`${where}: expected an object like {"image": "a.jpg", "caption": "..."}, got ${o === null ? 'null' : Array.isArray(o) ? 'a list' : typeof o}.`);
+    }
+    const { image, caption, captions: list, split } = o as { image?: unknown; caption?: unknown; captions?: unknown; split?: unknown };
+    if (typeof image !== 'string' || image === '') throw new UserError(`${where}: needs a string "image" field.`);
+    const captions = typeof caption === 'string' ? [caption]
+      : Array.isArray(list) && list.every((c) => typeof c === 'string') ? (list as string[]) : undefined;
     if (!captions) throw new UserError(`${where}: needs "caption": "..." or "captions": ["...", ...].`);
-    rows.push({ image: o.image, captions, split: o.split === undefined ? undefined : String(o.split), where });
+    if (split !== undefined && typeof split !== 'string') throw new UserError(`${where}: "split" must be a string (train, dev/val or test).`);
+    rows.push({ image, captions, split, where });
   });
   return rows;
 }

@@ -45,7 +45,8 @@ export function readKarpathy(opts: KarpathyOptions): Dataset {
   const images: DatasetImage[] = [];
   const skipped: Dataset['skipped'] = [];
   const seen = new Set<string>();
-  for (const im of json.images) {
+  for (const [i, im] of json.images.entries()) {
+    checkKarpathyImage(im, `${file}: images[${i}]`);
     const rel = path.join(im.filepath ?? '', im.filename);
     const id = im.cocoid !== undefined ? String(im.cocoid) : rel;
     const split = parseSplitName(String(im.split));
@@ -61,4 +62,18 @@ export function readKarpathy(opts: KarpathyOptions): Dataset {
     }
   }
   return { kind: 'karpathy', images, skipped };
+}
+
+/** An image entry has a string filename (and filepath if any) and a list of sentence objects; otherwise its index is named. */
+function checkKarpathyImage(im: unknown, where: string): asserts im is KarpathyJson['images'][number] {
+  const o = im as Record<string, unknown> | null;
+  const fix = 'each image needs {"filename", "split", "sentences": [{"raw"}]}';
+  if (typeof o !== 'object' || o === null || typeof o.filename !== 'string' || (o.filepath !== undefined && typeof o.filepath !== 'string')) {
+    throw new UserError(`${where} is ${JSON.stringify(im)?.slice(0, 120)}; ${fix}.`);
+  }
+  const sentences = o.sentences;
+  if (sentences !== undefined && (!Array.isArray(sentences) || !sentences.every((s) => typeof s === 'object' && s !== null &&
+    (s.raw === undefined || typeof s.raw === 'string') && (s.tokens === undefined || (Array.isArray(s.tokens) && s.tokens.every((t: unknown) => typeof t === 'string')))))) {
+    throw new UserError(`${where} has sentences ${JSON.stringify(sentences)?.slice(0, 120)}; ${fix}.`);
+  }
 }

@@ -19,7 +19,7 @@ import { generateShapesDataset, readShapes } from './shapes.js';
 import { limitCaptions, splitCounts } from './split.js';
 import { SPLITS, type Dataset, type Split } from './types.js';
 import { runPaths, type PreparedImage } from './run.js';
-import { writeJsonAtomic } from '../util/atomic-write.js';
+import { writeFilesAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
 import { tokenize, Vocabulary } from '../vocab/vocabulary.js';
 
@@ -142,10 +142,13 @@ export async function prepareRun(opts: PrepareOptions): Promise<LoadedRun & { da
     skipped: dataset.skipped.slice(0, 1000),
   };
   fs.mkdirSync(paths.dir, { recursive: true });
-  vocab.save(paths.vocab);
-  fs.writeFileSync(paths.images, images.map((im) => JSON.stringify(im)).join('\n') + '\n');
-  // run.json last: its presence means the run directory is complete.
-  writeJsonAtomic(paths.runJson, info);
+  // All three written and checked before any replaces its old version (a full disk keeps a previous run whole);
+  // run.json renamed last: its presence means the run directory is complete.
+  writeFilesAtomic([
+    { file: paths.vocab, data: JSON.stringify(vocab.toJSON()) + '\n' },
+    { file: paths.images, data: jsonLines(images) },
+    { file: paths.runJson, data: JSON.stringify(info, null, 2) + '\n' },
+  ], 'the prepared run (vocab.json, images.jsonl, run.json)');
   return { dir: paths.dir, info, vocab, images, dataset };
 }
 
@@ -190,4 +193,23 @@ export function formatReport(info: RunInfo): string {
     }
   }
   return lines.join('\n');
+}
+
+/** One JSON line per item, as chunks of about 1 MB (no single string of a COCO-size list). */
+function jsonLines(items: readonly unknown[]): Buffer[] {
+  const chunks: Buffer[] = [];
+  let lines: string[] = [];
+  let size = 0;
+  for (const item of items) {
+    const line = JSON.stringify(item) + '\n';
+    lines.push(line);
+    size += line.length;
+    if (size >= 1 << 20) {
+      chunks.push(Buffer.from(lines.join(''), 'utf8'));
+      lines = [];
+      size = 0;
+    }
+  }
+  if (lines.length > 0) chunks.push(Buffer.from(lines.join(''), 'utf8'));
+  return chunks;
 }

@@ -1,5 +1,5 @@
 /**
- * The Captioner API, the same in Node (`loadCaptioner` from src/export/load.ts: native addon or
+ * The Captioner API, the same in Node (`loadCaptioner` from src/models/load-captioner.ts: native addon or
  * onnxruntime-node) and in browsers (`show-attend-tell/web`: onnxruntime-web). Pure: no Node built-ins.
  *
  * @example
@@ -9,96 +9,33 @@
  *   await captioner.dispose();
  *
  * Contract (stable; `sat serve` is built on it):
- *  - `caption(image, options)` -> CaptionResult; `captionBatch(images, options)` encodes the images as one
- *    encoder batch and decodes them as one model batch (N images x k beams as rows; 64 images at most per model
- *    batch, larger batches in chunks of 64); results in input order.
+ *  - `caption(image, options)` -> CaptionResult; `captionBatch(images, options)` reads, encodes and decodes the
+ *    images in batches of 64 (N images x k beams as rows per model batch); results in input order.
+ *    `captionStream(images, options, { batchSize, pixels })` does the same for any (async) iterable of images,
+ *    yielding each caption as its batch is done: memory stays bounded for any number of images.
  *    A batch gives each image the caption it gets alone.
- *  - options (CaptionOptions, checked by checkCaptionOptions within CAPTION_OPTION_LIMITS): `beam` (width,
- *    default 1 = greedy), `alpha` (length normalisation of beam scores, default 0; beam search only), `maxLength`
- *    (tokens, <end> included; default the vocabulary's longest caption), `sample` with `temperature` and `seed`
- *    (the TF tutorial's sampling; reproducible per seed), `suppressUnk`, `alternatives`. `beam` and `sample`
- *    exclude each other. With `alternatives: true` (or a count m <= beam) and beam > 1, the result lists the k (m)
- *    best finished hypotheses, best first, the caption itself first; without it, or for greedy and sampling, the
- *    list is empty. Asking for them can make the search run longer; the best caption is the same either way.
+ *  - options (CaptionOptions, src/decode/options.ts, checked by checkCaptionOptions within CAPTION_OPTION_LIMITS):
+ *    `beam` (width, default 1 = greedy), `alpha` (length normalisation of beam scores, default 0; beam search
+ *    only), `groups` and `diversity` (diverse beam search), `maxLength` (tokens, <end> included; default the
+ *    vocabulary's longest caption), `sample` with `temperature`, `topK`, `topP` and `seed` (reproducible per
+ *    seed), `blockTrigrams`, `suppressUnk`, `alternatives`. `beam` and `sample` exclude each other. With
+ *    `alternatives: true` (or a count m <= beam) and beam > 1, the result lists the k (m) best finished
+ *    hypotheses with their scores, best first, the caption itself first; without it, or for greedy and sampling,
+ *    the list is empty. Asking for them can make the search run longer; the best caption is the same either way.
  *  - `preprocess(image)` gives the image as the encoder sees it (RGB uint8 HWC, info.inputSize square), e.g. to
  *    draw attention maps over it.
  *  - `info` says which model and backend run, the input size, scaling and layout, the attention grid and the
  *    vocabulary size; `dispose()` frees the model and runtime sessions.
  *  Bad input is refused with an Error naming it (a UserError in Node).
  */
-import type { DecodeVocab } from './types.js';
-import type { DecodedCaption, DecodeOptions, DecodeStrategy } from './types.js';
+import { decodeInBatches, type CaptionStreamOptions } from './caption-stream.js';
+import { resolveCaptionOptions, type CaptionOptions } from './options.js';
+import type { DecodedCaption, DecodeOptions, DecodeVocab } from './types.js';
 
-export interface CaptionOptions {
-  /** Beam width; 1 (default) is greedy decoding. */
-  beam?: number;
-  /** Beam search length normalisation: hypotheses ranked by logProb / length^alpha (default 0: raw log-prob). */
-  alpha?: number;
-  /** Most tokens per caption, <end> included (default: the vocabulary's longest caption minus <start>). */
-  maxLength?: number;
-  /** Sample each word from softmax(logits / temperature) instead of searching. */
-  sample?: boolean;
-  temperature?: number;
-  seed?: number;
-  /** Never emit <unk>. */
-  suppressUnk?: boolean;
-  /**
-   * Beam search: list the best finished hypotheses with the caption (true: all `beam` of them; a number m: the
-   * best m, 1 <= m <= beam). Off by default: waiting for them can lengthen the search.
-   */
-  alternatives?: boolean | number;
-}
-
-/** The ranges of the numeric CaptionOptions (the same for the library, `sat caption` and `sat serve`). */
-export const CAPTION_OPTION_LIMITS = {
-  beam: { integer: true, min: 1, max: 100 },
-  alpha: { integer: false, min: 0, max: 5 },
-  maxLength: { integer: true, min: 1, max: 1000 },
-  seed: { integer: true, min: 0, max: 2 ** 32 - 1 },
-  temperature: { integer: false, min: 1e-6, max: 1e6 },
-} as const;
-
-export type CaptionOptionName = keyof CaptionOptions;
-
-const OPTION_NAMES: readonly CaptionOptionName[] = ['beam', 'alpha', 'maxLength', 'sample', 'temperature', 'seed', 'suppressUnk', 'alternatives'];
-
-export interface OptionCheck {
-  /** Builds the error (default: Error; Node callers pass UserError). */
-  fail?: (message: string) => Error;
-  /** How an option is named in messages (default its key; the CLI passes its flag, e.g. maxLength -> --max-length). */
-  name?: (option: CaptionOptionName) => string;
-}
-
-/**
- * Refuses CaptionOptions that are unknown, out of CAPTION_OPTION_LIMITS or contradictory (beam with sample,
- * alpha without beam search, temperature or seed without sample, more alternatives than beams).
- */
-export function checkCaptionOptions(o: CaptionOptions, check: OptionCheck = {}): void {
-  const fail = check.fail ?? ((m: string) => new Error(m));
-  const name = check.name ?? ((k: CaptionOptionName) => k);
-  if (o === null || typeof o !== 'object') throw fail(`caption options must be an object, got ${JSON.stringify(o)}.`);
-  const unknown = Object.keys(o).filter((k) => !OPTION_NAMES.includes(k as CaptionOptionName));
-  if (unknown.length > 0) throw fail(`unknown caption option(s) ${unknown.join(', ')}; known: ${OPTION_NAMES.join(', ')}.`);
-  for (const [key, limit] of Object.entries(CAPTION_OPTION_LIMITS) as [keyof typeof CAPTION_OPTION_LIMITS, { integer: boolean; min: number; max: number }][]) {
-    const v = o[key];
-    if (v === undefined) continue;
-    if (typeof v !== 'number' || !Number.isFinite(v) || (limit.integer && !Number.isInteger(v)) || v < limit.min || v > limit.max) {
-      throw fail(`${name(key)} must be ${limit.integer ? 'an integer' : 'a number'} from ${limit.min} to ${limit.max}, got ${JSON.stringify(v)}.`);
-    }
-  }
-  const beam = o.beam ?? 1;
-  if (o.sample && beam > 1) throw fail(`${name('beam')} and ${name('sample')} exclude each other: choose beam search or sampling.`);
-  if (!o.sample && (o.temperature !== undefined || o.seed !== undefined)) {
-    throw fail(`${name('temperature')} and ${name('seed')} apply to ${name('sample')} only.`);
-  }
-  if (o.alpha !== undefined && o.alpha > 0 && (beam <= 1 || o.sample)) {
-    throw fail(`${name('alpha')} (length normalisation) applies to beam search: give ${name('beam')} K with K > 1, or leave ${name('alpha')} out.`);
-  }
-  const alt = o.alternatives;
-  if (alt !== undefined && typeof alt !== 'boolean' && !(Number.isInteger(alt) && alt >= 0 && alt <= beam)) {
-    throw fail(`${name('alternatives')} must be true, false or a count from 0 to ${name('beam')} (${beam}), got ${JSON.stringify(alt)}.`);
-  }
-}
+export {
+  CAPTION_OPTION_LIMITS, CAPTION_OPTION_NAMES, checkCaptionOptions, decodingSummary, DEFAULT_DIVERSITY, resolveCaptionOptions,
+} from './options.js';
+export type { CaptionOptionName, CaptionOptions, DecodingSummary, OptionCheck, OptionLimit, ResolvedCaptionOptions, SearchKind } from './options.js';
 
 export interface CaptionWord {
   word: string;
@@ -129,6 +66,8 @@ export interface CaptionResult {
 export interface CaptionerInfo {
   /** Which model: the bundle's modelId, or the checkpoint's name and SHA-256 prefix. */
   modelId: string;
+  /** The installed model's name (the shipped model, or one in the cache), when it was loaded by name, URL or default. */
+  modelName?: string;
   backend: 'native' | 'onnx' | 'onnx-web';
   /** Where it was loaded from (checkpoint file, bundle folder or URL). */
   source: string;
@@ -149,12 +88,25 @@ export interface Captioner<Image> {
   readonly info: CaptionerInfo;
   caption(image: Image, options?: CaptionOptions): Promise<CaptionResult>;
   captionBatch(images: readonly Image[], options?: CaptionOptions): Promise<CaptionResult[]>;
+  /** Any number of images with bounded memory, in batches (src/decode/caption-stream.ts); results in input order. */
+  captionStream(images: Iterable<Image> | AsyncIterable<Image>, options?: CaptionOptions, stream?: CaptionStreamOptions): AsyncGenerator<CaptionedImage<Image>>;
   preprocess(image: Image): Promise<Uint8Array>;
   dispose(): Promise<void>;
 }
 
-/** What a backend provides; createCaptioner turns it into the Captioner API. */
-export interface CaptionBackend<Image> {
+/** One image's caption from captionStream; `rgb` (the image as the encoder saw it) with `pixels: true`. */
+export interface CaptionedImage<Image> {
+  index: number;
+  image: Image;
+  result: CaptionResult;
+  rgb?: Uint8Array;
+}
+
+/**
+ * What runs a captioner (the native addon, or onnxruntime over a bundle; info.backend says which):
+ * createCaptioner turns it into the Captioner API.
+ */
+export interface CaptionRuntime<Image> {
   info: CaptionerInfo;
   vocab: DecodeVocab;
   preprocess(image: Image): Promise<Uint8Array>;
@@ -164,18 +116,10 @@ export interface CaptionBackend<Image> {
   dispose(): Promise<void>;
 }
 
-/** The decoding strategy CaptionOptions ask for (checked options: see checkCaptionOptions). */
-export function strategyOf(o: CaptionOptions): DecodeStrategy {
-  if (o.sample) return { kind: 'sample', temperature: o.temperature ?? 1, seed: o.seed ?? 0 };
-  return o.beam !== undefined && o.beam > 1 ? { kind: 'beam', beam: o.beam, alpha: o.alpha ?? 0 } : { kind: 'greedy' };
-}
-
 /** Checks CaptionOptions and turns them into the decoder's options (`defaultMaxLength` when maxLength is absent). */
 export function decodeOptionsFor(o: CaptionOptions, defaultMaxLength: number, fail?: (message: string) => Error): DecodeOptions {
-  checkCaptionOptions(o, { fail });
-  const strategy = strategyOf(o);
-  const alternatives = strategy.kind !== 'beam' || !o.alternatives ? 0 : o.alternatives === true ? strategy.beam : o.alternatives;
-  return { strategy, maxLength: o.maxLength ?? defaultMaxLength, suppressUnk: Boolean(o.suppressUnk), alternatives };
+  resolveCaptionOptions(o, defaultMaxLength, { fail });
+  return { ...o, maxLength: o.maxLength ?? defaultMaxLength };
 }
 
 /** A decoded caption as the API returns it. */
@@ -191,7 +135,7 @@ export function captionResult(d: DecodedCaption): CaptionResult {
 }
 
 /** The Captioner API over a backend. Batches are encoded once and decoded as one model batch. */
-export function createCaptioner<Image>(backend: CaptionBackend<Image>, fail?: (message: string) => Error): Captioner<Image> {
+export function createCaptioner<Image>(backend: CaptionRuntime<Image>, fail?: (message: string) => Error): Captioner<Image> {
   let disposed = false;
   const live = () => {
     if (disposed) throw (fail ?? ((m: string) => new Error(m)))('this captioner was disposed; load it again.');
@@ -199,16 +143,23 @@ export function createCaptioner<Image>(backend: CaptionBackend<Image>, fail?: (m
   const captionBatch = async (images: readonly Image[], options: CaptionOptions = {}): Promise<CaptionResult[]> => {
     live();
     const decodeOptions = decodeOptionsFor(options, backend.info.maxLength, fail);
-    if (images.length === 0) return [];
-    const rgb: Uint8Array[] = [];
-    for (const image of images) rgb.push(await backend.preprocess(image));
-    const features = await backend.encode(rgb);
-    const decoded = await backend.decode(features, images.length, decodeOptions);
-    return decoded.map(captionResult);
+    const results: CaptionResult[] = [];
+    for await (const { decoded } of decodeInBatches(backend, images, decodeOptions, {}, fail)) results.push(captionResult(decoded));
+    return results;
   };
+  async function* captionStream(images: Iterable<Image> | AsyncIterable<Image>, options: CaptionOptions = {},
+                                stream: CaptionStreamOptions = {}): AsyncGenerator<CaptionedImage<Image>> {
+    live();
+    const decodeOptions = decodeOptionsFor(options, backend.info.maxLength, fail);
+    for await (const d of decodeInBatches(backend, images, decodeOptions, stream, fail)) {
+      live();
+      yield { index: d.index, image: d.image, result: captionResult(d.decoded), ...(d.rgb ? { rgb: d.rgb } : {}) };
+    }
+  }
   return {
     info: backend.info,
     captionBatch,
+    captionStream,
     caption: async (image, options) => (await captionBatch([image], options))[0],
     preprocess: (image) => { live(); return backend.preprocess(image); },
     dispose: async () => {

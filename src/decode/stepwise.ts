@@ -1,16 +1,20 @@
 /**
  * Greedy and sampled decoding: one token per image per step, as the TF tutorial's evaluate() loop, for N images
- * at once. Rows whose caption reached <end> are dropped from the batch (model.selectRows), so a batch
- * costs as many steps as its longest caption and no compute goes to finished rows.
+ * at once: logits processors edit each step's logits, then the chooser (argmax, or a draw) picks each row's token.
+ * Rows whose caption reached <end> are dropped from the batch (model.selectRows), so a batch costs as many steps
+ * as its longest caption and no compute goes to finished rows.
  */
 import type { DecoderModelBase, DecoderState } from '../model/types.js';
-import { logSumExpRows, suppressTokens, type TokenChooser } from './logits.js';
+import { logSumExpRows, type LogitsProcessor, type TokenChooser } from './logits.js';
 import { encodeRequest, stepRequest, type Search } from './search.js';
 import type { DecodedCaption, DecodeVocab } from './types.js';
 
 export interface StepwiseOptions {
   maxLength: number;
-  forbidden: number[];
+  /** Edits each step's logits [rows, V] before normalisation (e.g. suppressTokens). */
+  processor: LogitsProcessor;
+  /** Whether `processor` reads each row's tokens so far (trigram blocking). */
+  processorNeedsPrefixes?: boolean;
   /** Builds the chooser; `imageOf(row)` maps a batch row to its image index in this call. */
   chooser: (imageOf: (row: number) => number) => TokenChooser;
   /** Captions per image (default 1): rows i * repeat + k all decode image i, which is encoded once. */
@@ -26,7 +30,6 @@ export function* decodeStepwise(model: DecoderModelBase, features: Float32Array,
   const n = images * repeat;
   const results: DecodedCaption[] = Array.from({ length: n }, () => ({ ids: [], words: [], attention: [], logProb: 0, finished: false }));
   if (n === 0) return results;
-  const mask = suppressTokens(opts.forbidden);
 
   let state: DecoderState = yield* encodeRequest(features, images);
   if (repeat > 1) state = model.selectRows(state, Int32Array.from({ length: n }, (_, i) => Math.floor(i / repeat)));
@@ -37,7 +40,7 @@ export function* decodeStepwise(model: DecoderModelBase, features: Float32Array,
   for (let t = 0; t < opts.maxLength && active.length > 0; t++) {
     const out = yield* stepRequest(state, tokens);
     const rows = active.length;
-    mask(out.logits, rows, V);
+    opts.processor(out.logits, rows, V, opts.processorNeedsPrefixes ? active.map((i) => results[i].ids) : undefined);
     const lse = logSumExpRows(out.logits, rows, V);
 
     const keep: number[] = [];

@@ -51,16 +51,18 @@ function* decodeStoreBatches(model: DecoderModel, store: FeatureStoreReader, ids
   if (missing.length > 0) {
     throw new UserError(`${missing.length} image(s) have no stored features (first: ${missing[0]}); run \`sat features\` for them first.`);
   }
-  const batch = opts.batchSize ?? DEFAULT_DECODE_BATCH;
-  const bar = opts.progress === false ? undefined : new ProgressBar({ total: ids.length, label: opts.progress ?? 'decode', unit: 'img' });
+  const { progress, onBatch, batchSize, ...decodeOptions } = opts as StoreDecodeOptions & { shouldStop?: unknown };
+  delete decodeOptions.shouldStop;
+  const batch = batchSize ?? DEFAULT_DECODE_BATCH;
+  const bar = progress === false ? undefined : new ProgressBar({ total: ids.length, label: progress ?? 'decode', unit: 'img' });
   const buffer = new Float32Array(Math.min(batch, Math.max(ids.length, 1)) * L * C);
   try {
     for (let first = 0; first < ids.length; first += batch) {
       const chunk = ids.slice(first, first + batch);
       chunk.forEach((id, i) => store.read(id, buffer, i * L * C));
-      const captions = decodeImages(model, buffer.subarray(0, chunk.length * L * C), chunk.length, vocab, { ...opts, batchSize: chunk.length, onBatch: undefined });
+      const captions = decodeImages(model, buffer.subarray(0, chunk.length * L * C), chunk.length, vocab, { ...decodeOptions, batchSize: chunk.length });
       bar?.tick(chunk.length);
-      opts.onBatch?.(first + chunk.length);
+      onBatch?.(first + chunk.length);
       yield captions;
     }
   } finally {

@@ -3,6 +3,7 @@
  *
  * Shapes: N images, k beams, L encoder locations, V vocabulary.
  */
+import type { CaptionOptions } from './options.js';
 
 /** The few vocabulary facts decoding needs. Any vocabulary with these ids and a word lookup fits. */
 export interface DecodeVocab {
@@ -13,29 +14,26 @@ export interface DecodeVocab {
   word(id: number): string;
 }
 
-export type DecodeStrategy =
-  | { kind: 'greedy' }
-  /** Beam search of width `beam`; finished hypotheses are ranked by logProb / length^alpha (alpha 0 = raw). */
-  | { kind: 'beam'; beam: number; alpha?: number }
-  /** The TF tutorial's tf.random.categorical on logits / temperature, reproducible from `seed`. */
-  | { kind: 'sample'; temperature?: number; seed?: number };
-
-export interface DecodeOptions {
-  strategy: DecodeStrategy;
+/**
+ * What the search code is asked for: the caption options (one type for every front end, src/decode/options.ts)
+ * with maxLength given, plus how to batch the work.
+ */
+export type DecodeOptions = CaptionOptions & {
   /** Most tokens generated per image, <end> included (the TF tutorial's max_length). */
   maxLength: number;
-  /** Mask <unk> so it is never emitted (default false, as the TF tutorial). */
-  suppressUnk?: boolean;
+} & DecodeBatching;
+
+export interface DecodeBatching {
   /**
    * Captions per image (default 1), for sampling: each image is encoded once and decoded this many times;
    * the results come image by image (caption k of image i at i * samplesPerImage + k). Not with beam search.
    */
   samplesPerImage?: number;
   /**
-   * Beam search only: list this many of the best finished hypotheses with each caption (at most the beam
-   * width; default 0, none). The best caption is the same with or without them.
+   * Sampling: the index of the first image among all images of the job (default 0). Image i's random stream is
+   * seeded by its index in the job, so a job decoded in parts (a stream of batches) samples what it samples whole.
    */
-  alternatives?: number;
+  firstImage?: number;
   /** Images decoded per model batch; bounds memory (rows = images x beams). Default 64. */
   batchSize?: number;
   /** Called after each image batch with the number of images done, e.g. to drive a ProgressBar. */
@@ -48,7 +46,10 @@ export interface DecodedCaption {
   words: string[];
   /** One row [L] per word: the attention the decoder used when it emitted that word (along the chosen beam). */
   attention: Float32Array[];
-  /** Sum of log p(token) under the model (temperature 1, masked tokens removed), <end> included if reached. */
+  /**
+   * Sum of log p(token) under the model (temperature 1; suppressed and blocked tokens removed from each step's
+   * distribution), <end> included if reached.
+   */
   logProb: number;
   /** Whether the caption reached <end> before maxLength. */
   finished: boolean;
@@ -61,7 +62,10 @@ export interface CaptionAlternative {
   ids: number[];
   words: string[];
   logProb: number;
-  /** The beam's ranking score: logProb / length^alpha (length counts <end>). */
+  /**
+   * The beam's ranking score: its search score / length^alpha (length counts <end>). The search score is logProb,
+   * less the diversity penalties of diverse beam search.
+   */
   score: number;
   finished: boolean;
 }

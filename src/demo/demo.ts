@@ -153,7 +153,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const features = new Float32Array(test.length * L * C);
   test.forEach((im, i) => store.read(im.id, features, i * L * C));
   const captions = decodeImages(model, features, test.length,
-    decodeVocab(vocab), { strategy: { kind: 'greedy' }, maxLength: defaultMaxLength(vocab) });
+    decodeVocab(vocab), { maxLength: defaultMaxLength(vocab) });
 
   const objects = loadShapesAnnotations(run.info.dataset.root);
   const figureDir = path.join(outDir, 'attention');

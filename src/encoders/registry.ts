@@ -2,6 +2,7 @@ import { UserError } from '../util/errors.js';
 import { fetchVerified } from './download.js';
 import { DEFAULT_INCEPTION_V3_LAYER, INCEPTION_V3_LAYERS, inceptionV3Imagenet, inceptionV3Nsfwjs } from './inception_v3.js';
 import { mobilenetV2, mobilenetV2Tensors } from './mobilenet/index.js';
+import { bundleEncoder, isBundleDir } from './bundle-encoder.js';
 import type { EncoderModel } from './types.js';
 import { parseScaling, userOnnxEncoder } from './user-onnx.js';
 
@@ -10,7 +11,7 @@ import { parseScaling, userOnnxEncoder } from './user-onnx.js';
  * so resolving the same encoder again is free within a process.
  */
 export interface EncoderOptions {
-  /** Known encoder name, or a path to a user .onnx file. Default: inception_v3_nsfwjs. */
+  /** Known encoder name, a path to a user .onnx file, or a bundle folder (`sat export`). Default: inception_v3_nsfwjs. */
   encoder?: string;
   /** Cut layer for InceptionV3 (mixed0..mixed10). */
   layer?: string;
@@ -56,6 +57,13 @@ async function build(o: EncoderOptions): Promise<EncoderModel> {
   const onlyFor = (flag: string, value: unknown, encoders: string) => {
     if (value !== undefined) throw new UserError(`${flag} applies to ${encoders} only, not to --encoder ${name}.`);
   };
+  if (isBundleDir(name)) {
+    for (const [flag, v] of [['--layer', o.layer], ['--encoder-weights', o.weights], ['--encoder-output', o.output], ['--encoder-size', o.size],
+      ['--encoder-scaling', o.scaling], ['--encoder-layout', o.layout]] as const) {
+      if (v !== undefined) throw new UserError(`${flag} does not apply to --encoder ${name}: a bundle's manifest says how to run its encoder.onnx.`);
+    }
+    return bundleEncoder(name);
+  }
   if (name.endsWith('.onnx')) {
     onlyFor('--layer', o.layer, 'inception_v3_*');
     onlyFor('--encoder-weights', o.weights, 'inception_v3_imagenet and mobilenet_v2');
@@ -80,6 +88,6 @@ async function build(o: EncoderOptions): Promise<EncoderModel> {
     }
     default:
       throw new UserError(`Unknown --encoder "${name}". Known encoders:\n${Object.entries(ENCODERS).map(([k, v]) => `  ${k}: ${v}`).join('\n')}\n` +
-        'or a path to an .onnx file (with --encoder-output, --encoder-size, --encoder-scaling, --encoder-layout).');
+        'or a path to an .onnx file (with --encoder-output, --encoder-size, --encoder-scaling, --encoder-layout), or a bundle folder (sat export).');
   }
 }

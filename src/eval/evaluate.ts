@@ -15,8 +15,9 @@ import { restoreModel } from '../checkpoint/checkpoint.js';
 import { loadShapesManifest } from '../dataset/shapes.js';
 import type { Split } from '../dataset/types.js';
 import { decodeStoreImages } from '../decode/store.js';
-import type { DecodeStrategy } from '../decode/types.js';
-import { runFeatureDir } from '../features/run-features.js';
+import { ensembleModel, checkEnsembleMembers } from '../decode/ensemble.js';
+import { decodingSummary, resolveCaptionOptions, type CaptionOptions, type DecodingSummary } from '../decode/options.js';
+import { runFeatureDir } from '../features/run-feature-store.js';
 import { openFeatureStore } from '../features/store.js';
 import { loadRgb } from '../features/image.js';
 import { renderAttentionFigure } from '../figures/attention.js';
@@ -36,16 +37,13 @@ import { decodeVocab } from '../decode/index.js';
 export interface EvaluateOptions {
   runDir: string;
   split: Split;
-  /** 'best' (default; falls back to latest), 'latest', or a checkpoint file/folder. */
-  checkpoint?: string;
-  /** Beam width; 1 (default) is greedy decoding. */
-  beam?: number;
-  /** Beam search length normalisation: rank finished captions by logProb / length^alpha (0 = raw log-prob). */
-  alpha?: number;
-  /** Tokens generated per image, <end> included (default: the vocabulary's max length - 1). */
-  maxLength?: number;
-  /** Never emit <unk> (masked at every step); default false, as the tutorial. */
-  suppressUnk?: boolean;
+  /**
+   * 'best' (default; falls back to latest), 'latest', or a checkpoint file/folder; several for an ensemble
+   * (src/decode/ensemble.ts: the same vocabulary and encoder; the features are the first one's).
+   */
+  checkpoint?: string | readonly string[];
+  /** How to caption (the Captioner API's options; default greedy, at most the vocabulary's max length - 1 tokens). */
+  decoding?: CaptionOptions;
   /** Evaluate only this many images of the split, picked by `seed` (default: all). */
   limit?: number;
   /** Output folder (default RUN/eval/SPLIT-CHECKPOINT-DECODING). */
@@ -72,9 +70,11 @@ export interface EvaluateResult {
 export interface EvalMetrics {
   run: string;
   split: Split;
-  checkpoint: { file: string; epoch: number; best: { epoch: number; score: number; by: string } | null };
+  checkpoint: CheckpointFacts;
+  /** With several checkpoints: every member of the ensemble (the first is `checkpoint`). */
+  ensemble?: CheckpointFacts[];
   encoder: string;
-  decoding: DecodeStrategy & { maxLength: number; suppressUnk?: true };
+  decoding: DecodingSummary;
   images: number;
   /** Set when --limit evaluated a seeded subset of the split. */
   subset: { limit: number; seed: number } | null;
@@ -85,6 +85,45 @@ export interface EvalMetrics {
   scores: Scores;
   unavailable: Record<'METEOR' | 'SPICE', string>;
   seconds: { decode: number; score: number };
+}
+
+export interface CheckpointFacts { file: string; epoch: number; best: { epoch: number; score: number; by: string } | null }
+
+const checkpointFacts = (c: LoadedCheckpoint): CheckpointFacts => ({ file: c.file, epoch: c.meta.progress.epoch, best: c.meta.progress.best });
+
+/** The folder name part of a decoding, e.g. greedy, beam3-alpha0.7, beam4-groups2-div0.5, sample-t0.7-p0.9-seed1, -nounk. */
+export function decodingTag(d: DecodingSummary): string {
+  const parts: string[] = [d.kind === 'beam' ? `beam${d.beam}` : d.kind];
+  if (d.alpha) parts.push(`alpha${d.alpha}`);
+  if (d.groups) parts.push(`groups${d.groups}`, `div${d.diversity}`);
+  if (d.kind === 'sample') {
+    if (d.temperature !== 1) parts.push(`t${d.temperature}`);
+    if (d.topK !== undefined) parts.push(`k${d.topK}`);
+    if (d.topP !== undefined) parts.push(`p${d.topP}`);
+    parts.push(`seed${d.seed}`);
+  }
+  if (d.blockTrigrams) parts.push('notrigram');
+  if (d.suppressUnk) parts.push('nounk');
+  return parts.join('-');
+}
+
+/** A decoding in words, e.g. "beam search (width 3, length normalisation alpha 0.7)". */
+export function describeDecoding(d: DecodingSummary): string {
+  const details: string[] = [];
+  if (d.kind === 'beam') {
+    details.push(`width ${d.beam}`);
+    if (d.alpha) details.push(`length normalisation alpha ${d.alpha}`);
+    if (d.groups) details.push(`${d.groups} diverse groups, diversity ${d.diversity}`);
+  }
+  if (d.kind === 'sample') {
+    details.push(`temperature ${d.temperature}`, `seed ${d.seed}`);
+    if (d.topK !== undefined) details.push(`top-k ${d.topK}`);
+    if (d.topP !== undefined) details.push(`top-p ${d.topP}`);
+  }
+  if (d.blockTrigrams) details.push('no repeated trigram');
+  if (d.suppressUnk) details.push('no <unk>');
+  const name = d.kind === 'beam' ? 'beam search' : d.kind === 'sample' ? 'sampling' : 'greedy decoding';
+  return details.length > 0 ? `${name} (${details.join(', ')})` : name;
 }
 
 const UNAVAILABLE = {
@@ -120,20 +159,29 @@ const safeName = (id: string) => id.replace(/[^A-Za-z0-9_.-]/g, '_');
 
 export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
   const run = loadRun(opts.runDir);
-  const which = opts.checkpoint ?? 'best';
-  const ckpt = resolveCheckpoint(run.dir, which);
-  const vocab = loadCheckpointVocab(ckpt);
-  const beam = opts.beam ?? 1;
-  const alpha = opts.alpha ?? 0;
-  if (alpha > 0 && beam <= 1) throw new UserError('--alpha (length normalisation) applies to --beam K with K > 1.');
-  const strategy: DecodeStrategy = beam > 1 ? { kind: 'beam', beam, ...(alpha > 0 ? { alpha } : {}) } : { kind: 'greedy' };
-  const maxLength = opts.maxLength ?? defaultMaxLength(vocab);
+  const whichList: readonly string[] = typeof opts.checkpoint === 'string' ? [opts.checkpoint] : opts.checkpoint?.length ? opts.checkpoint : ['best'];
+  const which = whichList[0];
+  const ckpts = whichList.map((w) => resolveCheckpoint(run.dir, w));
+  const ckpt = ckpts[0];
+  const vocabs = ckpts.map(loadCheckpointVocab);
+  const vocab = vocabs[0];
+  checkEnsembleMembers(ckpts.map((c, i) => ({
+    name: c.file, words: vocabs[i].words, encoderId: c.meta.encoder.id, locations: c.meta.model.locations, channels: c.meta.model.channels,
+  })), (m) => new UserError(m));
+  const decoding = opts.decoding ?? {};
+  const resolved = resolveCaptionOptions(decoding, defaultMaxLength(vocab), { fail: (m) => new UserError(m) });
+  const maxLength = resolved.maxLength;
+  const summary = decodingSummary(decoding, maxLength);
   const seed = opts.seed ?? 0;
 
   const store = openStoreFor(run, ckpt, opts.featuresDir);
-  const model = createModel(ckpt.meta.model);
+  const members: ReturnType<typeof createModel>[] = [];
   try {
-    restoreModel(model, ckpt, { optimizer: false });
+    for (const c of ckpts) {
+      members.push(createModel(c.meta.model));
+      restoreModel(members[members.length - 1], c, { optimizer: false });
+    }
+    const model = ensembleModel(members);
     const inSplit = run.images.filter((im) => im.split === opts.split && im.captions.length > 0);
     if (inSplit.length === 0) {
       const counts = Object.entries(run.info.counts).map(([s, c]) => `${s} ${c.images}`).join(', ');
@@ -145,7 +193,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
 
     const t0 = performance.now();
     const captions = decodeStoreImages(model, store, images.map((im) => im.id), decodeVocab(vocab), {
-      strategy, maxLength, suppressUnk: opts.suppressUnk === true, progress: opts.quiet ? false : `eval ${opts.split}`,
+      ...decoding, maxLength, progress: opts.quiet ? false : `eval ${opts.split}`,
     });
     const t1 = performance.now();
     const hyps = captions.map((c) => tokenizeCaption(c.words.join(' ')));
@@ -156,7 +204,8 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
 
     // 'best' falls back to latest when no epoch has been validated yet: name what was actually loaded.
     const tag = which === 'best' || which === 'latest' ? path.basename(ckpt.file, '.safetensors') : safeName(path.basename(which, '.safetensors'));
-    const outDir = path.resolve(opts.outDir ?? path.join(run.dir, 'eval', `${opts.split}-${tag}-${beam > 1 ? `beam${beam}${alpha > 0 ? `-alpha${alpha}` : ''}` : 'greedy'}${opts.suppressUnk ? '-nounk' : ''}`));
+    const ensembleTag = ckpts.length > 1 ? `-ensemble${ckpts.length}` : '';
+    const outDir = path.resolve(opts.outDir ?? path.join(run.dir, 'eval', `${opts.split}-${tag}${ensembleTag}-${decodingTag(summary)}`));
     fs.mkdirSync(outDir, { recursive: true });
 
     // The attention check: on by default for shapes runs, whose manifest has the boxes.
@@ -175,8 +224,8 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
     const results = images.map((im, i) => ({ image_id: /^\d+$/.test(im.id) ? Number(im.id) : im.id, caption: captions[i].words.join(' ') }));
     const metrics: EvalMetrics = {
       run: run.dir, split: opts.split,
-      checkpoint: { file: ckpt.file, epoch: ckpt.meta.progress.epoch, best: ckpt.meta.progress.best },
-      encoder: ckpt.meta.encoder.id, decoding: { ...strategy, maxLength, ...(opts.suppressUnk ? { suppressUnk: true as const } : {}) }, images: images.length,
+      checkpoint: checkpointFacts(ckpt), ...(ckpts.length > 1 ? { ensemble: ckpts.map(checkpointFacts) } : {}),
+      encoder: ckpt.meta.encoder.id, decoding: summary, images: images.length,
       subset: images.length < withFeatures.length ? { limit: images.length, seed } : null,
       missingFeatures: inSplit.length - withFeatures.length, unfinished: captions.filter((c) => !c.finished).length,
       scores, unavailable: UNAVAILABLE, seconds: { decode: (t1 - t0) / 1000, score: (t2 - t1) / 1000 },
@@ -210,11 +259,11 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
       }
       items.push(item);
     }
-    const decoding = beam > 1 ? `beam search (width ${beam}${alpha > 0 ? `, length normalisation alpha ${alpha}` : ''})` : 'greedy decoding';
+    const how = describeDecoding(summary) + (ckpts.length > 1 ? `, an ensemble of ${ckpts.length} checkpoints` : '');
     fs.writeFileSync(files.report, reportHtml({
       title: `${path.basename(run.dir)}: ${opts.split} split, checkpoint ${tag} (epoch ${ckpt.meta.progress.epoch})`,
       details: [
-        `${images.length} images${metrics.missingFeatures ? ` (${metrics.missingFeatures} without features left out)` : ''}, ${decoding}, ` +
+        `${images.length} images${metrics.missingFeatures ? ` (${metrics.missingFeatures} without features left out)` : ''}, ${how}, ` +
           `at most ${maxLength} tokens; ${metrics.unfinished} captions cut at that length. Features ${ckpt.meta.encoder.id}.`,
         `Checkpoint ${ckpt.file}. Metrics as pycocoevalcap computes them (PTB-tokenised), over all ${images.length} images.`,
       ],
@@ -222,7 +271,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
     const perImage = images.map((im, i) => ({ id: im.id, caption: results[i].caption, cider: imageCider[i] }));
     return { outDir, files, metrics, captions: perImage, attention };
   } finally {
-    model.dispose();
+    for (const m of members) m.dispose();
     store.close();
   }
 }

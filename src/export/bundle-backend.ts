@@ -1,9 +1,10 @@
 /**
- * A bundle (manifest + file bytes) as a CaptionBackend on any onnxruntime: onnxruntime-node in Node
- * (src/export/load.ts), onnxruntime-web in browsers (src/web). Pure: no Node built-ins; the caller brings the
+ * A bundle (manifest + file bytes) as a CaptionRuntime on any onnxruntime: onnxruntime-node in Node
+ * (src/models/load-captioner.ts), onnxruntime-web in browsers (src/web). Pure: no Node built-ins; the caller brings the
  * runtime, its session options and the image preprocessing of its platform.
  */
-import type { CaptionBackend, CaptionerInfo } from '../decode/captioner-api.js';
+import type { CaptionRuntime, CaptionerInfo } from '../decode/captioner-api.js';
+import { asyncEnsembleModel } from '../decode/ensemble.js';
 import { decodeImagesAsync } from '../decode/index.js';
 import type { DecodeVocab } from '../decode/types.js';
 import type { OrtNamespace } from '../encoders/onnx/runtime.js';
@@ -34,8 +35,11 @@ export function manifestVocab(m: BundleManifest): DecodeVocab {
   return { pad, start, end, unk, word: (id) => words[id] ?? '<unk>' };
 }
 
-/** Sessions for the bundle's three graphs; if any is refused, those already made are released first. */
-export async function bundleBackend<Image>(ort: OrtNamespace, bundle: Bundle, opts: BundleBackendOptions<Image>): Promise<CaptionBackend<Image>> {
+/**
+ * Sessions for the bundle's graphs (an ensemble bundle's decoders run as one model, src/decode/ensemble.ts); if any
+ * is refused, those already made are released first.
+ */
+export async function bundleBackend<Image>(ort: OrtNamespace, bundle: Bundle, opts: BundleBackendOptions<Image>): Promise<CaptionRuntime<Image>> {
   const { manifest: m } = bundle;
   const graph = (file: string) => {
     const stored = bundle.files.get(file)!;
@@ -45,13 +49,18 @@ export async function bundleBackend<Image>(ort: OrtNamespace, bundle: Bundle, op
     return m.dtype === 'fp32' ? bytes : expandStoredWeights(bytes);
   };
   const encoder = await OnnxImageEncoder.create(ort, m.encoder, graph(m.encoder.file), opts.sessionOptions);
-  let model: OnnxDecoderModel;
+  const members = [{ model: m.model, decoder: m.decoder }, ...(m.ensemble ?? [])];
+  const decoders: OnnxDecoderModel[] = [];
   try {
-    model = await OnnxDecoderModel.create(ort, m.model, { init: graph(m.decoder.init.file), step: graph(m.decoder.step.file) }, opts.sessionOptions);
+    for (const { model, decoder } of members) {
+      decoders.push(await OnnxDecoderModel.create(ort, model, { init: graph(decoder.init.file), step: graph(decoder.step.file) }, opts.sessionOptions));
+    }
   } catch (e) {
-    await encoder.release().catch(() => undefined); // the load's own error is the one to report
+    // the load's own error is the one to report
+    await Promise.allSettled([encoder.release(), ...decoders.map((d) => d.release())]);
     throw e;
   }
+  const model = asyncEnsembleModel(decoders);
   const vocab = manifestVocab(m);
   const info: CaptionerInfo = {
     modelId: m.modelId, backend: opts.backend, source: opts.source, encoderId: m.encoder.id, inputSize: m.encoder.inputSize,

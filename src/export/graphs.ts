@@ -16,10 +16,10 @@
  *                     where context = sum_l attention · encoded, h_prev = hidden ('carry') or zeros ('reset'),
  *                     and logits = (hidden_out · Wfc1 + bfc1) · Wfc2 + bfc2.
  *
- * Parameters are read by their checkpoint names (PARAMETER_ORDER in src/model/binding.ts).
+ * Parameters are read by their checkpoint names (PARAMETER_ORDER in src/model/params.ts).
  */
 import { OnnxGraph } from '../encoders/onnx/graph.js';
-import { PARAMETER_ORDER, type ParameterName } from '../model/binding.js';
+import { PARAMETER_ORDER, type ParameterName } from '../model/params.js';
 import { DECODER_INIT_IO, DECODER_STEP_IO } from '../model/onnx-io.js';
 import type { ModelConfig } from '../model/types.js';
 import { addWeight, type BundleDtype } from './weights.js';

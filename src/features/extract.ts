@@ -19,7 +19,7 @@ import { readSkipped, skippedPath, type SkippedImage } from './format.js';
 import { DEFAULT_MAX_PIXELS, ImageLoadError, loadRgb } from './image.js';
 import type { OnnxImageEncoder } from './onnx-encoder.js';
 import { writeImageToBatch, type ImageInputOptions } from './pixels.js';
-import { createEncoderRunner } from './runner.js';
+import { createEncoderRunner } from './node-onnxruntime.js';
 import { FeatureStoreWriter } from './store-writer.js';
 
 export interface ImageRef {

@@ -11,13 +11,13 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { writeJsonAtomic } from '../util/atomic-write.js';
+import { outOfSpaceError, writeFileAtomic, writeJsonAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
 import {
   STORE_FORMAT, STORE_VERSION, formatIndexLine, indexPath, metaPath, parseIndex, partName, partsDir, readMeta,
   readSkipped, shardPath, skippedPath, type IndexEntry, type SkippedImage, type StoreMeta,
 } from './format.js';
-import { acquireLock, releaseLock } from './store-writer.js';
+import { lockStore } from './store-writer.js';
 
 export interface MergeResult {
   parts: number;
@@ -27,11 +27,11 @@ export interface MergeResult {
 
 export function mergeParts(dir: string): MergeResult {
   fs.mkdirSync(dir, { recursive: true });
-  acquireLock(dir);
+  const lock = lockStore(dir, 'sat features --merge');
   try {
     return merge(dir);
   } finally {
-    releaseLock(dir);
+    lock.release();
   }
 }
 
@@ -107,16 +107,11 @@ function merge(dir: string): MergeResult {
       try {
         fs.linkSync(l.from, l.to);
       } catch {
-        fs.copyFileSync(l.from, l.to); // filesystems without hard links
+        copyShard(l.from, l.to, dir); // filesystems without hard links
       }
     }
-    // The commit point: the index rename. Everything before it leaves the store as it was.
-    const tmpIndex = `${indexPath(dir)}.tmp-${process.pid}`;
-    const fd = fs.openSync(tmpIndex, 'w');
-    fs.writeSync(fd, merged.map(formatIndexLine).join(''));
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fs.renameSync(tmpIndex, indexPath(dir));
+    // The commit point: the index rename (all bytes checked written first). Everything before it leaves the store as it was.
+    writeFileAtomic(indexPath(dir), merged.map(formatIndexLine).join(''), 'the merged feature index');
     writeJsonAtomic(metaPath(dir), { ...meta, complete: true, requested });
   }
   const finalIds = new Set(parseIndex(fs.readFileSync(indexPath(dir))).entries.map((e) => e.id));
@@ -126,4 +121,16 @@ function merge(dir: string): MergeResult {
   fs.renameSync(root, trash);
   fs.rmSync(trash, { recursive: true, force: true });
   return { parts: parts.length, images: finalIds.size, skipped: skipped.filter((s) => !finalIds.has(s.id)).length };
+}
+
+/** Copy one part's shard into the store; out of space, the partial copy is removed (the store is as it was). */
+function copyShard(from: string, to: string, dir: string): void {
+  try {
+    fs.copyFileSync(from, to);
+    if (fs.statSync(to).size !== fs.statSync(from).size) throw Object.assign(new Error(`${to} is shorter than ${from}`), { code: 'ENOSPC' });
+  } catch (e) {
+    fs.rmSync(to, { force: true });
+    const bytes = fs.statSync(from).size;
+    throw outOfSpaceError(e, dir, `a copy of ${from} (this filesystem has no hard links)`, bytes, 'the store was left as it was');
+  }
 }

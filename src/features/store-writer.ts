@@ -10,11 +10,10 @@
  * in flight and never leaves a corrupt entry. Extraction then continues with the images not yet indexed.
  */
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { EncoderSpec } from '../encoders/types.js';
-import { writeJsonAtomic } from '../util/atomic-write.js';
+import { outOfSpaceError, writeAllSync, writeJsonAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
+import { lockFolder, type FolderLock } from '../util/folder-lock.js';
 import {
   STORE_FORMAT, STORE_VERSION, assertLittleEndian, crc32, formatIndexLine, indexPath, metaPath, parseIndex,
   readMeta, shardPath, type IndexEntry, type StoreMeta,
@@ -37,9 +36,10 @@ export class FeatureStoreWriter {
   private shardSize = 0;
   private shardFd: number | undefined;
   private indexFd: number;
-  private locked = true;
+  /** The error of a failed commit: the writer takes no more records. */
+  private failed: Error | undefined;
 
-  private constructor(readonly dir: string, readonly meta: StoreMeta) {
+  private constructor(readonly dir: string, readonly meta: StoreMeta, private readonly lock: FolderLock) {
     this.indexFd = -1;
   }
 
@@ -49,7 +49,7 @@ export class FeatureStoreWriter {
     const { spec } = opts;
     const slice = opts.slice ?? null;
     fs.mkdirSync(dir, { recursive: true });
-    acquireLock(dir);
+    const lock = lockStore(dir);
     try {
       let meta: StoreMeta;
       if (fs.existsSync(metaPath(dir))) {
@@ -69,11 +69,11 @@ export class FeatureStoreWriter {
         };
         writeJsonAtomic(metaPath(dir), meta);
       }
-      const w = new FeatureStoreWriter(dir, meta);
+      const w = new FeatureStoreWriter(dir, meta, lock);
       w.recover();
       return w;
     } catch (e) {
-      releaseLock(dir);
+      lock.release();
       throw e;
     }
   }
@@ -100,15 +100,39 @@ export class FeatureStoreWriter {
     this.pending.push({ id, data: new Uint8Array(halves.buffer.slice(halves.byteOffset, halves.byteOffset + halves.byteLength)) });
   }
 
-  /** Make every queued record durable (data fsync, then index append + fsync). */
+  /**
+   * Make every queued record durable (data fsync, then index append + fsync). If any write fails (a full disk,
+   * a file-size limit) the index is cut back to its last good record and the writer refuses further commits;
+   * the store then holds every record committed before, and a rerun resumes from there.
+   */
   commit(): void {
+    if (this.failed) throw this.failed;
     if (this.pending.length === 0) return;
+    const indexBefore = fs.fstatSync(this.indexFd).size;
+    const bytes = this.pending.length * this.meta.recordBytes;
+    try {
+      this.appendPending();
+    } catch (e) {
+      try {
+        fs.ftruncateSync(this.indexFd, indexBefore);
+        fs.fsyncSync(this.indexFd);
+      } catch {
+        // reopening the store cuts a torn tail too (recover)
+      }
+      this.pending = [];
+      this.failed = outOfSpaceError(e, this.dir, `${bytes} bytes of features`, bytes,
+        `the store keeps the ${this.entries.size} images committed before (a rerun resumes from there)`) as Error;
+      throw this.failed;
+    }
+  }
+
+  private appendPending(): void {
     const { recordBytes, shardMaxBytes } = this.meta;
     const added: IndexEntry[] = [];
     let chunk: Uint8Array[] = [];
     const flush = () => {
       if (chunk.length === 0) return;
-      writeAll(this.currentShardFd(), Buffer.concat(chunk), this.shardSize - chunk.length * recordBytes);
+      writeAllSync(this.currentShardFd(), Buffer.concat(chunk), this.shardSize - chunk.length * recordBytes);
       chunk = [];
     };
     const touched = new Set<number>();
@@ -125,8 +149,7 @@ export class FeatureStoreWriter {
     }
     flush();
     fs.fsyncSync(this.currentShardFd());
-    const lines = added.map(formatIndexLine).join('');
-    fs.writeSync(this.indexFd, lines);
+    writeAllSync(this.indexFd, added.map(formatIndexLine).join(''));
     fs.fsyncSync(this.indexFd);
     for (const e of added) this.entries.set(e.id, e);
     this.pending = [];
@@ -140,13 +163,12 @@ export class FeatureStoreWriter {
   }
 
   close(): void {
-    this.commit();
+    if (!this.failed) this.commit();
     if (this.shardFd !== undefined) fs.closeSync(this.shardFd);
     if (this.indexFd >= 0) fs.closeSync(this.indexFd);
     this.shardFd = undefined;
     this.indexFd = -1;
-    if (this.locked) releaseLock(this.dir);
-    this.locked = false;
+    this.lock.release();
   }
 
   /** Cut a torn index tail and un-indexed shard bytes left by a crash; position at the append point. */
@@ -200,52 +222,12 @@ export class FeatureStoreWriter {
   }
 }
 
-const lockPath = (dir: string) => path.join(dir, 'writer.lock');
-
 /**
  * One writer per store: two processes appending to the same shard would interleave records (e.g. two array
- * tasks given the same --shard index). The lock names its owner; a lock left by a killed process on this
- * host is taken over, one from another host (shared filesystem) must be removed by hand.
+ * tasks given the same --shard index). See src/util/folder-lock.ts for stale locks and takeovers.
  */
-export function acquireLock(dir: string): void {
-  const file = lockPath(dir);
-  const me = JSON.stringify({ pid: process.pid, host: os.hostname() });
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      fs.writeFileSync(file, me, { flag: 'wx' });
-      return;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
-    let owner: { pid: number; host: string } | undefined;
-    try {
-      owner = JSON.parse(fs.readFileSync(file, 'utf8')) as { pid: number; host: string };
-    } catch {
-      owner = undefined; // torn lock file: its writer died while creating it
-    }
-    if (owner && owner.host !== os.hostname()) {
-      throw new UserError(`${dir} is being written by process ${owner.pid} on host ${owner.host} (${file}). ` +
-        'Wait for it, or delete the lock file if that process is gone.');
-    }
-    if (owner && owner.pid !== process.pid && isAlive(owner.pid)) {
-      throw new UserError(`${dir} is being written by another \`sat features\` (pid ${owner.pid}). Wait for it to finish, or stop it first.`);
-    }
-    fs.rmSync(file, { force: true }); // stale: its process was killed
-  }
-  throw new UserError(`Could not lock ${dir} for writing (${file} keeps reappearing): is another \`sat features\` starting on it?`);
-}
-
-export function releaseLock(dir: string): void {
-  fs.rmSync(lockPath(dir), { force: true });
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
+export function lockStore(dir: string, command = 'sat features'): FolderLock {
+  return lockFolder(dir, { command, file: 'writer.lock' });
 }
 
 function checkCompatible(dir: string, meta: StoreMeta, spec: EncoderSpec, slice: StoreMeta['slice']): void {
@@ -259,8 +241,3 @@ function checkCompatible(dir: string, meta: StoreMeta, spec: EncoderSpec, slice:
   if (a !== b) throw new UserError(`${dir} was extracted for slice ${a}, not ${b}. ${fix}`);
 }
 
-/** Positional write of the whole buffer (writeSync may write less than asked). */
-function writeAll(fd: number, buf: Buffer, position: number): void {
-  let done = 0;
-  while (done < buf.length) done += fs.writeSync(fd, buf, done, buf.length - done, position + done);
-}

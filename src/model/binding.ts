@@ -11,34 +11,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../util/errors.js';
 
-/** Parameter order shared with native/model.h `Params`. Names are also the checkpoint tensor names. */
-export const PARAMETER_ORDER = [
-  'projection.kernel',        // [C, E]: the Dense+ReLU projection of the CNN features, encoded = relu(features · kernel + bias)
-  'projection.bias',          // [E]
-  'attention.W1.kernel',      // [E, A]
-  'attention.W1.bias',        // [A]
-  'attention.W2.kernel',      // [U, A]
-  'attention.W2.bias',        // [A]
-  'attention.V.kernel',       // [A, 1]
-  'attention.V.bias',         // [1]
-  'embedding.embeddings',     // [V, E]
-  'gru.kernel',               // [2E, 3U]: rows 0..E-1 context, E..2E-1 embedding; gate blocks z, r, n
-  'gru.recurrent_kernel',     // [U, 3U]
-  'gru.bias',                 // [2, 3U]: input bias, recurrent bias (Keras reset_after=True)
-  'fc1.kernel',               // [U, U]
-  'fc1.bias',                 // [U]
-  'fc2.kernel',               // [U, V]
-  'fc2.bias',                 // [V]
-  'init_state.kernel',        // [E, U]: H[0] = tanh(mean_l(encoded) · kernel + bias) with initState 'mean'
-  'init_state.bias',          // [U]
-] as const;
-export type ParameterName = (typeof PARAMETER_ORDER)[number];
-
-/** Earlier names of parameters, as checkpoints written before the rename hold them: old name -> current name. */
-export const RENAMED_PARAMETERS: Readonly<Record<string, ParameterName>> = {
-  'encoder.kernel': 'projection.kernel',
-  'encoder.bias': 'projection.bias',
-};
+/** One row of the addon's parameter table: a parameter's name and shape ([rows, cols], or [rows] for a bias). */
+export interface ParameterTableRow {
+  name: string;
+  shape: number[];
+}
 
 /** Opaque handle to native scratch buffers kept across steps (they grow, never shrink). */
 export type NativeWorkspace = { readonly __brand: 'NativeWorkspace' };
@@ -78,12 +55,18 @@ export interface NativeStepResult {
 }
 
 export interface NativeBinding {
+  /**
+   * The parameter table of native/model.h (its one declaration) for the sizes `dims`: every parameter's name (the
+   * checkpoint tensor name) and shape ([rows, cols], or [rows] for a bias), in the order trainStep takes them.
+   * dims are checked as trainStep's.
+   */
+  parameterTable(dims: NativeDims): ParameterTableRow[];
   createWorkspace(): NativeWorkspace;
   /** Frees the workspace's buffers now. */
   releaseWorkspace(ws: NativeWorkspace): void;
   /**
    * Forward over a padded batch; with `grads` also backward (gradients are overwritten, not added).
-   * params/grads: 18 arrays in PARAMETER_ORDER, all Float32Array or all Float64Array (test-only path),
+   * params/grads: one array per parameter in PARAMETER_ORDER (src/model/params.ts), all Float32Array or all Float64Array (test-only path),
    * features [B, L, C] of the same type, tokens [B, T+1]. resetState: the TF tutorial's GRU, restarted from
    * zeros every step (the previous output is only the attention query); false = a real recurrence.
    * meanInit: H[0] = tanh(mean_l(encoded) · init_state.kernel + init_state.bias) (the paper) instead of zeros.
@@ -128,6 +111,11 @@ export interface NativeBinding {
   /** OpenBLAS threads, and OpenMP workers (the elementwise and attention kernels, and oneDNN's matmuls). */
   setThreads(blas: number, workers: number): void;
   threads(): { blas: number; workers: number };
+  /**
+   * dst[i] = the bf16 bits of src[i] (round to nearest even; NaN stays a quiet NaN; denormals become signed zero),
+   * through the conversion of the bf16 training step (native/bf16.h): held to a reference by the tests.
+   */
+  toBf16(src: Float32Array, dst: Uint16Array): void;
   /** Test-only: throws that C++ exception inside an entry point, or runs a product oneDNN refuses ('onednn'): each must arrive as a JS error. */
   throwForTest(kind: 'bad_alloc' | 'length_error' | 'runtime_error' | 'onednn'): never;
 }
@@ -135,7 +123,8 @@ export interface NativeBinding {
 let cached: NativeBinding | undefined;
 
 /**
- * Loads build/Release/sat_native.node (built by `npm ci` through node-gyp). SAT_GEMM_BACKEND=cblas|onednn picks the
+ * Loads build/Release/sat_native.node (built by `npm ci` through node-gyp), or the build SAT_NATIVE_ADDON names (a
+ * .node file, e.g. the sanitizer build of `npm run check:sanitize`). SAT_GEMM_BACKEND=cblas|onednn picks the
  * matmul backend for the whole process (default: oneDNN where the build has it), e.g. to run the tests on either.
  */
 export function loadBinding(): NativeBinding {
@@ -143,7 +132,11 @@ export function loadBinding(): NativeBinding {
   // Works from src/model (tsx) and from dist/src/model (compiled): walk up to the package root.
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5 && !existsSync(join(dir, 'binding.gyp')); i++) dir = dirname(dir);
-  const file = join(dir, 'build', 'Release', 'sat_native.node');
+  const alternate = process.env.SAT_NATIVE_ADDON;
+  if (alternate && !existsSync(alternate)) {
+    throw new UserError(`SAT_NATIVE_ADDON=${alternate}: no such file. Give the path of a built sat_native.node, or unset it.`);
+  }
+  const file = alternate || join(dir, 'build', 'Release', 'sat_native.node');
   // Idle OpenMP workers sleep instead of spinning: the elementwise regions alternate with OpenBLAS calls on the
   // same cores, and spinning threads steal them, worst on a busy machine (docs/design.md, "Idle OpenMP workers").
   // Read by libgomp when the addon loads, so set before; a user's setting wins.

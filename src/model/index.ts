@@ -7,8 +7,7 @@ import type { CaptionModel, ModelConfig } from './types.js';
 import type { Precision } from './binding.js';
 
 export * from './types.js';
-export { PARAMETER_ORDER, RENAMED_PARAMETERS } from './binding.js';
-export { parameterShapes } from './params.js';
+export { PARAMETER_ORDER, RENAMED_PARAMETERS, parameterShapes, type ParameterName } from './params.js';
 export {
   PRECISION_CHOICES, bf16Unavailable, resolvePrecision, type PrecisionChoice, type ResolvedPrecision, type TrainingPrecision,
 } from './precision.js';

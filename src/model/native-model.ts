@@ -4,8 +4,8 @@
  */
 import { UserError } from '../util/errors.js';
 import { GRU_STATES, INIT_STATES, NonFiniteLossError } from './types.js';
-import { loadBinding, PARAMETER_ORDER, type NativeBinding, type NativeWorkspace, type Precision } from './binding.js';
-import { allocateArena, initialiseParameters, type Arena } from './params.js';
+import { loadBinding, type NativeBinding, type NativeWorkspace, type Precision } from './binding.js';
+import { allocateArena, checkAddonParameterTable, initialiseParameters, PARAMETER_ORDER, type Arena } from './params.js';
 import { selectStateRows } from './state.js';
 import type {
   CaptionModel, DecoderState, ModelConfig, NamedTensor, OptimizerOptions, StepOutput, StepStats, TrainBatch,
@@ -48,6 +48,7 @@ export class NativeCaptionModel implements CaptionModel {
     this.precision = precision;
     this.config = { ...config };
     this.native = loadBinding();
+    checkAddonParameterTable(this.native.parameterTable(this.dims(1, 0)), config);
     this.params = allocateArena(config);
     this.grads = allocateArena(config);
     this.m = allocateArena(config);

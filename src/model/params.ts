@@ -1,15 +1,25 @@
 /**
  * Parameter layout and Keras-style initialisation. All parameters live in one Float32Array arena
  * (so Adam, clipping and checkpoints are single passes); each name gets a live view into it.
+ *
+ * The parameter table is declared once, in native/model.h (param_shape); the addon reports it
+ * (NativeBinding.parameterTable). parameterShapes below is its TypeScript reading, for code that runs without the
+ * addon (checkpoints, export); test/model-parameter-table.test.ts fails when the two (or the PyTorch twin) drift,
+ * and every NativeCaptionModel checks it against the addon it loads (checkAddonParameterTable).
  */
+import { UserError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
-import { PARAMETER_ORDER, type ParameterName } from './binding.js';
+import type { ParameterTableRow } from './binding.js';
 import type { ModelConfig } from './types.js';
 
-export function parameterShapes(c: ModelConfig): Record<ParameterName, number[]> {
+/**
+ * Name (also the checkpoint tensor name) -> shape of every parameter, in the addon's order. C channels, E embedding,
+ * U GRU units, A attention units, V vocabulary. Kernels are [in, out].
+ */
+export function parameterShapes(c: Pick<ModelConfig, 'channels' | 'embedDim' | 'units' | 'attentionUnits' | 'vocabSize'>) {
   const { channels: C, embedDim: E, units: U, attentionUnits: A, vocabSize: V } = c;
   return {
-    'projection.kernel': [C, E],
+    'projection.kernel': [C, E], // encoded = relu(features · kernel + bias): the Dense+ReLU projection of CNN features
     'projection.bias': [E],
     'attention.W1.kernel': [E, A],
     'attention.W1.bias': [A],
@@ -18,16 +28,58 @@ export function parameterShapes(c: ModelConfig): Record<ParameterName, number[]>
     'attention.V.kernel': [A, 1],
     'attention.V.bias': [1],
     'embedding.embeddings': [V, E],
-    'gru.kernel': [2 * E, 3 * U],
+    'gru.kernel': [2 * E, 3 * U], // rows 0..E-1 context, E..2E-1 embedding; gate blocks z, r, n
     'gru.recurrent_kernel': [U, 3 * U],
-    'gru.bias': [2, 3 * U],
+    'gru.bias': [2, 3 * U], // input bias, recurrent bias (Keras reset_after=True)
     'fc1.kernel': [U, U],
     'fc1.bias': [U],
     'fc2.kernel': [U, V],
     'fc2.bias': [V],
-    'init_state.kernel': [E, U],
+    'init_state.kernel': [E, U], // H[0] = tanh(mean_l(encoded) · kernel + bias) with initState 'mean'
     'init_state.bias': [U],
-  };
+  } satisfies Record<string, number[]>;
+}
+
+export type ParameterName = keyof ReturnType<typeof parameterShapes>;
+
+/** Parameter names in the order the addon takes its parameter arrays (native/model.h ParamId). */
+export const PARAMETER_ORDER: readonly ParameterName[] = Object.freeze(
+  Object.keys(parameterShapes({ channels: 1, embedDim: 1, units: 1, attentionUnits: 1, vocabSize: 1 })) as ParameterName[],
+);
+
+/** Earlier names of parameters, as checkpoints written before the rename hold them: old name -> current name. */
+export const RENAMED_PARAMETERS: Readonly<Record<string, ParameterName>> = {
+  'encoder.kernel': 'projection.kernel',
+  'encoder.bias': 'projection.bias',
+};
+
+/**
+ * Where `table` (the addon's parameter table for config's sizes) differs from parameterShapes: one line per
+ * difference (name or shape at a position, or the count); empty when they agree.
+ */
+export function parameterTableDifferences(table: readonly ParameterTableRow[], config: Parameters<typeof parameterShapes>[0]): string[] {
+  const shapes: Record<string, number[]> = parameterShapes(config);
+  const out: string[] = [];
+  if (table.length !== PARAMETER_ORDER.length) out.push(`${table.length} parameters, TypeScript has ${PARAMETER_ORDER.length}`);
+  PARAMETER_ORDER.forEach((name, i) => {
+    const row = table[i];
+    if (!row) return;
+    if (row.name !== name) out.push(`#${i} is ${row.name}, TypeScript has ${name}`);
+    else if (row.shape.join(',') !== shapes[name].join(',')) out.push(`${name} is [${row.shape}], TypeScript has [${shapes[name]}]`);
+  });
+  return out;
+}
+
+/**
+ * Refuses an addon whose parameter table (native/model.h) differs from parameterShapes: a build of other sources
+ * than this package's, whose buffers the model would fill in the wrong layout.
+ */
+export function checkAddonParameterTable(table: readonly ParameterTableRow[], config: ModelConfig): void {
+  const differences = parameterTableDifferences(table, config);
+  if (differences.length > 0) {
+    throw new UserError(`The native addon's parameter table differs from this package's (${differences.join('; ')}). ` +
+      'The addon was built from other sources: rebuild it with `npx node-gyp rebuild` in the package directory.');
+  }
 }
 
 export interface Arena {

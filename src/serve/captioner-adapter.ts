@@ -1,5 +1,5 @@
 /**
- * CaptionEngine over the Captioner API (`loadCaptioner`, src/export/load.ts): a run folder, a checkpoint or an
+ * CaptionEngine over the Captioner API (`loadCaptioner`, src/models/load-captioner.ts): a run folder, a checkpoint or an
  * export bundle, on the native decoder or onnxruntime-node; or a bundle already in memory (`sat serve` exports a
  * checkpoint once and shares the bytes with every model thread).
  *
@@ -7,13 +7,12 @@
  *   N images x k beams -> captions with words, attention and the beam's alternatives
  */
 import fs from 'node:fs';
-import { checkpointFile } from '../checkpoint/checkpoint.js';
-import { checkpointTarget } from '../checkpoint/source.js';
+import { checkpointWeightsFile } from '../checkpoint/checkpoint.js';
 import type { Captioner, CaptionerInfo, CaptionOptions } from '../decode/captioner-api.js';
 import type { EncoderOptions } from '../encoders/registry.js';
 import type { Bundle } from '../export/bundle-backend.js';
 import { isBundleFolder, readManifest } from '../export/bundle-folder.js';
-import { loadBundleCaptioner, loadCaptioner, type CaptionerBackend, type NodeImageInput } from '../export/load.js';
+import { loadBundleCaptioner, loadCaptioner, type CaptionerBackend, type NodeImageInput } from '../models/load-captioner.js';
 import type { BundleManifest } from '../export/manifest.js';
 import { loadBinding } from '../model/binding.js';
 import { DEFAULT_SERVE_BACKEND, type BatchResult, type CaptionEngine } from './engine.js';
@@ -53,7 +52,7 @@ function bundleDetails(m: BundleManifest): Record<string, unknown> {
 function checkpointDetails(source: string): Record<string, unknown> {
   let meta: { format?: string; createdAt?: string; model?: unknown; progress?: { epoch?: number; best?: unknown } };
   try {
-    meta = JSON.parse(fs.readFileSync(checkpointFile(checkpointTarget(source)).replace(/\.safetensors$/, '.json'), 'utf8'));
+    meta = JSON.parse(fs.readFileSync(checkpointWeightsFile(source).replace(/\.safetensors$/, '.json'), 'utf8'));
   } catch {
     return {};
   }

@@ -10,6 +10,7 @@
  * at the start of the current epoch, how many of its batches are done and the epoch's partial loss sums.
  * Dropout masks are seeded from (seed, step), so they need no state of their own.
  */
+import type { EncoderOptions } from '../encoders/registry.js';
 import { NonFiniteLossError, type CaptionModel, type StepStats } from '../model/types.js';
 import type { TrainingPrecision } from '../model/precision.js';
 import type { FeatureStoreReader } from '../features/types.js';
@@ -19,7 +20,7 @@ import { UserError } from '../util/errors.js';
 import type { TrainConfig } from './config.js';
 import { BatchAssembler, FeatureCache, epochBatches, fixedBatches, targetTokens, type Example } from './batches.js';
 import {
-  CHECKPOINT_FORMAT, checkpointFiles, copyVocab, promoteLatestToBest, saveCheckpoint,
+  CHECKPOINT_FORMAT, checkpointTagPaths, copyVocab, promoteLatestToBest, saveCheckpoint,
   type CheckpointMeta, type EpochRecord, type TrainProgress,
 } from '../checkpoint/checkpoint.js';
 import { writeLossCurve } from './loss-curve.js';
@@ -46,6 +47,8 @@ export interface TrainLoopOptions {
   checkpointDir: string;
   vocabFile: string;
   runDir?: string | null;
+  /** The options the store's encoder was built from (src/features/run-features.ts); recorded in every checkpoint. */
+  encoderOptions?: EncoderOptions;
   /** Progress from a checkpoint to continue from (its weights must already be in `model`). */
   resume?: TrainProgress;
   validate?: ValidateHook;
@@ -206,7 +209,8 @@ function checkpointMeta(loop: Loop): CheckpointMeta<TrainConfig> {
   const used = config.precision as TrainingPrecision['used'];  // checked in startLoop
   return {
     format: CHECKPOINT_FORMAT, createdAt: new Date().toISOString(), config, model: model.config,
-    encoder: { id: store.encoderId, locations: store.locations, channels: store.channels },
+    encoder: { id: store.encoderId, locations: store.locations, channels: store.channels,
+      ...(loop.opts.encoderOptions ? { options: loop.opts.encoderOptions } : {}) },
     vocab: loop.vocabName, run: loop.opts.runDir ?? null, progress: loop.progress,
     precision: loop.opts.precision ?? { asked: used, used, reason: 'as asked' },
   };
@@ -216,7 +220,7 @@ function checkpointMeta(loop: Loop): CheckpointMeta<TrainConfig> {
 function saveLatest(loop: Loop): string {
   saveCheckpoint(loop.opts.checkpointDir, 'latest', loop.opts.model, checkpointMeta(loop));
   loop.lastSave = performance.now();
-  return checkpointFiles(loop.opts.checkpointDir, 'latest').weights;
+  return checkpointTagPaths(loop.opts.checkpointDir, 'latest').weights;
 }
 
 /** What the progress bar counts for a batch: target tokens, or examples (images) with an objective. */
@@ -256,7 +260,7 @@ async function trainEpochBatches(loop: Loop, epoch: number): Promise<EpochTraini
       const stopped = checkpointMidEpoch(loop);
       if (stopped) {
         bar.finish();
-        loop.log(`${stopped === 'interrupted' ? 'Interrupted' : 'Time budget reached'}: saved ${checkpointFiles(loop.opts.checkpointDir, 'latest').weights} ` +
+        loop.log(`${stopped === 'interrupted' ? 'Interrupted' : 'Time budget reached'}: saved ${checkpointTagPaths(loop.opts.checkpointDir, 'latest').weights} ` +
           `at epoch ${epoch}, batch ${bi + 1}/${batches.length}. Continue with --resume.`);
         return { stopped };
       }
@@ -284,7 +288,7 @@ function trainBatch(loop: Loop, batch: number[], where: string): StepStats {
     : model.trainStep(assembled, optimizer, config.dropout > 0 ? stepSeed : undefined));
   loop.trainMs += performance.now() - t0;
   if (!Number.isFinite(stats.loss)) {
-    const last = progress.step > 0 ? checkpointFiles(checkpointDir, 'latest').weights : null;
+    const last = progress.step > 0 ? checkpointTagPaths(checkpointDir, 'latest').weights : null;
     throw new DivergedError(`The training loss became ${stats.loss} at ${where} ` +
       `(optimizer step ${progress.step + 1}, learning rate ${progress.learningRate}). Training stopped; ` +
       (last ? `the last good checkpoint (${last}) was kept. ` : 'no checkpoint had been saved yet. ') +
@@ -399,7 +403,7 @@ function stopAfterEpoch(loop: Loop, epoch: number, epochStart: number, { by, sin
   const wholeEpochSeconds = (performance.now() - epochStart) / 1000; // training + validation of this epoch
   const budgetLeft = opts.timeBudgetSeconds === undefined ? Infinity : opts.timeBudgetSeconds - used;
   if (opts.stop?.requested) {
-    loop.log(`Interrupted: saved ${checkpointFiles(opts.checkpointDir, 'latest').weights} at the end of epoch ${epoch}. Continue with --resume.`);
+    loop.log(`Interrupted: saved ${checkpointTagPaths(opts.checkpointDir, 'latest').weights} at the end of epoch ${epoch}. Continue with --resume.`);
     return 'interrupted';
   }
   if (budgetLeft <= 0 || (opts.wholeEpochs && budgetLeft < wholeEpochSeconds)) {

@@ -73,7 +73,7 @@ export function selfCriticalObjective(opts: SelfCriticalOptions): SelfCriticalOb
   /** Row b*K + k of the sampled captions is sample k of image b: each image is encoded once, for sampling and training. */
   const sampleImages = (model: CaptionModel, batch: TrainBatch, examples: readonly Example[], seed: number) => {
     const captions = decodeImages(model, batch.features, batch.size, vocab, {
-      strategy: { kind: 'sample', temperature: 1, seed }, maxLength: opts.maxLength, samplesPerImage: K, batchSize: batch.size,
+      sample: true, temperature: 1, seed, maxLength: opts.maxLength, samplesPerImage: K, batchSize: batch.size,
     });
     // Scored as evaluation scores them: the words joined, PTB-tokenised, CIDEr-D against the image's references.
     const rewards = captions.map((c, i) => {

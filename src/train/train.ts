@@ -3,20 +3,23 @@
  * images.jsonl + vocab.json from `sat prepare`, features from `sat features`. Checkpoints go to
  * RUN/checkpoints unless told otherwise. The loop itself is src/train/loop.ts.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import type { CaptionModel, ModelConfig } from '../model/types.js';
 import {
   bf16Unavailable, createModel, resolvePrecision, type Precision, type PrecisionChoice, type TrainingPrecision,
 } from '../model/index.js';
 import type { FeatureStoreReader } from '../features/types.js';
-import { openRunFeatures } from '../features/run-features.js';
+import { openRunFeatures, recordedEncoderOptions } from '../features/run-feature-store.js';
 import { runPaths } from '../dataset/run.js';
 import { loadRun } from '../dataset/prepare.js';
 import type { Vocabulary } from '../vocab/vocabulary.js';
 import { UserError } from '../util/errors.js';
+import { lockFolder } from '../util/folder-lock.js';
 import {
-  checkVocabularySize, loadCheckpoint, restoreModel, type CheckpointMeta, type LoadedCheckpoint,
+  checkpointTagPaths, loadCheckpoint, restoreModel, type CheckpointMeta, type LoadedCheckpoint,
 } from '../checkpoint/checkpoint.js';
+import { checkInitFeatures, describeRemap, initFromSource, loadInitSource, type InitSource } from './init-source.js';
 import { FROZEN_ON_RESUME, formatConfig, readConfigFile, resolveConfig, upgradeSavedConfig, type TrainConfig } from './config.js';
 import { splitExamples, type Example } from './batches.js';
 import { selfCriticalExamples, selfCriticalObjective, type BatchObjective } from './self-critical.js';
@@ -33,9 +36,16 @@ export interface TrainOptions {
   /** Continue from CHECKPOINTS/latest.*: weights, Adam state, data order and loss history. */
   resume?: boolean;
   /**
-   * Start a new run from this checkpoint's weights (a .safetensors file, or a folder: its best): fresh Adam
-   * state, schedule and history; the network shape comes from the checkpoint. How self-critical training
-   * (objective 'scst') starts from a cross-entropy model.
+   * Start over in a checkpoints folder that already holds checkpoints, removing them (latest.*, best.*, the loss
+   * plot). Without it (or resume) such a folder is refused, so a trained run is never overwritten by accident.
+   */
+  force?: boolean;
+  /**
+   * Start a new run from a trained model's weights: a checkpoint (.safetensors, a checkpoints folder or a run
+   * folder: its best) or a bundle folder (`sat export`). Fresh Adam state, schedule and history; the network shape
+   * comes from the model; words of the run's vocabulary that the model knows keep their trained rows, new words
+   * start fresh (src/train/init-source.ts). How self-critical training (objective 'scst') starts from a
+   * cross-entropy model, and how a run fine-tunes a shipped model on its own images.
    */
   init?: string;
   checkpointDir?: string;
@@ -67,19 +77,36 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
   const paths = runPaths(runDir);
   const checkpointDir = path.resolve(opts.checkpointDir ?? paths.checkpoints);
   const { vocab, images } = loadRun(runDir);
+  // One trainer per checkpoints folder: two would interleave their latest and best.
+  const lock = lockFolder(checkpointDir, { command: 'sat train' });
+  try {
+    refuseTrainedFolder(checkpointDir, opts);
+    return await trainLocked(opts, log, runDir, checkpointDir, vocab, images);
+  } finally {
+    lock.release();
+  }
+}
+
+async function trainLocked(opts: TrainOptions, log: (line: string) => void, runDir: string, checkpointDir: string,
+                           vocab: Vocabulary, images: PreparedImage[]): Promise<TrainOutcome> {
+  const paths = runPaths(runDir);
   const store = openRunFeatures(runDir, { explicit: opts.featuresDir });
-  const start = startingPoint(opts, checkpointDir, store, vocab, paths.vocab);
+  const initSource = opts.init ? await loadInitSource(opts.init) : null;
+  const start = startingPoint(opts, checkpointDir, store, runDir, initSource);
   const { config, resumed, precision } = start;
   const model = buildModel(start, store, vocab);
+  const remap = initSource ? describeRemap(initSource, initFromSource(model, initSource, vocab.words), vocab.size) : null;
   const data = trainingData(start, images, vocab, log);
   const validate = opts.validate ?? validationHook(config, images, vocab, store, opts.quiet, log);
+  if (opts.force) removeCheckpoints(checkpointDir, log);
 
   // Everything up to the first batch runs synchronously, so Ctrl-C is heard from the first batch on.
   return withCtrlC(opts.handleSigint !== false, log, async (stop) => {
     // Printed only once Ctrl-C is handled, so whoever sees the config knows Ctrl-C saves from here on.
-    log(`${describeRun(runDir, store, vocab, start, data, checkpointDir)}\n  precision ${precision.used} (${precision.reason})`);
+    log(`${describeRun(runDir, store, vocab, start, data, checkpointDir, remap)}\n  precision ${precision.used} (${precision.reason})`);
     const result = await trainLoop({
       config, model, precision, store, train: data.train, dev: data.dev, checkpointDir, vocabFile: paths.vocab, runDir,
+      encoderOptions: recordedEncoderOptions(store.dir),
       resume: resumed?.meta.progress, validate, objective: data.objective, timeBudgetSeconds: opts.timeBudgetSeconds,
       wholeEpochs: opts.wholeEpochs, stop, log, quiet: opts.quiet,
     });
@@ -90,6 +117,38 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
   });
 }
 
+/** The files of a trained run in a checkpoints folder: --force removes them, their presence refuses a plain start. */
+const CHECKPOINT_FILES = ['latest.safetensors', 'latest.json', 'best.safetensors', 'best.json', 'loss.svg', 'loss.png'];
+
+/**
+ * Refuses to start a new run (neither --resume nor --force) in a folder holding checkpoints: it would overwrite
+ * latest and then best. --force with --resume is refused as contradictory.
+ */
+function refuseTrainedFolder(checkpointDir: string, opts: TrainOptions): void {
+  if (opts.force && opts.resume) {
+    throw new UserError(`--force starts over in ${checkpointDir}, --resume continues it: use one of them.`);
+  }
+  if (opts.resume || opts.force) return;
+  const found = ['latest', 'best'].map((tag) => checkpointTagPaths(checkpointDir, tag as 'latest' | 'best').weights).filter((f) => fs.existsSync(f));
+  if (found.length === 0) return;
+  let progress = '';
+  try {
+    const meta = JSON.parse(fs.readFileSync(path.join(checkpointDir, 'latest.json'), 'utf8')) as CheckpointMeta;
+    progress = ` (${meta.progress.epoch} epoch${meta.progress.epoch === 1 ? '' : 's'} trained, saved ${meta.createdAt})`;
+  } catch {
+    progress = '';
+  }
+  throw new UserError(`${checkpointDir} already holds checkpoints${progress}: ${found.map((f) => path.basename(f)).join(', ')}. ` +
+    'Continue that run with --resume, train into another folder with --checkpoints DIR, or pass --force to start over (it deletes them).');
+}
+
+/** --force: the previous run's checkpoints and loss plot go before the new run writes its own. */
+function removeCheckpoints(checkpointDir: string, log: (line: string) => void): void {
+  const removed = CHECKPOINT_FILES.filter((name) => fs.existsSync(path.join(checkpointDir, name)));
+  for (const name of removed) fs.rmSync(path.join(checkpointDir, name), { force: true });
+  if (removed.length > 0) log(`--force: removed ${removed.join(', ')} from ${checkpointDir}`);
+}
+
 /**
  * Where training starts: the effective config (its precision resolved: fp32 or bf16), the precision as asked and
  * why it resolved so, and the checkpoint it continues (--resume) or starts from (--init).
@@ -98,15 +157,16 @@ interface StartingPoint {
   config: TrainConfig;
   precision: TrainingPrecision;
   resumed: LoadedCheckpoint<Partial<TrainConfig>> | null;
-  initial: LoadedCheckpoint<Partial<TrainConfig>> | null;
+  initial: InitSource | null;
 }
 
 /**
  * defaults <- --config file <- flags, then: with --resume the checkpoint's config is the base and only
- * schedule-like settings may change; with --init the network's shape comes from the checkpoint. Both must have
- * been trained on this store's features (and --init on this run's vocabulary).
+ * schedule-like settings may change; with --init the network's shape comes from the model. Both must have
+ * been trained on this store's features (encoder and grid).
  */
-function startingPoint(opts: TrainOptions, checkpointDir: string, store: FeatureStoreReader, vocab: Vocabulary, vocabFile: string): StartingPoint {
+function startingPoint(opts: TrainOptions, checkpointDir: string, store: FeatureStoreReader, runDir: string,
+                       initial: InitSource | null): StartingPoint {
   if (opts.init && opts.resume) {
     throw new UserError(`--init ${opts.init} starts a new run from a checkpoint's weights, --resume continues ${checkpointDir}: use one of them.`);
   }
@@ -129,18 +189,17 @@ function startingPoint(opts: TrainOptions, checkpointDir: string, store: Feature
     if (asked.learningRate !== undefined) resumed.meta.progress.learningRate = asked.learningRate;
   }
 
-  const initial = opts.init ? loadCheckpoint<Partial<TrainConfig>>(opts.init, 'best') : null;
   if (initial) {
-    // The network's shape is the checkpoint's; asking for another one is a mistake worth stopping for.
-    const saved = upgradeSavedConfig(initial.meta.config);
-    for (const key of INIT_SHAPE) {
-      if (asked[key] !== undefined && asked[key] !== saved[key]) {
-        throw new UserError(`--init: "${key}" is ${saved[key]} in ${initial.file} and cannot be ${asked[key]}. Drop that option.`);
-      }
+    // The network's shape is the model's; asking for another one is a mistake worth stopping for.
+    const saved = upgradeSavedConfig(initial.config);
+    const differs = INIT_SHAPE.filter((key) => asked[key] !== undefined && asked[key] !== saved[key]);
+    if (differs.length > 0) {
+      throw new UserError(`--init ${initial.named}: the model's size is fixed by its weights, and it differs from what was asked: ` +
+        `${differs.map((key) => `${key} ${saved[key]} (asked ${asked[key]})`).join(', ')}. Drop ${differs.map((k) => `--${flagName(k)}`).join(' ')} ` +
+        '(and those keys of --config), or train from scratch without --init.');
     }
     config = { ...config, ...Object.fromEntries(INIT_SHAPE.map((key) => [key, saved[key]])) };
-    checkSameFeatures('--init', initial, store);
-    checkVocabularySize(initial, vocab, `--init: this run's vocabulary (${vocabFile})`, 'start from a checkpoint of this run (same `sat prepare`).');
+    checkInitFeatures(initial, store, runDir);
   }
   const precision = trainingPrecision(config.precision, asked.precision, resumed);
   return { config: { ...config, precision: precision.used }, precision, resumed, initial };
@@ -184,6 +243,9 @@ function recordedPrecision(meta: CheckpointMeta<Partial<TrainConfig>>): Precisio
   return saved === 'fp32' || saved === 'bf16' ? saved : null;
 }
 
+/** A config field's command-line flag (batchSize -> batch-size). */
+const flagName = (field: string) => field.replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase();
+
 function checkSameFeatures(flag: string, ckpt: LoadedCheckpoint<unknown>, store: FeatureStoreReader): void {
   if (ckpt.meta.encoder.id !== store.encoderId) {
     throw new UserError(`${flag}: ${ckpt.file} was trained on features "${ckpt.meta.encoder.id}" but this run's store is ` +
@@ -192,7 +254,7 @@ function checkSameFeatures(flag: string, ckpt: LoadedCheckpoint<unknown>, store:
 }
 
 /** The model for the config, with the weights (and with --resume the Adam state) of the starting checkpoint. */
-function buildModel({ config, precision, resumed, initial }: StartingPoint, store: FeatureStoreReader, vocab: Vocabulary): CaptionModel {
+function buildModel({ config, precision, resumed }: StartingPoint, store: FeatureStoreReader, vocab: Vocabulary): CaptionModel {
   const modelConfig: ModelConfig = {
     locations: store.locations, channels: store.channels, vocabSize: vocab.size,
     embedDim: config.embedDim, units: config.units, attentionUnits: config.attentionUnits,
@@ -201,7 +263,6 @@ function buildModel({ config, precision, resumed, initial }: StartingPoint, stor
   };
   const model = createModel(modelConfig, { seed: config.seed, precision: precision.used });
   if (resumed) restoreModel(model, resumed, { optimizer: true });
-  if (initial) restoreModel(model, initial, { optimizer: false });
   return model;
 }
 
@@ -227,14 +288,14 @@ function trainingData({ config, resumed, initial }: StartingPoint, images: Prepa
 }
 
 /** The lines printed before the first batch: data, starting point, checkpoints and the effective config. */
-function describeRun(runDir: string, store: FeatureStoreReader, vocab: Vocabulary, { config, resumed, initial }: StartingPoint,
-                     data: TrainingData, checkpointDir: string): string {
+function describeRun(runDir: string, store: FeatureStoreReader, vocab: Vocabulary, { config, resumed }: StartingPoint,
+                     data: TrainingData, checkpointDir: string, remap: string | null): string {
   const tokens = data.train.reduce((s, e) => s + e.tokens.length - 1, 0);
   return `sat train: ${runDir}\n  features ${store.encoderId} [${store.locations} x ${store.channels}], vocabulary ${vocab.size} words\n` +
     (data.objective
       ? `  self-critical: ${data.train.length} train images, ${config.scstSamples} sampled captions each, ${data.objective.examplesPerBatch} images per step; dev ${data.dev.length} captions\n`
       : `  train ${data.train.length} captions (${tokens} target tokens), dev ${data.dev.length} captions\n`) +
-    (initial ? `  weights from ${initial.file}\n` : '') +
+    (remap ? `${remap}\n` : '') +
     `  checkpoints ${checkpointDir}` + (resumed ? `\n  resuming ${resumed.file} at epoch ${resumed.meta.progress.epoch}` +
       (resumed.meta.progress.batchInEpoch ? `, batch ${resumed.meta.progress.batchInEpoch}` : '') : '') +
     `\nconfig:\n${formatConfig(config)}`;

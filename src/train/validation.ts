@@ -64,7 +64,7 @@ export function makeValidateHook(opts: ValidationOptions): ValidateHook {
   return async (model: CaptionModel, epoch: number, shouldStop = () => false) => {
     // Interruptible: the event loop runs between decoding batches, so Ctrl-C during a long pass is heard.
     const captions = await decodeStoreImagesInterruptible(model, opts.store, ids, vocab, {
-      strategy: { kind: 'greedy' }, maxLength, batchSize: opts.batchSize,
+      maxLength, batchSize: opts.batchSize,
       progress: opts.quiet ? false : `validate ${label} e${epoch}`, shouldStop,
     });
     if (captions === null) return null;

@@ -1,5 +1,5 @@
 /**
- * Files shipped in the package beside dist/ (bench/*.py, scripts/torch_model.py, configs/): found from this
+ * Files shipped in the package beside dist/ (the PyTorch peers in peers/, configs/): found from this
  * module's own location, which is src/util under tsx and dist/src/util when installed, so they resolve the same
  * from a clone and from node_modules/show-attend-tell.
  */
@@ -21,7 +21,7 @@ export function packageRoot(): string {
   }
 }
 
-/** Absolute path of a file shipped in the package, e.g. packageFile('bench', 'train_torch.py'); a UserError if it is missing. */
+/** Absolute path of a file shipped in the package, e.g. packageFile('peers', 'train_torch.py'); a UserError if it is missing. */
 export function packageFile(...parts: string[]): string {
   const root = packageRoot();
   const file = path.join(root, ...parts);

@@ -27,6 +27,7 @@
  * which only matters for captions containing tabs.
  */
 import fs from 'node:fs';
+import { writeFileAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
 
 export { defaultMaxLength } from './max-length.js';
@@ -158,8 +159,9 @@ export class Vocabulary {
     };
   }
 
+  /** Writes the vocabulary to `file` atomically (src/util/atomic-write.ts). */
   save(file: string): void {
-    fs.writeFileSync(file, JSON.stringify(this.toJSON()) + '\n');
+    writeFileAtomic(file, JSON.stringify(this.toJSON()) + '\n', 'the vocabulary');
   }
 
   /** Id of one token (already tokenised); unknown words give <unk>. */

@@ -4,11 +4,11 @@
  *   URL string / Blob   fetch -> createImageBitmap(blob, { imageOrientation: 'from-image' })  (EXIF rotation, as sharp.rotate())
  *   HTMLImageElement, ImageBitmap, canvas, VideoFrame   drawn unscaled on a canvas at its natural size
  *   ImageData, { data, width, height, channels? }       used as they are
- *   -> full-size RGBA pixels -> resizeToSquareRgb (src/features/resize.ts): the triangle filter of libvips'
- *      'linear' reduce that sharp uses, in TypeScript, so the result does not depend on the browser's canvas
- *      scaler. Shrinking, it is sharp's within a fraction of a level on average (test/features-extract.test.ts);
- *      enlarging (e.g. a 224 px image for a 299 px encoder) differs by a few levels, as libvips' upsampler places
- *      its samples differently (see src/features/image.ts).
+ *   -> full-size RGBA pixels -> resizeToSquareRgb (src/features/resize.ts): libvips' 'linear' resize as sharp runs
+ *      it, in TypeScript, so the result does not depend on the browser's canvas scaler. Shrinking, it is sharp's
+ *      exactly (checks/resize-parity.ts: 0 of 40 COCO val photos differ at 224 or 299, except one panorama that is
+ *      enlarged on one side); enlarging, within one level. Big JPEGs, which sharp decodes at 1/2 to 1/8 of their size
+ *      (shrink-on-load, when both sides shrink 3x or more), still differ by that decoder scaling.
  *   -> scaling and layout are the shared src/features/pixels.ts.
  *
  * The browser decodes the JPEG/PNG itself; its decoder (libjpeg-turbo in Chromium) may differ from libvips'

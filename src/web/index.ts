@@ -5,6 +5,7 @@
  *
  *   const captioner = await loadCaptioner('/models/f8k-int8/');             // the bundle folder's URL
  *   const { caption, words } = await captioner.caption(document.querySelector('img'), { beam: 3 });
+ *   const shipped = await loadCaptioner();   // the shipped model, from the package's files (defaultModelUrl)
  *
  * onnxruntime-web's files (ort-wasm-simd-threaded.mjs/.wasm) ship next to this bundle in dist/web/ and are
  * loaded from there unless `wasmPaths` says otherwise; nothing comes from a CDN. Multi-threaded wasm needs a
@@ -18,6 +19,7 @@ import { createCaptioner, type Captioner } from '../decode/captioner-api.js';
 import { bundleBackend, type Bundle } from '../export/bundle-backend.js';
 import { BundleError, MANIFEST_FILE, parseManifest, verifyBundleFile } from '../export/manifest.js';
 import type { OrtNamespace } from '../encoders/onnx/runtime.js';
+import { DEFAULT_MODEL_NAME } from '../models/default-model.js';
 import { preprocessWebImage, type WebImageInput } from './image.js';
 
 export type { CaptionOptions, CaptionResult, CaptionWord, CaptionAlternativeText, Captioner, CaptionerInfo } from '../decode/captioner-api.js';
@@ -27,6 +29,7 @@ export type { BundleManifest } from '../export/manifest.js';
 export { BundleError } from '../export/manifest.js';
 export type { WebImageInput, RgbImage } from './image.js';
 export { ImageDecodeError } from './image.js';
+export { DEFAULT_MODEL_NAME } from '../models/default-model.js';
 
 export interface WebCaptionerOptions {
   /** Where onnxruntime-web's .wasm/.mjs files are (a folder URL ending in '/'); default: next to this script. */
@@ -78,8 +81,19 @@ export async function fetchBundle(url: string, fetchImpl: typeof fetch = fetch):
   return { manifest, files };
 }
 
-/** Loads the bundle at `url` (its folder) and returns a Captioner for browser images. */
-export async function loadCaptioner(url: string, opts: WebCaptionerOptions = {}): Promise<Captioner<WebImageInput>> {
+/**
+ * The URL of the shipped model's bundle folder, beside this script in the installed package:
+ * node_modules/show-attend-tell/dist/web/show-attend-tell.mjs -> node_modules/show-attend-tell/models/NAME/.
+ * Right wherever the package's files are served as they are installed (a static host serving node_modules, or a
+ * copy of the package's dist/web and models folders side by side). A bundler that moves this script elsewhere
+ * must also copy models/NAME/ and pass its URL to loadCaptioner (see docs/models.md).
+ */
+export function defaultModelUrl(scriptUrl: string = import.meta.url): string {
+  return new URL(`../../models/${DEFAULT_MODEL_NAME}/`, scriptUrl).href;
+}
+
+/** Loads the bundle at `url` (its folder; default: the shipped model, defaultModelUrl) and returns a Captioner for browser images. */
+export async function loadCaptioner(url: string = defaultModelUrl(), opts: WebCaptionerOptions = {}): Promise<Captioner<WebImageInput>> {
   const ort = opts.ort ?? ((await import('onnxruntime-web/wasm')) as unknown as OrtNamespace & { env: OrtWasmEnv });
   const env = (ort as { env?: OrtWasmEnv }).env;
   if (env?.wasm) {

@@ -7,6 +7,7 @@
  * (type 2: strings, bytes, nested messages). Repeated scalars are written unpacked, one key per
  * value, which every protobuf parser accepts for the proto2 `onnx.proto`.
  */
+import { ParseError } from '../../util/parse-error.js';
 export class ProtoWriter {
   private readonly chunks: Uint8Array[] = [];
   private length = 0;
@@ -90,49 +91,67 @@ export interface ProtoField {
   value: number | Uint8Array;
 }
 
-/** The top-level fields of a protobuf message, in order. Payloads are views into `buf`, not copies. */
-export function readFields(buf: Uint8Array): ProtoField[] {
+/** The largest field number protobuf allows (2^29 - 1). */
+const MAX_FIELD = 0x1fffffff;
+
+/**
+ * Reads one varint at `pos` of `buf`: at most 10 bytes (64 bits), the 10th holding only the top bit.
+ * Returns [value, next position]; values above 2^53 lose precision (no ONNX field we read is that large).
+ */
+function readVarint(buf: Uint8Array, pos: number, what: string): [number, number] {
+  let result = 0;
+  for (let i = 0; i < 10; i++) {
+    if (pos + i >= buf.length) throw new ParseError(`${what}: truncated varint at byte ${pos} of ${buf.length}`);
+    const byte = buf[pos + i];
+    if (i === 9 && byte > 1) throw new ParseError(`${what}: varint at byte ${pos} overflows 64 bits`);
+    result += (byte & 0x7f) * 2 ** (7 * i);
+    if (!(byte & 0x80)) return [result, pos + i + 1];
+  }
+  throw new ParseError(`${what}: varint at byte ${pos} is longer than 10 bytes`);
+}
+
+/**
+ * The top-level fields of a protobuf message, in order. Payloads are views into `buf`, not copies, so a nested
+ * message read from a payload cannot reach past its parent. Refuses (ParseError, `what` naming the message) a
+ * truncated field, a varint over 10 bytes, a length past the end of the message, field number 0 and the
+ * deprecated group wire types (3, 4), which ONNX never uses.
+ */
+export function readFields(buf: Uint8Array, what = 'protobuf message'): ProtoField[] {
   const out: ProtoField[] = [];
   let pos = 0;
-  const varint = (): number => {
-    let result = 0, shift = 0, byte: number;
-    do {
-      if (pos >= buf.length) throw new Error('truncated protobuf');
-      byte = buf[pos++];
-      result += (byte & 0x7f) * 2 ** shift;
-      shift += 7;
-    } while (byte & 0x80);
-    return result;
-  };
   while (pos < buf.length) {
     const start = pos;
-    const key = varint();
-    const field = Math.floor(key / 8), wire = key & 7;
+    let key: number;
+    [key, pos] = readVarint(buf, pos, what);
+    const field = Math.floor(key / 8), wire = key % 8;
+    if (field === 0 || field > MAX_FIELD) throw new ParseError(`${what}: invalid field number ${field} at byte ${start}`);
     let value: number | Uint8Array;
-    if (wire === 0) value = varint();
-    else if (wire === 1) { value = buf.subarray(pos, pos + 8); pos += 8; }
-    else if (wire === 5) { value = buf.subarray(pos, pos + 4); pos += 4; }
-    else if (wire === 2) { const len = varint(); value = buf.subarray(pos, pos + len); pos += len; }
-    else throw new Error(`unsupported protobuf wire type ${wire}`);
-    if (pos > buf.length) throw new Error('truncated protobuf');
+    if (wire === 0) [value, pos] = readVarint(buf, pos, what);
+    else if (wire === 1 || wire === 5) {
+      const size = wire === 1 ? 8 : 4;
+      if (pos + size > buf.length) throw new ParseError(`${what}: field ${field} at byte ${start} needs ${size} bytes, ${buf.length - pos} are left`);
+      value = buf.subarray(pos, pos + size);
+      pos += size;
+    } else if (wire === 2) {
+      let len: number;
+      [len, pos] = readVarint(buf, pos, what);
+      if (len > buf.length - pos) throw new ParseError(`${what}: field ${field} at byte ${start} is ${len} bytes long, only ${buf.length - pos} are left`);
+      value = buf.subarray(pos, pos + len);
+      pos += len;
+    } else throw new ParseError(`${what}: unsupported protobuf wire type ${wire} (field ${field} at byte ${start})`);
     out.push({ field, wire, start, end: pos, value });
   }
   return out;
 }
 
 /** The values of a packed repeated varint field (e.g. TensorProto.dims written packed). */
-export function readPackedVarints(b: Uint8Array): number[] {
+export function readPackedVarints(b: Uint8Array, what = 'packed varints'): number[] {
   const out: number[] = [];
   let pos = 0;
   while (pos < b.length) {
-    let result = 0, shift = 0, byte: number;
-    do {
-      if (pos >= b.length) throw new Error('truncated protobuf');
-      byte = b[pos++];
-      result += (byte & 0x7f) * 2 ** shift;
-      shift += 7;
-    } while (byte & 0x80);
-    out.push(result);
+    let value: number;
+    [value, pos] = readVarint(b, pos, what);
+    out.push(value);
   }
   return out;
 }
