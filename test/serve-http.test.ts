@@ -182,18 +182,22 @@ test('caption options are the Captioner API\'s, passed down unchanged and checke
   assert.equal(beamed.status, 200, JSON.stringify(beamed.body));
   assert.deepEqual(seen.at(-1), { beam: 3, alpha: 0.5, alternatives: 2, maxLength: 4 });
   assert.ok(beamed.body.alternatives.length >= 1 && beamed.body.alternatives.length <= 2);
+  // options the decoder gained (top_k, top_p, block_trigrams, groups, diversity) pass through with no change here
+  const newer = await answer('?sample=1&top_k=5&top_p=0.9&block_trigrams=true');
+  assert.equal(newer.status, 200, JSON.stringify(newer.body));
+  assert.deepEqual(seen.at(-1), { sample: true, topK: 5, topP: 0.9, blockTrigrams: true, maxLength: 4, alternatives: true });
   await answer('');
   assert.deepEqual(seen.at(-1), { beam: 3, alpha: 0, maxLength: 4, alternatives: true }, 'the service\'s defaults: --beam, the model\'s longest caption, the alternatives');
 
   // the shared limits and rules refuse, named by their wire names; no limit of the service's own beside them
   const shared = [['?alpha=5.5', /alpha must be a number from 0 to 5/], ['?beam=1&alpha=1', /alpha .* applies to beam search/],
-    ['?beam=2&sample=1', /beam and sample exclude each other/], ['?temperature=2', /temperature and seed apply to sample only/],
+    ['?beam=2&sample=1', /beam and sample exclude each other/], ['?temperature=2', /temperature applies to sample only/],
     ['?beam=2&alternatives=3', /alternatives must be/], ['?sample=maybe', /sample="maybe"/]] as const;
   for (const [query, message] of shared) {
     const error = await refusal(await post(server, red, query), 400, 'bad_option');
     assert.match(error.message, message, query);
   }
-  assert.equal(seen.length, 3, 'refused options never reach the model');
+  assert.equal(seen.length, 4, 'refused options never reach the model');
 });
 
 test('every limit refuses with its status, names the limit and the fix, and never disturbs the requests beside it', async () => {
