@@ -17,7 +17,7 @@ export { loadBundleCaptioner, loadLocatedCaptioner } from './models/load-caption
 export { locateModel } from './models/source.js';
 export type { ModelLocation, ResolveModelOptions } from './models/source.js';
 export { readBundleFolder } from './export/bundle-folder.js';
-export type { EngineInfo, DecodeSettings } from './serve/engine.js';
+export type { BatchResult } from './serve/engine.js';
 
 // metrics on tokenised captions; the pixel helpers behind attention figures
 export { scoreTokenized } from './metrics/score.js';

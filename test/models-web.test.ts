@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { DEFAULT_MODEL_NAME } from '../src/models/default-model.js';
-import { writeBrowserBuild } from '../src/serve/browser-build.js';
+import { writeBrowserBuild } from '../scripts/build-browser.js';
 import { makeBundleFixture, type BundleFixture } from './models-fixture.js';
 
 const CHROMIUM = '/usr/bin/chromium';

@@ -3,6 +3,8 @@
  * "a blue circle" for a blue one; and images to send it.
  */
 import sharp from 'sharp';
+import { buildBrowser } from '../scripts/build-browser.js';
+import { lazyFiles, type FileSource } from '../src/serve/static-files.js';
 import { makeTinyRun, RED_BLUE, type TinyRun } from './tiny-model.js';
 
 export { SIZE } from './tiny-model.js';
@@ -26,3 +28,7 @@ export function splitImage(width = 64, height = 48): Promise<Buffer> {
     .composite([{ input: { create: { width: half, height, channels: 3, background: '#e01010' } }, left: 0, top: 0 }])
     .png().toBuffer();
 }
+
+/** The page and the browser build of show-attend-tell/web made in memory from the sources (never a stale dist/). */
+export const browserBuilds = (): { page: FileSource; webBuild: FileSource } =>
+  ({ page: lazyFiles(() => buildBrowser('page')), webBuild: lazyFiles(() => buildBrowser('web')) });

@@ -15,9 +15,11 @@ import { buildBundle, writeBundle } from '../src/export/bundle.js';
 import { loadCaptioner } from '../src/models/load-captioner.js';
 import { loadRgb } from '../src/features/image.js';
 import { Batcher, TicketReleasedError } from '../src/serve/batcher.js';
-import { BUILD_FOLDERS } from '../src/serve/browser-build.js';
+import { BUILD_FOLDERS } from '../src/serve/page-assets.js';
+import { ERRORS } from '../src/serve/errors.js';
 import { loadCaptionerEngine } from '../src/serve/captioner-adapter.js';
-import type { CaptionEngine, DecodeSettings } from '../src/serve/engine.js';
+import { CAPTION_OPTION_LIMITS, type CaptionOptions } from '../src/decode/captioner-api.js';
+import type { CaptionEngine } from '../src/serve/engine.js';
 import { CLOSE_MARGIN_MS, startServer, type CaptionServer, type ServeOptions } from '../src/serve/server.js';
 import { Rng } from '../src/util/rng.js';
 import { makeTinyModel, solidImage, type TinyModel } from './serve-fixture.js';
@@ -48,12 +50,19 @@ async function refusal(response: Response, status: number, code: string) {
   return body.error;
 }
 
-/** Resolves once `ready()` holds, checking every 5 ms (instead of sleeping for a guessed time). */
-async function until(ready: () => boolean | Promise<boolean>): Promise<void> {
-  while (!(await ready())) await new Promise((r) => setTimeout(r, 5));
+/** Resolves once `ready()` holds, checking every 5 ms (instead of sleeping for a guessed time); fails after `ms`. */
+async function until(ready: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  const end = performance.now() + ms;
+  while (!(await ready())) {
+    if (performance.now() > end) throw new Error(`not within ${ms} ms: ${ready.toString()}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }
 
-const queueDepth = async (server: CaptionServer) => Number(/^sat_queue_depth (\d+)$/m.exec(await (await fetch(`${server.url}/metrics`)).text())?.[1]);
+const gauge = async (server: CaptionServer, name: string) =>
+  Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await (await fetch(`${server.url}/metrics`)).text())?.[1]);
+const queueDepth = (server: CaptionServer) => gauge(server, 'sat_queue_depth');
+const uploadsInFlight = (server: CaptionServer) => gauge(server, 'sat_uploads_in_flight');
 
 /** An engine whose batches wait until `open()`; the gate closes again after each opening. */
 function gated(): { engine: CaptionEngine; open(): void; batches: number[] } {
@@ -97,14 +106,18 @@ test('endpoints: healthz, readyz (503 while loading), model manifest, metrics, t
   await server.ready;
   const ready = await fetch(`${server.url}/readyz`);
   assert.equal(ready.status, 200);
-  assert.equal((await ready.json()).model, engine.info.id);
+  assert.equal((await ready.json()).model, engine.info.modelId);
 
   const manifest = await (await fetch(`${server.url}/v1/model`)).json();
   assert.match(manifest.id, /^checkpoints-best-[0-9a-f]{12}$/);
   assert.equal(manifest.backend, engine.info.backend);
   assert.deepEqual(manifest.attention_grid, [4, 4]);
   assert.equal(manifest.encoder.input_size, 16);
-  assert.deepEqual(manifest.decoding.max_length, { default: 4, max: 4 });
+  assert.deepEqual(manifest.decoding.max_length, { min: 1, default: 4, max: 4 });
+  // the shared limits table (CAPTION_OPTION_LIMITS) under wire names, with the service's caps on top
+  assert.deepEqual(manifest.decoding.beam, { min: 1, default: 3, max: 10 });
+  assert.deepEqual(manifest.decoding.alpha, { min: CAPTION_OPTION_LIMITS.alpha.min, max: CAPTION_OPTION_LIMITS.alpha.max, default: 0 });
+  for (const key of Object.keys(CAPTION_OPTION_LIMITS)) assert.ok(manifest.decoding[key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)], key);
   assert.equal(manifest.limits.max_bytes, 10 * 1024 * 1024);
 
   assert.equal((await post(server, red)).status, 200);
@@ -128,7 +141,7 @@ test('POST /v1/captions: raw body and multipart, attention grids, alternatives, 
   assert.equal(raw.status, 200);
   const a = await raw.json();
   assert.equal(a.caption, 'a red square');
-  assert.equal(a.model, engine.info.id);
+  assert.equal(a.model, engine.info.modelId);
   assert.deepEqual(a.attention_grid, [4, 4]);
   assert.deepEqual(a.words.map((w: { word: string }) => w.word), ['a', 'red', 'square']);
   for (const w of a.words) {
@@ -154,6 +167,39 @@ test('POST /v1/captions: raw body and multipart, attention grids, alternatives, 
   assert.equal(b.options.beam, 2);
 });
 
+test('caption options are the Captioner API\'s, passed down unchanged and checked by its one function; the service adds only its caps', async () => {
+  const seen: CaptionOptions[] = [];
+  const recording: CaptionEngine = { info: engine.info, dispose: async () => undefined, captionBatch: (i, o) => { seen.push(o); return engine.captionBatch(i, o); } };
+  const server = await serve({ batchWaitMs: 0 }, async () => recording);
+  await server.ready;
+  const answer = async (query: string) => { const r = await post(server, red, query); return { status: r.status, body: await r.json() }; };
+
+  const sampled = await answer('?sample=true&temperature=0.5&seed=7&suppress_unk=1');
+  assert.equal(sampled.status, 200, JSON.stringify(sampled.body));
+  assert.deepEqual(seen.at(-1), { sample: true, temperature: 0.5, seed: 7, suppressUnk: true, maxLength: 4, alternatives: true });
+  assert.deepEqual(sampled.body.options, { beam: 1, alpha: 0, max_length: 4, attention: false, sample: true, temperature: 0.5, seed: 7, suppress_unk: true });
+  const beamed = await answer('?beam=3&alpha=0.5&alternatives=2');
+  assert.equal(beamed.status, 200, JSON.stringify(beamed.body));
+  assert.deepEqual(seen.at(-1), { beam: 3, alpha: 0.5, alternatives: 2, maxLength: 4 });
+  assert.ok(beamed.body.alternatives.length >= 1 && beamed.body.alternatives.length <= 2);
+  // options the decoder gained (top_k, top_p, block_trigrams, groups, diversity) pass through with no change here
+  const newer = await answer('?sample=1&top_k=5&top_p=0.9&block_trigrams=true');
+  assert.equal(newer.status, 200, JSON.stringify(newer.body));
+  assert.deepEqual(seen.at(-1), { sample: true, topK: 5, topP: 0.9, blockTrigrams: true, maxLength: 4, alternatives: true });
+  await answer('');
+  assert.deepEqual(seen.at(-1), { beam: 3, alpha: 0, maxLength: 4, alternatives: true }, 'the service\'s defaults: --beam, the model\'s longest caption, the alternatives');
+
+  // the shared limits and rules refuse, named by their wire names; no limit of the service's own beside them
+  const shared = [['?alpha=5.5', /alpha must be a number from 0 to 5/], ['?beam=1&alpha=1', /alpha .* applies to beam search/],
+    ['?beam=2&sample=1', /beam and sample exclude each other/], ['?temperature=2', /temperature applies to sample only/],
+    ['?beam=2&alternatives=3', /alternatives must be/], ['?sample=maybe', /sample="maybe"/]] as const;
+  for (const [query, message] of shared) {
+    const error = await refusal(await post(server, red, query), 400, 'bad_option');
+    assert.match(error.message, message, query);
+  }
+  assert.equal(seen.length, 4, 'refused options never reach the model');
+});
+
 test('every limit refuses with its status, names the limit and the fix, and never disturbs the requests beside it', async () => {
   const server = await serve({ maxBytes: 4096, maxPixels: 1300 }); // the good images have 40 x 30 = 1200 pixels
   await server.ready;
@@ -169,11 +215,13 @@ test('every limit refuses with its status, names the limit and the fix, and neve
   const cases: [Promise<Response>, number, string, string | null][] = [
     [post(server, noise), 413, 'body_too_large', '--max-bytes'],
     [post(server, big), 413, 'body_too_large', '--max-bytes'],
-    [post(server, Buffer.from('plain text'), '', 'text/plain'), 415, 'not_an_image_body', null],
+    [post(server, Buffer.from('plain text'), '', 'text/plain'), 415, 'unsupported_media_type', null],
+    [post(server, Buffer.from('{"image": "x"}'), '', 'application/json'), 415, 'unsupported_media_type', null],
     [post(server, Buffer.from('<a/>'), '', 'application/xml'), 415, 'unsupported_media_type', null],
+    [post(server, Buffer.alloc(0)), 415, 'not_an_image_body', null],
     [post(server, Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"><image href="file:///etc/passwd"/></svg>'), '', 'image/svg+xml'), 415, 'not_an_image', null],
     [post(server, Buffer.from('hello, not an image')), 415, 'not_an_image', null],
-    [post(server, Buffer.from('GIF89a and then nothing')), 422, 'corrupt_image', null],
+    [post(server, Buffer.from('GIF89a and then nothing')), 415, 'format_not_enabled', '--image-formats'],
     [post(server, corrupt, '', 'image/jpeg'), 422, 'corrupt_image', null],
     [post(server, wide), 422, 'too_many_pixels', '--max-pixels'],
     [post(server, red, '?beam=0'), 400, 'bad_option', '--max-beam'],
@@ -256,8 +304,8 @@ test('the engine gives the Captioner API\'s captions, on both backends and from 
     const expected = await api.captionBatch([red, blue], { beam: 3, alternatives: true });
     assert.deepEqual(expected.map((c) => c.caption), ['a red square', 'a blue circle']);
     for (const e of engines) {
-      assert.equal(e.info.id, engine.info.id, 'one model, one id, whichever backend or file');
-      const { captions } = await e.captionBatch(rgb, { beam: 3, alpha: 0, maxLength: 4 });
+      assert.equal(e.info.modelId, engine.info.modelId, 'one model, one id, whichever backend or file');
+      const { captions } = await e.captionBatch(rgb, { beam: 3, alpha: 0, maxLength: 4, alternatives: true });
       assert.deepEqual(captions.map((c) => c.caption), expected.map((c) => c.caption), e.info.backend);
       captions.forEach((c, i) => {
         assert.ok(Math.abs(c.logProb - expected[i].logProb) < 1e-4, `${e.info.backend}: log p ${c.logProb} vs ${expected[i].logProb}`);
@@ -281,10 +329,10 @@ function mortal(name: string): { engine: CaptionEngine; kill(): void; dieOnNextB
       info: engine.info,
       get alive() { return m.alive; },
       dispose: async () => { m.disposed = true; },
-      captionBatch: async (images: Uint8Array[], settings: DecodeSettings) => {
+      captionBatch: async (images: Uint8Array[], options: CaptionOptions) => {
         m.batches++;
         if (m.dieOnNextBatch) { m.alive = false; throw new Error(`the model thread ${name} crashed: out of memory`); }
-        return engine.captionBatch(images, settings);
+        return engine.captionBatch(images, options);
       },
     } as CaptionEngine,
   };
@@ -299,7 +347,7 @@ test('a dead model instance takes no more batches: its batch is retried on a liv
   const answers = await Promise.all([red, red, red, red].map(async (image) => (await post(server, image, '?beam=1')).json()));
   assert.deepEqual(answers.map((x) => x.caption), Array(4).fill('a red square'), JSON.stringify(answers));
   assert.equal(a.batches, 1, 'the dead instance got no batch after the one it died on');
-  assert.deepEqual(await (await fetch(`${server.url}/readyz`)).json(), { status: 'ready', model: engine.info.id, instances: 1 });
+  assert.deepEqual(await (await fetch(`${server.url}/readyz`)).json(), { status: 'ready', model: engine.info.modelId, instances: 1 });
 
   b.kill();
   const readyz = await fetch(`${server.url}/readyz`);
@@ -357,18 +405,20 @@ function stalledUpload(url: string, body: Buffer): Promise<number> {
   });
 }
 
-test('--timeout bounds reading the body: a stalled upload is cut off, gives its queue place back, and cannot hold up close()', async () => {
-  const server = await serve({ timeoutMs: 400, maxQueue: 1, batchWaitMs: 0 });
+test('--timeout bounds reading the body: a stalled upload holds an upload place, never a queue place, is cut off, and cannot hold up close()', async () => {
+  const server = await serve({ timeoutMs: 400, maxUploads: 1, maxQueue: 1, minUploadRate: 0, batchWaitMs: 0 });
   await server.ready;
   const stalled = stalledUpload(server.url, red);
-  await until(async () => (await queueDepth(server)) === 1);
-  await refusal(await post(server, blue, '', 'image/jpeg'), 503, 'queue_full');
+  await until(async () => (await uploadsInFlight(server)) === 1);
+  assert.equal(await queueDepth(server), 0, 'a body still arriving takes no queue place');
+  const full = await refusal(await post(server, blue, '', 'image/jpeg'), 503, 'uploads_full');
+  assert.equal(full.limit.name, '--max-uploads');
   assert.ok([0, 408].includes(await stalled), 'the stalled upload is answered 408 or its connection closed');
-  await until(async () => (await queueDepth(server)) === 0);
+  await until(async () => (await uploadsInFlight(server)) === 0);
   assert.equal((await (await post(server, blue, '', 'image/jpeg')).json()).caption, 'a blue circle');
 
   const again = stalledUpload(server.url, red);
-  await until(async () => (await queueDepth(server)) === 1);
+  await until(async () => (await uploadsInFlight(server)) === 1);
   const t0 = performance.now();
   await server.close();
   assert.ok(performance.now() - t0 < 400 + CLOSE_MARGIN_MS + 1000, `close() took ${Math.round(performance.now() - t0)} ms`);
@@ -404,11 +454,14 @@ test('the page is optional: a server without its files answers the API and says 
 test('sharp\'s loaders: SVG is refused while a server runs and decodes again once the last one closed', async () => {
   const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8" fill="red"/></svg>');
   for (const s of servers) await s.close();
-  await loadRgb(svg, 16);
+  const red = [0xff, 0, 0];
+  assert.deepEqual([...(await loadRgb(svg, 16)).subarray(0, 3)], red);
   const server = await serve();
   await assert.rejects(loadRgb(svg, 16), /not an image/);
   await server.close();
-  await loadRgb(svg, 16);
+  const after = await loadRgb(svg, 16);
+  assert.equal(after.length, 16 * 16 * 3);
+  assert.deepEqual([...after.subarray(0, 3)], red);
 });
 
 test('sat bench serve: sat serve\'s flags with its names and defaults; the old --encoder-threads still read, with a note', async () => {
@@ -434,4 +487,10 @@ test('sat bench serve: sat serve\'s flags with its names and defaults; the old -
   assert.equal(old.o.server.threads, 5);
   assert.match(old.notes.join('\n'), /--encoder-threads is now --threads/);
   assert.match(parse('--threads', '3').notes.join('\n'), /--peer-threads/);
+});
+
+test('docs/serve-errors.md lists every code of the refusal catalogue with its status', () => {
+  const doc = fs.readFileSync('docs/serve-errors.md', 'utf8');
+  const listed = new Map([...doc.matchAll(/^\| `(\w+)` \| (\d+) \|/gm)].map((m) => [m[1], Number(m[2])]));
+  assert.deepEqual(Object.fromEntries(listed), Object.fromEntries(Object.values(ERRORS).map((e) => [e.code, e.status])));
 });

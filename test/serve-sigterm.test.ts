@@ -68,7 +68,7 @@ test('SIGTERM: requests in flight are answered, new connections refused, then th
     const red = await solidImage('#e01010');
     // Requests whose bodies are half uploaded are surely in flight when the signal comes.
     const inFlight = Array.from({ length: 3 }, () => halfSent(url, red));
-    const admitted = async () => /^sat_queue_depth 3$/m.test(await getOnce(`${url}/metrics`));
+    const admitted = async () => /^sat_uploads_in_flight 3$/m.test(await getOnce(`${url}/metrics`));
     while (!(await admitted())) await new Promise((r) => setTimeout(r, 5));
     child.kill('SIGTERM');
     while (!/SIGTERM: finishing/.test(stderr)) await new Promise((r) => setTimeout(r, 10));

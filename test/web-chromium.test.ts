@@ -14,7 +14,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { buildBundle, writeBundle } from '../src/export/bundle.js';
 import { loadCaptioner } from '../src/models/load-captioner.js';
-import { writeBrowserBuild } from '../src/serve/browser-build.js';
+import { writeBrowserBuild } from '../scripts/build-browser.js';
 import { makeCaptionRun, type CaptionFixture } from './export-fixture.js';
 import { testNeeding } from './capabilities.js';
 

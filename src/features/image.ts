@@ -45,13 +45,15 @@ function describe(kind: ImageErrorKind): string {
 
 /**
  * Decode + resize one image to `size` x `size` RGB uint8, HWC: a file, or encoded bytes (then `name` labels errors).
+ * `timeoutSeconds` (whole seconds, 0: none) stops libvips' work on an image that takes longer.
  */
 export async function loadRgb(file: string | Uint8Array, size: number, maxPixels = DEFAULT_MAX_PIXELS,
-                              name = typeof file === 'string' ? file : 'image bytes'): Promise<Uint8Array> {
+                              name = typeof file === 'string' ? file : 'image bytes', timeoutSeconds = 0): Promise<Uint8Array> {
   let data: Buffer;
   let info: OutputInfo;
   try {
     ({ data, info } = await sharp(file, { limitInputPixels: maxPixels, failOn: 'error', sequentialRead: true })
+      .timeout({ seconds: timeoutSeconds })
       .rotate() // EXIF orientation
       .toColourspace('srgb')
       .removeAlpha()

@@ -4,8 +4,8 @@
  *
  * A request first takes a place in the queue (`reserve`, refused when `maxQueue` places are taken), then,
  * once its image is decoded, joins it as a job (`submit`). Batches form from the head of the queue: the
- * oldest job and every later job with the same decoding settings, up to `maxBatch`; jobs with other
- * settings wait for the next batch. When an instance is free, a batch starts at once if `maxBatch` jobs
+ * oldest job and every later job with the same decoding options, up to `maxBatch`; jobs with other
+ * options wait for the next batch. When an instance is free, a batch starts at once if `maxBatch` jobs
  * are queued or no other admitted request is still on its way (reading its body, decoding its image);
  * otherwise it waits for those until `batchWaitMs` after the oldest queued job arrived.
  *
@@ -13,12 +13,13 @@
  * still running is answered at its deadline and its result is dropped when the batch ends. Neither
  * touches the other jobs.
  *
- * An engine whose `alive` turns false (its model thread crashed or exited) never takes another batch. A batch
- * it failed goes back to the head of the queue once, for a live engine; when no engine is alive every job is
- * refused with NoEngineError, and so is every later submit.
+ * An engine whose `alive` turns false (its model thread crashed, exited or was ended) takes no batch until it
+ * is alive again (a supervised engine comes back: `recovering`, `onRevive`). A batch it failed goes back to the
+ * head of the queue once, for a live engine; when no engine is alive or recovering every job is refused with
+ * NoEngineError, and so is every later submit.
  */
-import type { CaptionResult } from '../decode/captioner-api.js';
-import type { CaptionEngine, DecodeSettings } from './engine.js';
+import type { CaptionOptions, CaptionResult } from '../decode/captioner-api.js';
+import type { CaptionEngine } from './engine.js';
 
 export interface BatcherOptions {
   maxBatch: number;
@@ -80,6 +81,14 @@ export class TicketReleasedError extends Error {
   }
 }
 
+/** The request went away (its client disconnected): a queued job leaves the queue, a running one's result is dropped. */
+export class CancelledError extends Error {
+  constructor() {
+    super('the client went away before its caption was made');
+    this.name = 'CancelledError';
+  }
+}
+
 /** A place in the queue, held from the moment a request is admitted until its job starts running. */
 export interface Ticket {
   readonly admittedAt: number;
@@ -91,7 +100,7 @@ interface HeldTicket extends Ticket { held: boolean }
 
 interface Job {
   image: Uint8Array;
-  settings: DecodeSettings;
+  options: CaptionOptions;
   key: string;
   admittedAt: number;
   queuedAt: number;
@@ -103,7 +112,8 @@ interface Job {
   reject(e: Error): void;
 }
 
-const settingsKey = (s: DecodeSettings) => `${s.beam}/${s.alpha}/${s.maxLength}`;
+/** Jobs with equal keys decode together: the options as JSON, keys sorted. */
+const optionsKey = (o: CaptionOptions) => JSON.stringify(Object.entries(o).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : 1)));
 
 export class Batcher {
   private readonly queue: Job[] = [];
@@ -113,6 +123,7 @@ export class Batcher {
   /** The error of the last engine that died, for NoEngineError. */
   private lastDeath: Error | null = null;
   private running = 0;
+  private readonly busy = new Set<CaptionEngine>();
   private waitTimer: NodeJS.Timeout | null = null;
   private idleWaiters: (() => void)[] = [];
   /** Exponentially weighted mean batch duration, for Retry-After. */
@@ -122,11 +133,22 @@ export class Batcher {
     this.engines = Array.isArray(engines) ? [...engines] : [engines];
     if (this.engines.length === 0) throw new Error('Batcher: no engine');
     this.free = [...this.engines];
+    for (const engine of this.engines) {
+      engine.onRevive?.(() => {
+        if (!this.free.includes(engine) && !this.busy.has(engine)) this.free.push(engine);
+        this.schedule();
+      });
+    }
   }
 
   /** Engines still able to take batches (running one or free). */
   get liveEngines(): number {
     return this.engines.filter(isAlive).length;
+  }
+
+  /** Whether an engine that is not alive now is coming back (its thread being replaced). */
+  get recovering(): boolean {
+    return this.engines.some((e) => e.recovering === true);
   }
 
   /** Requests admitted and not yet running: reserved places plus queued jobs. */
@@ -167,15 +189,20 @@ export class Batcher {
 
   /**
    * Queue one decoded image on its ticket; resolves with its caption, or rejects with DeadlineError
-   * `deadlineMs` after the ticket was admitted.
+   * `deadlineMs` after the ticket was admitted, or with CancelledError when `signal` aborts (a queued job then
+   * leaves the queue: its image never reaches the model).
    */
-  submit(ticket: Ticket, image: Uint8Array, settings: DecodeSettings, deadlineMs: number): Promise<JobResult> {
+  submit(ticket: Ticket, image: Uint8Array, options: CaptionOptions, deadlineMs: number, signal?: AbortSignal): Promise<JobResult> {
     const held = ticket as HeldTicket;
     if (!held.held) return Promise.reject(new TicketReleasedError());
+    if (signal?.aborted) {
+      ticket.release();
+      return Promise.reject(new CancelledError());
+    }
     return new Promise<JobResult>((resolve, reject) => {
       const now = performance.now();
       const job: Job = {
-        image, settings, key: settingsKey(settings), admittedAt: ticket.admittedAt, queuedAt: now, timer: null, done: false, retried: false,
+        image, options, key: optionsKey(options), admittedAt: ticket.admittedAt, queuedAt: now, timer: null, done: false, retried: false,
         resolve: (r) => { if (!job.done) { job.done = true; clearTimeout(job.timer!); resolve(r); } },
         reject: (e) => { if (!job.done) { job.done = true; clearTimeout(job.timer!); reject(e); } },
       };
@@ -184,6 +211,7 @@ export class Batcher {
       this.queue.push(job);
       const left = ticket.admittedAt + deadlineMs - now;
       job.timer = setTimeout(() => this.expire(job), Math.max(0, left));
+      signal?.addEventListener('abort', () => this.cancel(job), { once: true });
       this.hooks.onQueueDepth?.(this.depth);
       this.schedule();
     });
@@ -193,6 +221,17 @@ export class Batcher {
   drained(): Promise<void> {
     if (this.idle) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private cancel(job: Job): void {
+    if (job.done) return;
+    const at = this.queue.indexOf(job);
+    if (at >= 0) {
+      this.queue.splice(at, 1);
+      this.hooks.onQueueDepth?.(this.depth);
+      this.notifyIdle();
+    }
+    job.reject(new CancelledError());
   }
 
   private expire(job: Job): void {
@@ -207,9 +246,9 @@ export class Batcher {
 
   private schedule(): void {
     for (let i = this.free.length - 1; i >= 0; i--) if (!isAlive(this.free[i])) this.free.splice(i, 1);
-    if (this.queue.length > 0 && this.liveEngines === 0) return this.refuseAll();
+    if (this.queue.length > 0 && this.liveEngines === 0 && !this.engines.some((e) => e.recovering)) return this.refuseAll();
     while (this.free.length > 0 && this.queue.length > 0) {
-      // "full": as many jobs as one batch takes, counting only those with the head's settings
+      // "full": as many jobs as one batch takes, counting only those with the head's options
       const key = this.queue[0].key;
       const full = this.queue.reduce((n, j) => n + (j.key === key ? 1 : 0), 0) >= this.opts.maxBatch;
       const waited = performance.now() - this.queue[0].queuedAt;
@@ -232,8 +271,10 @@ export class Batcher {
     }
     this.hooks.onQueueDepth?.(this.depth);
     this.running++;
+    this.busy.add(engine);
     void this.runBatch(engine, batch).finally(() => {
       this.running--;
+      this.busy.delete(engine);
       if (isAlive(engine)) this.free.push(engine);
       this.schedule();
       this.notifyIdle();
@@ -251,7 +292,7 @@ export class Batcher {
   private async runBatch(engine: CaptionEngine, batch: Job[]): Promise<void> {
     const started = performance.now();
     try {
-      const result = await engine.captionBatch(batch.map((j) => j.image), batch[0].settings);
+      const result = await engine.captionBatch(batch.map((j) => j.image), batch[0].options);
       const took = performance.now() - started;
       this.batchMs = this.batchMs === 0 ? took : 0.8 * this.batchMs + 0.2 * took;
       this.hooks.onBatch?.(batch.length, result.modelMs);

@@ -8,18 +8,18 @@
  */
 import fs from 'node:fs';
 import { checkpointWeightsFile } from '../checkpoint/checkpoint.js';
-import type { Captioner } from '../decode/captioner-api.js';
+import type { Captioner, CaptionerInfo, CaptionOptions } from '../decode/captioner-api.js';
 import type { EncoderOptions } from '../encoders/registry.js';
 import type { Bundle } from '../export/bundle-backend.js';
 import { isBundleFolder, readManifest } from '../export/bundle-folder.js';
-import { loadBundleCaptioner, loadCaptioner, type NodeImageInput } from '../models/load-captioner.js';
+import { loadBundleCaptioner, loadCaptioner, type CaptionerBackend, type NodeImageInput } from '../models/load-captioner.js';
 import type { BundleManifest } from '../export/manifest.js';
 import { loadBinding } from '../model/binding.js';
-import { DEFAULT_ENGINE_BACKEND, type BatchResult, type CaptionEngine, type DecodeSettings, type EngineBackend, type EngineInfo } from './engine.js';
+import { DEFAULT_SERVE_BACKEND, type BatchResult, type CaptionEngine } from './engine.js';
 
 export interface EngineOptions {
-  /** 'native' or 'onnx'; a bundle runs on 'onnx' only. Default: 'onnx' (see DEFAULT_ENGINE_BACKEND). */
-  backend?: EngineBackend;
+  /** 'native' or 'onnx'; a bundle runs on 'onnx' only. Default: 'onnx' (see DEFAULT_SERVE_BACKEND). */
+  backend?: CaptionerBackend;
   /** Fills in what a checkpoint cannot say about its encoder (weights folder, user .onnx flags); not for bundles. */
   encoder?: EncoderOptions;
   /** onnxruntime intra-op threads (the encoder; with backend 'onnx' also the decoder). */
@@ -33,27 +33,15 @@ export interface EngineOptions {
  * thread that exported it), backend 'onnx' runs those bytes instead of exporting the checkpoint again.
  */
 export async function loadCaptionerEngine(source: string, opts: EngineOptions = {}, exported?: Bundle): Promise<CaptionEngine> {
-  const backend = opts.backend ?? DEFAULT_ENGINE_BACKEND;
+  const backend = opts.backend ?? DEFAULT_SERVE_BACKEND;
   if (backend === 'native' && opts.blasThreads !== undefined) loadBinding().setThreads(opts.blasThreads, opts.blasThreads);
   const captioner = exported && backend === 'onnx'
     ? await loadBundleCaptioner(exported, source, { threads: opts.threads })
     : await loadCaptioner(source, { backend, encoder: opts.encoder, threads: opts.threads });
-  return new CaptionerEngine(captioner, describe(captioner, source));
-}
-
-function describe(c: Captioner<NodeImageInput>, source: string): EngineInfo {
-  const { info } = c;
-  return {
-    id: info.modelId,
-    backend: info.backend === 'native' ? 'native' : 'onnx',
-    source: info.backend === 'native' ? info.source : source,
-    encoder: { id: info.encoderId, inputSize: info.inputSize, locations: info.locations },
-    grid: info.grid,
-    vocabSize: info.vocabSize,
-    maxLength: info.maxLength,
-    dtype: info.dtype,
-    details: isBundleFolder(source) ? bundleDetails(readManifest(source)) : checkpointDetails(source),
-  };
+  // a bundle in memory names no folder: the source is the model it was exported from
+  const info: CaptionerInfo = { ...captioner.info, source: captioner.info.backend === 'native' ? captioner.info.source : source };
+  const details = isBundleFolder(source) ? bundleDetails(readManifest(source)) : checkpointDetails(source);
+  return new CaptionerEngine(captioner, info, details);
 }
 
 function bundleDetails(m: BundleManifest): Record<string, unknown> {
@@ -74,16 +62,12 @@ function checkpointDetails(source: string): Record<string, unknown> {
 class CaptionerEngine implements CaptionEngine {
   private disposed = false;
 
-  constructor(private readonly captioner: Captioner<NodeImageInput>, readonly info: EngineInfo) {}
+  constructor(private readonly captioner: Captioner<NodeImageInput>, readonly info: CaptionerInfo, readonly details: Record<string, unknown>) {}
 
-  async captionBatch(images: Uint8Array[], settings: DecodeSettings): Promise<BatchResult> {
-    const size = this.info.encoder.inputSize;
+  async captionBatch(images: Uint8Array[], options: CaptionOptions): Promise<BatchResult> {
+    const size = this.info.inputSize;
     const t0 = performance.now();
-    const captions = await this.captioner.captionBatch(
-      images.map((data) => ({ data, width: size, height: size, channels: 3 as const })),
-      // the service answers with the beam's alternatives (see POST /v1/captions)
-      { beam: settings.beam, ...(settings.beam > 1 ? { alpha: settings.alpha } : {}), maxLength: settings.maxLength, alternatives: true },
-    );
+    const captions = await this.captioner.captionBatch(images.map((data) => ({ data, width: size, height: size, channels: 3 as const })), options);
     return { captions, modelMs: performance.now() - t0 };
   }
 

@@ -11,6 +11,7 @@ export class ServeMetrics {
   readonly stage: Histogram<'stage'>;
   readonly refusals: Counter<'reason'>;
   readonly queueDepth: Gauge;
+  readonly uploads: Gauge;
   readonly batchSize: Histogram;
 
   constructor(maxBatch: number) {
@@ -27,6 +28,7 @@ export class ServeMetrics {
     });
     this.refusals = new Counter({ name: 'sat_refusals_total', help: 'Caption requests refused, by reason (the error code in the JSON answer)', labelNames: ['reason'], registers });
     this.queueDepth = new Gauge({ name: 'sat_queue_depth', help: 'Caption requests admitted and not yet running', registers });
+    this.uploads = new Gauge({ name: 'sat_uploads_in_flight', help: 'Caption requests whose bodies are still arriving (--max-uploads)', registers });
     const sizes = [1, 2, 4, 8, 16, 32, 64].filter((b) => b < maxBatch).concat(maxBatch);
     this.batchSize = new Histogram({ name: 'sat_batch_size', help: 'Images per model batch', buckets: sizes, registers });
   }

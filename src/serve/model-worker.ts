@@ -2,15 +2,16 @@
  * The model's thread: loads the CaptionEngine and captions the batches the server thread sends, one at a
  * time, so encoding and decoding (both synchronous native code) never block the server's event loop.
  *
- * Messages in:  { type: 'batch', id, images: Uint8Array[], settings } | { type: 'close' }
- * Messages out: { type: 'ready', info } | { type: 'failed', message, userError }
+ * Messages in:  { type: 'batch', id, images: Uint8Array[], options: CaptionOptions } | { type: 'close' }
+ * Messages out: { type: 'ready', info, details } | { type: 'failed', message, userError }
  *               { type: 'result', id, result } | { type: 'error', id, message }
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Bundle } from '../export/bundle-backend.js';
 import { UserError } from '../util/errors.js';
 import { loadCaptionerEngine, type EngineOptions } from './captioner-adapter.js';
-import type { CaptionEngine, DecodeSettings } from './engine.js';
+import type { CaptionOptions } from '../decode/captioner-api.js';
+import type { CaptionEngine } from './engine.js';
 
 export interface ModelWorkerData {
   source: string;
@@ -19,7 +20,7 @@ export interface ModelWorkerData {
   exported?: Bundle;
 }
 
-type Incoming = { type: 'batch'; id: number; images: Uint8Array[]; settings: DecodeSettings } | { type: 'close' };
+type Incoming = { type: 'batch'; id: number; images: Uint8Array[]; options: CaptionOptions } | { type: 'close' };
 
 const port = parentPort!;
 const { source, options, exported } = workerData as ModelWorkerData;
@@ -27,7 +28,7 @@ const { source, options, exported } = workerData as ModelWorkerData;
 let engine: CaptionEngine;
 try {
   engine = await loadCaptionerEngine(source, options, exported);
-  port.postMessage({ type: 'ready', info: engine.info });
+  port.postMessage({ type: 'ready', info: engine.info, details: engine.details });
 } catch (e) {
   port.postMessage({ type: 'failed', message: (e as Error).message, userError: e instanceof UserError });
   port.close();
@@ -41,7 +42,7 @@ port.on('message', (m: Incoming) => {
   }
   work = work.then(async () => {
     try {
-      const result = await engine.captionBatch(m.images, m.settings);
+      const result = await engine.captionBatch(m.images, m.options);
       port.postMessage({ type: 'result', id: m.id, result });
     } catch (e) {
       port.postMessage({ type: 'error', id: m.id, message: (e as Error).message });

@@ -6,32 +6,31 @@
  *   /assets/app.js          src/web/page/main.ts bundled (one ES module, no dependencies)
  *   /assets/web/*           show-attend-tell/web (src/web/index.ts) with onnxruntime-web's wasm files
  *
- * A built or installed package serves dist/page and dist/web (`npm run build` writes them). Running from the
- * sources (tsx, the tests), both are built in memory by src/serve/browser-build.ts on first use, so they never lag
- * behind the sources. A package without them still serves the API; the page's routes then say how to build it.
+ * `sat serve` publishes dist/page and dist/web, which `npm run build` writes (scripts/build-browser.ts), run from
+ * the sources too; a checkout or package without them still serves the API, and the page's routes say how to
+ * build them. Tests pass builds made in memory instead (ServeOptions.page and .webBuild).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { packageRoot } from '../util/package-files.js';
-import { BUILD_FOLDERS, buildBrowser, WEB_MODULE, type BrowserBuild } from './browser-build.js';
 import { folderFiles, lazyFiles, type FileSource } from './static-files.js';
+
+export type BrowserBuild = 'web' | 'page';
+
+/** What `npm run build` writes, under the package root. */
+export const BUILD_FOLDERS: Record<BrowserBuild, string> = { web: path.join('dist', 'web'), page: path.join('dist', 'page') };
+
+/** The module of show-attend-tell/web in its build. */
+export const WEB_MODULE = 'show-attend-tell.mjs';
 
 /** Route -> file of the page build. */
 export const PAGE_ROUTES: Record<string, string> = { '/': 'index.html', '/assets/app.css': 'style.css', '/assets/app.js': 'app.js' };
 
-const fromSources = () => import.meta.url.endsWith('.ts');
-const sources: Partial<Record<BrowserBuild, FileSource>> = {};
-
-/** dist/<build> of this package, or (from the sources) the build made in memory on first use; once per process. */
+/** dist/<build> of this package, or the reason there is none. */
 function browserBuild(which: BrowserBuild, mainFile: string): FileSource {
-  const cached = sources[which];
-  if (cached) return cached;
   const dir = path.join(packageRoot(), BUILD_FOLDERS[which]);
-  let source: FileSource;
-  if (fromSources()) source = lazyFiles(() => buildBrowser(which));
-  else if (fs.existsSync(path.join(dir, mainFile))) source = lazyFiles(async () => folderFiles(dir));
-  else source = { none: `this installation of show-attend-tell has no ${dir} (run \`npm run build\` in ${packageRoot()}, or reinstall the package)` };
-  return (sources[which] = source);
+  if (fs.existsSync(path.join(dir, mainFile))) return lazyFiles(async () => folderFiles(dir));
+  return { none: `this installation of show-attend-tell has no ${dir} (run \`npm run build\` in ${packageRoot()}, or reinstall the package)` };
 }
 
 /** The `sat serve` page (index.html, style.css, app.js). */

@@ -1,71 +1,119 @@
 /**
- * POST /v1/captions inputs: the image bytes (raw body or the multipart field "image") and the options
- * beam, alpha, max_length and attention (query string or multipart fields), checked against the limits.
+ * POST /v1/captions inputs: the image bytes (raw body or the multipart field "image") and the caption options
+ * (query string or multipart fields). Options are the Captioner API's CaptionOptions under snake_case names
+ * (max_length -> maxLength, suppress_unk -> suppressUnk, ...): whatever checkCaptionOptions knows passes through to
+ * the model unchanged, checked by that one function; the service adds only its own caps (--max-beam, the model's
+ * longest caption) and one option of its own, `attention` (send the attention grids with the words).
  */
-import type { FastifyRequest } from 'fastify';
-import { formatBytes, Refusal, type RefusalLimit } from './refusal.js';
+import type { FastifyError, FastifyRequest } from 'fastify';
+import { CAPTION_OPTION_LIMITS, checkCaptionOptions, type CaptionOptionName, type CaptionOptions } from '../decode/captioner-api.js';
+import { ERRORS, fromFastifyError, refuse, Refusal, type RefusalLimit } from './errors.js';
 
-export interface CaptionOptions {
-  beam: number;
-  alpha: number;
-  maxLength: number;
-  attention: boolean;
-}
-
-export interface OptionLimits {
+/** The service's caps on top of CAPTION_OPTION_LIMITS, and its defaults. */
+export interface ServiceCaps {
   maxBeam: number;
+  /** Beam width of requests that name neither a beam nor sampling. */
   defaultBeam: number;
   /** Longest caption the model's vocabulary allows: the default and the upper bound of max_length. */
   maxLength: number;
 }
 
-const OPTION_NAMES = ['beam', 'alpha', 'max_length', 'attention'];
+/** A request's options: the CaptionOptions for the model (defaults filled in) and whether to send attention grids. */
+export interface CaptionRequestOptions {
+  options: CaptionOptions;
+  attention: boolean;
+  /** The options the client named, as snake_case wire names (echoed in the answer). */
+  given: string[];
+}
+
+/** The service's own option, not the model's. */
+const SERVICE_OPTIONS = ['attention'];
+const TRUE = ['', '1', 'true', 'yes'], FALSE = ['0', 'false', 'no'];
+
+export const wireName = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+const optionKey = (wire: string) => wire.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+
+/** Whether checkCaptionOptions knows `key` (it refuses unknown keys, and skips known ones left undefined). */
+function isCaptionOption(key: string): key is CaptionOptionName {
+  try {
+    checkCaptionOptions({ [key]: undefined } as CaptionOptions);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const badOption = (name: string, value: string, rule: string, limit?: RefusalLimit, widen = '') =>
-  new Refusal(400, 'bad_option', `${name}=${JSON.stringify(value)} is out of range: ${name} must be ${rule}.`,
-    `send ${name} as ${rule}, or leave it out for the default${widen}.`, limit);
+  refuse(ERRORS.bad_option, `${name}=${JSON.stringify(value)}: ${name} must be ${rule}`,
+    { limit, fix: `send ${name} as ${rule}, or leave it out for the default${widen}.` });
 
-function integerOption(raw: Record<string, string>, name: string, max: number, fallback: number, limit: RefusalLimit, widen = ''): number {
-  const value = raw[name];
-  if (value === undefined || value === '') return fallback;
+/** A wire string as the option's value: numeric options as numbers, flags as booleans, counts as numbers. */
+function optionValue(key: CaptionOptionName, wire: string, value: string): number | boolean {
+  if (key in CAPTION_OPTION_LIMITS) return value === '' ? NaN : Number(value);
+  const lower = value.toLowerCase();
+  if (TRUE.includes(lower)) return true;
+  if (FALSE.includes(lower)) return false;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > max) throw badOption(name, value, `an integer from 1 to ${max}`, limit, widen);
-  return n;
+  if (value !== '' && Number.isFinite(n)) return n;
+  throw badOption(wire, value, 'true, false or a number');
 }
 
 /** Options from name -> value strings (query or multipart fields); unknown names are refused (typos would pass silently). */
-export function parseOptions(raw: Record<string, string>, limits: OptionLimits): CaptionOptions {
-  const unknown = Object.keys(raw).filter((k) => !OPTION_NAMES.includes(k));
+export function parseOptions(raw: Record<string, string>, caps: ServiceCaps): CaptionRequestOptions {
+  const unknown = Object.keys(raw).filter((k) => !SERVICE_OPTIONS.includes(k) && !isCaptionOption(optionKey(k)));
   if (unknown.length > 0) {
-    throw new Refusal(400, 'unknown_option', `unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((u) => JSON.stringify(u)).join(', ')}.`,
-      `use only ${OPTION_NAMES.join(', ')} (query string, or multipart fields beside "image").`);
+    throw refuse(ERRORS.unknown_option, unknown.map((u) => JSON.stringify(u)).join(', '),
+      { fix: 'use only the options GET /v1/model lists under "decoding", and attention (query string, or multipart fields beside "image").' });
   }
-  const beam = integerOption(raw, 'beam', limits.maxBeam, limits.defaultBeam, { name: '--max-beam', value: limits.maxBeam },
-    '; wider beams need a server started with a larger --max-beam');
-  const maxLength = integerOption(raw, 'max_length', limits.maxLength, limits.maxLength,
-    { name: 'the model\'s longest caption (its vocabulary\'s max length - 1)', value: limits.maxLength });
-  let alpha = 0;
-  if (raw.alpha !== undefined && raw.alpha !== '') {
-    alpha = Number(raw.alpha);
-    if (!Number.isFinite(alpha) || alpha < 0 || alpha > 5) throw badOption('alpha', raw.alpha, 'a number from 0 to 5');
+  const options: CaptionOptions = {};
+  const given: string[] = [];
+  for (const [wire, value] of Object.entries(raw)) {
+    if (SERVICE_OPTIONS.includes(wire) || value === '' && optionKey(wire) in CAPTION_OPTION_LIMITS) continue;
+    const key = optionKey(wire) as CaptionOptionName;
+    (options as Record<string, unknown>)[key] = optionValue(key, wire, value);
+    given.push(wire);
   }
+  // the service's caps, each naming what sets it
+  if (options.beam !== undefined && !(Number.isInteger(options.beam) && options.beam >= 1 && options.beam <= caps.maxBeam)) {
+    throw badOption('beam', raw.beam, `an integer from 1 to ${caps.maxBeam}`, { name: '--max-beam', value: caps.maxBeam },
+      '; wider beams need a server started with a larger --max-beam');
+  }
+  if (options.maxLength !== undefined && !(Number.isInteger(options.maxLength) && options.maxLength >= 1 && options.maxLength <= caps.maxLength)) {
+    throw badOption('max_length', raw.max_length, `an integer from 1 to ${caps.maxLength}`,
+      { name: 'the model\'s longest caption (its vocabulary\'s max length - 1)', value: caps.maxLength });
+  }
+  // the service's defaults: its beam (unless sampling), the model's longest caption, the beam's alternatives in the answer
+  if (options.beam === undefined && !options.sample) options.beam = caps.defaultBeam;
+  options.maxLength ??= caps.maxLength;
+  options.alternatives ??= true;
+  if ((options.beam ?? 1) > 1 && !options.sample) options.alpha ??= 0;
+  checkCaptionOptions(options, {
+    fail: (message) => refuse(ERRORS.bad_option, message, { fix: 'send the options within the ranges GET /v1/model lists under "decoding", or leave them out.' }),
+    name: wireName,
+  });
   const flag = raw.attention?.toLowerCase();
-  if (flag !== undefined && !['', '1', '0', 'true', 'false', 'yes', 'no'].includes(flag)) throw badOption('attention', raw.attention, 'true or false');
-  return { beam, alpha: beam === 1 ? 0 : alpha, maxLength, attention: flag !== undefined && ['', '1', 'true', 'yes'].includes(flag) };
+  if (flag !== undefined && !TRUE.includes(flag) && !FALSE.includes(flag)) throw badOption('attention', raw.attention, 'true or false');
+  return { options, attention: flag !== undefined && TRUE.includes(flag), given };
+}
+
+/** The ranges GET /v1/model lists: CAPTION_OPTION_LIMITS under wire names, with the service's caps and defaults. */
+export function optionRanges(caps: ServiceCaps): Record<string, { min: number; max: number; default?: number }> {
+  const out: Record<string, { min: number; max: number; default?: number }> = {};
+  for (const [key, limit] of Object.entries(CAPTION_OPTION_LIMITS)) out[wireName(key)] = { min: limit.min, max: limit.max };
+  out.beam = { ...out.beam, max: Math.min(out.beam.max, caps.maxBeam), default: caps.defaultBeam };
+  if (out.alpha) out.alpha.default = 0;
+  out.max_length = { ...out.max_length, max: Math.min(out.max_length.max, caps.maxLength), default: caps.maxLength };
+  return out;
 }
 
 function queryStrings(request: FastifyRequest): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries((request.query ?? {}) as Record<string, unknown>)) {
-    if (Array.isArray(v)) throw new Refusal(400, 'bad_option', `option ${k} is given ${v.length} times.`, `send ${k} once.`);
+    if (Array.isArray(v)) throw refuse(ERRORS.bad_option, `option ${k} is given ${v.length} times`, { fix: `send ${k} once.` });
     out[k] = String(v);
   }
   return out;
 }
-
-/** The refusal for a body over --max-bytes (raw body or multipart file). */
-export const bodyTooLarge = (maxBytes: number) => new Refusal(413, 'body_too_large', `the image is larger than ${formatBytes(maxBytes)}.`,
-  `send a smaller image (resize or recompress it), or start sat serve with a larger --max-bytes.`, { name: '--max-bytes', value: maxBytes });
 
 /** Image bytes and option strings of one request, from either a raw image body or a multipart form. */
 export async function readCaptionRequest(request: FastifyRequest, maxBytes: number): Promise<{ image: Buffer; raw: Record<string, string> }> {
@@ -73,31 +121,49 @@ export async function readCaptionRequest(request: FastifyRequest, maxBytes: numb
   if (!request.isMultipart()) {
     const body = request.body;
     if (!Buffer.isBuffer(body) || body.length === 0) {
-      throw new Refusal(415, 'not_an_image_body', `the body is ${body === undefined || (Buffer.isBuffer(body) && body.length === 0) ? 'empty' : `of type ${request.headers['content-type']}`}, not an image.`,
-        'send the image bytes as the body with Content-Type image/jpeg (or image/png, image/webp ...), or as the field "image" of a multipart/form-data form.');
+      const empty = body === undefined || (Buffer.isBuffer(body) && body.length === 0);
+      throw refuse(ERRORS.not_an_image_body, empty ? 'it is empty' : `it is of type ${request.headers['content-type']}`);
     }
     return { image: body, raw };
   }
+  const boundary = /;\s*boundary=(?:"([^"]*)"|([^;\s]*))/i.exec(request.headers['content-type'] ?? '');
+  const b = boundary?.[1] ?? boundary?.[2] ?? '';
+  if (b.length < 1 || b.length > 70) {
+    throw refuse(ERRORS.bad_multipart, b.length === 0 ? 'its Content-Type names no boundary' : `its boundary has ${b.length} characters, more than the 70 allowed (RFC 2046)`);
+  }
+  let image: Buffer | null;
+  try {
+    image = await readForm(request, raw);
+  } catch (e) {
+    if (e instanceof Refusal) throw e;
+    const refusal = fromFastifyError(e as FastifyError, maxBytes);
+    // busboy's own errors (no boundary, a boundary over 70 characters, a body that ends mid-part) have no status
+    throw refusal ?? refuse(ERRORS.bad_multipart, (e as Error).message);
+  }
+  if (!image || image.length === 0) throw refuse(ERRORS.missing_image);
+  return { image, raw };
+}
+
+/** The form's file "image" (an image/* or application/octet-stream part), its other fields into `raw`. */
+async function readForm(request: FastifyRequest, raw: Record<string, string>): Promise<Buffer | null> {
   let image: Buffer | null = null;
   for await (const part of request.parts()) {
     if (part.type === 'file') {
       if (part.fieldname !== 'image' || image) {
         await part.toBuffer().catch(() => undefined);
-        throw new Refusal(400, 'bad_form', `the form has ${image ? 'a second file' : `a file field "${part.fieldname}"`}; it takes one file, in the field "image".`, 'send one image in the multipart field "image".');
+        throw refuse(ERRORS.bad_form, `it has ${image ? 'a second file' : `a file field "${part.fieldname}"`}; it takes one file, in the field "image"`);
       }
-      try {
-        image = await part.toBuffer();
-      } catch (e) {
-        if ((e as { code?: string }).code === 'FST_REQ_FILE_TOO_LARGE') throw bodyTooLarge(maxBytes);
-        throw e;
+      if (!/^(image\/[\w.+-]+|application\/octet-stream)$/i.test(part.mimetype)) {
+        part.file.resume();
+        throw refuse(ERRORS.unsupported_media_type, `the file "image" is of type ${JSON.stringify(part.mimetype)}`);
       }
+      image = await part.toBuffer();
     } else {
-      if (raw[part.fieldname] !== undefined) throw new Refusal(400, 'bad_option', `option ${part.fieldname} is given twice.`, `send ${part.fieldname} once, in the query string or in the form.`);
+      if (raw[part.fieldname] !== undefined) {
+        throw refuse(ERRORS.bad_option, `option ${part.fieldname} is given twice`, { fix: `send ${part.fieldname} once, in the query string or in the form.` });
+      }
       raw[part.fieldname] = String(part.value);
     }
   }
-  if (!image || image.length === 0) {
-    throw new Refusal(400, 'missing_image', 'the form has no file in the field "image".', 'send the image as the multipart field "image" (curl -F image=@photo.jpg).');
-  }
-  return { image, raw };
+  return image;
 }

@@ -4,28 +4,37 @@
  * Also the export of a bundle on a thread of its own (src/serve/export-worker.ts), and the bundle shared
  * between threads without copies (shareBundle).
  */
-import { Worker } from 'node:worker_threads';
+import { Worker, type ResourceLimits } from 'node:worker_threads';
 import type { Bundle } from '../export/bundle-backend.js';
 import type { BundleManifest } from '../export/manifest.js';
 import { UserError } from '../util/errors.js';
-import type { BatchResult, CaptionEngine, DecodeSettings, EngineInfo } from './engine.js';
+import type { CaptionerInfo, CaptionOptions } from '../decode/captioner-api.js';
+import type { BatchResult, CaptionEngine } from './engine.js';
 import type { ExportWorkerData } from './export-worker.js';
 import type { ModelWorkerData } from './model-worker.js';
 
 type Outgoing =
-  | { type: 'ready'; info: EngineInfo }
+  | { type: 'ready'; info: CaptionerInfo; details?: Record<string, unknown> }
   | { type: 'failed'; message: string; userError: boolean }
   | { type: 'result'; id: number; result: BatchResult }
   | { type: 'error'; id: number; message: string };
 
 /** A thread running `entry` (a module beside this one); under tsx (running from src/) it registers tsx first so it can load .ts. */
-export function spawnWorker(entry: 'model-worker' | 'export-worker', data: unknown): Worker {
+export function spawnWorker(entry: 'model-worker' | 'export-worker', data: unknown, resourceLimits?: ResourceLimits): Worker {
   const url = new URL(`./${entry}${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
-  if (!url.pathname.endsWith('.ts')) return new Worker(url, { workerData: data });
+  if (!url.pathname.endsWith('.ts')) return new Worker(url, { workerData: data, resourceLimits });
   const tsx = import.meta.resolve('tsx/esm/api');
   const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); })`;
-  return new Worker(boot, { eval: true, workerData: data });
+  return new Worker(boot, { eval: true, workerData: data, resourceLimits });
 }
+
+/**
+ * The limits a model thread runs under (worker resourceLimits: V8's heaps and stack; the model's native memory,
+ * onnxruntime's and the addon's, is outside them). A thread over them is ended (ERR_WORKER_OUT_OF_MEMORY), and
+ * replaced by its supervisor (src/serve/supervisor.ts).
+ */
+export const modelThreadLimits = (heapMb: number): ResourceLimits =>
+  ({ maxOldGenerationSizeMb: heapMb, maxYoungGenerationSizeMb: Math.min(64, Math.max(4, heapMb / 8)), stackSizeMb: 4 });
 
 /**
  * The bundle with every file copied once into a SharedArrayBuffer: posted to any number of threads, its bytes are
@@ -62,8 +71,9 @@ export class WorkerEngine implements CaptionEngine {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve(r: BatchResult): void; reject(e: Error): void }>();
   private exited: Error | null = null;
+  private readonly gone: Promise<Error>;
 
-  private constructor(private readonly worker: Worker, readonly info: EngineInfo) {
+  private constructor(private readonly worker: Worker, readonly info: CaptionerInfo, readonly details?: Record<string, unknown>) {
     worker.on('message', (m: Outgoing) => {
       if (m.type !== 'result' && m.type !== 'error') return;
       const p = this.pending.get(m.id);
@@ -71,8 +81,11 @@ export class WorkerEngine implements CaptionEngine {
       if (m.type === 'result') p?.resolve(m.result);
       else p?.reject(new Error(m.message));
     });
+    let ended: (why: Error) => void = () => undefined;
+    this.gone = new Promise((resolve) => (ended = resolve));
     const fail = (why: Error) => {
-      this.exited = why;
+      if (!this.exited) ended(why);
+      this.exited ??= why;
       for (const p of this.pending.values()) p.reject(why);
       this.pending.clear();
     };
@@ -81,11 +94,11 @@ export class WorkerEngine implements CaptionEngine {
   }
 
   /** Start the thread and load the model; rejects with the loader's error (a UserError stays one). */
-  static start(data: ModelWorkerData): Promise<WorkerEngine> {
-    const worker = spawnWorker('model-worker', data);
+  static start(data: ModelWorkerData, resourceLimits?: ResourceLimits): Promise<WorkerEngine> {
+    const worker = spawnWorker('model-worker', data, resourceLimits);
     return new Promise((resolve, reject) => {
       const onMessage = (m: Outgoing) => {
-        if (m.type === 'ready') { cleanup(); resolve(new WorkerEngine(worker, m.info)); }
+        if (m.type === 'ready') { cleanup(); resolve(new WorkerEngine(worker, m.info, m.details)); }
         if (m.type === 'failed') { cleanup(); void worker.terminate(); reject(m.userError ? new UserError(m.message) : new Error(m.message)); }
       };
       const onError = (e: Error) => { cleanup(); reject(e); };
@@ -97,17 +110,32 @@ export class WorkerEngine implements CaptionEngine {
     });
   }
 
+  /** The limits the thread runs under (as the Worker reports them). */
+  get resourceLimits(): ResourceLimits | undefined {
+    return this.worker.resourceLimits;
+  }
+
+  /** Resolves with the reason once the thread has crashed or exited. */
+  whenGone(): Promise<Error> {
+    return this.gone;
+  }
+
+  /** End the thread now, whatever it is doing (a batch in flight is rejected). */
+  async terminate(): Promise<void> {
+    await this.worker.terminate();
+  }
+
   /** Whether the thread is still there to take batches. */
   get alive(): boolean {
     return this.exited === null;
   }
 
-  captionBatch(images: Uint8Array[], settings: DecodeSettings): Promise<BatchResult> {
+  captionBatch(images: Uint8Array[], options: CaptionOptions): Promise<BatchResult> {
     if (this.exited) return Promise.reject(this.exited);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ type: 'batch', id, images, settings });
+      this.worker.postMessage({ type: 'batch', id, images, options });
     });
   }
 

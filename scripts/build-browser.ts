@@ -1,6 +1,7 @@
 /**
- * The two browser builds, made by esbuild with one set of options; `npm run build` writes them (scripts/build-browser.mjs)
- * and `sat serve` run from the sources (tsx, the tests) builds them in memory instead, so they never lag behind:
+ * The browser builds, made by esbuild with one set of options. `npm run build` runs this file after tsc
+ * (`node --import tsx scripts/build-browser.ts`) and writes them to dist/web and dist/page, which `sat serve`
+ * publishes (src/serve/page-assets.ts); tests build them in memory (buildBrowser) so they never test a stale build:
  *
  *   web    src/web/index.ts       -> show-attend-tell.mjs (show-attend-tell/web), with onnxruntime-web's
  *                                     ort-wasm-simd-threaded.{mjs,wasm} beside it (pages load them from us, never a CDN)
@@ -13,15 +14,11 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { packageRoot } from '../util/package-files.js';
-import { contentType, type FileSet } from './static-files.js';
-
-export type BrowserBuild = 'web' | 'page';
-
-/** What `npm run build` writes, under the package root. */
-export const BUILD_FOLDERS: Record<BrowserBuild, string> = { web: path.join('dist', 'web'), page: path.join('dist', 'page') };
-
-export const WEB_MODULE = 'show-attend-tell.mjs';
+import { pathToFileURL } from 'node:url';
+import { BUILD_FOLDERS, WEB_MODULE, type BrowserBuild } from '../src/serve/page-assets.js';
+import { contentType, type FileSet } from '../src/serve/static-files.js';
+import { packageRoot } from '../src/util/package-files.js';
+import { SITE_BUILD_FOLDER, writeSitePage } from '../src/web/site-build.js';
 /** onnxruntime-web's runtime, loaded by the web module from its own folder. */
 const ORT_FILES = ['ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm'];
 const PAGE_STATIC = ['index.html', 'style.css'];
@@ -35,8 +32,8 @@ async function loadEsbuild(): Promise<typeof import('esbuild')> {
   try {
     return await import('esbuild');
   } catch {
-    throw new Error('esbuild is not installed, so the browser builds cannot be made from the sources: run `npm ci` in the '
-      + 'show-attend-tell checkout (esbuild is a devDependency), or use a built package (`npm run build` writes dist/web and dist/page).');
+    throw new Error('esbuild is not installed, so the browser builds cannot be made: run `npm ci` in the '
+      + 'show-attend-tell checkout (esbuild is a devDependency).');
   }
 }
 
@@ -84,4 +81,15 @@ export async function writeBrowserBuild(which: BrowserBuild, dir = path.join(pac
     else fs.copyFileSync(f.file!, path.join(dir, name));
   }
   return files;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  for (const which of ['web', 'page'] as const) {
+    const files = await writeBrowserBuild(which);
+    const sizes = [...files].map(([name, f]) => `${name} ${(f.size / 1e6).toFixed(2)} MB`).join(', ');
+    console.log(`${BUILD_FOLDERS[which]}: ${sizes}`);
+  }
+  // The static captioning site's page (`sat export --site DIR` copies it): src/web/site-build.ts.
+  const site = await writeSitePage();
+  console.log(`${SITE_BUILD_FOLDER}: ${[...site].map(([name, bytes]) => `${name} ${(bytes.length / 1e6).toFixed(2)} MB`).join(', ')}`);
 }
