@@ -1,7 +1,8 @@
 /**
  * One model instance kept working: a model thread watched by a per-batch watchdog and replaced when it ends.
  *
- *   a batch that runs past --batch-timeout: the thread is ended (terminated) and the batch rejected; the batcher
+ *   a batch that runs past --batch-timeout: the batch is rejected and the thread retired (ended once its batch
+ *     settles, terminated if it stays stuck: RETIRE_GRACE_MS); the batcher
  *     sees the instance dead and gives the batch's jobs to a live instance once (src/serve/batcher.ts)
  *   a thread that crashes or exits (out of memory under its resource limits, a native crash it survived): the same
  *   either way a new thread is started after a backoff (first, 2 x first, 4 x first ... at most max; a thread that
@@ -12,6 +13,9 @@
  */
 import type { CaptionerInfo, CaptionOptions } from '../decode/captioner-api.js';
 import type { BatchResult, CaptionEngine } from './engine.js';
+
+/** How long a retired thread whose batch never settles may keep running before it is terminated mid-run. */
+export const RETIRE_GRACE_MS = 30_000;
 
 /** A model thread as the supervisor sees it (WorkerEngine is one). */
 export interface ModelThread extends CaptionEngine {
@@ -25,6 +29,8 @@ export interface ModelThread extends CaptionEngine {
 export interface SupervisorOptions {
   /** A batch running longer than this ends its thread (0: no watchdog). */
   batchTimeoutMs: number;
+  /** A retired thread whose batch never settles is terminated mid-run after this long (default RETIRE_GRACE_MS). */
+  retireGraceMs?: number;
   /** Backoff before a new thread is started: the first, doubled after each failure to start or early end, up to max. */
   restartBackoffMs: { first: number; max: number };
   /** What happened (a thread replaced, a restart failed), for the server's log. */
@@ -43,7 +49,11 @@ export class SupervisedEngine implements CaptionEngine {
   /** Threads started, the first one included. */
   starts = 1;
 
-  constructor(first: ModelThread, private readonly start: () => Promise<ModelThread>, private readonly opts: SupervisorOptions) {
+  constructor(
+    first: ModelThread,
+    private readonly start: () => Promise<ModelThread>,
+    private readonly opts: SupervisorOptions,
+  ) {
     this.info = first.info;
     this.details = first.details;
     this.thread = null;
@@ -67,16 +77,17 @@ export class SupervisedEngine implements CaptionEngine {
     const thread = this.thread;
     if (!thread || !this.alive) throw new Error('the model thread is being replaced');
     let timer: NodeJS.Timeout | undefined;
+    const batch = thread.captionBatch(images, options);
     const overrun = new Promise<never>((_, reject) => {
       if (this.opts.batchTimeoutMs <= 0) return;
       timer = setTimeout(() => {
         const why = `a batch of ${images.length} ran past --batch-timeout ${this.opts.batchTimeoutMs / 1000} s`;
-        this.replace(thread, why);
+        this.replace(thread, why, batch);
         reject(new Error(`the model thread was ended: ${why}`));
       }, this.opts.batchTimeoutMs);
     });
     try {
-      const result = await Promise.race([thread.captionBatch(images, options), overrun]);
+      const result = await Promise.race([batch, overrun]);
       this.failures = 0;
       return result;
     } finally {
@@ -97,11 +108,26 @@ export class SupervisedEngine implements CaptionEngine {
     void thread.whenGone().then((why) => this.replace(thread, why.message));
   }
 
-  /** End `thread` (if it is still the current one) and start another after the backoff. */
-  private replace(thread: ModelThread, why: string): void {
+  /**
+   * Retire `thread` (if it is still the current one) and start another after the backoff. A thread with a batch
+   * still running is ended once that batch settles, or after retireGraceMs if it never does: terminating a thread
+   * while onnxruntime's native code runs for it can abort the whole process, so only a thread that stays stuck is
+   * terminated mid-run.
+   */
+  private replace(thread: ModelThread, why: string, running?: Promise<unknown>): void {
     if (this.thread !== thread || this.closed) return;
     this.thread = null;
-    void thread.terminate().catch(() => undefined);
+    const end = () => void thread.terminate().catch(() => undefined);
+    if (running) {
+      const stuck = setTimeout(end, this.opts.retireGraceMs ?? RETIRE_GRACE_MS);
+      stuck.unref();
+      running.then(
+        () => (clearTimeout(stuck), end()),
+        () => (clearTimeout(stuck), end()),
+      );
+    } else {
+      end();
+    }
     this.scheduleRestart(`model thread replaced: ${why}`);
   }
 
@@ -113,12 +139,15 @@ export class SupervisedEngine implements CaptionEngine {
       this.restartTimer = null;
       if (this.closed) return;
       this.starts++;
-      this.start().then((fresh) => {
-        if (this.closed) return void fresh.dispose().catch(() => undefined);
-        this.adopt(fresh);
-        this.opts.onEvent?.('model thread replaced: the new one is ready');
-        for (const listener of this.revived) listener();
-      }, (e: Error) => this.scheduleRestart(`a new model thread could not start: ${e.message}`));
+      this.start().then(
+        (fresh) => {
+          if (this.closed) return void fresh.dispose().catch(() => undefined);
+          this.adopt(fresh);
+          this.opts.onEvent?.('model thread replaced: the new one is ready');
+          for (const listener of this.revived) listener();
+        },
+        (e: Error) => this.scheduleRestart(`a new model thread could not start: ${e.message}`),
+      );
     }, delay);
     this.restartTimer.unref();
   }
