@@ -37,14 +37,16 @@ function pathsOf(ranks) {
   }
   return `^src/(${parts.join('|')})`;
 }
-const label = (r, i) => `${i} ${[...r.folders.map((f) => `src/${f}`), ...(r.files ?? []).map((f) => `src/${f}`)].join(', ')}`;
+const label = (r, i) =>
+  `${i} ${[...r.folders.map((f) => `src/${f}`), ...(r.files ?? []).map((f) => `src/${f}`)].join(', ')}`;
 
 const rankRules = RANKS.slice(0, -1).map((rank, i) => ({
   name: `rank-${i}-${rank.name.replace(/ /g, '-')}-imports-only-ranks-0-to-${i}`,
   severity: 'error',
   comment:
-    `Rank ${label(rank, i)} may import only ranks 0..${i} (${RANKS.slice(0, i + 1).map((r) => r.name).join(', ')}); ` +
-    `the imported module is of a higher rank. Move shared code down, or the importing code up.`,
+    `Rank ${label(rank, i)} may import only ranks 0..${i} (${RANKS.slice(0, i + 1)
+      .map((r) => r.name)
+      .join(', ')}); ` + `the imported module is of a higher rank. Move shared code down, or the importing code up.`,
   from: { path: pathsOf([rank]) },
   to: { path: pathsOf(RANKS.slice(i + 1)) },
 }));
@@ -54,7 +56,8 @@ module.exports = {
     {
       name: 'no-circular',
       severity: 'error',
-      comment: 'Import cycles are not allowed (at module level): break the cycle by moving the shared part down a rank.',
+      comment:
+        'Import cycles are not allowed (at module level): break the cycle by moving the shared part down a rank.',
       from: {},
       to: { circular: true },
     },
@@ -69,7 +72,8 @@ module.exports = {
     {
       name: 'src-not-outside',
       severity: 'error',
-      comment: 'src/ must not import bench/, checks/, scripts/, test/ or fuzz/ (they are not part of the package layers): move the code into src/.',
+      comment:
+        'src/ must not import bench/, checks/, scripts/, test/ or fuzz/ (they are not part of the package layers): move the code into src/.',
       from: { path: '^src/' },
       to: { path: '^(bench|checks|scripts|test|fuzz)/' },
     },
@@ -86,7 +90,11 @@ module.exports = {
     exclude: { path: '^(dist|build|node_modules)/' },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
-    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'require', 'node', 'default'], extensions: ['.ts', '.js', '.json'] },
+    enhancedResolveOptions: {
+      exportsFields: ['exports'],
+      conditionNames: ['import', 'require', 'node', 'default'],
+      extensions: ['.ts', '.js', '.json'],
+    },
     reporterOptions: { text: { highlightFocused: true } },
   },
 };

@@ -20,12 +20,22 @@ import { openFeatureStore } from '../src/features/store.js';
 import { createModel } from '../src/model/index.js';
 import { median } from '../src/util/stats.js';
 
-const { values } = parseArgs({ options: {
-  run: { type: 'string' }, images: { type: 'string', default: '300' }, beam: { type: 'string', default: '3' },
-  repeats: { type: 'string', default: '3' }, 'max-length': { type: 'string', default: '20' },
-} });
-if (!values.run) throw new Error('--run RUN is required: a trained run folder with a feature store (sat prepare, sat features, sat train)');
-const beam = Number(values.beam), repeats = Number(values.repeats), maxLength = Number(values['max-length']);
+const { values } = parseArgs({
+  options: {
+    run: { type: 'string' },
+    images: { type: 'string', default: '300' },
+    beam: { type: 'string', default: '3' },
+    repeats: { type: 'string', default: '3' },
+    'max-length': { type: 'string', default: '20' },
+  },
+});
+if (!values.run)
+  throw new Error(
+    '--run RUN is required: a trained run folder with a feature store (sat prepare, sat features, sat train)',
+  );
+const beam = Number(values.beam),
+  repeats = Number(values.repeats),
+  maxLength = Number(values['max-length']);
 
 const run = loadRun(values.run);
 const ckpt = loadCheckpoint(`${run.dir}/checkpoints`, 'best');
@@ -33,7 +43,10 @@ const vocab = decodeVocab(loadCheckpointVocab(ckpt));
 const model = createModel(ckpt.meta.model);
 restoreModel(model, ckpt, { optimizer: false });
 const store = openFeatureStore(runFeatureDir(run.dir, { encoderId: ckpt.meta.encoder.id }));
-const ids = run.images.filter((im) => im.split === 'dev' && store.has(im.id)).slice(0, Number(values.images)).map((im) => im.id);
+const ids = run.images
+  .filter((im) => im.split === 'dev' && store.has(im.id))
+  .slice(0, Number(values.images))
+  .map((im) => im.id);
 
 const sets: [string, CaptionOptions][] = [
   [`beam ${beam}`, { beam }],
@@ -55,11 +68,15 @@ for (let r = 0; r < repeats; r++) {
     captions[i] = out.map((c) => c.words.join(' '));
   });
 }
-console.log(`${ids.length} dev images of ${run.dir}, checkpoint ${ckpt.file}, max length ${maxLength}, ${repeats} repeats, load ${loadavg()[0].toFixed(1)}`);
+console.log(
+  `${ids.length} dev images of ${run.dir}, checkpoint ${ckpt.file}, max length ${maxLength}, ${repeats} repeats, load ${loadavg()[0].toFixed(1)}`,
+);
 sets.forEach(([name], i) => {
   const changed = captions[i].filter((c, j) => c !== captions[0][j]).length;
-  console.log(`${name.padEnd(28)} ${median(cpuMs[i]).toFixed(2).padStart(7)} CPU ms/image  (runs ${cpuMs[i].map((x) => x.toFixed(2)).join(', ')}); ` +
-    `${changed} captions differ from ${sets[0][0]}`);
+  console.log(
+    `${name.padEnd(28)} ${median(cpuMs[i]).toFixed(2).padStart(7)} CPU ms/image  (runs ${cpuMs[i].map((x) => x.toFixed(2)).join(', ')}); ` +
+      `${changed} captions differ from ${sets[0][0]}`,
+  );
 });
 model.dispose();
 store.close();

@@ -60,23 +60,38 @@ function fail(message: string): never {
 }
 const int = (name: string, min: number) => {
   const v = Number(values[name as keyof typeof values]);
-  if (!Number.isInteger(v) || v < min) fail(`--${name} must be an integer >= ${min}, got "${String(values[name as keyof typeof values])}".`);
+  if (!Number.isInteger(v) || v < min)
+    fail(`--${name} must be an integer >= ${min}, got "${String(values[name as keyof typeof values])}".`);
   return v;
 };
 
-const only = String(values.only).split(',').map((s) => s.trim()).filter(Boolean);
-for (const s of only) if (!SCENARIOS.includes(s as Scenario)) fail(`--only: unknown scenario "${s}"; choose from ${SCENARIOS.join(', ')}.`);
-if (values.sat !== 'src' && values.sat !== 'dist') fail(`--sat must be src (node --import tsx src/cli.ts) or dist (node dist/src/cli.js), got "${values.sat}".`);
-const modes = String(values.disk).split(',').map((s) => s.trim()) as DiskMode[];
-for (const m of modes) if (m !== 'fsize' && m !== 'tmpfs') fail(`--disk: unknown mode "${m}"; use fsize, tmpfs or both.`);
+const only = String(values.only)
+  .split(',')
+  .map((s) => s.trim())
+  .filter(Boolean);
+for (const s of only)
+  if (!SCENARIOS.includes(s as Scenario)) fail(`--only: unknown scenario "${s}"; choose from ${SCENARIOS.join(', ')}.`);
+if (values.sat !== 'src' && values.sat !== 'dist')
+  fail(`--sat must be src (node --import tsx src/cli.ts) or dist (node dist/src/cli.js), got "${values.sat}".`);
+const modes = String(values.disk)
+  .split(',')
+  .map((s) => s.trim()) as DiskMode[];
+for (const m of modes)
+  if (m !== 'fsize' && m !== 'tmpfs') fail(`--disk: unknown mode "${m}"; use fsize, tmpfs or both.`);
 let scales: ReturnType<typeof parseScales> = [];
-try { if (only.includes('coco')) scales = parseScales(String(values.scale)); } catch (e) { fail((e as Error).message); }
+try {
+  if (only.includes('coco')) scales = parseScales(String(values.scale));
+} catch (e) {
+  fail((e as Error).message);
+}
 if (scales.length === 0 && only.includes('coco')) fail('--scale: give sizes such as 1/8,1/4,1/2,1.');
 
 const work = values.work ? path.resolve(values.work) : fs.mkdtempSync(path.join(os.tmpdir(), 'sat-fault-campaign-'));
 fs.mkdirSync(work, { recursive: true });
 const ctx: CampaignContext = {
-  work, seed: int('seed', 0), sat: satCommand(values.sat),
+  work,
+  seed: int('seed', 0),
+  sat: satCommand(values.sat),
   log: values.quiet ? () => {} : (line) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${line}`),
 };
 
@@ -85,7 +100,10 @@ function baselineRow(fx: ShapesFixture): Row {
   const subjects = ['features', 'train', 'export'] as const;
   const differ = subjects.filter((s) => fx.repeatDiffers[s].length > 0);
   return {
-    scenario: 'baseline', subject: 'uninterrupted x2', trials: subjects.length, ok: subjects.length - differ.length,
+    scenario: 'baseline',
+    subject: 'uninterrupted x2',
+    trials: subjects.length,
+    ok: subjects.length - differ.length,
     figures: subjects.map((s) => `${s} ${fx.seconds[s].toFixed(1)} s`).join(', '),
     failures: differ.map((s) => `${s}: ${fx.repeatDiffers[s].join(', ')}`).join('; '),
   };
@@ -104,7 +122,8 @@ try {
   const runScenario = async (scenario: Scenario): Promise<Row[]> => {
     const model = async () => (values.model ? path.resolve(values.model) : (await shapes()).checkpoints);
     switch (scenario) {
-      case 'kill': return killCampaign(ctx, await shapes(), int('n', 1));
+      case 'kill':
+        return killCampaign(ctx, await shapes(), int('n', 1));
       case 'diskfull': {
         let use = modes;
         if (use.includes('tmpfs') && !canMountTmpfs(path.join(work, 'mount-check'))) {
@@ -113,18 +132,37 @@ try {
         }
         return use.length > 0 ? diskFullCampaign(ctx, await shapes(), int('n', 1), use) : [];
       }
-      case 'soak': return soakCampaign(ctx, { model: await model(), seconds: int('soak-seconds', 5), concurrency: int('concurrency', 1) });
-      case 'attack': return attackCampaign(ctx, { model: await model(), seconds: int('attack-seconds', 5), good: 8, attackers: int('attackers', 1) });
-      case 'coco': return cocoCampaign(ctx, scales);
+      case 'soak':
+        return soakCampaign(ctx, {
+          model: await model(),
+          seconds: int('soak-seconds', 5),
+          concurrency: int('concurrency', 1),
+        });
+      case 'attack':
+        return attackCampaign(ctx, {
+          model: await model(),
+          seconds: int('attack-seconds', 5),
+          good: 8,
+          attackers: int('attackers', 1),
+        });
+      case 'coco':
+        return cocoCampaign(ctx, scales);
     }
   };
   for (const scenario of SCENARIOS.filter((s) => only.includes(s))) {
     // A scenario that cannot run (a server that does not start, a setup command that fails) is a row, not the end.
     try {
-      rows.push(...await runScenario(scenario));
+      rows.push(...(await runScenario(scenario)));
     } catch (e) {
       ctx.log(`${scenario}: ${(e as Error).stack ?? String(e)}`);
-      rows.push({ scenario, subject: '(could not run)', trials: 0, ok: 0, figures: '-', failures: (e as Error).message.split('\n').slice(0, 3).join(' ').slice(0, 300) });
+      rows.push({
+        scenario,
+        subject: '(could not run)',
+        trials: 0,
+        ok: 0,
+        figures: '-',
+        failures: (e as Error).message.split('\n').slice(0, 3).join(' ').slice(0, 300),
+      });
     }
   }
 } finally {

@@ -17,10 +17,15 @@ import { loadCaptioner } from '../src/models/load-captioner.js';
 import { SCORE_NAMES, scoreCaptions } from '../src/metrics/score.js';
 
 const { values, positionals } = parseArgs({
-  options: { run: { type: 'string' }, split: { type: 'string', default: 'test' }, beam: { type: 'string', default: '3' } },
+  options: {
+    run: { type: 'string' },
+    split: { type: 'string', default: 'test' },
+    beam: { type: 'string', default: '3' },
+  },
   allowPositionals: true,
 });
-if (!values.run || positionals.length === 0) throw new Error('usage: bench/finetune-compare.ts --run RUN [--split test] [--beam 3] NAME=MODEL...');
+if (!values.run || positionals.length === 0)
+  throw new Error('usage: bench/finetune-compare.ts --run RUN [--split test] [--beam 3] NAME=MODEL...');
 const run = loadRun(values.run);
 const images = imagesOf(run, values.split as 'test');
 const refs = new Map(images.map((im) => [im.id, im.captions]));
@@ -29,19 +34,31 @@ const rows: Record<string, unknown>[] = [];
 console.log(`${images.length} ${values.split} images of ${values.run}, beam ${beam}`);
 console.log(['model'.padEnd(12), ...SCORE_NAMES.map((n) => n.padStart(8)), 'seconds'.padStart(8)].join(' '));
 for (const spec of positionals) {
-  const [name, model] = spec.includes('=') ? [spec.slice(0, spec.indexOf('=')), spec.slice(spec.indexOf('=') + 1)] : [path.basename(spec), spec];
+  const [name, model] = spec.includes('=')
+    ? [spec.slice(0, spec.indexOf('=')), spec.slice(spec.indexOf('=') + 1)]
+    : [path.basename(spec), spec];
   const captioner = await loadCaptioner(model);
   const t0 = Date.now();
   const hyps = new Map<string, string>();
   for (let i = 0; i < images.length; i += 16) {
     const batch = images.slice(i, i + 16);
-    const results = await captioner.captionBatch(batch.map((im) => im.path), { beam });
+    const results = await captioner.captionBatch(
+      batch.map((im) => im.path),
+      { beam },
+    );
     batch.forEach((im, k) => hyps.set(im.id, results[k].caption));
   }
   const seconds = (Date.now() - t0) / 1000;
   const scores = scoreCaptions(refs, hyps);
   rows.push({ name, model, modelId: captioner.info.modelId, scores, seconds });
-  console.log([name.padEnd(12), ...SCORE_NAMES.map((n) => scores[n].toFixed(4).padStart(8)), seconds.toFixed(0).padStart(8)].join(' '));
+  console.log(
+    [name.padEnd(12), ...SCORE_NAMES.map((n) => scores[n].toFixed(4).padStart(8)), seconds.toFixed(0).padStart(8)].join(
+      ' ',
+    ),
+  );
   await captioner.dispose();
 }
-fs.writeFileSync(path.join(values.run, 'finetune-compare.json'), JSON.stringify({ split: values.split, beam, images: images.length, rows }, null, 2) + '\n');
+fs.writeFileSync(
+  path.join(values.run, 'finetune-compare.json'),
+  JSON.stringify({ split: values.split, beam, images: images.length, rows }, null, 2) + '\n',
+);

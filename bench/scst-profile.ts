@@ -19,7 +19,13 @@ const ckpt = loadCheckpoint(ckptFile);
 const model = createModel(ckpt.meta.model);
 restoreModel(model, ckpt, { optimizer: false });
 const t0 = performance.now();
-const objective = selfCriticalObjective({ images: images.filter((im) => im.split === 'train'), vocab, samples: 5, captionsPerBatch: 64, maxLength: 20 });
+const objective = selfCriticalObjective({
+  images: images.filter((im) => im.split === 'train'),
+  vocab,
+  samples: 5,
+  captionsPerBatch: 64,
+  maxLength: 20,
+});
 console.log(`scorer setup ${(performance.now() - t0).toFixed(0)} ms`);
 const examples = selfCriticalExamples(images);
 const assembler = new BatchAssembler(store, examples, objective.examplesPerBatch);
@@ -27,16 +33,32 @@ const spent: Record<string, number> = {};
 for (const name of ['encode', 'step', 'selectRows', 'trainStep'] as const) {
   const m = model as unknown as Record<string, (...a: unknown[]) => unknown>;
   const f = m[name].bind(model);
-  m[name] = (...a: unknown[]) => { const s = performance.now(); const r = f(...a); spent[name] = (spent[name] ?? 0) + performance.now() - s; return r; };
+  m[name] = (...a: unknown[]) => {
+    const s = performance.now();
+    const r = f(...a);
+    spent[name] = (spent[name] ?? 0) + performance.now() - s;
+    return r;
+  };
 }
 const steps = Number(stepsArg ?? 10);
 const start = performance.now();
 for (let s = 0; s < steps; s++) {
   const idx = Array.from({ length: objective.examplesPerBatch }, (_, i) => s * objective.examplesPerBatch + i);
-  objective.step(model as CaptionModel, assembler.assemble(idx), idx.map((i) => examples[i]), { learningRate: 5e-5 }, s);
+  objective.step(
+    model as CaptionModel,
+    assembler.assemble(idx),
+    idx.map((i) => examples[i]),
+    { learningRate: 5e-5 },
+    s,
+  );
 }
 const total = performance.now() - start;
 const model_ = Object.values(spent).reduce((a, b) => a + b, 0);
-console.log(`${steps} steps, ${(total / steps).toFixed(0)} ms/step: ` + Object.entries(spent).map(([k, v]) => `${k} ${(v / steps).toFixed(0)}`).join(', ') +
-  `, other (sampling, scoring) ${((total - model_) / steps).toFixed(0)} ms`);
+console.log(
+  `${steps} steps, ${(total / steps).toFixed(0)} ms/step: ` +
+    Object.entries(spent)
+      .map(([k, v]) => `${k} ${(v / steps).toFixed(0)}`)
+      .join(', ') +
+    `, other (sampling, scoring) ${((total - model_) / steps).toFixed(0)} ms`,
+);
 store.close();

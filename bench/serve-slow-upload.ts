@@ -22,20 +22,47 @@ import { quantile } from '../src/util/stats.js';
 const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
-    model: { type: 'string' }, images: { type: 'string' }, 'encoder-weights': { type: 'string' },
-    seconds: { type: 'string', default: '20' }, concurrency: { type: 'string', default: '8' },
-    attackers: { type: 'string', default: '64' }, limit: { type: 'string', default: '50' }, checkout: { type: 'string' },
+    model: { type: 'string' },
+    images: { type: 'string' },
+    'encoder-weights': { type: 'string' },
+    seconds: { type: 'string', default: '20' },
+    concurrency: { type: 'string', default: '8' },
+    attackers: { type: 'string', default: '64' },
+    limit: { type: 'string', default: '50' },
+    checkout: { type: 'string' },
   },
 });
-if (!values.model || !values.images) throw new Error('usage: bench/serve-slow-upload.ts --model M --images DIR [--encoder-weights DIR] [--seconds 20] [--concurrency 8] [--attackers 64] [-- sat serve flags]');
-const seconds = Number(values.seconds), concurrency = Number(values.concurrency), attackerCount = Number(values.attackers);
-const files = fs.readdirSync(values.images).filter((f) => /\.jpe?g$/i.test(f)).sort().slice(0, Number(values.limit));
+if (!values.model || !values.images)
+  throw new Error(
+    'usage: bench/serve-slow-upload.ts --model M --images DIR [--encoder-weights DIR] [--seconds 20] [--concurrency 8] [--attackers 64] [-- sat serve flags]',
+  );
+const seconds = Number(values.seconds),
+  concurrency = Number(values.concurrency),
+  attackerCount = Number(values.attackers);
+const files = fs
+  .readdirSync(values.images)
+  .filter((f) => /\.jpe?g$/i.test(f))
+  .sort()
+  .slice(0, Number(values.limit));
 if (files.length === 0) throw new Error(`no JPEG files in ${values.images}`);
 const images = files.map((f) => new Uint8Array(fs.readFileSync(path.join(values.images!, f))));
 
-const args = ['--import', 'tsx', 'src/cli.ts', 'serve', '--model', path.resolve(values.model), '--port', '0',
-  ...(values['encoder-weights'] ? ['--encoder-weights', path.resolve(values['encoder-weights'])] : []), ...positionals];
-const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], cwd: values.checkout ? path.resolve(values.checkout) : undefined });
+const args = [
+  '--import',
+  'tsx',
+  'src/cli.ts',
+  'serve',
+  '--model',
+  path.resolve(values.model),
+  '--port',
+  '0',
+  ...(values['encoder-weights'] ? ['--encoder-weights', path.resolve(values['encoder-weights'])] : []),
+  ...positionals,
+];
+const child = spawn(process.execPath, args, {
+  stdio: ['ignore', 'ignore', 'pipe'],
+  cwd: values.checkout ? path.resolve(values.checkout) : undefined,
+});
 let log = '';
 const url = await new Promise<string>((resolve, reject) => {
   createInterface({ input: child.stderr! }).on('line', (line) => {
@@ -47,28 +74,37 @@ const url = await new Promise<string>((resolve, reject) => {
 });
 const port = Number(new URL(url).port);
 
-interface Sample { ms: number; status: string }
+interface Sample {
+  ms: number;
+  status: string;
+}
 
 /** Closed-loop well-behaved clients for `s` seconds; each request has a 60 s client timeout. */
 async function goodClients(s: number): Promise<Sample[]> {
   const samples: Sample[] = [];
   const deadline = performance.now() + s * 1000;
   let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (performance.now() < deadline && samples.length < 100_000) {
-      const t0 = performance.now();
-      let status: string;
-      try {
-        const r = await fetch(`${url}/v1/captions?beam=3`, { method: 'POST', headers: { 'content-type': 'image/jpeg' },
-          body: images[next++ % images.length], signal: AbortSignal.timeout(60_000) });
-        await r.arrayBuffer();
-        status = String(r.status);
-      } catch (e) {
-        status = (e as Error).name === 'TimeoutError' ? 'timeout' : 'network';
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < deadline && samples.length < 100_000) {
+        const t0 = performance.now();
+        let status: string;
+        try {
+          const r = await fetch(`${url}/v1/captions?beam=3`, {
+            method: 'POST',
+            headers: { 'content-type': 'image/jpeg' },
+            body: images[next++ % images.length],
+            signal: AbortSignal.timeout(60_000),
+          });
+          await r.arrayBuffer();
+          status = String(r.status);
+        } catch (e) {
+          status = (e as Error).name === 'TimeoutError' ? 'timeout' : 'network';
+        }
+        samples.push({ ms: performance.now() - t0, status });
       }
-      samples.push({ ms: performance.now() - t0, status });
-    }
-  }));
+    }),
+  );
   return samples;
 }
 
@@ -92,19 +128,34 @@ function attack(n: number) {
       answers[status] = (answers[status] ?? 0) + 1;
       setTimeout(connect, 10);
     });
-    s.write(`POST /v1/captions HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: image/jpeg\r\nContent-Length: 1000000\r\n\r\n`);
+    s.write(
+      `POST /v1/captions HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: image/jpeg\r\nContent-Length: 1000000\r\n\r\n`,
+    );
   };
   for (let i = 0; i < n; i++) connect();
-  return { answers, stop: () => { stopped = true; for (const s of sockets) s.destroy(); } };
+  return {
+    answers,
+    stop: () => {
+      stopped = true;
+      for (const s of sockets) s.destroy();
+    },
+  };
 }
 
 function summary(samples: Sample[]) {
-  const ok = samples.filter((x) => x.status === '200').map((x) => x.ms).sort((a, b) => a - b);
+  const ok = samples
+    .filter((x) => x.status === '200')
+    .map((x) => x.ms)
+    .sort((a, b) => a - b);
   const statuses: Record<string, number> = {};
   for (const x of samples) statuses[x.status] = (statuses[x.status] ?? 0) + 1;
   const r = (x: number) => Math.round(x * 10) / 10;
-  return { requests: samples.length, success_rate: r((1000 * ok.length) / Math.max(1, samples.length)) / 10, statuses,
-    latency_ms: { p50: r(quantile(ok, 0.5)), p95: r(quantile(ok, 0.95)) } };
+  return {
+    requests: samples.length,
+    success_rate: r((1000 * ok.length) / Math.max(1, samples.length)) / 10,
+    statuses,
+    latency_ms: { p50: r(quantile(ok, 0.5)), p95: r(quantile(ok, 0.95)) },
+  };
 }
 
 try {
@@ -114,11 +165,25 @@ try {
   await new Promise((r) => setTimeout(r, 3000)); // the attack settles in (every upload place it can take, a grace passed)
   const attacked = summary(await goodClients(seconds));
   attackers.stop();
-  console.log(JSON.stringify({
-    model: values.model, checkout: values.checkout ?? '.', images: images.length, concurrency, attackers: attackerCount, seconds, serve_flags: positionals,
-    unattacked: calm, attacked, attacker_answers: attackers.answers,
-    p95_attacked_over_unattacked: Math.round((attacked.latency_ms.p95 / calm.latency_ms.p95) * 100) / 100,
-  }, null, 2));
+  console.log(
+    JSON.stringify(
+      {
+        model: values.model,
+        checkout: values.checkout ?? '.',
+        images: images.length,
+        concurrency,
+        attackers: attackerCount,
+        seconds,
+        serve_flags: positionals,
+        unattacked: calm,
+        attacked,
+        attacker_answers: attackers.answers,
+        p95_attacked_over_unattacked: Math.round((attacked.latency_ms.p95 / calm.latency_ms.p95) * 100) / 100,
+      },
+      null,
+      2,
+    ),
+  );
 } finally {
   child.kill('SIGTERM');
 }

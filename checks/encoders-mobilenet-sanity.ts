@@ -28,10 +28,16 @@ const { values } = parseArgs({
 const model = await resolveEncoder({ encoder: 'mobilenet_v2', weights: values.weights });
 const { inputSize: size, scaling, inputName, outputName } = model.spec;
 const session = await ort.InferenceSession.create(model.onnx, { intraOpNumThreads: 2 });
-const names = fs.readFileSync(path.join(values.flickr, 'Flickr8k_text', 'Flickr_8k.trainImages.txt'), 'utf8')
-  .split('\n').map((l) => l.trim()).filter(Boolean).slice(0, Number(values.images));
+const names = fs
+  .readFileSync(path.join(values.flickr, 'Flickr8k_text', 'Flickr_8k.trainImages.txt'), 'utf8')
+  .split('\n')
+  .map((l) => l.trim())
+  .filter(Boolean)
+  .slice(0, Number(values.images));
 const batchSize = 8;
-let sum = 0, positive = 0, count = 0;
+let sum = 0,
+  positive = 0,
+  count = 0;
 const bar = new ProgressBar({ total: names.length, label: 'mobilenet_v2', unit: 'img' });
 for (let b = 0; b < names.length; b += batchSize) {
   const chunk = names.slice(b, b + batchSize);
@@ -40,8 +46,14 @@ for (let b = 0; b < names.length; b += batchSize) {
     const rgb = await loadRgb(path.join(values.flickr, 'Flicker8k_Dataset', name), size);
     writeImageToBatch(rgb, batch, i, { size, scaling, layout: 'nhwc' });
   }
-  const out = (await session.run({ [inputName]: new ort.Tensor('float32', batch, [chunk.length, size, size, 3]) }))[outputName];
-  for (const v of out.data as Float32Array) { sum += v; if (v > 0) positive++; count++; }
+  const out = (await session.run({ [inputName]: new ort.Tensor('float32', batch, [chunk.length, size, size, 3]) }))[
+    outputName
+  ];
+  for (const v of out.data as Float32Array) {
+    sum += v;
+    if (v > 0) positive++;
+    count++;
+  }
   bar.tick(chunk.length);
 }
 bar.finish();
@@ -49,7 +61,13 @@ const readme = { mean: 0.45, fraction_above_zero: 0.18 };
 const measured = { mean: +(sum / count).toFixed(4), fraction_above_zero: +(positive / count).toFixed(4) };
 console.log(JSON.stringify({ images: names.length, ...measured, readme }));
 const tolerance = Number(values.tolerance);
-const off = (Object.keys(readme) as (keyof typeof readme)[]).filter((k) => !(Math.abs(measured[k] - readme[k]) <= tolerance * readme[k]));
-for (const k of off) console.error(`FAIL ${k} ${measured[k]} is further than --tolerance ${tolerance} (relative) from the README's ${readme[k]}`);
-if (off.length === 0) console.error(`ok: mean and fraction above zero within ${tolerance * 100}% of the README's figures`);
+const off = (Object.keys(readme) as (keyof typeof readme)[]).filter(
+  (k) => !(Math.abs(measured[k] - readme[k]) <= tolerance * readme[k]),
+);
+for (const k of off)
+  console.error(
+    `FAIL ${k} ${measured[k]} is further than --tolerance ${tolerance} (relative) from the README's ${readme[k]}`,
+  );
+if (off.length === 0)
+  console.error(`ok: mean and fraction above zero within ${tolerance * 100}% of the README's figures`);
 process.exitCode = off.length === 0 ? 0 : 1;

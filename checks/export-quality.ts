@@ -29,16 +29,21 @@ import { loadRun } from '../src/dataset/prepare.js';
 import { runFeatureDir } from '../src/features/run-feature-store.js';
 import { ProgressBar } from '../src/util/progress.js';
 
-const { values } = parseArgs({ options: {
-  model: { type: 'string' },
-  run: { type: 'string' },
-  'encoder-weights': { type: 'string' },
-  images: { type: 'string', default: '1000' },
-  out: { type: 'string', default: 'out/bundles' },
-  json: { type: 'boolean' },
-  'max-cider-drop': { type: 'string', default: '0.01' },
-} });
-if (!values.model) throw new Error('usage: node --import tsx checks/export-quality.ts --model RUN_OR_CHECKPOINT [--encoder-weights DIR] [--run DIR] [--images 1000] [--out out/bundles] [--json]');
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string' },
+    run: { type: 'string' },
+    'encoder-weights': { type: 'string' },
+    images: { type: 'string', default: '1000' },
+    out: { type: 'string', default: 'out/bundles' },
+    json: { type: 'boolean' },
+    'max-cider-drop': { type: 'string', default: '0.01' },
+  },
+});
+if (!values.model)
+  throw new Error(
+    'usage: node --import tsx checks/export-quality.ts --model RUN_OR_CHECKPOINT [--encoder-weights DIR] [--run DIR] [--images 1000] [--out out/bundles] [--json]',
+  );
 const encoder = values['encoder-weights'] ? { weights: values['encoder-weights'] } : undefined;
 const src = await openCheckpointSource(values.model!, encoder);
 const runDir = values.run ?? src.ckpt.meta.run ?? path.dirname(path.resolve(values.model!));
@@ -47,7 +52,13 @@ const dev = run.images.filter((im) => im.split === 'dev' && im.captions.length >
 const refs = dev.map((im) => im.captions.map(tokenizeCaption));
 const score = (captions: string[]) => scoreTokenized(captions.map(tokenizeCaption), refs);
 
-interface Row { name: string; megabytes: number | null; scores: Scores; seconds: number; sameAsFp32?: number }
+interface Row {
+  name: string;
+  megabytes: number | null;
+  scores: Scores;
+  seconds: number;
+  sameAsFp32?: number;
+}
 const rows: Row[] = [];
 
 // peer 1: `sat eval --beam 3` (native model, stored fp16 features)
@@ -56,9 +67,19 @@ const rows: Row[] = [];
   const model = createModel(src.ckpt.meta.model);
   restoreModel(model, src.ckpt, { optimizer: false });
   const store = openFeatureStore(runFeatureDir(runDir, { encoderId: src.ckpt.meta.encoder.id }));
-  const captions = decodeStoreImages(model, store, dev.map((im) => im.id), decodeVocab(src.vocab),
-    { beam: 3, maxLength: Math.max(1, src.vocab.maxLength - 1), progress: 'native, stored features' });
-  rows.push({ name: 'native, stored features (sat eval)', megabytes: null, scores: score(captions.map((c) => c.words.join(' '))), seconds: (performance.now() - t0) / 1000 });
+  const captions = decodeStoreImages(
+    model,
+    store,
+    dev.map((im) => im.id),
+    decodeVocab(src.vocab),
+    { beam: 3, maxLength: Math.max(1, src.vocab.maxLength - 1), progress: 'native, stored features' },
+  );
+  rows.push({
+    name: 'native, stored features (sat eval)',
+    megabytes: null,
+    scores: score(captions.map((c) => c.words.join(' '))),
+    seconds: (performance.now() - t0) / 1000,
+  });
   model.dispose();
   store.close();
 }
@@ -81,7 +102,12 @@ async function captionFiles(captioner: Captioner<NodeImageInput>, label: string)
   const c = await loadCaptioner(values.model!, { backend: 'native', encoder });
   const captions = await captionFiles(c, 'native, image files');
   await c.dispose();
-  rows.push({ name: 'native, image files', megabytes: null, scores: score(captions), seconds: (performance.now() - t0) / 1000 });
+  rows.push({
+    name: 'native, image files',
+    megabytes: null,
+    scores: score(captions),
+    seconds: (performance.now() - t0) / 1000,
+  });
 }
 
 let fp32: string[] = [];
@@ -94,18 +120,31 @@ for (const dtype of BUNDLE_DTYPES) {
   const captions = await captionFiles(c, `bundle ${dtype}`);
   await c.dispose();
   if (dtype === 'fp32') fp32 = captions;
-  rows.push({ name: `bundle ${dtype}`, megabytes: bytes / 1e6, scores: score(captions), seconds: (performance.now() - t0) / 1000,
-    sameAsFp32: captions.filter((x, i) => x === fp32[i]).length });
+  rows.push({
+    name: `bundle ${dtype}`,
+    megabytes: bytes / 1e6,
+    scores: score(captions),
+    seconds: (performance.now() - t0) / 1000,
+    sameAsFp32: captions.filter((x, i) => x === fp32[i]).length,
+  });
 }
 
-const result = { checkpoint: src.ckpt.file, epoch: src.ckpt.meta.progress.epoch, images: dev.length, decoding: 'beam 3', rows };
+const result = {
+  checkpoint: src.ckpt.file,
+  epoch: src.ckpt.meta.progress.epoch,
+  images: dev.length,
+  decoding: 'beam 3',
+  rows,
+};
 if (values.json) console.log(JSON.stringify(result));
 else {
   console.log(`${src.ckpt.file} (epoch ${result.epoch}), ${dev.length} dev images, beam 3`);
   console.log('configuration                         size MB   CIDEr-D   BLEU-4   same caption as fp32   seconds');
   for (const r of rows) {
-    console.log(`${r.name.padEnd(36)} ${r.megabytes === null ? '      -' : r.megabytes.toFixed(2).padStart(7)}   ${r.scores.CIDEr.toFixed(4)}    ${r.scores['BLEU-4'].toFixed(4)}   ` +
-      `${r.sameAsFp32 === undefined ? '-'.padStart(20) : `${r.sameAsFp32}/${dev.length}`.padStart(20)}   ${r.seconds.toFixed(1)}`);
+    console.log(
+      `${r.name.padEnd(36)} ${r.megabytes === null ? '      -' : r.megabytes.toFixed(2).padStart(7)}   ${r.scores.CIDEr.toFixed(4)}    ${r.scores['BLEU-4'].toFixed(4)}   ` +
+        `${r.sameAsFp32 === undefined ? '-'.padStart(20) : `${r.sameAsFp32}/${dev.length}`.padStart(20)}   ${r.seconds.toFixed(1)}`,
+    );
   }
 }
 
@@ -113,7 +152,9 @@ const maxDrop = Number(values['max-cider-drop']);
 const reference = rows[0];
 const failing = rows.filter((r) => !(r.scores.CIDEr >= reference.scores.CIDEr - maxDrop));
 for (const r of failing) {
-  console.error(`FAIL ${r.name}: CIDEr-D ${r.scores.CIDEr.toFixed(4)} is more than --max-cider-drop ${maxDrop} below ${reference.name}'s ${reference.scores.CIDEr.toFixed(4)}`);
+  console.error(
+    `FAIL ${r.name}: CIDEr-D ${r.scores.CIDEr.toFixed(4)} is more than --max-cider-drop ${maxDrop} below ${reference.name}'s ${reference.scores.CIDEr.toFixed(4)}`,
+  );
 }
 if (failing.length === 0) console.error(`ok: every configuration within ${maxDrop} CIDEr-D of ${reference.name}`);
 process.exitCode = failing.length === 0 ? 0 : 1;

@@ -23,14 +23,24 @@ import { torchPeerCommand, torchPeerPath } from '../src/bench/torch-peer.js';
 
 const { values } = parseArgs({
   options: {
-    model: { type: 'string' }, images: { type: 'string' }, 'encoder-weights': { type: 'string' },
-    limit: { type: 'string', default: '8' }, beam: { type: 'string', default: '3' }, python: { type: 'string', default: '/usr/bin/python3' },
+    model: { type: 'string' },
+    images: { type: 'string' },
+    'encoder-weights': { type: 'string' },
+    limit: { type: 'string', default: '8' },
+    beam: { type: 'string', default: '3' },
+    python: { type: 'string', default: '/usr/bin/python3' },
   },
 });
-if (!values.model || !values.images) throw new Error('usage: checks/serve-peer-parity.ts --model RUN_OR_CHECKPOINT --images DIR [--encoder-weights DIR]');
+if (!values.model || !values.images)
+  throw new Error('usage: checks/serve-peer-parity.ts --model RUN_OR_CHECKPOINT --images DIR [--encoder-weights DIR]');
 const beam = Number(values.beam);
 const encoder = values['encoder-weights'] ? { weights: values['encoder-weights'] } : {};
-const files = fs.readdirSync(values.images).filter((f) => /\.jpe?g$/i.test(f)).sort().slice(0, Number(values.limit)).map((f) => path.join(values.images!, f));
+const files = fs
+  .readdirSync(values.images)
+  .filter((f) => /\.jpe?g$/i.test(f))
+  .sort()
+  .slice(0, Number(values.limit))
+  .map((f) => path.join(values.images!, f));
 
 /** .npy v1 header + data for float32 [n, l, c]. */
 function npy(data: Float32Array, shape: number[]): Buffer {
@@ -40,7 +50,11 @@ function npy(data: Float32Array, shape: number[]): Buffer {
   head.write('\x93NUMPY', 0, 'latin1');
   head.writeUInt8(1, 6);
   head.writeUInt16LE(header.length, 8);
-  return Buffer.concat([head, Buffer.from(header, 'latin1'), Buffer.from(data.buffer, data.byteOffset, data.byteLength)]);
+  return Buffer.concat([
+    head,
+    Buffer.from(header, 'latin1'),
+    Buffer.from(data.buffer, data.byteOffset, data.byteLength),
+  ]);
 }
 
 const source = await openCheckpointSource(values.model, encoder);
@@ -57,16 +71,27 @@ const captioner = await loadCaptioner(values.model, { backend: 'native', encoder
 const ours = await captioner.captionBatch(files, { beam });
 await captioner.dispose();
 const checkpoint = checkpointWeightsFile(values.model);
-const peerCommand = torchPeerCommand(values.python!, 'serve_torch', ['--checkpoint', torchPeerPath(checkpoint), '--caption-features', featureFile, '--beam', String(beam)]);
+const peerCommand = torchPeerCommand(values.python!, 'serve_torch', [
+  '--checkpoint',
+  torchPeerPath(checkpoint),
+  '--caption-features',
+  featureFile,
+  '--beam',
+  String(beam),
+]);
 const peer = execFileSync(peerCommand.command, peerCommand.args, { encoding: 'utf8', cwd: peerCommand.cwd })
-  .trim().split('\n').map((line) => JSON.parse(line) as { caption: string; log_prob: number });
+  .trim()
+  .split('\n')
+  .map((line) => JSON.parse(line) as { caption: string; log_prob: number });
 fs.rmSync(tmp, { recursive: true, force: true });
 
 let differ = 0;
 files.forEach((file, i) => {
   const same = ours[i].caption === peer[i].caption;
   if (!same) differ++;
-  console.log(`${same ? 'same  ' : 'DIFFER'} ${path.basename(file)}: ours "${ours[i].caption}" (log p ${ours[i].logProb.toFixed(4)}); peer "${peer[i].caption}" (log p ${peer[i].log_prob.toFixed(4)})`);
+  console.log(
+    `${same ? 'same  ' : 'DIFFER'} ${path.basename(file)}: ours "${ours[i].caption}" (log p ${ours[i].logProb.toFixed(4)}); peer "${peer[i].caption}" (log p ${peer[i].log_prob.toFixed(4)})`,
+  );
 });
 console.log(`${files.length - differ}/${files.length} captions the same (beam ${beam}, ${checkpoint})`);
 process.exit(differ === 0 ? 0 : 1);

@@ -7,10 +7,14 @@
 import { Rng } from '../src/util/rng.js';
 
 const INTERESTING_8 = [0, 1, 0x7f, 0x80, 0xff, 0x20, 0x22, 0x2c, 0x7b, 0x7d];
-const INTERESTING_32 = [0, 1, 2, 4, 8, 0x7f, 0x80, 0xff, 0x100, 0x7fff, 0x8000, 0xffff, 0x10000, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff];
+const INTERESTING_32 = [
+  0, 1, 2, 4, 8, 0x7f, 0x80, 0xff, 0x100, 0x7fff, 0x8000, 0xffff, 0x10000, 0x7fffffff, 0x80000000, 0xfffffffe,
+  0xffffffff,
+];
 
 /** The rng of input `k` of a run with seed `seed`. */
-export const inputRng = (seed: number, k: number) => new Rng(((seed >>> 0) * 2654435761 + k * 40503 + 0x9e3779b9) >>> 0);
+export const inputRng = (seed: number, k: number) =>
+  new Rng(((seed >>> 0) * 2654435761 + k * 40503 + 0x9e3779b9) >>> 0);
 
 /** Input `k` of a run: a seed picked and mutated by inputRng(seed, k). `maxBytes` bounds the input size. */
 export function mutateInput(seeds: readonly Uint8Array[], seed: number, k: number, maxBytes: number): Uint8Array {
@@ -26,11 +30,25 @@ function mutateOnce(b: Uint8Array, rng: Rng, seeds: readonly Uint8Array[]): Uint
   const op = rng.int(11);
   if (b.length === 0 && op < 8) return Uint8Array.from({ length: 1 + rng.int(16) }, () => rng.int(256));
   switch (op) {
-    case 0: { b[at()] ^= 1 << rng.int(8); return b; }
-    case 1: { b[at()] = INTERESTING_8[rng.int(INTERESTING_8.length)]; return b; }
-    case 2: { b[at()] = rng.int(256); return b; }
-    case 3: { b[at()] += rng.int(2) ? 1 + rng.int(16) : -(1 + rng.int(16)); return b; }
-    case 4: case 5: { // a 2-, 4- or 8-byte little-endian integer
+    case 0: {
+      b[at()] ^= 1 << rng.int(8);
+      return b;
+    }
+    case 1: {
+      b[at()] = INTERESTING_8[rng.int(INTERESTING_8.length)];
+      return b;
+    }
+    case 2: {
+      b[at()] = rng.int(256);
+      return b;
+    }
+    case 3: {
+      b[at()] += rng.int(2) ? 1 + rng.int(16) : -(1 + rng.int(16));
+      return b;
+    }
+    case 4:
+    case 5: {
+      // a 2-, 4- or 8-byte little-endian integer
       const width = [2, 4, 8][rng.int(3)];
       const p = at();
       if (p + width > b.length) return b;
@@ -42,24 +60,33 @@ function mutateOnce(b: Uint8Array, rng: Rng, seeds: readonly Uint8Array[]): Uint
       else view.setBigUint64(p, rng.int(4) === 0 ? 0xffffffffffffffffn : BigInt(v), true);
       return b;
     }
-    case 6: { // delete a range
-      const p = at(), n = 1 + rng.int(Math.min(64, b.length - p));
+    case 6: {
+      // delete a range
+      const p = at(),
+        n = 1 + rng.int(Math.min(64, b.length - p));
       return concat(b.subarray(0, p), b.subarray(p + n));
     }
-    case 7: { // insert random or repeated bytes
-      const p = at(), n = 1 + rng.int(32);
+    case 7: {
+      // insert random or repeated bytes
+      const p = at(),
+        n = 1 + rng.int(32);
       const fill = rng.int(2) ? Uint8Array.from({ length: n }, () => rng.int(256)) : new Uint8Array(n).fill(b[p] ?? 0);
       return concat(b.subarray(0, p), fill, b.subarray(p));
     }
-    case 8: { // copy a range of the input over another place
+    case 8: {
+      // copy a range of the input over another place
       if (b.length < 2) return b;
-      const from = at(), n = 1 + rng.int(Math.min(64, b.length - from)), to = at();
+      const from = at(),
+        n = 1 + rng.int(Math.min(64, b.length - from)),
+        to = at();
       const chunk = b.slice(from, from + n);
       b.set(chunk.subarray(0, Math.max(0, Math.min(chunk.length, b.length - to))), to);
       return b;
     }
-    case 9: return b.subarray(0, at()); // truncate
-    default: { // splice: our head, another seed's tail
+    case 9:
+      return b.subarray(0, at()); // truncate
+    default: {
+      // splice: our head, another seed's tail
       const other = seeds[rng.int(seeds.length)];
       return concat(b.subarray(0, at()), other.subarray(rng.int(Math.max(1, other.length))));
     }
@@ -69,12 +96,37 @@ function mutateOnce(b: Uint8Array, rng: Rng, seeds: readonly Uint8Array[]): Uint
 function concat(...parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let o = 0;
-  for (const p of parts) { out.set(p, o); o += p.length; }
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
   return out;
 }
 
-const JSON_VALUES: unknown[] = [null, true, 0, -1, 1.5, 1e308, -1e308, 2 ** 53, 2 ** 31, 4097, 1025, '', '../../dev/zero', '/etc/passwd',
-  'a/b', '..', 'x'.repeat(5000), [], {}, [1, 2], [-1, 2 ** 40], { sha256: 'f'.repeat(64), bytes: 1e12 }];
+const JSON_VALUES: unknown[] = [
+  null,
+  true,
+  0,
+  -1,
+  1.5,
+  1e308,
+  -1e308,
+  2 ** 53,
+  2 ** 31,
+  4097,
+  1025,
+  '',
+  '../../dev/zero',
+  '/etc/passwd',
+  'a/b',
+  '..',
+  'x'.repeat(5000),
+  [],
+  {},
+  [1, 2],
+  [-1, 2 ** 40],
+  { sha256: 'f'.repeat(64), bytes: 1e12 },
+];
 
 /**
  * A structural mutation of JSON text (for manifests): one value somewhere in the tree replaced by an interesting
@@ -104,7 +156,8 @@ function mutateTree(node: unknown, rng: Rng, depth: number): unknown {
   const obj = node as Record<string, unknown>;
   const op = rng.int(8);
   if (op === 0 && !Array.isArray(node)) delete obj[key];
-  else if (op === 1 && !Array.isArray(node)) obj[['__proto__', 'constructor', 'extra', 'toString'][rng.int(4)]] = pick();
+  else if (op === 1 && !Array.isArray(node))
+    obj[['__proto__', 'constructor', 'extra', 'toString'][rng.int(4)]] = pick();
   else obj[key] = mutateTree(obj[key], rng, depth + 1);
   return node;
 }

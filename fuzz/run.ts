@@ -23,7 +23,14 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import { mutateInput, mutateJson } from './mutate.js';
 import { TARGETS, type FuzzTarget } from './targets.js';
 
-interface Job { target: string; seed: number; seconds: number; iterations: number; maxRssMb: number; maxBytes: number }
+interface Job {
+  target: string;
+  seed: number;
+  seconds: number;
+  iterations: number;
+  maxRssMb: number;
+  maxBytes: number;
+}
 type Report =
   | { kind: 'start'; k: number }
   | { kind: 'failure'; k: number; error: string; input: Uint8Array }
@@ -38,11 +45,18 @@ async function work(job: Job): Promise<void> {
   const t = TARGETS.find((x) => x.name === job.target)!;
   const seeds = t.seeds();
   const post = (r: Report) => parentPort!.postMessage(r);
-  for (const [i, s] of seeds.entries()) { // a seed may be refused, but only with the reader's own error
-    try { await t.run(s); } catch (e) { if (!t.expected(e)) throw new Error(`seed ${i} of ${t.name} fails: ${(e as Error)?.stack}`); }
+  for (const [i, s] of seeds.entries()) {
+    // a seed may be refused, but only with the reader's own error
+    try {
+      await t.run(s);
+    } catch (e) {
+      if (!t.expected(e)) throw new Error(`seed ${i} of ${t.name} fails: ${(e as Error)?.stack}`);
+    }
   }
   const end = Date.now() + job.seconds * 1000;
-  let k = 0, refused = 0, failures = 0;
+  let k = 0,
+    refused = 0,
+    failures = 0;
   for (; k < job.iterations && Date.now() < end && failures < 20; k++) {
     const input = inputOf(t, seeds, job, k);
     post({ kind: 'start', k });
@@ -50,43 +64,84 @@ async function work(job: Job): Promise<void> {
       await t.run(input);
     } catch (e) {
       if (t.expected(e)) refused++;
-      else { failures++; post({ kind: 'failure', k, error: (e as Error)?.stack ?? String(e), input }); }
+      else {
+        failures++;
+        post({ kind: 'failure', k, error: (e as Error)?.stack ?? String(e), input });
+      }
     }
     const rssMb = process.resourceUsage().maxRSS / 1024; // the peak so far: an allocation freed again still shows
-    if (rssMb > job.maxRssMb) { post({ kind: 'memory', k, rssMb, input }); k++; break; }
+    if (rssMb > job.maxRssMb) {
+      post({ kind: 'memory', k, rssMb, input });
+      k++;
+      break;
+    }
   }
   post({ kind: 'done', executed: k, refused, seeds: seeds.length });
 }
 
-interface Outcome { target: string; executed: number; refused: number; seeds: number; failures: string[] }
+interface Outcome {
+  target: string;
+  executed: number;
+  refused: number;
+  seeds: number;
+  failures: string[];
+}
 
 /** Main side: one worker per target, watched for hangs and deaths. */
 function runTarget(job: Job, timeoutMs: number, outDir: string): Promise<Outcome> {
   return new Promise((resolve) => {
-    const worker = new Worker(new URL('./worker.mjs', import.meta.url), { workerData: job, resourceLimits: { maxOldGenerationSizeMb: job.maxRssMb } });
+    const worker = new Worker(new URL('./worker.mjs', import.meta.url), {
+      workerData: job,
+      resourceLimits: { maxOldGenerationSizeMb: job.maxRssMb },
+    });
     const outcome: Outcome = { target: job.target, executed: 0, refused: 0, seeds: 0, failures: [] };
-    let current = -1, startedAt = Date.now(), finished = false, stopping = false;
+    let current = -1,
+      startedAt = Date.now(),
+      finished = false,
+      stopping = false;
     const save = (k: number, input: Uint8Array | undefined, why: string) => {
       fs.mkdirSync(outDir, { recursive: true });
       const file = path.join(outDir, `${job.target}-seed${job.seed}-input${k}.bin`);
-      const bytes = input ?? (() => { const t = TARGETS.find((x) => x.name === job.target)!; return inputOf(t, t.seeds(), job, k); })();
+      const bytes =
+        input ??
+        (() => {
+          const t = TARGETS.find((x) => x.name === job.target)!;
+          return inputOf(t, t.seeds(), job, k);
+        })();
       fs.writeFileSync(file, bytes);
       outcome.failures.push(`input ${k} (${path.relative(process.cwd(), file)}): ${why}`);
     };
-    const finish = () => { if (!finished) { finished = true; clearInterval(watch); resolve(outcome); } };
-    const watch = setInterval(() => {
-      if (!stopping && current >= 0 && Date.now() - startedAt > timeoutMs) {
-        stopping = true;
-        save(current, undefined, `hang: no result after ${timeoutMs} ms`);
-        outcome.executed = current + 1;
-        void worker.terminate().then(finish);
+    const finish = () => {
+      if (!finished) {
+        finished = true;
+        clearInterval(watch);
+        resolve(outcome);
       }
-    }, Math.min(200, timeoutMs / 4));
+    };
+    const watch = setInterval(
+      () => {
+        if (!stopping && current >= 0 && Date.now() - startedAt > timeoutMs) {
+          stopping = true;
+          save(current, undefined, `hang: no result after ${timeoutMs} ms`);
+          outcome.executed = current + 1;
+          void worker.terminate().then(finish);
+        }
+      },
+      Math.min(200, timeoutMs / 4),
+    );
     worker.on('message', (r: Report) => {
-      if (r.kind === 'start') { current = r.k; startedAt = Date.now(); }
-      else if (r.kind === 'failure') save(r.k, r.input, r.error.split('\n').slice(0, 6).join('\n    '));
-      else if (r.kind === 'memory') save(r.k, r.input, `peak RSS ${r.rssMb.toFixed(0)} MB is over the ${job.maxRssMb} MB limit`);
-      else { outcome.executed = r.executed; outcome.refused = r.refused; outcome.seeds = r.seeds; current = -1; }
+      if (r.kind === 'start') {
+        current = r.k;
+        startedAt = Date.now();
+      } else if (r.kind === 'failure') save(r.k, r.input, r.error.split('\n').slice(0, 6).join('\n    '));
+      else if (r.kind === 'memory')
+        save(r.k, r.input, `peak RSS ${r.rssMb.toFixed(0)} MB is over the ${job.maxRssMb} MB limit`);
+      else {
+        outcome.executed = r.executed;
+        outcome.refused = r.refused;
+        outcome.seeds = r.seeds;
+        current = -1;
+      }
     });
     worker.on('error', (e) => {
       if (stopping) return;
@@ -101,9 +156,14 @@ function runTarget(job: Job, timeoutMs: number, outDir: string): Promise<Outcome
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      seconds: { type: 'string', default: '10' }, iterations: { type: 'string' }, seed: { type: 'string', default: '1' },
-      target: { type: 'string' }, 'timeout-ms': { type: 'string', default: '2000' }, 'max-rss-mb': { type: 'string', default: '1536' },
-      'max-bytes': { type: 'string', default: '65536' }, out: { type: 'string', default: path.join(import.meta.dirname, 'crashes') },
+      seconds: { type: 'string', default: '10' },
+      iterations: { type: 'string' },
+      seed: { type: 'string', default: '1' },
+      target: { type: 'string' },
+      'timeout-ms': { type: 'string', default: '2000' },
+      'max-rss-mb': { type: 'string', default: '1536' },
+      'max-bytes': { type: 'string', default: '65536' },
+      out: { type: 'string', default: path.join(import.meta.dirname, 'crashes') },
     },
   });
   const number = (name: string, v: string | undefined, fallback: number) => {
@@ -113,23 +173,29 @@ async function main(): Promise<void> {
   };
   const names = values.target ? values.target.split(',') : TARGETS.map((t) => t.name);
   const unknown = names.filter((n) => !TARGETS.some((t) => t.name === n));
-  if (unknown.length) throw new Error(`unknown target ${unknown.join(', ')}; targets: ${TARGETS.map((t) => t.name).join(', ')}`);
+  if (unknown.length)
+    throw new Error(`unknown target ${unknown.join(', ')}; targets: ${TARGETS.map((t) => t.name).join(', ')}`);
   const scratch = fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'sat-fuzz-'));
   process.env.SAT_FUZZ_SCRATCH = scratch;
   const results: Outcome[] = [];
   try {
     for (const target of names) {
       const job: Job = {
-        target, seed: number('seed', values.seed, 1), seconds: number('seconds', values.seconds, 10),
-        iterations: number('iterations', values.iterations, Infinity), maxRssMb: number('max-rss-mb', values['max-rss-mb'], 1536),
+        target,
+        seed: number('seed', values.seed, 1),
+        seconds: number('seconds', values.seconds, 10),
+        iterations: number('iterations', values.iterations, Infinity),
+        maxRssMb: number('max-rss-mb', values['max-rss-mb'], 1536),
         maxBytes: number('max-bytes', values['max-bytes'], 65536),
       };
       const started = Date.now();
       const r = await runTarget(job, number('timeout-ms', values['timeout-ms'], 2000), values.out!);
       results.push(r);
       const secs = (Date.now() - started) / 1000;
-      console.log(`${target.padEnd(12)} ${String(r.executed).padStart(8)} inputs in ${secs.toFixed(1)} s (${(r.executed / secs).toFixed(0)}/s), ` +
-        `${r.refused} refused as bad input, ${r.seeds} seeds, ${r.failures.length} failures`);
+      console.log(
+        `${target.padEnd(12)} ${String(r.executed).padStart(8)} inputs in ${secs.toFixed(1)} s (${(r.executed / secs).toFixed(0)}/s), ` +
+          `${r.refused} refused as bad input, ${r.seeds} seeds, ${r.failures.length} failures`,
+      );
       for (const f of r.failures) console.log(`  FAIL ${f}`);
     }
   } finally {

@@ -40,11 +40,15 @@ export interface FuzzTarget {
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 /** Scratch space for targets that need files: under SAT_FUZZ_SCRATCH (fuzz/run.ts removes it), else /dev/shm or the temp folder. */
-const scratch = fs.mkdtempSync(path.join(process.env.SAT_FUZZ_SCRATCH ?? (fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir()), 'target-'));
+const scratch = fs.mkdtempSync(
+  path.join(process.env.SAT_FUZZ_SCRATCH ?? (fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir()), 'target-'),
+);
 
 const isParseError = (e: unknown) => e instanceof ParseError;
 const ramp = (n: number, scale = 0.25) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * scale));
-const check = (ok: boolean, what: string) => { if (!ok) throw new Error(`property broken: ${what}`); };
+const check = (ok: boolean, what: string) => {
+  if (!ok) throw new Error(`property broken: ${what}`);
+};
 
 const safetensors: FuzzTarget = {
   name: 'safetensors',
@@ -52,8 +56,15 @@ const safetensors: FuzzTarget = {
     const file = path.join(scratch, 'seed.safetensors');
     const out: Uint8Array[] = [];
     for (const tensors of [
-      new Map([['a', { shape: [2, 3], data: ramp(6) }], ['b', { shape: [1], data: ramp(1) }]]),
-      new Map([['w', { shape: [4, 4], data: ramp(16) }], ['empty', { shape: [0], data: new Float32Array(0) }], ['s', { shape: [], data: ramp(1) }]]),
+      new Map([
+        ['a', { shape: [2, 3], data: ramp(6) }],
+        ['b', { shape: [1], data: ramp(1) }],
+      ]),
+      new Map([
+        ['w', { shape: [4, 4], data: ramp(16) }],
+        ['empty', { shape: [0], data: new Float32Array(0) }],
+        ['s', { shape: [], data: ramp(1) }],
+      ]),
     ]) {
       writeSafetensors(file, tensors, { note: 'fuzz seed', config: '{"units": 8}' });
       out.push(new Uint8Array(fs.readFileSync(file)));
@@ -61,7 +72,10 @@ const safetensors: FuzzTarget = {
     // Written by Python's safetensors: as it is (its I32 tensor is refused by dtype), and with I32 relabelled F32
     // (same element size), which the reader takes: the real tool's header layout, alignment and order.
     const python = fs.readFileSync(path.join(ROOT, 'test/fixtures/model-reference.safetensors'));
-    out.push(new Uint8Array(python), new Uint8Array(Buffer.from(python.toString('latin1').replaceAll('"I32"', '"F32"'), 'latin1')));
+    out.push(
+      new Uint8Array(python),
+      new Uint8Array(Buffer.from(python.toString('latin1').replaceAll('"I32"', '"F32"'), 'latin1')),
+    );
     return out;
   },
   run(input) {
@@ -77,19 +91,30 @@ const zip: FuzzTarget = {
   name: 'zip',
   seeds() {
     const dir = path.join(ROOT, 'test/fixtures/zip');
-    const real = fs.readdirSync(dir).filter((f) => f.endsWith('.zip')).sort().map((f) => new Uint8Array(fs.readFileSync(path.join(dir, f))));
-    const files = [{ name: 'd/', data: '' }, { name: 'd/a.txt', data: 'hello '.repeat(40) }, { name: 'b.bin', data: Buffer.from(ramp(64).buffer), store: true }];
+    const real = fs
+      .readdirSync(dir)
+      .filter((f) => f.endsWith('.zip'))
+      .sort()
+      .map((f) => new Uint8Array(fs.readFileSync(path.join(dir, f))));
+    const files = [
+      { name: 'd/', data: '' },
+      { name: 'd/a.txt', data: 'hello '.repeat(40) },
+      { name: 'b.bin', data: Buffer.from(ramp(64).buffer), store: true },
+    ];
     return [...real, new Uint8Array(makeZip(files)), new Uint8Array(makeZip(files, { zip64: true }))];
   },
   async run(input) {
     const entries = readZipDirectory(bufferSource(Buffer.from(input)), 'fuzz.zip');
     const declared = entries.reduce((n, e) => n + e.size, 0);
-    const file = path.join(scratch, 'in.zip'), out = path.join(scratch, 'out');
+    const file = path.join(scratch, 'in.zip'),
+      out = path.join(scratch, 'out');
     fs.writeFileSync(file, input);
     try {
       await extractZip(file, out, { silent: true });
       let written = 0;
-      if (fs.existsSync(out)) for (const e of fs.readdirSync(out, { recursive: true, withFileTypes: true })) if (e.isFile()) written += fs.statSync(path.join(e.parentPath, e.name)).size;
+      if (fs.existsSync(out))
+        for (const e of fs.readdirSync(out, { recursive: true, withFileTypes: true }))
+          if (e.isFile()) written += fs.statSync(path.join(e.parentPath, e.name)).size;
       check(written <= declared, `extracted ${written} bytes, declared ${declared}`);
     } finally {
       fs.rmSync(out, { recursive: true, force: true });
@@ -102,7 +127,8 @@ const npy: FuzzTarget = {
   name: 'npy',
   seeds() {
     const v1 = encodeNpy({ data: ramp(24), shape: [2, 3, 4] });
-    const v2 = (() => { // format 2.0: a 4-byte header length
+    const v2 = (() => {
+      // format 2.0: a 4-byte header length
       const header = "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }".padEnd(115, ' ') + '\n';
       const out = new Uint8Array(12 + header.length + 12);
       out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 2, 0]);
@@ -123,11 +149,24 @@ const npy: FuzzTarget = {
 const tflite: FuzzTarget = {
   name: 'tflite',
   seeds() {
-    const w = ramp(4 * 3 * 3 * 3), b = ramp(4), dw = ramp(3 * 3 * 4);
-    const tensors = [{ name: 'in', shape: [1, 8, 8, 3] }, { name: 'w', shape: [4, 3, 3, 3], data: w }, { name: 'b', shape: [4], data: b },
-      { name: 'c', shape: [1, 4, 4, 4] }, { name: 'dw', shape: [1, 3, 3, 4], data: dw }, { name: 'db', shape: [4], data: b }, { name: 'out', shape: [1, 4, 4, 4] }];
+    const w = ramp(4 * 3 * 3 * 3),
+      b = ramp(4),
+      dw = ramp(3 * 3 * 4);
+    const tensors = [
+      { name: 'in', shape: [1, 8, 8, 3] },
+      { name: 'w', shape: [4, 3, 3, 3], data: w },
+      { name: 'b', shape: [4], data: b },
+      { name: 'c', shape: [1, 4, 4, 4] },
+      { name: 'dw', shape: [1, 3, 3, 4], data: dw },
+      { name: 'db', shape: [4], data: b },
+      { name: 'out', shape: [1, 4, 4, 4] },
+    ];
     return [
-      tfliteModel(tensors, [{ code: CONV_2D, inputs: [0, 1, 2], outputs: [3] }, { code: DEPTHWISE_CONV_2D, inputs: [3, 4, 5], outputs: [6] }, { code: 0, inputs: [3, 6], outputs: [6] }]),
+      tfliteModel(tensors, [
+        { code: CONV_2D, inputs: [0, 1, 2], outputs: [3] },
+        { code: DEPTHWISE_CONV_2D, inputs: [3, 4, 5], outputs: [6] },
+        { code: 0, inputs: [3, 6], outputs: [6] },
+      ]),
       tfliteModel(tensors.slice(0, 4), [{ code: CONV_2D, inputs: [0, 1, 2], outputs: [3] }]),
     ];
   },
@@ -142,7 +181,10 @@ const tflite: FuzzTarget = {
 const tar: FuzzTarget = {
   name: 'tar',
   seeds() {
-    const files = [{ name: 'mobilenet_v2_1.0_224.tflite', data: tflite.seeds()[1] }, { name: 'README', data: new TextEncoder().encode('weights\n') }];
+    const files = [
+      { name: 'mobilenet_v2_1.0_224.tflite', data: tflite.seeds()[1] },
+      { name: 'README', data: new TextEncoder().encode('weights\n') },
+    ];
     const plain = tarFile(files);
     return [plain, new Uint8Array(zlib.gzipSync(plain)), tarFile([files[1], files[0]])];
   },
@@ -159,19 +201,45 @@ function walk(bytes: Uint8Array, depth: number): number {
   for (const f of readFields(bytes, 'fuzz.onnx')) {
     fields++;
     if (f.wire === 2 && depth > 0) {
-      try { fields += walk(f.value as Uint8Array, depth - 1); } catch (e) { if (!(e instanceof ParseError)) throw e; }
+      try {
+        fields += walk(f.value as Uint8Array, depth - 1);
+      } catch (e) {
+        if (!(e instanceof ParseError)) throw e;
+      }
     }
   }
   return fields;
 }
 
-const TINY: ModelConfig = { locations: 4, channels: 3, embedDim: 4, units: 5, attentionUnits: 3, vocabSize: 7, dropout: 0, attentionLambda: 0 };
+const TINY: ModelConfig = {
+  locations: 4,
+  channels: 3,
+  embedDim: 4,
+  units: 5,
+  attentionUnits: 3,
+  vocabSize: 7,
+  dropout: 0,
+  attentionLambda: 0,
+};
 
 const onnx: FuzzTarget = {
   name: 'onnx',
   seeds() {
-    const p = Object.fromEntries(Object.entries(parameterShapes(TINY)).map(([name, shape]) => [name, ramp(shape.reduce((a, b) => a * b, 1), 0.1)])) as unknown as DecoderParameters;
-    return [poolEncoderOnnx(), decoderInitGraph(TINY, p, 'fp32'), decoderStepGraph(TINY, p, 'int8'), decoderStepGraph(TINY, p, 'fp16')];
+    const p = Object.fromEntries(
+      Object.entries(parameterShapes(TINY)).map(([name, shape]) => [
+        name,
+        ramp(
+          shape.reduce((a, b) => a * b, 1),
+          0.1,
+        ),
+      ]),
+    ) as unknown as DecoderParameters;
+    return [
+      poolEncoderOnnx(),
+      decoderInitGraph(TINY, p, 'fp32'),
+      decoderStepGraph(TINY, p, 'int8'),
+      decoderStepGraph(TINY, p, 'fp16'),
+    ];
   },
   run(input) {
     walk(input, 6);
@@ -186,7 +254,16 @@ const manifest: FuzzTarget = {
   name: 'manifest',
   json: true,
   seeds() {
-    return [new Uint8Array(writeBundleFolder(manifestDir)), new Uint8Array(writeBundleFolder(manifestDir, (m) => ({ ...m, dtype: 'int8', source: { ...m.source, best: { epoch: 1, score: 0.5, by: 'cider' } } })))];
+    return [
+      new Uint8Array(writeBundleFolder(manifestDir)),
+      new Uint8Array(
+        writeBundleFolder(manifestDir, (m) => ({
+          ...m,
+          dtype: 'int8',
+          source: { ...m.source, best: { epoch: 1, score: 0.5, by: 'cider' } },
+        })),
+      ),
+    ];
   },
   async run(input) {
     let json: unknown;
@@ -196,7 +273,11 @@ const manifest: FuzzTarget = {
       json = undefined;
     }
     if (json !== undefined) {
-      try { parseManifest(json, 'fuzz'); } catch (e) { if (!(e instanceof BundleError)) throw e; }
+      try {
+        parseManifest(json, 'fuzz');
+      } catch (e) {
+        if (!(e instanceof BundleError)) throw e;
+      }
     }
     fs.writeFileSync(path.join(manifestDir, 'manifest.json'), input);
     await readBundleFolder(manifestDir);

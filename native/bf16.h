@@ -19,7 +19,7 @@ inline uint16_t to_bf16(float x) {
   uint32_t u;
   std::memcpy(&u, &x, sizeof u);
   if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);  // NaN stays a (quiet) NaN
-  if ((u & 0x7f800000u) == 0) return (uint16_t)((u >> 16) & 0x8000u);        // zero or denormal: signed zero
+  if ((u & 0x7f800000u) == 0) return (uint16_t)((u >> 16) & 0x8000u);         // zero or denormal: signed zero
   u += 0x7fffu + ((u >> 16) & 1u);
   return (uint16_t)(u >> 16);
 }
@@ -47,16 +47,19 @@ inline void to_bf16_serial(uint16_t* dst, const float* src, size_t n) {
 inline void to_bf16(uint16_t* dst, const float* src, size_t n) {
   constexpr size_t kChunk = 1 << 15;
   const int chunks = (int)((n + kChunk - 1) / kChunk);
-  parallel_for(chunks, [&](int c) {
-    const size_t i0 = (size_t)c * kChunk, len = std::min(kChunk, n - i0);
-    to_bf16_serial(dst + i0, src + i0, len);
-  }, (double)n);
+  parallel_for(
+      chunks,
+      [&](int c) {
+        const size_t i0 = (size_t)c * kChunk, len = std::min(kChunk, n - i0);
+        to_bf16_serial(dst + i0, src + i0, len);
+      },
+      (double)n);
 }
 
 // Rows of a strided matrix: dst [R,M] (row stride ldd) = bf16(src [R,M] (row stride lds)).
 inline void to_bf16_rows(uint16_t* dst, size_t ldd, const float* src, size_t lds, int R, int M) {
-  parallel_for(R, [&](int r) { to_bf16_serial(dst + (size_t)r * ldd, src + (size_t)r * lds, (size_t)M); },
-               (double)R * M);
+  parallel_for(
+      R, [&](int r) { to_bf16_serial(dst + (size_t)r * ldd, src + (size_t)r * lds, (size_t)M); }, (double)R * M);
 }
 
 }  // namespace sat
@@ -106,7 +109,10 @@ class Bf16Mirrors {
   Entry& entry_for(const float* x, size_t n) {
     Entry* free_entry = nullptr;
     for (Entry& e : entries_) {
-      if (e.begin == x) { free_entry = &e; break; }
+      if (e.begin == x) {
+        free_entry = &e;
+        break;
+      }
       if (!e.active && !free_entry) free_entry = &e;
     }
     if (!free_entry) free_entry = &entries_.emplace_back();

@@ -3,8 +3,9 @@
 // against overflow, token ids against the vocabulary and image indices against the images given, and it turns
 // allocation failures and oneDNN errors into JS errors instead of aborting. Reading an array element can run
 // JavaScript (a getter), which could detach or shrink any ArrayBuffer: each entry point fetches every JS value it
-// needs first (param_values), and only then takes data pointers, so no JavaScript runs while it holds one. Friendlier validation (messages that
-// name config fields) lives in src/model/native-model.ts; the typed declaration is src/model/binding.ts.
+// needs first (param_values), and only then takes data pointers, so no JavaScript runs while it holds one. Friendlier
+// validation (messages that name config fields) lives in src/model/native-model.ts; the typed declaration is
+// src/model/binding.ts.
 #include <napi.h>
 
 #include <array>
@@ -37,8 +38,12 @@ constexpr napi_type_tag kWorkspaceTag = {0x5a7c0de0b1d1a9e3ULL, 0x9f4e2a6c31d87b
 
 // ---------------------------------------------------------------- argument readers (all throw a named JS error)
 
-[[noreturn]] void type_error(Napi::Env env, const std::string& what) { throw Napi::TypeError::New(env, what); }
-[[noreturn]] void range_error(Napi::Env env, const std::string& what) { throw Napi::RangeError::New(env, what); }
+[[noreturn]] void type_error(Napi::Env env, const std::string& what) {
+  throw Napi::TypeError::New(env, what);
+}
+[[noreturn]] void range_error(Napi::Env env, const std::string& what) {
+  throw Napi::RangeError::New(env, what);
+}
 
 void expect_args(const Napi::CallbackInfo& info, size_t n, const char* signature) {
   if (info.Length() < n)
@@ -46,7 +51,9 @@ void expect_args(const Napi::CallbackInfo& info, size_t n, const char* signature
                                std::to_string(info.Length()));
 }
 
-bool is_absent(const Napi::Value& v) { return v.IsUndefined() || v.IsNull(); }
+bool is_absent(const Napi::Value& v) {
+  return v.IsUndefined() || v.IsNull();
+}
 
 double number_arg(const Napi::CallbackInfo& info, size_t i, const char* what) {
   if (i >= info.Length() || !info[i].IsNumber()) type_error(info.Env(), std::string(what) + " must be a number");
@@ -67,11 +74,28 @@ bool bool_arg(const Napi::CallbackInfo& info, size_t i, const char* what) {
   return info[i].As<Napi::Boolean>().Value();
 }
 
-template <typename T> struct ArrayKind;
-template <> struct ArrayKind<float> { static constexpr napi_typedarray_type type = napi_float32_array; static constexpr const char* name = "Float32Array"; };
-template <> struct ArrayKind<double> { static constexpr napi_typedarray_type type = napi_float64_array; static constexpr const char* name = "Float64Array"; };
-template <> struct ArrayKind<int32_t> { static constexpr napi_typedarray_type type = napi_int32_array; static constexpr const char* name = "Int32Array"; };
-template <> struct ArrayKind<uint16_t> { static constexpr napi_typedarray_type type = napi_uint16_array; static constexpr const char* name = "Uint16Array"; };
+template <typename T>
+struct ArrayKind;
+template <>
+struct ArrayKind<float> {
+  static constexpr napi_typedarray_type type = napi_float32_array;
+  static constexpr const char* name = "Float32Array";
+};
+template <>
+struct ArrayKind<double> {
+  static constexpr napi_typedarray_type type = napi_float64_array;
+  static constexpr const char* name = "Float64Array";
+};
+template <>
+struct ArrayKind<int32_t> {
+  static constexpr napi_typedarray_type type = napi_int32_array;
+  static constexpr const char* name = "Int32Array";
+};
+template <>
+struct ArrayKind<uint16_t> {
+  static constexpr napi_typedarray_type type = napi_uint16_array;
+  static constexpr const char* name = "Uint16Array";
+};
 
 // The elements of a typed array of kind T with at least `need` elements.
 template <typename T>
@@ -114,9 +138,9 @@ Dims dims_arg(const Napi::CallbackInfo& info, size_t i, int images = -1) {
   }
   Dims d{a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]};
   if (const char* what = oversized_buffer(d, images < 0 ? d.B : images))
-    range_error(env, std::string("dims [B=") + std::to_string(d.B) + ", T=" + std::to_string(d.T) + ", L=" +
-                         std::to_string(d.L) + ", C=" + std::to_string(d.C) + ", E=" + std::to_string(d.E) + ", U=" +
-                         std::to_string(d.U) + ", A=" + std::to_string(d.A) + ", V=" + std::to_string(d.V) +
+    range_error(env, std::string("dims [B=") + std::to_string(d.B) + ", T=" + std::to_string(d.T) +
+                         ", L=" + std::to_string(d.L) + ", C=" + std::to_string(d.C) + ", E=" + std::to_string(d.E) +
+                         ", U=" + std::to_string(d.U) + ", A=" + std::to_string(d.A) + ", V=" + std::to_string(d.V) +
                          "]: the buffer " + what + " would hold more than 2^31-1 elements");
   return d;
 }
@@ -145,7 +169,9 @@ Params<T> params_of(Napi::Env env, const ParamValues& values, const Dims& d, con
 
 // Indices (token ids, image rows) are copied before they are checked, and the kernels read the copy: a typed
 // array on a SharedArrayBuffer could change between the check and the use.
-std::vector<int32_t> copy_of(const int32_t* x, size_t n) { return std::vector<int32_t>(x, x + n); }
+std::vector<int32_t> copy_of(const int32_t* x, size_t n) {
+  return std::vector<int32_t>(x, x + n);
+}
 
 void check_tokens(Napi::Env env, const std::vector<int32_t>& tokens, int V, const char* what) {
   for (size_t k = 0; k < tokens.size(); k++)
@@ -164,8 +190,9 @@ bool precision_arg(const Napi::CallbackInfo& info, size_t i) {
     range_error(info.Env(), "precision 'bf16' needs the oneDNN matmul backend, and the backend is " +
                                 std::string(gemm_backend_name(gemm_backend())));
   if (!onednn_has_native_bf16())
-    range_error(info.Env(), "precision 'bf16' needs bf16 instructions (AVX512-BF16 or AMX), and oneDNN's ISA on this CPU is " +
-                                onednn_isa());
+    range_error(info.Env(),
+                "precision 'bf16' needs bf16 instructions (AVX512-BF16 or AMX), and oneDNN's ISA on this CPU is " +
+                    onednn_isa());
   return true;
 }
 
@@ -180,9 +207,11 @@ Napi::Value guarded(const Napi::CallbackInfo& info) {
   } catch (const Napi::Error&) {
     throw;
   } catch (const std::bad_alloc&) {
-    throw Napi::RangeError::New(info.Env(), "out of memory: the native core could not allocate its buffers for these sizes");
+    throw Napi::RangeError::New(info.Env(),
+                                "out of memory: the native core could not allocate its buffers for these sizes");
   } catch (const std::length_error& e) {
-    throw Napi::RangeError::New(info.Env(), std::string("out of memory: a native buffer would be too large (") + e.what() + ")");
+    throw Napi::RangeError::New(info.Env(),
+                                std::string("out of memory: a native buffer would be too large (") + e.what() + ")");
   } catch (const std::exception& e) {
     throw Napi::Error::New(info.Env(), std::string("native core error: ") + e.what());
   }
@@ -204,7 +233,8 @@ Napi::Value ReleaseWorkspace(const Napi::CallbackInfo& info) {
 }
 
 // trainStep(ws, params, grads|null, dims, features, tokens, dropout, lambda, seed, resetState, meanInit,
-//           weights?, imageOfRow?, numImages?, precision?); `params` and `grads` (absent: forward only) already fetched.
+//           weights?, imageOfRow?, numImages?, precision?); `params` and `grads` (absent: forward only) already
+//           fetched.
 template <typename T>
 Napi::Value TrainStepT(const Napi::CallbackInfo& info, const ParamValues& params, const ParamValues* grads) {
   Napi::Env env = info.Env();
@@ -238,14 +268,18 @@ Napi::Value TrainStepT(const Napi::CallbackInfo& info, const ParamValues& params
   opt.reset_state = bool_arg(info, 9, "resetState");
   opt.mean_init = bool_arg(info, 10, "meanInit");
   // info[11]: optional per-sequence loss weights [B] (null/undefined = all 1)
-  const T* weights = info.Length() > 11 && !is_absent(info[11]) ? data_arg<T>(info, 11, (size_t)d.B, "weights") : nullptr;
+  const T* weights =
+      info.Length() > 11 && !is_absent(info[11]) ? data_arg<T>(info, 11, (size_t)d.B, "weights") : nullptr;
   // info[14]: optional precision 'fp32' (default) or 'bf16'
   opt.bf16 = precision_arg(info, 14);
   if (opt.bf16 && !std::is_same_v<T, float>) range_error(env, "precision 'bf16' applies to Float32Array steps only");
   Workspace<T>* w;
-  if constexpr (std::is_same_v<T, float>) w = &ws->f32; else w = &ws->f64;
-  StepResult r = train_step<T>(*w, d, p, with_grads ? &g : nullptr, features, tokens.data(), opt, weights, image_of_row,
-                               images);
+  if constexpr (std::is_same_v<T, float>)
+    w = &ws->f32;
+  else
+    w = &ws->f64;
+  StepResult r =
+      train_step<T>(*w, d, p, with_grads ? &g : nullptr, features, tokens.data(), opt, weights, image_of_row, images);
   Napi::Object out = Napi::Object::New(env);
   out.Set("loss", r.loss);
   out.Set("crossEntropySum", r.ce_sum);
@@ -255,8 +289,9 @@ Napi::Value TrainStepT(const Napi::CallbackInfo& info, const ParamValues& params
 }
 
 Napi::Value TrainStep(const Napi::CallbackInfo& info) {
-  expect_args(info, 11, "trainStep(ws, params, grads, dims, features, tokens, dropout, attentionLambda, dropoutSeed, "
-                        "resetState, meanInit, weights?, imageOfRow?, numImages?, precision?)");
+  expect_args(info, 11,
+              "trainStep(ws, params, grads, dims, features, tokens, dropout, attentionLambda, dropoutSeed, "
+              "resetState, meanInit, weights?, imageOfRow?, numImages?, precision?)");
   const ParamValues params = param_values(info, 1, "params");
   const bool with_grads = !is_absent(info[2]);
   const ParamValues grads = with_grads ? param_values(info, 2, "grads") : ParamValues{};
@@ -284,8 +319,9 @@ Napi::Value Encode(const Napi::CallbackInfo& info) {
 
 // decodeStep(ws, params, dims, encoded, projected, hidden, tokens, logits, attention, hiddenOut, resetState)
 Napi::Value DecodeStep(const Napi::CallbackInfo& info) {
-  expect_args(info, 11, "decodeStep(ws, params, dims, encoded, projected, hidden, tokens, logits, attention, "
-                        "hiddenOut, resetState)");
+  expect_args(info, 11,
+              "decodeStep(ws, params, dims, encoded, projected, hidden, tokens, logits, attention, "
+              "hiddenOut, resetState)");
   const ParamValues params = param_values(info, 1, "params");
   NativeWorkspace* ws = workspace_arg(info, 0);
   const Dims d = dims_arg(info, 2);
@@ -299,7 +335,8 @@ Napi::Value DecodeStep(const Napi::CallbackInfo& info) {
   float* logits = data_arg<float>(info, 7, N * d.V, "logits");
   float* alpha = data_arg<float>(info, 8, NL, "attention");
   float* hidden_out = data_arg<float>(info, 9, N * d.U, "hiddenOut");
-  decode_step(ws->decode, d, p, enc, keys, hidden, tokens.data(), logits, alpha, hidden_out, bool_arg(info, 10, "resetState"));
+  decode_step(ws->decode, d, p, enc, keys, hidden, tokens.data(), logits, alpha, hidden_out,
+              bool_arg(info, 10, "resetState"));
   return info.Env().Undefined();
 }
 
@@ -339,8 +376,8 @@ Napi::Value AdamUpdate(const Napi::CallbackInfo& info) {
   float* m = data_arg<float>(info, 2, n, "m");
   float* v = data_arg<float>(info, 3, n, "v");
   adam_update(p, g, m, v, n, number_arg(info, 4, "learningRate"), number_arg(info, 5, "beta1"),
-              number_arg(info, 6, "beta2"), number_arg(info, 7, "epsilon"), (int)integer_arg(info, 8, "step", 1, INT_MAX),
-              number_arg(info, 9, "gradScale"));
+              number_arg(info, 6, "beta2"), number_arg(info, 7, "epsilon"),
+              (int)integer_arg(info, 8, "step", 1, INT_MAX), number_arg(info, 9, "gradScale"));
   return info.Env().Undefined();
 }
 
@@ -368,7 +405,8 @@ GemmBackend backend_arg(const Napi::CallbackInfo& info, size_t i) {
   const std::string name = i < info.Length() && info[i].IsString() ? info[i].As<Napi::String>().Utf8Value() : "";
   if (name == "cblas") return GemmBackend::cblas;
   if (name == "onednn") {
-    if (!onednn_built()) range_error(info.Env(), "the oneDNN backend is not in this build (install libdnnl-dev, then rebuild the addon)");
+    if (!onednn_built())
+      range_error(info.Env(), "the oneDNN backend is not in this build (install libdnnl-dev, then rebuild the addon)");
     return GemmBackend::onednn;
   }
   type_error(info.Env(), "backend must be 'cblas' or 'onednn'");

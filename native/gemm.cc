@@ -9,7 +9,8 @@
 #elif __has_include(<cblas.h>)
 #include <cblas.h>
 #else
-#error "cblas.h not found: the native training core needs OpenBLAS. Install it (Debian/Ubuntu: `sudo apt-get install libopenblas-dev`), then rerun `npm ci`."
+#error \
+    "cblas.h not found: the native training core needs OpenBLAS. Install it (Debian/Ubuntu: `sudo apt-get install libopenblas-dev`), then rerun `npm ci`."
 #endif
 
 #include <algorithm>
@@ -27,7 +28,9 @@ namespace sat {
 namespace {
 // Process-wide, read once per product: atomic because model threads may run steps while another thread switches it.
 std::atomic<GemmBackend> g_backend{default_gemm_backend()};
-GemmBackend backend_now() { return g_backend.load(std::memory_order_relaxed); }
+GemmBackend backend_now() {
+  return g_backend.load(std::memory_order_relaxed);
+}
 thread_local StepWeights* g_step_weights = nullptr;
 
 // K = 0: C = beta * C (what BLAS does; oneDNN has no empty reduction).
@@ -38,10 +41,18 @@ void scale_only(int M, int N, T beta, T* C, int ldc) {
 }
 }  // namespace
 
-bool onednn_built() { return onednn::built(); }
-GemmBackend default_gemm_backend() { return onednn::built() ? GemmBackend::onednn : GemmBackend::cblas; }
-GemmBackend gemm_backend() { return backend_now(); }
-const char* gemm_backend_name(GemmBackend b) { return b == GemmBackend::onednn ? "onednn" : "cblas"; }
+bool onednn_built() {
+  return onednn::built();
+}
+GemmBackend default_gemm_backend() {
+  return onednn::built() ? GemmBackend::onednn : GemmBackend::cblas;
+}
+GemmBackend gemm_backend() {
+  return backend_now();
+}
+const char* gemm_backend_name(GemmBackend b) {
+  return b == GemmBackend::onednn ? "onednn" : "cblas";
+}
 
 void set_gemm_backend(GemmBackend b) {
   if (b == GemmBackend::onednn && !onednn::built())
@@ -52,8 +63,8 @@ void set_gemm_backend(GemmBackend b) {
 void cblas_gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
                 float beta, float* C, int ldc) {
   if (M == 0 || N == 0) return;
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
-              B, ldb, beta, C, ldc);
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B,
+              ldb, beta, C, ldc);
 }
 
 StepWeights::StepWeights() : previous_(g_step_weights) {
@@ -64,7 +75,9 @@ StepWeights::~StepWeights() {
   g_step_weights = previous_;
   onednn::new_weight_generation();
 }
-void StepWeights::add(const float* w, size_t n) { ranges_.emplace_back(w, n); }
+void StepWeights::add(const float* w, size_t n) {
+  ranges_.emplace_back(w, n);
+}
 bool StepWeights::contains(const float* x, size_t extent) const {
   for (const auto& [w, n] : ranges_)
     if (x >= w && x + extent <= w + n) return true;
@@ -123,17 +136,18 @@ void gemm_bias(int M, int N, int K, const double* A, int lda, const double* B, i
 void gemm(bool ta, bool tb, int M, int N, int K, double alpha, const double* A, int lda, const double* B, int ldb,
           double beta, double* C, int ldc) {
   if (M == 0 || N == 0) return;
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
-              B, ldb, beta, C, ldc);
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B,
+              ldb, beta, C, ldc);
 }
 
-void gemm_batched(bool ta, bool tb, int batch, int M, int N, int K, const float* A, int lda, int64_t sa,
-                  const float* B, int ldb, int64_t sb, float beta, float* C, int ldc, int64_t sc) {
+void gemm_batched(bool ta, bool tb, int batch, int M, int N, int K, const float* A, int lda, int64_t sa, const float* B,
+                  int ldb, int64_t sb, float beta, float* C, int ldc, int64_t sc) {
   if (M == 0 || N == 0 || batch == 0) return;
   ProfileMatmul timer;
   if (backend_now() == GemmBackend::onednn && K > 0)
     return onednn::gemm_f32_batched(ta, tb, batch, M, N, K, A, lda, sa, B, ldb, sb, beta, C, ldc, sc);
-  for (int i = 0; i < batch; i++) cblas_gemm(ta, tb, M, N, K, 1.0f, A + i * sa, lda, B + i * sb, ldb, beta, C + i * sc, ldc);
+  for (int i = 0; i < batch; i++)
+    cblas_gemm(ta, tb, M, N, K, 1.0f, A + i * sa, lda, B + i * sb, ldb, beta, C + i * sc, ldc);
 }
 
 void gemm_batched(bool ta, bool tb, int batch, int M, int N, int K, const double* A, int lda, int64_t sa,
@@ -206,9 +220,17 @@ std::vector<double> gemm_peak(GemmBackend backend, bool bf16, int M, int N, int 
   return seconds;
 }
 
-std::string onednn_version() { return onednn::version(); }
-std::string onednn_isa() { return onednn::isa(); }
-bool onednn_has_native_bf16() { return onednn::has_native_bf16(); }
-std::vector<std::string> onednn_kernels() { return onednn::kernels(); }
+std::string onednn_version() {
+  return onednn::version();
+}
+std::string onednn_isa() {
+  return onednn::isa();
+}
+bool onednn_has_native_bf16() {
+  return onednn::has_native_bf16();
+}
+std::vector<std::string> onednn_kernels() {
+  return onednn::kernels();
+}
 
 }  // namespace sat

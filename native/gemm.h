@@ -16,9 +16,9 @@ enum class GemmBackend { cblas, onednn };
 // applies to the products that start afterwards, so it is safe while another thread runs a step; that step may
 // then mix the two backends (still correct, no longer bit-identical to a step on either). Set it before starting
 // steps when results must reproduce (SAT_GEMM_BACKEND does, when the addon is loaded).
-bool onednn_built();                  // the build has oneDNN
-GemmBackend default_gemm_backend();   // oneDNN when built, else CBLAS
-void set_gemm_backend(GemmBackend b); // throws std::invalid_argument for oneDNN when not built
+bool onednn_built();                   // the build has oneDNN
+GemmBackend default_gemm_backend();    // oneDNN when built, else CBLAS
+void set_gemm_backend(GemmBackend b);  // throws std::invalid_argument for oneDNN when not built
 GemmBackend gemm_backend();
 const char* gemm_backend_name(GemmBackend b);
 
@@ -38,8 +38,8 @@ void gemm_bf16(bool ta, bool tb, int M, int N, int K, const uint16_t* A, int lda
                float beta, float* C, int ldc);
 // `batch` products C_i = op(A_i) op(B_i) + beta C_i with A_i = A + i*sa, B_i = B + i*sb, C_i = C + i*sc (one
 // oneDNN primitive, or a loop of CBLAS calls); float32, or float64 through CBLAS.
-void gemm_batched(bool ta, bool tb, int batch, int M, int N, int K, const float* A, int lda, int64_t sa,
-                  const float* B, int ldb, int64_t sb, float beta, float* C, int ldc, int64_t sc);
+void gemm_batched(bool ta, bool tb, int batch, int M, int N, int K, const float* A, int lda, int64_t sa, const float* B,
+                  int ldb, int64_t sb, float beta, float* C, int ldc, int64_t sc);
 void gemm_batched(bool ta, bool tb, int batch, int M, int N, int K, const double* A, int lda, int64_t sa,
                   const double* B, int ldb, int64_t sb, double beta, double* C, int ldc, int64_t sc);
 

@@ -12,7 +12,7 @@ void encode(const Dims& d, const Params<float>& p, const float* features, float*
             bool mean_init) {
   const int NL = d.B * d.L;
   projection_forward(enc, features, p.projection_w(), p.projection_b(), NL, d.C, d.E);  // [N,L,E]
-  dense_forward(keys, enc, p.w1(), p.b1(), NL, d.E, d.A);              // [N,L,A] attention keys
+  dense_forward(keys, enc, p.w1(), p.b1(), NL, d.E, d.A);                               // [N,L,A] attention keys
   if (mean_init) {  // the same H[0] as training (train.cc)
     std::vector<float> enc_mean((size_t)d.B * d.E);
     initial_state_forward(hidden, enc_mean.data(), enc, p.init_w(), p.init_b(), d.B, d.L, d.E, d.U);
@@ -25,7 +25,10 @@ void decode_step(DecodeWorkspace& ws, const Dims& d, const Params<float>& p, con
                  const float* hidden, const int32_t* tokens, float* logits, float* alpha, float* hidden_out,
                  bool reset_state) {
   const int N = d.B, L = d.L, E = d.E, U = d.U, A = d.A, V = d.V, G = 3 * U;
-  auto grow = [](std::vector<float>& v, size_t n) { if (v.size() < n) v.resize(n); return v.data(); };
+  auto grow = [](std::vector<float>& v, size_t n) {
+    if (v.size() < n) v.resize(n);
+    return v.data();
+  };
   float* hw2 = grow(ws.hw2, (size_t)N * A);
   float* ctx = grow(ws.ctx, (size_t)N * E);
   float* gx = grow(ws.gx, (size_t)N * G);
@@ -44,10 +47,10 @@ void decode_step(DecodeWorkspace& ws, const Dims& d, const Params<float>& p, con
   dense_forward(hw2, hidden, p.w2(), p.b2(), N, U, A);
   attention_forward(alpha, ctx, enc, keys, hw2, A, p.v(), p.bv()[0], N, L, E, A);
   for (int i = 0; i < N; i++) std::memcpy(x + (size_t)i * E, p.emb() + (size_t)tokens[i] * E, sizeof(float) * E);
-  dense_forward(gx, x, p.gru_k() + (size_t)E * G, p.gru_b(), N, E, G);         // embedding share + b_in
-  gemm(false, false, N, G, E, 1.0f, ctx, E, p.gru_k(), G, 1.0f, gx, G);      // + context share
+  dense_forward(gx, x, p.gru_k() + (size_t)E * G, p.gru_b(), N, E, G);   // embedding share + b_in
+  gemm(false, false, N, G, E, 1.0f, ctx, E, p.gru_k(), G, 1.0f, gx, G);  // + context share
   if (reset_state)
-    std::fill(gh, gh + (size_t)N * G, 0.0f);                                // 0 Wr
+    std::fill(gh, gh + (size_t)N * G, 0.0f);  // 0 Wr
   else
     gemm(false, false, N, G, U, 1.0f, hidden, U, p.gru_rk(), G, 0.0f, gh, G);
   gru_forward(hidden_out, gates, gx, gh, G, p.gru_b() + G, h_prev, N, U);

@@ -19,13 +19,15 @@ template <typename T>
 inline void colsum_add(T* out, const T* x, int N, int M, int ld = 0) {
   if (ld == 0) ld = M;
   const int block = 256;
-  parallel_for((M + block - 1) / block, [&](int cb) {
-    int c0 = cb * block, c1 = std::min(M, c0 + block);
-    for (int i = 0; i < N; i++) {
-      const T* row = x + (size_t)i * ld;
-      for (int c = c0; c < c1; c++) out[c] += row[c];
-    }
-  }, (double)N * M);
+  parallel_for((M + block - 1) / block,
+               [&](int cb) {
+                 int c0 = cb * block, c1 = std::min(M, c0 + block);
+                 for (int i = 0; i < N; i++) {
+                   const T* row = x + (size_t)i * ld;
+                   for (int c = c0; c < c1; c++) out[c] += row[c];
+                 }
+               },
+               (double)N * M);
 }
 
 // ---------------------------------------------------------------- Dense: y = x W + b
@@ -89,7 +91,8 @@ void projection_forward(T* enc, const T* features, const T* w, const T* b, int N
 // denc [N,E] (overwritten by the pre-activation gradient) -> dWp +=, dbp +=. No feature gradient.
 // on_masked(denc) runs between the ReLU backward and the products (the bf16 step mirrors denc there).
 struct NoHook {
-  template <typename... Args> void operator()(Args&&...) const {}
+  template <typename... Args>
+  void operator()(Args&&...) const {}
 };
 template <typename T, typename Hook = NoHook>
 void projection_backward(T* denc, T* dw, T* db, const T* enc, const T* features, int N, int C, int E,
@@ -124,25 +127,30 @@ void image_gather_backward(T* dx_img, const T* dx, const int32_t* image_of_row, 
 // row_id(i)*M + k of `stream` (vecmath.h dropout_scale). The mask is a pure function of (seed, stream, row id, k):
 // the backward pass regenerates it, and a gathered row keeps the mask of the row it came from.
 struct DropoutMask {
-  double p = 0;        // drop probability; 0 = off
+  double p = 0;  // drop probability; 0 = off
   uint32_t seed = 0;
-  uint32_t stream = 0; // one stream per dropout site
+  uint32_t stream = 0;  // one stream per dropout site
   bool on() const { return p > 0; }
   // Counter of element (row, k) of an [*,M] activation.
   static uint32_t base(uint32_t row, int M) { return row * (uint32_t)M; }
   template <typename T>
-  T scale(uint32_t base, int k) const { return dropout_scale<T>(seed, stream, base + (uint32_t)k, p); }
+  T scale(uint32_t base, int k) const {
+    return dropout_scale<T>(seed, stream, base + (uint32_t)k, p);
+  }
 };
 
 // x [N,M] *= mask, in place; row_ids [N] (row i's id) or null (id = i).
 template <typename T>
 void dropout_forward(T* x, int N, int M, const int32_t* row_ids, const DropoutMask& mask) {
   if (!mask.on()) return;
-  parallel_for(N, [&](int i) {
-    T* row = x + (size_t)i * M;
-    const uint32_t base = DropoutMask::base((uint32_t)(row_ids ? row_ids[i] : i), M);
-    for (int k = 0; k < M; k++) row[k] *= mask.scale<T>(base, k);
-  }, (double)N * M * 20);
+  parallel_for(
+      N,
+      [&](int i) {
+        T* row = x + (size_t)i * M;
+        const uint32_t base = DropoutMask::base((uint32_t)(row_ids ? row_ids[i] : i), M);
+        for (int k = 0; k < M; k++) row[k] *= mask.scale<T>(base, k);
+      },
+      (double)N * M * 20);
 }
 // dx [N,M] *= the forward pass's mask.
 template <typename T>
@@ -181,16 +189,14 @@ void embedding_backward(T* demb, const T* dx, const int32_t* tokens, int W, int 
 // x [R,M] -> out [N,M], out[i] = x[rows[i]]
 template <typename T>
 void gather_rows(T* out, const T* x, const int32_t* rows, int N, int M) {
-  parallel_for(N, [&](int i) {
-    std::memcpy(out + (size_t)i * M, x + (size_t)rows[i] * M, sizeof(T) * M);
-  }, (double)N * M);
+  parallel_for(
+      N, [&](int i) { std::memcpy(out + (size_t)i * M, x + (size_t)rows[i] * M, sizeof(T) * M); }, (double)N * M);
 }
 // dout [N,M] -> dx [R,M], dx[rows[i]] = dout[i] (rows must be distinct; other rows are left as they are).
 template <typename T>
 void scatter_rows(T* dx, const T* dout, const int32_t* rows, int N, int M) {
-  parallel_for(N, [&](int i) {
-    std::memcpy(dx + (size_t)rows[i] * M, dout + (size_t)i * M, sizeof(T) * M);
-  }, (double)N * M);
+  parallel_for(
+      N, [&](int i) { std::memcpy(dx + (size_t)rows[i] * M, dout + (size_t)i * M, sizeof(T) * M); }, (double)N * M);
 }
 
 // ---------------------------------------------------------------- Attention score, per location
@@ -233,7 +239,8 @@ inline void attention_score_backward(float ds, const float* p, const float* h, c
     const __mmask16 m = A - a >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (A - a)) - 1);
     const __m512 th = fast_tanh16(_mm512_add_ps(_mm512_maskz_loadu_ps(m, p + a), _mm512_maskz_loadu_ps(m, h + a)));
     _mm512_mask_storeu_ps(dv + a, m, _mm512_fmadd_ps(vds, th, _mm512_maskz_loadu_ps(m, dv + a)));
-    const __m512 dpre = _mm512_mul_ps(_mm512_mul_ps(vds, _mm512_maskz_loadu_ps(m, v + a)), _mm512_fnmadd_ps(th, th, one));
+    const __m512 dpre =
+        _mm512_mul_ps(_mm512_mul_ps(vds, _mm512_maskz_loadu_ps(m, v + a)), _mm512_fnmadd_ps(th, th, one));
     _mm512_mask_storeu_ps(dp + a, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dp + a), dpre));
     _mm512_mask_storeu_ps(dh + a, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dh + a), dpre));
   }
@@ -245,26 +252,32 @@ inline void attention_score_backward(float ds, const float* p, const float* h, c
 // v [A], bv: score[b,l] = v . tanh(keys[b,l] + hw2[b]) + bv; alpha = softmax_l(score) [B,L];
 // ctx [B,E] = sum_l alpha[b,l] enc[b,l].
 template <typename T>
-void attention_forward(T* alpha, T* ctx, const T* enc, const T* keys, const T* hw2, int hs, const T* v, T bv,
-                       int B, int L, int E, int A) {
-  parallel_for(B, [&](int b) {
-    T* al = alpha + (size_t)b * L;
-    const T* h = hw2 + (size_t)b * hs;
-    for (int l = 0; l < L; l++) al[l] = attention_score(keys + ((size_t)b * L + l) * A, h, v, A) + bv;
-    T mx = al[0];
-    for (int l = 1; l < L; l++) mx = std::max(mx, al[l]);
-    T sum = 0;
-    for (int l = 0; l < L; l++) { al[l] = std::exp(al[l] - mx); sum += al[l]; }
-    for (int l = 0; l < L; l++) al[l] /= sum;
-    T* c = ctx + (size_t)b * E;
-    std::fill(c, c + E, T(0));
-    for (int l = 0; l < L; l++) {
-      const T* e = enc + ((size_t)b * L + l) * E;
-      const T w = al[l];
+void attention_forward(T* alpha, T* ctx, const T* enc, const T* keys, const T* hw2, int hs, const T* v, T bv, int B,
+                       int L, int E, int A) {
+  parallel_for(
+      B,
+      [&](int b) {
+        T* al = alpha + (size_t)b * L;
+        const T* h = hw2 + (size_t)b * hs;
+        for (int l = 0; l < L; l++) al[l] = attention_score(keys + ((size_t)b * L + l) * A, h, v, A) + bv;
+        T mx = al[0];
+        for (int l = 1; l < L; l++) mx = std::max(mx, al[l]);
+        T sum = 0;
+        for (int l = 0; l < L; l++) {
+          al[l] = std::exp(al[l] - mx);
+          sum += al[l];
+        }
+        for (int l = 0; l < L; l++) al[l] /= sum;
+        T* c = ctx + (size_t)b * E;
+        std::fill(c, c + E, T(0));
+        for (int l = 0; l < L; l++) {
+          const T* e = enc + ((size_t)b * L + l) * E;
+          const T w = al[l];
 #pragma omp simd
-      for (int k = 0; k < E; k++) c[k] += w * e[k];
-    }
-  }, (double)B * L * (24.0 * A + 2.0 * E));
+          for (int k = 0; k < E; k++) c[k] += w * e[k];
+        }
+      },
+      (double)B * L * (24.0 * A + 2.0 * E));
 }
 
 // Backward of one attention step. dctx [B,E]; dalpha_extra [B,L] is added to dalpha for rows with
@@ -274,36 +287,40 @@ void attention_forward(T* alpha, T* ctx, const T* enc, const T* keys, const T* h
 // The enc gradient through ctx (alpha x dctx) is done by the caller as one batched GEMM.
 template <typename T>
 void attention_backward(T* dkeys, T* dhw2, T* dv_rows, T* dbv_rows, const T* dctx, const T* dalpha_extra,
-                        const uint8_t* extra_on, const T* alpha, const T* enc, const T* keys, const T* hw2,
-                        int hs, const T* v, int B, int L, int E, int A, T* scratch /*[B,L]*/) {
-  parallel_for(B, [&](int b) {
-    const T* al = alpha + (size_t)b * L;
-    const T* dc = dctx + (size_t)b * E;
-    T* da = scratch + (size_t)b * L;
-    T dot = 0;
-    for (int l = 0; l < L; l++) {
-      const T* e = enc + ((size_t)b * L + l) * E;
-      T s = 0;
+                        const uint8_t* extra_on, const T* alpha, const T* enc, const T* keys, const T* hw2, int hs,
+                        const T* v, int B, int L, int E, int A, T* scratch /*[B,L]*/) {
+  parallel_for(
+      B,
+      [&](int b) {
+        const T* al = alpha + (size_t)b * L;
+        const T* dc = dctx + (size_t)b * E;
+        T* da = scratch + (size_t)b * L;
+        T dot = 0;
+        for (int l = 0; l < L; l++) {
+          const T* e = enc + ((size_t)b * L + l) * E;
+          T s = 0;
 #pragma omp simd reduction(+ : s)
-      for (int k = 0; k < E; k++) s += dc[k] * e[k];
-      if (dalpha_extra && extra_on[b]) s += dalpha_extra[(size_t)b * L + l];
-      da[l] = s;
-      dot += al[l] * s;
-    }
-    // softmax backward: dscore = alpha * (dalpha - sum(alpha * dalpha))
-    const T* h = hw2 + (size_t)b * hs;
-    T* dh = dhw2 + (size_t)b * hs;
-    T* dv = dv_rows + (size_t)b * A;
-    std::fill(dh, dh + A, T(0));
-    std::fill(dv, dv + A, T(0));
-    T dbv = 0;
-    for (int l = 0; l < L; l++) {
-      const T ds = al[l] * (da[l] - dot);
-      dbv += ds;
-      attention_score_backward(ds, keys + ((size_t)b * L + l) * A, h, v, dv, dkeys + ((size_t)b * L + l) * A, dh, A);
-    }
-    dbv_rows[b] = dbv;
-  }, (double)B * L * (30.0 * A + 2.0 * E));
+          for (int k = 0; k < E; k++) s += dc[k] * e[k];
+          if (dalpha_extra && extra_on[b]) s += dalpha_extra[(size_t)b * L + l];
+          da[l] = s;
+          dot += al[l] * s;
+        }
+        // softmax backward: dscore = alpha * (dalpha - sum(alpha * dalpha))
+        const T* h = hw2 + (size_t)b * hs;
+        T* dh = dhw2 + (size_t)b * hs;
+        T* dv = dv_rows + (size_t)b * A;
+        std::fill(dh, dh + A, T(0));
+        std::fill(dv, dv + A, T(0));
+        T dbv = 0;
+        for (int l = 0; l < L; l++) {
+          const T ds = al[l] * (da[l] - dot);
+          dbv += ds;
+          attention_score_backward(ds, keys + ((size_t)b * L + l) * A, h, v, dv, dkeys + ((size_t)b * L + l) * A, dh,
+                                   A);
+        }
+        dbv_rows[b] = dbv;
+      },
+      (double)B * L * (30.0 * A + 2.0 * E));
 }
 
 // The annotation vectors' gradient through the contexts of all T steps, per row: alpha [T,B,L], dctx [T,B,E]
@@ -351,46 +368,59 @@ void attention_regularizer_backward(T* dalpha, const T* S, int B, int L, double 
 // Saves gates [B,4U] = (z, r, n, gh_n + bn) for the backward pass.
 template <typename T>
 void gru_forward(T* hn, T* gates, const T* gx, const T* gh, int ghs, const T* brec, const T* h, int B, int U) {
-  parallel_for(B, [&](int b) {
-    const T* x = gx + (size_t)b * 3 * U;
-    const T* r_ = gh + (size_t)b * ghs;
-    const T* hp = h + (size_t)b * U;
-    T* g = gates + (size_t)b * 4 * U;
-    T* out = hn + (size_t)b * U;
+  parallel_for(
+      B,
+      [&](int b) {
+        const T* x = gx + (size_t)b * 3 * U;
+        const T* r_ = gh + (size_t)b * ghs;
+        const T* hp = h + (size_t)b * U;
+        T* g = gates + (size_t)b * 4 * U;
+        T* out = hn + (size_t)b * U;
 #pragma omp simd
-    for (int j = 0; j < U; j++) {
-      const T z = sigmoid(x[j] + r_[j] + brec[j]);
-      const T r = sigmoid(x[U + j] + r_[U + j] + brec[U + j]);
-      const T hh = r_[2 * U + j] + brec[2 * U + j];
-      const T n = fast_tanh(x[2 * U + j] + r * hh);
-      out[j] = z * hp[j] + (T(1) - z) * n;
-      g[j] = z; g[U + j] = r; g[2 * U + j] = n; g[3 * U + j] = hh;
-    }
-  }, (double)B * U * 40);
+        for (int j = 0; j < U; j++) {
+          const T z = sigmoid(x[j] + r_[j] + brec[j]);
+          const T r = sigmoid(x[U + j] + r_[U + j] + brec[U + j]);
+          const T hh = r_[2 * U + j] + brec[2 * U + j];
+          const T n = fast_tanh(x[2 * U + j] + r * hh);
+          out[j] = z * hp[j] + (T(1) - z) * n;
+          g[j] = z;
+          g[U + j] = r;
+          g[2 * U + j] = n;
+          g[3 * U + j] = hh;
+        }
+      },
+      (double)B * U * 40);
 }
 // dhn [B,U] -> dgx [B,3U] (input-side pre-activation grads = also d b_in), dgh [B,3U] (recurrent side,
 // = d brec; row stride ghs), dh [B,U] = direct path dhn * z (the caller adds dgh Wr^T).
 template <typename T>
 void gru_backward(T* dgx, T* dgh, int ghs, T* dh, const T* dhn, const T* gates, const T* h, int B, int U) {
-  parallel_for(B, [&](int b) {
-    const T* g = gates + (size_t)b * 4 * U;
-    const T* hp = h + (size_t)b * U;
-    const T* d = dhn + (size_t)b * U;
-    T* dx = dgx + (size_t)b * 3 * U;
-    T* dr_ = dgh + (size_t)b * ghs;
-    T* dhp = dh + (size_t)b * U;
+  parallel_for(
+      B,
+      [&](int b) {
+        const T* g = gates + (size_t)b * 4 * U;
+        const T* hp = h + (size_t)b * U;
+        const T* d = dhn + (size_t)b * U;
+        T* dx = dgx + (size_t)b * 3 * U;
+        T* dr_ = dgh + (size_t)b * ghs;
+        T* dhp = dh + (size_t)b * U;
 #pragma omp simd
-    for (int j = 0; j < U; j++) {
-      const T z = g[j], r = g[U + j], n = g[2 * U + j], hh = g[3 * U + j];
-      const T dz = d[j] * (hp[j] - n);
-      const T dn = d[j] * (T(1) - z) * (T(1) - n * n);
-      const T dr = dn * hh * r * (T(1) - r);
-      const T dzp = dz * z * (T(1) - z);
-      dx[j] = dzp; dx[U + j] = dr; dx[2 * U + j] = dn;
-      dr_[j] = dzp; dr_[U + j] = dr; dr_[2 * U + j] = dn * r;
-      dhp[j] = d[j] * z;
-    }
-  }, (double)B * U * 20);
+        for (int j = 0; j < U; j++) {
+          const T z = g[j], r = g[U + j], n = g[2 * U + j], hh = g[3 * U + j];
+          const T dz = d[j] * (hp[j] - n);
+          const T dn = d[j] * (T(1) - z) * (T(1) - n * n);
+          const T dr = dn * hh * r * (T(1) - r);
+          const T dzp = dz * z * (T(1) - z);
+          dx[j] = dzp;
+          dx[U + j] = dr;
+          dx[2 * U + j] = dn;
+          dr_[j] = dzp;
+          dr_[U + j] = dr;
+          dr_[2 * U + j] = dn * r;
+          dhp[j] = d[j] * z;
+        }
+      },
+      (double)B * U * 20);
 }
 
 // ---------------------------------------------------------------- softmax + cross-entropy, fused
@@ -427,26 +457,29 @@ inline float exp_shifted(float* x, float mx, int V) {
 // grad_scale != 0 replaces logits in place with dlogits = grad_scale * (softmax - onehot).
 template <typename T>
 void softmax_xent(T* logits, T* row_loss, const int32_t* targets, int N, int V, T grad_scale) {
-  parallel_for(N, [&](int i) {
-    T* x = logits + (size_t)i * V;
-    const int y = targets[i];
-    T mx = x[0];
+  parallel_for(
+      N,
+      [&](int i) {
+        T* x = logits + (size_t)i * V;
+        const int y = targets[i];
+        T mx = x[0];
 #pragma omp simd reduction(max : mx)
-    for (int k = 1; k < V; k++) mx = std::max(mx, x[k]);
-    const T shifted_y = x[y] - mx;
-    T sum = 0;
-    if (grad_scale != T(0)) {
-      sum = exp_shifted(x, mx, V);
-      const T s = grad_scale / sum;
+        for (int k = 1; k < V; k++) mx = std::max(mx, x[k]);
+        const T shifted_y = x[y] - mx;
+        T sum = 0;
+        if (grad_scale != T(0)) {
+          sum = exp_shifted(x, mx, V);
+          const T s = grad_scale / sum;
 #pragma omp simd
-      for (int k = 0; k < V; k++) x[k] *= s;
-      x[y] -= grad_scale;
-    } else {
+          for (int k = 0; k < V; k++) x[k] *= s;
+          x[y] -= grad_scale;
+        } else {
 #pragma omp simd reduction(+ : sum)
-      for (int k = 0; k < V; k++) sum += fast_exp(x[k] - mx);
-    }
-    row_loss[i] = std::log(sum) - shifted_y;  // -log softmax(x)[y]
-  }, (double)N * V * 20);
+          for (int k = 0; k < V; k++) sum += fast_exp(x[k] - mx);
+        }
+        row_loss[i] = std::log(sum) - shifted_y;  // -log softmax(x)[y]
+      },
+      (double)N * V * 20);
 }
 
 }  // namespace sat

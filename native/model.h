@@ -25,8 +25,24 @@ struct Dims {
 // to annotation vectors [L,E]. init_state predicts the decoder's initial state from the mean annotation vector
 // (Xu et al. 2015, sec. 3.1.2): H[0] = tanh(mean_l enc[b,l,:] init_w + init_b); unused (zero gradient) when H[0] = 0.
 enum ParamId : int {
-  kProjectionW, kProjectionB, kW1, kB1, kW2, kB2, kV, kBv, kEmb, kGruK, kGruRk, kGruB,
-  kFc1W, kFc1B, kFc2W, kFc2B, kInitW, kInitB,
+  kProjectionW,
+  kProjectionB,
+  kW1,
+  kB1,
+  kW2,
+  kB2,
+  kV,
+  kBv,
+  kEmb,
+  kGruK,
+  kGruRk,
+  kGruB,
+  kFc1W,
+  kFc1B,
+  kFc2W,
+  kFc2B,
+  kInitW,
+  kInitB,
   kNumParams
 };
 
@@ -98,9 +114,9 @@ struct Params {
 const char* oversized_buffer(const Dims& d, int images);
 
 struct StepOptions {
-  double dropout = 0;   // on the embeddings (GRU input) and on the GRU output (fc1 input); training only
-  double lambda = 0;    // doubly stochastic attention regulariser weight
-  uint32_t seed = 0;    // dropout masks
+  double dropout = 0;  // on the embeddings (GRU input) and on the GRU output (fc1 input); training only
+  double lambda = 0;   // doubly stochastic attention regulariser weight
+  uint32_t seed = 0;   // dropout masks
   // false: a real recurrence, h_t = GRU(x_t, h_{t-1}). true: the TF tutorial's GRU, restarted from zeros
   // every step, h_t = GRU(x_t, 0); h_{t-1} is then only the attention query (and Wr is unused).
   bool reset_state = false;
@@ -113,10 +129,10 @@ struct StepOptions {
 };
 
 struct StepResult {
-  double loss;     // ce_sum / tokens + reg
-  double ce_sum;   // summed cross-entropy over real target tokens (each times its sequence's weight)
-  double reg;      // attention regulariser term (already weighted by lambda)
-  int tokens;      // real (non-pad) target tokens
+  double loss;    // ce_sum / tokens + reg
+  double ce_sum;  // summed cross-entropy over real target tokens (each times its sequence's weight)
+  double reg;     // attention regulariser term (already weighted by lambda)
+  int tokens;     // real (non-pad) target tokens
 };
 
 // Buffers kept across steps; they grow when a batch needs more and never shrink.
@@ -124,7 +140,7 @@ template <typename T>
 struct Workspace {
   std::vector<T> enc, keys, x, xg, h, gates, alpha, ctx, wcat, hg, hd, f1, logits, row_loss, reg_sum, reg_grad;
   std::vector<T> dhd, df1, dh_out, dh, dhn, dhp, dgx, dghw, dctx, dkeys, dv_rows, dbv_rows, dx, denc, scratch;
-  std::vector<T> zeros;  // [B,U] the GRU's previous state in reset mode
+  std::vector<T> zeros;            // [B,U] the GRU's previous state in reset mode
   std::vector<T> enc_mean, dinit;  // [B,E] mean annotation vector; [B,U] gradient of init's pre-activation
   std::vector<T> enc_img, keys_img, denc_img, dkeys_img;  // per distinct image when rows share images
   std::vector<int32_t> rows, targets, live;
@@ -140,12 +156,12 @@ struct Workspace {
 // features then hold num_images rows [num_images,L,C], and the feature projection and W1 run once per image, their
 // gradients summed over the rows that use it. nullptr: features [B,L,C], one image per row.
 template <typename T>
-StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const Params<T>* grads,
-                      const T* features, const int32_t* tokens, const StepOptions& opt, const T* weights = nullptr,
+StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const Params<T>* grads, const T* features,
+                      const int32_t* tokens, const StepOptions& opt, const T* weights = nullptr,
                       const int32_t* image_of_row = nullptr, int num_images = 0);
 
-// Inference. encode: features [N,L,C] -> enc [N,L,E], keys [N,L,A] (attention keys enc W1 + b1), hidden [N,U] the decoder's initial
-// state (zeros, or from the mean annotation vector when mean_init). d.B = N.
+// Inference. encode: features [N,L,C] -> enc [N,L,E], keys [N,L,A] (attention keys enc W1 + b1), hidden [N,U] the
+// decoder's initial state (zeros, or from the mean annotation vector when mean_init). d.B = N.
 void encode(const Dims& d, const Params<float>& p, const float* features, float* enc, float* keys, float* hidden,
             bool mean_init);
 

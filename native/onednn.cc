@@ -30,15 +30,15 @@ struct Key {
   bool ta, tb;
   int M, N, K, lda, ldb, ldc;
   float alpha, beta;
-  dt type;      // of A and B (C is f32)
-  bool packed;  // B in the primitive's preferred layout (a step weight)
+  dt type;            // of A and B (C is f32)
+  bool packed;        // B in the primitive's preferred layout (a step weight)
   bool bias = false;  // a [N] f32 bias added to every row
   int batch = 1;
   int64_t sa = 0, sb = 0, sc = 0;  // batch strides
   bool operator==(const Key& o) const {
     return ta == o.ta && tb == o.tb && M == o.M && N == o.N && K == o.K && lda == o.lda && ldb == o.ldb &&
-           ldc == o.ldc && alpha == o.alpha && beta == o.beta && type == o.type && packed == o.packed && bias == o.bias &&
-           batch == o.batch && sa == o.sa && sb == o.sb && sc == o.sc;
+           ldc == o.ldc && alpha == o.alpha && beta == o.beta && type == o.type && packed == o.packed &&
+           bias == o.bias && batch == o.batch && sa == o.sa && sb == o.sb && sc == o.sc;
   }
 };
 
@@ -47,7 +47,11 @@ struct KeyHash {
     size_t h = (size_t)k.ta | (size_t)k.tb << 1 | (size_t)k.packed << 2 | (size_t)k.bias << 3 | (size_t)k.type << 4;
     for (int v : {k.M, k.N, k.K, k.lda, k.ldb, k.ldc, k.batch}) h = h * 1000003u ^ (size_t)(unsigned)v;
     for (int64_t v : {k.sa, k.sb, k.sc}) h = h * 1000003u ^ (size_t)v;
-    const auto bits = [](float f) { uint32_t u; std::memcpy(&u, &f, 4); return (size_t)u; };
+    const auto bits = [](float f) {
+      uint32_t u;
+      std::memcpy(&u, &f, 4);
+      return (size_t)u;
+    };
     return h * 31 ^ bits(k.alpha) * 17 ^ bits(k.beta);
   }
 };
@@ -55,17 +59,17 @@ struct KeyHash {
 struct Primitive {
   dnnl::matmul matmul;
   memory::desc a, b, c, bias;  // b: as the caller stores it
-  memory::desc b_run;    // as the primitive reads it (= b, or the preferred layout when Key::packed)
+  memory::desc b_run;          // as the primitive reads it (= b, or the preferred layout when Key::packed)
 };
 
 std::string describe(const Key& k) {
   const char* type = k.type == dt::bf16 ? "bf16" : "f32";
   return std::string("oneDNN matmul ") + type + (k.packed ? " (packed weights)" : "") + (k.bias ? " + bias" : "") +
-         (k.batch > 1 ? " batch " + std::to_string(k.batch) : std::string()) + " C[" + std::to_string(k.M) + "," + std::to_string(k.N) + "] = " +
-         (k.ta ? "A^T" : "A") + "[" + std::to_string(k.M) + "," + std::to_string(k.K) + "] (ld " +
-         std::to_string(k.lda) + ") x " + (k.tb ? "B^T" : "B") + "[" + std::to_string(k.K) + "," +
-         std::to_string(k.N) + "] (ld " + std::to_string(k.ldb) + "), ldc " + std::to_string(k.ldc) +
-         ", alpha " + std::to_string(k.alpha) + ", beta " + std::to_string(k.beta);
+         (k.batch > 1 ? " batch " + std::to_string(k.batch) : std::string()) + " C[" + std::to_string(k.M) + "," +
+         std::to_string(k.N) + "] = " + (k.ta ? "A^T" : "A") + "[" + std::to_string(k.M) + "," + std::to_string(k.K) +
+         "] (ld " + std::to_string(k.lda) + ") x " + (k.tb ? "B^T" : "B") + "[" + std::to_string(k.K) + "," +
+         std::to_string(k.N) + "] (ld " + std::to_string(k.ldb) + "), ldc " + std::to_string(k.ldc) + ", alpha " +
+         std::to_string(k.alpha) + ", beta " + std::to_string(k.beta);
 }
 
 dnnl::engine& engine() {
@@ -98,8 +102,8 @@ Primitive create(const Key& k) {
     attr.set_post_ops(ops);
   }
   const memory::desc bias = k.bias ? memory::desc({1, N}, dt::f32, memory::dims{N, 1}) : memory::desc();
-  dnnl::matmul::primitive_desc pd(k.bias ? dnnl::matmul::desc(a, b_want, bias, c) : dnnl::matmul::desc(a, b_want, c), attr,
-                                  engine());
+  dnnl::matmul::primitive_desc pd(k.bias ? dnnl::matmul::desc(a, b_want, bias, c) : dnnl::matmul::desc(a, b_want, c),
+                                  attr, engine());
   {
     std::lock_guard<std::mutex> lock(kernels_mutex);
     kernel_names.insert(pd.impl_info_str());
@@ -116,7 +120,10 @@ class PackedWeights {
   const memory& get(const void* src, const memory::desc& plain, const memory::desc& packed) {
     Entry* e = nullptr;
     for (Entry& x : entries_)
-      if (x.src == src && x.plain == plain && x.packed == packed) { e = &x; break; }
+      if (x.src == src && x.plain == plain && x.packed == packed) {
+        e = &x;
+        break;
+      }
     if (!e) {
       if (entries_.size() >= kCapacity) entries_.erase(entries_.begin());
       entries_.push_back(Entry{src, plain, packed, 0, memory(packed, engine()), dnnl::reorder()});
@@ -193,7 +200,9 @@ void run(const Key& k, const void* A, const void* B, float* C, const float* bias
 
 }  // namespace
 
-bool built() { return true; }
+bool built() {
+  return true;
+}
 
 void gemm_f32(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
               float beta, float* C, int ldc, bool packed_b, const float* bias) {
@@ -210,7 +219,9 @@ void gemm_f32_batched(bool ta, bool tb, int batch, int M, int N, int K, const fl
   run(Key{ta, tb, M, N, K, lda, ldb, ldc, 1.0f, beta, dt::f32, false, false, batch, sa, sb, sc}, A, B, C);
 }
 
-void new_weight_generation() { weight_generation++; }
+void new_weight_generation() {
+  weight_generation++;
+}
 
 void fail_for_test() {
   float x = 0;
@@ -224,15 +235,24 @@ std::string version() {
 
 std::string isa() {
   switch (dnnl::get_effective_cpu_isa()) {
-    case dnnl::cpu_isa::sse41: return "sse41";
-    case dnnl::cpu_isa::avx: return "avx";
-    case dnnl::cpu_isa::avx2: return "avx2";
-    case dnnl::cpu_isa::avx2_vnni: return "avx2_vnni";
-    case dnnl::cpu_isa::avx512_core: return "avx512_core";
-    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
-    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
-    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
-    default: return "other";
+    case dnnl::cpu_isa::sse41:
+      return "sse41";
+    case dnnl::cpu_isa::avx:
+      return "avx";
+    case dnnl::cpu_isa::avx2:
+      return "avx2";
+    case dnnl::cpu_isa::avx2_vnni:
+      return "avx2_vnni";
+    case dnnl::cpu_isa::avx512_core:
+      return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni:
+      return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16:
+      return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx:
+      return "avx512_core_amx";
+    default:
+      return "other";
   }
 }
 
@@ -254,7 +274,9 @@ std::vector<std::string> kernels() {
 
 namespace sat::onednn {
 
-bool built() { return false; }
+bool built() {
+  return false;
+}
 void gemm_f32(bool, bool, int, int, int, float, const float*, int, const float*, int, float, float*, int, bool,
               const float*) {
   throw std::runtime_error("this build has no oneDNN");
@@ -268,11 +290,21 @@ void gemm_f32_batched(bool, bool, int, int, int, int, const float*, int, int64_t
   throw std::runtime_error("this build has no oneDNN");
 }
 void new_weight_generation() {}
-void fail_for_test() { throw std::runtime_error("this build has no oneDNN"); }
-std::string version() { return ""; }
-std::string isa() { return ""; }
-bool has_native_bf16() { return false; }
-std::vector<std::string> kernels() { return {}; }
+void fail_for_test() {
+  throw std::runtime_error("this build has no oneDNN");
+}
+std::string version() {
+  return "";
+}
+std::string isa() {
+  return "";
+}
+bool has_native_bf16() {
+  return false;
+}
+std::vector<std::string> kernels() {
+  return {};
+}
 
 }  // namespace sat::onednn
 

@@ -44,8 +44,12 @@ inline double thread_cpu() {
 }
 }  // namespace profile_detail
 
-inline void set_profiling(bool on) { profile_detail::enabled = on; }
-inline bool profiling() { return profile_detail::enabled; }
+inline void set_profiling(bool on) {
+  profile_detail::enabled = on;
+}
+inline bool profiling() {
+  return profile_detail::enabled;
+}
 // The accumulated sections in first-use order, then cleared.
 inline std::vector<ProfileEntry> take_profile() {
   std::vector<ProfileEntry> out;

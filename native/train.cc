@@ -40,7 +40,10 @@ int64_t bounded_product(const int64_t (&factors)[3]) {
 
 const char* oversized_buffer(const Dims& d, int images) {
   const int64_t B = d.B, T = d.T, L = d.L, C = d.C, E = d.E, U = d.U, A = d.A, V = d.V, N = images;
-  struct Buffer { const char* name; int64_t factors[3]; };
+  struct Buffer {
+    const char* name;
+    int64_t factors[3];
+  };
   const int64_t R = std::max(N, B);  // rows of annotation vectors / keys (per image and per caption row)
   const Buffer buffers[] = {
       {"features [N,L,C]", {N, L, C}},
@@ -86,13 +89,16 @@ struct Mirrors {
   Bf16Mirrors* m = nullptr;
   bool on() const { return m != nullptr; }
   void add(const T* x, size_t n) const {
-    if constexpr (std::is_same_v<T, float>) if (m) m->add(x, n);
+    if constexpr (std::is_same_v<T, float>)
+      if (m) m->add(x, n);
   }
   void reserve(const T* x, size_t n) const {
-    if constexpr (std::is_same_v<T, float>) if (m) m->reserve(x, n);
+    if constexpr (std::is_same_v<T, float>)
+      if (m) m->reserve(x, n);
   }
   void refresh(const T* x, size_t n) const {
-    if constexpr (std::is_same_v<T, float>) if (m) m->refresh(x, n);
+    if constexpr (std::is_same_v<T, float>)
+      if (m) m->refresh(x, n);
   }
 };
 
@@ -105,8 +111,9 @@ struct StepShape {
 };
 
 StepShape shape_of(const Dims& d, bool shared, int num_images) {
-  StepShape s{d.B, d.T, d.L, d.C, d.E, d.U, d.A, d.V, d.T * d.B, d.B * d.L, 3 * d.U, d.T + 1, d.A + 3 * d.U,
-              shared ? num_images : d.B, 0, shared};
+  StepShape s{d.B, d.T,       d.L,       d.C,     d.E,     d.U,           d.A,
+              d.V, d.T * d.B, d.B * d.L, 3 * d.U, d.T + 1, d.A + 3 * d.U, shared ? num_images : d.B,
+              0,   shared};
   s.NL = s.N * s.L;
   return s;
 }
@@ -114,31 +121,31 @@ StepShape shape_of(const Dims& d, bool shared, int num_images) {
 // Forward activations kept for the backward pass (views into the Workspace).
 template <typename T>
 struct Activations {
-  T* enc_img;   // [N,L,E] annotation vectors per image
-  T* keys_img;  // [N,L,A] attention keys enc W1 + b1 per image
-  T* enc;       // [B,L,E] per row (= enc_img when rows do not share images)
-  T* keys;      // [B,L,A] per row
-  T* x;         // [T,B,E] input embeddings (after dropout)
-  T* xg;        // [T,B,3U] GRU input-gate pre-activations (embedding and context shares + b_in)
-  T* H;         // [T+1,B,U] decoder states; H[0] = 0 or from the mean annotation vector
-  T* enc_mean;  // [B,E] mean annotation vector (mean_init only)
-  T* gates;     // [T,B,4U] GRU gates (z, r, n, gh_n + bn)
-  T* alpha;     // [T,B,L] attention weights
-  T* ctx;       // [T,B,E] context vectors
-  T* wcat;      // [U,A+3U] = [W2 | Wr]
-  T* hg;        // [T,B,A+3U] = [h W2 + b2 | h Wr]
-  T* zeros;     // [B,U] the GRU's previous state in reset mode
-  int32_t* live;   // [T] rows 0..live[t]-1 run the recurrence at step t
-  int32_t* rows;   // [nr] row t*B+b of each real target
-  int32_t* targets;// [nr] its token
-  uint8_t* real;   // [T,B] the target at step t is a real token
-  int nr;          // real targets in the batch
-  T* hd;        // [nr,U] decoder outputs of the real rows (after dropout)
-  T* f1;        // [nr,U] fc1 output
-  T* logits;    // [nr,V] fc2 output, replaced by dlogits
-  T* row_loss;  // [nr] cross-entropy per real target (times its sequence weight)
-  T* reg_sum;   // [B,L] attention summed over the real steps (lambda > 0 only)
-  Mirrors<T> bf16;  // bf16 copies of the matmul operands (precision bf16)
+  T* enc_img;        // [N,L,E] annotation vectors per image
+  T* keys_img;       // [N,L,A] attention keys enc W1 + b1 per image
+  T* enc;            // [B,L,E] per row (= enc_img when rows do not share images)
+  T* keys;           // [B,L,A] per row
+  T* x;              // [T,B,E] input embeddings (after dropout)
+  T* xg;             // [T,B,3U] GRU input-gate pre-activations (embedding and context shares + b_in)
+  T* H;              // [T+1,B,U] decoder states; H[0] = 0 or from the mean annotation vector
+  T* enc_mean;       // [B,E] mean annotation vector (mean_init only)
+  T* gates;          // [T,B,4U] GRU gates (z, r, n, gh_n + bn)
+  T* alpha;          // [T,B,L] attention weights
+  T* ctx;            // [T,B,E] context vectors
+  T* wcat;           // [U,A+3U] = [W2 | Wr]
+  T* hg;             // [T,B,A+3U] = [h W2 + b2 | h Wr]
+  T* zeros;          // [B,U] the GRU's previous state in reset mode
+  int32_t* live;     // [T] rows 0..live[t]-1 run the recurrence at step t
+  int32_t* rows;     // [nr] row t*B+b of each real target
+  int32_t* targets;  // [nr] its token
+  uint8_t* real;     // [T,B] the target at step t is a real token
+  int nr;            // real targets in the batch
+  T* hd;             // [nr,U] decoder outputs of the real rows (after dropout)
+  T* f1;             // [nr,U] fc1 output
+  T* logits;         // [nr,V] fc2 output, replaced by dlogits
+  T* row_loss;       // [nr] cross-entropy per real target (times its sequence weight)
+  T* reg_sum;        // [B,L] attention summed over the real steps (lambda > 0 only)
+  Mirrors<T> bf16;   // bf16 copies of the matmul operands (precision bf16)
 };
 
 // live[t]: the recurrence at step t runs over rows 0..live[t]-1 only, every row with a real target at t or
@@ -149,7 +156,10 @@ void find_live_rows(int32_t* live, const int32_t* tokens, int B, int Tn) {
   const int W = Tn + 1;
   for (int t = Tn - 1, m = 0; t >= 0; t--) {
     for (int b = B - 1; b >= m; b--)
-      if (tokens[(size_t)b * W + t + 1] != 0) { m = b + 1; break; }
+      if (tokens[(size_t)b * W + t + 1] != 0) {
+        m = b + 1;
+        break;
+      }
     live[t] = m;
   }
 }
@@ -162,7 +172,11 @@ int find_real_targets(int32_t* rows, int32_t* targets, uint8_t* real, const int3
     for (int b = 0; b < B; b++) {
       const int y = tokens[(size_t)b * W + t + 1];
       real[t * B + b] = y != 0;
-      if (y != 0) { rows[nr] = t * B + b; targets[nr] = y; nr++; }
+      if (y != 0) {
+        rows[nr] = t * B + b;
+        targets[nr] = y;
+        nr++;
+      }
     }
   return nr;
 }
@@ -225,17 +239,17 @@ void recurrence_forward(const StepShape& s, const Params<T>& p, Activations<T>& 
 // Gradients flowing back through the recurrence, per step (weight gradients are batched afterwards).
 template <typename T>
 struct RecurrenceGrads {
-  T* dh_out;  // [T,B,U] loss gradient w.r.t. each step's output (in)
-  T* dgx;     // [T,B,3U] GRU input-side pre-activation gradients
-  T* dghw;    // [T,B,A+3U] gradients of [h W2 + b2 | h Wr]
-  T* dctx;    // [T,B,E]
-  T* dkeys;   // [B,L,A] += through the attention scores
-  T* dv_rows; // [T,B,A] per-row dv
-  T* dbv_rows;// [T,B] per-row dbv
-  T* dh;      // [B,U] out: the gradient w.r.t. H[0] once the recurrence is done
-  T* dhn;     // [B,U] scratch
-  T* dhp;     // [B,U] scratch
-  T* scratch; // [B,L]
+  T* dh_out;    // [T,B,U] loss gradient w.r.t. each step's output (in)
+  T* dgx;       // [T,B,3U] GRU input-side pre-activation gradients
+  T* dghw;      // [T,B,A+3U] gradients of [h W2 + b2 | h Wr]
+  T* dctx;      // [T,B,E]
+  T* dkeys;     // [B,L,A] += through the attention scores
+  T* dv_rows;   // [T,B,A] per-row dv
+  T* dbv_rows;  // [T,B] per-row dbv
+  T* dh;        // [B,U] out: the gradient w.r.t. H[0] once the recurrence is done
+  T* dhn;       // [B,U] scratch
+  T* dhp;       // [B,U] scratch
+  T* scratch;   // [B,L]
 };
 
 template <typename T>
@@ -270,9 +284,9 @@ void recurrence_backward(const StepShape& s, const Params<T>& p, const Activatio
         gemm(false, true, Bt, E, G, T(1), dgx_t, G, Wc, G, T(0), dctx_t, E);  // dctx = dgx Wc^T
       }
       ProfileSection section("bwd attention");
-      attention_backward(r.dkeys, dg_t, r.dv_rows + (size_t)t * B * A, r.dbv_rows + (size_t)t * B, dctx_t,
-                         dalpha_reg, a.real + (size_t)t * B, a.alpha + (size_t)t * BL, a.enc, a.keys,
-                         a.hg + (size_t)t * B * K, K, p.v(), Bt, L, E, A, r.scratch);
+      attention_backward(r.dkeys, dg_t, r.dv_rows + (size_t)t * B * A, r.dbv_rows + (size_t)t * B, dctx_t, dalpha_reg,
+                         a.real + (size_t)t * B, a.alpha + (size_t)t * BL, a.enc, a.keys, a.hg + (size_t)t * B * K, K,
+                         p.v(), Bt, L, E, A, r.scratch);
       a.bf16.refresh(dg_t, (size_t)B * K);
       ProfileSection section2("bwd state matmul");
       if (reset)  // H[t] reached only the attention query: dhp = dhw2 W2^T (overwrites gru_backward's z * dhn)
@@ -295,8 +309,8 @@ template <typename T>
 void recurrence_weight_grads(const StepShape& s, const Activations<T>& a, const RecurrenceGrads<T>& r,
                              const Params<T>& g, bool reset) {
   const int E = s.E, U = s.U, A = s.A, G = s.G, K = s.K, TB = s.TB;
-  gemm(true, false, E, G, TB, T(1), a.ctx, E, r.dgx, G, T(1), g.gru_k(), G);                  // dWc
-  gemm(true, false, E, G, TB, T(1), a.x, E, r.dgx, G, T(1), g.gru_k() + (size_t)E * G, G);    // dWx
+  gemm(true, false, E, G, TB, T(1), a.ctx, E, r.dgx, G, T(1), g.gru_k(), G);                // dWc
+  gemm(true, false, E, G, TB, T(1), a.x, E, r.dgx, G, T(1), g.gru_k() + (size_t)E * G, G);  // dWx
   colsum_add(g.gru_b(), r.dgx, TB, G);
   colsum_add(g.gru_b() + G, r.dghw + A, TB, G, K);
   if (!reset) gemm(true, false, U, G, TB, T(1), a.H, U, r.dghw + A, K, T(1), g.gru_rk(), G);  // dWr; 0 in reset mode
@@ -338,10 +352,10 @@ Activations<T> bind_activations(Workspace<T>& ws, const StepShape& s) {
 // What the forward pass needs besides the parameters.
 template <typename T>
 struct StepInputs {
-  const T* features;           // [N,L,C]
-  const int32_t* tokens;       // [B,T+1]
-  const T* weights;            // [B] or null
-  const int32_t* image_of_row; // [B] or null
+  const T* features;            // [N,L,C]
+  const int32_t* tokens;        // [B,T+1]
+  const T* weights;             // [B] or null
+  const int32_t* image_of_row;  // [B] or null
   bool train, reset, mean_init;
   double lambda;
   DropoutMask embedding_dropout;  // on the GRU input embeddings [T,B,E]
@@ -411,14 +425,17 @@ StepResult forward_pass(Workspace<T>& ws, const StepShape& s, const Params<T>& p
   const T grad_scale = (in.train && nr > 0) ? T(1.0 / nr) : T(0);
   softmax_xent(a.logits, a.row_loss, a.targets, nr, V, grad_scale);
   if (in.weights) {  // per-sequence weights: scale each real row's loss and its logit gradient
-    parallel_for(nr, [&](int i) {
-      const T w = in.weights[a.rows[i] % B];
-      a.row_loss[i] *= w;
-      if (in.train) {
-        T* g = a.logits + (size_t)i * V;
-        for (int k = 0; k < V; k++) g[k] *= w;
-      }
-    }, (double)nr * V);
+    parallel_for(
+        nr,
+        [&](int i) {
+          const T w = in.weights[a.rows[i] % B];
+          a.row_loss[i] *= w;
+          if (in.train) {
+            T* g = a.logits + (size_t)i * V;
+            for (int k = 0; k < V; k++) g[k] *= w;
+          }
+        },
+        (double)nr * V);
   }
   if (in.train) a.bf16.add(a.logits, (size_t)nr * V);  // dlogits, for both of fc2's backward products
   double ce_sum = 0;
@@ -509,14 +526,22 @@ void backward_pass(Workspace<T>& ws, const StepShape& s, const Params<T>& p, con
 }  // namespace
 
 template <typename T>
-StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const Params<T>* grads,
-                      const T* features, const int32_t* tokens, const StepOptions& opt, const T* weights,
-                      const int32_t* image_of_row, int num_images) {
+StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const Params<T>* grads, const T* features,
+                      const int32_t* tokens, const StepOptions& opt, const T* weights, const int32_t* image_of_row,
+                      int num_images) {
   const StepShape s = shape_of(d, image_of_row != nullptr, num_images);
   const bool train = grads != nullptr;
   const double drop = train ? opt.dropout : 0.0;
-  const StepInputs<T> in{features, tokens, weights, image_of_row, train, opt.reset_state, opt.mean_init, opt.lambda,
-                         DropoutMask{drop, opt.seed, 0}, DropoutMask{drop, opt.seed, 1}};
+  const StepInputs<T> in{features,
+                         tokens,
+                         weights,
+                         image_of_row,
+                         train,
+                         opt.reset_state,
+                         opt.mean_init,
+                         opt.lambda,
+                         DropoutMask{drop, opt.seed, 0},
+                         DropoutMask{drop, opt.seed, 1}};
   Activations<T> a = bind_activations(ws, s);
   if constexpr (std::is_same_v<T, float>) {
     if (opt.bf16) {
@@ -538,8 +563,8 @@ StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const
 template StepResult train_step<float>(Workspace<float>&, const Dims&, const Params<float>&, const Params<float>*,
                                       const float*, const int32_t*, const StepOptions&, const float*, const int32_t*,
                                       int);
-template StepResult train_step<double>(Workspace<double>&, const Dims&, const Params<double>&,
-                                       const Params<double>*, const double*, const int32_t*, const StepOptions&,
-                                       const double*, const int32_t*, int);
+template StepResult train_step<double>(Workspace<double>&, const Dims&, const Params<double>&, const Params<double>*,
+                                       const double*, const int32_t*, const StepOptions&, const double*, const int32_t*,
+                                       int);
 
 }  // namespace sat

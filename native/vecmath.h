@@ -30,7 +30,9 @@ inline float fast_exp(float x) {
   std::memcpy(&scale, &bits, sizeof scale);
   return p * scale;
 }
-inline double fast_exp(double x) { return std::exp(x); }
+inline double fast_exp(double x) {
+  return std::exp(x);
+}
 
 // tanh for float: Eigen's rational approximation (odd degree-13 / even degree-6 polynomials on
 // [-7.9, 7.9], beyond which tanh is 1 in float). Max abs error ~3e-7; no exp, no branches.
@@ -51,7 +53,9 @@ inline float fast_tanh(float x) {
   q = q * x2 + 4.89352518554385e-03f;
   return x * p / q;
 }
-inline double fast_tanh(double x) { return std::tanh(x); }
+inline double fast_tanh(double x) {
+  return std::tanh(x);
+}
 
 #if defined(__AVX512F__)
 // fast_exp on 16 floats: the same range reduction and polynomial; 2^n by vscalefps.
@@ -95,14 +99,18 @@ inline __m512 fast_tanh16(__m512 x) {
 #endif
 
 template <typename T>
-inline T sigmoid(T x) { return T(1) / (T(1) + fast_exp(-x)); }
+inline T sigmoid(T x) {
+  return T(1) / (T(1) + fast_exp(-x));
+}
 
 // Counter-based dropout masks: keep(seed, stream, i) is a pure function, so the backward pass
 // regenerates the forward pass's mask instead of storing it, and a seed reproduces a run.
 inline uint32_t hash_u32(uint32_t seed, uint32_t stream, uint32_t i) {
   uint32_t h = seed * 0x9E3779B1u ^ (stream + 0x7F4A7C15u) * 0x85EBCA77u ^ i * 0xC2B2AE3Du;
-  h ^= h >> 16; h *= 0x7FEB352Du;
-  h ^= h >> 15; h *= 0x846CA68Bu;
+  h ^= h >> 16;
+  h *= 0x7FEB352Du;
+  h ^= h >> 15;
+  h *= 0x846CA68Bu;
   h ^= h >> 16;
   return h;
 }

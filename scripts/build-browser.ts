@@ -32,8 +32,10 @@ async function loadEsbuild(): Promise<typeof import('esbuild')> {
   try {
     return await import('esbuild');
   } catch {
-    throw new Error('esbuild is not installed, so the browser builds cannot be made: run `npm ci` in the '
-      + 'show-attend-tell checkout (esbuild is a devDependency).');
+    throw new Error(
+      'esbuild is not installed, so the browser builds cannot be made: run `npm ci` in the ' +
+        'show-attend-tell checkout (esbuild is a devDependency).',
+    );
   }
 }
 
@@ -41,7 +43,9 @@ async function loadEsbuild(): Promise<typeof import('esbuild')> {
 export async function buildBrowser(which: BrowserBuild): Promise<FileSet> {
   const root = packageRoot();
   const { entry, out } = ENTRIES[which];
-  const result = await (await loadEsbuild()).build({
+  const result = await (
+    await loadEsbuild()
+  ).build({
     entryPoints: [path.join(root, ...entry)],
     outfile: out, // names the output files; nothing is written
     write: false,
@@ -57,22 +61,34 @@ export async function buildBrowser(which: BrowserBuild): Promise<FileSet> {
     logLevel: 'silent',
     legalComments: 'linked',
   });
-  const forbidden = Object.keys(result.metafile.inputs).filter((f) => /(^|\/)(sharp|onnxruntime-node)\/|\.node$|^node:/.test(f));
-  if (forbidden.length > 0) throw new Error(`the ${which} build pulls in Node-only modules: ${forbidden.join(', ')}; browser code must not import them.`);
+  const forbidden = Object.keys(result.metafile.inputs).filter((f) =>
+    /(^|\/)(sharp|onnxruntime-node)\/|\.node$|^node:/.test(f),
+  );
+  if (forbidden.length > 0)
+    throw new Error(
+      `the ${which} build pulls in Node-only modules: ${forbidden.join(', ')}; browser code must not import them.`,
+    );
   const files: FileSet = new Map();
   for (const f of result.outputFiles) {
     const name = path.basename(f.path);
     files.set(name, { body: f.contents, type: contentType(name), size: f.contents.length });
   }
-  const copied = which === 'web'
-    ? ORT_FILES.map((name) => path.join(path.dirname(createRequire(import.meta.url).resolve(`onnxruntime-web/${ORT_FILES[1]}`)), name))
-    : PAGE_STATIC.map((name) => path.join(root, 'src', 'web', 'page', name));
-  for (const file of copied) files.set(path.basename(file), { file, type: contentType(file), size: fs.statSync(file).size });
+  const copied =
+    which === 'web'
+      ? ORT_FILES.map((name) =>
+          path.join(path.dirname(createRequire(import.meta.url).resolve(`onnxruntime-web/${ORT_FILES[1]}`)), name),
+        )
+      : PAGE_STATIC.map((name) => path.join(root, 'src', 'web', 'page', name));
+  for (const file of copied)
+    files.set(path.basename(file), { file, type: contentType(file), size: fs.statSync(file).size });
   return files;
 }
 
 /** Write a build to `dir` (emptied first). */
-export async function writeBrowserBuild(which: BrowserBuild, dir = path.join(packageRoot(), BUILD_FOLDERS[which])): Promise<FileSet> {
+export async function writeBrowserBuild(
+  which: BrowserBuild,
+  dir = path.join(packageRoot(), BUILD_FOLDERS[which]),
+): Promise<FileSet> {
   const files = await buildBrowser(which);
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
@@ -91,5 +107,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   }
   // The static captioning site's page (`sat export --site DIR` copies it): src/web/site-build.ts.
   const site = await writeSitePage();
-  console.log(`${SITE_BUILD_FOLDER}: ${[...site].map(([name, bytes]) => `${name} ${(bytes.length / 1e6).toFixed(2)} MB`).join(', ')}`);
+  console.log(
+    `${SITE_BUILD_FOLDER}: ${[...site].map(([name, bytes]) => `${name} ${(bytes.length / 1e6).toFixed(2)} MB`).join(', ')}`,
+  );
 }

@@ -29,7 +29,9 @@ const src = path.join(work, 'src');
 
 /** Deterministic contents: compressible text, incompressible bytes (stored), a nested file, an empty file. */
 const files: Record<string, Buffer> = {
-  'captions.txt': Buffer.from(Array.from({ length: 60 }, (_, i) => `image${i}.jpg a dog runs on the grass number ${i}\n`).join('')),
+  'captions.txt': Buffer.from(
+    Array.from({ length: 60 }, (_, i) => `image${i}.jpg a dog runs on the grass number ${i}\n`).join(''),
+  ),
   'noise.bin': Buffer.from(Array.from({ length: 700 }, (_, i) => (i * 2654435761) >>> 24)),
   'images/readme.txt': Buffer.from('nested file\n'.repeat(20)),
   'empty.txt': Buffer.alloc(0),
@@ -40,10 +42,18 @@ for (const [name, data] of Object.entries(files)) {
   fs.writeFileSync(path.join(src, name), data);
 }
 /** Fixed access and modification times (Info-ZIP stores both): set again before each tool, since reading moves atime. */
-const fixTimes = () => { for (const name of [...Object.keys(files), 'images']) fs.utimesSync(path.join(src, name), 1_700_000_000, 1_700_000_000); };
+const fixTimes = () => {
+  for (const name of [...Object.keys(files), 'images'])
+    fs.utimesSync(path.join(src, name), 1_700_000_000, 1_700_000_000);
+};
 const run = (cmd: string, args: string[], input?: Buffer) => {
   fixTimes();
-  return execFileSync(cmd, args, { cwd: src, input, env: { ...process.env, TZ: 'UTC' }, stdio: [input ? 'pipe' : 'ignore', 'pipe', 'inherit'] });
+  return execFileSync(cmd, args, {
+    cwd: src,
+    input,
+    env: { ...process.env, TZ: 'UTC' },
+    stdio: [input ? 'pipe' : 'ignore', 'pipe', 'inherit'],
+  });
 };
 const names = Object.keys(files).sort();
 const expected: Record<string, Record<string, string>> = {};
@@ -51,7 +61,11 @@ const all = Object.fromEntries(names.map((n) => [n, sha(files[n])]));
 
 fs.rmSync(OUT, { recursive: true, force: true });
 fs.mkdirSync(OUT, { recursive: true });
-run('zip', ['-q', '-n', '.bin', '-z', path.join(OUT, 'infozip.zip'), ...names, 'images/'], Buffer.from('fixture archive comment\n'));
+run(
+  'zip',
+  ['-q', '-n', '.bin', '-z', path.join(OUT, 'infozip.zip'), ...names, 'images/'],
+  Buffer.from('fixture archive comment\n'),
+);
 expected['infozip.zip'] = all;
 run('zip', ['-q', '-fd', '-n', '.bin', path.join(OUT, 'infozip-fd.zip'), ...names]);
 expected['infozip-fd.zip'] = all;
@@ -59,7 +73,9 @@ run('zip', ['-q', '-fz', '-n', '.bin', path.join(OUT, 'infozip-zip64.zip'), ...n
 expected['infozip-zip64.zip'] = all;
 fs.writeFileSync(path.join(OUT, 'infozip-stdin.zip'), run('zip', ['-q', '-', '-'], files['captions.txt']));
 expected['infozip-stdin.zip'] = { '-': sha(files['captions.txt']) };
-run('/usr/bin/python3', ['-c', `
+run('/usr/bin/python3', [
+  '-c',
+  `
 import zipfile, sys
 with zipfile.ZipFile(sys.argv[1], 'w') as z:
     z.comment = b'python zip64 fixture'
@@ -68,9 +84,16 @@ with zipfile.ZipFile(sys.argv[1], 'w') as z:
         info.compress_type = zipfile.ZIP_STORED if name.endswith('.bin') else zipfile.ZIP_DEFLATED
         with z.open(info, 'w', force_zip64=True) as f:
             f.write(open(name, 'rb').read())
-`, path.join(OUT, 'python-zip64.zip'), ...names]);
+`,
+  path.join(OUT, 'python-zip64.zip'),
+  ...names,
+]);
 expected['python-zip64.zip'] = all;
-fs.writeFileSync(path.join(OUT, 'python-stream.zip'), run('/usr/bin/python3', ['-c', `
+fs.writeFileSync(
+  path.join(OUT, 'python-stream.zip'),
+  run('/usr/bin/python3', [
+    '-c',
+    `
 import zipfile, sys
 with zipfile.ZipFile(sys.stdout.buffer, 'w', zipfile.ZIP_DEFLATED) as z:
     for name in sys.argv[1:]:
@@ -78,7 +101,10 @@ with zipfile.ZipFile(sys.stdout.buffer, 'w', zipfile.ZIP_DEFLATED) as z:
         info.compress_type = zipfile.ZIP_DEFLATED
         with z.open(info, 'w') as f:
             f.write(open(name, 'rb').read())
-`, ...names]));
+`,
+    ...names,
+  ]),
+);
 expected['python-stream.zip'] = all;
 
 for (const f of Object.keys(expected)) run('unzip', ['-tq', path.join(OUT, f)]); // the real tool accepts each archive

@@ -61,7 +61,15 @@ export type { InstalledModel } from './models/installed.js';
 export { installModelFromUrl } from './models/install.js';
 export type { InstallOptions } from './models/install.js';
 export { DEFAULT_MODEL_NAME } from './models/default-model.js';
-export type { Captioner, CaptionOptions, CaptionResult, CaptionWord, CaptionAlternativeText, CaptionerInfo, CaptionedImage } from './decode/captioner-api.js';
+export type {
+  Captioner,
+  CaptionOptions,
+  CaptionResult,
+  CaptionWord,
+  CaptionAlternativeText,
+  CaptionerInfo,
+  CaptionedImage,
+} from './decode/captioner-api.js';
 export type { CaptionStreamOptions } from './decode/caption-stream.js';
 export { decodeImages, decodeVocab } from './decode/index.js';
 export type { DecodeOptions, DecodedCaption, DecodeVocab } from './decode/index.js';

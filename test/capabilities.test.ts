@@ -21,12 +21,19 @@ test('SAT_REQUIRE: a list of known capabilities or none; unset, derived from the
   assert.deepEqual([...parseRequire('none')], []);
   assert.deepEqual([...parseRequire('')], []);
   assert.deepEqual([...parseRequire('onednn,bf16,chromium')], ['onednn', 'bf16', 'chromium']);
-  assert.throws(() => parseRequire('onednn,avx'), /SAT_REQUIRE=onednn,avx: unknown capability "avx"; give a comma-separated list of onednn, bf16, chromium, or none/);
+  assert.throws(
+    () => parseRequire('onednn,avx'),
+    /SAT_REQUIRE=onednn,avx: unknown capability "avx"; give a comma-separated list of onednn, bf16, chromium, or none/,
+  );
   const derived = requirements({});
   assert.equal(derived.required.has('onednn'), onednnInstallation() !== null, derived.source);
   assert.equal(derived.required.has('bf16'), onednnInstallation() !== null && cpuHasBf16() === true, derived.source);
   assert.equal(derived.required.has('chromium'), false, 'Chromium only where SAT_REQUIRE says so');
-  assert.equal(requirements({ SAT_GEMM_BACKEND: 'cblas' }).required.has('bf16'), false, 'bf16 is not required on the CBLAS backend');
+  assert.equal(
+    requirements({ SAT_GEMM_BACKEND: 'cblas' }).required.has('bf16'),
+    false,
+    'bf16 is not required on the CBLAS backend',
+  );
   assert.deepEqual([...requirements({ SAT_REQUIRE: 'bf16' }).required], ['bf16']);
 });
 
@@ -40,7 +47,11 @@ test('cpuHasBf16 reads the flags line of /proc/cpuinfo', () => {
 
 test('the build has oneDNN where oneDNN is required, and only where it is installed', () => {
   const installed = onednnInstallation();
-  if (isRequired('onednn')) assert.ok(info.built.includes('onednn'), `oneDNN is required and installed in ${installed}, but this build has ${info.built.join(', ')}: rebuild (npx node-gyp rebuild) without SAT_ONEDNN=0`);
+  if (isRequired('onednn'))
+    assert.ok(
+      info.built.includes('onednn'),
+      `oneDNN is required and installed in ${installed}, but this build has ${info.built.join(', ')}: rebuild (npx node-gyp rebuild) without SAT_ONEDNN=0`,
+    );
   if (info.built.includes('onednn')) {
     assert.ok(installed !== null, 'a oneDNN build with no oneDNN installation found on disk');
     assert.match(info.onednn!.version, /^\d+\.\d+/);
@@ -49,14 +60,27 @@ test('the build has oneDNN where oneDNN is required, and only where it is instal
   }
 });
 
-test('bf16 detection agrees with /proc/cpuinfo', { skip: (!flags && 'no /proc/cpuinfo') || (!info.onednn && 'this build has no oneDNN') || (isaCap !== undefined && `oneDNN's ISA is capped (${isaCap})`) }, () => {
-  const cpu = cpuHasBf16(flags)!;
-  assert.equal(info.onednn!.nativeBf16, cpu, `oneDNN says nativeBf16 ${info.onednn!.nativeBf16} (ISA ${info.onednn!.isa}); /proc/cpuinfo ${cpu ? 'lists' : 'lacks'} avx512_bf16/amx_bf16`);
-  if (cpu) assert.match(info.onednn!.isa, /bf16|amx/);
-  const onednnInUse = native.gemmInfo().backend === 'onednn';
-  assert.equal(bf16Unavailable() === null, cpu && onednnInUse, `bf16Unavailable(): ${bf16Unavailable()}`);
-  assert.equal(resolvePrecision('auto').precision, cpu && onednnInUse ? 'bf16' : 'fp32');
-});
+test(
+  'bf16 detection agrees with /proc/cpuinfo',
+  {
+    skip:
+      (!flags && 'no /proc/cpuinfo') ||
+      (!info.onednn && 'this build has no oneDNN') ||
+      (isaCap !== undefined && `oneDNN's ISA is capped (${isaCap})`),
+  },
+  () => {
+    const cpu = cpuHasBf16(flags)!;
+    assert.equal(
+      info.onednn!.nativeBf16,
+      cpu,
+      `oneDNN says nativeBf16 ${info.onednn!.nativeBf16} (ISA ${info.onednn!.isa}); /proc/cpuinfo ${cpu ? 'lists' : 'lacks'} avx512_bf16/amx_bf16`,
+    );
+    if (cpu) assert.match(info.onednn!.isa, /bf16|amx/);
+    const onednnInUse = native.gemmInfo().backend === 'onednn';
+    assert.equal(bf16Unavailable() === null, cpu && onednnInUse, `bf16Unavailable(): ${bf16Unavailable()}`);
+    assert.equal(resolvePrecision('auto').precision, cpu && onednnInUse ? 'bf16' : 'fp32');
+  },
+);
 
 test('every required capability runs: oneDNN matmuls, and bf16 ones with bf16 kernels', () => {
   for (const capability of ['onednn', 'bf16'] as const) {
@@ -69,6 +93,9 @@ test('every required capability runs: oneDNN matmuls, and bf16 ones with bf16 ke
       native.setGemmBackend(backend);
     }
     const kernels = native.gemmInfo().onednn!.kernels;
-    assert.ok(kernels.some((k) => capability === 'bf16' ? /bf16|amx/.test(k) : k.length > 0), `${capability}: kernels ${kernels.join(', ')}`);
+    assert.ok(
+      kernels.some((k) => (capability === 'bf16' ? /bf16|amx/.test(k) : k.length > 0)),
+      `${capability}: kernels ${kernels.join(', ')}`,
+    );
   }
 });

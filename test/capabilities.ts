@@ -19,8 +19,18 @@ export const CAPABILITIES: readonly Capability[] = ['onednn', 'bf16', 'chromium'
 /** The CPU's flags from /proc/cpuinfo (first processor), or null where there is none (not Linux). */
 export function cpuFlags(cpuinfo = '/proc/cpuinfo'): Set<string> | null {
   if (!fs.existsSync(cpuinfo)) return null;
-  const line = fs.readFileSync(cpuinfo, 'utf8').split('\n').find((l) => /^flags\s*:/.test(l));
-  return line ? new Set(line.replace(/^flags\s*:/, '').trim().split(/\s+/)) : new Set();
+  const line = fs
+    .readFileSync(cpuinfo, 'utf8')
+    .split('\n')
+    .find((l) => /^flags\s*:/.test(l));
+  return line
+    ? new Set(
+        line
+          .replace(/^flags\s*:/, '')
+          .trim()
+          .split(/\s+/),
+      )
+    : new Set();
 }
 
 /** Whether the CPU has bf16 instructions (AVX512-BF16 or AMX-BF16) by its flags; null where unknown. */
@@ -32,35 +42,57 @@ export function cpuHasBf16(flags = cpuFlags()): boolean | null {
 export function onednnInstallation(): string | null {
   if (process.platform !== 'linux') return null;
   const prefixes = [process.env.DNNLROOT, '/usr', '/usr/local'].filter((p): p is string => Boolean(p));
-  const libDirs = (p: string) => [path.join(p, 'lib'), path.join(p, 'lib64'), path.join(p, 'lib', `${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu`)];
-  return prefixes.find((p) => fs.existsSync(path.join(p, 'include', 'oneapi', 'dnnl', 'dnnl.hpp')) &&
-    libDirs(p).some((d) => fs.existsSync(d) && fs.readdirSync(d).some((f) => /^libdnnl\.so/.test(f)))) ?? null;
+  const libDirs = (p: string) => [
+    path.join(p, 'lib'),
+    path.join(p, 'lib64'),
+    path.join(p, 'lib', `${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu`),
+  ];
+  return (
+    prefixes.find(
+      (p) =>
+        fs.existsSync(path.join(p, 'include', 'oneapi', 'dnnl', 'dnnl.hpp')) &&
+        libDirs(p).some((d) => fs.existsSync(d) && fs.readdirSync(d).some((f) => /^libdnnl\.so/.test(f))),
+    ) ?? null
+  );
 }
 
 /** Parses SAT_REQUIRE: a comma-separated list of capabilities, or `none`; unknown names are refused. */
 export function parseRequire(value: string): Set<Capability> {
-  const names = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const names = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (names.length === 1 && names[0] === 'none') return new Set();
   for (const n of names) {
     if (!CAPABILITIES.includes(n as Capability)) {
-      throw new Error(`SAT_REQUIRE=${value}: unknown capability "${n}"; give a comma-separated list of ${CAPABILITIES.join(', ')}, or none.`);
+      throw new Error(
+        `SAT_REQUIRE=${value}: unknown capability "${n}"; give a comma-separated list of ${CAPABILITIES.join(', ')}, or none.`,
+      );
     }
   }
   return new Set(names as Capability[]);
 }
 
-export interface Requirements { required: Set<Capability>; source: string }
+export interface Requirements {
+  required: Set<Capability>;
+  source: string;
+}
 
 /** The required capabilities and where that answer came from (for messages). */
 export function requirements(env: NodeJS.ProcessEnv = process.env): Requirements {
-  if (env.SAT_REQUIRE !== undefined) return { required: parseRequire(env.SAT_REQUIRE), source: `SAT_REQUIRE=${env.SAT_REQUIRE}` };
+  if (env.SAT_REQUIRE !== undefined)
+    return { required: parseRequire(env.SAT_REQUIRE), source: `SAT_REQUIRE=${env.SAT_REQUIRE}` };
   const required = new Set<Capability>();
   const prefix = onednnInstallation();
   if (prefix) required.add('onednn');
   const onOnednn = (env.SAT_GEMM_BACKEND ?? '') !== 'cblas';
   if (prefix && onOnednn && cpuHasBf16()) required.add('bf16');
-  const why = [prefix ? `oneDNN is installed in ${prefix}` : 'no oneDNN installation',
-    required.has('bf16') ? '/proc/cpuinfo lists bf16 instructions' : null].filter(Boolean).join('; ');
+  const why = [
+    prefix ? `oneDNN is installed in ${prefix}` : 'no oneDNN installation',
+    required.has('bf16') ? '/proc/cpuinfo lists bf16 instructions' : null,
+  ]
+    .filter(Boolean)
+    .join('; ');
   return { required, source: `SAT_REQUIRE unset: ${why}` };
 }
 
@@ -71,10 +103,21 @@ const current = requirements();
  * Unavailable and not required: skipped with that reason. Unavailable and required: the test runs and fails,
  * naming the requirement, so a broken build or CPU detection cannot pass by skipping.
  */
-export function testNeeding(capability: Capability, unavailable: string | null, name: string, fn: TestFn,
-                            options: Omit<TestOptions, 'skip'> = {}): void {
-  if (!unavailable) { test(name, options, fn); return; }
-  if (!current.required.has(capability)) { test(name, { ...options, skip: `needs ${capability}: ${unavailable}` }, fn); return; }
+export function testNeeding(
+  capability: Capability,
+  unavailable: string | null,
+  name: string,
+  fn: TestFn,
+  options: Omit<TestOptions, 'skip'> = {},
+): void {
+  if (!unavailable) {
+    test(name, options, fn);
+    return;
+  }
+  if (!current.required.has(capability)) {
+    test(name, { ...options, skip: `needs ${capability}: ${unavailable}` }, fn);
+    return;
+  }
   test(name, options, () => assert.fail(`${capability} is required here (${current.source}), but ${unavailable}`));
 }
 

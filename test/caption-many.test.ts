@@ -19,14 +19,21 @@ import { makeTinyRun, RED_BLUE, SIZE, type TinyRun } from './tiny-model.js';
 
 let dir: string;
 let tiny: TinyRun;
-const COLOURS = [{ hex: '#e01010', caption: 'a red square' }, { hex: '#1030e0', caption: 'a blue circle' }];
+const COLOURS = [
+  { hex: '#e01010', caption: 'a red square' },
+  { hex: '#1030e0', caption: 'a blue circle' },
+];
 let files: string[];
 
 before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-caption-many-'));
   tiny = await makeTinyRun(dir, RED_BLUE, { steps: 300 });
-  const red = await sharp({ create: { width: 6, height: 5, channels: 3, background: COLOURS[0].hex } }).png().toBuffer();
-  const blue = await sharp({ create: { width: 6, height: 5, channels: 3, background: COLOURS[1].hex } }).jpeg().toBuffer();
+  const red = await sharp({ create: { width: 6, height: 5, channels: 3, background: COLOURS[0].hex } })
+    .png()
+    .toBuffer();
+  const blue = await sharp({ create: { width: 6, height: 5, channels: 3, background: COLOURS[1].hex } })
+    .jpeg()
+    .toBuffer();
   files = Array.from({ length: 520 }, (_, i) => {
     const file = path.join(dir, `photo-${String(i).padStart(4, '0')}.${i % 3 === 0 ? 'jpg' : 'png'}`);
     fs.writeFileSync(file, i % 3 === 0 ? blue : red);
@@ -63,19 +70,39 @@ test('sat caption --images-from: a list file (more images than a command line ho
   const lines = out.trim().split('\n');
   assert.equal(lines.length, 101);
   lines.forEach((line, i) => assert.equal(line, `${files[i]}\t${expected(i)}`));
-  await assert.rejects(sat(['caption', '--model', tiny.run, ...tiny.encoderFlags, '--images-from', path.join(dir, 'none.txt')]),
-    /--images-from .*none\.txt: ENOENT.*one image path or URL per line/);
+  await assert.rejects(
+    sat(['caption', '--model', tiny.run, ...tiny.encoderFlags, '--images-from', path.join(dir, 'none.txt')]),
+    /--images-from .*none\.txt: ENOENT.*one image path or URL per line/,
+  );
 });
 
 test('sat caption --json streams one caption per line and parses as one document', async () => {
   const some = files.slice(0, 70);
-  const out = await sat(['caption', '--model', tiny.run, ...tiny.encoderFlags, '--json', '--batch-size', '16', ...some]);
+  const out = await sat([
+    'caption',
+    '--model',
+    tiny.run,
+    ...tiny.encoderFlags,
+    '--json',
+    '--batch-size',
+    '16',
+    ...some,
+  ]);
   assert.equal(out.trim().split('\n').length, 70 + 2);
   const json = JSON.parse(out) as { captions: { image: string; caption: string }[]; decoding: { kind: string } };
   assert.equal(json.decoding.kind, 'greedy');
-  assert.deepEqual(json.captions.map((c) => c.image), some);
-  assert.deepEqual(json.captions.map((c) => c.caption), some.map((_, i) => expected(i)));
-  await assert.rejects(sat(['caption', '--model', tiny.run, ...tiny.encoderFlags, '--batch-size', '0', files[0]]), /--batch-size/);
+  assert.deepEqual(
+    json.captions.map((c) => c.image),
+    some,
+  );
+  assert.deepEqual(
+    json.captions.map((c) => c.caption),
+    some.map((_, i) => expected(i)),
+  );
+  await assert.rejects(
+    sat(['caption', '--model', tiny.run, ...tiny.encoderFlags, '--batch-size', '0', files[0]]),
+    /--batch-size/,
+  );
 });
 
 test('captionStream pulls one batch at a time and samples what one big batch samples', async () => {
@@ -86,14 +113,21 @@ test('captionStream pulls one batch at a time and samples what one big batch sam
       for (let i = 0; i < 100; i++) {
         pulled++;
         const colour = i % 3 === 0 ? [0x10, 0x30, 0xe0] : [0xe0, 0x10, 0x10];
-        yield { data: Uint8Array.from({ length: SIZE * SIZE * 3 }, (_, k) => colour[k % 3]), width: SIZE, height: SIZE };
+        yield {
+          data: Uint8Array.from({ length: SIZE * SIZE * 3 }, (_, k) => colour[k % 3]),
+          width: SIZE,
+          height: SIZE,
+        };
       }
     }
     const options = { sample: true, temperature: 3, seed: 7 };
     const streamed: CaptionedImage<NodeImageInput>[] = [];
     for await (const item of captioner.captionStream(images(), options, { batchSize: 16, pixels: true })) {
       assert.equal(item.index, streamed.length);
-      assert.ok(pulled <= (Math.floor(item.index / 16) + 1) * 16, `image ${item.index} came out after ${pulled} were read`);
+      assert.ok(
+        pulled <= (Math.floor(item.index / 16) + 1) * 16,
+        `image ${item.index} came out after ${pulled} were read`,
+      );
       assert.equal(item.rgb?.length, SIZE * SIZE * 3);
       streamed.push(item);
     }
@@ -101,7 +135,10 @@ test('captionStream pulls one batch at a time and samples what one big batch sam
     const whole: NodeImageInput[] = [];
     for await (const image of images()) whole.push(image);
     const batch = await captioner.captionBatch(whole, options);
-    assert.deepEqual(streamed.map((s) => s.result.ids), batch.map((c) => c.ids));
+    assert.deepEqual(
+      streamed.map((s) => s.result.ids),
+      batch.map((c) => c.ids),
+    );
     assert.ok(new Set(batch.map((c) => c.caption)).size > 2, 'temperature 3 should vary the sampled captions');
     await assert.rejects(async () => {
       for await (const _ of captioner.captionStream(images(), {}, { batchSize: 0 })) void _;

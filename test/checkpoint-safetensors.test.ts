@@ -23,11 +23,17 @@ function file(header: unknown, dataBytes: number): Uint8Array {
   return out;
 }
 const refused = (bytes: Uint8Array, pattern: RegExp) =>
-  assert.throws(() => parseSafetensors(bytes, 'w.safetensors'), (e: unknown) => e instanceof ParseError && /^w\.safetensors: /.test(e.message) && pattern.test(e.message));
+  assert.throws(
+    () => parseSafetensors(bytes, 'w.safetensors'),
+    (e: unknown) => e instanceof ParseError && /^w\.safetensors: /.test(e.message) && pattern.test(e.message),
+  );
 const f32 = (shape: number[], begin: number, end: number) => ({ dtype: 'F32', shape, data_offsets: [begin, end] });
 
 test('reads tensors in header order when their offsets come in another order', () => {
-  const { tensors, metadata } = parseSafetensors(file({ __metadata__: { k: 'v' }, b: f32([1], 8, 12), a: f32([2], 0, 8) }, 12), 'w');
+  const { tensors, metadata } = parseSafetensors(
+    file({ __metadata__: { k: 'v' }, b: f32([1], 8, 12), a: f32([2], 0, 8) }, 12),
+    'w',
+  );
   assert.deepEqual([...tensors.keys()], ['b', 'a']);
   assert.deepEqual(tensors.get('a')!.shape, [2]);
   assert.equal(new Uint8Array(tensors.get('b')!.data.buffer)[0], 8);
@@ -52,7 +58,10 @@ test('checks the header length and its JSON', () => {
 test('refuses unknown dtypes, and known ones other than F32 with the fix', () => {
   refused(file({ a: { dtype: 'F33', shape: [1], data_offsets: [0, 4] } }, 4), /tensor "a" has unknown dtype "F33"/);
   refused(file({ a: { dtype: 'toString', shape: [1], data_offsets: [0, 4] } }, 4), /unknown dtype "toString"/);
-  refused(file({ a: { dtype: 'F16', shape: [2], data_offsets: [0, 4] } }, 4), /tensor "a" is F16; only F32 is supported/);
+  refused(
+    file({ a: { dtype: 'F16', shape: [2], data_offsets: [0, 4] } }, 4),
+    /tensor "a" is F16; only F32 is supported/,
+  );
   refused(file({ a: null }, 0), /tensor "a" is not an object/);
 });
 
@@ -68,29 +77,48 @@ test('refuses shapes and offsets that are not non-negative integers', () => {
 });
 
 test('refuses sizes that do not match dtype x shape', () => {
-  refused(file({ a: f32([2, 3], 0, 20) }, 20), /tensor "a" \(F32 \[2,3\], 24 bytes\) has data_offsets \[0, 20\] \(20 bytes\)/);
+  refused(
+    file({ a: f32([2, 3], 0, 20) }, 20),
+    /tensor "a" \(F32 \[2,3\], 24 bytes\) has data_offsets \[0, 20\] \(20 bytes\)/,
+  );
 });
 
 test('refuses overlapping tensors, gaps, data past the end and trailing bytes', () => {
-  refused(file({ a: f32([2], 0, 8), b: f32([2], 4, 12) }, 12), /tensor "b" at \[4, 12\] overlaps the tensor before it \(which ends at 8\)/);
+  refused(
+    file({ a: f32([2], 0, 8), b: f32([2], 4, 12) }, 12),
+    /tensor "b" at \[4, 12\] overlaps the tensor before it \(which ends at 8\)/,
+  );
   refused(file({ a: f32([1], 0, 4), b: f32([1], 0, 4) }, 4), /overlaps/);
   refused(file({ a: f32([1], 4, 8) }, 8), /the bytes \[0, 4\) before tensor "a" belong to no tensor/);
   refused(file({ a: f32([1], 0, 4), b: f32([1], 8, 12) }, 12), /the bytes \[4, 8\) before tensor "b"/);
-  refused(file({ a: f32([4], 0, 16) }, 12), /the tensors need 16 data bytes but the file has 12; the file is truncated/);
+  refused(
+    file({ a: f32([4], 0, 16) }, 12),
+    /the tensors need 16 data bytes but the file has 12; the file is truncated/,
+  );
   refused(file({ a: f32([1], 0, 4) }, 9), /the file has 5 bytes after the last tensor/);
 });
 
 test('accepts the structure of a file written by Python safetensors (its I32 tensor is then refused by dtype)', () => {
-  refused(fs.readFileSync(new URL('./fixtures/model-reference.safetensors', import.meta.url)), /tensor "[^"]+" is I32; only F32 is supported/);
+  refused(
+    fs.readFileSync(new URL('./fixtures/model-reference.safetensors', import.meta.url)),
+    /tensor "[^"]+" is I32; only F32 is supported/,
+  );
 });
 
 test('a checkpoint whose metadata is not a JSON object is refused by name', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-ckmeta-'));
   try {
-    for (const [raw, pattern] of [['{"format": ', /its "sat\.checkpoint" metadata is not valid JSON/], ['null', /is format undefined; this version reads/], ['"x"', /is format undefined/]] as const) {
+    for (const [raw, pattern] of [
+      ['{"format": ', /its "sat\.checkpoint" metadata is not valid JSON/],
+      ['null', /is format undefined; this version reads/],
+      ['"x"', /is format undefined/],
+    ] as const) {
       const file = path.join(dir, 'latest.safetensors');
       writeSafetensors(file, new Map([['w', { shape: [1], data: new Float32Array(1) }]]), { 'sat.checkpoint': raw });
-      assert.throws(() => loadCheckpoint(file), (e: unknown) => e instanceof UserError && e.message.startsWith(file) && pattern.test(e.message));
+      assert.throws(
+        () => loadCheckpoint(file),
+        (e: unknown) => e instanceof UserError && e.message.startsWith(file) && pattern.test(e.message),
+      );
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

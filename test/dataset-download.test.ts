@@ -38,10 +38,16 @@ before(async () => {
       return res.end();
     }
     const body = files.get(url);
-    if (!body) { res.writeHead(404); return res.end(); }
+    if (!body) {
+      res.writeHead(404);
+      return res.end();
+    }
     const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
     const start = m ? Number(m[1]) : 0;
-    if (start >= body.length && m) { res.writeHead(416, { 'content-range': `bytes */${body.length}` }); return res.end(); }
+    if (start >= body.length && m) {
+      res.writeHead(416, { 'content-range': `bytes */${body.length}` });
+      return res.end();
+    }
     const headers: http.OutgoingHttpHeaders = { 'content-length': body.length - start, 'accept-ranges': 'bytes' };
     if (m) headers['content-range'] = `bytes ${start}-${body.length - 1}/${body.length}`;
     res.writeHead(m ? 206 : 200, headers);
@@ -74,8 +80,14 @@ describe('zip reader', () => {
       const file = path.join(tmp, `t${zip64 ? 64 : 32}.zip`);
       fs.writeFileSync(file, makeZip(entries, { zip64 }));
       const listed = listZip(file);
-      assert.deepEqual(listed.map((e) => e.name), entries.map((e) => e.name));
-      assert.deepEqual(listed.map((e) => e.method), [0, 8, 0, 0, 8]);
+      assert.deepEqual(
+        listed.map((e) => e.name),
+        entries.map((e) => e.name),
+      );
+      assert.deepEqual(
+        listed.map((e) => e.method),
+        [0, 8, 0, 0, 8],
+      );
       const out = path.join(tmp, `x${zip64 ? 64 : 32}`);
       assert.equal(await extractZip(file, out, { silent: true }), 3); // directories and __MACOSX skipped
       assert.equal(fs.readFileSync(path.join(out, 'dir/a.txt'), 'utf8'), 'hello hello hello hello');
@@ -117,8 +129,11 @@ describe('downloadFile', () => {
     cutOnce.add('/big.bin');
     const dest = path.join(tmp, 'dl', 'big.bin');
     // No automatic retry: the first call must fail and leave a partial .part behind.
-    await assert.rejects(downloadFile(`${base}/big.bin`, dest, { retries: 0, silent: true }), (e: unknown) =>
-      e instanceof UserError && /interrupted/.test(e.message) && /run the same command again/.test(e.message));
+    await assert.rejects(
+      downloadFile(`${base}/big.bin`, dest, { retries: 0, silent: true }),
+      (e: unknown) =>
+        e instanceof UserError && /interrupted/.test(e.message) && /run the same command again/.test(e.message),
+    );
     const partSize = fs.statSync(dest + '.part').size;
     assert.ok(partSize > 0 && partSize < body.length, `partial size ${partSize}`);
     log.length = 0;
@@ -154,7 +169,10 @@ describe('downloadFile', () => {
     bad[1234] ^= 0x01;
     files.set('/corrupt.bin', bad);
     const dest = path.join(tmp, 'dl', 'corrupt.bin');
-    await assert.rejects(downloadFile(`${base}/corrupt.bin`, dest, { sha256: sha(body), silent: true }), /corrupt: sha256/);
+    await assert.rejects(
+      downloadFile(`${base}/corrupt.bin`, dest, { sha256: sha(body), silent: true }),
+      /corrupt: sha256/,
+    );
     assert.equal(fs.existsSync(dest), false);
     assert.equal(fs.existsSync(dest + '.part'), false);
   });
@@ -166,12 +184,17 @@ describe('downloadFile', () => {
     const port = (probe.address() as AddressInfo).port;
     await new Promise<void>((r) => probe.close(() => r()));
     const url = `http://127.0.0.1:${port}/x.zip`;
-    await assert.rejects(downloadFile(url, path.join(tmp, 'dl', 'x.zip'), { silent: true }), (e: unknown) =>
-      e instanceof UserError && e.message.includes(url) && /--root/.test(e.message));
+    await assert.rejects(
+      downloadFile(url, path.join(tmp, 'dl', 'x.zip'), { silent: true }),
+      (e: unknown) => e instanceof UserError && e.message.includes(url) && /--root/.test(e.message),
+    );
   });
 
   it('reports an HTTP error status', async () => {
-    await assert.rejects(downloadFile(`${base}/missing.zip`, path.join(tmp, 'dl', 'm.zip'), { silent: true }), /HTTP 404/);
+    await assert.rejects(
+      downloadFile(`${base}/missing.zip`, path.join(tmp, 'dl', 'm.zip'), { silent: true }),
+      /HTTP 404/,
+    );
   });
 });
 
@@ -179,23 +202,37 @@ describe('downloadDataset', () => {
   it('downloads, extracts and records Flickr8k in the official layout, then skips it on a rerun', async () => {
     const jpg = Buffer.from([0xff, 0xd8, 0xff, 0xd9]);
     const names = ['1_a.jpg', '2_b.jpg', '3_c.jpg'];
-    files.set('/f8k/Flickr8k_Dataset.zip', makeZip([
-      { name: 'Flicker8k_Dataset/', data: '' },
-      ...names.map((n) => ({ name: `Flicker8k_Dataset/${n}`, data: jpg, store: true })),
-      { name: '__MACOSX/Flicker8k_Dataset/._1_a.jpg', data: 'junk' },
-    ]));
-    const token = names.flatMap((n, i) => [0, 1].map((k) => `${n}#${k}\tcaption ${k} of image ${i} .`)).join('\n') + '\n';
+    files.set(
+      '/f8k/Flickr8k_Dataset.zip',
+      makeZip([
+        { name: 'Flicker8k_Dataset/', data: '' },
+        ...names.map((n) => ({ name: `Flicker8k_Dataset/${n}`, data: jpg, store: true })),
+        { name: '__MACOSX/Flicker8k_Dataset/._1_a.jpg', data: 'junk' },
+      ]),
+    );
+    const token =
+      names.flatMap((n, i) => [0, 1].map((k) => `${n}#${k}\tcaption ${k} of image ${i} .`)).join('\n') + '\n';
     // The text zip has no top folder: its files must land in ROOT/Flickr8k_text/.
-    files.set('/f8k/Flickr8k_text.zip', makeZip([
-      { name: 'Flickr8k.token.txt', data: token },
-      { name: 'Flickr_8k.trainImages.txt', data: '1_a.jpg\n2_b.jpg\n' },
-      { name: 'Flickr_8k.devImages.txt', data: '3_c.jpg\n' },
-    ]));
+    files.set(
+      '/f8k/Flickr8k_text.zip',
+      makeZip([
+        { name: 'Flickr8k.token.txt', data: token },
+        { name: 'Flickr_8k.trainImages.txt', data: '1_a.jpg\n2_b.jpg\n' },
+        { name: 'Flickr_8k.devImages.txt', data: '3_c.jpg\n' },
+      ]),
+    );
     cutOnce.add('/f8k/Flickr8k_Dataset.zip');
     const root = path.join(tmp, 'f8k');
     await downloadDataset('flickr8k', root, { baseUrl: `${base}/f8k/`, silent: true });
     const ds = readFlickr8k({ root });
-    assert.deepEqual(ds.images.map((im) => [im.id, im.split, im.captions.length]), [['1_a.jpg', 'train', 2], ['2_b.jpg', 'train', 2], ['3_c.jpg', 'dev', 2]]);
+    assert.deepEqual(
+      ds.images.map((im) => [im.id, im.split, im.captions.length]),
+      [
+        ['1_a.jpg', 'train', 2],
+        ['2_b.jpg', 'train', 2],
+        ['3_c.jpg', 'dev', 2],
+      ],
+    );
     const manifest = JSON.parse(fs.readFileSync(path.join(root, 'downloads.json'), 'utf8'));
     assert.equal(Object.keys(manifest).length, 2);
     for (const entry of Object.values(manifest) as { sha256: string; extracted: boolean }[]) {
@@ -205,14 +242,27 @@ describe('downloadDataset', () => {
     assert.equal(fs.existsSync(path.join(root, 'downloads', 'Flickr8k_Dataset.zip')), false); // archives removed
 
     log.length = 0;
-    const run = await prepareRun({ dataset: 'flickr8k', root, out: path.join(tmp, 'f8k-run'), download: true, downloadBaseUrl: `${base}/f8k`, silent: true });
+    const run = await prepareRun({
+      dataset: 'flickr8k',
+      root,
+      out: path.join(tmp, 'f8k-run'),
+      download: true,
+      downloadBaseUrl: `${base}/f8k`,
+      silent: true,
+    });
     assert.equal(log.length, 0, 'already extracted archives are not fetched again');
     assert.deepEqual(run.info.counts.train, { images: 2, captions: 4 });
   });
 
-  it('uses the SAT_COCO_BASE_URL override and the tutorial\'s archive paths', async () => {
-    files.set('/coco/annotations/annotations_trainval2014.zip', makeZip([{ name: 'annotations/captions_train2014.json', data: '{"images":[],"annotations":[]}' }]));
-    files.set('/coco/zips/train2014.zip', makeZip([{ name: 'train2014/COCO_train2014_000000000009.jpg', data: 'jpg', store: true }]));
+  it("uses the SAT_COCO_BASE_URL override and the tutorial's archive paths", async () => {
+    files.set(
+      '/coco/annotations/annotations_trainval2014.zip',
+      makeZip([{ name: 'annotations/captions_train2014.json', data: '{"images":[],"annotations":[]}' }]),
+    );
+    files.set(
+      '/coco/zips/train2014.zip',
+      makeZip([{ name: 'train2014/COCO_train2014_000000000009.jpg', data: 'jpg', store: true }]),
+    );
     process.env.SAT_COCO_BASE_URL = `${base}/coco`;
     try {
       const root = path.join(tmp, 'coco');

@@ -44,8 +44,10 @@ describe('prepareRun / loadRun', () => {
     const root = path.join(tmp, 'own');
     fs.mkdirSync(root, { recursive: true });
     for (const f of ['a.png', 'b.png', 'c.png']) fs.writeFileSync(path.join(root, f), 'x');
-    fs.writeFileSync(path.join(root, 'captions.csv'),
-      'image,caption,split\na.png,"a dog runs on the grass",train\nb.png,"a dog sleeps",train\nc.png,"a zebra runs",dev\n');
+    fs.writeFileSync(
+      path.join(root, 'captions.csv'),
+      'image,caption,split\na.png,"a dog runs on the grass",train\nb.png,"a dog sleeps",train\nc.png,"a zebra runs",dev\n',
+    );
     const out = path.join(tmp, 'own-run');
     const { info, vocab, images } = await prepareRun({ dataset: 'folder', root, out, maxLength: 5, silent: true });
     assert.ok(!vocab.words.includes('zebra'), 'dev-only words are not in the vocabulary');
@@ -59,7 +61,10 @@ describe('prepareRun / loadRun', () => {
   it('refuses to overwrite a run that already has checkpoints, unless forced', async () => {
     const out = path.join(tmp, 'shapes-run');
     fs.mkdirSync(path.join(out, 'checkpoints'), { recursive: true });
-    await assert.rejects(prepareRun({ dataset: 'shapes', out, images: 40, imageSize: 64, seed: 3, silent: true }), /--force/);
+    await assert.rejects(
+      prepareRun({ dataset: 'shapes', out, images: 40, imageSize: 64, seed: 3, silent: true }),
+      /--force/,
+    );
     await prepareRun({ dataset: 'shapes', out, images: 40, imageSize: 64, seed: 3, silent: true, force: true });
   });
 
@@ -69,7 +74,6 @@ describe('prepareRun / loadRun', () => {
 });
 
 describe('sat prepare (CLI)', () => {
-
   it('prints counts, vocabulary size, length stats and the skipped report', async () => {
     const root = path.join(tmp, 'cli');
     fs.mkdirSync(root, { recursive: true });
@@ -80,16 +84,32 @@ describe('sat prepare (CLI)', () => {
     }
     rows.push('gone.png,not there');
     fs.writeFileSync(path.join(root, 'captions.csv'), rows.join('\n'));
-    const stdout = await sat(['prepare', '--dataset', 'folder', '--root', root, '--out', path.join(tmp, 'cli-run'), '--top-k', '8']);
+    const stdout = await sat([
+      'prepare',
+      '--dataset',
+      'folder',
+      '--root',
+      root,
+      '--out',
+      path.join(tmp, 'cli-run'),
+      '--top-k',
+      '8',
+    ]);
     assert.match(stdout, /train +8 images +8 captions/);
     assert.match(stdout, /dev +1 images +1 captions/);
-    assert.match(stdout, /vocabulary: V = 8 \(<pad>, <unk> \+ 6 of 13 distinct train tokens incl\. <start>\/<end>; top-k 8\)/);
+    assert.match(
+      stdout,
+      /vocabulary: V = 8 \(<pad>, <unk> \+ 6 of 13 distinct train tokens incl\. <start>\/<end>; top-k 8\)/,
+    );
     assert.match(stdout, /min 6, median 6, p95 6, max 6/);
     assert.match(stdout, /1 x image file not found .*: gone\.png/);
   });
 
   it('refuses a bad option with a message naming it', async () => {
-    await assert.rejects(sat(['prepare', '--dataset', 'nope', '--out', path.join(tmp, 'x')]),
-      (e) => e instanceof UserError && /--dataset must be one of flickr8k, coco, karpathy, folder, shapes/.test(e.message));
+    await assert.rejects(
+      sat(['prepare', '--dataset', 'nope', '--out', path.join(tmp, 'x')]),
+      (e) =>
+        e instanceof UserError && /--dataset must be one of flickr8k, coco, karpathy, folder, shapes/.test(e.message),
+    );
   });
 });

@@ -48,10 +48,20 @@ describe('Flickr8k reader', () => {
   it('reads the listed images in token-file order with all their captions', () => {
     const ds = readFlickr8k({ root });
     assertByImage(ds);
-    assert.deepEqual(ds.images.map((im) => [im.id, im.split]), [
-      ['1000_abc.jpg', 'train'], ['1001_abc.jpg', 'train'], ['1002_abc.jpg', 'train'], ['1003_abc.jpg', 'dev'],
+    assert.deepEqual(
+      ds.images.map((im) => [im.id, im.split]),
+      [
+        ['1000_abc.jpg', 'train'],
+        ['1001_abc.jpg', 'train'],
+        ['1002_abc.jpg', 'train'],
+        ['1003_abc.jpg', 'dev'],
+      ],
+    );
+    assert.deepEqual(ds.images[0].captions, [
+      '1000_abc.jpg caption 0 .',
+      '1000_abc.jpg caption 1 .',
+      '1000_abc.jpg caption 2 .',
     ]);
-    assert.deepEqual(ds.images[0].captions, ['1000_abc.jpg caption 0 .', '1000_abc.jpg caption 1 .', '1000_abc.jpg caption 2 .']);
     assert.equal(ds.images[0].path, path.join(root, 'Flicker8k_Dataset', '1000_abc.jpg'));
   });
 
@@ -60,7 +70,11 @@ describe('Flickr8k reader', () => {
     assert.deepEqual(ds.skipped.map((s) => s.id).sort(), ['1003_abc.jpg.1', '1005_abc.jpg']);
     assert.match(ds.skipped.find((s) => s.id === '1005_abc.jpg')!.reason, /image file not found/);
     assert.match(ds.skipped.find((s) => s.id === '1003_abc.jpg.1')!.reason, /names no image file/);
-    assert.deepEqual(splitCounts(ds), { train: { images: 3, captions: 9 }, dev: { images: 1, captions: 3 }, test: { images: 0, captions: 0 } });
+    assert.deepEqual(splitCounts(ds), {
+      train: { images: 3, captions: 9 },
+      dev: { images: 1, captions: 3 },
+      test: { images: 0, captions: 0 },
+    });
   });
 
   it('explains what is missing', () => {
@@ -71,7 +85,11 @@ describe('Flickr8k reader', () => {
 describe('COCO reader', () => {
   const coco = (split: string, n: number, idBase: number) => ({
     images: Array.from({ length: n }, (_, i) => ({ id: idBase + i, file_name: `COCO_${split}_${idBase + i}.jpg` })),
-    annotations: Array.from({ length: n * 5 }, (_, k) => ({ image_id: idBase + (k % n), id: k, caption: `caption ${k} of ${idBase + (k % n)}` })),
+    annotations: Array.from({ length: n * 5 }, (_, k) => ({
+      image_id: idBase + (k % n),
+      id: k,
+      caption: `caption ${k} of ${idBase + (k % n)}`,
+    })),
   });
   const root = path.join(tmp, 'coco');
   const train = coco('train2014', 20, 100);
@@ -83,14 +101,26 @@ describe('COCO reader', () => {
   it('with one usable caption file: splits by image 80/20 (seeded), reports the val file without images', () => {
     const ds = readCoco({ root, seed: 7 });
     assertByImage(ds);
-    assert.deepEqual(splitCounts(ds), { train: { images: 15, captions: 75 }, dev: { images: 4, captions: 20 }, test: { images: 0, captions: 0 } });
+    assert.deepEqual(splitCounts(ds), {
+      train: { images: 15, captions: 75 },
+      dev: { images: 4, captions: 20 },
+      test: { images: 0, captions: 0 },
+    });
     assert.ok(ds.skipped.some((s) => s.id === 'captions_val2014.json' && /image folder/.test(s.reason)));
     assert.ok(ds.skipped.some((s) => s.id === '100' && /image file not found/.test(s.reason)));
     assert.ok(ds.skipped.some((s) => s.id === '999' && /not in captions_train2014.json/.test(s.reason)));
     const again = readCoco({ root, seed: 7 });
-    assert.deepEqual(again.images.map((im) => im.split), ds.images.map((im) => im.split), 'same seed, same split');
+    assert.deepEqual(
+      again.images.map((im) => im.split),
+      ds.images.map((im) => im.split),
+      'same seed, same split',
+    );
     const other = readCoco({ root, seed: 8 });
-    assert.notDeepEqual(other.images.map((im) => im.split), ds.images.map((im) => im.split), 'another seed, another split');
+    assert.notDeepEqual(
+      other.images.map((im) => im.split),
+      ds.images.map((im) => im.split),
+      'another seed, another split',
+    );
   });
 
   it('keeps the first N captions of a seeded shuffle before splitting', () => {
@@ -117,8 +147,20 @@ describe('Karpathy reader', () => {
   it('maps restval to train and val to dev, resolving filepath/filename under the image root', () => {
     const root = path.join(tmp, 'karpathy');
     const images = [
-      { filepath: 'train2014', filename: 'a.jpg', split: 'train', cocoid: 1, sentences: [{ raw: 'A cat.', tokens: ['a', 'cat'] }] },
-      { filepath: 'val2014', filename: 'b.jpg', split: 'restval', cocoid: 2, sentences: [{ raw: 'A dog.' }, { raw: 'Two dogs.' }] },
+      {
+        filepath: 'train2014',
+        filename: 'a.jpg',
+        split: 'train',
+        cocoid: 1,
+        sentences: [{ raw: 'A cat.', tokens: ['a', 'cat'] }],
+      },
+      {
+        filepath: 'val2014',
+        filename: 'b.jpg',
+        split: 'restval',
+        cocoid: 2,
+        sentences: [{ raw: 'A dog.' }, { raw: 'Two dogs.' }],
+      },
       { filepath: 'val2014', filename: 'c.jpg', split: 'val', cocoid: 3, sentences: [{ tokens: ['a', 'bird'] }] },
       { filepath: 'val2014', filename: 'd.jpg', split: 'test', cocoid: 4, sentences: [{ raw: 'A fish.' }] },
       { filepath: 'val2014', filename: 'missing.jpg', split: 'test', cocoid: 5, sentences: [{ raw: 'Nothing.' }] },
@@ -127,19 +169,34 @@ describe('Karpathy reader', () => {
     write('karpathy/dataset_coco.json', JSON.stringify({ images, dataset: 'coco' }));
     const ds = readKarpathy({ root });
     assertByImage(ds);
-    assert.deepEqual(ds.images.map((im) => [im.id, im.split, im.captions]), [
-      ['1', 'train', ['A cat.']], ['2', 'train', ['A dog.', 'Two dogs.']], ['3', 'dev', ['a bird']], ['4', 'test', ['A fish.']],
-    ]);
+    assert.deepEqual(
+      ds.images.map((im) => [im.id, im.split, im.captions]),
+      [
+        ['1', 'train', ['A cat.']],
+        ['2', 'train', ['A dog.', 'Two dogs.']],
+        ['3', 'dev', ['a bird']],
+        ['4', 'test', ['A fish.']],
+      ],
+    );
     assert.equal(ds.images[1].path, path.join(root, 'val2014', 'b.jpg'));
-    assert.deepEqual(ds.skipped.map((s) => s.id), ['5']);
+    assert.deepEqual(
+      ds.skipped.map((s) => s.id),
+      ['5'],
+    );
   });
 });
 
 describe('CSV parser', () => {
   it('handles quoted commas, doubled quotes, newlines in quotes, CRLF, a BOM and blank lines', () => {
-    const text = '\ufeffimage,caption\r\na.jpg,"A man, a plan"\r\n\r\nb.jpg,"She said ""hi"""\nc.jpg,"two\nlines"\nd.jpg,plain text\n"e.jpg",';
+    const text =
+      '\ufeffimage,caption\r\na.jpg,"A man, a plan"\r\n\r\nb.jpg,"She said ""hi"""\nc.jpg,"two\nlines"\nd.jpg,plain text\n"e.jpg",';
     assert.deepEqual(parseCsv(text), [
-      ['image', 'caption'], ['a.jpg', 'A man, a plan'], ['b.jpg', 'She said "hi"'], ['c.jpg', 'two\nlines'], ['d.jpg', 'plain text'], ['e.jpg', ''],
+      ['image', 'caption'],
+      ['a.jpg', 'A man, a plan'],
+      ['b.jpg', 'She said "hi"'],
+      ['c.jpg', 'two\nlines'],
+      ['d.jpg', 'plain text'],
+      ['e.jpg', ''],
     ]);
   });
   it('rejects an unterminated quote and a stray quote, naming the line', () => {
@@ -160,9 +217,16 @@ describe('folder reader', () => {
     write('folder/captions.csv', rows.join('\n'));
     const ds = readFolder({ root, seed: 3 });
     assertByImage(ds);
-    assert.deepEqual(splitCounts(ds), { train: { images: 32, captions: 64 }, dev: { images: 4, captions: 8 }, test: { images: 4, captions: 8 } });
+    assert.deepEqual(splitCounts(ds), {
+      train: { images: 32, captions: 64 },
+      dev: { images: 4, captions: 8 },
+      test: { images: 4, captions: 8 },
+    });
     assert.deepEqual(ds.images.find((im) => im.id === 'img/7.png')!.captions, ['a photo, number 7', 'the "7" one']);
-    assert.deepEqual(ds.skipped.map((s) => s.id), ['img/missing.png']);
+    assert.deepEqual(
+      ds.skipped.map((s) => s.id),
+      ['img/missing.png'],
+    );
   });
 
   it('reads JSONL with caption or captions and honours a given split', () => {
@@ -174,16 +238,24 @@ describe('folder reader', () => {
     ];
     const file = write('folder/own.jsonl', lines.join('\n') + '\n');
     const ds = readFolder({ root, captionsFile: file });
-    assert.deepEqual(ds.images.map((im) => [im.id, im.split, im.captions]), [
-      ['img/0.png', 'train', ['zero', 'zero again']], ['img/1.png', 'dev', ['one', 'uno']], ['img/2.png', 'test', ['two']],
-    ]);
+    assert.deepEqual(
+      ds.images.map((im) => [im.id, im.split, im.captions]),
+      [
+        ['img/0.png', 'train', ['zero', 'zero again']],
+        ['img/1.png', 'dev', ['one', 'uno']],
+        ['img/2.png', 'test', ['two']],
+      ],
+    );
   });
 
   it('rejects one image in two splits, and a split on only some rows', () => {
-    const both = write('folder/both.jsonl', [
-      JSON.stringify({ image: 'img/0.png', caption: 'a', split: 'train' }),
-      JSON.stringify({ image: 'img/0.png', caption: 'b', split: 'test' }),
-    ].join('\n'));
+    const both = write(
+      'folder/both.jsonl',
+      [
+        JSON.stringify({ image: 'img/0.png', caption: 'a', split: 'train' }),
+        JSON.stringify({ image: 'img/0.png', caption: 'b', split: 'test' }),
+      ].join('\n'),
+    );
     assert.throws(() => readFolder({ root, captionsFile: both }), /two different splits/);
     const some = write('folder/some.csv', 'image,caption,split\nimg/0.png,a,train\nimg/1.png,b,\n');
     assert.throws(() => readFolder({ root, captionsFile: some }), /some\.csv line 3: no split/);
@@ -200,12 +272,18 @@ describe('split helpers', () => {
     assert.equal(splitByImage(one, { train: 0.8, dev: 0.2 }, 1)[0].split, 'train');
   });
 
-  it('limitCaptions keeps exactly N captions, preserving each image\'s split and caption order', () => {
+  it("limitCaptions keeps exactly N captions, preserving each image's split and caption order", () => {
     const images = Array.from({ length: 10 }, (_, i) => ({
-      id: String(i), path: `/x/${i}`, split: (i < 5 ? 'train' : 'dev') as 'train' | 'dev', captions: ['c0', 'c1', 'c2', 'c3'],
+      id: String(i),
+      path: `/x/${i}`,
+      split: (i < 5 ? 'train' : 'dev') as 'train' | 'dev',
+      captions: ['c0', 'c1', 'c2', 'c3'],
     }));
     const kept = limitCaptions(images, 13, 42);
-    assert.equal(kept.reduce((n, im) => n + im.captions.length, 0), 13);
+    assert.equal(
+      kept.reduce((n, im) => n + im.captions.length, 0),
+      13,
+    );
     for (const im of kept) {
       assert.equal(im.split, Number(im.id) < 5 ? 'train' : 'dev');
       assert.deepEqual(im.captions, [...im.captions].sort());

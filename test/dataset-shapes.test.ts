@@ -9,7 +9,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import sharp from 'sharp';
-import { generateShapesDataset, layoutShapes, loadShapesAnnotations, readShapes, SHAPE_COLORS } from '../src/dataset/shapes.js';
+import {
+  generateShapesDataset,
+  layoutShapes,
+  loadShapesAnnotations,
+  readShapes,
+  SHAPE_COLORS,
+} from '../src/dataset/shapes.js';
 import { tokenize } from '../src/vocab/vocabulary.js';
 
 const centre = (b: number[]) => [(b[0] + b[2]) / 2, (b[1] + b[3]) / 2];
@@ -46,19 +52,24 @@ describe('layoutShapes', () => {
     for (const im of m.images) {
       assert.equal(im.captions.length, 5);
       for (const c of im.captions) {
-        for (const o of im.objects) assert.ok(c.includes(`${o.color} ${o.shape}`), `"${c}" names ${o.color} ${o.shape}`);
+        for (const o of im.objects)
+          assert.ok(c.includes(`${o.color} ${o.shape}`), `"${c}" names ${o.color} ${o.shape}`);
         // "X left of Y": X's centre is left of Y's (and similarly for the other relations).
         const rel = /a (\w+ \w+) (left of|right of|above|below) a (\w+ \w+)/.exec(c);
         if (!rel) continue;
         const find = (name: string) => im.objects.find((o) => `${o.color} ${o.shape}` === name)!;
-        const [ax, ay] = centre(find(rel[1]).box), [bx, by] = centre(find(rel[3]).box);
+        const [ax, ay] = centre(find(rel[1]).box),
+          [bx, by] = centre(find(rel[3]).box);
         const ok = { 'left of': ax < bx, 'right of': ax > bx, above: ay < by, below: ay > by }[rel[2]];
         assert.ok(ok, `${im.id}: "${c}" contradicts boxes ${JSON.stringify(im.objects)}`);
         checked[rel[2]]++;
       }
     }
     // Every relation was checked, many times (measured 196, 196, 106, 106; captions of single objects have none).
-    assert.ok(Object.values(checked).every((n) => n >= 50), `relations checked: ${JSON.stringify(checked)}`);
+    assert.ok(
+      Object.values(checked).every((n) => n >= 50),
+      `relations checked: ${JSON.stringify(checked)}`,
+    );
   });
 
   it('keeps the vocabulary small and splits by image roughly 80/10/10', () => {
@@ -75,7 +86,10 @@ describe('generateShapesDataset', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-shapes-'));
     const m = await generateShapesDataset({ dir, count: 12, seed: 4, size: 96, silent: true });
     for (const im of m.images) {
-      const { data, info } = await sharp(path.join(dir, im.file)).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+      const { data, info } = await sharp(path.join(dir, im.file))
+        .removeAlpha()
+        .raw()
+        .toBuffer({ resolveWithObject: true });
       assert.equal(info.width, 96);
       for (const o of im.objects) {
         // The centre of a triangle's box is inside the triangle too (apex up, base at the bottom).
@@ -87,7 +101,10 @@ describe('generateShapesDataset', () => {
     }
     const ds = readShapes({ root: dir });
     assert.equal(ds.images.length, 12);
-    assert.deepEqual(ds.images.map((im) => im.captions), m.images.map((im) => im.captions));
+    assert.deepEqual(
+      ds.images.map((im) => im.captions),
+      m.images.map((im) => im.captions),
+    );
     assert.deepEqual(loadShapesAnnotations(dir).get(m.images[3].id), m.images[3].objects);
 
     // A second call with the same parameters reuses the files; the manifest is byte-identical.

@@ -6,7 +6,11 @@
 import zlib from 'node:zlib';
 import { crc32 } from '../src/dataset/zip.js';
 
-export interface ZipInput { name: string; data: Buffer | string; store?: boolean }
+export interface ZipInput {
+  name: string;
+  data: Buffer | string;
+  store?: boolean;
+}
 
 export function makeZip(files: ZipInput[], opts: { zip64?: boolean } = {}): Buffer {
   const locals: Buffer[] = [];

@@ -20,11 +20,16 @@ const p = (named: Record<string, number>) => WORDS.map((w) => named[w] ?? 0);
 /** "a c" .2, "b" .27, "a" .15, "" .2 ... (see decode-search.test.ts) */
 const story: NextTokenTable = (_key, words) => {
   switch (words.map((id) => WORDS[id]).join(' ')) {
-    case '': return p({ a: 0.5, b: 0.3, '<end>': 0.2 });
-    case 'a': return p({ c: 0.4, '<end>': 0.3, b: 0.3 });
-    case 'a b': return p({ '<end>': 0.5, c: 0.5 });
-    case 'b': return p({ '<end>': 0.9, a: 0.1 });
-    default: return p({ '<end>': 1 });
+    case '':
+      return p({ a: 0.5, b: 0.3, '<end>': 0.2 });
+    case 'a':
+      return p({ c: 0.4, '<end>': 0.3, b: 0.3 });
+    case 'a b':
+      return p({ '<end>': 0.5, c: 0.5 });
+    case 'b':
+      return p({ '<end>': 0.9, a: 0.1 });
+    default:
+      return p({ '<end>': 1 });
   }
 };
 
@@ -41,10 +46,20 @@ function randomTable(key0 = 0): NextTokenTable {
 /** The same table model behind promises, as the ONNX backends are. */
 class AsyncTableModel implements AsyncDecoderModel {
   constructor(readonly inner: TableModel) {}
-  get config() { return this.inner.config; }
-  async encode(features: Float32Array, n: number) { await Promise.resolve(); return this.inner.encode(features, n); }
-  async step(state: DecoderState, tokens: Int32Array) { await Promise.resolve(); return this.inner.step(state, tokens); }
-  selectRows(state: DecoderState, rows: Int32Array, hidden?: Float32Array) { return this.inner.selectRows(state, rows, hidden); }
+  get config() {
+    return this.inner.config;
+  }
+  async encode(features: Float32Array, n: number) {
+    await Promise.resolve();
+    return this.inner.encode(features, n);
+  }
+  async step(state: DecoderState, tokens: Int32Array) {
+    await Promise.resolve();
+    return this.inner.step(state, tokens);
+  }
+  selectRows(state: DecoderState, rows: Int32Array, hidden?: Float32Array) {
+    return this.inner.selectRows(state, rows, hidden);
+  }
   async release() {}
 }
 
@@ -65,7 +80,10 @@ test('alternatives: the k best finished hypotheses, best first, and the best cap
     for (const beam of [2, 3, 5]) {
       const opts = { beam, alpha, maxLength: 7 };
       const plain = decodeImages(new TableModel(V, L, table), keyFeatures(keys, L), keys.length, vocab, opts);
-      const withAlt = decodeImages(new TableModel(V, L, table), keyFeatures(keys, L), keys.length, vocab, { ...opts, alternatives: beam });
+      const withAlt = decodeImages(new TableModel(V, L, table), keyFeatures(keys, L), keys.length, vocab, {
+        ...opts,
+        alternatives: beam,
+      });
       withAlt.forEach((c, i) => {
         const { alternatives, ...best } = c;
         assert.deepEqual(best, plain[i], `alpha ${alpha} beam ${beam} image ${i}`);
@@ -74,9 +92,15 @@ test('alternatives: the k best finished hypotheses, best first, and the best cap
       });
     }
   }
-  assert.throws(() => decodeImages(model, keyFeatures([0], L), 1, vocab, { beam: 2, maxLength: 5, alternatives: 3 }), /alternatives/);
+  assert.throws(
+    () => decodeImages(model, keyFeatures([0], L), 1, vocab, { beam: 2, maxLength: 5, alternatives: 3 }),
+    /alternatives/,
+  );
   // greedy decoding has no hypotheses to list: the list stays empty (as the Captioner API documents)
-  assert.equal(decodeImages(model, keyFeatures([0], L), 1, vocab, { maxLength: 5, alternatives: 1 })[0].alternatives, undefined);
+  assert.equal(
+    decodeImages(model, keyFeatures([0], L), 1, vocab, { maxLength: 5, alternatives: 1 })[0].alternatives,
+    undefined,
+  );
 });
 
 test('an asynchronous model decodes exactly as the synchronous one (greedy, beam, sampling)', async () => {
@@ -86,7 +110,13 @@ test('an asynchronous model decodes exactly as the synchronous one (greedy, beam
   for (const strategy of strategies) {
     const opts = { ...strategy, maxLength: 6, batchSize: 4 };
     const sync = decodeImages(new TableModel(V, L, table), keyFeatures(keys, L), keys.length, vocab, opts);
-    const async = await decodeImagesAsync(new AsyncTableModel(new TableModel(V, L, table)), keyFeatures(keys, L), keys.length, vocab, opts);
+    const async = await decodeImagesAsync(
+      new AsyncTableModel(new TableModel(V, L, table)),
+      keyFeatures(keys, L),
+      keys.length,
+      vocab,
+      opts,
+    );
     assert.deepEqual(async, sync, JSON.stringify(strategy));
   }
 });

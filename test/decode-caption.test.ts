@@ -20,7 +20,9 @@ let encoderFlags: string[];
 let red: string, blue: string;
 
 async function solid(file: string, colour: string): Promise<string> {
-  await sharp({ create: { width: 20, height: 12, channels: 3, background: colour } }).png().toFile(file);
+  await sharp({ create: { width: 20, height: 12, channels: 3, background: colour } })
+    .png()
+    .toFile(file);
   return file;
 }
 
@@ -41,8 +43,14 @@ test('the library: a trained checkpoint captions its two images, batched and alo
     assert.match(captioner.info.modelId, /^checkpoints-best-[0-9a-f]{12}$/);
     for (const options of [{}, { beam: 3 }]) {
       const both = await captioner.captionBatch([red, blue], options);
-      assert.deepEqual(both.map((c) => c.caption), ['a red square', 'a blue circle'], JSON.stringify(options));
-      assert.ok(both.every((c) => c.finished && c.words.length === 3 && c.words.every((w) => w.attention.length === 16)));
+      assert.deepEqual(
+        both.map((c) => c.caption),
+        ['a red square', 'a blue circle'],
+        JSON.stringify(options),
+      );
+      assert.ok(
+        both.every((c) => c.finished && c.words.length === 3 && c.words.every((w) => w.attention.length === 16)),
+      );
       const sum = both[0].words[0].attention.reduce((s, a) => s + a, 0);
       assert.ok(Math.abs(sum - 1) < 1e-4, `attention sums to ${sum}`);
       const alone = await captioner.caption(blue, options);
@@ -60,11 +68,23 @@ test('the CLI: plain captions, --json with per-word attention, --attention figur
   assert.deepEqual(plain.trim().split('\n'), [`${red}\ta red square`, `${blue}\ta blue circle`]);
 
   const figures = path.join(dir, 'figures');
-  const json = await cli(['--model', path.join(dir, 'run', 'checkpoints'), ...encoderFlags, '--json', '--attention', figures, red, blue]);
+  const json = await cli([
+    '--model',
+    path.join(dir, 'run', 'checkpoints'),
+    ...encoderFlags,
+    '--json',
+    '--attention',
+    figures,
+    red,
+    blue,
+  ]);
   const out = JSON.parse(json);
   assert.equal(out.locations, 16);
   assert.deepEqual(out.decoding, { kind: 'greedy', maxLength: 4 });
-  assert.deepEqual(out.captions.map((c: { caption: string }) => c.caption), ['a red square', 'a blue circle']);
+  assert.deepEqual(
+    out.captions.map((c: { caption: string }) => c.caption),
+    ['a red square', 'a blue circle'],
+  );
   assert.deepEqual(out.captions[0].grid, [4, 4]);
   assert.equal(out.captions[0].attention.length, 3);
   assert.equal(out.captions[0].attention[0].length, 16);
@@ -85,7 +105,10 @@ test('the CLI: clear errors for a missing image, a folder without a checkpoint, 
   };
   await fails(['--model', path.join(dir, 'run'), path.join(dir, 'nope.jpg')], /image .*nope\.jpg does not exist/);
   await fails(['--model', dir, red], /no best\.safetensors or latest\.safetensors/);
-  await fails(['--model', path.join(dir, 'run'), '--beam', '3', '--sample', red], /--beam and --sample exclude each other/);
+  await fails(
+    ['--model', path.join(dir, 'run'), '--beam', '3', '--sample', red],
+    /--beam and --sample exclude each other/,
+  );
   await fails(['--model', path.join(dir, 'run'), '--attention', path.join(dir, 'x.png'), red, blue], /need a folder/);
   // a user .onnx encoder cannot be rebuilt from its id alone: the error says which flags to pass
   await fails(['--model', path.join(dir, 'run'), red], /pass the same --encoder FILE\.onnx/);
@@ -95,35 +118,93 @@ test('caption options: one set of rules for the library and the CLI, the CLI nam
   const captioner = await loadCaptioner(tiny.run, { encoder: tiny.encoder });
   try {
     for (const [options, flags, api, cliMessage] of [
-      [{ alpha: 0.5 }, ['--alpha', '0.5'], /^alpha \(length normalisation\) applies to beam search: give beam K with K > 1/, /^--alpha \(length normalisation\) applies to beam search: give --beam K/],
-      [{ beam: 0 }, ['--beam', '0'], /^beam must be an integer from 1 to 100, got 0\.$/, /^--beam must be an integer from 1 to 100, got 0\.$/],
-      [{ maxLength: 1.5 }, ['--max-length', '1.5'], /^maxLength must be an integer/, /^--max-length must be an integer/],
+      [
+        { alpha: 0.5 },
+        ['--alpha', '0.5'],
+        /^alpha \(length normalisation\) applies to beam search: give beam K with K > 1/,
+        /^--alpha \(length normalisation\) applies to beam search: give --beam K/,
+      ],
+      [
+        { beam: 0 },
+        ['--beam', '0'],
+        /^beam must be an integer from 1 to 100, got 0\.$/,
+        /^--beam must be an integer from 1 to 100, got 0\.$/,
+      ],
+      [
+        { maxLength: 1.5 },
+        ['--max-length', '1.5'],
+        /^maxLength must be an integer/,
+        /^--max-length must be an integer/,
+      ],
       [{ seed: 3 }, ['--seed', '3'], /^seed applies to sample only/, /^--seed applies to --sample only/],
-      [{ beam: 2, sample: true }, ['--beam', '2', '--sample'], /^beam and sample exclude each other/, /^--beam and --sample exclude each other/],
-      [{ beam: 2, groups: 3 }, ['--beam', '2', '--groups', '3'], /^groups 3 is larger than the beam \(beam 2\)/, /^--groups 3 is larger than the beam \(--beam 2\)/],
-      [{ sample: true, topP: 0 }, ['--sample', '--top-p', '0'], /^topP must be a number greater than 0 and at most 1, got 0\.$/, /^--top-p must be a number greater than 0/],
+      [
+        { beam: 2, sample: true },
+        ['--beam', '2', '--sample'],
+        /^beam and sample exclude each other/,
+        /^--beam and --sample exclude each other/,
+      ],
+      [
+        { beam: 2, groups: 3 },
+        ['--beam', '2', '--groups', '3'],
+        /^groups 3 is larger than the beam \(beam 2\)/,
+        /^--groups 3 is larger than the beam \(--beam 2\)/,
+      ],
+      [
+        { sample: true, topP: 0 },
+        ['--sample', '--top-p', '0'],
+        /^topP must be a number greater than 0 and at most 1, got 0\.$/,
+        /^--top-p must be a number greater than 0/,
+      ],
       [{ topK: 3 }, ['--top-k', '3'], /^topK applies to sample only/, /^--top-k applies to --sample only/],
     ] as const) {
-      await assert.rejects(captioner.caption(red, options), (e) => e instanceof UserError && api.test(e.message), JSON.stringify(options));
-      await assert.rejects(cli(['--model', tiny.run, ...flags, red]), (e) => e instanceof UserError && cliMessage.test(e.message), flags.join(' '));
+      await assert.rejects(
+        captioner.caption(red, options),
+        (e) => e instanceof UserError && api.test(e.message),
+        JSON.stringify(options),
+      );
+      await assert.rejects(
+        cli(['--model', tiny.run, ...flags, red]),
+        (e) => e instanceof UserError && cliMessage.test(e.message),
+        flags.join(' '),
+      );
     }
-    await assert.rejects(cli(['--model', tiny.run, '--beam', 'wide', red]), /--beam must be an integer from 1 to 100, got "wide"/);
+    await assert.rejects(
+      cli(['--model', tiny.run, '--beam', 'wide', red]),
+      /--beam must be an integer from 1 to 100, got "wide"/,
+    );
     // the new options reach the model through the same path: diverse beam, trigram blocking, nucleus sampling
     const flags = ['--beam', '4', '--groups', '2', '--diversity', '1', '--block-trigrams'];
     assert.equal((await cli(['--model', tiny.run, ...encoderFlags, ...flags, red])).trim(), 'a red square');
     const nucleus = await captioner.caption(blue, { sample: true, topP: 1e-6, seed: 9 });
     assert.equal(nucleus.caption, 'a blue circle');
-    await assert.rejects(captioner.caption(red, { beam: 2, alternatives: 3 }), /alternatives must be true, false or a count from 0 to beam \(2\), got 3/);
+    await assert.rejects(
+      captioner.caption(red, { beam: 2, alternatives: 3 }),
+      /alternatives must be true, false or a count from 0 to beam \(2\), got 3/,
+    );
   } finally {
     await captioner.dispose();
   }
 });
 
-test('encoder options come from the checkpoint\'s encoder id, flags fill the gaps', () => {
+test("encoder options come from the checkpoint's encoder id, flags fill the gaps", () => {
   const meta = (id: string) => ({ encoder: { id, locations: 64, channels: 2048 } });
-  assert.deepEqual(encoderOptionsFor(meta('inception_v3_nsfwjs-mixed10')), { encoder: 'inception_v3_nsfwjs', layer: 'mixed10' });
-  assert.deepEqual(encoderOptionsFor(meta('inception_v3_imagenet-mixed7'), { weights: 'w.h5' }), { encoder: 'inception_v3_imagenet', layer: 'mixed7', weights: 'w.h5' });
-  assert.deepEqual(encoderOptionsFor(meta('inception_v3_nsfwjs-mixed2-96')), { encoder: 'inception_v3_nsfwjs', layer: 'mixed2', size: 96 });
-  assert.deepEqual(encoderOptionsFor(meta('mobilenet_v2_imagenet'), { weights: 'dir' }), { encoder: 'mobilenet_v2', weights: 'dir' });
+  assert.deepEqual(encoderOptionsFor(meta('inception_v3_nsfwjs-mixed10')), {
+    encoder: 'inception_v3_nsfwjs',
+    layer: 'mixed10',
+  });
+  assert.deepEqual(encoderOptionsFor(meta('inception_v3_imagenet-mixed7'), { weights: 'w.h5' }), {
+    encoder: 'inception_v3_imagenet',
+    layer: 'mixed7',
+    weights: 'w.h5',
+  });
+  assert.deepEqual(encoderOptionsFor(meta('inception_v3_nsfwjs-mixed2-96')), {
+    encoder: 'inception_v3_nsfwjs',
+    layer: 'mixed2',
+    size: 96,
+  });
+  assert.deepEqual(encoderOptionsFor(meta('mobilenet_v2_imagenet'), { weights: 'dir' }), {
+    encoder: 'mobilenet_v2',
+    weights: 'dir',
+  });
   assert.throws(() => encoderOptionsFor(meta('resnet-out-1234abcd')), /pass the same --encoder FILE\.onnx/);
 });

@@ -19,15 +19,35 @@ export class TableModel implements CaptionModel {
   steps = 0;
   private readonly U: number;
 
-  constructor(vocabSize: number, locations: number, private readonly table: NextTokenTable, private readonly start = 1, maxSteps = 64) {
+  constructor(
+    vocabSize: number,
+    locations: number,
+    private readonly table: NextTokenTable,
+    private readonly start = 1,
+    maxSteps = 64,
+  ) {
     this.U = maxSteps + 1;
-    this.config = { locations, channels: 1, embedDim: 1, units: this.U, attentionUnits: 1, vocabSize, dropout: 0, attentionLambda: 0 };
+    this.config = {
+      locations,
+      channels: 1,
+      embedDim: 1,
+      units: this.U,
+      attentionUnits: 1,
+      vocabSize,
+      dropout: 0,
+      attentionLambda: 0,
+    };
   }
 
   encode(features: Float32Array, n: number): DecoderState {
     this.encodedRows += n;
     const L = this.config.locations;
-    return { size: n, hidden: new Float32Array(n * this.U), encoded: Float32Array.from(features.subarray(0, n * L)), projected: new Float32Array(n * L) };
+    return {
+      size: n,
+      hidden: new Float32Array(n * this.U),
+      encoded: Float32Array.from(features.subarray(0, n * L)),
+      projected: new Float32Array(n * L),
+    };
   }
 
   step(state: DecoderState, tokens: Int32Array): StepOutput {
@@ -58,7 +78,12 @@ export class TableModel implements CaptionModel {
     const L = this.config.locations;
     const U = this.U;
     const from = hidden ?? state.hidden;
-    const out: DecoderState = { size: rows.length, hidden: new Float32Array(rows.length * U), encoded: new Float32Array(rows.length * L), projected: new Float32Array(rows.length * L) };
+    const out: DecoderState = {
+      size: rows.length,
+      hidden: new Float32Array(rows.length * U),
+      encoded: new Float32Array(rows.length * L),
+      projected: new Float32Array(rows.length * L),
+    };
     rows.forEach((row, i) => {
       if (row < 0 || row >= state.size) throw new Error(`selectRows: row ${row} out of range [0, ${state.size})`);
       out.hidden.set(from.subarray(row * U, (row + 1) * U), i * U);
@@ -67,11 +92,21 @@ export class TableModel implements CaptionModel {
     return out;
   }
 
-  parameters(): never { throw new Error('TableModel has no parameters'); }
-  optimizerState(): never { throw new Error('TableModel does not train'); }
-  setOptimizerStep(): never { throw new Error('TableModel does not train'); }
-  trainStep(): never { throw new Error('TableModel does not train'); }
-  evalLoss(): never { throw new Error('TableModel does not train'); }
+  parameters(): never {
+    throw new Error('TableModel has no parameters');
+  }
+  optimizerState(): never {
+    throw new Error('TableModel does not train');
+  }
+  setOptimizerStep(): never {
+    throw new Error('TableModel does not train');
+  }
+  trainStep(): never {
+    throw new Error('TableModel does not train');
+  }
+  evalLoss(): never {
+    throw new Error('TableModel does not train');
+  }
   dispose(): void {}
 }
 

@@ -48,9 +48,17 @@ test('the heat overlay is brightest where the weight is', () => {
 
 test('figure: one titled panel per word, tiled 4 to a row', async () => {
   const size = 48;
-  const rgb = new Uint8Array(await sharp({ create: { width: size, height: size, channels: 3, background: '#3070c0' } }).raw().toBuffer());
+  const rgb = new Uint8Array(
+    await sharp({ create: { width: size, height: size, channels: 3, background: '#3070c0' } })
+      .raw()
+      .toBuffer(),
+  );
   const words = ['a', 'dog', '<unk>', 'runs', '&', 'jumps'];
-  const attention = words.map((_, i) => { const a = new Float32Array(49); a[i] = 1; return a; });
+  const attention = words.map((_, i) => {
+    const a = new Float32Array(49);
+    a[i] = 1;
+    return a;
+  });
   const png = await renderAttentionFigure({ rgb, size, words, attention }, { heading: 'a dog <unk> runs & jumps' });
   const meta = await sharp(png).metadata();
   assert.equal(meta.format, 'png');
@@ -58,9 +66,14 @@ test('figure: one titled panel per word, tiled 4 to a row', async () => {
   assert.equal(meta.width, 4 * 56 + 8);
   assert.equal(meta.height, 32 + 2 * 82 + 8);
 
-  const one = await sharp(await renderAttentionFigure({ rgb, size, words: ['a'], attention: [attention[0]] })).metadata();
+  const one = await sharp(
+    await renderAttentionFigure({ rgb, size, words: ['a'], attention: [attention[0]] }),
+  ).metadata();
   assert.equal(one.width, 56 + 8);
   const none = await sharp(await renderAttentionFigure({ rgb, size, words: [], attention: [] })).metadata();
   assert.equal(none.width, 56 + 8);
-  await assert.rejects(renderAttentionFigure({ rgb, size, words: ['a'], attention: [] }), /1 words but 0 attention rows/);
+  await assert.rejects(
+    renderAttentionFigure({ rgb, size, words: ['a'], attention: [] }),
+    /1 words but 0 attention rows/,
+  );
 });

@@ -10,11 +10,26 @@ import { decodeImages, type DecodeOptions } from '../src/decode/index.js';
 import { createModel } from '../src/model/index.js';
 import { Rng } from '../src/util/rng.js';
 
-const V = 10, L = 4, C = 3, N = 4;
+const V = 10,
+  L = 4,
+  C = 3,
+  N = 4;
 const vocab = { pad: 0, unk: 1, start: 2, end: 3, word: (id: number) => `w${id}` };
 
 function tinyModel() {
-  const model = createModel({ locations: L, channels: C, embedDim: 8, units: 8, attentionUnits: 8, vocabSize: V, dropout: 0, attentionLambda: 0 }, { seed: 1 });
+  const model = createModel(
+    {
+      locations: L,
+      channels: C,
+      embedDim: 8,
+      units: 8,
+      attentionUnits: 8,
+      vocabSize: V,
+      dropout: 0,
+      attentionLambda: 0,
+    },
+    { seed: 1 },
+  );
   for (const [name, t] of model.parameters()) {
     const scale = name.startsWith('embedding') ? 30 : 3; // the embedding starts at +-0.05 (Keras uniform)
     for (let i = 0; i < t.data.length; i++) t.data[i] *= scale;
@@ -36,7 +51,10 @@ test('tiny seeded native model: greedy, beam, diverse beam, sampled and trigram-
     [{ suppressUnk: true }, ['9,9,9,9,9,9,9,9…', '9,6,6,6,6,6,6,6…', '9,6,6,6,6,6,6,6…', '9,6']],
     // ... and a finished caption where greedy runs out of steps
     [{ beam: 3, suppressUnk: true }, ['9,6,6,6,6,6,6', '9,6,6,6,6,6,6,6…', '9,6,6,6,6,6,6,6…', '9,6']],
-    [{ sample: true, seed: 1, suppressUnk: true }, ['9,6,6,6,6,6,6', '9,6,6,6,6,6,6', '9,6,6,6,6,6,6,6…', '9,9,6,6,6,6,6,6…']],
+    [
+      { sample: true, seed: 1, suppressUnk: true },
+      ['9,6,6,6,6,6,6', '9,6,6,6,6,6,6', '9,6,6,6,6,6,6,6…', '9,9,6,6,6,6,6,6…'],
+    ],
     // trigram blocking breaks greedy's and the beam's loops (no trigram twice: 1,1,1 then 6 ...)
     [{ blockTrigrams: true }, ['1,1,1,6,1,1,9,6…', '1,6,6,6,1,6', '1,1,1,6,6,6,1,1…', '9,6']],
     [{ beam: 3, blockTrigrams: true }, ['1,1,1,6,1,1,9,6…', '9,6,6,6', '1,1,1,9,6,6,6,1…', '9,6']],
@@ -44,8 +62,14 @@ test('tiny seeded native model: greedy, beam, diverse beam, sampled and trigram-
     [{ beam: 4, suppressUnk: true }, ['9,6', '9,6,6,6,6,6,6,6…', '9,6,6', '9,6']],
     [{ beam: 4, groups: 2, suppressUnk: true }, ['9,6,6,6,6,6,6', '9,6,6,6,6,6,6,6…', '9,6,6,6,6,6,6,6…', '9,6']],
     // the nucleus (p 0.8) keeps the draw near the likeliest words; top-k 1 is greedy
-    [{ sample: true, seed: 1, suppressUnk: true, topP: 0.8 }, ['9,6,6,6,6,6,6,6…', '9,6,6,6,6,6,6,6…', '9,6,6,6,6,6,6,6…', '9,9,6,6,6,6,6,6…']],
-    [{ sample: true, seed: 1, suppressUnk: true, topK: 1 }, ['9,9,9,9,9,9,9,9…', '9,6,6,6,6,6,6,6…', '9,6,6,6,6,6,6,6…', '9,6']],
+    [
+      { sample: true, seed: 1, suppressUnk: true, topP: 0.8 },
+      ['9,6,6,6,6,6,6,6…', '9,6,6,6,6,6,6,6…', '9,6,6,6,6,6,6,6…', '9,9,6,6,6,6,6,6…'],
+    ],
+    [
+      { sample: true, seed: 1, suppressUnk: true, topK: 1 },
+      ['9,9,9,9,9,9,9,9…', '9,6,6,6,6,6,6,6…', '9,6,6,6,6,6,6,6…', '9,6'],
+    ],
   ];
   for (const [opts, want] of cases) {
     const got = decodeImages(model, features, N, vocab, { ...opts, maxLength: 8 });
@@ -61,7 +85,7 @@ test('tiny seeded native model: greedy, beam, diverse beam, sampled and trigram-
   model.dispose();
 });
 
-test('the pinned greedy paths are not near-ties: every step\'s best token leads by > 1e-3', () => {
+test("the pinned greedy paths are not near-ties: every step's best token leads by > 1e-3", () => {
   const { model, features } = tinyModel();
   let state = model.encode(features, N);
   let tokens = new Int32Array(N).fill(vocab.start);
@@ -70,7 +94,9 @@ test('the pinned greedy paths are not near-ties: every step\'s best token leads 
     const out = model.step(state, tokens);
     for (let r = 0; r < N; r++) {
       if (ended[r]) continue;
-      const row = Array.from(out.logits.subarray(r * V, (r + 1) * V)).map((x, v) => (v === vocab.pad || v === vocab.start ? -Infinity : x));
+      const row = Array.from(out.logits.subarray(r * V, (r + 1) * V)).map((x, v) =>
+        v === vocab.pad || v === vocab.start ? -Infinity : x,
+      );
       const sorted = [...row].sort((a, b) => b - a);
       assert.ok(sorted[0] - sorted[1] > 1e-3, `step ${t} row ${r}: margin ${sorted[0] - sorted[1]}`);
       tokens[r] = row.indexOf(sorted[0]);

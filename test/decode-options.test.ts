@@ -43,22 +43,32 @@ const KEYS = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3];
  */
 const fork: NextTokenTable = (_key, words) => {
   switch (text(words)) {
-    case '': return p({ a: 0.6, b: 0.4 });
-    case 'a': return p({ c: 0.8, b: 0.2 });
-    case 'b': return p({ c: 0.7, a: 0.3 });
-    default: return p({ '<end>': 1 });
+    case '':
+      return p({ a: 0.6, b: 0.4 });
+    case 'a':
+      return p({ c: 0.8, b: 0.2 });
+    case 'b':
+      return p({ c: 0.7, a: 0.3 });
+    default:
+      return p({ '<end>': 1 });
   }
 };
 
 test('diverse beam search: later groups avoid the words earlier groups chose at the same step', () => {
   const close = (x: number, y: number) => Math.abs(x - y) < 1e-6;
   const [plain] = decode(fork, [0], { beam: 2, alternatives: true });
-  assert.deepEqual(plain.alternatives!.map((a) => text(a.ids)), ['a c', 'b c']);
+  assert.deepEqual(
+    plain.alternatives!.map((a) => text(a.ids)),
+    ['a c', 'b c'],
+  );
 
   const [diverse] = decode(fork, [0], { beam: 2, groups: 2, diversity: 10, alternatives: true });
   assert.equal(text(diverse.ids), 'a c');
   assert.ok(close(diverse.logProb, Math.log(0.48)));
-  assert.deepEqual(diverse.alternatives!.map((a) => text(a.ids)), ['a c', 'b a']);
+  assert.deepEqual(
+    diverse.alternatives!.map((a) => text(a.ids)),
+    ['a c', 'b a'],
+  );
   const second = diverse.alternatives![1];
   assert.ok(close(second.logProb, Math.log(0.12)) && close(second.score, Math.log(0.12)));
 
@@ -74,7 +84,10 @@ test('diverse beam search with one group is beam search; each group of width 1 w
   for (const alpha of [0, 0.7]) {
     for (const beam of [2, 3, 4]) {
       const plain = decode(randomTable(), KEYS, { beam, alpha, alternatives: true, maxLength: 7 });
-      assert.deepEqual(decode(randomTable(), KEYS, { beam, alpha, groups: 1, alternatives: true, maxLength: 7 }), plain);
+      assert.deepEqual(
+        decode(randomTable(), KEYS, { beam, alpha, groups: 1, alternatives: true, maxLength: 7 }),
+        plain,
+      );
     }
   }
   const greedy = decode(randomTable(1), KEYS, {});
@@ -86,7 +99,10 @@ test('diverse beam search with one group is beam search; each group of width 1 w
   const diverse = decode(randomTable(2), KEYS, { beam: 4, groups: 2, diversity: 2, alternatives: true, maxLength: 6 });
   diverse.forEach((c, i) => {
     assert.ok(c.alternatives![0].score >= narrow[i].logProb - 1e-9, `image ${i}`);
-    assert.ok(c.alternatives!.every((a) => a.score <= a.logProb + 1e-9), 'search scores include the penalties');
+    assert.ok(
+      c.alternatives!.every((a) => a.score <= a.logProb + 1e-9),
+      'search scores include the penalties',
+    );
   });
 });
 
@@ -97,13 +113,17 @@ test('top-k 1 and top-p near 0 sample exactly the greedy captions; sampling with
     assert.deepEqual(decode(table, KEYS, { sample: true, seed, topK: 1 }), greedy, `topK 1 seed ${seed}`);
     assert.deepEqual(decode(table, KEYS, { sample: true, seed, topP: 1e-9 }), greedy, `topP 1e-9 seed ${seed}`);
     const free = decode(table, KEYS, { sample: true, seed });
-    assert.deepEqual(decode(table, KEYS, { sample: true, seed, topK: V, topP: 1 }), free, 'top-k V and top-p 1 keep every word');
+    assert.deepEqual(
+      decode(table, KEYS, { sample: true, seed, topK: V, topP: 1 }),
+      free,
+      'top-k V and top-p 1 keep every word',
+    );
     assert.notDeepEqual(free, greedy);
   }
 });
 
-test('top-k and top-p draw only among the likeliest words, in proportion; logProb stays the model\'s', () => {
-  const three: NextTokenTable = (_k, words) => words.length === 0 ? p({ a: 0.5, b: 0.3, c: 0.2 }) : p({ '<end>': 1 });
+test("top-k and top-p draw only among the likeliest words, in proportion; logProb stays the model's", () => {
+  const three: NextTokenTable = (_k, words) => (words.length === 0 ? p({ a: 0.5, b: 0.3, c: 0.2 }) : p({ '<end>': 1 }));
   const keys = new Array(3000).fill(0);
   const firstWords = (o: CaptionOptions) => {
     const counts: Record<string, number> = { a: 0, b: 0, c: 0 };
@@ -149,7 +169,7 @@ function repeatsTrigram(ids: number[]): boolean {
   return false;
 }
 
-test('trigram blocking: no trigram twice in a caption, the blocked words removed from the step\'s distribution', () => {
+test("trigram blocking: no trigram twice in a caption, the blocked words removed from the step's distribution", () => {
   const [free] = decode(loop, [0], { maxLength: 10 });
   assert.equal(text(free.ids), 'a b a b a b a b a b');
   const [blocked] = decode(loop, [0], { maxLength: 10, blockTrigrams: true });
@@ -159,12 +179,18 @@ test('trigram blocking: no trigram twice in a caption, the blocked words removed
   assert.ok(Math.abs(blocked.logProb - want) < 1e-6, `${blocked.logProb} vs ${want}`);
 
   let repeatedWithout = 0;
-  for (const o of [{}, { beam: 3, alternatives: true }, { beam: 4, groups: 2 }, { sample: true, seed: 5 }] as CaptionOptions[]) {
+  for (const o of [
+    {},
+    { beam: 3, alternatives: true },
+    { beam: 4, groups: 2 },
+    { sample: true, seed: 5 },
+  ] as CaptionOptions[]) {
     const table = randomTable(4, 0.01);
     const without = decode(table, KEYS, { ...o, maxLength: 12 });
     repeatedWithout += without.filter((c) => repeatsTrigram(c.ids)).length;
     for (const c of decode(table, KEYS, { ...o, maxLength: 12, blockTrigrams: true })) {
-      for (const h of [c, ...(c.alternatives ?? [])]) assert.ok(!repeatsTrigram(h.ids), `${JSON.stringify(o)}: ${text(h.ids)}`);
+      for (const h of [c, ...(c.alternatives ?? [])])
+        assert.ok(!repeatsTrigram(h.ids), `${JSON.stringify(o)}: ${text(h.ids)}`);
     }
   }
   assert.ok(repeatedWithout > 10, `the random tables repeat trigrams without blocking (${repeatedWithout} captions)`);
@@ -192,10 +218,19 @@ test('one check for every option: out-of-range and contradictory options are ref
     // the search code refuses them with the same words
     assert.throws(() => decode(fork, [0], options), says, JSON.stringify(options));
   }
-  for (const ok of [{ beam: 4, groups: 2 }, { beam: 4, groups: 4, diversity: 0 }, { sample: true, topK: 1, topP: 1 }, { blockTrigrams: true }] as CaptionOptions[]) {
+  for (const ok of [
+    { beam: 4, groups: 2 },
+    { beam: 4, groups: 4, diversity: 0 },
+    { sample: true, topK: 1, topP: 1 },
+    { blockTrigrams: true },
+  ] as CaptionOptions[]) {
     assert.doesNotThrow(() => checkCaptionOptions(ok), JSON.stringify(ok));
   }
-  assert.equal(resolveCaptionOptions({ beam: 4, groups: 2 }, 20).diversity, 0.5, 'diverse beam search defaults to diversity 0.5');
+  assert.equal(
+    resolveCaptionOptions({ beam: 4, groups: 2 }, 20).diversity,
+    0.5,
+    'diverse beam search defaults to diversity 0.5',
+  );
   // every front end imports this one function and table: the Captioner API, the browser entry
   assert.equal(api.checkCaptionOptions, checkCaptionOptions);
   assert.equal(web.checkCaptionOptions, checkCaptionOptions);

@@ -38,11 +38,16 @@ function join(sequence: number[]): string {
  */
 const story: NextTokenTable = (_key, words) => {
   switch (join(words)) {
-    case '': return p({ a: 0.5, b: 0.3, '<end>': 0.2 });
-    case 'a': return p({ c: 0.4, '<end>': 0.3, b: 0.3 });
-    case 'a b': return p({ '<end>': 0.5, c: 0.5 });
-    case 'b': return p({ '<end>': 0.9, a: 0.1 });
-    default: return p({ '<end>': 1 });
+    case '':
+      return p({ a: 0.5, b: 0.3, '<end>': 0.2 });
+    case 'a':
+      return p({ c: 0.4, '<end>': 0.3, b: 0.3 });
+    case 'a b':
+      return p({ '<end>': 0.5, c: 0.5 });
+    case 'b':
+      return p({ '<end>': 0.9, a: 0.1 });
+    default:
+      return p({ '<end>': 1 });
   }
 };
 
@@ -107,9 +112,8 @@ test('no beam ever reaches <end>: the best unfinished beam at maxLength, never a
 });
 
 test('<pad> and <start> are never emitted; <unk> only when not suppressed', () => {
-  const pushy: NextTokenTable = (_k, words) => words.length === 0
-    ? p({ '<pad>': 0.4, '<start>': 0.2, '<unk>': 0.25, a: 0.15 })
-    : p({ '<end>': 1 });
+  const pushy: NextTokenTable = (_k, words) =>
+    words.length === 0 ? p({ '<pad>': 0.4, '<start>': 0.2, '<unk>': 0.25, a: 0.15 }) : p({ '<end>': 1 });
   const [g] = decode(pushy, [0], {}).captions;
   assert.deepEqual(g.words, ['<unk>']);
   assert.ok(Math.abs(g.logProb - Math.log(0.25 / 0.4)) < 1e-6); // renormalised without <pad>, <start>
@@ -120,7 +124,8 @@ test('<pad> and <start> are never emitted; <unk> only when not suppressed', () =
 });
 
 test('ties go to the lower token id (greedy) and the lower beam (beam search)', () => {
-  const tied: NextTokenTable = (_k, words) => words.length === 0 ? p({ a: 0.4, b: 0.4, '<end>': 0.2 }) : p({ '<end>': 1 });
+  const tied: NextTokenTable = (_k, words) =>
+    words.length === 0 ? p({ a: 0.4, b: 0.4, '<end>': 0.2 }) : p({ '<end>': 1 });
   assert.deepEqual(decode(tied, [0], {}).captions[0].words, ['a']);
   assert.deepEqual(decode(tied, [0], { beam: 2 }).captions[0].words, ['a']);
   assert.deepEqual(decode(tied, [0], { beam: 3 }).captions[0].words, ['a']);
@@ -140,7 +145,12 @@ function randomTable(words: number[] = [3, 4, 5, 6]): NextTokenTable {
 test('a batch of images (chunked or not) decodes exactly as each image alone', () => {
   const table = randomTable();
   const keys = [3, 1, 4, 1, 5, 9, 2];
-  const strategies: CaptionOptions[] = [{}, { beam: 3 }, { beam: 4, alpha: 0.7 }, { sample: true, seed: 11, temperature: 0.8 }];
+  const strategies: CaptionOptions[] = [
+    {},
+    { beam: 3 },
+    { beam: 4, alpha: 0.7 },
+    { sample: true, seed: 11, temperature: 0.8 },
+  ];
   for (const strategy of strategies) {
     const together = decode(table, keys, { ...strategy, maxLength: 6 }).captions;
     const chunked = decode(table, keys, { ...strategy, maxLength: 6, batchSize: 3 }).captions;
@@ -156,7 +166,12 @@ test('a batch of images (chunked or not) decodes exactly as each image alone', (
 });
 
 /** Exhaustive search: the best complete caption (or, if none can end, nothing) by normalised log-prob. */
-function bruteForce(table: NextTokenTable, key: number, maxLength: number, alpha: number): { ids: number[]; logProb: number } {
+function bruteForce(
+  table: NextTokenTable,
+  key: number,
+  maxLength: number,
+  alpha: number,
+): { ids: number[]; logProb: number } {
   let best = { ids: [] as number[], logProb: -Infinity, score: -Infinity };
   const visit = (prefix: number[], logProb: number) => {
     const logits = Float32Array.from(table(key, prefix), (q) => Math.log(q));
@@ -188,22 +203,29 @@ test('a beam wide enough to keep every hypothesis finds the exhaustive optimum',
 
 test('finished captions leave the batch: greedy steps only the rows still decoding', () => {
   // image key 0 ends after 1 word, key 1 after 3 words
-  const lengths: NextTokenTable = (key, words) => words.length >= (key === 0 ? 1 : 3) ? p({ '<end>': 1 }) : p({ a: 1 });
+  const lengths: NextTokenTable = (key, words) =>
+    words.length >= (key === 0 ? 1 : 3) ? p({ '<end>': 1 }) : p({ a: 1 });
   const { captions, model } = decode(lengths, [0, 1], { maxLength: 10 });
-  assert.deepEqual(captions.map((c) => c.words.length), [1, 3]);
+  assert.deepEqual(
+    captions.map((c) => c.words.length),
+    [1, 3],
+  );
   assert.equal(model.steps, 4);
   assert.equal(model.rowsStepped, 2 + 2 + 1 + 1);
 });
 
 test('sampling: reproducible per seed, temperature -> 0 is greedy, frequencies follow the model', () => {
-  const coin: NextTokenTable = (_k, words) => words.length === 0 ? p({ a: 0.7, b: 0.3 }) : p({ '<end>': 1 });
+  const coin: NextTokenTable = (_k, words) => (words.length === 0 ? p({ a: 0.7, b: 0.3 }) : p({ '<end>': 1 }));
   const keys = new Array(2000).fill(0);
   const run = (seed: number, temperature = 1) => decode(coin, keys, { sample: true, seed, temperature }).captions;
   const a = run(5);
   assert.deepEqual(run(5), a);
   const share = (cs: DecodedCaption[]) => cs.filter((c) => c.words[0] === 'a').length / cs.length;
   assert.ok(Math.abs(share(a) - 0.7) < 0.04, `share of "a" ${share(a)}`);
-  assert.notDeepEqual(run(6).map((c) => c.words[0]), a.map((c) => c.words[0]));
+  assert.notDeepEqual(
+    run(6).map((c) => c.words[0]),
+    a.map((c) => c.words[0]),
+  );
   // T = 2 flattens 0.7 / 0.3 to sqrt(0.7) : sqrt(0.3) = 0.604; T = 0.01 is greedy
   assert.ok(Math.abs(share(run(7, 2)) - Math.sqrt(0.7) / (Math.sqrt(0.7) + Math.sqrt(0.3))) < 0.04);
   assert.equal(share(run(8, 0.01)), 1);
@@ -215,7 +237,11 @@ test('sampling: reproducible per seed, temperature -> 0 is greedy, frequencies f
 test('samplesPerImage: K samples per image, each image encoded once, equal to decoding the image K times', () => {
   const keys = [0, 1, 2];
   const strategy = { sample: true, seed: 4 };
-  const repeated = decode(story, keys.flatMap((k) => [k, k, k, k]), strategy);
+  const repeated = decode(
+    story,
+    keys.flatMap((k) => [k, k, k, k]),
+    strategy,
+  );
   for (const batchSize of [1, 2, 64]) {
     const { captions, model } = decode(story, keys, { ...strategy, samplesPerImage: 4, batchSize });
     assert.deepEqual(captions, repeated.captions, `batchSize ${batchSize}`);
@@ -240,8 +266,12 @@ test('decoding from a feature store reads one batch at a time and matches decodi
   const features = keyFeatures(keys, L);
   let reads = 0;
   const store: FeatureStoreReader = {
-    locations: L, channels: 1, encoderId: 'keys',
-    ids: () => ids, has: (id) => ids.includes(id), close: () => {},
+    locations: L,
+    channels: 1,
+    encoderId: 'keys',
+    ids: () => ids,
+    has: (id) => ids.includes(id),
+    close: () => {},
     read(id, out = new Float32Array(L), offset = 0) {
       reads++;
       const i = ids.indexOf(id);
@@ -251,8 +281,21 @@ test('decoding from a feature store reads one batch at a time and matches decodi
   };
   const strategy = { beam: 3 };
   const direct = decodeImages(new TableModel(V, L, table), features, keys.length, vocab, { ...strategy, maxLength: 6 });
-  const fromStore = decodeStoreImages(new TableModel(V, L, table), store, ids, vocab, { ...strategy, maxLength: 6, batchSize: 3, progress: false });
+  const fromStore = decodeStoreImages(new TableModel(V, L, table), store, ids, vocab, {
+    ...strategy,
+    maxLength: 6,
+    batchSize: 3,
+    progress: false,
+  });
   assert.deepEqual(fromStore, direct);
   assert.equal(reads, keys.length);
-  assert.throws(() => decodeStoreImages(new TableModel(V, L, table), store, ['nope'], vocab, { ...strategy, maxLength: 6, progress: false }), /no stored features/);
+  assert.throws(
+    () =>
+      decodeStoreImages(new TableModel(V, L, table), store, ['nope'], vocab, {
+        ...strategy,
+        maxLength: 6,
+        progress: false,
+      }),
+    /no stored features/,
+  );
 });

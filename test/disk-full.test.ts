@@ -37,7 +37,10 @@ function withWriteSync<T>(fake: (real: WriteSync, ...args: Parameters<WriteSync>
 }
 
 /** withWriteSync around an async body: the fake stays in place until `body` settles. */
-async function withWriteSyncAsync<T>(fake: (real: WriteSync, ...args: Parameters<WriteSync>) => number, body: () => Promise<T>): Promise<T> {
+async function withWriteSyncAsync<T>(
+  fake: (real: WriteSync, ...args: Parameters<WriteSync>) => number,
+  body: () => Promise<T>,
+): Promise<T> {
   const real = fs.writeSync;
   fs.writeSync = ((...args: Parameters<WriteSync>) => fake(real, ...args)) as WriteSync;
   try {
@@ -48,12 +51,14 @@ async function withWriteSyncAsync<T>(fake: (real: WriteSync, ...args: Parameters
 }
 
 /** A writeSync that writes at most `most` bytes per call (a slow pipe, a signal, a nearly full disk). */
-const atMost = (most: number) => (real: WriteSync, fd: number, buf: unknown, offset?: unknown, length?: unknown, position?: unknown) => {
-  const bytes = typeof buf === 'string' ? Buffer.from(buf) : (buf as Uint8Array);
-  const start = typeof offset === 'number' ? offset : 0;
-  const len = Math.min(most, typeof length === 'number' ? length : bytes.length - start);
-  return real(fd, bytes, start, len, typeof position === 'number' ? position : null);
-};
+const atMost =
+  (most: number) =>
+  (real: WriteSync, fd: number, buf: unknown, offset?: unknown, length?: unknown, position?: unknown) => {
+    const bytes = typeof buf === 'string' ? Buffer.from(buf) : (buf as Uint8Array);
+    const start = typeof offset === 'number' ? offset : 0;
+    const len = Math.min(most, typeof length === 'number' ? length : bytes.length - start);
+    return real(fd, bytes, start, len, typeof position === 'number' ? position : null);
+  };
 
 test('short writes: every byte is written however few bytes each writeSync takes', () => {
   const dir = tempDir('sat-short-');
@@ -84,12 +89,24 @@ test('a write that stops short is refused as a full disk; the old file stays and
     return assert.fail('the short write went unnoticed');
   });
   assert.ok(err instanceof UserError, String(err));
-  assert.match(err.message, new RegExp(`Could not write the "latest" checkpoint in ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: the disk is full \\(ENOSPC\\)\\. It needs 100 bytes`));
+  assert.match(
+    err.message,
+    new RegExp(
+      `Could not write the "latest" checkpoint in ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: the disk is full \\(ENOSPC\\)\\. It needs 100 bytes`,
+    ),
+  );
   assert.match(err.message, /latest\.json was left as before/);
   assert.equal(fs.readFileSync(file, 'utf8'), 'old');
   assert.deepEqual(fs.readdirSync(dir), ['latest.json']);
   const fd = fs.openSync(path.join(dir, 'x'), 'w');
-  assert.throws(() => withWriteSync(() => 0, () => writeAllSync(fd, 'abc')), /ENOSPC: a write made no progress with 3 bytes left/);
+  assert.throws(
+    () =>
+      withWriteSync(
+        () => 0,
+        () => writeAllSync(fd, 'abc'),
+      ),
+    /ENOSPC: a write made no progress with 3 bytes left/,
+  );
   fs.closeSync(fd);
 });
 
@@ -103,10 +120,27 @@ test('a group of files is written whole before any is replaced: out of space, ev
     return (real as (...a: unknown[]) => number)(...args);
   };
   let replacing = false;
-  assert.throws(() => withWriteSync(efbigOnThird, () => writeFilesAtomic(files.map((f) => ({ file: f, data: 'new' })), 'the bundle',
-    { beforeReplace: () => { replacing = true; } })),
-  (e: Error) => e instanceof UserError && /Could not write the bundle in .*: a file reached the size limit of this process \(ulimit -f\) \(EFBIG\)\. It needs 9 bytes/.test(e.message) &&
-    /a\.onnx, b\.onnx, manifest\.json were left as before/.test(e.message) && /ulimit -f unlimited/.test(e.message));
+  assert.throws(
+    () =>
+      withWriteSync(efbigOnThird, () =>
+        writeFilesAtomic(
+          files.map((f) => ({ file: f, data: 'new' })),
+          'the bundle',
+          {
+            beforeReplace: () => {
+              replacing = true;
+            },
+          },
+        ),
+      ),
+    (e: Error) =>
+      e instanceof UserError &&
+      /Could not write the bundle in .*: a file reached the size limit of this process \(ulimit -f\) \(EFBIG\)\. It needs 9 bytes/.test(
+        e.message,
+      ) &&
+      /a\.onnx, b\.onnx, manifest\.json were left as before/.test(e.message) &&
+      /ulimit -f unlimited/.test(e.message),
+  );
   assert.equal(replacing, false);
   for (const f of files) assert.equal(fs.readFileSync(f, 'utf8'), `old ${path.basename(f)}`);
   assert.equal(fs.readdirSync(dir).length, 3, 'no temporary file is left');
@@ -131,25 +165,49 @@ test('a full disk while replacing a bundle or a prepared run: refused, the previ
   writeBundle(out, bundle);
   const before = Object.fromEntries(fs.readdirSync(out).map((f) => [f, fs.readFileSync(path.join(out, f))]));
   const again = await buildBundle(tiny.run, { encoder: tiny.encoder, dtype: 'fp16' });
-  assert.throws(() => withWriteSync(diskFullAfter(2000), () => writeBundle(out, again)),
-    (e: Error) => e instanceof UserError && /Could not write the bundle in .*bundle: the disk is full \(ENOSPC\)/.test(e.message));
-  assert.deepEqual(Object.fromEntries(fs.readdirSync(out).map((f) => [f, fs.readFileSync(path.join(out, f))])), before, 'every file as it was');
+  assert.throws(
+    () => withWriteSync(diskFullAfter(2000), () => writeBundle(out, again)),
+    (e: Error) =>
+      e instanceof UserError && /Could not write the bundle in .*bundle: the disk is full \(ENOSPC\)/.test(e.message),
+  );
+  assert.deepEqual(
+    Object.fromEntries(fs.readdirSync(out).map((f) => [f, fs.readFileSync(path.join(out, f))])),
+    before,
+    'every file as it was',
+  );
   assert.equal((await readBundleFolder(out)).manifest.dtype, 'fp32', 'the previous bundle reads and verifies');
 
   const runDir = path.join(dir, 'run-prepared');
-  const prepare = (seed: number) => prepareRun({ dataset: 'shapes', out: runDir, images: 12, imageSize: 32, seed, silent: true });
+  const prepare = (seed: number) =>
+    prepareRun({ dataset: 'shapes', out: runDir, images: 12, imageSize: 32, seed, silent: true });
   await prepare(1);
   const first = loadRun(runDir);
-  await assert.rejects(withWriteSyncAsync(diskFullAfter(100), () => prepare(2)),
-    (e: Error) => e instanceof UserError && /Could not write the prepared run \(vocab\.json, images\.jsonl, run\.json\) in /.test(e.message));
+  await assert.rejects(
+    withWriteSyncAsync(diskFullAfter(100), () => prepare(2)),
+    (e: Error) =>
+      e instanceof UserError &&
+      /Could not write the prepared run \(vocab\.json, images\.jsonl, run\.json\) in /.test(e.message),
+  );
   const still = loadRun(runDir);
-  assert.deepEqual([still.info.seed, still.images.length, still.vocab.size], [first.info.seed, first.images.length, first.vocab.size]);
+  assert.deepEqual(
+    [still.info.seed, still.images.length, still.vocab.size],
+    [first.info.seed, first.images.length, first.vocab.size],
+  );
 });
 
 test('feature store: a failed index append is cut back to the last good record; the store reopens with it', () => {
   const dir = path.join(tempDir('sat-store-full-'), 'store');
-  const spec = { id: 'tiny', inputSize: 8, scaling: 'zero_one' as const, inputLayout: 'nhwc' as const, outputLayout: 'nhwc' as const,
-    inputName: 'x', outputName: 'y', locations: 2, channels: 4 };
+  const spec = {
+    id: 'tiny',
+    inputSize: 8,
+    scaling: 'zero_one' as const,
+    inputLayout: 'nhwc' as const,
+    outputLayout: 'nhwc' as const,
+    inputName: 'x',
+    outputName: 'y',
+    locations: 2,
+    channels: 4,
+  };
   const w = FeatureStoreWriter.open(dir, { spec, requested: 4 });
   const halves = (k: number) => encodeHalf(Float32Array.from({ length: 8 }, (_, i) => k + i / 8));
   w.append('one', halves(1));
@@ -166,8 +224,13 @@ test('feature store: a failed index append is cut back to the last good record; 
     if (indexWrites++ > 0) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
     return real(fd, buf as Uint8Array, offset as number, 20, null);
   };
-  assert.throws(() => withWriteSync(fake, () => w.commit()),
-    (e: Error) => e instanceof UserError && /the disk is full \(ENOSPC\)/.test(e.message) && /keeps the 1 images committed before/.test(e.message));
+  assert.throws(
+    () => withWriteSync(fake, () => w.commit()),
+    (e: Error) =>
+      e instanceof UserError &&
+      /the disk is full \(ENOSPC\)/.test(e.message) &&
+      /keeps the 1 images committed before/.test(e.message),
+  );
   assert.deepEqual(fs.readFileSync(index), goodIndex, 'the torn index line was cut off');
   assert.throws(() => w.commit(), /ENOSPC/, 'a failed writer takes no more records');
   w.close();
@@ -188,13 +251,31 @@ test('sat train --resume under a file-size limit just below the checkpoint: exit
     return;
   }
   const run = await oracleRun('sat-disk-full-', 16);
-  const flags = ['--run', run, '--batch-size', '8', '--checkpoint-minutes', '0', '--quiet', '--val-metric', 'loss',
-    '--embed-dim', '8', '--units', '16', '--attention-units', '8'];
+  const flags = [
+    '--run',
+    run,
+    '--batch-size',
+    '8',
+    '--checkpoint-minutes',
+    '0',
+    '--quiet',
+    '--val-metric',
+    'loss',
+    '--embed-dim',
+    '8',
+    '--units',
+    '16',
+    '--attention-units',
+    '8',
+  ];
   const sat = (args: string[], limit?: number) => {
     const cmd = [process.execPath, '--import', 'tsx', 'src/cli.ts', 'train', ...args];
     // SIGXFSZ ignored, so a write past the limit fails with EFBIG (or writes short) instead of killing the process
     const shell = limit === undefined ? cmd : ['prlimit', `--fsize=${limit}`, ...cmd];
-    return spawnSync('bash', ['-c', 'trap "" XFSZ; exec "$@"', 'bash', ...shell], { encoding: 'utf8', timeout: 120_000 });
+    return spawnSync('bash', ['-c', 'trap "" XFSZ; exec "$@"', 'bash', ...shell], {
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
   };
   const first = sat([...flags, '--epochs', '1']);
   assert.equal(first.status, 0, first.stderr);
@@ -207,13 +288,20 @@ test('sat train --resume under a file-size limit just below the checkpoint: exit
     const full = sat([...flags, '--epochs', '2', '--resume'], limit);
     assert.equal(full.status, 2, `exit status ${full.status}, signal ${full.signal}; stderr:\n${full.stderr}`);
     assert.doesNotMatch(full.stderr, /Done \(/);
-    assert.match(full.stderr, /sat: Could not write the "latest" checkpoint in \S*checkpoints: a file reached the size limit of this process \(ulimit -f\) \(EFBIG\)\. It needs \d/);
+    assert.match(
+      full.stderr,
+      /sat: Could not write the "latest" checkpoint in \S*checkpoints: a file reached the size limit of this process \(ulimit -f\) \(EFBIG\)\. It needs \d/,
+    );
     assert.match(full.stderr, /latest\.safetensors, latest\.json were left as before/);
     assert.deepEqual(fs.readFileSync(latest), before.latest, `limit ${limit}: latest is unchanged`);
     assert.deepEqual(fs.readFileSync(path.join(checkpoints, 'best.safetensors')), before.best);
     assert.equal(loadCheckpoint(checkpoints, 'latest').meta.progress.epoch, 1);
     assert.equal(loadCheckpoint(checkpoints, 'best').meta.progress.epoch, 1);
-    assert.deepEqual(fs.readdirSync(checkpoints).filter((f) => f.includes('.tmp-')), [], 'no temporary file is left');
+    assert.deepEqual(
+      fs.readdirSync(checkpoints).filter((f) => f.includes('.tmp-')),
+      [],
+      'no temporary file is left',
+    );
   }
   const resumed = sat([...flags, '--epochs', '2', '--resume']);
   assert.equal(resumed.status, 0, resumed.stderr);

@@ -17,18 +17,51 @@ test('MobileNetV2 blocks (stride-2 SAME stem, residual block, stride-2 block) ma
   const rng = new Rng(21);
   const tensors = new Map<string, NpyArray>();
   const put = (name: string, shape: number[], scale = 1) => {
-    tensors.set(name, { data: randomArray(shape.reduce((a, b) => a * b, 1), () => rng.next(), scale), shape });
+    tensors.set(name, {
+      data: randomArray(
+        shape.reduce((a, b) => a * b, 1),
+        () => rng.next(),
+        scale,
+      ),
+      shape,
+    });
     return name;
   };
-  const conv = (name: string, shape: number[], depthwise: boolean, stride: number, relu: boolean) =>
-    ({ weight: put(`Const_${name}`, shape, 3), bias: put(`MobilenetV2_${name}_bias`, [depthwise ? shape[3] : shape[0]], 0.5), depthwise, stride, relu6: relu });
+  const conv = (name: string, shape: number[], depthwise: boolean, stride: number, relu: boolean) => ({
+    weight: put(`Const_${name}`, shape, 3),
+    bias: put(`MobilenetV2_${name}_bias`, [depthwise ? shape[3] : shape[0]], 0.5),
+    depthwise,
+    stride,
+    relu6: relu,
+  });
   const blocks: MbBlock[] = [
     { name: 'Conv', convs: [conv('stem', [4, 3, 3, 3], false, 2, true)], residual: false },
-    { name: 'res', convs: [conv('e1', [8, 1, 1, 4], false, 1, true), conv('d1', [1, 3, 3, 8], true, 1, true), conv('p1', [4, 1, 1, 8], false, 1, false)], residual: true },
-    { name: 'down', convs: [conv('e2', [8, 1, 1, 4], false, 1, true), conv('d2', [1, 3, 3, 8], true, 2, true), conv('p2', [6, 1, 1, 8], false, 1, false)], residual: false },
+    {
+      name: 'res',
+      convs: [
+        conv('e1', [8, 1, 1, 4], false, 1, true),
+        conv('d1', [1, 3, 3, 8], true, 1, true),
+        conv('p1', [4, 1, 1, 8], false, 1, false),
+      ],
+      residual: true,
+    },
+    {
+      name: 'down',
+      convs: [
+        conv('e2', [8, 1, 1, 4], false, 1, true),
+        conv('d2', [1, 3, 3, 8], true, 2, true),
+        conv('p2', [6, 1, 1, 8], false, 1, false),
+      ],
+      residual: false,
+    },
   ];
   const { onnx, outputShape } = buildMobileNetGraph({
-    blocks, tensors: (n) => tensors.get(n)!, inputSize: 8, inputName: 'image', outputName: 'features', source: 'random tensors',
+    blocks,
+    tensors: (n) => tensors.get(n)!,
+    inputSize: 8,
+    inputName: 'image',
+    outputName: 'features',
+    source: 'random tensors',
   });
   assert.deepEqual(outputShape, [2, 2, 6]);
 
@@ -42,9 +75,18 @@ test('MobileNetV2 blocks (stride-2 SAME stem, residual block, stride-2 block) ma
   const apply = (input: Image3, c: MbBlock['convs'][number]) => {
     const w = tensors.get(c.weight)!;
     const [o, kh, kw, i] = w.shape;
-    const read = c.depthwise ? (ch: number, ky: number, kx: number) => w.data[(ky * kw + kx) * i + ch]
+    const read = c.depthwise
+      ? (ch: number, ky: number, kx: number) => w.data[(ky * kw + kx) * i + ch]
       : (oc: number, ky: number, kx: number, ic: number) => w.data[((oc * kh + ky) * kw + kx) * i + ic];
-    const y = conv2d(input, read, { cout: c.depthwise ? i : o, kh, kw, stride: c.stride, same: true, bias: tensors.get(c.bias)!.data, depthwise: c.depthwise });
+    const y = conv2d(input, read, {
+      cout: c.depthwise ? i : o,
+      kh,
+      kw,
+      stride: c.stride,
+      same: true,
+      bias: tensors.get(c.bias)!.data,
+      depthwise: c.depthwise,
+    });
     clamped += y.data.filter((v) => c.relu6 && v > 6).length;
     return c.relu6 ? map(y, relu6) : y;
   };
@@ -81,39 +123,69 @@ test('full MobileNetV2 from a folder of .npy tensors matches an independent nump
   try {
     const stream = new Lcg(2024);
     const image = stream.take(224 * 224 * 3, 2);
-    const blocks = mobilenetV2Blocks(), shapes = mobilenetV2Shapes(blocks);
+    const blocks = mobilenetV2Blocks(),
+      shapes = mobilenetV2Shapes(blocks);
     let convs = 0;
     for (const c of blocks.flatMap((b) => b.convs)) {
       const [ws, bs] = [shapes.get(c.weight)!, shapes.get(c.bias)!];
       const fanIn = ws[1] * ws[2] * (c.depthwise ? 1 : ws[3]);
       const weightScale = 2 ** Math.floor(0.5 * Math.log2(24 / fanIn) + 0.5);
-      fs.writeFileSync(path.join(dir, `${c.weight}.npy`), encodeNpy({ data: stream.take(ws.reduce((a, b) => a * b, 1), weightScale), shape: ws }));
+      fs.writeFileSync(
+        path.join(dir, `${c.weight}.npy`),
+        encodeNpy({
+          data: stream.take(
+            ws.reduce((a, b) => a * b, 1),
+            weightScale,
+          ),
+          shape: ws,
+        }),
+      );
       fs.writeFileSync(path.join(dir, `${c.bias}.npy`), encodeNpy({ data: stream.take(bs[0], 1 / 8), shape: bs }));
       convs++;
     }
     assert.equal(convs, 52);
     const model = mobilenetV2(npyFolder(dir), dir);
     assert.deepEqual(model.spec, {
-      id: 'mobilenet_v2_imagenet', inputSize: 224, scaling: 'minus_one_one', inputLayout: 'nhwc', outputLayout: 'nhwc',
-      inputName: 'image', outputName: 'features', locations: 49, channels: 1280,
+      id: 'mobilenet_v2_imagenet',
+      inputSize: 224,
+      scaling: 'minus_one_one',
+      inputLayout: 'nhwc',
+      outputLayout: 'nhwc',
+      inputName: 'image',
+      outputName: 'features',
+      locations: 49,
+      channels: 1280,
     });
     const session = await ort.InferenceSession.create(model.onnx);
     const out = (await session.run({ image: new ort.Tensor('float32', image, [1, 224, 224, 3]) })).features;
     assert.deepEqual(out.dims, [1, 7, 7, 1280]);
     const y = out.data as Float32Array;
     const at = (row: number, col: number) => y.subarray((row * 7 + col) * 1280, (row * 7 + col + 1) * 1280);
-    const mean = new Float32Array(1280).map((_, c) => { let sum = 0; for (let l = 0; l < 49; l++) sum += y[l * 1280 + c]; return sum / 49; });
+    const mean = new Float32Array(1280).map((_, c) => {
+      let sum = 0;
+      for (let l = 0; l < 49; l++) sum += y[l * 1280 + c];
+      return sum / 49;
+    });
 
     const reference = readNpy(fileURLToPath(new URL('fixtures/mobilenet-v2-reference.npy', import.meta.url)));
     assert.deepEqual(reference.shape, [3, 1280]);
     const scale = reference.data.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-    for (const [k, [name, got]] of ([['centre (3, 3)', at(3, 3)], ['corner (0, 0)', at(0, 0)], ['mean over locations', mean]] as const).entries()) {
+    for (const [k, [name, got]] of (
+      [
+        ['centre (3, 3)', at(3, 3)],
+        ['corner (0, 0)', at(0, 0)],
+        ['mean over locations', mean],
+      ] as const
+    ).entries()) {
       const want = reference.data.subarray(k * 1280, (k + 1) * 1280);
       const diff = maxAbsDiff(got, want);
       // float32 through 52 convolutions against float64: measured up to 8e-5 of the output's scale (6)
       assert.ok(diff <= 2e-4 * scale, `${name}: max |difference| ${diff} against the reference (scale ${scale})`);
     }
-    assert.ok(scale > 1 && reference.data.some((v) => v === 0), 'the reference output is neither tiny nor free of ReLU zeros');
+    assert.ok(
+      scale > 1 && reference.data.some((v) => v === 0),
+      'the reference output is neither tiny nor free of ReLU zeros',
+    );
 
     fs.rmSync(path.join(dir, 'Const_71.npy'));
     assert.throws(() => npyFolder(dir), /1 MobileNetV2 tensors are missing \(e\.g\. Const_71\.npy\)/);

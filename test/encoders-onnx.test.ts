@@ -6,7 +6,7 @@ import { padding } from '../src/encoders/onnx/padding.js';
 import { ProtoWriter } from '../src/encoders/onnx/protobuf.js';
 import { encodeNpy, parseNpy } from '../src/encoders/mobilenet/npy.js';
 
-test('protobuf varints: small, multi-byte and negative (10-byte two\'s complement)', () => {
+test("protobuf varints: small, multi-byte and negative (10-byte two's complement)", () => {
   assert.deepEqual([...new ProtoWriter().varint(1, 1).finish()], [0x08, 0x01]);
   assert.deepEqual([...new ProtoWriter().varint(2, 300).finish()], [0x10, 0xac, 0x02]);
   assert.deepEqual([...new ProtoWriter().varint(1, -1).finish()], [0x08, ...Array(9).fill(0xff), 0x01]);
@@ -53,6 +53,9 @@ test('.npy round trip and clear errors', () => {
   const bad = new Uint8Array(bytes); // same header with descr '<f8'
   bad[new TextDecoder().decode(bytes.subarray(0, 64)).indexOf('<f4') + 2] = '8'.charCodeAt(0);
   assert.throws(() => parseNpy(bad, 'w.npy'), /w\.npy: dtype <f8 is not supported/);
-  assert.throws(() => parseNpy(bytes.subarray(0, bytes.length - 4), 'short.npy'), /short\.npy: header shape \(2, 3, 4\) needs 96 data bytes/);
+  assert.throws(
+    () => parseNpy(bytes.subarray(0, bytes.length - 4), 'short.npy'),
+    /short\.npy: header shape \(2, 3, 4\) needs 96 data bytes/,
+  );
   assert.throws(() => parseNpy(new Uint8Array(20), 'z.npy'), /not a \.npy file/);
 });

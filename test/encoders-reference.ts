@@ -2,7 +2,12 @@
  * Plain-loop reference ops on one NHWC image, written straight from TensorFlow's definitions and
  * independent of the ONNX code (no layout transposes): the encoder tests compare our graphs to these.
  */
-export interface Image3 { data: Float32Array; h: number; w: number; c: number }
+export interface Image3 {
+  data: Float32Array;
+  h: number;
+  w: number;
+  c: number;
+}
 
 export const at = (m: Image3, y: number, x: number, ch: number) => m.data[(y * m.w + x) * m.c + ch];
 
@@ -17,9 +22,19 @@ function pads(size: number, k: number, s: number, same: boolean): [out: number, 
  * Convolution; `weight(o, ky, kx, i)` reads the filter in whatever layout the caller stores it.
  * Depthwise: one filter per channel (`i` is always 0, output channel o reads input channel o).
  */
-export function conv2d(x: Image3, weight: (o: number, ky: number, kx: number, i: number) => number, o: {
-  cout: number; kh: number; kw: number; stride: number; same: boolean; bias?: ArrayLike<number>; depthwise?: boolean;
-}): Image3 {
+export function conv2d(
+  x: Image3,
+  weight: (o: number, ky: number, kx: number, i: number) => number,
+  o: {
+    cout: number;
+    kh: number;
+    kw: number;
+    stride: number;
+    same: boolean;
+    bias?: ArrayLike<number>;
+    depthwise?: boolean;
+  },
+): Image3 {
   const [oh, top] = pads(x.h, o.kh, o.stride, o.same);
   const [ow, left] = pads(x.w, o.kw, o.stride, o.same);
   const out: Image3 = { data: new Float32Array(oh * ow * o.cout), h: oh, w: ow, c: o.cout };
@@ -55,14 +70,22 @@ export function add(a: Image3, b: Image3): Image3 {
 /** 3x3 stride-1 SAME average pooling that averages real pixels only (Keras/TF semantics). */
 export function avgPoolSame3(x: Image3): Image3 {
   const out: Image3 = { ...x, data: new Float32Array(x.data.length) };
-  for (let y = 0; y < x.h; y++) for (let xx = 0; xx < x.w; xx++) for (let ch = 0; ch < x.c; ch++) {
-    let sum = 0, n = 0;
-    for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) {
-      const iy = y + dy, ix = xx + dx;
-      if (iy >= 0 && iy < x.h && ix >= 0 && ix < x.w) { sum += at(x, iy, ix, ch); n++; }
-    }
-    out.data[(y * x.w + xx) * x.c + ch] = sum / n;
-  }
+  for (let y = 0; y < x.h; y++)
+    for (let xx = 0; xx < x.w; xx++)
+      for (let ch = 0; ch < x.c; ch++) {
+        let sum = 0,
+          n = 0;
+        for (let dy = -1; dy <= 1; dy++)
+          for (let dx = -1; dx <= 1; dx++) {
+            const iy = y + dy,
+              ix = xx + dx;
+            if (iy >= 0 && iy < x.h && ix >= 0 && ix < x.w) {
+              sum += at(x, iy, ix, ch);
+              n++;
+            }
+          }
+        out.data[(y * x.w + xx) * x.c + ch] = sum / n;
+      }
   return out;
 }
 
@@ -71,7 +94,8 @@ export function concat(parts: Image3[]): Image3 {
   const { h, w } = parts[0];
   const out: Image3 = { data: new Float32Array(h * w * c), h, w, c };
   for (let p = 0, off = 0; p < parts.length; off += parts[p].c, p++)
-    for (let i = 0; i < h * w; i++) for (let ch = 0; ch < parts[p].c; ch++) out.data[i * c + off + ch] = parts[p].data[i * parts[p].c + ch];
+    for (let i = 0; i < h * w; i++)
+      for (let ch = 0; ch < parts[p].c; ch++) out.data[i * c + off + ch] = parts[p].data[i * parts[p].c + ch];
   return out;
 }
 
@@ -91,14 +115,26 @@ export function randomArray(n: number, next: () => number, scale = 1): Float32Ar
  * depthwise weights, [C] biases), walking `blocks` in order: 32-channel stem, 16-channel first block,
  * expansion 6, block outputs 24,24,32,32,32,64,64,64,64,96,96,96,160,160,160,320, then 1280.
  */
-export function mobilenetV2Shapes(blocks: { name: string; convs: { weight: string; bias: string; depthwise: boolean }[] }[]): Map<string, number[]> {
+export function mobilenetV2Shapes(
+  blocks: { name: string; convs: { weight: string; bias: string; depthwise: boolean }[] }[],
+): Map<string, number[]> {
   const outs = [24, 24, 32, 32, 32, 64, 64, 64, 64, 96, 96, 96, 160, 160, 160, 320];
   const shapes = new Map<string, number[]>();
   let cin = 3;
   for (const [bi, block] of blocks.entries()) {
     for (const c of block.convs) {
       const isProject = c.bias.includes('project');
-      const cout = c.depthwise ? cin : block.name === 'Conv' ? 32 : block.name === 'Conv_1' ? 1280 : isProject ? (bi === 1 ? 16 : outs[bi - 2]) : cin * 6;
+      const cout = c.depthwise
+        ? cin
+        : block.name === 'Conv'
+          ? 32
+          : block.name === 'Conv_1'
+            ? 1280
+            : isProject
+              ? bi === 1
+                ? 16
+                : outs[bi - 2]
+              : cin * 6;
       const k = block.name === 'Conv' ? 3 : 1; // the stem is the only full 3x3 conv
       shapes.set(c.weight, c.depthwise ? [1, 3, 3, cin] : [cout, k, k, cin]);
       shapes.set(c.bias, [cout]);

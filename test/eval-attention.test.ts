@@ -5,7 +5,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ShapeObject } from '../src/dataset/shapes.js';
-import { cellCoverage, checkAttention, formatAttentionCheck, formatAttentionLine, namedTargets, rates } from '../src/eval/attention-check.js';
+import {
+  cellCoverage,
+  checkAttention,
+  formatAttentionCheck,
+  formatAttentionLine,
+  namedTargets,
+  rates,
+} from '../src/eval/attention-check.js';
 
 // A 40x40 image, 4x4 grid of 10 px cells. Red circle in cell (0, 0) exactly; blue square covering
 // cells (2..3, 2..3) fully; red square half over cell (0, 3).
@@ -32,7 +39,10 @@ test('cell coverage is the fraction of each cell inside the boxes', () => {
   const cover = cellCoverage([redCircle.box, redSquare.box], 4, 40);
   assert.equal(cover[0], 1);
   assert.equal(cover[3], 0.5);
-  assert.equal(cover.reduce((s, x) => s + x, 0), 1.5);
+  assert.equal(
+    cover.reduce((s, x) => s + x, 0),
+    1.5,
+  );
   assert.deepEqual(Array.from(cellCoverage([blueSquare.box], 4, 40)), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 1, 1]);
 });
 
@@ -60,11 +70,20 @@ test('attention on the named object scores 100%, elsewhere 0%, uniform attention
   assert.equal(bad.massInBox, 0);
 
   const u = rates(check(flat).all);
-  assert.ok(Math.abs(u.massInBox - u.massChance) < 1e-7, `uniform attention: mass ${u.massInBox} vs chance ${u.massChance}`);
+  assert.ok(
+    Math.abs(u.massInBox - u.massChance) < 1e-7,
+    `uniform attention: mass ${u.massInBox} vs chance ${u.massChance}`,
+  );
   assert.match(formatAttentionCheck(good), /all\s+4\s+100\.0%/);
-  assert.match(formatAttentionLine(good), /^attention peak on the named object for 100\.0% of 4 colour\/shape words \(chance 15\.6%\); attention mass inside its box 100\.0% \(chance 15\.6%\)$/);
+  assert.match(
+    formatAttentionLine(good),
+    /^attention peak on the named object for 100\.0% of 4 colour\/shape words \(chance 15\.6%\); attention mass inside its box 100\.0% \(chance 15\.6%\)$/,
+  );
 });
 
 test('an image without annotations is an error, not a silent skip', () => {
-  assert.throws(() => checkAttention([{ id: 'x', words: [], attention: [] }], new Map(), 40), /no shapes annotation for image "x"/);
+  assert.throws(
+    () => checkAttention([{ id: 'x', words: [], attention: [] }], new Map(), 40),
+    /no shapes annotation for image "x"/,
+  );
 });

@@ -28,15 +28,26 @@ import { UserError } from '../src/util/errors.js';
 import { tempDir } from './train-helpers.js';
 
 const COLORS = Object.keys(SHAPE_COLORS);
-const C = COLORS.length + SHAPE_KINDS.length, G = 4, SIZE = 32;
+const C = COLORS.length + SHAPE_KINDS.length,
+  G = 4,
+  SIZE = 32;
 let runDir: string;
 
 before(async () => {
   runDir = path.join(tempDir('sat-eval-'), 'run');
   const run = await prepareRun({ dataset: 'shapes', out: runDir, images: 60, imageSize: SIZE, seed: 5, silent: true });
   const objects = loadShapesAnnotations(run.info.dataset.root);
-  const spec = { id: 'oracle-4x4', inputSize: SIZE, scaling: 'zero_one' as const, inputLayout: 'nhwc' as const, outputLayout: 'nhwc' as const,
-    inputName: 'x', outputName: 'y', locations: G * G, channels: C };
+  const spec = {
+    id: 'oracle-4x4',
+    inputSize: SIZE,
+    scaling: 'zero_one' as const,
+    inputLayout: 'nhwc' as const,
+    outputLayout: 'nhwc' as const,
+    inputName: 'x',
+    outputName: 'y',
+    locations: G * G,
+    channels: C,
+  };
   const w = FeatureStoreWriter.open(runPaths(runDir).features(spec.id), { spec, requested: run.images.length });
   for (const im of run.images) {
     const f = new Float32Array(G * G * C);
@@ -54,7 +65,14 @@ before(async () => {
 });
 
 const tiny: Partial<TrainConfig> = {
-  embedDim: 16, units: 32, attentionUnits: 16, batchSize: 16, learningRate: 1e-2, epochs: 3, bucketBatches: 2, checkpointMinutes: 0,
+  embedDim: 16,
+  units: 32,
+  attentionUnits: 16,
+  batchSize: 16,
+  learningRate: 1e-2,
+  epochs: 3,
+  bucketBatches: 2,
+  checkpointMinutes: 0,
 };
 const quiet = { quiet: true, handleSigint: false, log: () => {} };
 
@@ -66,29 +84,52 @@ test('training records the CIDEr of greedy dev captions per epoch and keeps best
   for (const e of meta.progress.history) assert.equal(e.metric?.name, 'CIDEr');
   const values = meta.progress.history.map((e) => e.metric!.value);
   // Learning shows in the metric (measured: 0.05, 0.82, 0.47 over the 3 epochs).
-  assert.ok(values[0] < 0.2 && Math.max(...values) > 0.4 && Math.max(...values) > 4 * values[0], `CIDEr by epoch: ${values.join(', ')}`);
+  assert.ok(
+    values[0] < 0.2 && Math.max(...values) > 0.4 && Math.max(...values) > 4 * values[0],
+    `CIDEr by epoch: ${values.join(', ')}`,
+  );
   const bestEpoch = values.indexOf(Math.max(...values)) + 1;
   assert.deepEqual(meta.progress.best, { epoch: bestEpoch, score: values[bestEpoch - 1], by: 'CIDEr' });
   assert.equal(loadCheckpoint(runPaths(runDir).checkpoints, 'best').meta.progress.epoch, bestEpoch);
   const json = JSON.parse(fs.readFileSync(path.join(runPaths(runDir).checkpoints, 'latest.json'), 'utf8'));
-  assert.deepEqual(json.progress.history.map((e: { metric: unknown }) => e.metric), meta.progress.history.map((e) => e.metric));
+  assert.deepEqual(
+    json.progress.history.map((e: { metric: unknown }) => e.metric),
+    meta.progress.history.map((e) => e.metric),
+  );
   out.store.close();
   out.model.dispose();
 
   // The metric the trainer recorded is the one `sat eval` computes on the same weights and images.
-  const dev = await evaluate({ runDir, split: 'dev', checkpoint: 'latest', sample: 0, quiet: true, outDir: path.join(runDir, 'eval-dev') });
+  const dev = await evaluate({
+    runDir,
+    split: 'dev',
+    checkpoint: 'latest',
+    sample: 0,
+    quiet: true,
+    outDir: path.join(runDir, 'eval-dev'),
+  });
   assert.equal(dev.metrics.scores.CIDEr, values[2]);
   const mean = dev.captions.reduce((sum, c) => sum + c.cider, 0) / dev.captions.length;
   assert.ok(Math.abs(mean - dev.metrics.scores.CIDEr) < 1e-12, 'corpus CIDEr-D is the mean of the per-image scores');
 });
 
 test('BLEU-4 on a seeded subset of dev images; the loss keeps working as before', async () => {
-  const bleu = await train({ runDir, checkpointDir: path.join(runDir, 'ck-bleu'), overrides: { ...tiny, epochs: 1, valMetric: 'bleu4', valImages: 3 }, ...quiet });
+  const bleu = await train({
+    runDir,
+    checkpointDir: path.join(runDir, 'ck-bleu'),
+    overrides: { ...tiny, epochs: 1, valMetric: 'bleu4', valImages: 3 },
+    ...quiet,
+  });
   assert.equal(bleu.progress.history[0].metric?.name, 'BLEU-4');
   assert.equal(bleu.progress.best?.by, 'BLEU-4');
   bleu.store.close();
   bleu.model.dispose();
-  const loss = await train({ runDir, checkpointDir: path.join(runDir, 'ck-loss'), overrides: { ...tiny, epochs: 1, valMetric: 'loss' }, ...quiet });
+  const loss = await train({
+    runDir,
+    checkpointDir: path.join(runDir, 'ck-loss'),
+    overrides: { ...tiny, epochs: 1, valMetric: 'loss' },
+    ...quiet,
+  });
   assert.equal(loss.progress.history[0].metric, undefined);
   assert.equal(loss.progress.best?.by, 'valLoss');
   loss.store.close();
@@ -103,15 +144,23 @@ test('BLEU-4 on a seeded subset of dev images; the loss keeps working as before'
 test('a stalled metric decays the learning rate after --lr-patience epochs and stops after --early-stop-patience epochs', async () => {
   const sequence = [0.3, 0.5, 0.4, 0.45, 0.2, 0.1, 0.9];
   const out = await train({
-    runDir, checkpointDir: path.join(runDir, 'ck-fake'), ...quiet,
+    runDir,
+    checkpointDir: path.join(runDir, 'ck-fake'),
+    ...quiet,
     overrides: { ...tiny, epochs: 7, lrSchedule: 'plateau', lrPatience: 2, lrDecayFactor: 0.5, earlyStopPatience: 3 },
     validate: (_model, epoch) => ({ metric: 'CIDEr', value: sequence[epoch - 1] }),
   });
   assert.equal(out.reason, 'early-stopped');
   const history = loadCheckpoint(path.join(runDir, 'ck-fake'), 'latest').meta.progress.history;
-  assert.deepEqual(history.map((e) => e.metric?.value), [0.3, 0.5, 0.4, 0.45, 0.2]);
+  assert.deepEqual(
+    history.map((e) => e.metric?.value),
+    [0.3, 0.5, 0.4, 0.45, 0.2],
+  );
   // best at epoch 2; no improvement at 3, 4 -> decay after epoch 4; early stop after epoch 5
-  assert.deepEqual(history.map((e) => e.learningRate), [1e-2, 1e-2, 1e-2, 1e-2, 5e-3]);
+  assert.deepEqual(
+    history.map((e) => e.learningRate),
+    [1e-2, 1e-2, 1e-2, 1e-2, 5e-3],
+  );
   assert.equal(loadCheckpoint(path.join(runDir, 'ck-fake'), 'best').meta.progress.epoch, 2);
   out.store.close();
   out.model.dispose();
@@ -131,15 +180,33 @@ async function sat(args: string[]): Promise<string> {
 
 test('sat eval writes COCO results, metrics equal to sat score, and a self-contained HTML report', async () => {
   const out = path.join(runDir, 'eval-test');
-  const table = await sat(['--run', runDir, '--split', 'test', '--sample', '3', '--out', out, '--attention-check', '--quiet']);
+  const table = await sat([
+    '--run',
+    runDir,
+    '--split',
+    'test',
+    '--sample',
+    '3',
+    '--out',
+    out,
+    '--attention-check',
+    '--quiet',
+  ]);
   assert.match(table, /test: 6 images, greedy decoding, checkpoint best\.safetensors/);
   assert.match(table, /CIDEr\s+\d\.\d{4}/);
   assert.match(table, /METEOR and SPICE: not computed/);
   assert.match(table, /Attention check on 6 images \(4x4 grid\)/);
 
   const metrics = JSON.parse(fs.readFileSync(path.join(out, 'metrics.json'), 'utf8'));
-  const results = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8')) as { image_id: string; caption: string }[];
-  const run = fs.readFileSync(runPaths(runDir).images, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { id: string; split: string; captions: string[] });
+  const results = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8')) as {
+    image_id: string;
+    caption: string;
+  }[];
+  const run = fs
+    .readFileSync(runPaths(runDir).images, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { id: string; split: string; captions: string[] });
   const test = run.filter((im) => im.split === 'test');
   assert.deepEqual(results.map((r) => r.image_id).sort(), test.map((im) => im.id).sort());
   // the same numbers `sat score` gets from the files
@@ -158,57 +225,207 @@ test('sat eval writes COCO results, metrics equal to sat score, and a self-conta
     assert.ok(!path.isAbsolute(link), link);
     assert.ok(fs.existsSync(path.join(out, link)), `${link} exists`);
   }
-  const figure = await sharp(path.join(out, links.find((l) => l.startsWith('figures/'))!)).metadata();
+  const figure = await sharp(
+    path.join(
+      out,
+      links.find((l) => l.startsWith('figures/'))!,
+    ),
+  ).metadata();
   assert.equal(figure.format, 'png');
 
-  const json = JSON.parse(await sat(['--run', runDir, '--split', 'dev', '--checkpoint', 'latest', '--beam', '2', '--limit', '4',
-    '--sample', '0', '--json', '--quiet']));
+  const json = JSON.parse(
+    await sat([
+      '--run',
+      runDir,
+      '--split',
+      'dev',
+      '--checkpoint',
+      'latest',
+      '--beam',
+      '2',
+      '--limit',
+      '4',
+      '--sample',
+      '0',
+      '--json',
+      '--quiet',
+    ]),
+  );
   assert.equal(json.images, 4);
   assert.deepEqual(json.subset, { limit: 4, seed: 0 });
   assert.deepEqual(json.decoding, { kind: 'beam', beam: 2, maxLength: json.decoding.maxLength });
   assert.equal(json.files.report, path.join(runDir, 'eval', 'dev-latest-beam2', 'index.html'));
 
   // Length normalisation is recorded with the decoding and gets its own output folder.
-  const normed = JSON.parse(await sat(['--run', runDir, '--split', 'dev', '--checkpoint', 'latest', '--beam', '2', '--alpha', '0.7',
-    '--limit', '4', '--sample', '0', '--json', '--quiet']));
+  const normed = JSON.parse(
+    await sat([
+      '--run',
+      runDir,
+      '--split',
+      'dev',
+      '--checkpoint',
+      'latest',
+      '--beam',
+      '2',
+      '--alpha',
+      '0.7',
+      '--limit',
+      '4',
+      '--sample',
+      '0',
+      '--json',
+      '--quiet',
+    ]),
+  );
   assert.deepEqual(normed.decoding, { kind: 'beam', beam: 2, alpha: 0.7, maxLength: json.decoding.maxLength });
   assert.equal(normed.files.report, path.join(runDir, 'eval', 'dev-latest-beam2-alpha0.7', 'index.html'));
-  const noUnk = JSON.parse(await sat(['--run', runDir, '--split', 'dev', '--checkpoint', 'latest', '--suppress-unk',
-    '--limit', '4', '--sample', '0', '--json', '--quiet']));
+  const noUnk = JSON.parse(
+    await sat([
+      '--run',
+      runDir,
+      '--split',
+      'dev',
+      '--checkpoint',
+      'latest',
+      '--suppress-unk',
+      '--limit',
+      '4',
+      '--sample',
+      '0',
+      '--json',
+      '--quiet',
+    ]),
+  );
   assert.deepEqual(noUnk.decoding, { kind: 'greedy', suppressUnk: true, maxLength: json.decoding.maxLength });
   assert.equal(noUnk.files.report, path.join(runDir, 'eval', 'dev-latest-greedy-nounk', 'index.html'));
 
   // An ensemble of the checkpoint with itself (--checkpoint repeated or comma-separated) scores as the checkpoint
   // alone; the new decoding options are recorded and name the folder.
-  const twin = JSON.parse(await sat(['--run', runDir, '--split', 'dev', '--checkpoint', 'latest,latest', '--beam', '2', '--limit', '4',
-    '--sample', '0', '--json', '--quiet']));
+  const twin = JSON.parse(
+    await sat([
+      '--run',
+      runDir,
+      '--split',
+      'dev',
+      '--checkpoint',
+      'latest,latest',
+      '--beam',
+      '2',
+      '--limit',
+      '4',
+      '--sample',
+      '0',
+      '--json',
+      '--quiet',
+    ]),
+  );
   assert.deepEqual(twin.scores, json.scores);
   assert.equal(twin.ensemble.length, 2);
   assert.equal(twin.files.report, path.join(runDir, 'eval', 'dev-latest-ensemble2-beam2', 'index.html'));
-  const diverse = JSON.parse(await sat(['--run', runDir, '--split', 'dev', '--checkpoint', 'latest', '--beam', '4', '--groups', '2',
-    '--block-trigrams', '--limit', '4', '--sample', '0', '--json', '--quiet']));
-  assert.deepEqual(diverse.decoding, { kind: 'beam', beam: 4, groups: 2, diversity: 0.5, blockTrigrams: true, maxLength: json.decoding.maxLength });
-  assert.equal(diverse.files.report, path.join(runDir, 'eval', 'dev-latest-beam4-groups2-div0.5-notrigram', 'index.html'));
-  const sampled = JSON.parse(await sat(['--run', runDir, '--split', 'dev', '--checkpoint', 'latest', '--sampling', '--top-p', '0.9',
-    '--sampling-seed', '3', '--limit', '4', '--sample', '0', '--json', '--quiet']));
-  assert.deepEqual(sampled.decoding, { kind: 'sample', temperature: 1, seed: 3, topP: 0.9, maxLength: json.decoding.maxLength });
+  const diverse = JSON.parse(
+    await sat([
+      '--run',
+      runDir,
+      '--split',
+      'dev',
+      '--checkpoint',
+      'latest',
+      '--beam',
+      '4',
+      '--groups',
+      '2',
+      '--block-trigrams',
+      '--limit',
+      '4',
+      '--sample',
+      '0',
+      '--json',
+      '--quiet',
+    ]),
+  );
+  assert.deepEqual(diverse.decoding, {
+    kind: 'beam',
+    beam: 4,
+    groups: 2,
+    diversity: 0.5,
+    blockTrigrams: true,
+    maxLength: json.decoding.maxLength,
+  });
+  assert.equal(
+    diverse.files.report,
+    path.join(runDir, 'eval', 'dev-latest-beam4-groups2-div0.5-notrigram', 'index.html'),
+  );
+  const sampled = JSON.parse(
+    await sat([
+      '--run',
+      runDir,
+      '--split',
+      'dev',
+      '--checkpoint',
+      'latest',
+      '--sampling',
+      '--top-p',
+      '0.9',
+      '--sampling-seed',
+      '3',
+      '--limit',
+      '4',
+      '--sample',
+      '0',
+      '--json',
+      '--quiet',
+    ]),
+  );
+  assert.deepEqual(sampled.decoding, {
+    kind: 'sample',
+    temperature: 1,
+    seed: 3,
+    topP: 0.9,
+    maxLength: json.decoding.maxLength,
+  });
 });
 
 test('sat eval: clear errors for a bad split, a missing checkpoint and a store of another encoder', async () => {
-  await assert.rejects(sat(['--run', runDir, '--split', 'train']), (e) => e instanceof UserError && /--split must be dev or test/.test(e.message));
-  await assert.rejects(sat(['--run', runDir, '--split', 'dev', '--alpha', '0.7']), (e) => e instanceof UserError && /--alpha .* applies to beam search: give --beam K/.test(e.message));
-  await assert.rejects(sat(['--run', runDir, '--split', 'dev', '--top-k', '3']), (e) => e instanceof UserError && /^--top-k applies to --sampling only/.test(e.message));
-  await assert.rejects(sat(['--run', runDir, '--split', 'dev', '--beam', '3', '--groups', '2']), /--groups 2 does not divide the beam \(--beam 3\)/);
-  await assert.rejects(sat(['--run', runDir, '--checkpoint', path.join(runDir, 'nope.safetensors')]), /no such file or folder/);
+  await assert.rejects(
+    sat(['--run', runDir, '--split', 'train']),
+    (e) => e instanceof UserError && /--split must be dev or test/.test(e.message),
+  );
+  await assert.rejects(
+    sat(['--run', runDir, '--split', 'dev', '--alpha', '0.7']),
+    (e) => e instanceof UserError && /--alpha .* applies to beam search: give --beam K/.test(e.message),
+  );
+  await assert.rejects(
+    sat(['--run', runDir, '--split', 'dev', '--top-k', '3']),
+    (e) => e instanceof UserError && /^--top-k applies to --sampling only/.test(e.message),
+  );
+  await assert.rejects(
+    sat(['--run', runDir, '--split', 'dev', '--beam', '3', '--groups', '2']),
+    /--groups 2 does not divide the beam \(--beam 3\)/,
+  );
+  await assert.rejects(
+    sat(['--run', runDir, '--checkpoint', path.join(runDir, 'nope.safetensors')]),
+    /no such file or folder/,
+  );
   const other = tempDir('sat-eval-other-');
   await assert.rejects(sat(['--run', other]), /not a prepared run/);
-  const spec = { id: 'other-2x2', inputSize: SIZE, scaling: 'zero_one' as const, inputLayout: 'nhwc' as const, outputLayout: 'nhwc' as const,
-    inputName: 'x', outputName: 'y', locations: 4, channels: 3 };
+  const spec = {
+    id: 'other-2x2',
+    inputSize: SIZE,
+    scaling: 'zero_one' as const,
+    inputLayout: 'nhwc' as const,
+    outputLayout: 'nhwc' as const,
+    inputName: 'x',
+    outputName: 'y',
+    locations: 4,
+    channels: 3,
+  };
   const otherStore = path.join(other, 'features');
   const w = FeatureStoreWriter.open(otherStore, { spec, requested: 1 });
   w.append('shape_00000', encodeHalf(new Float32Array(12)));
   w.commit();
   w.close();
-  await assert.rejects(evaluate({ runDir, split: 'test', featuresDir: otherStore, quiet: true }),
-    /trained on "oracle-4x4" features \[16 x 8\] but .* holds "other-2x2" \[4 x 3\]/);
+  await assert.rejects(
+    evaluate({ runDir, split: 'test', featuresDir: otherStore, quiet: true }),
+    /trained on "oracle-4x4" features \[16 x 8\] but .* holds "other-2x2" \[4 x 3\]/,
+  );
 });

@@ -19,15 +19,23 @@ export interface CaptionFixture {
   images: Record<keyof typeof COLOURS, string>;
 }
 
-export async function makeCaptionRun(dir: string, opts: { gruState?: GruState; initState?: InitState; steps?: number } = {}): Promise<CaptionFixture> {
+export async function makeCaptionRun(
+  dir: string,
+  opts: { gruState?: GruState; initState?: InitState; steps?: number } = {},
+): Promise<CaptionFixture> {
   const names = Object.keys(COLOURS) as (keyof typeof COLOURS)[];
-  const { run, encoder } = await makeTinyRun(dir, names.map((n) => ({ rgb: COLOURS[n], caption: CAPTIONS[n] })),
-    { gruState: opts.gruState ?? 'carry', initState: opts.initState ?? 'zeros', steps: opts.steps });
+  const { run, encoder } = await makeTinyRun(
+    dir,
+    names.map((n) => ({ rgb: COLOURS[n], caption: CAPTIONS[n] })),
+    { gruState: opts.gruState ?? 'carry', initState: opts.initState ?? 'zeros', steps: opts.steps },
+  );
   const images = {} as Record<keyof typeof COLOURS, string>;
   for (const name of names) {
     const [r, g, b] = COLOURS[name];
     images[name] = path.join(dir, `${name}.png`);
-    await sharp({ create: { width: 20, height: 12, channels: 3, background: { r, g, b } } }).png().toFile(images[name]);
+    await sharp({ create: { width: 20, height: 12, channels: 3, background: { r, g, b } } })
+      .png()
+      .toFile(images[name]);
   }
   return { run, encoder, images };
 }

@@ -9,14 +9,24 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { readBundleFolder, readManifest } from '../src/export/bundle-folder.js';
-import { BundleError, isBundleFileName, parseManifest, verifyManifestSha256, type BundleManifest } from '../src/export/manifest.js';
+import {
+  BundleError,
+  isBundleFileName,
+  parseManifest,
+  verifyManifestSha256,
+  type BundleManifest,
+} from '../src/export/manifest.js';
 import { UserError } from '../src/util/errors.js';
 import { bundleFiles, manifestFor, sha256, writeBundleFolder } from './manifest-fixture.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-manifest-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 let n = 0;
-const folder = (edit?: (m: BundleManifest) => unknown) => { const d = path.join(tmp, `b${n++}`); writeBundleFolder(d, edit); return d; };
+const folder = (edit?: (m: BundleManifest) => unknown) => {
+  const d = path.join(tmp, `b${n++}`);
+  writeBundleFolder(d, edit);
+  return d;
+};
 const userError = (pattern: RegExp) => (e: unknown) => e instanceof UserError && pattern.test(e.message);
 const bundleError = (pattern: RegExp) => (e: unknown) => e instanceof BundleError && pattern.test(e.message);
 
@@ -25,17 +35,38 @@ test('a valid bundle folder reads, with or without its pinned manifest SHA-256',
   const bytes = writeBundleFolder(dir);
   assert.equal((await readBundleFolder(dir)).files.size, 3);
   assert.equal(readManifest(dir, { manifestSha256: sha256(bytes).toUpperCase() }).modelId, 'latest-0123456789ab');
-  assert.throws(() => readManifest(dir, { manifestSha256: '0'.repeat(64) }), userError(/manifest\.json has SHA-256 [0-9a-f]{64}, not the pinned 0{64}/));
+  assert.throws(
+    () => readManifest(dir, { manifestSha256: '0'.repeat(64) }),
+    userError(/manifest\.json has SHA-256 [0-9a-f]{64}, not the pinned 0{64}/),
+  );
   await verifyManifestSha256(bytes, sha256(bytes), 'https://x/b');
-  await assert.rejects(verifyManifestSha256(bytes, 'f'.repeat(64), 'https://x/b'), bundleError(/https:\/\/x\/b\/manifest\.json has SHA-256 .* not the pinned f{64}/));
+  await assert.rejects(
+    verifyManifestSha256(bytes, 'f'.repeat(64), 'https://x/b'),
+    bundleError(/https:\/\/x\/b\/manifest\.json has SHA-256 .* not the pinned f{64}/),
+  );
   await assert.rejects(verifyManifestSha256(bytes, 'abc', 'https://x/b'), bundleError(/must be 64 hex digits/));
 });
 
 test('file names must be plain names inside the bundle folder', async () => {
-  for (const name of ['../../dev/zero', '/etc/passwd', 'sub/x.onnx', '..', '.hidden', 'C:x', 'a\\b', '', 'manifest.json', 'x%2f..']) {
+  for (const name of [
+    '../../dev/zero',
+    '/etc/passwd',
+    'sub/x.onnx',
+    '..',
+    '.hidden',
+    'C:x',
+    'a\\b',
+    '',
+    'manifest.json',
+    'x%2f..',
+  ]) {
     assert.equal(isBundleFileName(name) && name !== 'manifest.json', false, name);
     const files = { ...bundleFiles(), [name]: Buffer.from('x') };
-    assert.throws(() => parseManifest(manifestFor(files), 'b'), bundleError(/lists a file named .*: bundle files are plain names inside the bundle folder/), name);
+    assert.throws(
+      () => parseManifest(manifestFor(files), 'b'),
+      bundleError(/lists a file named .*: bundle files are plain names inside the bundle folder/),
+      name,
+    );
   }
   const escaping = folder((m) => ({ ...m, encoder: { ...m.encoder, file: '../../dev/zero' } }));
   assert.throws(() => readManifest(escaping), userError(/lists a file named "\.\.\/\.\.\/dev\/zero"/));
@@ -56,10 +87,16 @@ test('only regular files of the listed size are read: no symbolic links, FIFOs o
   assert.throws(() => readManifest(linkedManifest), userError(/manifest\.json is a symbolic link/));
   const grown = folder();
   fs.appendFileSync(path.join(grown, 'decoder-step.onnx'), Buffer.alloc(1000));
-  await assert.rejects(readBundleFolder(grown), userError(/decoder-step\.onnx does not match its manifest \(\d+ bytes instead of \d+\)/));
+  await assert.rejects(
+    readBundleFolder(grown),
+    userError(/decoder-step\.onnx does not match its manifest \(\d+ bytes instead of \d+\)/),
+  );
   const big = folder();
   fs.appendFileSync(path.join(big, 'manifest.json'), ' '.repeat(2000));
-  assert.throws(() => readManifest(big, { maxManifestBytes: 1000 }), userError(/manifest\.json is \d+ bytes, more than the limit of 1000/));
+  assert.throws(
+    () => readManifest(big, { maxManifestBytes: 1000 }),
+    userError(/manifest\.json is \d+ bytes, more than the limit of 1000/),
+  );
 });
 
 test('numbers are bounded integers, hashes are hex, and the grid matches the locations', () => {
@@ -69,19 +106,46 @@ test('numbers are bounded integers, hashes are hex, and the grid matches the loc
     edit(m);
     assert.throws(() => parseManifest(m, 'b'), bundleError(pattern));
   };
-  refused((m) => { m.encoder.inputSize = 1e9; }, /encoder\.inputSize 1000000000 \(an integer from 1 to 4096\)/);
-  refused((m) => { m.encoder.inputSize = 0; }, /encoder\.inputSize 0/);
-  refused((m) => { m.encoder.inputSize = 16.5; }, /encoder\.inputSize 16\.5/);
-  refused((m) => { m.vocab.maxLength = 1e7; }, /vocab\.maxLength 10000000 \(an integer from 1 to 1024\)/);
-  refused((m) => { m.vocab.maxLength = -1; }, /vocab\.maxLength -1/);
-  refused((m) => { m.model.units = 2 ** 40; }, /model\.units 1099511627776/);
-  refused((m) => { m.vocab.end = 6; }, /vocab\.end 6 \(an integer from 0 to 5\)/);
-  refused((m) => { m.encoder.grid = [3, 3]; }, /the attention grid \[3,3\] does not have 4 locations/);
-  refused((m) => { m.encoder.inputLayout = 'hwcn' as 'nhwc'; }, /encoder layouts "hwcn"/);
-  refused((m) => { m.files['encoder.onnx'].sha256 = 'xyz'; }, /the entry of encoder\.onnx needs "sha256" \(64 lowercase hex digits\)/);
-  refused((m) => { m.files['encoder.onnx'].bytes = -5; }, /the entry of encoder\.onnx needs .* "bytes"/);
-  refused((m) => { delete (m.files as Record<string, unknown>)['decoder-step.onnx']; }, /lists no SHA-256 and size for decoder-step\.onnx/);
-  assert.throws(() => parseManifest(base, 'b', { maxInputSize: 8 }), bundleError(/encoder\.inputSize 16 \(an integer from 1 to 8\)/));
+  refused((m) => {
+    m.encoder.inputSize = 1e9;
+  }, /encoder\.inputSize 1000000000 \(an integer from 1 to 4096\)/);
+  refused((m) => {
+    m.encoder.inputSize = 0;
+  }, /encoder\.inputSize 0/);
+  refused((m) => {
+    m.encoder.inputSize = 16.5;
+  }, /encoder\.inputSize 16\.5/);
+  refused((m) => {
+    m.vocab.maxLength = 1e7;
+  }, /vocab\.maxLength 10000000 \(an integer from 1 to 1024\)/);
+  refused((m) => {
+    m.vocab.maxLength = -1;
+  }, /vocab\.maxLength -1/);
+  refused((m) => {
+    m.model.units = 2 ** 40;
+  }, /model\.units 1099511627776/);
+  refused((m) => {
+    m.vocab.end = 6;
+  }, /vocab\.end 6 \(an integer from 0 to 5\)/);
+  refused((m) => {
+    m.encoder.grid = [3, 3];
+  }, /the attention grid \[3,3\] does not have 4 locations/);
+  refused((m) => {
+    m.encoder.inputLayout = 'hwcn' as 'nhwc';
+  }, /encoder layouts "hwcn"/);
+  refused((m) => {
+    m.files['encoder.onnx'].sha256 = 'xyz';
+  }, /the entry of encoder\.onnx needs "sha256" \(64 lowercase hex digits\)/);
+  refused((m) => {
+    m.files['encoder.onnx'].bytes = -5;
+  }, /the entry of encoder\.onnx needs .* "bytes"/);
+  refused((m) => {
+    delete (m.files as Record<string, unknown>)['decoder-step.onnx'];
+  }, /lists no SHA-256 and size for decoder-step\.onnx/);
+  assert.throws(
+    () => parseManifest(base, 'b', { maxInputSize: 8 }),
+    bundleError(/encoder\.inputSize 16 \(an integer from 1 to 8\)/),
+  );
   assert.throws(() => parseManifest([base], 'b'), bundleError(/not a show-attend-tell bundle manifest/));
   assert.throws(() => parseManifest(null, 'b'), bundleError(/not a show-attend-tell bundle manifest/));
   assert.equal(parseManifest(base, 'b').encoder.inputSize, 16);
@@ -91,5 +155,10 @@ test('values shown in messages are never converted by their own toString (found 
   const base = manifestFor(bundleFiles());
   const hostile = { toString: { not: 'a function' } };
   const m = { ...base, formatVersion: hostile, writtenBy: { package: hostile, version: '1' } };
-  assert.throws(() => parseManifest(m, 'b'), bundleError(/b\/manifest\.json is bundle format version \{"toString":\{"not":"a function"\}\}, written by \{"toString"/));
+  assert.throws(
+    () => parseManifest(m, 'b'),
+    bundleError(
+      /b\/manifest\.json is bundle format version \{"toString":\{"not":"a function"\}\}, written by \{"toString"/,
+    ),
+  );
 });

@@ -24,7 +24,8 @@ const node = (op: string, inputs: string[], outputs: string[], to?: number) => {
   if (to !== undefined) n.message(5, new ProtoWriter().string(1, 'to').varint(3, to));
   return n;
 };
-const refused = (run: () => unknown, pattern: RegExp) => assert.throws(run, (e: unknown) => e instanceof ParseError && pattern.test(e.message));
+const refused = (run: () => unknown, pattern: RegExp) =>
+  assert.throws(run, (e: unknown) => e instanceof ParseError && pattern.test(e.message));
 
 test('a model with no graph is a ParseError (was a plain Error)', () => {
   refused(() => expandStoredWeights(new ProtoWriter().varint(1, 8).finish()), /not an ONNX model: no graph/);
@@ -33,13 +34,18 @@ test('a model with no graph is a ParseError (was a plain Error)', () => {
 
 test('a field of the wrong wire type is refused (a varint node input was a TypeError in TextDecoder)', () => {
   const badNode = new ProtoWriter().varint(1, 5).string(4, 'Cast');
-  refused(() => expandStoredWeights(model(new ProtoWriter().message(1, badNode))), /NodeProto\.input \(field 1 at byte 0\) has wire type 0, expected 2/);
+  refused(
+    () => expandStoredWeights(model(new ProtoWriter().message(1, badNode))),
+    /NodeProto\.input \(field 1 at byte 0\) has wire type 0, expected 2/,
+  );
   const badInput = new ProtoWriter().varint(11, 3).message(5, tensor('w', 1, new Uint8Array(8), [2]));
   refused(() => halfPrecisionInitializers(model(badInput), 1), /GraphProto input\/output .* has wire type 0/);
 });
 
 test('raw data whose length is not a multiple of the element size is refused (was a RangeError)', () => {
-  const half = new ProtoWriter().message(5, tensor('h', 10, new Uint8Array(3), [2])).message(1, node('Cast', ['h'], ['f'], 1));
+  const half = new ProtoWriter()
+    .message(5, tensor('h', 10, new Uint8Array(3), [2]))
+    .message(1, node('Cast', ['h'], ['f'], 1));
   refused(() => expandStoredWeights(model(half)), /float16 tensor "h" has 3 bytes, not a multiple of 2/);
   const float = new ProtoWriter().message(5, tensor('w', 1, new Uint8Array(6), [2]));
   refused(() => halfPrecisionInitializers(model(float), 1), /float tensor "w" has 6 bytes, not a multiple of 4/);

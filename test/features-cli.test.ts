@@ -19,8 +19,21 @@ async function setup() {
   await prepareRun({ dataset: 'shapes', out: run, images: 12, imageSize: 32, silent: true });
   const onnx = path.join(dir, 'pixels.onnx');
   fs.writeFileSync(onnx, scaleGraph({ size: 16, layoutIn: 'nhwc', layoutOut: 'nhwc', scale: 2 }));
-  const encoder = ['--encoder', onnx, '--encoder-size', '16', '--encoder-scaling', 'zero_one', '--encoder-layout', 'nhwc'];
-  const images = fs.readFileSync(runPaths(run).images, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { id: string; path: string; split: string });
+  const encoder = [
+    '--encoder',
+    onnx,
+    '--encoder-size',
+    '16',
+    '--encoder-scaling',
+    'zero_one',
+    '--encoder-layout',
+    'nhwc',
+  ];
+  const images = fs
+    .readFileSync(runPaths(run).images, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { id: string; path: string; split: string });
   return { run, encoder, images };
 }
 
@@ -74,7 +87,10 @@ test('--shard i/n slices then --merge gives the same store as one extraction; a 
   assert.equal(fs.existsSync(partsDir(storeDir)), false);
   const merged = openFeatureStore(storeDir);
   assert.equal(merged.size, images.length - 1);
-  assert.deepEqual(merged.skipped().map((s) => s.id), [images[5].id]);
+  assert.deepEqual(
+    merged.skipped().map((s) => s.id),
+    [images[5].id],
+  );
   assert.match(merged.skipped()[0].reason, /not an image/);
 
   const whole = path.join(path.dirname(run), 'whole');
@@ -87,7 +103,10 @@ test('--shard i/n slices then --merge gives the same store as one extraction; a 
 
 test('bad flags are refused with the flag named', async () => {
   const { run, encoder } = await setup();
-  await assert.rejects(sat(['--run', run, ...encoder, '--shard', '3/3']), (e: Error) => e instanceof UserError && /--shard must be i\/n/.test(e.message));
+  await assert.rejects(
+    sat(['--run', run, ...encoder, '--shard', '3/3']),
+    (e: Error) => e instanceof UserError && /--shard must be i\/n/.test(e.message),
+  );
   await assert.rejects(sat(['--run', run, ...encoder, '--shard', '0/2', '--merge']), /do not go together/);
   await assert.rejects(sat(['--run', run, ...encoder, '--split', 'val']), /unknown split "val"/);
   await assert.rejects(sat(['--run', path.join(run, 'nope')]), /not a prepared run/);

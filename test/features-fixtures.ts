@@ -10,7 +10,8 @@ import sharp from 'sharp';
 import type { EncoderModel, EncoderSpec } from '../src/encoders/types.js';
 
 // --- a minimal protobuf writer, enough for ModelProto -------------------------------------------
-type Field = [number, 'varint', number] | [number, 'bytes', Uint8Array] | [number, 'string', string] | [number, 'msg', Field[]];
+type Field =
+  [number, 'varint', number] | [number, 'bytes', Uint8Array] | [number, 'string', string] | [number, 'msg', Field[]];
 
 function varint(n: number): number[] {
   const out: number[] = [];
@@ -39,24 +40,55 @@ function encode(fields: Field[]): Uint8Array {
 /** ValueInfoProto for a float tensor; a string dim is symbolic (dim_param). */
 function valueInfo(name: string, dims: (number | string)[]): Field[] {
   const dim = dims.map((d): Field => [1, 'msg', [typeof d === 'number' ? [1, 'varint', d] : [2, 'string', d]]]);
-  return [[1, 'string', name], [2, 'msg', [[1, 'msg', [[1, 'varint', 1 /* FLOAT */], [2, 'msg', dim]]]]]];
+  return [
+    [1, 'string', name],
+    [
+      2,
+      'msg',
+      [
+        [
+          1,
+          'msg',
+          [
+            [1, 'varint', 1 /* FLOAT */],
+            [2, 'msg', dim],
+          ],
+        ],
+      ],
+    ],
+  ];
 }
 
 function node(op: string, inputs: string[], outputs: string[], attrs: Field[][] = []): Field[] {
-  return [...inputs.map((i): Field => [1, 'string', i]), ...outputs.map((o): Field => [2, 'string', o]),
-    [3, 'string', `${op}_${outputs[0]}`], [4, 'string', op], ...attrs.map((a): Field => [5, 'msg', a])];
+  return [
+    ...inputs.map((i): Field => [1, 'string', i]),
+    ...outputs.map((o): Field => [2, 'string', o]),
+    [3, 'string', `${op}_${outputs[0]}`],
+    [4, 'string', op],
+    ...attrs.map((a): Field => [5, 'msg', a]),
+  ];
 }
 
 function scalarInitializer(name: string, value: number): Field[] {
   const raw = new Uint8Array(new Float32Array([value]).buffer);
-  return [[2, 'varint', 1 /* FLOAT */], [8, 'string', name], [9, 'bytes', raw]];
+  return [
+    [2, 'varint', 1 /* FLOAT */],
+    [8, 'string', name],
+    [9, 'bytes', raw],
+  ];
 }
 
 /**
  * y = x * scale, with the input and output in either layout. `fixedBatch` pins the batch dimension.
  * As an encoder: locations = size*size, channels = 3, so the "features" are the scaled pixels themselves.
  */
-export function scaleGraph(opts: { size: number; layoutIn: 'nhwc' | 'nchw'; layoutOut: 'nhwc' | 'nchw'; scale: number; fixedBatch?: number }): Uint8Array {
+export function scaleGraph(opts: {
+  size: number;
+  layoutIn: 'nhwc' | 'nchw';
+  layoutOut: 'nhwc' | 'nchw';
+  scale: number;
+  fixedBatch?: number;
+}): Uint8Array {
   const { size: s } = opts;
   const n: number | string = opts.fixedBatch ?? 'N';
   const inDims = opts.layoutIn === 'nhwc' ? [n, s, s, 3] : [n, 3, s, s];
@@ -65,7 +97,14 @@ export function scaleGraph(opts: { size: number; layoutIn: 'nhwc' | 'nchw'; layo
   let cur = 'image';
   if (opts.layoutIn !== opts.layoutOut) {
     const perm = opts.layoutIn === 'nhwc' ? [0, 3, 1, 2] : [0, 2, 3, 1];
-    nodes.push(node('Transpose', [cur], ['t'], [[[1, 'string', 'perm'], ...perm.map((p): Field => [8, 'varint', p]), [20, 'varint', 7 /* INTS */]]]));
+    nodes.push(
+      node(
+        'Transpose',
+        [cur],
+        ['t'],
+        [[[1, 'string', 'perm'], ...perm.map((p): Field => [8, 'varint', p]), [20, 'varint', 7 /* INTS */]]],
+      ),
+    );
     cur = 't';
   }
   nodes.push(node('Mul', [cur, 'scale'], ['features']));
@@ -76,16 +115,45 @@ export function scaleGraph(opts: { size: number; layoutIn: 'nhwc' | 'nchw'; layo
     [11, 'msg', valueInfo('image', inDims)],
     [12, 'msg', valueInfo('features', outDims)],
   ];
-  return encode([[1, 'varint', 8 /* ir_version */], [2, 'string', 'sat-tests'], [7, 'msg', graph], [8, 'msg', [[1, 'string', ''], [2, 'varint', 13]]]]);
+  return encode([
+    [1, 'varint', 8 /* ir_version */],
+    [2, 'string', 'sat-tests'],
+    [7, 'msg', graph],
+    [
+      8,
+      'msg',
+      [
+        [1, 'string', ''],
+        [2, 'varint', 13],
+      ],
+    ],
+  ]);
 }
 
-export function scaleEncoder(opts: { size?: number; layoutIn?: 'nhwc' | 'nchw'; layoutOut?: 'nhwc' | 'nchw'; scale?: number; scaling?: EncoderSpec['scaling']; fixedBatch?: number; id?: string } = {}): EncoderModel {
+export function scaleEncoder(
+  opts: {
+    size?: number;
+    layoutIn?: 'nhwc' | 'nchw';
+    layoutOut?: 'nhwc' | 'nchw';
+    scale?: number;
+    scaling?: EncoderSpec['scaling'];
+    fixedBatch?: number;
+    id?: string;
+  } = {},
+): EncoderModel {
   const size = opts.size ?? 4;
   const layoutIn = opts.layoutIn ?? 'nhwc';
   const layoutOut = opts.layoutOut ?? 'nhwc';
   const spec: EncoderSpec = {
-    id: opts.id ?? 'test-scale', inputSize: size, scaling: opts.scaling ?? 'zero_one', inputLayout: layoutIn, outputLayout: layoutOut,
-    inputName: 'image', outputName: 'features', locations: size * size, channels: 3,
+    id: opts.id ?? 'test-scale',
+    inputSize: size,
+    scaling: opts.scaling ?? 'zero_one',
+    inputLayout: layoutIn,
+    outputLayout: layoutOut,
+    inputName: 'image',
+    outputName: 'features',
+    locations: size * size,
+    channels: 3,
   };
   return { spec, onnx: scaleGraph({ size, layoutIn, layoutOut, scale: opts.scale ?? 2, fixedBatch: opts.fixedBatch }) };
 }
@@ -105,16 +173,31 @@ export function tmpDir(prefix: string): string {
 }
 
 /** A solid-colour JPEG/PNG; colour derived from `k` so every image differs. */
-export async function writeSolidImage(file: string, k: number, opts: { width?: number; height?: number; format?: 'jpeg' | 'png' } = {}): Promise<[number, number, number]> {
+export async function writeSolidImage(
+  file: string,
+  k: number,
+  opts: { width?: number; height?: number; format?: 'jpeg' | 'png' } = {},
+): Promise<[number, number, number]> {
   const rgb: [number, number, number] = [(k * 37) % 256, (k * 91 + 20) % 256, (k * 53 + 200) % 256];
-  const img = sharp({ create: { width: opts.width ?? 8, height: opts.height ?? 6, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } } });
+  const img = sharp({
+    create: {
+      width: opts.width ?? 8,
+      height: opts.height ?? 6,
+      channels: 3,
+      background: { r: rgb[0], g: rgb[1], b: rgb[2] },
+    },
+  });
   await (opts.format === 'png' ? img.png() : img.jpeg({ quality: 100 })).toFile(file);
   return rgb;
 }
 
 /** Every bad input of issue 2, part 6. Returns the file paths keyed by kind (the "missing" one does not exist). */
-export async function writeBadImages(dir: string): Promise<Record<'truncated' | 'corrupt' | 'notImage' | 'missing' | 'bomb', string>> {
-  const good = await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 200, g: 10, b: 30 } } }).jpeg().toBuffer();
+export async function writeBadImages(
+  dir: string,
+): Promise<Record<'truncated' | 'corrupt' | 'notImage' | 'missing' | 'bomb', string>> {
+  const good = await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 200, g: 10, b: 30 } } })
+    .jpeg()
+    .toBuffer();
   const truncated = path.join(dir, 'truncated.jpg');
   fs.writeFileSync(truncated, good.subarray(0, Math.floor(good.length / 2)));
   const corrupt = path.join(dir, 'corrupt.jpg');
@@ -145,6 +228,10 @@ function pngHeaderOnly(width: number, height: number): Buffer {
   ihdr.writeUInt32BE(height, 4);
   ihdr[8] = 8; // bit depth
   ihdr[9] = 0; // greyscale
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr),
-    chunk('IDAT', zlib.deflateSync(Buffer.alloc(0))), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', zlib.deflateSync(Buffer.alloc(0))),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }

@@ -5,14 +5,23 @@ import { Rng } from '../src/util/rng.js';
 
 test('known binary16 bit patterns', () => {
   const cases: [number, number][] = [
-    [0, 0x0000], [-0, 0x8000], [1, 0x3c00], [-2, 0xc000], [0.5, 0x3800], [65504, 0x7bff],
+    [0, 0x0000],
+    [-0, 0x8000],
+    [1, 0x3c00],
+    [-2, 0xc000],
+    [0.5, 0x3800],
+    [65504, 0x7bff],
     [65520, 0x7c00], // halfway to the next (non-existent) finite value rounds to Inf
-    [1e6, 0x7c00], [-Infinity, 0xfc00], [2 ** -14, 0x0400], // smallest normal
+    [1e6, 0x7c00],
+    [-Infinity, 0xfc00],
+    [2 ** -14, 0x0400], // smallest normal
     [2 ** -24, 0x0001], // smallest subnormal
     [2 ** -25, 0x0000], // exactly half of it: ties to even -> 0
-    [1.5 * 2 ** -25, 0x0001], [1 + 2 ** -11, 0x3c00], // tie between 1 and 1+2^-10 -> even (1)
+    [1.5 * 2 ** -25, 0x0001],
+    [1 + 2 ** -11, 0x3c00], // tie between 1 and 1+2^-10 -> even (1)
     [1 + 3 * 2 ** -11, 0x3c02], // tie between 1+2^-10 and 1+2^-9 -> even (1+2^-9)
-    [0.1, 0x2e66], [3.14159, 0x4248],
+    [0.1, 0x2e66],
+    [3.14159, 0x4248],
   ];
   for (const [v, bits] of cases) assert.equal(toHalfBits(v), bits, `toHalfBits(${v})`);
   assert.equal(toHalfBits(NaN) & 0x7c00, 0x7c00);
@@ -38,7 +47,10 @@ test('encode picks the nearest half (error at most half a unit in the last place
     // Neighbours of the chosen half must not be strictly closer.
     for (const nb of [h - 1, h + 1]) {
       if (nb < 0 || nb > 0xffff || (nb & 0x7fff) >= 0x7c00 || (nb & 0x8000) !== (h & 0x8000)) continue;
-      assert.ok(Math.abs(t[nb] - src[i]) >= Math.abs(back[i] - src[i]), `value ${src[i]} -> ${back[i]}, neighbour ${t[nb]} is closer`);
+      assert.ok(
+        Math.abs(t[nb] - src[i]) >= Math.abs(back[i] - src[i]),
+        `value ${src[i]} -> ${back[i]}, neighbour ${t[nb]} is closer`,
+      );
     }
   }
 });

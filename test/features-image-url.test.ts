@@ -25,23 +25,28 @@ const hits = new Map<string, number>();
 
 before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-url-'));
-  process.env.SAT_CACHE = path.join(dir, 'cache');  // loadCaptioner's downloads stay in the test folder
-  png = await sharp({ create: { width: 20, height: 12, channels: 3, background: '#1030e0' } }).png().toBuffer();
+  process.env.SAT_CACHE = path.join(dir, 'cache'); // loadCaptioner's downloads stay in the test folder
+  png = await sharp({ create: { width: 20, height: 12, channels: 3, background: '#1030e0' } })
+    .png()
+    .toBuffer();
   server = http.createServer((req, res) => {
     const url = req.url!;
     hits.set(url, (hits.get(url) ?? 0) + 1);
     if (url === '/blue.png') res.writeHead(200, { 'content-type': 'image/png' }).end(png);
     else if (url === '/moved') res.writeHead(302, { location: '/blue.png?via=redirect' }).end();
-    else if (url === '/blue.png?via=redirect') res.writeHead(200, { 'content-type': 'image/png; charset=binary' }).end(png);
+    else if (url === '/blue.png?via=redirect')
+      res.writeHead(200, { 'content-type': 'image/png; charset=binary' }).end(png);
     else if (url === '/page') res.writeHead(200, { 'content-type': 'text/html' }).end('<html>hello</html>');
-    else if (url === '/big.png') res.writeHead(200, { 'content-type': 'image/png', 'content-length': String(3 << 20) }).end(Buffer.alloc(3 << 20));
+    else if (url === '/big.png')
+      res.writeHead(200, { 'content-type': 'image/png', 'content-length': String(3 << 20) }).end(Buffer.alloc(3 << 20));
     else if (url === '/stream.png') {
       // no Content-Length: the limit must hold while streaming
       res.writeHead(200, { 'content-type': 'image/png', 'transfer-encoding': 'chunked' });
       for (let i = 0; i < 8; i++) res.write(Buffer.alloc(256 << 10));
       res.end();
     } else if (url === '/fake.jpg') res.writeHead(200, { 'content-type': 'image/jpeg' }).end('not really a jpeg');
-    else if (url === '/broken.jpg') res.writeHead(200, { 'content-type': 'image/jpeg' }).end(Buffer.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3]));
+    else if (url === '/broken.jpg')
+      res.writeHead(200, { 'content-type': 'image/jpeg' }).end(Buffer.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3]));
     else res.writeHead(404, { 'content-type': 'text/plain' }).end('no such thing');
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -72,7 +77,10 @@ test('not an image, too large, 404, undecodable: refused, nothing cached', async
   await assert.rejects(fetchImageUrl(`${base}/big.png`, opts), /3145728 bytes is larger than the 1\.0 MiB limit/);
   await assert.rejects(fetchImageUrl(`${base}/stream.png`, opts), /more than the 1\.0 MiB limit/);
   await assert.rejects(fetchImageUrl(`${base}/nope.jpg`, opts), /HTTP 404/);
-  await assert.rejects(fetchImageUrl(`${base}/fake.jpg`, opts), /says it is image\/jpeg but its bytes are not JPEG, PNG/);
+  await assert.rejects(
+    fetchImageUrl(`${base}/fake.jpg`, opts),
+    /says it is image\/jpeg but its bytes are not JPEG, PNG/,
+  );
   await assert.rejects(fetchImageUrl(`${base}/broken.jpg`, opts), /says it is image\/jpeg but does not decode/);
   const closed = http.createServer();
   await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
@@ -85,14 +93,36 @@ test('not an image, too large, 404, undecodable: refused, nothing cached', async
 test('sat caption takes URLs next to files; loadCaptioner names a bad URL', async () => {
   const fx: CaptionFixture = await makeCaptionRun(path.join(dir, 'fixture'));
   const e = fx.encoder;
-  const args = ['--import', 'tsx', 'src/cli.ts', 'caption', '--model', fx.run, '--encoder', e.encoder!, '--encoder-size', String(e.size),
-    '--encoder-scaling', e.scaling!, '--encoder-layout', e.layout!, '--beam', '2'];
+  const args = [
+    '--import',
+    'tsx',
+    'src/cli.ts',
+    'caption',
+    '--model',
+    fx.run,
+    '--encoder',
+    e.encoder!,
+    '--encoder-size',
+    String(e.size),
+    '--encoder-scaling',
+    e.scaling!,
+    '--encoder-layout',
+    e.layout!,
+    '--beam',
+    '2',
+  ];
   const env = { ...process.env, SAT_CACHE: path.join(dir, 'cli-cache') };
   const { stdout } = await promisify(execFile)(process.execPath, [...args, `${base}/blue.png`, fx.images.red], { env });
-  assert.deepEqual(stdout.trim().split('\n'), [`${base}/blue.png\ta blue circle on the left`, `${fx.images.red}\ta red square`]);
+  assert.deepEqual(stdout.trim().split('\n'), [
+    `${base}/blue.png\ta blue circle on the left`,
+    `${fx.images.red}\ta red square`,
+  ]);
   const captioner = await loadCaptioner(fx.run, { encoder: e, maxImageBytes: 1 << 20, allowPrivateNetwork: true });
   try {
-    await assert.rejects(captioner.caption(`${base}/big.png`), /big\.png: 3145728 bytes is larger than the 1\.0 MiB limit/);
+    await assert.rejects(
+      captioner.caption(`${base}/big.png`),
+      /big\.png: 3145728 bytes is larger than the 1\.0 MiB limit/,
+    );
     await assert.rejects(captioner.caption(`${base}/page`), /page: not an image/);
   } finally {
     await captioner.dispose();

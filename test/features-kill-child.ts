@@ -9,6 +9,11 @@ import { scaleEncoder } from './features-fixtures.js';
 const [list, store] = process.argv.slice(2);
 const images = JSON.parse(fs.readFileSync(list, 'utf8')) as ImageRef[];
 await extractFeatures({
-  images, model: scaleEncoder(), dir: store, batchSize: 1, progress: false, log: () => {},
+  images,
+  model: scaleEncoder(),
+  dir: store,
+  batchSize: 1,
+  progress: false,
+  log: () => {},
   afterBatch: () => new Promise((resolve) => setTimeout(resolve, 50)),
 });

@@ -15,35 +15,75 @@ import { Rng } from '../src/util/rng.js';
 function photoLike(W: number, H: number, channels: 3 | 4, seed: number): Uint8Array {
   const rng = new Rng(seed);
   return Uint8Array.from({ length: W * H * channels }, (_, i) => {
-    const p = Math.floor(i / channels), x = p % W, y = Math.floor(p / W), c = i % channels;
+    const p = Math.floor(i / channels),
+      x = p % W,
+      y = Math.floor(p / W),
+      c = i % channels;
     if (c === 3) return 255;
-    const v = 128 + 100 * Math.sin((x * (c + 1)) / 37 + y / 23) + (((x >> 4) + (y >> 4)) % 2 ? 20 : -20) + (rng.next() - 0.5) * 60;
+    const v =
+      128 +
+      100 * Math.sin((x * (c + 1)) / 37 + y / 23) +
+      (((x >> 4) + (y >> 4)) % 2 ? 20 : -20) +
+      (rng.next() - 0.5) * 60;
     return Math.max(0, Math.min(255, Math.round(v)));
   });
 }
 
-test('shrinking, the TypeScript resize equals sharp\'s (fit fill, kernel linear) exactly', async () => {
+test("shrinking, the TypeScript resize equals sharp's (fit fill, kernel linear) exactly", async () => {
   const cases: [number, number, number, 3 | 4][] = [
-    [640, 480, 224, 3], [480, 640, 224, 3], [500, 333, 224, 3], [500, 375, 299, 3], [333, 500, 299, 4], [225, 224, 224, 3],
-    [999, 1001, 224, 3], [1500, 1400, 224, 3], [2000, 1100, 299, 4], [224, 700, 224, 3],
+    [640, 480, 224, 3],
+    [480, 640, 224, 3],
+    [500, 333, 224, 3],
+    [500, 375, 299, 3],
+    [333, 500, 299, 4],
+    [225, 224, 224, 3],
+    [999, 1001, 224, 3],
+    [1500, 1400, 224, 3],
+    [2000, 1100, 299, 4],
+    [224, 700, 224, 3],
   ];
   for (const [W, H, S, channels] of cases) {
     const data = photoLike(W, H, channels, W + H);
     const ours = resizeToSquareRgb({ data, width: W, height: H, channels }, S);
-    const ref = await sharp(data, { raw: { width: W, height: H, channels } }).removeAlpha().resize(S, S, { fit: 'fill', kernel: 'linear' }).raw().toBuffer();
-    let differing = 0, max = 0;
-    ours.forEach((v, i) => { const d = Math.abs(v - ref[i]); if (d) differing++; max = Math.max(max, d); });
+    const ref = await sharp(data, { raw: { width: W, height: H, channels } })
+      .removeAlpha()
+      .resize(S, S, { fit: 'fill', kernel: 'linear' })
+      .raw()
+      .toBuffer();
+    let differing = 0,
+      max = 0;
+    ours.forEach((v, i) => {
+      const d = Math.abs(v - ref[i]);
+      if (d) differing++;
+      max = Math.max(max, d);
+    });
     assert.equal(differing, 0, `${W}x${H}x${channels} -> ${S}: ${differing} values differ, max ${max}`);
   }
 });
 
-test('enlarging (one side or both, e.g. a 500 x 169 panorama or a 224 px image for a 299 px encoder) is sharp\'s within one level', async () => {
-  for (const [W, H, S] of [[97, 131, 224], [224, 160, 299], [500, 169, 224], [180, 640, 224]]) {
+test("enlarging (one side or both, e.g. a 500 x 169 panorama or a 224 px image for a 299 px encoder) is sharp's within one level", async () => {
+  for (const [W, H, S] of [
+    [97, 131, 224],
+    [224, 160, 299],
+    [500, 169, 224],
+    [180, 640, 224],
+  ]) {
     const data = photoLike(W, H, 3, 3);
     const ours = resizeToSquareRgb({ data, width: W, height: H, channels: 3 }, S);
-    const ref = await sharp(data, { raw: { width: W, height: H, channels: 3 } }).resize(S, S, { fit: 'fill', kernel: 'linear' }).raw().toBuffer();
-    let max = 0, differing = 0;
-    ours.forEach((v, i) => { const d = Math.abs(v - ref[i]); max = Math.max(max, d); if (d) differing++; });
-    assert.ok(max <= 1 && differing / ours.length < 0.05, `${W}x${H} -> ${S}: max |difference| ${max}, ${(100 * differing / ours.length).toFixed(2)}% differ`);
+    const ref = await sharp(data, { raw: { width: W, height: H, channels: 3 } })
+      .resize(S, S, { fit: 'fill', kernel: 'linear' })
+      .raw()
+      .toBuffer();
+    let max = 0,
+      differing = 0;
+    ours.forEach((v, i) => {
+      const d = Math.abs(v - ref[i]);
+      max = Math.max(max, d);
+      if (d) differing++;
+    });
+    assert.ok(
+      max <= 1 && differing / ours.length < 0.05,
+      `${W}x${H} -> ${S}: max |difference| ${max}, ${((100 * differing) / ours.length).toFixed(2)}% differ`,
+    );
   }
 });

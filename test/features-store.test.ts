@@ -14,7 +14,15 @@ import { UserError } from '../src/util/errors.js';
 import { tmpDir } from './features-fixtures.js';
 
 const spec = (id = 'toy-enc', locations = 4, channels = 3): EncoderSpec => ({
-  id, inputSize: 2, scaling: 'zero_one', inputLayout: 'nhwc', outputLayout: 'nhwc', inputName: 'x', outputName: 'y', locations, channels,
+  id,
+  inputSize: 2,
+  scaling: 'zero_one',
+  inputLayout: 'nhwc',
+  outputLayout: 'nhwc',
+  inputName: 'x',
+  outputName: 'y',
+  locations,
+  channels,
 });
 
 /** Deterministic features for image `k`: values exactly representable in fp16. */
@@ -22,8 +30,17 @@ function features(k: number, n = 12): Float32Array {
   return Float32Array.from({ length: n }, (_, i) => (k * 16 + i) / 8);
 }
 
-function writeImages(dir: string, ks: number[], opts: { shardMaxBytes?: number; slice?: { index: number; count: number }; id?: string } = {}) {
-  const w = FeatureStoreWriter.open(dir, { spec: spec(opts.id), shardMaxBytes: opts.shardMaxBytes, slice: opts.slice, requested: ks.length });
+function writeImages(
+  dir: string,
+  ks: number[],
+  opts: { shardMaxBytes?: number; slice?: { index: number; count: number }; id?: string } = {},
+) {
+  const w = FeatureStoreWriter.open(dir, {
+    spec: spec(opts.id),
+    shardMaxBytes: opts.shardMaxBytes,
+    slice: opts.slice,
+    requested: ks.length,
+  });
   for (const k of ks) w.append(`img${k}`, encodeHalf(features(k)));
   w.commit();
   return w;
@@ -33,7 +50,13 @@ test('write, reopen and read back; records roll over into new shards at the size
   const dir = tmpDir('store');
   const w = writeImages(dir, [0, 1, 2, 3, 4], { shardMaxBytes: 2 * 24 }); // 24 bytes per record: 2 per shard
   w.close();
-  assert.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith('shard-')).sort(), ['shard-00000.bin', 'shard-00001.bin', 'shard-00002.bin']);
+  assert.deepEqual(
+    fs
+      .readdirSync(dir)
+      .filter((f) => f.startsWith('shard-'))
+      .sort(),
+    ['shard-00000.bin', 'shard-00001.bin', 'shard-00002.bin'],
+  );
   const r = openFeatureStore(dir);
   assert.equal(r.locations, 4);
   assert.equal(r.channels, 3);
@@ -91,8 +114,14 @@ test('a line with a bad checksum ends the trusted index; verify() finds flipped 
 test('reopening with another encoder or slice is refused with the folder named', () => {
   const dir = tmpDir('store-compat');
   writeImages(dir, [0]).close();
-  assert.throws(() => FeatureStoreWriter.open(dir, { spec: spec('other', 4, 3), requested: 1 }), (e: Error) => e instanceof UserError && e.message.includes(dir) && e.message.includes('toy-enc'));
-  assert.throws(() => FeatureStoreWriter.open(dir, { spec: spec(), slice: { index: 0, count: 2 }, requested: 1 }), /slice all, not 0\/2/);
+  assert.throws(
+    () => FeatureStoreWriter.open(dir, { spec: spec('other', 4, 3), requested: 1 }),
+    (e: Error) => e instanceof UserError && e.message.includes(dir) && e.message.includes('toy-enc'),
+  );
+  assert.throws(
+    () => FeatureStoreWriter.open(dir, { spec: spec(), slice: { index: 0, count: 2 }, requested: 1 }),
+    /slice all, not 0\/2/,
+  );
   assert.throws(() => openFeatureStore(tmpDir('empty')), /No feature store/);
 });
 
@@ -110,7 +139,11 @@ test('merge joins complete parts and refuses bad part sets', () => {
   assert.throws(() => mergeParts(store), /parts 2\/3 are missing/);
   writePart(store, 2, 3, [2, 5], false);
   assert.throws(() => mergeParts(store), /has not finished.*--shard 2\/3/);
-  const finish = FeatureStoreWriter.open(path.join(partsDir(store), partName(2, 3)), { spec: spec(), slice: { index: 2, count: 3 }, requested: 2 });
+  const finish = FeatureStoreWriter.open(path.join(partsDir(store), partName(2, 3)), {
+    spec: spec(),
+    slice: { index: 2, count: 3 },
+    requested: 2,
+  });
   finish.markComplete(true); // what a rerun of the unfinished slice does once nothing is left to extract
   finish.close();
   const res = mergeParts(store);
@@ -150,14 +183,17 @@ test('a merge interrupted after its index was committed finishes on rerun instea
   for (let k = 0; k < 3; k++) assert.deepEqual(r.read(`img${k}`), features(k));
 });
 
-test('one writer per store: a live owner is refused by pid, a dead owner\'s lock is taken over', () => {
+test("one writer per store: a live owner is refused by pid, a dead owner's lock is taken over", () => {
   const dir = tmpDir('store-lock');
   writeImages(dir, [0]).close();
   const lock = path.join(dir, 'writer.lock');
   assert.equal(fs.existsSync(lock), false);
   // A lock held by a live process (our parent, the test runner) on this host.
   fs.writeFileSync(lock, JSON.stringify({ pid: process.ppid, host: os.hostname() }));
-  assert.throws(() => FeatureStoreWriter.open(dir, { spec: spec(), requested: 1 }), new RegExp(`another \`sat features\` \\(pid ${process.ppid}\\)`));
+  assert.throws(
+    () => FeatureStoreWriter.open(dir, { spec: spec(), requested: 1 }),
+    new RegExp(`another \`sat features\` \\(pid ${process.ppid}\\)`),
+  );
   assert.throws(() => mergeParts(dir), /being written/);
   // The same lock after its process died (kill -9 leaves it behind).
   const dead = spawnSync(process.execPath, ['-e', 'process.exit(0)']).pid!;

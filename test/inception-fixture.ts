@@ -12,7 +12,10 @@ export const FIXTURE_FILE = new URL('./fixtures/inception-tfjs.json', import.met
  * mixed7 (1x7/7x1 convs) and mixed10 (the tutorial's layer), with their NHWC output shapes.
  */
 export const LAYERS: [name: string, dims: number[]][] = [
-  ['activation_1', [1, 149, 149, 32]], ['mixed2', [1, 35, 35, 288]], ['mixed7', [1, 17, 17, 768]], ['mixed10', [1, 8, 8, 2048]],
+  ['activation_1', [1, 149, 149, 32]],
+  ['mixed2', [1, 35, 35, 288]],
+  ['mixed7', [1, 17, 17, 768]],
+  ['mixed10', [1, 8, 8, 2048]],
 ];
 
 /** The input: a 299x299 RGB image of uniform noise in [0, 1) (the nsfwjs model takes x/255), NHWC. */
@@ -28,21 +31,42 @@ export function fixtureImage(): Float32Array {
 export function samplePositions(reference: ArrayLike<number>, count = 100): number[] {
   const rng = new Rng(11);
   const seeded = Array.from({ length: count }, () => rng.int(reference.length));
-  const order = Array.from({ length: reference.length }, (_, i) => i).sort((a, b) => Math.abs(reference[b]) - Math.abs(reference[a]));
+  const order = Array.from({ length: reference.length }, (_, i) => i).sort(
+    (a, b) => Math.abs(reference[b]) - Math.abs(reference[a]),
+  );
   return [...seeded, ...order.slice(0, count)];
 }
 
-export interface LayerStats { mean: number; meanAbs: number; rms: number; maxAbs: number; positive: number }
+export interface LayerStats {
+  mean: number;
+  meanAbs: number;
+  rms: number;
+  maxAbs: number;
+  positive: number;
+}
 
 /** Summary statistics of a whole activation tensor (float64 sums). */
 export function layerStats(x: ArrayLike<number>): LayerStats {
-  let sum = 0, sumAbs = 0, sumSq = 0, maxAbs = 0, positive = 0;
+  let sum = 0,
+    sumAbs = 0,
+    sumSq = 0,
+    maxAbs = 0,
+    positive = 0;
   for (let i = 0; i < x.length; i++) {
     const v = x[i];
-    sum += v; sumAbs += Math.abs(v); sumSq += v * v; maxAbs = Math.max(maxAbs, Math.abs(v));
+    sum += v;
+    sumAbs += Math.abs(v);
+    sumSq += v * v;
+    maxAbs = Math.max(maxAbs, Math.abs(v));
     if (v > 0) positive++;
   }
-  return { mean: sum / x.length, meanAbs: sumAbs / x.length, rms: Math.sqrt(sumSq / x.length), maxAbs, positive: positive / x.length };
+  return {
+    mean: sum / x.length,
+    meanAbs: sumAbs / x.length,
+    rms: Math.sqrt(sumSq / x.length),
+    maxAbs,
+    positive: positive / x.length,
+  };
 }
 
 export interface InceptionFixture {

@@ -17,9 +17,18 @@ import { testNeeding } from './capabilities.js';
 const native = loadBinding();
 const info = native.gemmInfo();
 const config: ModelConfig = {
-  locations: 6, channels: 20, embedDim: 12, units: 16, attentionUnits: 10, vocabSize: 23, dropout: 0, attentionLambda: 0,
+  locations: 6,
+  channels: 20,
+  embedDim: 12,
+  units: 16,
+  attentionUnits: 10,
+  vocabSize: 23,
+  dropout: 0,
+  attentionLambda: 0,
 };
-const B = 5, T = 6, { locations: L, channels: C, embedDim: E, units: U, attentionUnits: A, vocabSize: V } = config;
+const B = 5,
+  T = 6,
+  { locations: L, channels: C, embedDim: E, units: U, attentionUnits: A, vocabSize: V } = config;
 const dims = Int32Array.of(B, T, L, C, E, U, A, V);
 const rng = new Rng(5);
 const imageFeatures = Float32Array.from({ length: 3 * L * C }, () => rng.next() * 2 - 0.5);
@@ -31,47 +40,76 @@ for (let b = 0; b < B; b++) {
 }
 const weights = Float32Array.of(0.5, -1, 2, 1, 0.25);
 // [dropout, lambda, seed, resetState, meanInit]
-const CASES = [[0, 0, 0, false, false], [0.3, 0.5, 9, false, true], [0.2, 0.3, 4, true, false]] as const;
+const CASES = [
+  [0, 0, 0, false, false],
+  [0.3, 0.5, 9, false, true],
+  [0.2, 0.3, 4, true, false],
+] as const;
 
 function withBackend<R>(backend: GemmBackend, f: () => R): R {
   const before = native.gemmInfo().backend;
   native.setGemmBackend(backend);
-  try { return f(); } finally { native.setGemmBackend(before); }
+  try {
+    return f();
+  } finally {
+    native.setGemmBackend(before);
+  }
 }
 
-function step(params: Float32Array[] | Float64Array[], o: typeof CASES[number]) {
+function step(params: Float32Array[] | Float64Array[], o: (typeof CASES)[number]) {
   const ws = native.createWorkspace();
   const f64 = params[0] instanceof Float64Array;
   const grads = params.map((p) => (f64 ? new Float64Array(p.length) : new Float32Array(p.length)));
-  const r = native.trainStep(ws, params as Float32Array[], grads as Float32Array[], dims,
-    (f64 ? Float64Array.from(imageFeatures) : imageFeatures) as Float32Array, tokens, o[0], o[1], o[2], o[3], o[4],
-    (f64 ? Float64Array.from(weights) : weights) as Float32Array, imageOfRow, 3);
+  const r = native.trainStep(
+    ws,
+    params as Float32Array[],
+    grads as Float32Array[],
+    dims,
+    (f64 ? Float64Array.from(imageFeatures) : imageFeatures) as Float32Array,
+    tokens,
+    o[0],
+    o[1],
+    o[2],
+    o[3],
+    o[4],
+    (f64 ? Float64Array.from(weights) : weights) as Float32Array,
+    imageOfRow,
+    3,
+  );
   native.releaseWorkspace(ws);
   return { loss: r.loss, grads };
 }
 
 /** Why `backend` cannot be tested here (not in this build), or null. */
-const missing = (backend: GemmBackend) => (info.built.includes(backend) ? null : `this build has ${info.built.join(', ')} only`);
+const missing = (backend: GemmBackend) =>
+  info.built.includes(backend) ? null : `this build has ${info.built.join(', ')} only`;
 
 for (const backend of GEMM_BACKENDS) {
-  testNeeding('onednn', missing(backend), `${backend}: the float32 step agrees with the float64 path (shared images, weights, dropout, regulariser, GRU and initial-state modes)`, () => {
-    const model = createModel(config, { seed: 8 });
-    const p32 = [...model.parameters().values()].map((t) => t.data);
-    const p64 = p32.map((a) => Float64Array.from(a));
-    for (const o of CASES) {
-      const r32 = withBackend(backend, () => step(p32, o)), r64 = step(p64, o);
-      assert.ok(Math.abs(r32.loss - r64.loss) < 1e-5 * Math.abs(r64.loss), `${o}: loss ${r32.loss} vs ${r64.loss}`);
-      PARAMETER_ORDER.forEach((name, i) => {
-        let scale = 0, diff = 0;
-        for (let k = 0; k < p64[i].length; k++) {
-          scale = Math.max(scale, Math.abs(r64.grads[i][k]));
-          diff = Math.max(diff, Math.abs(r32.grads[i][k] - r64.grads[i][k]));
-        }
-        assert.ok(diff <= 1e-4 * scale + 1e-7, `${backend} ${o} ${name}: max diff ${diff} vs max |grad| ${scale}`);
-      });
-    }
-    model.dispose();
-  });
+  testNeeding(
+    'onednn',
+    missing(backend),
+    `${backend}: the float32 step agrees with the float64 path (shared images, weights, dropout, regulariser, GRU and initial-state modes)`,
+    () => {
+      const model = createModel(config, { seed: 8 });
+      const p32 = [...model.parameters().values()].map((t) => t.data);
+      const p64 = p32.map((a) => Float64Array.from(a));
+      for (const o of CASES) {
+        const r32 = withBackend(backend, () => step(p32, o)),
+          r64 = step(p64, o);
+        assert.ok(Math.abs(r32.loss - r64.loss) < 1e-5 * Math.abs(r64.loss), `${o}: loss ${r32.loss} vs ${r64.loss}`);
+        PARAMETER_ORDER.forEach((name, i) => {
+          let scale = 0,
+            diff = 0;
+          for (let k = 0; k < p64[i].length; k++) {
+            scale = Math.max(scale, Math.abs(r64.grads[i][k]));
+            diff = Math.max(diff, Math.abs(r32.grads[i][k] - r64.grads[i][k]));
+          }
+          assert.ok(diff <= 1e-4 * scale + 1e-7, `${backend} ${o} ${name}: max diff ${diff} vs max |grad| ${scale}`);
+        });
+      }
+      model.dispose();
+    },
+  );
 
   testNeeding('onednn', missing(backend), `${backend}: decoding step by step reproduces evalLoss`, () => {
     withBackend(backend, () => {
@@ -79,9 +117,13 @@ for (const backend of GEMM_BACKENDS) {
       const features = imageFeatures.subarray(0, 2 * L * C);
       const batch = { size: 2, steps: T, features, tokens: tokens.subarray(0, 2 * (T + 1)) };
       const { loss, tokens: n } = model.evalLoss(batch);
-      let state = model.encode(features, 2), sum = 0;
+      let state = model.encode(features, 2),
+        sum = 0;
       for (let t = 0; t < T; t++) {
-        const out = model.step(state, Int32Array.from([0, 1], (b) => batch.tokens[b * (T + 1) + t]));
+        const out = model.step(
+          state,
+          Int32Array.from([0, 1], (b) => batch.tokens[b * (T + 1) + t]),
+        );
         for (let b = 0; b < 2; b++) {
           const y = batch.tokens[b * (T + 1) + t + 1];
           if (y === 0) continue;
@@ -100,7 +142,8 @@ for (const backend of GEMM_BACKENDS) {
 testNeeding('onednn', missing('onednn'), 'the backends agree with each other, and the switch is checked', () => {
   const model = createModel(config, { seed: 8 });
   const p32 = [...model.parameters().values()].map((t) => t.data);
-  const a = withBackend('cblas', () => step(p32, CASES[1])), b = withBackend('onednn', () => step(p32, CASES[1]));
+  const a = withBackend('cblas', () => step(p32, CASES[1])),
+    b = withBackend('onednn', () => step(p32, CASES[1]));
   assert.ok(Math.abs(a.loss - b.loss) < 1e-6 * a.loss);
   a.grads.forEach((g, i) => {
     const scale = Math.max(...Array.from(g, Math.abs));

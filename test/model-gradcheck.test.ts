@@ -15,9 +15,17 @@ import type { ModelConfig } from '../src/model/types.js';
 
 const native = loadBinding();
 const config: ModelConfig = {
-  locations: 3, channels: 5, embedDim: 4, units: 6, attentionUnits: 5, vocabSize: 7, dropout: 0, attentionLambda: 0,
+  locations: 3,
+  channels: 5,
+  embedDim: 4,
+  units: 6,
+  attentionUnits: 5,
+  vocabSize: 7,
+  dropout: 0,
+  attentionLambda: 0,
 };
-const B = 3, T = 4;
+const B = 3,
+  T = 4;
 // <start>=1 ... <end>=2, 0-padded: rows have 4, 3 and 2 real targets
 const tokens = Int32Array.from([1, 4, 5, 6, 2, 1, 3, 3, 2, 0, 1, 6, 2, 0, 0]);
 
@@ -25,23 +33,88 @@ function randomParams(seed: number): Float64Array[] {
   const rng = new Rng(seed);
   const shapes = parameterShapes(config);
   // Non-zero biases too, so every gradient path is exercised; scale keeps tanh/sigmoid off saturation.
-  return PARAMETER_ORDER.map((n) => Float64Array.from({ length: shapes[n].reduce((a, b) => a * b, 1) }, () => rng.normal() * 0.5));
+  return PARAMETER_ORDER.map((n) =>
+    Float64Array.from({ length: shapes[n].reduce((a, b) => a * b, 1) }, () => rng.normal() * 0.5),
+  );
 }
 
-function check(label: string, dropout: number, lambda: number, resetState = false, meanInit = false, weights: Float64Array | null = null,
-               imageOfRow: Int32Array | null = null) {
+function check(
+  label: string,
+  dropout: number,
+  lambda: number,
+  resetState = false,
+  meanInit = false,
+  weights: Float64Array | null = null,
+  imageOfRow: Int32Array | null = null,
+) {
   const ws = native.createWorkspace();
   const params = randomParams(7);
   const grads = params.map((p) => new Float64Array(p.length));
   const rng = new Rng(3);
   const images = imageOfRow ? Math.max(...imageOfRow) + 1 : B;
   const features = Float64Array.from({ length: images * config.locations * config.channels }, () => rng.normal());
-  const dims = Int32Array.of(B, T, config.locations, config.channels, config.embedDim, config.units, config.attentionUnits, config.vocabSize);
-  const loss = () => native.trainStep(ws, params, null, dims, features, tokens, dropout, lambda, 11, resetState, meanInit, weights, imageOfRow, images).loss;
+  const dims = Int32Array.of(
+    B,
+    T,
+    config.locations,
+    config.channels,
+    config.embedDim,
+    config.units,
+    config.attentionUnits,
+    config.vocabSize,
+  );
+  const loss = () =>
+    native.trainStep(
+      ws,
+      params,
+      null,
+      dims,
+      features,
+      tokens,
+      dropout,
+      lambda,
+      11,
+      resetState,
+      meanInit,
+      weights,
+      imageOfRow,
+      images,
+    ).loss;
   // The forward-only pass never applies dropout, so compare against a training pass's loss with grads,
   // then differentiate the training loss by re-running trainStep (it recomputes the same masks).
-  const trainLoss = () => native.trainStep(ws, params, grads.map((g) => new Float64Array(g.length)), dims, features, tokens, dropout, lambda, 11, resetState, meanInit, weights, imageOfRow, images).loss;
-  const base = native.trainStep(ws, params, grads, dims, features, tokens, dropout, lambda, 11, resetState, meanInit, weights, imageOfRow, images);
+  const trainLoss = () =>
+    native.trainStep(
+      ws,
+      params,
+      grads.map((g) => new Float64Array(g.length)),
+      dims,
+      features,
+      tokens,
+      dropout,
+      lambda,
+      11,
+      resetState,
+      meanInit,
+      weights,
+      imageOfRow,
+      images,
+    ).loss;
+  const base = native.trainStep(
+    ws,
+    params,
+    grads,
+    dims,
+    features,
+    tokens,
+    dropout,
+    lambda,
+    11,
+    resetState,
+    meanInit,
+    weights,
+    imageOfRow,
+    images,
+  );
   assert.ok(Number.isFinite(base.loss) && base.tokens === 9, `loss ${base.loss}, tokens ${base.tokens}`);
   if (dropout === 0) assert.ok(Math.abs(loss() - base.loss) < 1e-12, 'eval loss equals training loss without dropout');
   const f = dropout > 0 ? trainLoss : loss;
@@ -50,11 +123,14 @@ function check(label: string, dropout: number, lambda: number, resetState = fals
   let worst = 0;
   PARAMETER_ORDER.forEach((name, i) => {
     const p = params[i];
-    let maxRel = 0, maxAbs = 0;
+    let maxRel = 0,
+      maxAbs = 0;
     for (let k = 0; k < p.length; k++) {
       const keep = p[k];
-      p[k] = keep + h; const up = f();
-      p[k] = keep - h; const down = f();
+      p[k] = keep + h;
+      const up = f();
+      p[k] = keep - h;
+      const down = f();
       p[k] = keep;
       const numeric = (up - down) / (2 * h);
       const analytic = grads[i][k];
@@ -62,7 +138,8 @@ function check(label: string, dropout: number, lambda: number, resetState = fals
       // Relative error, floored at 1e-4 so gradients that are zero in theory (attention.V.bias: softmax
       // is shift-invariant) or tiny compare on the scale of the finite-difference noise (~1e-11).
       const rel = abs / Math.max(Math.abs(numeric) + Math.abs(analytic), 1e-4);
-      maxRel = Math.max(maxRel, rel); maxAbs = Math.max(maxAbs, abs);
+      maxRel = Math.max(maxRel, rel);
+      maxAbs = Math.max(maxAbs, abs);
     }
     worst = Math.max(worst, maxRel);
     lines.push(`  ${name.padEnd(22)} max rel err ${maxRel.toExponential(2)}  max abs err ${maxAbs.toExponential(2)}`);
@@ -77,14 +154,20 @@ test('float64 gradients match central finite differences (seed model: no dropout
   const grads = check('dropout 0, lambda 0', 0, 0);
   // H[0] = 0: the initial-state parameters are unused and get exactly zero gradient.
   for (const name of ['init_state.kernel', 'init_state.bias'] as const) {
-    assert.ok(grads[PARAMETER_ORDER.indexOf(name)].every((x) => x === 0), `${name} gradient is exactly 0 with initState zeros`);
+    assert.ok(
+      grads[PARAMETER_ORDER.indexOf(name)].every((x) => x === 0),
+      `${name} gradient is exactly 0 with initState zeros`,
+    );
   }
 });
 
-test('float64 gradients match finite differences with --init-state mean (the paper\'s initial state)', () => {
+test("float64 gradients match finite differences with --init-state mean (the paper's initial state)", () => {
   const grads = check('init mean, dropout 0, lambda 0', 0, 0, false, true);
   for (const name of ['init_state.kernel', 'init_state.bias'] as const) {
-    assert.ok(grads[PARAMETER_ORDER.indexOf(name)].some((x) => x !== 0), `${name} gradient is not 0 with initState mean`);
+    assert.ok(
+      grads[PARAMETER_ORDER.indexOf(name)].some((x) => x !== 0),
+      `${name} gradient is not 0 with initState mean`,
+    );
   }
 });
 
@@ -100,14 +183,21 @@ test('float64 gradients match finite differences with the attention regulariser 
   check('dropout 0.3, lambda 0.7', 0.3, 0.7);
 });
 
-test('float64 gradients match finite differences with --gru-state reset (the TF tutorial\'s GRU)', () => {
+test("float64 gradients match finite differences with --gru-state reset (the TF tutorial's GRU)", () => {
   const grads = check('reset, dropout 0, lambda 0', 0, 0, true);
   // The recurrent kernel is unused in reset mode (the GRU's previous state is zeros): exactly zero gradient,
   // while the recurrent bias (gru.bias row 1) still learns.
   const rk = grads[PARAMETER_ORDER.indexOf('gru.recurrent_kernel')];
-  assert.ok(rk.every((x) => x === 0), 'gru.recurrent_kernel gradient is exactly 0');
-  const bias = grads[PARAMETER_ORDER.indexOf('gru.bias')], G = 3 * config.units;
-  assert.ok(bias.subarray(G).some((x) => x !== 0), 'recurrent bias gradient is not 0');
+  assert.ok(
+    rk.every((x) => x === 0),
+    'gru.recurrent_kernel gradient is exactly 0',
+  );
+  const bias = grads[PARAMETER_ORDER.indexOf('gru.bias')],
+    G = 3 * config.units;
+  assert.ok(
+    bias.subarray(G).some((x) => x !== 0),
+    'recurrent bias gradient is not 0',
+  );
 });
 
 test('float64 gradients match finite differences with --gru-state reset, the attention regulariser and dropout', () => {
@@ -119,13 +209,23 @@ test('float64 gradients match finite differences with per-sequence loss weights 
   check('weights 0.7/-1.3/0.2, dropout 0.3, lambda 0.7', 0.3, 0.7, false, false, Float64Array.of(0.7, -1.3, 0.2));
 });
 
-test('per-sequence weights scale each sequence\'s cross-entropy: all 1 equals no weights, a 0 drops the row', () => {
+test("per-sequence weights scale each sequence's cross-entropy: all 1 equals no weights, a 0 drops the row", () => {
   const ws = native.createWorkspace();
   const params = randomParams(7);
   const rng = new Rng(3);
   const features = Float64Array.from({ length: B * config.locations * config.channels }, () => rng.normal());
-  const dims = Int32Array.of(B, T, config.locations, config.channels, config.embedDim, config.units, config.attentionUnits, config.vocabSize);
-  const run = (w: Float64Array | null) => native.trainStep(ws, params, null, dims, features, tokens, 0, 0, 0, false, false, w);
+  const dims = Int32Array.of(
+    B,
+    T,
+    config.locations,
+    config.channels,
+    config.embedDim,
+    config.units,
+    config.attentionUnits,
+    config.vocabSize,
+  );
+  const run = (w: Float64Array | null) =>
+    native.trainStep(ws, params, null, dims, features, tokens, 0, 0, 0, false, false, w);
   const plain = run(null);
   assert.equal(run(Float64Array.of(1, 1, 1)).crossEntropySum, plain.crossEntropySum);
   // Per-row cross-entropy sums from one-hot weights add up to the whole, and scale linearly.
@@ -141,7 +241,15 @@ test('per-sequence weights scale each sequence\'s cross-entropy: all 1 equals no
 test('rows sharing images (encoder once per image): finite differences, and equal to duplicating the features', () => {
   // Rows 0 and 2 are captions of image 1, row 1 of image 0; with the paper's initial state, which also reads enc.
   const imageOfRow = Int32Array.of(1, 0, 1);
-  const shared = check('shared images, init mean, weights, dropout 0.3, lambda 0.7', 0.3, 0.7, false, true, Float64Array.of(0.7, -1.3, 0.2), imageOfRow);
+  const shared = check(
+    'shared images, init mean, weights, dropout 0.3, lambda 0.7',
+    0.3,
+    0.7,
+    false,
+    true,
+    Float64Array.of(0.7, -1.3, 0.2),
+    imageOfRow,
+  );
   // The same batch with each row's image copied into its own feature row: the same loss and gradients.
   const ws = native.createWorkspace();
   const params = randomParams(7);
@@ -151,11 +259,55 @@ test('rows sharing images (encoder once per image): finite differences, and equa
   const features = new Float64Array(B * per);
   imageOfRow.forEach((img, b) => features.set(imageFeatures.subarray(img * per, (img + 1) * per), b * per));
   const grads = params.map((p) => new Float64Array(p.length));
-  const dims = Int32Array.of(B, T, config.locations, config.channels, config.embedDim, config.units, config.attentionUnits, config.vocabSize);
-  native.trainStep(ws, params, grads, dims, features, tokens, 0.3, 0.7, 11, false, true, Float64Array.of(0.7, -1.3, 0.2));
-  grads.forEach((g, i) => g.forEach((x, k) => assert.ok(Math.abs(x - shared[i][k]) < 1e-12, `${PARAMETER_ORDER[i]}[${k}]: ${x} vs ${shared[i][k]}`)));
-  assert.throws(() => native.trainStep(ws, params, grads, dims, imageFeatures, tokens, 0, 0, 0, false, false, null, Int32Array.of(0, 2, 1), 2),
-    /imageOfRow\[1\] is outside/);
+  const dims = Int32Array.of(
+    B,
+    T,
+    config.locations,
+    config.channels,
+    config.embedDim,
+    config.units,
+    config.attentionUnits,
+    config.vocabSize,
+  );
+  native.trainStep(
+    ws,
+    params,
+    grads,
+    dims,
+    features,
+    tokens,
+    0.3,
+    0.7,
+    11,
+    false,
+    true,
+    Float64Array.of(0.7, -1.3, 0.2),
+  );
+  grads.forEach((g, i) =>
+    g.forEach((x, k) =>
+      assert.ok(Math.abs(x - shared[i][k]) < 1e-12, `${PARAMETER_ORDER[i]}[${k}]: ${x} vs ${shared[i][k]}`),
+    ),
+  );
+  assert.throws(
+    () =>
+      native.trainStep(
+        ws,
+        params,
+        grads,
+        dims,
+        imageFeatures,
+        tokens,
+        0,
+        0,
+        0,
+        false,
+        false,
+        null,
+        Int32Array.of(0, 2, 1),
+        2,
+      ),
+    /imageOfRow\[1\] is outside/,
+  );
   native.releaseWorkspace(ws);
 });
 
@@ -167,12 +319,29 @@ test('row order does not matter: the recurrence skips finished rows (live prefix
   const rng = new Rng(3);
   const per = config.locations * config.channels;
   const features = Float64Array.from({ length: B * per }, () => rng.normal());
-  const dims = Int32Array.of(B, T, config.locations, config.channels, config.embedDim, config.units, config.attentionUnits, config.vocabSize);
+  const dims = Int32Array.of(
+    B,
+    T,
+    config.locations,
+    config.channels,
+    config.embedDim,
+    config.units,
+    config.attentionUnits,
+    config.vocabSize,
+  );
   const order = [2, 1, 0];
-  const reversedTokens = Int32Array.from(order.flatMap((b) => Array.from(tokens.subarray(b * (T + 1), (b + 1) * (T + 1)))));
-  const reversedFeatures = Float64Array.from(order.flatMap((b) => Array.from(features.subarray(b * per, (b + 1) * per))));
-  for (const [resetState, meanInit] of [[false, false], [true, true]]) {
-    const g1 = params.map((p) => new Float64Array(p.length)), g2 = params.map((p) => new Float64Array(p.length));
+  const reversedTokens = Int32Array.from(
+    order.flatMap((b) => Array.from(tokens.subarray(b * (T + 1), (b + 1) * (T + 1)))),
+  );
+  const reversedFeatures = Float64Array.from(
+    order.flatMap((b) => Array.from(features.subarray(b * per, (b + 1) * per))),
+  );
+  for (const [resetState, meanInit] of [
+    [false, false],
+    [true, true],
+  ]) {
+    const g1 = params.map((p) => new Float64Array(p.length)),
+      g2 = params.map((p) => new Float64Array(p.length));
     const a = native.trainStep(ws, params, g1, dims, features, tokens, 0, 0.7, 0, resetState, meanInit);
     const b = native.trainStep(ws, params, g2, dims, reversedFeatures, reversedTokens, 0, 0.7, 0, resetState, meanInit);
     assert.ok(Math.abs(a.loss - b.loss) < 1e-12, `loss ${a.loss} vs ${b.loss}`);

@@ -18,9 +18,17 @@ import { Rng } from '../src/util/rng.js';
 import { UserError } from '../src/util/errors.js';
 
 const config: ModelConfig = {
-  locations: 5, channels: 12, embedDim: 8, units: 16, attentionUnits: 10, vocabSize: 11, dropout: 0, attentionLambda: 0,
+  locations: 5,
+  channels: 12,
+  embedDim: 8,
+  units: 16,
+  attentionUnits: 10,
+  vocabSize: 11,
+  dropout: 0,
+  attentionLambda: 0,
 };
-const B = 3, T = 6;
+const B = 3,
+  T = 6;
 // <start>=1 ... <end>=2, 0-padded: 6, 4 and 2 real targets
 const tokens = Int32Array.from([1, 4, 9, 3, 7, 5, 2, 1, 5, 3, 6, 2, 0, 0, 1, 10, 2, 0, 0, 0, 0]);
 
@@ -43,19 +51,24 @@ function modelPair(seed: number) {
 }
 
 test('gruState is validated; absent means carry', () => {
-  assert.throws(() => createModel({ ...config, gruState: 'zero' as GruState }), (e: Error) => e instanceof UserError && /gruState/.test(e.message));
+  assert.throws(
+    () => createModel({ ...config, gruState: 'zero' as GruState }),
+    (e: Error) => e instanceof UserError && /gruState/.test(e.message),
+  );
   const b = batch(1);
   const { carry } = modelPair(4);
   const absent = createModel(config, { seed: 4 });
   for (const [name, t] of carry.parameters()) absent.parameters().get(name)!.data.set(t.data);
   assert.equal(absent.evalLoss(b).loss, carry.evalLoss(b).loss);
-  absent.dispose(); carry.dispose();
+  absent.dispose();
+  carry.dispose();
 });
 
 test('reset mode computes a different forward than carry, never reads Wr, and gives Wr a zero gradient', () => {
   const b = batch(2);
   const { carry, reset } = modelPair(5);
-  const lossCarry = carry.evalLoss(b).loss, lossReset = reset.evalLoss(b).loss;
+  const lossCarry = carry.evalLoss(b).loss,
+    lossReset = reset.evalLoss(b).loss;
   assert.ok(Math.abs(lossCarry - lossReset) > 1e-4, `carry ${lossCarry} vs reset ${lossReset}`);
   // Scrambling the recurrent kernel changes carry mode's loss but not reset mode's.
   const rng = new Rng(9);
@@ -69,14 +82,32 @@ test('reset mode computes a different forward than carry, never reads Wr, and gi
   const before = Float32Array.from(reset.parameters().get('gru.recurrent_kernel')!.data);
   reset.trainStep(b, { learningRate: 1e-2 });
   const grads = (reset as NativeCaptionModel).gradients();
-  assert.ok(grads.get('gru.recurrent_kernel')!.data.every((x) => x === 0), 'Wr gradient is exactly 0');
-  assert.ok(grads.get('gru.bias')!.data.subarray(3 * config.units).some((x) => x !== 0), 'recurrent bias still learns');
-  assert.ok(grads.get('attention.W2.kernel')!.data.some((x) => x !== 0), 'the attention query still learns');
+  assert.ok(
+    grads.get('gru.recurrent_kernel')!.data.every((x) => x === 0),
+    'Wr gradient is exactly 0',
+  );
+  assert.ok(
+    grads
+      .get('gru.bias')!
+      .data.subarray(3 * config.units)
+      .some((x) => x !== 0),
+    'recurrent bias still learns',
+  );
+  assert.ok(
+    grads.get('attention.W2.kernel')!.data.some((x) => x !== 0),
+    'the attention query still learns',
+  );
   assert.deepEqual(reset.parameters().get('gru.recurrent_kernel')!.data, before);
-  carry.dispose(); reset.dispose();
+  carry.dispose();
+  reset.dispose();
 });
 
-for (const [mode, init] of [['carry', 'zeros'], ['reset', 'zeros'], ['carry', 'mean'], ['reset', 'mean']] as const) {
+for (const [mode, init] of [
+  ['carry', 'zeros'],
+  ['reset', 'zeros'],
+  ['carry', 'mean'],
+  ['reset', 'mean'],
+] as const) {
   test(`decode steps reproduce the training forward step by step (gruState ${mode}, initState ${init}): softmax and attention`, () => {
     const native = loadBinding();
     const lambda = 0.5;
@@ -101,14 +132,29 @@ for (const [mode, init] of [['carry', 'zeros'], ['reset', 'zeros'], ['carry', 'm
         state = { ...state, hidden: out.hidden };
         // Training forward on the prefix of t+1 steps: tokens * d loss / d fc2.bias = sum_s (softmax_s - onehot_s).
         const dims = Int32Array.of(1, t + 1, L, C, config.embedDim, config.units, config.attentionUnits, V);
-        const r = native.trainStep(ws, params, grads, dims, features, rowTokens.slice(0, t + 2), 0, lambda, 0, mode === 'reset', init === 'mean');
+        const r = native.trainStep(
+          ws,
+          params,
+          grads,
+          dims,
+          features,
+          rowTokens.slice(0, t + 2),
+          0,
+          lambda,
+          0,
+          mode === 'reset',
+          init === 'mean',
+        );
         const cumulative = Float64Array.from(grads[fc2Bias], (g) => g * r.tokens);
         const mx = Math.max(...out.logits);
         const sum = out.logits.reduce((a, x) => a + Math.exp(x - mx), 0);
         for (let k = 0; k < V; k++) {
           const trained = cumulative[k] - previous[k] + (k === rowTokens[t + 1] ? 1 : 0);
           const decoded = Math.exp(out.logits[k] - mx) / sum;
-          assert.ok(Math.abs(trained - decoded) < 1e-5, `row ${row} step ${t} word ${k}: softmax ${trained} (training) vs ${decoded} (decoding)`);
+          assert.ok(
+            Math.abs(trained - decoded) < 1e-5,
+            `row ${row} step ${t} word ${k}: softmax ${trained} (training) vs ${decoded} (decoding)`,
+          );
         }
         previous = cumulative;
         // Penalty of the prefix: lambda * sum_l (1 - sum_{s<=t} alpha_s,l)^2 with the decoded attention.
@@ -117,25 +163,33 @@ for (const [mode, init] of [['carry', 'zeros'], ['reset', 'zeros'], ['carry', 'm
           attentionSum[l] += out.attention[l];
           penalty += (1 - attentionSum[l]) ** 2;
         }
-        assert.ok(Math.abs(r.attentionPenalty - lambda * penalty) < 1e-5, `row ${row} step ${t}: penalty ${r.attentionPenalty} vs ${lambda * penalty}`);
+        assert.ok(
+          Math.abs(r.attentionPenalty - lambda * penalty) < 1e-5,
+          `row ${row} step ${t}: penalty ${r.attentionPenalty} vs ${lambda * penalty}`,
+        );
         checked++;
       }
     }
     assert.equal(checked, 12);
     native.releaseWorkspace(ws);
-    carry.dispose(); reset.dispose(); model.dispose();
+    carry.dispose();
+    reset.dispose();
+    model.dispose();
   });
 }
 
 test('decoding a reset-mode model differs from carry mode after the first step', () => {
   const { carry, reset } = modelPair(7);
   const features = batch(4).features.subarray(0, config.locations * config.channels);
-  let sc = carry.encode(features, 1), sr = reset.encode(features, 1);
+  let sc = carry.encode(features, 1),
+    sr = reset.encode(features, 1);
   const first = [carry.step(sc, Int32Array.of(1)), reset.step(sr, Int32Array.of(1))];
   // Step 0: both start from h = 0, so they agree exactly.
   assert.deepEqual(first[0].logits, first[1].logits);
-  sc = { ...sc, hidden: first[0].hidden }; sr = { ...sr, hidden: first[1].hidden };
+  sc = { ...sc, hidden: first[0].hidden };
+  sr = { ...sr, hidden: first[1].hidden };
   const second = [carry.step(sc, Int32Array.of(4)), reset.step(sr, Int32Array.of(4))];
   assert.notDeepEqual(second[0].logits, second[1].logits);
-  carry.dispose(); reset.dispose();
+  carry.dispose();
+  reset.dispose();
 });

@@ -16,7 +16,14 @@ import { Rng } from '../src/util/rng.js';
 import { UserError } from '../src/util/errors.js';
 
 const config: ModelConfig = {
-  locations: 5, channels: 12, embedDim: 8, units: 16, attentionUnits: 10, vocabSize: 11, dropout: 0, attentionLambda: 0,
+  locations: 5,
+  channels: 12,
+  embedDim: 8,
+  units: 16,
+  attentionUnits: 10,
+  vocabSize: 11,
+  dropout: 0,
+  attentionLambda: 0,
 };
 
 function batch(seed: number, B = 4, T = 6): TrainBatch {
@@ -36,12 +43,21 @@ test('parameters have the documented names and Keras-style initial values', () =
   const params = model.parameters();
   assert.deepEqual([...params.keys()], [...PARAMETER_ORDER]);
   assert.deepEqual(params.get('gru.kernel')!.shape, [16, 48]);
-  assert.ok(params.get('fc2.bias')!.data.every((x) => x === 0), 'biases start at zero');
+  assert.ok(
+    params.get('fc2.bias')!.data.every((x) => x === 0),
+    'biases start at zero',
+  );
   const emb = params.get('embedding.embeddings')!.data;
   assert.ok(emb.every((x) => Math.abs(x) <= 0.05) && emb.some((x) => x !== 0), 'embeddings uniform(-0.05, 0.05)');
   // orthogonal recurrent kernel [U, 3U]: rows are orthonormal
-  const rk = params.get('gru.recurrent_kernel')!.data, U = 16;
-  for (const [i, j] of [[0, 0], [0, 1], [3, 9], [15, 15]]) {
+  const rk = params.get('gru.recurrent_kernel')!.data,
+    U = 16;
+  for (const [i, j] of [
+    [0, 0],
+    [0, 1],
+    [3, 9],
+    [15, 15],
+  ]) {
     let dot = 0;
     for (let k = 0; k < 3 * U; k++) dot += rk[i * 3 * U + k] * rk[j * 3 * U + k];
     assert.ok(Math.abs(dot - (i === j ? 1 : 0)) < 1e-5, `rows ${i}.${j} = ${dot}`);
@@ -54,8 +70,12 @@ test('parameters have the documented names and Keras-style initial values', () =
 test('bad inputs are rejected with messages naming them', () => {
   const model = createModel(config);
   const b = batch(1);
-  assert.throws(() => model.evalLoss({ ...b, features: b.features.subarray(1) }), (e: Error) => e instanceof UserError && /batch.features/.test(e.message));
-  const bad = b.tokens.slice(); bad[3] = 99;
+  assert.throws(
+    () => model.evalLoss({ ...b, features: b.features.subarray(1) }),
+    (e: Error) => e instanceof UserError && /batch.features/.test(e.message),
+  );
+  const bad = b.tokens.slice();
+  bad[3] = 99;
   assert.throws(() => model.evalLoss({ ...b, tokens: bad }), /outside the vocabulary/);
   assert.throws(() => createModel({ ...config, dropout: 1 }), /dropout/);
   assert.throws(() => model.step(model.encode(b.features, 4), Int32Array.of(1, 2)), /tokens/);
@@ -70,14 +90,27 @@ test('float32 training path agrees with the float64 path (loss and every gradien
   const g32 = p32.map((a) => new Float32Array(a.length));
   const g64 = p64.map((a) => new Float64Array(a.length));
   const b = batch(2);
-  const dims = Int32Array.of(b.size, b.steps, config.locations, config.channels, config.embedDim, config.units, config.attentionUnits, config.vocabSize);
+  const dims = Int32Array.of(
+    b.size,
+    b.steps,
+    config.locations,
+    config.channels,
+    config.embedDim,
+    config.units,
+    config.attentionUnits,
+    config.vocabSize,
+  );
   const ws = native.createWorkspace();
   const r32 = native.trainStep(ws, p32, g32, dims, b.features, b.tokens, 0, 0.5, 0, false, false);
   const r64 = native.trainStep(ws, p64, g64, dims, Float64Array.from(b.features), b.tokens, 0, 0.5, 0, false, false);
   assert.ok(Math.abs(r32.loss - r64.loss) < 1e-5 * r64.loss, `loss ${r32.loss} vs ${r64.loss}`);
   PARAMETER_ORDER.forEach((name, i) => {
-    let scale = 0, diff = 0;
-    for (let k = 0; k < g64[i].length; k++) { scale = Math.max(scale, Math.abs(g64[i][k])); diff = Math.max(diff, Math.abs(g32[i][k] - g64[i][k])); }
+    let scale = 0,
+      diff = 0;
+    for (let k = 0; k < g64[i].length; k++) {
+      scale = Math.max(scale, Math.abs(g64[i][k]));
+      diff = Math.max(diff, Math.abs(g32[i][k] - g64[i][k]));
+    }
     assert.ok(diff <= 1e-4 * scale + 1e-7, `${name}: max diff ${diff} vs max |grad| ${scale}`);
   });
   native.releaseWorkspace(ws);
@@ -88,9 +121,12 @@ test('encode + step with teacher forcing reproduces evalLoss, attention rows sum
   const model = createModel(config, { seed: 3 });
   const b = batch(4);
   const { loss, tokens } = model.evalLoss(b);
-  const T = b.steps, B = b.size, V = config.vocabSize;
+  const T = b.steps,
+    B = b.size,
+    V = config.vocabSize;
   let state = model.encode(b.features, B);
-  let sum = 0, count = 0;
+  let sum = 0,
+    count = 0;
   for (let t = 0; t < T; t++) {
     const input = Int32Array.from({ length: B }, (_, i) => b.tokens[i * (T + 1) + t]);
     const out = model.step(state, input);
@@ -103,7 +139,8 @@ test('encode + step with teacher forcing reproduces evalLoss, attention rows sum
       const row = out.logits.subarray(i * V, (i + 1) * V);
       const mx = Math.max(...row);
       const lse = Math.log(row.reduce((a, x) => a + Math.exp(x - mx), 0)) + mx;
-      sum += lse - row[y]; count++;
+      sum += lse - row[y];
+      count++;
     }
     state = { ...state, hidden: out.hidden };
   }
@@ -119,7 +156,8 @@ test('selectRows reorders and duplicates rows (beam search)', () => {
   const out = model.step(state, Int32Array.of(1, 1, 1));
   const picked = model.selectRows(state, Int32Array.of(2, 0, 2, 2), out.hidden);
   assert.equal(picked.size, 4);
-  const U = config.units, LE = config.locations * config.embedDim;
+  const U = config.units,
+    LE = config.locations * config.embedDim;
   assert.deepEqual(picked.hidden.subarray(0, U), out.hidden.subarray(2 * U, 3 * U));
   assert.deepEqual(picked.encoded.subarray(LE, 2 * LE), state.encoded.subarray(0, LE));
   const next = model.step(picked, Int32Array.of(4, 4, 4, 5));
@@ -142,7 +180,8 @@ test('Adam overfits a tiny batch (with dropout, regulariser and clipping on)', (
 
 test('variable batch and step counts reuse the workspace without leaking state between batches', () => {
   const model = createModel(config, { seed: 2 });
-  const small = batch(8, 2, 3), big = batch(9, 6, 7);
+  const small = batch(8, 2, 3),
+    big = batch(9, 6, 7);
   const before = model.evalLoss(small).loss;
   model.evalLoss(big); // grows the buffers
   assert.equal(model.evalLoss(small).loss, before);
@@ -152,10 +191,11 @@ test('variable batch and step counts reuse the workspace without leaking state b
     const y = fresh.trainStep(b, { learningRate: 1e-3 }, 1);
     assert.equal(x.loss, y.loss);
   }
-  model.dispose(); fresh.dispose();
+  model.dispose();
+  fresh.dispose();
 });
 
-test('profiling times the calling thread\'s steps only, each backward section once per step', async () => {
+test("profiling times the calling thread's steps only, each backward section once per step", async () => {
   const native = loadBinding();
   const model = createModel(config, { seed: 3 });
   native.profile();
@@ -170,12 +210,16 @@ test('profiling times the calling thread\'s steps only, each backward section on
   for (const name of ['bwd recurrence other', 'bwd recurrence weight grads', 'bwd embedding', 'fwd softmax and loss']) {
     assert.equal(sections.get(name)?.calls, 2, `${name}: ${JSON.stringify(sections.get(name))}`);
   }
-  assert.ok([...sections.values()].every((e) => e.seconds >= 0 && e.matmulSeconds >= 0), 'nested sections are subtracted, never below 0');
+  assert.ok(
+    [...sections.values()].every((e) => e.seconds >= 0 && e.matmulSeconds >= 0),
+    'nested sections are subtracted, never below 0',
+  );
 
   // Another thread (a model thread) that switches profiling on and runs a step neither shows up here nor turns
   // profiling on for this thread.
   const addon = fileURLToPath(new URL('../build/Release/sat_native.node', import.meta.url));
-  const worker = new Worker(`
+  const worker = new Worker(
+    `
     const { parentPort, workerData } = require('node:worker_threads');
     const native = require(workerData.addon);
     const d = workerData.dims;
@@ -183,11 +227,17 @@ test('profiling times the calling thread\'s steps only, each backward section on
     const params = workerData.sizes.map((n) => new Float32Array(n).fill(0.01));
     const tokens = Int32Array.from({ length: d[0] * (d[1] + 1) }, (_, i) => 1 + (i % (d[7] - 1)));
     native.trainStep(native.createWorkspace(), params, null, Int32Array.from(d), new Float32Array(d[0] * d[2] * d[3]), tokens, 0, 0, 0, false, false);
-    parentPort.postMessage(native.profile().length);`, {
-    eval: true,
-    workerData: { addon, dims: [2, 3, 5, 12, 8, 16, 10, 11], sizes: [...model.parameters().values()].map((t) => t.data.length) },
-  });
-  const [workerSections] = await once(worker, 'message') as [number];
+    parentPort.postMessage(native.profile().length);`,
+    {
+      eval: true,
+      workerData: {
+        addon,
+        dims: [2, 3, 5, 12, 8, 16, 10, 11],
+        sizes: [...model.parameters().values()].map((t) => t.data.length),
+      },
+    },
+  );
+  const [workerSections] = (await once(worker, 'message')) as [number];
   await once(worker, 'exit');
   assert.ok(workerSections > 0, 'the worker profiled its own step');
   model.evalLoss(batch(6));

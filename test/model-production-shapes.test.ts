@@ -25,13 +25,22 @@ import { testNeeding } from './capabilities.js';
 
 const native = loadBinding();
 const [B, T, L, C, E, U, A, V] = [64, 5, 64, 2048, 256, 512, 512, 5001];
-const config: ModelConfig = { locations: L, channels: C, embedDim: E, units: U, attentionUnits: A, vocabSize: V, dropout: 0.5, attentionLambda: 0.1 };
-const optimizer = { learningRate: 1e-3, clipNorm: 1 };  // the recipe clips at 5; 1 makes this step's gradient (norm 1.17) clipped
+const config: ModelConfig = {
+  locations: L,
+  channels: C,
+  embedDim: E,
+  units: U,
+  attentionUnits: A,
+  vocabSize: V,
+  dropout: 0.5,
+  attentionLambda: 0.1,
+};
+const optimizer = { learningRate: 1e-3, clipNorm: 1 }; // the recipe clips at 5; 1 makes this step's gradient (norm 1.17) clipped
 const ADAM = { beta1: 0.9, beta2: 0.999, epsilon: 1e-7 };
 
 const rng = new Rng(17);
 const features = new Float32Array(B * L * C);
-for (let i = 0; i < features.length; i++) features[i] = rng.next() * 6 * (rng.next() < 0.4 ? 1 : 0);  // ReLU6-like
+for (let i = 0; i < features.length; i++) features[i] = rng.next() * 6 * (rng.next() < 0.4 ? 1 : 0); // ReLU6-like
 const tokens = new Int32Array(B * (T + 1));
 for (let b = 0; b < B; b++) {
   const len = 2 + rng.int(T);
@@ -39,7 +48,14 @@ for (let b = 0; b < B; b++) {
 }
 const batch = { size: B, steps: T, features, tokens };
 
-interface Outcome { loss: number; initial: Float32Array[]; grads: Float32Array[]; params: Float32Array[]; m: Float32Array[]; v: Float32Array[] }
+interface Outcome {
+  loss: number;
+  initial: Float32Array[];
+  grads: Float32Array[];
+  params: Float32Array[];
+  m: Float32Array[];
+  v: Float32Array[];
+}
 
 /**
  * One optimizer step of a fresh model (seed 3) on `threads` worker threads, and as many BLAS threads on oneDNN (which
@@ -54,7 +70,14 @@ function stepOn(threads: number, precision: Precision): Outcome {
     const { loss } = model.trainStep(batch, optimizer, 12345);
     const copy = (m: Map<string, { data: Float32Array }>) => [...m.values()].map((t) => t.data.slice());
     const opt = model.optimizerState();
-    return { loss, initial, grads: copy(model.gradients()), params: copy(model.parameters()), m: copy(opt.m), v: copy(opt.v) };
+    return {
+      loss,
+      initial,
+      grads: copy(model.gradients()),
+      params: copy(model.parameters()),
+      m: copy(opt.m),
+      v: copy(opt.v),
+    };
   } finally {
     model.dispose();
     native.setThreads(before.blas, before.workers);
@@ -77,25 +100,38 @@ function assertSameOnOneAndTwoThreads(one: Outcome, two: Outcome) {
 }
 
 test('fp32 at production shapes: loss, gradients, Adam moments and weights are bit-equal on 1 and 2 threads', () => {
-  const one = stepOn(1, 'fp32'), two = stepOn(2, 'fp32');
+  const one = stepOn(1, 'fp32'),
+    two = stepOn(2, 'fp32');
   assertSameOnOneAndTwoThreads(one, two);
 
   // Adam against Keras' update in float64, from the initial weights and the (unclipped) gradients.
-  let squares = 0, nonzero = 0, total = 0;
-  for (const g of one.grads) for (const x of g) { squares += x * x; if (x !== 0) nonzero++; total++; }
+  let squares = 0,
+    nonzero = 0,
+    total = 0;
+  for (const g of one.grads)
+    for (const x of g) {
+      squares += x * x;
+      if (x !== 0) nonzero++;
+      total++;
+    }
   const norm = Math.sqrt(squares);
   assert.ok(norm > optimizer.clipNorm, `the gradient norm ${norm} is clipped to ${optimizer.clipNorm}`);
   // all but the embedding rows of the 4700 words absent from this batch (1.2M of 6.7M)
   assert.ok(nonzero > 0.75 * total, `${nonzero} of ${total} gradients are non-zero`);
-  const scale = optimizer.clipNorm / norm, { beta1, beta2 } = ADAM;
-  const alpha = optimizer.learningRate * Math.sqrt(1 - beta2) / (1 - beta1);
+  const scale = optimizer.clipNorm / norm,
+    { beta1, beta2 } = ADAM;
+  const alpha = (optimizer.learningRate * Math.sqrt(1 - beta2)) / (1 - beta1);
   // The moments' factors as Keras (and native/adam.cc) form them: 1 - beta with beta a float32 (1 - 0.999f is 1.3e-5 off 0.001).
   const [b1, b2, epsilon] = [beta1, beta2, ADAM.epsilon].map(Math.fround);
-  let wrong = 0, first = '';
+  let wrong = 0,
+    first = '';
   one.grads.forEach((g, i) => {
     for (let k = 0; k < g.length; k++) {
-      const gi = g[k] * scale, m = (1 - b1) * gi, v = (1 - b2) * gi * gi;
-      const update = alpha * m / (Math.sqrt(v) + epsilon), p = one.initial[i][k] - update;
+      const gi = g[k] * scale,
+        m = (1 - b1) * gi,
+        v = (1 - b2) * gi * gi;
+      const update = (alpha * m) / (Math.sqrt(v) + epsilon),
+        p = one.initial[i][k] - update;
       // float32 rounds the subtraction (an ulp of the larger operand) and the update's ~8 operations (2^-24 each)
       const ulp = 2 ** (Math.floor(Math.log2(Math.max(Math.abs(one.initial[i][k]), Math.abs(update), 2 ** -126))) - 23);
       const weightOff = Math.abs(one.params[i][k] - p) > 2 * ulp + 2 ** -20 * Math.abs(update);
@@ -106,7 +142,11 @@ test('fp32 at production shapes: loss, gradients, Adam moments and weights are b
       }
     }
   });
-  assert.equal(wrong, 0, `Adam differs from the reference beyond float32's rounding at ${wrong} elements, first ${first}`);
+  assert.equal(
+    wrong,
+    0,
+    `Adam differs from the reference beyond float32's rounding at ${wrong} elements, first ${first}`,
+  );
 });
 
 const unavailable = bf16Unavailable();

@@ -14,7 +14,10 @@ export interface BundleFixture extends CaptionFixture {
   id: string;
 }
 
-export async function makeBundleFixture(dir: string, card: ModelCard = { evaluatedOn: 'the three colours', scores: { 'BLEU-4': 1 } }): Promise<BundleFixture> {
+export async function makeBundleFixture(
+  dir: string,
+  card: ModelCard = { evaluatedOn: 'the three colours', scores: { 'BLEU-4': 1 } },
+): Promise<BundleFixture> {
   const fx = await makeCaptionRun(dir);
   const built = await buildBundle(fx.run, { encoder: fx.encoder });
   built.manifest.card = card;

@@ -29,7 +29,11 @@ before(async () => {
   // A shipped folder holding the default model, and a cache holding "mine" and a same-named copy of the default.
   shippedDir = path.join(dir, 'shipped');
   cacheModelsDir = path.join(dir, 'cache', 'models');
-  for (const to of [path.join(shippedDir, DEFAULT_MODEL_NAME), path.join(cacheModelsDir, 'mine'), path.join(cacheModelsDir, DEFAULT_MODEL_NAME)]) {
+  for (const to of [
+    path.join(shippedDir, DEFAULT_MODEL_NAME),
+    path.join(cacheModelsDir, 'mine'),
+    path.join(cacheModelsDir, DEFAULT_MODEL_NAME),
+  ]) {
     fs.cpSync(fx.bundle, to, { recursive: true });
   }
 });
@@ -38,9 +42,17 @@ after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 test('nothing names the shipped model; a missing one is refused with the fix', async () => {
   const m = await resolveModelSource(undefined, { shippedDir, cacheModelsDir });
-  assert.deepEqual(m, { kind: 'bundle', path: path.join(shippedDir, DEFAULT_MODEL_NAME), name: DEFAULT_MODEL_NAME, origin: 'shipped', id: fx.id });
-  await assert.rejects(resolveModelSource(undefined, { shippedDir: path.join(dir, 'nowhere'), cacheModelsDir }),
-    /the shipped model flickr8k-mobilenet-v2 is missing .*Reinstall show-attend-tell, or name a model/);
+  assert.deepEqual(m, {
+    kind: 'bundle',
+    path: path.join(shippedDir, DEFAULT_MODEL_NAME),
+    name: DEFAULT_MODEL_NAME,
+    origin: 'shipped',
+    id: fx.id,
+  });
+  await assert.rejects(
+    resolveModelSource(undefined, { shippedDir: path.join(dir, 'nowhere'), cacheModelsDir }),
+    /the shipped model flickr8k-mobilenet-v2 is missing .*Reinstall show-attend-tell, or name a model/,
+  );
 });
 
 test('a NAME is a shipped model first, then a cached one', async () => {
@@ -48,10 +60,22 @@ test('a NAME is a shipped model first, then a cached one', async () => {
   assert.equal(shipped.origin, 'shipped');
   assert.equal(shipped.path, path.join(shippedDir, DEFAULT_MODEL_NAME));
   const mine = await resolveModelSource('mine', { shippedDir, cacheModelsDir });
-  assert.deepEqual(mine, { kind: 'bundle', path: path.join(cacheModelsDir, 'mine'), name: 'mine', origin: 'cache', id: fx.id });
+  assert.deepEqual(mine, {
+    kind: 'bundle',
+    path: path.join(cacheModelsDir, 'mine'),
+    name: 'mine',
+    origin: 'cache',
+    id: fx.id,
+  });
   // The listing shows each name once: the cached copy of the shipped name is hidden by the shipped model.
   const listed = listInstalledModels({ shippedDir, cacheModelsDir });
-  assert.deepEqual(listed.map((m) => [m.name, m.origin, m.isDefault]), [[DEFAULT_MODEL_NAME, 'shipped', true], ['mine', 'cache', false]]);
+  assert.deepEqual(
+    listed.map((m) => [m.name, m.origin, m.isDefault]),
+    [
+      [DEFAULT_MODEL_NAME, 'shipped', true],
+      ['mine', 'cache', false],
+    ],
+  );
   assert.deepEqual(listed[1].card?.scores, { 'BLEU-4': 1 });
   assert.ok(listed[1].bytes > 0);
 });
@@ -61,14 +85,22 @@ test('paths: a bundle folder or its manifest.json, a run folder, a checkpoints f
   assert.deepEqual(bundle, { kind: 'bundle', path: fx.bundle, origin: 'path', id: fx.id });
   assert.equal((await resolveModelSource(path.join(fx.bundle, 'manifest.json'))).path, fx.bundle);
   const best = path.join(fx.run, 'checkpoints', 'best.safetensors');
-  for (const source of [fx.run, path.join(fx.run, 'checkpoints'), best, path.join(fx.run, 'checkpoints', 'best.json')]) {
+  for (const source of [
+    fx.run,
+    path.join(fx.run, 'checkpoints'),
+    best,
+    path.join(fx.run, 'checkpoints', 'best.json'),
+  ]) {
     const m = await resolveModelSource(source);
     assert.deepEqual(m, { kind: 'checkpoint', path: best, origin: 'path', id: fx.id }, source);
   }
   assert.equal(checkpointModelId(best), fx.id, 'a checkpoint and its export carry one id');
   const empty = path.join(dir, 'empty');
   fs.mkdirSync(empty);
-  await assert.rejects(resolveModelSource(empty), /empty holds neither a bundle \(no manifest\.json\) nor a checkpoint/);
+  await assert.rejects(
+    resolveModelSource(empty),
+    /empty holds neither a bundle \(no manifest\.json\) nor a checkpoint/,
+  );
 });
 
 test('a path wins over a model of the same name', async () => {
@@ -84,11 +116,17 @@ test('a path wins over a model of the same name', async () => {
 });
 
 test('an unknown name lists the installed models and the other kinds of source', async () => {
-  await assert.rejects(resolveModelSource('nope', { shippedDir, cacheModelsDir }), (e: Error) =>
-    /model "nope" is neither a file or folder nor an installed model\. Installed models: flickr8k-mobilenet-v2 \(shipped, default\), mine \(cache\)\./.test(e.message) &&
-    /a run folder.*https URL of a bundle's manifest\.json/.test(e.message));
-  await assert.rejects(resolveModelSource('nope', { shippedDir: path.join(dir, 'nowhere'), cacheModelsDir: path.join(dir, 'nowhere') }),
-    /No models are installed\./);
+  await assert.rejects(
+    resolveModelSource('nope', { shippedDir, cacheModelsDir }),
+    (e: Error) =>
+      /model "nope" is neither a file or folder nor an installed model\. Installed models: flickr8k-mobilenet-v2 \(shipped, default\), mine \(cache\)\./.test(
+        e.message,
+      ) && /a run folder.*https URL of a bundle's manifest\.json/.test(e.message),
+  );
+  await assert.rejects(
+    resolveModelSource('nope', { shippedDir: path.join(dir, 'nowhere'), cacheModelsDir: path.join(dir, 'nowhere') }),
+    /No models are installed\./,
+  );
 });
 
 test('loadCaptioner and sat caption load a cached model by name and say which model captioned', async () => {
@@ -107,17 +145,27 @@ test('loadCaptioner and sat caption load a cached model by name and say which mo
 
 test('remove deletes a cached model, refuses a shipped one, and lists the installed ones for an unknown name', () => {
   const places = { shippedDir, cacheModelsDir };
-  assert.throws(() => removeInstalledModel(DEFAULT_MODEL_NAME, places), /is the model shipped in the package .*cannot be removed/);
+  assert.throws(
+    () => removeInstalledModel(DEFAULT_MODEL_NAME, places),
+    /is the model shipped in the package .*cannot be removed/,
+  );
   fs.cpSync(fx.bundle, path.join(cacheModelsDir, 'doomed'), { recursive: true });
   assert.equal(removeInstalledModel('doomed', places).origin, 'cache');
   assert.equal(fs.existsSync(path.join(cacheModelsDir, 'doomed')), false);
   assert.deepEqual(fs.readdirSync(cacheModelsDir).sort(), [DEFAULT_MODEL_NAME, 'mine']);
-  assert.throws(() => removeInstalledModel('doomed', places), /no model named "doomed" is installed\. Installed models: .*mine \(cache\)/);
+  assert.throws(
+    () => removeInstalledModel('doomed', places),
+    /no model named "doomed" is installed\. Installed models: .*mine \(cache\)/,
+  );
 });
 
-test('in browsers the shipped model is found beside the script, in the installed package\'s models/ folder', () => {
-  assert.equal(defaultModelUrl('https://cdn.example/npm/show-attend-tell@0.1.0/dist/web/show-attend-tell.mjs'),
-    `https://cdn.example/npm/show-attend-tell@0.1.0/models/${DEFAULT_MODEL_NAME}/`);
-  assert.equal(defaultModelUrl('http://localhost:8080/node_modules/show-attend-tell/dist/web/show-attend-tell.mjs'),
-    `http://localhost:8080/node_modules/show-attend-tell/models/${DEFAULT_MODEL_NAME}/`);
+test("in browsers the shipped model is found beside the script, in the installed package's models/ folder", () => {
+  assert.equal(
+    defaultModelUrl('https://cdn.example/npm/show-attend-tell@0.1.0/dist/web/show-attend-tell.mjs'),
+    `https://cdn.example/npm/show-attend-tell@0.1.0/models/${DEFAULT_MODEL_NAME}/`,
+  );
+  assert.equal(
+    defaultModelUrl('http://localhost:8080/node_modules/show-attend-tell/dist/web/show-attend-tell.mjs'),
+    `http://localhost:8080/node_modules/show-attend-tell/models/${DEFAULT_MODEL_NAME}/`,
+  );
 });

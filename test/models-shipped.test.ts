@@ -22,8 +22,11 @@ const MAX_BUNDLE_BYTES = 12e6;
 
 function shippedManifest(): { modelId: string; files: Record<string, { sha256: string; bytes: number }> } {
   const file = path.join(dir, 'manifest.json');
-  assert.ok(fs.existsSync(file), `the shipped model is missing: ${file} does not exist. Export the trained model there ` +
-    '(`sat export --model RUN --dtype int8 --card CARD.json --out models/flickr8k-mobilenet-v2`, see docs/models.md) before release.');
+  assert.ok(
+    fs.existsSync(file),
+    `the shipped model is missing: ${file} does not exist. Export the trained model there ` +
+      '(`sat export --model RUN --dtype int8 --card CARD.json --out models/flickr8k-mobilenet-v2`, see docs/models.md) before release.',
+  );
   return JSON.parse(fs.readFileSync(file, 'utf8'));
 }
 
@@ -45,7 +48,9 @@ test('no model named: loadCaptioner() and sat caption use the shipped model and 
   const { modelId } = shippedManifest();
   const resolved = await resolveModelSource();
   assert.deepEqual(resolved, { kind: 'bundle', path: dir, name: DEFAULT_MODEL_NAME, origin: 'shipped', id: modelId });
-  const image = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#406080' } }).png().toBuffer();
+  const image = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#406080' } })
+    .png()
+    .toBuffer();
   const captioner = await loadCaptioner();
   try {
     assert.equal(captioner.info.modelId, modelId);

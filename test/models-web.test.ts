@@ -45,41 +45,71 @@ before(async () => {
   fs.copyFileSync(fx.images.red, path.join(dir, 'site', 'images', 'red.png'));
 });
 
-after(() => { if (dir) fs.rmSync(dir, { recursive: true, force: true }); });
-
-const TYPES: Record<string, string> = { '.mjs': 'text/javascript', '.json': 'application/json', '.wasm': 'application/wasm', '.png': 'image/png' };
-
-test('show-attend-tell/web loadCaptioner() finds the shipped bundle in the package\'s files', { skip: haveChromium ? false : `${CHROMIUM} is not installed (apt-get install chromium)` }, async () => {
-  const site = path.join(dir, 'site');
-  const server = http.createServer((req, res) => {
-    const pathname = decodeURIComponent(new URL(req.url!, 'http://x').pathname);
-    if (pathname === '/') { res.writeHead(200, { 'content-type': 'text/html' }).end(PAGE); return; }
-    const file = path.join(site, pathname);
-    if (!file.startsWith(site + path.sep) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) { res.writeHead(404).end(); return; }
-    res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' }).end(fs.readFileSync(file));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
-  const { chromium } = await import('playwright-core');
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-models-web-profile-'));
-  const browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM, headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-  try {
-    const page = await browser.newPage();
-    await page.goto(url);
-    await page.waitForFunction(() => (window as any).__result || (window as any).__error, undefined, { timeout: 60_000 });
-    const error = await page.evaluate(() => (window as any).__error);
-    assert.equal(error, undefined, error);
-    const result = await page.evaluate(() => (window as any).__result);
-    assert.equal(result.source, `${url}node_modules/show-attend-tell/models/${DEFAULT_MODEL_NAME}/`);
-    assert.equal(result.modelId, fx.id);
-    assert.equal(result.caption, 'a red square');
-  } finally {
-    await browser.close();
-    fs.rmSync(profile, { recursive: true, force: true });
-    server.closeAllConnections();
-    await new Promise((r) => server.close(r));
-  }
+after(() => {
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
+
+const TYPES: Record<string, string> = {
+  '.mjs': 'text/javascript',
+  '.json': 'application/json',
+  '.wasm': 'application/wasm',
+  '.png': 'image/png',
+};
+
+test(
+  "show-attend-tell/web loadCaptioner() finds the shipped bundle in the package's files",
+  { skip: haveChromium ? false : `${CHROMIUM} is not installed (apt-get install chromium)` },
+  async () => {
+    const site = path.join(dir, 'site');
+    const server = http.createServer((req, res) => {
+      const pathname = decodeURIComponent(new URL(req.url!, 'http://x').pathname);
+      if (pathname === '/') {
+        res.writeHead(200, { 'content-type': 'text/html' }).end(PAGE);
+        return;
+      }
+      const file = path.join(site, pathname);
+      if (!file.startsWith(site + path.sep) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
+        res.writeHead(404).end();
+        return;
+      }
+      res
+        .writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' })
+        .end(fs.readFileSync(file));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+    const { chromium } = await import('playwright-core');
+    const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-models-web-profile-'));
+    const browser = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
+    });
+    try {
+      const page = await browser.newPage();
+      await page.goto(url);
+      await page.waitForFunction(() => (window as any).__result || (window as any).__error, undefined, {
+        timeout: 60_000,
+      });
+      const error = await page.evaluate(() => (window as any).__error);
+      assert.equal(error, undefined, error);
+      const result = await page.evaluate(() => (window as any).__result);
+      assert.equal(result.source, `${url}node_modules/show-attend-tell/models/${DEFAULT_MODEL_NAME}/`);
+      assert.equal(result.modelId, fx.id);
+      assert.equal(result.caption, 'a red square');
+    } finally {
+      await browser.close();
+      fs.rmSync(profile, { recursive: true, force: true });
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  },
+);

@@ -20,8 +20,17 @@ export async function oracleRun(prefix: string, images = 40): Promise<string> {
   const dir = path.join(tempDir(prefix), 'run');
   const run = await prepareRun({ dataset: 'shapes', out: dir, images, imageSize: 32, seed: 3, silent: true });
   const objects = loadShapesAnnotations(run.info.dataset.root);
-  const spec = { id: 'oracle', inputSize: 32, scaling: 'zero_one' as const, inputLayout: 'nhwc' as const, outputLayout: 'nhwc' as const,
-    inputName: 'x', outputName: 'y', locations: 4, channels: C };
+  const spec = {
+    id: 'oracle',
+    inputSize: 32,
+    scaling: 'zero_one' as const,
+    inputLayout: 'nhwc' as const,
+    outputLayout: 'nhwc' as const,
+    inputName: 'x',
+    outputName: 'y',
+    locations: 4,
+    channels: C,
+  };
   const w = FeatureStoreWriter.open(runPaths(dir).features('oracle'), { spec, requested: run.images.length });
   for (const im of run.images) {
     const f = new Float32Array(4 * C);

@@ -26,9 +26,12 @@ export function splitImage(width = 64, height = 48): Promise<Buffer> {
   const half = Math.floor(width / 2);
   return sharp({ create: { width, height, channels: 3, background: '#1030e0' } })
     .composite([{ input: { create: { width: half, height, channels: 3, background: '#e01010' } }, left: 0, top: 0 }])
-    .png().toBuffer();
+    .png()
+    .toBuffer();
 }
 
 /** The page and the browser build of show-attend-tell/web made in memory from the sources (never a stale dist/). */
-export const browserBuilds = (): { page: FileSource; webBuild: FileSource } =>
-  ({ page: lazyFiles(() => buildBrowser('page')), webBuild: lazyFiles(() => buildBrowser('web')) });
+export const browserBuilds = (): { page: FileSource; webBuild: FileSource } => ({
+  page: lazyFiles(() => buildBrowser('page')),
+  webBuild: lazyFiles(() => buildBrowser('web')),
+});

@@ -31,16 +31,28 @@ let red: Buffer, blue: Buffer;
 const servers: CaptionServer[] = [];
 
 /** The engine, shared by the servers of this file; a server's close() must not dispose it. */
-const shared = (): CaptionEngine => ({ info: engine.info, captionBatch: (i, s) => engine.captionBatch(i, s), dispose: async () => undefined });
+const shared = (): CaptionEngine => ({
+  info: engine.info,
+  captionBatch: (i, s) => engine.captionBatch(i, s),
+  dispose: async () => undefined,
+});
 
-async function serve(options: Partial<ServeOptions> = {}, load: () => Promise<CaptionEngine> = async () => shared()): Promise<CaptionServer> {
+async function serve(
+  options: Partial<ServeOptions> = {},
+  load: () => Promise<CaptionEngine> = async () => shared(),
+): Promise<CaptionServer> {
   const server = await startServer(load, { port: 0, ...options });
   servers.push(server);
   return server;
 }
 
 const post = (server: CaptionServer, body: Buffer | FormData, query = '', type = 'image/png') =>
-  fetch(`${server.url}/v1/captions${query}`, body instanceof FormData ? { method: 'POST', body } : { method: 'POST', body: new Uint8Array(body), headers: { 'content-type': type } });
+  fetch(
+    `${server.url}/v1/captions${query}`,
+    body instanceof FormData
+      ? { method: 'POST', body }
+      : { method: 'POST', body: new Uint8Array(body), headers: { 'content-type': type } },
+  );
 
 async function refusal(response: Response, status: number, code: string) {
   const body = await response.json();
@@ -71,11 +83,18 @@ function gated(): { engine: CaptionEngine; open(): void; batches: number[] } {
   const batches: number[] = [];
   return {
     batches,
-    open: () => { release(); gate = new Promise<void>((r) => (release = r)); },
+    open: () => {
+      release();
+      gate = new Promise<void>((r) => (release = r));
+    },
     engine: {
       info: engine.info,
       dispose: async () => undefined,
-      captionBatch: async (images, settings) => { batches.push(images.length); await gate; return engine.captionBatch(images, settings); },
+      captionBatch: async (images, settings) => {
+        batches.push(images.length);
+        await gate;
+        return engine.captionBatch(images, settings);
+      },
     },
   };
 }
@@ -116,15 +135,26 @@ test('endpoints: healthz, readyz (503 while loading), model manifest, metrics, t
   assert.deepEqual(manifest.decoding.max_length, { min: 1, default: 4, max: 4 });
   // the shared limits table (CAPTION_OPTION_LIMITS) under wire names, with the service's caps on top
   assert.deepEqual(manifest.decoding.beam, { min: 1, default: 3, max: 10 });
-  assert.deepEqual(manifest.decoding.alpha, { min: CAPTION_OPTION_LIMITS.alpha.min, max: CAPTION_OPTION_LIMITS.alpha.max, default: 0 });
-  for (const key of Object.keys(CAPTION_OPTION_LIMITS)) assert.ok(manifest.decoding[key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)], key);
+  assert.deepEqual(manifest.decoding.alpha, {
+    min: CAPTION_OPTION_LIMITS.alpha.min,
+    max: CAPTION_OPTION_LIMITS.alpha.max,
+    default: 0,
+  });
+  for (const key of Object.keys(CAPTION_OPTION_LIMITS))
+    assert.ok(manifest.decoding[key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)], key);
   assert.equal(manifest.limits.max_bytes, 10 * 1024 * 1024);
 
   assert.equal((await post(server, red)).status, 200);
   const metrics = await (await fetch(`${server.url}/metrics`)).text();
-  for (const line of [/sat_http_requests_total\{route="\/v1\/captions",method="POST",status="200"\} 1/,
-    /sat_http_requests_total\{route="\/v1\/captions",method="POST",status="503"\} 1/, /sat_http_request_duration_seconds_bucket\{le="[\d.]+",route="\/v1\/captions"\}/,
-    /sat_queue_depth 0/, /sat_batch_size_count 1/, /sat_refusals_total\{reason="model_loading"\} 1/, /sat_caption_stage_seconds_count\{stage="model"\} 1/]) {
+  for (const line of [
+    /sat_http_requests_total\{route="\/v1\/captions",method="POST",status="200"\} 1/,
+    /sat_http_requests_total\{route="\/v1\/captions",method="POST",status="503"\} 1/,
+    /sat_http_request_duration_seconds_bucket\{le="[\d.]+",route="\/v1\/captions"\}/,
+    /sat_queue_depth 0/,
+    /sat_batch_size_count 1/,
+    /sat_refusals_total\{reason="model_loading"\} 1/,
+    /sat_caption_stage_seconds_count\{stage="model"\} 1/,
+  ]) {
     assert.match(metrics, line);
   }
   const page = await fetch(`${server.url}/`);
@@ -143,7 +173,10 @@ test('POST /v1/captions: raw body and multipart, attention grids, alternatives, 
   assert.equal(a.caption, 'a red square');
   assert.equal(a.model, engine.info.modelId);
   assert.deepEqual(a.attention_grid, [4, 4]);
-  assert.deepEqual(a.words.map((w: { word: string }) => w.word), ['a', 'red', 'square']);
+  assert.deepEqual(
+    a.words.map((w: { word: string }) => w.word),
+    ['a', 'red', 'square'],
+  );
   for (const w of a.words) {
     assert.equal(w.attention.length, 4);
     const sum = w.attention.flat().reduce((s: number, x: number) => s + x, 0);
@@ -167,17 +200,43 @@ test('POST /v1/captions: raw body and multipart, attention grids, alternatives, 
   assert.equal(b.options.beam, 2);
 });
 
-test('caption options are the Captioner API\'s, passed down unchanged and checked by its one function; the service adds only its caps', async () => {
+test("caption options are the Captioner API's, passed down unchanged and checked by its one function; the service adds only its caps", async () => {
   const seen: CaptionOptions[] = [];
-  const recording: CaptionEngine = { info: engine.info, dispose: async () => undefined, captionBatch: (i, o) => { seen.push(o); return engine.captionBatch(i, o); } };
+  const recording: CaptionEngine = {
+    info: engine.info,
+    dispose: async () => undefined,
+    captionBatch: (i, o) => {
+      seen.push(o);
+      return engine.captionBatch(i, o);
+    },
+  };
   const server = await serve({ batchWaitMs: 0 }, async () => recording);
   await server.ready;
-  const answer = async (query: string) => { const r = await post(server, red, query); return { status: r.status, body: await r.json() }; };
+  const answer = async (query: string) => {
+    const r = await post(server, red, query);
+    return { status: r.status, body: await r.json() };
+  };
 
   const sampled = await answer('?sample=true&temperature=0.5&seed=7&suppress_unk=1');
   assert.equal(sampled.status, 200, JSON.stringify(sampled.body));
-  assert.deepEqual(seen.at(-1), { sample: true, temperature: 0.5, seed: 7, suppressUnk: true, maxLength: 4, alternatives: true });
-  assert.deepEqual(sampled.body.options, { beam: 1, alpha: 0, max_length: 4, attention: false, sample: true, temperature: 0.5, seed: 7, suppress_unk: true });
+  assert.deepEqual(seen.at(-1), {
+    sample: true,
+    temperature: 0.5,
+    seed: 7,
+    suppressUnk: true,
+    maxLength: 4,
+    alternatives: true,
+  });
+  assert.deepEqual(sampled.body.options, {
+    beam: 1,
+    alpha: 0,
+    max_length: 4,
+    attention: false,
+    sample: true,
+    temperature: 0.5,
+    seed: 7,
+    suppress_unk: true,
+  });
   const beamed = await answer('?beam=3&alpha=0.5&alternatives=2');
   assert.equal(beamed.status, 200, JSON.stringify(beamed.body));
   assert.deepEqual(seen.at(-1), { beam: 3, alpha: 0.5, alternatives: 2, maxLength: 4 });
@@ -185,14 +244,30 @@ test('caption options are the Captioner API\'s, passed down unchanged and checke
   // options the decoder gained (top_k, top_p, block_trigrams, groups, diversity) pass through with no change here
   const newer = await answer('?sample=1&top_k=5&top_p=0.9&block_trigrams=true');
   assert.equal(newer.status, 200, JSON.stringify(newer.body));
-  assert.deepEqual(seen.at(-1), { sample: true, topK: 5, topP: 0.9, blockTrigrams: true, maxLength: 4, alternatives: true });
+  assert.deepEqual(seen.at(-1), {
+    sample: true,
+    topK: 5,
+    topP: 0.9,
+    blockTrigrams: true,
+    maxLength: 4,
+    alternatives: true,
+  });
   await answer('');
-  assert.deepEqual(seen.at(-1), { beam: 3, alpha: 0, maxLength: 4, alternatives: true }, 'the service\'s defaults: --beam, the model\'s longest caption, the alternatives');
+  assert.deepEqual(
+    seen.at(-1),
+    { beam: 3, alpha: 0, maxLength: 4, alternatives: true },
+    "the service's defaults: --beam, the model's longest caption, the alternatives",
+  );
 
   // the shared limits and rules refuse, named by their wire names; no limit of the service's own beside them
-  const shared = [['?alpha=5.5', /alpha must be a number from 0 to 5/], ['?beam=1&alpha=1', /alpha .* applies to beam search/],
-    ['?beam=2&sample=1', /beam and sample exclude each other/], ['?temperature=2', /temperature applies to sample only/],
-    ['?beam=2&alternatives=3', /alternatives must be/], ['?sample=maybe', /sample="maybe"/]] as const;
+  const shared = [
+    ['?alpha=5.5', /alpha must be a number from 0 to 5/],
+    ['?beam=1&alpha=1', /alpha .* applies to beam search/],
+    ['?beam=2&sample=1', /beam and sample exclude each other/],
+    ['?temperature=2', /temperature applies to sample only/],
+    ['?beam=2&alternatives=3', /alternatives must be/],
+    ['?sample=maybe', /sample="maybe"/],
+  ] as const;
   for (const [query, message] of shared) {
     const error = await refusal(await post(server, red, query), 400, 'bad_option');
     assert.match(error.message, message, query);
@@ -204,13 +279,21 @@ test('every limit refuses with its status, names the limit and the fix, and neve
   const server = await serve({ maxBytes: 4096, maxPixels: 1300 }); // the good images have 40 x 30 = 1200 pixels
   await server.ready;
   const rng = new Rng(3);
-  const noise = await sharp(Buffer.from(Array.from({ length: 60 * 60 * 3 }, () => rng.int(256))), { raw: { width: 60, height: 60, channels: 3 } }).png().toBuffer();
+  const noise = await sharp(Buffer.from(Array.from({ length: 60 * 60 * 3 }, () => rng.int(256))), {
+    raw: { width: 60, height: 60, channels: 3 },
+  })
+    .png()
+    .toBuffer();
   assert.ok(noise.length > 4096);
   const big = new FormData();
   big.append('image', new Blob([new Uint8Array(noise)], { type: 'image/png' }), 'noise.png');
   const corrupt = (await solidImage('#808080', 'jpeg', 30, 20)).subarray(0, 120);
   const wide = await solidImage('#e01010', 'png', 50, 30); // 1500 pixels > 1300
-  const form = (fields: Record<string, string>) => { const f = new FormData(); for (const [k, v] of Object.entries(fields)) f.append(k, v); return f; };
+  const form = (fields: Record<string, string>) => {
+    const f = new FormData();
+    for (const [k, v] of Object.entries(fields)) f.append(k, v);
+    return f;
+  };
 
   const cases: [Promise<Response>, number, string, string | null][] = [
     [post(server, noise), 413, 'body_too_large', '--max-bytes'],
@@ -219,7 +302,17 @@ test('every limit refuses with its status, names the limit and the fix, and neve
     [post(server, Buffer.from('{"image": "x"}'), '', 'application/json'), 415, 'unsupported_media_type', null],
     [post(server, Buffer.from('<a/>'), '', 'application/xml'), 415, 'unsupported_media_type', null],
     [post(server, Buffer.alloc(0)), 415, 'not_an_image_body', null],
-    [post(server, Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"><image href="file:///etc/passwd"/></svg>'), '', 'image/svg+xml'), 415, 'not_an_image', null],
+    [
+      post(
+        server,
+        Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"><image href="file:///etc/passwd"/></svg>'),
+        '',
+        'image/svg+xml',
+      ),
+      415,
+      'not_an_image',
+      null,
+    ],
     [post(server, Buffer.from('hello, not an image')), 415, 'not_an_image', null],
     [post(server, Buffer.from('GIF89a and then nothing')), 415, 'format_not_enabled', '--image-formats'],
     [post(server, corrupt, '', 'image/jpeg'), 422, 'corrupt_image', null],
@@ -237,7 +330,10 @@ test('every limit refuses with its status, names the limit and the fix, and neve
     if (limit) assert.equal(error.limit.name, limit, JSON.stringify(error));
   }
   const answers = await Promise.all(good.map(async (r) => (await r).json()));
-  assert.deepEqual(answers.map((x) => x.caption), ['a red square', 'a blue circle', 'a red square']);
+  assert.deepEqual(
+    answers.map((x) => x.caption),
+    ['a red square', 'a blue circle', 'a red square'],
+  );
   const corruptError = await (await post(server, corrupt, '', 'image/jpeg')).json();
   assert.match(corruptError.error.message, /premature end|corrupt|truncated/i); // sharp's reason
 });
@@ -246,7 +342,7 @@ test('queue over --max-queue: 503 with Retry-After; past --timeout: 503; the oth
   const g = gated();
   const server = await serve({ maxQueue: 2, maxBatch: 1, batchWaitMs: 0, timeoutMs: 60_000 }, async () => g.engine);
   await server.ready;
-  const first = post(server, red);           // runs, held at the gate
+  const first = post(server, red); // runs, held at the gate
   await until(() => g.batches.length === 1);
   const queued = [post(server, blue, '', 'image/jpeg'), post(server, red)];
   await until(async () => (await queueDepth(server)) === 2);
@@ -277,21 +373,44 @@ test('queue over --max-queue: 503 with Retry-After; past --timeout: 503; the oth
 test('batching: concurrent requests share model batches, grouped by options, with the answers of one-by-one requests', async () => {
   const server = await serve({ batchWaitMs: 100, maxBatch: 4 });
   await server.ready;
-  const requests = [[red, 3], [blue, 3], [red, 1], [blue, 3], [red, 3], [blue, 1]] as const;
-  const strip = (a: { caption: string; log_prob: number; words: unknown; alternatives: unknown }) =>
-    ({ caption: a.caption, log_prob: a.log_prob, words: a.words, alternatives: a.alternatives });
+  const requests = [
+    [red, 3],
+    [blue, 3],
+    [red, 1],
+    [blue, 3],
+    [red, 3],
+    [blue, 1],
+  ] as const;
+  const strip = (a: { caption: string; log_prob: number; words: unknown; alternatives: unknown }) => ({
+    caption: a.caption,
+    log_prob: a.log_prob,
+    words: a.words,
+    alternatives: a.alternatives,
+  });
   const alone = [];
-  for (const [image, beam] of requests) alone.push(await (await post(server, image, `?beam=${beam}&attention=1`, image === red ? 'image/png' : 'image/jpeg')).json());
+  for (const [image, beam] of requests)
+    alone.push(
+      await (await post(server, image, `?beam=${beam}&attention=1`, image === red ? 'image/png' : 'image/jpeg')).json(),
+    );
   assert.ok(alone.every((a) => a.batch_size === 1));
-  const together = await Promise.all(requests.map(async ([image, beam]) =>
-    (await post(server, image, `?beam=${beam}&attention=1`, image === red ? 'image/png' : 'image/jpeg')).json()));
+  const together = await Promise.all(
+    requests.map(async ([image, beam]) =>
+      (await post(server, image, `?beam=${beam}&attention=1`, image === red ? 'image/png' : 'image/jpeg')).json(),
+    ),
+  );
   assert.deepEqual(together.map(strip), alone.map(strip));
   const sizes = together.map((a) => a.batch_size);
-  assert.ok(sizes.some((s) => s > 1), `batch sizes ${sizes}`);
-  assert.equal(sizes.filter((_, i) => requests[i][1] === 3).every((s) => s <= 4), true);
+  assert.ok(
+    sizes.some((s) => s > 1),
+    `batch sizes ${sizes}`,
+  );
+  assert.equal(
+    sizes.filter((_, i) => requests[i][1] === 3).every((s) => s <= 4),
+    true,
+  );
 });
 
-test('the engine gives the Captioner API\'s captions, on both backends and from an export bundle of the same model', async () => {
+test("the engine gives the Captioner API's captions, on both backends and from an export bundle of the same model", async () => {
   const bundleDir = path.join(dir, 'bundle');
   writeBundle(bundleDir, await buildBundle(tiny.run, { encoder: tiny.encoder }));
   const api = await loadCaptioner(tiny.run, { encoder: tiny.encoder, backend: 'native' });
@@ -302,17 +421,36 @@ test('the engine gives the Captioner API\'s captions, on both backends and from 
   try {
     const rgb = await Promise.all([red, blue].map((image) => api.preprocess(image)));
     const expected = await api.captionBatch([red, blue], { beam: 3, alternatives: true });
-    assert.deepEqual(expected.map((c) => c.caption), ['a red square', 'a blue circle']);
+    assert.deepEqual(
+      expected.map((c) => c.caption),
+      ['a red square', 'a blue circle'],
+    );
     for (const e of engines) {
       assert.equal(e.info.modelId, engine.info.modelId, 'one model, one id, whichever backend or file');
       const { captions } = await e.captionBatch(rgb, { beam: 3, alpha: 0, maxLength: 4, alternatives: true });
-      assert.deepEqual(captions.map((c) => c.caption), expected.map((c) => c.caption), e.info.backend);
+      assert.deepEqual(
+        captions.map((c) => c.caption),
+        expected.map((c) => c.caption),
+        e.info.backend,
+      );
       captions.forEach((c, i) => {
-        assert.ok(Math.abs(c.logProb - expected[i].logProb) < 1e-4, `${e.info.backend}: log p ${c.logProb} vs ${expected[i].logProb}`);
-        assert.deepEqual(c.alternatives.map((a) => a.caption), expected[i].alternatives.map((a) => a.caption));
+        assert.ok(
+          Math.abs(c.logProb - expected[i].logProb) < 1e-4,
+          `${e.info.backend}: log p ${c.logProb} vs ${expected[i].logProb}`,
+        );
+        assert.deepEqual(
+          c.alternatives.map((a) => a.caption),
+          expected[i].alternatives.map((a) => a.caption),
+        );
       });
     }
-    assert.deepEqual(engines.map((e) => [e.info.backend, e.info.dtype]), [['native', 'fp32'], ['onnx', 'fp32']]);
+    assert.deepEqual(
+      engines.map((e) => [e.info.backend, e.info.dtype]),
+      [
+        ['native', 'fp32'],
+        ['onnx', 'fp32'],
+      ],
+    );
     await assert.rejects(loadCaptionerEngine(bundleDir, { backend: 'native' }), /native backend needs the checkpoint/);
   } finally {
     await api.dispose();
@@ -321,17 +459,35 @@ test('the engine gives the Captioner API\'s captions, on both backends and from 
 });
 
 /** A fake engine whose model thread can die: `kill()` makes it dead; `dieOnNextBatch` kills it as its next batch runs. */
-function mortal(name: string): { engine: CaptionEngine; kill(): void; dieOnNextBatch: boolean; batches: number; disposed: boolean } {
+function mortal(name: string): {
+  engine: CaptionEngine;
+  kill(): void;
+  dieOnNextBatch: boolean;
+  batches: number;
+  disposed: boolean;
+} {
   const m = {
-    alive: true, dieOnNextBatch: false, batches: 0, disposed: false,
-    kill: () => { m.alive = false; },
+    alive: true,
+    dieOnNextBatch: false,
+    batches: 0,
+    disposed: false,
+    kill: () => {
+      m.alive = false;
+    },
     engine: {
       info: engine.info,
-      get alive() { return m.alive; },
-      dispose: async () => { m.disposed = true; },
+      get alive() {
+        return m.alive;
+      },
+      dispose: async () => {
+        m.disposed = true;
+      },
       captionBatch: async (images: Uint8Array[], options: CaptionOptions) => {
         m.batches++;
-        if (m.dieOnNextBatch) { m.alive = false; throw new Error(`the model thread ${name} crashed: out of memory`); }
+        if (m.dieOnNextBatch) {
+          m.alive = false;
+          throw new Error(`the model thread ${name} crashed: out of memory`);
+        }
         return engine.captionBatch(images, options);
       },
     } as CaptionEngine,
@@ -344,10 +500,20 @@ test('a dead model instance takes no more batches: its batch is retried on a liv
   a.dieOnNextBatch = true;
   const server = await serve({ batchWaitMs: 0 }, async () => [a.engine, b.engine] as unknown as CaptionEngine);
   await server.ready;
-  const answers = await Promise.all([red, red, red, red].map(async (image) => (await post(server, image, '?beam=1')).json()));
-  assert.deepEqual(answers.map((x) => x.caption), Array(4).fill('a red square'), JSON.stringify(answers));
+  const answers = await Promise.all(
+    [red, red, red, red].map(async (image) => (await post(server, image, '?beam=1')).json()),
+  );
+  assert.deepEqual(
+    answers.map((x) => x.caption),
+    Array(4).fill('a red square'),
+    JSON.stringify(answers),
+  );
   assert.equal(a.batches, 1, 'the dead instance got no batch after the one it died on');
-  assert.deepEqual(await (await fetch(`${server.url}/readyz`)).json(), { status: 'ready', model: engine.info.modelId, instances: 1 });
+  assert.deepEqual(await (await fetch(`${server.url}/readyz`)).json(), {
+    status: 'ready',
+    model: engine.info.modelId,
+    instances: 1,
+  });
 
   b.kill();
   const readyz = await fetch(`${server.url}/readyz`);
@@ -360,7 +526,13 @@ test('a dead model instance takes no more batches: its batch is retried on a liv
 });
 
 test('a batch whose instance fails but lives is a 500 naming the cause; a batch on the last instance that dies is a 503', async () => {
-  const failing: CaptionEngine = { info: engine.info, dispose: async () => undefined, captionBatch: async () => { throw new Error('onnxruntime: bad allocation'); } };
+  const failing: CaptionEngine = {
+    info: engine.info,
+    dispose: async () => undefined,
+    captionBatch: async () => {
+      throw new Error('onnxruntime: bad allocation');
+    },
+  };
   const server = await serve({}, async () => failing);
   await server.ready;
   const error = await refusal(await post(server, red), 500, 'model_error');
@@ -377,15 +549,27 @@ test('a batch whose instance fails but lives is a 500 naming the cause; a batch 
 
 test('batcher: "full" counts only jobs with the head\'s settings; a released ticket cannot be submitted', async () => {
   const sizes: number[] = [];
-  const counting: CaptionEngine = { info: engine.info, dispose: async () => undefined, captionBatch: async (images, s) => { sizes.push(images.length); return engine.captionBatch(images, s); } };
+  const counting: CaptionEngine = {
+    info: engine.info,
+    dispose: async () => undefined,
+    captionBatch: async (images, s) => {
+      sizes.push(images.length);
+      return engine.captionBatch(images, s);
+    },
+  };
   const batcher = new Batcher(counting, { maxBatch: 2, batchWaitMs: 60_000, maxQueue: 8 });
   const rgb = new Uint8Array(16 * 16 * 3).fill(200);
-  const greedy = { beam: 1, alpha: 0, maxLength: 4 }, beam2 = { beam: 2, alpha: 0, maxLength: 4 };
+  const greedy = { beam: 1, alpha: 0, maxLength: 4 },
+    beam2 = { beam: 2, alpha: 0, maxLength: 4 };
   const tickets = Array.from({ length: 4 }, () => batcher.reserve());
   const first = batcher.submit(tickets[0], rgb, greedy, 60_000);
   const other = batcher.submit(tickets[1], rgb, beam2, 60_000);
   await new Promise((r) => setTimeout(r, 20));
-  assert.deepEqual(sizes, [], 'two queued jobs with different settings are not a full batch while a request is on its way');
+  assert.deepEqual(
+    sizes,
+    [],
+    'two queued jobs with different settings are not a full batch while a request is on its way',
+  );
   const second = batcher.submit(tickets[2], rgb, greedy, 60_000);
   await Promise.all([first, second]);
   assert.deepEqual(sizes, [2]);
@@ -398,8 +582,15 @@ test('batcher: "full" counts only jobs with the head\'s settings; a released tic
 /** POST the first half of `body` and stop sending; resolves with the status the server answers (0: connection closed). */
 function stalledUpload(url: string, body: Buffer): Promise<number> {
   return new Promise((resolve) => {
-    const request = http.request(`${url}/v1/captions`, { method: 'POST', agent: false, headers: { 'content-type': 'image/png', 'content-length': body.length } });
-    request.on('response', (res) => { res.resume(); res.on('end', () => resolve(res.statusCode!)); });
+    const request = http.request(`${url}/v1/captions`, {
+      method: 'POST',
+      agent: false,
+      headers: { 'content-type': 'image/png', 'content-length': body.length },
+    });
+    request.on('response', (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode!));
+    });
     request.on('error', () => resolve(0));
     request.write(body.subarray(0, body.length >> 1));
   });
@@ -421,13 +612,26 @@ test('--timeout bounds reading the body: a stalled upload holds an upload place,
   await until(async () => (await uploadsInFlight(server)) === 1);
   const t0 = performance.now();
   await server.close();
-  assert.ok(performance.now() - t0 < 400 + CLOSE_MARGIN_MS + 1000, `close() took ${Math.round(performance.now() - t0)} ms`);
+  assert.ok(
+    performance.now() - t0 < 400 + CLOSE_MARGIN_MS + 1000,
+    `close() took ${Math.round(performance.now() - t0)} ms`,
+  );
   assert.ok([0, 408, 503].includes(await again));
 });
 
 test('a hung model cannot hang close(): its requests get 503 at --timeout, then the instance is disposed', async () => {
-  let disposed = false, running = false;
-  const hung: CaptionEngine = { info: engine.info, dispose: async () => { disposed = true; }, captionBatch: () => { running = true; return new Promise(() => undefined); } };
+  let disposed = false,
+    running = false;
+  const hung: CaptionEngine = {
+    info: engine.info,
+    dispose: async () => {
+      disposed = true;
+    },
+    captionBatch: () => {
+      running = true;
+      return new Promise(() => undefined);
+    },
+  };
   const server = await serve({ timeoutMs: 300, batchWaitMs: 0 }, async () => hung);
   await server.ready;
   const pending = post(server, red);
@@ -437,11 +641,16 @@ test('a hung model cannot hang close(): its requests get 503 at --timeout, then 
   await refusal(await pending, 503, 'timeout');
   await closed;
   assert.ok(disposed);
-  assert.ok(performance.now() - t0 < 300 + CLOSE_MARGIN_MS + 1000, `close() took ${Math.round(performance.now() - t0)} ms`);
+  assert.ok(
+    performance.now() - t0 < 300 + CLOSE_MARGIN_MS + 1000,
+    `close() took ${Math.round(performance.now() - t0)} ms`,
+  );
 });
 
 test('the page is optional: a server without its files answers the API and says at GET / why there is no page', async () => {
-  const server = await serve({ page: { none: 'this installation of show-attend-tell has no dist/page (run `npm run build`)' } });
+  const server = await serve({
+    page: { none: 'this installation of show-attend-tell has no dist/page (run `npm run build`)' },
+  });
   await server.ready;
   const error = await refusal(await fetch(`${server.url}/`), 404, 'not_found');
   assert.match(error.message, /npm run build/);
@@ -451,8 +660,10 @@ test('the page is optional: a server without its files answers the API and says 
   for (const dir of Object.values(BUILD_FOLDERS)) assert.ok(files.includes(dir), `package.json "files" ships ${dir}`);
 });
 
-test('sharp\'s loaders: SVG is refused while a server runs and decodes again once the last one closed', async () => {
-  const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8" fill="red"/></svg>');
+test("sharp's loaders: SVG is refused while a server runs and decodes again once the last one closed", async () => {
+  const svg = Buffer.from(
+    '<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8" fill="red"/></svg>',
+  );
   for (const s of servers) await s.close();
   const red = [0xff, 0, 0];
   assert.deepEqual([...(await loadRgb(svg, 16)).subarray(0, 3)], red);
@@ -464,22 +675,36 @@ test('sharp\'s loaders: SVG is refused while a server runs and decodes again onc
   assert.deepEqual([...after.subarray(0, 3)], red);
 });
 
-test('sat bench serve: sat serve\'s flags with its names and defaults; the old --encoder-threads still read, with a note', async () => {
+test("sat bench serve: sat serve's flags with its names and defaults; the old --encoder-threads still read, with a note", async () => {
   const { default: bench } = await import('../src/cli/bench.js');
   const { SERVE_OPTIONS, serveOptionsFromArgs } = await import('../src/cli/serve.js');
   const { parseCommandArgs } = await import('../src/cli/command.js');
   const { serveBenchOptionsFromArgs } = await import('../src/cli/bench-serve.js');
   const parse = (...argv: string[]) => {
     const notes: string[] = [];
-    const o = serveBenchOptionsFromArgs(parseCommandArgs(bench, ['serve', '--model', 'm', '--images', 'i', ...argv]).values, (n) => notes.push(n));
+    const o = serveBenchOptionsFromArgs(
+      parseCommandArgs(bench, ['serve', '--model', 'm', '--images', 'i', ...argv]).values,
+      (n) => notes.push(n),
+    );
     return { o, notes };
   };
   const { o, notes } = parse();
-  const served = serveOptionsFromArgs(parseCommandArgs({ name: 'serve', summary: '', usage: '', options: SERVE_OPTIONS, run: async () => undefined }, []).values);
-  assert.deepEqual({ ...o.server, maxQueue: 0 }, {
-    backend: SERVE_OPTIONS.backend.default, instances: Number(SERVE_OPTIONS.instances.default), threads: Number(SERVE_OPTIONS.threads.default),
-    blasThreads: Number(SERVE_OPTIONS['blas-threads'].default), maxBatch: served.maxBatch, batchWaitMs: served.batchWaitMs, maxQueue: 0,
-  });
+  const served = serveOptionsFromArgs(
+    parseCommandArgs({ name: 'serve', summary: '', usage: '', options: SERVE_OPTIONS, run: async () => undefined }, [])
+      .values,
+  );
+  assert.deepEqual(
+    { ...o.server, maxQueue: 0 },
+    {
+      backend: SERVE_OPTIONS.backend.default,
+      instances: Number(SERVE_OPTIONS.instances.default),
+      threads: Number(SERVE_OPTIONS.threads.default),
+      blasThreads: Number(SERVE_OPTIONS['blas-threads'].default),
+      maxBatch: served.maxBatch,
+      batchWaitMs: served.batchWaitMs,
+      maxQueue: 0,
+    },
+  );
   assert.deepEqual(notes, []);
   assert.equal(parse('--threads', '3', '--peer-threads', '4').o.server.threads, 3);
   assert.equal(parse('--threads', '3', '--peer-threads', '4').o.peerThreads, 4);
@@ -492,5 +717,8 @@ test('sat bench serve: sat serve\'s flags with its names and defaults; the old -
 test('docs/serve-errors.md lists every code of the refusal catalogue with its status', () => {
   const doc = fs.readFileSync('docs/serve-errors.md', 'utf8');
   const listed = new Map([...doc.matchAll(/^\| `(\w+)` \| (\d+) \|/gm)].map((m) => [m[1], Number(m[2])]));
-  assert.deepEqual(Object.fromEntries(listed), Object.fromEntries(Object.values(ERRORS).map((e) => [e.code, e.status])));
+  assert.deepEqual(
+    Object.fromEntries(listed),
+    Object.fromEntries(Object.values(ERRORS).map((e) => [e.code, e.status])),
+  );
 });

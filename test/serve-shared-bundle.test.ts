@@ -31,18 +31,33 @@ test('a model thread captions from a shared export without exporting again', asy
   assert.ok([...shared.files.values()].every((bytes) => bytes.buffer instanceof SharedArrayBuffer));
   assert.deepEqual([...shared.files.keys()], [...exported.files.keys()]);
   // no encoder options: exporting the checkpoint (a user .onnx encoder) would fail, so the thread must use the bytes
-  const engine = await WorkerEngine.start({ source: tiny.run, options: { backend: 'onnx' }, exported: shared }, modelThreadLimits(256));
+  const engine = await WorkerEngine.start(
+    { source: tiny.run, options: { backend: 'onnx' }, exported: shared },
+    modelThreadLimits(256),
+  );
   assert.equal(engine.resourceLimits?.maxOldGenerationSizeMb, 256, 'the model thread runs under its heap limit');
   assert.equal(engine.resourceLimits?.stackSizeMb, 4);
   const api = await loadCaptioner(tiny.run, { encoder: tiny.encoder });
   try {
     assert.equal(engine.info.modelId, api.info.modelId);
-    const images = await Promise.all(['#e01010', '#1030e0'].map((c) => sharp({ create: { width: 20, height: 12, channels: 3, background: c } }).png().toBuffer()));
+    const images = await Promise.all(
+      ['#e01010', '#1030e0'].map((c) =>
+        sharp({ create: { width: 20, height: 12, channels: 3, background: c } })
+          .png()
+          .toBuffer(),
+      ),
+    );
     const rgb = await Promise.all(images.map((b) => api.preprocess(b)));
     const { captions } = await engine.captionBatch(rgb, { beam: 3, alpha: 0, maxLength: 4, alternatives: true });
     const expected = await api.captionBatch(images, { beam: 3, alternatives: true });
-    assert.deepEqual(captions.map((c) => c.caption), ['a red square', 'a blue circle']);
-    assert.deepEqual(captions.map((c) => c.alternatives.map((a) => a.caption)), expected.map((c) => c.alternatives.map((a) => a.caption)));
+    assert.deepEqual(
+      captions.map((c) => c.caption),
+      ['a red square', 'a blue circle'],
+    );
+    assert.deepEqual(
+      captions.map((c) => c.alternatives.map((a) => a.caption)),
+      expected.map((c) => c.alternatives.map((a) => a.caption)),
+    );
   } finally {
     await engine.dispose();
     await api.dispose();
@@ -51,10 +66,15 @@ test('a model thread captions from a shared export without exporting again', asy
 
 test('a real model thread that overruns its batch is terminated and replaced by a new one', async () => {
   const shared = shareBundle(await buildBundle(tiny.run, { encoder: tiny.encoder }));
-  const start = () => WorkerEngine.start({ source: tiny.run, options: { backend: 'onnx' }, exported: shared }, modelThreadLimits(256));
+  const start = () =>
+    WorkerEngine.start({ source: tiny.run, options: { backend: 'onnx' }, exported: shared }, modelThreadLimits(256));
   const first = await start();
   const events: string[] = [];
-  const supervised = new SupervisedEngine(first, start, { batchTimeoutMs: 1, restartBackoffMs: { first: 10, max: 100 }, onEvent: (m) => events.push(m) });
+  const supervised = new SupervisedEngine(first, start, {
+    batchTimeoutMs: 1,
+    restartBackoffMs: { first: 10, max: 100 },
+    onEvent: (m) => events.push(m),
+  });
   try {
     const rgb = new Uint8Array(first.info.inputSize * first.info.inputSize * 3).fill(128);
     await assert.rejects(supervised.captionBatch([rgb, rgb, rgb, rgb], { beam: 3 }), /ran past --batch-timeout/);

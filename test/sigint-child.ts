@@ -14,8 +14,10 @@ import command from '../src/cli/train.js';
 import { parseCommandArgs } from '../src/cli/command.js';
 
 const [count, ...args] = process.argv.slice(2);
-await new Promise<void>((resolve, reject) => setImmediate(() => {
-  const done = command.run(parseCommandArgs(command, args) as never);
-  for (let i = 0; i < Number(count); i++) process.kill(process.pid, 'SIGINT');
-  done.then(resolve, reject);
-}));
+await new Promise<void>((resolve, reject) =>
+  setImmediate(() => {
+    const done = command.run(parseCommandArgs(command, args) as never);
+    for (let i = 0; i < Number(count); i++) process.kill(process.pid, 'SIGINT');
+    done.then(resolve, reject);
+  }),
+);

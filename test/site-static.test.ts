@@ -32,16 +32,36 @@ before(async () => {
   await sat(['export', '--model', fx.run, '--site', site, '--dtype', 'int8', ...encoderFlags()]);
 });
 
-after(() => { if (dir) fs.rmSync(dir, { recursive: true, force: true }); });
+after(() => {
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
 
 function encoderFlags(): string[] {
   const e = fx.encoder;
-  return ['--encoder', e.encoder!, '--encoder-size', String(e.size), '--encoder-scaling', String(e.scaling), '--encoder-layout', String(e.layout)];
+  return [
+    '--encoder',
+    e.encoder!,
+    '--encoder-size',
+    String(e.size),
+    '--encoder-scaling',
+    String(e.scaling),
+    '--encoder-layout',
+    String(e.layout),
+  ];
 }
 
 test('sat export --site writes the page, the runtime and the bundle; a bundle folder makes a site too; bad input is refused', async () => {
-  for (const name of ['index.html', 'app.js', 'style.css', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm', 'model/manifest.json',
-    'model/encoder.onnx', 'model/decoder-init.onnx', 'model/decoder-step.onnx']) {
+  for (const name of [
+    'index.html',
+    'app.js',
+    'style.css',
+    'ort-wasm-simd-threaded.mjs',
+    'ort-wasm-simd-threaded.wasm',
+    'model/manifest.json',
+    'model/encoder.onnx',
+    'model/decoder-init.onnx',
+    'model/decoder-step.onnx',
+  ]) {
     assert.ok(fs.existsSync(path.join(site, name)), `${name} in the site`);
   }
   const html = fs.readFileSync(path.join(site, 'index.html'), 'utf8');
@@ -52,39 +72,77 @@ test('sat export --site writes the page, the runtime and the bundle; a bundle fo
   writeBundle(bundle, await buildBundle(fx.run, { encoder: fx.encoder }));
   const fromBundle = path.join(dir, 'site-from-bundle');
   await sat(['export', '--model', bundle, '--site', fromBundle]);
-  assert.equal(fs.readFileSync(path.join(fromBundle, 'model', 'encoder.onnx')).compare(fs.readFileSync(path.join(bundle, 'encoder.onnx'))), 0);
-  await assert.rejects(sat(['export', '--model', bundle, '--site', fromBundle, '--dtype', 'int8']), /is a fp32 bundle with its own encoder and card: --dtype.* do not apply/);
+  assert.equal(
+    fs
+      .readFileSync(path.join(fromBundle, 'model', 'encoder.onnx'))
+      .compare(fs.readFileSync(path.join(bundle, 'encoder.onnx'))),
+    0,
+  );
+  await assert.rejects(
+    sat(['export', '--model', bundle, '--site', fromBundle, '--dtype', 'int8']),
+    /is a fp32 bundle with its own encoder and card: --dtype.* do not apply/,
+  );
   await assert.rejects(sat(['export', '--model', bundle, '--out', path.join(dir, 'copy')]), /already a bundle/);
   await assert.rejects(sat(['export', '--model', fx.run]), /--out DIR \(a bundle folder\) or --site DIR/);
   fs.writeFileSync(path.join(dir, 'a-file'), 'x');
-  await assert.rejects(sat(['export', '--model', bundle, '--site', path.join(dir, 'a-file')]), /is a file; pass a folder/);
+  await assert.rejects(
+    sat(['export', '--model', bundle, '--site', path.join(dir, 'a-file')]),
+    /is a file; pass a folder/,
+  );
 });
 
-const TYPES: Record<string, string> = { '.html': 'text/html', '.mjs': 'text/javascript', '.js': 'text/javascript', '.css': 'text/css', '.json': 'application/json', '.wasm': 'application/wasm' };
+const TYPES: Record<string, string> = {
+  '.html': 'text/html',
+  '.mjs': 'text/javascript',
+  '.js': 'text/javascript',
+  '.css': 'text/css',
+  '.json': 'application/json',
+  '.wasm': 'application/wasm',
+};
 
 /** A plain static file server for `root` (GET of files by path, index.html for folders), on 127.0.0.1 and a random port. */
 async function staticServer(root: string): Promise<{ url: string; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
     let file = path.join(root, decodeURIComponent(new URL(req.url!, 'http://x').pathname));
     if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, 'index.html');
-    if (!file.startsWith(root + path.sep) || !fs.existsSync(file)) { res.writeHead(404).end(); return; }
-    res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' }).end(fs.readFileSync(file));
+    if (!file.startsWith(root + path.sep) || !fs.existsSync(file)) {
+      res.writeHead(404).end();
+      return;
+    }
+    res
+      .writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' })
+      .end(fs.readFileSync(file));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,
-    close: async () => { server.closeAllConnections(); await new Promise((r) => server.close(r)); },
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
   };
 }
 
-test('the static site captions a picked image in headless Chromium as Node does, with every word\'s attention',
-  { skip: haveChromium ? false : `${CHROMIUM} is not installed (apt-get install chromium)` }, async () => {
+test(
+  "the static site captions a picked image in headless Chromium as Node does, with every word's attention",
+  { skip: haveChromium ? false : `${CHROMIUM} is not installed (apt-get install chromium)` },
+  async () => {
     const server = await staticServer(site);
     const { chromium } = await import('playwright-core');
     const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-site-profile-'));
     const browser = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM, headless: true, viewport: { width: 720, height: 860 },
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+      executablePath: CHROMIUM,
+      headless: true,
+      viewport: { width: 720, height: 860 },
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
     });
     const node = await loadCaptioner(path.join(site, 'model'));
     try {
@@ -94,13 +152,21 @@ test('the static site captions a picked image in headless Chromium as Node does,
       const errors: string[] = [];
       page.on('pageerror', (e) => errors.push(e.message));
       await page.goto(server.url);
-      await page.waitForFunction(() => document.body.dataset.ready === 'true' || /could not/.test(document.getElementById('model')!.textContent!),
-        undefined, { timeout: 60_000 });
-      assert.match(await page.textContent('#model') ?? '', /^model \S+ · encoder pool4-features-\w+ · attention 4×4/);
+      await page.waitForFunction(
+        () =>
+          document.body.dataset.ready === 'true' || /could not/.test(document.getElementById('model')!.textContent!),
+        undefined,
+        { timeout: 60_000 },
+      );
+      assert.match((await page.textContent('#model')) ?? '', /^model \S+ · encoder pool4-features-\w+ · attention 4×4/);
 
       await page.setInputFiles('#file', fx.images.blue);
-      await page.waitForFunction(() => document.body.dataset.caption !== undefined || document.getElementById('status')!.classList.contains('error'),
-        undefined, { timeout: 60_000 });
+      await page.waitForFunction(
+        () =>
+          document.body.dataset.caption !== undefined || document.getElementById('status')!.classList.contains('error'),
+        undefined,
+        { timeout: 60_000 },
+      );
       assert.deepEqual(errors, []);
       const status = await page.textContent('#status');
       assert.match(status ?? '', /captioned in \d+ ms in this browser/);
@@ -108,9 +174,15 @@ test('the static site captions a picked image in headless Chromium as Node does,
       const want = await node.caption(fx.images.blue, { beam: 3, alternatives: true });
       assert.equal(caption, want.caption);
       const words = await page.$$eval('#words .word', (bs) => bs.map((b) => b.textContent));
-      assert.deepEqual(words, want.words.map((w) => w.word));
+      assert.deepEqual(
+        words,
+        want.words.map((w) => w.word),
+      );
       const alternatives = await page.$$eval('#alternatives li', (lis) => lis.map((li) => li.firstChild!.textContent));
-      assert.deepEqual(alternatives, want.alternatives.map((a) => a.caption || '(empty)'));
+      assert.deepEqual(
+        alternatives,
+        want.alternatives.map((a) => a.caption || '(empty)'),
+      );
 
       // Hovering a word lays its attention over the image: the heat canvas is no longer blank.
       await page.hover('#words .word >> nth=0');
@@ -125,13 +197,23 @@ test('the static site captions a picked image in headless Chromium as Node does,
       fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
       await page.screenshot({ path: SCREENSHOT, fullPage: true });
 
-      assert.ok(requests.every((r) => r.startsWith(server.url)), `only the static server: ${requests.filter((r) => !r.startsWith(server.url))}`);
-      assert.ok(requests.some((r) => r.endsWith('/ort-wasm-simd-threaded.wasm')), 'the wasm comes from the site');
-      assert.ok(requests.some((r) => r.endsWith('/model/decoder-step.onnx')), 'the bundle comes from the site');
+      assert.ok(
+        requests.every((r) => r.startsWith(server.url)),
+        `only the static server: ${requests.filter((r) => !r.startsWith(server.url))}`,
+      );
+      assert.ok(
+        requests.some((r) => r.endsWith('/ort-wasm-simd-threaded.wasm')),
+        'the wasm comes from the site',
+      );
+      assert.ok(
+        requests.some((r) => r.endsWith('/model/decoder-step.onnx')),
+        'the bundle comes from the site',
+      );
     } finally {
       await node.dispose();
       await browser.close();
       fs.rmSync(profile, { recursive: true, force: true });
       await server.close();
     }
-  });
+  },
+);

@@ -6,7 +6,12 @@ import { CONV_2D } from '../src/encoders/mobilenet/tflite.js';
 
 // ---- a minimal FlatBuffer writer (front to back: every uoffset points forward, as the format requires) ----
 type Scalar = { u8: number } | { i32: number } | { u32: number };
-type Fb = { table: (Fb | Scalar | undefined)[] } | { tables: Fb[] } | { ints: number[] } | { bytes: Uint8Array } | { string: string };
+type Fb =
+  | { table: (Fb | Scalar | undefined)[] }
+  | { tables: Fb[] }
+  | { ints: number[] }
+  | { bytes: Uint8Array }
+  | { string: string };
 
 export class FbWriter {
   private buf = new Uint8Array(1 << 16);
@@ -25,9 +30,15 @@ export class FbWriter {
     return at;
   }
 
-  private align() { this.reserve((4 - (this.length % 4)) % 4); }
-  u16(at: number, v: number) { this.view.setUint16(at, v, true); }
-  u32(at: number, v: number) { this.view.setUint32(at, v, true); }
+  private align() {
+    this.reserve((4 - (this.length % 4)) % 4);
+  }
+  u16(at: number, v: number) {
+    this.view.setUint16(at, v, true);
+  }
+  u32(at: number, v: number) {
+    this.view.setUint32(at, v, true);
+  }
 
   /** Writes `node` (and everything below it) at the end; returns its position. */
   write(node: Fb): number {
@@ -55,11 +66,18 @@ export class FbWriter {
     if ('tables' in node) {
       const pos = this.reserve(4 + 4 * node.tables.length);
       this.u32(pos, node.tables.length);
-      node.tables.forEach((t, i) => { const slot = pos + 4 + 4 * i; this.u32(slot, this.write(t) - slot); });
+      node.tables.forEach((t, i) => {
+        const slot = pos + 4 + 4 * i;
+        this.u32(slot, this.write(t) - slot);
+      });
       return pos;
     }
-    const data = 'ints' in node ? new Uint8Array(Int32Array.from(node.ints).buffer)
-      : 'bytes' in node ? node.bytes : new TextEncoder().encode(node.string + '\0');
+    const data =
+      'ints' in node
+        ? new Uint8Array(Int32Array.from(node.ints).buffer)
+        : 'bytes' in node
+          ? node.bytes
+          : new TextEncoder().encode(node.string + '\0');
     const pos = this.reserve(4 + data.length);
     this.u32(pos, 'string' in node ? data.length - 1 : 'ints' in node ? node.ints.length : data.length);
     this.buf.set(data, pos + 4);
@@ -76,28 +94,60 @@ export class FbWriter {
   }
 }
 
-export interface TfTensor { name: string; shape: number[]; data?: Float32Array; type?: number }
+export interface TfTensor {
+  name: string;
+  shape: number[];
+  data?: Float32Array;
+  type?: number;
+}
 
 /** A TFLite Model: operator codes (CONV_2D through the old byte field, the others through builtin_code). */
-export function tfliteModel(tensors: TfTensor[], ops: { code: number; inputs: number[]; outputs: number[] }[]): Uint8Array {
+export function tfliteModel(
+  tensors: TfTensor[],
+  ops: { code: number; inputs: number[]; outputs: number[] }[],
+): Uint8Array {
   const codes = [...new Set(ops.map((o) => o.code))];
   const buffers: Fb[] = [{ table: [] }]; // buffer 0: empty, by convention
   const tensorTables = tensors.map((t): Fb => {
     let buffer = 0;
-    if (t.data) { buffers.push({ table: [{ bytes: new Uint8Array(t.data.buffer) }] }); buffer = buffers.length - 1; }
+    if (t.data) {
+      buffers.push({ table: [{ bytes: new Uint8Array(t.data.buffer) }] });
+      buffer = buffers.length - 1;
+    }
     return { table: [{ ints: t.shape }, { u8: t.type ?? 0 }, { u32: buffer }, { string: t.name }] };
   });
-  return FbWriter.file({
-    table: [
-      { u32: 3 },
-      { tables: codes.map((c): Fb => ({ table: c === CONV_2D ? [{ u8: c }] : [{ u8: 0 }, undefined, { i32: 1 }, { i32: c }] })) },
-      { tables: [{ table: [{ tables: tensorTables }, { ints: [0] }, { ints: [tensors.length - 1] }, { tables: ops.map((o): Fb => ({ table: [{ u32: codes.indexOf(o.code) }, { ints: o.inputs }, { ints: o.outputs }] })) }] }] },
-      { string: 'test model' },
-      { tables: buffers },
-    ],
-  }, 'TFL3');
+  return FbWriter.file(
+    {
+      table: [
+        { u32: 3 },
+        {
+          tables: codes.map((c): Fb => ({
+            table: c === CONV_2D ? [{ u8: c }] : [{ u8: 0 }, undefined, { i32: 1 }, { i32: c }],
+          })),
+        },
+        {
+          tables: [
+            {
+              table: [
+                { tables: tensorTables },
+                { ints: [0] },
+                { ints: [tensors.length - 1] },
+                {
+                  tables: ops.map((o): Fb => ({
+                    table: [{ u32: codes.indexOf(o.code) }, { ints: o.inputs }, { ints: o.outputs }],
+                  })),
+                },
+              ],
+            },
+          ],
+        },
+        { string: 'test model' },
+        { tables: buffers },
+      ],
+    },
+    'TFL3',
+  );
 }
-
 
 /** A ustar archive of regular files. */
 export function tarFile(entries: { name: string; data: Uint8Array }[]): Uint8Array {
@@ -111,7 +161,13 @@ export function tarFile(entries: { name: string; data: Uint8Array }[]): Uint8Arr
     put(156, '0');
     put(257, 'ustar\0' + '00');
     put(148, '        ');
-    put(148, h.reduce((a, b) => a + b, 0).toString(8).padStart(6, '0') + '\0 ');
+    put(
+      148,
+      h
+        .reduce((a, b) => a + b, 0)
+        .toString(8)
+        .padStart(6, '0') + '\0 ',
+    );
     blocks.push(h, e.data, new Uint8Array((512 - (e.data.length % 512)) % 512));
   }
   blocks.push(new Uint8Array(1024));

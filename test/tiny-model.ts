@@ -50,19 +50,40 @@ export interface TinyRun {
 }
 
 /** Trains the tiny model on `examples` and saves it under `dir` (pool4.onnx, vocab.json, run/checkpoints/best.*). */
-export async function makeTinyRun(dir: string, examples: readonly ColourCaption[], opts: TinyRunOptions = {}): Promise<TinyRun> {
+export async function makeTinyRun(
+  dir: string,
+  examples: readonly ColourCaption[],
+  opts: TinyRunOptions = {},
+): Promise<TinyRun> {
   fs.mkdirSync(dir, { recursive: true });
   const onnxFile = path.join(dir, 'pool4.onnx');
   fs.writeFileSync(onnxFile, poolEncoderOnnx());
   const encoder: EncoderOptions = { encoder: onnxFile, size: SIZE, scaling: 'zero_one', layout: 'nhwc' };
-  const encoderFlags = ['--encoder', onnxFile, '--encoder-size', String(SIZE), '--encoder-scaling', 'zero_one', '--encoder-layout', 'nhwc'];
+  const encoderFlags = [
+    '--encoder',
+    onnxFile,
+    '--encoder-size',
+    String(SIZE),
+    '--encoder-scaling',
+    'zero_one',
+    '--encoder-layout',
+    'nhwc',
+  ];
   const { spec } = await userOnnxEncoder({ file: onnxFile, size: SIZE, scaling: 'zero_one', layout: 'nhwc' });
 
   const captions = examples.map((e) => e.caption);
   const vocab = Vocabulary.build(captions);
   const config: ModelConfig = {
-    locations: 16, channels: 3, embedDim: 8, units: 16, attentionUnits: 8, vocabSize: vocab.size, dropout: 0, attentionLambda: 0,
-    ...(opts.gruState ? { gruState: opts.gruState } : {}), ...(opts.initState ? { initState: opts.initState } : {}),
+    locations: 16,
+    channels: 3,
+    embedDim: 8,
+    units: 16,
+    attentionUnits: 8,
+    vocabSize: vocab.size,
+    dropout: 0,
+    attentionLambda: 0,
+    ...(opts.gruState ? { gruState: opts.gruState } : {}),
+    ...(opts.initState ? { initState: opts.initState } : {}),
   };
   const model = createModel(config, { seed: 3 });
   const features = new Float32Array(examples.length * 16 * 3);
@@ -72,7 +93,8 @@ export async function makeTinyRun(dir: string, examples: readonly ColourCaption[
   const encoded = captions.map((c) => vocab.encode(c));
   const T = Math.max(...encoded.map((e) => e.length)) - 1;
   const tokens = Int32Array.from(encoded.flatMap((e) => [...e, ...new Array(T + 1 - e.length).fill(0)]));
-  for (let s = 0; s < (opts.steps ?? 400); s++) model.trainStep({ size: examples.length, steps: T, features, tokens }, { learningRate: 0.01 });
+  for (let s = 0; s < (opts.steps ?? 400); s++)
+    model.trainStep({ size: examples.length, steps: T, features, tokens }, { learningRate: 0.01 });
 
   const run = path.join(dir, 'run');
   const checkpoints = path.join(run, 'checkpoints');
@@ -80,8 +102,13 @@ export async function makeTinyRun(dir: string, examples: readonly ColourCaption[
   vocab.save(vocabFile);
   const train = { ...DEFAULT_TRAIN_CONFIG };
   saveCheckpoint(checkpoints, 'best', model, {
-    format: CHECKPOINT_FORMAT, createdAt: new Date(0).toISOString(), config: train, model: config,
-    encoder: { id: spec.id, locations: 16, channels: 3 }, vocab: copyVocab(vocabFile, checkpoints), run: null,
+    format: CHECKPOINT_FORMAT,
+    createdAt: new Date(0).toISOString(),
+    config: train,
+    model: config,
+    encoder: { id: spec.id, locations: 16, channels: 3 },
+    vocab: copyVocab(vocabFile, checkpoints),
+    run: null,
     progress: initialProgress(train),
   });
   model.dispose();

@@ -3,12 +3,19 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { readSafetensors, writeSafetensors } from '../src/checkpoint/safetensors.js';
-import { CHECKPOINT_FORMAT, checkpointTagPaths, loadCheckpoint, restoreModel, saveCheckpoint, type CheckpointMeta } from '../src/checkpoint/checkpoint.js';
+import {
+  CHECKPOINT_FORMAT,
+  checkpointTagPaths,
+  loadCheckpoint,
+  restoreModel,
+  saveCheckpoint,
+  type CheckpointMeta,
+} from '../src/checkpoint/checkpoint.js';
 import { createModel } from '../src/model/index.js';
 import { lossCurveSvg } from '../src/train/loss-curve.js';
 import { tempDir } from './train-helpers.js';
 
-test('safetensors: the layout Python\'s safetensors reads (LE u64 header length, aligned JSON header, contiguous F32 data)', () => {
+test("safetensors: the layout Python's safetensors reads (LE u64 header length, aligned JSON header, contiguous F32 data)", () => {
   const dir = tempDir('sat-st-');
   const file = path.join(dir, 'x.safetensors');
   const tensors = new Map([
@@ -32,12 +39,22 @@ test('safetensors: the layout Python\'s safetensors reads (LE u64 header length,
 
   fs.writeFileSync(file, buf.subarray(0, 20));
   assert.throws(() => readSafetensors(file), /truncated/);
-  assert.throws(() => writeSafetensors(file, new Map([['bad', { shape: [4], data: new Float32Array(3) }]])), /shape \[4\]/);
+  assert.throws(
+    () => writeSafetensors(file, new Map([['bad', { shape: [4], data: new Float32Array(3) }]])),
+    /shape \[4\]/,
+  );
 });
 
 test('loss curve: one point per epoch per series, axes labelled like the tutorial', () => {
-  const rec = (epoch: number, trainLoss: number, valLoss: number | null) =>
-    ({ epoch, trainLoss, valLoss, learningRate: 1e-3, steps: epoch * 10, seconds: 1, tokensPerSecond: 1 });
+  const rec = (epoch: number, trainLoss: number, valLoss: number | null) => ({
+    epoch,
+    trainLoss,
+    valLoss,
+    learningRate: 1e-3,
+    steps: epoch * 10,
+    seconds: 1,
+    tokensPerSecond: 1,
+  });
   const svg = lossCurveSvg([rec(1, 2.5, 2.6), rec(2, 1.5, 1.9), rec(3, 1.1, 1.8)]);
   assert.match(svg, /Loss Plot/);
   assert.match(svg, />Epochs</);
@@ -48,15 +65,39 @@ test('loss curve: one point per epoch per series, axes labelled like the tutoria
 });
 
 test('checkpoints written before the projection.* names (encoder.kernel, encoder.bias) load, Adam moments included', () => {
-  const config = { locations: 3, channels: 4, embedDim: 5, units: 6, attentionUnits: 3, vocabSize: 7, dropout: 0, attentionLambda: 0 };
+  const config = {
+    locations: 3,
+    channels: 4,
+    embedDim: 5,
+    units: 6,
+    attentionUnits: 3,
+    vocabSize: 7,
+    dropout: 0,
+    attentionLambda: 0,
+  };
   const model = createModel(config, { seed: 3 });
   model.setOptimizerStep(4);
   for (const [, t] of model.optimizerState().m) t.data.fill(0.5);
   const dir = tempDir('sat-old-names-');
   const meta: CheckpointMeta = {
-    format: CHECKPOINT_FORMAT, createdAt: new Date(0).toISOString(), config: {}, model: config,
-    encoder: { id: 'x', locations: 3, channels: 4 }, vocab: 'vocab.json', run: null,
-    progress: { epoch: 1, batchInEpoch: 0, step: 4, epochRngState: [1, 2, 3, 4], partial: { lossSum: 0, tokens: 0, seconds: 0 }, learningRate: 1e-3, lastDecayEpoch: 0, history: [], best: null },
+    format: CHECKPOINT_FORMAT,
+    createdAt: new Date(0).toISOString(),
+    config: {},
+    model: config,
+    encoder: { id: 'x', locations: 3, channels: 4 },
+    vocab: 'vocab.json',
+    run: null,
+    progress: {
+      epoch: 1,
+      batchInEpoch: 0,
+      step: 4,
+      epochRngState: [1, 2, 3, 4],
+      partial: { lossSum: 0, tokens: 0, seconds: 0 },
+      learningRate: 1e-3,
+      lastDecayEpoch: 0,
+      history: [],
+      best: null,
+    },
   };
   saveCheckpoint(dir, 'latest', model, meta);
   // Rewrite the file as an older version wrote it.
@@ -69,7 +110,12 @@ test('checkpoints written before the projection.* names (encoder.kernel, encoder
   const fresh = createModel(config, { seed: 9 });
   restoreModel(fresh, loadCheckpoint(dir, 'latest'), { optimizer: true });
   for (const [name, t] of model.parameters()) assert.deepEqual(fresh.parameters().get(name)!.data, t.data, name);
-  assert.ok(fresh.optimizerState().m.get('projection.kernel')!.data.every((x) => x === 0.5));
+  assert.ok(
+    fresh
+      .optimizerState()
+      .m.get('projection.kernel')!
+      .data.every((x) => x === 0.5),
+  );
   assert.equal(fresh.optimizerState().step, 4);
   model.dispose();
   fresh.dispose();

@@ -15,19 +15,27 @@ import { createModel } from '../src/model/index.js';
 import { openFeatureStore } from '../src/features/store.js';
 import { oracleRun } from './oracle-run.js';
 
-
-
 test('gruState: validated with a message naming the choices', () => {
   assert.equal(resolveConfig({}, validateConfigPatch({ gruState: 'reset' }, 'flag')).gruState, 'reset');
-  assert.throws(() => validateConfigPatch({ gruState: 'zeros' }, 'flag'), /"gruState" must be one of carry, reset, got "zeros"/);
+  assert.throws(
+    () => validateConfigPatch({ gruState: 'zeros' }, 'flag'),
+    /"gruState" must be one of carry, reset, got "zeros"/,
+  );
 });
 
 test('train --gru-state reset: saved in the checkpoint, decoded as trained, frozen on --resume', async () => {
   const runDir = await oracleRun('sat-train-gru-state-');
   const checkpointDir = path.join(runDir, 'reset');
   const tiny: Partial<TrainConfig> = {
-    embedDim: 8, units: 16, attentionUnits: 8, batchSize: 16, learningRate: 1e-2, epochs: 1, bucketBatches: 2,
-    checkpointMinutes: 0, gruState: 'reset',
+    embedDim: 8,
+    units: 16,
+    attentionUnits: 8,
+    batchSize: 16,
+    learningRate: 1e-2,
+    epochs: 1,
+    bucketBatches: 2,
+    checkpointMinutes: 0,
+    gruState: 'reset',
   };
   const quiet = { quiet: true, handleSigint: false, log: () => {} };
   const outcome = await train({ runDir, checkpointDir, overrides: tiny, ...quiet });
@@ -48,12 +56,18 @@ test('train --gru-state reset: saved in the checkpoint, decoded as trained, froz
   const batch = { size: 1, steps: 3, features, tokens: Int32Array.of(1, 3, 4, 2) };
   assert.equal(reloaded.evalLoss(batch).loss, outcome.model.evalLoss(batch).loss);
   assert.notEqual(asCarry.evalLoss(batch).loss, outcome.model.evalLoss(batch).loss);
-  reloaded.dispose(); asCarry.dispose(); store.close();
-  outcome.store.close(); outcome.model.dispose();
+  reloaded.dispose();
+  asCarry.dispose();
+  store.close();
+  outcome.store.close();
+  outcome.model.dispose();
 
-  await assert.rejects(train({ runDir, checkpointDir, overrides: { epochs: 2, gruState: 'carry' }, resume: true, ...quiet }),
-    /"gruState" was reset .* cannot change to carry/);
+  await assert.rejects(
+    train({ runDir, checkpointDir, overrides: { epochs: 2, gruState: 'carry' }, resume: true, ...quiet }),
+    /"gruState" was reset .* cannot change to carry/,
+  );
   const resumed = await train({ runDir, checkpointDir, overrides: { epochs: 2 }, resume: true, ...quiet });
   assert.equal(resumed.model.config.gruState, 'reset', 'resuming keeps the mode without repeating the flag');
-  resumed.store.close(); resumed.model.dispose();
+  resumed.store.close();
+  resumed.model.dispose();
 });

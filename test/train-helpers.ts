@@ -7,7 +7,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type {
-  CaptionModel, DecoderState, ModelConfig, NamedTensor, OptimizerOptions, StepOutput, StepStats, TrainBatch,
+  CaptionModel,
+  DecoderState,
+  ModelConfig,
+  NamedTensor,
+  OptimizerOptions,
+  StepOutput,
+  StepStats,
+  TrainBatch,
 } from '../src/model/types.js';
 import type { FeatureStoreReader } from '../src/features/types.js';
 import type { Example } from '../src/train/batches.js';
@@ -15,9 +22,17 @@ import { Rng } from '../src/util/rng.js';
 
 export class MemoryStore implements FeatureStoreReader {
   readonly encoderId = 'memory-test';
-  constructor(readonly locations: number, readonly channels: number, private readonly data: Map<string, Float32Array>) {}
-  ids() { return [...this.data.keys()]; }
-  has(id: string) { return this.data.has(id); }
+  constructor(
+    readonly locations: number,
+    readonly channels: number,
+    private readonly data: Map<string, Float32Array>,
+  ) {}
+  ids() {
+    return [...this.data.keys()];
+  }
+  has(id: string) {
+    return this.data.has(id);
+  }
   read(id: string, out?: Float32Array, offset = 0): Float32Array {
     const f = this.data.get(id);
     if (!f) throw new Error(`no features for ${id}`);
@@ -29,8 +44,24 @@ export class MemoryStore implements FeatureStoreReader {
 }
 
 // Vocabulary of the toy task: <pad>=0 <start>=1 <end>=2 then words.
-export const WORDS = ['<pad>', '<start>', '<end>', 'a', 'red', 'green', 'blue', 'circle', 'square', 'on', 'the', 'left', 'right'];
-const COLORS = [4, 5, 6], SHAPES = [7, 8], SIDES = [11, 12];
+export const WORDS = [
+  '<pad>',
+  '<start>',
+  '<end>',
+  'a',
+  'red',
+  'green',
+  'blue',
+  'circle',
+  'square',
+  'on',
+  'the',
+  'left',
+  'right',
+];
+const COLORS = [4, 5, 6],
+  SHAPES = [7, 8],
+  SIDES = [11, 12];
 
 /**
  * `n` images whose features (L=2, C=8) encode a colour, a shape and a side, with noise, and captions
@@ -38,15 +69,20 @@ const COLORS = [4, 5, 6], SHAPES = [7, 8], SIDES = [11, 12];
  */
 export function toyTask(n: number, seed = 1) {
   const rng = new Rng(seed);
-  const L = 2, C = 8;
+  const L = 2,
+    C = 8;
   const data = new Map<string, Float32Array>();
   const examples: Example[] = [];
   for (let i = 0; i < n; i++) {
     const id = `img${i}`;
-    const c = rng.int(3), s = rng.int(2), side = rng.int(2);
+    const c = rng.int(3),
+      s = rng.int(2),
+      side = rng.int(2);
     const f = new Float32Array(L * C);
     for (let k = 0; k < f.length; k++) f[k] = 0.1 * rng.normal();
-    f[c] += 1; f[3 + s] += 1; f[C + 5 + side] += 1;
+    f[c] += 1;
+    f[3 + s] += 1;
+    f[C + 5 + side] += 1;
     data.set(id, f);
     examples.push({ image: id, tokens: Int32Array.from([1, 3, COLORS[c], SHAPES[s], 2]) });
     examples.push({ image: id, tokens: Int32Array.from([1, 3, COLORS[c], SHAPES[s], 9, 10, SIDES[side], 2]) });
@@ -78,7 +114,16 @@ export class ToyModel implements CaptionModel {
   failAtStep = Infinity;
 
   constructor(locations: number, channels: number, vocabSize: number, seed: number) {
-    this.config = { locations, channels, vocabSize, embedDim: 1, units: channels, attentionUnits: 1, dropout: 0, attentionLambda: 0 };
+    this.config = {
+      locations,
+      channels,
+      vocabSize,
+      embedDim: 1,
+      units: channels,
+      attentionUnits: 1,
+      dropout: 0,
+      attentionLambda: 0,
+    };
     const rng = new Rng(seed);
     this.W = Float32Array.from({ length: vocabSize * (channels + vocabSize) }, () => 0.01 * rng.normal());
     this.b = new Float32Array(vocabSize);
@@ -90,10 +135,17 @@ export class ToyModel implements CaptionModel {
 
   parameters() {
     const { channels: C, vocabSize: V } = this.config;
-    return new Map<string, NamedTensor>([['W', { shape: [V, C + V], data: this.W }], ['b', { shape: [V], data: this.b }]]);
+    return new Map<string, NamedTensor>([
+      ['W', { shape: [V, C + V], data: this.W }],
+      ['b', { shape: [V], data: this.b }],
+    ]);
   }
-  optimizerState() { return { step: this.step_, m: this.m, v: this.v }; }
-  setOptimizerStep(step: number) { this.step_ = step; }
+  optimizerState() {
+    return { step: this.step_, m: this.m, v: this.v };
+  }
+  setOptimizerStep(step: number) {
+    this.step_ = step;
+  }
 
   private meanFeature(features: Float32Array, row: number): Float64Array {
     const { locations: L, channels: C } = this.config;
@@ -117,7 +169,8 @@ export class ToyModel implements CaptionModel {
   private forward(batch: TrainBatch, grad: { W: Float64Array; b: Float64Array } | null): StepStats {
     const { channels: C, vocabSize: V } = this.config;
     const T1 = batch.steps + 1;
-    let loss = 0, tokens = 0;
+    let loss = 0,
+      tokens = 0;
     for (let r = 0; r < batch.size; r++) {
       const f = this.meanFeature(batch.features, r);
       for (let t = 0; t < batch.steps; t++) {
@@ -147,25 +200,34 @@ export class ToyModel implements CaptionModel {
     const stats = this.forward(batch, grad);
     if (this.step_ + 1 >= this.failAtStep) return { loss: NaN, tokens: stats.tokens };
     let norm = 0;
-    for (const g of [grad.W, grad.b]) for (let i = 0; i < g.length; i++) { g[i] /= stats.tokens; norm += g[i] * g[i]; }
+    for (const g of [grad.W, grad.b])
+      for (let i = 0; i < g.length; i++) {
+        g[i] /= stats.tokens;
+        norm += g[i] * g[i];
+      }
     const scale = opt.clipNorm && Math.sqrt(norm) > opt.clipNorm ? opt.clipNorm / Math.sqrt(norm) : 1;
     this.step_++;
-    const b1 = 0.9, b2 = 0.999, eps = 1e-7;
-    const lr = opt.learningRate * Math.sqrt(1 - b2 ** this.step_) / (1 - b1 ** this.step_);
+    const b1 = 0.9,
+      b2 = 0.999,
+      eps = 1e-7;
+    const lr = (opt.learningRate * Math.sqrt(1 - b2 ** this.step_)) / (1 - b1 ** this.step_);
     for (const [name, p] of this.parameters()) {
       const g = name === 'W' ? grad.W : grad.b;
-      const m = this.m.get(name)!.data, v = this.v.get(name)!.data;
+      const m = this.m.get(name)!.data,
+        v = this.v.get(name)!.data;
       for (let i = 0; i < g.length; i++) {
         const gi = g[i] * scale;
         m[i] = b1 * m[i] + (1 - b1) * gi;
         v[i] = b2 * v[i] + (1 - b2) * gi * gi;
-        p.data[i] -= lr * m[i] / (Math.sqrt(v[i]) + eps);
+        p.data[i] -= (lr * m[i]) / (Math.sqrt(v[i]) + eps);
       }
     }
     return stats;
   }
 
-  evalLoss(batch: TrainBatch): StepStats { return this.forward(batch, null); }
+  evalLoss(batch: TrainBatch): StepStats {
+    return this.forward(batch, null);
+  }
 
   encode(features: Float32Array, n: number): DecoderState {
     const { locations: L, channels: C } = this.config;
@@ -177,7 +239,8 @@ export class ToyModel implements CaptionModel {
   step(state: DecoderState, tokens: Int32Array): StepOutput {
     const { locations: L, channels: C, vocabSize: V } = this.config;
     const logits = new Float32Array(state.size * V);
-    for (let r = 0; r < state.size; r++) logits.set(this.logits(state.hidden.subarray(r * C, (r + 1) * C), tokens[r]), r * V);
+    for (let r = 0; r < state.size; r++)
+      logits.set(this.logits(state.hidden.subarray(r * C, (r + 1) * C), tokens[r]), r * V);
     return { logits, attention: new Float32Array(state.size * L).fill(1 / L), hidden: state.hidden };
   }
 

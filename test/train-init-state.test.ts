@@ -21,9 +21,15 @@ import { oracleRun } from './oracle-run.js';
 
 const quiet = { quiet: true, handleSigint: false, log: () => {} };
 const tiny: Partial<TrainConfig> = {
-  embedDim: 8, units: 16, attentionUnits: 8, batchSize: 16, learningRate: 1e-2, epochs: 1, bucketBatches: 2, checkpointMinutes: 0,
+  embedDim: 8,
+  units: 16,
+  attentionUnits: 8,
+  batchSize: 16,
+  learningRate: 1e-2,
+  epochs: 1,
+  bucketBatches: 2,
+  checkpointMinutes: 0,
 };
-
 
 /** The first image's features as a one-row batch, and a model rebuilt from a checkpoint as sat caption / sat eval do. */
 function probe(runDir: string) {
@@ -48,21 +54,40 @@ function toOldLayout(dir: string, meta: (m: CheckpointMeta) => void = () => {}):
   delete (m.config as Partial<TrainConfig>).initState;
   delete m.model.initState;
   meta(m);
-  writeSafetensors(checkpointTagPaths(dir, 'latest').weights, tensors, { format: 'pt', 'sat.checkpoint': JSON.stringify(m) });
+  writeSafetensors(checkpointTagPaths(dir, 'latest').weights, tensors, {
+    format: 'pt',
+    'sat.checkpoint': JSON.stringify(m),
+  });
 }
 
 test('initState: validated with a message naming the choices', () => {
   assert.equal(resolveConfig({}, validateConfigPatch({ initState: 'mean' }, 'flag')).initState, 'mean');
-  assert.throws(() => validateConfigPatch({ initState: 'average' }, 'flag'), /"initState" must be one of zeros, mean, got "average"/);
-  assert.throws(() => createModel({ locations: 2, channels: 3, embedDim: 4, units: 5, attentionUnits: 3, vocabSize: 6, dropout: 0,
-    attentionLambda: 0, initState: 'avg' as InitState }), (e: Error) => e instanceof UserError && /initState/.test(e.message));
+  assert.throws(
+    () => validateConfigPatch({ initState: 'average' }, 'flag'),
+    /"initState" must be one of zeros, mean, got "average"/,
+  );
+  assert.throws(
+    () =>
+      createModel({
+        locations: 2,
+        channels: 3,
+        embedDim: 4,
+        units: 5,
+        attentionUnits: 3,
+        vocabSize: 6,
+        dropout: 0,
+        attentionLambda: 0,
+        initState: 'avg' as InitState,
+      }),
+    (e: Error) => e instanceof UserError && /initState/.test(e.message),
+  );
 });
 
 test('train --init-state mean: learns init_state.*, saved in the checkpoint, decoded as trained, frozen on --resume', async () => {
   const runDir = await oracleRun('sat-train-init-state-');
   const checkpointDir = path.join(runDir, 'mean');
   const outcome = await train({ runDir, checkpointDir, overrides: { ...tiny, initState: 'mean' }, ...quiet });
-  const initial = createModel(outcome.model.config, { seed: DEFAULT_TRAIN_CONFIG.seed });  // what training started from
+  const initial = createModel(outcome.model.config, { seed: DEFAULT_TRAIN_CONFIG.seed }); // what training started from
   assert.equal(outcome.model.config.initState, 'mean');
   const ckpt = loadCheckpoint(checkpointDir, 'latest');
   assert.equal(ckpt.meta.config.initState, 'mean');
@@ -74,24 +99,38 @@ test('train --init-state mean: learns init_state.*, saved in the checkpoint, dec
   initial.dispose();
 
   const { features, batch } = probe(runDir);
-  const reloaded = rebuilt(ckpt.file), asZeros = rebuilt(ckpt.file, 'zeros');
+  const reloaded = rebuilt(ckpt.file),
+    asZeros = rebuilt(ckpt.file, 'zeros');
   assert.equal(reloaded.evalLoss(batch).loss, outcome.model.evalLoss(batch).loss);
   assert.notEqual(asZeros.evalLoss(batch).loss, outcome.model.evalLoss(batch).loss);
-  assert.ok(reloaded.encode(features, 1).hidden.some((x) => x !== 0), 'decoding starts from the learnt H[0], not zeros');
+  assert.ok(
+    reloaded.encode(features, 1).hidden.some((x) => x !== 0),
+    'decoding starts from the learnt H[0], not zeros',
+  );
   assert.ok(asZeros.encode(features, 1).hidden.every((x) => x === 0));
-  reloaded.dispose(); asZeros.dispose();
-  outcome.store.close(); outcome.model.dispose();
+  reloaded.dispose();
+  asZeros.dispose();
+  outcome.store.close();
+  outcome.model.dispose();
 
-  await assert.rejects(train({ runDir, checkpointDir, overrides: { epochs: 2, initState: 'zeros' }, resume: true, ...quiet }),
-    /"initState" was mean .* cannot change to zeros/);
+  await assert.rejects(
+    train({ runDir, checkpointDir, overrides: { epochs: 2, initState: 'zeros' }, resume: true, ...quiet }),
+    /"initState" was mean .* cannot change to zeros/,
+  );
   const resumed = await train({ runDir, checkpointDir, overrides: { epochs: 2 }, resume: true, ...quiet });
   assert.equal(resumed.model.config.initState, 'mean', 'resuming keeps the mode without repeating the flag');
-  resumed.store.close(); resumed.model.dispose();
+  resumed.store.close();
+  resumed.model.dispose();
 
   // A 'mean' checkpoint that lost its init_state tensors is refused, naming the file.
-  toOldLayout(checkpointDir, (m) => { m.model.initState = 'mean'; });
+  toOldLayout(checkpointDir, (m) => {
+    m.model.initState = 'mean';
+  });
   const damaged = checkpointTagPaths(checkpointDir, 'latest').weights;
-  assert.throws(() => rebuilt(damaged), (e: Error) => e instanceof UserError && e.message.includes(damaged) && /init_state\.kernel/.test(e.message));
+  assert.throws(
+    () => rebuilt(damaged),
+    (e: Error) => e instanceof UserError && e.message.includes(damaged) && /init_state\.kernel/.test(e.message),
+  );
 });
 
 test('a checkpoint from before initState (no init_state.* tensors) loads, decodes and resumes as before', async () => {
@@ -102,7 +141,8 @@ test('a checkpoint from before initState (no init_state.* tensors) loads, decode
   const { features, batch } = probe(runDir);
   const before = outcome.model.evalLoss(batch).loss;
   const beforeStep = outcome.model.step(outcome.model.encode(features, 1), Int32Array.of(1)).logits;
-  outcome.store.close(); outcome.model.dispose();
+  outcome.store.close();
+  outcome.model.dispose();
 
   toOldLayout(checkpointDir);
   const old = loadCheckpoint(checkpointDir, 'latest');
@@ -111,15 +151,25 @@ test('a checkpoint from before initState (no init_state.* tensors) loads, decode
   const model = rebuilt(old.file);
   assert.equal(model.evalLoss(batch).loss, before, 'same loss as the model that wrote it');
   const state = model.encode(features, 1);
-  assert.ok(state.hidden.every((x) => x === 0), 'H[0] = 0');
+  assert.ok(
+    state.hidden.every((x) => x === 0),
+    'H[0] = 0',
+  );
   assert.deepEqual(model.step(state, Int32Array.of(1)).logits, beforeStep, 'same first decoding step');
   model.dispose();
 
   // --resume of the old layout: initState is taken as zeros (asking for mean is refused), Adam moments start at 0.
-  await assert.rejects(train({ runDir, checkpointDir, overrides: { epochs: 2, initState: 'mean' }, resume: true, ...quiet }),
-    /"initState" was zeros .* cannot change to mean/);
+  await assert.rejects(
+    train({ runDir, checkpointDir, overrides: { epochs: 2, initState: 'mean' }, resume: true, ...quiet }),
+    /"initState" was zeros .* cannot change to mean/,
+  );
   const resumed = await train({ runDir, checkpointDir, overrides: { epochs: 2 }, resume: true, ...quiet });
   assert.equal(resumed.model.config.initState, 'zeros');
-  resumed.store.close(); resumed.model.dispose();
-  assert.equal(loadCheckpoint(checkpointDir, 'latest').meta.model.initState, 'zeros', 'the new checkpoint records the mode');
+  resumed.store.close();
+  resumed.model.dispose();
+  assert.equal(
+    loadCheckpoint(checkpointDir, 'latest').meta.model.initState,
+    'zeros',
+    'the new checkpoint records the mode',
+  );
 });

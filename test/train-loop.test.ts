@@ -2,7 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { resolveConfig, readConfigFile, validateConfigPatch, DEFAULT_TRAIN_CONFIG, type TrainConfig } from '../src/train/config.js';
+import {
+  resolveConfig,
+  readConfigFile,
+  validateConfigPatch,
+  DEFAULT_TRAIN_CONFIG,
+  type TrainConfig,
+} from '../src/train/config.js';
 import { epochBatches, splitExamples } from '../src/train/batches.js';
 import { trainLoop, DivergedError } from '../src/train/loop.js';
 import { loadCheckpoint, restoreModel } from '../src/checkpoint/checkpoint.js';
@@ -12,7 +18,10 @@ import { ToyModel, tempDir, toyTask, writeToyVocab } from './train-helpers.js';
 const quiet = { quiet: true, log: () => {} };
 
 function toyConfig(over: Partial<TrainConfig> = {}): TrainConfig {
-  return resolveConfig({}, { batchSize: 8, epochs: 2, learningRate: 0.05, bucketBatches: 2, checkpointMinutes: 0, ...over });
+  return resolveConfig(
+    {},
+    { batchSize: 8, epochs: 2, learningRate: 0.05, bucketBatches: 2, checkpointMinutes: 0, ...over },
+  );
 }
 
 function setup(seed = 7) {
@@ -24,7 +33,14 @@ function setup(seed = 7) {
   const devExamples = dev.examples.map((e) => ({ ...e, image: 'dev-' + e.image }));
   const dir = tempDir('sat-train-');
   const model = new ToyModel(2, 8, task.vocabSize, seed);
-  return { ...task, dev: devExamples, dir, vocabFile: writeToyVocab(dir), model, checkpointDir: path.join(dir, 'ckpt') };
+  return {
+    ...task,
+    dev: devExamples,
+    dir,
+    vocabFile: writeToyVocab(dir),
+    model,
+    checkpointDir: path.join(dir, 'ckpt'),
+  };
 }
 
 test('config: a file, then flags, override the defaults; the shipped configs are valid; bad values are named', () => {
@@ -43,11 +59,15 @@ test('config: a file, then flags, override the defaults; the shipped configs are
 
 test('batches: every example once per epoch, bucketing cuts padding, order depends only on the rng', () => {
   const { examples } = toyTask(100, 9);
-  const padded = (batches: number[][]) => batches.reduce((s, b) => s + b.length * Math.max(...b.map((i) => examples[i].tokens.length)), 0);
+  const padded = (batches: number[][]) =>
+    batches.reduce((s, b) => s + b.length * Math.max(...b.map((i) => examples[i].tokens.length)), 0);
   const plain = epochBatches(examples, 16, 0, new Rng(1));
   const bucketed = epochBatches(examples, 16, 4, new Rng(1));
   for (const batches of [plain, bucketed]) {
-    assert.deepEqual(batches.flat().sort((a, b) => a - b), examples.map((_, i) => i));
+    assert.deepEqual(
+      batches.flat().sort((a, b) => a - b),
+      examples.map((_, i) => i),
+    );
     assert.ok(batches.every((b) => b.length <= 16));
   }
   assert.ok(padded(bucketed) < padded(plain), `bucketed ${padded(bucketed)} vs plain ${padded(plain)} padded tokens`);
@@ -57,7 +77,16 @@ test('batches: every example once per epoch, bucketing cuts padding, order depen
 
 test('splitExamples: one example per caption of the split; long captions keep <end>', () => {
   const images = [
-    { id: 'a', path: '/a.jpg', captions: ['x', 'y'], split: 'train' as const, tokens: [[1, 5, 6, 7, 2], [1, 5, 2]] },
+    {
+      id: 'a',
+      path: '/a.jpg',
+      captions: ['x', 'y'],
+      split: 'train' as const,
+      tokens: [
+        [1, 5, 6, 7, 2],
+        [1, 5, 2],
+      ],
+    },
     { id: 'b', path: '/b.jpg', captions: ['z'], split: 'dev' as const, tokens: [[1, 5, 2]] },
   ];
   const ex = splitExamples(images, 'train', 4);
@@ -68,14 +97,30 @@ test('splitExamples: one example per caption of the split; long captions keep <e
 
 test('loop: the toy model learns, checkpoints and the loss plot are written', async () => {
   const s = setup();
-  const result = await trainLoop({ config: toyConfig({ epochs: 4 }), model: s.model, store: s.store, train: s.examples, dev: s.dev,
-    checkpointDir: s.checkpointDir, vocabFile: s.vocabFile, ...quiet });
+  const result = await trainLoop({
+    config: toyConfig({ epochs: 4 }),
+    model: s.model,
+    store: s.store,
+    train: s.examples,
+    dev: s.dev,
+    checkpointDir: s.checkpointDir,
+    vocabFile: s.vocabFile,
+    ...quiet,
+  });
   assert.equal(result.reason, 'completed');
   const h = result.progress.history;
   assert.equal(h.length, 4);
   assert.ok(h[3].trainLoss < h[0].trainLoss * 0.7, `train loss ${h.map((e) => e.trainLoss)}`);
   assert.ok(h[3].valLoss! < h[0].valLoss!, `val loss ${h.map((e) => e.valLoss)}`);
-  for (const f of ['latest.safetensors', 'latest.json', 'best.safetensors', 'best.json', 'vocab.json', 'loss.svg', 'loss.png']) {
+  for (const f of [
+    'latest.safetensors',
+    'latest.json',
+    'best.safetensors',
+    'best.json',
+    'vocab.json',
+    'loss.svg',
+    'loss.png',
+  ]) {
     assert.ok(fs.existsSync(path.join(s.checkpointDir, f)), f);
   }
   const png = fs.readFileSync(path.join(s.checkpointDir, 'loss.png'));
@@ -89,17 +134,42 @@ test('loop: the toy model learns, checkpoints and the loss plot are written', as
 
 test('resume: 1 epoch + resume + 1 epoch gives bit-identical losses and weights to 2 straight epochs', async () => {
   const straight = setup();
-  const a = await trainLoop({ config: toyConfig(), model: straight.model, store: straight.store, train: straight.examples,
-    dev: straight.dev, checkpointDir: straight.checkpointDir, vocabFile: straight.vocabFile, ...quiet });
+  const a = await trainLoop({
+    config: toyConfig(),
+    model: straight.model,
+    store: straight.store,
+    train: straight.examples,
+    dev: straight.dev,
+    checkpointDir: straight.checkpointDir,
+    vocabFile: straight.vocabFile,
+    ...quiet,
+  });
 
   const split = setup();
-  await trainLoop({ config: toyConfig({ epochs: 1 }), model: split.model, store: split.store, train: split.examples,
-    dev: split.dev, checkpointDir: split.checkpointDir, vocabFile: split.vocabFile, ...quiet });
+  await trainLoop({
+    config: toyConfig({ epochs: 1 }),
+    model: split.model,
+    store: split.store,
+    train: split.examples,
+    dev: split.dev,
+    checkpointDir: split.checkpointDir,
+    vocabFile: split.vocabFile,
+    ...quiet,
+  });
   const ckpt = loadCheckpoint(split.checkpointDir, 'latest');
   const fresh = new ToyModel(2, 8, split.vocabSize, 999); // different init: everything must come from the checkpoint
   restoreModel(fresh, ckpt, { optimizer: true });
-  const b = await trainLoop({ config: toyConfig(), model: fresh, store: split.store, train: split.examples, dev: split.dev,
-    checkpointDir: split.checkpointDir, vocabFile: split.vocabFile, resume: ckpt.meta.progress, ...quiet });
+  const b = await trainLoop({
+    config: toyConfig(),
+    model: fresh,
+    store: split.store,
+    train: split.examples,
+    dev: split.dev,
+    checkpointDir: split.checkpointDir,
+    vocabFile: split.vocabFile,
+    resume: ckpt.meta.progress,
+    ...quiet,
+  });
 
   const losses = (r: typeof a) => r.progress.history.map((e) => [e.trainLoss, e.valLoss]);
   assert.deepEqual(losses(b), losses(a));
@@ -109,8 +179,16 @@ test('resume: 1 epoch + resume + 1 epoch gives bit-identical losses and weights 
 
 test('resume mid-epoch after an interrupt continues the same batches and partial sums', async () => {
   const straight = setup();
-  const a = await trainLoop({ config: toyConfig(), model: straight.model, store: straight.store, train: straight.examples,
-    dev: straight.dev, checkpointDir: straight.checkpointDir, vocabFile: straight.vocabFile, ...quiet });
+  const a = await trainLoop({
+    config: toyConfig(),
+    model: straight.model,
+    store: straight.store,
+    train: straight.examples,
+    dev: straight.dev,
+    checkpointDir: straight.checkpointDir,
+    vocabFile: straight.vocabFile,
+    ...quiet,
+  });
 
   const cut = setup();
   // Request a stop after the 3rd optimizer step of epoch 2 (as the SIGINT handler does).
@@ -123,33 +201,75 @@ test('resume mid-epoch after an interrupt continues the same batches and partial
     if (model.optimizerState().step === batchesPerEpoch + 3) stop.requested = true;
     return r;
   };
-  const first = await trainLoop({ config: toyConfig(), model, store: cut.store, train: cut.examples, dev: cut.dev,
-    checkpointDir: cut.checkpointDir, vocabFile: cut.vocabFile, stop, ...quiet });
+  const first = await trainLoop({
+    config: toyConfig(),
+    model,
+    store: cut.store,
+    train: cut.examples,
+    dev: cut.dev,
+    checkpointDir: cut.checkpointDir,
+    vocabFile: cut.vocabFile,
+    stop,
+    ...quiet,
+  });
   assert.equal(first.reason, 'interrupted');
   const ckpt = loadCheckpoint(cut.checkpointDir, 'latest');
   assert.equal(ckpt.meta.progress.epoch, 1);
   assert.equal(ckpt.meta.progress.batchInEpoch, 3);
   const fresh = new ToyModel(2, 8, cut.vocabSize, 5);
   restoreModel(fresh, ckpt, { optimizer: true });
-  const b = await trainLoop({ config: toyConfig(), model: fresh, store: cut.store, train: cut.examples, dev: cut.dev,
-    checkpointDir: cut.checkpointDir, vocabFile: cut.vocabFile, resume: ckpt.meta.progress, ...quiet });
-  assert.deepEqual(b.progress.history.map((e) => [e.trainLoss, e.valLoss]), a.progress.history.map((e) => [e.trainLoss, e.valLoss]));
+  const b = await trainLoop({
+    config: toyConfig(),
+    model: fresh,
+    store: cut.store,
+    train: cut.examples,
+    dev: cut.dev,
+    checkpointDir: cut.checkpointDir,
+    vocabFile: cut.vocabFile,
+    resume: ckpt.meta.progress,
+    ...quiet,
+  });
+  assert.deepEqual(
+    b.progress.history.map((e) => [e.trainLoss, e.valLoss]),
+    a.progress.history.map((e) => [e.trainLoss, e.valLoss]),
+  );
 });
 
 test('NaN loss stops with the epoch and step named and keeps the last good checkpoint', async () => {
   const s = setup();
   const config = toyConfig({ epochs: 3 });
-  await trainLoop({ config: { ...config, epochs: 1 }, model: s.model, store: s.store, train: s.examples, dev: s.dev,
-    checkpointDir: s.checkpointDir, vocabFile: s.vocabFile, ...quiet });
+  await trainLoop({
+    config: { ...config, epochs: 1 },
+    model: s.model,
+    store: s.store,
+    train: s.examples,
+    dev: s.dev,
+    checkpointDir: s.checkpointDir,
+    vocabFile: s.vocabFile,
+    ...quiet,
+  });
   const good = fs.readFileSync(path.join(s.checkpointDir, 'latest.safetensors'));
   const stepsPerEpoch = s.model.optimizerState().step;
   s.model.failAtStep = stepsPerEpoch + 2;
   const ckpt = loadCheckpoint(s.checkpointDir, 'latest');
   await assert.rejects(
-    trainLoop({ config, model: s.model, store: s.store, train: s.examples, dev: s.dev, checkpointDir: s.checkpointDir,
-      vocabFile: s.vocabFile, resume: ckpt.meta.progress, ...quiet }),
-    (e: unknown) => e instanceof DivergedError && /became NaN at epoch 2, batch 2\//.test(e.message) &&
-      e.message.includes(`optimizer step ${stepsPerEpoch + 2}`) && /last good checkpoint/.test(e.message));
+    trainLoop({
+      config,
+      model: s.model,
+      store: s.store,
+      train: s.examples,
+      dev: s.dev,
+      checkpointDir: s.checkpointDir,
+      vocabFile: s.vocabFile,
+      resume: ckpt.meta.progress,
+      ...quiet,
+    }),
+    (e: unknown) =>
+      e instanceof DivergedError &&
+      /became NaN at epoch 2, batch 2\//.test(e.message) &&
+      e.message.includes(`optimizer step ${stepsPerEpoch + 2}`) &&
+      /last good checkpoint/.test(e.message),
+  );
   assert.deepEqual(fs.readFileSync(path.join(s.checkpointDir, 'latest.safetensors')), good);
 });
 
@@ -157,28 +277,63 @@ test('plateau schedule decays the learning rate and early stopping ends the run'
   const s = setup();
   // A validate hook whose metric never improves after epoch 1.
   const result = await trainLoop({
-    config: toyConfig({ epochs: 10, lrSchedule: 'plateau', lrPatience: 1, lrDecayFactor: 0.5, earlyStopPatience: 3, minEpochs: 2 }),
-    model: s.model, store: s.store, train: s.examples, dev: s.dev, checkpointDir: s.checkpointDir, vocabFile: s.vocabFile,
-    validate: (_m, epoch) => ({ metric: 'CIDEr', value: epoch === 1 ? 1 : 0.5 }), ...quiet,
+    config: toyConfig({
+      epochs: 10,
+      lrSchedule: 'plateau',
+      lrPatience: 1,
+      lrDecayFactor: 0.5,
+      earlyStopPatience: 3,
+      minEpochs: 2,
+    }),
+    model: s.model,
+    store: s.store,
+    train: s.examples,
+    dev: s.dev,
+    checkpointDir: s.checkpointDir,
+    vocabFile: s.vocabFile,
+    validate: (_m, epoch) => ({ metric: 'CIDEr', value: epoch === 1 ? 1 : 0.5 }),
+    ...quiet,
   });
   assert.equal(result.reason, 'early-stopped');
   assert.equal(result.progress.epoch, 4);
-  assert.deepEqual(result.progress.history.map((e) => e.learningRate), [0.05, 0.05, 0.025, 0.0125]);
+  assert.deepEqual(
+    result.progress.history.map((e) => e.learningRate),
+    [0.05, 0.05, 0.025, 0.0125],
+  );
   assert.equal(result.progress.best?.epoch, 1);
   assert.equal(loadCheckpoint(s.checkpointDir, 'best').meta.progress.epoch, 1);
 });
 
 test('time budget: mid-epoch stop with a resumable checkpoint, or whole epochs only (at least one)', async () => {
   const s = setup();
-  const cut = await trainLoop({ config: toyConfig({ epochs: 3 }), model: s.model, store: s.store, train: s.examples, dev: s.dev,
-    checkpointDir: s.checkpointDir, vocabFile: s.vocabFile, timeBudgetSeconds: 0, ...quiet });
+  const cut = await trainLoop({
+    config: toyConfig({ epochs: 3 }),
+    model: s.model,
+    store: s.store,
+    train: s.examples,
+    dev: s.dev,
+    checkpointDir: s.checkpointDir,
+    vocabFile: s.vocabFile,
+    timeBudgetSeconds: 0,
+    ...quiet,
+  });
   assert.equal(cut.reason, 'time-budget');
   assert.deepEqual([cut.progress.epoch, cut.progress.batchInEpoch], [0, 1]);
   assert.equal(loadCheckpoint(s.checkpointDir, 'latest').meta.progress.batchInEpoch, 1);
 
   const w = setup();
-  const whole = await trainLoop({ config: toyConfig({ epochs: 3 }), model: w.model, store: w.store, train: w.examples, dev: w.dev,
-    checkpointDir: w.checkpointDir, vocabFile: w.vocabFile, timeBudgetSeconds: 0, wholeEpochs: true, ...quiet });
+  const whole = await trainLoop({
+    config: toyConfig({ epochs: 3 }),
+    model: w.model,
+    store: w.store,
+    train: w.examples,
+    dev: w.dev,
+    checkpointDir: w.checkpointDir,
+    vocabFile: w.vocabFile,
+    timeBudgetSeconds: 0,
+    wholeEpochs: true,
+    ...quiet,
+  });
   assert.equal(whole.reason, 'time-budget');
   assert.deepEqual([whole.progress.epoch, whole.progress.batchInEpoch, whole.progress.history.length], [1, 0, 1]);
   assert.ok(fs.existsSync(path.join(w.checkpointDir, 'loss.png')));
@@ -188,7 +343,7 @@ test('feature cache: bounded LRU, and batches read through it are identical', as
   const { FeatureCache, BatchAssembler } = await import('../src/train/batches.js');
   const cache = new FeatureCache(3 * 16); // room for three 4-float arrays
   for (const id of ['a', 'b', 'c']) cache.put(id, new Float32Array(4).fill(id.charCodeAt(0)));
-  assert.ok(cache.get('a'));        // a is now the most recently used
+  assert.ok(cache.get('a')); // a is now the most recently used
   cache.put('d', new Float32Array(4));
   assert.equal(cache.get('b'), undefined, 'the least recently used entry was evicted');
   assert.ok(cache.get('a') && cache.get('c') && cache.get('d'));
@@ -201,7 +356,8 @@ test('feature cache: bounded LRU, and batches read through it are identical', as
   const batches = epochBatches(examples, 8, 2, new Rng(3));
   for (const pass of [0, 1]) {
     for (const b of batches) {
-      const x = plain.assemble(b), y = cached.assemble(b);
+      const x = plain.assemble(b),
+        y = cached.assemble(b);
       assert.deepEqual([x.size, x.steps, [...x.tokens]], [y.size, y.steps, [...y.tokens]]);
       assert.deepEqual(y.features, x.features, `pass ${pass}`);
     }

@@ -13,10 +13,15 @@ import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
 import type { TrainConfig } from '../src/train/config.js';
 import { oracleRun } from './oracle-run.js';
 
-
-
 const tiny: Partial<TrainConfig> = {
-  embedDim: 8, units: 16, attentionUnits: 8, batchSize: 16, learningRate: 1e-2, epochs: 2, bucketBatches: 2, checkpointMinutes: 0,
+  embedDim: 8,
+  units: 16,
+  attentionUnits: 8,
+  batchSize: 16,
+  learningRate: 1e-2,
+  epochs: 2,
+  bucketBatches: 2,
+  checkpointMinutes: 0,
 };
 const quiet = { quiet: true, handleSigint: false, log: () => {} };
 const losses = (h: { trainLoss: number; valLoss: number | null }[]) => h.map((e) => [e.trainLoss, e.valLoss]);
@@ -26,7 +31,13 @@ test('native: 1 epoch + --resume + 1 epoch equals 2 straight epochs bit for bit 
   const config = { ...tiny, dropout: 0.2 };
   const a = await train({ runDir, checkpointDir: path.join(runDir, 'a'), overrides: config, ...quiet });
   await train({ runDir, checkpointDir: path.join(runDir, 'b'), overrides: { ...config, epochs: 1 }, ...quiet });
-  const b = await train({ runDir, checkpointDir: path.join(runDir, 'b'), overrides: { epochs: 2 }, resume: true, ...quiet });
+  const b = await train({
+    runDir,
+    checkpointDir: path.join(runDir, 'b'),
+    overrides: { epochs: 2 },
+    resume: true,
+    ...quiet,
+  });
   assert.equal(a.progress.history.length, 2);
   assert.deepEqual(losses(b.progress.history), losses(a.progress.history));
   assert.ok(a.progress.history[1].trainLoss < a.progress.history[0].trainLoss, 'the loss goes down');
@@ -38,8 +49,16 @@ test('native: 1 epoch + --resume + 1 epoch equals 2 straight epochs bit for bit 
   assert.ok(fs.existsSync(path.join(runDir, 'b', ckpt.meta.vocab)));
   assert.ok(ckpt.tensors.has('optimizer.m.gru.kernel'));
   // Architecture cannot change on resume.
-  await assert.rejects(train({ runDir, checkpointDir: path.join(runDir, 'b'), overrides: { epochs: 3, units: 32 }, resume: true, ...quiet }),
-    /"units" was 16 .* cannot change to 32/);
+  await assert.rejects(
+    train({
+      runDir,
+      checkpointDir: path.join(runDir, 'b'),
+      overrides: { epochs: 3, units: 32 },
+      resume: true,
+      ...quiet,
+    }),
+    /"units" was 16 .* cannot change to 32/,
+  );
 });
 
 test('native: a huge learning rate stops with a NaN/Infinity message and keeps the last good checkpoint', async () => {
@@ -47,8 +66,12 @@ test('native: a huge learning rate stops with a NaN/Infinity message and keeps t
   const checkpointDir = path.join(runDir, 'c');
   await train({ runDir, checkpointDir, overrides: { ...tiny, epochs: 1 }, ...quiet });
   const good = fs.readFileSync(path.join(checkpointDir, 'latest.safetensors'));
-  await assert.rejects(train({ runDir, checkpointDir, overrides: { epochs: 3, learningRate: 1e30 }, resume: true, ...quiet }),
-    (e: unknown) => e instanceof DivergedError && /loss became (NaN|Infinity|-Infinity) at epoch 2, batch \d+\//.test(e.message) &&
-      e.message.includes(path.join(checkpointDir, 'latest.safetensors')));
+  await assert.rejects(
+    train({ runDir, checkpointDir, overrides: { epochs: 3, learningRate: 1e30 }, resume: true, ...quiet }),
+    (e: unknown) =>
+      e instanceof DivergedError &&
+      /loss became (NaN|Infinity|-Infinity) at epoch 2, batch \d+\//.test(e.message) &&
+      e.message.includes(path.join(checkpointDir, 'latest.safetensors')),
+  );
   assert.deepEqual(fs.readFileSync(path.join(checkpointDir, 'latest.safetensors')), good);
 });

@@ -19,10 +19,23 @@ import { oracleRun } from './oracle-run.js';
 
 const quiet = { quiet: true, handleSigint: false, log: () => {} };
 const tiny: Partial<TrainConfig> = {
-  embedDim: 8, units: 16, attentionUnits: 8, batchSize: 16, learningRate: 1e-2, bucketBatches: 2, checkpointMinutes: 0, dropout: 0,
+  embedDim: 8,
+  units: 16,
+  attentionUnits: 8,
+  batchSize: 16,
+  learningRate: 1e-2,
+  bucketBatches: 2,
+  checkpointMinutes: 0,
+  dropout: 0,
   attentionLambda: 0,
 };
-const scst: Partial<TrainConfig> = { objective: 'scst', scstSamples: 4, scstMaxLength: 8, learningRate: 5e-3, earlyStopPatience: 0 };
+const scst: Partial<TrainConfig> = {
+  objective: 'scst',
+  scstSamples: 4,
+  scstMaxLength: 8,
+  learningRate: 5e-3,
+  earlyStopPatience: 0,
+};
 
 test('leave-one-out advantages: each reward minus the mean of the other samples of its image', () => {
   const a = leaveOneOutAdvantages([1, 2, 3, 0.5, 0.5, 0.5], 3);
@@ -31,24 +44,40 @@ test('leave-one-out advantages: each reward minus the mean of the other samples 
   assert.throws(() => leaveOneOutAdvantages([1], 1), /groups of 1/);
 });
 
-test('CiderD against a fixed corpus scores like pycocoevalcap\'s per-image CIDEr-D, without growing on new n-grams', () => {
-  const refs = [['a dog runs on the grass', 'a brown dog running'], ['two men play football', 'men playing a game'], ['a child in a red shirt']];
+test("CiderD against a fixed corpus scores like pycocoevalcap's per-image CIDEr-D, without growing on new n-grams", () => {
+  const refs = [
+    ['a dog runs on the grass', 'a brown dog running'],
+    ['two men play football', 'men playing a game'],
+    ['a child in a red shirt'],
+  ];
   const hyps = ['a dog runs', 'two men in a park play', 'zebra quokka'];
   const scorer = new CiderD(refs);
-  assert.deepEqual(hyps.map((h, i) => scorer.score(h, i)), ciderDImages(hyps, refs));
+  assert.deepEqual(
+    hyps.map((h, i) => scorer.score(h, i)),
+    ciderDImages(hyps, refs),
+  );
   assert.equal(scorer.score('zebra quokka', 0), 0);
   assert.ok(scorer.score('a brown dog running', 0) > scorer.score('a dog', 0));
   assert.throws(() => scorer.score('a dog', 3), /image 3 is outside the 3 reference images/);
   assert.throws(() => new CiderD([['a'], []]), /image 1 has none/);
 });
 
-test('SCST steps raise the CIDEr-D of the model\'s own samples', async () => {
+test("SCST steps raise the CIDEr-D of the model's own samples", async () => {
   const runDir = await oracleRun('sat-scst-reward-');
   // A briefly cross-entropy-trained model, as SCST always starts from one.
-  const xe = await train({ runDir, checkpointDir: path.join(runDir, 'xe'), overrides: { ...tiny, epochs: 2 }, ...quiet });
+  const xe = await train({
+    runDir,
+    checkpointDir: path.join(runDir, 'xe'),
+    overrides: { ...tiny, epochs: 2 },
+    ...quiet,
+  });
   const { vocab, images } = loadRun(runDir);
   const objective = selfCriticalObjective({
-    images: images.filter((im) => im.split === 'train'), vocab, samples: 4, captionsPerBatch: 32, maxLength: 8,
+    images: images.filter((im) => im.split === 'train'),
+    vocab,
+    samples: 4,
+    captionsPerBatch: 32,
+    maxLength: 8,
   });
   assert.equal(objective.examplesPerBatch, 8, 'ceil(32 captions / 4 samples) images per step');
   const examples = selfCriticalExamples(images).slice(0, objective.examplesPerBatch);
@@ -60,33 +89,53 @@ test('SCST steps raise the CIDEr-D of the model\'s own samples', async () => {
   const batch = { size: examples.length, steps: 1, features, tokens: new Int32Array(examples.length * 2) };
   // The mean reward of 4 fixed-seed sampling rounds, before and after 60 SCST steps on these images.
   const meanReward = () => {
-    let sum = 0, n = 0;
+    let sum = 0,
+      n = 0;
     for (const seed of [11, 12, 13, 14]) {
-      for (const r of objective.sample(xe.model, batch, examples, seed).rewards) { sum += r; n++; }
+      for (const r of objective.sample(xe.model, batch, examples, seed).rewards) {
+        sum += r;
+        n++;
+      }
     }
     return sum / n;
   };
   const before = meanReward();
   for (let s = 0; s < 60; s++) objective.step(xe.model, batch, examples, { learningRate: 5e-3, clipNorm: 5 }, 100 + s);
   const after = meanReward();
-  xe.store.close(); xe.model.dispose();
+  xe.store.close();
+  xe.model.dispose();
   console.log(`mean sampled CIDEr-D before ${before.toFixed(4)}, after 60 SCST steps ${after.toFixed(4)}`);
-  assert.ok(Number.isFinite(before) && after > before + 0.3, `mean sampled CIDEr-D ${before.toFixed(3)} -> ${after.toFixed(3)}`);
+  assert.ok(
+    Number.isFinite(before) && after > before + 0.3,
+    `mean sampled CIDEr-D ${before.toFixed(3)} -> ${after.toFixed(3)}`,
+  );
 });
 
 test('sat train --objective scst --init: network from the checkpoint, rewards in the history, exact --resume', async () => {
   const runDir = await oracleRun('sat-scst-train-');
   const xeDir = path.join(runDir, 'xe');
   const xe = await train({ runDir, checkpointDir: xeDir, overrides: { ...tiny, epochs: 2 }, ...quiet });
-  xe.store.close(); xe.model.dispose();
+  xe.store.close();
+  xe.model.dispose();
 
   // Shape options come from the checkpoint; asking for another shape, or --init with --resume, is refused.
   const straightDir = path.join(runDir, 'scst');
-  await assert.rejects(train({ runDir, checkpointDir: straightDir, init: xeDir, overrides: { ...scst, embedDim: 16 }, ...quiet }),
-    /--init \S+: the model's size is fixed by its weights.*embedDim 8 \(asked 16\)/);
-  await assert.rejects(train({ runDir, checkpointDir: xeDir, init: xeDir, resume: true, overrides: scst, ...quiet }), /use one of them/);
+  await assert.rejects(
+    train({ runDir, checkpointDir: straightDir, init: xeDir, overrides: { ...scst, embedDim: 16 }, ...quiet }),
+    /--init \S+: the model's size is fixed by its weights.*embedDim 8 \(asked 16\)/,
+  );
+  await assert.rejects(
+    train({ runDir, checkpointDir: xeDir, init: xeDir, resume: true, overrides: scst, ...quiet }),
+    /use one of them/,
+  );
 
-  const straight = await train({ runDir, checkpointDir: straightDir, init: xeDir, overrides: { ...scst, epochs: 2 }, ...quiet });
+  const straight = await train({
+    runDir,
+    checkpointDir: straightDir,
+    init: xeDir,
+    overrides: { ...scst, epochs: 2 },
+    ...quiet,
+  });
   const ckpt = loadCheckpoint(straightDir, 'latest');
   assert.equal(ckpt.meta.config.objective, 'scst');
   assert.equal(ckpt.meta.config.embedDim, 8, 'shape taken from the --init checkpoint, not the defaults');
@@ -94,18 +143,38 @@ test('sat train --objective scst --init: network from the checkpoint, rewards in
   // Each epoch records the mean CIDEr-D of its own samples (measured 0.35 and 0.40; CIDEr-D lies in [0, 10]), and
   // the history keeps a metric per epoch.
   const rewards = ckpt.meta.progress.history.map((h) => h.trainReward!);
-  assert.ok(rewards.every((r) => r > 0.1 && r < 2), `train rewards ${rewards}`);
-  assert.notEqual(rewards[1], rewards[0], 'each epoch\'s own samples');
-  assert.deepEqual(ckpt.meta.progress.history.map((h) => h.metric?.name), ['CIDEr', 'CIDEr']);
+  assert.ok(
+    rewards.every((r) => r > 0.1 && r < 2),
+    `train rewards ${rewards}`,
+  );
+  assert.notEqual(rewards[1], rewards[0], "each epoch's own samples");
+  assert.deepEqual(
+    ckpt.meta.progress.history.map((h) => h.metric?.name),
+    ['CIDEr', 'CIDEr'],
+  );
   const weights = [...straight.model.parameters()].map(([, t]) => t.data.slice());
-  straight.store.close(); straight.model.dispose();
+  straight.store.close();
+  straight.model.dispose();
 
   // One epoch, then --resume for the second: the same samples and steps, bit for bit.
   const splitDir = path.join(runDir, 'scst-split');
-  const first = await train({ runDir, checkpointDir: splitDir, init: xeDir, overrides: { ...scst, epochs: 1 }, ...quiet });
-  first.store.close(); first.model.dispose();
+  const first = await train({
+    runDir,
+    checkpointDir: splitDir,
+    init: xeDir,
+    overrides: { ...scst, epochs: 1 },
+    ...quiet,
+  });
+  first.store.close();
+  first.model.dispose();
   const second = await train({ runDir, checkpointDir: splitDir, resume: true, overrides: { epochs: 2 }, ...quiet });
-  [...second.model.parameters()].forEach(([name, t], i) => assert.deepEqual(t.data, weights[i], `${name} after resume`));
-  assert.equal(loadCheckpoint(splitDir, 'latest').meta.progress.history[1].trainReward, ckpt.meta.progress.history[1].trainReward);
-  second.store.close(); second.model.dispose();
+  [...second.model.parameters()].forEach(([name, t], i) =>
+    assert.deepEqual(t.data, weights[i], `${name} after resume`),
+  );
+  assert.equal(
+    loadCheckpoint(splitDir, 'latest').meta.progress.history[1].trainReward,
+    ckpt.meta.progress.history[1].trainReward,
+  );
+  second.store.close();
+  second.model.dispose();
 });

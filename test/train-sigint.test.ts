@@ -20,16 +20,34 @@ import { oracleRun } from './oracle-run.js';
 let runDir: string;
 
 before(async () => {
-  runDir = await oracleRun('sat-sigint-');  // 40 images: with --batch-size 1 an epoch has over 100 batches
+  runDir = await oracleRun('sat-sigint-'); // 40 images: with --batch-size 1 an epoch has over 100 batches
 });
 
-const TINY = ['--epochs', '3', '--batch-size', '1', '--checkpoint-minutes', '0', '--quiet', '--val-metric', 'loss',
-  '--embed-dim', '8', '--units', '16', '--attention-units', '8'];
+const TINY = [
+  '--epochs',
+  '3',
+  '--batch-size',
+  '1',
+  '--checkpoint-minutes',
+  '0',
+  '--quiet',
+  '--val-metric',
+  'loss',
+  '--embed-dim',
+  '8',
+  '--units',
+  '16',
+  '--attention-units',
+  '8',
+];
 
 /** `sat train --run RUN ARGS...` in a child that presses Ctrl-C `presses` times after its first batch. */
 function satTrainCtrlC(presses: number, args: string[]) {
-  const child = spawnSync(process.execPath, ['--import', 'tsx', 'test/sigint-child.ts', String(presses), '--run', runDir, ...TINY, ...args],
-    { encoding: 'utf8', timeout: 120_000 });
+  const child = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', 'test/sigint-child.ts', String(presses), '--run', runDir, ...TINY, ...args],
+    { encoding: 'utf8', timeout: 120_000 },
+  );
   return { code: child.status, log: child.stderr };
 }
 
@@ -39,7 +57,8 @@ test('Ctrl-C mid-epoch: saves latest at the batch boundary, exits with 130, and 
   const first = satTrainCtrlC(1, []);
   assert.equal(first.code, 130, `an interrupted run exits with 130; stderr:\n${first.log}`);
   assert.match(first.log, /Ctrl-C: saving a checkpoint/);
-  const [, weights, epoch, batch] = first.log.match(INTERRUPTED) ?? assert.fail(`no mid-epoch "Interrupted: saved" line; stderr:\n${first.log}`);
+  const [, weights, epoch, batch] =
+    first.log.match(INTERRUPTED) ?? assert.fail(`no mid-epoch "Interrupted: saved" line; stderr:\n${first.log}`);
   assert.deepEqual([epoch, batch], ['1', '1'], 'saved at the boundary after the first batch');
   assert.ok(fs.existsSync(weights), weights);
   const saved = loadCheckpoint(path.join(runDir, 'checkpoints'), 'latest').meta.progress;
@@ -49,7 +68,8 @@ test('Ctrl-C mid-epoch: saves latest at the batch boundary, exits with 130, and 
   const again = satTrainCtrlC(1, ['--resume']);
   assert.equal(again.code, 130, again.log);
   assert.match(again.log, /resuming \S+ at epoch 0, batch 1\b/);
-  const [, , epoch2, batch2] = again.log.match(INTERRUPTED) ?? assert.fail(`no "Interrupted: saved" line after --resume; stderr:\n${again.log}`);
+  const [, , epoch2, batch2] =
+    again.log.match(INTERRUPTED) ?? assert.fail(`no "Interrupted: saved" line after --resume; stderr:\n${again.log}`);
   assert.deepEqual([epoch2, batch2], ['1', '2'], 'one more batch, then saved again');
   const resumed = loadCheckpoint(path.join(runDir, 'checkpoints'), 'latest').meta.progress;
   assert.deepEqual([resumed.epoch, resumed.batchInEpoch, resumed.step], [0, 2, 2]);
@@ -65,12 +85,26 @@ test('a second Ctrl-C quits at once with 130, without saving', () => {
   assert.ok(!fs.existsSync(path.join(checkpoints, 'latest.safetensors')), 'nothing saved');
 });
 
-test('Ctrl-C during validation: saves after the epoch\'s last batch; --resume validates first, as if never stopped', async () => {
+test("Ctrl-C during validation: saves after the epoch's last batch; --resume validates first, as if never stopped", async () => {
   const task = toyTask(30, 3);
-  const config = resolveConfig({}, { batchSize: 8, epochs: 3, learningRate: 0.05, bucketBatches: 2, checkpointMinutes: 0 });
+  const config = resolveConfig(
+    {},
+    { batchSize: 8, epochs: 3, learningRate: 0.05, bucketBatches: 2, checkpointMinutes: 0 },
+  );
   const metric: ValidateHook = (_m, epoch) => ({ metric: 'CIDEr', value: epoch === 2 ? 2 : 1 });
-  const loop = (dir: string, model: ToyModel, extra: object) => trainLoop({ config, model, store: task.store, train: task.examples,
-    dev: task.examples.slice(0, 8), checkpointDir: path.join(dir, 'ckpt'), vocabFile: writeToyVocab(dir), quiet: true, log: () => {}, ...extra });
+  const loop = (dir: string, model: ToyModel, extra: object) =>
+    trainLoop({
+      config,
+      model,
+      store: task.store,
+      train: task.examples,
+      dev: task.examples.slice(0, 8),
+      checkpointDir: path.join(dir, 'ckpt'),
+      vocabFile: writeToyVocab(dir),
+      quiet: true,
+      log: () => {},
+      ...extra,
+    });
 
   const straight = await loop(tempDir('sat-sigint-val-'), new ToyModel(2, 8, task.vocabSize, 5), { validate: metric });
   const dir = tempDir('sat-sigint-val-');
@@ -83,18 +117,26 @@ test('Ctrl-C during validation: saves after the epoch\'s last batch; --resume va
     return null;
   };
   const lines: string[] = [];
-  const cut = await loop(dir, new ToyModel(2, 8, task.vocabSize, 5), { validate: interrupting, stop, log: (l: string) => lines.push(l) });
+  const cut = await loop(dir, new ToyModel(2, 8, task.vocabSize, 5), {
+    validate: interrupting,
+    stop,
+    log: (l: string) => lines.push(l),
+  });
   assert.equal(cut.reason, 'interrupted');
   assert.match(lines.join('\n'), /Interrupted: saved \S+ after the last batch of epoch 2, before its validation\./);
   const ckpt = loadCheckpoint(path.join(dir, 'ckpt'), 'latest');
   const perEpoch = straight.progress.step / 3;
-  assert.deepEqual([ckpt.meta.progress.epoch, ckpt.meta.progress.batchInEpoch, ckpt.meta.progress.step], [1, perEpoch, 2 * perEpoch]);
+  assert.deepEqual(
+    [ckpt.meta.progress.epoch, ckpt.meta.progress.batchInEpoch, ckpt.meta.progress.step],
+    [1, perEpoch, 2 * perEpoch],
+  );
 
   const fresh = new ToyModel(2, 8, task.vocabSize, 9);
   restoreModel(fresh, ckpt, { optimizer: true });
   const resumed = await loop(dir, fresh, { validate: metric, resume: ckpt.meta.progress });
   assert.equal(resumed.reason, 'completed');
-  const summary = (h: typeof straight.progress.history) => h.map((e) => [e.epoch, e.trainLoss, e.valLoss, e.metric?.value, e.steps]);
+  const summary = (h: typeof straight.progress.history) =>
+    h.map((e) => [e.epoch, e.trainLoss, e.valLoss, e.metric?.value, e.steps]);
   assert.deepEqual(summary(resumed.progress.history), summary(straight.progress.history));
   assert.deepEqual(resumed.progress.best, straight.progress.best);
 });

@@ -17,12 +17,12 @@ test('median: the middle value, or the mean of the two middle ones; input order 
   assert.equal(median([0.1, 0.2]), (0.1 + 0.2) / 2, 'the mean of the middle two, bit for bit');
 });
 
-test('quantile: linear interpolation between order statistics (numpy.quantile\'s default)', () => {
+test("quantile: linear interpolation between order statistics (numpy.quantile's default)", () => {
   const xs = [10, 1, 4, 3, 2];
   assert.equal(quantile(xs, 0), 1);
   assert.equal(quantile(xs, 1), 10);
-  assert.equal(quantile(xs, 0.25), 2);             // h = 1
-  assert.ok(Math.abs(quantile(xs, 0.9) - 7.6) < 1e-12);   // h = 3.6: 4 + 0.6 (10 - 4), as numpy.quantile gives
+  assert.equal(quantile(xs, 0.25), 2); // h = 1
+  assert.ok(Math.abs(quantile(xs, 0.9) - 7.6) < 1e-12); // h = 3.6: 4 + 0.6 (10 - 4), as numpy.quantile gives
   assert.ok(Math.abs(quantile([1, 2, 3, 4], 0.95) - 3.85) < 1e-12);
   assert.equal(quantile([7], 0.99), 7);
   assert.equal(quantile([1, 1e308, Infinity], 0.5), 1e308, 'exact at an order statistic, even next to Infinity');
@@ -35,9 +35,16 @@ test('writeFileAtomic: the data is fsynced before the rename, the folder after i
   const file = path.join(dir, 'x.json');
   fs.writeFileSync(file, 'old');
   const calls: string[] = [];
-  const fsyncSync = fs.fsyncSync, renameSync = fs.renameSync;
-  fs.fsyncSync = (fd: number) => { calls.push(`fsync ${fs.fstatSync(fd).isDirectory() ? 'folder' : 'file'}`); fsyncSync(fd); };
-  fs.renameSync = (a: fs.PathLike, b: fs.PathLike) => { calls.push('rename'); renameSync(a, b); };
+  const fsyncSync = fs.fsyncSync,
+    renameSync = fs.renameSync;
+  fs.fsyncSync = (fd: number) => {
+    calls.push(`fsync ${fs.fstatSync(fd).isDirectory() ? 'folder' : 'file'}`);
+    fsyncSync(fd);
+  };
+  fs.renameSync = (a: fs.PathLike, b: fs.PathLike) => {
+    calls.push('rename');
+    renameSync(a, b);
+  };
   try {
     writeFileAtomic(file, [Buffer.from('ne'), Buffer.from('w')]);
     assert.equal(fs.readFileSync(file, 'utf8'), 'new');

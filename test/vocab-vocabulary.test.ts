@@ -14,11 +14,32 @@ const TRAIN = ['A dog runs.', 'A dog, and a cat!', "The man's hat (red)"];
 
 describe('tokenize', () => {
   it('lowercases, turns the tutorial filters into spaces, keeps < > and apostrophes', () => {
-    assert.deepEqual(
-      tokenize('Hello-world "quoted" #1 50% e-mail: x@y.z <b>tag</b> it\'s\ttab'),
-      ['hello', 'world', 'quoted', '1', '50', 'e', 'mail', 'x', 'y', 'z', '<b>tag<', 'b>', "it's", 'tab'],
-    );
-    assert.deepEqual(tokenize('<start> A (small) [dog] {x}|y~z ^_` . <end>'), ['<start>', 'a', 'small', 'dog', 'x', 'y', 'z', '<end>']);
+    assert.deepEqual(tokenize('Hello-world "quoted" #1 50% e-mail: x@y.z <b>tag</b> it\'s\ttab'), [
+      'hello',
+      'world',
+      'quoted',
+      '1',
+      '50',
+      'e',
+      'mail',
+      'x',
+      'y',
+      'z',
+      '<b>tag<',
+      'b>',
+      "it's",
+      'tab',
+    ]);
+    assert.deepEqual(tokenize('<start> A (small) [dog] {x}|y~z ^_` . <end>'), [
+      '<start>',
+      'a',
+      'small',
+      'dog',
+      'x',
+      'y',
+      'z',
+      '<end>',
+    ]);
     assert.deepEqual(tokenize('  '), []);
   });
 });
@@ -27,7 +48,21 @@ describe('Vocabulary.build', () => {
   it('orders words by train count, ties by first occurrence, after <pad>=0 and <unk>=1', () => {
     const v = Vocabulary.build(TRAIN);
     // counts: <start> 3, a 3, <end> 3, dog 2, then the count-1 words in order of first appearance.
-    assert.deepEqual(v.words, ['<pad>', '<unk>', '<start>', 'a', '<end>', 'dog', 'runs', 'and', 'cat', 'the', "man's", 'hat', 'red']);
+    assert.deepEqual(v.words, [
+      '<pad>',
+      '<unk>',
+      '<start>',
+      'a',
+      '<end>',
+      'dog',
+      'runs',
+      'and',
+      'cat',
+      'the',
+      "man's",
+      'hat',
+      'red',
+    ]);
     assert.deepEqual(v.counts, [0, 0, 3, 3, 3, 2, 1, 1, 1, 1, 1, 1, 1]);
     assert.equal(v.size, 13); // V = min(top_k, 2 + 11 distinct tokens)
     assert.equal(v.distinctTrainTokens, 11);

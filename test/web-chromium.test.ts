@@ -65,56 +65,99 @@ before(async () => {
   fs.writeFileSync(path.join(dir, 'images', 'fake.png'), 'this is not a png');
 });
 
-after(() => { if (dir) fs.rmSync(dir, { recursive: true, force: true }); });
-
-const TYPES: Record<string, string> = { '.html': 'text/html', '.mjs': 'text/javascript', '.js': 'text/javascript', '.json': 'application/json', '.wasm': 'application/wasm', '.png': 'image/png' };
-
-testNeeding('chromium', haveChromium ? null : `${CHROMIUM} is not installed (apt-get install chromium)`, 'headless Chromium captions images with the bundle as Node does', async () => {
-  const server = http.createServer((req, res) => {
-    const pathname = decodeURIComponent(new URL(req.url!, 'http://x').pathname);
-    if (pathname === '/') { res.writeHead(200, { 'content-type': 'text/html' }).end(PAGE); return; }
-    const file = path.join(dir, pathname);
-    if (!file.startsWith(dir + path.sep) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) { res.writeHead(404).end(); return; }
-    res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' }).end(fs.readFileSync(file));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
-  const { chromium } = await import('playwright-core');
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-chromium-profile-'));
-  const browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM, headless: true, viewport: { width: 640, height: 300 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-  const node = await loadCaptioner(path.join(dir, 'bundle'));
-  try {
-    const page = await browser.newPage();
-    const requests: string[] = [];
-    page.on('request', (r) => requests.push(r.url()));
-    await page.goto(url);
-    await page.waitForFunction(() => (window as any).__result || (window as any).__error, undefined, { timeout: 60_000 });
-    const error = await page.evaluate(() => (window as any).__error);
-    assert.equal(error, undefined, error);
-    const result = await page.evaluate(() => (window as any).__result);
-    fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
-    await page.screenshot({ path: SCREENSHOT });
-
-    const want = await node.captionBatch(Object.values(fx.images), { beam: 3 });
-    for (const got of [result.fromImg, result.fromUrl]) {
-      assert.deepEqual(got.map((r: { caption: string }) => r.caption), want.map((r) => r.caption));
-      got.forEach((r: { logProb: number; attentionSum: number }, i: number) => {
-        assert.ok(Math.abs(r.logProb - want[i].logProb) < 1e-4, `logProb ${r.logProb} vs ${want[i].logProb}`);
-        assert.ok(Math.abs(r.attentionSum - 1) < 1e-4);
-      });
-    }
-    assert.equal(result.info.backend, 'onnx-web');
-    assert.match(result.refusal, /fake\.png: the browser cannot decode this image/);
-    assert.ok(requests.every((r) => r.startsWith(url)), `only our server: ${requests.filter((r) => !r.startsWith(url))}`);
-    assert.ok(requests.some((r) => r.endsWith('/web/ort-wasm-simd-threaded.wasm')), 'the wasm comes from our package, next to the bundle');
-  } finally {
-    await node.dispose();
-    await browser.close();
-    fs.rmSync(profile, { recursive: true, force: true });
-    server.closeAllConnections();
-    await new Promise((r) => server.close(r));
-  }
+after(() => {
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html',
+  '.mjs': 'text/javascript',
+  '.js': 'text/javascript',
+  '.json': 'application/json',
+  '.wasm': 'application/wasm',
+  '.png': 'image/png',
+};
+
+testNeeding(
+  'chromium',
+  haveChromium ? null : `${CHROMIUM} is not installed (apt-get install chromium)`,
+  'headless Chromium captions images with the bundle as Node does',
+  async () => {
+    const server = http.createServer((req, res) => {
+      const pathname = decodeURIComponent(new URL(req.url!, 'http://x').pathname);
+      if (pathname === '/') {
+        res.writeHead(200, { 'content-type': 'text/html' }).end(PAGE);
+        return;
+      }
+      const file = path.join(dir, pathname);
+      if (!file.startsWith(dir + path.sep) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
+        res.writeHead(404).end();
+        return;
+      }
+      res
+        .writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' })
+        .end(fs.readFileSync(file));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+    const { chromium } = await import('playwright-core');
+    const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-chromium-profile-'));
+    const browser = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      viewport: { width: 640, height: 300 },
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
+    });
+    const node = await loadCaptioner(path.join(dir, 'bundle'));
+    try {
+      const page = await browser.newPage();
+      const requests: string[] = [];
+      page.on('request', (r) => requests.push(r.url()));
+      await page.goto(url);
+      await page.waitForFunction(() => (window as any).__result || (window as any).__error, undefined, {
+        timeout: 60_000,
+      });
+      const error = await page.evaluate(() => (window as any).__error);
+      assert.equal(error, undefined, error);
+      const result = await page.evaluate(() => (window as any).__result);
+      fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
+      await page.screenshot({ path: SCREENSHOT });
+
+      const want = await node.captionBatch(Object.values(fx.images), { beam: 3 });
+      for (const got of [result.fromImg, result.fromUrl]) {
+        assert.deepEqual(
+          got.map((r: { caption: string }) => r.caption),
+          want.map((r) => r.caption),
+        );
+        got.forEach((r: { logProb: number; attentionSum: number }, i: number) => {
+          assert.ok(Math.abs(r.logProb - want[i].logProb) < 1e-4, `logProb ${r.logProb} vs ${want[i].logProb}`);
+          assert.ok(Math.abs(r.attentionSum - 1) < 1e-4);
+        });
+      }
+      assert.equal(result.info.backend, 'onnx-web');
+      assert.match(result.refusal, /fake\.png: the browser cannot decode this image/);
+      assert.ok(
+        requests.every((r) => r.startsWith(url)),
+        `only our server: ${requests.filter((r) => !r.startsWith(url))}`,
+      );
+      assert.ok(
+        requests.some((r) => r.endsWith('/web/ort-wasm-simd-threaded.wasm')),
+        'the wasm comes from our package, next to the bundle',
+      );
+    } finally {
+      await node.dispose();
+      await browser.close();
+      fs.rmSync(profile, { recursive: true, force: true });
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  },
+);

@@ -14,28 +14,41 @@ import sharp from 'sharp';
 import { Rng } from '../../src/util/rng.js';
 import { runSatOk, type CampaignContext, type Row } from './common.js';
 
-const COCO_TRAIN = 82_783, COCO_VAL = 40_504;
+const COCO_TRAIN = 82_783,
+  COCO_VAL = 40_504;
 const SIDE = 32;
 const WORDS = 12_000;
 /** The fixture's encoder (InceptionV3 mixed2 at 96 px), on both threads and in larger batches. */
 const COCO_ENCODER_FLAGS = ['--layer', 'mixed2', '--encoder-size', '96', '--threads', '2', '--batch', '32'];
 
-export interface Scale { label: string; fraction: number }
+export interface Scale {
+  label: string;
+  fraction: number;
+}
 
 export function parseScales(text: string): Scale[] {
-  return text.split(',').map((s) => s.trim()).filter(Boolean).map((label) => {
-    const m = /^(\d+)(?:\/(\d+))?$/.exec(label);
-    const fraction = m ? Number(m[1]) / Number(m[2] ?? 1) : NaN;
-    if (!m || !(fraction > 0 && fraction <= 1)) throw new Error(`--scale: "${label}" is not a fraction such as 1/8 or 1 (at most 1).`);
-    return { label, fraction };
-  });
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((label) => {
+      const m = /^(\d+)(?:\/(\d+))?$/.exec(label);
+      const fraction = m ? Number(m[1]) / Number(m[2] ?? 1) : NaN;
+      if (!m || !(fraction > 0 && fraction <= 1))
+        throw new Error(`--scale: "${label}" is not a fraction such as 1/8 or 1 (at most 1).`);
+      return { label, fraction };
+    });
 }
 
 /** A pronounceable synthetic word per rank: ranks near 0 are the frequent ones. */
 function word(rank: number): string {
   const syl = ['ka', 'to', 'ri', 'me', 'sa', 'lo', 'pe', 'nu', 'di', 'ga', 'be', 'vo', 'ha', 'zi', 'mu', 're'];
-  let w = '', r = rank + 1;
-  while (r > 0) { w += syl[r % syl.length]; r = Math.floor(r / syl.length); }
+  let w = '',
+    r = rank + 1;
+  while (r > 0) {
+    w += syl[r % syl.length];
+    r = Math.floor(r / syl.length);
+  }
   return w;
 }
 
@@ -46,8 +59,13 @@ function zipfSampler(n: number): (rng: Rng) => number {
   for (let i = 0; i < n; i++) cum[i] = s += 1 / (i + 1);
   return (rng) => {
     const x = rng.next() * s;
-    let lo = 0, hi = n - 1;
-    while (lo < hi) { const mid = (lo + hi) >> 1; if (cum[mid] < x) lo = mid + 1; else hi = mid; }
+    let lo = 0,
+      hi = n - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (cum[mid] < x) lo = mid + 1;
+      else hi = mid;
+    }
     return lo;
   };
 }
@@ -55,17 +73,24 @@ function zipfSampler(n: number): (rng: Rng) => number {
 async function writeImages(dir: string, names: string[], rng: Rng): Promise<void> {
   fs.mkdirSync(dir, { recursive: true });
   const pixels = (seed: number) => {
-    const r = new Rng(seed), buf = Buffer.alloc(SIDE * SIDE * 3);
-    const a = [r.int(256), r.int(256), r.int(256)], b = [r.int(256), r.int(256), r.int(256)], cut = 4 + r.int(SIDE - 8);
-    for (let y = 0; y < SIDE; y++) for (let x = 0; x < SIDE; x++) for (let c = 0; c < 3; c++) {
-      buf[(y * SIDE + x) * 3 + c] = Math.min(255, (x < cut ? a[c] : b[c]) + r.int(24));
-    }
+    const r = new Rng(seed),
+      buf = Buffer.alloc(SIDE * SIDE * 3);
+    const a = [r.int(256), r.int(256), r.int(256)],
+      b = [r.int(256), r.int(256), r.int(256)],
+      cut = 4 + r.int(SIDE - 8);
+    for (let y = 0; y < SIDE; y++)
+      for (let x = 0; x < SIDE; x++)
+        for (let c = 0; c < 3; c++) {
+          buf[(y * SIDE + x) * 3 + c] = Math.min(255, (x < cut ? a[c] : b[c]) + r.int(24));
+        }
     return buf;
   };
   let next = 0;
   const worker = async () => {
     for (let i = next++; i < names.length; i = next++) {
-      await sharp(pixels(rng.int(2 ** 30)), { raw: { width: SIDE, height: SIDE, channels: 3 } }).jpeg({ quality: 85 }).toFile(path.join(dir, names[i]));
+      await sharp(pixels(rng.int(2 ** 30)), { raw: { width: SIDE, height: SIDE, channels: 3 } })
+        .jpeg({ quality: 85 })
+        .toFile(path.join(dir, names[i]));
     }
   };
   await Promise.all(Array.from({ length: 8 }, worker));
@@ -75,30 +100,55 @@ async function writeImages(dir: string, names: string[], rng: Rng): Promise<void
 export async function generateCoco(root: string, fraction: number, seed: number): Promise<number> {
   const rng = new Rng(seed);
   const zipf = zipfSampler(WORDS);
-  let id = 1, annId = 1;
+  let id = 1,
+    annId = 1;
   fs.mkdirSync(path.join(root, 'annotations'), { recursive: true });
   let total = 0;
-  for (const [split, full] of [['train2014', COCO_TRAIN], ['val2014', COCO_VAL]] as const) {
+  for (const [split, full] of [
+    ['train2014', COCO_TRAIN],
+    ['val2014', COCO_VAL],
+  ] as const) {
     const count = Math.max(5, Math.round(full * fraction));
     const images = Array.from({ length: count }, () => {
       const imageId = id++;
-      return { license: 1, file_name: `COCO_${split}_${String(imageId).padStart(12, '0')}.jpg`, coco_url: '', height: SIDE, width: SIDE,
-        date_captured: '2013-11-14 11:18:45', flickr_url: '', id: imageId };
+      return {
+        license: 1,
+        file_name: `COCO_${split}_${String(imageId).padStart(12, '0')}.jpg`,
+        coco_url: '',
+        height: SIDE,
+        width: SIDE,
+        date_captured: '2013-11-14 11:18:45',
+        flickr_url: '',
+        id: imageId,
+      };
     });
-    const annotations = images.flatMap((im) => Array.from({ length: 5 }, () => {
-      const words = Array.from({ length: 8 + rng.int(9) }, () => word(zipf(rng)));
-      return { image_id: im.id, id: annId++, caption: words.join(' ').replace(/^./, (c) => c.toUpperCase()) + '.' };
-    }));
-    const json = { info: { description: 'synthetic COCO-format dataset (sat fault campaign)', year: 2014 }, licenses: [{ id: 1, name: 'none', url: '' }],
-      images, annotations };
+    const annotations = images.flatMap((im) =>
+      Array.from({ length: 5 }, () => {
+        const words = Array.from({ length: 8 + rng.int(9) }, () => word(zipf(rng)));
+        return { image_id: im.id, id: annId++, caption: words.join(' ').replace(/^./, (c) => c.toUpperCase()) + '.' };
+      }),
+    );
+    const json = {
+      info: { description: 'synthetic COCO-format dataset (sat fault campaign)', year: 2014 },
+      licenses: [{ id: 1, name: 'none', url: '' }],
+      images,
+      annotations,
+    };
     fs.writeFileSync(path.join(root, 'annotations', `captions_${split}.json`), JSON.stringify(json));
-    await writeImages(path.join(root, split), images.map((im) => im.file_name), rng);
+    await writeImages(
+      path.join(root, split),
+      images.map((im) => im.file_name),
+      rng,
+    );
     total += count;
   }
   return total;
 }
 
-interface Measured { seconds: number; peakMB: number }
+interface Measured {
+  seconds: number;
+  peakMB: number;
+}
 
 /** Wall seconds and peak RSS from a /usr/bin/time -v report. */
 function readTimeReport(file: string): Measured {
@@ -116,7 +166,8 @@ export async function cocoCampaign(ctx: CampaignContext, scales: Scale[]): Promi
   const trainPeaks: { label: string; mb: number; perImage: Record<string, number> }[] = [];
   for (const scale of [...scales].sort((a, b) => a.fraction - b.fraction)) {
     const base = path.join(ctx.work, `coco-${scale.label.replace('/', 'of')}`);
-    const root = path.join(base, 'coco'), run = path.join(base, 'run');
+    const root = path.join(base, 'coco'),
+      run = path.join(base, 'run');
     const g0 = performance.now();
     const images = await generateCoco(root, scale.fraction, ctx.seed);
     ctx.log(`coco ${scale.label}: generated ${images} images in ${((performance.now() - g0) / 1000).toFixed(0)} s`);
@@ -124,8 +175,26 @@ export async function cocoCampaign(ctx: CampaignContext, scales: Scale[]): Promi
     const commands: Record<(typeof STEPS)[number], string[]> = {
       prepare: ['prepare', '--dataset', 'coco', '--root', root, '--out', run, '--seed', String(ctx.seed)],
       features: ['features', '--run', run, ...COCO_ENCODER_FLAGS],
-      'train 1 epoch': ['train', '--run', run, '--epochs', '1', '--embed-dim', '64', '--units', '128', '--attention-units', '64',
-        '--batch-size', '64', '--val-metric', 'loss', '--quiet', '--seed', String(ctx.seed)],
+      'train 1 epoch': [
+        'train',
+        '--run',
+        run,
+        '--epochs',
+        '1',
+        '--embed-dim',
+        '64',
+        '--units',
+        '128',
+        '--attention-units',
+        '64',
+        '--batch-size',
+        '64',
+        '--val-metric',
+        'loss',
+        '--quiet',
+        '--seed',
+        String(ctx.seed),
+      ],
     };
     const perImage: Record<string, number> = {};
     for (const step of STEPS) {
@@ -136,7 +205,10 @@ export async function cocoCampaign(ctx: CampaignContext, scales: Scale[]): Promi
       perImage[step] = m.seconds / images;
       ctx.log(`coco ${scale.label} ${step}: ${m.seconds.toFixed(1)} s, peak RSS ${m.peakMB.toFixed(0)} MB`);
       rows.push({
-        scenario: 'coco', subject: `${scale.label} ${step}`, trials: images, ok: '-',
+        scenario: 'coco',
+        subject: `${scale.label} ${step}`,
+        trials: images,
+        ok: '-',
         figures: `${m.seconds.toFixed(1)} s, ${(units / m.seconds).toFixed(0)} ${step.startsWith('train') ? 'captions' : 'img'}/s, peak RSS ${m.peakMB.toFixed(0)} MB`,
         failures: '',
       });
@@ -145,11 +217,15 @@ export async function cocoCampaign(ctx: CampaignContext, scales: Scale[]): Promi
     fs.rmSync(base, { recursive: true, force: true }); // the whole size's features take 5.7 GB
   }
   if (trainPeaks.length > 1) {
-    const small = trainPeaks[0], big = trainPeaks.at(-1)!;
+    const small = trainPeaks[0],
+      big = trainPeaks.at(-1)!;
     const ratio = big.mb / small.mb;
     const cost = STEPS.map((s) => `${s.split(' ')[0]} ${(big.perImage[s] / small.perImage[s]).toFixed(2)}x`).join(', ');
     rows.push({
-      scenario: 'coco', subject: `${big.label} vs ${small.label}`, trials: trainPeaks.length, ok: ratio <= 1.5 ? 'yes' : 'no',
+      scenario: 'coco',
+      subject: `${big.label} vs ${small.label}`,
+      trials: trainPeaks.length,
+      ok: ratio <= 1.5 ? 'yes' : 'no',
       figures: `training peak RSS ${ratio.toFixed(2)}x (limit 1.5x); seconds per image ${cost} (1.00x = linear)`,
       failures: ratio <= 1.5 ? '' : `training peak RSS grew ${ratio.toFixed(2)}x`,
     });

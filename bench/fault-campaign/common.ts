@@ -70,19 +70,42 @@ export function runSat(ctx: CampaignContext, args: string[], opts: SatRunOptions
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0], argv.slice(1), {
-      cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env }, detached: true,
+      cwd: REPO,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...opts.env },
+      detached: true,
     });
-    let stdout = '', stderr = '', killed = false;
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    const timer = opts.killAfterMs === undefined ? null : setTimeout(() => {
-      killed = true;
-      try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* already gone */ }
-    }, opts.killAfterMs);
+    let stdout = '',
+      stderr = '',
+      killed = false;
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const timer =
+      opts.killAfterMs === undefined
+        ? null
+        : setTimeout(() => {
+            killed = true;
+            try {
+              process.kill(-child.pid!, 'SIGKILL');
+            } catch {
+              /* already gone */
+            }
+          }, opts.killAfterMs);
     child.on('error', reject);
     child.on('close', (code, signal) => {
       if (timer) clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, seconds: (performance.now() - t0) / 1000, killed: killed && code === null });
+      resolve({
+        code,
+        signal,
+        stdout,
+        stderr,
+        seconds: (performance.now() - t0) / 1000,
+        killed: killed && code === null,
+      });
     });
   });
 }
@@ -90,7 +113,8 @@ export function runSat(ctx: CampaignContext, args: string[], opts: SatRunOptions
 /** Run `sat ARGS` and throw with its output when it does not exit 0 (for the campaign's own setup steps). */
 export async function runSatOk(ctx: CampaignContext, args: string[], opts: SatRunOptions = {}): Promise<SatRun> {
   const r = await runSat(ctx, args, opts);
-  if (r.code !== 0) throw new Error(`sat ${args.join(' ')} failed (exit ${r.code ?? r.signal}):\n${r.stderr.slice(-3000)}`);
+  if (r.code !== 0)
+    throw new Error(`sat ${args.join(' ')} failed (exit ${r.code ?? r.signal}):\n${r.stderr.slice(-3000)}`);
   return r;
 }
 
@@ -106,7 +130,10 @@ export function judgeFailure(r: SatRun): 'clear' | 'stack' | 'silent' | 'signal'
 
 /** The last line of stderr that says something (the error message), cut to `max` characters. */
 export function lastMessage(stderr: string, max = 160): string {
-  const lines = stderr.split('\n').map((l) => l.trim()).filter((l) => l && !/^at /.test(l) && !/^\^+$/.test(l));
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !/^at /.test(l) && !/^\^+$/.test(l));
   const line = lines.find((l) => l.startsWith('sat:') || /Error/.test(l)) ?? lines.at(-1) ?? '';
   return line.length > max ? line.slice(0, max - 1) + '…' : line;
 }
@@ -136,20 +163,33 @@ export function copyDir(from: string, to: string): void {
 }
 
 /** Total bytes of the regular files under dir. */
-export const dirBytes = (dir: string): number => listFiles(dir).reduce((s, f) => s + fs.statSync(path.join(dir, f)).size, 0);
+export const dirBytes = (dir: string): number =>
+  listFiles(dir).reduce((s, f) => s + fs.statSync(path.join(dir, f)).size, 0);
 
 /** "a (2), b (1)": counts of equal strings, most frequent first. */
 export function tally(items: string[]): string {
   const m = new Map<string, number>();
   for (const it of items) m.set(it, (m.get(it) ?? 0) + 1);
-  return [...m].sort((a, b) => b[1] - a[1]).map(([k, n]) => (n > 1 ? `${k} (x${n})` : k)).join('; ');
+  return [...m]
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, n]) => (n > 1 ? `${k} (x${n})` : k))
+    .join('; ');
 }
 
 /** Rows as one aligned text table; the `failures` cell, often long, comes last and is not padded. */
 export function formatTable(rows: Row[]): string {
-  const head: Row = { scenario: 'scenario', subject: 'subject', trials: 'trials', ok: 'ok', figures: 'figures', failures: 'failures' };
+  const head: Row = {
+    scenario: 'scenario',
+    subject: 'subject',
+    trials: 'trials',
+    ok: 'ok',
+    figures: 'figures',
+    failures: 'failures',
+  };
   const cols = ['scenario', 'subject', 'trials', 'ok', 'figures'] as const;
-  const width = Object.fromEntries(cols.map((c) => [c, Math.max(...[head, ...rows].map((r) => String(r[c]).length))])) as Record<(typeof cols)[number], number>;
+  const width = Object.fromEntries(
+    cols.map((c) => [c, Math.max(...[head, ...rows].map((r) => String(r[c]).length))]),
+  ) as Record<(typeof cols)[number], number>;
   const line = (r: Row) => cols.map((c) => String(r[c]).padEnd(width[c])).join('  ') + '  ' + (r.failures || '-');
   return [line(head), ...rows.map(line)].join('\n');
 }

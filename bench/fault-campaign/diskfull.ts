@@ -18,10 +18,28 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Rng } from '../../src/util/rng.js';
-import { copyDir, dirBytes, judgeFailure, lastMessage, listFiles, runSat, runSatOk, tally, type CampaignContext, type Row, type SatRun } from './common.js';
+import {
+  copyDir,
+  dirBytes,
+  judgeFailure,
+  lastMessage,
+  listFiles,
+  runSat,
+  runSatOk,
+  tally,
+  type CampaignContext,
+  type Row,
+  type SatRun,
+} from './common.js';
 import { storeOf, type ShapesFixture } from './fixture.js';
 import {
-  bundleHealth, bundlesDiffer, checkpointHealth, checkpointsDiffer, featureStoreHealth, featureStoresDiffer, strayFiles,
+  bundleHealth,
+  bundlesDiffer,
+  checkpointHealth,
+  checkpointsDiffer,
+  featureStoreHealth,
+  featureStoresDiffer,
+  strayFiles,
 } from './inspect.js';
 
 export type DiskMode = 'fsize' | 'tmpfs';
@@ -66,23 +84,34 @@ async function diskTargets(ctx: CampaignContext, fx: ShapesFixture): Promise<Rec
       rerunArgs: (dir) => fx.featuresArgs(dir),
       health: async (dir) => featureStoreHealth(storeOf(dir)),
       differs: (dir) => featureStoresDiffer(storeOf(dir), storeOf(fx.run)),
-      outputBytes: dirBytes(storeOf(fx.run)), largestFile: largest(storeOf(fx.run)), fileSizes: sizes(storeOf(fx.run)),
+      outputBytes: dirBytes(storeOf(fx.run)),
+      largestFile: largest(storeOf(fx.run)),
+      fileSizes: sizes(storeOf(fx.run)),
       roomNeeded: (dir) => dirBytes(storeOf(fx.run)) - dirBytes(storeOf(dir)), // the store only grows
     },
     train: {
       prepare: (dir) => copyDir(halfCheckpoints, dir),
-      args: resume, rerunArgs: resume,
-      health: async (dir) => [...checkpointHealth(dir), ...strayFiles(dir, 'checkpoints').map((f) => `left over: ${f}`)],
+      args: resume,
+      rerunArgs: resume,
+      health: async (dir) => [
+        ...checkpointHealth(dir),
+        ...strayFiles(dir, 'checkpoints').map((f) => `left over: ${f}`),
+      ],
       differs: (dir) => checkpointsDiffer(dir, fx.checkpoints),
-      outputBytes: dirBytes(fx.checkpoints), largestFile: largest(fx.checkpoints), fileSizes: sizes(fx.checkpoints),
+      outputBytes: dirBytes(fx.checkpoints),
+      largestFile: largest(fx.checkpoints),
+      fileSizes: sizes(fx.checkpoints),
       roomNeeded: () => largest(fx.checkpoints), // a new checkpoint beside the old one until the rename
     },
     export: {
       prepare: (dir) => copyDir(previousBundle, dir),
-      args: (dir) => fx.exportArgs(dir), rerunArgs: (dir) => fx.exportArgs(dir),
+      args: (dir) => fx.exportArgs(dir),
+      rerunArgs: (dir) => fx.exportArgs(dir),
       health: async (dir) => [...(await bundleHealth(dir)), ...strayFiles(dir, 'bundle').map((f) => `left over: ${f}`)],
       differs: (dir) => bundlesDiffer(dir, fx.bundle),
-      outputBytes: dirBytes(fx.bundle), largestFile: largest(fx.bundle), fileSizes: sizes(fx.bundle),
+      outputBytes: dirBytes(fx.bundle),
+      largestFile: largest(fx.bundle),
+      fileSizes: sizes(fx.bundle),
       roomNeeded: (dir) => Math.max(dirBytes(fx.bundle) - dirBytes(dir), largest(fx.bundle)),
     },
   };
@@ -100,25 +129,38 @@ export function canMountTmpfs(dir: string): boolean {
   }
 }
 
-const usedBytes = (dir: string) => { const s = fs.statfsSync(dir); return (s.blocks - s.bfree) * s.bsize; };
+const usedBytes = (dir: string) => {
+  const s = fs.statfsSync(dir);
+  return (s.blocks - s.bfree) * s.bsize;
+};
 const setTmpfsSize = (dir: string, bytes: number) =>
   execFileSync('mount', ['-o', `remount,size=${Math.ceil(bytes / 4096) * 4096}`, dir], { stdio: 'ignore' });
 
-interface Trial { outcome: 'completed' | 'refused' | 'failed'; problems: string[]; broken: number; run: SatRun; limit: string }
+interface Trial {
+  outcome: 'completed' | 'refused' | 'failed';
+  problems: string[];
+  broken: number;
+  run: SatRun;
+  limit: string;
+}
 
 /** Run the command once against the limit; `mount` is the trial's folder (a tmpfs mount point in tmpfs mode). */
 async function diskTrial(ctx: CampaignContext, t: DiskTarget, mode: DiskMode, mount: string, rng: Rng): Promise<Trial> {
   const dir = path.join(mount, 'target'); // inside the mount point, which cannot itself be removed or replaced
   fs.mkdirSync(mount, { recursive: true });
   const roomy = Math.ceil((4 * t.outputBytes + 4 * 2 ** 20) / 4096) * 4096;
-  if (mode === 'tmpfs') execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${roomy}`, 'tmpfs', mount], { stdio: 'ignore' });
+  if (mode === 'tmpfs')
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${roomy}`, 'tmpfs', mount], { stdio: 'ignore' });
   try {
     t.prepare(dir);
     let limit: string, run: SatRun;
     if (mode === 'fsize') {
       // Half log-uniform over all sizes, half 1 B-4 KiB short of one file's size (a write that ends past the limit).
       const file = t.fileSizes[rng.int(t.fileSizes.length)];
-      const bytes = rng.next() < 0.5 ? Math.round(1024 * Math.pow((1.1 * t.largestFile) / 1024, rng.next())) : Math.max(1024, file - 1 - rng.int(4096));
+      const bytes =
+        rng.next() < 0.5
+          ? Math.round(1024 * Math.pow((1.1 * t.largestFile) / 1024, rng.next()))
+          : Math.max(1024, file - 1 - rng.int(4096));
       limit = `fsize ${(bytes / 1024).toFixed(0)} KiB`;
       run = await runSat(ctx, t.args(dir), { fileSizeLimit: bytes });
     } else {
@@ -135,9 +177,15 @@ async function diskTrial(ctx: CampaignContext, t: DiskTarget, mode: DiskMode, mo
       return { outcome: problems.length ? 'failed' : 'completed', problems, broken: broken.length, run, limit };
     }
     const how = judgeFailure(run);
-    if (how !== 'clear') problems.push(how === 'stack' ? `stack trace (${lastMessage(run.stderr, 100)})` : `${how} failure (exit ${run.code ?? run.signal})`);
+    if (how !== 'clear')
+      problems.push(
+        how === 'stack'
+          ? `stack trace (${lastMessage(run.stderr, 100)})`
+          : `${how} failure (exit ${run.code ?? run.signal})`,
+      );
     const rerun = await runSat(ctx, t.rerunArgs(dir));
-    if (rerun.code !== 0) problems.push(`rerun without the limit: exit ${rerun.code ?? rerun.signal} (${lastMessage(rerun.stderr, 100)})`);
+    if (rerun.code !== 0)
+      problems.push(`rerun without the limit: exit ${rerun.code ?? rerun.signal} (${lastMessage(rerun.stderr, 100)})`);
     else problems.push(...t.differs(dir).map((d) => `rerun without the limit: ${d}`));
     return { outcome: problems.length ? 'failed' : 'refused', problems, broken: broken.length, run, limit };
   } finally {
@@ -145,7 +193,12 @@ async function diskTrial(ctx: CampaignContext, t: DiskTarget, mode: DiskMode, mo
   }
 }
 
-export async function diskFullCampaign(ctx: CampaignContext, fx: ShapesFixture, n: number, modes: DiskMode[]): Promise<Row[]> {
+export async function diskFullCampaign(
+  ctx: CampaignContext,
+  fx: ShapesFixture,
+  n: number,
+  modes: DiskMode[],
+): Promise<Row[]> {
   const rng = new Rng(ctx.seed + 2);
   const all = await diskTargets(ctx, fx);
   const rows: Row[] = [];
@@ -155,18 +208,27 @@ export async function diskFullCampaign(ctx: CampaignContext, fx: ShapesFixture, 
       const mode = modes[i % modes.length];
       const dir = path.join(ctx.work, 'diskfull', `${subject}-${i}`);
       const trial = await diskTrial(ctx, all[subject], mode, dir, rng).catch((e: Error): Trial => ({
-        outcome: 'failed', problems: [`campaign error: ${e.message.split('\n')[0]}`], broken: 0, limit: '?',
+        outcome: 'failed',
+        problems: [`campaign error: ${e.message.split('\n')[0]}`],
+        broken: 0,
+        limit: '?',
         run: { code: null, signal: null, stdout: '', stderr: '', seconds: 0, killed: false },
       }));
       trials.push(trial);
-      ctx.log(`disk full ${subject} #${i} (${trial.limit}): exit ${trial.run.code ?? trial.run.signal}, ${trial.outcome}` +
-        `${trial.run.code !== 0 ? `, said "${lastMessage(trial.run.stderr, 200)}"` : ''}${trial.problems.length ? `: ${trial.problems.join('; ')}` : ''}`);
+      ctx.log(
+        `disk full ${subject} #${i} (${trial.limit}): exit ${trial.run.code ?? trial.run.signal}, ${trial.outcome}` +
+          `${trial.run.code !== 0 ? `, said "${lastMessage(trial.run.stderr, 200)}"` : ''}${trial.problems.length ? `: ${trial.problems.join('; ')}` : ''}`,
+      );
       fs.rmSync(dir, { recursive: true, force: true });
     }
     const count = (o: Trial['outcome']) => trials.filter((t) => t.outcome === o).length;
     rows.push({
-      scenario: 'disk full', subject: `sat ${subject}`, trials: n, ok: count('completed') + count('refused'),
-      figures: `${count('completed')} completed, ${count('refused')} refused cleanly, ${count('failed')} failed; ` +
+      scenario: 'disk full',
+      subject: `sat ${subject}`,
+      trials: n,
+      ok: count('completed') + count('refused'),
+      figures:
+        `${count('completed')} completed, ${count('refused')} refused cleanly, ${count('failed')} failed; ` +
         `${trials.reduce((s, t) => s + t.broken, 0)} file(s) left unreadable/stray`,
       failures: tally(trials.flatMap((t) => t.problems)), // each trial's message is in the log (stderr)
     });

@@ -46,21 +46,61 @@ export async function makeShapesFixture(ctx: CampaignContext, opts: FixtureOptio
   const checkpoints = path.join(root, 'checkpoints');
   const bundle = path.join(root, 'bundle');
   const featuresArgs = (r: string) => ['features', '--run', r, ...ENCODER_FLAGS];
-  const trainArgs = (c: string, epochs = opts.epochs) => ['train', '--run', run, '--checkpoints', c,
-    '--embed-dim', '16', '--units', '32', '--attention-units', '16', '--batch-size', '16', '--epochs', String(epochs),
-    '--val-metric', 'loss', '--early-stop-patience', '0', '--checkpoint-minutes', '0.005', '--seed', String(ctx.seed), '--quiet'];
+  const trainArgs = (c: string, epochs = opts.epochs) => [
+    'train',
+    '--run',
+    run,
+    '--checkpoints',
+    c,
+    '--embed-dim',
+    '16',
+    '--units',
+    '32',
+    '--attention-units',
+    '16',
+    '--batch-size',
+    '16',
+    '--epochs',
+    String(epochs),
+    '--val-metric',
+    'loss',
+    '--early-stop-patience',
+    '0',
+    '--checkpoint-minutes',
+    '0.005',
+    '--seed',
+    String(ctx.seed),
+    '--quiet',
+  ];
   const exportArgs = (out: string, model = checkpoints) => ['export', '--model', model, '--out', out];
 
-  ctx.log(`fixture: ${opts.images} shapes images, features, ${opts.epochs}-epoch training, export (each twice) in ${root}`);
-  await runSatOk(ctx, ['prepare', '--dataset', 'shapes', '--out', prepared, '--images', String(opts.images),
-    '--image-size', '64', '--seed', String(ctx.seed), '--force']);
+  ctx.log(
+    `fixture: ${opts.images} shapes images, features, ${opts.epochs}-epoch training, export (each twice) in ${root}`,
+  );
+  await runSatOk(ctx, [
+    'prepare',
+    '--dataset',
+    'shapes',
+    '--out',
+    prepared,
+    '--images',
+    String(opts.images),
+    '--image-size',
+    '64',
+    '--seed',
+    String(ctx.seed),
+    '--force',
+  ]);
 
   copyDir(prepared, run);
   const features = await runSatOk(ctx, featuresArgs(run));
   const again = path.join(root, 'repeat-run');
   copyDir(prepared, again);
   await runSatOk(ctx, featuresArgs(again));
-  const featuresDiffer = featureStoresDiffer(path.join(again, 'features', ENCODER_ID), path.join(run, 'features', ENCODER_ID));
+  const featuresDiffer = featureStoresDiffer(
+    path.join(again, 'features', ENCODER_ID),
+    path.join(run, 'features', ENCODER_ID),
+  );
 
   fs.rmSync(checkpoints, { recursive: true, force: true });
   const train = await runSatOk(ctx, trainArgs(checkpoints));
@@ -74,14 +114,26 @@ export async function makeShapesFixture(ctx: CampaignContext, opts: FixtureOptio
   await runSatOk(ctx, exportArgs(againBundle));
 
   const fixture: ShapesFixture = {
-    prepared, run, checkpoints, bundle, epochs: opts.epochs,
+    prepared,
+    run,
+    checkpoints,
+    bundle,
+    epochs: opts.epochs,
     seconds: { features: features.seconds, train: train.seconds, export: exp.seconds },
-    repeatDiffers: { features: featuresDiffer, train: checkpointsDiffer(againCkpt, checkpoints), export: bundlesDiffer(againBundle, bundle) },
-    featuresArgs, trainArgs, exportArgs,
+    repeatDiffers: {
+      features: featuresDiffer,
+      train: checkpointsDiffer(againCkpt, checkpoints),
+      export: bundlesDiffer(againBundle, bundle),
+    },
+    featuresArgs,
+    trainArgs,
+    exportArgs,
   };
   for (const d of [again, againCkpt, againBundle]) fs.rmSync(d, { recursive: true, force: true });
-  ctx.log(`fixture: features ${fixture.seconds.features.toFixed(1)} s, train ${fixture.seconds.train.toFixed(1)} s, ` +
-    `export ${fixture.seconds.export.toFixed(1)} s; repeat differences: ${JSON.stringify(fixture.repeatDiffers)}`);
+  ctx.log(
+    `fixture: features ${fixture.seconds.features.toFixed(1)} s, train ${fixture.seconds.train.toFixed(1)} s, ` +
+      `export ${fixture.seconds.export.toFixed(1)} s; repeat differences: ${JSON.stringify(fixture.repeatDiffers)}`,
+  );
   return fixture;
 }
 

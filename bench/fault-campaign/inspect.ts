@@ -19,7 +19,8 @@ import { listFiles, sha256File } from './common.js';
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0].slice(0, 120);
 
 export function featureStoreHealth(dir: string): string[] {
-  if (!fs.existsSync(path.join(dir, 'meta.json'))) return fs.existsSync(dir) && fs.readdirSync(dir).length > 0 ? ['meta.json missing'] : [];
+  if (!fs.existsSync(path.join(dir, 'meta.json')))
+    return fs.existsSync(dir) && fs.readdirSync(dir).length > 0 ? ['meta.json missing'] : [];
   try {
     const store = openFeatureStore(dir);
     try {
@@ -34,7 +35,8 @@ export function featureStoreHealth(dir: string): string[] {
 }
 
 export function featureStoresDiffer(dir: string, reference: string): string[] {
-  const a = openFeatureStore(dir), b = openFeatureStore(reference);
+  const a = openFeatureStore(dir),
+    b = openFeatureStore(reference);
   try {
     const ids = b.ids();
     const missing = ids.filter((id) => !a.has(id));
@@ -42,7 +44,8 @@ export function featureStoresDiffer(dir: string, reference: string): string[] {
     let differ = 0;
     for (const id of ids) {
       if (!a.has(id)) continue;
-      const x = new Uint32Array(a.read(id).buffer), y = new Uint32Array(b.read(id).buffer);
+      const x = new Uint32Array(a.read(id).buffer),
+        y = new Uint32Array(b.read(id).buffer);
       if (x.some((v, i) => v !== y[i])) differ++;
     }
     const out: string[] = [];
@@ -64,9 +67,17 @@ export function checkpointHealth(dir: string): string[] {
   for (const file of listFiles(dir)) {
     const full = path.join(dir, file);
     if (file.endsWith('.safetensors')) {
-      try { loadCheckpoint(full); } catch (e) { problems.push(`${file} does not load (${fs.statSync(full).size} bytes): ${message(e)}`); }
+      try {
+        loadCheckpoint(full);
+      } catch (e) {
+        problems.push(`${file} does not load (${fs.statSync(full).size} bytes): ${message(e)}`);
+      }
     } else if (file.endsWith('.json')) {
-      try { JSON.parse(fs.readFileSync(full, 'utf8')); } catch (e) { problems.push(`${file} is not JSON: ${message(e)}`); }
+      try {
+        JSON.parse(fs.readFileSync(full, 'utf8'));
+      } catch (e) {
+        problems.push(`${file} is not JSON: ${message(e)}`);
+      }
     }
   }
   return problems;
@@ -74,7 +85,8 @@ export function checkpointHealth(dir: string): string[] {
 
 /** Files in a checkpoints or bundle folder that are not part of it: temporaries a failed or killed writer left. */
 export function strayFiles(dir: string, kind: 'checkpoints' | 'bundle'): string[] {
-  const known = kind === 'checkpoints' ? CHECKPOINT_FILES : /^(manifest\.json|encoder\.onnx|decoder-(init|step)\.onnx)$/;
+  const known =
+    kind === 'checkpoints' ? CHECKPOINT_FILES : /^(manifest\.json|encoder\.onnx|decoder-(init|step)\.onnx)$/;
   return listFiles(dir).filter((f) => !known.test(f) && !/\.lock$/.test(f));
 }
 
@@ -86,11 +98,21 @@ function losses(c: LoadedCheckpoint): string {
 export function checkpointsDiffer(dir: string, reference: string): string[] {
   const out: string[] = [];
   for (const tag of ['latest', 'best'] as const) {
-    const file = path.join(dir, `${tag}.safetensors`), ref = path.join(reference, `${tag}.safetensors`);
+    const file = path.join(dir, `${tag}.safetensors`),
+      ref = path.join(reference, `${tag}.safetensors`);
     if (!fs.existsSync(ref)) continue;
-    if (!fs.existsSync(file)) { out.push(`${tag} missing`); continue; }
+    if (!fs.existsSync(file)) {
+      out.push(`${tag} missing`);
+      continue;
+    }
     let a: LoadedCheckpoint, b: LoadedCheckpoint;
-    try { a = loadCheckpoint(file); b = loadCheckpoint(ref); } catch (e) { out.push(`${tag}: ${message(e)}`); continue; }
+    try {
+      a = loadCheckpoint(file);
+      b = loadCheckpoint(ref);
+    } catch (e) {
+      out.push(`${tag}: ${message(e)}`);
+      continue;
+    }
     if (losses(a) !== losses(b)) out.push(`${tag}: losses or epoch differ`);
     let tensors = 0;
     for (const [name, t] of b.tensors) {
@@ -128,10 +150,14 @@ function manifestWithoutTime(file: string): string | null {
 export function bundlesDiffer(dir: string, reference: string): string[] {
   const out: string[] = [];
   for (const f of listFiles(reference)) {
-    const a = path.join(dir, f), b = path.join(reference, f);
+    const a = path.join(dir, f),
+      b = path.join(reference, f);
     if (!fs.existsSync(a)) out.push(`${f} missing`);
     else if (f === 'manifest.json' && manifestWithoutTime(a) === null) out.push('manifest.json is not JSON');
-    else if (f === 'manifest.json' ? manifestWithoutTime(a) !== manifestWithoutTime(b) : sha256File(a) !== sha256File(b)) out.push(`${f} SHA-256 differs`);
+    else if (
+      f === 'manifest.json' ? manifestWithoutTime(a) !== manifestWithoutTime(b) : sha256File(a) !== sha256File(b)
+    )
+      out.push(`${f} SHA-256 differs`);
   }
   return out;
 }

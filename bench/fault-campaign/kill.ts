@@ -10,7 +10,13 @@ import { Rng } from '../../src/util/rng.js';
 import { copyDir, lastMessage, runSat, runSatOk, tally, type CampaignContext, type Row } from './common.js';
 import { storeOf, type ShapesFixture } from './fixture.js';
 import {
-  bundleHealth, bundlesDiffer, checkpointHealth, checkpointsDiffer, featureStoreHealth, featureStoresDiffer, strayFiles,
+  bundleHealth,
+  bundlesDiffer,
+  checkpointHealth,
+  checkpointsDiffer,
+  featureStoreHealth,
+  featureStoresDiffer,
+  strayFiles,
 } from './inspect.js';
 
 type Subject = 'features' | 'train' | 'export';
@@ -36,16 +42,28 @@ function targets(fx: ShapesFixture, previousBundle: string): Record<Subject, Kil
       differs: (dir) => featureStoresDiffer(storeOf(dir), storeOf(fx.run)),
     },
     train: {
-      prepare: async (dir) => { fs.mkdirSync(dir, { recursive: true }); },
+      prepare: async (dir) => {
+        fs.mkdirSync(dir, { recursive: true });
+      },
       args: (dir) => fx.trainArgs(ckpt(dir)),
       resumeArgs: (dir) => {
         const latest = path.join(ckpt(dir), 'latest');
         if (!fs.existsSync(`${latest}.json`) && !fs.existsSync(`${latest}.safetensors`)) return fx.trainArgs(ckpt(dir));
         const progress = fs.existsSync(`${latest}.json`)
-          ? (JSON.parse(fs.readFileSync(`${latest}.json`, 'utf8')) as { progress: { epoch: number; batchInEpoch: number } }).progress : null;
-        return progress && progress.epoch >= fx.epochs && progress.batchInEpoch === 0 ? null : [...fx.trainArgs(ckpt(dir)), '--resume'];
+          ? (
+              JSON.parse(fs.readFileSync(`${latest}.json`, 'utf8')) as {
+                progress: { epoch: number; batchInEpoch: number };
+              }
+            ).progress
+          : null;
+        return progress && progress.epoch >= fx.epochs && progress.batchInEpoch === 0
+          ? null
+          : [...fx.trainArgs(ckpt(dir)), '--resume'];
       },
-      afterKill: async (dir) => [...checkpointHealth(ckpt(dir)), ...strayFiles(ckpt(dir), 'checkpoints').map((f) => `left over: ${f}`)],
+      afterKill: async (dir) => [
+        ...checkpointHealth(ckpt(dir)),
+        ...strayFiles(ckpt(dir), 'checkpoints').map((f) => `left over: ${f}`),
+      ],
       differs: (dir) => checkpointsDiffer(ckpt(dir), fx.checkpoints),
     },
     export: {
@@ -53,20 +71,30 @@ function targets(fx: ShapesFixture, previousBundle: string): Record<Subject, Kil
       prepare: async (dir) => copyDir(previousBundle, dir),
       args: (dir) => fx.exportArgs(dir),
       resumeArgs: (dir) => fx.exportArgs(dir),
-      afterKill: async (dir) => [...(await bundleHealth(dir)), ...strayFiles(dir, 'bundle').map((f) => `left over: ${f}`)],
+      afterKill: async (dir) => [
+        ...(await bundleHealth(dir)),
+        ...strayFiles(dir, 'bundle').map((f) => `left over: ${f}`),
+      ],
       differs: (dir) => bundlesDiffer(dir, fx.bundle),
     },
   };
 }
 
 /** Kill the command `at` seconds in, judge what it left, run it again and compare: the problems found. */
-async function killTrial(ctx: CampaignContext, t: KillTarget, dir: string, at: number): Promise<{ killed: boolean; trial: string[] }> {
+async function killTrial(
+  ctx: CampaignContext,
+  t: KillTarget,
+  dir: string,
+  at: number,
+): Promise<{ killed: boolean; trial: string[] }> {
   const killed = await runSat(ctx, t.args(dir), { killAfterMs: at * 1000 });
   const trial: string[] = (await t.afterKill(dir)).map((p) => `after kill: ${p.replaceAll(dir, '<dir>')}`);
-  if (!killed.killed && killed.code !== 0) trial.push(`ended before the kill with exit ${killed.code ?? killed.signal}: ${lastMessage(killed.stderr)}`);
+  if (!killed.killed && killed.code !== 0)
+    trial.push(`ended before the kill with exit ${killed.code ?? killed.signal}: ${lastMessage(killed.stderr)}`);
   const again = killed.killed ? t.resumeArgs(dir) : null;
   const resumed = again ? await runSat(ctx, again) : null;
-  if (resumed && resumed.code !== 0) trial.push(`rerun exit ${resumed.code ?? resumed.signal}: ${lastMessage(resumed.stderr)}`);
+  if (resumed && resumed.code !== 0)
+    trial.push(`rerun exit ${resumed.code ?? resumed.signal}: ${lastMessage(resumed.stderr)}`);
   else trial.push(...t.differs(dir).map((d) => `after rerun: ${d}`));
   return { killed: killed.killed, trial };
 }
@@ -80,24 +108,34 @@ export async function killCampaign(ctx: CampaignContext, fx: ShapesFixture, n: n
   for (const subject of ['features', 'train', 'export'] as const) {
     const t = all[subject];
     const failures: string[] = [];
-    let ok = 0, finishedFirst = 0;
+    let ok = 0,
+      finishedFirst = 0;
     const points: number[] = [];
     for (let i = 0; i < n; i++) {
       const dir = path.join(ctx.work, 'kill', `${subject}-${i}`);
       await t.prepare(dir);
       const at = (0.02 + 0.96 * rng.next()) * fx.seconds[subject];
       points.push(at);
-      const { killed, trial } = await killTrial(ctx, t, dir, at).catch((e: Error) => ({ killed: true, trial: [`campaign error: ${e.message.split('\n')[0]}`] }));
+      const { killed, trial } = await killTrial(ctx, t, dir, at).catch((e: Error) => ({
+        killed: true,
+        trial: [`campaign error: ${e.message.split('\n')[0]}`],
+      }));
       if (!killed) finishedFirst++;
       if (trial.length === 0) ok++;
       failures.push(...trial);
-      ctx.log(`kill ${subject} #${i} at ${at.toFixed(2)} s${killed ? '' : ' (had finished)'}: ${trial.length ? trial.join('; ') : 'ok'}`);
+      ctx.log(
+        `kill ${subject} #${i} at ${at.toFixed(2)} s${killed ? '' : ' (had finished)'}: ${trial.length ? trial.join('; ') : 'ok'}`,
+      );
       fs.rmSync(dir, { recursive: true, force: true });
     }
     const diffs = failures.filter((f) => f.startsWith('after rerun')).length;
     rows.push({
-      scenario: 'kill -9', subject: `sat ${subject}`, trials: n, ok,
-      figures: `kills at ${Math.min(...points).toFixed(1)}-${Math.max(...points).toFixed(1)} s of ${fx.seconds[subject].toFixed(1)} s` +
+      scenario: 'kill -9',
+      subject: `sat ${subject}`,
+      trials: n,
+      ok,
+      figures:
+        `kills at ${Math.min(...points).toFixed(1)}-${Math.max(...points).toFixed(1)} s of ${fx.seconds[subject].toFixed(1)} s` +
         `${finishedFirst ? ` (${finishedFirst} had finished)` : ''}; ${diffs} difference(s) after rerun; ` +
         `${failures.filter((f) => f.startsWith('after kill')).length} unloadable/stray after kill`,
       failures: tally(failures),

@@ -25,7 +25,14 @@ import { REPO, tally, type CampaignContext, type Row } from './common.js';
 const KINDS = ['good', 'bad', 'oversized', 'slow', 'malformed', 'disconnect'] as const;
 type Kind = (typeof KINDS)[number];
 /** Half of the requests are good; the rest are split evenly between the faulty kinds. */
-const WEIGHTS: Record<Kind, number> = { good: 0.5, bad: 0.1, oversized: 0.1, slow: 0.1, malformed: 0.1, disconnect: 0.1 };
+const WEIGHTS: Record<Kind, number> = {
+  good: 0.5,
+  bad: 0.1,
+  oversized: 0.1,
+  slow: 0.1,
+  malformed: 0.1,
+  disconnect: 0.1,
+};
 const EXPECTED: Record<Kind, (status: string) => boolean> = {
   good: (s) => s === '200',
   bad: (s) => /^4\d\d$/.test(s),
@@ -39,16 +46,43 @@ const SERVER_TIMEOUT_S = 10;
 /** A client gives up on any request after this long (bounded loops). */
 const CLIENT_DEADLINE_MS = (SERVER_TIMEOUT_S + 20) * 1000;
 
-export interface SoakOptions { model: string; seconds: number; concurrency: number }
+export interface SoakOptions {
+  model: string;
+  seconds: number;
+  concurrency: number;
+}
 
-interface Sample { t: number; rssMB: number; fds: number }
+interface Sample {
+  t: number;
+  rssMB: number;
+  fds: number;
+}
 /** `status`: the HTTP status, or what happened instead (closed by server, EPIPE, client deadline ...). */
-interface Outcome { kind: Kind; status: string; ms: number; variant?: string }
+interface Outcome {
+  kind: Kind;
+  status: string;
+  ms: number;
+  variant?: string;
+}
 
-export function startServer(ctx: CampaignContext, model: string): Promise<{ child: ChildProcess; url: string; stderr: () => string }> {
+export function startServer(
+  ctx: CampaignContext,
+  model: string,
+): Promise<{ child: ChildProcess; url: string; stderr: () => string }> {
   const bundle = fs.existsSync(path.join(model, 'manifest.json'));
-  const args = [...ctx.sat.slice(1), 'serve', '--model', model, '--port', '0', '--max-bytes', String(MAX_BYTES),
-    '--timeout', String(SERVER_TIMEOUT_S), ...(bundle ? ['--backend', 'onnx'] : [])];
+  const args = [
+    ...ctx.sat.slice(1),
+    'serve',
+    '--model',
+    model,
+    '--port',
+    '0',
+    '--max-bytes',
+    String(MAX_BYTES),
+    '--timeout',
+    String(SERVER_TIMEOUT_S),
+    ...(bundle ? ['--backend', 'onnx'] : []),
+  ];
   const child = spawn(ctx.sat[0], args, { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   return new Promise((resolve, reject) => {
@@ -56,9 +90,15 @@ export function startServer(ctx: CampaignContext, model: string): Promise<{ chil
     child.stderr!.on('data', (d: Buffer) => {
       stderr += d.toString();
       const m = /listening on (http:\/\/\S+)/.exec(stderr);
-      if (m) { clearTimeout(timer); resolve({ child, url: m[1], stderr: () => stderr }); }
+      if (m) {
+        clearTimeout(timer);
+        resolve({ child, url: m[1], stderr: () => stderr });
+      }
     });
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`sat serve exited (${code}) before listening:\n${stderr}`)); });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`sat serve exited (${code}) before listening:\n${stderr}`));
+    });
   });
 }
 
@@ -66,14 +106,21 @@ export function startServer(ctx: CampaignContext, model: string): Promise<{ chil
 export async function stopServer(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   child.kill('SIGTERM');
-  await new Promise((r) => { child.once('exit', r); setTimeout(r, 40_000).unref(); });
+  await new Promise((r) => {
+    child.once('exit', r);
+    setTimeout(r, 40_000).unref();
+  });
   if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 }
 
 export async function waitReady(url: string, seconds: number): Promise<void> {
   const until = Date.now() + seconds * 1000;
   while (Date.now() < until) {
-    try { if ((await fetch(`${url}/readyz`)).status === 200) return; } catch { /* not yet */ }
+    try {
+      if ((await fetch(`${url}/readyz`)).status === 200) return;
+    } catch {
+      /* not yet */
+    }
     await new Promise((r) => setTimeout(r, 500));
   }
   throw new Error(`sat serve at ${url} was not ready within ${seconds} s`);
@@ -83,10 +130,17 @@ export async function waitReady(url: string, seconds: number): Promise<void> {
  * Send `head` and `body` (all at once, or one byte every `slowMs`) over a fresh socket and read the status line
  * of the answer. `closeAfterMs`: the client hangs up then, whatever happened; `stop`: checked before each slow byte.
  */
-export function rawRequest(url: URL, head: string, body: Buffer, opts: { slowMs?: number; closeAfterMs?: number; stop?: () => boolean } = {}): Promise<string> {
+export function rawRequest(
+  url: URL,
+  head: string,
+  body: Buffer,
+  opts: { slowMs?: number; closeAfterMs?: number; stop?: () => boolean } = {},
+): Promise<string> {
   return new Promise((resolve) => {
     const socket = net.connect(Number(url.port), url.hostname);
-    let answer = '', done = false, drip: NodeJS.Timeout | null = null;
+    let answer = '',
+      done = false,
+      drip: NodeJS.Timeout | null = null;
     const finish = (status: string) => {
       if (done) return;
       done = true;
@@ -95,10 +149,16 @@ export function rawRequest(url: URL, head: string, body: Buffer, opts: { slowMs?
       socket.destroy();
       resolve(status);
     };
-    const deadline = setTimeout(() => finish(opts.closeAfterMs !== undefined ? 'closed by client' : 'client deadline'), opts.closeAfterMs ?? CLIENT_DEADLINE_MS);
+    const deadline = setTimeout(
+      () => finish(opts.closeAfterMs !== undefined ? 'closed by client' : 'client deadline'),
+      opts.closeAfterMs ?? CLIENT_DEADLINE_MS,
+    );
     socket.on('connect', () => {
       socket.write(head);
-      if (opts.slowMs === undefined) { socket.write(body); return; }
+      if (opts.slowMs === undefined) {
+        socket.write(body);
+        return;
+      }
       let i = 0;
       drip = setInterval(() => {
         if (opts.stop?.()) finish('stopped');
@@ -122,10 +182,19 @@ export const header = (url: URL, path: string, type: string, length: number) =>
 const MALFORMED = ['no boundary', 'truncated', 'long boundary'] as const;
 
 function malformedMultipart(variant: number, jpeg: Buffer): { type: string; body: Buffer } {
-  const part = (b: string) => Buffer.concat([
-    Buffer.from(`--${b}\r\nContent-Disposition: form-data; name="image"; filename="x.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`), jpeg, Buffer.from(`\r\n--${b}--\r\n`)]);
+  const part = (b: string) =>
+    Buffer.concat([
+      Buffer.from(
+        `--${b}\r\nContent-Disposition: form-data; name="image"; filename="x.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`,
+      ),
+      jpeg,
+      Buffer.from(`\r\n--${b}--\r\n`),
+    ]);
   if (variant === 0) return { type: 'multipart/form-data', body: part('x') }; // no boundary parameter
-  if (variant === 1) { const b = part('soakboundary'); return { type: 'multipart/form-data; boundary=soakboundary', body: b.subarray(0, Math.floor(b.length * 0.6)) }; }
+  if (variant === 1) {
+    const b = part('soakboundary');
+    return { type: 'multipart/form-data; boundary=soakboundary', body: b.subarray(0, Math.floor(b.length * 0.6)) };
+  }
   const long = 'b'.repeat(200);
   return { type: `multipart/form-data; boundary=${long}`, body: part(long) };
 }
@@ -133,18 +202,34 @@ function malformedMultipart(variant: number, jpeg: Buffer): { type: string; body
 async function oneRequest(kind: Kind, url: URL, jpeg: Buffer, rng: Rng, variant: number): Promise<string> {
   const endpoint = '/v1/captions?beam=1';
   switch (kind) {
-    case 'good': return rawRequest(url, header(url, endpoint, 'image/jpeg', jpeg.length), jpeg);
-    case 'bad': { const junk = Buffer.from('this is not an image '.repeat(50)); return rawRequest(url, header(url, endpoint, 'image/jpeg', junk.length), junk); }
-    case 'oversized': { const big = Buffer.alloc(2 * MAX_BYTES, 7); return rawRequest(url, header(url, endpoint, 'image/jpeg', big.length), big); }
-    case 'slow': return rawRequest(url, header(url, endpoint, 'image/jpeg', 100_000), Buffer.alloc(100_000, 1), { slowMs: 200 });
-    case 'malformed': { const m = malformedMultipart(variant, jpeg); return rawRequest(url, header(url, endpoint, m.type, m.body.length), m.body); }
-    case 'disconnect': return rawRequest(url, header(url, endpoint, 'image/jpeg', jpeg.length * 2), jpeg, { closeAfterMs: 50 + rng.int(500) });
+    case 'good':
+      return rawRequest(url, header(url, endpoint, 'image/jpeg', jpeg.length), jpeg);
+    case 'bad': {
+      const junk = Buffer.from('this is not an image '.repeat(50));
+      return rawRequest(url, header(url, endpoint, 'image/jpeg', junk.length), junk);
+    }
+    case 'oversized': {
+      const big = Buffer.alloc(2 * MAX_BYTES, 7);
+      return rawRequest(url, header(url, endpoint, 'image/jpeg', big.length), big);
+    }
+    case 'slow':
+      return rawRequest(url, header(url, endpoint, 'image/jpeg', 100_000), Buffer.alloc(100_000, 1), { slowMs: 200 });
+    case 'malformed': {
+      const m = malformedMultipart(variant, jpeg);
+      return rawRequest(url, header(url, endpoint, m.type, m.body.length), m.body);
+    }
+    case 'disconnect':
+      return rawRequest(url, header(url, endpoint, 'image/jpeg', jpeg.length * 2), jpeg, {
+        closeAfterMs: 50 + rng.int(500),
+      });
   }
 }
 
 function pickKind(rng: Rng): Kind {
   let r = rng.next();
-  for (const k of KINDS) { if ((r -= WEIGHTS[k]) < 0) return k; }
+  for (const k of KINDS) {
+    if ((r -= WEIGHTS[k]) < 0) return k;
+  }
   return 'good';
 }
 
@@ -160,17 +245,25 @@ function sampleProcess(pid: number, t: number): Sample | null {
 /** Least-squares slope of y over x (per minute when x is in seconds), NaN with fewer than 3 points. */
 function slopePerMinute(points: { x: number; y: number }[]): number {
   if (points.length < 3) return NaN;
-  const n = points.length, mx = points.reduce((s, p) => s + p.x, 0) / n, my = points.reduce((s, p) => s + p.y, 0) / n;
-  const sxy = points.reduce((s, p) => s + (p.x - mx) * (p.y - my), 0), sxx = points.reduce((s, p) => s + (p.x - mx) ** 2, 0);
+  const n = points.length,
+    mx = points.reduce((s, p) => s + p.x, 0) / n,
+    my = points.reduce((s, p) => s + p.y, 0) / n;
+  const sxy = points.reduce((s, p) => s + (p.x - mx) * (p.y - my), 0),
+    sxx = points.reduce((s, p) => s + (p.x - mx) ** 2, 0);
   return (sxy / sxx) * 60;
 }
 
 export async function soakCampaign(ctx: CampaignContext, opts: SoakOptions): Promise<Row[]> {
-  const jpeg = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 200, g: 40, b: 40 } } }).jpeg().toBuffer();
+  const jpeg = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 200, g: 40, b: 40 } } })
+    .jpeg()
+    .toBuffer();
   ctx.log(`soak: sat serve --model ${opts.model}, ${opts.concurrency} clients for ${opts.seconds} s`);
   const server = await startServer(ctx, opts.model);
-  let exited: string | null = null, stopping = false;
-  server.child.on('exit', (code, signal) => { if (!stopping) exited = `exit ${code ?? signal}`; });
+  let exited: string | null = null,
+    stopping = false;
+  server.child.on('exit', (code, signal) => {
+    if (!stopping) exited = `exit ${code ?? signal}`;
+  });
   const outcomes: Outcome[] = [];
   const samples: Sample[] = [];
   try {
@@ -178,14 +271,23 @@ export async function soakCampaign(ctx: CampaignContext, opts: SoakOptions): Pro
     const url = new URL(server.url);
     const t0 = Date.now();
     const end = t0 + opts.seconds * 1000;
-    const sampler = setInterval(() => { const s = sampleProcess(server.child.pid!, (Date.now() - t0) / 1000); if (s) samples.push(s); }, 2000);
+    const sampler = setInterval(() => {
+      const s = sampleProcess(server.child.pid!, (Date.now() - t0) / 1000);
+      if (s) samples.push(s);
+    }, 2000);
     const client = async (i: number) => {
       const rng = new Rng(ctx.seed * 1000 + i);
       while (Date.now() < end && exited === null) {
-        const kind = pickKind(rng), variant = rng.int(MALFORMED.length);
+        const kind = pickKind(rng),
+          variant = rng.int(MALFORMED.length);
         const start = performance.now();
         const status = await oneRequest(kind, url, jpeg, rng, variant);
-        outcomes.push({ kind, status, ms: performance.now() - start, ...(kind === 'malformed' ? { variant: MALFORMED[variant] } : {}) });
+        outcomes.push({
+          kind,
+          status,
+          ms: performance.now() - start,
+          ...(kind === 'malformed' ? { variant: MALFORMED[variant] } : {}),
+        });
       }
     };
     await Promise.all(Array.from({ length: opts.concurrency }, (_, i) => client(i)));
@@ -207,20 +309,41 @@ function soakRows(opts: SoakOptions, outcomes: Outcome[], samples: Sample[], exi
     let figures = `statuses: ${tally(mine.map(label)) || 'none'}`;
     if (kind === 'good' && mine.length > 0) {
       const ms = ok.map((o) => o.ms);
-      figures = `${((100 * ok.length) / mine.length).toFixed(1)}% success, p50 ${quantile(ms, 0.5).toFixed(0)} ms, p95 ${quantile(ms, 0.95).toFixed(0)} ms; ` + figures;
+      figures =
+        `${((100 * ok.length) / mine.length).toFixed(1)}% success, p50 ${quantile(ms, 0.5).toFixed(0)} ms, p95 ${quantile(ms, 0.95).toFixed(0)} ms; ` +
+        figures;
     }
-    rows.push({ scenario: 'soak', subject: kind, trials: mine.length, ok: ok.length, figures, failures: unexpected.length ? `unexpected: ${tally(unexpected)}` : '' });
+    rows.push({
+      scenario: 'soak',
+      subject: kind,
+      trials: mine.length,
+      ok: ok.length,
+      figures,
+      failures: unexpected.length ? `unexpected: ${tally(unexpected)}` : '',
+    });
   }
   const warm = samples.filter((s) => s.t >= opts.seconds / 4);
-  const first = warm[0], last = warm.at(-1);
-  const rss = slopePerMinute(warm.map((s) => ({ x: s.t, y: s.rssMB }))), fds = slopePerMinute(warm.map((s) => ({ x: s.t, y: s.fds })));
+  const first = warm[0],
+    last = warm.at(-1);
+  const rss = slopePerMinute(warm.map((s) => ({ x: s.t, y: s.rssMB }))),
+    fds = slopePerMinute(warm.map((s) => ({ x: s.t, y: s.fds })));
   const five = outcomes.filter((o) => o.status === '500').length;
   const fiveXX = outcomes.filter((o) => /^5\d\d$/.test(o.status) && o.status !== '503' && o.status !== '500').length;
   rows.push({
-    scenario: 'soak', subject: 'server', trials: samples.length, ok: exited === null && five === 0 ? 'yes' : 'no',
-    figures: `${opts.seconds} s x ${opts.concurrency} clients; 500s: ${five}; after warm-up RSS ${first?.rssMB.toFixed(0)}->${last?.rssMB.toFixed(0)} MB ` +
+    scenario: 'soak',
+    subject: 'server',
+    trials: samples.length,
+    ok: exited === null && five === 0 ? 'yes' : 'no',
+    figures:
+      `${opts.seconds} s x ${opts.concurrency} clients; 500s: ${five}; after warm-up RSS ${first?.rssMB.toFixed(0)}->${last?.rssMB.toFixed(0)} MB ` +
       `(${rss.toFixed(2)} MB/min), fds ${first?.fds}->${last?.fds} (${fds.toFixed(2)}/min); peak RSS ${Math.max(...samples.map((s) => s.rssMB)).toFixed(0)} MB`,
-    failures: [exited ? `server died during the soak (${exited})` : '', five ? `${five} answers 500` : '', fiveXX ? `${fiveXX} other 5xx (not 503)` : ''].filter(Boolean).join('; '),
+    failures: [
+      exited ? `server died during the soak (${exited})` : '',
+      five ? `${five} answers 500` : '',
+      fiveXX ? `${fiveXX} other 5xx (not 503)` : '',
+    ]
+      .filter(Boolean)
+      .join('; '),
   });
   return rows;
 }

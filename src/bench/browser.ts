@@ -38,11 +38,20 @@ export interface BrowserBenchOptions {
 
 export const BROWSER_BENCH_DEFAULTS = { count: 20, beam: 3, chromium: '/usr/bin/chromium' } as const;
 
-export interface Timing { median: number; p10: number; p90: number; n: number }
+export interface Timing {
+  median: number;
+  p10: number;
+  p90: number;
+  n: number;
+}
 export interface BrowserBenchResult {
-  bundle: string; images: number; beam: number; cores: number;
+  bundle: string;
+  images: number;
+  beam: number;
+  cores: number;
   browser: { singleThread: Timing & { threads: number }; isolated: (Timing & { threads: number }) | { error: string } };
-  onnxNode: Timing; native: Timing | null;
+  onnxNode: Timing;
+  native: Timing | null;
   captionsAgree: { browserVsOnnxNode: number; nativeVsOnnxNode: number | null };
   /** Whether --checkpoint is the file the bundle was exported from (SHA-256 in the manifest); else captions may differ. */
   checkpointIsBundleSource: boolean | null;
@@ -57,7 +66,8 @@ function stats(ms: number[]): Timing {
 /** dist/web of this package (the browser build of show-attend-tell/web). */
 function webDist(): string {
   const web = path.join(packageRoot(), 'dist', 'web');
-  if (!fs.existsSync(path.join(web, 'show-attend-tell.mjs'))) throw new UserError(`${web}/show-attend-tell.mjs is missing: run \`npm run build\` first.`);
+  if (!fs.existsSync(path.join(web, 'show-attend-tell.mjs')))
+    throw new UserError(`${web}/show-attend-tell.mjs is missing: run \`npm run build\` first.`);
   return web;
 }
 
@@ -69,12 +79,20 @@ async function chromiumDriver(): Promise<Chromium> {
     return (await import('playwright-core')).chromium;
   } catch (e) {
     if ((e as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw e;
-    throw new UserError('sat bench browser drives Chromium with playwright-core, which is not installed (it is a development ' +
-      'dependency of show-attend-tell): run `npm install playwright-core` where show-attend-tell is installed, or run from a clone with `npm ci`.');
+    throw new UserError(
+      'sat bench browser drives Chromium with playwright-core, which is not installed (it is a development ' +
+        'dependency of show-attend-tell): run `npm install playwright-core` where show-attend-tell is installed, or run from a clone with `npm ci`.',
+    );
   }
 }
 
-const page = (images: string[], beam: number, warmup: number, runs: number, isolated: boolean) => `<!doctype html><meta charset="utf-8"><pre id="out">benchmarking...</pre>
+const page = (
+  images: string[],
+  beam: number,
+  warmup: number,
+  runs: number,
+  isolated: boolean,
+) => `<!doctype html><meta charset="utf-8"><pre id="out">benchmarking...</pre>
 <script type="module">
 import { loadCaptioner } from '/web/show-attend-tell.mjs';
 try {
@@ -97,17 +115,37 @@ try {
 </script>`;
 
 /** The bench page, onnxruntime-web's files, the bundle and the images on 127.0.0.1 (random port) until closed. */
-async function benchServer(web: string, bundle: string, files: string[], html: string, isolated: boolean): Promise<{ url: string; close(): Promise<void> }> {
+async function benchServer(
+  web: string,
+  bundle: string,
+  files: string[],
+  html: string,
+  isolated: boolean,
+): Promise<{ url: string; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
     const p = decodeURIComponent(new URL(req.url!, 'http://x').pathname);
-    const headers: Record<string, string> = isolated ? { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' } : {};
+    const headers: Record<string, string> = isolated
+      ? { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' }
+      : {};
     let file: string | null = null;
-    if (p === '/') { res.writeHead(200, { ...headers, 'content-type': 'text/html' }).end(html); return; }
+    if (p === '/') {
+      res.writeHead(200, { ...headers, 'content-type': 'text/html' }).end(html);
+      return;
+    }
     if (p.startsWith('/web/')) file = path.join(web, path.basename(p));
     else if (p.startsWith('/bundle/')) file = path.join(bundle, path.basename(p));
     else if (p.startsWith('/images/')) file = files[Number(path.basename(p, path.extname(p)))] ?? null;
-    if (!file || !fs.existsSync(file)) { res.writeHead(404).end(); return; }
-    const type = p.endsWith('.mjs') ? 'text/javascript' : p.endsWith('.wasm') ? 'application/wasm' : p.endsWith('.json') ? 'application/json' : 'application/octet-stream';
+    if (!file || !fs.existsSync(file)) {
+      res.writeHead(404).end();
+      return;
+    }
+    const type = p.endsWith('.mjs')
+      ? 'text/javascript'
+      : p.endsWith('.wasm')
+        ? 'application/wasm'
+        : p.endsWith('.json')
+          ? 'application/json'
+          : 'application/octet-stream';
     res.writeHead(200, { ...headers, 'content-type': type }).end(fs.readFileSync(file));
   });
   await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
@@ -120,22 +158,47 @@ async function benchServer(web: string, bundle: string, files: string[], html: s
   };
 }
 
-async function timeInBrowser(chromium: Chromium, chromiumPath: string, web: string, bundle: string, files: string[], beam: number, isolated: boolean) {
+async function timeInBrowser(
+  chromium: Chromium,
+  chromiumPath: string,
+  web: string,
+  bundle: string,
+  files: string[],
+  beam: number,
+  isolated: boolean,
+) {
   const imageUrls = files.map((_, i) => `/images/${i}${path.extname(files[i])}`);
   const server = await benchServer(web, bundle, files, page(imageUrls, beam, 3, 2, isolated), isolated);
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-bench-chromium-'));
   try {
     const context = await chromium.launchPersistentContext(profile, {
-      executablePath: chromiumPath, headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+      executablePath: chromiumPath,
+      headless: true,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
     });
     try {
       const tab = await context.newPage();
       await tab.goto(server.url);
-      await tab.waitForFunction(() => (window as any).__result || (window as any).__error, undefined, { timeout: 600_000, polling: 500 });
+      await tab.waitForFunction(() => (window as any).__result || (window as any).__error, undefined, {
+        timeout: 600_000,
+        polling: 500,
+      });
       const error = await tab.evaluate(() => (window as any).__error);
       if (error) throw new Error(`in the browser: ${error}`);
-      return await tab.evaluate(() => (window as any).__result) as { ms: number[]; captions: string[]; threads: number; crossOriginIsolated: boolean };
+      return (await tab.evaluate(() => (window as any).__result)) as {
+        ms: number[];
+        captions: string[];
+        threads: number;
+        crossOriginIsolated: boolean;
+      };
     } finally {
       await context.close();
     }
@@ -149,7 +212,8 @@ async function timeInNode(source: string, files: string[], beam: number, opts: P
   const captioner = await loadCaptioner(source, opts);
   try {
     for (let i = 0; i < 3; i++) await captioner.caption(files[i % files.length], { beam });
-    const ms: number[] = [], captions: string[] = [];
+    const ms: number[] = [],
+      captions: string[] = [];
     for (let r = 0; r < 2; r++) {
       for (const file of files) {
         const t0 = performance.now();
@@ -167,10 +231,19 @@ async function timeInNode(source: string, files: string[], beam: number, opts: P
 export async function runBrowserBench(opts: BrowserBenchOptions): Promise<BrowserBenchResult> {
   const { bundle, beam } = opts;
   const manifest = readManifest(bundle);
-  if (!fs.existsSync(opts.images)) throw new UserError(`--images ${opts.images} does not exist: pass a folder of JPEG/PNG images.`);
+  if (!fs.existsSync(opts.images))
+    throw new UserError(`--images ${opts.images} does not exist: pass a folder of JPEG/PNG images.`);
   const chromiumPath = opts.chromium;
-  if (!fs.existsSync(chromiumPath)) throw new UserError(`${chromiumPath} does not exist: install Chromium (apt-get install chromium) or pass --chromium PATH.`);
-  const files = fs.readdirSync(opts.images).filter((f) => /\.(jpe?g|png)$/i.test(f)).sort().slice(0, opts.count).map((f) => path.join(opts.images, f));
+  if (!fs.existsSync(chromiumPath))
+    throw new UserError(
+      `${chromiumPath} does not exist: install Chromium (apt-get install chromium) or pass --chromium PATH.`,
+    );
+  const files = fs
+    .readdirSync(opts.images)
+    .filter((f) => /\.(jpe?g|png)$/i.test(f))
+    .sort()
+    .slice(0, opts.count)
+    .map((f) => path.join(opts.images, f));
   if (files.length === 0) throw new UserError(`--images ${opts.images} holds no JPEG/PNG files.`);
   const web = webDist();
   const chromium = await chromiumDriver();
@@ -184,7 +257,9 @@ export async function runBrowserBench(opts: BrowserBenchOptions): Promise<Browse
   }
   const onnxNode = await timeInNode(bundle, files, beam, { backend: 'onnx' });
   const checkpoint = opts.checkpoint;
-  const native = checkpoint ? await timeInNode(checkpoint, files, beam, { backend: 'native', encoder: opts.encoder }) : null;
+  const native = checkpoint
+    ? await timeInNode(checkpoint, files, beam, { backend: 'native', encoder: opts.encoder })
+    : null;
   const agree = (a: string[], b: string[]) => a.filter((x, i) => x === b[i]).length;
   let checkpointIsBundleSource: boolean | null = null;
   if (checkpoint) {
@@ -193,17 +268,27 @@ export async function runBrowserBench(opts: BrowserBenchOptions): Promise<Browse
   }
   return {
     checkpointIsBundleSource,
-    bundle, images: files.length, beam, cores: os.cpus().length,
+    bundle,
+    images: files.length,
+    beam,
+    cores: os.cpus().length,
     browser: { singleThread: { ...stats(single.ms), threads: single.threads }, isolated },
-    onnxNode: stats(onnxNode.ms), native: native ? stats(native.ms) : null,
-    captionsAgree: { browserVsOnnxNode: agree(single.captions, onnxNode.captions), nativeVsOnnxNode: native ? agree(native.captions, onnxNode.captions) : null },
+    onnxNode: stats(onnxNode.ms),
+    native: native ? stats(native.ms) : null,
+    captionsAgree: {
+      browserVsOnnxNode: agree(single.captions, onnxNode.captions),
+      nativeVsOnnxNode: native ? agree(native.captions, onnxNode.captions) : null,
+    },
   };
 }
 
 export function formatBrowserBench(r: BrowserBenchResult): string {
-  const row = (name: string, t: Timing | { error: string } | null) => t === null ? `${name.padEnd(44)} (not run)`
-    : 'error' in t ? `${name.padEnd(44)} failed: ${t.error}`
-    : `${name.padEnd(44)} ${t.median.toFixed(1).padStart(8)} ${t.p10.toFixed(1).padStart(8)} ${t.p90.toFixed(1).padStart(8)}   ${t.n}`;
+  const row = (name: string, t: Timing | { error: string } | null) =>
+    t === null
+      ? `${name.padEnd(44)} (not run)`
+      : 'error' in t
+        ? `${name.padEnd(44)} failed: ${t.error}`
+        : `${name.padEnd(44)} ${t.median.toFixed(1).padStart(8)} ${t.p10.toFixed(1).padStart(8)} ${t.p90.toFixed(1).padStart(8)}   ${t.n}`;
   const iso = r.browser.isolated;
   return [
     `${r.images} images x 2 runs, beam ${r.beam}, ${r.cores} cores; ms per image (decode + resize + encoder + beam search)`,
@@ -214,6 +299,8 @@ export function formatBrowserBench(r: BrowserBenchResult): string {
     row('Node, native addon + onnxruntime-node encoder', r.native),
     `captions equal to onnxruntime-node's: browser ${r.captionsAgree.browserVsOnnxNode}/${r.images}` +
       (r.captionsAgree.nativeVsOnnxNode === null ? '' : `, native ${r.captionsAgree.nativeVsOnnxNode}/${r.images}`) +
-      (r.checkpointIsBundleSource === false ? ' (--checkpoint is not the checkpoint the bundle was exported from)' : ''),
+      (r.checkpointIsBundleSource === false
+        ? ' (--checkpoint is not the checkpoint the bundle was exported from)'
+        : ''),
   ].join('\n');
 }

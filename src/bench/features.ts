@@ -36,7 +36,13 @@ export interface FeaturesBenchOptions {
   encoder: EncoderOptions;
 }
 
-export const FEATURES_BENCH_DEFAULTS = { limit: 64, batch: DEFAULT_BATCH, threads: 2, repeats: 3, python: '/usr/bin/python3' } as const;
+export const FEATURES_BENCH_DEFAULTS = {
+  limit: 64,
+  batch: DEFAULT_BATCH,
+  threads: 2,
+  repeats: 3,
+  python: '/usr/bin/python3',
+} as const;
 
 export interface FeaturesBenchResult {
   images_per_s: number;
@@ -57,7 +63,11 @@ export interface FeaturesBenchResult {
 export async function runFeaturesBench(opts: FeaturesBenchOptions): Promise<FeaturesBenchResult> {
   const { images: dir, limit, batch, threads, repeats } = opts;
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UserError(`--images ${dir}: not a folder.`);
-  const files = fs.readdirSync(dir).filter((f) => /\.jpe?g$/i.test(f)).sort().slice(0, limit);
+  const files = fs
+    .readdirSync(dir)
+    .filter((f) => /\.jpe?g$/i.test(f))
+    .sort()
+    .slice(0, limit);
   if (files.length === 0) throw new UserError(`--images ${dir} has no .jpg/.jpeg files.`);
   const images = files.map((f) => ({ id: f, path: path.resolve(dir, f) }));
 
@@ -71,8 +81,19 @@ export async function runFeaturesBench(opts: FeaturesBenchOptions): Promise<Feat
   const torchCpu: number[] = [];
   try {
     const once = async (name: string, list = images) => {
-      const res = await extractFeatures({ images: list, model, runner, dir: path.join(tmp, name), batchSize: batch, progress: false, log: () => {} });
-      if (res.stored !== list.length) throw new UserError(`bench: ${list.length - res.stored} of the images in ${dir} could not be read: ${res.skipped[0]?.reason}`);
+      const res = await extractFeatures({
+        images: list,
+        model,
+        runner,
+        dir: path.join(tmp, name),
+        batchSize: batch,
+        progress: false,
+        log: () => {},
+      });
+      if (res.stored !== list.length)
+        throw new UserError(
+          `bench: ${list.length - res.stored} of the images in ${dir} could not be read: ${res.skipped[0]?.reason}`,
+        );
       return res;
     };
     await once('warmup', images.slice(0, batch));
@@ -84,10 +105,19 @@ export async function runFeaturesBench(opts: FeaturesBenchOptions): Promise<Feat
       cpu.push((c.user + c.system) / 1e6 / images.length);
       process.stderr.write(`bench features: ours ${runs[r].toFixed(2)} img/s (repeat ${r + 1}/${repeats})\n`);
       if (torchArch) {
-        const t = await runTorch(opts.python!, { images: dir, limit, batch, threads, arch: torchArch, layer: opts.encoder.layer });
+        const t = await runTorch(opts.python!, {
+          images: dir,
+          limit,
+          batch,
+          threads,
+          arch: torchArch,
+          layer: opts.encoder.layer,
+        });
         torchRuns.push(t.images_per_s);
         torchCpu.push(t.cpu_s_per_image);
-        process.stderr.write(`bench features: PyTorch ${t.images_per_s.toFixed(2)} img/s (repeat ${r + 1}/${repeats})\n`);
+        process.stderr.write(
+          `bench features: PyTorch ${t.images_per_s.toFixed(2)} img/s (repeat ${r + 1}/${repeats})\n`,
+        );
       }
       fs.rmSync(path.join(tmp, `run${r}`), { recursive: true, force: true });
     }
@@ -98,9 +128,18 @@ export async function runFeaturesBench(opts: FeaturesBenchOptions): Promise<Feat
   const ours = median(runs);
   const torch = torchRuns.length ? median(torchRuns) : null;
   return {
-    images_per_s: round(ours), torch_images_per_s: torch === null ? null : round(torch), ratio: torch === null ? null : round(ours / torch),
-    encoder: model.spec.id, images: images.length, batch, threads, runs: runs.map(round), torch_runs: torchRuns.map(round), torch_arch: torchArch,
-    cpu_s_per_image: round(median(cpu)), torch_cpu_s_per_image: torchCpu.length ? round(median(torchCpu)) : null,
+    images_per_s: round(ours),
+    torch_images_per_s: torch === null ? null : round(torch),
+    ratio: torch === null ? null : round(ours / torch),
+    encoder: model.spec.id,
+    images: images.length,
+    batch,
+    threads,
+    runs: runs.map(round),
+    torch_runs: torchRuns.map(round),
+    torch_arch: torchArch,
+    cpu_s_per_image: round(median(cpu)),
+    torch_cpu_s_per_image: torchCpu.length ? round(median(torchCpu)) : null,
   };
 }
 
@@ -112,17 +151,32 @@ function peerArch(encoderId: string): string | null {
   return null;
 }
 
-async function runTorch(python: string, o: { images: string; limit: number; batch: number; threads: number; arch: string; layer?: string }): Promise<{ images_per_s: number; cpu_s_per_image: number }> {
-  const peer = torchPeerCommand(python, 'features_torch', ['--images', torchPeerPath(o.images), '--limit', String(o.limit),
-    '--batch', String(o.batch), '--threads', String(o.threads), '--arch', o.arch]);
+async function runTorch(
+  python: string,
+  o: { images: string; limit: number; batch: number; threads: number; arch: string; layer?: string },
+): Promise<{ images_per_s: number; cpu_s_per_image: number }> {
+  const peer = torchPeerCommand(python, 'features_torch', [
+    '--images',
+    torchPeerPath(o.images),
+    '--limit',
+    String(o.limit),
+    '--batch',
+    String(o.batch),
+    '--threads',
+    String(o.threads),
+    '--arch',
+    o.arch,
+  ]);
   if (o.arch === 'inception_v3' && o.layer) peer.args.push('--layer', o.layer);
   let stdout: string;
   try {
     ({ stdout } = await promisify(execFile)(peer.command, peer.args, { maxBuffer: 1 << 20, cwd: peer.cwd }));
   } catch (e) {
-    throw new UserError(`The PyTorch peer failed (${python} ${peer.script}): ${(e as Error).message.split('\n').slice(-3).join(' ')}\n` +
-      'Point --python at a Python with torch and torchvision (e.g. /usr/bin/python3 with the python3-torch and ' +
-      'python3-torchvision packages, or `pip install torch torchvision`), or pass --no-torch.');
+    throw new UserError(
+      `The PyTorch peer failed (${python} ${peer.script}): ${(e as Error).message.split('\n').slice(-3).join(' ')}\n` +
+        'Point --python at a Python with torch and torchvision (e.g. /usr/bin/python3 with the python3-torch and ' +
+        'python3-torchvision packages, or `pip install torch torchvision`), or pass --no-torch.',
+    );
   }
   return JSON.parse(stdout.trim().split('\n').pop()!) as { images_per_s: number; cpu_s_per_image: number };
 }
@@ -130,10 +184,14 @@ async function runTorch(python: string, o: { images: string; limit: number; batc
 const round = (x: number) => Math.round(x * 1000) / 1000;
 
 export function formatFeaturesBench(r: FeaturesBenchResult): string {
-  const lines = [`${r.encoder}: ${r.images_per_s} img/s (median of ${r.runs.length}: ${r.runs.join(', ')}), ` +
-    `${r.cpu_s_per_image} CPU s/img, ${r.images} JPEGs, batch ${r.batch}, ${r.threads} threads`];
+  const lines = [
+    `${r.encoder}: ${r.images_per_s} img/s (median of ${r.runs.length}: ${r.runs.join(', ')}), ` +
+      `${r.cpu_s_per_image} CPU s/img, ${r.images} JPEGs, batch ${r.batch}, ${r.threads} threads`,
+  ];
   if (r.torch_images_per_s !== null) {
-    lines.push(`PyTorch ${r.torch_arch}: ${r.torch_images_per_s} img/s (median of ${r.torch_runs.length}: ${r.torch_runs.join(', ')}), ${r.torch_cpu_s_per_image} CPU s/img`);
+    lines.push(
+      `PyTorch ${r.torch_arch}: ${r.torch_images_per_s} img/s (median of ${r.torch_runs.length}: ${r.torch_runs.join(', ')}), ${r.torch_cpu_s_per_image} CPU s/img`,
+    );
     lines.push(`ratio: ${r.ratio}x`);
   }
   return lines.join('\n');

@@ -38,7 +38,15 @@ export interface ServeBenchOptions {
   rounds: number;
   beam: number;
   /** Our server: sat serve --backend, --instances, --threads, --blas-threads, --max-batch, --batch-wait-ms, --max-queue. */
-  server: { backend: 'native' | 'onnx'; instances: number; threads: number; blasThreads: number; maxBatch: number; batchWaitMs: number; maxQueue: number };
+  server: {
+    backend: 'native' | 'onnx';
+    instances: number;
+    threads: number;
+    blasThreads: number;
+    maxBatch: number;
+    batchWaitMs: number;
+    maxQueue: number;
+  };
   /** torch.set_num_threads of the peer. */
   peerThreads: number;
   /** Python with torch + torchvision for the peer, or null for ours only. */
@@ -72,7 +80,13 @@ export interface ServeBenchResult {
   p95_ratio: number | null;
   p50_ratio: number | null;
   overload?: {
-    max_queue: number; burst: number; answers: Record<string, number>; hung: number; dropped: number; before: LoadStats; after: LoadStats;
+    max_queue: number;
+    burst: number;
+    answers: Record<string, number>;
+    hung: number;
+    dropped: number;
+    before: LoadStats;
+    after: LoadStats;
     after_over_before: number;
     /** Every burst answer 200 or 503 (none hung or dropped) and throughput after >= 0.8 x before (the margin is for a shared machine's noise). */
     passed: boolean;
@@ -87,16 +101,23 @@ const CLIENT_TIMEOUT_MS = 120_000;
 
 const round1 = (x: number) => Math.round(x * 10) / 10;
 
-interface Sample { ms: number; status: string; batch?: number }
+interface Sample {
+  ms: number;
+  status: string;
+  batch?: number;
+}
 
 /** One POST of `body`; never throws: failures come back as a status string. */
 async function captionOnce(url: string, body: Uint8Array<ArrayBuffer>, beam: number): Promise<Sample> {
   const t0 = performance.now();
   try {
     const r = await fetch(`${url}/v1/captions?beam=${beam}`, {
-      method: 'POST', headers: { 'content-type': 'image/jpeg' }, body, signal: AbortSignal.timeout(CLIENT_TIMEOUT_MS),
+      method: 'POST',
+      headers: { 'content-type': 'image/jpeg' },
+      body,
+      signal: AbortSignal.timeout(CLIENT_TIMEOUT_MS),
     });
-    const json = await r.json().catch(() => ({})) as { batch_size?: number };
+    const json = (await r.json().catch(() => ({}))) as { batch_size?: number };
     return { ms: performance.now() - t0, status: String(r.status), batch: json.batch_size };
   } catch (e) {
     return { ms: performance.now() - t0, status: (e as Error).name === 'TimeoutError' ? 'timeout' : 'network' };
@@ -110,13 +131,21 @@ function summarise(samples: Sample[], seconds: number): LoadStats {
   for (const s of samples) if (s.status !== '200') errors[s.status] = (errors[s.status] ?? 0) + 1;
   const batches = ok.map((s) => s.batch).filter((b): b is number => b !== undefined);
   return {
-    requests: samples.length, ok: ok.length, errors, seconds: round1(seconds),
+    requests: samples.length,
+    ok: ok.length,
+    errors,
+    seconds: round1(seconds),
     captions_per_s: Math.round((ok.length / seconds) * 100) / 100,
     latency_ms: {
-      p50: round1(quantile(latencies, 0.5)), p95: round1(quantile(latencies, 0.95)), p99: round1(quantile(latencies, 0.99)),
-      mean: round1(latencies.reduce((s, x) => s + x, 0) / Math.max(1, latencies.length)), max: round1(latencies.at(-1) ?? NaN),
+      p50: round1(quantile(latencies, 0.5)),
+      p95: round1(quantile(latencies, 0.95)),
+      p99: round1(quantile(latencies, 0.99)),
+      mean: round1(latencies.reduce((s, x) => s + x, 0) / Math.max(1, latencies.length)),
+      max: round1(latencies.at(-1) ?? NaN),
     },
-    ...(batches.length > 0 ? { mean_batch_size: Math.round((batches.reduce((s, b) => s + b, 0) / batches.length) * 100) / 100 } : {}),
+    ...(batches.length > 0
+      ? { mean_batch_size: Math.round((batches.reduce((s, b) => s + b, 0) / batches.length) * 100) / 100 }
+      : {}),
   };
 }
 
@@ -124,8 +153,14 @@ function summarise(samples: Sample[], seconds: number): LoadStats {
  * `concurrency` closed-loop clients for `seconds`: each sends the next image as soon as its previous
  * answer came. No request starts after the deadline; the ones in flight then are waited for and counted.
  */
-async function runLoad(url: string, images: Uint8Array<ArrayBuffer>[], concurrency: number, seconds: number, beam: number,
-                       onAnswer: () => void = () => undefined): Promise<{ samples: Sample[]; seconds: number }> {
+async function runLoad(
+  url: string,
+  images: Uint8Array<ArrayBuffer>[],
+  concurrency: number,
+  seconds: number,
+  beam: number,
+  onAnswer: () => void = () => undefined,
+): Promise<{ samples: Sample[]; seconds: number }> {
   const samples: Sample[] = [];
   let next = 0;
   const t0 = performance.now();
@@ -151,7 +186,13 @@ function cpuSeconds(pid: number | undefined): number {
 }
 
 /** Start a server child process; resolves with its URL once `readyLine` matches a line of its output. */
-function startChild(command: string, args: string[], readyLine: RegExp, what: string, cwd?: string): Promise<{ child: ChildProcess; url: string; line: string }> {
+function startChild(
+  command: string,
+  args: string[],
+  readyLine: RegExp,
+  what: string,
+  cwd?: string,
+): Promise<{ child: ChildProcess; url: string; line: string }> {
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd });
   let log = '';
   return new Promise((resolve, reject) => {
@@ -178,8 +219,15 @@ async function stopChild(child: ChildProcess): Promise<void> {
 }
 
 function readImages(dir: string, limit: number): Uint8Array<ArrayBuffer>[] {
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UserError(`--images ${dir}: no such folder. Pass a folder of JPEG files, e.g. ../shared/data/flickr8k/Flicker8k_Dataset.`);
-  const files = fs.readdirSync(dir).filter((f) => /\.jpe?g$/i.test(f)).sort().slice(0, limit);
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory())
+    throw new UserError(
+      `--images ${dir}: no such folder. Pass a folder of JPEG files, e.g. ../shared/data/flickr8k/Flicker8k_Dataset.`,
+    );
+  const files = fs
+    .readdirSync(dir)
+    .filter((f) => /\.jpe?g$/i.test(f))
+    .sort()
+    .slice(0, limit);
   if (files.length === 0) throw new UserError(`--images ${dir}: no .jpg files there.`);
   return files.map((f) => new Uint8Array(fs.readFileSync(path.join(dir, f))));
 }
@@ -192,24 +240,71 @@ export async function runServeBench(o: ServeBenchOptions): Promise<ServeBenchRes
 
   const maxQueue = o.server.maxQueue;
   const server = {
-    backend: o.server.backend, instances: o.server.instances, threads: o.server.threads, blas_threads: o.server.blasThreads,
-    max_batch: o.server.maxBatch, batch_wait_ms: o.server.batchWaitMs, max_queue: maxQueue,
+    backend: o.server.backend,
+    instances: o.server.instances,
+    threads: o.server.threads,
+    blas_threads: o.server.blasThreads,
+    max_batch: o.server.maxBatch,
+    batch_wait_ms: o.server.batchWaitMs,
+    max_queue: maxQueue,
   };
   const cli = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../cli.ts' : '../cli.js', import.meta.url));
-  const serveArgs = [...process.execArgv, cli, 'serve', '--model', model, '--port', '0', '--backend', server.backend, '--no-bundle', '--instances', String(server.instances),
-    '--threads', String(server.threads), '--blas-threads', String(server.blas_threads), '--max-batch', String(server.max_batch),
-    '--batch-wait-ms', String(server.batch_wait_ms), '--max-queue', String(maxQueue), '--max-beam', String(Math.max(10, beam)),
-    ...(o.encoderWeights ? ['--encoder-weights', o.encoderWeights] : [])];
-  process.stderr.write(`starting sat serve (--backend ${server.backend}, ${server.instances} instance(s), ${describeThreads(server)} each)\n`);
-  const ours = await startChild(process.execPath, serveArgs, /ready: .* page at (http:\/\/127\.0\.0\.1:\d+)\//, 'sat serve');
+  const serveArgs = [
+    ...process.execArgv,
+    cli,
+    'serve',
+    '--model',
+    model,
+    '--port',
+    '0',
+    '--backend',
+    server.backend,
+    '--no-bundle',
+    '--instances',
+    String(server.instances),
+    '--threads',
+    String(server.threads),
+    '--blas-threads',
+    String(server.blas_threads),
+    '--max-batch',
+    String(server.max_batch),
+    '--batch-wait-ms',
+    String(server.batch_wait_ms),
+    '--max-queue',
+    String(maxQueue),
+    '--max-beam',
+    String(Math.max(10, beam)),
+    ...(o.encoderWeights ? ['--encoder-weights', o.encoderWeights] : []),
+  ];
+  process.stderr.write(
+    `starting sat serve (--backend ${server.backend}, ${server.instances} instance(s), ${describeThreads(server)} each)\n`,
+  );
+  const ours = await startChild(
+    process.execPath,
+    serveArgs,
+    /ready: .* page at (http:\/\/127\.0\.0\.1:\d+)\//,
+    'sat serve',
+  );
   const { python, peerThreads: threads } = o;
   let peer: { child: ChildProcess; url: string; line: string } | null = null;
   try {
     if (python && !o.overload) {
-      const peerCommand = torchPeerCommand(python, 'serve_torch', ['--checkpoint', torchPeerPath(checkpoint), '--port', '0', '--threads', String(threads)]);
+      const peerCommand = torchPeerCommand(python, 'serve_torch', [
+        '--checkpoint',
+        torchPeerPath(checkpoint),
+        '--port',
+        '0',
+        '--threads',
+        String(threads),
+      ]);
       process.stderr.write(`starting the PyTorch peer: ${python} -m peers.serve_torch (${threads} threads)\n`);
-      peer = await startChild(peerCommand.command, peerCommand.args, /"listening": "(http:\/\/127\.0\.0\.1:\d+)"/,
-        'the PyTorch peer (point --python at a Python with torch and torchvision, or pass --no-torch)', peerCommand.cwd);
+      peer = await startChild(
+        peerCommand.command,
+        peerCommand.args,
+        /"listening": "(http:\/\/127\.0\.0\.1:\d+)"/,
+        'the PyTorch peer (point --python at a Python with torch and torchvision, or pass --no-torch)',
+        peerCommand.cwd,
+      );
     }
     const peerVersion = peer ? String(JSON.parse(peer.line).torch) : '';
     // Warm-up, not measured: first requests pay one-off costs (thread pools, allocations, lazy loading).
@@ -218,19 +313,38 @@ export async function runServeBench(o: ServeBenchOptions): Promise<ServeBenchRes
     if (o.overload) {
       const overload = await runOverload(ours.url, ours.child.pid, images, concurrency, seconds, beam, maxQueue);
       return {
-        model, images: images.length, beam, concurrency, ours: { ...overload.before, server }, peer: null, captions_per_s_ratio: null, p95_ratio: null, p50_ratio: null,
-        overload, machine: { cpus: cpus().length, loadavg_1min: [load0, loadavg()[0]] },
+        model,
+        images: images.length,
+        beam,
+        concurrency,
+        ours: { ...overload.before, server },
+        peer: null,
+        captions_per_s_ratio: null,
+        p95_ratio: null,
+        p50_ratio: null,
+        overload,
+        machine: { cpus: cpus().length, loadavg_1min: [load0, loadavg()[0]] },
       };
     }
 
     const sides = peer ? [ours, peer] : [ours];
-    const bar = new ProgressBar({ total: Math.round(seconds * sides.length), label: `serve bench (concurrency ${concurrency}, ${sides.length === 2 ? 'ours + PyTorch peer' : 'ours'})`, unit: 's' });
+    const bar = new ProgressBar({
+      total: Math.round(seconds * sides.length),
+      label: `serve bench (concurrency ${concurrency}, ${sides.length === 2 ? 'ours + PyTorch peer' : 'ours'})`,
+      unit: 's',
+    });
     const collected = sides.map(() => ({ samples: [] as Sample[], seconds: 0, cpu: 0 }));
     for (let r = 0; r < rounds; r++) {
       for (let s = 0; s < sides.length; s++) {
         let ticked = 0;
         const t0 = performance.now();
-        const timer = setInterval(() => { const now = Math.floor((performance.now() - t0) / 1000); if (now > ticked) { bar.tick(now - ticked, s === 0 ? 'ours' : 'peer'); ticked = now; } }, 250);
+        const timer = setInterval(() => {
+          const now = Math.floor((performance.now() - t0) / 1000);
+          if (now > ticked) {
+            bar.tick(now - ticked, s === 0 ? 'ours' : 'peer');
+            ticked = now;
+          }
+        }, 250);
         const cpu0 = cpuSeconds(sides[s].child.pid);
         const run = await runLoad(sides[s].url, images, concurrency, seconds / rounds, beam);
         clearInterval(timer);
@@ -248,7 +362,12 @@ export async function runServeBench(o: ServeBenchOptions): Promise<ServeBenchRes
     const peerStats = peer ? { ...stats(1), torch: peerVersion, threads } : null;
     const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100;
     return {
-      model, images: images.length, beam, concurrency, ours: oursStats, peer: peerStats,
+      model,
+      images: images.length,
+      beam,
+      concurrency,
+      ours: oursStats,
+      peer: peerStats,
       captions_per_s_ratio: peerStats ? ratio(oursStats.captions_per_s, peerStats.captions_per_s) : null,
       p95_ratio: peerStats ? ratio(oursStats.latency_ms.p95, peerStats.latency_ms.p95) : null,
       p50_ratio: peerStats ? ratio(oursStats.latency_ms.p50, peerStats.latency_ms.p50) : null,
@@ -260,8 +379,20 @@ export async function runServeBench(o: ServeBenchOptions): Promise<ServeBenchRes
   }
 }
 
-async function runOverload(url: string, pid: number | undefined, images: Uint8Array<ArrayBuffer>[], concurrency: number, seconds: number, beam: number, maxQueue: number) {
-  const bar = new ProgressBar({ total: 3, label: `overload: ${seconds / 2} s at concurrency ${concurrency}, a burst of ${4 * maxQueue}, ${seconds / 2} s again`, unit: 'phase' });
+async function runOverload(
+  url: string,
+  pid: number | undefined,
+  images: Uint8Array<ArrayBuffer>[],
+  concurrency: number,
+  seconds: number,
+  beam: number,
+  maxQueue: number,
+) {
+  const bar = new ProgressBar({
+    total: 3,
+    label: `overload: ${seconds / 2} s at concurrency ${concurrency}, a burst of ${4 * maxQueue}, ${seconds / 2} s again`,
+    unit: 'phase',
+  });
   const measured = async () => {
     const cpu0 = cpuSeconds(pid);
     const run = await runLoad(url, images, concurrency, seconds / 2, beam);
@@ -270,7 +401,9 @@ async function runOverload(url: string, pid: number | undefined, images: Uint8Ar
     return { ...stats, cpu_ms_per_caption: round1((1000 * (cpuSeconds(pid) - cpu0)) / Math.max(1, stats.ok)) };
   };
   const b = await measured();
-  const burst = await Promise.all(Array.from({ length: 4 * maxQueue }, (_, i) => captionOnce(url, images[i % images.length], beam)));
+  const burst = await Promise.all(
+    Array.from({ length: 4 * maxQueue }, (_, i) => captionOnce(url, images[i % images.length], beam)),
+  );
   const answers: Record<string, number> = {};
   for (const s of burst) answers[s.status] = (answers[s.status] ?? 0) + 1;
   bar.tick(1, JSON.stringify(answers));
@@ -279,16 +412,26 @@ async function runOverload(url: string, pid: number | undefined, images: Uint8Ar
   const afterOverBefore = Math.round((a.captions_per_s / b.captions_per_s) * 100) / 100;
   const onlyOkOr503 = Object.keys(answers).every((status) => status === '200' || status === '503');
   return {
-    max_queue: maxQueue, burst: burst.length, answers, hung: answers.timeout ?? 0, dropped: answers.network ?? 0,
-    before: b, after: a, after_over_before: afterOverBefore, passed: onlyOkOr503 && afterOverBefore >= 0.8,
+    max_queue: maxQueue,
+    burst: burst.length,
+    answers,
+    hung: answers.timeout ?? 0,
+    dropped: answers.network ?? 0,
+    before: b,
+    after: a,
+    after_over_before: afterOverBefore,
+    passed: onlyOkOr503 && afterOverBefore >= 0.8,
   };
 }
 
 const describeThreads = (s: Record<string, number | string>) =>
-  s.backend === 'native' ? `${s.threads} onnxruntime + ${s.blas_threads} BLAS threads` : `${s.threads} onnxruntime threads`;
+  s.backend === 'native'
+    ? `${s.threads} onnxruntime + ${s.blas_threads} BLAS threads`
+    : `${s.threads} onnxruntime threads`;
 
 export function formatServeBench(r: ServeBenchResult): string {
-  const line = (name: string, s: LoadStats) => `  ${name.padEnd(22)} ${s.captions_per_s.toFixed(2).padStart(7)} captions/s   p50 ${s.latency_ms.p50.toFixed(0).padStart(5)} ms   ` +
+  const line = (name: string, s: LoadStats) =>
+    `  ${name.padEnd(22)} ${s.captions_per_s.toFixed(2).padStart(7)} captions/s   p50 ${s.latency_ms.p50.toFixed(0).padStart(5)} ms   ` +
     `p95 ${s.latency_ms.p95.toFixed(0).padStart(5)} ms   p99 ${s.latency_ms.p99.toFixed(0).padStart(5)} ms   ${s.ok}/${s.requests} ok` +
     `${Object.keys(s.errors).length ? `, errors ${JSON.stringify(s.errors)}` : ''}${s.mean_batch_size ? `, mean batch ${s.mean_batch_size}` : ''}` +
     `${s.cpu_ms_per_caption !== undefined ? `, ${s.cpu_ms_per_caption.toFixed(0)} CPU-ms/caption` : ''}`;
@@ -299,16 +442,23 @@ export function formatServeBench(r: ServeBenchResult): string {
   ];
   if (r.overload) {
     const o = r.overload;
-    lines.push(line('before the burst', o.before), line('after the burst', o.after),
+    lines.push(
+      line('before the burst', o.before),
+      line('after the burst', o.after),
       `  burst of ${o.burst} (4 x --max-queue ${o.max_queue}): ${JSON.stringify(o.answers)}; hung ${o.hung}, dropped ${o.dropped}; after/before throughput ${o.after_over_before}`,
-      `  ${o.passed ? 'PASS' : 'FAIL'}: every answer 200 or 503, none hung or dropped, throughput after >= 0.8 x before`);
+      `  ${o.passed ? 'PASS' : 'FAIL'}: every answer 200 or 503, none hung or dropped, throughput after >= 0.8 x before`,
+    );
   } else {
     lines.push(line('sat serve', r.ours));
     if (r.peer) {
       lines.push(line(`PyTorch peer (${r.peer.threads} thr)`, r.peer));
-      lines.push(`  ours / peer: ${r.captions_per_s_ratio}x captions/s, p50 ${r.p50_ratio}x, p95 ${r.p95_ratio}x (latency: lower is better)`);
+      lines.push(
+        `  ours / peer: ${r.captions_per_s_ratio}x captions/s, p50 ${r.p50_ratio}x, p95 ${r.p95_ratio}x (latency: lower is better)`,
+      );
     }
   }
-  lines.push(`  (${r.machine.cpus} CPUs, 1-min load average ${r.machine.loadavg_1min[0].toFixed(1)} -> ${r.machine.loadavg_1min[1].toFixed(1)}; sides alternate in rounds)`);
+  lines.push(
+    `  (${r.machine.cpus} CPUs, 1-min load average ${r.machine.loadavg_1min[0].toFixed(1)} -> ${r.machine.loadavg_1min[1].toFixed(1)}; sides alternate in rounds)`,
+  );
   return lines.join('\n');
 }

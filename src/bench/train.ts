@@ -36,15 +36,37 @@ export interface TrainBenchOptions {
   profile?: boolean;
 }
 
-export const TRAIN_BENCH_DEFAULTS = { batch: 64, steps: 16, repeats: 5, threads: 2, python: '/usr/bin/python3' } as const;
+export const TRAIN_BENCH_DEFAULTS = {
+  batch: 64,
+  steps: 16,
+  repeats: 5,
+  threads: 2,
+  python: '/usr/bin/python3',
+} as const;
 const SHAPES = { locations: 64, channels: 2048, vocabSize: 5001 };
 /** Roof products as M x K x N: 1024^3, then the model's fc2 (rows x U x V), feature projection (B*L x C x E), and a per-step product. */
-export const ROOF_SHAPES: readonly [number, number, number][] = [[1024, 1024, 1024], [1024, 512, 5001], [4096, 2048, 256], [64, 1024, 1536]];
+export const ROOF_SHAPES: readonly [number, number, number][] = [
+  [1024, 1024, 1024],
+  [1024, 512, 5001],
+  [4096, 2048, 256],
+  [64, 1024, 1536],
+];
 export const TRAIN_BENCH_SIDES = ['cblas/fp32', 'onednn/fp32', 'onednn/bf16'] as const;
 export type TrainBenchSide = (typeof TRAIN_BENCH_SIDES)[number];
 
-export interface Timing { step_s: number[]; median_step_s: number; tokens_per_s: number; gflops: number; median_cpu_s: number }
-export interface Roof { backend: GemmBackend; precision: Precision; shapes: Record<string, number>; roof_gflops: number }
+export interface Timing {
+  step_s: number[];
+  median_step_s: number;
+  tokens_per_s: number;
+  gflops: number;
+  median_cpu_s: number;
+}
+export interface Roof {
+  backend: GemmBackend;
+  precision: Precision;
+  shapes: Record<string, number>;
+  roof_gflops: number;
+}
 
 export interface TrainBenchResult {
   config: ModelConfig & { batch: number; steps: number };
@@ -83,11 +105,15 @@ export function trainBenchSides(spec?: string): TrainBenchSide[] {
   const built = loadBinding().gemmInfo().built;
   const bf16Why = bf16Unavailable();
   if (spec === undefined) {
-    return TRAIN_BENCH_SIDES.filter((s) => built.includes(s.split('/')[0] as GemmBackend) && (s !== 'onednn/bf16' || !bf16Why));
+    return TRAIN_BENCH_SIDES.filter(
+      (s) => built.includes(s.split('/')[0] as GemmBackend) && (s !== 'onednn/bf16' || !bf16Why),
+    );
   }
   return spec.split(',').map((s) => {
-    if (!TRAIN_BENCH_SIDES.includes(s as TrainBenchSide)) throw new UserError(`--train-sides: "${s}" is not one of ${TRAIN_BENCH_SIDES.join(', ')}.`);
-    if (!built.includes(s.split('/')[0] as GemmBackend)) throw new UserError(`--train-sides ${s}: this build has only ${built.join(', ')}.`);
+    if (!TRAIN_BENCH_SIDES.includes(s as TrainBenchSide))
+      throw new UserError(`--train-sides: "${s}" is not one of ${TRAIN_BENCH_SIDES.join(', ')}.`);
+    if (!built.includes(s.split('/')[0] as GemmBackend))
+      throw new UserError(`--train-sides ${s}: this build has only ${built.join(', ')}.`);
     if (s === 'onednn/bf16' && bf16Why) throw new UserError(`--train-sides ${s}: ${bf16Why}.`);
     return s as TrainBenchSide;
   });
@@ -105,7 +131,8 @@ export async function runTrainBench(opts: TrainBenchOptions): Promise<TrainBench
   let measured: Measurements;
   try {
     native.setThreads(threads, threads);
-    for (const side of sides) models.set(side, createModel(config, { seed: 1, precision: side.split('/')[1] as Precision }));
+    for (const side of sides)
+      models.set(side, createModel(config, { seed: 1, precision: side.split('/')[1] as Precision }));
     if (opts.python !== null) peer = await startTorchPeer(opts.python, config, B, T, threads);
     measured = await measureRounds(models, peer, config, opts);
   } finally {
@@ -130,8 +157,12 @@ interface Measurements {
  * Round 0 warms every side up, then `repeats` timed rounds: one step of every side, in an order that rotates
  * between rounds, then the roof products.
  */
-async function measureRounds(models: Map<TrainBenchSide, CaptionModel>, peer: TorchPeer | null, config: ModelConfig,
-                             opts: TrainBenchOptions): Promise<Measurements> {
+async function measureRounds(
+  models: Map<TrainBenchSide, CaptionModel>,
+  peer: TorchPeer | null,
+  config: ModelConfig,
+  opts: TrainBenchOptions,
+): Promise<Measurements> {
   const { batch: B, steps: T, repeats } = opts;
   const profiling = opts.profile === true;
   const native = loadBinding();
@@ -142,14 +173,16 @@ async function measureRounds(models: Map<TrainBenchSide, CaptionModel>, peer: To
   const m: Measurements = { times: new Map(), roofGflops: new Map(), profiles: new Map() };
   const record = (key: string, wall: number, cpu: number) => {
     const t = m.times.get(key) ?? { wall: [], cpu: [] };
-    t.wall.push(wall); t.cpu.push(cpu);
+    t.wall.push(wall);
+    t.cpu.push(cpu);
     m.times.set(key, t);
   };
   const ourStep = (side: TrainBenchSide, timed: boolean) => {
     native.setGemmBackend(side.split('/')[0] as GemmBackend);
     native.setProfiling(profiling && timed);
     native.profile();
-    const t0 = performance.now(), c0 = process.cpuUsage();
+    const t0 = performance.now(),
+      c0 = process.cpuUsage();
     models.get(side)!.trainStep(batch, { learningRate: 1e-3 });
     const c = process.cpuUsage(c0);
     if (!timed) return;
@@ -175,7 +208,11 @@ async function measureRounds(models: Map<TrainBenchSide, CaptionModel>, peer: To
   };
 
   const order: string[] = [...models.keys(), ...(peer ? ['torch/fp32', 'torch/bf16'] : [])];
-  const bar = new ProgressBar({ total: repeats + 1, label: `train bench rounds (${order.join(', ')}, roofs)`, unit: 'round' });
+  const bar = new ProgressBar({
+    total: repeats + 1,
+    label: `train bench rounds (${order.join(', ')}, roofs)`,
+    unit: 'round',
+  });
   try {
     for (let round = 0; round <= repeats; round++) {
       const timed = round > 0;
@@ -188,7 +225,13 @@ async function measureRounds(models: Map<TrainBenchSide, CaptionModel>, peer: To
         }
       }
       measureRoofs(timed);
-      bar.tick(1, order.filter((s) => m.times.has(s)).map((s) => `${s} ${m.times.get(s)!.wall.at(-1)!.toFixed(2)} s`).join(', '));
+      bar.tick(
+        1,
+        order
+          .filter((s) => m.times.has(s))
+          .map((s) => `${s} ${m.times.get(s)!.wall.at(-1)!.toFixed(2)} s`)
+          .join(', '),
+      );
     }
   } finally {
     bar.finish();
@@ -197,14 +240,26 @@ async function measureRounds(models: Map<TrainBenchSide, CaptionModel>, peer: To
 }
 
 /** Medians over the rounds, each side's fraction of its roof, the ratios between sides and the profiles per step. */
-function summarise({ times, roofGflops, profiles }: Measurements, sides: TrainBenchSide[], peer: TorchPeer | null,
-                   config: ModelConfig, opts: TrainBenchOptions, load: [number, number]): TrainBenchResult {
+function summarise(
+  { times, roofGflops, profiles }: Measurements,
+  sides: TrainBenchSide[],
+  peer: TorchPeer | null,
+  config: ModelConfig,
+  opts: TrainBenchOptions,
+  load: [number, number],
+): TrainBenchResult {
   const { batch: B, steps: T, repeats, threads } = opts;
   const gflop = trainStepFlops(config, B, T, B * T) / 1e9;
   const timing = (key: string): Timing => {
     const t = times.get(key)!;
     const m = median(t.wall);
-    return { step_s: t.wall, median_step_s: m, tokens_per_s: (B * T) / m, gflops: gflop / m, median_cpu_s: median(t.cpu) };
+    return {
+      step_s: t.wall,
+      median_step_s: m,
+      tokens_per_s: (B * T) / m,
+      gflops: gflop / m,
+      median_cpu_s: median(t.cpu),
+    };
   };
   const roofs: TrainBenchResult['roofs'] = {};
   for (const side of TRAIN_BENCH_SIDES) {
@@ -225,20 +280,33 @@ function summarise({ times, roofGflops, profiles }: Measurements, sides: TrainBe
   const torch = peer ? { version: peer.version, fp32: timing('torch/fp32'), bf16: timing('torch/bf16') } : null;
   const ratios: Record<string, number> = {};
   const speed = (a?: Timing, b?: Timing) => (a && b ? a.tokens_per_s / b.tokens_per_s : undefined);
-  const put = (name: string, v: number | undefined) => { if (v !== undefined) ratios[name] = v; };
+  const put = (name: string, v: number | undefined) => {
+    if (v !== undefined) ratios[name] = v;
+  };
   put('onednn_fp32_vs_cblas_fp32', speed(ours['onednn/fp32'], ours['cblas/fp32']));
   put('onednn_bf16_vs_onednn_fp32', speed(ours['onednn/bf16'], ours['onednn/fp32']));
   put('onednn_bf16_vs_torch_bf16', speed(ours['onednn/bf16'], torch?.bf16));
   put('onednn_fp32_vs_torch_fp32', speed(ours['onednn/fp32'], torch?.fp32));
   put('cblas_fp32_vs_torch_fp32', speed(ours['cblas/fp32'], torch?.fp32));
   const result: TrainBenchResult = {
-    config: { ...config, batch: B, steps: T }, threads, gflop_per_step: gflop, kernels: loadBinding().gemmInfo(), ours, torch, roofs,
-    ratios, loadavg_1min: load,
+    config: { ...config, batch: B, steps: T },
+    threads,
+    gflop_per_step: gflop,
+    kernels: loadBinding().gemmInfo(),
+    ours,
+    torch,
+    roofs,
+    ratios,
+    loadavg_1min: load,
   };
   if (opts.profile === true) {
     result.profile = {};
     for (const [side, sections] of profiles) {
-      result.profile[side] = [...sections].map(([name, [s, mm]]) => ({ name, ms: (1000 * s) / repeats, matmul_ms: (1000 * mm) / repeats }));
+      result.profile[side] = [...sections].map(([name, [s, mm]]) => ({
+        name,
+        ms: (1000 * s) / repeats,
+        matmul_ms: (1000 * mm) / repeats,
+      }));
     }
   }
   return result;
@@ -248,16 +316,39 @@ type TorchPeer = Awaited<ReturnType<typeof startTorchPeer>>;
 
 /** peers/train_torch.py --serve (src/bench/torch-peer.ts): set up once, then one timed step per request, in the precision asked. */
 async function startTorchPeer(python: string, c: ModelConfig, B: number, T: number, threads: number) {
-  const peer = torchPeerCommand(python, 'train_torch', ['--serve', '--batch', String(B), '--steps', String(T), '--threads', String(threads),
-    '--locations', String(c.locations), '--channels', String(c.channels), '--embed', String(c.embedDim),
-    '--units', String(c.units), '--attention', String(c.attentionUnits), '--vocab', String(c.vocabSize)]);
+  const peer = torchPeerCommand(python, 'train_torch', [
+    '--serve',
+    '--batch',
+    String(B),
+    '--steps',
+    String(T),
+    '--threads',
+    String(threads),
+    '--locations',
+    String(c.locations),
+    '--channels',
+    String(c.channels),
+    '--embed',
+    String(c.embedDim),
+    '--units',
+    String(c.units),
+    '--attention',
+    String(c.attentionUnits),
+    '--vocab',
+    String(c.vocabSize),
+  ]);
   const script = peer.script;
   process.stderr.write(`starting the PyTorch peer: ${python} -m peers.train_torch --serve\n`);
   const child = spawn(peer.command, peer.args, { stdio: ['pipe', 'pipe', 'inherit'], cwd: peer.cwd });
   const failed = new Promise<never>((_, reject) => {
-    const fail = (why: string) => reject(new UserError(`the PyTorch peer failed (${python} ${script}: ${why}). ` +
-      'Point --python at a Python with torch (e.g. /usr/bin/python3 with the python3-torch package, or `pip install torch`), ' +
-      'or pass --no-torch.'));
+    const fail = (why: string) =>
+      reject(
+        new UserError(
+          `the PyTorch peer failed (${python} ${script}: ${why}). ` +
+            'Point --python at a Python with torch (e.g. /usr/bin/python3 with the python3-torch package, or `pip install torch`), ' +
+            'or pass --no-torch.',
+        ),
+      );
     child.on('error', (e) => fail(e.message));
     child.on('exit', (code) => fail(`exited with ${code}`));
   });
@@ -296,7 +387,10 @@ export function formatTrainBench(r: TrainBenchResult): string {
   const k = r.kernels;
   const lines = [
     `train step, B ${c.batch} x T ${c.steps}, features ${c.locations}x${c.channels}, E ${c.embedDim}, U ${c.units}, A ${c.attentionUnits}, V ${c.vocabSize}; ${r.threads} threads; ${r.gflop_per_step.toFixed(1)} GFLOP/step`,
-    `  kernels: CBLAS = ${k.blas}` + (k.onednn ? `; oneDNN ${k.onednn.version}, ISA ${k.onednn.isa}, matmuls ${k.onednn.kernels.join(', ') || 'none'}` : '; no oneDNN in this build'),
+    `  kernels: CBLAS = ${k.blas}` +
+      (k.onednn
+        ? `; oneDNN ${k.onednn.version}, ISA ${k.onednn.isa}, matmuls ${k.onednn.kernels.join(', ') || 'none'}`
+        : '; no oneDNN in this build'),
   ];
   const row = (label: string, t: Timing) =>
     `  ${label.padEnd(22)} ${t.tokens_per_s.toFixed(0).padStart(6)} tokens/s  ${t.gflops.toFixed(1).padStart(6)} GFLOP/s  (median ${t.median_step_s.toFixed(3)} s/step, ${t.median_cpu_s.toFixed(2)} CPU-s)`;
@@ -309,10 +403,16 @@ export function formatTrainBench(r: TrainBenchResult): string {
   }
   lines.push('  matmul roofs, GFLOP/s (M x K x N):');
   for (const [side, roof] of Object.entries(r.roofs)) {
-    const name = side === 'cblas/fp32' ? `${k.blas} sgemm` : side === 'onednn/fp32' ? 'oneDNN f32' : 'oneDNN bf16 (f32 out)';
-    lines.push(`    ${name.padEnd(26)} ${Object.entries(roof.shapes).map(([s, g]) => `${s} ${g.toFixed(0)}`).join(', ')}; roof ${roof.roof_gflops.toFixed(0)}`);
+    const name =
+      side === 'cblas/fp32' ? `${k.blas} sgemm` : side === 'onednn/fp32' ? 'oneDNN f32' : 'oneDNN bf16 (f32 out)';
+    lines.push(
+      `    ${name.padEnd(26)} ${Object.entries(roof.shapes)
+        .map(([s, g]) => `${s} ${g.toFixed(0)}`)
+        .join(', ')}; roof ${roof.roof_gflops.toFixed(0)}`,
+    );
   }
-  const ratio = (key: string, text: string) => (r.ratios[key] !== undefined ? [`${text} ${r.ratios[key].toFixed(2)}x`] : []);
+  const ratio = (key: string, text: string) =>
+    r.ratios[key] !== undefined ? [`${text} ${r.ratios[key].toFixed(2)}x`] : [];
   const ratios = [
     ...ratio('onednn_fp32_vs_cblas_fp32', 'oneDNN fp32 / CBLAS fp32'),
     ...ratio('onednn_bf16_vs_onednn_fp32', 'oneDNN bf16 / oneDNN fp32'),
@@ -323,12 +423,20 @@ export function formatTrainBench(r: TrainBenchResult): string {
   if (ratios.length) lines.push(`  tokens/s ratios: ${ratios.join('; ')}`);
   if (r.profile) {
     for (const [side, sections] of Object.entries(r.profile)) {
-      const total = sections.reduce((s, e) => s + e.ms, 0), mm = sections.reduce((s, e) => s + e.matmul_ms, 0);
-      lines.push(`  profile ${side}: ${total.toFixed(1)} ms/step in sections, ${mm.toFixed(1)} ms in matmuls; elementwise by section:`);
-      const rest = sections.map((e) => ({ ...e, rest: e.ms - e.matmul_ms })).sort((a, b) => b.rest - a.rest).filter((e) => e.rest >= 0.05 * (total - mm) / sections.length);
+      const total = sections.reduce((s, e) => s + e.ms, 0),
+        mm = sections.reduce((s, e) => s + e.matmul_ms, 0);
+      lines.push(
+        `  profile ${side}: ${total.toFixed(1)} ms/step in sections, ${mm.toFixed(1)} ms in matmuls; elementwise by section:`,
+      );
+      const rest = sections
+        .map((e) => ({ ...e, rest: e.ms - e.matmul_ms }))
+        .sort((a, b) => b.rest - a.rest)
+        .filter((e) => e.rest >= (0.05 * (total - mm)) / sections.length);
       lines.push('    ' + rest.map((e) => `${e.name} ${e.rest.toFixed(1)}`).join(', '));
     }
   }
-  lines.push(`  (1-min load average ${r.loadavg_1min[0].toFixed(1)} -> ${r.loadavg_1min[1].toFixed(1)}; medians over rounds that rotate the sides)`);
+  lines.push(
+    `  (1-min load average ${r.loadavg_1min[0].toFixed(1)} -> ${r.loadavg_1min[1].toFixed(1)}; medians over rounds that rotate the sides)`,
+  );
   return lines.join('\n');
 }

@@ -30,29 +30,29 @@ export const CHECKPOINT_FORMAT = 'show-attend-tell/checkpoint@1';
 const META_KEY = 'sat.checkpoint';
 
 export interface EpochRecord {
-  epoch: number;             // 1-based
-  trainLoss: number;         // token-weighted mean over the epoch's batches
-  valLoss: number | null;    // token-weighted mean over the dev split; null without a dev split
-  metric?: { name: string; value: number };  // from the validate hook, if any
+  epoch: number; // 1-based
+  trainLoss: number; // token-weighted mean over the epoch's batches
+  valLoss: number | null; // token-weighted mean over the dev split; null without a dev split
+  metric?: { name: string; value: number }; // from the validate hook, if any
   learningRate: number;
-  steps: number;             // optimizer steps at the end of this epoch
-  seconds: number;           // training time of this epoch (without validation)
+  steps: number; // optimizer steps at the end of this epoch
+  seconds: number; // training time of this epoch (without validation)
   tokensPerSecond: number;
-  trainReward?: number;      // self-critical training: mean CIDEr-D reward of the epoch's sampled captions
+  trainReward?: number; // self-critical training: mean CIDEr-D reward of the epoch's sampled captions
 }
 
 /** Where training stands; enough to continue exactly where it stopped. */
 export interface TrainProgress {
-  epoch: number;             // completed epochs
-  batchInEpoch: number;      // batches of epoch `epoch + 1` already trained (0 at an epoch boundary)
-  step: number;              // optimizer steps in total
-  epochRngState: RngState;   // shuffle Rng state at the start of epoch `epoch + 1`, before its shuffle
+  epoch: number; // completed epochs
+  batchInEpoch: number; // batches of epoch `epoch + 1` already trained (0 at an epoch boundary)
+  step: number; // optimizer steps in total
+  epochRngState: RngState; // shuffle Rng state at the start of epoch `epoch + 1`, before its shuffle
   // the unfinished epoch's sums (rewardSum/rewardCount: self-critical training's sampled-caption rewards)
   partial: { lossSum: number; tokens: number; seconds: number; rewardSum?: number; rewardCount?: number };
-  learningRate: number;      // current learning rate (after any decay)
-  lastDecayEpoch: number;    // epoch of the last learning-rate decay (0 = none)
+  learningRate: number; // current learning rate (after any decay)
+  lastDecayEpoch: number; // epoch of the last learning-rate decay (0 = none)
   history: EpochRecord[];
-  best: { epoch: number; score: number; by: string } | null;  // `by`: "valLoss" or the metric name
+  best: { epoch: number; score: number; by: string } | null; // `by`: "valLoss" or the metric name
 }
 
 /**
@@ -68,8 +68,8 @@ export interface CheckpointMeta<Config = Record<string, unknown>> {
   model: ModelConfig;
   /** The features trained on; `options` rebuild their encoder (src/encoders/registry.ts EncoderOptions), when recorded. */
   encoder: { id: string; locations: number; channels: number; options?: EncoderOptions };
-  vocab: string;             // file name of the vocabulary, beside the checkpoint
-  run: string | null;        // run directory the checkpoint was trained from (informational)
+  vocab: string; // file name of the vocabulary, beside the checkpoint
+  run: string | null; // run directory the checkpoint was trained from (informational)
   progress: TrainProgress;
   /**
    * The precision of the training steps: as asked ('auto' resolves per machine), as used (fp32 or bf16, never
@@ -85,7 +85,12 @@ export const checkpointTagPaths = (dir: string, tag: 'latest' | 'best') => ({
 });
 
 /** Save the model, its Adam state and `meta` as `<dir>/<tag>.*`. */
-export function saveCheckpoint<Config>(dir: string, tag: 'latest' | 'best', model: CaptionModel, meta: CheckpointMeta<Config>): void {
+export function saveCheckpoint<Config>(
+  dir: string,
+  tag: 'latest' | 'best',
+  model: CaptionModel,
+  meta: CheckpointMeta<Config>,
+): void {
   fs.mkdirSync(dir, { recursive: true });
   const tensors = new Map<string, Tensor>();
   for (const [name, t] of model.parameters()) tensors.set(name, t);
@@ -95,17 +100,23 @@ export function saveCheckpoint<Config>(dir: string, tag: 'latest' | 'best', mode
   const json = JSON.stringify(meta);
   const files = checkpointTagPaths(dir, tag);
   // Both files are written and checked before either replaces its old version: a full disk keeps the old pair.
-  writeFilesAtomic([
-    { file: files.weights, data: safetensorsChunks(tensors, { format: 'pt', [META_KEY]: json }) },
-    { file: files.meta, data: JSON.stringify(meta, null, 2) + '\n' },
-  ], `the "${tag}" checkpoint`);
+  writeFilesAtomic(
+    [
+      { file: files.weights, data: safetensorsChunks(tensors, { format: 'pt', [META_KEY]: json }) },
+      { file: files.meta, data: JSON.stringify(meta, null, 2) + '\n' },
+    ],
+    `the "${tag}" checkpoint`,
+  );
 }
 
 /** Copy `<dir>/latest.*` to `<dir>/best.*` (both copied and checked before either replaces the old best). */
 export function promoteLatestToBest(dir: string): void {
   const from = checkpointTagPaths(dir, 'latest');
   const to = checkpointTagPaths(dir, 'best');
-  copyFilesAtomic((['weights', 'meta'] as const).map((key) => ({ from: from[key], to: to[key] })), 'the "best" checkpoint');
+  copyFilesAtomic(
+    (['weights', 'meta'] as const).map((key) => ({ from: from[key], to: to[key] })),
+    'the "best" checkpoint',
+  );
 }
 
 /** Copy the vocabulary next to the checkpoints so the folder works on its own. */
@@ -131,11 +142,13 @@ export function checkpointWeightsFile(target: string, prefer: 'best' | 'latest' 
   if (fs.existsSync(target) && fs.statSync(target).isDirectory()) {
     const runCheckpoints = path.join(target, 'checkpoints');
     const dir = fs.existsSync(runCheckpoints) && fs.statSync(runCheckpoints).isDirectory() ? runCheckpoints : target;
-    const order = prefer === 'best' ? ['best', 'latest'] as const : ['latest'] as const;
+    const order = prefer === 'best' ? (['best', 'latest'] as const) : (['latest'] as const);
     const found = order.map((t) => checkpointTagPaths(dir, t).weights).find((f) => fs.existsSync(f));
     if (!found) {
-      throw new UserError(`${target}: no ${order.map((t) => t + '.safetensors').join(' or ')} in this folder. ` +
-        'Train first with `sat train --run DIR`, or point at a checkpoints folder.');
+      throw new UserError(
+        `${target}: no ${order.map((t) => t + '.safetensors').join(' or ')} in this folder. ` +
+          'Train first with `sat train --run DIR`, or point at a checkpoints folder.',
+      );
     }
     file = found;
   } else if (target.endsWith('.json')) {
@@ -146,7 +159,10 @@ export function checkpointWeightsFile(target: string, prefer: 'best' | 'latest' 
 }
 
 /** Load the checkpoint `target` names (see checkpointWeightsFile; pass `prefer: 'latest'` to resume). */
-export function loadCheckpoint<Config = Record<string, unknown>>(target: string, prefer: 'best' | 'latest' = 'best'): LoadedCheckpoint<Config> {
+export function loadCheckpoint<Config = Record<string, unknown>>(
+  target: string,
+  prefer: 'best' | 'latest' = 'best',
+): LoadedCheckpoint<Config> {
   const file = checkpointWeightsFile(target, prefer);
   const { tensors, metadata } = readSafetensors(file);
   const raw = metadata[META_KEY];
@@ -155,10 +171,14 @@ export function loadCheckpoint<Config = Record<string, unknown>>(target: string,
   try {
     meta = JSON.parse(raw) as CheckpointMeta<Config>;
   } catch (e) {
-    throw new UserError(`${file}: its "${META_KEY}" metadata is not valid JSON (${(e as Error).message}); the checkpoint is damaged.`);
+    throw new UserError(
+      `${file}: its "${META_KEY}" metadata is not valid JSON (${(e as Error).message}); the checkpoint is damaged.`,
+    );
   }
   if (typeof meta !== 'object' || meta === null || meta.format !== CHECKPOINT_FORMAT) {
-    throw new UserError(`${file} is format ${JSON.stringify((meta as { format?: unknown } | null)?.format)}; this version reads "${CHECKPOINT_FORMAT}".`);
+    throw new UserError(
+      `${file} is format ${JSON.stringify((meta as { format?: unknown } | null)?.format)}; this version reads "${CHECKPOINT_FORMAT}".`,
+    );
   }
   return { file, meta, tensors: withCurrentNames(tensors) };
 }
@@ -181,23 +201,33 @@ function currentTensorName(name: string): string {
 }
 
 /** Absolute path of the vocabulary file that belongs to a loaded checkpoint. */
-export const checkpointVocabPath = (ckpt: LoadedCheckpoint<unknown>): string => path.join(path.dirname(ckpt.file), ckpt.meta.vocab);
+export const checkpointVocabPath = (ckpt: LoadedCheckpoint<unknown>): string =>
+  path.join(path.dirname(ckpt.file), ckpt.meta.vocab);
 
 /**
  * Stop unless `vocab` (named `name` in the message) has the size the checkpoint's model was built for: a
  * checkpoint only decodes with the vocabulary of the run that trained it.
  */
-export function checkVocabularySize(ckpt: LoadedCheckpoint<unknown>, vocab: { size: number }, name: string,
-                                    fix = 'they belong to different runs.'): void {
+export function checkVocabularySize(
+  ckpt: LoadedCheckpoint<unknown>,
+  vocab: { size: number },
+  name: string,
+  fix = 'they belong to different runs.',
+): void {
   if (vocab.size !== ckpt.meta.model.vocabSize) {
-    throw new UserError(`${name} has ${vocab.size} words but ${ckpt.file} was trained with ${ckpt.meta.model.vocabSize}: ${fix}`);
+    throw new UserError(
+      `${name} has ${vocab.size} words but ${ckpt.file} was trained with ${ckpt.meta.model.vocabSize}: ${fix}`,
+    );
   }
 }
 
 /** The vocabulary saved beside a checkpoint (checkpointVocabPath), checked against the model's size. */
 export function loadCheckpointVocab(ckpt: LoadedCheckpoint<unknown>): Vocabulary {
   const file = checkpointVocabPath(ckpt);
-  if (!fs.existsSync(file)) throw new UserError(`${ckpt.file}: its vocabulary ${file} is missing; copy the run's vocab.json next to the checkpoint.`);
+  if (!fs.existsSync(file))
+    throw new UserError(
+      `${ckpt.file}: its vocabulary ${file} is missing; copy the run's vocab.json next to the checkpoint.`,
+    );
   const vocab = Vocabulary.load(file);
   checkVocabularySize(ckpt, vocab, file);
   return vocab;
@@ -216,15 +246,20 @@ export function restoreModel(model: CaptionModel, ckpt: LoadedCheckpoint<unknown
       const saved = ckpt.tensors.get(prefix + name);
       if (!saved && INIT_STATE_TENSORS.has(name)) {
         if ((model.config.initState ?? 'zeros') === 'mean') {
-          throw new UserError(`${ckpt.file} has no tensor "${prefix + name}" but its model config says initState "mean": ` +
-            'the file is damaged or was edited. Use a checkpoint written by sat train with --init-state mean.');
+          throw new UserError(
+            `${ckpt.file} has no tensor "${prefix + name}" but its model config says initState "mean": ` +
+              'the file is damaged or was edited. Use a checkpoint written by sat train with --init-state mean.',
+          );
         }
-        t.data.fill(0);  // unused with initState 'zeros' (zero gradient), so zeros reproduce the old model exactly
+        t.data.fill(0); // unused with initState 'zeros' (zero gradient), so zeros reproduce the old model exactly
         continue;
       }
-      if (!saved) throw new UserError(`${ckpt.file} has no tensor "${prefix + name}": it belongs to a different model.`);
+      if (!saved)
+        throw new UserError(`${ckpt.file} has no tensor "${prefix + name}": it belongs to a different model.`);
       if (saved.shape.join('x') !== t.shape.join('x')) {
-        throw new UserError(`${ckpt.file}: "${prefix + name}" has shape [${saved.shape}] but the model expects [${t.shape}].`);
+        throw new UserError(
+          `${ckpt.file}: "${prefix + name}" has shape [${saved.shape}] but the model expects [${t.shape}].`,
+        );
       }
       t.data.set(saved.data);
     }

@@ -24,7 +24,11 @@ interface HeaderEntry {
 }
 
 /** Write tensors (in the map's order) and string metadata to `file` atomically: temp file, fsync, rename. */
-export function writeSafetensors(file: string, tensors: Map<string, Tensor>, metadata: Record<string, string> = {}): void {
+export function writeSafetensors(
+  file: string,
+  tensors: Map<string, Tensor>,
+  metadata: Record<string, string> = {},
+): void {
   writeFileAtomic(file, safetensorsChunks(tensors, metadata));
 }
 
@@ -36,7 +40,9 @@ export function safetensorsChunks(tensors: Map<string, Tensor>, metadata: Record
   for (const [name, t] of tensors) {
     const count = t.shape.reduce((a, b) => a * b, 1);
     if (count !== t.data.length) {
-      throw new Error(`safetensors: tensor "${name}" has shape [${t.shape}] (${count} values) but ${t.data.length} values`);
+      throw new Error(
+        `safetensors: tensor "${name}" has shape [${t.shape}] (${count} values) but ${t.data.length} values`,
+      );
     }
     header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
     offset += t.data.byteLength;
@@ -60,7 +66,21 @@ export interface SafetensorsFile {
 
 /** Bytes per element of every dtype the format defines (the reader returns F32 tensors only). */
 const DTYPE_BYTES: Record<string, number> = {
-  BOOL: 1, U8: 1, I8: 1, F8_E5M2: 1, F8_E4M3: 1, I16: 2, U16: 2, F16: 2, BF16: 2, I32: 4, U32: 4, F32: 4, I64: 8, U64: 8, F64: 8,
+  BOOL: 1,
+  U8: 1,
+  I8: 1,
+  F8_E5M2: 1,
+  F8_E4M3: 1,
+  I16: 2,
+  U16: 2,
+  F16: 2,
+  BF16: 2,
+  I32: 4,
+  U32: 4,
+  F32: 4,
+  I64: 8,
+  U64: 8,
+  F64: 8,
 };
 
 export interface SafetensorsLimits {
@@ -82,14 +102,18 @@ export function readSafetensors(file: string, limits: SafetensorsLimits = {}): S
  * Every refusal is a ParseError.
  */
 export function parseSafetensors(buf: Uint8Array, file: string, limits: SafetensorsLimits = {}): SafetensorsFile {
-  const bad = (what: string) => new ParseError(`${file}: ${what}; the file is damaged or not a safetensors file (save it again, or copy it again).`);
+  const bad = (what: string) =>
+    new ParseError(
+      `${file}: ${what}; the file is damaged or not a safetensors file (save it again, or copy it again).`,
+    );
   if (buf.length < 8) throw bad(`too short to be a safetensors file (${buf.length} bytes)`);
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const n = view.getBigUint64(0, true);
   const maxHeader = limits.maxHeaderBytes ?? SAFETENSORS_MAX_HEADER_BYTES;
   if (n > BigInt(maxHeader)) throw bad(`header length ${n} is over the limit of ${maxHeader} bytes`);
   const headerLen = Number(n);
-  if (8 + headerLen > buf.length) throw bad(`header length ${headerLen} runs past the end of the file (${buf.length} bytes); the file is truncated`);
+  if (8 + headerLen > buf.length)
+    throw bad(`header length ${headerLen} runs past the end of the file (${buf.length} bytes); the file is truncated`);
   let header: unknown;
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(8, 8 + headerLen)));
@@ -97,12 +121,14 @@ export function parseSafetensors(buf: Uint8Array, file: string, limits: Safetens
     throw bad(`header is not valid UTF-8 JSON (${(e as Error).message})`);
   }
   if (!isRecord(header)) throw bad('header is not a JSON object');
-  const dataStart = 8 + headerLen, dataLength = buf.length - dataStart;
+  const dataStart = 8 + headerLen,
+    dataLength = buf.length - dataStart;
   const entries: { name: string; dtype: string; shape: number[]; begin: number; end: number }[] = [];
   let metadata: Record<string, string> = {};
   for (const [name, value] of Object.entries(header)) {
     if (name === '__metadata__') {
-      if (!isRecord(value) || !Object.values(value).every((v) => typeof v === 'string')) throw bad('__metadata__ is not an object of strings');
+      if (!isRecord(value) || !Object.values(value).every((v) => typeof v === 'string'))
+        throw bad('__metadata__ is not an object of strings');
       metadata = value as Record<string, string>;
       continue;
     }
@@ -112,18 +138,27 @@ export function parseSafetensors(buf: Uint8Array, file: string, limits: Safetens
   let expectedBegin = 0;
   for (const e of entries) {
     if (e.begin !== expectedBegin) {
-      throw bad(e.begin < expectedBegin ? `tensor "${e.name}" at [${e.begin}, ${e.end}] overlaps the tensor before it (which ends at ${expectedBegin})`
-        : `the bytes [${expectedBegin}, ${e.begin}) before tensor "${e.name}" belong to no tensor`);
+      throw bad(
+        e.begin < expectedBegin
+          ? `tensor "${e.name}" at [${e.begin}, ${e.end}] overlaps the tensor before it (which ends at ${expectedBegin})`
+          : `the bytes [${expectedBegin}, ${e.begin}) before tensor "${e.name}" belong to no tensor`,
+      );
     }
     expectedBegin = e.end;
   }
   if (expectedBegin !== dataLength) {
-    throw bad(expectedBegin > dataLength ? `the tensors need ${expectedBegin} data bytes but the file has ${dataLength}; the file is truncated`
-      : `the file has ${dataLength - expectedBegin} bytes after the last tensor`);
+    throw bad(
+      expectedBegin > dataLength
+        ? `the tensors need ${expectedBegin} data bytes but the file has ${dataLength}; the file is truncated`
+        : `the file has ${dataLength - expectedBegin} bytes after the last tensor`,
+    );
   }
   const tensors = new Map<string, Tensor>();
   for (const e of entries) {
-    if (e.dtype !== 'F32') throw new ParseError(`${file}: tensor "${e.name}" is ${e.dtype}; only F32 is supported (convert the file to float32).`);
+    if (e.dtype !== 'F32')
+      throw new ParseError(
+        `${file}: tensor "${e.name}" is ${e.dtype}; only F32 is supported (convert the file to float32).`,
+      );
     // Copy into a fresh, aligned array so callers own it and the file buffer can be freed.
     const data = new Float32Array((e.end - e.begin) / 4);
     new Uint8Array(data.buffer).set(buf.subarray(dataStart + e.begin, dataStart + e.end));
@@ -139,11 +174,17 @@ const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
 /** One header entry's dtype, shape and offsets, each checked. */
-function checkEntry(name: string, value: unknown, bad: (what: string) => Error): { dtype: string; shape: number[]; begin: number; end: number } {
+function checkEntry(
+  name: string,
+  value: unknown,
+  bad: (what: string) => Error,
+): { dtype: string; shape: number[]; begin: number; end: number } {
   if (!isRecord(value)) throw bad(`tensor "${name}" is not an object`);
   const { dtype, shape, data_offsets: offsets } = value;
-  if (typeof dtype !== 'string' || !Object.hasOwn(DTYPE_BYTES, dtype)) throw bad(`tensor "${name}" has unknown dtype ${JSON.stringify(dtype)}`);
-  if (!Array.isArray(shape) || !shape.every(isCount)) throw bad(`tensor "${name}" has shape ${JSON.stringify(shape)}, not a list of non-negative integers`);
+  if (typeof dtype !== 'string' || !Object.hasOwn(DTYPE_BYTES, dtype))
+    throw bad(`tensor "${name}" has unknown dtype ${JSON.stringify(dtype)}`);
+  if (!Array.isArray(shape) || !shape.every(isCount))
+    throw bad(`tensor "${name}" has shape ${JSON.stringify(shape)}, not a list of non-negative integers`);
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount) || offsets[0] > offsets[1]) {
     throw bad(`tensor "${name}" has data_offsets ${JSON.stringify(offsets)}, not [begin, end] with 0 <= begin <= end`);
   }
@@ -153,6 +194,9 @@ function checkEntry(name: string, value: unknown, bad: (what: string) => Error):
     if (!Number.isSafeInteger(bytes)) throw bad(`tensor "${name}" of shape [${shape}] is too large`);
   }
   const [begin, end] = offsets as number[];
-  if (end - begin !== bytes) throw bad(`tensor "${name}" (${dtype} [${shape}], ${bytes} bytes) has data_offsets [${begin}, ${end}] (${end - begin} bytes)`);
+  if (end - begin !== bytes)
+    throw bad(
+      `tensor "${name}" (${dtype} [${shape}], ${bytes} bytes) has data_offsets [${begin}, ${end}] (${end - begin} bytes)`,
+    );
   return { dtype, shape: shape as number[], begin, end };
 }

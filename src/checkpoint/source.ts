@@ -7,7 +7,13 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { checkpointVocabPath, loadCheckpoint, loadCheckpointVocab, type CheckpointMeta, type LoadedCheckpoint } from './checkpoint.js';
+import {
+  checkpointVocabPath,
+  loadCheckpoint,
+  loadCheckpointVocab,
+  type CheckpointMeta,
+  type LoadedCheckpoint,
+} from './checkpoint.js';
 import { resolveEncoder, type EncoderOptions } from '../encoders/registry.js';
 import type { EncoderModel } from '../encoders/types.js';
 import { UserError } from '../util/errors.js';
@@ -25,15 +31,19 @@ export function encoderOptionsFor(meta: Pick<CheckpointMeta, 'encoder'>, given: 
   const fromId = ((): EncoderOptions => {
     const id = meta.encoder.id;
     const inception = /^(inception_v3_(?:nsfwjs|imagenet))-(mixed\d+)(?:-(\d+))?$/.exec(id);
-    if (inception) return { encoder: inception[1], layer: inception[2], ...(inception[3] ? { size: Number(inception[3]) } : {}) };
+    if (inception)
+      return { encoder: inception[1], layer: inception[2], ...(inception[3] ? { size: Number(inception[3]) } : {}) };
     if (id === 'mobilenet_v2_imagenet') return { encoder: 'mobilenet_v2' };
     return {};
   })();
   const merged: EncoderOptions = { ...fromId, ...recorded };
-  for (const [key, value] of Object.entries(given) as [keyof EncoderOptions, never][]) if (value !== undefined) merged[key] = value;
+  for (const [key, value] of Object.entries(given) as [keyof EncoderOptions, never][])
+    if (value !== undefined) merged[key] = value;
   if (!merged.encoder) {
-    throw new UserError(`the checkpoint was trained on features of encoder "${meta.encoder.id}", which sat cannot rebuild by itself: ` +
-      'pass the same --encoder FILE.onnx (with --encoder-output, --encoder-size, --encoder-scaling, --encoder-layout) used for `sat features`.');
+    throw new UserError(
+      `the checkpoint was trained on features of encoder "${meta.encoder.id}", which sat cannot rebuild by itself: ` +
+        'pass the same --encoder FILE.onnx (with --encoder-output, --encoder-size, --encoder-scaling, --encoder-layout) used for `sat features`.',
+    );
   }
   return merged;
 }
@@ -54,8 +64,10 @@ export async function openCheckpointSource(target: string, given?: EncoderOption
   const encoder = await resolveEncoder(encoderOptionsFor(meta, given));
   const { spec } = encoder;
   if (spec.id !== meta.encoder.id || spec.locations !== meta.model.locations || spec.channels !== meta.model.channels) {
-    throw new UserError(`encoder "${spec.id}" (${spec.locations} x ${spec.channels}) does not match the checkpoint, trained on ` +
-      `"${meta.encoder.id}" (${meta.model.locations} x ${meta.model.channels}). Pass the encoder flags used for \`sat features\`.`);
+    throw new UserError(
+      `encoder "${spec.id}" (${spec.locations} x ${spec.channels}) does not match the checkpoint, trained on ` +
+        `"${meta.encoder.id}" (${meta.model.locations} x ${meta.model.channels}). Pass the encoder flags used for \`sat features\`.`,
+    );
   }
   return { ckpt, vocab, vocabFile, encoder };
 }

@@ -20,7 +20,11 @@ interface Bench {
 
 /** Options every benchmark with a PyTorch peer shares. */
 const COMMON: Record<string, OptionSpec> = {
-  python: { type: 'string', description: 'Python with PyTorch for the peers (features, serve: also torchvision)', default: TRAIN_BENCH_DEFAULTS.python },
+  python: {
+    type: 'string',
+    description: 'Python with PyTorch for the peers (features, serve: also torchvision)',
+    default: TRAIN_BENCH_DEFAULTS.python,
+  },
   'no-torch': { type: 'boolean', description: 'measure ours only, without the PyTorch peer' },
 };
 
@@ -30,17 +34,42 @@ const F = FEATURES_BENCH_DEFAULTS;
 const features: Bench = {
   summary: 'JPEG files -> stored fp16 features, vs the PyTorch peer peers/features_torch.py',
   options: {
-    images: { type: 'string', description: 'features, browser, serve: folder of JPEG files, e.g. ../shared/data/flickr8k/Flicker8k_Dataset' },
-    limit: { type: 'string', description: 'features, serve: number of images (the first N by name)', default: String(F.limit) },
-    batch: { type: 'string', description: 'features: images per inference batch, both sides', default: String(F.batch) },
-    threads: { type: 'string', description: `features: compute threads, both sides (onnxruntime intra-op / torch.set_num_threads; default ${F.threads}); serve: sat serve --threads (onnxruntime threads per instance; default sat serve's, ${SERVE_THREADS_DEFAULT})` },
-    repeats: { type: 'string', description: 'features: timed repeats per side (median reported)', default: String(F.repeats) },
-    spin: { type: 'boolean', description: 'features: let onnxruntime threads spin-wait between ops (as `sat features --spin`)' },
+    images: {
+      type: 'string',
+      description: 'features, browser, serve: folder of JPEG files, e.g. ../shared/data/flickr8k/Flicker8k_Dataset',
+    },
+    limit: {
+      type: 'string',
+      description: 'features, serve: number of images (the first N by name)',
+      default: String(F.limit),
+    },
+    batch: {
+      type: 'string',
+      description: 'features: images per inference batch, both sides',
+      default: String(F.batch),
+    },
+    threads: {
+      type: 'string',
+      description: `features: compute threads, both sides (onnxruntime intra-op / torch.set_num_threads; default ${F.threads}); serve: sat serve --threads (onnxruntime threads per instance; default sat serve's, ${SERVE_THREADS_DEFAULT})`,
+    },
+    repeats: {
+      type: 'string',
+      description: 'features: timed repeats per side (median reported)',
+      default: String(F.repeats),
+    },
+    spin: {
+      type: 'boolean',
+      description: 'features: let onnxruntime threads spin-wait between ops (as `sat features --spin`)',
+    },
     ...ENCODER_CLI_OPTIONS,
   },
   async run(values) {
     const r = await runFeaturesBench({
-      images: requireString(values, 'images', 'a folder of JPEG files, e.g. --images ../shared/data/flickr8k/Flicker8k_Dataset'),
+      images: requireString(
+        values,
+        'images',
+        'a folder of JPEG files, e.g. --images ../shared/data/flickr8k/Flicker8k_Dataset',
+      ),
       limit: numberOption(values, 'limit', { integer: true, min: 1 })!,
       batch: numberOption(values, 'batch', { integer: true, min: 1, max: 256 })!,
       threads: numberOption(values, 'threads', { integer: true, min: 1, max: 256 }) ?? F.threads,
@@ -55,14 +84,30 @@ const features: Bench = {
 
 const T = TRAIN_BENCH_DEFAULTS;
 const train: Bench = {
-  summary: 'native training step (tokens/s, GFLOP/s) per matmul backend and precision vs the matmul roofs and the PyTorch peers (fp32, bf16 autocast) of peers/train_torch.py',
+  summary:
+    'native training step (tokens/s, GFLOP/s) per matmul backend and precision vs the matmul roofs and the PyTorch peers (fp32, bf16 autocast) of peers/train_torch.py',
   options: {
     'train-batch': { type: 'string', description: 'train: batch size B', default: String(T.batch) },
     'train-steps': { type: 'string', description: 'train: decoder steps T per caption', default: String(T.steps) },
-    'train-repeats': { type: 'string', description: 'train: timed rounds after one warm-up round (medians reported)', default: String(T.repeats) },
-    'train-threads': { type: 'string', description: 'train: threads, every side (OpenBLAS + OpenMP workers / torch.set_num_threads)', default: String(T.threads) },
-    'train-sides': { type: 'string', description: 'train: our sides as backend/precision, comma-separated (default: each of cblas/fp32, onednn/fp32, onednn/bf16 that runs here)' },
-    'train-profile': { type: 'boolean', description: 'train: time the sections of our step per side (matmul vs elementwise), means over the timed rounds' },
+    'train-repeats': {
+      type: 'string',
+      description: 'train: timed rounds after one warm-up round (medians reported)',
+      default: String(T.repeats),
+    },
+    'train-threads': {
+      type: 'string',
+      description: 'train: threads, every side (OpenBLAS + OpenMP workers / torch.set_num_threads)',
+      default: String(T.threads),
+    },
+    'train-sides': {
+      type: 'string',
+      description:
+        'train: our sides as backend/precision, comma-separated (default: each of cblas/fp32, onednn/fp32, onednn/bf16 that runs here)',
+    },
+    'train-profile': {
+      type: 'boolean',
+      description: 'train: time the sections of our step per side (matmul vs elementwise), means over the timed rounds',
+    },
   },
   async run(values) {
     const r = await runTrainBench({
@@ -86,18 +131,39 @@ function checkpointEncoder(values: Record<string, unknown>) {
 
 const B = BROWSER_BENCH_DEFAULTS;
 const browser: Bench = {
-  summary: 'ms per image (encoder + beam 3) in headless Chromium (onnxruntime-web), vs onnxruntime-node and the native backend',
+  summary:
+    'ms per image (encoder + beam 3) in headless Chromium (onnxruntime-web), vs onnxruntime-node and the native backend',
   options: {
-    model: { type: 'string', description: 'browser: bundle folder (sat export); serve: run folder or checkpoint to serve (the peer loads its weights)' },
-    checkpoint: { type: 'string', description: 'browser: the checkpoint the bundle came from, to time the native backend too (encoder flags as for features)' },
-    count: { type: 'string', description: 'browser: images to time, the first N JPEG/PNG files of --images by name', default: String(B.count) },
-    beam: { type: 'string', description: 'browser, serve: beam width (serve: of every request, both sides)', default: String(B.beam) },
+    model: {
+      type: 'string',
+      description:
+        'browser: bundle folder (sat export); serve: run folder or checkpoint to serve (the peer loads its weights)',
+    },
+    checkpoint: {
+      type: 'string',
+      description:
+        'browser: the checkpoint the bundle came from, to time the native backend too (encoder flags as for features)',
+    },
+    count: {
+      type: 'string',
+      description: 'browser: images to time, the first N JPEG/PNG files of --images by name',
+      default: String(B.count),
+    },
+    beam: {
+      type: 'string',
+      description: 'browser, serve: beam width (serve: of every request, both sides)',
+      default: String(B.beam),
+    },
     chromium: { type: 'string', description: 'browser: Chromium executable', default: B.chromium },
   },
   async run(values) {
     const r = await runBrowserBench({
       bundle: requireString(values, 'model', 'a bundle folder written by `sat export`, e.g. --model bundles/f8k-int8'),
-      images: requireString(values, 'images', 'a folder of JPEG files, e.g. --images ../shared/data/flickr8k/Flicker8k_Dataset'),
+      images: requireString(
+        values,
+        'images',
+        'a folder of JPEG files, e.g. --images ../shared/data/flickr8k/Flicker8k_Dataset',
+      ),
       count: numberOption(values, 'count', { integer: true, min: 1 })!,
       beam: numberOption(values, 'beam', { integer: true, min: 1, max: 100 })!,
       chromium: String(values.chromium),
@@ -109,7 +175,8 @@ const browser: Bench = {
 };
 
 const serve: Bench = {
-  summary: 'sat serve under load (captions/s, p50/p95/p99 latency, errors) vs the PyTorch peer peers/serve_torch.py; --overload',
+  summary:
+    'sat serve under load (captions/s, p50/p95/p99 latency, errors) vs the PyTorch peer peers/serve_torch.py; --overload',
   options: SERVE_BENCH_OPTIONS,
   async run(values) {
     const r = await runServeBench(serveBenchOptionsFromArgs(values));
@@ -138,7 +205,11 @@ const command: Command = {
     const name = positionals[0];
     const bench = name ? BENCHES[name] : undefined;
     if (!bench || positionals.length > 1) {
-      throw new UserError(`Usage: sat bench <name> [options]. Benchmarks:\n${Object.entries(BENCHES).map(([k, b]) => `  ${k}: ${b.summary}`).join('\n')}`);
+      throw new UserError(
+        `Usage: sat bench <name> [options]. Benchmarks:\n${Object.entries(BENCHES)
+          .map(([k, b]) => `  ${k}: ${b.summary}`)
+          .join('\n')}`,
+      );
     }
     const r = await bench.run(values);
     console.log(values.json ? JSON.stringify(r.json) : r.text);

@@ -4,7 +4,12 @@
  * naming the flags. `sat eval` already uses --sample and --seed for its report, so there sampling is --sampling
  * and its seed --sampling-seed. listFlag reads the repeated or comma-separated --model / --checkpoint of an ensemble.
  */
-import { CAPTION_OPTION_LIMITS, checkCaptionOptions, type CaptionOptionName, type CaptionOptions } from '../decode/options.js';
+import {
+  CAPTION_OPTION_LIMITS,
+  checkCaptionOptions,
+  type CaptionOptionName,
+  type CaptionOptions,
+} from '../decode/options.js';
 import { UserError } from '../util/errors.js';
 import type { OptionSpec } from './command.js';
 
@@ -12,9 +17,19 @@ import type { OptionSpec } from './command.js';
 export type CaptionFlagNames = Record<CaptionOptionName, string | null>;
 
 export const CAPTION_FLAGS: CaptionFlagNames = {
-  beam: 'beam', alpha: 'alpha', groups: 'groups', diversity: 'diversity', maxLength: 'max-length', sample: 'sample',
-  temperature: 'temperature', topK: 'top-k', topP: 'top-p', seed: 'seed', blockTrigrams: 'block-trigrams',
-  suppressUnk: 'suppress-unk', alternatives: null,
+  beam: 'beam',
+  alpha: 'alpha',
+  groups: 'groups',
+  diversity: 'diversity',
+  maxLength: 'max-length',
+  sample: 'sample',
+  temperature: 'temperature',
+  topK: 'top-k',
+  topP: 'top-p',
+  seed: 'seed',
+  blockTrigrams: 'block-trigrams',
+  suppressUnk: 'suppress-unk',
+  alternatives: null,
 };
 
 export const EVAL_CAPTION_FLAGS: CaptionFlagNames = { ...CAPTION_FLAGS, sample: 'sampling', seed: 'sampling-seed' };
@@ -29,7 +44,7 @@ const HELP: Record<Exclude<CaptionOptionName, 'alternatives'>, string> = {
   alpha: `beam search length normalisation: rank by score / length^alpha (${range('alpha')}; 0 = off)`,
   groups: `diverse beam search: split the beam into this many groups (must divide the beam; default 1 = plain beam search)`,
   diversity: `diverse beam search: strength of the penalty on words earlier groups chose at the same step (${range('diversity')}; default 0.5)`,
-  maxLength: 'most words per caption, <end> included (default: the vocabulary\'s max length - 1)',
+  maxLength: "most words per caption, <end> included (default: the vocabulary's max length - 1)",
   sample: 'sample each word from softmax(logits / temperature) instead of searching',
   temperature: 'sampling temperature (default 1)',
   topK: 'sampling: draw only among the K likeliest words (default: all)',
@@ -56,7 +71,11 @@ export function captionOptionFlags(flags: CaptionFlagNames): Record<string, Opti
  * adds options that have no flag of their own, e.g. alternatives from --json). A value that is not a number
  * stays a string, so the refusal quotes it as given.
  */
-export function captionOptionsFromFlags(values: Record<string, unknown>, flags: CaptionFlagNames, extra: CaptionOptions = {}): CaptionOptions {
+export function captionOptionsFromFlags(
+  values: Record<string, unknown>,
+  flags: CaptionFlagNames,
+  extra: CaptionOptions = {},
+): CaptionOptions {
   const options: Record<string, unknown> = {};
   for (const [option, flag] of Object.entries(flags) as [CaptionOptionName, string | null][]) {
     if (flag === null) continue;
@@ -80,6 +99,7 @@ export function listFlag(values: Record<string, unknown>, flag: string): string[
   const value = values[flag];
   if (value === undefined) return undefined;
   const list = (Array.isArray(value) ? value : [value]).flatMap((v) => String(v).split(',')).map((v) => v.trim());
-  if (list.some((v) => v === '')) throw new UserError(`--${flag} ${JSON.stringify(value)} has an empty entry: give one path per model.`);
+  if (list.some((v) => v === ''))
+    throw new UserError(`--${flag} ${JSON.stringify(value)} has an empty entry: give one path per model.`);
   return list;
 }

@@ -15,7 +15,13 @@ import { renderAttentionFigure } from '../figures/attention.js';
 import { isSquareGrid } from '../figures/heat.js';
 import { UserError } from '../util/errors.js';
 import { ProgressBar } from '../util/progress.js';
-import { CAPTION_FLAGS, captionOptionFlags, captionOptionsFromFlags, listFlag, type CaptionFlagNames } from './caption-options.js';
+import {
+  CAPTION_FLAGS,
+  captionOptionFlags,
+  captionOptionsFromFlags,
+  listFlag,
+  type CaptionFlagNames,
+} from './caption-options.js';
 import { numberOption, type Command } from './command.js';
 import { CHECKPOINT_ENCODER_OPTIONS, givenEncoderFlags } from './encoder-options.js';
 
@@ -33,7 +39,10 @@ const imageName = (image: string) => path.basename(isImageUrl(image) ? new URL(i
 /** Where each image's attention figure goes: OUT.png for one image, else OUT/ as a folder. */
 export function figurePaths(out: string, files: string[]): string[] {
   if (out.toLowerCase().endsWith('.png')) {
-    if (files.length > 1) throw new UserError(`--attention ${out}: ${files.length} images need a folder, not one .png file (e.g. --attention attention/).`);
+    if (files.length > 1)
+      throw new UserError(
+        `--attention ${out}: ${files.length} images need a folder, not one .png file (e.g. --attention attention/).`,
+      );
     return [out];
   }
   const used = new Set<string>();
@@ -63,7 +72,12 @@ function toJson(c: CaptionResult, image: string, grid: [number, number] | null) 
     finished: c.finished,
     grid,
     attention: c.words.map((w) => Array.from(w.attention, round)),
-    alternatives: c.alternatives.map((a) => ({ caption: a.caption, logProb: round(a.logProb), score: round(a.score), finished: a.finished })),
+    alternatives: c.alternatives.map((a) => ({
+      caption: a.caption,
+      logProb: round(a.logProb),
+      score: round(a.score),
+      finished: a.finished,
+    })),
   };
 }
 
@@ -73,9 +87,14 @@ export function readImageList(file: string): string[] {
   try {
     text = fs.readFileSync(file === '-' ? 0 : file, 'utf8');
   } catch (e) {
-    throw new UserError(`--images-from ${file}: ${(e as Error).message}. Pass a text file with one image path or URL per line.`);
+    throw new UserError(
+      `--images-from ${file}: ${(e as Error).message}. Pass a text file with one image path or URL per line.`,
+    );
   }
-  return text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('#'));
+  return text
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'));
 }
 
 interface StreamOutput {
@@ -93,18 +112,30 @@ interface StreamOutput {
  * its batch is done, so memory stays bounded for any number of images; a progress bar on stderr when there is
  * more than one batch. --json is one JSON object, its captions one per line.
  */
-async function captionInBatches(captioner: Captioner<NodeImageInput>, images: string[], options: CaptionOptions, out: StreamOutput): Promise<void> {
+async function captionInBatches(
+  captioner: Captioner<NodeImageInput>,
+  images: string[],
+  options: CaptionOptions,
+  out: StreamOutput,
+): Promise<void> {
   const { info } = captioner;
   if (out.json) console.log(JSON.stringify({ ...out.json, captions: [] }).slice(0, -2)); // without the closing "]}"
 
-  const progress = new ProgressBar({ total: images.length, label: 'caption', unit: 'img', silent: out.quiet || images.length <= out.batchSize });
+  const progress = new ProgressBar({
+    total: images.length,
+    label: 'caption',
+    unit: 'img',
+    silent: out.quiet || images.length <= out.batchSize,
+  });
   const stream = captioner.captionStream(images, options, { batchSize: out.batchSize, pixels: out.figures.length > 0 });
   for await (const { index: i, result: c, rgb } of stream) {
     if (out.json) console.log((i > 0 ? ',' : '') + JSON.stringify(toJson(c, images[i], out.grid)));
     else console.log(images.length === 1 ? text(c) : `${images[i]}\t${text(c)}`);
     if (rgb && out.figures[i]) {
-      const png = await renderAttentionFigure({ rgb, size: info.inputSize, words: c.words.map((w) => w.word), attention: c.words.map((w) => w.attention) },
-        { heading: `${imageName(images[i])}: ${text(c)}` });
+      const png = await renderAttentionFigure(
+        { rgb, size: info.inputSize, words: c.words.map((w) => w.word), attention: c.words.map((w) => w.attention) },
+        { heading: `${imageName(images[i])}: ${text(c)}` },
+      );
       fs.mkdirSync(path.dirname(path.resolve(out.figures[i])), { recursive: true });
       fs.writeFileSync(out.figures[i], png);
       if (out.quiet || images.length <= out.batchSize) console.error(`sat caption: attention figure ${out.figures[i]}`);
@@ -117,64 +148,118 @@ async function captionInBatches(captioner: Captioner<NodeImageInput>, images: st
 
 const command: Command = {
   name: 'caption',
-  summary: 'Caption image files or URLs with the shipped model, an installed one, a checkpoint or a bundle (greedy, beam, sampling), with attention maps',
-  usage: 'sat caption [--model NAME_URL_RUN_CHECKPOINT_OR_BUNDLE] IMAGE_OR_URL... [--images-from LIST] [--beam K [--groups G --diversity D]] [--sample --temperature T --top-k K --top-p P --seed N] [--block-trigrams] [--json] [--attention OUT]',
+  summary:
+    'Caption image files or URLs with the shipped model, an installed one, a checkpoint or a bundle (greedy, beam, sampling), with attention maps',
+  usage:
+    'sat caption [--model NAME_URL_RUN_CHECKPOINT_OR_BUNDLE] IMAGE_OR_URL... [--images-from LIST] [--beam K [--groups G --diversity D]] [--sample --temperature T --top-k K --top-p P --seed N] [--block-trigrams] [--json] [--attention OUT]',
   allowPositionals: true,
   options: {
     model: {
-      type: 'string', multiple: true,
-      description: 'an installed model\'s name (`sat models`), a bundle folder from sat export, a run folder, its checkpoints/ folder, a .safetensors checkpoint ' +
-        '(best.* preferred over latest.*), or the https URL of a bundle\'s manifest.json (installed once; #sha256=HEX pins it). Default: the shipped model. ' +
+      type: 'string',
+      multiple: true,
+      description:
+        "an installed model's name (`sat models`), a bundle folder from sat export, a run folder, its checkpoints/ folder, a .safetensors checkpoint " +
+        "(best.* preferred over latest.*), or the https URL of a bundle's manifest.json (installed once; #sha256=HEX pins it). Default: the shipped model. " +
         'Repeat it (or separate with commas) for an ensemble of checkpoints',
     },
-    backend: { type: 'string', description: 'native (the C++ addon; a checkpoint) or onnx (onnxruntime-node; a bundle, or a checkpoint exported in memory). Default: onnx for a bundle, else native' },
-    'max-image-mb': { type: 'string', description: `size limit of images downloaded from http(s) URLs, in MiB (default ${DEFAULT_MAX_IMAGE_BYTES / 1024 / 1024})` },
+    backend: {
+      type: 'string',
+      description:
+        'native (the C++ addon; a checkpoint) or onnx (onnxruntime-node; a bundle, or a checkpoint exported in memory). Default: onnx for a bundle, else native',
+    },
+    'max-image-mb': {
+      type: 'string',
+      description: `size limit of images downloaded from http(s) URLs, in MiB (default ${DEFAULT_MAX_IMAGE_BYTES / 1024 / 1024})`,
+    },
     ...captionOptionFlags(FLAGS),
-    'images-from': { type: 'string', description: 'also caption the images listed in this file, one path or URL per line (- reads stdin; for more files than a command line holds)' },
-    'batch-size': { type: 'string', description: `images read, encoded and decoded together; memory holds one batch (default ${DEFAULT_STREAM_BATCH})` },
+    'images-from': {
+      type: 'string',
+      description:
+        'also caption the images listed in this file, one path or URL per line (- reads stdin; for more files than a command line holds)',
+    },
+    'batch-size': {
+      type: 'string',
+      description: `images read, encoded and decoded together; memory holds one batch (default ${DEFAULT_STREAM_BATCH})`,
+    },
     quiet: { type: 'boolean', description: 'no progress bar' },
-    json: { type: 'boolean', description: 'print JSON: per image the words and, per word, the attention weights over the encoder locations' },
-    attention: { type: 'string', description: 'write attention figures: OUT.png for one image, or a folder (one IMAGE.attention.png each)' },
+    json: {
+      type: 'boolean',
+      description: 'print JSON: per image the words and, per word, the attention weights over the encoder locations',
+    },
+    attention: {
+      type: 'string',
+      description: 'write attention figures: OUT.png for one image, or a folder (one IMAGE.attention.png each)',
+    },
     ...CHECKPOINT_ENCODER_OPTIONS,
   },
   async run({ values, positionals: named }) {
     const models = listFlag(values, 'model');
-    const positionals = [...named, ...(typeof values['images-from'] === 'string' ? readImageList(values['images-from']) : [])];
-    if (positionals.length === 0) throw new UserError('no images given: sat caption [--model MODEL] IMAGE... (JPEG or PNG files, or http(s) URLs), or --images-from LIST.');
+    const positionals = [
+      ...named,
+      ...(typeof values['images-from'] === 'string' ? readImageList(values['images-from']) : []),
+    ];
+    if (positionals.length === 0)
+      throw new UserError(
+        'no images given: sat caption [--model MODEL] IMAGE... (JPEG or PNG files, or http(s) URLs), or --images-from LIST.',
+      );
     for (const f of positionals) {
       if (isImageUrl(f)) continue;
       if (!fs.existsSync(f)) throw new UserError(`image ${f} does not exist. Check the path.`);
-      if (fs.statSync(f).isDirectory()) throw new UserError(`${f} is a folder; pass image files (e.g. ${path.join(f, '*.jpg')}).`);
+      if (fs.statSync(f).isDirectory())
+        throw new UserError(`${f} is a folder; pass image files (e.g. ${path.join(f, '*.jpg')}).`);
     }
     const options = captionOptionsFromArgs(values);
     const figures = typeof values.attention === 'string' ? figurePaths(values.attention, positionals) : [];
     const maxImageMb = numberOption(values, 'max-image-mb', { min: 0.001 });
     const backend = values.backend === undefined ? undefined : checkBackend(values.backend, '--backend');
-    const batchSize = numberOption(values, 'batch-size', { integer: true, min: 1, max: MAX_STREAM_BATCH }) ?? DEFAULT_STREAM_BATCH;
+    const batchSize =
+      numberOption(values, 'batch-size', { integer: true, min: 1, max: MAX_STREAM_BATCH }) ?? DEFAULT_STREAM_BATCH;
 
     const loadOptions = {
-      backend, encoder: givenEncoderFlags(values), maxImageBytes: maxImageMb === undefined ? undefined : Math.round(maxImageMb * 1024 * 1024),
-      allowFiles: true, allowPrivateNetwork: true, // the user at the terminal names files and may name local servers
+      backend,
+      encoder: givenEncoderFlags(values),
+      maxImageBytes: maxImageMb === undefined ? undefined : Math.round(maxImageMb * 1024 * 1024),
+      allowFiles: true,
+      allowPrivateNetwork: true, // the user at the terminal names files and may name local servers
     };
     // One model (or none: the shipped one) is located first, so the output can say where it came from.
-    const model = models && models.length > 1
-      ? { origin: 'path' as const, path: models.join(',') }
-      : await locateModel(models?.[0], { silent: false });
-    const captioner = 'kind' in model ? await loadLocatedCaptioner(model, loadOptions) : await loadCaptioner(models!, loadOptions);
+    const model =
+      models && models.length > 1
+        ? { origin: 'path' as const, path: models.join(',') }
+        : await locateModel(models?.[0], { silent: false });
+    const captioner =
+      'kind' in model ? await loadLocatedCaptioner(model, loadOptions) : await loadCaptioner(models!, loadOptions);
     try {
       const { encoderId: id, locations } = captioner.info;
       const grid = isSquareGrid(captioner.info.grid) ? captioner.info.grid : null; // null: not a square feature map
       if (figures.length > 0 && grid === null) {
-        throw new UserError(`--attention: encoder "${id}" has ${locations} locations, not a square grid, so there is no map to draw. Omit --attention.`);
+        throw new UserError(
+          `--attention: encoder "${id}" has ${locations} locations, not a square grid, so there is no map to draw. Omit --attention.`,
+        );
       }
       const { modelId, modelName } = captioner.info;
       const head = {
-        model: { id: modelId, ...(modelName !== undefined ? { name: modelName } : {}), origin: model.origin, path: model.path },
-        checkpoint: captioner.info.source, encoder: id, locations, decoding: decodingSummary(options, captioner.info.maxLength),
+        model: {
+          id: modelId,
+          ...(modelName !== undefined ? { name: modelName } : {}),
+          origin: model.origin,
+          path: model.path,
+        },
+        checkpoint: captioner.info.source,
+        encoder: id,
+        locations,
+        decoding: decodingSummary(options, captioner.info.maxLength),
       };
-      if (!values.json) console.error(`sat caption: model ${modelName !== undefined ? `${modelName} (${model.origin}), id ` : ''}${modelId}`);
+      if (!values.json)
+        console.error(
+          `sat caption: model ${modelName !== undefined ? `${modelName} (${model.origin}), id ` : ''}${modelId}`,
+        );
       await captionInBatches(captioner, positionals, options, {
-        batchSize, figures, json: values.json === true ? head : null, grid, quiet: values.quiet === true,
+        batchSize,
+        figures,
+        json: values.json === true ? head : null,
+        grid,
+        quiet: values.quiet === true,
       });
     } finally {
       await captioner.dispose();

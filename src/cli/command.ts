@@ -63,13 +63,27 @@ export function requireString(values: Record<string, unknown>, name: string, hin
 }
 
 /** Parse a numeric option, naming the option in the error. */
-export function numberOption(values: Record<string, unknown>, name: string, opts: { integer?: boolean; min?: number; max?: number } = {}): number | undefined {
+export function numberOption(
+  values: Record<string, unknown>,
+  name: string,
+  opts: { integer?: boolean; min?: number; max?: number } = {},
+): number | undefined {
   const v = values[name];
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isFinite(n) || (opts.integer && !Number.isInteger(n)) ||
-      (opts.min !== undefined && n < opts.min) || (opts.max !== undefined && n > opts.max)) {
-    const range = [opts.integer ? 'an integer' : 'a number', opts.min !== undefined ? `>= ${opts.min}` : '', opts.max !== undefined ? `<= ${opts.max}` : ''].filter(Boolean).join(' ');
+  if (
+    !Number.isFinite(n) ||
+    (opts.integer && !Number.isInteger(n)) ||
+    (opts.min !== undefined && n < opts.min) ||
+    (opts.max !== undefined && n > opts.max)
+  ) {
+    const range = [
+      opts.integer ? 'an integer' : 'a number',
+      opts.min !== undefined ? `>= ${opts.min}` : '',
+      opts.max !== undefined ? `<= ${opts.max}` : '',
+    ]
+      .filter(Boolean)
+      .join(' ');
     throw new UserError(`--${name} must be ${range}, got "${String(v)}".`);
   }
   return n;

@@ -30,12 +30,16 @@ export function readModelCard(file: string): ModelCard {
   } catch (e) {
     throw new UserError(`--card ${file} is not valid JSON (${(e as Error).message}).`);
   }
-  if (!card || typeof card !== 'object' || Array.isArray(card)) throw new UserError(`--card ${file} must hold a JSON object.`);
+  if (!card || typeof card !== 'object' || Array.isArray(card))
+    throw new UserError(`--card ${file} must hold a JSON object.`);
   for (const key of ['name', 'description', 'data', 'license', 'evaluatedOn'] as const) {
-    if (card[key] !== undefined && typeof card[key] !== 'string') throw new UserError(`--card ${file}: "${key}" must be a string.`);
+    if (card[key] !== undefined && typeof card[key] !== 'string')
+      throw new UserError(`--card ${file}: "${key}" must be a string.`);
   }
   if (card.name !== undefined && !isModelName(card.name)) {
-    throw new UserError(`--card ${file}: name ${JSON.stringify(card.name)} is not a model name (letters, digits, '.', '_', '-'; at most 64).`);
+    throw new UserError(
+      `--card ${file}: name ${JSON.stringify(card.name)} is not a model name (letters, digits, '.', '_', '-'; at most 64).`,
+    );
   }
   const scores = card.scores ?? {};
   if (typeof scores !== 'object' || Object.values(scores).some((v) => typeof v !== 'number' || !Number.isFinite(v))) {
@@ -46,43 +50,77 @@ export function readModelCard(file: string): ModelCard {
 
 const command: Command = {
   name: 'export',
-  summary: 'Export trained checkpoints as an ONNX bundle (encoder + decoder graphs + manifest) for onnxruntime-node/web, or as a static site',
-  usage: 'sat export --model RUN_OR_CHECKPOINT [--model ...] --out DIR [--dtype fp32|fp16|int8] [--card FILE]   |   sat export --model RUN_OR_BUNDLE --site DIR [--dtype int8]',
+  summary:
+    'Export trained checkpoints as an ONNX bundle (encoder + decoder graphs + manifest) for onnxruntime-node/web, or as a static site',
+  usage:
+    'sat export --model RUN_OR_CHECKPOINT [--model ...] --out DIR [--dtype fp32|fp16|int8] [--card FILE]   |   sat export --model RUN_OR_BUNDLE --site DIR [--dtype int8]',
   options: {
     model: {
-      type: 'string', multiple: true,
-      description: 'run folder, its checkpoints/ folder, or a .safetensors checkpoint (best.* preferred over latest.*); with --site also a bundle folder; ' +
+      type: 'string',
+      multiple: true,
+      description:
+        'run folder, its checkpoints/ folder, or a .safetensors checkpoint (best.* preferred over latest.*); with --site also a bundle folder; ' +
         'repeat it (or separate with commas) for an ensemble bundle: one encoder, one decoder per checkpoint',
     },
     out: { type: 'string', description: 'bundle folder to write (created; a previous bundle there is replaced)' },
-    site: { type: 'string', description: 'static site folder to write: page + onnxruntime-web wasm + the bundle in model/ (serve it with any static file server)' },
-    dtype: { type: 'string', description: 'weight format: fp32 (exact), fp16 (half the size), int8 (decoder matrices per-channel int8, encoder fp16)', default: 'fp32' },
-    card: { type: 'string', description: 'a JSON model card to put in the manifest: { name, description, data, license, evaluatedOn, scores: { METRIC: number } } (shown by sat models)' },
+    site: {
+      type: 'string',
+      description:
+        'static site folder to write: page + onnxruntime-web wasm + the bundle in model/ (serve it with any static file server)',
+    },
+    dtype: {
+      type: 'string',
+      description:
+        'weight format: fp32 (exact), fp16 (half the size), int8 (decoder matrices per-channel int8, encoder fp16)',
+      default: 'fp32',
+    },
+    card: {
+      type: 'string',
+      description:
+        'a JSON model card to put in the manifest: { name, description, data, license, evaluatedOn, scores: { METRIC: number } } (shown by sat models)',
+    },
     ...CHECKPOINT_ENCODER_OPTIONS,
   },
   async run({ values }) {
     const models = listFlag(values, 'model');
-    if (!models) throw new UserError('--model is required: the run (or checkpoints) folder of a trained model, e.g. --model runs/shapes');
+    if (!models)
+      throw new UserError(
+        '--model is required: the run (or checkpoints) folder of a trained model, e.g. --model runs/shapes',
+      );
     const out = values.out as string | undefined;
     const site = values.site as string | undefined;
-    if (!out && !site) throw new UserError('--out DIR (a bundle folder) or --site DIR (a static captioning site) is required, e.g. --out bundles/f8k.');
+    if (!out && !site)
+      throw new UserError(
+        '--out DIR (a bundle folder) or --site DIR (a static captioning site) is required, e.g. --out bundles/f8k.',
+      );
     const dtype = values.dtype as BundleDtype; // checked by buildBundle
     const card = typeof values.card === 'string' ? readModelCard(values.card) : undefined;
     // Paths, or names of the shipped and installed models (src/models/source.ts).
     const located = await Promise.all(models.map((m) => locateModel(m, { silent: false })));
     const fromBundle = located.length === 1 && located[0].kind === 'bundle';
-    if (fromBundle && out) throw new UserError(`--model ${models[0]} is already a bundle: copy the folder, or use --site DIR to make a site of it.`);
-    const bundle = fromBundle ? await readBundleFolder(located[0].path)
-      : await buildBundle(located.map((l) => l.path), { dtype, encoder: givenEncoderFlags(values) });
+    if (fromBundle && out)
+      throw new UserError(
+        `--model ${models[0]} is already a bundle: copy the folder, or use --site DIR to make a site of it.`,
+      );
+    const bundle = fromBundle
+      ? await readBundleFolder(located[0].path)
+      : await buildBundle(
+          located.map((l) => l.path),
+          { dtype, encoder: givenEncoderFlags(values) },
+        );
     if (fromBundle && (dtype !== 'fp32' || givenEncoderFlags(values) || card)) {
-      throw new UserError(`--model ${models[0]} is a ${bundle.manifest.dtype} bundle with its own encoder and card: --dtype, --card and the encoder flags ` +
-        'do not apply; export the checkpoint it came from to choose them.');
+      throw new UserError(
+        `--model ${models[0]} is a ${bundle.manifest.dtype} bundle with its own encoder and card: --dtype, --card and the encoder flags ` +
+          'do not apply; export the checkpoint it came from to choose them.',
+      );
     }
     if (card) bundle.manifest.card = card;
     if (out) report(writeBundle(out, bundle), `${bundle.manifest.modelId}, ${bundle.manifest.dtype}`, out);
     if (site) {
       report(await writeSite(site, bundle), `${bundle.manifest.modelId}, ${bundle.manifest.dtype}`, site);
-      console.log(`Serve ${site} with any static file server, e.g. \`python3 -m http.server -d ${site} 8000\`, and open http://127.0.0.1:8000/`);
+      console.log(
+        `Serve ${site} with any static file server, e.g. \`python3 -m http.server -d ${site} 8000\`, and open http://127.0.0.1:8000/`,
+      );
     }
   },
 };

@@ -19,19 +19,34 @@ import { numberOption, requireString, type Command } from './command.js';
 
 const command: Command = {
   name: 'features',
-  summary: 'Extract CNN features of a prepared run\'s images into its fp16 feature store (resumable)',
-  usage: 'sat features --run RUN [--encoder NAME|model.onnx|BUNDLE_DIR | --encoder-from MODEL] [--layer mixedN] [--split train,dev,test] [--shard i/n | --merge]',
+  summary: "Extract CNN features of a prepared run's images into its fp16 feature store (resumable)",
+  usage:
+    'sat features --run RUN [--encoder NAME|model.onnx|BUNDLE_DIR | --encoder-from MODEL] [--layer mixedN] [--split train,dev,test] [--shard i/n | --merge]',
   options: {
     run: { type: 'string', description: 'run directory written by `sat prepare`' },
     ...ENCODER_CLI_OPTIONS,
-    'encoder-from': { type: 'string', description: 'the encoder of a trained model: a bundle folder (its encoder.onnx) or a checkpoint/run (the encoder it recorded); for `sat train --init MODEL`' },
+    'encoder-from': {
+      type: 'string',
+      description:
+        'the encoder of a trained model: a bundle folder (its encoder.onnx) or a checkpoint/run (the encoder it recorded); for `sat train --init MODEL`',
+    },
     split: { type: 'string', description: 'comma-separated splits to extract', default: SPLITS.join(',') },
     batch: { type: 'string', description: 'images per onnxruntime run', default: String(DEFAULT_BATCH) },
     threads: { type: 'string', description: 'onnxruntime intra-op threads', default: '2' },
-    spin: { type: 'boolean', description: 'let onnxruntime threads spin-wait between ops (only helps on an idle machine)' },
-    shard: { type: 'string', description: 'extract only slice i of n (0-based, e.g. $JOB_COMPLETION_INDEX/8) into features/<encoder>/parts/' },
-    merge: { type: 'boolean', description: 'join the finished --shard parts into the run\'s feature store' },
-    'max-pixels': { type: 'string', description: 'refuse images with more pixels than this (decompression bombs)', default: String(DEFAULT_MAX_PIXELS) },
+    spin: {
+      type: 'boolean',
+      description: 'let onnxruntime threads spin-wait between ops (only helps on an idle machine)',
+    },
+    shard: {
+      type: 'string',
+      description: 'extract only slice i of n (0-based, e.g. $JOB_COMPLETION_INDEX/8) into features/<encoder>/parts/',
+    },
+    merge: { type: 'boolean', description: "join the finished --shard parts into the run's feature store" },
+    'max-pixels': {
+      type: 'string',
+      description: 'refuse images with more pixels than this (decompression bombs)',
+      default: String(DEFAULT_MAX_PIXELS),
+    },
     verify: { type: 'boolean', description: 'afterwards, re-read every stored record and check its CRC-32' },
   },
   async run({ values }) {
@@ -39,7 +54,10 @@ const command: Command = {
     const run = loadRun(runDir);
     const splits = parseSplits(String(values.split));
     const shard = values.shard === undefined ? null : parseShard(String(values.shard));
-    if (shard && values.merge) throw new UserError('--shard and --merge do not go together: extract every slice with --shard i/n, then run --merge once.');
+    if (shard && values.merge)
+      throw new UserError(
+        '--shard and --merge do not go together: extract every slice with --shard i/n, then run --merge once.',
+      );
     const encoderOptions = await chosenEncoderOptions(values);
     const model = await resolveEncoder(encoderOptions);
     const storeDir = runPaths(run.dir).features(model.spec.id);
@@ -47,8 +65,12 @@ const command: Command = {
     if (values.merge) {
       const res = mergeParts(storeDir);
       const info = recordRunFeatures(run.dir, storeDir, encoderOptions);
-      console.log(`merged ${res.parts} parts into ${storeDir}: ${res.images} images, ${res.skipped} skipped (see skipped.json)`);
-      console.log(`run.json now points at it: ${info.encoderId}, ${info.locations} locations x ${info.channels} channels`);
+      console.log(
+        `merged ${res.parts} parts into ${storeDir}: ${res.images} images, ${res.skipped} skipped (see skipped.json)`,
+      );
+      console.log(
+        `run.json now points at it: ${info.encoderId}, ${info.locations} locations x ${info.channels} channels`,
+      );
       if (values.verify) verify(storeDir);
       return;
     }
@@ -60,20 +82,26 @@ const command: Command = {
       images = selectSlice(images, shard.index, shard.count);
       dir = path.join(partsDir(storeDir), partName(shard.index, shard.count));
     } else if (fs.existsSync(partsDir(storeDir)) && fs.readdirSync(partsDir(storeDir)).length > 0) {
-      throw new UserError(`${partsDir(storeDir)} holds --shard parts that are not merged yet. Run \`sat features --run ${runDir} --merge\` ` +
-        '(after every slice finished) before extracting into the main store, or delete the parts folder.');
+      throw new UserError(
+        `${partsDir(storeDir)} holds --shard parts that are not merged yet. Run \`sat features --run ${runDir} --merge\` ` +
+          '(after every slice finished) before extracting into the main store, or delete the parts folder.',
+      );
     }
 
     // Ctrl-C quits at once: every committed record survives a kill (the store is written for kill -9), and a
     // rerun skips the images already stored. Extraction awaits the encoder per batch, so this runs promptly.
     const onSigint = () => {
-      console.error(`\nCtrl-C: stopped. The images extracted so far are kept in ${dir}; run the same command again to ` +
-        'continue from there (the feature store is resumable).');
+      console.error(
+        `\nCtrl-C: stopped. The images extracted so far are kept in ${dir}; run the same command again to ` +
+          'continue from there (the feature store is resumable).',
+      );
       process.exit(130);
     };
     process.once('SIGINT', onSigint);
     const res = await extractFeatures({
-      images, model, dir,
+      images,
+      model,
+      dir,
       batchSize: numberOption(values, 'batch', { integer: true, min: 1, max: 256 }),
       threads: numberOption(values, 'threads', { integer: true, min: 1, max: 256 }),
       maxPixels: numberOption(values, 'max-pixels', { integer: true, min: 1 }),
@@ -82,14 +110,20 @@ const command: Command = {
       progress: `features ${model.spec.id}${shard ? ` ${shard.index}/${shard.count}` : ''}`,
     }).finally(() => process.off('SIGINT', onSigint));
     const rate = res.stored > 0 ? ` at ${(res.stored / res.seconds).toFixed(1)} img/s` : '';
-    console.log(`${dir}: ${res.stored} images extracted${rate}, ${res.alreadyStored} already there (resumed), ` +
-      `${res.skipped.length} skipped; ${model.spec.locations} locations x ${model.spec.channels} channels, fp16`);
+    console.log(
+      `${dir}: ${res.stored} images extracted${rate}, ${res.alreadyStored} already there (resumed), ` +
+        `${res.skipped.length} skipped; ${model.spec.locations} locations x ${model.spec.channels} channels, fp16`,
+    );
     if (res.skipped.length > 0) console.log(summarizeSkipped(res.skipped, path.join(dir, 'skipped.json')));
     if (shard) {
-      console.log(`slice ${shard.index}/${shard.count} done; once every slice is, run \`sat features --run ${runDir} --merge\` with the same encoder flags.`);
+      console.log(
+        `slice ${shard.index}/${shard.count} done; once every slice is, run \`sat features --run ${runDir} --merge\` with the same encoder flags.`,
+      );
     } else {
       const info = recordRunFeatures(run.dir, dir, encoderOptions);
-      console.log(`run.json now points at it: ${info.encoderId}, ${info.images} images; encoder options recorded for sat train, caption, serve and export`);
+      console.log(
+        `run.json now points at it: ${info.encoderId}, ${info.images} images; encoder options recorded for sat train, caption, serve and export`,
+      );
     }
     if (values.verify) verify(dir);
   },
@@ -105,7 +139,9 @@ async function chosenEncoderOptions(values: Record<string, unknown>): Promise<En
   const from = values['encoder-from'];
   if (typeof from !== 'string') return flags;
   if (flags.encoder !== DEFAULT_ENCODER) {
-    throw new UserError(`--encoder ${flags.encoder} and --encoder-from ${from} both choose the encoder: give one of them.`);
+    throw new UserError(
+      `--encoder ${flags.encoder} and --encoder-from ${from} both choose the encoder: give one of them.`,
+    );
   }
   const source = await loadInitSource(from);
   if (source.kind === 'bundle') return { ...flags, encoder: source.where };
@@ -114,17 +150,25 @@ async function chosenEncoderOptions(values: Record<string, unknown>): Promise<En
 }
 
 function parseSplits(value: string): Split[] {
-  const parts = value.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const p of parts) if (!SPLITS.includes(p as Split)) throw new UserError(`--split: unknown split "${p}"; use a comma-separated list of ${SPLITS.join(', ')}.`);
+  const parts = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const p of parts)
+    if (!SPLITS.includes(p as Split))
+      throw new UserError(`--split: unknown split "${p}"; use a comma-separated list of ${SPLITS.join(', ')}.`);
   if (parts.length === 0) throw new UserError(`--split is empty; use a comma-separated list of ${SPLITS.join(', ')}.`);
   return parts as Split[];
 }
 
 function parseShard(value: string): { index: number; count: number } {
   const m = /^(\d+)\/(\d+)$/.exec(value);
-  const index = m ? Number(m[1]) : NaN, count = m ? Number(m[2]) : NaN;
+  const index = m ? Number(m[1]) : NaN,
+    count = m ? Number(m[2]) : NaN;
   if (!m || count < 1 || index >= count || count > 99999) {
-    throw new UserError(`--shard must be i/n with 0 <= i < n (0-based, like a Kubernetes Indexed Job's JOB_COMPLETION_INDEX), got "${value}".`);
+    throw new UserError(
+      `--shard must be i/n with 0 <= i < n (0-based, like a Kubernetes Indexed Job's JOB_COMPLETION_INDEX), got "${value}".`,
+    );
   }
   return { index, count };
 }
@@ -141,13 +185,18 @@ function verify(dir: string): void {
   const bar = new ProgressBar({ total: store.size, label: 'verify', unit: 'img' });
   let last = 0;
   const bad = store.verify((done) => {
-    if (done - last >= 64 || done === store.size) { bar.tick(done - last); last = done; }
+    if (done - last >= 64 || done === store.size) {
+      bar.tick(done - last);
+      last = done;
+    }
   });
   bar.finish();
   store.close();
   if (bad.length > 0) {
-    throw new UserError(`${bad.length} record(s) in ${dir} fail their checksum (first: ${bad.slice(0, 5).join(', ')}). ` +
-      'The disk or a copy damaged them; delete the store and extract again.');
+    throw new UserError(
+      `${bad.length} record(s) in ${dir} fail their checksum (first: ${bad.slice(0, 5).join(', ')}). ` +
+        'The disk or a copy damaged them; delete the store and extract again.',
+    );
   }
   console.log(`verified ${store.size} records: all checksums match`);
 }

@@ -16,29 +16,49 @@ const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
 export function scoresText(m: InstalledModel): string {
   const scores = m.card?.scores;
   if (scores && Object.keys(scores).length > 0) {
-    const list = Object.entries(scores).filter(([, v]) => typeof v === 'number').map(([k, v]) => `${k} ${Number(v.toFixed(3))}`).join(', ');
+    const list = Object.entries(scores)
+      .filter(([, v]) => typeof v === 'number')
+      .map(([k, v]) => `${k} ${Number(v.toFixed(3))}`)
+      .join(', ');
     return m.card?.evaluatedOn ? `${list} (${m.card.evaluatedOn})` : list;
   }
   if (m.best) return `${m.best.by} ${Number(m.best.score.toFixed(4))} (epoch ${m.best.epoch})`;
   return '-';
 }
 
-const sourceText = (m: InstalledModel) => (m.origin === 'shipped' ? `shipped${m.isDefault ? ' (default)' : ''}` : m.install?.url ?? 'cache (copied in)');
+const sourceText = (m: InstalledModel) =>
+  m.origin === 'shipped' ? `shipped${m.isDefault ? ' (default)' : ''}` : (m.install?.url ?? 'cache (copied in)');
 
 function printTable(models: InstalledModel[]): void {
   if (models.length === 0) {
     console.log('No models are installed. Install one with `sat models install https://HOST/PATH/manifest.json`.');
     return;
   }
-  const rows = models.map((m) => [m.name, mb(m.bytes), sourceText(m), m.problem ? `damaged: ${m.problem}` : scoresText(m), m.id ?? '-']);
+  const rows = models.map((m) => [
+    m.name,
+    mb(m.bytes),
+    sourceText(m),
+    m.problem ? `damaged: ${m.problem}` : scoresText(m),
+    m.id ?? '-',
+  ]);
   const header = ['NAME', 'SIZE', 'SOURCE', 'SCORES', 'ID'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  for (const r of [header, ...rows]) console.log(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  '));
+  for (const r of [header, ...rows])
+    console.log(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  '));
 }
 
 const toJson = (m: InstalledModel) => ({
-  name: m.name, id: m.id ?? null, origin: m.origin, default: m.isDefault, path: m.path, bytes: m.bytes,
-  url: m.install?.url ?? null, installedAt: m.install?.installedAt ?? null, card: m.card ?? null, best: m.best ?? null, problem: m.problem ?? null,
+  name: m.name,
+  id: m.id ?? null,
+  origin: m.origin,
+  default: m.isDefault,
+  path: m.path,
+  bytes: m.bytes,
+  url: m.install?.url ?? null,
+  installedAt: m.install?.installedAt ?? null,
+  card: m.card ?? null,
+  best: m.best ?? null,
+  problem: m.problem ?? null,
 });
 
 const command: Command = {
@@ -48,8 +68,14 @@ const command: Command = {
   allowPositionals: true,
   options: {
     json: { type: 'boolean', description: 'list as JSON (one object per model)' },
-    name: { type: 'string', description: 'install: the name to install under (default: the card\'s name, else the URL\'s folder)' },
-    sha256: { type: 'string', description: 'install: the SHA-256 the manifest.json must have (the same as URL#sha256=HEX)' },
+    name: {
+      type: 'string',
+      description: "install: the name to install under (default: the card's name, else the URL's folder)",
+    },
+    sha256: {
+      type: 'string',
+      description: 'install: the SHA-256 the manifest.json must have (the same as URL#sha256=HEX)',
+    },
   },
   async run({ values, positionals }) {
     const [action, ...args] = positionals;
@@ -60,22 +86,30 @@ const command: Command = {
       return;
     }
     if (action === 'remove') {
-      if (args.length !== 1) throw new UserError('sat models remove takes one model name, e.g. sat models remove my-model.');
+      if (args.length !== 1)
+        throw new UserError('sat models remove takes one model name, e.g. sat models remove my-model.');
       const removed = removeInstalledModel(args[0]);
       console.log(`removed ${removed.name} (${mb(removed.bytes)}) from ${removed.path}`);
       return;
     }
     if (action === 'install') {
-      if (args.length !== 1) throw new UserError('sat models install takes one URL, e.g. sat models install https://host/models/m/manifest.json.');
+      if (args.length !== 1)
+        throw new UserError(
+          'sat models install takes one URL, e.g. sat models install https://host/models/m/manifest.json.',
+        );
       const model = await installModelFromUrl(args[0], {
         name: typeof values.name === 'string' ? values.name : undefined,
         manifestSha256: typeof values.sha256 === 'string' ? values.sha256 : undefined,
         silent: false,
       });
-      console.log(`installed ${model.name} (${mb(model.bytes)}, ${model.id}) at ${model.path}; use it with --model ${model.name}`);
+      console.log(
+        `installed ${model.name} (${mb(model.bytes)}, ${model.id}) at ${model.path}; use it with --model ${model.name}`,
+      );
       return;
     }
-    throw new UserError(`sat models: unknown action "${action}". Use \`sat models\` (list), \`sat models install URL\` or \`sat models remove NAME\`.`);
+    throw new UserError(
+      `sat models: unknown action "${action}". Use \`sat models\` (list), \`sat models install URL\` or \`sat models remove NAME\`.`,
+    );
   },
 };
 

@@ -10,13 +10,30 @@ const command: Command = {
     dataset: { type: 'string', description: `dataset reader: ${DATASET_KINDS.join(', ')}` },
     root: { type: 'string', description: 'dataset folder (shapes: where images are generated, default RUN/shapes)' },
     out: { type: 'string', description: 'run directory to write, e.g. runs/f8k' },
-    captions: { type: 'string', description: 'caption file overriding the default (token file, captions_*.json, dataset_*.json, CSV or JSONL)' },
-    'top-k': { type: 'string', description: 'keep the top-k most frequent train words; V = min(top-k, 2 + distinct tokens)', default: '5000' },
-    'max-length': { type: 'string', description: 'truncate token sequences to this length, <start>/<end> included (default: longest train caption)' },
-    'limit-captions': { type: 'string', description: 'keep only N captions chosen by a seeded shuffle (the tutorial uses 30000 on COCO)' },
+    captions: {
+      type: 'string',
+      description: 'caption file overriding the default (token file, captions_*.json, dataset_*.json, CSV or JSONL)',
+    },
+    'top-k': {
+      type: 'string',
+      description: 'keep the top-k most frequent train words; V = min(top-k, 2 + distinct tokens)',
+      default: '5000',
+    },
+    'max-length': {
+      type: 'string',
+      description: 'truncate token sequences to this length, <start>/<end> included (default: longest train caption)',
+    },
+    'limit-captions': {
+      type: 'string',
+      description: 'keep only N captions chosen by a seeded shuffle (the tutorial uses 30000 on COCO)',
+    },
     seed: { type: 'string', description: 'seed for shuffles, splits and shapes generation', default: '42' },
     download: { type: 'boolean', description: 'download and extract coco (2014 train) or flickr8k into --root first' },
-    'download-base': { type: 'string', description: 'base URL overriding the official download location (also SAT_COCO_BASE_URL / SAT_FLICKR8K_BASE_URL)' },
+    'download-base': {
+      type: 'string',
+      description:
+        'base URL overriding the official download location (also SAT_COCO_BASE_URL / SAT_FLICKR8K_BASE_URL)',
+    },
     images: { type: 'string', description: 'shapes: number of images to generate', default: '1000' },
     'image-size': { type: 'string', description: 'shapes: image side in pixels', default: '224' },
     force: { type: 'boolean', description: 'overwrite a run directory that already has features or checkpoints' },
@@ -24,7 +41,8 @@ const command: Command = {
   },
   async run({ values }) {
     const dataset = requireString(values, 'dataset', `one of ${DATASET_KINDS.join(', ')}.`) as DatasetKind;
-    if (!DATASET_KINDS.includes(dataset)) throw new UserError(`--dataset must be one of ${DATASET_KINDS.join(', ')}, got "${dataset}".`);
+    if (!DATASET_KINDS.includes(dataset))
+      throw new UserError(`--dataset must be one of ${DATASET_KINDS.join(', ')}, got "${dataset}".`);
     const out = requireString(values, 'out', 'the run directory to write, e.g. --out runs/f8k.');
     const { info } = await prepareRun({
       dataset,
@@ -41,7 +59,11 @@ const command: Command = {
       imageSize: numberOption(values, 'image-size', { integer: true, min: 32 }),
       force: Boolean(values.force),
     });
-    console.log(values.json ? JSON.stringify(info, null, 2) : `${formatReport(info)}\nwrote ${out}/run.json, vocab.json, images.jsonl`);
+    console.log(
+      values.json
+        ? JSON.stringify(info, null, 2)
+        : `${formatReport(info)}\nwrote ${out}/run.json, vocab.json, images.jsonl`,
+    );
   },
 };
 

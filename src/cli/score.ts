@@ -13,11 +13,18 @@ const command: Command = {
   usage: 'sat score --refs refs.json --hyps hyps.json [--json]',
   options: {
     refs: { type: 'string', description: 'reference captions: {"<id>": ["caption", ...]} or a COCO annotations file' },
-    hyps: { type: 'string', description: 'hypotheses: {"<id>": "caption"} or a COCO results list [{"image_id", "caption"}]' },
+    hyps: {
+      type: 'string',
+      description: 'hypotheses: {"<id>": "caption"} or a COCO results list [{"image_id", "caption"}]',
+    },
     json: { type: 'boolean', description: 'print the scores as one JSON object', default: false },
   },
   async run({ values }) {
-    const refsFile = requireString(values, 'refs', 'pass the reference captions file, e.g. --refs captions_val2014.json');
+    const refsFile = requireString(
+      values,
+      'refs',
+      'pass the reference captions file, e.g. --refs captions_val2014.json',
+    );
     const hypsFile = requireString(values, 'hyps', 'pass the generated captions file, e.g. --hyps results.json');
     const refs = readReferences(refsFile);
     const hyps = readHypotheses(hypsFile);
@@ -27,7 +34,9 @@ const command: Command = {
       scores = scoreCaptions(refs, hyps);
     } catch (e) {
       if (e instanceof MissingReferencesError) {
-        throw new UserError(`${e.message}. Every image id in ${hypsFile} needs reference captions in ${refsFile}; check that both files use the same ids.`);
+        throw new UserError(
+          `${e.message}. Every image id in ${hypsFile} needs reference captions in ${refsFile}; check that both files use the same ids.`,
+        );
       }
       throw e;
     }

@@ -18,13 +18,16 @@ const FIELD_HELP: Record<keyof TrainConfig, string> = {
   attentionUnits: 'attention units A',
   dropout: 'dropout rate on the decoder (0 = off, as the tutorial)',
   attentionLambda: 'doubly stochastic attention regulariser weight (0 = off)',
-  gruState: 'carry | reset: reset = the TF tutorial\'s GRU, which restarts from zeros every step; carry = a real recurrence',
-  initState: 'zeros | mean: the decoder\'s initial state; mean = the paper\'s tanh(W·mean annotation + b), zeros = the TF tutorial',
+  gruState:
+    "carry | reset: reset = the TF tutorial's GRU, which restarts from zeros every step; carry = a real recurrence",
+  initState:
+    "zeros | mean: the decoder's initial state; mean = the paper's tanh(W·mean annotation + b), zeros = the TF tutorial",
   batchSize: 'captions per batch',
   epochs: 'epochs to train in total',
   learningRate: 'Adam learning rate (with --resume: replaces the current, possibly decayed, rate)',
   clipNorm: 'global gradient-norm clipping (0 = off)',
-  precision: 'fp32 | bf16 | auto: matmul operands of the training step; bf16 (f32 accumulation) needs AVX512-BF16 or AMX, auto picks it where the CPU has it',
+  precision:
+    'fp32 | bf16 | auto: matmul operands of the training step; bf16 (f32 accumulation) needs AVX512-BF16 or AMX, auto picks it where the CPU has it',
   lrSchedule: 'constant | step | plateau',
   lrDecayFactor: 'learning-rate decay factor',
   lrStepEpochs: 'epochs between decays for --lr-schedule step',
@@ -40,7 +43,8 @@ const FIELD_HELP: Record<keyof TrainConfig, string> = {
   maxValExamples: 'at most this many dev captions for the validation loss (0 = all)',
   featureCacheMB: 'MB of decoded features kept in RAM between batches (0 = off)',
   checkpointMinutes: 'also save mid-epoch this often (0 = epoch ends only)',
-  objective: 'xe | scst: cross-entropy on the human captions, or self-critical training on CIDEr-D (with --init; see configs/scst.json)',
+  objective:
+    'xe | scst: cross-entropy on the human captions, or self-critical training on CIDEr-D (with --init; see configs/scst.json)',
   scstSamples: 'self-critical: captions sampled per image',
   scstMaxLength: 'self-critical: tokens sampled per caption at most, <end> included',
 };
@@ -52,34 +56,58 @@ const FIELDS = Object.keys(FIELD_HELP) as (keyof TrainConfig)[];
 
 /** Spellings of earlier releases, accepted for one more release with a line naming the new flag. */
 export const OLD_TRAIN_FLAGS: Readonly<Record<string, keyof TrainConfig>> = {
-  batch: 'batchSize', lr: 'learningRate', clip: 'clipNorm', bucket: 'bucketBatches', 'val-max': 'maxValExamples',
-  'max-length': 'maxCaptionLength', 'cache-mb': 'featureCacheMB', 'early-stop': 'earlyStopPatience',
-  'lr-factor': 'lrDecayFactor', 'lr-step': 'lrStepEpochs',
+  batch: 'batchSize',
+  lr: 'learningRate',
+  clip: 'clipNorm',
+  bucket: 'bucketBatches',
+  'val-max': 'maxValExamples',
+  'max-length': 'maxCaptionLength',
+  'cache-mb': 'featureCacheMB',
+  'early-stop': 'earlyStopPatience',
+  'lr-factor': 'lrDecayFactor',
+  'lr-step': 'lrStepEpochs',
 };
 
 const options: Command['options'] = {
   run: { type: 'string', description: 'run directory (from sat prepare + sat features)' },
-  config: { type: 'string', description: 'JSON file of training settings (field names as printed at start, e.g. configs/tutorial.json); flags win over it' },
+  config: {
+    type: 'string',
+    description:
+      'JSON file of training settings (field names as printed at start, e.g. configs/tutorial.json); flags win over it',
+  },
   resume: { type: 'boolean', description: 'continue from CHECKPOINTS/latest exactly where it stopped' },
-  force: { type: 'boolean', description: 'start over in a checkpoints folder that holds checkpoints, deleting them (without it, or --resume, such a folder is refused)' },
-  init: { type: 'string', description: 'start from a trained model: a checkpoint (file, checkpoints or run folder: its best) or a bundle folder; shared words keep their rows, new words start fresh; fresh optimizer and schedule' },
+  force: {
+    type: 'boolean',
+    description:
+      'start over in a checkpoints folder that holds checkpoints, deleting them (without it, or --resume, such a folder is refused)',
+  },
+  init: {
+    type: 'string',
+    description:
+      'start from a trained model: a checkpoint (file, checkpoints or run folder: its best) or a bundle folder; shared words keep their rows, new words start fresh; fresh optimizer and schedule',
+  },
   checkpoints: { type: 'string', description: 'checkpoint folder (default RUN/checkpoints)' },
   features: { type: 'string', description: 'feature store folder (default: the one the run uses)' },
   minutes: { type: 'string', description: 'stop (with a checkpoint) after this many minutes of training' },
   quiet: { type: 'boolean', description: 'no progress bars' },
 };
-for (const field of FIELDS) options[flagOf(field)] = { type: 'string', description: `${FIELD_HELP[field]} (default ${D[field]})` };
+for (const field of FIELDS)
+  options[flagOf(field)] = { type: 'string', description: `${FIELD_HELP[field]} (default ${D[field]})` };
 for (const [old, field] of Object.entries(OLD_TRAIN_FLAGS)) {
   options[old] = { type: 'string', description: `old spelling of --${flagOf(field)}`, hidden: true };
 }
 
 /** The config fields given as flags (new or old spellings), validated; an old spelling prints what to use instead. */
-export function configFromFlags(values: Record<string, unknown>, warn: (line: string) => void = (l) => console.error(l)): Partial<TrainConfig> {
+export function configFromFlags(
+  values: Record<string, unknown>,
+  warn: (line: string) => void = (l) => console.error(l),
+): Partial<TrainConfig> {
   const given: Record<string, unknown> = { ...values };
   for (const [old, field] of Object.entries(OLD_TRAIN_FLAGS)) {
     if (values[old] === undefined) continue;
     const flag = flagOf(field);
-    if (values[flag] !== undefined) throw new UserError(`--${old} and --${flag} are the same setting: give only --${flag}.`);
+    if (values[flag] !== undefined)
+      throw new UserError(`--${old} and --${flag} are the same setting: give only --${flag}.`);
     warn(`sat train: --${old} is now --${flag} (the old name works until the next release).`);
     given[flag] = values[old];
   }
@@ -88,15 +116,18 @@ export function configFromFlags(values: Record<string, unknown>, warn: (line: st
     const flag = flagOf(field);
     if (given[flag] === undefined) continue;
     const rule = CONFIG_RULES[field];
-    patch[field] = rule.oneOf ? given[flag] : numberOption(given, flag, { integer: rule.integer, min: rule.min, max: rule.max });
+    patch[field] = rule.oneOf
+      ? given[flag]
+      : numberOption(given, flag, { integer: rule.integer, min: rule.min, max: rule.max });
   }
   return validateConfigPatch(patch, 'flag');
 }
 
 const command: Command = {
   name: 'train',
-  summary: 'Train the attention captioner on a run\'s cached features (checkpoints, exact --resume)',
-  usage: 'sat train --run DIR [--epochs N] [--batch-size N] [--learning-rate X] [--dropout X] [--clip-norm X] [--gru-state carry|reset] ' +
+  summary: "Train the attention captioner on a run's cached features (checkpoints, exact --resume)",
+  usage:
+    'sat train --run DIR [--epochs N] [--batch-size N] [--learning-rate X] [--dropout X] [--clip-norm X] [--gru-state carry|reset] ' +
     '[--init-state zeros|mean] [--precision fp32|bf16|auto] [--config FILE] [--resume | --force] [--init MODEL [--config configs/scst.json]]',
   options,
   async run({ values }) {

@@ -46,9 +46,17 @@ export function readCoco(opts: CocoOptions): Dataset {
     files = [path.resolve(opts.captionsFile)];
   } else {
     const annDir = path.join(root, 'annotations');
-    if (!fs.existsSync(annDir)) throw new UserError(`COCO annotations not found: ${annDir} does not exist. Pass the folder holding annotations/ and train2014/ as --root, or add --download.`);
-    files = fs.readdirSync(annDir).filter((f) => /^captions_.*\.json$/.test(f)).sort().map((f) => path.join(annDir, f));
-    if (files.length === 0) throw new UserError(`no captions_*.json in ${annDir}. Pass --captions FILE or add --download.`);
+    if (!fs.existsSync(annDir))
+      throw new UserError(
+        `COCO annotations not found: ${annDir} does not exist. Pass the folder holding annotations/ and train2014/ as --root, or add --download.`,
+      );
+    files = fs
+      .readdirSync(annDir)
+      .filter((f) => /^captions_.*\.json$/.test(f))
+      .sort()
+      .map((f) => path.join(annDir, f));
+    if (files.length === 0)
+      throw new UserError(`no captions_*.json in ${annDir}. Pass --captions FILE or add --download.`);
   }
 
   const sources: { file: string; imageDir: string }[] = [];
@@ -56,12 +64,20 @@ export function readCoco(opts: CocoOptions): Dataset {
     const folder = folderOf(file);
     // With an explicit --captions file whose folder name matches nothing, the images sit in ROOT itself.
     const candidates = [path.join(root, folder), path.join(root, 'images', folder)];
-    const imageDir = candidates.find((d) => fs.existsSync(d) && fs.statSync(d).isDirectory()) ??
+    const imageDir =
+      candidates.find((d) => fs.existsSync(d) && fs.statSync(d).isDirectory()) ??
       (opts.captionsFile ? root : undefined);
-    if (!imageDir) skipped.push({ id: path.basename(file), reason: `image folder ${path.join(root, folder)} not found; caption file not used` });
+    if (!imageDir)
+      skipped.push({
+        id: path.basename(file),
+        reason: `image folder ${path.join(root, folder)} not found; caption file not used`,
+      });
     else sources.push({ file, imageDir });
   }
-  if (sources.length === 0) throw new UserError(`no COCO caption file has its image folder under ${root} (looked for ${files.map(folderOf).join(', ')}).`);
+  if (sources.length === 0)
+    throw new UserError(
+      `no COCO caption file has its image folder under ${root} (looked for ${files.map(folderOf).join(', ')}).`,
+    );
 
   const perSource = sources.map((s) => readCocoFile(s.file, s.imageDir, skipped));
   const trainLike = sources.findIndex((s) => /train/.test(folderOf(s.file)));
@@ -70,7 +86,8 @@ export function readCoco(opts: CocoOptions): Dataset {
   if (sources.length >= 2 && trainLike >= 0 && valLike >= 0) {
     // Official train -> train, official val -> dev; any other file is reported and left out.
     sources.forEach((s, i) => {
-      if (i !== trainLike && i !== valLike) skipped.push({ id: path.basename(s.file), reason: 'neither the train nor the val caption file; not used' });
+      if (i !== trainLike && i !== valLike)
+        skipped.push({ id: path.basename(s.file), reason: 'neither the train nor the val caption file; not used' });
     });
     perSource[trainLike].forEach((img) => (img.split = 'train'));
     perSource[valLike].forEach((img) => (img.split = 'dev'));
@@ -131,7 +148,8 @@ function readCocoFile(file: string, imageDir: string, skipped: Dataset['skipped'
     else if (!missing.has(id)) orphans.set(id, (orphans.get(id) ?? 0) + 1);
   }
   for (const id of missing) skipped.push({ id, reason: `image file not found in ${imageDir}` });
-  for (const [id, n] of orphans) skipped.push({ id, reason: `${n} captions name an image id that is not in ${path.basename(file)}` });
+  for (const [id, n] of orphans)
+    skipped.push({ id, reason: `${n} captions name an image id that is not in ${path.basename(file)}` });
   const images = [...byId.values()];
   for (const img of images) if (img.captions.length === 0) skipped.push({ id: img.id, reason: 'image has no caption' });
   return images.filter((img) => img.captions.length > 0);

@@ -19,7 +19,10 @@ export function parseCsvLines(text: string, source = 'CSV'): { fields: string[];
   let line = 1;
   let rowLine = 1;
   let i = text.charCodeAt(0) === 0xfeff ? 1 : 0; // skip a UTF-8 byte order mark
-  const endField = () => { row.push(field); field = ''; };
+  const endField = () => {
+    row.push(field);
+    field = '';
+  };
   const endRow = () => {
     endField();
     if (!(row.length === 1 && row[0] === '')) rows.push({ fields: row, line: rowLine }); // blank lines are not rows
@@ -29,20 +32,31 @@ export function parseCsvLines(text: string, source = 'CSV'): { fields: string[];
     const c = text[i];
     if (quoted) {
       if (c === '"') {
-        if (text[i + 1] === '"') { field += '"'; i++; } else quoted = false;
+        if (text[i + 1] === '"') {
+          field += '"';
+          i++;
+        } else quoted = false;
       } else {
         if (c === '\n') line++;
         field += c;
       }
     } else if (c === '"') {
-      if (field !== '') throw new UserError(`${source} line ${line}: a quote inside an unquoted field; quote the whole field and double inner quotes ("").`);
+      if (field !== '')
+        throw new UserError(
+          `${source} line ${line}: a quote inside an unquoted field; quote the whole field and double inner quotes ("").`,
+        );
       quoted = true;
     } else if (c === ',') endField();
-    else if (c === '\n') { endRow(); line++; rowLine = line; }
-    else if (c === '\r' && text[i + 1] === '\n') { /* CRLF: the \n ends the row */ }
-    else field += c;
+    else if (c === '\n') {
+      endRow();
+      line++;
+      rowLine = line;
+    } else if (c === '\r' && text[i + 1] === '\n') {
+      /* CRLF: the \n ends the row */
+    } else field += c;
   }
-  if (quoted) throw new UserError(`${source}: unterminated quoted field at the end of the file (started before line ${line}).`);
+  if (quoted)
+    throw new UserError(`${source}: unterminated quoted field at the end of the file (started before line ${line}).`);
   if (field !== '' || row.length > 0) endRow();
   return rows;
 }

@@ -51,20 +51,31 @@ export const DOWNLOADS: Record<'coco' | 'flickr8k', DatasetDownload> = {
 };
 
 /** What a user can do when a dataset download fails, appended to each refusal. */
-const MANUAL_FIX = 'Or download it manually, extract it into the dataset folder and pass that folder as --root (without --download).';
+const MANUAL_FIX =
+  'Or download it manually, extract it into the dataset folder and pass that folder as --root (without --download).';
 
 /** downloadFile (src/util/download.ts) with the dataset's manual route in every refusal. */
-export function downloadFile(url: string, dest: string, opts: Omit<DownloadOptions, 'fix'> = {}): Promise<DownloadResult> {
+export function downloadFile(
+  url: string,
+  dest: string,
+  opts: Omit<DownloadOptions, 'fix'> = {},
+): Promise<DownloadResult> {
   return sharedDownloadFile(url, dest, { ...opts, fix: MANUAL_FIX });
 }
 
-interface Manifest { [url: string]: { file: string; bytes: number; sha256: string; extracted: boolean; at: string } }
+interface Manifest {
+  [url: string]: { file: string; bytes: number; sha256: string; extracted: boolean; at: string };
+}
 
 /**
  * Download and extract every archive of `dataset` into `root`. Archives already extracted (per
  * ROOT/downloads.json) are skipped; each archive is deleted after a verified extraction to save disk.
  */
-export async function downloadDataset(dataset: 'coco' | 'flickr8k', root: string, opts: { baseUrl?: string; silent?: boolean; retries?: number; keepArchives?: boolean } = {}): Promise<void> {
+export async function downloadDataset(
+  dataset: 'coco' | 'flickr8k',
+  root: string,
+  opts: { baseUrl?: string; silent?: boolean; retries?: number; keepArchives?: boolean } = {},
+): Promise<void> {
   const spec = DOWNLOADS[dataset];
   const base = (opts.baseUrl ?? process.env[spec.envVar] ?? spec.baseUrl).replace(/\/+$/, '');
   const manifestPath = path.join(root, 'downloads.json');
@@ -76,14 +87,22 @@ export async function downloadDataset(dataset: 'coco' | 'flickr8k', root: string
     const zip = path.join(root, 'downloads', path.basename(archive.path));
     let result: DownloadResult;
     try {
-      result = fs.existsSync(zip) && done
-        ? { file: zip, bytes: done.bytes, sha256: done.sha256 }
-        : await downloadFile(url, zip, { sha256: archive.sha256, silent: opts.silent, retries: opts.retries });
+      result =
+        fs.existsSync(zip) && done
+          ? { file: zip, bytes: done.bytes, sha256: done.sha256 }
+          : await downloadFile(url, zip, { sha256: archive.sha256, silent: opts.silent, retries: opts.retries });
     } catch (e) {
-      if (e instanceof UserError) throw new UserError(`${e.message}\nExpected layout after a manual download: ${spec.layout}.`);
+      if (e instanceof UserError)
+        throw new UserError(`${e.message}\nExpected layout after a manual download: ${spec.layout}.`);
       throw e;
     }
-    manifest[url] = { file: path.relative(root, zip), bytes: result.bytes, sha256: result.sha256, extracted: false, at: new Date().toISOString() };
+    manifest[url] = {
+      file: path.relative(root, zip),
+      bytes: result.bytes,
+      sha256: result.sha256,
+      extracted: false,
+      at: new Date().toISOString(),
+    };
     fs.writeFileSync(manifestPath, JSON.stringify(manifest, null, 2) + '\n');
     await extractZip(zip, path.join(root, archive.into ?? '.'), { stripPrefix: archive.into, silent: opts.silent });
     manifest[url].extracted = true;

@@ -23,7 +23,12 @@ export interface FolderOptions {
   seed?: number;
 }
 
-interface Row { image: string; captions: string[]; split?: string; where: string }
+interface Row {
+  image: string;
+  captions: string[];
+  split?: string;
+  where: string;
+}
 
 export function readFolder(opts: FolderOptions): Dataset {
   const root = path.resolve(opts.root);
@@ -31,7 +36,9 @@ export function readFolder(opts: FolderOptions): Dataset {
     ? path.resolve(opts.captionsFile)
     : ['captions.csv', 'captions.jsonl'].map((f) => path.join(root, f)).find((f) => fs.existsSync(f));
   if (!file || !fs.existsSync(file)) {
-    throw new UserError(`no caption file: expected ${path.join(root, 'captions.csv')} or captions.jsonl, or pass --captions FILE (CSV "image,caption" or JSONL {"image","caption"}).`);
+    throw new UserError(
+      `no caption file: expected ${path.join(root, 'captions.csv')} or captions.jsonl, or pass --captions FILE (CSV "image,caption" or JSONL {"image","caption"}).`,
+    );
   }
   const text = fs.readFileSync(file, 'utf8');
   const rows = /\.jsonl$/i.test(file) ? jsonlRows(text, file) : csvRows(text, file);
@@ -39,7 +46,9 @@ export function readFolder(opts: FolderOptions): Dataset {
   const withSplit = rows.filter((r) => r.split !== undefined && r.split !== '').length;
   if (withSplit > 0 && withSplit < rows.length) {
     const bad = rows.find((r) => r.split === undefined || r.split === '')!;
-    throw new UserError(`${bad.where}: no split, but other rows have one. Give a split for every row or for none (then images are split 80/10/10 by --seed).`);
+    throw new UserError(
+      `${bad.where}: no split, but other rows have one. Give a split for every row or for none (then images are split 80/10/10 by --seed).`,
+    );
   }
 
   const byImage = new Map<string, DatasetImage>();
@@ -61,7 +70,8 @@ export function readFolder(opts: FolderOptions): Dataset {
       byImage.set(p, { id: r.image, path: p, captions: [...r.captions], split });
     }
   }
-  if (badSplit.size > 0) throw new UserError(`${[...badSplit][0]}: the same image is given two different splits; splits are by image.`);
+  if (badSplit.size > 0)
+    throw new UserError(`${[...badSplit][0]}: the same image is given two different splits; splits are by image.`);
 
   const images: DatasetImage[] = [];
   for (const img of byImage.values()) {
@@ -80,13 +90,21 @@ function csvRows(text: string, file: string): Row[] {
   const header = table[0].fields.map((h) => h.trim().toLowerCase());
   const col = (name: string) => header.indexOf(name);
   const [ci, cc, cs] = [col('image'), col('caption'), col('split')];
-  if (ci < 0 || cc < 0) throw new UserError(`${file}: header must name columns "image" and "caption" (got "${table[0].fields.join(',')}").`);
+  if (ci < 0 || cc < 0)
+    throw new UserError(
+      `${file}: header must name columns "image" and "caption" (got "${table[0].fields.join(',')}").`,
+    );
   return table.slice(1).map(({ fields: r, line }) => {
     const where = `${path.basename(file)} line ${line}`;
     if (r.length > header.length) {
-      throw new UserError(`${where}: ${r.length} fields but the header has ${header.length}; put a caption that contains commas in double quotes.`);
+      throw new UserError(
+        `${where}: ${r.length} fields but the header has ${header.length}; put a caption that contains commas in double quotes.`,
+      );
     }
-    if (r.length <= Math.max(ci, cc)) throw new UserError(`${where}: ${r.length} field${r.length === 1 ? '' : 's'}, no "${r.length <= ci ? 'image' : 'caption'}" column.`);
+    if (r.length <= Math.max(ci, cc))
+      throw new UserError(
+        `${where}: ${r.length} field${r.length === 1 ? '' : 's'}, no "${r.length <= ci ? 'image' : 'caption'}" column.`,
+      );
     const image = r[ci].trim();
     if (image === '') throw new UserError(`${where}: empty image column.`);
     return { image, captions: [r[cc]], split: cs >= 0 ? (r[cs] ?? '').trim() : undefined, where };
@@ -96,25 +114,40 @@ function csvRows(text: string, file: string): Row[] {
 /** One JSON object per line; a line that is not one (null, a list, bad JSON, wrong field types) names the file and line. */
 function jsonlRows(text: string, file: string): Row[] {
   const rows: Row[] = [];
-  text.replace(/^\uFEFF/, '').split(/\r?\n/).forEach((line, k) => {
-    if (line.trim() === '') return;
-    const where = `${path.basename(file)} line ${k + 1}`;
-    let o: unknown;
-    try {
-      o = JSON.parse(line);
-    } catch (e) {
-      throw new UserError(`${where}: not valid JSON (${(e as Error).message}).`);
-    }
-    if (typeof o !== 'object' || o === null || Array.isArray(o)) {
-      throw new UserError(`${where}: expected an object like {"image": "a.jpg", "caption": "..."}, got ${o === null ? 'null' : Array.isArray(o) ? 'a list' : typeof o}.`);
-    }
-    const { image, caption, captions: list, split } = o as { image?: unknown; caption?: unknown; captions?: unknown; split?: unknown };
-    if (typeof image !== 'string' || image === '') throw new UserError(`${where}: needs a string "image" field.`);
-    const captions = typeof caption === 'string' ? [caption]
-      : Array.isArray(list) && list.every((c) => typeof c === 'string') ? (list as string[]) : undefined;
-    if (!captions) throw new UserError(`${where}: needs "caption": "..." or "captions": ["...", ...].`);
-    if (split !== undefined && typeof split !== 'string') throw new UserError(`${where}: "split" must be a string (train, dev/val or test).`);
-    rows.push({ image, captions, split, where });
-  });
+  text
+    .replace(/^\uFEFF/, '')
+    .split(/\r?\n/)
+    .forEach((line, k) => {
+      if (line.trim() === '') return;
+      const where = `${path.basename(file)} line ${k + 1}`;
+      let o: unknown;
+      try {
+        o = JSON.parse(line);
+      } catch (e) {
+        throw new UserError(`${where}: not valid JSON (${(e as Error).message}).`);
+      }
+      if (typeof o !== 'object' || o === null || Array.isArray(o)) {
+        throw new UserError(
+          `${where}: expected an object like {"image": "a.jpg", "caption": "..."}, got ${o === null ? 'null' : Array.isArray(o) ? 'a list' : typeof o}.`,
+        );
+      }
+      const {
+        image,
+        caption,
+        captions: list,
+        split,
+      } = o as { image?: unknown; caption?: unknown; captions?: unknown; split?: unknown };
+      if (typeof image !== 'string' || image === '') throw new UserError(`${where}: needs a string "image" field.`);
+      const captions =
+        typeof caption === 'string'
+          ? [caption]
+          : Array.isArray(list) && list.every((c) => typeof c === 'string')
+            ? (list as string[])
+            : undefined;
+      if (!captions) throw new UserError(`${where}: needs "caption": "..." or "captions": ["...", ...].`);
+      if (split !== undefined && typeof split !== 'string')
+        throw new UserError(`${where}: "split" must be a string (train, dev/val or test).`);
+      rows.push({ image, captions, split, where });
+    });
   return rows;
 }

@@ -21,7 +21,14 @@ export interface KarpathyOptions {
 }
 
 interface KarpathyJson {
-  images: { filepath?: string; filename: string; split: string; sentences: { raw?: string; tokens?: string[] }[]; cocoid?: number; imgid?: number }[];
+  images: {
+    filepath?: string;
+    filename: string;
+    split: string;
+    sentences: { raw?: string; tokens?: string[] }[];
+    cocoid?: number;
+    imgid?: number;
+  }[];
 }
 
 export function readKarpathy(opts: KarpathyOptions): Dataset {
@@ -30,7 +37,9 @@ export function readKarpathy(opts: KarpathyOptions): Dataset {
   if (!file) {
     const found = fs.existsSync(root) ? fs.readdirSync(root).filter((f) => /^dataset_.*\.json$/.test(f)) : [];
     if (found.length !== 1) {
-      throw new UserError(`${found.length === 0 ? 'no' : 'several'} dataset_*.json in ${root}: pass the Karpathy split file with --captions FILE.`);
+      throw new UserError(
+        `${found.length === 0 ? 'no' : 'several'} dataset_*.json in ${root}: pass the Karpathy split file with --captions FILE.`,
+      );
     }
     file = path.join(root, found[0]);
   }
@@ -40,7 +49,8 @@ export function readKarpathy(opts: KarpathyOptions): Dataset {
   } catch (e) {
     throw new UserError(`cannot read Karpathy split file ${file}: ${(e as Error).message}`);
   }
-  if (!Array.isArray(json.images)) throw new UserError(`${file} is not a Karpathy split file (expected an "images" array).`);
+  if (!Array.isArray(json.images))
+    throw new UserError(`${file} is not a Karpathy split file (expected an "images" array).`);
 
   const images: DatasetImage[] = [];
   const skipped: Dataset['skipped'] = [];
@@ -68,12 +78,27 @@ export function readKarpathy(opts: KarpathyOptions): Dataset {
 function checkKarpathyImage(im: unknown, where: string): asserts im is KarpathyJson['images'][number] {
   const o = im as Record<string, unknown> | null;
   const fix = 'each image needs {"filename", "split", "sentences": [{"raw"}]}';
-  if (typeof o !== 'object' || o === null || typeof o.filename !== 'string' || (o.filepath !== undefined && typeof o.filepath !== 'string')) {
+  if (
+    typeof o !== 'object' ||
+    o === null ||
+    typeof o.filename !== 'string' ||
+    (o.filepath !== undefined && typeof o.filepath !== 'string')
+  ) {
     throw new UserError(`${where} is ${JSON.stringify(im)?.slice(0, 120)}; ${fix}.`);
   }
   const sentences = o.sentences;
-  if (sentences !== undefined && (!Array.isArray(sentences) || !sentences.every((s) => typeof s === 'object' && s !== null &&
-    (s.raw === undefined || typeof s.raw === 'string') && (s.tokens === undefined || (Array.isArray(s.tokens) && s.tokens.every((t: unknown) => typeof t === 'string')))))) {
+  if (
+    sentences !== undefined &&
+    (!Array.isArray(sentences) ||
+      !sentences.every(
+        (s) =>
+          typeof s === 'object' &&
+          s !== null &&
+          (s.raw === undefined || typeof s.raw === 'string') &&
+          (s.tokens === undefined ||
+            (Array.isArray(s.tokens) && s.tokens.every((t: unknown) => typeof t === 'string'))),
+      ))
+  ) {
     throw new UserError(`${where} has sentences ${JSON.stringify(sentences)?.slice(0, 120)}; ${fix}.`);
   }
 }

@@ -50,13 +50,25 @@ export interface PrepareOptions {
   silent?: boolean;
 }
 
-export interface LengthStats { min: number; median: number; p95: number; max: number }
+export interface LengthStats {
+  min: number;
+  median: number;
+  p95: number;
+  max: number;
+}
 
 export interface RunInfo {
   format: 'sat-run';
   version: 1;
   createdAt: string;
-  dataset: { kind: DatasetKind; root: string; captionsFile?: string; limitCaptions?: number; images?: number; imageSize?: number };
+  dataset: {
+    kind: DatasetKind;
+    root: string;
+    captionsFile?: string;
+    limitCaptions?: number;
+    images?: number;
+    imageSize?: number;
+  };
   seed: number;
   vocab: { topK: number; size: number; maxLength: number; distinctTrainTokens: number };
   counts: Record<Split, { images: number; captions: number }>;
@@ -79,18 +91,32 @@ export interface LoadedRun {
 export async function readDataset(opts: PrepareOptions): Promise<Dataset> {
   const seed = opts.seed ?? 42;
   const root = path.resolve(opts.root ?? (opts.dataset === 'shapes' ? path.join(opts.out, 'shapes') : ''));
-  if (!opts.root && opts.dataset !== 'shapes') throw new UserError(`--root is required for --dataset ${opts.dataset}: the folder holding the dataset (or where --download puts it).`);
+  if (!opts.root && opts.dataset !== 'shapes')
+    throw new UserError(
+      `--root is required for --dataset ${opts.dataset}: the folder holding the dataset (or where --download puts it).`,
+    );
   if (opts.download) {
-    if (opts.dataset !== 'coco' && opts.dataset !== 'flickr8k') throw new UserError(`--download works for coco and flickr8k, not ${opts.dataset}.`);
+    if (opts.dataset !== 'coco' && opts.dataset !== 'flickr8k')
+      throw new UserError(`--download works for coco and flickr8k, not ${opts.dataset}.`);
     await downloadDataset(opts.dataset, root, { baseUrl: opts.downloadBaseUrl, silent: opts.silent });
   }
   switch (opts.dataset) {
-    case 'flickr8k': return readFlickr8k({ root, captionsFile: opts.captionsFile });
-    case 'coco': return readCoco({ root, captionsFile: opts.captionsFile, limitCaptions: opts.limitCaptions, seed });
-    case 'karpathy': return readKarpathy({ root, captionsFile: opts.captionsFile });
-    case 'folder': return readFolder({ root, captionsFile: opts.captionsFile, seed });
+    case 'flickr8k':
+      return readFlickr8k({ root, captionsFile: opts.captionsFile });
+    case 'coco':
+      return readCoco({ root, captionsFile: opts.captionsFile, limitCaptions: opts.limitCaptions, seed });
+    case 'karpathy':
+      return readKarpathy({ root, captionsFile: opts.captionsFile });
+    case 'folder':
+      return readFolder({ root, captionsFile: opts.captionsFile, seed });
     case 'shapes':
-      await generateShapesDataset({ dir: root, count: opts.images ?? 1000, seed, size: opts.imageSize ?? 224, silent: opts.silent });
+      await generateShapesDataset({
+        dir: root,
+        count: opts.images ?? 1000,
+        seed,
+        size: opts.imageSize ?? 224,
+        silent: opts.silent,
+      });
       return readShapes({ root });
     default:
       throw new UserError(`unknown --dataset "${String(opts.dataset)}"; use one of ${DATASET_KINDS.join(', ')}.`);
@@ -106,8 +132,14 @@ function lengthStats(lengths: number[]): LengthStats {
 export async function prepareRun(opts: PrepareOptions): Promise<LoadedRun & { dataset: Dataset }> {
   const seed = opts.seed ?? 42;
   const paths = runPaths(path.resolve(opts.out));
-  if (!opts.force && fs.existsSync(paths.runJson) && (fs.existsSync(paths.checkpoints) || fs.existsSync(path.join(paths.dir, 'features')))) {
-    throw new UserError(`${paths.dir} already holds features or checkpoints built on its vocabulary; use a new --out or pass --force to overwrite.`);
+  if (
+    !opts.force &&
+    fs.existsSync(paths.runJson) &&
+    (fs.existsSync(paths.checkpoints) || fs.existsSync(path.join(paths.dir, 'features')))
+  ) {
+    throw new UserError(
+      `${paths.dir} already holds features or checkpoints built on its vocabulary; use a new --out or pass --force to overwrite.`,
+    );
   }
   let dataset = await readDataset(opts);
   // COCO applies the limit itself, before its 80/20 split; everyone else keeps their split.
@@ -126,15 +158,23 @@ export async function prepareRun(opts: PrepareOptions): Promise<LoadedRun & { da
     }),
   }));
   const info: RunInfo = {
-    format: 'sat-run', version: 1, createdAt: new Date().toISOString(),
+    format: 'sat-run',
+    version: 1,
+    createdAt: new Date().toISOString(),
     dataset: {
-      kind: opts.dataset, root: path.resolve(opts.root ?? path.join(opts.out, 'shapes')),
+      kind: opts.dataset,
+      root: path.resolve(opts.root ?? path.join(opts.out, 'shapes')),
       ...(opts.captionsFile ? { captionsFile: path.resolve(opts.captionsFile) } : {}),
       ...(opts.limitCaptions !== undefined ? { limitCaptions: opts.limitCaptions } : {}),
       ...(opts.dataset === 'shapes' ? { images: opts.images ?? 1000, imageSize: opts.imageSize ?? 224 } : {}),
     },
     seed,
-    vocab: { topK: vocab.topK, size: vocab.size, maxLength: vocab.maxLength, distinctTrainTokens: vocab.distinctTrainTokens },
+    vocab: {
+      topK: vocab.topK,
+      size: vocab.size,
+      maxLength: vocab.maxLength,
+      distinctTrainTokens: vocab.distinctTrainTokens,
+    },
     counts: splitCounts(dataset),
     captionLength: lengthStats(train.map((c) => tokenize(c).length + 2)),
     truncatedCaptions: truncated,
@@ -144,11 +184,14 @@ export async function prepareRun(opts: PrepareOptions): Promise<LoadedRun & { da
   fs.mkdirSync(paths.dir, { recursive: true });
   // All three written and checked before any replaces its old version (a full disk keeps a previous run whole);
   // run.json renamed last: its presence means the run directory is complete.
-  writeFilesAtomic([
-    { file: paths.vocab, data: JSON.stringify(vocab.toJSON()) + '\n' },
-    { file: paths.images, data: jsonLines(images) },
-    { file: paths.runJson, data: JSON.stringify(info, null, 2) + '\n' },
-  ], 'the prepared run (vocab.json, images.jsonl, run.json)');
+  writeFilesAtomic(
+    [
+      { file: paths.vocab, data: JSON.stringify(vocab.toJSON()) + '\n' },
+      { file: paths.images, data: jsonLines(images) },
+      { file: paths.runJson, data: JSON.stringify(info, null, 2) + '\n' },
+    ],
+    'the prepared run (vocab.json, images.jsonl, run.json)',
+  );
   return { dir: paths.dir, info, vocab, images, dataset };
 }
 
@@ -156,12 +199,18 @@ export async function prepareRun(opts: PrepareOptions): Promise<LoadedRun & { da
 export function loadRun(dir: string): LoadedRun {
   const paths = runPaths(path.resolve(dir));
   if (!fs.existsSync(paths.runJson)) {
-    throw new UserError(`${paths.dir} is not a prepared run (no run.json). Create it with \`sat prepare --dataset ... --out ${dir}\`.`);
+    throw new UserError(
+      `${paths.dir} is not a prepared run (no run.json). Create it with \`sat prepare --dataset ... --out ${dir}\`.`,
+    );
   }
   const info = JSON.parse(fs.readFileSync(paths.runJson, 'utf8')) as RunInfo;
   if (info.format !== 'sat-run') throw new UserError(`${paths.runJson} is not a sat run file; rerun \`sat prepare\`.`);
   const vocab = Vocabulary.load(paths.vocab);
-  const images = fs.readFileSync(paths.images, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as PreparedImage);
+  const images = fs
+    .readFileSync(paths.images, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as PreparedImage);
   return { dir: paths.dir, info, vocab, images };
 }
 
@@ -175,19 +224,26 @@ export function formatReport(info: RunInfo): string {
   const lines = [`dataset ${info.dataset.kind} (${info.dataset.root}), seed ${info.seed}`];
   for (const s of SPLITS) {
     const c = info.counts[s];
-    if (c.images > 0) lines.push(`  ${s.padEnd(5)} ${String(c.images).padStart(7)} images ${String(c.captions).padStart(8)} captions`);
+    if (c.images > 0)
+      lines.push(`  ${s.padEnd(5)} ${String(c.images).padStart(7)} images ${String(c.captions).padStart(8)} captions`);
   }
   const v = info.vocab;
-  lines.push(`vocabulary: V = ${v.size} (<pad>, <unk> + ${v.size - 2} of ${v.distinctTrainTokens} distinct train tokens incl. <start>/<end>; top-k ${v.topK})`);
+  lines.push(
+    `vocabulary: V = ${v.size} (<pad>, <unk> + ${v.size - 2} of ${v.distinctTrainTokens} distinct train tokens incl. <start>/<end>; top-k ${v.topK})`,
+  );
   const l = info.captionLength;
-  lines.push(`train caption length (tokens incl. <start>/<end>): min ${l.min}, median ${l.median}, p95 ${l.p95}, max ${l.max}; ` +
-    `max length ${v.maxLength}, ${info.truncatedCaptions} captions truncated`);
+  lines.push(
+    `train caption length (tokens incl. <start>/<end>): min ${l.min}, median ${l.median}, p95 ${l.p95}, max ${l.max}; ` +
+      `max length ${v.maxLength}, ${info.truncatedCaptions} captions truncated`,
+  );
   if (info.skippedCount === 0) lines.push('skipped: nothing');
   else {
     // Group by reason so thousands of missing files read as one line with examples.
     const byReason = new Map<string, string[]>();
     for (const s of info.skipped) byReason.set(s.reason, [...(byReason.get(s.reason) ?? []), s.id]);
-    lines.push(`skipped: ${info.skippedCount} item(s)${info.skippedCount > info.skipped.length ? ` (first ${info.skipped.length} listed in run.json)` : ''}`);
+    lines.push(
+      `skipped: ${info.skippedCount} item(s)${info.skippedCount > info.skipped.length ? ` (first ${info.skipped.length} listed in run.json)` : ''}`,
+    );
     for (const [reason, ids] of byReason) {
       lines.push(`  ${ids.length} x ${reason}: ${ids.slice(0, 3).join(', ')}${ids.length > 3 ? ', ...' : ''}`);
     }

@@ -23,7 +23,11 @@ import type { Dataset, Split } from './types.js';
 
 export const SHAPE_KINDS = ['circle', 'square', 'triangle'] as const;
 export const SHAPE_COLORS: Record<string, string> = {
-  red: '#d62728', green: '#2ca02c', blue: '#1f77b4', yellow: '#e6c319', purple: '#9467bd',
+  red: '#d62728',
+  green: '#2ca02c',
+  blue: '#1f77b4',
+  yellow: '#e6c319',
+  purple: '#9467bd',
 };
 const BACKGROUND = '#f4f4f4';
 
@@ -88,8 +92,13 @@ function placeObjects(rng: Rng, size: number): ShapeObject[] {
       const x0 = margin + rng.int(size - side - 2 * margin + 1);
       const y0 = margin + rng.int(size - side - 2 * margin + 1);
       const box: ShapeObject['box'] = [x0, y0, x0 + side, y0 + side];
-      const clash = objects.some((o) => box[0] < o.box[2] + margin && o.box[0] < box[2] + margin &&
-        box[1] < o.box[3] + margin && o.box[1] < box[3] + margin);
+      const clash = objects.some(
+        (o) =>
+          box[0] < o.box[2] + margin &&
+          o.box[0] < box[2] + margin &&
+          box[1] < o.box[3] + margin &&
+          o.box[1] < box[3] + margin,
+      );
       if (clash) continue;
       used.add(color + shape);
       objects.push({ shape, color, box });
@@ -97,7 +106,8 @@ function placeObjects(rng: Rng, size: number): ShapeObject[] {
     if (objects.length < n) continue;
     if (n === 2) {
       const [[ax, ay], [bx, by]] = objects.map(centre);
-      const dx = Math.abs(ax - bx), dy = Math.abs(ay - by);
+      const dx = Math.abs(ax - bx),
+        dy = Math.abs(ay - by);
       if (Math.max(dx, dy) < 1.5 * Math.min(dx, dy)) continue;
     }
     if (n === 3) {
@@ -112,26 +122,49 @@ function placeObjects(rng: Rng, size: number): ShapeObject[] {
 function captionVariants(objects: ShapeObject[]): string[] {
   if (objects.length === 1) {
     const a = name(objects[0]);
-    return [a, `${a} on a plain background`, `there is ${a}`, `a picture of ${a}`, `one ${objects[0].color} ${objects[0].shape}`];
+    return [
+      a,
+      `${a} on a plain background`,
+      `there is ${a}`,
+      `a picture of ${a}`,
+      `one ${objects[0].color} ${objects[0].shape}`,
+    ];
   }
   if (objects.length === 2) {
     const [a, b] = objects;
     const [[ax, ay], [bx, by]] = [centre(a), centre(b)];
     const horizontal = Math.abs(ax - bx) >= Math.abs(ay - by);
-    const rel = horizontal ? (ax < bx ? 'left of' : 'right of') : (ay < by ? 'above' : 'below');
+    const rel = horizontal ? (ax < bx ? 'left of' : 'right of') : ay < by ? 'above' : 'below';
     const inv = { 'left of': 'right of', 'right of': 'left of', above: 'below', below: 'above' }[rel]!;
-    return [`${name(a)} ${rel} ${name(b)}`, `${name(b)} ${inv} ${name(a)}`, `${name(a)} and ${name(b)}`,
-      `there is ${name(a)} ${rel} ${name(b)}`, `two shapes ${name(b)} ${inv} ${name(a)}`];
+    return [
+      `${name(a)} ${rel} ${name(b)}`,
+      `${name(b)} ${inv} ${name(a)}`,
+      `${name(a)} and ${name(b)}`,
+      `there is ${name(a)} ${rel} ${name(b)}`,
+      `two shapes ${name(b)} ${inv} ${name(a)}`,
+    ];
   }
   const [l, m, r] = [...objects].sort((p, q) => centre(p)[0] - centre(q)[0]).map(name);
-  return [`${l} , ${m} and ${r}`, `${l} left of ${m} and ${r}`, `${r} right of ${m} and ${l}`,
-    `three shapes ${l} , ${m} and ${r} from left to right`, `there is ${l} , ${m} and ${r}`];
+  return [
+    `${l} , ${m} and ${r}`,
+    `${l} left of ${m} and ${r}`,
+    `${r} right of ${m} and ${l}`,
+    `three shapes ${l} , ${m} and ${r} from left to right`,
+    `there is ${l} , ${m} and ${r}`,
+  ];
 }
 
 /** The whole dataset minus pixels: deterministic from (count, seed, size). */
-export function layoutShapes(count: number, seed = 42, size = 224, captionsPerImage = 5, imageFormat: 'png' | 'jpeg' = 'png'): ShapesManifest {
+export function layoutShapes(
+  count: number,
+  seed = 42,
+  size = 224,
+  captionsPerImage = 5,
+  imageFormat: 'png' | 'jpeg' = 'png',
+): ShapesManifest {
   if (!Number.isInteger(count) || count < 1) throw new UserError(`--images must be a positive integer, got ${count}.`);
-  if (!Number.isInteger(size) || size < 32) throw new UserError(`shapes image size must be an integer >= 32, got ${size}.`);
+  if (!Number.isInteger(size) || size < 32)
+    throw new UserError(`shapes image size must be an integer >= 32, got ${size}.`);
   const rng = new Rng(seed);
   const images: ShapesImage[] = [];
   for (let i = 0; i < count; i++) {
@@ -139,7 +172,13 @@ export function layoutShapes(count: number, seed = 42, size = 224, captionsPerIm
     const variants = rng.shuffle(captionVariants(objects));
     const captions = Array.from({ length: captionsPerImage }, (_, k) => variants[k % variants.length]);
     const id = `shape_${String(i).padStart(5, '0')}`;
-    images.push({ id, file: `images/${id}.${imageFormat === 'png' ? 'png' : 'jpg'}`, split: 'train', captions, objects });
+    images.push({
+      id,
+      file: `images/${id}.${imageFormat === 'png' ? 'png' : 'jpg'}`,
+      split: 'train',
+      captions,
+      objects,
+    });
   }
   splitByImage(images, { train: 0.8, dev: 0.1, test: 0.1 }, seed + 1);
   return { format: 'sat-shapes', version: 1, seed, size, imageFormat, images };
@@ -149,12 +188,15 @@ export function layoutShapes(count: number, seed = 42, size = 224, captionsPerIm
 export function shapesSvg(objects: ShapeObject[], size: number): string {
   const parts = objects.map(({ shape, color, box: [x0, y0, x1, y1] }) => {
     const fill = SHAPE_COLORS[color];
-    if (shape === 'circle') return `<circle cx="${(x0 + x1) / 2}" cy="${(y0 + y1) / 2}" r="${(x1 - x0) / 2}" fill="${fill}"/>`;
+    if (shape === 'circle')
+      return `<circle cx="${(x0 + x1) / 2}" cy="${(y0 + y1) / 2}" r="${(x1 - x0) / 2}" fill="${fill}"/>`;
     if (shape === 'square') return `<rect x="${x0}" y="${y0}" width="${x1 - x0}" height="${y1 - y0}" fill="${fill}"/>`;
     return `<polygon points="${(x0 + x1) / 2},${y0} ${x1},${y1} ${x0},${y1}" fill="${fill}"/>`;
   });
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${size}" viewBox="0 0 ${size} ${size}">` +
-    `<rect width="${size}" height="${size}" fill="${BACKGROUND}"/>${parts.join('')}</svg>`;
+  return (
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${size}" viewBox="0 0 ${size} ${size}">` +
+    `<rect width="${size}" height="${size}" fill="${BACKGROUND}"/>${parts.join('')}</svg>`
+  );
 }
 
 /**
@@ -163,11 +205,20 @@ export function shapesSvg(objects: ShapeObject[], size: number): string {
  */
 export async function generateShapesDataset(opts: ShapesOptions): Promise<ShapesManifest> {
   const dir = path.resolve(opts.dir);
-  const manifest = layoutShapes(opts.count, opts.seed ?? 42, opts.size ?? 224, opts.captionsPerImage ?? 5, opts.imageFormat ?? 'png');
+  const manifest = layoutShapes(
+    opts.count,
+    opts.seed ?? 42,
+    opts.size ?? 224,
+    opts.captionsPerImage ?? 5,
+    opts.imageFormat ?? 'png',
+  );
   const manifestPath = path.join(dir, MANIFEST);
   const text = JSON.stringify(manifest, null, 1) + '\n';
-  if (fs.existsSync(manifestPath) && fs.readFileSync(manifestPath, 'utf8') === text &&
-      manifest.images.every((im) => fs.existsSync(path.join(dir, im.file)))) {
+  if (
+    fs.existsSync(manifestPath) &&
+    fs.readFileSync(manifestPath, 'utf8') === text &&
+    manifest.images.every((im) => fs.existsSync(path.join(dir, im.file)))
+  ) {
     return manifest;
   }
   fs.mkdirSync(path.join(dir, 'images'), { recursive: true });
@@ -195,9 +246,13 @@ export async function generateShapesDataset(opts: ShapesOptions): Promise<Shapes
 
 export function loadShapesManifest(root: string): ShapesManifest {
   const file = path.join(path.resolve(root), MANIFEST);
-  if (!fs.existsSync(file)) throw new UserError(`${file} not found: generate the shapes dataset first (\`sat prepare --dataset shapes --root ${root} --images N\`).`);
+  if (!fs.existsSync(file))
+    throw new UserError(
+      `${file} not found: generate the shapes dataset first (\`sat prepare --dataset shapes --root ${root} --images N\`).`,
+    );
   const m = JSON.parse(fs.readFileSync(file, 'utf8')) as ShapesManifest;
-  if (m.format !== 'sat-shapes') throw new UserError(`${file} is not a shapes manifest (format "${String(m.format)}").`);
+  if (m.format !== 'sat-shapes')
+    throw new UserError(`${file} is not a shapes manifest (format "${String(m.format)}").`);
   return m;
 }
 
@@ -210,10 +265,12 @@ export function readShapes(opts: { root: string }): Dataset {
   const root = path.resolve(opts.root);
   const m = loadShapesManifest(root);
   const skipped: Dataset['skipped'] = [];
-  const images = m.images.filter((im) => {
-    const ok = fs.existsSync(path.join(root, im.file));
-    if (!ok) skipped.push({ id: im.id, reason: `image file ${im.file} not found` });
-    return ok;
-  }).map((im) => ({ id: im.id, path: path.join(root, im.file), captions: [...im.captions], split: im.split }));
+  const images = m.images
+    .filter((im) => {
+      const ok = fs.existsSync(path.join(root, im.file));
+      if (!ok) skipped.push({ id: im.id, reason: `image file ${im.file} not found` });
+      return ok;
+    })
+    .map((im) => ({ id: im.id, path: path.join(root, im.file), captions: [...im.captions], split: im.split }));
   return { kind: 'shapes', images, skipped };
 }

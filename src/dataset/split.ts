@@ -50,7 +50,11 @@ export function limitCaptions(images: DatasetImage[], limit: number, seed: numbe
 
 /** Images and captions per split. */
 export function splitCounts(dataset: Dataset): Record<Split, { images: number; captions: number }> {
-  const counts = { train: { images: 0, captions: 0 }, dev: { images: 0, captions: 0 }, test: { images: 0, captions: 0 } };
+  const counts = {
+    train: { images: 0, captions: 0 },
+    dev: { images: 0, captions: 0 },
+    test: { images: 0, captions: 0 },
+  };
   for (const img of dataset.images) {
     counts[img.split].images++;
     counts[img.split].captions += img.captions.length;
@@ -61,9 +65,19 @@ export function splitCounts(dataset: Dataset): Record<Split, { images: number; c
 /** Normalise a user-given split name ("val", "validation", "restval" ...) or return undefined. */
 export function parseSplitName(name: string): Split | undefined {
   switch (name.trim().toLowerCase()) {
-    case 'train': case 'training': case 'restval': return 'train';
-    case 'dev': case 'val': case 'valid': case 'validation': return 'dev';
-    case 'test': case 'testing': return 'test';
-    default: return undefined;
+    case 'train':
+    case 'training':
+    case 'restval':
+      return 'train';
+    case 'dev':
+    case 'val':
+    case 'valid':
+    case 'validation':
+      return 'dev';
+    case 'test':
+    case 'testing':
+      return 'test';
+    default:
+      return undefined;
   }
 }

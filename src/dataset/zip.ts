@@ -57,7 +57,11 @@ export interface ZipSource {
 }
 
 export function bufferSource(bytes: Buffer): ZipSource {
-  return { size: bytes.length, read: (position, length) => bytes.subarray(Math.min(position, bytes.length), Math.min(position + length, bytes.length)) };
+  return {
+    size: bytes.length,
+    read: (position, length) =>
+      bytes.subarray(Math.min(position, bytes.length), Math.min(position + length, bytes.length)),
+  };
 }
 
 function fileSource(fd: number): ZipSource {
@@ -70,10 +74,17 @@ function fileSource(fd: number): ZipSource {
   };
 }
 
-const SIG_EOCD = 0x06054b50, SIG_ZIP64_LOCATOR = 0x07064b50, SIG_ZIP64_EOCD = 0x06064b50;
-const SIG_CENTRAL = 0x02014b50, SIG_LOCAL = 0x04034b50, SIG_DESCRIPTOR = 0x08074b50;
-const MAX32 = 0xffffffff, MAX16 = 0xffff;
-const FLAG_ENCRYPTED = 1, FLAG_DESCRIPTOR = 8, FLAG_UTF8 = 0x800;
+const SIG_EOCD = 0x06054b50,
+  SIG_ZIP64_LOCATOR = 0x07064b50,
+  SIG_ZIP64_EOCD = 0x06064b50;
+const SIG_CENTRAL = 0x02014b50,
+  SIG_LOCAL = 0x04034b50,
+  SIG_DESCRIPTOR = 0x08074b50;
+const MAX32 = 0xffffffff,
+  MAX16 = 0xffff;
+const FLAG_ENCRYPTED = 1,
+  FLAG_DESCRIPTOR = 8,
+  FLAG_UTF8 = 0x800;
 
 /** List the entries of a zip file, every one checked as the module comment says. */
 export function listZip(file: string, limits: ZipLimits = {}): ZipEntry[] {
@@ -87,10 +98,12 @@ export function listZip(file: string, limits: ZipLimits = {}): ZipEntry[] {
 
 /** The checked entries of the archive in `source`; `label` names it in errors. */
 export function readZipDirectory(source: ZipSource, label: string, limits: ZipLimits = {}): ZipEntry[] {
-  const corrupt = (what: string) => new ParseError(`${label}: ${what}; the archive is corrupt: delete it and download (or zip) it again.`);
+  const corrupt = (what: string) =>
+    new ParseError(`${label}: ${what}; the archive is corrupt: delete it and download (or zip) it again.`);
   const readExact = (position: number, length: number, what: string): Buffer => {
     const b = position >= 0 && position + length <= source.size ? source.read(position, length) : Buffer.alloc(0);
-    if (b.length !== length) throw corrupt(`${what} (${length} bytes at ${position}) lies outside the ${source.size}-byte file`);
+    if (b.length !== length)
+      throw corrupt(`${what} (${length} bytes at ${position}) lies outside the ${source.size}-byte file`);
     return b;
   };
   const u64 = (b: Buffer, at: number, what: string): number => {
@@ -105,13 +118,22 @@ export function readZipDirectory(source: ZipSource, label: string, limits: ZipLi
   const tail = source.read(tailStart, tailLen);
   let at = -1;
   for (let i = tail.length - 22; i >= 0; i--) {
-    if (tail.readUInt32LE(i) === SIG_EOCD && i + 22 + tail.readUInt16LE(i + 20) <= tail.length) { at = i; break; }
+    if (tail.readUInt32LE(i) === SIG_EOCD && i + 22 + tail.readUInt16LE(i + 20) <= tail.length) {
+      at = i;
+      break;
+    }
   }
-  if (at < 0) throw new ParseError(`${label} is not a zip file (no end-of-central-directory record); it may be truncated or corrupt: delete it and download again.`);
+  if (at < 0)
+    throw new ParseError(
+      `${label} is not a zip file (no end-of-central-directory record); it may be truncated or corrupt: delete it and download again.`,
+    );
   const eocdPos = tailStart + at;
-  let disk = tail.readUInt16LE(at + 4), cdDisk = tail.readUInt16LE(at + 6);
-  let countHere = tail.readUInt16LE(at + 8), count = tail.readUInt16LE(at + 10);
-  let cdSize = tail.readUInt32LE(at + 12), cdOffset = tail.readUInt32LE(at + 16);
+  let disk = tail.readUInt16LE(at + 4),
+    cdDisk = tail.readUInt16LE(at + 6);
+  let countHere = tail.readUInt16LE(at + 8),
+    count = tail.readUInt16LE(at + 10);
+  let cdSize = tail.readUInt32LE(at + 12),
+    cdOffset = tail.readUInt32LE(at + 16);
   let cdLimit = eocdPos; // the central directory ends before the end records
   if (eocdPos >= 20 && source.read(eocdPos - 20, 4).readUInt32LE(0) === SIG_ZIP64_LOCATOR) {
     const locator = readExact(eocdPos - 20, 20, 'the ZIP64 locator');
@@ -119,18 +141,27 @@ export function readZipDirectory(source: ZipSource, label: string, limits: ZipLi
     if (recPos + 56 > eocdPos - 20) throw corrupt(`the ZIP64 end record offset ${recPos} is not before its locator`);
     const rec = readExact(recPos, 56, 'the ZIP64 end record');
     if (rec.readUInt32LE(0) !== SIG_ZIP64_EOCD) throw corrupt('bad ZIP64 end record signature');
-    disk = rec.readUInt32LE(16); cdDisk = rec.readUInt32LE(20);
-    countHere = u64(rec, 24, 'the ZIP64 entry count'); count = u64(rec, 32, 'the ZIP64 entry count');
-    cdSize = u64(rec, 40, 'the ZIP64 directory size'); cdOffset = u64(rec, 48, 'the ZIP64 directory offset');
+    disk = rec.readUInt32LE(16);
+    cdDisk = rec.readUInt32LE(20);
+    countHere = u64(rec, 24, 'the ZIP64 entry count');
+    count = u64(rec, 32, 'the ZIP64 entry count');
+    cdSize = u64(rec, 40, 'the ZIP64 directory size');
+    cdOffset = u64(rec, 48, 'the ZIP64 directory offset');
     cdLimit = recPos;
   }
   if (disk !== 0 || cdDisk !== 0 || countHere !== count) {
-    throw new ParseError(`${label} is one part of a split (multi-disk) archive; join the parts first (zip -s 0 parts.zip --out whole.zip).`);
+    throw new ParseError(
+      `${label} is one part of a split (multi-disk) archive; join the parts first (zip -s 0 parts.zip --out whole.zip).`,
+    );
   }
   const maxEntries = limits.maxEntries ?? ZIP_DEFAULT_MAX_ENTRIES;
-  if (count > maxEntries) throw new ParseError(`${label} has ${count} entries, more than the limit of ${maxEntries}; raise maxEntries if the archive is trusted.`);
+  if (count > maxEntries)
+    throw new ParseError(
+      `${label} has ${count} entries, more than the limit of ${maxEntries}; raise maxEntries if the archive is trusted.`,
+    );
   // Checked before anything is allocated: the directory must lie between the file's start and the end records.
-  if (cdOffset + cdSize > cdLimit) throw corrupt(`the central directory (${cdSize} bytes at ${cdOffset}) runs past its end record at ${cdLimit}`);
+  if (cdOffset + cdSize > cdLimit)
+    throw corrupt(`the central directory (${cdSize} bytes at ${cdOffset}) runs past its end record at ${cdLimit}`);
   if (count * 46 > cdSize) throw corrupt(`${count} entries cannot fit in a ${cdSize}-byte central directory`);
   const cd = readExact(cdOffset, cdSize, 'the central directory');
 
@@ -141,38 +172,75 @@ export function readZipDirectory(source: ZipSource, label: string, limits: ZipLi
   const maxTotal = limits.maxTotalBytes ?? ZIP_DEFAULT_MAX_TOTAL_BYTES;
   let p = 0;
   for (let k = 0; k < count; k++) {
-    if (p + 46 > cd.length || cd.readUInt32LE(p) !== SIG_CENTRAL) throw corrupt(`central directory entry ${k} at byte ${cdOffset + p} is not one`);
-    const flags = cd.readUInt16LE(p + 8), method = cd.readUInt16LE(p + 10), crc32 = cd.readUInt32LE(p + 16);
-    let compressedSize = cd.readUInt32LE(p + 20), size = cd.readUInt32LE(p + 24);
-    const nameLen = cd.readUInt16LE(p + 28), extraLen = cd.readUInt16LE(p + 30), commentLen = cd.readUInt16LE(p + 32);
+    if (p + 46 > cd.length || cd.readUInt32LE(p) !== SIG_CENTRAL)
+      throw corrupt(`central directory entry ${k} at byte ${cdOffset + p} is not one`);
+    const flags = cd.readUInt16LE(p + 8),
+      method = cd.readUInt16LE(p + 10),
+      crc32 = cd.readUInt32LE(p + 16);
+    let compressedSize = cd.readUInt32LE(p + 20),
+      size = cd.readUInt32LE(p + 24);
+    const nameLen = cd.readUInt16LE(p + 28),
+      extraLen = cd.readUInt16LE(p + 30),
+      commentLen = cd.readUInt16LE(p + 32);
     let localOffset = cd.readUInt32LE(p + 42);
-    const extraStart = p + 46 + nameLen, extraEnd = extraStart + extraLen, next = extraEnd + commentLen;
+    const extraStart = p + 46 + nameLen,
+      extraEnd = extraStart + extraLen,
+      next = extraEnd + commentLen;
     if (next > cd.length) throw corrupt(`central directory entry ${k} runs past the directory's end`);
     const nameBytes = cd.subarray(p + 46, extraStart);
     const name = nameBytes.toString(flags & FLAG_UTF8 ? 'utf8' : 'latin1');
-    if (name === '' || name.includes('\0')) throw corrupt(`central directory entry ${k} has an empty name or one with a NUL byte`);
-    if (flags & FLAG_ENCRYPTED) throw new ParseError(`${label}: entry "${name}" is encrypted; decrypt the archive (unzip) and pass the extracted folder as --root.`);
+    if (name === '' || name.includes('\0'))
+      throw corrupt(`central directory entry ${k} has an empty name or one with a NUL byte`);
+    if (flags & FLAG_ENCRYPTED)
+      throw new ParseError(
+        `${label}: entry "${name}" is encrypted; decrypt the archive (unzip) and pass the extracted folder as --root.`,
+      );
     // ZIP64 extra field (id 1): the 64-bit values of whichever fields were 0xFFFFFFFF, in this order.
     // Fewer than 4 bytes left over is padding some writers add; it is ignored.
     for (let e = extraStart; e + 4 <= extraEnd;) {
-      const id = cd.readUInt16LE(e), end = e + 4 + cd.readUInt16LE(e + 2);
+      const id = cd.readUInt16LE(e),
+        end = e + 4 + cd.readUInt16LE(e + 2);
       if (end > extraEnd) throw corrupt(`entry "${name}": an extra field runs past the extra block`);
       if (id === 1) {
         let q = e + 4;
-        if (size === MAX32) { size = zip64Value(cd, q, end, `entry "${name}": ZIP64 size`, corrupt); q += 8; }
-        if (compressedSize === MAX32) { compressedSize = zip64Value(cd, q, end, `entry "${name}": ZIP64 compressed size`, corrupt); q += 8; }
-        if (localOffset === MAX32) localOffset = zip64Value(cd, q, end, `entry "${name}": ZIP64 local header offset`, corrupt);
+        if (size === MAX32) {
+          size = zip64Value(cd, q, end, `entry "${name}": ZIP64 size`, corrupt);
+          q += 8;
+        }
+        if (compressedSize === MAX32) {
+          compressedSize = zip64Value(cd, q, end, `entry "${name}": ZIP64 compressed size`, corrupt);
+          q += 8;
+        }
+        if (localOffset === MAX32)
+          localOffset = zip64Value(cd, q, end, `entry "${name}": ZIP64 local header offset`, corrupt);
       }
       e = end;
     }
     if (names.has(name)) throw corrupt(`entry "${name}" appears twice`);
     names.add(name);
-    if (method === 0 && compressedSize !== size) throw corrupt(`stored entry "${name}" declares ${size} bytes but holds ${compressedSize}`);
-    if (method === 8 && size > compressedSize * MAX_DEFLATE_RATIO + 1024) throw corrupt(`entry "${name}" declares ${size} bytes from ${compressedSize} deflated bytes, more than deflate can produce`);
+    if (method === 0 && compressedSize !== size)
+      throw corrupt(`stored entry "${name}" declares ${size} bytes but holds ${compressedSize}`);
+    if (method === 8 && size > compressedSize * MAX_DEFLATE_RATIO + 1024)
+      throw corrupt(
+        `entry "${name}" declares ${size} bytes from ${compressedSize} deflated bytes, more than deflate can produce`,
+      );
     total += size;
-    if (total > maxTotal) throw new ParseError(`${label}: its entries add up to more than ${maxTotal} bytes uncompressed (the limit); raise maxTotalBytes if the archive is trusted.`);
+    if (total > maxTotal)
+      throw new ParseError(
+        `${label}: its entries add up to more than ${maxTotal} bytes uncompressed (the limit); raise maxTotalBytes if the archive is trusted.`,
+      );
     rawNames.push(nameBytes);
-    entries.push({ name, method, crc32, compressedSize, size, localOffset, dataOffset: 0, hasDataDescriptor: (flags & FLAG_DESCRIPTOR) !== 0, isDirectory: name.endsWith('/') });
+    entries.push({
+      name,
+      method,
+      crc32,
+      compressedSize,
+      size,
+      localOffset,
+      dataOffset: 0,
+      hasDataDescriptor: (flags & FLAG_DESCRIPTOR) !== 0,
+      isDirectory: name.endsWith('/'),
+    });
     p = next;
   }
 
@@ -181,23 +249,37 @@ export function readZipDirectory(source: ZipSource, label: string, limits: ZipLi
   for (const [k, entry] of entries.entries()) {
     // One read for the header and the name it should hold (a local name of another length is refused anyway).
     const local = readExact(entry.localOffset, 30 + rawNames[k].length, `the local header of "${entry.name}"`);
-    if (local.readUInt32LE(0) !== SIG_LOCAL) throw corrupt(`no local header for "${entry.name}" at byte ${entry.localOffset}`);
-    const localMethod = local.readUInt16LE(8), localNameLen = local.readUInt16LE(26), localExtraLen = local.readUInt16LE(28);
-    if (localMethod !== entry.method) throw corrupt(`"${entry.name}": its local header says compression method ${localMethod}, the central directory ${entry.method}`);
-    const localName = localNameLen === rawNames[k].length ? local.subarray(30) : readExact(entry.localOffset + 30, localNameLen, `the local name of "${entry.name}"`);
+    if (local.readUInt32LE(0) !== SIG_LOCAL)
+      throw corrupt(`no local header for "${entry.name}" at byte ${entry.localOffset}`);
+    const localMethod = local.readUInt16LE(8),
+      localNameLen = local.readUInt16LE(26),
+      localExtraLen = local.readUInt16LE(28);
+    if (localMethod !== entry.method)
+      throw corrupt(
+        `"${entry.name}": its local header says compression method ${localMethod}, the central directory ${entry.method}`,
+      );
+    const localName =
+      localNameLen === rawNames[k].length
+        ? local.subarray(30)
+        : readExact(entry.localOffset + 30, localNameLen, `the local name of "${entry.name}"`);
     if (!localName.equals(rawNames[k])) {
       throw corrupt(`"${entry.name}": its local header names it "${localName.toString('latin1')}"`);
     }
     entry.dataOffset = entry.localOffset + 30 + localNameLen + localExtraLen;
     let end = entry.dataOffset + entry.compressedSize;
     if (entry.hasDataDescriptor) end += dataDescriptorLength(source, end, entry, corrupt);
-    if (end > cdOffset) throw corrupt(`the data of "${entry.name}" (${entry.compressedSize} bytes at ${entry.dataOffset}) runs into the central directory at ${cdOffset}`);
+    if (end > cdOffset)
+      throw corrupt(
+        `the data of "${entry.name}" (${entry.compressedSize} bytes at ${entry.dataOffset}) runs into the central directory at ${cdOffset}`,
+      );
     spans.push({ entry, end });
   }
   spans.sort((a, b) => a.entry.localOffset - b.entry.localOffset);
   for (let i = 1; i < spans.length; i++) {
     if (spans[i].entry.localOffset < spans[i - 1].end) {
-      throw corrupt(`entries "${spans[i - 1].entry.name}" and "${spans[i].entry.name}" overlap (bytes ${spans[i].entry.localOffset}-${spans[i - 1].end})`);
+      throw corrupt(
+        `entries "${spans[i - 1].entry.name}" and "${spans[i].entry.name}" overlap (bytes ${spans[i].entry.localOffset}-${spans[i - 1].end})`,
+      );
     }
   }
   return entries;
@@ -217,13 +299,30 @@ function zip64Value(b: Buffer, q: number, end: number, what: string, corrupt: (w
  * Length of the data descriptor at `at` (after the entry's data): an optional signature, the CRC-32 and the
  * sizes as 4 or 8 bytes each (ZIP64). It must agree with the central directory.
  */
-function dataDescriptorLength(source: ZipSource, at: number, entry: ZipEntry, corrupt: (what: string) => Error): number {
+function dataDescriptorLength(
+  source: ZipSource,
+  at: number,
+  entry: ZipEntry,
+  corrupt: (what: string) => Error,
+): number {
   const b = source.read(at, 24);
   for (const signed of [true, false]) {
     const o = signed ? 4 : 0;
     if (signed && (b.length < 4 || b.readUInt32LE(0) !== SIG_DESCRIPTOR)) continue;
-    if (b.length >= o + 12 && b.readUInt32LE(o) === entry.crc32 && b.readUInt32LE(o + 4) === entry.compressedSize && b.readUInt32LE(o + 8) === entry.size) return o + 12;
-    if (b.length >= o + 20 && b.readUInt32LE(o) === entry.crc32 && b.readBigUInt64LE(o + 4) === BigInt(entry.compressedSize) && b.readBigUInt64LE(o + 12) === BigInt(entry.size)) return o + 20;
+    if (
+      b.length >= o + 12 &&
+      b.readUInt32LE(o) === entry.crc32 &&
+      b.readUInt32LE(o + 4) === entry.compressedSize &&
+      b.readUInt32LE(o + 8) === entry.size
+    )
+      return o + 12;
+    if (
+      b.length >= o + 20 &&
+      b.readUInt32LE(o) === entry.crc32 &&
+      b.readBigUInt64LE(o + 4) === BigInt(entry.compressedSize) &&
+      b.readBigUInt64LE(o + 12) === BigInt(entry.size)
+    )
+      return o + 20;
   }
   throw corrupt(`the data descriptor of "${entry.name}" at byte ${at} does not match the central directory`);
 }
@@ -250,7 +349,10 @@ export function crc32(buf: Uint8Array, crc = 0): number {
 class SizeAndCrcCheck extends Transform {
   crc = 0;
   bytes = 0;
-  constructor(private readonly limit: number, private readonly what: string) {
+  constructor(
+    private readonly limit: number,
+    private readonly what: string,
+  ) {
     super();
   }
   _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -279,14 +381,28 @@ export interface ExtractOptions extends ZipLimits {
 export async function extractZip(zipFile: string, destDir: string, opts: ExtractOptions = {}): Promise<number> {
   const entries = listZip(zipFile, opts).filter((e) => !e.isDirectory && !e.name.startsWith('__MACOSX/'));
   const root = path.resolve(destDir);
-  const bar = new ProgressBar({ total: entries.length, label: opts.label ?? `extract ${path.basename(zipFile)}`, unit: 'file', silent: opts.silent });
+  const bar = new ProgressBar({
+    total: entries.length,
+    label: opts.label ?? `extract ${path.basename(zipFile)}`,
+    unit: 'file',
+    silent: opts.silent,
+  });
   for (const entry of entries) {
     let rel = entry.name;
     if (opts.stripPrefix && rel.startsWith(opts.stripPrefix + '/')) rel = rel.slice(opts.stripPrefix.length + 1);
     const out = path.resolve(root, rel);
-    if (!out.startsWith(root + path.sep)) throw new UserError(`${zipFile}: entry "${entry.name}" would be written outside ${root}; refusing to extract it.`);
-    if (fs.existsSync(out) && fs.statSync(out).size === entry.size) { bar.tick(); continue; }
-    if (entry.method !== 0 && entry.method !== 8) throw new UserError(`${zipFile}: entry "${entry.name}" uses compression method ${entry.method}; only stored and deflate are supported. Extract it with unzip and pass --root.`);
+    if (!out.startsWith(root + path.sep))
+      throw new UserError(
+        `${zipFile}: entry "${entry.name}" would be written outside ${root}; refusing to extract it.`,
+      );
+    if (fs.existsSync(out) && fs.statSync(out).size === entry.size) {
+      bar.tick();
+      continue;
+    }
+    if (entry.method !== 0 && entry.method !== 8)
+      throw new UserError(
+        `${zipFile}: entry "${entry.name}" uses compression method ${entry.method}; only stored and deflate are supported. Extract it with unzip and pass --root.`,
+      );
     fs.mkdirSync(path.dirname(out), { recursive: true });
     await extractEntry(zipFile, entry, out + '.part');
     fs.renameSync(out + '.part', out);
@@ -303,18 +419,28 @@ async function extractEntry(zipFile: string, entry: ZipEntry, part: string): Pro
     if (entry.compressedSize === 0) {
       fs.writeFileSync(part, '');
     } else {
-      const source = fs.createReadStream(zipFile, { start: entry.dataOffset, end: entry.dataOffset + entry.compressedSize - 1 });
+      const source = fs.createReadStream(zipFile, {
+        start: entry.dataOffset,
+        end: entry.dataOffset + entry.compressedSize - 1,
+      });
       const sink = fs.createWriteStream(part);
       if (entry.method === 8) await pipeline(source, zlib.createInflateRaw(), check, sink);
       else await pipeline(source, check, sink);
     }
   } catch (e) {
     fs.rmSync(part, { force: true });
-    throw new ParseError(`${zipFile}: cannot extract "${entry.name}" (${(e as Error).message}); the archive is corrupt: delete it and download again.`);
+    throw new ParseError(
+      `${zipFile}: cannot extract "${entry.name}" (${(e as Error).message}); the archive is corrupt: delete it and download again.`,
+    );
   }
-  if (check.bytes !== entry.size || (check.crc >>> 0) !== entry.crc32) {
+  if (check.bytes !== entry.size || check.crc >>> 0 !== entry.crc32) {
     fs.rmSync(part, { force: true });
-    const what = check.bytes !== entry.size ? `${check.bytes} bytes instead of the declared ${entry.size}` : 'its CRC-32 does not match';
-    throw new ParseError(`${zipFile}: "${entry.name}" fails its CRC/size check (${what}); the archive is corrupt: delete it and download again.`);
+    const what =
+      check.bytes !== entry.size
+        ? `${check.bytes} bytes instead of the declared ${entry.size}`
+        : 'its CRC-32 does not match';
+    throw new ParseError(
+      `${zipFile}: "${entry.name}" fails its CRC/size check (${what}); the archive is corrupt: delete it and download again.`,
+    );
   }
 }

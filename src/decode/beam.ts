@@ -36,9 +36,9 @@ import { encodeRequest, stepRequest, type Search } from './search.js';
 import type { CaptionAlternative, DecodedCaption, DecodeVocab } from './types.js';
 
 export interface BeamOptions {
-  beam: number;       // k >= 1
-  alpha: number;      // length-normalisation exponent, 0 = raw score
-  maxLength: number;  // most tokens per caption, <end> included
+  beam: number; // k >= 1
+  alpha: number; // length-normalisation exponent, 0 = raw score
+  maxLength: number; // most tokens per caption, <end> included
   /** Edits each step's logits [rows, V] before normalisation (e.g. suppressTokens). */
   processor: LogitsProcessor;
   /** Whether `processor` reads each row's tokens so far (trigram blocking); they are tracked only then. */
@@ -53,38 +53,54 @@ export interface BeamOptions {
 /** What one step decided, kept to read back each caption's tokens and attention at the end. */
 interface StepRecord {
   attention: Float32Array; // [R_t, L] attention of the rows fed at step t
-  tokens: Int32Array;      // [R_{t+1}] token each next row appended
-  parents: Int32Array;     // [R_{t+1}] row (of step t) each next row extends
+  tokens: Int32Array; // [R_{t+1}] token each next row appended
+  parents: Int32Array; // [R_{t+1}] row (of step t) each next row extends
 }
 
 /** A beam (row `row` fed at step `step`) plus one more token, with its summed search score. */
-interface Candidate { score: number; row: number; token: number }
+interface Candidate {
+  score: number;
+  row: number;
+  token: number;
+}
 
-interface Finished { logProb: number; normalised: number; step: number; row: number }
+interface Finished {
+  logProb: number;
+  normalised: number;
+  step: number;
+  row: number;
+}
 
 /** One group of one image (an image's groups are kept in group order): where its rows are this step and what it has found. */
 interface Unit {
   image: number;
-  first: number;             // its first row this step
-  count: number;             // its rows this step (1 at step 0: the image's <start> row)
+  first: number; // its first row this step
+  count: number; // its rows this step (1 at step 0: the image's <start> row)
   best: Finished | null;
-  ranked: Finished[];        // with alternatives: its best `keep` finished, best first
+  ranked: Finished[]; // with alternatives: its best `keep` finished, best first
   /** Its best live beam when it ran out of steps without finishing anything. */
   unfinished: { caption: DecodedCaption; normalised: number } | null;
 }
 
 /** Decodes features [n, L, C] with beam search of width opts.beam (a search: run it with runSearch/runSearchAsync). */
-export function* decodeBeam(model: DecoderModelBase, features: Float32Array, n: number, vocab: DecodeVocab,
-                            opts: BeamOptions): Search<DecodedCaption[]> {
+export function* decodeBeam(
+  model: DecoderModelBase,
+  features: Float32Array,
+  n: number,
+  vocab: DecodeVocab,
+  opts: BeamOptions,
+): Search<DecodedCaption[]> {
   const k = opts.beam;
   if (!Number.isInteger(k) || k < 1) throw new Error(`beam width must be an integer >= 1, got ${k}`);
   const G = opts.groups ?? 1;
-  if (!Number.isInteger(G) || G < 1 || k % G !== 0) throw new Error(`groups must be an integer >= 1 dividing the beam width ${k}, got ${G}`);
-  const width = k / G;                                  // beams per group
-  const diversity = G > 1 ? opts.diversity ?? 0 : 0;
+  if (!Number.isInteger(G) || G < 1 || k % G !== 0)
+    throw new Error(`groups must be an integer >= 1 dividing the beam width ${k}, got ${G}`);
+  const width = k / G; // beams per group
+  const diversity = G > 1 ? (opts.diversity ?? 0) : 0;
   if (!(diversity >= 0)) throw new Error(`diversity must be >= 0, got ${opts.diversity}`);
   const keep = opts.alternatives ?? 0;
-  if (!Number.isInteger(keep) || keep < 0 || keep > k) throw new Error(`alternatives must be an integer in [0, beam = ${k}], got ${keep}`);
+  if (!Number.isInteger(keep) || keep < 0 || keep > k)
+    throw new Error(`alternatives must be an integer in [0, beam = ${k}], got ${keep}`);
   const V = model.config.vocabSize;
   const L = model.config.locations;
   const norm = (score: number, length: number) => (opts.alpha === 0 ? score : score / Math.pow(length, opts.alpha));
@@ -107,7 +123,11 @@ export function* decodeBeam(model: DecoderModelBase, features: Float32Array, n: 
     attention.reverse();
     return { ids, words: ids.map((id) => vocab.word(id)), attention };
   };
-  const finishedCaption = (f: Finished): DecodedCaption => ({ ...readBack(f.step, f.row), logProb: f.logProb, finished: true });
+  const finishedCaption = (f: Finished): DecodedCaption => ({
+    ...readBack(f.step, f.row),
+    logProb: f.logProb,
+    finished: true,
+  });
   const groupsLeft = new Array<number>(n).fill(G);
   const allUnits: Unit[][] = Array.from({ length: n }, () => []);
   /** The image's caption from all its groups, with its alternatives when they were asked for. */
@@ -116,7 +136,8 @@ export function* decodeBeam(model: DecoderModelBase, features: Float32Array, n: 
     let best: Finished | null = null;
     for (const u of units) if (u.best && (!best || u.best.normalised > best.normalised)) best = u.best;
     let unfinished: Unit['unfinished'] = null;
-    for (const u of units) if (u.unfinished && (!unfinished || u.unfinished.normalised > unfinished.normalised)) unfinished = u.unfinished;
+    for (const u of units)
+      if (u.unfinished && (!unfinished || u.unfinished.normalised > unfinished.normalised)) unfinished = u.unfinished;
     const caption = best ? finishedCaption(best) : unfinished ? unfinished.caption : emptyCaption();
     if (keep === 0) return caption;
     // stable: equal scores keep group order, then each group's own order
@@ -126,7 +147,13 @@ export function* decodeBeam(model: DecoderModelBase, features: Float32Array, n: 
       return { ids, words, logProb: f.logProb, score: f.normalised, finished: true };
     });
     if (!caption.finished && unfinished) {
-      alternatives.unshift({ ids: caption.ids, words: caption.words, logProb: caption.logProb, score: unfinished.normalised, finished: false });
+      alternatives.unshift({
+        ids: caption.ids,
+        words: caption.words,
+        logProb: caption.logProb,
+        score: unfinished.normalised,
+        finished: false,
+      });
     }
     return { ...caption, alternatives: alternatives.slice(0, keep) };
   };
@@ -144,12 +171,12 @@ export function* decodeBeam(model: DecoderModelBase, features: Float32Array, n: 
       units.push(u);
     }
   }
-  let rowImages = Int32Array.from({ length: n }, (_, i) => i);  // [R_t] image of each row
-  let scores = new Float64Array(n);                             // [R_t] search score of each row's beam
-  let logProbs = diversity > 0 ? new Float64Array(n) : scores;  // [R_t] its log-prob (the same array without penalties)
+  let rowImages = Int32Array.from({ length: n }, (_, i) => i); // [R_t] image of each row
+  let scores = new Float64Array(n); // [R_t] search score of each row's beam
+  let logProbs = diversity > 0 ? new Float64Array(n) : scores; // [R_t] its log-prob (the same array without penalties)
   let prefixes: number[][] = opts.processorNeedsPrefixes ? Array.from({ length: n }, () => []) : [];
   let tokens = new Int32Array(n).fill(vocab.start);
-  const chosen = diversity > 0 ? new Float64Array(V) : null;   // per image and step: beams of earlier groups that took each token
+  const chosen = diversity > 0 ? new Float64Array(V) : null; // per image and step: beams of earlier groups that took each token
   const touched: number[] = [];
 
   for (let t = 0; t < opts.maxLength && units.length > 0; t++) {
@@ -159,7 +186,8 @@ export function* decodeBeam(model: DecoderModelBase, features: Float32Array, n: 
     const lse = logSumExpRows(out.logits, rows, V);
     const attention = out.attention.slice(0, rows * L);
     const last = t === opts.maxLength - 1;
-    const logProbOf = (c: Candidate) => (logProbs === scores ? c.score : logProbs[c.row] - lse[c.row] + out.logits[c.row * V + c.token]);
+    const logProbOf = (c: Candidate) =>
+      logProbs === scores ? c.score : logProbs[c.row] - lse[c.row] + out.logits[c.row * V + c.token];
     /** A live beam's extension `c` read back as a caption that never reached <end>. */
     const unfinishedCaption = (c: Candidate): DecodedCaption => {
       const path = readBack(t, c.row);
@@ -204,7 +232,8 @@ export function* decodeBeam(model: DecoderModelBase, features: Float32Array, n: 
         unitDone(u);
       } else if (last || live.length === 0) {
         // Out of steps: a finished hypothesis if there is one, else the best live beam (never nothing).
-        if (!u.best && live.length > 0) u.unfinished = { caption: unfinishedCaption(live[0]), normalised: norm(live[0].score, t + 1) };
+        if (!u.best && live.length > 0)
+          u.unfinished = { caption: unfinishedCaption(live[0]), normalised: norm(live[0].score, t + 1) };
         unitDone(u);
       } else {
         u.first = next.length;
@@ -224,7 +253,8 @@ export function* decodeBeam(model: DecoderModelBase, features: Float32Array, n: 
       ? { ...state, hidden: gatherRows(out.hidden, parents, model.config.units) }
       : model.selectRows(state, parents, out.hidden);
     tokens = Int32Array.from(next, (c) => c.token);
-    if (logProbs !== scores) logProbs = Float64Array.from(next, (c) => (c.score === -Infinity ? -Infinity : logProbOf(c)));
+    if (logProbs !== scores)
+      logProbs = Float64Array.from(next, (c) => (c.score === -Infinity ? -Infinity : logProbOf(c)));
     scores = Float64Array.from(next, (c) => c.score);
     if (!chosen) logProbs = scores;
     if (opts.processorNeedsPrefixes) prefixes = next.map((c) => [...prefixes[c.row], c.token]);
@@ -263,9 +293,17 @@ function emptyCaption(): DecodedCaption {
  * displaces an earlier one, which is the documented tie rule. Extensions scoring -Infinity (masked tokens,
  * dead beams) are never returned.
  */
-export function topExtensions(logits: Float32Array, lse: Float64Array, scores: Float64Array,
-                              first: number, count: number, V: number, m: number,
-                              penalty: Float64Array | null = null, strength = 0): Candidate[] {
+export function topExtensions(
+  logits: Float32Array,
+  lse: Float64Array,
+  scores: Float64Array,
+  first: number,
+  count: number,
+  V: number,
+  m: number,
+  penalty: Float64Array | null = null,
+  strength = 0,
+): Candidate[] {
   const top: Candidate[] = [];
   const offer = (score: number, row: number, token: number) => {
     if (score === -Infinity || (top.length === m && !(score > top[m - 1].score))) return;

@@ -48,9 +48,13 @@ export function streamBatchSize(stream: CaptionStreamOptions, fail: (message: st
 }
 
 /** Decodes `images` batch by batch on `backend` (see the file comment). */
-export async function* decodeInBatches<Image>(backend: StreamBackend<Image>, images: Iterable<Image> | AsyncIterable<Image>,
-                                              options: DecodeOptions, stream: CaptionStreamOptions = {},
-                                              fail: (message: string) => Error = (m) => new Error(m)): AsyncGenerator<DecodedImage<Image>> {
+export async function* decodeInBatches<Image>(
+  backend: StreamBackend<Image>,
+  images: Iterable<Image> | AsyncIterable<Image>,
+  options: DecodeOptions,
+  stream: CaptionStreamOptions = {},
+  fail: (message: string) => Error = (m) => new Error(m),
+): AsyncGenerator<DecodedImage<Image>> {
   const size = streamBatchSize(stream, fail);
   const firstImage = options.firstImage ?? 0;
   let batch: Image[] = [];

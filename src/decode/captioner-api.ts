@@ -33,9 +33,22 @@ import { resolveCaptionOptions, type CaptionOptions } from './options.js';
 import type { DecodedCaption, DecodeOptions, DecodeVocab } from './types.js';
 
 export {
-  CAPTION_OPTION_LIMITS, CAPTION_OPTION_NAMES, checkCaptionOptions, decodingSummary, DEFAULT_DIVERSITY, resolveCaptionOptions,
+  CAPTION_OPTION_LIMITS,
+  CAPTION_OPTION_NAMES,
+  checkCaptionOptions,
+  decodingSummary,
+  DEFAULT_DIVERSITY,
+  resolveCaptionOptions,
 } from './options.js';
-export type { CaptionOptionName, CaptionOptions, DecodingSummary, OptionCheck, OptionLimit, ResolvedCaptionOptions, SearchKind } from './options.js';
+export type {
+  CaptionOptionName,
+  CaptionOptions,
+  DecodingSummary,
+  OptionCheck,
+  OptionLimit,
+  ResolvedCaptionOptions,
+  SearchKind,
+} from './options.js';
 
 export interface CaptionWord {
   word: string;
@@ -89,7 +102,11 @@ export interface Captioner<Image> {
   caption(image: Image, options?: CaptionOptions): Promise<CaptionResult>;
   captionBatch(images: readonly Image[], options?: CaptionOptions): Promise<CaptionResult[]>;
   /** Any number of images with bounded memory, in batches (src/decode/caption-stream.ts); results in input order. */
-  captionStream(images: Iterable<Image> | AsyncIterable<Image>, options?: CaptionOptions, stream?: CaptionStreamOptions): AsyncGenerator<CaptionedImage<Image>>;
+  captionStream(
+    images: Iterable<Image> | AsyncIterable<Image>,
+    options?: CaptionOptions,
+    stream?: CaptionStreamOptions,
+  ): AsyncGenerator<CaptionedImage<Image>>;
   preprocess(image: Image): Promise<Uint8Array>;
   dispose(): Promise<void>;
 }
@@ -117,7 +134,11 @@ export interface CaptionRuntime<Image> {
 }
 
 /** Checks CaptionOptions and turns them into the decoder's options (`defaultMaxLength` when maxLength is absent). */
-export function decodeOptionsFor(o: CaptionOptions, defaultMaxLength: number, fail?: (message: string) => Error): DecodeOptions {
+export function decodeOptionsFor(
+  o: CaptionOptions,
+  defaultMaxLength: number,
+  fail?: (message: string) => Error,
+): DecodeOptions {
   resolveCaptionOptions(o, defaultMaxLength, { fail });
   return { ...o, maxLength: o.maxLength ?? defaultMaxLength };
 }
@@ -130,12 +151,20 @@ export function captionResult(d: DecodedCaption): CaptionResult {
     ids: d.ids,
     logProb: d.logProb,
     finished: d.finished,
-    alternatives: (d.alternatives ?? []).map((a) => ({ caption: a.words.join(' '), logProb: a.logProb, score: a.score, finished: a.finished })),
+    alternatives: (d.alternatives ?? []).map((a) => ({
+      caption: a.words.join(' '),
+      logProb: a.logProb,
+      score: a.score,
+      finished: a.finished,
+    })),
   };
 }
 
 /** The Captioner API over a backend. Batches are encoded once and decoded as one model batch. */
-export function createCaptioner<Image>(backend: CaptionRuntime<Image>, fail?: (message: string) => Error): Captioner<Image> {
+export function createCaptioner<Image>(
+  backend: CaptionRuntime<Image>,
+  fail?: (message: string) => Error,
+): Captioner<Image> {
   let disposed = false;
   const live = () => {
     if (disposed) throw (fail ?? ((m: string) => new Error(m)))('this captioner was disposed; load it again.');
@@ -144,11 +173,15 @@ export function createCaptioner<Image>(backend: CaptionRuntime<Image>, fail?: (m
     live();
     const decodeOptions = decodeOptionsFor(options, backend.info.maxLength, fail);
     const results: CaptionResult[] = [];
-    for await (const { decoded } of decodeInBatches(backend, images, decodeOptions, {}, fail)) results.push(captionResult(decoded));
+    for await (const { decoded } of decodeInBatches(backend, images, decodeOptions, {}, fail))
+      results.push(captionResult(decoded));
     return results;
   };
-  async function* captionStream(images: Iterable<Image> | AsyncIterable<Image>, options: CaptionOptions = {},
-                                stream: CaptionStreamOptions = {}): AsyncGenerator<CaptionedImage<Image>> {
+  async function* captionStream(
+    images: Iterable<Image> | AsyncIterable<Image>,
+    options: CaptionOptions = {},
+    stream: CaptionStreamOptions = {},
+  ): AsyncGenerator<CaptionedImage<Image>> {
     live();
     const decodeOptions = decodeOptionsFor(options, backend.info.maxLength, fail);
     for await (const d of decodeInBatches(backend, images, decodeOptions, stream, fail)) {
@@ -161,7 +194,10 @@ export function createCaptioner<Image>(backend: CaptionRuntime<Image>, fail?: (m
     captionBatch,
     captionStream,
     caption: async (image, options) => (await captionBatch([image], options))[0],
-    preprocess: (image) => { live(); return backend.preprocess(image); },
+    preprocess: (image) => {
+      live();
+      return backend.preprocess(image);
+    },
     dispose: async () => {
       if (disposed) return;
       disposed = true;

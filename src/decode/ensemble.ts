@@ -14,7 +14,14 @@
  *
  * Shapes: N rows, V vocabulary, L locations, U_k units of member k.
  */
-import type { AsyncDecoderModel, DecoderModel, DecoderModelBase, DecoderState, ModelConfig, StepOutput } from '../model/types.js';
+import type {
+  AsyncDecoderModel,
+  DecoderModel,
+  DecoderModelBase,
+  DecoderState,
+  ModelConfig,
+  StepOutput,
+} from '../model/types.js';
 import { logSumExpRows } from './logits.js';
 
 /** What must agree between the members of an ensemble. */
@@ -29,22 +36,30 @@ export interface EnsembleMemberFacts {
 }
 
 /** Refuses members whose vocabulary or encoder differs from the first member's, naming both and what differs. */
-export function checkEnsembleMembers(members: readonly EnsembleMemberFacts[], fail: (message: string) => Error = (m) => new Error(m)): void {
+export function checkEnsembleMembers(
+  members: readonly EnsembleMemberFacts[],
+  fail: (message: string) => Error = (m) => new Error(m),
+): void {
   if (members.length === 0) throw fail('an ensemble needs at least one model.');
   const [first] = members;
   members.slice(1).forEach((m, i) => {
     const which = `model ${i + 2} (${m.name}) and model 1 (${first.name})`;
     if (m.encoderId !== first.encoderId || m.locations !== first.locations || m.channels !== first.channels) {
-      throw fail(`${which} cannot form an ensemble: they use different encoders, "${m.encoderId}" [${m.locations} x ${m.channels}] vs ` +
-        `"${first.encoderId}" [${first.locations} x ${first.channels}]. An ensemble shares one encoder: use models trained on the same features.`);
+      throw fail(
+        `${which} cannot form an ensemble: they use different encoders, "${m.encoderId}" [${m.locations} x ${m.channels}] vs ` +
+          `"${first.encoderId}" [${first.locations} x ${first.channels}]. An ensemble shares one encoder: use models trained on the same features.`,
+      );
     }
     const diff = firstDifference(m.words, first.words);
     if (diff !== null) {
-      const at = diff < Math.min(m.words.length, first.words.length)
-        ? `first difference at id ${diff}: ${JSON.stringify(m.words[diff])} vs ${JSON.stringify(first.words[diff])}`
-        : `the first ${diff} words agree`;
-      throw fail(`${which} cannot form an ensemble: they have different vocabularies (${m.words.length} vs ${first.words.length} words; ${at}). ` +
-        'An ensemble averages word probabilities: use models trained on the same prepared run (one vocab.json).');
+      const at =
+        diff < Math.min(m.words.length, first.words.length)
+          ? `first difference at id ${diff}: ${JSON.stringify(m.words[diff])} vs ${JSON.stringify(first.words[diff])}`
+          : `the first ${diff} words agree`;
+      throw fail(
+        `${which} cannot form an ensemble: they have different vocabularies (${m.words.length} vs ${first.words.length} words; ${at}). ` +
+          'An ensemble averages word probabilities: use models trained on the same prepared run (one vocab.json).',
+      );
     }
   });
 }
@@ -72,7 +87,8 @@ class HiddenLayout {
     let offset = 0;
     return this.units.map((u) => {
       const out = new Float32Array(rows * u);
-      for (let r = 0; r < rows; r++) out.set(hidden.subarray(r * this.total + offset, r * this.total + offset + u), r * u);
+      for (let r = 0; r < rows; r++)
+        out.set(hidden.subarray(r * this.total + offset, r * this.total + offset + u), r * u);
       offset += u;
       return out;
     });
@@ -99,9 +115,15 @@ class EnsembleCore {
     const [first] = members;
     for (const [k, m] of members.entries()) {
       const c = m.config;
-      if (c.vocabSize !== first.config.vocabSize || c.locations !== first.config.locations || c.channels !== first.config.channels) {
-        throw new Error(`ensemble member ${k + 1} takes [${c.locations} x ${c.channels}] features to ${c.vocabSize} words, ` +
-          `member 1 [${first.config.locations} x ${first.config.channels}] to ${first.config.vocabSize}`);
+      if (
+        c.vocabSize !== first.config.vocabSize ||
+        c.locations !== first.config.locations ||
+        c.channels !== first.config.channels
+      ) {
+        throw new Error(
+          `ensemble member ${k + 1} takes [${c.locations} x ${c.channels}] features to ${c.vocabSize} words, ` +
+            `member 1 [${first.config.locations} x ${first.config.channels}] to ${first.config.vocabSize}`,
+        );
       }
     }
     this.layout = new HiddenLayout(members.map((m) => m.config.units));
@@ -110,7 +132,16 @@ class EnsembleCore {
 
   state(members: DecoderState[]): EnsembleState {
     const rows = members[0].size;
-    return { size: rows, hidden: this.layout.join(members.map((s) => s.hidden), rows), encoded: members[0].encoded, projected: members[0].projected, members };
+    return {
+      size: rows,
+      hidden: this.layout.join(
+        members.map((s) => s.hidden),
+        rows,
+      ),
+      encoded: members[0].encoded,
+      projected: members[0].projected,
+      members,
+    };
   }
 
   /** The members' states with their hidden rows taken from `hidden` (default the ensemble's). */
@@ -132,7 +163,14 @@ class EnsembleCore {
       for (let i = 0; i < rows * L; i++) attention[i] += out.attention[i] / K;
     }
     const logits = Float32Array.from(sum, (x) => x / K);
-    return { logits, attention, hidden: this.layout.join(outs.map((o) => o.hidden), rows) };
+    return {
+      logits,
+      attention,
+      hidden: this.layout.join(
+        outs.map((o) => o.hidden),
+        rows,
+      ),
+    };
   }
 }
 
@@ -145,7 +183,10 @@ export function ensembleModel(models: readonly DecoderModel[]): DecoderModel {
     encode: (features, n) => core.state(models.map((m) => m.encode(features, n))),
     step: (state, tokens) => {
       const members = core.memberStates(state);
-      return core.combine(models.map((m, k) => m.step(members[k], tokens)), state.size);
+      return core.combine(
+        models.map((m, k) => m.step(members[k], tokens)),
+        state.size,
+      );
     },
     selectRows: (state, rows, hidden) => {
       const members = core.memberStates(state, hidden ?? state.hidden);

@@ -14,7 +14,12 @@ import type { DecodeVocab } from './types.js';
  * Edits logits [rows, V] in place. `prefixes[r]` are the tokens row r has emitted so far (no <start>); search
  * code passes them when a processor needs them (processorsFor says so).
  */
-export type LogitsProcessor = (logits: Float32Array, rows: number, vocabSize: number, prefixes?: readonly (readonly number[])[]) => void;
+export type LogitsProcessor = (
+  logits: Float32Array,
+  rows: number,
+  vocabSize: number,
+  prefixes?: readonly (readonly number[])[],
+) => void;
 
 /** The processors in order, as one. */
 export function processorList(processors: readonly LogitsProcessor[]): LogitsProcessor {
@@ -31,7 +36,7 @@ export function processorList(processors: readonly LogitsProcessor[]): LogitsPro
 export function blockRepeatedNgrams(n: number, exempt: readonly number[]): LogitsProcessor {
   if (!Number.isInteger(n) || n < 1) throw new Error(`n-gram size must be an integer >= 1, got ${n}`);
   return (logits, rows, V, prefixes) => {
-    if (!prefixes) throw new Error('n-gram blocking needs each row\'s tokens so far');
+    if (!prefixes) throw new Error("n-gram blocking needs each row's tokens so far");
     for (let r = 0; r < rows; r++) {
       const p = prefixes[r];
       const m = p.length;
@@ -67,7 +72,10 @@ export function logSumExpRows(logits: Float32Array, rows: number, V: number): Fl
     const o = r * V;
     let max = -Infinity;
     for (let v = 0; v < V; v++) if (logits[o + v] > max) max = logits[o + v];
-    if (max === -Infinity) { out[r] = -Infinity; continue; }
+    if (max === -Infinity) {
+      out[r] = -Infinity;
+      continue;
+    }
     let sum = 0;
     for (let v = 0; v < V; v++) sum += Math.exp(logits[o + v] - max);
     out[r] = max + Math.log(sum);
@@ -94,7 +102,11 @@ export const argmaxChooser: TokenChooser = (logits, _lse, row, V) => {
  * `rngOf(row)` gives the row's random stream (one per image, so a caption does not depend on which
  * other images share its batch).
  */
-export function categoricalChooser(temperature: number, rngOf: (row: number) => Rng, truncate: SamplingTruncation = {}): TokenChooser {
+export function categoricalChooser(
+  temperature: number,
+  rngOf: (row: number) => Rng,
+  truncate: SamplingTruncation = {},
+): TokenChooser {
   if (!(temperature > 0)) throw new Error(`temperature must be > 0, got ${temperature}`);
   const topK = truncate.topK ?? Infinity;
   const topP = truncate.topP ?? 1;

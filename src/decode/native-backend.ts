@@ -34,14 +34,24 @@ export interface NativeBackendOptions<Image> {
  * Opens the checkpoints of an ensemble (one target: one model) and refuses members whose vocabulary or encoder
  * differs from the first's, naming what differs (checkEnsembleMembers).
  */
-export async function openEnsembleSources(targets: string | readonly string[], encoder?: EncoderOptions): Promise<CheckpointSource[]> {
+export async function openEnsembleSources(
+  targets: string | readonly string[],
+  encoder?: EncoderOptions,
+): Promise<CheckpointSource[]> {
   const list = typeof targets === 'string' ? [targets] : targets;
   if (list.length === 0) throw new UserError('no model given: pass at least one run folder, checkpoint or bundle.');
   const sources: CheckpointSource[] = [];
   for (const target of list) sources.push(await openCheckpointSource(target, encoder));
-  checkEnsembleMembers(sources.map(({ ckpt, vocab }) => ({
-    name: ckpt.file, words: vocab.words, encoderId: ckpt.meta.encoder.id, locations: ckpt.meta.model.locations, channels: ckpt.meta.model.channels,
-  })), (m) => new UserError(m));
+  checkEnsembleMembers(
+    sources.map(({ ckpt, vocab }) => ({
+      name: ckpt.file,
+      words: vocab.words,
+      encoderId: ckpt.meta.encoder.id,
+      locations: ckpt.meta.model.locations,
+      channels: ckpt.meta.model.channels,
+    })),
+    (m) => new UserError(m),
+  );
   return sources;
 }
 
@@ -49,7 +59,10 @@ export async function openEnsembleSources(targets: string | readonly string[], e
  * Loads the checkpoint at `target` (run folder, checkpoints folder or file), or several as an ensemble
  * (src/decode/ensemble.ts; the encoder is the first's); nothing stays allocated if it fails.
  */
-export async function nativeCaptionBackend<Image>(target: string | readonly string[], opts: NativeBackendOptions<Image>): Promise<CaptionRuntime<Image>> {
+export async function nativeCaptionBackend<Image>(
+  target: string | readonly string[],
+  opts: NativeBackendOptions<Image>,
+): Promise<CaptionRuntime<Image>> {
   const sources = await openEnsembleSources(target, opts.encoder);
   const { vocab, encoder: encoderModel } = sources[0];
   const modelId = sources.map(({ ckpt }) => checkpointModelId(ckpt.file)).join('+');
@@ -68,13 +81,23 @@ export async function nativeCaptionBackend<Image>(target: string | readonly stri
   const decoder = ensembleModel(models);
   const { spec } = encoderModel;
   const info: CaptionerInfo = {
-    modelId, backend: 'native', source: sources.map(({ ckpt }) => ckpt.file).join(' + '), encoderId: spec.id, inputSize: spec.inputSize,
-    scaling: spec.scaling, inputLayout: spec.inputLayout, locations: spec.locations, grid: attentionGrid(spec.locations), vocabSize: vocab.size,
-    maxLength: defaultMaxLength(vocab), dtype: 'fp32',
+    modelId,
+    backend: 'native',
+    source: sources.map(({ ckpt }) => ckpt.file).join(' + '),
+    encoderId: spec.id,
+    inputSize: spec.inputSize,
+    scaling: spec.scaling,
+    inputLayout: spec.inputLayout,
+    locations: spec.locations,
+    grid: attentionGrid(spec.locations),
+    vocabSize: vocab.size,
+    maxLength: defaultMaxLength(vocab),
+    dtype: 'fp32',
   };
   const decodeView = decodeVocab(vocab);
   return {
-    info, vocab: decodeView,
+    info,
+    vocab: decodeView,
     preprocess: (image) => opts.preprocess(image, spec.inputSize),
     encode: (rgb) => encodeImages(encoder, rgb),
     decode: async (features, n, o) => decodeImages(decoder, features, n, decodeView, o),

@@ -70,7 +70,19 @@ const BOOLEAN_OPTIONS = ['sample', 'blockTrigrams', 'suppressUnk'] as const sati
 
 /** Every option name, in the order --help and messages list them. */
 export const CAPTION_OPTION_NAMES: readonly CaptionOptionName[] = [
-  'beam', 'alpha', 'groups', 'diversity', 'maxLength', 'sample', 'temperature', 'topK', 'topP', 'seed', 'blockTrigrams', 'suppressUnk', 'alternatives',
+  'beam',
+  'alpha',
+  'groups',
+  'diversity',
+  'maxLength',
+  'sample',
+  'temperature',
+  'topK',
+  'topP',
+  'seed',
+  'blockTrigrams',
+  'suppressUnk',
+  'alternatives',
 ];
 
 /** The diversity strength diverse beam search uses when groups > 1 and none is given (ImageCaptioning.pytorch's default). */
@@ -101,45 +113,74 @@ function listNames(names: string[]): string {
 export function checkCaptionOptions(o: CaptionOptions, check: OptionCheck = {}): void {
   const fail = check.fail ?? ((m: string) => new Error(m));
   const name = check.name ?? ((k: CaptionOptionName) => k);
-  if (o === null || typeof o !== 'object' || Array.isArray(o)) throw fail(`caption options must be an object, got ${JSON.stringify(o)}.`);
+  if (o === null || typeof o !== 'object' || Array.isArray(o))
+    throw fail(`caption options must be an object, got ${JSON.stringify(o)}.`);
   const unknown = Object.keys(o).filter((k) => !CAPTION_OPTION_NAMES.includes(k as CaptionOptionName));
-  if (unknown.length > 0) throw fail(`unknown caption option(s) ${unknown.join(', ')}; known: ${CAPTION_OPTION_NAMES.join(', ')}.`);
-  for (const [key, limit] of Object.entries(CAPTION_OPTION_LIMITS) as [keyof typeof CAPTION_OPTION_LIMITS, OptionLimit][]) {
+  if (unknown.length > 0)
+    throw fail(`unknown caption option(s) ${unknown.join(', ')}; known: ${CAPTION_OPTION_NAMES.join(', ')}.`);
+  for (const [key, limit] of Object.entries(CAPTION_OPTION_LIMITS) as [
+    keyof typeof CAPTION_OPTION_LIMITS,
+    OptionLimit,
+  ][]) {
     const v = o[key];
     if (v === undefined) continue;
-    if (typeof v !== 'number' || !Number.isFinite(v) || (limit.integer && !Number.isInteger(v)) ||
-        v < limit.min || (limit.minExclusive && v === limit.min) || v > limit.max) {
+    if (
+      typeof v !== 'number' ||
+      !Number.isFinite(v) ||
+      (limit.integer && !Number.isInteger(v)) ||
+      v < limit.min ||
+      (limit.minExclusive && v === limit.min) ||
+      v > limit.max
+    ) {
       throw fail(`${name(key)} must be ${describeLimit(limit)}, got ${JSON.stringify(v)}.`);
     }
   }
   for (const key of BOOLEAN_OPTIONS) {
-    if (o[key] !== undefined && typeof o[key] !== 'boolean') throw fail(`${name(key)} must be true or false, got ${JSON.stringify(o[key])}.`);
+    if (o[key] !== undefined && typeof o[key] !== 'boolean')
+      throw fail(`${name(key)} must be true or false, got ${JSON.stringify(o[key])}.`);
   }
   const beam = o.beam ?? 1;
-  if (o.sample && beam > 1) throw fail(`${name('beam')} and ${name('sample')} exclude each other: choose beam search or sampling.`);
+  if (o.sample && beam > 1)
+    throw fail(`${name('beam')} and ${name('sample')} exclude each other: choose beam search or sampling.`);
   const samplingOnly = (['temperature', 'topK', 'topP', 'seed'] as const).filter((k) => o[k] !== undefined);
   if (!o.sample && samplingOnly.length > 0) {
     const names = samplingOnly.map(name);
-    throw fail(`${listNames(names)} appl${names.length === 1 ? 'ies' : 'y'} to ${name('sample')} only: add ${name('sample')}, or leave ${names.length === 1 ? 'it' : 'them'} out.`);
+    throw fail(
+      `${listNames(names)} appl${names.length === 1 ? 'ies' : 'y'} to ${name('sample')} only: add ${name('sample')}, or leave ${names.length === 1 ? 'it' : 'them'} out.`,
+    );
   }
   if (o.alpha !== undefined && o.alpha > 0 && (beam <= 1 || o.sample)) {
-    throw fail(`${name('alpha')} (length normalisation) applies to beam search: give ${name('beam')} K with K > 1, or leave ${name('alpha')} out.`);
+    throw fail(
+      `${name('alpha')} (length normalisation) applies to beam search: give ${name('beam')} K with K > 1, or leave ${name('alpha')} out.`,
+    );
   }
   const groups = o.groups ?? 1;
   if (groups > beam) {
-    throw fail(`${name('groups')} ${groups} is larger than the beam (${name('beam')} ${beam}): diverse beam search splits the beam into groups; ` +
-      `give ${name('beam')} a multiple of ${groups}, or fewer groups.`);
+    throw fail(
+      `${name('groups')} ${groups} is larger than the beam (${name('beam')} ${beam}): diverse beam search splits the beam into groups; ` +
+        `give ${name('beam')} a multiple of ${groups}, or fewer groups.`,
+    );
   }
   if (beam % groups !== 0) {
-    throw fail(`${name('groups')} ${groups} does not divide the beam (${name('beam')} ${beam}) into equal groups: ` +
-      `give ${name('beam')} a multiple of ${groups} (e.g. ${groups * Math.max(1, Math.round(beam / groups))}), or ${name('groups')} a divisor of ${beam}.`);
+    throw fail(
+      `${name('groups')} ${groups} does not divide the beam (${name('beam')} ${beam}) into equal groups: ` +
+        `give ${name('beam')} a multiple of ${groups} (e.g. ${groups * Math.max(1, Math.round(beam / groups))}), or ${name('groups')} a divisor of ${beam}.`,
+    );
   }
   if (o.diversity !== undefined && o.diversity > 0 && groups <= 1) {
-    throw fail(`${name('diversity')} applies to diverse beam search: give ${name('groups')} G with G > 1 (and ${name('beam')} a multiple of G), or leave ${name('diversity')} out.`);
+    throw fail(
+      `${name('diversity')} applies to diverse beam search: give ${name('groups')} G with G > 1 (and ${name('beam')} a multiple of G), or leave ${name('diversity')} out.`,
+    );
   }
   const alt = o.alternatives;
-  if (alt !== undefined && typeof alt !== 'boolean' && !(typeof alt === 'number' && Number.isInteger(alt) && alt >= 0 && alt <= beam)) {
-    throw fail(`${name('alternatives')} must be true, false or a count from 0 to ${name('beam')} (${beam}), got ${JSON.stringify(alt)}.`);
+  if (
+    alt !== undefined &&
+    typeof alt !== 'boolean' &&
+    !(typeof alt === 'number' && Number.isInteger(alt) && alt >= 0 && alt <= beam)
+  ) {
+    throw fail(
+      `${name('alternatives')} must be true, false or a count from 0 to ${name('beam')} (${beam}), got ${JSON.stringify(alt)}.`,
+    );
   }
 }
 
@@ -150,25 +191,44 @@ export type SearchKind = 'greedy' | 'beam' | 'sample';
  * Checked CaptionOptions with every default filled in: what the search code reads. topK Infinity and topP 1
  * keep every word; alternatives is a count (0 unless a beam search asked for them).
  */
-export type ResolvedCaptionOptions = Required<Omit<CaptionOptions, 'alternatives'>> & { kind: SearchKind; alternatives: number };
+export type ResolvedCaptionOptions = Required<Omit<CaptionOptions, 'alternatives'>> & {
+  kind: SearchKind;
+  alternatives: number;
+};
 
 /** Checks `o` (checkCaptionOptions) and fills in the defaults; `defaultMaxLength` is the model's. */
-export function resolveCaptionOptions(o: CaptionOptions, defaultMaxLength: number, check: OptionCheck = {}): ResolvedCaptionOptions {
+export function resolveCaptionOptions(
+  o: CaptionOptions,
+  defaultMaxLength: number,
+  check: OptionCheck = {},
+): ResolvedCaptionOptions {
   checkCaptionOptions(o, check);
   const beam = o.beam ?? 1;
   const groups = o.groups ?? 1;
   const kind: SearchKind = o.sample ? 'sample' : beam > 1 ? 'beam' : 'greedy';
   const alternatives = kind !== 'beam' || !o.alternatives ? 0 : o.alternatives === true ? beam : o.alternatives;
   return {
-    kind, beam, alpha: o.alpha ?? 0, groups, diversity: o.diversity ?? (groups > 1 ? DEFAULT_DIVERSITY : 0),
-    maxLength: o.maxLength ?? defaultMaxLength, sample: o.sample ?? false, temperature: o.temperature ?? 1,
-    topK: o.topK ?? Infinity, topP: o.topP ?? 1, seed: o.seed ?? 0, blockTrigrams: o.blockTrigrams ?? false,
-    suppressUnk: o.suppressUnk ?? false, alternatives,
+    kind,
+    beam,
+    alpha: o.alpha ?? 0,
+    groups,
+    diversity: o.diversity ?? (groups > 1 ? DEFAULT_DIVERSITY : 0),
+    maxLength: o.maxLength ?? defaultMaxLength,
+    sample: o.sample ?? false,
+    temperature: o.temperature ?? 1,
+    topK: o.topK ?? Infinity,
+    topP: o.topP ?? 1,
+    seed: o.seed ?? 0,
+    blockTrigrams: o.blockTrigrams ?? false,
+    suppressUnk: o.suppressUnk ?? false,
+    alternatives,
   };
 }
 
 /** What a caption was made with, for reports (`sat caption --json`, metrics.json): the mode and its options that apply. */
-export type DecodingSummary = { kind: SearchKind; maxLength: number } & Partial<Omit<ResolvedCaptionOptions, 'kind' | 'maxLength'>>;
+export type DecodingSummary = { kind: SearchKind; maxLength: number } & Partial<
+  Omit<ResolvedCaptionOptions, 'kind' | 'maxLength'>
+>;
 
 /** The decoding of `o` as reports show it: the kind, then only the options of that kind that are set or not at their defaults. */
 export function decodingSummary(o: CaptionOptions, defaultMaxLength: number): DecodingSummary {

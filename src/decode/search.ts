@@ -13,8 +13,7 @@
 import type { AsyncDecoderModel, DecoderModel, DecoderState, StepOutput } from '../model/types.js';
 
 export type ModelRequest =
-  | { kind: 'encode'; features: Float32Array; n: number }
-  | { kind: 'step'; state: DecoderState; tokens: Int32Array };
+  { kind: 'encode'; features: Float32Array; n: number } | { kind: 'step'; state: DecoderState; tokens: Int32Array };
 
 /** The reply to a request: a DecoderState for 'encode', a StepOutput for 'step'. */
 export type ModelReply = DecoderState | StepOutput;

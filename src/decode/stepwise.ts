@@ -22,17 +22,32 @@ export interface StepwiseOptions {
 }
 
 /** Decodes features [images, L, C] one token per step: images * repeat captions (a search, see search.ts). */
-export function* decodeStepwise(model: DecoderModelBase, features: Float32Array, images: number, vocab: DecodeVocab,
-                                opts: StepwiseOptions): Search<DecodedCaption[]> {
+export function* decodeStepwise(
+  model: DecoderModelBase,
+  features: Float32Array,
+  images: number,
+  vocab: DecodeVocab,
+  opts: StepwiseOptions,
+): Search<DecodedCaption[]> {
   const V = model.config.vocabSize;
   const L = model.config.locations;
   const repeat = opts.repeat ?? 1;
   const n = images * repeat;
-  const results: DecodedCaption[] = Array.from({ length: n }, () => ({ ids: [], words: [], attention: [], logProb: 0, finished: false }));
+  const results: DecodedCaption[] = Array.from({ length: n }, () => ({
+    ids: [],
+    words: [],
+    attention: [],
+    logProb: 0,
+    finished: false,
+  }));
   if (n === 0) return results;
 
   let state: DecoderState = yield* encodeRequest(features, images);
-  if (repeat > 1) state = model.selectRows(state, Int32Array.from({ length: n }, (_, i) => Math.floor(i / repeat)));
+  if (repeat > 1)
+    state = model.selectRows(
+      state,
+      Int32Array.from({ length: n }, (_, i) => Math.floor(i / repeat)),
+    );
   let active = Array.from({ length: n }, (_, i) => i); // batch row -> caption index (image * repeat + k)
   const choose = opts.chooser((row) => active[row]);
   let tokens = new Int32Array(n).fill(vocab.start);
@@ -49,7 +64,10 @@ export function* decodeStepwise(model: DecoderModelBase, features: Float32Array,
       const id = choose(out.logits, lse, r, V);
       const res = results[active[r]];
       res.logProb += out.logits[r * V + id] - lse[r];
-      if (id === vocab.end) { res.finished = true; continue; }
+      if (id === vocab.end) {
+        res.finished = true;
+        continue;
+      }
       res.ids.push(id);
       res.words.push(vocab.word(id));
       res.attention.push(out.attention.slice(r * L, (r + 1) * L));
@@ -57,9 +75,8 @@ export function* decodeStepwise(model: DecoderModelBase, features: Float32Array,
       next.push(id);
     }
     if (keep.length === 0 || t === opts.maxLength - 1) break;
-    state = keep.length === rows
-      ? withHidden(state, out.hidden)
-      : model.selectRows(state, Int32Array.from(keep), out.hidden);
+    state =
+      keep.length === rows ? withHidden(state, out.hidden) : model.selectRows(state, Int32Array.from(keep), out.hidden);
     active = keep.map((r) => active[r]);
     tokens = Int32Array.from(next);
   }

@@ -17,8 +17,13 @@ export interface StoreDecodeOptions extends DecodeOptions {
 }
 
 /** Captions for `ids` (in that order) from their stored features. */
-export function decodeStoreImages(model: DecoderModel, store: FeatureStoreReader, ids: readonly string[], vocab: DecodeVocab,
-                                  opts: StoreDecodeOptions): DecodedCaption[] {
+export function decodeStoreImages(
+  model: DecoderModel,
+  store: FeatureStoreReader,
+  ids: readonly string[],
+  vocab: DecodeVocab,
+  opts: StoreDecodeOptions,
+): DecodedCaption[] {
   const out: DecodedCaption[] = [];
   for (const captions of decodeStoreBatches(model, store, ids, vocab, opts)) out.push(...captions);
   return out;
@@ -29,8 +34,13 @@ export function decodeStoreImages(model: DecoderModel, store: FeatureStoreReader
  * trainer's Ctrl-C) gets to run during a long validation pass; once `shouldStop()` is true the pass
  * stops and this returns null. A yield per batch (tens of images, ~0.1 s or more) costs nothing measurable.
  */
-export async function decodeStoreImagesInterruptible(model: DecoderModel, store: FeatureStoreReader, ids: readonly string[], vocab: DecodeVocab,
-                                                     opts: StoreDecodeOptions & { shouldStop: () => boolean }): Promise<DecodedCaption[] | null> {
+export async function decodeStoreImagesInterruptible(
+  model: DecoderModel,
+  store: FeatureStoreReader,
+  ids: readonly string[],
+  vocab: DecodeVocab,
+  opts: StoreDecodeOptions & { shouldStop: () => boolean },
+): Promise<DecodedCaption[] | null> {
   const out: DecodedCaption[] = [];
   for (const captions of decodeStoreBatches(model, store, ids, vocab, opts)) {
     out.push(...captions);
@@ -41,31 +51,44 @@ export async function decodeStoreImagesInterruptible(model: DecoderModel, store:
 }
 
 /** The captions of one decoding batch at a time (features read per batch; see the file comment). */
-function* decodeStoreBatches(model: DecoderModel, store: FeatureStoreReader, ids: readonly string[], vocab: DecodeVocab,
-                             opts: StoreDecodeOptions): Generator<DecodedCaption[]> {
+function* decodeStoreBatches(
+  model: DecoderModel,
+  store: FeatureStoreReader,
+  ids: readonly string[],
+  vocab: DecodeVocab,
+  opts: StoreDecodeOptions,
+): Generator<DecodedCaption[]> {
   const { locations: L, channels: C } = model.config;
   if (store.locations !== L || store.channels !== C) {
-    throw new UserError(`feature store "${store.encoderId}" holds [${store.locations} x ${store.channels}] features but the model expects [${L} x ${C}].`);
+    throw new UserError(
+      `feature store "${store.encoderId}" holds [${store.locations} x ${store.channels}] features but the model expects [${L} x ${C}].`,
+    );
   }
   const missing = ids.filter((id) => !store.has(id));
   if (missing.length > 0) {
-    throw new UserError(`${missing.length} image(s) have no stored features (first: ${missing[0]}); run \`sat features\` for them first.`);
+    throw new UserError(
+      `${missing.length} image(s) have no stored features (first: ${missing[0]}); run \`sat features\` for them first.`,
+    );
   }
   const { progress, onBatch, batchSize, ...decodeOptions } = opts as StoreDecodeOptions & { shouldStop?: unknown };
   delete decodeOptions.shouldStop;
   const batch = batchSize ?? DEFAULT_DECODE_BATCH;
-  const bar = progress === false ? undefined : new ProgressBar({ total: ids.length, label: progress ?? 'decode', unit: 'img' });
+  const bar =
+    progress === false ? undefined : new ProgressBar({ total: ids.length, label: progress ?? 'decode', unit: 'img' });
   const buffer = new Float32Array(Math.min(batch, Math.max(ids.length, 1)) * L * C);
   try {
     for (let first = 0; first < ids.length; first += batch) {
       const chunk = ids.slice(first, first + batch);
       chunk.forEach((id, i) => store.read(id, buffer, i * L * C));
-      const captions = decodeImages(model, buffer.subarray(0, chunk.length * L * C), chunk.length, vocab, { ...decodeOptions, batchSize: chunk.length });
+      const captions = decodeImages(model, buffer.subarray(0, chunk.length * L * C), chunk.length, vocab, {
+        ...decodeOptions,
+        batchSize: chunk.length,
+      });
       bar?.tick(chunk.length);
       onBatch?.(first + chunk.length);
       yield captions;
     }
   } finally {
-    bar?.finish();  // also when the consumer stops early (interrupted), so the next log line starts on its own line
+    bar?.finish(); // also when the consumer stops early (interrupted), so the next log line starts on its own line
   }
 }

@@ -7,10 +7,10 @@ import type { CaptionOptions } from './options.js';
 
 /** The few vocabulary facts decoding needs. Any vocabulary with these ids and a word lookup fits. */
 export interface DecodeVocab {
-  pad: number;               // never emitted (its logit is masked)
-  start: number;             // fed at step 0 as the TF tutorial does; never emitted
-  end: number;               // stops a caption; not included in the words
-  unk?: number;              // masked when `suppressUnk` is set
+  pad: number; // never emitted (its logit is masked)
+  start: number; // fed at step 0 as the TF tutorial does; never emitted
+  end: number; // stops a caption; not included in the words
+  unk?: number; // masked when `suppressUnk` is set
   word(id: number): string;
 }
 

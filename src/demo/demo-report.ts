@@ -11,9 +11,9 @@ import { SHAPE_COLORS, SHAPE_KINDS, type ShapeObject } from '../dataset/shapes.j
 
 export interface CaptionResult {
   id: string;
-  image: string;          // path relative to the demo folder, for the HTML page
+  image: string; // path relative to the demo folder, for the HTML page
   generated: string;
-  references: string[];   // tokenised, joined with spaces
+  references: string[]; // tokenised, joined with spaces
   exact: boolean;
   wordAccuracy: number;
   objectsRight: boolean;
@@ -22,9 +22,9 @@ export interface CaptionResult {
 
 export interface DemoScores {
   images: number;
-  exact: number;          // count
-  wordAccuracy: number;   // mean over images
-  objectsRight: number;   // count
+  exact: number; // count
+  wordAccuracy: number; // mean over images
+  objectsRight: number; // count
 }
 
 export function wordAccuracy(generated: string[], references: string[][]): number {
@@ -43,7 +43,8 @@ export function wordAccuracy(generated: string[], references: string[][]): numbe
 export function namedObjects(words: string[]): string[] {
   const out = new Set<string>();
   for (let i = 0; i + 1 < words.length; i++) {
-    if (words[i] in SHAPE_COLORS && (SHAPE_KINDS as readonly string[]).includes(words[i + 1])) out.add(`${words[i]} ${words[i + 1]}`);
+    if (words[i] in SHAPE_COLORS && (SHAPE_KINDS as readonly string[]).includes(words[i + 1]))
+      out.add(`${words[i]} ${words[i + 1]}`);
   }
   return [...out].sort();
 }
@@ -71,12 +72,17 @@ const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replac
 
 export function demoHtml(results: CaptionResult[], scores: DemoScores, heading: string): string {
   const pct = (n: number) => `${((100 * n) / Math.max(1, scores.images)).toFixed(1)}%`;
-  const rows = results.map((r) => `<tr class="${r.exact ? 'ok' : r.objectsRight ? 'half' : 'bad'}">
+  const rows = results
+    .map(
+      (r) =>
+        `<tr class="${r.exact ? 'ok' : r.objectsRight ? 'half' : 'bad'}">
 <td><img src="${esc(r.image)}" width="112" height="112" alt="${esc(r.id)}"></td>
 <td><b>${esc(r.generated) || '<i>(empty)</i>'}</b><br><small>${r.exact ? 'exact match' : `word accuracy ${(100 * r.wordAccuracy).toFixed(0)}%`}` +
-    `${r.objectsRight ? ', objects right' : ', objects wrong'}</small></td>
+        `${r.objectsRight ? ', objects right' : ', objects wrong'}</small></td>
 <td><small>${r.references.map(esc).join('<br>')}</small></td>
-<td>${r.attentionFigure ? `<a href="${esc(r.attentionFigure)}">attention</a>` : ''}</td></tr>`).join('\n');
+<td>${r.attentionFigure ? `<a href="${esc(r.attentionFigure)}">attention</a>` : ''}</td></tr>`,
+    )
+    .join('\n');
   return `<!doctype html>
 <html><head><meta charset="utf-8"><title>sat demo</title>
 <style>body{font-family:sans-serif;margin:2em}td{vertical-align:top;padding:4px 8px;border-bottom:1px solid #ddd}

@@ -63,11 +63,27 @@ export const DEMO_MINUTES = 3;
  * that were measured against it.
  */
 export const DEMO_TRAIN_CONFIG: Partial<TrainConfig> = {
-  embedDim: 64, units: 128, attentionUnits: 64, batchSize: 32, learningRate: 3e-3, epochs: 30,
-  lrSchedule: 'plateau', lrPatience: 1, earlyStopPatience: 3, minEpochs: 1, valMetric: 'cider', valImages: 0,
+  embedDim: 64,
+  units: 128,
+  attentionUnits: 64,
+  batchSize: 32,
+  learningRate: 3e-3,
+  epochs: 30,
+  lrSchedule: 'plateau',
+  lrPatience: 1,
+  earlyStopPatience: 3,
+  minEpochs: 1,
+  valMetric: 'cider',
+  valImages: 0,
   checkpointMinutes: 0,
   // Pinned to what the demo was measured with, independent of the Flickr8k-tuned defaults.
-  dropout: 0, attentionLambda: 0, clipNorm: 0, gruState: 'carry', initState: 'zeros', lrDecayFactor: 0.5, minLearningRate: 1e-5,
+  dropout: 0,
+  attentionLambda: 0,
+  clipNorm: 0,
+  gruState: 'carry',
+  initState: 'zeros',
+  lrDecayFactor: 0.5,
+  minLearningRate: 1e-5,
 };
 
 /** Seconds kept for captioning, figures and the report after training stops. */
@@ -82,7 +98,12 @@ async function demoRun(outDir: string, images: number, seed: number, log: (l: st
   const paths = runPaths(runDir);
   if (fs.existsSync(paths.runJson)) {
     const existing = loadRun(runDir);
-    if (existing.info.dataset.kind === 'shapes' && existing.info.dataset.images === images && existing.info.seed === seed) return existing;
+    if (
+      existing.info.dataset.kind === 'shapes' &&
+      existing.info.dataset.images === images &&
+      existing.info.seed === seed
+    )
+      return existing;
     // Different images under the same ids: the old features and checkpoints would be wrong, remove them.
     log(`${runDir} was made with other settings: making it again.`);
     fs.rmSync(path.join(runDir, 'features'), { recursive: true, force: true });
@@ -109,26 +130,39 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const log = opts.log ?? ((l: string) => console.error(l));
   const outDir = path.resolve(opts.outDir);
   if (fs.existsSync(outDir) && fs.readdirSync(outDir).length > 0 && !fs.existsSync(path.join(outDir, 'run'))) {
-    throw new UserError(`${outDir} exists and is not a sat demo folder; choose another --out (it would be written into).`);
+    throw new UserError(
+      `${outDir} exists and is not a sat demo folder; choose another --out (it would be written into).`,
+    );
   }
   const t0 = performance.now();
   const elapsed = () => (performance.now() - t0) / 1000;
   // The encoder first: a bad --layer/--encoder-size fails before any image is made.
-  const layer = opts.layer ?? DEMO_ENCODER.layer, size = opts.encoderSize ?? DEMO_ENCODER.size;
+  const layer = opts.layer ?? DEMO_ENCODER.layer,
+    size = opts.encoderSize ?? DEMO_ENCODER.size;
   const encoder = await resolveEncoder({ layer, size });
   if (encoder.spec.locations < MIN_LOCATIONS) {
     const g = gridSide(encoder.spec.locations);
-    throw new UserError(`--layer ${layer} at --encoder-size ${size} gives a ${g}x${g} grid, too coarse to attend over: pass a larger --encoder-size ` +
-      '(299, InceptionV3\'s usual input, gives mixed8..mixed10 an 8x8 grid) or an earlier --layer.');
+    throw new UserError(
+      `--layer ${layer} at --encoder-size ${size} gives a ${g}x${g} grid, too coarse to attend over: pass a larger --encoder-size ` +
+        "(299, InceptionV3's usual input, gives mixed8..mixed10 an 8x8 grid) or an earlier --layer.",
+    );
   }
   fs.mkdirSync(outDir, { recursive: true });
-  log(`sat demo: ${opts.images} synthetic shapes images (seed ${opts.seed}) into ${outDir}, at most ${opts.minutes} min`);
+  log(
+    `sat demo: ${opts.images} synthetic shapes images (seed ${opts.seed}) into ${outDir}, at most ${opts.minutes} min`,
+  );
   const run = await demoRun(outDir, opts.images, opts.seed, log);
   const tData = elapsed();
 
   const featuresDir = runPaths(run.dir).features(encoder.spec.id);
-  const ex = await extractFeatures({ images: run.images, model: encoder, dir: featuresDir, progress: `features ${encoder.spec.id}` });
-  if (ex.skipped.length > 0) throw new UserError(`${ex.skipped.length} generated images could not be read (first: ${ex.skipped[0].reason}).`);
+  const ex = await extractFeatures({
+    images: run.images,
+    model: encoder,
+    dir: featuresDir,
+    progress: `features ${encoder.spec.id}`,
+  });
+  if (ex.skipped.length > 0)
+    throw new UserError(`${ex.skipped.length} generated images could not be read (first: ${ex.skipped[0].reason}).`);
   const tFeatures = elapsed();
 
   const checkpointDir = path.join(outDir, 'checkpoints');
@@ -136,24 +170,35 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const budget = Math.max(MIN_TRAIN_S, opts.minutes * 60 - elapsed() - REPORT_RESERVE_S);
   log(`training until dev CIDEr stops improving, for up to ${budget.toFixed(0)} s`);
   const outcome = await train({
-    runDir: run.dir, checkpointDir, featuresDir,
+    runDir: run.dir,
+    checkpointDir,
+    featuresDir,
     // The demo's features fit in RAM (2000 images x 81 x 288 float32 = 187 MB): cache them all, so no
     // feature is read or converted from fp16 after the first epoch.
-    overrides: { ...DEMO_TRAIN_CONFIG, seed: opts.seed,
-      featureCacheMB: Math.ceil((run.images.length * encoder.spec.locations * encoder.spec.channels * 4) / 2 ** 20) + 16 },
-    timeBudgetSeconds: budget, wholeEpochs: true, log,
+    overrides: {
+      ...DEMO_TRAIN_CONFIG,
+      seed: opts.seed,
+      featureCacheMB:
+        Math.ceil((run.images.length * encoder.spec.locations * encoder.spec.channels * 4) / 2 ** 20) + 16,
+    },
+    timeBudgetSeconds: budget,
+    wholeEpochs: true,
+    log,
   });
   const tTrain = elapsed();
 
   // Caption the held-out images with the best epoch's weights.
   const { model, store, vocab } = outcome;
-  if (fs.existsSync(path.join(checkpointDir, 'best.safetensors'))) restoreModel(model, loadCheckpoint(checkpointDir, 'best'), { optimizer: false });
+  if (fs.existsSync(path.join(checkpointDir, 'best.safetensors')))
+    restoreModel(model, loadCheckpoint(checkpointDir, 'best'), { optimizer: false });
   const test = imagesOf(run, 'test');
-  const L = store.locations, C = store.channels;
+  const L = store.locations,
+    C = store.channels;
   const features = new Float32Array(test.length * L * C);
   test.forEach((im, i) => store.read(im.id, features, i * L * C));
-  const captions = decodeImages(model, features, test.length,
-    decodeVocab(vocab), { maxLength: defaultMaxLength(vocab) });
+  const captions = decodeImages(model, features, test.length, decodeVocab(vocab), {
+    maxLength: defaultMaxLength(vocab),
+  });
 
   const objects = loadShapesAnnotations(run.info.dataset.root);
   const figureDir = path.join(outDir, 'attention');
@@ -161,16 +206,22 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   fs.mkdirSync(figureDir, { recursive: true });
   const results: CaptionResult[] = [];
   for (let i = 0; i < test.length; i++) {
-    const im = test[i], cap = captions[i];
+    const im = test[i],
+      cap = captions[i];
     const refs = im.captions.map((c) => tokenize(c));
     const result: CaptionResult = {
-      id: im.id, image: path.relative(outDir, im.path), generated: cap.words.join(' '), references: refs.map((r) => r.join(' ')),
+      id: im.id,
+      image: path.relative(outDir, im.path),
+      generated: cap.words.join(' '),
+      references: refs.map((r) => r.join(' ')),
       ...scoreCaption(cap.words, refs, objects.get(im.id) ?? []),
     };
     if (i < (opts.figures ?? 12)) {
       const size = 224;
-      const png = await renderAttentionFigure({ rgb: await loadRgb(im.path, size), size, words: cap.words, attention: cap.attention },
-        { heading: result.generated });
+      const png = await renderAttentionFigure(
+        { rgb: await loadRgb(im.path, size), size, words: cap.words, attention: cap.attention },
+        { heading: result.generated },
+      );
       const file = path.join(figureDir, `${im.id}.png`);
       fs.writeFileSync(file, png);
       result.attentionFigure = path.relative(outDir, file);
@@ -178,23 +229,37 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     results.push(result);
   }
   const scores = summarise(results);
-  const attention = checkAttention(test.map((im, i) => ({ id: im.id, words: captions[i].words, attention: captions[i].attention })),
-    objects, loadShapesManifest(run.info.dataset.root).size);
+  const attention = checkAttention(
+    test.map((im, i) => ({ id: im.id, words: captions[i].words, attention: captions[i].attention })),
+    objects,
+    loadShapesManifest(run.info.dataset.root).size,
+  );
   for (const f of ['loss.png', 'loss.svg']) fs.copyFileSync(path.join(checkpointDir, f), path.join(outDir, f)); // >= 1 whole epoch
   const epochs = outcome.progress.epoch;
   const bestEpoch = outcome.progress.best?.epoch ?? epochs;
   const by = outcome.progress.best?.by ?? 'valLoss';
   const bestBy = by === 'valLoss' ? 'dev loss' : by === 'trainLoss' ? 'training loss' : `dev ${by}`;
-  const heading = `${run.info.counts.train.images} training images, ${epochs} epochs in ${(tTrain - tFeatures).toFixed(0)} s ` +
+  const heading =
+    `${run.info.counts.train.images} training images, ${epochs} epochs in ${(tTrain - tFeatures).toFixed(0)} s ` +
     `(E ${outcome.config.embedDim}, U ${outcome.config.units}, A ${outcome.config.attentionUnits}, features ${encoder.spec.id} ` +
     `${gridSide(L)}x${gridSide(L)}x${C}); weights of epoch ${bestEpoch}, the best by ${bestBy}; greedy decoding; ` +
-    formatAttentionLine(attention) + '.';
-  fs.writeFileSync(path.join(outDir, 'captions.json'), JSON.stringify({ heading, scores, attentionCheck: attention, results }, null, 2) + '\n');
+    formatAttentionLine(attention) +
+    '.';
+  fs.writeFileSync(
+    path.join(outDir, 'captions.json'),
+    JSON.stringify({ heading, scores, attentionCheck: attention, results }, null, 2) + '\n',
+  );
   fs.writeFileSync(path.join(outDir, 'index.html'), demoHtml(results, scores, heading));
   store.close();
   model.dispose();
   return {
-    scores, results, attention, epochs, bestEpoch, bestBy, stopped: outcome.reason,
+    scores,
+    results,
+    attention,
+    epochs,
+    bestEpoch,
+    bestBy,
+    stopped: outcome.reason,
     seconds: { data: tData, features: tFeatures - tData, train: tTrain - tFeatures, report: elapsed() - tTrain },
   };
 }
@@ -203,9 +268,12 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
 function trainingLine(r: DemoResult): string {
   const best = `the best by ${r.bestBy} was epoch ${r.bestEpoch}, whose weights captioned the test images`;
   switch (r.stopped) {
-    case 'early-stopped': return `trained ${r.epochs} epochs: the last ${r.epochs - r.bestEpoch} did not beat epoch ${r.bestEpoch}'s ${r.bestBy}, whose weights captioned the test images`;
-    case 'time-budget': return `trained ${r.epochs} epochs, stopped by the --minutes cap; ${best}`;
-    default: return `trained ${r.epochs} epochs (${r.stopped === 'completed' ? 'the epoch limit' : 'interrupted'}); ${best}`;
+    case 'early-stopped':
+      return `trained ${r.epochs} epochs: the last ${r.epochs - r.bestEpoch} did not beat epoch ${r.bestEpoch}'s ${r.bestBy}, whose weights captioned the test images`;
+    case 'time-budget':
+      return `trained ${r.epochs} epochs, stopped by the --minutes cap; ${best}`;
+    default:
+      return `trained ${r.epochs} epochs (${r.stopped === 'completed' ? 'the epoch limit' : 'interrupted'}); ${best}`;
   }
 }
 
@@ -216,7 +284,8 @@ export function formatDemoSummary(r: DemoResult, outDir: string, examples = 5): 
   const right = r.results.filter((x) => x.exact).slice(0, Math.ceil(examples / 2));
   const wrong = r.results.filter((x) => !x.exact).slice(0, examples - right.length);
   const lines = [
-    '', `Held-out test images: ${scores.images}`,
+    '',
+    `Held-out test images: ${scores.images}`,
     `  exact caption (matches one of its 5 references): ${scores.exact} (${pct(scores.exact)})`,
     `  objects right (names exactly the drawn colour+shape pairs): ${scores.objectsRight} (${pct(scores.objectsRight)})`,
     `  mean word accuracy: ${(100 * scores.wordAccuracy).toFixed(1)}%`,
@@ -225,8 +294,12 @@ export function formatDemoSummary(r: DemoResult, outDir: string, examples = 5): 
     `  time: data ${r.seconds.data.toFixed(0)} s, features ${r.seconds.features.toFixed(0)} s, ` +
       `training ${r.seconds.train.toFixed(0)} s, captions+figures ${r.seconds.report.toFixed(0)} s`,
     'Examples:',
-    ...[...right, ...wrong].map((x) => `  ${x.exact ? 'OK ' : 'XX '} ${x.id}: "${x.generated}"${x.exact ? '' : `  (truth: "${x.references[0]}")`}`),
-    '', `Open ${path.join(outDir, 'index.html')} (captions, attention maps, loss plot).`,
+    ...[...right, ...wrong].map(
+      (x) =>
+        `  ${x.exact ? 'OK ' : 'XX '} ${x.id}: "${x.generated}"${x.exact ? '' : `  (truth: "${x.references[0]}")`}`,
+    ),
+    '',
+    `Open ${path.join(outDir, 'index.html')} (captions, attention maps, loss plot).`,
   ];
   return lines.join('\n');
 }

@@ -41,11 +41,23 @@ function readEncoderManifest(dir: string): EncoderManifest {
     throw new UserError(`${file}: cannot read it as JSON (${(e as Error).message}). ${fix}`);
   }
   const e = m.encoder;
-  const ok = e && typeof e.id === 'string' && typeof e.file === 'string' && typeof e.inputName === 'string' &&
-    typeof e.outputName === 'string' && Number.isInteger(e.inputSize) && Number.isInteger(e.locations) &&
-    Number.isInteger(e.channels) && (e.inputLayout === 'nhwc' || e.inputLayout === 'nchw') &&
-    (e.outputLayout === 'nhwc' || e.outputLayout === 'nchw') && e.scaling !== undefined && m.files?.[e.file];
-  if (!ok) throw new UserError(`${file} has no usable "encoder" section (id, file, input size, scaling, layouts, shape). ${fix}`);
+  const ok =
+    e &&
+    typeof e.id === 'string' &&
+    typeof e.file === 'string' &&
+    typeof e.inputName === 'string' &&
+    typeof e.outputName === 'string' &&
+    Number.isInteger(e.inputSize) &&
+    Number.isInteger(e.locations) &&
+    Number.isInteger(e.channels) &&
+    (e.inputLayout === 'nhwc' || e.inputLayout === 'nchw') &&
+    (e.outputLayout === 'nhwc' || e.outputLayout === 'nchw') &&
+    e.scaling !== undefined &&
+    m.files?.[e.file];
+  if (!ok)
+    throw new UserError(
+      `${file} has no usable "encoder" section (id, file, input size, scaling, layouts, shape). ${fix}`,
+    );
   return m as EncoderManifest;
 }
 
@@ -53,17 +65,27 @@ function readEncoderManifest(dir: string): EncoderManifest {
 export function bundleEncoder(dir: string): EncoderModel {
   const { encoder: e, files } = readEncoderManifest(dir);
   const file = path.join(dir, e.file);
-  if (!fs.existsSync(file)) throw new UserError(`${file} is missing from the bundle. Copy the whole bundle folder, or export it again.`);
+  if (!fs.existsSync(file))
+    throw new UserError(`${file} is missing from the bundle. Copy the whole bundle folder, or export it again.`);
   const onnx = new Uint8Array(fs.readFileSync(file));
   const want = files[e.file];
   const sha = createHash('sha256').update(onnx).digest('hex');
   if (onnx.length !== want.bytes || sha !== want.sha256) {
-    throw new UserError(`${file} does not match its manifest (${onnx.length} bytes, SHA-256 ${sha}; expected ${want.bytes} bytes, ${want.sha256}): ` +
-      'the file is damaged or from another export. Copy the whole bundle folder again.');
+    throw new UserError(
+      `${file} does not match its manifest (${onnx.length} bytes, SHA-256 ${sha}; expected ${want.bytes} bytes, ${want.sha256}): ` +
+        'the file is damaged or from another export. Copy the whole bundle folder again.',
+    );
   }
   const spec: EncoderSpec = {
-    id: e.id, inputSize: e.inputSize, scaling: e.scaling, inputLayout: e.inputLayout, outputLayout: e.outputLayout,
-    inputName: e.inputName, outputName: e.outputName, locations: e.locations, channels: e.channels,
+    id: e.id,
+    inputSize: e.inputSize,
+    scaling: e.scaling,
+    inputLayout: e.inputLayout,
+    outputLayout: e.outputLayout,
+    inputName: e.inputName,
+    outputName: e.outputName,
+    locations: e.locations,
+    channels: e.channels,
   };
   return { spec, onnx };
 }

@@ -21,13 +21,17 @@ export interface RemoteFile {
  * final name only after its MD5 matches, so a file in the cache under its own name is always verified.
  * Files without a published MD5 get their final name once complete; their caller checks the content.
  */
-export async function fetchVerified(remote: RemoteFile, opts: { fetchImpl?: typeof fetch; silent?: boolean } = {}): Promise<string> {
+export async function fetchVerified(
+  remote: RemoteFile,
+  opts: { fetchImpl?: typeof fetch; silent?: boolean } = {},
+): Promise<string> {
   const dir = cacheDir();
   const dest = path.join(dir, remote.fileName);
   if (fs.existsSync(dest)) return dest;
   fs.mkdirSync(dir, { recursive: true });
   const part = `${dest}.part`;
-  const manual = `Download it yourself (curl -L -o ${remote.fileName} ${remote.url}) and pass ${remote.manualFlag.replace('FILE', remote.fileName)}, ` +
+  const manual =
+    `Download it yourself (curl -L -o ${remote.fileName} ${remote.url}) and pass ${remote.manualFlag.replace('FILE', remote.fileName)}, ` +
     `or put it at ${dest}.`;
   try {
     await downloadResumable(remote.url, part, opts.fetchImpl ?? fetch, opts.silent ?? false);
@@ -37,7 +41,9 @@ export async function fetchVerified(remote: RemoteFile, opts: { fetchImpl?: type
   const md5 = remote.md5 === undefined ? undefined : await fileMd5(part);
   if (md5 !== remote.md5) {
     fs.rmSync(part);
-    throw new UserError(`${remote.url} downloaded with MD5 ${md5}, expected ${remote.md5}; the partial file was deleted, rerun to retry.\n${manual}`);
+    throw new UserError(
+      `${remote.url} downloaded with MD5 ${md5}, expected ${remote.md5}; the partial file was deleted, rerun to retry.\n${manual}`,
+    );
   }
   fs.renameSync(part, dest);
   return dest;
@@ -51,7 +57,12 @@ async function downloadResumable(url: string, part: string, fetchImpl: typeof fe
   const resumed = res.status === 206;
   const total = Number(res.headers.get('content-length') ?? 0) + (resumed ? have : 0);
   const out = fs.createWriteStream(part, { flags: resumed ? 'a' : 'w' });
-  const bar = new ProgressBar({ total: Math.max(total, 1), label: `download ${path.basename(url)}`, unit: 'B', silent });
+  const bar = new ProgressBar({
+    total: Math.max(total, 1),
+    label: `download ${path.basename(url)}`,
+    unit: 'B',
+    silent,
+  });
   if (resumed) bar.tick(have);
   try {
     for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {

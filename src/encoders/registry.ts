@@ -1,6 +1,11 @@
 import { UserError } from '../util/errors.js';
 import { fetchVerified } from './download.js';
-import { DEFAULT_INCEPTION_V3_LAYER, INCEPTION_V3_LAYERS, inceptionV3Imagenet, inceptionV3Nsfwjs } from './inception_v3.js';
+import {
+  DEFAULT_INCEPTION_V3_LAYER,
+  INCEPTION_V3_LAYERS,
+  inceptionV3Imagenet,
+  inceptionV3Nsfwjs,
+} from './inception_v3.js';
 import { mobilenetV2, mobilenetV2Tensors } from './mobilenet/index.js';
 import { bundleEncoder, isBundleDir } from './bundle-encoder.js';
 import type { EncoderModel } from './types.js';
@@ -28,8 +33,10 @@ export const DEFAULT_ENCODER = 'inception_v3_nsfwjs';
 
 export const ENCODERS: Record<string, string> = {
   inception_v3_nsfwjs: `Keras InceptionV3 fine-tuned by nsfwjs (weights in node_modules), 299x299 (--encoder-size N for another side), --layer ${Object.keys(INCEPTION_V3_LAYERS).join('|')} (default ${DEFAULT_INCEPTION_V3_LAYER})`,
-  inception_v3_imagenet: 'Keras ImageNet InceptionV3 (the tutorial\'s encoder; "notop" HDF5 downloaded once, or --encoder-weights FILE), 299x299, --layer as above',
-  mobilenet_v2: 'ImageNet MobileNetV2 1.0 224 (TensorFlow\'s .tflite downloaded once, or --encoder-weights DIR of .npy tensors / .tflite / .tgz), 7x7x1280',
+  inception_v3_imagenet:
+    'Keras ImageNet InceptionV3 (the tutorial\'s encoder; "notop" HDF5 downloaded once, or --encoder-weights FILE), 299x299, --layer as above',
+  mobilenet_v2:
+    "ImageNet MobileNetV2 1.0 224 (TensorFlow's .tflite downloaded once, or --encoder-weights DIR of .npy tensors / .tflite / .tgz), 7x7x1280",
 };
 
 export const INCEPTION_V3_IMAGENET_WEIGHTS = {
@@ -58,9 +65,18 @@ async function build(o: EncoderOptions): Promise<EncoderModel> {
     if (value !== undefined) throw new UserError(`${flag} applies to ${encoders} only, not to --encoder ${name}.`);
   };
   if (isBundleDir(name)) {
-    for (const [flag, v] of [['--layer', o.layer], ['--encoder-weights', o.weights], ['--encoder-output', o.output], ['--encoder-size', o.size],
-      ['--encoder-scaling', o.scaling], ['--encoder-layout', o.layout]] as const) {
-      if (v !== undefined) throw new UserError(`${flag} does not apply to --encoder ${name}: a bundle's manifest says how to run its encoder.onnx.`);
+    for (const [flag, v] of [
+      ['--layer', o.layer],
+      ['--encoder-weights', o.weights],
+      ['--encoder-output', o.output],
+      ['--encoder-size', o.size],
+      ['--encoder-scaling', o.scaling],
+      ['--encoder-layout', o.layout],
+    ] as const) {
+      if (v !== undefined)
+        throw new UserError(
+          `${flag} does not apply to --encoder ${name}: a bundle's manifest says how to run its encoder.onnx.`,
+        );
     }
     return bundleEncoder(name);
   }
@@ -68,10 +84,21 @@ async function build(o: EncoderOptions): Promise<EncoderModel> {
     onlyFor('--layer', o.layer, 'inception_v3_*');
     onlyFor('--encoder-weights', o.weights, 'inception_v3_imagenet and mobilenet_v2');
     const layout = o.layout ?? 'nchw';
-    if (layout !== 'nchw' && layout !== 'nhwc') throw new UserError(`--encoder-layout must be nchw or nhwc, got "${layout}".`);
-    return userOnnxEncoder({ file: name, output: o.output, size: o.size ?? 224, scaling: parseScaling(o.scaling ?? 'imagenet'), layout });
+    if (layout !== 'nchw' && layout !== 'nhwc')
+      throw new UserError(`--encoder-layout must be nchw or nhwc, got "${layout}".`);
+    return userOnnxEncoder({
+      file: name,
+      output: o.output,
+      size: o.size ?? 224,
+      scaling: parseScaling(o.scaling ?? 'imagenet'),
+      layout,
+    });
   }
-  for (const [flag, v] of [['--encoder-output', o.output], ['--encoder-scaling', o.scaling], ['--encoder-layout', o.layout]] as const) {
+  for (const [flag, v] of [
+    ['--encoder-output', o.output],
+    ['--encoder-scaling', o.scaling],
+    ['--encoder-layout', o.layout],
+  ] as const) {
     onlyFor(flag, v, 'a user .onnx encoder');
   }
   if (!name.startsWith('inception_v3_')) onlyFor('--encoder-size', o.size, 'inception_v3_* and a user .onnx encoder');
@@ -82,12 +109,17 @@ async function build(o: EncoderOptions): Promise<EncoderModel> {
     case 'inception_v3_imagenet':
       return inceptionV3Imagenet(o.weights ?? (await fetchVerified(INCEPTION_V3_IMAGENET_WEIGHTS)), o.layer, o.size);
     case 'mobilenet_v2': {
-      if (o.layer !== undefined && o.layer !== 'Conv_1') throw new UserError(`--layer ${o.layer}: mobilenet_v2 has one feature layer, Conv_1 (7x7x1280).`);
+      if (o.layer !== undefined && o.layer !== 'Conv_1')
+        throw new UserError(`--layer ${o.layer}: mobilenet_v2 has one feature layer, Conv_1 (7x7x1280).`);
       const { tensors, source } = await mobilenetV2Tensors(o.weights);
       return mobilenetV2(tensors, source);
     }
     default:
-      throw new UserError(`Unknown --encoder "${name}". Known encoders:\n${Object.entries(ENCODERS).map(([k, v]) => `  ${k}: ${v}`).join('\n')}\n` +
-        'or a path to an .onnx file (with --encoder-output, --encoder-size, --encoder-scaling, --encoder-layout), or a bundle folder (sat export).');
+      throw new UserError(
+        `Unknown --encoder "${name}". Known encoders:\n${Object.entries(ENCODERS)
+          .map(([k, v]) => `  ${k}: ${v}`)
+          .join('\n')}\n` +
+          'or a path to an .onnx file (with --encoder-output, --encoder-size, --encoder-scaling, --encoder-layout), or a bundle folder (sat export).',
+      );
   }
 }

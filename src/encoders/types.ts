@@ -4,8 +4,8 @@
  * [n, h, w, c] reshapes for free to [n, locations = h*w, channels = c], the decoder's layout.
  */
 export type InputScaling =
-  | 'zero_one'        // x / 255             (nsfwjs InceptionV3)
-  | 'minus_one_one'   // x / 127.5 - 1       (Keras InceptionV3 preprocess_input, MobileNetV2)
+  | 'zero_one' // x / 255             (nsfwjs InceptionV3)
+  | 'minus_one_one' // x / 127.5 - 1       (Keras InceptionV3 preprocess_input, MobileNetV2)
   | { mean: [number, number, number]; std: [number, number, number] }; // (x/255 - mean) / std (torchvision)
 
 export interface EncoderSpec {

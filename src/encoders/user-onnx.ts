@@ -27,7 +27,8 @@ export const SCALINGS: Record<string, InputScaling> = {
 
 export function parseScaling(name: string): InputScaling {
   const s = SCALINGS[name];
-  if (!s) throw new UserError(`--encoder-scaling ${name} is not known; use one of ${Object.keys(SCALINGS).join(', ')}.`);
+  if (!s)
+    throw new UserError(`--encoder-scaling ${name} is not known; use one of ${Object.keys(SCALINGS).join(', ')}.`);
   return s;
 }
 
@@ -42,20 +43,28 @@ export async function userOnnxEncoder(opts: UserOnnxOptions): Promise<EncoderMod
   }
   try {
     if (session.inputNames.length !== 1) {
-      throw new UserError(`--encoder ${opts.file} has ${session.inputNames.length} inputs (${session.inputNames.join(', ')}); an image encoder needs exactly one.`);
+      throw new UserError(
+        `--encoder ${opts.file} has ${session.inputNames.length} inputs (${session.inputNames.join(', ')}); an image encoder needs exactly one.`,
+      );
     }
     const inputName = session.inputNames[0];
     const outputName = opts.output ?? (session.outputNames.length === 1 ? session.outputNames[0] : undefined);
     if (!outputName || !session.outputNames.includes(outputName)) {
-      throw new UserError(`--encoder-output ${opts.output ?? '(missing)'}: choose one of the outputs of ${opts.file}: ${session.outputNames.join(', ')}.`);
+      throw new UserError(
+        `--encoder-output ${opts.output ?? '(missing)'}: choose one of the outputs of ${opts.file}: ${session.outputNames.join(', ')}.`,
+      );
     }
     const s = opts.size;
     const dims = opts.layout === 'nchw' ? [1, 3, s, s] : [1, s, s, 3];
     let out: ort.Tensor;
     try {
-      out = (await session.run({ [inputName]: new ort.Tensor('float32', new Float32Array(3 * s * s), dims) }, [outputName]))[outputName];
+      out = (
+        await session.run({ [inputName]: new ort.Tensor('float32', new Float32Array(3 * s * s), dims) }, [outputName])
+      )[outputName];
     } catch (e) {
-      throw new UserError(`--encoder ${opts.file} failed on a [${dims.join(', ')}] float32 input (check --encoder-size and --encoder-layout): ${(e as Error).message}`);
+      throw new UserError(
+        `--encoder ${opts.file} failed on a [${dims.join(', ')}] float32 input (check --encoder-size and --encoder-layout): ${(e as Error).message}`,
+      );
     }
     const d = out.dims;
     let locations: number, channels: number;
@@ -64,15 +73,23 @@ export async function userOnnxEncoder(opts: UserOnnxOptions): Promise<EncoderMod
     } else if (d.length === 3 && opts.layout === 'nhwc') {
       [locations, channels] = [d[1], d[2]]; // already [n, locations, channels] (e.g. transformer tokens)
     } else {
-      throw new UserError(`--encoder-output ${outputName} has shape [${d.join(', ')}]; expected a feature map [n, c, h, w] (nchw) or [n, h, w, c] / [n, locations, c] (nhwc).`);
+      throw new UserError(
+        `--encoder-output ${outputName} has shape [${d.join(', ')}]; expected a feature map [n, c, h, w] (nchw) or [n, h, w, c] / [n, locations, c] (nhwc).`,
+      );
     }
     const hash = createHash('sha1').update(onnx).digest('hex').slice(0, 8);
     const safe = (s: string) => s.replace(/[^A-Za-z0-9_.-]/g, '_'); // the id names a folder
     return {
       spec: {
         id: `${safe(path.basename(opts.file, '.onnx'))}-${safe(outputName)}-${hash}`,
-        inputSize: s, scaling: opts.scaling, inputLayout: opts.layout, outputLayout: opts.layout,
-        inputName, outputName, locations, channels,
+        inputSize: s,
+        scaling: opts.scaling,
+        inputLayout: opts.layout,
+        outputLayout: opts.layout,
+        inputName,
+        outputName,
+        locations,
+        channels,
       },
       onnx,
     };

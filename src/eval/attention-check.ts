@@ -27,11 +27,11 @@ export interface CaptionAttention {
 
 /** Sums for one kind of word; rates are derived in `summary`. */
 export interface AttentionTally {
-  words: number;        // scored words
-  peakHits: number;     // words whose peak cell overlaps the box
-  peakChance: number;   // sum over words of the fraction of cells overlapping the box
-  mass: number;         // sum over words of the attention mass inside the box
-  massChance: number;   // sum over words of the box's area fraction
+  words: number; // scored words
+  peakHits: number; // words whose peak cell overlaps the box
+  peakChance: number; // sum over words of the fraction of cells overlapping the box
+  mass: number; // sum over words of the attention mass inside the box
+  massChance: number; // sum over words of the box's area fraction
 }
 
 export interface AttentionCheck {
@@ -105,9 +105,19 @@ function add(t: AttentionTally, hit: boolean, peakChance: number, mass: number, 
  * Score every colour/shape word of every caption against its image's objects. `imageSize` is the side
  * of the (square) shapes images the boxes are given in.
  */
-export function checkAttention(captions: readonly CaptionAttention[], objects: ReadonlyMap<string, readonly ShapeObject[]>,
-                               imageSize: number): AttentionCheck {
-  const result: AttentionCheck = { images: 0, grid: 0, colour: emptyTally(), shape: emptyTally(), all: emptyTally(), absent: 0 };
+export function checkAttention(
+  captions: readonly CaptionAttention[],
+  objects: ReadonlyMap<string, readonly ShapeObject[]>,
+  imageSize: number,
+): AttentionCheck {
+  const result: AttentionCheck = {
+    images: 0,
+    grid: 0,
+    colour: emptyTally(),
+    shape: emptyTally(),
+    all: emptyTally(),
+    absent: 0,
+  };
   for (const cap of captions) {
     const objs = objects.get(cap.id);
     if (!objs) throw new Error(`attention check: no shapes annotation for image "${cap.id}"`);
@@ -123,14 +133,21 @@ export function checkAttention(captions: readonly CaptionAttention[], objects: R
       const weights = cap.attention[i];
       const g = gridSide(weights.length);
       result.grid = g;
-      const cover = cellCoverage(targets.map((o) => o.box), g, imageSize);
-      let peak = 0, mass = 0, overlapping = 0;
+      const cover = cellCoverage(
+        targets.map((o) => o.box),
+        g,
+        imageSize,
+      );
+      let peak = 0,
+        mass = 0,
+        overlapping = 0;
       for (let l = 0; l < weights.length; l++) {
         if (weights[l] > weights[peak]) peak = l;
         mass += weights[l] * cover[l];
         if (cover[l] > 0) overlapping++;
       }
-      const area = targets.reduce((s, o) => s + (o.box[2] - o.box[0]) * (o.box[3] - o.box[1]), 0) / (imageSize * imageSize);
+      const area =
+        targets.reduce((s, o) => s + (o.box[2] - o.box[0]) * (o.box[3] - o.box[1]), 0) / (imageSize * imageSize);
       const args = [cover[peak] > 0, overlapping / weights.length, mass, area] as const;
       add(isColour ? result.colour : result.shape, ...args);
       add(result.all, ...args);
@@ -141,7 +158,13 @@ export function checkAttention(captions: readonly CaptionAttention[], objects: R
 
 export function rates(t: AttentionTally): AttentionRates {
   const n = Math.max(1, t.words);
-  return { words: t.words, peakHitRate: t.peakHits / n, peakChance: t.peakChance / n, massInBox: t.mass / n, massChance: t.massChance / n };
+  return {
+    words: t.words,
+    peakHitRate: t.peakHits / n,
+    peakChance: t.peakChance / n,
+    massInBox: t.mass / n,
+    massChance: t.massChance / n,
+  };
 }
 
 /** A small text table: rows colour / shape / all, the measured rate next to its chance level. */
@@ -149,13 +172,19 @@ export function formatAttentionCheck(r: AttentionCheck): string {
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`.padStart(7);
   const lines = [
     `Attention check on ${r.images} images (${r.grid}x${r.grid} grid): for each word naming a colour or shape in the image,`,
-    'does its attention peak fall on that object\'s box, and how much attention mass lies inside the box?',
+    "does its attention peak fall on that object's box, and how much attention mass lies inside the box?",
     `  ${'words'.padEnd(8)} ${'scored'.padStart(6)}  ${'peak on box'.padStart(11)} ${'chance'.padStart(7)}  ${'mass in box'.padStart(11)} ${'chance'.padStart(7)}`,
   ];
-  for (const [name, t] of [['colour', r.colour], ['shape', r.shape], ['all', r.all]] as const) {
+  for (const [name, t] of [
+    ['colour', r.colour],
+    ['shape', r.shape],
+    ['all', r.all],
+  ] as const) {
     const x = rates(t);
-    lines.push(`  ${name.padEnd(8)} ${String(x.words).padStart(6)}  ${pct(x.peakHitRate).padStart(11)} ${pct(x.peakChance)}  ` +
-      `${pct(x.massInBox).padStart(11)} ${pct(x.massChance)}`);
+    lines.push(
+      `  ${name.padEnd(8)} ${String(x.words).padStart(6)}  ${pct(x.peakHitRate).padStart(11)} ${pct(x.peakChance)}  ` +
+        `${pct(x.massInBox).padStart(11)} ${pct(x.massChance)}`,
+    );
   }
   if (r.absent > 0) lines.push(`  (${r.absent} colour/shape words named something not in the image: not scored)`);
   return lines.join('\n');
@@ -165,6 +194,8 @@ export function formatAttentionCheck(r: AttentionCheck): string {
 export function formatAttentionLine(r: AttentionCheck): string {
   const x = rates(r.all);
   const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
-  return `attention peak on the named object for ${pct(x.peakHitRate)} of ${x.words} colour/shape words (chance ${pct(x.peakChance)}); ` +
-    `attention mass inside its box ${pct(x.massInBox)} (chance ${pct(x.massChance)})`;
+  return (
+    `attention peak on the named object for ${pct(x.peakHitRate)} of ${x.words} colour/shape words (chance ${pct(x.peakChance)}); ` +
+    `attention mass inside its box ${pct(x.massInBox)} (chance ${pct(x.massChance)})`
+  );
 }

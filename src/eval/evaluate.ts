@@ -16,7 +16,12 @@ import { loadShapesManifest } from '../dataset/shapes.js';
 import type { Split } from '../dataset/types.js';
 import { decodeStoreImages } from '../decode/store.js';
 import { ensembleModel, checkEnsembleMembers } from '../decode/ensemble.js';
-import { decodingSummary, resolveCaptionOptions, type CaptionOptions, type DecodingSummary } from '../decode/options.js';
+import {
+  decodingSummary,
+  resolveCaptionOptions,
+  type CaptionOptions,
+  type DecodingSummary,
+} from '../decode/options.js';
 import { runFeatureDir } from '../features/run-feature-store.js';
 import { openFeatureStore } from '../features/store.js';
 import { loadRgb } from '../features/image.js';
@@ -87,9 +92,17 @@ export interface EvalMetrics {
   seconds: { decode: number; score: number };
 }
 
-export interface CheckpointFacts { file: string; epoch: number; best: { epoch: number; score: number; by: string } | null }
+export interface CheckpointFacts {
+  file: string;
+  epoch: number;
+  best: { epoch: number; score: number; by: string } | null;
+}
 
-const checkpointFacts = (c: LoadedCheckpoint): CheckpointFacts => ({ file: c.file, epoch: c.meta.progress.epoch, best: c.meta.progress.best });
+const checkpointFacts = (c: LoadedCheckpoint): CheckpointFacts => ({
+  file: c.file,
+  epoch: c.meta.progress.epoch,
+  best: c.meta.progress.best,
+});
 
 /** The folder name part of a decoding, e.g. greedy, beam3-alpha0.7, beam4-groups2-div0.5, sample-t0.7-p0.9-seed1, -nounk. */
 export function decodingTag(d: DecodingSummary): string {
@@ -135,10 +148,14 @@ const UNAVAILABLE = {
 export function resolveCheckpoint(runDir: string, which = 'best'): LoadedCheckpoint {
   const dir = runPaths(runDir).checkpoints;
   if (which === 'best' || which === 'latest') {
-    if (!fs.existsSync(dir)) throw new UserError(`${runDir} has no checkpoints folder: train first with \`sat train --run ${runDir}\`, or pass --checkpoint PATH.`);
+    if (!fs.existsSync(dir))
+      throw new UserError(
+        `${runDir} has no checkpoints folder: train first with \`sat train --run ${runDir}\`, or pass --checkpoint PATH.`,
+      );
     return loadCheckpoint(dir, which);
   }
-  if (!fs.existsSync(which)) throw new UserError(`--checkpoint ${which}: no such file or folder. Use best, latest, or a .safetensors file.`);
+  if (!fs.existsSync(which))
+    throw new UserError(`--checkpoint ${which}: no such file or folder. Use best, latest, or a .safetensors file.`);
   return loadCheckpoint(which);
 }
 
@@ -146,11 +163,17 @@ export function resolveCheckpoint(runDir: string, which = 'best'): LoadedCheckpo
 function openStoreFor(run: LoadedRun, ckpt: LoadedCheckpoint, explicit?: string) {
   const dir = runFeatureDir(run.dir, { explicit, encoderId: ckpt.meta.encoder.id });
   const store = openFeatureStore(dir);
-  if (store.encoderId !== ckpt.meta.encoder.id || store.locations !== ckpt.meta.model.locations || store.channels !== ckpt.meta.model.channels) {
+  if (
+    store.encoderId !== ckpt.meta.encoder.id ||
+    store.locations !== ckpt.meta.model.locations ||
+    store.channels !== ckpt.meta.model.channels
+  ) {
     store.close();
-    throw new UserError(`${ckpt.file} was trained on "${ckpt.meta.encoder.id}" features [${ckpt.meta.model.locations} x ${ckpt.meta.model.channels}] ` +
-      `but ${dir} holds "${store.encoderId}" [${store.locations} x ${store.channels}]. Extract matching features ` +
-      `(\`sat features --run ${run.dir}\` with that encoder) or pass --features DIR.`);
+    throw new UserError(
+      `${ckpt.file} was trained on "${ckpt.meta.encoder.id}" features [${ckpt.meta.model.locations} x ${ckpt.meta.model.channels}] ` +
+        `but ${dir} holds "${store.encoderId}" [${store.locations} x ${store.channels}]. Extract matching features ` +
+        `(\`sat features --run ${run.dir}\` with that encoder) or pass --features DIR.`,
+    );
   }
   return store;
 }
@@ -159,15 +182,23 @@ const safeName = (id: string) => id.replace(/[^A-Za-z0-9_.-]/g, '_');
 
 export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
   const run = loadRun(opts.runDir);
-  const whichList: readonly string[] = typeof opts.checkpoint === 'string' ? [opts.checkpoint] : opts.checkpoint?.length ? opts.checkpoint : ['best'];
+  const whichList: readonly string[] =
+    typeof opts.checkpoint === 'string' ? [opts.checkpoint] : opts.checkpoint?.length ? opts.checkpoint : ['best'];
   const which = whichList[0];
   const ckpts = whichList.map((w) => resolveCheckpoint(run.dir, w));
   const ckpt = ckpts[0];
   const vocabs = ckpts.map(loadCheckpointVocab);
   const vocab = vocabs[0];
-  checkEnsembleMembers(ckpts.map((c, i) => ({
-    name: c.file, words: vocabs[i].words, encoderId: c.meta.encoder.id, locations: c.meta.model.locations, channels: c.meta.model.channels,
-  })), (m) => new UserError(m));
+  checkEnsembleMembers(
+    ckpts.map((c, i) => ({
+      name: c.file,
+      words: vocabs[i].words,
+      encoderId: c.meta.encoder.id,
+      locations: c.meta.model.locations,
+      channels: c.meta.model.channels,
+    })),
+    (m) => new UserError(m),
+  );
   const decoding = opts.decoding ?? {};
   const resolved = resolveCaptionOptions(decoding, defaultMaxLength(vocab), { fail: (m) => new UserError(m) });
   const maxLength = resolved.maxLength;
@@ -184,17 +215,30 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
     const model = ensembleModel(members);
     const inSplit = run.images.filter((im) => im.split === opts.split && im.captions.length > 0);
     if (inSplit.length === 0) {
-      const counts = Object.entries(run.info.counts).map(([s, c]) => `${s} ${c.images}`).join(', ');
+      const counts = Object.entries(run.info.counts)
+        .map(([s, c]) => `${s} ${c.images}`)
+        .join(', ');
       throw new UserError(`${run.dir} has no ${opts.split} images with captions (${counts}). Choose another --split.`);
     }
     const withFeatures = inSplit.filter((im) => store.has(im.id));
-    if (withFeatures.length === 0) throw new UserError(`none of the ${inSplit.length} ${opts.split} images has stored features: run \`sat features --run ${run.dir}\` first.`);
+    if (withFeatures.length === 0)
+      throw new UserError(
+        `none of the ${inSplit.length} ${opts.split} images has stored features: run \`sat features --run ${run.dir}\` first.`,
+      );
     const images = seededSubset(withFeatures, opts.limit ?? 0, seed);
 
     const t0 = performance.now();
-    const captions = decodeStoreImages(model, store, images.map((im) => im.id), decodeVocab(vocab), {
-      ...decoding, maxLength, progress: opts.quiet ? false : `eval ${opts.split}`,
-    });
+    const captions = decodeStoreImages(
+      model,
+      store,
+      images.map((im) => im.id),
+      decodeVocab(vocab),
+      {
+        ...decoding,
+        maxLength,
+        progress: opts.quiet ? false : `eval ${opts.split}`,
+      },
+    );
     const t1 = performance.now();
     const hyps = captions.map((c) => tokenizeCaption(c.words.join(' ')));
     const refs = images.map((im) => im.captions.map(tokenizeCaption));
@@ -203,54 +247,97 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
     const t2 = performance.now();
 
     // 'best' falls back to latest when no epoch has been validated yet: name what was actually loaded.
-    const tag = which === 'best' || which === 'latest' ? path.basename(ckpt.file, '.safetensors') : safeName(path.basename(which, '.safetensors'));
+    const tag =
+      which === 'best' || which === 'latest'
+        ? path.basename(ckpt.file, '.safetensors')
+        : safeName(path.basename(which, '.safetensors'));
     const ensembleTag = ckpts.length > 1 ? `-ensemble${ckpts.length}` : '';
-    const outDir = path.resolve(opts.outDir ?? path.join(run.dir, 'eval', `${opts.split}-${tag}${ensembleTag}-${decodingTag(summary)}`));
+    const outDir = path.resolve(
+      opts.outDir ?? path.join(run.dir, 'eval', `${opts.split}-${tag}${ensembleTag}-${decodingTag(summary)}`),
+    );
     fs.mkdirSync(outDir, { recursive: true });
 
     // The attention check: on by default for shapes runs, whose manifest has the boxes.
     const isShapes = run.info.dataset.kind === 'shapes';
     if (opts.attentionCheck && !isShapes) {
-      throw new UserError(`--attention-check needs a synthetic shapes run (sat prepare --dataset shapes); ${run.dir} is "${run.info.dataset.kind}".`);
+      throw new UserError(
+        `--attention-check needs a synthetic shapes run (sat prepare --dataset shapes); ${run.dir} is "${run.info.dataset.kind}".`,
+      );
     }
     let attention: AttentionCheck | undefined;
     if (opts.attentionCheck ?? isShapes) {
       const manifest = loadShapesManifest(run.info.dataset.root);
       const objects = new Map(manifest.images.map((im) => [im.id, im.objects]));
-      attention = checkAttention(images.map((im, i) => ({ id: im.id, words: captions[i].words, attention: captions[i].attention })), objects, manifest.size);
+      attention = checkAttention(
+        images.map((im, i) => ({ id: im.id, words: captions[i].words, attention: captions[i].attention })),
+        objects,
+        manifest.size,
+      );
     }
 
     // COCO ids are numbers; other datasets' ids stay strings (sat score compares ids as strings).
-    const results = images.map((im, i) => ({ image_id: /^\d+$/.test(im.id) ? Number(im.id) : im.id, caption: captions[i].words.join(' ') }));
+    const results = images.map((im, i) => ({
+      image_id: /^\d+$/.test(im.id) ? Number(im.id) : im.id,
+      caption: captions[i].words.join(' '),
+    }));
     const metrics: EvalMetrics = {
-      run: run.dir, split: opts.split,
-      checkpoint: checkpointFacts(ckpt), ...(ckpts.length > 1 ? { ensemble: ckpts.map(checkpointFacts) } : {}),
-      encoder: ckpt.meta.encoder.id, decoding: summary, images: images.length,
+      run: run.dir,
+      split: opts.split,
+      checkpoint: checkpointFacts(ckpt),
+      ...(ckpts.length > 1 ? { ensemble: ckpts.map(checkpointFacts) } : {}),
+      encoder: ckpt.meta.encoder.id,
+      decoding: summary,
+      images: images.length,
       subset: images.length < withFeatures.length ? { limit: images.length, seed } : null,
-      missingFeatures: inSplit.length - withFeatures.length, unfinished: captions.filter((c) => !c.finished).length,
-      scores, unavailable: UNAVAILABLE, seconds: { decode: (t1 - t0) / 1000, score: (t2 - t1) / 1000 },
+      missingFeatures: inSplit.length - withFeatures.length,
+      unfinished: captions.filter((c) => !c.finished).length,
+      scores,
+      unavailable: UNAVAILABLE,
+      seconds: { decode: (t1 - t0) / 1000, score: (t2 - t1) / 1000 },
     };
-    const files = { results: path.join(outDir, 'results.json'), metrics: path.join(outDir, 'metrics.json'), report: path.join(outDir, 'index.html') };
+    const files = {
+      results: path.join(outDir, 'results.json'),
+      metrics: path.join(outDir, 'metrics.json'),
+      report: path.join(outDir, 'index.html'),
+    };
     fs.writeFileSync(files.results, JSON.stringify(results) + '\n');
-    fs.writeFileSync(files.metrics, JSON.stringify({ ...metrics, ...(attention ? { attentionCheck: attention } : {}) }, null, 2) + '\n');
+    fs.writeFileSync(
+      files.metrics,
+      JSON.stringify({ ...metrics, ...(attention ? { attentionCheck: attention } : {}) }, null, 2) + '\n',
+    );
 
     // The report's sample: seeded picks, each with its image and attention figure written beside the page.
-    const picks = seededSubset(images.map((_, i) => i), Math.min(opts.sample ?? 12, images.length), seed + 1);
+    const picks = seededSubset(
+      images.map((_, i) => i),
+      Math.min(opts.sample ?? 12, images.length),
+      seed + 1,
+    );
     for (const sub of ['images', 'figures']) {
       fs.rmSync(path.join(outDir, sub), { recursive: true, force: true });
       if (picks.length > 0) fs.mkdirSync(path.join(outDir, sub));
     }
     const items: ReportItem[] = [];
     for (const i of picks) {
-      const im = images[i], cap = captions[i];
-      const item: ReportItem = { id: im.id, image: null, figure: null, caption: cap.words.join(' '), finished: cap.finished, references: im.captions, cider: imageCider[i] };
+      const im = images[i],
+        cap = captions[i];
+      const item: ReportItem = {
+        id: im.id,
+        image: null,
+        figure: null,
+        caption: cap.words.join(' '),
+        finished: cap.finished,
+        references: im.captions,
+        cider: imageCider[i],
+      };
       try {
         const image = path.join('images', safeName(im.id) + path.extname(im.path).toLowerCase());
         fs.copyFileSync(im.path, path.join(outDir, image));
         item.image = image;
         const size = 224;
-        const png = await renderAttentionFigure({ rgb: await loadRgb(im.path, size), size, words: cap.words, attention: cap.attention },
-          { heading: item.caption });
+        const png = await renderAttentionFigure(
+          { rgb: await loadRgb(im.path, size), size, words: cap.words, attention: cap.attention },
+          { heading: item.caption },
+        );
         item.figure = path.join('figures', `${safeName(im.id)}.png`);
         fs.writeFileSync(path.join(outDir, item.figure), png);
       } catch (e) {
@@ -260,14 +347,22 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
       items.push(item);
     }
     const how = describeDecoding(summary) + (ckpts.length > 1 ? `, an ensemble of ${ckpts.length} checkpoints` : '');
-    fs.writeFileSync(files.report, reportHtml({
-      title: `${path.basename(run.dir)}: ${opts.split} split, checkpoint ${tag} (epoch ${ckpt.meta.progress.epoch})`,
-      details: [
-        `${images.length} images${metrics.missingFeatures ? ` (${metrics.missingFeatures} without features left out)` : ''}, ${how}, ` +
-          `at most ${maxLength} tokens; ${metrics.unfinished} captions cut at that length. Features ${ckpt.meta.encoder.id}.`,
-        `Checkpoint ${ckpt.file}. Metrics as pycocoevalcap computes them (PTB-tokenised), over all ${images.length} images.`,
-      ],
-    }, scores, items, attention));
+    fs.writeFileSync(
+      files.report,
+      reportHtml(
+        {
+          title: `${path.basename(run.dir)}: ${opts.split} split, checkpoint ${tag} (epoch ${ckpt.meta.progress.epoch})`,
+          details: [
+            `${images.length} images${metrics.missingFeatures ? ` (${metrics.missingFeatures} without features left out)` : ''}, ${how}, ` +
+              `at most ${maxLength} tokens; ${metrics.unfinished} captions cut at that length. Features ${ckpt.meta.encoder.id}.`,
+            `Checkpoint ${ckpt.file}. Metrics as pycocoevalcap computes them (PTB-tokenised), over all ${images.length} images.`,
+          ],
+        },
+        scores,
+        items,
+        attention,
+      ),
+    );
     const perImage = images.map((im, i) => ({ id: im.id, caption: results[i].caption, cider: imageCider[i] }));
     return { outDir, files, metrics, captions: perImage, attention };
   } finally {

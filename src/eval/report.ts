@@ -8,28 +8,32 @@ import { rates, type AttentionCheck } from './attention-check.js';
 
 export interface ReportItem {
   id: string;
-  image: string | null;      // relative path of the copied image, null when the file could not be read
-  figure: string | null;     // relative path of the attention figure
+  image: string | null; // relative path of the copied image, null when the file could not be read
+  figure: string | null; // relative path of the attention figure
   caption: string;
-  finished: boolean;         // false: cut at max length
+  finished: boolean; // false: cut at max length
   references: string[];
-  cider: number;             // this image's CIDEr-D (document frequencies from the whole evaluated split)
+  cider: number; // this image's CIDEr-D (document frequencies from the whole evaluated split)
 }
 
 export interface ReportHeader {
-  title: string;             // e.g. "runs/f8k: dev split, checkpoint best (epoch 7)"
-  details: string[];         // lines under the title: decoding, images, time
+  title: string; // e.g. "runs/f8k: dev split, checkpoint best (epoch 7)"
+  details: string[]; // lines under the title: decoding, images, time
 }
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 function attentionSection(check: AttentionCheck): string {
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-  const rows = (['colour', 'shape', 'all'] as const).map((k) => {
-    const r = rates(check[k]);
-    return `<tr><td>${k}</td><td>${r.words}</td><td>${pct(r.peakHitRate)}</td><td>${pct(r.peakChance)}</td>` +
-      `<td>${pct(r.massInBox)}</td><td>${pct(r.massChance)}</td></tr>`;
-  }).join('\n');
+  const rows = (['colour', 'shape', 'all'] as const)
+    .map((k) => {
+      const r = rates(check[k]);
+      return (
+        `<tr><td>${k}</td><td>${r.words}</td><td>${pct(r.peakHitRate)}</td><td>${pct(r.peakChance)}</td>` +
+        `<td>${pct(r.massInBox)}</td><td>${pct(r.massChance)}</td></tr>`
+      );
+    })
+    .join('\n');
   return `<h2>Attention check</h2>
 <p>For each generated word naming a colour or shape present in the image: does the attention peak (its cell of the
 ${check.grid}&times;${check.grid} grid) overlap the named object's ground-truth box, and how much attention mass lies in
@@ -42,12 +46,16 @@ ${rows}
 
 export function reportHtml(header: ReportHeader, scores: Scores, items: ReportItem[], check?: AttentionCheck): string {
   const metricRows = SCORE_NAMES.map((n) => `<tr><td>${n}</td><td>${scores[n].toFixed(4)}</td></tr>`).join('\n');
-  const sample = items.map((it) => `<tr>
+  const sample = items
+    .map(
+      (it) => `<tr>
 <td>${it.image ? `<img src="${esc(it.image)}" width="160" alt="${esc(it.id)}">` : ''}<br><small>${esc(it.id)}</small></td>
 <td><b>${esc(it.caption) || '<i>(empty)</i>'}</b>${it.finished ? '' : ' <i>(cut at max length)</i>'}<br>
 <small>CIDEr-D ${it.cider.toFixed(3)}</small><ul>${it.references.map((r) => `<li>${esc(r)}</li>`).join('')}</ul></td>
 <td>${it.figure ? `<a href="${esc(it.figure)}"><img src="${esc(it.figure)}" width="420" alt="attention of ${esc(it.id)}"></a>` : ''}</td>
-</tr>`).join('\n');
+</tr>`,
+    )
+    .join('\n');
   return `<!doctype html>
 <html><head><meta charset="utf-8"><title>${esc(header.title)}</title>
 <style>body{font-family:sans-serif;margin:2em;max-width:1100px}td,th{vertical-align:top;padding:4px 8px;border-bottom:1px solid #ddd;text-align:left}

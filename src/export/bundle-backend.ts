@@ -39,7 +39,11 @@ export function manifestVocab(m: BundleManifest): DecodeVocab {
  * Sessions for the bundle's graphs (an ensemble bundle's decoders run as one model, src/decode/ensemble.ts); if any
  * is refused, those already made are released first.
  */
-export async function bundleBackend<Image>(ort: OrtNamespace, bundle: Bundle, opts: BundleBackendOptions<Image>): Promise<CaptionRuntime<Image>> {
+export async function bundleBackend<Image>(
+  ort: OrtNamespace,
+  bundle: Bundle,
+  opts: BundleBackendOptions<Image>,
+): Promise<CaptionRuntime<Image>> {
   const { manifest: m } = bundle;
   const graph = (file: string) => {
     const stored = bundle.files.get(file)!;
@@ -53,7 +57,14 @@ export async function bundleBackend<Image>(ort: OrtNamespace, bundle: Bundle, op
   const decoders: OnnxDecoderModel[] = [];
   try {
     for (const { model, decoder } of members) {
-      decoders.push(await OnnxDecoderModel.create(ort, model, { init: graph(decoder.init.file), step: graph(decoder.step.file) }, opts.sessionOptions));
+      decoders.push(
+        await OnnxDecoderModel.create(
+          ort,
+          model,
+          { init: graph(decoder.init.file), step: graph(decoder.step.file) },
+          opts.sessionOptions,
+        ),
+      );
     }
   } catch (e) {
     // the load's own error is the one to report
@@ -63,12 +74,22 @@ export async function bundleBackend<Image>(ort: OrtNamespace, bundle: Bundle, op
   const model = asyncEnsembleModel(decoders);
   const vocab = manifestVocab(m);
   const info: CaptionerInfo = {
-    modelId: m.modelId, backend: opts.backend, source: opts.source, encoderId: m.encoder.id, inputSize: m.encoder.inputSize,
-    scaling: m.encoder.scaling, inputLayout: m.encoder.inputLayout, locations: m.encoder.locations, grid: m.encoder.grid,
-    vocabSize: m.model.vocabSize, maxLength: defaultMaxLength(m.vocab), dtype: m.dtype,
+    modelId: m.modelId,
+    backend: opts.backend,
+    source: opts.source,
+    encoderId: m.encoder.id,
+    inputSize: m.encoder.inputSize,
+    scaling: m.encoder.scaling,
+    inputLayout: m.encoder.inputLayout,
+    locations: m.encoder.locations,
+    grid: m.encoder.grid,
+    vocabSize: m.model.vocabSize,
+    maxLength: defaultMaxLength(m.vocab),
+    dtype: m.dtype,
   };
   return {
-    info, vocab,
+    info,
+    vocab,
     preprocess: opts.preprocess,
     encode: (rgb) => encodeImages(encoder, rgb, opts.encoderBatch),
     decode: (features, n, o) => decodeImagesAsync(model, features, n, vocab, o),

@@ -12,7 +12,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../util/errors.js';
 import type { Bundle } from './bundle-backend.js';
-import { BundleError, MANIFEST_FILE, parseManifest, verifyBundleFile, type BundleManifest, type ManifestLimits } from './manifest.js';
+import {
+  BundleError,
+  MANIFEST_FILE,
+  parseManifest,
+  verifyBundleFile,
+  type BundleManifest,
+  type ManifestLimits,
+} from './manifest.js';
 
 export const isBundleFolder = (source: string) => fs.existsSync(path.join(source, MANIFEST_FILE));
 
@@ -36,18 +43,27 @@ export function readRegularFile(file: string, limit: { maxBytes?: number; exactB
     fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0) | (fs.constants.O_NONBLOCK ?? 0));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ELOOP') throw new UserError(`${file} is a symbolic link; bundle files must be regular files in the bundle folder. ${fix}`);
+    if (code === 'ELOOP')
+      throw new UserError(
+        `${file} is a symbolic link; bundle files must be regular files in the bundle folder. ${fix}`,
+      );
     if (code === 'ENOENT') throw new UserError(`${file} is missing from the bundle. ${fix}`);
     throw new UserError(`cannot open ${file} (${(e as Error).message}). ${fix}`);
   }
   try {
     const stat = fs.fstatSync(fd);
-    if (!stat.isFile()) throw new UserError(`${file} is not a regular file (a folder, device or FIFO); bundle files must be regular files. ${fix}`);
+    if (!stat.isFile())
+      throw new UserError(
+        `${file} is not a regular file (a folder, device or FIFO); bundle files must be regular files. ${fix}`,
+      );
     if (limit.exactBytes !== undefined && stat.size !== limit.exactBytes) {
-      throw new UserError(`${path.dirname(file)}/${path.basename(file)} does not match its manifest (${stat.size} bytes instead of ${limit.exactBytes}): ` +
-        `the file is damaged, truncated, or from another export. ${fix}`);
+      throw new UserError(
+        `${path.dirname(file)}/${path.basename(file)} does not match its manifest (${stat.size} bytes instead of ${limit.exactBytes}): ` +
+          `the file is damaged, truncated, or from another export. ${fix}`,
+      );
     }
-    if (limit.maxBytes !== undefined && stat.size > limit.maxBytes) throw new UserError(`${file} is ${stat.size} bytes, more than the limit of ${limit.maxBytes}. ${fix}`);
+    if (limit.maxBytes !== undefined && stat.size > limit.maxBytes)
+      throw new UserError(`${file} is ${stat.size} bytes, more than the limit of ${limit.maxBytes}. ${fix}`);
     const bytes = Buffer.alloc(stat.size);
     let done = 0;
     while (done < bytes.length) {
@@ -64,15 +80,20 @@ export function readRegularFile(file: string, limit: { maxBytes?: number; exactB
 /** The checked manifest.json of the bundle folder `dir`; a UserError naming the file and the fix otherwise. */
 export function readManifest(dir: string, opts: ReadManifestOptions = {}): BundleManifest {
   const file = path.join(dir, MANIFEST_FILE);
-  if (!fs.existsSync(file)) throw new UserError(`${dir}: no ${MANIFEST_FILE} there, so it is not a bundle folder. Pass a folder written by \`sat export\`.`);
+  if (!fs.existsSync(file))
+    throw new UserError(
+      `${dir}: no ${MANIFEST_FILE} there, so it is not a bundle folder. Pass a folder written by \`sat export\`.`,
+    );
   const fix = 'Export it again with `sat export`.';
   const bytes = readRegularFile(file, { maxBytes: opts.maxManifestBytes ?? MAX_MANIFEST_BYTES }, fix);
   if (opts.manifestSha256 !== undefined) {
     const want = opts.manifestSha256.trim().toLowerCase();
     const got = crypto.createHash('sha256').update(bytes).digest('hex');
     if (got !== want) {
-      throw new UserError(`${file} has SHA-256 ${got}, not the pinned ${want}: the bundle was changed or replaced since the hash was published. ` +
-        'Check where the bundle comes from, and pin the new hash only if you trust the change.');
+      throw new UserError(
+        `${file} has SHA-256 ${got}, not the pinned ${want}: the bundle was changed or replaced since the hash was published. ` +
+          'Check where the bundle comes from, and pin the new hash only if you trust the change.',
+      );
     }
   }
   let json: unknown;
@@ -96,7 +117,10 @@ export async function readBundleFolder(dir: string, opts: ReadManifestOptions = 
   const files = new Map<string, Uint8Array>();
   for (const name of Object.keys(manifest.files)) {
     const file = path.join(dir, name);
-    if (path.dirname(path.resolve(root, name)) !== root) throw new UserError(`${dir}/${MANIFEST_FILE} names ${JSON.stringify(name)}, which is not inside the bundle folder. ${fix}`);
+    if (path.dirname(path.resolve(root, name)) !== root)
+      throw new UserError(
+        `${dir}/${MANIFEST_FILE} names ${JSON.stringify(name)}, which is not inside the bundle folder. ${fix}`,
+      );
     const bytes = new Uint8Array(readRegularFile(file, { exactBytes: manifest.files[name].bytes }, fix));
     try {
       await verifyBundleFile(manifest, name, bytes, dir);

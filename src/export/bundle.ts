@@ -15,7 +15,16 @@ import { writeFilesAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
 import { PACKAGE_NAME, PACKAGE_VERSION } from '../util/version.js';
 import { decoderInitGraph, decoderStepGraph, parametersByName, type DecoderParameters } from './graphs.js';
-import { BUNDLE_FILES, BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, decoderIo, MANIFEST_FILE, sha256Hex, SINGLE_MODEL_FORMAT_VERSION, type BundleManifest } from './manifest.js';
+import {
+  BUNDLE_FILES,
+  BUNDLE_FORMAT,
+  BUNDLE_FORMAT_VERSION,
+  decoderIo,
+  MANIFEST_FILE,
+  sha256Hex,
+  SINGLE_MODEL_FORMAT_VERSION,
+  type BundleManifest,
+} from './manifest.js';
 import type { Bundle } from './bundle-backend.js';
 import { halfPrecisionInitializers } from './onnx-rewrite.js';
 import { BUNDLE_DTYPES, type BundleDtype } from './weights.js';
@@ -42,9 +51,17 @@ async function exportDecoder({ ckpt }: CheckpointSource, dtype: BundleDtype) {
   const config = { ...meta.model, dropout: 0 };
   const sha256 = checkpointSha256(ckpt.file);
   return {
-    config, init: decoderInitGraph(config, params, dtype), step: decoderStepGraph(config, params, dtype),
+    config,
+    init: decoderInitGraph(config, params, dtype),
+    step: decoderStepGraph(config, params, dtype),
     modelId: checkpointModelId(ckpt.file, sha256),
-    source: { checkpoint: path.basename(ckpt.file), sha256, epoch: meta.progress.epoch, best: meta.progress.best, run: meta.run === null ? null : path.basename(meta.run) },
+    source: {
+      checkpoint: path.basename(ckpt.file),
+      sha256,
+      epoch: meta.progress.epoch,
+      best: meta.progress.best,
+      run: meta.run === null ? null : path.basename(meta.run),
+    },
   };
 }
 
@@ -54,7 +71,8 @@ async function exportDecoder({ ckpt }: CheckpointSource, dtype: BundleDtype) {
  */
 export async function buildBundle(target: string | readonly string[], opts: ExportOptions = {}): Promise<Bundle> {
   const dtype = opts.dtype ?? 'fp32';
-  if (!BUNDLE_DTYPES.includes(dtype)) throw new UserError(`--dtype ${dtype} is not known; use one of ${BUNDLE_DTYPES.join(', ')}.`);
+  if (!BUNDLE_DTYPES.includes(dtype))
+    throw new UserError(`--dtype ${dtype} is not known; use one of ${BUNDLE_DTYPES.join(', ')}.`);
   const sources = await openEnsembleSources(target, opts.encoder);
   const { vocab, encoder } = sources[0];
   const decoders = [];
@@ -81,14 +99,39 @@ export async function buildBundle(target: string | readonly string[], opts: Expo
     source: first.source,
     model: first.config,
     encoder: {
-      id: spec.id, file: BUNDLE_FILES.encoder, inputName: spec.inputName, outputName: spec.outputName, inputSize: spec.inputSize,
-      scaling: spec.scaling, inputLayout: spec.inputLayout, outputLayout: spec.outputLayout,
-      locations: spec.locations, channels: spec.channels, grid: attentionGrid(spec.locations),
+      id: spec.id,
+      file: BUNDLE_FILES.encoder,
+      inputName: spec.inputName,
+      outputName: spec.outputName,
+      inputSize: spec.inputSize,
+      scaling: spec.scaling,
+      inputLayout: spec.inputLayout,
+      outputLayout: spec.outputLayout,
+      locations: spec.locations,
+      channels: spec.channels,
+      grid: attentionGrid(spec.locations),
     },
     decoder: io[0],
-    vocab: { words: vocab.words.slice(), pad: vocab.padId, start: vocab.startId, end: vocab.endId, unk: vocab.unkId, maxLength: vocab.maxLength },
-    ...(decoders.length > 1 ? { ensemble: decoders.slice(1).map((d, i) => ({ modelId: d.modelId, source: d.source, model: d.config, decoder: io[i + 1] })) } : {}),
-    files: Object.fromEntries(await Promise.all([...files].map(async ([name, bytes]) => [name, { sha256: await sha256Hex(bytes), bytes: bytes.length }]))),
+    vocab: {
+      words: vocab.words.slice(),
+      pad: vocab.padId,
+      start: vocab.startId,
+      end: vocab.endId,
+      unk: vocab.unkId,
+      maxLength: vocab.maxLength,
+    },
+    ...(decoders.length > 1
+      ? {
+          ensemble: decoders
+            .slice(1)
+            .map((d, i) => ({ modelId: d.modelId, source: d.source, model: d.config, decoder: io[i + 1] })),
+        }
+      : {}),
+    files: Object.fromEntries(
+      await Promise.all(
+        [...files].map(async ([name, bytes]) => [name, { sha256: await sha256Hex(bytes), bytes: bytes.length }]),
+      ),
+    ),
   };
   return { manifest, files };
 }
@@ -101,10 +144,14 @@ export async function buildBundle(target: string | readonly string[], opts: Expo
  * reader refuses.
  */
 export function writeBundle(dir: string, bundle: Bundle): string[] {
-  if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw new UserError(`--out ${dir} is a file; pass a folder for the bundle.`);
+  if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory())
+    throw new UserError(`--out ${dir} is a file; pass a folder for the bundle.`);
   fs.mkdirSync(dir, { recursive: true });
   const files = [...bundle.files].map(([name, data]) => ({ file: path.join(dir, name), data }));
-  files.push({ file: path.join(dir, MANIFEST_FILE), data: Buffer.from(JSON.stringify(bundle.manifest, null, 2) + '\n') });
+  files.push({
+    file: path.join(dir, MANIFEST_FILE),
+    data: Buffer.from(JSON.stringify(bundle.manifest, null, 2) + '\n'),
+  });
   writeFilesAtomic(files, 'the bundle', {
     beforeReplace: () => fs.rmSync(path.join(dir, MANIFEST_FILE), { force: true }), // a half-replaced bundle has no manifest
   });

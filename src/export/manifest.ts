@@ -25,7 +25,11 @@ export const BUNDLE_FORMAT_VERSION = 2;
 /** The format version of bundles without `ensemble`. */
 export const SINGLE_MODEL_FORMAT_VERSION = 1;
 export const MANIFEST_FILE = 'manifest.json';
-export const BUNDLE_FILES = { encoder: 'encoder.onnx', decoderInit: 'decoder-init.onnx', decoderStep: 'decoder-step.onnx' } as const;
+export const BUNDLE_FILES = {
+  encoder: 'encoder.onnx',
+  decoderInit: 'decoder-init.onnx',
+  decoderStep: 'decoder-step.onnx',
+} as const;
 
 export interface BundleManifest {
   format: typeof BUNDLE_FORMAT;
@@ -37,11 +41,11 @@ export interface BundleManifest {
   modelId: string;
   dtype: BundleDtype;
   source: {
-    checkpoint: string;          // file name of the .safetensors the bundle was exported from
-    sha256: string;              // of that file
-    epoch: number;               // completed training epochs
+    checkpoint: string; // file name of the .safetensors the bundle was exported from
+    sha256: string; // of that file
+    epoch: number; // completed training epochs
     best: { epoch: number; score: number; by: string } | null;
-    run: string | null;         // name of the run folder it was trained in (not its path: bundles travel)
+    run: string | null; // name of the run folder it was trained in (not its path: bundles travel)
   };
   model: ModelConfig;
   encoder: {
@@ -49,8 +53,8 @@ export interface BundleManifest {
     file: string;
     inputName: string;
     outputName: string;
-    inputSize: number;           // square side in pixels
-    scaling: InputScaling;       // uint8 RGB -> float (see src/features/pixels.ts)
+    inputSize: number; // square side in pixels
+    scaling: InputScaling; // uint8 RGB -> float (see src/features/pixels.ts)
     inputLayout: 'nhwc' | 'nchw';
     outputLayout: 'nhwc' | 'nchw';
     locations: number;
@@ -97,8 +101,16 @@ export interface BundleEnsembleMember {
 
 /** The decoder graphs' files and io names of ensemble member `member` (1 = the first, or only, model). */
 export const decoderIo = (member = 1) => ({
-  init: { file: member === 1 ? BUNDLE_FILES.decoderInit : `decoder-${member}-init.onnx`, inputs: { ...DECODER_INIT_IO.inputs }, outputs: { ...DECODER_INIT_IO.outputs } },
-  step: { file: member === 1 ? BUNDLE_FILES.decoderStep : `decoder-${member}-step.onnx`, inputs: { ...DECODER_STEP_IO.inputs }, outputs: { ...DECODER_STEP_IO.outputs } },
+  init: {
+    file: member === 1 ? BUNDLE_FILES.decoderInit : `decoder-${member}-init.onnx`,
+    inputs: { ...DECODER_INIT_IO.inputs },
+    outputs: { ...DECODER_INIT_IO.outputs },
+  },
+  step: {
+    file: member === 1 ? BUNDLE_FILES.decoderStep : `decoder-${member}-step.onnx`,
+    inputs: { ...DECODER_STEP_IO.inputs },
+    outputs: { ...DECODER_STEP_IO.outputs },
+  },
 });
 
 /** Problems of an ensemble manifest's members (none for one model): sizes that differ from member 1, files not listed. */
@@ -119,7 +131,8 @@ function ensembleProblems(m: BundleManifest): string[] {
     for (const key of ['embedDim', 'units', 'attentionUnits'] as const) {
       if (typeof model[key] !== 'number') problems.push(`${at} model.${key} (missing)`);
     }
-    for (const listed of [member.decoder.init.file, member.decoder.step.file]) if (!m.files[listed]) problems.push(`${at} file ${listed} is not listed`);
+    for (const listed of [member.decoder.init.file, member.decoder.step.file])
+      if (!m.files[listed]) problems.push(`${at} file ${listed} is not listed`);
   });
   return problems;
 }
@@ -134,14 +147,38 @@ export class BundleError extends Error {
 
 /** The fields a manifest must have, and the type of each (checked before anything reads them). */
 const REQUIRED: Record<string, 'string' | 'number' | 'object' | 'string[]' | 'number[]'> = {
-  modelId: 'string', dtype: 'string', model: 'object', encoder: 'object', decoder: 'object', vocab: 'object', files: 'object',
-  'model.locations': 'number', 'model.channels': 'number', 'model.embedDim': 'number', 'model.units': 'number',
-  'model.attentionUnits': 'number', 'model.vocabSize': 'number',
-  'encoder.id': 'string', 'encoder.file': 'string', 'encoder.inputName': 'string', 'encoder.outputName': 'string',
-  'encoder.inputSize': 'number', 'encoder.inputLayout': 'string', 'encoder.outputLayout': 'string',
-  'encoder.locations': 'number', 'encoder.channels': 'number', 'encoder.grid': 'number[]',
-  'decoder.init': 'object', 'decoder.init.file': 'string', 'decoder.step': 'object', 'decoder.step.file': 'string',
-  'vocab.words': 'string[]', 'vocab.pad': 'number', 'vocab.start': 'number', 'vocab.end': 'number', 'vocab.unk': 'number',
+  modelId: 'string',
+  dtype: 'string',
+  model: 'object',
+  encoder: 'object',
+  decoder: 'object',
+  vocab: 'object',
+  files: 'object',
+  'model.locations': 'number',
+  'model.channels': 'number',
+  'model.embedDim': 'number',
+  'model.units': 'number',
+  'model.attentionUnits': 'number',
+  'model.vocabSize': 'number',
+  'encoder.id': 'string',
+  'encoder.file': 'string',
+  'encoder.inputName': 'string',
+  'encoder.outputName': 'string',
+  'encoder.inputSize': 'number',
+  'encoder.inputLayout': 'string',
+  'encoder.outputLayout': 'string',
+  'encoder.locations': 'number',
+  'encoder.channels': 'number',
+  'encoder.grid': 'number[]',
+  'decoder.init': 'object',
+  'decoder.init.file': 'string',
+  'decoder.step': 'object',
+  'decoder.step.file': 'string',
+  'vocab.words': 'string[]',
+  'vocab.pad': 'number',
+  'vocab.start': 'number',
+  'vocab.end': 'number',
+  'vocab.unk': 'number',
   'vocab.maxLength': 'number',
 };
 
@@ -159,7 +196,9 @@ function badFields(m: object): string[] {
   for (const [key, want] of Object.entries(REQUIRED)) {
     const parent = key.split('.').slice(0, -1).join('.');
     if (parent && bad.some((b) => b.startsWith(`${parent} `))) continue; // the parent is already reported
-    const value = key.split('.').reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), m);
+    const value = key
+      .split('.')
+      .reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), m);
     const got = typeOf(value);
     if (got !== want) bad.push(`${key} (${value === undefined ? 'missing' : `${got}, expected ${want}`})`);
   }
@@ -186,7 +225,12 @@ export interface ManifestLimits {
 }
 
 const MANIFEST_LIMITS: Required<ManifestLimits> = {
-  maxInputSize: 4096, maxLength: 1024, maxVocabSize: 1_000_000, maxDimension: 65_536, maxFileBytes: 4 * 2 ** 30, maxFiles: 64,
+  maxInputSize: 4096,
+  maxLength: 1024,
+  maxVocabSize: 1_000_000,
+  maxDimension: 65_536,
+  maxFileBytes: 4 * 2 ** 30,
+  maxFiles: 64,
 };
 
 /**
@@ -195,7 +239,8 @@ const MANIFEST_LIMITS: Required<ManifestLimits> = {
  */
 export const isBundleFileName = (name: string) => /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/.test(name);
 
-const isCount = (v: unknown, min: number, max: number) => typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
+const isCount = (v: unknown, min: number, max: number) =>
+  typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
 
 /** The bounded fields that are out of range, e.g. ["encoder.inputSize 100000 (1 to 4096)"]. */
 function outOfRange(m: BundleManifest, limits: Required<ManifestLimits>): string[] {
@@ -209,10 +254,17 @@ function outOfRange(m: BundleManifest, limits: Required<ManifestLimits>): string
     ['model.embedDim', model.embedDim, 1, limits.maxDimension],
     ['model.units', model.units, 1, limits.maxDimension],
     ['model.attentionUnits', model.attentionUnits, 1, limits.maxDimension],
-    ...(['pad', 'start', 'end', 'unk'] as const).map((k): [string, unknown, number, number] => [`vocab.${k}`, vocab[k], 0, model.vocabSize - 1]),
+    ...(['pad', 'start', 'end', 'unk'] as const).map((k): [string, unknown, number, number] => [
+      `vocab.${k}`,
+      vocab[k],
+      0,
+      model.vocabSize - 1,
+    ]),
     ...enc.grid.map((g, i): [string, unknown, number, number] => [`encoder.grid[${i}]`, g, 1, limits.maxDimension]),
   ];
-  return checks.filter(([, v, min, max]) => !isCount(v, min, max)).map(([k, v, min, max]) => `${k} ${JSON.stringify(v)} (an integer from ${min} to ${max})`);
+  return checks
+    .filter(([, v, min, max]) => !isCount(v, min, max))
+    .map(([k, v, min, max]) => `${k} ${JSON.stringify(v)} (an integer from ${min} to ${max})`);
 }
 
 /**
@@ -226,34 +278,49 @@ export function parseManifest(json: unknown, where: string, limits: ManifestLimi
   const file = `${where}/${MANIFEST_FILE}`;
   const fix = 'Export it again with `sat export --model RUN --out DIR`.';
   if (!m || typeof m !== 'object' || Array.isArray(m) || m.format !== BUNDLE_FORMAT) {
-    throw new BundleError(`${file} is not a show-attend-tell bundle manifest (format ${JSON.stringify(m?.format)}, expected "${BUNDLE_FORMAT}"). ` +
-      'Point at a folder written by `sat export`.');
+    throw new BundleError(
+      `${file} is not a show-attend-tell bundle manifest (format ${JSON.stringify(m?.format)}, expected "${BUNDLE_FORMAT}"). ` +
+        'Point at a folder written by `sat export`.',
+    );
   }
   if (typeof m.formatVersion !== 'number' || m.formatVersion > BUNDLE_FORMAT_VERSION) {
-    const by = isRecord(m.writtenBy) ? `${shown(m.writtenBy.package)} ${shown(m.writtenBy.version)}` : 'a newer package';
-    throw new BundleError(`${file} is bundle format version ${shown(m.formatVersion)}, written by ${by}; ` +
-      `${PACKAGE_NAME} ${PACKAGE_VERSION} reads format version ${BUNDLE_FORMAT_VERSION} and older. Upgrade to ${by} or newer, ` +
-      `or export the checkpoint again with this version.`);
+    const by = isRecord(m.writtenBy)
+      ? `${shown(m.writtenBy.package)} ${shown(m.writtenBy.version)}`
+      : 'a newer package';
+    throw new BundleError(
+      `${file} is bundle format version ${shown(m.formatVersion)}, written by ${by}; ` +
+        `${PACKAGE_NAME} ${PACKAGE_VERSION} reads format version ${BUNDLE_FORMAT_VERSION} and older. Upgrade to ${by} or newer, ` +
+        `or export the checkpoint again with this version.`,
+    );
   }
   const bad = badFields(m);
   if (bad.length > 0) throw new BundleError(`${file} is damaged: ${bad.join(', ')}. ${fix}`);
-  if (!BUNDLE_DTYPES.includes(m.dtype!)) throw new BundleError(`${file}: unknown dtype ${JSON.stringify(m.dtype)}. ${fix}`);
-  const model = m.model!, enc = m.encoder!, vocab = m.vocab!;
+  if (!BUNDLE_DTYPES.includes(m.dtype!))
+    throw new BundleError(`${file}: unknown dtype ${JSON.stringify(m.dtype)}. ${fix}`);
+  const model = m.model!,
+    enc = m.encoder!,
+    vocab = m.vocab!;
   const all = { ...MANIFEST_LIMITS, ...limits };
   const range = outOfRange(m as BundleManifest, all);
   if (range.length > 0) throw new BundleError(`${file} has values out of range: ${range.join(', ')}. ${fix}`);
   if (!['nhwc', 'nchw'].includes(enc.inputLayout) || !['nhwc', 'nchw'].includes(enc.outputLayout)) {
-    throw new BundleError(`${file}: encoder layouts ${JSON.stringify(enc.inputLayout)}, ${JSON.stringify(enc.outputLayout)} (expected "nhwc" or "nchw"). ${fix}`);
+    throw new BundleError(
+      `${file}: encoder layouts ${JSON.stringify(enc.inputLayout)}, ${JSON.stringify(enc.outputLayout)} (expected "nhwc" or "nchw"). ${fix}`,
+    );
   }
   if (enc.grid.length !== 2 || enc.grid[0] * enc.grid[1] !== enc.locations) {
     throw new BundleError(`${file}: the attention grid [${enc.grid}] does not have ${enc.locations} locations. ${fix}`);
   }
   if (vocab.words.length !== model.vocabSize) {
-    throw new BundleError(`${file}: the vocabulary has ${vocab.words.length} words but the model ${model.vocabSize}. ${fix}`);
+    throw new BundleError(
+      `${file}: the vocabulary has ${vocab.words.length} words but the model ${model.vocabSize}. ${fix}`,
+    );
   }
   if (enc.locations !== model.locations || enc.channels !== model.channels) {
-    throw new BundleError(`${file}: the encoder gives ${enc.locations} x ${enc.channels} features but the decoder takes ` +
-      `${model.locations} x ${model.channels}. ${fix}`);
+    throw new BundleError(
+      `${file}: the encoder gives ${enc.locations} x ${enc.channels} features but the decoder takes ` +
+        `${model.locations} x ${model.channels}. ${fix}`,
+    );
   }
   checkFiles(m as BundleManifest, file, all, fix);
   const ensemble = ensembleProblems(m as BundleManifest);
@@ -262,27 +329,38 @@ export function parseManifest(json: unknown, where: string, limits: ManifestLimi
 }
 
 /** An untrusted value in a message: strings as they are, anything else as JSON (never its own toString). */
-const shown = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v) ?? String(v));
+const shown = (v: unknown) => (typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v)));
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** The `files` table: plain names inside the bundle, a hex SHA-256 and a bounded size each; the three graphs listed. */
 function checkFiles(m: BundleManifest, file: string, limits: Required<ManifestLimits>, fix: string): void {
   const names = Object.keys(m.files);
-  if (names.length > limits.maxFiles) throw new BundleError(`${file} lists ${names.length} files, more than ${limits.maxFiles}. ${fix}`);
+  if (names.length > limits.maxFiles)
+    throw new BundleError(`${file} lists ${names.length} files, more than ${limits.maxFiles}. ${fix}`);
   for (const name of [...names, m.encoder.file, m.decoder.init.file, m.decoder.step.file]) {
     if (!isBundleFileName(name) || name === MANIFEST_FILE) {
-      throw new BundleError(`${file} lists a file named ${JSON.stringify(name)}: bundle files are plain names inside the bundle folder ` +
-        `(letters, digits, '.', '_', '-'; no folders, no "..", no absolute paths). ${fix}`);
+      throw new BundleError(
+        `${file} lists a file named ${JSON.stringify(name)}: bundle files are plain names inside the bundle folder ` +
+          `(letters, digits, '.', '_', '-'; no folders, no "..", no absolute paths). ${fix}`,
+      );
     }
   }
   for (const name of names) {
     const entry: unknown = m.files[name];
-    if (!isRecord(entry) || typeof entry.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(entry.sha256) || !isCount(entry.bytes, 0, limits.maxFileBytes)) {
-      throw new BundleError(`${file}: the entry of ${name} needs "sha256" (64 lowercase hex digits) and "bytes" (an integer from 0 to ${limits.maxFileBytes}). ${fix}`);
+    if (
+      !isRecord(entry) ||
+      typeof entry.sha256 !== 'string' ||
+      !/^[0-9a-f]{64}$/.test(entry.sha256) ||
+      !isCount(entry.bytes, 0, limits.maxFileBytes)
+    ) {
+      throw new BundleError(
+        `${file}: the entry of ${name} needs "sha256" (64 lowercase hex digits) and "bytes" (an integer from 0 to ${limits.maxFileBytes}). ${fix}`,
+      );
     }
   }
   for (const listed of [m.encoder.file, m.decoder.init.file, m.decoder.step.file]) {
-    if (!Object.hasOwn(m.files, listed)) throw new BundleError(`${file} lists no SHA-256 and size for ${listed}. ${fix}`);
+    if (!Object.hasOwn(m.files, listed))
+      throw new BundleError(`${file} lists no SHA-256 and size for ${listed}. ${fix}`);
   }
 }
 
@@ -292,11 +370,16 @@ function checkFiles(m: BundleManifest, file: string, limits: Required<ManifestLi
  */
 export async function verifyManifestSha256(bytes: Uint8Array, expectedHex: string, where: string): Promise<void> {
   const want = expectedHex.trim().toLowerCase();
-  if (!/^[0-9a-f]{64}$/.test(want)) throw new BundleError(`the pinned SHA-256 of ${where}/${MANIFEST_FILE} must be 64 hex digits, not ${JSON.stringify(expectedHex)}.`);
+  if (!/^[0-9a-f]{64}$/.test(want))
+    throw new BundleError(
+      `the pinned SHA-256 of ${where}/${MANIFEST_FILE} must be 64 hex digits, not ${JSON.stringify(expectedHex)}.`,
+    );
   const got = await sha256Hex(bytes);
   if (got !== want) {
-    throw new BundleError(`${where}/${MANIFEST_FILE} has SHA-256 ${got}, not the pinned ${want}: the bundle was changed or replaced since the hash ` +
-      'was published. Check where the bundle comes from, and pin the new hash only if you trust the change.');
+    throw new BundleError(
+      `${where}/${MANIFEST_FILE} has SHA-256 ${got}, not the pinned ${want}: the bundle was changed or replaced since the hash ` +
+        'was published. Check where the bundle comes from, and pin the new hash only if you trust the change.',
+    );
   }
 }
 
@@ -308,12 +391,19 @@ export async function sha256Hex(bytes: Uint8Array): Promise<string> {
 }
 
 /** Refuses a bundle file whose size or SHA-256 differs from the manifest's. */
-export async function verifyBundleFile(manifest: BundleManifest, file: string, bytes: Uint8Array, where: string): Promise<void> {
+export async function verifyBundleFile(
+  manifest: BundleManifest,
+  file: string,
+  bytes: Uint8Array,
+  where: string,
+): Promise<void> {
   const want = Object.hasOwn(manifest.files, file) ? manifest.files[file] : undefined;
   if (!want) throw new BundleError(`${where}/${MANIFEST_FILE} does not list ${file}.`);
   const got = bytes.length === want.bytes ? await sha256Hex(bytes) : null;
   if (got !== want.sha256) {
-    throw new BundleError(`${where}/${file} does not match its manifest (${got === null ? `${bytes.length} bytes instead of ${want.bytes}` : `SHA-256 ${got} instead of ${want.sha256}`}): ` +
-      'the file is damaged, truncated, or from another export. Copy the whole bundle folder again, or export it again with `sat export`.');
+    throw new BundleError(
+      `${where}/${file} does not match its manifest (${got === null ? `${bytes.length} bytes instead of ${want.bytes}` : `SHA-256 ${got} instead of ${want.sha256}`}): ` +
+        'the file is damaged, truncated, or from another export. Copy the whole bundle folder again, or export it again with `sat export`.',
+    );
   }
 }

@@ -11,31 +11,52 @@
  * TensorProto.dims = 1, data_type = 2, float_data = 4, name = 8, raw_data = 9, external_data = 13, data_location = 14;
  * NodeProto.input = 1, output = 2, op_type = 4, attribute = 5; ValueInfoProto.name = 1.
  */
-import { concatBytes as concat, protoText, ProtoWriter, readFields, readPackedVarints, type ProtoField } from '../encoders/onnx/protobuf.js';
+import {
+  concatBytes as concat,
+  protoText,
+  ProtoWriter,
+  readFields,
+  readPackedVarints,
+  type ProtoField,
+} from '../encoders/onnx/protobuf.js';
 import { decodeHalf, encodeHalf } from '../features/fp16.js';
 import { ParseError } from '../util/parse-error.js';
 
 /** A length-delimited field's payload; any other wire type for a field ONNX declares as bytes is refused. */
 function payload(f: ProtoField, what: string): Uint8Array {
-  if (f.wire !== 2) throw new ParseError(`ONNX model: ${what} (field ${f.field} at byte ${f.start}) has wire type ${f.wire}, expected 2 (length-delimited)`);
+  if (f.wire !== 2)
+    throw new ParseError(
+      `ONNX model: ${what} (field ${f.field} at byte ${f.start}) has wire type ${f.wire}, expected 2 (length-delimited)`,
+    );
   return f.value as Uint8Array;
 }
 /** A varint field's value; any other wire type is refused. */
 function varintOf(f: ProtoField, what: string): number {
-  if (f.wire !== 0) throw new ParseError(`ONNX model: ${what} (field ${f.field} at byte ${f.start}) has wire type ${f.wire}, expected 0 (varint)`);
+  if (f.wire !== 0)
+    throw new ParseError(
+      `ONNX model: ${what} (field ${f.field} at byte ${f.start}) has wire type ${f.wire}, expected 0 (varint)`,
+    );
   return f.value as number;
 }
 const text = (f: ProtoField, what: string) => protoText(payload(f, what));
 /** Raw bytes as `width`-byte elements: refuses a length that is not a multiple of the element size. */
 function elements(raw: Uint8Array, width: number, what: string): ArrayBuffer {
-  if (raw.length % width !== 0) throw new ParseError(`ONNX model: ${what} has ${raw.length} bytes, not a multiple of ${width}`);
+  if (raw.length % width !== 0)
+    throw new ParseError(`ONNX model: ${what} has ${raw.length} bytes, not a multiple of ${width}`);
   return aligned(raw).buffer as ArrayBuffer;
 }
 
 const aligned = (raw: Uint8Array) => raw.slice(); // a copy starts at offset 0, so typed views of any width line up
 
 /** TensorProto fields we read: its name, dims, data type and values (raw_data, or float_data for float32). */
-interface TensorInfo { name: string; dims: number[]; type: number; raw: Uint8Array | null; floats: number[]; external: boolean }
+interface TensorInfo {
+  name: string;
+  dims: number[];
+  type: number;
+  raw: Uint8Array | null;
+  floats: number[];
+  external: boolean;
+}
 
 function readTensor(bytes: Uint8Array): TensorInfo {
   const t: TensorInfo = { name: '', dims: [], type: 0, raw: null, floats: [], external: false };
@@ -63,7 +84,9 @@ function valueInfoName(f: ProtoField): string {
 function floatTensor(bytes: Uint8Array): { name: string; dims: number[]; data: Float32Array } | null {
   const t = readTensor(bytes);
   if (t.type !== 1 || t.external) return null;
-  const data = t.raw ? new Float32Array(elements(t.raw, 4, `the raw data of float tensor "${t.name}"`)) : Float32Array.from(t.floats);
+  const data = t.raw
+    ? new Float32Array(elements(t.raw, 4, `the raw data of float tensor "${t.name}"`))
+    : Float32Array.from(t.floats);
   return { name: t.name, dims: t.dims, data };
 }
 
@@ -82,7 +105,9 @@ function rewriteGraph(model: Uint8Array, rewrite: (graph: Uint8Array) => Uint8Ar
   if (!graphField) throw new ParseError('not an ONNX model: no graph (ModelProto field 7)');
   const graph = rewrite(graphField.value as Uint8Array);
   if (graph === null) return model;
-  return concat(top.map((f) => (f === graphField ? new ProtoWriter().bytes(7, graph).finish() : model.subarray(f.start, f.end))));
+  return concat(
+    top.map((f) => (f === graphField ? new ProtoWriter().bytes(7, graph).finish() : model.subarray(f.start, f.end))),
+  );
 }
 
 /**
@@ -111,7 +136,11 @@ export function halfPrecisionInitializers(model: Uint8Array, minElements = 1024)
       const bits = encodeHalf(t.data);
       tensor.bytes(9, new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength));
       parts.push(new ProtoWriter().message(5, tensor).finish());
-      const node = new ProtoWriter().string(1, halfName).string(2, t.name).string(3, `Cast_${halfName}`).string(4, 'Cast')
+      const node = new ProtoWriter()
+        .string(1, halfName)
+        .string(2, t.name)
+        .string(3, `Cast_${halfName}`)
+        .string(4, 'Cast')
         .message(5, new ProtoWriter().string(1, 'to').varint(3, 1).varint(20, 2));
       casts.push(new ProtoWriter().message(1, node).finish());
     });
@@ -121,7 +150,12 @@ export function halfPrecisionInitializers(model: Uint8Array, minElements = 1024)
   });
 }
 
-interface NodeInfo { inputs: string[]; outputs: string[]; op: string; attrs: Map<string, number> }
+interface NodeInfo {
+  inputs: string[];
+  outputs: string[];
+  op: string;
+  attrs: Map<string, number>;
+}
 
 function nodeInfo(bytes: Uint8Array): NodeInfo {
   const n: NodeInfo = { inputs: [], outputs: [], op: '', attrs: new Map() };
@@ -142,7 +176,9 @@ function nodeInfo(bytes: Uint8Array): NodeInfo {
 function float32Initializer(name: string, dims: number[], data: Float32Array): Uint8Array {
   const t = new ProtoWriter();
   for (const d of dims) t.varint(1, d);
-  t.varint(2, 1).string(8, name).bytes(9, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  t.varint(2, 1)
+    .string(8, name)
+    .bytes(9, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
   return new ProtoWriter().message(5, t).finish();
 }
 
@@ -156,9 +192,13 @@ export function expandStoredWeights(model: Uint8Array): Uint8Array {
   return rewriteGraph(model, (graphBytes) => {
     const graph = readFields(graphBytes, 'ONNX GraphProto');
     const inits = new Map<string, StoredTensor>();
-    for (const f of graph) if (f.field === 5) { const t = storedTensor(payload(f, 'GraphProto.initializer')); if (t) inits.set(t.name, t); }
+    for (const f of graph)
+      if (f.field === 5) {
+        const t = storedTensor(payload(f, 'GraphProto.initializer'));
+        if (t) inits.set(t.name, t);
+      }
     const replaced = new Map<number, Uint8Array>(); // graph field index -> the float32 initializer replacing that node
-    const consumed = new Map<string, number>();     // initializer -> uses by folded nodes
+    const consumed = new Map<string, number>(); // initializer -> uses by folded nodes
     graph.forEach((f, i) => {
       if (f.field !== 1) return;
       const node = nodeInfo(payload(f, 'GraphProto.node'));
@@ -170,12 +210,17 @@ export function expandStoredWeights(model: Uint8Array): Uint8Array {
     if (replaced.size === 0) return null;
     // drop the stored initializers that only the folded nodes read
     const uses = new Map<string, number>();
-    for (const f of graph) if (f.field === 1) for (const n of nodeInfo(payload(f, 'GraphProto.node')).inputs) uses.set(n, (uses.get(n) ?? 0) + 1);
+    for (const f of graph)
+      if (f.field === 1)
+        for (const n of nodeInfo(payload(f, 'GraphProto.node')).inputs) uses.set(n, (uses.get(n) ?? 0) + 1);
     const graphOutputs = new Set(graph.filter((f) => f.field === 12).map((f) => valueInfoName(f)));
     const parts: Uint8Array[] = [];
     const folded: Uint8Array[] = [];
     graph.forEach((f, i) => {
-      if (replaced.has(i)) { folded.push(replaced.get(i)!); return; }
+      if (replaced.has(i)) {
+        folded.push(replaced.get(i)!);
+        return;
+      }
       if (f.field === 5) {
         const t = storedTensor(payload(f, 'GraphProto.initializer'));
         if (t && consumed.get(t.name) === uses.get(t.name) && !graphOutputs.has(t.name)) return;
@@ -190,15 +235,27 @@ export function expandStoredWeights(model: Uint8Array): Uint8Array {
 function foldNode(node: NodeInfo, inits: Map<string, StoredTensor>): { dims: number[]; data: Float32Array } | null {
   if (node.op === 'Cast' && node.attrs.get('to') === 1 && inits.get(node.inputs[0])?.type === 10) {
     const t = inits.get(node.inputs[0])!;
-    return { dims: t.dims, data: decodeHalf(new Uint16Array(elements(t.raw, 2, `float16 tensor "${t.name}"`)), new Float32Array(t.raw.length / 2)) };
+    return {
+      dims: t.dims,
+      data: decodeHalf(
+        new Uint16Array(elements(t.raw, 2, `float16 tensor "${t.name}"`)),
+        new Float32Array(t.raw.length / 2),
+      ),
+    };
   }
-  if (node.op === 'DequantizeLinear' && node.inputs.length >= 2 && node.inputs.every((n) => inits.has(n)) && inits.get(node.inputs[0])!.type === 3) {
+  if (
+    node.op === 'DequantizeLinear' &&
+    node.inputs.length >= 2 &&
+    node.inputs.every((n) => inits.has(n)) &&
+    inits.get(node.inputs[0])!.type === 3
+  ) {
     const [q, s, z] = node.inputs.map((n) => inits.get(n)!);
     const values = new Int8Array(aligned(q.raw).buffer);
     const scale = new Float32Array(elements(s.raw, 4, `scale tensor "${s.name}"`));
     const zero = z ? new Int8Array(aligned(z.raw).buffer) : new Int8Array(scale.length);
     const axis = node.attrs.get('axis') ?? 1;
-    const inner = q.dims.slice(axis + 1).reduce((a, b) => a * b, 1), channels = q.dims[axis];
+    const inner = q.dims.slice(axis + 1).reduce((a, b) => a * b, 1),
+      channels = q.dims[axis];
     const data = new Float32Array(values.length);
     for (let i = 0; i < values.length; i++) {
       const c = scale.length === 1 ? 0 : Math.floor(i / inner) % channels;

@@ -27,7 +27,14 @@ export const INT8_MIN_ELEMENTS = 16384;
  * Adds weight `data` (row-major, `dims`) to `g` in `dtype` and returns the name of its float32 value.
  * `channelAxis` is the output-channel axis of the matrix for int8 (1 for a [in, out] kernel, 0 for an embedding table).
  */
-export function addWeight(g: OnnxGraph, prefix: string, data: Float32Array, dims: number[], dtype: BundleDtype, channelAxis = 1): string {
+export function addWeight(
+  g: OnnxGraph,
+  prefix: string,
+  data: Float32Array,
+  dims: number[],
+  dtype: BundleDtype,
+  channelAxis = 1,
+): string {
   if (dtype === 'fp32') return g.addFloat(prefix, data, dims);
   if (dtype === 'int8' && dims.length === 2 && data.length >= INT8_MIN_ELEMENTS) {
     const { q, scale } = quantizePerChannel(data, dims[0], dims[1], channelAxis);
@@ -45,7 +52,12 @@ export function addWeight(g: OnnxGraph, prefix: string, data: Float32Array, dims
  * Symmetric int8 per channel of a [rows, cols] matrix along `axis` (1: one scale per column, 0: per row).
  * A channel of zeros gets scale 1 (any scale reproduces it exactly).
  */
-export function quantizePerChannel(w: Float32Array, rows: number, cols: number, axis: number): { q: Int8Array; scale: Float32Array } {
+export function quantizePerChannel(
+  w: Float32Array,
+  rows: number,
+  cols: number,
+  axis: number,
+): { q: Int8Array; scale: Float32Array } {
   const channels = axis === 1 ? cols : rows;
   const max = new Float32Array(channels);
   for (let i = 0; i < rows; i++) {

@@ -89,13 +89,23 @@ export async function extractFeatures(opts: ExtractOptions): Promise<ExtractResu
 
   const unique = new Map<string, ImageRef>();
   for (const im of opts.images) if (!unique.has(im.id)) unique.set(im.id, im);
-  const writer = FeatureStoreWriter.open(opts.dir, { spec, shardMaxBytes: opts.shardMaxBytes, slice: opts.slice, requested: unique.size });
+  const writer = FeatureStoreWriter.open(opts.dir, {
+    spec,
+    shardMaxBytes: opts.shardMaxBytes,
+    slice: opts.slice,
+    requested: unique.size,
+  });
   const alreadyStored = [...unique.keys()].filter((id) => writer.has(id)).length;
   const todo = [...unique.values()].filter((im) => !writer.has(im.id));
 
-  const runner = opts.runner ?? await createEncoderRunner(model, { threads: opts.threads, spin: opts.spin });
+  const runner = opts.runner ?? (await createEncoderRunner(model, { threads: opts.threads, spin: opts.spin }));
   const batchSize = Math.max(1, Math.min(opts.batchSize ?? DEFAULT_BATCH, runner.maxBatch));
-  const input: ImageInputOptions = { size: spec.inputSize, scaling: spec.scaling, layout: spec.inputLayout, maxPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS };
+  const input: ImageInputOptions = {
+    size: spec.inputSize,
+    scaling: spec.scaling,
+    layout: spec.inputLayout,
+    maxPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS,
+  };
   const perImageIn = 3 * spec.inputSize * spec.inputSize;
   const buffers = [new Float32Array(batchSize * perImageIn), new Float32Array(batchSize * perImageIn)];
   const perImageOut = spec.locations * spec.channels;
@@ -105,10 +115,14 @@ export async function extractFeatures(opts: ExtractOptions): Promise<ExtractResu
   const skipped = readSkipped(opts.dir).filter((s) => !unique.has(s.id) && !writer.has(s.id));
   const newlySkipped: SkippedImage[] = [];
   if (alreadyStored > 0 && opts.progress !== false) {
-    log(`sat features: resuming ${opts.dir}: ${alreadyStored} of ${unique.size} images already stored, ${todo.length} to go`);
+    log(
+      `sat features: resuming ${opts.dir}: ${alreadyStored} of ${unique.size} images already stored, ${todo.length} to go`,
+    );
   }
-  const bar = opts.progress === false ? undefined
-    : new ProgressBar({ total: todo.length, label: opts.progress ?? `features ${spec.id}`, unit: 'img' });
+  const bar =
+    opts.progress === false
+      ? undefined
+      : new ProgressBar({ total: todo.length, label: opts.progress ?? `features ${spec.id}`, unit: 'img' });
 
   let stored = 0;
   try {
@@ -121,7 +135,8 @@ export async function extractFeatures(opts: ExtractOptions): Promise<ExtractResu
       for (const f of cur.failed) {
         newlySkipped.push(f);
         if (newlySkipped.length <= MAX_SKIP_MESSAGES) log(`${bar ? '\n' : ''}sat features: skipped ${f.reason}`);
-        else if (newlySkipped.length === MAX_SKIP_MESSAGES + 1) log('sat features: more skipped images; the full list goes to skipped.json');
+        else if (newlySkipped.length === MAX_SKIP_MESSAGES + 1)
+          log('sat features: more skipped images; the full list goes to skipped.json');
       }
       if (cur.ok.length > 0) {
         const features = await runner.run(cur.buffer, cur.ok.length); // [n, locations, channels]
@@ -159,7 +174,12 @@ async function decodeBatch(batch: ImageRef[], buffer: Float32Array, input: Image
     } else {
       const err = r.reason as Error;
       const known = err instanceof ImageLoadError;
-      failed.push({ id: im.id, path: im.path, kind: known ? err.kind : 'error', reason: known ? err.message : `${im.path}: ${err.message}` });
+      failed.push({
+        id: im.id,
+        path: im.path,
+        kind: known ? err.kind : 'error',
+        reason: known ? err.message : `${im.path}: ${err.message}`,
+      });
     }
   });
   return { ok, failed, buffer };

@@ -101,7 +101,13 @@ export function parseIndex(text: Buffer): { entries: IndexEntry[]; ends: number[
     } catch {
       break;
     }
-    if (typeof e.id !== 'string' || !Number.isInteger(e.shard) || !Number.isInteger(e.offset) || !Number.isInteger(e.crc)) break;
+    if (
+      typeof e.id !== 'string' ||
+      !Number.isInteger(e.shard) ||
+      !Number.isInteger(e.offset) ||
+      !Number.isInteger(e.crc)
+    )
+      break;
     entries.push(e);
     pos = nl + 1;
     ends.push(pos);
@@ -117,18 +123,30 @@ export function readMeta(dir: string): StoreMeta {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
       const parts = fs.existsSync(partsDir(dir)) ? fs.readdirSync(partsDir(dir)).length : 0;
-      throw new UserError(parts > 0
-        ? `${dir} holds ${parts} unmerged feature-store part(s) (from --shard i/n) but no merged store. ` +
-          'Run `sat features --run RUN --merge` once every part has finished.'
-        : `No feature store at ${dir} (missing meta.json). Run \`sat features --run RUN\` first.`);
+      throw new UserError(
+        parts > 0
+          ? `${dir} holds ${parts} unmerged feature-store part(s) (from --shard i/n) but no merged store. ` +
+              'Run `sat features --run RUN --merge` once every part has finished.'
+          : `No feature store at ${dir} (missing meta.json). Run \`sat features --run RUN\` first.`,
+      );
     }
-    throw new UserError(`Cannot read ${file}: ${(e as Error).message}. The feature store is damaged; delete ${dir} and extract again.`);
+    throw new UserError(
+      `Cannot read ${file}: ${(e as Error).message}. The feature store is damaged; delete ${dir} and extract again.`,
+    );
   }
   if (meta.format !== STORE_FORMAT || meta.version !== STORE_VERSION) {
-    throw new UserError(`${file} is not a version-${STORE_VERSION} ${STORE_FORMAT} (format "${meta.format}", version ${meta.version}).`);
+    throw new UserError(
+      `${file} is not a version-${STORE_VERSION} ${STORE_FORMAT} (format "${meta.format}", version ${meta.version}).`,
+    );
   }
-  if (meta.dtype !== 'float16' || meta.byteOrder !== 'little' || meta.recordBytes !== meta.locations * meta.channels * 2) {
-    throw new UserError(`${file} describes an unsupported record layout (dtype ${meta.dtype}, ${meta.byteOrder}-endian, ${meta.recordBytes} bytes per record).`);
+  if (
+    meta.dtype !== 'float16' ||
+    meta.byteOrder !== 'little' ||
+    meta.recordBytes !== meta.locations * meta.channels * 2
+  ) {
+    throw new UserError(
+      `${file} describes an unsupported record layout (dtype ${meta.dtype}, ${meta.byteOrder}-endian, ${meta.recordBytes} bytes per record).`,
+    );
   }
   return meta;
 }

@@ -46,7 +46,8 @@ export function toHalfBits(value: number): number {
 
 /** Encode `src` into `dst` (same length) as binary16 bit patterns. */
 export function encodeHalf(src: Float32Array, dst: Uint16Array = new Uint16Array(src.length)): Uint16Array {
-  if (dst.length < src.length) throw new RangeError(`encodeHalf: destination holds ${dst.length} values, need ${src.length}`);
+  if (dst.length < src.length)
+    throw new RangeError(`encodeHalf: destination holds ${dst.length} values, need ${src.length}`);
   for (let i = 0; i < src.length; i++) dst[i] = toHalfBits(src[i]);
   return dst;
 }
@@ -61,7 +62,8 @@ export function halfTable(): Float32Array {
     const sign = h & 0x8000 ? -1 : 1;
     const exp = (h >>> 10) & 0x1f;
     const mant = h & 0x3ff;
-    if (exp === 0) t[h] = sign * mant * 2 ** -24; // zero / subnormal
+    if (exp === 0)
+      t[h] = sign * mant * 2 ** -24; // zero / subnormal
     else if (exp === 0x1f) t[h] = mant ? NaN : sign * Infinity;
     else t[h] = sign * (1 + mant / 1024) * 2 ** (exp - 15);
   }

@@ -45,7 +45,12 @@ export interface ImageUrlOptions {
 export const isImageUrl = (s: string) => /^https?:\/\//i.test(s);
 
 const EXTENSIONS: Record<string, string> = {
-  'image/jpeg': '.jpg', 'image/png': '.png', 'image/webp': '.webp', 'image/gif': '.gif', 'image/tiff': '.tif', 'image/avif': '.avif',
+  'image/jpeg': '.jpg',
+  'image/png': '.png',
+  'image/webp': '.webp',
+  'image/gif': '.gif',
+  'image/tiff': '.tif',
+  'image/avif': '.avif',
 };
 
 /** The cached file of an image URL, downloading it first if needed. */
@@ -53,7 +58,10 @@ export async function fetchImageUrl(url: string, opts: ImageUrlOptions = {}): Pr
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_IMAGE_BYTES;
   const dir = opts.dir ?? path.join(cacheDir(), 'images');
   // Downloads allowed to reach private addresses are cached apart, so a public-only caller never reads one.
-  const key = createHash('sha256').update(opts.allowPrivateNetwork ? `allow-private-network\n${url}` : url).digest('hex').slice(0, 16);
+  const key = createHash('sha256')
+    .update(opts.allowPrivateNetwork ? `allow-private-network\n${url}` : url)
+    .digest('hex')
+    .slice(0, 16);
   if (fs.existsSync(dir)) {
     const cached = fs.readdirSync(dir).find((f) => f.startsWith(key) && !f.endsWith('.part'));
     if (cached) return path.join(dir, cached);
@@ -62,7 +70,9 @@ export async function fetchImageUrl(url: string, opts: ImageUrlOptions = {}): Pr
   try {
     await sharp(data, { failOn: 'error' }).metadata();
   } catch (e) {
-    throw new UserError(`${url}: says it is ${type} but does not decode as an image (${(e as Error).message.split('\n')[0]}).`);
+    throw new UserError(
+      `${url}: says it is ${type} but does not decode as an image (${(e as Error).message.split('\n')[0]}).`,
+    );
   }
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, key + (EXTENSIONS[type] ?? '.img'));
@@ -94,29 +104,44 @@ async function download(url: string, opts: ImageUrlOptions, maxBytes: number): P
       continue;
     }
     const status = res.statusCode ?? 0;
-    if (status < 200 || status >= 300) refuse(`HTTP ${status}${res.statusMessage ? ` ${res.statusMessage}` : ''}. Check the URL.`);
+    if (status < 200 || status >= 300)
+      refuse(`HTTP ${status}${res.statusMessage ? ` ${res.statusMessage}` : ''}. Check the URL.`);
     const type = (res.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
-    if (!type.startsWith('image/')) refuse(`not an image (Content-Type "${type || 'none'}"). Pass the URL of the image file itself.`);
-    if (type === 'image/svg+xml') refuse('an SVG image: SVG is never decoded from a URL (it can load other resources). Convert it to PNG and pass the file.');
+    if (!type.startsWith('image/'))
+      refuse(`not an image (Content-Type "${type || 'none'}"). Pass the URL of the image file itself.`);
+    if (type === 'image/svg+xml')
+      refuse(
+        'an SVG image: SVG is never decoded from a URL (it can load other resources). Convert it to PNG and pass the file.',
+      );
     const declared = Number(res.headers['content-length'] ?? NaN);
-    if (declared > maxBytes) refuse(`${declared} bytes is larger than the ${limit} limit for downloaded images; raise the limit (--max-image-mb) if the image is genuine.`);
+    if (declared > maxBytes)
+      refuse(
+        `${declared} bytes is larger than the ${limit} limit for downloaded images; raise the limit (--max-image-mb) if the image is genuine.`,
+      );
     const chunks: Buffer[] = [];
     let bytes = 0;
     try {
       for await (const chunk of res as AsyncIterable<Buffer>) {
         bytes += chunk.length;
-        if (bytes > maxBytes) refuse(`more than the ${limit} limit for downloaded images; raise the limit (--max-image-mb) if the image is genuine.`);
+        if (bytes > maxBytes)
+          refuse(
+            `more than the ${limit} limit for downloaded images; raise the limit (--max-image-mb) if the image is genuine.`,
+          );
         chunks.push(chunk);
       }
     } catch (e) {
       if (e instanceof UserError) throw e;
-      throw new UserError(`${url}: the download broke off after ${bytes} bytes (${downloadError(e, opts)}). Try again.`);
+      throw new UserError(
+        `${url}: the download broke off after ${bytes} bytes (${downloadError(e, opts)}). Try again.`,
+      );
     }
     const data = Buffer.concat(chunks);
     const format = rasterFormat(data);
     if (!format) {
-      throw new UserError(`${url}: says it is ${type} but its bytes are not JPEG, PNG, WebP, GIF, TIFF or AVIF ` +
-        '(other formats, SVG above all, are not decoded from URLs). Download it and pass the file if you trust it.');
+      throw new UserError(
+        `${url}: says it is ${type} but its bytes are not JPEG, PNG, WebP, GIF, TIFF or AVIF ` +
+          '(other formats, SVG above all, are not decoded from URLs). Download it and pass the file if you trust it.',
+      );
     }
     return { data, type };
   }
@@ -130,12 +155,15 @@ function parseUrl(text: string, original: string, base?: URL): URL {
     throw new UserError(`${original}: ${base ? `redirects to "${text}", which is` : 'is'} not a valid URL.`);
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-    throw new UserError(`${original}: ${base ? `redirects to ${u.href}: ` : ''}only http and https URLs are loaded, not ${u.protocol}`);
+    throw new UserError(
+      `${original}: ${base ? `redirects to ${u.href}: ` : ''}only http and https URLs are loaded, not ${u.protocol}`,
+    );
   }
   return u;
 }
 
-const privateHint = 'Images are not loaded from loopback, private or link-local addresses unless the caller allows it ' +
+const privateHint =
+  'Images are not loaded from loopback, private or link-local addresses unless the caller allows it ' +
   '(loadCaptioner option allowPrivateNetwork: true; `sat caption` allows it).';
 
 /** An IP-literal host is checked here (no DNS lookup happens for it); a host name is checked in its lookup. */
@@ -148,36 +176,53 @@ function refuseSpecialHost(original: string, u: URL, opts: ImageUrlOptions): voi
 }
 
 /** A DNS lookup that fails for a host with any special-use address, so the socket only ever connects to a checked one. */
-const publicOnlyLookup = (special: (address: string) => string | null): LookupFunction => (hostname, options, callback) => {
-  dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
-    if (err) return callback(err, '', 0);
-    const bad = addresses.find((a) => special(a.address) !== null);
-    if (bad) {
-      const e = Object.assign(new Error(`${hostname} resolves to ${bad.address}, a ${special(bad.address)} address`), { code: 'ESPECIALADDRESS' });
-      return callback(e, '', 0);
-    }
-    if ((options as { all?: boolean }).all) return (callback as unknown as (e: null, a: dns.LookupAddress[]) => void)(null, addresses);
-    return callback(null, addresses[0].address, addresses[0].family);
-  });
-};
+const publicOnlyLookup =
+  (special: (address: string) => string | null): LookupFunction =>
+  (hostname, options, callback) => {
+    dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
+      if (err) return callback(err, '', 0);
+      const bad = addresses.find((a) => special(a.address) !== null);
+      if (bad) {
+        const e = Object.assign(
+          new Error(`${hostname} resolves to ${bad.address}, a ${special(bad.address)} address`),
+          { code: 'ESPECIALADDRESS' },
+        );
+        return callback(e, '', 0);
+      }
+      if ((options as { all?: boolean }).all)
+        return (callback as unknown as (e: null, a: dns.LookupAddress[]) => void)(null, addresses);
+      return callback(null, addresses[0].address, addresses[0].family);
+    });
+  };
 
 function get(original: string, u: URL, signal: AbortSignal, opts: ImageUrlOptions): Promise<http.IncomingMessage> {
   return new Promise((resolve, reject) => {
     const client = u.protocol === 'https:' ? https : http;
-    const req = client.get(u, {
-      signal, headers: { accept: 'image/*', 'user-agent': 'show-attend-tell' },
-      ...(opts.allowPrivateNetwork ? {} : { lookup: publicOnlyLookup(opts.specialAddress ?? specialAddressKind) }),
-    }, resolve);
+    const req = client.get(
+      u,
+      {
+        signal,
+        headers: { accept: 'image/*', 'user-agent': 'show-attend-tell' },
+        ...(opts.allowPrivateNetwork ? {} : { lookup: publicOnlyLookup(opts.specialAddress ?? specialAddressKind) }),
+      },
+      resolve,
+    );
     req.on('error', (e: NodeJS.ErrnoException) => {
       if (e.code === 'ESPECIALADDRESS') reject(new UserError(`${original}: refused: ${e.message}. ${privateHint}`));
-      else reject(new UserError(`cannot download ${original} (${downloadError(e, opts)}). Check the URL and your connection, or download the image and pass the file.`));
+      else
+        reject(
+          new UserError(
+            `cannot download ${original} (${downloadError(e, opts)}). Check the URL and your connection, or download the image and pass the file.`,
+          ),
+        );
     });
   });
 }
 
 function downloadError(e: unknown, opts: ImageUrlOptions): string {
   const err = e as NodeJS.ErrnoException;
-  if (err.name === 'AbortError' || err.code === 'ABORT_ERR') return `no answer within ${((opts.timeoutMs ?? 60_000) / 1000).toFixed(0)} s`;
+  if (err.name === 'AbortError' || err.code === 'ABORT_ERR')
+    return `no answer within ${((opts.timeoutMs ?? 60_000) / 1000).toFixed(0)} s`;
   return err.code ?? err.message;
 }
 

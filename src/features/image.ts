@@ -28,7 +28,11 @@ export const DEFAULT_MAX_PIXELS = 100_000_000;
 export type ImageErrorKind = 'missing' | 'not-an-image' | 'too-large' | 'corrupt';
 
 export class ImageLoadError extends Error {
-  constructor(readonly file: string, readonly kind: ImageErrorKind, detail: string) {
+  constructor(
+    readonly file: string,
+    readonly kind: ImageErrorKind,
+    detail: string,
+  ) {
     super(`${file}: ${describe(kind)} (${detail})`);
     this.name = 'ImageLoadError';
   }
@@ -36,10 +40,14 @@ export class ImageLoadError extends Error {
 
 function describe(kind: ImageErrorKind): string {
   switch (kind) {
-    case 'missing': return 'file not found';
-    case 'not-an-image': return 'not an image file sharp can decode (JPEG, PNG, WebP, TIFF, GIF, AVIF)';
-    case 'too-large': return 'too many pixels: refused as a possible decompression bomb; raise --max-pixels if the image is genuine';
-    case 'corrupt': return 'truncated or corrupt image data';
+    case 'missing':
+      return 'file not found';
+    case 'not-an-image':
+      return 'not an image file sharp can decode (JPEG, PNG, WebP, TIFF, GIF, AVIF)';
+    case 'too-large':
+      return 'too many pixels: refused as a possible decompression bomb; raise --max-pixels if the image is genuine';
+    case 'corrupt':
+      return 'truncated or corrupt image data';
   }
 }
 
@@ -47,8 +55,13 @@ function describe(kind: ImageErrorKind): string {
  * Decode + resize one image to `size` x `size` RGB uint8, HWC: a file, or encoded bytes (then `name` labels errors).
  * `timeoutSeconds` (whole seconds, 0: none) stops libvips' work on an image that takes longer.
  */
-export async function loadRgb(file: string | Uint8Array, size: number, maxPixels = DEFAULT_MAX_PIXELS,
-                              name = typeof file === 'string' ? file : 'image bytes', timeoutSeconds = 0): Promise<Uint8Array> {
+export async function loadRgb(
+  file: string | Uint8Array,
+  size: number,
+  maxPixels = DEFAULT_MAX_PIXELS,
+  name = typeof file === 'string' ? file : 'image bytes',
+  timeoutSeconds = 0,
+): Promise<Uint8Array> {
   let data: Buffer;
   let info: OutputInfo;
   try {
@@ -64,19 +77,26 @@ export async function loadRgb(file: string | Uint8Array, size: number, maxPixels
     throw classify(name, e as Error, typeof file === 'string');
   }
   if (info.channels !== 3 || info.width !== size || info.height !== size) {
-    throw new ImageLoadError(name, 'corrupt', `decoded to ${info.width}x${info.height}x${info.channels}, expected ${size}x${size}x3`);
+    throw new ImageLoadError(
+      name,
+      'corrupt',
+      `decoded to ${info.width}x${info.height}x${info.channels}, expected ${size}x${size}x3`,
+    );
   }
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
 function classify(file: string, e: Error, isFile = true): ImageLoadError {
   const msg = e.message.split('\n')[0];
-  if (isFile && ((e as NodeJS.ErrnoException).code === 'ENOENT' || /missing|no such file/i.test(msg) || !fs.existsSync(file))) {
+  if (
+    isFile &&
+    ((e as NodeJS.ErrnoException).code === 'ENOENT' || /missing|no such file/i.test(msg) || !fs.existsSync(file))
+  ) {
     return new ImageLoadError(file, 'missing', msg);
   }
   if (/pixel limit/i.test(msg)) return new ImageLoadError(file, 'too-large', msg);
   // libvips names a format it has no loader for (or whose loader is blocked, e.g. SVG and PDF in sat serve) in several ways
-  if (/unsupported image format|not a known file format|not in a known format|bad seek|is not a/i.test(msg)) return new ImageLoadError(file, 'not-an-image', msg);
+  if (/unsupported image format|not a known file format|not in a known format|bad seek|is not a/i.test(msg))
+    return new ImageLoadError(file, 'not-an-image', msg);
   return new ImageLoadError(file, 'corrupt', msg);
 }
-

@@ -32,8 +32,12 @@ export interface RunnerOptions {
 export function nodeSessionOptions(opts: RunnerOptions = {}): object {
   const spin = opts.spin ? '1' : '0';
   return {
-    executionProviders: ['cpu'], graphOptimizationLevel: 'all', intraOpNumThreads: opts.threads ?? 2, interOpNumThreads: 1,
-    executionMode: 'sequential', extra: { session: { intra_op: { allow_spinning: spin }, inter_op: { allow_spinning: spin } } },
+    executionProviders: ['cpu'],
+    graphOptimizationLevel: 'all',
+    intraOpNumThreads: opts.threads ?? 2,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    extra: { session: { intra_op: { allow_spinning: spin }, inter_op: { allow_spinning: spin } } },
   };
 }
 

@@ -6,7 +6,12 @@
  *   -> the graph -> features [n, locations, channels] row-major, whatever the graph's own output layout
  */
 import {
-  createSession, expectNames, guardSessions, OnnxGraphError, type OrtNamespace, type OrtSessionLike,
+  createSession,
+  expectNames,
+  guardSessions,
+  OnnxGraphError,
+  type OrtNamespace,
+  type OrtSessionLike,
 } from '../encoders/onnx/runtime.js';
 import type { EncoderSpec } from '../encoders/types.js';
 import { nchwToNhwc, writeImageToBatch } from './pixels.js';
@@ -18,18 +23,32 @@ export class OnnxImageEncoder {
   /** Largest batch the graph accepts: its input's fixed batch dimension, else unbounded. */
   readonly maxBatch: number;
 
-  private constructor(readonly spec: EncoderSpec, private readonly ort: OrtNamespace, private readonly session: OrtSessionLike) {
+  private constructor(
+    readonly spec: EncoderSpec,
+    private readonly ort: OrtNamespace,
+    private readonly session: OrtSessionLike,
+  ) {
     const dim0 = session.inputMetadata?.find((m) => m.name === spec.inputName)?.shape?.[0];
     this.maxBatch = typeof dim0 === 'number' && dim0 > 0 ? dim0 : Number.MAX_SAFE_INTEGER;
   }
 
   /** A session for the encoder graph `bytes`, checked to have the spec's input and output (else released and refused). */
-  static create(ort: OrtNamespace, spec: EncoderSpec, bytes: Uint8Array, options: object = {}): Promise<OnnxImageEncoder> {
+  static create(
+    ort: OrtNamespace,
+    spec: EncoderSpec,
+    bytes: Uint8Array,
+    options: object = {},
+  ): Promise<OnnxImageEncoder> {
     const what = `the graph of encoder "${spec.id}"`;
     return guardSessions(async (keep) => {
       const session = keep(await createSession(ort, bytes, what, options));
-      expectNames(session, what, [spec.inputName], [spec.outputName],
-        'pass the input and output names of the graph (--encoder-output), or export the bundle again.');
+      expectNames(
+        session,
+        what,
+        [spec.inputName],
+        [spec.outputName],
+        'pass the input and output names of the graph (--encoder-output), or export the bundle again.',
+      );
       return new OnnxImageEncoder(spec, ort, session);
     });
   }
@@ -53,14 +72,18 @@ export class OnnxImageEncoder {
     const dims = out?.dims ?? [];
     const data = out?.data;
     if (!(data instanceof Float32Array) || dims[0] !== n || data.length !== n * spec.locations * spec.channels) {
-      throw new OnnxGraphError(`Encoder "${spec.id}": output "${spec.outputName}" has type ${out?.type} and shape [${dims.join(', ')}], ` +
-        `expected float32 with ${n} x ${spec.locations} locations x ${spec.channels} channels.`);
+      throw new OnnxGraphError(
+        `Encoder "${spec.id}": output "${spec.outputName}" has type ${out?.type} and shape [${dims.join(', ')}], ` +
+          `expected float32 with ${n} x ${spec.locations} locations x ${spec.channels} channels.`,
+      );
     }
     // NHWC [n, h, w, c] is already [n, locations, c]; NCHW [n, c, h, w] (or [n, c, locations]) is transposed.
     const channelAxis = spec.outputLayout === 'nhwc' ? dims.length - 1 : 1;
     if (dims[channelAxis] !== spec.channels) {
-      throw new OnnxGraphError(`Encoder "${spec.id}": output shape [${dims.join(', ')}] does not match its declared ${spec.outputLayout.toUpperCase()} ` +
-        `layout with ${spec.channels} channels. Check the encoder's output layout option.`);
+      throw new OnnxGraphError(
+        `Encoder "${spec.id}": output shape [${dims.join(', ')}] does not match its declared ${spec.outputLayout.toUpperCase()} ` +
+          `layout with ${spec.channels} channels. Check the encoder's output layout option.`,
+      );
     }
     return spec.outputLayout === 'nhwc' ? data : nchwToNhwc(data, n, spec.channels, spec.locations);
   }
@@ -74,7 +97,11 @@ export class OnnxImageEncoder {
  * Features [n, L, C] of RGB uint8 HWC images (spec.inputSize square each): scaled into float32 batches of at
  * most `batch` images (and the graph's maxBatch), run one batch after another.
  */
-export async function encodeImages(encoder: OnnxImageEncoder, images: readonly Uint8Array[], batch = DEFAULT_ENCODER_BATCH): Promise<Float32Array> {
+export async function encodeImages(
+  encoder: OnnxImageEncoder,
+  images: readonly Uint8Array[],
+  batch = DEFAULT_ENCODER_BATCH,
+): Promise<Float32Array> {
   const { inputSize: size, scaling, inputLayout: layout, locations: L, channels: C } = encoder.spec;
   const perRun = Math.max(1, Math.min(batch, encoder.maxBatch, images.length));
   const out = new Float32Array(images.length * L * C);

@@ -23,9 +23,16 @@ export function scalingCoefficients(scaling: InputScaling): { mul: Float32Array;
   const mul = new Float32Array(3);
   const add = new Float32Array(3);
   for (let c = 0; c < 3; c++) {
-    if (scaling === 'zero_one') { mul[c] = 1 / 255; add[c] = 0; }
-    else if (scaling === 'minus_one_one') { mul[c] = 1 / 127.5; add[c] = -1; }
-    else { mul[c] = 1 / (255 * scaling.std[c]); add[c] = -scaling.mean[c] / scaling.std[c]; }
+    if (scaling === 'zero_one') {
+      mul[c] = 1 / 255;
+      add[c] = 0;
+    } else if (scaling === 'minus_one_one') {
+      mul[c] = 1 / 127.5;
+      add[c] = -1;
+    } else {
+      mul[c] = 1 / (255 * scaling.std[c]);
+      add[c] = -scaling.mean[c] / scaling.std[c];
+    }
   }
   return { mul, add };
 }
@@ -47,7 +54,8 @@ export function writeImageToBatch(rgb: Uint8Array, batch: Float32Array, slot: nu
   } else {
     for (let c = 0; c < 3; c++) {
       const plane = base + c * hw;
-      const m = mul[c], a = add[c];
+      const m = mul[c],
+        a = add[c];
       for (let p = 0; p < hw; p++) batch[plane + p] = rgb[p * 3 + c] * m + a;
     }
   }

@@ -37,7 +37,8 @@ export interface PixelBuffer extends RgbImage {
 /** `image` as a checked PixelBuffer if it is decoded pixels ({ data, width, height, channels? }), else null. */
 export function asPixelBuffer(image: unknown): PixelBuffer | null {
   const px = image as Partial<RgbImage> | null | undefined;
-  if (!px || typeof px !== 'object' || !(px.data instanceof Uint8Array || px.data instanceof Uint8ClampedArray)) return null;
+  if (!px || typeof px !== 'object' || !(px.data instanceof Uint8Array || px.data instanceof Uint8ClampedArray))
+    return null;
   const { data, width, height } = px;
   if (!Number.isInteger(width) || !Number.isInteger(height) || width! < 1 || height! < 1) return null;
   const channels = px.channels ?? data.length / (width! * height!);
@@ -46,12 +47,14 @@ export function asPixelBuffer(image: unknown): PixelBuffer | null {
 }
 
 /** What decoded pixels must look like, for the refusal of anything else. */
-export const PIXELS_SHAPE = '{ data: Uint8Array, width, height, channels: 3 | 4 } with data.length = width * height * channels';
+export const PIXELS_SHAPE =
+  '{ data: Uint8Array, width, height, channels: 3 | 4 } with data.length = width * height * channels';
 
 /** Resizes `src` to RGB uint8 size x size (HWC). */
 export function resizeToSquareRgb(src: PixelBuffer, size: number): Uint8Array {
   const { data, width: W, height: H, channels: ch } = src;
-  if (data.length !== W * H * ch) throw new Error(`pixel buffer holds ${data.length} bytes, expected ${W} x ${H} x ${ch}`);
+  if (data.length !== W * H * ch)
+    throw new Error(`pixel buffer holds ${data.length} bytes, expected ${W} x ${H} x ${ch}`);
   const out = new Uint8Array(size * size * 3);
   if (W === size && H === size) {
     for (let p = 0; p < size * size; p++) for (let c = 0; c < 3; c++) out[p * 3 + c] = data[p * ch + c];
@@ -59,7 +62,7 @@ export function resizeToSquareRgb(src: PixelBuffer, size: number): Uint8Array {
   }
   const rgb = ch === 3 ? { data, width: W, height: H } : { data: dropAlpha(data, W * H), width: W, height: H };
   const reduced = reduceAxis(reduceAxis(rgb, 'v', Math.min(size, H)), 'h', Math.min(size, W));
-  return W >= size && H >= size ? reduced.data as Uint8Array : enlargeBilinear(reduced, size);
+  return W >= size && H >= size ? (reduced.data as Uint8Array) : enlargeBilinear(reduced, size);
 }
 
 /**
@@ -68,12 +71,14 @@ export function resizeToSquareRgb(src: PixelBuffer, size: number): Uint8Array {
  */
 function enlargeBilinear(img: Rgb, size: number): Uint8Array {
   const { data, width: W, height: H } = img;
-  const axis = (n: number) => Array.from({ length: size }, (_, q) => {
-    const v = q * (n / size) - 0.5;
-    const i = Math.floor(v);
-    return [Math.min(n - 1, Math.max(0, i)), Math.min(n - 1, Math.max(0, i + 1)), v - i] as const;
-  });
-  const xs = axis(W), ys = axis(H);
+  const axis = (n: number) =>
+    Array.from({ length: size }, (_, q) => {
+      const v = q * (n / size) - 0.5;
+      const i = Math.floor(v);
+      return [Math.min(n - 1, Math.max(0, i)), Math.min(n - 1, Math.max(0, i + 1)), v - i] as const;
+    });
+  const xs = axis(W),
+    ys = axis(H);
   const out = new Uint8Array(size * size * 3);
   for (let y = 0; y < size; y++) {
     const [y0, y1, fy] = ys[y];
@@ -90,11 +95,19 @@ function enlargeBilinear(img: Rgb, size: number): Uint8Array {
 }
 
 /** An RGB uint8 image (HWC). */
-interface Rgb { data: Uint8Array | Uint8ClampedArray; width: number; height: number }
+interface Rgb {
+  data: Uint8Array | Uint8ClampedArray;
+  width: number;
+  height: number;
+}
 
 function dropAlpha(rgba: Uint8Array | Uint8ClampedArray, pixels: number): Uint8Array {
   const out = new Uint8Array(pixels * 3);
-  for (let p = 0; p < pixels; p++) { out[p * 3] = rgba[p * 4]; out[p * 3 + 1] = rgba[p * 4 + 1]; out[p * 3 + 2] = rgba[p * 4 + 2]; }
+  for (let p = 0; p < pixels; p++) {
+    out[p * 3] = rgba[p * 4];
+    out[p * 3 + 1] = rgba[p * 4 + 1];
+    out[p * 3 + 2] = rgba[p * 4 + 2];
+  }
   return out;
 }
 
@@ -104,29 +117,43 @@ function rint(v: number): number {
   return Math.abs(v - Math.trunc(v)) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
-const TRANSFORM_SCALE = 64;      // libvips' subpixel positions of a mask (VIPS_TRANSFORM_SCALE)
-const INTERPOLATE_SHIFT = 12;    // fixed-point bits of mask coefficients (VIPS_INTERPOLATE_SHIFT)
-const REDUCE_GAP = 2;            // the integer pre-shrink leaves at least this much to the reduce
+const TRANSFORM_SCALE = 64; // libvips' subpixel positions of a mask (VIPS_TRANSFORM_SCALE)
+const INTERPOLATE_SHIFT = 12; // fixed-point bits of mask coefficients (VIPS_INTERPOLATE_SHIFT)
+const REDUCE_GAP = 2; // the integer pre-shrink leaves at least this much to the reduce
 
 /** A new image of `img` with `axis` resized to `n`. */
 const blank = (img: Rgb, axis: 'h' | 'v', n: number): Rgb =>
-  axis === 'h' ? { data: new Uint8Array(n * img.height * 3), width: n, height: img.height } : { data: new Uint8Array(img.width * n * 3), width: img.width, height: n };
+  axis === 'h'
+    ? { data: new Uint8Array(n * img.height * 3), width: n, height: img.height }
+    : { data: new Uint8Array(img.width * n * 3), width: img.width, height: n };
 
 /**
  * One axis of a separable filter in integers: output q along `axis` is (round + sum_t weights[q][t] * pixel at
  * taps[q][t]) * multiplier / 2^shift, clipped to 0..255. Rows (axis 'v') are combined whole, columns per pixel.
  */
-function applyTaps(img: Rgb, axis: 'h' | 'v', outSize: number, points: number, taps: Int32Array, weights: Int32Array,
-                   round: number, multiplier: number, shift: number): Rgb {
+function applyTaps(
+  img: Rgb,
+  axis: 'h' | 'v',
+  outSize: number,
+  points: number,
+  taps: Int32Array,
+  weights: Int32Array,
+  round: number,
+  multiplier: number,
+  shift: number,
+): Rgb {
   const out = blank(img, axis, outSize);
-  const src = img.data, dst = out.data, scale = multiplier / 2 ** shift;
+  const src = img.data,
+    dst = out.data,
+    scale = multiplier / 2 ** shift;
   if (axis === 'v') {
     const rowLength = img.width * 3;
     const acc = new Float64Array(rowLength);
     for (let q = 0; q < outSize; q++) {
       acc.fill(round);
       for (let t = 0; t < points; t++) {
-        const w = weights[q * points + t], start = taps[q * points + t] * rowLength;
+        const w = weights[q * points + t],
+          start = taps[q * points + t] * rowLength;
         if (w !== 0) for (let j = 0; j < rowLength; j++) acc[j] += w * src[start + j];
       }
       const o = q * rowLength;
@@ -138,14 +165,22 @@ function applyTaps(img: Rgb, axis: 'h' | 'v', outSize: number, points: number, t
     return out;
   }
   for (let y = 0; y < img.height; y++) {
-    const row = y * img.width * 3, o = y * outSize * 3;
+    const row = y * img.width * 3,
+      o = y * outSize * 3;
     for (let q = 0; q < outSize; q++) {
-      let r = round, g = round, b = round;
+      let r = round,
+        g = round,
+        b = round;
       for (let t = 0; t < points; t++) {
-        const w = weights[q * points + t], s = row + taps[q * points + t] * 3;
-        r += w * src[s]; g += w * src[s + 1]; b += w * src[s + 2];
+        const w = weights[q * points + t],
+          s = row + taps[q * points + t] * 3;
+        r += w * src[s];
+        g += w * src[s + 1];
+        b += w * src[s + 2];
       }
-      const vr = Math.floor(r * scale), vg = Math.floor(g * scale), vb = Math.floor(b * scale);
+      const vr = Math.floor(r * scale),
+        vg = Math.floor(g * scale),
+        vb = Math.floor(b * scale);
       dst[o + q * 3] = vr < 0 ? 0 : vr > 255 ? 255 : vr;
       dst[o + q * 3 + 1] = vg < 0 ? 0 : vg > 255 ? 255 : vg;
       dst[o + q * 3 + 2] = vb < 0 ? 0 : vb > 255 ? 255 : vb;
@@ -158,7 +193,8 @@ function applyTaps(img: Rgb, axis: 'h' | 'v', outSize: number, points: number, t
 function boxShrink(img: Rgb, axis: 'h' | 'v', k: number): Rgb {
   const inSize = axis === 'h' ? img.width : img.height;
   const outSize = Math.ceil(inSize / k);
-  const taps = new Int32Array(outSize * k), weights = new Int32Array(outSize * k).fill(1);
+  const taps = new Int32Array(outSize * k),
+    weights = new Int32Array(outSize * k).fill(1);
   for (let q = 0; q < outSize; q++) for (let i = 0; i < k; i++) taps[q * k + i] = Math.min(inSize - 1, q * k + i);
   // (sum + floor(k/2)) * floor(2^32 / 256k) >> 24: libvips' fixed-point mean
   return applyTaps(img, axis, outSize, k, taps, weights, Math.floor(k / 2), Math.floor(2 ** 32 / (256 * k)), 24);
@@ -181,7 +217,7 @@ function reduceAxis(img: Rgb, axis: 'h' | 'v', outSize: number): Rgb {
   const inSize = axis === 'h' ? img.width : img.height;
   if (inSize === outSize) return img;
   let s = inSize / outSize;
-  let extra = outSize * s - inSize;   // pixels invented (+) or dropped (-) at the edges, split evenly
+  let extra = outSize * s - inSize; // pixels invented (+) or dropped (-) at the edges, split evenly
   const k = Math.max(1, Math.floor(inSize / outSize / REDUCE_GAP));
   if (k > 1) {
     img = boxShrink(img, axis, k);
@@ -190,10 +226,12 @@ function reduceAxis(img: Rgb, axis: 'h' | 'v', outSize: number): Rgb {
     if (s === 1) return img;
   }
   const n = axis === 'h' ? img.width : img.height;
-  const points = 2 * rint(s) + 1, halfPoints = Math.floor(points / 2);
+  const points = 2 * rint(s) + 1,
+    halfPoints = Math.floor(points / 2);
   const masks = reduceMasks(s, points);
   const offset = (1 + extra) / 2 - 1;
-  const taps = new Int32Array(outSize * points), weights = new Int32Array(outSize * points);
+  const taps = new Int32Array(outSize * points),
+    weights = new Int32Array(outSize * points);
   let X = 0.5 * s - 0.5 - offset;
   for (let q = 0; q < outSize; q++) {
     const ix = Math.trunc(X);

@@ -67,13 +67,19 @@ export function recordedEncoderOptions(storeDir: string): EncoderOptions | undef
  * built from), record them there and in the store folder (encoder-options.json).
  */
 export function recordRunFeatures(runDir: string, storeDir: string, encoderOptions?: EncoderOptions): RunFeaturesInfo {
-  if (encoderOptions) writeJsonAtomic(path.join(storeDir, ENCODER_OPTIONS_FILE), absoluteEncoderOptions(encoderOptions));
+  if (encoderOptions)
+    writeJsonAtomic(path.join(storeDir, ENCODER_OPTIONS_FILE), absoluteEncoderOptions(encoderOptions));
   const file = runPaths(runDir).runJson;
   const info = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
   const store = openFeatureStore(storeDir);
   const features: RunFeaturesInfo = {
-    encoderId: store.encoderId, locations: store.locations, channels: store.channels, dir: path.resolve(storeDir),
-    images: store.size, skipped: store.skipped().length, updatedAt: new Date().toISOString(),
+    encoderId: store.encoderId,
+    locations: store.locations,
+    channels: store.channels,
+    dir: path.resolve(storeDir),
+    images: store.size,
+    skipped: store.skipped().length,
+    updatedAt: new Date().toISOString(),
   };
   const options = recordedEncoderOptions(storeDir);
   if (options) features.encoderOptions = options;
@@ -103,16 +109,22 @@ export function runFeatureDir(runDir: string, choice: FeatureChoice = {}): strin
   }
   if (fs.existsSync(paths.runJson)) {
     // Older runs recorded the store as a path string, or by encoder id only.
-    const rec = (JSON.parse(fs.readFileSync(paths.runJson, 'utf8')) as { features?: Partial<RunFeaturesInfo> | string }).features;
+    const rec = (JSON.parse(fs.readFileSync(paths.runJson, 'utf8')) as { features?: Partial<RunFeaturesInfo> | string })
+      .features;
     if (typeof rec === 'string') return path.resolve(runDir, rec);
     if (rec?.dir) return path.resolve(runDir, rec.dir);
     if (rec?.encoderId) return paths.features(rec.encoderId);
   }
   const root = path.join(runDir, 'features');
-  const found = fs.existsSync(root) ? fs.readdirSync(root).filter((d) => fs.existsSync(path.join(root, d, 'meta.json'))) : [];
+  const found = fs.existsSync(root)
+    ? fs.readdirSync(root).filter((d) => fs.existsSync(path.join(root, d, 'meta.json')))
+    : [];
   if (found.length === 1) return path.join(root, found[0]);
-  if (found.length === 0) throw new UserError(`${runDir} has no features yet: run \`sat features --run ${runDir}\` first.`);
-  throw new UserError(`${runDir} has several feature stores (${found.join(', ')}): choose one with --features ${path.join(root, found[0])}.`);
+  if (found.length === 0)
+    throw new UserError(`${runDir} has no features yet: run \`sat features --run ${runDir}\` first.`);
+  throw new UserError(
+    `${runDir} has several feature stores (${found.join(', ')}): choose one with --features ${path.join(root, found[0])}.`,
+  );
 }
 
 /** Open the store runFeatureDir chooses. */

@@ -15,8 +15,18 @@ import { outOfSpaceError, writeAllSync, writeJsonAtomic } from '../util/atomic-w
 import { UserError } from '../util/errors.js';
 import { lockFolder, type FolderLock } from '../util/folder-lock.js';
 import {
-  STORE_FORMAT, STORE_VERSION, assertLittleEndian, crc32, formatIndexLine, indexPath, metaPath, parseIndex,
-  readMeta, shardPath, type IndexEntry, type StoreMeta,
+  STORE_FORMAT,
+  STORE_VERSION,
+  assertLittleEndian,
+  crc32,
+  formatIndexLine,
+  indexPath,
+  metaPath,
+  parseIndex,
+  readMeta,
+  shardPath,
+  type IndexEntry,
+  type StoreMeta,
 } from './format.js';
 
 export const DEFAULT_SHARD_MAX_BYTES = 1 << 30; // 1 GiB: a few files for COCO (32 GB), one for Flickr8k
@@ -39,7 +49,11 @@ export class FeatureStoreWriter {
   /** The error of a failed commit: the writer takes no more records. */
   private failed: Error | undefined;
 
-  private constructor(readonly dir: string, readonly meta: StoreMeta, private readonly lock: FolderLock) {
+  private constructor(
+    readonly dir: string,
+    readonly meta: StoreMeta,
+    private readonly lock: FolderLock,
+  ) {
     this.indexFd = -1;
   }
 
@@ -61,11 +75,19 @@ export class FeatureStoreWriter {
         }
       } else {
         meta = {
-          format: STORE_FORMAT, version: STORE_VERSION, encoderId: spec.id, encoder: spec,
-          locations: spec.locations, channels: spec.channels, dtype: 'float16', byteOrder: 'little',
+          format: STORE_FORMAT,
+          version: STORE_VERSION,
+          encoderId: spec.id,
+          encoder: spec,
+          locations: spec.locations,
+          channels: spec.channels,
+          dtype: 'float16',
+          byteOrder: 'little',
           recordBytes: spec.locations * spec.channels * 2,
           shardMaxBytes: Math.max(opts.shardMaxBytes ?? DEFAULT_SHARD_MAX_BYTES, spec.locations * spec.channels * 2),
-          slice, complete: false, requested: opts.requested,
+          slice,
+          complete: false,
+          requested: opts.requested,
         };
         writeJsonAtomic(metaPath(dir), meta);
       }
@@ -93,11 +115,16 @@ export class FeatureStoreWriter {
   /** Queue one image's features (binary16 bits, [locations * channels]); durable after commit(). */
   append(id: string, halves: Uint16Array): void {
     if (halves.length !== this.meta.locations * this.meta.channels) {
-      throw new Error(`append(${id}): got ${halves.length} values, the store holds ${this.meta.locations}x${this.meta.channels}`);
+      throw new Error(
+        `append(${id}): got ${halves.length} values, the store holds ${this.meta.locations}x${this.meta.channels}`,
+      );
     }
     if (this.has(id)) throw new Error(`append(${id}): id already stored`);
     // Copy: the caller reuses its buffers for the next batch.
-    this.pending.push({ id, data: new Uint8Array(halves.buffer.slice(halves.byteOffset, halves.byteOffset + halves.byteLength)) });
+    this.pending.push({
+      id,
+      data: new Uint8Array(halves.buffer.slice(halves.byteOffset, halves.byteOffset + halves.byteLength)),
+    });
   }
 
   /**
@@ -120,8 +147,13 @@ export class FeatureStoreWriter {
         // reopening the store cuts a torn tail too (recover)
       }
       this.pending = [];
-      this.failed = outOfSpaceError(e, this.dir, `${bytes} bytes of features`, bytes,
-        `the store keeps the ${this.entries.size} images committed before (a rerun resumes from there)`) as Error;
+      this.failed = outOfSpaceError(
+        e,
+        this.dir,
+        `${bytes} bytes of features`,
+        bytes,
+        `the store keeps the ${this.entries.size} images committed before (a rerun resumes from there)`,
+      ) as Error;
       throw this.failed;
     }
   }
@@ -182,7 +214,8 @@ export class FeatureStoreWriter {
     const shardEnd = new Map<number, number>();
     const sizes = new Map<number, number>();
     const sizeOf = (n: number) => {
-      if (!sizes.has(n)) sizes.set(n, fs.existsSync(shardPath(this.dir, n)) ? fs.statSync(shardPath(this.dir, n)).size : -1);
+      if (!sizes.has(n))
+        sizes.set(n, fs.existsSync(shardPath(this.dir, n)) ? fs.statSync(shardPath(this.dir, n)).size : -1);
       return sizes.get(n)!;
     };
     let keepBytes = 0;
@@ -195,7 +228,10 @@ export class FeatureStoreWriter {
     }
     if (keepBytes !== text.length) fs.truncateSync(iPath, keepBytes);
     // Truncate every shard file to its indexed end; the last shard present is where appending resumes.
-    const shardFiles = fs.readdirSync(this.dir).filter((f) => /^shard-\d{5}\.bin$/.test(f)).map((f) => Number(f.slice(6, 11)));
+    const shardFiles = fs
+      .readdirSync(this.dir)
+      .filter((f) => /^shard-\d{5}\.bin$/.test(f))
+      .map((f) => Number(f.slice(6, 11)));
     const last = Math.max(0, ...shardFiles, ...shardEnd.keys());
     for (const n of shardFiles) {
       const end = shardEnd.get(n) ?? 0;
@@ -210,7 +246,11 @@ export class FeatureStoreWriter {
   }
 
   private currentShardFd(): number {
-    if (this.shardFd === undefined) this.shardFd = fs.openSync(shardPath(this.dir, this.shard), fs.existsSync(shardPath(this.dir, this.shard)) ? 'r+' : 'w+');
+    if (this.shardFd === undefined)
+      this.shardFd = fs.openSync(
+        shardPath(this.dir, this.shard),
+        fs.existsSync(shardPath(this.dir, this.shard)) ? 'r+' : 'w+',
+      );
     return this.shardFd;
   }
 
@@ -233,11 +273,12 @@ export function lockStore(dir: string, command = 'sat features'): FolderLock {
 function checkCompatible(dir: string, meta: StoreMeta, spec: EncoderSpec, slice: StoreMeta['slice']): void {
   const fix = `Delete ${dir} to extract again, or write to another folder.`;
   if (meta.encoderId !== spec.id || meta.locations !== spec.locations || meta.channels !== spec.channels) {
-    throw new UserError(`${dir} holds features of encoder "${meta.encoderId}" (${meta.locations}x${meta.channels}), ` +
-      `not "${spec.id}" (${spec.locations}x${spec.channels}). ${fix}`);
+    throw new UserError(
+      `${dir} holds features of encoder "${meta.encoderId}" (${meta.locations}x${meta.channels}), ` +
+        `not "${spec.id}" (${spec.locations}x${spec.channels}). ${fix}`,
+    );
   }
   const a = meta.slice ? `${meta.slice.index}/${meta.slice.count}` : 'all';
   const b = slice ? `${slice.index}/${slice.count}` : 'all';
   if (a !== b) throw new UserError(`${dir} was extracted for slice ${a}, not ${b}. ${fix}`);
 }
-

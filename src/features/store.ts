@@ -8,8 +8,16 @@ import fs from 'node:fs';
 import { UserError } from '../util/errors.js';
 import { decodeHalf } from './fp16.js';
 import {
-  assertLittleEndian, crc32, indexPath, parseIndex, readMeta, readSkipped, shardPath,
-  type IndexEntry, type SkippedImage, type StoreMeta,
+  assertLittleEndian,
+  crc32,
+  indexPath,
+  parseIndex,
+  readMeta,
+  readSkipped,
+  shardPath,
+  type IndexEntry,
+  type SkippedImage,
+  type StoreMeta,
 } from './format.js';
 import type { FeatureStoreReader } from './types.js';
 
@@ -22,7 +30,10 @@ export class FeatureStore implements FeatureStoreReader {
   private readonly scratch: Uint16Array;
   private readonly scratchBytes: Uint8Array;
 
-  constructor(readonly dir: string, readonly meta: StoreMeta) {
+  constructor(
+    readonly dir: string,
+    readonly meta: StoreMeta,
+  ) {
     this.locations = meta.locations;
     this.channels = meta.channels;
     this.encoderId = meta.encoderId;
@@ -53,7 +64,8 @@ export class FeatureStore implements FeatureStoreReader {
   read(id: string, out?: Float32Array, offset = 0): Float32Array {
     const n = this.locations * this.channels;
     const dst = out ?? new Float32Array(n);
-    if (dst.length < offset + n) throw new RangeError(`read(${id}): output holds ${dst.length - offset} values after offset ${offset}, need ${n}`);
+    if (dst.length < offset + n)
+      throw new RangeError(`read(${id}): output holds ${dst.length - offset} values after offset ${offset}, need ${n}`);
     this.readRaw(id); // fills this.scratch (its Uint16 view)
     decodeHalf(this.scratch, dst, offset, n);
     return dst;
@@ -81,7 +93,10 @@ export class FeatureStore implements FeatureStoreReader {
   /** The record's raw bytes in a scratch buffer that the next read overwrites. */
   private readRaw(id: string): Uint8Array {
     const e = this.index.get(id);
-    if (!e) throw new UserError(`Image "${id}" has no features in ${this.dir}. Run \`sat features\` for this run (it resumes), or check skipped.json.`);
+    if (!e)
+      throw new UserError(
+        `Image "${id}" has no features in ${this.dir}. Run \`sat features\` for this run (it resumes), or check skipped.json.`,
+      );
     let fd = this.fds.get(e.shard);
     if (fd === undefined) {
       fd = fs.openSync(shardPath(this.dir, e.shard), 'r');
@@ -91,7 +106,10 @@ export class FeatureStore implements FeatureStoreReader {
     let got = 0;
     while (got < bytes) {
       const r = fs.readSync(fd, this.scratchBytes, got, bytes - got, e.offset + got);
-      if (r === 0) throw new Error(`${shardPath(this.dir, e.shard)} ends before the record of "${id}" (offset ${e.offset}): the store is damaged; re-run \`sat features\` on it.`);
+      if (r === 0)
+        throw new Error(
+          `${shardPath(this.dir, e.shard)} ends before the record of "${id}" (offset ${e.offset}): the store is damaged; re-run \`sat features\` on it.`,
+        );
       got += r;
     }
     return this.scratchBytes;

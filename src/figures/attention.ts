@@ -21,19 +21,24 @@ export interface AttentionFigureInput {
 }
 
 export interface AttentionFigureOptions {
-  columns?: number;       // panels per row, default 4
-  opacity?: number;       // of the heat overlay, default 0.6 (the tutorial's alpha)
+  columns?: number; // panels per row, default 4
+  opacity?: number; // of the heat overlay, default 0.6 (the tutorial's alpha)
   colormap?: 'heat' | 'gray'; // 'gray' is the tutorial's cmap
   /** Title above the panels, e.g. the whole caption. */
   heading?: string;
 }
 
-const GAP = 8;          // px between panels
+const GAP = 8; // px between panels
 const TITLE_HEIGHT = 26;
 const FONT = "'DejaVu Sans', 'Liberation Sans', Arial, sans-serif";
 
 /** One panel: the image with one word's weights [L] laid over it, RGB uint8 [size, size, 3]. */
-export function overlayPanel(rgb: Uint8Array, size: number, weights: Float32Array, opts: AttentionFigureOptions = {}): Uint8Array {
+export function overlayPanel(
+  rgb: Uint8Array,
+  size: number,
+  weights: Float32Array,
+  opts: AttentionFigureOptions = {},
+): Uint8Array {
   const g = gridSide(weights.length);
   const heat = heatMap(weights, g, g, size, size);
   const opacity = opts.opacity ?? 0.6;
@@ -52,7 +57,8 @@ function escapeXml(s: string): string {
 
 /** A text label rendered to PNG, or null where this machine cannot render SVG text. */
 async function renderText(text: string, width: number, height: number, fontSize: number): Promise<Buffer | null> {
-  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">` +
+  const svg =
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">` +
     `<text x="${width / 2}" y="${Math.round(height * 0.72)}" font-family="${FONT}" font-size="${fontSize}" ` +
     `text-anchor="middle" fill="#111">${escapeXml(text)}</text></svg>`;
   try {
@@ -63,19 +69,26 @@ async function renderText(text: string, width: number, height: number, fontSize:
 }
 
 /** Renders the figure and returns PNG bytes. */
-export async function renderAttentionFigure(input: AttentionFigureInput, opts: AttentionFigureOptions = {}): Promise<Buffer> {
+export async function renderAttentionFigure(
+  input: AttentionFigureInput,
+  opts: AttentionFigureOptions = {},
+): Promise<Buffer> {
   const { rgb, size, words, attention } = input;
-  if (rgb.length !== size * size * 3) throw new Error(`image holds ${rgb.length} bytes, expected ${size}x${size}x3 = ${size * size * 3}`);
-  if (words.length !== attention.length) throw new Error(`${words.length} words but ${attention.length} attention rows`);
+  if (rgb.length !== size * size * 3)
+    throw new Error(`image holds ${rgb.length} bytes, expected ${size}x${size}x3 = ${size * size * 3}`);
+  if (words.length !== attention.length)
+    throw new Error(`${words.length} words but ${attention.length} attention rows`);
   // An empty caption still gets a figure: the bare image under a "(no words)" title.
-  const panels = words.length > 0
-    ? words.map((word, i) => ({ title: word, pixels: overlayPanel(rgb, size, attention[i], opts) }))
-    : [{ title: '(no words)', pixels: rgb }];
+  const panels =
+    words.length > 0
+      ? words.map((word, i) => ({ title: word, pixels: overlayPanel(rgb, size, attention[i], opts) }))
+      : [{ title: '(no words)', pixels: rgb }];
 
   const columns = Math.max(1, Math.min(opts.columns ?? 4, panels.length));
   const rows = Math.ceil(panels.length / columns);
   const headingHeight = opts.heading ? TITLE_HEIGHT + 6 : 0;
-  const cellW = size + GAP, cellH = size + TITLE_HEIGHT + GAP;
+  const cellW = size + GAP,
+    cellH = size + TITLE_HEIGHT + GAP;
   const width = columns * cellW + GAP;
   const height = headingHeight + rows * cellH + GAP;
 
@@ -89,8 +102,15 @@ export async function renderAttentionFigure(input: AttentionFigureInput, opts: A
     const top = headingHeight + GAP + Math.floor(i / columns) * cellH;
     const title = await renderText(panels[i].title, size, TITLE_HEIGHT, 16);
     if (title) layers.push({ input: title, left, top });
-    layers.push({ input: Buffer.from(panels[i].pixels.buffer, panels[i].pixels.byteOffset, panels[i].pixels.byteLength),
-      raw: { width: size, height: size, channels: 3 }, left, top: top + TITLE_HEIGHT });
+    layers.push({
+      input: Buffer.from(panels[i].pixels.buffer, panels[i].pixels.byteOffset, panels[i].pixels.byteLength),
+      raw: { width: size, height: size, channels: 3 },
+      left,
+      top: top + TITLE_HEIGHT,
+    });
   }
-  return sharp({ create: { width, height, channels: 3, background: '#ffffff' } }).composite(layers).png().toBuffer();
+  return sharp({ create: { width, height, channels: 3, background: '#ffffff' } })
+    .composite(layers)
+    .png()
+    .toBuffer();
 }

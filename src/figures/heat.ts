@@ -18,7 +18,8 @@ export const isSquareGrid = ([h, w]: readonly [number, number]) => h === w;
 /** Side of the square attention grid for L locations; throws unless L is a square. */
 export function gridSide(locations: number): number {
   const [h, w] = attentionGrid(locations);
-  if (h !== w || h < 1) throw new Error(`attention over ${locations} locations is not a square grid (expected 64, 49, 289, ...)`);
+  if (h !== w || h < 1)
+    throw new Error(`attention over ${locations} locations is not a square grid (expected 64, 49, 289, ...)`);
   return h;
 }
 
@@ -35,10 +36,17 @@ function bilinearAxis(n: number, g: number): [number, number, number][] {
  * Bilinear resampling of a grid [rows, cols] (row-major) to [height, width] with half-pixel centres (edges
  * clamped), the sampling of tf.image.resize / torch interpolate(align_corners=False). Returns float32 [height * width].
  */
-export function upsampleBilinear(grid: ArrayLike<number>, rows: number, cols: number, width: number, height: number): Float32Array {
+export function upsampleBilinear(
+  grid: ArrayLike<number>,
+  rows: number,
+  cols: number,
+  width: number,
+  height: number,
+): Float32Array {
   if (grid.length !== rows * cols) throw new Error(`grid holds ${grid.length} values, expected ${rows} x ${cols}`);
   const out = new Float32Array(width * height);
-  const xs = bilinearAxis(width, cols), ys = bilinearAxis(height, rows);
+  const xs = bilinearAxis(width, cols),
+    ys = bilinearAxis(height, rows);
   for (let y = 0; y < height; y++) {
     const [y0, y1, wy] = ys[y];
     for (let x = 0; x < width; x++) {
@@ -55,9 +63,19 @@ export function upsampleBilinear(grid: ArrayLike<number>, rows: number, cols: nu
  * One word's attention as heat in [0, 1] per pixel [height * width]: the grid upsampled bilinearly and scaled to
  * the word's own min..max weight (as matplotlib's imshow in the tutorial); all 0 when every weight is equal.
  */
-export function heatMap(weights: ArrayLike<number>, rows: number, cols: number, width: number, height: number): Float64Array {
-  let min = Infinity, max = -Infinity;
-  for (let i = 0; i < weights.length; i++) { min = Math.min(min, weights[i]); max = Math.max(max, weights[i]); }
+export function heatMap(
+  weights: ArrayLike<number>,
+  rows: number,
+  cols: number,
+  width: number,
+  height: number,
+): Float64Array {
+  let min = Infinity,
+    max = -Infinity;
+  for (let i = 0; i < weights.length; i++) {
+    min = Math.min(min, weights[i]);
+    max = Math.max(max, weights[i]);
+  }
   const range = max - min;
   const map = upsampleBilinear(weights, rows, cols, width, height);
   return Float64Array.from(map, (v) => (range > 0 ? Math.min(1, Math.max(0, (v - min) / range)) : 0));

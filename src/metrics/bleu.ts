@@ -34,7 +34,8 @@ export function bleuImageStats(hyp: string, refs: readonly string[]): BleuStats 
   // min over (|l - testlen|, l) tuples: closest length, ties broken by the shorter one.
   let reflen = refLens[0];
   for (const l of refLens) {
-    const d = Math.abs(l - testlen), bd = Math.abs(reflen - testlen);
+    const d = Math.abs(l - testlen),
+      bd = Math.abs(reflen - testlen);
     if (d < bd || (d === bd && l < reflen)) reflen = l;
   }
   const guess = Array.from({ length: N }, (_, k) => Math.max(0, testlen - k));
@@ -49,7 +50,8 @@ export function bleuImageStats(hyp: string, refs: readonly string[]): BleuStats 
 export function bleuFromStats(stats: readonly BleuStats[]): number[] {
   const small = 1e-9;
   const tiny = 1e-15;
-  let testlen = 0, reflen = 0;
+  let testlen = 0,
+    reflen = 0;
   const guess = new Array<number>(N).fill(0);
   const correct = new Array<number>(N).fill(0);
   for (const s of stats) {

@@ -29,8 +29,14 @@ function readJson(file: string, what: string): unknown {
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function cocoEntry(entry: unknown, index: number, file: string): { id: string; caption: string } {
-  if (!isObject(entry) || (typeof entry.image_id !== 'number' && typeof entry.image_id !== 'string') || typeof entry.caption !== 'string') {
-    throw new UserError(`${file}: entry #${index} must look like {"image_id": 42, "caption": "a dog ..."}, got ${JSON.stringify(entry)?.slice(0, 120)}`);
+  if (
+    !isObject(entry) ||
+    (typeof entry.image_id !== 'number' && typeof entry.image_id !== 'string') ||
+    typeof entry.caption !== 'string'
+  ) {
+    throw new UserError(
+      `${file}: entry #${index} must look like {"image_id": 42, "caption": "a dog ..."}, got ${JSON.stringify(entry)?.slice(0, 120)}`,
+    );
   }
   return { id: String(entry.image_id), caption: entry.caption };
 }
@@ -48,12 +54,16 @@ export function parseReferences(json: unknown, file = 'references'): Map<string,
     return refs;
   }
   if (!isObject(json)) {
-    throw new UserError(`${file}: references must be {"<id>": ["caption", ...]} or a COCO annotations file {"annotations": [{"image_id", "caption"}]}.`);
+    throw new UserError(
+      `${file}: references must be {"<id>": ["caption", ...]} or a COCO annotations file {"annotations": [{"image_id", "caption"}]}.`,
+    );
   }
   for (const [id, v] of Object.entries(json)) {
     const list = typeof v === 'string' ? [v] : v;
     if (!Array.isArray(list) || !list.every((c) => typeof c === 'string')) {
-      throw new UserError(`${file}: references of id "${id}" must be a list of caption strings, got ${JSON.stringify(v)?.slice(0, 120)}`);
+      throw new UserError(
+        `${file}: references of id "${id}" must be a list of caption strings, got ${JSON.stringify(v)?.slice(0, 120)}`,
+      );
     }
     refs.set(id, list as string[]);
   }
@@ -64,7 +74,10 @@ export function parseReferences(json: unknown, file = 'references'): Map<string,
 export function parseHypotheses(json: unknown, file = 'hypotheses'): Map<string, string> {
   const hyps = new Map<string, string>();
   const add = (id: string, caption: string) => {
-    if (hyps.has(id)) throw new UserError(`${file}: image id "${id}" has more than one hypothesis; the COCO scorer needs exactly one per image.`);
+    if (hyps.has(id))
+      throw new UserError(
+        `${file}: image id "${id}" has more than one hypothesis; the COCO scorer needs exactly one per image.`,
+      );
     hyps.set(id, caption);
   };
   if (Array.isArray(json)) {
@@ -75,12 +88,16 @@ export function parseHypotheses(json: unknown, file = 'hypotheses'): Map<string,
     return hyps;
   }
   if (!isObject(json)) {
-    throw new UserError(`${file}: hypotheses must be {"<id>": "caption"} or a COCO results list [{"image_id", "caption"}].`);
+    throw new UserError(
+      `${file}: hypotheses must be {"<id>": "caption"} or a COCO results list [{"image_id", "caption"}].`,
+    );
   }
   for (const [id, v] of Object.entries(json)) {
     const caption = Array.isArray(v) && v.length === 1 ? v[0] : v;
     if (typeof caption !== 'string') {
-      throw new UserError(`${file}: the hypothesis of id "${id}" must be one caption string, got ${JSON.stringify(v)?.slice(0, 120)}`);
+      throw new UserError(
+        `${file}: the hypothesis of id "${id}" must be one caption string, got ${JSON.stringify(v)?.slice(0, 120)}`,
+      );
     }
     add(id, caption);
   }

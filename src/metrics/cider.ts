@@ -32,7 +32,9 @@ interface TfIdfVector {
 
 function cook(sentence: string, intern: Map<string, number>): Cooked {
   const counts = ngramCounts(pythonSplit(sentence), N);
-  const ids = new Int32Array(counts.size), orders = new Uint8Array(counts.size), tfs = new Float64Array(counts.size);
+  const ids = new Int32Array(counts.size),
+    orders = new Uint8Array(counts.size),
+    tfs = new Float64Array(counts.size);
   let i = 0;
   for (const [g, tf] of counts) {
     let id = intern.get(g);
@@ -47,10 +49,13 @@ function cook(sentence: string, intern: Map<string, number>): Cooked {
 /** As cook, for a hypothesis: known n-grams keep their ids, unknown ones get distinct negative ids. */
 function cookLookup(sentence: string, intern: ReadonlyMap<string, number>): Cooked {
   const counts = ngramCounts(pythonSplit(sentence), N);
-  const ids = new Int32Array(counts.size), orders = new Uint8Array(counts.size), tfs = new Float64Array(counts.size);
-  let i = 0, unknown = 0;
+  const ids = new Int32Array(counts.size),
+    orders = new Uint8Array(counts.size),
+    tfs = new Float64Array(counts.size);
+  let i = 0,
+    unknown = 0;
   for (const [g, tf] of counts) {
-    ids[i] = intern.get(g) ?? -(++unknown);
+    ids[i] = intern.get(g) ?? -++unknown;
     orders[i] = ngramOrder(g) - 1;
     tfs[i++] = tf;
   }
@@ -62,7 +67,9 @@ function toVector(c: Cooked, docFreq: Float64Array, refLen: number): TfIdfVector
   const normSq = new Array<number>(N).fill(0);
   let length = 0;
   for (let i = 0; i < c.ids.length; i++) {
-    const id = c.ids[i], n = c.orders[i], tf = c.tfs[i];
+    const id = c.ids[i],
+      n = c.orders[i],
+      tf = c.tfs[i];
     // n-grams of the hypothesis that no reference has get df 0 -> log(max(1, 0)) = 0.
     const df = Math.log(Math.max(1, id >= 0 && id < docFreq.length ? docFreq[id] : 0));
     const w = tf * (refLen - df);
@@ -146,7 +153,8 @@ export class CiderD {
 
 /** Per-image CIDEr-D scores of tokenised hypotheses against their tokenised references (same order). */
 export function ciderDImages(hyps: readonly string[], refs: readonly (readonly string[])[]): number[] {
-  if (hyps.length !== refs.length) throw new Error(`CIDEr: ${hyps.length} hypotheses for ${refs.length} reference sets.`);
+  if (hyps.length !== refs.length)
+    throw new Error(`CIDEr: ${hyps.length} hypotheses for ${refs.length} reference sets.`);
   const scorer = new CiderD(refs);
   return hyps.map((hyp, i) => scorer.score(hyp, i));
 }

@@ -32,7 +32,23 @@ import { americanize } from './americanize.js';
 
 /** Tokens pycocoevalcap removes after tokenising (ptbtokenizer.py PUNCTUATIONS, compared case-sensitively). */
 export const PTB_PUNCTUATIONS: ReadonlySet<string> = new Set([
-  "''", "'", '``', '`', '-LRB-', '-RRB-', '-LCB-', '-RCB-', '.', '?', '!', ',', ':', '-', '--', '...', ';',
+  "''",
+  "'",
+  '``',
+  '`',
+  '-LRB-',
+  '-RRB-',
+  '-LCB-',
+  '-RCB-',
+  '.',
+  '?',
+  '!',
+  ',',
+  ':',
+  '-',
+  '--',
+  '...',
+  ';',
 ]);
 
 // ---- Macros of PTBLexer.flex, as regex source ----
@@ -65,24 +81,48 @@ const ABPTIT = `${ci('Jr|Sr|Bros')}|(?:${ci('Ed|Ph')})\\.${ci('D')}|${ci('Blvd|R
 // ABPTIT before ABNUM so "Ph.D." wins over "Ph." (each alternative ends in "\.", so this is the only overlap).
 const ABBREV1 = `(?:${ABPTIT}|${ABMONTH}|${ABDAYS}|${ABSTATE}|${ABCOMP}|${ABNUM}|${ci('etc|al|seq')})\\.`;
 const ABTITLE = `${ci('Mr|Mrs|Ms')}|M${ci('iss')}|${ci('Drs?|Profs?|Sens?|Reps?|Attys?|Lt|Col|Gen|Messrs|Govs?|Adm|Rev|Maj|Sgt|Cpl|Pvt|Mt|Capt|Ste?|Ave|Pres|Lieut|Hon|Brig|Co?mdr|Pfc|Spc|Supts?|Det')}`;
-const ABBREV4 = ['[A-Za-z]', ABTITLE, ci('vs|Alex|Wm|Jos|Cie'), `${ci('a')}\\.${ci('k')}\\.${ci('a')}`, ci('cf|TREAS'), ACRO,
-  ci('Invt|Elec|Natl'), `${ci('M')}[ft]${ci('g')}`];
+const ABBREV4 = [
+  '[A-Za-z]',
+  ABTITLE,
+  ci('vs|Alex|Wm|Jos|Cie'),
+  `${ci('a')}\\.${ci('k')}\\.${ci('a')}`,
+  ci('cf|TREAS'),
+  ACRO,
+  ci('Invt|Elec|Natl'),
+  `${ci('M')}[ft]${ci('g')}`,
+];
 // flex takes the longest alternative; JS regexes take the first, so alternatives stay separate.
 const APOWORD = [
-  `${APOS}${ci('n')}${APOS}?`, `[lLdDjJ]${APOS}`, `${ci('Dunkin')}${APOS}`, `${ci('somethin')}${APOS}`,
-  `${ci('ol')}${APOS}`, `${APOS}${ci('em')}`, `[A-HJ-XZn]${APOSETC}${LETTER}{2}${LETTER}*`, `${APOS}[2-9]0${ci('s')}`,
-  `${APOS}${ci('till?')}`, `${LETTER}${LETTER}*[aeiouyAEIOUY]${APOSETC}[aeiouA-Z]${LETTER}*`, `${APOS}${ci('cause')}`,
-  `${ci("cont'd")}\\.?`, ci("'twas|nor'easter|c'mon|e'er|s'mores|ev'ry|li'l|nat'l"),
+  `${APOS}${ci('n')}${APOS}?`,
+  `[lLdDjJ]${APOS}`,
+  `${ci('Dunkin')}${APOS}`,
+  `${ci('somethin')}${APOS}`,
+  `${ci('ol')}${APOS}`,
+  `${APOS}${ci('em')}`,
+  `[A-HJ-XZn]${APOSETC}${LETTER}{2}${LETTER}*`,
+  `${APOS}[2-9]0${ci('s')}`,
+  `${APOS}${ci('till?')}`,
+  `${LETTER}${LETTER}*[aeiouyAEIOUY]${APOSETC}[aeiouA-Z]${LETTER}*`,
+  `${APOS}${ci('cause')}`,
+  `${ci("cont'd")}\\.?`,
+  ci("'twas|nor'easter|c'mon|e'er|s'mores|ev'ry|li'l|nat'l"),
 ];
-const QUOTES = [APOS, "''", `[\`\\u2018\\u2019\\u201A\\u201B\\u201C\\u201D\\u0091\\u0092\\u0093\\u0094\\u201E\\u201F\\u2039\\u203A\\u00AB\\u00BB]{1,2}`];
-const MISCSYMBOL = '[\\u00A6\\u00A7\\u00A8\\u00A9\\u00AC\\u00AE\\u00AF\\u00B0-\\u00BA\\u00D7\\u00F7\\u0387\\u05BE\\u05C0\\u05C3\\u05C6\\u05F3\\u05F4\\u0600-\\u0603\\u0606-\\u060A\\u060C\\u0614\\u061B\\u061E\\u066A\\u066D\\u0703-\\u070D\\u07F6-\\u07F8\\u0964\\u0965\\u0E4F\\u2020-\\u2023\\u2032-\\u2038\\u2044\\u207A-\\u207F\\u208A-\\u208E\\u2100-\\u214F\\u2190-\\u21FF\\u2200-\\u22FF\\u2300-\\u23FF\\u2600-\\u26FF\\u3012\\u30FB\\uFF01-\\uFF0F\\uFF1A-\\uFF20\\uFF3B-\\uFF40\\uFF5B-\\uFF65]';
+const QUOTES = [
+  APOS,
+  "''",
+  `[\`\\u2018\\u2019\\u201A\\u201B\\u201C\\u201D\\u0091\\u0092\\u0093\\u0094\\u201E\\u201F\\u2039\\u203A\\u00AB\\u00BB]{1,2}`,
+];
+const MISCSYMBOL =
+  '[\\u00A6\\u00A7\\u00A8\\u00A9\\u00AC\\u00AE\\u00AF\\u00B0-\\u00BA\\u00D7\\u00F7\\u0387\\u05BE\\u05C0\\u05C3\\u05C6\\u05F3\\u05F4\\u0600-\\u0603\\u0606-\\u060A\\u060C\\u0614\\u061B\\u061E\\u066A\\u066D\\u0703-\\u070D\\u07F6-\\u07F8\\u0964\\u0965\\u0E4F\\u2020-\\u2023\\u2032-\\u2038\\u2044\\u207A-\\u207F\\u208A-\\u208E\\u2100-\\u214F\\u2190-\\u21FF\\u2200-\\u22FF\\u2300-\\u23FF\\u2600-\\u26FF\\u3012\\u30FB\\uFF01-\\uFF0F\\uFF1A-\\uFF20\\uFF3B-\\uFF40\\uFF5B-\\uFF65]';
 
 // First characters each rule can start with (a prefilter only: see candidatesAt).
 const APOS_START = "['\\u0092\\u2019&]";
 const WORD_START = '[\\p{L}\\p{M}\\u00AD]';
 const APOWORD_START = "[\\p{L}'\\u0092\\u2019&]";
-const QUOTES_START = "['&`\\u2018\\u2019\\u201A\\u201B\\u201C\\u201D\\u0091\\u0092\\u0093\\u0094\\u201E\\u201F\\u2039\\u203A\\u00AB\\u00BB]";
-const WS_START = '[\\0 \\t\\u00A0\\u2000-\\u200A\\u3000\\r\\n\\u2028\\u2029\\u000B\\u000C\\u0085\\u200B\\u200E\\u200F\\uFEFF]';
+const QUOTES_START =
+  "['&`\\u2018\\u2019\\u201A\\u201B\\u201C\\u201D\\u0091\\u0092\\u0093\\u0094\\u201E\\u201F\\u2039\\u203A\\u00AB\\u00BB]";
+const WS_START =
+  '[\\0 \\t\\u00A0\\u2000-\\u200A\\u3000\\r\\n\\u2028\\u2029\\u000B\\u000C\\u0085\\u200B\\u200E\\u200F\\uFEFF]';
 
 // ---- Token normalisations (PTBLexer's helper methods) ----
 const removeSoftHyphens = (s: string) => s.replace(/\u00AD/g, '');
@@ -103,9 +143,17 @@ function latexQuotes(s: string, probablyLeft: boolean): string {
   return t.replace(/[\u0093\u201C\u00AB]/g, '``').replace(/[\u0094\u201D\u00BB]/g, "''");
 }
 function normalizeCurrency(s: string): string {
-  return s.replace(/\u00A2/g, 'cents').replace(/\u00A3/g, '#').replace(/[\u0080\u00A4\u20A0\u20AC]/g, '$');
+  return s
+    .replace(/\u00A2/g, 'cents')
+    .replace(/\u00A3/g, '#')
+    .replace(/[\u0080\u00A4\u20A0\u20AC]/g, '$');
 }
-const FRACTIONS: Record<string, string> = { '\u00BC': '1\\/4', '\u00BD': '1\\/2', '\u00BE': '3\\/4', '\u2153': '1\\/3' };
+const FRACTIONS: Record<string, string> = {
+  '\u00BC': '1\\/4',
+  '\u00BD': '1\\/2',
+  '\u00BE': '3\\/4',
+  '\u2153': '1\\/3',
+};
 const normalizeAmp = (s: string) => s.replace(/&amp;/gi, '&');
 
 /**
@@ -128,26 +176,66 @@ const drop = () => null;
 const RULES: Rule[] = [
   { first: '[cC]', match: ci('cannot'), emit: (t) => t.slice(0, 3), consume: () => 3 },
   { first: '<', match: '<\\/?[A-Za-z!][^>]*>', emit: same },
-  { first: '[&\\u0096\\u0097\\u2013\\u2014\\u2015]', match: `&(?:${ci('MD|mdash|ndash')});|[\\u0096\\u0097\\u2013\\u2014\\u2015]`, emit: () => '--' },
+  {
+    first: '[&\\u0096\\u0097\\u2013\\u2014\\u2015]',
+    match: `&(?:${ci('MD|mdash|ndash')});|[\\u0096\\u0097\\u2013\\u2014\\u2015]`,
+    emit: () => '--',
+  },
   { first: '&', match: '&[aA][mM][pP];', emit: normalizeAmp },
   { first: WORD_START, match: WORD, context: REDAUX, emit: (t) => americanize(removeSoftHyphens(t)) },
   { first: '[A-Za-z\\u00AD]', match: SWORD, context: SREDAUX, emit: removeSoftHyphens },
   { first: WORD_START, match: WORD, emit: (t) => americanize(removeSoftHyphens(t)) },
   { first: APOWORD_START, match: APOWORD, emit: same },
   { first: '[yY]', match: `[yY]${APOS}`, context: LETTER, emit: same },
-  { first: '[hH]', match: `${ci('http')}[sS]?:\\/\\/[^ \\t\\n\\f\\r"<>|()]+[^ \\t\\n\\f\\r"<>|.!?(){},\\-]`, emit: (t) => delimit(delimit(t, '/'), '*') },
-  { first: '[a-zA-Z0-9]', match: '[a-zA-Z0-9][^ \\t\\n\\f\\r"<>|()\\u00A0]*@(?:[^ \\t\\n\\f\\r"<>|().\\u00A0]+\\.)+[a-zA-Z]{2,4}', emit: same },
+  {
+    first: '[hH]',
+    match: `${ci('http')}[sS]?:\\/\\/[^ \\t\\n\\f\\r"<>|()]+[^ \\t\\n\\f\\r"<>|.!?(){},\\-]`,
+    emit: (t) => delimit(delimit(t, '/'), '*'),
+  },
+  {
+    first: '[a-zA-Z0-9]',
+    match: '[a-zA-Z0-9][^ \\t\\n\\f\\r"<>|()\\u00A0]*@(?:[^ \\t\\n\\f\\r"<>|().\\u00A0]+\\.)+[a-zA-Z]{2,4}',
+    emit: same,
+  },
   { first: APOS_START, match: REDAUX, context: '[^A-Za-z]', emit: (t) => latexQuotes(t, false) },
   { first: '[nN]', match: SREDAUX, emit: (t) => latexQuotes(t, false) },
   { first: '\\p{Nd}', match: `${DIGIT}{1,2}[\\-\\/]${DIGIT}{1,2}[\\-\\/]${DIGIT}{2,4}`, emit: (t) => delimit(t, '/') },
-  { first: '[\\-+.:,\\u00AD\\u066B\\u066C\\p{Nd}]', match: [`[\\-+]?${DIGIT}+`, `[\\-+]?${DIGIT}*(?:[.:,\\u00AD\\u066B\\u066C]${DIGIT}+)+`], emit: removeSoftHyphens },
-  { first: '[\\u207A\\u207B\\u208A\\u208B\\u2070\\u00B9\\u00B2\\u00B3\\u2074-\\u2079\\u2080-\\u2089]', match: '[\\u207A\\u207B\\u208A\\u208B]?(?:[\\u2070\\u00B9\\u00B2\\u00B3\\u2074-\\u2079]+|[\\u2080-\\u2089]+)', emit: same },
-  { first: '\\p{Nd}', match: `(?:${DIGIT}{1,4}[\\- \\u00A0])?${DIGIT}{1,4}(?:\\\\?\\/|\\u2044)${DIGIT}{1,4}`, emit: (t) => delimit(t, '/').replace(/ /g, '\u00A0') },
-  { first: '[\\u00BC\\u00BD\\u00BE\\u2153-\\u215E]', match: '[\\u00BC\\u00BD\\u00BE\\u2153-\\u215E]', emit: (t) => FRACTIONS[t] ?? t },
-  { first: '[\\-cCpPaAsS]', match: `-(?:${ci('RRB|LRB|RCB|LCB|RSB|LSB')})-|${ci('C')}\\.${ci('D')}\\.${ci('s')}|${ci('pro-|anti-')}|${ci('S')}(?:&|&amp;)${ci('P')}-500|${ci('S')}(?:&|&amp;)${ci('Ls')}|${ci('Cap')}${APOS}${ci('n')}|${ci('c')}${APOS}${ci('est')}`, emit: normalizeAmp },
-  { first: '[A-Za-z0-9]', match: '[A-Za-z0-9]+(?:-[A-Za-z]+){0,2}(?:\\\\?\\/[A-Za-z0-9]+(?:-[A-Za-z]+){0,2}){1,2}', emit: (t) => delimit(t, '/') },
+  {
+    first: '[\\-+.:,\\u00AD\\u066B\\u066C\\p{Nd}]',
+    match: [`[\\-+]?${DIGIT}+`, `[\\-+]?${DIGIT}*(?:[.:,\\u00AD\\u066B\\u066C]${DIGIT}+)+`],
+    emit: removeSoftHyphens,
+  },
+  {
+    first: '[\\u207A\\u207B\\u208A\\u208B\\u2070\\u00B9\\u00B2\\u00B3\\u2074-\\u2079\\u2080-\\u2089]',
+    match: '[\\u207A\\u207B\\u208A\\u208B]?(?:[\\u2070\\u00B9\\u00B2\\u00B3\\u2074-\\u2079]+|[\\u2080-\\u2089]+)',
+    emit: same,
+  },
+  {
+    first: '\\p{Nd}',
+    match: `(?:${DIGIT}{1,4}[\\- \\u00A0])?${DIGIT}{1,4}(?:\\\\?\\/|\\u2044)${DIGIT}{1,4}`,
+    emit: (t) => delimit(t, '/').replace(/ /g, '\u00A0'),
+  },
+  {
+    first: '[\\u00BC\\u00BD\\u00BE\\u2153-\\u215E]',
+    match: '[\\u00BC\\u00BD\\u00BE\\u2153-\\u215E]',
+    emit: (t) => FRACTIONS[t] ?? t,
+  },
+  {
+    first: '[\\-cCpPaAsS]',
+    match: `-(?:${ci('RRB|LRB|RCB|LCB|RSB|LSB')})-|${ci('C')}\\.${ci('D')}\\.${ci('s')}|${ci('pro-|anti-')}|${ci('S')}(?:&|&amp;)${ci('P')}-500|${ci('S')}(?:&|&amp;)${ci('Ls')}|${ci('Cap')}${APOS}${ci('n')}|${ci('c')}${APOS}${ci('est')}`,
+    emit: normalizeAmp,
+  },
+  {
+    first: '[A-Za-z0-9]',
+    match: '[A-Za-z0-9]+(?:-[A-Za-z]+){0,2}(?:\\\\?\\/[A-Za-z0-9]+(?:-[A-Za-z]+){0,2}){1,2}',
+    emit: (t) => delimit(t, '/'),
+  },
   { first: '[A-Z$#]', match: '[A-Z]*\\$|#', emit: same },
-  { first: '[\\u00A2\\u00A3\\u00A4\\u00A5\\u0080\\u20A0\\u20AC\\u060B\\u0E3F\\u20A4\\uFFE0\\uFFE1\\uFFE5\\uFFE6]', match: '[\\u00A2\\u00A3\\u00A4\\u00A5\\u0080\\u20A0\\u20AC\\u060B\\u0E3F\\u20A4\\uFFE0\\uFFE1\\uFFE5\\uFFE6]', emit: normalizeCurrency },
+  {
+    first: '[\\u00A2\\u00A3\\u00A4\\u00A5\\u0080\\u20A0\\u20AC\\u060B\\u0E3F\\u20A4\\uFFE0\\uFFE1\\uFFE5\\uFFE6]',
+    match: '[\\u00A2\\u00A3\\u00A4\\u00A5\\u0080\\u20A0\\u20AC\\u060B\\u0E3F\\u20A4\\uFFE0\\uFFE1\\uFFE5\\uFFE6]',
+    emit: normalizeCurrency,
+  },
   { first: '[A-Za-z]', match: ABBREV1, emit: same },
   { first: '[A-Za-z]', match: ABBREV4.map((a) => `(?:${a})\\.`), emit: same },
   { first: '[A-Za-z]', match: ABBREV4, context: SPACE, emit: same },
@@ -172,7 +260,11 @@ const RULES: Rule[] = [
   { first: '[*\\\\]', match: '\\*+|(?:\\\\\\*){1,3}', emit: (t) => delimit(t, '*') },
   { first: '[,;:]', match: INSENTP, emit: same },
   { first: '[?!]', match: '[?!]+', emit: same },
-  { first: '[.\\u00A1\\u00BF\\u037E\\u0589\\u061F\\u06D4\\u0700-\\u0702\\u07FA]', match: '[.\\u00A1\\u00BF\\u037E\\u0589\\u061F\\u06D4\\u0700-\\u0702\\u07FA]', emit: same },
+  {
+    first: '[.\\u00A1\\u00BF\\u037E\\u0589\\u061F\\u06D4\\u0700-\\u0702\\u07FA]',
+    match: '[.\\u00A1\\u00BF\\u037E\\u0589\\u061F\\u06D4\\u0700-\\u0702\\u07FA]',
+    emit: same,
+  },
   { first: '=', match: '=', emit: same },
   { first: '\\/', match: '\\/', emit: (t) => delimit(t, '/') },
   { first: '[A-Za-z0-9]', match: `${HTHING}\\.`, context: INSENTP, emit: removeSoftHyphens },
@@ -191,7 +283,11 @@ const RULES: Rule[] = [
 
 // Compiled once, one sticky regex per alternative: group 1 is what the rule consumes, group 2 its
 // trailing context.
-interface Compiled { rule: Rule; first: RegExp; re: RegExp }
+interface Compiled {
+  rule: Rule;
+  first: RegExp;
+  re: RegExp;
+}
 const COMPILED: Compiled[] = RULES.flatMap((rule) =>
   (Array.isArray(rule.match) ? rule.match : [rule.match]).map((alt) => ({
     rule,

@@ -28,7 +28,8 @@ export function lcsLength(a: readonly string[], b: readonly string[]): number {
 export function rougeLImage(hyp: string, refs: readonly string[]): number {
   if (refs.length === 0) throw new Error('ROUGE-L needs at least one reference per image.');
   const tokC = hyp.split(' ');
-  let precMax = -Infinity, recMax = -Infinity;
+  let precMax = -Infinity,
+    recMax = -Infinity;
   for (const ref of refs) {
     const tokR = ref.split(' ');
     const lcs = lcsLength(tokR, tokC);

@@ -25,8 +25,13 @@ export const SCORE_NAMES: readonly (keyof Scores)[] = ['BLEU-1', 'BLEU-2', 'BLEU
 /** Thrown when a hypothesis has no references; `missing` lists the ids (in hypothesis order). */
 export class MissingReferencesError extends Error {
   constructor(readonly missing: string[]) {
-    const shown = missing.slice(0, 10).map((id) => JSON.stringify(id)).join(', ');
-    super(`${missing.length} hypothesis id(s) have no reference captions: ${shown}${missing.length > 10 ? ', ...' : ''}`);
+    const shown = missing
+      .slice(0, 10)
+      .map((id) => JSON.stringify(id))
+      .join(', ');
+    super(
+      `${missing.length} hypothesis id(s) have no reference captions: ${shown}${missing.length > 10 ? ', ...' : ''}`,
+    );
     this.name = 'MissingReferencesError';
   }
 }
@@ -36,13 +41,21 @@ export class MissingReferencesError extends Error {
  * `hyps[i]` is scored against `refs[i]`, which must be non-empty.
  */
 export function scoreTokenized(hyps: readonly string[], refs: readonly (readonly string[])[]): Scores {
-  if (hyps.length !== refs.length) throw new Error(`scoreTokenized: ${hyps.length} hypotheses but ${refs.length} reference lists.`);
+  if (hyps.length !== refs.length)
+    throw new Error(`scoreTokenized: ${hyps.length} hypotheses but ${refs.length} reference lists.`);
   if (hyps.length === 0) throw new Error('scoreTokenized: nothing to score (no hypotheses).');
   refs.forEach((r, i) => {
     if (r.length === 0) throw new Error(`scoreTokenized: image #${i} has an empty reference list.`);
   });
   const [b1, b2, b3, b4] = bleu(hyps, refs);
-  return { 'BLEU-1': b1, 'BLEU-2': b2, 'BLEU-3': b3, 'BLEU-4': b4, 'ROUGE-L': rougeL(hyps, refs), CIDEr: ciderD(hyps, refs) };
+  return {
+    'BLEU-1': b1,
+    'BLEU-2': b2,
+    'BLEU-3': b3,
+    'BLEU-4': b4,
+    'ROUGE-L': rougeL(hyps, refs),
+    CIDEr: ciderD(hyps, refs),
+  };
 }
 
 /**

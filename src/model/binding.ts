@@ -36,21 +36,28 @@ export type Precision = 'fp32' | 'bf16';
  * cpuSeconds / matmulCpuSeconds: the same in CPU time of the calling thread, which with setThreads(1, 1) holds all
  * the work and ignores the time spent waiting for a core (a reliable profile on a loaded machine).
  */
-export interface ProfileSection { name: string; seconds: number; matmulSeconds: number; cpuSeconds: number; matmulCpuSeconds: number; calls: number }
+export interface ProfileSection {
+  name: string;
+  seconds: number;
+  matmulSeconds: number;
+  cpuSeconds: number;
+  matmulCpuSeconds: number;
+  calls: number;
+}
 
 export interface GemmInfo {
-  backend: GemmBackend;                 // in use now
-  built: GemmBackend[];                 // in this build
-  blas: string;                         // e.g. 'OpenBLAS Haswell' (the CBLAS library and its kernels)
+  backend: GemmBackend; // in use now
+  built: GemmBackend[]; // in this build
+  blas: string; // e.g. 'OpenBLAS Haswell' (the CBLAS library and its kernels)
   /** Where the build has oneDNN: its version, effective ISA, whether that has bf16 instructions (AVX512-BF16 or
    * AMX), and the implementations of the matmul primitives created so far (e.g. 'brg:avx512_core_bf16'). */
   onednn?: { version: string; isa: string; nativeBf16: boolean; kernels: string[] };
 }
 
 export interface NativeStepResult {
-  loss: number;              // crossEntropySum / tokens + attentionPenalty
+  loss: number; // crossEntropySum / tokens + attentionPenalty
   crossEntropySum: number;
-  attentionPenalty: number;  // lambda/B * sum_b sum_l (1 - sum_t alpha)^2, 0 when lambda = 0
+  attentionPenalty: number; // lambda/B * sum_b sum_l (1 - sum_t alpha)^2, 0 when lambda = 0
   tokens: number;
 }
 
@@ -77,23 +84,63 @@ export interface NativeBinding {
    * precision 'bf16' (Float32Array steps on the oneDNN backend, on CPUs with AVX512-BF16 or AMX): the step's matrix
    * products take bf16 operands with f32 accumulation; weights, gradients, softmax and loss stay f32.
    */
-  trainStep<A extends FloatArray>(ws: NativeWorkspace, params: A[], grads: A[] | null, dims: NativeDims,
-    features: A, tokens: Int32Array, dropout: number, attentionLambda: number, dropoutSeed: number,
-    resetState: boolean, meanInit: boolean, weights?: A | null, imageOfRow?: Int32Array | null, numImages?: number,
-    precision?: Precision): NativeStepResult;
+  trainStep<A extends FloatArray>(
+    ws: NativeWorkspace,
+    params: A[],
+    grads: A[] | null,
+    dims: NativeDims,
+    features: A,
+    tokens: Int32Array,
+    dropout: number,
+    attentionLambda: number,
+    dropoutSeed: number,
+    resetState: boolean,
+    meanInit: boolean,
+    weights?: A | null,
+    imageOfRow?: Int32Array | null,
+    numImages?: number,
+    precision?: Precision,
+  ): NativeStepResult;
   /**
    * features [N, L, C] -> encoded [N, L, E], projected [N, L, A], hidden [N, U] the decoder's initial state
    * (zeros, or from the mean annotation vector with meanInit, as trainStep's H[0]).
    */
-  encode(params: Float32Array[], dims: NativeDims, features: Float32Array, encoded: Float32Array, projected: Float32Array,
-    hidden: Float32Array, meanInit: boolean): void;
+  encode(
+    params: Float32Array[],
+    dims: NativeDims,
+    features: Float32Array,
+    encoded: Float32Array,
+    projected: Float32Array,
+    hidden: Float32Array,
+    meanInit: boolean,
+  ): void;
   /** One decoder step for N rows: writes logits [N, V], attention [N, L], hiddenOut [N, U]. resetState as in trainStep. */
-  decodeStep(ws: NativeWorkspace, params: Float32Array[], dims: NativeDims, encoded: Float32Array,
-    projected: Float32Array, hidden: Float32Array, tokens: Int32Array, logits: Float32Array,
-    attention: Float32Array, hiddenOut: Float32Array, resetState: boolean): void;
+  decodeStep(
+    ws: NativeWorkspace,
+    params: Float32Array[],
+    dims: NativeDims,
+    encoded: Float32Array,
+    projected: Float32Array,
+    hidden: Float32Array,
+    tokens: Int32Array,
+    logits: Float32Array,
+    attention: Float32Array,
+    hiddenOut: Float32Array,
+    resetState: boolean,
+  ): void;
   /** Keras Adam over whole arenas; gradients are multiplied by gradScale first (clipping). */
-  adamUpdate(params: Float32Array, grads: Float32Array, m: Float32Array, v: Float32Array, learningRate: number,
-    beta1: number, beta2: number, epsilon: number, step: number, gradScale: number): void;
+  adamUpdate(
+    params: Float32Array,
+    grads: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    learningRate: number,
+    beta1: number,
+    beta2: number,
+    epsilon: number,
+    step: number,
+    gradScale: number,
+  ): void;
   sumSquares(x: Float32Array): number;
   /** c[M, N] = a[M, K] b[K, N] through CBLAS, whatever the backend (benchmark peak). */
   sgemm(m: number, n: number, k: number, a: Float32Array, b: Float32Array, c: Float32Array): void;
@@ -134,7 +181,9 @@ export function loadBinding(): NativeBinding {
   for (let i = 0; i < 5 && !existsSync(join(dir, 'binding.gyp')); i++) dir = dirname(dir);
   const alternate = process.env.SAT_NATIVE_ADDON;
   if (alternate && !existsSync(alternate)) {
-    throw new UserError(`SAT_NATIVE_ADDON=${alternate}: no such file. Give the path of a built sat_native.node, or unset it.`);
+    throw new UserError(
+      `SAT_NATIVE_ADDON=${alternate}: no such file. Give the path of a built sat_native.node, or unset it.`,
+    );
   }
   const file = alternate || join(dir, 'build', 'Release', 'sat_native.node');
   // Idle OpenMP workers sleep instead of spinning: the elementwise regions alternate with OpenBLAS calls on the
@@ -142,9 +191,11 @@ export function loadBinding(): NativeBinding {
   // Read by libgomp when the addon loads, so set before; a user's setting wins.
   process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
   if (!existsSync(file)) {
-    throw new UserError(`The native training core is not built (${file} is missing). ` +
-      'Run `npm ci` (or `npx node-gyp rebuild`) in the package directory; on Debian/Ubuntu it needs ' +
-      '`sudo apt-get install libopenblas-dev` first.');
+    throw new UserError(
+      `The native training core is not built (${file} is missing). ` +
+        'Run `npm ci` (or `npx node-gyp rebuild`) in the package directory; on Debian/Ubuntu it needs ' +
+        '`sudo apt-get install libopenblas-dev` first.',
+    );
   }
   const binding = createRequire(import.meta.url)(file) as NativeBinding;
   selectGemmBackend(binding, process.env.SAT_GEMM_BACKEND);
@@ -156,12 +207,16 @@ export function loadBinding(): NativeBinding {
 export function selectGemmBackend(binding: NativeBinding, backend: string | undefined): void {
   if (!backend) return;
   if (!GEMM_BACKENDS.includes(backend as GemmBackend)) {
-    throw new UserError(`SAT_GEMM_BACKEND=${backend}: must be one of ${GEMM_BACKENDS.join(', ')} (or unset for the build's default).`);
+    throw new UserError(
+      `SAT_GEMM_BACKEND=${backend}: must be one of ${GEMM_BACKENDS.join(', ')} (or unset for the build's default).`,
+    );
   }
   const built = binding.gemmInfo().built;
   if (!built.includes(backend as GemmBackend)) {
-    throw new UserError(`SAT_GEMM_BACKEND=${backend}: this build of the native core has only ${built.join(', ')}. ` +
-      'Install libdnnl-dev (Debian/Ubuntu) and rebuild with `npm rebuild` to get oneDNN, or unset SAT_GEMM_BACKEND.');
+    throw new UserError(
+      `SAT_GEMM_BACKEND=${backend}: this build of the native core has only ${built.join(', ')}. ` +
+        'Install libdnnl-dev (Debian/Ubuntu) and rebuild with `npm rebuild` to get oneDNN, or unset SAT_GEMM_BACKEND.',
+    );
   }
   binding.setGemmBackend(backend as GemmBackend);
 }

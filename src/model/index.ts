@@ -9,7 +9,12 @@ import type { Precision } from './binding.js';
 export * from './types.js';
 export { PARAMETER_ORDER, RENAMED_PARAMETERS, parameterShapes, type ParameterName } from './params.js';
 export {
-  PRECISION_CHOICES, bf16Unavailable, resolvePrecision, type PrecisionChoice, type ResolvedPrecision, type TrainingPrecision,
+  PRECISION_CHOICES,
+  bf16Unavailable,
+  resolvePrecision,
+  type PrecisionChoice,
+  type ResolvedPrecision,
+  type TrainingPrecision,
 } from './precision.js';
 export type { Precision } from './binding.js';
 

@@ -5,10 +5,23 @@
 import { UserError } from '../util/errors.js';
 import { GRU_STATES, INIT_STATES, NonFiniteLossError } from './types.js';
 import { loadBinding, type NativeBinding, type NativeWorkspace, type Precision } from './binding.js';
-import { allocateArena, checkAddonParameterTable, initialiseParameters, PARAMETER_ORDER, type Arena } from './params.js';
+import {
+  allocateArena,
+  checkAddonParameterTable,
+  initialiseParameters,
+  PARAMETER_ORDER,
+  type Arena,
+} from './params.js';
 import { selectStateRows } from './state.js';
 import type {
-  CaptionModel, DecoderState, ModelConfig, NamedTensor, OptimizerOptions, StepOutput, StepStats, TrainBatch,
+  CaptionModel,
+  DecoderState,
+  ModelConfig,
+  NamedTensor,
+  OptimizerOptions,
+  StepOutput,
+  StepStats,
+  TrainBatch,
 } from './types.js';
 
 const ADAM = { beta1: 0.9, beta2: 0.999, epsilon: 1e-7 }; // Keras defaults
@@ -16,16 +29,24 @@ const ADAM = { beta1: 0.9, beta2: 0.999, epsilon: 1e-7 }; // Keras defaults
 export function validateConfig(c: ModelConfig): void {
   for (const key of ['locations', 'channels', 'embedDim', 'units', 'attentionUnits', 'vocabSize'] as const) {
     const v = c[key];
-    if (!Number.isInteger(v) || v < 1) throw new UserError(`model config: ${key} must be a positive integer, got ${v}.`);
+    if (!Number.isInteger(v) || v < 1)
+      throw new UserError(`model config: ${key} must be a positive integer, got ${v}.`);
   }
-  if (c.vocabSize < 2) throw new UserError(`model config: vocabSize must be at least 2 (<pad> and one word), got ${c.vocabSize}.`);
-  if (!(c.dropout >= 0 && c.dropout < 1)) throw new UserError(`model config: dropout must be in [0, 1), got ${c.dropout}.`);
-  if (!(c.attentionLambda >= 0)) throw new UserError(`model config: attentionLambda must be >= 0, got ${c.attentionLambda}.`);
+  if (c.vocabSize < 2)
+    throw new UserError(`model config: vocabSize must be at least 2 (<pad> and one word), got ${c.vocabSize}.`);
+  if (!(c.dropout >= 0 && c.dropout < 1))
+    throw new UserError(`model config: dropout must be in [0, 1), got ${c.dropout}.`);
+  if (!(c.attentionLambda >= 0))
+    throw new UserError(`model config: attentionLambda must be >= 0, got ${c.attentionLambda}.`);
   if (c.gruState !== undefined && !GRU_STATES.includes(c.gruState)) {
-    throw new UserError(`model config: gruState must be one of ${GRU_STATES.join(', ')}, got ${JSON.stringify(c.gruState)}.`);
+    throw new UserError(
+      `model config: gruState must be one of ${GRU_STATES.join(', ')}, got ${JSON.stringify(c.gruState)}.`,
+    );
   }
   if (c.initState !== undefined && !INIT_STATES.includes(c.initState)) {
-    throw new UserError(`model config: initState must be one of ${INIT_STATES.join(', ')}, got ${JSON.stringify(c.initState)}.`);
+    throw new UserError(
+      `model config: initState must be one of ${INIT_STATES.join(', ')}, got ${JSON.stringify(c.initState)}.`,
+    );
   }
 }
 
@@ -44,7 +65,8 @@ export class NativeCaptionModel implements CaptionModel {
 
   constructor(config: ModelConfig, seed = 42, precision: Precision = 'fp32') {
     validateConfig(config);
-    if (precision !== 'fp32' && precision !== 'bf16') throw new UserError(`precision must be fp32 or bf16, got ${JSON.stringify(precision)}.`);
+    if (precision !== 'fp32' && precision !== 'bf16')
+      throw new UserError(`precision must be fp32 or bf16, got ${JSON.stringify(precision)}.`);
     this.precision = precision;
     this.config = { ...config };
     this.native = loadBinding();
@@ -71,13 +93,15 @@ export class NativeCaptionModel implements CaptionModel {
   }
 
   setOptimizerStep(step: number): void {
-    if (!Number.isInteger(step) || step < 0) throw new UserError(`optimizer step must be a non-negative integer, got ${step}.`);
+    if (!Number.isInteger(step) || step < 0)
+      throw new UserError(`optimizer step must be a non-negative integer, got ${step}.`);
     this.step_ = step;
   }
 
   trainStep(batch: TrainBatch, opt: OptimizerOptions, dropoutSeed = 0): StepStats {
     if (!(opt.learningRate > 0)) throw new UserError(`learningRate must be > 0, got ${opt.learningRate}.`);
-    if (opt.clipNorm !== undefined && !(opt.clipNorm >= 0)) throw new UserError(`clipNorm must be >= 0, got ${opt.clipNorm}.`);
+    if (opt.clipNorm !== undefined && !(opt.clipNorm >= 0))
+      throw new UserError(`clipNorm must be >= 0, got ${opt.clipNorm}.`);
     const r = this.run(batch, true, dropoutSeed);
     let scale = 1;
     if (opt.clipNorm) {
@@ -85,8 +109,18 @@ export class NativeCaptionModel implements CaptionModel {
       if (norm > opt.clipNorm) scale = opt.clipNorm / norm;
     }
     this.step_ += 1;
-    this.native.adamUpdate(this.params.data, this.grads.data, this.m.data, this.v.data, opt.learningRate,
-      ADAM.beta1, ADAM.beta2, ADAM.epsilon, this.step_, scale);
+    this.native.adamUpdate(
+      this.params.data,
+      this.grads.data,
+      this.m.data,
+      this.v.data,
+      opt.learningRate,
+      ADAM.beta1,
+      ADAM.beta2,
+      ADAM.epsilon,
+      this.step_,
+      scale,
+    );
     return r;
   }
 
@@ -111,15 +145,36 @@ export class NativeCaptionModel implements CaptionModel {
     this.checkState(state);
     expectLength('step: tokens', tokens, n, `[N=${n}]`);
     checkTokens('step: tokens', tokens, V);
-    const out = { logits: new Float32Array(n * V), attention: new Float32Array(n * L), hidden: new Float32Array(n * U) };
-    this.native.decodeStep(this.ws(), this.params.views, this.dims(n, 0), state.encoded, state.projected, state.hidden,
-      tokens, out.logits, out.attention, out.hidden, this.resetState);
+    const out = {
+      logits: new Float32Array(n * V),
+      attention: new Float32Array(n * L),
+      hidden: new Float32Array(n * U),
+    };
+    this.native.decodeStep(
+      this.ws(),
+      this.params.views,
+      this.dims(n, 0),
+      state.encoded,
+      state.projected,
+      state.hidden,
+      tokens,
+      out.logits,
+      out.attention,
+      out.hidden,
+      this.resetState,
+    );
     return out;
   }
 
   selectRows(state: DecoderState, rows: Int32Array, hidden?: Float32Array): DecoderState {
     this.checkState(state);
-    if (hidden) expectLength('selectRows: hidden', hidden, state.size * this.config.units, `[N=${state.size}, U=${this.config.units}]`);
+    if (hidden)
+      expectLength(
+        'selectRows: hidden',
+        hidden,
+        state.size * this.config.units,
+        `[N=${state.size}, U=${this.config.units}]`,
+      );
     return selectStateRows(this.config, state, rows, hidden);
   }
 
@@ -140,25 +195,47 @@ export class NativeCaptionModel implements CaptionModel {
       expectLength('batch.imageOfRow', batch.imageOfRow, B, `[B=${B}]`);
       images = batch.features.length / (L * C);
       if (!Number.isInteger(images) || images < 1) {
-        throw new UserError(`batch.features holds ${batch.features.length} floats: with imageOfRow it must be [images, L=${L}, C=${C}].`);
+        throw new UserError(
+          `batch.features holds ${batch.features.length} floats: with imageOfRow it must be [images, L=${L}, C=${C}].`,
+        );
       }
       const bad = batch.imageOfRow.findIndex((i) => !(i >= 0 && i < images));
-      if (bad >= 0) throw new UserError(`batch.imageOfRow[${bad}] = ${batch.imageOfRow[bad]} is outside the ${images} images of batch.features.`);
+      if (bad >= 0)
+        throw new UserError(
+          `batch.imageOfRow[${bad}] = ${batch.imageOfRow[bad]} is outside the ${images} images of batch.features.`,
+        );
     } else {
       expectLength('batch.features', batch.features, B * L * C, `[B=${B}, L=${L}, C=${C}]`);
     }
     expectLength('batch.tokens', batch.tokens, B * (T + 1), `[B=${B}, T+1=${T + 1}]`);
     checkTokens('batch.tokens', batch.tokens, V);
-    if (!Number.isInteger(dropoutSeed) || dropoutSeed < 0) throw new UserError(`dropoutSeed must be a non-negative integer, got ${dropoutSeed}.`);
+    if (!Number.isInteger(dropoutSeed) || dropoutSeed < 0)
+      throw new UserError(`dropoutSeed must be a non-negative integer, got ${dropoutSeed}.`);
     if (batch.weights) {
       expectLength('batch.weights', batch.weights, B, `[B=${B}]`);
       const bad = batch.weights.findIndex((w) => !Number.isFinite(w));
-      if (bad >= 0) throw new UserError(`batch.weights[${bad}] is ${batch.weights[bad]}: caption weights must be finite numbers.`);
+      if (bad >= 0)
+        throw new UserError(`batch.weights[${bad}] is ${batch.weights[bad]}: caption weights must be finite numbers.`);
     }
-    const r = this.native.trainStep(this.ws(), this.params.views, train ? this.grads.views : null, this.dims(B, T),
-      batch.features, batch.tokens, train ? this.config.dropout : 0, this.config.attentionLambda, dropoutSeed >>> 0,
-      this.resetState, this.meanInit, batch.weights ?? null, batch.imageOfRow ?? null, images, train ? this.precision : 'fp32');
-    if (r.tokens === 0) throw new UserError('batch has no real target tokens (every target is <pad>=0): check the tokenised captions.');
+    const r = this.native.trainStep(
+      this.ws(),
+      this.params.views,
+      train ? this.grads.views : null,
+      this.dims(B, T),
+      batch.features,
+      batch.tokens,
+      train ? this.config.dropout : 0,
+      this.config.attentionLambda,
+      dropoutSeed >>> 0,
+      this.resetState,
+      this.meanInit,
+      batch.weights ?? null,
+      batch.imageOfRow ?? null,
+      images,
+      train ? this.precision : 'fp32',
+    );
+    if (r.tokens === 0)
+      throw new UserError('batch has no real target tokens (every target is <pad>=0): check the tokenised captions.');
     if (!Number.isFinite(r.loss)) throw new NonFiniteLossError(r.loss, this.step_);
     return { loss: r.loss, tokens: r.tokens };
   }
@@ -213,6 +290,9 @@ function expectLength(what: string, a: ArrayLike<number>, n: number, shape: stri
 function checkTokens(what: string, tokens: Int32Array, vocab: number): void {
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i];
-    if (t < 0 || t >= vocab) throw new UserError(`${what}[${i}] = ${t} is outside the vocabulary [0, ${vocab}): the model was built for vocabSize ${vocab}.`);
+    if (t < 0 || t >= vocab)
+      throw new UserError(
+        `${what}[${i}] = ${t} is outside the vocabulary [0, ${vocab}): the model was built for vocabSize ${vocab}.`,
+      );
   }
 }

@@ -7,7 +7,13 @@
  * native model. Its DecoderState is plain arrays (fed to every step), so selectRows is the shared JS gather.
  */
 import {
-  createSession, expectNames, floatOutput, guardSessions, releaseAll, type OrtNamespace, type OrtSessionLike,
+  createSession,
+  expectNames,
+  floatOutput,
+  guardSessions,
+  releaseAll,
+  type OrtNamespace,
+  type OrtSessionLike,
 } from '../encoders/onnx/runtime.js';
 import { DECODER_INIT_IO, DECODER_STEP_IO } from './onnx-io.js';
 import { selectStateRows } from './state.js';
@@ -16,26 +22,48 @@ import type { AsyncDecoderModel, DecoderState, ModelConfig, StepOutput } from '.
 const NOT_OURS = 'it was not written by `sat export`, or by another version. Export the bundle again.';
 
 export class OnnxDecoderModel implements AsyncDecoderModel {
-  private constructor(readonly config: ModelConfig, private readonly ort: OrtNamespace,
-                      private readonly init: OrtSessionLike, private readonly stepSession: OrtSessionLike) {}
+  private constructor(
+    readonly config: ModelConfig,
+    private readonly ort: OrtNamespace,
+    private readonly init: OrtSessionLike,
+    private readonly stepSession: OrtSessionLike,
+  ) {}
 
   /**
    * Sessions for decoder-init.onnx and decoder-step.onnx (bytes), with onnxruntime session options. If either
    * graph is refused, the session already made is released before the error is passed on.
    */
-  static create(ort: OrtNamespace, config: ModelConfig, graphs: { init: Uint8Array; step: Uint8Array }, options: object = {}): Promise<OnnxDecoderModel> {
+  static create(
+    ort: OrtNamespace,
+    config: ModelConfig,
+    graphs: { init: Uint8Array; step: Uint8Array },
+    options: object = {},
+  ): Promise<OnnxDecoderModel> {
     return guardSessions(async (keep) => {
       const init = keep(await createSession(ort, graphs.init, 'decoder-init.onnx', options));
       const step = keep(await createSession(ort, graphs.step, 'decoder-step.onnx', options));
-      expectNames(init, 'decoder-init.onnx', Object.values(DECODER_INIT_IO.inputs), Object.values(DECODER_INIT_IO.outputs), NOT_OURS);
-      expectNames(step, 'decoder-step.onnx', Object.values(DECODER_STEP_IO.inputs), Object.values(DECODER_STEP_IO.outputs), NOT_OURS);
+      expectNames(
+        init,
+        'decoder-init.onnx',
+        Object.values(DECODER_INIT_IO.inputs),
+        Object.values(DECODER_INIT_IO.outputs),
+        NOT_OURS,
+      );
+      expectNames(
+        step,
+        'decoder-step.onnx',
+        Object.values(DECODER_STEP_IO.inputs),
+        Object.values(DECODER_STEP_IO.outputs),
+        NOT_OURS,
+      );
       return new OnnxDecoderModel(config, ort, init, step);
     });
   }
 
   async encode(features: Float32Array, n: number): Promise<DecoderState> {
     const { locations: L, channels: C, embedDim: E, attentionUnits: A, units: U } = this.config;
-    if (features.length !== n * L * C) throw new Error(`encode: features hold ${features.length} floats, expected ${n} x ${L} x ${C}`);
+    if (features.length !== n * L * C)
+      throw new Error(`encode: features hold ${features.length} floats, expected ${n} x ${L} x ${C}`);
     const io = DECODER_INIT_IO;
     const out = await this.init.run({ [io.inputs.features]: new this.ort.Tensor('float32', features, [n, L, C]) });
     return {

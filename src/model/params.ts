@@ -16,7 +16,9 @@ import type { ModelConfig } from './types.js';
  * Name (also the checkpoint tensor name) -> shape of every parameter, in the addon's order. C channels, E embedding,
  * U GRU units, A attention units, V vocabulary. Kernels are [in, out].
  */
-export function parameterShapes(c: Pick<ModelConfig, 'channels' | 'embedDim' | 'units' | 'attentionUnits' | 'vocabSize'>) {
+export function parameterShapes(
+  c: Pick<ModelConfig, 'channels' | 'embedDim' | 'units' | 'attentionUnits' | 'vocabSize'>,
+) {
   const { channels: C, embedDim: E, units: U, attentionUnits: A, vocabSize: V } = c;
   return {
     'projection.kernel': [C, E], // encoded = relu(features · kernel + bias): the Dense+ReLU projection of CNN features
@@ -44,7 +46,9 @@ export type ParameterName = keyof ReturnType<typeof parameterShapes>;
 
 /** Parameter names in the order the addon takes its parameter arrays (native/model.h ParamId). */
 export const PARAMETER_ORDER: readonly ParameterName[] = Object.freeze(
-  Object.keys(parameterShapes({ channels: 1, embedDim: 1, units: 1, attentionUnits: 1, vocabSize: 1 })) as ParameterName[],
+  Object.keys(
+    parameterShapes({ channels: 1, embedDim: 1, units: 1, attentionUnits: 1, vocabSize: 1 }),
+  ) as ParameterName[],
 );
 
 /** Earlier names of parameters, as checkpoints written before the rename hold them: old name -> current name. */
@@ -57,15 +61,20 @@ export const RENAMED_PARAMETERS: Readonly<Record<string, ParameterName>> = {
  * Where `table` (the addon's parameter table for config's sizes) differs from parameterShapes: one line per
  * difference (name or shape at a position, or the count); empty when they agree.
  */
-export function parameterTableDifferences(table: readonly ParameterTableRow[], config: Parameters<typeof parameterShapes>[0]): string[] {
+export function parameterTableDifferences(
+  table: readonly ParameterTableRow[],
+  config: Parameters<typeof parameterShapes>[0],
+): string[] {
   const shapes: Record<string, number[]> = parameterShapes(config);
   const out: string[] = [];
-  if (table.length !== PARAMETER_ORDER.length) out.push(`${table.length} parameters, TypeScript has ${PARAMETER_ORDER.length}`);
+  if (table.length !== PARAMETER_ORDER.length)
+    out.push(`${table.length} parameters, TypeScript has ${PARAMETER_ORDER.length}`);
   PARAMETER_ORDER.forEach((name, i) => {
     const row = table[i];
     if (!row) return;
     if (row.name !== name) out.push(`#${i} is ${row.name}, TypeScript has ${name}`);
-    else if (row.shape.join(',') !== shapes[name].join(',')) out.push(`${name} is [${row.shape}], TypeScript has [${shapes[name]}]`);
+    else if (row.shape.join(',') !== shapes[name].join(','))
+      out.push(`${name} is [${row.shape}], TypeScript has [${shapes[name]}]`);
   });
   return out;
 }
@@ -77,14 +86,16 @@ export function parameterTableDifferences(table: readonly ParameterTableRow[], c
 export function checkAddonParameterTable(table: readonly ParameterTableRow[], config: ModelConfig): void {
   const differences = parameterTableDifferences(table, config);
   if (differences.length > 0) {
-    throw new UserError(`The native addon's parameter table differs from this package's (${differences.join('; ')}). ` +
-      'The addon was built from other sources: rebuild it with `npx node-gyp rebuild` in the package directory.');
+    throw new UserError(
+      `The native addon's parameter table differs from this package's (${differences.join('; ')}). ` +
+        'The addon was built from other sources: rebuild it with `npx node-gyp rebuild` in the package directory.',
+    );
   }
 }
 
 export interface Arena {
-  data: Float32Array;                        // every parameter, back to back in PARAMETER_ORDER
-  views: Float32Array[];                     // one view per parameter, in PARAMETER_ORDER
+  data: Float32Array; // every parameter, back to back in PARAMETER_ORDER
+  views: Float32Array[]; // one view per parameter, in PARAMETER_ORDER
   byName: Map<ParameterName, { shape: number[]; data: Float32Array }>;
 }
 
@@ -130,7 +141,8 @@ export function initialiseParameters(arena: Arena, seed: number): void {
  * diagonal R convention directly).
  */
 function orthogonal(out: Float32Array, rows: number, cols: number, rng: Rng): void {
-  const n = Math.min(rows, cols), len = Math.max(rows, cols);
+  const n = Math.min(rows, cols),
+    len = Math.max(rows, cols);
   const q = new Float64Array(n * len); // n vectors of length len
   for (let i = 0; i < q.length; i++) q[i] = rng.normal();
   for (let i = 0; i < n; i++) {
@@ -147,7 +159,7 @@ function orthogonal(out: Float32Array, rows: number, cols: number, rng: Rng): vo
     for (let k = 0; k < len; k++) vi[k] /= norm;
   }
   if (rows <= cols) {
-    for (let i = 0; i < q.length; i++) out[i] = q[i];            // row i = vector i
+    for (let i = 0; i < q.length; i++) out[i] = q[i]; // row i = vector i
   } else {
     for (let i = 0; i < n; i++) for (let k = 0; k < len; k++) out[k * cols + i] = q[i * len + k];
   }

@@ -42,5 +42,8 @@ export function resolvePrecision(choice: PrecisionChoice): ResolvedPrecision {
     return { precision: 'bf16', reason: `as asked (oneDNN ISA ${loadBinding().gemmInfo().onednn!.isa})` };
   }
   if (why) return { precision: 'fp32', reason: `auto: ${why}` };
-  return { precision: 'bf16', reason: `auto: this CPU has bf16 instructions (oneDNN ISA ${loadBinding().gemmInfo().onednn!.isa})` };
+  return {
+    precision: 'bf16',
+    reason: `auto: this CPU has bf16 instructions (oneDNN ISA ${loadBinding().gemmInfo().onednn!.isa})`,
+  };
 }

@@ -7,15 +7,27 @@ import type { DecoderState, ModelConfig } from './types.js';
 import { UserError } from '../util/errors.js';
 
 /** New row i = old row rows[i]; `hidden` [state.size, U] replaces state.hidden when given. */
-export function selectStateRows(config: ModelConfig, state: DecoderState, rows: Int32Array, hidden?: Float32Array): DecoderState {
+export function selectStateRows(
+  config: ModelConfig,
+  state: DecoderState,
+  rows: Int32Array,
+  hidden?: Float32Array,
+): DecoderState {
   const { locations: L, embedDim: E, attentionUnits: A, units: U } = config;
   const source = hidden ?? state.hidden;
-  if (source.length !== state.size * U) throw new UserError(`selectRows: hidden has ${source.length} values, expected [N=${state.size}, U=${U}]`);
+  if (source.length !== state.size * U)
+    throw new UserError(`selectRows: hidden has ${source.length} values, expected [N=${state.size}, U=${U}]`);
   const n = rows.length;
-  const next: DecoderState = { size: n, hidden: new Float32Array(n * U), encoded: new Float32Array(n * L * E), projected: new Float32Array(n * L * A) };
+  const next: DecoderState = {
+    size: n,
+    hidden: new Float32Array(n * U),
+    encoded: new Float32Array(n * L * E),
+    projected: new Float32Array(n * L * A),
+  };
   for (let i = 0; i < n; i++) {
     const r = rows[i];
-    if (!Number.isInteger(r) || r < 0 || r >= state.size) throw new UserError(`selectRows: rows[${i}] = ${r} is outside the state's ${state.size} rows`);
+    if (!Number.isInteger(r) || r < 0 || r >= state.size)
+      throw new UserError(`selectRows: rows[${i}] = ${r} is outside the state's ${state.size} rows`);
     next.hidden.set(source.subarray(r * U, (r + 1) * U), i * U);
     next.encoded.set(state.encoded.subarray(r * L * E, (r + 1) * L * E), i * L * E);
     next.projected.set(state.projected.subarray(r * L * A, (r + 1) * L * A), i * L * A);

@@ -6,16 +6,16 @@
  * A attention units, V vocabulary, T decoder steps (caption length - 1, teacher forcing).
  */
 export interface ModelConfig {
-  locations: number;       // L (64 for InceptionV3 mixed10, 49 for MobileNetV2)
-  channels: number;        // C (2048, 1280, 768 ...)
-  embedDim: number;        // E, tutorial: 256 (also the width of the Dense+ReLU projection of the features)
-  units: number;           // U, tutorial: 512 (GRU state and fc1 width)
-  attentionUnits: number;  // A, tutorial: 512 (Bahdanau W1, W2: -> A, V: A -> 1)
-  vocabSize: number;       // V, vocabulary size including <pad>=0
-  dropout: number;         // 0 = the tutorial (no dropout)
+  locations: number; // L (64 for InceptionV3 mixed10, 49 for MobileNetV2)
+  channels: number; // C (2048, 1280, 768 ...)
+  embedDim: number; // E, tutorial: 256 (also the width of the Dense+ReLU projection of the features)
+  units: number; // U, tutorial: 512 (GRU state and fc1 width)
+  attentionUnits: number; // A, tutorial: 512 (Bahdanau W1, W2: -> A, V: A -> 1)
+  vocabSize: number; // V, vocabulary size including <pad>=0
+  dropout: number; // 0 = the tutorial (no dropout)
   attentionLambda: number; // doubly stochastic attention regulariser weight, 0 = the tutorial
-  gruState?: GruState;     // absent = 'carry' (checkpoints made before this field existed)
-  initState?: InitState;   // absent = 'zeros' (checkpoints made before this field existed)
+  gruState?: GruState; // absent = 'carry' (checkpoints made before this field existed)
+  initState?: InitState; // absent = 'zeros' (checkpoints made before this field existed)
 }
 
 /**
@@ -44,10 +44,10 @@ export const TUTORIAL_MODEL_DEFAULTS: Omit<ModelConfig, 'locations' | 'channels'
 
 /** One padded training batch. */
 export interface TrainBatch {
-  size: number;            // B
-  steps: number;           // T: tokens per row minus one
-  features: Float32Array;  // [B, L, C], or [images, L, C] with imageOfRow
-  tokens: Int32Array;      // [B, T+1], <start> first, 0-padded after <end>
+  size: number; // B
+  steps: number; // T: tokens per row minus one
+  features: Float32Array; // [B, L, C], or [images, L, C] with imageOfRow
+  tokens: Int32Array; // [B, T+1], <start> first, 0-padded after <end>
   /**
    * [B] optional: row b is a caption of image imageOfRow[b] of `features`, which then holds each distinct image
    * once; the feature projection runs once per image (self-critical training samples K captions of every image).
@@ -61,33 +61,33 @@ export interface TrainBatch {
 }
 
 export interface StepStats {
-  loss: number;            // mean cross-entropy over real (non-pad) target tokens (+ attention term, if any); weighted by batch.weights
-  tokens: number;          // real target tokens in the batch
-  reward?: number;         // self-critical training: mean reward (CIDEr-D) of the batch's sampled captions
+  loss: number; // mean cross-entropy over real (non-pad) target tokens (+ attention term, if any); weighted by batch.weights
+  tokens: number; // real target tokens in the batch
+  reward?: number; // self-critical training: mean reward (CIDEr-D) of the batch's sampled captions
 }
 
 export interface OptimizerOptions {
-  learningRate: number;    // Adam, Keras defaults beta1 .9, beta2 .999, eps 1e-7
-  clipNorm?: number;       // global-norm gradient clipping, 0/undefined = off
+  learningRate: number; // Adam, Keras defaults beta1 .9, beta2 .999, eps 1e-7
+  clipNorm?: number; // global-norm gradient clipping, 0/undefined = off
 }
 
 export interface NamedTensor {
   shape: number[];
-  data: Float32Array;      // live view of the model's storage: write to it to load weights
+  data: Float32Array; // live view of the model's storage: write to it to load weights
 }
 
 /** Per-image state carried through decoding. */
 export interface DecoderState {
-  size: number;            // N images (or beams)
-  hidden: Float32Array;    // [N, U]
-  encoded: Float32Array;   // [N, L, E]  encoder output
+  size: number; // N images (or beams)
+  hidden: Float32Array; // [N, U]
+  encoded: Float32Array; // [N, L, E]  encoder output
   projected: Float32Array; // [N, L, A]  W1 · encoded, computed once per image
 }
 
 export interface StepOutput {
-  logits: Float32Array;    // [N, V]
+  logits: Float32Array; // [N, V]
   attention: Float32Array; // [N, L], sums to 1 per row
-  hidden: Float32Array;    // [N, U]  new state
+  hidden: Float32Array; // [N, U]  new state
 }
 
 /**
@@ -134,8 +134,13 @@ export interface CaptionModel extends DecoderModel {
  * The training loop turns it into its own stop-and-keep-the-checkpoint message.
  */
 export class NonFiniteLossError extends Error {
-  constructor(readonly loss: number, readonly optimizerStep: number) {
-    super(`training diverged: loss is ${loss} at optimizer step ${optimizerStep}. Lower the learning rate or set clipNorm.`);
+  constructor(
+    readonly loss: number,
+    readonly optimizerStep: number,
+  ) {
+    super(
+      `training diverged: loss is ${loss} at optimizer step ${optimizerStep}. Lower the learning rate or set clipNorm.`,
+    );
     this.name = 'NonFiniteLossError';
   }
 }

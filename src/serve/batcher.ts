@@ -43,7 +43,10 @@ export interface JobResult {
 
 /** The queue is full: answer 503 and ask the client to come back after `retryAfterS`. */
 export class QueueFullError extends Error {
-  constructor(readonly depth: number, readonly retryAfterS: number) {
+  constructor(
+    readonly depth: number,
+    readonly retryAfterS: number,
+  ) {
     super(`the queue holds ${depth} requests, its limit`);
     this.name = 'QueueFullError';
   }
@@ -51,7 +54,10 @@ export class QueueFullError extends Error {
 
 /** The job passed its deadline (queued or while its batch ran). */
 export class DeadlineError extends Error {
-  constructor(readonly waitedMs: number, readonly stage: 'queued' | 'running') {
+  constructor(
+    readonly waitedMs: number,
+    readonly stage: 'queued' | 'running',
+  ) {
     super(`no caption within the deadline (${Math.round(waitedMs)} ms, still ${stage})`);
     this.name = 'DeadlineError';
   }
@@ -96,7 +102,9 @@ export interface Ticket {
   release(): void;
 }
 
-interface HeldTicket extends Ticket { held: boolean }
+interface HeldTicket extends Ticket {
+  held: boolean;
+}
 
 interface Job {
   image: Uint8Array;
@@ -113,7 +121,12 @@ interface Job {
 }
 
 /** Jobs with equal keys decode together: the options as JSON, keys sorted. */
-const optionsKey = (o: CaptionOptions) => JSON.stringify(Object.entries(o).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : 1)));
+const optionsKey = (o: CaptionOptions) =>
+  JSON.stringify(
+    Object.entries(o)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : 1)),
+  );
 
 export class Batcher {
   private readonly queue: Job[] = [];
@@ -129,7 +142,11 @@ export class Batcher {
   /** Exponentially weighted mean batch duration, for Retry-After. */
   private batchMs = 0;
 
-  constructor(engines: CaptionEngine | CaptionEngine[], private readonly opts: BatcherOptions, private readonly hooks: BatcherHooks = {}) {
+  constructor(
+    engines: CaptionEngine | CaptionEngine[],
+    private readonly opts: BatcherOptions,
+    private readonly hooks: BatcherHooks = {},
+  ) {
     this.engines = Array.isArray(engines) ? [...engines] : [engines];
     if (this.engines.length === 0) throw new Error('Batcher: no engine');
     this.free = [...this.engines];
@@ -192,7 +209,13 @@ export class Batcher {
    * `deadlineMs` after the ticket was admitted, or with CancelledError when `signal` aborts (a queued job then
    * leaves the queue: its image never reaches the model).
    */
-  submit(ticket: Ticket, image: Uint8Array, options: CaptionOptions, deadlineMs: number, signal?: AbortSignal): Promise<JobResult> {
+  submit(
+    ticket: Ticket,
+    image: Uint8Array,
+    options: CaptionOptions,
+    deadlineMs: number,
+    signal?: AbortSignal,
+  ): Promise<JobResult> {
     const held = ticket as HeldTicket;
     if (!held.held) return Promise.reject(new TicketReleasedError());
     if (signal?.aborted) {
@@ -202,9 +225,28 @@ export class Batcher {
     return new Promise<JobResult>((resolve, reject) => {
       const now = performance.now();
       const job: Job = {
-        image, options, key: optionsKey(options), admittedAt: ticket.admittedAt, queuedAt: now, timer: null, done: false, retried: false,
-        resolve: (r) => { if (!job.done) { job.done = true; clearTimeout(job.timer!); resolve(r); } },
-        reject: (e) => { if (!job.done) { job.done = true; clearTimeout(job.timer!); reject(e); } },
+        image,
+        options,
+        key: optionsKey(options),
+        admittedAt: ticket.admittedAt,
+        queuedAt: now,
+        timer: null,
+        done: false,
+        retried: false,
+        resolve: (r) => {
+          if (!job.done) {
+            job.done = true;
+            clearTimeout(job.timer!);
+            resolve(r);
+          }
+        },
+        reject: (e) => {
+          if (!job.done) {
+            job.done = true;
+            clearTimeout(job.timer!);
+            reject(e);
+          }
+        },
       };
       held.held = false; // the place moves from the ticket to the job
       this.reserved--;
@@ -246,7 +288,8 @@ export class Batcher {
 
   private schedule(): void {
     for (let i = this.free.length - 1; i >= 0; i--) if (!isAlive(this.free[i])) this.free.splice(i, 1);
-    if (this.queue.length > 0 && this.liveEngines === 0 && !this.engines.some((e) => e.recovering)) return this.refuseAll();
+    if (this.queue.length > 0 && this.liveEngines === 0 && !this.engines.some((e) => e.recovering))
+      return this.refuseAll();
     while (this.free.length > 0 && this.queue.length > 0) {
       // "full": as many jobs as one batch takes, counting only those with the head's options
       const key = this.queue[0].key;
@@ -254,7 +297,10 @@ export class Batcher {
       const waited = performance.now() - this.queue[0].queuedAt;
       if (!full && this.reserved > 0 && waited < this.opts.batchWaitMs) {
         // Requests are on their way: give them until batchWaitMs to join this batch.
-        this.waitTimer ??= setTimeout(() => { this.waitTimer = null; this.schedule(); }, this.opts.batchWaitMs - waited);
+        this.waitTimer ??= setTimeout(() => {
+          this.waitTimer = null;
+          this.schedule();
+        }, this.opts.batchWaitMs - waited);
         return;
       }
       this.startBatch(this.free.pop()!);
@@ -262,7 +308,10 @@ export class Batcher {
   }
 
   private startBatch(engine: CaptionEngine): void {
-    if (this.waitTimer) { clearTimeout(this.waitTimer); this.waitTimer = null; }
+    if (this.waitTimer) {
+      clearTimeout(this.waitTimer);
+      this.waitTimer = null;
+    }
     const key = this.queue[0].key;
     const batch: Job[] = [];
     for (let i = 0; i < this.queue.length && batch.length < this.opts.maxBatch;) {
@@ -292,13 +341,21 @@ export class Batcher {
   private async runBatch(engine: CaptionEngine, batch: Job[]): Promise<void> {
     const started = performance.now();
     try {
-      const result = await engine.captionBatch(batch.map((j) => j.image), batch[0].options);
+      const result = await engine.captionBatch(
+        batch.map((j) => j.image),
+        batch[0].options,
+      );
       const took = performance.now() - started;
       this.batchMs = this.batchMs === 0 ? took : 0.8 * this.batchMs + 0.2 * took;
       this.hooks.onBatch?.(batch.length, result.modelMs);
-      batch.forEach((job, i) => job.resolve({
-        caption: result.captions[i], queueMs: started - job.queuedAt, modelMs: result.modelMs, batchSize: batch.length,
-      }));
+      batch.forEach((job, i) =>
+        job.resolve({
+          caption: result.captions[i],
+          queueMs: started - job.queuedAt,
+          modelMs: result.modelMs,
+          batchSize: batch.length,
+        }),
+      );
     } catch (e) {
       const error = e instanceof Error ? e : new Error(String(e));
       if (isAlive(engine)) {

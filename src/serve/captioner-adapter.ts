@@ -12,7 +12,12 @@ import type { Captioner, CaptionerInfo, CaptionOptions } from '../decode/caption
 import type { EncoderOptions } from '../encoders/registry.js';
 import type { Bundle } from '../export/bundle-backend.js';
 import { isBundleFolder, readManifest } from '../export/bundle-folder.js';
-import { loadBundleCaptioner, loadCaptioner, type CaptionerBackend, type NodeImageInput } from '../models/load-captioner.js';
+import {
+  loadBundleCaptioner,
+  loadCaptioner,
+  type CaptionerBackend,
+  type NodeImageInput,
+} from '../models/load-captioner.js';
 import type { BundleManifest } from '../export/manifest.js';
 import { loadBinding } from '../model/binding.js';
 import { DEFAULT_SERVE_BACKEND, type BatchResult, type CaptionEngine } from './engine.js';
@@ -32,14 +37,23 @@ export interface EngineOptions {
  * Loads `source` as a CaptionEngine. With `exported` (the bundle `source` was exported to, e.g. shared by the
  * thread that exported it), backend 'onnx' runs those bytes instead of exporting the checkpoint again.
  */
-export async function loadCaptionerEngine(source: string, opts: EngineOptions = {}, exported?: Bundle): Promise<CaptionEngine> {
+export async function loadCaptionerEngine(
+  source: string,
+  opts: EngineOptions = {},
+  exported?: Bundle,
+): Promise<CaptionEngine> {
   const backend = opts.backend ?? DEFAULT_SERVE_BACKEND;
-  if (backend === 'native' && opts.blasThreads !== undefined) loadBinding().setThreads(opts.blasThreads, opts.blasThreads);
-  const captioner = exported && backend === 'onnx'
-    ? await loadBundleCaptioner(exported, source, { threads: opts.threads })
-    : await loadCaptioner(source, { backend, encoder: opts.encoder, threads: opts.threads });
+  if (backend === 'native' && opts.blasThreads !== undefined)
+    loadBinding().setThreads(opts.blasThreads, opts.blasThreads);
+  const captioner =
+    exported && backend === 'onnx'
+      ? await loadBundleCaptioner(exported, source, { threads: opts.threads })
+      : await loadCaptioner(source, { backend, encoder: opts.encoder, threads: opts.threads });
   // a bundle in memory names no folder: the source is the model it was exported from
-  const info: CaptionerInfo = { ...captioner.info, source: captioner.info.backend === 'native' ? captioner.info.source : source };
+  const info: CaptionerInfo = {
+    ...captioner.info,
+    source: captioner.info.backend === 'native' ? captioner.info.source : source,
+  };
   const details = isBundleFolder(source) ? bundleDetails(readManifest(source)) : checkpointDetails(source);
   return new CaptionerEngine(captioner, info, details);
 }
@@ -56,18 +70,31 @@ function checkpointDetails(source: string): Record<string, unknown> {
   } catch {
     return {};
   }
-  return { format: meta.format, createdAt: meta.createdAt, decoder: meta.model, epochs: meta.progress?.epoch ?? null, best: meta.progress?.best ?? null };
+  return {
+    format: meta.format,
+    createdAt: meta.createdAt,
+    decoder: meta.model,
+    epochs: meta.progress?.epoch ?? null,
+    best: meta.progress?.best ?? null,
+  };
 }
 
 class CaptionerEngine implements CaptionEngine {
   private disposed = false;
 
-  constructor(private readonly captioner: Captioner<NodeImageInput>, readonly info: CaptionerInfo, readonly details: Record<string, unknown>) {}
+  constructor(
+    private readonly captioner: Captioner<NodeImageInput>,
+    readonly info: CaptionerInfo,
+    readonly details: Record<string, unknown>,
+  ) {}
 
   async captionBatch(images: Uint8Array[], options: CaptionOptions): Promise<BatchResult> {
     const size = this.info.inputSize;
     const t0 = performance.now();
-    const captions = await this.captioner.captionBatch(images.map((data) => ({ data, width: size, height: size, channels: 3 as const })), options);
+    const captions = await this.captioner.captionBatch(
+      images.map((data) => ({ data, width: size, height: size, channels: 3 as const })),
+      options,
+    );
     return { captions, modelMs: performance.now() - t0 };
   }
 

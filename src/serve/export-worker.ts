@@ -17,7 +17,10 @@ const { source, options } = workerData as ExportWorkerData;
 try {
   const bundle = await buildBundle(source, options);
   const files = [...bundle.files];
-  port.postMessage({ type: 'done', manifest: bundle.manifest, files }, files.map(([, bytes]) => bytes.buffer as ArrayBuffer));
+  port.postMessage(
+    { type: 'done', manifest: bundle.manifest, files },
+    files.map(([, bytes]) => bytes.buffer as ArrayBuffer),
+  );
 } catch (e) {
   port.postMessage({ type: 'failed', message: (e as Error).message });
 }

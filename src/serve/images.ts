@@ -17,7 +17,14 @@ import { ERRORS, refuse } from './errors.js';
 import type { ServeOptions } from './options.js';
 
 /** The libvips loaders a server may use (those of IMAGE_FORMATS); every other loader stays blocked. */
-const IMAGE_LOADERS = ['VipsForeignLoadJpeg', 'VipsForeignLoadPng', 'VipsForeignLoadWebp', 'VipsForeignLoadNsgif', 'VipsForeignLoadTiff', 'VipsForeignLoadHeif'];
+const IMAGE_LOADERS = [
+  'VipsForeignLoadJpeg',
+  'VipsForeignLoadPng',
+  'VipsForeignLoadWebp',
+  'VipsForeignLoadNsgif',
+  'VipsForeignLoadTiff',
+  'VipsForeignLoadHeif',
+];
 
 /** Servers of this process that block sharp's other loaders; the last one to close unblocks them. */
 let loaderBlockers = 0;
@@ -36,7 +43,18 @@ export function blockUntrustedLoaders(): () => void {
   };
 }
 
-const BYTES_PER_SAMPLE: Record<string, number> = { uchar: 1, char: 1, ushort: 2, short: 2, uint: 4, int: 4, float: 4, complex: 8, double: 8, dpcomplex: 16 };
+const BYTES_PER_SAMPLE: Record<string, number> = {
+  uchar: 1,
+  char: 1,
+  ushort: 2,
+  short: 2,
+  uint: 4,
+  int: 4,
+  float: 4,
+  complex: 8,
+  double: 8,
+  dpcomplex: 16,
+};
 
 /** An image's decoding cost in 8-bit RGB pixels (see the file comment), from its header. */
 export function pixelCost(m: Metadata): number {
@@ -64,9 +82,15 @@ export function sniffFormat(b: Uint8Array): string | null {
 export async function decodeImage(image: Uint8Array, size: number, limits: ImageLimits): Promise<Uint8Array> {
   const deadline = performance.now() + limits.imageTimeoutMs;
   const format = sniffFormat(image);
-  if (format === null) throw refuse(ERRORS.not_an_image, 'its first bytes are not those of a JPEG, PNG, WebP, GIF, TIFF or HEIF/AVIF file');
+  if (format === null)
+    throw refuse(
+      ERRORS.not_an_image,
+      'its first bytes are not those of a JPEG, PNG, WebP, GIF, TIFF or HEIF/AVIF file',
+    );
   if (!limits.imageFormats.includes(format)) {
-    throw refuse(ERRORS.format_not_enabled, `${format} (enabled: ${limits.imageFormats.join(', ')})`, { value: limits.imageFormats.join(',') });
+    throw refuse(ERRORS.format_not_enabled, `${format} (enabled: ${limits.imageFormats.join(', ')})`, {
+      value: limits.imageFormats.join(','),
+    });
   }
   let meta: Metadata;
   try {
@@ -74,23 +98,44 @@ export async function decodeImage(image: Uint8Array, size: number, limits: Image
   } catch (e) {
     throw refuse(ERRORS.corrupt_image, `its header cannot be read: ${(e as Error).message.split('\n')[0]}`);
   }
-  if (meta.format !== format) throw refuse(ERRORS.corrupt_image, `it starts as ${format} but decodes as ${meta.format}`);
+  if (meta.format !== format)
+    throw refuse(ERRORS.corrupt_image, `it starts as ${format} but decodes as ${meta.format}`);
   const cost = pixelCost(meta);
   if (cost > limits.maxPixels) {
     const how = `${meta.width} x ${meta.height}, ${meta.channels} channels of ${meta.depth}${meta.isProgressive ? ', interlaced' : ''}`;
-    throw refuse(ERRORS.too_many_pixels, `it counts as ${cost} pixels (${how}), more than ${limits.maxPixels}`, { value: limits.maxPixels });
+    throw refuse(ERRORS.too_many_pixels, `it counts as ${cost} pixels (${how}), more than ${limits.maxPixels}`, {
+      value: limits.maxPixels,
+    });
   }
   let timer: NodeJS.Timeout | undefined;
   const tooSlow = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(refuse(ERRORS.image_too_slow, `more than ${limits.imageTimeoutMs} ms`, { value: limits.imageTimeoutMs / 1000 })),
-      Math.max(0, deadline - performance.now()));
+    timer = setTimeout(
+      () =>
+        reject(
+          refuse(ERRORS.image_too_slow, `more than ${limits.imageTimeoutMs} ms`, {
+            value: limits.imageTimeoutMs / 1000,
+          }),
+        ),
+      Math.max(0, deadline - performance.now()),
+    );
   });
   try {
-    return await Promise.race([loadRgb(image, size, limits.maxPixels, 'the uploaded image', Math.max(1, Math.ceil(limits.imageTimeoutMs / 1000))), tooSlow]);
+    return await Promise.race([
+      loadRgb(
+        image,
+        size,
+        limits.maxPixels,
+        'the uploaded image',
+        Math.max(1, Math.ceil(limits.imageTimeoutMs / 1000)),
+      ),
+      tooSlow,
+    ]);
   } catch (e) {
     if (!(e instanceof ImageLoadError)) throw e;
-    if (/timeout/i.test(e.message)) throw refuse(ERRORS.image_too_slow, e.message, { value: limits.imageTimeoutMs / 1000 });
-    if (e.kind === 'too-large') throw refuse(ERRORS.too_many_pixels, `more than ${limits.maxPixels} (${e.message})`, { value: limits.maxPixels });
+    if (/timeout/i.test(e.message))
+      throw refuse(ERRORS.image_too_slow, e.message, { value: limits.imageTimeoutMs / 1000 });
+    if (e.kind === 'too-large')
+      throw refuse(ERRORS.too_many_pixels, `more than ${limits.maxPixels} (${e.message})`, { value: limits.maxPixels });
     // including a format whose loader is blocked here (SVG, PDF ...)
     if (e.kind === 'not-an-image') throw refuse(ERRORS.not_an_image, e.message);
     throw refuse(ERRORS.corrupt_image, e.message);

@@ -17,19 +17,48 @@ export class ServeMetrics {
   constructor(maxBatch: number) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'sat_' });
-    this.requests = new Counter({ name: 'sat_http_requests_total', help: 'HTTP requests answered, by route, method and status code', labelNames: ['route', 'method', 'status'], registers });
+    this.requests = new Counter({
+      name: 'sat_http_requests_total',
+      help: 'HTTP requests answered, by route, method and status code',
+      labelNames: ['route', 'method', 'status'],
+      registers,
+    });
     this.latency = new Histogram({
-      name: 'sat_http_request_duration_seconds', help: 'Time from request to response, by route', labelNames: ['route'], registers,
+      name: 'sat_http_request_duration_seconds',
+      help: 'Time from request to response, by route',
+      labelNames: ['route'],
+      registers,
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     });
     this.stage = new Histogram({
-      name: 'sat_caption_stage_seconds', help: 'Time per stage: image (decode + resize of one image), queue (one caption waiting for its batch), model (one batch in encoder + decoder)', labelNames: ['stage'], registers,
+      name: 'sat_caption_stage_seconds',
+      help: 'Time per stage: image (decode + resize of one image), queue (one caption waiting for its batch), model (one batch in encoder + decoder)',
+      labelNames: ['stage'],
+      registers,
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     });
-    this.refusals = new Counter({ name: 'sat_refusals_total', help: 'Caption requests refused, by reason (the error code in the JSON answer)', labelNames: ['reason'], registers });
-    this.queueDepth = new Gauge({ name: 'sat_queue_depth', help: 'Caption requests admitted and not yet running', registers });
-    this.uploads = new Gauge({ name: 'sat_uploads_in_flight', help: 'Caption requests whose bodies are still arriving (--max-uploads)', registers });
+    this.refusals = new Counter({
+      name: 'sat_refusals_total',
+      help: 'Caption requests refused, by reason (the error code in the JSON answer)',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.queueDepth = new Gauge({
+      name: 'sat_queue_depth',
+      help: 'Caption requests admitted and not yet running',
+      registers,
+    });
+    this.uploads = new Gauge({
+      name: 'sat_uploads_in_flight',
+      help: 'Caption requests whose bodies are still arriving (--max-uploads)',
+      registers,
+    });
     const sizes = [1, 2, 4, 8, 16, 32, 64].filter((b) => b < maxBatch).concat(maxBatch);
-    this.batchSize = new Histogram({ name: 'sat_batch_size', help: 'Images per model batch', buckets: sizes, registers });
+    this.batchSize = new Histogram({
+      name: 'sat_batch_size',
+      help: 'Images per model batch',
+      buckets: sizes,
+      registers,
+    });
   }
 }

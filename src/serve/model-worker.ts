@@ -37,7 +37,10 @@ try {
 let work = Promise.resolve();
 port.on('message', (m: Incoming) => {
   if (m.type === 'close') {
-    work = work.then(async () => { await engine.dispose(); port.close(); });
+    work = work.then(async () => {
+      await engine.dispose();
+      port.close();
+    });
     return;
   }
   work = work.then(async () => {

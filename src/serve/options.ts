@@ -43,9 +43,24 @@ export interface ServeOptions {
 }
 
 export const DEFAULT_SERVE_OPTIONS: ServeOptions = {
-  host: '127.0.0.1', port: 8080, maxBytes: 10 * 1024 * 1024, maxPixels: 50_000_000, maxQueue: 64, maxBatch: 8,
-  batchWaitMs: 5, timeoutMs: 30_000, maxBeam: 10, defaultBeam: 3, maxUploads: 128, minUploadRate: 8192, uploadGraceMs: 2000,
-  headersTimeoutMs: 10_000, maxConnections: 512, allowOrigins: [], imageFormats: ['jpeg', 'png', 'webp'], imageTimeoutMs: 5000,
+  host: '127.0.0.1',
+  port: 8080,
+  maxBytes: 10 * 1024 * 1024,
+  maxPixels: 50_000_000,
+  maxQueue: 64,
+  maxBatch: 8,
+  batchWaitMs: 5,
+  timeoutMs: 30_000,
+  maxBeam: 10,
+  defaultBeam: 3,
+  maxUploads: 128,
+  minUploadRate: 8192,
+  uploadGraceMs: 2000,
+  headersTimeoutMs: 10_000,
+  maxConnections: 512,
+  allowOrigins: [],
+  imageFormats: ['jpeg', 'png', 'webp'],
+  imageTimeoutMs: 5000,
 };
 
 /** Formats --image-formats may enable: sharp's names (heif covers AVIF). */

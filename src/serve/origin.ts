@@ -29,10 +29,14 @@ export function parseOrigin(value: string): string {
   try {
     url = new URL(value);
   } catch {
-    throw new Error(`--allow-origin ${JSON.stringify(value)} is not an origin: give scheme://host[:port], e.g. https://caption.example.org`);
+    throw new Error(
+      `--allow-origin ${JSON.stringify(value)} is not an origin: give scheme://host[:port], e.g. https://caption.example.org`,
+    );
   }
   if (!['http:', 'https:'].includes(url.protocol) || url.pathname !== '/' || url.search || url.hash) {
-    throw new Error(`--allow-origin ${JSON.stringify(value)} is not an origin: give scheme://host[:port] with no path, e.g. https://caption.example.org`);
+    throw new Error(
+      `--allow-origin ${JSON.stringify(value)} is not an origin: give scheme://host[:port] with no path, e.g. https://caption.example.org`,
+    );
   }
   return url.origin;
 }
@@ -43,17 +47,23 @@ type Hook = (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
 export function checkHostAndOrigin(opts: Pick<ServeOptions, 'allowOrigins' | 'host'>): Hook {
   const origins = new Set(opts.allowOrigins.map(parseOrigin));
   if (origins.has('*')) return async () => undefined;
-  const names = new Set(['localhost', hostName(opts.host), ...[...origins].map((o) => new URL(o).hostname.replace(/^\[|\]$/g, ''))]);
+  const names = new Set([
+    'localhost',
+    hostName(opts.host),
+    ...[...origins].map((o) => new URL(o).hostname.replace(/^\[|\]$/g, '')),
+  ]);
   return async (request, reply) => {
     const host = request.headers.host;
     if (host !== undefined) {
       const name = hostName(host);
-      if (!isIP(name) && !names.has(name)) throw refuse(ERRORS.host_not_allowed, JSON.stringify(host), { value: [...origins].join(' ') || 'none' });
+      if (!isIP(name) && !names.has(name))
+        throw refuse(ERRORS.host_not_allowed, JSON.stringify(host), { value: [...origins].join(' ') || 'none' });
     }
     const origin = request.headers.origin;
     if (origin === undefined) return;
     if (host !== undefined && origin.toLowerCase() === `http://${host.toLowerCase()}`) return;
-    if (!origins.has(origin)) throw refuse(ERRORS.origin_not_allowed, JSON.stringify(origin), { value: [...origins].join(' ') || 'none' });
+    if (!origins.has(origin))
+      throw refuse(ERRORS.origin_not_allowed, JSON.stringify(origin), { value: [...origins].join(' ') || 'none' });
     reply.header('access-control-allow-origin', origin).header('vary', 'Origin');
   };
 }
@@ -62,8 +72,13 @@ export function checkHostAndOrigin(opts: Pick<ServeOptions, 'allowOrigins' | 'ho
 export function preflightRoute(app: FastifyInstance): void {
   app.options('*', async (request, reply) => {
     if (!request.headers.origin) throw refuse(ERRORS.not_found, `OPTIONS ${request.url.split('?')[0]}`);
-    return reply.status(204).headers({
-      'access-control-allow-methods': 'GET, POST', 'access-control-allow-headers': 'content-type', 'access-control-max-age': '600',
-    }).send();
+    return reply
+      .status(204)
+      .headers({
+        'access-control-allow-methods': 'GET, POST',
+        'access-control-allow-headers': 'content-type',
+        'access-control-max-age': '600',
+      })
+      .send();
   });
 }

@@ -18,19 +18,28 @@ import { folderFiles, lazyFiles, type FileSource } from './static-files.js';
 export type BrowserBuild = 'web' | 'page';
 
 /** What `npm run build` writes, under the package root. */
-export const BUILD_FOLDERS: Record<BrowserBuild, string> = { web: path.join('dist', 'web'), page: path.join('dist', 'page') };
+export const BUILD_FOLDERS: Record<BrowserBuild, string> = {
+  web: path.join('dist', 'web'),
+  page: path.join('dist', 'page'),
+};
 
 /** The module of show-attend-tell/web in its build. */
 export const WEB_MODULE = 'show-attend-tell.mjs';
 
 /** Route -> file of the page build. */
-export const PAGE_ROUTES: Record<string, string> = { '/': 'index.html', '/assets/app.css': 'style.css', '/assets/app.js': 'app.js' };
+export const PAGE_ROUTES: Record<string, string> = {
+  '/': 'index.html',
+  '/assets/app.css': 'style.css',
+  '/assets/app.js': 'app.js',
+};
 
 /** dist/<build> of this package, or the reason there is none. */
 function browserBuild(which: BrowserBuild, mainFile: string): FileSource {
   const dir = path.join(packageRoot(), BUILD_FOLDERS[which]);
   if (fs.existsSync(path.join(dir, mainFile))) return lazyFiles(async () => folderFiles(dir));
-  return { none: `this installation of show-attend-tell has no ${dir} (run \`npm run build\` in ${packageRoot()}, or reinstall the package)` };
+  return {
+    none: `this installation of show-attend-tell has no ${dir} (run \`npm run build\` in ${packageRoot()}, or reinstall the package)`,
+  };
 }
 
 /** The `sat serve` page (index.html, style.css, app.js). */

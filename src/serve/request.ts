@@ -6,7 +6,12 @@
  * longest caption) and one option of its own, `attention` (send the attention grids with the words).
  */
 import type { FastifyError, FastifyRequest } from 'fastify';
-import { CAPTION_OPTION_LIMITS, checkCaptionOptions, type CaptionOptionName, type CaptionOptions } from '../decode/captioner-api.js';
+import {
+  CAPTION_OPTION_LIMITS,
+  checkCaptionOptions,
+  type CaptionOptionName,
+  type CaptionOptions,
+} from '../decode/captioner-api.js';
 import { ERRORS, fromFastifyError, refuse, Refusal, type RefusalLimit } from './errors.js';
 
 /** The service's caps on top of CAPTION_OPTION_LIMITS, and its defaults. */
@@ -28,7 +33,8 @@ export interface CaptionRequestOptions {
 
 /** The service's own option, not the model's. */
 const SERVICE_OPTIONS = ['attention'];
-const TRUE = ['', '1', 'true', 'yes'], FALSE = ['0', 'false', 'no'];
+const TRUE = ['', '1', 'true', 'yes'],
+  FALSE = ['0', 'false', 'no'];
 
 export const wireName = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 const optionKey = (wire: string) => wire.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -44,8 +50,10 @@ function isCaptionOption(key: string): key is CaptionOptionName {
 }
 
 const badOption = (name: string, value: string, rule: string, limit?: RefusalLimit, widen = '') =>
-  refuse(ERRORS.bad_option, `${name}=${JSON.stringify(value)}: ${name} must be ${rule}`,
-    { limit, fix: `send ${name} as ${rule}, or leave it out for the default${widen}.` });
+  refuse(ERRORS.bad_option, `${name}=${JSON.stringify(value)}: ${name} must be ${rule}`, {
+    limit,
+    fix: `send ${name} as ${rule}, or leave it out for the default${widen}.`,
+  });
 
 /** A wire string as the option's value: numeric options as numbers, flags as booleans, counts as numbers. */
 function optionValue(key: CaptionOptionName, wire: string, value: string): number | boolean {
@@ -62,25 +70,39 @@ function optionValue(key: CaptionOptionName, wire: string, value: string): numbe
 export function parseOptions(raw: Record<string, string>, caps: ServiceCaps): CaptionRequestOptions {
   const unknown = Object.keys(raw).filter((k) => !SERVICE_OPTIONS.includes(k) && !isCaptionOption(optionKey(k)));
   if (unknown.length > 0) {
-    throw refuse(ERRORS.unknown_option, unknown.map((u) => JSON.stringify(u)).join(', '),
-      { fix: 'use only the options GET /v1/model lists under "decoding", and attention (query string, or multipart fields beside "image").' });
+    throw refuse(ERRORS.unknown_option, unknown.map((u) => JSON.stringify(u)).join(', '), {
+      fix: 'use only the options GET /v1/model lists under "decoding", and attention (query string, or multipart fields beside "image").',
+    });
   }
   const options: CaptionOptions = {};
   const given: string[] = [];
   for (const [wire, value] of Object.entries(raw)) {
-    if (SERVICE_OPTIONS.includes(wire) || value === '' && optionKey(wire) in CAPTION_OPTION_LIMITS) continue;
+    if (SERVICE_OPTIONS.includes(wire) || (value === '' && optionKey(wire) in CAPTION_OPTION_LIMITS)) continue;
     const key = optionKey(wire) as CaptionOptionName;
     (options as Record<string, unknown>)[key] = optionValue(key, wire, value);
     given.push(wire);
   }
   // the service's caps, each naming what sets it
-  if (options.beam !== undefined && !(Number.isInteger(options.beam) && options.beam >= 1 && options.beam <= caps.maxBeam)) {
-    throw badOption('beam', raw.beam, `an integer from 1 to ${caps.maxBeam}`, { name: '--max-beam', value: caps.maxBeam },
-      '; wider beams need a server started with a larger --max-beam');
+  if (
+    options.beam !== undefined &&
+    !(Number.isInteger(options.beam) && options.beam >= 1 && options.beam <= caps.maxBeam)
+  ) {
+    throw badOption(
+      'beam',
+      raw.beam,
+      `an integer from 1 to ${caps.maxBeam}`,
+      { name: '--max-beam', value: caps.maxBeam },
+      '; wider beams need a server started with a larger --max-beam',
+    );
   }
-  if (options.maxLength !== undefined && !(Number.isInteger(options.maxLength) && options.maxLength >= 1 && options.maxLength <= caps.maxLength)) {
-    throw badOption('max_length', raw.max_length, `an integer from 1 to ${caps.maxLength}`,
-      { name: 'the model\'s longest caption (its vocabulary\'s max length - 1)', value: caps.maxLength });
+  if (
+    options.maxLength !== undefined &&
+    !(Number.isInteger(options.maxLength) && options.maxLength >= 1 && options.maxLength <= caps.maxLength)
+  ) {
+    throw badOption('max_length', raw.max_length, `an integer from 1 to ${caps.maxLength}`, {
+      name: "the model's longest caption (its vocabulary's max length - 1)",
+      value: caps.maxLength,
+    });
   }
   // the service's defaults: its beam (unless sampling), the model's longest caption, the beam's alternatives in the answer
   if (options.beam === undefined && !options.sample) options.beam = caps.defaultBeam;
@@ -88,18 +110,23 @@ export function parseOptions(raw: Record<string, string>, caps: ServiceCaps): Ca
   options.alternatives ??= true;
   if ((options.beam ?? 1) > 1 && !options.sample) options.alpha ??= 0;
   checkCaptionOptions(options, {
-    fail: (message) => refuse(ERRORS.bad_option, message, { fix: 'send the options within the ranges GET /v1/model lists under "decoding", or leave them out.' }),
+    fail: (message) =>
+      refuse(ERRORS.bad_option, message, {
+        fix: 'send the options within the ranges GET /v1/model lists under "decoding", or leave them out.',
+      }),
     name: wireName,
   });
   const flag = raw.attention?.toLowerCase();
-  if (flag !== undefined && !TRUE.includes(flag) && !FALSE.includes(flag)) throw badOption('attention', raw.attention, 'true or false');
+  if (flag !== undefined && !TRUE.includes(flag) && !FALSE.includes(flag))
+    throw badOption('attention', raw.attention, 'true or false');
   return { options, attention: flag !== undefined && TRUE.includes(flag), given };
 }
 
 /** The ranges GET /v1/model lists: CAPTION_OPTION_LIMITS under wire names, with the service's caps and defaults. */
 export function optionRanges(caps: ServiceCaps): Record<string, { min: number; max: number; default?: number }> {
   const out: Record<string, { min: number; max: number; default?: number }> = {};
-  for (const [key, limit] of Object.entries(CAPTION_OPTION_LIMITS)) out[wireName(key)] = { min: limit.min, max: limit.max };
+  for (const [key, limit] of Object.entries(CAPTION_OPTION_LIMITS))
+    out[wireName(key)] = { min: limit.min, max: limit.max };
   out.beam = { ...out.beam, max: Math.min(out.beam.max, caps.maxBeam), default: caps.defaultBeam };
   if (out.alpha) out.alpha.default = 0;
   out.max_length = { ...out.max_length, max: Math.min(out.max_length.max, caps.maxLength), default: caps.maxLength };
@@ -109,27 +136,39 @@ export function optionRanges(caps: ServiceCaps): Record<string, { min: number; m
 function queryStrings(request: FastifyRequest): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries((request.query ?? {}) as Record<string, unknown>)) {
-    if (Array.isArray(v)) throw refuse(ERRORS.bad_option, `option ${k} is given ${v.length} times`, { fix: `send ${k} once.` });
+    if (Array.isArray(v))
+      throw refuse(ERRORS.bad_option, `option ${k} is given ${v.length} times`, { fix: `send ${k} once.` });
     out[k] = String(v);
   }
   return out;
 }
 
 /** Image bytes and option strings of one request, from either a raw image body or a multipart form. */
-export async function readCaptionRequest(request: FastifyRequest, maxBytes: number): Promise<{ image: Buffer; raw: Record<string, string> }> {
+export async function readCaptionRequest(
+  request: FastifyRequest,
+  maxBytes: number,
+): Promise<{ image: Buffer; raw: Record<string, string> }> {
   const raw = queryStrings(request);
   if (!request.isMultipart()) {
     const body = request.body;
     if (!Buffer.isBuffer(body) || body.length === 0) {
       const empty = body === undefined || (Buffer.isBuffer(body) && body.length === 0);
-      throw refuse(ERRORS.not_an_image_body, empty ? 'it is empty' : `it is of type ${request.headers['content-type']}`);
+      throw refuse(
+        ERRORS.not_an_image_body,
+        empty ? 'it is empty' : `it is of type ${request.headers['content-type']}`,
+      );
     }
     return { image: body, raw };
   }
   const boundary = /;\s*boundary=(?:"([^"]*)"|([^;\s]*))/i.exec(request.headers['content-type'] ?? '');
   const b = boundary?.[1] ?? boundary?.[2] ?? '';
   if (b.length < 1 || b.length > 70) {
-    throw refuse(ERRORS.bad_multipart, b.length === 0 ? 'its Content-Type names no boundary' : `its boundary has ${b.length} characters, more than the 70 allowed (RFC 2046)`);
+    throw refuse(
+      ERRORS.bad_multipart,
+      b.length === 0
+        ? 'its Content-Type names no boundary'
+        : `its boundary has ${b.length} characters, more than the 70 allowed (RFC 2046)`,
+    );
   }
   let image: Buffer | null;
   try {
@@ -151,7 +190,10 @@ async function readForm(request: FastifyRequest, raw: Record<string, string>): P
     if (part.type === 'file') {
       if (part.fieldname !== 'image' || image) {
         await part.toBuffer().catch(() => undefined);
-        throw refuse(ERRORS.bad_form, `it has ${image ? 'a second file' : `a file field "${part.fieldname}"`}; it takes one file, in the field "image"`);
+        throw refuse(
+          ERRORS.bad_form,
+          `it has ${image ? 'a second file' : `a file field "${part.fieldname}"`}; it takes one file, in the field "image"`,
+        );
       }
       if (!/^(image\/[\w.+-]+|application\/octet-stream)$/i.test(part.mimetype)) {
         part.file.resume();
@@ -160,7 +202,9 @@ async function readForm(request: FastifyRequest, raw: Record<string, string>): P
       image = await part.toBuffer();
     } else {
       if (raw[part.fieldname] !== undefined) {
-        throw refuse(ERRORS.bad_option, `option ${part.fieldname} is given twice`, { fix: `send ${part.fieldname} once, in the query string or in the form.` });
+        throw refuse(ERRORS.bad_option, `option ${part.fieldname} is given twice`, {
+          fix: `send ${part.fieldname} once, in the query string or in the form.`,
+        });
       }
       raw[part.fieldname] = String(part.value);
     }

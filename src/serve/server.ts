@@ -52,7 +52,10 @@ export interface CaptionServer {
  * Start listening at once; load the engine in the background (GET /readyz says when it is there). Several
  * engines are instances of one model that run batches side by side.
  */
-export async function startServer(loadEngine: () => Promise<CaptionEngine | CaptionEngine[]>, options: Partial<ServeOptions> = {}): Promise<CaptionServer> {
+export async function startServer(
+  loadEngine: () => Promise<CaptionEngine | CaptionEngine[]>,
+  options: Partial<ServeOptions> = {},
+): Promise<CaptionServer> {
   const opts: ServeOptions = { ...DEFAULT_SERVE_OPTIONS, ...options };
   const metrics = new ServeMetrics(opts.maxBatch);
   const service = new ModelService(opts, metrics);
@@ -66,25 +69,28 @@ export async function startServer(loadEngine: () => Promise<CaptionEngine | Capt
     throw e;
   }
   const address = app.server.address();
-  const url = typeof address === 'object' && address
-    ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : String(address);
+  const url =
+    typeof address === 'object' && address
+      ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`
+      : String(address);
 
   const ready = service.load(loadEngine);
   ready.catch(() => undefined); // observed by the caller; /readyz reports it meanwhile
 
   let closing: Promise<void> | null = null;
-  const close = () => closing ??= (async () => {
-    service.beginClosing();
-    // Every admitted request has its answer within --timeout (its body and its caption have that deadline).
-    const graceEnds = performance.now() + opts.timeoutMs + CLOSE_MARGIN_MS;
-    const closed = app.close(); // stops listening, waits for requests in flight
-    const answered = await within(Promise.all([closed, service.drained()]), graceEnds - performance.now());
-    app.server.closeIdleConnections();
-    if (!answered) app.server.closeAllConnections();
-    await closed;
-    unblockLoaders();
-    await service.dispose(graceEnds - performance.now());
-  })();
+  const close = () =>
+    (closing ??= (async () => {
+      service.beginClosing();
+      // Every admitted request has its answer within --timeout (its body and its caption have that deadline).
+      const graceEnds = performance.now() + opts.timeoutMs + CLOSE_MARGIN_MS;
+      const closed = app.close(); // stops listening, waits for requests in flight
+      const answered = await within(Promise.all([closed, service.drained()]), graceEnds - performance.now());
+      app.server.closeIdleConnections();
+      if (!answered) app.server.closeAllConnections();
+      await closed;
+      unblockLoaders();
+      await service.dispose(graceEnds - performance.now());
+    })());
   return { app, url, ready, close };
 }
 
@@ -111,10 +117,20 @@ async function buildApp(ctx: ServeContext): Promise<FastifyInstance> {
   // Only images are read: no JSON or text body is ever parsed (fastify's default parsers would, up to --max-bytes).
   app.removeAllContentTypeParsers();
   await app.register(multipart, {
-    limits: { fileSize: opts.maxBytes, files: 1, fields: 16, fieldSize: 64, fieldNameSize: 32, parts: 17, headerPairs: 50 },
+    limits: {
+      fileSize: opts.maxBytes,
+      files: 1,
+      fields: 16,
+      fieldSize: 64,
+      fieldNameSize: 32,
+      parts: 17,
+      headerPairs: 50,
+    },
   });
   for (const type of ['application/octet-stream', /^image\/[\w.+-]+$/i]) {
-    app.addContentTypeParser(type, { parseAs: 'buffer', bodyLimit: opts.maxBytes }, (_req, body, done) => done(null, body));
+    app.addContentTypeParser(type, { parseAs: 'buffer', bodyLimit: opts.maxBytes }, (_req, body, done) =>
+      done(null, body),
+    );
   }
   app.server.maxConnections = opts.maxConnections;
   endStalledConnections(app.server, opts);
@@ -126,7 +142,9 @@ async function buildApp(ctx: ServeContext): Promise<FastifyInstance> {
     if (route === '/v1/captions') metrics.latency.observe({ route }, reply.elapsedTime / 1000);
   });
   // While closing, every answer ends its connection, so kept-alive clients do not hold the shutdown open.
-  app.addHook('onSend', async (_request, reply) => { if (service.state === 'closing') reply.header('connection', 'close'); });
+  app.addHook('onSend', async (_request, reply) => {
+    if (service.state === 'closing') reply.header('connection', 'close');
+  });
 
   app.setErrorHandler((error: FastifyError | Refusal, request, reply) => {
     const refusal = error instanceof Refusal ? error : fromFastifyError(error as FastifyError, opts.maxBytes);
@@ -161,10 +179,16 @@ function endStalledConnections(server: FastifyInstance['server'], opts: ServeOpt
   server.on('request', (request: { socket: Socket }) => answered.add(request.socket));
   server.on('connection', (socket: Socket) => {
     open++;
-    const stalled = setTimeout(() => {
-      if (answered.has(socket)) return;
-      if (socket.bytesRead > 0 || open > opts.maxConnections / 2) socket.destroy();
-    }, Math.min(opts.headersTimeoutMs, opts.timeoutMs)).unref();
-    socket.once('close', () => { open--; clearTimeout(stalled); });
+    const stalled = setTimeout(
+      () => {
+        if (answered.has(socket)) return;
+        if (socket.bytesRead > 0 || open > opts.maxConnections / 2) socket.destroy();
+      },
+      Math.min(opts.headersTimeoutMs, opts.timeoutMs),
+    ).unref();
+    socket.once('close', () => {
+      open--;
+      clearTimeout(stalled);
+    });
   });
 }

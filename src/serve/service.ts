@@ -19,27 +19,33 @@ export class ModelService {
   /** The load started by `load`, settled with the instances (or the loader's error). */
   private loading: Promise<CaptionEngine[]> | null = null;
 
-  constructor(private readonly opts: ServeOptions, private readonly metrics: ServeMetrics) {}
+  constructor(
+    private readonly opts: ServeOptions,
+    private readonly metrics: ServeMetrics,
+  ) {}
 
   /** Load the instances in the background; resolves with the model's facts, rejects with the loader's error. */
   load(loadEngine: () => Promise<CaptionEngine | CaptionEngine[]>): Promise<CaptionerInfo> {
     this.loading = loadEngine().then((loaded) => (Array.isArray(loaded) ? loaded : [loaded]));
-    return this.loading.then((instances) => {
-      this.engine = instances[0];
-      this.batcher = new Batcher(instances, this.opts, {
-        onBatch: (size, modelMs) => {
-          this.metrics.batchSize.observe(size);
-          this.metrics.stage.observe({ stage: 'model' }, modelMs / 1000);
-        },
-        onQueueDepth: (depth) => this.metrics.queueDepth.set(depth),
-      });
-      if (this.state === 'loading') this.state = 'ready';
-      return this.engine.info;
-    }, (e: Error) => {
-      this.state = 'failed';
-      this.loadError = e;
-      throw e;
-    });
+    return this.loading.then(
+      (instances) => {
+        this.engine = instances[0];
+        this.batcher = new Batcher(instances, this.opts, {
+          onBatch: (size, modelMs) => {
+            this.metrics.batchSize.observe(size);
+            this.metrics.stage.observe({ stage: 'model' }, modelMs / 1000);
+          },
+          onQueueDepth: (depth) => this.metrics.queueDepth.set(depth),
+        });
+        if (this.state === 'loading') this.state = 'ready';
+        return this.engine.info;
+      },
+      (e: Error) => {
+        this.state = 'failed';
+        this.loadError = e;
+        throw e;
+      },
+    );
   }
 
   /** Instances able to take batches (0 before the model is loaded). */
@@ -56,7 +62,10 @@ export class ModelService {
   notReady(): Refusal {
     if (this.state === 'failed') return refuse(ERRORS.model_failed, this.loadError?.message);
     if (this.state === 'ready' && this.liveInstances === 0) {
-      if (this.batcher?.recovering) return refuse(ERRORS.model_unavailable, 'their threads are being replaced', { fix: 'retry in a few seconds (Retry-After); the server log says why the threads were replaced.' });
+      if (this.batcher?.recovering)
+        return refuse(ERRORS.model_unavailable, 'their threads are being replaced', {
+          fix: 'retry in a few seconds (Retry-After); the server log says why the threads were replaced.',
+        });
       return refuse(ERRORS.model_unavailable, 'their threads stopped');
     }
     if (this.state === 'closing') return refuse(ERRORS.shutting_down);
@@ -89,7 +98,9 @@ export class ModelService {
 /** Resolves with `promise`'s value, or with undefined once `ms` have passed. */
 export async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<undefined>((resolve) => { timer = setTimeout(() => resolve(undefined), Math.max(0, ms)); });
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), Math.max(0, ms));
+  });
   try {
     return await Promise.race([promise, timeout]);
   } finally {

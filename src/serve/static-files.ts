@@ -10,7 +10,7 @@ import { readManifest } from '../export/bundle-folder.js';
 import { MANIFEST_FILE } from '../export/manifest.js';
 
 export interface PublishedFile {
-  type: string;    // Content-Type
+  type: string; // Content-Type
   size: number;
   /** Absolute path on disk, or the bytes themselves. */
   file?: string;
@@ -26,9 +26,14 @@ export type FileSet = Map<string, PublishedFile>;
 export type FileSource = { files(): Promise<FileSet> } | { none: string };
 
 const TYPES: Record<string, string> = {
-  '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8', '.wasm': 'application/wasm',
-  '.json': 'application/json; charset=utf-8', '.txt': 'text/plain; charset=utf-8', '.onnx': 'application/octet-stream',
-  '.html': 'text/html; charset=utf-8', '.css': 'text/css; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.wasm': 'application/wasm',
+  '.json': 'application/json; charset=utf-8',
+  '.txt': 'text/plain; charset=utf-8',
+  '.onnx': 'application/octet-stream',
+  '.html': 'text/html; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
 };
 export const contentType = (name: string) => TYPES[path.extname(name).toLowerCase()] ?? 'application/octet-stream';
 
@@ -58,7 +63,9 @@ export function lazyFiles(make: () => Promise<FileSet>): FileSource {
   return {
     files: () => {
       made ??= make();
-      made.catch(() => { made = null; });
+      made.catch(() => {
+        made = null;
+      });
       return made;
     },
   };
@@ -71,7 +78,10 @@ export function bundleFolderFiles(dir: string): FileSet {
   const out: FileSet = new Map();
   for (const name of [MANIFEST_FILE, ...Object.keys(manifest.files)]) {
     const found = all.get(name);
-    if (!found) throw new Error(`${path.join(dir, name)} is missing from the bundle: copy the whole folder, or export it again with \`sat export\``);
+    if (!found)
+      throw new Error(
+        `${path.join(dir, name)} is missing from the bundle: copy the whole folder, or export it again with \`sat export\``,
+      );
     out.set(name, found);
   }
   return out;

@@ -39,7 +39,10 @@ export class UploadTracker {
   private readonly uploads = new Set<Upload>();
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly limits: UploadLimits, private readonly onChange: (inFlight: number) => void = () => undefined) {}
+  constructor(
+    private readonly limits: UploadLimits,
+    private readonly onChange: (inFlight: number) => void = () => undefined,
+  ) {}
 
   get inFlight(): number {
     return this.uploads.size;
@@ -50,7 +53,9 @@ export class UploadTracker {
     if (this.uploads.size >= this.limits.maxUploads) {
       const victim = this.slowest(now);
       if (!victim) {
-        throw refuse(ERRORS.uploads_full, `${this.uploads.size} uploads are in flight`, { value: this.limits.maxUploads });
+        throw refuse(ERRORS.uploads_full, `${this.uploads.size} uploads are in flight`, {
+          value: this.limits.maxUploads,
+        });
       }
       this.cut(victim, now, 'cut to make room for another request');
     }
@@ -91,14 +96,21 @@ export class UploadTracker {
   private check(now = performance.now()): void {
     for (const u of this.uploads) {
       const after = now - u.startedAt - this.limits.uploadGraceMs;
-      if (after > 0 && !u.complete() && this.received(u) < (this.limits.minUploadRate * after) / 1000) this.cut(u, now, 'too slow');
+      if (after > 0 && !u.complete() && this.received(u) < (this.limits.minUploadRate * after) / 1000)
+        this.cut(u, now, 'too slow');
     }
   }
 
   private cut(u: Upload, now: number, why: string): void {
     this.finish(u);
     const seconds = (now - u.startedAt) / 1000;
-    u.cut(refuse(ERRORS.upload_too_slow, `${why}: ${this.received(u)} bytes in ${seconds.toFixed(1)} s, `
-      + `less than ${this.limits.minUploadRate} bytes/s`, { value: this.limits.minUploadRate }));
+    u.cut(
+      refuse(
+        ERRORS.upload_too_slow,
+        `${why}: ${this.received(u)} bytes in ${seconds.toFixed(1)} s, ` +
+          `less than ${this.limits.minUploadRate} bytes/s`,
+        { value: this.limits.minUploadRate },
+      ),
+    );
   }
 }

@@ -20,7 +20,11 @@ type Outgoing =
   | { type: 'error'; id: number; message: string };
 
 /** A thread running `entry` (a module beside this one); under tsx (running from src/) it registers tsx first so it can load .ts. */
-export function spawnWorker(entry: 'model-worker' | 'export-worker', data: unknown, resourceLimits?: ResourceLimits): Worker {
+export function spawnWorker(
+  entry: 'model-worker' | 'export-worker',
+  data: unknown,
+  resourceLimits?: ResourceLimits,
+): Worker {
   const url = new URL(`./${entry}${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
   if (!url.pathname.endsWith('.ts')) return new Worker(url, { workerData: data, resourceLimits });
   const tsx = import.meta.resolve('tsx/esm/api');
@@ -33,8 +37,11 @@ export function spawnWorker(entry: 'model-worker' | 'export-worker', data: unkno
  * onnxruntime's and the addon's, is outside them). A thread over them is ended (ERR_WORKER_OUT_OF_MEMORY), and
  * replaced by its supervisor (src/serve/supervisor.ts).
  */
-export const modelThreadLimits = (heapMb: number): ResourceLimits =>
-  ({ maxOldGenerationSizeMb: heapMb, maxYoungGenerationSizeMb: Math.min(64, Math.max(4, heapMb / 8)), stackSizeMb: 4 });
+export const modelThreadLimits = (heapMb: number): ResourceLimits => ({
+  maxOldGenerationSizeMb: heapMb,
+  maxYoungGenerationSizeMb: Math.min(64, Math.max(4, heapMb / 8)),
+  stackSizeMb: 4,
+});
 
 /**
  * The bundle with every file copied once into a SharedArrayBuffer: posted to any number of threads, its bytes are
@@ -54,13 +61,26 @@ export function shareBundle(bundle: Bundle): Bundle {
 export function exportBundleInWorker(data: ExportWorkerData): Promise<Bundle> {
   const worker = spawnWorker('export-worker', data);
   return new Promise((resolve, reject) => {
-    worker.once('message', (m: { type: 'done'; manifest: BundleManifest; files: [string, Uint8Array][] } | { type: 'failed'; message: string }) => {
-      if (m.type === 'done') resolve({ manifest: m.manifest, files: new Map(m.files) });
-      else reject(new Error(m.message));
-    });
+    worker.once(
+      'message',
+      (
+        m:
+          | { type: 'done'; manifest: BundleManifest; files: [string, Uint8Array][] }
+          | { type: 'failed'; message: string },
+      ) => {
+        if (m.type === 'done') resolve({ manifest: m.manifest, files: new Map(m.files) });
+        else reject(new Error(m.message));
+      },
+    );
     worker.once('error', reject);
-    worker.once('exit', (code) => reject(new Error(`the export thread exited (code ${code}) without a bundle: `
-      + 'start sat serve with --log to see why, or pass --bundle DIR (a `sat export` of the model) or --no-bundle')));
+    worker.once('exit', (code) =>
+      reject(
+        new Error(
+          `the export thread exited (code ${code}) without a bundle: ` +
+            'start sat serve with --log to see why, or pass --bundle DIR (a `sat export` of the model) or --no-bundle',
+        ),
+      ),
+    );
   });
 }
 
@@ -73,7 +93,11 @@ export class WorkerEngine implements CaptionEngine {
   private exited: Error | null = null;
   private readonly gone: Promise<Error>;
 
-  private constructor(private readonly worker: Worker, readonly info: CaptionerInfo, readonly details?: Record<string, unknown>) {
+  private constructor(
+    private readonly worker: Worker,
+    readonly info: CaptionerInfo,
+    readonly details?: Record<string, unknown>,
+  ) {
     worker.on('message', (m: Outgoing) => {
       if (m.type !== 'result' && m.type !== 'error') return;
       const p = this.pending.get(m.id);
@@ -98,12 +122,29 @@ export class WorkerEngine implements CaptionEngine {
     const worker = spawnWorker('model-worker', data, resourceLimits);
     return new Promise((resolve, reject) => {
       const onMessage = (m: Outgoing) => {
-        if (m.type === 'ready') { cleanup(); resolve(new WorkerEngine(worker, m.info, m.details)); }
-        if (m.type === 'failed') { cleanup(); void worker.terminate(); reject(m.userError ? new UserError(m.message) : new Error(m.message)); }
+        if (m.type === 'ready') {
+          cleanup();
+          resolve(new WorkerEngine(worker, m.info, m.details));
+        }
+        if (m.type === 'failed') {
+          cleanup();
+          void worker.terminate();
+          reject(m.userError ? new UserError(m.message) : new Error(m.message));
+        }
       };
-      const onError = (e: Error) => { cleanup(); reject(e); };
-      const onExit = (code: number) => { cleanup(); reject(new Error(`the model thread exited while loading (code ${code})`)); };
-      const cleanup = () => { worker.off('message', onMessage); worker.off('error', onError); worker.off('exit', onExit); };
+      const onError = (e: Error) => {
+        cleanup();
+        reject(e);
+      };
+      const onExit = (code: number) => {
+        cleanup();
+        reject(new Error(`the model thread exited while loading (code ${code})`));
+      };
+      const cleanup = () => {
+        worker.off('message', onMessage);
+        worker.off('error', onError);
+        worker.off('exit', onExit);
+      };
       worker.on('message', onMessage);
       worker.on('error', onError);
       worker.on('exit', onExit);
@@ -154,6 +195,8 @@ export class WorkerEngine implements CaptionEngine {
     }
     void this.worker.terminate();
     if (await Promise.race([gone, after(TERMINATE_GRACE_MS)])) return;
-    throw new Error(`a model thread did not stop within ${TERMINATE_GRACE_MS / 1000} s of being terminated (stuck in native code): end the process (SIGKILL)`);
+    throw new Error(
+      `a model thread did not stop within ${TERMINATE_GRACE_MS / 1000} s of being terminated (stuck in native code): end the process (SIGKILL)`,
+    );
   }
 }

@@ -16,8 +16,8 @@ import type { Rng } from '../util/rng.js';
 import { UserError } from '../util/errors.js';
 
 export interface Example {
-  image: string;        // image id in the feature store
-  tokens: Int32Array;   // <start> w1 ... wn <end>
+  image: string; // image id in the feature store
+  tokens: Int32Array; // <start> w1 ... wn <end>
 }
 
 /**
@@ -64,7 +64,9 @@ export function epochBatches(examples: Example[], batchSize: number, bucketBatch
 
 /** Validation batches: no shuffle, sorted by length for little padding (the loss does not depend on order). */
 export function fixedBatches(examples: Example[], batchSize: number): number[][] {
-  const order = Array.from(examples, (_, i) => i).sort((a, b) => examples[a].tokens.length - examples[b].tokens.length || a - b);
+  const order = Array.from(examples, (_, i) => i).sort(
+    (a, b) => examples[a].tokens.length - examples[b].tokens.length || a - b,
+  );
   const batches: number[][] = [];
   for (let i = 0; i < order.length; i += batchSize) batches.push(order.slice(i, i + batchSize));
   return batches;
@@ -115,8 +117,12 @@ export class BatchAssembler {
   /** Milliseconds spent reading features, to show whether prefetching would pay off. */
   readMs = 0;
 
-  constructor(private readonly store: FeatureStoreReader, private readonly examples: Example[], batchSize: number,
-              private readonly cache: FeatureCache = new FeatureCache(0)) {
+  constructor(
+    private readonly store: FeatureStoreReader,
+    private readonly examples: Example[],
+    batchSize: number,
+    private readonly cache: FeatureCache = new FeatureCache(0),
+  ) {
     this.perImage = store.locations * store.channels;
     this.features = new Float32Array(batchSize * this.perImage);
   }
@@ -145,8 +151,10 @@ export class BatchAssembler {
         return;
       }
       if (!this.store.has(ex.image)) {
-        throw new UserError(`Image "${ex.image}" has no features in the store (${this.store.encoderId}). ` +
-          'Run `sat features` on this run again to extract the missing images.');
+        throw new UserError(
+          `Image "${ex.image}" has no features in the store (${this.store.encoderId}). ` +
+            'Run `sat features` on this run again to extract the missing images.',
+        );
       }
       this.store.read(ex.image, this.features, at);
       this.cache.put(ex.image, this.features.slice(at, at + this.perImage));

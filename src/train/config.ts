@@ -34,7 +34,7 @@ export interface TrainConfig {
   batchSize: number;
   epochs: number;
   learningRate: number;
-  clipNorm: number;           // global-norm clipping; 0 = off
+  clipNorm: number; // global-norm clipping; 0 = off
   // Matmul operands of the training step: 'fp32', 'bf16' (f32 accumulation, weights/Adam/softmax/loss f32; needs
   // oneDNN and AVX512-BF16 or AMX) or 'auto' (bf16 where the CPU has it). Checkpoints store the one used (never
   // 'auto'; what was asked is in their meta); checkpoints without the field are fp32. Frozen on resume.
@@ -55,49 +55,49 @@ export interface TrainConfig {
   valImages: number;
 
   // Early stopping on the validation score.
-  earlyStopPatience: number;  // epochs without improvement before stopping; 0 = never stop early
-  minEpochs: number;          // never stop early before this many epochs
+  earlyStopPatience: number; // epochs without improvement before stopping; 0 = never stop early
+  minEpochs: number; // never stop early before this many epochs
 
   // Data.
-  seed: number;               // shuffling, model initialisation, dropout masks
-  maxCaptionLength: number;   // tokens per caption incl. <start>/<end>; longer ones are cut (keeping <end>); 0 = as prepared
-  bucketBatches: number;      // length bucketing: sort by length within shuffled chunks of this many batches; 0 = off (the tutorial)
-  maxValExamples: number;     // cap on dev (image, caption) pairs for validation loss; 0 = all
-  featureCacheMB: number;     // keep up to this many MB of decoded (float32) features in RAM, least recently used out; 0 = off
+  seed: number; // shuffling, model initialisation, dropout masks
+  maxCaptionLength: number; // tokens per caption incl. <start>/<end>; longer ones are cut (keeping <end>); 0 = as prepared
+  bucketBatches: number; // length bucketing: sort by length within shuffled chunks of this many batches; 0 = off (the tutorial)
+  maxValExamples: number; // cap on dev (image, caption) pairs for validation loss; 0 = all
+  featureCacheMB: number; // keep up to this many MB of decoded (float32) features in RAM, least recently used out; 0 = off
 
   // Checkpointing.
-  checkpointMinutes: number;  // also save "latest" mid-epoch this often, so a crash loses little; 0 = epoch ends only
+  checkpointMinutes: number; // also save "latest" mid-epoch this often, so a crash loses little; 0 = epoch ends only
 
   // What a step optimises. 'xe': cross-entropy with teacher forcing on the human captions (the tutorial).
   // 'scst': self-critical sequence training on CIDEr-D (src/train/self-critical.ts), started from a
   // cross-entropy checkpoint with `--init`; configs/scst.json has its usual settings (no dropout, small LR).
   objective: Objective;
-  scstSamples: number;        // captions sampled per image; each one's baseline is the mean reward of the others
-  scstMaxLength: number;      // tokens sampled per caption at most, <end> included
+  scstSamples: number; // captions sampled per image; each one's baseline is the mean reward of the others
+  scstMaxLength: number; // tokens sampled per caption at most, <end> included
 }
 
 export type Objective = 'xe' | 'scst';
 
 export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
   ...TUTORIAL_MODEL_DEFAULTS,
-  embedDim: 512,              // tutorial 256
-  dropout: 0.5,               // tutorial 0
-  attentionLambda: 0.1,       // tutorial 0
-  gruState: 'carry',          // tutorial 'reset'
+  embedDim: 512, // tutorial 256
+  dropout: 0.5, // tutorial 0
+  attentionLambda: 0.1, // tutorial 0
+  gruState: 'carry', // tutorial 'reset'
   initState: 'zeros',
   batchSize: 64,
   epochs: 20,
   learningRate: 1e-3,
-  clipNorm: 5,                // tutorial 0
+  clipNorm: 5, // tutorial 0
   precision: 'fp32',
-  lrSchedule: 'plateau',      // tutorial 'constant'
+  lrSchedule: 'plateau', // tutorial 'constant'
   lrDecayFactor: 0.5,
   lrStepEpochs: 5,
   lrPatience: 1,
   minLearningRate: 1e-5,
   valMetric: 'cider',
   valImages: 0,
-  earlyStopPatience: 3,       // tutorial 0
+  earlyStopPatience: 3, // tutorial 0
   minEpochs: 1,
   seed: 42,
   maxCaptionLength: 0,
@@ -107,7 +107,7 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
   checkpointMinutes: 10,
   objective: 'xe',
   scstSamples: 5,
-  scstMaxLength: 20,          // 97.7% of Flickr8k's training captions fit (with <end>); self-critical.pytorch uses 16 on COCO
+  scstMaxLength: 20, // 97.7% of Flickr8k's training captions fit (with <end>); self-critical.pytorch uses 16 on COCO
 });
 
 /**
@@ -116,8 +116,20 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
  * 'auto' (src/train/train.ts trainingPrecision).
  */
 export const FROZEN_ON_RESUME: readonly (keyof TrainConfig)[] = [
-  'embedDim', 'units', 'attentionUnits', 'dropout', 'attentionLambda', 'gruState', 'initState', 'batchSize', 'seed',
-  'maxCaptionLength', 'bucketBatches', 'valMetric', 'objective', 'scstSamples',
+  'embedDim',
+  'units',
+  'attentionUnits',
+  'dropout',
+  'attentionLambda',
+  'gruState',
+  'initState',
+  'batchSize',
+  'seed',
+  'maxCaptionLength',
+  'bucketBatches',
+  'valMetric',
+  'objective',
+  'scstSamples',
 ];
 
 /** What a field accepts: a number (integer, within min..max), or one of a few names. */
@@ -164,18 +176,31 @@ export function validateConfigPatch(patch: Record<string, unknown>, source: stri
   for (const [key, value] of Object.entries(patch)) {
     const rule = CONFIG_RULES[key as keyof TrainConfig];
     if (!rule) {
-      throw new UserError(`${source}: unknown training option "${key}". Known options: ${Object.keys(CONFIG_RULES).join(', ')}.`);
+      throw new UserError(
+        `${source}: unknown training option "${key}". Known options: ${Object.keys(CONFIG_RULES).join(', ')}.`,
+      );
     }
     if (rule.oneOf) {
       if (typeof value !== 'string' || !rule.oneOf.includes(value)) {
-        throw new UserError(`${source}: "${key}" must be one of ${rule.oneOf.join(', ')}, got ${JSON.stringify(value)}.`);
+        throw new UserError(
+          `${source}: "${key}" must be one of ${rule.oneOf.join(', ')}, got ${JSON.stringify(value)}.`,
+        );
       }
     } else {
-      const ok = typeof value === 'number' && Number.isFinite(value) && (!rule.integer || Number.isInteger(value)) &&
-        (rule.min === undefined || value >= rule.min) && (rule.max === undefined || value <= rule.max);
+      const ok =
+        typeof value === 'number' &&
+        Number.isFinite(value) &&
+        (!rule.integer || Number.isInteger(value)) &&
+        (rule.min === undefined || value >= rule.min) &&
+        (rule.max === undefined || value <= rule.max);
       if (!ok) {
-        const want = [rule.integer ? 'an integer' : 'a number', rule.min !== undefined ? `>= ${rule.min}` : '',
-          rule.max !== undefined ? `<= ${rule.max}` : ''].filter(Boolean).join(' ');
+        const want = [
+          rule.integer ? 'an integer' : 'a number',
+          rule.min !== undefined ? `>= ${rule.min}` : '',
+          rule.max !== undefined ? `<= ${rule.max}` : '',
+        ]
+          .filter(Boolean)
+          .join(' ');
         throw new UserError(`${source}: "${key}" must be ${want}, got ${JSON.stringify(value)}.`);
       }
     }
@@ -190,11 +215,15 @@ export function readConfigFile(file: string): Partial<TrainConfig> {
   try {
     parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (e) {
-    throw new UserError(`--config ${file}: cannot read it as JSON (${(e as Error).message}). ` +
-      'Give a JSON object such as {"epochs": 5, "dropout": 0.5}.');
+    throw new UserError(
+      `--config ${file}: cannot read it as JSON (${(e as Error).message}). ` +
+        'Give a JSON object such as {"epochs": 5, "dropout": 0.5}.',
+    );
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new UserError(`--config ${file}: expected a JSON object such as {"epochs": 5}, got ${Array.isArray(parsed) ? 'an array' : typeof parsed}.`);
+    throw new UserError(
+      `--config ${file}: expected a JSON object such as {"epochs": 5}, got ${Array.isArray(parsed) ? 'an array' : typeof parsed}.`,
+    );
   }
   return validateConfigPatch(parsed as Record<string, unknown>, `--config ${file}`);
 }
@@ -217,8 +246,13 @@ export function resolveConfig(file: Partial<TrainConfig> = {}, flags: Partial<Tr
 /** One line per field, marking the ones that differ from the defaults. */
 export function formatConfig(config: TrainConfig): string {
   const width = Math.max(...Object.keys(config).map((k) => k.length));
-  return Object.entries(config).map(([k, v]) => {
-    const changed = DEFAULT_TRAIN_CONFIG[k as keyof TrainConfig] !== v ? '   (default ' + String(DEFAULT_TRAIN_CONFIG[k as keyof TrainConfig]) + ')' : '';
-    return `  ${k.padEnd(width)}  ${String(v)}${changed}`;
-  }).join('\n');
+  return Object.entries(config)
+    .map(([k, v]) => {
+      const changed =
+        DEFAULT_TRAIN_CONFIG[k as keyof TrainConfig] !== v
+          ? '   (default ' + String(DEFAULT_TRAIN_CONFIG[k as keyof TrainConfig]) + ')'
+          : '';
+      return `  ${k.padEnd(width)}  ${String(v)}${changed}`;
+    })
+    .join('\n');
 }

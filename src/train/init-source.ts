@@ -49,12 +49,27 @@ export async function loadInitSource(target: string): Promise<InitSource> {
     const dir = path.resolve(located.path);
     const bundle = await readBundleFolder(dir);
     const m = bundle.manifest;
-    const shape = { embedDim: m.model.embedDim, units: m.model.units, attentionUnits: m.model.attentionUnits,
-      gruState: m.model.gruState ?? 'carry', initState: m.model.initState ?? 'zeros' };
+    const shape = {
+      embedDim: m.model.embedDim,
+      units: m.model.units,
+      attentionUnits: m.model.attentionUnits,
+      gruState: m.model.gruState ?? 'carry',
+      initState: m.model.initState ?? 'zeros',
+    };
     return {
-      where: dir, named: target, kind: 'bundle', model: m.model, config: shape,
-      encoder: { id: m.encoder.id, locations: m.encoder.locations, channels: m.encoder.channels, options: { encoder: dir } },
-      words: m.vocab.words, tensors: bundleDecoderParameters(bundle, dir),
+      where: dir,
+      named: target,
+      kind: 'bundle',
+      model: m.model,
+      config: shape,
+      encoder: {
+        id: m.encoder.id,
+        locations: m.encoder.locations,
+        channels: m.encoder.channels,
+        options: { encoder: dir },
+      },
+      words: m.vocab.words,
+      tensors: bundleDecoderParameters(bundle, dir),
     };
   }
   const ckpt = loadCheckpoint<Partial<TrainConfig>>(located.path, 'best');
@@ -68,8 +83,14 @@ export async function loadInitSource(target: string): Promise<InitSource> {
     options = undefined; // a user .onnx encoder the checkpoint did not record: the fix names the flags
   }
   return {
-    where: ckpt.file, named: target, kind: 'checkpoint', model: ckpt.meta.model, config: ckpt.meta.config,
-    encoder: { ...ckpt.meta.encoder, options }, words: vocab.words, tensors,
+    where: ckpt.file,
+    named: target,
+    kind: 'checkpoint',
+    model: ckpt.meta.model,
+    config: ckpt.meta.config,
+    encoder: { ...ckpt.meta.encoder, options },
+    words: vocab.words,
+    tensors,
   };
 }
 
@@ -87,12 +108,15 @@ export function checkInitFeatures(source: InitSource, store: FeatureStoreReader,
   const differs = [
     e.id !== store.encoderId ? `encoder "${e.id}" (this run: "${store.encoderId}")` : '',
     e.locations !== store.locations || e.channels !== store.channels
-      ? `grid ${e.locations} locations x ${e.channels} channels (this run: ${store.locations} x ${store.channels})` : '',
+      ? `grid ${e.locations} locations x ${e.channels} channels (this run: ${store.locations} x ${store.channels})`
+      : '',
   ].filter(Boolean);
   if (differs.length === 0) return;
-  throw new UserError(`--init ${source.named}: the model was trained on other features than this run's: ${differs.join('; ')}. ` +
-    `Extract the run's features with the model's encoder, \`sat features --run ${runDir} ${encoderFlags(source)}\`, then train again ` +
-    '(or pass --features with a store of that encoder).');
+  throw new UserError(
+    `--init ${source.named}: the model was trained on other features than this run's: ${differs.join('; ')}. ` +
+      `Extract the run's features with the model's encoder, \`sat features --run ${runDir} ${encoderFlags(source)}\`, then train again ` +
+      '(or pass --features with a store of that encoder).',
+  );
 }
 
 /** How the words of the run's vocabulary met the model's. */
@@ -106,7 +130,9 @@ export interface RemapSummary {
 }
 
 /** Vocabulary-sized parameters: [V, E] rows, [U, V] columns, [V] entries. */
-const VOCAB_ROWS = 'embedding.embeddings', VOCAB_COLUMNS = 'fc2.kernel', VOCAB_ENTRIES = 'fc2.bias';
+const VOCAB_ROWS = 'embedding.embeddings',
+  VOCAB_COLUMNS = 'fc2.kernel',
+  VOCAB_ENTRIES = 'fc2.bias';
 /** Parameters a model may lack in a source: the fresh model's own values are kept (unused by its graphs). */
 const OPTIONAL = new Set(['init_state.kernel', 'init_state.bias', 'gru.recurrent_kernel']);
 
@@ -116,7 +142,9 @@ const OPTIONAL = new Set(['init_state.kernel', 'init_state.bias', 'gru.recurrent
  */
 export function initFromSource(model: CaptionModel, source: InitSource, runWords: readonly string[]): RemapSummary {
   const sourceId = new Map<string, number>();
-  source.words.forEach((w, i) => { if (!sourceId.has(w)) sourceId.set(w, i); });
+  source.words.forEach((w, i) => {
+    if (!sourceId.has(w)) sourceId.set(w, i);
+  });
   const pairs: [number, number][] = []; // [run id, source id]
   const fresh: string[] = [];
   runWords.forEach((w, j) => {
@@ -124,16 +152,21 @@ export function initFromSource(model: CaptionModel, source: InitSource, runWords
     if (i === undefined) fresh.push(w);
     else pairs.push([j, i]);
   });
-  const V = runWords.length, Vs = source.words.length;
+  const V = runWords.length,
+    Vs = source.words.length;
   for (const [name, t] of model.parameters()) {
     const saved = source.tensors.get(name);
     if (!saved) {
       if (OPTIONAL.has(name) && !usedBy(model.config, name)) continue;
-      throw new UserError(`--init ${source.named}: ${source.where} has no tensor "${name}": it is damaged or not a show-attend-tell model.`);
+      throw new UserError(
+        `--init ${source.named}: ${source.where} has no tensor "${name}": it is damaged or not a show-attend-tell model.`,
+      );
     }
     const expected = vocabShape(name, t.shape, Vs);
     if (saved.shape.join('x') !== expected.join('x')) {
-      throw new UserError(`--init ${source.named}: "${name}" has shape [${saved.shape}] but a model of its size needs [${expected}]: the file is damaged.`);
+      throw new UserError(
+        `--init ${source.named}: "${name}" has shape [${saved.shape}] but a model of its size needs [${expected}]: the file is damaged.`,
+      );
     }
     if (name === VOCAB_ROWS) {
       const E = t.shape[1];
@@ -166,8 +199,12 @@ function usedBy(config: ModelConfig, name: string): boolean {
 
 /** One line for the log: how many words keep trained rows and which start fresh. */
 export function describeRemap(source: InitSource, s: RemapSummary, runWords: number): string {
-  const fresh = s.fresh.length === 0 ? 'no new words'
-    : `${s.fresh.length} new words start fresh (${s.fresh.slice(0, 8).join(', ')}${s.fresh.length > 8 ? ', ...' : ''})`;
-  return `  weights from ${source.where} (${source.kind}): ${s.shared} of ${runWords} words keep their trained rows, ${fresh}` +
-    (s.dropped > 0 ? `; ${s.dropped} words of the model are not in this run's vocabulary` : '');
+  const fresh =
+    s.fresh.length === 0
+      ? 'no new words'
+      : `${s.fresh.length} new words start fresh (${s.fresh.slice(0, 8).join(', ')}${s.fresh.length > 8 ? ', ...' : ''})`;
+  return (
+    `  weights from ${source.where} (${source.kind}): ${s.shared} of ${runWords} words keep their trained rows, ${fresh}` +
+    (s.dropped > 0 ? `; ${s.dropped} words of the model are not in this run's vocabulary` : '')
+  );
 }

@@ -20,8 +20,14 @@ import { UserError } from '../util/errors.js';
 import type { TrainConfig } from './config.js';
 import { BatchAssembler, FeatureCache, epochBatches, fixedBatches, targetTokens, type Example } from './batches.js';
 import {
-  CHECKPOINT_FORMAT, checkpointTagPaths, copyVocab, promoteLatestToBest, saveCheckpoint,
-  type CheckpointMeta, type EpochRecord, type TrainProgress,
+  CHECKPOINT_FORMAT,
+  checkpointTagPaths,
+  copyVocab,
+  promoteLatestToBest,
+  saveCheckpoint,
+  type CheckpointMeta,
+  type EpochRecord,
+  type TrainProgress,
 } from '../checkpoint/checkpoint.js';
 import { writeLossCurve } from './loss-curve.js';
 import type { BatchObjective } from './self-critical.js';
@@ -32,8 +38,11 @@ import { yieldToEventLoop } from '../util/event-loop.js';
  * A long hook should let the event loop run now and then and give up (return null) once `shouldStop()` is
  * true: that is how Ctrl-C during validation is heard (see makeValidateHook in src/train/validation.ts).
  */
-export type ValidateHook = (model: CaptionModel, epoch: number, shouldStop?: () => boolean) =>
-  Promise<{ metric: string; value: number } | null> | { metric: string; value: number } | null;
+export type ValidateHook = (
+  model: CaptionModel,
+  epoch: number,
+  shouldStop?: () => boolean,
+) => Promise<{ metric: string; value: number } | null> | { metric: string; value: number } | null;
 
 export interface TrainLoopOptions {
   /** Its precision is the one the model's steps run in: fp32 or bf16 (resolvePrecision), never 'auto'. */
@@ -67,7 +76,7 @@ export interface TrainLoopOptions {
   /** Set `requested` (e.g. from a SIGINT handler) to save at the next batch boundary and return. */
   stop?: { requested: boolean };
   log?: (line: string) => void;
-  quiet?: boolean;  // no progress bars
+  quiet?: boolean; // no progress bars
 }
 
 export type StopReason = 'completed' | 'early-stopped' | 'interrupted' | 'time-budget';
@@ -108,9 +117,15 @@ function guardDivergence(step: () => StepStats): StepStats {
 
 export function initialProgress(config: TrainConfig): TrainProgress {
   return {
-    epoch: 0, batchInEpoch: 0, step: 0, epochRngState: new Rng(config.seed).state(),
-    partial: { lossSum: 0, tokens: 0, seconds: 0 }, learningRate: config.learningRate, lastDecayEpoch: 0,
-    history: [], best: null,
+    epoch: 0,
+    batchInEpoch: 0,
+    step: 0,
+    epochRngState: new Rng(config.seed).state(),
+    partial: { lossSum: 0, tokens: 0, seconds: 0 },
+    learningRate: config.learningRate,
+    lastDecayEpoch: 0,
+    history: [],
+    best: null,
   };
 }
 
@@ -118,9 +133,14 @@ export function initialProgress(config: TrainConfig): TrainProgress {
  * Token-weighted mean loss of `examples` in fixed batches, forward only. The event loop runs between
  * batches (a SIGINT handler can set `stop`); null when stopped that way before the end.
  */
-export async function evaluateLoss(model: CaptionModel, assembler: BatchAssembler, batches: number[][],
-                                   stop?: { requested: boolean }): Promise<number | null> {
-  let sum = 0, tokens = 0;
+export async function evaluateLoss(
+  model: CaptionModel,
+  assembler: BatchAssembler,
+  batches: number[][],
+  stop?: { requested: boolean },
+): Promise<number | null> {
+  let sum = 0,
+    tokens = 0;
   for (const b of batches) {
     const s = model.evalLoss(assembler.assemble(b));
     sum += s.loss * s.tokens;
@@ -154,7 +174,11 @@ type EpochTraining = { epochStart: number; seconds: number; nextEpochRng: RngSta
 export async function trainLoop(opts: TrainLoopOptions): Promise<TrainResult> {
   const loop = startLoop(opts);
   const result = (reason: StopReason): TrainResult => ({
-    reason, progress: loop.progress, checkpointDir: opts.checkpointDir, featureReadMs: loop.assembler.readMs, trainMs: loop.trainMs,
+    reason,
+    progress: loop.progress,
+    checkpointDir: opts.checkpointDir,
+    featureReadMs: loop.assembler.readMs,
+    trainMs: loop.trainMs,
   });
   while (loop.progress.epoch < opts.config.epochs) {
     const epoch = loop.progress.epoch + 1;
@@ -164,7 +188,9 @@ export async function trainLoop(opts: TrainLoopOptions): Promise<TrainResult> {
     if (validation === null) {
       // Ctrl-C before or during validation: "latest" has all of the epoch's batches, and --resume starts with this validation.
       const file = saveLatest(loop);
-      loop.log(`Interrupted: saved ${file} after the last batch of epoch ${epoch}, before its validation. Continue with --resume.`);
+      loop.log(
+        `Interrupted: saved ${file} after the last batch of epoch ${epoch}, before its validation. Continue with --resume.`,
+      );
       return result('interrupted');
     }
     const standing = await finishEpoch(loop, epoch, training.seconds, training.nextEpochRng, validation);
@@ -178,40 +204,67 @@ export async function trainLoop(opts: TrainLoopOptions): Promise<TrainResult> {
 function startLoop(opts: TrainLoopOptions): Loop {
   const { config, store, train, dev, checkpointDir } = opts;
   if (config.precision !== 'fp32' && config.precision !== 'bf16') {
-    throw new Error(`trainLoop: config.precision must be the precision the steps run in (fp32 or bf16), got ${config.precision}: resolve it first (resolvePrecision).`);
+    throw new Error(
+      `trainLoop: config.precision must be the precision the steps run in (fp32 or bf16), got ${config.precision}: resolve it first (resolvePrecision).`,
+    );
   }
   if (opts.precision && opts.precision.used !== config.precision) {
-    throw new Error(`trainLoop: precision.used (${opts.precision.used}) and config.precision (${config.precision}) differ.`);
+    throw new Error(
+      `trainLoop: precision.used (${opts.precision.used}) and config.precision (${config.precision}) differ.`,
+    );
   }
-  if (train.length === 0) throw new UserError('The training split has no captions: check the run\'s splits (`sat prepare`).');
+  if (train.length === 0)
+    throw new UserError("The training split has no captions: check the run's splits (`sat prepare`).");
   const progress: TrainProgress = structuredClone(opts.resume ?? initialProgress(config));
   if (progress.epoch >= config.epochs) {
-    throw new UserError(`This run has already trained ${progress.epoch} epochs (epochs = ${config.epochs}). ` +
-      `Pass a larger --epochs to continue it.`);
+    throw new UserError(
+      `This run has already trained ${progress.epoch} epochs (epochs = ${config.epochs}). ` +
+        `Pass a larger --epochs to continue it.`,
+    );
   }
   const vocabName = copyVocab(opts.vocabFile, checkpointDir);
   // One cache for training and validation batches; ?? 0 for checkpoints made before the option existed.
   const cache = new FeatureCache((config.featureCacheMB ?? 0) * 1024 * 1024);
   const batchSize = opts.objective ? opts.objective.examplesPerBatch : config.batchSize;
-  const devSet = config.maxValExamples > 0 && dev.length > config.maxValExamples
-    ? new Rng(config.seed ^ 0x5eed).shuffle([...dev]).slice(0, config.maxValExamples) : dev;
+  const devSet =
+    config.maxValExamples > 0 && dev.length > config.maxValExamples
+      ? new Rng(config.seed ^ 0x5eed).shuffle([...dev]).slice(0, config.maxValExamples)
+      : dev;
   const now = performance.now();
   return {
-    opts, log: opts.log ?? ((l: string) => console.error(l)), progress, batchSize,
+    opts,
+    log: opts.log ?? ((l: string) => console.error(l)),
+    progress,
+    batchSize,
     assembler: new BatchAssembler(store, train, batchSize, cache),
-    dev: { assembler: new BatchAssembler(store, devSet, config.batchSize, cache), batches: fixedBatches(devSet, config.batchSize) },
-    vocabName, started: now, lastSave: now, trainMs: 0,
+    dev: {
+      assembler: new BatchAssembler(store, devSet, config.batchSize, cache),
+      batches: fixedBatches(devSet, config.batchSize),
+    },
+    vocabName,
+    started: now,
+    lastSave: now,
+    trainMs: 0,
   };
 }
 
 function checkpointMeta(loop: Loop): CheckpointMeta<TrainConfig> {
   const { config, model, store } = loop.opts;
-  const used = config.precision as TrainingPrecision['used'];  // checked in startLoop
+  const used = config.precision as TrainingPrecision['used']; // checked in startLoop
   return {
-    format: CHECKPOINT_FORMAT, createdAt: new Date().toISOString(), config, model: model.config,
-    encoder: { id: store.encoderId, locations: store.locations, channels: store.channels,
-      ...(loop.opts.encoderOptions ? { options: loop.opts.encoderOptions } : {}) },
-    vocab: loop.vocabName, run: loop.opts.runDir ?? null, progress: loop.progress,
+    format: CHECKPOINT_FORMAT,
+    createdAt: new Date().toISOString(),
+    config,
+    model: model.config,
+    encoder: {
+      id: store.encoderId,
+      locations: store.locations,
+      channels: store.channels,
+      ...(loop.opts.encoderOptions ? { options: loop.opts.encoderOptions } : {}),
+    },
+    vocab: loop.vocabName,
+    run: loop.opts.runDir ?? null,
+    progress: loop.progress,
     precision: loop.opts.precision ?? { asked: used, used, reason: 'as asked' },
   };
 }
@@ -242,7 +295,9 @@ async function trainEpochBatches(loop: Loop, epoch: number): Promise<EpochTraini
   const bar = new ProgressBar({
     total: batches.reduce((s, b) => s + batchUnits(loop, b), 0),
     initial: batches.slice(0, progress.batchInEpoch).reduce((s, b) => s + batchUnits(loop, b), 0),
-    label: `epoch ${epoch}/${config.epochs}`, unit: objective?.unit ?? 'tok', silent: loop.opts.quiet,
+    label: `epoch ${epoch}/${config.epochs}`,
+    unit: objective?.unit ?? 'tok',
+    silent: loop.opts.quiet,
   });
   const epochStart = performance.now() - progress.partial.seconds * 1000;
 
@@ -250,9 +305,12 @@ async function trainEpochBatches(loop: Loop, epoch: number): Promise<EpochTraini
     const stats = trainBatch(loop, batches[bi], `epoch ${epoch}, batch ${bi + 1}/${batches.length}`);
     progress.batchInEpoch = bi + 1;
     progress.partial.seconds = (performance.now() - epochStart) / 1000;
-    bar.tick(objective ? batches[bi].length : stats.tokens, progress.partial.rewardCount
-      ? `reward ${(progress.partial.rewardSum! / progress.partial.rewardCount).toFixed(4)}`
-      : `loss ${(progress.partial.lossSum / progress.partial.tokens).toFixed(4)}`);
+    bar.tick(
+      objective ? batches[bi].length : stats.tokens,
+      progress.partial.rewardCount
+        ? `reward ${(progress.partial.rewardSum! / progress.partial.rewardCount).toFixed(4)}`
+        : `loss ${(progress.partial.lossSum / progress.partial.tokens).toFixed(4)}`,
+    );
     // The batch loop is otherwise synchronous: without this the SIGINT handler (Ctrl-C) would never run. It must
     // stay a setImmediate turn (no timer delay), so that it costs next to nothing against a batch.
     await yieldToEventLoop();
@@ -260,8 +318,10 @@ async function trainEpochBatches(loop: Loop, epoch: number): Promise<EpochTraini
       const stopped = checkpointMidEpoch(loop);
       if (stopped) {
         bar.finish();
-        loop.log(`${stopped === 'interrupted' ? 'Interrupted' : 'Time budget reached'}: saved ${checkpointTagPaths(loop.opts.checkpointDir, 'latest').weights} ` +
-          `at epoch ${epoch}, batch ${bi + 1}/${batches.length}. Continue with --resume.`);
+        loop.log(
+          `${stopped === 'interrupted' ? 'Interrupted' : 'Time budget reached'}: saved ${checkpointTagPaths(loop.opts.checkpointDir, 'latest').weights} ` +
+            `at epoch ${epoch}, batch ${bi + 1}/${batches.length}. Continue with --resume.`,
+        );
         return { stopped };
       }
     }
@@ -283,16 +343,27 @@ function trainBatch(loop: Loop, batch: number[], where: string): StepStats {
   const optimizer = { learningRate: progress.learningRate, clipNorm: config.clipNorm || undefined };
   // One seed per step for dropout masks and sampling, so --resume repeats the same randomness.
   const stepSeed = dropoutSeed(config.seed, progress.step);
-  const stats = guardDivergence(() => objective
-    ? objective.step(model, assembled, batch.map((i) => train[i]), optimizer, stepSeed)
-    : model.trainStep(assembled, optimizer, config.dropout > 0 ? stepSeed : undefined));
+  const stats = guardDivergence(() =>
+    objective
+      ? objective.step(
+          model,
+          assembled,
+          batch.map((i) => train[i]),
+          optimizer,
+          stepSeed,
+        )
+      : model.trainStep(assembled, optimizer, config.dropout > 0 ? stepSeed : undefined),
+  );
   loop.trainMs += performance.now() - t0;
   if (!Number.isFinite(stats.loss)) {
     const last = progress.step > 0 ? checkpointTagPaths(checkpointDir, 'latest').weights : null;
-    throw new DivergedError(`The training loss became ${stats.loss} at ${where} ` +
-      `(optimizer step ${progress.step + 1}, learning rate ${progress.learningRate}). Training stopped; ` +
-      (last ? `the last good checkpoint (${last}) was kept. ` : 'no checkpoint had been saved yet. ') +
-      'Lower the learning rate (--learning-rate) or clip gradients (--clip-norm 5), then start again' + (last ? ' or --resume.' : '.'));
+    throw new DivergedError(
+      `The training loss became ${stats.loss} at ${where} ` +
+        `(optimizer step ${progress.step + 1}, learning rate ${progress.learningRate}). Training stopped; ` +
+        (last ? `the last good checkpoint (${last}) was kept. ` : 'no checkpoint had been saved yet. ') +
+        'Lower the learning rate (--learning-rate) or clip gradients (--clip-norm 5), then start again' +
+        (last ? ' or --resume.' : '.'),
+    );
   }
   progress.step++;
   progress.partial.lossSum += stats.loss * stats.tokens;
@@ -311,7 +382,8 @@ function trainBatch(loop: Loop, batch: number[], where: string): StepStats {
 function checkpointMidEpoch(loop: Loop): StopReason | null {
   const { opts } = loop;
   const now = performance.now();
-  const outOfTime = opts.timeBudgetSeconds !== undefined && !opts.wholeEpochs && (now - loop.started) / 1000 >= opts.timeBudgetSeconds;
+  const outOfTime =
+    opts.timeBudgetSeconds !== undefined && !opts.wholeEpochs && (now - loop.started) / 1000 >= opts.timeBudgetSeconds;
   const interrupted = opts.stop?.requested === true;
   const periodic = opts.config.checkpointMinutes > 0 && now - loop.lastSave >= opts.config.checkpointMinutes * 60_000;
   if (!outOfTime && !interrupted && !periodic) return null;
@@ -331,9 +403,14 @@ interface Validation {
 async function validateEpoch(loop: Loop, epoch: number): Promise<Validation | null> {
   const { opts } = loop;
   if (opts.stop?.requested) return null;
-  const valLoss = loop.dev.batches.length > 0 ? await evaluateLoss(opts.model, loop.dev.assembler, loop.dev.batches, opts.stop) : null;
+  const valLoss =
+    loop.dev.batches.length > 0
+      ? await evaluateLoss(opts.model, loop.dev.assembler, loop.dev.batches, opts.stop)
+      : null;
   if (opts.stop?.requested) return null;
-  const metric = opts.validate ? await opts.validate(opts.model, epoch, () => opts.stop?.requested === true) : undefined;
+  const metric = opts.validate
+    ? await opts.validate(opts.model, epoch, () => opts.stop?.requested === true)
+    : undefined;
   if (metric === null || opts.stop?.requested) return null;
   return { valLoss, metric };
 }
@@ -343,16 +420,27 @@ async function validateEpoch(loop: Loop, epoch: number): Promise<Validation | nu
  * the training loss), the learning rate for the next epoch, checkpoints ("latest", and "best" when it improved),
  * the loss plot and the log line. Returns what the score is (`by`) and the epochs since the best one.
  */
-async function finishEpoch(loop: Loop, epoch: number, seconds: number, nextEpochRng: RngState,
-                           { valLoss, metric }: Validation): Promise<{ by: string; sinceBest: number }> {
+async function finishEpoch(
+  loop: Loop,
+  epoch: number,
+  seconds: number,
+  nextEpochRng: RngState,
+  { valLoss, metric }: Validation,
+): Promise<{ by: string; sinceBest: number }> {
   const { config, checkpointDir } = loop.opts;
   const progress = loop.progress;
   const record: EpochRecord = {
-    epoch, trainLoss: progress.partial.lossSum / progress.partial.tokens, valLoss,
+    epoch,
+    trainLoss: progress.partial.lossSum / progress.partial.tokens,
+    valLoss,
     ...(metric ? { metric: { name: metric.metric, value: metric.value } } : {}),
-    learningRate: progress.learningRate, steps: progress.step, seconds,
+    learningRate: progress.learningRate,
+    steps: progress.step,
+    seconds,
     tokensPerSecond: progress.partial.tokens / seconds,
-    ...(progress.partial.rewardCount ? { trainReward: progress.partial.rewardSum! / progress.partial.rewardCount } : {}),
+    ...(progress.partial.rewardCount
+      ? { trainReward: progress.partial.rewardSum! / progress.partial.rewardCount }
+      : {}),
   };
   progress.history.push(record);
   progress.epoch = epoch;
@@ -362,28 +450,39 @@ async function finishEpoch(loop: Loop, epoch: number, seconds: number, nextEpoch
 
   // The score that picks "best", drives the plateau schedule and early stopping.
   const by = metric ? metric.metric : valLoss !== null ? 'valLoss' : 'trainLoss';
-  const score = metric ? metric.value : valLoss ?? record.trainLoss;
+  const score = metric ? metric.value : (valLoss ?? record.trainLoss);
   const higherIsBetter = Boolean(loop.opts.validate);
-  const improved = progress.best === null || (higherIsBetter ? score > progress.best.score : score < progress.best.score);
+  const improved =
+    progress.best === null || (higherIsBetter ? score > progress.best.score : score < progress.best.score);
   if (improved) progress.best = { epoch, score, by };
   const decayed = decayLearningRate(config, progress, epoch);
 
   saveLatest(loop);
   if (improved) promoteLatestToBest(checkpointDir);
   await writeLossCurve(checkpointDir, progress.history);
-  loop.log(`epoch ${epoch}: ` + (record.trainReward !== undefined ? `train reward (CIDEr-D of samples) ${record.trainReward.toFixed(4)}` : `train loss ${record.trainLoss.toFixed(4)}`) +
-    (valLoss !== null ? `, val loss ${valLoss.toFixed(4)}` : '') +
-    (metric ? `, ${metric.metric} ${metric.value.toFixed(4)}` : '') +
-    `, ${record.tokensPerSecond.toFixed(0)} tok/s, ${seconds.toFixed(1)} s` + (improved ? ' (best)' : '') +
-    (decayed ? `; learning rate -> ${progress.learningRate}` : ''));
+  loop.log(
+    `epoch ${epoch}: ` +
+      (record.trainReward !== undefined
+        ? `train reward (CIDEr-D of samples) ${record.trainReward.toFixed(4)}`
+        : `train loss ${record.trainLoss.toFixed(4)}`) +
+      (valLoss !== null ? `, val loss ${valLoss.toFixed(4)}` : '') +
+      (metric ? `, ${metric.metric} ${metric.value.toFixed(4)}` : '') +
+      `, ${record.tokensPerSecond.toFixed(0)} tok/s, ${seconds.toFixed(1)} s` +
+      (improved ? ' (best)' : '') +
+      (decayed ? `; learning rate -> ${progress.learningRate}` : ''),
+  );
   return { by, sinceBest: epoch - (progress.best?.epoch ?? epoch) };
 }
 
 /** The learning-rate schedule after epoch `epoch` ('step' or 'plateau'); true when it lowered the rate. */
 function decayLearningRate(config: TrainConfig, progress: TrainProgress, epoch: number): boolean {
-  const decay = config.lrSchedule === 'step' ? epoch % config.lrStepEpochs === 0
-    : config.lrSchedule === 'plateau' ? epoch - Math.max(progress.best?.epoch ?? 0, progress.lastDecayEpoch) >= config.lrPatience && config.lrPatience > 0
-      : false;
+  const decay =
+    config.lrSchedule === 'step'
+      ? epoch % config.lrStepEpochs === 0
+      : config.lrSchedule === 'plateau'
+        ? epoch - Math.max(progress.best?.epoch ?? 0, progress.lastDecayEpoch) >= config.lrPatience &&
+          config.lrPatience > 0
+        : false;
   if (!decay || progress.learningRate <= config.minLearningRate) return false;
   progress.learningRate = Math.max(config.minLearningRate, progress.learningRate * config.lrDecayFactor);
   progress.lastDecayEpoch = epoch;
@@ -391,11 +490,18 @@ function decayLearningRate(config: TrainConfig, progress: TrainProgress, epoch: 
 }
 
 /** After a finished epoch: stop early (no improvement), on Ctrl-C, or when the time budget is used up? */
-function stopAfterEpoch(loop: Loop, epoch: number, epochStart: number, { by, sinceBest }: { by: string; sinceBest: number }): StopReason | null {
+function stopAfterEpoch(
+  loop: Loop,
+  epoch: number,
+  epochStart: number,
+  { by, sinceBest }: { by: string; sinceBest: number },
+): StopReason | null {
   const { opts, progress } = loop;
   const { config } = opts;
   if (config.earlyStopPatience > 0 && epoch >= config.minEpochs && sinceBest >= config.earlyStopPatience) {
-    loop.log(`Early stop: no improvement of ${by} for ${sinceBest} epochs (best ${progress.best!.score.toFixed(4)} at epoch ${progress.best!.epoch}).`);
+    loop.log(
+      `Early stop: no improvement of ${by} for ${sinceBest} epochs (best ${progress.best!.score.toFixed(4)} at epoch ${progress.best!.epoch}).`,
+    );
     return 'early-stopped';
   }
   if (epoch >= config.epochs) return null;
@@ -403,11 +509,15 @@ function stopAfterEpoch(loop: Loop, epoch: number, epochStart: number, { by, sin
   const wholeEpochSeconds = (performance.now() - epochStart) / 1000; // training + validation of this epoch
   const budgetLeft = opts.timeBudgetSeconds === undefined ? Infinity : opts.timeBudgetSeconds - used;
   if (opts.stop?.requested) {
-    loop.log(`Interrupted: saved ${checkpointTagPaths(opts.checkpointDir, 'latest').weights} at the end of epoch ${epoch}. Continue with --resume.`);
+    loop.log(
+      `Interrupted: saved ${checkpointTagPaths(opts.checkpointDir, 'latest').weights} at the end of epoch ${epoch}. Continue with --resume.`,
+    );
     return 'interrupted';
   }
   if (budgetLeft <= 0 || (opts.wholeEpochs && budgetLeft < wholeEpochSeconds)) {
-    loop.log(`Time budget: stopping after epoch ${epoch} (${used.toFixed(0)} s of ${opts.timeBudgetSeconds?.toFixed(0)} s used).`);
+    loop.log(
+      `Time budget: stopping after epoch ${epoch} (${used.toFixed(0)} s of ${opts.timeBudgetSeconds?.toFixed(0)} s used).`,
+    );
     return 'time-budget';
   }
   return null;

@@ -29,7 +29,13 @@ export interface BatchObjective {
   readonly examplesPerBatch: number;
   /** What the progress bar counts per example. */
   readonly unit: string;
-  step(model: CaptionModel, batch: TrainBatch, examples: readonly Example[], opt: OptimizerOptions, seed: number): StepStats;
+  step(
+    model: CaptionModel,
+    batch: TrainBatch,
+    examples: readonly Example[],
+    opt: OptimizerOptions,
+    seed: number,
+  ): StepStats;
 }
 
 export interface SelfCriticalOptions {
@@ -46,7 +52,8 @@ export interface SelfCriticalOptions {
 
 /** Leave-one-out baselines: b_k = mean of the other rewards of the same image (groups of `k` in order). */
 export function leaveOneOutAdvantages(rewards: ArrayLike<number>, k: number): Float32Array {
-  if (k < 2 || rewards.length % k !== 0) throw new Error(`leaveOneOutAdvantages: ${rewards.length} rewards in groups of ${k}`);
+  if (k < 2 || rewards.length % k !== 0)
+    throw new Error(`leaveOneOutAdvantages: ${rewards.length} rewards in groups of ${k}`);
   const out = new Float32Array(rewards.length);
   for (let g = 0; g < rewards.length; g += k) {
     let sum = 0;
@@ -58,14 +65,21 @@ export function leaveOneOutAdvantages(rewards: ArrayLike<number>, k: number): Fl
 
 export interface SelfCriticalObjective extends BatchObjective {
   /** K sampled captions per image of the batch and their rewards (rows b*K + k), without a training step. */
-  sample(model: CaptionModel, batch: TrainBatch, examples: readonly Example[], seed: number): { captions: DecodedCaption[]; rewards: number[] };
+  sample(
+    model: CaptionModel,
+    batch: TrainBatch,
+    examples: readonly Example[],
+    seed: number,
+  ): { captions: DecodedCaption[]; rewards: number[] };
 }
 
 /** SCST as a BatchObjective over one example per training image (see selfCriticalExamples). */
 export function selfCriticalObjective(opts: SelfCriticalOptions): SelfCriticalObjective {
   const K = opts.samples;
-  if (!Number.isInteger(K) || K < 2) throw new UserError(`scstSamples must be an integer >= 2 (the baseline is the other samples' mean), got ${K}.`);
-  if (!Number.isInteger(opts.maxLength) || opts.maxLength < 1) throw new UserError(`scstMaxLength must be an integer >= 1, got ${opts.maxLength}.`);
+  if (!Number.isInteger(K) || K < 2)
+    throw new UserError(`scstSamples must be an integer >= 2 (the baseline is the other samples' mean), got ${K}.`);
+  if (!Number.isInteger(opts.maxLength) || opts.maxLength < 1)
+    throw new UserError(`scstMaxLength must be an integer >= 1, got ${opts.maxLength}.`);
   const withRefs = opts.images.filter((im) => im.captions.length > 0);
   const imageIndex = new Map(withRefs.map((im, i) => [im.id, i]));
   const scorer = new CiderD(withRefs.map((im) => im.captions.map(tokenizeCaption)));
@@ -73,13 +87,19 @@ export function selfCriticalObjective(opts: SelfCriticalOptions): SelfCriticalOb
   /** Row b*K + k of the sampled captions is sample k of image b: each image is encoded once, for sampling and training. */
   const sampleImages = (model: CaptionModel, batch: TrainBatch, examples: readonly Example[], seed: number) => {
     const captions = decodeImages(model, batch.features, batch.size, vocab, {
-      sample: true, temperature: 1, seed, maxLength: opts.maxLength, samplesPerImage: K, batchSize: batch.size,
+      sample: true,
+      temperature: 1,
+      seed,
+      maxLength: opts.maxLength,
+      samplesPerImage: K,
+      batchSize: batch.size,
     });
     // Scored as evaluation scores them: the words joined, PTB-tokenised, CIDEr-D against the image's references.
     const rewards = captions.map((c, i) => {
       const id = examples[Math.floor(i / K)].image;
       const image = imageIndex.get(id);
-      if (image === undefined) throw new UserError(`self-critical training: image "${id}" is not a training image with captions.`);
+      if (image === undefined)
+        throw new UserError(`self-critical training: image "${id}" is not a training image with captions.`);
       return scorer.score(tokenizeCaption(c.words.join(' ')), image);
     });
     return { captions, rewards };
@@ -109,7 +129,10 @@ export function selfCriticalObjective(opts: SelfCriticalOptions): SelfCriticalOb
         imageOfRow[row] = Math.floor(i / K);
         weights[row] = advantages[i];
       });
-      const stats = model.trainStep({ size: N, steps: width - 1, features: batch.features, imageOfRow, tokens, weights }, opt);
+      const stats = model.trainStep(
+        { size: N, steps: width - 1, features: batch.features, imageOfRow, tokens, weights },
+        opt,
+      );
       return { ...stats, reward: rewards.reduce((a, r) => a + r, 0) / N };
     },
   };
@@ -117,6 +140,7 @@ export function selfCriticalObjective(opts: SelfCriticalOptions): SelfCriticalOb
 
 /** One example per training image that has captions (its first caption; SCST uses only the image). */
 export function selfCriticalExamples(images: readonly PreparedImage[]): Example[] {
-  return images.filter((im) => im.split === 'train' && im.tokens.length > 0 && im.captions.length > 0)
+  return images
+    .filter((im) => im.split === 'train' && im.tokens.length > 0 && im.captions.length > 0)
     .map((im) => ({ image: im.id, tokens: Int32Array.from(im.tokens[0]) }));
 }

@@ -7,7 +7,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { CaptionModel, ModelConfig } from '../model/types.js';
 import {
-  bf16Unavailable, createModel, resolvePrecision, type Precision, type PrecisionChoice, type TrainingPrecision,
+  bf16Unavailable,
+  createModel,
+  resolvePrecision,
+  type Precision,
+  type PrecisionChoice,
+  type TrainingPrecision,
 } from '../model/index.js';
 import type { FeatureStoreReader } from '../features/types.js';
 import { openRunFeatures, recordedEncoderOptions } from '../features/run-feature-store.js';
@@ -17,10 +22,21 @@ import type { Vocabulary } from '../vocab/vocabulary.js';
 import { UserError } from '../util/errors.js';
 import { lockFolder } from '../util/folder-lock.js';
 import {
-  checkpointTagPaths, loadCheckpoint, restoreModel, type CheckpointMeta, type LoadedCheckpoint,
+  checkpointTagPaths,
+  loadCheckpoint,
+  restoreModel,
+  type CheckpointMeta,
+  type LoadedCheckpoint,
 } from '../checkpoint/checkpoint.js';
 import { checkInitFeatures, describeRemap, initFromSource, loadInitSource, type InitSource } from './init-source.js';
-import { FROZEN_ON_RESUME, formatConfig, readConfigFile, resolveConfig, upgradeSavedConfig, type TrainConfig } from './config.js';
+import {
+  FROZEN_ON_RESUME,
+  formatConfig,
+  readConfigFile,
+  resolveConfig,
+  upgradeSavedConfig,
+  type TrainConfig,
+} from './config.js';
 import { splitExamples, type Example } from './batches.js';
 import { selfCriticalExamples, selfCriticalObjective, type BatchObjective } from './self-critical.js';
 import { trainLoop, type TrainResult, type ValidateHook } from './loop.js';
@@ -87,15 +103,23 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
   }
 }
 
-async function trainLocked(opts: TrainOptions, log: (line: string) => void, runDir: string, checkpointDir: string,
-                           vocab: Vocabulary, images: PreparedImage[]): Promise<TrainOutcome> {
+async function trainLocked(
+  opts: TrainOptions,
+  log: (line: string) => void,
+  runDir: string,
+  checkpointDir: string,
+  vocab: Vocabulary,
+  images: PreparedImage[],
+): Promise<TrainOutcome> {
   const paths = runPaths(runDir);
   const store = openRunFeatures(runDir, { explicit: opts.featuresDir });
   const initSource = opts.init ? await loadInitSource(opts.init) : null;
   const start = startingPoint(opts, checkpointDir, store, runDir, initSource);
   const { config, resumed, precision } = start;
   const model = buildModel(start, store, vocab);
-  const remap = initSource ? describeRemap(initSource, initFromSource(model, initSource, vocab.words), vocab.size) : null;
+  const remap = initSource
+    ? describeRemap(initSource, initFromSource(model, initSource, vocab.words), vocab.size)
+    : null;
   const data = trainingData(start, images, vocab, log);
   const validate = opts.validate ?? validationHook(config, images, vocab, store, opts.quiet, log);
   if (opts.force) removeCheckpoints(checkpointDir, log);
@@ -103,16 +127,34 @@ async function trainLocked(opts: TrainOptions, log: (line: string) => void, runD
   // Everything up to the first batch runs synchronously, so Ctrl-C is heard from the first batch on.
   return withCtrlC(opts.handleSigint !== false, log, async (stop) => {
     // Printed only once Ctrl-C is handled, so whoever sees the config knows Ctrl-C saves from here on.
-    log(`${describeRun(runDir, store, vocab, start, data, checkpointDir, remap)}\n  precision ${precision.used} (${precision.reason})`);
+    log(
+      `${describeRun(runDir, store, vocab, start, data, checkpointDir, remap)}\n  precision ${precision.used} (${precision.reason})`,
+    );
     const result = await trainLoop({
-      config, model, precision, store, train: data.train, dev: data.dev, checkpointDir, vocabFile: paths.vocab, runDir,
+      config,
+      model,
+      precision,
+      store,
+      train: data.train,
+      dev: data.dev,
+      checkpointDir,
+      vocabFile: paths.vocab,
+      runDir,
       encoderOptions: recordedEncoderOptions(store.dir),
-      resume: resumed?.meta.progress, validate, objective: data.objective, timeBudgetSeconds: opts.timeBudgetSeconds,
-      wholeEpochs: opts.wholeEpochs, stop, log, quiet: opts.quiet,
+      resume: resumed?.meta.progress,
+      validate,
+      objective: data.objective,
+      timeBudgetSeconds: opts.timeBudgetSeconds,
+      wholeEpochs: opts.wholeEpochs,
+      stop,
+      log,
+      quiet: opts.quiet,
     });
     const readShare = result.trainMs > 0 ? (100 * result.featureReadMs) / result.trainMs : 0;
-    log(`Done (${result.reason}). Checkpoints in ${checkpointDir}; loss plot ${path.join(checkpointDir, 'loss.png')}. ` +
-      `Reading features took ${readShare.toFixed(1)}% of the training time.`);
+    log(
+      `Done (${result.reason}). Checkpoints in ${checkpointDir}; loss plot ${path.join(checkpointDir, 'loss.png')}. ` +
+        `Reading features took ${readShare.toFixed(1)}% of the training time.`,
+    );
     return { ...result, config, model, vocab, store };
   });
 }
@@ -129,7 +171,9 @@ function refuseTrainedFolder(checkpointDir: string, opts: TrainOptions): void {
     throw new UserError(`--force starts over in ${checkpointDir}, --resume continues it: use one of them.`);
   }
   if (opts.resume || opts.force) return;
-  const found = ['latest', 'best'].map((tag) => checkpointTagPaths(checkpointDir, tag as 'latest' | 'best').weights).filter((f) => fs.existsSync(f));
+  const found = ['latest', 'best']
+    .map((tag) => checkpointTagPaths(checkpointDir, tag as 'latest' | 'best').weights)
+    .filter((f) => fs.existsSync(f));
   if (found.length === 0) return;
   let progress = '';
   try {
@@ -138,8 +182,10 @@ function refuseTrainedFolder(checkpointDir: string, opts: TrainOptions): void {
   } catch {
     progress = '';
   }
-  throw new UserError(`${checkpointDir} already holds checkpoints${progress}: ${found.map((f) => path.basename(f)).join(', ')}. ` +
-    'Continue that run with --resume, train into another folder with --checkpoints DIR, or pass --force to start over (it deletes them).');
+  throw new UserError(
+    `${checkpointDir} already holds checkpoints${progress}: ${found.map((f) => path.basename(f)).join(', ')}. ` +
+      'Continue that run with --resume, train into another folder with --checkpoints DIR, or pass --force to start over (it deletes them).',
+  );
 }
 
 /** --force: the previous run's checkpoints and loss plot go before the new run writes its own. */
@@ -165,10 +211,17 @@ interface StartingPoint {
  * schedule-like settings may change; with --init the network's shape comes from the model. Both must have
  * been trained on this store's features (encoder and grid).
  */
-function startingPoint(opts: TrainOptions, checkpointDir: string, store: FeatureStoreReader, runDir: string,
-                       initial: InitSource | null): StartingPoint {
+function startingPoint(
+  opts: TrainOptions,
+  checkpointDir: string,
+  store: FeatureStoreReader,
+  runDir: string,
+  initial: InitSource | null,
+): StartingPoint {
   if (opts.init && opts.resume) {
-    throw new UserError(`--init ${opts.init} starts a new run from a checkpoint's weights, --resume continues ${checkpointDir}: use one of them.`);
+    throw new UserError(
+      `--init ${opts.init} starts a new run from a checkpoint's weights, --resume continues ${checkpointDir}: use one of them.`,
+    );
   }
   const fromFile = opts.configFile ? readConfigFile(opts.configFile) : {};
   const asked = { ...fromFile, ...opts.overrides };
@@ -179,8 +232,10 @@ function startingPoint(opts: TrainOptions, checkpointDir: string, store: Feature
     const saved = upgradeSavedConfig(resumed.meta.config);
     for (const key of FROZEN_ON_RESUME) {
       if (asked[key] !== undefined && asked[key] !== saved[key]) {
-        throw new UserError(`--resume: "${key}" was ${saved[key]} in ${resumed.file} and cannot change to ${asked[key]} ` +
-          'when continuing a run. Drop that option, or train from scratch into another --checkpoints folder.');
+        throw new UserError(
+          `--resume: "${key}" was ${saved[key]} in ${resumed.file} and cannot change to ${asked[key]} ` +
+            'when continuing a run. Drop that option, or train from scratch into another --checkpoints folder.',
+        );
       }
     }
     config = { ...saved, ...asked };
@@ -194,9 +249,11 @@ function startingPoint(opts: TrainOptions, checkpointDir: string, store: Feature
     const saved = upgradeSavedConfig(initial.config);
     const differs = INIT_SHAPE.filter((key) => asked[key] !== undefined && asked[key] !== saved[key]);
     if (differs.length > 0) {
-      throw new UserError(`--init ${initial.named}: the model's size is fixed by its weights, and it differs from what was asked: ` +
-        `${differs.map((key) => `${key} ${saved[key]} (asked ${asked[key]})`).join(', ')}. Drop ${differs.map((k) => `--${flagName(k)}`).join(' ')} ` +
-        '(and those keys of --config), or train from scratch without --init.');
+      throw new UserError(
+        `--init ${initial.named}: the model's size is fixed by its weights, and it differs from what was asked: ` +
+          `${differs.map((key) => `${key} ${saved[key]} (asked ${asked[key]})`).join(', ')}. Drop ${differs.map((k) => `--${flagName(k)}`).join(' ')} ` +
+          '(and those keys of --config), or train from scratch without --init.',
+      );
     }
     config = { ...config, ...Object.fromEntries(INIT_SHAPE.map((key) => [key, saved[key]])) };
     checkInitFeatures(initial, store, runDir);
@@ -211,22 +268,33 @@ function startingPoint(opts: TrainOptions, checkpointDir: string, store: Feature
  * exact: another explicit precision is refused, and 'auto' (or none) means the recorded one, refused with the
  * reason where this machine cannot run it. --init starts a new run, which may take any precision.
  */
-function trainingPrecision(choice: PrecisionChoice, explicit: PrecisionChoice | undefined,
-                           resumed: LoadedCheckpoint<Partial<TrainConfig>> | null): TrainingPrecision {
+function trainingPrecision(
+  choice: PrecisionChoice,
+  explicit: PrecisionChoice | undefined,
+  resumed: LoadedCheckpoint<Partial<TrainConfig>> | null,
+): TrainingPrecision {
   const recorded = resumed ? recordedPrecision(resumed.meta) : null;
   if (resumed && recorded) {
     const { file } = resumed;
     if (explicit !== undefined && explicit !== 'auto' && explicit !== recorded) {
-      throw new UserError(`--resume: ${file} was trained in ${recorded}, and a run keeps its precision when it continues ` +
-        `(asked: ${explicit}). Drop --precision (or pass auto) to continue in ${recorded}, or start a new run (fresh Adam state ` +
-        `and schedule) from these weights: --init ${file} --precision ${explicit} with another --checkpoints folder.`);
+      throw new UserError(
+        `--resume: ${file} was trained in ${recorded}, and a run keeps its precision when it continues ` +
+          `(asked: ${explicit}). Drop --precision (or pass auto) to continue in ${recorded}, or start a new run (fresh Adam state ` +
+          `and schedule) from these weights: --init ${file} --precision ${explicit} with another --checkpoints folder.`,
+      );
     }
     const why = recorded === 'bf16' ? bf16Unavailable() : null;
     if (why) {
-      throw new UserError(`--resume: ${file} was trained in bf16, which cannot run here: ${why}. Resume it where bf16 runs, ` +
-        `or start a new run (fresh Adam state and schedule) from these weights: --init ${file} --precision fp32 with another --checkpoints folder.`);
+      throw new UserError(
+        `--resume: ${file} was trained in bf16, which cannot run here: ${why}. Resume it where bf16 runs, ` +
+          `or start a new run (fresh Adam state and schedule) from these weights: --init ${file} --precision fp32 with another --checkpoints folder.`,
+      );
     }
-    return { asked: explicit ?? resumed.meta.precision?.asked ?? recorded, used: recorded, reason: `resumed: ${path.basename(file)} was trained in ${recorded}` };
+    return {
+      asked: explicit ?? resumed.meta.precision?.asked ?? recorded,
+      used: recorded,
+      reason: `resumed: ${path.basename(file)} was trained in ${recorded}`,
+    };
   }
   const { precision, reason } = resolvePrecision(choice);
   return { asked: choice, used: precision, reason };
@@ -248,17 +316,29 @@ const flagName = (field: string) => field.replace(/([a-z0-9])([A-Z])/g, '$1-$2')
 
 function checkSameFeatures(flag: string, ckpt: LoadedCheckpoint<unknown>, store: FeatureStoreReader): void {
   if (ckpt.meta.encoder.id !== store.encoderId) {
-    throw new UserError(`${flag}: ${ckpt.file} was trained on features "${ckpt.meta.encoder.id}" but this run's store is ` +
-      `"${store.encoderId}". Pass --features with the matching store.`);
+    throw new UserError(
+      `${flag}: ${ckpt.file} was trained on features "${ckpt.meta.encoder.id}" but this run's store is ` +
+        `"${store.encoderId}". Pass --features with the matching store.`,
+    );
   }
 }
 
 /** The model for the config, with the weights (and with --resume the Adam state) of the starting checkpoint. */
-function buildModel({ config, precision, resumed }: StartingPoint, store: FeatureStoreReader, vocab: Vocabulary): CaptionModel {
+function buildModel(
+  { config, precision, resumed }: StartingPoint,
+  store: FeatureStoreReader,
+  vocab: Vocabulary,
+): CaptionModel {
   const modelConfig: ModelConfig = {
-    locations: store.locations, channels: store.channels, vocabSize: vocab.size,
-    embedDim: config.embedDim, units: config.units, attentionUnits: config.attentionUnits,
-    dropout: config.dropout, attentionLambda: config.attentionLambda, gruState: config.gruState,
+    locations: store.locations,
+    channels: store.channels,
+    vocabSize: vocab.size,
+    embedDim: config.embedDim,
+    units: config.units,
+    attentionUnits: config.attentionUnits,
+    dropout: config.dropout,
+    attentionLambda: config.attentionLambda,
+    gruState: config.gruState,
     initState: config.initState,
   };
   const model = createModel(modelConfig, { seed: config.seed, precision: precision.used });
@@ -274,38 +354,67 @@ interface TrainingData {
 }
 
 /** Self-critical training steps over images (sampling its own captions); cross-entropy over (image, caption) pairs. */
-function trainingData({ config, resumed, initial }: StartingPoint, images: PreparedImage[], vocab: Vocabulary,
-                      log: (line: string) => void): TrainingData {
+function trainingData(
+  { config, resumed, initial }: StartingPoint,
+  images: PreparedImage[],
+  vocab: Vocabulary,
+  log: (line: string) => void,
+): TrainingData {
   const dev = splitExamples(images, 'dev', config.maxCaptionLength);
   if (config.objective !== 'scst') return { train: splitExamples(images, 'train', config.maxCaptionLength), dev };
   const objective = selfCriticalObjective({
-    images: images.filter((im) => im.split === 'train'), vocab, samples: config.scstSamples,
-    captionsPerBatch: config.batchSize, maxLength: config.scstMaxLength,
+    images: images.filter((im) => im.split === 'train'),
+    vocab,
+    samples: config.scstSamples,
+    captionsPerBatch: config.batchSize,
+    maxLength: config.scstMaxLength,
   });
-  if (!initial && !resumed) log('  note: self-critical training from random weights rarely learns; start from a cross-entropy checkpoint with --init.');
-  if (config.dropout > 0) log(`  note: dropout ${config.dropout} with self-critical training scores the samples under another policy than drew them; configs/scst.json uses 0.`);
+  if (!initial && !resumed)
+    log(
+      '  note: self-critical training from random weights rarely learns; start from a cross-entropy checkpoint with --init.',
+    );
+  if (config.dropout > 0)
+    log(
+      `  note: dropout ${config.dropout} with self-critical training scores the samples under another policy than drew them; configs/scst.json uses 0.`,
+    );
   return { train: selfCriticalExamples(images), dev, objective };
 }
 
 /** The lines printed before the first batch: data, starting point, checkpoints and the effective config. */
-function describeRun(runDir: string, store: FeatureStoreReader, vocab: Vocabulary, { config, resumed }: StartingPoint,
-                     data: TrainingData, checkpointDir: string, remap: string | null): string {
+function describeRun(
+  runDir: string,
+  store: FeatureStoreReader,
+  vocab: Vocabulary,
+  { config, resumed }: StartingPoint,
+  data: TrainingData,
+  checkpointDir: string,
+  remap: string | null,
+): string {
   const tokens = data.train.reduce((s, e) => s + e.tokens.length - 1, 0);
-  return `sat train: ${runDir}\n  features ${store.encoderId} [${store.locations} x ${store.channels}], vocabulary ${vocab.size} words\n` +
+  return (
+    `sat train: ${runDir}\n  features ${store.encoderId} [${store.locations} x ${store.channels}], vocabulary ${vocab.size} words\n` +
     (data.objective
       ? `  self-critical: ${data.train.length} train images, ${config.scstSamples} sampled captions each, ${data.objective.examplesPerBatch} images per step; dev ${data.dev.length} captions\n`
       : `  train ${data.train.length} captions (${tokens} target tokens), dev ${data.dev.length} captions\n`) +
     (remap ? `${remap}\n` : '') +
-    `  checkpoints ${checkpointDir}` + (resumed ? `\n  resuming ${resumed.file} at epoch ${resumed.meta.progress.epoch}` +
-      (resumed.meta.progress.batchInEpoch ? `, batch ${resumed.meta.progress.batchInEpoch}` : '') : '') +
-    `\nconfig:\n${formatConfig(config)}`;
+    `  checkpoints ${checkpointDir}` +
+    (resumed
+      ? `\n  resuming ${resumed.file} at epoch ${resumed.meta.progress.epoch}` +
+        (resumed.meta.progress.batchInEpoch ? `, batch ${resumed.meta.progress.batchInEpoch}` : '')
+      : '') +
+    `\nconfig:\n${formatConfig(config)}`
+  );
 }
 
 /**
  * Run `body` with Ctrl-C handled (when `handle`): the first Ctrl-C asks the loop to save at the end of the
  * current batch and return; a second one quits at once (exit 130) without saving.
  */
-async function withCtrlC<T>(handle: boolean, log: (line: string) => void, body: (stop: { requested: boolean }) => Promise<T>): Promise<T> {
+async function withCtrlC<T>(
+  handle: boolean,
+  log: (line: string) => void,
+  body: (stop: { requested: boolean }) => Promise<T>,
+): Promise<T> {
   const stop = { requested: false };
   const onSigint = () => {
     if (stop.requested) {

@@ -28,7 +28,11 @@ export type { ValMetric };
 export const METRIC_LABEL: Record<Exclude<ValMetric, 'loss'>, 'CIDEr' | 'BLEU-4'> = { cider: 'CIDEr', bleu4: 'BLEU-4' };
 
 /** Corpus score of already PTB-tokenised hypotheses against tokenised references (same order). */
-export function metricValue(metric: Exclude<ValMetric, 'loss'>, hyps: readonly string[], refs: readonly (readonly string[])[]): number {
+export function metricValue(
+  metric: Exclude<ValMetric, 'loss'>,
+  hyps: readonly string[],
+  refs: readonly (readonly string[])[],
+): number {
   return metric === 'cider' ? ciderD(hyps, refs) : bleu(hyps, refs)[3];
 }
 
@@ -52,8 +56,10 @@ export interface ValidationOptions {
 export function makeValidateHook(opts: ValidationOptions): ValidateHook {
   const usable = opts.images.filter((im) => im.captions.length > 0 && opts.store.has(im.id));
   if (usable.length === 0) {
-    throw new UserError(`validation by ${METRIC_LABEL[opts.metric]} needs dev images with captions and stored features, and there are none ` +
-      `(${opts.images.length} dev images). Extract features for the dev split (\`sat features\`) or pass --val-metric loss.`);
+    throw new UserError(
+      `validation by ${METRIC_LABEL[opts.metric]} needs dev images with captions and stored features, and there are none ` +
+        `(${opts.images.length} dev images). Extract features for the dev split (\`sat features\`) or pass --val-metric loss.`,
+    );
   }
   const chosen = seededSubset(usable, opts.maxImages, opts.seed);
   const ids = chosen.map((im) => im.id);
@@ -64,8 +70,10 @@ export function makeValidateHook(opts: ValidationOptions): ValidateHook {
   return async (model: CaptionModel, epoch: number, shouldStop = () => false) => {
     // Interruptible: the event loop runs between decoding batches, so Ctrl-C during a long pass is heard.
     const captions = await decodeStoreImagesInterruptible(model, opts.store, ids, vocab, {
-      maxLength, batchSize: opts.batchSize,
-      progress: opts.quiet ? false : `validate ${label} e${epoch}`, shouldStop,
+      maxLength,
+      batchSize: opts.batchSize,
+      progress: opts.quiet ? false : `validate ${label} e${epoch}`,
+      shouldStop,
     });
     if (captions === null) return null;
     const hyps = captions.map((c) => tokenizeCaption(c.words.join(' ')));
@@ -74,8 +82,14 @@ export function makeValidateHook(opts: ValidationOptions): ValidateHook {
 }
 
 /** The per-epoch metric hook for config.valMetric (none for 'loss', or when the run has no dev captions). */
-export function validationHook(config: TrainConfig, images: readonly PreparedImage[], vocab: Vocabulary, store: FeatureStoreReader,
-                               quiet: boolean | undefined, log: (line: string) => void): ValidateHook | undefined {
+export function validationHook(
+  config: TrainConfig,
+  images: readonly PreparedImage[],
+  vocab: Vocabulary,
+  store: FeatureStoreReader,
+  quiet: boolean | undefined,
+  log: (line: string) => void,
+): ValidateHook | undefined {
   if (config.valMetric === 'loss') return undefined;
   const dev = images.filter((im) => im.split === 'dev' && im.captions.length > 0);
   if (dev.length === 0) {
@@ -83,6 +97,16 @@ export function validationHook(config: TrainConfig, images: readonly PreparedIma
     return undefined;
   }
   const n = config.valImages > 0 ? Math.min(config.valImages, dev.length) : dev.length;
-  log(`  validation: ${METRIC_LABEL[config.valMetric]} of greedy captions for ${n} of ${dev.length} dev images each epoch`);
-  return makeValidateHook({ store, images: dev, vocab, metric: config.valMetric, maxImages: config.valImages, seed: config.seed, quiet });
+  log(
+    `  validation: ${METRIC_LABEL[config.valMetric]} of greedy captions for ${n} of ${dev.length} dev images each epoch`,
+  );
+  return makeValidateHook({
+    store,
+    images: dev,
+    vocab,
+    metric: config.valMetric,
+    maxImages: config.valImages,
+    seed: config.seed,
+    quiet,
+  });
 }

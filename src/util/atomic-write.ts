@@ -33,12 +33,20 @@ export function writeJsonAtomic(file: string, value: unknown, what = path.basena
  * first, so running out of space leaves all the targets as they were; only then are they renamed into place in
  * order (renames need no space), `beforeReplace` running just before the first rename.
  */
-export function writeFilesAtomic(files: readonly AtomicFile[], what: string, opts: { beforeReplace?: () => void } = {}): void {
-  replaceAllAtomically(files.map(({ file, data }) => ({
-    file,
-    bytes: byteLength(data),
-    fill: (tmp: string) => writeTemp(tmp, data),
-  })), what, opts.beforeReplace);
+export function writeFilesAtomic(
+  files: readonly AtomicFile[],
+  what: string,
+  opts: { beforeReplace?: () => void } = {},
+): void {
+  replaceAllAtomically(
+    files.map(({ file, data }) => ({
+      file,
+      bytes: byteLength(data),
+      fill: (tmp: string) => writeTemp(tmp, data),
+    })),
+    what,
+    opts.beforeReplace,
+  );
 }
 
 /** Replace `to` with a copy of `from`. */
@@ -48,11 +56,14 @@ export function copyFileAtomic(from: string, to: string, what = path.basename(to
 
 /** Replace each `to` with a copy of its `from`, all copies made and checked before the first rename. */
 export function copyFilesAtomic(pairs: readonly { from: string; to: string }[], what: string): void {
-  replaceAllAtomically(pairs.map(({ from, to }) => ({
-    file: to,
-    bytes: fs.statSync(from).size,
-    fill: (tmp: string) => fs.copyFileSync(from, tmp),
-  })), what);
+  replaceAllAtomically(
+    pairs.map(({ from, to }) => ({
+      file: to,
+      bytes: fs.statSync(from).size,
+      fill: (tmp: string) => fs.copyFileSync(from, tmp),
+    })),
+    what,
+  );
 }
 
 /**
@@ -64,7 +75,10 @@ export function writeAllSync(fd: number, data: string | Uint8Array, position: nu
   let done = 0;
   while (done < buf.length) {
     const n = fs.writeSync(fd, buf, done, buf.length - done, position === null ? null : position + done);
-    if (!(n > 0)) throw Object.assign(new Error(`ENOSPC: a write made no progress with ${buf.length - done} bytes left`), { code: 'ENOSPC' });
+    if (!(n > 0))
+      throw Object.assign(new Error(`ENOSPC: a write made no progress with ${buf.length - done} bytes left`), {
+        code: 'ENOSPC',
+      });
     done += n;
   }
 }
@@ -85,13 +99,22 @@ export function isOutOfSpace(e: unknown): boolean {
  * The UserError for an out-of-space failure `e` while writing `what` (`bytes` long) into `dir`; other errors
  * are returned as they are. `kept` says what was left intact.
  */
-export function outOfSpaceError(e: unknown, dir: string, what: string, bytes: number, kept = 'the previous files were left as they were'): unknown {
+export function outOfSpaceError(
+  e: unknown,
+  dir: string,
+  what: string,
+  bytes: number,
+  kept = 'the previous files were left as they were',
+): unknown {
   if (!isOutOfSpace(e)) return e;
   const code = (e as NodeJS.ErrnoException).code!;
   const free = freeBytes(dir);
-  return new UserError(`Could not write ${what} in ${path.resolve(dir)}: ${SPACE_ERRORS[code]} (${code}). ` +
-    `It needs ${formatBytes(bytes)}${free !== null ? `; ${formatBytes(free)} is free there` : ''}, and ${kept}. ` +
-    (code === 'EFBIG' ? 'Raise the limit (ulimit -f unlimited)' : 'Free some space or write to another folder') + ', then run the command again.');
+  return new UserError(
+    `Could not write ${what} in ${path.resolve(dir)}: ${SPACE_ERRORS[code]} (${code}). ` +
+      `It needs ${formatBytes(bytes)}${free !== null ? `; ${formatBytes(free)} is free there` : ''}, and ${kept}. ` +
+      (code === 'EFBIG' ? 'Raise the limit (ulimit -f unlimited)' : 'Free some space or write to another folder') +
+      ', then run the command again.',
+  );
 }
 
 /** Bytes available to this user on the filesystem of `dir`, or null where that cannot be read. */
@@ -137,8 +160,13 @@ function replaceAllAtomically(items: readonly Replacement[], what: string, befor
     }
   } catch (e) {
     for (const tmp of temps) fs.rmSync(tmp, { force: true });
-    throw outOfSpaceError(e, path.dirname(items[0].file), what, total,
-      `${items.map((it) => path.basename(it.file)).join(', ')} ${items.length === 1 ? 'was' : 'were'} left as before`);
+    throw outOfSpaceError(
+      e,
+      path.dirname(items[0].file),
+      what,
+      total,
+      `${items.map((it) => path.basename(it.file)).join(', ')} ${items.length === 1 ? 'was' : 'were'} left as before`,
+    );
   }
   try {
     beforeReplace?.();
@@ -167,7 +195,9 @@ function syncAndCheckSize(tmp: string, bytes: number): void {
     fs.fsyncSync(fd);
     const size = fs.fstatSync(fd).size;
     if (size !== bytes) {
-      throw Object.assign(new Error(`${tmp} holds ${size} bytes after writing ${bytes}`), { code: size < bytes ? 'ENOSPC' : 'EIO' });
+      throw Object.assign(new Error(`${tmp} holds ${size} bytes after writing ${bytes}`), {
+        code: size < bytes ? 'ENOSPC' : 'EIO',
+      });
     }
   } finally {
     fs.closeSync(fd);

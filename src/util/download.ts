@@ -39,7 +39,11 @@ export interface DownloadOptions {
   silent?: boolean;
 }
 
-export interface DownloadResult { file: string; bytes: number; sha256: string }
+export interface DownloadResult {
+  file: string;
+  bytes: number;
+  sha256: string;
+}
 
 export const DEFAULT_DOWNLOAD_TIMEOUT_MS = 60_000;
 export const DEFAULT_MAX_REDIRECTS = 5;
@@ -49,11 +53,21 @@ const MiB = 1024 * 1024;
 /** A download attempt that stopped early; the next attempt may continue it. */
 class Interrupted extends Error {}
 
-interface Attempt { headers: Record<string, string>; timeoutMs: number; maxRedirects: number; fix: string }
+interface Attempt {
+  headers: Record<string, string>;
+  timeoutMs: number;
+  maxRedirects: number;
+  fix: string;
+}
 
 /** GET `url`, following redirects (at most `maxRedirects`, never https -> http); resolves with the final response. */
 export function httpGet(url: string, opts: Partial<Attempt> = {}): Promise<http.IncomingMessage> {
-  const { headers = {}, timeoutMs = DEFAULT_DOWNLOAD_TIMEOUT_MS, maxRedirects = DEFAULT_MAX_REDIRECTS, fix = '' } = opts;
+  const {
+    headers = {},
+    timeoutMs = DEFAULT_DOWNLOAD_TIMEOUT_MS,
+    maxRedirects = DEFAULT_MAX_REDIRECTS,
+    fix = '',
+  } = opts;
   return new Promise((resolve, reject) => {
     const get = url.startsWith('https:') ? https.get : http.get;
     const req = get(url, { headers: { 'user-agent': 'show-attend-tell', ...headers } }, (res) => {
@@ -69,7 +83,9 @@ export function httpGet(url: string, opts: Partial<Attempt> = {}): Promise<http.
       }
       resolve(res);
     });
-    req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error(`no data for ${timeoutMs / 1000} s`), { code: 'ETIMEDOUT' })));
+    req.setTimeout(timeoutMs, () =>
+      req.destroy(Object.assign(new Error(`no data for ${timeoutMs / 1000} s`), { code: 'ETIMEDOUT' })),
+    );
     req.on('error', reject);
   });
 }
@@ -105,16 +121,29 @@ async function fetchInto(url: string, part: string, opts: DownloadOptions & Atte
   const start = status === 206 ? have : 0;
   if (status === 206) {
     const m = /bytes (\d+)-/.exec(String(res.headers['content-range'] ?? ''));
-    if (!m || Number(m[1]) !== have) { res.resume(); fs.rmSync(part, { force: true }); throw new Interrupted('server resumed at the wrong offset'); }
+    if (!m || Number(m[1]) !== have) {
+      res.resume();
+      fs.rmSync(part, { force: true });
+      throw new Interrupted('server resumed at the wrong offset');
+    }
   }
   const length = Number(res.headers['content-length'] ?? NaN);
   const total = start + length;
   const maxBytes = opts.maxBytes ?? Infinity;
-  if (Number.isFinite(total) && total > maxBytes) { res.destroy(); throw tooLarge(url, maxBytes, opts.fix); }
-  const bar = new ProgressBar({ total: Number.isFinite(total) ? Math.ceil(total / MiB) : 0, label: `download ${path.basename(new URL(url).pathname)}`, unit: 'MiB', silent: opts.silent });
+  if (Number.isFinite(total) && total > maxBytes) {
+    res.destroy();
+    throw tooLarge(url, maxBytes, opts.fix);
+  }
+  const bar = new ProgressBar({
+    total: Number.isFinite(total) ? Math.ceil(total / MiB) : 0,
+    label: `download ${path.basename(new URL(url).pathname)}`,
+    unit: 'MiB',
+    silent: opts.silent,
+  });
   bar.tick(Math.floor(start / MiB));
   const out = fs.createWriteStream(part, { flags: status === 206 ? 'a' : 'w' });
-  let got = 0, ticked = 0;
+  let got = 0,
+    ticked = 0;
   await new Promise<void>((resolve, reject) => {
     // Settle once, and only after the .part is flushed and closed, so a retry appends to a complete file.
     let settled = false;
@@ -125,10 +154,20 @@ async function fetchInto(url: string, part: string, opts: DownloadOptions & Atte
     };
     res.on('data', (chunk: Buffer) => {
       got += chunk.length;
-      if (start + got > maxBytes) { res.destroy(); settle(tooLarge(url, maxBytes, opts.fix)); return; }
+      if (start + got > maxBytes) {
+        res.destroy();
+        settle(tooLarge(url, maxBytes, opts.fix));
+        return;
+      }
       const mib = Math.floor((start + got) / MiB) - Math.floor(start / MiB);
-      if (mib > ticked) { bar.tick(mib - ticked); ticked = mib; }
-      if (!out.write(chunk)) { res.pause(); out.once('drain', () => res.resume()); }
+      if (mib > ticked) {
+        bar.tick(mib - ticked);
+        ticked = mib;
+      }
+      if (!out.write(chunk)) {
+        res.pause();
+        out.once('drain', () => res.resume());
+      }
     });
     res.on('end', () => settle());
     res.on('error', (e) => settle(e));
@@ -148,7 +187,11 @@ export async function downloadFile(url: string, dest: string, opts: DownloadOpti
   const retries = opts.retries ?? 3;
   const keep = opts.keepPartial ?? true;
   const attempt: DownloadOptions & Attempt = {
-    ...opts, headers: {}, timeoutMs: opts.timeoutMs ?? DEFAULT_DOWNLOAD_TIMEOUT_MS, maxRedirects: opts.maxRedirects ?? DEFAULT_MAX_REDIRECTS, fix: opts.fix ?? '',
+    ...opts,
+    headers: {},
+    timeoutMs: opts.timeoutMs ?? DEFAULT_DOWNLOAD_TIMEOUT_MS,
+    maxRedirects: opts.maxRedirects ?? DEFAULT_MAX_REDIRECTS,
+    fix: opts.fix ?? '',
   };
   const fail = (message: string) => {
     if (!keep) fs.rmSync(part, { force: true });
@@ -160,17 +203,21 @@ export async function downloadFile(url: string, dest: string, opts: DownloadOpti
       break;
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code && OFFLINE_CODES.has(code) && !fs.existsSync(part)) throw fail(`cannot reach ${url} (${code}): are you offline?`);
-      const resumable = e instanceof Interrupted || (code !== undefined && (OFFLINE_CODES.has(code) || code === 'ECONNRESET'));
+      if (code && OFFLINE_CODES.has(code) && !fs.existsSync(part))
+        throw fail(`cannot reach ${url} (${code}): are you offline?`);
+      const resumable =
+        e instanceof Interrupted || (code !== undefined && (OFFLINE_CODES.has(code) || code === 'ECONNRESET'));
       if (!resumable) {
         if (!keep) fs.rmSync(part, { force: true });
         throw e;
       }
       if (n >= retries) {
         const have = fs.existsSync(part) ? fs.statSync(part).size : 0;
-        throw fail(keep
-          ? `download of ${url} was interrupted (${(e as Error).message}) with ${have} bytes in ${part}; run the same command again to resume.`
-          : `download of ${url} was interrupted (${(e as Error).message}) after ${retries} retries; nothing was kept. Run the same command again to retry.`);
+        throw fail(
+          keep
+            ? `download of ${url} was interrupted (${(e as Error).message}) with ${have} bytes in ${part}; run the same command again to resume.`
+            : `download of ${url} was interrupted (${(e as Error).message}) after ${retries} retries; nothing was kept. Run the same command again to retry.`,
+        );
       }
     }
   }
@@ -178,8 +225,10 @@ export async function downloadFile(url: string, dest: string, opts: DownloadOpti
   const sha256 = await sha256File(part);
   if (opts.sha256 && opts.sha256.toLowerCase() !== sha256) {
     fs.rmSync(part, { force: true });
-    throw new UserError(`${url} is corrupt: sha256 ${sha256} instead of ${opts.sha256} (${bytes} bytes). ` +
-      `The partial file was deleted; run again to download it afresh. ${attempt.fix}`.trim());
+    throw new UserError(
+      `${url} is corrupt: sha256 ${sha256} instead of ${opts.sha256} (${bytes} bytes). ` +
+        `The partial file was deleted; run again to download it afresh. ${attempt.fix}`.trim(),
+    );
   }
   fs.renameSync(part, dest);
   return { file: dest, bytes, sha256 };

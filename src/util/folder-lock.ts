@@ -57,11 +57,19 @@ const UNREADABLE_GRACE_MS = 2000;
 export function lockFolder(dir: string, opts: LockOptions): FolderLock {
   const file = path.join(dir, opts.file ?? DEFAULT_LOCK_FILE);
   fs.mkdirSync(dir, { recursive: true });
-  const me: Holder = { pid: process.pid, host: os.hostname(), token: randomBytes(12).toString('hex'), command: opts.command, since: new Date().toISOString() };
+  const me: Holder = {
+    pid: process.pid,
+    host: os.hostname(),
+    token: randomBytes(12).toString('hex'),
+    command: opts.command,
+    since: new Date().toISOString(),
+  };
   const deadline = Date.now() + (opts.waitMs ?? 5000);
   for (let attempt = 0; ; attempt++) {
     if (attempt > 0 && Date.now() > deadline) {
-      throw new UserError(`Could not lock ${dir} for \`${opts.command}\`: ${file} keeps changing hands. Is another command starting on this folder?`);
+      throw new UserError(
+        `Could not lock ${dir} for \`${opts.command}\`: ${file} keeps changing hands. Is another command starting on this folder?`,
+      );
     }
     if (createExclusive(file, me)) return heldLock(file, me.token!);
     const state = readLock(file);
@@ -71,11 +79,15 @@ export function lockFolder(dir: string, opts: LockOptions): FolderLock {
       if (state.ageMs < UNREADABLE_GRACE_MS) pause(20);
       else breakStale(file, state.generation, 0);
     } else if (holder.host !== me.host) {
-      throw new UserError(`${dir} is being written by process ${holder.pid} on host ${holder.host}${holder.command ? ` (\`${holder.command}\`)` : ''} ` +
-        `(lock ${file}). Wait for it; if that process is gone, delete the lock file.`);
+      throw new UserError(
+        `${dir} is being written by process ${holder.pid} on host ${holder.host}${holder.command ? ` (\`${holder.command}\`)` : ''} ` +
+          `(lock ${file}). Wait for it; if that process is gone, delete the lock file.`,
+      );
     } else if (holder.pid !== process.pid && isAlive(holder.pid)) {
-      throw new UserError(`${dir} is being written by another \`${holder.command ?? opts.command}\` (pid ${holder.pid}` +
-        `${holder.since ? `, since ${holder.since}` : ''}). Wait for it to finish, or stop it first.`);
+      throw new UserError(
+        `${dir} is being written by another \`${holder.command ?? opts.command}\` (pid ${holder.pid}` +
+          `${holder.since ? `, since ${holder.since}` : ''}). Wait for it to finish, or stop it first.`,
+      );
     } else {
       breakStale(file, state.generation, 0); // its process is gone (or it is an unreleased lock of this process)
     }
@@ -110,9 +122,11 @@ function breakStale(file: string, generation: string, depth: number): void {
     return;
   }
   const other = readLock(marker);
-  const abandoned = other?.holder ? other.holder.host === os.hostname() && !isAlive(other.holder.pid)
+  const abandoned = other?.holder
+    ? other.holder.host === os.hostname() && !isAlive(other.holder.pid)
     : other !== null && other.ageMs >= UNREADABLE_GRACE_MS;
-  if (abandoned && depth < 3) breakStale(marker, other!.generation, depth + 1); // its taker died mid-takeover
+  if (abandoned && depth < 3)
+    breakStale(marker, other!.generation, depth + 1); // its taker died mid-takeover
   else pause(5); // another process is taking it over right now
 }
 

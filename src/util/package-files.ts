@@ -14,9 +14,14 @@ export function packageRoot(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (;;) {
     const manifest = path.join(dir, 'package.json');
-    if (fs.existsSync(manifest) && (JSON.parse(fs.readFileSync(manifest, 'utf8')) as { name?: string }).name === PACKAGE_NAME) return dir;
+    if (
+      fs.existsSync(manifest) &&
+      (JSON.parse(fs.readFileSync(manifest, 'utf8')) as { name?: string }).name === PACKAGE_NAME
+    )
+      return dir;
     const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`cannot find the ${PACKAGE_NAME} package folder above ${fileURLToPath(import.meta.url)}`);
+    if (parent === dir)
+      throw new Error(`cannot find the ${PACKAGE_NAME} package folder above ${fileURLToPath(import.meta.url)}`);
     dir = parent;
   }
 }
@@ -26,8 +31,10 @@ export function packageFile(...parts: string[]): string {
   const root = packageRoot();
   const file = path.join(root, ...parts);
   if (!fs.existsSync(file)) {
-    throw new UserError(`${path.join(...parts)} is missing from ${root}: this installation of ${PACKAGE_NAME} is incomplete. ` +
-      `Reinstall the package (npm install ${PACKAGE_NAME}), or run from a clone of its repository.`);
+    throw new UserError(
+      `${path.join(...parts)} is missing from ${root}: this installation of ${PACKAGE_NAME} is incomplete. ` +
+        `Reinstall the package (npm install ${PACKAGE_NAME}), or run from a clone of its repository.`,
+    );
   }
   return file;
 }

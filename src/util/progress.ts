@@ -61,9 +61,14 @@ export class ProgressBar {
     const width = 24;
     const filled = Math.round(frac * width);
     const bar = '#'.repeat(filled) + '-'.repeat(width - filled);
-    const line = `${label} [${bar}] ${this.done}/${total} ${(frac * 100).toFixed(1)}% ` +
+    const line =
+      `${label} [${bar}] ${this.done}/${total} ${(frac * 100).toFixed(1)}% ` +
       `${rate.toFixed(rate < 10 ? 2 : 1)} ${unit}/s ETA ${formatDuration(eta)}${this.extra ? ' ' + this.extra : ''}`;
-    if (this.tty) this.stream.write('\r' + line.padEnd(this.stream.columns ? this.stream.columns - 1 : 100).slice(0, (this.stream.columns ?? 120) - 1));
+    if (this.tty)
+      this.stream.write(
+        '\r' +
+          line.padEnd(this.stream.columns ? this.stream.columns - 1 : 100).slice(0, (this.stream.columns ?? 120) - 1),
+      );
     else this.stream.write(line + '\n');
   }
 }
@@ -71,7 +76,10 @@ export class ProgressBar {
 export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds)) return '--:--';
   const s = Math.max(0, Math.round(seconds));
-  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
-  const mm = String(m).padStart(2, '0'), ss = String(r).padStart(2, '0');
+  const h = Math.floor(s / 3600),
+    m = Math.floor((s % 3600) / 60),
+    r = s % 60;
+  const mm = String(m).padStart(2, '0'),
+    ss = String(r).padStart(2, '0');
   return h > 0 ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
 }

@@ -11,7 +11,10 @@ export type RngState = [number, number, number, number];
  */
 export function seededSubset<T>(items: readonly T[], count: number, seed: number): T[] {
   if (count <= 0 || count >= items.length) return [...items];
-  const order = new Rng(seed).shuffle(items.map((_, i) => i)).slice(0, count).sort((a, b) => a - b);
+  const order = new Rng(seed)
+    .shuffle(items.map((_, i) => i))
+    .slice(0, count)
+    .sort((a, b) => a - b);
   return order.map((i) => items[i]);
 }
 
@@ -71,7 +74,9 @@ export class Rng {
   shuffle<T>(a: T[]): T[] {
     for (let i = a.length - 1; i > 0; i--) {
       const j = this.int(i + 1);
-      const tmp = a[i]; a[i] = a[j]; a[j] = tmp;
+      const tmp = a[i];
+      a[i] = a[j];
+      a[j] = tmp;
     }
     return a;
   }

@@ -11,18 +11,36 @@ import net from 'node:net';
 type Range = readonly [prefix: string, bits: number, kind: string];
 
 const IPV4_RANGES: readonly Range[] = [
-  ['0.0.0.0', 8, '"this network"'], ['10.0.0.0', 8, 'private'], ['100.64.0.0', 10, 'carrier-grade NAT'],
-  ['127.0.0.0', 8, 'loopback'], ['169.254.0.0', 16, 'link-local'], ['172.16.0.0', 12, 'private'],
-  ['192.0.0.0', 24, 'IETF protocol'], ['192.0.2.0', 24, 'documentation'], ['192.88.99.0', 24, '6to4 relay'],
-  ['192.168.0.0', 16, 'private'], ['198.18.0.0', 15, 'benchmarking'], ['198.51.100.0', 24, 'documentation'],
-  ['203.0.113.0', 24, 'documentation'], ['224.0.0.0', 4, 'multicast'], ['240.0.0.0', 4, 'reserved'],
+  ['0.0.0.0', 8, '"this network"'],
+  ['10.0.0.0', 8, 'private'],
+  ['100.64.0.0', 10, 'carrier-grade NAT'],
+  ['127.0.0.0', 8, 'loopback'],
+  ['169.254.0.0', 16, 'link-local'],
+  ['172.16.0.0', 12, 'private'],
+  ['192.0.0.0', 24, 'IETF protocol'],
+  ['192.0.2.0', 24, 'documentation'],
+  ['192.88.99.0', 24, '6to4 relay'],
+  ['192.168.0.0', 16, 'private'],
+  ['198.18.0.0', 15, 'benchmarking'],
+  ['198.51.100.0', 24, 'documentation'],
+  ['203.0.113.0', 24, 'documentation'],
+  ['224.0.0.0', 4, 'multicast'],
+  ['240.0.0.0', 4, 'reserved'],
 ];
 
 const IPV6_RANGES: readonly Range[] = [
-  ['::', 128, 'unspecified'], ['::1', 128, 'loopback'], ['::', 96, 'IPv4-compatible (deprecated)'],
-  ['64:ff9b:1::', 48, 'local NAT64'], ['100::', 64, 'discard-only'], ['2001::', 23, 'IETF protocol'],
-  ['2001:db8::', 32, 'documentation'], ['3fff::', 20, 'documentation'], ['fc00::', 7, 'unique local (private)'],
-  ['fe80::', 10, 'link-local'], ['fec0::', 10, 'site-local (deprecated)'], ['ff00::', 8, 'multicast'],
+  ['::', 128, 'unspecified'],
+  ['::1', 128, 'loopback'],
+  ['::', 96, 'IPv4-compatible (deprecated)'],
+  ['64:ff9b:1::', 48, 'local NAT64'],
+  ['100::', 64, 'discard-only'],
+  ['2001::', 23, 'IETF protocol'],
+  ['2001:db8::', 32, 'documentation'],
+  ['3fff::', 20, 'documentation'],
+  ['fc00::', 7, 'unique local (private)'],
+  ['fe80::', 10, 'link-local'],
+  ['fec0::', 10, 'site-local (deprecated)'],
+  ['ff00::', 8, 'multicast'],
 ];
 
 /**
@@ -47,7 +65,8 @@ export function specialAddressKind(address: string): string | null {
 function embeddedIpv4(b: Uint8Array): { v4: Uint8Array; form: string } | null {
   const zero = (from: number, to: number) => b.subarray(from, to).every((x) => x === 0);
   if (zero(0, 10) && b[10] === 0xff && b[11] === 0xff) return { v4: b.slice(12), form: 'IPv4-mapped' };
-  if (b[0] === 0x00 && b[1] === 0x64 && b[2] === 0xff && b[3] === 0x9b && zero(4, 12)) return { v4: b.slice(12), form: 'NAT64' };
+  if (b[0] === 0x00 && b[1] === 0x64 && b[2] === 0xff && b[3] === 0x9b && zero(4, 12))
+    return { v4: b.slice(12), form: 'NAT64' };
   if (b[0] === 0x20 && b[1] === 0x02) return { v4: b.slice(2, 6), form: '6to4' };
   return null;
 }
@@ -79,7 +98,9 @@ function ipv6Bytes(ip: string): Uint8Array {
   const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
   if (dotted) {
     const v4 = ipv4Bytes(dotted[1]);
-    text = text.slice(0, -dotted[1].length) + `${((v4[0] << 8) | v4[1]).toString(16)}:${((v4[2] << 8) | v4[3]).toString(16)}`;
+    text =
+      text.slice(0, -dotted[1].length) +
+      `${((v4[0] << 8) | v4[1]).toString(16)}:${((v4[2] << 8) | v4[3]).toString(16)}`;
   }
   const [head, rest] = text.includes('::') ? text.split('::') : [text, null];
   const parse = (s: string) => (s === '' ? [] : s.split(':').map((h) => parseInt(h, 16)));

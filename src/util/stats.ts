@@ -12,7 +12,8 @@ export function quantile(xs: readonly number[], q: number): number {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
   const h = (s.length - 1) * q;
-  const lo = Math.floor(h), f = h - lo;
+  const lo = Math.floor(h),
+    f = h - lo;
   // (1 - f) lo + f hi rather than lo + f (hi - lo): exact at f = 0, and at f = 1/2 it is (lo + hi) / 2 exactly.
   return f === 0 ? s[lo] : (1 - f) * s[lo] + f * s[lo + 1];
 }

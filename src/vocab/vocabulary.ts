@@ -69,7 +69,11 @@ const FILTER_RE = new RegExp(`[${KERAS_TUTORIAL_FILTERS.replace(/[\\\]^-]/g, '\\
 
 /** Lowercase, replace filter characters by spaces, split on whitespace. Does not add <start>/<end>. */
 export function tokenize(text: string): string[] {
-  return text.toLowerCase().replace(FILTER_RE, ' ').split(/\s+/).filter((w) => w.length > 0);
+  return text
+    .toLowerCase()
+    .replace(FILTER_RE, ' ')
+    .split(/\s+/)
+    .filter((w) => w.length > 0);
 }
 
 export class Vocabulary {
@@ -93,10 +97,12 @@ export class Vocabulary {
     this.index = new Map(json.words.map((w, i) => [w, i]));
     const need = (w: string) => {
       const id = this.index.get(w);
-      if (id === undefined) throw new UserError(`vocabulary has no "${w}" token; rebuild it with \`sat prepare\` (a larger --top-k).`);
+      if (id === undefined)
+        throw new UserError(`vocabulary has no "${w}" token; rebuild it with \`sat prepare\` (a larger --top-k).`);
       return id;
     };
-    if (need(PAD) !== 0 || need(UNK) !== 1) throw new UserError('vocabulary must have <pad> = 0 and <unk> = 1; rebuild it with `sat prepare`.');
+    if (need(PAD) !== 0 || need(UNK) !== 1)
+      throw new UserError('vocabulary must have <pad> = 0 and <unk> = 1; rebuild it with `sat prepare`.');
     this.startId = need(START);
     this.endId = need(END);
   }
@@ -109,8 +115,12 @@ export class Vocabulary {
   /** Build from the TRAIN captions (raw text; <start>/<end> are added here). */
   static build(trainCaptions: readonly string[], opts: VocabularyOptions = {}): Vocabulary {
     const topK = opts.topK ?? 5000;
-    if (!Number.isInteger(topK) || topK < 4) throw new UserError(`--top-k must be an integer >= 4 (room for <pad>, <unk>, <start>, <end>), got ${topK}.`);
-    if (trainCaptions.length === 0) throw new UserError('cannot build a vocabulary: the train split has no captions. Check the dataset root and split lists.');
+    if (!Number.isInteger(topK) || topK < 4)
+      throw new UserError(`--top-k must be an integer >= 4 (room for <pad>, <unk>, <start>, <end>), got ${topK}.`);
+    if (trainCaptions.length === 0)
+      throw new UserError(
+        'cannot build a vocabulary: the train split has no captions. Check the dataset root and split lists.',
+      );
     // Map preserves insertion order = first occurrence, as Keras' OrderedDict.
     const counts = new Map<string, number>();
     let longest = 0;
@@ -125,12 +135,20 @@ export class Vocabulary {
     const ranked = [...counts.entries()].sort((a, b) => b[1] - a[1]);
     const kept = ranked.slice(0, topK - 2);
     if (!kept.some(([w]) => w === START) || !kept.some(([w]) => w === END)) {
-      throw new UserError(`--top-k ${topK} is too small: <start>/<end> fell outside the ${topK - 2} most frequent tokens. Use a larger --top-k.`);
+      throw new UserError(
+        `--top-k ${topK} is too small: <start>/<end> fell outside the ${topK - 2} most frequent tokens. Use a larger --top-k.`,
+      );
     }
     const maxLength = opts.maxLength ?? longest;
-    if (!Number.isInteger(maxLength) || maxLength < 2) throw new UserError(`--max-length must be an integer >= 2 (room for <start> and <end>), got ${maxLength}.`);
+    if (!Number.isInteger(maxLength) || maxLength < 2)
+      throw new UserError(`--max-length must be an integer >= 2 (room for <start> and <end>), got ${maxLength}.`);
     return new Vocabulary({
-      format: 'sat-vocab', version: 1, topK, maxLength, filters: KERAS_TUTORIAL_FILTERS, lower: true,
+      format: 'sat-vocab',
+      version: 1,
+      topK,
+      maxLength,
+      filters: KERAS_TUTORIAL_FILTERS,
+      lower: true,
       words: [PAD, UNK, ...kept.map(([w]) => w)],
       counts: [0, 0, ...kept.map(([, c]) => c)],
       distinctTrainTokens: counts.size,
@@ -138,7 +156,8 @@ export class Vocabulary {
   }
 
   static fromJSON(json: VocabularyJson): Vocabulary {
-    if (json?.format !== 'sat-vocab' || !Array.isArray(json.words)) throw new UserError('not a sat vocabulary file (expected format "sat-vocab"); rebuild it with `sat prepare`.');
+    if (json?.format !== 'sat-vocab' || !Array.isArray(json.words))
+      throw new UserError('not a sat vocabulary file (expected format "sat-vocab"); rebuild it with `sat prepare`.');
     return new Vocabulary(json);
   }
 
@@ -154,8 +173,15 @@ export class Vocabulary {
 
   toJSON(): VocabularyJson {
     return {
-      format: 'sat-vocab', version: 1, topK: this.topK, maxLength: this.maxLength, filters: KERAS_TUTORIAL_FILTERS,
-      lower: true, words: [...this.words], counts: [...this.counts], distinctTrainTokens: this.distinctTrainTokens,
+      format: 'sat-vocab',
+      version: 1,
+      topK: this.topK,
+      maxLength: this.maxLength,
+      filters: KERAS_TUTORIAL_FILTERS,
+      lower: true,
+      words: [...this.words],
+      counts: [...this.counts],
+      distinctTrainTokens: this.distinctTrainTokens,
     };
   }
 

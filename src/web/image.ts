@@ -19,7 +19,8 @@ import { asPixelBuffer, PIXELS_SHAPE, resizeToSquareRgb, type PixelBuffer, type 
 export type { RgbImage } from '../features/resize.js';
 
 /** What the browser entry captions. */
-export type WebImageInput = string | Blob | ImageBitmap | HTMLImageElement | HTMLCanvasElement | OffscreenCanvas | ImageData | RgbImage;
+export type WebImageInput =
+  string | Blob | ImageBitmap | HTMLImageElement | HTMLCanvasElement | OffscreenCanvas | ImageData | RgbImage;
 
 export class ImageDecodeError extends Error {
   constructor(what: string, detail: string) {
@@ -28,16 +29,25 @@ export class ImageDecodeError extends Error {
   }
 }
 
-const describe = (image: unknown) => (typeof image === 'string' ? image : Object.prototype.toString.call(image).slice(8, -1));
+const describe = (image: unknown) =>
+  typeof image === 'string' ? image : Object.prototype.toString.call(image).slice(8, -1);
 
 /** Pixels of a drawable at its natural size, via a canvas. */
 function drawablePixels(source: CanvasImageSource, width: number, height: number): PixelBuffer {
-  if (!(width > 0 && height > 0)) throw new ImageDecodeError(describe(source), `it has size ${width}x${height}; is it loaded?`);
-  const canvas = typeof OffscreenCanvas !== 'undefined' ? new OffscreenCanvas(width, height) : Object.assign(document.createElement('canvas'), { width, height });
-  const ctx = (canvas as HTMLCanvasElement).getContext('2d', { willReadFrequently: true }) as CanvasRenderingContext2D | null;
+  if (!(width > 0 && height > 0))
+    throw new ImageDecodeError(describe(source), `it has size ${width}x${height}; is it loaded?`);
+  const canvas =
+    typeof OffscreenCanvas !== 'undefined'
+      ? new OffscreenCanvas(width, height)
+      : Object.assign(document.createElement('canvas'), { width, height });
+  const ctx = (canvas as HTMLCanvasElement).getContext('2d', {
+    willReadFrequently: true,
+  }) as CanvasRenderingContext2D | null;
   if (!ctx) {
-    throw new Error(`${describe(source)}: this browser gives no 2D canvas context to read the image's pixels with. ` +
-      'Pass the pixels yourself, as ImageData or { data, width, height, channels }.');
+    throw new Error(
+      `${describe(source)}: this browser gives no 2D canvas context to read the image's pixels with. ` +
+        'Pass the pixels yourself, as ImageData or { data, width, height, channels }.',
+    );
   }
   ctx.drawImage(source, 0, 0);
   const { data } = ctx.getImageData(0, 0, width, height);
@@ -47,7 +57,11 @@ function drawablePixels(source: CanvasImageSource, width: number, height: number
 async function blobPixels(blob: Blob, what: string): Promise<PixelBuffer> {
   let bitmap: ImageBitmap;
   try {
-    bitmap = await createImageBitmap(blob, { imageOrientation: 'from-image', premultiplyAlpha: 'none', colorSpaceConversion: 'default' });
+    bitmap = await createImageBitmap(blob, {
+      imageOrientation: 'from-image',
+      premultiplyAlpha: 'none',
+      colorSpaceConversion: 'default',
+    });
   } catch (e) {
     throw new ImageDecodeError(what, `${blob.type || 'unknown type'}, ${blob.size} bytes: ${(e as Error).message}`);
   }
@@ -65,34 +79,48 @@ export async function imagePixels(image: WebImageInput, fetchImpl: typeof fetch 
     try {
       res = await fetchImpl(image);
     } catch (e) {
-      throw new Error(`${image}: cannot fetch the image (${(e as Error).message}). Check the URL; an image on another site ` +
-        'must be served with CORS headers (Access-Control-Allow-Origin), or fetch it yourself and pass the Blob.');
+      throw new Error(
+        `${image}: cannot fetch the image (${(e as Error).message}). Check the URL; an image on another site ` +
+          'must be served with CORS headers (Access-Control-Allow-Origin), or fetch it yourself and pass the Blob.',
+      );
     }
     if (!res.ok) {
-      throw new Error(`${image}: HTTP ${res.status} ${res.statusText} for the image. ` +
-        (res.status === 404 ? 'Check the URL.' : 'Check the URL and the server that serves it.'));
+      throw new Error(
+        `${image}: HTTP ${res.status} ${res.statusText} for the image. ` +
+          (res.status === 404 ? 'Check the URL.' : 'Check the URL and the server that serves it.'),
+      );
     }
     return blobPixels(await res.blob(), image);
   }
   if (typeof Blob !== 'undefined' && image instanceof Blob) return blobPixels(image, describe(image));
-  if (typeof ImageData !== 'undefined' && image instanceof ImageData) return { data: image.data, width: image.width, height: image.height, channels: 4 };
+  if (typeof ImageData !== 'undefined' && image instanceof ImageData)
+    return { data: image.data, width: image.width, height: image.height, channels: 4 };
   if (typeof HTMLImageElement !== 'undefined' && image instanceof HTMLImageElement) {
     if (!image.complete) await image.decode().catch(() => {});
     if (image.naturalWidth === 0) throw new ImageDecodeError(image.currentSrc || image.src || 'img', 'it did not load');
     return drawablePixels(image, image.naturalWidth, image.naturalHeight);
   }
   const drawable = image as { width?: number; height?: number };
-  if ((typeof ImageBitmap !== 'undefined' && image instanceof ImageBitmap) || (typeof HTMLCanvasElement !== 'undefined' && image instanceof HTMLCanvasElement) ||
-      (typeof OffscreenCanvas !== 'undefined' && image instanceof OffscreenCanvas)) {
+  if (
+    (typeof ImageBitmap !== 'undefined' && image instanceof ImageBitmap) ||
+    (typeof HTMLCanvasElement !== 'undefined' && image instanceof HTMLCanvasElement) ||
+    (typeof OffscreenCanvas !== 'undefined' && image instanceof OffscreenCanvas)
+  ) {
     return drawablePixels(image as CanvasImageSource, drawable.width!, drawable.height!);
   }
   const pixels = asPixelBuffer(image);
   if (pixels) return pixels;
-  throw new Error(`${describe(image)} is not an image: pass a URL, a Blob/File, an <img>, an ImageBitmap, a canvas, ImageData ` +
-    `or decoded pixels ${PIXELS_SHAPE}.`);
+  throw new Error(
+    `${describe(image)} is not an image: pass a URL, a Blob/File, an <img>, an ImageBitmap, a canvas, ImageData ` +
+      `or decoded pixels ${PIXELS_SHAPE}.`,
+  );
 }
 
 /** Any WebImageInput -> RGB uint8 size x size (HWC). */
-export async function preprocessWebImage(image: WebImageInput, size: number, fetchImpl?: typeof fetch): Promise<Uint8Array> {
+export async function preprocessWebImage(
+  image: WebImageInput,
+  size: number,
+  fetchImpl?: typeof fetch,
+): Promise<Uint8Array> {
   return resizeToSquareRgb(await imagePixels(image, fetchImpl), size);
 }

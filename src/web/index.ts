@@ -22,7 +22,14 @@ import type { OrtNamespace } from '../encoders/onnx/runtime.js';
 import { DEFAULT_MODEL_NAME } from '../models/default-model.js';
 import { preprocessWebImage, type WebImageInput } from './image.js';
 
-export type { CaptionOptions, CaptionResult, CaptionWord, CaptionAlternativeText, Captioner, CaptionerInfo } from '../decode/captioner-api.js';
+export type {
+  CaptionOptions,
+  CaptionResult,
+  CaptionWord,
+  CaptionAlternativeText,
+  Captioner,
+  CaptionerInfo,
+} from '../decode/captioner-api.js';
 export { checkCaptionOptions, CAPTION_OPTION_LIMITS } from '../decode/captioner-api.js';
 export { attentionGrid, heatMap, heatColour, upsampleBilinear } from '../figures/heat.js';
 export type { BundleManifest } from '../export/manifest.js';
@@ -43,7 +50,9 @@ export interface WebCaptionerOptions {
   fetch?: typeof fetch;
 }
 
-interface OrtWasmEnv { wasm: { wasmPaths?: string; numThreads?: number; simd?: boolean } }
+interface OrtWasmEnv {
+  wasm: { wasmPaths?: string; numThreads?: number; simd?: boolean };
+}
 
 async function fetchBytes(fetchImpl: typeof fetch, url: string, what: string): Promise<Uint8Array> {
   let res: Response;
@@ -53,8 +62,12 @@ async function fetchBytes(fetchImpl: typeof fetch, url: string, what: string): P
     throw new BundleError(`${url}: cannot fetch ${what} (${(e as Error).message}). Check the bundle URL.`);
   }
   if (!res.ok) {
-    throw new BundleError(`${url}: HTTP ${res.status} ${res.statusText} for ${what}. ` +
-      (res.status === 404 ? 'The file is missing: serve the whole bundle folder written by `sat export`.' : 'Check the server.'));
+    throw new BundleError(
+      `${url}: HTTP ${res.status} ${res.statusText} for ${what}. ` +
+        (res.status === 404
+          ? 'The file is missing: serve the whole bundle folder written by `sat export`.'
+          : 'Check the server.'),
+    );
   }
   return new Uint8Array(await res.arrayBuffer());
 }
@@ -68,7 +81,9 @@ export async function fetchBundle(url: string, fetchImpl: typeof fetch = fetch):
   try {
     json = JSON.parse(text);
   } catch {
-    throw new BundleError(`${base}${MANIFEST_FILE} is not JSON: is ${url} the folder of a bundle written by \`sat export\`?`);
+    throw new BundleError(
+      `${base}${MANIFEST_FILE} is not JSON: is ${url} the folder of a bundle written by \`sat export\`?`,
+    );
   }
   const manifest = parseManifest(json, where);
   const names = Object.keys(manifest.files);
@@ -93,7 +108,10 @@ export function defaultModelUrl(scriptUrl: string = import.meta.url): string {
 }
 
 /** Loads the bundle at `url` (its folder; default: the shipped model, defaultModelUrl) and returns a Captioner for browser images. */
-export async function loadCaptioner(url: string = defaultModelUrl(), opts: WebCaptionerOptions = {}): Promise<Captioner<WebImageInput>> {
+export async function loadCaptioner(
+  url: string = defaultModelUrl(),
+  opts: WebCaptionerOptions = {},
+): Promise<Captioner<WebImageInput>> {
   const ort = opts.ort ?? ((await import('onnxruntime-web/wasm')) as unknown as OrtNamespace & { env: OrtWasmEnv });
   const env = (ort as { env?: OrtWasmEnv }).env;
   if (env?.wasm) {
@@ -105,7 +123,8 @@ export async function loadCaptioner(url: string = defaultModelUrl(), opts: WebCa
   const bundle = await fetchBundle(url, fetchImpl);
   const size = bundle.manifest.encoder.inputSize;
   const backend = await bundleBackend(ort, bundle, {
-    source: url, backend: 'onnx-web',
+    source: url,
+    backend: 'onnx-web',
     sessionOptions: { executionProviders: ['wasm'], graphOptimizationLevel: 'all' },
     preprocess: (image: WebImageInput) => preprocessWebImage(image, size, fetchImpl),
   });

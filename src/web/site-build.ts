@@ -33,16 +33,32 @@ export async function buildSitePage(): Promise<Map<string, Uint8Array>> {
   try {
     esbuild = await import('esbuild');
   } catch {
-    throw new UserError('esbuild is not installed, so the site page cannot be built from the sources: run `npm ci` in the show-attend-tell ' +
-      'checkout (esbuild is a devDependency), or use a built package (`npm run build` writes dist/site).');
+    throw new UserError(
+      'esbuild is not installed, so the site page cannot be built from the sources: run `npm ci` in the show-attend-tell ' +
+        'checkout (esbuild is a devDependency), or use a built package (`npm run build` writes dist/site).',
+    );
   }
   const result = await esbuild.build({
     entryPoints: [path.join(root, 'src', 'web', 'site', 'main.ts')],
-    outfile: 'app.js', write: false, bundle: true, format: 'esm', platform: 'browser', target: 'es2022',
-    conditions: ['onnxruntime-web-use-extern-wasm'], minify: true, metafile: true, logLevel: 'silent', legalComments: 'none',
+    outfile: 'app.js',
+    write: false,
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2022',
+    conditions: ['onnxruntime-web-use-extern-wasm'],
+    minify: true,
+    metafile: true,
+    logLevel: 'silent',
+    legalComments: 'none',
   });
-  const forbidden = Object.keys(result.metafile.inputs).filter((f) => /(^|\/)(sharp|onnxruntime-node)\/|\.node$|^node:/.test(f));
-  if (forbidden.length > 0) throw new Error(`the site build pulls in Node-only modules: ${forbidden.join(', ')}; browser code must not import them.`);
+  const forbidden = Object.keys(result.metafile.inputs).filter((f) =>
+    /(^|\/)(sharp|onnxruntime-node)\/|\.node$|^node:/.test(f),
+  );
+  if (forbidden.length > 0)
+    throw new Error(
+      `the site build pulls in Node-only modules: ${forbidden.join(', ')}; browser code must not import them.`,
+    );
   const files = new Map<string, Uint8Array>();
   for (const f of result.outputFiles) files.set(path.basename(f.path), f.contents);
   files.set('index.html', fs.readFileSync(path.join(root, 'src', 'web', 'site', 'index.html')));
@@ -59,18 +75,30 @@ export async function sitePageFiles(): Promise<Map<string, Uint8Array>> {
     return files;
   }
   const root = packageRoot();
-  const site = path.join(root, SITE_BUILD_FOLDER), web = path.join(root, 'dist', 'web');
-  const missing = [path.join(site, 'app.js'), ...ORT_FILES.map((n) => path.join(web, n))].filter((f) => !fs.existsSync(f));
+  const site = path.join(root, SITE_BUILD_FOLDER),
+    web = path.join(root, 'dist', 'web');
+  const missing = [path.join(site, 'app.js'), ...ORT_FILES.map((n) => path.join(web, n))].filter(
+    (f) => !fs.existsSync(f),
+  );
   if (missing.length > 0) {
-    throw new UserError(`this installation of show-attend-tell lacks ${missing.join(', ')}: run \`npm run build\` in ${root}, or reinstall the package.`);
+    throw new UserError(
+      `this installation of show-attend-tell lacks ${missing.join(', ')}: run \`npm run build\` in ${root}, or reinstall the package.`,
+    );
   }
-  const files = new Map(fs.readdirSync(site).filter((n) => fs.statSync(path.join(site, n)).isFile()).map((n) => [n, fs.readFileSync(path.join(site, n))]));
+  const files = new Map(
+    fs
+      .readdirSync(site)
+      .filter((n) => fs.statSync(path.join(site, n)).isFile())
+      .map((n) => [n, fs.readFileSync(path.join(site, n))]),
+  );
   for (const name of ORT_FILES) files.set(name, fs.readFileSync(path.join(web, name)));
   return files;
 }
 
 /** `npm run build`: the page files into dist/site (emptied first). */
-export async function writeSitePage(dir = path.join(packageRoot(), SITE_BUILD_FOLDER)): Promise<Map<string, Uint8Array>> {
+export async function writeSitePage(
+  dir = path.join(packageRoot(), SITE_BUILD_FOLDER),
+): Promise<Map<string, Uint8Array>> {
   const files = await buildSitePage();
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
@@ -83,7 +111,8 @@ export async function writeSitePage(dir = path.join(packageRoot(), SITE_BUILD_FO
  * last). Files of the same names are replaced; nothing else in `dir` is touched. Returns the files written.
  */
 export async function writeSite(dir: string, bundle: Bundle): Promise<string[]> {
-  if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw new UserError(`--site ${dir} is a file; pass a folder for the site.`);
+  if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory())
+    throw new UserError(`--site ${dir} is a file; pass a folder for the site.`);
   const page = await sitePageFiles();
   fs.mkdirSync(dir, { recursive: true });
   const written: string[] = [];

@@ -43,10 +43,15 @@ export async function readKerasH5(file: string): Promise<H5Layer[]> {
       const weights = new Map<string, WeightTensor>();
       for (const wn of weightNames) {
         const ds = group!.get(wn) as InstanceType<typeof h5wasm.Dataset> | null;
-        if (!ds || !(ds instanceof h5wasm.Dataset)) throw new Error(`${file}: layer "${name}" lists weight "${wn}" but has no such dataset.`);
+        if (!ds || !(ds instanceof h5wasm.Dataset))
+          throw new Error(`${file}: layer "${name}" lists weight "${wn}" but has no such dataset.`);
         const v = ds.value;
-        if (!(v instanceof Float32Array || v instanceof Float64Array)) throw new Error(`${file}: weight "${wn}" is not a float tensor.`);
-        weights.set(shortWeightName(wn), { data: v instanceof Float32Array ? v : Float32Array.from(v), shape: ds.shape ?? [] });
+        if (!(v instanceof Float32Array || v instanceof Float64Array))
+          throw new Error(`${file}: weight "${wn}" is not a float tensor.`);
+        weights.set(shortWeightName(wn), {
+          data: v instanceof Float32Array ? v : Float32Array.from(v),
+          shape: ds.shape ?? [],
+        });
       }
       layers.push({ name, weights });
     }
@@ -104,24 +109,36 @@ function byStem<T extends { name: string }>(items: T[]): Map<string, T[]> {
  * returns them as KerasWeights keyed by the architecture's names. `expected` gives each needed
  * weight's shape; a missing layer or a shape mismatch is an error naming the file and layer.
  */
-export function mapH5Weights(file: string, fileLayers: H5Layer[], archLayers: KerasLayer[], expected: (l: KerasLayer) => Record<string, number[]>): KerasWeights {
+export function mapH5Weights(
+  file: string,
+  fileLayers: H5Layer[],
+  archLayers: KerasLayer[],
+  expected: (l: KerasLayer) => Record<string, number[]>,
+): KerasWeights {
   const arch = archLayers.filter((l) => Object.keys(expected(l)).length > 0);
   const fileGroups = byStem(fileLayers);
   const tensors = new Map<string, WeightTensor>();
   for (const [stem, layers] of byStem(arch)) {
     const candidates = fileGroups.get(stem) ?? [];
     if (candidates.length < layers.length) {
-      throw new Error(`${file} has ${candidates.length} "${stem}" layers with weights, the architecture needs ${layers.length} ` +
-        `(first needed: ${layers[0].name}). Is this the right weights file for the encoder?`);
+      throw new Error(
+        `${file} has ${candidates.length} "${stem}" layers with weights, the architecture needs ${layers.length} ` +
+          `(first needed: ${layers[0].name}). Is this the right weights file for the encoder?`,
+      );
     }
     layers.forEach((l, i) => {
       const src = candidates[i];
       for (const [w, shape] of Object.entries(expected(l))) {
         const t = src.weights.get(w);
-        if (!t) throw new Error(`${file}: layer "${src.name}" (our "${l.name}") has no "${w}" weight (has: ${[...src.weights.keys()].join(', ')}).`);
+        if (!t)
+          throw new Error(
+            `${file}: layer "${src.name}" (our "${l.name}") has no "${w}" weight (has: ${[...src.weights.keys()].join(', ')}).`,
+          );
         if (t.shape.join(',') !== shape.join(',')) {
-          throw new Error(`${file}: "${src.name}/${w}" has shape [${t.shape.join(', ')}], our "${l.name}" needs [${shape.join(', ')}]. ` +
-            'Is this the right weights file for the encoder?');
+          throw new Error(
+            `${file}: "${src.name}/${w}" has shape [${t.shape.join(', ')}], our "${l.name}" needs [${shape.join(', ')}]. ` +
+              'Is this the right weights file for the encoder?',
+          );
         }
         tensors.set(`${l.name}/${w}`, t);
       }

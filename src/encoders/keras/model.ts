@@ -32,10 +32,19 @@ interface RawLayer {
 /** Parses `model_config` ({class_name: "Model", config: {layers: [...]}}) into layers in file order (topological). */
 export function parseKerasLayers(modelConfig: unknown): KerasLayer[] {
   const cfg = (modelConfig as { config?: { layers?: RawLayer[] } })?.config;
-  if (!cfg || !Array.isArray(cfg.layers)) throw new Error('Keras model_config has no config.layers array (is it a functional Model?).');
+  if (!cfg || !Array.isArray(cfg.layers))
+    throw new Error('Keras model_config has no config.layers array (is it a functional Model?).');
   return cfg.layers.map((l) => {
-    if (l.inbound_nodes.length > 1) throw new Error(`Keras layer "${l.name}" is called ${l.inbound_nodes.length} times; shared layers are not supported.`);
-    return { name: l.name, className: l.class_name, config: l.config, inbound: (l.inbound_nodes[0] ?? []).map((n) => n[0]) };
+    if (l.inbound_nodes.length > 1)
+      throw new Error(
+        `Keras layer "${l.name}" is called ${l.inbound_nodes.length} times; shared layers are not supported.`,
+      );
+    return {
+      name: l.name,
+      className: l.class_name,
+      config: l.config,
+      inbound: (l.inbound_nodes[0] ?? []).map((n) => n[0]),
+    };
   });
 }
 

@@ -32,7 +32,9 @@ export function loadNsfwjsInceptionV3(): TfjsModelArtifacts {
   try {
     pkgDir = path.resolve(path.dirname(require.resolve('nsfwjs')), '..', '..'); // .../nsfwjs/dist/cjs/index.js
   } catch {
-    throw new Error('The npm package "nsfwjs" is not installed; it carries the default InceptionV3 weights. Run `npm install`.');
+    throw new Error(
+      'The npm package "nsfwjs" is not installed; it carries the default InceptionV3 weights. Run `npm install`.',
+    );
   }
   const dir = path.join(pkgDir, 'dist', 'models', 'inception_v3');
   const model = require(path.join(dir, 'model.min.js')) as {
@@ -45,7 +47,8 @@ export function loadNsfwjsInceptionV3(): TfjsModelArtifacts {
     specs.push(...group.weights);
     for (const p of group.paths) {
       const b64 = require(path.join(dir, `${p}.min.js`)) as string;
-      if (typeof b64 !== 'string') throw new Error(`nsfwjs shard ${p}.min.js did not export a base64 string; unsupported nsfwjs version.`);
+      if (typeof b64 !== 'string')
+        throw new Error(`nsfwjs shard ${p}.min.js did not export a base64 string; unsupported nsfwjs version.`);
       shards.push(Buffer.from(b64, 'base64'));
     }
   }
@@ -69,12 +72,16 @@ export function tfjsWeights(art: TfjsModelArtifacts, source: string): KerasWeigh
   for (const spec of art.weightSpecs) {
     const n = spec.shape.reduce((a, b) => a * b, 1);
     const bytes = n * storedBytes(spec);
-    if (offset + bytes > art.weightData.length) throw new Error(`${source}: weight data ends inside "${spec.name}" (truncated shards?).`);
+    if (offset + bytes > art.weightData.length)
+      throw new Error(`${source}: weight data ends inside "${spec.name}" (truncated shards?).`);
     const data = new Float32Array(n);
     const q = spec.quantization;
     if (q?.dtype === 'uint8' || q?.dtype === 'uint16') {
-      const scale = q.scale ?? 1, min = q.min ?? 0;
-      for (let i = 0; i < n; i++) data[i] = (q.dtype === 'uint8' ? view.getUint8(offset + i) : view.getUint16(offset + 2 * i, true)) * scale + min;
+      const scale = q.scale ?? 1,
+        min = q.min ?? 0;
+      for (let i = 0; i < n; i++)
+        data[i] =
+          (q.dtype === 'uint8' ? view.getUint8(offset + i) : view.getUint16(offset + 2 * i, true)) * scale + min;
     } else if (q?.dtype === 'float16') {
       for (let i = 0; i < n; i++) data[i] = halfToFloat(view.getUint16(offset + 2 * i, true));
     } else if (spec.dtype === 'float32') {
@@ -85,7 +92,10 @@ export function tfjsWeights(art: TfjsModelArtifacts, source: string): KerasWeigh
     tensors.set(spec.name, { data, shape: spec.shape });
     offset += bytes;
   }
-  if (offset !== art.weightData.length) throw new Error(`${source}: ${art.weightData.length - offset} bytes of weight data are not described by the manifest.`);
+  if (offset !== art.weightData.length)
+    throw new Error(
+      `${source}: ${art.weightData.length - offset} bytes of weight data are not described by the manifest.`,
+    );
   return { source, get: (layer, weight) => tensors.get(`${layer}/${weight}`) };
 }
 

@@ -42,7 +42,11 @@ export function kerasToOnnx(opts: KerasToOnnxOptions): ConvertedGraph {
   for (const l of layers) {
     if (l.className !== 'BatchNormalization' || l.inbound.length !== 1) continue;
     const conv = byName.get(l.inbound[0])!;
-    if (conv.className === 'Conv2D' && (conv.config.activation ?? 'linear') === 'linear' && consumers.get(conv.name)!.length === 1) {
+    if (
+      conv.className === 'Conv2D' &&
+      (conv.config.activation ?? 'linear') === 'linear' &&
+      consumers.get(conv.name)!.length === 1
+    ) {
       foldedBn.set(conv.name, l);
     }
   }
@@ -63,7 +67,8 @@ export function kerasToOnnx(opts: KerasToOnnxOptions): ConvertedGraph {
     switch (l.className) {
       case 'InputLayer': {
         const s = c.batch_input_shape as (number | null)[];
-        if (s.length !== 4 || s[3] !== 3) throw new Error(`Input layer "${l.name}" has shape ${JSON.stringify(s)}; expected [null, h, w, 3].`);
+        if (s.length !== 4 || s[3] !== 3)
+          throw new Error(`Input layer "${l.name}" has shape ${JSON.stringify(s)}; expected [null, h, w, 3].`);
         g.addInput(opts.inputName, ['n', opts.inputSize, opts.inputSize, 3]);
         tensor.set(l.name, g.addNode('Transpose', [opts.inputName], 'nchw', { perm: [0, 3, 1, 2] }));
         shape.set(l.name, [3, opts.inputSize, opts.inputSize]);
@@ -72,12 +77,16 @@ export function kerasToOnnx(opts: KerasToOnnxOptions): ConvertedGraph {
       case 'Conv2D': {
         const [x, [cin, h, w]] = input(l);
         checkChannelsLast(l);
-        if (!equal(c.dilation_rate as number[] ?? [1, 1], [1, 1])) throw new Error(`Conv2D "${l.name}": dilation is not supported.`);
+        if (!equal((c.dilation_rate as number[]) ?? [1, 1], [1, 1]))
+          throw new Error(`Conv2D "${l.name}": dilation is not supported.`);
         const [kh, kw] = c.kernel_size as number[];
         const strides = c.strides as number[];
         const kernel = weight(l.name, 'kernel'); // Keras [kh, kw, in, out]
         const cout = kernel.shape[3];
-        if (!equal(kernel.shape, [kh, kw, cin, cout])) throw new Error(`Conv2D "${l.name}": kernel shape [${kernel.shape}] does not match [${kh}, ${kw}, ${cin}, out].`);
+        if (!equal(kernel.shape, [kh, kw, cin, cout]))
+          throw new Error(
+            `Conv2D "${l.name}": kernel shape [${kernel.shape}] does not match [${kh}, ${kw}, ${cin}, out].`,
+          );
         const wOihw = kernelToOihw(kernel.data, kh, kw, cin, cout);
         const bias = c.use_bias ? Float64Array.from(weight(l.name, 'bias').data) : new Float64Array(cout);
         const bn = foldedBn.get(l.name);
@@ -88,17 +97,29 @@ export function kerasToOnnx(opts: KerasToOnnxOptions): ConvertedGraph {
         const wName = g.addFloat(`${l.name}_W`, wOihw, [cout, cin, kh, kw]);
         const bName = g.addFloat(`${l.name}_B`, Float32Array.from(bias), [cout]);
         let y = g.addNode('Conv', [x, wName, bName], outName, {
-          kernel_shape: [kh, kw], strides, pads: [pads0[0], pads1[0], pads0[1], pads1[1]],
+          kernel_shape: [kh, kw],
+          strides,
+          pads: [pads0[0], pads1[0], pads0[1], pads1[1]],
         });
         y = activation(g, y, (c.activation as string) ?? 'linear', l.name);
-        for (const n of bn ? [l.name, bn.name] : [l.name]) { tensor.set(n, y); shape.set(n, [cout, oh, ow]); }
+        for (const n of bn ? [l.name, bn.name] : [l.name]) {
+          tensor.set(n, y);
+          shape.set(n, [cout, oh, ow]);
+        }
         break;
       }
       case 'BatchNormalization': {
         const [x, s] = input(l);
         const { scale, shift } = batchNormAffine(l, s[0], weight);
-        const mul = g.addNode('Mul', [x, g.addFloat(`${l.name}_scale`, Float32Array.from(scale), [s[0], 1, 1])], `${l.name}_mul`);
-        tensor.set(l.name, g.addNode('Add', [mul, g.addFloat(`${l.name}_shift`, Float32Array.from(shift), [s[0], 1, 1])], l.name));
+        const mul = g.addNode(
+          'Mul',
+          [x, g.addFloat(`${l.name}_scale`, Float32Array.from(scale), [s[0], 1, 1])],
+          `${l.name}_mul`,
+        );
+        tensor.set(
+          l.name,
+          g.addNode('Add', [mul, g.addFloat(`${l.name}_shift`, Float32Array.from(shift), [s[0], 1, 1])], l.name),
+        );
         shape.set(l.name, s);
         break;
       }
@@ -108,7 +129,8 @@ export function kerasToOnnx(opts: KerasToOnnxOptions): ConvertedGraph {
         shape.set(l.name, s);
         break;
       }
-      case 'Dropout': { // identity at inference
+      case 'Dropout': {
+        // identity at inference
         const [x, s] = input(l);
         tensor.set(l.name, x);
         shape.set(l.name, s);
@@ -122,7 +144,11 @@ export function kerasToOnnx(opts: KerasToOnnxOptions): ConvertedGraph {
         const strides = (c.strides as number[] | null) ?? [kh, kw];
         const [oh, pads0] = padding(c.padding as string, h, kh, strides[0], l.name);
         const [ow, pads1] = padding(c.padding as string, w, kw, strides[1], l.name);
-        const attrs: Record<string, number | number[]> = { kernel_shape: [kh, kw], strides, pads: [pads0[0], pads1[0], pads0[1], pads1[1]] };
+        const attrs: Record<string, number | number[]> = {
+          kernel_shape: [kh, kw],
+          strides,
+          pads: [pads0[0], pads1[0], pads0[1], pads1[1]],
+        };
         // Keras/TF average pooling with SAME padding divides by the number of real (unpadded) pixels.
         if (l.className === 'AveragePooling2D') attrs.count_include_pad = 0;
         tensor.set(l.name, g.addNode(l.className === 'MaxPooling2D' ? 'MaxPool' : 'AveragePool', [x], l.name, attrs));
@@ -131,30 +157,46 @@ export function kerasToOnnx(opts: KerasToOnnxOptions): ConvertedGraph {
       }
       case 'Concatenate': {
         const axis = c.axis as number;
-        if (axis !== 3 && axis !== -1) throw new Error(`Concatenate "${l.name}": only the channel axis (3 / -1) is supported, got ${axis}.`);
+        if (axis !== 3 && axis !== -1)
+          throw new Error(`Concatenate "${l.name}": only the channel axis (3 / -1) is supported, got ${axis}.`);
         const shapes = l.inbound.map((i) => shape.get(i)!);
         const [, h, w] = shapes[0];
-        if (shapes.some((s) => s[1] !== h || s[2] !== w)) throw new Error(`Concatenate "${l.name}": inputs differ in spatial size.`);
-        tensor.set(l.name, g.addNode('Concat', l.inbound.map((i) => tensor.get(i)!), l.name, { axis: 1 }));
+        if (shapes.some((s) => s[1] !== h || s[2] !== w))
+          throw new Error(`Concatenate "${l.name}": inputs differ in spatial size.`);
+        tensor.set(
+          l.name,
+          g.addNode(
+            'Concat',
+            l.inbound.map((i) => tensor.get(i)!),
+            l.name,
+            { axis: 1 },
+          ),
+        );
         shape.set(l.name, [shapes.reduce((a, s) => a + s[0], 0), h, w]);
         break;
       }
       default:
-        throw new Error(`Cannot cut at "${opts.outputLayer}": it needs layer "${l.name}" (${l.className}), which cannot be converted; ` +
-          'cut the model at a convolutional layer before it ' +
-          `(supported: InputLayer, Conv2D, BatchNormalization, Activation, MaxPooling2D, AveragePooling2D, Concatenate, Dropout).`);
+        throw new Error(
+          `Cannot cut at "${opts.outputLayer}": it needs layer "${l.name}" (${l.className}), which cannot be converted; ` +
+            'cut the model at a convolutional layer before it ' +
+            `(supported: InputLayer, Conv2D, BatchNormalization, Activation, MaxPooling2D, AveragePooling2D, Concatenate, Dropout).`,
+        );
     }
   }
 
   const [ch, h, w] = shape.get(opts.outputLayer)!;
   g.addNode('Transpose', [tensor.get(opts.outputLayer)!], [opts.outputName], { perm: [0, 2, 3, 1] });
   g.addOutput(opts.outputName, ['n', h, w, ch]);
-  return { onnx: g.toModel({ docString: `Keras layers up to "${opts.outputLayer}" from ${opts.weights.source}` }), outputShape: [h, w, ch] };
+  return {
+    onnx: g.toModel({ docString: `Keras layers up to "${opts.outputLayer}" from ${opts.weights.source}` }),
+    outputShape: [h, w, ch],
+  };
 }
 
 function checkChannelsLast(l: KerasLayer): void {
   const f = l.config.data_format;
-  if (f !== undefined && f !== 'channels_last') throw new Error(`Layer "${l.name}": data_format ${String(f)} is not supported (channels_last only).`);
+  if (f !== undefined && f !== 'channels_last')
+    throw new Error(`Layer "${l.name}": data_format ${String(f)} is not supported (channels_last only).`);
 }
 
 function activation(g: OnnxGraph, x: string, name: string, layer: string): string {
@@ -182,20 +224,24 @@ function batchNormAffine(bn: KerasLayer, channels: number, weight: (layer: strin
   const c = bn.config;
   const axis = c.axis as number | number[];
   if (!(axis === 3 || axis === -1 || (Array.isArray(axis) && axis.length === 1 && (axis[0] === 3 || axis[0] === -1)))) {
-    throw new Error(`BatchNormalization "${bn.name}": only the channel axis is supported, got ${JSON.stringify(axis)}.`);
+    throw new Error(
+      `BatchNormalization "${bn.name}": only the channel axis is supported, got ${JSON.stringify(axis)}.`,
+    );
   }
   const eps = (c.epsilon as number) ?? 1e-3;
   const get = (name: string, use: boolean, fill: number) => {
     if (!use) return new Float32Array(channels).fill(fill);
     const w = weight(bn.name, name);
-    if (w.data.length !== channels) throw new Error(`BatchNormalization "${bn.name}": ${name} has ${w.data.length} values, expected ${channels}.`);
+    if (w.data.length !== channels)
+      throw new Error(`BatchNormalization "${bn.name}": ${name} has ${w.data.length} values, expected ${channels}.`);
     return w.data;
   };
   const gamma = get('gamma', c.scale !== false, 1);
   const beta = get('beta', c.center !== false, 0);
   const mean = get('moving_mean', true, 0);
   const variance = get('moving_variance', true, 1);
-  const scale = new Float64Array(channels), shift = new Float64Array(channels);
+  const scale = new Float64Array(channels),
+    shift = new Float64Array(channels);
   for (let i = 0; i < channels; i++) {
     scale[i] = gamma[i] / Math.sqrt(variance[i] + eps);
     shift[i] = beta[i] - mean[i] * scale[i];

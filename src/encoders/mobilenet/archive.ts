@@ -10,15 +10,23 @@ export const TAR_MAX_BYTES = 2 ** 30;
  * ('0' or NUL = file, 'L' = GNU long name for the next entry), ustar prefix at 345 (155). Two zero
  * blocks end the archive.
  */
-export function extractFromTar(archive: Uint8Array, wanted: (name: string) => boolean, source: string, maxBytes = TAR_MAX_BYTES): { name: string; data: Uint8Array } {
+export function extractFromTar(
+  archive: Uint8Array,
+  wanted: (name: string) => boolean,
+  source: string,
+  maxBytes = TAR_MAX_BYTES,
+): { name: string; data: Uint8Array } {
   let tar = archive;
   if (archive[0] === 0x1f && archive[1] === 0x8b) {
     try {
       tar = new Uint8Array(gunzipSync(archive, { maxOutputLength: maxBytes }));
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      throw new ParseError(code === 'ERR_BUFFER_TOO_LARGE' ? `${source} inflates to more than ${maxBytes} bytes; it is not the archive expected.`
-        : `${source} is not a valid gzip file (${(e as Error).message}); download it again.`);
+      throw new ParseError(
+        code === 'ERR_BUFFER_TOO_LARGE'
+          ? `${source} inflates to more than ${maxBytes} bytes; it is not the archive expected.`
+          : `${source} is not a valid gzip file (${(e as Error).message}); download it again.`,
+      );
     }
   }
   const text = (from: number, len: number) => {
@@ -32,11 +40,13 @@ export function extractFromTar(archive: Uint8Array, wanted: (name: string) => bo
   for (; pos + 512 <= tar.length;) {
     if (tar.subarray(pos, pos + 512).every((b) => b === 0)) break;
     const sizeText = text(pos + 124, 12).trim() || '0';
-    if (!/^[0-7]{1,12}$/.test(sizeText)) throw new ParseError(`${source}: corrupt tar header at byte ${pos} (size ${JSON.stringify(sizeText)}).`);
+    if (!/^[0-7]{1,12}$/.test(sizeText))
+      throw new ParseError(`${source}: corrupt tar header at byte ${pos} (size ${JSON.stringify(sizeText)}).`);
     const size = parseInt(sizeText, 8);
     const type = String.fromCharCode(tar[pos + 156]);
     const data = tar.subarray(pos + 512, pos + 512 + size);
-    if (data.length < size) throw new ParseError(`${source}: the archive ends inside "${text(pos, 100)}" (truncated download?).`);
+    if (data.length < size)
+      throw new ParseError(`${source}: the archive ends inside "${text(pos, 100)}" (truncated download?).`);
     if (type === 'L') {
       longName = new TextDecoder().decode(data).replace(/\0+$/, '');
     } else {
@@ -48,6 +58,9 @@ export function extractFromTar(archive: Uint8Array, wanted: (name: string) => bo
     }
     pos += 512 + Math.ceil(size / 512) * 512;
   }
-  if (pos + 512 > tar.length) throw new ParseError(`${source}: the archive ends inside an entry header (truncated download?).`);
-  throw new ParseError(`${source} does not contain the expected file (it has: ${names.slice(0, 10).join(', ') || 'nothing'}).`);
+  if (pos + 512 > tar.length)
+    throw new ParseError(`${source}: the archive ends inside an entry header (truncated download?).`);
+  throw new ParseError(
+    `${source} does not contain the expected file (it has: ${names.slice(0, 10).join(', ') || 'nothing'}).`,
+  );
 }

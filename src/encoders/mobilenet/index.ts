@@ -42,9 +42,14 @@ export function npyFolder(dir: string): TensorSource {
   const folder = fs.existsSync(path.join(dir, 'weights', 'Const_90.npy')) ? path.join(dir, 'weights') : dir;
   const missing = tensorNames(mobilenetV2Blocks()).filter((n) => !fs.existsSync(path.join(folder, `${n}.npy`)));
   if (missing.length > 0) {
-    throw new UserError(`--encoder-weights ${dir}: ${missing.length} MobileNetV2 tensors are missing (e.g. ${missing.slice(0, 3).map((n) => `${n}.npy`).join(', ')}). ` +
-      'Pass the folder of .npy tensors described in ../shared/models/README.md, the mobilenet_v2_1.0_224 .tflite or .tgz file, ' +
-      'or leave --encoder-weights out to download it.');
+    throw new UserError(
+      `--encoder-weights ${dir}: ${missing.length} MobileNetV2 tensors are missing (e.g. ${missing
+        .slice(0, 3)
+        .map((n) => `${n}.npy`)
+        .join(', ')}). ` +
+        'Pass the folder of .npy tensors described in ../shared/models/README.md, the mobilenet_v2_1.0_224 .tflite or .tgz file, ' +
+        'or leave --encoder-weights out to download it.',
+    );
   }
   return (name) => readNpy(path.join(folder, `${name}.npy`));
 }
@@ -54,16 +59,21 @@ export function tfliteFile(file: string, expectedSha256 = MOBILENET_V2_TENSORS_S
   let bytes: Uint8Array = new Uint8Array(fs.readFileSync(file));
   let tensors: Map<string, NpyArray>;
   try {
-    if (!file.endsWith('.tflite')) bytes = extractFromTar(bytes, (n) => n.endsWith('mobilenet_v2_1.0_224.tflite'), file).data;
+    if (!file.endsWith('.tflite'))
+      bytes = extractFromTar(bytes, (n) => n.endsWith('mobilenet_v2_1.0_224.tflite'), file).data;
     tensors = tensorsFromTflite(readTfliteConvs(bytes, file), mobilenetV2Blocks(), file);
   } catch (e) {
-    throw new UserError(`${(e as Error).message}\nExpected TensorFlow's float mobilenet_v2_1.0_224.tflite or ${MOBILENET_V2_TFLITE.url}.`);
+    throw new UserError(
+      `${(e as Error).message}\nExpected TensorFlow's float mobilenet_v2_1.0_224.tflite or ${MOBILENET_V2_TFLITE.url}.`,
+    );
   }
   const source: TensorSource = (name) => tensors.get(name)!;
   const digest = tensorsDigest(source);
   if (digest !== expectedSha256) {
-    throw new UserError(`${file}: its MobileNetV2 tensors hash to ${digest}, expected ${expectedSha256}: ` +
-      `not the ImageNet mobilenet_v2_1.0_224 float model (${MOBILENET_V2_TFLITE.url}).`);
+    throw new UserError(
+      `${file}: its MobileNetV2 tensors hash to ${digest}, expected ${expectedSha256}: ` +
+        `not the ImageNet mobilenet_v2_1.0_224 float model (${MOBILENET_V2_TFLITE.url}).`,
+    );
   }
   return source;
 }
@@ -72,7 +82,9 @@ export function tfliteFile(file: string, expectedSha256 = MOBILENET_V2_TENSORS_S
  * No --encoder-weights: the verified tensors cached as .npy in <cache>/mobilenet_v2_1.0_224/, made on
  * first use from the downloaded archive (which is deleted afterwards).
  */
-export async function cachedMobileNetV2(opts: { fetchImpl?: typeof fetch; silent?: boolean; expectedSha256?: string } = {}): Promise<string> {
+export async function cachedMobileNetV2(
+  opts: { fetchImpl?: typeof fetch; silent?: boolean; expectedSha256?: string } = {},
+): Promise<string> {
   const expected = opts.expectedSha256 ?? MOBILENET_V2_TENSORS_SHA256;
   const dir = path.join(cacheDir(), 'mobilenet_v2_1.0_224');
   if (fs.existsSync(path.join(dir, 'VERIFIED'))) return dir;
@@ -87,7 +99,8 @@ export async function cachedMobileNetV2(opts: { fetchImpl?: typeof fetch; silent
   const tmp = `${dir}.tmp`;
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp, { recursive: true });
-  for (const name of tensorNames(mobilenetV2Blocks())) fs.writeFileSync(path.join(tmp, `${name}.npy`), encodeNpy(tensors(name)));
+  for (const name of tensorNames(mobilenetV2Blocks()))
+    fs.writeFileSync(path.join(tmp, `${name}.npy`), encodeNpy(tensors(name)));
   fs.writeFileSync(path.join(tmp, 'VERIFIED'), `sha256 ${expected} from ${MOBILENET_V2_TFLITE.url}\n`);
   fs.rmSync(dir, { recursive: true, force: true });
   fs.renameSync(tmp, dir);
@@ -96,7 +109,9 @@ export async function cachedMobileNetV2(opts: { fetchImpl?: typeof fetch; silent
 }
 
 /** --encoder-weights for mobilenet_v2: a folder of .npy tensors, a .tflite or a .tgz; absent: download once. */
-export async function mobilenetV2Tensors(weights: string | undefined): Promise<{ tensors: TensorSource; source: string }> {
+export async function mobilenetV2Tensors(
+  weights: string | undefined,
+): Promise<{ tensors: TensorSource; source: string }> {
   if (weights === undefined) {
     const dir = await cachedMobileNetV2();
     return { tensors: npyFolder(dir), source: dir };
@@ -107,14 +122,30 @@ export async function mobilenetV2Tensors(weights: string | undefined): Promise<{
 
 /** ImageNet MobileNetV2 1.0 224, cut at its 7x7x1280 `Conv_1` map; inputs x/127.5 - 1. */
 export function mobilenetV2(tensors: TensorSource, source: string): EncoderModel {
-  const inputName = 'image', outputName = 'features';
-  const { onnx, outputShape: [h, w, c] } = buildMobileNetGraph({
-    blocks: mobilenetV2Blocks(), tensors, inputSize: MOBILENET_V2_INPUT_SIZE, inputName, outputName, source,
+  const inputName = 'image',
+    outputName = 'features';
+  const {
+    onnx,
+    outputShape: [h, w, c],
+  } = buildMobileNetGraph({
+    blocks: mobilenetV2Blocks(),
+    tensors,
+    inputSize: MOBILENET_V2_INPUT_SIZE,
+    inputName,
+    outputName,
+    source,
   });
   return {
     spec: {
-      id: 'mobilenet_v2_imagenet', inputSize: MOBILENET_V2_INPUT_SIZE, scaling: 'minus_one_one', inputLayout: 'nhwc', outputLayout: 'nhwc',
-      inputName, outputName, locations: h * w, channels: c,
+      id: 'mobilenet_v2_imagenet',
+      inputSize: MOBILENET_V2_INPUT_SIZE,
+      scaling: 'minus_one_one',
+      inputLayout: 'nhwc',
+      outputLayout: 'nhwc',
+      inputName,
+      outputName,
+      locations: h * w,
+      channels: c,
     },
     onnx,
   };

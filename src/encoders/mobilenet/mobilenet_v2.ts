@@ -29,10 +29,22 @@ export type TensorSource = (name: string) => NpyArray;
 
 // [N, expand id, depthwise id, project id, depthwise stride, residual] from the README's table.
 const BLOCK_TABLE: [number, number, number, number, number, boolean][] = [
-  [1, 165, 99, 73, 2, false], [2, 3, 119, 115, 1, true], [3, 255, 216, 157, 2, false], [4, 227, 221, 193, 1, true],
-  [5, 243, 102, 215, 1, true], [6, 226, 163, 229, 2, false], [7, 104, 254, 143, 1, true], [8, 25, 142, 202, 1, true],
-  [9, 225, 129, 98, 1, true], [10, 169, 2, 246, 1, false], [11, 162, 87, 106, 1, true], [12, 52, 22, 40, 1, true],
-  [13, 114, 65, 242, 2, false], [14, 203, 250, 92, 1, true], [15, 133, 130, 258, 1, true], [16, 60, 248, 100, 1, false],
+  [1, 165, 99, 73, 2, false],
+  [2, 3, 119, 115, 1, true],
+  [3, 255, 216, 157, 2, false],
+  [4, 227, 221, 193, 1, true],
+  [5, 243, 102, 215, 1, true],
+  [6, 226, 163, 229, 2, false],
+  [7, 104, 254, 143, 1, true],
+  [8, 25, 142, 202, 1, true],
+  [9, 225, 129, 98, 1, true],
+  [10, 169, 2, 246, 1, false],
+  [11, 162, 87, 106, 1, true],
+  [12, 52, 22, 40, 1, true],
+  [13, 114, 65, 242, 2, false],
+  [14, 203, 250, 92, 1, true],
+  [15, 133, 130, 258, 1, true],
+  [16, 60, 248, 100, 1, false],
 ];
 
 function conv(id: number, bias: string, depthwise: boolean, stride: number, relu6: boolean): MbConv {
@@ -45,7 +57,10 @@ export function mobilenetV2Blocks(): MbBlock[] {
     { name: 'Conv', convs: [conv(90, 'Conv_Conv2D', false, 2, true)], residual: false },
     {
       name: 'expanded_conv',
-      convs: [conv(238, 'expanded_conv_depthwise_depthwise', true, 1, true), conv(167, 'expanded_conv_project_Conv2D', false, 1, false)],
+      convs: [
+        conv(238, 'expanded_conv_depthwise_depthwise', true, 1, true),
+        conv(167, 'expanded_conv_project_Conv2D', false, 1, false),
+      ],
       residual: false,
     },
   ];
@@ -53,7 +68,11 @@ export function mobilenetV2Blocks(): MbBlock[] {
     const b = `expanded_conv_${n}`;
     blocks.push({
       name: b,
-      convs: [conv(e, `${b}_expand_Conv2D`, false, 1, true), conv(d, `${b}_depthwise_depthwise`, true, stride, true), conv(p, `${b}_project_Conv2D`, false, 1, false)],
+      convs: [
+        conv(e, `${b}_expand_Conv2D`, false, 1, true),
+        conv(d, `${b}_depthwise_depthwise`, true, stride, true),
+        conv(p, `${b}_project_Conv2D`, false, 1, false),
+      ],
       residual,
     });
   }
@@ -67,7 +86,12 @@ export function tensorNames(blocks: MbBlock[]): string[] {
 }
 
 export function buildMobileNetGraph(opts: {
-  blocks: MbBlock[]; tensors: TensorSource; inputSize: number; inputName: string; outputName: string; source: string;
+  blocks: MbBlock[];
+  tensors: TensorSource;
+  inputSize: number;
+  inputName: string;
+  outputName: string;
+  source: string;
 }): { onnx: Uint8Array; outputShape: [number, number, number] } {
   const g = new OnnxGraph('mobilenet_v2');
   g.addInput(opts.inputName, ['n', opts.inputSize, opts.inputSize, 3]);
@@ -77,35 +101,56 @@ export function buildMobileNetGraph(opts: {
   const six = g.addFloat('relu6_max', new Float32Array([6]), []);
 
   for (const block of opts.blocks) {
-    const blockInput = x, inShape = [c, h, w];
+    const blockInput = x,
+      inShape = [c, h, w];
     for (const cv of block.convs) {
-      const wt = opts.tensors(cv.weight), bias = opts.tensors(cv.bias);
+      const wt = opts.tensors(cv.weight),
+        bias = opts.tensors(cv.bias);
       const where = `${opts.source}: ${block.name} (${cv.weight}, ${cv.bias})`;
       if (wt.shape.length !== 4) throw new Error(`${where}: weights have shape [${wt.shape}], expected 4-D.`);
-      let onnxW: Float32Array, dims: number[], groups = 1, cout: number;
+      let onnxW: Float32Array,
+        dims: number[],
+        groups = 1,
+        cout: number;
       const [, kh, kw] = wt.shape;
-      if (cv.depthwise) { // [1, kh, kw, C] -> [C, 1, kh, kw], one group per channel
-        if (wt.shape[0] !== 1 || wt.shape[3] !== c) throw new Error(`${where}: depthwise weights [${wt.shape}] do not match ${c} input channels.`);
+      if (cv.depthwise) {
+        // [1, kh, kw, C] -> [C, 1, kh, kw], one group per channel
+        if (wt.shape[0] !== 1 || wt.shape[3] !== c)
+          throw new Error(`${where}: depthwise weights [${wt.shape}] do not match ${c} input channels.`);
         cout = groups = c;
         onnxW = hwcToChw(wt.data, kh, kw, c);
         dims = [c, 1, kh, kw];
-      } else { // OHWI [out, kh, kw, in] -> OIHW
-        if (wt.shape[3] !== c) throw new Error(`${where}: weights [${wt.shape}] expect ${wt.shape[3]} input channels, the previous layer gives ${c}.`);
+      } else {
+        // OHWI [out, kh, kw, in] -> OIHW
+        if (wt.shape[3] !== c)
+          throw new Error(
+            `${where}: weights [${wt.shape}] expect ${wt.shape[3]} input channels, the previous layer gives ${c}.`,
+          );
         cout = wt.shape[0];
         onnxW = ohwiToOihw(wt.data, cout, kh, kw, c);
         dims = [cout, c, kh, kw];
       }
-      if (bias.data.length !== cout) throw new Error(`${where}: bias has ${bias.data.length} values, expected ${cout}.`);
+      if (bias.data.length !== cout)
+        throw new Error(`${where}: bias has ${bias.data.length} values, expected ${cout}.`);
       const [oh, ph] = padding('same', h, kh, cv.stride, block.name);
       const [ow, pw] = padding('same', w, kw, cv.stride, block.name);
-      x = g.addNode('Conv', [x, g.addFloat(cv.weight, onnxW, dims), g.addFloat(cv.bias, bias.data, [cout])], `${block.name}_conv`, {
-        kernel_shape: [kh, kw], strides: [cv.stride, cv.stride], pads: [ph[0], pw[0], ph[1], pw[1]], group: groups,
-      });
+      x = g.addNode(
+        'Conv',
+        [x, g.addFloat(cv.weight, onnxW, dims), g.addFloat(cv.bias, bias.data, [cout])],
+        `${block.name}_conv`,
+        {
+          kernel_shape: [kh, kw],
+          strides: [cv.stride, cv.stride],
+          pads: [ph[0], pw[0], ph[1], pw[1]],
+          group: groups,
+        },
+      );
       if (cv.relu6) x = g.addNode('Clip', [x, zero, six], `${block.name}_relu6`);
       [c, h, w] = [cout, oh, ow];
     }
     if (block.residual) {
-      if (inShape.join() !== [c, h, w].join()) throw new Error(`${opts.source}: block ${block.name} is residual but maps [${inShape}] to [${c},${h},${w}].`);
+      if (inShape.join() !== [c, h, w].join())
+        throw new Error(`${opts.source}: block ${block.name} is residual but maps [${inShape}] to [${c},${h},${w}].`);
       x = g.addNode('Add', [blockInput, x], `${block.name}_add`);
     }
   }
@@ -127,7 +172,6 @@ function ohwiToOihw(src: Float32Array, o: number, kh: number, kw: number, cin: n
 function hwcToChw(src: Float32Array, kh: number, kw: number, c: number): Float32Array {
   const out = new Float32Array(src.length);
   for (let y = 0; y < kh; y++)
-    for (let x = 0; x < kw; x++)
-      for (let i = 0; i < c; i++) out[(i * kh + y) * kw + x] = src[(y * kw + x) * c + i];
+    for (let x = 0; x < kw; x++) for (let i = 0; i < c; i++) out[(i * kh + y) * kw + x] = src[(y * kw + x) * c + i];
   return out;
 }

@@ -18,27 +18,42 @@ export interface NpyArray {
  */
 export function parseNpy(bytes: Uint8Array, name = 'array'): NpyArray {
   const magic = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
-  if (bytes.length < 10 || magic.some((b, i) => bytes[i] !== b)) throw new ParseError(`${name} is not a .npy file (bad magic).`);
+  if (bytes.length < 10 || magic.some((b, i) => bytes[i] !== b))
+    throw new ParseError(`${name} is not a .npy file (bad magic).`);
   const major = bytes[6];
-  if (major < 1 || major > 3) throw new ParseError(`${name}: .npy format version ${major}.${bytes[7]} is not supported (1.0 to 3.0).`);
+  if (major < 1 || major > 3)
+    throw new ParseError(`${name}: .npy format version ${major}.${bytes[7]} is not supported (1.0 to 3.0).`);
   if (major > 1 && bytes.length < 12) throw new ParseError(`${name}: the .npy header is truncated.`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const [headerLen, headerStart] = major === 1 ? [view.getUint16(8, true), 10] : [view.getUint32(8, true), 12];
-  if (headerStart + headerLen > bytes.length) throw new ParseError(`${name}: the .npy header (${headerLen} bytes) runs past the end of the ${bytes.length}-byte file.`);
-  const header = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(bytes.subarray(headerStart, headerStart + headerLen));
+  if (headerStart + headerLen > bytes.length)
+    throw new ParseError(
+      `${name}: the .npy header (${headerLen} bytes) runs past the end of the ${bytes.length}-byte file.`,
+    );
+  const header = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(
+    bytes.subarray(headerStart, headerStart + headerLen),
+  );
   const descr = /'descr':\s*'([^']*)'/.exec(header)?.[1];
   const fortran = /'fortran_order':\s*(True|False)/.exec(header)?.[1];
   const shapeText = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1];
-  if (descr === undefined || fortran === undefined || shapeText === undefined) throw new ParseError(`${name}: cannot parse .npy header ${JSON.stringify(header.slice(0, 200))}.`);
-  if (descr !== '<f4') throw new ParseError(`${name}: dtype ${descr} is not supported (float32 little-endian '<f4' only).`);
+  if (descr === undefined || fortran === undefined || shapeText === undefined)
+    throw new ParseError(`${name}: cannot parse .npy header ${JSON.stringify(header.slice(0, 200))}.`);
+  if (descr !== '<f4')
+    throw new ParseError(`${name}: dtype ${descr} is not supported (float32 little-endian '<f4' only).`);
   if (fortran === 'True') throw new ParseError(`${name}: Fortran-order arrays are not supported (save with C order).`);
-  const dims = shapeText.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
-  if (!dims.every((d) => /^\d{1,15}$/.test(d))) throw new ParseError(`${name}: .npy shape (${shapeText}) is not a tuple of non-negative integers.`);
+  const dims = shapeText
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  if (!dims.every((d) => /^\d{1,15}$/.test(d)))
+    throw new ParseError(`${name}: .npy shape (${shapeText}) is not a tuple of non-negative integers.`);
   const shape = dims.map(Number);
   const count = shape.reduce((a, b) => a * b, 1);
   const dataStart = headerStart + headerLen;
   if (bytes.length - dataStart !== count * 4) {
-    throw new ParseError(`${name}: header shape (${shape.join(', ')}) needs ${count * 4} data bytes, the file has ${bytes.length - dataStart}.`);
+    throw new ParseError(
+      `${name}: header shape (${shape.join(', ')}) needs ${count * 4} data bytes, the file has ${bytes.length - dataStart}.`,
+    );
   }
   // Copy into a fresh, aligned buffer (the data offset is not necessarily a multiple of 4).
   const data = new Float32Array(count);

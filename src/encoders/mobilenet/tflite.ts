@@ -21,12 +21,17 @@ export const DEPTHWISE_CONV_2D = 4;
 
 /** Bounds-checked reads of a FlatBuffer: every offset is checked against the buffer before it is followed. */
 class FlatBuffer {
-  constructor(readonly view: DataView, readonly source: string) {}
+  constructor(
+    readonly view: DataView,
+    readonly source: string,
+  ) {}
 
   /** Refuses (ParseError) unless bytes [at, at + size) lie inside the buffer. */
   need(at: number, size: number, what: string): void {
     if (!(at >= 0 && size >= 0 && at + size <= this.view.byteLength)) {
-      throw new ParseError(`${this.source}: ${what} (${size} bytes at ${at}) lies outside the ${this.view.byteLength}-byte file; the model is damaged (download it again).`);
+      throw new ParseError(
+        `${this.source}: ${what} (${size} bytes at ${at}) lies outside the ${this.view.byteLength}-byte file; the model is damaged (download it again).`,
+      );
     }
   }
 
@@ -41,7 +46,11 @@ class Table {
   private readonly vtable: number;
   private readonly vtableSize: number;
 
-  constructor(private readonly fb: FlatBuffer, readonly pos: number, private readonly what: string) {
+  constructor(
+    private readonly fb: FlatBuffer,
+    readonly pos: number,
+    private readonly what: string,
+  ) {
     fb.need(pos, 4, what);
     this.vtable = pos - fb.view.getInt32(pos, true);
     fb.need(this.vtable, 4, `the vtable of ${what}`);
@@ -88,7 +97,9 @@ class Table {
   tables(index: number): Table[] {
     const v = this.vector(index, 4);
     if (!v) return [];
-    return Array.from({ length: v[1] }, (_, i) => this.fb.tableAt(v[0] + 4 * i, `element ${i} of vector ${index} of ${this.what}`));
+    return Array.from({ length: v[1] }, (_, i) =>
+      this.fb.tableAt(v[0] + 4 * i, `element ${i} of vector ${index} of ${this.what}`),
+    );
   }
 
   int32s(index: number): number[] {
@@ -117,7 +128,8 @@ export function readTfliteConvs(bytes: Uint8Array, source: string): TfliteConv[]
   if (bytes.length < 8) throw new ParseError(`${source} is too short to be a TFLite model.`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const ident = new TextDecoder().decode(bytes.subarray(4, 8));
-  if (ident !== 'TFL3') throw new ParseError(`${source} is not a TFLite model (file identifier "${ident}", expected "TFL3").`);
+  if (ident !== 'TFL3')
+    throw new ParseError(`${source} is not a TFLite model (file identifier "${ident}", expected "TFL3").`);
   const model = new FlatBuffer(view, source).tableAt(0, 'the Model table');
   const codes = model.tables(1).map((c) => Math.max(c.uint8(0), c.int32(3)));
   const buffers = model.tables(4);
@@ -131,13 +143,20 @@ export function readTfliteConvs(bytes: Uint8Array, source: string): TfliteConv[]
     const t = tensors[index];
     if (!t) throw new ParseError(`${source}: ${what} refers to tensor ${index}, which does not exist.`);
     const name = t.string(3);
-    if (t.uint8(1) !== 0) throw new ParseError(`${source}: tensor "${name}" is not float32 (a quantized model?); use the float mobilenet_v2_1.0_224.tflite.`);
+    if (t.uint8(1) !== 0)
+      throw new ParseError(
+        `${source}: tensor "${name}" is not float32 (a quantized model?); use the float mobilenet_v2_1.0_224.tflite.`,
+      );
     const shape = t.int32s(0);
-    if (shape.some((d) => d < 0)) throw new ParseError(`${source}: tensor "${name}" has a negative dimension in [${shape}].`);
+    if (shape.some((d) => d < 0))
+      throw new ParseError(`${source}: tensor "${name}" has a negative dimension in [${shape}].`);
     const bufferIndex = t.uint32(2);
     const raw = buffers[bufferIndex]?.bytes(0) ?? new Uint8Array(0);
     const count = shape.reduce((a, b) => a * b, 1);
-    if (raw.length !== count * 4) throw new ParseError(`${source}: tensor "${name}" [${shape}] has ${raw.length} bytes of data, expected ${count * 4}.`);
+    if (raw.length !== count * 4)
+      throw new ParseError(
+        `${source}: tensor "${name}" [${shape}] has ${raw.length} bytes of data, expected ${count * 4}.`,
+      );
     let data = copies.get(bufferIndex);
     if (!data) {
       data = new Float32Array(count);
@@ -169,12 +188,15 @@ export function readTfliteConvs(bytes: Uint8Array, source: string): TfliteConv[]
  */
 export function tensorsFromTflite(convs: TfliteConv[], blocks: MbBlock[], source: string): Map<string, NpyArray> {
   const wanted = blocks.flatMap((b) => b.convs.map((c) => ({ block: b.name, ...c })));
-  if (convs.length < wanted.length) throw new ParseError(`${source} has ${convs.length} convolutions, MobileNetV2 needs ${wanted.length}.`);
+  if (convs.length < wanted.length)
+    throw new ParseError(`${source} has ${convs.length} convolutions, MobileNetV2 needs ${wanted.length}.`);
   const out = new Map<string, NpyArray>();
   wanted.forEach((w, k) => {
     const c = convs[k];
     if ((c.op === 'depthwise') !== w.depthwise) {
-      throw new ParseError(`${source}: convolution #${k} ("${c.weights.name}") is ${c.op}, but ${w.block} expects ${w.depthwise ? 'depthwise' : 'a regular conv'} there.`);
+      throw new ParseError(
+        `${source}: convolution #${k} ("${c.weights.name}") is ${c.op}, but ${w.block} expects ${w.depthwise ? 'depthwise' : 'a regular conv'} there.`,
+      );
     }
     out.set(w.weight, { data: c.weights.data, shape: c.weights.shape });
     out.set(w.bias, { data: c.bias.data, shape: c.bias.shape });

@@ -16,11 +16,30 @@ const FLOAT = ONNX_TYPES.float32;
 const INT64 = ONNX_TYPES.int64;
 
 /** AttributeProto.AttributeType values. */
-const ATTR_FLOAT = 1, ATTR_INT = 2, ATTR_STRING = 3, ATTR_FLOATS = 6, ATTR_INTS = 7;
+const ATTR_FLOAT = 1,
+  ATTR_INT = 2,
+  ATTR_STRING = 3,
+  ATTR_FLOATS = 6,
+  ATTR_INTS = 7;
 
-interface Initializer { name: string; dims: number[]; dataType: number; raw: Uint8Array }
-interface Node { opType: string; inputs: string[]; outputs: string[]; attrs: Record<string, AttrValue>; name: string }
-interface ValueInfo { name: string; dims: Dim[]; type: OnnxElementType }
+interface Initializer {
+  name: string;
+  dims: number[];
+  dataType: number;
+  raw: Uint8Array;
+}
+interface Node {
+  opType: string;
+  inputs: string[];
+  outputs: string[];
+  attrs: Record<string, AttrValue>;
+  name: string;
+}
+interface ValueInfo {
+  name: string;
+  dims: Dim[];
+  type: OnnxElementType;
+}
 
 export class OnnxGraph {
   private readonly initializers: Initializer[] = [];
@@ -55,7 +74,12 @@ export class OnnxGraph {
   addRaw(prefix: string, type: OnnxElementType, data: ArrayBufferView & { length: number }, dims: number[]): string {
     checkSize(prefix, data.length, dims);
     const name = this.fresh(prefix);
-    this.initializers.push({ name, dims, dataType: ONNX_TYPES[type], raw: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
+    this.initializers.push({
+      name,
+      dims,
+      dataType: ONNX_TYPES[type],
+      raw: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    });
     return name;
   }
 
@@ -63,7 +87,12 @@ export class OnnxGraph {
   addFloat(prefix: string, data: Float32Array, dims: number[]): string {
     checkSize(prefix, data.length, dims);
     const name = this.fresh(prefix);
-    this.initializers.push({ name, dims, dataType: FLOAT, raw: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
+    this.initializers.push({
+      name,
+      dims,
+      dataType: FLOAT,
+      raw: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    });
     return name;
   }
 
@@ -109,7 +138,8 @@ export class OnnxGraph {
 
 function checkSize(name: string, length: number, dims: number[]): void {
   const expected = dims.reduce((a, b) => a * b, 1);
-  if (expected !== length) throw new Error(`Initializer "${name}": ${length} values do not fill shape [${dims.join(', ')}].`);
+  if (expected !== length)
+    throw new Error(`Initializer "${name}": ${length} values do not fill shape [${dims.join(', ')}].`);
 }
 
 function nodeProto(n: Node): ProtoWriter {
@@ -125,7 +155,8 @@ function nodeProto(n: Node): ProtoWriter {
 function attributeProto(name: string, value: AttrValue): ProtoWriter {
   const w = new ProtoWriter().string(1, name);
   if (typeof value === 'number') {
-    if (!Number.isInteger(value)) throw new Error(`Attribute "${name}": ${value} is not an integer; pass { float: ${value} }.`);
+    if (!Number.isInteger(value))
+      throw new Error(`Attribute "${name}": ${value} is not an integer; pass { float: ${value} }.`);
     w.varint(3, value).varint(20, ATTR_INT);
   } else if (typeof value === 'string') {
     w.string(4, value).varint(20, ATTR_STRING);
@@ -152,7 +183,8 @@ function tensorProto(t: Initializer): ProtoWriter {
 
 function valueInfoProto(v: ValueInfo): ProtoWriter {
   const shape = new ProtoWriter();
-  for (const d of v.dims) shape.message(1, typeof d === 'number' ? new ProtoWriter().varint(1, d) : new ProtoWriter().string(2, d));
+  for (const d of v.dims)
+    shape.message(1, typeof d === 'number' ? new ProtoWriter().varint(1, d) : new ProtoWriter().string(2, d));
   const tensorType = new ProtoWriter().varint(1, ONNX_TYPES[v.type]).message(2, shape);
   return new ProtoWriter().string(1, v.name).message(2, new ProtoWriter().message(1, tensorType));
 }

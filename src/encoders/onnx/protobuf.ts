@@ -123,19 +123,27 @@ export function readFields(buf: Uint8Array, what = 'protobuf message'): ProtoFie
     const start = pos;
     let key: number;
     [key, pos] = readVarint(buf, pos, what);
-    const field = Math.floor(key / 8), wire = key % 8;
-    if (field === 0 || field > MAX_FIELD) throw new ParseError(`${what}: invalid field number ${field} at byte ${start}`);
+    const field = Math.floor(key / 8),
+      wire = key % 8;
+    if (field === 0 || field > MAX_FIELD)
+      throw new ParseError(`${what}: invalid field number ${field} at byte ${start}`);
     let value: number | Uint8Array;
     if (wire === 0) [value, pos] = readVarint(buf, pos, what);
     else if (wire === 1 || wire === 5) {
       const size = wire === 1 ? 8 : 4;
-      if (pos + size > buf.length) throw new ParseError(`${what}: field ${field} at byte ${start} needs ${size} bytes, ${buf.length - pos} are left`);
+      if (pos + size > buf.length)
+        throw new ParseError(
+          `${what}: field ${field} at byte ${start} needs ${size} bytes, ${buf.length - pos} are left`,
+        );
       value = buf.subarray(pos, pos + size);
       pos += size;
     } else if (wire === 2) {
       let len: number;
       [len, pos] = readVarint(buf, pos, what);
-      if (len > buf.length - pos) throw new ParseError(`${what}: field ${field} at byte ${start} is ${len} bytes long, only ${buf.length - pos} are left`);
+      if (len > buf.length - pos)
+        throw new ParseError(
+          `${what}: field ${field} at byte ${start} is ${len} bytes long, only ${buf.length - pos} are left`,
+        );
       value = buf.subarray(pos, pos + len);
       pos += len;
     } else throw new ParseError(`${what}: unsupported protobuf wire type ${wire} (field ${field} at byte ${start})`);
@@ -163,6 +171,9 @@ export const protoText = (b: Uint8Array) => new TextDecoder().decode(b);
 export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
   let o = 0;
-  for (const p of parts) { out.set(p, o); o += p.length; }
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
   return out;
 }

@@ -44,7 +44,12 @@ export class OnnxGraphError extends UserError {
 }
 
 /** Creates a session, naming the graph when onnxruntime refuses it. */
-export async function createSession(ort: OrtNamespace, bytes: Uint8Array, what: string, options: object): Promise<OrtSessionLike> {
+export async function createSession(
+  ort: OrtNamespace,
+  bytes: Uint8Array,
+  what: string,
+  options: object,
+): Promise<OrtSessionLike> {
   try {
     return await ort.InferenceSession.create(bytes, options);
   } catch (e) {
@@ -56,10 +61,15 @@ export async function createSession(ort: OrtNamespace, bytes: Uint8Array, what: 
  * Runs `build`, which passes each session it creates through `keep`; if `build` fails, every kept session is
  * released before its error is passed on, so a failed load leaks no session.
  */
-export async function guardSessions<T>(build: (keep: (session: OrtSessionLike) => OrtSessionLike) => Promise<T>): Promise<T> {
+export async function guardSessions<T>(
+  build: (keep: (session: OrtSessionLike) => OrtSessionLike) => Promise<T>,
+): Promise<T> {
   const made: OrtSessionLike[] = [];
   try {
-    return await build((session) => { made.push(session); return session; });
+    return await build((session) => {
+      made.push(session);
+      return session;
+    });
   } catch (e) {
     await releaseAll(made).catch(() => undefined); // the load's own error is the one to report
     throw e;
@@ -74,19 +84,37 @@ export async function releaseAll(sessions: readonly OrtSessionLike[]): Promise<v
 }
 
 /** Refuses a session without the named inputs and outputs. */
-export function expectNames(session: OrtSessionLike, what: string, inputs: readonly string[], outputs: readonly string[], fix: string): void {
-  const missing = [...inputs.filter((n) => !session.inputNames.includes(n)), ...outputs.filter((n) => !session.outputNames.includes(n))];
+export function expectNames(
+  session: OrtSessionLike,
+  what: string,
+  inputs: readonly string[],
+  outputs: readonly string[],
+  fix: string,
+): void {
+  const missing = [
+    ...inputs.filter((n) => !session.inputNames.includes(n)),
+    ...outputs.filter((n) => !session.outputNames.includes(n)),
+  ];
   if (missing.length > 0) {
-    throw new OnnxGraphError(`${what} has no tensor ${missing.join(', ')} (inputs ${session.inputNames.join(', ')}; outputs ${session.outputNames.join(', ')}): ${fix}`);
+    throw new OnnxGraphError(
+      `${what} has no tensor ${missing.join(', ')} (inputs ${session.inputNames.join(', ')}; outputs ${session.outputNames.join(', ')}): ${fix}`,
+    );
   }
 }
 
 /** Output `name` of a run as float32 values, refused unless it holds exactly `length` of them. */
-export function floatOutput(out: Record<string, OrtTensorLike>, name: string, length: number, what: string): Float32Array {
+export function floatOutput(
+  out: Record<string, OrtTensorLike>,
+  name: string,
+  length: number,
+  what: string,
+): Float32Array {
   const t = out[name];
   const data = t?.data;
   if (!(data instanceof Float32Array) || data.length !== length) {
-    throw new OnnxGraphError(`${what}: output "${name}" has ${t ? `type ${t.type} and shape [${t.dims.join(', ')}]` : 'no value'}, expected ${length} float32 values.`);
+    throw new OnnxGraphError(
+      `${what}: output "${name}" has ${t ? `type ${t.type} and shape [${t.dims.join(', ')}]` : 'no value'}, expected ${length} float32 values.`,
+    );
   }
   return data;
 }

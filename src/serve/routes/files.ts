@@ -30,8 +30,16 @@ async function fileOf(source: FileSource, name: string, where: string, noneFix: 
 }
 
 function sendFile(reply: FastifyReply, found: PublishedFile) {
-  reply.type(found.type).header('content-length', found.size).header('cache-control', 'no-cache').header('x-content-type-options', 'nosniff');
-  return reply.send(found.body ? Buffer.from(found.body.buffer, found.body.byteOffset, found.body.byteLength) : fs.createReadStream(found.file!));
+  reply
+    .type(found.type)
+    .header('content-length', found.size)
+    .header('cache-control', 'no-cache')
+    .header('x-content-type-options', 'nosniff');
+  return reply.send(
+    found.body
+      ? Buffer.from(found.body.buffer, found.body.byteOffset, found.body.byteLength)
+      : fs.createReadStream(found.file!),
+  );
 }
 
 /** Registers the page, bundle and browser-build routes; returns what /v1/model says about in-browser captioning. */
@@ -41,11 +49,24 @@ export function fileRoutes(app: FastifyInstance, opts: ServeOptions): BrowserSup
   const page = opts.page ?? pageFiles();
   for (const [route, name] of Object.entries(PAGE_ROUTES)) {
     app.get(route, async (_request, reply) =>
-      sendFile(reply, await fileOf(page, name, route, 'the API (POST /v1/captions, GET /v1/model) works without the page.')));
+      sendFile(
+        reply,
+        await fileOf(page, name, route, 'the API (POST /v1/captions, GET /v1/model) works without the page.'),
+      ),
+    );
   }
   const publish = (prefix: string, source: FileSource) => {
-    app.get(`${prefix}:name`, async (request, reply) => sendFile(reply, await fileOf(source, (request.params as { name: string }).name,
-      request.url.split('?')[0], 'the page\'s in-browser captioning is off on this server.')));
+    app.get(`${prefix}:name`, async (request, reply) =>
+      sendFile(
+        reply,
+        await fileOf(
+          source,
+          (request.params as { name: string }).name,
+          request.url.split('?')[0],
+          "the page's in-browser captioning is off on this server.",
+        ),
+      ),
+    );
   };
   publish('/v1/bundle/', bundle);
   publish('/assets/web/', webBuild);

@@ -11,12 +11,19 @@ export function healthRoutes(app: FastifyInstance, { service, metrics }: ServeCo
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
     if (service.state !== 'ready') {
-      return reply.status(503).send({ status: service.state, ...(service.loadError ? { error: service.loadError.message } : {}) });
+      return reply
+        .status(503)
+        .send({ status: service.state, ...(service.loadError ? { error: service.loadError.message } : {}) });
     }
     const alive = service.liveInstances;
     if (alive === 0) {
-      if (service.batcher?.recovering) return reply.status(503).send({ status: 'recovering', error: 'no model instance can work now: their threads are being replaced' });
-      return reply.status(503).send({ status: 'no_model', error: 'no model instance is running (their threads stopped): restart sat serve' });
+      if (service.batcher?.recovering)
+        return reply
+          .status(503)
+          .send({ status: 'recovering', error: 'no model instance can work now: their threads are being replaced' });
+      return reply
+        .status(503)
+        .send({ status: 'no_model', error: 'no model instance is running (their threads stopped): restart sat serve' });
     }
     return { status: 'ready', model: service.engine!.info.modelId, instances: alive };
   });

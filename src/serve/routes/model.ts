@@ -28,12 +28,24 @@ function manifest({ info, details }: CaptionEngine, opts: ServeOptions) {
     /** The caption options (query or form fields) and their ranges; attention (true/false) is the service's own. */
     decoding: optionRanges({ maxBeam: opts.maxBeam, defaultBeam: opts.defaultBeam, maxLength: info.maxLength }),
     limits: {
-      max_bytes: opts.maxBytes, max_bytes_text: formatBytes(opts.maxBytes), max_pixels: opts.maxPixels, max_queue: opts.maxQueue,
-      max_batch: opts.maxBatch, batch_wait_ms: opts.batchWaitMs, timeout_s: opts.timeoutMs / 1000, max_uploads: opts.maxUploads,
-      min_upload_rate: opts.minUploadRate, upload_grace_s: opts.uploadGraceMs / 1000, headers_timeout_s: opts.headersTimeoutMs / 1000,
-      max_connections: opts.maxConnections, image_timeout_s: opts.imageTimeoutMs / 1000,
+      max_bytes: opts.maxBytes,
+      max_bytes_text: formatBytes(opts.maxBytes),
+      max_pixels: opts.maxPixels,
+      max_queue: opts.maxQueue,
+      max_batch: opts.maxBatch,
+      batch_wait_ms: opts.batchWaitMs,
+      timeout_s: opts.timeoutMs / 1000,
+      max_uploads: opts.maxUploads,
+      min_upload_rate: opts.minUploadRate,
+      upload_grace_s: opts.uploadGraceMs / 1000,
+      headers_timeout_s: opts.headersTimeoutMs / 1000,
+      max_connections: opts.maxConnections,
+      image_timeout_s: opts.imageTimeoutMs / 1000,
     },
-    inputs: { image: 'raw body (Content-Type image/* or application/octet-stream) or multipart field "image"', formats: opts.imageFormats },
+    inputs: {
+      image: 'raw body (Content-Type image/* or application/octet-stream) or multipart field "image"',
+      formats: opts.imageFormats,
+    },
     model: details ?? {},
   };
 }

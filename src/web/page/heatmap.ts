@@ -6,16 +6,24 @@
 
 /** RGBA pixels [height][width] of the heat map for `grid`, stretched over the whole image (the encoder saw it squashed to a square). */
 export function heatPixels(grid: number[][], width: number, height: number): Uint8ClampedArray<ArrayBuffer> {
-  const rows = grid.length, cols = grid[0]?.length ?? 0;
-  let min = Infinity, max = -Infinity;
-  for (const row of grid) for (const v of row) { min = Math.min(min, v); max = Math.max(max, v); }
+  const rows = grid.length,
+    cols = grid[0]?.length ?? 0;
+  let min = Infinity,
+    max = -Infinity;
+  for (const row of grid)
+    for (const v of row) {
+      min = Math.min(min, v);
+      max = Math.max(max, v);
+    }
   const range = max - min;
-  const axis = (n: number, g: number) => Array.from({ length: n }, (_, i) => {
-    const src = Math.min(Math.max((i + 0.5) * (g / n) - 0.5, 0), g - 1);
-    const lo = Math.floor(src);
-    return [lo, Math.min(lo + 1, g - 1), src - lo] as const;
-  });
-  const xs = axis(width, cols), ys = axis(height, rows);
+  const axis = (n: number, g: number) =>
+    Array.from({ length: n }, (_, i) => {
+      const src = Math.min(Math.max((i + 0.5) * (g / n) - 0.5, 0), g - 1);
+      const lo = Math.floor(src);
+      return [lo, Math.min(lo + 1, g - 1), src - lo] as const;
+    });
+  const xs = axis(width, cols),
+    ys = axis(height, rows);
   const out = new Uint8ClampedArray(width * height * 4);
   for (let y = 0; y < height; y++) {
     const [y0, y1, wy] = ys[y];
@@ -41,7 +49,8 @@ export function drawHeat(canvas: HTMLCanvasElement, grid: number[][] | null): vo
   if (!grid) return;
   // Upsampled at up to 256 px on the long side, then stretched smoothly by the canvas.
   const scale = Math.min(1, 256 / Math.max(canvas.width, canvas.height));
-  const w = Math.max(1, Math.round(canvas.width * scale)), h = Math.max(1, Math.round(canvas.height * scale));
+  const w = Math.max(1, Math.round(canvas.width * scale)),
+    h = Math.max(1, Math.round(canvas.height * scale));
   const small = new OffscreenCanvas(w, h);
   small.getContext('2d')!.putImageData(new ImageData(heatPixels(grid, w, h), w, h), 0, 0);
   ctx.imageSmoothingEnabled = true;

@@ -26,11 +26,19 @@ interface WebCaptioner {
 let loading: Promise<WebCaptioner> | null = null;
 
 /** Caption `image` in this browser (the first call downloads the module and the model). */
-export async function captionHere(support: BrowserSupport & { available: true }, image: Blob, beam: number): Promise<BrowserCaption> {
+export async function captionHere(
+  support: BrowserSupport & { available: true },
+  image: Blob,
+  beam: number,
+): Promise<BrowserCaption> {
   const moduleUrl = new URL(support.module, location.href);
-  loading ??= import(/* @vite-ignore */ moduleUrl.href).then((m: { loadCaptioner(url: string, o: { wasmPaths: string }): Promise<WebCaptioner> }) =>
-    m.loadCaptioner(new URL(support.bundle, location.href).href, { wasmPaths: new URL('./', moduleUrl).href }));
-  loading.catch(() => { loading = null; });
+  loading ??= import(/* @vite-ignore */ moduleUrl.href).then(
+    (m: { loadCaptioner(url: string, o: { wasmPaths: string }): Promise<WebCaptioner> }) =>
+      m.loadCaptioner(new URL(support.bundle, location.href).href, { wasmPaths: new URL('./', moduleUrl).href }),
+  );
+  loading.catch(() => {
+    loading = null;
+  });
   const captioner = await loading;
   const t0 = performance.now();
   const result = await captioner.caption(image, { beam });

@@ -7,7 +7,10 @@
 import { drawHeat } from './heatmap.js';
 import * as here from './in-browser.js';
 
-interface Word { word: string; attention: number[][] }
+interface Word {
+  word: string;
+  attention: number[][];
+}
 interface CaptionAnswer {
   model: string;
   caption: string;
@@ -17,21 +20,37 @@ interface CaptionAnswer {
   timings_ms: Record<string, number>;
   batch_size: number;
 }
-interface ErrorAnswer { error: { message: string; fix: string } }
+interface ErrorAnswer {
+  error: { message: string; fix: string };
+}
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const ui = {
-  model: $('model'), drop: $('drop'), file: $<HTMLInputElement>('file'), choose: $<HTMLButtonElement>('choose'),
-  beam: $<HTMLSelectElement>('beam'), inBrowser: $<HTMLInputElement>('in-browser'), inBrowserNote: $('in-browser-note'), status: $('status'), result: $('result'),
-  photo: $<HTMLCanvasElement>('photo'), heat: $<HTMLCanvasElement>('heat'), play: $<HTMLButtonElement>('play'), words: $('words'),
-  timings: $('timings'), alternatives: $('alternatives'), alternativesNote: $('alternatives-note'), browserResult: $('browser-result'), browserCaption: $('browser-caption'),
+  model: $('model'),
+  drop: $('drop'),
+  file: $<HTMLInputElement>('file'),
+  choose: $<HTMLButtonElement>('choose'),
+  beam: $<HTMLSelectElement>('beam'),
+  inBrowser: $<HTMLInputElement>('in-browser'),
+  inBrowserNote: $('in-browser-note'),
+  status: $('status'),
+  result: $('result'),
+  photo: $<HTMLCanvasElement>('photo'),
+  heat: $<HTMLCanvasElement>('heat'),
+  play: $<HTMLButtonElement>('play'),
+  words: $('words'),
+  timings: $('timings'),
+  alternatives: $('alternatives'),
+  alternativesNote: $('alternatives-note'),
+  browserResult: $('browser-result'),
+  browserCaption: $('browser-caption'),
 };
 
 let current: CaptionAnswer | null = null;
 let currentImage: Blob | null = null; // the image `current` captions, however it came (picked, dropped, pasted)
 let browserSupport: here.BrowserSupport = { available: false, reason: 'the model is not loaded yet' };
-let selected = -1;       // the word whose attention is shown (-1: none)
-let pinned = false;      // a click or Enter keeps the selection when the pointer leaves
+let selected = -1; // the word whose attention is shown (-1: none)
+let pinned = false; // a click or Enter keeps the selection when the pointer leaves
 let playing: number | null = null;
 
 function setStatus(text: string, error = false): void {
@@ -40,11 +59,17 @@ function setStatus(text: string, error = false): void {
 }
 
 async function init(): Promise<void> {
-  const model = await fetch('/v1/model').then((r) => (r.ok ? r.json() : null), () => null);
+  const model = await fetch('/v1/model').then(
+    (r) => (r.ok ? r.json() : null),
+    () => null,
+  );
   const maxBeam = model?.decoding?.beam?.max ?? 5;
   const defaultBeam = model?.decoding?.beam?.default ?? 3;
-  for (let k = 1; k <= Math.min(maxBeam, 8); k++) ui.beam.add(new Option(k === 1 ? '1 (greedy)' : String(k), String(k), k === defaultBeam, k === defaultBeam));
-  ui.model.textContent = model ? `model ${model.id} · encoder ${model.encoder.id} · attention ${model.attention_grid?.join('×') ?? 'n/a'}` : 'the model is not loaded yet: reload in a moment';
+  for (let k = 1; k <= Math.min(maxBeam, 8); k++)
+    ui.beam.add(new Option(k === 1 ? '1 (greedy)' : String(k), String(k), k === defaultBeam, k === defaultBeam));
+  ui.model.textContent = model
+    ? `model ${model.id} · encoder ${model.encoder.id} · attention ${model.attention_grid?.join('×') ?? 'n/a'}`
+    : 'the model is not loaded yet: reload in a moment';
   browserSupport = model?.browser ?? browserSupport;
   if (!browserSupport.available) {
     ui.inBrowser.disabled = true;
@@ -55,7 +80,9 @@ async function init(): Promise<void> {
 
 /** Caption `image` on the server and show it; every failure ends in a status line that says what happened. */
 function caption(image: Blob): void {
-  captionOnServer(image).catch((e: Error) => setStatus(`something went wrong on this page: ${e.message}. Reload the page and try again.`, true));
+  captionOnServer(image).catch((e: Error) =>
+    setStatus(`something went wrong on this page: ${e.message}. Reload the page and try again.`, true),
+  );
 }
 
 async function captionOnServer(image: Blob): Promise<void> {
@@ -63,14 +90,28 @@ async function captionOnServer(image: Blob): Promise<void> {
   setStatus('captioning…');
   const beam = Number(ui.beam.value || 3);
   const response = await fetch(`/v1/captions?attention=true&beam=${beam}`, {
-    method: 'POST', headers: { 'content-type': image.type || 'application/octet-stream' }, body: image,
+    method: 'POST',
+    headers: { 'content-type': image.type || 'application/octet-stream' },
+    body: image,
   }).catch((e: Error) => e);
-  if (response instanceof Error) return setStatus(`the server did not answer: ${response.message}. Check that sat serve is running, then try again.`, true);
-  const answer = await response.json().catch(() => null) as CaptionAnswer | ErrorAnswer | null;
-  if (!answer) return setStatus(`the server answered ${response.status} ${response.statusText} without a caption. Try again; if it repeats, the server log says why.`, true);
+  if (response instanceof Error)
+    return setStatus(
+      `the server did not answer: ${response.message}. Check that sat serve is running, then try again.`,
+      true,
+    );
+  const answer = (await response.json().catch(() => null)) as CaptionAnswer | ErrorAnswer | null;
+  if (!answer)
+    return setStatus(
+      `the server answered ${response.status} ${response.statusText} without a caption. Try again; if it repeats, the server log says why.`,
+      true,
+    );
   if ('error' in answer) return setStatus(`${answer.error.message} ${answer.error.fix}`, true);
   const bitmap = await createImageBitmap(image).catch(() => null);
-  if (!bitmap) return setStatus(`the server captioned the image (“${answer.caption}”), but this browser cannot display it: try a JPEG or PNG.`, true);
+  if (!bitmap)
+    return setStatus(
+      `the server captioned the image (“${answer.caption}”), but this browser cannot display it: try a JPEG or PNG.`,
+      true,
+    );
   current = answer;
   currentImage = image;
   show(answer, bitmap);
@@ -87,28 +128,40 @@ function show(answer: CaptionAnswer, bitmap: ImageBitmap): void {
     c.height = Math.round(bitmap.height * scale);
   }
   ui.photo.getContext('2d')!.drawImage(bitmap, 0, 0, ui.photo.width, ui.photo.height);
-  ui.words.replaceChildren(...answer.words.map((w, i) => {
-    const b = document.createElement('button');
-    b.type = 'button';
-    b.className = 'word';
-    b.textContent = w.word;
-    b.tabIndex = i === 0 ? 0 : -1;
-    b.setAttribute('aria-pressed', 'false');
-    b.addEventListener('mouseenter', () => { if (!pinned) select(i); });
-    b.addEventListener('mouseleave', () => { if (!pinned) select(-1); });
-    b.addEventListener('focus', () => select(i));
-    b.addEventListener('click', () => { stop(); pinned = !(pinned && selected === i); select(i); });
-    return b;
-  }));
+  ui.words.replaceChildren(
+    ...answer.words.map((w, i) => {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'word';
+      b.textContent = w.word;
+      b.tabIndex = i === 0 ? 0 : -1;
+      b.setAttribute('aria-pressed', 'false');
+      b.addEventListener('mouseenter', () => {
+        if (!pinned) select(i);
+      });
+      b.addEventListener('mouseleave', () => {
+        if (!pinned) select(-1);
+      });
+      b.addEventListener('focus', () => select(i));
+      b.addEventListener('click', () => {
+        stop();
+        pinned = !(pinned && selected === i);
+        select(i);
+      });
+      return b;
+    }),
+  );
   ui.alternativesNote.hidden = answer.alternatives.length > 0;
-  ui.alternatives.replaceChildren(...answer.alternatives.map((a) => {
-    const li = document.createElement('li');
-    const score = document.createElement('span');
-    score.className = 'score';
-    score.textContent = `log p ${a.log_prob.toFixed(3)}${a.score !== a.log_prob ? ` · score ${a.score.toFixed(3)}` : ''}${a.finished ? '' : ' · unfinished'}`;
-    li.append(a.caption || '(empty)', score);
-    return li;
-  }));
+  ui.alternatives.replaceChildren(
+    ...answer.alternatives.map((a) => {
+      const li = document.createElement('li');
+      const score = document.createElement('span');
+      score.className = 'score';
+      score.textContent = `log p ${a.log_prob.toFixed(3)}${a.score !== a.log_prob ? ` · score ${a.score.toFixed(3)}` : ''}${a.finished ? '' : ' · unfinished'}`;
+      li.append(a.caption || '(empty)', score);
+      return li;
+    }),
+  );
   const t = answer.timings_ms;
   ui.timings.textContent = `model ${answer.model} · image ${t.image} ms · queue ${t.queue} ms · model ${t.model} ms (batch of ${answer.batch_size})`;
   ui.play.disabled = answer.words.length === 0;
@@ -143,7 +196,10 @@ function play(): void {
   ui.play.innerHTML = '&#10074;&#10074;';
   ui.play.setAttribute('aria-label', 'Pause');
   playing = window.setInterval(() => {
-    if (!current || ++i >= current.words.length) { stop(); return; }
+    if (!current || ++i >= current.words.length) {
+      stop();
+      return;
+    }
     select(i);
   }, 800);
 }
@@ -167,12 +223,21 @@ async function compareInBrowser(image: Blob, beam: number, serverCaption: string
 }
 
 ui.choose.addEventListener('click', () => ui.file.click());
-ui.file.addEventListener('change', () => { if (ui.file.files?.[0]) caption(ui.file.files[0]); });
+ui.file.addEventListener('change', () => {
+  if (ui.file.files?.[0]) caption(ui.file.files[0]);
+});
 ui.play.addEventListener('click', play);
 ui.words.addEventListener('keydown', (e) => {
   if (!current) return;
   const n = current.words.length;
-  const to = { ArrowRight: selected + 1, ArrowDown: selected + 1, ArrowLeft: selected - 1, ArrowUp: selected - 1, Home: 0, End: n - 1 }[e.key];
+  const to = {
+    ArrowRight: selected + 1,
+    ArrowDown: selected + 1,
+    ArrowLeft: selected - 1,
+    ArrowUp: selected - 1,
+    Home: 0,
+    End: n - 1,
+  }[e.key];
   if (to === undefined) return;
   e.preventDefault();
   stop();
@@ -181,7 +246,10 @@ ui.words.addEventListener('keydown', (e) => {
   ui.words.querySelectorAll<HTMLButtonElement>('.word')[i].focus();
   select(i);
 });
-ui.drop.addEventListener('dragover', (e) => { e.preventDefault(); ui.drop.classList.add('over'); });
+ui.drop.addEventListener('dragover', (e) => {
+  e.preventDefault();
+  ui.drop.classList.add('over');
+});
 ui.drop.addEventListener('dragleave', () => ui.drop.classList.remove('over'));
 ui.drop.addEventListener('drop', (e) => {
   e.preventDefault();
@@ -196,7 +264,8 @@ document.addEventListener('paste', (e) => {
   if (file) caption(file);
 });
 ui.inBrowser.addEventListener('change', () => {
-  if (ui.inBrowser.checked && current && currentImage) void compareInBrowser(currentImage, current.options.beam, current.caption);
+  if (ui.inBrowser.checked && current && currentImage)
+    void compareInBrowser(currentImage, current.options.beam, current.caption);
   if (!ui.inBrowser.checked) ui.browserResult.hidden = true;
 });
 void init();

@@ -9,16 +9,26 @@ import { drawHeat } from '../page/heatmap.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const ui = {
-  model: $('model'), drop: $('drop'), file: $<HTMLInputElement>('file'), choose: $<HTMLButtonElement>('choose'),
-  beam: $<HTMLSelectElement>('beam'), status: $('status'), result: $('result'), photo: $<HTMLCanvasElement>('photo'),
-  heat: $<HTMLCanvasElement>('heat'), play: $<HTMLButtonElement>('play'), words: $('words'), timings: $('timings'),
-  alternatives: $('alternatives'), alternativesNote: $('alternatives-note'),
+  model: $('model'),
+  drop: $('drop'),
+  file: $<HTMLInputElement>('file'),
+  choose: $<HTMLButtonElement>('choose'),
+  beam: $<HTMLSelectElement>('beam'),
+  status: $('status'),
+  result: $('result'),
+  photo: $<HTMLCanvasElement>('photo'),
+  heat: $<HTMLCanvasElement>('heat'),
+  play: $<HTMLButtonElement>('play'),
+  words: $('words'),
+  timings: $('timings'),
+  alternatives: $('alternatives'),
+  alternativesNote: $('alternatives-note'),
 };
 
 let captioner: Captioner<WebImageInput> | null = null;
 let current: { result: CaptionResult; grid: [number, number] } | null = null;
-let selected = -1;       // the word whose attention is shown (-1: none)
-let pinned = false;      // a click or Enter keeps the selection when the pointer leaves
+let selected = -1; // the word whose attention is shown (-1: none)
+let pinned = false; // a click or Enter keeps the selection when the pointer leaves
 let playing: number | null = null;
 let busy = false;
 
@@ -46,7 +56,8 @@ async function init(): Promise<void> {
     return;
   }
   const info = captioner.info;
-  ui.model.textContent = `model ${info.modelId} · encoder ${info.encoderId} · attention ${info.grid.join('×')} · ` +
+  ui.model.textContent =
+    `model ${info.modelId} · encoder ${info.encoderId} · attention ${info.grid.join('×')} · ` +
     `${info.vocabSize} words · loaded in ${Math.round(performance.now() - t0)} ms`;
   ui.choose.disabled = false;
   document.body.dataset.ready = 'true';
@@ -59,7 +70,9 @@ function caption(image: Blob): void {
   busy = true;
   captionHere(captioner, image)
     .catch((e: Error) => setStatus(`could not caption this image: ${e.message}`, true))
-    .finally(() => { busy = false; });
+    .finally(() => {
+      busy = false;
+    });
 }
 
 async function captionHere(model: Captioner<WebImageInput>, image: Blob): Promise<void> {
@@ -85,28 +98,40 @@ function show(result: CaptionResult, bitmap: ImageBitmap, ms: number): void {
     c.height = Math.round(bitmap.height * scale);
   }
   ui.photo.getContext('2d')!.drawImage(bitmap, 0, 0, ui.photo.width, ui.photo.height);
-  ui.words.replaceChildren(...result.words.map((w, i) => {
-    const b = document.createElement('button');
-    b.type = 'button';
-    b.className = 'word';
-    b.textContent = w.word;
-    b.tabIndex = i === 0 ? 0 : -1;
-    b.setAttribute('aria-pressed', 'false');
-    b.addEventListener('mouseenter', () => { if (!pinned) select(i); });
-    b.addEventListener('mouseleave', () => { if (!pinned) select(-1); });
-    b.addEventListener('focus', () => select(i));
-    b.addEventListener('click', () => { stop(); pinned = !(pinned && selected === i); select(i); });
-    return b;
-  }));
+  ui.words.replaceChildren(
+    ...result.words.map((w, i) => {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'word';
+      b.textContent = w.word;
+      b.tabIndex = i === 0 ? 0 : -1;
+      b.setAttribute('aria-pressed', 'false');
+      b.addEventListener('mouseenter', () => {
+        if (!pinned) select(i);
+      });
+      b.addEventListener('mouseleave', () => {
+        if (!pinned) select(-1);
+      });
+      b.addEventListener('focus', () => select(i));
+      b.addEventListener('click', () => {
+        stop();
+        pinned = !(pinned && selected === i);
+        select(i);
+      });
+      return b;
+    }),
+  );
   ui.alternativesNote.hidden = result.alternatives.length > 0;
-  ui.alternatives.replaceChildren(...result.alternatives.map((a) => {
-    const li = document.createElement('li');
-    const score = document.createElement('span');
-    score.className = 'score';
-    score.textContent = `log p ${a.logProb.toFixed(3)}${a.score !== a.logProb ? ` · score ${a.score.toFixed(3)}` : ''}${a.finished ? '' : ' · unfinished'}`;
-    li.append(a.caption || '(empty)', score);
-    return li;
-  }));
+  ui.alternatives.replaceChildren(
+    ...result.alternatives.map((a) => {
+      const li = document.createElement('li');
+      const score = document.createElement('span');
+      score.className = 'score';
+      score.textContent = `log p ${a.logProb.toFixed(3)}${a.score !== a.logProb ? ` · score ${a.score.toFixed(3)}` : ''}${a.finished ? '' : ' · unfinished'}`;
+      li.append(a.caption || '(empty)', score);
+      return li;
+    }),
+  );
   ui.timings.textContent = `log p ${result.logProb.toFixed(3)} · ${Math.round(ms)} ms (image, encoder and decoder in onnxruntime-web)`;
   ui.play.disabled = result.words.length === 0;
   ui.result.hidden = false;
@@ -145,18 +170,30 @@ function play(): void {
   ui.play.innerHTML = '&#10074;&#10074;';
   ui.play.setAttribute('aria-label', 'Pause');
   playing = window.setInterval(() => {
-    if (++i >= n) { stop(); return; }
+    if (++i >= n) {
+      stop();
+      return;
+    }
     select(i);
   }, 800);
 }
 
 ui.choose.addEventListener('click', () => ui.file.click());
-ui.file.addEventListener('change', () => { if (ui.file.files?.[0]) caption(ui.file.files[0]); });
+ui.file.addEventListener('change', () => {
+  if (ui.file.files?.[0]) caption(ui.file.files[0]);
+});
 ui.play.addEventListener('click', play);
 ui.words.addEventListener('keydown', (e) => {
   if (!current) return;
   const n = current.result.words.length;
-  const to = { ArrowRight: selected + 1, ArrowDown: selected + 1, ArrowLeft: selected - 1, ArrowUp: selected - 1, Home: 0, End: n - 1 }[e.key];
+  const to = {
+    ArrowRight: selected + 1,
+    ArrowDown: selected + 1,
+    ArrowLeft: selected - 1,
+    ArrowUp: selected - 1,
+    Home: 0,
+    End: n - 1,
+  }[e.key];
   if (to === undefined) return;
   e.preventDefault();
   stop();
@@ -165,7 +202,10 @@ ui.words.addEventListener('keydown', (e) => {
   ui.words.querySelectorAll<HTMLButtonElement>('.word')[i].focus();
   select(i);
 });
-ui.drop.addEventListener('dragover', (e) => { e.preventDefault(); ui.drop.classList.add('over'); });
+ui.drop.addEventListener('dragover', (e) => {
+  e.preventDefault();
+  ui.drop.classList.add('over');
+});
 ui.drop.addEventListener('dragleave', () => ui.drop.classList.remove('over'));
 ui.drop.addEventListener('drop', (e) => {
   e.preventDefault();
