@@ -21,10 +21,10 @@ import { parameterShapes } from '../src/model/params.js';
 import type { ModelConfig } from '../src/model/types.js';
 import { UserError } from '../src/util/errors.js';
 import { ParseError } from '../src/util/parse-error.js';
-import { makeZip } from '../test/dataset-zipfixture.js';
-import { writeBundleFolder } from '../test/manifest-fixture.js';
-import { tarFile, tfliteModel } from '../test/tflite-fixture.js';
-import { poolEncoderOnnx } from '../test/tiny-model.js';
+import { makeZip } from '../test/helpers/zip-fixture.js';
+import { writeBundleFolder } from '../test/helpers/manifest-fixture.js';
+import { tarFile, tfliteModel } from '../test/helpers/tflite-fixture.js';
+import { poolEncoderOnnx } from '../test/helpers/tiny-model.js';
 
 export interface FuzzTarget {
   name: string;

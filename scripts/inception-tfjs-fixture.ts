@@ -16,7 +16,7 @@ import {
   layerStats,
   samplePositions,
   type InceptionFixture,
-} from '../test/inception-fixture.js';
+} from '../test/helpers/inception-fixture.js';
 
 await tf.setBackend('cpu');
 const art = loadNsfwjsInceptionV3();

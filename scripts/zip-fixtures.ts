@@ -1,6 +1,6 @@
 /**
  * Writes the zip fixtures of test/dataset-zip.test.ts with real zip tools, next to the hand-made archives of
- * test/dataset-zipfixture.ts (which are written with the reader's own CRC and carry no extra fields):
+ * test/helpers/zip-fixture.ts (which are written with the reader's own CRC and carry no extra fields):
  *
  *   infozip.zip          Info-ZIP `zip` with an archive comment; deflated and stored (-n .bin) entries, a folder,
  *                        and the extended-timestamp / unix extra fields, longer in the local header than in the

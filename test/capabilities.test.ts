@@ -1,13 +1,20 @@
 /**
  * The addon's own answers about what it can run (gemmInfo(): oneDNN built, bf16 instructions) agree with sources
  * it does not control: /proc/cpuinfo's flags and the oneDNN installation on disk. Every required capability
- * (test/capabilities.ts: SAT_REQUIRE, set by .ci/run, or derived from those sources) is there and actually runs.
+ * (test/helpers/capabilities.ts: SAT_REQUIRE, set by .ci/run, or derived from those sources) is there and actually runs.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bf16Unavailable, resolvePrecision } from '../src/model/index.js';
 import { loadBinding } from '../src/model/binding.js';
-import { cpuFlags, cpuHasBf16, isRequired, onednnInstallation, parseRequire, requirements } from './capabilities.js';
+import {
+  cpuFlags,
+  cpuHasBf16,
+  isRequired,
+  onednnInstallation,
+  parseRequire,
+  requirements,
+} from './helpers/capabilities.js';
 
 const native = loadBinding();
 const info = native.gemmInfo();

@@ -14,8 +14,8 @@ import { after, before, test } from 'node:test';
 import sharp from 'sharp';
 import type { CaptionedImage } from '../src/decode/captioner-api.js';
 import { loadCaptioner, type NodeImageInput } from '../src/models/load-captioner.js';
-import { sat } from './cli-run.js';
-import { makeTinyRun, RED_BLUE, SIZE, type TinyRun } from './tiny-model.js';
+import { sat } from './helpers/cli-run.js';
+import { makeTinyRun, RED_BLUE, SIZE, type TinyRun } from './helpers/tiny-model.js';
 
 let dir: string;
 let tiny: TinyRun;
@@ -46,7 +46,7 @@ after(() => fs.rmSync(dir, { recursive: true, force: true }));
 const expected = (i: number) => COLOURS[i % 3 === 0 ? 1 : 0].caption;
 
 test('a 60 KB command line: onnxruntime starts (its telemetry used to overflow the stack on it)', () => {
-  const child = fileURLToPath(new URL('./ort-command-line-child.ts', import.meta.url));
+  const child = fileURLToPath(new URL('./helpers/ort-command-line-child.ts', import.meta.url));
   const args = Array.from({ length: 5000 }, (_, i) => `photos/IMG_${String(i).padStart(5, '0')}.jpg`);
   const env = { ...process.env };
   delete env.ORT_DISABLE_TELEMETRY;

@@ -9,7 +9,7 @@ import train, { configFromFlags, flagOf, OLD_TRAIN_FLAGS } from '../src/cli/trai
 import { parseCommandArgs, commandHelp } from '../src/cli/command.js';
 import { DEFAULT_TRAIN_CONFIG } from '../src/train/config.js';
 import { UserError } from '../src/util/errors.js';
-import { sat } from './cli-run.js';
+import { sat } from './helpers/cli-run.js';
 
 test('sat --help lists the commands; the executable exits 2 on a mistake, with one line and no stack trace', async () => {
   const help = await sat(['--help']);

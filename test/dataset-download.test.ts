@@ -16,7 +16,7 @@ import { readFlickr8k } from '../src/dataset/flickr8k.js';
 import { extractZip, listZip } from '../src/dataset/zip.js';
 import { prepareRun } from '../src/dataset/prepare.js';
 import { UserError } from '../src/util/errors.js';
-import { makeZip } from './dataset-zipfixture.js';
+import { makeZip } from './helpers/zip-fixture.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-dl-'));
 const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');

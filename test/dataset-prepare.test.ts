@@ -10,7 +10,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { formatReport, imagesOf, loadRun, prepareRun } from '../src/dataset/prepare.js';
 import { UserError } from '../src/util/errors.js';
-import { sat } from './cli-run.js';
+import { sat } from './helpers/cli-run.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-prepare-'));
 

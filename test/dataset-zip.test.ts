@@ -13,7 +13,7 @@ import { after, describe, it } from 'node:test';
 import zlib from 'node:zlib';
 import { bufferSource, crc32, extractZip, listZip, readZipDirectory } from '../src/dataset/zip.js';
 import { ParseError } from '../src/util/parse-error.js';
-import { makeZip } from './dataset-zipfixture.js';
+import { makeZip } from './helpers/zip-fixture.js';
 
 const FIXTURES = new URL('./fixtures/zip/', import.meta.url).pathname;
 const expected: Record<string, Record<string, string>> = JSON.parse(

@@ -1,6 +1,6 @@
 /**
  * Beam alternatives and the asynchronous search driver, over the hand-written next-token tables of
- * test/decode-fake-model.ts: the best caption never changes when alternatives are asked for, and an
+ * test/helpers/fake-model.ts: the best caption never changes when alternatives are asked for, and an
  * asynchronous model decodes exactly as the synchronous one.
  */
 import assert from 'node:assert/strict';
@@ -9,7 +9,7 @@ import { decodeImages, decodeImagesAsync, type DecodeVocab } from '../src/decode
 import type { CaptionOptions } from '../src/decode/options.js';
 import type { AsyncDecoderModel, DecoderState } from '../src/model/types.js';
 import { Rng } from '../src/util/rng.js';
-import { keyFeatures, TableModel, type NextTokenTable } from './decode-fake-model.js';
+import { keyFeatures, TableModel, type NextTokenTable } from './helpers/fake-model.js';
 
 const WORDS = ['<pad>', '<start>', '<end>', '<unk>', 'a', 'b', 'c'];
 const V = WORDS.length;

@@ -1,5 +1,5 @@
 /**
- * `sat caption` end to end on the tiny model of test/tiny-model.ts (16x16 image -> 4x4 average pool, so L = 16
+ * `sat caption` end to end on the tiny model of test/helpers/tiny-model.ts (16x16 image -> 4x4 average pool, so L = 16
  * locations x C = 3 channels), trained to tell a red image ("a red square") from a blue one ("a blue circle").
  */
 import assert from 'node:assert/strict';
@@ -11,8 +11,8 @@ import sharp from 'sharp';
 import { encoderOptionsFor } from '../src/checkpoint/source.js';
 import { loadCaptioner } from '../src/models/load-captioner.js';
 import { UserError } from '../src/util/errors.js';
-import { sat } from './cli-run.js';
-import { makeTinyRun, RED_BLUE, SIZE, type TinyRun } from './tiny-model.js';
+import { sat } from './helpers/cli-run.js';
+import { makeTinyRun, RED_BLUE, SIZE, type TinyRun } from './helpers/tiny-model.js';
 
 let dir: string;
 let tiny: TinyRun;

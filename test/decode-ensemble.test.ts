@@ -25,9 +25,9 @@ import { createModel } from '../src/model/index.js';
 import type { AsyncDecoderModel, DecoderModel, DecoderState } from '../src/model/types.js';
 import { UserError } from '../src/util/errors.js';
 import { Rng } from '../src/util/rng.js';
-import { sat } from './cli-run.js';
-import { keyFeatures, TableModel, type NextTokenTable } from './decode-fake-model.js';
-import { makeTinyRun, RED_BLUE, type TinyRun } from './tiny-model.js';
+import { sat } from './helpers/cli-run.js';
+import { keyFeatures, TableModel, type NextTokenTable } from './helpers/fake-model.js';
+import { makeTinyRun, RED_BLUE, type TinyRun } from './helpers/tiny-model.js';
 
 const V = 10,
   L = 4,

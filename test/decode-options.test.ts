@@ -1,6 +1,6 @@
 /**
  * The decoding options past plain greedy/beam/sampling, over the hand-written next-token tables of
- * test/decode-fake-model.ts: diverse beam search, top-k and top-p sampling, trigram blocking, and the one
+ * test/helpers/fake-model.ts: diverse beam search, top-k and top-p sampling, trigram blocking, and the one
  * check every front end uses. Each option changes what it should and nothing more.
  */
 import assert from 'node:assert/strict';
@@ -10,7 +10,7 @@ import { checkCaptionOptions, resolveCaptionOptions, type CaptionOptions } from 
 import * as api from '../src/decode/captioner-api.js';
 import * as web from '../src/web/index.js';
 import { Rng } from '../src/util/rng.js';
-import { keyFeatures, TableModel, type NextTokenTable } from './decode-fake-model.js';
+import { keyFeatures, TableModel, type NextTokenTable } from './helpers/fake-model.js';
 
 const WORDS = ['<pad>', '<start>', '<end>', '<unk>', 'a', 'b', 'c'];
 const V = WORDS.length;

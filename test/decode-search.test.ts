@@ -1,5 +1,5 @@
 /**
- * Greedy, beam and sampled decoding over a hand-written next-token table (test/decode-fake-model.ts),
+ * Greedy, beam and sampled decoding over a hand-written next-token table (test/helpers/fake-model.ts),
  * so every expected caption and log-prob below is worked out by hand in the comments.
  */
 import assert from 'node:assert/strict';
@@ -10,7 +10,7 @@ import { logSumExpRows } from '../src/decode/logits.js';
 import { decodeStoreImages } from '../src/decode/store.js';
 import type { FeatureStoreReader } from '../src/features/types.js';
 import { Rng } from '../src/util/rng.js';
-import { keyFeatures, TableModel, type NextTokenTable } from './decode-fake-model.js';
+import { keyFeatures, TableModel, type NextTokenTable } from './helpers/fake-model.js';
 
 const WORDS = ['<pad>', '<start>', '<end>', '<unk>', 'a', 'b', 'c'];
 const V = WORDS.length;

@@ -19,9 +19,9 @@ import { openFeatureStore } from '../src/features/store.js';
 import { FeatureStoreWriter } from '../src/features/store-writer.js';
 import { writeFileAtomic, writeFilesAtomic, writeAllSync } from '../src/util/atomic-write.js';
 import { UserError } from '../src/util/errors.js';
-import { makeTinyRun, RED_BLUE } from './tiny-model.js';
-import { oracleRun } from './oracle-run.js';
-import { tempDir } from './train-helpers.js';
+import { makeTinyRun, RED_BLUE } from './helpers/tiny-model.js';
+import { oracleRun } from './helpers/oracle-run.js';
+import { tempDir } from './helpers/train-fixture.js';
 
 type WriteSync = typeof fs.writeSync;
 

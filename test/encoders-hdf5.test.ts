@@ -11,7 +11,15 @@ import { layersUpTo, parseKerasLayers, type KerasLayer } from '../src/encoders/k
 import { loadNsfwjsInceptionV3, tfjsWeights } from '../src/encoders/keras/tfjs.js';
 import { kerasToOnnx } from '../src/encoders/keras/to-onnx.js';
 import { Rng } from '../src/util/rng.js';
-import { avgPoolSame3, concat, conv2d, map, maxAbsDiff, randomArray, type Image3 } from './encoders-reference.js';
+import {
+  avgPoolSame3,
+  concat,
+  conv2d,
+  map,
+  maxAbsDiff,
+  randomArray,
+  type Image3,
+} from './helpers/encoders-reference.js';
 
 /**
  * A tiny Keras model in the InceptionV3 style (conv -> BN(scale=False) -> relu, then a block concatenating a

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { inceptionV3Nsfwjs } from '../src/encoders/inception_v3.js';
 import { resolveEncoder } from '../src/encoders/registry.js';
-import { FIXTURE_FILE, LAYERS, fixtureImage, layerStats, type InceptionFixture } from './inception-fixture.js';
+import { FIXTURE_FILE, LAYERS, fixtureImage, layerStats, type InceptionFixture } from './helpers/inception-fixture.js';
 
 /**
  * Our ONNX conversion of the nsfwjs InceptionV3 against what TF.js, running the very same Keras model (the

@@ -9,7 +9,15 @@ import { mobilenetV2, npyFolder } from '../src/encoders/mobilenet/index.js';
 import { buildMobileNetGraph, mobilenetV2Blocks, type MbBlock } from '../src/encoders/mobilenet/mobilenet_v2.js';
 import { encodeNpy, readNpy, type NpyArray } from '../src/encoders/mobilenet/npy.js';
 import { Rng } from '../src/util/rng.js';
-import { add, conv2d, map, maxAbsDiff, mobilenetV2Shapes, randomArray, type Image3 } from './encoders-reference.js';
+import {
+  add,
+  conv2d,
+  map,
+  maxAbsDiff,
+  mobilenetV2Shapes,
+  randomArray,
+  type Image3,
+} from './helpers/encoders-reference.js';
 
 const relu6 = (v: number) => Math.min(6, Math.max(0, v));
 

@@ -11,7 +11,7 @@ import { encodeNpy, parseNpy } from '../src/encoders/mobilenet/npy.js';
 import { CONV_2D, DEPTHWISE_CONV_2D, readTfliteConvs } from '../src/encoders/mobilenet/tflite.js';
 import { ProtoWriter, readFields, readPackedVarints } from '../src/encoders/onnx/protobuf.js';
 import { ParseError } from '../src/util/parse-error.js';
-import { tarFile, tfliteModel } from './tflite-fixture.js';
+import { tarFile, tfliteModel } from './helpers/tflite-fixture.js';
 
 const isParseError = (pattern: RegExp) => (e: unknown) => e instanceof ParseError && pattern.test(e.message);
 

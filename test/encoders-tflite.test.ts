@@ -16,8 +16,8 @@ import { mobilenetV2Blocks, type MbBlock } from '../src/encoders/mobilenet/mobil
 import type { NpyArray } from '../src/encoders/mobilenet/npy.js';
 import { CONV_2D, DEPTHWISE_CONV_2D, readTfliteConvs, tensorsFromTflite } from '../src/encoders/mobilenet/tflite.js';
 import { Rng } from '../src/util/rng.js';
-import { mobilenetV2Shapes, randomArray } from './encoders-reference.js';
-import { tarFile, tfliteModel, type TfTensor } from './tflite-fixture.js';
+import { mobilenetV2Shapes, randomArray } from './helpers/encoders-reference.js';
+import { tarFile, tfliteModel, type TfTensor } from './helpers/tflite-fixture.js';
 
 const ADD = 0;
 

@@ -25,7 +25,7 @@ import { runPaths } from '../src/dataset/run.js';
 import type { TrainConfig } from '../src/train/config.js';
 import { train } from '../src/train/train.js';
 import { UserError } from '../src/util/errors.js';
-import { tempDir } from './train-helpers.js';
+import { tempDir } from './helpers/train-fixture.js';
 
 const COLORS = Object.keys(SHAPE_COLORS);
 const C = COLORS.length + SHAPE_KINDS.length,

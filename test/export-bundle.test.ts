@@ -32,7 +32,7 @@ import { sha256HexSync } from '../src/util/sha256.js';
 import { PACKAGE_VERSION } from '../src/util/version.js';
 import { Rng } from '../src/util/rng.js';
 import { loadCaptioner as loadWebCaptioner } from '../src/web/index.js';
-import { makeCaptionRun, type CaptionFixture } from './export-fixture.js';
+import { makeCaptionRun, type CaptionFixture } from './helpers/export-fixture.js';
 
 const run = promisify(execFile);
 let dir: string;

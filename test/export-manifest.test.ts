@@ -17,7 +17,7 @@ import {
   type BundleManifest,
 } from '../src/export/manifest.js';
 import { UserError } from '../src/util/errors.js';
-import { bundleFiles, manifestFor, sha256, writeBundleFolder } from './manifest-fixture.js';
+import { bundleFiles, manifestFor, sha256, writeBundleFolder } from './helpers/manifest-fixture.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-manifest-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));

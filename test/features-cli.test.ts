@@ -10,7 +10,7 @@ import { openFeatureStore } from '../src/features/store.js';
 import { prepareRun } from '../src/dataset/prepare.js';
 import { runPaths } from '../src/dataset/run.js';
 import { UserError } from '../src/util/errors.js';
-import { scaleGraph, tmpDir } from './features-fixtures.js';
+import { scaleGraph, tmpDir } from './helpers/features-fixture.js';
 
 /** A prepared shapes run (12 small images) and a user ONNX encoder file (16x16 NHWC "pixels x 2"). */
 async function setup() {

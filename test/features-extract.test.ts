@@ -12,7 +12,7 @@ import { nchwToNhwc, scalingCoefficients, writeImageToBatch } from '../src/featu
 import { asPixelBuffer, resizeToSquareRgb } from '../src/features/resize.js';
 import { openFeatureStore } from '../src/features/store.js';
 import { Rng } from '../src/util/rng.js';
-import { scaleEncoder, tmpDir, writeBadImages, writeSolidImage } from './features-fixtures.js';
+import { scaleEncoder, tmpDir, writeBadImages, writeSolidImage } from './helpers/features-fixture.js';
 
 const quiet = { progress: false as const, log: () => {} };
 
@@ -239,7 +239,7 @@ test('kill -9 mid-extraction, rerun: it resumes and every entry is intact', asyn
   // The child extracts one image per batch and pauses after each commit so the kill lands mid-way.
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', fileURLToPath(new URL('./features-kill-child.ts', import.meta.url)), list, store],
+    ['--import', 'tsx', fileURLToPath(new URL('./helpers/features-kill-child.ts', import.meta.url)), list, store],
     { stdio: 'ignore' },
   );
   const exited = new Promise((resolve) => child.on('exit', resolve));

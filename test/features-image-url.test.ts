@@ -15,7 +15,7 @@ import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { loadCaptioner } from '../src/models/load-captioner.js';
 import { fetchImageUrl } from '../src/features/image-url.js';
-import { makeCaptionRun, type CaptionFixture } from './export-fixture.js';
+import { makeCaptionRun, type CaptionFixture } from './helpers/export-fixture.js';
 
 let dir: string;
 let server: http.Server;

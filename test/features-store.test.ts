@@ -11,7 +11,7 @@ import { mergeParts } from '../src/features/merge.js';
 import { openFeatureStore } from '../src/features/store.js';
 import { FeatureStoreWriter } from '../src/features/store-writer.js';
 import { UserError } from '../src/util/errors.js';
-import { tmpDir } from './features-fixtures.js';
+import { tmpDir } from './helpers/features-fixture.js';
 
 const spec = (id = 'toy-enc', locations = 4, channels = 3): EncoderSpec => ({
   id,

@@ -17,9 +17,9 @@ import { bundleDecoderParameters } from '../src/export/bundle-weights.js';
 import { createModel } from '../src/model/index.js';
 import type { ModelConfig } from '../src/model/types.js';
 import { initFromSource, loadInitSource, type InitSource } from '../src/train/init-source.js';
-import { sat } from './cli-run.js';
-import { makeCaptionRun } from './export-fixture.js';
-import { tempDir } from './train-helpers.js';
+import { sat } from './helpers/cli-run.js';
+import { makeCaptionRun } from './helpers/export-fixture.js';
+import { tempDir } from './helpers/train-fixture.js';
 
 const shape = {
   embedDim: 8,

@@ -12,9 +12,9 @@ import { fileURLToPath } from 'node:url';
 import { before, test } from 'node:test';
 import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
 import { lockFolder } from '../src/util/folder-lock.js';
-import { sat } from './cli-run.js';
-import { oracleRun } from './oracle-run.js';
-import { tempDir } from './train-helpers.js';
+import { sat } from './helpers/cli-run.js';
+import { oracleRun } from './helpers/oracle-run.js';
+import { tempDir } from './helpers/train-fixture.js';
 
 let run: string;
 const TINY = [
@@ -114,7 +114,7 @@ test('a takeover interrupted by kill -9 (its marker left behind) does not block 
 });
 
 test('several processes that all see the same dead holder: exactly one takes the lock over', async () => {
-  const child = fileURLToPath(new URL('./folder-lock-child.ts', import.meta.url));
+  const child = fileURLToPath(new URL('./helpers/folder-lock-child.ts', import.meta.url));
   const dir = tempDir('sat-lock-race-');
   const signals = tempDir('sat-lock-signals-');
   fs.writeFileSync(

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { parseHypotheses, parseReferences } from '../src/metrics/caption-files.js';
 import { MissingReferencesError, SCORE_NAMES, scoreCaptions, scoreTokenized } from '../src/metrics/score.js';
 import { UserError } from '../src/util/errors.js';
-import { sat } from './cli-run.js';
+import { sat } from './helpers/cli-run.js';
 
 const refs = new Map([
   ['1', ['A man riding a horse on a beach.', 'A person rides a horse near the ocean.']],

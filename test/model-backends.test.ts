@@ -4,7 +4,7 @@
  * the default backend), with rows that share images, per-caption weights, dropout, the regulariser and both GRU and
  * initial-state modes; decoding reproduces evalLoss; and the backends agree with each other. The whole suite runs
  * on either backend with SAT_GEMM_BACKEND=cblas|onednn. The oneDNN tests are skipped on a build without it, unless oneDNN is required
- * (test/capabilities.ts): a build that lost oneDNN then fails here instead of testing CBLAS alone.
+ * (test/helpers/capabilities.ts): a build that lost oneDNN then fails here instead of testing CBLAS alone.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +12,7 @@ import { createModel, type ModelConfig } from '../src/model/index.js';
 import { GEMM_BACKENDS, loadBinding, selectGemmBackend, type GemmBackend } from '../src/model/binding.js';
 import { PARAMETER_ORDER } from '../src/model/params.js';
 import { Rng } from '../src/util/rng.js';
-import { testNeeding } from './capabilities.js';
+import { testNeeding } from './helpers/capabilities.js';
 
 const native = loadBinding();
 const info = native.gemmInfo();

@@ -4,7 +4,7 @@
  * same quality in both, resume is exact within bf16, decoding stays fp32, and bf16 is refused with the reason where
  * it cannot run; checkpoints record the precision used and asked, and a resumed run keeps it. The bf16 tests are
  * skipped (with the reason) on CPUs without AVX512-BF16 or AMX, or builds without oneDNN, unless bf16 is required
- * (test/capabilities.ts): then they fail. What 'auto' must pick comes from /proc/cpuinfo, not from the addon.
+ * (test/helpers/capabilities.ts): then they fail. What 'auto' must pick comes from /proc/cpuinfo, not from the addon.
  *
  * Tolerances. bf16 keeps 8 significant bits, so rounding one operand costs at most u = 2^-8 relative error and a
  * product of two rounded operands up to 2u per term, accumulated in f32. The loss comes out of the forward products
@@ -29,8 +29,8 @@ import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
 import { readSafetensors, writeSafetensors } from '../src/checkpoint/safetensors.js';
 import { Rng } from '../src/util/rng.js';
 import type { TrainConfig } from '../src/train/config.js';
-import { oracleRun } from './oracle-run.js';
-import { cpuHasBf16, testNeeding } from './capabilities.js';
+import { oracleRun } from './helpers/oracle-run.js';
+import { cpuHasBf16, testNeeding } from './helpers/capabilities.js';
 
 const unavailable = bf16Unavailable();
 /**

@@ -21,7 +21,7 @@ import { NativeCaptionModel } from '../src/model/native-model.js';
 import { loadBinding, type Precision } from '../src/model/binding.js';
 import { PARAMETER_ORDER } from '../src/model/params.js';
 import { Rng } from '../src/util/rng.js';
-import { testNeeding } from './capabilities.js';
+import { testNeeding } from './helpers/capabilities.js';
 
 const native = loadBinding();
 const [B, T, L, C, E, U, A, V] = [64, 5, 64, 2048, 256, 512, 512, 5001];

@@ -16,8 +16,8 @@ import { installModelFromUrl, parseModelUrl } from '../src/models/install.js';
 import { loadCaptioner } from '../src/models/load-captioner.js';
 import { BUNDLE_FORMAT_VERSION } from '../src/export/manifest.js';
 import { resolveModelSource } from '../src/models/source.js';
-import { sat } from './cli-run.js';
-import { makeBundleFixture, type BundleFixture } from './models-fixture.js';
+import { sat } from './helpers/cli-run.js';
+import { makeBundleFixture, type BundleFixture } from './helpers/models-fixture.js';
 
 let dir: string;
 let fx: BundleFixture;

@@ -14,8 +14,8 @@ import { listInstalledModels, removeInstalledModel } from '../src/models/install
 import { loadCaptioner } from '../src/models/load-captioner.js';
 import { resolveModelSource } from '../src/models/source.js';
 import { defaultModelUrl } from '../src/web/index.js';
-import { sat } from './cli-run.js';
-import { makeBundleFixture, type BundleFixture } from './models-fixture.js';
+import { sat } from './helpers/cli-run.js';
+import { makeBundleFixture, type BundleFixture } from './helpers/models-fixture.js';
 
 let dir: string;
 let fx: BundleFixture;

@@ -14,7 +14,7 @@ import { DEFAULT_MODEL_NAME } from '../src/models/default-model.js';
 import { loadCaptioner } from '../src/models/load-captioner.js';
 import { resolveModelSource } from '../src/models/source.js';
 import { packageRoot } from '../src/util/package-files.js';
-import { sat } from './cli-run.js';
+import { sat } from './helpers/cli-run.js';
 
 const dir = path.join(packageRoot(), 'models', DEFAULT_MODEL_NAME);
 /** The most the shipped bundle may add to the package (issue: at most 12 MB). */

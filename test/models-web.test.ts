@@ -13,7 +13,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { DEFAULT_MODEL_NAME } from '../src/models/default-model.js';
 import { writeBrowserBuild } from '../scripts/build-browser.js';
-import { makeBundleFixture, type BundleFixture } from './models-fixture.js';
+import { makeBundleFixture, type BundleFixture } from './helpers/models-fixture.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const haveChromium = fs.existsSync(CHROMIUM);

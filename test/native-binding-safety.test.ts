@@ -10,7 +10,7 @@ import { loadBinding } from '../src/model/binding.js';
 import { PARAMETER_ORDER, parameterShapes } from '../src/model/params.js';
 import { Rng } from '../src/util/rng.js';
 import type { ModelConfig } from '../src/model/types.js';
-import { testNeeding } from './capabilities.js';
+import { testNeeding } from './helpers/capabilities.js';
 
 // The raw binding, called the way a buggy caller could (wrong types, missing arguments).
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

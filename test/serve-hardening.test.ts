@@ -19,7 +19,7 @@ import type { CaptionEngine } from '../src/serve/engine.js';
 import { startServer, type CaptionServer, type ServeOptions } from '../src/serve/server.js';
 import { SupervisedEngine, type ModelThread } from '../src/serve/supervisor.js';
 import { Rng } from '../src/util/rng.js';
-import { makeTinyModel, solidImage } from './serve-fixture.js';
+import { makeTinyModel, solidImage } from './helpers/serve-fixture.js';
 
 let dir: string;
 let engine: CaptionEngine;

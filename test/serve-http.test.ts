@@ -22,7 +22,7 @@ import { CAPTION_OPTION_LIMITS, type CaptionOptions } from '../src/decode/captio
 import type { CaptionEngine } from '../src/serve/engine.js';
 import { CLOSE_MARGIN_MS, startServer, type CaptionServer, type ServeOptions } from '../src/serve/server.js';
 import { Rng } from '../src/util/rng.js';
-import { makeTinyModel, solidImage, type TinyModel } from './serve-fixture.js';
+import { makeTinyModel, solidImage, type TinyModel } from './helpers/serve-fixture.js';
 
 let dir: string;
 let tiny: TinyModel;

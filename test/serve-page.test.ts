@@ -18,7 +18,7 @@ import { loadCaptionerEngine } from '../src/serve/captioner-adapter.js';
 import type { CaptionEngine } from '../src/serve/engine.js';
 import { startServer, type CaptionServer } from '../src/serve/server.js';
 import { bundleFiles, lazyFiles } from '../src/serve/static-files.js';
-import { browserBuilds, makeTinyModel, splitImage, type TinyModel } from './serve-fixture.js';
+import { browserBuilds, makeTinyModel, splitImage, type TinyModel } from './helpers/serve-fixture.js';
 
 const CHROMIUM = process.env.SAT_CHROMIUM ?? '/usr/bin/chromium';
 const FLAGS = [

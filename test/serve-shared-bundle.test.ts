@@ -13,7 +13,7 @@ import { buildBundle } from '../src/export/bundle.js';
 import { loadCaptioner } from '../src/models/load-captioner.js';
 import { SupervisedEngine } from '../src/serve/supervisor.js';
 import { modelThreadLimits, shareBundle, WorkerEngine } from '../src/serve/worker-engine.js';
-import { makeTinyRun, RED_BLUE, type TinyRun } from './tiny-model.js';
+import { makeTinyRun, RED_BLUE, type TinyRun } from './helpers/tiny-model.js';
 
 let dir: string;
 let tiny: TinyRun;

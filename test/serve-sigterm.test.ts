@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { makeTinyModel, solidImage, type TinyModel } from './serve-fixture.js';
+import { makeTinyModel, solidImage, type TinyModel } from './helpers/serve-fixture.js';
 
 let dir: string;
 let tiny: TinyModel;

@@ -15,8 +15,8 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { buildBundle, writeBundle } from '../src/export/bundle.js';
 import { loadCaptioner } from '../src/models/load-captioner.js';
-import { sat } from './cli-run.js';
-import { makeCaptionRun, type CaptionFixture } from './export-fixture.js';
+import { sat } from './helpers/cli-run.js';
+import { makeCaptionRun, type CaptionFixture } from './helpers/export-fixture.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOT = path.join('out', 'site-static.png');

@@ -13,7 +13,7 @@ import {
 } from '../src/checkpoint/checkpoint.js';
 import { createModel } from '../src/model/index.js';
 import { lossCurveSvg } from '../src/train/loss-curve.js';
-import { tempDir } from './train-helpers.js';
+import { tempDir } from './helpers/train-fixture.js';
 
 test("safetensors: the layout Python's safetensors reads (LE u64 header length, aligned JSON header, contiguous F32 data)", () => {
   const dir = tempDir('sat-st-');

@@ -13,7 +13,7 @@ import { resolveConfig, validateConfigPatch, type TrainConfig } from '../src/tra
 import { loadCheckpoint, restoreModel } from '../src/checkpoint/checkpoint.js';
 import { createModel } from '../src/model/index.js';
 import { openFeatureStore } from '../src/features/store.js';
-import { oracleRun } from './oracle-run.js';
+import { oracleRun } from './helpers/oracle-run.js';
 
 test('gruState: validated with a message naming the choices', () => {
   assert.equal(resolveConfig({}, validateConfigPatch({ gruState: 'reset' }, 'flag')).gruState, 'reset');

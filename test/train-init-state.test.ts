@@ -17,7 +17,7 @@ import { createModel } from '../src/model/index.js';
 import type { InitState } from '../src/model/types.js';
 import { openFeatureStore } from '../src/features/store.js';
 import { UserError } from '../src/util/errors.js';
-import { oracleRun } from './oracle-run.js';
+import { oracleRun } from './helpers/oracle-run.js';
 
 const quiet = { quiet: true, handleSigint: false, log: () => {} };
 const tiny: Partial<TrainConfig> = {

@@ -13,7 +13,7 @@ import { epochBatches, splitExamples } from '../src/train/batches.js';
 import { trainLoop, DivergedError } from '../src/train/loop.js';
 import { loadCheckpoint, restoreModel } from '../src/checkpoint/checkpoint.js';
 import { Rng } from '../src/util/rng.js';
-import { ToyModel, tempDir, toyTask, writeToyVocab } from './train-helpers.js';
+import { ToyModel, tempDir, toyTask, writeToyVocab } from './helpers/train-fixture.js';
 
 const quiet = { quiet: true, log: () => {} };
 

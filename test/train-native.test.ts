@@ -11,7 +11,7 @@ import { train } from '../src/train/train.js';
 import { DivergedError } from '../src/train/loop.js';
 import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
 import type { TrainConfig } from '../src/train/config.js';
-import { oracleRun } from './oracle-run.js';
+import { oracleRun } from './helpers/oracle-run.js';
 
 const tiny: Partial<TrainConfig> = {
   embedDim: 8,

@@ -1,11 +1,11 @@
 /**
  * Resume of the native model, for real: `sat train` in a child process saves "latest" mid-epoch periodically
  * (--checkpoint-minutes 0.00001: at every batch boundary), and is killed with SIGKILL (kill -9) or interrupted with
- * SIGINT (Ctrl-C) a few saves in (test/interrupt-child.ts); `--resume` then finishes the run, and its losses
+ * SIGINT (Ctrl-C) a few saves in (test/helpers/interrupt-child.ts); `--resume` then finishes the run, and its losses
  * (every epoch's training and validation loss), weights and Adam moments are bit-equal to an uninterrupted run's.
  * Dropout is on, so the masks' seeds (from the seed and the optimizer step) must resume too; fp32 and bf16 (bf16
- * required where the CPU has it: test/capabilities.ts). The run is a tiny synthetic-shapes run with "oracle"
- * features (test/oracle-run.ts), so no CNN runs.
+ * required where the CPU has it: test/helpers/capabilities.ts). The run is a tiny synthetic-shapes run with "oracle"
+ * features (test/helpers/oracle-run.ts), so no CNN runs.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -16,8 +16,8 @@ import { bf16Unavailable, type Precision } from '../src/model/index.js';
 import { flagOf } from '../src/cli/train.js';
 import type { TrainConfig } from '../src/train/config.js';
 import { train, type TrainOutcome } from '../src/train/train.js';
-import { oracleRun } from './oracle-run.js';
-import { testNeeding } from './capabilities.js';
+import { oracleRun } from './helpers/oracle-run.js';
+import { testNeeding } from './helpers/capabilities.js';
 
 let runDir: string;
 before(async () => {
@@ -52,7 +52,7 @@ function interruptedChild(signal: 'SIGKILL' | 'SIGINT', checkpoints: string, set
     [
       '--import',
       'tsx',
-      'test/interrupt-child.ts',
+      'test/helpers/interrupt-child.ts',
       signal,
       String(SAVES_BEFORE_SIGNAL),
       checkpoints,

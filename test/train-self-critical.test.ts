@@ -15,7 +15,7 @@ import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
 import { loadRun } from '../src/dataset/prepare.js';
 import { openFeatureStore } from '../src/features/store.js';
 import { runPaths } from '../src/dataset/run.js';
-import { oracleRun } from './oracle-run.js';
+import { oracleRun } from './helpers/oracle-run.js';
 
 const quiet = { quiet: true, handleSigint: false, log: () => {} };
 const tiny: Partial<TrainConfig> = {

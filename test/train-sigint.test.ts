@@ -1,6 +1,6 @@
 /**
  * Ctrl-C during a real `sat train` process (the CLI command in a child process that sends itself SIGINT right
- * after its first batch, test/sigint-child.ts): once, the handler saves "latest" at that batch boundary and the
+ * after its first batch, test/helpers/sigint-child.ts): once, the handler saves "latest" at that batch boundary and the
  * process exits with 130, and --resume continues from there; twice, it quits at once with 130 without saving.
  * Last, in process: a Ctrl-C during validation keeps the epoch's training and --resume starts with that validation.
  * The run is a tiny synthetic-shapes run with "oracle" features written straight into a feature store (as in
@@ -14,8 +14,8 @@ import { before, test } from 'node:test';
 import { loadCheckpoint, restoreModel } from '../src/checkpoint/checkpoint.js';
 import { resolveConfig } from '../src/train/config.js';
 import { trainLoop, type ValidateHook } from '../src/train/loop.js';
-import { ToyModel, tempDir, toyTask, writeToyVocab } from './train-helpers.js';
-import { oracleRun } from './oracle-run.js';
+import { ToyModel, tempDir, toyTask, writeToyVocab } from './helpers/train-fixture.js';
+import { oracleRun } from './helpers/oracle-run.js';
 
 let runDir: string;
 
@@ -45,7 +45,7 @@ const TINY = [
 function satTrainCtrlC(presses: number, args: string[]) {
   const child = spawnSync(
     process.execPath,
-    ['--import', 'tsx', 'test/sigint-child.ts', String(presses), '--run', runDir, ...TINY, ...args],
+    ['--import', 'tsx', 'test/helpers/sigint-child.ts', String(presses), '--run', runDir, ...TINY, ...args],
     { encoding: 'utf8', timeout: 120_000 },
   );
   return { code: child.status, log: child.stderr };

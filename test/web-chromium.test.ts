@@ -15,8 +15,8 @@ import { after, before, test } from 'node:test';
 import { buildBundle, writeBundle } from '../src/export/bundle.js';
 import { loadCaptioner } from '../src/models/load-captioner.js';
 import { writeBrowserBuild } from '../scripts/build-browser.js';
-import { makeCaptionRun, type CaptionFixture } from './export-fixture.js';
-import { testNeeding } from './capabilities.js';
+import { makeCaptionRun, type CaptionFixture } from './helpers/export-fixture.js';
+import { testNeeding } from './helpers/capabilities.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOT = path.join('out', 'web-chromium.png');

@@ -11,7 +11,7 @@ import {
   BUNDLE_FORMAT_VERSION,
   decoderIo,
   type BundleManifest,
-} from '../src/export/manifest.js';
+} from '../../src/export/manifest.js';
 
 export const sha256 = (b: Uint8Array) => crypto.createHash('sha256').update(b).digest('hex');
 

@@ -1,10 +1,10 @@
 /**
- * Bundles for the model-source tests: the three-colour checkpoint of test/export-fixture.ts exported with
+ * Bundles for the model-source tests: the three-colour checkpoint of test/helpers/export-fixture.ts exported with
  * `sat export`'s code into DIR/bundle, with a model card naming it.
  */
 import path from 'node:path';
-import { buildBundle, writeBundle } from '../src/export/bundle.js';
-import type { ModelCard } from '../src/export/manifest.js';
+import { buildBundle, writeBundle } from '../../src/export/bundle.js';
+import type { ModelCard } from '../../src/export/manifest.js';
 import { makeCaptionRun, type CaptionFixture } from './export-fixture.js';
 
 export interface BundleFixture extends CaptionFixture {

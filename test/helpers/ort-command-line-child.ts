@@ -3,8 +3,8 @@
  * as every command does) while its own command line is as long as `sat caption photos/*.jpg` with thousands of
  * files. Prints "session ok". Not a test file itself.
  */
-import { createSession } from '../src/encoders/onnx/runtime.js';
-import { nodeOrt, nodeSessionOptions } from '../src/features/node-onnxruntime.js';
+import { createSession } from '../../src/encoders/onnx/runtime.js';
+import { nodeOrt, nodeSessionOptions } from '../../src/features/node-onnxruntime.js';
 import { poolEncoderOnnx } from './tiny-model.js';
 
 const session = await createSession(nodeOrt, poolEncoderOnnx(), 'the pool encoder', nodeSessionOptions({ threads: 1 }));

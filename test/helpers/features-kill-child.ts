@@ -3,8 +3,8 @@
  * after each so the parent can SIGKILL it mid-way. Not a test file itself.
  */
 import fs from 'node:fs';
-import { extractFeatures, type ImageRef } from '../src/features/extract.js';
-import { scaleEncoder } from './features-fixtures.js';
+import { extractFeatures, type ImageRef } from '../../src/features/extract.js';
+import { scaleEncoder } from './features-fixture.js';
 
 const [list, store] = process.argv.slice(2);
 const images = JSON.parse(fs.readFileSync(list, 'utf8')) as ImageRef[];

@@ -3,9 +3,9 @@
  * and test/encoders-inception.test.ts (which checks our ONNX graph against it): the input image, the layers,
  * the sampled positions and the summary statistics, defined once.
  */
-import { Rng } from '../src/util/rng.js';
+import { Rng } from '../../src/util/rng.js';
 
-export const FIXTURE_FILE = new URL('./fixtures/inception-tfjs.json', import.meta.url);
+export const FIXTURE_FILE = new URL('../fixtures/inception-tfjs.json', import.meta.url);
 
 /**
  * Cut points: the first conv block (VALID stride-2 conv + folded BN + ReLU), mixed2 (SAME average pooling),

@@ -5,11 +5,11 @@
  * (the loop yields to the event loop after each), a batch or two after that save: where exactly does not matter,
  * since the run must continue exactly from whatever was saved last.
  *
- * Usage: node --import tsx test/interrupt-child.ts SIGNAL SAVES CHECKPOINTS ARGS...
+ * Usage: node --import tsx test/helpers/interrupt-child.ts SIGNAL SAVES CHECKPOINTS ARGS...
  */
 import fs from 'node:fs';
-import command from '../src/cli/train.js';
-import { parseCommandArgs } from '../src/cli/command.js';
+import command from '../../src/cli/train.js';
+import { parseCommandArgs } from '../../src/cli/command.js';
 
 const [signal, saves, checkpoints, ...args] = process.argv.slice(2);
 fs.mkdirSync(checkpoints, { recursive: true });

@@ -8,10 +8,10 @@
  *    sent here (a signal to oneself is delivered before kill() returns).
  * So the handlers always run between the first and the second batch.
  *
- * Usage: node --import tsx test/sigint-child.ts COUNT ARGS...
+ * Usage: node --import tsx test/helpers/sigint-child.ts COUNT ARGS...
  */
-import command from '../src/cli/train.js';
-import { parseCommandArgs } from '../src/cli/command.js';
+import command from '../../src/cli/train.js';
+import { parseCommandArgs } from '../../src/cli/command.js';
 
 const [count, ...args] = process.argv.slice(2);
 await new Promise<void>((resolve, reject) =>

@@ -4,7 +4,7 @@
  * of error texts need no child process; test/cli.test.ts checks once that the executable turns it into exit 2.
  */
 import { format } from 'node:util';
-import { runSat } from '../src/cli/main.js';
+import { runSat } from '../../src/cli/main.js';
 
 export async function sat(args: string[]): Promise<string> {
   const lines: string[] = [];

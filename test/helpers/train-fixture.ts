@@ -15,10 +15,10 @@ import type {
   StepOutput,
   StepStats,
   TrainBatch,
-} from '../src/model/types.js';
-import type { FeatureStoreReader } from '../src/features/types.js';
-import type { Example } from '../src/train/batches.js';
-import { Rng } from '../src/util/rng.js';
+} from '../../src/model/types.js';
+import type { FeatureStoreReader } from '../../src/features/types.js';
+import type { Example } from '../../src/train/batches.js';
+import { Rng } from '../../src/util/rng.js';
 
 export class MemoryStore implements FeatureStoreReader {
   readonly encoderId = 'memory-test';

@@ -4,11 +4,11 @@
  * Every filesystem call the lock makes is slowed by a random 0-3 ms so that racing processes interleave at every
  * step. Not a test file itself.
  *
- * Usage: node --import tsx test/folder-lock-child.ts DIR SIGNALS
+ * Usage: node --import tsx test/helpers/folder-lock-child.ts DIR SIGNALS
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { lockFolder } from '../src/util/folder-lock.js';
+import { lockFolder } from '../../src/util/folder-lock.js';
 
 const [dir, signals] = process.argv.slice(2);
 const sleeper = new Int32Array(new SharedArrayBuffer(4));

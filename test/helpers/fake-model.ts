@@ -6,7 +6,7 @@
  * the tokens fed so far (slot 0: count, then the ids), which is all a table lookup needs. The attention
  * of a step is one-hot at (fed token % L), so a caption's attention rows reveal the path that made it.
  */
-import type { CaptionModel, DecoderState, ModelConfig, StepOutput } from '../src/model/types.js';
+import type { CaptionModel, DecoderState, ModelConfig, StepOutput } from '../../src/model/types.js';
 
 /** Probabilities over the vocabulary for the next token of image `key` after `words` (no <start>). */
 export type NextTokenTable = (key: number, words: number[]) => number[];

@@ -4,7 +4,7 @@
  * exercised without a 4 GB file.
  */
 import zlib from 'node:zlib';
-import { crc32 } from '../src/dataset/zip.js';
+import { crc32 } from '../../src/dataset/zip.js';
 
 export interface ZipInput {
   name: string;

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import sharp from 'sharp';
-import type { EncoderModel, EncoderSpec } from '../src/encoders/types.js';
+import type { EncoderModel, EncoderSpec } from '../../src/encoders/types.js';
 
 // --- a minimal protobuf writer, enough for ModelProto -------------------------------------------
 type Field =

@@ -2,7 +2,7 @@
  * A minimal FlatBuffer writer and a TFLite model built with it, and a ustar writer, for the TFLite and tar
  * readers' tests and fuzz seeds.
  */
-import { CONV_2D } from '../src/encoders/mobilenet/tflite.js';
+import { CONV_2D } from '../../src/encoders/mobilenet/tflite.js';
 
 // ---- a minimal FlatBuffer writer (front to back: every uoffset points forward, as the format requires) ----
 type Scalar = { u8: number } | { i32: number } | { u32: number };

@@ -1,10 +1,10 @@
 /**
- * The tiny captioner of the `sat serve` tests (test/tiny-model.ts): it says "a red square" for a red image and
+ * The tiny captioner of the `sat serve` tests (test/helpers/tiny-model.ts): it says "a red square" for a red image and
  * "a blue circle" for a blue one; and images to send it.
  */
 import sharp from 'sharp';
-import { buildBrowser } from '../scripts/build-browser.js';
-import { lazyFiles, type FileSource } from '../src/serve/static-files.js';
+import { buildBrowser } from '../../scripts/build-browser.js';
+import { lazyFiles, type FileSource } from '../../src/serve/static-files.js';
 import { makeTinyRun, RED_BLUE, type TinyRun } from './tiny-model.js';
 
 export { SIZE } from './tiny-model.js';

@@ -5,15 +5,15 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { copyVocab, saveCheckpoint, CHECKPOINT_FORMAT } from '../src/checkpoint/checkpoint.js';
-import { OnnxGraph } from '../src/encoders/onnx/graph.js';
-import type { EncoderOptions } from '../src/encoders/registry.js';
-import { userOnnxEncoder } from '../src/encoders/user-onnx.js';
-import { createModel } from '../src/model/index.js';
-import type { GruState, InitState, ModelConfig } from '../src/model/types.js';
-import { DEFAULT_TRAIN_CONFIG } from '../src/train/config.js';
-import { initialProgress } from '../src/train/loop.js';
-import { Vocabulary } from '../src/vocab/vocabulary.js';
+import { copyVocab, saveCheckpoint, CHECKPOINT_FORMAT } from '../../src/checkpoint/checkpoint.js';
+import { OnnxGraph } from '../../src/encoders/onnx/graph.js';
+import type { EncoderOptions } from '../../src/encoders/registry.js';
+import { userOnnxEncoder } from '../../src/encoders/user-onnx.js';
+import { createModel } from '../../src/model/index.js';
+import type { GruState, InitState, ModelConfig } from '../../src/model/types.js';
+import { DEFAULT_TRAIN_CONFIG } from '../../src/train/config.js';
+import { initialProgress } from '../../src/train/loop.js';
+import { Vocabulary } from '../../src/vocab/vocabulary.js';
 
 export const SIZE = 16;
 

@@ -1,11 +1,11 @@
 /**
- * A trained checkpoint made in seconds for the export and Captioner tests: the tiny model of test/tiny-model.ts
+ * A trained checkpoint made in seconds for the export and Captioner tests: the tiny model of test/helpers/tiny-model.ts
  * trained to caption three solid colours, and a PNG of each colour.
  */
 import path from 'node:path';
 import sharp from 'sharp';
-import type { EncoderOptions } from '../src/encoders/registry.js';
-import type { GruState, InitState } from '../src/model/types.js';
+import type { EncoderOptions } from '../../src/encoders/registry.js';
+import type { GruState, InitState } from '../../src/model/types.js';
 import { makeTinyRun } from './tiny-model.js';
 
 export { poolEncoderOnnx, SIZE } from './tiny-model.js';

@@ -4,12 +4,12 @@
  * each object's centre, the one-hots of its colour and its shape (C = colours + shape kinds).
  */
 import path from 'node:path';
-import { loadShapesAnnotations, SHAPE_COLORS, SHAPE_KINDS } from '../src/dataset/shapes.js';
-import { encodeHalf } from '../src/features/fp16.js';
-import { FeatureStoreWriter } from '../src/features/store-writer.js';
-import { prepareRun } from '../src/dataset/prepare.js';
-import { runPaths } from '../src/dataset/run.js';
-import { tempDir } from './train-helpers.js';
+import { loadShapesAnnotations, SHAPE_COLORS, SHAPE_KINDS } from '../../src/dataset/shapes.js';
+import { encodeHalf } from '../../src/features/fp16.js';
+import { FeatureStoreWriter } from '../../src/features/store-writer.js';
+import { prepareRun } from '../../src/dataset/prepare.js';
+import { runPaths } from '../../src/dataset/run.js';
+import { tempDir } from './train-fixture.js';
 
 const COLORS = Object.keys(SHAPE_COLORS);
 export const ORACLE_CHANNELS = COLORS.length + SHAPE_KINDS.length;
