@@ -7,9 +7,9 @@
  *                                     ort-wasm-simd-threaded.{mjs,wasm} beside it (pages load them from us, never a CDN)
  *   page   src/web/page/main.ts   -> app.js, with index.html and style.css: the `sat serve` web page
  *
- * Both are single ES modules for platform 'browser': a build that pulls in a Node built-in, sharp, the native addon
- * or onnxruntime-node fails, naming the modules. esbuild is a devDependency: an installed package serves dist/web and
- * dist/page and never builds.
+ * Both are single ES modules for platform 'browser' (src/web/browser-bundle.ts, as the site's page): a build that
+ * pulls in a Node built-in, sharp, the native addon or onnxruntime-node fails, naming the modules. esbuild is a
+ * devDependency: an installed package serves dist/web and dist/page and never builds.
  */
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -18,6 +18,7 @@ import { pathToFileURL } from 'node:url';
 import { BUILD_FOLDERS, WEB_MODULE, type BrowserBuild } from '../src/serve/page-assets.js';
 import { contentType, type FileSet } from '../src/serve/static-files.js';
 import { packageRoot } from '../src/util/package-files.js';
+import { bundleForBrowser } from '../src/web/browser-bundle.js';
 import { SITE_BUILD_FOLDER, writeSitePage } from '../src/web/site-build.js';
 /** onnxruntime-web's runtime, loaded by the web module from its own folder. */
 const ORT_FILES = ['ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm'];
@@ -28,51 +29,23 @@ const ENTRIES: Record<BrowserBuild, { entry: string[]; out: string }> = {
   page: { entry: ['src', 'web', 'page', 'main.ts'], out: 'app.js' },
 };
 
-async function loadEsbuild(): Promise<typeof import('esbuild')> {
-  try {
-    return await import('esbuild');
-  } catch {
-    throw new Error(
-      'esbuild is not installed, so the browser builds cannot be made: run `npm ci` in the ' +
-        'show-attend-tell checkout (esbuild is a devDependency).',
-    );
-  }
-}
-
 /** One build in memory: its bundle (and esbuild's legal-comments file, if any) plus the files copied beside it. */
 export async function buildBrowser(which: BrowserBuild): Promise<FileSet> {
   const root = packageRoot();
   const { entry, out } = ENTRIES[which];
-  const result = await (
-    await loadEsbuild()
-  ).build({
-    entryPoints: [path.join(root, ...entry)],
-    outfile: out, // names the output files; nothing is written
-    write: false,
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    // onnxruntime-web's build that loads ort-wasm-simd-threaded.mjs/.wasm from files beside the bundle
-    conditions: ['onnxruntime-web-use-extern-wasm'],
-    minify: true,
-    sourcemap: false,
-    metafile: true,
-    logLevel: 'silent',
+  const bundle = await bundleForBrowser({
+    entry: path.join(root, ...entry),
+    outfile: out,
+    name: which,
     legalComments: 'linked',
+    noEsbuild: () =>
+      new Error(
+        'esbuild is not installed, so the browser builds cannot be made: run `npm ci` in the ' +
+          'show-attend-tell checkout (esbuild is a devDependency).',
+      ),
   });
-  const forbidden = Object.keys(result.metafile.inputs).filter((f) =>
-    /(^|\/)(sharp|onnxruntime-node)\/|\.node$|^node:/.test(f),
-  );
-  if (forbidden.length > 0)
-    throw new Error(
-      `the ${which} build pulls in Node-only modules: ${forbidden.join(', ')}; browser code must not import them.`,
-    );
   const files: FileSet = new Map();
-  for (const f of result.outputFiles) {
-    const name = path.basename(f.path);
-    files.set(name, { body: f.contents, type: contentType(name), size: f.contents.length });
-  }
+  for (const [name, body] of bundle) files.set(name, { body, type: contentType(name), size: body.length });
   const copied =
     which === 'web'
       ? ORT_FILES.map((name) =>

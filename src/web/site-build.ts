@@ -19,6 +19,7 @@ import { writeBundle } from '../export/bundle.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
 import { packageRoot } from '../util/package-files.js';
+import { bundleForBrowser } from './browser-bundle.js';
 
 /** Where `npm run build` writes the site's page files, under the package root. */
 export const SITE_BUILD_FOLDER = path.join('dist', 'site');
@@ -29,38 +30,17 @@ const ORT_FILES = ['ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm'];
 /** The site's page files (name -> bytes; without the onnxruntime-web runtime), built from the sources with esbuild. */
 export async function buildSitePage(): Promise<Map<string, Uint8Array>> {
   const root = packageRoot();
-  let esbuild: typeof import('esbuild');
-  try {
-    esbuild = await import('esbuild');
-  } catch {
-    throw new UserError(
-      'esbuild is not installed, so the site page cannot be built from the sources: run `npm ci` in the show-attend-tell ' +
-        'checkout (esbuild is a devDependency), or use a built package (`npm run build` writes dist/site).',
-    );
-  }
-  const result = await esbuild.build({
-    entryPoints: [path.join(root, 'src', 'web', 'site', 'main.ts')],
+  const files = await bundleForBrowser({
+    entry: path.join(root, 'src', 'web', 'site', 'main.ts'),
     outfile: 'app.js',
-    write: false,
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    conditions: ['onnxruntime-web-use-extern-wasm'],
-    minify: true,
-    metafile: true,
-    logLevel: 'silent',
+    name: 'site',
     legalComments: 'none',
+    noEsbuild: () =>
+      new UserError(
+        'esbuild is not installed, so the site page cannot be built from the sources: run `npm ci` in the show-attend-tell ' +
+          'checkout (esbuild is a devDependency), or use a built package (`npm run build` writes dist/site).',
+      ),
   });
-  const forbidden = Object.keys(result.metafile.inputs).filter((f) =>
-    /(^|\/)(sharp|onnxruntime-node)\/|\.node$|^node:/.test(f),
-  );
-  if (forbidden.length > 0)
-    throw new Error(
-      `the site build pulls in Node-only modules: ${forbidden.join(', ')}; browser code must not import them.`,
-    );
-  const files = new Map<string, Uint8Array>();
-  for (const f of result.outputFiles) files.set(path.basename(f.path), f.contents);
   files.set('index.html', fs.readFileSync(path.join(root, 'src', 'web', 'site', 'index.html')));
   files.set('style.css', fs.readFileSync(path.join(root, 'src', 'web', 'page', 'style.css')));
   return files;
