@@ -4,7 +4,7 @@
  * play steps through them), the beam alternatives with their scores, and optionally the caption made in
  * this browser (in-browser.ts) next to the server's.
  */
-import { drawHeat } from './heatmap.js';
+import { $, AttentionView, captionPageElements, showStatus, takeImages } from './caption-page.js';
 import * as here from './in-browser.js';
 
 interface Word {
@@ -24,24 +24,10 @@ interface ErrorAnswer {
   error: { message: string; fix: string };
 }
 
-const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const ui = {
-  model: $('model'),
-  drop: $('drop'),
-  file: $<HTMLInputElement>('file'),
-  choose: $<HTMLButtonElement>('choose'),
-  beam: $<HTMLSelectElement>('beam'),
+  ...captionPageElements(),
   inBrowser: $<HTMLInputElement>('in-browser'),
   inBrowserNote: $('in-browser-note'),
-  status: $('status'),
-  result: $('result'),
-  photo: $<HTMLCanvasElement>('photo'),
-  heat: $<HTMLCanvasElement>('heat'),
-  play: $<HTMLButtonElement>('play'),
-  words: $('words'),
-  timings: $('timings'),
-  alternatives: $('alternatives'),
-  alternativesNote: $('alternatives-note'),
   browserResult: $('browser-result'),
   browserCaption: $('browser-caption'),
 };
@@ -49,13 +35,10 @@ const ui = {
 let current: CaptionAnswer | null = null;
 let currentImage: Blob | null = null; // the image `current` captions, however it came (picked, dropped, pasted)
 let browserSupport: here.BrowserSupport = { available: false, reason: 'the model is not loaded yet' };
-let selected = -1; // the word whose attention is shown (-1: none)
-let pinned = false; // a click or Enter keeps the selection when the pointer leaves
-let playing: number | null = null;
+const view = new AttentionView(ui);
 
 function setStatus(text: string, error = false): void {
-  ui.status.textContent = text;
-  ui.status.classList.toggle('error', error);
+  showStatus(ui.status, text, error);
 }
 
 async function init(): Promise<void> {
@@ -86,7 +69,7 @@ function caption(image: Blob): void {
 }
 
 async function captionOnServer(image: Blob): Promise<void> {
-  stop();
+  view.stop();
   setStatus('captioning…');
   const beam = Number(ui.beam.value || 3);
   const response = await fetch(`/v1/captions?attention=true&beam=${beam}`, {
@@ -121,87 +104,16 @@ async function captionOnServer(image: Blob): Promise<void> {
 }
 
 function show(answer: CaptionAnswer, bitmap: ImageBitmap): void {
-  const longest = 768;
-  const scale = Math.min(1, longest / Math.max(bitmap.width, bitmap.height));
-  for (const c of [ui.photo, ui.heat]) {
-    c.width = Math.round(bitmap.width * scale);
-    c.height = Math.round(bitmap.height * scale);
-  }
-  ui.photo.getContext('2d')!.drawImage(bitmap, 0, 0, ui.photo.width, ui.photo.height);
-  ui.words.replaceChildren(
-    ...answer.words.map((w, i) => {
-      const b = document.createElement('button');
-      b.type = 'button';
-      b.className = 'word';
-      b.textContent = w.word;
-      b.tabIndex = i === 0 ? 0 : -1;
-      b.setAttribute('aria-pressed', 'false');
-      b.addEventListener('mouseenter', () => {
-        if (!pinned) select(i);
-      });
-      b.addEventListener('mouseleave', () => {
-        if (!pinned) select(-1);
-      });
-      b.addEventListener('focus', () => select(i));
-      b.addEventListener('click', () => {
-        stop();
-        pinned = !(pinned && selected === i);
-        select(i);
-      });
-      return b;
-    }),
-  );
-  ui.alternativesNote.hidden = answer.alternatives.length > 0;
-  ui.alternatives.replaceChildren(
-    ...answer.alternatives.map((a) => {
-      const li = document.createElement('li');
-      const score = document.createElement('span');
-      score.className = 'score';
-      score.textContent = `log p ${a.log_prob.toFixed(3)}${a.score !== a.log_prob ? ` · score ${a.score.toFixed(3)}` : ''}${a.finished ? '' : ' · unfinished'}`;
-      li.append(a.caption || '(empty)', score);
-      return li;
-    }),
+  view.show(
+    bitmap,
+    answer.words.map((w) => w.word),
+    (i) => answer.words[i].attention,
+    answer.alternatives.map((a) => ({ ...a, logProb: a.log_prob })),
   );
   const t = answer.timings_ms;
   ui.timings.textContent = `model ${answer.model} · image ${t.image} ms · queue ${t.queue} ms · model ${t.model} ms (batch of ${answer.batch_size})`;
-  ui.play.disabled = answer.words.length === 0;
   ui.browserResult.hidden = true;
   ui.result.hidden = false;
-  pinned = false;
-  select(-1);
-}
-
-function select(i: number): void {
-  selected = i;
-  ui.words.querySelectorAll<HTMLButtonElement>('.word').forEach((b, j) => {
-    b.setAttribute('aria-pressed', String(j === i));
-    if (i >= 0) b.tabIndex = j === i ? 0 : -1;
-  });
-  drawHeat(ui.heat, current && i >= 0 ? current.words[i].attention : null);
-}
-
-function stop(): void {
-  if (playing !== null) clearInterval(playing);
-  playing = null;
-  ui.play.innerHTML = '&#9654;';
-  ui.play.setAttribute('aria-label', 'Play: step through the words');
-}
-
-function play(): void {
-  if (!current || current.words.length === 0) return;
-  if (playing !== null) return stop();
-  let i = selected >= current.words.length - 1 ? 0 : selected + 1;
-  pinned = true;
-  select(i);
-  ui.play.innerHTML = '&#10074;&#10074;';
-  ui.play.setAttribute('aria-label', 'Pause');
-  playing = window.setInterval(() => {
-    if (!current || ++i >= current.words.length) {
-      stop();
-      return;
-    }
-    select(i);
-  }, 800);
 }
 
 async function compareInBrowser(image: Blob, beam: number, serverCaption: string): Promise<void> {
@@ -222,47 +134,7 @@ async function compareInBrowser(image: Blob, beam: number, serverCaption: string
   }
 }
 
-ui.choose.addEventListener('click', () => ui.file.click());
-ui.file.addEventListener('change', () => {
-  if (ui.file.files?.[0]) caption(ui.file.files[0]);
-});
-ui.play.addEventListener('click', play);
-ui.words.addEventListener('keydown', (e) => {
-  if (!current) return;
-  const n = current.words.length;
-  const to = {
-    ArrowRight: selected + 1,
-    ArrowDown: selected + 1,
-    ArrowLeft: selected - 1,
-    ArrowUp: selected - 1,
-    Home: 0,
-    End: n - 1,
-  }[e.key];
-  if (to === undefined) return;
-  e.preventDefault();
-  stop();
-  const i = Math.max(0, Math.min(n - 1, to));
-  pinned = true;
-  ui.words.querySelectorAll<HTMLButtonElement>('.word')[i].focus();
-  select(i);
-});
-ui.drop.addEventListener('dragover', (e) => {
-  e.preventDefault();
-  ui.drop.classList.add('over');
-});
-ui.drop.addEventListener('dragleave', () => ui.drop.classList.remove('over'));
-ui.drop.addEventListener('drop', (e) => {
-  e.preventDefault();
-  ui.drop.classList.remove('over');
-  const file = [...(e.dataTransfer?.files ?? [])].find((f) => f.type.startsWith('image/'));
-  if (file) caption(file);
-  else setStatus('drop an image file (JPEG, PNG, WebP ...)', true);
-});
-document.addEventListener('paste', (e) => {
-  const item = [...(e.clipboardData?.items ?? [])].find((it) => it.type.startsWith('image/'));
-  const file = item?.getAsFile();
-  if (file) caption(file);
-});
+takeImages(ui, caption, (message) => setStatus(message, true));
 ui.inBrowser.addEventListener('change', () => {
   if (ui.inBrowser.checked && current && currentImage)
     void compareInBrowser(currentImage, current.options.beam, current.caption);
