@@ -1,5 +1,5 @@
 /**
- * The fault campaign (issue 18, part 7): what `sat` promises under faults, tried at random (seeded) points and
+ * The fault campaign: what `sat` promises under faults, tried at random (seeded) points and
  * printed as one table. Not part of `npm test`: without the COCO part a run takes about 25 minutes on two cores;
  * COCO at 1/8..1 takes hours.
  *

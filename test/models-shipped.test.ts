@@ -17,7 +17,7 @@ import { packageRoot } from '../src/util/package-files.js';
 import { sat } from './helpers/cli-run.js';
 
 const dir = path.join(packageRoot(), 'models', DEFAULT_MODEL_NAME);
-/** The most the shipped bundle may add to the package (issue: at most 12 MB). */
+/** The most the shipped bundle may add to the package: its size budget. */
 const MAX_BUNDLE_BYTES = 12e6;
 
 function shippedManifest(): { modelId: string; files: Record<string, { sha256: string; bytes: number }> } {
