@@ -14,6 +14,7 @@ import { after, before, test } from 'node:test';
 import { DEFAULT_MODEL_NAME } from '../src/models/default-model.js';
 import { writeBrowserBuild } from '../scripts/build-browser.js';
 import { makeBundleFixture, type BundleFixture } from './helpers/models-fixture.js';
+import { CHROMIUM_FLAGS } from '../src/bench/chromium-flags.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const haveChromium = fs.existsSync(CHROMIUM);
@@ -83,15 +84,7 @@ test(
     const browser = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
+      args: [...CHROMIUM_FLAGS],
     });
     try {
       const page = await browser.newPage();

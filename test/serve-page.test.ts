@@ -19,17 +19,10 @@ import type { CaptionEngine } from '../src/serve/engine.js';
 import { startServer, type CaptionServer } from '../src/serve/server.js';
 import { bundleFiles, lazyFiles } from '../src/serve/static-files.js';
 import { browserBuilds, makeTinyModel, splitImage, type TinyModel } from './helpers/serve-fixture.js';
+import { CHROMIUM_FLAGS } from '../src/bench/chromium-flags.js';
 
 const CHROMIUM = process.env.SAT_CHROMIUM ?? '/usr/bin/chromium';
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
+const FLAGS = [...CHROMIUM_FLAGS];
 const SHOTS = path.resolve('out', 'test');
 const skip = fs.existsSync(CHROMIUM)
   ? false

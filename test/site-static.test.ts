@@ -17,6 +17,7 @@ import { buildBundle, writeBundle } from '../src/export/bundle.js';
 import { loadCaptioner } from '../src/models/load-captioner.js';
 import { sat } from './helpers/cli-run.js';
 import { makeCaptionRun, type CaptionFixture } from './helpers/export-fixture.js';
+import { CHROMIUM_FLAGS } from '../src/bench/chromium-flags.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOT = path.join('out', 'site-static.png');
@@ -134,15 +135,7 @@ test(
       executablePath: CHROMIUM,
       headless: true,
       viewport: { width: 720, height: 860 },
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
+      args: [...CHROMIUM_FLAGS],
     });
     const node = await loadCaptioner(path.join(site, 'model'));
     try {

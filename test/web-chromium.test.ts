@@ -17,6 +17,7 @@ import { loadCaptioner } from '../src/models/load-captioner.js';
 import { writeBrowserBuild } from '../scripts/build-browser.js';
 import { makeCaptionRun, type CaptionFixture } from './helpers/export-fixture.js';
 import { testNeeding } from './helpers/capabilities.js';
+import { CHROMIUM_FLAGS } from '../src/bench/chromium-flags.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOT = path.join('out', 'web-chromium.png');
@@ -106,15 +107,7 @@ testNeeding(
       executablePath: CHROMIUM,
       headless: true,
       viewport: { width: 640, height: 300 },
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
+      args: [...CHROMIUM_FLAGS],
     });
     const node = await loadCaptioner(path.join(dir, 'bundle'));
     try {

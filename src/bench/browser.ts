@@ -20,6 +20,7 @@ import { readManifest } from '../export/bundle-folder.js';
 import { loadCaptioner } from '../models/load-captioner.js';
 import { UserError } from '../util/errors.js';
 import { packageRoot } from '../util/package-files.js';
+import { CHROMIUM_FLAGS } from './chromium-flags.js';
 
 export interface BrowserBenchOptions {
   /** Bundle folder (sat export). */
@@ -174,15 +175,7 @@ async function timeInBrowser(
     const context = await chromium.launchPersistentContext(profile, {
       executablePath: chromiumPath,
       headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
+      args: [...CHROMIUM_FLAGS],
     });
     try {
       const tab = await context.newPage();
