@@ -19,7 +19,7 @@ import type { CaptionEngine } from '../src/serve/engine.js';
 import { startServer, type CaptionServer, type ServeOptions } from '../src/serve/server.js';
 import { SupervisedEngine, type ModelThread } from '../src/serve/supervisor.js';
 import { Rng } from '../src/util/rng.js';
-import { makeTinyModel, solidImage } from './helpers/serve-fixture.js';
+import { gauge, makeTinyModel, refusal, solidImage, until } from './helpers/serve-fixture.js';
 
 let dir: string;
 let engine: CaptionEngine;
@@ -54,25 +54,6 @@ const post = (
     body: new Uint8Array(body),
     headers: { 'content-type': type, ...headers },
   });
-
-async function refusal(response: Response, status: number, code: string) {
-  const body = await response.json();
-  assert.equal(response.status, status, JSON.stringify(body));
-  assert.equal(body.error.code, code, JSON.stringify(body));
-  assert.ok(body.error.message.length > 10 && body.error.fix.length > 10, JSON.stringify(body));
-  return body.error;
-}
-
-async function until(ready: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const end = performance.now() + ms;
-  while (!(await ready())) {
-    if (performance.now() > end) throw new Error(`not within ${ms} ms: ${ready.toString()}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-const gauge = async (server: CaptionServer, name: string) =>
-  Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await (await fetch(`${server.url}/metrics`)).text())?.[1]);
 
 /** A raw HTTP exchange on a connection of its own: writes `head` (+ body), resolves with the status (0: closed without one). */
 function exchange(

@@ -22,7 +22,7 @@ import { CAPTION_OPTION_LIMITS, type CaptionOptions } from '../src/decode/captio
 import type { CaptionEngine } from '../src/serve/engine.js';
 import { CLOSE_MARGIN_MS, startServer, type CaptionServer, type ServeOptions } from '../src/serve/server.js';
 import { Rng } from '../src/util/rng.js';
-import { makeTinyModel, solidImage, type TinyModel } from './helpers/serve-fixture.js';
+import { gauge, makeTinyModel, refusal, solidImage, until, type TinyModel } from './helpers/serve-fixture.js';
 
 let dir: string;
 let tiny: TinyModel;
@@ -54,25 +54,6 @@ const post = (server: CaptionServer, body: Buffer | FormData, query = '', type =
       : { method: 'POST', body: new Uint8Array(body), headers: { 'content-type': type } },
   );
 
-async function refusal(response: Response, status: number, code: string) {
-  const body = await response.json();
-  assert.equal(response.status, status, JSON.stringify(body));
-  assert.equal(body.error.code, code, JSON.stringify(body));
-  assert.ok(body.error.message.length > 10 && body.error.fix.length > 10, JSON.stringify(body));
-  return body.error;
-}
-
-/** Resolves once `ready()` holds, checking every 5 ms (instead of sleeping for a guessed time); fails after `ms`. */
-async function until(ready: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const end = performance.now() + ms;
-  while (!(await ready())) {
-    if (performance.now() > end) throw new Error(`not within ${ms} ms: ${ready.toString()}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-const gauge = async (server: CaptionServer, name: string) =>
-  Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await (await fetch(`${server.url}/metrics`)).text())?.[1]);
 const queueDepth = (server: CaptionServer) => gauge(server, 'sat_queue_depth');
 const uploadsInFlight = (server: CaptionServer) => gauge(server, 'sat_uploads_in_flight');
 
