@@ -12,6 +12,7 @@ import { buildBundle } from '../src/export/bundle.js';
 import { loadCaptionerEngine } from '../src/serve/captioner-adapter.js';
 import { startServer } from '../src/serve/server.js';
 import { bundleFiles, lazyFiles } from '../src/serve/static-files.js';
+import { CHROMIUM_FLAGS } from '../src/bench/chromium-flags.js';
 
 const { values } = parseArgs({
   options: {
@@ -46,14 +47,7 @@ await fetch(`${server.url}/v1/captions`, {
 const browser = await chromium.launch({
   executablePath: values.chromium,
   headless: true,
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--no-first-run',
-  ],
+  args: [...CHROMIUM_FLAGS],
 });
 try {
   const page = await browser.newPage({ viewport: { width: Number(values.width), height: 900 } });

@@ -20,7 +20,7 @@ import { FeatureStoreWriter } from '../src/features/store-writer.js';
 import { writeFileAtomic, writeFilesAtomic, writeAllSync } from '../src/util/atomic-write.js';
 import { UserError } from '../src/util/errors.js';
 import { makeTinyRun, RED_BLUE } from './helpers/tiny-model.js';
-import { oracleRun } from './helpers/oracle-run.js';
+import { oracleRun, tinyTrainFlags } from './helpers/oracle-run.js';
 import { tempDir } from './helpers/train-fixture.js';
 
 type WriteSync = typeof fs.writeSync;
@@ -251,23 +251,7 @@ test('sat train --resume under a file-size limit just below the checkpoint: exit
     return;
   }
   const run = await oracleRun('sat-disk-full-', 16);
-  const flags = [
-    '--run',
-    run,
-    '--batch-size',
-    '8',
-    '--checkpoint-minutes',
-    '0',
-    '--quiet',
-    '--val-metric',
-    'loss',
-    '--embed-dim',
-    '8',
-    '--units',
-    '16',
-    '--attention-units',
-    '8',
-  ];
+  const flags = ['--run', run, ...tinyTrainFlags(8)];
   const sat = (args: string[], limit?: number) => {
     const cmd = [process.execPath, '--import', 'tsx', 'src/cli.ts', 'train', ...args];
     // SIGXFSZ ignored, so a write past the limit fails with EFBIG (or writes short) instead of killing the process

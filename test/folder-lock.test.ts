@@ -13,25 +13,11 @@ import { before, test } from 'node:test';
 import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
 import { lockFolder } from '../src/util/folder-lock.js';
 import { sat } from './helpers/cli-run.js';
-import { oracleRun } from './helpers/oracle-run.js';
+import { oracleRun, tinyTrainFlags } from './helpers/oracle-run.js';
 import { tempDir } from './helpers/train-fixture.js';
 
 let run: string;
-const TINY = [
-  '--batch-size',
-  '8',
-  '--checkpoint-minutes',
-  '0',
-  '--quiet',
-  '--val-metric',
-  'loss',
-  '--embed-dim',
-  '8',
-  '--units',
-  '16',
-  '--attention-units',
-  '8',
-];
+const TINY = tinyTrainFlags(8);
 
 before(async () => {
   run = await oracleRun('sat-lock-', 16);

@@ -15,7 +15,7 @@ import { loadCheckpoint, restoreModel } from '../src/checkpoint/checkpoint.js';
 import { resolveConfig } from '../src/train/config.js';
 import { trainLoop, type ValidateHook } from '../src/train/loop.js';
 import { ToyModel, tempDir, toyTask, writeToyVocab } from './helpers/train-fixture.js';
-import { oracleRun } from './helpers/oracle-run.js';
+import { oracleRun, tinyTrainFlags } from './helpers/oracle-run.js';
 
 let runDir: string;
 
@@ -23,23 +23,7 @@ before(async () => {
   runDir = await oracleRun('sat-sigint-'); // 40 images: with --batch-size 1 an epoch has over 100 batches
 });
 
-const TINY = [
-  '--epochs',
-  '3',
-  '--batch-size',
-  '1',
-  '--checkpoint-minutes',
-  '0',
-  '--quiet',
-  '--val-metric',
-  'loss',
-  '--embed-dim',
-  '8',
-  '--units',
-  '16',
-  '--attention-units',
-  '8',
-];
+const TINY = ['--epochs', '3', ...tinyTrainFlags(1)];
 
 /** `sat train --run RUN ARGS...` in a child that presses Ctrl-C `presses` times after its first batch. */
 function satTrainCtrlC(presses: number, args: string[]) {

@@ -222,13 +222,14 @@ const command: Command = {
       allowFiles: true,
       allowPrivateNetwork: true, // the user at the terminal names files and may name local servers
     };
-    // One model (or none: the shipped one) is located first, so the output can say where it came from.
-    const model =
-      models && models.length > 1
-        ? { origin: 'path' as const, path: models.join(',') }
-        : await locateModel(models?.[0], { silent: false });
-    const captioner =
-      'kind' in model ? await loadLocatedCaptioner(model, loadOptions) : await loadCaptioner(models!, loadOptions);
+    // One model (or none: the shipped one) is located first, so the output can say where it came from; several
+    // paths are an ensemble.
+    const located = models && models.length > 1 ? undefined : await locateModel(models?.[0], { silent: false });
+    const captioner = located
+      ? await loadLocatedCaptioner(located, loadOptions)
+      : await loadCaptioner(models!, loadOptions);
+    const origin = located?.origin ?? 'path';
+    const modelPath = located?.path ?? models!.join(',');
     try {
       const { encoderId: id, locations } = captioner.info;
       const grid = isSquareGrid(captioner.info.grid) ? captioner.info.grid : null; // null: not a square feature map
@@ -242,8 +243,8 @@ const command: Command = {
         model: {
           id: modelId,
           ...(modelName !== undefined ? { name: modelName } : {}),
-          origin: model.origin,
-          path: model.path,
+          origin,
+          path: modelPath,
         },
         checkpoint: captioner.info.source,
         encoder: id,
@@ -251,9 +252,7 @@ const command: Command = {
         decoding: decodingSummary(options, captioner.info.maxLength),
       };
       if (!values.json)
-        console.error(
-          `sat caption: model ${modelName !== undefined ? `${modelName} (${model.origin}), id ` : ''}${modelId}`,
-        );
+        console.error(`sat caption: model ${modelName !== undefined ? `${modelName} (${origin}), id ` : ''}${modelId}`);
       await captionInBatches(captioner, positionals, options, {
         batchSize,
         figures,

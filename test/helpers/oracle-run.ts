@@ -45,3 +45,25 @@ export async function oracleRun(prefix: string, images = 40): Promise<string> {
   w.close();
   return dir;
 }
+
+/**
+ * `sat train` flags for a seconds-long training on an oracle run: a tiny network (E 8, U 16, A 8), no periodic saves,
+ * the dev loss as the validation metric, no progress bar; `batchSize` captions per step.
+ */
+export function tinyTrainFlags(batchSize: number): string[] {
+  return [
+    '--batch-size',
+    String(batchSize),
+    '--checkpoint-minutes',
+    '0',
+    '--quiet',
+    '--val-metric',
+    'loss',
+    '--embed-dim',
+    '8',
+    '--units',
+    '16',
+    '--attention-units',
+    '8',
+  ];
+}
