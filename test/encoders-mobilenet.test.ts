@@ -195,6 +195,31 @@ test('full MobileNetV2 from a folder of .npy tensors matches an independent nump
       'the reference output is neither tiny nor free of ReLU zeros',
     );
 
+    // The dense form (DeepLab's output stride 16): the same weights, the last stride dilated away. Its odd
+    // positions see exactly what the strided network's positions see (TF SAME padding puts output i of a
+    // stride-2 3x3 convolution over inputs 2i..2i+2), so they must equal the 7x7 map.
+    const dense = mobilenetV2(npyFolder(dir), dir, { layer: 'Conv_1_os16' });
+    assert.equal(dense.spec.id, 'mobilenet_v2_imagenet_os16');
+    assert.equal(dense.spec.locations, 196);
+    const denseSession = await ort.InferenceSession.create(dense.onnx);
+    const d = (await denseSession.run({ image: new ort.Tensor('float32', image, [1, 224, 224, 3]) })).features;
+    assert.deepEqual(d.dims, [1, 14, 14, 1280]);
+    const dy = d.data as Float32Array;
+    let worst = 0;
+    for (let i = 0; i < 7; i++)
+      for (let j = 0; j < 7; j++) {
+        const at2 = ((2 * i + 1) * 14 + 2 * j + 1) * 1280;
+        worst = Math.max(worst, maxAbsDiff(dy.subarray(at2, at2 + 1280), at(i, j)));
+      }
+    assert.ok(worst <= 1e-4 * scale, `dense map at odd positions vs the 7x7 map: max |difference| ${worst}`);
+    const evenAt = (2 * 14 + 2) * 1280;
+    assert.ok(maxAbsDiff(dy.subarray(evenAt, evenAt + 1280), at(1, 1)) > 1e-2 * scale, 'even positions are new');
+    const larger = mobilenetV2(npyFolder(dir), dir, { size: 256 });
+    assert.deepEqual(
+      [larger.spec.id, larger.spec.locations, larger.spec.inputSize],
+      ['mobilenet_v2_imagenet_256', 64, 256],
+    );
+
     fs.rmSync(path.join(dir, 'Const_71.npy'));
     assert.throws(() => npyFolder(dir), /1 MobileNetV2 tensors are missing \(e\.g\. Const_71\.npy\)/);
   } finally {

@@ -28,7 +28,15 @@ test('unknown encoders and misplaced flags are refused with the list of choices'
   await assert.rejects(resolveEncoder({ encoder: 'mobilenet_v2', weights: tmp }), /MobileNetV2 tensors are missing/);
   await assert.rejects(
     resolveEncoder({ encoder: 'mobilenet_v2', layer: 'mixed10', weights: tmp }),
-    /mobilenet_v2 has one feature layer, Conv_1/,
+    /mobilenet_v2's feature layers are Conv_1 \(7x7x1280 at 224\) and Conv_1_os16/,
+  );
+  await assert.rejects(
+    resolveEncoder({ encoder: 'mobilenet_v2', size: 300, weights: tmp }),
+    /--encoder-size 300: mobilenet_v2 takes a multiple of 32/,
+  );
+  await assert.rejects(
+    resolveEncoder({ encoder: 'inception_v3_nsfwjs', weights: tmp }),
+    /--encoder-weights applies to inception_v3_imagenet and mobilenet_v2 only/,
   );
   assert.throws(() => encoderOptionsFromArgs({ 'encoder-size': 'big' }), /--encoder-size must be an integer/);
   assert.deepEqual(encoderOptionsFromArgs({ encoder: 'x.onnx', 'encoder-size': '96', 'encoder-layout': 'nhwc' }), {

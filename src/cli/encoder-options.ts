@@ -28,7 +28,7 @@ export const ENCODER_CLI_OPTIONS: Record<string, OptionSpec> = {
   'encoder-size': {
     type: 'string',
     description:
-      'square input side in pixels: user ONNX (default 224), InceptionV3 (default 299, a smaller side gives a coarser grid)',
+      'square input side in pixels: user ONNX (default 224), InceptionV3 (default 299, a smaller side gives a coarser grid), mobilenet_v2 (default 224, a multiple of 32)',
   },
   'encoder-scaling': {
     type: 'string',

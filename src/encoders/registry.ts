@@ -6,7 +6,7 @@ import {
   inceptionV3Imagenet,
   inceptionV3Nsfwjs,
 } from './inception_v3.js';
-import { mobilenetV2, mobilenetV2Tensors } from './mobilenet/index.js';
+import { MOBILENET_V2_LAYERS, type MobileNetV2Layer, mobilenetV2, mobilenetV2Tensors } from './mobilenet/index.js';
 import { bundleEncoder, isBundleDir } from './bundle-encoder.js';
 import type { EncoderModel } from './types.js';
 import { parseScaling, userOnnxEncoder } from './user-onnx.js';
@@ -36,7 +36,7 @@ export const ENCODERS: Record<string, string> = {
   inception_v3_imagenet:
     'Keras ImageNet InceptionV3 (the tutorial\'s encoder; "notop" HDF5 downloaded once, or --encoder-weights FILE), 299x299, --layer as above',
   mobilenet_v2:
-    "ImageNet MobileNetV2 1.0 224 (TensorFlow's .tflite downloaded once, or --encoder-weights DIR of .npy tensors / .tflite / .tgz), 7x7x1280",
+    "ImageNet MobileNetV2 1.0 224 (TensorFlow's .tflite downloaded once, or --encoder-weights DIR of .npy tensors / .tflite / .tgz), 7x7x1280; --layer Conv_1_os16 for its dense 14x14 form, --encoder-size N (a multiple of 32) for another side",
 };
 
 export const INCEPTION_V3_IMAGENET_WEIGHTS = {
@@ -101,7 +101,8 @@ async function build(o: EncoderOptions): Promise<EncoderModel> {
   ] as const) {
     onlyFor(flag, v, 'a user .onnx encoder');
   }
-  if (!name.startsWith('inception_v3_')) onlyFor('--encoder-size', o.size, 'inception_v3_* and a user .onnx encoder');
+  if (!name.startsWith('inception_v3_') && name !== 'mobilenet_v2')
+    onlyFor('--encoder-size', o.size, 'inception_v3_*, mobilenet_v2 and a user .onnx encoder');
   switch (name) {
     case 'inception_v3_nsfwjs':
       onlyFor('--encoder-weights', o.weights, 'inception_v3_imagenet and mobilenet_v2');
@@ -109,10 +110,17 @@ async function build(o: EncoderOptions): Promise<EncoderModel> {
     case 'inception_v3_imagenet':
       return inceptionV3Imagenet(o.weights ?? (await fetchVerified(INCEPTION_V3_IMAGENET_WEIGHTS)), o.layer, o.size);
     case 'mobilenet_v2': {
-      if (o.layer !== undefined && o.layer !== 'Conv_1')
-        throw new UserError(`--layer ${o.layer}: mobilenet_v2 has one feature layer, Conv_1 (7x7x1280).`);
+      if (o.layer !== undefined && !(o.layer in MOBILENET_V2_LAYERS))
+        throw new UserError(
+          `--layer ${o.layer}: mobilenet_v2's feature layers are Conv_1 (7x7x1280 at 224) and Conv_1_os16 (the same ` +
+            'weights with the last stride dilated away: 14x14x1280 at 224).',
+        );
+      if (o.size !== undefined && (o.size % 32 !== 0 || o.size < 32 || o.size > 1024))
+        throw new UserError(
+          `--encoder-size ${o.size}: mobilenet_v2 takes a multiple of 32 from 32 to 1024 (default 224).`,
+        );
       const { tensors, source } = await mobilenetV2Tensors(o.weights);
-      return mobilenetV2(tensors, source);
+      return mobilenetV2(tensors, source, { size: o.size, layer: o.layer as MobileNetV2Layer | undefined });
     }
     default:
       throw new UserError(

@@ -120,25 +120,40 @@ export async function mobilenetV2Tensors(
   return { tensors: fs.statSync(weights).isDirectory() ? npyFolder(weights) : tfliteFile(weights), source: weights };
 }
 
-/** ImageNet MobileNetV2 1.0 224, cut at its 7x7x1280 `Conv_1` map; inputs x/127.5 - 1. */
-export function mobilenetV2(tensors: TensorSource, source: string): EncoderModel {
+/** mobilenet_v2's feature layers: `Conv_1` as trained (output stride 32) and its dense, dilated form (stride 16). */
+export const MOBILENET_V2_LAYERS = { Conv_1: 32, Conv_1_os16: 16 } as const;
+export type MobileNetV2Layer = keyof typeof MOBILENET_V2_LAYERS;
+
+/**
+ * ImageNet MobileNetV2 1.0, cut at its `Conv_1` map of 1280 channels; inputs x/127.5 - 1. At the default 224 x 224
+ * input and layer Conv_1 the grid is 7x7 (id mobilenet_v2_imagenet); a larger `size` (a multiple of 32) or layer
+ * Conv_1_os16 gives a finer grid, and an id that names it (e.g. mobilenet_v2_imagenet_os16, _448).
+ */
+export function mobilenetV2(
+  tensors: TensorSource,
+  source: string,
+  opts: { size?: number; layer?: MobileNetV2Layer } = {},
+): EncoderModel {
   const inputName = 'image',
     outputName = 'features';
+  const size = opts.size ?? MOBILENET_V2_INPUT_SIZE,
+    layer = opts.layer ?? 'Conv_1';
   const {
     onnx,
     outputShape: [h, w, c],
   } = buildMobileNetGraph({
-    blocks: mobilenetV2Blocks(),
+    blocks: mobilenetV2Blocks(MOBILENET_V2_LAYERS[layer]),
     tensors,
-    inputSize: MOBILENET_V2_INPUT_SIZE,
+    inputSize: size,
     inputName,
     outputName,
     source,
   });
+  const suffix = (layer === 'Conv_1' ? '' : '_os16') + (size === MOBILENET_V2_INPUT_SIZE ? '' : `_${size}`);
   return {
     spec: {
-      id: 'mobilenet_v2_imagenet',
-      inputSize: MOBILENET_V2_INPUT_SIZE,
+      id: `mobilenet_v2_imagenet${suffix}`,
+      inputSize: size,
       scaling: 'minus_one_one',
       inputLayout: 'nhwc',
       outputLayout: 'nhwc',

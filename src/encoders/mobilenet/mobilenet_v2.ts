@@ -14,6 +14,8 @@ export interface MbConv {
   bias: string;
   depthwise: boolean;
   stride: number;
+  /** Spacing of the kernel taps (1 = a plain convolution); >1 keeps a removed stride's receptive field. */
+  dilation?: number;
   relu6: boolean;
 }
 
@@ -51,8 +53,12 @@ function conv(id: number, bias: string, depthwise: boolean, stride: number, relu
   return { weight: `Const_${id}`, bias: `MobilenetV2_${bias}_bias`, depthwise, stride, relu6 };
 }
 
-/** The full ImageNet MobileNetV2 1.0 trunk: 52 convolutions in 19 blocks. */
-export function mobilenetV2Blocks(): MbBlock[] {
+/**
+ * The full ImageNet MobileNetV2 1.0 trunk: 52 convolutions in 19 blocks. `outputStride` 32 is the network as
+ * trained (7x7 at 224); 16 is DeepLab's dense variant (14x14 at 224, same weights): the last stride-2 convolution
+ * runs at stride 1 and every later convolution is dilated by 2, so each unit still sees what it saw in training.
+ */
+export function mobilenetV2Blocks(outputStride: 16 | 32 = 32): MbBlock[] {
   const blocks: MbBlock[] = [
     { name: 'Conv', convs: [conv(90, 'Conv_Conv2D', false, 2, true)], residual: false },
     {
@@ -77,7 +83,25 @@ export function mobilenetV2Blocks(): MbBlock[] {
     });
   }
   blocks.push({ name: 'Conv_1', convs: [conv(71, 'Conv_1_Conv2D', false, 1, true)], residual: false });
-  return blocks;
+  return outputStride === 32 ? blocks : dilateAfterStride(blocks, outputStride);
+}
+
+/** Removes strides once the running stride reaches `outputStride`, dilating later convolutions instead. */
+function dilateAfterStride(blocks: MbBlock[], outputStride: number): MbBlock[] {
+  let stride = 1,
+    rate = 1;
+  return blocks.map((block) => ({
+    ...block,
+    convs: block.convs.map((cv) => {
+      if (stride < outputStride) {
+        stride *= cv.stride;
+        return cv;
+      }
+      const out = { ...cv, stride: 1, dilation: rate };
+      rate *= cv.stride;
+      return out;
+    }),
+  }));
 }
 
 /** Every tensor name the blocks read, weights and biases. */
@@ -132,8 +156,10 @@ export function buildMobileNetGraph(opts: {
       }
       if (bias.data.length !== cout)
         throw new Error(`${where}: bias has ${bias.data.length} values, expected ${cout}.`);
-      const [oh, ph] = padding('same', h, kh, cv.stride, block.name);
-      const [ow, pw] = padding('same', w, kw, cv.stride, block.name);
+      const dilation = cv.dilation ?? 1;
+      const span = (k: number) => (k - 1) * dilation + 1; // a dilated kernel's extent
+      const [oh, ph] = padding('same', h, span(kh), cv.stride, block.name);
+      const [ow, pw] = padding('same', w, span(kw), cv.stride, block.name);
       x = g.addNode(
         'Conv',
         [x, g.addFloat(cv.weight, onnxW, dims), g.addFloat(cv.bias, bias.data, [cout])],
@@ -141,6 +167,7 @@ export function buildMobileNetGraph(opts: {
         {
           kernel_shape: [kh, kw],
           strides: [cv.stride, cv.stride],
+          ...(dilation > 1 ? { dilations: [dilation, dilation] } : {}),
           pads: [ph[0], pw[0], ph[1], pw[1]],
           group: groups,
         },
