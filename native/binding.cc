@@ -233,8 +233,8 @@ Napi::Value ReleaseWorkspace(const Napi::CallbackInfo& info) {
 }
 
 // trainStep(ws, params, grads|null, dims, features, tokens, dropout, lambda, seed, resetState, meanInit,
-//           weights?, imageOfRow?, numImages?, precision?); `params` and `grads` (absent: forward only) already
-//           fetched.
+//           weights?, imageOfRow?, numImages?, precision?, labelSmoothing?); `params` and `grads` (absent: forward
+//           only) already fetched.
 template <typename T>
 Napi::Value TrainStepT(const Napi::CallbackInfo& info, const ParamValues& params, const ParamValues* grads) {
   Napi::Env env = info.Env();
@@ -273,6 +273,11 @@ Napi::Value TrainStepT(const Napi::CallbackInfo& info, const ParamValues& params
   // info[14]: optional precision 'fp32' (default) or 'bf16'
   opt.bf16 = precision_arg(info, 14);
   if (opt.bf16 && !std::is_same_v<T, float>) range_error(env, "precision 'bf16' applies to Float32Array steps only");
+  // info[15]: optional label smoothing eps in [0, 1) (absent = 0)
+  if (info.Length() > 15 && !is_absent(info[15])) {
+    opt.label_smoothing = number_arg(info, 15, "labelSmoothing");
+    if (!(opt.label_smoothing >= 0 && opt.label_smoothing < 1)) range_error(env, "labelSmoothing must be in [0, 1)");
+  }
   Workspace<T>* w;
   if constexpr (std::is_same_v<T, float>)
     w = &ws->f32;
@@ -291,7 +296,7 @@ Napi::Value TrainStepT(const Napi::CallbackInfo& info, const ParamValues& params
 Napi::Value TrainStep(const Napi::CallbackInfo& info) {
   expect_args(info, 11,
               "trainStep(ws, params, grads, dims, features, tokens, dropout, attentionLambda, dropoutSeed, "
-              "resetState, meanInit, weights?, imageOfRow?, numImages?, precision?)");
+              "resetState, meanInit, weights?, imageOfRow?, numImages?, precision?, labelSmoothing?)");
   const ParamValues params = param_values(info, 1, "params");
   const bool with_grads = !is_absent(info[2]);
   const ParamValues grads = with_grads ? param_values(info, 2, "grads") : ParamValues{};

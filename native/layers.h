@@ -455,8 +455,11 @@ inline float exp_shifted(float* x, float mx, int V) {
 
 // logits [N,V] with targets [N] (all real). Writes row_loss [N] = logsumexp - logit[target]; when
 // grad_scale != 0 replaces logits in place with dlogits = grad_scale * (softmax - onehot).
+// Label smoothing eps > 0 trains towards q = (1 - eps) onehot + eps / V (Szegedy et al. 2016):
+// row_loss = (1 - eps) (logsumexp - logit[target]) + eps (logsumexp - mean(logits)), dlogits = grad_scale (softmax -
+// q).
 template <typename T>
-void softmax_xent(T* logits, T* row_loss, const int32_t* targets, int N, int V, T grad_scale) {
+void softmax_xent(T* logits, T* row_loss, const int32_t* targets, int N, int V, T grad_scale, T eps = T(0)) {
   parallel_for(
       N,
       [&](int i) {
@@ -466,18 +469,30 @@ void softmax_xent(T* logits, T* row_loss, const int32_t* targets, int N, int V, 
 #pragma omp simd reduction(max : mx)
         for (int k = 1; k < V; k++) mx = std::max(mx, x[k]);
         const T shifted_y = x[y] - mx;
+        T shifted_mean = 0;
+        if (eps != T(0)) {
+#pragma omp simd reduction(+ : shifted_mean)
+          for (int k = 0; k < V; k++) shifted_mean += x[k];
+          shifted_mean = shifted_mean / T(V) - mx;
+        }
         T sum = 0;
         if (grad_scale != T(0)) {
           sum = exp_shifted(x, mx, V);
           const T s = grad_scale / sum;
 #pragma omp simd
           for (int k = 0; k < V; k++) x[k] *= s;
-          x[y] -= grad_scale;
+          if (eps != T(0)) {
+            const T uniform = grad_scale * eps / T(V);
+#pragma omp simd
+            for (int k = 0; k < V; k++) x[k] -= uniform;
+          }
+          x[y] -= grad_scale * (T(1) - eps);
         } else {
 #pragma omp simd reduction(+ : sum)
           for (int k = 0; k < V; k++) sum += fast_exp(x[k] - mx);
         }
-        row_loss[i] = std::log(sum) - shifted_y;  // -log softmax(x)[y]
+        const T lse = std::log(sum);  // logsumexp - mx
+        row_loss[i] = (T(1) - eps) * (lse - shifted_y) + eps * (lse - shifted_mean);
       },
       (double)N * V * 20);
 }

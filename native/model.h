@@ -114,9 +114,10 @@ struct Params {
 const char* oversized_buffer(const Dims& d, int images);
 
 struct StepOptions {
-  double dropout = 0;  // on the embeddings (GRU input) and on the GRU output (fc1 input); training only
-  double lambda = 0;   // doubly stochastic attention regulariser weight
-  uint32_t seed = 0;   // dropout masks
+  double dropout = 0;          // on the embeddings (GRU input) and on the GRU output (fc1 input); training only
+  double lambda = 0;           // doubly stochastic attention regulariser weight
+  double label_smoothing = 0;  // eps of the cross-entropy's target (1 - eps) onehot + eps / V
+  uint32_t seed = 0;           // dropout masks
   // false: a real recurrence, h_t = GRU(x_t, h_{t-1}). true: the TF tutorial's GRU, restarted from zeros
   // every step, h_t = GRU(x_t, 0); h_{t-1} is then only the attention query (and Wr is unused).
   bool reset_state = false;

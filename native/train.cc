@@ -358,6 +358,7 @@ struct StepInputs {
   const int32_t* image_of_row;  // [B] or null
   bool train, reset, mean_init;
   double lambda;
+  double label_smoothing;
   DropoutMask embedding_dropout;  // on the GRU input embeddings [T,B,E]
   DropoutMask output_dropout;     // on the GRU outputs [T,B,U] (fc1 input)
 };
@@ -423,7 +424,7 @@ StepResult forward_pass(Workspace<T>& ws, const StepShape& s, const Params<T>& p
   dense_forward(a.logits, a.f1, p.fc2_w(), p.fc2_b(), nr, U, V);
   prof.next("fwd softmax and loss");
   const T grad_scale = (in.train && nr > 0) ? T(1.0 / nr) : T(0);
-  softmax_xent(a.logits, a.row_loss, a.targets, nr, V, grad_scale);
+  softmax_xent(a.logits, a.row_loss, a.targets, nr, V, grad_scale, (T)in.label_smoothing);
   if (in.weights) {  // per-sequence weights: scale each real row's loss and its logit gradient
     parallel_for(
         nr,
@@ -540,6 +541,7 @@ StepResult train_step(Workspace<T>& ws, const Dims& d, const Params<T>& p, const
                          opt.reset_state,
                          opt.mean_init,
                          opt.lambda,
+                         opt.label_smoothing,
                          DropoutMask{drop, opt.seed, 0},
                          DropoutMask{drop, opt.seed, 1}};
   Activations<T> a = bind_activations(ws, s);

@@ -46,6 +46,7 @@ function check(
   meanInit = false,
   weights: Float64Array | null = null,
   imageOfRow: Int32Array | null = null,
+  labelSmoothing = 0,
 ) {
   const ws = native.createWorkspace();
   const params = randomParams(7);
@@ -79,6 +80,8 @@ function check(
       weights,
       imageOfRow,
       images,
+      undefined,
+      labelSmoothing,
     ).loss;
   // The forward-only pass never applies dropout, so compare against a training pass's loss with grads,
   // then differentiate the training loss by re-running trainStep (it recomputes the same masks).
@@ -98,6 +101,8 @@ function check(
       weights,
       imageOfRow,
       images,
+      undefined,
+      labelSmoothing,
     ).loss;
   const base = native.trainStep(
     ws,
@@ -114,6 +119,8 @@ function check(
     weights,
     imageOfRow,
     images,
+    undefined,
+    labelSmoothing,
   );
   assert.ok(Number.isFinite(base.loss) && base.tokens === 9, `loss ${base.loss}, tokens ${base.tokens}`);
   if (dropout === 0) assert.ok(Math.abs(loss() - base.loss) < 1e-12, 'eval loss equals training loss without dropout');
@@ -207,6 +214,35 @@ test('float64 gradients match finite differences with --gru-state reset, the att
 test('float64 gradients match finite differences with per-sequence loss weights (self-critical training)', () => {
   // Advantages of any sign; with dropout and the regulariser, whose term the weights do not touch.
   check('weights 0.7/-1.3/0.2, dropout 0.3, lambda 0.7', 0.3, 0.7, false, false, Float64Array.of(0.7, -1.3, 0.2));
+});
+
+test('float64 gradients match finite differences with label smoothing, shared images and dropout', () => {
+  check('label smoothing', 0.3, 0.2, false, true, null, Int32Array.of(1, 0, 1), 0.1);
+});
+
+test('label smoothing: the loss is linear in eps, eps 0 is the plain cross-entropy, and out-of-range eps is refused', () => {
+  const ws = native.createWorkspace();
+  const params = randomParams(5);
+  const rng = new Rng(9);
+  const features = Float64Array.from({ length: B * config.locations * config.channels }, () => rng.normal());
+  const dims = Int32Array.of(
+    B,
+    T,
+    config.locations,
+    config.channels,
+    config.embedDim,
+    config.units,
+    config.attentionUnits,
+    config.vocabSize,
+  );
+  const loss = (eps?: number) =>
+    native.trainStep(ws, params, null, dims, features, tokens, 0, 0, 1, false, false, null, null, B, undefined, eps)
+      .loss;
+  const [l0, l1, l2] = [loss(0), loss(0.1), loss(0.2)];
+  assert.equal(loss(undefined), l0);
+  assert.ok(Math.abs(l1 - l0) > 1e-6, 'smoothing changes the loss');
+  assert.ok(Math.abs(l2 - l0 - 2 * (l1 - l0)) < 1e-9, `linear in eps: ${l0} ${l1} ${l2}`);
+  for (const bad of [-0.1, 1, NaN]) assert.throws(() => loss(bad), /labelSmoothing must be in \[0, 1\)/);
 });
 
 test("per-sequence weights scale each sequence's cross-entropy: all 1 equals no weights, a 0 drops the row", () => {

@@ -9,7 +9,7 @@ import {
   DEFAULT_TRAIN_CONFIG,
   type TrainConfig,
 } from '../src/train/config.js';
-import { epochBatches, splitExamples } from '../src/train/batches.js';
+import { epochBatches, epochImageBatches, splitExamples } from '../src/train/batches.js';
 import { trainLoop, DivergedError } from '../src/train/loop.js';
 import { loadCheckpoint, restoreModel } from '../src/checkpoint/checkpoint.js';
 import { Rng } from '../src/util/rng.js';
@@ -75,6 +75,45 @@ test('batches: every example once per epoch, bucketing cuts padding, order depen
   assert.notDeepEqual(epochBatches(examples, 16, 4, new Rng(2)), bucketed);
 });
 
+test('image batches: whole images per batch, rows longest first, every caption once, rng-determined', () => {
+  // 30 images with 1..5 captions of random lengths
+  const rng = new Rng(5);
+  const examples = Array.from({ length: 30 }, (_, im) =>
+    Array.from({ length: 1 + (im % 5) }, () => ({
+      image: `im${im}`,
+      tokens: Int32Array.from({ length: 3 + rng.int(10) }, (_, i) => i + 1),
+    })),
+  ).flat();
+  for (const bucket of [0, 2]) {
+    const batches = epochImageBatches(examples, 8, bucket, new Rng(1));
+    assert.deepEqual(
+      batches.flat().sort((a, b) => a - b),
+      examples.map((_, i) => i),
+    );
+    const imagesIn = batches.map((b) => new Set(b.map((i) => examples[i].image)));
+    imagesIn.forEach((set, k) => {
+      for (const image of set) {
+        const all = examples.flatMap((e, i) => (e.image === image ? [i] : []));
+        assert.ok(
+          all.every((i) => batches[k].includes(i)),
+          `every caption of ${image} is in its batch`,
+        );
+      }
+    });
+    assert.ok(batches.every((b) => b.length <= 8));
+    for (const b of batches) {
+      const lengths = b.map((i) => examples[i].tokens.length);
+      assert.deepEqual(
+        lengths,
+        [...lengths].sort((x, y) => y - x),
+        'longest first',
+      );
+    }
+    assert.deepEqual(epochImageBatches(examples, 8, bucket, new Rng(1)), batches);
+    assert.notDeepEqual(epochImageBatches(examples, 8, bucket, new Rng(2)), batches);
+  }
+});
+
 test('splitExamples: one example per caption of the split; long captions keep <end>', () => {
   const images = [
     {
@@ -130,6 +169,27 @@ test('loop: the toy model learns, checkpoints and the loss plot are written', as
   assert.equal(ckpt.meta.config.learningRate, 0.05);
   assert.deepEqual([...ckpt.tensors.get('W')!.data], [...s.model.parameters().get('W')!.data]);
   assert.ok(ckpt.tensors.has('optimizer.m.W') && ckpt.tensors.has('optimizer.v.b'));
+});
+
+test('loop: batchBy image learns as batchBy caption does', async () => {
+  const losses: number[][] = [];
+  for (const batchBy of ['caption', 'image'] as const) {
+    const s = setup();
+    const r = await trainLoop({
+      config: toyConfig({ epochs: 4, batchBy }),
+      model: s.model,
+      store: s.store,
+      train: s.examples,
+      dev: s.dev,
+      checkpointDir: s.checkpointDir,
+      vocabFile: s.vocabFile,
+      ...quiet,
+    });
+    losses.push(r.progress.history.map((e) => e.trainLoss));
+  }
+  const [byCaption, byImage] = losses;
+  assert.ok(byImage[3] < byImage[0] * 0.7, `image batches: train loss ${byImage}`);
+  assert.ok(Math.abs(byImage[3] - byCaption[3]) < 0.25 * byCaption[3], `${byImage} vs ${byCaption}`);
 });
 
 test('resume: 1 epoch + resume + 1 epoch gives bit-identical losses and weights to 2 straight epochs', async () => {
@@ -362,4 +422,18 @@ test('feature cache: bounded LRU, and batches read through it are identical', as
       assert.deepEqual(y.features, x.features, `pass ${pass}`);
     }
   }
+  // shareImages: each image once, imageOfRow points every row at its own image's features
+  const perImage = store.locations * store.channels;
+  const twice = [0, 1, 2, 0, 1].map((k) => examples.findIndex((e) => e.image === examples[k].image));
+  const shared = new BatchAssembler(store, examples, 8).assemble(twice, true);
+  const copied = plain.assemble(twice);
+  assert.ok(shared.imageOfRow);
+  assert.equal(shared.features.length, new Set(twice.map((i) => examples[i].image)).size * perImage);
+  twice.forEach((_, row) => {
+    const img = shared.imageOfRow![row];
+    assert.deepEqual(
+      shared.features.subarray(img * perImage, (img + 1) * perImage),
+      copied.features.subarray(row * perImage, (row + 1) * perImage),
+    );
+  });
 });

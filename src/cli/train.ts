@@ -18,6 +18,7 @@ const FIELD_HELP: Record<keyof TrainConfig, string> = {
   attentionUnits: 'attention units A',
   dropout: 'dropout rate on the decoder (0 = off, as the tutorial)',
   attentionLambda: 'doubly stochastic attention regulariser weight (0 = off)',
+  labelSmoothing: 'cross-entropy towards (1 - eps) on the word + eps spread over the vocabulary (0 = off)',
   gruState:
     "carry | reset: reset = the TF tutorial's GRU, which restarts from zeros every step; carry = a real recurrence",
   initState:
@@ -39,6 +40,8 @@ const FIELD_HELP: Record<keyof TrainConfig, string> = {
   minEpochs: 'never stop early before this many epochs',
   seed: 'random seed for initialisation, shuffling and dropout',
   maxCaptionLength: 'cut captions to this many tokens incl. <start>/<end> (0 = as prepared)',
+  batchBy:
+    'caption | image: image = every caption of an image in the same batch, its features projected once (faster on fine grids)',
   bucketBatches: 'length bucketing: sort within shuffled chunks of this many batches (0 = off)',
   maxValExamples: 'at most this many dev captions for the validation loss (0 = all)',
   featureCacheMB: 'MB of decoded features kept in RAM between batches (0 = off)',

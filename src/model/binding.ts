@@ -100,6 +100,7 @@ export interface NativeBinding {
     imageOfRow?: Int32Array | null,
     numImages?: number,
     precision?: Precision,
+    labelSmoothing?: number,
   ): NativeStepResult;
   /**
    * features [N, L, C] -> encoded [N, L, E], projected [N, L, A], hidden [N, U] the decoder's initial state

@@ -36,6 +36,8 @@ export function validateConfig(c: ModelConfig): void {
     throw new UserError(`model config: vocabSize must be at least 2 (<pad> and one word), got ${c.vocabSize}.`);
   if (!(c.dropout >= 0 && c.dropout < 1))
     throw new UserError(`model config: dropout must be in [0, 1), got ${c.dropout}.`);
+  if (c.labelSmoothing !== undefined && !(c.labelSmoothing >= 0 && c.labelSmoothing < 1))
+    throw new UserError(`model config: labelSmoothing must be in [0, 1), got ${c.labelSmoothing}.`);
   if (!(c.attentionLambda >= 0))
     throw new UserError(`model config: attentionLambda must be >= 0, got ${c.attentionLambda}.`);
   if (c.gruState !== undefined && !GRU_STATES.includes(c.gruState)) {
@@ -233,6 +235,8 @@ export class NativeCaptionModel implements CaptionModel {
       batch.imageOfRow ?? null,
       images,
       train ? this.precision : 'fp32',
+      // cross-entropy training only: validation losses and self-critical (weighted) steps keep the plain target
+      train && !batch.weights ? (this.config.labelSmoothing ?? 0) : 0,
     );
     if (r.tokens === 0)
       throw new UserError('batch has no real target tokens (every target is <pad>=0): check the tokenised captions.');

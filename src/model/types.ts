@@ -14,6 +14,7 @@ export interface ModelConfig {
   vocabSize: number; // V, vocabulary size including <pad>=0
   dropout: number; // 0 = the tutorial (no dropout)
   attentionLambda: number; // doubly stochastic attention regulariser weight, 0 = the tutorial
+  labelSmoothing?: number; // eps of training's cross-entropy target (1 - eps) onehot + eps / V; absent = 0
   gruState?: GruState; // absent = 'carry' (checkpoints made before this field existed)
   initState?: InitState; // absent = 'zeros' (checkpoints made before this field existed)
 }

@@ -62,6 +62,46 @@ export function epochBatches(examples: Example[], batchSize: number, bucketBatch
   return rng.shuffle(batches);
 }
 
+/**
+ * One epoch's batches with every caption of an image in the same batch (ruotianluo's seq_per_img): the images
+ * are shuffled, and a batch takes whole images while their captions fit in `batchSize` (at least one image).
+ * With `bucketBatches` > 0, images are sorted by their longest caption within shuffled chunks of that many
+ * batches, as epochBatches does for captions. Within a batch, rows go longest first, so the native recurrence
+ * skips the padding. Consumes `rng` as epochBatches does.
+ */
+export function epochImageBatches(examples: Example[], batchSize: number, bucketBatches: number, rng: Rng): number[][] {
+  const byImage = new Map<string, number[]>();
+  examples.forEach((e, i) => {
+    const list = byImage.get(e.image);
+    if (list) list.push(i);
+    else byImage.set(e.image, [i]);
+  });
+  const longest = (g: number[]) => Math.max(...g.map((i) => examples[i].tokens.length));
+  let groups = rng.shuffle([...byImage.values()]);
+  if (bucketBatches > 0) {
+    const perChunk = Math.max(1, Math.round((bucketBatches * batchSize * byImage.size) / examples.length));
+    const sorted: number[][] = [];
+    for (let c = 0; c < groups.length; c += perChunk) {
+      const part = groups.slice(c, c + perChunk).map((g, pos) => ({ g, pos, len: longest(g) }));
+      part.sort((a, b) => a.len - b.len || a.pos - b.pos);
+      sorted.push(...part.map((p) => p.g));
+    }
+    groups = sorted;
+  }
+  const batches: number[][] = [];
+  let batch: number[] = [];
+  for (const g of groups) {
+    if (batch.length > 0 && batch.length + g.length > batchSize) {
+      batches.push(batch);
+      batch = [];
+    }
+    batch.push(...g);
+  }
+  if (batch.length > 0) batches.push(batch);
+  for (const b of batches) b.sort((x, y) => examples[y].tokens.length - examples[x].tokens.length || x - y);
+  return rng.shuffle(batches);
+}
+
 /** Validation batches: no shuffle, sorted by length for little padding (the loss does not depend on order). */
 export function fixedBatches(examples: Example[], batchSize: number): number[][] {
   const order = Array.from(examples, (_, i) => i).sort(
@@ -127,24 +167,37 @@ export class BatchAssembler {
     this.features = new Float32Array(batchSize * this.perImage);
   }
 
-  /** The returned batch views internal buffers: it is valid until the next call. */
-  assemble(indices: number[]): TrainBatch {
+  /**
+   * The returned batch views internal buffers: it is valid until the next call. `shareImages`: features hold each
+   * distinct image once and imageOfRow says which row uses which (the projection then runs once per image);
+   * otherwise every row has its own copy.
+   */
+  assemble(indices: number[], shareImages = false): TrainBatch {
     const size = indices.length;
     let longest = 0;
     for (const i of indices) longest = Math.max(longest, this.examples[i].tokens.length);
     const tokens = new Int32Array(size * longest); // [B, T+1], 0 = <pad>
     const t0 = performance.now();
     const rowOf = new Map<string, number>(); // an image twice in one batch is read once
+    const imageOfRow = shareImages ? new Int32Array(size) : undefined;
     indices.forEach((exampleIndex, row) => {
       const ex = this.examples[exampleIndex];
       tokens.set(ex.tokens, row * longest);
       const earlier = rowOf.get(ex.image);
-      const at = row * this.perImage;
+      if (imageOfRow) {
+        if (earlier !== undefined) {
+          imageOfRow[row] = earlier;
+          return;
+        }
+        imageOfRow[row] = rowOf.size;
+      }
+      const slot = imageOfRow ? imageOfRow[row] : row;
+      const at = slot * this.perImage;
       if (earlier !== undefined) {
         this.features.copyWithin(at, earlier * this.perImage, (earlier + 1) * this.perImage);
         return;
       }
-      rowOf.set(ex.image, row);
+      rowOf.set(ex.image, slot);
       const cached = this.cache.get(ex.image);
       if (cached) {
         this.features.set(cached, at);
@@ -160,6 +213,8 @@ export class BatchAssembler {
       this.cache.put(ex.image, this.features.slice(at, at + this.perImage));
     });
     this.readMs += performance.now() - t0;
-    return { size, steps: longest - 1, features: this.features.subarray(0, size * this.perImage), tokens };
+    const images = imageOfRow ? rowOf.size : size;
+    const features = this.features.subarray(0, images * this.perImage);
+    return { size, steps: longest - 1, features, tokens, ...(imageOfRow ? { imageOfRow } : {}) };
   }
 }

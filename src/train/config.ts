@@ -15,6 +15,8 @@ import { UserError } from '../util/errors.js';
 export type LrSchedule = 'constant' | 'step' | 'plateau';
 /** What picks `best`, drives the plateau schedule and early stopping (src/train/validation.ts). */
 export type ValMetric = 'cider' | 'bleu4' | 'loss';
+export const BATCH_BY = ['caption', 'image'] as const;
+export type BatchBy = (typeof BATCH_BY)[number];
 
 export interface TrainConfig {
   // Model shape (the tutorial: E 256, U 512, A 512, no dropout, no attention regulariser).
@@ -23,6 +25,7 @@ export interface TrainConfig {
   attentionUnits: number;
   dropout: number;
   attentionLambda: number;
+  labelSmoothing: number; // cross-entropy target (1 - eps) onehot + eps / V; 0 = off (the tutorial)
   // 'carry' (default): a real recurrence. 'reset': the TF tutorial's GRU, which restarts from zeros every step
   // (its previous output is only the attention query). Checkpoints without the field are 'carry'.
   gruState: GruState;
@@ -61,6 +64,9 @@ export interface TrainConfig {
   // Data.
   seed: number; // shuffling, model initialisation, dropout masks
   maxCaptionLength: number; // tokens per caption incl. <start>/<end>; longer ones are cut (keeping <end>); 0 = as prepared
+  // 'caption' (the tutorial): a batch is any captions. 'image': all captions of an image in one batch, so the
+  // feature projection runs once per image (ruotianluo's seq_per_img); batchSize still counts captions.
+  batchBy: BatchBy;
   bucketBatches: number; // length bucketing: sort by length within shuffled chunks of this many batches; 0 = off (the tutorial)
   maxValExamples: number; // cap on dev (image, caption) pairs for validation loss; 0 = all
   featureCacheMB: number; // keep up to this many MB of decoded (float32) features in RAM, least recently used out; 0 = off
@@ -83,6 +89,7 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
   embedDim: 512, // tutorial 256
   dropout: 0.5, // tutorial 0
   attentionLambda: 0.1, // tutorial 0
+  labelSmoothing: 0,
   gruState: 'carry', // tutorial 'reset'
   initState: 'zeros',
   batchSize: 64,
@@ -101,6 +108,7 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
   minEpochs: 1,
   seed: 42,
   maxCaptionLength: 0,
+  batchBy: 'caption',
   bucketBatches: 50,
   maxValExamples: 0,
   featureCacheMB: 256,
@@ -121,12 +129,14 @@ export const FROZEN_ON_RESUME: readonly (keyof TrainConfig)[] = [
   'attentionUnits',
   'dropout',
   'attentionLambda',
+  'labelSmoothing',
   'gruState',
   'initState',
   'batchSize',
   'seed',
   'maxCaptionLength',
   'bucketBatches',
+  'batchBy',
   'valMetric',
   'objective',
   'scstSamples',
@@ -140,6 +150,7 @@ export const CONFIG_RULES: Readonly<Record<keyof TrainConfig, ConfigRule>> = {
   attentionUnits: { integer: true, min: 1 },
   dropout: { min: 0, max: 0.95 },
   attentionLambda: { min: 0 },
+  labelSmoothing: { min: 0, max: 0.5 },
   gruState: { oneOf: GRU_STATES },
   initState: { oneOf: INIT_STATES },
   batchSize: { integer: true, min: 1 },
@@ -159,6 +170,7 @@ export const CONFIG_RULES: Readonly<Record<keyof TrainConfig, ConfigRule>> = {
   seed: { integer: true, min: 0, max: 2 ** 32 - 1 },
   maxCaptionLength: { integer: true, min: 0 },
   bucketBatches: { integer: true, min: 0 },
+  batchBy: { oneOf: BATCH_BY },
   maxValExamples: { integer: true, min: 0 },
   featureCacheMB: { min: 0 },
   checkpointMinutes: { min: 0 },

@@ -18,7 +18,15 @@ import { Rng, type RngState } from '../util/rng.js';
 import { ProgressBar } from '../util/progress.js';
 import { UserError } from '../util/errors.js';
 import type { TrainConfig } from './config.js';
-import { BatchAssembler, FeatureCache, epochBatches, fixedBatches, targetTokens, type Example } from './batches.js';
+import {
+  BatchAssembler,
+  FeatureCache,
+  epochBatches,
+  epochImageBatches,
+  fixedBatches,
+  targetTokens,
+  type Example,
+} from './batches.js';
 import {
   CHECKPOINT_FORMAT,
   checkpointTagPaths,
@@ -200,6 +208,9 @@ export async function trainLoop(opts: TrainLoopOptions): Promise<TrainResult> {
   return result('completed');
 }
 
+/** Whether XE batches hold whole images (checkpoints made before the option existed batch by caption). */
+const byImage = (config: TrainConfig): boolean => config.batchBy === 'image';
+
 /** Check the inputs and set up batching, caches and the dev split. */
 function startLoop(opts: TrainLoopOptions): Loop {
   const { config, store, train, dev, checkpointDir } = opts;
@@ -289,7 +300,11 @@ async function trainEpochBatches(loop: Loop, epoch: number): Promise<EpochTraini
   const { config, objective, train } = loop.opts;
   const progress = loop.progress;
   const rng = new Rng(progress.epochRngState);
-  const batches = epochBatches(train, loop.batchSize, objective ? 0 : config.bucketBatches, rng);
+  const batches = objective
+    ? epochBatches(train, loop.batchSize, 0, rng)
+    : byImage(config)
+      ? epochImageBatches(train, loop.batchSize, config.bucketBatches, rng)
+      : epochBatches(train, loop.batchSize, config.bucketBatches, rng);
   const nextEpochRng = rng.state();
   // A resumed checkpoint already trained the first batchInEpoch batches of this epoch.
   const bar = new ProgressBar({
@@ -339,7 +354,7 @@ function trainBatch(loop: Loop, batch: number[], where: string): StepStats {
   const { config, model, objective, train, checkpointDir } = loop.opts;
   const progress = loop.progress;
   const t0 = performance.now();
-  const assembled = loop.assembler.assemble(batch);
+  const assembled = loop.assembler.assemble(batch, !objective && byImage(config));
   const optimizer = { learningRate: progress.learningRate, clipNorm: config.clipNorm || undefined };
   // One seed per step for dropout masks and sampling, so --resume repeats the same randomness.
   const stepSeed = dropoutSeed(config.seed, progress.step);

@@ -338,6 +338,7 @@ function buildModel(
     attentionUnits: config.attentionUnits,
     dropout: config.dropout,
     attentionLambda: config.attentionLambda,
+    labelSmoothing: config.labelSmoothing,
     gruState: config.gruState,
     initState: config.initState,
   };

@@ -172,7 +172,7 @@ export class ToyModel implements CaptionModel {
     let loss = 0,
       tokens = 0;
     for (let r = 0; r < batch.size; r++) {
-      const f = this.meanFeature(batch.features, r);
+      const f = this.meanFeature(batch.features, batch.imageOfRow ? batch.imageOfRow[r] : r);
       for (let t = 0; t < batch.steps; t++) {
         const target = batch.tokens[r * T1 + t + 1];
         if (target === 0) continue;
