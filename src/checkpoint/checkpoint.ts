@@ -27,7 +27,7 @@ import { Vocabulary } from '../vocab/vocabulary.js';
 import { readSafetensors, safetensorsChunks, type Tensor } from './safetensors.js';
 
 export const CHECKPOINT_FORMAT = 'show-attend-tell/checkpoint@1';
-const META_KEY = 'sat.checkpoint';
+export const META_KEY = 'sat.checkpoint';
 
 export interface EpochRecord {
   epoch: number; // 1-based
@@ -76,6 +76,8 @@ export interface CheckpointMeta<Config = Record<string, unknown>> {
    * 'auto'; the config's precision holds the same) and why. Absent in checkpoints written before it was recorded.
    */
   precision?: TrainingPrecision;
+  /** Set by averageCheckpoints (src/checkpoint/average.ts): the weights files whose mean this checkpoint holds. */
+  averagedFrom?: string[];
 }
 
 /** The two files of the checkpoint `tag` in the checkpoints folder `dir`: its weights and its pretty-printed meta. */

@@ -12,6 +12,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   prepare: async () => (await import('./prepare.js')).default,
   features: async () => (await import('./features.js')).default,
   train: async () => (await import('./train.js')).default,
+  average: async () => (await import('./average.js')).default,
   caption: async () => (await import('./caption.js')).default,
   export: async () => (await import('./export.js')).default,
   eval: async () => (await import('./eval.js')).default,
