@@ -7,10 +7,11 @@
 # DATASET_ROOT is the official Flickr8k layout (Flicker8k_Dataset/ and Flickr8k_text/); MOBILENET_DIR holds the
 # ImageNet MobileNetV2 tensors (.npy) or its .tflite/.tgz. Each stage is skipped when its output is already in
 # RUN_DIR, so a stopped recipe is rerun with the same command. Recipes (docs/training.md has their scores):
-#   shipped   5 epochs of cross-entropy, then 3 of self-critical training; the model in models/
+#   shipped   5 epochs of cross-entropy, then 3 of self-critical training, the weights of its best and last
+#             epochs averaged (sat average); the model in models/
 set -euo pipefail
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 root= run= weights= recipe=shipped seed=42 split=dev precision=auto
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -60,7 +61,11 @@ case "$recipe" in
       fi
       touch "$scst/done"
     fi
-    final=$scst
+    final="$run/ck-avg"
+    if [ ! -f "$final/best.safetensors" ]; then
+      step "average the self-critical run's best and last epochs"
+      sat average --out "$final" "$scst/best.safetensors" "$scst/latest.safetensors"
+    fi
     ;;
   *) echo "recipes/flickr8k.sh: unknown recipe $recipe (known: shipped)" >&2; exit 2;;
 esac
