@@ -171,7 +171,7 @@ function assertSame(a: CaptionResult[], b: CaptionResult[], tolerance: number, w
 }
 
 test('a bundle captions exactly as its checkpoint: same captions, log-probs within 1e-4, the same alternatives', async () => {
-  const native = await loadCaptioner(fx.run, { encoder: fx.encoder });
+  const native = await loadCaptioner(fx.run, { backend: 'native', encoder: fx.encoder });
   const onnx = await loadCaptioner(bundle);
   try {
     assert.equal(native.info.backend, 'native');
