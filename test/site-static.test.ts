@@ -18,6 +18,7 @@ import { loadCaptioner } from '../src/models/load-captioner.js';
 import { sat } from './helpers/cli-run.js';
 import { makeCaptionRun, type CaptionFixture } from './helpers/export-fixture.js';
 import { CHROMIUM_FLAGS } from '../src/bench/chromium-flags.js';
+import { pageHtml, renderPageHtml } from '../src/web/page-html.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOT = path.join('out', 'site-static.png');
@@ -100,6 +101,24 @@ const TYPES: Record<string, string> = {
   '.json': 'application/json',
   '.wasm': 'application/wasm',
 };
+
+test('both pages come from one template: the lines they share are the same, each keeps only its own marked lines', () => {
+  const template = ['<a>', '<b><!--served-->', '<c><!--site-->', '<d>'].join('\n');
+  assert.equal(renderPageHtml(template, 'served'), '<a>\n<b>\n<d>');
+  assert.equal(renderPageHtml(template, 'site'), '<a>\n<c>\n<d>');
+  const served = pageHtml('served'),
+    site = pageHtml('site');
+  for (const html of [served, site]) {
+    assert.ok(!/<!--(served|site)-->/.test(html), 'no marker left');
+    assert.ok(!html.includes('The one page of both builds'), "the template's note is dropped");
+    for (const id of ['model', 'drop', 'file', 'choose', 'beam', 'status', 'result', 'photo', 'heat', 'words'])
+      assert.ok(html.includes(`id="${id}"`), `#${id} on both pages (captionPageElements)`);
+  }
+  assert.match(served, /id="in-browser"/);
+  assert.ok(!site.includes('id="in-browser"'), 'the site runs in the browser only: no switch');
+  assert.ok(!/(src|href)="\//.test(site), 'the site has relative URLs only');
+  assert.match(served, /src="\/assets\/app\.js"/);
+});
 
 /** A plain static file server for `root` (GET of files by path, index.html for folders), on 127.0.0.1 and a random port. */
 async function staticServer(root: string): Promise<{ url: string; close(): Promise<void> }> {
