@@ -11,19 +11,10 @@ import assert from 'node:assert/strict';
 import { loadBinding } from '../src/model/binding.js';
 import { PARAMETER_ORDER, parameterShapes } from '../src/model/params.js';
 import { Rng } from '../src/util/rng.js';
-import type { ModelConfig } from '../src/model/types.js';
+import { GRADCHECK_SIZES, modelConfig, stepDims } from './helpers/model-fixture.js';
 
 const native = loadBinding();
-const config: ModelConfig = {
-  locations: 3,
-  channels: 5,
-  embedDim: 4,
-  units: 6,
-  attentionUnits: 5,
-  vocabSize: 7,
-  dropout: 0,
-  attentionLambda: 0,
-};
+const config = modelConfig(GRADCHECK_SIZES);
 const B = 3,
   T = 4;
 // <start>=1 ... <end>=2, 0-padded: rows have 4, 3 and 2 real targets
@@ -53,16 +44,7 @@ function check(
   const rng = new Rng(3);
   const images = imageOfRow ? Math.max(...imageOfRow) + 1 : B;
   const features = Float64Array.from({ length: images * config.locations * config.channels }, () => rng.normal());
-  const dims = Int32Array.of(
-    B,
-    T,
-    config.locations,
-    config.channels,
-    config.embedDim,
-    config.units,
-    config.attentionUnits,
-    config.vocabSize,
-  );
+  const dims = stepDims(config, B, T);
   const loss = () =>
     native.trainStep(
       ws,
@@ -214,16 +196,7 @@ test("per-sequence weights scale each sequence's cross-entropy: all 1 equals no 
   const params = randomParams(7);
   const rng = new Rng(3);
   const features = Float64Array.from({ length: B * config.locations * config.channels }, () => rng.normal());
-  const dims = Int32Array.of(
-    B,
-    T,
-    config.locations,
-    config.channels,
-    config.embedDim,
-    config.units,
-    config.attentionUnits,
-    config.vocabSize,
-  );
+  const dims = stepDims(config, B, T);
   const run = (w: Float64Array | null) =>
     native.trainStep(ws, params, null, dims, features, tokens, 0, 0, 0, false, false, w);
   const plain = run(null);
@@ -259,16 +232,7 @@ test('rows sharing images (encoder once per image): finite differences, and equa
   const features = new Float64Array(B * per);
   imageOfRow.forEach((img, b) => features.set(imageFeatures.subarray(img * per, (img + 1) * per), b * per));
   const grads = params.map((p) => new Float64Array(p.length));
-  const dims = Int32Array.of(
-    B,
-    T,
-    config.locations,
-    config.channels,
-    config.embedDim,
-    config.units,
-    config.attentionUnits,
-    config.vocabSize,
-  );
+  const dims = stepDims(config, B, T);
   native.trainStep(
     ws,
     params,
@@ -319,16 +283,7 @@ test('row order does not matter: the recurrence skips finished rows (live prefix
   const rng = new Rng(3);
   const per = config.locations * config.channels;
   const features = Float64Array.from({ length: B * per }, () => rng.normal());
-  const dims = Int32Array.of(
-    B,
-    T,
-    config.locations,
-    config.channels,
-    config.embedDim,
-    config.units,
-    config.attentionUnits,
-    config.vocabSize,
-  );
+  const dims = stepDims(config, B, T);
   const order = [2, 1, 0];
   const reversedTokens = Int32Array.from(
     order.flatMap((b) => Array.from(tokens.subarray(b * (T + 1), (b + 1) * (T + 1)))),

@@ -21,7 +21,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { bf16Unavailable, createModel, resolvePrecision, type ModelConfig } from '../src/model/index.js';
+import { bf16Unavailable, createModel, resolvePrecision } from '../src/model/index.js';
 import { loadBinding, type Precision } from '../src/model/binding.js';
 import { PARAMETER_ORDER } from '../src/model/params.js';
 import { train } from '../src/train/train.js';
@@ -31,6 +31,7 @@ import { Rng } from '../src/util/rng.js';
 import type { TrainConfig } from '../src/train/config.js';
 import { oracleRun } from './helpers/oracle-run.js';
 import { cpuHasBf16, testNeeding } from './helpers/capabilities.js';
+import { modelConfig, SMALL_SIZES } from './helpers/model-fixture.js';
 
 const unavailable = bf16Unavailable();
 /**
@@ -52,16 +53,7 @@ testNeeding(
   () => {
     const native = loadBinding();
     const [B, T, L, C, E, U, A, V] = [12, 7, 10, 96, 32, 40, 24, 60];
-    const config: ModelConfig = {
-      locations: L,
-      channels: C,
-      embedDim: E,
-      units: U,
-      attentionUnits: A,
-      vocabSize: V,
-      dropout: 0,
-      attentionLambda: 0,
-    };
+    const config = modelConfig([L, C, E, U, A, V]);
     const dims = Int32Array.of(B, T, L, C, E, U, A, V);
     const lines: string[] = [];
     for (const seed of [1, 3]) {
@@ -234,16 +226,7 @@ testNeeding(
 );
 
 testNeeding('bf16', unavailable, 'decoding and evalLoss stay fp32 in a bf16 model', () => {
-  const config: ModelConfig = {
-    locations: 5,
-    channels: 12,
-    embedDim: 8,
-    units: 16,
-    attentionUnits: 10,
-    vocabSize: 11,
-    dropout: 0,
-    attentionLambda: 0,
-  };
+  const config = modelConfig(SMALL_SIZES);
   const fp32 = createModel(config, { seed: 4 }),
     bf16 = createModel(config, { seed: 4, precision: 'bf16' });
   const rng = new Rng(2);
