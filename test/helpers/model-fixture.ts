@@ -5,7 +5,8 @@
  *   sizes [L, C, E, U, A, V]: locations, channels, embedding, GRU units, attention units, vocabulary
  *   dims  Int32 [B, T, L, C, E, U, A, V] (native/binding.cc)
  */
-import type { ModelConfig } from '../../src/model/types.js';
+import { createModel } from '../../src/model/index.js';
+import type { CaptionModel, ModelConfig } from '../../src/model/types.js';
 
 export type ModelSizes = readonly [number, number, number, number, number, number];
 
@@ -33,4 +34,17 @@ export function modelConfig([L, C, E, U, A, V]: ModelSizes, rest: Partial<ModelC
 export function stepDims(config: ModelConfig, B: number, T: number): Int32Array {
   const { locations, channels, embedDim, units, attentionUnits, vocabSize } = config;
   return Int32Array.of(B, T, locations, channels, embedDim, units, attentionUnits, vocabSize);
+}
+
+/**
+ * A seeded model with its weights scaled up (the embedding, which starts at +-0.05 as Keras' uniform, x30; the rest
+ * x3), so that its distributions are peaked and the search's choices are not near-ties.
+ */
+export function peakedModel(config: ModelConfig, seed: number): CaptionModel {
+  const model = createModel(config, { seed });
+  for (const [name, t] of model.parameters()) {
+    const scale = name.startsWith('embedding') ? 30 : 3;
+    for (let i = 0; i < t.data.length; i++) t.data[i] *= scale;
+  }
+  return model;
 }
