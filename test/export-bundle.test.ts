@@ -33,6 +33,7 @@ import { PACKAGE_VERSION } from '../src/util/version.js';
 import { Rng } from '../src/util/rng.js';
 import { loadCaptioner as loadWebCaptioner } from '../src/web/index.js';
 import { makeCaptionRun, type CaptionFixture } from './helpers/export-fixture.js';
+import { bundledChild } from './helpers/child-bundle.js';
 
 const run = promisify(execFile);
 let dir: string;
@@ -45,9 +46,7 @@ before(async () => {
   bundle = path.join(dir, 'bundle');
   const e = fx.encoder;
   const { stdout } = await run(process.execPath, [
-    '--import',
-    'tsx',
-    'src/cli.ts',
+    bundledChild('src/cli.ts'),
     'export',
     '--model',
     fx.run,

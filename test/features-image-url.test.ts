@@ -16,6 +16,7 @@ import sharp from 'sharp';
 import { loadCaptioner } from '../src/models/load-captioner.js';
 import { fetchImageUrl } from '../src/features/image-url.js';
 import { makeCaptionRun, type CaptionFixture } from './helpers/export-fixture.js';
+import { bundledChild } from './helpers/child-bundle.js';
 
 let dir: string;
 let server: http.Server;
@@ -94,9 +95,7 @@ test('sat caption takes URLs next to files; loadCaptioner names a bad URL', asyn
   const fx: CaptionFixture = await makeCaptionRun(path.join(dir, 'fixture'));
   const e = fx.encoder;
   const args = [
-    '--import',
-    'tsx',
-    'src/cli.ts',
+    bundledChild('src/cli.ts'),
     'caption',
     '--model',
     fx.run,

@@ -18,6 +18,7 @@ import type { TrainConfig } from '../src/train/config.js';
 import { train, type TrainOutcome } from '../src/train/train.js';
 import { oracleRun } from './helpers/oracle-run.js';
 import { testNeeding } from './helpers/capabilities.js';
+import { bundledChild } from './helpers/child-bundle.js';
 
 let runDir: string;
 before(async () => {
@@ -50,9 +51,7 @@ function interruptedChild(signal: 'SIGKILL' | 'SIGINT', checkpoints: string, set
   const child = spawn(
     process.execPath,
     [
-      '--import',
-      'tsx',
-      'test/helpers/interrupt-child.ts',
+      bundledChild('test/helpers/interrupt-child.ts'),
       signal,
       String(SAVES_BEFORE_SIGNAL),
       checkpoints,
