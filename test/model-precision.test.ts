@@ -29,7 +29,7 @@ import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
 import { readSafetensors, writeSafetensors } from '../src/checkpoint/safetensors.js';
 import { Rng } from '../src/util/rng.js';
 import type { TrainConfig } from '../src/train/config.js';
-import { oracleRun } from './helpers/oracle-run.js';
+import { oracleRun, QUIET_TRAIN } from './helpers/oracle-run.js';
 import { cpuHasBf16, testNeeding } from './helpers/capabilities.js';
 import { modelConfig, SMALL_SIZES } from './helpers/model-fixture.js';
 
@@ -156,7 +156,7 @@ const tiny: Partial<TrainConfig> = {
   earlyStopPatience: 0,
   dropout: 0.2,
 };
-const quiet = { quiet: true, handleSigint: false, log: () => {} };
+const quiet = QUIET_TRAIN;
 
 testNeeding(
   'bf16',

@@ -11,19 +11,10 @@ import { train } from '../src/train/train.js';
 import { DivergedError } from '../src/train/loop.js';
 import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
 import type { TrainConfig } from '../src/train/config.js';
-import { oracleRun } from './helpers/oracle-run.js';
+import { oracleRun, QUIET_TRAIN, TINY_TRAIN } from './helpers/oracle-run.js';
 
-const tiny: Partial<TrainConfig> = {
-  embedDim: 8,
-  units: 16,
-  attentionUnits: 8,
-  batchSize: 16,
-  learningRate: 1e-2,
-  epochs: 2,
-  bucketBatches: 2,
-  checkpointMinutes: 0,
-};
-const quiet = { quiet: true, handleSigint: false, log: () => {} };
+const tiny: Partial<TrainConfig> = { ...TINY_TRAIN, epochs: 2 };
+const quiet = QUIET_TRAIN;
 const losses = (h: { trainLoss: number; valLoss: number | null }[]) => h.map((e) => [e.trainLoss, e.valLoss]);
 
 test('native: 1 epoch + --resume + 1 epoch equals 2 straight epochs bit for bit (dropout on)', async () => {
