@@ -44,7 +44,6 @@ before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-export-'));
   fx = await makeCaptionRun(dir);
   bundle = path.join(dir, 'bundle');
-  const e = fx.encoder;
   const { stdout } = await run(process.execPath, [
     bundledChild('src/cli.ts'),
     'export',
@@ -52,14 +51,7 @@ before(async () => {
     fx.run,
     '--out',
     bundle,
-    '--encoder',
-    e.encoder!,
-    '--encoder-size',
-    String(e.size),
-    '--encoder-scaling',
-    e.scaling!,
-    '--encoder-layout',
-    e.layout!,
+    ...fx.encoderFlags,
   ]);
   assert.match(stdout, /total .* MB .*fp32/);
 });

@@ -94,22 +94,7 @@ test('not an image, too large, 404, undecodable: refused, nothing cached', async
 test('sat caption takes URLs next to files; loadCaptioner names a bad URL', async () => {
   const fx: CaptionFixture = await makeCaptionRun(path.join(dir, 'fixture'));
   const e = fx.encoder;
-  const args = [
-    bundledChild('src/cli.ts'),
-    'caption',
-    '--model',
-    fx.run,
-    '--encoder',
-    e.encoder!,
-    '--encoder-size',
-    String(e.size),
-    '--encoder-scaling',
-    e.scaling!,
-    '--encoder-layout',
-    e.layout!,
-    '--beam',
-    '2',
-  ];
+  const args = [bundledChild('src/cli.ts'), 'caption', '--model', fx.run, ...fx.encoderFlags, '--beam', '2'];
   const env = { ...process.env, SAT_CACHE: path.join(dir, 'cli-cache') };
   const { stdout } = await promisify(execFile)(process.execPath, [...args, `${base}/blue.png`, fx.images.red], { env });
   assert.deepEqual(stdout.trim().split('\n'), [
