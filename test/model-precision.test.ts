@@ -32,6 +32,7 @@ import type { TrainConfig } from '../src/train/config.js';
 import { oracleRun, QUIET_TRAIN } from './helpers/oracle-run.js';
 import { cpuHasBf16, testNeeding } from './helpers/capabilities.js';
 import { modelConfig, SMALL_SIZES } from './helpers/model-fixture.js';
+import { straightAndResumed } from './helpers/train-resume.js';
 
 const unavailable = bf16Unavailable();
 /**
@@ -203,15 +204,7 @@ testNeeding(
 
     // 2 epochs straight vs 1 + --resume + 1, both bf16: bit for bit.
     const short = { ...tiny, precision: 'bf16' as const, epochs: 2 };
-    const a = await train({ runDir, checkpointDir: path.join(runDir, 'a'), overrides: short, ...quiet });
-    await train({ runDir, checkpointDir: path.join(runDir, 'b'), overrides: { ...short, epochs: 1 }, ...quiet });
-    const b = await train({
-      runDir,
-      checkpointDir: path.join(runDir, 'b'),
-      overrides: { epochs: 2 },
-      resume: true,
-      ...quiet,
-    });
+    const { a, b } = await straightAndResumed(runDir, short);
     assert.equal(b.model.config.embedDim, 16);
     assert.deepEqual(
       b.progress.history.map((e) => e.trainLoss),
