@@ -45,11 +45,12 @@ function check(
   const images = imageOfRow ? Math.max(...imageOfRow) + 1 : B;
   const features = Float64Array.from({ length: images * config.locations * config.channels }, () => rng.normal());
   const dims = stepDims(config, B, T);
-  const loss = () =>
+  /** One trainStep on these inputs, writing gradients into `into` (null: the forward-only pass). */
+  const step = (into: Float64Array[] | null) =>
     native.trainStep(
       ws,
       params,
-      null,
+      into,
       dims,
       features,
       tokens,
@@ -61,42 +62,12 @@ function check(
       weights,
       imageOfRow,
       images,
-    ).loss;
+    );
+  const loss = () => step(null).loss;
   // The forward-only pass never applies dropout, so compare against a training pass's loss with grads,
   // then differentiate the training loss by re-running trainStep (it recomputes the same masks).
-  const trainLoss = () =>
-    native.trainStep(
-      ws,
-      params,
-      grads.map((g) => new Float64Array(g.length)),
-      dims,
-      features,
-      tokens,
-      dropout,
-      lambda,
-      11,
-      resetState,
-      meanInit,
-      weights,
-      imageOfRow,
-      images,
-    ).loss;
-  const base = native.trainStep(
-    ws,
-    params,
-    grads,
-    dims,
-    features,
-    tokens,
-    dropout,
-    lambda,
-    11,
-    resetState,
-    meanInit,
-    weights,
-    imageOfRow,
-    images,
-  );
+  const trainLoss = () => step(grads.map((g) => new Float64Array(g.length))).loss;
+  const base = step(grads);
   assert.ok(Number.isFinite(base.loss) && base.tokens === 9, `loss ${base.loss}, tokens ${base.tokens}`);
   if (dropout === 0) assert.ok(Math.abs(loss() - base.loss) < 1e-12, 'eval loss equals training loss without dropout');
   const f = dropout > 0 ? trainLoss : loss;
