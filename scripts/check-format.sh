@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 write=0
 cache=(--cache --cache-strategy content --cache-location .cache/prettier)
+prettier=node_modules/.bin/prettier # not npx, whose own start costs more than a cached check
 [ "${1:-}" = "--write" ] && write=1
 globs=("src/**/*.{ts,mjs,cjs,js}" "test/**/*.{ts,mjs,js}" "bench/**/*.ts" "checks/**/*.ts" "scripts/**/*.{ts,mjs}"
   "fuzz/**/*.{ts,mjs}" ".dependency-cruiser.cjs")
@@ -14,10 +15,10 @@ if ! command -v clang-format >/dev/null; then
   exit 1
 fi
 if [ $write = 1 ]; then
-  npx prettier --write "${cache[@]}" --log-level warn "${globs[@]}"
+  "$prettier" --write "${cache[@]}" --log-level warn "${globs[@]}"
   clang-format -i native/*.cc native/*.h
 else
-  npx prettier --check "${cache[@]}" --log-level warn "${globs[@]}" || {
+  "$prettier" --check "${cache[@]}" --log-level warn "${globs[@]}" || {
     echo "check:format: run npm run format to format the files above." >&2
     exit 1
   }
