@@ -24,8 +24,12 @@ let base: string;
 let png: Buffer;
 const hits = new Map<string, number>();
 
+/** SAT_CACHE as it was, put back after: other test files may share this process (test/run.mjs). */
+let cacheBefore: string | undefined;
+
 before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-url-'));
+  cacheBefore = process.env.SAT_CACHE;
   process.env.SAT_CACHE = path.join(dir, 'cache'); // loadCaptioner's downloads stay in the test folder
   png = await sharp({ create: { width: 20, height: 12, channels: 3, background: '#1030e0' } })
     .png()
@@ -55,6 +59,8 @@ before(async () => {
 });
 
 after(async () => {
+  if (cacheBefore === undefined) delete process.env.SAT_CACHE;
+  else process.env.SAT_CACHE = cacheBefore;
   server.closeAllConnections();
   await new Promise((r) => server.close(r));
   fs.rmSync(dir, { recursive: true, force: true });

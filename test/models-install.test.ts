@@ -40,8 +40,12 @@ const setManifest = (files: Map<string, Buffer>, m: unknown) =>
 /** What the cache's models folder holds (hidden folders included: a failed install must leave no .partial-*). */
 const cached = () => (fs.existsSync(cacheModels) ? fs.readdirSync(cacheModels).sort() : []);
 
+/** SAT_CACHE as it was, put back after: other test files may share this process (test/run.mjs). */
+let cacheBefore: string | undefined;
+
 before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-models-url-'));
+  cacheBefore = process.env.SAT_CACHE;
   process.env.SAT_CACHE = path.join(dir, 'cache');
   cacheModels = path.join(dir, 'cache', 'models');
   fx = await makeBundleFixture(path.join(dir, 'fx'));
@@ -89,6 +93,8 @@ before(async () => {
 });
 
 after(async () => {
+  if (cacheBefore === undefined) delete process.env.SAT_CACHE;
+  else process.env.SAT_CACHE = cacheBefore;
   server.closeAllConnections();
   await new Promise((r) => server.close(r));
   fs.rmSync(dir, { recursive: true, force: true });

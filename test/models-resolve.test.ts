@@ -22,8 +22,12 @@ let fx: BundleFixture;
 let shippedDir: string;
 let cacheModelsDir: string;
 
+/** SAT_CACHE as it was, put back after: other test files may share this process (test/run.mjs). */
+let cacheBefore: string | undefined;
+
 before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-models-'));
+  cacheBefore = process.env.SAT_CACHE;
   process.env.SAT_CACHE = path.join(dir, 'cache');
   fx = await makeBundleFixture(path.join(dir, 'fx'));
   // A shipped folder holding the default model, and a cache holding "mine" and a same-named copy of the default.
@@ -38,7 +42,11 @@ before(async () => {
   }
 });
 
-after(() => fs.rmSync(dir, { recursive: true, force: true }));
+after(() => {
+  if (cacheBefore === undefined) delete process.env.SAT_CACHE;
+  else process.env.SAT_CACHE = cacheBefore;
+  fs.rmSync(dir, { recursive: true, force: true });
+});
 
 test('nothing names the shipped model; a missing one is refused with the fix', async () => {
   const m = await resolveModelSource(undefined, { shippedDir, cacheModelsDir });

@@ -1,13 +1,15 @@
 /**
- * `npm test`'s test runner: every test/*.test.ts through `node --import tsx --test --test-concurrency=2`, most of
- * the in-process ones sharing a few processes (SHARED), every other file in a process of its own.
+ * `npm test`'s test runner: every test/*.test.ts through `node --import tsx --test --test-concurrency=2`, in a few
+ * processes of related files (SHARED); a file in no group runs in a process of its own.
  *
  * Why: each test process pays Node's start and tsx's loader (on Node 20 its hooks run on a thread of their own),
  * about 0.3 CPU-s; twelve small files cost 5.4 CPU-s as twelve processes and 1.6 as one. A shared process runs each
  * of its files inside a describe named for the file, so a file's top-level before/after hooks stay its own, and its
- * tests run one after another as they do alone. Files that spawn processes, drive Chromium, or set process-wide state
- * (environment, matmul backend or threads, global fetch, signal handlers) stay alone. A new test file runs alone
- * until it is added to a group; a group member that no longer exists is an error.
+ * tests run one after another as they do alone. A test file that changes process-wide state (environment, working
+ * folder, matmul backend or threads) puts it back when done (in a finally or an after hook), so that the next file
+ * of its group starts as it would alone. A crash of the process (a native abort) fails every file after it in the
+ * group: run the file alone to see it. A new test file runs alone until it is added to a group; a group member
+ * that no longer exists is an error.
  *
  *   node test/run.mjs [node --test options ...]     e.g. --test-name-pattern=resume
  */
@@ -16,63 +18,93 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
+/** Groups of test files that share a process, the longest first. */
 const SHARED = {
-  'train-model-encoders-dataset': [
+  browser: ['serve-page', 'site-static', 'web-chromium', 'models-web'],
+  'serve-export': ['serve-sigterm', 'export-bundle', 'export-manifest'],
+  train: [
     'eval-run',
-    'encoders-hdf5',
-    'encoders-inception',
+    'train-resume-native',
     'train-self-critical',
     'train-native',
     'train-init-state',
     'train-loop',
     'train-gru-state',
     'train-checkpoint',
+  ],
+  'model-native': [
+    'model-production-shapes',
+    'model-precision',
     'model-gradcheck',
     'model-native',
     'model-gru-state',
     'model-torch-reference',
     'model-parameter-table',
+    'model-backends',
+    'bf16-reference',
+    'native-binding-safety',
+    'capabilities',
+  ],
+  'encoders-dataset': [
+    'encoders-hdf5',
+    'encoders-inception',
+    'encoders-tflite',
     'encoders-parsers',
     'encoders-mobilenet',
+    'encoders-registry',
     'encoders-onnx',
     'export-onnx-rewrite-input',
+    'dataset-download',
     'dataset-shapes',
     'dataset-prepare',
     'dataset-zip',
     'dataset-readers',
     'dataset-malformed',
+    'url-safety',
   ],
-  'decode-serve-features-metrics': [
+  'cli-processes': [
+    'train-sigint',
+    'disk-full',
+    'folder-lock',
+    'bench-train',
+    'cli',
+    'fuzz-harness',
+    'caption-many',
+    'features-extract',
+  ],
+  'serve-decode': [
     'serve-shared-bundle',
-    'decode-ensemble',
-    'public-api',
     'serve-hardening',
     'serve-http',
-    'features-resize-parity',
-    'models-shipped',
-    'finetune-init',
+    'decode-ensemble',
     'decode-caption',
-    'features-cli',
     'decode-options',
     'decode-search',
     'decode-figure',
     'decode-alternatives',
     'decode-native',
     'eval-attention',
+    'public-api',
+  ],
+  'features-models-metrics': [
+    'features-resize-parity',
+    'models-shipped',
+    'finetune-init',
+    'features-cli',
+    'features-image-url',
+    'features-store',
+    'features-fp16',
+    'models-install',
+    'models-resolve',
     'metrics-coco',
     'metrics-ptb-tokenizer',
     'metrics-score',
-    'features-fp16',
     'checkpoint-safetensors',
     'vocab-vocabulary',
     'bench-torch-peer',
     'util',
-    'export-manifest',
-    'features-store',
   ],
 };
-/** Files alone that take longest, started first so that the run does not end waiting on one of them. */
-const SLOW_FIRST = ['model-production-shapes', 'train-resume-native', 'serve-page', 'export-bundle', 'disk-full'];
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const testDir = path.join(root, 'test');
@@ -102,11 +134,6 @@ const groups = Object.entries(SHARED).map(([name, members]) => {
   return file;
 });
 const alone = all.filter((n) => !shared.has(n));
-alone.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
-function rank(name) {
-  const i = SLOW_FIRST.indexOf(name);
-  return i < 0 ? SLOW_FIRST.length : i;
-}
 const files = [...groups, ...alone.map((n) => path.join('test', `${n}.test.ts`))];
 const args = ['--import', 'tsx', '--test', '--test-concurrency=2', ...process.argv.slice(2), ...files];
 const result = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
