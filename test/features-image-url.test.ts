@@ -17,6 +17,7 @@ import { loadCaptioner } from '../src/models/load-captioner.js';
 import { fetchImageUrl } from '../src/features/image-url.js';
 import { makeCaptionRun, type CaptionFixture } from './helpers/export-fixture.js';
 import { bundledChild } from './helpers/child-bundle.js';
+import { setEnv } from './helpers/scoped-env.js';
 
 let dir: string;
 let server: http.Server;
@@ -24,13 +25,12 @@ let base: string;
 let png: Buffer;
 const hits = new Map<string, number>();
 
-/** SAT_CACHE as it was, put back after: other test files may share this process (test/run.mjs). */
-let cacheBefore: string | undefined;
+/** Puts SAT_CACHE back after: other test files may share this process (test/run.mjs). */
+let restoreCache = () => {};
 
 before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-url-'));
-  cacheBefore = process.env.SAT_CACHE;
-  process.env.SAT_CACHE = path.join(dir, 'cache'); // loadCaptioner's downloads stay in the test folder
+  restoreCache = setEnv('SAT_CACHE', path.join(dir, 'cache')); // loadCaptioner's downloads stay in the test folder
   png = await sharp({ create: { width: 20, height: 12, channels: 3, background: '#1030e0' } })
     .png()
     .toBuffer();
@@ -59,8 +59,7 @@ before(async () => {
 });
 
 after(async () => {
-  if (cacheBefore === undefined) delete process.env.SAT_CACHE;
-  else process.env.SAT_CACHE = cacheBefore;
+  restoreCache();
   server.closeAllConnections();
   await new Promise((r) => server.close(r));
   fs.rmSync(dir, { recursive: true, force: true });

@@ -16,19 +16,19 @@ import { resolveModelSource } from '../src/models/source.js';
 import { defaultModelUrl } from '../src/web/index.js';
 import { sat } from './helpers/cli-run.js';
 import { makeBundleFixture, type BundleFixture } from './helpers/models-fixture.js';
+import { setEnv } from './helpers/scoped-env.js';
 
 let dir: string;
 let fx: BundleFixture;
 let shippedDir: string;
 let cacheModelsDir: string;
 
-/** SAT_CACHE as it was, put back after: other test files may share this process (test/run.mjs). */
-let cacheBefore: string | undefined;
+/** Puts SAT_CACHE back after: other test files may share this process (test/run.mjs). */
+let restoreCache = () => {};
 
 before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-models-'));
-  cacheBefore = process.env.SAT_CACHE;
-  process.env.SAT_CACHE = path.join(dir, 'cache');
+  restoreCache = setEnv('SAT_CACHE', path.join(dir, 'cache'));
   fx = await makeBundleFixture(path.join(dir, 'fx'));
   // A shipped folder holding the default model, and a cache holding "mine" and a same-named copy of the default.
   shippedDir = path.join(dir, 'shipped');
@@ -43,8 +43,7 @@ before(async () => {
 });
 
 after(() => {
-  if (cacheBefore === undefined) delete process.env.SAT_CACHE;
-  else process.env.SAT_CACHE = cacheBefore;
+  restoreCache();
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
