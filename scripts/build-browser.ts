@@ -5,7 +5,8 @@
  *
  *   web    src/web/index.ts       -> show-attend-tell.mjs (show-attend-tell/web), with onnxruntime-web's
  *                                     ort-wasm-simd-threaded.{mjs,wasm} beside it (pages load them from us, never a CDN)
- *   page   src/web/page/main.ts   -> app.js, with index.html and style.css: the `sat serve` web page
+ *   page   src/web/page/main.ts   -> app.js, with index.html (src/web/page-html.ts, 'served') and style.css: the
+ *                                     `sat serve` web page
  *
  * Both are single ES modules for platform 'browser' (src/web/browser-bundle.ts, as the site's page): a build that
  * pulls in a Node built-in, sharp, the native addon or onnxruntime-node fails, naming the modules. esbuild is a
@@ -19,10 +20,10 @@ import { BUILD_FOLDERS, WEB_MODULE, type BrowserBuild } from '../src/serve/page-
 import { contentType, type FileSet } from '../src/serve/static-files.js';
 import { packageRoot } from '../src/util/package-files.js';
 import { bundleForBrowser } from '../src/web/browser-bundle.js';
+import { pageHtml } from '../src/web/page-html.js';
 import { SITE_BUILD_FOLDER, writeSitePage } from '../src/web/site-build.js';
 /** onnxruntime-web's runtime, loaded by the web module from its own folder. */
 const ORT_FILES = ['ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm'];
-const PAGE_STATIC = ['index.html', 'style.css'];
 
 const ENTRIES: Record<BrowserBuild, { entry: string[]; out: string }> = {
   web: { entry: ['src', 'web', 'index.ts'], out: WEB_MODULE },
@@ -46,12 +47,16 @@ export async function buildBrowser(which: BrowserBuild): Promise<FileSet> {
   });
   const files: FileSet = new Map();
   for (const [name, body] of bundle) files.set(name, { body, type: contentType(name), size: body.length });
+  if (which === 'page') {
+    const body = new TextEncoder().encode(pageHtml('served'));
+    files.set('index.html', { body, type: contentType('index.html'), size: body.length });
+  }
   const copied =
     which === 'web'
       ? ORT_FILES.map((name) =>
           path.join(path.dirname(createRequire(import.meta.url).resolve(`onnxruntime-web/${ORT_FILES[1]}`)), name),
         )
-      : PAGE_STATIC.map((name) => path.join(root, 'src', 'web', 'page', name));
+      : [path.join(root, 'src', 'web', 'page', 'style.css')];
   for (const file of copied)
     files.set(path.basename(file), { file, type: contentType(file), size: fs.statSync(file).size });
   return files;

@@ -50,7 +50,7 @@ export { runDemo } from './demo/demo.js';
 export { saveCheckpoint, loadCheckpoint, restoreModel } from './checkpoint/checkpoint.js';
 
 // captioning: one Captioner API on the native addon or onnxruntime (bundles from `sat export`), and stored features
-export { loadCaptioner, CAPTIONER_BACKENDS } from './models/load-captioner.js';
+export { loadCaptioner, CAPTIONER_BACKENDS, DEFAULT_CAPTIONER_BACKEND } from './models/load-captioner.js';
 export type { LoadCaptionerOptions, NodeImageInput, RgbImage, CaptionerBackend } from './models/load-captioner.js';
 export { CAPTION_OPTION_LIMITS } from './decode/captioner-api.js';
 // models by name, path or URL: the shipped default, the cache, installs from a bundle's manifest URL (docs/models.md)

@@ -9,13 +9,13 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
 import type { CaptionedImage } from '../src/decode/captioner-api.js';
 import { loadCaptioner, type NodeImageInput } from '../src/models/load-captioner.js';
 import { sat } from './helpers/cli-run.js';
 import { makeTinyRun, RED_BLUE, SIZE, type TinyRun } from './helpers/tiny-model.js';
+import { bundledChild } from './helpers/child-bundle.js';
 
 let dir: string;
 let tiny: TinyRun;
@@ -46,11 +46,11 @@ after(() => fs.rmSync(dir, { recursive: true, force: true }));
 const expected = (i: number) => COLOURS[i % 3 === 0 ? 1 : 0].caption;
 
 test('a 60 KB command line: onnxruntime starts (its telemetry used to overflow the stack on it)', () => {
-  const child = fileURLToPath(new URL('./helpers/ort-command-line-child.ts', import.meta.url));
+  const child = bundledChild('test/helpers/ort-command-line-child.ts');
   const args = Array.from({ length: 5000 }, (_, i) => `photos/IMG_${String(i).padStart(5, '0')}.jpg`);
   const env = { ...process.env };
   delete env.ORT_DISABLE_TELEMETRY;
-  const r = spawnSync(process.execPath, ['--import', 'tsx', child, ...args], { encoding: 'utf8', env });
+  const r = spawnSync(process.execPath, [child, ...args], { encoding: 'utf8', env });
   assert.equal(r.signal, null, `the child died of ${r.signal}: ${r.stderr}`);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /session ok \(\d+ bytes/);

@@ -10,6 +10,7 @@ import { parseCommandArgs, commandHelp } from '../src/cli/command.js';
 import { DEFAULT_TRAIN_CONFIG } from '../src/train/config.js';
 import { UserError } from '../src/util/errors.js';
 import { sat } from './helpers/cli-run.js';
+import { bundledChild } from './helpers/child-bundle.js';
 
 test('sat --help lists the commands; the executable exits 2 on a mistake, with one line and no stack trace', async () => {
   const help = await sat(['--help']);
@@ -17,7 +18,7 @@ test('sat --help lists the commands; the executable exits 2 on a mistake, with o
     assert.match(help, new RegExp(`^  ${name} `, 'm'));
   const bad = spawnSync(
     process.execPath,
-    ['--import', 'tsx', 'src/cli.ts', 'train', '--run', 'runs/none', '--batch-size', 'many'],
+    [bundledChild('src/cli.ts'), 'train', '--run', 'runs/none', '--batch-size', 'many'],
     { encoding: 'utf8' },
   );
   assert.equal(bad.status, 2, bad.stderr);

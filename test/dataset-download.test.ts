@@ -17,6 +17,7 @@ import { extractZip, listZip } from '../src/dataset/zip.js';
 import { prepareRun } from '../src/dataset/prepare.js';
 import { UserError } from '../src/util/errors.js';
 import { makeZip } from './helpers/zip-fixture.js';
+import { setEnv } from './helpers/scoped-env.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-dl-'));
 const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
@@ -263,14 +264,14 @@ describe('downloadDataset', () => {
       '/coco/zips/train2014.zip',
       makeZip([{ name: 'train2014/COCO_train2014_000000000009.jpg', data: 'jpg', store: true }]),
     );
-    process.env.SAT_COCO_BASE_URL = `${base}/coco`;
+    const restoreBase = setEnv('SAT_COCO_BASE_URL', `${base}/coco`);
     try {
       const root = path.join(tmp, 'coco');
       await downloadDataset('coco', root, { silent: true });
       assert.ok(fs.existsSync(path.join(root, 'annotations', 'captions_train2014.json')));
       assert.ok(fs.existsSync(path.join(root, 'train2014', 'COCO_train2014_000000000009.jpg')));
     } finally {
-      delete process.env.SAT_COCO_BASE_URL;
+      restoreBase();
     }
   });
 });

@@ -5,33 +5,25 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeImages, decodeImagesAsync, type DecodeVocab } from '../src/decode/index.js';
+import { decodeImages, decodeImagesAsync } from '../src/decode/index.js';
 import type { CaptionOptions } from '../src/decode/options.js';
-import type { AsyncDecoderModel, DecoderState } from '../src/model/types.js';
 import { Rng } from '../src/util/rng.js';
-import { keyFeatures, TableModel, type NextTokenTable } from './helpers/fake-model.js';
+import {
+  AsyncTableModel,
+  keyFeatures,
+  STORY_TABLE,
+  TABLE_VOCAB,
+  TABLE_WORDS,
+  TableModel,
+  type NextTokenTable,
+} from './helpers/fake-model.js';
 
-const WORDS = ['<pad>', '<start>', '<end>', '<unk>', 'a', 'b', 'c'];
+const WORDS = TABLE_WORDS;
 const V = WORDS.length;
 const L = 4;
-const vocab: DecodeVocab = { pad: 0, start: 1, end: 2, unk: 3, word: (id) => WORDS[id] };
-const p = (named: Record<string, number>) => WORDS.map((w) => named[w] ?? 0);
-
-/** "a c" .2, "b" .27, "a" .15, "" .2 ... (see decode-search.test.ts) */
-const story: NextTokenTable = (_key, words) => {
-  switch (words.map((id) => WORDS[id]).join(' ')) {
-    case '':
-      return p({ a: 0.5, b: 0.3, '<end>': 0.2 });
-    case 'a':
-      return p({ c: 0.4, '<end>': 0.3, b: 0.3 });
-    case 'a b':
-      return p({ '<end>': 0.5, c: 0.5 });
-    case 'b':
-      return p({ '<end>': 0.9, a: 0.1 });
-    default:
-      return p({ '<end>': 1 });
-  }
-};
+const vocab = TABLE_VOCAB;
+/** "a c" .2, "b" .27, "a" .15, "" .2 ... (test/helpers/fake-model.ts) */
+const story = STORY_TABLE;
 
 function randomTable(key0 = 0): NextTokenTable {
   return (key, prefix) => {
@@ -41,26 +33,6 @@ function randomTable(key0 = 0): NextTokenTable {
     for (const w of [3, 4, 5, 6]) row[w] = rng.next();
     return row;
   };
-}
-
-/** The same table model behind promises, as the ONNX backends are. */
-class AsyncTableModel implements AsyncDecoderModel {
-  constructor(readonly inner: TableModel) {}
-  get config() {
-    return this.inner.config;
-  }
-  async encode(features: Float32Array, n: number) {
-    await Promise.resolve();
-    return this.inner.encode(features, n);
-  }
-  async step(state: DecoderState, tokens: Int32Array) {
-    await Promise.resolve();
-    return this.inner.step(state, tokens);
-  }
-  selectRows(state: DecoderState, rows: Int32Array, hidden?: Float32Array) {
-    return this.inner.selectRows(state, rows, hidden);
-  }
-  async release() {}
 }
 
 test('alternatives: the k best finished hypotheses, best first, and the best caption is unchanged', () => {

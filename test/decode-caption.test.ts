@@ -9,7 +9,11 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
 import { encoderOptionsFor } from '../src/checkpoint/source.js';
-import { loadCaptioner } from '../src/models/load-captioner.js';
+import { SERVE_BENCH_OPTIONS } from '../src/cli/bench-serve.js';
+import captionCommand from '../src/cli/caption.js';
+import { SERVE_OPTIONS } from '../src/cli/serve.js';
+import { DEFAULT_CAPTIONER_BACKEND, loadCaptioner } from '../src/models/load-captioner.js';
+import { loadCaptionerEngine } from '../src/serve/captioner-adapter.js';
 import { UserError } from '../src/util/errors.js';
 import { sat } from './helpers/cli-run.js';
 import { makeTinyRun, RED_BLUE, SIZE, type TinyRun } from './helpers/tiny-model.js';
@@ -59,6 +63,31 @@ test('the library: a trained checkpoint captions its two images, batched and alo
   } finally {
     await captioner.dispose();
   }
+});
+
+test('one default backend: onnx for a checkpoint and a bundle, in loadCaptioner, the engine and every command', async () => {
+  assert.equal(DEFAULT_CAPTIONER_BACKEND, 'onnx');
+  for (const options of [captionCommand.options, SERVE_OPTIONS, SERVE_BENCH_OPTIONS])
+    assert.equal(options.backend.default, DEFAULT_CAPTIONER_BACKEND);
+  const bundle = path.join(dir, 'default-bundle');
+  await sat(['export', '--model', tiny.run, '--out', bundle, ...encoderFlags]);
+  for (const source of [tiny.run, bundle]) {
+    const encoder = source === bundle ? undefined : tiny.encoder;
+    const captioner = await loadCaptioner(source, { encoder });
+    const engine = await loadCaptionerEngine(source, { encoder });
+    try {
+      assert.equal(captioner.info.backend, DEFAULT_CAPTIONER_BACKEND, source);
+      assert.equal(engine.info.backend, DEFAULT_CAPTIONER_BACKEND, source);
+    } finally {
+      await captioner.dispose();
+      await engine.dispose();
+    }
+  }
+  // the other backend is one word away on a checkpoint, and refused with the way out on a bundle
+  const native = await loadCaptioner(tiny.run, { backend: 'native', encoder: tiny.encoder });
+  assert.equal(native.info.backend, 'native');
+  await native.dispose();
+  await assert.rejects(loadCaptioner(bundle, { backend: 'native' }), /native backend needs the checkpoint/);
 });
 
 const cli = (args: string[]) => sat(['caption', ...args]);

@@ -21,13 +21,13 @@ import type { OrtNamespace } from '../src/encoders/onnx/runtime.js';
 import { loadCaptioner as loadWebCaptioner } from '../src/web/index.js';
 import * as ortWeb from 'onnxruntime-web';
 import { BUNDLE_FORMAT_VERSION } from '../src/export/manifest.js';
-import { createModel } from '../src/model/index.js';
-import type { AsyncDecoderModel, DecoderModel, DecoderState } from '../src/model/types.js';
+import type { DecoderModel } from '../src/model/types.js';
 import { UserError } from '../src/util/errors.js';
 import { Rng } from '../src/util/rng.js';
 import { sat } from './helpers/cli-run.js';
-import { keyFeatures, TableModel, type NextTokenTable } from './helpers/fake-model.js';
+import { AsyncTableModel, keyFeatures, TableModel, type NextTokenTable } from './helpers/fake-model.js';
 import { makeTinyRun, RED_BLUE, type TinyRun } from './helpers/tiny-model.js';
+import { modelConfig, peakedModel } from './helpers/model-fixture.js';
 
 const V = 10,
   L = 4,
@@ -35,27 +35,7 @@ const V = 10,
   N = 4;
 const vocab: DecodeVocab = { pad: 0, unk: 1, start: 2, end: 3, word: (id) => `w${id}` };
 
-/** The peaked tiny native model of decode-native.test.ts; `seed` picks its weights. */
-function tinyModel(seed = 1) {
-  const model = createModel(
-    {
-      locations: L,
-      channels: C,
-      embedDim: 8,
-      units: 8,
-      attentionUnits: 8,
-      vocabSize: V,
-      dropout: 0,
-      attentionLambda: 0,
-    },
-    { seed },
-  );
-  for (const [name, t] of model.parameters()) {
-    const scale = name.startsWith('embedding') ? 30 : 3;
-    for (let i = 0; i < t.data.length; i++) t.data[i] *= scale;
-  }
-  return model;
-}
+const tinyModel = (seed = 1) => peakedModel(modelConfig([L, C, 8, 8, 8, V]), seed);
 const rng = new Rng(5);
 const features = Float32Array.from({ length: N * L * C }, () => rng.next() * 2);
 const OPTIONS: CaptionOptions[] = [
@@ -116,26 +96,6 @@ test("the search sees the members' averaged log-probabilities and averaged atten
   ensemble.dispose();
 });
 
-/** The table model behind promises, as the ONNX backends are. */
-class AsyncTable implements AsyncDecoderModel {
-  constructor(readonly inner: TableModel) {}
-  get config() {
-    return this.inner.config;
-  }
-  async encode(f: Float32Array, n: number) {
-    await Promise.resolve();
-    return this.inner.encode(f, n);
-  }
-  async step(state: DecoderState, tokens: Int32Array) {
-    await Promise.resolve();
-    return this.inner.step(state, tokens);
-  }
-  selectRows(state: DecoderState, rows: Int32Array, hidden?: Float32Array) {
-    return this.inner.selectRows(state, rows, hidden);
-  }
-  async release() {}
-}
-
 test('an asynchronous ensemble (the ONNX backends) decodes exactly as the synchronous one', async () => {
   const table =
     (salt: number): NextTokenTable =>
@@ -155,8 +115,8 @@ test('an asynchronous ensemble (the ONNX backends) decodes exactly as the synchr
     );
     const async = await decodeImagesAsync(
       asyncEnsembleModel([
-        new AsyncTable(new TableModel(7, L, table(0))),
-        new AsyncTable(new TableModel(7, L, table(1))),
+        new AsyncTableModel(new TableModel(7, L, table(0))),
+        new AsyncTableModel(new TableModel(7, L, table(1))),
       ]),
       keyFeatures(keys, L),
       keys.length,

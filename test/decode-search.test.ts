@@ -4,52 +4,31 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeImages, type DecodedCaption, type DecodeOptions, type DecodeVocab } from '../src/decode/index.js';
+import { decodeImages, type DecodedCaption, type DecodeOptions } from '../src/decode/index.js';
 import type { CaptionOptions } from '../src/decode/options.js';
 import { logSumExpRows } from '../src/decode/logits.js';
 import { decodeStoreImages } from '../src/decode/store.js';
 import type { FeatureStoreReader } from '../src/features/types.js';
 import { Rng } from '../src/util/rng.js';
-import { keyFeatures, TableModel, type NextTokenTable } from './helpers/fake-model.js';
+import {
+  keyFeatures,
+  STORY_TABLE,
+  TABLE_VOCAB,
+  TABLE_WORDS,
+  tableRow,
+  tableText,
+  TableModel,
+  type NextTokenTable,
+} from './helpers/fake-model.js';
 
-const WORDS = ['<pad>', '<start>', '<end>', '<unk>', 'a', 'b', 'c'];
+const WORDS = TABLE_WORDS;
 const V = WORDS.length;
 const L = 4;
-const vocab: DecodeVocab = { pad: 0, start: 1, end: 2, unk: 3, word: (id) => WORDS[id] };
-
-/** A probability row from {word: p}; unnamed tokens get 0 (logit -Infinity). */
-function p(named: Record<string, number>): number[] {
-  return WORDS.map((w) => named[w] ?? 0);
-}
-
-/** Words joined with spaces, e.g. "a c". */
-function join(sequence: number[]): string {
-  return sequence.map((id) => WORDS[id]).join(' ');
-}
-
-/**
- * Image 0: greedy and beam disagree, and length normalisation flips the beam's choice.
- *   []     -> a .5  b .3  <end> .2
- *   [a]    -> c .4  <end> .3  b .3        [a c] -> <end> 1
- *   [a b]  -> <end> .5  c .5              [a b c] -> <end> 1
- *   [b]    -> <end> .9  a .1              anything else -> <end> 1
- * Complete captions: "a c" .2, "b" .27, "a" .15, "a b" .075, "a b c" .075, "" .2, "b a" .03
- * greedy: a, c, <end> = .2. Beam 2, alpha 0: "b" (.27). Beam 2, alpha 1: "a c" (ln .2 / 3 > ln .27 / 2).
- */
-const story: NextTokenTable = (_key, words) => {
-  switch (join(words)) {
-    case '':
-      return p({ a: 0.5, b: 0.3, '<end>': 0.2 });
-    case 'a':
-      return p({ c: 0.4, '<end>': 0.3, b: 0.3 });
-    case 'a b':
-      return p({ '<end>': 0.5, c: 0.5 });
-    case 'b':
-      return p({ '<end>': 0.9, a: 0.1 });
-    default:
-      return p({ '<end>': 1 });
-  }
-};
+const vocab = TABLE_VOCAB;
+const p = tableRow;
+const join = tableText;
+/** Image 0's table, worked out in test/helpers/fake-model.ts (STORY_TABLE). */
+const story = STORY_TABLE;
 
 function decode(table: NextTokenTable, keys: number[], opts: Partial<DecodeOptions>) {
   const model = new TableModel(V, L, table);

@@ -22,6 +22,7 @@ import { UserError } from '../src/util/errors.js';
 import { makeTinyRun, RED_BLUE } from './helpers/tiny-model.js';
 import { oracleRun, tinyTrainFlags } from './helpers/oracle-run.js';
 import { tempDir } from './helpers/train-fixture.js';
+import { bundledChild } from './helpers/child-bundle.js';
 
 type WriteSync = typeof fs.writeSync;
 
@@ -253,7 +254,7 @@ test('sat train --resume under a file-size limit just below the checkpoint: exit
   const run = await oracleRun('sat-disk-full-', 16);
   const flags = ['--run', run, ...tinyTrainFlags(8)];
   const sat = (args: string[], limit?: number) => {
-    const cmd = [process.execPath, '--import', 'tsx', 'src/cli.ts', 'train', ...args];
+    const cmd = [process.execPath, bundledChild('src/cli.ts'), 'train', ...args];
     // SIGXFSZ ignored, so a write past the limit fails with EFBIG (or writes short) instead of killing the process
     const shell = limit === undefined ? cmd : ['prlimit', `--fsize=${limit}`, ...cmd];
     return spawnSync('bash', ['-c', 'trap "" XFSZ; exec "$@"', 'bash', ...shell], {

@@ -8,6 +8,7 @@ import { fetchVerified } from '../src/encoders/download.js';
 import { OnnxGraph } from '../src/encoders/onnx/graph.js';
 import { encoderOptionsFromArgs } from '../src/cli/encoder-options.js';
 import { resolveEncoder } from '../src/encoders/registry.js';
+import { setEnv } from './helpers/scoped-env.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-enc-'));
 test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -120,8 +121,7 @@ function fakeFetch(body: Uint8Array, opts: { failAfter?: number; log?: string[] 
 }
 
 test('downloads are resumed with Range, verified by MD5, cached, and fail with the manual fix', async () => {
-  const before = process.env.SAT_CACHE;
-  process.env.SAT_CACHE = path.join(tmp, 'cache');
+  const restoreCache = setEnv('SAT_CACHE', path.join(tmp, 'cache'));
   try {
     const body = Uint8Array.from({ length: 5000 }, (_, i) => (i * 7) % 251);
     const remote = {
@@ -158,7 +158,6 @@ test('downloads are resumed with Range, verified by MD5, cached, and fail with t
       /Could not download https:\/\/example\.invalid\/weights\.h5: fetch failed\.[^]*--encoder-weights offline\.h5/,
     );
   } finally {
-    if (before === undefined) delete process.env.SAT_CACHE;
-    else process.env.SAT_CACHE = before;
+    restoreCache();
   }
 });

@@ -18,6 +18,7 @@ import { CONV_2D, DEPTHWISE_CONV_2D, readTfliteConvs, tensorsFromTflite } from '
 import { Rng } from '../src/util/rng.js';
 import { mobilenetV2Shapes, randomArray } from './helpers/encoders-reference.js';
 import { tarFile, tfliteModel, type TfTensor } from './helpers/tflite-fixture.js';
+import { setEnv } from './helpers/scoped-env.js';
 
 const ADD = 0;
 
@@ -147,8 +148,7 @@ test('MobileNetV2 from a downloaded .tgz: verified by tensor digest, cached as .
   const digest = tensorsDigest((n) => random.get(n)!);
 
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-tflite-'));
-  const before = process.env.SAT_CACHE;
-  process.env.SAT_CACHE = tmp;
+  const restoreCache = setEnv('SAT_CACHE', tmp);
   const serve = (async () =>
     new Response(tgz, { status: 200, headers: { 'content-length': String(tgz.length) } })) as typeof fetch;
   try {
@@ -185,8 +185,7 @@ test('MobileNetV2 from a downloaded .tgz: verified by tensor digest, cached as .
       'a .tgz passed with --encoder-weights is read the same way',
     );
   } finally {
-    if (before === undefined) delete process.env.SAT_CACHE;
-    else process.env.SAT_CACHE = before;
+    restoreCache();
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 });

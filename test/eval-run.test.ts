@@ -26,6 +26,7 @@ import type { TrainConfig } from '../src/train/config.js';
 import { train } from '../src/train/train.js';
 import { UserError } from '../src/util/errors.js';
 import { tempDir } from './helpers/train-fixture.js';
+import { QUIET_TRAIN } from './helpers/oracle-run.js';
 
 const COLORS = Object.keys(SHAPE_COLORS);
 const C = COLORS.length + SHAPE_KINDS.length,
@@ -74,7 +75,7 @@ const tiny: Partial<TrainConfig> = {
   bucketBatches: 2,
   checkpointMinutes: 0,
 };
-const quiet = { quiet: true, handleSigint: false, log: () => {} };
+const quiet = QUIET_TRAIN;
 
 test('training records the CIDEr of greedy dev captions per epoch and keeps best by it', async () => {
   const out = await train({ runDir, overrides: tiny, ...quiet });
@@ -178,6 +179,12 @@ async function sat(args: string[]): Promise<string> {
   return lines.join('\n');
 }
 
+/** `sat eval --json` on the first 4 dev images with `checkpoint` and `flags`, parsed. */
+async function devJson(checkpoint: string, flags: string[] = []) {
+  const args = ['--run', runDir, '--split', 'dev', '--checkpoint', checkpoint, ...flags];
+  return JSON.parse(await sat([...args, '--limit', '4', '--sample', '0', '--json', '--quiet']));
+}
+
 test('sat eval writes COCO results, metrics equal to sat score, and a self-contained HTML report', async () => {
   const out = path.join(runDir, 'eval-test');
   const table = await sat([
@@ -233,116 +240,27 @@ test('sat eval writes COCO results, metrics equal to sat score, and a self-conta
   ).metadata();
   assert.equal(figure.format, 'png');
 
-  const json = JSON.parse(
-    await sat([
-      '--run',
-      runDir,
-      '--split',
-      'dev',
-      '--checkpoint',
-      'latest',
-      '--beam',
-      '2',
-      '--limit',
-      '4',
-      '--sample',
-      '0',
-      '--json',
-      '--quiet',
-    ]),
-  );
+  const json = await devJson('latest', ['--beam', '2']);
   assert.equal(json.images, 4);
   assert.deepEqual(json.subset, { limit: 4, seed: 0 });
   assert.deepEqual(json.decoding, { kind: 'beam', beam: 2, maxLength: json.decoding.maxLength });
   assert.equal(json.files.report, path.join(runDir, 'eval', 'dev-latest-beam2', 'index.html'));
 
   // Length normalisation is recorded with the decoding and gets its own output folder.
-  const normed = JSON.parse(
-    await sat([
-      '--run',
-      runDir,
-      '--split',
-      'dev',
-      '--checkpoint',
-      'latest',
-      '--beam',
-      '2',
-      '--alpha',
-      '0.7',
-      '--limit',
-      '4',
-      '--sample',
-      '0',
-      '--json',
-      '--quiet',
-    ]),
-  );
+  const normed = await devJson('latest', ['--beam', '2', '--alpha', '0.7']);
   assert.deepEqual(normed.decoding, { kind: 'beam', beam: 2, alpha: 0.7, maxLength: json.decoding.maxLength });
   assert.equal(normed.files.report, path.join(runDir, 'eval', 'dev-latest-beam2-alpha0.7', 'index.html'));
-  const noUnk = JSON.parse(
-    await sat([
-      '--run',
-      runDir,
-      '--split',
-      'dev',
-      '--checkpoint',
-      'latest',
-      '--suppress-unk',
-      '--limit',
-      '4',
-      '--sample',
-      '0',
-      '--json',
-      '--quiet',
-    ]),
-  );
+  const noUnk = await devJson('latest', ['--suppress-unk']);
   assert.deepEqual(noUnk.decoding, { kind: 'greedy', suppressUnk: true, maxLength: json.decoding.maxLength });
   assert.equal(noUnk.files.report, path.join(runDir, 'eval', 'dev-latest-greedy-nounk', 'index.html'));
 
   // An ensemble of the checkpoint with itself (--checkpoint repeated or comma-separated) scores as the checkpoint
   // alone; the new decoding options are recorded and name the folder.
-  const twin = JSON.parse(
-    await sat([
-      '--run',
-      runDir,
-      '--split',
-      'dev',
-      '--checkpoint',
-      'latest,latest',
-      '--beam',
-      '2',
-      '--limit',
-      '4',
-      '--sample',
-      '0',
-      '--json',
-      '--quiet',
-    ]),
-  );
+  const twin = await devJson('latest,latest', ['--beam', '2']);
   assert.deepEqual(twin.scores, json.scores);
   assert.equal(twin.ensemble.length, 2);
   assert.equal(twin.files.report, path.join(runDir, 'eval', 'dev-latest-ensemble2-beam2', 'index.html'));
-  const diverse = JSON.parse(
-    await sat([
-      '--run',
-      runDir,
-      '--split',
-      'dev',
-      '--checkpoint',
-      'latest',
-      '--beam',
-      '4',
-      '--groups',
-      '2',
-      '--block-trigrams',
-      '--limit',
-      '4',
-      '--sample',
-      '0',
-      '--json',
-      '--quiet',
-    ]),
-  );
+  const diverse = await devJson('latest', ['--beam', '4', '--groups', '2', '--block-trigrams']);
   assert.deepEqual(diverse.decoding, {
     kind: 'beam',
     beam: 4,
@@ -355,27 +273,7 @@ test('sat eval writes COCO results, metrics equal to sat score, and a self-conta
     diverse.files.report,
     path.join(runDir, 'eval', 'dev-latest-beam4-groups2-div0.5-notrigram', 'index.html'),
   );
-  const sampled = JSON.parse(
-    await sat([
-      '--run',
-      runDir,
-      '--split',
-      'dev',
-      '--checkpoint',
-      'latest',
-      '--sampling',
-      '--top-p',
-      '0.9',
-      '--sampling-seed',
-      '3',
-      '--limit',
-      '4',
-      '--sample',
-      '0',
-      '--json',
-      '--quiet',
-    ]),
-  );
+  const sampled = await devJson('latest', ['--sampling', '--top-p', '0.9', '--sampling-seed', '3']);
   assert.deepEqual(sampled.decoding, {
     kind: 'sample',
     temperature: 1,

@@ -33,6 +33,7 @@ import { PACKAGE_VERSION } from '../src/util/version.js';
 import { Rng } from '../src/util/rng.js';
 import { loadCaptioner as loadWebCaptioner } from '../src/web/index.js';
 import { makeCaptionRun, type CaptionFixture } from './helpers/export-fixture.js';
+import { bundledChild } from './helpers/child-bundle.js';
 
 const run = promisify(execFile);
 let dir: string;
@@ -43,24 +44,14 @@ before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-export-'));
   fx = await makeCaptionRun(dir);
   bundle = path.join(dir, 'bundle');
-  const e = fx.encoder;
   const { stdout } = await run(process.execPath, [
-    '--import',
-    'tsx',
-    'src/cli.ts',
+    bundledChild('src/cli.ts'),
     'export',
     '--model',
     fx.run,
     '--out',
     bundle,
-    '--encoder',
-    e.encoder!,
-    '--encoder-size',
-    String(e.size),
-    '--encoder-scaling',
-    e.scaling!,
-    '--encoder-layout',
-    e.layout!,
+    ...fx.encoderFlags,
   ]);
   assert.match(stdout, /total .* MB .*fp32/);
 });
@@ -171,7 +162,7 @@ function assertSame(a: CaptionResult[], b: CaptionResult[], tolerance: number, w
 }
 
 test('a bundle captions exactly as its checkpoint: same captions, log-probs within 1e-4, the same alternatives', async () => {
-  const native = await loadCaptioner(fx.run, { encoder: fx.encoder });
+  const native = await loadCaptioner(fx.run, { backend: 'native', encoder: fx.encoder });
   const onnx = await loadCaptioner(bundle);
   try {
     assert.equal(native.info.backend, 'native');

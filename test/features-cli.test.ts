@@ -11,6 +11,7 @@ import { prepareRun } from '../src/dataset/prepare.js';
 import { runPaths } from '../src/dataset/run.js';
 import { UserError } from '../src/util/errors.js';
 import { scaleGraph, tmpDir } from './helpers/features-fixture.js';
+import { onnxEncoderFlags } from './helpers/tiny-model.js';
 
 /** A prepared shapes run (12 small images) and a user ONNX encoder file (16x16 NHWC "pixels x 2"). */
 async function setup() {
@@ -19,16 +20,7 @@ async function setup() {
   await prepareRun({ dataset: 'shapes', out: run, images: 12, imageSize: 32, silent: true });
   const onnx = path.join(dir, 'pixels.onnx');
   fs.writeFileSync(onnx, scaleGraph({ size: 16, layoutIn: 'nhwc', layoutOut: 'nhwc', scale: 2 }));
-  const encoder = [
-    '--encoder',
-    onnx,
-    '--encoder-size',
-    '16',
-    '--encoder-scaling',
-    'zero_one',
-    '--encoder-layout',
-    'nhwc',
-  ];
+  const encoder = onnxEncoderFlags(onnx, 16);
   const images = fs
     .readFileSync(runPaths(run).images, 'utf8')
     .trim()

@@ -3,7 +3,6 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { extractFeatures, selectSlice, type ImageRef } from '../src/features/extract.js';
 import { indexPath, readMeta, readSkipped } from '../src/features/format.js';
@@ -13,6 +12,7 @@ import { asPixelBuffer, resizeToSquareRgb } from '../src/features/resize.js';
 import { openFeatureStore } from '../src/features/store.js';
 import { Rng } from '../src/util/rng.js';
 import { scaleEncoder, tmpDir, writeBadImages, writeSolidImage } from './helpers/features-fixture.js';
+import { bundledChild } from './helpers/child-bundle.js';
 
 const quiet = { progress: false as const, log: () => {} };
 
@@ -237,11 +237,9 @@ test('kill -9 mid-extraction, rerun: it resumes and every entry is intact', asyn
   const list = path.join(dir, 'images.json');
   fs.writeFileSync(list, JSON.stringify(images));
   // The child extracts one image per batch and pauses after each commit so the kill lands mid-way.
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', fileURLToPath(new URL('./helpers/features-kill-child.ts', import.meta.url)), list, store],
-    { stdio: 'ignore' },
-  );
+  const child = spawn(process.execPath, [bundledChild('test/helpers/features-kill-child.ts'), list, store], {
+    stdio: 'ignore',
+  });
   const exited = new Promise((resolve) => child.on('exit', resolve));
   while (!fs.existsSync(indexPath(store)) || fs.readFileSync(indexPath(store), 'utf8').split('\n').length < 12) {
     await new Promise((r) => setTimeout(r, 20));

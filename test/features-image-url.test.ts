@@ -16,6 +16,8 @@ import sharp from 'sharp';
 import { loadCaptioner } from '../src/models/load-captioner.js';
 import { fetchImageUrl } from '../src/features/image-url.js';
 import { makeCaptionRun, type CaptionFixture } from './helpers/export-fixture.js';
+import { bundledChild } from './helpers/child-bundle.js';
+import { setEnv } from './helpers/scoped-env.js';
 
 let dir: string;
 let server: http.Server;
@@ -23,9 +25,12 @@ let base: string;
 let png: Buffer;
 const hits = new Map<string, number>();
 
+/** Puts SAT_CACHE back after: other test files may share this process (test/run.mjs). */
+let restoreCache = () => {};
+
 before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-url-'));
-  process.env.SAT_CACHE = path.join(dir, 'cache'); // loadCaptioner's downloads stay in the test folder
+  restoreCache = setEnv('SAT_CACHE', path.join(dir, 'cache')); // loadCaptioner's downloads stay in the test folder
   png = await sharp({ create: { width: 20, height: 12, channels: 3, background: '#1030e0' } })
     .png()
     .toBuffer();
@@ -54,6 +59,7 @@ before(async () => {
 });
 
 after(async () => {
+  restoreCache();
   server.closeAllConnections();
   await new Promise((r) => server.close(r));
   fs.rmSync(dir, { recursive: true, force: true });
@@ -93,24 +99,7 @@ test('not an image, too large, 404, undecodable: refused, nothing cached', async
 test('sat caption takes URLs next to files; loadCaptioner names a bad URL', async () => {
   const fx: CaptionFixture = await makeCaptionRun(path.join(dir, 'fixture'));
   const e = fx.encoder;
-  const args = [
-    '--import',
-    'tsx',
-    'src/cli.ts',
-    'caption',
-    '--model',
-    fx.run,
-    '--encoder',
-    e.encoder!,
-    '--encoder-size',
-    String(e.size),
-    '--encoder-scaling',
-    e.scaling!,
-    '--encoder-layout',
-    e.layout!,
-    '--beam',
-    '2',
-  ];
+  const args = [bundledChild('src/cli.ts'), 'caption', '--model', fx.run, ...fx.encoderFlags, '--beam', '2'];
   const env = { ...process.env, SAT_CACHE: path.join(dir, 'cli-cache') };
   const { stdout } = await promisify(execFile)(process.execPath, [...args, `${base}/blue.png`, fx.images.red], { env });
   assert.deepEqual(stdout.trim().split('\n'), [

@@ -20,6 +20,7 @@ import { initFromSource, loadInitSource, type InitSource } from '../src/train/in
 import { sat } from './helpers/cli-run.js';
 import { makeCaptionRun } from './helpers/export-fixture.js';
 import { tempDir } from './helpers/train-fixture.js';
+import { onnxEncoderFlags } from './helpers/tiny-model.js';
 
 const shape = {
   embedDim: 8,
@@ -192,19 +193,7 @@ test('sat features --encoder-from BUNDLE, sat train --init BUNDLE, then sat capt
   // Features from another encoder: --init is refused with what differs and the command that fixes it.
   const other = path.join(dir, 'pool8.onnx');
   fs.writeFileSync(other, otherEncoderOnnx());
-  await sat([
-    'features',
-    '--run',
-    run,
-    '--encoder',
-    other,
-    '--encoder-size',
-    '16',
-    '--encoder-scaling',
-    'zero_one',
-    '--encoder-layout',
-    'nhwc',
-  ]);
+  await sat(['features', '--run', run, ...onnxEncoderFlags(other, 16)]);
   await assert.rejects(
     sat(['train', '--run', run, '--init', bundleDir, '--epochs', '1', '--quiet']),
     (e: Error) =>
@@ -281,19 +270,7 @@ test('a run remembers its encoder options: sat caption and sat export need no en
   await sat(['prepare', '--dataset', 'folder', '--root', root, '--out', run]);
   const onnx = fixture.encoder.encoder!;
   // a relative path in the flags is recorded absolute
-  await sat([
-    'features',
-    '--run',
-    run,
-    '--encoder',
-    path.relative(process.cwd(), onnx),
-    '--encoder-size',
-    '16',
-    '--encoder-scaling',
-    'zero_one',
-    '--encoder-layout',
-    'nhwc',
-  ]);
+  await sat(['features', '--run', run, ...onnxEncoderFlags(path.relative(process.cwd(), onnx), 16)]);
   const store = JSON.parse(fs.readFileSync(path.join(run, 'run.json'), 'utf8')).features.dir;
   assert.deepEqual(JSON.parse(fs.readFileSync(path.join(store, 'encoder-options.json'), 'utf8')), {
     encoder: onnx,

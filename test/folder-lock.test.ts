@@ -8,10 +8,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { before, test } from 'node:test';
 import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
 import { lockFolder } from '../src/util/folder-lock.js';
+import { bundledChild } from './helpers/child-bundle.js';
 import { sat } from './helpers/cli-run.js';
 import { oracleRun, tinyTrainFlags } from './helpers/oracle-run.js';
 import { tempDir } from './helpers/train-fixture.js';
@@ -100,7 +100,7 @@ test('a takeover interrupted by kill -9 (its marker left behind) does not block 
 });
 
 test('several processes that all see the same dead holder: exactly one takes the lock over', async () => {
-  const child = fileURLToPath(new URL('./helpers/folder-lock-child.ts', import.meta.url));
+  const child = bundledChild('test/helpers/folder-lock-child.ts');
   const dir = tempDir('sat-lock-race-');
   const signals = tempDir('sat-lock-signals-');
   fs.writeFileSync(
@@ -110,7 +110,7 @@ test('several processes that all see the same dead holder: exactly one takes the
   // Every child loads, says "ready", and waits for "go": they all try at the same moment, and a winner holds the
   // lock until every child has answered, so "exactly one won" cannot come from turns taken one after another.
   const children = Array.from({ length: 8 }, () => {
-    const p = spawn(process.execPath, ['--import', 'tsx', child, dir, signals], {
+    const p = spawn(process.execPath, [child, dir, signals], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     const lines: string[] = [];

@@ -8,24 +8,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createModel, type ModelConfig } from '../src/model/index.js';
+import { createModel } from '../src/model/index.js';
 import { GEMM_BACKENDS, loadBinding, selectGemmBackend, type GemmBackend } from '../src/model/binding.js';
 import { PARAMETER_ORDER } from '../src/model/params.js';
 import { Rng } from '../src/util/rng.js';
 import { testNeeding } from './helpers/capabilities.js';
+import { modelConfig } from './helpers/model-fixture.js';
 
 const native = loadBinding();
 const info = native.gemmInfo();
-const config: ModelConfig = {
-  locations: 6,
-  channels: 20,
-  embedDim: 12,
-  units: 16,
-  attentionUnits: 10,
-  vocabSize: 23,
-  dropout: 0,
-  attentionLambda: 0,
-};
+const config = modelConfig([6, 20, 12, 16, 10, 23]);
 const B = 5,
   T = 6,
   { locations: L, channels: C, embedDim: E, units: U, attentionUnits: A, vocabSize: V } = config;

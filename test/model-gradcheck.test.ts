@@ -11,19 +11,10 @@ import assert from 'node:assert/strict';
 import { loadBinding } from '../src/model/binding.js';
 import { PARAMETER_ORDER, parameterShapes } from '../src/model/params.js';
 import { Rng } from '../src/util/rng.js';
-import type { ModelConfig } from '../src/model/types.js';
+import { GRADCHECK_SIZES, modelConfig, stepDims } from './helpers/model-fixture.js';
 
 const native = loadBinding();
-const config: ModelConfig = {
-  locations: 3,
-  channels: 5,
-  embedDim: 4,
-  units: 6,
-  attentionUnits: 5,
-  vocabSize: 7,
-  dropout: 0,
-  attentionLambda: 0,
-};
+const config = modelConfig(GRADCHECK_SIZES);
 const B = 3,
   T = 4;
 // <start>=1 ... <end>=2, 0-padded: rows have 4, 3 and 2 real targets
@@ -54,21 +45,13 @@ function check(
   const rng = new Rng(3);
   const images = imageOfRow ? Math.max(...imageOfRow) + 1 : B;
   const features = Float64Array.from({ length: images * config.locations * config.channels }, () => rng.normal());
-  const dims = Int32Array.of(
-    B,
-    T,
-    config.locations,
-    config.channels,
-    config.embedDim,
-    config.units,
-    config.attentionUnits,
-    config.vocabSize,
-  );
-  const loss = () =>
+  const dims = stepDims(config, B, T);
+  /** One trainStep on these inputs, writing gradients into `into` (null: the forward-only pass). */
+  const step = (into: Float64Array[] | null) =>
     native.trainStep(
       ws,
       params,
-      null,
+      into,
       dims,
       features,
       tokens,
@@ -82,46 +65,12 @@ function check(
       images,
       undefined,
       labelSmoothing,
-    ).loss;
+    );
+  const loss = () => step(null).loss;
   // The forward-only pass never applies dropout, so compare against a training pass's loss with grads,
   // then differentiate the training loss by re-running trainStep (it recomputes the same masks).
-  const trainLoss = () =>
-    native.trainStep(
-      ws,
-      params,
-      grads.map((g) => new Float64Array(g.length)),
-      dims,
-      features,
-      tokens,
-      dropout,
-      lambda,
-      11,
-      resetState,
-      meanInit,
-      weights,
-      imageOfRow,
-      images,
-      undefined,
-      labelSmoothing,
-    ).loss;
-  const base = native.trainStep(
-    ws,
-    params,
-    grads,
-    dims,
-    features,
-    tokens,
-    dropout,
-    lambda,
-    11,
-    resetState,
-    meanInit,
-    weights,
-    imageOfRow,
-    images,
-    undefined,
-    labelSmoothing,
-  );
+  const trainLoss = () => step(grads.map((g) => new Float64Array(g.length))).loss;
+  const base = step(grads);
   assert.ok(Number.isFinite(base.loss) && base.tokens === 9, `loss ${base.loss}, tokens ${base.tokens}`);
   if (dropout === 0) assert.ok(Math.abs(loss() - base.loss) < 1e-12, 'eval loss equals training loss without dropout');
   const f = dropout > 0 ? trainLoss : loss;
@@ -225,16 +174,7 @@ test('label smoothing: the loss is linear in eps, eps 0 is the plain cross-entro
   const params = randomParams(5);
   const rng = new Rng(9);
   const features = Float64Array.from({ length: B * config.locations * config.channels }, () => rng.normal());
-  const dims = Int32Array.of(
-    B,
-    T,
-    config.locations,
-    config.channels,
-    config.embedDim,
-    config.units,
-    config.attentionUnits,
-    config.vocabSize,
-  );
+  const dims = stepDims(config, B, T);
   const loss = (eps?: number) =>
     native.trainStep(ws, params, null, dims, features, tokens, 0, 0, 1, false, false, null, null, B, undefined, eps)
       .loss;
@@ -250,16 +190,7 @@ test("per-sequence weights scale each sequence's cross-entropy: all 1 equals no 
   const params = randomParams(7);
   const rng = new Rng(3);
   const features = Float64Array.from({ length: B * config.locations * config.channels }, () => rng.normal());
-  const dims = Int32Array.of(
-    B,
-    T,
-    config.locations,
-    config.channels,
-    config.embedDim,
-    config.units,
-    config.attentionUnits,
-    config.vocabSize,
-  );
+  const dims = stepDims(config, B, T);
   const run = (w: Float64Array | null) =>
     native.trainStep(ws, params, null, dims, features, tokens, 0, 0, 0, false, false, w);
   const plain = run(null);
@@ -295,16 +226,7 @@ test('rows sharing images (encoder once per image): finite differences, and equa
   const features = new Float64Array(B * per);
   imageOfRow.forEach((img, b) => features.set(imageFeatures.subarray(img * per, (img + 1) * per), b * per));
   const grads = params.map((p) => new Float64Array(p.length));
-  const dims = Int32Array.of(
-    B,
-    T,
-    config.locations,
-    config.channels,
-    config.embedDim,
-    config.units,
-    config.attentionUnits,
-    config.vocabSize,
-  );
+  const dims = stepDims(config, B, T);
   native.trainStep(
     ws,
     params,
@@ -355,16 +277,7 @@ test('row order does not matter: the recurrence skips finished rows (live prefix
   const rng = new Rng(3);
   const per = config.locations * config.channels;
   const features = Float64Array.from({ length: B * per }, () => rng.normal());
-  const dims = Int32Array.of(
-    B,
-    T,
-    config.locations,
-    config.channels,
-    config.embedDim,
-    config.units,
-    config.attentionUnits,
-    config.vocabSize,
-  );
+  const dims = stepDims(config, B, T);
   const order = [2, 1, 0];
   const reversedTokens = Int32Array.from(
     order.flatMap((b) => Array.from(tokens.subarray(b * (T + 1), (b + 1) * (T + 1)))),

@@ -9,24 +9,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createModel, type GruState, type ModelConfig, type TrainBatch } from '../src/model/index.js';
+import { createModel, type GruState, type TrainBatch } from '../src/model/index.js';
 import type { InitState } from '../src/model/types.js';
 import { loadBinding } from '../src/model/binding.js';
 import { PARAMETER_ORDER } from '../src/model/params.js';
 import { NativeCaptionModel } from '../src/model/native-model.js';
 import { Rng } from '../src/util/rng.js';
 import { UserError } from '../src/util/errors.js';
+import { modelConfig, SMALL_SIZES } from './helpers/model-fixture.js';
 
-const config: ModelConfig = {
-  locations: 5,
-  channels: 12,
-  embedDim: 8,
-  units: 16,
-  attentionUnits: 10,
-  vocabSize: 11,
-  dropout: 0,
-  attentionLambda: 0,
-};
+const config = modelConfig(SMALL_SIZES);
 const B = 3,
   T = 6;
 // <start>=1 ... <end>=2, 0-padded: 6, 4 and 2 real targets

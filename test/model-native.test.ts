@@ -9,22 +9,14 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { createModel, type ModelConfig, type TrainBatch } from '../src/model/index.js';
+import { createModel, type TrainBatch } from '../src/model/index.js';
 import { loadBinding } from '../src/model/binding.js';
 import { PARAMETER_ORDER } from '../src/model/params.js';
 import { Rng } from '../src/util/rng.js';
 import { UserError } from '../src/util/errors.js';
+import { modelConfig, SMALL_SIZES, stepDims } from './helpers/model-fixture.js';
 
-const config: ModelConfig = {
-  locations: 5,
-  channels: 12,
-  embedDim: 8,
-  units: 16,
-  attentionUnits: 10,
-  vocabSize: 11,
-  dropout: 0,
-  attentionLambda: 0,
-};
+const config = modelConfig(SMALL_SIZES);
 
 function batch(seed: number, B = 4, T = 6): TrainBatch {
   const rng = new Rng(seed);
@@ -90,16 +82,7 @@ test('float32 training path agrees with the float64 path (loss and every gradien
   const g32 = p32.map((a) => new Float32Array(a.length));
   const g64 = p64.map((a) => new Float64Array(a.length));
   const b = batch(2);
-  const dims = Int32Array.of(
-    b.size,
-    b.steps,
-    config.locations,
-    config.channels,
-    config.embedDim,
-    config.units,
-    config.attentionUnits,
-    config.vocabSize,
-  );
+  const dims = stepDims(config, b.size, b.steps);
   const ws = native.createWorkspace();
   const r32 = native.trainStep(ws, p32, g32, dims, b.features, b.tokens, 0, 0.5, 0, false, false);
   const r64 = native.trainStep(ws, p64, g64, dims, Float64Array.from(b.features), b.tokens, 0, 0.5, 0, false, false);

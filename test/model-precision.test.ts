@@ -21,7 +21,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { bf16Unavailable, createModel, resolvePrecision, type ModelConfig } from '../src/model/index.js';
+import { bf16Unavailable, createModel, resolvePrecision } from '../src/model/index.js';
 import { loadBinding, type Precision } from '../src/model/binding.js';
 import { PARAMETER_ORDER } from '../src/model/params.js';
 import { train } from '../src/train/train.js';
@@ -29,8 +29,10 @@ import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
 import { readSafetensors, writeSafetensors } from '../src/checkpoint/safetensors.js';
 import { Rng } from '../src/util/rng.js';
 import type { TrainConfig } from '../src/train/config.js';
-import { oracleRun } from './helpers/oracle-run.js';
+import { oracleRun, QUIET_TRAIN } from './helpers/oracle-run.js';
 import { cpuHasBf16, testNeeding } from './helpers/capabilities.js';
+import { modelConfig, SMALL_SIZES } from './helpers/model-fixture.js';
+import { straightAndResumed } from './helpers/train-resume.js';
 
 const unavailable = bf16Unavailable();
 /**
@@ -52,16 +54,7 @@ testNeeding(
   () => {
     const native = loadBinding();
     const [B, T, L, C, E, U, A, V] = [12, 7, 10, 96, 32, 40, 24, 60];
-    const config: ModelConfig = {
-      locations: L,
-      channels: C,
-      embedDim: E,
-      units: U,
-      attentionUnits: A,
-      vocabSize: V,
-      dropout: 0,
-      attentionLambda: 0,
-    };
+    const config = modelConfig([L, C, E, U, A, V]);
     const dims = Int32Array.of(B, T, L, C, E, U, A, V);
     const lines: string[] = [];
     for (const seed of [1, 3]) {
@@ -164,7 +157,7 @@ const tiny: Partial<TrainConfig> = {
   earlyStopPatience: 0,
   dropout: 0.2,
 };
-const quiet = { quiet: true, handleSigint: false, log: () => {} };
+const quiet = QUIET_TRAIN;
 
 testNeeding(
   'bf16',
@@ -211,15 +204,7 @@ testNeeding(
 
     // 2 epochs straight vs 1 + --resume + 1, both bf16: bit for bit.
     const short = { ...tiny, precision: 'bf16' as const, epochs: 2 };
-    const a = await train({ runDir, checkpointDir: path.join(runDir, 'a'), overrides: short, ...quiet });
-    await train({ runDir, checkpointDir: path.join(runDir, 'b'), overrides: { ...short, epochs: 1 }, ...quiet });
-    const b = await train({
-      runDir,
-      checkpointDir: path.join(runDir, 'b'),
-      overrides: { epochs: 2 },
-      resume: true,
-      ...quiet,
-    });
+    const { a, b } = await straightAndResumed(runDir, short);
     assert.equal(b.model.config.embedDim, 16);
     assert.deepEqual(
       b.progress.history.map((e) => e.trainLoss),
@@ -234,16 +219,7 @@ testNeeding(
 );
 
 testNeeding('bf16', unavailable, 'decoding and evalLoss stay fp32 in a bf16 model', () => {
-  const config: ModelConfig = {
-    locations: 5,
-    channels: 12,
-    embedDim: 8,
-    units: 16,
-    attentionUnits: 10,
-    vocabSize: 11,
-    dropout: 0,
-    attentionLambda: 0,
-  };
+  const config = modelConfig(SMALL_SIZES);
   const fp32 = createModel(config, { seed: 4 }),
     bf16 = createModel(config, { seed: 4, precision: 'bf16' });
   const rng = new Rng(2);

@@ -16,25 +16,17 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bf16Unavailable, type ModelConfig } from '../src/model/index.js';
+import { bf16Unavailable } from '../src/model/index.js';
 import { NativeCaptionModel } from '../src/model/native-model.js';
 import { loadBinding, type Precision } from '../src/model/binding.js';
 import { PARAMETER_ORDER } from '../src/model/params.js';
 import { Rng } from '../src/util/rng.js';
 import { testNeeding } from './helpers/capabilities.js';
+import { modelConfig } from './helpers/model-fixture.js';
 
 const native = loadBinding();
 const [B, T, L, C, E, U, A, V] = [64, 5, 64, 2048, 256, 512, 512, 5001];
-const config: ModelConfig = {
-  locations: L,
-  channels: C,
-  embedDim: E,
-  units: U,
-  attentionUnits: A,
-  vocabSize: V,
-  dropout: 0.5,
-  attentionLambda: 0.1,
-};
+const config = modelConfig([L, C, E, U, A, V], { dropout: 0.5, attentionLambda: 0.1 });
 const optimizer = { learningRate: 1e-3, clipNorm: 1 }; // the recipe clips at 5; 1 makes this step's gradient (norm 1.17) clipped
 const ADAM = { beta1: 0.9, beta2: 0.999, epsilon: 1e-7 };
 

@@ -18,6 +18,7 @@ import { BUNDLE_FORMAT_VERSION } from '../src/export/manifest.js';
 import { resolveModelSource } from '../src/models/source.js';
 import { sat } from './helpers/cli-run.js';
 import { makeBundleFixture, type BundleFixture } from './helpers/models-fixture.js';
+import { setEnv } from './helpers/scoped-env.js';
 
 let dir: string;
 let fx: BundleFixture;
@@ -40,9 +41,12 @@ const setManifest = (files: Map<string, Buffer>, m: unknown) =>
 /** What the cache's models folder holds (hidden folders included: a failed install must leave no .partial-*). */
 const cached = () => (fs.existsSync(cacheModels) ? fs.readdirSync(cacheModels).sort() : []);
 
+/** Puts SAT_CACHE back after: other test files may share this process (test/run.mjs). */
+let restoreCache = () => {};
+
 before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-models-url-'));
-  process.env.SAT_CACHE = path.join(dir, 'cache');
+  restoreCache = setEnv('SAT_CACHE', path.join(dir, 'cache'));
   cacheModels = path.join(dir, 'cache', 'models');
   fx = await makeBundleFixture(path.join(dir, 'fx'));
   publish('good');
@@ -89,6 +93,7 @@ before(async () => {
 });
 
 after(async () => {
+  restoreCache();
   server.closeAllConnections();
   await new Promise((r) => server.close(r));
   fs.rmSync(dir, { recursive: true, force: true });

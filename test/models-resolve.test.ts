@@ -16,15 +16,19 @@ import { resolveModelSource } from '../src/models/source.js';
 import { defaultModelUrl } from '../src/web/index.js';
 import { sat } from './helpers/cli-run.js';
 import { makeBundleFixture, type BundleFixture } from './helpers/models-fixture.js';
+import { setEnv } from './helpers/scoped-env.js';
 
 let dir: string;
 let fx: BundleFixture;
 let shippedDir: string;
 let cacheModelsDir: string;
 
+/** Puts SAT_CACHE back after: other test files may share this process (test/run.mjs). */
+let restoreCache = () => {};
+
 before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-models-'));
-  process.env.SAT_CACHE = path.join(dir, 'cache');
+  restoreCache = setEnv('SAT_CACHE', path.join(dir, 'cache'));
   fx = await makeBundleFixture(path.join(dir, 'fx'));
   // A shipped folder holding the default model, and a cache holding "mine" and a same-named copy of the default.
   shippedDir = path.join(dir, 'shipped');
@@ -38,7 +42,10 @@ before(async () => {
   }
 });
 
-after(() => fs.rmSync(dir, { recursive: true, force: true }));
+after(() => {
+  restoreCache();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
 
 test('nothing names the shipped model; a missing one is refused with the fix', async () => {
   const m = await resolveModelSource(undefined, { shippedDir, cacheModelsDir });

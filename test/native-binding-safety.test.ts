@@ -9,22 +9,13 @@ import assert from 'node:assert/strict';
 import { loadBinding } from '../src/model/binding.js';
 import { PARAMETER_ORDER, parameterShapes } from '../src/model/params.js';
 import { Rng } from '../src/util/rng.js';
-import type { ModelConfig } from '../src/model/types.js';
 import { testNeeding } from './helpers/capabilities.js';
+import { GRADCHECK_SIZES, modelConfig } from './helpers/model-fixture.js';
 
 // The raw binding, called the way a buggy caller could (wrong types, missing arguments).
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const native = loadBinding() as any;
-const config: ModelConfig = {
-  locations: 3,
-  channels: 5,
-  embedDim: 4,
-  units: 6,
-  attentionUnits: 5,
-  vocabSize: 7,
-  dropout: 0,
-  attentionLambda: 0,
-};
+const config = modelConfig(GRADCHECK_SIZES);
 const B = 3,
   T = 4,
   { locations: L, channels: C, embedDim: E, units: U, attentionUnits: A, vocabSize: V } = config;

@@ -19,14 +19,10 @@ import type { CaptionEngine } from '../src/serve/engine.js';
 import { startServer, type CaptionServer } from '../src/serve/server.js';
 import { bundleFiles, lazyFiles } from '../src/serve/static-files.js';
 import { browserBuilds, makeTinyModel, splitImage, type TinyModel } from './helpers/serve-fixture.js';
-import { CHROMIUM_FLAGS } from '../src/bench/chromium-flags.js';
+import { chromiumSkip, launchChromium } from './helpers/browser-fixture.js';
 
-const CHROMIUM = process.env.SAT_CHROMIUM ?? '/usr/bin/chromium';
-const FLAGS = [...CHROMIUM_FLAGS];
 const SHOTS = path.resolve('out', 'test');
-const skip = fs.existsSync(CHROMIUM)
-  ? false
-  : `no Chromium at ${CHROMIUM} (apt-get install chromium, or set SAT_CHROMIUM)`;
+const skip = chromiumSkip;
 
 let dir: string;
 let engine: CaptionEngine;
@@ -38,13 +34,7 @@ let tiny: TinyModel;
 before(async () => {
   if (skip) return;
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-serve-page-'));
-  const { chromium } = await import('playwright-core');
-  const launched = chromium.launchPersistentContext(path.join(dir, 'profile'), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: FLAGS,
-    viewport: { width: 1100, height: 900 },
-  });
+  const launched = launchChromium({ width: 1100, height: 900 });
   tiny = await makeTinyModel(dir);
   engine = await loadCaptionerEngine(tiny.run, { encoder: tiny.encoder });
   // the bundle the CLI would export on first use (there on a thread of its own)

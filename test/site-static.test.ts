@@ -8,8 +8,6 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -17,11 +15,10 @@ import { buildBundle, writeBundle } from '../src/export/bundle.js';
 import { loadCaptioner } from '../src/models/load-captioner.js';
 import { sat } from './helpers/cli-run.js';
 import { makeCaptionRun, type CaptionFixture } from './helpers/export-fixture.js';
-import { CHROMIUM_FLAGS } from '../src/bench/chromium-flags.js';
+import { chromiumSkip, launchChromium, staticServer } from './helpers/browser-fixture.js';
+import { pageHtml, renderPageHtml } from '../src/web/page-html.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOT = path.join('out', 'site-static.png');
-const haveChromium = fs.existsSync(CHROMIUM);
 let dir: string;
 let fx: CaptionFixture;
 let site: string;
@@ -92,51 +89,30 @@ test('sat export --site writes the page, the runtime and the bundle; a bundle fo
   );
 });
 
-const TYPES: Record<string, string> = {
-  '.html': 'text/html',
-  '.mjs': 'text/javascript',
-  '.js': 'text/javascript',
-  '.css': 'text/css',
-  '.json': 'application/json',
-  '.wasm': 'application/wasm',
-};
-
-/** A plain static file server for `root` (GET of files by path, index.html for folders), on 127.0.0.1 and a random port. */
-async function staticServer(root: string): Promise<{ url: string; close(): Promise<void> }> {
-  const server = http.createServer((req, res) => {
-    let file = path.join(root, decodeURIComponent(new URL(req.url!, 'http://x').pathname));
-    if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, 'index.html');
-    if (!file.startsWith(root + path.sep) || !fs.existsSync(file)) {
-      res.writeHead(404).end();
-      return;
-    }
-    res
-      .writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' })
-      .end(fs.readFileSync(file));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise((r) => server.close(r));
-    },
-  };
-}
+test('both pages come from one template: the lines they share are the same, each keeps only its own marked lines', () => {
+  const template = ['<a>', '<b><!--served-->', '<c><!--site-->', '<d>'].join('\n');
+  assert.equal(renderPageHtml(template, 'served'), '<a>\n<b>\n<d>');
+  assert.equal(renderPageHtml(template, 'site'), '<a>\n<c>\n<d>');
+  const served = pageHtml('served'),
+    site = pageHtml('site');
+  for (const html of [served, site]) {
+    assert.ok(!/<!--(served|site)-->/.test(html), 'no marker left');
+    assert.ok(!html.includes('The one page of both builds'), "the template's note is dropped");
+    for (const id of ['model', 'drop', 'file', 'choose', 'beam', 'status', 'result', 'photo', 'heat', 'words'])
+      assert.ok(html.includes(`id="${id}"`), `#${id} on both pages (captionPageElements)`);
+  }
+  assert.match(served, /id="in-browser"/);
+  assert.ok(!site.includes('id="in-browser"'), 'the site runs in the browser only: no switch');
+  assert.ok(!/(src|href)="\//.test(site), 'the site has relative URLs only');
+  assert.match(served, /src="\/assets\/app\.js"/);
+});
 
 test(
   "the static site captions a picked image in headless Chromium as Node does, with every word's attention",
-  { skip: haveChromium ? false : `${CHROMIUM} is not installed (apt-get install chromium)` },
+  { skip: chromiumSkip },
   async () => {
     const server = await staticServer(site);
-    const { chromium } = await import('playwright-core');
-    const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-site-profile-'));
-    const browser = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 720, height: 860 },
-      args: [...CHROMIUM_FLAGS],
-    });
+    const browser = await launchChromium({ width: 720, height: 860 });
     const node = await loadCaptioner(path.join(site, 'model'));
     try {
       const page = await browser.newPage();
@@ -205,7 +181,6 @@ test(
     } finally {
       await node.dispose();
       await browser.close();
-      fs.rmSync(profile, { recursive: true, force: true });
       await server.close();
     }
   },

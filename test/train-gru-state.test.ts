@@ -13,7 +13,7 @@ import { resolveConfig, validateConfigPatch, type TrainConfig } from '../src/tra
 import { loadCheckpoint, restoreModel } from '../src/checkpoint/checkpoint.js';
 import { createModel } from '../src/model/index.js';
 import { openFeatureStore } from '../src/features/store.js';
-import { oracleRun } from './helpers/oracle-run.js';
+import { oracleRun, QUIET_TRAIN, TINY_TRAIN } from './helpers/oracle-run.js';
 
 test('gruState: validated with a message naming the choices', () => {
   assert.equal(resolveConfig({}, validateConfigPatch({ gruState: 'reset' }, 'flag')).gruState, 'reset');
@@ -26,18 +26,8 @@ test('gruState: validated with a message naming the choices', () => {
 test('train --gru-state reset: saved in the checkpoint, decoded as trained, frozen on --resume', async () => {
   const runDir = await oracleRun('sat-train-gru-state-');
   const checkpointDir = path.join(runDir, 'reset');
-  const tiny: Partial<TrainConfig> = {
-    embedDim: 8,
-    units: 16,
-    attentionUnits: 8,
-    batchSize: 16,
-    learningRate: 1e-2,
-    epochs: 1,
-    bucketBatches: 2,
-    checkpointMinutes: 0,
-    gruState: 'reset',
-  };
-  const quiet = { quiet: true, handleSigint: false, log: () => {} };
+  const tiny: Partial<TrainConfig> = { ...TINY_TRAIN, epochs: 1, gruState: 'reset' };
+  const quiet = QUIET_TRAIN;
   const outcome = await train({ runDir, checkpointDir, overrides: tiny, ...quiet });
   assert.equal(outcome.model.config.gruState, 'reset');
   const ckpt = loadCheckpoint(checkpointDir, 'latest');

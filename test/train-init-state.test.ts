@@ -17,19 +17,10 @@ import { createModel } from '../src/model/index.js';
 import type { InitState } from '../src/model/types.js';
 import { openFeatureStore } from '../src/features/store.js';
 import { UserError } from '../src/util/errors.js';
-import { oracleRun } from './helpers/oracle-run.js';
+import { oracleRun, QUIET_TRAIN, TINY_TRAIN } from './helpers/oracle-run.js';
 
-const quiet = { quiet: true, handleSigint: false, log: () => {} };
-const tiny: Partial<TrainConfig> = {
-  embedDim: 8,
-  units: 16,
-  attentionUnits: 8,
-  batchSize: 16,
-  learningRate: 1e-2,
-  epochs: 1,
-  bucketBatches: 2,
-  checkpointMinutes: 0,
-};
+const quiet = QUIET_TRAIN;
+const tiny: Partial<TrainConfig> = { ...TINY_TRAIN, epochs: 1 };
 
 /** The first image's features as a one-row batch, and a model rebuilt from a checkpoint as sat caption / sat eval do. */
 function probe(runDir: string) {

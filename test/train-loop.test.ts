@@ -10,7 +10,7 @@ import {
   type TrainConfig,
 } from '../src/train/config.js';
 import { epochBatches, epochImageBatches, splitExamples } from '../src/train/batches.js';
-import { trainLoop, DivergedError } from '../src/train/loop.js';
+import { trainLoop, DivergedError, type TrainLoopOptions } from '../src/train/loop.js';
 import { loadCheckpoint, restoreModel } from '../src/checkpoint/checkpoint.js';
 import { Rng } from '../src/util/rng.js';
 import { ToyModel, tempDir, toyTask, writeToyVocab } from './helpers/train-fixture.js';
@@ -41,6 +41,21 @@ function setup(seed = 7) {
     model,
     checkpointDir: path.join(dir, 'ckpt'),
   };
+}
+
+/** trainLoop on setup() `s`'s task, store, folders and model (or `more.model`), quietly; `more` adds options. */
+function loopOn(s: ReturnType<typeof setup>, config: TrainConfig, more: Partial<TrainLoopOptions> = {}) {
+  return trainLoop({
+    config,
+    model: s.model,
+    store: s.store,
+    train: s.examples,
+    dev: s.dev,
+    checkpointDir: s.checkpointDir,
+    vocabFile: s.vocabFile,
+    ...quiet,
+    ...more,
+  });
 }
 
 test('config: a file, then flags, override the defaults; the shipped configs are valid; bad values are named', () => {
@@ -136,16 +151,7 @@ test('splitExamples: one example per caption of the split; long captions keep <e
 
 test('loop: the toy model learns, checkpoints and the loss plot are written', async () => {
   const s = setup();
-  const result = await trainLoop({
-    config: toyConfig({ epochs: 4 }),
-    model: s.model,
-    store: s.store,
-    train: s.examples,
-    dev: s.dev,
-    checkpointDir: s.checkpointDir,
-    vocabFile: s.vocabFile,
-    ...quiet,
-  });
+  const result = await loopOn(s, toyConfig({ epochs: 4 }));
   assert.equal(result.reason, 'completed');
   const h = result.progress.history;
   assert.equal(h.length, 4);
@@ -174,17 +180,7 @@ test('loop: the toy model learns, checkpoints and the loss plot are written', as
 test('loop: batchBy image learns as batchBy caption does', async () => {
   const losses: number[][] = [];
   for (const batchBy of ['caption', 'image'] as const) {
-    const s = setup();
-    const r = await trainLoop({
-      config: toyConfig({ epochs: 4, batchBy }),
-      model: s.model,
-      store: s.store,
-      train: s.examples,
-      dev: s.dev,
-      checkpointDir: s.checkpointDir,
-      vocabFile: s.vocabFile,
-      ...quiet,
-    });
+    const r = await loopOn(setup(), toyConfig({ epochs: 4, batchBy }));
     losses.push(r.progress.history.map((e) => e.trainLoss));
   }
   const [byCaption, byImage] = losses;
@@ -194,42 +190,14 @@ test('loop: batchBy image learns as batchBy caption does', async () => {
 
 test('resume: 1 epoch + resume + 1 epoch gives bit-identical losses and weights to 2 straight epochs', async () => {
   const straight = setup();
-  const a = await trainLoop({
-    config: toyConfig(),
-    model: straight.model,
-    store: straight.store,
-    train: straight.examples,
-    dev: straight.dev,
-    checkpointDir: straight.checkpointDir,
-    vocabFile: straight.vocabFile,
-    ...quiet,
-  });
+  const a = await loopOn(straight, toyConfig());
 
   const split = setup();
-  await trainLoop({
-    config: toyConfig({ epochs: 1 }),
-    model: split.model,
-    store: split.store,
-    train: split.examples,
-    dev: split.dev,
-    checkpointDir: split.checkpointDir,
-    vocabFile: split.vocabFile,
-    ...quiet,
-  });
+  await loopOn(split, toyConfig({ epochs: 1 }));
   const ckpt = loadCheckpoint(split.checkpointDir, 'latest');
   const fresh = new ToyModel(2, 8, split.vocabSize, 999); // different init: everything must come from the checkpoint
   restoreModel(fresh, ckpt, { optimizer: true });
-  const b = await trainLoop({
-    config: toyConfig(),
-    model: fresh,
-    store: split.store,
-    train: split.examples,
-    dev: split.dev,
-    checkpointDir: split.checkpointDir,
-    vocabFile: split.vocabFile,
-    resume: ckpt.meta.progress,
-    ...quiet,
-  });
+  const b = await loopOn(split, toyConfig(), { model: fresh, resume: ckpt.meta.progress });
 
   const losses = (r: typeof a) => r.progress.history.map((e) => [e.trainLoss, e.valLoss]);
   assert.deepEqual(losses(b), losses(a));
@@ -239,16 +207,7 @@ test('resume: 1 epoch + resume + 1 epoch gives bit-identical losses and weights 
 
 test('resume mid-epoch after an interrupt continues the same batches and partial sums', async () => {
   const straight = setup();
-  const a = await trainLoop({
-    config: toyConfig(),
-    model: straight.model,
-    store: straight.store,
-    train: straight.examples,
-    dev: straight.dev,
-    checkpointDir: straight.checkpointDir,
-    vocabFile: straight.vocabFile,
-    ...quiet,
-  });
+  const a = await loopOn(straight, toyConfig());
 
   const cut = setup();
   // Request a stop after the 3rd optimizer step of epoch 2 (as the SIGINT handler does).
@@ -278,17 +237,7 @@ test('resume mid-epoch after an interrupt continues the same batches and partial
   assert.equal(ckpt.meta.progress.batchInEpoch, 3);
   const fresh = new ToyModel(2, 8, cut.vocabSize, 5);
   restoreModel(fresh, ckpt, { optimizer: true });
-  const b = await trainLoop({
-    config: toyConfig(),
-    model: fresh,
-    store: cut.store,
-    train: cut.examples,
-    dev: cut.dev,
-    checkpointDir: cut.checkpointDir,
-    vocabFile: cut.vocabFile,
-    resume: ckpt.meta.progress,
-    ...quiet,
-  });
+  const b = await loopOn(cut, toyConfig(), { model: fresh, resume: ckpt.meta.progress });
   assert.deepEqual(
     b.progress.history.map((e) => [e.trainLoss, e.valLoss]),
     a.progress.history.map((e) => [e.trainLoss, e.valLoss]),
@@ -298,16 +247,7 @@ test('resume mid-epoch after an interrupt continues the same batches and partial
 test('NaN loss stops with the epoch and step named and keeps the last good checkpoint', async () => {
   const s = setup();
   const config = toyConfig({ epochs: 3 });
-  await trainLoop({
-    config: { ...config, epochs: 1 },
-    model: s.model,
-    store: s.store,
-    train: s.examples,
-    dev: s.dev,
-    checkpointDir: s.checkpointDir,
-    vocabFile: s.vocabFile,
-    ...quiet,
-  });
+  await loopOn(s, { ...config, epochs: 1 });
   const good = fs.readFileSync(path.join(s.checkpointDir, 'latest.safetensors'));
   const stepsPerEpoch = s.model.optimizerState().step;
   s.model.failAtStep = stepsPerEpoch + 2;
@@ -366,34 +306,13 @@ test('plateau schedule decays the learning rate and early stopping ends the run'
 
 test('time budget: mid-epoch stop with a resumable checkpoint, or whole epochs only (at least one)', async () => {
   const s = setup();
-  const cut = await trainLoop({
-    config: toyConfig({ epochs: 3 }),
-    model: s.model,
-    store: s.store,
-    train: s.examples,
-    dev: s.dev,
-    checkpointDir: s.checkpointDir,
-    vocabFile: s.vocabFile,
-    timeBudgetSeconds: 0,
-    ...quiet,
-  });
+  const cut = await loopOn(s, toyConfig({ epochs: 3 }), { timeBudgetSeconds: 0 });
   assert.equal(cut.reason, 'time-budget');
   assert.deepEqual([cut.progress.epoch, cut.progress.batchInEpoch], [0, 1]);
   assert.equal(loadCheckpoint(s.checkpointDir, 'latest').meta.progress.batchInEpoch, 1);
 
   const w = setup();
-  const whole = await trainLoop({
-    config: toyConfig({ epochs: 3 }),
-    model: w.model,
-    store: w.store,
-    train: w.examples,
-    dev: w.dev,
-    checkpointDir: w.checkpointDir,
-    vocabFile: w.vocabFile,
-    timeBudgetSeconds: 0,
-    wholeEpochs: true,
-    ...quiet,
-  });
+  const whole = await loopOn(w, toyConfig({ epochs: 3 }), { timeBudgetSeconds: 0, wholeEpochs: true });
   assert.equal(whole.reason, 'time-budget');
   assert.deepEqual([whole.progress.epoch, whole.progress.batchInEpoch, whole.progress.history.length], [1, 0, 1]);
   assert.ok(fs.existsSync(path.join(w.checkpointDir, 'loss.png')));

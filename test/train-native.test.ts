@@ -11,33 +11,17 @@ import { train } from '../src/train/train.js';
 import { DivergedError } from '../src/train/loop.js';
 import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
 import type { TrainConfig } from '../src/train/config.js';
-import { oracleRun } from './helpers/oracle-run.js';
+import { oracleRun, QUIET_TRAIN, TINY_TRAIN } from './helpers/oracle-run.js';
+import { straightAndResumed } from './helpers/train-resume.js';
 
-const tiny: Partial<TrainConfig> = {
-  embedDim: 8,
-  units: 16,
-  attentionUnits: 8,
-  batchSize: 16,
-  learningRate: 1e-2,
-  epochs: 2,
-  bucketBatches: 2,
-  checkpointMinutes: 0,
-};
-const quiet = { quiet: true, handleSigint: false, log: () => {} };
+const tiny: Partial<TrainConfig> = { ...TINY_TRAIN, epochs: 2 };
+const quiet = QUIET_TRAIN;
 const losses = (h: { trainLoss: number; valLoss: number | null }[]) => h.map((e) => [e.trainLoss, e.valLoss]);
 
 test('native: 1 epoch + --resume + 1 epoch equals 2 straight epochs bit for bit (dropout on)', async () => {
   const runDir = await oracleRun('sat-train-native-');
   const config = { ...tiny, dropout: 0.2 };
-  const a = await train({ runDir, checkpointDir: path.join(runDir, 'a'), overrides: config, ...quiet });
-  await train({ runDir, checkpointDir: path.join(runDir, 'b'), overrides: { ...config, epochs: 1 }, ...quiet });
-  const b = await train({
-    runDir,
-    checkpointDir: path.join(runDir, 'b'),
-    overrides: { epochs: 2 },
-    resume: true,
-    ...quiet,
-  });
+  const { a, b } = await straightAndResumed(runDir, { ...config, epochs: 2 });
   assert.equal(a.progress.history.length, 2);
   assert.deepEqual(losses(b.progress.history), losses(a.progress.history));
   assert.ok(a.progress.history[1].trainLoss < a.progress.history[0].trainLoss, 'the loss goes down');

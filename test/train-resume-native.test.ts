@@ -16,8 +16,9 @@ import { bf16Unavailable, type Precision } from '../src/model/index.js';
 import { flagOf } from '../src/cli/train.js';
 import type { TrainConfig } from '../src/train/config.js';
 import { train, type TrainOutcome } from '../src/train/train.js';
-import { oracleRun } from './helpers/oracle-run.js';
+import { oracleRun, QUIET_TRAIN } from './helpers/oracle-run.js';
 import { testNeeding } from './helpers/capabilities.js';
+import { bundledChild } from './helpers/child-bundle.js';
 
 let runDir: string;
 before(async () => {
@@ -39,7 +40,7 @@ const SETTINGS: Partial<TrainConfig> = {
   checkpointMinutes: 1e-5,
 };
 const SAVES_BEFORE_SIGNAL = 3;
-const quiet = { quiet: true, handleSigint: false, log: () => {} };
+const quiet = QUIET_TRAIN;
 
 function cliArgs(settings: Partial<TrainConfig>): string[] {
   return ['--run', runDir, '--quiet', ...Object.entries(settings).flatMap(([k, v]) => [`--${flagOf(k)}`, String(v)])];
@@ -50,9 +51,7 @@ function interruptedChild(signal: 'SIGKILL' | 'SIGINT', checkpoints: string, set
   const child = spawn(
     process.execPath,
     [
-      '--import',
-      'tsx',
-      'test/helpers/interrupt-child.ts',
+      bundledChild('test/helpers/interrupt-child.ts'),
       signal,
       String(SAVES_BEFORE_SIGNAL),
       checkpoints,

@@ -15,20 +15,10 @@ import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
 import { loadRun } from '../src/dataset/prepare.js';
 import { openFeatureStore } from '../src/features/store.js';
 import { runPaths } from '../src/dataset/run.js';
-import { oracleRun } from './helpers/oracle-run.js';
+import { oracleRun, QUIET_TRAIN, TINY_TRAIN } from './helpers/oracle-run.js';
 
-const quiet = { quiet: true, handleSigint: false, log: () => {} };
-const tiny: Partial<TrainConfig> = {
-  embedDim: 8,
-  units: 16,
-  attentionUnits: 8,
-  batchSize: 16,
-  learningRate: 1e-2,
-  bucketBatches: 2,
-  checkpointMinutes: 0,
-  dropout: 0,
-  attentionLambda: 0,
-};
+const quiet = QUIET_TRAIN;
+const tiny: Partial<TrainConfig> = { ...TINY_TRAIN, dropout: 0, attentionLambda: 0 };
 const scst: Partial<TrainConfig> = {
   objective: 'scst',
   scstSamples: 4,

@@ -16,6 +16,7 @@ import { resolveConfig } from '../src/train/config.js';
 import { trainLoop, type ValidateHook } from '../src/train/loop.js';
 import { ToyModel, tempDir, toyTask, writeToyVocab } from './helpers/train-fixture.js';
 import { oracleRun, tinyTrainFlags } from './helpers/oracle-run.js';
+import { bundledChild } from './helpers/child-bundle.js';
 
 let runDir: string;
 
@@ -29,7 +30,7 @@ const TINY = ['--epochs', '3', ...tinyTrainFlags(1)];
 function satTrainCtrlC(presses: number, args: string[]) {
   const child = spawnSync(
     process.execPath,
-    ['--import', 'tsx', 'test/helpers/sigint-child.ts', String(presses), '--run', runDir, ...TINY, ...args],
+    [bundledChild('test/helpers/sigint-child.ts'), String(presses), '--run', runDir, ...TINY, ...args],
     { encoding: 'utf8', timeout: 120_000 },
   );
   return { code: child.status, log: child.stderr };

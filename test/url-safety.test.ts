@@ -15,6 +15,7 @@ import sharp from 'sharp';
 import { preprocessImage } from '../src/models/load-captioner.js';
 import { fetchImageUrl, rasterFormat } from '../src/features/image-url.js';
 import { specialAddressKind } from '../src/util/special-address.js';
+import { setEnv } from './helpers/scoped-env.js';
 
 let dir: string;
 let server: http.Server;
@@ -200,13 +201,11 @@ test("preprocessImage (loadCaptioner's images): files only where allowed, local 
     /is not an http\(s\) URL, and this captioner reads no files \(allowFiles: false\)/,
   );
   const url = `http://127.0.0.1:${port}/red.png?preprocess`;
-  const cacheBefore = process.env.SAT_CACHE;
-  process.env.SAT_CACHE = path.join(dir, 'cache');
+  const restoreCache = setEnv('SAT_CACHE', path.join(dir, 'cache'));
   try {
     await assert.rejects(preprocessImage(url, 8, { allowFiles: false }), /is a loopback address/);
     assert.equal((await preprocessImage(url, 8, { allowFiles: false, allowPrivateNetwork: true })).length, 8 * 8 * 3);
   } finally {
-    if (cacheBefore === undefined) delete process.env.SAT_CACHE;
-    else process.env.SAT_CACHE = cacheBefore;
+    restoreCache();
   }
 });

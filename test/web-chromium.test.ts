@@ -7,8 +7,6 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -17,11 +15,9 @@ import { loadCaptioner } from '../src/models/load-captioner.js';
 import { writeBrowserBuild } from '../scripts/build-browser.js';
 import { makeCaptionRun, type CaptionFixture } from './helpers/export-fixture.js';
 import { testNeeding } from './helpers/capabilities.js';
-import { CHROMIUM_FLAGS } from '../src/bench/chromium-flags.js';
+import { chromiumSkip, launchChromium, pageResult, staticServer } from './helpers/browser-fixture.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOT = path.join('out', 'web-chromium.png');
-const haveChromium = fs.existsSync(CHROMIUM);
 let dir: string;
 let fx: CaptionFixture;
 
@@ -56,7 +52,7 @@ try {
 </script>`;
 
 before(async () => {
-  if (!haveChromium) return;
+  if (chromiumSkip) return;
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-chromium-'));
   fx = await makeCaptionRun(path.join(dir, 'fixture'));
   writeBundle(path.join(dir, 'bundle'), await buildBundle(fx.run, { encoder: fx.encoder }));
@@ -70,57 +66,21 @@ after(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const TYPES: Record<string, string> = {
-  '.html': 'text/html',
-  '.mjs': 'text/javascript',
-  '.js': 'text/javascript',
-  '.json': 'application/json',
-  '.wasm': 'application/wasm',
-  '.png': 'image/png',
-};
-
 testNeeding(
   'chromium',
-  haveChromium ? null : `${CHROMIUM} is not installed (apt-get install chromium)`,
+  chromiumSkip || null,
   'headless Chromium captions images with the bundle as Node does',
   async () => {
-    const server = http.createServer((req, res) => {
-      const pathname = decodeURIComponent(new URL(req.url!, 'http://x').pathname);
-      if (pathname === '/') {
-        res.writeHead(200, { 'content-type': 'text/html' }).end(PAGE);
-        return;
-      }
-      const file = path.join(dir, pathname);
-      if (!file.startsWith(dir + path.sep) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
-        res.writeHead(404).end();
-        return;
-      }
-      res
-        .writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' })
-        .end(fs.readFileSync(file));
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
-    const { chromium } = await import('playwright-core');
-    const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-chromium-profile-'));
-    const browser = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 640, height: 300 },
-      args: [...CHROMIUM_FLAGS],
-    });
+    const server = await staticServer(dir, PAGE);
+    const url = server.url;
+    const browser = await launchChromium({ width: 640, height: 300 });
     const node = await loadCaptioner(path.join(dir, 'bundle'));
     try {
       const page = await browser.newPage();
       const requests: string[] = [];
       page.on('request', (r) => requests.push(r.url()));
       await page.goto(url);
-      await page.waitForFunction(() => (window as any).__result || (window as any).__error, undefined, {
-        timeout: 60_000,
-      });
-      const error = await page.evaluate(() => (window as any).__error);
-      assert.equal(error, undefined, error);
-      const result = await page.evaluate(() => (window as any).__result);
+      const result = await pageResult(page);
       fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
       await page.screenshot({ path: SCREENSHOT });
 
@@ -148,9 +108,7 @@ testNeeding(
     } finally {
       await node.dispose();
       await browser.close();
-      fs.rmSync(profile, { recursive: true, force: true });
-      server.closeAllConnections();
-      await new Promise((r) => server.close(r));
+      await server.close();
     }
   },
 );

@@ -5,6 +5,7 @@
  * defaults (SERVE_OPTIONS); the PyTorch peer's are --peer-*.
  */
 import { SERVE_BENCH_DEFAULTS, type ServeBenchOptions } from '../bench/serve-bench.js';
+import { checkBackend } from '../models/load-captioner.js';
 import { UserError } from '../util/errors.js';
 import { numberOption, requireString, type OptionSpec } from './command.js';
 import { SERVE_OPTIONS } from './serve.js';
@@ -53,11 +54,6 @@ export const SERVE_BENCH_OPTIONS: Record<string, OptionSpec> = {
   },
 };
 
-function backendOption(value: unknown): 'native' | 'onnx' {
-  if (value === 'native' || value === 'onnx') return value;
-  throw new UserError(`--backend ${String(value)} is not known: use onnx or native.`);
-}
-
 /** --threads, or its old spelling --encoder-threads (with a note); notes go to `note`. */
 function serverThreads(values: Record<string, unknown>, note: (line: string) => void): Record<string, unknown> {
   if (values['encoder-threads'] === undefined) {
@@ -100,7 +96,7 @@ export function serveBenchOptionsFromArgs(
     rounds: int('rounds', 1, 100),
     beam: int('beam', 1, 10),
     server: {
-      backend: backendOption(values.backend),
+      backend: checkBackend(values.backend, '--backend'),
       instances: int('instances', 1, 16),
       threads: numberOption({ threads: values.threads ?? SERVE_THREADS_DEFAULT }, 'threads', {
         integer: true,

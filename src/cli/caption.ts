@@ -8,7 +8,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DEFAULT_STREAM_BATCH, MAX_STREAM_BATCH } from '../decode/caption-stream.js';
 import { decodingSummary, type CaptionOptions, type CaptionResult, type Captioner } from '../decode/captioner-api.js';
-import { checkBackend, loadCaptioner, loadLocatedCaptioner, type NodeImageInput } from '../models/load-captioner.js';
+import {
+  checkBackend,
+  DEFAULT_CAPTIONER_BACKEND,
+  loadCaptioner,
+  loadLocatedCaptioner,
+  type NodeImageInput,
+} from '../models/load-captioner.js';
 import { locateModel } from '../models/source.js';
 import { DEFAULT_MAX_IMAGE_BYTES, isImageUrl } from '../features/image-url.js';
 import { renderAttentionFigure } from '../figures/attention.js';
@@ -165,7 +171,8 @@ const command: Command = {
     backend: {
       type: 'string',
       description:
-        'native (the C++ addon; a checkpoint) or onnx (onnxruntime-node; a bundle, or a checkpoint exported in memory). Default: onnx for a bundle, else native',
+        'onnx (onnxruntime-node; a bundle, or a checkpoint exported in memory) or native (the C++ addon; a checkpoint)',
+      default: DEFAULT_CAPTIONER_BACKEND,
     },
     'max-image-mb': {
       type: 'string',
@@ -211,7 +218,7 @@ const command: Command = {
     const options = captionOptionsFromArgs(values);
     const figures = typeof values.attention === 'string' ? figurePaths(values.attention, positionals) : [];
     const maxImageMb = numberOption(values, 'max-image-mb', { min: 0.001 });
-    const backend = values.backend === undefined ? undefined : checkBackend(values.backend, '--backend');
+    const backend = checkBackend(values.backend, '--backend');
     const batchSize =
       numberOption(values, 'batch-size', { integer: true, min: 1, max: MAX_STREAM_BATCH }) ?? DEFAULT_STREAM_BATCH;
 

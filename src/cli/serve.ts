@@ -7,9 +7,8 @@ import type { ResourceLimits } from 'node:worker_threads';
 import type { EncoderOptions } from '../encoders/registry.js';
 import type { Bundle } from '../export/bundle-backend.js';
 import { readManifest } from '../export/bundle-folder.js';
-import { checkBackend } from '../models/load-captioner.js';
+import { checkBackend, DEFAULT_CAPTIONER_BACKEND } from '../models/load-captioner.js';
 import { locateModel } from '../models/source.js';
-import { DEFAULT_SERVE_BACKEND } from '../serve/engine.js';
 import type { ModelWorkerData } from '../serve/model-worker.js';
 import { DEFAULT_SERVE_OPTIONS, startServer, type ServeOptions } from '../serve/server.js';
 import { bundleFiles, bundleFolderFiles, lazyFiles, type FileSource } from '../serve/static-files.js';
@@ -33,7 +32,7 @@ export const SERVE_OPTIONS: Record<string, OptionSpec> = {
     type: 'string',
     description:
       'native (the C++ decoder; checkpoints only) or onnx (onnxruntime-node; a checkpoint is exported in memory once, and the export is shared by the model threads and the page)',
-    default: DEFAULT_SERVE_BACKEND,
+    default: DEFAULT_CAPTIONER_BACKEND,
   },
   host: {
     type: 'string',

@@ -9,7 +9,7 @@
  * Like matplotlib's imshow in the tutorial, each panel's colours span that word's own min..max weight.
  */
 import sharp, { type OverlayOptions } from 'sharp';
-import { gridSide, heatColour, heatMap } from './heat.js';
+import { gridSide, heatColourInto, heatMap } from './heat.js';
 
 export interface AttentionFigureInput {
   /** The image as RGB uint8, HWC, `size` x `size` (the encoder's input, e.g. src/features/image.ts loadRgb). */
@@ -42,10 +42,13 @@ export function overlayPanel(
   const g = gridSide(weights.length);
   const heat = heatMap(weights, g, g, size, size);
   const opacity = opts.opacity ?? 0.6;
+  const gray = opts.colormap === 'gray';
   const out = new Uint8Array(size * size * 3);
+  const colour: [number, number, number] = [0, 0, 0];
   for (let p = 0; p < size * size; p++) {
     const t = heat[p];
-    const colour = opts.colormap === 'gray' ? [t * 255, t * 255, t * 255] : heatColour(t);
+    if (gray) colour[0] = colour[1] = colour[2] = t * 255;
+    else heatColourInto(t, colour);
     for (let c = 0; c < 3; c++) out[p * 3 + c] = Math.round(rgb[p * 3 + c] * (1 - opacity) + colour[c] * opacity);
   }
   return out;

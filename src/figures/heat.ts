@@ -48,9 +48,13 @@ export function upsampleBilinear(
   const xs = bilinearAxis(width, cols),
     ys = bilinearAxis(height, rows);
   for (let y = 0; y < height; y++) {
-    const [y0, y1, wy] = ys[y];
+    const y0 = ys[y][0],
+      y1 = ys[y][1],
+      wy = ys[y][2];
     for (let x = 0; x < width; x++) {
-      const [x0, x1, wx] = xs[x];
+      const x0 = xs[x][0],
+        x1 = xs[x][1],
+        wx = xs[x][2]; // indexed, not destructured: this loop runs per pixel
       const top = grid[y0 * cols + x0] * (1 - wx) + grid[y0 * cols + x1] * wx;
       const bottom = grid[y1 * cols + x0] * (1 - wx) + grid[y1 * cols + x1] * wx;
       out[y * width + x] = top * (1 - wy) + bottom * wy;
@@ -78,13 +82,20 @@ export function heatMap(
   }
   const range = max - min;
   const map = upsampleBilinear(weights, rows, cols, width, height);
-  return Float64Array.from(map, (v) => (range > 0 ? Math.min(1, Math.max(0, (v - min) / range)) : 0));
+  const heat = new Float64Array(map.length);
+  if (range > 0) for (let i = 0; i < map.length; i++) heat[i] = Math.min(1, Math.max(0, (map[i] - min) / range));
+  return heat;
 }
 
 /** Heat t in [0, 1] -> RGB 0..255: black, red, orange, yellow, white (matplotlib's "hot" family). */
 export function heatColour(t: number): [number, number, number] {
-  const r = Math.min(1, t * 2.5);
-  const g = Math.min(1, Math.max(0, t * 2.5 - 1));
-  const b = Math.min(1, Math.max(0, t * 5 - 4));
-  return [r * 255, g * 255, b * 255];
+  return heatColourInto(t, [0, 0, 0]);
+}
+
+/** heatColour written into `out` (no allocation per pixel), which it returns. */
+export function heatColourInto(t: number, out: [number, number, number]): [number, number, number] {
+  out[0] = Math.min(1, t * 2.5) * 255;
+  out[1] = Math.min(1, Math.max(0, t * 2.5 - 1)) * 255;
+  out[2] = Math.min(1, Math.max(0, t * 5 - 4)) * 255;
+  return out;
 }

@@ -6,10 +6,10 @@
  *   const { caption } = await captioner.caption('photo.jpg', { beam: 3 });
  *   console.log(caption, captioner.info.modelId);
  *
- *   backend 'native'  the C++ addon decodes; the encoder runs on onnxruntime-node. Needs a checkpoint.
  *   backend 'onnx'    onnxruntime-node runs the bundle's graphs: a bundle folder is read and verified
  *                     (SHA-256 of every file), a checkpoint is exported in memory first (`dtype`, default fp32).
- *   default           'onnx' for a bundle folder, 'native' for a run or checkpoint.
+ *   backend 'native'  the C++ addon decodes; the encoder runs on onnxruntime-node. Needs a checkpoint.
+ *   default           DEFAULT_CAPTIONER_BACKEND ('onnx') for every source, here and in every front end.
  *
  * Images: a file path, an http(s) URL (downloaded into the cache, size-limited), encoded bytes
  * (Buffer/Uint8Array: JPEG, PNG, WebP ...) or decoded pixels { data, width, height, channels? } (RGB or RGBA,
@@ -42,6 +42,15 @@ export type NodeImageInput = string | Uint8Array | RgbImage;
 export const CAPTIONER_BACKENDS = ['native', 'onnx'] as const;
 export type CaptionerBackend = (typeof CAPTIONER_BACKENDS)[number];
 
+/**
+ * The backend of every front end that is not told one (loadCaptioner, sat caption, sat serve, sat bench serve), for
+ * every model source: a bundle runs only on onnx, and a checkpoint on onnx is exported in memory first (about 0.1
+ * CPU-s more at load than native for the Flickr8k MobileNetV2 model) and then captions as the native backend does
+ * (docs/design.md) at 20-33% fewer CPU-ms per caption (`sat bench serve --backend onnx|native`). 'native' stays
+ * the choice for a checkpoint when no export should be made.
+ */
+export const DEFAULT_CAPTIONER_BACKEND: CaptionerBackend = 'onnx';
+
 /** `value` as a backend name, refused with the choices otherwise; `what` names the flag or option in the refusal. */
 export function checkBackend(value: unknown, what = 'backend'): CaptionerBackend {
   if (!CAPTIONER_BACKENDS.includes(value as CaptionerBackend)) {
@@ -51,6 +60,7 @@ export function checkBackend(value: unknown, what = 'backend'): CaptionerBackend
 }
 
 export interface LoadCaptionerOptions {
+  /** Default DEFAULT_CAPTIONER_BACKEND ('onnx'); 'native' needs a checkpoint. */
   backend?: CaptionerBackend;
   /** Encoder flags a checkpoint cannot supply itself (weights folder, user .onnx flags); not for bundles. */
   encoder?: EncoderOptions;
@@ -93,7 +103,7 @@ export async function loadCaptioner(source?: string | readonly string[], opts: L
 /** Loads a captioner on a model already located (locateModel). */
 export async function loadLocatedCaptioner(model: ModelLocation, opts: LoadCaptionerOptions = {}): Promise<Captioner<NodeImageInput>> {
   const bundle = model.kind === 'bundle';
-  const backend = checkBackend(opts.backend ?? (bundle ? 'onnx' : 'native'));
+  const backend = checkBackend(opts.backend ?? DEFAULT_CAPTIONER_BACKEND);
   const encoder = givenEncoderOptions(opts.encoder);
   if (bundle && backend === 'native') {
     throw new UserError(`${model.path} is an exported bundle: the native backend needs the checkpoint it came from ` +
@@ -135,7 +145,7 @@ async function loadEnsembleCaptioner(sources: readonly string[], opts: LoadCapti
     }
     members.push(model.path);
   }
-  const backend = checkBackend(opts.backend ?? 'native');
+  const backend = checkBackend(opts.backend ?? DEFAULT_CAPTIONER_BACKEND);
   const encoder = givenEncoderOptions(opts.encoder);
   if (backend === 'native') {
     const { nativeCaptionBackend } = await import('../decode/native-backend.js');

@@ -13,6 +13,7 @@ import type { EncoderOptions } from '../encoders/registry.js';
 import type { Bundle } from '../export/bundle-backend.js';
 import { isBundleFolder, readManifest } from '../export/bundle-folder.js';
 import {
+  DEFAULT_CAPTIONER_BACKEND,
   loadBundleCaptioner,
   loadCaptioner,
   type CaptionerBackend,
@@ -20,10 +21,10 @@ import {
 } from '../models/load-captioner.js';
 import type { BundleManifest } from '../export/manifest.js';
 import { loadBinding } from '../model/binding.js';
-import { DEFAULT_SERVE_BACKEND, type BatchResult, type CaptionEngine } from './engine.js';
+import type { BatchResult, CaptionEngine } from './engine.js';
 
 export interface EngineOptions {
-  /** 'native' or 'onnx'; a bundle runs on 'onnx' only. Default: 'onnx' (see DEFAULT_SERVE_BACKEND). */
+  /** 'native' or 'onnx'; a bundle runs on 'onnx' only. Default: DEFAULT_CAPTIONER_BACKEND ('onnx'). */
   backend?: CaptionerBackend;
   /** Fills in what a checkpoint cannot say about its encoder (weights folder, user .onnx flags); not for bundles. */
   encoder?: EncoderOptions;
@@ -42,7 +43,7 @@ export async function loadCaptionerEngine(
   opts: EngineOptions = {},
   exported?: Bundle,
 ): Promise<CaptionEngine> {
-  const backend = opts.backend ?? DEFAULT_SERVE_BACKEND;
+  const backend = opts.backend ?? DEFAULT_CAPTIONER_BACKEND;
   if (backend === 'native' && opts.blasThreads !== undefined)
     loadBinding().setThreads(opts.blasThreads, opts.blasThreads);
   const captioner =

@@ -7,10 +7,6 @@
  * Shapes: N images, S = info.inputSize, L = attention locations (grid h x w).
  */
 import type { CaptionerInfo, CaptionOptions, CaptionResult } from '../decode/captioner-api.js';
-import type { CaptionerBackend } from '../models/load-captioner.js';
-
-/** The backend `sat serve` runs when none is named: the faster end to end on the Flickr8k MobileNetV2 model, measured with `sat bench serve --backend native|onnx`. */
-export const DEFAULT_SERVE_BACKEND: CaptionerBackend = 'onnx';
 
 export interface BatchResult {
   /** As the Captioner API gives them: words with their attention [h * w], the beam's alternatives when asked. */

@@ -1,7 +1,7 @@
 /**
  * The static captioning site of `sat export --site DIR` (Node only; never imported by browser code):
  *
- *   DIR/index.html, style.css    the page (src/web/site/index.html, the `sat serve` page's style.css)
+ *   DIR/index.html, style.css    the page (src/web/page-html.ts: the `sat serve` page's template as 'site', its style.css)
  *   DIR/app.js                   src/web/site/main.ts with show-attend-tell/web bundled in (one ES module)
  *   DIR/ort-wasm-simd-threaded.{mjs,wasm}   onnxruntime-web's runtime, loaded from beside app.js (no CDN)
  *   DIR/model/                   the bundle (manifest.json, encoder.onnx, decoder-*.onnx), SHA-256 checked by the page
@@ -20,6 +20,7 @@ import { writeFileAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
 import { packageRoot } from '../util/package-files.js';
 import { bundleForBrowser } from './browser-bundle.js';
+import { pageHtml } from './page-html.js';
 
 /** Where `npm run build` writes the site's page files, under the package root. */
 export const SITE_BUILD_FOLDER = path.join('dist', 'site');
@@ -41,7 +42,7 @@ export async function buildSitePage(): Promise<Map<string, Uint8Array>> {
           'checkout (esbuild is a devDependency), or use a built package (`npm run build` writes dist/site).',
       ),
   });
-  files.set('index.html', fs.readFileSync(path.join(root, 'src', 'web', 'site', 'index.html')));
+  files.set('index.html', new TextEncoder().encode(pageHtml('site')));
   files.set('style.css', fs.readFileSync(path.join(root, 'src', 'web', 'page', 'style.css')));
   return files;
 }

@@ -15,6 +15,8 @@ export const CAPTIONS = { red: 'a red square', blue: 'a blue circle on the left'
 export interface CaptionFixture {
   run: string;
   encoder: EncoderOptions;
+  /** The same encoder as command-line flags. */
+  encoderFlags: string[];
   /** PNG files of the three colours (20x12, resized to 16x16 by the pipeline). */
   images: Record<keyof typeof COLOURS, string>;
 }
@@ -24,7 +26,7 @@ export async function makeCaptionRun(
   opts: { gruState?: GruState; initState?: InitState; steps?: number } = {},
 ): Promise<CaptionFixture> {
   const names = Object.keys(COLOURS) as (keyof typeof COLOURS)[];
-  const { run, encoder } = await makeTinyRun(
+  const { run, encoder, encoderFlags } = await makeTinyRun(
     dir,
     names.map((n) => ({ rgb: COLOURS[n], caption: CAPTIONS[n] })),
     { gruState: opts.gruState ?? 'carry', initState: opts.initState ?? 'zeros', steps: opts.steps },
@@ -37,5 +39,5 @@ export async function makeCaptionRun(
       .png()
       .toFile(images[name]);
   }
-  return { run, encoder, images };
+  return { run, encoder, encoderFlags, images };
 }

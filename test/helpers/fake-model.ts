@@ -6,7 +6,8 @@
  * the tokens fed so far (slot 0: count, then the ids), which is all a table lookup needs. The attention
  * of a step is one-hot at (fed token % L), so a caption's attention rows reveal the path that made it.
  */
-import type { CaptionModel, DecoderState, ModelConfig, StepOutput } from '../../src/model/types.js';
+import type { DecodeVocab } from '../../src/decode/index.js';
+import type { AsyncDecoderModel, CaptionModel, DecoderState, ModelConfig, StepOutput } from '../../src/model/types.js';
 
 /** Probabilities over the vocabulary for the next token of image `key` after `words` (no <start>). */
 export type NextTokenTable = (key: number, words: number[]) => number[];
@@ -116,3 +117,61 @@ export function keyFeatures(keys: number[], locations: number): Float32Array {
   keys.forEach((k, i) => f.fill(k, i * locations, (i + 1) * locations));
   return f;
 }
+
+/** A TableModel behind promises, as the ONNX backends are. */
+export class AsyncTableModel implements AsyncDecoderModel {
+  constructor(readonly inner: TableModel) {}
+  get config() {
+    return this.inner.config;
+  }
+  async encode(features: Float32Array, n: number) {
+    await Promise.resolve();
+    return this.inner.encode(features, n);
+  }
+  async step(state: DecoderState, tokens: Int32Array) {
+    await Promise.resolve();
+    return this.inner.step(state, tokens);
+  }
+  selectRows(state: DecoderState, rows: Int32Array, hidden?: Float32Array) {
+    return this.inner.selectRows(state, rows, hidden);
+  }
+  async release() {}
+}
+
+/** The words of the hand-written tables (ids 0..6). */
+export const TABLE_WORDS = ['<pad>', '<start>', '<end>', '<unk>', 'a', 'b', 'c'];
+export const TABLE_VOCAB: DecodeVocab = { pad: 0, start: 1, end: 2, unk: 3, word: (id) => TABLE_WORDS[id] };
+
+/** A probability row from {word: p}; unnamed tokens get 0 (logit -Infinity). */
+export function tableRow(named: Record<string, number>): number[] {
+  return TABLE_WORDS.map((w) => named[w] ?? 0);
+}
+
+/** Words joined with spaces, e.g. "a c". */
+export function tableText(sequence: number[]): string {
+  return sequence.map((id) => TABLE_WORDS[id]).join(' ');
+}
+
+/**
+ * Image 0: greedy and beam disagree, and length normalisation flips the beam's choice.
+ *   []     -> a .5  b .3  <end> .2
+ *   [a]    -> c .4  <end> .3  b .3        [a c] -> <end> 1
+ *   [a b]  -> <end> .5  c .5              [a b c] -> <end> 1
+ *   [b]    -> <end> .9  a .1              anything else -> <end> 1
+ * Complete captions: "a c" .2, "b" .27, "a" .15, "a b" .075, "a b c" .075, "" .2, "b a" .03
+ * greedy: a, c, <end> = .2. Beam 2, alpha 0: "b" (.27). Beam 2, alpha 1: "a c" (ln .2 / 3 > ln .27 / 2).
+ */
+export const STORY_TABLE: NextTokenTable = (_key, words) => {
+  switch (tableText(words)) {
+    case '':
+      return tableRow({ a: 0.5, b: 0.3, '<end>': 0.2 });
+    case 'a':
+      return tableRow({ c: 0.4, '<end>': 0.3, b: 0.3 });
+    case 'a b':
+      return tableRow({ '<end>': 0.5, c: 0.5 });
+    case 'b':
+      return tableRow({ '<end>': 0.9, a: 0.1 });
+    default:
+      return tableRow({ '<end>': 1 });
+  }
+};

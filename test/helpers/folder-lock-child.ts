@@ -4,7 +4,7 @@
  * Every filesystem call the lock makes is slowed by a random 0-3 ms so that racing processes interleave at every
  * step. Not a test file itself.
  *
- * Usage: node --import tsx test/helpers/folder-lock-child.ts DIR SIGNALS
+ * Usage: node --import tsx test/helpers/folder-lock-child.ts DIR SIGNALS (the test runs it bundled: child-bundle.ts)
  */
 import fs from 'node:fs';
 import path from 'node:path';

@@ -9,6 +9,7 @@ import { encodeHalf } from '../../src/features/fp16.js';
 import { FeatureStoreWriter } from '../../src/features/store-writer.js';
 import { prepareRun } from '../../src/dataset/prepare.js';
 import { runPaths } from '../../src/dataset/run.js';
+import type { TrainConfig } from '../../src/train/config.js';
 import { tempDir } from './train-fixture.js';
 
 const COLORS = Object.keys(SHAPE_COLORS);
@@ -67,3 +68,17 @@ export function tinyTrainFlags(batchSize: number): string[] {
     '8',
   ];
 }
+
+/** The options of an in-process train() that prints nothing and leaves Ctrl-C to the test runner. */
+export const QUIET_TRAIN = { quiet: true, handleSigint: false, log: () => {} };
+
+/** The in-process twin of tinyTrainFlags(16) without the metric: tests add epochs and what they vary. */
+export const TINY_TRAIN: Partial<TrainConfig> = {
+  embedDim: 8,
+  units: 16,
+  attentionUnits: 8,
+  batchSize: 16,
+  learningRate: 1e-2,
+  bucketBatches: 2,
+  checkpointMinutes: 0,
+};

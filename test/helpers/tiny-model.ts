@@ -28,6 +28,20 @@ export function poolEncoderOnnx(): Uint8Array {
   return g.toModel();
 }
 
+/** The flags of a user .onnx encoder taking `size` x `size` NHWC images scaled to 0..1 (as the pool encoder). */
+export function onnxEncoderFlags(file: string, size = SIZE): string[] {
+  return [
+    '--encoder',
+    file,
+    '--encoder-size',
+    String(size),
+    '--encoder-scaling',
+    'zero_one',
+    '--encoder-layout',
+    'nhwc',
+  ];
+}
+
 /** One training example: a solid colour (its pooled features are rgb / 255 at every location) and its caption. */
 export interface ColourCaption {
   rgb: readonly [number, number, number];
@@ -59,16 +73,7 @@ export async function makeTinyRun(
   const onnxFile = path.join(dir, 'pool4.onnx');
   fs.writeFileSync(onnxFile, poolEncoderOnnx());
   const encoder: EncoderOptions = { encoder: onnxFile, size: SIZE, scaling: 'zero_one', layout: 'nhwc' };
-  const encoderFlags = [
-    '--encoder',
-    onnxFile,
-    '--encoder-size',
-    String(SIZE),
-    '--encoder-scaling',
-    'zero_one',
-    '--encoder-layout',
-    'nhwc',
-  ];
+  const encoderFlags = onnxEncoderFlags(onnxFile);
   const { spec } = await userOnnxEncoder({ file: onnxFile, size: SIZE, scaling: 'zero_one', layout: 'nhwc' });
 
   const captions = examples.map((e) => e.caption);
