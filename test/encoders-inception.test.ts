@@ -97,8 +97,8 @@ test('registry: default encoder spec and known layers', async () => {
     /--encoder-size 74: InceptionV3 needs an integer input side of at least 75/,
   );
   await assert.rejects(
-    resolveEncoder({ encoder: 'mobilenet_v2', size: 96 }),
-    /--encoder-size applies to inception_v3_\* and a user \.onnx encoder only/,
+    resolveEncoder({ encoder: 'mobilenet_v2', size: 100 }),
+    /--encoder-size 100: mobilenet_v2 takes a multiple of 32/,
   );
   await assert.rejects(
     resolveEncoder({ layer: 'dense_1' }),

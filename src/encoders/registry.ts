@@ -101,8 +101,6 @@ async function build(o: EncoderOptions): Promise<EncoderModel> {
   ] as const) {
     onlyFor(flag, v, 'a user .onnx encoder');
   }
-  if (!name.startsWith('inception_v3_') && name !== 'mobilenet_v2')
-    onlyFor('--encoder-size', o.size, 'inception_v3_*, mobilenet_v2 and a user .onnx encoder');
   switch (name) {
     case 'inception_v3_nsfwjs':
       onlyFor('--encoder-weights', o.weights, 'inception_v3_imagenet and mobilenet_v2');
