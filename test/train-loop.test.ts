@@ -253,17 +253,7 @@ test('NaN loss stops with the epoch and step named and keeps the last good check
   s.model.failAtStep = stepsPerEpoch + 2;
   const ckpt = loadCheckpoint(s.checkpointDir, 'latest');
   await assert.rejects(
-    trainLoop({
-      config,
-      model: s.model,
-      store: s.store,
-      train: s.examples,
-      dev: s.dev,
-      checkpointDir: s.checkpointDir,
-      vocabFile: s.vocabFile,
-      resume: ckpt.meta.progress,
-      ...quiet,
-    }),
+    loopOn(s, config, { resume: ckpt.meta.progress }),
     (e: unknown) =>
       e instanceof DivergedError &&
       /became NaN at epoch 2, batch 2\//.test(e.message) &&
