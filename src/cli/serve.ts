@@ -106,6 +106,17 @@ export const SERVE_OPTIONS: Record<string, OptionSpec> = {
     description: 'open connections; more are closed at once',
     default: String(d.maxConnections),
   },
+  linger: {
+    type: 'string',
+    description:
+      'seconds a connection refused before its body was read (413, 408, 415 ...) is read on and the rest discarded, so the client can finish sending and read the answer; then it is closed (0: at once)',
+    default: String(d.lingerMs / 1000),
+  },
+  'linger-bytes': {
+    type: 'string',
+    description: 'most bytes read on and discarded from such a connection before it is closed',
+    default: String(d.lingerBytes),
+  },
   'allow-origin': {
     type: 'string',
     multiple: true,
@@ -185,6 +196,8 @@ export function serveOptionsFromArgs(values: Record<string, unknown>): ServeOpti
     uploadGraceMs: numberOption(values, 'upload-grace', { min: 0, max: 3600 })! * 1000,
     headersTimeoutMs: numberOption(values, 'headers-timeout', { min: 0.001, max: 3600 })! * 1000,
     maxConnections: int('max-connections', 1, 1_000_000),
+    lingerMs: numberOption(values, 'linger', { min: 0, max: 3600 })! * 1000,
+    lingerBytes: int('linger-bytes', 0),
     allowOrigins: allowOrigins(values['allow-origin']),
     imageFormats: imageFormats(values['image-formats']),
     imageTimeoutMs: numberOption(values, 'image-timeout', { min: 0.001, max: 3600 })! * 1000,

@@ -13,6 +13,8 @@ export class ServeMetrics {
   readonly queueDepth: Gauge;
   readonly uploads: Gauge;
   readonly batchSize: Histogram;
+  readonly lingering: Gauge;
+  readonly lingerEnds: Counter<'why'>;
 
   constructor(maxBatch: number) {
     const registers = [this.registry];
@@ -51,6 +53,17 @@ export class ServeMetrics {
     this.uploads = new Gauge({
       name: 'sat_uploads_in_flight',
       help: 'Caption requests whose bodies are still arriving (--max-uploads)',
+      registers,
+    });
+    this.lingering = new Gauge({
+      name: 'sat_lingering_connections',
+      help: 'Connections refused before their body was read, still read on so the client gets the answer (--linger)',
+      registers,
+    });
+    this.lingerEnds = new Counter({
+      name: 'sat_linger_ends_total',
+      help: 'Lingering connections closed, by why: body-read, client-closed, bytes (--linger-bytes), time (--linger), error',
+      labelNames: ['why'],
       registers,
     });
     const sizes = [1, 2, 4, 8, 16, 32, 64].filter((b) => b < maxBatch).concat(maxBatch);

@@ -21,6 +21,10 @@ export interface ServeOptions {
   uploadGraceMs: number;
   /** A request's headers must arrive within this (and within timeoutMs). */
   headersTimeoutMs: number;
+  /** Longest a connection refused before its body was read is read on (and discarded) so the client gets the answer; 0: closed at once. */
+  lingerMs: number;
+  /** Most bytes read on (and discarded) from such a connection. */
+  lingerBytes: number;
   /** Open connections; more are closed at once. */
   maxConnections: number;
   /**
@@ -58,6 +62,8 @@ export const DEFAULT_SERVE_OPTIONS: ServeOptions = {
   uploadGraceMs: 2000,
   headersTimeoutMs: 10_000,
   maxConnections: 512,
+  lingerMs: 5000,
+  lingerBytes: 64 * 1024 * 1024,
   allowOrigins: [],
   imageFormats: ['jpeg', 'png', 'webp'],
   imageTimeoutMs: 5000,
