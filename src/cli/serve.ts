@@ -133,6 +133,12 @@ export const SERVE_OPTIONS: Record<string, OptionSpec> = {
     description: 'seconds decoding one image may take; longer: 422',
     default: String(d.imageTimeoutMs / 1000),
   },
+  'image-cache-mb': {
+    type: 'string',
+    description:
+      "megabytes of libvips' operation cache (0: none; every upload is a new image, so a cache only holds memory)",
+    default: String(d.imageCacheMb),
+  },
   'batch-timeout': {
     type: 'string',
     description:
@@ -201,6 +207,7 @@ export function serveOptionsFromArgs(values: Record<string, unknown>): ServeOpti
     allowOrigins: allowOrigins(values['allow-origin']),
     imageFormats: imageFormats(values['image-formats']),
     imageTimeoutMs: numberOption(values, 'image-timeout', { min: 0.001, max: 3600 })! * 1000,
+    imageCacheMb: int('image-cache-mb', 0, 1_000_000),
     log: Boolean(values.log),
   };
   if (options.defaultBeam > options.maxBeam)

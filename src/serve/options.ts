@@ -36,6 +36,11 @@ export interface ServeOptions {
   imageFormats: string[];
   /** Longest time decoding one image may take (sharp's timeout: whole seconds, at least 1). */
   imageTimeoutMs: number;
+  /**
+   * Megabytes of libvips' operation cache (process-wide; sharp's default is 50 MB, 100 operations). 0: no cache:
+   * every upload is a new image, so a cache only holds memory.
+   */
+  imageCacheMb: number;
   /** fastify's request log (pino, JSON lines on stdout). */
   log?: boolean;
   /** The export bundle published at /v1/bundle/ for the page's in-browser captioning (default: none). */
@@ -67,6 +72,7 @@ export const DEFAULT_SERVE_OPTIONS: ServeOptions = {
   allowOrigins: [],
   imageFormats: ['jpeg', 'png', 'webp'],
   imageTimeoutMs: 5000,
+  imageCacheMb: 0,
 };
 
 /** Formats --image-formats may enable: sharp's names (heif covers AVIF). */

@@ -27,7 +27,7 @@ import multipart from '@fastify/multipart';
 import type { CaptionerInfo } from '../decode/captioner-api.js';
 import type { CaptionEngine } from './engine.js';
 import { ERRORS, fromFastifyError, refuse, Refusal } from './errors.js';
-import { blockUntrustedLoaders } from './images.js';
+import { blockUntrustedLoaders, imageCacheBytes, sizeImageCache } from './images.js';
 import { installLingeringClose, isLingering, lingerAfterAnswer } from './linger.js';
 import { checkHostAndOrigin, preflightRoute } from './origin.js';
 import { ServeMetrics } from './metrics.js';
@@ -67,6 +67,8 @@ export async function startServer(
   const service = new ModelService(opts, metrics);
   const app = await buildApp({ opts, metrics, service });
 
+  sizeImageCache(opts.imageCacheMb);
+  metrics.watchImageCache(imageCacheBytes);
   const unblockLoaders = blockUntrustedLoaders();
   try {
     await app.listen({ host: opts.host, port: opts.port });
