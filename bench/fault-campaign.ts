@@ -15,6 +15,7 @@
  * Usage: node --import tsx bench/fault-campaign.ts [--only kill,diskfull,soak,attack,coco] [--n 5] [--seed 1]
  *          [--images 300] [--epochs 12] [--disk fsize,tmpfs] [--soak-seconds 600] [--attack-seconds 60] [--attackers 64] [--model PATH]
  *          [--scale 1/8,1/4,1/2,1] [--work DIR] [--keep] [--sat src|dist] [--quiet]
+ *          [--serve-args "FLAGS"] (more flags for the soak's sat serve, e.g. "--image-cache-mb 50")
  * Exit status 0 when every row kept its promise, 1 when any row lists failures, 2 for a bad flag.
  * docs/benchmarks.md ("The fault campaign") says how to read the table.
  */
@@ -45,6 +46,7 @@ const { values } = parseArgs({
     'attack-seconds': { type: 'string', default: '60' },
     attackers: { type: 'string', default: '64' },
     concurrency: { type: 'string', default: '16' },
+    'serve-args': { type: 'string', default: '' },
     model: { type: 'string' },
     scale: { type: 'string', default: '1/8,1/4,1/2,1' },
     work: { type: 'string' },
@@ -137,6 +139,7 @@ try {
           model: await model(),
           seconds: int('soak-seconds', 5),
           concurrency: int('concurrency', 1),
+          serveArgs: values['serve-args'].split(/\s+/).filter(Boolean),
         });
       case 'attack':
         return attackCampaign(ctx, {

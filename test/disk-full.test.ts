@@ -111,6 +111,25 @@ test('a write that stops short is refused as a full disk; the old file stays and
   fs.closeSync(fd);
 });
 
+test('a temporary left by a writer killed mid-write is removed by the next write of its file; a live one stays', () => {
+  const dir = tempDir('sat-orphan-');
+  const file = path.join(dir, 'latest.json');
+  // a process that has exited: its pid names no running process (until reused, when its temporary is kept)
+  const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']);
+  const dead = Number(gone.stdout.toString());
+  assert.ok(dead > 0);
+  fs.writeFileSync(`${file}.tmp-${dead}`, 'half of a file');
+  fs.writeFileSync(`${file}.tmp-${process.ppid}`, 'a live writer'); // our parent runs
+  fs.writeFileSync(path.join(dir, `other.json.tmp-${dead}`), 'another file: not ours to remove');
+  writeFileAtomic(file, 'new');
+  assert.equal(fs.readFileSync(file, 'utf8'), 'new');
+  assert.deepEqual(fs.readdirSync(dir).sort(), [
+    'latest.json',
+    `latest.json.tmp-${process.ppid}`,
+    `other.json.tmp-${dead}`,
+  ]);
+});
+
 test('a group of files is written whole before any is replaced: out of space, every old file stays', () => {
   const dir = tempDir('sat-group-');
   const files = ['a.onnx', 'b.onnx', 'manifest.json'].map((n) => path.join(dir, n));

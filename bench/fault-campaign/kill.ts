@@ -28,8 +28,14 @@ interface KillTarget {
   /** The command that finishes the job (null: the killed command's last checkpoint already holds every epoch). */
   resumeArgs(dir: string): string[] | null;
   afterKill(dir: string): Promise<string[]>;
+  /** Files that are no part of the result: a kill -9 mid-write leaves its temporary; the rerun must remove it. */
+  strays(dir: string): string[];
   differs(dir: string): string[];
 }
+
+/** Atomic writes' temporaries (FILE.tmp-PID) in `dir`. */
+const listTemporaries = (dir: string): string[] =>
+  fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => /\.tmp-\d+$/.test(f)) : [];
 
 function targets(fx: ShapesFixture, previousBundle: string): Record<Subject, KillTarget> {
   const ckpt = (dir: string) => path.join(dir, 'checkpoints');
@@ -39,6 +45,7 @@ function targets(fx: ShapesFixture, previousBundle: string): Record<Subject, Kil
       args: (dir) => fx.featuresArgs(dir),
       resumeArgs: (dir) => fx.featuresArgs(dir),
       afterKill: async (dir) => featureStoreHealth(storeOf(dir)),
+      strays: (dir) => listTemporaries(storeOf(dir)),
       differs: (dir) => featureStoresDiffer(storeOf(dir), storeOf(fx.run)),
     },
     train: {
@@ -60,10 +67,8 @@ function targets(fx: ShapesFixture, previousBundle: string): Record<Subject, Kil
           ? null
           : [...fx.trainArgs(ckpt(dir)), '--resume'];
       },
-      afterKill: async (dir) => [
-        ...checkpointHealth(ckpt(dir)),
-        ...strayFiles(ckpt(dir), 'checkpoints').map((f) => `left over: ${f}`),
-      ],
+      afterKill: async (dir) => checkpointHealth(ckpt(dir)),
+      strays: (dir) => strayFiles(ckpt(dir), 'checkpoints'),
       differs: (dir) => checkpointsDiffer(ckpt(dir), fx.checkpoints),
     },
     export: {
@@ -71,10 +76,8 @@ function targets(fx: ShapesFixture, previousBundle: string): Record<Subject, Kil
       prepare: async (dir) => copyDir(previousBundle, dir),
       args: (dir) => fx.exportArgs(dir),
       resumeArgs: (dir) => fx.exportArgs(dir),
-      afterKill: async (dir) => [
-        ...(await bundleHealth(dir)),
-        ...strayFiles(dir, 'bundle').map((f) => `left over: ${f}`),
-      ],
+      afterKill: async (dir) => bundleHealth(dir),
+      strays: (dir) => strayFiles(dir, 'bundle'),
       differs: (dir) => bundlesDiffer(dir, fx.bundle),
     },
   };
@@ -86,17 +89,21 @@ async function killTrial(
   t: KillTarget,
   dir: string,
   at: number,
-): Promise<{ killed: boolean; trial: string[] }> {
+): Promise<{ killed: boolean; trial: string[]; strays: number }> {
   const killed = await runSat(ctx, t.args(dir), { killAfterMs: at * 1000 });
   const trial: string[] = (await t.afterKill(dir)).map((p) => `after kill: ${p.replaceAll(dir, '<dir>')}`);
+  const strays = t.strays(dir).length;
   if (!killed.killed && killed.code !== 0)
     trial.push(`ended before the kill with exit ${killed.code ?? killed.signal}: ${lastMessage(killed.stderr)}`);
   const again = killed.killed ? t.resumeArgs(dir) : null;
   const resumed = again ? await runSat(ctx, again) : null;
   if (resumed && resumed.code !== 0)
     trial.push(`rerun exit ${resumed.code ?? resumed.signal}: ${lastMessage(resumed.stderr)}`);
-  else trial.push(...t.differs(dir).map((d) => `after rerun: ${d}`));
-  return { killed: killed.killed, trial };
+  else {
+    trial.push(...t.differs(dir).map((d) => `after rerun: ${d}`));
+    trial.push(...t.strays(dir).map((f) => `after rerun: left over: ${f}`));
+  }
+  return { killed: killed.killed, trial, strays };
 }
 
 export async function killCampaign(ctx: CampaignContext, fx: ShapesFixture, n: number): Promise<Row[]> {
@@ -109,18 +116,21 @@ export async function killCampaign(ctx: CampaignContext, fx: ShapesFixture, n: n
     const t = all[subject];
     const failures: string[] = [];
     let ok = 0,
-      finishedFirst = 0;
+      finishedFirst = 0,
+      temporaries = 0;
     const points: number[] = [];
     for (let i = 0; i < n; i++) {
       const dir = path.join(ctx.work, 'kill', `${subject}-${i}`);
       await t.prepare(dir);
       const at = (0.02 + 0.96 * rng.next()) * fx.seconds[subject];
       points.push(at);
-      const { killed, trial } = await killTrial(ctx, t, dir, at).catch((e: Error) => ({
+      const { killed, trial, strays } = await killTrial(ctx, t, dir, at).catch((e: Error) => ({
         killed: true,
         trial: [`campaign error: ${e.message.split('\n')[0]}`],
+        strays: 0,
       }));
       if (!killed) finishedFirst++;
+      temporaries += strays;
       if (trial.length === 0) ok++;
       failures.push(...trial);
       ctx.log(
@@ -137,7 +147,8 @@ export async function killCampaign(ctx: CampaignContext, fx: ShapesFixture, n: n
       figures:
         `kills at ${Math.min(...points).toFixed(1)}-${Math.max(...points).toFixed(1)} s of ${fx.seconds[subject].toFixed(1)} s` +
         `${finishedFirst ? ` (${finishedFirst} had finished)` : ''}; ${diffs} difference(s) after rerun; ` +
-        `${failures.filter((f) => f.startsWith('after kill')).length} unloadable/stray after kill`,
+        `${failures.filter((f) => f.startsWith('after kill')).length} unloadable after kill; ` +
+        `${temporaries} temporary file(s) left by the kills, ${failures.filter((f) => f.includes('left over')).length} after rerun`,
       failures: tally(failures),
     });
   }

@@ -9,8 +9,11 @@
  *   malformed   multipart without a boundary, truncated, or with a 200-char boundary   expect 400
  *   disconnect  half a body, then the client closes the socket               (no answer to expect)
  *
- * Every 2 s the server's RSS (/proc/PID/status VmRSS) and open file descriptors (/proc/PID/fd) are sampled;
- * the slope is a least-squares line through the samples after the first quarter of the run (warm-up).
+ * Every 2 s the server's RSS (/proc/PID/status VmRSS) and open file descriptors (/proc/PID/fd) are sampled, and
+ * from its /metrics the V8 heap of the server thread and of the model thread that ran the latest batch, the
+ * server thread's external memory (Buffers) and libvips' operation cache; each slope is a least-squares line
+ * through the samples after the first quarter of the run (warm-up). RSS growing while the heaps and the cache stay
+ * flat points at native memory: allocator fragmentation across threads, or onnxruntime's arenas.
  * Requests use raw sockets with `Connection: close`, each bounded by a client-side deadline.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -50,13 +53,28 @@ export interface SoakOptions {
   model: string;
   seconds: number;
   concurrency: number;
+  /** Flags added to `sat serve` (e.g. --image-cache-mb 50 for sharp's default cache). */
+  serveArgs?: string[];
 }
 
-interface Sample {
-  t: number;
-  rssMB: number;
-  fds: number;
-}
+/** What is sampled every 2 s: RSS and fds from /proc, the rest (MB) from /metrics (NaN when a scrape failed). */
+const SERIES = {
+  rssMB: 'RSS',
+  heapMB: 'server heap',
+  threadHeapMB: 'model-thread heap',
+  externalMB: 'external',
+  imageCacheMB: 'image cache',
+  fds: 'fds',
+} as const;
+type Series = keyof typeof SERIES;
+type Sample = { t: number } & Record<Series, number>;
+
+const METRICS: Partial<Record<Series, string>> = {
+  heapMB: 'sat_nodejs_heap_size_used_bytes',
+  threadHeapMB: 'sat_model_thread_heap_used_bytes',
+  externalMB: 'sat_nodejs_external_memory_bytes',
+  imageCacheMB: 'sat_image_cache_bytes',
+};
 /** `status`: the HTTP status, or what happened instead (closed by server, EPIPE, client deadline ...). */
 interface Outcome {
   kind: Kind;
@@ -68,6 +86,7 @@ interface Outcome {
 export function startServer(
   ctx: CampaignContext,
   model: string,
+  serveArgs: string[] = [],
 ): Promise<{ child: ChildProcess; url: string; stderr: () => string }> {
   const bundle = fs.existsSync(path.join(model, 'manifest.json'));
   const args = [
@@ -82,6 +101,7 @@ export function startServer(
     '--timeout',
     String(SERVER_TIMEOUT_S),
     ...(bundle ? ['--backend', 'onnx'] : []),
+    ...serveArgs,
   ];
   const child = spawn(ctx.sat[0], args, { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -233,13 +253,25 @@ function pickKind(rng: Rng): Kind {
   return 'good';
 }
 
-function sampleProcess(pid: number, t: number): Sample | null {
+async function sampleServer(pid: number, url: string, t: number): Promise<Sample | null> {
+  let rssMB: number, fds: number;
   try {
     const rss = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return { t, rssMB: rss ? Number(rss[1]) / 1024 : NaN, fds: fs.readdirSync(`/proc/${pid}/fd`).length };
+    rssMB = rss ? Number(rss[1]) / 1024 : NaN;
+    fds = fs.readdirSync(`/proc/${pid}/fd`).length;
   } catch {
     return null; // the server is gone
   }
+  let text = '';
+  try {
+    text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(1500) })).text();
+  } catch {
+    /* a busy server: the /metrics series of this sample are NaN */
+  }
+  const metric = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) / 2 ** 20;
+  const sample = { t, rssMB, fds } as Sample;
+  for (const [series, name] of Object.entries(METRICS)) sample[series as Series] = metric(name);
+  return sample;
 }
 
 /** Least-squares slope of y over x (per minute when x is in seconds), NaN with fewer than 3 points. */
@@ -258,7 +290,7 @@ export async function soakCampaign(ctx: CampaignContext, opts: SoakOptions): Pro
     .jpeg()
     .toBuffer();
   ctx.log(`soak: sat serve --model ${opts.model}, ${opts.concurrency} clients for ${opts.seconds} s`);
-  const server = await startServer(ctx, opts.model);
+  const server = await startServer(ctx, opts.model, opts.serveArgs);
   let exited: string | null = null,
     stopping = false;
   server.child.on('exit', (code, signal) => {
@@ -272,8 +304,7 @@ export async function soakCampaign(ctx: CampaignContext, opts: SoakOptions): Pro
     const t0 = Date.now();
     const end = t0 + opts.seconds * 1000;
     const sampler = setInterval(() => {
-      const s = sampleProcess(server.child.pid!, (Date.now() - t0) / 1000);
-      if (s) samples.push(s);
+      void sampleServer(server.child.pid!, server.url, (Date.now() - t0) / 1000).then((s) => s && samples.push(s));
     }, 2000);
     const client = async (i: number) => {
       const rng = new Rng(ctx.seed * 1000 + i);
@@ -323,10 +354,18 @@ function soakRows(opts: SoakOptions, outcomes: Outcome[], samples: Sample[], exi
     });
   }
   const warm = samples.filter((s) => s.t >= opts.seconds / 4);
-  const first = warm[0],
-    last = warm.at(-1);
-  const rss = slopePerMinute(warm.map((s) => ({ x: s.t, y: s.rssMB }))),
-    fds = slopePerMinute(warm.map((s) => ({ x: s.t, y: s.fds })));
+  const trend = (series: Series, unit: string) => {
+    const points = warm.filter((s) => Number.isFinite(s[series])).map((s) => ({ x: s.t, y: s[series] }));
+    if (points.length < 3) return `${SERIES[series]} -`;
+    const digits = series === 'fds' ? 0 : 1;
+    return (
+      `${SERIES[series]} ${points[0].y.toFixed(digits)}->${points.at(-1)!.y.toFixed(digits)}${unit} ` +
+      `(${slopePerMinute(points).toFixed(2)}${unit}/min)`
+    );
+  };
+  const memory = (['rssMB', 'heapMB', 'threadHeapMB', 'externalMB', 'imageCacheMB'] as const).map((k) =>
+    trend(k, ' MB'),
+  );
   const five = outcomes.filter((o) => o.status === '500').length;
   const fiveXX = outcomes.filter((o) => /^5\d\d$/.test(o.status) && o.status !== '503' && o.status !== '500').length;
   rows.push({
@@ -335,8 +374,8 @@ function soakRows(opts: SoakOptions, outcomes: Outcome[], samples: Sample[], exi
     trials: samples.length,
     ok: exited === null && five === 0 ? 'yes' : 'no',
     figures:
-      `${opts.seconds} s x ${opts.concurrency} clients; 500s: ${five}; after warm-up RSS ${first?.rssMB.toFixed(0)}->${last?.rssMB.toFixed(0)} MB ` +
-      `(${rss.toFixed(2)} MB/min), fds ${first?.fds}->${last?.fds} (${fds.toFixed(2)}/min); peak RSS ${Math.max(...samples.map((s) => s.rssMB)).toFixed(0)} MB`,
+      `${opts.seconds} s x ${opts.concurrency} clients; 500s: ${five}; after warm-up (${warm.length} samples): ` +
+      `${memory.join(', ')}, ${trend('fds', '')}; peak RSS ${Math.max(...samples.map((s) => s.rssMB)).toFixed(0)} MB`,
     failures: [
       exited ? `server died during the soak (${exited})` : '',
       five ? `${five} answers 500` : '',

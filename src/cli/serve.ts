@@ -105,6 +105,17 @@ export const SERVE_OPTIONS: Record<string, OptionSpec> = {
     description: 'open connections; more are closed at once',
     default: String(d.maxConnections),
   },
+  linger: {
+    type: 'string',
+    description:
+      'seconds a connection refused before its body was read (413, 408, 415 ...) is read on and the rest discarded, so the client can finish sending and read the answer; then it is closed (0: at once)',
+    default: String(d.lingerMs / 1000),
+  },
+  'linger-bytes': {
+    type: 'string',
+    description: 'most bytes read on and discarded from such a connection before it is closed',
+    default: String(d.lingerBytes),
+  },
   'allow-origin': {
     type: 'string',
     multiple: true,
@@ -120,6 +131,12 @@ export const SERVE_OPTIONS: Record<string, OptionSpec> = {
     type: 'string',
     description: 'seconds decoding one image may take; longer: 422',
     default: String(d.imageTimeoutMs / 1000),
+  },
+  'image-cache-mb': {
+    type: 'string',
+    description:
+      "megabytes of libvips' operation cache (0: none; every upload is a new image, so a cache only holds memory)",
+    default: String(d.imageCacheMb),
   },
   'batch-timeout': {
     type: 'string',
@@ -184,9 +201,12 @@ export function serveOptionsFromArgs(values: Record<string, unknown>): ServeOpti
     uploadGraceMs: numberOption(values, 'upload-grace', { min: 0, max: 3600 })! * 1000,
     headersTimeoutMs: numberOption(values, 'headers-timeout', { min: 0.001, max: 3600 })! * 1000,
     maxConnections: int('max-connections', 1, 1_000_000),
+    lingerMs: numberOption(values, 'linger', { min: 0, max: 3600 })! * 1000,
+    lingerBytes: int('linger-bytes', 0),
     allowOrigins: allowOrigins(values['allow-origin']),
     imageFormats: imageFormats(values['image-formats']),
     imageTimeoutMs: numberOption(values, 'image-timeout', { min: 0.001, max: 3600 })! * 1000,
+    imageCacheMb: int('image-cache-mb', 0, 1_000_000),
     log: Boolean(values.log),
   };
   if (options.defaultBeam > options.maxBeam)

@@ -28,7 +28,7 @@ export interface BatcherOptions {
 }
 
 export interface BatcherHooks {
-  onBatch?(size: number, modelMs: number): void;
+  onBatch?(size: number, modelMs: number, threadHeapBytes?: number): void;
   onQueueDepth?(depth: number): void;
 }
 
@@ -347,7 +347,7 @@ export class Batcher {
       );
       const took = performance.now() - started;
       this.batchMs = this.batchMs === 0 ? took : 0.8 * this.batchMs + 0.2 * took;
-      this.hooks.onBatch?.(batch.length, result.modelMs);
+      this.hooks.onBatch?.(batch.length, result.modelMs, result.threadHeapBytes);
       batch.forEach((job, i) =>
         job.resolve({
           caption: result.captions[i],

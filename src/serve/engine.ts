@@ -13,6 +13,8 @@ export interface BatchResult {
   captions: CaptionResult[];
   /** Milliseconds the whole batch spent in the model (encoder batch + decoder batch). */
   modelMs: number;
+  /** V8 heap used on the model's thread once the batch was done (engines on a thread of their own). */
+  threadHeapBytes?: number;
 }
 
 export interface CaptionEngine {

@@ -101,6 +101,17 @@ export const ERRORS = catalogue({
     limit: '--allow-origin',
     fix: 'use the page sat serve itself serves (GET /), or start sat serve with --allow-origin ORIGIN for the site that should use it.',
   },
+  request_timeout: {
+    status: 408,
+    message: 'the request did not arrive in time',
+    limit: '--timeout',
+    fix: 'send the headers and the body at once, or start sat serve with a larger --timeout (or --headers-timeout).',
+  },
+  headers_too_large: {
+    status: 431,
+    message: 'the request headers are too large',
+    fix: 'send fewer or shorter headers (cookies included): POST /v1/captions needs only Host and Content-Type.',
+  },
   // the upload
   uploads_full: {
     status: 503,

@@ -43,6 +43,17 @@ export function blockUntrustedLoaders(): () => void {
   };
 }
 
+/**
+ * Size libvips' operation cache (process-wide, like the loader blocks): `mb` megabytes and sharp's default 100
+ * operations, or none at all for 0. A server decodes each upload once, so a cache would only hold memory.
+ */
+export function sizeImageCache(mb: number): void {
+  sharp.cache(mb > 0 ? { memory: mb, files: 20, items: 100 } : false);
+}
+
+/** Bytes libvips' operation cache holds now. */
+export const imageCacheBytes = (): number => sharp.cache().memory.current * 1024 * 1024;
+
 const BYTES_PER_SAMPLE: Record<string, number> = {
   uchar: 1,
   char: 1,

@@ -13,6 +13,10 @@ export class ServeMetrics {
   readonly queueDepth: Gauge;
   readonly uploads: Gauge;
   readonly batchSize: Histogram;
+  readonly lingering: Gauge;
+  readonly threadHeap: Gauge;
+  readonly lingerEnds: Counter<'why'>;
+  private imageCache: () => number = () => 0;
 
   constructor(maxBatch: number) {
     const registers = [this.registry];
@@ -53,6 +57,31 @@ export class ServeMetrics {
       help: 'Caption requests whose bodies are still arriving (--max-uploads)',
       registers,
     });
+    this.lingering = new Gauge({
+      name: 'sat_lingering_connections',
+      help: 'Connections refused before their body was read, still read on so the client gets the answer (--linger)',
+      registers,
+    });
+    this.lingerEnds = new Counter({
+      name: 'sat_linger_ends_total',
+      help: 'Lingering connections closed, by why: body-read, client-closed, bytes (--linger-bytes), time (--linger), error',
+      labelNames: ['why'],
+      registers,
+    });
+    this.threadHeap = new Gauge({
+      name: 'sat_model_thread_heap_used_bytes',
+      help: "V8 heap used on the model thread that ran the latest batch (the server thread's is sat_nodejs_heap_size_used_bytes)",
+      registers,
+    });
+    const metrics = this;
+    new Gauge({
+      name: 'sat_image_cache_bytes',
+      help: "Bytes held by libvips' operation cache (--image-cache-mb)",
+      registers,
+      collect() {
+        this.set(metrics.imageCache());
+      },
+    });
     const sizes = [1, 2, 4, 8, 16, 32, 64].filter((b) => b < maxBatch).concat(maxBatch);
     this.batchSize = new Histogram({
       name: 'sat_batch_size',
@@ -60,5 +89,10 @@ export class ServeMetrics {
       buckets: sizes,
       registers,
     });
+  }
+
+  /** Report what `bytes()` says libvips' cache holds, on every scrape. */
+  watchImageCache(bytes: () => number): void {
+    this.imageCache = bytes;
   }
 }

@@ -6,6 +6,7 @@
  * Messages out: { type: 'ready', info, details } | { type: 'failed', message, userError }
  *               { type: 'result', id, result } | { type: 'error', id, message }
  */
+import { getHeapStatistics } from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Bundle } from '../export/bundle-backend.js';
 import { UserError } from '../util/errors.js';
@@ -46,6 +47,7 @@ port.on('message', (m: Incoming) => {
   work = work.then(async () => {
     try {
       const result = await engine.captionBatch(m.images, m.options);
+      result.threadHeapBytes = getHeapStatistics().used_heap_size;
       port.postMessage({ type: 'result', id: m.id, result });
     } catch (e) {
       port.postMessage({ type: 'error', id: m.id, message: (e as Error).message });

@@ -21,6 +21,10 @@ export interface ServeOptions {
   uploadGraceMs: number;
   /** A request's headers must arrive within this (and within timeoutMs). */
   headersTimeoutMs: number;
+  /** Longest a connection refused before its body was read is read on (and discarded) so the client gets the answer; 0: closed at once. */
+  lingerMs: number;
+  /** Most bytes read on (and discarded) from such a connection. */
+  lingerBytes: number;
   /** Open connections; more are closed at once. */
   maxConnections: number;
   /**
@@ -32,6 +36,11 @@ export interface ServeOptions {
   imageFormats: string[];
   /** Longest time decoding one image may take (sharp's timeout: whole seconds, at least 1). */
   imageTimeoutMs: number;
+  /**
+   * Megabytes of libvips' operation cache (process-wide; sharp's default is 50 MB, 100 operations). 0: no cache:
+   * every upload is a new image, so a cache only holds memory.
+   */
+  imageCacheMb: number;
   /** fastify's request log (pino, JSON lines on stdout). */
   log?: boolean;
   /** The export bundle published at /v1/bundle/ for the page's in-browser captioning (default: none). */
@@ -58,9 +67,12 @@ export const DEFAULT_SERVE_OPTIONS: ServeOptions = {
   uploadGraceMs: 2000,
   headersTimeoutMs: 10_000,
   maxConnections: 512,
+  lingerMs: 5000,
+  lingerBytes: 64 * 1024 * 1024,
   allowOrigins: [],
   imageFormats: ['jpeg', 'png', 'webp'],
   imageTimeoutMs: 5000,
+  imageCacheMb: 0,
 };
 
 /** Formats --image-formats may enable: sharp's names (heif covers AVIF). */

@@ -12,17 +12,23 @@
  * JSON error from the catalogue (src/serve/errors.ts) naming the limit and the fix. The service reads only the
  * bytes a client sends: it never opens a path or URL named in a request.
  *
+ * A refusal sent before the request's body was read (413, 408, 415 ...) is followed by a lingering close
+ * (src/serve/linger.ts): the client can finish sending and read it, where an immediate close would reset the
+ * connection under its feet.
+ *
  * Time bounds: a request's headers and body must arrive within --timeout (else the connection gets 408 and is
  * closed, and its queue place is given back), and its caption within --timeout of its arrival (else 503). close()
  * waits at most --timeout + CLOSE_MARGIN_MS for the requests in flight, then for the model to stop.
  */
+import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import multipart from '@fastify/multipart';
 import type { CaptionerInfo } from '../decode/captioner-api.js';
 import type { CaptionEngine } from './engine.js';
 import { ERRORS, fromFastifyError, refuse, Refusal } from './errors.js';
-import { blockUntrustedLoaders } from './images.js';
+import { blockUntrustedLoaders, imageCacheBytes, sizeImageCache } from './images.js';
+import { installLingeringClose, isLingering, lingerAfterAnswer } from './linger.js';
 import { checkHostAndOrigin, preflightRoute } from './origin.js';
 import { ServeMetrics } from './metrics.js';
 import { CLOSE_MARGIN_MS, DEFAULT_SERVE_OPTIONS, type ServeOptions } from './options.js';
@@ -61,6 +67,8 @@ export async function startServer(
   const service = new ModelService(opts, metrics);
   const app = await buildApp({ opts, metrics, service });
 
+  sizeImageCache(opts.imageCacheMb);
+  metrics.watchImageCache(imageCacheBytes);
   const unblockLoaders = blockUntrustedLoaders();
   try {
     await app.listen({ host: opts.host, port: opts.port });
@@ -113,6 +121,7 @@ async function buildApp(ctx: ServeContext): Promise<FastifyInstance> {
       headersTimeout: Math.min(opts.headersTimeoutMs, opts.timeoutMs),
     },
     // No proxy headers are trusted: the client is the socket's peer.
+    clientErrorHandler: (error, socket) => answerClientError(error, socket, ctx),
   });
   // Only images are read: no JSON or text body is ever parsed (fastify's default parsers would, up to --max-bytes).
   app.removeAllContentTypeParsers();
@@ -134,6 +143,7 @@ async function buildApp(ctx: ServeContext): Promise<FastifyInstance> {
   }
   app.server.maxConnections = opts.maxConnections;
   endStalledConnections(app.server, opts);
+  installLingeringClose(app.server, opts, lingerMetrics(metrics));
   app.addHook('onRequest', checkHostAndOrigin(opts));
 
   app.addHook('onResponse', async (request, reply) => {
@@ -191,4 +201,40 @@ function endStalledConnections(server: FastifyInstance['server'], opts: ServeOpt
       clearTimeout(stalled);
     });
   });
+}
+
+const lingerMetrics = (metrics: ServeMetrics) => ({
+  onStart: () => metrics.lingering.inc(),
+  onEnd: (why: string) => {
+    metrics.lingering.dec();
+    metrics.lingerEnds.inc({ why });
+  },
+});
+
+/**
+ * Node's own refusals (a request that did not arrive within --timeout or --headers-timeout, a malformed request,
+ * headers too large) as catalogue answers, followed by a lingering close instead of fastify's reset.
+ */
+function answerClientError(error: NodeJS.ErrnoException, socket: Socket, { opts, metrics }: ServeContext): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed || isLingering(socket)) return;
+  const refusal =
+    error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? refuse(ERRORS.request_timeout, `not all of it within ${opts.timeoutMs / 1000} s`, {
+          value: opts.timeoutMs / 1000,
+        })
+      : error.code === 'HPE_HEADER_OVERFLOW'
+        ? refuse(ERRORS.headers_too_large)
+        : refuse(ERRORS.bad_request, `HTTP parse error ${error.code ?? ''}`.trim());
+  metrics.refusals.inc({ reason: refusal.code });
+  // A response already begun on this connection cannot be followed by another.
+  const answering = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (socket.writable && !answering?.headersSent) {
+    const body = JSON.stringify(refusal.toJSON());
+    const headers = Object.entries(refusal.headers).map(([k, v]) => `${k}: ${v}\r\n`);
+    socket.write(
+      `HTTP/1.1 ${refusal.status} ${STATUS_CODES[refusal.status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n${headers.join('')}Connection: close\r\n\r\n${body}`,
+    );
+  }
+  lingerAfterAnswer(socket, opts, lingerMetrics(metrics));
 }

@@ -31,8 +31,9 @@ export class ModelService {
       (instances) => {
         this.engine = instances[0];
         this.batcher = new Batcher(instances, this.opts, {
-          onBatch: (size, modelMs) => {
+          onBatch: (size, modelMs, threadHeapBytes) => {
             this.metrics.batchSize.observe(size);
+            if (threadHeapBytes !== undefined) this.metrics.threadHeap.set(threadHeapBytes);
             this.metrics.stage.observe({ stage: 'model' }, modelMs / 1000);
           },
           onQueueDepth: (depth) => this.metrics.queueDepth.set(depth),

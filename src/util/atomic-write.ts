@@ -5,6 +5,9 @@
  * the rename itself is on disk. A crash, a kill -9, a power cut or a full disk leaves either the old file or the
  * new one, never half of one. A full disk (ENOSPC), a file-size limit (EFBIG) or a used-up quota (EDQUOT) is a
  * UserError naming the folder, what was being written and how much space it needs; the old file stays.
+ *
+ * A writer killed mid-write (kill -9, a power cut) cannot remove its temporary file: the next write of the same
+ * target removes the temporaries of that target whose writing process is gone (`FILE.tmp-PID`, PID not running).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -151,6 +154,7 @@ interface Replacement {
 function replaceAllAtomically(items: readonly Replacement[], what: string, beforeReplace?: () => void): void {
   const temps: string[] = [];
   const total = items.reduce((s, it) => s + it.bytes, 0);
+  for (const it of items) removeOrphanedTemporaries(it.file);
   try {
     for (const it of items) {
       const tmp = tempName(it.file);
@@ -211,6 +215,33 @@ function byteLength(data: FileData): number {
 }
 
 const tempName = (file: string) => `${file}.tmp-${process.pid}`;
+
+/** Whether process `pid` exists (EPERM: it does, owned by another user). */
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Remove `file`'s temporaries left by writers that are gone (killed mid-write); a live writer's are kept. */
+function removeOrphanedTemporaries(file: string): void {
+  const prefix = `${path.basename(file)}.tmp-`;
+  let names: string[];
+  try {
+    names = fs.readdirSync(path.dirname(file));
+  } catch {
+    return; // no folder yet: nothing left over in it
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(name.slice(prefix.length));
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !isRunning(pid))
+      fs.rmSync(path.join(path.dirname(file), name), { force: true });
+  }
+}
 
 /** Make a rename inside `dir` durable. Windows cannot open a folder for fsync; NTFS journals renames itself. */
 function fsyncFolder(dir: string): void {

@@ -69,8 +69,9 @@ export function captionRoutes(app: FastifyInstance, { service, opts, metrics }: 
                 .code(refusal.status)
                 .headers({ ...refusal.headers, connection: 'close' })
                 .send(refusal.toJSON());
-            reply.raw.once('finish', () => socket.destroy());
-            setTimeout(() => socket.destroy(), 1000).unref(); // in case the answer cannot be written
+            // Connection: close ends it in a lingering close (src/serve/linger.ts) once the answer is written; if
+            // the answer cannot be written (the client reads nothing), it is closed once --linger has passed.
+            setTimeout(() => socket.destroy(), opts.lingerMs + 1000).unref();
           },
         };
         const h: Held = { arrivedAt: upload.startedAt, gone: new AbortController() };
