@@ -75,6 +75,7 @@ const SHARED = {
   'serve-decode': [
     'serve-shared-bundle',
     'serve-hardening',
+    'serve-linger',
     'serve-http',
     'decode-ensemble',
     'decode-caption',
