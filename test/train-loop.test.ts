@@ -220,17 +220,7 @@ test('resume mid-epoch after an interrupt continues the same batches and partial
     if (model.optimizerState().step === batchesPerEpoch + 3) stop.requested = true;
     return r;
   };
-  const first = await trainLoop({
-    config: toyConfig(),
-    model,
-    store: cut.store,
-    train: cut.examples,
-    dev: cut.dev,
-    checkpointDir: cut.checkpointDir,
-    vocabFile: cut.vocabFile,
-    stop,
-    ...quiet,
-  });
+  const first = await loopOn(cut, toyConfig(), { stop });
   assert.equal(first.reason, 'interrupted');
   const ckpt = loadCheckpoint(cut.checkpointDir, 'latest');
   assert.equal(ckpt.meta.progress.epoch, 1);
@@ -266,8 +256,9 @@ test('NaN loss stops with the epoch and step named and keeps the last good check
 test('plateau schedule decays the learning rate and early stopping ends the run', async () => {
   const s = setup();
   // A validate hook whose metric never improves after epoch 1.
-  const result = await trainLoop({
-    config: toyConfig({
+  const result = await loopOn(
+    s,
+    toyConfig({
       epochs: 10,
       lrSchedule: 'plateau',
       lrPatience: 1,
@@ -275,15 +266,8 @@ test('plateau schedule decays the learning rate and early stopping ends the run'
       earlyStopPatience: 3,
       minEpochs: 2,
     }),
-    model: s.model,
-    store: s.store,
-    train: s.examples,
-    dev: s.dev,
-    checkpointDir: s.checkpointDir,
-    vocabFile: s.vocabFile,
-    validate: (_m, epoch) => ({ metric: 'CIDEr', value: epoch === 1 ? 1 : 0.5 }),
-    ...quiet,
-  });
+    { validate: (_m, epoch) => ({ metric: 'CIDEr', value: epoch === 1 ? 1 : 0.5 }) },
+  );
   assert.equal(result.reason, 'early-stopped');
   assert.equal(result.progress.epoch, 4);
   assert.deepEqual(
