@@ -156,7 +156,7 @@ export function buildMobileNetGraph(opts: {
       }
       if (bias.data.length !== cout)
         throw new Error(`${where}: bias has ${bias.data.length} values, expected ${cout}.`);
-      const dilation = cv.dilation ?? 1;
+      const dilation = kh > 1 || kw > 1 ? (cv.dilation ?? 1) : 1; // a 1x1 kernel has no taps to space
       const span = (k: number) => (k - 1) * dilation + 1; // a dilated kernel's extent
       const [oh, ph] = padding('same', h, span(kh), cv.stride, block.name);
       const [ow, pw] = padding('same', w, span(kw), cv.stride, block.name);
