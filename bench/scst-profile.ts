@@ -47,7 +47,7 @@ for (let s = 0; s < steps; s++) {
   objective.step(
     model as CaptionModel,
     assembler.assemble(idx),
-    idx.map((i) => examples[i]),
+    idx.map((i) => examples.image(i)),
     { learningRate: 5e-5 },
     s,
   );

@@ -40,6 +40,29 @@ describe('prepareRun / loadRun', () => {
     assert.match(formatReport(run.info), /train +\d+ images +\d+ captions/);
   });
 
+  it('names the file and line of a bad images.jsonl line, and streams the rest', async () => {
+    const out = path.join(tmp, 'bad-lines');
+    await prepareRun({ dataset: 'shapes', out, images: 6, imageSize: 32, seed: 3, silent: true });
+    const file = path.join(out, 'images.jsonl');
+    const good = fs.readFileSync(file, 'utf8').trimEnd().split('\n');
+    fs.writeFileSync(file, good.join('\r\n')); // CRLF and no final newline still read
+    assert.deepEqual(
+      loadRun(out).images.map((im) => im.id),
+      good.map((l) => JSON.parse(l).id),
+    );
+    for (const [bad, why] of [
+      ['null', /line 3: not a prepared image/],
+      ['{"id": "x"}', /line 3: not a prepared image/],
+      ['{"id": ', /line 3: not JSON/],
+    ] as const) {
+      fs.writeFileSync(file, [good[0], good[1], bad, good[2]].join('\n') + '\n');
+      assert.throws(
+        () => loadRun(out),
+        (e: unknown) => e instanceof UserError && why.test(e.message) && e.message.includes(file),
+      );
+    }
+  });
+
   it('counts the vocabulary on train captions only and truncates to --max-length', async () => {
     const root = path.join(tmp, 'own');
     fs.mkdirSync(root, { recursive: true });

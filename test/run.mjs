@@ -29,6 +29,7 @@ const SHARED = {
     'train-native',
     'train-init-state',
     'train-loop',
+    'train-examples',
     'train-gru-state',
     'train-checkpoint',
     'checkpoint-average',

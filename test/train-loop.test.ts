@@ -10,6 +10,7 @@ import {
   type TrainConfig,
 } from '../src/train/config.js';
 import { epochBatches, epochImageBatches, splitExamples } from '../src/train/batches.js';
+import { ExampleTable } from '../src/train/examples.js';
 import { trainLoop, DivergedError, type TrainLoopOptions } from '../src/train/loop.js';
 import { loadCheckpoint, restoreModel } from '../src/checkpoint/checkpoint.js';
 import { Rng } from '../src/util/rng.js';
@@ -30,7 +31,7 @@ function setup(seed = 7) {
   for (const [id, f] of (dev.store as unknown as { data: Map<string, Float32Array> }).data) {
     (task.store as unknown as { data: Map<string, Float32Array> }).data.set('dev-' + id, f);
   }
-  const devExamples = dev.examples.map((e) => ({ ...e, image: 'dev-' + e.image }));
+  const devExamples = ExampleTable.from(dev.exampleList.map((e) => ({ ...e, image: 'dev-' + e.image })));
   const dir = tempDir('sat-train-');
   const model = new ToyModel(2, 8, task.vocabSize, seed);
   return {
@@ -73,15 +74,15 @@ test('config: a file, then flags, override the defaults; the shipped configs are
 });
 
 test('batches: every example once per epoch, bucketing cuts padding, order depends only on the rng', () => {
-  const { examples } = toyTask(100, 9);
+  const { examples, exampleList } = toyTask(100, 9);
   const padded = (batches: number[][]) =>
-    batches.reduce((s, b) => s + b.length * Math.max(...b.map((i) => examples[i].tokens.length)), 0);
+    batches.reduce((s, b) => s + b.length * Math.max(...b.map((i) => exampleList[i].tokens.length)), 0);
   const plain = epochBatches(examples, 16, 0, new Rng(1));
   const bucketed = epochBatches(examples, 16, 4, new Rng(1));
   for (const batches of [plain, bucketed]) {
     assert.deepEqual(
       batches.flat().sort((a, b) => a - b),
-      examples.map((_, i) => i),
+      Array.from({ length: examples.length }, (_, i) => i),
     );
     assert.ok(batches.every((b) => b.length <= 16));
   }
@@ -93,22 +94,23 @@ test('batches: every example once per epoch, bucketing cuts padding, order depen
 test('image batches: whole images per batch, rows longest first, every caption once, rng-determined', () => {
   // 30 images with 1..5 captions of random lengths
   const rng = new Rng(5);
-  const examples = Array.from({ length: 30 }, (_, im) =>
+  const list = Array.from({ length: 30 }, (_, im) =>
     Array.from({ length: 1 + (im % 5) }, () => ({
       image: `im${im}`,
       tokens: Int32Array.from({ length: 3 + rng.int(10) }, (_, i) => i + 1),
     })),
   ).flat();
+  const examples = ExampleTable.from(list);
   for (const bucket of [0, 2]) {
     const batches = epochImageBatches(examples, 8, bucket, new Rng(1));
     assert.deepEqual(
       batches.flat().sort((a, b) => a - b),
-      examples.map((_, i) => i),
+      Array.from({ length: examples.length }, (_, i) => i),
     );
-    const imagesIn = batches.map((b) => new Set(b.map((i) => examples[i].image)));
+    const imagesIn = batches.map((b) => new Set(b.map((i) => list[i].image)));
     imagesIn.forEach((set, k) => {
       for (const image of set) {
-        const all = examples.flatMap((e, i) => (e.image === image ? [i] : []));
+        const all = list.flatMap((e, i) => (e.image === image ? [i] : []));
         assert.ok(
           all.every((i) => batches[k].includes(i)),
           `every caption of ${image} is in its batch`,
@@ -117,7 +119,7 @@ test('image batches: whole images per batch, rows longest first, every caption o
     });
     assert.ok(batches.every((b) => b.length <= 8));
     for (const b of batches) {
-      const lengths = b.map((i) => examples[i].tokens.length);
+      const lengths = b.map((i) => list[i].tokens.length);
       assert.deepEqual(
         lengths,
         [...lengths].sort((x, y) => y - x),
@@ -145,7 +147,7 @@ test('splitExamples: one example per caption of the split; long captions keep <e
   ];
   const ex = splitExamples(images, 'train', 4);
   assert.equal(ex.length, 2);
-  assert.deepEqual([...ex[0].tokens], [1, 5, 6, 2]);
+  assert.deepEqual([...ex.tokens(0)], [1, 5, 6, 2]);
   assert.equal(splitExamples(images, 'dev').length, 1);
 });
 
@@ -303,7 +305,7 @@ test('feature cache: bounded LRU, and batches read through it are identical', as
   cache.put('huge', new Float32Array(100));
   assert.equal(cache.get('huge'), undefined, 'an entry larger than the cap is not kept');
 
-  const { store, examples } = toyTask(20, 5);
+  const { store, examples, exampleList } = toyTask(20, 5);
   const plain = new BatchAssembler(store, examples, 8);
   const cached = new BatchAssembler(store, examples, 8, new FeatureCache(1 << 20));
   const batches = epochBatches(examples, 8, 2, new Rng(3));
@@ -317,11 +319,11 @@ test('feature cache: bounded LRU, and batches read through it are identical', as
   }
   // shareImages: each image once, imageOfRow points every row at its own image's features
   const perImage = store.locations * store.channels;
-  const twice = [0, 1, 2, 0, 1].map((k) => examples.findIndex((e) => e.image === examples[k].image));
+  const twice = [0, 1, 2, 0, 1].map((k) => exampleList.findIndex((e) => e.image === exampleList[k].image));
   const shared = new BatchAssembler(store, examples, 8).assemble(twice, true);
   const copied = plain.assemble(twice);
   assert.ok(shared.imageOfRow);
-  assert.equal(shared.features.length, new Set(twice.map((i) => examples[i].image)).size * perImage);
+  assert.equal(shared.features.length, new Set(twice.map((i) => exampleList[i].image)).size * perImage);
   twice.forEach((_, row) => {
     const img = shared.imageOfRow![row];
     assert.deepEqual(

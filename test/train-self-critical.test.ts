@@ -70,11 +70,12 @@ test("SCST steps raise the CIDEr-D of the model's own samples", async () => {
     maxLength: 8,
   });
   assert.equal(objective.examplesPerBatch, 8, 'ceil(32 captions / 4 samples) images per step');
-  const examples = selfCriticalExamples(images).slice(0, objective.examplesPerBatch);
+  const table = selfCriticalExamples(images);
+  const examples = Array.from({ length: objective.examplesPerBatch }, (_, i) => table.image(i));
   const store = openFeatureStore(runPaths(runDir).features('oracle'));
   const per = store.locations * store.channels;
   const features = new Float32Array(examples.length * per);
-  examples.forEach((e, i) => store.read(e.image, features, i * per));
+  examples.forEach((image, i) => store.read(image, features, i * per));
   store.close();
   const batch = { size: examples.length, steps: 1, features, tokens: new Int32Array(examples.length * 2) };
   // The mean reward of 4 fixed-seed sampling rounds, before and after 60 SCST steps on these images.

@@ -83,7 +83,7 @@ test("Ctrl-C during validation: saves after the epoch's last batch; --resume val
       model,
       store: task.store,
       train: task.examples,
-      dev: task.examples.slice(0, 8),
+      dev: task.examples.select([0, 1, 2, 3, 4, 5, 6, 7]),
       checkpointDir: path.join(dir, 'ckpt'),
       vocabFile: writeToyVocab(dir),
       quiet: true,

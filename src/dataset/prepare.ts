@@ -21,6 +21,7 @@ import { SPLITS, type Dataset, type Split } from './types.js';
 import { runPaths, type PreparedImage } from './run.js';
 import { writeFilesAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
+import { forEachLine } from '../util/read-lines.js';
 import { tokenize, Vocabulary } from '../vocab/vocabulary.js';
 
 export const DATASET_KINDS = ['flickr8k', 'coco', 'karpathy', 'folder', 'shapes'] as const;
@@ -197,6 +198,14 @@ export async function prepareRun(opts: PrepareOptions): Promise<LoadedRun & { da
 
 /** Read a run directory written by `sat prepare`. */
 export function loadRun(dir: string): LoadedRun {
+  const run = loadRunInfo(dir);
+  const images: PreparedImage[] = [];
+  forEachPreparedImage(run.dir, (im) => images.push(im));
+  return { ...run, images };
+}
+
+/** A run's run.json and vocabulary, without its images (forEachPreparedImage streams those). */
+export function loadRunInfo(dir: string): Omit<LoadedRun, 'images'> {
   const paths = runPaths(path.resolve(dir));
   if (!fs.existsSync(paths.runJson)) {
     throw new UserError(
@@ -205,13 +214,41 @@ export function loadRun(dir: string): LoadedRun {
   }
   const info = JSON.parse(fs.readFileSync(paths.runJson, 'utf8')) as RunInfo;
   if (info.format !== 'sat-run') throw new UserError(`${paths.runJson} is not a sat run file; rerun \`sat prepare\`.`);
-  const vocab = Vocabulary.load(paths.vocab);
-  const images = fs
-    .readFileSync(paths.images, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as PreparedImage);
-  return { dir: paths.dir, info, vocab, images };
+  return { dir: paths.dir, info, vocab: Vocabulary.load(paths.vocab) };
+}
+
+/**
+ * Each image of a run's images.jsonl, in file order, read line by line: memory holds only what `visit` keeps.
+ * A line that is not a prepared image is an error naming the file and line.
+ */
+export function forEachPreparedImage(dir: string, visit: (image: PreparedImage) => void): void {
+  const file = runPaths(path.resolve(dir)).images;
+  forEachLine(file, (line, lineNumber) => {
+    if (line.trim() === '') return;
+    let image: unknown;
+    try {
+      image = JSON.parse(line);
+    } catch (e) {
+      throw new UserError(`${file}, line ${lineNumber}: not JSON (${(e as Error).message}). Rerun \`sat prepare\`.`);
+    }
+    if (!isPreparedImage(image))
+      throw new UserError(
+        `${file}, line ${lineNumber}: not a prepared image (needs id, path, split, captions and tokens). Rerun \`sat prepare\`.`,
+      );
+    visit(image);
+  });
+}
+
+function isPreparedImage(x: unknown): x is PreparedImage {
+  if (typeof x !== 'object' || x === null) return false;
+  const im = x as Record<string, unknown>;
+  return (
+    typeof im.id === 'string' &&
+    typeof im.path === 'string' &&
+    typeof im.split === 'string' &&
+    Array.isArray(im.captions) &&
+    Array.isArray(im.tokens)
+  );
 }
 
 /** The images of one split, in file order. */

@@ -14,39 +14,41 @@ import type { FeatureStoreReader } from '../features/types.js';
 import type { TrainBatch } from '../model/types.js';
 import type { Rng } from '../util/rng.js';
 import { UserError } from '../util/errors.js';
-
-export interface Example {
-  image: string; // image id in the feature store
-  tokens: Int32Array; // <start> w1 ... wn <end>
-}
+import { ExampleTable, ExampleTableBuilder } from './examples.js';
 
 /**
- * All (image, caption) pairs of one split. `maxLength` > 0 cuts longer captions to that many tokens,
- * keeping the final <end> so the model still learns to stop.
+ * Add one image's captions as examples, if it belongs to `split`. `maxLength` > 0 cuts longer captions to that
+ * many tokens, keeping the final <end> so the model still learns to stop; captions of fewer than 2 tokens
+ * (nothing to predict) are left out.
  */
-export function splitExamples(images: PreparedImage[], split: Split, maxLength = 0): Example[] {
-  const out: Example[] = [];
-  for (const img of images) {
-    if (img.split !== split) continue;
-    for (const caption of img.tokens) {
-      if (caption.length < 2) continue; // nothing to predict
-      let toks = caption;
-      if (maxLength > 0 && toks.length > maxLength) toks = [...toks.slice(0, maxLength - 1), toks[toks.length - 1]];
-      out.push({ image: img.id, tokens: Int32Array.from(toks) });
-    }
+export function addImageExamples(
+  table: ExampleTableBuilder,
+  image: Pick<PreparedImage, 'id' | 'split' | 'tokens'>,
+  split: Split,
+  maxLength = 0,
+): void {
+  if (image.split !== split) return;
+  for (const caption of image.tokens) {
+    if (caption.length < 2) continue;
+    const toks =
+      maxLength > 0 && caption.length > maxLength ? [...caption.slice(0, maxLength - 1), caption.at(-1)!] : caption;
+    table.add(image.id, toks);
   }
-  return out;
 }
 
-/** Target tokens an example contributes (everything after <start>). */
-export const targetTokens = (e: Example): number => e.tokens.length - 1;
+/** All (image, caption) pairs of one split (see addImageExamples). */
+export function splitExamples(images: Iterable<PreparedImage>, split: Split, maxLength = 0): ExampleTable {
+  const table = new ExampleTableBuilder();
+  for (const img of images) addImageExamples(table, img, split, maxLength);
+  return table.build();
+}
 
 /**
  * One epoch's batches as lists of example indices. Consumes `rng` (its state after this call is the
  * next epoch's starting state). `bucketBatches` = 0 gives the tutorial's plain shuffled batches.
  */
-export function epochBatches(examples: Example[], batchSize: number, bucketBatches: number, rng: Rng): number[][] {
-  const order = rng.shuffle(Array.from(examples, (_, i) => i));
+export function epochBatches(examples: ExampleTable, batchSize: number, bucketBatches: number, rng: Rng): number[][] {
+  const order = rng.shuffle(Array.from({ length: examples.length }, (_, i) => i));
   const batches: number[][] = [];
   if (bucketBatches <= 0) {
     for (let i = 0; i < order.length; i += batchSize) batches.push(order.slice(i, i + batchSize));
@@ -56,7 +58,7 @@ export function epochBatches(examples: Example[], batchSize: number, bucketBatch
   for (let c = 0; c < order.length; c += chunk) {
     // Sort by length, ties by position in the shuffle, so the result depends on nothing but the rng.
     const part = order.slice(c, c + chunk).map((idx, pos) => ({ idx, pos }));
-    part.sort((a, b) => examples[a.idx].tokens.length - examples[b.idx].tokens.length || a.pos - b.pos);
+    part.sort((a, b) => examples.tokenCount(a.idx) - examples.tokenCount(b.idx) || a.pos - b.pos);
     for (let i = 0; i < part.length; i += batchSize) batches.push(part.slice(i, i + batchSize).map((p) => p.idx));
   }
   return rng.shuffle(batches);
@@ -69,17 +71,26 @@ export function epochBatches(examples: Example[], batchSize: number, bucketBatch
  * batches, as epochBatches does for captions. Within a batch, rows go longest first, so the native recurrence
  * skips the padding. Consumes `rng` as epochBatches does.
  */
-export function epochImageBatches(examples: Example[], batchSize: number, bucketBatches: number, rng: Rng): number[][] {
-  const byImage = new Map<string, number[]>();
-  examples.forEach((e, i) => {
-    const list = byImage.get(e.image);
-    if (list) list.push(i);
-    else byImage.set(e.image, [i]);
-  });
-  const longest = (g: number[]) => Math.max(...g.map((i) => examples[i].tokens.length));
-  let groups = rng.shuffle([...byImage.values()]);
+export function epochImageBatches(
+  examples: ExampleTable,
+  batchSize: number,
+  bucketBatches: number,
+  rng: Rng,
+): number[][] {
+  const byImage: number[][] = []; // rows per image, in order of first appearance
+  const groupOf = new Int32Array(examples.imageCount).fill(-1);
+  for (let i = 0; i < examples.length; i++) {
+    const image = examples.imageIndex(i);
+    if (groupOf[image] < 0) {
+      groupOf[image] = byImage.length;
+      byImage.push([]);
+    }
+    byImage[groupOf[image]].push(i);
+  }
+  const longest = (g: number[]) => Math.max(...g.map((i) => examples.tokenCount(i)));
+  let groups = rng.shuffle(byImage);
   if (bucketBatches > 0) {
-    const perChunk = Math.max(1, Math.round((bucketBatches * batchSize * byImage.size) / examples.length));
+    const perChunk = Math.max(1, Math.round((bucketBatches * batchSize * byImage.length) / examples.length));
     const sorted: number[][] = [];
     for (let c = 0; c < groups.length; c += perChunk) {
       const part = groups.slice(c, c + perChunk).map((g, pos) => ({ g, pos, len: longest(g) }));
@@ -98,14 +109,14 @@ export function epochImageBatches(examples: Example[], batchSize: number, bucket
     batch.push(...g);
   }
   if (batch.length > 0) batches.push(batch);
-  for (const b of batches) b.sort((x, y) => examples[y].tokens.length - examples[x].tokens.length || x - y);
+  for (const b of batches) b.sort((x, y) => examples.tokenCount(y) - examples.tokenCount(x) || x - y);
   return rng.shuffle(batches);
 }
 
 /** Validation batches: no shuffle, sorted by length for little padding (the loss does not depend on order). */
-export function fixedBatches(examples: Example[], batchSize: number): number[][] {
-  const order = Array.from(examples, (_, i) => i).sort(
-    (a, b) => examples[a].tokens.length - examples[b].tokens.length || a - b,
+export function fixedBatches(examples: ExampleTable, batchSize: number): number[][] {
+  const order = Array.from({ length: examples.length }, (_, i) => i).sort(
+    (a, b) => examples.tokenCount(a) - examples.tokenCount(b) || a - b,
   );
   const batches: number[][] = [];
   for (let i = 0; i < order.length; i += batchSize) batches.push(order.slice(i, i + batchSize));
@@ -159,7 +170,7 @@ export class BatchAssembler {
 
   constructor(
     private readonly store: FeatureStoreReader,
-    private readonly examples: Example[],
+    private readonly examples: ExampleTable,
     batchSize: number,
     private readonly cache: FeatureCache = new FeatureCache(0),
   ) {
@@ -175,15 +186,15 @@ export class BatchAssembler {
   assemble(indices: number[], shareImages = false): TrainBatch {
     const size = indices.length;
     let longest = 0;
-    for (const i of indices) longest = Math.max(longest, this.examples[i].tokens.length);
+    for (const i of indices) longest = Math.max(longest, this.examples.tokenCount(i));
     const tokens = new Int32Array(size * longest); // [B, T+1], 0 = <pad>
     const t0 = performance.now();
     const rowOf = new Map<string, number>(); // an image twice in one batch is read once
     const imageOfRow = shareImages ? new Int32Array(size) : undefined;
     indices.forEach((exampleIndex, row) => {
-      const ex = this.examples[exampleIndex];
-      tokens.set(ex.tokens, row * longest);
-      const earlier = rowOf.get(ex.image);
+      const image = this.examples.image(exampleIndex);
+      tokens.set(this.examples.tokens(exampleIndex), row * longest);
+      const earlier = rowOf.get(image);
       if (imageOfRow) {
         if (earlier !== undefined) {
           imageOfRow[row] = earlier;
@@ -197,20 +208,20 @@ export class BatchAssembler {
         this.features.copyWithin(at, earlier * this.perImage, (earlier + 1) * this.perImage);
         return;
       }
-      rowOf.set(ex.image, slot);
-      const cached = this.cache.get(ex.image);
+      rowOf.set(image, slot);
+      const cached = this.cache.get(image);
       if (cached) {
         this.features.set(cached, at);
         return;
       }
-      if (!this.store.has(ex.image)) {
+      if (!this.store.has(image)) {
         throw new UserError(
-          `Image "${ex.image}" has no features in the store (${this.store.encoderId}). ` +
+          `Image "${image}" has no features in the store (${this.store.encoderId}). ` +
             'Run `sat features` on this run again to extract the missing images.',
         );
       }
-      this.store.read(ex.image, this.features, at);
-      this.cache.put(ex.image, this.features.slice(at, at + this.perImage));
+      this.store.read(image, this.features, at);
+      this.cache.put(image, this.features.slice(at, at + this.perImage));
     });
     this.readMs += performance.now() - t0;
     const images = imageOfRow ? rowOf.size : size;

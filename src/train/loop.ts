@@ -18,15 +18,8 @@ import { Rng, type RngState } from '../util/rng.js';
 import { ProgressBar } from '../util/progress.js';
 import { UserError } from '../util/errors.js';
 import type { TrainConfig } from './config.js';
-import {
-  BatchAssembler,
-  FeatureCache,
-  epochBatches,
-  epochImageBatches,
-  fixedBatches,
-  targetTokens,
-  type Example,
-} from './batches.js';
+import { BatchAssembler, FeatureCache, epochBatches, epochImageBatches, fixedBatches } from './batches.js';
+import type { ExampleTable } from './examples.js';
 import {
   CHECKPOINT_FORMAT,
   checkpointTagPaths,
@@ -59,8 +52,8 @@ export interface TrainLoopOptions {
   /** What was asked for the precision and why config.precision was chosen (recorded in every checkpoint); default: as asked. */
   precision?: TrainingPrecision;
   store: FeatureStoreReader;
-  train: Example[];
-  dev: Example[];
+  train: ExampleTable;
+  dev: ExampleTable;
   checkpointDir: string;
   vocabFile: string;
   runDir?: string | null;
@@ -239,7 +232,11 @@ function startLoop(opts: TrainLoopOptions): Loop {
   const batchSize = opts.objective ? opts.objective.examplesPerBatch : config.batchSize;
   const devSet =
     config.maxValExamples > 0 && dev.length > config.maxValExamples
-      ? new Rng(config.seed ^ 0x5eed).shuffle([...dev]).slice(0, config.maxValExamples)
+      ? dev.select(
+          new Rng(config.seed ^ 0x5eed)
+            .shuffle(Array.from({ length: dev.length }, (_, i) => i))
+            .slice(0, config.maxValExamples),
+        )
       : dev;
   const now = performance.now();
   return {
@@ -289,7 +286,7 @@ function saveLatest(loop: Loop): string {
 
 /** What the progress bar counts for a batch: target tokens, or examples (images) with an objective. */
 function batchUnits(loop: Loop, batch: number[]): number {
-  return loop.opts.objective ? batch.length : batch.reduce((t, i) => t + targetTokens(loop.opts.train[i]), 0);
+  return loop.opts.objective ? batch.length : batch.reduce((t, i) => t + loop.opts.train.targetTokens(i), 0);
 }
 
 /**
@@ -363,7 +360,7 @@ function trainBatch(loop: Loop, batch: number[], where: string): StepStats {
       ? objective.step(
           model,
           assembled,
-          batch.map((i) => train[i]),
+          batch.map((i) => train.image(i)),
           optimizer,
           stepSeed,
         )

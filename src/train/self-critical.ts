@@ -21,7 +21,7 @@ import { CiderD } from '../metrics/cider.js';
 import { tokenizeCaption } from '../metrics/ptb-tokenizer.js';
 import { UserError } from '../util/errors.js';
 import type { DecodedCaption } from '../decode/types.js';
-import type { Example } from './batches.js';
+import { ExampleTable } from './examples.js';
 
 /** One optimiser step on a batch of examples; replaces the teacher-forced step in trainLoop. */
 export interface BatchObjective {
@@ -29,10 +29,11 @@ export interface BatchObjective {
   readonly examplesPerBatch: number;
   /** What the progress bar counts per example. */
   readonly unit: string;
+  /** `imageIds`: the image of each example of the batch, in row order. */
   step(
     model: CaptionModel,
     batch: TrainBatch,
-    examples: readonly Example[],
+    imageIds: readonly string[],
     opt: OptimizerOptions,
     seed: number,
   ): StepStats;
@@ -68,7 +69,7 @@ export interface SelfCriticalObjective extends BatchObjective {
   sample(
     model: CaptionModel,
     batch: TrainBatch,
-    examples: readonly Example[],
+    imageIds: readonly string[],
     seed: number,
   ): { captions: DecodedCaption[]; rewards: number[] };
 }
@@ -85,7 +86,7 @@ export function selfCriticalObjective(opts: SelfCriticalOptions): SelfCriticalOb
   const scorer = new CiderD(withRefs.map((im) => im.captions.map(tokenizeCaption)));
   const vocab = decodeVocab(opts.vocab);
   /** Row b*K + k of the sampled captions is sample k of image b: each image is encoded once, for sampling and training. */
-  const sampleImages = (model: CaptionModel, batch: TrainBatch, examples: readonly Example[], seed: number) => {
+  const sampleImages = (model: CaptionModel, batch: TrainBatch, imageIds: readonly string[], seed: number) => {
     const captions = decodeImages(model, batch.features, batch.size, vocab, {
       sample: true,
       temperature: 1,
@@ -96,7 +97,7 @@ export function selfCriticalObjective(opts: SelfCriticalOptions): SelfCriticalOb
     });
     // Scored as evaluation scores them: the words joined, PTB-tokenised, CIDEr-D against the image's references.
     const rewards = captions.map((c, i) => {
-      const id = examples[Math.floor(i / K)].image;
+      const id = imageIds[Math.floor(i / K)];
       const image = imageIndex.get(id);
       if (image === undefined)
         throw new UserError(`self-critical training: image "${id}" is not a training image with captions.`);
@@ -109,9 +110,9 @@ export function selfCriticalObjective(opts: SelfCriticalOptions): SelfCriticalOb
     examplesPerBatch: Math.max(1, Math.ceil(opts.captionsPerBatch / K)),
     unit: 'img',
     sample: sampleImages,
-    step(model, batch, examples, opt, seed) {
+    step(model, batch, imageIds, opt, seed) {
       const N = batch.size * K;
-      const { captions, rewards } = sampleImages(model, batch, examples, seed);
+      const { captions, rewards } = sampleImages(model, batch, imageIds, seed);
       // The sampled captions as a teacher-forcing batch: <start> ids [<end> if reached], 0-padded, longest first
       // (the native recurrence then skips the rows that have ended: the longest sample sets T).
       const targets = captions.map((c) => c.ids.length + (c.finished ? 1 : 0));
@@ -139,8 +140,10 @@ export function selfCriticalObjective(opts: SelfCriticalOptions): SelfCriticalOb
 }
 
 /** One example per training image that has captions (its first caption; SCST uses only the image). */
-export function selfCriticalExamples(images: readonly PreparedImage[]): Example[] {
-  return images
-    .filter((im) => im.split === 'train' && im.tokens.length > 0 && im.captions.length > 0)
-    .map((im) => ({ image: im.id, tokens: Int32Array.from(im.tokens[0]) }));
+export function selfCriticalExamples(images: readonly PreparedImage[]): ExampleTable {
+  return ExampleTable.from(
+    images
+      .filter((im) => im.split === 'train' && im.tokens.length > 0 && im.captions.length > 0)
+      .map((im) => ({ image: im.id, tokens: im.tokens[0] })),
+  );
 }

@@ -17,7 +17,7 @@ import {
 import type { FeatureStoreReader } from '../features/types.js';
 import { openRunFeatures, recordedEncoderOptions } from '../features/run-feature-store.js';
 import { runPaths } from '../dataset/run.js';
-import { loadRun } from '../dataset/prepare.js';
+import { forEachPreparedImage, loadRunInfo } from '../dataset/prepare.js';
 import type { Vocabulary } from '../vocab/vocabulary.js';
 import { UserError } from '../util/errors.js';
 import { lockFolder } from '../util/folder-lock.js';
@@ -37,7 +37,8 @@ import {
   upgradeSavedConfig,
   type TrainConfig,
 } from './config.js';
-import { splitExamples, type Example } from './batches.js';
+import { addImageExamples } from './batches.js';
+import { ExampleTableBuilder, type ExampleTable } from './examples.js';
 import { selfCriticalExamples, selfCriticalObjective, type BatchObjective } from './self-critical.js';
 import { trainLoop, type TrainResult, type ValidateHook } from './loop.js';
 import type { PreparedImage } from '../dataset/run.js';
@@ -92,12 +93,12 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
   const runDir = path.resolve(opts.runDir);
   const paths = runPaths(runDir);
   const checkpointDir = path.resolve(opts.checkpointDir ?? paths.checkpoints);
-  const { vocab, images } = loadRun(runDir);
+  const { vocab } = loadRunInfo(runDir);
   // One trainer per checkpoints folder: two would interleave their latest and best.
   const lock = lockFolder(checkpointDir, { command: 'sat train' });
   try {
     refuseTrainedFolder(checkpointDir, opts);
-    return await trainLocked(opts, log, runDir, checkpointDir, vocab, images);
+    return await trainLocked(opts, log, runDir, checkpointDir, vocab);
   } finally {
     lock.release();
   }
@@ -109,7 +110,6 @@ async function trainLocked(
   runDir: string,
   checkpointDir: string,
   vocab: Vocabulary,
-  images: PreparedImage[],
 ): Promise<TrainOutcome> {
   const paths = runPaths(runDir);
   const store = openRunFeatures(runDir, { explicit: opts.featuresDir });
@@ -120,8 +120,8 @@ async function trainLocked(
   const remap = initSource
     ? describeRemap(initSource, initFromSource(model, initSource, vocab.words), vocab.size)
     : null;
-  const data = trainingData(start, images, vocab, log);
-  const validate = opts.validate ?? validationHook(config, images, vocab, store, opts.quiet, log);
+  const { data, kept } = trainingData(start, runDir, vocab, log);
+  const validate = opts.validate ?? validationHook(config, kept, vocab, store, opts.quiet, log);
   if (opts.force) removeCheckpoints(checkpointDir, log);
 
   // Everything up to the first batch runs synchronously, so Ctrl-C is heard from the first batch on.
@@ -348,23 +348,46 @@ function buildModel(
 }
 
 interface TrainingData {
-  train: Example[];
-  dev: Example[];
+  train: ExampleTable;
+  dev: ExampleTable;
   /** Self-critical training's step; absent for cross-entropy. */
   objective?: BatchObjective;
+}
+
+/**
+ * The run's images streamed from images.jsonl into packed example tables, keeping whole only the images that
+ * need their raw captions: the dev images for a CIDEr or BLEU validation, the train images for self-critical
+ * training (its references). Memory then grows with the dataset by its token ids, not by its JS objects.
+ */
+function readRunExamples(
+  runDir: string,
+  config: TrainConfig,
+): { train: ExampleTable; dev: ExampleTable; kept: PreparedImage[] } {
+  const train = new ExampleTableBuilder(),
+    dev = new ExampleTableBuilder();
+  const kept: PreparedImage[] = [];
+  const keep = (im: PreparedImage) =>
+    (im.split === 'dev' && config.valMetric !== 'loss') || (im.split === 'train' && config.objective === 'scst');
+  forEachPreparedImage(runDir, (im) => {
+    if (config.objective !== 'scst') addImageExamples(train, im, 'train', config.maxCaptionLength);
+    addImageExamples(dev, im, 'dev', config.maxCaptionLength);
+    if (keep(im)) kept.push(im);
+  });
+  return { train: train.build(), dev: dev.build(), kept };
 }
 
 /** Self-critical training steps over images (sampling its own captions); cross-entropy over (image, caption) pairs. */
 function trainingData(
   { config, resumed, initial }: StartingPoint,
-  images: PreparedImage[],
+  runDir: string,
   vocab: Vocabulary,
   log: (line: string) => void,
-): TrainingData {
-  const dev = splitExamples(images, 'dev', config.maxCaptionLength);
-  if (config.objective !== 'scst') return { train: splitExamples(images, 'train', config.maxCaptionLength), dev };
+): { data: TrainingData; kept: PreparedImage[] } {
+  const { train, dev, kept } = readRunExamples(runDir, config);
+  if (config.objective !== 'scst') return { data: { train, dev }, kept };
+  const trainImages = kept.filter((im) => im.split === 'train');
   const objective = selfCriticalObjective({
-    images: images.filter((im) => im.split === 'train'),
+    images: trainImages,
     vocab,
     samples: config.scstSamples,
     captionsPerBatch: config.batchSize,
@@ -378,7 +401,7 @@ function trainingData(
     log(
       `  note: dropout ${config.dropout} with self-critical training scores the samples under another policy than drew them; configs/scst.json uses 0.`,
     );
-  return { train: selfCriticalExamples(images), dev, objective };
+  return { data: { train: selfCriticalExamples(trainImages), dev, objective }, kept };
 }
 
 /** The lines printed before the first batch: data, starting point, checkpoints and the effective config. */
@@ -391,7 +414,7 @@ function describeRun(
   checkpointDir: string,
   remap: string | null,
 ): string {
-  const tokens = data.train.reduce((s, e) => s + e.tokens.length - 1, 0);
+  const tokens = data.train.totalTargetTokens();
   return (
     `sat train: ${runDir}\n  features ${store.encoderId} [${store.locations} x ${store.channels}], vocabulary ${vocab.size} words\n` +
     (data.objective

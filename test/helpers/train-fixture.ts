@@ -17,7 +17,7 @@ import type {
   TrainBatch,
 } from '../../src/model/types.js';
 import type { FeatureStoreReader } from '../../src/features/types.js';
-import type { Example } from '../../src/train/batches.js';
+import { ExampleTable, type Example } from '../../src/train/examples.js';
 import { Rng } from '../../src/util/rng.js';
 
 export class MemoryStore implements FeatureStoreReader {
@@ -87,7 +87,12 @@ export function toyTask(n: number, seed = 1) {
     examples.push({ image: id, tokens: Int32Array.from([1, 3, COLORS[c], SHAPES[s], 2]) });
     examples.push({ image: id, tokens: Int32Array.from([1, 3, COLORS[c], SHAPES[s], 9, 10, SIDES[side], 2]) });
   }
-  return { store: new MemoryStore(L, C, data), examples, vocabSize: WORDS.length };
+  return {
+    store: new MemoryStore(L, C, data),
+    examples: ExampleTable.from(examples),
+    exampleList: examples,
+    vocabSize: WORDS.length,
+  };
 }
 
 export function tempDir(prefix: string): string {
