@@ -7,6 +7,7 @@ import { parseCommandArgs } from '../src/cli/command.js';
 import { partsDir } from '../src/features/format.js';
 import { openRunFeatures } from '../src/features/run-feature-store.js';
 import { openFeatureStore } from '../src/features/store.js';
+import { mirroredId } from '../src/features/types.js';
 import { prepareRun } from '../src/dataset/prepare.js';
 import { runPaths } from '../src/dataset/run.js';
 import { UserError } from '../src/util/errors.js';
@@ -91,6 +92,25 @@ test('--shard i/n slices then --merge gives the same store as one extraction; a 
   await sat(['--run', whole, ...encoder]);
   const single = openRunFeatures(whole);
   for (const id of single.ids()) assert.deepEqual(merged.read(id), single.read(id));
+});
+
+test("--mirror adds a mirrored view of every train image: its features are the image's, mirrored left to right", async () => {
+  const { run, encoder, images } = await setup();
+  const train = images.filter((im) => im.split === 'train');
+  await sat(['--run', run, ...encoder, '--mirror']);
+  const store = openRunFeatures(run);
+  assert.deepEqual(store.ids().sort(), [...images.map((im) => im.id), ...train.map((im) => mirroredId(im.id))].sort());
+  for (const im of train) {
+    // the encoder is "pixels x 2" on 16 x 16 NHWC: location y * 16 + x holds pixel (y, x)
+    const own = store.read(im.id),
+      mirrored = store.read(mirroredId(im.id));
+    for (let y = 0; y < 16; y++)
+      for (let x = 0; x < 16; x++)
+        for (let c = 0; c < 3; c++)
+          assert.equal(mirrored[(y * 16 + x) * 3 + c], own[(y * 16 + 15 - x) * 3 + c], `${im.id} (${y}, ${x}, ${c})`);
+  }
+  assert.ok(train.some((im) => !store.read(im.id).every((v, i) => v === store.read(mirroredId(im.id))[i])));
+  await assert.rejects(sat(['--run', run, ...encoder, '--mirror', '--split', 'dev']), /leaves out train: add it/);
 });
 
 test('bad flags are refused with the flag named', async () => {

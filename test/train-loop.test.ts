@@ -9,9 +9,11 @@ import {
   DEFAULT_TRAIN_CONFIG,
   type TrainConfig,
 } from '../src/train/config.js';
-import { epochBatches, epochImageBatches, splitExamples } from '../src/train/batches.js';
+import { BatchAssembler, epochBatches, epochImageBatches, splitExamples } from '../src/train/batches.js';
 import { ExampleTable } from '../src/train/examples.js';
-import { trainLoop, DivergedError, type TrainLoopOptions } from '../src/train/loop.js';
+import { trainLoop, DivergedError, mirroredViews, type TrainLoopOptions } from '../src/train/loop.js';
+import { mirroredId } from '../src/features/types.js';
+import { UserError } from '../src/util/errors.js';
 import { loadCheckpoint, restoreModel } from '../src/checkpoint/checkpoint.js';
 import { Rng } from '../src/util/rng.js';
 import { ToyModel, tempDir, toyTask, writeToyVocab } from './helpers/train-fixture.js';
@@ -190,6 +192,59 @@ test('loop: batchBy image learns as batchBy caption does', async () => {
   assert.ok(Math.abs(byImage[3] - byCaption[3]) < 0.25 * byCaption[3], `${byImage} vs ${byCaption}`);
 });
 
+test('mirrored views: drawn per step and row at the asked rate, read from the store, refused when missing', async () => {
+  assert.equal(mirroredViews(0, 123), undefined);
+  const view = mirroredViews(0.3, 123)!;
+  const rows = Array.from({ length: 4000 }, (_, r) => view(0, r, 'im'));
+  const share = rows.filter((k) => k === mirroredId('im')).length / rows.length;
+  assert.ok(Math.abs(share - 0.3) < 0.03, `share ${share}`);
+  assert.deepEqual(
+    rows,
+    Array.from({ length: 4000 }, (_, r) => mirroredViews(0.3, 123)!(0, r, 'im')),
+    'a step and row always draw the same view',
+  );
+  assert.notDeepEqual(
+    rows,
+    Array.from({ length: 4000 }, (_, r) => mirroredViews(0.3, 124)!(0, r, 'im')),
+  );
+  assert.ok(Array.from({ length: 100 }, (_, r) => mirroredViews(1, 5)!(0, r, 'x')).every((k) => k === mirroredId('x')));
+
+  // With every mirrored view an exact copy of its image's features, training reads the same numbers whichever view
+  // a row draws: the losses equal those without mirroring, bit for bit, only if each row reads its own image's view.
+  const runs: number[][] = [];
+  for (const mirrorProbability of [0, 0.5]) {
+    const s = setup();
+    const data = (s.store as unknown as { data: Map<string, Float32Array> }).data;
+    for (const [id, f] of [...data]) data.set(mirroredId(id), f.slice());
+    const r = await loopOn(s, toyConfig({ epochs: 2, mirrorProbability }));
+    runs.push(r.progress.history.map((e) => e.trainLoss));
+  }
+  assert.deepEqual(runs[1], runs[0]);
+  // ... and with p = 1 a row reads the mirrored entry, not the image's
+  const s = setup();
+  const data = (s.store as unknown as { data: Map<string, Float32Array> }).data;
+  for (const [id, f] of [...data])
+    data.set(
+      mirroredId(id),
+      f.map((v) => -v),
+    );
+  const assembler = new BatchAssembler(s.store, s.examples, 4);
+  const plain = assembler.assemble([0, 1, 2]).features.slice();
+  const mirrored = assembler.assemble([0, 1, 2], false, mirroredViews(1, 9)).features;
+  assert.deepEqual(
+    [...mirrored],
+    [...plain].map((v) => -v),
+  );
+
+  await assert.rejects(
+    loopOn(setup(), toyConfig({ epochs: 1, mirrorProbability: 0.5 })),
+    (e: unknown) =>
+      e instanceof UserError &&
+      /40 training images \(e\.g\. img0\) have no mirrored features/.test(e.message) &&
+      /sat features --mirror/.test(e.message),
+  );
+});
+
 test('resume: 1 epoch + resume + 1 epoch gives bit-identical losses and weights to 2 straight epochs', async () => {
   const straight = setup();
   const a = await loopOn(straight, toyConfig());
@@ -295,7 +350,7 @@ test('time budget: mid-epoch stop with a resumable checkpoint, or whole epochs o
 });
 
 test('feature cache: bounded LRU, and batches read through it are identical', async () => {
-  const { FeatureCache, BatchAssembler } = await import('../src/train/batches.js');
+  const { FeatureCache } = await import('../src/train/batches.js');
   const cache = new FeatureCache(3 * 16); // room for three 4-float arrays
   for (const id of ['a', 'b', 'c']) cache.put(id, new Float32Array(4).fill(id.charCodeAt(0)));
   assert.ok(cache.get('a')); // a is now the most recently used

@@ -323,6 +323,13 @@ export async function soakCampaign(ctx: CampaignContext, opts: SoakOptions): Pro
     };
     await Promise.all(Array.from({ length: opts.concurrency }, (_, i) => client(i)));
     clearInterval(sampler);
+    const series = path.join(ctx.work, 'soak-samples.csv'); // kept with --keep, for plotting
+    const columns = ['t', 'rssMB', 'fds', ...Object.keys(METRICS)] as (keyof Sample)[];
+    fs.writeFileSync(
+      series,
+      [columns.join(','), ...samples.map((x) => columns.map((c) => x[c]).join(','))].join('\n') + '\n',
+    );
+    ctx.log(`soak: samples in ${series}`);
   } finally {
     stopping = true;
     await stopServer(server.child);
@@ -365,6 +372,13 @@ function soakRows(opts: SoakOptions, outcomes: Outcome[], samples: Sample[], exi
   };
   const memory = (['rssMB', 'heapMB', 'threadHeapMB', 'externalMB', 'imageCacheMB'] as const).map((k) =>
     trend(k, ' MB'),
+  );
+  // Settling (growth that slows to nothing) and a leak (growth that keeps its pace) differ in the later half.
+  const half = opts.seconds / 4 + (opts.seconds * 3) / 8;
+  const rssSlope = (part: Sample[]) => slopePerMinute(part.map((s) => ({ x: s.t, y: s.rssMB }))).toFixed(2) + ' MB/min';
+  memory.push(
+    `RSS slope in the first and last half after warm-up ${rssSlope(warm.filter((s) => s.t < half))}, ` +
+      rssSlope(warm.filter((s) => s.t >= half)),
   );
   const five = outcomes.filter((o) => o.status === '500').length;
   const fiveXX = outcomes.filter((o) => /^5\d\d$/.test(o.status) && o.status !== '503' && o.status !== '500').length;

@@ -5,14 +5,15 @@ import { DEFAULT_ENCODER, resolveEncoder, type EncoderOptions } from '../encoder
 import { encoderOptionsFor } from '../checkpoint/source.js';
 import { loadInitSource } from '../train/init-source.js';
 import { ENCODER_CLI_OPTIONS, encoderOptionsFromArgs } from './encoder-options.js';
-import { DEFAULT_BATCH, extractFeatures, selectSlice } from '../features/extract.js';
+import { DEFAULT_BATCH, extractFeatures, selectSlice, type ImageRef } from '../features/extract.js';
+import { mirroredId } from '../features/types.js';
 import { partName, partsDir, type SkippedImage } from '../features/format.js';
 import { DEFAULT_MAX_PIXELS } from '../features/image.js';
 import { mergeParts } from '../features/merge.js';
 import { recordRunFeatures } from '../features/run-feature-store.js';
 import { openFeatureStore } from '../features/store.js';
 import { loadRun } from '../dataset/prepare.js';
-import { runPaths } from '../dataset/run.js';
+import { runPaths, type PreparedImage } from '../dataset/run.js';
 import { UserError } from '../util/errors.js';
 import { ProgressBar } from '../util/progress.js';
 import { numberOption, requireString, type Command } from './command.js';
@@ -48,6 +49,11 @@ const command: Command = {
       default: String(DEFAULT_MAX_PIXELS),
     },
     verify: { type: 'boolean', description: 'afterwards, re-read every stored record and check its CRC-32' },
+    mirror: {
+      type: 'boolean',
+      description:
+        'also store the features of every train image mirrored left to right, for `sat train --mirror-probability`',
+    },
   },
   async run({ values }) {
     const runDir = requireString(values, 'run', 'the run directory written by `sat prepare`, e.g. --run runs/f8k.');
@@ -75,8 +81,11 @@ const command: Command = {
       return;
     }
 
-    let images = run.images.filter((im) => splits.includes(im.split)).map((im) => ({ id: im.id, path: im.path }));
+    let images: ImageRef[] = run.images
+      .filter((im) => splits.includes(im.split))
+      .map((im) => ({ id: im.id, path: im.path }));
     if (images.length === 0) throw new UserError(`${run.dir} has no images in split(s) ${splits.join(', ')}.`);
+    if (values.mirror) images = [...images, ...mirroredTrainImages(run.images, splits)];
     let dir = storeDir;
     if (shard) {
       images = selectSlice(images, shard.index, shard.count);
@@ -202,3 +211,20 @@ function verify(dir: string): void {
 }
 
 export default command;
+
+/** The mirrored views `--mirror` adds: one per train image, after the images themselves. */
+function mirroredTrainImages(images: readonly PreparedImage[], splits: readonly string[]): ImageRef[] {
+  if (!splits.includes('train'))
+    throw new UserError(
+      '--mirror stores mirrored features of train images (for training), and --split leaves out train: add it.',
+    );
+  const clash = images.find((im) => im.id.endsWith(mirroredId('')));
+  if (clash)
+    throw new UserError(
+      `--mirror: the run has an image whose id "${clash.id}" already ends in "#mirrored", the suffix of mirrored features. ` +
+        'Rename that file and prepare the run again.',
+    );
+  return images
+    .filter((im) => im.split === 'train')
+    .map((im) => ({ id: mirroredId(im.id), path: im.path, mirror: true }));
+}

@@ -19,6 +19,8 @@ const FIELD_HELP: Record<keyof TrainConfig, string> = {
   dropout: 'dropout rate on the decoder (0 = off, as the tutorial)',
   attentionLambda: 'doubly stochastic attention regulariser weight (0 = off)',
   labelSmoothing: 'cross-entropy towards (1 - eps) on the word + eps spread over the vocabulary (0 = off)',
+  mirrorProbability:
+    'train on the features of the image mirrored left to right with this probability per row (needs `sat features --mirror`; 0 = off)',
   gruState:
     "carry | reset: reset = the TF tutorial's GRU, which restarts from zeros every step; carry = a real recurrence",
   initState:

@@ -18,13 +18,15 @@ import { encodeHalf } from './fp16.js';
 import { readSkipped, skippedPath, type SkippedImage } from './format.js';
 import { DEFAULT_MAX_PIXELS, ImageLoadError, loadRgb } from './image.js';
 import type { OnnxImageEncoder } from './onnx-encoder.js';
-import { writeImageToBatch, type ImageInputOptions } from './pixels.js';
+import { mirrorRgb, writeImageToBatch, type ImageInputOptions } from './pixels.js';
 import { createEncoderRunner } from './node-onnxruntime.js';
 import { FeatureStoreWriter } from './store-writer.js';
 
 export interface ImageRef {
   id: string;
   path: string;
+  /** Store the features of the image mirrored left to right (its id is then mirroredId of the image's). */
+  mirror?: boolean;
 }
 
 export interface ExtractOptions {
@@ -169,7 +171,7 @@ async function decodeBatch(batch: ImageRef[], buffer: Float32Array, input: Image
   results.forEach((r, i) => {
     const im = batch[i];
     if (r.status === 'fulfilled') {
-      writeImageToBatch(r.value, buffer, ok.length, input);
+      writeImageToBatch(im.mirror ? mirrorRgb(r.value, input.size) : r.value, buffer, ok.length, input);
       ok.push(im);
     } else {
       const err = r.reason as Error;

@@ -37,6 +37,23 @@ export function scalingCoefficients(scaling: InputScaling): { mul: Float32Array;
   return { mul, add };
 }
 
+/** An RGB uint8 HWC image of `size` x `size` mirrored left to right, in place. */
+export function mirrorRgb(rgb: Uint8Array, size: number): Uint8Array {
+  for (let y = 0; y < size; y++) {
+    const row = y * size * 3;
+    for (let l = 0, r = size - 1; l < r; l++, r--) {
+      for (let c = 0; c < 3; c++) {
+        const a = row + l * 3 + c,
+          b = row + r * 3 + c;
+        const t = rgb[a];
+        rgb[a] = rgb[b];
+        rgb[b] = t;
+      }
+    }
+  }
+  return rgb;
+}
+
 /**
  * Write one RGB uint8 HWC image into slot `slot` of a float32 batch tensor, scaled, in `layout`
  * ([n, size, size, 3] for nhwc, [n, 3, size, size] for nchw).

@@ -14,3 +14,10 @@ export interface FeatureStoreReader {
   read(id: string, out?: Float32Array, offset?: number): Float32Array;
   close(): void;
 }
+
+/**
+ * The store key of an image's features computed on the image mirrored left to right (`sat features --mirror`),
+ * which training reads in place of the image's own with `--mirror-probability`: a second view of every training
+ * image. `sat features --mirror` refuses a run whose own ids already end this way.
+ */
+export const mirroredId = (id: string): string => `${id}#mirrored`;

@@ -181,9 +181,14 @@ export class BatchAssembler {
   /**
    * The returned batch views internal buffers: it is valid until the next call. `shareImages`: features hold each
    * distinct image once and imageOfRow says which row uses which (the projection then runs once per image);
-   * otherwise every row has its own copy.
+   * otherwise every row has its own copy. `storeKey` says which features a row reads (default: its image's), e.g.
+   * the image's mirrored view.
    */
-  assemble(indices: number[], shareImages = false): TrainBatch {
+  assemble(
+    indices: number[],
+    shareImages = false,
+    storeKey: (exampleIndex: number, row: number, image: string) => string = (_i, _r, image) => image,
+  ): TrainBatch {
     const size = indices.length;
     let longest = 0;
     for (const i of indices) longest = Math.max(longest, this.examples.tokenCount(i));
@@ -192,7 +197,7 @@ export class BatchAssembler {
     const rowOf = new Map<string, number>(); // an image twice in one batch is read once
     const imageOfRow = shareImages ? new Int32Array(size) : undefined;
     indices.forEach((exampleIndex, row) => {
-      const image = this.examples.image(exampleIndex);
+      const image = storeKey(exampleIndex, row, this.examples.image(exampleIndex));
       tokens.set(this.examples.tokens(exampleIndex), row * longest);
       const earlier = rowOf.get(image);
       if (imageOfRow) {

@@ -26,6 +26,9 @@ export interface TrainConfig {
   dropout: number;
   attentionLambda: number;
   labelSmoothing: number; // cross-entropy target (1 - eps) onehot + eps / V; 0 = off (the tutorial)
+  // Each training row reads the features of its image mirrored left to right (stored by `sat features --mirror`)
+  // with this probability, drawn per optimizer step and row: a second view of every image. 0 = off.
+  mirrorProbability: number;
   // 'carry' (default): a real recurrence. 'reset': the TF tutorial's GRU, which restarts from zeros every step
   // (its previous output is only the attention query). Checkpoints without the field are 'carry'.
   gruState: GruState;
@@ -90,6 +93,7 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
   dropout: 0.5, // tutorial 0
   attentionLambda: 0.1, // tutorial 0
   labelSmoothing: 0,
+  mirrorProbability: 0,
   gruState: 'carry', // tutorial 'reset'
   initState: 'zeros',
   batchSize: 64,
@@ -130,6 +134,7 @@ export const FROZEN_ON_RESUME: readonly (keyof TrainConfig)[] = [
   'dropout',
   'attentionLambda',
   'labelSmoothing',
+  'mirrorProbability',
   'gruState',
   'initState',
   'batchSize',
@@ -151,6 +156,7 @@ export const CONFIG_RULES: Readonly<Record<keyof TrainConfig, ConfigRule>> = {
   dropout: { min: 0, max: 0.95 },
   attentionLambda: { min: 0 },
   labelSmoothing: { min: 0, max: 0.5 },
+  mirrorProbability: { min: 0, max: 1 },
   gruState: { oneOf: GRU_STATES },
   initState: { oneOf: INIT_STATES },
   batchSize: { integer: true, min: 1 },

@@ -13,7 +13,7 @@
 import type { EncoderOptions } from '../encoders/registry.js';
 import { NonFiniteLossError, type CaptionModel, type StepStats } from '../model/types.js';
 import type { TrainingPrecision } from '../model/precision.js';
-import type { FeatureStoreReader } from '../features/types.js';
+import { mirroredId, type FeatureStoreReader } from '../features/types.js';
 import { Rng, type RngState } from '../util/rng.js';
 import { ProgressBar } from '../util/progress.js';
 import { UserError } from '../util/errors.js';
@@ -219,6 +219,7 @@ function startLoop(opts: TrainLoopOptions): Loop {
   }
   if (train.length === 0)
     throw new UserError("The training split has no captions: check the run's splits (`sat prepare`).");
+  checkMirroredFeatures(config, store, train);
   const progress: TrainProgress = structuredClone(opts.resume ?? initialProgress(config));
   if (progress.epoch >= config.epochs) {
     throw new UserError(
@@ -351,10 +352,14 @@ function trainBatch(loop: Loop, batch: number[], where: string): StepStats {
   const { config, model, objective, train, checkpointDir } = loop.opts;
   const progress = loop.progress;
   const t0 = performance.now();
-  const assembled = loop.assembler.assemble(batch, !objective && byImage(config));
-  const optimizer = { learningRate: progress.learningRate, clipNorm: config.clipNorm || undefined };
-  // One seed per step for dropout masks and sampling, so --resume repeats the same randomness.
+  // One seed per step for dropout masks, sampling and mirrored views, so --resume repeats the same randomness.
   const stepSeed = dropoutSeed(config.seed, progress.step);
+  const assembled = loop.assembler.assemble(
+    batch,
+    !objective && byImage(config),
+    mirroredViews(config.mirrorProbability ?? 0, stepSeed),
+  );
+  const optimizer = { learningRate: progress.learningRate, clipNorm: config.clipNorm || undefined };
   const stats = guardDivergence(() =>
     objective
       ? objective.step(
@@ -385,6 +390,32 @@ function trainBatch(loop: Loop, batch: number[], where: string): StepStats {
     progress.partial.rewardCount = (progress.partial.rewardCount ?? 0) + batch.length;
   }
   return stats;
+}
+
+/**
+ * Which features each row of a step reads with mirrorProbability p: its image's mirrored view when a hash of the
+ * step's seed and the row falls below p (undefined for p = 0: every row its image's own features).
+ */
+export function mirroredViews(
+  p: number,
+  stepSeed: number,
+): ((exampleIndex: number, row: number, image: string) => string) | undefined {
+  if (!(p > 0)) return undefined;
+  const seed = stepSeed ^ 0x6d697272;
+  return (_exampleIndex, row, image) => (dropoutSeed(seed, row) / 4294967296 < p ? mirroredId(image) : image);
+}
+
+/** Refuse mirrored views the store does not hold, before the first step. */
+function checkMirroredFeatures(config: TrainConfig, store: FeatureStoreReader, train: ExampleTable): void {
+  if (!((config.mirrorProbability ?? 0) > 0)) return;
+  const missing = new Set<string>();
+  for (let i = 0; i < train.length; i++) if (!store.has(mirroredId(train.image(i)))) missing.add(train.image(i));
+  if (missing.size > 0)
+    throw new UserError(
+      `mirrorProbability ${config.mirrorProbability}: ${missing.size} training images (e.g. ${[...missing][0]}) have no ` +
+        `mirrored features in the store (${store.encoderId}). Extract them with \`sat features --mirror\` ` +
+        '(the same encoder flags), or train with --mirror-probability 0.',
+    );
 }
 
 /**
