@@ -25,6 +25,32 @@ before(async () => {
 
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
+test('a model thread warms up on a blank full batch before it is ready, and captions as without', async () => {
+  const shared = shareBundle(await buildBundle(tiny.run, { encoder: tiny.encoder }));
+  const data = { source: tiny.run, options: { backend: 'onnx' as const }, exported: shared };
+  const warm = await WorkerEngine.start(
+    { ...data, warmup: { images: 5, options: { beam: 2 } } },
+    modelThreadLimits(256),
+  );
+  const cold = await WorkerEngine.start(data, modelThreadLimits(256));
+  try {
+    const report = warm.details?.warmup as { images: number; seconds: number };
+    assert.equal(report.images, 5);
+    assert.ok(report.seconds >= 0);
+    assert.equal(cold.details?.warmup, undefined);
+    const side = warm.info.inputSize;
+    const rgb = [10, 200].map((v) => new Uint8Array(side * side * 3).fill(v));
+    const a = await warm.captionBatch(rgb, { beam: 2 });
+    const b = await cold.captionBatch(rgb, { beam: 2 });
+    assert.deepEqual(
+      a.captions.map((c) => c.caption),
+      b.captions.map((c) => c.caption),
+    );
+  } finally {
+    await Promise.all([warm.dispose(), cold.dispose()]);
+  }
+});
+
 test('a model thread captions from a shared export without exporting again', async () => {
   const exported = await buildBundle(tiny.run, { encoder: tiny.encoder });
   const shared = shareBundle(exported);

@@ -334,10 +334,22 @@ export async function soakCampaign(ctx: CampaignContext, opts: SoakOptions): Pro
     stopping = true;
     await stopServer(server.child);
   }
-  return soakRows(opts, outcomes, samples, exited);
+  // A replaced model thread starts a new onnxruntime session: RSS steps up while the old one's memory is returned.
+  const replaced = server
+    .stderr()
+    .split('\n')
+    .filter((l) => /model thread replaced: (?!the new one is ready)/.test(l));
+  for (const line of replaced) ctx.log(`soak: ${line.trim()}`);
+  return soakRows(opts, outcomes, samples, exited, replaced.length);
 }
 
-function soakRows(opts: SoakOptions, outcomes: Outcome[], samples: Sample[], exited: string | null): Row[] {
+function soakRows(
+  opts: SoakOptions,
+  outcomes: Outcome[],
+  samples: Sample[],
+  exited: string | null,
+  replaced: number,
+): Row[] {
   const rows: Row[] = [];
   for (const kind of KINDS) {
     const mine = outcomes.filter((o) => o.kind === kind);
@@ -389,7 +401,8 @@ function soakRows(opts: SoakOptions, outcomes: Outcome[], samples: Sample[], exi
     ok: exited === null && five === 0 ? 'yes' : 'no',
     figures:
       `${opts.seconds} s x ${opts.concurrency} clients; 500s: ${five}; after warm-up (${warm.length} samples): ` +
-      `${memory.join(', ')}, ${trend('fds', '')}; peak RSS ${Math.max(...samples.map((s) => s.rssMB)).toFixed(0)} MB`,
+      `${memory.join(', ')}, ${trend('fds', '')}; peak RSS ${Math.max(...samples.map((s) => s.rssMB)).toFixed(0)} MB; ` +
+      `model threads replaced: ${replaced}`,
     failures: [
       exited ? `server died during the soak (${exited})` : '',
       five ? `${five} answers 500` : '',

@@ -57,6 +57,11 @@ export const SERVE_OPTIONS: Record<string, OptionSpec> = {
     default: String(d.maxQueue),
   },
   'max-batch': { type: 'string', description: 'most images per model batch', default: String(d.maxBatch) },
+  'warmup-batch': {
+    type: 'string',
+    description:
+      'blank images each model thread captions (at --beam) before it is ready, so its memory reaches a full batch at start; default: --max-batch; 0 = none',
+  },
   'batch-wait-ms': {
     type: 'string',
     description: 'how long a free model instance waits for requests still being read or decoded to join its batch',
@@ -326,12 +331,14 @@ const command: Command = {
       restartBackoffMs: { first: 500, max: 30_000 },
       onEvent: (message) => console.error(`sat serve: ${message}`),
     };
+    const warmupImages = numberOption(values, 'warmup-batch', { integer: true, min: 0, max: 256 }) ?? options.maxBatch;
     const load = () =>
       startEngines(
         instances,
         async () => ({
           source: model,
           options: { backend, encoder, threads, blasThreads },
+          warmup: { images: warmupImages, options: { beam: options.defaultBeam } },
           exported: backend === 'onnx' && exported ? await exported() : undefined,
         }),
         limits,
