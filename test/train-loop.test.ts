@@ -195,19 +195,19 @@ test('loop: batchBy image learns as batchBy caption does', async () => {
 test('mirrored views: drawn per step and row at the asked rate, read from the store, refused when missing', async () => {
   assert.equal(mirroredViews(0, 123), undefined);
   const view = mirroredViews(0.3, 123)!;
-  const rows = Array.from({ length: 4000 }, (_, r) => view(0, r, 'im'));
+  const rows = Array.from({ length: 4000 }, (_, r) => view(r, 'im'));
   const share = rows.filter((k) => k === mirroredId('im')).length / rows.length;
   assert.ok(Math.abs(share - 0.3) < 0.03, `share ${share}`);
   assert.deepEqual(
     rows,
-    Array.from({ length: 4000 }, (_, r) => mirroredViews(0.3, 123)!(0, r, 'im')),
+    Array.from({ length: 4000 }, (_, r) => mirroredViews(0.3, 123)!(r, 'im')),
     'a step and row always draw the same view',
   );
   assert.notDeepEqual(
     rows,
-    Array.from({ length: 4000 }, (_, r) => mirroredViews(0.3, 124)!(0, r, 'im')),
+    Array.from({ length: 4000 }, (_, r) => mirroredViews(0.3, 124)!(r, 'im')),
   );
-  assert.ok(Array.from({ length: 100 }, (_, r) => mirroredViews(1, 5)!(0, r, 'x')).every((k) => k === mirroredId('x')));
+  assert.ok(Array.from({ length: 100 }, (_, r) => mirroredViews(1, 5)!(r, 'x')).every((k) => k === mirroredId('x')));
 
   // With every mirrored view an exact copy of its image's features, training reads the same numbers whichever view
   // a row draws: the losses equal those without mirroring, bit for bit, only if each row reads its own image's view.

@@ -184,11 +184,7 @@ export class BatchAssembler {
    * otherwise every row has its own copy. `storeKey` says which features a row reads (default: its image's), e.g.
    * the image's mirrored view.
    */
-  assemble(
-    indices: number[],
-    shareImages = false,
-    storeKey: (exampleIndex: number, row: number, image: string) => string = (_i, _r, image) => image,
-  ): TrainBatch {
+  assemble(indices: number[], shareImages = false, storeKey?: (row: number, image: string) => string): TrainBatch {
     const size = indices.length;
     let longest = 0;
     for (const i of indices) longest = Math.max(longest, this.examples.tokenCount(i));
@@ -197,7 +193,8 @@ export class BatchAssembler {
     const rowOf = new Map<string, number>(); // an image twice in one batch is read once
     const imageOfRow = shareImages ? new Int32Array(size) : undefined;
     indices.forEach((exampleIndex, row) => {
-      const image = storeKey(exampleIndex, row, this.examples.image(exampleIndex));
+      const own = this.examples.image(exampleIndex);
+      const image = storeKey ? storeKey(row, own) : own;
       tokens.set(this.examples.tokens(exampleIndex), row * longest);
       const earlier = rowOf.get(image);
       if (imageOfRow) {

@@ -92,10 +92,6 @@ export class ExampleTableBuilder {
   private tokenData = new Int32Array(16384);
   private rows = 0;
 
-  get length(): number {
-    return this.rows;
-  }
-
   add(image: string, tokens: ArrayLike<number>): void {
     let index = this.imageIndex.get(image);
     if (index === undefined) {

@@ -396,13 +396,10 @@ function trainBatch(loop: Loop, batch: number[], where: string): StepStats {
  * Which features each row of a step reads with mirrorProbability p: its image's mirrored view when a hash of the
  * step's seed and the row falls below p (undefined for p = 0: every row its image's own features).
  */
-export function mirroredViews(
-  p: number,
-  stepSeed: number,
-): ((exampleIndex: number, row: number, image: string) => string) | undefined {
+export function mirroredViews(p: number, stepSeed: number): ((row: number, image: string) => string) | undefined {
   if (!(p > 0)) return undefined;
   const seed = stepSeed ^ 0x6d697272;
-  return (_exampleIndex, row, image) => (dropoutSeed(seed, row) / 4294967296 < p ? mirroredId(image) : image);
+  return (row, image) => (dropoutSeed(seed, row) / 4294967296 < p ? mirroredId(image) : image);
 }
 
 /** Refuse mirrored views the store does not hold, before the first step. */
