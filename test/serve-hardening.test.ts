@@ -408,10 +408,13 @@ test(
     assert.equal((await post(wider, gif, '', 'image/gif')).status, 200);
     assert.equal((await post(wider, tiff, '', 'image/tiff')).status, 200);
 
+    // A 1600 x 1600 image takes several milliseconds to decode, so the 1 ms limit wins the race with margin;
+    // 800 x 800 (about 3 ms) finished first now and then, when the decode and the timer fell due in one loop turn.
     const rng = new Rng(5);
-    const noise = await sharp(Buffer.from(Array.from({ length: 800 * 800 * 3 }, () => rng.int(256))), {
-      raw: { width: 800, height: 800, channels: 3 },
-    })
+    const side = 1600;
+    const pixels = new Uint8Array(side * side * 3);
+    for (let i = 0; i < pixels.length; i++) pixels[i] = rng.int(256);
+    const noise = await sharp(pixels, { raw: { width: side, height: side, channels: 3 } })
       .png()
       .toBuffer();
     const hurried = await serve({ imageTimeoutMs: 1 });
