@@ -129,9 +129,14 @@ const groups = Object.entries(SHARED).map(([name, members]) => {
   fs.writeFileSync(
     file,
     "// written by test/run.mjs: one describe per test file, each file's hooks scoped to it\n" +
+      "// One import at a time: imports that overlap can evaluate a file inside another file's describe (they wait on\n" +
+      '// shared modules), which moves its tests and hooks there.\n' +
       "import { describe } from 'node:test';\n" +
       `for (const url of ${JSON.stringify(urls, null, 1)})\n` +
-      "  describe(url.slice(url.lastIndexOf('/test/') + 1), async () => {\n    await import(url);\n  });\n",
+      '  await new Promise((registered) =>\n' +
+      "    describe(url.slice(url.lastIndexOf('/test/') + 1), async () => {\n" +
+      '      try {\n        await import(url);\n      } finally {\n        registered();\n      }\n    }),\n' +
+      '  );\n',
   );
   return file;
 });
