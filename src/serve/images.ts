@@ -89,6 +89,9 @@ export function sniffFormat(b: Uint8Array): string | null {
   return null;
 }
 
+const tooSlowError = (limits: ImageLimits) =>
+  refuse(ERRORS.image_too_slow, `more than ${limits.imageTimeoutMs} ms`, { value: limits.imageTimeoutMs / 1000 });
+
 /** The uploaded image as the encoder takes it (RGB uint8 [size, size, 3]), or a refusal. */
 export async function decodeImage(image: Uint8Array, size: number, limits: ImageLimits): Promise<Uint8Array> {
   const deadline = performance.now() + limits.imageTimeoutMs;
@@ -120,18 +123,10 @@ export async function decodeImage(image: Uint8Array, size: number, limits: Image
   }
   let timer: NodeJS.Timeout | undefined;
   const tooSlow = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          refuse(ERRORS.image_too_slow, `more than ${limits.imageTimeoutMs} ms`, {
-            value: limits.imageTimeoutMs / 1000,
-          }),
-        ),
-      Math.max(0, deadline - performance.now()),
-    );
+    timer = setTimeout(() => reject(tooSlowError(limits)), Math.max(0, deadline - performance.now()));
   });
   try {
-    return await Promise.race([
+    const rgb = await Promise.race([
       loadRgb(
         image,
         size,
@@ -141,6 +136,9 @@ export async function decodeImage(image: Uint8Array, size: number, limits: Image
       ),
       tooSlow,
     ]);
+    // A decode that ends after the deadline is refused too, even when it beat the timer's callback in the event loop.
+    if (performance.now() > deadline) throw tooSlowError(limits);
+    return rgb;
   } catch (e) {
     if (!(e instanceof ImageLoadError)) throw e;
     if (/timeout/i.test(e.message))
