@@ -9,6 +9,7 @@ import { decodeImages, type DecodedCaption, type DecodeOptions, type DecodeVocab
 import { checkCaptionOptions, resolveCaptionOptions, type CaptionOptions } from '../src/decode/options.js';
 import * as api from '../src/decode/captioner-api.js';
 import * as web from '../src/web/index.js';
+import { categoricalChooser, imageRng, logSumExpRows } from '../src/decode/logits.js';
 import { Rng } from '../src/util/rng.js';
 import { keyFeatures, TableModel, type NextTokenTable } from './helpers/fake-model.js';
 
@@ -120,6 +121,26 @@ test('top-k 1 and top-p near 0 sample exactly the greedy captions; sampling with
     );
     assert.notDeepEqual(free, greedy);
   }
+});
+
+test('plain sampling (one partial pass over exp(logit - lse)) draws the tokens the general sampler draws', () => {
+  const [rows, words] = [64, 2540];
+  const rng = new Rng(11);
+  const logits = Float32Array.from({ length: rows * words }, () => 12 * rng.next() - 6);
+  for (let r = 0; r < rows; r += 7) logits[r * words + 5] = -Infinity; // a suppressed token
+  logits.fill(-Infinity, 3 * words, 4 * words); // a row with nothing left to draw
+  const lse = logSumExpRows(logits, rows, words);
+  const streams = (seed: number) => {
+    const byRow = Array.from({ length: rows }, (_, r) => imageRng(seed, r));
+    return (row: number) => byRow[row];
+  };
+  const plain = categoricalChooser(1, streams(4));
+  const general = categoricalChooser(1, streams(4), { topK: words });
+  let differ = 0;
+  for (let draw = 0; draw < 50; draw++)
+    for (let r = 0; r < rows; r++) if (plain(logits, lse, r, words) !== general(logits, lse, r, words)) differ++;
+  assert.equal(differ, 0);
+  assert.equal(plain(logits, lse, 3, words), 0, 'a row without weight gives token 0, as the general path does');
 });
 
 test("top-k and top-p draw only among the likeliest words, in proportion; logProb stays the model's", () => {

@@ -112,6 +112,7 @@ export function categoricalChooser(
   const topP = truncate.topP ?? 1;
   if (!(topK >= 1)) throw new Error(`topK must be >= 1, got ${topK}`);
   if (!(topP > 0 && topP <= 1)) throw new Error(`topP must be in (0, 1], got ${topP}`);
+  if (temperature === 1 && topK === Infinity && topP === 1) return plainSampleChooser(rngOf);
   let weights = new Float64Array(0);
   let order = new Int32Array(0);
   return (logits, lse, row, V) => {
@@ -135,6 +136,29 @@ export function categoricalChooser(
       if (weights[v] === 0) continue;
       last = v;
       u -= weights[v];
+      if (u < 0) return v;
+    }
+    return last; // u landed on the total through rounding: the last token with any weight
+  };
+}
+
+/**
+ * categoricalChooser at temperature 1 without truncation, in one partial pass: p(v) = exp(logit(v) - lse) needs no
+ * weights array, and the scan stops at the drawn token (ids are ordered by frequency, so it stops early). It draws
+ * the same token as the general path up to rounding at the boundaries between tokens.
+ */
+function plainSampleChooser(rngOf: (row: number) => Rng): TokenChooser {
+  return (logits, lse, row, V) => {
+    const o = row * V;
+    const norm = lse[row];
+    let u = rngOf(row).next();
+    let last = 0;
+    if (norm === -Infinity) return last; // no token has any weight
+    for (let v = 0; v < V; v++) {
+      const x = logits[o + v];
+      if (x === -Infinity) continue;
+      last = v;
+      u -= Math.exp(x - norm);
       if (u < 0) return v;
     }
     return last; // u landed on the total through rounding: the last token with any weight
