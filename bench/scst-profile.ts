@@ -1,7 +1,7 @@
 /**
  * Where a self-critical step's time goes on a real run: model calls (encode, decode steps, row selection,
  * the weighted train step) against everything else (sampling, CIDEr-D scoring in TypeScript).
- *   node --import tsx bench/scst-profile.ts RUN CHECKPOINT [FEATURES] [steps]
+ *   node --import tsx bench/scst-profile.ts RUN CHECKPOINT [FEATURES] [steps] [samples per image]
  */
 import { loadCheckpoint, restoreModel } from '../src/checkpoint/checkpoint.js';
 import { createModel } from '../src/model/index.js';
@@ -12,7 +12,7 @@ import { selfCriticalExamples, selfCriticalObjective } from '../src/train/self-c
 import { BatchAssembler } from '../src/train/batches.js';
 import type { CaptionModel } from '../src/model/types.js';
 
-const [runDir, ckptFile, featuresDir, stepsArg] = process.argv.slice(2);
+const [runDir, ckptFile, featuresDir, stepsArg, samplesArg] = process.argv.slice(2);
 const { vocab, images } = loadRun(runDir);
 const store = openFeatureStore(runFeatureDir(runDir, { explicit: featuresDir }));
 const ckpt = loadCheckpoint(ckptFile);
@@ -22,7 +22,7 @@ const t0 = performance.now();
 const objective = selfCriticalObjective({
   images: images.filter((im) => im.split === 'train'),
   vocab,
-  samples: 5,
+  samples: Number(samplesArg ?? 5),
   captionsPerBatch: 64,
   maxLength: 20,
 });

@@ -322,18 +322,29 @@ Napi::Value Encode(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// decodeStep(ws, params, dims, encoded, projected, hidden, tokens, logits, attention, hiddenOut, resetState)
+// decodeStep(ws, params, dims, encoded, projected, hidden, tokens, logits, attention, hiddenOut, resetState,
+//            imageOfRow?, numImages?): with imageOfRow [N], encoded and projected hold numImages rows.
 Napi::Value DecodeStep(const Napi::CallbackInfo& info) {
   expect_args(info, 11,
               "decodeStep(ws, params, dims, encoded, projected, hidden, tokens, logits, attention, "
-              "hiddenOut, resetState)");
+              "hiddenOut, resetState, imageOfRow?, numImages?)");
+  Napi::Env env = info.Env();
   const ParamValues params = param_values(info, 1, "params");
   NativeWorkspace* ws = workspace_arg(info, 0);
   const Dims d = dims_arg(info, 2);
-  const Params<float> p = params_of<float>(info.Env(), params, d, "params");
+  const Params<float> p = params_of<float>(env, params, d, "params");
   const size_t N = d.B, NL = (size_t)d.B * d.L;
-  const float* enc = data_arg<float>(info, 3, NL * d.E, "encoded");
-  const float* keys = data_arg<float>(info, 4, NL * d.A, "projected");
+  const bool shared = info.Length() > 11 && !is_absent(info[11]);
+  const int num_images = shared ? (int)integer_arg(info, 12, "numImages", 1, INT_MAX) : d.B;
+  const std::vector<int32_t> image_rows =
+      shared ? copy_of(data_arg<int32_t>(info, 11, N, "imageOfRow"), N) : std::vector<int32_t>();
+  for (size_t b = 0; b < image_rows.size(); b++)
+    if (image_rows[b] < 0 || image_rows[b] >= num_images)
+      range_error(env, "imageOfRow[" + std::to_string(b) + "] is outside [0, numImages = " +
+                           std::to_string(num_images) + "): " + std::to_string(image_rows[b]));
+  const size_t IL = (size_t)num_images * d.L;
+  const float* enc = data_arg<float>(info, 3, IL * d.E, "encoded");
+  const float* keys = data_arg<float>(info, 4, IL * d.A, "projected");
   const float* hidden = data_arg<float>(info, 5, N * d.U, "hidden");
   const std::vector<int32_t> tokens = copy_of(data_arg<int32_t>(info, 6, N, "tokens"), N);
   check_tokens(info.Env(), tokens, d.V, "tokens");
@@ -341,7 +352,7 @@ Napi::Value DecodeStep(const Napi::CallbackInfo& info) {
   float* alpha = data_arg<float>(info, 8, NL, "attention");
   float* hidden_out = data_arg<float>(info, 9, N * d.U, "hiddenOut");
   decode_step(ws->decode, d, p, enc, keys, hidden, tokens.data(), logits, alpha, hidden_out,
-              bool_arg(info, 10, "resetState"));
+              bool_arg(info, 10, "resetState"), shared ? image_rows.data() : nullptr);
   return info.Env().Undefined();
 }
 

@@ -23,7 +23,7 @@ void encode(const Dims& d, const Params<float>& p, const float* features, float*
 
 void decode_step(DecodeWorkspace& ws, const Dims& d, const Params<float>& p, const float* enc, const float* keys,
                  const float* hidden, const int32_t* tokens, float* logits, float* alpha, float* hidden_out,
-                 bool reset_state) {
+                 bool reset_state, const int32_t* image_of_row) {
   const int N = d.B, L = d.L, E = d.E, U = d.U, A = d.A, V = d.V, G = 3 * U;
   auto grow = [](std::vector<float>& v, size_t n) {
     if (v.size() < n) v.resize(n);
@@ -45,7 +45,7 @@ void decode_step(DecodeWorkspace& ws, const Dims& d, const Params<float>& p, con
   }
 
   dense_forward(hw2, hidden, p.w2(), p.b2(), N, U, A);
-  attention_forward(alpha, ctx, enc, keys, hw2, A, p.v(), p.bv()[0], N, L, E, A);
+  attention_forward(alpha, ctx, enc, keys, hw2, A, p.v(), p.bv()[0], N, L, E, A, image_of_row);
   for (int i = 0; i < N; i++) std::memcpy(x + (size_t)i * E, p.emb() + (size_t)tokens[i] * E, sizeof(float) * E);
   dense_forward(gx, x, p.gru_k() + (size_t)E * G, p.gru_b(), N, E, G);   // embedding share + b_in
   gemm(false, false, N, G, E, 1.0f, ctx, E, p.gru_k(), G, 1.0f, gx, G);  // + context share

@@ -250,16 +250,18 @@ inline void attention_score_backward(float ds, const float* p, const float* h, c
 // ---------------------------------------------------------------- Bahdanau attention, one step
 // enc [B,L,E]; keys [B,L,A] = enc W1 + b1 (once per image); hw2 [B,A] = h W2 + b2 (row stride hs);
 // v [A], bv: score[b,l] = v . tanh(keys[b,l] + hw2[b]) + bv; alpha = softmax_l(score) [B,L];
-// ctx [B,E] = sum_l alpha[b,l] enc[b,l].
+// ctx [B,E] = sum_l alpha[b,l] enc[b,l]. With image_of_row [B], enc and keys hold one row per image instead
+// ([images,L,E], [images,L,A]) and row b reads image image_of_row[b]'s.
 template <typename T>
 void attention_forward(T* alpha, T* ctx, const T* enc, const T* keys, const T* hw2, int hs, const T* v, T bv, int B,
-                       int L, int E, int A) {
+                       int L, int E, int A, const int32_t* image_of_row = nullptr) {
   parallel_for(
       B,
       [&](int b) {
         T* al = alpha + (size_t)b * L;
         const T* h = hw2 + (size_t)b * hs;
-        for (int l = 0; l < L; l++) al[l] = attention_score(keys + ((size_t)b * L + l) * A, h, v, A) + bv;
+        const size_t img = image_of_row ? (size_t)image_of_row[b] : (size_t)b;  // the row's image in enc and keys
+        for (int l = 0; l < L; l++) al[l] = attention_score(keys + (img * L + l) * A, h, v, A) + bv;
         T mx = al[0];
         for (int l = 1; l < L; l++) mx = std::max(mx, al[l]);
         T sum = 0;
@@ -271,7 +273,7 @@ void attention_forward(T* alpha, T* ctx, const T* enc, const T* keys, const T* h
         T* c = ctx + (size_t)b * E;
         std::fill(c, c + E, T(0));
         for (int l = 0; l < L; l++) {
-          const T* e = enc + ((size_t)b * L + l) * E;
+          const T* e = enc + (img * L + l) * E;
           const T w = al[l];
 #pragma omp simd
           for (int k = 0; k < E; k++) c[k] += w * e[k];

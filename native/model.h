@@ -171,9 +171,11 @@ struct DecodeWorkspace {
 };
 // One decoder step for N = d.B rows: tokens [N], hidden [N,U] -> logits [N,V], alpha [N,L], hidden_out [N,U].
 // reset_state as in StepOptions: `hidden` is then only the attention query and the GRU starts from zeros.
+// enc [N,L,E] and keys [N,L,A], or with image_of_row [N] one row per image (rows of an image share them, as
+// samples and beams do, so selecting rows never copies them).
 void decode_step(DecodeWorkspace& ws, const Dims& d, const Params<float>& p, const float* enc, const float* keys,
                  const float* hidden, const int32_t* tokens, float* logits, float* alpha, float* hidden_out,
-                 bool reset_state);
+                 bool reset_state, const int32_t* image_of_row = nullptr);
 
 // Adam (Keras formulation: eps added to sqrt(v), bias correction folded into the step size) over one
 // contiguous arena; gradients are multiplied by grad_scale first (global-norm clipping).

@@ -12,6 +12,7 @@ import { Worker } from 'node:worker_threads';
 import { createModel, type TrainBatch } from '../src/model/index.js';
 import { loadBinding } from '../src/model/binding.js';
 import { PARAMETER_ORDER } from '../src/model/params.js';
+import { selectStateRows } from '../src/model/state.js';
 import { Rng } from '../src/util/rng.js';
 import { UserError } from '../src/util/errors.js';
 import { modelConfig, SMALL_SIZES, stepDims } from './helpers/model-fixture.js';
@@ -132,21 +133,38 @@ test('encode + step with teacher forcing reproduces evalLoss, attention rows sum
   model.dispose();
 });
 
-test('selectRows reorders and duplicates rows (beam search)', () => {
+test('selectRows reorders and duplicates rows (beam search) without copying the encoder output', () => {
   const model = createModel(config);
   const b = batch(5, 3);
   const state = model.encode(b.features, 3);
   const out = model.step(state, Int32Array.of(1, 1, 1));
   const picked = model.selectRows(state, Int32Array.of(2, 0, 2, 2), out.hidden);
   assert.equal(picked.size, 4);
-  const U = config.units,
-    LE = config.locations * config.embedDim;
+  const U = config.units;
   assert.deepEqual(picked.hidden.subarray(0, U), out.hidden.subarray(2 * U, 3 * U));
-  assert.deepEqual(picked.encoded.subarray(LE, 2 * LE), state.encoded.subarray(0, LE));
-  const next = model.step(picked, Int32Array.of(4, 4, 4, 5));
+  assert.equal(picked.encoded, state.encoded, 'rows share their image');
+  assert.deepEqual(picked.imageOfRow, Int32Array.of(2, 0, 2, 2));
+  const tokens = Int32Array.of(4, 4, 4, 5);
+  const next = model.step(picked, tokens);
   const V = config.vocabSize; // rows 0 and 2 are both old row 2 fed the same token
   assert.deepEqual(next.logits.subarray(0, V), next.logits.subarray(2 * V, 3 * V));
+  // the same step on a state whose rows were copied out (as the ONNX backends do it): the same numbers
+  const copied = selectStateRows(config, state, Int32Array.of(2, 0, 2, 2), out.hidden);
+  assert.equal(copied.imageOfRow, undefined);
+  const fromCopies = model.step(copied, tokens);
+  assert.deepEqual(next.logits, fromCopies.logits);
+  assert.deepEqual(next.attention, fromCopies.attention);
+  assert.deepEqual(next.hidden, fromCopies.hidden);
+  // selecting again composes the maps; copying a shared state reads each row's image
+  const again = model.selectRows(picked, Int32Array.of(3, 1), next.hidden);
+  assert.deepEqual(again.imageOfRow, Int32Array.of(2, 0));
+  assert.deepEqual(
+    model.step(again, Int32Array.of(6, 6)).logits,
+    model.step(selectStateRows(config, picked, Int32Array.of(3, 1), next.hidden), Int32Array.of(6, 6)).logits,
+  );
   assert.throws(() => model.selectRows(state, Int32Array.of(3)), /outside/);
+  assert.throws(() => model.step({ ...picked, imageOfRow: Int32Array.of(2, 0, 3, 2) }, tokens), /imageOfRow\[2\]/);
+  assert.throws(() => model.step({ ...picked, imageOfRow: Int32Array.of(2, 0) }, tokens), /imageOfRow/);
   model.dispose();
 });
 

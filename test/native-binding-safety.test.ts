@@ -68,6 +68,25 @@ test('token ids outside the vocabulary are refused (training and decoding)', () 
   );
 });
 
+test('decodeStep with rows that share images: each row must name one of numImages, which encoded must hold', () => {
+  const N = 3,
+    d = dims({ B: N, T: 0 });
+  const images = 2;
+  const enc = new Float32Array(images * L * E),
+    keys = new Float32Array(images * L * A),
+    hidden = new Float32Array(N * U);
+  native.encode(params, dims({ B: images, T: 0 }), features.subarray(0, images * L * C), enc, keys, hidden, false);
+  const out = () => [new Float32Array(N * V), new Float32Array(N * L), new Float32Array(N * U)] as const;
+  const step = (rows: Int32Array, numImages: number, e = enc) =>
+    native.decodeStep(ws, params, d, e, keys, hidden, Int32Array.of(1, 1, 1), ...out(), false, rows, numImages);
+  step(Int32Array.of(1, 0, 1), images);
+  assert.throws(() => step(Int32Array.of(1, 2, 1), images), /imageOfRow\[1\] is outside \[0, numImages = 2\): 2/);
+  assert.throws(() => step(Int32Array.of(-1, 0, 1), images), /imageOfRow\[0\] is outside/);
+  assert.throws(() => step(Int32Array.of(0, 0), images), /imageOfRow has 2 elements, needs 3/);
+  assert.throws(() => step(Int32Array.of(0, 0, 0), 0), /numImages/);
+  assert.throws(() => step(Int32Array.of(0, 0, 2), 3), /encoded has \d+ elements, needs/);
+});
+
 test('negative, zero and huge sizes are refused before any product of them overflows', () => {
   assert.throws(() => trainStep({ 3: dims({ B: -1 }) }), /dims: B = -1 must be positive/);
   assert.throws(() => trainStep({ 3: dims({ T: -1 }) }), /dims: T = -1 must be non-negative/);

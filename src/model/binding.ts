@@ -128,6 +128,9 @@ export interface NativeBinding {
     attention: Float32Array,
     hiddenOut: Float32Array,
     resetState: boolean,
+    /** [N]: row i reads image imageOfRow[i] of encoded and projected, which then hold numImages rows. */
+    imageOfRow?: Int32Array,
+    numImages?: number,
   ): void;
   /** Keras Adam over whole arenas; gradients are multiplied by gradScale first (clipping). */
   adamUpdate(

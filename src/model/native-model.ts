@@ -12,7 +12,7 @@ import {
   PARAMETER_ORDER,
   type Arena,
 } from './params.js';
-import { selectStateRows } from './state.js';
+import { selectSharedRows } from './state.js';
 import type {
   CaptionModel,
   DecoderState,
@@ -164,6 +164,8 @@ export class NativeCaptionModel implements CaptionModel {
       out.attention,
       out.hidden,
       this.resetState,
+      state.imageOfRow,
+      state.imageOfRow ? this.imagesOf(state) : undefined,
     );
     return out;
   }
@@ -177,7 +179,7 @@ export class NativeCaptionModel implements CaptionModel {
         state.size * this.config.units,
         `[N=${state.size}, U=${this.config.units}]`,
       );
-    return selectStateRows(this.config, state, rows, hidden);
+    return selectSharedRows(this.config, state, rows, hidden);
   }
 
   dispose(): void {
@@ -269,8 +271,25 @@ export class NativeCaptionModel implements CaptionModel {
     const n = s.size;
     if (!Number.isInteger(n) || n < 1) throw new UserError(`decoder state size must be a positive integer, got ${n}.`);
     expectLength('state.hidden', s.hidden, n * U, `[N=${n}, U=${U}]`);
+    if (s.imageOfRow) {
+      expectLength('state.imageOfRow', s.imageOfRow, n, `[N=${n}]`);
+      const images = this.imagesOf(s);
+      expectLength('state.projected', s.projected, images * L * A, `[images=${images}, L=${L}, A=${A}]`);
+      return; // the addon checks each row's image against `images`
+    }
     expectLength('state.encoded', s.encoded, n * L * E, `[N=${n}, L=${L}, E=${E}]`);
     expectLength('state.projected', s.projected, n * L * A, `[N=${n}, L=${L}, A=${A}]`);
+  }
+
+  /** The images a state with imageOfRow holds: encoded is [images, L, E]. */
+  private imagesOf(s: DecoderState): number {
+    const { locations: L, embedDim: E } = this.config;
+    const images = s.encoded.length / (L * E);
+    if (!Number.isInteger(images) || images < 1)
+      throw new UserError(
+        `state.encoded holds ${s.encoded.length} values, not a whole number of [L=${L}, E=${E}] images.`,
+      );
+    return images;
   }
 }
 

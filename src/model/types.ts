@@ -81,8 +81,10 @@ export interface NamedTensor {
 export interface DecoderState {
   size: number; // N images (or beams)
   hidden: Float32Array; // [N, U]
-  encoded: Float32Array; // [N, L, E]  encoder output
-  projected: Float32Array; // [N, L, A]  W1 · encoded, computed once per image
+  encoded: Float32Array; // [N, L, E]  encoder output; [images, L, E] with imageOfRow
+  projected: Float32Array; // [N, L, A]  W1 · encoded, computed once per image; [images, L, A] with imageOfRow
+  /** [N]: the image (row of encoded and projected) each row reads, for backends whose rows share them. */
+  imageOfRow?: Int32Array;
 }
 
 export interface StepOutput {
