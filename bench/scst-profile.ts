@@ -1,7 +1,7 @@
 /**
  * Where a self-critical step's time goes on a real run: model calls (encode, decode steps, row selection,
  * the weighted train step) against everything else (sampling, CIDEr-D scoring in TypeScript).
- *   node --import tsx bench/scst-profile.ts RUN CHECKPOINT [FEATURES] [steps] [samples per image]
+ *   node --import tsx bench/scst-profile.ts RUN CHECKPOINT [FEATURES] [steps] [samples per image] [fp32|bf16]
  */
 import { loadCheckpoint, restoreModel } from '../src/checkpoint/checkpoint.js';
 import { createModel } from '../src/model/index.js';
@@ -12,11 +12,11 @@ import { selfCriticalExamples, selfCriticalObjective } from '../src/train/self-c
 import { BatchAssembler } from '../src/train/batches.js';
 import type { CaptionModel } from '../src/model/types.js';
 
-const [runDir, ckptFile, featuresDir, stepsArg, samplesArg] = process.argv.slice(2);
+const [runDir, ckptFile, featuresDir, stepsArg, samplesArg, precisionArg] = process.argv.slice(2);
 const { vocab, images } = loadRun(runDir);
-const store = openFeatureStore(runFeatureDir(runDir, { explicit: featuresDir }));
+const store = openFeatureStore(runFeatureDir(runDir, { explicit: featuresDir || undefined }));
 const ckpt = loadCheckpoint(ckptFile);
-const model = createModel(ckpt.meta.model);
+const model = createModel(ckpt.meta.model, { precision: precisionArg === 'bf16' ? 'bf16' : 'fp32' });
 restoreModel(model, ckpt, { optimizer: false });
 const t0 = performance.now();
 const objective = selfCriticalObjective({

@@ -54,6 +54,8 @@ export interface BrowserBenchResult {
   onnxNode: Timing;
   native: Timing | null;
   captionsAgree: { browserVsOnnxNode: number; nativeVsOnnxNode: number | null };
+  /** The images whose browser caption is not onnxruntime-node's, with both captions. */
+  browserDifferences: { image: string; browser: string; onnxNode: string }[];
   /** Whether --checkpoint is the file the bundle was exported from (SHA-256 in the manifest); else captions may differ. */
   checkpointIsBundleSource: boolean | null;
 }
@@ -272,6 +274,11 @@ export async function runBrowserBench(opts: BrowserBenchOptions): Promise<Browse
       browserVsOnnxNode: agree(single.captions, onnxNode.captions),
       nativeVsOnnxNode: native ? agree(native.captions, onnxNode.captions) : null,
     },
+    browserDifferences: files.flatMap((file, i) =>
+      single.captions[i] === onnxNode.captions[i]
+        ? []
+        : [{ image: path.basename(file), browser: single.captions[i], onnxNode: onnxNode.captions[i] }],
+    ),
   };
 }
 
@@ -295,5 +302,6 @@ export function formatBrowserBench(r: BrowserBenchResult): string {
       (r.checkpointIsBundleSource === false
         ? ' (--checkpoint is not the checkpoint the bundle was exported from)'
         : ''),
+    ...r.browserDifferences.map((d) => `  ${d.image}: browser "${d.browser}", onnxruntime-node "${d.onnxNode}"`),
   ].join('\n');
 }
