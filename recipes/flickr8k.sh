@@ -7,11 +7,13 @@
 # DATASET_ROOT is the official Flickr8k layout (Flicker8k_Dataset/ and Flickr8k_text/); MOBILENET_DIR holds the
 # ImageNet MobileNetV2 tensors (.npy) or its .tflite/.tgz. Each stage is skipped when its output is already in
 # RUN_DIR, so a stopped recipe is rerun with the same command. Recipes (docs/training.md has their scores):
-#   shipped   5 epochs of cross-entropy, then 3 of self-critical training, the weights of its best and last
-#             epochs averaged (sat average); the model in models/
+#   shipped   5 epochs of cross-entropy, then 2 of self-critical training with 10 samples per image; the model
+#             in models/
+#   paper     the same 5 epochs, then 3 of self-critical training with 5 samples per image, the weights of its
+#             best and last epochs averaged (sat average): the paper's BLEU-4, the model shipped before
 set -euo pipefail
 
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 root= run= weights= recipe=shipped seed=42 split=dev precision=auto
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -42,32 +44,48 @@ fi
 step features   # resumes: images already in the store are skipped
 sat features --run "$run" --encoder mobilenet_v2 --encoder-weights "$weights"
 
+# The cross-entropy stage both recipes start from: 5 epochs.
+cross_entropy() {
+  xe="$run/ck-xe"
+  if [ ! -f "$xe/done" ]; then
+    step "cross-entropy, 5 epochs"
+    resume=(); [ -f "$xe/latest.safetensors" ] && resume=(--resume)
+    sat train --run "$run" --checkpoints "$xe" --epochs 5 --seed "$seed" --precision "$precision" "${resume[@]}"
+    touch "$xe/done"
+  fi
+}
+
+# self_critical FOLDER EPOCHS SAMPLES: self-critical training from the cross-entropy model.
+self_critical() {
+  local out=$1 epochs=$2 samples=$3
+  if [ ! -f "$out/done" ]; then
+    step "self-critical, $epochs epochs, $samples samples per image"
+    if [ -f "$out/latest.safetensors" ]; then
+      sat train --run "$run" --checkpoints "$out" --resume
+    else
+      sat train --run "$run" --checkpoints "$out" --init "$xe/latest.safetensors" --config "$here/configs/scst.json" \
+        --epochs "$epochs" --scst-samples "$samples" --seed "$seed" --precision "$precision"
+    fi
+    touch "$out/done"
+  fi
+}
+
 case "$recipe" in
   shipped)
-    xe="$run/ck-xe" scst="$run/ck-scst"
-    if [ ! -f "$xe/done" ]; then
-      step "cross-entropy, 5 epochs"
-      resume=(); [ -f "$xe/latest.safetensors" ] && resume=(--resume)
-      sat train --run "$run" --checkpoints "$xe" --epochs 5 --seed "$seed" --precision "$precision" "${resume[@]}"
-      touch "$xe/done"
-    fi
-    if [ ! -f "$scst/done" ]; then
-      step "self-critical, 3 epochs"
-      if [ -f "$scst/latest.safetensors" ]; then
-        sat train --run "$run" --checkpoints "$scst" --resume
-      else
-        sat train --run "$run" --checkpoints "$scst" --init "$xe/latest.safetensors" --config "$here/configs/scst.json" \
-          --epochs 3 --seed "$seed" --precision "$precision"
-      fi
-      touch "$scst/done"
-    fi
+    cross_entropy
+    self_critical "$run/ck-scst10" 2 10
+    final="$run/ck-scst10"
+    ;;
+  paper)
+    cross_entropy
+    self_critical "$run/ck-scst" 3 5
     final="$run/ck-avg"
     if [ ! -f "$final/best.safetensors" ]; then
       step "average the self-critical run's best and last epochs"
-      sat average --out "$final" "$scst/best.safetensors" "$scst/latest.safetensors"
+      sat average --out "$final" "$run/ck-scst/best.safetensors" "$run/ck-scst/latest.safetensors"
     fi
     ;;
-  *) echo "recipes/flickr8k.sh: unknown recipe $recipe (known: shipped)" >&2; exit 2;;
+  *) echo "recipes/flickr8k.sh: unknown recipe $recipe (known: shipped, paper)" >&2; exit 2;;
 esac
 
 step "eval on $split, beam 3"
