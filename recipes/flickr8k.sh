@@ -2,7 +2,8 @@
 # One Flickr8k recipe, end to end: prepare -> features -> training -> eval, into one run folder.
 #
 #   recipes/flickr8k.sh --root DATASET_ROOT --run RUN_DIR --encoder-weights MOBILENET_DIR \
-#                       [--recipe shipped] [--seed 42] [--split dev|test] [--precision auto|fp32|bf16]
+#                       [--recipe shipped|paper|ensemble] [--seed 42] [--seeds 42,7,3] [--split dev|test]
+#                       [--precision auto|fp32|bf16]
 #
 # DATASET_ROOT is the official Flickr8k layout (Flicker8k_Dataset/ and Flickr8k_text/); MOBILENET_DIR holds the
 # ImageNet MobileNetV2 tensors (.npy) or its .tflite/.tgz. Each stage is skipped when its output is already in
@@ -11,10 +12,12 @@
 #             in models/
 #   paper     the same 5 epochs, then 3 of self-critical training with 5 samples per image, the weights of its
 #             best and last epochs averaged (sat average): the paper's BLEU-4, the model shipped before
+#   ensemble  the shipped recipe once per seed of --seeds (default 42,7,3), in RUN_DIR/seed-S/, scored as one
+#             ensemble (beam search over the models' averaged log-probabilities)
 set -euo pipefail
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
-root= run= weights= recipe=shipped seed=42 split=dev precision=auto
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+root= run= weights= recipe=shipped seed=42 seeds=42,7,3 split=dev precision=auto
 while [ $# -gt 0 ]; do
   case "$1" in
     --root) root=$2; shift 2;;
@@ -22,6 +25,7 @@ while [ $# -gt 0 ]; do
     --encoder-weights) weights=$2; shift 2;;
     --recipe) recipe=$2; shift 2;;
     --seed) seed=$2; shift 2;;
+    --seeds) seeds=$2; shift 2;;
     --split) split=$2; shift 2;;
     --precision) precision=$2; shift 2;;
     -h|--help) usage 0;;
@@ -44,27 +48,27 @@ fi
 step features   # resumes: images already in the store are skipped
 sat features --run "$run" --encoder mobilenet_v2 --encoder-weights "$weights"
 
-# The cross-entropy stage both recipes start from: 5 epochs.
+# cross_entropy DIR SEED: the cross-entropy stage every recipe starts from, 5 epochs, into DIR/ck-xe.
 cross_entropy() {
-  xe="$run/ck-xe"
+  local xe="$1/ck-xe"
   if [ ! -f "$xe/done" ]; then
-    step "cross-entropy, 5 epochs"
+    step "cross-entropy, 5 epochs, seed $2"
     resume=(); [ -f "$xe/latest.safetensors" ] && resume=(--resume)
-    sat train --run "$run" --checkpoints "$xe" --epochs 5 --seed "$seed" --precision "$precision" "${resume[@]}"
+    sat train --run "$run" --checkpoints "$xe" --epochs 5 --seed "$2" --precision "$precision" "${resume[@]}"
     touch "$xe/done"
   fi
 }
 
-# self_critical FOLDER EPOCHS SAMPLES: self-critical training from the cross-entropy model.
+# self_critical DIR SEED FOLDER EPOCHS SAMPLES: self-critical training from DIR/ck-xe into DIR/FOLDER.
 self_critical() {
-  local out=$1 epochs=$2 samples=$3
+  local out="$1/$3"
   if [ ! -f "$out/done" ]; then
-    step "self-critical, $epochs epochs, $samples samples per image"
+    step "self-critical, $4 epochs, $5 samples per image, seed $2"
     if [ -f "$out/latest.safetensors" ]; then
       sat train --run "$run" --checkpoints "$out" --resume
     else
-      sat train --run "$run" --checkpoints "$out" --init "$xe/latest.safetensors" --config "$here/configs/scst.json" \
-        --epochs "$epochs" --scst-samples "$samples" --seed "$seed" --precision "$precision"
+      sat train --run "$run" --checkpoints "$out" --init "$1/ck-xe/latest.safetensors" \
+        --config "$here/configs/scst.json" --epochs "$4" --scst-samples "$5" --seed "$2" --precision "$precision"
     fi
     touch "$out/done"
   fi
@@ -72,20 +76,30 @@ self_critical() {
 
 case "$recipe" in
   shipped)
-    cross_entropy
-    self_critical "$run/ck-scst10" 2 10
+    cross_entropy "$run" "$seed"
+    self_critical "$run" "$seed" ck-scst10 2 10
     final="$run/ck-scst10"
     ;;
   paper)
-    cross_entropy
-    self_critical "$run/ck-scst" 3 5
+    cross_entropy "$run" "$seed"
+    self_critical "$run" "$seed" ck-scst 3 5
     final="$run/ck-avg"
     if [ ! -f "$final/best.safetensors" ]; then
       step "average the self-critical run's best and last epochs"
       sat average --out "$final" "$run/ck-scst/best.safetensors" "$run/ck-scst/latest.safetensors"
     fi
     ;;
-  *) echo "recipes/flickr8k.sh: unknown recipe $recipe (known: shipped, paper)" >&2; exit 2;;
+  ensemble)
+    members=()
+    for s in ${seeds//,/ }; do
+      mkdir -p "$run/seed-$s"
+      cross_entropy "$run/seed-$s" "$s"
+      self_critical "$run/seed-$s" "$s" ck-scst10 2 10
+      members+=("$run/seed-$s/ck-scst10/best.safetensors")
+    done
+    final=$(IFS=,; echo "${members[*]}")
+    ;;
+  *) echo "recipes/flickr8k.sh: unknown recipe $recipe (known: shipped, paper, ensemble)" >&2; exit 2;;
 esac
 
 step "eval on $split, beam 3"
