@@ -2,7 +2,7 @@
 # One Flickr8k recipe, end to end: prepare -> features -> training -> eval, into one run folder.
 #
 #   recipes/flickr8k.sh --root DATASET_ROOT --run RUN_DIR --encoder-weights MOBILENET_DIR \
-#                       [--recipe shipped|paper|ensemble] [--seed 42] [--seeds 42,7,3] [--split dev|test]
+#                       [--recipe shipped|paper|ensemble] [--seed 42] [--seeds 42,7,3,11] [--split dev|test]
 #                       [--precision auto|fp32|bf16]
 #
 # DATASET_ROOT is the official Flickr8k layout (Flicker8k_Dataset/ and Flickr8k_text/); MOBILENET_DIR holds the
@@ -12,12 +12,12 @@
 #             in models/
 #   paper     the same 5 epochs, then 3 of self-critical training with 5 samples per image, the weights of its
 #             best and last epochs averaged (sat average): the paper's BLEU-4, the model shipped before
-#   ensemble  the shipped recipe once per seed of --seeds (default 42,7,3), in RUN_DIR/seed-S/, scored as one
+#   ensemble  the shipped recipe once per seed of --seeds (default 42,7,3,11), in RUN_DIR/seed-S/, scored as one
 #             ensemble (beam search over the models' averaged log-probabilities)
 set -euo pipefail
 
 usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
-root= run= weights= recipe=shipped seed=42 seeds=42,7,3 split=dev precision=auto
+root= run= weights= recipe=shipped seed=42 seeds=42,7,3,11 split=dev precision=auto
 while [ $# -gt 0 ]; do
   case "$1" in
     --root) root=$2; shift 2;;
