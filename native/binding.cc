@@ -180,6 +180,16 @@ void check_tokens(Napi::Env env, const std::vector<int32_t>& tokens, int V, cons
                            " is outside the vocabulary [0, " + std::to_string(V) + ")");
 }
 
+// info[i]: imageOfRow Int32Array [rows], copied, each entry an image in [0, num_images).
+std::vector<int32_t> image_rows_arg(const Napi::CallbackInfo& info, size_t i, size_t rows, int num_images) {
+  std::vector<int32_t> image_rows = copy_of(data_arg<int32_t>(info, i, rows, "imageOfRow"), rows);
+  for (size_t b = 0; b < rows; b++)
+    if (image_rows[b] < 0 || image_rows[b] >= num_images)
+      range_error(info.Env(), "imageOfRow[" + std::to_string(b) + "] is outside [0, numImages = " +
+                                  std::to_string(num_images) + "): " + std::to_string(image_rows[b]));
+  return image_rows;
+}
+
 // 'fp32' (or absent) -> false, 'bf16' -> true when this build and CPU can run bf16 products natively.
 bool precision_arg(const Napi::CallbackInfo& info, size_t i) {
   if (i >= info.Length() || is_absent(info[i])) return false;
@@ -248,13 +258,8 @@ Napi::Value TrainStepT(const Napi::CallbackInfo& info, const ParamValues& params
   Params<T> g{};
   if (with_grads) g = params_of<T>(env, *grads, d, "grads");
   const std::vector<int32_t> image_rows =
-      shared ? copy_of(data_arg<int32_t>(info, 12, (size_t)d.B, "imageOfRow"), (size_t)d.B) : std::vector<int32_t>();
+      shared ? image_rows_arg(info, 12, (size_t)d.B, num_images) : std::vector<int32_t>();
   const int32_t* image_of_row = shared ? image_rows.data() : nullptr;
-  if (shared)
-    for (int b = 0; b < d.B; b++)
-      if (image_of_row[b] < 0 || image_of_row[b] >= num_images)
-        range_error(env, "imageOfRow[" + std::to_string(b) + "] is outside [0, numImages = " +
-                             std::to_string(num_images) + "): " + std::to_string(image_of_row[b]));
   const int images = shared ? num_images : d.B;
   const T* features = data_arg<T>(info, 4, (size_t)images * d.L * d.C, "features");
   const size_t ntok = (size_t)d.B * (d.T + 1);
@@ -336,12 +341,7 @@ Napi::Value DecodeStep(const Napi::CallbackInfo& info) {
   const size_t N = d.B, NL = (size_t)d.B * d.L;
   const bool shared = info.Length() > 11 && !is_absent(info[11]);
   const int num_images = shared ? (int)integer_arg(info, 12, "numImages", 1, INT_MAX) : d.B;
-  const std::vector<int32_t> image_rows =
-      shared ? copy_of(data_arg<int32_t>(info, 11, N, "imageOfRow"), N) : std::vector<int32_t>();
-  for (size_t b = 0; b < image_rows.size(); b++)
-    if (image_rows[b] < 0 || image_rows[b] >= num_images)
-      range_error(env, "imageOfRow[" + std::to_string(b) + "] is outside [0, numImages = " +
-                           std::to_string(num_images) + "): " + std::to_string(image_rows[b]));
+  const std::vector<int32_t> image_rows = shared ? image_rows_arg(info, 11, N, num_images) : std::vector<int32_t>();
   const size_t IL = (size_t)num_images * d.L;
   const float* enc = data_arg<float>(info, 3, IL * d.E, "encoded");
   const float* keys = data_arg<float>(info, 4, IL * d.A, "projected");
