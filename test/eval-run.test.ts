@@ -9,7 +9,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { before, test } from 'node:test';
 import sharp from 'sharp';
-import { loadCheckpoint } from '../src/checkpoint/checkpoint.js';
+import { loadCheckpoint, loadCheckpointVocab, restoreModel } from '../src/checkpoint/checkpoint.js';
+import { decodeVocab } from '../src/decode/index.js';
+import { decodeStoreImages } from '../src/decode/store.js';
+import { openFeatureStore } from '../src/features/store.js';
+import { createModel } from '../src/model/index.js';
 import command from '../src/cli/eval.js';
 import { parseCommandArgs } from '../src/cli/command.js';
 import { loadShapesAnnotations, SHAPE_COLORS, SHAPE_KINDS } from '../src/dataset/shapes.js';
@@ -281,6 +285,58 @@ test('sat eval writes COCO results, metrics equal to sat score, and a self-conta
     topP: 0.9,
     maxLength: json.decoding.maxLength,
   });
+});
+
+test('sat eval --consensus: each caption is a candidate of the beam or the seeded samples, chosen with the train split', async () => {
+  const json = await devJson('latest', ['--beam', '2', '--consensus', '4', '--consensus-samples', '3']);
+  const maxLength = json.decoding.maxLength;
+  assert.deepEqual(json.decoding, {
+    kind: 'beam',
+    beam: 2,
+    consensus: 4,
+    consensusSamples: 3,
+    consensusWeight: 0.05,
+    seed: 0,
+    maxLength,
+  });
+  assert.equal(
+    json.files.report,
+    path.join(runDir, 'eval', 'dev-latest-beam2-consensus4-n3-w0.05-seed0', 'index.html'),
+  );
+  // The candidates, decoded apart: the beam's two hypotheses and the three samples of each image (seed 0).
+  const ckpt = loadCheckpoint(path.join(runPaths(runDir).checkpoints), 'latest');
+  const model = createModel(ckpt.meta.model);
+  restoreModel(model, ckpt, { optimizer: false });
+  const store = openFeatureStore(runPaths(runDir).features('oracle-4x4'));
+  const vocab = decodeVocab(loadCheckpointVocab(ckpt));
+  const results = JSON.parse(fs.readFileSync(json.files.results, 'utf8')) as { image_id: string; caption: string }[];
+  const ids = results.map((r) => r.image_id);
+  const beams = decodeStoreImages(model, store, ids, vocab, {
+    beam: 2,
+    alternatives: true,
+    maxLength,
+    progress: false,
+  });
+  const samples = decodeStoreImages(model, store, ids, vocab, {
+    sample: true,
+    seed: 0,
+    samplesPerImage: 3,
+    maxLength,
+    progress: false,
+  } as never);
+  results.forEach((r, i) => {
+    const candidates = [
+      ...beams[i].alternatives!.map((a) => a.words.join(' ')),
+      ...samples.slice(i * 3, i * 3 + 3).map((c) => c.words.join(' ')),
+    ];
+    assert.ok(candidates.includes(r.caption), `${r.caption} among ${candidates.join(' | ')}`);
+  });
+  store.close();
+  model.dispose();
+  await assert.rejects(
+    evaluate({ runDir, split: 'train', decoding: { beam: 2, consensus: 4 }, quiet: true }),
+    /--consensus votes with the training images' captions, so it cannot evaluate the train split/,
+  );
 });
 
 test('sat eval: clear errors for a bad split, a missing checkpoint and a store of another encoder', async () => {

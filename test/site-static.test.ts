@@ -78,7 +78,7 @@ test('sat export --site writes the page, the runtime and the bundle; a bundle fo
   );
   await assert.rejects(
     sat(['export', '--model', bundle, '--site', fromBundle, '--dtype', 'int8']),
-    /is a fp32 bundle with its own encoder and card: --dtype.* do not apply/,
+    /is a fp32 bundle with its own encoder, card and memory: --dtype.* do not apply/,
   );
   await assert.rejects(sat(['export', '--model', bundle, '--out', path.join(dir, 'copy')]), /already a bundle/);
   await assert.rejects(sat(['export', '--model', fx.run]), /--out DIR \(a bundle folder\) or --site DIR/);

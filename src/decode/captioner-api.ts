@@ -30,6 +30,7 @@
  */
 import { decodeInBatches, type CaptionStreamOptions } from './caption-stream.js';
 import { resolveCaptionOptions, type CaptionOptions } from './options.js';
+import type { CaptionMemory } from './consensus.js';
 import type { DecodedCaption, DecodeOptions, DecodeVocab } from './types.js';
 
 export {
@@ -37,6 +38,8 @@ export {
   CAPTION_OPTION_NAMES,
   checkCaptionOptions,
   decodingSummary,
+  DEFAULT_CONSENSUS_SAMPLES,
+  DEFAULT_CONSENSUS_WEIGHT,
   DEFAULT_DIVERSITY,
   resolveCaptionOptions,
 } from './options.js';
@@ -95,6 +98,8 @@ export interface CaptionerInfo {
   maxLength: number;
   /** Weight format of a bundle ('fp32' for the native backend). */
   dtype: string;
+  /** Whether the model can rerank by consensus (it has, or can build, a caption memory). */
+  consensus: boolean;
 }
 
 export interface Captioner<Image> {
@@ -130,7 +135,27 @@ export interface CaptionRuntime<Image> {
   /** RGB images (inputSize square, HWC) -> features [n, L, C]. */
   encode(rgb: readonly Uint8Array[]): Promise<Float32Array>;
   decode(features: Float32Array, n: number, options: DecodeOptions): Promise<DecodedCaption[]>;
+  /**
+   * The caption memory of consensus reranking (consensus.ts), loaded on first use; it throws, naming the fix, when the
+   * model's memory cannot be had. Absent: the model has none.
+   */
+  memory?(): CaptionMemory;
   dispose(): Promise<void>;
+}
+
+/** `o` with the runtime's caption memory when it asks for consensus reranking; refused when there is none. */
+function withMemory<Image>(
+  backend: CaptionRuntime<Image>,
+  o: DecodeOptions,
+  fail: (message: string) => Error = (m) => new Error(m),
+): DecodeOptions {
+  if (o.consensus === undefined) return o;
+  if (!backend.memory)
+    throw fail(
+      `consensus reranking needs a caption memory, and ${backend.info.modelId} has none: export the model with ` +
+        '`sat export --memory RUN` (RUN: a run with its training features), or leave consensus out.',
+    );
+  return { ...o, memory: backend.memory() };
 }
 
 /** Checks CaptionOptions and turns them into the decoder's options (`defaultMaxLength` when maxLength is absent). */
@@ -171,7 +196,7 @@ export function createCaptioner<Image>(
   };
   const captionBatch = async (images: readonly Image[], options: CaptionOptions = {}): Promise<CaptionResult[]> => {
     live();
-    const decodeOptions = decodeOptionsFor(options, backend.info.maxLength, fail);
+    const decodeOptions = withMemory(backend, decodeOptionsFor(options, backend.info.maxLength, fail), fail);
     const results: CaptionResult[] = [];
     for await (const { decoded } of decodeInBatches(backend, images, decodeOptions, {}, fail))
       results.push(captionResult(decoded));
@@ -183,7 +208,7 @@ export function createCaptioner<Image>(
     stream: CaptionStreamOptions = {},
   ): AsyncGenerator<CaptionedImage<Image>> {
     live();
-    const decodeOptions = decodeOptionsFor(options, backend.info.maxLength, fail);
+    const decodeOptions = withMemory(backend, decodeOptionsFor(options, backend.info.maxLength, fail), fail);
     for await (const d of decodeInBatches(backend, images, decodeOptions, stream, fail)) {
       live();
       yield { index: d.index, image: d.image, result: captionResult(d.decoded), ...(d.rgb ? { rgb: d.rgb } : {}) };

@@ -15,7 +15,9 @@ import {
   processorList,
   suppressTokens,
   type LogitsProcessor,
+  type TokenChooser,
 } from './logits.js';
+import { pooledVectors, type CaptionMemory, type ConsensusCandidate } from './consensus.js';
 import { resolveCaptionOptions, type ResolvedCaptionOptions } from './options.js';
 import { runSearch, runSearchAsync, type Search } from './search.js';
 import { decodeStepwise } from './stepwise.js';
@@ -84,10 +86,17 @@ export function* decodeImagesSearch(
   if (features.length !== n * L * C) {
     throw new Error(`features hold ${features.length} floats, expected n * L * C = ${n} * ${L} * ${C} = ${n * L * C}`);
   }
-  const { samplesPerImage, batchSize, onBatch, firstImage, ...caption } = opts;
+  const { samplesPerImage, batchSize, onBatch, firstImage, memory, ...caption } = opts;
   const o = resolveCaptionOptions(caption, opts.maxLength);
   const batch = batchSize ?? DEFAULT_DECODE_BATCH;
   if (!Number.isInteger(batch) || batch < 1) throw new Error(`batchSize must be an integer >= 1, got ${batch}`);
+  if (o.consensus > 0) {
+    if (samplesPerImage !== undefined && samplesPerImage !== 1)
+      throw new Error('samplesPerImage is for sampling; consensus reranking returns one caption per image');
+    const captions = yield* decodeWithConsensus(model, features, n, vocab, o, { batch, firstImage, memory });
+    onBatch?.(n);
+    return captions;
+  }
   const repeat = samplesPerImage ?? 1;
   if (!Number.isInteger(repeat) || repeat < 1)
     throw new Error(`samplesPerImage must be an integer >= 1, got ${samplesPerImage}`);
@@ -139,6 +148,112 @@ export function* decodeImagesSearch(
       );
     }
     onBatch?.(first + count);
+  }
+  return out;
+}
+
+/**
+ * Consensus reranking (consensus.ts): the beam's hypotheses (or the greedy caption) and o.consensusSamples sampled
+ * captions per image, ranked by their agreement with the captions of the image's o.consensus nearest memory
+ * images; the best one is decoded once more along its own words, so it comes with its attention like any caption.
+ */
+function* decodeWithConsensus(
+  model: DecoderModelBase,
+  features: Float32Array,
+  n: number,
+  vocab: DecodeVocab,
+  o: ResolvedCaptionOptions,
+  run: { batch: number; firstImage?: number; memory?: CaptionMemory },
+): Search<DecodedCaption[]> {
+  const { locations: L, channels: C } = model.config;
+  const memory = run.memory;
+  if (!memory) throw new Error('consensus reranking needs a caption memory, and this model has none.');
+  if (memory.channels !== C)
+    throw new Error(`the caption memory holds ${memory.channels}-channel features; this model reads ${C} channels.`);
+  const shared = { maxLength: o.maxLength, blockTrigrams: o.blockTrigrams, suppressUnk: o.suppressUnk };
+  const searched = yield* decodeImagesSearch(model, features, n, vocab, {
+    ...shared,
+    ...(o.beam > 1
+      ? { beam: o.beam, alpha: o.alpha, groups: o.groups, diversity: o.diversity, alternatives: true }
+      : {}),
+    batchSize: run.batch,
+  });
+  const S = o.consensusSamples;
+  const sampled =
+    S > 0
+      ? yield* decodeImagesSearch(model, features, n, vocab, {
+          ...shared,
+          sample: true,
+          seed: o.seed,
+          samplesPerImage: S,
+          firstImage: run.firstImage,
+          // about as many rows per model call as a beam search of width 8 over `batch` images
+          batchSize: Math.max(1, Math.floor((run.batch * 8) / S)),
+        })
+      : [];
+  const pooled = pooledVectors(features, n, L, C);
+  const ranked = searched.map((top, i) => {
+    const candidates: ConsensusCandidate[] = [...(top.alternatives ?? [top]), ...sampled.slice(i * S, (i + 1) * S)];
+    return memory.rerank(candidates, pooled.subarray(i * C, (i + 1) * C), o.consensus, o.consensusWeight);
+  });
+  const chosen = yield* decodeForced(
+    model,
+    features,
+    n,
+    vocab,
+    ranked.map((r) => r[0].candidate),
+    o,
+    run.batch,
+  );
+  if (o.alternatives > 0) {
+    chosen.forEach((c, i) => {
+      c.alternatives = ranked[i].slice(0, o.alternatives).map(({ candidate, score }) => ({
+        ids: candidateIds(candidate),
+        words: candidate.words,
+        logProb: candidate.logProb,
+        score,
+        finished: candidate.finished,
+      }));
+    });
+  }
+  return chosen;
+}
+
+/** A candidate's token ids (beam hypotheses and samples carry them). */
+const candidateIds = (c: ConsensusCandidate): number[] => (c as ConsensusCandidate & { ids: number[] }).ids;
+
+/** Decodes each image along the given caption's tokens (then <end> if it finished): its attention and log p. */
+function* decodeForced(
+  model: DecoderModelBase,
+  features: Float32Array,
+  n: number,
+  vocab: DecodeVocab,
+  captions: readonly ConsensusCandidate[],
+  o: ResolvedCaptionOptions,
+  batch: number,
+): Search<DecodedCaption[]> {
+  const { locations: L, channels: C } = model.config;
+  const out: DecodedCaption[] = [];
+  for (let first = 0; first < n; first += batch) {
+    const count = Math.min(batch, n - first);
+    const tokens = captions
+      .slice(first, first + count)
+      .map((c) => [...candidateIds(c), ...(c.finished ? [vocab.end] : [])]);
+    // Each row is asked once per step, so a caption's next token is at the count of its tokens given so far.
+    const forced = (imageOf: (row: number) => number): TokenChooser => {
+      const given = new Int32Array(count);
+      return (_logits, _lse, row) => {
+        const i = imageOf(row);
+        return tokens[i][given[i]++] ?? vocab.end;
+      };
+    };
+    out.push(
+      ...(yield* decodeStepwise(model, features.subarray(first * L * C, (first + count) * L * C), count, vocab, {
+        maxLength: o.maxLength,
+        chooser: forced,
+        ...processorsFor(o, vocab),
+      })),
+    );
   }
   return out;
 }

@@ -7,7 +7,11 @@
  *
  * Several checkpoints of one vocabulary and encoder decode as an ensemble (src/decode/ensemble.ts).
  */
+import fs from 'node:fs';
 import { restoreModel } from '../checkpoint/checkpoint.js';
+import { runPaths } from '../dataset/run.js';
+import { openFeatureStore } from '../features/store.js';
+import { runFeatureDir } from '../features/run-feature-store.js';
 import { checkpointModelId, openCheckpointSource, type CheckpointSource } from '../checkpoint/source.js';
 import type { EncoderOptions } from '../encoders/registry.js';
 import { attentionGrid } from '../figures/heat.js';
@@ -17,6 +21,8 @@ import { createModel } from '../model/index.js';
 import type { CaptionModel } from '../model/types.js';
 import { defaultMaxLength } from '../vocab/max-length.js';
 import type { CaptionRuntime, CaptionerInfo } from './captioner-api.js';
+import { CaptionMemory } from './consensus.js';
+import { buildRunMemory } from './run-memory.js';
 import { ensembleModel, checkEnsembleMembers } from './ensemble.js';
 import { decodeImages, decodeVocab } from './index.js';
 import { UserError } from '../util/errors.js';
@@ -93,17 +99,43 @@ export async function nativeCaptionBackend<Image>(
     vocabSize: vocab.size,
     maxLength: defaultMaxLength(vocab),
     dtype: 'fp32',
+    consensus: memoryRun(sources[0]) !== null,
   };
   const decodeView = decodeVocab(vocab);
+  let memory: CaptionMemory | undefined;
   return {
     info,
     vocab: decodeView,
     preprocess: (image) => opts.preprocess(image, spec.inputSize),
     encode: (rgb) => encodeImages(encoder, rgb),
     decode: async (features, n, o) => decodeImages(decoder, features, n, decodeView, o),
+    memory: () => (memory ??= runCaptionMemory(sources[0])),
     dispose: async () => {
       decoder.dispose();
       await encoder.release();
     },
   };
+}
+
+/** The run folder the checkpoint was trained in, when it is still here (its memory can be built); else null. */
+function memoryRun({ ckpt }: CheckpointSource): string | null {
+  const run = ckpt.meta.run;
+  return run !== null && fs.existsSync(runPaths(run).runJson) ? run : null;
+}
+
+/** The caption memory of the training images of the checkpoint's run (run-memory.ts). */
+function runCaptionMemory(source: CheckpointSource): CaptionMemory {
+  const run = memoryRun(source);
+  if (run === null)
+    throw new UserError(
+      `consensus reranking votes with the training captions of the run ${source.ckpt.file} was trained in ` +
+        `(${source.ckpt.meta.run ?? 'not recorded'}), and that run is not here: caption with a bundle exported with ` +
+        '`sat export --memory RUN`, or leave consensus out.',
+    );
+  const store = openFeatureStore(runFeatureDir(run, { encoderId: source.ckpt.meta.encoder.id }));
+  try {
+    return new CaptionMemory(buildRunMemory(run, store, { encoderId: source.ckpt.meta.encoder.id }));
+  } finally {
+    store.close();
+  }
 }

@@ -8,6 +8,8 @@
  *               diversity x the times a token was chosen at the same step by the groups before it)
  *   sampling    sample, with temperature, topK, topP (nucleus) and seed
  *   every mode  maxLength, suppressUnk, blockTrigrams (no trigram twice in a caption), alternatives (n-best)
+ *   consensus   rerank the search's hypotheses and consensusSamples sampled captions by their agreement with the
+ *               captions of the `consensus` nearest training images (consensus.ts; needs a caption memory)
  */
 
 export interface CaptionOptions {
@@ -40,6 +42,17 @@ export interface CaptionOptions {
    * best m, 1 <= m <= beam). Off by default: waiting for them can lengthen the search.
    */
   alternatives?: boolean | number;
+  /**
+   * Consensus reranking (src/decode/consensus.ts): the number k of nearest training images whose captions vote.
+   * The candidates are the beam's hypotheses and `consensusSamples` sampled captions; the caption chosen is the one
+   * whose n-grams agree most with those images' captions (CIDEr-D). Needs a model with a caption memory. Off by
+   * default.
+   */
+  consensus?: number;
+  /** Consensus reranking: captions sampled per image (temperature 1, seeded by `seed`) next to the beam's (default 20). */
+  consensusSamples?: number;
+  /** Consensus reranking: weight of the model's log-probability / length^0.5 next to the agreement (default 0.05). */
+  consensusWeight?: number;
 }
 
 export type CaptionOptionName = keyof CaptionOptions;
@@ -63,6 +76,9 @@ export const CAPTION_OPTION_LIMITS = {
   topK: { integer: true, min: 1, max: 1_000_000 },
   topP: { integer: false, min: 0, max: 1, minExclusive: true },
   seed: { integer: true, min: 0, max: 2 ** 32 - 1 },
+  consensus: { integer: true, min: 1, max: 1000 },
+  consensusSamples: { integer: true, min: 0, max: 1000 },
+  consensusWeight: { integer: false, min: 0, max: 100 },
 } as const satisfies Partial<Record<CaptionOptionName, OptionLimit>>;
 
 /** The options that are true or false. */
@@ -83,7 +99,14 @@ export const CAPTION_OPTION_NAMES: readonly CaptionOptionName[] = [
   'blockTrigrams',
   'suppressUnk',
   'alternatives',
+  'consensus',
+  'consensusSamples',
+  'consensusWeight',
 ];
+
+/** Consensus reranking's defaults (measured on Flickr8k dev, RESULTS.md). */
+export const DEFAULT_CONSENSUS_SAMPLES = 20;
+export const DEFAULT_CONSENSUS_WEIGHT = 0.05;
 
 /** The diversity strength diverse beam search uses when groups > 1 and none is given (ImageCaptioning.pytorch's default). */
 export const DEFAULT_DIVERSITY = 0.5;
@@ -108,7 +131,8 @@ function listNames(names: string[]): string {
 /**
  * Refuses CaptionOptions that are unknown, of the wrong type, out of CAPTION_OPTION_LIMITS or contradictory: beam
  * with sample; alpha, groups or diversity without beam search; groups that do not divide the beam; diversity
- * without groups; temperature, topK, topP or seed without sample; more alternatives than beams.
+ * without groups; temperature, topK, topP or seed without sample (seed also seeds consensus samples); more
+ * alternatives than candidates; consensusSamples or consensusWeight without consensus; consensus with sample.
  */
 export function checkCaptionOptions(o: CaptionOptions, check: OptionCheck = {}): void {
   const fail = check.fail ?? ((m: string) => new Error(m));
@@ -142,7 +166,11 @@ export function checkCaptionOptions(o: CaptionOptions, check: OptionCheck = {}):
   const beam = o.beam ?? 1;
   if (o.sample && beam > 1)
     throw fail(`${name('beam')} and ${name('sample')} exclude each other: choose beam search or sampling.`);
-  const samplingOnly = (['temperature', 'topK', 'topP', 'seed'] as const).filter((k) => o[k] !== undefined);
+  checkConsensusOptions(o, beam, fail, name);
+  const consensusSamples = o.consensus !== undefined ? (o.consensusSamples ?? DEFAULT_CONSENSUS_SAMPLES) : 0;
+  const samplingOnly = (['temperature', 'topK', 'topP', 'seed'] as const).filter(
+    (k) => o[k] !== undefined && !(k === 'seed' && consensusSamples > 0),
+  );
   if (!o.sample && samplingOnly.length > 0) {
     const names = samplingOnly.map(name);
     throw fail(
@@ -173,15 +201,44 @@ export function checkCaptionOptions(o: CaptionOptions, check: OptionCheck = {}):
     );
   }
   const alt = o.alternatives;
+  const candidates = beam + consensusSamples;
   if (
     alt !== undefined &&
     typeof alt !== 'boolean' &&
-    !(typeof alt === 'number' && Number.isInteger(alt) && alt >= 0 && alt <= beam)
+    !(typeof alt === 'number' && Number.isInteger(alt) && alt >= 0 && alt <= candidates)
   ) {
+    const most = consensusSamples > 0 ? `${name('beam')} + ${name('consensusSamples')}` : name('beam');
     throw fail(
-      `${name('alternatives')} must be true, false or a count from 0 to ${name('beam')} (${beam}), got ${JSON.stringify(alt)}.`,
+      `${name('alternatives')} must be true, false or a count from 0 to ${most} (${candidates}), got ${JSON.stringify(alt)}.`,
     );
   }
+}
+
+/** Consensus reranking's options: its two settings only with it, not with sampling, and at least two candidates. */
+function checkConsensusOptions(
+  o: CaptionOptions,
+  beam: number,
+  fail: (message: string) => Error,
+  name: (option: CaptionOptionName) => string,
+): void {
+  const settings = (['consensusSamples', 'consensusWeight'] as const).filter((k) => o[k] !== undefined);
+  if (o.consensus === undefined) {
+    if (settings.length > 0) {
+      const names = settings.map(name);
+      throw fail(
+        `${listNames(names)} appl${names.length === 1 ? 'ies' : 'y'} to consensus reranking only: add ${name('consensus')} K, or leave ${names.length === 1 ? 'it' : 'them'} out.`,
+      );
+    }
+    return;
+  }
+  if (o.sample)
+    throw fail(
+      `${name('consensus')} reranks beam search's hypotheses and its own samples (${name('consensusSamples')}): leave ${name('sample')} out.`,
+    );
+  if (beam + (o.consensusSamples ?? DEFAULT_CONSENSUS_SAMPLES) < 2)
+    throw fail(
+      `${name('consensus')} needs candidates to choose from: give ${name('beam')} K > 1 or ${name('consensusSamples')} N > 0.`,
+    );
 }
 
 /** How captions are made: 'greedy' (beam 1), 'beam' (beam > 1, diverse with groups > 1) or 'sample'. */
@@ -189,7 +246,8 @@ export type SearchKind = 'greedy' | 'beam' | 'sample';
 
 /**
  * Checked CaptionOptions with every default filled in: what the search code reads. topK Infinity and topP 1
- * keep every word; alternatives is a count (0 unless a beam search asked for them).
+ * keep every word; alternatives is a count (0 unless a beam search or consensus reranking asked for them);
+ * consensus 0 is off.
  */
 export type ResolvedCaptionOptions = Required<Omit<CaptionOptions, 'alternatives'>> & {
   kind: SearchKind;
@@ -206,7 +264,15 @@ export function resolveCaptionOptions(
   const beam = o.beam ?? 1;
   const groups = o.groups ?? 1;
   const kind: SearchKind = o.sample ? 'sample' : beam > 1 ? 'beam' : 'greedy';
-  const alternatives = kind !== 'beam' || !o.alternatives ? 0 : o.alternatives === true ? beam : o.alternatives;
+  const consensus = o.consensus ?? 0;
+  const consensusSamples = consensus > 0 ? (o.consensusSamples ?? DEFAULT_CONSENSUS_SAMPLES) : 0;
+  // Alternatives are a beam search's hypotheses, or with consensus the ranked candidates (true: all of them).
+  const candidates = consensus > 0 ? beam + consensusSamples : kind === 'beam' ? beam : 0;
+  const alternatives = !o.alternatives
+    ? 0
+    : o.alternatives === true
+      ? candidates
+      : Math.min(o.alternatives, candidates);
   return {
     kind,
     beam,
@@ -222,6 +288,9 @@ export function resolveCaptionOptions(
     blockTrigrams: o.blockTrigrams ?? false,
     suppressUnk: o.suppressUnk ?? false,
     alternatives,
+    consensus,
+    consensusSamples,
+    consensusWeight: consensus > 0 ? (o.consensusWeight ?? DEFAULT_CONSENSUS_WEIGHT) : 0,
   };
 }
 
@@ -244,6 +313,13 @@ export function decodingSummary(o: CaptionOptions, defaultMaxLength: number): De
     if (r.topK !== Infinity) out.topK = r.topK;
     if (r.topP < 1) out.topP = r.topP;
   }
+  if (r.consensus > 0)
+    Object.assign(out, {
+      consensus: r.consensus,
+      consensusSamples: r.consensusSamples,
+      consensusWeight: r.consensusWeight,
+      ...(r.consensusSamples > 0 ? { seed: r.seed } : {}),
+    });
   if (r.blockTrigrams) out.blockTrigrams = true;
   if (r.suppressUnk) out.suppressUnk = true;
   return out;

@@ -3,6 +3,7 @@
  *
  * Shapes: N images, k beams, L encoder locations, V vocabulary.
  */
+import type { CaptionMemory } from './consensus.js';
 import type { CaptionOptions } from './options.js';
 
 /** The few vocabulary facts decoding needs. Any vocabulary with these ids and a word lookup fits. */
@@ -21,7 +22,10 @@ export interface DecodeVocab {
 export type DecodeOptions = CaptionOptions & {
   /** Most tokens generated per image, <end> included (the TF tutorial's max_length). */
   maxLength: number;
-} & DecodeBatching;
+} & DecodeBatching & {
+    /** The caption memory consensus reranking reads (CaptionOptions.consensus); the runtime that has one passes it. */
+    memory?: CaptionMemory;
+  };
 
 export interface DecodeBatching {
   /**

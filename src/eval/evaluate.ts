@@ -15,6 +15,8 @@ import { restoreModel } from '../checkpoint/checkpoint.js';
 import { loadShapesManifest } from '../dataset/shapes.js';
 import type { Split } from '../dataset/types.js';
 import { decodeStoreImages } from '../decode/store.js';
+import { CaptionMemory } from '../decode/consensus.js';
+import { buildRunMemory } from '../decode/run-memory.js';
 import { ensembleModel, checkEnsembleMembers } from '../decode/ensemble.js';
 import {
   decodingSummary,
@@ -115,6 +117,10 @@ export function decodingTag(d: DecodingSummary): string {
     if (d.topP !== undefined) parts.push(`p${d.topP}`);
     parts.push(`seed${d.seed}`);
   }
+  if (d.consensus) {
+    parts.push(`consensus${d.consensus}`, `n${d.consensusSamples}`, `w${d.consensusWeight}`);
+    if (d.consensusSamples) parts.push(`seed${d.seed}`);
+  }
   if (d.blockTrigrams) parts.push('notrigram');
   if (d.suppressUnk) parts.push('nounk');
   return parts.join('-');
@@ -133,6 +139,11 @@ export function describeDecoding(d: DecodingSummary): string {
     if (d.topK !== undefined) details.push(`top-k ${d.topK}`);
     if (d.topP !== undefined) details.push(`top-p ${d.topP}`);
   }
+  if (d.consensus)
+    details.push(
+      `reranked by consensus with ${d.consensus} nearest training images over ${d.consensusSamples} samples ` +
+        `(seed ${d.seed ?? 0}) too, fluency weight ${d.consensusWeight}`,
+    );
   if (d.blockTrigrams) details.push('no repeated trigram');
   if (d.suppressUnk) details.push('no <unk>');
   const name = d.kind === 'beam' ? 'beam search' : d.kind === 'sample' ? 'sampling' : 'greedy decoding';
@@ -226,6 +237,15 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
         `none of the ${inSplit.length} ${opts.split} images has stored features: run \`sat features --run ${run.dir}\` first.`,
       );
     const images = seededSubset(withFeatures, opts.limit ?? 0, seed);
+    // Consensus reranking votes with the captions of the run's training images (never the evaluated split's).
+    if (resolved.consensus > 0 && opts.split === 'train')
+      throw new UserError(
+        "--consensus votes with the training images' captions, so it cannot evaluate the train split: choose --split dev or test.",
+      );
+    const memory =
+      resolved.consensus > 0
+        ? new CaptionMemory(buildRunMemory(run.dir, store, { progress: opts.quiet ? false : 'caption memory' }))
+        : undefined;
 
     const t0 = performance.now();
     const captions = decodeStoreImages(
@@ -236,6 +256,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluateResult> {
       {
         ...decoding,
         maxLength,
+        memory,
         progress: opts.quiet ? false : `eval ${opts.split}`,
       },
     );

@@ -12,6 +12,8 @@ import { encodeImages, OnnxImageEncoder } from '../features/onnx-encoder.js';
 import { OnnxDecoderModel } from '../model/onnx-model.js';
 import { defaultMaxLength } from '../vocab/max-length.js';
 import type { BundleManifest } from './manifest.js';
+import { readBundleMemory } from './memory-files.js';
+import type { CaptionMemory } from '../decode/consensus.js';
 import { expandStoredWeights } from './onnx-rewrite.js';
 
 export interface Bundle {
@@ -86,13 +88,17 @@ export async function bundleBackend<Image>(
     vocabSize: m.model.vocabSize,
     maxLength: defaultMaxLength(m.vocab),
     dtype: m.dtype,
+    consensus: m.memory !== undefined,
   };
+  let memory: CaptionMemory | undefined;
+  const memoryEntry = m.memory;
   return {
     info,
     vocab,
     preprocess: opts.preprocess,
     encode: (rgb) => encodeImages(encoder, rgb, opts.encoderBatch),
     decode: (features, n, o) => decodeImagesAsync(model, features, n, vocab, o),
+    ...(memoryEntry ? { memory: () => (memory ??= readBundleMemory(memoryEntry, bundle.files)) } : {}),
     dispose: async () => {
       const results = await Promise.allSettled([model.release(), encoder.release()]);
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');

@@ -28,9 +28,20 @@ import {
 import type { Bundle } from './bundle-backend.js';
 import { halfPrecisionInitializers } from './onnx-rewrite.js';
 import { BUNDLE_DTYPES, type BundleDtype } from './weights.js';
+import { memoryBundleFiles, type BundleMemory } from './memory-files.js';
+import type { CaptionMemoryData } from '../decode/consensus.js';
+import { buildRunMemory } from '../decode/run-memory.js';
+import { runPaths } from '../dataset/run.js';
+import { openFeatureStore } from '../features/store.js';
+import { runFeatureDir } from '../features/run-feature-store.js';
 
 export interface ExportOptions {
   dtype?: BundleDtype;
+  /**
+   * A run folder: its training images' pooled features (from the run's store of the model's encoder) and captions
+   * go into the bundle as a caption memory, for consensus reranking (src/decode/run-memory.ts).
+   */
+  memoryRun?: string;
   /** Encoder flags for what the checkpoint cannot say itself (a weights folder, a user .onnx and its flags). */
   encoder?: EncoderOptions;
 }
@@ -65,6 +76,18 @@ async function exportDecoder({ ckpt }: CheckpointSource, dtype: BundleDtype) {
   };
 }
 
+/** The caption memory of the training images of `run`, from its store of `encoderId` features. */
+function runMemory(run: string, encoderId: string): CaptionMemoryData {
+  if (!fs.existsSync(runPaths(run).runJson))
+    throw new UserError(`--memory ${run} is not a prepared run (no run.json): pass the run the model was trained on.`);
+  const store = openFeatureStore(runFeatureDir(run, { encoderId }));
+  try {
+    return buildRunMemory(run, store, { encoderId });
+  } finally {
+    store.close();
+  }
+}
+
 /**
  * Exports the checkpoint at `target` (run folder, checkpoints folder or .safetensors file) in memory; several
  * targets make an ensemble bundle: one encoder (the first checkpoint's), one decoder pair per checkpoint.
@@ -89,6 +112,15 @@ export async function buildBundle(target: string | readonly string[], opts: Expo
   });
   const [first] = decoders;
   const { spec } = encoder;
+  let memory: BundleMemory | undefined;
+  if (opts.memoryRun !== undefined) {
+    const built = memoryBundleFiles(runMemory(opts.memoryRun, spec.id), {
+      run: path.basename(path.resolve(opts.memoryRun)),
+      split: 'train',
+    });
+    memory = built.entry;
+    for (const [name, bytes] of built.files) files.set(name, bytes);
+  }
   const manifest: BundleManifest = {
     format: BUNDLE_FORMAT,
     formatVersion: decoders.length > 1 ? BUNDLE_FORMAT_VERSION : SINGLE_MODEL_FORMAT_VERSION,
@@ -127,6 +159,7 @@ export async function buildBundle(target: string | readonly string[], opts: Expo
             .map((d, i) => ({ modelId: d.modelId, source: d.source, model: d.config, decoder: io[i + 1] })),
         }
       : {}),
+    ...(memory ? { memory } : {}),
     files: Object.fromEntries(
       await Promise.all(
         [...files].map(async ([name, bytes]) => [name, { sha256: await sha256Hex(bytes), bytes: bytes.length }]),

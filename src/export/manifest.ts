@@ -8,6 +8,7 @@
  *     decoder-init.onnx    features [n, L, C] -> encoded, projected, hidden (src/export/graphs.ts)
  *     decoder-step.onnx    token, hidden, encoded, projected -> logits, attention, hidden_out
  *     decoder-K-init.onnx, decoder-K-step.onnx   an ensemble's member K = 2, 3 ... (manifest `ensemble`)
+ *     memory-vectors.bin, memory-captions.json  optional caption memory for consensus reranking (manifest `memory`)
  */
 import type { InputScaling } from '../encoders/types.js';
 import type { ModelConfig } from '../model/types.js';
@@ -15,6 +16,7 @@ import { sha256HexSync } from '../util/sha256.js';
 import { PACKAGE_NAME, PACKAGE_VERSION } from '../util/version.js';
 import { DECODER_INIT_IO, DECODER_STEP_IO } from '../model/onnx-io.js';
 import { BUNDLE_DTYPES, type BundleDtype } from './weights.js';
+import { memoryEntryProblems, type BundleMemory } from './memory-files.js';
 
 export const BUNDLE_FORMAT = 'show-attend-tell/bundle';
 /**
@@ -72,6 +74,11 @@ export interface BundleManifest {
    * the one encoder's features with the same vocabulary (src/decode/ensemble.ts). Absent for one model.
    */
   ensemble?: BundleEnsembleMember[];
+  /**
+   * The caption memory consensus reranking reads (memory-files.ts; `sat export --memory RUN`). Absent: the bundle
+   * captions without consensus reranking.
+   */
+  memory?: BundleMemory;
   /** Every other file of the bundle: SHA-256 (hex) and size. */
   files: Record<string, { sha256: string; bytes: number }>;
   /** What the model is, for people and `sat models` (optional; `sat export --card FILE`). */
@@ -325,6 +332,11 @@ export function parseManifest(json: unknown, where: string, limits: ManifestLimi
   checkFiles(m as BundleManifest, file, all, fix);
   const ensemble = ensembleProblems(m as BundleManifest);
   if (ensemble.length > 0) throw new BundleError(`${file}: the ensemble is damaged: ${ensemble.join('; ')}. ${fix}`);
+  if (m.memory !== undefined) {
+    const memory = memoryEntryProblems(m.memory, enc, m.files!);
+    if (memory.length > 0)
+      throw new BundleError(`${file}: the caption memory is damaged: ${memory.join('; ')}. ${fix}`);
+  }
   return m as BundleManifest;
 }
 
