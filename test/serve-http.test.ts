@@ -121,8 +121,12 @@ test('endpoints: healthz, readyz (503 while loading), model manifest, metrics, t
     max: CAPTION_OPTION_LIMITS.alpha.max,
     default: 0,
   });
-  for (const key of Object.keys(CAPTION_OPTION_LIMITS))
-    assert.ok(manifest.decoding[key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)], key);
+  for (const key of Object.keys(CAPTION_OPTION_LIMITS)) {
+    const listed = manifest.decoding[key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)];
+    // consensus reranking is listed only for a model with a caption memory; this one has none
+    if (key.startsWith('consensus')) assert.equal(listed, undefined, key);
+    else assert.ok(listed, key);
+  }
   assert.equal(manifest.limits.max_bytes, 10 * 1024 * 1024);
 
   assert.equal((await post(server, red)).status, 200);
@@ -254,6 +258,50 @@ test("caption options are the Captioner API's, passed down unchanged and checked
     assert.match(error.message, message, query);
   }
   assert.equal(seen.length, 4, 'refused options never reach the model');
+  const noMemory = await refusal(await post(server, red, '?consensus=5'), 400, 'bad_option');
+  assert.match(noMemory.message, /consensus: this model has no caption memory/);
+  assert.match(noMemory.fix, /sat export --memory RUN/);
+});
+
+test('consensus reranking: on a model with a caption memory, within --max-consensus and --max-consensus-samples', async () => {
+  const seen: CaptionOptions[] = [];
+  const withMemory: CaptionEngine = {
+    info: { ...engine.info, consensus: true },
+    dispose: async () => undefined,
+    captionBatch: (i, o) => {
+      seen.push(o);
+      const { consensus, consensusSamples, consensusWeight, ...plain } = o;
+      void [consensus, consensusSamples, consensusWeight];
+      return engine.captionBatch(i, plain);
+    },
+  };
+  const server = await serve({ batchWaitMs: 0, maxConsensus: 40, maxConsensusSamples: 8 }, async () => withMemory);
+  await server.ready;
+  const manifest = await (await fetch(`${server.url}/v1/model`)).json();
+  assert.deepEqual(manifest.decoding.consensus, { min: 1, max: 40 });
+  assert.deepEqual(manifest.decoding.consensus_samples, { min: 0, max: 8, default: 8 });
+  assert.deepEqual(manifest.decoding.consensus_weight, { min: 0, max: 100, default: 0.05 });
+  assert.equal((await post(server, red, '?consensus=30')).status, 200);
+  assert.deepEqual(seen.at(-1), {
+    consensus: 30,
+    consensusSamples: 8,
+    beam: 3,
+    alpha: 0,
+    maxLength: 4,
+    alternatives: true,
+  });
+  const refused = [
+    ['?consensus=41', /consensus must be an integer from 1 to 40/, /--max-consensus/],
+    ['?consensus=5&consensus_samples=9', /consensus_samples must be an integer from 0 to 8/, /--max-consensus-samples/],
+    ['?consensus_weight=1', /consensus_weight applies to consensus reranking only/, /./],
+    ['?consensus=5&sample=1', /consensus reranks beam search's hypotheses/, /./],
+  ] as const;
+  for (const [query, message, fix] of refused) {
+    const error = await refusal(await post(server, red, query), 400, 'bad_option');
+    assert.match(error.message, message, query);
+    assert.match(`${error.fix} ${error.limit?.name ?? ''}`, fix, query);
+  }
+  assert.equal(seen.length, 1, 'refused options never reach the model');
 });
 
 test('every limit refuses with its status, names the limit and the fix, and never disturbs the requests beside it', async () => {

@@ -83,6 +83,18 @@ export const SERVE_OPTIONS: Record<string, OptionSpec> = {
     description: 'beam width for requests that name none (1: greedy)',
     default: String(d.defaultBeam),
   },
+  'max-consensus': {
+    type: 'string',
+    description:
+      'most nearest training images a consensus-reranking request (consensus=K) may ask for; more: 400 (the model needs a caption memory: sat export --memory)',
+    default: String(d.maxConsensus),
+  },
+  'max-consensus-samples': {
+    type: 'string',
+    description:
+      'most sampled captions per image a consensus-reranking request may ask for (consensus_samples, default the smaller of 20 and this); more: 400',
+    default: String(d.maxConsensusSamples),
+  },
   'max-uploads': {
     type: 'string',
     description:
@@ -201,6 +213,8 @@ export function serveOptionsFromArgs(values: Record<string, unknown>): ServeOpti
     timeoutMs: numberOption(values, 'timeout', { min: 0.001, max: 86_400 })! * 1000,
     maxBeam: int('max-beam', 1, 100),
     defaultBeam: int('beam', 1, 100),
+    maxConsensus: int('max-consensus', 1, 1000),
+    maxConsensusSamples: int('max-consensus-samples', 0, 1000),
     maxUploads: int('max-uploads', 1, 100_000),
     minUploadRate: int('min-upload-rate', 0),
     uploadGraceMs: numberOption(values, 'upload-grace', { min: 0, max: 3600 })! * 1000,

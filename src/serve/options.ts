@@ -14,6 +14,10 @@ export interface ServeOptions {
   timeoutMs: number;
   maxBeam: number;
   defaultBeam: number;
+  /** Most nearest training images a consensus-reranking request may ask for (`consensus`). */
+  maxConsensus: number;
+  /** Most sampled captions per image a consensus-reranking request may ask for (`consensus_samples`). */
+  maxConsensusSamples: number;
   /** Caption requests whose bodies are still arriving (counted apart from the queue). */
   maxUploads: number;
   /** Bytes/s an upload must average after uploadGraceMs (0: no minimum). */
@@ -62,6 +66,8 @@ export const DEFAULT_SERVE_OPTIONS: ServeOptions = {
   timeoutMs: 30_000,
   maxBeam: 10,
   defaultBeam: 3,
+  maxConsensus: 50,
+  maxConsensusSamples: 20,
   maxUploads: 128,
   minUploadRate: 8192,
   uploadGraceMs: 2000,

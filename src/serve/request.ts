@@ -9,6 +9,8 @@ import type { FastifyError, FastifyRequest } from 'fastify';
 import {
   CAPTION_OPTION_LIMITS,
   checkCaptionOptions,
+  DEFAULT_CONSENSUS_SAMPLES,
+  DEFAULT_CONSENSUS_WEIGHT,
   type CaptionOptionName,
   type CaptionOptions,
 } from '../decode/captioner-api.js';
@@ -21,6 +23,10 @@ export interface ServiceCaps {
   defaultBeam: number;
   /** Longest caption the model's vocabulary allows: the default and the upper bound of max_length. */
   maxLength: number;
+  /** Whether the model has a caption memory (consensus reranking), and the caps on its two costs. */
+  consensus: boolean;
+  maxConsensus: number;
+  maxConsensusSamples: number;
 }
 
 /** A request's options: the CaptionOptions for the model (defaults filled in) and whether to send attention grids. */
@@ -104,6 +110,7 @@ export function parseOptions(raw: Record<string, string>, caps: ServiceCaps): Ca
       value: caps.maxLength,
     });
   }
+  checkConsensusCaps(options, raw, caps);
   // the service's defaults: its beam (unless sampling), the model's longest caption, the beam's alternatives in the answer
   if (options.beam === undefined && !options.sample) options.beam = caps.defaultBeam;
   options.maxLength ??= caps.maxLength;
@@ -122,11 +129,47 @@ export function parseOptions(raw: Record<string, string>, caps: ServiceCaps): Ca
   return { options, attention: flag !== undefined && TRUE.includes(flag), given };
 }
 
+/** Consensus reranking: only on a model with a caption memory, and within the service's caps on its cost. */
+function checkConsensusCaps(options: CaptionOptions, raw: Record<string, string>, caps: ServiceCaps): void {
+  if (options.consensus === undefined) return;
+  if (!caps.consensus)
+    throw refuse(ERRORS.bad_option, 'consensus: this model has no caption memory to rerank with', {
+      fix: 'leave consensus out, or serve a bundle exported with `sat export --memory RUN`.',
+    });
+  if (Number.isInteger(options.consensus) && options.consensus > caps.maxConsensus)
+    throw badOption(
+      'consensus',
+      raw.consensus,
+      `an integer from 1 to ${caps.maxConsensus}`,
+      { name: '--max-consensus', value: caps.maxConsensus },
+      '; more neighbours need a server started with a larger --max-consensus',
+    );
+  if (options.consensusSamples === undefined)
+    options.consensusSamples = Math.min(DEFAULT_CONSENSUS_SAMPLES, caps.maxConsensusSamples);
+  else if (Number.isInteger(options.consensusSamples) && options.consensusSamples > caps.maxConsensusSamples)
+    throw badOption(
+      'consensus_samples',
+      raw.consensus_samples,
+      `an integer from 0 to ${caps.maxConsensusSamples}`,
+      { name: '--max-consensus-samples', value: caps.maxConsensusSamples },
+      '; more samples need a server started with a larger --max-consensus-samples',
+    );
+}
+
 /** The ranges GET /v1/model lists: CAPTION_OPTION_LIMITS under wire names, with the service's caps and defaults. */
 export function optionRanges(caps: ServiceCaps): Record<string, { min: number; max: number; default?: number }> {
   const out: Record<string, { min: number; max: number; default?: number }> = {};
   for (const [key, limit] of Object.entries(CAPTION_OPTION_LIMITS))
-    out[wireName(key)] = { min: limit.min, max: limit.max };
+    if (caps.consensus || !key.startsWith('consensus')) out[wireName(key)] = { min: limit.min, max: limit.max };
+  if (caps.consensus) {
+    out.consensus.max = Math.min(out.consensus.max, caps.maxConsensus);
+    out.consensus_samples = {
+      ...out.consensus_samples,
+      max: Math.min(out.consensus_samples.max, caps.maxConsensusSamples),
+      default: Math.min(DEFAULT_CONSENSUS_SAMPLES, caps.maxConsensusSamples),
+    };
+    out.consensus_weight.default = DEFAULT_CONSENSUS_WEIGHT;
+  }
   out.beam = { ...out.beam, max: Math.min(out.beam.max, caps.maxBeam), default: caps.defaultBeam };
   if (out.alpha) out.alpha.default = 0;
   out.max_length = { ...out.max_length, max: Math.min(out.max_length.max, caps.maxLength), default: caps.maxLength };

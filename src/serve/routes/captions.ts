@@ -93,6 +93,9 @@ export function captionRoutes(app: FastifyInstance, { service, opts, metrics }: 
         maxBeam: opts.maxBeam,
         defaultBeam: opts.defaultBeam,
         maxLength: info.maxLength,
+        consensus: info.consensus,
+        maxConsensus: opts.maxConsensus,
+        maxConsensusSamples: opts.maxConsensusSamples,
       });
       // admitted before a shutdown began: still answered (close() waits for it)
       if (service.liveInstances === 0) throw service.notReady();

@@ -26,7 +26,14 @@ function manifest({ info, details }: CaptionEngine, opts: ServeOptions) {
     attention_grid: info.grid,
     vocab_size: info.vocabSize,
     /** The caption options (query or form fields) and their ranges; attention (true/false) is the service's own. */
-    decoding: optionRanges({ maxBeam: opts.maxBeam, defaultBeam: opts.defaultBeam, maxLength: info.maxLength }),
+    decoding: optionRanges({
+      maxBeam: opts.maxBeam,
+      defaultBeam: opts.defaultBeam,
+      maxLength: info.maxLength,
+      consensus: info.consensus,
+      maxConsensus: opts.maxConsensus,
+      maxConsensusSamples: opts.maxConsensusSamples,
+    }),
     limits: {
       max_bytes: opts.maxBytes,
       max_bytes_text: formatBytes(opts.maxBytes),
