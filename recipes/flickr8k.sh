@@ -3,7 +3,7 @@
 #
 #   recipes/flickr8k.sh --root DATASET_ROOT --run RUN_DIR --encoder-weights MOBILENET_DIR \
 #                       [--recipe shipped|paper|ensemble] [--seed 42] [--seeds 42,7,3,11] [--split dev|test]
-#                       [--precision auto|fp32|bf16]
+#                       [--precision auto|fp32|bf16] [--consensus 30]
 #
 # DATASET_ROOT is the official Flickr8k layout (Flicker8k_Dataset/ and Flickr8k_text/); MOBILENET_DIR holds the
 # ImageNet MobileNetV2 tensors (.npy) or its .tflite/.tgz. Each stage is skipped when its output is already in
@@ -14,10 +14,12 @@
 #             best and last epochs averaged (sat average): the paper's BLEU-4, the model shipped before
 #   ensemble  the shipped recipe once per seed of --seeds (default 42,7,3,11), in RUN_DIR/seed-S/, scored as one
 #             ensemble (beam search over the models' averaged log-probabilities)
+# The eval runs twice: beam 3 alone, then reranked by consensus with the captions of the --consensus K nearest
+# training images (default 30; 0: skip it).
 set -euo pipefail
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
-root= run= weights= recipe=shipped seed=42 seeds=42,7,3,11 split=dev precision=auto
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+root= run= weights= recipe=shipped seed=42 seeds=42,7,3,11 split=dev precision=auto consensus=30
 while [ $# -gt 0 ]; do
   case "$1" in
     --root) root=$2; shift 2;;
@@ -28,6 +30,7 @@ while [ $# -gt 0 ]; do
     --seeds) seeds=$2; shift 2;;
     --split) split=$2; shift 2;;
     --precision) precision=$2; shift 2;;
+    --consensus) consensus=$2; shift 2;;
     -h|--help) usage 0;;
     *) echo "recipes/flickr8k.sh: unknown argument $1 (see --help)" >&2; exit 2;;
   esac
@@ -104,3 +107,7 @@ esac
 
 step "eval on $split, beam 3"
 sat eval --run "$run" --split "$split" --checkpoint "$final" --beam 3 --alpha 0.5
+if [ "$consensus" != 0 ]; then
+  step "eval on $split, beam 3, reranked by consensus with $consensus neighbours"
+  sat eval --run "$run" --split "$split" --checkpoint "$final" --beam 3 --alpha 0.5 --consensus "$consensus"
+fi

@@ -6,7 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CaptionMemory, pooledVectors, type CaptionMemoryData } from '../src/decode/consensus.js';
+import {
+  CaptionMemory,
+  NEIGHBOUR_TEMPERATURE,
+  pooledVectors,
+  type CaptionMemoryData,
+} from '../src/decode/consensus.js';
 import { decodeImages, decodeImagesAsync } from '../src/decode/index.js';
 import { checkCaptionOptions, resolveCaptionOptions } from '../src/decode/options.js';
 import { createCaptioner, type CaptionRuntime } from '../src/decode/captioner-api.js';
@@ -78,7 +83,7 @@ test('nearest: the k memory images of highest cosine similarity, most similar fi
   assert.throws(() => memory.nearest(new Float32Array(C + 1), 3), /a query of 6 values, expected 5/);
 });
 
-test('rerank: mean CIDEr-D against each neighbour plus weight x logProb / length^0.5, duplicates once', () => {
+test('rerank: CIDEr-D against each neighbour, weighted by its votes, plus weight x logProb / length^0.5, duplicates once', () => {
   const captions = [['a b c', 'a b'], ['a b'], ['b c', 'c'], ['a c']];
   const memory = new CaptionMemory({
     encoderId: 'x',
@@ -87,20 +92,27 @@ test('rerank: mean CIDEr-D against each neighbour plus weight x logProb / length
     captions,
   });
   const cider = new CiderD(captions);
+  for (const text of ['a b', 'b c x', ''])
+    assert.deepEqual(
+      cider.scoreImages(text, [3, 0, 3]),
+      [3, 0, 3].map((j) => cider.score(text, j)),
+    );
   const candidates = [
     { words: ['b', 'c'], logProb: -1, finished: true },
     { words: ['a', 'b'], logProb: -3, finished: true },
     { words: ['a', 'b'], logProb: -3, finished: true },
     { words: ['a'], logProb: -0.5, finished: false },
   ];
-  const query = Float32Array.from([1, 0]); // nearest: image 0, then image 1
+  const query = Float32Array.from([1, 0]); // nearest: image 0 (cos 1), then image 1 (cos 0.8)
+  const votes = [1, Math.exp(-0.2 / NEIGHBOUR_TEMPERATURE)].map((v, _, all) => v / (all[0] + all[1]));
+  CaptionMemory.votes(memory.neighbours(query, 2)).forEach((v, j) => assert.ok(Math.abs(v - votes[j]) < 1e-6));
   for (const weight of [0, 0.05, 5]) {
     const ranked = memory.rerank(candidates, query, 2, weight);
     assert.equal(ranked.length, 3, 'the repeated "a b" is ranked once');
     const expected = [candidates[0], candidates[1], candidates[3]]
       .map((c) => {
         const text = c.words.join(' ');
-        const agreement = (cider.score(text, 0) + cider.score(text, 1)) / 2;
+        const agreement = votes[0] * cider.score(text, 0) + votes[1] * cider.score(text, 1);
         const length = c.words.length + (c.finished ? 1 : 0);
         return { text, score: agreement + (weight * c.logProb) / Math.sqrt(length) };
       })
@@ -110,10 +122,14 @@ test('rerank: mean CIDEr-D against each neighbour plus weight x logProb / length
       expected.map((e) => e.text),
       `weight ${weight}`,
     );
-    ranked.forEach((r, i) => assert.ok(Math.abs(r.score - expected[i].score) < 1e-12));
+    ranked.forEach((r, i) => assert.ok(Math.abs(r.score - expected[i].score) < 1e-6));
   }
   assert.equal(memory.rerank(candidates, query, 2, 0)[0].candidate.words.join(' '), 'a b', 'the neighbours say "a b"');
-  assert.equal(memory.rerank(candidates, query, 2, 5)[0].candidate.words.join(' '), 'a', 'fluency wins at weight 5');
+  assert.equal(
+    memory.rerank(candidates, query, 2, 100)[0].candidate.words.join(' '),
+    'a',
+    'fluency wins at weight 100',
+  );
 });
 
 test('a consensus search returns the winner decoded along its own words, with the ranked candidates', async () => {

@@ -13,6 +13,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import type { CaptionOptions } from '../decode/options.js';
 import { checkpointWeightsFile } from '../checkpoint/checkpoint.js';
 import { checkpointSha256 } from '../checkpoint/source.js';
 import type { EncoderOptions } from '../encoders/registry.js';
@@ -29,6 +30,8 @@ export interface BrowserBenchOptions {
   images: string;
   count: number;
   beam: number;
+  /** Consensus reranking with this many neighbours (the bundle needs a caption memory); absent: off. */
+  consensus?: number;
   /** Chromium executable. */
   chromium: string;
   /** The checkpoint the bundle came from, to time the native backend too. */
@@ -49,6 +52,7 @@ export interface BrowserBenchResult {
   bundle: string;
   images: number;
   beam: number;
+  consensus: number | null;
   cores: number;
   browser: { singleThread: Timing & { threads: number }; isolated: (Timing & { threads: number }) | { error: string } };
   onnxNode: Timing;
@@ -91,7 +95,7 @@ async function chromiumDriver(): Promise<Chromium> {
 
 const page = (
   images: string[],
-  beam: number,
+  options: CaptionOptions,
   warmup: number,
   runs: number,
   isolated: boolean,
@@ -102,12 +106,12 @@ try {
   const threads = ${isolated} ? navigator.hardwareConcurrency : 1;
   const captioner = await loadCaptioner('/bundle/', { numThreads: threads });
   const blobs = await Promise.all(${JSON.stringify(images)}.map(async (u) => (await fetch(u)).blob()));
-  for (let i = 0; i < ${warmup}; i++) await captioner.caption(blobs[i % blobs.length], { beam: ${beam} });
+  for (let i = 0; i < ${warmup}; i++) await captioner.caption(blobs[i % blobs.length], ${JSON.stringify(options)});
   const ms = [], captions = [];
   for (let r = 0; r < ${runs}; r++) {
     for (const blob of blobs) {
       const t0 = performance.now();
-      const c = await captioner.caption(blob, { beam: ${beam} });
+      const c = await captioner.caption(blob, ${JSON.stringify(options)});
       ms.push(performance.now() - t0);
       if (r === 0) captions.push(c.caption);
     }
@@ -167,11 +171,11 @@ async function timeInBrowser(
   web: string,
   bundle: string,
   files: string[],
-  beam: number,
+  options: CaptionOptions,
   isolated: boolean,
 ) {
   const imageUrls = files.map((_, i) => `/images/${i}${path.extname(files[i])}`);
-  const server = await benchServer(web, bundle, files, page(imageUrls, beam, 3, 2, isolated), isolated);
+  const server = await benchServer(web, bundle, files, page(imageUrls, options, 3, 2, isolated), isolated);
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'sat-bench-chromium-'));
   try {
     const context = await chromium.launchPersistentContext(profile, {
@@ -203,16 +207,21 @@ async function timeInBrowser(
   }
 }
 
-async function timeInNode(source: string, files: string[], beam: number, opts: Parameters<typeof loadCaptioner>[1]) {
+async function timeInNode(
+  source: string,
+  files: string[],
+  options: CaptionOptions,
+  opts: Parameters<typeof loadCaptioner>[1],
+) {
   const captioner = await loadCaptioner(source, opts);
   try {
-    for (let i = 0; i < 3; i++) await captioner.caption(files[i % files.length], { beam });
+    for (let i = 0; i < 3; i++) await captioner.caption(files[i % files.length], options);
     const ms: number[] = [],
       captions: string[] = [];
     for (let r = 0; r < 2; r++) {
       for (const file of files) {
         const t0 = performance.now();
-        const c = await captioner.caption(file, { beam });
+        const c = await captioner.caption(file, options);
         ms.push(performance.now() - t0);
         if (r === 0) captions.push(c.caption);
       }
@@ -225,6 +234,7 @@ async function timeInNode(source: string, files: string[], beam: number, opts: P
 
 export async function runBrowserBench(opts: BrowserBenchOptions): Promise<BrowserBenchResult> {
   const { bundle, beam } = opts;
+  const options: CaptionOptions = { beam, ...(opts.consensus ? { consensus: opts.consensus } : {}) };
   const manifest = readManifest(bundle);
   if (!fs.existsSync(opts.images))
     throw new UserError(`--images ${opts.images} does not exist: pass a folder of JPEG/PNG images.`);
@@ -242,18 +252,18 @@ export async function runBrowserBench(opts: BrowserBenchOptions): Promise<Browse
   if (files.length === 0) throw new UserError(`--images ${opts.images} holds no JPEG/PNG files.`);
   const web = webDist();
   const chromium = await chromiumDriver();
-  const single = await timeInBrowser(chromium, chromiumPath, web, bundle, files, beam, false);
+  const single = await timeInBrowser(chromium, chromiumPath, web, bundle, files, options, false);
   let isolated: BrowserBenchResult['browser']['isolated'];
   try {
-    const r = await timeInBrowser(chromium, chromiumPath, web, bundle, files, beam, true);
+    const r = await timeInBrowser(chromium, chromiumPath, web, bundle, files, options, true);
     isolated = { ...stats(r.ms), threads: r.crossOriginIsolated ? r.threads : 1 };
   } catch (e) {
     isolated = { error: (e as Error).message.split('\n')[0] };
   }
-  const onnxNode = await timeInNode(bundle, files, beam, { backend: 'onnx' });
+  const onnxNode = await timeInNode(bundle, files, options, { backend: 'onnx' });
   const checkpoint = opts.checkpoint;
   const native = checkpoint
-    ? await timeInNode(checkpoint, files, beam, { backend: 'native', encoder: opts.encoder })
+    ? await timeInNode(checkpoint, files, options, { backend: 'native', encoder: opts.encoder })
     : null;
   const agree = (a: string[], b: string[]) => a.filter((x, i) => x === b[i]).length;
   let checkpointIsBundleSource: boolean | null = null;
@@ -266,6 +276,7 @@ export async function runBrowserBench(opts: BrowserBenchOptions): Promise<Browse
     bundle,
     images: files.length,
     beam,
+    consensus: opts.consensus ?? null,
     cores: os.cpus().length,
     browser: { singleThread: { ...stats(single.ms), threads: single.threads }, isolated },
     onnxNode: stats(onnxNode.ms),
@@ -291,7 +302,7 @@ export function formatBrowserBench(r: BrowserBenchResult): string {
         : `${name.padEnd(44)} ${t.median.toFixed(1).padStart(8)} ${t.p10.toFixed(1).padStart(8)} ${t.p90.toFixed(1).padStart(8)}   ${t.n}`;
   const iso = r.browser.isolated;
   return [
-    `${r.images} images x 2 runs, beam ${r.beam}, ${r.cores} cores; ms per image (decode + resize + encoder + beam search)`,
+    `${r.images} images x 2 runs, beam ${r.beam}${r.consensus ? `, consensus ${r.consensus}` : ''}, ${r.cores} cores; ms per image (decode + resize + encoder + ${r.consensus ? 'beam search, samples and reranking' : 'beam search'})`,
     `${'backend'.padEnd(44)} ${'median'.padStart(8)} ${'p10'.padStart(8)} ${'p90'.padStart(8)}   n`,
     row(`Chromium, onnxruntime-web wasm, ${r.browser.singleThread.threads} thread`, r.browser.singleThread),
     row(`Chromium, cross-origin isolated, ${'threads' in iso ? iso.threads : '?'} threads`, iso),

@@ -155,6 +155,11 @@ const browser: Bench = {
       default: String(B.beam),
     },
     chromium: { type: 'string', description: 'browser: Chromium executable', default: B.chromium },
+    consensus: {
+      type: 'string',
+      description:
+        'browser: rerank by consensus with this many nearest training images (the bundle needs a caption memory)',
+    },
   },
   async run(values) {
     const r = await runBrowserBench({
@@ -166,6 +171,7 @@ const browser: Bench = {
       ),
       count: numberOption(values, 'count', { integer: true, min: 1 })!,
       beam: numberOption(values, 'beam', { integer: true, min: 1, max: 100 })!,
+      consensus: numberOption(values, 'consensus', { integer: true, min: 1, max: 1000 }),
       chromium: String(values.chromium),
       checkpoint: typeof values.checkpoint === 'string' ? values.checkpoint : undefined,
       encoder: checkpointEncoder(values),

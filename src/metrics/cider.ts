@@ -136,11 +136,24 @@ export class CiderD {
 
   /** CIDEr-D of one tokenised hypothesis against the references of image `image`. */
   score(hyp: string, image: number): number {
-    const refs = this.refVectors[image];
-    if (!refs) throw new Error(`CIDEr: image ${image} is outside the ${this.refVectors.length} reference images.`);
+    return this.scoreVector(this.hypothesisVector(hyp), image);
+  }
+
+  /** CIDEr-D of one tokenised hypothesis against the references of each of `images` (the hypothesis cooked once). */
+  scoreImages(hyp: string, images: readonly number[]): number[] {
+    const h = this.hypothesisVector(hyp);
+    return images.map((image) => this.scoreVector(h, image));
+  }
+
+  private hypothesisVector(hyp: string): TfIdfVector {
     // N-grams that no reference has get fresh negative ids: df 0, and they never match (no interning, so
     // scoring millions of sampled captions does not grow the table).
-    const h = toVector(cookLookup(hyp, this.intern), this.docFreq, this.refLen);
+    return toVector(cookLookup(hyp, this.intern), this.docFreq, this.refLen);
+  }
+
+  private scoreVector(h: TfIdfVector, image: number): number {
+    const refs = this.refVectors[image];
+    if (!refs) throw new Error(`CIDEr: image ${image} is outside the ${this.refVectors.length} reference images.`);
     const score = new Array<number>(N).fill(0);
     for (const ref of refs) {
       const sim = similarity(h, ref);
