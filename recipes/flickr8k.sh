@@ -3,7 +3,7 @@
 #
 #   recipes/flickr8k.sh --root DATASET_ROOT --run RUN_DIR --encoder-weights MOBILENET_DIR \
 #                       [--recipe shipped|paper|ensemble] [--seed 42] [--seeds 42,7,3,11] [--split dev|test]
-#                       [--precision auto|fp32|bf16] [--consensus 30]
+#                       [--precision auto|fp32|bf16] [--consensus 60]
 #
 # DATASET_ROOT is the official Flickr8k layout (Flicker8k_Dataset/ and Flickr8k_text/); MOBILENET_DIR holds the
 # ImageNet MobileNetV2 tensors (.npy) or its .tflite/.tgz. Each stage is skipped when its output is already in
@@ -15,11 +15,11 @@
 #   ensemble  the shipped recipe once per seed of --seeds (default 42,7,3,11), in RUN_DIR/seed-S/, scored as one
 #             ensemble (beam search over the models' averaged log-probabilities)
 # The eval runs twice: beam 3 alone, then reranked by consensus with the captions of the --consensus K nearest
-# training images (default 30; 0: skip it).
+# training images (default 60; 0: skip it).
 set -euo pipefail
 
 usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
-root= run= weights= recipe=shipped seed=42 seeds=42,7,3,11 split=dev precision=auto consensus=30
+root= run= weights= recipe=shipped seed=42 seeds=42,7,3,11 split=dev precision=auto consensus=60
 while [ $# -gt 0 ]; do
   case "$1" in
     --root) root=$2; shift 2;;

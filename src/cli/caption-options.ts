@@ -55,7 +55,7 @@ const HELP: Record<Exclude<CaptionOptionName, 'alternatives'>, string> = {
   seed: 'sampling seed (default 0)',
   blockTrigrams: 'never repeat a trigram (three consecutive words) within a caption',
   suppressUnk: 'never emit <unk>',
-  consensus: `consensus reranking: choose among the beam's hypotheses and sampled captions the one that agrees most (CIDEr-D) with the captions of the K nearest training images (${range('consensus')}; needs a caption memory; e.g. 30)`,
+  consensus: `consensus reranking: choose among the beam's hypotheses and sampled captions the one that agrees most (CIDEr-D) with the captions of the K nearest training images (${range('consensus')}; needs a caption memory; e.g. 60)`,
   consensusSamples: `consensus reranking: captions sampled per image next to the beam's (${range('consensusSamples')}; default 20; seeded by the sampling seed)`,
   consensusWeight: `consensus reranking: weight of the model's log-probability / length^0.5 next to the agreement (${range('consensusWeight')}; default 0.05)`,
 };

@@ -115,11 +115,14 @@ export class CaptionMemory {
     return best;
   }
 
-  /** The neighbours' votes v_j (see the file comment): sum 1, the nearest's the largest. */
-  static votes(neighbours: readonly { sim: number }[]): number[] {
+  /**
+   * The neighbours' votes v_j (see the file comment): sum 1, the nearest's the largest. `temperature` 0 gives every
+   * neighbour the same vote (benchmarks compare the two).
+   */
+  static votes(neighbours: readonly { sim: number }[], temperature = NEIGHBOUR_TEMPERATURE): number[] {
     if (neighbours.length === 0) return [];
     const top = neighbours[0].sim;
-    const raw = neighbours.map((n) => Math.exp((n.sim - top) / NEIGHBOUR_TEMPERATURE));
+    const raw = neighbours.map((n) => (temperature > 0 ? Math.exp((n.sim - top) / temperature) : 1));
     const total = raw.reduce((a, b) => a + b, 0);
     return raw.map((v) => v / total);
   }
@@ -141,10 +144,11 @@ export class CaptionMemory {
     query: Float32Array,
     neighbours: number,
     weight: number,
+    temperature = NEIGHBOUR_TEMPERATURE,
   ): RankedCandidate<C>[] {
     const near = this.neighbours(query, neighbours);
     const images = near.map((n) => n.index);
-    const votes = CaptionMemory.votes(near);
+    const votes = CaptionMemory.votes(near, temperature);
     const seen = new Set<string>();
     const ranked: RankedCandidate<C>[] = [];
     for (const candidate of candidates) {

@@ -66,7 +66,7 @@ export const DEFAULT_SERVE_OPTIONS: ServeOptions = {
   timeoutMs: 30_000,
   maxBeam: 10,
   defaultBeam: 3,
-  maxConsensus: 50,
+  maxConsensus: 100,
   maxConsensusSamples: 20,
   maxUploads: 128,
   minUploadRate: 8192,
