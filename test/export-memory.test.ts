@@ -81,8 +81,12 @@ test("sat export --memory stores the run's training images; Node, the browser an
   }
   await node.dispose();
 
-  const fetchFile = (async (url: string) =>
-    new Response(fs.readFileSync(path.join(bundle, new URL(url).pathname.split('/').pop()!)))) as typeof fetch;
+  const fetched: string[] = [];
+  const fetchFile = (async (url: string) => {
+    const name = new URL(url).pathname.split('/').pop()!;
+    fetched.push(name);
+    return new Response(fs.readFileSync(path.join(bundle, name)));
+  }) as typeof fetch;
   const web = await loadWebCaptioner('http://bundle.test/memory/', {
     ort: ortWeb as unknown as OrtNamespace,
     numThreads: 1,
@@ -94,7 +98,16 @@ test("sat export --memory stores the run's training images; Node, the browser an
       return { data: new Uint8Array(data), width: info.width, height: info.height, channels: 3 as const };
     }),
   );
+  await web.caption(pixels[0], { beam: 2 });
+  assert.ok(!fetched.some((name) => name.startsWith('memory-')), 'the memory is fetched only for consensus');
   const inBrowser = await web.captionBatch(pixels, CONSENSUS);
+  assert.deepEqual(
+    fetched.filter((name) => name.startsWith('memory-')).sort(),
+    ['memory-captions.json', 'memory-vectors.bin'],
+    'fetched once, on first use',
+  );
+  await web.captionBatch(pixels, CONSENSUS);
+  assert.equal(fetched.filter((name) => name.startsWith('memory-')).length, 2);
   assert.deepEqual(
     inBrowser.map((r) => r.alternatives.map((a) => a.caption)),
     reranked.map((r) => r.alternatives.map((a) => a.caption)),

@@ -139,23 +139,23 @@ export interface CaptionRuntime<Image> {
    * The caption memory of consensus reranking (consensus.ts), loaded on first use; it throws, naming the fix, when the
    * model's memory cannot be had. Absent: the model has none.
    */
-  memory?(): CaptionMemory;
+  memory?(): CaptionMemory | Promise<CaptionMemory>;
   dispose(): Promise<void>;
 }
 
 /** `o` with the runtime's caption memory when it asks for consensus reranking; refused when there is none. */
-function withMemory<Image>(
+async function withMemory<Image>(
   backend: CaptionRuntime<Image>,
   o: DecodeOptions,
   fail: (message: string) => Error = (m) => new Error(m),
-): DecodeOptions {
+): Promise<DecodeOptions> {
   if (o.consensus === undefined) return o;
   if (!backend.memory)
     throw fail(
       `consensus reranking needs a caption memory, and ${backend.info.modelId} has none: export the model with ` +
         '`sat export --memory RUN` (RUN: a run with its training features), or leave consensus out.',
     );
-  return { ...o, memory: backend.memory() };
+  return { ...o, memory: await backend.memory() };
 }
 
 /** Checks CaptionOptions and turns them into the decoder's options (`defaultMaxLength` when maxLength is absent). */
@@ -196,7 +196,7 @@ export function createCaptioner<Image>(
   };
   const captionBatch = async (images: readonly Image[], options: CaptionOptions = {}): Promise<CaptionResult[]> => {
     live();
-    const decodeOptions = withMemory(backend, decodeOptionsFor(options, backend.info.maxLength, fail), fail);
+    const decodeOptions = await withMemory(backend, decodeOptionsFor(options, backend.info.maxLength, fail), fail);
     const results: CaptionResult[] = [];
     for await (const { decoded } of decodeInBatches(backend, images, decodeOptions, {}, fail))
       results.push(captionResult(decoded));
@@ -208,7 +208,7 @@ export function createCaptioner<Image>(
     stream: CaptionStreamOptions = {},
   ): AsyncGenerator<CaptionedImage<Image>> {
     live();
-    const decodeOptions = withMemory(backend, decodeOptionsFor(options, backend.info.maxLength, fail), fail);
+    const decodeOptions = await withMemory(backend, decodeOptionsFor(options, backend.info.maxLength, fail), fail);
     for await (const d of decodeInBatches(backend, images, decodeOptions, stream, fail)) {
       live();
       yield { index: d.index, image: d.image, result: captionResult(d.decoded), ...(d.rgb ? { rgb: d.rgb } : {}) };

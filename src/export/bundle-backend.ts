@@ -12,7 +12,7 @@ import { encodeImages, OnnxImageEncoder } from '../features/onnx-encoder.js';
 import { OnnxDecoderModel } from '../model/onnx-model.js';
 import { defaultMaxLength } from '../vocab/max-length.js';
 import type { BundleManifest } from './manifest.js';
-import { readBundleMemory } from './memory-files.js';
+import { readBundleMemory, type BundleMemory } from './memory-files.js';
 import type { CaptionMemory } from '../decode/consensus.js';
 import { expandStoredWeights } from './onnx-rewrite.js';
 
@@ -30,6 +30,8 @@ export interface BundleBackendOptions<Image> {
   preprocess(image: Image): Promise<Uint8Array>;
   /** Images per encoder run (default 16). */
   encoderBatch?: number;
+  /** Reads a file of the manifest that `bundle.files` left out (the browser fetches the caption memory on first use). */
+  loadFile?: (name: string) => Promise<Uint8Array>;
 }
 
 export function manifestVocab(m: BundleManifest): DecodeVocab {
@@ -90,15 +92,32 @@ export async function bundleBackend<Image>(
     dtype: m.dtype,
     consensus: m.memory !== undefined,
   };
-  let memory: CaptionMemory | undefined;
+  let memory: Promise<CaptionMemory> | undefined;
   const memoryEntry = m.memory;
+  const loadMemory = async (entry: BundleMemory): Promise<CaptionMemory> => {
+    const files = new Map(bundle.files);
+    for (const name of [entry.vectors, entry.captions]) {
+      if (files.has(name)) continue;
+      if (!opts.loadFile) throw new Error(`the bundle's ${name} is not loaded; load the bundle with all its files.`);
+      files.set(name, await opts.loadFile(name));
+    }
+    return readBundleMemory(entry, files);
+  };
   return {
     info,
     vocab,
     preprocess: opts.preprocess,
     encode: (rgb) => encodeImages(encoder, rgb, opts.encoderBatch),
     decode: (features, n, o) => decodeImagesAsync(model, features, n, vocab, o),
-    ...(memoryEntry ? { memory: () => (memory ??= readBundleMemory(memoryEntry, bundle.files)) } : {}),
+    ...(memoryEntry
+      ? {
+          memory: () =>
+            (memory ??= loadMemory(memoryEntry).catch((e: unknown) => {
+              memory = undefined; // a failed fetch may be retried
+              throw e;
+            })),
+        }
+      : {}),
     dispose: async () => {
       const results = await Promise.allSettled([model.release(), encoder.release()]);
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');

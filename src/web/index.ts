@@ -17,7 +17,13 @@
  */
 import { createCaptioner, type Captioner } from '../decode/captioner-api.js';
 import { bundleBackend, type Bundle } from '../export/bundle-backend.js';
-import { BundleError, MANIFEST_FILE, parseManifest, verifyBundleFile } from '../export/manifest.js';
+import {
+  BundleError,
+  MANIFEST_FILE,
+  parseManifest,
+  verifyBundleFile,
+  type BundleManifest,
+} from '../export/manifest.js';
 import type { OrtNamespace } from '../encoders/onnx/runtime.js';
 import { DEFAULT_MODEL_NAME } from '../models/default-model.js';
 import { preprocessWebImage, type WebImageInput } from './image.js';
@@ -72,8 +78,15 @@ async function fetchBytes(fetchImpl: typeof fetch, url: string, what: string): P
   return new Uint8Array(await res.arrayBuffer());
 }
 
-/** Fetches a bundle (manifest.json and every file it lists) and checks each file's SHA-256. */
-export async function fetchBundle(url: string, fetchImpl: typeof fetch = fetch): Promise<Bundle> {
+/**
+ * Fetches the bundle's manifest and files, each checked against its SHA-256. `lazy`: files left out here (the caption
+ * memory, fetched on first use by bundleFileFetcher); the bundle's `files` then lacks them.
+ */
+export async function fetchBundle(
+  url: string,
+  fetchImpl: typeof fetch = fetch,
+  lazy: (manifest: BundleManifest) => string[] = () => [],
+): Promise<Bundle> {
   const base = url.endsWith('/') ? url : `${url}/`;
   const where = base.slice(0, -1);
   const text = new TextDecoder().decode(await fetchBytes(fetchImpl, base + MANIFEST_FILE, 'the bundle manifest'));
@@ -86,7 +99,8 @@ export async function fetchBundle(url: string, fetchImpl: typeof fetch = fetch):
     );
   }
   const manifest = parseManifest(json, where);
-  const names = Object.keys(manifest.files);
+  const later = new Set(lazy(manifest));
+  const names = Object.keys(manifest.files).filter((name) => !later.has(name));
   const bytes = await Promise.all(names.map((name) => fetchBytes(fetchImpl, base + name, name)));
   const files = new Map<string, Uint8Array>();
   for (let i = 0; i < names.length; i++) {
@@ -94,6 +108,16 @@ export async function fetchBundle(url: string, fetchImpl: typeof fetch = fetch):
     files.set(names[i], bytes[i]);
   }
   return { manifest, files };
+}
+
+/** Fetches one file of the bundle at `url`, checked against the manifest's SHA-256 and size. */
+function bundleFileFetcher(url: string, manifest: BundleManifest, fetchImpl: typeof fetch) {
+  const base = url.endsWith('/') ? url : `${url}/`;
+  return async (name: string): Promise<Uint8Array> => {
+    const bytes = await fetchBytes(fetchImpl, base + name, name);
+    await verifyBundleFile(manifest, name, bytes, base.slice(0, -1));
+    return bytes;
+  };
 }
 
 /**
@@ -120,10 +144,12 @@ export async function loadCaptioner(
     if (opts.simd !== undefined) env.wasm.simd = opts.simd;
   }
   const fetchImpl = opts.fetch ?? globalThis.fetch.bind(globalThis);
-  const bundle = await fetchBundle(url, fetchImpl);
+  // the caption memory (about half of the shipped bundle) is fetched only when consensus reranking asks for it
+  const bundle = await fetchBundle(url, fetchImpl, (m) => (m.memory ? [m.memory.vectors, m.memory.captions] : []));
   const size = bundle.manifest.encoder.inputSize;
   const backend = await bundleBackend(ort, bundle, {
     source: url,
+    loadFile: bundleFileFetcher(url, bundle.manifest, fetchImpl),
     backend: 'onnx-web',
     sessionOptions: { executionProviders: ['wasm'], graphOptimizationLevel: 'all' },
     preprocess: (image: WebImageInput) => preprocessWebImage(image, size, fetchImpl),
