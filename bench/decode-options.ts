@@ -59,8 +59,8 @@ const sets: [string, CaptionOptions][] = [
   [`beam ${2 * beam} groups 2`, { beam: 2 * beam, groups: 2 }],
   ['greedy', {}],
   ['sample topP 0.9', { sample: true, topP: 0.9, seed: 1 }],
-  [`beam ${beam} + consensus 30`, { beam, consensus: 30 }],
-  [`beam ${beam} + consensus 30, no samples`, { beam, consensus: 30, consensusSamples: 0 }],
+  [`beam ${beam} + consensus 60`, { beam, consensus: 60 }],
+  [`beam ${beam} + consensus 60, no samples`, { beam, consensus: 60, consensusSamples: 0 }],
 ];
 const memoryStart = performance.now();
 const memory = new CaptionMemory(buildRunMemory(run.dir, store, { progress: false }));
