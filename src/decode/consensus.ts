@@ -102,10 +102,23 @@ export class CaptionMemory {
     if (query.length !== C) throw new Error(`caption memory: a query of ${query.length} values, expected ${C}.`);
     const take = Math.min(k, this.size);
     const best: { sim: number; index: number }[] = [];
+    const v = this.vectors;
+    const C4 = C - (C % 4);
     for (let j = 0; j < this.size; j++) {
-      const row = this.vectors.subarray(j * C, (j + 1) * C);
-      let sim = 0;
-      for (let c = 0; c < C; c++) sim += row[c] * query[c];
+      // four partial sums: independent additions run side by side (about 2x faster than one chain in V8)
+      const o = j * C;
+      let s0 = 0,
+        s1 = 0,
+        s2 = 0,
+        s3 = 0;
+      for (let c = 0; c < C4; c += 4) {
+        s0 += v[o + c] * query[c];
+        s1 += v[o + c + 1] * query[c + 1];
+        s2 += v[o + c + 2] * query[c + 2];
+        s3 += v[o + c + 3] * query[c + 3];
+      }
+      for (let c = C4; c < C; c++) s0 += v[o + c] * query[c];
+      const sim = s0 + s1 + (s2 + s3);
       if (best.length === take && sim <= best[take - 1].sim) continue;
       let at = best.length;
       while (at > 0 && best[at - 1].sim < sim) at--;
