@@ -17,14 +17,12 @@ import type { CaptionResult } from '../src/decode/captioner-api.js';
 import type { CaptionOptions } from '../src/decode/options.js';
 import { readBundleFolder } from '../src/export/bundle-folder.js';
 import { loadCaptioner } from '../src/models/load-captioner.js';
-import type { OrtNamespace } from '../src/encoders/onnx/runtime.js';
-import { loadCaptioner as loadWebCaptioner } from '../src/web/index.js';
-import * as ortWeb from 'onnxruntime-web';
 import { BUNDLE_FORMAT_VERSION } from '../src/export/manifest.js';
 import type { DecoderModel } from '../src/model/types.js';
 import { UserError } from '../src/util/errors.js';
 import { Rng } from '../src/util/rng.js';
 import { sat } from './helpers/cli-run.js';
+import { rawPixels, webCaptionerFromFolder } from './helpers/web-in-node.js';
 import { AsyncTableModel, keyFeatures, TableModel, type NextTokenTable } from './helpers/fake-model.js';
 import { makeTinyRun, RED_BLUE, type TinyRun } from './helpers/tiny-model.js';
 import { modelConfig, peakedModel } from './helpers/model-fixture.js';
@@ -224,19 +222,8 @@ test('loadCaptioner, sat caption, sat export and the browser entry: an ensemble 
   await fromBundle.dispose();
 
   // the browser entry runs the ensemble bundle too (onnxruntime-web's wasm in Node, files fetched from the folder)
-  const fetchFile = (async (url: string) =>
-    new Response(fs.readFileSync(path.join(bundle, new URL(url).pathname.split('/').pop()!)))) as typeof fetch;
-  const web = await loadWebCaptioner('http://bundle.test/ensemble/', {
-    ort: ortWeb as unknown as OrtNamespace,
-    numThreads: 1,
-    fetch: fetchFile,
-  });
-  const pixels = await Promise.all(
-    [red, blue].map(async (f) => {
-      const { data, info } = await sharp(f).raw().toBuffer({ resolveWithObject: true });
-      return { data: new Uint8Array(data), width: info.width, height: info.height, channels: 3 as const };
-    }),
-  );
+  const { captioner: web } = await webCaptionerFromFolder(bundle);
+  const pixels = await rawPixels([red, blue]);
   const webCaptions = await web.captionBatch(pixels, { beam: 3 });
   assert.deepEqual(
     webCaptions.map((c) => c.caption),

@@ -9,14 +9,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
-import * as ortWeb from 'onnxruntime-web';
 import { readBundleFolder } from '../src/export/bundle-folder.js';
-import type { OrtNamespace } from '../src/encoders/onnx/runtime.js';
 import { prepareRun } from '../src/dataset/prepare.js';
 import { runPaths } from '../src/dataset/run.js';
 import { loadCaptioner } from '../src/models/load-captioner.js';
-import { loadCaptioner as loadWebCaptioner } from '../src/web/index.js';
 import { sat } from './helpers/cli-run.js';
+import { rawPixels, webCaptionerFromFolder } from './helpers/web-in-node.js';
 import { makeTinyRun, RED_BLUE, type TinyRun } from './helpers/tiny-model.js';
 
 let dir: string, shapes: string, bundle: string, plain: string;
@@ -81,23 +79,8 @@ test("sat export --memory stores the run's training images; Node, the browser an
   }
   await node.dispose();
 
-  const fetched: string[] = [];
-  const fetchFile = (async (url: string) => {
-    const name = new URL(url).pathname.split('/').pop()!;
-    fetched.push(name);
-    return new Response(fs.readFileSync(path.join(bundle, name)));
-  }) as typeof fetch;
-  const web = await loadWebCaptioner('http://bundle.test/memory/', {
-    ort: ortWeb as unknown as OrtNamespace,
-    numThreads: 1,
-    fetch: fetchFile,
-  });
-  const pixels = await Promise.all(
-    [red, blue].map(async (f) => {
-      const { data, info } = await sharp(f).raw().toBuffer({ resolveWithObject: true });
-      return { data: new Uint8Array(data), width: info.width, height: info.height, channels: 3 as const };
-    }),
-  );
+  const { captioner: web, fetched } = await webCaptionerFromFolder(bundle);
+  const pixels = await rawPixels([red, blue]);
   await web.caption(pixels[0], { beam: 2 });
   assert.ok(!fetched.some((name) => name.startsWith('memory-')), 'the memory is fetched only for consensus');
   const inBrowser = await web.captionBatch(pixels, CONSENSUS);

@@ -29,6 +29,22 @@ export interface ServiceCaps {
   maxConsensusSamples: number;
 }
 
+/** The caps of a server started with `opts` serving a model that says `info`. */
+export function serviceCaps(
+  opts: { maxBeam: number; defaultBeam: number; maxConsensus: number; maxConsensusSamples: number },
+  info: { maxLength: number; consensus: boolean },
+): ServiceCaps {
+  const { maxBeam, defaultBeam, maxConsensus, maxConsensusSamples } = opts;
+  return {
+    maxBeam,
+    defaultBeam,
+    maxConsensus,
+    maxConsensusSamples,
+    maxLength: info.maxLength,
+    consensus: info.consensus,
+  };
+}
+
 /** A request's options: the CaptionOptions for the model (defaults filled in) and whether to send attention grids. */
 export interface CaptionRequestOptions {
   options: CaptionOptions;
@@ -89,27 +105,13 @@ export function parseOptions(raw: Record<string, string>, caps: ServiceCaps): Ca
     given.push(wire);
   }
   // the service's caps, each naming what sets it
-  if (
-    options.beam !== undefined &&
-    !(Number.isInteger(options.beam) && options.beam >= 1 && options.beam <= caps.maxBeam)
-  ) {
-    throw badOption(
-      'beam',
-      raw.beam,
-      `an integer from 1 to ${caps.maxBeam}`,
-      { name: '--max-beam', value: caps.maxBeam },
-      '; wider beams need a server started with a larger --max-beam',
-    );
-  }
-  if (
-    options.maxLength !== undefined &&
-    !(Number.isInteger(options.maxLength) && options.maxLength >= 1 && options.maxLength <= caps.maxLength)
-  ) {
-    throw badOption('max_length', raw.max_length, `an integer from 1 to ${caps.maxLength}`, {
-      name: "the model's longest caption (its vocabulary's max length - 1)",
-      value: caps.maxLength,
-    });
-  }
+  checkCap(options.beam, 'beam', raw, 1, caps.maxBeam, {
+    limit: '--max-beam',
+    widen: '; wider beams need a server started with a larger --max-beam',
+  });
+  checkCap(options.maxLength, 'max_length', raw, 1, caps.maxLength, {
+    limit: "the model's longest caption (its vocabulary's max length - 1)",
+  });
   checkConsensusCaps(options, raw, caps);
   // the service's defaults: its beam (unless sampling), the model's longest caption, the beam's alternatives in the answer
   if (options.beam === undefined && !options.sample) options.beam = caps.defaultBeam;
@@ -136,24 +138,34 @@ function checkConsensusCaps(options: CaptionOptions, raw: Record<string, string>
     throw refuse(ERRORS.bad_option, 'consensus: this model has no caption memory to rerank with', {
       fix: 'leave consensus out, or serve a bundle exported with `sat export --memory RUN`.',
     });
-  if (Number.isInteger(options.consensus) && options.consensus > caps.maxConsensus)
-    throw badOption(
-      'consensus',
-      raw.consensus,
-      `an integer from 1 to ${caps.maxConsensus}`,
-      { name: '--max-consensus', value: caps.maxConsensus },
-      '; more neighbours need a server started with a larger --max-consensus',
-    );
-  if (options.consensusSamples === undefined)
-    options.consensusSamples = Math.min(DEFAULT_CONSENSUS_SAMPLES, caps.maxConsensusSamples);
-  else if (Number.isInteger(options.consensusSamples) && options.consensusSamples > caps.maxConsensusSamples)
-    throw badOption(
-      'consensus_samples',
-      raw.consensus_samples,
-      `an integer from 0 to ${caps.maxConsensusSamples}`,
-      { name: '--max-consensus-samples', value: caps.maxConsensusSamples },
-      '; more samples need a server started with a larger --max-consensus-samples',
-    );
+  checkCap(options.consensus, 'consensus', raw, 1, caps.maxConsensus, {
+    limit: '--max-consensus',
+    widen: '; more neighbours need a server started with a larger --max-consensus',
+  });
+  options.consensusSamples ??= Math.min(DEFAULT_CONSENSUS_SAMPLES, caps.maxConsensusSamples);
+  checkCap(options.consensusSamples, 'consensus_samples', raw, 0, caps.maxConsensusSamples, {
+    limit: '--max-consensus-samples',
+    widen: '; more samples need a server started with a larger --max-consensus-samples',
+  });
+}
+
+/** A service cap on an integer option (`wire` its name): anything but an integer in min..max is refused, naming the cap. */
+function checkCap(
+  value: number | undefined,
+  wire: string,
+  raw: Record<string, string>,
+  min: number,
+  max: number,
+  cap: { limit: string; widen?: string },
+): void {
+  if (value === undefined || (Number.isInteger(value) && value >= min && value <= max)) return;
+  throw badOption(
+    wire,
+    raw[wire],
+    `an integer from ${min} to ${max}`,
+    { name: cap.limit, value: max },
+    cap.widen ?? '',
+  );
 }
 
 /** The ranges GET /v1/model lists: CAPTION_OPTION_LIMITS under wire names, with the service's caps and defaults. */

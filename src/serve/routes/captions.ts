@@ -21,7 +21,7 @@ import {
 import { ERRORS, refuse } from '../errors.js';
 import { decodeImage } from '../images.js';
 import type { ServeOptions } from '../options.js';
-import { parseOptions, readCaptionRequest, wireName, type CaptionRequestOptions } from '../request.js';
+import { parseOptions, readCaptionRequest, serviceCaps, wireName, type CaptionRequestOptions } from '../request.js';
 import type { ServeContext } from '../service.js';
 import { UploadTracker, type Upload } from '../uploads.js';
 
@@ -89,14 +89,7 @@ export function captionRoutes(app: FastifyInstance, { service, opts, metrics }: 
       const { image, raw } = await readCaptionRequest(request, opts.maxBytes);
       uploads.finish(h.upload!);
       const info = service.engine!.info;
-      const parsed = parseOptions(raw, {
-        maxBeam: opts.maxBeam,
-        defaultBeam: opts.defaultBeam,
-        maxLength: info.maxLength,
-        consensus: info.consensus,
-        maxConsensus: opts.maxConsensus,
-        maxConsensusSamples: opts.maxConsensusSamples,
-      });
+      const parsed = parseOptions(raw, serviceCaps(opts, info));
       // admitted before a shutdown began: still answered (close() waits for it)
       if (service.liveInstances === 0) throw service.notReady();
       try {

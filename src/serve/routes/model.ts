@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { CaptionEngine } from '../engine.js';
 import { formatBytes } from '../errors.js';
 import type { ServeOptions } from '../options.js';
-import { optionRanges } from '../request.js';
+import { optionRanges, serviceCaps } from '../request.js';
 import type { ServeContext } from '../service.js';
 import type { BrowserSupport } from './files.js';
 
@@ -26,14 +26,7 @@ function manifest({ info, details }: CaptionEngine, opts: ServeOptions) {
     attention_grid: info.grid,
     vocab_size: info.vocabSize,
     /** The caption options (query or form fields) and their ranges; attention (true/false) is the service's own. */
-    decoding: optionRanges({
-      maxBeam: opts.maxBeam,
-      defaultBeam: opts.defaultBeam,
-      maxLength: info.maxLength,
-      consensus: info.consensus,
-      maxConsensus: opts.maxConsensus,
-      maxConsensusSamples: opts.maxConsensusSamples,
-    }),
+    decoding: optionRanges(serviceCaps(opts, info)),
     limits: {
       max_bytes: opts.maxBytes,
       max_bytes_text: formatBytes(opts.maxBytes),
