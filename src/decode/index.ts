@@ -193,7 +193,7 @@ function* decodeWithConsensus(
       : [];
   const pooled = pooledVectors(features, n, L, C);
   const ranked = searched.map((top, i) => {
-    const candidates: ConsensusCandidate[] = [...(top.alternatives ?? [top]), ...sampled.slice(i * S, (i + 1) * S)];
+    const candidates: Candidate[] = [...(top.alternatives ?? [top]), ...sampled.slice(i * S, (i + 1) * S)];
     return memory.rerank(candidates, pooled.subarray(i * C, (i + 1) * C), o.consensus, o.consensusWeight);
   });
   const chosen = yield* decodeForced(
@@ -208,7 +208,7 @@ function* decodeWithConsensus(
   if (o.alternatives > 0) {
     chosen.forEach((c, i) => {
       c.alternatives = ranked[i].slice(0, o.alternatives).map(({ candidate, score }) => ({
-        ids: candidateIds(candidate),
+        ids: candidate.ids,
         words: candidate.words,
         logProb: candidate.logProb,
         score,
@@ -219,8 +219,8 @@ function* decodeWithConsensus(
   return chosen;
 }
 
-/** A candidate's token ids (beam hypotheses and samples carry them). */
-const candidateIds = (c: ConsensusCandidate): number[] => (c as ConsensusCandidate & { ids: number[] }).ids;
+/** A candidate of consensus reranking with its token ids (beam hypotheses and samples carry them). */
+type Candidate = ConsensusCandidate & { ids: number[] };
 
 /** Decodes each image along the given caption's tokens (then <end> if it finished): its attention and log p. */
 function* decodeForced(
@@ -228,7 +228,7 @@ function* decodeForced(
   features: Float32Array,
   n: number,
   vocab: DecodeVocab,
-  captions: readonly ConsensusCandidate[],
+  captions: readonly Candidate[],
   o: ResolvedCaptionOptions,
   batch: number,
 ): Search<DecodedCaption[]> {
@@ -236,9 +236,7 @@ function* decodeForced(
   const out: DecodedCaption[] = [];
   for (let first = 0; first < n; first += batch) {
     const count = Math.min(batch, n - first);
-    const tokens = captions
-      .slice(first, first + count)
-      .map((c) => [...candidateIds(c), ...(c.finished ? [vocab.end] : [])]);
+    const tokens = captions.slice(first, first + count).map((c) => [...c.ids, ...(c.finished ? [vocab.end] : [])]);
     // Each row is asked once per step, so a caption's next token is at the count of its tokens given so far.
     const forced = (imageOf: (row: number) => number): TokenChooser => {
       const given = new Int32Array(count);

@@ -141,8 +141,8 @@ export function describeDecoding(d: DecodingSummary): string {
   }
   if (d.consensus)
     details.push(
-      `reranked by consensus with ${d.consensus} nearest training images over ${d.consensusSamples} samples ` +
-        `(seed ${d.seed ?? 0}) too, fluency weight ${d.consensusWeight}`,
+      `reranked by consensus with the ${d.consensus} nearest training images (beside the beam, ${d.consensusSamples} ` +
+        `samples per image, seed ${d.seed ?? 0}; fluency weight ${d.consensusWeight})`,
     );
   if (d.blockTrigrams) details.push('no repeated trigram');
   if (d.suppressUnk) details.push('no <unk>');
