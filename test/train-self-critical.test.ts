@@ -1,13 +1,15 @@
 /**
  * Self-critical sequence training (`sat train --objective scst --init CKPT`, src/train/self-critical.ts):
- * the leave-one-out baseline, the fixed-corpus CIDEr-D reward, that SCST steps raise the reward of the model's
+ * the leave-one-out baseline, the fixed-corpus CIDEr-D reward (and its mix with BLEU-4), that SCST steps raise the reward of the model's
  * own samples, that --init takes the network from its checkpoint (and refuses what cannot match), and that
  * --resume repeats the same sampling. A tiny synthetic-shapes run on "oracle" features, so no CNN is needed.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import { bleuFromStats, bleuImageStats } from '../src/metrics/bleu.js';
 import { CiderD, ciderDImages } from '../src/metrics/cider.js';
+import { tokenizeCaption } from '../src/metrics/ptb-tokenizer.js';
 import { leaveOneOutAdvantages, selfCriticalExamples, selfCriticalObjective } from '../src/train/self-critical.js';
 import { train } from '../src/train/train.js';
 import type { TrainConfig } from '../src/train/config.js';
@@ -93,6 +95,28 @@ test("SCST steps raise the CIDEr-D of the model's own samples", async () => {
   const before = meanReward();
   for (let s = 0; s < 60; s++) objective.step(xe.model, batch, examples, { learningRate: 5e-3, clipNorm: 5 }, 100 + s);
   const after = meanReward();
+  // A mixed reward (bleuWeight): the same samples, each rewarded CIDEr-D + weight x its sentence BLEU-4.
+  const mixed = selfCriticalObjective({
+    images: images.filter((im) => im.split === 'train'),
+    vocab,
+    samples: 4,
+    captionsPerBatch: 32,
+    maxLength: 8,
+    bleuWeight: 2,
+  });
+  const plain = objective.sample(xe.model, batch, examples, 21);
+  const withBleu = mixed.sample(xe.model, batch, examples, 21);
+  const text = (c: { words: string[] }) => tokenizeCaption(c.words.join(' '));
+  assert.deepEqual(withBleu.captions.map(text), plain.captions.map(text));
+  withBleu.rewards.forEach((r, i) => {
+    const refs = images.find((im) => im.id === examples[Math.floor(i / 4)])!.captions.map(tokenizeCaption);
+    const bleu4 = bleuFromStats([bleuImageStats(text(plain.captions[i]), refs)])[3];
+    assert.ok(Math.abs(r - (plain.rewards[i] + 2 * bleu4)) < 1e-12, `reward ${i}`);
+  });
+  assert.ok(
+    withBleu.rewards.some((r, i) => r > plain.rewards[i]),
+    'some samples share 4-grams with their references',
+  );
   xe.store.close();
   xe.model.dispose();
   console.log(`mean sampled CIDEr-D before ${before.toFixed(4)}, after 60 SCST steps ${after.toFixed(4)}`);

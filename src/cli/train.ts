@@ -52,6 +52,8 @@ const FIELD_HELP: Record<keyof TrainConfig, string> = {
     'xe | scst: cross-entropy on the human captions, or self-critical training on CIDEr-D (with --init; see configs/scst.json)',
   scstSamples: 'self-critical: captions sampled per image',
   scstMaxLength: 'self-critical: tokens sampled per caption at most, <end> included',
+  scstBleuWeight:
+    'self-critical: the reward is CIDEr-D + this x sentence BLEU-4 against the same references (0: CIDEr-D alone)',
 };
 
 /** A config field's flag: batchSize -> batch-size, featureCacheMB -> feature-cache-mb. */

@@ -83,6 +83,7 @@ export interface TrainConfig {
   objective: Objective;
   scstSamples: number; // captions sampled per image; each one's baseline is the mean reward of the others
   scstMaxLength: number; // tokens sampled per caption at most, <end> included
+  scstBleuWeight: number; // the reward is CIDEr-D + this x sentence BLEU-4 (against the same references); 0 = CIDEr-D alone
 }
 
 export type Objective = 'xe' | 'scst';
@@ -119,6 +120,7 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
   checkpointMinutes: 10,
   objective: 'xe',
   scstSamples: 5,
+  scstBleuWeight: 0,
   scstMaxLength: 20, // 97.7% of Flickr8k's training captions fit (with <end>); self-critical.pytorch uses 16 on COCO
 });
 
@@ -145,6 +147,7 @@ export const FROZEN_ON_RESUME: readonly (keyof TrainConfig)[] = [
   'valMetric',
   'objective',
   'scstSamples',
+  'scstBleuWeight',
 ];
 
 /** What a field accepts: a number (integer, within min..max), or one of a few names. */
@@ -183,6 +186,7 @@ export const CONFIG_RULES: Readonly<Record<keyof TrainConfig, ConfigRule>> = {
   objective: { oneOf: ['xe', 'scst'] },
   scstSamples: { integer: true, min: 2 },
   scstMaxLength: { integer: true, min: 1 },
+  scstBleuWeight: { min: 0, max: 10 },
 };
 
 /**

@@ -17,6 +17,7 @@ import type { CaptionModel, OptimizerOptions, StepStats, TrainBatch } from '../m
 import type { PreparedImage } from '../dataset/run.js';
 import type { Vocabulary } from '../vocab/vocabulary.js';
 import { decodeImages, decodeVocab } from '../decode/index.js';
+import { bleuFromStats, bleuImageStats } from '../metrics/bleu.js';
 import { CiderD } from '../metrics/cider.js';
 import { tokenizeCaption } from '../metrics/ptb-tokenizer.js';
 import { UserError } from '../util/errors.js';
@@ -49,6 +50,8 @@ export interface SelfCriticalOptions {
   captionsPerBatch: number;
   /** Tokens sampled per caption at most, <end> included. */
   maxLength: number;
+  /** The reward is CIDEr-D + bleuWeight x sentence BLEU-4 against the same references (default 0: CIDEr-D alone). */
+  bleuWeight?: number;
 }
 
 /** Leave-one-out baselines: b_k = mean of the other rewards of the same image (groups of `k` in order). */
@@ -83,7 +86,15 @@ export function selfCriticalObjective(opts: SelfCriticalOptions): SelfCriticalOb
     throw new UserError(`scstMaxLength must be an integer >= 1, got ${opts.maxLength}.`);
   const withRefs = opts.images.filter((im) => im.captions.length > 0);
   const imageIndex = new Map(withRefs.map((im, i) => [im.id, i]));
-  const scorer = new CiderD(withRefs.map((im) => im.captions.map(tokenizeCaption)));
+  const tokenisedRefs = withRefs.map((im) => im.captions.map(tokenizeCaption));
+  const scorer = new CiderD(tokenisedRefs);
+  const bleuWeight = opts.bleuWeight ?? 0;
+  const reward = (caption: string, image: number) => {
+    const cider = scorer.score(caption, image);
+    return bleuWeight > 0
+      ? cider + bleuWeight * bleuFromStats([bleuImageStats(caption, tokenisedRefs[image])])[3]
+      : cider;
+  };
   const vocab = decodeVocab(opts.vocab);
   /** Row b*K + k of the sampled captions is sample k of image b: each image is encoded once, for sampling and training. */
   const sampleImages = (model: CaptionModel, batch: TrainBatch, imageIds: readonly string[], seed: number) => {
@@ -101,7 +112,7 @@ export function selfCriticalObjective(opts: SelfCriticalOptions): SelfCriticalOb
       const image = imageIndex.get(id);
       if (image === undefined)
         throw new UserError(`self-critical training: image "${id}" is not a training image with captions.`);
-      return scorer.score(tokenizeCaption(c.words.join(' ')), image);
+      return reward(tokenizeCaption(c.words.join(' ')), image);
     });
     return { captions, rewards };
   };

@@ -392,6 +392,7 @@ function trainingData(
     samples: config.scstSamples,
     captionsPerBatch: config.batchSize,
     maxLength: config.scstMaxLength,
+    bleuWeight: config.scstBleuWeight,
   });
   if (!initial && !resumed)
     log(
