@@ -83,7 +83,7 @@ const command: Command = {
       type: 'string',
       description:
         "a run folder whose training images' pooled features and captions go into the bundle as a caption memory, " +
-        'for consensus reranking (--consensus K of sat caption / sat serve / the browser); adds about 2.6 KB per image',
+        'for consensus reranking (--consensus K of sat caption / sat serve / the browser); adds about 1.6 KB per image (9.4 MB for the 6000 Flickr8k training images with MobileNetV2)',
     },
     ...CHECKPOINT_ENCODER_OPTIONS,
   },
