@@ -64,13 +64,14 @@ test("SCST steps raise the CIDEr-D of the model's own samples", async () => {
     ...quiet,
   });
   const { vocab, images } = loadRun(runDir);
-  const objective = selfCriticalObjective({
+  const settings = {
     images: images.filter((im) => im.split === 'train'),
     vocab,
     samples: 4,
     captionsPerBatch: 32,
     maxLength: 8,
-  });
+  };
+  const objective = selfCriticalObjective(settings);
   assert.equal(objective.examplesPerBatch, 8, 'ceil(32 captions / 4 samples) images per step');
   const table = selfCriticalExamples(images);
   const examples = Array.from({ length: objective.examplesPerBatch }, (_, i) => table.image(i));
@@ -96,14 +97,7 @@ test("SCST steps raise the CIDEr-D of the model's own samples", async () => {
   for (let s = 0; s < 60; s++) objective.step(xe.model, batch, examples, { learningRate: 5e-3, clipNorm: 5 }, 100 + s);
   const after = meanReward();
   // A mixed reward (bleuWeight): the same samples, each rewarded CIDEr-D + weight x its sentence BLEU-4.
-  const mixed = selfCriticalObjective({
-    images: images.filter((im) => im.split === 'train'),
-    vocab,
-    samples: 4,
-    captionsPerBatch: 32,
-    maxLength: 8,
-    bleuWeight: 2,
-  });
+  const mixed = selfCriticalObjective({ ...settings, bleuWeight: 2 });
   const plain = objective.sample(xe.model, batch, examples, 21);
   const withBleu = mixed.sample(xe.model, batch, examples, 21);
   const text = (c: { words: string[] }) => tokenizeCaption(c.words.join(' '));
