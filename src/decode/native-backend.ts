@@ -10,8 +10,6 @@
 import fs from 'node:fs';
 import { restoreModel } from '../checkpoint/checkpoint.js';
 import { runPaths } from '../dataset/run.js';
-import { openFeatureStore } from '../features/store.js';
-import { runFeatureDir } from '../features/run-feature-store.js';
 import { checkpointModelId, openCheckpointSource, type CheckpointSource } from '../checkpoint/source.js';
 import type { EncoderOptions } from '../encoders/registry.js';
 import { attentionGrid } from '../figures/heat.js';
@@ -22,7 +20,7 @@ import type { CaptionModel } from '../model/types.js';
 import { defaultMaxLength } from '../vocab/max-length.js';
 import type { CaptionRuntime, CaptionerInfo } from './captioner-api.js';
 import { CaptionMemory } from './consensus.js';
-import { buildRunMemory } from './run-memory.js';
+import { buildRunMemoryFor } from './run-memory.js';
 import { ensembleModel, checkEnsembleMembers } from './ensemble.js';
 import { decodeImages, decodeVocab } from './index.js';
 import { UserError } from '../util/errors.js';
@@ -132,10 +130,5 @@ function runCaptionMemory(source: CheckpointSource): CaptionMemory {
         `(${source.ckpt.meta.run ?? 'not recorded'}), and that run is not here: caption with a bundle exported with ` +
         '`sat export --memory RUN`, or leave consensus out.',
     );
-  const store = openFeatureStore(runFeatureDir(run, { encoderId: source.ckpt.meta.encoder.id }));
-  try {
-    return new CaptionMemory(buildRunMemory(run, store, { encoderId: source.ckpt.meta.encoder.id }));
-  } finally {
-    store.close();
-  }
+  return new CaptionMemory(buildRunMemoryFor(run, source.ckpt.meta.encoder.id));
 }

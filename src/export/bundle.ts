@@ -30,10 +30,8 @@ import { halfPrecisionInitializers } from './onnx-rewrite.js';
 import { BUNDLE_DTYPES, type BundleDtype } from './weights.js';
 import { memoryBundleFiles, type BundleMemory } from './memory-files.js';
 import type { CaptionMemoryData } from '../decode/consensus.js';
-import { buildRunMemory } from '../decode/run-memory.js';
+import { buildRunMemoryFor } from '../decode/run-memory.js';
 import { runPaths } from '../dataset/run.js';
-import { openFeatureStore } from '../features/store.js';
-import { runFeatureDir } from '../features/run-feature-store.js';
 
 export interface ExportOptions {
   dtype?: BundleDtype;
@@ -80,12 +78,7 @@ async function exportDecoder({ ckpt }: CheckpointSource, dtype: BundleDtype) {
 function runMemory(run: string, encoderId: string): CaptionMemoryData {
   if (!fs.existsSync(runPaths(run).runJson))
     throw new UserError(`--memory ${run} is not a prepared run (no run.json): pass the run the model was trained on.`);
-  const store = openFeatureStore(runFeatureDir(run, { encoderId }));
-  try {
-    return buildRunMemory(run, store, { encoderId });
-  } finally {
-    store.close();
-  }
+  return buildRunMemoryFor(run, encoderId);
 }
 
 /**
