@@ -92,6 +92,7 @@ test(
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
     assert.equal(await captionOnPage(page), api.caption);
+    assert.equal(await page.locator('#consensus-switch').isHidden(), true, 'no caption memory, no consensus switch');
     assert.match(await page.locator('#alternatives').innerText(), new RegExp(api.alternatives[0].caption));
     assert.match(await page.locator('#model').innerText(), /checkpoints-best-[0-9a-f]{12}/);
 

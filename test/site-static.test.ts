@@ -98,7 +98,19 @@ test('both pages come from one template: the lines they share are the same, each
   for (const html of [served, site]) {
     assert.ok(!/<!--(served|site)-->/.test(html), 'no marker left');
     assert.ok(!html.includes('The one page of both builds'), "the template's note is dropped");
-    for (const id of ['model', 'drop', 'file', 'choose', 'beam', 'status', 'result', 'photo', 'heat', 'words'])
+    for (const id of [
+      'model',
+      'drop',
+      'file',
+      'choose',
+      'beam',
+      'consensus',
+      'status',
+      'result',
+      'photo',
+      'heat',
+      'words',
+    ])
       assert.ok(html.includes(`id="${id}"`), `#${id} on both pages (captionPageElements)`);
   }
   assert.match(served, /id="in-browser"/);
@@ -128,6 +140,7 @@ test(
         { timeout: 60_000 },
       );
       assert.match((await page.textContent('#model')) ?? '', /^model \S+ · encoder pool4-features-\w+ · attention 4×4/);
+      assert.equal(await page.locator('#consensus-switch').isHidden(), true, 'no caption memory, no consensus switch');
 
       await page.setInputFiles('#file', fx.images.blue);
       await page.waitForFunction(

@@ -17,6 +17,8 @@ export function captionPageElements() {
     file: $<HTMLInputElement>('file'),
     choose: $<HTMLButtonElement>('choose'),
     beam: $<HTMLSelectElement>('beam'),
+    consensus: $<HTMLInputElement>('consensus'),
+    consensusSwitch: $('consensus-switch'),
     status: $('status'),
     result: $('result'),
     photo: $<HTMLCanvasElement>('photo'),
@@ -25,6 +27,7 @@ export function captionPageElements() {
     words: $('words'),
     timings: $('timings'),
     alternatives: $('alternatives'),
+    alternativesTitle: $('alternatives-title'),
     alternativesNote: $('alternatives-note'),
   };
 }
@@ -42,8 +45,15 @@ export interface AttentionViewElements {
   play: HTMLButtonElement;
   words: HTMLElement;
   alternatives: HTMLElement;
+  alternativesTitle: HTMLElement;
   alternativesNote: HTMLElement;
 }
+
+/**
+ * The neighbours a page asks consensus reranking for (`sat eval --consensus 60` is the recipe's setting), within
+ * the model's cap; the switch is shown only for a model with a caption memory.
+ */
+export const PAGE_CONSENSUS = 60;
 
 /** One beam alternative as the view lists it. */
 export interface Alternative {
@@ -71,14 +81,19 @@ export class AttentionView {
     ui.words.addEventListener('keydown', (e) => this.key(e));
   }
 
-  /** Shows `bitmap` (at most 768 pixels on its longer side), the caption's words and the alternatives; nothing selected. */
+  /**
+   * Shows `bitmap` (at most 768 pixels on its longer side), the caption's words and the alternatives (the beam's, or
+   * every candidate ranked by consensus when `reranked`); nothing selected.
+   */
   show(
     bitmap: ImageBitmap,
     words: string[],
     attentionOf: (i: number) => number[][],
     alternatives: Alternative[],
+    reranked = false,
   ): void {
     const { ui } = this;
+    ui.alternativesTitle.textContent = reranked ? 'Candidates ranked by consensus' : 'Beam alternatives';
     this.shown = { words, attentionOf };
     const longest = 768;
     const scale = Math.min(1, longest / Math.max(bitmap.width, bitmap.height));

@@ -6,7 +6,8 @@
  *            beside it, nothing from a CDN)
  *   bundle   the export bundle of the served model (the first request may wait while the server exports it)
  * show-attend-tell/web's loadCaptioner(bundleUrl, { wasmPaths }) resolves to the Captioner API; caption(Blob,
- * { beam }) gives { caption, words, logProb, alternatives } as the server does.
+ * { beam, consensus }) gives { caption, words, logProb, alternatives } as the server does (the same default number
+ * of samples and seed, so the same caption).
  */
 
 export type BrowserSupport = { available: true; module: string; bundle: string } | { available: false; reason: string };
@@ -18,9 +19,15 @@ export interface BrowserCaption {
   ms: number;
 }
 
+/** The decoding options the page's controls set. */
+export interface PageOptions {
+  beam: number;
+  consensus?: number;
+}
+
 interface WebCaptioner {
   info: { modelId: string };
-  caption(image: Blob, options: { beam: number }): Promise<{ caption: string }>;
+  caption(image: Blob, options: PageOptions): Promise<{ caption: string }>;
 }
 
 let loading: Promise<WebCaptioner> | null = null;
@@ -29,7 +36,7 @@ let loading: Promise<WebCaptioner> | null = null;
 export async function captionHere(
   support: BrowserSupport & { available: true },
   image: Blob,
-  beam: number,
+  options: PageOptions,
 ): Promise<BrowserCaption> {
   const moduleUrl = new URL(support.module, location.href);
   loading ??= import(/* @vite-ignore */ moduleUrl.href).then(
@@ -41,6 +48,6 @@ export async function captionHere(
   });
   const captioner = await loading;
   const t0 = performance.now();
-  const result = await captioner.caption(image, { beam });
+  const result = await captioner.caption(image, options);
   return { caption: result.caption, modelId: captioner.info.modelId, ms: performance.now() - t0 };
 }

@@ -4,7 +4,7 @@
  * play steps through them), the beam alternatives with their scores, and optionally the caption made in
  * this browser (in-browser.ts) next to the server's.
  */
-import { $, AttentionView, captionPageElements, showStatus, takeImages } from './caption-page.js';
+import { $, AttentionView, captionPageElements, PAGE_CONSENSUS, showStatus, takeImages } from './caption-page.js';
 import * as here from './in-browser.js';
 
 interface Word {
@@ -16,7 +16,7 @@ interface CaptionAnswer {
   caption: string;
   words: Word[];
   alternatives: { caption: string; log_prob: number; score: number; finished: boolean }[];
-  options: { beam: number };
+  options: { beam: number; consensus?: number } & Record<string, unknown>;
   timings_ms: Record<string, number>;
   batch_size: number;
 }
@@ -33,8 +33,11 @@ const ui = {
 };
 
 let current: CaptionAnswer | null = null;
+let currentOptions: here.PageOptions = { beam: 3 }; // what the page asked `current` for
 let currentImage: Blob | null = null; // the image `current` captions, however it came (picked, dropped, pasted)
 let browserSupport: here.BrowserSupport = { available: false, reason: 'the model is not loaded yet' };
+/** Neighbours for consensus reranking when the switch is on; 0: the model has no caption memory. */
+let consensusNeighbours = 0;
 const view = new AttentionView(ui);
 
 function setStatus(text: string, error = false): void {
@@ -50,6 +53,9 @@ async function init(): Promise<void> {
   const defaultBeam = model?.decoding?.beam?.default ?? 3;
   for (let k = 1; k <= Math.min(maxBeam, 8); k++)
     ui.beam.add(new Option(k === 1 ? '1 (greedy)' : String(k), String(k), k === defaultBeam, k === defaultBeam));
+  const consensusCap = Number(model?.decoding?.consensus?.max ?? 0);
+  consensusNeighbours = Math.min(PAGE_CONSENSUS, consensusCap);
+  ui.consensusSwitch.hidden = consensusNeighbours === 0;
   ui.model.textContent = model
     ? `model ${model.id} · encoder ${model.encoder.id} · attention ${model.attention_grid?.join('×') ?? 'n/a'}`
     : 'the model is not loaded yet: reload in a moment';
@@ -71,8 +77,9 @@ function caption(image: Blob): void {
 async function captionOnServer(image: Blob): Promise<void> {
   view.stop();
   setStatus('captioning…');
-  const beam = Number(ui.beam.value || 3);
-  const response = await fetch(`/v1/captions?attention=true&beam=${beam}`, {
+  const options = pageOptions();
+  const query = `attention=true&beam=${options.beam}${options.consensus ? `&consensus=${options.consensus}` : ''}`;
+  const response = await fetch(`/v1/captions?${query}`, {
     method: 'POST',
     headers: { 'content-type': image.type || 'application/octet-stream' },
     body: image,
@@ -96,11 +103,18 @@ async function captionOnServer(image: Blob): Promise<void> {
       true,
     );
   current = answer;
+  currentOptions = options;
   currentImage = image;
   show(answer, bitmap);
   bitmap.close(); // drawn into the canvas; its pixels are not needed any more
   setStatus(`captioned in ${Math.round(answer.timings_ms.total)} ms`);
-  if (ui.inBrowser.checked) void compareInBrowser(image, beam, answer.caption);
+  if (ui.inBrowser.checked) void compareInBrowser(image, options, answer.caption);
+}
+
+/** The decoding the page's controls ask for. */
+function pageOptions(): here.PageOptions {
+  const beam = Number(ui.beam.value || 3);
+  return consensusNeighbours > 0 && ui.consensus.checked ? { beam, consensus: consensusNeighbours } : { beam };
 }
 
 function show(answer: CaptionAnswer, bitmap: ImageBitmap): void {
@@ -109,6 +123,7 @@ function show(answer: CaptionAnswer, bitmap: ImageBitmap): void {
     answer.words.map((w) => w.word),
     (i) => answer.words[i].attention,
     answer.alternatives.map((a) => ({ ...a, logProb: a.log_prob })),
+    answer.options.consensus !== undefined,
   );
   const t = answer.timings_ms;
   ui.timings.textContent = `model ${answer.model} · image ${t.image} ms · queue ${t.queue} ms · model ${t.model} ms (batch of ${answer.batch_size})`;
@@ -116,12 +131,12 @@ function show(answer: CaptionAnswer, bitmap: ImageBitmap): void {
   ui.result.hidden = false;
 }
 
-async function compareInBrowser(image: Blob, beam: number, serverCaption: string): Promise<void> {
+async function compareInBrowser(image: Blob, options: here.PageOptions, serverCaption: string): Promise<void> {
   ui.browserResult.hidden = false;
   ui.browserCaption.textContent = 'loading the model in this browser…';
   if (!browserSupport.available) return;
   try {
-    const r = await here.captionHere(browserSupport, image, beam);
+    const r = await here.captionHere(browserSupport, image, options);
     const same = r.caption === serverCaption;
     ui.browserCaption.innerHTML = '';
     const verdict = document.createElement('span');
@@ -137,7 +152,7 @@ async function compareInBrowser(image: Blob, beam: number, serverCaption: string
 takeImages(ui, caption, (message) => setStatus(message, true));
 ui.inBrowser.addEventListener('change', () => {
   if (ui.inBrowser.checked && current && currentImage)
-    void compareInBrowser(currentImage, current.options.beam, current.caption);
+    void compareInBrowser(currentImage, currentOptions, current.caption);
   if (!ui.inBrowser.checked) ui.browserResult.hidden = true;
 });
 void init();

@@ -2,10 +2,12 @@
  * The static captioning page that `sat export --site DIR` writes: no server behind it. It loads the bundle in
  * ./model/ (or the folder URL in ?model=...) with show-attend-tell/web on onnxruntime-web, captions a dropped,
  * pasted or picked image in this browser, and shows every word's attention over the image (hover, click, focus or
- * arrow keys; play steps through them), with the beam alternatives. Any static file server can serve DIR.
+ * arrow keys; play steps through them), with the beam alternatives. A bundle with a caption memory (`sat export
+ * --memory`) adds a switch for consensus reranking, on by default; its memory is fetched on the first such caption.
+ * Any static file server can serve DIR.
  */
 import { loadCaptioner, type CaptionResult, type Captioner, type WebImageInput } from '../index.js';
-import { AttentionView, captionPageElements, showStatus, takeImages } from '../page/caption-page.js';
+import { AttentionView, captionPageElements, PAGE_CONSENSUS, showStatus, takeImages } from '../page/caption-page.js';
 
 const ui = captionPageElements();
 
@@ -39,6 +41,7 @@ async function init(): Promise<void> {
   ui.model.textContent =
     `model ${info.modelId} · encoder ${info.encoderId} · attention ${info.grid.join('×')} · ` +
     `${info.vocabSize} words · loaded in ${Math.round(performance.now() - t0)} ms`;
+  ui.consensusSwitch.hidden = !info.consensus;
   ui.choose.disabled = false;
   document.body.dataset.ready = 'true';
 }
@@ -59,22 +62,27 @@ async function captionHere(model: Captioner<WebImageInput>, image: Blob): Promis
   view.stop();
   setStatus('captioning…');
   const beam = Number(ui.beam.value || 3);
+  const reranked = model.info.consensus && ui.consensus.checked;
   const t0 = performance.now();
-  const result = await model.caption(image, { beam, alternatives: beam > 1 });
+  const result = await model.caption(
+    image,
+    reranked ? { beam, consensus: PAGE_CONSENSUS, alternatives: true } : { beam, alternatives: beam > 1 },
+  );
   const ms = performance.now() - t0;
   const bitmap = await createImageBitmap(image, { imageOrientation: 'from-image' });
-  show(result, model.info.grid, bitmap, ms);
+  show(result, model.info.grid, bitmap, ms, reranked);
   bitmap.close();
   setStatus(`captioned in ${Math.round(ms)} ms in this browser`);
   document.body.dataset.caption = result.caption;
 }
 
-function show(result: CaptionResult, grid: [number, number], bitmap: ImageBitmap, ms: number): void {
+function show(result: CaptionResult, grid: [number, number], bitmap: ImageBitmap, ms: number, reranked: boolean): void {
   view.show(
     bitmap,
     result.words.map((w) => w.word),
     (i) => gridOf(result.words[i].attention, grid),
     result.alternatives,
+    reranked,
   );
   ui.timings.textContent = `log p ${result.logProb.toFixed(3)} · ${Math.round(ms)} ms (image, encoder and decoder in onnxruntime-web)`;
   ui.result.hidden = false;
