@@ -214,6 +214,47 @@ test('full MobileNetV2 from a folder of .npy tensors matches an independent nump
     assert.ok(worst <= 1e-4 * scale, `dense map at odd positions vs the 7x7 map: max |difference| ${worst}`);
     const evenAt = (2 * 14 + 2) * 1280;
     assert.ok(maxAbsDiff(dy.subarray(evenAt, evenAt + 1280), at(1, 1)) > 1e-2 * scale, 'even positions are new');
+    // Conv_1_tap12: at every location the 7x7 map, then block 12's 14x14x96 map folded 2x2 (ONNX SpaceToDepth:
+    // channel (dy * 2 + dx) * 96 + c holds row 2i + dy, column 2j + dx, channel c).
+    const tapped = mobilenetV2(npyFolder(dir), dir, { layer: 'Conv_1_tap12' });
+    assert.deepEqual(
+      [tapped.spec.id, tapped.spec.locations, tapped.spec.channels],
+      ['mobilenet_v2_imagenet_tap12', 49, 1664],
+    );
+    const run = async (onnx: Uint8Array) =>
+      (
+        await (
+          await ort.InferenceSession.create(onnx)
+        ).run({ image: new ort.Tensor('float32', image, [1, 224, 224, 3]) })
+      ).features;
+    const t = await run(tapped.onnx);
+    assert.deepEqual(t.dims, [1, 7, 7, 1664]);
+    const upTo12 = blocks.slice(0, blocks.findIndex((b) => b.name === 'expanded_conv_12') + 1);
+    const b12 = await run(
+      buildMobileNetGraph({
+        blocks: upTo12,
+        tensors: npyFolder(dir),
+        inputSize: 224,
+        inputName: 'image',
+        outputName: 'features',
+        source: dir,
+      }).onnx,
+    );
+    assert.deepEqual(b12.dims, [1, 14, 14, 96]);
+    const [ty, by] = [t.data as Float32Array, b12.data as Float32Array];
+    let worstTap = 0;
+    for (let i = 0; i < 7; i++)
+      for (let j = 0; j < 7; j++) {
+        const row = ty.subarray((i * 7 + j) * 1664, (i * 7 + j + 1) * 1664);
+        worstTap = Math.max(worstTap, maxAbsDiff(row.subarray(0, 1280), at(i, j)));
+        for (let dy = 0; dy < 2; dy++)
+          for (let dx = 0; dx < 2; dx++) {
+            const from = ((2 * i + dy) * 14 + 2 * j + dx) * 96;
+            const to = 1280 + (dy * 2 + dx) * 96;
+            worstTap = Math.max(worstTap, maxAbsDiff(row.subarray(to, to + 96), by.subarray(from, from + 96)));
+          }
+      }
+    assert.ok(worstTap <= 1e-5 * scale, `tapped map vs the 7x7 map and block 12 folded: max |difference| ${worstTap}`);
     const larger = mobilenetV2(npyFolder(dir), dir, { size: 256 });
     assert.deepEqual(
       [larger.spec.id, larger.spec.locations, larger.spec.inputSize],

@@ -36,7 +36,7 @@ export const ENCODERS: Record<string, string> = {
   inception_v3_imagenet:
     'Keras ImageNet InceptionV3 (the tutorial\'s encoder; "notop" HDF5 downloaded once, or --encoder-weights FILE), 299x299, --layer as above',
   mobilenet_v2:
-    "ImageNet MobileNetV2 1.0 224 (TensorFlow's .tflite downloaded once, or --encoder-weights DIR of .npy tensors / .tflite / .tgz), 7x7x1280; --layer Conv_1_os16 for its dense 14x14 form, --encoder-size N (a multiple of 32) for another side",
+    "ImageNet MobileNetV2 1.0 224 (TensorFlow's .tflite downloaded once, or --encoder-weights DIR of .npy tensors / .tflite / .tgz), 7x7x1280; --layer Conv_1_os16 for its dense 14x14 form, Conv_1_tap12 for 7x7x1664 with block 12's finer map, --encoder-size N (a multiple of 32) for another side",
 };
 
 export const INCEPTION_V3_IMAGENET_WEIGHTS = {
@@ -110,8 +110,9 @@ async function build(o: EncoderOptions): Promise<EncoderModel> {
     case 'mobilenet_v2': {
       if (o.layer !== undefined && !(o.layer in MOBILENET_V2_LAYERS))
         throw new UserError(
-          `--layer ${o.layer}: mobilenet_v2's feature layers are Conv_1 (7x7x1280 at 224) and Conv_1_os16 (the same ` +
-            'weights with the last stride dilated away: 14x14x1280 at 224).',
+          `--layer ${o.layer}: mobilenet_v2's feature layers are Conv_1 (7x7x1280 at 224), Conv_1_os16 (the same ` +
+            'weights with the last stride dilated away: 14x14x1280 at 224) and Conv_1_tap12 (Conv_1 with block 12\'s ' +
+            '14x14x96 map folded into 384 more channels: 7x7x1664 at 224).',
         );
       if (o.size !== undefined && (o.size % 32 !== 0 || o.size < 32 || o.size > 1024))
         throw new UserError(

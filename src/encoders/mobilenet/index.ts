@@ -120,14 +120,28 @@ export async function mobilenetV2Tensors(
   return { tensors: fs.statSync(weights).isDirectory() ? npyFolder(weights) : tfliteFile(weights), source: weights };
 }
 
-/** mobilenet_v2's feature layers: `Conv_1` as trained (output stride 32) and its dense, dilated form (stride 16). */
-export const MOBILENET_V2_LAYERS = { Conv_1: 32, Conv_1_os16: 16 } as const;
+/**
+ * mobilenet_v2's feature layers, by output stride and tapped block: `Conv_1` as trained (output stride 32); its
+ * dense, dilated form (stride 16); and `Conv_1_tap12`, the stride-32 map with block 12's finer 14x14x96 map folded
+ * 2x2 into 384 more channels at each location (1664 in all; the decoder sees finer detail at the same 49 locations).
+ */
+export const MOBILENET_V2_LAYERS = {
+  Conv_1: { outputStride: 32 },
+  Conv_1_os16: { outputStride: 16 },
+  Conv_1_tap12: { outputStride: 32, tap: 'expanded_conv_12' },
+} as const satisfies Record<string, MobileNetV2LayerSpec>;
+interface MobileNetV2LayerSpec {
+  outputStride: 16 | 32;
+  /** A block whose map is folded onto the output grid and appended to its channels. */
+  tap?: string;
+}
 export type MobileNetV2Layer = keyof typeof MOBILENET_V2_LAYERS;
 
 /**
  * ImageNet MobileNetV2 1.0, cut at its `Conv_1` map of 1280 channels; inputs x/127.5 - 1. At the default 224 x 224
  * input and layer Conv_1 the grid is 7x7 (id mobilenet_v2_imagenet); a larger `size` (a multiple of 32) or layer
- * Conv_1_os16 gives a finer grid, and an id that names it (e.g. mobilenet_v2_imagenet_os16, _448).
+ * Conv_1_os16 gives a finer grid, Conv_1_tap12 more channels, each with an id that names it (e.g.
+ * mobilenet_v2_imagenet_os16, _tap12, _448).
  */
 export function mobilenetV2(
   tensors: TensorSource,
@@ -142,14 +156,17 @@ export function mobilenetV2(
     onnx,
     outputShape: [h, w, c],
   } = buildMobileNetGraph({
-    blocks: mobilenetV2Blocks(MOBILENET_V2_LAYERS[layer]),
+    blocks: mobilenetV2Blocks(MOBILENET_V2_LAYERS[layer].outputStride),
     tensors,
     inputSize: size,
     inputName,
     outputName,
     source,
+    tap: (MOBILENET_V2_LAYERS[layer] as MobileNetV2LayerSpec).tap,
   });
-  const suffix = (layer === 'Conv_1' ? '' : '_os16') + (size === MOBILENET_V2_INPUT_SIZE ? '' : `_${size}`);
+  const suffix =
+    (layer === 'Conv_1' ? '' : layer.startsWith('Conv_1_tap') ? `_${layer.slice('Conv_1_'.length)}` : '_os16') +
+    (size === MOBILENET_V2_INPUT_SIZE ? '' : `_${size}`);
   return {
     spec: {
       id: `mobilenet_v2_imagenet${suffix}`,

@@ -4,7 +4,7 @@ import type { NpyArray } from './npy.js';
 
 /**
  * ImageNet MobileNetV2 1.0 (TFLite export, batch norm already folded) as an ONNX graph ending at the
- * 7x7x1280 `Conv_1` feature map. Tensor names and wiring follow ../shared/models/README.md:
+ * 7x7x1280 `Conv_1` feature map (optionally with a tapped block's finer map folded onto it: buildMobileNetGraph). Tensor names and wiring follow ../shared/models/README.md:
  * conv weights `Const_<id>` are OHWI [out, kh, kw, in], depthwise weights are [1, kh, kw, channels],
  * biases are `MobilenetV2_<name>_bias`; ReLU6 after every conv except the linear `project` convs;
  * TF SAME padding (odd padding at the bottom/right); a residual add where stride is 1 and channels match.
@@ -116,6 +116,8 @@ export function buildMobileNetGraph(opts: {
   inputName: string;
   outputName: string;
   source: string;
+  /** A block whose output is also kept: folded to the final grid (space to depth) and appended to its channels. */
+  tap?: string;
 }): { onnx: Uint8Array; outputShape: [number, number, number] } {
   const g = new OnnxGraph('mobilenet_v2');
   g.addInput(opts.inputName, ['n', opts.inputSize, opts.inputSize, 3]);
@@ -123,6 +125,7 @@ export function buildMobileNetGraph(opts: {
   let [c, h, w] = [3, opts.inputSize, opts.inputSize];
   const zero = g.addFloat('relu6_min', new Float32Array([0]), []);
   const six = g.addFloat('relu6_max', new Float32Array([6]), []);
+  let tapped: { name: string; shape: number[] } | undefined;
 
   for (const block of opts.blocks) {
     const blockInput = x,
@@ -180,6 +183,18 @@ export function buildMobileNetGraph(opts: {
         throw new Error(`${opts.source}: block ${block.name} is residual but maps [${inShape}] to [${c},${h},${w}].`);
       x = g.addNode('Add', [blockInput, x], `${block.name}_add`);
     }
+    if (block.name === opts.tap) tapped = { name: x, shape: [c, h, w] };
+  }
+  if (opts.tap !== undefined) {
+    if (!tapped) throw new Error(`${opts.source}: no block named ${opts.tap} to tap.`);
+    const factor = tapped.shape[1] / h;
+    if (!Number.isInteger(factor) || tapped.shape[2] / w !== factor)
+      throw new Error(
+        `${opts.source}: block ${opts.tap}'s ${tapped.shape[1]}x${tapped.shape[2]} grid does not fold onto ${h}x${w}.`,
+      );
+    const folded = g.addNode('SpaceToDepth', [tapped.name], `${opts.tap}_folded`, { blocksize: factor });
+    x = g.addNode('Concat', [x, folded], 'features_and_tap', { axis: 1 });
+    c += tapped.shape[0] * factor * factor;
   }
   g.addNode('Transpose', [x], [opts.outputName], { perm: [0, 2, 3, 1] });
   g.addOutput(opts.outputName, ['n', h, w, c]);
