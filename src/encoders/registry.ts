@@ -111,7 +111,7 @@ async function build(o: EncoderOptions): Promise<EncoderModel> {
       if (o.layer !== undefined && !(o.layer in MOBILENET_V2_LAYERS))
         throw new UserError(
           `--layer ${o.layer}: mobilenet_v2's feature layers are Conv_1 (7x7x1280 at 224), Conv_1_os16 (the same ` +
-            'weights with the last stride dilated away: 14x14x1280 at 224) and Conv_1_tap12 (Conv_1 with block 12\'s ' +
+            "weights with the last stride dilated away: 14x14x1280 at 224) and Conv_1_tap12 (Conv_1 with block 12's " +
             '14x14x96 map folded into 384 more channels: 7x7x1664 at 224).',
         );
       if (o.size !== undefined && (o.size % 32 !== 0 || o.size < 32 || o.size > 1024))
