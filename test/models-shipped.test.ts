@@ -17,8 +17,8 @@ import { packageRoot } from '../src/util/package-files.js';
 import { sat } from './helpers/cli-run.js';
 
 const dir = path.join(packageRoot(), 'models', DEFAULT_MODEL_NAME);
-/** The most the shipped bundle may add to the package: its size budget (11 MB of model, 9.4 MB of caption memory). */
-const MAX_BUNDLE_BYTES = 21e6;
+/** The most the shipped bundle may add to the package: its size budget (11.2 MB of model, 11.7 MB of caption memory). */
+const MAX_BUNDLE_BYTES = 23.5e6;
 
 function shippedManifest(): { modelId: string; files: Record<string, { sha256: string; bytes: number }> } {
   const file = path.join(dir, 'manifest.json');
