@@ -19,7 +19,13 @@ import { loadCaptionerEngine } from '../src/serve/captioner-adapter.js';
 import { startServer, type CaptionServer } from '../src/serve/server.js';
 import { bundleFolderFiles, lazyFiles } from '../src/serve/static-files.js';
 import { PAGE_CONSENSUS } from '../src/web/page/caption-page.js';
-import { chromiumSkip, launchChromium, staticServer, type StaticServer } from './helpers/browser-fixture.js';
+import {
+  chromiumSkip,
+  inBrowserVerdict,
+  launchChromium,
+  staticServer,
+  type StaticServer,
+} from './helpers/browser-fixture.js';
 import { sat } from './helpers/cli-run.js';
 import { browserBuilds } from './helpers/serve-fixture.js';
 import { makeTinyRun, RED_BLUE } from './helpers/tiny-model.js';
@@ -128,13 +134,7 @@ test(
 
     assert.deepEqual(await captionOnPage(page), reranked);
     assert.ok(asked.some((u) => u.includes(`/v1/captions?`) && u.includes(`consensus=${PAGE_CONSENSUS}`)));
-    await page.locator('#in-browser').check();
-    await page.waitForFunction(
-      () => /same as|differs|could not/.test(document.getElementById('browser-caption')?.textContent ?? ''),
-      null,
-      { timeout: 100_000 },
-    );
-    const verdict = await page.locator('#browser-caption').innerText();
+    const verdict = await inBrowserVerdict(page);
     await page.screenshot({ path: path.join(SHOTS, 'page-consensus-served.png'), fullPage: true });
     assert.match(verdict, /same as the server/, verdict);
     assert.ok(

@@ -19,7 +19,7 @@ import type { CaptionEngine } from '../src/serve/engine.js';
 import { startServer, type CaptionServer } from '../src/serve/server.js';
 import { bundleFiles, lazyFiles } from '../src/serve/static-files.js';
 import { browserBuilds, makeTinyModel, splitImage, type TinyModel } from './helpers/serve-fixture.js';
-import { chromiumSkip, launchChromium } from './helpers/browser-fixture.js';
+import { chromiumSkip, inBrowserVerdict, launchChromium } from './helpers/browser-fixture.js';
 
 const SHOTS = path.resolve('out', 'test');
 const skip = chromiumSkip;
@@ -173,13 +173,7 @@ test(
       [...image],
     );
     await page.waitForSelector('#words .word');
-    await page.locator('#in-browser').check();
-    await page.waitForFunction(
-      () => /same as|differs|could not/.test(document.getElementById('browser-caption')?.textContent ?? ''),
-      null,
-      { timeout: 100_000 },
-    );
-    const verdict = await page.locator('#browser-caption').innerText();
+    const verdict = await inBrowserVerdict(page);
     await page.screenshot({ path: path.join(SHOTS, 'serve-page-in-browser.png'), fullPage: true });
     assert.match(verdict, /same as the server/, verdict);
     assert.doesNotMatch(verdict, /bundle /, 'the bundle is the served model');

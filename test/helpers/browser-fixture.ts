@@ -92,3 +92,17 @@ export async function pageResult(page: Page): Promise<any> {
   assert.equal(error, undefined, error);
   return page.evaluate(() => (window as any).__result);
 }
+
+/**
+ * On the `sat serve` page with a caption shown: switch "caption in this browser" on and wait for its verdict line
+ * ("same as the server", "differs ..." or "could not ..."), which it returns.
+ */
+export async function inBrowserVerdict(page: Page): Promise<string> {
+  await page.locator('#in-browser').check();
+  await page.waitForFunction(
+    () => /same as|differs|could not/.test(document.getElementById('browser-caption')?.textContent ?? ''),
+    null,
+    { timeout: 100_000 },
+  );
+  return page.locator('#browser-caption').innerText();
+}
