@@ -125,17 +125,17 @@ export async function mobilenetV2Tensors(
  * dense, dilated form (stride 16); and `Conv_1_tap12`, the stride-32 map with block 12's finer 14x14x96 map folded
  * 2x2 into 384 more channels at each location (1664 in all; the decoder sees finer detail at the same 49 locations).
  */
-export const MOBILENET_V2_LAYERS = {
-  Conv_1: { outputStride: 32 },
-  Conv_1_os16: { outputStride: 16 },
-  Conv_1_tap12: { outputStride: 32, tap: 'expanded_conv_12' },
-} as const satisfies Record<string, MobileNetV2LayerSpec>;
+export type MobileNetV2Layer = 'Conv_1' | 'Conv_1_os16' | 'Conv_1_tap12';
 interface MobileNetV2LayerSpec {
   outputStride: 16 | 32;
   /** A block whose map is folded onto the output grid and appended to its channels. */
   tap?: string;
 }
-export type MobileNetV2Layer = keyof typeof MOBILENET_V2_LAYERS;
+export const MOBILENET_V2_LAYERS: Readonly<Record<MobileNetV2Layer, MobileNetV2LayerSpec>> = {
+  Conv_1: { outputStride: 32 },
+  Conv_1_os16: { outputStride: 16 },
+  Conv_1_tap12: { outputStride: 32, tap: 'expanded_conv_12' },
+};
 
 /**
  * ImageNet MobileNetV2 1.0, cut at its `Conv_1` map of 1280 channels; inputs x/127.5 - 1. At the default 224 x 224
@@ -162,10 +162,11 @@ export function mobilenetV2(
     inputName,
     outputName,
     source,
-    tap: (MOBILENET_V2_LAYERS[layer] as MobileNetV2LayerSpec).tap,
+    tap: MOBILENET_V2_LAYERS[layer].tap,
   });
+  // ids name what differs from the 7x7 Conv_1 map: mobilenet_v2_imagenet_os16, _tap12, _448
   const suffix =
-    (layer === 'Conv_1' ? '' : layer.startsWith('Conv_1_tap') ? `_${layer.slice('Conv_1_'.length)}` : '_os16') +
+    (layer === 'Conv_1' ? '' : `_${layer.slice('Conv_1_'.length)}`) +
     (size === MOBILENET_V2_INPUT_SIZE ? '' : `_${size}`);
   return {
     spec: {
