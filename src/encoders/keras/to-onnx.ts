@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { OnnxGraph } from '../onnx/graph.js';
 import { padding } from '../onnx/padding.js';
 import { layersUpTo, type KerasLayer, type KerasWeights, type WeightTensor } from './model.js';
@@ -188,7 +189,10 @@ export function kerasToOnnx(opts: KerasToOnnxOptions): ConvertedGraph {
   g.addNode('Transpose', [tensor.get(opts.outputLayer)!], [opts.outputName], { perm: [0, 2, 3, 1] });
   g.addOutput(opts.outputName, ['n', h, w, ch]);
   return {
-    onnx: g.toModel({ docString: `Keras layers up to "${opts.outputLayer}" from ${opts.weights.source}` }),
+    // the weights' file name only: an exported model carries no path of the machine that wrote it
+    onnx: g.toModel({
+      docString: `Keras layers up to "${opts.outputLayer}" from ${path.basename(opts.weights.source)}`,
+    }),
     outputShape: [h, w, ch],
   };
 }

@@ -1,10 +1,12 @@
+import path from 'node:path';
 import { OnnxGraph } from '../onnx/graph.js';
 import { padding } from '../onnx/padding.js';
 import type { NpyArray } from './npy.js';
 
 /**
  * ImageNet MobileNetV2 1.0 (TFLite export, batch norm already folded) as an ONNX graph ending at the
- * 7x7x1280 `Conv_1` feature map (optionally with a tapped block's finer map folded onto it: buildMobileNetGraph). Tensor names and wiring follow ../shared/models/README.md:
+ * 7x7x1280 `Conv_1` feature map (optionally with a tapped block's finer map folded onto it: buildMobileNetGraph).
+ * Tensor names and wiring follow ../shared/models/README.md:
  * conv weights `Const_<id>` are OHWI [out, kh, kw, in], depthwise weights are [1, kh, kw, channels],
  * biases are `MobilenetV2_<name>_bias`; ReLU6 after every conv except the linear `project` convs;
  * TF SAME padding (odd padding at the bottom/right); a residual add where stride is 1 and channels match.
@@ -198,7 +200,9 @@ export function buildMobileNetGraph(opts: {
   }
   g.addNode('Transpose', [x], [opts.outputName], { perm: [0, 2, 3, 1] });
   g.addOutput(opts.outputName, ['n', h, w, c]);
-  return { onnx: g.toModel({ docString: `MobileNetV2 trunk from ${opts.source}` }), outputShape: [h, w, c] };
+  // the weights' file name only: an exported model carries no path of the machine that wrote it
+  const docString = `MobileNetV2 trunk from ${path.basename(opts.source)}`;
+  return { onnx: g.toModel({ docString }), outputShape: [h, w, c] };
 }
 
 function ohwiToOihw(src: Float32Array, o: number, kh: number, kw: number, cin: number): Float32Array {
