@@ -16,7 +16,7 @@ interface CaptionAnswer {
   caption: string;
   words: Word[];
   alternatives: { caption: string; log_prob: number; score: number; finished: boolean }[];
-  options: { beam: number; consensus?: number } & Record<string, unknown>;
+  options: { beam: number; consensus?: number };
   timings_ms: Record<string, number>;
   batch_size: number;
 }
